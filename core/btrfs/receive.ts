@@ -1,0 +1,110 @@
+import { finished } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { isSnapferryError } from '../errors.ts';
+import { BtrfsCommandError } from './errors.ts';
+import { parseDumpSubvolume, parseReceivedSubvolume } from './parse.ts';
+import { startBtrfs } from './run.ts';
+
+export interface ReceiveOptions {
+  /** Aborting kills btrfs receive; the call rejects with code btrfs_cancelled. */
+  signal?: AbortSignal;
+  /** `--chroot`: confine btrfs receive to the target directory (paths in a hostile stream cannot escape it). */
+  chroot?: boolean;
+  /** `-E N`: go on after up to N errors (0 = no limit); btrfs-progs' default is to stop at the first. */
+  maxErrors?: number;
+  /**
+   * `-e`: finish at the stream's END command rather than at the end of input. Default true: one receive is one
+   * stream, and its END command, not the input running out, is what says the stream is complete.
+   */
+  endOnEndCommand?: boolean;
+  /** `--dump`: parse and check the stream without writing anything; targetDir is not used. */
+  dumpOnly?: boolean;
+}
+
+export function receiveArgs(targetDir: string, options: ReceiveOptions = {}): string[] {
+  const args = ['receive'];
+  if (options.dumpOnly === true) return [...args, '--dump'];
+  if (options.endOnEndCommand ?? true) args.push('-e');
+  if (options.chroot === true) args.push('--chroot');
+  if (options.maxErrors !== undefined) args.push('-E', String(options.maxErrors));
+  return [...args, '--', targetDir];
+}
+
+/** How much of `--dump` output is kept: its first line names the subvolume, the rest is one line per command. */
+const DUMP_KEEP_BYTES = 64 * 1024;
+
+/**
+ * Pipes `input` into `btrfs receive` and resolves with the name of the subvolume it created inside `targetDir`
+ * (as btrfs reports it; null if it printed none), or with the name from the stream's first command for dumpOnly.
+ *
+ * receive owns `input`: it reads it to the end, or destroys it when the receive fails. An error on the input kills
+ * btrfs receive before its stdin closes, so btrfs never sees a clean end of input for a stream that broke. (6.2
+ * rejects a stream without its END command, "unexpected EOF in stream"; the kill does not rely on that.)
+ *
+ * Rejects with BtrfsCommandError: btrfs_failed (its stderr tail in the message), btrfs_cancelled (signal), or
+ * btrfs_input_failed (the input's error as `cause`, its `retryable` carried over). When btrfs had already created
+ * the subvolume, `details.subvolume` names it: the caller deletes that partial subvolume.
+ */
+export async function receive(
+  targetDir: string,
+  input: Readable,
+  options: ReceiveOptions = {},
+): Promise<string | null> {
+  const dumpOnly = options.dumpOnly === true;
+  const proc = startBtrfs(receiveArgs(targetDir, options), {
+    signal: options.signal,
+    stdin: 'pipe',
+    stdout: dumpOnly ? 'stream' : 'collect',
+  });
+  let dumpHead = '';
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    if (dumpHead.length < DUMP_KEEP_BYTES) dumpHead += chunk.toString('utf8');
+  });
+
+  // btrfs-progs 6.2 prints "At subvol X" to stderr but "At snapshot X" to stdout.
+  const receivedName = (): string | null =>
+    parseReceivedSubvolume(proc.stderrText()) ?? parseReceivedSubvolume(proc.stdoutText());
+
+  const stdin = proc.stdin;
+  if (stdin === null) throw new Error('btrfs receive started without a stdin pipe');
+  // EPIPE when btrfs stops reading early (bad stream, -e at END): its exit status says which, so ignore it here.
+  stdin.on('error', () => {});
+  let inputError: unknown;
+  input.pipe(stdin, { end: false });
+  const stopWatching = finished(input, (err) => {
+    if (err) {
+      inputError = err;
+      proc.stop(`its input failed: ${err.message}`);
+    } else {
+      stdin.end();
+    }
+  });
+
+  try {
+    await proc.exited;
+  } catch (err) {
+    const subvolume = receivedName();
+    if (inputError !== undefined && err instanceof BtrfsCommandError) {
+      throw new BtrfsCommandError({
+        command: err.command,
+        exitCode: err.exitCode,
+        signal: err.signal,
+        stderrTail: err.stderrTail,
+        code: 'btrfs_input_failed',
+        reason: `was stopped: its input failed: ${(inputError as Error).message}`,
+        retryable: isSnapferryError(inputError) ? inputError.retryable : false,
+        cause: inputError,
+        details: { subvolume },
+      });
+    }
+    if (err instanceof BtrfsCommandError) err.details.subvolume = subvolume;
+    throw err;
+  } finally {
+    stopWatching();
+    input.unpipe(stdin);
+    stdin.destroy();
+    // Read to its end already on success; on failure nothing more will read it.
+    if (!input.readableEnded) input.destroy();
+  }
+  return dumpOnly ? parseDumpSubvolume(dumpHead) : receivedName();
+}
