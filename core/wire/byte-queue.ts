@@ -1,0 +1,56 @@
+/**
+ * A FIFO of received byte slices from which exact-length pieces are taken: a view when the piece lies in one
+ * slice (the common case: a frame inside one network read), one copy when it spans several.
+ */
+export class ByteQueue {
+  #slices: Buffer[] = [];
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Adds a slice; the queue keeps a view of it, so the caller must not reuse the buffer. */
+  push(slice: Buffer): void {
+    if (slice.length === 0) return;
+    this.#slices.push(slice);
+    this.#length += slice.length;
+  }
+
+  /** Removes and returns the first n bytes (n <= length). */
+  take(n: number): Buffer {
+    if (n > this.#length) throw new RangeError(`take(${n}) from a queue of ${this.#length} bytes`);
+    this.#length -= n;
+    const first = this.#slices[0];
+    if (first !== undefined && first.length >= n) {
+      if (first.length === n) this.#slices.shift();
+      else this.#slices[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    let used = 0;
+    // One splice at the end, not a shift per slice: a peer that sends 1-byte writes must not make this quadratic.
+    while (filled < n) {
+      const slice = this.#slices[used] as Buffer;
+      const k = Math.min(slice.length, n - filled);
+      slice.copy(out, filled, 0, k);
+      filled += k;
+      if (k === slice.length) used++;
+      else this.#slices[used] = slice.subarray(k);
+    }
+    this.#slices.splice(0, used);
+    return out;
+  }
+
+  /**
+   * A small tail left of a big slice would keep all of that slice's memory alive while we wait for the rest of a
+   * frame; copy such a tail so only what is still needed stays.
+   */
+  compactTail(): void {
+    const last = this.#slices.at(-1);
+    if (last !== undefined && last.buffer.byteLength > 2 * last.length + 65536) {
+      this.#slices[this.#slices.length - 1] = Buffer.from(last);
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Per-chunk compression. Each chunk is one independent zstd frame, so any frame decodes alone (the server
+ * verifies frames one by one, and a resumed upload re-frames from chunk N without the history before it).
+ *
+ * We use the low-level binding rather than zstd-napi's Decompressor: that one sizes its output from the zstd
+ * frame's own content-size field, so a hostile payload could make us allocate whatever it claims. Here the output
+ * buffer is exactly the frame header's rawLength, already checked against the transfer's chunk size.
+ */
+import binding from 'zstd-napi/binding.js';
+
+export type FrameCodec = 'raw' | 'zstd';
+
+export const DEFAULT_ZSTD_LEVEL = 3;
+
+export function validateZstdLevel(level: number): number {
+  const min = binding.minCLevel();
+  const max = binding.maxCLevel();
+  if (!Number.isInteger(level) || level < min || level > max) {
+    throw new RangeError(`zstd level must be an integer in ${min}..${max}, got ${level}`);
+  }
+  return level;
+}
+
+export interface CompressedChunk {
+  codec: FrameCodec;
+  /** The zstd frame, or `raw` itself when compression does not shrink it (so payload.length <= raw.length). */
+  payload: Buffer;
+}
+
+/** One compression context and one scratch buffer, reused for every chunk of a stream. */
+export class ChunkCompressor {
+  readonly level: number;
+  readonly #cctx = new binding.CCtx();
+  #scratch: Buffer = Buffer.alloc(0);
+
+  constructor(level: number = DEFAULT_ZSTD_LEVEL) {
+    this.level = validateZstdLevel(level);
+  }
+
+  compress(raw: Buffer): CompressedChunk {
+    if (raw.length === 0) return { codec: 'raw', payload: raw };
+    const bound = binding.compressBound(raw.length);
+    if (this.#scratch.length < bound) this.#scratch = Buffer.allocUnsafe(bound);
+    const n = this.#cctx.compress(this.#scratch, raw, this.level);
+    // Equal length would decode fine, but raw is cheaper to check and keeps "zstd => smaller" a wire invariant.
+    if (n >= raw.length) return { codec: 'raw', payload: raw };
+    // Copy out of the scratch: the payload travels downstream while the scratch is reused for the next chunk.
+    return { codec: 'zstd', payload: Buffer.from(this.#scratch.subarray(0, n)) };
+  }
+}
+
+/** Thrown by ChunkDecompressor; the frame layer wraps it into a FrameError with the frame's position. */
+export class PayloadDecodeError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PayloadDecodeError';
+  }
+}
+
+/** One decompression context, reused for every frame of a stream. */
+export class ChunkDecompressor {
+  readonly #dctx = new binding.DCtx();
+
+  /**
+   * Decodes `payload` into exactly `rawLength` bytes or throws PayloadDecodeError. A raw payload is returned as is
+   * (it may alias the caller's buffer). A zstd payload must be exactly one zstd frame, with nothing before or after.
+   */
+  decode(codec: FrameCodec, payload: Buffer, rawLength: number): Buffer {
+    if (codec === 'raw') {
+      if (payload.length !== rawLength) {
+        throw new PayloadDecodeError(`raw payload is ${payload.length} bytes, header says ${rawLength}`);
+      }
+      return payload;
+    }
+    let frameSize: number;
+    try {
+      frameSize = binding.findFrameCompressedSize(payload);
+    } catch (err) {
+      throw new PayloadDecodeError(`zstd payload is not a zstd frame: ${(err as Error).message}`, { cause: err });
+    }
+    if (frameSize !== payload.length) {
+      throw new PayloadDecodeError(`zstd payload holds ${payload.length - frameSize} bytes after its zstd frame`);
+    }
+    const out = Buffer.allocUnsafe(rawLength);
+    let n: number;
+    try {
+      n = this.#dctx.decompress(out, payload);
+    } catch (err) {
+      throw new PayloadDecodeError(`zstd payload does not decode to ${rawLength} bytes: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    if (n !== rawLength) throw new PayloadDecodeError(`zstd payload decodes to ${n} bytes, header says ${rawLength}`);
+    return out;
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * FrameParser: the server's incremental verifier. Push wire bytes in any slices as they arrive; each frame is
+ * verified the moment its last byte is in: header CRC and bounds, its place in the sequence (index, raw offset,
+ * chunk size rule), payload decodes to exactly rawLength bytes with the SHA-256 in the header, and at the end
+ * frame the frame count, total raw length and chain. Only the unverified tail is held (at most one header plus one
+ * payload, i.e. FRAME_HEADER_SIZE + chunkSize), and a header is judged before its payload is awaited, so a header
+ * that claims a huge length is refused at once.
+ *
+ * State is a handful of numbers and the chain, all at a frame boundary (`wireOffsetVerified`). A server that saved
+ * it can build a new parser from it after a restart and push bytes from `wireOffsetVerified` on.
+ *
+ * After a FrameError the parser stays failed (every later call rethrows it); `state()` still tells the last good
+ * frame boundary, and frames verified before the error were already delivered to `onFrame`.
+ */
+import { ByteQueue } from './byte-queue.ts';
+import { CHAIN_ZERO, ChainHasher, HASH_SIZE, sha256 } from './chain.ts';
+import { ChunkDecompressor, PayloadDecodeError } from './codec.ts';
+import type { FrameCodec } from './codec.ts';
+import { FRAME_HEADER_SIZE, parseFrameHeader, validateChunkSize } from './frame.ts';
+import type { FrameHeader } from './frame.ts';
+import { FrameError } from './frame-error.ts';
+import type { FrameErrorCode } from './frame-error.ts';
+import { asBuffer } from './raw-chunker.ts';
+
+export interface FrameParserState {
+  /** The transfer's chunk size; null until told or learnt from the first frame. */
+  chunkSize: number | null;
+  /** Data frames verified (the end frame is not counted). */
+  framesVerified: number;
+  /** Wire offset just past the last verified frame: where a restored parser takes up the stream. */
+  wireOffsetVerified: number;
+  /** Raw bytes in the verified data frames. */
+  rawOffset: number;
+  /** Chain after the verified data frames. */
+  chain: Buffer;
+  /** The end frame has been verified: the stream is complete. */
+  ended: boolean;
+}
+
+export interface VerifiedFrame {
+  kind: 'data' | 'end';
+  /** Data: the frame index. End: N, the number of data frames. */
+  index: number;
+  codec: FrameCodec;
+  wireStart: number;
+  wireEnd: number;
+  /** Data: raw offset of the chunk. End: total raw length. */
+  rawOffset: number;
+  rawLength: number;
+  /** SHA-256 of the raw chunk; null for the end frame. */
+  rawHash: Buffer | null;
+  /** Chain after this frame (for the end frame: c_N, which it carried). */
+  chain: Buffer;
+  /** The decoded chunk, with `keepRaw` (may be a view of a pushed buffer for raw frames). */
+  raw?: Buffer;
+}
+
+export interface FrameParserOptions {
+  /** The transfer's chunk size if known (the server knows it from the upload metadata); else learnt from frame 0. */
+  chunkSize?: number;
+  /** Continue from a saved state instead of the start of the stream. */
+  state?: FrameParserState;
+  /** Keep each frame's decoded bytes in `raw` (FrameDecoder does; a verifying store does not need them). */
+  keepRaw?: boolean;
+  onFrame?: (frame: VerifiedFrame) => void;
+}
+
+export class FrameParser {
+  readonly #decompressor = new ChunkDecompressor();
+  readonly #keepRaw: boolean;
+  readonly #onFrame: ((frame: VerifiedFrame) => void) | undefined;
+  #chunkSize: number | null;
+  #chain: ChainHasher;
+  #rawOffset: number;
+  #wireVerified: number;
+  #ended: boolean;
+  /** Unverified bytes after #wireVerified (minus a header already taken), as received. */
+  readonly #pending = new ByteQueue();
+  /** Header of the frame being received, already checked; its bytes are no longer in #pending. */
+  #header: FrameHeader | null = null;
+  #failed: Error | null = null;
+
+  constructor(opts: FrameParserOptions = {}) {
+    this.#keepRaw = opts.keepRaw ?? false;
+    this.#onFrame = opts.onFrame;
+    const s = opts.state ?? {
+      chunkSize: opts.chunkSize ?? null,
+      framesVerified: 0,
+      wireOffsetVerified: 0,
+      rawOffset: 0,
+      chain: CHAIN_ZERO,
+      ended: false,
+    };
+    if (opts.chunkSize !== undefined && s.chunkSize !== opts.chunkSize) {
+      throw new RangeError(`saved state has chunk size ${s.chunkSize}, options say ${opts.chunkSize}`);
+    }
+    this.#chunkSize = s.chunkSize === null ? null : validateChunkSize(s.chunkSize);
+    checkState(s);
+    this.#chain = new ChainHasher({ chain: s.chain, frames: s.framesVerified });
+    this.#rawOffset = s.rawOffset;
+    this.#wireVerified = s.wireOffsetVerified;
+    this.#ended = s.ended;
+  }
+
+  state(): FrameParserState & { pendingBytes: number } {
+    return {
+      chunkSize: this.#chunkSize,
+      framesVerified: this.#chain.frames,
+      wireOffsetVerified: this.#wireVerified,
+      rawOffset: this.#rawOffset,
+      chain: this.#chain.digest(),
+      ended: this.#ended,
+      pendingBytes: this.#pending.length + (this.#header === null ? 0 : FRAME_HEADER_SIZE),
+    };
+  }
+
+  /** Takes the next wire bytes; returns the frames they completed, verified, in order. Throws FrameError. */
+  push(data: Uint8Array): VerifiedFrame[] {
+    if (this.#failed !== null) throw this.#failed;
+    const out: VerifiedFrame[] = [];
+    if (data.length === 0) return out;
+    this.#pending.push(asBuffer(data));
+    try {
+      for (;;) {
+        if (this.#ended) {
+          if (this.#pending.length > 0) this.#fail('frame_after_end', `${this.#pending.length} bytes follow the end frame`);
+          break;
+        }
+        if (this.#header === null) {
+          if (this.#pending.length < FRAME_HEADER_SIZE) break;
+          this.#header = this.#checkSequence(parseFrameHeader(this.#pending.take(FRAME_HEADER_SIZE), this.#position()));
+        }
+        const payloadLength = this.#header.kind === 'data' ? this.#header.payloadLength : 0;
+        if (this.#pending.length < payloadLength) break;
+        const frame = this.#verify(this.#header, this.#pending.take(payloadLength));
+        this.#header = null;
+        out.push(frame);
+        this.#onFrame?.(frame);
+      }
+    } catch (err) {
+      // Anything but a FrameError is a bug here, not bad input: keep it as it is rather than blame the sender.
+      this.#failed = err as Error;
+      throw err;
+    }
+    this.#pending.compactTail();
+    return out;
+  }
+
+  /** The input is over: throws stream_truncated unless the end frame was verified. */
+  finish(): void {
+    if (this.#failed !== null) throw this.#failed;
+    if (this.#ended) return;
+    const pending = this.state().pendingBytes;
+    this.#failed = this.#error(
+      'stream_truncated',
+      `stream ended ${pending > 0 ? `inside frame ${this.#chain.frames} (${pending} bytes of it)` : 'before the end frame'}`,
+    );
+    throw this.#failed;
+  }
+
+  /** Sequence rules, checked on the header alone so a bad frame is refused before its payload is awaited. */
+  #checkSequence(h: FrameHeader): FrameHeader {
+    if (this.#chunkSize === null) this.#chunkSize = h.chunkSize;
+    if (h.chunkSize !== this.#chunkSize) {
+      this.#fail('frame_chunk_size_mismatch', `chunk size ${h.chunkSize}, the transfer's is ${this.#chunkSize}`);
+    }
+    const frames = this.#chain.frames;
+    const afterShort = this.#rawOffset !== frames * this.#chunkSize;
+    if (h.kind === 'data') {
+      if (afterShort) this.#fail('frame_chunk_size_mismatch', 'a data frame follows a short data frame');
+      if (h.index !== frames || h.rawOffset !== this.#rawOffset) {
+        this.#fail('frame_out_of_order', `got frame ${h.index} at raw offset ${h.rawOffset}`, { got: h.index });
+      }
+    } else if (h.frameCount !== frames || h.totalRaw !== this.#rawOffset) {
+      this.#fail(
+        'frame_out_of_order',
+        `end frame counts ${h.frameCount} frames and ${h.totalRaw} raw bytes, verified ${frames} and ${this.#rawOffset}`,
+        { endFrameCount: h.frameCount, endTotalRaw: h.totalRaw },
+      );
+    }
+    return h;
+  }
+
+  #verify(h: FrameHeader, payload: Buffer): VerifiedFrame {
+    const wireStart = this.#wireVerified;
+    const wireEnd = wireStart + FRAME_HEADER_SIZE + payload.length;
+    if (h.kind === 'end') {
+      const chain = this.#chain.digest();
+      if (!chain.equals(h.chain)) {
+        this.#fail('frame_chain_mismatch', 'end frame chain differs from the chain of the frames verified', {
+          expectedChain: chain.toString('hex'),
+          endFrameChain: h.chain.toString('hex'),
+        });
+      }
+      this.#wireVerified = wireEnd;
+      this.#ended = true;
+      const { frameCount: index, totalRaw: rawOffset } = h;
+      return { kind: 'end', index, codec: 'raw', wireStart, wireEnd, rawOffset, rawLength: 0, rawHash: null, chain };
+    }
+    let raw: Buffer;
+    try {
+      raw = this.#decompressor.decode(h.codec, payload, h.rawLength);
+    } catch (err) {
+      if (!(err instanceof PayloadDecodeError)) throw err;
+      return this.#fail('frame_corrupt', err.message, { codec: h.codec });
+    }
+    const rawHash = sha256(raw);
+    if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the ${h.codec} chunk differs from header`);
+    const chain = this.#chain.update(rawHash);
+    this.#rawOffset += h.rawLength;
+    this.#wireVerified = wireEnd;
+    const frame: VerifiedFrame = {
+      kind: 'data',
+      index: h.index,
+      codec: h.codec,
+      wireStart,
+      wireEnd,
+      rawOffset: h.rawOffset,
+      rawLength: h.rawLength,
+      rawHash,
+      chain,
+    };
+    if (this.#keepRaw) frame.raw = raw;
+    return frame;
+  }
+
+  #position(): { frameIndex: number; wireOffset: number } {
+    return { frameIndex: this.#chain.frames, wireOffset: this.#wireVerified };
+  }
+
+  #error(code: FrameErrorCode, msg: string, cause?: unknown, extra: Record<string, unknown> = {}): FrameError {
+    const at = this.#position();
+    const message = `frame ${at.frameIndex} at wire offset ${at.wireOffset}: ${msg}`;
+    return new FrameError(code, message, { ...at, ...extra }, cause);
+  }
+
+  #fail(code: FrameErrorCode, msg: string, extra: Record<string, unknown> = {}): never {
+    throw this.#error(code, msg, undefined, extra);
+  }
+}
+
+function checkState(s: FrameParserState): void {
+  const { chunkSize, framesVerified: n, rawOffset, wireOffsetVerified: wire } = s;
+  const ints = [n, rawOffset, wire].every((v) => Number.isSafeInteger(v) && v >= 0);
+  const size = chunkSize ?? 0;
+  const rawOk = n === 0 ? rawOffset === 0 : chunkSize !== null && rawOffset > (n - 1) * size && rawOffset <= n * size;
+  const wireOk = wire >= n * FRAME_HEADER_SIZE + (s.ended ? FRAME_HEADER_SIZE : 0);
+  if (!ints || !rawOk || !wireOk || s.chain.length !== HASH_SIZE) {
+    throw new RangeError(`inconsistent frame parser state: ${JSON.stringify({ ...s, chain: undefined })}`);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Cuts a raw byte stream into chunks of exactly `chunkSize` bytes (the last may be shorter). Bytes are copied only
+ * when a chunk straddles input buffers; a chunk that lies whole inside one input buffer is a view of it. So input
+ * buffers must not be reused by the caller after push (Node stream chunks never are).
+ */
+import { validateChunkSize } from './frame.ts';
+
+export function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export class RawChunker {
+  readonly chunkSize: number;
+  #partial: Buffer | null = null;
+  #fill = 0;
+
+  constructor(chunkSize: number) {
+    this.chunkSize = validateChunkSize(chunkSize);
+  }
+
+  /** Takes more input; returns the chunks it completed, each exactly chunkSize bytes. */
+  push(data: Uint8Array): Buffer[] {
+    const size = this.chunkSize;
+    let b = asBuffer(data);
+    const out: Buffer[] = [];
+    if (this.#partial !== null) {
+      const n = Math.min(size - this.#fill, b.length);
+      b.copy(this.#partial, this.#fill, 0, n);
+      this.#fill += n;
+      b = b.subarray(n);
+      if (this.#fill < size) return out;
+      out.push(this.#partial);
+      this.#partial = null;
+      this.#fill = 0;
+    }
+    while (b.length >= size) {
+      out.push(b.subarray(0, size));
+      b = b.subarray(size);
+    }
+    if (b.length > 0) {
+      // A fresh chunk-sized buffer to fill in place; the tail is copied so the caller's buffer is not pinned.
+      this.#partial = Buffer.allocUnsafe(size);
+      b.copy(this.#partial);
+      this.#fill = b.length;
+    }
+    return out;
+  }
+
+  /** Bytes held that do not make a full chunk yet. */
+  get pendingBytes(): number {
+    return this.#fill;
+  }
+
+  /** Ends the input: returns the short last chunk (1..chunkSize-1 bytes), or null if nothing is held. */
+  flush(): Buffer | null {
+    if (this.#partial === null) return null;
+    const last = this.#partial.subarray(0, this.#fill);
+    this.#partial = null;
+    this.#fill = 0;
+    return last;
+  }
+}
+
+/** Async-iterable form: yields full chunks, then the short last one if any. */
+export async function* rawChunks(source: AsyncIterable<Uint8Array>, chunkSize: number): AsyncGenerator<Buffer> {
+  const chunker = new RawChunker(chunkSize);
+  for await (const data of source) yield* chunker.push(data);
+  const last = chunker.flush();
+  if (last !== null) yield last;
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ChunkCompressor, ChunkDecompressor, PayloadDecodeError, validateZstdLevel } from '../../core/wire/codec.ts';
+import { compressibleBytes, seededBytes } from './frame-helpers.ts';
+
+describe('chunk codec', () => {
+  const compressor = new ChunkCompressor(3);
+  const decompressor = new ChunkDecompressor();
+
+  it('compresses compressible chunks with zstd and decodes them back', () => {
+    const raw = compressibleBytes(256 * 1024);
+    const { codec, payload } = compressor.compress(raw);
+    assert.equal(codec, 'zstd');
+    assert.ok(payload.length < raw.length / 10, `payload ${payload.length}`);
+    assert.deepEqual(decompressor.decode('zstd', payload, raw.length), raw);
+  });
+
+  it('keeps incompressible chunks raw, without a copy', () => {
+    const raw = seededBytes(128 * 1024, 11);
+    const { codec, payload } = compressor.compress(raw);
+    assert.equal(codec, 'raw');
+    assert.equal(payload, raw);
+    assert.equal(decompressor.decode('raw', payload, raw.length), raw);
+  });
+
+  it('keeps a 1-byte chunk raw (zstd cannot shrink it)', () => {
+    assert.equal(compressor.compress(Buffer.from([42])).codec, 'raw');
+  });
+
+  it('reuses its context: many chunks in a row stay correct', () => {
+    for (let i = 0; i < 20; i++) {
+      const raw = Buffer.concat([compressibleBytes(30000 + i * 997), seededBytes(1000, i + 1)]);
+      const { codec, payload } = compressor.compress(raw);
+      assert.equal(codec, 'zstd');
+      assert.deepEqual(decompressor.decode(codec, payload, raw.length), raw);
+    }
+  });
+
+  it('output does not alias the scratch buffer: an earlier payload survives later calls', () => {
+    const a = compressor.compress(compressibleBytes(100000));
+    const copy = Buffer.from(a.payload);
+    compressor.compress(Buffer.alloc(100000, 9));
+    assert.deepEqual(a.payload, copy);
+  });
+
+  describe('decode refuses what does not decode to exactly rawLength bytes', () => {
+    const raw = compressibleBytes(100000);
+    const zst = compressor.compress(raw).payload;
+    const refuses = (codec: 'raw' | 'zstd', payload: Buffer, rawLength: number): void => {
+      assert.throws(() => decompressor.decode(codec, payload, rawLength), PayloadDecodeError);
+    };
+
+    it('a truncated zstd frame', () => refuses('zstd', zst.subarray(0, zst.length - 1), raw.length));
+    it('bytes after the zstd frame', () => refuses('zstd', Buffer.concat([zst, Buffer.from([0])]), raw.length));
+    it('two zstd frames', () => refuses('zstd', Buffer.concat([zst, zst]), 2 * raw.length));
+    it('more output than rawLength (no bigger buffer is made)', () => refuses('zstd', zst, raw.length - 1));
+    it('less output than rawLength', () => refuses('zstd', zst, raw.length + 1));
+    it('garbage', () => refuses('zstd', seededBytes(500, 5), raw.length));
+    it('a flipped bit in the compressed data', () => {
+      let failures = 0;
+      for (let i = 0; i < zst.length * 8; i += 13) {
+        const bad = Buffer.from(zst);
+        bad[i >> 3] = (bad[i >> 3] as number) ^ (1 << (i & 7));
+        try {
+          const out = decompressor.decode('zstd', bad, raw.length);
+          // zstd has no checksum here: a flip can decode to other bytes, which the frame's SHA-256 then catches.
+          assert.equal(out.length, raw.length);
+        } catch (err) {
+          assert.ok(err instanceof PayloadDecodeError);
+          failures++;
+        }
+      }
+      assert.ok(failures > 0);
+    });
+    it('a raw payload of the wrong length', () => refuses('raw', raw, raw.length - 1));
+  });
+
+  it('validates the level', () => {
+    assert.equal(validateZstdLevel(3), 3);
+    assert.equal(validateZstdLevel(19), 19);
+    assert.throws(() => validateZstdLevel(23), RangeError);
+    assert.throws(() => validateZstdLevel(1.5), RangeError);
+    assert.throws(() => new ChunkCompressor(100), RangeError);
+  });
+});

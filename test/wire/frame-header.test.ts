@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
+import { CHAIN_ZERO, sha256 } from '../../core/wire/chain.ts';
+import { ChunkCompressor } from '../../core/wire/codec.ts';
+import {
+  FRAME_HEADER_SIZE,
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  encodeDataFrame,
+  encodeEndFrame,
+  encodeFrameHeader,
+  parseFrameHeader,
+  validateChunkSize,
+} from '../../core/wire/frame.ts';
+import type { DataFrameHeader } from '../../core/wire/frame.ts';
+import { FrameError } from '../../core/wire/frame-error.ts';
+import type { FrameErrorCode } from '../../core/wire/frame-error.ts';
+import { compressibleBytes, seededBytes } from './frame-helpers.ts';
+
+const CHUNK = 64 * 1024;
+const dataHeader: DataFrameHeader = {
+  kind: 'data',
+  codec: 'zstd',
+  chunkSize: CHUNK,
+  rawLength: CHUNK,
+  payloadLength: 1000,
+  index: 3,
+  rawOffset: 3 * CHUNK,
+  rawHash: sha256(Buffer.from('x')),
+};
+
+/** Sets a field and recomputes the CRC: a header a buggy or hostile sender could really produce. */
+function forge(header: Buffer, edit: (b: Buffer) => void): Buffer {
+  const b = Buffer.from(header);
+  edit(b);
+  b.writeUInt32BE(crc32c(b.subarray(0, 68)), 68);
+  return b;
+}
+
+function rejects(buf: Buffer, code: FrameErrorCode): void {
+  assert.throws(
+    () => parseFrameHeader(buf, { frameIndex: 3, wireOffset: 12345 }),
+    (err: unknown) => {
+      assert.ok(err instanceof FrameError, String(err));
+      assert.equal(err.code, code, err.message);
+      assert.equal(err.details.frameIndex, 3);
+      assert.equal(err.details.wireOffset, 12345);
+      return true;
+    },
+  );
+}
+
+describe('frame header', () => {
+  it('is 72 bytes, starts with SFR1, and round-trips a data header', () => {
+    const b = encodeFrameHeader(dataHeader);
+    assert.equal(b.length, FRAME_HEADER_SIZE);
+    assert.equal(b.subarray(0, 4).toString('latin1'), 'SFR1');
+    assert.equal(b.readUInt32BE(12), CHUNK, 'big-endian raw length at byte 12');
+    assert.deepEqual(parseFrameHeader(b), dataHeader);
+  });
+
+  it('round-trips an end header, including the empty stream', () => {
+    const chain = sha256(Buffer.from('c'));
+    const end = { kind: 'end' as const, chunkSize: CHUNK, frameCount: 3, totalRaw: 2 * CHUNK + 1, chain };
+    assert.deepEqual(parseFrameHeader(encodeFrameHeader(end)), end);
+    const empty = { kind: 'end' as const, chunkSize: CHUNK, frameCount: 0, totalRaw: 0, chain: CHAIN_ZERO };
+    assert.deepEqual(parseFrameHeader(encodeEndFrame(empty)), empty);
+  });
+
+  it('round-trips offsets beyond 32 bits', () => {
+    const index = 2 ** 20 + 3;
+    const h = { ...dataHeader, chunkSize: MAX_CHUNK_SIZE, index, rawOffset: index * MAX_CHUNK_SIZE };
+    assert.deepEqual(parseFrameHeader(encodeFrameHeader(h)), h);
+  });
+
+  it('catches every single flipped bit, in data and end headers', () => {
+    const end = encodeEndFrame({ chunkSize: CHUNK, frameCount: 1, totalRaw: 5, chain: sha256(Buffer.from('y')) });
+    for (const good of [encodeFrameHeader(dataHeader), end]) {
+      for (let bit = 0; bit < FRAME_HEADER_SIZE * 8; bit++) {
+        const bad = Buffer.from(good);
+        bad[bit >> 3] = (bad[bit >> 3] as number) ^ (1 << (bit & 7));
+        rejects(bad, 'frame_corrupt');
+      }
+    }
+  });
+
+  it('refuses a short buffer', () => rejects(encodeFrameHeader(dataHeader).subarray(0, 71), 'stream_truncated'));
+
+  describe('refuses CRC-valid headers that break the rules', () => {
+    const good = encodeFrameHeader(dataHeader);
+    const cases: [string, (b: Buffer) => void, FrameErrorCode][] = [
+      ['a raw length of 4 GiB', (b) => b.writeUInt32BE(0xffffffff, 12), 'frame_too_large'],
+      ['a raw length over the chunk size', (b) => b.writeUInt32BE(CHUNK + 1, 12), 'frame_too_large'],
+      ['a payload longer than the raw chunk', (b) => b.writeUInt32BE(CHUNK + 1, 16), 'frame_too_large'],
+      ['a chunk size over 16 MiB', (b) => b.writeUInt32BE(MAX_CHUNK_SIZE + 1, 8), 'frame_too_large'],
+      ['a chunk size under 64 KiB', (b) => b.writeUInt32BE(MIN_CHUNK_SIZE - 1, 8), 'frame_corrupt'],
+      ['an index beyond 2^53', (b) => b.writeBigUInt64BE(2n ** 60n, 20), 'frame_too_large'],
+      ['a raw offset beyond 2^53', (b) => b.writeBigUInt64BE(2n ** 63n, 28), 'frame_too_large'],
+      ['reserved bits', (b) => b.writeUInt16BE(1, 6), 'frame_corrupt'],
+      ['an unknown kind', (b) => b.writeUInt8(3, 4), 'frame_corrupt'],
+      ['an unknown codec', (b) => b.writeUInt8(2, 5), 'frame_corrupt'],
+      ['an empty data frame', (b) => (b.writeUInt32BE(0, 12), b.writeUInt32BE(0, 16)), 'frame_corrupt'],
+      ['a zstd payload as long as the raw chunk', (b) => b.writeUInt32BE(CHUNK, 16), 'frame_corrupt'],
+      ['an empty zstd payload', (b) => b.writeUInt32BE(0, 16), 'frame_corrupt'],
+      ['a raw payload shorter than the chunk', (b) => b.writeUInt8(0, 5), 'frame_corrupt'],
+      ['a raw offset that is not index * chunk size', (b) => b.writeBigUInt64BE(7n, 28), 'frame_corrupt'],
+      ['an end frame with a payload', (b) => b.writeUInt8(2, 4), 'frame_corrupt'],
+    ];
+    for (const [name, edit, code] of cases) it(name, () => rejects(forge(good, edit), code));
+
+    const end = encodeEndFrame({ chunkSize: CHUNK, frameCount: 2, totalRaw: CHUNK + 1, chain: CHAIN_ZERO });
+    it('an end frame whose total cannot fit its frame count', () => {
+      rejects(forge(end, (b) => b.writeBigUInt64BE(BigInt(2 * CHUNK + 1), 28)), 'frame_corrupt');
+      rejects(forge(end, (b) => b.writeBigUInt64BE(BigInt(CHUNK), 28)), 'frame_corrupt');
+      rejects(forge(end, (b) => b.writeBigUInt64BE(0n, 20)), 'frame_corrupt');
+    });
+    it('an end frame with a codec', () => rejects(forge(end, (b) => b.writeUInt8(1, 5)), 'frame_corrupt'));
+  });
+
+  it('parses a header at the front of a larger buffer (a view, e.g. a network slice)', () => {
+    const b = Buffer.concat([Buffer.alloc(5), encodeFrameHeader(dataHeader), Buffer.alloc(9)]);
+    assert.deepEqual(parseFrameHeader(b.subarray(5)), dataHeader);
+  });
+});
+
+describe('encodeDataFrame / encodeEndFrame', () => {
+  const compressor = new ChunkCompressor();
+
+  it('frames a compressible chunk as zstd and an incompressible one as raw', () => {
+    const z = encodeDataFrame(compressibleBytes(CHUNK), { chunkSize: CHUNK, index: 0, compressor });
+    assert.equal(z.codec, 'zstd');
+    const zh = parseFrameHeader(z.header);
+    assert.ok(zh.kind === 'data' && zh.payloadLength === z.payload.length && zh.rawLength === CHUNK);
+    assert.deepEqual(z.rawHash, sha256(compressibleBytes(CHUNK)));
+
+    const raw = seededBytes(1000, 2);
+    const r = encodeDataFrame(raw, { chunkSize: CHUNK, index: 5, level: 1 });
+    assert.equal(r.codec, 'raw');
+    assert.equal(r.payload, raw);
+    assert.deepEqual(parseFrameHeader(r.header), {
+      kind: 'data', codec: 'raw', chunkSize: CHUNK, rawLength: 1000, payloadLength: 1000,
+      index: 5, rawOffset: 5 * CHUNK, rawHash: sha256(raw),
+    });
+  });
+
+  it('refuses empty and oversized chunks, bad indices and chunk sizes', () => {
+    assert.throws(() => encodeDataFrame(Buffer.alloc(0), { chunkSize: CHUNK, index: 0, compressor }), RangeError);
+    assert.throws(() => encodeDataFrame(Buffer.alloc(CHUNK + 1), { chunkSize: CHUNK, index: 0, compressor }), RangeError);
+    assert.throws(() => encodeDataFrame(Buffer.alloc(1), { chunkSize: CHUNK, index: -1, compressor }), RangeError);
+    assert.throws(() => encodeEndFrame({ chunkSize: 1000, frameCount: 0, totalRaw: 0, chain: CHAIN_ZERO }), RangeError);
+  });
+
+  it('validates chunk sizes: 64 KiB..16 MiB, any integer', () => {
+    assert.equal(validateChunkSize(MIN_CHUNK_SIZE), MIN_CHUNK_SIZE);
+    assert.equal(validateChunkSize(MAX_CHUNK_SIZE), MAX_CHUNK_SIZE);
+    assert.equal(validateChunkSize(100_000), 100_000);
+    for (const bad of [MIN_CHUNK_SIZE - 1, MAX_CHUNK_SIZE + 1, 65536.5, NaN]) {
+      assert.throws(() => validateChunkSize(bad), RangeError);
+    }
+  });
+});
