@@ -1,0 +1,84 @@
+/**
+ * A pass-through check of a btrfs send stream as it flows (btrfs send stdout -> check -> framing): every chunk goes
+ * out unchanged, and the pipeline fails with a SendStreamError at the first problem, or at the end when END was not
+ * the last thing seen. Nothing is copied except commands that span chunks (see SendStreamParser).
+ */
+import { Transform } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
+import { SendStreamParser } from './sendstream-parser.ts';
+import type { SendStreamParserOptions, SendStreamSummary } from './sendstream-parser.ts';
+import type { SendStreamHeader } from './sendstream-attributes.ts';
+import { SendStreamError } from './sendstream-errors.ts';
+
+export type SendStreamCheckOptions = SendStreamParserOptions;
+
+/**
+ * Events: 'header' (SendStreamHeader) once the first command is checked; 'summary' (SendStreamSummary) once the
+ * whole stream is, just before 'end'/'finish'.
+ */
+export class SendStreamCheck extends Transform {
+  readonly parser: SendStreamParser;
+  /** Resolves with the first command's subvolume; rejects when the stream fails or closes before it. */
+  readonly header: Promise<SendStreamHeader>;
+  #resolveHeader!: (header: SendStreamHeader) => void;
+  #rejectHeader!: (err: unknown) => void;
+  #headerSettled = false;
+  #summary: SendStreamSummary | undefined;
+
+  constructor(options: SendStreamCheckOptions = {}) {
+    super();
+    this.parser = new SendStreamParser(options);
+    this.header = new Promise<SendStreamHeader>((resolve, reject) => {
+      this.#resolveHeader = resolve;
+      this.#rejectHeader = reject;
+    });
+    // Whoever never asks for the header must not get an unhandled rejection when the stream fails.
+    this.header.catch(() => undefined);
+  }
+
+  /** Set once the whole stream has passed. */
+  get summary(): SendStreamSummary | undefined {
+    return this.#summary;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.parser.push(chunk);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    if (!this.#headerSettled && this.parser.header !== undefined) {
+      this.#headerSettled = true;
+      this.#resolveHeader(this.parser.header);
+      this.emit('header', this.parser.header);
+    }
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      this.#summary = this.parser.end();
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    this.emit('summary', this.#summary);
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.#headerSettled) {
+      this.#headerSettled = true;
+      this.#rejectHeader(
+        err ??
+          new SendStreamError(
+            'sendstream_truncated',
+            `the btrfs send stream was closed at byte ${this.parser.bytes}, before its first command was read`,
+            { offset: this.parser.bytes, commandIndex: 0 },
+          ),
+      );
+    }
+    callback(err);
+  }
+}
