@@ -1,0 +1,117 @@
+/**
+ * Which snapshots to send, in which order, each with which parent. Pure: the caller gathers the facts (local
+ * read-only subvolumes, the server's catalog), this decides. No I/O, so every case is a unit test.
+ *
+ * Rules (DESIGN.md, "Parent selection"):
+ * - The server's snapshots carry the client snapshot's UUID (their Received UUID); a local snapshot with that UUID is
+ *   held by both sides and can be a parent.
+ * - Requested snapshots the server lacks go oldest first; the first uses the newest common snapshot older than
+ *   itself as parent (full send when there is none), each later one uses the one sent before it.
+ * - A requested snapshot older than the newest one the server already holds is skipped: sending it would not make
+ *   the server's chain any newer, and btrbk does the same.
+ * - When the server lost a snapshot that would have been the better parent (an admin deleted it), the plan says so.
+ */
+export interface LocalSnapshot {
+  name: string;
+  path: string;
+  uuid: string;
+  /** The UUID of the subvolume this is a snapshot of (btrfs "Parent UUID"): snapshots of one source share it. */
+  origin: string | null;
+  /** btrfs "Gen at creation": orders snapshots of one filesystem by age. */
+  generation: number;
+}
+
+export interface ServerSnapshotView {
+  uuid: string;
+  name: string;
+}
+
+export interface ServerRemovedView {
+  uuid: string;
+  name: string;
+  reason: string;
+}
+
+export interface PlanInput {
+  /** What the user asked to push. */
+  requested: readonly LocalSnapshot[];
+  /** Every read-only subvolume of the source filesystem that could serve as a parent (may include requested). */
+  candidates: readonly LocalSnapshot[];
+  server: readonly ServerSnapshotView[];
+  removed?: readonly ServerRemovedView[];
+}
+
+export interface PlanStep {
+  snapshot: LocalSnapshot;
+  parent: LocalSnapshot | null;
+}
+
+export interface Plan {
+  steps: PlanStep[];
+  /** Requested snapshots the server already holds. */
+  present: LocalSnapshot[];
+  /** Requested snapshots older than the newest the server holds; not sent. */
+  skipped: LocalSnapshot[];
+  /** Sentences for the user about choices they may not expect. */
+  notes: string[];
+}
+
+const byAge = (a: LocalSnapshot, b: LocalSnapshot): number => a.generation - b.generation || a.name.localeCompare(b.name);
+
+function uniqueByUuid(list: readonly LocalSnapshot[]): LocalSnapshot[] {
+  const seen = new Map<string, LocalSnapshot>();
+  for (const s of list) if (!seen.has(s.uuid)) seen.set(s.uuid, s);
+  return [...seen.values()];
+}
+
+export function planPush(input: PlanInput): Plan {
+  const onServer = new Set(input.server.map((s) => s.uuid));
+  const requested = uniqueByUuid(input.requested).sort(byAge);
+  const present = requested.filter((s) => onServer.has(s.uuid));
+  const newestPresent = present.at(-1);
+  const missing = requested.filter((s) => !onServer.has(s.uuid));
+  const skipped = newestPresent ? missing.filter((s) => byAge(s, newestPresent) < 0) : [];
+  const toSend = missing.filter((s) => !skipped.includes(s));
+  const notes: string[] = [];
+  for (const s of skipped) {
+    notes.push(`skipping ${s.name}: the server already holds the newer ${newestPresent?.name}`);
+  }
+
+  const steps: PlanStep[] = [];
+  const first = toSend[0];
+  if (first) {
+    const parent = chooseParent(first, input);
+    steps.push({ snapshot: first, parent });
+    noteLostParent(first, parent, input, notes);
+    for (let i = 1; i < toSend.length; i++) {
+      steps.push({ snapshot: toSend[i]!, parent: toSend[i - 1]! });
+    }
+  }
+  return { steps, present, skipped, notes };
+}
+
+/** The newest snapshot both sides hold that is older than `snapshot`, preferring snapshots of the same source. */
+function chooseParent(snapshot: LocalSnapshot, input: PlanInput): LocalSnapshot | null {
+  const onServer = new Set(input.server.map((s) => s.uuid));
+  const common = uniqueByUuid([...input.candidates, ...input.requested])
+    .filter((c) => onServer.has(c.uuid) && c.uuid !== snapshot.uuid && byAge(c, snapshot) < 0)
+    .sort(byAge);
+  const sameSource = common.filter((c) => c.origin !== null && c.origin === snapshot.origin);
+  return (sameSource.length > 0 ? sameSource : common).at(-1) ?? null;
+}
+
+function noteLostParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
+  const local = new Map(uniqueByUuid([...input.candidates, ...input.requested]).map((c) => [c.uuid, c]));
+  const lost = (input.removed ?? [])
+    .map((r) => ({ removed: r, local: local.get(r.uuid) }))
+    .filter((x): x is { removed: ServerRemovedView; local: LocalSnapshot } => x.local !== undefined)
+    .filter((x) => byAge(x.local, snapshot) < 0 && (parent === null || byAge(x.local, parent) > 0))
+    .sort((a, b) => byAge(a.local, b.local));
+  const best = lost.at(-1);
+  if (!best) return;
+  const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
+  notes.push(
+    `the server no longer holds ${best.local.name} (${best.removed.reason}), which would have been the parent of ` +
+      `${snapshot.name}; ${instead}`,
+  );
+}
