@@ -1,0 +1,166 @@
+/**
+ * The catalog: which snapshots the server holds and which transfers it knows, per client and volume. One JSON file,
+ * replaced atomically (write, fsync, rename, fsync the folder) on every change, so a crash leaves the old or the new
+ * catalog and never half of one. Changes are rare (a transfer changing state), never per frame: per-frame progress
+ * lives in each upload's frame index (server/frame-index.ts).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { RemovedSnapshot, Snapshot, Transfer } from '../core/protocol.ts';
+import { SnapferryError } from '../core/errors.ts';
+
+/** The catalog's own records are the API's shapes plus the owner, so the two cannot drift apart. */
+const owner = { client: z.string(), volume: z.string() };
+
+const TransferRecord = Transfer.omit({ wireOffset: true, framesVerified: true, rawBytes: true }).extend({
+  /** Final figures, kept once the spool (which holds the live ones) is gone. */
+  wireBytes: z.number().nullable(),
+  rawBytes: z.number().nullable(),
+  framesVerified: z.number().nullable(),
+});
+export type TransferRecord = z.infer<typeof TransferRecord>;
+
+const SnapshotRecord = Snapshot.extend(owner);
+export type SnapshotRecord = z.infer<typeof SnapshotRecord>;
+
+const RemovedRecord = RemovedSnapshot.extend(owner);
+export type RemovedRecord = z.infer<typeof RemovedRecord>;
+
+const CatalogFile = z.object({
+  version: z.literal(1),
+  transfers: z.array(TransferRecord),
+  snapshots: z.array(SnapshotRecord),
+  removed: z.array(RemovedRecord),
+});
+type CatalogFile = z.infer<typeof CatalogFile>;
+
+/** How many removed-snapshot notes to keep per volume: enough to explain a fallback, not a growing log. */
+const REMOVED_KEPT_PER_VOLUME = 20;
+
+export class CatalogError extends SnapferryError {}
+
+export class Catalog {
+  private data: CatalogFile;
+  private saving: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly file: string,
+    data: CatalogFile,
+  ) {
+    this.data = data;
+  }
+
+  static async open(file: string): Promise<Catalog> {
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        return new Catalog(file, { version: 1, transfers: [], snapshots: [], removed: [] });
+      }
+      throw err;
+    }
+    const parsed = CatalogFile.safeParse(JSON.parse(text));
+    if (!parsed.success) {
+      throw new CatalogError(
+        'catalog_corrupt',
+        `the catalog ${file} is not valid (${parsed.error.issues[0]?.message ?? 'unknown'}); restore it from a ` +
+          'backup or move it away to rebuild it from the subvolumes on disk',
+      );
+    }
+    return new Catalog(file, parsed.data);
+  }
+
+  transfers(filter: { client?: string; volume?: string } = {}): TransferRecord[] {
+    return this.data.transfers.filter(
+      (t) => (filter.client === undefined || t.client === filter.client) && (filter.volume === undefined || t.volume === filter.volume),
+    );
+  }
+
+  transfer(id: string): TransferRecord | undefined {
+    return this.data.transfers.find((t) => t.id === id);
+  }
+
+  async putTransfer(record: TransferRecord): Promise<void> {
+    const parsed = TransferRecord.parse(record);
+    const i = this.data.transfers.findIndex((t) => t.id === record.id);
+    if (i === -1) this.data.transfers.push(parsed);
+    else this.data.transfers[i] = parsed;
+    await this.save();
+  }
+
+  async updateTransfer(id: string, change: Partial<TransferRecord>): Promise<TransferRecord> {
+    const current = this.transfer(id);
+    if (!current) throw new CatalogError('transfer_not_found', `no transfer ${id}`);
+    const next = { ...current, ...change, updatedAt: new Date().toISOString() };
+    await this.putTransfer(next);
+    return next;
+  }
+
+  snapshots(client: string, volume?: string): SnapshotRecord[] {
+    return this.data.snapshots.filter((s) => s.client === client && (volume === undefined || s.volume === volume));
+  }
+
+  allSnapshots(): SnapshotRecord[] {
+    return [...this.data.snapshots];
+  }
+
+  removed(client: string, volume: string): RemovedRecord[] {
+    return this.data.removed.filter((r) => r.client === client && r.volume === volume);
+  }
+
+  volumes(client: string): string[] {
+    const names = new Set(this.snapshots(client).map((s) => s.volume));
+    for (const t of this.transfers({ client })) names.add(t.volume);
+    return [...names].sort();
+  }
+
+  async addSnapshot(record: SnapshotRecord): Promise<void> {
+    const parsed = SnapshotRecord.parse(record);
+    this.data.snapshots = this.data.snapshots.filter(
+      (s) => !(s.client === record.client && s.volume === record.volume && s.name === record.name),
+    );
+    this.data.snapshots.push(parsed);
+    this.data.removed = this.data.removed.filter((r) => r.uuid !== record.uuid || r.client !== record.client);
+    await this.save();
+  }
+
+  async removeSnapshot(record: SnapshotRecord, reason: string): Promise<void> {
+    this.data.snapshots = this.data.snapshots.filter((s) => s !== record);
+    const { client, volume, name, uuid } = record;
+    this.data.removed.push({ client, volume, name, uuid, reason, removedAt: new Date().toISOString() });
+    const ofVolume = this.removed(client, volume);
+    if (ofVolume.length > REMOVED_KEPT_PER_VOLUME) {
+      const drop = new Set(ofVolume.slice(0, ofVolume.length - REMOVED_KEPT_PER_VOLUME));
+      this.data.removed = this.data.removed.filter((r) => !drop.has(r));
+    }
+    await this.save();
+  }
+
+  /** Saves are queued so two changes never interleave their writes; each save writes the newest state. */
+  private save(): Promise<void> {
+    const next = this.saving.then(() => this.writeAtomically());
+    this.saving = next.catch(() => undefined);
+    return next;
+  }
+
+  private async writeAtomically(): Promise<void> {
+    const tmp = `${this.file}.tmp`;
+    await fs.mkdir(path.dirname(this.file), { recursive: true });
+    const handle = await fs.open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(this.data, null, 1));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, this.file);
+    const dir = await fs.open(path.dirname(this.file), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}

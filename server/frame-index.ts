@@ -1,0 +1,84 @@
+/**
+ * The index kept beside each spool file: one fixed-size record per verified frame, appended after the frame's bytes
+ * are written. The spool never holds more than its index vouches for: at open, a spool longer than the index's last
+ * record (the server died between the two writes) is cut back to it, so the tus offset (the spool's size) always
+ * ends on a verified frame.
+ *
+ * Record (64 bytes, big-endian): u64 frame index | u64 wire end | u64 raw end | u8 kind (0 data, 1 end) | 7 zero
+ * bytes | 32 bytes chain hash after this frame.
+ */
+import fs from 'node:fs/promises';
+
+export const INDEX_RECORD_SIZE = 64;
+
+export interface IndexRecord {
+  index: number;
+  wireEnd: number;
+  rawEnd: number;
+  kind: 'data' | 'end';
+  chain: Buffer;
+}
+
+export function encodeIndexRecord(r: IndexRecord): Buffer {
+  const b = Buffer.alloc(INDEX_RECORD_SIZE);
+  b.writeBigUInt64BE(BigInt(r.index), 0);
+  b.writeBigUInt64BE(BigInt(r.wireEnd), 8);
+  b.writeBigUInt64BE(BigInt(r.rawEnd), 16);
+  b.writeUInt8(r.kind === 'end' ? 1 : 0, 24);
+  r.chain.copy(b, 32);
+  return b;
+}
+
+export function decodeIndexRecord(b: Buffer): IndexRecord {
+  return {
+    index: Number(b.readBigUInt64BE(0)),
+    wireEnd: Number(b.readBigUInt64BE(8)),
+    rawEnd: Number(b.readBigUInt64BE(16)),
+    kind: b.readUInt8(24) === 1 ? 'end' : 'data',
+    chain: Buffer.from(b.subarray(32, 64)),
+  };
+}
+
+/** The last complete record, or null for an empty index. A torn last record (a crash mid-append) is ignored. */
+export async function readLastRecord(file: string): Promise<IndexRecord | null> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const { size } = await handle.stat();
+    const whole = Math.floor(size / INDEX_RECORD_SIZE);
+    if (whole === 0) return null;
+    const buf = Buffer.alloc(INDEX_RECORD_SIZE);
+    await handle.read(buf, 0, INDEX_RECORD_SIZE, (whole - 1) * INDEX_RECORD_SIZE);
+    return decodeIndexRecord(buf);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads record number `i` (frame i); null past the end. Used by rewind and by resume checks. */
+export async function readRecord(file: string, i: number): Promise<IndexRecord | null> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(INDEX_RECORD_SIZE);
+    const { bytesRead } = await handle.read(buf, 0, INDEX_RECORD_SIZE, i * INDEX_RECORD_SIZE);
+    return bytesRead === INDEX_RECORD_SIZE ? decodeIndexRecord(buf) : null;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Cuts a torn tail record off the index so the next append lands on a record boundary. */
+export async function trimIndex(file: string): Promise<void> {
+  try {
+    const { size } = await fs.stat(file);
+    const whole = Math.floor(size / INDEX_RECORD_SIZE) * INDEX_RECORD_SIZE;
+    if (whole !== size) await fs.truncate(file, whole);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

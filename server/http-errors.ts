@@ -1,0 +1,38 @@
+/**
+ * The one place where an error code becomes an HTTP status. Everything else throws typed errors and never picks a
+ * status itself; the JSON body is always `{ error: { code, message, retryable, details } }`.
+ */
+import { SnapferryError } from '../core/errors.ts';
+import type { ErrorBody } from '../core/protocol.ts';
+
+const STATUS_BY_CODE: Record<string, number> = {
+  invalid_input: 400,
+  unsupported_format: 400,
+  unauthorized: 401,
+  not_found: 404,
+  transfer_not_found: 404,
+  method_not_allowed: 405,
+  snapshot_present: 409,
+  snapshot_name_taken: 409,
+  parent_missing: 409,
+  volume_busy: 409,
+  transfer_receiving: 409,
+  offset_mismatch: 409,
+  stream_metadata_mismatch: 422,
+  disk_full: 507,
+};
+
+export function statusOf(err: unknown): number {
+  if (!(err instanceof SnapferryError)) return 500;
+  const direct = STATUS_BY_CODE[err.code];
+  if (direct) return direct;
+  // 460 is tus's "checksum mismatch": a frame that did not verify is never acknowledged.
+  if (err.code.startsWith('frame_')) return 460;
+  if (err.code.startsWith('sendstream_')) return 422;
+  return err.retryable ? 503 : 500;
+}
+
+export function errorBody(err: unknown): ErrorBody {
+  if (err instanceof SnapferryError) return { error: err.toJSON() };
+  return { error: { code: 'internal', message: 'internal server error; the server log has the details', retryable: true } };
+}

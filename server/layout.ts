@@ -1,0 +1,56 @@
+/**
+ * Where the server keeps things under its root (DESIGN.md, "Where state lives"). Every path is built here from
+ * validated names, so no other module joins user input into a path.
+ *
+ *   ROOT/catalog.json                          received snapshots and transfers
+ *   ROOT/spool/ID, ID.json, ID.frames          a framed upload, tus's record of it, and its verified-frame index
+ *   ROOT/volumes/CLIENT/VOLUME/NAME            received snapshots (read-only subvolumes)
+ *   ROOT/volumes/CLIENT/VOLUME/.incoming-ID     what `btrfs receive` is writing (server/stream-rename.ts); renamed
+ *                                              to NAME only once checked, so a half-received snapshot never carries
+ *                                              a snapshot's name
+ */
+import path from 'node:path';
+import type { SafeName } from '../core/names.ts';
+
+export class ServerLayout {
+  readonly root: string;
+  readonly spool: string;
+  readonly volumes: string;
+  readonly catalog: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.spool = path.join(this.root, 'spool');
+    this.volumes = path.join(this.root, 'volumes');
+    this.catalog = path.join(this.root, 'catalog.json');
+  }
+
+  volumeDir(client: SafeName, volume: SafeName): string {
+    return path.join(this.volumes, client, volume);
+  }
+
+  snapshotPath(client: SafeName, volume: SafeName, name: SafeName): string {
+    return path.join(this.volumeDir(client, volume), name);
+  }
+
+  /** The name a snapshot is received under until it is checked: a dot name, which no SafeName can be. */
+  incomingName(transferId: string): string {
+    return `${INCOMING_PREFIX}${transferId}`;
+  }
+
+  spoolFile(transferId: string): string {
+    return path.join(this.spool, transferId);
+  }
+
+  frameIndexFile(transferId: string): string {
+    return path.join(this.spool, `${transferId}.frames`);
+  }
+}
+
+export const INCOMING_PREFIX = '.incoming-';
+
+/** tus ids are ours (see server/tus.ts): 32 lowercase hex digits. Anything else is not one of our uploads. */
+const TRANSFER_ID_RE = /^[0-9a-f]{32}$/;
+export function isTransferId(value: string): boolean {
+  return TRANSFER_ID_RE.test(value);
+}

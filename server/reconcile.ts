@@ -1,0 +1,75 @@
+/**
+ * The catalog meets the disk at start (DESIGN.md step 7): an admin may have deleted received subvolumes by hand,
+ * the server may have died mid-receive (a partial subvolume in a staging folder) or just after moving a snapshot
+ * into place but before recording it. Returns the transfers whose receive must run again.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import * as btrfs from '../core/btrfs/index.ts';
+import { isSafeName, type SafeName } from '../core/names.ts';
+import type { Catalog } from './catalog.ts';
+import type { ServerLayout } from './layout.ts';
+import type { Logger } from './log.ts';
+import { removePartial } from './receiver.ts';
+import { INCOMING_PREFIX } from './layout.ts';
+
+async function listDirs(dir: string): Promise<string[]> {
+  try {
+    const entries = await fs.readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Logger): Promise<string[]> {
+  // Snapshots the catalog lists but the disk no longer has (or has as something else).
+  for (const s of catalog.allSnapshots()) {
+    const p = layout.snapshotPath(s.client as SafeName, s.volume as SafeName, s.name as SafeName);
+    const shown = await btrfs.subvolumeShow(p).catch(() => null);
+    if (!shown || shown.receivedUuid !== s.uuid) {
+      await catalog.removeSnapshot(s, shown ? 'replaced on disk by another subvolume' : 'deleted from disk');
+      log.warn({ volume: s.volume, snapshot: s.name }, 'snapshot gone from disk; removed from the catalog');
+    }
+  }
+
+  // Partial receives cut by a crash: deleted here; their transfers are still `receiving`, so they run again.
+  for (const client of (await listDirs(layout.volumes)).filter(isSafeName)) {
+    for (const volume of (await listDirs(path.join(layout.volumes, client))).filter(isSafeName)) {
+      const dir = layout.volumeDir(client, volume);
+      for (const name of (await listDirs(dir)).filter((n) => n.startsWith(INCOMING_PREFIX))) {
+        await removePartial(path.join(dir, name));
+        log.warn({ staged: name, volume }, 'removed a partial receive left by a crash');
+      }
+      await adoptUnrecorded(layout, catalog, client, volume, log);
+    }
+  }
+  const again: string[] = [];
+  for (const t of catalog.transfers()) {
+    if (t.state === 'receiving' || t.state === 'verifying') again.push(t.id);
+    // Received, but the server died before it deleted the spool.
+    if (t.state === 'received') {
+      for (const f of [layout.spoolFile(t.id), `${layout.spoolFile(t.id)}.json`, layout.frameIndexFile(t.id)]) await fs.rm(f, { force: true });
+    }
+  }
+  return again;
+}
+
+/** A snapshot moved into place whose catalog entry was lost to a crash: record it from what the disk says. */
+async function adoptUnrecorded(layout: ServerLayout, catalog: Catalog, client: SafeName, volume: SafeName, log: Logger): Promise<void> {
+  const known = new Set(catalog.snapshots(client, volume).map((s) => s.name));
+  for (const name of (await listDirs(layout.volumeDir(client, volume))).filter(isSafeName)) {
+    if (known.has(name)) continue;
+    const shown = await btrfs.subvolumeShow(layout.snapshotPath(client, volume, name)).catch(() => null);
+    if (!shown?.receivedUuid || !shown.readonly) continue;
+    const transfer = catalog.transfers({ client, volume }).find((t) => t.uuid === shown.receivedUuid);
+    await catalog.addSnapshot({
+      client, volume, name, uuid: shown.receivedUuid, serverUuid: shown.uuid, parentUuid: transfer?.parentUuid ?? null,
+      receivedAt: new Date().toISOString(), rawBytes: transfer?.rawBytes ?? 0, wireBytes: transfer?.wireBytes ?? 0,
+      transferId: transfer?.id ?? null,
+    });
+    if (transfer && transfer.state !== 'received') await catalog.updateTransfer(transfer.id, { state: 'received', error: null });
+    log.warn({ volume, snapshot: name }, 'recorded a received snapshot missing from the catalog');
+  }
+}

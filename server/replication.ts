@@ -1,0 +1,243 @@
+/**
+ * The server's core: transfers from creation to a received snapshot, and the views the API shows. It knows nothing
+ * of HTTP or tus requests; server/app.ts and server/tus.ts are thin layers over it.
+ */
+import fs from 'node:fs/promises';
+import type { Upload } from '@tus/utils';
+import { SnapferryError } from '../core/errors.ts';
+import * as btrfs from '../core/btrfs/index.ts';
+import { parseName, parseUuid, type SafeName } from '../core/names.ts';
+import { META, WIRE_FORMAT, finalStates, type Snapshot, type Status, type Transfer, type TransferState } from '../core/protocol.ts';
+import { validateChunkSize } from '../core/wire/index.ts';
+import { assertStreamStart, readStreamStart } from './stream-start.ts';
+import { Catalog, type SnapshotRecord, type TransferRecord } from './catalog.ts';
+import { ServerLayout } from './layout.ts';
+import { FrameVerifyingStore, type SpoolProgress } from './spool-store.ts';
+import { receiveFromSpool } from './receiver.ts';
+import { reconcile } from './reconcile.ts';
+import { ReceiveQueue } from './receive-queue.ts';
+import type { Logger } from './log.ts';
+
+export class TransferConflict extends SnapferryError {}
+export class NotFound extends SnapferryError {
+  constructor(what: string) {
+    super('not_found', `${what} not found`);
+  }
+}
+
+const ACTIVE: readonly TransferState[] = ['uploading', 'verifying', 'receiving'];
+const VERSION = '0.1.0';
+
+export class ReplicationService {
+  readonly store: FrameVerifyingStore;
+  private readonly queue: ReceiveQueue;
+  private readonly startedAt = Date.now();
+
+  private constructor(
+    readonly layout: ServerLayout,
+    readonly catalog: Catalog,
+    private readonly log: Logger,
+    holdReceives: boolean,
+  ) {
+    this.store = new FrameVerifyingStore(layout, {
+      chunkSizeOf: (upload) => Number(upload.metadata?.[META.chunkSize]),
+      checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
+      onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
+    });
+    this.queue = new ReceiveQueue((id) => this.receive(id), log, holdReceives);
+  }
+
+  static async open(root: string, log: Logger, options: { holdReceives?: boolean } = {}): Promise<ReplicationService> {
+    const layout = new ServerLayout(root);
+    await fs.mkdir(layout.spool, { recursive: true, mode: 0o700 });
+    await fs.mkdir(layout.volumes, { recursive: true, mode: 0o700 });
+    const catalog = await Catalog.open(layout.catalog);
+    return new ReplicationService(layout, catalog, log, options.holdReceives ?? false);
+  }
+
+  /** At start: the catalog meets the disk, leftovers of a crash are cleaned, unfinished receives are queued again. */
+  async start(): Promise<void> {
+    const pending = await reconcile(this.layout, this.catalog, this.log);
+    for (const id of pending) this.queue.add(id);
+  }
+
+  /** Lets held receives run (see ServeOptions.holdReceives). */
+  resumeReceives(): void {
+    this.queue.resume();
+  }
+
+  /** Resolves when no receive is queued or running (tests and graceful shutdown). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  // --- transfer lifecycle -------------------------------------------------------------------------------------
+
+  /** Validates a new upload's metadata (the tus creation request) and records the transfer. */
+  async beginTransfer(client: SafeName, id: string, metadata: Record<string, string | null | undefined>): Promise<TransferRecord> {
+    const volume = parseName(metadata[META.volume], 'volume');
+    const snapshot = parseName(metadata[META.snapshot], 'snapshot name');
+    const uuid = parseUuid(metadata[META.uuid], 'snapshot UUID');
+    const parentRaw = metadata[META.parentUuid];
+    const parentUuid = parentRaw ? parseUuid(parentRaw, 'parent UUID') : null;
+    if (metadata[META.format] !== WIRE_FORMAT) {
+      throw new SnapferryError('unsupported_format', `this server speaks wire format ${WIRE_FORMAT}; upgrade the client or the server so they match`);
+    }
+    const chunkSize = validateChunkSize(Number(metadata[META.chunkSize]));
+    const estimate = Number(metadata[META.rawEstimate]);
+
+    await this.refreshVolume(client, volume);
+    const held = this.catalog.snapshots(client, volume);
+    if (held.some((s) => s.uuid === uuid)) {
+      throw new TransferConflict('snapshot_present', `the server already holds ${volume}/${snapshot}`, { details: { volume, snapshot } });
+    }
+    if (held.some((s) => s.name === snapshot)) {
+      throw new TransferConflict('snapshot_name_taken', `${volume} already has a different snapshot named ${snapshot} on the server; rename one of them`);
+    }
+    if (parentUuid && !held.some((s) => s.uuid === parentUuid)) {
+      throw new TransferConflict('parent_missing', `the server does not hold the parent snapshot ${parentUuid} of ${snapshot}; push again to pick another parent`, {
+        details: { parentUuid },
+      });
+    }
+    const busy = this.catalog.transfers({ client, volume }).find((t) => ACTIVE.includes(t.state));
+    if (busy) {
+      throw new TransferConflict('volume_busy', `transfer ${busy.id} of ${volume}/${busy.snapshot} is already in progress (${busy.state}); wait for it or abort it`, {
+        retryable: true,
+        details: { transferId: busy.id, snapshot: busy.snapshot, state: busy.state },
+      });
+    }
+    const now = new Date().toISOString();
+    const record: TransferRecord = {
+      id, client, volume, snapshot, uuid, parentUuid, chunkSize,
+      state: 'uploading', createdAt: now, updatedAt: now,
+      rawEstimate: Number.isFinite(estimate) && estimate >= 0 ? estimate : null,
+      error: null, lastInterruption: null, wireBytes: null, rawBytes: null, framesVerified: null,
+    };
+    await this.catalog.putTransfer(record);
+    this.log.info({ transfer: id, client, volume, snapshot, parentUuid }, 'transfer created');
+    return record;
+  }
+
+  /** Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. */
+  private checkStreamStart(upload: Upload, raw: Buffer): void {
+    const t = this.catalog.transfer(upload.id);
+    if (!t) throw new NotFound(`transfer ${upload.id}`);
+    assertStreamStart(readStreamStart(raw), t);
+  }
+
+  private onStreamComplete(id: string, progress: SpoolProgress): void {
+    const t = this.catalog.transfer(id);
+    if (!t || finalStates.includes(t.state) || t.state === 'receiving') return;
+    void this.catalog
+      .updateTransfer(id, { state: 'receiving', wireBytes: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified })
+      .then(() => this.queue.add(id))
+      .catch((err: unknown) => this.log.error({ transfer: id, err }, 'could not queue the receive'));
+  }
+
+  private async receive(id: string): Promise<void> {
+    const t = this.catalog.transfer(id);
+    if (!t || t.state !== 'receiving') return;
+    try {
+      const got = await receiveFromSpool(this.layout, {
+        id, client: t.client as SafeName, volume: t.volume as SafeName, snapshot: t.snapshot as SafeName,
+        uuid: t.uuid, parentUuid: t.parentUuid, chunkSize: t.chunkSize,
+      });
+      const record: SnapshotRecord = {
+        client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, serverUuid: got.serverUuid,
+        parentUuid: t.parentUuid, receivedAt: new Date().toISOString(), rawBytes: got.rawBytes,
+        wireBytes: got.wireBytes, transferId: id,
+      };
+      await this.catalog.addSnapshot(record);
+      await this.catalog.updateTransfer(id, { state: 'received', error: null });
+      await this.store.remove(id);
+      this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received');
+    } catch (err) {
+      const e = err instanceof SnapferryError ? err : new SnapferryError('receive_failed', String(err));
+      await this.catalog.updateTransfer(id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
+      this.log.warn({ transfer: id, code: e.code, err: e.message }, 'receive failed; the spool is kept');
+    }
+  }
+
+  async abort(client: SafeName, id: string): Promise<Transfer> {
+    const t = this.ownTransfer(client, id);
+    if (t.state === 'receiving') {
+      throw new TransferConflict('transfer_receiving', `transfer ${id} is being received and can no longer be aborted`);
+    }
+    if (!finalStates.includes(t.state)) {
+      await this.store.remove(id).catch(() => undefined);
+      await this.catalog.updateTransfer(id, { state: 'aborted' });
+    }
+    return this.transfer(client, id);
+  }
+
+  // --- views ----------------------------------------------------------------------------------------------------
+
+  private ownTransfer(client: SafeName, id: string): TransferRecord {
+    const t = this.catalog.transfer(id);
+    // Another client's transfer is reported exactly like a missing one, so ids cannot be probed.
+    if (!t || t.client !== client) throw new NotFound(`transfer ${id}`);
+    return t;
+  }
+
+  async transfer(client: SafeName, id: string): Promise<Transfer> {
+    return this.withProgress(this.ownTransfer(client, id));
+  }
+
+  async transfers(client: SafeName): Promise<Transfer[]> {
+    return Promise.all(this.catalog.transfers({ client }).map((t) => this.withProgress(t)));
+  }
+
+  private async withProgress(t: TransferRecord): Promise<Transfer> {
+    let p = { wireOffset: t.wireBytes ?? 0, framesVerified: t.framesVerified ?? 0, rawBytes: t.rawBytes ?? 0 };
+    if (t.state === 'uploading') p = await this.store.progress(t.id);
+    return {
+      id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, uuid: t.uuid, parentUuid: t.parentUuid,
+      state: t.state, createdAt: t.createdAt, updatedAt: t.updatedAt, chunkSize: t.chunkSize,
+      wireOffset: p.wireOffset, framesVerified: p.framesVerified, rawBytes: p.rawBytes, rawEstimate: t.rawEstimate,
+      error: t.error, lastInterruption: t.lastInterruption,
+    };
+  }
+
+  /**
+   * An admin may delete a received snapshot by hand while the server runs; a client must then not pick it as a
+   * parent. Listing a volume checks that each snapshot is still a subvolume (two cheap syscalls each).
+   */
+  private async refreshVolume(client: SafeName, volume: SafeName): Promise<void> {
+    for (const s of this.catalog.snapshots(client, volume)) {
+      if (!(await btrfs.isSubvolume(this.layout.snapshotPath(client, volume, s.name as SafeName)))) {
+        await this.catalog.removeSnapshot(s, 'deleted from disk');
+        this.log.warn({ volume, snapshot: s.name }, 'snapshot gone from disk; removed from the catalog');
+      }
+    }
+  }
+
+  async snapshots(client: SafeName, volume: SafeName): Promise<{ snapshots: Snapshot[]; removed: ReturnType<Catalog['removed']> }> {
+    await this.refreshVolume(client, volume);
+    const snapshots = this.catalog
+      .snapshots(client, volume)
+      .sort((a, b) => a.receivedAt.localeCompare(b.receivedAt))
+      .map(({ client: _c, volume: _v, ...s }) => s);
+    return { snapshots, removed: this.catalog.removed(client, volume) };
+  }
+
+  async volumes(client: SafeName): Promise<{ name: string; snapshots: number; newest: Snapshot | null; rawBytes: number }[]> {
+    const out = [];
+    for (const name of this.catalog.volumes(client)) {
+      const list = (await this.snapshots(client, name as SafeName)).snapshots;
+      out.push({ name, snapshots: list.length, newest: list.at(-1) ?? null, rawBytes: list.reduce((n, s) => n + s.rawBytes, 0) });
+    }
+    return out;
+  }
+
+  async status(): Promise<Status> {
+    const transfers: Record<string, number> = {};
+    for (const t of this.catalog.transfers()) transfers[t.state] = (transfers[t.state] ?? 0) + 1;
+    const stats = await fs.statfs(this.layout.root).catch(() => null);
+    const all = this.catalog.allSnapshots();
+    return {
+      service: 'snapferry', version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      freeBytes: stats ? stats.bavail * stats.bsize : null,
+      volumes: new Set(all.map((s) => `${s.client}/${s.volume}`)).size, snapshots: all.length, transfers,
+    };
+  }
+}

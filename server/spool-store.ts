@@ -1,0 +1,177 @@
+/**
+ * The tus store that knows frames (DESIGN.md step 4). It extends @tus/file-store, whose offset is the spool file's
+ * size, and writes only verified frames to the spool: incoming bytes are parsed and checked frame by frame (header
+ * CRC, length bounds, decompression, SHA-256, chain) and a frame reaches the spool, and its record the index, only
+ * once it verified. A PATCH that is cut mid-frame therefore leaves the offset at the last whole frame, and the client
+ * re-sends at most the frame that was in flight. Data is fsynced before write() returns, which is before @tus/server
+ * acknowledges the new offset.
+ *
+ * It knows nothing of btrfs or the catalog: the caller passes hooks for the first frame (check the send stream's
+ * first command against the metadata) and for the verified end frame (queue the receive).
+ */
+import fs from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { FileStore } from '@tus/file-store';
+import type { Upload } from '@tus/utils';
+import { FrameParser, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
+import { CHAIN_ZERO } from '../core/wire/chain.ts';
+import { SnapferryError } from '../core/errors.ts';
+import { encodeIndexRecord, readLastRecord, trimIndex, type IndexRecord } from './frame-index.ts';
+import type { ServerLayout } from './layout.ts';
+
+/** fsync at least this often during a long PATCH, so a power cut loses little even before the ack. */
+const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
+
+export interface SpoolHooks {
+  /** The upload's chunk size, from its metadata (validated when the upload was created). */
+  chunkSizeOf(upload: Upload): number;
+  /** Called with the raw bytes of frame 0; throws to refuse the stream before any of it is kept. */
+  checkStreamStart(upload: Upload, raw: Buffer): void;
+  /** Called once the end frame is verified and durable. Must be idempotent: a re-sent end frame calls it again. */
+  onStreamComplete(upload: Upload, progress: SpoolProgress): void;
+}
+
+export interface SpoolProgress {
+  wireOffset: number;
+  framesVerified: number;
+  rawBytes: number;
+  chain: Buffer;
+  complete: boolean;
+}
+
+/** A tus error as @tus/server understands it: thrown from a store, answered with this status and body. */
+export class TusStatusError extends SnapferryError {
+  readonly status_code: number;
+  readonly body: string;
+  constructor(status: number, inner: SnapferryError) {
+    super(inner.code, inner.message, { retryable: inner.retryable, cause: inner, details: inner.details });
+    this.status_code = status;
+    this.body = JSON.stringify({ error: inner.toJSON() });
+  }
+}
+
+export function progressFromRecord(last: IndexRecord | null): SpoolProgress {
+  if (!last) return { wireOffset: 0, framesVerified: 0, rawBytes: 0, chain: CHAIN_ZERO, complete: false };
+  const complete = last.kind === 'end';
+  return {
+    wireOffset: last.wireEnd,
+    framesVerified: complete ? last.index : last.index + 1,
+    rawBytes: last.rawEnd,
+    chain: last.chain,
+    complete,
+  };
+}
+
+export class FrameVerifyingStore extends FileStore {
+  constructor(
+    private readonly layout: ServerLayout,
+    private readonly hooks: SpoolHooks,
+  ) {
+    super({ directory: layout.spool });
+  }
+
+  /** Verified progress of an upload, from its index (the truth after any restart). */
+  async progress(id: string): Promise<SpoolProgress> {
+    return progressFromRecord(await readLastRecord(this.layout.frameIndexFile(id)));
+  }
+
+  /** Brings spool and index into agreement after a crash: the index decides, the spool is cut back to it. */
+  async repair(id: string): Promise<SpoolProgress> {
+    const indexFile = this.layout.frameIndexFile(id);
+    await trimIndex(indexFile);
+    const progress = await this.progress(id);
+    const spool = this.layout.spoolFile(id);
+    const { size } = await fs.stat(spool);
+    if (size > progress.wireOffset) await fs.truncate(spool, progress.wireOffset);
+    return progress;
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    await this.repair(id).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    return super.getUpload(id);
+  }
+
+  override async remove(id: string): Promise<void> {
+    await fs.rm(this.layout.frameIndexFile(id), { force: true });
+    await super.remove(id);
+  }
+
+  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    const upload = await super.getUpload(id);
+    const start = await this.repair(id);
+    if (start.wireOffset !== offset) {
+      // @tus/server checked the offset against the spool's size, which repair() may just have cut back.
+      throw new TusStatusError(409, new SnapferryError('offset_mismatch', `the upload is at ${start.wireOffset}, not ${offset}`, {
+        retryable: true, details: { offset: start.wireOffset },
+      }));
+    }
+    const parser = new FrameParser({ state: this.parserState(upload, start), keepRaw: true });
+    const spool = await fs.open(this.layout.spoolFile(id), 'r+');
+    const index = await fs.open(this.layout.frameIndexFile(id), 'a');
+    let written = start.wireOffset;
+    let unsynced = 0;
+    let pending: Buffer[] = [];
+    let pendingStart = start.wireOffset;
+    let last = start;
+    let failure: unknown = null;
+    try {
+      for await (const chunk of readable as AsyncIterable<Buffer>) {
+        pending.push(chunk);
+        const frames: VerifiedFrame[] = parser.push(chunk);
+        for (const frame of frames) {
+          if (frame.index === 0 && frame.kind === 'data' && frame.raw) this.hooks.checkStreamStart(upload, frame.raw);
+          // Write exactly this frame's bytes from what is pending, keeping any tail of the next frame.
+          const all = Buffer.concat(pending);
+          const frameBytes = all.subarray(0, frame.wireEnd - pendingStart);
+          await spool.write(frameBytes, 0, frameBytes.length, written);
+          written += frameBytes.length;
+          pending = [all.subarray(frameBytes.length)];
+          pendingStart = frame.wireEnd;
+          const record: IndexRecord = {
+            index: frame.index,
+            wireEnd: frame.wireEnd,
+            rawEnd: frame.kind === 'end' ? frame.rawOffset : frame.rawOffset + frame.rawLength,
+            kind: frame.kind,
+            chain: frame.chain,
+          };
+          await index.write(encodeIndexRecord(record));
+          last = progressFromRecord(record);
+          unsynced += frameBytes.length;
+          if (unsynced >= SYNC_EVERY_BYTES) {
+            await Promise.all([spool.sync(), index.sync()]);
+            unsynced = 0;
+          }
+        }
+      }
+    } catch (err) {
+      failure = err;
+    } finally {
+      await Promise.all([spool.sync(), index.sync()]).finally(async () => {
+        await Promise.all([spool.close(), index.close()]);
+      });
+    }
+    if (last.complete && !start.complete) this.hooks.onStreamComplete(upload, last);
+    if (failure) throw this.asTusError(failure);
+    return written;
+  }
+
+  private parserState(upload: Upload, p: SpoolProgress): FrameParserState {
+    return {
+      chunkSize: this.hooks.chunkSizeOf(upload),
+      framesVerified: p.framesVerified,
+      wireOffsetVerified: p.wireOffset,
+      rawOffset: p.rawBytes,
+      chain: p.chain,
+      ended: p.complete,
+    };
+  }
+
+  private asTusError(err: unknown): unknown {
+    if (err instanceof TusStatusError || !(err instanceof SnapferryError)) return err;
+    // 460 is tus's "checksum mismatch": the bytes were damaged or are not ours; the offset stays where it was.
+    const status = err.code.startsWith('frame_') ? 460 : err.code.startsWith('sendstream_') ? 422 : 400;
+    return new TusStatusError(status, err);
+  }
+}

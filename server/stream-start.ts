@@ -1,0 +1,49 @@
+/**
+ * The send stream's first command names the subvolume it creates, its UUID and (for an incremental) the parent's
+ * UUID. It must say what the upload's metadata said, or the server would receive something other than what the
+ * catalog is about to record. Checked on frame 0 as it arrives, and again while receiving.
+ */
+import { SnapferryError } from '../core/errors.ts';
+import { SendStreamParser, type SendStreamHeader } from '../core/wire/index.ts';
+import { isSafeName } from '../core/names.ts';
+
+export interface ExpectedStart {
+  uuid: string;
+  parentUuid: string | null;
+}
+
+/**
+ * The name in the stream is the sending side's directory name (snapper calls every snapshot `snapshot`); the server
+ * receives it under that name in a staging folder and renames it to the catalog's name, so the name need only be a
+ * safe one. The UUIDs are what identify the snapshot and its parent.
+ */
+export function streamStartProblems(header: SendStreamHeader, expected: ExpectedStart): string[] {
+  const problems: string[] = [];
+  if (!isSafeName(header.path)) problems.push(`it creates ${JSON.stringify(header.path.slice(0, 80))}, which is not a plain name`);
+  if (header.uuid !== expected.uuid) problems.push(`its UUID is ${header.uuid}, not ${expected.uuid}`);
+  const clone = header.kind === 'snapshot' ? header.cloneUuid : null;
+  if (clone !== expected.parentUuid) {
+    problems.push(`its parent is ${clone ?? 'none (a full send)'}, not ${expected.parentUuid ?? 'none (a full send)'}`);
+  }
+  return problems;
+}
+
+export function assertStreamStart(header: SendStreamHeader, expected: ExpectedStart): void {
+  const problems = streamStartProblems(header, expected);
+  if (problems.length > 0) {
+    throw new SnapferryError('stream_metadata_mismatch', `the send stream does not match the upload: ${problems.join('; ')}`, {
+      details: { expected },
+    });
+  }
+}
+
+/** Reads the first command from the start of a raw send stream (frame 0; a chunk is far larger than the command). */
+export function readStreamStart(raw: Buffer): SendStreamHeader {
+  const parser = new SendStreamParser();
+  parser.push(raw);
+  const header = parser.header;
+  if (!header) {
+    throw new SnapferryError('sendstream_truncated', 'the first frame does not hold the send stream\'s first command');
+  }
+  return header;
+}
