@@ -1,0 +1,102 @@
+/**
+ * The client's view of the server's JSON API: every answer is parsed with the shared schemas (core/protocol.ts), and
+ * every failure is a typed error that says whether retrying can help.
+ */
+import type { z } from 'zod';
+import { SnapferryError } from '../core/errors.ts';
+import { ErrorBody, SnapshotList, Status, Transfer, TransferList, VolumeList, routes } from '../core/protocol.ts';
+
+export class ServerError extends SnapferryError {
+  constructor(
+    code: string,
+    message: string,
+    readonly status: number | null,
+    options: { retryable: boolean; details?: Record<string, unknown>; cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
+export interface ApiOptions {
+  server: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export class ServerApi {
+  readonly base: URL;
+
+  constructor(private readonly options: ApiOptions) {
+    this.base = new URL(options.server.endsWith('/') ? options.server : `${options.server}/`);
+  }
+
+  url(path: string): string {
+    return new URL(path.replace(/^\//, ''), this.base).toString();
+  }
+
+  status(): Promise<Status> {
+    return this.request('GET', routes.status, Status);
+  }
+
+  volumes(): Promise<VolumeList> {
+    return this.request('GET', routes.volumes, VolumeList);
+  }
+
+  snapshots(volume: string): Promise<SnapshotList> {
+    return this.request('GET', routes.snapshots(volume), SnapshotList);
+  }
+
+  transfers(): Promise<TransferList> {
+    return this.request('GET', routes.transfers, TransferList);
+  }
+
+  transfer(id: string): Promise<Transfer> {
+    return this.request('GET', routes.transfer(id), Transfer);
+  }
+
+  abort(id: string): Promise<Transfer> {
+    return this.request('POST', routes.abort(id), Transfer);
+  }
+
+  private async request<T extends z.ZodType>(method: string, path: string, schema: T): Promise<z.infer<T>> {
+    const url = this.url(path);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: { accept: 'application/json', ...this.options.headers },
+        ...(this.options.signal ? { signal: this.options.signal } : {}),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ServerError('server_unreachable', `cannot reach ${this.base.origin}: ${cause?.message ?? (err as Error).message}`, null, {
+        retryable: true,
+        cause: err,
+      });
+    }
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = text.length > 0 ? JSON.parse(text) : null;
+    } catch {
+      body = null;
+    }
+    if (!res.ok) {
+      const parsed = ErrorBody.safeParse(body);
+      if (parsed.success) {
+        const e = parsed.data.error;
+        throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: e.details ?? {} });
+      }
+      throw new ServerError('http_error', `${method} ${url} answered ${res.status} ${res.statusText}`, res.status, {
+        retryable: res.status >= 500,
+      });
+    }
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) {
+      throw new ServerError('bad_response', `${url} answered something that is not a snapferry response; is --server right?`, res.status, {
+        retryable: false,
+      });
+    }
+    return parsed.data;
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * The one place where an outcome becomes an exit code, for systemd timers and cron (documented in the README).
+ */
+import { SnapferryError } from '../core/errors.ts';
+
+export const EXIT = {
+  ok: 0,
+  /** Something failed that retrying will not fix: read the message. */
+  failed: 1,
+  /** The command line or a name was wrong. */
+  usage: 2,
+  /** A temporary failure (network, server busy): run again later, nothing is lost. */
+  temporary: 75, // EX_TEMPFAIL, which cron wrappers and systemd know
+  interrupted: 130,
+} as const;
+
+export function exitCodeFor(err: unknown): number {
+  if (!(err instanceof SnapferryError)) return EXIT.failed;
+  if (err.code === 'cancelled' || err.code === 'btrfs_cancelled') return EXIT.interrupted;
+  if (err.code === 'invalid_input' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
+  if (err.retryable) return EXIT.temporary;
+  return EXIT.failed;
+}

@@ -1,0 +1,99 @@
+/**
+ * One framed stream as one tus upload (tus-js-client), as a promise. Retries here only ride out short hiccups
+ * within one upload; which failures may be retried at all is decided by `retryable` (a frame the server refused, a
+ * stream that does not match its metadata, or a bad send stream never heal by sending again).
+ */
+import { Upload, type DetailedError } from 'tus-js-client';
+import { SnapferryError } from '../core/errors.ts';
+import { ErrorBody, UPLOADS_PATH } from '../core/protocol.ts';
+import type { FramedUploadSource } from './upload-source.ts';
+
+export interface TusUploadOptions {
+  server: string;
+  metadata: Record<string, string>;
+  source: FramedUploadSource;
+  /** Bytes per PATCH at most (whole frames). */
+  chunkSize: number;
+  headers?: Record<string, string>;
+  retryDelays?: number[];
+  signal?: AbortSignal;
+  onUrl?: (url: string) => void;
+  onProgress?: (sent: number) => void;
+}
+
+export class UploadError extends SnapferryError {}
+
+/** Turns a tus-js-client error into ours, keeping the server's JSON error when it sent one. */
+export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
+  if (err instanceof SnapferryError) return err;
+  const detailed = err as DetailedError;
+  const res = detailed.originalResponse;
+  if (res) {
+    const status = res.getStatus();
+    let parsed: ErrorBody | undefined;
+    try {
+      parsed = ErrorBody.parse(JSON.parse(res.getBody()));
+    } catch {
+      parsed = undefined;
+    }
+    const retryable = status >= 500 || status === 409 || status === 423;
+    if (parsed) {
+      return new UploadError(parsed.error.code, parsed.error.message, {
+        retryable: parsed.error.retryable || retryable,
+        details: { status, ...parsed.error.details },
+      });
+    }
+    return new UploadError('upload_http_error', `the server answered ${status}: ${res.getBody().slice(0, 200)}`, {
+      retryable,
+      details: { status },
+    });
+  }
+  // No response at all: the connection failed or was cut.
+  const cause = (detailed.causingError ?? err) as Error;
+  const source = (detailed.causingError ?? err) as unknown;
+  if (source instanceof SnapferryError) return source;
+  return new UploadError('upload_interrupted', `the upload was interrupted: ${cause.message}`, { retryable: true, cause: err });
+}
+
+export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }> {
+  return new Promise((resolve, reject) => {
+    let sourceFailure: unknown = null;
+    const upload = new Upload(Buffer.alloc(0), {
+      endpoint: new URL(`${UPLOADS_PATH}/`, options.server).toString(),
+      metadata: options.metadata,
+      uploadLengthDeferred: true,
+      chunkSize: options.chunkSize,
+      retryDelays: options.retryDelays ?? [0, 1000, 3000, 5000],
+      storeFingerprintForResuming: false,
+      removeFingerprintOnSuccess: true,
+      ...(options.headers ? { headers: options.headers } : {}),
+      fileReader: {
+        openFile: () =>
+          Promise.resolve({
+            size: null as unknown as number,
+            slice: (start: number, end: number) =>
+              options.source.slice(start, end).catch((err: unknown) => {
+                sourceFailure = err;
+                throw err;
+              }),
+            close: () => options.source.close(),
+          }),
+      },
+      onShouldRetry: (err) => {
+        if (sourceFailure !== null) return false;
+        return uploadErrorFrom(err).retryable;
+      },
+      onUploadUrlAvailable: () => {
+        if (upload.url) options.onUrl?.(upload.url);
+      },
+      onProgress: (sent) => options.onProgress?.(sent),
+      onSuccess: () => resolve({ url: upload.url ?? '' }),
+      onError: (err) => reject(sourceFailure instanceof Error ? sourceFailure : uploadErrorFrom(err)),
+    });
+    options.signal?.addEventListener('abort', () => {
+      void upload.abort(false);
+      reject(new UploadError('cancelled', 'the upload was cancelled', { retryable: false }));
+    }, { once: true });
+    upload.start();
+  });
+}

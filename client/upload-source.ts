@@ -1,0 +1,150 @@
+/**
+ * The source tus-js-client reads a framed stream from (its `fileReader` option). tus-js-client's own stream source
+ * is unsafe here: handed a child's stdout it detaches its listener between chunks, so a buffered tail can be dropped
+ * and an upload reported complete while up to a chunk short; with a deferred length whose size is an exact multiple
+ * of the chunk size it hangs (tus-js-client issue 779).
+ *
+ * This source hands out whole frames only: every PATCH body ends on a frame boundary, so the server's offset after
+ * a PATCH is exactly what was sent, and after a cut it is the last frame that arrived whole. It keeps the bytes from
+ * the last acknowledged offset on, so tus-js-client may ask again from any offset the server reports, and it says
+ * `done` with the slice that carries the end frame, never later (so the last PATCH declares the length).
+ */
+import type { Readable } from 'node:stream';
+import { SnapferryError } from '../core/errors.ts';
+
+export interface FrameBoundarySource {
+  /** The framed bytes, starting at wire offset `startOffset`. */
+  stream: Readable;
+  startOffset: number;
+}
+
+export class UploadSourceError extends SnapferryError {}
+
+export class FramedUploadSource {
+  /** Deferred length: tus learns it from the last PATCH. */
+  readonly size = null;
+  /** Wire offset of the first retained byte. */
+  private retainedStart: number;
+  private retained: Buffer[] = [];
+  private retainedBytes = 0;
+  /** Ends of frames (wire offsets) known so far and not yet passed. */
+  private boundaries: number[] = [];
+  private endOffset: number | null = null;
+  private readonly iterator: AsyncIterator<Buffer>;
+  private failure: unknown = null;
+  private closed = false;
+
+  constructor(
+    private readonly framed: FrameBoundarySource,
+    /** Largest PATCH body; a single frame larger than this still goes whole. */
+    private readonly maxSlice: number,
+  ) {
+    this.retainedStart = framed.startOffset;
+    this.iterator = (framed.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  /** Called by the encoder for every frame it emits (before its bytes can be read). */
+  frameEnded(wireEnd: number, isEnd: boolean): void {
+    this.boundaries.push(wireEnd);
+    if (isEnd) this.endOffset = wireEnd;
+  }
+
+  /** Bytes from `start` to the last frame boundary at or before `end` (at least one frame, if any remain). */
+  async slice(start: number, end: number): Promise<{ value: Buffer | null; done: boolean }> {
+    if (this.failure) throw this.failure;
+    if (start < this.retainedStart) {
+      throw new UploadSourceError('source_rewound', `the server asked for offset ${start}, before ${this.retainedStart} which it had already acknowledged`, {
+        details: { start, retainedStart: this.retainedStart },
+      });
+    }
+    this.dropBefore(start);
+    const want = Math.max(end - start, 1);
+    let cut = this.boundaryWithin(start, want);
+    while (cut === null) {
+      if (!(await this.readMore())) break;
+      cut = this.boundaryWithin(start, want);
+    }
+    // Read on while the next frame may still fit, so a PATCH carries as much as allowed.
+    while (cut !== null && cut !== this.endOffset && this.producedEnd() - start < want) {
+      if (!(await this.readMore())) break;
+      cut = this.boundaryWithin(start, want) ?? cut;
+    }
+    if (cut === null) {
+      if (this.endOffset !== null && start === this.endOffset) return { value: null, done: true };
+      throw new UploadSourceError('source_ended_early', `the framed stream ended at ${this.producedEnd()} without an end frame`);
+    }
+    // tus-js-client reads a slice's length from `.size` (Blob-like), for Content-Length and the final Upload-Length.
+    const value = Object.assign(this.bytes(start, cut), { size: cut - start });
+    return { value, done: this.endOffset !== null && cut === this.endOffset };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.framed.stream.destroy();
+  }
+
+  private producedEnd(): number {
+    return this.retainedStart + this.retainedBytes;
+  }
+
+  private boundaryWithin(start: number, want: number): number | null {
+    let best: number | null = null;
+    for (const b of this.boundaries) {
+      if (b <= start || b > this.producedEnd()) continue;
+      if (b - start <= want || best === null) best = b;
+      if (b - start > want) break;
+    }
+    return best;
+  }
+
+  private async readMore(): Promise<boolean> {
+    if (this.closed) return false;
+    let next: IteratorResult<Buffer>;
+    try {
+      next = await this.iterator.next();
+    } catch (err) {
+      this.failure = err;
+      throw err;
+    }
+    if (next.done) return false;
+    this.retained.push(next.value);
+    this.retainedBytes += next.value.length;
+    return true;
+  }
+
+  private dropBefore(offset: number): void {
+    let drop = Math.min(offset - this.retainedStart, this.retainedBytes);
+    while (drop > 0 && this.retained.length > 0) {
+      const head = this.retained[0]!;
+      if (head.length <= drop) {
+        this.retained.shift();
+        drop -= head.length;
+        this.retainedStart += head.length;
+        this.retainedBytes -= head.length;
+      } else {
+        this.retained[0] = head.subarray(drop);
+        this.retainedStart += drop;
+        this.retainedBytes -= drop;
+        drop = 0;
+      }
+    }
+    this.boundaries = this.boundaries.filter((b) => b > this.retainedStart);
+  }
+
+  private bytes(from: number, to: number): Buffer {
+    const out = Buffer.allocUnsafe(to - from);
+    let pos = this.retainedStart;
+    let written = 0;
+    for (const buf of this.retained) {
+      const bufEnd = pos + buf.length;
+      if (bufEnd > from && pos < to) {
+        const s = Math.max(from, pos) - pos;
+        const e = Math.min(to, bufEnd) - pos;
+        written += buf.copy(out, written, s, e);
+      }
+      pos = bufEnd;
+      if (pos >= to) break;
+    }
+    return out;
+  }
+}
