@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { spawn } from 'node:child_process';
+import { FrameEncoder, FrameParser } from '../../core/wire/index.ts';
+import { FramedUploadSource } from '../../client/upload-source.ts';
+
+/** Frames `raw` through a child process (`cat`), as btrfs send's stdout would arrive, into a FramedUploadSource. */
+function sourceFor(raw: Buffer, chunkSize: number, maxSlice: number): { source: FramedUploadSource; done: Promise<void> } {
+  const child = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const out = new PassThrough({ highWaterMark: 1024 });
+  const source = new FramedUploadSource({ stream: out, startOffset: 0 }, maxSlice);
+  const encoder = new FrameEncoder({ chunkSize, onFrame: (f) => source.frameEnded(f.wireOffset + f.wireLength, f.kind === 'end') });
+  // Feed the child in odd pieces so its stdout arrives in arbitrary chunks.
+  void (async () => {
+    for (let i = 0; i < raw.length; i += 7777) {
+      if (!child.stdin.write(raw.subarray(i, i + 7777))) await new Promise((r) => child.stdin.once('drain', r));
+    }
+    child.stdin.end();
+  })();
+  return { source, done: pipeline(child.stdout, encoder, out) };
+}
+
+/** Reads the source the way tus-js-client does: slice from the acknowledged offset until done. */
+async function drain(source: FramedUploadSource, patch: number, ack = (sent: number, _value: Buffer) => sent) {
+  const slices: Buffer[] = [];
+  let offset = 0;
+  for (;;) {
+    const { value, done } = await source.slice(offset, offset + patch);
+    if (value) slices.push(value);
+    offset = ack(offset + (value?.length ?? 0), value ?? Buffer.alloc(0));
+    if (done) return { slices, offset };
+  }
+}
+
+for (const [label, size] of [
+  ['odd size', 3 * 65536 + 123],
+  ['exact multiple of the chunk size', 4 * 65536],
+  ['empty stream', 0],
+] as const) {
+  test(`every byte arrives, whole frames per slice, done with the last (${label})`, async () => {
+    const raw = crypto.randomBytes(size);
+    const { source, done } = sourceFor(raw, 65536, 100_000);
+    const { slices } = await drain(source, 100_000);
+    await done;
+    const wire = Buffer.concat(slices);
+    // Every slice ends on a frame boundary: a parser fed slice by slice holds nothing pending after each.
+    const parser = new FrameParser({ chunkSize: 65536, keepRaw: true });
+    const decoded: Buffer[] = [];
+    for (const s of slices) {
+      assert.ok(s.length > 0);
+      assert.equal((s as Buffer & { size?: number }).size, s.length, 'tus-js-client reads .size');
+      for (const f of parser.push(s)) if (f.raw) decoded.push(Buffer.from(f.raw));
+      assert.equal(parser.state().pendingBytes, 0, 'a slice ended mid-frame');
+    }
+    parser.finish();
+    assert.deepEqual(Buffer.concat(decoded), raw);
+    assert.ok(wire.length > raw.length, 'random data plus headers');
+  });
+}
+
+test('after a cut the source hands out again from the offset the server acknowledged', async () => {
+  const raw = crypto.randomBytes(5 * 65536);
+  const { source, done } = sourceFor(raw, 65536, 3 * 70_000);
+  let cuts = 0;
+  // The "server" keeps only the first frame of the first big slice, as if the PATCH was cut after it.
+  const { slices, offset } = await drain(source, 3 * 70_000, (sent, value) => {
+    if (cuts === 0 && value.length > 70_000) {
+      cuts++;
+      return sent - value.length + 72 + 65536;
+    }
+    return sent;
+  });
+  await done;
+  assert.equal(cuts, 1);
+  const firstFrame = slices[0]!.subarray(0, 72 + 65536);
+  const rest = Buffer.concat(slices.slice(1));
+  const parser = new FrameParser({ chunkSize: 65536 });
+  parser.push(firstFrame);
+  parser.push(rest);
+  parser.finish();
+  assert.equal(parser.state().rawOffset, raw.length);
+  assert.equal(offset, firstFrame.length + rest.length);
+  await assert.rejects(source.slice(0, 10), /already acknowledged/);
+});

@@ -1,0 +1,82 @@
+/**
+ * A client filesystem and a server filesystem (both real btrfs on loop files) and a real snapferry server on a free
+ * loopback port, all taken down after the test, pass or fail.
+ */
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import { createBtrfs, fillVaried, snapshotReadonly, type BtrfsFixture } from '../fixtures/btrfs.ts';
+import { assertTreesEqual } from '../fixtures/tree.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { startServer, type RunningServer } from '../../server/serve.ts';
+import { silentLogger } from '../../server/log.ts';
+import type { Reporter } from '../../client/report.ts';
+
+interface AfterHook {
+  after(fn: () => Promise<void> | void): void;
+}
+
+export interface Pair {
+  client: BtrfsFixture;
+  server: BtrfsFixture;
+  /** The writable source subvolume on the client. */
+  source: string;
+  /** Where the client's read-only snapshots go. */
+  snaps: string;
+  /** The server's --root. */
+  root: string;
+  /** Takes a read-only snapshot of the source named `name`; returns its path. */
+  snapshot(name: string): Promise<string>;
+  startServer(options?: { holdReceives?: boolean }): Promise<RunningServer>;
+  receivedPath(volume: string, name: string): string;
+}
+
+export async function createPair(t: AfterHook, options: { clientMiB?: number; serverMiB?: number; fillMB?: number; seed?: string } = {}): Promise<Pair> {
+  const client = await createBtrfs(t, { sizeMiB: options.clientMiB ?? 512 });
+  const server = await createBtrfs(t, { sizeMiB: options.serverMiB ?? 512 });
+  const source = path.join(client.mountPoint, 'data');
+  const snaps = path.join(client.mountPoint, 'snaps');
+  await btrfs.createSubvolume(source);
+  await fs.mkdir(snaps);
+  await fillVaried(source, { seed: options.seed ?? 'pair', sizeMB: options.fillMB ?? 8 });
+  const root = path.join(server.mountPoint, 'root');
+  const servers: RunningServer[] = [];
+  t.after(async () => {
+    for (const s of servers) await s.close().catch(() => undefined);
+  });
+  return {
+    client, server, source, snaps, root,
+    async snapshot(name) {
+      const p = path.join(snaps, name);
+      await snapshotReadonly(source, p);
+      return p;
+    },
+    async startServer(opts = {}) {
+      const s = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), ...opts });
+      servers.push(s);
+      return s;
+    },
+    receivedPath: (volume, name) => path.join(root, 'volumes', 'default', volume, name),
+  };
+}
+
+/** A reporter that keeps what it was told, for assertions. */
+export function recordingReporter(): Reporter & { notes: string[]; started: { snapshot: string; parent: string | null }[] } {
+  const notes: string[] = [];
+  const started: { snapshot: string; parent: string | null }[] = [];
+  return {
+    notes, started,
+    note: (m) => notes.push(m),
+    startTransfer: (snapshot, parent) => started.push({ snapshot, parent }),
+    progress: () => undefined,
+    waiting: () => undefined,
+    received: () => undefined,
+  };
+}
+
+/**
+ * The received snapshot equals its source: contents, modes, owners, links, xattrs and mtimes, except the top
+ * directory's mtime, which btrfs itself does not carry over an incremental (see CompareOptions.ignoreRootMtime).
+ */
+export function assertReceived(source: string, received: string): Promise<void> {
+  return assertTreesEqual(source, received, { ignoreRootMtime: true });
+}
