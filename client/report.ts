@@ -35,7 +35,7 @@ export function textReporter(write: (line: string) => void = (l) => process.stde
     note: (m) => write(`note: ${m}`),
     startTransfer: (s, p) => {
       started = Date.now();
-      lastLine = 0;
+      lastLine = started;
       write(p ? `sending ${s} (incremental from ${p})` : `sending ${s} (full)`);
     },
     progress: ({ wireBytes, rawBytes }) => {

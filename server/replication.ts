@@ -25,6 +25,13 @@ export class NotFound extends SnapferryError {
   }
 }
 
+export interface ServiceOptions {
+  /** Queue receives but run none until resumeReceives(). */
+  holdReceives?: boolean;
+  /** Abandoned uploads may be deleted this long after their creation; 0 keeps them forever. */
+  expireAfterMs?: number;
+}
+
 const ACTIVE: readonly TransferState[] = ['uploading', 'verifying', 'receiving'];
 const VERSION = '0.1.0';
 
@@ -37,22 +44,30 @@ export class ReplicationService {
     readonly layout: ServerLayout,
     readonly catalog: Catalog,
     private readonly log: Logger,
-    holdReceives: boolean,
+    options: ServiceOptions,
   ) {
     this.store = new FrameVerifyingStore(layout, {
       chunkSizeOf: (upload) => Number(upload.metadata?.[META.chunkSize]),
       checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
       onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
-    });
-    this.queue = new ReceiveQueue((id) => this.receive(id), log, holdReceives);
+      mayExpire: (id) => this.catalog.transfer(id)?.state === 'uploading',
+      onExpired: async (id) => {
+        await this.catalog.updateTransfer(id, {
+          state: 'failed',
+          error: { code: 'upload_expired', message: 'the upload was abandoned and expired; push again to start over', at: new Date().toISOString() },
+        });
+        this.log.info({ transfer: id }, 'abandoned upload expired; spool freed');
+      },
+    }, options.expireAfterMs);
+    this.queue = new ReceiveQueue((id) => this.receive(id), log, options.holdReceives ?? false);
   }
 
-  static async open(root: string, log: Logger, options: { holdReceives?: boolean } = {}): Promise<ReplicationService> {
+  static async open(root: string, log: Logger, options: ServiceOptions = {}): Promise<ReplicationService> {
     const layout = new ServerLayout(root);
     await fs.mkdir(layout.spool, { recursive: true, mode: 0o700 });
     await fs.mkdir(layout.volumes, { recursive: true, mode: 0o700 });
     const catalog = await Catalog.open(layout.catalog);
-    return new ReplicationService(layout, catalog, log, options.holdReceives ?? false);
+    return new ReplicationService(layout, catalog, log, options);
   }
 
   /** At start: the catalog meets the disk, leftovers of a crash are cleaned, unfinished receives are queued again. */

@@ -19,6 +19,7 @@ export interface ServeOptions {
   log: Logger;
   /** Queue receives but do not run them until service.resumeReceives(). */
   holdReceives?: boolean;
+  expireAfterMs?: number;
 }
 
 export interface RunningServer {
@@ -30,7 +31,10 @@ export interface RunningServer {
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   await checkServerRoot(options.root);
-  const service = await ReplicationService.open(options.root, options.log, { holdReceives: options.holdReceives ?? false });
+  const service = await ReplicationService.open(options.root, options.log, {
+    holdReceives: options.holdReceives ?? false,
+    expireAfterMs: options.expireAfterMs ?? 0,
+  });
   await service.start();
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, clientOf: () => DEFAULT_CLIENT });
   const app = createApp(service, tus, options.log);

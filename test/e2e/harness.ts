@@ -26,7 +26,7 @@ export interface Pair {
   root: string;
   /** Takes a read-only snapshot of the source named `name`; returns its path. */
   snapshot(name: string): Promise<string>;
-  startServer(options?: { holdReceives?: boolean }): Promise<RunningServer>;
+  startServer(options?: { holdReceives?: boolean; expireAfterMs?: number }): Promise<RunningServer>;
   receivedPath(volume: string, name: string): string;
 }
 

@@ -139,3 +139,25 @@ test('a failed receive: the transfer says why, the client fails, the spool stays
   assert.deepEqual(volumeDir, ['s1'], 'no partial subvolume left behind');
   assert.equal((await btrfs.subvolumeShow(pair.receivedPath('v', 's1'))).receivedUuid, null, 'the admin subvolume is untouched');
 });
+
+test('a push stopped midway leaves nothing that looks received, and says it was cancelled', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 24 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const controller = new AbortController();
+  const report = recordingReporter();
+  report.progress = ({ wireBytes }) => {
+    if (wireBytes > 0) controller.abort();
+  };
+  await assert.rejects(
+    push({ server: server.url, volume: 'v', snapshots: [s1], chunkSize: 64 * 1024, patchBytes: 256 * 1024, signal: controller.signal }, report),
+    (err: Error & { code?: string }) => ['cancelled', 'btrfs_cancelled'].includes(err.code ?? ''),
+  );
+  const api = new ServerApi({ server: server.url });
+  const [transfer] = (await api.transfers()).transfers;
+  assert.equal(transfer?.state, 'uploading', 'the end frame never arrived, so the server never started a receive');
+  assert.ok(transfer.wireOffset < 20 * 1024 * 1024);
+  assert.deepEqual((await api.snapshots('v')).snapshots, []);
+  const volumeDir = path.join(pair.root, 'volumes', 'default', 'v');
+  assert.deepEqual(await fs.readdir(volumeDir).catch(() => []), []);
+});

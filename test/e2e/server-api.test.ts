@@ -149,3 +149,38 @@ test('the HTTP server never times out a long request (Node defaults to 300 s, wh
   const server = await pair.startServer();
   assert.equal(server.http.requestTimeout, 0);
 });
+
+test('expiry frees abandoned uploads but never a complete one that waits for its receive', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer({ holdReceives: true, expireAfterMs: 2000 });
+  const s1 = await pair.snapshot('s1');
+  const { pushing, transfer: complete } = await uploadWithoutReceive(server.url, s1);
+
+  const b64 = (v: string) => Buffer.from(v).toString('base64');
+  const metadata = { volume: 'w', snapshot: 's1', uuid: (await btrfs.subvolumeShow(s1)).uuid, format: 'sfr1', chunkSize: '65536' };
+  const created = await fetch(`${server.url}${UPLOADS_PATH}/`, {
+    method: 'POST',
+    headers: {
+      'Tus-Resumable': '1.0.0',
+      'Upload-Defer-Length': '1',
+      'Upload-Metadata': Object.entries(metadata).map(([k, v]) => `${k} ${b64(v)}`).join(','),
+    },
+  });
+  assert.equal(created.status, 201, await created.text());
+  const abandoned = created.headers.get('location')!.split('/').pop()!;
+
+  await new Promise((r) => setTimeout(r, 2300));
+  assert.equal(await server.service.store.deleteExpired(), 1);
+  const spool = await fs.readdir(path.join(pair.root, 'spool'));
+  assert.ok(spool.includes(complete.id), 'the complete upload is kept');
+  assert.ok(!spool.some((f) => f.startsWith(abandoned)), 'the abandoned upload is gone');
+  const api = new ServerApi({ server: server.url });
+  const expired = await api.transfer(abandoned);
+  assert.equal(expired.state, 'failed');
+  assert.equal(expired.error?.code, 'upload_expired');
+
+  server.service.resumeReceives();
+  const result = await pushing;
+  assert.equal(result.sent[0]?.transfer.state, 'received');
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+});

@@ -1,0 +1,110 @@
+/**
+ * One direction of one proxied connection: reads from `source`, holds at most about HIGH_WATER bytes, and writes
+ * them to `dest` as fast as the link's rate limiter and the next cut allow. Backpressure goes all the way back: when
+ * the queue is full or `dest` is slow the source socket is paused, so the kernel buffers fill and the sender's own
+ * writes start to wait, as they would on a slow link.
+ */
+import type { Socket } from 'node:net';
+import { ByteQueue } from '../../core/wire/byte-queue.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+
+const HIGH_WATER = 64 * 1024;
+/** Largest single write: keeps one connection's slice small when several share a slow link. */
+const MAX_SLICE = 16 * 1024;
+
+/** What a lane needs from the proxy: the shared limit, the cut position, and where to report what crossed. */
+export interface LaneLink {
+  readonly limiter: RateLimiter;
+  /** True while a cut is being carried out: nothing may cross until it is done. */
+  frozen(): boolean;
+  /** Bytes that may still cross before the next cut (Infinity when none is due or for downstream). */
+  untilCut(): number;
+  /** `n` bytes are handed to `dest`; returns true when they end exactly at the cut point. */
+  issued(n: number): boolean;
+  /** `n` bytes were accepted by the kernel for the other side. */
+  crossed(n: number): void;
+  /** The bytes before the cut point have gone out: break the link now. */
+  cut(): void;
+}
+
+export class Lane {
+  readonly #source: Socket;
+  readonly #dest: Socket;
+  readonly #link: LaneLink;
+  readonly #queue = new ByteQueue();
+  #blocked = false;
+  #ended = false;
+  #stopped = false;
+
+  constructor(source: Socket, dest: Socket, link: LaneLink) {
+    this.#source = source;
+    this.#dest = dest;
+    this.#link = link;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  start(): void {
+    this.#source.on('data', (chunk: Buffer) => {
+      this.#queue.push(chunk);
+      if (this.#queue.length >= HIGH_WATER) this.#source.pause();
+      this.pump();
+    });
+    this.#source.on('end', () => {
+      this.#ended = true;
+      this.pump();
+    });
+    this.#source.resume();
+  }
+
+  /** Forgets queued bytes and ignores later wake-ups; the sockets themselves are the connection's to destroy. */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  pump(): void {
+    if (this.#stopped) return;
+    if (!this.#blocked) this.#forward();
+    if (this.#stopped) return;
+    if (this.#ended && this.#queue.length === 0 && !this.#blocked) {
+      this.#dest.end();
+      this.#stopped = true;
+    } else if (!this.#ended && this.#queue.length < HIGH_WATER && this.#source.isPaused()) {
+      this.#source.resume();
+    }
+  }
+
+  #forward(): void {
+    while (this.#queue.length > 0) {
+      if (this.#link.frozen()) return;
+      const n = this.#link.limiter.grant(Math.min(this.#queue.length, MAX_SLICE, this.#link.untilCut()));
+      if (n === 0) {
+        this.#blocked = true;
+        this.#link.limiter.wait(() => this.#unblock());
+        return;
+      }
+      const atCut = this.#link.issued(n);
+      const written = this.#dest.write(this.#queue.take(n), (err) => {
+        if (err === undefined || err === null) this.#link.crossed(n);
+        if (atCut) this.#link.cut();
+      });
+      if (atCut) {
+        // The cut destroys this lane once the write is out; nothing after the cut point may follow it.
+        this.#stopped = true;
+        return;
+      }
+      if (!written) {
+        this.#blocked = true;
+        this.#dest.once('drain', () => this.#unblock());
+        return;
+      }
+    }
+  }
+
+  #unblock(): void {
+    this.#blocked = false;
+    this.pump();
+  }
+}
