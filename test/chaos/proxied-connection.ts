@@ -18,6 +18,7 @@ export class ProxiedConnection {
   readonly #server: Socket;
   readonly #up: Lane;
   readonly #down: Lane;
+  #broken = false;
   /** Settles when both sockets are closed, however that came about. */
   readonly closed: Promise<void>;
 
@@ -44,6 +45,11 @@ export class ProxiedConnection {
     }
   }
 
+  /** True once reset or destroyed by the proxy or by an error: a later cut has nothing left to break here. */
+  get broken(): boolean {
+    return this.#broken;
+  }
+
   /** Bytes held in the proxy for this connection, both directions. */
   get queued(): number {
     return this.#up.queued + this.#down.queued;
@@ -64,6 +70,7 @@ export class ProxiedConnection {
   }
 
   #stopLanes(): void {
+    this.#broken = true;
     this.#up.stop();
     this.#down.stop();
   }
