@@ -26,6 +26,12 @@ function parseSize(value: string): number {
   return Number(m[1]) * mult;
 }
 
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number >= 0');
+  return n;
+}
+
 function parseLevel(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 19) throw new InvalidArgumentError('expected a zstd level from 1 to 19');
@@ -61,9 +67,10 @@ program
   .requiredOption('--volume <name>', 'the volume these snapshots belong to (a name on the server)')
   .option('--chunk-size <size>', 'raw bytes per frame (64K..16M)', parseSize)
   .option('--compress-level <n>', 'zstd level, 1..19', parseLevel, 3)
+  .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
   .option('--json', 'JSON lines of progress events on stdout', false)
   .argument('<snapshot...>', 'read-only snapshots, or folders holding them (btrbk, snapper layouts)')
-  .action(async (snapshots: string[], opts: { server: string; volume: string; chunkSize?: number; compressLevel: number; json: boolean }) => {
+  .action(async (snapshots: string[], opts: { server: string; volume: string; chunkSize?: number; compressLevel: number; retries?: number; json: boolean }) => {
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     const report = opts.json ? jsonReporter() : textReporter();
@@ -71,6 +78,7 @@ program
       {
         server: opts.server, volume: opts.volume, snapshots, level: opts.compressLevel, signal: controller.signal,
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+        ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
       },
       report,
     );

@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import { SnapferryError } from '../core/errors.ts';
-import { ErrorBody, SnapshotList, Status, Transfer, TransferList, VolumeList, routes } from '../core/protocol.ts';
+import { ErrorBody, FrameList, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../core/protocol.ts';
 
 export class ServerError extends SnapferryError {
   constructor(
@@ -58,13 +58,32 @@ export class ServerApi {
     return this.request('POST', routes.abort(id), Transfer);
   }
 
-  private async request<T extends z.ZodType>(method: string, path: string, schema: T): Promise<z.infer<T>> {
+  rewind(id: string, frames: number): Promise<Transfer> {
+    return this.request('POST', routes.rewind(id), Transfer, { frames });
+  }
+
+  /** Every verified frame's record, page by page. */
+  async frames(id: string): Promise<FrameRecord[]> {
+    const all: FrameRecord[] = [];
+    for (;;) {
+      const page = await this.request('GET', routes.frames(id, all.length, MAX_FRAMES_PER_PAGE), FrameList);
+      all.push(...page.frames);
+      if (page.frames.length < MAX_FRAMES_PER_PAGE) return all;
+    }
+  }
+
+  private async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown): Promise<z.infer<T>> {
     const url = this.url(path);
     let res: Response;
     try {
       res = await fetch(url, {
         method,
-        headers: { accept: 'application/json', ...this.options.headers },
+        headers: {
+          accept: 'application/json',
+          ...(json === undefined ? {} : { 'content-type': 'application/json' }),
+          ...this.options.headers,
+        },
+        ...(json === undefined ? {} : { body: JSON.stringify(json) }),
         ...(this.options.signal ? { signal: this.options.signal } : {}),
       });
     } catch (err) {

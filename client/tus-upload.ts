@@ -10,6 +10,9 @@ import type { FramedUploadSource } from './upload-source.ts';
 
 export interface TusUploadOptions {
   server: string;
+  /** Resume this upload instead of creating one. tus-js-client then gets no endpoint, so that a 404/410 on resume
+   * fails instead of silently starting a new upload at offset 0 while the stream has moved on (its issue 580). */
+  uploadUrl?: string | null;
   metadata: Record<string, string>;
   source: FramedUploadSource;
   /** Bytes per PATCH at most (whole frames). */
@@ -58,12 +61,16 @@ export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
 export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }> {
   return new Promise((resolve, reject) => {
     let sourceFailure: unknown = null;
+    let createdUrl: string | null = options.uploadUrl ?? null;
     const upload = new Upload(Buffer.alloc(0), {
-      endpoint: new URL(`${UPLOADS_PATH}/`, options.server).toString(),
+      endpoint: createdUrl ? null : new URL(`${UPLOADS_PATH}/`, options.server).toString(),
+      ...(createdUrl ? { uploadUrl: createdUrl } : {}),
       metadata: options.metadata,
       uploadLengthDeferred: true,
       chunkSize: options.chunkSize,
-      retryDelays: options.retryDelays ?? [0, 1000, 3000, 5000],
+      // Short inner retries ride out a blip without re-running btrfs send; the push loop (client/send-snapshot.ts)
+      // takes over after them and retries for as long as the user allows, not four times like tus-js-client.
+      retryDelays: options.retryDelays ?? [0, 1000, 3000],
       storeFingerprintForResuming: false,
       removeFingerprintOnSuccess: true,
       ...(options.headers ? { headers: options.headers } : {}),
@@ -84,7 +91,17 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         return uploadErrorFrom(err).retryable;
       },
       onUploadUrlAvailable: () => {
-        if (upload.url) options.onUrl?.(upload.url);
+        if (upload.url) {
+          createdUrl = upload.url;
+          options.onUrl?.(upload.url);
+        }
+      },
+      // Once an upload exists, tus-js-client must never create another one behind our back (its issue 580).
+      onBeforeRequest: (req) => {
+        if (req.getMethod() === 'POST' && createdUrl !== null) {
+          sourceFailure = new UploadError('upload_gone', 'the server no longer has this upload', { retryable: true });
+          throw sourceFailure;
+        }
       },
       onProgress: (sent) => options.onProgress?.(sent),
       onSuccess: () => resolve({ url: upload.url ?? '' }),

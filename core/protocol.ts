@@ -14,7 +14,19 @@ export const routes = {
   transfers: `${API_PREFIX}/transfers`,
   transfer: (id: string) => `${API_PREFIX}/transfers/${encodeURIComponent(id)}`,
   abort: (id: string) => `${API_PREFIX}/transfers/${encodeURIComponent(id)}/abort`,
+  rewind: (id: string) => `${API_PREFIX}/transfers/${encodeURIComponent(id)}/rewind`,
+  frames: (id: string, from: number, limit: number) =>
+    `${API_PREFIX}/transfers/${encodeURIComponent(id)}/frames?from=${from}&limit=${limit}`,
 } as const;
+
+/**
+ * Sent by the client on every request of a push: one push process, one session. A transfer being uploaded by one
+ * session is refused to another for a short lease, so two pushes of the same snapshot never interleave.
+ */
+export const SESSION_HEADER = 'snapferry-session';
+
+/** Most frame records one GET /v1/transfers/:id/frames returns. */
+export const MAX_FRAMES_PER_PAGE = 10_000;
 
 /** The wire format this build speaks; a server refuses an upload in any other. */
 export const WIRE_FORMAT = 'sfr1';
@@ -108,10 +120,22 @@ export const Transfer = z.object({
   /** Bytes of the raw `btrfs send` stream inside the verified frames. */
   rawBytes: z.number(),
   rawEstimate: z.number().nullable(),
+  /** Hex chain hash after the verified frames: what a resuming client compares its regenerated stream with. */
+  chain: z.string(),
   error: TransferError.nullable(),
+  /** How the upload was last cut short (a PATCH that ended before its body), when, and at which offset. */
   lastInterruption: z.string().nullable(),
+  interruptions: z.number(),
 });
 export type Transfer = z.infer<typeof Transfer>;
+
+/** One verified frame as the server's index records it. */
+export const FrameRecord = z.object({ index: z.number(), wireEnd: z.number(), rawEnd: z.number(), chain: z.string() });
+export type FrameRecord = z.infer<typeof FrameRecord>;
+export const FrameList = z.object({ frames: z.array(FrameRecord) });
+export type FrameList = z.infer<typeof FrameList>;
+
+export const RewindRequest = z.object({ frames: z.number().int().nonnegative() });
 
 export const TransferList = z.object({ transfers: z.array(Transfer) });
 export type TransferList = z.infer<typeof TransferList>;

@@ -4,9 +4,9 @@
  */
 import { Hono, type Context } from 'hono';
 import type { Server as TusServer } from '@tus/server';
-import { API_PREFIX, UPLOADS_PATH } from '../core/protocol.ts';
+import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH } from '../core/protocol.ts';
 import { parseName, type SafeName } from '../core/names.ts';
-import { SnapferryError } from '../core/errors.ts';
+import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
 import { errorBody, statusOf } from './http-errors.ts';
 import type { Logger } from './log.ts';
@@ -30,7 +30,21 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
   });
   app.all(UPLOADS_PATH, (c) => tus.handleWeb(c.req.raw));
-  app.all(`${UPLOADS_PATH}/*`, (c) => tus.handleWeb(c.req.raw));
+  app.all(`${UPLOADS_PATH}/`, (c) => tus.handleWeb(c.req.raw));
+  app.all(`${UPLOADS_PATH}/:id`, async (c) => {
+    const id = c.req.param('id');
+    if (c.req.method === 'OPTIONS') return tus.handleWeb(c.req.raw);
+    // Only an upload still taking bytes is leased; once complete, requests on it are idempotent (an empty PATCH).
+    if (service.isUploading(id)) service.leases.acquire(id, session(c));
+    service.leases.enter(id);
+    try {
+      const res = await tus.handleWeb(c.req.raw);
+      if (c.req.method === 'PATCH' && res.status === 204) await noteCut(c, res);
+      return res;
+    } finally {
+      service.leases.leave(id);
+    }
+  });
 
   app.get(`${API_PREFIX}/status`, async (c) => c.json(await service.status()));
   app.get(`${API_PREFIX}/volumes`, async (c) => c.json({ client: client(c), volumes: await service.volumes(client(c)) }));
@@ -41,5 +55,33 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
   app.get(`${API_PREFIX}/transfers`, async (c) => c.json({ transfers: await service.transfers(client(c)) }));
   app.get(`${API_PREFIX}/transfers/:id`, async (c) => c.json(await service.transfer(client(c), c.req.param('id'))));
   app.post(`${API_PREFIX}/transfers/:id/abort`, async (c) => c.json(await service.abort(client(c), c.req.param('id'))));
+  app.get(`${API_PREFIX}/transfers/:id/frames`, async (c) => {
+    const from = Number(c.req.query('from') ?? 0);
+    const limit = Number(c.req.query('limit') ?? MAX_FRAMES_PER_PAGE);
+    if (!Number.isSafeInteger(from) || from < 0 || !Number.isSafeInteger(limit) || limit < 1) {
+      throw new ValidationError('from and limit must be whole numbers, from >= 0 and limit >= 1');
+    }
+    return c.json({ frames: await service.frames(client(c), c.req.param('id'), from, limit) });
+  });
+  app.post(`${API_PREFIX}/transfers/:id/rewind`, async (c) => {
+    const body = RewindRequest.safeParse(await c.req.json().catch(() => null));
+    if (!body.success) throw new ValidationError('the body must be JSON like {"frames": 12}');
+    return c.json(await service.rewind(client(c), c.req.param('id'), session(c), body.data.frames));
+  });
   return app;
+
+  /** A 204 whose new offset falls short of offset + body length: the body was cut off (the link broke). */
+  async function noteCut(c: Context, res: Response): Promise<void> {
+    const offset = Number(c.req.header('upload-offset'));
+    const length = Number(c.req.header('content-length'));
+    const after = Number(res.headers.get('upload-offset'));
+    if ([offset, length, after].every(Number.isFinite) && after < offset + length) {
+      await service.noteInterruption(c.req.param('id') ?? '', after);
+    }
+  }
+}
+
+/** Requests without a session header (curl, other tus clients) share one anonymous session. */
+function session(c: Context): string {
+  return (c.req.header(SESSION_HEADER) ?? 'anonymous').slice(0, 100);
 }

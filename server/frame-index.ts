@@ -82,3 +82,24 @@ export async function trimIndex(file: string): Promise<void> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }
+
+/** Records from..from+limit-1 (fewer at the end). */
+export async function readRecords(file: string, from: number, limit: number): Promise<IndexRecord[]> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(limit * INDEX_RECORD_SIZE);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, from * INDEX_RECORD_SIZE);
+    const out: IndexRecord[] = [];
+    for (let at = 0; at + INDEX_RECORD_SIZE <= bytesRead; at += INDEX_RECORD_SIZE) {
+      out.push(decodeIndexRecord(buf.subarray(at, at + INDEX_RECORD_SIZE)));
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Keeps the first `records` records. */
+export async function truncateIndex(file: string, records: number): Promise<void> {
+  await fs.truncate(file, records * INDEX_RECORD_SIZE);
+}

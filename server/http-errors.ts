@@ -18,6 +18,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   volume_busy: 409,
   transfer_receiving: 409,
   offset_mismatch: 409,
+  transfer_locked: 409,
+  transfer_not_uploading: 409,
   stream_metadata_mismatch: 422,
   disk_full: 507,
 };

@@ -7,7 +7,9 @@ import type { Upload } from '@tus/utils';
 import { SnapferryError } from '../core/errors.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { parseName, parseUuid, type SafeName } from '../core/names.ts';
-import { META, WIRE_FORMAT, finalStates, type Snapshot, type Status, type Transfer, type TransferState } from '../core/protocol.ts';
+import { META, MAX_FRAMES_PER_PAGE, WIRE_FORMAT, finalStates, type FrameRecord, type Snapshot, type Status, type Transfer, type TransferState } from '../core/protocol.ts';
+import { UploadLeases } from './leases.ts';
+import { FrameError } from '../core/wire/index.ts';
 import { validateChunkSize } from '../core/wire/index.ts';
 import { assertStreamStart, readStreamStart } from './stream-start.ts';
 import { Catalog, type SnapshotRecord, type TransferRecord } from './catalog.ts';
@@ -30,6 +32,8 @@ export interface ServiceOptions {
   holdReceives?: boolean;
   /** Abandoned uploads may be deleted this long after their creation; 0 keeps them forever. */
   expireAfterMs?: number;
+  /** How long an upload stays reserved for the push that last touched it (server/leases.ts). */
+  leaseMs?: number;
 }
 
 const ACTIVE: readonly TransferState[] = ['uploading', 'verifying', 'receiving'];
@@ -37,6 +41,7 @@ const VERSION = '0.1.0';
 
 export class ReplicationService {
   readonly store: FrameVerifyingStore;
+  readonly leases: UploadLeases;
   private readonly queue: ReceiveQueue;
   private readonly startedAt = Date.now();
 
@@ -46,6 +51,7 @@ export class ReplicationService {
     private readonly log: Logger,
     options: ServiceOptions,
   ) {
+    this.leases = new UploadLeases(options.leaseMs);
     this.store = new FrameVerifyingStore(layout, {
       chunkSizeOf: (upload) => Number(upload.metadata?.[META.chunkSize]),
       checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
@@ -126,7 +132,7 @@ export class ReplicationService {
       id, client, volume, snapshot, uuid, parentUuid, chunkSize,
       state: 'uploading', createdAt: now, updatedAt: now,
       rawEstimate: Number.isFinite(estimate) && estimate >= 0 ? estimate : null,
-      error: null, lastInterruption: null, wireBytes: null, rawBytes: null, framesVerified: null,
+      error: null, lastInterruption: null, interruptions: 0, wireBytes: null, rawBytes: null, framesVerified: null,
     };
     await this.catalog.putTransfer(record);
     this.log.info({ transfer: id, client, volume, snapshot, parentUuid }, 'transfer created');
@@ -167,6 +173,19 @@ export class ReplicationService {
       await this.store.remove(id);
       this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received');
     } catch (err) {
+      const damaged = spoolDamage(err);
+      if (damaged !== null) {
+        // Bytes damaged in the spool since they verified: never received. Cut the upload back to the last good
+        // frame and let the client send the rest again, as after any cut.
+        await this.store.rewind(id, damaged);
+        await this.catalog.updateTransfer(id, {
+          state: 'uploading', wireBytes: null, rawBytes: null, framesVerified: null,
+          interruptions: t.interruptions + 1,
+          lastInterruption: `${new Date().toISOString()}: the spool was damaged at frame ${damaged}; rewound there for the client to send again`,
+        });
+        this.log.error({ transfer: id, frame: damaged }, 'spool damaged on disk; upload rewound to the last good frame');
+        return;
+      }
       const e = err instanceof SnapferryError ? err : new SnapferryError('receive_failed', String(err));
       await this.catalog.updateTransfer(id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
       this.log.warn({ transfer: id, code: e.code, err: e.message }, 'receive failed; the spool is kept');
@@ -203,14 +222,63 @@ export class ReplicationService {
   }
 
   private async withProgress(t: TransferRecord): Promise<Transfer> {
-    let p = { wireOffset: t.wireBytes ?? 0, framesVerified: t.framesVerified ?? 0, rawBytes: t.rawBytes ?? 0 };
-    if (t.state === 'uploading') p = await this.store.progress(t.id);
+    const p: { wireOffset: number; framesVerified: number; rawBytes: number; chain: Buffer | null } =
+      t.state === 'uploading'
+        ? await this.store.progress(t.id)
+        : { wireOffset: t.wireBytes ?? 0, framesVerified: t.framesVerified ?? 0, rawBytes: t.rawBytes ?? 0, chain: null };
     return {
       id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, uuid: t.uuid, parentUuid: t.parentUuid,
       state: t.state, createdAt: t.createdAt, updatedAt: t.updatedAt, chunkSize: t.chunkSize,
       wireOffset: p.wireOffset, framesVerified: p.framesVerified, rawBytes: p.rawBytes, rawEstimate: t.rawEstimate,
-      error: t.error, lastInterruption: t.lastInterruption,
+      chain: p.chain?.toString('hex') ?? '', error: t.error, lastInterruption: t.lastInterruption, interruptions: t.interruptions,
     };
+  }
+
+  isUploading(id: string): boolean {
+    return this.catalog.transfer(id)?.state === 'uploading';
+  }
+
+  /** The verified frames' records, for a client whose regenerated stream no longer matches the chain. */
+  async frames(client: SafeName, id: string, from: number, limit: number): Promise<FrameRecord[]> {
+    const t = this.ownTransfer(client, id);
+    if (t.state !== 'uploading') return [];
+    const records = await this.store.frames(id, from, Math.min(limit, MAX_FRAMES_PER_PAGE));
+    return records
+      .filter((r) => r.kind === 'data')
+      .map((r) => ({ index: r.index, wireEnd: r.wireEnd, rawEnd: r.rawEnd, chain: r.chain.toString('hex') }));
+  }
+
+  /**
+   * Cuts an upload back to its first `frames` frames (DESIGN.md step 5): the client found that its regenerated
+   * stream differs from frame `frames` on. Refused while another request of the upload is in flight.
+   */
+  async rewind(client: SafeName, id: string, session: string, frames: number): Promise<Transfer> {
+    const t = this.ownTransfer(client, id);
+    if (t.state !== 'uploading') {
+      throw new TransferConflict('transfer_not_uploading', `transfer ${id} is ${t.state}; only an upload in progress can be rewound`);
+    }
+    this.leases.acquire(id, session);
+    if (this.leases.inFlight(id)) {
+      throw new TransferConflict('transfer_locked', `transfer ${id} has a request in flight; try again`, { retryable: true });
+    }
+    const before = await this.store.progress(id);
+    await this.store.rewind(id, frames);
+    await this.catalog.updateTransfer(id, {
+      lastInterruption: `${new Date().toISOString()}: rewound from frame ${before.framesVerified} to ${frames}: the client's stream differs from there`,
+    });
+    this.log.warn({ transfer: id, from: before.framesVerified, to: frames }, 'upload rewound');
+    return this.transfer(client, id);
+  }
+
+  /** A PATCH ended before its body did: the link was cut. Kept so status can say when and where. */
+  async noteInterruption(id: string, offset: number): Promise<void> {
+    const t = this.catalog.transfer(id);
+    if (!t || t.state !== 'uploading') return;
+    const p = await this.store.progress(id);
+    await this.catalog.updateTransfer(id, {
+      interruptions: t.interruptions + 1,
+      lastInterruption: `${new Date().toISOString()}: cut at byte ${offset} (after ${p.framesVerified} verified frames)`,
+    });
   }
 
   /**
@@ -255,4 +323,14 @@ export class ReplicationService {
       volumes: new Set(all.map((s) => `${s.client}/${s.volume}`)).size, snapshots: all.length, transfers,
     };
   }
+}
+
+/** The frame index where a spool failed verification during the receive, or null for any other failure. */
+function spoolDamage(err: unknown): number | null {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    if (e instanceof FrameError) return typeof e.details.frameIndex === 'number' ? e.details.frameIndex : 0;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
 }

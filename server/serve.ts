@@ -20,6 +20,7 @@ export interface ServeOptions {
   /** Queue receives but do not run them until service.resumeReceives(). */
   holdReceives?: boolean;
   expireAfterMs?: number;
+  leaseMs?: number;
 }
 
 export interface RunningServer {
@@ -34,6 +35,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const service = await ReplicationService.open(options.root, options.log, {
     holdReceives: options.holdReceives ?? false,
     expireAfterMs: options.expireAfterMs ?? 0,
+    ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
   });
   await service.start();
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, clientOf: () => DEFAULT_CLIENT });

@@ -16,7 +16,7 @@ import type { Upload } from '@tus/utils';
 import { FrameParser, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
 import { CHAIN_ZERO } from '../core/wire/chain.ts';
 import { SnapferryError } from '../core/errors.ts';
-import { encodeIndexRecord, readLastRecord, trimIndex, type IndexRecord } from './frame-index.ts';
+import { encodeIndexRecord, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
 import type { ServerLayout } from './layout.ts';
 
 /** fsync at least this often during a long PATCH, so a power cut loses little even before the ack. */
@@ -108,6 +108,33 @@ export class FrameVerifyingStore extends FileStore {
     const { size } = await fs.stat(spool);
     if (size > progress.wireOffset) await fs.truncate(spool, progress.wireOffset);
     return progress;
+  }
+
+  /** Index records from..from+limit-1: each verified frame's end on the wire and the chain after it. */
+  async frames(id: string, from: number, limit: number): Promise<IndexRecord[]> {
+    await this.repair(id);
+    return readRecords(this.layout.frameIndexFile(id), from, limit);
+  }
+
+  /**
+   * Cuts the upload back to its first `frames` data frames: the spool, the index, and any declared length (the
+   * stream sent from there on may differ, which is why it is rewound). The caller makes sure no PATCH is in flight.
+   */
+  async rewind(id: string, frames: number): Promise<SpoolProgress> {
+    const before = await this.repair(id);
+    if (frames > before.framesVerified) {
+      throw new SnapferryError('invalid_input', `cannot rewind to frame ${frames}: the server holds ${before.framesVerified}`);
+    }
+    const indexFile = this.layout.frameIndexFile(id);
+    const last = frames === 0 ? null : await readRecord(indexFile, frames - 1);
+    await truncateIndex(indexFile, frames);
+    await fs.truncate(this.layout.spoolFile(id), last?.wireEnd ?? 0);
+    const info = await this.configstore.get(id);
+    if (info && info.size !== undefined) {
+      info.size = undefined;
+      await this.configstore.set(id, info);
+    }
+    return progressFromRecord(last);
   }
 
   override async getUpload(id: string): Promise<Upload> {

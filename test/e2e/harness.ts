@@ -26,7 +26,7 @@ export interface Pair {
   root: string;
   /** Takes a read-only snapshot of the source named `name`; returns its path. */
   snapshot(name: string): Promise<string>;
-  startServer(options?: { holdReceives?: boolean; expireAfterMs?: number }): Promise<RunningServer>;
+  startServer(options?: { holdReceives?: boolean; expireAfterMs?: number; leaseMs?: number; port?: number }): Promise<RunningServer>;
   receivedPath(volume: string, name: string): string;
 }
 
@@ -51,7 +51,7 @@ export async function createPair(t: AfterHook, options: { clientMiB?: number; se
       return p;
     },
     async startServer(opts = {}) {
-      const s = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), ...opts });
+      const s = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000, ...opts });
       servers.push(s);
       return s;
     },

@@ -30,7 +30,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_
 
 /** Pushes until the server holds the whole stream but (held) has not received it; the push is still waiting. */
 async function uploadWithoutReceive(url: string, snapshot: string) {
-  const pushing = push({ server: url, volume: 'v', snapshots: [snapshot], pollMs: 50 }, recordingReporter());
+  // No retries: when the test stops the server under it, this push fails instead of waiting for it forever.
+  const pushing = push({ server: url, volume: 'v', snapshots: [snapshot], pollMs: 50, retries: 0 }, recordingReporter());
   pushing.catch(() => undefined);
   const api = new ServerApi({ server: url });
   const transfer = await until('the upload to complete', async () => (await api.transfers()).transfers.find((x) => x.state === 'receiving'));

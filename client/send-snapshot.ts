@@ -1,0 +1,176 @@
+/**
+ * One snapshot to the server, whatever happens on the way (DESIGN.md step 5). Each attempt asks the server where
+ * the transfer stands (the server is the truth: a client that lost all its state, or was killed, resumes), runs
+ * `btrfs send` again, hashes its way to the server's offset and uploads the rest; a retryable failure waits with
+ * backoff and tries again. It returns once the server has received and checked the snapshot.
+ */
+import { SnapferryError, describeError } from '../core/errors.ts';
+import type { SafeName } from '../core/names.ts';
+import type { LocalSnapshot, PlanStep } from '../core/plan.ts';
+import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, type Transfer } from '../core/protocol.ts';
+import type { ServerApi } from './api.ts';
+import { openFramedSend, StreamMismatch, type FramedSend, type ResumeFrom } from './framed-send.ts';
+import { uploadFramed } from './tus-upload.ts';
+import { Backoff, type BackoffOptions } from './retry.ts';
+import { formatBytes, type Reporter } from './report.ts';
+
+export interface SendContext {
+  api: ServerApi;
+  volume: SafeName;
+  report: Reporter;
+  headers: Record<string, string>;
+  chunkSize: number;
+  level: number;
+  patchBytes: number;
+  pollMs: number;
+  backoff: BackoffOptions;
+  signal?: AbortSignal;
+}
+
+export class PushError extends SnapferryError {}
+
+export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Transfer> {
+  const backoff = new Backoff(ctx.backoff);
+  let lastOffset = -1;
+  ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+  for (;;) {
+    ctx.signal?.throwIfAborted();
+    try {
+      return await attempt(ctx, step);
+    } catch (err) {
+      if (ctx.signal?.aborted) throw err;
+      // Whatever went wrong, the server may have finished anyway (the last response was lost).
+      const now = await findTransfer(ctx, step).catch(() => undefined);
+      if (now?.state === 'received') return now;
+      if (!(err instanceof SnapferryError) || !err.retryable) throw err;
+      if (now && now.wireOffset > lastOffset) {
+        if (lastOffset >= 0) backoff.reset();
+        lastOffset = now.wireOffset;
+      }
+      const delay = backoff.next();
+      if (delay === null) {
+        throw new PushError('retries_exhausted', `gave up on ${step.snapshot.name} after ${backoff.attempts - 1} retries: ${err.message}`, {
+          retryable: true,
+          cause: err,
+        });
+      }
+      ctx.report.note(`${step.snapshot.name}: ${describeError(err)}; trying again in ${(delay / 1000).toFixed(1)} s`);
+      await backoff.wait(delay, ctx.signal);
+    }
+  }
+}
+
+/** The newest transfer of this snapshot that is not over (or is received). */
+async function findTransfer(ctx: SendContext, step: PlanStep): Promise<Transfer | undefined> {
+  const { transfers } = await ctx.api.transfers();
+  return transfers
+    .filter((t) => t.volume === ctx.volume && t.uuid === step.snapshot.uuid && !['failed', 'aborted'].includes(t.state))
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
+}
+
+async function attempt(ctx: SendContext, step: PlanStep): Promise<Transfer> {
+  const existing = await findTransfer(ctx, step);
+  if (existing?.state === 'received') return existing;
+  if (existing && existing.state !== 'uploading') return waitReceived(ctx, existing.id);
+
+  let resumeOf: Transfer | null = null;
+  if (existing) {
+    if (existing.parentUuid === (step.parent?.uuid ?? null)) resumeOf = existing;
+    else {
+      ctx.report.note(`aborting transfer ${existing.id}: it sends ${step.snapshot.name} from another parent than this plan`);
+      await ctx.api.abort(existing.id);
+    }
+  }
+  const framed = await open(ctx, step, resumeOf);
+  let id = resumeOf?.id ?? null;
+  try {
+    await uploadFramed({
+      server: ctx.api.base.toString(),
+      uploadUrl: resumeOf ? ctx.api.url(`${UPLOADS_PATH}/${resumeOf.id}`) : null,
+      metadata: metadataFor(ctx.volume, step.snapshot, step.parent, ctx.chunkSize),
+      source: framed.source,
+      chunkSize: ctx.patchBytes,
+      headers: ctx.headers,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onUrl: (url) => {
+        id = url.split('/').pop() ?? null;
+      },
+      onProgress: (wire) => ctx.report.progress({ wireBytes: wire, rawBytes: framed.rawFramed }),
+    });
+    await framed.done;
+  } catch (err) {
+    framed.cancel();
+    // The pipeline's own failure (btrfs send, a bad stream) explains more than the upload's.
+    const pipelineFailure = await framed.done.then(() => null, (e: unknown) => e);
+    throw pipelineFailure instanceof SnapferryError ? pipelineFailure : err;
+  }
+  if (id === null) throw new PushError('no_transfer_id', 'the server did not say where the upload went', { retryable: true });
+  ctx.report.waiting(step.snapshot.name);
+  return waitReceived(ctx, id);
+}
+
+/** Starts the framed send, resuming where the server stands; rewinds the upload when the streams diverged. */
+async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null): Promise<FramedSend> {
+  const options = {
+    snapshotPath: step.snapshot.path,
+    parentPath: step.parent?.path ?? null,
+    chunkSize: resumeOf?.chunkSize ?? ctx.chunkSize,
+    level: ctx.level,
+    maxSlice: ctx.patchBytes,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  };
+  if (!resumeOf) return openFramedSend(options);
+  const resume: ResumeFrom = { frames: resumeOf.framesVerified, wireOffset: resumeOf.wireOffset, chain: resumeOf.chain };
+  let framed: FramedSend;
+  try {
+    framed = await openFramedSend(options, resume);
+  } catch (err) {
+    if (!(err instanceof StreamMismatch)) throw err;
+    ctx.report.note(
+      `${step.snapshot.name}: btrfs send now produces a different stream than the one the server holds ` +
+        '(btrfs-progs or the kernel changed?); looking for the last frame that still matches',
+    );
+    framed = await openFramedSend(options, { ...resume, records: await ctx.api.frames(resumeOf.id) });
+  }
+  if (framed.rewindTo !== null) {
+    await ctx.api.rewind(resumeOf.id, framed.rewindTo);
+    ctx.report.note(`${step.snapshot.name}: rewound the upload from frame ${resumeOf.framesVerified} to ${framed.rewindTo}, where the streams still agree`);
+  }
+  if (framed.start.frames > 0) {
+    ctx.report.note(`${step.snapshot.name}: resuming at ${formatBytes(framed.start.wireOffset)} (frame ${framed.start.frames}); the rest was only hashed, not sent`);
+  }
+  return framed;
+}
+
+function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSnapshot | null, chunkSize: number): Record<string, string> {
+  return {
+    [META.volume]: volume,
+    [META.snapshot]: snapshot.name,
+    [META.uuid]: snapshot.uuid,
+    ...(parent ? { [META.parentUuid]: parent.uuid } : {}),
+    [META.format]: WIRE_FORMAT,
+    [META.chunkSize]: String(chunkSize),
+  };
+}
+
+/** Polls until the server has received (or failed) the transfer; an upload that went back to `uploading` (its
+ * spool was damaged on disk and rewound) is a retryable interruption, so the loop resumes it. */
+async function waitReceived(ctx: SendContext, id: string): Promise<Transfer> {
+  for (;;) {
+    ctx.signal?.throwIfAborted();
+    const t = await ctx.api.transfer(id);
+    if (t.state === 'received') {
+      ctx.report.received(t.snapshot, t);
+      return t;
+    }
+    if (t.state === 'uploading') {
+      throw new PushError('upload_rewound', `the server needs part of ${t.snapshot} again (${t.lastInterruption ?? 'rewound'})`, { retryable: true });
+    }
+    if (finalStates.includes(t.state)) {
+      throw new PushError(t.error?.code ?? 'transfer_failed', `the server could not receive ${t.snapshot}: ${t.error?.message ?? t.state}`, {
+        details: { transferId: t.id },
+      });
+    }
+    await new Promise((r) => setTimeout(r, ctx.pollMs));
+  }
+}
