@@ -58,9 +58,11 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
   const check = new SendStreamCheck();
   const checked = send.stream.pipe(check);
   send.stream.once('error', (err) => check.destroy(err));
+  // Everything cancel() must destroy: a resumed pipeline reads from a generator (prefix.rest) that destroying its
+  // source does not wake, so the downstream streams are destroyed too, or `done` would never settle.
+  const streams: { destroy(): unknown }[] = [check, send.stream];
   const cancel = () => {
-    check.destroy();
-    send.stream.destroy();
+    for (const stream of streams) stream.destroy();
   };
 
   let start: { frames: number; wireOffset: number; rawOffset: number; chain: Buffer } = { frames: 0, wireOffset: 0, rawOffset: 0, chain: Buffer.alloc(32) };
@@ -107,7 +109,9 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
       options.onFrame?.(frame);
     },
   });
-  const done = pipeline(rest === checked ? checked : Readable.from(rest), encoder, out);
+  const head = rest === checked ? checked : Readable.from(rest);
+  streams.push(head, encoder, out);
+  const done = pipeline(head, encoder, out);
   done.catch(() => undefined);
   return {
     source,

@@ -24,6 +24,8 @@ export interface PushOptions {
   /** Bytes per PATCH at most. */
   patchBytes?: number;
   pollMs?: number;
+  /** An upload with no progress for this long is dropped and resumed (default: off). */
+  stallMs?: number;
   /** Retries in a row without progress before giving up (default: forever). */
   retries?: number;
   backoff?: Partial<BackoffOptions>;
@@ -59,6 +61,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     level: options.level ?? 3,
     patchBytes: options.patchBytes ?? DEFAULT_PATCH_BYTES,
     pollMs: options.pollMs ?? 250,
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
     backoff: { ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) },
     ...(options.signal ? { signal: options.signal } : {}),
   };

@@ -23,6 +23,7 @@ export interface SendContext {
   level: number;
   patchBytes: number;
   pollMs: number;
+  stallMs?: number;
   backoff: BackoffOptions;
   signal?: AbortSignal;
 }
@@ -91,6 +92,7 @@ async function attempt(ctx: SendContext, step: PlanStep): Promise<Transfer> {
       source: framed.source,
       chunkSize: ctx.patchBytes,
       headers: ctx.headers,
+      ...(ctx.stallMs ? { stallMs: ctx.stallMs } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onUrl: (url) => {
         id = url.split('/').pop() ?? null;

@@ -22,7 +22,15 @@ export interface TusUploadOptions {
   signal?: AbortSignal;
   onUrl?: (url: string) => void;
   onProgress?: (sent: number) => void;
+  /** Give up on the upload (retryably) when no byte moved and no response came for this long. */
+  stallMs?: number;
 }
+
+/**
+ * A link can also fail silently (a NAT dropping state, a proxy that never answers). Off by default for now:
+ * tus-js-client reports no progress while it writes a Buffer body, so a long PATCH on a slow link looks stalled.
+ */
+export const DEFAULT_STALL_MS = 0;
 
 export class UploadError extends SnapferryError {}
 
@@ -62,6 +70,18 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
   return new Promise((resolve, reject) => {
     let sourceFailure: unknown = null;
     let createdUrl: string | null = options.uploadUrl ?? null;
+    let lastActivity = Date.now();
+    const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+    const watchdog = setInterval(() => {
+      if (stallMs <= 0 || Date.now() - lastActivity < stallMs) return;
+      clearInterval(watchdog);
+      void upload.abort(false);
+      reject(new UploadError('upload_stalled', `nothing moved for ${Math.round(stallMs / 1000)} s`, { retryable: true }));
+    }, stallMs > 0 ? Math.min(5000, stallMs / 4) : 60_000);
+    const settle = <T>(fn: (v: T) => void) => (v: T) => {
+      clearInterval(watchdog);
+      fn(v);
+    };
     const upload = new Upload(Buffer.alloc(0), {
       endpoint: createdUrl ? null : new URL(`${UPLOADS_PATH}/`, options.server).toString(),
       ...(createdUrl ? { uploadUrl: createdUrl } : {}),
@@ -103,11 +123,18 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
           throw sourceFailure;
         }
       },
-      onProgress: (sent) => options.onProgress?.(sent),
-      onSuccess: () => resolve({ url: upload.url ?? '' }),
-      onError: (err) => reject(sourceFailure instanceof Error ? sourceFailure : uploadErrorFrom(err)),
+      onProgress: (sent) => {
+        lastActivity = Date.now();
+        options.onProgress?.(sent);
+      },
+      onAfterResponse: () => {
+        lastActivity = Date.now();
+      },
+      onSuccess: settle(() => resolve({ url: upload.url ?? '' })),
+      onError: settle((err: Error) => reject(sourceFailure instanceof Error ? sourceFailure : uploadErrorFrom(err))),
     });
     options.signal?.addEventListener('abort', () => {
+      clearInterval(watchdog);
       void upload.abort(false);
       reject(new UploadError('cancelled', 'the upload was cancelled', { retryable: false }));
     }, { once: true });

@@ -25,21 +25,20 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
   });
   app.notFound((c) => c.json(errorBody(new SnapferryError('not_found', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404));
 
-  // tus downloads (GET on an upload) stay off: the spool is not for reading back.
-  app.get(`${UPLOADS_PATH}/*`, () => {
-    throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
-  });
   app.all(UPLOADS_PATH, (c) => tus.handleWeb(c.req.raw));
   app.all(`${UPLOADS_PATH}/`, (c) => tus.handleWeb(c.req.raw));
   app.all(`${UPLOADS_PATH}/:id`, async (c) => {
     const id = c.req.param('id');
+    // tus downloads (GET on an upload) stay off: the spool is not for reading back. (HEAD, which hono would also
+    // route to a GET handler, is how tus clients ask for the offset: it goes on to tus.)
+    if (c.req.method === 'GET') throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
     if (c.req.method === 'OPTIONS') return tus.handleWeb(c.req.raw);
     // Only an upload still taking bytes is leased; once complete, requests on it are idempotent (an empty PATCH).
     if (service.isUploading(id)) service.leases.acquire(id, session(c));
     service.leases.enter(id);
     try {
-      const res = await tus.handleWeb(c.req.raw);
-      if (c.req.method === 'PATCH' && res.status === 204) await noteCut(c, res);
+      const res = await tus.handleWeb(await withoutRepeatedLength(c, id));
+      if (c.req.method === 'PATCH') await noteCut(c, id);
       return res;
     } finally {
       service.leases.leave(id);
@@ -70,14 +69,28 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
   });
   return app;
 
-  /** A 204 whose new offset falls short of offset + body length: the body was cut off (the link broke). */
-  async function noteCut(c: Context, res: Response): Promise<void> {
+  /**
+   * A client whose last PATCH (the one that declares Upload-Length) was cut sends that PATCH again, with the same
+   * Upload-Length; so does tus-js-client on every PATCH after a resume. @tus/server refuses any Upload-Length once
+   * one is set (400), which would end the upload for good. The same value again says nothing new: drop it.
+   */
+  async function withoutRepeatedLength(c: Context, id: string): Promise<Request> {
+    const declared = c.req.header('upload-length');
+    if (c.req.method !== 'PATCH' || declared === undefined) return c.req.raw;
+    const size = await service.store.getUpload(id).then((u) => u.size, () => undefined);
+    if (size === undefined || String(size) !== declared) return c.req.raw;
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete('upload-length');
+    return new Request(c.req.raw, { headers, duplex: 'half' } as RequestInit);
+  }
+
+  /** A PATCH that left the upload short of offset + body length: the body was cut off (the link broke). */
+  async function noteCut(c: Context, id: string): Promise<void> {
     const offset = Number(c.req.header('upload-offset'));
     const length = Number(c.req.header('content-length'));
-    const after = Number(res.headers.get('upload-offset'));
-    if ([offset, length, after].every(Number.isFinite) && after < offset + length) {
-      await service.noteInterruption(c.req.param('id') ?? '', after);
-    }
+    if (!Number.isFinite(offset) || !Number.isFinite(length) || !service.isUploading(id)) return;
+    const after = (await service.store.progress(id)).wireOffset;
+    if (after < offset + length) await service.noteInterruption(id, after);
   }
 }
 

@@ -3,6 +3,7 @@
  * loopback port, all taken down after the test, pass or fail.
  */
 import path from 'node:path';
+import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createBtrfs, fillVaried, snapshotReadonly, type BtrfsFixture } from '../fixtures/btrfs.ts';
 import { assertTreesEqual } from '../fixtures/tree.ts';
@@ -63,9 +64,14 @@ export async function createPair(t: AfterHook, options: { clientMiB?: number; se
 export function recordingReporter(): Reporter & { notes: string[]; started: { snapshot: string; parent: string | null }[] } {
   const notes: string[] = [];
   const started: { snapshot: string; parent: string | null }[] = [];
+  // SNAPFERRY_TEST_VERBOSE=FILE appends what the pushes in a test say to FILE.
+  const echo = process.env.SNAPFERRY_TEST_VERBOSE ? (m: string) => appendFileSync(process.env.SNAPFERRY_TEST_VERBOSE!, `${new Date().toISOString()} ${m}\n`) : () => undefined;
   return {
     notes, started,
-    note: (m) => notes.push(m),
+    note: (m) => {
+      notes.push(m);
+      echo(m);
+    },
     startTransfer: (snapshot, parent) => started.push({ snapshot, parent }),
     progress: () => undefined,
     waiting: () => undefined,
