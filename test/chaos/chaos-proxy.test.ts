@@ -8,8 +8,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startChaosProxy } from './chaos-proxy.ts';
-import type { ChaosProxy, CutEvent } from './chaos-proxy.ts';
+import { startChaosProxyCore as startChaosProxy } from './proxy-core.ts';
+import type { ChaosProxyCore as ChaosProxy, CutEvent } from './proxy-core.ts';
 import { send, startSink, until } from './peers.ts';
 import type { SinkConnection } from './peers.ts';
 

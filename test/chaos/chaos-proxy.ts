@@ -1,5 +1,5 @@
 /**
- * A TCP proxy on loopback that plays a slow link which breaks, for tests (plain TCP, so HTTP and TLS alike):
+ * A TCP proxy for tests that throttles, cuts and counts, between a client and a server:
  *
  *   const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: server.port } });
  *   t.after(() => proxy.close());
@@ -8,125 +8,58 @@
  *   proxy.onCut((cut) => t.diagnostic(`cut #${proxy.stats().cuts} at ${cut.position}`));
  *   await push({ server: proxy.url });                              // https: `https://127.0.0.1:${proxy.port}`
  *   assert.ok(proxy.stats().upstreamBytes <= streamBytes + proxy.stats().cuts * frameBytes + overhead);
- * cutAfter(n) is one-shot, cutRandomly({ meanBytes, seed }) repeats at seeded random points, cutNow() breaks all now,
- * refuse(true) resets new connections at once (the link is down). Byte counts are what the kernel took for the far end.
+ * cutAfter(n) is one-shot, cutRandomly({ meanBytes, seed }) repeats at seeded random points, await cutNow() breaks
+ * all now, refuse(true) resets new connections at once (the link is down). Byte counts are what the kernel took for
+ * the far end.
+ *
+ * The proxy runs in a worker thread, like a link that is not part of the program under test: on loopback a socket
+ * write can keep the kernel busy for hundreds of milliseconds when the receiver lags, and in the test's own thread
+ * that would stall the client and the server it is testing. Settings are messages (applied in order, before any
+ * later connection's bytes); stats() reads shared memory the worker updates on every change.
  */
-import net from 'node:net';
-import type { Server, Socket } from 'node:net';
-import { ValidationError } from '../../core/errors.ts';
-import { CutSchedule } from './cut-schedule.ts';
-import type { CutKind, RandomCuts } from './cut-schedule.ts';
-import { RateLimiter } from './rate-limiter.ts';
-import type { LaneLink } from './lane.ts';
-import { ProxiedConnection, resetSocket } from './proxied-connection.ts';
-import type { Target } from './proxied-connection.ts';
+import { Worker } from 'node:worker_threads';
+import { checkProxyOptions, type ChaosProxyOptions, type ChaosStats, type CutEvent, type RandomCuts, type RateSetting } from './proxy-core.ts';
+import { STAT_FIELDS, type ProxyCommand, type ProxyEvent, type WorkerSetup } from './proxy-messages.ts';
 
-export type { RandomCuts } from './cut-schedule.ts';
+export type { ChaosProxyOptions, ChaosStats, CutEvent, RandomCuts, RateSetting } from './proxy-core.ts';
 
-export interface ChaosProxyOptions {
-  target: Target;
-  /** Default 127.0.0.1. */
-  listenHost?: string;
-  /** Default 0: a free port. */
-  listenPort?: number;
-}
-
-export interface ChaosStats {
-  /** Client-to-server bytes handed to the kernel for the server since start or resetStats(). */
-  upstreamBytes: number;
-  downstreamBytes: number;
-  /** Connections accepted and passed on (refused ones not included). */
-  connections: number;
-  refused: number;
-  /** Cuts that broke at least one connection. */
-  cuts: number;
-  /** Open now (a gauge, not reset). */
-  live: number;
-  /** Bytes waiting inside the proxy now (a gauge): stays small when backpressure works. */
-  queuedBytes: number;
-}
-
-export interface CutEvent {
-  kind: CutKind | 'now';
-  /** Where on the running count of upstream bytes (since start, never reset) the cut fell. */
-  position: number;
-  /** How many connections it broke. */
-  connections: number;
-}
-
-export type RateSetting = number | null | { upstream?: number | null; downstream?: number | null };
-
-type Counters = Pick<ChaosStats, 'upstreamBytes' | 'downstreamBytes' | 'connections' | 'refused' | 'cuts'>;
-const zeroCounters = (): Counters => ({ upstreamBytes: 0, downstreamBytes: 0, connections: 0, refused: 0, cuts: 0 });
+type Counter = 'upstreamBytes' | 'downstreamBytes' | 'connections' | 'refused' | 'cuts';
+const COUNTERS: readonly Counter[] = ['upstreamBytes', 'downstreamBytes', 'connections', 'refused', 'cuts'];
 
 export class ChaosProxy {
-  readonly host: string;
-  readonly port: number;
-  readonly #listener: Server;
-  readonly #target: Target;
-  /** Every connection whose sockets are not both closed yet, broken or not. */
-  readonly #connections = new Set<ProxiedConnection>();
-  readonly #upLimiter = new RateLimiter();
-  readonly #downLimiter = new RateLimiter();
-  readonly #schedule = new CutSchedule();
+  readonly #worker: Worker;
+  readonly #shared: Float64Array;
   readonly #cutListeners = new Set<(event: CutEvent) => void>();
-  #counters = zeroCounters();
-  /** Upstream bytes handed on since start; cut positions are measured on it. */
-  #position = 0;
-  /** Set between the write that reaches a cut point and the cut itself: nothing else may cross meanwhile. */
-  #pendingCut: { kind: CutKind; position: number } | null = null;
-  #refusing = false;
+  readonly #replies = new Map<number, (value: number) => void>();
+  #nextId = 0;
+  #baseline: Record<Counter, number> = { upstreamBytes: 0, downstreamBytes: 0, connections: 0, refused: 0, cuts: 0 };
   #closing: Promise<void> | null = null;
-  readonly #up: LaneLink;
-  readonly #down: LaneLink;
 
-  private constructor(listener: Server, host: string, port: number, target: Target) {
-    this.#listener = listener;
-    this.host = host;
-    this.port = port;
-    this.#target = target;
-    this.#up = {
-      limiter: this.#upLimiter,
-      frozen: () => this.#pendingCut !== null,
-      untilCut: () => (this.#schedule.nextAt === null ? Infinity : this.#schedule.nextAt - this.#position),
-      issued: (n) => {
-        this.#position += n;
-        const kind = this.#schedule.kind;
-        if (kind === null || this.#schedule.nextAt === null || this.#position < this.#schedule.nextAt) return false;
-        this.#pendingCut = { kind, position: this.#position };
-        this.#schedule.advance();
-        return true;
-      },
-      crossed: (n) => (this.#counters.upstreamBytes += n),
-      cut: () => {
-        const pending = this.#pendingCut;
-        this.#pendingCut = null;
-        if (pending !== null) this.#cut(pending.kind, pending.position);
-      },
-    };
-    this.#down = {
-      limiter: this.#downLimiter,
-      frozen: () => this.#pendingCut !== null,
-      untilCut: () => Infinity,
-      issued: () => false,
-      crossed: (n) => (this.#counters.downstreamBytes += n),
-      cut: () => undefined,
-    };
-    listener.on('connection', (socket) => this.#accept(socket));
+  private constructor(worker: Worker, shared: Float64Array, readonly host: string, readonly port: number) {
+    this.#worker = worker;
+    this.#shared = shared;
+    worker.on('message', (event: ProxyEvent) => {
+      if (event.type === 'cut') for (const listener of this.#cutListeners) listener(event.event);
+      if (event.type === 'reply') {
+        this.#replies.get(event.id)?.(event.value);
+        this.#replies.delete(event.id);
+      }
+    });
   }
 
   static async start(options: ChaosProxyOptions): Promise<ChaosProxy> {
-    const host = options.listenHost ?? '127.0.0.1';
-    const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen(options.listenPort ?? 0, host, () => {
-        listener.off('error', reject);
-        resolve();
-      });
+    const stats = new SharedArrayBuffer(STAT_FIELDS.length * Float64Array.BYTES_PER_ELEMENT);
+    const setup: WorkerSetup = { options, stats };
+    const worker = new Worker(new URL('./proxy-worker-boot.mjs', import.meta.url), { workerData: setup });
+    const ready = await new Promise<ProxyEvent>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
     });
-    const address = listener.address() as net.AddressInfo;
-    return new ChaosProxy(listener, host, address.port, { ...options.target });
+    if (ready.type !== 'listening') {
+      await worker.terminate();
+      throw new Error(`the chaos proxy did not start: ${ready.type === 'failed' ? ready.message : ready.type}`);
+    }
+    return new ChaosProxy(worker, new Float64Array(stats), ready.host, ready.port);
   }
 
   /** `http://HOST:PORT`; for TLS through the proxy use `https://` with the same host and port. */
@@ -136,47 +69,50 @@ export class ChaosProxy {
 
   /** A number (or null) sets the upstream rate only; an object sets each direction it names. In bytes per second. */
   setRate(rate: RateSetting): void {
-    if (rate === null || typeof rate === 'number') return this.#upLimiter.setRate(rate);
-    if (rate.upstream !== undefined) this.#upLimiter.setRate(rate.upstream);
-    if (rate.downstream !== undefined) this.#downLimiter.setRate(rate.downstream);
+    this.#send({ type: 'setRate', rate });
   }
 
   /** One cut, once `bytes` more have gone upstream (null: cancel). Replaces any other cut schedule. */
   cutAfter(bytes: number | null): void {
-    if (bytes === null) this.#schedule.clear();
-    else this.#schedule.after(this.#position, bytes);
+    this.#send({ type: 'cutAfter', bytes });
   }
 
   /** A cut every `bytes` upstream bytes from now, until cutEvery(null). Replaces any other cut schedule. */
   cutEvery(bytes: number | null): void {
-    if (bytes === null) this.#schedule.clear();
-    else this.#schedule.every(this.#position, bytes);
+    this.#send({ type: 'cutEvery', bytes });
   }
 
   /** Cuts at seeded random distances (same seed, same positions) until cutRandomly(null). Replaces others. */
   cutRandomly(options: RandomCuts | null): void {
-    if (options === null) this.#schedule.clear();
-    else this.#schedule.random(this.#position, options);
+    this.#send({ type: 'cutRandomly', options });
   }
 
-  /** Resets every live connection now; returns how many it broke. */
-  cutNow(): number {
-    return this.#cut('now', this.#position);
+  /** Resets every live connection now; resolves to how many it broke. */
+  cutNow(): Promise<number> {
+    return this.#ask('cutNow');
   }
 
   /** While on, new connections are reset as soon as they are accepted (live ones are left alone: see cutNow). */
   refuse(on: boolean): void {
-    this.#refusing = on;
+    this.#send({ type: 'refuse', on });
+  }
+
+  /** Resolves once the worker has applied every setting sent before. */
+  async settled(): Promise<void> {
+    await this.#ask('sync');
   }
 
   stats(): ChaosStats {
-    let queuedBytes = 0;
-    for (const c of this.#connections) queuedBytes += c.queued;
-    return { ...this.#counters, live: this.#live().length, queuedBytes };
+    const now = Object.fromEntries(STAT_FIELDS.map((field, i) => [field, this.#shared[i]!])) as unknown as ChaosStats;
+    for (const counter of COUNTERS) now[counter] -= this.#baseline[counter];
+    return now;
   }
 
+  /** Counts from zero again (the gauges live and queuedBytes are not counts and stay). */
   resetStats(): void {
-    this.#counters = zeroCounters();
+    STAT_FIELDS.forEach((field, i) => {
+      if ((COUNTERS as readonly string[]).includes(field)) this.#baseline[field as Counter] = this.#shared[i]!;
+    });
   }
 
   /** Calls `listener` after each cut; returns a function that unsubscribes it. */
@@ -185,52 +121,28 @@ export class ChaosProxy {
     return () => this.#cutListeners.delete(listener);
   }
 
-  /** Stops listening and ends every connection; resolves when every socket and timer of the proxy is gone. */
+  /** Stops listening, ends every connection and the worker. */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      const listening = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
-      const connections = [...this.#connections];
-      for (const c of connections) c.destroy();
-      this.#upLimiter.stop();
-      this.#downLimiter.stop();
-      await Promise.all([listening, ...connections.map((c) => c.closed)]);
-    })();
+    this.#closing ??= this.#ask('close').then(async () => {
+      await this.#worker.terminate();
+    });
     return this.#closing;
   }
 
-  #accept(client: Socket): void {
-    if (this.#refusing || this.#closing !== null) {
-      this.#counters.refused++;
-      client.on('error', () => undefined);
-      resetSocket(client);
-      return;
-    }
-    this.#counters.connections++;
-    const connection = new ProxiedConnection(client, this.#target, { up: this.#up, down: this.#down });
-    this.#connections.add(connection);
-    void connection.closed.then(() => this.#connections.delete(connection));
+  #send(command: ProxyCommand): void {
+    if (this.#closing === null) this.#worker.postMessage(command);
   }
 
-  #live(): ProxiedConnection[] {
-    return [...this.#connections].filter((c) => !c.broken);
-  }
-
-  #cut(kind: CutEvent['kind'], position: number): number {
-    const victims = this.#live();
-    for (const c of victims) c.reset();
-    if (victims.length === 0) return 0;
-    this.#counters.cuts++;
-    const event: CutEvent = { kind, position, connections: victims.length };
-    for (const listener of this.#cutListeners) listener(event);
-    return victims.length;
+  #ask(type: 'cutNow' | 'sync' | 'close'): Promise<number> {
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      this.#replies.set(id, resolve);
+      this.#worker.postMessage({ type, id } satisfies ProxyCommand);
+    });
   }
 }
 
 export async function startChaosProxy(options: ChaosProxyOptions): Promise<ChaosProxy> {
-  if (!Number.isInteger(options.target.port) || options.target.port < 1 || options.target.port > 65535) {
-    throw new ValidationError(`the chaos proxy's target port must be 1-65535, not ${options.target.port}`, {
-      details: { target: options.target },
-    });
-  }
+  checkProxyOptions(options);
   return ChaosProxy.start(options);
 }

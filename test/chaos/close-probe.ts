@@ -3,7 +3,7 @@
  * an idle connection, a cut schedule), closes it and the target, prints "closed" and the handles still open, and
  * then has to exit on its own: any socket or timer the proxy left behind would keep it alive.
  */
-import { startChaosProxy } from './chaos-proxy.ts';
+import { startChaosProxyCore as startChaosProxy } from './proxy-core.ts';
 import { send, startSink, until } from './peers.ts';
 
 const sink = await startSink({ after: () => undefined });

@@ -76,9 +76,14 @@ export class ProxiedConnection {
   }
 }
 
-/** RST where the socket has a live TCP handle; a plain destroy for one still connecting or already gone. */
+/**
+ * RST where the socket has a live TCP handle; a plain destroy for one still connecting or already gone. A socket
+ * whose write side was already ended cannot be reset (libuv refuses to reset a handle that is shutting down, and
+ * Node 20 then never emits 'close' and leaks the descriptor, leaving the peer in CLOSE-WAIT for ever): destroy it,
+ * which still makes the kernel answer with RST if unread bytes remain.
+ */
 export function resetSocket(socket: Socket): void {
   if (socket.destroyed) return;
-  if (socket.connecting) socket.destroy();
+  if (socket.connecting || socket.writableEnded) socket.destroy();
   else socket.resetAndDestroy();
 }
