@@ -1,17 +1,20 @@
 /**
  * Turns a complete, verified spool into a received snapshot (DESIGN.md step 6), one transfer at a time.
  *
- * The spool is decoded again (so bytes damaged on disk since they arrived are caught before `btrfs receive` sees
- * them) and checked as a btrfs send stream; its first command is renamed to a staging name (server/stream-rename.ts)
- * and `btrfs receive` writes into the volume's folder. Only when the new subvolume has the expected Received UUID
- * and is read-only is it renamed to the snapshot's name. Whatever fails, the partial subvolume is deleted, the
- * spool stays, and the error says why.
+ * btrfs receive trusts its input, so the whole spool is first decoded and checked, with nothing written: framing
+ * (magic, version, CRC and length of every command, one subvolume, END) and the server's policy (paths that stay
+ * inside the snapshot, the parent the server chose, clone sources among this volume's snapshots, device nodes and
+ * setuid files as configured; core/wire/sendstream-policy.ts). Only a stream that passed whole is decoded a second
+ * time (checked again on the way: bytes damaged on disk since are caught before `btrfs receive` sees them), its first
+ * command renamed to a staging name (server/stream-rename.ts), into `btrfs receive -e --chroot` confined to the
+ * volume's folder. Only when the new subvolume has the expected Received UUID and is read-only is it renamed to the
+ * snapshot's name. Whatever fails, the partial subvolume is deleted, the spool stays, and the error says why.
  */
 import fs from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { FrameDecoder, SendStreamCheck, type SendStreamHeader } from '../core/wire/index.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { SnapferryError } from '../core/errors.ts';
@@ -19,6 +22,7 @@ import type { SafeName } from '../core/names.ts';
 import type { ServerLayout } from './layout.ts';
 import { assertStreamStart } from './stream-start.ts';
 import { FirstCommandRenamer } from './stream-rename.ts';
+import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
 
 export interface ReceiveJob {
   id: string;
@@ -28,6 +32,8 @@ export interface ReceiveJob {
   uuid: string;
   parentUuid: string | null;
   chunkSize: number;
+  /** What the stream may do (parent, clone sources, devices, setuid), decided by the server. */
+  policy: SendStreamPolicy;
 }
 
 export interface ReceivedSnapshot {
@@ -53,16 +59,12 @@ export async function receiveFromSpool(layout: ServerLayout, job: ReceiveJob): P
   }
   const spool = layout.spoolFile(job.id);
   const wireBytes = (await fs.stat(spool)).size;
-  const check = new SendStreamCheck();
-  check.once('header', (header: SendStreamHeader) => {
-    try {
-      assertStreamStart(header, job);
-    } catch (err) {
-      check.destroy(err as Error);
-    }
-  });
+  await pipeline(createReadStream(spool), new FrameDecoder({ chunkSize: job.chunkSize }), checkFor(job), discard());
+  const check = checkFor(job);
   const raw = new PassThrough();
-  const received = btrfs.receive(volumeDir, raw);
+  // --chroot: paths in the stream resolve inside the volume's folder whatever they say; -e: the END command, not
+  // the input running out, says the stream is complete.
+  const received = btrfs.receive(volumeDir, raw, { chroot: true, endOnEndCommand: true });
   try {
     await Promise.all([
       pipeline(
@@ -94,6 +96,23 @@ export async function receiveFromSpool(layout: ServerLayout, job: ReceiveJob): P
       ? err
       : new ReceiveError('receive_failed', `receiving ${job.snapshot} failed: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** The stream's checks: framing, the server's policy, and its first command against the upload's metadata. */
+function checkFor(job: ReceiveJob): SendStreamCheck {
+  const check = new SendStreamCheck({ policy: job.policy });
+  check.once('header', (header: SendStreamHeader) => {
+    try {
+      assertStreamStart(header, job);
+    } catch (err) {
+      check.destroy(err as Error);
+    }
+  });
+  return check;
+}
+
+function discard(): Writable {
+  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -14,7 +14,12 @@ import { validateChunkSize } from '../core/wire/index.ts';
 import { assertStreamStart, readStreamStart } from './stream-start.ts';
 import { Catalog, type SnapshotRecord, type TransferRecord } from './catalog.ts';
 import { ServerLayout } from './layout.ts';
-import { FrameVerifyingStore, type SpoolProgress } from './spool-store.ts';
+import { type SpoolProgress } from './spool-store.ts';
+import { LimitedSpoolStore } from './limited-store.ts';
+import { quotaExceeded, tooManyUploads, uploadLimits, type UploadLimits } from './upload-limits.ts';
+import { DiskFullError, asDiskFull } from './disk-full.ts';
+import { mountAdvice, mountSafety } from './mount-safety.ts';
+import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
 import { receiveFromSpool } from './receiver.ts';
 import { reconcile } from './reconcile.ts';
 import { ReceiveQueue } from './receive-queue.ts';
@@ -34,14 +39,29 @@ export interface ServiceOptions {
   expireAfterMs?: number;
   /** How long an upload stays reserved for the push that last touched it (server/leases.ts). */
   leaseMs?: number;
+  /** Per client: bytes its open uploads may reach, and how many may be open (server/upload-limits.ts). */
+  limits?: Partial<UploadLimits>;
+  /**
+   * Device nodes and setuid/setgid files (and file capabilities) in received streams. 'allow' (default) receives
+   * them as they are, a faithful backup, and warns at start when the volumes' mount is not nosuid,nodev, which is
+   * what makes them inert; 'inert-mount' refuses to start unless it is; 'refuse' refuses streams that carry them.
+   */
+  privilegedFiles?: PrivilegedFiles;
 }
+
+export type PrivilegedFiles = 'allow' | 'inert-mount' | 'refuse';
+
+/** Below this much free space (plus two chunks) a new upload is refused at once: it could not get far. */
+const MIN_FREE_BYTES = 4 * 1024 * 1024;
 
 const ACTIVE: readonly TransferState[] = ['uploading', 'verifying', 'receiving'];
 const VERSION = '0.1.0';
 
 export class ReplicationService {
-  readonly store: FrameVerifyingStore;
+  readonly store: LimitedSpoolStore;
   readonly leases: UploadLeases;
+  readonly limits: Readonly<UploadLimits>;
+  private readonly privilegedFiles: PrivilegedFiles;
   private readonly queue: ReceiveQueue;
   private readonly startedAt = Date.now();
 
@@ -52,7 +72,9 @@ export class ReplicationService {
     options: ServiceOptions,
   ) {
     this.leases = new UploadLeases(options.leaseMs);
-    this.store = new FrameVerifyingStore(layout, {
+    this.limits = uploadLimits(options.limits);
+    this.privilegedFiles = options.privilegedFiles ?? 'allow';
+    this.store = new LimitedSpoolStore(layout, {
       chunkSizeOf: (upload) => Number(upload.metadata?.[META.chunkSize]),
       checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
       onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
@@ -64,7 +86,14 @@ export class ReplicationService {
         });
         this.log.info({ transfer: id }, 'abandoned upload expired; spool freed');
       },
-    }, options.expireAfterMs);
+    }, options.expireAfterMs ?? 0, {
+      checkSize: (id, size, exact) => this.checkQuota(id, size, exact),
+      byteLimit: async (id) => {
+        const t = this.catalog.transfer(id);
+        return t ? this.limits.quotaBytes - (await this.heldByOthers(t.client, id)) : 0;
+      },
+      onRefused: (id, err) => this.onRefused(id, err),
+    });
     this.queue = new ReceiveQueue((id) => this.receive(id), log, options.holdReceives ?? false);
   }
 
@@ -78,6 +107,7 @@ export class ReplicationService {
 
   /** At start: the catalog meets the disk, leftovers of a crash are cleaned, unfinished receives are queued again. */
   async start(): Promise<void> {
+    await this.checkMount();
     const pending = await reconcile(this.layout, this.catalog, this.log);
     for (const id of pending) this.queue.add(id);
   }
@@ -107,6 +137,10 @@ export class ReplicationService {
     const chunkSize = validateChunkSize(Number(metadata[META.chunkSize]));
     const estimate = Number(metadata[META.rawEstimate]);
 
+    await this.checkFreeSpace(chunkSize);
+    const open = this.catalog.transfers({ client }).filter((t) => t.state === 'uploading').length;
+    if (open >= this.limits.maxOpenUploads) throw tooManyUploads(client, open, this.limits.maxOpenUploads);
+
     await this.refreshVolume(client, volume);
     const held = this.catalog.snapshots(client, volume);
     if (held.some((s) => s.uuid === uuid)) {
@@ -115,6 +149,10 @@ export class ReplicationService {
     if (held.some((s) => s.name === snapshot)) {
       throw new TransferConflict('snapshot_name_taken', `${volume} already has a different snapshot named ${snapshot} on the server; rename one of them`);
     }
+    // btrfs receive finds parents and clone sources by Received UUID across the whole filesystem: a second
+    // subvolume with the same Received UUID elsewhere (another client's, another volume's) could be picked instead.
+    // Checked again just before the receive, for two uploads of one UUID into two volumes at once.
+    this.assertUuidFree(client, volume, uuid);
     if (parentUuid && !held.some((s) => s.uuid === parentUuid)) {
       throw new TransferConflict('parent_missing', `the server does not hold the parent snapshot ${parentUuid} of ${snapshot}; push again to pick another parent`, {
         details: { parentUuid },
@@ -134,9 +172,79 @@ export class ReplicationService {
       rawEstimate: Number.isFinite(estimate) && estimate >= 0 ? estimate : null,
       error: null, lastInterruption: null, interruptions: 0, wireBytes: null, rawBytes: null, framesVerified: null,
     };
-    await this.catalog.putTransfer(record);
+    try {
+      await this.catalog.putTransfer(record);
+    } catch (err) {
+      // The record is in memory even when saving it failed: it must not hold the volume busy.
+      await this.catalog.updateTransfer(id, { state: 'failed', error: { code: 'create_failed', message: String(err), at: now } }).catch(() => undefined);
+      throw asDiskFull(err, { transferId: id });
+    }
     this.log.info({ transfer: id, client, volume, snapshot, parentUuid }, 'transfer created');
     return record;
+  }
+
+  private assertUuidFree(client: string, volume: string, uuid: string): void {
+    if (!this.catalog.allSnapshots().some((s) => s.uuid === uuid && (s.client !== client || s.volume !== volume))) return;
+    throw new TransferConflict('snapshot_uuid_taken', `the server already holds a snapshot with UUID ${uuid} outside ${volume}; a snapshot can be pushed to one volume only`, {
+      details: { uuid },
+    });
+  }
+
+  /** Bytes the client's other open uploads hold or have declared (their share of its quota). */
+  private async heldByOthers(client: string, id: string): Promise<number> {
+    let held = 0;
+    for (const t of this.catalog.transfers({ client })) {
+      if (t.id === id || t.state !== 'uploading') continue;
+      // tus's record, not getUpload(): that repairs the spool, which must not happen under a running PATCH.
+      const declared = (await this.store.configstore.get(t.id).catch(() => undefined))?.size;
+      held += declared ?? (await this.store.progress(t.id)).wireOffset;
+    }
+    return held;
+  }
+
+  private async checkQuota(id: string, size: number, exact: boolean): Promise<SnapferryError | null> {
+    const t = this.catalog.transfer(id);
+    if (!t) return new NotFound(`transfer ${id}`);
+    const others = await this.heldByOthers(t.client, id);
+    return size + others > this.limits.quotaBytes ? quotaExceeded(t.client, size, this.limits.quotaBytes, others, exact) : null;
+  }
+
+  /** An upload refused for its size: one that can never fit is failed (and its spool freed) so the volume is free. */
+  private async onRefused(id: string, err: SnapferryError): Promise<void> {
+    this.log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
+    if (err.retryable) return;
+    await this.catalog.updateTransfer(id, { state: 'failed', error: { code: err.code, message: err.message, at: new Date().toISOString() } });
+    // After the refusing request has let go of the spool.
+    setImmediate(() => void this.store.remove(id).catch(() => undefined));
+  }
+
+  private async checkFreeSpace(chunkSize: number): Promise<void> {
+    const stats = await fs.statfs(this.layout.spool);
+    const free = stats.bavail * stats.bsize;
+    if (free < MIN_FREE_BYTES + 2 * chunkSize) throw new DiskFullError(null, { freeBytes: free });
+  }
+
+  /** See ServiceOptions.privilegedFiles. */
+  private async checkMount(): Promise<void> {
+    const advice = mountAdvice(await mountSafety(this.layout.volumes));
+    if (advice === null || this.privilegedFiles === 'refuse') return;
+    if (this.privilegedFiles === 'inert-mount') {
+      throw new SnapferryError('mount_not_inert', `refusing to start: ${advice}; or start with privilegedFiles 'refuse' or 'allow'`);
+    }
+    this.log.warn({ volumes: this.layout.volumes }, `${advice}; or set privilegedFiles 'refuse' to refuse such streams`);
+  }
+
+  /** The rules a stream must follow to be received (core/wire/sendstream-policy.ts), as data. */
+  private receivePolicy(t: TransferRecord): SendStreamPolicy {
+    const refuse = this.privilegedFiles === 'refuse';
+    return {
+      parentUuid: t.parentUuid,
+      // Only this volume's own snapshots: they lie inside the directory btrfs receive is chrooted to, so not even a
+      // symlink in a clone source's path can lead out of it (clone sources are opened from outside the chroot).
+      cloneSources: this.catalog.snapshots(t.client, t.volume).map((s) => s.uuid),
+      allowDevices: !refuse,
+      allowSetuid: !refuse,
+    };
   }
 
   /** Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. */
@@ -159,9 +267,10 @@ export class ReplicationService {
     const t = this.catalog.transfer(id);
     if (!t || t.state !== 'receiving') return;
     try {
+      this.assertUuidFree(t.client, t.volume, t.uuid);
       const got = await receiveFromSpool(this.layout, {
         id, client: t.client as SafeName, volume: t.volume as SafeName, snapshot: t.snapshot as SafeName,
-        uuid: t.uuid, parentUuid: t.parentUuid, chunkSize: t.chunkSize,
+        uuid: t.uuid, parentUuid: t.parentUuid, chunkSize: t.chunkSize, policy: this.receivePolicy(t),
       });
       const record: SnapshotRecord = {
         client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, serverUuid: got.serverUuid,

@@ -13,6 +13,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import {
   SEND_COMMAND_CRC_OFFSET,
   SEND_COMMAND_HEADER_LENGTH,
+  SEND_MAX_COMMAND_LENGTH,
   SEND_STREAM_HEADER_LENGTH,
   SEND_TLV_HEADER_LENGTH,
   SendAttr,
@@ -49,6 +50,9 @@ export function renameFirstCommand(head: Buffer, newName: string): Buffer {
   return Buffer.concat([head.subarray(0, cmdStart), header, newBody, head.subarray(bodyStart + bodyLength)]);
 }
 
+/** The staging name is ours, yet it goes into a path btrfs receive joins: it must be one plain component. */
+const STAGING_NAME_RE = /^\.[A-Za-z0-9._-]{1,200}$/;
+
 export class FirstCommandRenamer extends Transform {
   private head: Buffer[] = [];
   private headBytes = 0;
@@ -56,6 +60,7 @@ export class FirstCommandRenamer extends Transform {
 
   constructor(private readonly newName: string) {
     super();
+    if (!STAGING_NAME_RE.test(newName) || newName === '..') throw new Error(`bad staging name ${JSON.stringify(newName)}`);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -65,7 +70,12 @@ export class FirstCommandRenamer extends Transform {
     const needHeader = SEND_STREAM_HEADER_LENGTH + SEND_COMMAND_HEADER_LENGTH;
     if (this.headBytes < needHeader) return callback();
     const all = Buffer.concat(this.head);
-    const total = needHeader + all.readUInt32LE(SEND_STREAM_HEADER_LENGTH);
+    const bodyLength = all.readUInt32LE(SEND_STREAM_HEADER_LENGTH);
+    // The check before this refuses such a length first; this keeps the renamer's memory bounded on its own.
+    if (bodyLength > SEND_MAX_COMMAND_LENGTH) {
+      return callback(new SnapferryError('sendstream_too_large', `the send stream's first command claims ${bodyLength} bytes`));
+    }
+    const total = needHeader + bodyLength;
     if (all.length < total) {
       this.head = [all];
       return callback();

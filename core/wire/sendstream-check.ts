@@ -2,6 +2,11 @@
  * A pass-through check of a btrfs send stream as it flows (btrfs send stdout -> check -> framing): every chunk goes
  * out unchanged, and the pipeline fails with a SendStreamError at the first problem, or at the end when END was not
  * the last thing seen. Nothing is copied except commands that span chunks (see SendStreamParser).
+ *
+ * Given a policy (the receiving side's rules, see sendstream-policy.ts), every command is also checked against it
+ * and a chunk goes out only once every command that ends inside it has passed; a command that spans chunks may have
+ * its first bytes out before it is checked, which `btrfs receive` never acts on: it reads a whole command, CRC
+ * included, before it applies it, and the failed pipeline stops it first.
  */
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
@@ -9,8 +14,13 @@ import { SendStreamParser } from './sendstream-parser.ts';
 import type { SendStreamParserOptions, SendStreamSummary } from './sendstream-parser.ts';
 import type { SendStreamHeader } from './sendstream-attributes.ts';
 import { SendStreamError } from './sendstream-errors.ts';
+import { SendStreamPolicyCheck } from './sendstream-policy.ts';
+import type { SendStreamPolicy } from './sendstream-policy.ts';
 
-export type SendStreamCheckOptions = SendStreamParserOptions;
+export interface SendStreamCheckOptions extends SendStreamParserOptions {
+  /** The receiver's rules; without one only the stream's framing and structure are checked. */
+  policy?: SendStreamPolicy;
+}
 
 /**
  * Events: 'header' (SendStreamHeader) once the first command is checked; 'summary' (SendStreamSummary) once the
@@ -27,7 +37,16 @@ export class SendStreamCheck extends Transform {
 
   constructor(options: SendStreamCheckOptions = {}) {
     super();
-    this.parser = new SendStreamParser(options);
+    const { policy, ...parserOptions } = options;
+    if (policy !== undefined) {
+      const rules = new SendStreamPolicyCheck(policy);
+      const next = parserOptions.onCommand;
+      parserOptions.onCommand = (command) => {
+        rules.visit(command);
+        next?.(command);
+      };
+    }
+    this.parser = new SendStreamParser(parserOptions);
     this.header = new Promise<SendStreamHeader>((resolve, reject) => {
       this.#resolveHeader = resolve;
       this.#rejectHeader = reject;

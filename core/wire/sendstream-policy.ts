@@ -1,0 +1,199 @@
+/**
+ * What a receiving side allows a btrfs send stream to do, checked command by command before `btrfs receive` sees it.
+ *
+ * btrfs receive trusts its input: it joins the stream's paths to the target directory as they come (`..` included),
+ * finds clone and parent sources by UUID across the whole filesystem (btrfs-progs cmds/receive.c process_clone,
+ * process_snapshot: subvol_uuid_search by received UUID, then by UUID), and opens clone sources through a descriptor
+ * taken before `--chroot`, so the chroot does not confine them. The framing checks (magic, version, CRC, lengths,
+ * one subvolume, END) live in SendStreamParser; this file adds the rules that need the receiver's knowledge, given as
+ * plain data (which parent, which clone sources, whether device nodes and setuid files may be created): core knows
+ * nothing of the server.
+ */
+import { SnapferryError } from '../errors.ts';
+import { findSendAttribute, sendAttributeU64, sendAttributeUuid } from './sendstream-attributes.ts';
+import { SendAttr, SendCmd, sendAttributeName } from './sendstream-format.ts';
+import type { SendCommand } from './sendstream-parser.ts';
+
+export interface SendStreamPolicy {
+  /** The UUID the stream's SNAPSHOT command must name as its parent (CLONE_UUID); null: a full send (SUBVOL). */
+  parentUuid: string | null;
+  /**
+   * UUIDs that CLONE commands may name as their source, besides the stream's own subvolume (a file cloned from
+   * another file of the same snapshot). Compared lowercase, as formatSendUuid prints them.
+   */
+  cloneSources: readonly string[];
+  /** Whether MKNOD may create character or block devices. FIFOs and sockets carry no privilege and always may. */
+  allowDevices: boolean;
+  /** Whether setuid/setgid mode bits and file capabilities (the security.capability xattr) may be set. */
+  allowSetuid: boolean;
+}
+
+export type SendStreamPolicyCode =
+  | 'sendstream_unsafe_name'
+  | 'sendstream_unsafe_path'
+  | 'sendstream_wrong_parent'
+  | 'sendstream_foreign_clone'
+  | 'sendstream_device_refused'
+  | 'sendstream_setuid_refused';
+
+/** A stream that is well formed but does what the receiver does not allow. Sending it again cannot help. */
+export class SendStreamPolicyError extends SnapferryError {
+  declare readonly code: SendStreamPolicyCode;
+
+  constructor(code: SendStreamPolicyCode, message: string, details: Record<string, unknown>) {
+    super(code, message, { retryable: false, details });
+  }
+}
+
+/** Attributes that btrfs receive joins to the subvolume's path: each must stay inside it. */
+const PATH_ATTRIBUTES = [SendAttr.PATH, SendAttr.PATH_TO, SendAttr.CLONE_PATH] as const;
+const S_IFMT = 0o170000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const SETID_BITS = 0o6000;
+const CAPABILITY_XATTR = 'security.capability';
+const MAX_NAME_BYTES = 255;
+const SLASH = 0x2f;
+const DOT = 0x2e;
+
+/**
+ * Why `path` could leave the directory it is joined to, or undefined when it cannot: absolute, a NUL (btrfs-progs
+ * would cut the path there, so it would act on another path than the one checked), or a `..` component. An empty
+ * path is the subvolume's own root (btrfs send writes `utimes ""` for it).
+ */
+export function unsafePathReason(path: Uint8Array): string | undefined {
+  if (path[0] === SLASH) return 'it is absolute';
+  if (path.includes(0)) return 'it contains a NUL byte';
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i < path.length && path[i] !== SLASH) continue;
+    if (i - start === 2 && path[start] === DOT && path[start + 1] === DOT) return 'it has a ".." component';
+    start = i + 1;
+  }
+  return undefined;
+}
+
+/** Why `name` is not one plain path component (the new subvolume's name), or undefined when it is. */
+export function unsafeNameReason(name: Uint8Array): string | undefined {
+  if (name.length === 0) return 'it is empty';
+  if (name.length > MAX_NAME_BYTES) return `it is ${name.length} bytes long, over btrfs's ${MAX_NAME_BYTES}`;
+  if (name.includes(SLASH)) return 'it contains a "/"';
+  if (name.includes(0)) return 'it contains a NUL byte';
+  if (name.some((b) => b < 0x20 || b === 0x7f)) return 'it contains a control character';
+  if ((name.length === 1 && name[0] === DOT) || (name.length === 2 && name[0] === DOT && name[1] === DOT)) {
+    return `it is "${Buffer.from(name).toString('latin1')}"`;
+  }
+  return undefined;
+}
+
+function shown(value: Uint8Array): string {
+  const text = Buffer.from(value).toString('utf8');
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+/**
+ * Checks each command against a policy. Feed it every command in order (SendStreamParser's onCommand); it throws a
+ * SendStreamPolicyError at the first one that breaks a rule.
+ */
+export class SendStreamPolicyCheck {
+  readonly #policy: SendStreamPolicy;
+  readonly #cloneSources: ReadonlySet<string>;
+  /** The stream's own UUID, from its first command: a clone source the policy need not list. */
+  #ownUuid: string | undefined;
+
+  constructor(policy: SendStreamPolicy) {
+    this.#policy = policy;
+    this.#cloneSources = new Set(policy.cloneSources.map((u) => u.toLowerCase()));
+  }
+
+  /** The parser has already checked framing, CRC and that command 0 is the only SUBVOL/SNAPSHOT. */
+  visit(command: SendCommand): void {
+    const place = { offset: command.offset, commandIndex: command.index, commandName: command.name };
+    const attrs = command.attributes;
+    if (command.cmd === SendCmd.SUBVOL || command.cmd === SendCmd.SNAPSHOT) {
+      this.#checkSubvolume(command, place);
+      return;
+    }
+    for (const type of PATH_ATTRIBUTES) this.#checkPath(findSendAttribute(attrs, type), type, place);
+    // LINK's PATH_LINK names an existing file to hard-link; SYMLINK's is only the link's text, which may be anything.
+    if (command.cmd === SendCmd.LINK) this.#checkPath(findSendAttribute(attrs, SendAttr.PATH_LINK), SendAttr.PATH_LINK, place);
+    if (command.cmd === SendCmd.CLONE) this.#checkClone(command, place);
+    if (command.cmd === SendCmd.MKNOD || command.cmd === SendCmd.CHMOD) this.#checkMode(command, place);
+    if (command.cmd === SendCmd.SET_XATTR) this.#checkXattr(command, place);
+  }
+
+  #checkSubvolume(command: SendCommand, place: Record<string, unknown>): void {
+    const name = findSendAttribute(command.attributes, SendAttr.PATH) ?? Buffer.alloc(0);
+    const reason = unsafeNameReason(name);
+    if (reason !== undefined) {
+      throw new SendStreamPolicyError(
+        'sendstream_unsafe_name',
+        `the btrfs send stream names its subvolume ${shown(name)}, which is not one plain name: ${reason}`,
+        place,
+      );
+    }
+    this.#ownUuid = sendAttributeUuid(command.attributes, SendAttr.UUID);
+    const parent = command.cmd === SendCmd.SNAPSHOT ? (sendAttributeUuid(command.attributes, SendAttr.CLONE_UUID) ?? null) : null;
+    const expected = this.#policy.parentUuid?.toLowerCase() ?? null;
+    if (parent !== expected) {
+      throw new SendStreamPolicyError(
+        'sendstream_wrong_parent',
+        `the btrfs send stream is based on ${parent ?? 'nothing (a full send)'}, but the receiver chose ${expected ?? 'a full send'}: push again so the client sends from the parent the server holds`,
+        { ...place, parentUuid: parent, expectedParentUuid: expected },
+      );
+    }
+  }
+
+  #checkPath(value: Buffer | undefined, type: number, place: Record<string, unknown>): void {
+    if (value === undefined) return;
+    const reason = unsafePathReason(value);
+    if (reason === undefined) return;
+    throw new SendStreamPolicyError(
+      'sendstream_unsafe_path',
+      `command #${String(place.commandIndex)} (${String(place.commandName)}) of the btrfs send stream has ${sendAttributeName(type)} ${shown(value)}, which could leave the snapshot: ${reason}`,
+      { ...place, attribute: sendAttributeName(type) },
+    );
+  }
+
+  #checkClone(command: SendCommand, place: Record<string, unknown>): void {
+    const source = sendAttributeUuid(command.attributes, SendAttr.CLONE_UUID);
+    if (source !== undefined && (source === this.#ownUuid || this.#cloneSources.has(source))) return;
+    throw new SendStreamPolicyError(
+      'sendstream_foreign_clone',
+      `command #${String(place.commandIndex)} (CLONE) of the btrfs send stream copies data from subvolume ${source ?? '(no UUID)'}, which is neither this snapshot nor one of this volume's snapshots on the server`,
+      { ...place, cloneUuid: source ?? null },
+    );
+  }
+
+  #checkMode(command: SendCommand, place: Record<string, unknown>): void {
+    const mode = sendAttributeU64(command.attributes, SendAttr.MODE);
+    if (mode === undefined) return;
+    const path = shown(findSendAttribute(command.attributes, SendAttr.PATH) ?? Buffer.alloc(0));
+    const type = mode & S_IFMT;
+    if (command.cmd === SendCmd.MKNOD && (type === S_IFCHR || type === S_IFBLK) && !this.#policy.allowDevices) {
+      throw new SendStreamPolicyError(
+        'sendstream_device_refused',
+        `the btrfs send stream creates the device node ${path}, and this server refuses device nodes: mount its volumes nodev and allow them, or leave devices out of the snapshot`,
+        { ...place, mode },
+      );
+    }
+    if ((mode & SETID_BITS) !== 0 && !this.#policy.allowSetuid) {
+      throw new SendStreamPolicyError(
+        'sendstream_setuid_refused',
+        `the btrfs send stream makes ${path} setuid/setgid (mode ${mode.toString(8)}), and this server refuses such files: mount its volumes nosuid and allow them`,
+        { ...place, mode },
+      );
+    }
+  }
+
+  #checkXattr(command: SendCommand, place: Record<string, unknown>): void {
+    const name = findSendAttribute(command.attributes, SendAttr.XATTR_NAME)?.toString('latin1');
+    if (name !== CAPABILITY_XATTR || this.#policy.allowSetuid) return;
+    const path = shown(findSendAttribute(command.attributes, SendAttr.PATH) ?? Buffer.alloc(0));
+    throw new SendStreamPolicyError(
+      'sendstream_setuid_refused',
+      `the btrfs send stream gives ${path} file capabilities (${CAPABILITY_XATTR}), and this server refuses them: mount its volumes nosuid and allow them`,
+      place,
+    );
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Received snapshots are faithful copies: they may hold device nodes and setuid/setgid files (a backup of / does).
+ * On the server those must be inert, which is what a `nosuid,nodev` mount gives: the kernel then ignores device
+ * nodes, setuid/setgid bits and file capabilities on that filesystem. This reads the mount options of the volumes
+ * directory so the server can say at start whether they are inert, and refuse or warn (see ServiceOptions).
+ */
+import { readFile, realpath } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface MountSafety {
+  mountPoint: string;
+  nosuid: boolean;
+  nodev: boolean;
+}
+
+/** The per-mount options (mountinfo field 6) of the mount holding `dir`. */
+export async function mountSafety(dir: string): Promise<MountSafety> {
+  const [resolved, text] = await Promise.all([realpath(dir), readFile('/proc/self/mountinfo', 'utf8')]);
+  const target = path.resolve(resolved);
+  let best: { mountPoint: string; options: string[] } | null = null;
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    const mountPoint = fields[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const options = fields[5];
+    if (mountPoint === undefined || options === undefined) continue;
+    const inside = mountPoint === '/' || target === mountPoint || target.startsWith(`${mountPoint}/`);
+    // The last of equally long mount points is the one on top.
+    if (inside && (best === null || mountPoint.length >= best.mountPoint.length)) best = { mountPoint, options: options.split(',') };
+  }
+  if (best === null) return { mountPoint: '/', nosuid: false, nodev: false };
+  return { mountPoint: best.mountPoint, nosuid: best.options.includes('nosuid'), nodev: best.options.includes('nodev') };
+}
+
+export function mountAdvice(safety: MountSafety): string | null {
+  const missing = [safety.nosuid ? null : 'nosuid', safety.nodev ? null : 'nodev'].filter((x) => x !== null);
+  if (missing.length === 0) return null;
+  return (
+    `the volumes are on ${safety.mountPoint}, mounted without ${missing.join(',')}: device nodes or setuid files in ` +
+    `received snapshots would work there; remount it with nosuid,nodev (mount -o remount,nosuid,nodev ${safety.mountPoint}, ` +
+    'and in /etc/fstab)'
+  );
+}

@@ -1,0 +1,136 @@
+/**
+ * A client that does what no snapferry client would: raw tus requests with any headers and any body, for the hostile
+ * input tests. Also a before/after listing of the server's filesystem, to show that nothing was written outside
+ * the one volume folder a request may touch.
+ */
+import http from 'node:http';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import { UPLOADS_PATH } from '../../core/protocol.ts';
+import { startServer, type RunningServer } from '../../server/serve.ts';
+import { silentLogger } from '../../server/log.ts';
+import type { ServiceOptions } from '../../server/replication.ts';
+import { createBtrfs } from '../fixtures/btrfs.ts';
+import { frameStream } from '../fixtures/send-streams.ts';
+
+export const CHUNK = 65536;
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The JSON error's code, when the body is one. */
+  code: string | undefined;
+}
+
+interface AfterHook {
+  after(fn: () => Promise<void> | void): void;
+}
+
+export interface HostileServer {
+  server: RunningServer;
+  mount: string;
+  root: string;
+  volumeDir(volume: string): string;
+}
+
+export async function hostileServer(t: AfterHook, options: Partial<ServiceOptions> & { sizeMiB?: number } = {}): Promise<HostileServer> {
+  const fsx = await createBtrfs(t, { sizeMiB: options.sizeMiB ?? 256 });
+  const root = path.join(fsx.mountPoint, 'root');
+  const server = await startServer({
+    root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500,
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.privilegedFiles ? { privilegedFiles: options.privilegedFiles } : {}),
+  });
+  t.after(() => server.close());
+  return { server, mount: fsx.mountPoint, root, volumeDir: (v) => path.join(root, 'volumes', 'default', v) };
+}
+
+async function reply(res: Response): Promise<Reply> {
+  const text = await res.text();
+  let code: string | undefined;
+  try {
+    code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+  } catch {
+    code = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, code };
+}
+
+export function encodeMetadata(meta: Record<string, string | Buffer>): string {
+  return Object.entries(meta)
+    .map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`)
+    .join(',');
+}
+
+export function metadataFor(volume: string, snapshot: string, uuid: string, parentUuid?: string): Record<string, string> {
+  return { volume, snapshot, uuid, format: 'sfr1', chunkSize: String(CHUNK), ...(parentUuid ? { parentUuid } : {}) };
+}
+
+/** POST a tus creation; `length` undefined defers it. */
+export async function create(url: string, headers: Record<string, string>, length?: number): Promise<Reply & { id: string | null }> {
+  const res = await fetch(`${url}${UPLOADS_PATH}/`, {
+    method: 'POST',
+    headers: { 'Tus-Resumable': '1.0.0', ...(length === undefined ? { 'Upload-Defer-Length': '1' } : { 'Upload-Length': String(length) }), ...headers },
+  });
+  const r = await reply(res);
+  return { ...r, id: res.headers.get('location')?.split('/').pop() ?? null };
+}
+
+export async function patch(url: string, id: string, offset: number | string, body: Buffer, headers: Record<string, string> = {}): Promise<Reply> {
+  const res = await fetch(`${url}${UPLOADS_PATH}/${id}`, {
+    method: 'PATCH',
+    headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', ...headers },
+    body,
+  });
+  return reply(res);
+}
+
+/** Creates an upload for `raw` (a send stream) with `meta`, sends it framed in one PATCH that declares its length. */
+export async function uploadStream(url: string, meta: Record<string, string>, raw: Buffer): Promise<{ id: string; created: Reply; patched: Reply }> {
+  const created = await create(url, { 'Upload-Metadata': encodeMetadata(meta) });
+  if (created.id === null) throw new Error(`creation failed: ${created.status} ${created.text}`);
+  const framed = await frameStream(raw, CHUNK);
+  const patched = await patch(url, created.id, 0, framed, { 'Upload-Length': String(framed.length) });
+  return { id: created.id, created, patched };
+}
+
+/** A GET with the path sent exactly as given (fetch would normalise `..` away). */
+export function rawGet(url: string, rawPath: string): Promise<{ status: number; text: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: hostname, port, path: rawPath, method: 'GET' }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Every path under `dir` (relative), directories marked with a trailing slash; subvolumes are directories too. */
+export async function listTree(dir: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  async function walk(rel: string): Promise<void> {
+    const entries = await fs.readdir(path.join(dir, rel), { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      const p = path.join(rel, e.name);
+      out.add(e.isDirectory() ? `${p}/` : p);
+      if (e.isDirectory()) await walk(p);
+    }
+  }
+  await walk('');
+  return out;
+}
+
+/**
+ * What appeared under `mount` since `before`, outside what the server may change for one client's volume: its
+ * spool, its catalog, and `volumes/default/VOLUME/` (and the folders leading to it).
+ */
+export async function writtenOutside(mount: string, before: Set<string>, volume: string): Promise<string[]> {
+  const allowed = [/^root\/spool\//, /^root\/catalog\.json(\.tmp)?$/, new RegExp(`^root/volumes/default/${volume}/`)];
+  const folders = ['root/', 'root/spool/', 'root/volumes/', 'root/volumes/default/'];
+  const after = await listTree(mount);
+  return [...after].filter((p) => !before.has(p) && !folders.includes(p) && !allowed.some((re) => re.test(p)));
+}
