@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 import { SnapferryError } from '../core/errors.ts';
 import { ErrorBody, FrameList, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../core/protocol.ts';
+import { certificateErrorFrom, createTransport, type Transport } from './transport.ts';
 
 export class ServerError extends SnapferryError {
   constructor(
@@ -21,13 +22,18 @@ export interface ApiOptions {
   server: string;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** Trust and proxy (client/transport.ts); default: built from the environment, no extra CA. */
+  transport?: Transport;
 }
 
 export class ServerApi {
   readonly base: URL;
+  /** Shared with the tus upload of the same server, so both take the same route with the same trust. */
+  readonly transport: Transport;
 
   constructor(private readonly options: ApiOptions) {
     this.base = new URL(options.server.endsWith('/') ? options.server : `${options.server}/`);
+    this.transport = options.transport ?? createTransport(this.base);
   }
 
   url(path: string): string {
@@ -74,9 +80,9 @@ export class ServerApi {
 
   private async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown): Promise<z.infer<T>> {
     const url = this.url(path);
-    let res: Response;
+    let res: Awaited<ReturnType<Transport['fetch']>>;
     try {
-      res = await fetch(url, {
+      res = await this.transport.fetch(url, {
         method,
         headers: {
           accept: 'application/json',
@@ -87,6 +93,8 @@ export class ServerApi {
         ...(this.options.signal ? { signal: this.options.signal } : {}),
       });
     } catch (err) {
+      const untrusted = certificateErrorFrom(err, this.base);
+      if (untrusted) throw untrusted;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new ServerError('server_unreachable', `cannot reach ${this.base.origin}: ${cause?.message ?? (err as Error).message}`, null, {
         retryable: true,
