@@ -8,6 +8,7 @@ import { planPush } from '../core/plan.ts';
 import { SESSION_HEADER, type Transfer } from '../core/protocol.ts';
 import { DEFAULT_CHUNK_SIZE } from '../core/wire/index.ts';
 import { ServerApi } from './api.ts';
+import { createTransport } from './transport.ts';
 import { findParentCandidates, resolveRequested } from './local-snapshots.ts';
 import { PushError, sendSnapshot } from './send-snapshot.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './retry.ts';
@@ -31,6 +32,10 @@ export interface PushOptions {
   backoff?: Partial<BackoffOptions>;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** PEM CA certificates to trust besides the bundled roots (--ca-file). */
+  caFile?: string;
+  /** Where HTTPS_PROXY / NO_PROXY are read (default process.env). */
+  env?: Record<string, string | undefined>;
 }
 
 export interface PushResult {
@@ -44,7 +49,11 @@ const DEFAULT_PATCH_BYTES = 64 * 1024 * 1024;
 export async function push(options: PushOptions, report: Reporter): Promise<PushResult> {
   const volume = parseName(options.volume, 'volume');
   const headers = { ...options.headers, [SESSION_HEADER]: crypto.randomUUID() };
-  const api = new ServerApi({ server: options.server, headers });
+  const transport = createTransport(options.server, {
+    ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
+    ...(options.env ? { env: options.env } : {}),
+  });
+  const api = new ServerApi({ server: options.server, headers, transport });
   const requested = await resolveRequested(options.snapshots);
   if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
 

@@ -1,29 +1,45 @@
 /**
  * The HTTP layer: hono routes, thin over the replication core. tus owns /v1/uploads; everything else is JSON that
- * curl can script. Errors become JSON in one place (server/http-errors.ts).
+ * curl can script. Errors become JSON in one place (server/http-errors.ts). Every request, tus included, is admitted
+ * by the gate first (server/auth.ts), and sees only what its caller may (server/caller-views.ts).
  */
 import { Hono, type Context } from 'hono';
 import type { Server as TusServer } from '@tus/server';
 import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH } from '../core/protocol.ts';
-import { parseName, type SafeName } from '../core/names.ts';
+import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
 import { errorBody, statusOf } from './http-errors.ts';
+import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
+import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './caller-views.ts';
 import type { Logger } from './log.ts';
 
-/** Until tokens exist (a later issue) every caller is the one client `default`. */
-export const DEFAULT_CLIENT = 'default' as SafeName;
+export { DEFAULT_CLIENT } from './auth.ts';
 
-export function createApp(service: ReplicationService, tus: TusServer, log: Logger): Hono {
-  const app = new Hono();
-  const client = (_c: Context): SafeName => DEFAULT_CLIENT;
+type Env = { Variables: { caller: Caller } };
+
+export function createApp(service: ReplicationService, tus: TusServer, log: Logger, gate: Gate = openGate()): Hono<Env> {
+  const app = new Hono<Env>();
+  const caller = (c: Context<Env>): Caller => c.get('caller');
+  const client = (c: Context<Env>) => writerOf(caller(c));
 
   app.onError((err, c) => {
     const status = statusOf(err);
     if (status >= 500) log.error({ err, path: c.req.path }, 'request failed');
+    // RFC 6750 section 3: a 401 names the scheme the client should use.
+    if (status === 401) c.header('WWW-Authenticate', 'Bearer realm="snapferry"');
     return c.json(errorBody(err), status as 500);
   });
   app.notFound((c) => c.json(errorBody(new SnapferryError('not_found', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404));
+
+  // Everything needs a token, OPTIONS included: no snapferry client sends it, no browser (CORS preflights carry no
+  // Authorization) is meant to reach this server, and one rule with no exceptions is the one that stays audited.
+  app.use('*', async (c, next) => {
+    const who = await gate.admit(c.req.raw);
+    assertAllowed(who, c.req.method, c.req.path === UPLOADS_PATH || c.req.path.startsWith(`${UPLOADS_PATH}/`));
+    c.set('caller', who);
+    await next();
+  });
 
   app.all(UPLOADS_PATH, (c) => tus.handleWeb(c.req.raw));
   app.all(`${UPLOADS_PATH}/`, (c) => tus.handleWeb(c.req.raw));
@@ -33,6 +49,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     // route to a GET handler, is how tus clients ask for the offset: it goes on to tus.)
     if (c.req.method === 'GET') throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
     if (c.req.method === 'OPTIONS') return tus.handleWeb(c.req.raw);
+    assertOwnUpload(service, caller(c), id);
     // Only an upload still taking bytes is leased; once complete, requests on it are idempotent (an empty PATCH).
     if (service.isUploading(id)) service.leases.acquire(id, session(c));
     service.leases.enter(id);
@@ -45,14 +62,17 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     }
   });
 
-  app.get(`${API_PREFIX}/status`, async (c) => c.json(await service.status()));
-  app.get(`${API_PREFIX}/volumes`, async (c) => c.json({ client: client(c), volumes: await service.volumes(client(c)) }));
+  app.get(`${API_PREFIX}/status`, async (c) => c.json(await statusFor(service, caller(c))));
+  app.get(`${API_PREFIX}/volumes`, async (c) => c.json(await volumesFor(service, caller(c), c.req.query('client'))));
   app.get(`${API_PREFIX}/volumes/:volume/snapshots`, async (c) => {
     const volume = parseName(c.req.param('volume'), 'volume');
-    return c.json({ volume, ...(await service.snapshots(client(c), volume)) });
+    return c.json(await snapshotsFor(service, caller(c), volume, c.req.query('client')));
   });
-  app.get(`${API_PREFIX}/transfers`, async (c) => c.json({ transfers: await service.transfers(client(c)) }));
-  app.get(`${API_PREFIX}/transfers/:id`, async (c) => c.json(await service.transfer(client(c), c.req.param('id'))));
+  app.get(`${API_PREFIX}/transfers`, async (c) => c.json({ transfers: await transfersFor(service, caller(c), c.req.query('client')) }));
+  app.get(`${API_PREFIX}/transfers/:id`, async (c) => {
+    const id = c.req.param('id');
+    return c.json(await service.transfer(ownerOf(service, caller(c), id), id));
+  });
   app.post(`${API_PREFIX}/transfers/:id/abort`, async (c) => c.json(await service.abort(client(c), c.req.param('id'))));
   app.get(`${API_PREFIX}/transfers/:id/frames`, async (c) => {
     const from = Number(c.req.query('from') ?? 0);
@@ -60,7 +80,8 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     if (!Number.isSafeInteger(from) || from < 0 || !Number.isSafeInteger(limit) || limit < 1) {
       throw new ValidationError('from and limit must be whole numbers, from >= 0 and limit >= 1');
     }
-    return c.json({ frames: await service.frames(client(c), c.req.param('id'), from, limit) });
+    const id = c.req.param('id');
+    return c.json({ frames: await service.frames(ownerOf(service, caller(c), id), id, from, limit) });
   });
   app.post(`${API_PREFIX}/transfers/:id/rewind`, async (c) => {
     const body = RewindRequest.safeParse(await c.req.json().catch(() => null));
@@ -74,7 +95,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
    * Upload-Length; so does tus-js-client on every PATCH after a resume. @tus/server refuses any Upload-Length once
    * one is set (400), which would end the upload for good. The same value again says nothing new: drop it.
    */
-  async function withoutRepeatedLength(c: Context, id: string): Promise<Request> {
+  async function withoutRepeatedLength(c: Context<Env>, id: string): Promise<Request> {
     const declared = c.req.header('upload-length');
     if (c.req.method !== 'PATCH' || declared === undefined) return c.req.raw;
     const size = await service.store.getUpload(id).then((u) => u.size, () => undefined);
@@ -85,7 +106,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
   }
 
   /** A PATCH that left the upload short of offset + body length: the body was cut off (the link broke). */
-  async function noteCut(c: Context, id: string): Promise<void> {
+  async function noteCut(c: Context<Env>, id: string): Promise<void> {
     const offset = Number(c.req.header('upload-offset'));
     const length = Number(c.req.header('content-length'));
     if (!Number.isFinite(offset) || !Number.isFinite(length) || !service.isUploading(id)) return;

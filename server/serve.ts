@@ -5,9 +5,13 @@
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { serve } from '@hono/node-server';
-import { ReplicationService } from './replication.ts';
+import https from 'node:https';
+import { readFile } from 'node:fs/promises';
+import { ValidationError } from '../core/errors.ts';
+import { ReplicationService, type ServiceOptions } from './replication.ts';
 import { createTusServer } from './tus.ts';
-import { createApp, DEFAULT_CLIENT } from './app.ts';
+import { createApp } from './app.ts';
+import { openGate, tokenGate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
 import type { Logger } from './log.ts';
 
@@ -21,6 +25,14 @@ export interface ServeOptions {
   holdReceives?: boolean;
   expireAfterMs?: number;
   leaseMs?: number;
+  /** Per client: quotaBytes (413 beyond) and maxOpenUploads (429 beyond); generous defaults (server/upload-limits.ts). */
+  limits?: ServiceOptions['limits'];
+  /** Device nodes and setuid files in received streams: 'allow' (default, warns unless nosuid,nodev), 'inert-mount', 'refuse'. */
+  privilegedFiles?: ServiceOptions['privilegedFiles'];
+  /** Terminate TLS here (PEM file paths: certificate chain, private key); the url becomes https://. */
+  tls?: { cert: string; key: string };
+  /** Require a bearer token from this file (server/tokens.ts) on every request; without it every caller is `default`. */
+  tokensFile?: string;
 }
 
 export interface RunningServer {
@@ -32,14 +44,18 @@ export interface RunningServer {
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   await checkServerRoot(options.root);
+  const tlsFiles = options.tls ? await readTlsFiles(options.tls) : null;
+  const gate = options.tokensFile ? await tokenGate(options.tokensFile, options.log) : openGate();
   const service = await ReplicationService.open(options.root, options.log, {
     holdReceives: options.holdReceives ?? false,
     expireAfterMs: options.expireAfterMs ?? 0,
     ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+    ...(options.limits !== undefined ? { limits: options.limits } : {}),
+    ...(options.privilegedFiles !== undefined ? { privilegedFiles: options.privilegedFiles } : {}),
   });
   await service.start();
-  const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, clientOf: () => DEFAULT_CLIENT });
-  const app = createApp(service, tus, options.log);
+  const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, clientOf: gate.clientOf });
+  const app = createApp(service, tus, options.log, gate);
   const server = await new Promise<HttpServer>((resolve, reject) => {
     const s = serve(
       {
@@ -48,7 +64,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         port: options.port,
         // No overall request deadline (a PATCH may last hours on 1 Mbit/s); a stalled socket is still closed by the
         // per-socket timeout below.
-        serverOptions: { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 },
+        serverOptions: { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, ...tlsFiles },
+        ...(tlsFiles ? { createServer: https.createServer } : {}),
       },
       () => resolve(s as HttpServer),
     ) as HttpServer;
@@ -57,9 +74,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   server.setTimeout(10 * 60_000);
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
-  options.log.info({ url: `http://${host}:${port}`, root: options.root }, 'listening');
+  const url = `${tlsFiles ? 'https' : 'http'}://${host}:${port}`;
+  options.log.info({ url, root: options.root }, 'listening');
   return {
-    url: `http://${host}:${port}`,
+    url,
     service,
     http: server,
     close: () =>
@@ -68,4 +86,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         server.closeAllConnections();
       }).then(() => service.idle()),
   };
+}
+
+async function readTlsFiles(files: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = (file: string, flag: string) =>
+    readFile(file).catch((err: unknown) => {
+      throw new ValidationError(`cannot read ${flag} ${file}: ${(err as Error).message}`, { cause: err, details: { file } });
+    });
+  return { cert: await read(files.cert, '--tls-cert'), key: await read(files.key, '--tls-key') };
 }

@@ -26,6 +26,10 @@ export function createTusServer(service: ReplicationService, log: Logger, option
     namingFunction: () => crypto.randomBytes(16).toString('hex'),
     // A PATCH that verified nothing (a cut mid-frame) must not hold the lock for long after the socket died.
     lockDrainTimeout: 5000,
+    // @tus/server writes http:// into Location unless a proxy's headers say otherwise. Serving TLS itself
+    // (serve --tls-cert), the request's own scheme is the truth (@hono/node-server sets https for a TLS socket).
+    generateUrl: (req, { proto, host, path, id }) =>
+      `${options.behindProxy ? proto : new URL(req.url).protocol.slice(0, -1)}://${host}${path}/${id}`,
     onUploadCreate: async (req, upload) => {
       try {
         await service.beginTransfer(options.clientOf(req as unknown as Request), upload.id, upload.metadata ?? {});

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import { createBtrfs, fillVaried, snapshotReadonly, type BtrfsFixture } from '../fixtures/btrfs.ts';
 import { assertTreesEqual } from '../fixtures/tree.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { startServer, type RunningServer } from '../../server/serve.ts';
+import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import type { Reporter } from '../../client/report.ts';
 
@@ -27,7 +27,7 @@ export interface Pair {
   root: string;
   /** Takes a read-only snapshot of the source named `name`; returns its path. */
   snapshot(name: string): Promise<string>;
-  startServer(options?: { holdReceives?: boolean; expireAfterMs?: number; leaseMs?: number; port?: number }): Promise<RunningServer>;
+  startServer(options?: { holdReceives?: boolean; expireAfterMs?: number; leaseMs?: number; port?: number; tls?: ServeOptions['tls']; behindProxy?: boolean; tokensFile?: string }): Promise<RunningServer>;
   receivedPath(volume: string, name: string): string;
 }
 

@@ -193,7 +193,7 @@ export class ChildProcesses {
    */
   async serve(options: ServeOptions): Promise<ServeProcess> {
     const host = options.host ?? '127.0.0.1';
-    const p = this.run(['serve', '--root', options.root, '--listen', `${host}:${options.port}`], options);
+    const p = this.run(['serve', '--root', options.root, '--listen', `${host}:${options.port}`, '--no-auth'], options);
     try {
       const m = await p.waitForStderr(/snapferry serving .* on (http:\/\/\S+)/, options.readyTimeoutMs ?? 30_000);
       const url = m[1]!;
