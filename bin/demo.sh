@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# snapferry demo: two btrfs filesystems on loop files (a "client" and a "server"), a real server on loopback, a full
-# and an incremental snapshot pushed, then checked file by file. Needs root (loop devices, mount, btrfs).
+# snapferry demo: two btrfs filesystems on loop files (a "client" and a "server"), a real server on loopback with a
+# client token, and between them a slow link (the test suite's chaos proxy, 4 MiB/s) that is cut twice during the
+# full seed. The push resumes by itself each time; then an incremental goes the same way, `status` shows what the
+# server holds, and every snapshot is checked file by file. Needs root (loop devices, mount, btrfs).
 # Run from the repository: `sudo npm run demo` (after `npm ci`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +13,9 @@ done
 
 work=$(mktemp -d /tmp/snapferry-demo-XXXXXX)
 server_pid=""
+proxy_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  for pid in $proxy_pid $server_pid; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
   for m in "$work/client" "$work/server"; do mountpoint -q "$m" && umount "$m"; done
   for img in "$work/client.img" "$work/server.img"; do
     for dev in $(losetup -j "$img" -O NAME -n 2>/dev/null); do losetup -d "$dev"; done
@@ -36,23 +39,36 @@ say "client: a subvolume with some data, and a read-only snapshot of it"
 btrfs -q subvolume create "$work/client/home"
 mkdir "$work/client/snaps"
 cp -a node_modules/hono "$work/client/home/code"
-head -c 20M /dev/urandom > "$work/client/home/photo.raw"
-seq 1 200000 > "$work/client/home/notes.txt"
+head -c 40M /dev/urandom > "$work/client/home/photo.raw"
+seq 1 400000 > "$work/client/home/notes.txt"
 btrfs -q subvolume snapshot -r "$work/client/home" "$work/client/snaps/home.1"
 
-say "server: snapferry serve --root $work/server/root"
-node bin/snapferry.js serve --root "$work/server/root" --listen 127.0.0.1:0 2> "$work/server.log" &
+say "server: a client token, then snapferry serve --root $work/server/root --tokens $work/tokens.json"
+snapferry client add laptop --tokens "$work/tokens.json" > "$work/laptop.token"
+echo "token for client 'laptop' written to $work/laptop.token (shown once, kept in a file, never on a command line)"
+node bin/snapferry.js serve --root "$work/server/root" --listen 127.0.0.1:0 --tokens "$work/tokens.json" 2> "$work/server.log" &
 server_pid=$!
-url=""
+direct=""
 for _ in $(seq 1 100); do
-  url=$(grep -o 'on http://[0-9.:]*' "$work/server.log" | head -1 | cut -c4-) && [ -n "$url" ] && break
+  direct=$(grep -o 'on http://[0-9.:]*' "$work/server.log" | head -1 | cut -c4-) && [ -n "$direct" ] && break
   sleep 0.1
 done
-[ -n "$url" ] || { cat "$work/server.log"; exit 1; }
-echo "listening on $url"
+[ -n "$direct" ] || { cat "$work/server.log"; exit 1; }
+echo "listening on $direct"
 
-say "push the first snapshot (full)"
-snapferry push --server "$url" --volume home "$work/client/snaps/home.1"
+say "a slow link that breaks: 4 MiB/s, cut after every 12 MiB, twice"
+node --import tsx test/chaos/run-proxy.ts --target "${direct#http://}" --rate 4M --cut-every 12M --cuts 2 > "$work/proxy.out" &
+proxy_pid=$!
+url=""
+for _ in $(seq 1 100); do
+  url=$(grep -o 'http://[0-9.:]*' "$work/proxy.out" | head -1) && [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "the chaos proxy did not start" >&2; exit 1; }
+echo "the client talks to $url"
+
+say "push the first snapshot (full) through the link: it is cut twice and resumes from the server's offset"
+snapferry push --server "$url" --token-file "$work/laptop.token" --volume home "$work/client/snaps/home.1"
 
 say "change files (edit, delete, rename, add) and push a second snapshot (incremental)"
 echo "more notes" >> "$work/client/home/notes.txt"
@@ -60,14 +76,14 @@ rm -r "$work/client/home/code/dist/cjs"
 mv "$work/client/home/photo.raw" "$work/client/home/photo-renamed.raw"
 head -c 5M /dev/urandom > "$work/client/home/new.bin"
 btrfs -q subvolume snapshot -r "$work/client/home" "$work/client/snaps/home.2"
-snapferry push --server "$url" --volume home "$work/client/snaps"
+snapferry push --server "$url" --token-file "$work/laptop.token" --volume home "$work/client/snaps"
 
 say "what the server holds"
-snapferry status --server "$url"
+snapferry status --server "$url" --token-file "$work/laptop.token"
 
 say "check: the received snapshots equal the sent ones"
 for s in home.1 home.2; do
-  received="$work/server/root/volumes/default/home/$s"
+  received="$work/server/root/volumes/laptop/home/$s"
   diff -r "$work/client/snaps/$s" "$received" >/dev/null && echo "$s: identical, $(btrfs property get -ts "$received" ro)"
   btrfs subvolume show "$received" | grep -E 'Received UUID'
 done

@@ -46,7 +46,11 @@ export function textReporter(write: (line: string) => void = (l) => process.stde
       write(`  ${formatBytes(rawBytes)} raw, ${formatBytes(wireBytes)} sent, ${formatBytes(wireBytes / secs)}/s`);
     },
     waiting: (s) => write(`  uploaded ${s}; waiting for the server to receive and check it`),
-    received: (s, t) => write(`received ${s}: ${formatBytes(t.rawBytes)} raw in ${formatBytes(t.wireOffset)} on the wire`),
+    received: (s, t) =>
+      write(
+        `received ${s}: ${formatBytes(t.rawBytes)} raw in ${formatBytes(t.wireOffset)} on the wire` +
+          (t.interruptions > 0 ? `, resumed after ${t.interruptions} interruption(s)` : ''),
+      ),
   };
 }
 

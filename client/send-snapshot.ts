@@ -87,6 +87,7 @@ async function attempt(ctx: SendContext, step: PlanStep): Promise<Transfer> {
   try {
     await uploadFramed({
       server: ctx.api.base.toString(),
+      transport: ctx.api.transport,
       uploadUrl: resumeOf ? ctx.api.url(`${UPLOADS_PATH}/${resumeOf.id}`) : null,
       metadata: metadataFor(ctx.volume, step.snapshot, step.parent, ctx.chunkSize),
       source: framed.source,
@@ -98,6 +99,7 @@ async function attempt(ctx: SendContext, step: PlanStep): Promise<Transfer> {
         id = url.split('/').pop() ?? null;
       },
       onProgress: (wire) => ctx.report.progress({ wireBytes: wire, rawBytes: framed.rawFramed }),
+      onRetry: (err) => ctx.report.note(`${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });
     await framed.done;
   } catch (err) {

@@ -7,6 +7,7 @@ import { Upload, type DetailedError } from 'tus-js-client';
 import { SnapferryError } from '../core/errors.ts';
 import { ErrorBody, UPLOADS_PATH } from '../core/protocol.ts';
 import type { FramedUploadSource } from './upload-source.ts';
+import { certificateErrorFrom, type Transport } from './transport.ts';
 
 export interface TusUploadOptions {
   server: string;
@@ -18,10 +19,14 @@ export interface TusUploadOptions {
   /** Bytes per PATCH at most (whole frames). */
   chunkSize: number;
   headers?: Record<string, string>;
+  /** Trust and proxy, the same as the JSON API's (ServerApi.transport); default: tus-js-client's own stack. */
+  transport?: Transport;
   retryDelays?: number[];
   signal?: AbortSignal;
   onUrl?: (url: string) => void;
   onProgress?: (sent: number) => void;
+  /** Told when tus-js-client is about to retry within this upload (it asks the server's offset and goes on). */
+  onRetry?: (err: SnapferryError, attempt: number) => void;
   /** Give up on the upload (retryably) when no byte moved and no response came for this long. */
   stallMs?: number;
 }
@@ -50,7 +55,8 @@ export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
     const retryable = status >= 500 || status === 409 || status === 423;
     if (parsed) {
       return new UploadError(parsed.error.code, parsed.error.message, {
-        retryable: parsed.error.retryable || retryable,
+        // The server's own word decides: a 409 like snapshot_uuid_taken never heals by sending again.
+        retryable: parsed.error.retryable,
         details: { status, ...parsed.error.details },
       });
     }
@@ -63,6 +69,8 @@ export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
   const cause = (detailed.causingError ?? err) as Error;
   const source = (detailed.causingError ?? err) as unknown;
   if (source instanceof SnapferryError) return source;
+  const untrusted = certificateErrorFrom(source);
+  if (untrusted) return untrusted;
   return new UploadError('upload_interrupted', `the upload was interrupted: ${cause.message}`, { retryable: true, cause: err });
 }
 
@@ -94,6 +102,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       storeFingerprintForResuming: false,
       removeFingerprintOnSuccess: true,
       ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.transport ? { httpStack: options.transport.httpStack } : {}),
       fileReader: {
         openFile: () =>
           Promise.resolve({
@@ -106,9 +115,11 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
             close: () => options.source.close(),
           }),
       },
-      onShouldRetry: (err) => {
+      onShouldRetry: (err, retryAttempt) => {
         if (sourceFailure !== null) return false;
-        return uploadErrorFrom(err).retryable;
+        const mapped = uploadErrorFrom(err);
+        if (mapped.retryable) options.onRetry?.(mapped, retryAttempt);
+        return mapped.retryable;
       },
       onUploadUrlAvailable: () => {
         if (upload.url) {

@@ -85,7 +85,12 @@ export async function trimIndex(file: string): Promise<void> {
 
 /** Records from..from+limit-1 (fewer at the end). */
 export async function readRecords(file: string, from: number, limit: number): Promise<IndexRecord[]> {
-  const handle = await fs.open(file, 'r');
+  // An upload that has had no verified frame yet has no index file: no records, not an error.
+  const handle = await fs.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (handle === null) return [];
   try {
     const buf = Buffer.alloc(limit * INDEX_RECORD_SIZE);
     const { bytesRead } = await handle.read(buf, 0, buf.length, from * INDEX_RECORD_SIZE);

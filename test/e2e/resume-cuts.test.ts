@@ -11,6 +11,7 @@ import path from 'node:path';
 import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import { push, type PushOptions } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
+import { openFramedSend } from '../../client/framed-send.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
 import { assertReceived, createPair, recordingReporter, type Pair } from './harness.ts';
 import type { RunningServer } from '../../server/serve.ts';
@@ -27,8 +28,10 @@ const OVERHEAD = 64 * 1024;
  * (the kernel drops it on RST). On a real slow link that is little; on loopback it can be more, so allow some.
  */
 const BUFFERED_PER_CUT = 512 * 1024;
-/** Tests not yet reliable: after some cuts a push can stall (see the issue note); they run once that is fixed. */
-const notYet = { ...rootOnly, timeout: 150_000, skip: 'stalls after a cut in some runs; under investigation (issue 4)' };
+/** A hang fails the test instead of blocking the run. */
+const cutTest = { ...rootOnly, timeout: 150_000 };
+/** Known failures still open on issue 4 (SF_RUN_ALL=1 runs them anyway). */
+const openBug = (why: string) => ({ ...cutTest, skip: process.env.SF_RUN_ALL ? false : why });
 
 async function linkedPair(t: AfterHook, fillMB: number, opts: { holdReceives?: boolean } = {}) {
   const pair = await createPair(t, { fillMB, clientMiB: fillMB > 100 ? 1536 : 512, serverMiB: fillMB > 100 ? 1536 : 512 });
@@ -62,7 +65,7 @@ function assertWireBudget(t: AfterHook, proxy: ChaosProxy, wire: number, interru
   assert.ok(crossed <= budget, `crossed ${crossed} > budget ${budget}`);
 }
 
-test('a 200 MB full send cut every 8 MB arrives whole, re-sending at most a frame per cut', { ...notYet }, async (t) => {
+test('a 200 MB full send cut every 8 MB arrives whole, re-sending at most a frame per cut', cutTest, async (t) => {
   const { pair, proxy } = await linkedPair(t, 220);
   const s1 = await pair.snapshot('s1');
   proxy.cutEvery(8 * 1024 * 1024);
@@ -79,7 +82,7 @@ test('a 200 MB full send cut every 8 MB arrives whole, re-sending at most a fram
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
-test('an incremental cut midway resumes from the server offset', notYet, async (t) => {
+test('an incremental cut midway resumes from the server offset', cutTest, async (t) => {
   const { pair, proxy } = await linkedPair(t, 24);
   const s1 = await pair.snapshot('s1');
   await (pushVia(proxy, [s1]).result);
@@ -97,7 +100,23 @@ test('an incremental cut midway resumes from the server offset', notYet, async (
   await assertReceived(s2, pair.receivedPath('v', 's2'));
 });
 
-/** Upstream bytes of a whole upload (creation to the last PATCH), measured on a twin push to another volume. */
+/** The length of a snapshot's framed stream, framed here as a push would (framing is deterministic). */
+async function framedLength(snapshot: string, chunkSize: number): Promise<number> {
+  const framed = await openFramedSend({ snapshotPath: snapshot, parentPath: null, chunkSize, level: 3, maxSlice: 1 << 30 });
+  let length = 0;
+  for (;;) {
+    const { value, done } = await framed.source.slice(length, length + (1 << 30));
+    length += value?.length ?? 0;
+    if (done) break;
+  }
+  await framed.done;
+  return length;
+}
+
+/**
+ * Upstream bytes of a whole upload (creation to the last PATCH), measured on a push of a twin: another snapshot of
+ * the same data with a name of the same length, to another volume (one snapshot may live in one volume only).
+ */
 async function calibrate(proxy: ChaosProxy, snapshot: string, chunkSize: number): Promise<number> {
   proxy.resetStats();
   let uploaded = -1;
@@ -110,11 +129,11 @@ async function calibrate(proxy: ChaosProxy, snapshot: string, chunkSize: number)
   return uploaded;
 }
 
-test('a cut during the end frame, and a cut before the first frame, both resume', notYet, async (t) => {
+test('a cut during the end frame, and a cut before the first frame, both resume', openBug('a cut inside the creation request is answered 400 (Upload-Defer-Length missing) on retry'), async (t) => {
   const { pair, proxy } = await linkedPair(t, 6);
   const s1 = await pair.snapshot('s1');
   const chunk = 128 * 1024;
-  const whole = await calibrate(proxy, s1, chunk);
+  const whole = await calibrate(proxy, await pair.snapshot('t1'), chunk);
 
   // Same sizes of request (volume names of one length, same snapshot): the last 40 bytes are inside the end frame.
   proxy.resetStats();
@@ -134,7 +153,7 @@ test('a cut during the end frame, and a cut before the first frame, both resume'
   await assertReceived(s2, pair.receivedPath('v', 's2'));
 });
 
-test('a link down for longer than tus-js-client would retry: the push waits it out', notYet, async (t) => {
+test('a link down for longer than tus-js-client would retry: the push waits it out', cutTest, async (t) => {
   const { pair, proxy } = await linkedPair(t, 8);
   const s1 = await pair.snapshot('s1');
   proxy.setRate(1024 * 1024);
@@ -142,7 +161,7 @@ test('a link down for longer than tus-js-client would retry: the push waits it o
   const api = new ServerApi({ server: proxy.url });
   await until(async () => ((await api.transfers()).transfers[0]?.wireOffset ?? 0) > 1024 * 1024);
   proxy.refuse(true);
-  proxy.cutNow();
+  await proxy.cutNow();
   await new Promise((r) => setTimeout(r, 8000));
   proxy.refuse(false);
   proxy.setRate(24 * 1024 * 1024);
@@ -152,7 +171,7 @@ test('a link down for longer than tus-js-client would retry: the push waits it o
   await assertReceived(s1, pair.receivedPath('v', sent[0]!.snapshot));
 });
 
-test('two pushes of the same snapshot at once: one uploads, the other waits, nothing is mixed', notYet, async (t) => {
+test('two pushes of the same snapshot at once: one uploads, the other waits, nothing is mixed', cutTest, async (t) => {
   const { pair, proxy } = await linkedPair(t, 16);
   const s1 = await pair.snapshot('s1');
   proxy.setRate(8 * 1024 * 1024);
@@ -170,17 +189,16 @@ test('two pushes of the same snapshot at once: one uploads, the other waits, not
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
-test('a PATCH exactly as long as the stream (tus-js-client issue 779) completes', notYet, async (t) => {
+test('a PATCH exactly as long as the stream (tus-js-client issue 779) completes', cutTest, async (t) => {
   const { pair, proxy } = await linkedPair(t, 4);
   const s1 = await pair.snapshot('s1');
-  const twin = await push({ server: proxy.url, volume: 'w', snapshots: [s1], chunkSize: 64 * 1024 }, recordingReporter());
-  const length = twin.sent[0]!.transfer.wireOffset;
+  const length = await framedLength(s1, 64 * 1024);
   const { sent } = await pushVia(proxy, [s1], { chunkSize: 64 * 1024, patchBytes: length }).result;
   assert.equal(sent[0]!.transfer.wireOffset, length);
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
-test('an upload the server dropped (404 on resume) starts over and says why, never at a wrong offset', notYet, async (t) => {
+test('an upload the server dropped (404 on resume) starts over and says why, never at a wrong offset', cutTest, async (t) => {
   const { pair, proxy } = await linkedPair(t, 8);
   const s1 = await pair.snapshot('s1');
   proxy.setRate(2 * 1024 * 1024);
@@ -194,7 +212,7 @@ test('an upload the server dropped (404 on resume) starts over and says why, nev
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
-test('bytes damaged in the spool never reach btrfs receive: the upload is rewound and resent', notYet, async (t) => {
+test('bytes damaged in the spool never reach btrfs receive: the upload is rewound and resent', cutTest, async (t) => {
   const { pair, server, proxy } = await linkedPair(t, 6, { holdReceives: true });
   const s1 = await pair.snapshot('s1');
   const chunk = 128 * 1024;
@@ -218,7 +236,7 @@ test('bytes damaged in the spool never reach btrfs receive: the upload is rewoun
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
-test('a regenerated stream that differs from what the server holds: rewound to the last matching frame', notYet, async (t) => {
+test('a regenerated stream that differs from what the server holds: rewound to the last matching frame', openBug('the resumed PATCH is answered 409 before the rewind is tried'), async (t) => {
   const { pair, server, proxy } = await linkedPair(t, 6);
   const s1 = await pair.snapshot('s1');
   const chunk = 128 * 1024;
@@ -245,7 +263,7 @@ test('a regenerated stream that differs from what the server holds: rewound to t
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
-test('the last response lost: the next run asks the server, sends nothing again, and succeeds', notYet, async (t) => {
+test('the last response lost: the next run asks the server, sends nothing again, and succeeds', cutTest, async (t) => {
   const { pair, server, proxy } = await linkedPair(t, 6, { holdReceives: true });
   const s1 = await pair.snapshot('s1');
   const controller = new AbortController();
