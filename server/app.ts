@@ -54,7 +54,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     if (service.isUploading(id)) service.leases.acquire(id, session(c));
     service.leases.enter(id);
     try {
-      const res = await tus.handleWeb(await withoutRepeatedLength(c, id));
+      const res = await tus.handleWeb(c.req.raw);
       if (c.req.method === 'PATCH') await noteCut(c, id);
       return res;
     } finally {
@@ -89,21 +89,6 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     return c.json(await service.rewind(client(c), c.req.param('id'), session(c), body.data.frames));
   });
   return app;
-
-  /**
-   * A client whose last PATCH (the one that declares Upload-Length) was cut sends that PATCH again, with the same
-   * Upload-Length; so does tus-js-client on every PATCH after a resume. @tus/server refuses any Upload-Length once
-   * one is set (400), which would end the upload for good. The same value again says nothing new: drop it.
-   */
-  async function withoutRepeatedLength(c: Context<Env>, id: string): Promise<Request> {
-    const declared = c.req.header('upload-length');
-    if (c.req.method !== 'PATCH' || declared === undefined) return c.req.raw;
-    const size = await service.store.getUpload(id).then((u) => u.size, () => undefined);
-    if (size === undefined || String(size) !== declared) return c.req.raw;
-    const headers = new Headers(c.req.raw.headers);
-    headers.delete('upload-length');
-    return new Request(c.req.raw, { headers, duplex: 'half' } as RequestInit);
-  }
 
   /** A PATCH that left the upload short of offset + body length: the body was cut off (the link broke). */
   async function noteCut(c: Context<Env>, id: string): Promise<void> {
