@@ -3,6 +3,9 @@
  * loopback port, all taken down after the test, pass or fail.
  */
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FrameEncoder } from '../../core/wire/index.ts';
 import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createBtrfs, fillVaried, snapshotReadonly, type BtrfsFixture } from '../fixtures/btrfs.ts';
@@ -85,4 +88,19 @@ export function recordingReporter(): Reporter & { notes: string[]; started: { sn
  */
 export function assertReceived(source: string, received: string): Promise<void> {
   return assertTreesEqual(source, received, { ignoreRootMtime: true });
+}
+
+/** The length of a snapshot's full framed stream, framed here as a push frames it (framing is deterministic). */
+export async function framedLength(snapshot: string, chunkSize: number, level = 3): Promise<number> {
+  const send = btrfs.send(snapshot);
+  let bytes = 0;
+  const count = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      callback();
+    },
+  });
+  await pipeline(send.stream, new FrameEncoder({ chunkSize, level }), count);
+  await send.done;
+  return bytes;
 }

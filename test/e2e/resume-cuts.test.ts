@@ -11,9 +11,8 @@ import path from 'node:path';
 import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import { push, type PushOptions } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
-import { openFramedSend } from '../../client/framed-send.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
-import { assertReceived, createPair, recordingReporter, type Pair } from './harness.ts';
+import { assertReceived, createPair, framedLength, recordingReporter, type Pair } from './harness.ts';
 import type { RunningServer } from '../../server/serve.ts';
 
 interface AfterHook {
@@ -97,19 +96,6 @@ test('an incremental cut midway resumes from the server offset', cutTest, async 
   assertWireBudget(t, proxy, sent[0]!.transfer.wireOffset, 1, chunk + 72);
   await assertReceived(s2, pair.receivedPath('v', 's2'));
 });
-
-/** The length of a snapshot's framed stream, framed here as a push would (framing is deterministic). */
-async function framedLength(snapshot: string, chunkSize: number): Promise<number> {
-  const framed = await openFramedSend({ snapshotPath: snapshot, parentPath: null, chunkSize, level: 3, maxSlice: 1 << 30 });
-  let length = 0;
-  for (;;) {
-    const { value, done } = await framed.source.slice(length, length + (1 << 30));
-    length += value?.length ?? 0;
-    if (done) break;
-  }
-  await framed.done;
-  return length;
-}
 
 /**
  * Upstream bytes of a whole upload (creation to the last PATCH), measured on a push of a twin: another snapshot of

@@ -11,19 +11,17 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ClientRequest, IncomingMessage, Server as HttpServer } from 'node:http';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { prng } from '../fixtures/prng.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { FrameEncoder, FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
+import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { SESSION_HEADER, type Transfer } from '../../core/protocol.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { assertReceived, createPair, framedLength, recordingReporter } from './harness.ts';
 import { ChildProcesses, freePort } from './processes.ts';
 
 const CHUNK = 256 * 1024;
@@ -48,20 +46,6 @@ const IN_FLIGHT_BYTES = 1024 * 1024;
 const LONGER_THAN_TUS_RETRIES_MS = 6000;
 
 /** The size of the framed stream of `snapshot`, as one uninterrupted push makes it (same chunk size and level). */
-async function framedSize(snapshot: string): Promise<number> {
-  const send = btrfs.send(snapshot);
-  let bytes = 0;
-  const count = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      bytes += chunk.length;
-      callback();
-    },
-  });
-  await pipeline(send.stream, new FrameEncoder({ chunkSize: CHUNK, level: 3 }), count);
-  await send.done;
-  return bytes;
-}
-
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000, everyMs = 25): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
@@ -185,7 +169,7 @@ test(
     const pair = await createPair(t, { fillMB: 80, seed: 'kill-client' });
     const server = await pair.startServer({ leaseMs: 1000 });
     const s1 = await pair.snapshot('s1');
-    const wire = await framedSize(s1);
+    const wire = await framedLength(s1, CHUNK);
     const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: Number(new URL(server.url).port) } });
     t.after(() => proxy.close());
     proxy.setRate({ upstream: 8_000_000 });
@@ -262,7 +246,7 @@ test(
     const children = new ChildProcesses(t);
     const pair = await createPair(t, { fillMB: 48, seed: 'kill-server-upload' });
     const s1 = await pair.snapshot('s1');
-    const wire = await framedSize(s1);
+    const wire = await framedLength(s1, CHUNK);
     const port = await freePort();
     const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port } });
     t.after(() => proxy.close());
@@ -369,7 +353,7 @@ test(
     const children = new ChildProcesses(t);
     const pair = await createPair(t, { fillMB: 48, seed: 'kill-server-twice' });
     const s1 = await pair.snapshot('s1');
-    const wire = await framedSize(s1);
+    const wire = await framedLength(s1, CHUNK);
     const port = await freePort();
     const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port } });
     t.after(() => proxy.close());

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { push } from '../../client/push.ts';
 import { startChaosProxy } from '../chaos/chaos-proxy.ts';
-import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { assertReceived, createPair, framedLength, recordingReporter } from './harness.ts';
 
 const SECONDS = 320;
 
@@ -18,9 +18,8 @@ test(`a single PATCH lasting ${SECONDS} s on a slow link succeeds`, rootOnly, as
   const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: Number(new URL(server.url).port) } });
   t.after(() => proxy.close());
   const s1 = await pair.snapshot('s1');
-  // A twin push to another volume gives the framed length, so the rate can make the real one last SECONDS.
-  const twin = await push({ server: server.url, volume: 'w', snapshots: [s1], chunkSize: 256 * 1024 }, recordingReporter());
-  const wire = twin.sent[0]!.transfer.wireOffset;
+  // The framed length sets the rate that makes the push last SECONDS.
+  const wire = await framedLength(s1, 256 * 1024);
   proxy.setRate(Math.floor(wire / SECONDS));
 
   const started = Date.now();
