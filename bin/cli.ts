@@ -30,6 +30,12 @@ function parseSize(value: string): number {
   return Number(m[1]) * mult;
 }
 
+function parsePositiveSize(value: string): number {
+  const n = parseSize(value);
+  if (n <= 0) throw new InvalidArgumentError('expected a size above 0, like 200k');
+  return n;
+}
+
 function parseCount(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number >= 0');
@@ -95,11 +101,12 @@ program
   .option('--chunk-size <size>', 'raw bytes per frame (64K..16M)', parseSize)
   .option('--compress-level <n>', 'zstd level, 1..19', parseLevel, 3)
   .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
+  .option('--limit-rate <rate>', 'upload at most this many bytes per second, e.g. 200k or 1M (keeps the line usable)', parsePositiveSize)
   .option('--json', 'JSON lines of progress events on stdout', false)
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
   .argument('<snapshot...>', 'read-only snapshots, or folders holding them (btrbk, snapper layouts)')
-  .action(async (snapshots: string[], opts: { server: string; volume: string; chunkSize?: number; compressLevel: number; retries?: number; json: boolean; tokenFile?: string; caFile?: string }) => {
+  .action(async (snapshots: string[], opts: { server: string; volume: string; chunkSize?: number; compressLevel: number; retries?: number; limitRate?: number; json: boolean; tokenFile?: string; caFile?: string }) => {
     const headers = authHeaders(await readToken({ tokenFile: opts.tokenFile }));
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
@@ -109,6 +116,7 @@ program
         server: opts.server, volume: opts.volume, snapshots, level: opts.compressLevel, signal: controller.signal, headers,
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
         ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
+        ...(opts.limitRate !== undefined ? { limitRate: opts.limitRate } : {}),
         ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
       },
       report,

@@ -11,6 +11,7 @@ import { ServerApi } from './api.ts';
 import { createTransport } from './transport.ts';
 import { findParentCandidates, resolveRequested } from './local-snapshots.ts';
 import { PushError, sendSnapshot } from './send-snapshot.ts';
+import { UploadRateLimit } from './rate-limit.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './retry.ts';
 import type { Reporter } from './report.ts';
 
@@ -27,6 +28,8 @@ export interface PushOptions {
   pollMs?: number;
   /** An upload with no progress for this long is dropped and resumed (default: off). */
   stallMs?: number;
+  /** Upload bytes per second at most, for the whole push (--limit-rate). */
+  limitRate?: number;
   /** Retries in a row without progress before giving up (default: forever). */
   retries?: number;
   backoff?: Partial<BackoffOptions>;
@@ -71,6 +74,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     patchBytes: options.patchBytes ?? DEFAULT_PATCH_BYTES,
     pollMs: options.pollMs ?? 250,
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    ...(options.limitRate ? { rateLimit: new UploadRateLimit(options.limitRate) } : {}),
     backoff: { ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) },
     ...(options.signal ? { signal: options.signal } : {}),
   };

@@ -11,6 +11,7 @@ import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, type Transfer } from '../
 import type { ServerApi } from './api.ts';
 import { openFramedSend, StreamMismatch, type FramedSend, type ResumeFrom } from './framed-send.ts';
 import { uploadFramed } from './tus-upload.ts';
+import type { UploadRateLimit } from './rate-limit.ts';
 import { Backoff, type BackoffOptions } from './retry.ts';
 import { formatBytes, type Reporter } from './report.ts';
 
@@ -24,6 +25,7 @@ export interface SendContext {
   patchBytes: number;
   pollMs: number;
   stallMs?: number;
+  rateLimit?: UploadRateLimit;
   backoff: BackoffOptions;
   signal?: AbortSignal;
 }
@@ -94,6 +96,7 @@ async function attempt(ctx: SendContext, step: PlanStep): Promise<Transfer> {
       chunkSize: ctx.patchBytes,
       headers: ctx.headers,
       ...(ctx.stallMs ? { stallMs: ctx.stallMs } : {}),
+      ...(ctx.rateLimit ? { rateLimit: ctx.rateLimit } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onUrl: (url) => {
         id = url.split('/').pop() ?? null;

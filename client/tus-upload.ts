@@ -7,6 +7,7 @@ import { Upload, type DetailedError } from 'tus-js-client';
 import { SnapferryError } from '../core/errors.ts';
 import { ErrorBody, UPLOADS_PATH } from '../core/protocol.ts';
 import type { FramedUploadSource } from './upload-source.ts';
+import { throttledBody, type UploadRateLimit } from './rate-limit.ts';
 import { certificateErrorFrom, type Transport } from './transport.ts';
 
 export interface TusUploadOptions {
@@ -25,6 +26,8 @@ export interface TusUploadOptions {
   signal?: AbortSignal;
   onUrl?: (url: string) => void;
   onProgress?: (sent: number) => void;
+  /** Caps the upload's rate (--limit-rate); shared by every upload of a push. */
+  rateLimit?: UploadRateLimit;
   /** Told when tus-js-client is about to retry within this upload (it asks the server's offset and goes on). */
   onRetry?: (err: SnapferryError, attempt: number) => void;
   /** Give up on the upload (retryably) when no byte moved and no response came for this long. */
@@ -108,10 +111,13 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
           Promise.resolve({
             size: null as unknown as number,
             slice: (start: number, end: number) =>
-              options.source.slice(start, end).catch((err: unknown) => {
-                sourceFailure = err;
-                throw err;
-              }),
+              options.source.slice(start, end).then(
+                ({ value, done }) => ({ value: value && options.rateLimit ? throttledBody(value, options.rateLimit) : value, done }),
+                (err: unknown) => {
+                  sourceFailure = err;
+                  throw err;
+                },
+              ),
             close: () => options.source.close(),
           }),
       },
