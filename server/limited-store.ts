@@ -5,8 +5,7 @@
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Upload } from '@tus/utils';
-import { SnapferryError } from '../core/errors.ts';
-import { statusOf } from './http-errors.ts';
+import type { SnapferryError } from '../core/errors.ts';
 import { FrameVerifyingStore, TusStatusError, type SpoolHooks } from './spool-store.ts';
 import type { ServerLayout } from './layout.ts';
 import { DiskFullError, isDiskFull } from './disk-full.ts';
@@ -74,7 +73,7 @@ export class LimitedSpoolStore extends FrameVerifyingStore {
       return await super.write(meter, id, offset);
     } catch (err) {
       if (refused !== null) await this.guard.onRefused(id, refused);
-      throw withStatusOfCode(diskFullOr(err, { uploadId: id }));
+      throw diskFullOr(err, { uploadId: id });
     } finally {
       readable.unpipe(meter);
     }
@@ -86,16 +85,6 @@ export class LimitedSpoolStore extends FrameVerifyingStore {
     await this.guard.onRefused(id, err);
     throw new TusStatusError(STATUS.quota, err);
   }
-}
-
-/**
- * FrameVerifyingStore answers 400 for its errors other than frame_ and sendstream_ ones; the status of a code is
- * chosen in server/http-errors.ts (stream_metadata_mismatch is a 422 there).
- */
-function withStatusOfCode(err: unknown): unknown {
-  if (!(err instanceof TusStatusError) || !(err.cause instanceof SnapferryError)) return err;
-  const status = statusOf(err.cause);
-  return status === err.status_code || status >= 500 ? err : new TusStatusError(status, err.cause);
 }
 
 function diskFullOr(err: unknown, details: Record<string, unknown>): unknown {

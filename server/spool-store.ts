@@ -18,6 +18,7 @@ import { CHAIN_ZERO } from '../core/wire/chain.ts';
 import { SnapferryError } from '../core/errors.ts';
 import { encodeIndexRecord, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
 import type { ServerLayout } from './layout.ts';
+import { statusOf } from './http-errors.ts';
 
 /** fsync at least this often during a long PATCH, so a power cut loses little even before the ack. */
 const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
@@ -240,8 +241,9 @@ export class FrameVerifyingStore extends FileStore {
 
   private asTusError(err: unknown): unknown {
     if (err instanceof TusStatusError || !(err instanceof SnapferryError)) return err;
-    // 460 is tus's "checksum mismatch": the bytes were damaged or are not ours; the offset stays where it was.
-    const status = err.code.startsWith('frame_') ? 460 : err.code.startsWith('sendstream_') ? 422 : 400;
-    return new TusStatusError(status, err);
+    // The status of a code is chosen in one place (460, tus's checksum mismatch, for a frame that did not verify);
+    // a code it does not know is the client's bad stream here, not a server fault.
+    const status = statusOf(err);
+    return new TusStatusError(status >= 500 ? 400 : status, err);
   }
 }
