@@ -239,21 +239,27 @@ test(
   },
 );
 
+/** A pair with snapshot s1, a snapferry server child behind the chaos proxy, and a ledger of what crosses it. */
+async function serverBehindLink(t: TestContext, seed: string, fillMB: number) {
+  const children = new ChildProcesses(t);
+  const pair = await createPair(t, { fillMB, seed });
+  const s1 = await pair.snapshot('s1');
+  const wire = await framedLength(s1, CHUNK);
+  const port = await freePort();
+  const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port } });
+  t.after(() => proxy.close());
+  const ledger = new LinkLedger(proxy, countRequestsTo(t, proxy.port));
+  const server = await children.serve({ root: pair.root, port });
+  return { children, pair, s1, wire, port, proxy, ledger, server, api: new ServerApi({ server: server.url }) };
+}
+
 test(
   'the server killed with kill -9 mid-upload and restarted: the push carries on by itself from the acknowledged frames',
   rootOnly,
   async (t) => {
-    const children = new ChildProcesses(t);
-    const pair = await createPair(t, { fillMB: 48, seed: 'kill-server-upload' });
-    const s1 = await pair.snapshot('s1');
-    const wire = await framedLength(s1, CHUNK);
-    const port = await freePort();
-    const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port } });
-    t.after(() => proxy.close());
+    const { children, pair, s1, wire, port, proxy, ledger, server: first, api } = await serverBehindLink(t, 'kill-server-upload', 48);
+    let server = first;
     proxy.setRate({ upstream: 6_000_000 });
-    const ledger = new LinkLedger(proxy, countRequestsTo(t, proxy.port));
-    let server = await children.serve({ root: pair.root, port });
-    const api = new ServerApi({ server: server.url });
 
     const report = recordingReporter();
     const pushing = push(pushOptions(t, proxy.url, s1), report);
@@ -296,15 +302,8 @@ test(
 );
 
 test('the server killed with kill -9 mid-receive: the restart drops the partial and receives again from the spool', rootOnly, async (t) => {
-  const children = new ChildProcesses(t);
-  const pair = await createPair(t, { fillMB: 80, seed: 'kill-server-receive' });
-  const s1 = await pair.snapshot('s1');
-  const port = await freePort();
-  const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port } });
-  t.after(() => proxy.close());
-  const ledger = new LinkLedger(proxy, countRequestsTo(t, proxy.port));
-  let server = await children.serve({ root: pair.root, port });
-  const api = new ServerApi({ server: server.url });
+  const { children, pair, s1, port, proxy, ledger, server: first, api } = await serverBehindLink(t, 'kill-server-receive', 80);
+  let server = first;
   const volumeDir = path.join(pair.root, 'volumes', 'default', 'v');
 
   const pushing = push(pushOptions(t, proxy.url, s1), recordingReporter());
@@ -350,17 +349,9 @@ test(
   'the server down twice for longer than the upload library retries: the push resumes after each outage by itself',
   { ...rootOnly, timeout: 240_000 },
   async (t) => {
-    const children = new ChildProcesses(t);
-    const pair = await createPair(t, { fillMB: 48, seed: 'kill-server-twice' });
-    const s1 = await pair.snapshot('s1');
-    const wire = await framedLength(s1, CHUNK);
-    const port = await freePort();
-    const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port } });
-    t.after(() => proxy.close());
+    const { children, pair, s1, wire, port, proxy, ledger, server: first, api } = await serverBehindLink(t, 'kill-server-twice', 48);
+    let server = first;
     proxy.setRate({ upstream: 6_000_000 });
-    const ledger = new LinkLedger(proxy, countRequestsTo(t, proxy.port));
-    let server = await children.serve({ root: pair.root, port });
-    const api = new ServerApi({ server: server.url });
 
     const report = recordingReporter();
     // PATCHes of 1 MiB, as any stream more than the default 64 MiB from its end has: an attempt that fails has not
