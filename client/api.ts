@@ -114,7 +114,8 @@ export class ServerApi {
         const e = parsed.data.error;
         throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: e.details ?? {} });
       }
-      throw new ServerError('http_error', `${method} ${url} answered ${res.status} ${res.statusText}`, res.status, {
+      // No snapferry error body: something else answered (a proxy, a web server, a wrong port or path).
+      throw new ServerError('http_error', `${method} ${url} answered ${res.status} ${res.statusText} without a snapferry error: is --server the address of a snapferry server (check host, port and any path prefix)?`, res.status, {
         retryable: res.status >= 500,
       });
     }
