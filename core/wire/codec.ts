@@ -7,12 +7,17 @@
  * buffer is exactly the frame header's rawLength, already checked against the transfer's chunk size.
  */
 import binding from 'zstd-napi/binding.js';
+import { ZstdChunkCompressor } from './zstd-chunk.mjs';
 
 export type FrameCodec = 'raw' | 'zstd';
 
 export const DEFAULT_ZSTD_LEVEL = 3;
 
+/** Level 0 means "do not compress": every frame goes raw (a LAN where zstd would be the bottleneck). */
+export const NO_COMPRESSION = 0;
+
 export function validateZstdLevel(level: number): number {
+  if (level === NO_COMPRESSION) return level;
   const min = binding.minCLevel();
   const max = binding.maxCLevel();
   if (!Number.isInteger(level) || level < min || level > max) {
@@ -30,22 +35,15 @@ export interface CompressedChunk {
 /** One compression context and one scratch buffer, reused for every chunk of a stream. */
 export class ChunkCompressor {
   readonly level: number;
-  readonly #cctx = new binding.CCtx();
-  #scratch: Buffer = Buffer.alloc(0);
+  readonly #zstd = new ZstdChunkCompressor();
 
   constructor(level: number = DEFAULT_ZSTD_LEVEL) {
     this.level = validateZstdLevel(level);
   }
 
-  compress(raw: Buffer): CompressedChunk {
-    if (raw.length === 0) return { codec: 'raw', payload: raw };
-    const bound = binding.compressBound(raw.length);
-    if (this.#scratch.length < bound) this.#scratch = Buffer.allocUnsafe(bound);
-    const n = this.#cctx.compress(this.#scratch, raw, this.level);
-    // Equal length would decode fine, but raw is cheaper to check and keeps "zstd => smaller" a wire invariant.
-    if (n >= raw.length) return { codec: 'raw', payload: raw };
-    // Copy out of the scratch: the payload travels downstream while the scratch is reused for the next chunk.
-    return { codec: 'zstd', payload: Buffer.from(this.#scratch.subarray(0, n)) };
+  /** `level` overrides the constructor's for this chunk (the auto policy changes it as it measures). */
+  compress(raw: Buffer, level: number = this.level): CompressedChunk {
+    return this.#zstd.compress(raw, level);
   }
 }
 

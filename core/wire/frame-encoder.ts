@@ -1,7 +1,8 @@
 /**
  * FrameEncoder: raw `btrfs send` bytes in, framed bytes out (see frame.ts for the format). Memory stays at about
  * one chunk being filled plus one frame waiting downstream: Transform holds further writes while its readable
- * side is above the high-water mark.
+ * side is above the high-water mark. With a compression pool, up to two chunks per worker are in flight as well;
+ * they come back in any order and leave in order.
  *
  * A resumed upload starts mid-stream: `start` (from hashRawPrefix plus the server's wire offset) makes the first
  * frame out be frame N, with the chain and offsets it would have had in one uninterrupted run, so the bytes equal
@@ -9,17 +10,34 @@
  */
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
-import { CHAIN_ZERO, ChainHasher, HASH_SIZE } from './chain.ts';
-import { ChunkCompressor, DEFAULT_ZSTD_LEVEL } from './codec.ts';
+import { CHAIN_ZERO, ChainHasher, HASH_SIZE, sha256 } from './chain.ts';
+import { ChunkCompressor, DEFAULT_ZSTD_LEVEL, validateZstdLevel } from './codec.ts';
 import type { FrameCodec } from './codec.ts';
-import { DEFAULT_CHUNK_SIZE, FRAME_HEADER_SIZE, encodeDataFrame, encodeEndFrame, validateChunkSize } from './frame.ts';
+import type { CompressedParts, CompressionPool } from './compression-pool.ts';
+import { DEFAULT_CHUNK_SIZE, FRAME_HEADER_SIZE, dataFrameHeader, encodeEndFrame, validateChunkSize } from './frame.ts';
 import { RawChunker } from './raw-chunker.ts';
 import type { RawResumePoint } from './raw-prefix.ts';
 
+/** Picks the zstd level frame by frame, learning from what each frame cost (client/auto-level.ts). */
+export interface LevelChooser {
+  next(): number;
+  observe(sample: CompressionSample): void;
+}
+
+export interface CompressionSample {
+  level: number;
+  rawLength: number;
+  payloadLength: number;
+  /** Wall time of the compression alone, on the thread that did it. */
+  compressNs: number;
+}
+
 export interface FrameEncoderOptions {
   chunkSize?: number;
-  /** zstd level, default 3. */
-  level?: number;
+  /** zstd level (0: no compression), or a chooser asked before every frame; default 3. */
+  level?: number | LevelChooser;
+  /** Compress on these worker threads instead of this one. */
+  pool?: CompressionPool;
   /**
    * Resume point: data frames already sent, their raw bytes and chain (hashRawPrefix gives these), and where frame
    * N starts on the wire (the server's verified offset), so that frame events carry whole-stream wire offsets.
@@ -48,7 +66,13 @@ export interface EncodedFrameInfo {
 export class FrameEncoder extends Transform {
   readonly chunkSize: number;
   readonly #chunker: RawChunker;
-  readonly #compressor: ChunkCompressor;
+  readonly #compressor: ChunkCompressor | null;
+  readonly #pool: CompressionPool | null;
+  readonly #chooser: LevelChooser | null;
+  readonly #fixedLevel: number;
+  /** Chunks handed to the pool, oldest first; each gets its parts when its worker answers. */
+  readonly #jobs: { rawLength: number; parts: CompressedParts | null }[] = [];
+  #roomWaiter: (() => void) | null = null;
   readonly #chain: ChainHasher;
   readonly #onFrame: ((frame: EncodedFrameInfo) => void) | undefined;
   #rawOffset: number;
@@ -60,7 +84,11 @@ export class FrameEncoder extends Transform {
     super();
     this.chunkSize = validateChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
     this.#chunker = new RawChunker(this.chunkSize);
-    this.#compressor = new ChunkCompressor(opts.level ?? DEFAULT_ZSTD_LEVEL);
+    const level = opts.level ?? DEFAULT_ZSTD_LEVEL;
+    this.#chooser = typeof level === 'number' ? null : level;
+    this.#fixedLevel = typeof level === 'number' ? validateZstdLevel(level) : DEFAULT_ZSTD_LEVEL;
+    this.#pool = opts.pool ?? null;
+    this.#compressor = this.#pool ? null : new ChunkCompressor(this.#fixedLevel);
     this.#onFrame = opts.onFrame;
     const start = opts.start ?? { frames: 0, rawOffset: 0, chain: CHAIN_ZERO, wireOffset: 0 };
     const { frames, rawOffset } = start;
@@ -85,8 +113,8 @@ export class FrameEncoder extends Transform {
       if (this.#closedToData && chunk.length > 0) {
         throw new RangeError('resumed after the short last chunk, yet more raw data came: the stream has changed');
       }
-      for (const raw of this.#chunker.push(chunk)) this.#pushData(raw);
-      callback();
+      for (const raw of this.#chunker.push(chunk)) this.#addChunk(raw);
+      this.#whenRoom(this.#maxJobs(), callback);
     } catch (err) {
       callback(err as Error);
     }
@@ -95,48 +123,112 @@ export class FrameEncoder extends Transform {
   override _flush(callback: TransformCallback): void {
     try {
       const last = this.#chunker.flush();
-      if (last !== null) this.#pushData(last);
-      const chain = this.#chain.digest();
-      const frameCount = this.#chain.frames;
-      const end = encodeEndFrame({ chunkSize: this.chunkSize, frameCount, totalRaw: this.#rawOffset, chain });
-      this.push(end);
-      this.#report({
-        kind: 'end',
-        index: frameCount,
-        codec: 'raw',
-        rawOffset: this.#rawOffset,
-        rawLength: 0,
-        payloadLength: 0,
-        wireOffset: this.#wireOffset,
-        wireLength: end.length,
-        chain,
-      });
-      this.#wireOffset += end.length;
-      callback();
+      if (last !== null) this.#addChunk(last);
     } catch (err) {
       callback(err as Error);
+      return;
     }
+    this.#whenRoom(0, () => {
+      try {
+        this.#pushEnd();
+        callback();
+      } catch (err) {
+        callback(err as Error);
+      }
+    });
   }
 
-  #pushData(raw: Buffer): void {
+  #maxJobs(): number {
+    return this.#pool ? this.#pool.size * 2 : 0;
+  }
+
+  /** Calls `done` once at most `max` chunks wait for their workers. */
+  #whenRoom(max: number, done: () => void): void {
+    if (this.#jobs.length <= max) {
+      done();
+      return;
+    }
+    this.#roomWaiter = () => {
+      if (this.#jobs.length > max) return;
+      this.#roomWaiter = null;
+      done();
+    };
+  }
+
+  #addChunk(raw: Buffer): void {
+    const level = this.#chooser ? this.#chooser.next() : this.#fixedLevel;
+    if (!this.#pool) {
+      const rawHash = sha256(raw);
+      const started = process.hrtime.bigint();
+      const { codec, payload } = this.#compressor!.compress(raw, level);
+      this.#pushData(raw.length, { codec, payload, rawHash, level, compressNs: Number(process.hrtime.bigint() - started) });
+      return;
+    }
+    const job: { rawLength: number; parts: CompressedParts | null } = { rawLength: raw.length, parts: null };
+    this.#jobs.push(job);
+    this.#pool.run(raw, level).then(
+      (parts) => {
+        job.parts = parts;
+        this.#pushReady();
+      },
+      (err: unknown) => this.destroy(err as Error),
+    );
+  }
+
+  /** Pushes the finished chunks at the head of the queue, in order. */
+  #pushReady(): void {
+    if (this.destroyed) return;
+    try {
+      while (this.#jobs[0]?.parts) {
+        const job = this.#jobs.shift()!;
+        this.#pushData(job.rawLength, job.parts!);
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+      return;
+    }
+    this.#roomWaiter?.();
+  }
+
+  #pushEnd(): void {
+    const chain = this.#chain.digest();
+    const frameCount = this.#chain.frames;
+    const end = encodeEndFrame({ chunkSize: this.chunkSize, frameCount, totalRaw: this.#rawOffset, chain });
+    this.push(end);
+    this.#report({
+      kind: 'end',
+      index: frameCount,
+      codec: 'raw',
+      rawOffset: this.#rawOffset,
+      rawLength: 0,
+      payloadLength: 0,
+      wireOffset: this.#wireOffset,
+      wireLength: end.length,
+      chain,
+    });
+    this.#wireOffset += end.length;
+  }
+
+  #pushData(rawLength: number, parts: CompressedParts): void {
     const index = this.#chain.frames;
-    const frame = encodeDataFrame(raw, { chunkSize: this.chunkSize, index, compressor: this.#compressor });
-    this.push(frame.header);
-    this.push(frame.payload);
-    const chain = this.#chain.update(frame.rawHash);
-    const wireLength = frame.header.length + frame.payload.length;
+    const header = dataFrameHeader(rawLength, parts, { chunkSize: this.chunkSize, index });
+    this.#chooser?.observe({ level: parts.level, rawLength, payloadLength: parts.payload.length, compressNs: parts.compressNs });
+    this.push(header);
+    this.push(parts.payload);
+    const chain = this.#chain.update(parts.rawHash);
+    const wireLength = header.length + parts.payload.length;
     this.#report({
       kind: 'data',
       index,
-      codec: frame.codec,
+      codec: parts.codec,
       rawOffset: this.#rawOffset,
-      rawLength: raw.length,
-      payloadLength: frame.payload.length,
+      rawLength,
+      payloadLength: parts.payload.length,
       wireOffset: this.#wireOffset,
       wireLength,
       chain,
     });
-    this.#rawOffset += raw.length;
+    this.#rawOffset += rawLength;
     this.#wireOffset += wireLength;
   }
 

@@ -164,32 +164,46 @@ export interface EncodedDataFrame {
 
 /**
  * Frames one raw chunk (1..chunkSize bytes) as data frame `index`. Pass the stream's `compressor` to reuse one
- * zstd context for all frames; without it a context is made for this call at `level` (default 3).
+ * zstd context for all frames; `level` (default: the compressor's, or 3) applies to this frame.
  */
 export function encodeDataFrame(
   raw: Buffer,
   opts: { chunkSize: number; index: number; compressor?: ChunkCompressor; level?: number },
 ): EncodedDataFrame {
+  checkDataFrame(raw.length, opts);
+  const compressor = opts.compressor ?? new ChunkCompressor(opts.level);
+  const rawHash = sha256(raw);
+  const { codec, payload } = compressor.compress(raw, opts.level ?? compressor.level);
+  return { header: dataFrameHeader(raw.length, { codec, payload, rawHash }, opts), payload, rawHash, codec };
+}
+
+/** The header of data frame `index`, for a chunk hashed and compressed elsewhere (a compression worker). */
+export function dataFrameHeader(
+  rawLength: number,
+  parts: { codec: FrameCodec; payload: Buffer; rawHash: Buffer },
+  opts: { chunkSize: number; index: number },
+): Buffer {
+  checkDataFrame(rawLength, opts);
+  const { chunkSize, index } = opts;
+  return encodeFrameHeader({
+    kind: 'data',
+    codec: parts.codec,
+    chunkSize,
+    rawLength,
+    payloadLength: parts.payload.length,
+    index,
+    rawOffset: index * chunkSize,
+    rawHash: parts.rawHash,
+  });
+}
+
+function checkDataFrame(rawLength: number, opts: { chunkSize: number; index: number }): void {
   const { chunkSize, index } = opts;
   validateChunkSize(chunkSize);
   if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`frame index must be >= 0, got ${index}`);
-  const compressor = opts.compressor ?? new ChunkCompressor(opts.level);
-  if (raw.length === 0 || raw.length > chunkSize) {
-    throw new RangeError(`a data frame holds 1..${chunkSize} raw bytes, got ${raw.length}`);
+  if (rawLength === 0 || rawLength > chunkSize) {
+    throw new RangeError(`a data frame holds 1..${chunkSize} raw bytes, got ${rawLength}`);
   }
-  const rawHash = sha256(raw);
-  const { codec, payload } = compressor.compress(raw);
-  const header = encodeFrameHeader({
-    kind: 'data',
-    codec,
-    chunkSize,
-    rawLength: raw.length,
-    payloadLength: payload.length,
-    index,
-    rawOffset: index * chunkSize,
-    rawHash,
-  });
-  return { header, payload, rawHash, codec };
 }
 
 export function encodeEndFrame(end: { chunkSize: number; frameCount: number; totalRaw: number; chain: Buffer }): Buffer {

@@ -13,3 +13,4 @@ export * from './sendstream-check.ts';
 export * from './sendstream-errors.ts';
 export * from './sendstream-format.ts';
 export * from './sendstream-parser.ts';
+export * from './compression-pool.ts';
