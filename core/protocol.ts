@@ -42,7 +42,20 @@ export const META = {
   chunkSize: 'chunkSize',
   /** The client's estimate of the raw stream size, for progress on the server side only. */
   rawEstimate: 'rawEstimate',
+  /** How `btrfs send` made the stream (SendStream); absent means 'v1'. A resume regenerates it the same way. */
+  sendStream: 'sendStream',
 } as const;
+
+/**
+ * How `btrfs send` makes a transfer's stream. 'v1': send stream version 1, what every btrfs receive reads.
+ * 'v2-compressed': `--proto 2 --compressed-data`, extents compressed on disk travel as they are (ENCODED_WRITE).
+ * Recorded with the transfer: the same snapshot sent the other way is another stream, so a resume must not switch.
+ */
+export const sendStreams = ['v1', 'v2-compressed'] as const;
+export const SendStreamName = z.enum(sendStreams);
+export type SendStream = z.infer<typeof SendStreamName>;
+/** The version in the stream header that each way of sending writes. */
+export const SEND_STREAM_VERSION: Readonly<Record<SendStream, number>> = { v1: 1, 'v2-compressed': 2 };
 
 export const transferStates = ['uploading', 'verifying', 'receiving', 'received', 'failed', 'aborted'] as const;
 export type TransferState = (typeof transferStates)[number];
@@ -126,6 +139,8 @@ export const Transfer = z.object({
   /** How the upload was last cut short (a PATCH that ended before its body), when, and at which offset. */
   lastInterruption: z.string().nullable(),
   interruptions: z.number(),
+  /** How btrfs send makes this transfer's stream; a transfer recorded before the key existed is 'v1'. */
+  sendStream: SendStreamName.default('v1'),
 });
 export type Transfer = z.infer<typeof Transfer>;
 
@@ -148,5 +163,7 @@ export const Status = z.object({
   volumes: z.number(),
   snapshots: z.number(),
   transfers: z.record(z.string(), z.number()),
+  /** Send stream versions the server's `btrfs receive` reads; a server that does not say reads version 1 only. */
+  receiveStreamVersions: z.array(z.number().int()).default([1]),
 });
 export type Status = z.infer<typeof Status>;

@@ -4,10 +4,11 @@
  */
 import fs from 'node:fs/promises';
 import type { Upload } from '@tus/utils';
-import { SnapferryError } from '../core/errors.ts';
+import { SnapferryError, ValidationError } from '../core/errors.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { parseName, parseUuid, type SafeName } from '../core/names.ts';
-import { META, MAX_FRAMES_PER_PAGE, WIRE_FORMAT, finalStates, type FrameRecord, type Snapshot, type Status, type Transfer, type TransferState } from '../core/protocol.ts';
+import { META, MAX_FRAMES_PER_PAGE, SEND_STREAM_VERSION, SendStreamName, WIRE_FORMAT, finalStates, sendStreams, type FrameRecord, type SendStream, type Snapshot, type Status, type Transfer, type TransferState } from '../core/protocol.ts';
+import { btrfsFeatures } from '../core/btrfs/features.ts';
 import { UploadLeases } from './leases.ts';
 import { FrameError } from '../core/wire/index.ts';
 import { validateChunkSize } from '../core/wire/index.ts';
@@ -136,6 +137,7 @@ export class ReplicationService {
     }
     const chunkSize = validateChunkSize(Number(metadata[META.chunkSize]));
     const estimate = Number(metadata[META.rawEstimate]);
+    const sendStream = await this.receivableSendStream(metadata[META.sendStream]);
 
     await this.checkFreeSpace(chunkSize);
     const open = this.catalog.transfers({ client }).filter((t) => t.state === 'uploading').length;
@@ -167,7 +169,7 @@ export class ReplicationService {
     }
     const now = new Date().toISOString();
     const record: TransferRecord = {
-      id, client, volume, snapshot, uuid, parentUuid, chunkSize,
+      id, client, volume, snapshot, uuid, parentUuid, chunkSize, sendStream,
       state: 'uploading', createdAt: now, updatedAt: now,
       rawEstimate: Number.isFinite(estimate) && estimate >= 0 ? estimate : null,
       error: null, lastInterruption: null, interruptions: 0, wireBytes: null, rawBytes: null, framesVerified: null,
@@ -181,6 +183,24 @@ export class ReplicationService {
     }
     this.log.info({ transfer: id, client, volume, snapshot, parentUuid }, 'transfer created');
     return record;
+  }
+
+  /** The upload's way of sending (absent: 'v1'), refused when this server's btrfs receive cannot read it. */
+  private async receivableSendStream(raw: string | null | undefined): Promise<SendStream> {
+    const parsed = SendStreamName.safeParse(raw ?? 'v1');
+    if (!parsed.success) {
+      throw new ValidationError(`upload metadata ${META.sendStream} is ${JSON.stringify(String(raw).slice(0, 40))}, not one of ${sendStreams.join(', ')}`);
+    }
+    const version = SEND_STREAM_VERSION[parsed.data];
+    const { receiveStreamVersions, progs } = await btrfsFeatures();
+    if (!receiveStreamVersions.includes(version)) {
+      throw new SnapferryError(
+        'unsupported_format',
+        `this server's btrfs receive (btrfs-progs ${progs?.text ?? 'of unknown version'}) cannot read send stream version ${version}: push with --send-compressed off, or upgrade btrfs-progs on the server to 6.0 or later`,
+        { details: { sendStream: parsed.data, receiveStreamVersions } },
+      );
+    }
+    return parsed.data;
   }
 
   private assertUuidFree(client: string, volume: string, uuid: string): void {
@@ -340,6 +360,7 @@ export class ReplicationService {
       state: t.state, createdAt: t.createdAt, updatedAt: t.updatedAt, chunkSize: t.chunkSize,
       wireOffset: p.wireOffset, framesVerified: p.framesVerified, rawBytes: p.rawBytes, rawEstimate: t.rawEstimate,
       chain: p.chain?.toString('hex') ?? '', error: t.error, lastInterruption: t.lastInterruption, interruptions: t.interruptions,
+      sendStream: t.sendStream,
     };
   }
 
@@ -430,6 +451,7 @@ export class ReplicationService {
       service: 'snapferry', version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       freeBytes: stats ? stats.bavail * stats.bsize : null,
       volumes: new Set(all.map((s) => `${s.client}/${s.volume}`)).size, snapshots: all.length, transfers,
+      receiveStreamVersions: [...(await btrfsFeatures()).receiveStreamVersions],
     };
   }
 }

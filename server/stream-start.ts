@@ -6,10 +6,13 @@
 import { SnapferryError } from '../core/errors.ts';
 import { SendStreamParser, type SendStreamHeader } from '../core/wire/index.ts';
 import { isSafeName } from '../core/names.ts';
+import { SEND_STREAM_VERSION, type SendStream } from '../core/protocol.ts';
 
 export interface ExpectedStart {
   uuid: string;
   parentUuid: string | null;
+  /** How the upload said btrfs send made the stream: its header's version must match, or a resume could not. */
+  sendStream?: SendStream;
 }
 
 /**
@@ -24,6 +27,9 @@ export function streamStartProblems(header: SendStreamHeader, expected: Expected
   const clone = header.kind === 'snapshot' ? header.cloneUuid : null;
   if (clone !== expected.parentUuid) {
     problems.push(`its parent is ${clone ?? 'none (a full send)'}, not ${expected.parentUuid ?? 'none (a full send)'}`);
+  }
+  if (expected.sendStream !== undefined && header.version !== SEND_STREAM_VERSION[expected.sendStream]) {
+    problems.push(`it is send stream version ${header.version}, not ${SEND_STREAM_VERSION[expected.sendStream]} as the upload's ${expected.sendStream} says`);
   }
   return problems;
 }

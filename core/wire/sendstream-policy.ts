@@ -34,7 +34,8 @@ export type SendStreamPolicyCode =
   | 'sendstream_wrong_parent'
   | 'sendstream_foreign_clone'
   | 'sendstream_device_refused'
-  | 'sendstream_setuid_refused';
+  | 'sendstream_setuid_refused'
+  | 'sendstream_bad_encoded_write';
 
 /** A stream that is well formed but does what the receiver does not allow. Sending it again cannot help. */
 export class SendStreamPolicyError extends SnapferryError {
@@ -53,6 +54,13 @@ const S_IFBLK = 0o060000;
 const SETID_BITS = 0o6000;
 const CAPABILITY_XATTR = 'security.capability';
 const MAX_NAME_BYTES = 255;
+/**
+ * The kernel's own bounds for an encoded extent (BTRFS_MAX_UNCOMPRESSED, BTRFS_MAX_COMPRESSED: 128 KiB each), which
+ * btrfs send never exceeds: it sends one extent per ENCODED_WRITE, as it lies on disk.
+ */
+const MAX_ENCODED_BYTES = 128 * 1024;
+/** enum btrfs_encoded_io_compression: ZLIB 1, ZSTD 2, LZO_4K..LZO_64K 3..7. NONE (0) is never encoded. */
+const MAX_ENCODED_COMPRESSION = 7;
 const SLASH = 0x2f;
 const DOT = 0x2e;
 
@@ -120,6 +128,7 @@ export class SendStreamPolicyCheck {
     if (command.cmd === SendCmd.CLONE) this.#checkClone(command, place);
     if (command.cmd === SendCmd.MKNOD || command.cmd === SendCmd.CHMOD) this.#checkMode(command, place);
     if (command.cmd === SendCmd.SET_XATTR) this.#checkXattr(command, place);
+    if (command.cmd === SendCmd.ENCODED_WRITE) this.#checkEncodedWrite(command, place);
   }
 
   #checkSubvolume(command: SendCommand, place: Record<string, unknown>): void {
@@ -186,6 +195,44 @@ export class SendStreamPolicyCheck {
     }
   }
 
+  /**
+   * An ENCODED_WRITE's PATH follows the rules of every path (above). Its sizes are checked here because btrfs
+   * receive trusts them where it matters most: when the kernel's encoded-write ioctl refuses the command (EINVAL,
+   * which is what bad sizes get), btrfs-progs decompresses it itself into calloc(UNENCODED_LEN) and writes
+   * UNENCODED_FILE_LEN bytes from UNENCODED_OFFSET of that buffer, unchecked (cmds/receive.c decompress_and_write):
+   * a huge allocation, or file contents read from past the buffer.
+   */
+  #checkEncodedWrite(command: SendCommand, place: Record<string, unknown>): void {
+    const attrs = command.attributes;
+    const unencodedLen = sendAttributeU64(attrs, SendAttr.UNENCODED_LEN);
+    const fileLen = sendAttributeU64(attrs, SendAttr.UNENCODED_FILE_LEN);
+    const offset = sendAttributeU64(attrs, SendAttr.UNENCODED_OFFSET);
+    const compression = attributeU32(attrs, SendAttr.COMPRESSION);
+    const encryption = attributeU32(attrs, SendAttr.ENCRYPTION) ?? 0;
+    const dataBytes = findSendAttribute(attrs, SendAttr.DATA)?.length ?? 0;
+    let reason: string | undefined;
+    if (unencodedLen === undefined || fileLen === undefined || offset === undefined || compression === undefined) {
+      reason = 'it lacks one of UNENCODED_LEN, UNENCODED_FILE_LEN, UNENCODED_OFFSET (u64) or COMPRESSION (u32)';
+    } else if (unencodedLen > MAX_ENCODED_BYTES) {
+      reason = `its UNENCODED_LEN is ${unencodedLen} bytes, over the ${MAX_ENCODED_BYTES} of an encoded extent`;
+    } else if (offset + fileLen > unencodedLen) {
+      reason = `UNENCODED_OFFSET ${offset} + UNENCODED_FILE_LEN ${fileLen} runs past UNENCODED_LEN ${unencodedLen}`;
+    } else if (dataBytes > MAX_ENCODED_BYTES) {
+      reason = `it carries ${dataBytes} bytes of encoded data, over the ${MAX_ENCODED_BYTES} of an encoded extent`;
+    } else if (compression < 1 || compression > MAX_ENCODED_COMPRESSION) {
+      reason = `its COMPRESSION is ${compression}, not one btrfs knows (1..${MAX_ENCODED_COMPRESSION})`;
+    } else if (encryption !== 0) {
+      reason = `its ENCRYPTION is ${encryption}; btrfs has no encrypted extents`;
+    }
+    if (reason === undefined) return;
+    const path = shown(findSendAttribute(attrs, SendAttr.PATH) ?? Buffer.alloc(0));
+    throw new SendStreamPolicyError(
+      'sendstream_bad_encoded_write',
+      `command #${String(place.commandIndex)} (ENCODED_WRITE) of the btrfs send stream writes ${path} in a way btrfs send never does: ${reason}`,
+      { ...place, unencodedLen: unencodedLen ?? null, unencodedFileLen: fileLen ?? null, unencodedOffset: offset ?? null, compression: compression ?? null, encryption, dataBytes },
+    );
+  }
+
   #checkXattr(command: SendCommand, place: Record<string, unknown>): void {
     const name = findSendAttribute(command.attributes, SendAttr.XATTR_NAME)?.toString('latin1');
     if (name !== CAPABILITY_XATTR || this.#policy.allowSetuid) return;
@@ -196,4 +243,10 @@ export class SendStreamPolicyCheck {
       place,
     );
   }
+}
+
+/** A u32 attribute (COMPRESSION, ENCRYPTION); undefined when absent or mis-sized. */
+function attributeU32(attrs: SendCommand['attributes'], type: number): number | undefined {
+  const value = findSendAttribute(attrs, type);
+  return value?.length === 4 ? value.readUInt32LE(0) : undefined;
 }
