@@ -1,11 +1,33 @@
 /**
  * What a push tells its user, as events; the CLI picks text for people or JSON lines for scripts (STYLE.md 12).
+ * Both views get the same events and the same figures; they differ only in form and in how often progress shows:
+ * a terminal line redrawn up to 4 times a second, a log line every 30 s, a JSON event at most once a second. The
+ * last figures of an upload always show, whatever the rate.
  */
 import type { Transfer } from '../core/protocol.ts';
+import { formatBytes, formatProgress } from './progress-format.ts';
+import { StatusLine } from './progress-line.ts';
+import { Every } from './progress-math.ts';
 
+export { formatBytes };
+
+/** Where an upload stands (client/progress-tracker.ts computes it). Byte counts include a resumed prefix. */
 export interface ProgressFigures {
-  wireBytes: number;
+  snapshot: string;
+  /** Raw send-stream bytes the upload has carried, mapped from the wire offset through the frames. */
   rawBytes: number;
+  /** Bytes of the framed stream uploaded (the tus offset). */
+  wireBytes: number;
+  /** The raw stream's length: estimated before the send, exact once the whole stream is framed; null if unknown. */
+  rawTotal: number | null;
+  rawTotalExact: boolean;
+  /** Over the last RATE_WINDOW_MS, counting only what this run sent; null until there is enough history. */
+  rawBytesPerSecond: number | null;
+  wireBytesPerSecond: number | null;
+  /** rawBytes / wireBytes: what compression (and framing) made of the stream; null before the first byte. */
+  ratio: number | null;
+  /** Raw bytes left at the raw rate; null when the total or the rate is unknown. */
+  etaSeconds: number | null;
 }
 
 export interface Reporter {
@@ -14,53 +36,99 @@ export interface Reporter {
   progress(figures: ProgressFigures): void;
   waiting(snapshot: string): void;
   received(snapshot: string, transfer: Transfer): void;
+  /** The push is over (done or failed): leave the terminal clean for whatever prints next. */
+  close?(): void;
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+export const TERMINAL_EVERY_MS = 250;
+export const LOG_EVERY_MS = 30_000;
+export const JSON_EVERY_MS = 1000;
+
+export interface TextReporterOptions {
+  /** Where the text goes, newlines included; default stderr. */
+  write?: (text: string) => void;
+  /** One line rewritten in place; default: whether stderr is a terminal. */
+  terminal?: boolean;
+  /** The terminal's width. */
+  columns?: () => number;
+  /** Milliseconds, any origin. */
+  now?: () => number;
+  /** Between progress lines when not on a terminal. */
+  logEveryMs?: number;
 }
 
-/** Plain lines on stderr; progress at most every few seconds so logs of a cron job stay short. */
-export function textReporter(write: (line: string) => void = (l) => process.stderr.write(`${l}\n`), everyMs = 5000): Reporter {
-  let started = Date.now();
-  let lastLine = 0;
+/** Text on stderr: a status line on a terminal; otherwise plain lines, progress every 30 s so logs stay short. */
+export function textReporter(options: TextReporterOptions = {}): Reporter {
+  const write = options.write ?? ((text: string) => void process.stderr.write(text));
+  const now = options.now ?? (() => performance.now());
+  const terminal = options.terminal ?? process.stderr.isTTY === true;
+  const line = terminal ? new StatusLine(write, options.columns ?? (() => process.stderr.columns || 80)) : null;
+  const every = new Every(terminal ? TERMINAL_EVERY_MS : (options.logEveryMs ?? LOG_EVERY_MS));
+  let unshown: ProgressFigures | null = null;
+
+  const print = (message: string) => (line ? line.print(message) : write(`${message}\n`));
+  const show = (figures: ProgressFigures) => {
+    unshown = null;
+    if (line) line.show(formatProgress(figures));
+    else write(`  ${formatProgress(figures)}\n`);
+  };
   return {
-    note: (m) => write(`note: ${m}`),
+    note: (m) => print(`note: ${m}`),
     startTransfer: (s, p) => {
-      started = Date.now();
-      lastLine = started;
-      write(p ? `sending ${s} (incremental from ${p})` : `sending ${s} (full)`);
+      line?.commit();
+      unshown = null;
+      // A log's first progress line comes a period after the start, not at once: short pushes stay one line each.
+      every.restart(line ? undefined : now());
+      print(p ? `sending ${s} (incremental from ${p})` : `sending ${s} (full)`);
     },
-    progress: ({ wireBytes, rawBytes }) => {
-      const now = Date.now();
-      if (now - lastLine < everyMs) return;
-      lastLine = now;
-      const secs = Math.max((now - started) / 1000, 0.001);
-      write(`  ${formatBytes(rawBytes)} raw, ${formatBytes(wireBytes)} sent, ${formatBytes(wireBytes / secs)}/s`);
+    progress: (figures) => {
+      if (every.pass(now())) show(figures);
+      else unshown = figures;
     },
-    waiting: (s) => write(`  uploaded ${s}; waiting for the server to receive and check it`),
+    waiting: (s) => {
+      if (unshown) show(unshown);
+      line?.commit();
+      print(`  uploaded ${s}; waiting for the server to receive and check it`);
+    },
     received: (s, t) =>
-      write(
+      print(
         `received ${s}: ${formatBytes(t.rawBytes)} raw in ${formatBytes(t.wireOffset)} on the wire` +
           (t.interruptions > 0 ? `, resumed after ${t.interruptions} interruption(s)` : ''),
       ),
+    close: () => line?.clear(),
   };
 }
 
-export function jsonReporter(write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Reporter {
-  const emit = (event: string, data: Record<string, unknown>) => write(JSON.stringify({ event, at: new Date().toISOString(), ...data }));
+export interface JsonReporterOptions {
+  now?: () => number;
+  everyMs?: number;
+}
+
+/** JSON lines on stdout, one event each; progress carries every figure as a number (null when unknown). */
+export function jsonReporter(write: (line: string) => void = (l) => process.stdout.write(`${l}\n`), options: JsonReporterOptions = {}): Reporter {
+  const now = options.now ?? (() => performance.now());
+  const every = new Every(options.everyMs ?? JSON_EVERY_MS);
+  let unshown: ProgressFigures | null = null;
+  const emit = (event: string, data: object) => write(JSON.stringify({ event, at: new Date().toISOString(), ...data }));
+  const show = (figures: ProgressFigures) => {
+    unshown = null;
+    emit('progress', figures);
+  };
   return {
     note: (message) => emit('note', { message }),
-    startTransfer: (snapshot, parent) => emit('start', { snapshot, parent }),
-    progress: (f) => emit('progress', { ...f }),
-    waiting: (snapshot) => emit('uploaded', { snapshot }),
+    startTransfer: (snapshot, parent) => {
+      unshown = null;
+      every.restart();
+      emit('start', { snapshot, parent });
+    },
+    progress: (figures) => {
+      if (every.pass(now())) show(figures);
+      else unshown = figures;
+    },
+    waiting: (snapshot) => {
+      if (unshown) show(unshown);
+      emit('uploaded', { snapshot });
+    },
     received: (snapshot, transfer) => emit('received', { snapshot, transfer }),
   };
 }
