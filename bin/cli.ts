@@ -15,6 +15,8 @@ import { createLogger } from '../server/log.ts';
 import { assertOpenAccessAllowed } from '../server/auth.ts';
 import { addClient, readTokens, removeClient } from '../server/tokens.ts';
 import { authHeaders, readToken, TOKEN_ENV } from '../client/token.ts';
+import { parseCompressSetting, type CompressSetting } from '../client/compression.ts';
+import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
 
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
@@ -58,10 +60,18 @@ function accessOf(opts: { tokens?: string; auth: boolean; listen: { host: string
   return { tokensFile: opts.tokens };
 }
 
-function parseLevel(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 19) throw new InvalidArgumentError('expected a zstd level from 1 to 19');
-  return n;
+function parseSendCompressed(value: string): SendCompressedMode {
+  const mode = sendCompressedModes.find((m) => m === value);
+  if (mode === undefined) throw new InvalidArgumentError(`expected one of ${sendCompressedModes.join(', ')}`);
+  return mode;
+}
+
+function parseCompress(value: string): CompressSetting {
+  try {
+    return parseCompressSetting(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 const program = new Command('snapferry')
@@ -99,28 +109,30 @@ program
   .requiredOption('--server <url>', 'the snapferry server, e.g. https://backup.example.net')
   .requiredOption('--volume <name>', 'the volume these snapshots belong to (a name on the server)')
   .option('--chunk-size <size>', 'raw bytes per frame (64K..16M)', parseSize)
-  .option('--compress-level <n>', 'zstd level, 1..19', parseLevel, 3)
+  .option('--compress <level>', 'auto (the highest zstd level that stays ahead of the link), none, or a zstd level 1..19', parseCompress, 'auto' as CompressSetting)
   .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
   .option('--limit-rate <rate>', 'upload at most this many bytes per second, e.g. 200k or 1M (keeps the line usable)', parsePositiveSize)
+  .option('--send-compressed <mode>', 'btrfs send --proto 2 --compressed-data: auto (when the snapshots\' filesystem is mounted with compression and both ends can), on, off', parseSendCompressed, 'auto')
   .option('--json', 'JSON lines of progress events on stdout', false)
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
   .argument('<snapshot...>', 'read-only snapshots, or folders holding them (btrbk, snapper layouts)')
-  .action(async (snapshots: string[], opts: { server: string; volume: string; chunkSize?: number; compressLevel: number; retries?: number; limitRate?: number; json: boolean; tokenFile?: string; caFile?: string }) => {
+  .action(async (snapshots: string[], opts: { server: string; volume: string; chunkSize?: number; compress: CompressSetting; retries?: number; limitRate?: number; sendCompressed: SendCompressedMode; json: boolean; tokenFile?: string; caFile?: string }) => {
     const headers = authHeaders(await readToken({ tokenFile: opts.tokenFile }));
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     const report = opts.json ? jsonReporter() : textReporter();
     const result = await push(
       {
-        server: opts.server, volume: opts.volume, snapshots, level: opts.compressLevel, signal: controller.signal, headers,
+        server: opts.server, volume: opts.volume, snapshots, compress: opts.compress, signal: controller.signal, headers,
+        sendCompressed: opts.sendCompressed,
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
         ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
         ...(opts.limitRate !== undefined ? { limitRate: opts.limitRate } : {}),
         ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
       },
       report,
-    );
+    ).finally(() => report.close?.());
     const sent = result.sent.map((s) => s.snapshot);
     process.stderr.write(
       sent.length > 0 ? `done: ${sent.length} snapshot(s) received by the server (${sent.join(', ')})\n` : 'done: the server already holds everything\n',

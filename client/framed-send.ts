@@ -9,16 +9,22 @@
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as btrfs from '../core/btrfs/index.ts';
+import { btrfsFeatures, sendOptionsFor } from '../core/btrfs/features.ts';
+import type { SendStream } from '../core/protocol.ts';
 import { SnapferryError } from '../core/errors.ts';
-import { FrameEncoder, SendStreamCheck, hashRawPrefix, type EncodedFrameInfo, type HashedChunk, type SendStreamHeader } from '../core/wire/index.ts';
+import { FrameEncoder, SendStreamCheck, hashRawPrefix, type CompressionPool, type EncodedFrameInfo, type LevelChooser, type HashedChunk, type SendStreamHeader } from '../core/wire/index.ts';
 import { FramedUploadSource } from './upload-source.ts';
 
 export interface FramedSendOptions {
   snapshotPath: string;
   parentPath: string | null;
   chunkSize: number;
-  level: number;
+  level: number | LevelChooser;
+  /** Compress on these worker threads (default: on this one). */
+  pool?: CompressionPool;
   maxSlice: number;
+  /** How btrfs send makes the stream (default 'v1'); a resume must pass the transfer's own. */
+  sendStream?: SendStream;
   signal?: AbortSignal;
   onFrame?: (frame: EncodedFrameInfo) => void;
 }
@@ -42,8 +48,6 @@ export interface FramedSend {
   start: { frames: number; wireOffset: number; rawOffset: number };
   /** Set when the regenerated stream matched the server's only up to this frame: the upload must rewind to it. */
   rewindTo: number | null;
-  /** Raw bytes of the send stream framed so far (counting the hashed prefix). */
-  readonly rawFramed: number;
   /** Stops btrfs send and the pipeline. */
   cancel(): void;
 }
@@ -53,6 +57,7 @@ export class StreamMismatch extends SnapferryError {}
 export async function openFramedSend(options: FramedSendOptions, resume?: ResumeFrom): Promise<FramedSend> {
   const send = btrfs.send(options.snapshotPath, {
     ...(options.parentPath ? { parent: options.parentPath } : {}),
+    ...sendOptionsFor(options.sendStream ?? 'v1', await btrfsFeatures()),
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const check = new SendStreamCheck();
@@ -96,16 +101,15 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     rest = prefix.rest;
   }
 
-  let rawFramed = start.rawOffset;
   const out = new PassThrough({ highWaterMark: options.chunkSize });
   const source = new FramedUploadSource({ stream: out, startOffset: start.wireOffset }, options.maxSlice);
   const encoder = new FrameEncoder({
     chunkSize: options.chunkSize,
     level: options.level,
+    ...(options.pool ? { pool: options.pool } : {}),
     ...(start.frames > 0 ? { start: { frames: start.frames, rawOffset: start.rawOffset, chain: start.chain, wireOffset: start.wireOffset } } : {}),
     onFrame: (frame) => {
       source.frameEnded(frame.wireOffset + frame.wireLength, frame.kind === 'end');
-      if (frame.kind === 'data') rawFramed = frame.rawOffset + frame.rawLength;
       options.onFrame?.(frame);
     },
   });
@@ -119,9 +123,6 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     done,
     start: { frames: start.frames, wireOffset: start.wireOffset, rawOffset: start.rawOffset },
     rewindTo,
-    get rawFramed() {
-      return rawFramed;
-    },
     cancel,
   };
 }

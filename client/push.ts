@@ -5,13 +5,15 @@
 import crypto from 'node:crypto';
 import { parseName } from '../core/names.ts';
 import { planPush } from '../core/plan.ts';
-import { SESSION_HEADER, type Transfer } from '../core/protocol.ts';
+import { SESSION_HEADER, type SendStream, type Transfer } from '../core/protocol.ts';
+import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../core/btrfs/features.ts';
 import { DEFAULT_CHUNK_SIZE } from '../core/wire/index.ts';
 import { ServerApi } from './api.ts';
 import { createTransport } from './transport.ts';
 import { findParentCandidates, resolveRequested } from './local-snapshots.ts';
 import { PushError, sendSnapshot } from './send-snapshot.ts';
 import { UploadRateLimit } from './rate-limit.ts';
+import { startCompression, type CompressSetting } from './compression.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './retry.ts';
 import type { Reporter } from './report.ts';
 
@@ -22,7 +24,8 @@ export interface PushOptions {
   volume: string;
   snapshots: readonly string[];
   chunkSize?: number;
-  level?: number;
+  /** zstd level (0: none) or 'auto' (default): the highest level that stays well ahead of the link. */
+  compress?: CompressSetting;
   /** Bytes per PATCH at most. */
   patchBytes?: number;
   pollMs?: number;
@@ -32,6 +35,8 @@ export interface PushOptions {
   limitRate?: number;
   /** Retries in a row without progress before giving up (default: forever). */
   retries?: number;
+  /** `btrfs send --proto 2 --compressed-data` for new transfers (--send-compressed; default 'auto'). */
+  sendCompressed?: SendCompressedMode;
   backoff?: Partial<BackoffOptions>;
   headers?: Record<string, string>;
   signal?: AbortSignal;
@@ -47,7 +52,8 @@ export interface PushResult {
   skipped: string[];
 }
 
-const DEFAULT_PATCH_BYTES = 64 * 1024 * 1024;
+/** Small enough that one PATCH in flight plus the next one read ahead stay well under 100 MB. */
+const DEFAULT_PATCH_BYTES = 16 * 1024 * 1024;
 
 export async function push(options: PushOptions, report: Reporter): Promise<PushResult> {
   const volume = parseName(options.volume, 'volume');
@@ -66,22 +72,42 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   const plan = planPush({ requested, candidates, server: held.snapshots, removed: held.removed });
   for (const note of plan.notes) report.note(note);
   for (const s of plan.present) report.note(`${s.name} is already on the server`);
+  const sendStream = plan.steps.length === 0 ? 'v1' : await pickSendStream(options.sendCompressed ?? 'auto', requested[0]!.path, api, report);
 
   const ctx = {
     api, volume, report, headers,
     chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
-    level: options.level ?? 3,
+    compression: startCompression(options.compress ?? 'auto', (level, why) =>
+      report.note(level === 0 ? `compression off: ${why}` : `compression level ${level}: ${why}`),
+    ),
     patchBytes: options.patchBytes ?? DEFAULT_PATCH_BYTES,
     pollMs: options.pollMs ?? 250,
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
     ...(options.limitRate ? { rateLimit: new UploadRateLimit(options.limitRate) } : {}),
     backoff: { ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) },
+    sendStream,
     ...(options.signal ? { signal: options.signal } : {}),
   };
   const sent: PushResult['sent'] = [];
-  for (const step of plan.steps) {
-    const transfer = await sendSnapshot(ctx, step);
-    sent.push({ snapshot: step.snapshot.name, parent: step.parent?.name ?? null, transfer });
+  try {
+    for (const step of plan.steps) {
+      const transfer = await sendSnapshot(ctx, step);
+      sent.push({ snapshot: step.snapshot.name, parent: step.parent?.name ?? null, transfer });
+    }
+  } finally {
+    await ctx.compression.close();
   }
   return { sent, present: plan.present.map((s) => s.name), skipped: plan.skipped.map((s) => s.name) };
+}
+
+/** --send-compressed, decided once per push; a resumed transfer keeps its own (client/send-snapshot.ts). */
+async function pickSendStream(mode: SendCompressedMode, snapshotPath: string, api: ServerApi, report: Reporter): Promise<SendStream> {
+  const choice = await chooseSendStream(mode, {
+    local: await btrfsFeatures(),
+    sourceCompression: () => mountCompression(snapshotPath),
+    serverVersions: async () => (await api.status()).receiveStreamVersions,
+  });
+  if (choice.stream === 'v2-compressed') report.note(`sending compressed extents as they are (btrfs send --proto 2 --compressed-data): ${choice.why}`);
+  else if (choice.fellBack) report.note(`sending without --compressed-data: ${choice.why}`);
+  return choice.stream;
 }

@@ -7,13 +7,17 @@
 import { SnapferryError, describeError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
 import type { LocalSnapshot, PlanStep } from '../core/plan.ts';
-import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, type Transfer } from '../core/protocol.ts';
+import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, type SendStream, type Transfer } from '../core/protocol.ts';
+import { btrfsFeatures, canSend } from '../core/btrfs/features.ts';
 import type { ServerApi } from './api.ts';
 import { openFramedSend, StreamMismatch, type FramedSend, type ResumeFrom } from './framed-send.ts';
 import { uploadFramed } from './tus-upload.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
+import type { Compression } from './compression.ts';
 import { Backoff, type BackoffOptions } from './retry.ts';
 import { formatBytes, type Reporter } from './report.ts';
+import { TransferProgress } from './progress-tracker.ts';
+import { estimateRawTotal } from './progress-estimate.ts';
 
 export interface SendContext {
   api: ServerApi;
@@ -21,12 +25,14 @@ export interface SendContext {
   report: Reporter;
   headers: Record<string, string>;
   chunkSize: number;
-  level: number;
+  compression: Compression;
   patchBytes: number;
   pollMs: number;
   stallMs?: number;
   rateLimit?: UploadRateLimit;
   backoff: BackoffOptions;
+  /** How btrfs send makes a new transfer's stream (default 'v1'); a resumed one keeps the stream it began with. */
+  sendStream?: SendStream;
   signal?: AbortSignal;
 }
 
@@ -36,10 +42,11 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
   const backoff = new Backoff(ctx.backoff);
   let lastOffset = -1;
   ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+  const progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
   for (;;) {
     ctx.signal?.throwIfAborted();
     try {
-      return await attempt(ctx, step);
+      return await attempt(ctx, step, progress);
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
@@ -71,37 +78,53 @@ async function findTransfer(ctx: SendContext, step: PlanStep): Promise<Transfer 
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
 }
 
-async function attempt(ctx: SendContext, step: PlanStep): Promise<Transfer> {
+async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress): Promise<Transfer> {
   const existing = await findTransfer(ctx, step);
   if (existing?.state === 'received') return existing;
   if (existing && existing.state !== 'uploading') return waitReceived(ctx, existing.id);
 
   let resumeOf: Transfer | null = null;
   if (existing) {
-    if (existing.parentUuid === (step.parent?.uuid ?? null)) resumeOf = existing;
+    const why =
+      existing.parentUuid !== (step.parent?.uuid ?? null)
+        ? `it sends ${step.snapshot.name} from another parent than this plan`
+        : !canSend(existing.sendStream, await btrfsFeatures())
+          ? `its stream (${existing.sendStream}) is one this machine's btrfs can no longer make`
+          : null;
+    if (why === null) resumeOf = existing;
     else {
-      ctx.report.note(`aborting transfer ${existing.id}: it sends ${step.snapshot.name} from another parent than this plan`);
+      ctx.report.note(`aborting transfer ${existing.id}: ${why}`);
       await ctx.api.abort(existing.id);
     }
   }
-  const framed = await open(ctx, step, resumeOf);
+  // The very stream the server holds part of: a resume never switches the way btrfs send makes it.
+  const sendStream = resumeOf?.sendStream ?? ctx.sendStream ?? 'v1';
+  if (resumeOf && sendStream !== (ctx.sendStream ?? 'v1')) {
+    ctx.report.note(`${step.snapshot.name}: resuming its ${sendStream} stream as it began (new transfers of this push go ${ctx.sendStream ?? 'v1'})`);
+  }
+  // Once per transfer, before its first send: the total for the progress line's percentage and ETA.
+  if (!progress.estimated) progress.setEstimate(await estimateRawTotal(step, sendStream, ctx.report, ctx.signal));
+  progress.newAttempt();
+  const framed = await open(ctx, step, resumeOf, sendStream, progress);
+  progress.begin(framed.start);
   let id = resumeOf?.id ?? null;
   try {
     await uploadFramed({
       server: ctx.api.base.toString(),
       transport: ctx.api.transport,
       uploadUrl: resumeOf ? ctx.api.url(`${UPLOADS_PATH}/${resumeOf.id}`) : null,
-      metadata: metadataFor(ctx.volume, step.snapshot, step.parent, ctx.chunkSize),
+      metadata: { ...metadataFor(ctx.volume, step.snapshot, step.parent, ctx.chunkSize, sendStream), ...progress.estimateMetadata() },
       source: framed.source,
       chunkSize: ctx.patchBytes,
       headers: ctx.headers,
       ...(ctx.stallMs ? { stallMs: ctx.stallMs } : {}),
       ...(ctx.rateLimit ? { rateLimit: ctx.rateLimit } : {}),
+      linkMeter: ctx.compression.linkMeter,
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onUrl: (url) => {
         id = url.split('/').pop() ?? null;
       },
-      onProgress: (wire) => ctx.report.progress({ wireBytes: wire, rawBytes: framed.rawFramed }),
+      onProgress: (wire) => progress.uploaded(wire),
       onRetry: (err) => ctx.report.note(`${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });
     await framed.done;
@@ -117,12 +140,15 @@ async function attempt(ctx: SendContext, step: PlanStep): Promise<Transfer> {
 }
 
 /** Starts the framed send, resuming where the server stands; rewinds the upload when the streams diverged. */
-async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null): Promise<FramedSend> {
+async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null, sendStream: SendStream, progress: TransferProgress): Promise<FramedSend> {
   const options = {
+    onFrame: progress.onFrame,
+    sendStream,
     snapshotPath: step.snapshot.path,
     parentPath: step.parent?.path ?? null,
     chunkSize: resumeOf?.chunkSize ?? ctx.chunkSize,
-    level: ctx.level,
+    level: ctx.compression.level,
+    pool: ctx.compression.pool,
     maxSlice: ctx.patchBytes,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   };
@@ -149,7 +175,7 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null)
   return framed;
 }
 
-function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSnapshot | null, chunkSize: number): Record<string, string> {
+function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSnapshot | null, chunkSize: number, sendStream: SendStream): Record<string, string> {
   return {
     [META.volume]: volume,
     [META.snapshot]: snapshot.name,
@@ -157,6 +183,7 @@ function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSna
     ...(parent ? { [META.parentUuid]: parent.uuid } : {}),
     [META.format]: WIRE_FORMAT,
     [META.chunkSize]: String(chunkSize),
+    [META.sendStream]: sendStream,
   };
 }
 

@@ -9,6 +9,7 @@ import { ErrorBody, UPLOADS_PATH } from '../core/protocol.ts';
 import type { FramedUploadSource } from './upload-source.ts';
 import { throttledBody, type UploadRateLimit } from './rate-limit.ts';
 import { certificateErrorFrom, type Transport } from './transport.ts';
+import type { LinkMeter } from './link-meter.ts';
 
 export interface TusUploadOptions {
   server: string;
@@ -30,6 +31,8 @@ export interface TusUploadOptions {
   rateLimit?: UploadRateLimit;
   /** Told when tus-js-client is about to retry within this upload (it asks the server's offset and goes on). */
   onRetry?: (err: SnapferryError, attempt: number) => void;
+  /** Told how fast bytes go out, and how long the upload waited for frames (for --compress auto). */
+  linkMeter?: LinkMeter;
   /** Give up on the upload (retryably) when no byte moved and no response came for this long. */
   stallMs?: number;
 }
@@ -142,6 +145,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       },
       onProgress: (sent) => {
         lastActivity = Date.now();
+        options.linkMeter?.progress(sent, options.source.waitedMs);
         options.onProgress?.(sent);
       },
       onAfterResponse: () => {
@@ -155,6 +159,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       void upload.abort(false);
       reject(new UploadError('cancelled', 'the upload was cancelled', { retryable: false }));
     }, { once: true });
+    options.linkMeter?.restart();
     upload.start();
   });
 }

@@ -8,6 +8,13 @@
  * a PATCH is exactly what was sent, and after a cut it is the last frame that arrived whole. It keeps the bytes from
  * the last acknowledged offset on, so tus-js-client may ask again from any offset the server reports, and it says
  * `done` with the slice that carries the end frame, never later (so the last PATCH declares the length).
+ *
+ * While a PATCH goes out, the source reads the next one's frames in the background (up to one slice ahead), so on a
+ * slow link the line never idles while zstd works, and on a fast one compression and upload overlap. The time a
+ * slice had to wait for frames is counted: the link meter takes it out of the link's time.
+ *
+ * Slices start at one frame and double up to maxSlice (a slow start): the first PATCHes measure the link within
+ * seconds, before much is compressed ahead at a level chosen blind (--compress auto).
  */
 import type { Readable } from 'node:stream';
 import { SnapferryError } from '../core/errors.ts';
@@ -33,6 +40,13 @@ export class FramedUploadSource {
   private readonly iterator: AsyncIterator<Buffer>;
   private failure: unknown = null;
   private closed = false;
+  private ended = false;
+  private reading = false;
+  /** Slices waiting for the background reader to bring more bytes. */
+  private arrivals: (() => void)[] = [];
+  private waitedNs = 0n;
+  /** The largest slice for now: twice the last one, up to maxSlice; the first is one frame. */
+  private sliceLimit = 1;
 
   constructor(
     private readonly framed: FrameBoundarySource,
@@ -41,6 +55,11 @@ export class FramedUploadSource {
   ) {
     this.retainedStart = framed.startOffset;
     this.iterator = (framed.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  /** Time slices spent waiting for frames so far: the upload had nothing to send. */
+  get waitedMs(): number {
+    return Number(this.waitedNs / 1_000_000n);
   }
 
   /** Called by the encoder for every frame it emits (before its bytes can be read). */
@@ -58,7 +77,8 @@ export class FramedUploadSource {
       });
     }
     this.dropBefore(start);
-    const want = Math.max(end - start, 1);
+    this.readAhead();
+    const want = Math.max(Math.min(end - start, this.sliceLimit), 1);
     let cut = this.boundaryWithin(start, want);
     while (cut === null) {
       if (!(await this.readMore())) break;
@@ -73,6 +93,7 @@ export class FramedUploadSource {
       if (this.endOffset !== null && start === this.endOffset) return { value: null, done: true };
       throw new UploadSourceError('source_ended_early', `the framed stream ended at ${this.producedEnd()} without an end frame`);
     }
+    this.sliceLimit = Math.min(2 * (cut - start), this.maxSlice);
     // tus-js-client reads a slice's length from `.size` (Blob-like), for Content-Length and the final Upload-Length.
     const value = Object.assign(this.bytes(start, cut), { size: cut - start });
     return { value, done: this.endOffset !== null && cut === this.endOffset };
@@ -81,6 +102,7 @@ export class FramedUploadSource {
   close(): void {
     this.closed = true;
     this.framed.stream.destroy();
+    this.wake();
   }
 
   private producedEnd(): number {
@@ -97,19 +119,48 @@ export class FramedUploadSource {
     return best;
   }
 
+  /** Waits until the background reader brought more bytes (true) or the stream ended (false). */
   private async readMore(): Promise<boolean> {
-    if (this.closed) return false;
-    let next: IteratorResult<Buffer>;
-    try {
-      next = await this.iterator.next();
-    } catch (err) {
-      this.failure = err;
-      throw err;
-    }
-    if (next.done) return false;
-    this.retained.push(next.value);
-    this.retainedBytes += next.value.length;
-    return true;
+    if (this.failure) throw this.failure;
+    if (this.closed || this.ended) return false;
+    const before = this.producedEnd();
+    const started = process.hrtime.bigint();
+    await new Promise<void>((resolve) => {
+      this.arrivals.push(resolve);
+      this.readAhead();
+    });
+    this.waitedNs += process.hrtime.bigint() - started;
+    if (this.failure) throw this.failure;
+    return this.producedEnd() > before;
+  }
+
+  /** Reads in the background while less than two slices are held, or while a slice waits for bytes. */
+  private readAhead(): void {
+    if (this.reading || this.closed || this.ended || this.failure) return;
+    this.reading = true;
+    void (async () => {
+      try {
+        while (!this.closed && (this.retainedBytes < 2 * this.sliceLimit || this.arrivals.length > 0)) {
+          const next = await this.iterator.next();
+          if (next.done) {
+            this.ended = true;
+            break;
+          }
+          this.retained.push(next.value);
+          this.retainedBytes += next.value.length;
+          this.wake();
+        }
+      } catch (err) {
+        this.failure = err;
+      } finally {
+        this.reading = false;
+        this.wake();
+      }
+    })();
+  }
+
+  private wake(): void {
+    for (const resolve of this.arrivals.splice(0)) resolve();
   }
 
   private dropBefore(offset: number): void {

@@ -1,7 +1,7 @@
 /**
  * FrameEncoder: raw `btrfs send` bytes in, framed bytes out (see frame.ts for the format). Memory stays at about
  * one chunk being filled plus one frame waiting downstream: Transform holds further writes while its readable
- * side is above the high-water mark. With a compression pool, up to two chunks per worker are in flight as well;
+ * side is above the high-water mark. With a compression pool, one chunk per worker and one more are in flight as well;
  * they come back in any order and leave in order.
  *
  * A resumed upload starts mid-stream: `start` (from hashRawPrefix plus the server's wire offset) makes the first
@@ -139,7 +139,7 @@ export class FrameEncoder extends Transform {
   }
 
   #maxJobs(): number {
-    return this.#pool ? this.#pool.size * 2 : 0;
+    return this.#pool ? this.#pool.size + 1 : 0;
   }
 
   /** Calls `done` once at most `max` chunks wait for their workers. */

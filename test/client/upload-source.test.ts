@@ -65,23 +65,34 @@ test('after a cut the source hands out again from the offset the server acknowle
   const raw = crypto.randomBytes(5 * 65536);
   const { source, done } = sourceFor(raw, 65536, 3 * 70_000);
   let cuts = 0;
-  // The "server" keeps only the first frame of the first big slice, as if the PATCH was cut after it.
-  const { slices, offset } = await drain(source, 3 * 70_000, (sent, value) => {
+  // What the "server" holds: of the first slice longer than a frame it keeps only the first frame, as if the PATCH
+  // was cut after it; the rest must come again in later slices.
+  const kept: Buffer[] = [];
+  const { offset } = await drain(source, 3 * 70_000, (sent, value) => {
     if (cuts === 0 && value.length > 70_000) {
       cuts++;
+      kept.push(value.subarray(0, 72 + 65536));
       return sent - value.length + 72 + 65536;
     }
+    kept.push(value);
     return sent;
   });
   await done;
   assert.equal(cuts, 1);
-  const firstFrame = slices[0]!.subarray(0, 72 + 65536);
-  const rest = Buffer.concat(slices.slice(1));
+  const held = Buffer.concat(kept);
   const parser = new FrameParser({ chunkSize: 65536 });
-  parser.push(firstFrame);
-  parser.push(rest);
+  parser.push(held);
   parser.finish();
   assert.equal(parser.state().rawOffset, raw.length);
-  assert.equal(offset, firstFrame.length + rest.length);
+  assert.equal(offset, held.length);
   await assert.rejects(source.slice(0, 10), /already acknowledged/);
+});
+
+test('slices start at one frame and double up to the largest allowed', async () => {
+  const raw = crypto.randomBytes(20 * 65536);
+  const { source, done } = sourceFor(raw, 65536, 5 * 65608);
+  const { slices } = await drain(source, 5 * 65608);
+  await done;
+  const frames = slices.map((s) => Math.round(s.length / 65608));
+  assert.deepEqual(frames.slice(0, 5), [1, 2, 4, 5, 5], `frames per slice: ${frames.join(', ')}`);
 });

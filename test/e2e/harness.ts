@@ -90,7 +90,7 @@ export function assertReceived(source: string, received: string): Promise<void> 
   return assertTreesEqual(source, received, { ignoreRootMtime: true });
 }
 
-/** The length of a snapshot's full framed stream, framed here as a push frames it (framing is deterministic). */
+/** The length of a snapshot's full framed stream, as a push with `compress: level` frames it (framing is deterministic). */
 export async function framedLength(snapshot: string, chunkSize: number, level = 3): Promise<number> {
   const send = btrfs.send(snapshot);
   let bytes = 0;

@@ -158,7 +158,7 @@ class LinkLedger {
 function pushOptions(t: TestContext, server: string, snapshot: string) {
   const stop = new AbortController();
   t.after(() => stop.abort());
-  return { server, volume: 'v', snapshots: [snapshot], chunkSize: CHUNK, pollMs: 100, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal };
+  return { server, volume: 'v', snapshots: [snapshot], chunkSize: CHUNK, compress: 3, pollMs: 100, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal };
 }
 
 test(
@@ -181,7 +181,7 @@ test(
     const home = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-e2e-kill-${process.pid}-`));
     t.after(() => fs.rm(home, { recursive: true, force: true }));
     const env = { HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_CACHE_HOME: path.join(home, '.cache') };
-    const args = ['push', '--server', proxy.url, '--volume', 'v', '--chunk-size', '256K', s1];
+    const args = ['push', '--server', proxy.url, '--volume', 'v', '--chunk-size', '256K', '--compress', '3', s1];
 
     const random = prng('resume-kill-client');
     const seen: number[] = [];

@@ -24,7 +24,7 @@ test(`a single PATCH lasting ${SECONDS} s on a slow link succeeds`, rootOnly, as
 
   const started = Date.now();
   const { sent } = await push(
-    { server: proxy.url, volume: 'v', snapshots: [s1], chunkSize: 256 * 1024, patchBytes: wire + 1, retries: 0 },
+    { server: proxy.url, volume: 'v', snapshots: [s1], chunkSize: 256 * 1024, patchBytes: wire + 1, compress: 3, retries: 0 },
     recordingReporter(),
   );
   const elapsed = (Date.now() - started) / 1000;

@@ -1,0 +1,62 @@
+/**
+ * How fast the link carries bytes when it has something to carry. The upload's own rate is not that: on a LAN the
+ * upload waits for frames most of the time, and its rate is then the compressor's. So the time the upload spent
+ * waiting for frames (FramedUploadSource.waitedMs) is taken out, and what is left is the link's.
+ */
+
+/** Measure over about this much recent time, so the rate follows a link that changes. */
+const WINDOW_MS = 20_000;
+/**
+ * No rate before the window spans this long, nor with less time than this spent sending in it: the first bytes of
+ * an upload fill socket buffers at memory speed and say nothing about the link. On a LAN most of the window is
+ * waiting for frames, so the busy time asked for is short.
+ */
+const MIN_SPAN_MS = 2_000;
+const MIN_BUSY_MS = 300;
+
+interface Sample {
+  at: number;
+  sent: number;
+  waited: number;
+}
+
+export class LinkMeter {
+  readonly #samples: Sample[] = [];
+  #sent = 0;
+  #waited = 0;
+  /** The attempt's own counters at the last sample; null right after restart(). */
+  #last: { sent: number; waited: number } | null = null;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** A new upload attempt begins: its counters start afresh, and the gap before it is not link time. */
+  restart(): void {
+    this.#last = null;
+  }
+
+  /** `sent`: bytes the attempt has sent so far; `waitedMs`: time it has waited for frames so far. */
+  progress(sent: number, waitedMs: number): void {
+    const at = this.now();
+    if (this.#last !== null) {
+      this.#sent += Math.max(0, sent - this.#last.sent);
+      this.#waited += Math.max(0, waitedMs - this.#last.waited);
+    } else if (this.#samples.length > 0) {
+      // Time between attempts (a cut, a backoff) is neither busy nor waiting: start the window over.
+      this.#samples.length = 0;
+    }
+    this.#last = { sent, waited: waitedMs };
+    this.#samples.push({ at, sent: this.#sent, waited: this.#waited });
+    while (this.#samples.length > 2 && at - this.#samples[1]!.at >= WINDOW_MS) this.#samples.shift();
+  }
+
+  /** Wire bytes per second while the link had something to send, or null until that is known. */
+  rate(): number | null {
+    const first = this.#samples[0];
+    const last = this.#samples.at(-1);
+    if (!first || !last || first === last) return null;
+    const span = last.at - first.at;
+    const busy = span - (last.waited - first.waited);
+    if (span < MIN_SPAN_MS || busy < MIN_BUSY_MS) return null;
+    return ((last.sent - first.sent) * 1000) / busy;
+  }
+}
