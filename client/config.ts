@@ -1,0 +1,129 @@
+/**
+ * The client's config file (`push|status|run --config FILE`, or /etc/snapferry/client.yaml when it exists): the
+ * server, the token, the link's limits, and the volumes with where their snapshots come from and live. Flags given
+ * on the command line override their keys. deploy/client.example.yaml documents each key; a test loads it.
+ */
+import { z } from 'zod';
+import { ValidationError } from '../core/errors.ts';
+import { RetentionPolicy } from '../core/retention-policy.ts';
+import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
+import { absolutePathField, durationField, httpUrlField, parsedField, safeNameKey, sizeField } from '../core/config-fields.ts';
+import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
+import { parseCompressSetting, type CompressSetting } from './compression.ts';
+
+export const DEFAULT_CLIENT_CONFIG = '/etc/snapferry/client.yaml';
+
+const VolumeConfigSchema = z.strictObject({
+  /** The writable subvolume that `snapshot` and `run` take read-only snapshots of. */
+  source: absolutePathField(),
+  /** Where its read-only snapshots live (and what `push` sends from). */
+  snapshotDir: absolutePathField(),
+  /** A snapshot is taken when the newest is older than this (ms); without it, every run takes one. */
+  snapshotEvery: durationField().optional(),
+  /** Which local snapshots to keep; missing or empty: keep them all. */
+  retention: RetentionPolicy.optional(),
+});
+
+export const ClientConfigSchema = z.strictObject({
+  server: httpUrlField(),
+  tokenFile: absolutePathField().optional(),
+  caFile: absolutePathField().optional(),
+  /** Bytes per second on the wire. */
+  limitRate: sizeField({ min: 1, perSecond: true }).optional(),
+  compress: parsedField('auto, none or a zstd level from 1 to 19', (v) =>
+    typeof v === 'string' || typeof v === 'number' ? parseCompressSetting(String(v)) : undefined,
+  ).optional(),
+  sendCompressed: z.enum(sendCompressedModes).optional(),
+  /** Retries in a row without progress before a push gives up; missing: forever. */
+  retries: z.number().int().min(0).optional(),
+  /** By volume name (the name on the server). */
+  volumes: z.record(safeNameKey('volume'), VolumeConfigSchema).default({}),
+});
+
+export type ClientConfig = DeepReadonly<z.output<typeof ClientConfigSchema>>;
+export type ClientVolumeConfig = ClientConfig['volumes'][string];
+
+export function loadClientConfig(file: string): Promise<ClientConfig> {
+  return loadConfigFile(file, ClientConfigSchema);
+}
+
+/** The config given with --config, else /etc/snapferry/client.yaml when it exists, else none. */
+export async function findClientConfig(explicit: string | undefined, defaultPath = DEFAULT_CLIENT_CONFIG): Promise<ClientConfig | null> {
+  const file = await configFileToUse(explicit, defaultPath);
+  return file === null ? null : loadClientConfig(file);
+}
+
+/** What `push` or `status` was given on the command line: only the flags a person typed. */
+export interface ClientFlags {
+  server?: string;
+  tokenFile?: string;
+  caFile?: string;
+  limitRate?: number;
+  compress?: CompressSetting;
+  sendCompressed?: SendCompressedMode;
+  retries?: number;
+}
+
+export interface ClientSettings {
+  server: string;
+  tokenFile?: string;
+  caFile?: string;
+  limitRate?: number;
+  compress: CompressSetting;
+  sendCompressed: SendCompressedMode;
+  retries?: number;
+}
+
+const CONFIG_HINT = `(--config FILE, or ${DEFAULT_CLIENT_CONFIG})`;
+
+/** Flags over config over defaults. */
+export function clientSettings(flags: ClientFlags, config: ClientConfig | null): ClientSettings {
+  const server = flags.server ?? config?.server;
+  if (server === undefined) throw new ValidationError(`give --server URL, or a config file with server: ${CONFIG_HINT}`);
+  const pick = <K extends 'tokenFile' | 'caFile' | 'limitRate' | 'retries'>(key: K) => {
+    const value = flags[key] ?? config?.[key];
+    return value === undefined ? {} : { [key]: value };
+  };
+  return {
+    server,
+    compress: flags.compress ?? config?.compress ?? 'auto',
+    sendCompressed: flags.sendCompressed ?? config?.sendCompressed ?? 'auto',
+    ...pick('tokenFile'),
+    ...pick('caFile'),
+    ...pick('limitRate'),
+    ...pick('retries'),
+  };
+}
+
+/** One volume's push: the snapshots (or folders of them) to send under that volume's name. */
+export interface PushJob {
+  volume: string;
+  snapshots: string[];
+}
+
+/**
+ * What `push` sends. Snapshot paths on the command line go to --volume, as without a config. With none, the
+ * config's volumes do: each one's snapshotDir under its name, or only --volume's.
+ */
+export function pushJobs(snapshots: readonly string[], volume: string | undefined, config: ClientConfig | null): PushJob[] {
+  if (snapshots.length > 0) {
+    if (volume === undefined) throw new ValidationError('give --volume NAME: the volume on the server these snapshots go to');
+    return [{ volume, snapshots: [...snapshots] }];
+  }
+  if (config === null) {
+    throw new ValidationError(`give the snapshots to push (and --volume NAME), or a config file with volumes ${CONFIG_HINT}`);
+  }
+  const names = Object.keys(config.volumes);
+  if (volume !== undefined) {
+    const v = config.volumes[volume];
+    if (v === undefined) {
+      throw new ValidationError(
+        `volume ${volume} is not in the config file: ${names.length > 0 ? `it has ${names.join(', ')}` : 'it has no volumes'}`,
+        { details: { volume } },
+      );
+    }
+    return [{ volume, snapshots: [v.snapshotDir] }];
+  }
+  if (names.length === 0) throw new ValidationError('the config file has no volumes: add some under volumes:, or give snapshots to push');
+  return names.map((name) => ({ volume: name, snapshots: [config.volumes[name]!.snapshotDir] }));
+}

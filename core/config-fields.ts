@@ -1,0 +1,72 @@
+/**
+ * The value types that config files of both sides share, as zod schemas that parse what a person writes ("500G",
+ * "7d") into what the code uses (bytes, ms). Each failure message starts with "expected ...": the loader
+ * (core/config-file.ts) adds the key, the line and what was found.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { isSafeName } from './names.ts';
+import { DURATION_EXAMPLE, parseDuration, parseSize, SIZE_EXAMPLE } from './units.ts';
+
+/** A field whose value `parse` turns into T, or refuses (by returning undefined or throwing) with `expected`. */
+export function parsedField<T>(expected: string, parse: (value: unknown) => T | undefined) {
+  return z.unknown().transform((value, ctx): T => {
+    let out: T | undefined;
+    try {
+      out = parse(value);
+    } catch {
+      out = undefined;
+    }
+    if (out === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected ${expected}` });
+      return z.NEVER;
+    }
+    return out;
+  });
+}
+
+/** Bytes: a whole number, or text like "200k", "500G" (binary units). `min` refuses smaller (0 by default). */
+export function sizeField(options: { min?: number; perSecond?: boolean } = {}) {
+  const min = options.min ?? 0;
+  const example = options.perSecond ? 'a rate like 200k or 1M (bytes per second)' : SIZE_EXAMPLE;
+  const expected = min > 0 ? `${example}, at least ${min} byte${min === 1 ? '' : 's'}` : example;
+  return parsedField(expected, (v) => {
+    let bytes: number;
+    if (typeof v === 'number') bytes = v;
+    else if (typeof v === 'string') bytes = parseSize(options.perSecond ? v.replace(/\/s$/i, '') : v);
+    else return undefined;
+    return Number.isSafeInteger(bytes) && bytes >= min ? bytes : undefined;
+  });
+}
+
+/** Milliseconds, from "90s", "1h", "7d", "1h30m" (a bare number is refused: seconds? days?). */
+export function durationField() {
+  return parsedField(DURATION_EXAMPLE, (v) => (typeof v === 'string' ? parseDuration(v) : undefined));
+}
+
+/**
+ * An absolute path. Relative ones are refused rather than guessed: under systemd the working directory is /, from
+ * a shell it is wherever the admin stood, and the same file must mean the same thing in both.
+ */
+export function absolutePathField() {
+  return parsedField('an absolute path (starting with /)', (v) =>
+    typeof v === 'string' && path.isAbsolute(v) && !v.includes('\0') ? path.normalize(v) : undefined,
+  );
+}
+
+/** An http:// or https:// URL with a host (the server a client pushes to). */
+export function httpUrlField() {
+  return parsedField('an http:// or https:// URL, e.g. https://backup.example.net', (v) => {
+    if (typeof v !== 'string') return undefined;
+    const url = new URL(v);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.hostname !== '' ? v : undefined;
+  });
+}
+
+/** A key that names a volume or a client: one path component of the alphabet of core/names.ts. */
+export const NAME_RULE = 'letters, digits and . _ @ : + - (not first), no slashes or spaces';
+
+export function safeNameKey(what: string) {
+  // A plain string key (not the SafeName brand): config maps are looked up by names from the command line.
+  return z.string().refine((key): boolean => isSafeName(key), { message: `expected a ${what} name of ${NAME_RULE}` });
+}

@@ -1,0 +1,48 @@
+/**
+ * Sizes ("200k", "500G") and durations ("90s", "1h", "7d", "1h30m") as people write them on the command line and
+ * in config files. Sizes are binary (k = 1024), as `btrfs` and `du -h` count them; durations come out in ms.
+ */
+import { ValidationError } from './errors.ts';
+
+const SIZE_UNITS = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 } as const;
+// A unit may carry an optional "i" and "B" (4M, 4MiB, 4MB all mean 4 * 2^20); a fraction needs a unit (1.5G).
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i;
+
+export const SIZE_EXAMPLE = 'a size like 4M, 200k, 500G or 1048576';
+
+/** Bytes, a whole number; throws ValidationError on anything else. */
+export function parseSize(value: string): number {
+  const m = SIZE_RE.exec(value.trim());
+  const unit = m?.[2]?.toLowerCase() as keyof typeof SIZE_UNITS | undefined;
+  if (!m || unit === undefined || (unit === '' && m[1]!.includes('.'))) {
+    throw new ValidationError(`expected ${SIZE_EXAMPLE}, got ${JSON.stringify(value)}`, { details: { value } });
+  }
+  const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[unit]);
+  if (!Number.isSafeInteger(bytes)) {
+    throw new ValidationError(`${JSON.stringify(value)} is too large a size`, { details: { value } });
+  }
+  return bytes;
+}
+
+const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 } as const;
+const DURATION_RE = /^(?:\d+[smhdw])+$/i;
+const DURATION_PART = /(\d+)([smhdw])/gi;
+
+export const DURATION_EXAMPLE = 'a duration like 90s, 30m, 1h, 1h30m, 7d or 2w';
+
+/**
+ * Milliseconds. A bare number is refused: "7" could be seconds, minutes or days, and a retention or expiry set a
+ * thousand times too short deletes things.
+ */
+export function parseDuration(value: string): number {
+  const text = value.trim();
+  if (!DURATION_RE.test(text)) {
+    throw new ValidationError(`expected ${DURATION_EXAMPLE}, got ${JSON.stringify(value)}`, { details: { value } });
+  }
+  let ms = 0;
+  for (const [, n, unit] of text.matchAll(DURATION_PART)) {
+    ms += Number(n) * DURATION_UNITS[unit!.toLowerCase() as keyof typeof DURATION_UNITS];
+  }
+  if (!Number.isSafeInteger(ms)) throw new ValidationError(`${JSON.stringify(value)} is too long a duration`, { details: { value } });
+  return ms;
+}

@@ -1,0 +1,166 @@
+/**
+ * The server's config file (`snapferry serve --config FILE`, or /etc/snapferry/server.yaml when it exists), and how
+ * it meets the command line: every flag given overrides its key, every key left out takes the flag's default.
+ * The example in deploy/server.example.yaml documents each key; a test loads it.
+ */
+import { z } from 'zod';
+import { ValidationError } from '../core/errors.ts';
+import { isSafeName } from '../core/names.ts';
+import { RetentionPolicy } from '../core/retention-policy.ts';
+import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
+import { absolutePathField, durationField, NAME_RULE, parsedField, sizeField } from '../core/config-fields.ts';
+import { assertOpenAccessAllowed } from './auth.ts';
+import type { PrivilegedFiles } from './replication.ts';
+import type { ServeOptions } from './serve.ts';
+
+export const DEFAULT_SERVER_CONFIG = '/etc/snapferry/server.yaml';
+export const DEFAULT_LISTEN = Object.freeze({ host: '127.0.0.1', port: 8080 });
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export const PRIVILEGED_FILES_MODES = ['allow', 'inert-mount', 'refuse'] as const satisfies readonly PrivilegedFiles[];
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** "HOST:PORT", "[::1]:PORT" or ":PORT" (loopback); throws ValidationError. */
+export function parseListenAddress(value: string): ListenAddress {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new ValidationError(`expected HOST:PORT, e.g. 127.0.0.1:8080, got ${JSON.stringify(value)}`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** "CLIENT/VOLUME", as the server lays volumes out (ROOT/volumes/CLIENT/VOLUME). */
+function isVolumeKey(key: string): boolean {
+  const parts = key.split('/');
+  return parts.length === 2 && parts.every(isSafeName);
+}
+
+export const ServerConfigSchema = z.strictObject({
+  /** On btrfs: spool, catalog and received snapshots. */
+  root: absolutePathField(),
+  listen: parsedField('HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080', (v) => (typeof v === 'string' ? parseListenAddress(v) : undefined)).optional(),
+  behindProxy: z.boolean().optional(),
+  tls: z.strictObject({ cert: absolutePathField(), key: absolutePathField() }).optional(),
+  /** The tokens file (`snapferry client add NAME --tokens FILE`). */
+  tokens: absolutePathField().optional(),
+  logLevel: z.enum(LOG_LEVELS).optional(),
+  limits: z
+    .strictObject({
+      /** Bytes that one client's open uploads may hold together. */
+      quota: sizeField({ min: 1 }).optional(),
+      maxOpenUploads: z.number().int().min(1).optional(),
+    })
+    .optional(),
+  /** Abandoned uploads (no PATCH for this long) are deleted; "0s" never. */
+  expireAfter: durationField().optional(),
+  privilegedFiles: z.enum(PRIVILEGED_FILES_MODES).optional(),
+  /** The default policy of every received volume; an empty or missing one prunes nothing. */
+  retention: RetentionPolicy.optional(),
+  /** Per "CLIENT/VOLUME": a `retention` that replaces the default one as a whole. */
+  volumes: z
+    .record(
+      z.string().refine(isVolumeKey, { message: `expected CLIENT/VOLUME, each a name of ${NAME_RULE}` }),
+      z.strictObject({ retention: RetentionPolicy.optional() }),
+    )
+    .default({}),
+});
+
+export type ServerConfig = DeepReadonly<z.output<typeof ServerConfigSchema>>;
+
+export function loadServerConfig(file: string): Promise<ServerConfig> {
+  return loadConfigFile(file, ServerConfigSchema);
+}
+
+/** The config given with --config, else /etc/snapferry/server.yaml when it exists, else none. */
+export async function findServerConfig(explicit: string | undefined, defaultPath = DEFAULT_SERVER_CONFIG): Promise<ServerConfig | null> {
+  const file = await configFileToUse(explicit, defaultPath);
+  return file === null ? null : loadServerConfig(file);
+}
+
+/** The retention policy of one received volume: its own from `volumes`, else the default, else keep everything. */
+export function retentionFor(config: ServerConfig | null, client: string, volume: string): RetentionPolicy {
+  return { ...(config?.volumes[`${client}/${volume}`]?.retention ?? config?.retention ?? {}) };
+}
+
+/** What `serve` was given on the command line: only the flags a person typed, never commander's defaults. */
+export interface ServeFlags {
+  root?: string;
+  listen?: ListenAddress;
+  behindProxy?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tokens?: string;
+  /** false for --no-auth. */
+  auth?: boolean;
+  logLevel?: string;
+  privilegedFiles?: PrivilegedFiles;
+  expireAfterMs?: number;
+}
+
+export interface ServeSettings {
+  logLevel: string;
+  options: Omit<ServeOptions, 'log'>;
+}
+
+const CONFIG_HINT = `(--config FILE, or ${DEFAULT_SERVER_CONFIG})`;
+
+/** Flags over config over defaults, checked as a whole: serve stays secure by default whichever way it was set. */
+export function serveSettings(flags: ServeFlags, config: ServerConfig | null): ServeSettings {
+  const root = flags.root ?? config?.root;
+  if (root === undefined) throw new ValidationError(`serve needs --root DIR, or a config file with root ${CONFIG_HINT}`);
+  const { host, port } = flags.listen ?? config?.listen ?? DEFAULT_LISTEN;
+  const behindProxy = flags.behindProxy ?? config?.behindProxy ?? false;
+  const logLevel = flags.logLevel ?? config?.logLevel ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ValidationError(`--log-level ${logLevel} is not a level: use one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const expireAfterMs = flags.expireAfterMs ?? config?.expireAfter;
+  const privilegedFiles = flags.privilegedFiles ?? config?.privilegedFiles;
+  const limits = config?.limits;
+  const tls = tlsOf(flags, config);
+  const tokensFile = tokensOf(flags, config, host, behindProxy);
+  return {
+    logLevel,
+    options: {
+      root, host, port, behindProxy,
+      ...(tokensFile !== undefined ? { tokensFile } : {}),
+      ...(tls ? { tls } : {}),
+      ...(expireAfterMs !== undefined ? { expireAfterMs } : {}),
+      ...(privilegedFiles !== undefined ? { privilegedFiles } : {}),
+      ...(limits?.quota !== undefined || limits?.maxOpenUploads !== undefined
+        ? {
+            limits: {
+              ...(limits.quota !== undefined ? { quotaBytes: limits.quota } : {}),
+              ...(limits.maxOpenUploads !== undefined ? { maxOpenUploads: limits.maxOpenUploads } : {}),
+            },
+          }
+        : {}),
+    },
+  };
+}
+
+function tlsOf(flags: ServeFlags, config: ServerConfig | null): { cert: string; key: string } | undefined {
+  if (flags.tlsCert === undefined && flags.tlsKey === undefined) return config?.tls ? { ...config.tls } : undefined;
+  if (flags.tlsCert === undefined || flags.tlsKey === undefined) throw new ValidationError('--tls-cert and --tls-key go together');
+  return { cert: flags.tlsCert, key: flags.tlsKey };
+}
+
+/** Tokens (flag, else config), or an explicit --no-auth, which wins over a config's tokens and needs loopback. */
+function tokensOf(flags: ServeFlags, config: ServerConfig | null, host: string, behindProxy: boolean): string | undefined {
+  if (flags.auth === false) {
+    if (flags.tokens !== undefined) throw new ValidationError('give --tokens FILE or --no-auth, not both');
+    assertOpenAccessAllowed(host, behindProxy);
+    return undefined;
+  }
+  const tokens = flags.tokens ?? config?.tokens;
+  if (tokens === undefined) {
+    throw new ValidationError(
+      `serve needs --tokens FILE or tokens: in its config file ${CONFIG_HINT} (create it with ` +
+        '`snapferry client add NAME --tokens FILE`), or --no-auth to let anyone who can connect push, which is allowed ' +
+        'on a loopback address only',
+    );
+  }
+  return tokens;
+}

@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { ClientConfigSchema, clientSettings, loadClientConfig, pushJobs, type ClientConfig } from '../../client/config.ts';
+import { parseConfigText } from '../../core/config-file.ts';
+import { EXIT } from '../../client/exit-codes.ts';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import { assertRejected, invalidSamples, readmeConfigExamples } from '../fixtures/configs/expect.ts';
+import { assertReceived, createPair } from '../e2e/harness.ts';
+import { SNAPFERRY_BIN } from '../e2e/processes.ts';
+
+const EXAMPLE = path.resolve(import.meta.dirname, '../../deploy/client.example.yaml');
+const config = (text: string): ClientConfig => parseConfigText('client.yaml', text, ClientConfigSchema);
+const snapferry = (args: string[]) =>
+  execa('node', [SNAPFERRY_BIN, ...args], { reject: false, timeout: 180_000, env: { SNAPFERRY_TOKEN: '' } });
+
+test('deploy/client.example.yaml is valid, and says what its comments say', async () => {
+  const c = await loadClientConfig(EXAMPLE);
+  assert.equal(c.server, 'https://backup.example.net');
+  assert.equal(c.tokenFile, '/etc/snapferry/token');
+  assert.equal(c.limitRate, 200 * 1024);
+  assert.equal(c.compress, 'auto');
+  assert.equal(c.sendCompressed, 'auto');
+  assert.equal(c.retries, 20);
+  assert.deepEqual(Object.keys(c.volumes), ['home', 'root']);
+  assert.deepEqual(c.volumes.home, {
+    source: '/home', snapshotDir: '/.snapshots/home', snapshotEvery: 3_600_000, retention: { last: 5, hourly: 24, daily: 7 },
+  });
+  assert.equal(c.volumes.root?.snapshotEvery, 86_400_000);
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.volumes) && Object.isFrozen(c.volumes.home?.retention));
+});
+
+test("the README's client config example is valid", async () => {
+  const [, example] = await readmeConfigExamples();
+  const c = config(example!);
+  assert.equal(c.caFile, '/etc/snapferry/ca.pem');
+  assert.equal(c.volumes.home?.snapshotEvery, 3_600_000);
+});
+
+for (const sample of await invalidSamples('client')) {
+  test(`test/fixtures/configs/client/${path.basename(sample.file)} is refused with each problem's key and line`, () =>
+    assertRejected(sample, loadClientConfig));
+}
+
+test('compress and limitRate take what the flags take', () => {
+  assert.equal(config('server: http://s\ncompress: none\n').compress, 0);
+  assert.equal(config('server: http://s\ncompress: 7\n').compress, 7);
+  assert.equal(config('server: http://s\ncompress: "19"\n').compress, 19);
+  assert.equal(config('server: http://s\nlimitRate: 1M/s\n').limitRate, 1024 ** 2);
+  assert.equal(config('server: http://s\nlimitRate: 4096\n').limitRate, 4096);
+  assert.throws(() => config('server: http://s\nlimitRate: 0\n'), /client\.yaml:2: limitRate: expected a rate/);
+});
+
+test('client settings: flags over the config file over defaults', () => {
+  const c = config('server: https://a.example\ntokenFile: /t\nlimitRate: 100k\ncompress: 3\nsendCompressed: off\nretries: 5\n');
+  assert.deepEqual(clientSettings({}, c), {
+    server: 'https://a.example', tokenFile: '/t', limitRate: 102400, compress: 3, sendCompressed: 'off', retries: 5,
+  });
+  assert.deepEqual(clientSettings({ server: 'https://b.example', tokenFile: '/u', caFile: '/ca.pem', limitRate: 1, compress: 'auto', sendCompressed: 'on', retries: 0 }, c), {
+    server: 'https://b.example', tokenFile: '/u', caFile: '/ca.pem', limitRate: 1, compress: 'auto', sendCompressed: 'on', retries: 0,
+  });
+  assert.deepEqual(clientSettings({ server: 'http://c' }, null), { server: 'http://c', compress: 'auto', sendCompressed: 'auto' });
+  assert.throws(() => clientSettings({}, null), /give --server URL, or a config file with server:/);
+});
+
+test('push jobs: snapshots on the command line go to --volume; without them, the configured volumes', () => {
+  const c = config('server: http://s\nvolumes:\n  home: { source: /home, snapshotDir: /snaps/home }\n  root: { source: /, snapshotDir: /snaps/root }\n');
+  assert.deepEqual(pushJobs(['/snaps/x'], 'v', c), [{ volume: 'v', snapshots: ['/snaps/x'] }]);
+  assert.deepEqual(pushJobs(['/snaps/x'], 'v', null), [{ volume: 'v', snapshots: ['/snaps/x'] }]);
+  assert.throws(() => pushJobs(['/snaps/x'], undefined, c), /give --volume NAME/);
+  assert.deepEqual(pushJobs([], undefined, c), [
+    { volume: 'home', snapshots: ['/snaps/home'] },
+    { volume: 'root', snapshots: ['/snaps/root'] },
+  ]);
+  assert.deepEqual(pushJobs([], 'root', c), [{ volume: 'root', snapshots: ['/snaps/root'] }]);
+  assert.throws(() => pushJobs([], 'usr', c), /volume usr is not in the config file: it has home, root/);
+  assert.throws(() => pushJobs([], undefined, null), /give the snapshots to push/);
+  assert.throws(() => pushJobs([], undefined, config('server: http://s\n')), /has no volumes/);
+});
+
+test('push --config pushes every configured volume, flags override the file, status --config reads it', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  await pair.snapshot('s1');
+  const empty = path.join(pair.client.mountPoint, 'no-snapshots-here');
+  await fs.mkdir(empty);
+  const file = path.join(pair.client.mountPoint, 'client.yaml');
+  await fs.writeFile(
+    file,
+    [
+      `server: ${server.url}`,
+      'compress: 3',
+      'volumes:',
+      `  home: { source: ${pair.source}, snapshotDir: ${pair.snaps}, snapshotEvery: 1h }`,
+      `  empty: { source: ${pair.source}, snapshotDir: ${empty} }`,
+      '',
+    ].join('\n'),
+  );
+
+  // --server beats the file's server: nothing listens on port 9.
+  const elsewhere = await snapferry(['push', '--config', file, '--volume', 'home', '--server', 'http://127.0.0.1:9']);
+  assert.equal(elsewhere.exitCode, EXIT.temporary, elsewhere.stderr);
+  assert.match(elsewhere.stderr, /cannot reach/);
+
+  // No snapshots given: every volume, each under its own name; the one that fails does not stop the other.
+  const all = await snapferry(['push', '--config', file]);
+  assert.notEqual(all.exitCode, EXIT.ok, all.stderr);
+  assert.match(all.stderr, /^home: done: 1 snapshot\(s\) received by the server \(s1\)$/m);
+  assert.match(all.stderr, /^snapferry: empty: .*no-snapshots-here is neither a btrfs snapshot nor a folder holding read-only snapshots$/m);
+  await assertReceived(path.join(pair.snaps, 's1'), pair.receivedPath('home', 's1'));
+
+  const one = await snapferry(['push', '--config', file, '--volume', 'home']);
+  assert.equal(one.exitCode, EXIT.ok, one.stderr);
+  assert.match(one.stderr, /^done: the server already holds everything$/m);
+
+  const status = await snapferry(['status', '--config', file, '--json']);
+  assert.equal(status.exitCode, EXIT.ok, status.stderr);
+  const report = JSON.parse(status.stdout) as { server: { url: string }; volumes: { name: string; snapshots: number; local: { dir: string } | null }[] };
+  assert.equal(report.server.url, server.url);
+  const home = report.volumes.find((v) => v.name === 'home');
+  assert.equal(home?.snapshots, 1);
+  assert.equal(home.local?.dir, pair.snaps, "the config's snapshotDir is where status looks for local snapshots");
+});
