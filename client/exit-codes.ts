@@ -11,12 +11,15 @@ export const EXIT = {
   usage: 2,
   /** A temporary failure (network, server busy): run again later, nothing is lost. */
   temporary: 75, // EX_TEMPFAIL, which cron wrappers and systemd know
+  /** Another `snapferry run` holds the run lock: this one did nothing. */
+  locked: 73, // EX_CANTCREAT: the lock file could not be created
   interrupted: 130,
 } as const;
 
 export function exitCodeFor(err: unknown): number {
   if (!(err instanceof SnapferryError)) return EXIT.failed;
   if (err.code === 'cancelled' || err.code === 'btrfs_cancelled') return EXIT.interrupted;
+  if (err.code === 'run_locked') return EXIT.locked;
   if (err.code === 'invalid_input' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
   if (err.retryable) return EXIT.temporary;
   return EXIT.failed;

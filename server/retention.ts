@@ -1,0 +1,161 @@
+/**
+ * The server's retention: after each received snapshot, and at start, it applies the volume's policy
+ * (core/retention.ts) to the snapshots the catalog holds, deletes the subvolumes the policy lets go, and records
+ * each in the catalog's `removed` list, so a client that would have used one as a parent says why it picks another.
+ *
+ * Always kept, whatever the policy says:
+ * - the newest received snapshot of the volume (by the time it was received, and by the time it was taken): the
+ *   parent of the client's next incremental;
+ * - the parent an upload in progress names (transfer.parentUuid): its receive needs it;
+ * - everything of a volume that has a receive under way (verifying or receiving): that volume is left alone until
+ *   the receive is over, and is pruned right after it.
+ *
+ * A snapshot's time is the one in its name when it has one (`<volume>.<YYYYMMDDTHHMMSSZ>`, what `snapferry
+ * snapshot` takes), else the time it was received: a seed that took days would otherwise bunch everything sent
+ * after it into one day.
+ */
+import * as btrfs from '../core/btrfs/index.ts';
+import { describeError } from '../core/errors.ts';
+import type { SafeName } from '../core/names.ts';
+import type { TransferState } from '../core/protocol.ts';
+import { describePlan, planRetention, type RetentionPlan } from '../core/retention.ts';
+import { prunes, type RetentionPolicy } from '../core/retention-policy.ts';
+import { parseSnapshotName } from '../core/snapshot-name.ts';
+import type { Catalog, SnapshotRecord } from './catalog.ts';
+import type { ServerLayout } from './layout.ts';
+import type { Logger } from './log.ts';
+
+/** The policy of one received volume (server/config.ts retentionFor: its own, else the default, else none). */
+export type RetentionLookup = (client: string, volume: string) => RetentionPolicy;
+
+/** No policy anywhere: nothing is pruned. */
+export const KEEP_EVERYTHING: RetentionLookup = () => ({});
+
+const RECEIVING: readonly TransferState[] = ['verifying', 'receiving'];
+
+export function snapshotTime(s: Pick<SnapshotRecord, 'name' | 'receivedAt'>): Date {
+  return parseSnapshotName(s.name)?.time ?? new Date(s.receivedAt);
+}
+
+export interface VolumePlan {
+  client: string;
+  volume: string;
+  /** Why the volume is left alone this time (a receive under way), or null. */
+  busy: string | null;
+  plan: RetentionPlan;
+}
+
+/** What the policy would do to one volume now (no I/O beyond reading the catalog in memory). */
+export function planVolume(catalog: Catalog, retention: RetentionLookup, client: string, volume: string, now = new Date()): VolumePlan {
+  const held = catalog.snapshots(client, volume);
+  const transfers = catalog.transfers({ client, volume });
+  const receiving = transfers.find((t) => RECEIVING.includes(t.state));
+  const dated = held.map((s) => ({ name: s.name, time: snapshotTime(s) }));
+  if (receiving) {
+    const busy = `transfer ${receiving.id} of ${receiving.snapshot} is ${receiving.state}`;
+    return { client, volume, busy, plan: planRetention(dated, {}, new Map(), now) };
+  }
+  return { client, volume, busy: null, plan: planRetention(dated, retention(client, volume), protections(catalog, client, volume), now) };
+}
+
+function protections(catalog: Catalog, client: string, volume: string): Map<string, string> {
+  const protect = new Map<string, string>();
+  const add = (name: string, reason: string) => protect.set(name, protect.has(name) ? `${protect.get(name)}; ${reason}` : reason);
+  const held = catalog.snapshots(client, volume);
+  // Newest by the time it was received, and by the time it was taken: the two agree unless a restart adopted an
+  // older snapshot into the catalog (server/reconcile.ts), and then both stay rather than guess.
+  const received = [...held].sort((a, b) => a.receivedAt.localeCompare(b.receivedAt)).at(-1);
+  const taken = [...held].sort((a, b) => snapshotTime(a).getTime() - snapshotTime(b).getTime()).at(-1);
+  for (const newest of new Set([received, taken])) {
+    if (newest) add(newest.name, 'newest received snapshot: the parent of the next incremental');
+  }
+  for (const t of catalog.transfers({ client, volume })) {
+    if (t.state !== 'uploading' || t.parentUuid === null) continue;
+    const parent = held.find((s) => s.uuid === t.parentUuid);
+    if (parent) add(parent.name, `parent of upload ${t.id} in progress`);
+  }
+  return protect;
+}
+
+/** Every volume the catalog holds snapshots of, as [client, volume] pairs, sorted. */
+export function catalogVolumes(catalog: Catalog): [string, string][] {
+  const keys = new Set(catalog.allSnapshots().map((s) => `${s.client}/${s.volume}`));
+  return [...keys].sort().map((k) => k.split('/') as [string, string]);
+}
+
+export const PRUNED_REASON = "pruned by the server's retention policy";
+
+/** Applies the policies; one pruning at a time, so a start-up pass and a receive's pass never overlap. */
+export class ServerPruner {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly layout: ServerLayout,
+    private readonly catalog: Catalog,
+    private readonly log: Logger,
+    private readonly retention: RetentionLookup,
+  ) {}
+
+  /** Prunes one volume; failures are logged, never thrown: a pruning problem must not fail a receive. */
+  pruneVolume(client: string, volume: string): Promise<string[]> {
+    const run = this.chain.then(() => this.prune(client, volume));
+    this.chain = run.catch(() => undefined);
+    return run.catch((err: unknown) => {
+      this.log.error({ client, volume, err: describeError(err) }, 'pruning failed');
+      return [];
+    });
+  }
+
+  /** Every volume that has a policy (at start). */
+  async pruneAll(): Promise<void> {
+    for (const [client, volume] of catalogVolumes(this.catalog)) await this.pruneVolume(client, volume);
+  }
+
+  private async prune(client: string, volume: string): Promise<string[]> {
+    if (!prunes(this.retention(client, volume))) return [];
+    const { busy, plan } = planVolume(this.catalog, this.retention, client, volume);
+    if (busy !== null) {
+      this.log.info({ client, volume, busy }, 'not pruning while a receive is under way');
+      return [];
+    }
+    const deleted: string[] = [];
+    for (const { name } of plan.delete) {
+      // Checked and dropped from the catalog in one turn of the event loop: an upload created from now on cannot
+      // name it as parent (beginTransfer checks the catalog in one turn too), one created before is seen here.
+      const record = this.catalog.snapshots(client, volume).find((s) => s.name === name);
+      if (!record || this.inUse(record)) continue;
+      await this.catalog.removeSnapshot(record, PRUNED_REASON);
+      const p = this.layout.snapshotPath(client as SafeName, volume as SafeName, name as SafeName);
+      try {
+        await btrfs.deleteSubvolume(p);
+      } catch (err) {
+        // Still on disk, so the next start's reconcile records it again from the subvolume itself.
+        this.log.error({ client, volume, snapshot: name, err: describeError(err) }, 'could not delete a pruned snapshot');
+        continue;
+      }
+      deleted.push(name);
+      this.log.info({ client, volume, snapshot: name }, 'snapshot deleted by the retention policy');
+    }
+    return deleted;
+  }
+
+  private inUse(record: SnapshotRecord): boolean {
+    return this.catalog
+      .transfers({ client: record.client, volume: record.volume })
+      .some((t) => RECEIVING.includes(t.state) || (t.state === 'uploading' && t.parentUuid === record.uuid));
+  }
+}
+
+/** For `snapferry prune-server --dry-run`: what each volume's policy would delete and why the rest stays. */
+export function describeServerPlans(catalog: Catalog, retention: RetentionLookup, now = new Date()): string[] {
+  const lines: string[] = [];
+  for (const [client, volume] of catalogVolumes(catalog)) {
+    const policy = retention(client, volume);
+    const { busy, plan } = planVolume(catalog, retention, client, volume, now);
+    const head = `${client}/${volume}:`;
+    if (!prunes(policy)) lines.push(`${head} no retention policy, all ${plan.keep.length} kept`);
+    else if (busy !== null) lines.push(`${head} left alone: ${busy}`);
+    else lines.push(`${head} would delete ${plan.delete.length}, keep ${plan.keep.length}`, ...describePlan(plan).map((l) => `  ${l}`));
+  }
+  return lines;
+}

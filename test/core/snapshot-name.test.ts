@@ -1,0 +1,28 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatStamp, parseSnapshotName, parseStamp, snapshotName } from '../../core/snapshot-name.ts';
+import { snapshotDue } from '../../client/snapshot.ts';
+
+test('names are VOLUME.YYYYMMDDTHHMMSSZ in UTC, and parse back to the second', () => {
+  const t = new Date('2026-11-25T01:30:07.900Z');
+  assert.equal(formatStamp(t), '20261125T013007Z');
+  assert.equal(snapshotName('home', t), 'home.20261125T013007Z');
+  assert.deepEqual(parseSnapshotName('home.20261125T013007Z'), { prefix: 'home', time: new Date('2026-11-25T01:30:07Z') });
+  assert.deepEqual(parseSnapshotName('my.vol.20260101T000000Z')?.prefix, 'my.vol');
+  assert.ok(['home.20261125T0130', 'home', 'home.20261125T013007', '20261125T013007Z'].every((n) => parseSnapshotName(n) === null));
+  assert.equal(parseStamp('20260231T000000Z'), null, 'no 31 February');
+  assert.equal(parseStamp('20260101T240000Z'), null);
+  assert.throws(() => snapshotName('../etc', t), /not allowed/);
+});
+
+test('a snapshot is due when the newest is at least snapshotEvery old, when there is none, or with --force', () => {
+  const now = new Date('2026-03-01T12:00:00Z');
+  const hour = 3_600_000;
+  assert.equal(snapshotDue(null, hour, now).due, true);
+  assert.equal(snapshotDue(new Date(now.getTime() - hour), hour, now).due, true);
+  const notYet = snapshotDue(new Date(now.getTime() - hour + 1000), hour, now);
+  assert.equal(notYet.due, false);
+  assert.match(notYet.why, /59m old, under snapshotEvery 60m/);
+  assert.equal(snapshotDue(new Date(now.getTime() - 1000), hour, now, true).due, true);
+  assert.equal(snapshotDue(new Date(now.getTime() - 1000), undefined, now).due, true);
+});

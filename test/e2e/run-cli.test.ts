@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import { EXIT } from '../../client/exit-codes.ts';
+import { createPair } from './harness.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
+const snapferry = (args: string[]) => execa('node', [BIN, ...args], { reject: false, timeout: 120_000, env: { SNAPFERRY_TOKEN: '' } });
+
+test('snapferry snapshot, run and prune-server from the command line; a second run while one runs exits 73', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  // The server receives nothing until told: the first run waits for it, holding the lock, as long as the test needs.
+  const server = await pair.startServer({ holdReceives: true });
+  const dir = path.join(pair.client.mountPoint, 'etc');
+  await fs.mkdir(dir);
+  const config = path.join(dir, 'client.yaml');
+  const lockFile = path.join(dir, `run-${process.pid}.lock`);
+  await fs.writeFile(config, [
+    `server: ${server.url}`,
+    'volumes:',
+    '  home:',
+    `    source: ${pair.source}`,
+    `    snapshotDir: ${pair.snaps}`,
+    '    snapshotEvery: 1h',
+    '    retention:',
+    '      last: 1',
+    '',
+  ].join('\n'));
+
+  const taken = await snapferry(['snapshot', '--config', config]);
+  assert.equal(taken.exitCode, EXIT.ok, taken.stderr);
+  assert.match(taken.stdout, /^home: snapshot home\.\d{8}T\d{6}Z$/);
+  const again = await snapferry(['snapshot', '--config', config]);
+  assert.match(again.stdout, /^home: no snapshot \(the newest is \d+s old, under snapshotEvery 60m\)$/);
+  assert.equal((await fs.readdir(pair.snaps)).length, 1);
+
+  const first = snapferry(['run', '--config', config, '--lock-file', lockFile]);
+  for (let i = 0; i < 200 && !(await fs.access(lockFile).then(() => true, () => false)); i++) await sleep(50);
+  const second = await snapferry(['run', '--config', config, '--lock-file', lockFile]);
+  assert.equal(second.exitCode, EXIT.locked, second.stderr);
+  assert.match(second.stderr, new RegExp(`another snapferry run \\(pid ${first.pid}, started .*\\) holds ${lockFile}`));
+  assert.equal(second.stdout, '', 'the second run did nothing');
+  server.service.resumeReceives();
+  const done = await first;
+  assert.equal(done.exitCode, EXIT.ok, done.stderr);
+  assert.match(done.stdout, /^home: no snapshot \(.*\), pushed 1 \(.+\), pruned 0$/);
+  await assert.rejects(fs.access(lockFile), 'released at the end');
+
+  const dry = await snapferry(['run', '--config', config, '--lock-file', lockFile, '--dry-run', '--force']);
+  assert.equal(dry.exitCode, EXIT.ok, dry.stderr);
+  assert.match(dry.stdout, /^home: would snapshot home\.\d{8}T\d{6}Z, would prune 0$/);
+  assert.match(dry.stderr, /home: keep {3}home\.\d{8}T\d{6}Z {2}\(newest snapshot both sides hold/);
+
+  const preview = await snapferry(['prune-server', '--root', pair.root, '--dry-run']);
+  assert.equal(preview.exitCode, EXIT.ok, preview.stderr);
+  assert.match(preview.stdout, /^default\/home: no retention policy, all 1 kept$/);
+  const refused = await snapferry(['prune-server', '--root', pair.root]);
+  assert.equal(refused.exitCode, EXIT.usage);
+  assert.match(refused.stderr, /only shows what would go \(--dry-run\)/);
+});

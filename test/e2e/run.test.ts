@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { mutate, rootOnly } from '../fixtures/btrfs.ts';
+import { ServerApi } from '../../client/api.ts';
+import { EXIT } from '../../client/exit-codes.ts';
+import type { RunConfig } from '../../client/run.ts';
+import { assertReceived, createPair } from './harness.ts';
+import { runAt } from './run-helpers.ts';
+
+const T = ['2026-11-01T10:00:00Z', '2026-11-01T11:00:00Z', '2026-11-01T12:00:00Z', '2026-11-01T13:00:00Z'];
+const NAME = ['home.20261101T100000Z', 'home.20261101T110000Z', 'home.20261101T120000Z', 'home.20261101T130000Z'];
+
+test('run twice with a change between: two snapshots pushed, the second incremental; dry-run changes nothing; pruning keeps the next parent', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 4 });
+  const server = await pair.startServer();
+  const api = new ServerApi({ server: server.url });
+  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
+  const home = { source: pair.source, snapshotDir: pair.snaps };
+  const config: RunConfig = { server: server.url, volumes: { home } };
+  const local = async () => (await fs.readdir(pair.snaps)).sort();
+
+  const r1 = await run(config, T[0]!);
+  assert.equal(r1.exitCode, EXIT.ok, r1.lines.join('\n'));
+  assert.match(r1.lines[0]!, /^home: snapshot home\.20261101T100000Z, pushed 1 \(\d+\.\d (KiB|MiB)\), pruned 0$/);
+  assert.deepEqual(r1.started, [{ snapshot: NAME[0], parent: null }]);
+
+  await mutate(pair.source, 'run-1');
+  const r2 = await run(config, T[1]!);
+  assert.equal(r2.exitCode, EXIT.ok, r2.lines.join('\n'));
+  assert.match(r2.lines[0]!, /^home: snapshot home\.20261101T110000Z, pushed 1 \(.+\), pruned 0$/);
+  assert.deepEqual(r2.started, [{ snapshot: NAME[1], parent: NAME[0] }], 'the second run is incremental on the first');
+  await assertReceived(path.join(pair.snaps, NAME[1]!), pair.receivedPath('home', NAME[1]!));
+  const held = (await api.snapshots('home')).snapshots;
+  assert.deepEqual(held.map((s) => s.name), [NAME[0], NAME[1]]);
+  assert.ok(held[1]!.wireBytes < held[0]!.wireBytes / 2, `incremental ${held[1]!.wireBytes} vs full ${held[0]!.wireBytes}`);
+
+  // A policy now, tried first with --dry-run: it says what it would do and does nothing.
+  const pruning: RunConfig = { server: server.url, volumes: { home: { ...home, retention: { last: 1 } } } };
+  const dry = await run(pruning, T[2]!, { dryRun: true });
+  assert.equal(dry.exitCode, EXIT.ok);
+  assert.deepEqual(dry.lines, [`home: would snapshot ${NAME[2]}, would prune 1`]);
+  assert.deepEqual(dry.notes, [
+    `home: delete ${NAME[0]}`,
+    `home: keep   ${NAME[1]}  (newest snapshot both sides hold: the parent of the next incremental; one of the last 1)`,
+  ]);
+  assert.deepEqual(await local(), [NAME[0], NAME[1]], 'dry-run took and deleted nothing');
+  assert.equal((await api.snapshots('home')).snapshots.length, 2, 'dry-run pushed nothing');
+
+  await mutate(pair.source, 'run-2');
+  const r3 = await run(pruning, T[2]!);
+  assert.equal(r3.exitCode, EXIT.ok, r3.lines.join('\n'));
+  assert.match(r3.lines[0]!, /^home: snapshot home\.20261101T120000Z, pushed 1 \(.+\), pruned 2$/);
+  assert.deepEqual(await local(), [NAME[2]], 'only the newest, which the server now holds too');
+
+  await mutate(pair.source, 'run-3');
+  const r4 = await run(pruning, T[3]!);
+  assert.equal(r4.exitCode, EXIT.ok, r4.lines.join('\n'));
+  assert.deepEqual(r4.started, [{ snapshot: NAME[3], parent: NAME[2] }], 'the kept snapshot is the parent');
+  await assertReceived(path.join(pair.snaps, NAME[3]!), pair.receivedPath('home', NAME[3]!));
+  assert.deepEqual(await local(), [NAME[3]]);
+});
+
+test('a failing volume does not stop the others; without the server nothing is pruned', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
+  const home = { source: pair.source, snapshotDir: pair.snaps, retention: { last: 1 } };
+  const broken = { source: path.join(pair.client.mountPoint, 'no-such-subvolume'), snapshotDir: path.join(pair.client.mountPoint, 'broken-snaps') };
+
+  const r1 = await run({ server: server.url, volumes: { broken, home } }, T[0]!);
+  assert.equal(r1.lines.length, 2);
+  assert.match(r1.lines[0]!, /^broken: snapshot failed: the source of volume broken, .*no-such-subvolume, is not a btrfs subvolume.*, nothing to push, pruned 0$/);
+  assert.match(r1.lines[1]!, /^home: snapshot home\.20261101T100000Z, pushed 1 /);
+  assert.equal(r1.exitCode, EXIT.usage, 'the most serious of the volumes: a config mistake');
+
+  // The server unreachable: the snapshot is still taken, the push is a temporary failure, and nothing is deleted.
+  const r2 = await run({ server: 'http://127.0.0.1:9', volumes: { home } }, T[1]!);
+  assert.equal(r2.exitCode, EXIT.temporary, r2.lines.join('\n'));
+  assert.match(r2.lines[0]!, /^home: snapshot home\.20261101T110000Z, push failed: cannot reach .*, prune failed: cannot reach /);
+  assert.deepEqual((await fs.readdir(pair.snaps)).sort(), [NAME[0], NAME[1]]);
+
+  // --volume picks one; a name not in the config is a usage error before anything runs.
+  const r3 = await run({ server: server.url, volumes: { broken, home } }, T[2]!, { only: ['home'] });
+  assert.equal(r3.exitCode, EXIT.ok, r3.lines.join('\n'));
+  assert.match(r3.lines[0]!, /^home: snapshot home\.20261101T120000Z, pushed 2 \(.+\), pruned 2$/);
+  await assert.rejects(run({ server: server.url, volumes: { home } }, T[3]!, { only: ['nope'] }), /no volume nope in the config; it has home/);
+});
