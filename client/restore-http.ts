@@ -1,0 +1,165 @@
+/**
+ * The restore's requests: the volume's catalog, and one download of the framed stream into the spool. A download
+ * asks the server to start at the spool's last verified frame (fromFrame, chain), verifies every frame as it comes
+ * (core/wire FrameParser: decode, length, SHA-256, order, chain, end frame), and spools only verified frames, so a
+ * cut, a stall or a bad frame costs at most the frame in flight. Every failure is a typed error that says whether
+ * another try can help (client/restore.ts decides on it).
+ */
+import { ErrorBody, RESTORE_HEADERS, SnapshotList, routes, type Snapshot } from '../core/protocol.ts';
+import { ByteQueue, FrameParser, type FrameParserState } from '../core/wire/index.ts';
+import { ServerError, type ServerApi } from './api.ts';
+import { certificateErrorFrom } from './transport.ts';
+import type { RestoreSpool } from './restore-spool.ts';
+
+export interface RestoreHttp {
+  api: ServerApi;
+  /** Authorization and the like, on every request. */
+  headers: Record<string, string>;
+  /** Whose snapshots: set only with an admin token (RESTORE_QUERY.client). */
+  client?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * What the transport's fetch really returns (global fetch or undici's): a Response. ApiFetch types only what the JSON
+ * API reads; a download also needs the headers and the body as a stream.
+ */
+interface StreamingResponse {
+  ok: boolean;
+  status: number;
+  statusText: string;
+  text(): Promise<string>;
+  headers: { get(name: string): string | null };
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/** The volume's snapshots on the server, oldest first. */
+export async function fetchCatalog(http: RestoreHttp, volume: string): Promise<Snapshot[]> {
+  if (http.client === undefined) return (await http.api.snapshots(volume)).snapshots;
+  const url = http.api.url(`${routes.snapshots(volume)}?client=${encodeURIComponent(http.client)}`);
+  const res = await send(http, url, http.signal);
+  const parsed = SnapshotList.safeParse(await res.json());
+  if (!parsed.success) throw new ServerError('bad_response', `${url} answered something that is not a snapferry snapshot list; is --server right?`, res.status, { retryable: false });
+  return parsed.data.snapshots;
+}
+
+export interface DownloadOptions {
+  volume: string;
+  snapshot: string;
+  parentUuid: string | null;
+  /** No byte for this long: the attempt is dropped (a link that hangs rather than breaks) and retried. */
+  stallMs: number;
+  /** After every read from the network: where the verified frames stand, and the unverified bytes after them. */
+  onProgress?: (state: FrameParserState, pendingBytes: number) => void;
+}
+
+/** Downloads from the spool's last verified frame until the end frame has verified and is spooled. */
+export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts: DownloadOptions): Promise<void> {
+  const from = spool.state;
+  if (from.ended) return;
+  const url = http.api.url(
+    routes.restoreStream(opts.volume, opts.snapshot, {
+      parent: opts.parentUuid,
+      chunkSize: spool.identity.chunkSize,
+      fromFrame: from.framesVerified,
+      chain: from.chain.toString('hex'),
+      ...(http.client !== undefined ? { client: http.client } : {}),
+    }),
+  );
+  const stall = new AbortController();
+  const signal = http.signal ? AbortSignal.any([http.signal, stall.signal]) : stall.signal;
+  let timer: NodeJS.Timeout | undefined;
+  const alive = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => stall.abort(), opts.stallMs);
+  };
+  try {
+    // No stall timer until the answer: resuming, the server first regenerates and hashes the frames the spool holds.
+    const res = await send(http, url, signal, stall.signal);
+    alive();
+    checkAnswer(res, opts, spool.identity.chunkSize, from.framesVerified, url);
+    if (res.body === null) throw new ServerError('bad_response', `${url} answered without a body`, res.status, { retryable: true });
+    const parser = new FrameParser({ chunkSize: spool.identity.chunkSize, state: from });
+    // The bytes the parser holds, kept here too: a frame that verifies is written to the spool as it came.
+    const wire = new ByteQueue();
+    const reader = res.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read().catch((err: unknown) => {
+          throw readFailure(err, 'read', url, stall.signal, http.signal);
+        });
+        if (done) break;
+        alive();
+        const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+        wire.push(chunk);
+        for (const frame of parser.push(chunk)) await spool.append(wire.take(frame.wireEnd - frame.wireStart), frame);
+        opts.onProgress?.(spool.state, wire.length);
+        if (parser.state().ended) break;
+      }
+    } finally {
+      reader.releaseLock();
+      await res.body.cancel().catch(() => undefined);
+    }
+    // Throws stream_truncated (retryable) when the body ended before the end frame: the link was cut.
+    parser.finish();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One GET; network failures and error answers become ServerErrors. */
+async function send(http: RestoreHttp, url: string, signal?: AbortSignal, stalled?: AbortSignal): Promise<StreamingResponse & { json(): Promise<unknown> }> {
+  let res: StreamingResponse & { json(): Promise<unknown> };
+  try {
+    res = (await http.api.transport.fetch(url, { method: 'GET', headers: { ...http.headers }, ...(signal ? { signal } : {}) })) as StreamingResponse & {
+      json(): Promise<unknown>;
+    };
+  } catch (err) {
+    throw readFailure(err, 'connect', url, stalled, http.signal);
+  }
+  if (res.ok) return res;
+  const text = await res.text().catch(() => '');
+  let body: unknown = null;
+  try {
+    body = text.length > 0 ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  const parsed = ErrorBody.safeParse(body);
+  if (parsed.success) {
+    const e = parsed.data.error;
+    throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: e.details ?? {} });
+  }
+  throw new ServerError('http_error', `GET ${url} answered ${res.status} ${res.statusText} without a snapferry error: is --server the address of a snapferry server?`, res.status, {
+    retryable: res.status >= 500,
+  });
+}
+
+/** The answer must be the stream asked for: another snapshot, parent or starting frame would spool foreign frames. */
+function checkAnswer(res: StreamingResponse, opts: DownloadOptions, chunkSize: number, fromFrame: number, url: string): void {
+  const got = (name: string) => res.headers.get(name);
+  const expected: [string, string][] = [
+    [RESTORE_HEADERS.parentUuid, opts.parentUuid ?? 'none'],
+    [RESTORE_HEADERS.chunkSize, String(chunkSize)],
+    [RESTORE_HEADERS.fromFrame, String(fromFrame)],
+  ];
+  const wrong = expected.filter(([name, value]) => got(name) !== value);
+  if (got(RESTORE_HEADERS.uuid) === null) wrong.push([RESTORE_HEADERS.uuid, 'present']);
+  if (wrong.length === 0) return;
+  throw new ServerError('bad_response', `${url} did not answer with the stream asked for (${wrong.map(([n, v]) => `${n}: ${got(n) ?? 'missing'}, not ${v}`).join('; ')})`, res.status, {
+    retryable: false,
+  });
+}
+
+/** A failed fetch or body read: the user's Ctrl-C as it is; a stall, a cut or a refused connection to retry. */
+function readFailure(err: unknown, phase: 'connect' | 'read', url: string, stalled?: AbortSignal, user?: AbortSignal): unknown {
+  if (user?.aborted) return err;
+  const origin = new URL(url).origin;
+  if (stalled?.aborted) return new ServerError('download_stalled', `the download from ${origin} stalled: no byte for a while`, null, { retryable: true, cause: err });
+  const untrusted = certificateErrorFrom(err, url);
+  if (untrusted) return untrusted;
+  const why = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+  return phase === 'connect'
+    ? new ServerError('server_unreachable', `cannot reach ${origin}: ${why}`, null, { retryable: true, cause: err })
+    : new ServerError('download_interrupted', `the download from ${origin} broke off: ${why}`, null, { retryable: true, cause: err });
+}

@@ -1,0 +1,65 @@
+/**
+ * A restore request as the HTTP layer hands it over (route params and query strings), parsed once into validated
+ * values (STYLE.md 8), and whose snapshots the caller may restore.
+ */
+import { ValidationError } from '../core/errors.ts';
+import { parseName, parseUuid, type SafeName, type Uuid } from '../core/names.ts';
+import { RESTORE_QUERY } from '../core/protocol.ts';
+import { HASH_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../core/wire/index.ts';
+import type { Caller } from './auth.ts';
+
+export interface ParsedRestoreRequest {
+  volume: SafeName;
+  snapshot: SafeName;
+  parentUuid: Uuid | null;
+  chunkSize: number;
+  /** Data frames the client already holds; 0 for a stream from its start. */
+  fromFrame: number;
+  /** The chain after `fromFrame` frames; null when fromFrame is 0. */
+  chain: Buffer | null;
+}
+
+const HEX_CHAIN = new RegExp(`^[0-9a-f]{${HASH_SIZE * 2}}$`);
+
+export function parseRestoreRequest(params: Record<string, string | undefined>, query: Record<string, string | undefined>): ParsedRestoreRequest {
+  const volume = parseName(params.volume, 'volume');
+  const snapshot = parseName(params.name, 'snapshot name');
+  const parentRaw = query[RESTORE_QUERY.parent];
+  const parentUuid = parentRaw === undefined || parentRaw === '' ? null : parseUuid(parentRaw, 'parent');
+  const chunkSize = wholeNumber(query[RESTORE_QUERY.chunkSize], RESTORE_QUERY.chunkSize);
+  if (chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
+    throw new ValidationError(`${RESTORE_QUERY.chunkSize} must be ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes, not ${chunkSize}`, { details: { chunkSize } });
+  }
+  const fromFrame = query[RESTORE_QUERY.fromFrame] === undefined ? 0 : wholeNumber(query[RESTORE_QUERY.fromFrame], RESTORE_QUERY.fromFrame);
+  const chainRaw = query[RESTORE_QUERY.chain]?.toLowerCase();
+  if (fromFrame === 0) {
+    if (chainRaw !== undefined) throw new ValidationError(`${RESTORE_QUERY.chain} goes with ${RESTORE_QUERY.fromFrame} above 0 only`);
+    return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: null };
+  }
+  if (chainRaw === undefined || !HEX_CHAIN.test(chainRaw)) {
+    throw new ValidationError(`resuming at ${RESTORE_QUERY.fromFrame}=${fromFrame} needs ${RESTORE_QUERY.chain}: the ${HASH_SIZE * 2} hex digits of the chain hash after those frames`);
+  }
+  return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: Buffer.from(chainRaw, 'hex') };
+}
+
+/**
+ * Whose snapshot a restore reads. A client restores from its own namespace only: another client's snapshot is not
+ * found, like anything else of theirs (server/caller-views.ts), and `?client=` does not change that. An admin token
+ * may restore any client's, naming it with `?client=NAME`: a restore is a read that changes nothing on the server,
+ * and the person holding the admin token is who restores a machine whose own token was lost with it.
+ */
+export function restoreOwner(caller: Caller, query: string | undefined): SafeName {
+  if (caller.role === 'client') return caller.client;
+  if (query === undefined || query === '') {
+    throw new ValidationError(`an admin token restores a client's snapshot: name the client with ?${RESTORE_QUERY.client}=NAME`);
+  }
+  return parseName(query, 'client');
+}
+
+function wholeNumber(raw: string | undefined, what: string): number {
+  const n = Number(raw);
+  if (raw === undefined || raw === '' || !Number.isSafeInteger(n) || n < 0) {
+    throw new ValidationError(`${what} must be a whole number >= 0, not ${JSON.stringify(raw ?? null)}`, { details: { field: what } });
+  }
+  return n;
+}

@@ -1,0 +1,131 @@
+/**
+ * Restore, the server's half (DESIGN.md "Later: restore"): a received snapshot goes back as the same framed stream a
+ * push sends, in the other direction. The server runs its own `btrfs send` of the received subvolume, incremental
+ * from the parent the client names (a snapshot of the same volume that the client holds), and frames it with the
+ * same encoder. A received subvolume's stream carries its Received UUID as its UUID (and its parent's Received UUID
+ * as the clone UUID), so the client receives it as the very snapshot it once pushed.
+ *
+ * Resume works as the push's does, mirrored: the send of one read-only pair is byte-identical run to run, so the
+ * server runs it again, hashes its way to the client's frame N (no compression, no network) and compares chains
+ * before it answers; a chain that differs is a 409, not a stream that would splice two different sends.
+ *
+ * Everything is decided before the caller answers: the snapshot and parent exist, btrfs send started and its first
+ * command names the snapshot the catalog says, the resume point matches. What fails after that (btrfs send dying
+ * mid-stream) errors the body, which the client sees as a cut and resumes.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as btrfs from '../core/btrfs/index.ts';
+import { btrfsFeatures, sendOptionsFor } from '../core/btrfs/features.ts';
+import { SnapferryError, ValidationError } from '../core/errors.ts';
+import type { SafeName } from '../core/names.ts';
+import { FRAMED_STREAM_TYPE, RESTORE_HEADERS, type Snapshot } from '../core/protocol.ts';
+import { DEFAULT_ZSTD_LEVEL, FRAME_HEADER_SIZE, FrameEncoder, SendStreamCheck, hashRawPrefix, type SendStreamHeader } from '../core/wire/index.ts';
+import { NotFound, type ReplicationService } from './replication.ts';
+import type { ParsedRestoreRequest } from './restore-request.ts';
+
+export interface RestoreRequest extends ParsedRestoreRequest {
+  client: SafeName;
+  /** The request's: a client that goes away stops btrfs send. */
+  signal?: AbortSignal;
+}
+
+export interface RestoreStream {
+  snapshot: Snapshot;
+  parent: Snapshot | null;
+  chunkSize: number;
+  fromFrame: number;
+  /**
+   * The framed stream from data frame `fromFrame` on, ending with the end frame. It errors when btrfs send fails;
+   * destroying it stops btrfs send.
+   */
+  body: Readable;
+}
+
+export class RestoreError extends SnapferryError {}
+
+/** What the restore needs of the replication service: the volume's snapshots (checked on disk) and where they are. */
+export type RestoreSource = Pick<ReplicationService, 'snapshots' | 'layout'>;
+
+export async function openRestoreStream(service: RestoreSource, req: RestoreRequest): Promise<RestoreStream> {
+  const { snapshots } = await service.snapshots(req.client, req.volume);
+  const snapshot = snapshots.find((s) => s.name === req.snapshot);
+  // Another client's snapshot is not in this client's list: it is reported exactly like a missing one.
+  if (!snapshot) throw new NotFound(`snapshot ${req.volume}/${req.snapshot}`);
+  const parent = req.parentUuid === null ? null : (snapshots.find((s) => s.uuid === req.parentUuid) ?? null);
+  if (req.parentUuid !== null && parent === null) {
+    throw new RestoreError('parent_missing', `the server holds no snapshot ${req.parentUuid} in ${req.volume} to send ${req.snapshot} from; restore in full or from another parent`, {
+      details: { volume: req.volume, parentUuid: req.parentUuid },
+    });
+  }
+  if (parent?.uuid === snapshot.uuid) {
+    throw new ValidationError(`${req.snapshot} cannot be its own parent`, { details: { parentUuid: parent.uuid } });
+  }
+  const path = (s: Snapshot) => service.layout.snapshotPath(req.client, req.volume, s.name as SafeName);
+
+  // Stream version 1, asked for by name: what every btrfs receive reads, and what a later btrfs-progs with another
+  // default still regenerates for a resume.
+  const send = btrfs.send(path(snapshot), {
+    ...(parent ? { parent: path(parent) } : {}),
+    ...sendOptionsFor('v1', await btrfsFeatures()),
+    ...(req.signal ? { signal: req.signal } : {}),
+  });
+  // The server's own send is checked too: an end frame must stand for a whole, well-formed stream.
+  const check = new SendStreamCheck();
+  send.stream.pipe(check);
+  send.stream.once('error', (err) => check.destroy(err));
+  // A stream that is only piped keeps btrfs send blocked on a full pipe when its consumer goes: stop both.
+  const stop = () => {
+    check.destroy();
+    send.stream.destroy();
+  };
+
+  let head: Readable = check;
+  let start: ConstructorParameters<typeof FrameEncoder>[0] = {};
+  try {
+    assertHeader(await check.header, snapshot, parent);
+    if (req.fromFrame > 0) {
+      const prefix = await hashRawPrefix(check, { chunkSize: req.chunkSize, frames: req.fromFrame });
+      if (prefix.frames < req.fromFrame || !prefix.chain.equals(req.chain!)) {
+        throw new RestoreError('stream_mismatch', `the server's stream of ${req.snapshot} differs from the ${req.fromFrame} frames the client holds (btrfs on the server changed?); start the restore over`, {
+          details: { fromFrame: req.fromFrame, framesRegenerated: prefix.frames },
+        });
+      }
+      head = Readable.from(prefix.rest);
+      // The encoder's wire offsets only label its frame events, which no one reads here; the client keeps its own.
+      start = { start: { frames: prefix.frames, rawOffset: prefix.rawOffset, chain: prefix.chain, wireOffset: prefix.frames * FRAME_HEADER_SIZE } };
+    }
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  // Compressed on this thread: a restore runs at the pace of the link, a frame every second or more.
+  const encoder = new FrameEncoder({ chunkSize: req.chunkSize, level: DEFAULT_ZSTD_LEVEL, ...start });
+  encoder.once('close', stop);
+  // A failure anywhere destroys the encoder with it, which is the body: the response breaks off, never ends clean.
+  pipeline(head, encoder).catch(() => undefined);
+  return { snapshot, parent, chunkSize: req.chunkSize, fromFrame: req.fromFrame, body: encoder };
+}
+
+/** The response headers that say what the body is (RESTORE_HEADERS). */
+export function restoreHeaders(stream: RestoreStream): Record<string, string> {
+  return {
+    'content-type': FRAMED_STREAM_TYPE,
+    'cache-control': 'no-store',
+    // nginx: pass the body on as it comes instead of buffering it (the shipped config also says proxy_buffering off).
+    'x-accel-buffering': 'no',
+    [RESTORE_HEADERS.uuid]: stream.snapshot.uuid,
+    [RESTORE_HEADERS.parentUuid]: stream.parent?.uuid ?? 'none',
+    [RESTORE_HEADERS.chunkSize]: String(stream.chunkSize),
+    [RESTORE_HEADERS.fromFrame]: String(stream.fromFrame),
+  };
+}
+
+/** The subvolume on disk must be the snapshot the catalog names, sent from the parent asked for. */
+function assertHeader(header: SendStreamHeader, snapshot: Snapshot, parent: Snapshot | null): void {
+  const clone = header.kind === 'snapshot' ? header.cloneUuid : null;
+  if (header.uuid === snapshot.uuid && clone === (parent?.uuid ?? null)) return;
+  throw new RestoreError('restore_source_mismatch', `the server's subvolume of ${snapshot.name} sends as ${header.uuid} from ${clone ?? 'nothing'}, not as ${snapshot.uuid} from ${parent?.uuid ?? 'nothing'}; its admin must check the volume`, {
+    details: { expected: snapshot.uuid, found: header.uuid, expectedParent: parent?.uuid ?? null, foundParent: clone },
+  });
+}

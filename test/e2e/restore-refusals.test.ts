@@ -1,0 +1,194 @@
+/**
+ * What a restore refuses, and what it leaves when it fails: another client's snapshot (404, like a missing one), a
+ * resume whose chain differs from the server's regenerated stream (409), a spool damaged on disk (never fed to
+ * btrfs receive: downloaded again), and a receive that fails (no partial subvolume left).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createBtrfs, createSmallBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { push } from '../../client/push.ts';
+import { restore, type RestoreOptions } from '../../client/restore.ts';
+import { authHeaders } from '../../client/token.ts';
+import { routes, type RestoreQuery } from '../../core/protocol.ts';
+import { FrameParser } from '../../core/wire/index.ts';
+import { addClient } from '../../server/tokens.ts';
+import { assertReceived, createPair, recordingReporter } from './harness.ts';
+
+const restoreTest = { ...rootOnly, timeout: 180_000 };
+const CHUNK = 64 * 1024;
+
+async function get(url: string, token: string | null = null): Promise<{ status: number; body: Buffer; json: { error?: { code: string; message: string } } | null; headers: Headers }> {
+  const res = await fetch(url, { headers: authHeaders(token) });
+  const body = Buffer.from(await res.arrayBuffer());
+  let json = null;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    json = null;
+  }
+  return { status: res.status, body, json, headers: res.headers };
+}
+
+function options(server: string, snapshot: string, destDir: string, extra: Partial<RestoreOptions> = {}): RestoreOptions {
+  return { server, volume: 'v', snapshot, destDir, chunkSize: CHUNK, backoff: { baseMs: 50, maxMs: 200 }, stallMs: 5000, ...extra };
+}
+
+async function freshDest(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const fresh = await createBtrfs(t, { sizeMiB: 256 });
+  const dest = path.join(fresh.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  return dest;
+}
+
+test("another client's snapshot answers like a missing one; an admin restores it by naming the client", restoreTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-restore-tokens-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'tokens.json');
+  const alice = (await addClient(file, 'alice')).token;
+  const bob = (await addClient(file, 'bob')).token;
+  const admin = (await addClient(file, 'ops', 'admin')).token;
+  const server = await pair.startServer({ tokensFile: file });
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'home', snapshots: [s1], headers: authHeaders(alice), retries: 0 }, recordingReporter());
+  const stream = (name: string, query: Partial<RestoreQuery> = {}) => `${server.url}${routes.restoreStream('home', name, { chunkSize: CHUNK, ...query })}`;
+
+  assert.equal((await get(stream('s1'), alice)).status, 200, "alice reads her own");
+  const theirs = await get(stream('s1'), bob);
+  const missing = await get(stream('nothing'), bob);
+  assert.equal(theirs.status, 404);
+  assert.deepEqual([theirs.json?.error?.code, theirs.json?.error?.message], ['not_found', 'snapshot home/s1 not found']);
+  assert.deepEqual([missing.status, missing.json?.error?.code], [404, 'not_found'], 'the same answer as for a name that never existed');
+  // ?client= does not open another namespace to a client token.
+  assert.equal((await get(stream('s1', { client: 'alice' }), bob)).status, 404);
+  assert.equal((await get(stream('s1'))).status, 401);
+  await assert.rejects(
+    restore({ ...options(server.url, 's1', await freshDest(t)), volume: 'home', headers: authHeaders(bob) }, recordingReporter()),
+    (err: Error & { code?: string }) => err.code === 'snapshot_not_on_server',
+  );
+
+  const noClient = await get(stream('s1'), admin);
+  assert.equal(noClient.status, 400);
+  assert.match(noClient.json?.error?.message ?? '', /\?client=NAME/);
+  const dest = await freshDest(t);
+  const done = await restore({ ...options(server.url, 's1', dest), volume: 'home', client: 'alice', headers: authHeaders(admin) }, recordingReporter());
+  assert.equal(done.restored, true);
+  await assertReceived(s1, path.join(dest, 's1'));
+});
+
+test('a resume whose chain differs is refused with 409; the right chain resumes at that frame; bad parameters are 4xx', restoreTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
+  const url = (query: Partial<RestoreQuery> = {}) => `${server.url}${routes.restoreStream('v', 's1', { chunkSize: CHUNK, ...query })}`;
+
+  const whole = await get(url());
+  assert.equal(whole.status, 200);
+  const chains: Buffer[] = [];
+  const wireEnds: number[] = [];
+  const parser = new FrameParser({
+    chunkSize: CHUNK,
+    onFrame: (f) => {
+      if (f.kind === 'end') return;
+      chains.push(f.chain);
+      wireEnds.push(f.wireEnd);
+    },
+  });
+  parser.push(whole.body);
+  parser.finish();
+  assert.ok(chains.length >= 4, `${chains.length} frames`);
+
+  // The right chain: the body is frames 2.. to the end frame, which a parser resumed at frame 2 verifies.
+  const resumed = await get(url({ fromFrame: 2, chain: chains[1]!.toString('hex') }));
+  assert.equal(resumed.status, 200);
+  assert.equal(resumed.headers.get('snapferry-from-frame'), '2');
+  const first = parser.state();
+  const resumedParser = new FrameParser({
+    chunkSize: CHUNK,
+    state: { chunkSize: CHUNK, framesVerified: 2, wireOffsetVerified: wireEnds[1]!, rawOffset: 2 * CHUNK, chain: chains[1]!, ended: false },
+  });
+  resumedParser.push(resumed.body);
+  resumedParser.finish();
+  assert.equal(resumedParser.state().rawOffset, first.rawOffset);
+  assert.equal(resumedParser.state().wireOffsetVerified, first.wireOffsetVerified, 'frames 2.. are as long as in the whole stream');
+
+  for (const [query, status, code] of [
+    [{ fromFrame: 2, chain: chains[2]!.toString('hex') }, 409, 'stream_mismatch'],
+    [{ fromFrame: 2, chain: '0'.repeat(64) }, 409, 'stream_mismatch'],
+    [{ fromFrame: chains.length + 3, chain: chains.at(-1)!.toString('hex') }, 409, 'stream_mismatch'],
+    [{ parent: '01234567-89ab-cdef-0123-456789abcdef' }, 409, 'parent_missing'],
+    [{ fromFrame: 2 }, 400, 'invalid_input'],
+    [{ chunkSize: 1000 }, 400, 'invalid_input'],
+  ] as const) {
+    const r = await get(url(query));
+    assert.deepEqual([r.status, r.json?.error?.code], [status, code], JSON.stringify(query));
+  }
+  const own = await get(url({ parent: (await btrfs.subvolumeShow(s1)).uuid }));
+  assert.deepEqual([own.status, own.json?.error?.code], [400, 'invalid_input'], 'a snapshot is not its own parent');
+});
+
+test('a spool damaged on disk never reaches btrfs receive: the damaged frames are downloaded again', restoreTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 4 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
+  const dest = await freshDest(t);
+
+  // Stop the first run the moment the download is complete, before the receive.
+  const stop = new AbortController();
+  const first = recordingReporter();
+  first.note = (m) => {
+    if (/downloaded and verified/.test(m)) stop.abort();
+  };
+  await assert.rejects(restore(options(server.url, 's1', dest, { signal: stop.signal }), first));
+  const [spoolName] = (await fs.readdir(dest)).filter((n) => n.startsWith('.snapferry-restore-'));
+  assert.ok(spoolName, 'the complete spool is kept');
+  const spool = path.join(dest, spoolName);
+  // Flip a byte inside frame 2's payload: frame 1's record says where frame 2 starts.
+  const index = await fs.readFile(path.join(spool, 'frames.index'));
+  const frame2 = Number(index.readBigUInt64BE(64 + 8));
+  const handle = await fs.open(path.join(spool, 'frames'), 'r+');
+  const byte = Buffer.alloc(1);
+  await handle.read(byte, 0, 1, frame2 + 72 + 100);
+  byte[0] = byte[0]! ^ 0xff;
+  await handle.write(byte, 0, 1, frame2 + 72 + 100);
+  await handle.close();
+
+  const again = recordingReporter();
+  const done = await restore(options(server.url, 's1', dest), again);
+  assert.match(again.notes.join('\n'), /no longer verifies at frame 2/);
+  assert.doesNotMatch(again.notes.join('\n'), /from the start/);
+  assert.equal(done.restored, true);
+  await assertReceived(s1, path.join(dest, 's1'));
+  assert.deepEqual(await fs.readdir(dest), ['s1']);
+});
+
+test('a receive that fails (the disk fills) leaves no partial subvolume and keeps the download', restoreTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  // 80 MB that compress to almost nothing: the spool fits on a small filesystem, the snapshot does not.
+  const block = Buffer.alloc(1024 * 1024, 'snapferry restore ');
+  const handle = await fs.open(path.join(pair.source, 'big'), 'w');
+  for (let i = 0; i < 80; i++) await handle.write(block);
+  await handle.close();
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
+  const small = await createSmallBtrfs(t);
+  const dest = path.join(small.mountPoint, 'restored');
+  await fs.mkdir(dest);
+
+  await assert.rejects(restore(options(server.url, 's1', dest, { chunkSize: 1024 * 1024 }), recordingReporter()), (err: Error & { code?: string }) => {
+    assert.match(err.message, /No space left|ENOSPC|space/i);
+    assert.match(err.message, /the download is kept in .*\.snapferry-restore-/);
+    return true;
+  });
+  const left = await fs.readdir(dest);
+  assert.equal(left.length, 1, `only the spool is left: ${left.join(', ')}`);
+  assert.match(left[0]!, /^\.snapferry-restore-/);
+  assert.deepEqual(await btrfs.subvolumeList(small.mountPoint), [], 'no subvolume, partial or whole, on the filesystem');
+});
