@@ -66,6 +66,10 @@ export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
         details: { status, ...parsed.error.details },
       });
     }
+    if (status === 404 || status === 410) {
+      // tus: the upload is gone (aborted, expired, or the server lost it). A new upload can start over.
+      return new UploadError('upload_gone', `the server no longer has this upload (${status}); starting over`, { retryable: true, details: { status } });
+    }
     return new UploadError('upload_http_error', `the server answered ${status}: ${res.getBody().slice(0, 200)}`, {
       retryable,
       details: { status },

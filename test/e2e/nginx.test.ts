@@ -87,7 +87,9 @@ test('nginx streams the request body: the server verifies frames while one slow 
   link.setRate({ upstream: 400_000 });
 
   const api = new ServerApi({ server: s.server.url });
-  const seen: { wireOffset: number; framesVerified: number }[] = [];
+  // Each sample: the server's verified progress, and how many PATCHes nginx had finished by then.
+  const seen: { wireOffset: number; framesVerified: number; patchesDone: number }[] = [];
+  const patchesDone = async () => (await accessLog(s.nginx)).filter((l) => l.includes('"PATCH ')).length;
   let done = false;
   const pushing = push(pushOptions(s, { server: `https://127.0.0.1:${link.port}`, snapshots: [s1], patchBytes: 1 << 30, retries: 0 }), recordingReporter());
   void pushing.then(
@@ -96,19 +98,20 @@ test('nginx streams the request body: the server verifies frames while one slow 
   );
   while (!done) {
     const current = (await api.transfers()).transfers.find((x: Transfer) => x.volume === 'home' && x.state === 'uploading');
-    if (current && !done) seen.push({ wireOffset: current.wireOffset, framesVerified: current.framesVerified });
+    if (current && !done) seen.push({ wireOffset: current.wireOffset, framesVerified: current.framesVerified, patchesDone: await patchesDone() });
     await new Promise((r) => setTimeout(r, 200));
   }
   const result = await pushing;
   const wire = result.sent[0]!.transfer.wireOffset;
-  t.diagnostic(`${wire} bytes in one PATCH; the server's progress seen meanwhile: ${JSON.stringify(seen)}`);
+  t.diagnostic(`${wire} bytes; the server's progress seen meanwhile: ${JSON.stringify(seen)}`);
   await assertReceived(s1, s.pair.receivedPath('home', 's1'));
 
   const patches = (await accessLog(s.nginx)).filter((l) => l.includes('"PATCH '));
-  assert.equal(patches.length, 1, `one PATCH carried the whole stream:\n${patches.join('\n')}`);
-  const during = seen.filter((x) => x.framesVerified > 0 && x.wireOffset < wire);
-  const distinct = new Set(during.map((x) => x.framesVerified));
-  assert.ok(distinct.size >= 3, `frames verified during the PATCH (a buffering proxy shows none): ${JSON.stringify(seen)}`);
+  // The first PATCHes are short (a slow start that measures the link); the last ones carry most of the stream.
+  assert.ok(patches.length < 10, `a few PATCHes carried the whole stream:\n${patches.join('\n')}`);
+  // Frames verified while the same PATCH was still going: a buffering proxy would show them only as PATCHes end.
+  const midPatch = seen.filter((x, i) => i > 0 && x.patchesDone === seen[i - 1]!.patchesDone && x.framesVerified > seen[i - 1]!.framesVerified);
+  assert.ok(midPatch.length >= 3, `frames verified during a PATCH (a buffering proxy shows none): ${JSON.stringify(seen)}`);
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.wireOffset >= seen[i - 1]!.wireOffset, 'the offset only grows');
 });
 
