@@ -2,34 +2,49 @@
  * The command line: one program, `serve` for the server side, `push` and `status` for the client side. Parsing and
  * exit codes live here; the work lives in server/ and client/.
  */
-import { Command, InvalidArgumentError } from 'commander';
-import { describeError, ValidationError } from '../core/errors.ts';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { describeError } from '../core/errors.ts';
 import { push } from '../client/push.ts';
 import { ServerApi } from '../client/api.ts';
 import { createTransport } from '../client/transport.ts';
-import { jsonReporter, textReporter } from '../client/report.ts';
+import { formatBytes, jsonReporter, textReporter } from '../client/report.ts';
+import { restore } from '../client/restore.ts';
 import { renderStatus } from '../client/status-view.ts';
+import { gatherStatus } from '../client/status-data.ts';
 import { EXIT, exitCodeFor } from '../client/exit-codes.ts';
 import { startServer } from '../server/serve.ts';
 import { createLogger } from '../server/log.ts';
-import { assertOpenAccessAllowed } from '../server/auth.ts';
 import { addClient, readTokens, removeClient } from '../server/tokens.ts';
 import { authHeaders, readToken, TOKEN_ENV } from '../client/token.ts';
 import { parseCompressSetting, type CompressSetting } from '../client/compression.ts';
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
+import { parseDuration, parseSize as parseSizeText } from '../core/units.ts';
+import { parseName } from '../core/names.ts';
+import { DEFAULT_SERVER_CONFIG, findServerConfig, parseListenAddress, PRIVILEGED_FILES_MODES, retentionFor, serveSettings, type ServeFlags } from '../server/config.ts';
+import { clientSettings, DEFAULT_CLIENT_CONFIG, findClientConfig, pushJobs, type ClientFlags } from '../client/config.ts';
+import { addRunCommands } from './cli-run.ts';
 
-function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new InvalidArgumentError('expected HOST:PORT, e.g. 127.0.0.1:8080');
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+/** A parser of core/ or server/ as a commander argument parser: its message in commander's words. */
+function asArgument<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError(describeError(err));
+    }
+  };
 }
 
-function parseSize(value: string): number {
-  const m = /^(\d+)([kmg]?)i?b?$/i.exec(value.trim());
-  if (!m) throw new InvalidArgumentError('expected a size like 4M or 1048576');
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return Number(m[1]) * mult;
+const parseListen = asArgument(parseListenAddress);
+const parseSize = asArgument(parseSizeText);
+
+/**
+ * The options a person typed (or set in the environment), without commander's defaults: a default must not
+ * override the config file's key, a typed flag must.
+ */
+function givenOptions<T>(cmd: Command): Partial<T> {
+  const given = Object.entries(cmd.opts()).filter(([key]) => ['cli', 'env'].includes(cmd.getOptionValueSource(key) ?? ''));
+  return Object.fromEntries(given) as Partial<T>;
 }
 
 function parsePositiveSize(value: string): number {
@@ -44,20 +59,16 @@ function parseCount(value: string): number {
   return n;
 }
 
-/** serve is secure by default: tokens, or an explicit --no-auth that only a loopback address may use. */
-function accessOf(opts: { tokens?: string; auth: boolean; listen: { host: string }; behindProxy: boolean }): { tokensFile?: string } {
-  if (!opts.auth) {
-    if (opts.tokens !== undefined) throw new ValidationError('give --tokens FILE or --no-auth, not both');
-    assertOpenAccessAllowed(opts.listen.host, opts.behindProxy);
-    return {};
-  }
-  if (opts.tokens === undefined) {
-    throw new ValidationError(
-      'serve needs --tokens FILE (create it with `snapferry client add NAME --tokens FILE`), or --no-auth to let anyone ' +
-        'who can connect push, which is allowed on a loopback address only',
-    );
-  }
-  return { tokensFile: opts.tokens };
+/** --snapshots-dir VOLUME=DIR, repeated: volume -> folder. */
+function collectSnapshotDir(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const m = /^([^=]+)=(.+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError('expected VOLUME=DIR, e.g. home=/snapshots/home');
+  return { ...previous, [asArgument((v: string) => parseName(v, 'volume'))(m[1]!)]: m[2]! };
+}
+
+/** serve --expire-after: a duration, or 0 for never. */
+function parseExpireAfter(value: string): number {
+  return value.trim() === '0' ? 0 : parseDuration(value);
 }
 
 function parseSendCompressed(value: string): SendCompressedMode {
@@ -81,7 +92,8 @@ const program = new Command('snapferry')
 program
   .command('serve')
   .description('run the server: receive pushed snapshots into --root (a folder on btrfs)')
-  .requiredOption('--root <dir>', 'server root on btrfs: spool, catalog and received snapshots live here')
+  .option('--config <file>', `the server's config file (YAML; see deploy/server.example.yaml); without --config, ${DEFAULT_SERVER_CONFIG} when it exists. Flags override its keys`)
+  .option('--root <dir>', 'server root on btrfs: spool, catalog and received snapshots live here (config: root)')
   .option('--listen <host:port>', 'address to listen on', parseListen, { host: '127.0.0.1', port: 8080 })
   .option('--behind-proxy', 'trust X-Forwarded-Proto/Host from the reverse proxy (nginx overwrites them)', false)
   .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (with --tls-key; not needed behind nginx)')
@@ -89,13 +101,18 @@ program
   .option('--tokens <file>', 'require a client token from this file on every request (see `snapferry client add`)')
   .option('--no-auth', 'accept every request as the one client "default" (loopback addresses only)')
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
-  .action(async (opts: { root: string; listen: { host: string; port: number }; behindProxy: boolean; logLevel: string; tokens?: string; auth: boolean; tlsCert?: string; tlsKey?: string }) => {
-    const access = accessOf(opts);
-    if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new ValidationError('--tls-cert and --tls-key go together');
-    const tls = opts.tlsCert && opts.tlsKey ? { tls: { cert: opts.tlsCert, key: opts.tlsKey } } : {};
-    const log = createLogger(opts.logLevel);
-    const server = await startServer({ root: opts.root, ...opts.listen, behindProxy: opts.behindProxy, log, ...access, ...tls });
-    process.stderr.write(`snapferry serving ${opts.root} on ${server.url}\n`);
+  .addOption(
+    new Option('--privileged-files <mode>', "device nodes and setuid files in received streams: allow (warns unless the volumes' mount is nosuid,nodev), inert-mount (refuse to start unless it is), refuse (fail such streams)")
+      .choices(PRIVILEGED_FILES_MODES),
+  )
+  .option('--expire-after <duration>', 'delete an unfinished upload that got no request for this long, e.g. 7d or 36h; 0: never (default 7d; config: expireAfter)', asArgument(parseExpireAfter))
+  .action(async (_opts: unknown, cmd: Command) => {
+    const config = await findServerConfig(cmd.opts<{ config?: string }>().config);
+    const { expireAfter, ...flags } = givenOptions<ServeFlags & { expireAfter?: number }>(cmd);
+    const { logLevel, options } = serveSettings({ ...flags, ...(expireAfter !== undefined ? { expireAfterMs: expireAfter } : {}) }, config);
+    const log = createLogger(logLevel);
+    const server = await startServer({ ...options, log, retention: (client, volume) => retentionFor(config, client, volume) });
+    process.stderr.write(`snapferry serving ${options.root} on ${server.url}\n`);
     const stop = () => {
       void server.close().then(() => process.exit(0));
     };
@@ -105,9 +122,10 @@ program
 
 program
   .command('push')
-  .description("send a volume's snapshots the server lacks (full or incremental), and wait until it has received them")
-  .requiredOption('--server <url>', 'the snapferry server, e.g. https://backup.example.net')
-  .requiredOption('--volume <name>', 'the volume these snapshots belong to (a name on the server)')
+  .description("send a volume's snapshots the server lacks (full or incremental), and wait until it has received them; with a config file and no snapshots, every configured volume's snapshotDir (or --volume's)")
+  .option('--config <file>', `the client's config file (YAML; see deploy/client.example.yaml); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists. Flags override its keys`)
+  .option('--server <url>', 'the snapferry server, e.g. https://backup.example.net')
+  .option('--volume <name>', 'the volume these snapshots belong to (a name on the server)')
   .option('--chunk-size <size>', 'raw bytes per frame (64K..16M)', parseSize)
   .option('--compress <level>', 'auto (the highest zstd level that stays ahead of the link), none, or a zstd level 1..19', parseCompress, 'auto' as CompressSetting)
   .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
@@ -116,42 +134,99 @@ program
   .option('--json', 'JSON lines of progress events on stdout', false)
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
-  .argument('<snapshot...>', 'read-only snapshots, or folders holding them (btrbk, snapper layouts)')
-  .action(async (snapshots: string[], opts: { server: string; volume: string; chunkSize?: number; compress: CompressSetting; retries?: number; limitRate?: number; sendCompressed: SendCompressedMode; json: boolean; tokenFile?: string; caFile?: string }) => {
-    const headers = authHeaders(await readToken({ tokenFile: opts.tokenFile }));
+  .argument('[snapshot...]', 'read-only snapshots, or folders holding them (btrbk, snapper layouts)')
+  .action(async (snapshots: string[], _opts: unknown, cmd: Command) => {
+    const opts = cmd.opts<{ config?: string; volume?: string; chunkSize?: number; json: boolean }>();
+    const config = await findClientConfig(opts.config);
+    const jobs = pushJobs(snapshots, opts.volume, config);
+    const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
+    const headers = authHeaders(await readToken({ tokenFile: settings.tokenFile }));
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
-    const report = opts.json ? jsonReporter() : textReporter();
-    const result = await push(
-      {
-        server: opts.server, volume: opts.volume, snapshots, compress: opts.compress, signal: controller.signal, headers,
-        sendCompressed: opts.sendCompressed,
-        ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
-        ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
-        ...(opts.limitRate !== undefined ? { limitRate: opts.limitRate } : {}),
-        ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
-      },
-      report,
-    ).finally(() => report.close?.());
-    const sent = result.sent.map((s) => s.snapshot);
-    process.stderr.write(
-      sent.length > 0 ? `done: ${sent.length} snapshot(s) received by the server (${sent.join(', ')})\n` : 'done: the server already holds everything\n',
-    );
+    // Volume after volume; one that fails does not stop the others, and the first failure sets the exit code.
+    for (const job of jobs) {
+      const prefix = jobs.length > 1 ? `${job.volume}: ` : '';
+      const report = opts.json ? jsonReporter() : textReporter();
+      try {
+        const result = await push(
+          {
+            server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal: controller.signal, headers,
+            sendCompressed: settings.sendCompressed,
+            ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+            ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
+            ...(settings.limitRate !== undefined ? { limitRate: settings.limitRate } : {}),
+            ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
+          },
+          report,
+        ).finally(() => report.close?.());
+        const sent = result.sent.map((s) => s.snapshot);
+        process.stderr.write(
+          sent.length > 0 ? `${prefix}done: ${sent.length} snapshot(s) received by the server (${sent.join(', ')})\n` : `${prefix}done: the server already holds everything\n`,
+        );
+      } catch (err) {
+        if (jobs.length === 1 || controller.signal.aborted) throw err;
+        process.stderr.write(`snapferry: ${prefix}${describeError(err)}\n`);
+        process.exitCode ??= exitCodeFor(err);
+      }
+    }
   });
 
 program
   .command('status')
   .description('what the server holds and what is in flight')
-  .requiredOption('--server <url>', 'the snapferry server')
+  .option('--config <file>', `the client's config file (server, tokenFile, caFile); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`)
+  .option('--server <url>', 'the snapferry server')
   .option('--json', 'print JSON', false)
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV})`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
-  .action(async (opts: { server: string; json: boolean; tokenFile?: string; caFile?: string }) => {
-    const transport = createTransport(opts.server, opts.caFile !== undefined ? { caFile: opts.caFile } : {});
-    const api = new ServerApi({ server: opts.server, transport, headers: authHeaders(await readToken({ tokenFile: opts.tokenFile })) });
-    const [status, volumes, transfers] = await Promise.all([api.status(), api.volumes(), api.transfers()]);
-    const data = { status, volumes: volumes.volumes, transfers: transfers.transfers };
-    process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : `${renderStatus(data)}\n`);
+  .option('--snapshots-dir <volume=dir>', "this machine's snapshots of VOLUME are in DIR: show the newest and how many the server lacks (repeatable; default: the config file's snapshotDir of each volume)", collectSnapshotDir)
+  .action(async (opts: { json: boolean; config?: string; snapshotsDir?: Record<string, string> }, cmd: Command) => {
+    const config = await findClientConfig(opts.config);
+    const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
+    const transport = createTransport(settings.server, settings.caFile !== undefined ? { caFile: settings.caFile } : {});
+    const api = new ServerApi({ server: settings.server, transport, headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
+    const configured = Object.fromEntries(Object.entries(config?.volumes ?? {}).map(([name, v]) => [name, v.snapshotDir]));
+    const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir });
+    process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
+  });
+
+program
+  .command('restore')
+  .description('bring a snapshot back from the server into DEST_DIR (btrfs), incremental from the newest snapshot both sides hold; resumes after a cut or a crash')
+  .option('--config <file>', `the client's config file (server, tokenFile, caFile, retries); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`)
+  .option('--server <url>', 'the snapferry server')
+  .requiredOption('--volume <name>', 'the volume the snapshot belongs to on the server')
+  .option('--parent-dir <dir>', 'look for a parent snapshot here instead of in DEST_DIR (same filesystem)')
+  .option('--client <name>', "with an admin token: the client whose snapshot to restore")
+  .option('--chunk-size <size>', 'raw bytes per frame (64K..16M)', parseSize)
+  .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
+  .option('--json', 'JSON lines of progress events on stdout', false)
+  .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
+  .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
+  .argument('<snapshot>', "the snapshot's name on the server (see `snapferry status`)")
+  .argument('<dest-dir>', 'a folder on btrfs; the snapshot is received into it under its name')
+  .action(async (snapshot: string, destDir: string, opts: { config?: string; volume: string; parentDir?: string; client?: string; chunkSize?: number; json: boolean }, cmd: Command) => {
+    const settings = clientSettings(givenOptions<ClientFlags>(cmd), await findClientConfig(opts.config));
+    const headers = authHeaders(await readToken({ tokenFile: settings.tokenFile }));
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    const report = opts.json ? jsonReporter() : textReporter();
+    const result = await restore(
+      {
+        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: controller.signal,
+        ...(opts.parentDir !== undefined ? { parentDir: opts.parentDir } : {}),
+        ...(opts.client !== undefined ? { client: opts.client } : {}),
+        ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+        ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
+        ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
+      },
+      report,
+    ).finally(() => report.close?.());
+    process.stderr.write(
+      result.restored
+        ? `done: restored ${result.snapshot} to ${result.path} (${result.parent ? `incremental from ${result.parent}` : 'full'}, ${formatBytes(result.rawBytes)})\n`
+        : `done: ${result.snapshot} is already at ${result.path}\n`,
+    );
   });
 
 const clients = program.command('client').description("the server's clients and their tokens (run on the server)");
@@ -191,6 +266,8 @@ clients
     const entry = await removeClient(opts.tokens, name);
     process.stderr.write(`removed ${entry.role} ${entry.name}; its snapshots stay under the server root\n`);
   });
+
+addRunCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -18,6 +18,7 @@ import { Backoff, type BackoffOptions } from './retry.ts';
 import { formatBytes, type Reporter } from './report.ts';
 import { TransferProgress } from './progress-tracker.ts';
 import { estimateRawTotal } from './progress-estimate.ts';
+import { formatDuration } from './progress-math.ts';
 
 export interface SendContext {
   api: ServerApi;
@@ -52,7 +53,8 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
       const now = await findTransfer(ctx, step).catch(() => undefined);
       if (now?.state === 'received') return now;
-      if (!(err instanceof SnapferryError) || !err.retryable) throw err;
+      // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
+      if (!(err instanceof SnapferryError) || (!err.retryable && err.code !== 'upload_expired')) throw err;
       if (now && now.wireOffset > lastOffset) {
         if (lastOffset >= 0) backoff.reset();
         lastOffset = now.wireOffset;
@@ -72,16 +74,33 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
 
 /** The newest transfer of this snapshot that is not over (or is received). */
 async function findTransfer(ctx: SendContext, step: PlanStep): Promise<Transfer | undefined> {
+  return (await transfersOf(ctx, step)).find((t) => !['failed', 'aborted'].includes(t.state));
+}
+
+/** This snapshot's transfers on the server, newest first. */
+async function transfersOf(ctx: SendContext, step: PlanStep): Promise<Transfer[]> {
   const { transfers } = await ctx.api.transfers();
   return transfers
-    .filter((t) => t.volume === ctx.volume && t.uuid === step.snapshot.uuid && !['failed', 'aborted'].includes(t.state))
-    .sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
+    .filter((t) => t.volume === ctx.volume && t.uuid === step.snapshot.uuid)
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** Why a new upload starts from zero when the newest one of this snapshot was expired by the server, or null. */
+function expiredNote(snapshot: string, newest: Transfer | undefined): string | null {
+  if (newest?.state !== 'failed' || newest.error?.code !== 'upload_expired') return null;
+  const { idleMs, wireBytes } = newest.error.details ?? {};
+  const after = typeof idleMs === 'number' ? ` after ${formatDuration(idleMs / 1000)} without data` : '';
+  const lost = typeof wireBytes === 'number' ? ` (${formatBytes(wireBytes)} of it had arrived)` : '';
+  return `${snapshot}: the server expired the unfinished upload${after}${lost}; starting over`;
 }
 
 async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress): Promise<Transfer> {
-  const existing = await findTransfer(ctx, step);
+  const mine = await transfersOf(ctx, step);
+  const existing = mine.find((t) => !['failed', 'aborted'].includes(t.state));
   if (existing?.state === 'received') return existing;
   if (existing && existing.state !== 'uploading') return waitReceived(ctx, existing.id);
+  const expired = existing ? null : expiredNote(step.snapshot.name, mine[0]);
+  if (expired !== null) ctx.report.note(expired);
 
   let resumeOf: Transfer | null = null;
   if (existing) {

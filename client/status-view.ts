@@ -1,43 +1,89 @@
-/** `snapferry status`: what the server holds and what is in flight, as a table for people or JSON for scripts. */
-import type { Status, Transfer, Volume } from '../core/protocol.ts';
-import { formatBytes } from './report.ts';
+/**
+ * `snapferry status` for people: the report of client/status-data.ts as tables that fit 100 columns. Long names
+ * keep their end (a snapshot's timestamp is what tells two apart); long messages wrap.
+ */
+import { formatBytes } from './progress-format.ts';
+import { formatDuration } from './progress-math.ts';
+import type { StatusReport, TransferStatus, VolumeStatus } from './status-data.ts';
 
-export interface StatusData {
-  status: Status;
-  volumes: Volume[];
-  transfers: Transfer[];
+export const STATUS_WIDTH = 100;
+
+/** `text` in `width` columns: cut from the front with an ellipsis when too long. */
+export function fitEnd(text: string, width: number): string {
+  return text.length <= width ? text : `…${text.slice(text.length - width + 1)}`;
 }
 
-export function renderStatus(d: StatusData): string {
+const left = (text: string, width: number) => fitEnd(text, width).padEnd(width);
+const right = (text: string, width: number) => fitEnd(text, width).padStart(width);
+
+function ago(iso: string, now: number): string {
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? `${formatDuration(Math.max(0, now - t) / 1000)} ago` : '?';
+}
+
+/** Words of `text` in lines of at most `width` columns, each starting with `indent`. */
+function wrap(text: string, width: number, indent: string): string[] {
   const lines: string[] = [];
-  const free = d.status.freeBytes === null ? 'unknown' : formatBytes(d.status.freeBytes);
-  lines.push(`server: snapferry ${d.status.version}, up ${d.status.uptimeSeconds}s, ${free} free`);
-  lines.push('');
-  lines.push('VOLUME               SNAPSHOTS  NEWEST                         RECEIVED');
-  for (const v of d.volumes) {
-    lines.push(
-      `${v.name.padEnd(20)} ${String(v.snapshots).padStart(9)}  ${(v.newest?.name ?? '-').padEnd(30)} ${v.newest?.receivedAt ?? '-'}`,
-    );
-  }
-  if (d.volumes.length === 0) lines.push('(none)');
-  const active = d.transfers.filter((t) => !['received', 'aborted'].includes(t.state));
-  lines.push('');
-  lines.push('TRANSFER                          VOLUME/SNAPSHOT                STATE       SENT        RAW   FRAMES');
-  for (const t of active) {
-    lines.push(
-      `${t.id.padEnd(33)} ${`${t.volume}/${t.snapshot}`.padEnd(30)} ${t.state.padEnd(11)} ${formatBytes(t.wireOffset).padStart(10)} ${formatBytes(t.rawBytes).padStart(10)} ${String(t.framesVerified).padStart(8)}`,
-    );
-    if (t.interruptions > 0) lines.push(`  ${t.interruptions} interruption(s), last: ${t.lastInterruption ?? '?'}`);
-    if (t.error) lines.push(`  error: ${t.error.message}`);
-  }
-  if (active.length === 0) lines.push('(none in flight)');
-  const recent = d.transfers.filter((t) => t.state === 'received').sort((a, b) => b.updatedAt.localeCompare(a.updatedAt)).slice(0, 5);
-  if (recent.length > 0) {
-    lines.push('', 'RECENTLY RECEIVED');
-    for (const t of recent) {
-      const cuts = t.interruptions === 0 ? 'no interruption' : `${t.interruptions} interruption(s), last: ${t.lastInterruption ?? '?'}`;
-      lines.push(`${`${t.volume}/${t.snapshot}`.padEnd(30)} ${formatBytes(t.wireOffset).padStart(10)} on the wire, ${cuts}`);
+  let line = indent;
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line.length > indent.length && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = indent;
     }
+    line += line.length > indent.length ? ` ${word}` : word;
+  }
+  if (line.length > indent.length) lines.push(line);
+  return lines.map((l) => fitEnd(l, width));
+}
+
+export function renderStatus(report: StatusReport, now: number = Date.now()): string {
+  const s = report.server;
+  const free = s.freeBytes === null ? 'free space unknown' : `${formatBytes(s.freeBytes)} free`;
+  const lines = [fitEnd(`server ${s.url}: snapferry ${s.version}, up ${formatDuration(s.uptimeSeconds)}, ${free}`, STATUS_WIDTH), ''];
+  lines.push(...volumeTable(report.volumes, now), '');
+  lines.push(...transferTable(report.inFlight, now));
+  if (report.lastError) {
+    const e = report.lastError;
+    lines.push('', fitEnd(`LAST ERROR  ${ago(e.at, now)}  ${e.volume}/${e.snapshot}  (transfer ${e.transferId.slice(0, 8)}, ${e.state})`, STATUS_WIDTH));
+    lines.push(...wrap(`${e.code}: ${e.message}`, STATUS_WIDTH, '  '));
   }
   return lines.join('\n');
+}
+
+function volumeTable(volumes: readonly VolumeStatus[], now: number): string[] {
+  const withLocal = volumes.some((v) => v.local !== null);
+  const head = `${left('VOLUME', 14)}  ${right('SNAPSHOTS', 9)}  ${left('NEWEST ON SERVER', 24)}  ${left('RECEIVED', 10)}`;
+  const lines = [withLocal ? `${head}  ${left('NEWEST LOCAL', 24)}  ${right('UNSENT', 6)}` : head.trimEnd()];
+  for (const v of volumes) {
+    const name = v.client === undefined ? v.name : `${v.client}/${v.name}`;
+    let row = `${left(name, 14)}  ${right(String(v.snapshots), 9)}  ${left(v.newest?.name ?? '-', 24)}  ${left(v.newest ? ago(v.newest.receivedAt, now) : '-', 10)}`;
+    if (withLocal) {
+      const l = v.local;
+      const newest = l === null ? '' : 'error' in l ? '(cannot list)' : (l.newest ?? '(none)');
+      const unsent = l === null || 'error' in l ? '' : String(l.notOnServer);
+      row += `  ${left(newest, 24)}  ${right(unsent, 6)}`;
+    }
+    lines.push(row.trimEnd());
+    if (v.local && 'error' in v.local) lines.push(...wrap(`${v.local.dir}: ${v.local.error}`, STATUS_WIDTH, '  '));
+  }
+  if (volumes.length === 0) lines.push('(no volumes yet)');
+  return lines;
+}
+
+function transferTable(transfers: readonly TransferStatus[], now: number): string[] {
+  const lines = [`${left('IN FLIGHT', 30)}  ${left('STATE', 10)}  ${right('RAW', 10)}  ${left('OF ESTIMATE', 11)}  ${right('%', 4)}  ${right('SENT', 10)}  ${right('FRAMES', 7)}`];
+  for (const t of transfers) {
+    const of = t.rawEstimate === null ? '' : `/ ~${formatBytes(t.rawEstimate)}`;
+    const percent = t.percent === null ? '' : `${t.percent}%`;
+    lines.push(
+      `${left(`${t.volume}/${t.snapshot}`, 30)}  ${left(t.state, 10)}  ${right(formatBytes(t.rawBytes), 10)}  ${left(of, 11)}  ${right(percent, 4)}  ${right(formatBytes(t.wireBytes), 10)}  ${right(String(t.frames), 7)}`,
+    );
+    const detail = [`transfer ${t.id.slice(0, 8)}`, `started ${ago(t.createdAt, now)}`];
+    if (t.interruptions > 0) detail.push(`cut ${t.interruptions} time${t.interruptions === 1 ? '' : 's'}`);
+    const cut = t.lastInterruption === null ? null : /^(\S+?): (.*)$/.exec(t.lastInterruption);
+    if (cut) detail.push(`last ${ago(cut[1]!, now)}: ${cut[2]}`);
+    lines.push(...wrap(detail.join(', '), STATUS_WIDTH, '  '));
+  }
+  if (transfers.length === 0) lines.push('(nothing in flight)');
+  return lines;
 }

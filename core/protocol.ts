@@ -17,7 +17,47 @@ export const routes = {
   rewind: (id: string) => `${API_PREFIX}/transfers/${encodeURIComponent(id)}/rewind`,
   frames: (id: string, from: number, limit: number) =>
     `${API_PREFIX}/transfers/${encodeURIComponent(id)}/frames?from=${from}&limit=${limit}`,
+  /** A received snapshot as a framed send stream, for restore (RESTORE_QUERY, RESTORE_HEADERS). */
+  restoreStream: (volume: string, snapshot: string, query: RestoreQuery) =>
+    `${API_PREFIX}/volumes/${encodeURIComponent(volume)}/snapshots/${encodeURIComponent(snapshot)}/stream?${restoreQueryString(query)}`,
 } as const;
+
+/**
+ * What a restore asks for. `parent`: the UUID (as the catalog lists it) of a snapshot of the same volume that the
+ * restoring machine holds, for an incremental stream; absent for a full one. `fromFrame` and `chain` resume: the data
+ * frames the client already holds verified, and the hex chain hash after them (the server regenerates the stream and
+ * refuses with 409 stream_mismatch when its chain differs). `client`: whose snapshot, for an admin token only.
+ */
+export interface RestoreQuery {
+  parent?: string | null;
+  chunkSize: number;
+  fromFrame?: number;
+  chain?: string;
+  client?: string;
+}
+
+export const RESTORE_QUERY = { parent: 'parent', chunkSize: 'chunkSize', fromFrame: 'fromFrame', chain: 'chain', client: 'client' } as const;
+
+function restoreQueryString(q: RestoreQuery): string {
+  const params = new URLSearchParams({ [RESTORE_QUERY.chunkSize]: String(q.chunkSize) });
+  if (q.parent) params.set(RESTORE_QUERY.parent, q.parent);
+  if (q.fromFrame) params.set(RESTORE_QUERY.fromFrame, String(q.fromFrame));
+  if (q.chain !== undefined && q.fromFrame) params.set(RESTORE_QUERY.chain, q.chain);
+  if (q.client !== undefined) params.set(RESTORE_QUERY.client, q.client);
+  return params.toString();
+}
+
+/** Headers of a restore stream's response: what the server is sending, for the client to hold against what it asked. */
+export const RESTORE_HEADERS = {
+  uuid: 'snapferry-snapshot-uuid',
+  /** The parent's catalog UUID, or `none` for a full stream. */
+  parentUuid: 'snapferry-parent-uuid',
+  chunkSize: 'snapferry-chunk-size',
+  fromFrame: 'snapferry-from-frame',
+} as const;
+
+/** A framed stream (core/wire/frame.ts) as a response body. */
+export const FRAMED_STREAM_TYPE = 'application/vnd.snapferry.frames';
 
 /**
  * Sent by the client on every request of a push: one push process, one session. A transfer being uploaded by one
@@ -103,6 +143,8 @@ export const SnapshotList = z.object({
 export type SnapshotList = z.infer<typeof SnapshotList>;
 
 export const Volume = z.object({
+  /** Whose volume: in an admin's listing only (a client's are all its own). */
+  client: z.string().optional(),
   name: z.string(),
   snapshots: z.number(),
   newest: Snapshot.nullable(),
@@ -113,7 +155,13 @@ export type Volume = z.infer<typeof Volume>;
 export const VolumeList = z.object({ client: z.string(), volumes: z.array(Volume) });
 export type VolumeList = z.infer<typeof VolumeList>;
 
-export const TransferError = z.object({ code: z.string(), message: z.string(), at: z.string() });
+export const TransferError = z.object({
+  code: z.string(),
+  message: z.string(),
+  at: z.string(),
+  /** Facts for scripts and for the client's own message (upload_expired: idleMs, expireAfterMs, wireBytes). */
+  details: z.record(z.string(), z.unknown()).optional(),
+});
 export type TransferError = z.infer<typeof TransferError>;
 
 export const Transfer = z.object({

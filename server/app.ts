@@ -3,6 +3,7 @@
  * curl can script. Errors become JSON in one place (server/http-errors.ts). Every request, tus included, is admitted
  * by the gate first (server/auth.ts), and sees only what its caller may (server/caller-views.ts).
  */
+import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import type { Server as TusServer } from '@tus/server';
 import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH } from '../core/protocol.ts';
@@ -12,6 +13,9 @@ import type { ReplicationService } from './replication.ts';
 import { errorBody, statusOf } from './http-errors.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './caller-views.ts';
+import { openRestoreStream, restoreHeaders } from './restore.ts';
+import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
+import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
 import type { Logger } from './log.ts';
 
 export { DEFAULT_CLIENT } from './auth.ts';
@@ -63,10 +67,22 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
   });
 
   app.get(`${API_PREFIX}/status`, async (c) => c.json(await statusFor(service, caller(c))));
+  // Prometheus text format; a client token sees its own series only (server/metrics.ts).
+  app.get(METRICS_PATH, async (c) => {
+    const scrape = await scrapeMetrics(service, caller(c));
+    return c.body(scrape.body, 200, { 'content-type': scrape.contentType });
+  });
   app.get(`${API_PREFIX}/volumes`, async (c) => c.json(await volumesFor(service, caller(c), c.req.query('client'))));
   app.get(`${API_PREFIX}/volumes/:volume/snapshots`, async (c) => {
     const volume = parseName(c.req.param('volume'), 'volume');
     return c.json(await snapshotsFor(service, caller(c), volume, c.req.query('client')));
+  });
+  // Restore: the snapshot as a framed send stream (server/restore.ts); a read, so an admin token may too.
+  app.get(`${API_PREFIX}/volumes/:volume/snapshots/:name/stream`, async (c) => {
+    const request = parseRestoreRequest(c.req.param(), c.req.query());
+    const client = restoreOwner(caller(c), c.req.query('client'));
+    const stream = await openRestoreStream(service, { ...request, client, signal: c.req.raw.signal });
+    return new Response(Readable.toWeb(stream.body) as ReadableStream<Uint8Array>, { headers: restoreHeaders(stream) });
   });
   app.get(`${API_PREFIX}/transfers`, async (c) => c.json({ transfers: await transfersFor(service, caller(c), c.req.query('client')) }));
   app.get(`${API_PREFIX}/transfers/:id`, async (c) => {

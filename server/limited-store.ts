@@ -1,12 +1,14 @@
 /**
  * The frame-verifying store with the server's limits around it: a client's byte quota (checked on the declared
  * length at creation and at a deferred Upload-Length, and on the bytes as they arrive while the length is still
- * unknown), and a full disk answered 507 rather than 500. The frame verification itself is FrameVerifyingStore's.
+ * unknown), and a full disk answered 507 rather than 500. The frame verification itself is FrameVerifyingStore's,
+ * expiry ExpiringSpoolStore's.
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Upload } from '@tus/utils';
 import type { SnapferryError } from '../core/errors.ts';
-import { FrameVerifyingStore, TusStatusError, type SpoolHooks } from './spool-store.ts';
+import { TusStatusError, type SpoolHooks } from './spool-store.ts';
+import { ExpiringSpoolStore, type ExpiryHooks } from './expiring-store.ts';
 import type { ServerLayout } from './layout.ts';
 import { DiskFullError, isDiskFull } from './disk-full.ts';
 
@@ -24,10 +26,10 @@ export interface UploadGuard {
 
 const STATUS = { quota: 413, full: 507 } as const;
 
-export class LimitedSpoolStore extends FrameVerifyingStore {
+export class LimitedSpoolStore extends ExpiringSpoolStore {
   constructor(
     layout: ServerLayout,
-    hooks: SpoolHooks,
+    hooks: SpoolHooks & ExpiryHooks,
     expireAfterMs: number,
     private readonly guard: UploadGuard,
   ) {

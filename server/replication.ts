@@ -9,7 +9,8 @@ import * as btrfs from '../core/btrfs/index.ts';
 import { parseName, parseUuid, type SafeName } from '../core/names.ts';
 import { META, MAX_FRAMES_PER_PAGE, SEND_STREAM_VERSION, SendStreamName, WIRE_FORMAT, finalStates, sendStreams, type FrameRecord, type SendStream, type Snapshot, type Status, type Transfer, type TransferState } from '../core/protocol.ts';
 import { btrfsFeatures } from '../core/btrfs/features.ts';
-import { UploadLeases } from './leases.ts';
+import { LEASE_MS, UploadLeases } from './leases.ts';
+import { expiryHooks } from './expiry.ts';
 import { FrameError } from '../core/wire/index.ts';
 import { validateChunkSize } from '../core/wire/index.ts';
 import { assertStreamStart, readStreamStart } from './stream-start.ts';
@@ -24,6 +25,7 @@ import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
 import { receiveFromSpool } from './receiver.ts';
 import { reconcile } from './reconcile.ts';
 import { ReceiveQueue } from './receive-queue.ts';
+import { KEEP_EVERYTHING, ServerPruner, type RetentionLookup } from './retention.ts';
 import type { Logger } from './log.ts';
 
 export class TransferConflict extends SnapferryError {}
@@ -36,7 +38,7 @@ export class NotFound extends SnapferryError {
 export interface ServiceOptions {
   /** Queue receives but run none until resumeReceives(). */
   holdReceives?: boolean;
-  /** Abandoned uploads may be deleted this long after their creation; 0 keeps them forever. */
+  /** Abandoned uploads (no request for this long) are deleted and their transfers failed (server/expiry.ts); 0 never. */
   expireAfterMs?: number;
   /** How long an upload stays reserved for the push that last touched it (server/leases.ts). */
   leaseMs?: number;
@@ -48,6 +50,8 @@ export interface ServiceOptions {
    * what makes them inert; 'inert-mount' refuses to start unless it is; 'refuse' refuses streams that carry them.
    */
   privilegedFiles?: PrivilegedFiles;
+  /** Each received volume's retention policy (server/retention.ts), applied after each receive and at start. */
+  retention?: RetentionLookup;
 }
 
 export type PrivilegedFiles = 'allow' | 'inert-mount' | 'refuse';
@@ -64,6 +68,7 @@ export class ReplicationService {
   readonly limits: Readonly<UploadLimits>;
   private readonly privilegedFiles: PrivilegedFiles;
   private readonly queue: ReceiveQueue;
+  readonly pruner: ServerPruner;
   private readonly startedAt = Date.now();
 
   private constructor(
@@ -79,14 +84,7 @@ export class ReplicationService {
       chunkSizeOf: (upload) => Number(upload.metadata?.[META.chunkSize]),
       checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
       onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
-      mayExpire: (id) => this.catalog.transfer(id)?.state === 'uploading',
-      onExpired: async (id) => {
-        await this.catalog.updateTransfer(id, {
-          state: 'failed',
-          error: { code: 'upload_expired', message: 'the upload was abandoned and expired; push again to start over', at: new Date().toISOString() },
-        });
-        this.log.info({ transfer: id }, 'abandoned upload expired; spool freed');
-      },
+      ...expiryHooks({ catalog, leases: this.leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log }),
     }, options.expireAfterMs ?? 0, {
       checkSize: (id, size, exact) => this.checkQuota(id, size, exact),
       byteLimit: async (id) => {
@@ -96,6 +94,7 @@ export class ReplicationService {
       onRefused: (id, err) => this.onRefused(id, err),
     });
     this.queue = new ReceiveQueue((id) => this.receive(id), log, options.holdReceives ?? false);
+    this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
   }
 
   static async open(root: string, log: Logger, options: ServiceOptions = {}): Promise<ReplicationService> {
@@ -111,6 +110,7 @@ export class ReplicationService {
     await this.checkMount();
     const pending = await reconcile(this.layout, this.catalog, this.log);
     for (const id of pending) this.queue.add(id);
+    await this.pruner.pruneAll();
   }
 
   /** Lets held receives run (see ServeOptions.holdReceives). */
@@ -301,6 +301,7 @@ export class ReplicationService {
       await this.catalog.updateTransfer(id, { state: 'received', error: null });
       await this.store.remove(id);
       this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received');
+      await this.pruner.pruneVolume(t.client, t.volume);
     } catch (err) {
       const damaged = spoolDamage(err);
       if (damaged !== null) {

@@ -3,7 +3,7 @@
  * hours (Node's default 300 s request timeout would kill a long PATCH with a 408).
  */
 import type { AddressInfo } from 'node:net';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { serve } from '@hono/node-server';
 import https from 'node:https';
 import { readFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { createTusServer } from './tus.ts';
 import { createApp } from './app.ts';
 import { openGate, tokenGate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
+import { DEFAULT_EXPIRE_AFTER_MS, startExpirySweep } from './expiry.ts';
 import type { Logger } from './log.ts';
 
 export interface ServeOptions {
@@ -23,12 +24,15 @@ export interface ServeOptions {
   log: Logger;
   /** Queue receives but do not run them until service.resumeReceives(). */
   holdReceives?: boolean;
+  /** Unfinished uploads that no request touched for this long are deleted (server/expiry.ts); default 7 days, 0 never. */
   expireAfterMs?: number;
   leaseMs?: number;
   /** Per client: quotaBytes (413 beyond) and maxOpenUploads (429 beyond); generous defaults (server/upload-limits.ts). */
   limits?: ServiceOptions['limits'];
   /** Device nodes and setuid files in received streams: 'allow' (default, warns unless nosuid,nodev), 'inert-mount', 'refuse'. */
   privilegedFiles?: ServiceOptions['privilegedFiles'];
+  /** Each received volume's retention policy (server/retention.ts); default: keep everything. */
+  retention?: ServiceOptions['retention'];
   /** Terminate TLS here (PEM file paths: certificate chain, private key); the url becomes https://. */
   tls?: { cert: string; key: string };
   /** Require a bearer token from this file (server/tokens.ts) on every request; without it every caller is `default`. */
@@ -46,12 +50,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await checkServerRoot(options.root);
   const tlsFiles = options.tls ? await readTlsFiles(options.tls) : null;
   const gate = options.tokensFile ? await tokenGate(options.tokensFile, options.log) : openGate();
+  const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
   const service = await ReplicationService.open(options.root, options.log, {
     holdReceives: options.holdReceives ?? false,
-    expireAfterMs: options.expireAfterMs ?? 0,
+    expireAfterMs,
     ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
     ...(options.limits !== undefined ? { limits: options.limits } : {}),
     ...(options.privilegedFiles !== undefined ? { privilegedFiles: options.privilegedFiles } : {}),
+    ...(options.retention !== undefined ? { retention: options.retention } : {}),
   });
   await service.start();
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, clientOf: gate.clientOf });
@@ -72,6 +78,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     s.once('error', reject);
   });
   server.setTimeout(10 * 60_000);
+  // A client that goes away mid-body is daily life here. Node emits a request's 'aborted' error only when it has an
+  // 'error' listener, and @hono/node-server adds and removes its own (draining a body it did not read): one removed
+  // between Node's check and the emit made an uncaught exception that killed the server (seen in the e2e tests). A
+  // listener that stays closes that gap; whoever reads the body still sees the error through its own stream.
+  server.prependListener('request', (req: IncomingMessage) => req.on('error', () => undefined));
+  // Started once listening: a server that failed to start leaves no timer behind.
+  const expiry = startExpirySweep(() => tus.cleanUpExpiredUploads(), expireAfterMs, options.log);
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   const url = `${tlsFiles ? 'https' : 'http'}://${host}:${port}`;
@@ -80,11 +93,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     url,
     service,
     http: server,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: () => {
+      const swept = expiry.stop();
+      return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }).then(() => service.idle()),
+      }).then(() => Promise.all([swept, service.idle()]).then(() => undefined));
+    },
   };
 }
 

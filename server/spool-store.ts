@@ -30,9 +30,6 @@ export interface SpoolHooks {
   checkStreamStart(upload: Upload, raw: Buffer): void;
   /** Called once the end frame is verified and durable. Must be idempotent: a re-sent end frame calls it again. */
   onStreamComplete(upload: Upload, progress: SpoolProgress): void;
-  /** Whether an upload may be expired at all (the core knows which are still being uploaded). */
-  mayExpire(id: string): boolean;
-  onExpired(id: string): Promise<void>;
 }
 
 export interface SpoolProgress {
@@ -68,7 +65,7 @@ export function progressFromRecord(last: IndexRecord | null): SpoolProgress {
 
 export class FrameVerifyingStore extends FileStore {
   constructor(
-    private readonly layout: ServerLayout,
+    protected readonly layout: ServerLayout,
     private readonly hooks: SpoolHooks,
     expireAfterMs = 0,
   ) {
@@ -77,22 +74,11 @@ export class FrameVerifyingStore extends FileStore {
 
   /**
    * @tus/file-store deletes an upload whose stored record has offset != size, but that record's offset is never
-   * updated, so it would delete a complete upload that waits for its receive. Here only uploads that the core says
-   * may expire, and whose end frame has not verified, go, and only past their deadline.
+   * updated, so it would delete a complete upload that waits for its receive: expiry is ExpiringSpoolStore's
+   * (server/expiring-store.ts), and this store expires nothing.
    */
-  override async deleteExpired(): Promise<number> {
-    const ttl = this.getExpiration();
-    if (ttl <= 0) return 0;
-    let removed = 0;
-    for (const id of (await this.configstore.list?.()) ?? []) {
-      const info = await this.configstore.get(id);
-      if (!info?.creation_date || Date.now() < new Date(info.creation_date).getTime() + ttl) continue;
-      if (!this.hooks.mayExpire(id) || (await this.progress(id)).complete) continue;
-      await this.remove(id);
-      await this.hooks.onExpired(id);
-      removed++;
-    }
-    return removed;
+  override deleteExpired(): Promise<number> {
+    return Promise.resolve(0);
   }
 
   /** Verified progress of an upload, from its index (the truth after any restart). */

@@ -1,0 +1,110 @@
+/**
+ * The frame-verifying store with tus's expiration extension, dated by activity (server/expiry.ts says why and
+ * decides which uploads may go). Every HEAD and PATCH reaches getUpload(): that is an upload's activity, kept as its
+ * spool file's mtime, so it survives a restart. The sweep (deleteExpired, run by serve.ts through @tus/server's
+ * cleanUpExpiredUploads) deletes an upload that nothing touched for the period, once the core agrees.
+ */
+import fs from 'node:fs/promises';
+import type { Upload } from '@tus/utils';
+import type { SnapferryError } from '../core/errors.ts';
+import { FrameVerifyingStore, TusStatusError, type SpoolHooks } from './spool-store.ts';
+import { isTransferId, type ServerLayout } from './layout.ts';
+
+export interface ExpiryHooks {
+  /**
+   * Called by the sweep for an upload idle for the period whose end frame has not verified. Returns null to keep it
+   * (the core knows which are in use); otherwise marks its transfer expired at once, before the returned promise
+   * settles, so that no request takes the upload up between the decision and the deletion, and resolves once that
+   * is durable. The store then deletes spool, index and tus's record.
+   */
+  expire(id: string, facts: ExpiredUpload): Promise<void> | null;
+  /** The error for a request on an upload that has expired (answered 410 Gone, as tus asks), or null. */
+  expiredError(id: string): SnapferryError | null;
+}
+
+/** What an upload held when it expired, for the log and the transfer's error. */
+export interface ExpiredUpload {
+  /** Time since the last request on the upload, or its creation. */
+  idleMs: number;
+  wireOffset: number;
+  rawBytes: number;
+  framesVerified: number;
+}
+
+export class ExpiringSpoolStore extends FrameVerifyingStore {
+  private readonly expiry: ExpiryHooks;
+
+  constructor(layout: ServerLayout, hooks: SpoolHooks & ExpiryHooks, expireAfterMs: number) {
+    super(layout, hooks, expireAfterMs);
+    this.expiry = hooks;
+  }
+
+  /**
+   * @tus/file-store's own sweep deletes by creation date any upload whose stored record has offset != size: a seed
+   * that takes longer than the period while it is being sent, and a complete upload that waits for its receive
+   * (that record's offset is never updated). Here an upload goes when no request touched it for the period, its end
+   * frame has not verified, and the core agrees.
+   */
+  override async deleteExpired(): Promise<number> {
+    const ttl = this.getExpiration();
+    if (ttl <= 0) return 0;
+    let removed = 0;
+    let firstError: unknown = null;
+    for (const id of await this.uploadIds()) {
+      try {
+        if (!(Date.now() - (await this.lastActivity(id)) >= ttl)) continue;
+        const progress = await this.progress(id);
+        if (progress.complete) continue;
+        // Dated again just before the decision: a request may have come while the index was read.
+        const idleMs = Date.now() - (await this.lastActivity(id));
+        if (!(idleMs >= ttl)) continue;
+        const marked = this.expiry.expire(id, { idleMs, wireOffset: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified });
+        if (marked === null) continue;
+        await marked;
+        await this.remove(id);
+        removed++;
+      } catch (err) {
+        // One upload that cannot be looked at (or removed) must not keep the others from expiring.
+        firstError ??= err;
+      }
+    }
+    if (firstError !== null) throw firstError;
+    return removed;
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    const expired = this.expiry.expiredError(id);
+    // tus 1.0.0, expiration: a server that keeps track of expired uploads SHOULD answer 410 Gone.
+    if (expired) throw new TusStatusError(410, expired);
+    const upload = await super.getUpload(id);
+    // A client asking about the upload is activity. @tus/server dates expiry from creation_date (its own 410 and
+    // Upload-Expires are creation + period); handed the last activity instead, it agrees with the sweep, and a seed
+    // longer than the period is not cut off.
+    const now = new Date();
+    await fs.utimes(this.layout.spoolFile(id), now, now).catch(() => undefined);
+    upload.creation_date = now.toISOString();
+    return upload;
+  }
+
+  /**
+   * The uploads in the spool: an id with tus's record beside it. Not configstore.list(), which takes an id only when
+   * its record sorts right after it, and ID.frames sorts in between.
+   */
+  private async uploadIds(): Promise<string[]> {
+    const names = await fs.readdir(this.layout.spool).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    const files = new Set(names);
+    return names.filter((f) => isTransferId(f) && files.has(`${f}.json`));
+  }
+
+  /** When a request last touched the upload (its spool file's mtime), or its creation; NaN once it is gone. */
+  private async lastActivity(id: string): Promise<number> {
+    const info = await this.configstore.get(id).catch(() => undefined);
+    if (!info) return Number.NaN;
+    const created = info.creation_date ? Date.parse(info.creation_date) : 0;
+    const touched = (await fs.stat(this.layout.spoolFile(id)).catch(() => null))?.mtimeMs ?? 0;
+    return Math.max(created, touched);
+  }
+}

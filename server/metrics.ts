@@ -1,0 +1,122 @@
+/**
+ * GET /metrics: the server in Prometheus's text format (version 0.0.4), through prom-client with registries of our
+ * own, never prom-client's global one. Every snapferry figure is read from the catalog, the spool and the disk at
+ * scrape time, so it survives a restart and cannot drift from what GET /v1/status and `snapferry status` show; the
+ * totals are counters over the transfers the catalog holds (an abort, a rewind or a catalog pruned by hand lowers
+ * them, which Prometheus takes as a counter reset).
+ *
+ * Who sees what: the same bearer gate as every request. An admin token sees every client's series; a client token
+ * only those labelled with its own client. The series that carry no client (free space, version, the process
+ * metrics) are the server's, as GET /v1/status shows them to any client.
+ */
+import fs from 'node:fs/promises';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { transferStates } from '../core/protocol.ts';
+import type { SafeName } from '../core/names.ts';
+import type { ReplicationService } from './replication.ts';
+import type { TransferRecord } from './catalog.ts';
+import type { Caller } from './auth.ts';
+import { clientsFor } from './caller-views.ts';
+
+export const METRICS_PATH = '/metrics';
+
+/** Transfers whose spool may still be on disk: until received or aborted (a failed receive keeps it). */
+const HOLDS_SPOOL: readonly string[] = ['uploading', 'verifying', 'receiving', 'failed'];
+
+let processRegistry: Registry | null = null;
+
+/** process_* and nodejs_* are the process's, not a server's: one registry for all servers in a process. */
+function processMetrics(): Registry {
+  if (processRegistry === null) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+export interface Scrape {
+  contentType: string;
+  body: string;
+}
+
+/** The exposition for one scrape, of what `caller` may see. */
+export async function scrapeMetrics(service: ReplicationService, caller: Caller): Promise<Scrape> {
+  const registry = new Registry();
+  await fillServer(registry, service);
+  await fillClients(registry, service, clientsFor(service, caller, undefined));
+  const merged = Registry.merge([processMetrics(), registry]);
+  return { contentType: merged.contentType, body: await merged.metrics() };
+}
+
+/** The series that carry no client: the same facts GET /v1/status gives every caller. */
+async function fillServer(registry: Registry, service: ReplicationService): Promise<void> {
+  const registers = [registry];
+  const status = await service.status();
+  new Gauge({ name: 'snapferry_info', help: 'Always 1; the server version is in the label', labelNames: ['version'], registers }).set({ version: status.version }, 1);
+  if (status.freeBytes !== null) {
+    new Gauge({ name: 'snapferry_free_bytes', help: 'Bytes free for the server on the filesystem of its root', registers }).set(status.freeBytes);
+  }
+}
+
+async function fillClients(registry: Registry, service: ReplicationService, clients: readonly SafeName[]): Promise<void> {
+  const registers = [registry];
+  const byVolume = ['client', 'volume'] as const;
+  const byClient = ['client'] as const;
+  const snapshots = new Gauge({ name: 'snapferry_snapshots', help: 'Snapshots the server holds', labelNames: byVolume, registers });
+  const snapshotBytes = new Gauge({ name: 'snapferry_snapshots_raw_bytes', help: 'Raw send-stream bytes of the snapshots the server holds', labelNames: byVolume, registers });
+  const newest = new Gauge({
+    name: 'snapferry_newest_snapshot_timestamp_seconds',
+    help: 'When the newest snapshot the server holds was received (Unix time)',
+    labelNames: byVolume,
+    registers,
+  });
+  const transfers = new Gauge({ name: 'snapferry_transfers', help: 'Transfers the catalog holds, by state', labelNames: ['client', 'state'], registers });
+  const failed = new Gauge({ name: 'snapferry_failed_transfers', help: 'Failed transfers, by error code (upload_expired: abandoned)', labelNames: ['client', 'code'], registers });
+  const uploaded = new Counter({ name: 'snapferry_uploaded_bytes_total', help: 'Framed bytes uploaded and verified, over the transfers the catalog holds', labelNames: byClient, registers });
+  const received = new Counter({ name: 'snapferry_received_bytes_total', help: 'Raw send-stream bytes of the transfers received', labelNames: byClient, registers });
+  const interruptions = new Counter({ name: 'snapferry_interruptions_total', help: 'Uploads cut short (a PATCH that ended before its body did)', labelNames: byClient, registers });
+  const receiveFailures = new Counter({ name: 'snapferry_receive_failures_total', help: 'Transfers whose stream arrived whole but whose receive failed', labelNames: byClient, registers });
+  const spool = new Gauge({ name: 'snapferry_spool_bytes', help: 'Bytes of unfinished or failed uploads on disk (spool and frame index)', labelNames: byClient, registers });
+
+  for (const client of clients) {
+    for (const volume of service.catalog.volumes(client)) {
+      const held = service.catalog.snapshots(client, volume);
+      const labels = { client, volume };
+      snapshots.set(labels, held.length);
+      snapshotBytes.set(labels, held.reduce((n, s) => n + s.rawBytes, 0));
+      const last = Math.max(...held.map((s) => Date.parse(s.receivedAt)).filter(Number.isFinite));
+      if (Number.isFinite(last)) newest.set(labels, last / 1000);
+    }
+    const mine = service.catalog.transfers({ client });
+    // Every state, zeros included: a series that is absent cannot be told from one that is 0.
+    for (const state of transferStates) transfers.set({ client, state }, mine.filter((t) => t.state === state).length);
+    for (const counter of [uploaded, received, interruptions, receiveFailures]) counter.inc({ client }, 0);
+    spool.set({ client }, 0);
+    for (const t of mine) {
+      uploaded.inc({ client }, await wireBytes(service, t));
+      if (t.state === 'received') received.inc({ client }, t.rawBytes ?? 0);
+      interruptions.inc({ client }, t.interruptions);
+      if (t.state === 'failed') {
+        failed.inc({ client, code: t.error?.code ?? 'unknown' });
+        // The final figures are recorded when the end frame verifies, just before the receive: a failed transfer
+        // that has them failed in (or after) its receive; one without them failed while it was uploading.
+        if (t.framesVerified !== null) receiveFailures.inc({ client });
+      }
+      if (HOLDS_SPOOL.includes(t.state)) spool.inc({ client }, await spoolBytes(service, t.id));
+    }
+  }
+}
+
+/** Framed bytes the server verified for a transfer: live from the frame index while uploading, else as recorded. */
+async function wireBytes(service: ReplicationService, t: TransferRecord): Promise<number> {
+  if (t.state === 'uploading') return (await service.store.progress(t.id).catch(() => null))?.wireOffset ?? 0;
+  const expired = t.error?.details?.wireBytes;
+  return t.wireBytes ?? (typeof expired === 'number' ? expired : 0);
+}
+
+async function spoolBytes(service: ReplicationService, id: string): Promise<number> {
+  const sizes = await Promise.all(
+    [service.layout.spoolFile(id), service.layout.frameIndexFile(id)].map((f) => fs.stat(f).then((s) => s.size, () => 0)),
+  );
+  return sizes[0]! + sizes[1]!;
+}

@@ -1,0 +1,68 @@
+/**
+ * `snapferry status` from the command line: the server's volumes beside this machine's snapshot folder, an upload in
+ * flight with its progress, as a table that fits 100 columns and as JSON with the same data.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import path from 'node:path';
+import { fillVaried, rootOnly } from '../fixtures/btrfs.ts';
+import { push } from '../../client/push.ts';
+import { ServerApi } from '../../client/api.ts';
+import { EXIT } from '../../client/exit-codes.ts';
+import type { StatusReport } from '../../client/status-data.ts';
+import { createPair, recordingReporter } from './harness.ts';
+import { SNAPFERRY_BIN } from './processes.ts';
+
+const snapferry = (args: string[]) => execa('node', [SNAPFERRY_BIN, ...args], { reject: false, timeout: 120_000, env: { SNAPFERRY_TOKEN: '' } });
+
+test('status: newest snapshot on each side, what the server lacks, an upload in flight; text and --json', { ...rootOnly, timeout: 300_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 4, seed: 'status' });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'home', snapshots: [s1] }, recordingReporter());
+  // Enough new data that s2's incremental stream is many frames long.
+  await fillVaried(path.join(pair.source, 'more'), { seed: 'status-more', sizeMB: 3 });
+  const s2 = await pair.snapshot('s2');
+  // s2's upload stopped midway: in flight on the server.
+  const controller = new AbortController();
+  const run = push(
+    { server: server.url, volume: 'home', snapshots: [s2], compress: 1, chunkSize: 64 * 1024, patchBytes: 256 * 1024, limitRate: 512 * 1024, signal: controller.signal },
+    recordingReporter(),
+  );
+  run.catch(() => undefined);
+  const api = new ServerApi({ server: server.url });
+  for (const end = Date.now() + 60_000; !(await api.transfers()).transfers.some((x) => x.snapshot === 's2' && x.framesVerified >= 2); await sleep(100)) {
+    assert.ok(Date.now() < end, 'the upload of s2 got going');
+  }
+  controller.abort();
+  await run.catch(() => undefined);
+
+  const args = ['status', '--server', server.url, '--snapshots-dir', `home=${pair.snaps}`];
+  const json = await snapferry([...args, '--json']);
+  assert.equal(json.exitCode, EXIT.ok, json.stderr);
+  const report = JSON.parse(json.stdout) as StatusReport;
+  assert.equal(report.server.url, server.url);
+  assert.ok(report.server.freeBytes! > 0);
+  assert.deepEqual(report.volumes.map((v) => [v.name, v.snapshots, v.newest?.name, v.local]), [
+    ['home', 1, 's1', { dir: pair.snaps, snapshots: 2, newest: 's2', notOnServer: 1 }],
+  ]);
+  const [inFlight] = report.inFlight;
+  assert.equal(report.inFlight.length, 1);
+  assert.equal(inFlight!.snapshot, 's2');
+  assert.equal(inFlight!.state, 'uploading');
+  assert.ok(inFlight!.frames >= 2 && inFlight!.wireBytes > 0);
+  assert.ok(inFlight!.rawEstimate !== null && inFlight!.percent !== null && inFlight!.percent >= 0 && inFlight!.percent < 100, JSON.stringify(inFlight));
+  assert.equal(report.lastError, null);
+
+  const text = await snapferry(args);
+  assert.equal(text.exitCode, EXIT.ok, text.stderr);
+  for (const line of text.stdout.trimEnd().split('\n')) assert.ok(line.length <= 100, `too wide: ${line}`);
+  assert.match(text.stdout, /^home +1 +s1 +\S+ ago +s2 +1$/m);
+  assert.match(text.stdout, new RegExp(`^home/s2 +uploading +.* ${inFlight!.percent}% +.* ${inFlight!.frames}$`, 'm'));
+
+  const bad = await snapferry(['status', '--server', server.url, '--snapshots-dir', pair.snaps]);
+  assert.notEqual(bad.exitCode, EXIT.ok);
+  assert.match(bad.stderr, /VOLUME=DIR/);
+});
