@@ -102,7 +102,7 @@ test('a full and then an incremental restore into a fresh filesystem, each cut s
   proxy.setRate({ downstream: 2 * 1024 * 1024 });
 
   proxy.resetStats();
-  let stopCutting = cutDownstreamEvery(proxy, 1536 * 1024);
+  let stopCutting = cutDownstreamEvery(proxy, 512 * 1024);
   const full = restoreVia(proxy, 's1', dest);
   const first = await full.result.finally(stopCutting);
   const fullCuts = proxy.stats().cuts;
