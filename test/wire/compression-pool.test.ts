@@ -3,6 +3,10 @@ import { after, describe, it } from 'node:test';
 import { CompressionPool, CompressionPoolClosed } from '../../core/wire/compression-pool.ts';
 import type { CompressionSample, LevelChooser } from '../../core/wire/frame-encoder.ts';
 import { sha256 } from '../../core/wire/chain.ts';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FrameEncoder } from '../../core/wire/frame-encoder.ts';
 import { KiB, compressibleBytes, decode, encode, mixedBytes, randomSizes } from './frame-helpers.ts';
 
 /** Cycles through levels, recording what the encoder reports back. */
@@ -50,6 +54,31 @@ describe('compression pool', () => {
     assert.ok(parts.rawHash.equals(expected));
     assert.equal(big.length, 256 * KiB, 'the caller still has its buffer');
     assert.ok(sha256(view).equals(expected));
+  });
+
+  it('a slow consumer holds the encoder back: frames do not pile up compressed ahead of it', async (t) => {
+    const chunkSize = 64 * KiB;
+    const raw = mixedBytes(64 * chunkSize, chunkSize);
+    let framed = 0;
+    let consumed = 0;
+    let mostAhead = 0;
+    const encoder = new FrameEncoder({ chunkSize, pool, onFrame: () => framed++ });
+    const slow = new Writable({
+      highWaterMark: 1,
+      async write(chunk: Buffer, _encoding, callback) {
+        // A header and a payload per frame: count frames by their headers (72 bytes).
+        if (chunk.length === 72) consumed++;
+        mostAhead = Math.max(mostAhead, framed - consumed);
+        await sleep(2);
+        callback();
+      },
+    });
+    // In pieces as btrfs send's stdout comes (one big buffer would hand the pool every chunk in one write).
+    const pieces = Array.from({ length: raw.length / (16 * KiB) }, (_, i) => raw.subarray(i * 16 * KiB, (i + 1) * 16 * KiB));
+    await pipeline(Readable.from(pieces), encoder, slow);
+    assert.equal(framed, 65, '64 data frames and the end frame');
+    t.diagnostic(`at most ${mostAhead} frames ahead`);
+    assert.ok(mostAhead <= 2 * pool.size + 4, `the encoder ran ${mostAhead} frames ahead of its consumer`);
   });
 
   it('rejects bad levels at once, and jobs after close', async () => {
