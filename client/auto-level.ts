@@ -6,7 +6,9 @@
  * It learns two things as the push goes: how fast this machine compresses this data at each level it has tried
  * (raw bytes per second per worker, from the frames themselves), and how fast the link carries bytes when it has
  * something to carry (client/link-meter.ts). Untried levels are estimated from the nearest tried one with zstd's
- * usual speed ratios, then corrected as soon as frames at that level come back.
+ * usual speed ratios, but it climbs one level at a time, and only once a few frames at the current level came back:
+ * the ratios are far off on some data (random data at level 19 runs much slower than they say), and a jump straight
+ * to a level that cannot keep up leaves the line idle for as long as its frames take.
  */
 import type { CompressionSample, LevelChooser } from '../core/wire/index.ts';
 import { NO_COMPRESSION } from '../core/wire/index.ts';
@@ -24,6 +26,8 @@ const MARGIN_KEEP = 1.3;
 const START_LEVEL = 3;
 /** EWMA weight of the newest frame. */
 const ALPHA = 0.2;
+/** Frames at the current level, per worker, before a step up is considered. */
+const FRAMES_BEFORE_STEP_UP = 2;
 
 interface LevelStats {
   /** Raw bytes per second on one worker. */
@@ -45,6 +49,8 @@ export class AutoLevel implements LevelChooser {
   readonly #stats = new Map<number, LevelStats>();
   readonly #options: AutoLevelOptions;
   #level = START_LEVEL;
+  /** Frames that came back at the current level since it was chosen. */
+  #seenAtLevel = 0;
 
   constructor(options: AutoLevelOptions) {
     this.#options = options;
@@ -59,6 +65,7 @@ export class AutoLevel implements LevelChooser {
     if (link === null || link <= 0 || this.#stats.size === 0) return this.#level;
     const chosen = this.#choose(link);
     if (chosen !== this.#level) {
+      this.#seenAtLevel = 0;
       const why = chosen === NO_COMPRESSION ? 'compression would be slower than the link' : `the link carries ${formatRate(link)}`;
       this.#level = chosen;
       this.#options.onChange?.(chosen, why);
@@ -67,6 +74,7 @@ export class AutoLevel implements LevelChooser {
   }
 
   observe(sample: CompressionSample): void {
+    if (sample.level === this.#level) this.#seenAtLevel++;
     if (sample.level === NO_COMPRESSION || sample.rawLength === 0) return;
     const speed = sample.rawLength / Math.max(sample.compressNs / 1e9, 1e-6);
     const ratio = sample.payloadLength / sample.rawLength;
@@ -96,8 +104,12 @@ export class AutoLevel implements LevelChooser {
       return (workers * speed) / (link / Math.max(ratio, 0.01));
     };
     const levels = AUTO_LEVELS.filter((l) => l !== NO_COMPRESSION);
+    // Down as far as needed at once; up by one step, and only once the current level has been measured enough.
+    const settled = this.#seenAtLevel >= FRAMES_BEFORE_STEP_UP * workers;
+    const oneUp = levels.find((l) => l > this.#level);
     let best: number | null = null;
     for (const level of levels) {
+      if (level > this.#level && (!settled || level !== oneUp)) continue;
       const margin = level <= this.#level ? MARGIN_KEEP : MARGIN_UP;
       if (ahead(level) >= margin) best = level;
     }

@@ -21,6 +21,20 @@ function autoOn(link: number | null, l3 = 300 * MB, ratio = 0.4) {
   return { auto, changes, setLink: (r: number) => (rate = r) };
 }
 
+/** zstd's speed at each level relative to level 3, as a machine might measure it on compressible data. */
+const SPEED: Record<number, number> = { 1: 1.5, 2: 1.2, 3: 1, 4: 0.8, 6: 0.45, 9: 0.3, 12: 0.12, 15: 0.06, 19: 0.012 };
+
+/** Runs frames through the chooser as a push would, each level compressing at `speedAt(level)`; returns the levels. */
+function climb(auto: AutoLevel, speedAt: (level: number) => number, frames = 60): number[] {
+  const levels: number[] = [];
+  for (let i = 0; i < frames; i++) {
+    const level = auto.next();
+    levels.push(level);
+    feed(auto, level, speedAt(level), 0.4, 1);
+  }
+  return levels;
+}
+
 describe('--compress auto', () => {
   it('stays at level 3 until the link has been measured', () => {
     const { auto } = autoOn(null);
@@ -28,16 +42,26 @@ describe('--compress auto', () => {
     assert.equal(new AutoLevel({ workers: 2, linkRate: () => 1000 }).next(), 3, 'nothing measured on this machine yet');
   });
 
-  it('on 2 Mbit/s goes to the highest level, which still outruns the line', () => {
+  it('on 2 Mbit/s climbs, one level at a time, to the highest, which still outruns the line', () => {
     const { auto, changes } = autoOn(250_000);
-    assert.equal(auto.next(), 19);
+    const levels = climb(auto, (l) => 300 * MB * SPEED[l]!);
+    assert.equal(levels.at(-1), 19);
+    assert.deepEqual([...new Set(levels)], [3, 4, 6, 9, 12, 15, 19], 'each step measured before the next');
     assert.match(changes[0]!.why, /250 kB\/s/);
+  });
+
+  it('stops climbing where the measured speed, not the estimate, says the line would wait', () => {
+    // Random data: high levels run far slower than zstd's usual ratios say (level 12 and up: 0.25 MB/s per worker).
+    const { auto } = autoOn(250_000);
+    const levels = climb(auto, (l) => (l >= 12 ? 0.25 * MB : 300 * MB * SPEED[l]!));
+    assert.equal(levels.at(-1), 9, `settled at ${levels.at(-1)}: ${levels.join(' ')}`);
+    assert.ok(levels.filter((l) => l >= 12).length <= 8, 'few frames at a level that cannot keep up');
   });
 
   it('comes back down when the measured speed of a high level cannot keep up', () => {
     const { auto } = autoOn(2 * MB);
-    const first = auto.next();
-    assert.ok(first >= 12, `picked ${first} on 2 MB/s from estimates`);
+    const first = climb(auto, (l) => 300 * MB * SPEED[l]!).at(-1)!;
+    assert.ok(first >= 12, `climbed to ${first} on 2 MB/s`);
     // This data turns out slow at that level: 1 MB/s per worker, while the link takes 2 MB/s / 0.4 = 5 MB/s raw.
     feed(auto, first, 1 * MB, 0.35, 10);
     const after = auto.next();
