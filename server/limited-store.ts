@@ -70,6 +70,10 @@ export class LimitedSpoolStore extends ExpiringSpoolStore {
       },
     });
     readable.once('error', (err) => meter.destroy(err));
+    // The meter's errors reach super.write through its reads; when the write has already ended (it refused the
+    // offset before reading), @tus/server destroys `readable` with that error, which lands here with no reader:
+    // unheard, an 'error' event crashes the whole server.
+    meter.on('error', () => {});
     readable.pipe(meter);
     try {
       return await super.write(meter, id, offset);
