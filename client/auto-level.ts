@@ -97,7 +97,9 @@ export class AutoLevel implements LevelChooser {
   }
 
   #choose(link: number): number {
-    const workers = this.#options.workers;
+    // One core is left for everything else (btrfs send, hashing, the upload itself, and on a small machine the
+    // server too): compression that needs every core to keep up is not "well ahead".
+    const workers = Math.max(1, this.#options.workers - 1);
     // Raw bytes per second the link can take at a level = its wire rate / the level's ratio.
     const ahead = (level: number) => {
       const { speed, ratio } = this.estimate(level);
@@ -105,7 +107,7 @@ export class AutoLevel implements LevelChooser {
     };
     const levels = AUTO_LEVELS.filter((l) => l !== NO_COMPRESSION);
     // Down as far as needed at once; up by one step, and only once the current level has been measured enough.
-    const settled = this.#seenAtLevel >= FRAMES_BEFORE_STEP_UP * workers;
+    const settled = this.#seenAtLevel >= FRAMES_BEFORE_STEP_UP * this.#options.workers;
     const oneUp = levels.find((l) => l > this.#level);
     let best: number | null = null;
     for (const level of levels) {
