@@ -1,0 +1,112 @@
+// The bench's table: targets judged the right way round, columns aligned, and the command line it accepts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LanStreamResult, SnapferryFigures } from './lan.ts';
+import { parseBenchArgs } from './options.ts';
+import { buildSections, type BenchResults } from './report.ts';
+import { renderTable } from './table.ts';
+
+const push = (mbps: number, wireBytes: number): SnapferryFigures => ({
+  seconds: 1000 / mbps, mbps, clientCpuSeconds: 5, serverCpuSeconds: 6, wireBytes, clientMaxRssBytes: 90e6, serverMaxRssBytes: 100e6, levelNotes: [],
+});
+
+function lanStream(nginxMBps: number): LanStreamResult {
+  return {
+    rawBytes: 1e9,
+    zstd3Bytes: 600e6,
+    pipe: { seconds: 6.5, mbps: 155, clientCpuSeconds: 4, serverCpuSeconds: null },
+    ssh: { seconds: 9, mbps: 110, clientCpuSeconds: 3, serverCpuSeconds: 4 },
+    direct: push(120, 610e6),
+    nginx: push(nginxMBps, 610e6),
+  };
+}
+
+function results(over: Partial<BenchResults> = {}): BenchResults {
+  return {
+    startedAt: '2026-01-01T00:00:00.000Z', seconds: 600, quick: false,
+    machine: { cpus: 2, kernel: '6.1', btrfsProgs: 'btrfs-progs v6.2', node: 'v20' },
+    load: { start: 0.1, end: 0.5 },
+    startup: { cpuSeconds: 0.8, maxRssBytes: 70e6 },
+    data: { bytes: 1.07e9, files: 20000, seconds: 20 },
+    lan: { full: lanStream(120), incremental: lanStream(100) },
+    rss: { small: { rawBytes: 250e6, clientMaxRssBytes: 90e6, serverMaxRssBytes: 100e6 }, large: { rawBytes: 1e9, clientMaxRssBytes: 92e6, serverMaxRssBytes: 180e6 } },
+    slow: {
+      rawBytes: 46e6, zstd3Bytes: 30e6, linkBytesPerSecond: 250_000, cutEveryBytes: 7.5e6,
+      variants: [
+        { setting: '3', seconds: 130, wireBytes: 30.9e6, upstreamBytes: 35e6, cuts: 4, resentBytes: 4.1e6, frameBytes: 4194376, levelNotes: [] },
+        { setting: 'auto', seconds: 120, wireBytes: 27e6, upstreamBytes: 40e6, cuts: 4, resentBytes: 20e6, frameBytes: 4194376, levelNotes: [] },
+      ],
+    },
+    hashing: { rawBytes: 1e9, sendToNullMBps: 410, hashOnlyMBps: 900, resumePathMBps: 380 },
+    failed: {},
+    ...over,
+  };
+}
+
+const find = (sections: ReturnType<typeof buildSections>, section: RegExp, what: RegExp) => {
+  const rows = sections.find((s) => section.test(s.title))?.rows ?? [];
+  const row = rows.find((r) => what.test(r.what));
+  assert.ok(row, `a row ${what} in section ${section}`);
+  return row;
+};
+
+test('targets are judged as the issue states them', () => {
+  const sections = buildSections(results());
+  assert.match(find(sections, /^LAN, full/, /against ssh/).target, /met/, '120 MB/s through nginx beats ssh at 110');
+  assert.match(find(sections, /^LAN, incremental/, /against ssh/).target, /MISSED/, '100 MB/s does not');
+  assert.match(find(sections, /^Slow link/, /wire bytes, --compress 3/).target, /MISSED/, '30.9 MB is 1.03× zstd -3');
+  assert.match(find(sections, /^Slow link/, /wire bytes, --compress auto/).target, /met/, 'auto below zstd -3');
+  assert.match(find(sections, /^Slow link/, /re-sent per cut, --compress 3/).target, /met/, 'about a quarter frame per cut');
+  assert.match(find(sections, /^Slow link/, /re-sent per cut, --compress auto/).target, /MISSED/, '5 MB per cut is more than a 4 MiB frame');
+  assert.match(find(sections, /^Peak RSS/, /push$/).target, /met/, 'flat and under 150 MB');
+  assert.match(find(sections, /^Peak RSS/, /serve$/).target, /MISSED/, 'grew 1.8× and passed 150 MB');
+  assert.match(find(sections, /^Resume hashing/, /alone/).target, /met/);
+  assert.equal(find(sections, /^LAN, full/, /http on loopback/).ratio, '0.77×', 'ratio to the pipe');
+  assert.equal(find(sections, /^CPU/, /client: push .*http/).baseline, 'btrfs send + ssh 3.00 s/GB');
+});
+
+test('a run without an ssh row says why and judges nothing against it', () => {
+  const full = { ...lanStream(120), ssh: { skipped: '/usr/sbin/sshd is missing: install openssh-server' } };
+  const sections = buildSections(results({ lan: { full, incremental: full } }));
+  assert.match(find(sections, /^LAN, full/, /ssh 127/).baseline, /install openssh-server/);
+  assert.ok(!sections.some((s) => s.rows.some((r) => /against ssh/.test(r.what))));
+  assert.equal(find(sections, /^CPU/, /server: serve .*http/).baseline, 'ssh skipped');
+});
+
+test('a failed section and a failed slow-link variant show in the table, with their error', () => {
+  const r = results({ rss: null, failed: { rss: 'push of q1 failed: snapferry serve exited (1) during the push: TusStatusError: x\nmore' } });
+  r.slow!.variants[1] = { setting: 'auto', failed: 'push of w1 failed: still running after 20 min\ncommand: ...' };
+  const sections = buildSections(r);
+  assert.equal(find(sections, /failed/, /^rss$/).baseline, 'push of q1 failed: snapferry serve exited (1) during the push: TusStatusError: x');
+  assert.equal(find(sections, /^Slow link/, /push --compress auto/).measured, 'FAILED');
+  assert.match(find(sections, /^Slow link/, /wire bytes, --compress 3/).target, /MISSED/, 'the other variant still judged');
+  assert.ok(!sections.some((s) => /^Peak RSS/.test(s.title)));
+});
+
+test('the table is one block with aligned columns', () => {
+  const text = renderTable('title', buildSections(results()));
+  const lines = text.split('\n');
+  assert.equal(lines[0], 'title');
+  assert.match(lines[1]!, /^-+$/);
+  const ratioEnd = lines[2]!.indexOf('ratio') + 'ratio'.length;
+  const withRatio = lines.filter((l) => l.startsWith('  ') && /\d\.\d\d×/.test(l));
+  assert.ok(withRatio.length > 20);
+  for (const line of withRatio) assert.match(line.slice(0, ratioEnd), /\d\.\d\d×$/, `the ratio ends under the header's:\n${lines[2]}\n${line}`);
+});
+
+test('command line: --quick, --json, --only', () => {
+  const quick = parseBenchArgs(['--quick', '--json', 'out.json', '--only', 'lan,hash'], {});
+  assert.ok(quick !== 'help');
+  assert.equal(quick.quick, true);
+  assert.equal(quick.json, 'out.json');
+  assert.deepEqual([...quick.only].sort(), ['hash', 'lan']);
+  assert.ok(quick.scale.dataMiB < 1024);
+  const full = parseBenchArgs([], {});
+  assert.ok(full !== 'help');
+  assert.ok(full.scale.dataMiB >= 1024, 'the full run writes at least 1 GiB');
+  assert.ok(full.scale.cutEveryBytes > 4 * 1024 * 1024 + 72, 'cuts come further apart than a frame');
+  const fromEnv = parseBenchArgs([], { SNAPFERRY_BENCH_QUICK: '1' });
+  assert.ok(fromEnv !== 'help' && fromEnv.quick, 'SNAPFERRY_BENCH_QUICK=1 is --quick');
+  assert.throws(() => parseBenchArgs(['--only', 'lan,nope'], {}), /unknown section nope/);
+  assert.equal(parseBenchArgs(['--help'], {}), 'help');
+});

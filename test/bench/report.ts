@@ -1,0 +1,141 @@
+/**
+ * Turns the bench's figures into its table: each figure beside the baseline measured in the same run, and the
+ * issue's targets (issue 6) judged where they apply. BenchResults is also what --json writes.
+ */
+import type { HashResult } from './hashing.ts';
+import type { LanResult, LanStreamResult, RunFigures, SnapferryFigures } from './lan.ts';
+import type { RssFigures, RssResult } from './rss.ts';
+import type { SlowResult, SlowVariant } from './slow-link.ts';
+import type { Section } from './options.ts';
+import type { ClientStartup } from './snapferry.ts';
+import { duration, megabytes, rate, times, verdict, type Row, type TableSection } from './table.ts';
+
+export interface BenchResults {
+  startedAt: string;
+  seconds: number;
+  quick: boolean;
+  machine: { cpus: number; kernel: string; btrfsProgs: string; node: string };
+  /** 1-minute load average when the bench started and when it ended: other work on the machine skews every figure. */
+  load: { start: number; end: number };
+  /** A snapferry process before it does anything (`push --help`). */
+  startup: ClientStartup;
+  data: { bytes: number; files: number; seconds: number };
+  lan: LanResult | null;
+  rss: RssResult | null;
+  slow: SlowResult | null;
+  hashing: HashResult | null;
+  /** Sections that threw, with their error. */
+  failed: Partial<Record<Section, string>>;
+}
+
+/** Peak RSS under this on each side, and the large stream's within this factor of the small one's. */
+const RSS_LIMIT_BYTES = 150e6;
+const RSS_FLAT = 1.1;
+
+export function buildSections(r: BenchResults): TableSection[] {
+  const sections: TableSection[] = [];
+  if (r.lan) {
+    sections.push(lanSection('LAN, full stream', r.lan.full));
+    sections.push(lanSection('LAN, incremental', r.lan.incremental));
+    sections.push(cpuSection(r.lan.full));
+  }
+  if (r.slow) sections.push(slowSection(r.slow));
+  if (r.rss) sections.push(rssSection(r.rss, r.startup));
+  if (r.hashing) sections.push(hashSection(r.hashing));
+  const failed = Object.entries(r.failed).map(([name, message]) => row(name, 'FAILED', firstLine(message)));
+  if (failed.length > 0) sections.push({ title: 'Sections that failed (their figures are missing above; the error is in the log)', rows: failed });
+  return sections;
+}
+
+function row(what: string, measured: string, baseline = '-', ratio = '', target = ''): Row {
+  return { what, measured, baseline, ratio, target };
+}
+
+function lanSection(title: string, s: LanStreamResult): TableSection {
+  const run = (f: RunFigures): string => `${duration(f.seconds)}  ${rate(f.mbps)}`;
+  const pipe = `pipe ${rate(s.pipe.mbps)}`;
+  const rows = [row('btrfs send | btrfs receive', run(s.pipe), '', times(1))];
+  if ('skipped' in s.ssh) rows.push(row('btrfs send | ssh 127.0.0.1 btrfs receive', 'skipped', s.ssh.skipped));
+  else rows.push(row('btrfs send | ssh 127.0.0.1 btrfs receive', run(s.ssh), pipe, times(s.ssh.mbps / s.pipe.mbps)));
+  rows.push(row('snapferry push, http on loopback', run(s.direct), pipe, times(s.direct.mbps / s.pipe.mbps)));
+  rows.push(row('snapferry push, nginx + TLS', run(s.nginx), pipe, times(s.nginx.mbps / s.pipe.mbps)));
+  if (!('skipped' in s.ssh)) {
+    const ratio = s.nginx.mbps / s.ssh.mbps;
+    rows.push(row('snapferry push, nginx + TLS, against ssh', rate(s.nginx.mbps), `ssh ${rate(s.ssh.mbps)}`, times(ratio), verdict('≥ 1.00×', ratio >= 1)));
+  }
+  const wire = (f: SnapferryFigures): string => `${megabytes(f.wireBytes)} (${times(f.wireBytes / s.rawBytes)} raw)`;
+  rows.push(row('wire bytes, push (default --compress auto)', wire(s.direct), `zstd -3 ${megabytes(s.zstd3Bytes)}`, times(s.direct.wireBytes / s.zstd3Bytes)));
+  return { title: `${title}: ${megabytes(s.rawBytes)} raw send stream, end to end (until received and checked)`, rows };
+}
+
+function cpuSection(s: LanStreamResult): TableSection {
+  const perGB = (cpu: number): string => `${(cpu / (s.rawBytes / 1e9)).toFixed(2)} s/GB`;
+  const rows: Row[] = [];
+  const ssh = 'skipped' in s.ssh ? null : s.ssh;
+  const side = (what: string, cpu: number, baseline: number | null, baselineName: string): Row =>
+    baseline === null ? row(what, perGB(cpu), 'ssh skipped') : row(what, perGB(cpu), `${baselineName} ${perGB(baseline)}`, times(cpu / baseline));
+  rows.push(side('client: push (node + btrfs send), http', s.direct.clientCpuSeconds, ssh?.clientCpuSeconds ?? null, 'btrfs send + ssh'));
+  rows.push(side('client: push (node + btrfs send), nginx + TLS', s.nginx.clientCpuSeconds, ssh?.clientCpuSeconds ?? null, 'btrfs send + ssh'));
+  rows.push(side('server: serve (node + btrfs receive), http', s.direct.serverCpuSeconds ?? 0, ssh?.serverCpuSeconds ?? null, 'sshd + btrfs receive'));
+  rows.push(side('server: serve + nginx worker, TLS', s.nginx.serverCpuSeconds ?? 0, ssh?.serverCpuSeconds ?? null, 'sshd + btrfs receive'));
+  rows.push(row('both: btrfs send | btrfs receive', perGB(s.pipe.clientCpuSeconds)));
+  return { title: `CPU seconds per GB of raw stream, full stream (kernel accounting, startup of push excluded)`, rows };
+}
+
+function slowSection(s: SlowResult): TableSection {
+  const rows = [row('zstd -3 of the whole stream', megabytes(s.zstd3Bytes), `raw ${megabytes(s.rawBytes)}`, times(s.zstd3Bytes / s.rawBytes))];
+  for (const v of s.variants) {
+    const name = `--compress ${v.setting}`;
+    if ('failed' in v) {
+      rows.push(row(`snapferry push ${name}`, 'FAILED', firstLine(v.failed)));
+      continue;
+    }
+    const toZstd = v.wireBytes / s.zstd3Bytes;
+    const target = v.setting === 'auto' ? verdict('< 1.00×', toZstd < 1) : v.setting === '3' ? verdict('≤ 1.02×', toZstd <= 1.02) : '';
+    rows.push(row(`wire bytes, ${name}`, `${megabytes(v.wireBytes)} (${times(v.wireBytes / s.rawBytes)} raw)`, `zstd -3 ${megabytes(s.zstd3Bytes)}`, times(toZstd), target));
+    rows.push(row(`time, ${name}`, duration(v.seconds), `wire bytes at link rate ${duration(v.wireBytes / s.linkBytesPerSecond)}`, times(v.seconds / (v.wireBytes / s.linkBytesPerSecond))));
+    rows.push(resentRow(name, v));
+  }
+  const title = `Slow link: ${(s.linkBytesPerSecond * 8) / 1e6} Mbit/s, cut every ${megabytes(s.cutEveryBytes)} (${Math.round(s.cutEveryBytes / s.linkBytesPerSecond)} s), ${megabytes(s.rawBytes)} raw stream`;
+  return { title, rows };
+}
+
+/** The first line of an error, short enough for a table cell. */
+export function firstLine(message: string, max = 110): string {
+  const line = message.split('\n')[0] ?? '';
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+function resentRow(name: string, v: SlowVariant): Row {
+  if (v.cuts === 0) return row(`re-sent after cuts, ${name}`, `no cuts (${megabytes(v.resentBytes)} of requests)`);
+  const perCut = v.resentBytes / v.cuts;
+  return row(`re-sent per cut, ${name}`, `${megabytes(perCut)} × ${v.cuts} cuts`, `one frame ${megabytes(v.frameBytes)}`, times(perCut / v.frameBytes), verdict('≤ 1 frame', perCut <= v.frameBytes));
+}
+
+function rssSection(r: RssResult, startup: ClientStartup): TableSection {
+  const side = (what: string, pick: (f: RssFigures) => number): Row => {
+    const small = pick(r.small);
+    const large = pick(r.large);
+    const ok = Math.max(small, large) < RSS_LIMIT_BYTES && large / small <= RSS_FLAT;
+    return row(what, `${megabytes(large)} (large)`, `${megabytes(small)} (small)`, times(large / small), verdict(`< ${megabytes(RSS_LIMIT_BYTES)}, ≤ ${times(RSS_FLAT)}`, ok));
+  };
+  return {
+    title: `Peak RSS of each process: small stream ${megabytes(r.small.rawBytes)}, large ${megabytes(r.large.rawBytes)} (${times(r.large.rawBytes / r.small.rawBytes)})`,
+    rows: [
+      side('snapferry push', (f) => f.clientMaxRssBytes),
+      side('snapferry serve', (f) => f.serverMaxRssBytes),
+      row('for scale: node + tsx + modules (push --help)', megabytes(startup.maxRssBytes)),
+    ],
+  };
+}
+
+function hashSection(h: HashResult): TableSection {
+  const send = `btrfs send > /dev/null ${rate(h.sendToNullMBps)}`;
+  return {
+    title: `Resume hashing (hashRawPrefix, 4 MiB chunks), full stream ${megabytes(h.rawBytes)}`,
+    rows: [
+      row('hashing alone (stream from the page cache)', rate(h.hashOnlyMBps), send, times(h.hashOnlyMBps / h.sendToNullMBps), verdict('> 1.00×', h.hashOnlyMBps > h.sendToNullMBps)),
+      row('a resume: btrfs send | check | hash', rate(h.resumePathMBps), send, times(h.resumePathMBps / h.sendToNullMBps)),
+    ],
+  };
+}

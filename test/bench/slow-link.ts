@@ -1,0 +1,96 @@
+/**
+ * The slow link: `snapferry push` through the chaos proxy at 2 Mbit/s upstream, the link cut every 30 s of link time,
+ * once with `--compress 3` and once with `--compress auto`. Against the raw stream and `zstd -3` of the whole stream
+ * (what `btrfs send | zstd -3 | ssh` would put on the wire), it reports the wire bytes (the final upload length), and
+ * the bytes sent again after cuts: everything that crossed the proxy upstream minus the final upload length, as
+ * test/e2e/resume-cuts.test.ts counts them (HTTP requests included).
+ */
+import path from 'node:path';
+import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
+import { startChaosProxy } from '../chaos/chaos-proxy.ts';
+import type { LanContext } from './lan.ts';
+import { timedShell } from './measure.ts';
+import type { Scale } from './options.ts';
+import { BenchServer, removeServerRoot, runPush } from './snapferry.ts';
+import { SEND_SCRIPT, sendArgs, settle } from './world.ts';
+
+export interface SlowVariant {
+  setting: string;
+  seconds: number;
+  wireBytes: number;
+  /** Every byte that crossed the proxy towards the server. */
+  upstreamBytes: number;
+  cuts: number;
+  resentBytes: number;
+  /** Frames of this transfer: raw chunk size plus the frame header. */
+  frameBytes: number;
+  /** The push's notes on its compression level, in order. */
+  levelNotes: string[];
+}
+
+export interface SlowResult {
+  rawBytes: number;
+  zstd3Bytes: number;
+  linkBytesPerSecond: number;
+  cutEveryBytes: number;
+  variants: Array<SlowVariant | SlowFailure>;
+}
+
+/** A variant that did not finish: the other one still counts. */
+export interface SlowFailure {
+  setting: string;
+  failed: string;
+}
+
+export async function runSlowLink(ctx: LanContext, scale: Scale): Promise<SlowResult> {
+  const stream = ctx.world.slow;
+  ctx.say('slow link: zstd -3 of the whole stream');
+  const zstd = await timedShell(`${SEND_SCRIPT} | zstd -3 -c | wc -c`, sendArgs(stream));
+  const variants: SlowResult['variants'] = [];
+  for (const setting of ['3', 'auto']) {
+    ctx.say(`slow link: snapferry push --compress ${setting} at ${(scale.linkBytesPerSecond * 8) / 1e6} Mbit/s, cut every ${(scale.cutEveryBytes / 1e6).toFixed(1)} MB`);
+    try {
+      variants.push({ setting, ...(await pushOverLink(ctx, scale, setting)) });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.say(`slow link: --compress ${setting} FAILED: ${message}`);
+      variants.push({ setting, failed: message });
+    }
+  }
+  return { rawBytes: stream.rawBytes, zstd3Bytes: Number(zstd.stdout.trim()), linkBytesPerSecond: scale.linkBytesPerSecond, cutEveryBytes: scale.cutEveryBytes, variants };
+}
+
+async function pushOverLink(ctx: LanContext, scale: Scale, compress: string): Promise<Omit<SlowVariant, 'setting'>> {
+  const root = path.join(ctx.world.server.mountPoint, `root-slow-${compress}`);
+  await settle(ctx.world.server);
+  const server = await BenchServer.start(ctx.cleanup, ctx.probes, { root });
+  const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: server.port } });
+  ctx.cleanup.after(() => proxy.close());
+  try {
+    proxy.setRate(scale.linkBytesPerSecond);
+    proxy.cutEvery(scale.cutEveryBytes);
+    proxy.onCut(() => ctx.say(`  cut #${proxy.stats().cuts}`));
+    await proxy.settled();
+    proxy.resetStats();
+    const run = await runPush(ctx.cleanup, ctx.probes, { target: server, url: proxy.url, volume: 'bench', snapshot: ctx.world.slow.snapshot, compress });
+    const stats = proxy.stats();
+    const name = path.basename(ctx.world.slow.snapshot);
+    const transfer = (await server.transfers()).find((t) => t.snapshot === name && t.state === 'received');
+    if (transfer === undefined) throw new Error(`the server lists no received transfer of ${name}`);
+    for (const note of run.levelNotes) ctx.say(`  ${note}`);
+    return {
+      seconds: run.seconds,
+      wireBytes: transfer.wireOffset,
+      upstreamBytes: stats.upstreamBytes,
+      cuts: stats.cuts,
+      resentBytes: stats.upstreamBytes - transfer.wireOffset,
+      frameBytes: transfer.chunkSize + FRAME_HEADER_SIZE,
+      levelNotes: run.levelNotes,
+    };
+  } finally {
+    await proxy.close();
+    // A failure above is the error to report, not a server that then failed to stop.
+    await server.stop().catch(() => undefined);
+    await removeServerRoot(root);
+  }
+}
