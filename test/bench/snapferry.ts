@@ -53,6 +53,8 @@ export interface ServerOptions {
   port?: number;
   /** Require tokens from this file, trusting nginx's forwarded headers (as deployed behind nginx). */
   auth?: ClientToken;
+  /** Default warn: logging costs time on the LAN rows. */
+  logLevel?: 'warn' | 'info' | 'debug';
 }
 
 export class BenchServer {
@@ -68,7 +70,7 @@ export class BenchServer {
     const probeFile = probes.next('serve');
     const port = options.port ?? (await freePort());
     const access = options.auth ? ['--tokens', options.auth.tokensFile, '--behind-proxy'] : ['--no-auth'];
-    const child = spawn(cleanup, ['serve', '--root', options.root, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...access], probeEnv(probeFile));
+    const child = spawn(cleanup, ['serve', '--root', options.root, '--listen', `127.0.0.1:${port}`, '--log-level', options.logLevel ?? 'warn', ...access], probeEnv(probeFile));
     const m = await child.waitForStderr(/snapferry serving .* on (http:\/\/\S+)/, 60_000);
     return new BenchServer(child, m[1]!, port, probeFile, options.auth?.token ?? null);
   }
@@ -148,12 +150,19 @@ export async function runPush(cleanup: Cleanup, probes: Probes, options: PushOpt
   const seconds = (performance.now() - started) / 1000;
   if (exit.code !== 0) {
     throw new Error(
-      `push of ${path.basename(options.snapshot)} failed: ${why ?? `exit ${exit.code ?? exit.signal}`}\n` +
+      `push of ${path.basename(options.snapshot)} failed: ${why ?? `exit ${exit.code ?? exit.signal}: ${lastError(child.stderr)}`}\n` +
         `command: snapferry ${args.join(' ')}${more}\n--- the end of its output ---\n${child.stderr.slice(-3000)}`,
     );
   }
   const levelNotes = child.stderr.split('\n').filter((l) => /compression (level|off)/.test(l)).map((l) => l.replace(/^note: /, ''));
   return { seconds, probe: await readProbe(probeFile), levelNotes };
+}
+
+/** The CLI's own last word on why it failed (`snapferry: ...`), else the last line it printed. */
+function lastError(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  const said = lines.filter((l) => l.startsWith('snapferry: ')).at(-1);
+  return (said ?? lines.at(-1) ?? '').replace(/^snapferry: /, '');
 }
 
 /** What a snapferry process costs before it does anything: node, tsx, and every module loaded (`push --help`). */
