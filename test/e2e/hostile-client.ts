@@ -134,3 +134,15 @@ export async function writtenOutside(mount: string, before: Set<string>, volume:
   const after = await listTree(mount);
   return [...after].filter((p) => !before.has(p) && !folders.includes(p) && !allowed.some((re) => re.test(p)));
 }
+
+/** The transfer once its receive is over (the receive is queued just after the last PATCH answers). */
+export async function settled(h: HostileServer, id: string) {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    await h.server.service.idle();
+    const t = h.server.service.catalog.transfer(id);
+    if (t && ['received', 'failed', 'aborted'].includes(t.state)) return t;
+    if (Date.now() > end) throw new Error(`transfer ${id} is still ${t?.state}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

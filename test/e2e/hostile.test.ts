@@ -11,7 +11,7 @@ import { rootOnly } from '../fixtures/btrfs.ts';
 import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import {
-  create, encodeMetadata, hostileServer, listTree, metadataFor, patch, rawGet, uploadStream, writtenOutside, type HostileServer,
+  create, encodeMetadata, hostileServer, listTree, metadataFor, patch, rawGet, settled, uploadStream, writtenOutside, type HostileServer,
 } from './hostile-client.ts';
 
 const data = Buffer.from('harmless file\n');
@@ -27,18 +27,6 @@ async function pushStream(h: HostileServer, volume: string, raw: Buffer, uuid: s
   assert.deepEqual(outside, [], 'nothing is written outside the volume folder');
   await assertNoCanaryOnHost();
   return { state: t?.state, code: t?.error?.code, message: t?.error?.message ?? '' };
-}
-
-/** The transfer once its receive is over (the receive is queued just after the last PATCH answers). */
-async function settled(h: HostileServer, id: string) {
-  const end = Date.now() + 60_000;
-  for (;;) {
-    await h.server.service.idle();
-    const t = h.server.service.catalog.transfer(id);
-    if (t && ['received', 'failed', 'aborted'].includes(t.state)) return t;
-    if (Date.now() > end) throw new Error(`transfer ${id} is still ${t?.state}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function assertNoCanaryOnHost(): Promise<void> {

@@ -11,7 +11,7 @@ import { SendStreamBuilder, randomUuid } from '../fixtures/send-streams.ts';
 import { SendAttr, SendCmd } from '../../core/wire/sendstream-format.ts';
 import { META, Status, routes } from '../../core/protocol.ts';
 import { dataTlv, tlv, u32, u64 } from '../wire/sendstream-builder.ts';
-import { create, encodeMetadata, hostileServer, listTree, metadataFor, uploadStream, writtenOutside, type HostileServer } from './hostile-client.ts';
+import { create, encodeMetadata, hostileServer, listTree, metadataFor, settled, uploadStream, writtenOutside } from './hostile-client.ts';
 
 const CANARY = `send-stream-meta-canary-${process.pid}`;
 
@@ -28,17 +28,6 @@ function encodedWrite(path: string): Buffer[] {
     tlv(SendAttr.UNENCODED_LEN, u64(4096)), tlv(SendAttr.UNENCODED_OFFSET, u64(0)), tlv(SendAttr.COMPRESSION, u32(2)),
     tlv(SendAttr.ENCRYPTION, u32(0)), dataTlv(2, Buffer.alloc(100, 3)),
   ];
-}
-
-async function settled(h: HostileServer, id: string) {
-  const end = Date.now() + 60_000;
-  for (;;) {
-    await h.server.service.idle();
-    const t = h.server.service.catalog.transfer(id);
-    if (t && ['received', 'failed', 'aborted'].includes(t.state)) return t;
-    if (Date.now() > end) throw new Error(`transfer ${id} is still ${t?.state}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 test('the server says which stream versions it receives, and validates the sendStream key', rootOnly, async (t) => {
