@@ -11,7 +11,7 @@ import { authHeaders } from '../../client/token.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { SESSION_HEADER, UPLOADS_PATH } from '../../core/protocol.ts';
 import { addClient } from '../../server/tokens.ts';
-import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { aliceBobAdmin, assertReceived, createPair, recordingReporter } from './harness.ts';
 import { SNAPFERRY_BIN } from './processes.ts';
 
 const snapferry = (args: string[], env: Record<string, string> = {}) =>
@@ -87,10 +87,7 @@ test('every endpoint, tus and unknown paths included, answers 401 without a vali
 
 test("a client cannot see, resume, rewind, abort or read another client's things; an admin reads all and writes nothing", rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 2 });
-  const file = path.join(await tokensDir(t), 'tokens.json');
-  const alice = (await addClient(file, 'alice')).token;
-  const bob = (await addClient(file, 'bob')).token;
-  const admin = (await addClient(file, 'ops', 'admin')).token;
+  const { file, alice, bob, admin } = await aliceBobAdmin(t);
   const server = await pair.startServer({ tokensFile: file });
   const url = (route: string) => `${server.url}${route}`;
   const s1 = await pair.snapshot('s1');

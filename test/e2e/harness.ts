@@ -8,6 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import { FrameEncoder } from '../../core/wire/index.ts';
 import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
+import { addClient } from '../../server/tokens.ts';
 import { createBtrfs, fillVaried, snapshotReadonly, type BtrfsFixture } from '../fixtures/btrfs.ts';
 import { assertTreesEqual } from '../fixtures/tree.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
@@ -103,4 +105,15 @@ export async function framedLength(snapshot: string, chunkSize: number, level = 
   await pipeline(send.stream, new FrameEncoder({ chunkSize, level }), count);
   await send.done;
   return bytes;
+}
+
+/** A tokens file in its own temp dir with clients alice and bob and the admin ops, and their tokens. */
+export async function aliceBobAdmin(t: AfterHook): Promise<{ file: string; alice: string; bob: string; admin: string }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-tokens-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'tokens.json');
+  const alice = (await addClient(file, 'alice')).token;
+  const bob = (await addClient(file, 'bob')).token;
+  const admin = (await addClient(file, 'ops', 'admin')).token;
+  return { file, alice, bob, admin };
 }

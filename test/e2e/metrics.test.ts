@@ -4,16 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { authHeaders } from '../../client/token.ts';
-import { addClient } from '../../server/tokens.ts';
-import { createPair, recordingReporter } from './harness.ts';
+import { aliceBobAdmin, createPair, recordingReporter } from './harness.ts';
 
 interface Sample {
   name: string;
@@ -49,12 +45,7 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
 
 test('GET /metrics: Prometheus text after pushes, figures as the API has them, each client sees its own', { ...rootOnly, timeout: 300_000 }, async (t) => {
   const pair = await createPair(t, { fillMB: 2, seed: 'metrics' });
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-metrics-${process.pid}-`));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'tokens.json');
-  const alice = (await addClient(file, 'alice')).token;
-  const bob = (await addClient(file, 'bob')).token;
-  const admin = (await addClient(file, 'ops', 'admin')).token;
+  const { file, alice, bob, admin } = await aliceBobAdmin(t);
   const server = await pair.startServer({ tokensFile: file });
   const [s1, s2, s3] = [await pair.snapshot('s1'), await pair.snapshot('s2'), await pair.snapshot('s3')];
 

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { createBtrfs, createSmallBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
@@ -15,8 +14,7 @@ import { restore, type RestoreOptions } from '../../client/restore.ts';
 import { authHeaders } from '../../client/token.ts';
 import { routes, type RestoreQuery } from '../../core/protocol.ts';
 import { FrameParser } from '../../core/wire/index.ts';
-import { addClient } from '../../server/tokens.ts';
-import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { aliceBobAdmin, assertReceived, createPair, recordingReporter } from './harness.ts';
 
 const restoreTest = { ...rootOnly, timeout: 180_000 };
 const CHUNK = 64 * 1024;
@@ -46,12 +44,7 @@ async function freshDest(t: { after(fn: () => Promise<void>): void }): Promise<s
 
 test("another client's snapshot answers like a missing one; an admin restores it by naming the client", restoreTest, async (t) => {
   const pair = await createPair(t, { fillMB: 2 });
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-restore-tokens-${process.pid}-`));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'tokens.json');
-  const alice = (await addClient(file, 'alice')).token;
-  const bob = (await addClient(file, 'bob')).token;
-  const admin = (await addClient(file, 'ops', 'admin')).token;
+  const { file, alice, bob, admin } = await aliceBobAdmin(t);
   const server = await pair.startServer({ tokensFile: file });
   const s1 = await pair.snapshot('s1');
   await push({ server: server.url, volume: 'home', snapshots: [s1], headers: authHeaders(alice), retries: 0 }, recordingReporter());
