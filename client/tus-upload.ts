@@ -92,12 +92,23 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
     const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
     const watchdog = setInterval(() => {
       if (stallMs <= 0 || Date.now() - lastActivity < stallMs) return;
-      clearInterval(watchdog);
+      done();
       void upload.abort(false);
       reject(new UploadError('upload_stalled', `nothing moved for ${Math.round(stallMs / 1000)} s`, { retryable: true }));
     }, stallMs > 0 ? Math.min(5000, stallMs / 4) : 60_000);
-    const settle = <T>(fn: (v: T) => void) => (v: T) => {
+    // Each attempt of a push adds its own abort listener to the push's one signal: remove it when the attempt ends,
+    // or a push that retried many times warns of a listener leak (MaxListenersExceededWarning) and keeps them all.
+    const onAbort = () => {
       clearInterval(watchdog);
+      void upload.abort(false);
+      reject(new UploadError('cancelled', 'the upload was cancelled', { retryable: false }));
+    };
+    const done = () => {
+      clearInterval(watchdog);
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    const settle = <T>(fn: (v: T) => void) => (v: T) => {
+      done();
       fn(v);
     };
     const upload = new Upload(Buffer.alloc(0), {
@@ -158,11 +169,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       onSuccess: settle(() => resolve({ url: upload.url ?? '' })),
       onError: settle((err: Error) => reject(sourceFailure instanceof Error ? sourceFailure : uploadErrorFrom(err))),
     });
-    options.signal?.addEventListener('abort', () => {
-      clearInterval(watchdog);
-      void upload.abort(false);
-      reject(new UploadError('cancelled', 'the upload was cancelled', { retryable: false }));
-    }, { once: true });
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     options.linkMeter?.restart();
     upload.start();
   });
