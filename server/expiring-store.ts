@@ -18,6 +18,8 @@ export interface ExpiryHooks {
    * is durable. The store then deletes spool, index and tus's record.
    */
   expire(id: string, facts: ExpiredUpload): Promise<void> | null;
+  /** Called once an expired upload's spool, index and record are deleted. */
+  expired(id: string, facts: ExpiredUpload): void;
   /** The error for a request on an upload that has expired (answered 410 Gone, as tus asks), or null. */
   expiredError(id: string): SnapferryError | null;
 }
@@ -58,10 +60,12 @@ export class ExpiringSpoolStore extends FrameVerifyingStore {
         // Dated again just before the decision: a request may have come while the index was read.
         const idleMs = Date.now() - (await this.lastActivity(id));
         if (!(idleMs >= ttl)) continue;
-        const marked = this.expiry.expire(id, { idleMs, wireOffset: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified });
+        const facts = { idleMs, wireOffset: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified };
+        const marked = this.expiry.expire(id, facts);
         if (marked === null) continue;
         await marked;
         await this.remove(id);
+        this.expiry.expired(id, facts);
         removed++;
       } catch (err) {
         // One upload that cannot be looked at (or removed) must not keep the others from expiring.

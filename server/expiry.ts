@@ -61,10 +61,15 @@ export function expiryHooks(deps: ExpiryDeps): ExpiryHooks {
       const details = { idleMs: facts.idleMs, expireAfterMs: deps.expireAfterMs, wireBytes: facts.wireOffset, rawBytes: facts.rawBytes, framesVerified: facts.framesVerified };
       // updateTransfer changes the record in memory before it first awaits: from here on no request leases the upload,
       // and any that reaches the store is told it expired (expiredError).
-      const marked = catalog.updateTransfer(id, { state: 'failed', error: { code: UPLOAD_EXPIRED, message, at: new Date().toISOString(), details } });
-      return marked.then(() => {
-        log.warn({ transfer: id, client: t.client, volume: t.volume, snapshot: t.snapshot, idle, freedBytes: facts.wireOffset }, 'abandoned upload expired; spool freed');
-      });
+      return catalog.updateTransfer(id, { state: 'failed', error: { code: UPLOAD_EXPIRED, message, at: new Date().toISOString(), details } }).then(() => undefined);
+    },
+    expired(id: string, facts: ExpiredUpload) {
+      const t = catalog.transfer(id);
+      // Said only once the files are gone: an admin who reads "spool freed" and looks finds it so.
+      log.warn(
+        { transfer: id, client: t?.client, volume: t?.volume, snapshot: t?.snapshot, idle: formatDuration(facts.idleMs), freedBytes: facts.wireOffset },
+        'abandoned upload expired; spool freed',
+      );
     },
     expiredError(id: string) {
       const t = catalog.transfer(id);

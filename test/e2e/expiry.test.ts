@@ -88,8 +88,10 @@ test('an abandoned upload expires once idle past the period and its lease: spool
   const details = expired.error!.details as { idleMs: number; wireBytes: number };
   assert.ok(details.idleMs >= leaseMs, `expired after ${details.idleMs} ms idle, within the lease of ${leaseMs} ms`);
   assert.ok(details.wireBytes >= partial.wireOffset && details.wireBytes > 0);
+  // The transfer shows failed as soon as it is decided (no request may take the upload up after that); the files go
+  // just after, and the log line says so once they have.
+  const line = await until('the log line', () => Promise.resolve(logs().find((l) => l.msg === 'abandoned upload expired; spool freed')), 10_000);
   assert.deepEqual((await fs.readdir(spool)).filter((f) => f.startsWith(partial.id)), [], 'spool, index and tus record deleted');
-  const line = logs().find((l) => l.msg === 'abandoned upload expired; spool freed');
   assert.equal(line?.transfer, partial.id, 'one log line names the transfer');
   assert.equal(line?.level, 40, 'logged as a warning');
 

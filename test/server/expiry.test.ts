@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,8 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }, decide: (id:
   const layout = new ServerLayout(dir);
   await fs.mkdir(layout.spool, { recursive: true });
   const expired = new Map<string, ExpiredUpload>();
+  /** Uploads whose expiry was reported, each with whether its spool file was still there at that moment. */
+  const reported = new Map<string, boolean>();
   const hooks: SpoolHooks & ExpiryHooks = {
     chunkSizeOf: () => 64 * 1024,
     checkStreamStart: () => undefined,
@@ -32,6 +35,7 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }, decide: (id:
       expired.set(id, facts);
       return Promise.resolve();
     },
+    expired: (id) => reported.set(id, existsSync(layout.spoolFile(id))),
     expiredError: (id) => (expired.has(id) ? new SnapferryError('upload_expired', `upload ${id} expired`) : null),
   };
   const store = new ExpiringSpoolStore(layout, hooks, TTL);
@@ -43,13 +47,13 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }, decide: (id:
     await fs.writeFile(layout.frameIndexFile(id), '');
     await fs.utimes(layout.spoolFile(id), created, created);
   };
-  return { layout, store, expired, upload };
+  return { layout, store, expired, reported, upload };
 }
 
 const exists = (file: string) => fs.access(file).then(() => true, () => false);
 
 test('the sweep deletes uploads idle past the period and keeps the rest', async (t) => {
-  const { layout, store, expired, upload } = await storeIn(t, () => true);
+  const { layout, store, expired, reported, upload } = await storeIn(t, () => true);
   await upload('a'.repeat(32), TTL + 5000);
   await upload('b'.repeat(32), TTL - 5000);
   // Created long ago, but a request came a moment ago: a seed that takes longer than the period goes on.
@@ -58,6 +62,7 @@ test('the sweep deletes uploads idle past the period and keeps the rest', async 
 
   assert.equal(await store.deleteExpired(), 1);
   assert.deepEqual([...expired.keys()], ['a'.repeat(32)]);
+  assert.deepEqual([...reported], [['a'.repeat(32), false]], 'reported once, after its spool file was deleted');
   const facts = expired.get('a'.repeat(32))!;
   assert.ok(facts.idleMs >= TTL + 5000 && facts.idleMs < TTL + 60_000, `idle ${facts.idleMs}`);
   assert.deepEqual({ ...facts, idleMs: 0 }, { idleMs: 0, wireOffset: 0, rawBytes: 0, framesVerified: 0 });

@@ -24,6 +24,7 @@ test('a write refused for its offset, whose request stream is then destroyed wit
       checkStreamStart: () => undefined,
       onStreamComplete: () => undefined,
       expire: () => null,
+      expired: () => undefined,
       expiredError: () => null,
     },
     0,
