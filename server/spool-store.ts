@@ -19,6 +19,7 @@ import { SnapferryError } from '../core/errors.ts';
 import { encodeIndexRecord, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
 import type { ServerLayout } from './layout.ts';
 import { statusOf } from './http-errors.ts';
+import { UploadMutex } from './upload-mutex.ts';
 
 /** fsync at least this often during a long PATCH, so a power cut loses little even before the ack. */
 const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
@@ -65,6 +66,9 @@ export function progressFromRecord(last: IndexRecord | null): SpoolProgress {
 }
 
 export class FrameVerifyingStore extends FileStore {
+  /** Held by write(), repair(), rewind() and getUpload() (server/upload-mutex.ts says why). */
+  private readonly busy = new UploadMutex();
+
   constructor(
     protected readonly layout: ServerLayout,
     private readonly hooks: SpoolHooks,
@@ -87,20 +91,39 @@ export class FrameVerifyingStore extends FileStore {
     return progressFromRecord(await readLastRecord(this.layout.frameIndexFile(id)));
   }
 
-  /** Brings spool and index into agreement after a crash: the index decides, the spool is cut back to it. */
-  async repair(id: string): Promise<SpoolProgress> {
+  /** Brings spool and index into agreement after a crash (see repairNow). */
+  repair(id: string): Promise<SpoolProgress> {
+    return this.busy.run(id, () => this.repairNow(id));
+  }
+
+  /**
+   * The index decides: a spool longer than it (the server died between a frame's bytes and its record) is cut back
+   * to its last record. A spool shorter than it (bytes lost that the index vouches for) cuts the index back to the
+   * last frame the spool still holds whole, so the offset never points past the data. Only with `busy` held.
+   */
+  private async repairNow(id: string): Promise<SpoolProgress> {
     const indexFile = this.layout.frameIndexFile(id);
     await trimIndex(indexFile);
-    const progress = await this.progress(id);
+    let progress = await this.progress(id);
     const spool = this.layout.spoolFile(id);
     const { size } = await fs.stat(spool);
+    if (size < progress.wireOffset) {
+      let frames = progress.complete ? progress.framesVerified + 1 : progress.framesVerified;
+      let last: IndexRecord | null = null;
+      for (; frames > 0; frames--) {
+        last = await readRecord(indexFile, frames - 1);
+        if (last !== null && last.wireEnd <= size) break;
+      }
+      await truncateIndex(indexFile, frames);
+      progress = progressFromRecord(frames === 0 ? null : last);
+    }
     if (size > progress.wireOffset) await fs.truncate(spool, progress.wireOffset);
     return progress;
   }
 
   /** Index records from..from+limit-1: each verified frame's end on the wire and the chain after it. */
   async frames(id: string, from: number, limit: number): Promise<IndexRecord[]> {
-    await this.repair(id);
+    // Whole records only (a torn tail is skipped); no repair, which would wait for a PATCH in flight.
     return readRecords(this.layout.frameIndexFile(id), from, limit);
   }
 
@@ -108,8 +131,12 @@ export class FrameVerifyingStore extends FileStore {
    * Cuts the upload back to its first `frames` data frames: the spool, the index, and any declared length (the
    * stream sent from there on may differ, which is why it is rewound). The caller makes sure no PATCH is in flight.
    */
-  async rewind(id: string, frames: number): Promise<SpoolProgress> {
-    const before = await this.repair(id);
+  rewind(id: string, frames: number): Promise<SpoolProgress> {
+    return this.busy.run(id, () => this.rewindNow(id, frames));
+  }
+
+  private async rewindNow(id: string, frames: number): Promise<SpoolProgress> {
+    const before = await this.repairNow(id);
     if (frames > before.framesVerified) {
       throw new SnapferryError('invalid_input', `cannot rewind to frame ${frames}: the server holds ${before.framesVerified}`);
     }
@@ -131,14 +158,16 @@ export class FrameVerifyingStore extends FileStore {
    * still being taken apart; @tus/server refuses any Upload-Length on an upload whose length it sees (400), which
    * would end the upload for good. Hidden, the length reaches declareUploadLength below, which accepts the same value.
    */
-  override async getUpload(id: string): Promise<Upload> {
-    const progress = await this.repair(id).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-      return null;
+  override getUpload(id: string): Promise<Upload> {
+    return this.busy.run(id, async () => {
+      const progress = await this.repairNow(id).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        return null;
+      });
+      const upload = await super.getUpload(id);
+      if (!progress?.complete) upload.size = undefined;
+      return upload;
     });
-    const upload = await super.getUpload(id);
-    if (!progress?.complete) upload.size = undefined;
-    return upload;
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {
@@ -156,9 +185,13 @@ export class FrameVerifyingStore extends FileStore {
     await super.remove(id);
   }
 
-  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+  override write(readable: Readable, id: string, offset: number): Promise<number> {
+    return this.busy.run(id, () => this.writeNow(readable, id, offset));
+  }
+
+  private async writeNow(readable: Readable, id: string, offset: number): Promise<number> {
     const upload = await super.getUpload(id);
-    const start = await this.repair(id);
+    const start = await this.repairNow(id);
     if (start.wireOffset !== offset) {
       // @tus/server checked the offset against the spool's size, which repair() may just have cut back.
       throw new TusStatusError(409, new SnapferryError('offset_mismatch', `the upload is at ${start.wireOffset}, not ${offset}`, {
