@@ -189,6 +189,11 @@ export const Transfer = z.object({
   interruptions: z.number(),
   /** How btrfs send makes this transfer's stream; a transfer recorded before the key existed is 'v1'. */
   sendStream: SendStreamName.default('v1'),
+  /**
+   * Bytes of the raw stream the server's `btrfs receive` has been given so far: it receives while the upload goes
+   * on, so this trails rawBytes (and starts again from 0 when a receive must start over).
+   */
+  rawReceived: z.number().default(0),
 });
 export type Transfer = z.infer<typeof Transfer>;
 

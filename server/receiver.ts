@@ -1,20 +1,23 @@
 /**
- * Turns a complete, verified spool into a received snapshot (DESIGN.md step 6), one transfer at a time.
+ * Turns a spool into a received snapshot (DESIGN.md step 6), in one pass that runs beside the upload (issue 9): the
+ * spool's verified frames, as they arrive (server/spool-follower.ts), are decoded and checked again (bytes damaged
+ * on disk since they verified are caught before `btrfs receive` sees them), then checked as a send stream against
+ * the server's policy (paths that stay inside the snapshot, the parent the server chose, clone sources among this
+ * volume's snapshots, device nodes and setuid files as configured; core/wire/sendstream-policy.ts). A chunk goes on
+ * only once every command that ends in it has passed, and `btrfs receive` applies a command only once it has read
+ * all of it, so a refused command is never applied: the failed pipeline stops the receive first. The first command
+ * is renamed to a staging name (server/stream-rename.ts), into `btrfs receive -e --chroot` confined to the volume's
+ * folder.
  *
- * btrfs receive trusts its input, so the whole spool is first decoded and checked, with nothing written: framing
- * (magic, version, CRC and length of every command, one subvolume, END) and the server's policy (paths that stay
- * inside the snapshot, the parent the server chose, clone sources among this volume's snapshots, device nodes and
- * setuid files as configured; core/wire/sendstream-policy.ts). Only a stream that passed whole is decoded a second
- * time (checked again on the way: bytes damaged on disk since are caught before `btrfs receive` sees them), its first
- * command renamed to a staging name (server/stream-rename.ts), into `btrfs receive -e --chroot` confined to the
- * volume's folder. Only when the new subvolume has the expected Received UUID and is read-only is it renamed to the
- * snapshot's name. Whatever fails, the partial subvolume is deleted, the spool stays, and the error says why.
+ * btrfs receive exits at the stream's END command, which comes before the end frame: the snapshot counts as received
+ * only once the end frame has verified too, and the new subvolume has the expected Received UUID and is read-only.
+ * Only then is it renamed to the snapshot's name. Whatever fails, the partial subvolume is deleted, the spool stays,
+ * and the error says why.
  */
 import fs from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { FrameDecoder, SendStreamCheck, type SendStreamHeader } from '../core/wire/index.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { SnapferryError } from '../core/errors.ts';
@@ -34,6 +37,8 @@ export interface ReceiveJob {
   chunkSize: number;
   /** What the stream may do (parent, clone sources, devices, setuid), decided by the server. */
   policy: SendStreamPolicy;
+  /** Throws when the checked snapshot must not take its name after all (called just before the rename). */
+  confirm?: () => void;
 }
 
 export interface ReceivedSnapshot {
@@ -45,37 +50,77 @@ export interface ReceivedSnapshot {
 
 export class ReceiveError extends SnapferryError {}
 
-export async function receiveFromSpool(layout: ServerLayout, job: ReceiveJob): Promise<ReceivedSnapshot> {
+export interface ReceiveRun {
+  /** The snapshot, once the whole stream arrived, verified and was received and checked. */
+  done: Promise<ReceivedSnapshot>;
+  /** Raw send-stream bytes checked and handed on to `btrfs receive` so far (counted as sent, before the rename). */
+  readonly rawFed: number;
+  /** Kills the receive; `done` rejects (with `reason`) once the partial subvolume is deleted. */
+  stop(reason: Error): void;
+}
+
+/** Receives the stream `source` gives (framed bytes from the spool's start) as the job's snapshot. */
+export function receiveStream(layout: ServerLayout, job: ReceiveJob, source: Readable): ReceiveRun {
+  const stopper = new AbortController();
+  let rawFed = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      rawFed += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const done = runReceive(layout, job, source, counted, stopper.signal);
+  done.catch(() => undefined);
+  return {
+    done,
+    get rawFed() {
+      return rawFed;
+    },
+    stop(reason: Error) {
+      stopper.abort(reason);
+    },
+  };
+}
+
+async function runReceive(layout: ServerLayout, job: ReceiveJob, source: Readable, counted: Transform, signal: AbortSignal): Promise<ReceivedSnapshot> {
   const volumeDir = layout.volumeDir(job.client, job.volume);
   const finalPath = layout.snapshotPath(job.client, job.volume, job.snapshot);
   const stagedPath = path.join(volumeDir, layout.incomingName(job.id));
-  await fs.mkdir(volumeDir, { recursive: true, mode: 0o700 });
-  await removePartial(stagedPath);
-  if (await exists(finalPath)) {
-    throw new ReceiveError(
-      'snapshot_exists',
-      `${job.volume}/${job.snapshot} already exists on the server; delete it (btrfs subvolume delete) to receive it again`,
-    );
+  try {
+    await fs.mkdir(volumeDir, { recursive: true, mode: 0o700 });
+    await removePartial(stagedPath);
+    if (await exists(finalPath)) {
+      throw new ReceiveError(
+        'snapshot_exists',
+        `${job.volume}/${job.snapshot} already exists on the server; delete it (btrfs subvolume delete) to receive it again`,
+      );
+    }
+    signal.throwIfAborted();
+  } catch (err) {
+    source.destroy();
+    throw signal.aborted ? signal.reason : err;
   }
-  const spool = layout.spoolFile(job.id);
-  const wireBytes = (await fs.stat(spool)).size;
-  await pipeline(createReadStream(spool), new FrameDecoder({ chunkSize: job.chunkSize }), checkFor(job), discard());
+  let wireBytes = 0;
+  const decoder = new FrameDecoder({ chunkSize: job.chunkSize, onFrame: (frame) => (wireBytes = frame.wireEnd) });
   const check = checkFor(job);
   const raw = new PassThrough();
-  // --chroot: paths in the stream resolve inside the volume's folder whatever they say; -e: the END command, not
-  // the input running out, says the stream is complete.
-  const received = btrfs.receive(volumeDir, raw, { chroot: true, endOnEndCommand: true });
+  const received = btrfs.receive(volumeDir, raw, { chroot: true, endOnEndCommand: true, signal });
+  // btrfs receive stops reading at END, before the end frame: the feed keeps the pipeline going to its end (where the
+  // end frame is verified) whether or not btrfs still reads.
+  const fed = pipeline(source, decoder, check, counted, new FirstCommandRenamer(layout.incomingName(job.id)), feed(raw), { signal });
   try {
-    await Promise.all([
-      pipeline(
-        createReadStream(spool),
-        new FrameDecoder({ chunkSize: job.chunkSize }),
-        check,
-        new FirstCommandRenamer(layout.incomingName(job.id)),
-        raw,
-      ),
+    const [piped, got] = await Promise.allSettled([
+      fed.catch((err: unknown) => {
+        // A failed stream stops the receive at once, before btrfs could see a clean end of its input.
+        raw.destroy(err as Error);
+        throw err;
+      }),
       received,
     ]);
+    if (signal.aborted) throw signal.reason;
+    // The stream's own failure (a refused command, a damaged frame, a missing end) says more than btrfs's.
+    if (piped.status === 'rejected') throw piped.reason;
+    if (got.status === 'rejected') throw got.reason;
     const shown = await btrfs.subvolumeShow(stagedPath);
     if (shown.receivedUuid !== job.uuid) {
       throw new ReceiveError(
@@ -86,16 +131,39 @@ export async function receiveFromSpool(layout: ServerLayout, job: ReceiveJob): P
     if (!shown.readonly) {
       throw new ReceiveError('receive_unchecked', `btrfs receive finished but ${job.snapshot} is not read-only`);
     }
+    job.confirm?.();
     await fs.rename(stagedPath, finalPath);
     return { path: finalPath, serverUuid: shown.uuid, rawBytes: check.summary?.bytes ?? 0, wireBytes };
   } catch (err) {
     raw.destroy();
+    source.destroy();
     await received.catch(() => undefined);
     await removePartial(stagedPath);
-    throw err instanceof SnapferryError
+    throw err instanceof SnapferryError || signal.aborted
       ? err
       : new ReceiveError('receive_failed', `receiving ${job.snapshot} failed: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Writes into `raw` (btrfs receive's input) while it is open; once btrfs has stopped reading, takes bytes and drops them. */
+function feed(raw: PassThrough): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      if (raw.destroyed || raw.writableEnded) return callback();
+      if (raw.write(chunk)) return callback();
+      const go = () => {
+        raw.off('drain', go);
+        raw.off('close', go);
+        callback();
+      };
+      raw.on('drain', go);
+      raw.on('close', go);
+    },
+    final(callback) {
+      if (!raw.destroyed && !raw.writableEnded) raw.end();
+      callback();
+    },
+  });
 }
 
 /** The stream's checks: framing, the server's policy, and its first command against the upload's metadata. */
@@ -109,10 +177,6 @@ function checkFor(job: ReceiveJob): SendStreamCheck {
     }
   });
   return check;
-}
-
-function discard(): Writable {
-  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -19,12 +19,12 @@ import { ServerLayout } from './layout.ts';
 import { type SpoolProgress } from './spool-store.ts';
 import { LimitedSpoolStore } from './limited-store.ts';
 import { quotaExceeded, tooManyUploads, uploadLimits, type UploadLimits } from './upload-limits.ts';
-import { DiskFullError, asDiskFull } from './disk-full.ts';
+import { DiskFullError, asDiskFull, isDiskFull } from './disk-full.ts';
 import { mountAdvice, mountSafety } from './mount-safety.ts';
 import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
-import { receiveFromSpool } from './receiver.ts';
+import type { ReceiveJob, ReceivedSnapshot } from './receiver.ts';
+import { LiveReceives } from './live-receives.ts';
 import { reconcile } from './reconcile.ts';
-import { ReceiveQueue } from './receive-queue.ts';
 import { KEEP_EVERYTHING, ServerPruner, type RetentionLookup } from './retention.ts';
 import type { Logger } from './log.ts';
 
@@ -36,7 +36,7 @@ export class NotFound extends SnapferryError {
 }
 
 export interface ServiceOptions {
-  /** Queue receives but run none until resumeReceives(). */
+  /** Start no receive until resumeReceives(). */
   holdReceives?: boolean;
   /** Abandoned uploads (no request for this long) are deleted and their transfers failed (server/expiry.ts); 0 never. */
   expireAfterMs?: number;
@@ -67,7 +67,9 @@ export class ReplicationService {
   readonly leases: UploadLeases;
   readonly limits: Readonly<UploadLimits>;
   private readonly privilegedFiles: PrivilegedFiles;
-  private readonly queue: ReceiveQueue;
+  private readonly receives: LiveReceives;
+  /** Receives that failed for the server's own reasons (a full disk, an I/O error), by transfer: tries so far. */
+  private readonly receiveFailures = new Map<string, number>();
   readonly pruner: ServerPruner;
   private readonly startedAt = Date.now();
 
@@ -80,11 +82,18 @@ export class ReplicationService {
     this.leases = new UploadLeases(options.leaseMs);
     this.limits = uploadLimits(options.limits);
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
+    const expiry = expiryHooks({ catalog, leases: this.leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log });
     this.store = new LimitedSpoolStore(layout, {
       chunkSizeOf: (upload) => Number(upload.metadata?.[META.chunkSize]),
       checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
+      onFrameStored: (upload, progress) => this.receives.advance(upload.id, progress.wireOffset, false),
       onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
-      ...expiryHooks({ catalog, leases: this.leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log }),
+      closedError: (id) => this.closedError(id),
+      ...expiry,
+      expired: (id, facts) => {
+        expiry.expired(id, facts);
+        void this.receives.stop(id, 'the upload expired');
+      },
     }, options.expireAfterMs ?? 0, {
       checkSize: (id, size, exact) => this.checkQuota(id, size, exact),
       byteLimit: async (id) => {
@@ -93,7 +102,12 @@ export class ReplicationService {
       },
       onRefused: (id, err) => this.onRefused(id, err),
     });
-    this.queue = new ReceiveQueue((id) => this.receive(id), log, options.holdReceives ?? false);
+    this.receives = new LiveReceives(layout, {
+      jobFor: (id) => this.receiveJob(id),
+      progressOf: (id) => this.store.progress(id),
+      received: (id, got) => this.onReceived(id, got),
+      failed: (id, err) => this.onReceiveFailed(id, err),
+    }, log, options.holdReceives ?? false);
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
   }
 
@@ -105,22 +119,31 @@ export class ReplicationService {
     return new ReplicationService(layout, catalog, log, options);
   }
 
-  /** At start: the catalog meets the disk, leftovers of a crash are cleaned, unfinished receives are queued again. */
+  /**
+   * At start: the catalog meets the disk, leftovers of a crash are cleaned (partial receives among them), and every
+   * upload that holds verified frames is received again from its spool, complete or not.
+   */
   async start(): Promise<void> {
     await this.checkMount();
     const pending = await reconcile(this.layout, this.catalog, this.log);
-    for (const id of pending) this.queue.add(id);
+    for (const id of pending) this.receives.startFromSpool(id);
+    for (const t of this.catalog.transfers()) if (t.state === 'uploading') this.receives.startFromSpool(t.id);
     await this.pruner.pruneAll();
   }
 
   /** Lets held receives run (see ServeOptions.holdReceives). */
   resumeReceives(): void {
-    this.queue.resume();
+    this.receives.resume();
   }
 
-  /** Resolves when no receive is queued or running (tests and graceful shutdown). */
+  /** Resolves when no receive of a complete upload is running or about to (tests). */
   idle(): Promise<void> {
-    return this.queue.idle();
+    return this.receives.idle();
+  }
+
+  /** A graceful shutdown: receives of uploads in progress are stopped (and started again at the next start). */
+  close(): Promise<void> {
+    return this.receives.close();
   }
 
   // --- transfer lifecycle -------------------------------------------------------------------------------------
@@ -279,47 +302,79 @@ export class ReplicationService {
     if (!t || finalStates.includes(t.state) || t.state === 'receiving') return;
     void this.catalog
       .updateTransfer(id, { state: 'receiving', wireBytes: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified })
-      .then(() => this.queue.add(id))
-      .catch((err: unknown) => this.log.error({ transfer: id, err }, 'could not queue the receive'));
+      // Only now may the receive end: the snapshot is complete once the end frame verified and that is on record.
+      .then(() => this.receives.advance(id, progress.wireOffset, true))
+      .catch((err: unknown) => this.log.error({ transfer: id, err }, 'could not record the end of the upload'));
   }
 
-  private async receive(id: string): Promise<void> {
+  /** A transfer that failed refuses more bytes, with its reason. */
+  private closedError(id: string): SnapferryError | null {
     const t = this.catalog.transfer(id);
-    if (!t || t.state !== 'receiving') return;
-    try {
-      this.assertUuidFree(t.client, t.volume, t.uuid);
-      const got = await receiveFromSpool(this.layout, {
-        id, client: t.client as SafeName, volume: t.volume as SafeName, snapshot: t.snapshot as SafeName,
-        uuid: t.uuid, parentUuid: t.parentUuid, chunkSize: t.chunkSize, policy: this.receivePolicy(t),
+    if (t?.state !== 'failed' || !t.error) return null;
+    return new SnapferryError(t.error.code, `transfer ${id} failed: ${t.error.message}`, { details: { transferId: id } });
+  }
+
+  /** What the receive of a transfer must check, or null when the transfer is not to be received. */
+  private receiveJob(id: string): ReceiveJob | null {
+    const t = this.catalog.transfer(id);
+    if (!t || !['uploading', 'receiving', 'verifying'].includes(t.state)) return null;
+    const check = () => this.assertUuidFree(t.client, t.volume, t.uuid);
+    return {
+      id, client: t.client as SafeName, volume: t.volume as SafeName, snapshot: t.snapshot as SafeName,
+      uuid: t.uuid, parentUuid: t.parentUuid, chunkSize: t.chunkSize, policy: this.receivePolicy(t),
+      // Checked again just before the snapshot takes its name: two uploads of one UUID into two volumes at once.
+      confirm: check,
+    };
+  }
+
+  private async onReceived(id: string, got: ReceivedSnapshot): Promise<void> {
+    const t = this.catalog.transfer(id);
+    if (!t) return;
+    const record: SnapshotRecord = {
+      client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, serverUuid: got.serverUuid,
+      parentUuid: t.parentUuid, receivedAt: new Date().toISOString(), rawBytes: got.rawBytes,
+      wireBytes: got.wireBytes, transferId: id,
+    };
+    await this.catalog.addSnapshot(record);
+    await this.catalog.updateTransfer(id, { state: 'received', error: null });
+    this.receiveFailures.delete(id);
+    await this.store.remove(id);
+    this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received');
+    await this.pruner.pruneVolume(t.client, t.volume);
+  }
+
+  /**
+   * A receive failed; its partial subvolume is gone. Damaged spool bytes: the upload is cut back there and the
+   * client sends them again. A stream the server refuses: the transfer fails. The server's own trouble (a full disk,
+   * an I/O error): the receive starts again from the spool a little later, a few times.
+   */
+  private async onReceiveFailed(id: string, err: unknown): Promise<void> {
+    const t = this.catalog.transfer(id);
+    if (!t || finalStates.includes(t.state)) return;
+    const damaged = spoolDamage(err);
+    if (damaged !== null) {
+      await this.store.rewind(id, damaged);
+      await this.catalog.updateTransfer(id, {
+        state: 'uploading', wireBytes: null, rawBytes: null, framesVerified: null,
+        interruptions: t.interruptions + 1,
+        lastInterruption: `${new Date().toISOString()}: the spool was damaged at frame ${damaged}; rewound there for the client to send again`,
       });
-      const record: SnapshotRecord = {
-        client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, serverUuid: got.serverUuid,
-        parentUuid: t.parentUuid, receivedAt: new Date().toISOString(), rawBytes: got.rawBytes,
-        wireBytes: got.wireBytes, transferId: id,
-      };
-      await this.catalog.addSnapshot(record);
-      await this.catalog.updateTransfer(id, { state: 'received', error: null });
-      await this.store.remove(id);
-      this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received');
-      await this.pruner.pruneVolume(t.client, t.volume);
-    } catch (err) {
-      const damaged = spoolDamage(err);
-      if (damaged !== null) {
-        // Bytes damaged in the spool since they verified: never received. Cut the upload back to the last good
-        // frame and let the client send the rest again, as after any cut.
-        await this.store.rewind(id, damaged);
-        await this.catalog.updateTransfer(id, {
-          state: 'uploading', wireBytes: null, rawBytes: null, framesVerified: null,
-          interruptions: t.interruptions + 1,
-          lastInterruption: `${new Date().toISOString()}: the spool was damaged at frame ${damaged}; rewound there for the client to send again`,
-        });
-        this.log.error({ transfer: id, frame: damaged }, 'spool damaged on disk; upload rewound to the last good frame');
-        return;
-      }
-      const e = err instanceof SnapferryError ? err : new SnapferryError('receive_failed', String(err));
-      await this.catalog.updateTransfer(id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
-      this.log.warn({ transfer: id, code: e.code, err: e.message }, 'receive failed; the spool is kept');
+      this.log.error({ transfer: id, frame: damaged }, 'spool damaged on disk; upload rewound to the last good frame');
+      await this.receives.restart(id, 'the spool was rewound');
+      return;
     }
+    const e = err instanceof SnapferryError ? err : new SnapferryError('receive_failed', String(err));
+    const tries = (this.receiveFailures.get(id) ?? 0) + 1;
+    if (serversOwnTrouble(e) && tries <= RECEIVE_TRIES) {
+      this.receiveFailures.set(id, tries);
+      const waitMs = RECEIVE_RETRY_MS * 4 ** (tries - 1);
+      this.log.warn({ transfer: id, code: e.code, err: e.message, tries, waitMs }, 'receive failed; starting it again from the spool');
+      this.receives.restartLater(id, waitMs);
+      return;
+    }
+    this.receiveFailures.delete(id);
+    await this.catalog.updateTransfer(id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
+    this.log.warn({ transfer: id, code: e.code, err: e.message }, 'receive failed; the spool is kept');
   }
 
   async abort(client: SafeName, id: string): Promise<Transfer> {
@@ -328,6 +383,7 @@ export class ReplicationService {
       throw new TransferConflict('transfer_receiving', `transfer ${id} is being received and can no longer be aborted`);
     }
     if (!finalStates.includes(t.state)) {
+      await this.receives.stop(id, 'the upload was aborted');
       await this.store.remove(id).catch(() => undefined);
       await this.catalog.updateTransfer(id, { state: 'aborted' });
     }
@@ -362,6 +418,7 @@ export class ReplicationService {
       wireOffset: p.wireOffset, framesVerified: p.framesVerified, rawBytes: p.rawBytes, rawEstimate: t.rawEstimate,
       chain: p.chain?.toString('hex') ?? '', error: t.error, lastInterruption: t.lastInterruption, interruptions: t.interruptions,
       sendStream: t.sendStream,
+      rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.receives.rawFed(t.id),
     };
   }
 
@@ -394,6 +451,8 @@ export class ReplicationService {
     }
     const before = await this.store.progress(id);
     await this.store.rewind(id, frames);
+    // The receive may have read past the new end: it starts again from the spool's first byte.
+    await this.receives.restart(id, 'the upload was rewound');
     await this.catalog.updateTransfer(id, {
       lastInterruption: `${new Date().toISOString()}: rewound from frame ${before.framesVerified} to ${frames}: the client's stream differs from there`,
     });
@@ -455,6 +514,17 @@ export class ReplicationService {
       receiveStreamVersions: [...(await btrfsFeatures()).receiveStreamVersions],
     };
   }
+}
+
+/** A receive that failed for the server's own reasons is tried this often in all, RECEIVE_RETRY_MS, 4x, 16x apart. */
+const RECEIVE_TRIES = 3;
+const RECEIVE_RETRY_MS = 5000;
+
+/** Whether a failed receive may go through another time: not when the stream or the snapshot is at fault. */
+function serversOwnTrouble(err: SnapferryError): boolean {
+  if (isDiskFull(err) || isDiskFull(err.cause)) return true;
+  if (err.code.startsWith('sendstream_') || err.code.startsWith('frame_') || err.code.startsWith('stream_')) return false;
+  return !['snapshot_exists', 'snapshot_uuid_taken', 'receive_unchecked'].includes(err.code);
 }
 
 /** The frame index where a spool failed verification during the receive, or null for any other failure. */

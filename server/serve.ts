@@ -22,7 +22,7 @@ export interface ServeOptions {
   port: number;
   behindProxy: boolean;
   log: Logger;
-  /** Queue receives but do not run them until service.resumeReceives(). */
+  /** Start no receive until service.resumeReceives(). */
   holdReceives?: boolean;
   /** Unfinished uploads that no request touched for this long are deleted (server/expiry.ts); default 7 days, 0 never. */
   expireAfterMs?: number;
@@ -98,7 +98,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }).then(() => Promise.all([swept, service.idle()]).then(() => undefined));
+      }).then(() => Promise.all([swept, service.close()]).then(() => undefined));
     },
   };
 }

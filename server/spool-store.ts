@@ -30,8 +30,12 @@ export interface SpoolHooks {
   chunkSizeOf(upload: Upload): number;
   /** Called with the raw bytes of frame 0; throws to refuse the stream before any of it is kept. */
   checkStreamStart(upload: Upload, raw: Buffer): void;
+  /** Called after each data frame's bytes and index record are written (not yet synced): the receive may read on. */
+  onFrameStored(upload: Upload, progress: SpoolProgress): void;
   /** Called once the end frame is verified and durable. Must be idempotent: a re-sent end frame calls it again. */
   onStreamComplete(upload: Upload, progress: SpoolProgress): void;
+  /** Why the upload takes no more bytes (its transfer failed), or null. */
+  closedError(id: string): SnapferryError | null;
 }
 
 export interface SpoolProgress {
@@ -190,6 +194,8 @@ export class FrameVerifyingStore extends FileStore {
   }
 
   private async writeNow(readable: Readable, id: string, offset: number): Promise<number> {
+    const closed = this.hooks.closedError(id);
+    if (closed) throw this.asTusError(closed);
     const upload = await super.getUpload(id);
     const start = await this.repairNow(id);
     if (start.wireOffset !== offset) {
@@ -233,6 +239,7 @@ export class FrameVerifyingStore extends FileStore {
           };
           await index.write(encodeIndexRecord(record));
           last = progressFromRecord(record);
+          if (!last.complete) this.hooks.onFrameStored(upload, last);
           unsynced += frameLength;
           if (unsynced >= SYNC_EVERY_BYTES) {
             await Promise.all([spool.sync(), index.sync()]);

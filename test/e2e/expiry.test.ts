@@ -92,6 +92,9 @@ test('an abandoned upload expires once idle past the period and its lease: spool
   // just after, and the log line says so once they have.
   const line = await until('the log line', () => Promise.resolve(logs().find((l) => l.msg === 'abandoned upload expired; spool freed')), 10_000);
   assert.deepEqual((await fs.readdir(spool)).filter((f) => f.startsWith(partial.id)), [], 'spool, index and tus record deleted');
+  // The receive that ran beside the upload is stopped and its partial subvolume deleted.
+  const volumeDir = path.join(pair.root, 'volumes', 'default', 'v');
+  await until('the partial receive to go', async () => (await fs.readdir(volumeDir).catch(() => [])).length === 0, 10_000);
   assert.equal(line?.transfer, partial.id, 'one log line names the transfer');
   assert.equal(line?.level, 40, 'logged as a warning');
 

@@ -35,7 +35,7 @@ async function assertNoCanaryOnHost(): Promise<void> {
   }
 }
 
-test('hostile streams are refused before btrfs receive writes anything; a harmless one is received', rootOnly, async (t) => {
+test('hostile streams are refused before btrfs receive applies a refused command, and leave nothing; a harmless one is received', rootOnly, async (t) => {
   const h = await hostileServer(t);
 
   // The control: the builder's streams are good enough for btrfs receive, so refusals below are the rules'.
@@ -63,7 +63,7 @@ test('hostile streams are refused before btrfs receive writes anything; a harmle
     // (Each stream starts with a file larger than a chunk: frame 0, checked as it arrives, holds no hostile command.)
     assert.equal(got.state, 'failed', `${c.name}: ${got.message}`);
     assert.equal(got.code, c.code, `${c.name}: ${got.message}`);
-    // The refusal came before btrfs receive: not even a staging subvolume was made.
+    // The refusal stopped btrfs receive, and its staging subvolume was deleted.
     assert.deepEqual(await fs.readdir(h.volumeDir(`v-${cases.indexOf(c)}`)).catch(() => []), [], c.name);
   }
 });

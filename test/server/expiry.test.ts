@@ -29,7 +29,9 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }, decide: (id:
   const hooks: SpoolHooks & ExpiryHooks = {
     chunkSizeOf: () => 64 * 1024,
     checkStreamStart: () => undefined,
+    onFrameStored: () => undefined,
     onStreamComplete: () => undefined,
+    closedError: () => null,
     expire: (id, facts) => {
       if (!decide(id, facts)) return null;
       expired.set(id, facts);

@@ -22,7 +22,9 @@ test('a write refused for its offset, whose request stream is then destroyed wit
     {
       chunkSizeOf: () => 64 * 1024,
       checkStreamStart: () => undefined,
+      onFrameStored: () => undefined,
       onStreamComplete: () => undefined,
+      closedError: () => null,
       expire: () => null,
       expired: () => undefined,
       expiredError: () => null,

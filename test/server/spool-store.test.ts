@@ -33,7 +33,9 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }) {
   const store = new FrameVerifyingStore(layout, {
     chunkSizeOf: () => CHUNK,
     checkStreamStart: () => undefined,
+    onFrameStored: () => undefined,
     onStreamComplete: (_upload, progress) => completed.push(progress.wireOffset),
+    closedError: () => null,
   });
   const id = 'c'.repeat(32);
   await store.create(new Upload({ id, offset: 0, size: undefined, creation_date: new Date().toISOString() }));

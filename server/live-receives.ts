@@ -1,0 +1,168 @@
+/**
+ * One `btrfs receive` per upload, running beside it (issue 9): started at the upload's first verified frame (or at
+ * server start for an upload that has some), fed from the spool as frames verify, waiting while the link is down.
+ * What a finished or failed receive means for the transfer is the core's business (server/replication.ts, through
+ * the hooks); this keeps the runs: which are live, how far each got, stopping and starting them again.
+ */
+import type { Logger } from './log.ts';
+import type { ServerLayout } from './layout.ts';
+import { receiveStream, type ReceiveJob, type ReceiveRun, type ReceivedSnapshot } from './receiver.ts';
+import { SpoolFollower } from './spool-follower.ts';
+import type { SpoolProgress } from './spool-store.ts';
+
+export interface LiveReceiveHooks {
+  /** What to receive for this transfer, or null when it is not to be received (no longer uploading, say). */
+  jobFor(id: string): ReceiveJob | null;
+  /** The verified spool as it stands (for a receive started, or started again, between two frames). */
+  progressOf(id: string): Promise<SpoolProgress>;
+  /** The whole stream arrived, verified, and was received and checked. */
+  received(id: string, got: ReceivedSnapshot): Promise<void>;
+  /** The receive failed, and its partial subvolume is gone; not called for a receive that was stopped. */
+  failed(id: string, err: unknown): Promise<void>;
+}
+
+interface LiveRun {
+  follower: SpoolFollower;
+  run: ReceiveRun;
+  complete: boolean;
+  stopped: boolean;
+  /** Settles once the run's outcome has been handed to the hooks (or the run was stopped and cleaned up). */
+  settled: Promise<void>;
+}
+
+export class StoppedReceive extends Error {}
+
+export class LiveReceives {
+  private readonly runs = new Map<string, LiveRun>();
+  /** Hook calls and delayed starts under way, so that idle() can wait for what they start. */
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly heldIds = new Set<string>();
+  /** Receives whose failure the core is dealing with: frames that verify meanwhile start nothing. */
+  private readonly failing = new Set<string>();
+
+  constructor(
+    private readonly layout: ServerLayout,
+    private readonly hooks: LiveReceiveHooks,
+    private readonly log: Logger,
+    /** Start nothing until resume() (tests of a crash before the receive; a server that must not receive yet). */
+    private held = false,
+  ) {}
+
+  /** The spool of `id` holds verified frames up to `wireEnd` (`complete`: the end frame is one): its receive reads on. */
+  advance(id: string, wireEnd: number, complete: boolean): void {
+    if (this.held) {
+      this.heldIds.add(id);
+      return;
+    }
+    if (this.failing.has(id)) return;
+    this.feed(id, wireEnd, complete);
+  }
+
+  private feed(id: string, wireEnd: number, complete: boolean): void {
+    const live = this.runs.get(id) ?? this.start(id);
+    if (live === null) return;
+    if (complete) live.complete = true;
+    live.follower.advance(wireEnd, complete);
+  }
+
+  /** Raw bytes of `id`'s stream handed to btrfs receive so far (0 when none runs). */
+  rawFed(id: string): number {
+    return this.runs.get(id)?.run.rawFed ?? 0;
+  }
+
+  /** Kills the receive of `id`, if one runs, and resolves once its partial subvolume is deleted. */
+  async stop(id: string, why: string): Promise<void> {
+    const live = this.runs.get(id);
+    if (!live) return;
+    live.stopped = true;
+    live.run.stop(new StoppedReceive(why));
+    await live.settled;
+  }
+
+  /** Starts the receive of `id` again from the spool's first byte (after a rewind, or a failure worth retrying). */
+  async restart(id: string, why: string): Promise<void> {
+    await this.stop(id, why);
+    await this.catchUp(id);
+  }
+
+  /** Starts `id`'s receive after `ms` (a failure for the server's own reasons: a full disk may be freed). */
+  restartLater(id: string, ms: number): void {
+    const started = new Promise<void>((resolve) => setTimeout(resolve, ms).unref()).then(() => this.catchUp(id));
+    this.track(started);
+  }
+
+  /** Starts `id`'s receive from its spool, as far as it holds verified frames (the server's start). */
+  startFromSpool(id: string): void {
+    this.track(this.catchUp(id));
+  }
+
+  resume(): void {
+    if (!this.held) return;
+    this.held = false;
+    for (const id of this.heldIds) this.track(this.catchUp(id));
+    this.heldIds.clear();
+  }
+
+  /**
+   * Resolves once no receive of a complete upload runs, nor any hook call or start that may lead to one (tests and
+   * a graceful shutdown); receives of uploads still in progress go on waiting for their frames.
+   */
+  async idle(): Promise<void> {
+    if (this.held) return;
+    for (;;) {
+      const waits = [...this.pending, ...[...this.runs.values()].filter((l) => l.complete).map((l) => l.settled)];
+      if (waits.length === 0) return;
+      await Promise.allSettled(waits);
+    }
+  }
+
+  /** Stops every receive whose upload is still in progress (a server shutting down) and waits for the rest. */
+  async close(): Promise<void> {
+    const open = [...this.runs.entries()].filter(([, l]) => !l.complete).map(([id]) => this.stop(id, 'the server is shutting down'));
+    await Promise.all(open);
+    await this.idle();
+  }
+
+  /** Starts `id`'s receive, if it is to run, and brings it up to the spool's verified end. */
+  private async catchUp(id: string): Promise<void> {
+    const progress = await this.hooks.progressOf(id).catch(() => null);
+    if (this.held) this.heldIds.add(id);
+    else if (progress !== null && progress.wireOffset > 0) this.feed(id, progress.wireOffset, progress.complete);
+  }
+
+  private start(id: string): LiveRun | null {
+    const job = this.hooks.jobFor(id);
+    if (job === null) return null;
+    const follower = new SpoolFollower(this.layout.spoolFile(id));
+    const run = receiveStream(this.layout, job, follower);
+    const live: LiveRun = { follower, run, complete: false, stopped: false, settled: Promise.resolve() };
+    live.settled = run.done.then(
+      async (got) => {
+        // Still listed while the core records it, so that a late frame event cannot start a second receive.
+        try {
+          await this.hooks.received(id, got);
+        } finally {
+          this.runs.delete(id);
+        }
+      },
+      async (err: unknown) => {
+        this.runs.delete(id);
+        if (live.stopped) return;
+        this.failing.add(id);
+        try {
+          await this.hooks.failed(id, err);
+        } finally {
+          this.failing.delete(id);
+        }
+      },
+    ).catch((err: unknown) => this.log.error({ transfer: id, err }, 'handling the end of a receive failed'));
+    this.runs.set(id, live);
+    this.log.debug({ transfer: id }, 'receive started beside the upload');
+    return live;
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.catch((err: unknown) => this.log.error({ err }, 'starting a receive failed')).finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+  }
+}

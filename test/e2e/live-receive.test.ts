@@ -1,0 +1,135 @@
+/**
+ * The server receives while the upload goes on (issue 9): verified frames go into a running `btrfs receive` at once,
+ * a cut leaves it waiting, and the snapshot takes its name only once the end frame verified. An abort or a failed
+ * end frame leaves nothing that looks received.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { push } from '../../client/push.ts';
+import { ServerApi } from '../../client/api.ts';
+import type { Transfer } from '../../core/protocol.ts';
+import type { RunningServer } from '../../server/serve.ts';
+import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
+import { parseAll } from '../wire/frame-helpers.ts';
+import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { CHUNK, create, encodeMetadata, hostileServer, metadataFor, patch, settled } from './hostile-client.ts';
+
+const slow = { ...rootOnly, timeout: 300_000 };
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Starts a push and stops it once the server holds `frames` verified frames; returns the unfinished transfer. */
+async function pushPart(server: RunningServer, snapshot: string, frames: number): Promise<Transfer> {
+  const controller = new AbortController();
+  const run = push(
+    { server: server.url, volume: 'v', snapshots: [snapshot], chunkSize: 64 * 1024, patchBytes: 256 * 1024, limitRate: 1024 * 1024, signal: controller.signal },
+    recordingReporter(),
+  );
+  run.catch(() => undefined);
+  const api = new ServerApi({ server: server.url });
+  const partial = await until('verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= frames));
+  controller.abort();
+  await run.catch(() => undefined);
+  return partial;
+}
+
+/** The transfer once the receive has taken every frame the server holds and the upload has stopped growing. */
+async function caughtUp(api: ServerApi, id: string): Promise<Transfer> {
+  let last = -1;
+  return until('the receive to catch up', async () => {
+    const t = await api.transfer(id);
+    const still = t.rawBytes === last && t.rawReceived === t.rawBytes;
+    last = t.rawBytes;
+    return still && t;
+  });
+}
+
+test('the server receives while the upload goes on: a stopped upload waits in btrfs receive, under a staging name only, and the resumed one finishes it', slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 12, seed: 'live' });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const api = new ServerApi({ server: server.url });
+
+  const partial = await pushPart(server, s1, 6);
+  const waiting = await caughtUp(api, partial.id);
+  assert.equal(waiting.state, 'uploading');
+  assert.ok(waiting.rawReceived > 0, 'the verified frames went into btrfs receive');
+  const volumeDir = path.join(pair.root, 'volumes', 'default', 'v');
+  assert.deepEqual(await fs.readdir(volumeDir), [`.incoming-${partial.id}`], 'being received, under its staging name');
+  assert.equal(await btrfs.isSubvolume(path.join(volumeDir, `.incoming-${partial.id}`)), true);
+  assert.deepEqual((await api.snapshots('v')).snapshots, [], 'nothing looks received');
+
+  const report = recordingReporter();
+  const result = await push({ server: server.url, volume: 'v', snapshots: [s1], chunkSize: 64 * 1024 }, report);
+  const done = result.sent[0]!.transfer;
+  assert.equal(done.id, partial.id, 'the same upload, resumed');
+  assert.equal(done.state, 'received');
+  assert.equal(done.rawReceived, done.rawBytes, 'both positions at the end of the stream');
+  assert.deepEqual(await fs.readdir(volumeDir), ['s1']);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+});
+
+test('an upload aborted while its receive runs leaves no subvolume behind', slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 12, seed: 'live-abort' });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const api = new ServerApi({ server: server.url });
+  const partial = await pushPart(server, s1, 4);
+  await caughtUp(api, partial.id);
+  const volumeDir = path.join(pair.root, 'volumes', 'default', 'v');
+  assert.deepEqual(await fs.readdir(volumeDir), [`.incoming-${partial.id}`]);
+
+  await sleep(1100); // the stopped push's lease runs out
+  const aborted = await api.abort(partial.id);
+  assert.equal(aborted.state, 'aborted');
+  assert.deepEqual(await fs.readdir(volumeDir), [], 'the partial subvolume is deleted');
+  assert.deepEqual((await fs.readdir(path.join(pair.root, 'spool'))).filter((f) => f.startsWith(partial.id)), []);
+});
+
+test('an end frame that fails verification leaves the received stream under its staging name; the right one completes it', rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  const uuid = randomUuid();
+  // A first file larger than a chunk, then a few more: frame 0 (checked as it arrives) and several data frames.
+  const builder = new SendStreamBuilder().subvol('snap', uuid).file('pad', Buffer.alloc(32768, 1));
+  for (let at = 32768; at < 8 * 32768; at += 32768) builder.write('pad', Buffer.alloc(32768, at / 32768), at);
+  const raw = builder.file('last', Buffer.from('the last file\n')).end().build();
+  const framed = await frameStream(raw, CHUNK);
+  const end = parseAll(framed, [framed.length]).at(-1)!;
+  assert.equal(end.kind, 'end');
+
+  const created = await create(h.server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid)) });
+  const id = created.id!;
+  assert.equal((await patch(h.server.url, id, 0, framed.subarray(0, end.wireStart))).status, 204);
+  const api = new ServerApi({ server: h.server.url });
+  await until('the receive to take every data frame', async () => (await api.transfer(id)).rawReceived === raw.length);
+
+  const bad = Buffer.from(framed.subarray(end.wireStart));
+  bad[bad.length - 1] = bad[bad.length - 1]! ^ 0x01;
+  const refused = await patch(h.server.url, id, end.wireStart, bad, { 'Upload-Length': String(framed.length) });
+  assert.equal(refused.status, 460, refused.text);
+  await sleep(300);
+  const waiting = await api.transfer(id);
+  assert.equal(waiting.state, 'uploading', 'the end frame did not verify: the stream is not complete');
+  assert.deepEqual(await fs.readdir(h.volumeDir('v')), [`.incoming-${id}`], 'not under the snapshot name');
+  assert.deepEqual((await api.snapshots('v')).snapshots, []);
+
+  const good = await patch(h.server.url, id, end.wireStart, framed.subarray(end.wireStart), { 'Upload-Length': String(framed.length) });
+  assert.equal(good.status, 204, good.text);
+  const final = await settled(h, id);
+  assert.equal(final.state, 'received', final.error?.message);
+  assert.deepEqual(await fs.readdir(h.volumeDir('v')), ['snap']);
+  assert.equal(await fs.readFile(path.join(h.volumeDir('v'), 'snap', 'last'), 'utf8'), 'the last file\n');
+});
