@@ -47,6 +47,8 @@ export interface TransferStatus {
   percent: number | null;
   wireBytes: number;
   frames: number;
+  /** Raw bytes the server's btrfs receive has taken so far (it receives while the upload goes on). */
+  rawReceived: number;
   interruptions: number;
   lastInterruption: string | null;
   createdAt: string;
@@ -129,7 +131,7 @@ function transferStatus(t: Transfer): TransferStatus {
   return {
     id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, state: t.state,
     rawBytes: t.rawBytes, rawEstimate: t.rawEstimate, percent, wireBytes: t.wireOffset, frames: t.framesVerified,
-    interruptions: t.interruptions, lastInterruption: t.lastInterruption, createdAt: t.createdAt,
+    rawReceived: t.rawReceived, interruptions: t.interruptions, lastInterruption: t.lastInterruption, createdAt: t.createdAt,
   };
 }
 

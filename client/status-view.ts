@@ -78,7 +78,7 @@ function transferTable(transfers: readonly TransferStatus[], now: number): strin
     lines.push(
       `${left(`${t.volume}/${t.snapshot}`, 30)}  ${left(t.state, 10)}  ${right(formatBytes(t.rawBytes), 10)}  ${left(of, 11)}  ${right(percent, 4)}  ${right(formatBytes(t.wireBytes), 10)}  ${right(String(t.frames), 7)}`,
     );
-    const detail = [`transfer ${t.id.slice(0, 8)}`, `started ${ago(t.createdAt, now)}`];
+    const detail = [`transfer ${t.id.slice(0, 8)}`, `started ${ago(t.createdAt, now)}`, `${formatBytes(t.rawReceived)} received`];
     if (t.interruptions > 0) detail.push(`cut ${t.interruptions} time${t.interruptions === 1 ? '' : 's'}`);
     const cut = t.lastInterruption === null ? null : /^(\S+?): (.*)$/.exec(t.lastInterruption);
     if (cut) detail.push(`last ${ago(cut[1]!, now)}: ${cut[2]}`);

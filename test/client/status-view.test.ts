@@ -77,7 +77,7 @@ test('without local folders there are no local columns', () => {
 test('in flight: progress against the estimate, wire bytes, frames, state, and the last cut', () => {
   const report = buildStatusReport(input({
     transfers: [
-      transfer({ interruptions: 3, lastInterruption: '2025-03-01T11:48:00.000Z: cut at byte 431882240 (after 1030 verified frames)' }),
+      transfer({ rawReceived: 1100 * MiB, interruptions: 3, lastInterruption: '2025-03-01T11:48:00.000Z: cut at byte 431882240 (after 1030 verified frames)' }),
       transfer({ id: 'aa'.repeat(16), volume: 'work', snapshot: 'work.1', state: 'received', createdAt: '2025-02-01T00:00:00Z' }),
       transfer({ id: 'bb'.repeat(16), volume: 'media', snapshot: 'm1', rawEstimate: null, rawBytes: 5 * MiB, createdAt: '2025-03-01T08:00:00Z' }),
     ],
@@ -89,7 +89,7 @@ test('in flight: progress against the estimate, wire bytes, frames, state, and t
   const text = renderStatus(report, NOW);
   assertFits(text);
   assert.match(text, /^home\/home\.20250301T0300 +uploading +1\.2 GiB +\/ ~4\.0 GiB +30% +412\.0 MiB +1234$/m);
-  assert.match(text, /^ {2}transfer 3f2a9c1e, started 5h00m ago, cut 3 times, last 12m00s ago: cut at byte 431882240 \(after\n {2}1030 verified frames\)$/m);
+  assert.match(text, /^ {2}transfer 3f2a9c1e, started 5h00m ago, 1\.1 GiB received, cut 3 times, last 12m00s ago: cut at byte\n {2}431882240 \(after 1030 verified frames\)$/m);
   assert.match(text, /^media\/m1 +uploading +5\.0 MiB +412\.0 MiB +1234$/m, 'no estimate, no percentage');
   assert.doesNotMatch(text, /work\.1/, 'a received transfer is not in flight');
 });
