@@ -133,3 +133,23 @@ test('an end frame that fails verification leaves the received stream under its 
   assert.deepEqual(await fs.readdir(h.volumeDir('v')), ['snap']);
   assert.equal(await fs.readFile(path.join(h.volumeDir('v'), 'snap', 'last'), 'utf8'), 'the last file\n');
 });
+
+test("a receive that fails for the server's own reasons starts again from the spool, and the upload goes on", slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 12, seed: 'live-retry' });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const api = new ServerApi({ server: server.url });
+  const partial = await pushPart(server, s1, 4);
+  await caughtUp(api, partial.id);
+  // An admin (or a failing disk) takes the subvolume from under the running receive: its next write fails.
+  const staged = path.join(pair.root, 'volumes', 'default', 'v', `.incoming-${partial.id}`);
+  await btrfs.deleteSubvolume(staged);
+
+  const result = await push({ server: server.url, volume: 'v', snapshots: [s1], chunkSize: 64 * 1024 }, recordingReporter());
+  const done = result.sent[0]!.transfer;
+  assert.equal(done.id, partial.id, 'the same upload');
+  assert.equal(done.state, 'received');
+  assert.doesNotMatch(done.lastInterruption ?? '', /damaged|rewound/, 'the client was not asked to send anything again');
+  assert.equal(done.error, null);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+});
