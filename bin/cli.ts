@@ -14,6 +14,7 @@ import { gatherStatus } from '../client/status-data.ts';
 import { EXIT, exitCodeFor } from '../client/exit-codes.ts';
 import { startServer } from '../server/serve.ts';
 import { createLogger } from '../server/log.ts';
+import { logCrashes } from '../server/crash-log.ts';
 import { addClient, readTokens, removeClient } from '../server/tokens.ts';
 import { authHeaders, readToken, TOKEN_ENV } from '../client/token.ts';
 import { parseCompressSetting, type CompressSetting } from '../client/compression.ts';
@@ -111,9 +112,15 @@ program
     const { expireAfter, ...flags } = givenOptions<ServeFlags & { expireAfter?: number }>(cmd);
     const { logLevel, options } = serveSettings({ ...flags, ...(expireAfter !== undefined ? { expireAfterMs: expireAfter } : {}) }, config);
     const log = createLogger(logLevel);
-    const server = await startServer({ ...options, log, retention: (client, volume) => retentionFor(config, client, volume) });
+    const crashes = logCrashes(log);
+    const server = await startServer({ ...options, log, retention: (client, volume) => retentionFor(config, client, volume) }).catch((err: unknown) => {
+      // Said below as `snapferry: why` with its exit code: not a death to report.
+      crashes.stopping('could not start');
+      throw err;
+    });
     process.stderr.write(`snapferry serving ${options.root} on ${server.url}\n`);
-    const stop = () => {
+    const stop = (signal: NodeJS.Signals) => {
+      crashes.stopping(signal);
       void server.close().then(() => process.exit(0));
     };
     process.once('SIGINT', stop);

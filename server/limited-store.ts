@@ -4,7 +4,7 @@
  * unknown), and a full disk answered 507 rather than 500. The frame verification itself is FrameVerifyingStore's,
  * expiry ExpiringSpoolStore's.
  */
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, finished, type Readable, type TransformCallback } from 'node:stream';
 import type { Upload } from '@tus/utils';
 import type { SnapferryError } from '../core/errors.ts';
 import { TusStatusError, type SpoolHooks } from './spool-store.ts';
@@ -55,7 +55,7 @@ export class LimitedSpoolStore extends ExpiringSpoolStore {
   }
 
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
-    const limit = await this.guard.byteLimit(id);
+    let limit = 0;
     let refused: SnapferryError | null = null;
     let seen = offset;
     // Bytes beyond the limit are never handed to the frame parser, so nothing over the quota reaches the disk.
@@ -69,11 +69,17 @@ export class LimitedSpoolStore extends ExpiringSpoolStore {
         }, callback);
       },
     });
-    readable.once('error', (err) => meter.destroy(err));
+    // A request that fails or is destroyed, even before the limit below is known (the cut came while it was looked
+    // up), fails the meter: pipe() alone would leave it waiting for ever, and the store's write with it, holding the
+    // upload's lock (server/upload-mutex.ts) against every later request of the upload.
+    finished(readable, (err) => {
+      if (err) meter.destroy(err);
+    });
     // The meter's errors reach super.write through its reads; when the write has already ended (it refused the
     // offset before reading), @tus/server destroys `readable` with that error, which lands here with no reader:
     // unheard, an 'error' event crashes the whole server.
     meter.on('error', () => {});
+    limit = await this.guard.byteLimit(id);
     readable.pipe(meter);
     try {
       return await super.write(meter, id, offset);

@@ -16,7 +16,7 @@ import type { Upload } from '@tus/utils';
 import { FrameParser, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
 import { CHAIN_ZERO } from '../core/wire/chain.ts';
 import { SnapferryError } from '../core/errors.ts';
-import { encodeIndexRecord, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
+import { encodeIndexRecord, INDEX_RECORD_SIZE, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
 import type { ServerLayout } from './layout.ts';
 import { statusOf } from './http-errors.ts';
 import { UploadMutex } from './upload-mutex.ts';
@@ -90,9 +90,39 @@ export class FrameVerifyingStore extends FileStore {
     return Promise.resolve(0);
   }
 
-  /** Verified progress of an upload, from its index (the truth after any restart). */
+  /**
+   * Verified progress of an upload: its index's last frame that the spool holds whole (the truth after any restart).
+   * The same offset a HEAD reports once repair has run, so a client that resumes from GET /v1/transfers never
+   * starts past it; read-only, so it needs no lock (during a write, a frame's bytes reach the spool before its record).
+   */
   async progress(id: string): Promise<SpoolProgress> {
-    return progressFromRecord(await readLastRecord(this.layout.frameIndexFile(id)));
+    const spoolSize = () =>
+      fs.stat(this.layout.spoolFile(id)).then(
+        (st) => st.size,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return 0;
+          throw err;
+        },
+      );
+    return progressFromRecord((await this.wholeFrames(id, spoolSize)).last);
+  }
+
+  /**
+   * The index's records up to its last frame that the spool holds whole: all of them, unless the spool lost bytes the
+   * index vouches for (a power cut can keep the index's appends and lose the spool's). The index is read before the
+   * spool's size: a frame's bytes reach the spool before its record, so a write in flight never looks like a loss.
+   */
+  private async wholeFrames(id: string, spoolSize: () => Promise<number>): Promise<{ records: number; held: number; last: IndexRecord | null; size: number }> {
+    const indexFile = this.layout.frameIndexFile(id);
+    let last = await readLastRecord(indexFile);
+    const held = last === null ? 0 : Math.floor((await fs.stat(indexFile)).size / INDEX_RECORD_SIZE);
+    const size = await spoolSize();
+    let records = held;
+    while (last !== null && last.wireEnd > size) {
+      records--;
+      last = records === 0 ? null : await readRecord(indexFile, records - 1);
+    }
+    return { records, held, last, size };
   }
 
   /** Brings spool and index into agreement after a crash (see repairNow). */
@@ -108,19 +138,10 @@ export class FrameVerifyingStore extends FileStore {
   private async repairNow(id: string): Promise<SpoolProgress> {
     const indexFile = this.layout.frameIndexFile(id);
     await trimIndex(indexFile);
-    let progress = await this.progress(id);
     const spool = this.layout.spoolFile(id);
-    const { size } = await fs.stat(spool);
-    if (size < progress.wireOffset) {
-      let frames = progress.complete ? progress.framesVerified + 1 : progress.framesVerified;
-      let last: IndexRecord | null = null;
-      for (; frames > 0; frames--) {
-        last = await readRecord(indexFile, frames - 1);
-        if (last !== null && last.wireEnd <= size) break;
-      }
-      await truncateIndex(indexFile, frames);
-      progress = progressFromRecord(frames === 0 ? null : last);
-    }
+    const { records, held, last, size } = await this.wholeFrames(id, async () => (await fs.stat(spool)).size);
+    if (records < held) await truncateIndex(indexFile, records);
+    const progress = progressFromRecord(last);
     if (size > progress.wireOffset) await fs.truncate(spool, progress.wireOffset);
     return progress;
   }

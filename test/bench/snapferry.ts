@@ -141,7 +141,7 @@ export async function runPush(cleanup: Cleanup, probes: Probes, options: PushOpt
   const server = options.target.process;
   void server.exited.then((exit) => {
     if (!child.running) return;
-    const error = /^\w*Error\b.*$/m.exec(server.stderr)?.[0] ?? 'see its output';
+    const error = deathOf(server.stderr);
     why = `snapferry serve exited (${exit.code ?? exit.signal}) during the push: ${error}`;
     more = `\n--- the end of snapferry serve's output ---\n${server.stderr.slice(-3000)}`;
     child.killGroup();
@@ -156,6 +156,20 @@ export async function runPush(cleanup: Cleanup, probes: Probes, options: PushOpt
   }
   const levelNotes = child.stderr.split('\n').filter((l) => /compression (level|off)/.test(l)).map((l) => l.replace(/^note: /, ''));
   return { seconds, probe: await readProbe(probeFile), levelNotes };
+}
+
+/** Why serve died: what server/crash-log.ts logged (a crash, or an exit nobody asked for), else a stack trace's first line. */
+function deathOf(stderr: string): string {
+  for (const line of stderr.trim().split('\n').reverse()) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } };
+      if (entry.level === 60 || entry.msg?.startsWith('the server process exits')) return [entry.msg, entry.err?.message].filter((s) => s).join(': ');
+    } catch {
+      // Not a log line.
+    }
+  }
+  return /^\w*Error\b.*$/m.exec(stderr)?.[0] ?? 'see its output';
 }
 
 /** The CLI's own last word on why it failed (`snapferry: ...`), else the last line it printed. */

@@ -18,6 +18,8 @@ import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { SESSION_HEADER, type Transfer } from '../../core/protocol.ts';
+import { ServerLayout } from '../../server/layout.ts';
+import { readLastRecord, readRecord } from '../../server/frame-index.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
@@ -298,6 +300,50 @@ test(
     await assertReceived(s1, pair.receivedPath('v', 's1'));
     ledger.assertResumedExactly(t, afterRestart, restarted.wireOffset, wire);
     ledger.assertTotal(t, wire, 1);
+  },
+);
+
+test(
+  'a power cut that kept the index\'s last records but not the end of the spool: the push resumes from the last whole frame',
+  rootOnly,
+  async (t) => {
+    const { children, pair, s1, wire, port, proxy, server, api } = await serverBehindLink(t, 'lost-spool-tail', 48);
+    proxy.setRate({ upstream: 6_000_000 });
+    const report = recordingReporter();
+    const pushing = push(pushOptions(t, proxy.url, s1), report);
+    pushing.catch(() => undefined);
+    const before = await until('the upload to pass 40%', async () => {
+      const x = await onlyTransfer(api);
+      return x?.state === 'uploading' && x.wireOffset >= wire * 0.4 ? x : undefined;
+    });
+    proxy.refuse(true);
+    assert.equal((await server.kill9()).signal, 'SIGKILL');
+
+    // Neither file is synced until a PATCH ends: a power cut may keep the index's last record and lose the last byte of
+    // its frame in the spool (kill -9 loses nothing, so the test takes that byte).
+    const layout = new ServerLayout(pair.root);
+    const last = await readLastRecord(layout.frameIndexFile(before.id));
+    assert.ok(last !== null && last.kind === 'data' && last.index >= 1, 'frames to lose');
+    await fs.truncate(layout.spoolFile(before.id), last.wireEnd - 1);
+    const whole = (await readRecord(layout.frameIndexFile(before.id), last.index - 1))!;
+    // Down for longer than tus-js-client's own retries: the push's own loop resumes, from what GET /v1/transfers says.
+    await sleep(LONGER_THAN_TUS_RETRIES_MS);
+    await children.serve({ root: pair.root, port });
+    proxy.refuse(false);
+    t.diagnostic(`index at ${last.wireEnd} B (${last.index + 1} frames), spool cut to ${last.wireEnd - 1} B: ${whole.wireEnd} B whole`);
+
+    // Before the fix the transfer said `last`, the HEAD `whole`, and the push stopped with "the server asked for
+    // offset WHOLE, before LAST which it had already acknowledged".
+    const result = await withTimeout('the push', pushing, 60_000);
+    const done = result.sent[0]!.transfer;
+    assert.equal(done.id, before.id, 'the same upload went on');
+    assert.equal(done.state, 'received');
+    assert.equal(done.wireOffset, wire);
+    assert.ok(
+      report.notes.some((n) => n.includes(`(frame ${whole.index + 1})`)),
+      `the push resumed at the last whole frame (${whole.index + 1}):\n${report.notes.join('\n')}`,
+    );
+    await assertReceived(s1, pair.receivedPath('v', 's1'));
   },
 );
 

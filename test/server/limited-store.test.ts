@@ -1,8 +1,9 @@
 /**
  * The quota-keeping store on real files: a write refused at once (wrong offset) must not leave an error behind that
- * nobody hears, which crashes the server when @tus/server then destroys the request stream with that error.
+ * nobody hears, which crashes the server when @tus/server then destroys the request stream with that error; and a
+ * request cut before the write reads it must end the write, which holds the upload's lock.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -12,7 +13,7 @@ import { Upload } from '@tus/utils';
 import { LimitedSpoolStore } from '../../server/limited-store.ts';
 import { ServerLayout } from '../../server/layout.ts';
 
-test('a write refused for its offset, whose request stream is then destroyed with that error, crashes nothing', async (t) => {
+async function storeIn(t: TestContext, byteLimit: () => Promise<number> = () => Promise.resolve(1 << 30)) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-limited-${process.pid}-`));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const layout = new ServerLayout(dir);
@@ -30,10 +31,15 @@ test('a write refused for its offset, whose request stream is then destroyed wit
       expiredError: () => null,
     },
     0,
-    { checkSize: () => Promise.resolve(null), byteLimit: () => Promise.resolve(1 << 30), onRefused: () => Promise.resolve() },
+    { checkSize: () => Promise.resolve(null), byteLimit, onRefused: () => Promise.resolve() },
   );
   const id = 'a'.repeat(32);
   await store.create(new Upload({ id, offset: 0, size: undefined, creation_date: new Date().toISOString() }));
+  return { store, id };
+}
+
+test('a write refused for its offset, whose request stream is then destroyed with that error, crashes nothing', async (t) => {
+  const { store, id } = await storeIn(t);
 
   const uncaught: unknown[] = [];
   const listener = (err: unknown) => uncaught.push(err);
@@ -47,4 +53,37 @@ test('a write refused for its offset, whose request stream is then destroyed wit
   request.destroy(refused as Error);
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(uncaught, [], 'no error event went unheard');
+});
+
+test('a request cut while the write looks up its byte limit ends the write, and the next request of the upload gets through', async (t) => {
+  let limitAsked!: () => void;
+  const asked = new Promise<void>((resolve) => (limitAsked = resolve));
+  let giveLimit!: (n: number) => void;
+  // The real limit reads the client's other uploads' records from disk: a cut can land while it does.
+  const { store, id } = await storeIn(t, () => {
+    limitAsked();
+    return new Promise((resolve) => (giveLimit = resolve));
+  });
+
+  const request = new PassThrough();
+  request.on('error', () => undefined);
+  const writing = store.write(request, id, 0).then(() => null, (err: unknown) => err);
+  await asked;
+  // What @tus/server's pipeline does when the client's socket is reset: destroy the request stream with the error.
+  request.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+  await new Promise((r) => setImmediate(r));
+  giveLimit(1 << 30);
+
+  const within = async <T>(what: string, p: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} still waits after 5 s`)), 5000)))]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const failed = await within('the write', writing);
+  assert.equal((failed as NodeJS.ErrnoException | null)?.code, 'ECONNRESET');
+  // The HEAD that follows a cut: it needs the upload's lock, which the write must have let go.
+  assert.equal((await within('the next HEAD', store.getUpload(id))).offset, 0);
 });

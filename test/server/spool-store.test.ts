@@ -122,3 +122,26 @@ test('repair: a spool shorter than its index cuts the index back to the last fra
   await fs.appendFile(layout.frameIndexFile(id), encodeIndexRecord({ index: 4, wireEnd: 1, rawEnd: 1, kind: 'data', chain: Buffer.alloc(32) }).subarray(0, 20));
   assert.equal((await store.repair(id)).framesVerified, 4);
 });
+
+test('progress (what GET /v1/transfers resumes from) never vouches for more than a HEAD will: a spool that lost bytes its index keeps', async (t) => {
+  const { layout, store, id } = await storeIn(t);
+  const { wire, frames } = await encode(mixedBytes(8 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  const request = new PassThrough();
+  const writing = store.write(request, id, 0);
+  request.end(wire.subarray(0, frames[5]!.wireEnd));
+  await writing;
+  // A power cut kept the index's last appends but not the spool's last bytes: frames 4 and 5 are no longer whole.
+  await fs.truncate(layout.spoolFile(id), frames[3]!.wireEnd + 10);
+
+  // Nothing has repaired the upload yet (a server just restarted): a client that resumes from this offset must find
+  // the same one in the HEAD that follows, or it stops with "the server asked for offset ..., before ... which it had
+  // already acknowledged".
+  const listed = await store.progress(id);
+  assert.equal(listed.wireOffset, frames[3]!.wireEnd);
+  assert.equal(listed.framesVerified, 4);
+  assert.equal((await store.getUpload(id)).offset, listed.wireOffset);
+  assert.deepEqual(await store.progress(id), listed, 'the repair the HEAD made changed nothing progress had not said');
+  // A spool that is gone holds nothing.
+  await fs.rm(layout.spoolFile(id));
+  assert.equal((await store.progress(id)).wireOffset, 0);
+});
