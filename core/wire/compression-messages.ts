@@ -8,5 +8,14 @@ export interface CompressRequest {
 }
 
 export type CompressResponse =
-  | { id: number; codec: FrameCodec; payload: Uint8Array; rawHash: Uint8Array; compressNs: number; error?: undefined }
+  | {
+      id: number;
+      codec: FrameCodec;
+      payload: Uint8Array;
+      rawHash: Uint8Array;
+      compressNs: number;
+      /** The raw chunk's memory, sent back for reuse when the payload is not the chunk itself. */
+      spare?: Uint8Array;
+      error?: undefined;
+    }
   | { id: number; error: string };

@@ -19,6 +19,8 @@ export interface CompressedParts {
   /** Wall time the compression took on its worker (hashing not included). */
   compressNs: number;
   level: number;
+  /** The raw chunk's memory, free to fill with a later chunk (RawChunker.recycle), or null when the payload is it. */
+  spare: Buffer | null;
 }
 
 const WORKER = new URL('./compression-worker.mjs', import.meta.url);
@@ -116,6 +118,7 @@ export class CompressionPool {
       rawHash: Buffer.from(res.rawHash.buffer, res.rawHash.byteOffset, res.rawHash.byteLength),
       compressNs: res.compressNs,
       level: job.level,
+      spare: res.spare ? Buffer.from(res.spare.buffer, res.spare.byteOffset, res.spare.byteLength) : null,
     });
   }
 

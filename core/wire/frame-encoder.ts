@@ -1,8 +1,8 @@
 /**
  * FrameEncoder: raw `btrfs send` bytes in, framed bytes out (see frame.ts for the format). Memory stays at about
- * one chunk being filled plus one frame waiting downstream: Transform holds further writes while its readable
- * side is above the high-water mark. With a compression pool, one chunk per worker and one more are in flight as well;
- * they come back in any order and leave in order.
+ * one chunk being filled plus one frame waiting downstream: further writes wait while a chunk's worth of frames is
+ * unread. With a compression pool, one chunk per worker and one more are in flight as well;
+ * they come back in any order and leave in order, and a compressed chunk's raw memory comes back to be filled again.
  *
  * A resumed upload starts mid-stream: `start` (from hashRawPrefix plus the server's wire offset) makes the first
  * frame out be frame N, with the chain and offsets it would have had in one uninterrupted run, so the bytes equal
@@ -114,7 +114,7 @@ export class FrameEncoder extends Transform {
         throw new RangeError('resumed after the short last chunk, yet more raw data came: the stream has changed');
       }
       for (const raw of this.#chunker.push(chunk)) this.#addChunk(raw);
-      this.#whenRoom(this.#maxJobs(), callback);
+      this.#whenRoom(this.#maxJobs(), callback, true);
     } catch (err) {
       callback(err as Error);
     }
@@ -142,17 +142,29 @@ export class FrameEncoder extends Transform {
     return this.#pool ? this.#pool.size + 1 : 0;
   }
 
-  /** Calls `done` once at most `max` chunks wait for their workers. */
-  #whenRoom(max: number, done: () => void): void {
-    if (this.#jobs.length <= max) {
+  /**
+   * Calls `done` once at most `max` chunks wait for their workers and, with `read`, once less than a chunk of frames
+   * waits to be read. Frames from the pool are pushed when their worker answers, after Transform has already
+   * checked its readable side for this write: without the second condition a reader slower than `btrfs send` (an
+   * upload) let frames pile up here without bound (170 MB in one LAN push).
+   */
+  #whenRoom(max: number, done: () => void, read = false): void {
+    const room = () => this.#jobs.length <= max && (!read || this.readableLength < this.chunkSize);
+    if (room()) {
       done();
       return;
     }
     this.#roomWaiter = () => {
-      if (this.#jobs.length > max) return;
+      if (!room()) return;
       this.#roomWaiter = null;
       done();
     };
+  }
+
+  override _read(size: number): void {
+    super._read(size);
+    // Readable calls _read before it takes the bytes being read off the buffer: look once they are gone.
+    process.nextTick(() => this.#roomWaiter?.());
   }
 
   #addChunk(raw: Buffer): void {
@@ -161,13 +173,14 @@ export class FrameEncoder extends Transform {
       const rawHash = sha256(raw);
       const started = process.hrtime.bigint();
       const { codec, payload } = this.#compressor!.compress(raw, level);
-      this.#pushData(raw.length, { codec, payload, rawHash, level, compressNs: Number(process.hrtime.bigint() - started) });
+      this.#pushData(raw.length, { codec, payload, rawHash, level, compressNs: Number(process.hrtime.bigint() - started), spare: null });
       return;
     }
     const job: { rawLength: number; parts: CompressedParts | null } = { rawLength: raw.length, parts: null };
     this.#jobs.push(job);
     this.#pool.run(raw, level).then(
       (parts) => {
+        if (parts.spare) this.#chunker.recycle(parts.spare);
         job.parts = parts;
         this.#pushReady();
       },

@@ -2,6 +2,10 @@
  * Cuts a raw byte stream into chunks of exactly `chunkSize` bytes (the last may be shorter). Bytes are copied only
  * when a chunk straddles input buffers; a chunk that lies whole inside one input buffer is a view of it. So input
  * buffers must not be reused by the caller after push (Node stream chunks never are).
+ *
+ * A chunk's memory that is free again (the compression workers send it back once compressed) can be handed back
+ * with recycle(): the next chunks are filled in it instead of in fresh buffers, so a long stream does not leave a
+ * trail of dead 4 MiB buffers for the GC to find.
  */
 import { validateChunkSize } from './frame.ts';
 
@@ -9,10 +13,14 @@ export function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/** Spare buffers kept at most: one per chunk in flight on a large pool; more would only hold memory. */
+const MAX_SPARES = 8;
+
 export class RawChunker {
   readonly chunkSize: number;
   #partial: Buffer | null = null;
   #fill = 0;
+  readonly #spares: Buffer[] = [];
 
   constructor(chunkSize: number) {
     this.chunkSize = validateChunkSize(chunkSize);
@@ -38,12 +46,20 @@ export class RawChunker {
       b = b.subarray(size);
     }
     if (b.length > 0) {
-      // A fresh chunk-sized buffer to fill in place; the tail is copied so the caller's buffer is not pinned.
-      this.#partial = Buffer.allocUnsafe(size);
+      // A chunk-sized buffer to fill in place; the tail is copied so the caller's buffer is not pinned.
+      this.#partial = this.#spares.pop() ?? Buffer.allocUnsafe(size);
       b.copy(this.#partial);
       this.#fill = b.length;
     }
     return out;
+  }
+
+  /**
+   * Takes back the memory of a chunk it returned (or any buffer of chunkSize bytes) that nothing uses any more; a
+   * later chunk that straddles input buffers is filled in it.
+   */
+  recycle(buffer: Buffer): void {
+    if (buffer.length === this.chunkSize && this.#spares.length < MAX_SPARES) this.#spares.push(buffer);
   }
 
   /** Bytes held that do not make a full chunk yet. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChunkCompressor, ChunkDecompressor, PayloadDecodeError, validateZstdLevel } from '../../core/wire/codec.ts';
+import { CAPPED_FROM_LEVEL } from '../../core/wire/zstd-chunk.mjs';
 import { compressibleBytes, seededBytes } from './frame-helpers.ts';
 
 describe('chunk codec', () => {
@@ -34,6 +35,22 @@ describe('chunk codec', () => {
       assert.equal(codec, 'zstd');
       assert.deepEqual(decompressor.decode(codec, payload, raw.length), raw);
     }
+  });
+
+  it('levels with capped match tables decode, and a lower level after them is exactly a fresh context\'s output', () => {
+    // Words in a seeded random order: text whose matches depend on how large zstd's tables are.
+    const words = Array.from({ length: 4096 }, (_, i) => seededBytes(4 + (i % 9), i + 100).toString('hex'));
+    const order = seededBytes(2 * 80_000, 9);
+    const raw = Buffer.from(Array.from({ length: 80_000 }, (_, i) => words[order.readUInt16LE(2 * i) % words.length]).join(' '));
+    const fresh = new ChunkCompressor(1).compress(raw).payload;
+    const changing = new ChunkCompressor(1);
+    for (const level of [CAPPED_FROM_LEVEL - 1, CAPPED_FROM_LEVEL, 19]) {
+      const { codec, payload } = changing.compress(raw, level);
+      assert.equal(codec, 'zstd');
+      assert.deepEqual(decompressor.decode(codec, payload, raw.length), raw, `level ${level}`);
+    }
+    // The cap set for 19 must not stay on: level 1 uses its own, smaller tables again.
+    assert.deepEqual(changing.compress(raw, 1).payload, fresh);
   });
 
   it('output does not alias the scratch buffer: an earlier payload survives later calls', () => {

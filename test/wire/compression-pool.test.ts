@@ -89,3 +89,30 @@ describe('compression pool', () => {
     await assert.rejects(closing.run(Buffer.alloc(100), 1), CompressionPoolClosed);
   });
 });
+
+describe('FrameEncoder on a pool, read slowly', () => {
+  const pool = new CompressionPool(2);
+  after(() => pool.close());
+
+  it('holds back its input while a chunk of frames is unread, and still ends', async () => {
+    const chunkSize = 64 * KiB;
+    const raw = compressibleBytes(40 * chunkSize);
+    const encoder = new FrameEncoder({ chunkSize, level: 3, pool });
+    let held = 0;
+    const out: Buffer[] = [];
+    const slowReader = new Writable({
+      highWaterMark: 1,
+      write(chunk: Buffer, _enc, cb) {
+        held = Math.max(held, encoder.readableLength);
+        out.push(chunk);
+        setTimeout(cb, 5);
+      },
+    });
+    // Input in pipe-sized pieces, far faster than the reader: frames come back from the workers while it sleeps.
+    const pieces = Array.from({ length: raw.length / (16 * KiB) }, (_, i) => raw.subarray(i * 16 * KiB, (i + 1) * 16 * KiB));
+    await pipeline(Readable.from(pieces), encoder, slowReader);
+    // At most a chunk of frames waiting, plus the frames of the jobs that were in flight when it was reached.
+    assert.ok(held <= (pool.size + 2) * (chunkSize + 72), `held ${held} bytes unread`);
+    assert.deepEqual(await decode(Buffer.concat(out), chunkSize), raw);
+  });
+});
