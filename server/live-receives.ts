@@ -7,7 +7,8 @@
 import type { Logger } from './log.ts';
 import type { ServerLayout } from './layout.ts';
 import { receiveStream, type ReceiveJob, type ReceiveRun, type ReceivedSnapshot } from './receiver.ts';
-import { SpoolFollower } from './spool-follower.ts';
+import { LiveStreamSource } from './live-source.ts';
+import type { VerifiedFrame } from '../core/wire/index.ts';
 import type { SpoolProgress } from './spool-store.ts';
 
 export interface LiveReceiveHooks {
@@ -22,7 +23,7 @@ export interface LiveReceiveHooks {
 }
 
 interface LiveRun {
-  follower: SpoolFollower;
+  source: LiveStreamSource;
   run: ReceiveRun;
   complete: boolean;
   stopped: boolean;
@@ -62,7 +63,17 @@ export class LiveReceives {
     const live = this.runs.get(id) ?? this.start(id);
     if (live === null) return;
     if (complete) live.complete = true;
-    live.follower.advance(wireEnd, complete);
+    live.source.advance(wireEnd, complete);
+  }
+
+  /** A data frame of `id` just verified and written: its receive runs, and takes the frame's bytes if it keeps up. */
+  offer(id: string, frame: VerifiedFrame): void {
+    if (this.held) {
+      this.heldIds.add(id);
+      return;
+    }
+    if (this.failing.has(id)) return;
+    (this.runs.get(id) ?? this.start(id))?.source.offer(frame);
   }
 
   /** Raw bytes of `id`'s stream handed to btrfs receive so far (0 when none runs). */
@@ -133,9 +144,9 @@ export class LiveReceives {
   private start(id: string): LiveRun | null {
     const job = this.hooks.jobFor(id);
     if (job === null) return null;
-    const follower = new SpoolFollower(this.layout.spoolFile(id));
-    const run = receiveStream(this.layout, job, follower);
-    const live: LiveRun = { follower, run, complete: false, stopped: false, settled: Promise.resolve() };
+    const source = new LiveStreamSource(this.layout.spoolFile(id), job.chunkSize);
+    const run = receiveStream(this.layout, job, source);
+    const live: LiveRun = { source, run, complete: false, stopped: false, settled: Promise.resolve() };
     live.settled = run.done.then(
       async (got) => {
         // Still listed while the core records it, so that a late frame event cannot start a second receive.

@@ -1,7 +1,7 @@
 /**
- * Turns a spool into a received snapshot (DESIGN.md step 6), in one pass that runs beside the upload (issue 9): the
- * spool's verified frames, as they arrive (server/spool-follower.ts), are decoded and checked again (bytes damaged
- * on disk since they verified are caught before `btrfs receive` sees them), then checked as a send stream against
+ * Turns an upload into a received snapshot (DESIGN.md step 6), in one pass that runs beside the upload (issue 9): the
+ * raw stream of its verified frames, as they arrive (server/live-source.ts: straight from the store when the receive
+ * keeps up, read back from the spool and verified again when it is behind), is checked as a send stream against
  * the server's policy (paths that stay inside the snapshot, the parent the server chose, clone sources among this
  * volume's snapshots, device nodes and setuid files as configured; core/wire/sendstream-policy.ts). A chunk goes on
  * only once every command that ends in it has passed, and `btrfs receive` applies a command only once it has read
@@ -17,8 +17,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
-import { FrameDecoder, SendStreamCheck, type SendStreamHeader } from '../core/wire/index.ts';
+import { PassThrough, Transform, Writable } from 'node:stream';
+import { SendStreamCheck, type SendStreamHeader } from '../core/wire/index.ts';
+import type { LiveStreamSource } from './live-source.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { SnapferryError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
@@ -60,7 +61,7 @@ export interface ReceiveRun {
 }
 
 /** Receives the stream `source` gives (framed bytes from the spool's start) as the job's snapshot. */
-export function receiveStream(layout: ServerLayout, job: ReceiveJob, source: Readable): ReceiveRun {
+export function receiveStream(layout: ServerLayout, job: ReceiveJob, source: LiveStreamSource): ReceiveRun {
   const stopper = new AbortController();
   let rawFed = 0;
   const counted = new Transform({
@@ -82,7 +83,7 @@ export function receiveStream(layout: ServerLayout, job: ReceiveJob, source: Rea
   };
 }
 
-async function runReceive(layout: ServerLayout, job: ReceiveJob, source: Readable, counted: Transform, signal: AbortSignal): Promise<ReceivedSnapshot> {
+async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStreamSource, counted: Transform, signal: AbortSignal): Promise<ReceivedSnapshot> {
   const volumeDir = layout.volumeDir(job.client, job.volume);
   const finalPath = layout.snapshotPath(job.client, job.volume, job.snapshot);
   const stagedPath = path.join(volumeDir, layout.incomingName(job.id));
@@ -100,14 +101,12 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: Readabl
     source.destroy();
     throw signal.aborted ? signal.reason : err;
   }
-  let wireBytes = 0;
-  const decoder = new FrameDecoder({ chunkSize: job.chunkSize, onFrame: (frame) => (wireBytes = frame.wireEnd) });
   const check = checkFor(job);
   const raw = new PassThrough();
   const received = btrfs.receive(volumeDir, raw, { chroot: true, endOnEndCommand: true, signal });
   // btrfs receive stops reading at END, before the end frame: the feed keeps the pipeline going to its end (where the
   // end frame is verified) whether or not btrfs still reads.
-  const fed = pipeline(source, decoder, check, counted, new FirstCommandRenamer(layout.incomingName(job.id)), feed(raw), { signal });
+  const fed = pipeline(source, check, counted, new FirstCommandRenamer(layout.incomingName(job.id)), feed(raw), { signal });
   try {
     const [piped, got] = await Promise.allSettled([
       fed.catch((err: unknown) => {
@@ -133,7 +132,7 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: Readabl
     }
     job.confirm?.();
     await fs.rename(stagedPath, finalPath);
-    return { path: finalPath, serverUuid: shown.uuid, rawBytes: check.summary?.bytes ?? 0, wireBytes };
+    return { path: finalPath, serverUuid: shown.uuid, rawBytes: check.summary?.bytes ?? 0, wireBytes: source.wireRead };
   } catch (err) {
     raw.destroy();
     source.destroy();

@@ -86,7 +86,7 @@ export class ReplicationService {
     this.store = new LimitedSpoolStore(layout, {
       chunkSizeOf: (upload) => Number(upload.metadata?.[META.chunkSize]),
       checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
-      onFrameStored: (upload, progress) => this.receives.advance(upload.id, progress.wireOffset, false),
+      onFrameStored: (upload, frame) => this.receives.offer(upload.id, frame),
       onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
       closedError: (id) => this.closedError(id),
       ...expiry,

@@ -30,8 +30,11 @@ export interface SpoolHooks {
   chunkSizeOf(upload: Upload): number;
   /** Called with the raw bytes of frame 0; throws to refuse the stream before any of it is kept. */
   checkStreamStart(upload: Upload, raw: Buffer): void;
-  /** Called after each data frame's bytes and index record are written (not yet synced): the receive may read on. */
-  onFrameStored(upload: Upload, progress: SpoolProgress): void;
+  /**
+   * Called after each data frame's bytes and index record are written (not yet synced), with the frame and its
+   * decoded bytes: the receive may take them (server/live-source.ts).
+   */
+  onFrameStored(upload: Upload, frame: VerifiedFrame): void;
   /** Called once the end frame is verified and durable. Must be idempotent: a re-sent end frame calls it again. */
   onStreamComplete(upload: Upload, progress: SpoolProgress): void;
   /** Why the upload takes no more bytes (its transfer failed), or null. */
@@ -260,7 +263,7 @@ export class FrameVerifyingStore extends FileStore {
           };
           await index.write(encodeIndexRecord(record));
           last = progressFromRecord(record);
-          if (!last.complete) this.hooks.onFrameStored(upload, last);
+          if (frame.kind === 'data') this.hooks.onFrameStored(upload, frame);
           unsynced += frameLength;
           if (unsynced >= SYNC_EVERY_BYTES) {
             await Promise.all([spool.sync(), index.sync()]);

@@ -1,0 +1,162 @@
+/**
+ * The raw send stream of an upload, for the receive that runs beside it (issue 9), as its frames verify. It never
+ * goes past the last verified frame, waits while the upload is cut or the client is away, and ends only after the end
+ * frame verified: a stream whose end frame never verifies never ends, so its receive never looks complete.
+ *
+ * Two ways in, one order out. A receive that keeps up takes each data frame's bytes as the spool store has just
+ * verified and written them (offer()): nothing is read back, decompressed or hashed a second time. A receive that
+ * is behind (it started again after a restart or a rewind, or btrfs receive was slower than the link) reads the
+ * spool from where it stands, through a verifying parser that carries on the chain, so bytes damaged on disk since
+ * they verified fail with a FrameError naming the frame, before btrfs receive sees them. The end frame is always read
+ * from the spool, and so checked against the chain of everything handed on.
+ */
+import fs from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { FrameParser, type VerifiedFrame } from '../core/wire/index.ts';
+import { CHAIN_ZERO } from '../core/wire/chain.ts';
+
+/** Spool bytes read at a time when catching up: large enough to keep btrfs receive busy, small enough to stay flat. */
+const READ_BYTES = 1024 * 1024;
+/** Decoded bytes held for btrfs receive before a verified frame is left to be read back from the spool instead. */
+const HELD_BYTES = 8 * 1024 * 1024;
+
+export class LiveStreamSource extends Readable {
+  private handle: fs.FileHandle | null = null;
+  /** Verifies what is read from the spool; rebuilt from the position below after frames came from memory. */
+  private parser: FrameParser | null = null;
+  /** Where the frames handed on end: wire offset, frames, raw offset and chain after them. */
+  private wirePos = 0;
+  private frames = 0;
+  private rawPos = 0;
+  private chain: Buffer = CHAIN_ZERO;
+  /** Spool bytes read and given to the parser (ahead of wirePos by a frame's part at most). */
+  private diskPos = 0;
+  /** Wire offset up to which the spool holds verified frames. */
+  private verifiedEnd = 0;
+  private complete = false;
+  private waiting = false;
+  private reading = false;
+  private readBack = 0;
+  /** Whether the last frame read back fitted under the high-water mark. */
+  private room = true;
+  private again = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly chunkSize: number,
+  ) {
+    super({ highWaterMark: HELD_BYTES });
+  }
+
+  /** Bytes of the framed stream taken so far (from memory or the spool). */
+  get wireRead(): number {
+    return this.wirePos;
+  }
+
+  /** Bytes read back from the spool (a receive that keeps up reads only the end frame). */
+  get spoolBytesRead(): number {
+    return this.readBack;
+  }
+
+  /** The spool now holds verified frames up to `wireEnd`; `complete` once the end frame is among them. */
+  advance(wireEnd: number, complete: boolean): void {
+    if (wireEnd > this.verifiedEnd) this.verifiedEnd = wireEnd;
+    if (complete) this.complete = true;
+    if (this.waiting) {
+      this.waiting = false;
+      this.pump();
+    }
+  }
+
+  /** A data frame the store has just verified and written: handed on as it is when nothing comes before it. */
+  offer(frame: VerifiedFrame): void {
+    const next = frame.kind === 'data' && frame.raw !== undefined && frame.wireStart === this.wirePos;
+    if (next && !this.reading && this.diskPos === this.wirePos && this.readableLength < this.readableHighWaterMark && !this.destroyed) {
+      this.wirePos = this.diskPos = frame.wireEnd;
+      this.frames = frame.index + 1;
+      this.rawPos = frame.rawOffset + frame.rawLength;
+      this.chain = frame.chain;
+      this.parser = null;
+      if (frame.wireEnd > this.verifiedEnd) this.verifiedEnd = frame.wireEnd;
+      this.push(frame.raw);
+      return;
+    }
+    this.advance(frame.wireEnd, false);
+  }
+
+  override _read(): void {
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.destroyed) return;
+    // A wake-up that comes while a read is finishing must not be lost: that read runs once more.
+    if (this.reading) {
+      this.again = true;
+      return;
+    }
+    this.reading = true;
+    this.again = false;
+    void this.readSome()
+      .catch((err: unknown) => this.destroy(err as Error))
+      .finally(() => {
+        this.reading = false;
+        if (this.again) this.pump();
+      });
+  }
+
+  private async readSome(): Promise<void> {
+    for (;;) {
+      if (this.diskPos >= this.verifiedEnd) {
+        if (!this.complete) {
+          this.waiting = true;
+          return;
+        }
+        // The end frame has been read and verified (or finish() says what is missing).
+        this.verifier().finish();
+        this.push(null);
+        return;
+      }
+      this.handle ??= await fs.open(this.file, 'r');
+      const length = Math.min(READ_BYTES, this.verifiedEnd - this.diskPos);
+      const buffer = Buffer.allocUnsafe(length);
+      const { bytesRead } = await this.handle.read(buffer, 0, length, this.diskPos);
+      if (bytesRead === 0) throw new Error(`the spool ends at ${this.diskPos}, before the verified end ${this.verifiedEnd}`);
+      const parser = this.verifier();
+      this.diskPos += bytesRead;
+      this.readBack += bytesRead;
+      this.room = true;
+      parser.push(buffer.subarray(0, bytesRead));
+      if (this.destroyed || !this.room) return;
+    }
+  }
+
+  private verifier(): FrameParser {
+    this.parser ??= new FrameParser({
+      keepRaw: true,
+      state: { chunkSize: this.chunkSize, framesVerified: this.frames, wireOffsetVerified: this.wirePos, rawOffset: this.rawPos, chain: this.chain, ended: false },
+      // Each frame goes on as soon as it verified: frames before a damaged one in the same read are not held back.
+      onFrame: (frame) => this.takeVerified(frame),
+    });
+    return this.parser;
+  }
+
+  private takeVerified(frame: VerifiedFrame): void {
+    this.wirePos = frame.wireEnd;
+    if (frame.kind !== 'data') return;
+    this.frames = frame.index + 1;
+    this.rawPos = frame.rawOffset + frame.rawLength;
+    this.chain = frame.chain;
+    this.room = this.push(frame.raw);
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    const handle = this.handle;
+    this.handle = null;
+    if (handle === null) return callback(err);
+    handle.close().then(
+      () => callback(err),
+      () => callback(err),
+    );
+  }
+}
