@@ -2,8 +2,8 @@
  * A server that dies says why, in its own log. Node's default for an uncaught exception or an unhandled rejection
  * is a stack trace on stderr, which a JSON log reader (journald filters, the bench's log) does not see as an event;
  * and a process whose event loop ran dry exits 0 without a word. Here each of those ends in one log line: `fatal`
- * with the error for a crash (then exit 1, as Node would), `error` for any exit nobody asked for. (pino flushes its
- * destination on exit, so these last lines are not lost.)
+ * with the error for a crash (then exit 1, as Node would), `error` for any exit nobody asked for. (The server's log
+ * is written synchronously, server/log.ts, so these last lines are not lost.)
  */
 import type { Logger } from './log.ts';
 

@@ -7,7 +7,9 @@ import { pino } from 'pino';
 export type Logger = pino.Logger;
 
 export function createLogger(level: string = process.env.SNAPFERRY_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ level, base: { service: 'snapferry-server' } }, pino.destination(2));
+  // Written synchronously: quiet by default, so it costs nothing, and the last line before a crash or an exit nobody
+  // asked for (server/crash-log.ts) is never left in a buffer that pino's own exit flush has already passed.
+  return pino({ level, base: { service: 'snapferry-server' } }, pino.destination({ dest: 2, sync: true }));
 }
 
 /** For tests that do not want to read logs. */
