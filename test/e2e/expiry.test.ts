@@ -17,23 +17,13 @@ import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { gatherStatus } from '../../client/status-data.ts';
 import { NO_COMPRESSION } from '../../core/wire/index.ts';
-import { UPLOADS_PATH, type Transfer } from '../../core/protocol.ts';
-import { startServer, type RunningServer } from '../../server/serve.ts';
+import { UPLOADS_PATH } from '../../core/protocol.ts';
+import { startServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
-import { assertReceived, createPair, recordingReporter, type Pair } from './harness.ts';
+import { assertReceived, createPair, pushPart, recordingReporter, until, type Pair } from './harness.ts';
 import { SNAPFERRY_BIN } from './processes.ts';
 
 const slow = { ...rootOnly, timeout: 300_000 };
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** A server whose log lines the test can read. */
 async function serverWithLog(t: { after(fn: () => Promise<void>): void }, pair: Pair, options: { expireAfterMs: number; leaseMs: number }) {
@@ -47,21 +37,6 @@ async function serverWithLog(t: { after(fn: () => Promise<void>): void }, pair: 
   const server = await startServer({ root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: pino({ level: 'info' }, sink), ...options });
   t.after(() => server.close());
   return { server, logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
-/** Starts a push and stops it once the server holds `frames` verified frames; returns the unfinished transfer. */
-async function pushPart(server: RunningServer, snapshot: string, frames: number): Promise<Transfer> {
-  const controller = new AbortController();
-  const run = push(
-    { server: server.url, volume: 'v', snapshots: [snapshot], chunkSize: 64 * 1024, patchBytes: 256 * 1024, limitRate: 1024 * 1024, signal: controller.signal },
-    recordingReporter(),
-  );
-  run.catch(() => undefined);
-  const api = new ServerApi({ server: server.url });
-  const partial = await until('verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= frames));
-  controller.abort();
-  await run.catch(() => undefined);
-  return partial;
 }
 
 test('an abandoned upload expires once idle past the period and its lease: spool freed, transfer failed, logged; the client starts over and says why', slow, async (t) => {

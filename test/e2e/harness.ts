@@ -16,6 +16,10 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import type { Reporter } from '../../client/report.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { push } from '../../client/push.ts';
+import { ServerApi } from '../../client/api.ts';
+import type { Transfer } from '../../core/protocol.ts';
 
 interface AfterHook {
   after(fn: () => Promise<void> | void): void;
@@ -116,4 +120,33 @@ export async function aliceBobAdmin(t: AfterHook): Promise<{ file: string; alice
   const bob = (await addClient(file, 'bob')).token;
   const admin = (await addClient(file, 'ops', 'admin')).token;
   return { file, alice, bob, admin };
+}
+
+/** Polls `fn` every 100 ms until it gives a value, or fails naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Starts a push of `snapshot` to volume v (64 KiB frames at 1 MiB/s) and stops it once the server holds `frames`
+ * verified frames: an upload left unfinished, as a client that went away leaves it. Returns the transfer then.
+ */
+export async function pushPart(server: RunningServer, snapshot: string, frames: number): Promise<Transfer> {
+  const controller = new AbortController();
+  const run = push(
+    { server: server.url, volume: 'v', snapshots: [snapshot], chunkSize: 64 * 1024, patchBytes: 256 * 1024, limitRate: 1024 * 1024, signal: controller.signal },
+    recordingReporter(),
+  );
+  run.catch(() => undefined);
+  const api = new ServerApi({ server: server.url });
+  const partial = await until('verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= frames));
+  controller.abort();
+  await run.catch(() => undefined);
+  return partial;
 }

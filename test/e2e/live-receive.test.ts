@@ -13,38 +13,12 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import type { Transfer } from '../../core/protocol.ts';
-import type { RunningServer } from '../../server/serve.ts';
 import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { parseAll } from '../wire/frame-helpers.ts';
-import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { assertReceived, createPair, pushPart, recordingReporter, until } from './harness.ts';
 import { CHUNK, create, encodeMetadata, hostileServer, metadataFor, patch, settled } from './hostile-client.ts';
 
 const slow = { ...rootOnly, timeout: 300_000 };
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-/** Starts a push and stops it once the server holds `frames` verified frames; returns the unfinished transfer. */
-async function pushPart(server: RunningServer, snapshot: string, frames: number): Promise<Transfer> {
-  const controller = new AbortController();
-  const run = push(
-    { server: server.url, volume: 'v', snapshots: [snapshot], chunkSize: 64 * 1024, patchBytes: 256 * 1024, limitRate: 1024 * 1024, signal: controller.signal },
-    recordingReporter(),
-  );
-  run.catch(() => undefined);
-  const api = new ServerApi({ server: server.url });
-  const partial = await until('verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= frames));
-  controller.abort();
-  await run.catch(() => undefined);
-  return partial;
-}
 
 /** The transfer once the receive has taken every frame the server holds and the upload has stopped growing. */
 async function caughtUp(api: ServerApi, id: string): Promise<Transfer> {
