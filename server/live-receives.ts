@@ -40,6 +40,8 @@ export class LiveReceives {
   private readonly heldIds = new Set<string>();
   /** Receives whose failure the core is dealing with: frames that verify meanwhile start nothing. */
   private readonly failing = new Set<string>();
+  /** Receives being stopped that frames (or the end) arrived for meanwhile: started again once the stop is done. */
+  private readonly wantedAfterStop = new Set<string>();
 
   constructor(
     private readonly layout: ServerLayout,
@@ -60,6 +62,10 @@ export class LiveReceives {
   }
 
   private feed(id: string, wireEnd: number, complete: boolean): void {
+    if (this.runs.get(id)?.stopped) {
+      this.wantedAfterStop.add(id);
+      return;
+    }
     const live = this.runs.get(id) ?? this.start(id);
     if (live === null) return;
     if (complete) live.complete = true;
@@ -73,6 +79,10 @@ export class LiveReceives {
       return;
     }
     if (this.failing.has(id)) return;
+    if (this.runs.get(id)?.stopped) {
+      this.wantedAfterStop.add(id);
+      return;
+    }
     (this.runs.get(id) ?? this.start(id))?.source.offer(frame);
   }
 
@@ -158,7 +168,11 @@ export class LiveReceives {
       },
       async (err: unknown) => {
         this.runs.delete(id);
-        if (live.stopped) return;
+        if (live.stopped) {
+          // Its staging subvolume is gone now, so a new receive may take the name.
+          if (this.wantedAfterStop.delete(id)) this.track(this.catchUp(id));
+          return;
+        }
         this.failing.add(id);
         try {
           await this.hooks.failed(id, err);

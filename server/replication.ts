@@ -88,6 +88,7 @@ export class ReplicationService {
       checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
       onFrameStored: (upload, frame) => this.receives.offer(upload.id, frame),
       onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
+      onEndFrameRefused: (upload, err) => void this.receives.stop(upload.id, `the end frame was refused: ${err.message}`),
       closedError: (id) => this.closedError(id),
       ...expiry,
       expired: (id, facts) => {

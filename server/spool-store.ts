@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { FileStore } from '@tus/file-store';
 import type { Upload } from '@tus/utils';
-import { FrameParser, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
+import { FrameError, FrameParser, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
 import { CHAIN_ZERO } from '../core/wire/chain.ts';
 import { SnapferryError } from '../core/errors.ts';
 import { encodeIndexRecord, INDEX_RECORD_SIZE, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
@@ -37,6 +37,11 @@ export interface SpoolHooks {
   onFrameStored(upload: Upload, frame: VerifiedFrame): void;
   /** Called once the end frame is verified and durable. Must be idempotent: a re-sent end frame calls it again. */
   onStreamComplete(upload: Upload, progress: SpoolProgress): void;
+  /**
+   * The end frame arrived but says the stream is not the one verified (its chain or counts differ): whatever was
+   * received of it must go. The upload stays; a right end frame (or a rewind) can still complete it.
+   */
+  onEndFrameRefused(upload: Upload, err: FrameError): void;
   /** Why the upload takes no more bytes (its transfer failed), or null. */
   closedError(id: string): SnapferryError | null;
 }
@@ -279,6 +284,7 @@ export class FrameVerifyingStore extends FileStore {
       });
     }
     if (last.complete && !start.complete) this.hooks.onStreamComplete(upload, last);
+    if (failure instanceof FrameError && isEndFrameRefusal(failure)) this.hooks.onEndFrameRefused(upload, failure);
     if (failure) throw this.asTusError(failure);
     return written;
   }
@@ -301,6 +307,11 @@ export class FrameVerifyingStore extends FileStore {
     const status = statusOf(err);
     return new TusStatusError(status >= 500 ? 400 : status, err);
   }
+}
+
+/** An end frame whose chain, frame count or raw length disagrees with the frames verified before it. */
+function isEndFrameRefusal(err: FrameError): boolean {
+  return err.code === 'frame_chain_mismatch' || err.details.endFrameCount !== undefined;
 }
 
 /** Removes the first `n` bytes from `buffers` (in place) and returns them as views, without copying. */

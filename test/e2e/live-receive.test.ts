@@ -1,7 +1,7 @@
 /**
  * The server receives while the upload goes on (issue 9): verified frames go into a running `btrfs receive` at once,
- * a cut leaves it waiting, and the snapshot takes its name only once the end frame verified. An abort or a failed
- * end frame leaves nothing that looks received.
+ * a cut leaves it waiting, and the snapshot takes its name only once the end frame verified. An abort or an end
+ * frame that disagrees with the frames leaves nothing that looks received.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,7 @@ import { ServerApi } from '../../client/api.ts';
 import type { Transfer } from '../../core/protocol.ts';
 import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { parseAll } from '../wire/frame-helpers.ts';
+import { encodeEndFrame } from '../../core/wire/index.ts';
 import { assertReceived, createPair, pushPart, recordingReporter, until } from './harness.ts';
 import { CHUNK, create, encodeMetadata, hostileServer, metadataFor, patch, settled } from './hostile-client.ts';
 
@@ -73,7 +74,7 @@ test('an upload aborted while its receive runs leaves no subvolume behind', slow
   assert.deepEqual((await fs.readdir(path.join(pair.root, 'spool'))).filter((f) => f.startsWith(partial.id)), []);
 });
 
-test('an end frame that fails verification leaves the received stream under its staging name; the right one completes it', rootOnly, async (t) => {
+test('an end frame that disagrees with the frames verified stops the receive and deletes what it wrote; the right one completes it from the spool', rootOnly, async (t) => {
   const h = await hostileServer(t);
   const uuid = randomUuid();
   // A first file larger than a chunk, then a few more: frame 0 (checked as it arrives) and several data frames.
@@ -89,15 +90,19 @@ test('an end frame that fails verification leaves the received stream under its 
   assert.equal((await patch(h.server.url, id, 0, framed.subarray(0, end.wireStart))).status, 204);
   const api = new ServerApi({ server: h.server.url });
   await until('the receive to take every data frame', async () => (await api.transfer(id)).rawReceived === raw.length);
+  // btrfs receive has read the stream's END by now: all it lacks is the end frame's word.
+  assert.deepEqual(await fs.readdir(h.volumeDir('v')), [`.incoming-${id}`]);
 
-  const bad = Buffer.from(framed.subarray(end.wireStart));
-  bad[bad.length - 1] = bad[bad.length - 1]! ^ 0x01;
-  const refused = await patch(h.server.url, id, end.wireStart, bad, { 'Upload-Length': String(framed.length) });
+  // A well-formed end frame whose chain says the stream is another one.
+  const wrongChain = Buffer.from(end.chain);
+  wrongChain[0] = wrongChain[0]! ^ 0xff;
+  const lying = encodeEndFrame({ chunkSize: CHUNK, frameCount: end.index, totalRaw: end.rawOffset, chain: wrongChain });
+  const refused = await patch(h.server.url, id, end.wireStart, lying, { 'Upload-Length': String(framed.length) });
   assert.equal(refused.status, 460, refused.text);
-  await sleep(300);
+  assert.equal(refused.code, 'frame_chain_mismatch');
+  await until('the partial receive to go', async () => (await fs.readdir(h.volumeDir('v'))).length === 0, 10_000);
   const waiting = await api.transfer(id);
-  assert.equal(waiting.state, 'uploading', 'the end frame did not verify: the stream is not complete');
-  assert.deepEqual(await fs.readdir(h.volumeDir('v')), [`.incoming-${id}`], 'not under the snapshot name');
+  assert.equal(waiting.state, 'uploading', 'the upload stays, to be completed');
   assert.deepEqual((await api.snapshots('v')).snapshots, []);
 
   const good = await patch(h.server.url, id, end.wireStart, framed.subarray(end.wireStart), { 'Upload-Length': String(framed.length) });

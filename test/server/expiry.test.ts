@@ -31,6 +31,7 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }, decide: (id:
     checkStreamStart: () => undefined,
     onFrameStored: () => undefined,
     onStreamComplete: () => undefined,
+    onEndFrameRefused: () => undefined,
     closedError: () => null,
     expire: (id, facts) => {
       if (!decide(id, facts)) return null;

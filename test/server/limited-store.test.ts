@@ -25,6 +25,7 @@ async function storeIn(t: TestContext, byteLimit: () => Promise<number> = () => 
       checkStreamStart: () => undefined,
       onFrameStored: () => undefined,
       onStreamComplete: () => undefined,
+      onEndFrameRefused: () => undefined,
       closedError: () => null,
       expire: () => null,
       expired: () => undefined,

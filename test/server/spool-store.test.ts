@@ -35,6 +35,7 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }) {
     checkStreamStart: () => undefined,
     onFrameStored: () => undefined,
     onStreamComplete: (_upload, progress) => completed.push(progress.wireOffset),
+    onEndFrameRefused: () => undefined,
     closedError: () => null,
   });
   const id = 'c'.repeat(32);
