@@ -255,6 +255,18 @@ async function serverBehindLink(t: TestContext, seed: string, fillMB: number) {
   return { children, pair, s1, wire, port, proxy, ledger, server, api: new ServerApi({ server: server.url }) };
 }
 
+/** Starts a push of `s1` and returns once the server has acknowledged 40% of its `wire` bytes. */
+async function pushPastFortyPercent(t: TestContext, url: string, s1: string, api: ServerApi, wire: number) {
+  const report = recordingReporter();
+  const pushing = push(pushOptions(t, url, s1), report);
+  pushing.catch(() => undefined);
+  const before = await until('the upload to pass 40%', async () => {
+    const x = await onlyTransfer(api);
+    return x?.state === 'uploading' && x.wireOffset >= wire * 0.4 ? x : undefined;
+  });
+  return { pushing, report, before };
+}
+
 test(
   'the server killed with kill -9 mid-upload and restarted: the push carries on by itself from the acknowledged frames',
   rootOnly,
@@ -263,13 +275,7 @@ test(
     let server = first;
     proxy.setRate({ upstream: 6_000_000 });
 
-    const report = recordingReporter();
-    const pushing = push(pushOptions(t, proxy.url, s1), report);
-    pushing.catch(() => undefined);
-    const before = await until('the upload to pass 40%', async () => {
-      const x = await onlyTransfer(api);
-      return x?.state === 'uploading' && x.wireOffset >= wire * 0.4 ? x : undefined;
-    });
+    const { pushing, before } = await pushPastFortyPercent(t, proxy.url, s1, api, wire);
     const exit = await server.kill9();
     assert.equal(exit.signal, 'SIGKILL');
     const atKill = ledger.mark();
@@ -309,13 +315,7 @@ test(
   async (t) => {
     const { children, pair, s1, wire, port, proxy, server, api } = await serverBehindLink(t, 'lost-spool-tail', 48);
     proxy.setRate({ upstream: 6_000_000 });
-    const report = recordingReporter();
-    const pushing = push(pushOptions(t, proxy.url, s1), report);
-    pushing.catch(() => undefined);
-    const before = await until('the upload to pass 40%', async () => {
-      const x = await onlyTransfer(api);
-      return x?.state === 'uploading' && x.wireOffset >= wire * 0.4 ? x : undefined;
-    });
+    const { pushing, report, before } = await pushPastFortyPercent(t, proxy.url, s1, api, wire);
     proxy.refuse(true);
     assert.equal((await server.kill9()).signal, 'SIGKILL');
 

@@ -103,15 +103,23 @@ test('a write whose request stream fails mid-frame keeps every whole frame, and 
   assert.deepEqual(await fs.readFile(layout.spoolFile(id)), wire);
 });
 
-test('repair: a spool shorter than its index cuts the index back to the last frame the spool holds whole', async (t) => {
+/**
+ * A store whose upload's index vouches for six frames while its spool lost the end of them (a power cut that kept the
+ * index's last appends but not the spool's last bytes, or a disk that lied about a sync): frame 4 is cut in the middle.
+ */
+async function storeWithLostTail(t: { after(fn: () => Promise<void>): void }) {
   const { layout, store, id } = await storeIn(t);
-  const { wire, frames } = await encode(mixedBytes(8 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  const { frames, wire } = await encode(mixedBytes(8 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
   const request = new PassThrough();
   const writing = store.write(request, id, 0);
   request.end(wire.subarray(0, frames[5]!.wireEnd));
   await writing;
-  // Bytes the index vouches for are gone (a disk that lied about a sync): frame 4 is cut in the middle.
   await fs.truncate(layout.spoolFile(id), frames[3]!.wireEnd + 10);
+  return { layout, store, id, frames };
+}
+
+test('repair: a spool shorter than its index cuts the index back to the last frame the spool holds whole', async (t) => {
+  const { layout, store, id, frames } = await storeWithLostTail(t);
 
   const progress = await store.repair(id);
   assert.equal(progress.wireOffset, frames[3]!.wireEnd);
@@ -125,14 +133,7 @@ test('repair: a spool shorter than its index cuts the index back to the last fra
 });
 
 test('progress (what GET /v1/transfers resumes from) never vouches for more than a HEAD will: a spool that lost bytes its index keeps', async (t) => {
-  const { layout, store, id } = await storeIn(t);
-  const { wire, frames } = await encode(mixedBytes(8 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
-  const request = new PassThrough();
-  const writing = store.write(request, id, 0);
-  request.end(wire.subarray(0, frames[5]!.wireEnd));
-  await writing;
-  // A power cut kept the index's last appends but not the spool's last bytes: frames 4 and 5 are no longer whole.
-  await fs.truncate(layout.spoolFile(id), frames[3]!.wireEnd + 10);
+  const { layout, store, id, frames } = await storeWithLostTail(t);
 
   // Nothing has repaired the upload yet (a server just restarted): a client that resumes from this offset must find
   // the same one in the HEAD that follows, or it stops with "the server asked for offset ..., before ... which it had
