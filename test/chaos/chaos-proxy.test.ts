@@ -29,7 +29,8 @@ test('passes 5 MB both ways unchanged and counts it', { timeout: 20_000 }, async
   const { outcome, received } = await send(proxy.port, data, { end: true }).done;
   assert.equal(outcome, 'end');
   assert.equal(sha(received), sha(data));
-  await until('the counts', () => proxy.stats().downstreamBytes === data.length);
+  // A connection counts as gone once both of its sockets closed, a moment after the client saw the end.
+  await until('the counts', () => proxy.stats().downstreamBytes === data.length && proxy.stats().live === 0);
   assert.deepEqual(proxy.stats(), {
     upstreamBytes: data.length, downstreamBytes: data.length, connections: 1, refused: 0, cuts: 0, live: 0, queuedBytes: 0,
   });
@@ -210,6 +211,7 @@ test('cutEvery cuts at every N upstream bytes, across connections one after anot
   proxy.cutEvery(null);
   assert.equal((await send(proxy.port, randomBytes(250_000), { end: true }).done).outcome, 'end');
   assert.equal(sink.connections[6]!.bytes, 250_000);
+  await until('the last connection to be counted gone', () => proxy.stats().live === 0);
   assert.deepEqual(proxy.stats(), {
     upstreamBytes: 750_000, downstreamBytes: 0, connections: 7, refused: 0, cuts: 5, live: 0, queuedBytes: 0,
   });
