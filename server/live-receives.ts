@@ -25,7 +25,6 @@ export interface LiveReceiveHooks {
 interface LiveRun {
   source: LiveStreamSource;
   run: ReceiveRun;
-  complete: boolean;
   stopped: boolean;
   /** Settles once the run's outcome has been handed to the hooks (or the run was stopped and cleaned up). */
   settled: Promise<void>;
@@ -53,37 +52,31 @@ export class LiveReceives {
 
   /** The spool of `id` holds verified frames up to `wireEnd` (`complete`: the end frame is one): its receive reads on. */
   advance(id: string, wireEnd: number, complete: boolean): void {
-    if (this.held) {
-      this.heldIds.add(id);
-      return;
-    }
-    if (this.failing.has(id)) return;
-    this.feed(id, wireEnd, complete);
-  }
-
-  private feed(id: string, wireEnd: number, complete: boolean): void {
-    if (this.runs.get(id)?.stopped) {
-      this.wantedAfterStop.add(id);
-      return;
-    }
-    const live = this.runs.get(id) ?? this.start(id);
-    if (live === null) return;
-    if (complete) live.complete = true;
-    live.source.advance(wireEnd, complete);
+    this.runFor(id, false)?.source.advance(wireEnd, complete);
   }
 
   /** A data frame of `id` just verified and written: its receive runs, and takes the frame's bytes if it keeps up. */
   offer(id: string, frame: VerifiedFrame): void {
+    this.runFor(id, false)?.source.offer(frame);
+  }
+
+  /**
+   * The run that takes `id`'s frames, started if none runs; null while receives are held, while the core deals with
+   * its failure (unless `recovering`: the core itself starts it again), or while its last run is being stopped (it
+   * starts again once that is done).
+   */
+  private runFor(id: string, recovering: boolean): LiveRun | null {
     if (this.held) {
       this.heldIds.add(id);
-      return;
+      return null;
     }
-    if (this.failing.has(id)) return;
-    if (this.runs.get(id)?.stopped) {
+    if (this.failing.has(id) && !recovering) return null;
+    const live = this.runs.get(id);
+    if (live?.stopped) {
       this.wantedAfterStop.add(id);
-      return;
+      return null;
     }
-    (this.runs.get(id) ?? this.start(id))?.source.offer(frame);
+    return live ?? this.start(id);
   }
 
   /** Raw bytes of `id`'s stream handed to btrfs receive so far (0 when none runs). */
@@ -131,7 +124,7 @@ export class LiveReceives {
   async idle(): Promise<void> {
     if (this.held) return;
     for (;;) {
-      const waits = [...this.pending, ...[...this.runs.values()].filter((l) => l.complete).map((l) => l.settled)];
+      const waits = [...this.pending, ...[...this.runs.values()].filter((l) => l.source.complete).map((l) => l.settled)];
       if (waits.length === 0) return;
       await Promise.allSettled(waits);
     }
@@ -139,7 +132,7 @@ export class LiveReceives {
 
   /** Stops every receive whose upload is still in progress (a server shutting down) and waits for the rest. */
   async close(): Promise<void> {
-    const open = [...this.runs.entries()].filter(([, l]) => !l.complete).map(([id]) => this.stop(id, 'the server is shutting down'));
+    const open = [...this.runs.entries()].filter(([, l]) => !l.source.complete).map(([id]) => this.stop(id, 'the server is shutting down'));
     await Promise.all(open);
     await this.idle();
   }
@@ -147,8 +140,8 @@ export class LiveReceives {
   /** Starts `id`'s receive, if it is to run, and brings it up to the spool's verified end. */
   private async catchUp(id: string): Promise<void> {
     const progress = await this.hooks.progressOf(id).catch(() => null);
-    if (this.held) this.heldIds.add(id);
-    else if (progress !== null && progress.wireOffset > 0) this.feed(id, progress.wireOffset, progress.complete);
+    if (progress === null || progress.wireOffset === 0) return;
+    this.runFor(id, true)?.source.advance(progress.wireOffset, progress.complete);
   }
 
   private start(id: string): LiveRun | null {
@@ -156,7 +149,7 @@ export class LiveReceives {
     if (job === null) return null;
     const source = new LiveStreamSource(this.layout.spoolFile(id), job.chunkSize);
     const run = receiveStream(this.layout, job, source);
-    const live: LiveRun = { source, run, complete: false, stopped: false, settled: Promise.resolve() };
+    const live: LiveRun = { source, run, stopped: false, settled: Promise.resolve() };
     live.settled = run.done.then(
       async (got) => {
         // Still listed while the core records it, so that a late frame event cannot start a second receive.

@@ -33,7 +33,7 @@ export class LiveStreamSource extends Readable {
   private diskPos = 0;
   /** Wire offset up to which the spool holds verified frames. */
   private verifiedEnd = 0;
-  private complete = false;
+  private endStored = false;
   private waiting = false;
   private reading = false;
   private readBack = 0;
@@ -53,6 +53,11 @@ export class LiveStreamSource extends Readable {
     return this.wirePos;
   }
 
+  /** Whether the spool holds the verified end frame: this source will end, once it has read that far. */
+  get complete(): boolean {
+    return this.endStored;
+  }
+
   /** Bytes read back from the spool (a receive that keeps up reads only the end frame). */
   get spoolBytesRead(): number {
     return this.readBack;
@@ -61,7 +66,7 @@ export class LiveStreamSource extends Readable {
   /** The spool now holds verified frames up to `wireEnd`; `complete` once the end frame is among them. */
   advance(wireEnd: number, complete: boolean): void {
     if (wireEnd > this.verifiedEnd) this.verifiedEnd = wireEnd;
-    if (complete) this.complete = true;
+    if (complete) this.endStored = true;
     if (this.waiting) {
       this.waiting = false;
       this.pump();
@@ -108,7 +113,7 @@ export class LiveStreamSource extends Readable {
   private async readSome(): Promise<void> {
     for (;;) {
       if (this.diskPos >= this.verifiedEnd) {
-        if (!this.complete) {
+        if (!this.endStored) {
           this.waiting = true;
           return;
         }

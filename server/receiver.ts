@@ -17,7 +17,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough, Transform, Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { SendStreamCheck, type SendStreamHeader } from '../core/wire/index.ts';
 import type { LiveStreamSource } from './live-source.ts';
 import * as btrfs from '../core/btrfs/index.ts';
@@ -63,19 +63,14 @@ export interface ReceiveRun {
 /** Receives the stream `source` gives (framed bytes from the spool's start) as the job's snapshot. */
 export function receiveStream(layout: ServerLayout, job: ReceiveJob, source: LiveStreamSource): ReceiveRun {
   const stopper = new AbortController();
-  let rawFed = 0;
-  const counted = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      rawFed += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  const done = runReceive(layout, job, source, counted, stopper.signal);
+  // The check sees every byte before it goes on: its count is the position, with no stream of its own to keep it.
+  const check = checkFor(job);
+  const done = runReceive(layout, job, source, check, stopper.signal);
   done.catch(() => undefined);
   return {
     done,
     get rawFed() {
-      return rawFed;
+      return check.parser.bytes;
     },
     stop(reason: Error) {
       stopper.abort(reason);
@@ -83,7 +78,7 @@ export function receiveStream(layout: ServerLayout, job: ReceiveJob, source: Liv
   };
 }
 
-async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStreamSource, counted: Transform, signal: AbortSignal): Promise<ReceivedSnapshot> {
+async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStreamSource, check: SendStreamCheck, signal: AbortSignal): Promise<ReceivedSnapshot> {
   const volumeDir = layout.volumeDir(job.client, job.volume);
   const finalPath = layout.snapshotPath(job.client, job.volume, job.snapshot);
   const stagedPath = path.join(volumeDir, layout.incomingName(job.id));
@@ -101,12 +96,11 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     source.destroy();
     throw signal.aborted ? signal.reason : err;
   }
-  const check = checkFor(job);
   const raw = new PassThrough();
   const received = btrfs.receive(volumeDir, raw, { chroot: true, endOnEndCommand: true, signal });
   // btrfs receive stops reading at END, before the end frame: the feed keeps the pipeline going to its end (where the
   // end frame is verified) whether or not btrfs still reads.
-  const fed = pipeline(source, check, counted, new FirstCommandRenamer(layout.incomingName(job.id)), feed(raw), { signal });
+  const fed = pipeline(source, check, new FirstCommandRenamer(layout.incomingName(job.id)), feed(raw), { signal });
   try {
     const [piped, got] = await Promise.allSettled([
       fed.catch((err: unknown) => {
