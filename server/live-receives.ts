@@ -30,7 +30,8 @@ interface LiveRun {
   settled: Promise<void>;
 }
 
-export class StoppedReceive extends Error {}
+/** Why a receive that was stopped on purpose ended (never handed to the core as a failure). */
+class StoppedReceive extends Error {}
 
 export class LiveReceives {
   private readonly runs = new Map<string, LiveRun>();
