@@ -101,9 +101,11 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     rest = prefix.rest;
   }
 
-  const out = new PassThrough({ highWaterMark: options.chunkSize });
-  const source = new FramedUploadSource({ stream: out, startOffset: start.wireOffset }, options.maxSlice);
-  const encoder = new FrameEncoder({
+  // Object mode on the way out: each frame's header and payload reach the upload source as the buffers the encoder
+  // made. A byte-mode stream read by an async iterator joins whatever it holds into a new buffer (a copy per frame).
+  const out = new PassThrough({ writableHighWaterMark: options.chunkSize, readableObjectMode: true, readableHighWaterMark: 4 });
+  const source = new FramedUploadSource({ stream: out, startOffset: start.wireOffset, recycle: (b) => encoder.recycle(b) }, options.maxSlice);
+  const encoder: FrameEncoder = new FrameEncoder({
     chunkSize: options.chunkSize,
     level: options.level,
     ...(options.pool ? { pool: options.pool } : {}),

@@ -3,10 +3,7 @@
  * debt form: spending more than is there returns how long to wait, so every PATCH body, retry and resume of a push
  * draws on the same rate however they interleave.
  */
-import { Readable } from 'node:stream';
-
-/** Piece size of a throttled body: small enough that the rate is smooth on a 1 Mbit/s line. */
-const PIECE = 16 * 1024;
+import { THROTTLED_PIECE } from './patch-body.ts';
 
 export class UploadRateLimit {
   #tokens: number;
@@ -19,7 +16,7 @@ export class UploadRateLimit {
   ) {
     if (!(bytesPerSecond > 0)) throw new RangeError(`a rate limit must be above 0 bytes/s, not ${bytesPerSecond}`);
     // A quarter second of credit at most: enough to keep a piece in flight, too little to burst past the limit.
-    this.#burst = Math.max(PIECE, bytesPerSecond / 4);
+    this.#burst = Math.max(THROTTLED_PIECE, bytesPerSecond / 4);
     this.#tokens = this.#burst;
     this.#last = now();
   }
@@ -32,36 +29,4 @@ export class UploadRateLimit {
     this.#tokens -= n;
     return this.#tokens >= 0 ? 0 : (-this.#tokens / this.bytesPerSecond) * 1000;
   }
-}
-
-/** `body` as a stream that lets its bytes out no faster than `limit` allows; `.size` is what tus-js-client reads. */
-export function throttledBody(body: Buffer, limit: UploadRateLimit): Readable & { size: number } {
-  let at = 0;
-  let waiting: NodeJS.Timeout | null = null;
-  const stream = new Readable({
-    highWaterMark: PIECE,
-    read() {
-      if (waiting !== null) return;
-      if (at >= body.length) {
-        this.push(null);
-        return;
-      }
-      const piece = body.subarray(at, at + PIECE);
-      at += piece.length;
-      const delay = limit.reserve(piece.length);
-      if (delay === 0) {
-        this.push(piece);
-        return;
-      }
-      waiting = setTimeout(() => {
-        waiting = null;
-        this.push(piece);
-      }, delay);
-    },
-    destroy(err, callback) {
-      if (waiting !== null) clearTimeout(waiting);
-      callback(err);
-    },
-  });
-  return Object.assign(stream, { size: body.length });
 }

@@ -7,7 +7,8 @@ import { Upload, type DetailedError } from 'tus-js-client';
 import { SnapferryError } from '../core/errors.ts';
 import { ErrorBody, UPLOADS_PATH } from '../core/protocol.ts';
 import type { FramedUploadSource } from './upload-source.ts';
-import { throttledBody, type UploadRateLimit } from './rate-limit.ts';
+import type { UploadRateLimit } from './rate-limit.ts';
+import { patchBody } from './patch-body.ts';
 import { certificateErrorFrom, type Transport } from './transport.ts';
 import type { LinkMeter } from './link-meter.ts';
 
@@ -130,7 +131,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
             size: null as unknown as number,
             slice: (start: number, end: number) =>
               options.source.slice(start, end).then(
-                ({ value, done }) => ({ value: value && options.rateLimit ? throttledBody(value, options.rateLimit) : value, done }),
+                ({ value, done }) => ({ value: value && patchBody(value.pieces, options.rateLimit), done }),
                 (err: unknown) => {
                   sourceFailure = err;
                   throw err;

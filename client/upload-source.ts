@@ -23,9 +23,17 @@ export interface FrameBoundarySource {
   /** The framed bytes, starting at wire offset `startOffset`. */
   stream: Readable;
   startOffset: number;
+  /** Told of each buffer the server has acknowledged whole: nothing here reads it again (FrameEncoder.recycle). */
+  recycle?: (buffer: Buffer) => void;
 }
 
 export class UploadSourceError extends SnapferryError {}
+
+/** One PATCH body: views of the frames held (never copied), in order; `size` bytes in all. */
+export interface FrameSlice {
+  readonly pieces: readonly Buffer[];
+  readonly size: number;
+}
 
 export class FramedUploadSource {
   /** Deferred length: tus learns it from the last PATCH. */
@@ -69,7 +77,7 @@ export class FramedUploadSource {
   }
 
   /** Bytes from `start` to the last frame boundary at or before `end` (at least one frame, if any remain). */
-  async slice(start: number, end: number): Promise<{ value: Buffer | null; done: boolean }> {
+  async slice(start: number, end: number): Promise<{ value: FrameSlice | null; done: boolean }> {
     if (this.failure) throw this.failure;
     if (start < this.retainedStart) {
       throw new UploadSourceError('source_rewound', `the server asked for offset ${start}, before ${this.retainedStart} which it had already acknowledged`, {
@@ -94,8 +102,7 @@ export class FramedUploadSource {
       throw new UploadSourceError('source_ended_early', `the framed stream ended at ${this.producedEnd()} without an end frame`);
     }
     this.sliceLimit = Math.min(2 * (cut - start), this.maxSlice);
-    // tus-js-client reads a slice's length from `.size` (Blob-like), for Content-Length and the final Upload-Length.
-    const value = Object.assign(this.bytes(start, cut), { size: cut - start });
+    const value = { pieces: this.pieces(start, cut), size: cut - start };
     return { value, done: this.endOffset !== null && cut === this.endOffset };
   }
 
@@ -169,6 +176,7 @@ export class FramedUploadSource {
       const head = this.retained[0]!;
       if (head.length <= drop) {
         this.retained.shift();
+        this.framed.recycle?.(head);
         drop -= head.length;
         this.retainedStart += head.length;
         this.retainedBytes -= head.length;
@@ -182,17 +190,13 @@ export class FramedUploadSource {
     this.boundaries = this.boundaries.filter((b) => b > this.retainedStart);
   }
 
-  private bytes(from: number, to: number): Buffer {
-    const out = Buffer.allocUnsafe(to - from);
+  /** Views of the held bytes from `from` to `to`: the frames stay as they came, so a PATCH copies nothing. */
+  private pieces(from: number, to: number): Buffer[] {
+    const out: Buffer[] = [];
     let pos = this.retainedStart;
-    let written = 0;
     for (const buf of this.retained) {
       const bufEnd = pos + buf.length;
-      if (bufEnd > from && pos < to) {
-        const s = Math.max(from, pos) - pos;
-        const e = Math.min(to, bufEnd) - pos;
-        written += buf.copy(out, written, s, e);
-      }
+      if (bufEnd > from && pos < to) out.push(buf.subarray(Math.max(from, pos) - pos, Math.min(to, bufEnd) - pos));
       pos = bufEnd;
       if (pos >= to) break;
     }

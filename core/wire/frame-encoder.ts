@@ -108,6 +108,14 @@ export class FrameEncoder extends Transform {
     this.#wireOffset = wireOffset;
   }
 
+  /**
+   * Takes back a raw frame's payload once nothing reads it any more (the server acknowledged it): it is a whole
+   * chunk's memory, and the next chunk is filled in it instead of in a new 4 MiB buffer. Anything else is ignored.
+   */
+  recycle(payload: Buffer): void {
+    if (payload.byteOffset === 0 && payload.buffer.byteLength === this.chunkSize) this.#chunker.recycle(payload);
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       if (this.#closedToData && chunk.length > 0) {

@@ -8,11 +8,25 @@ import { FrameEncoder, FrameParser } from '../../core/wire/index.ts';
 import { FramedUploadSource } from '../../client/upload-source.ts';
 
 /** Frames `raw` through a child process (`cat`), as btrfs send's stdout would arrive, into a FramedUploadSource. */
-function sourceFor(raw: Buffer, chunkSize: number, maxSlice: number): { source: FramedUploadSource; done: Promise<void> } {
+function sourceFor(
+  raw: Buffer,
+  chunkSize: number,
+  maxSlice: number,
+  /** As client/framed-send.ts wires it: frames as the encoder made them, acknowledged raw frames recycled. */
+  asPushed?: { recycled: Buffer[] },
+): { source: FramedUploadSource; done: Promise<void> } {
   const child = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const out = new PassThrough({ highWaterMark: 1024 });
-  const source = new FramedUploadSource({ stream: out, startOffset: 0 }, maxSlice);
-  const encoder = new FrameEncoder({ chunkSize, onFrame: (f) => source.frameEnded(f.wireOffset + f.wireLength, f.kind === 'end') });
+  const out = asPushed ? new PassThrough({ readableObjectMode: true, readableHighWaterMark: 4 }) : new PassThrough({ highWaterMark: 1024 });
+  const recycle = (b: Buffer) => {
+    asPushed?.recycled.push(b);
+    encoder.recycle(b);
+  };
+  const source = new FramedUploadSource({ stream: out, startOffset: 0, ...(asPushed ? { recycle } : {}) }, maxSlice);
+  const encoder: FrameEncoder = new FrameEncoder({
+    chunkSize,
+    level: asPushed ? 0 : 3,
+    onFrame: (f) => source.frameEnded(f.wireOffset + f.wireLength, f.kind === 'end'),
+  });
   // Feed the child in odd pieces so its stdout arrives in arbitrary chunks.
   void (async () => {
     for (let i = 0; i < raw.length; i += 7777) {
@@ -29,8 +43,12 @@ async function drain(source: FramedUploadSource, patch: number, ack = (sent: num
   let offset = 0;
   for (;;) {
     const { value, done } = await source.slice(offset, offset + patch);
-    if (value) slices.push(value);
-    offset = ack(offset + (value?.length ?? 0), value ?? Buffer.alloc(0));
+    const bytes = value ? Buffer.concat(value.pieces) : Buffer.alloc(0);
+    if (value) {
+      assert.equal(value.size, bytes.length, 'tus-js-client reads .size');
+      slices.push(bytes);
+    }
+    offset = ack(offset + bytes.length, bytes);
     if (done) return { slices, offset };
   }
 }
@@ -51,7 +69,6 @@ for (const [label, size] of [
     const decoded: Buffer[] = [];
     for (const s of slices) {
       assert.ok(s.length > 0);
-      assert.equal((s as Buffer & { size?: number }).size, s.length, 'tus-js-client reads .size');
       for (const f of parser.push(s)) if (f.raw) decoded.push(Buffer.from(f.raw));
       assert.equal(parser.state().pendingBytes, 0, 'a slice ended mid-frame');
     }
@@ -95,4 +112,21 @@ test('slices start at one frame and double up to the largest allowed', async () 
   await done;
   const frames = slices.map((s) => Math.round(s.length / 65608));
   assert.deepEqual(frames.slice(0, 5), [1, 2, 4, 5, 5], `frames per slice: ${frames.join(', ')}`);
+});
+
+test('the memory of acknowledged raw frames is filled again with later chunks, and every byte still arrives', async () => {
+  const raw = crypto.randomBytes(12 * 65536 + 999);
+  const asPushed = { recycled: [] as Buffer[] };
+  const { source, done } = sourceFor(raw, 65536, 2 * 65608, asPushed);
+  const { slices } = await drain(source, 2 * 65608);
+  await done;
+  const parser = new FrameParser({ chunkSize: 65536, keepRaw: true });
+  const decoded = slices.flatMap((s) => parser.push(s)).flatMap((f) => (f.raw ? [Buffer.from(f.raw)] : []));
+  parser.finish();
+  assert.deepEqual(Buffer.concat(decoded), raw);
+  // Whole-chunk payloads came back once acknowledged, and later chunks were filled in the same memory.
+  const full = asPushed.recycled.filter((b) => b.length === 65536);
+  const memory = new Set(full.map((b) => b.buffer));
+  assert.ok(full.length >= 8, `only ${full.length} raw frames came back to the encoder`);
+  assert.ok(memory.size < full.length, `${full.length} frames came back in ${memory.size} buffers: none was filled twice`);
 });
