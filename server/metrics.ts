@@ -76,6 +76,12 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
   const received = new Counter({ name: 'snapferry_received_bytes_total', help: 'Raw send-stream bytes of the transfers received', labelNames: byClient, registers });
   const interruptions = new Counter({ name: 'snapferry_interruptions_total', help: 'Uploads cut short (a PATCH that ended before its body did)', labelNames: byClient, registers });
   const receiveFailures = new Counter({ name: 'snapferry_receive_failures_total', help: 'Transfers whose stream arrived whole but whose receive failed', labelNames: byClient, registers });
+  const receiving = new Gauge({
+    name: 'snapferry_receiving_raw_bytes',
+    help: 'Raw send-stream bytes fed to btrfs receive so far, over the transfers being received beside their upload',
+    labelNames: byClient,
+    registers,
+  });
   const spool = new Gauge({ name: 'snapferry_spool_bytes', help: 'Bytes of unfinished or failed uploads on disk (spool and frame index)', labelNames: byClient, registers });
 
   for (const client of clients) {
@@ -92,6 +98,7 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
     for (const state of transferStates) transfers.set({ client, state }, mine.filter((t) => t.state === state).length);
     for (const counter of [uploaded, received, interruptions, receiveFailures]) counter.inc({ client }, 0);
     spool.set({ client }, 0);
+    receiving.set({ client }, 0);
     for (const t of mine) {
       uploaded.inc({ client }, await wireBytes(service, t));
       if (t.state === 'received') received.inc({ client }, t.rawBytes ?? 0);
@@ -103,6 +110,7 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
         if (t.framesVerified !== null) receiveFailures.inc({ client });
       }
       if (HOLDS_SPOOL.includes(t.state)) spool.inc({ client }, await spoolBytes(service, t.id));
+      if (t.state === 'uploading' || t.state === 'verifying' || t.state === 'receiving') receiving.inc({ client }, service.rawReceived(t.id));
     }
   }
 }

@@ -419,8 +419,13 @@ export class ReplicationService {
       wireOffset: p.wireOffset, framesVerified: p.framesVerified, rawBytes: p.rawBytes, rawEstimate: t.rawEstimate,
       chain: p.chain?.toString('hex') ?? '', error: t.error, lastInterruption: t.lastInterruption, interruptions: t.interruptions,
       sendStream: t.sendStream,
-      rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.receives.rawFed(t.id),
+      rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.rawReceived(t.id),
     };
+  }
+
+  /** Raw bytes fed to the transfer's running `btrfs receive` so far (0 when none runs). */
+  rawReceived(id: string): number {
+    return this.receives.rawFed(id);
   }
 
   isUploading(id: string): boolean {

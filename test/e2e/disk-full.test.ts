@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { push } from '../../client/push.ts';
-import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
 
 /** Writes random data to `file` until the filesystem says it is full; returns the bytes written. */
 async function fillUntilFull(file: string): Promise<number> {
@@ -28,14 +28,6 @@ async function fillUntilFull(file: string): Promise<number> {
     await handle.close().catch(() => undefined);
   }
   return written;
-}
-
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 120_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 test('disk full on the server: 507 and retries, nothing acknowledged lost, done once space is freed', { ...rootOnly, timeout: 180_000 }, async (t) => {
@@ -61,7 +53,7 @@ test('disk full on the server: 507 and retries, nothing acknowledged lost, done 
   );
   pushing.catch(() => undefined);
   const fullNote = () => report.notes.find((n) => /out of disk space/.test(n) && /free space/.test(n));
-  await until('a disk-full retry note', () => fullNote() !== undefined);
+  await until('a disk-full retry note', () => fullNote() !== undefined, 120_000);
   // Said once per retry: by tus-js-client's short inner retries, then by the push loop's backoff.
   assert.match(fullNote()!, /trying again in|resuming from the server's offset/);
 

@@ -42,6 +42,8 @@ test('the server receives while the upload goes on: a stopped upload waits in bt
   const waiting = await caughtUp(api, partial.id);
   assert.equal(waiting.state, 'uploading');
   assert.ok(waiting.rawReceived > 0, 'the verified frames went into btrfs receive');
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, new RegExp(`^snapferry_receiving_raw_bytes\\{client="default"\\} ${waiting.rawReceived}$`, 'm'), 'the received position in /metrics too');
   const volumeDir = path.join(pair.root, 'volumes', 'default', 'v');
   assert.deepEqual(await fs.readdir(volumeDir), [`.incoming-${partial.id}`], 'being received, under its staging name');
   assert.equal(await btrfs.isSubvolume(path.join(volumeDir, `.incoming-${partial.id}`)), true);

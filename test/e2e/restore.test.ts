@@ -14,7 +14,7 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push.ts';
 import { restore, type RestoreOptions } from '../../client/restore.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
-import { assertReceived, createPair, framedLength, recordingReporter } from './harness.ts';
+import { assertReceived, createPair, framedLength, recordingReporter, until } from './harness.ts';
 import { ChildProcesses } from './processes.ts';
 
 const restoreTest = { ...rootOnly, timeout: 180_000 };
@@ -155,8 +155,8 @@ test('a restore killed midway goes on from its spool, downloading only the rest'
   const env = { ...process.env, SNAPFERRY_TOKEN: '' } as Record<string, string>;
   proxy.resetStats();
   const killed = children.run(args, { env });
-  const spooled = path.join(dest, (await until(async () => (await fs.readdir(dest)).find((n) => n.startsWith('.snapferry-restore-')))) ?? '', 'frames');
-  await until(async () => ((await fs.stat(spooled).catch(() => null))?.size ?? 0) > 4 * 1024 * 1024);
+  const spooled = path.join(dest, (await until('the restore to make its spool folder', async () => (await fs.readdir(dest)).find((n) => n.startsWith('.snapferry-restore-')), 60_000, 20)) ?? '', 'frames');
+  await until('4 MiB in the restore spool', async () => ((await fs.stat(spooled).catch(() => null))?.size ?? 0) > 4 * 1024 * 1024, 60_000, 20);
   await killed.kill9();
   assert.ok(await killed.groupGone(10_000), 'nothing of the killed restore runs on');
   const kept = (await fs.stat(spooled)).size;
@@ -176,12 +176,3 @@ test('a restore killed midway goes on from its spool, downloading only the rest'
   await assertOnly(dest, ['s1']);
 });
 
-async function until<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -12,7 +12,7 @@ import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import { push, type PushOptions } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
-import { assertReceived, createPair, framedLength, recordingReporter, type Pair } from './harness.ts';
+import { assertReceived, createPair, framedLength, recordingReporter, until, type Pair } from './harness.ts';
 import type { RunningServer } from '../../server/serve.ts';
 
 interface AfterHook {
@@ -146,7 +146,7 @@ test('a link down for longer than tus-js-client would retry: the push waits it o
   proxy.setRate(1024 * 1024);
   const { result, report } = pushVia(proxy, [s1], { chunkSize: 128 * 1024 });
   const api = new ServerApi({ server: proxy.url });
-  await until(async () => ((await api.transfers()).transfers[0]?.wireOffset ?? 0) > 1024 * 1024);
+  await until('1 MiB uploaded', async () => ((await api.transfers()).transfers[0]?.wireOffset ?? 0) > 1024 * 1024, 60_000, 50);
   proxy.refuse(true);
   await proxy.cutNow();
   await new Promise((r) => setTimeout(r, 8000));
@@ -191,7 +191,7 @@ test('an upload the server dropped (404 on resume) starts over and says why, nev
   proxy.setRate(2 * 1024 * 1024);
   const { result, report } = pushVia(proxy, [s1], { chunkSize: 128 * 1024, patchBytes: 512 * 1024 });
   const api = new ServerApi({ server: proxy.url });
-  const first = await until(async () => (await api.transfers()).transfers.find((x) => x.wireOffset > 1024 * 1024));
+  const first = await until('1 MiB uploaded', async () => (await api.transfers()).transfers.find((x) => x.wireOffset > 1024 * 1024), 60_000, 50);
   await api.abort(first.id);
   const { sent } = await result;
   assert.notEqual(sent[0]!.transfer.id, first.id, 'a new upload');
@@ -205,7 +205,7 @@ test('bytes damaged in the spool never reach btrfs receive: the upload is rewoun
   const chunk = 128 * 1024;
   const { result, report } = pushVia(proxy, [s1], { chunkSize: chunk });
   const api = new ServerApi({ server: proxy.url });
-  const done = await until(async () => (await api.transfers()).transfers.find((x) => x.state === 'receiving'));
+  const done = await until('the upload to complete', async () => (await api.transfers()).transfers.find((x) => x.state === 'receiving'), 60_000, 50);
   const spool = path.join(pair.root, 'spool', done.id);
   const handle = await fs.open(spool, 'r+');
   const at = Math.floor(done.wireOffset / 2);
@@ -232,12 +232,12 @@ test('a regenerated stream that differs from what the server holds: rewound to t
   const firstRun = pushVia(proxy, [s1], { chunkSize: chunk, signal: controller.signal });
   firstRun.result.catch(() => undefined);
   const api = new ServerApi({ server: server.url });
-  const partial = await until(async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= 12));
+  const partial = await until('12 verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= 12), 60_000, 50);
   controller.abort();
   await firstRun.result.catch(() => undefined);
   // Bytes already on their way still arrive after the abort: wait until the server has stopped appending frames.
   let seen = -1;
-  await until(async () => {
+  await until('the server to stop appending frames', async () => {
     const now = (await api.transfer(partial.id)).framesVerified;
     const still = now === seen;
     seen = now;
@@ -267,7 +267,7 @@ test('the last response lost: the next run asks the server, sends nothing again,
   const run1 = pushVia(proxy, [s1], { signal: controller.signal });
   run1.result.catch(() => undefined);
   const api = new ServerApi({ server: server.url });
-  await until(async () => (await api.transfers()).transfers.find((x) => x.state === 'receiving'));
+  await until('the upload to complete', async () => (await api.transfers()).transfers.find((x) => x.state === 'receiving'), 60_000, 50);
   controller.abort(); // the client never hears that its upload completed
   await run1.result.catch(() => undefined);
   server.service.resumeReceives();
@@ -279,15 +279,5 @@ test('the last response lost: the next run asks the server, sends nothing again,
   assert.ok(proxy.stats().upstreamBytes < 4096, `only questions crossed: ${proxy.stats().upstreamBytes} bytes`);
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
-
-async function until<T>(fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 export type { Pair, RunningServer };

@@ -23,7 +23,7 @@ import { readLastRecord, readRecord } from '../../server/frame-index.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { assertReceived, createPair, framedLength, recordingReporter } from './harness.ts';
+import { assertReceived, createPair, framedLength, recordingReporter, until } from './harness.ts';
 import { ChildProcesses, freePort } from './processes.ts';
 
 const CHUNK = 256 * 1024;
@@ -48,16 +48,6 @@ const IN_FLIGHT_BYTES = 1024 * 1024;
 const LONGER_THAN_TUS_RETRIES_MS = 6000;
 
 /** The size of the framed stream of `snapshot`, as one uninterrupted push makes it (same chunk size and level). */
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000, everyMs = 25): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
 async function withTimeout<T>(what: string, promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -203,13 +193,13 @@ test(
         const x = await onlyTransfer(api);
         observe(x);
         return x?.state === 'uploading' && x.wireOffset >= target ? x : undefined;
-      });
+      }, 30_000, 25);
       await sleep(random.int(0, 200));
       const exit = await child.kill9();
       assert.equal(exit.signal, 'SIGKILL', `push ${kill} was killed, not finished: ${child.stderr}`);
       // What the dead push had handed to the kernel still drains through the link; the next push starts after it.
       await until('the killed push to be off the link', async () =>
-        proxy.stats().live === 0 && !server.service.leases.inFlight(reached.id) ? true : undefined,
+        proxy.stats().live === 0 && !server.service.leases.inFlight(reached.id) ? true : undefined, 30_000, 25,
       );
       const after = await api.transfer(reached.id);
       observe(after);
@@ -263,7 +253,7 @@ async function pushPastFortyPercent(t: TestContext, url: string, s1: string, api
   const before = await until('the upload to pass 40%', async () => {
     const x = await onlyTransfer(api);
     return x?.state === 'uploading' && x.wireOffset >= wire * 0.4 ? x : undefined;
-  });
+  }, 30_000, 25);
   return { pushing, report, before };
 }
 
@@ -409,7 +399,7 @@ test(
       const before = await until(`the upload to pass ${share * 100}%`, async () => {
         const x = await onlyTransfer(api);
         return x?.state === 'uploading' && x.wireOffset >= wire * share ? x : undefined;
-      });
+      }, 30_000, 25);
       assert.equal((await server.kill9()).signal, 'SIGKILL');
       await sleep(LONGER_THAN_TUS_RETRIES_MS);
       server = await children.serve({ root: pair.root, port });

@@ -16,7 +16,7 @@ import { startServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import { createBtrfs, fillVaried, mutate, rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
 import { startChaosProxy } from '../chaos/chaos-proxy.ts';
-import { assertReceived, recordingReporter } from './harness.ts';
+import { assertReceived, recordingReporter, until } from './harness.ts';
 
 interface AfterHook {
   after(fn: () => Promise<void> | void): void;
@@ -119,7 +119,7 @@ test('a version 2 upload cut once resumes as version 2, even when the resuming p
   const controller = new AbortController();
   const first = pushTo(proxy.url, s1, { sendCompressed: 'on', signal: controller.signal });
   first.result.catch(() => undefined);
-  const partial = await until(async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= 8));
+  const partial = await until('8 verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= 8), 60_000, 50);
   // The link goes down, and the client with it (killed, or its machine slept): nothing is left but the server's state.
   proxy.refuse(true);
   await proxy.cutNow();
@@ -157,12 +157,3 @@ async function quiet(api: ServerApi, id: string) {
   }
 }
 
-async function until<T>(fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

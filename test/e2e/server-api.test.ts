@@ -8,7 +8,7 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
-import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
 
 /** GET with curl, as a script would: status code and parsed JSON body. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON body, read field by field as a script would
@@ -18,23 +18,13 @@ async function curl(url: string, method = 'GET'): Promise<{ status: number; body
   return { status: Number(stdout.slice(nl + 1)), body: JSON.parse(stdout.slice(0, nl)) };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Pushes until the server holds the whole stream but (held) has not received it; the push is still waiting. */
 async function uploadWithoutReceive(url: string, snapshot: string) {
   // No retries: when the test stops the server under it, this push fails instead of waiting for it forever.
   const pushing = push({ server: url, volume: 'v', snapshots: [snapshot], pollMs: 50, retries: 0 }, recordingReporter());
   pushing.catch(() => undefined);
   const api = new ServerApi({ server: url });
-  const transfer = await until('the upload to complete', async () => (await api.transfers()).transfers.find((x) => x.state === 'receiving'));
+  const transfer = await until('the upload to complete', async () => (await api.transfers()).transfers.find((x) => x.state === 'receiving'), 20_000, 50);
   return { pushing, transfer };
 }
 
