@@ -17,8 +17,11 @@ export class ByteQueue {
     this.#length += slice.length;
   }
 
-  /** Removes and returns the first n bytes (n <= length). */
-  take(n: number): Buffer {
+  /**
+   * Removes and returns the first n bytes (n <= length). When they span slices they are joined into `into` if it is
+   * large enough (the result is then a view of it, valid until the caller reuses it), else into a new buffer.
+   */
+  take(n: number, into?: Buffer): Buffer {
     if (n > this.#length) throw new RangeError(`take(${n}) from a queue of ${this.#length} bytes`);
     this.#length -= n;
     const first = this.#slices[0];
@@ -27,7 +30,7 @@ export class ByteQueue {
       else this.#slices[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = into !== undefined && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
     let filled = 0;
     let used = 0;
     // One splice at the end, not a shift per slice: a peer that sends 1-byte writes must not make this quadratic.
