@@ -109,11 +109,12 @@ export class FrameEncoder extends Transform {
   }
 
   /**
-   * Takes back a raw frame's payload once nothing reads it any more (the server acknowledged it): it is a whole
-   * chunk's memory, and the next chunk is filled in it instead of in a new 4 MiB buffer. Anything else is ignored.
+   * Takes back a frame's payload once nothing reads it any more (the server acknowledged it). A raw frame's payload
+   * is a whole chunk's memory, and the next chunk is filled in it instead of in a new 4 MiB buffer; the chunker
+   * keeps only such memory and ignores anything else.
    */
   recycle(payload: Buffer): void {
-    if (payload.byteOffset === 0 && payload.buffer.byteLength === this.chunkSize) this.#chunker.recycle(payload);
+    this.#chunker.recycle(payload);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

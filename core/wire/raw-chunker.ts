@@ -55,11 +55,13 @@ export class RawChunker {
   }
 
   /**
-   * Takes back the memory of a chunk it returned (or any buffer of chunkSize bytes) that nothing uses any more; a
-   * later chunk that straddles input buffers is filled in it.
+   * Takes back the memory of a chunk that nothing uses any more; a later chunk that straddles input buffers is filled
+   * in it. Only a buffer that owns exactly chunkSize bytes of memory is kept: a view (a chunk cut from a large input,
+   * a slice of a bigger read) shares its memory with something else, which writing into it would change.
    */
   recycle(buffer: Buffer): void {
-    if (buffer.length === this.chunkSize && this.#spares.length < MAX_SPARES) this.#spares.push(buffer);
+    const owned = buffer.byteOffset === 0 && buffer.buffer.byteLength === this.chunkSize && buffer.length === this.chunkSize;
+    if (owned && this.#spares.length < MAX_SPARES) this.#spares.push(buffer);
   }
 
   /** Bytes held that do not make a full chunk yet. */

@@ -142,18 +142,19 @@ describe('RawChunker', () => {
     assert.equal(b?.byteOffset, raw.byteOffset + size);
   });
 
-  it('fills a recycled buffer with the next chunk instead of allocating one; other sizes are not kept', () => {
+  it('fills a recycled buffer with the next chunk instead of allocating one; other sizes and views are not kept', () => {
     const raw = seededBytes(3 * size, 2);
     const chunker = new RawChunker(size);
     const [first] = chunker.push(raw.subarray(0, 1)).concat(chunker.push(raw.subarray(1, size)));
     assert.ok(first);
     chunker.recycle(Buffer.alloc(size - 1));
     chunker.recycle(first);
+    chunker.recycle(Buffer.alloc(2 * size).subarray(size));
     const [second] = chunker.push(raw.subarray(size, size + 1)).concat(chunker.push(raw.subarray(size + 1, 2 * size)));
     assert.equal(second?.buffer, first.buffer, 'the recycled memory');
     assert.deepEqual(second, raw.subarray(size, 2 * size));
     const [third] = chunker.push(raw.subarray(2 * size, 2 * size + 1)).concat(chunker.push(raw.subarray(2 * size + 1)));
-    assert.notEqual(third?.buffer, first.buffer, 'nothing spare left: a fresh buffer (the short one was refused)');
+    assert.notEqual(third?.buffer, first.buffer, 'nothing spare left: a fresh buffer (the short one and the view were refused)');
     assert.equal(third?.length, size);
   });
 
