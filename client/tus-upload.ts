@@ -39,8 +39,10 @@ export interface TusUploadOptions {
 }
 
 /**
- * A link can also fail silently (a NAT dropping state, a proxy that never answers). Off by default for now:
- * tus-js-client reports no progress while it writes a Buffer body, so a long PATCH on a slow link looks stalled.
+ * A link can also fail silently (a NAT dropping state, a proxy that never answers). Off by default for now: it was
+ * written when tus-js-client reported no progress while it wrote a Buffer body, so a long PATCH on a slow link
+ * looked stalled. Bodies now report progress every 64 KiB (client/patch-body.ts); a default can follow once it has
+ * been tried on slow links.
  */
 export const DEFAULT_STALL_MS = 0;
 
