@@ -78,7 +78,7 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
   const receiveFailures = new Counter({ name: 'snapferry_receive_failures_total', help: 'Transfers whose stream arrived whole but whose receive failed', labelNames: byClient, registers });
   const receiving = new Gauge({
     name: 'snapferry_receiving_raw_bytes',
-    help: 'Raw send-stream bytes fed to btrfs receive so far, over the transfers being received beside their upload',
+    help: 'Raw send-stream bytes fed so far to the btrfs receives running beside their uploads',
     labelNames: byClient,
     registers,
   });
@@ -110,7 +110,7 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
         if (t.framesVerified !== null) receiveFailures.inc({ client });
       }
       if (HOLDS_SPOOL.includes(t.state)) spool.inc({ client }, await spoolBytes(service, t.id));
-      if (t.state === 'uploading' || t.state === 'verifying' || t.state === 'receiving') receiving.inc({ client }, service.rawReceived(t.id));
+      receiving.inc({ client }, service.rawReceived(t.id));
     }
   }
 }

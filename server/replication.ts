@@ -423,7 +423,7 @@ export class ReplicationService {
     };
   }
 
-  /** Raw bytes fed to the transfer's running `btrfs receive` so far (0 when none runs). */
+  /** Raw bytes fed to the transfer's running `btrfs receive` so far (0 when none runs, as once it has finished). */
   rawReceived(id: string): number {
     return this.receives.rawFed(id);
   }

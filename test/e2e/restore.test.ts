@@ -155,7 +155,7 @@ test('a restore killed midway goes on from its spool, downloading only the rest'
   const env = { ...process.env, SNAPFERRY_TOKEN: '' } as Record<string, string>;
   proxy.resetStats();
   const killed = children.run(args, { env });
-  const spooled = path.join(dest, (await until('the restore to make its spool folder', async () => (await fs.readdir(dest)).find((n) => n.startsWith('.snapferry-restore-')), 60_000, 20)) ?? '', 'frames');
+  const spooled = path.join(dest, (await until('the restore to make its spool folder', async () => (await fs.readdir(dest)).find((n) => n.startsWith('.snapferry-restore-')), 60_000, 20)), 'frames');
   await until('4 MiB in the restore spool', async () => ((await fs.stat(spooled).catch(() => null))?.size ?? 0) > 4 * 1024 * 1024, 60_000, 20);
   await killed.kill9();
   assert.ok(await killed.groupGone(10_000), 'nothing of the killed restore runs on');
