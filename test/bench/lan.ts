@@ -2,6 +2,9 @@
  * LAN rows: the full and the incremental stream end to end, from the start of the command until the receiving side
  * has the snapshot (for snapferry: until `push` returns, i.e. the server has received and checked it), through
  *   btrfs send | btrfs receive                      the pipe: the ceiling
+ *   btrfs send | tee spool | btrfs receive           the pipe writing the stream once more, fsynced: the ceiling for
+ *                                                    any receiver that keeps what it was sent until it is received,
+ *                                                    as resuming needs (snapferry's spool does this)
  *   btrfs send | ssh 127.0.0.1 btrfs receive         what people use today (a private sshd; skipped without one)
  *   snapferry push, http on loopback                 straight to `snapferry serve`
  *   snapferry push through nginx with TLS            as deployed (nginx/snapferry.conf, tokens, --ca-file)
@@ -45,6 +48,8 @@ export interface LanStreamResult {
   /** `zstd -3` of the whole stream: what snapferry's wire bytes are held against. */
   zstd3Bytes: number;
   pipe: RunFigures;
+  /** The pipe with a copy of the stream written to the server's filesystem and fsynced, as a spool is. */
+  pipeSpool: RunFigures;
   ssh: RunFigures | Skipped;
   direct: SnapferryFigures;
   nginx: SnapferryFigures;
@@ -70,6 +75,10 @@ export async function runLan(ctx: LanContext): Promise<LanResult> {
   const zstd3 = await Promise.all(streams.map(async (s) => Number((await timedShell(`${SEND_SCRIPT} | zstd -3 -c | wc -c`, sendArgs(s))).stdout.trim())));
   say('LAN: btrfs send | btrfs receive');
   const pipe = await baseline(ctx, 'pipe', (s, dir) => timedShell(`${SEND_SCRIPT} | btrfs receive -q "$3"`, [...sendArgs(s), dir]));
+  say('LAN: btrfs send | tee spool | btrfs receive');
+  const pipeSpool = await baseline(ctx, 'spool', (s, dir) =>
+    timedShell(`${SEND_SCRIPT} | tee "$3/stream.spool" | btrfs receive -q "$3" && sync "$3/stream.spool"`, [...sendArgs(s), dir]),
+  );
 
   let ssh: [RunFigures, RunFigures] | Skipped;
   if (sshdAvailable()) {
@@ -94,6 +103,7 @@ export async function runLan(ctx: LanContext): Promise<LanResult> {
     rawBytes: streams[i].rawBytes,
     zstd3Bytes: zstd3[i]!,
     pipe: pipe[i],
+    pipeSpool: pipeSpool[i],
     ssh: 'skipped' in ssh ? ssh : ssh[i],
     direct: direct[i],
     nginx: nginx[i],

@@ -15,6 +15,7 @@ function lanStream(nginxMBps: number): LanStreamResult {
     rawBytes: 1e9,
     zstd3Bytes: 600e6,
     pipe: { seconds: 6.5, mbps: 155, clientCpuSeconds: 4, serverCpuSeconds: null },
+    pipeSpool: { seconds: 10, mbps: 100, clientCpuSeconds: 7, serverCpuSeconds: null },
     ssh: { seconds: 9, mbps: 110, clientCpuSeconds: 3, serverCpuSeconds: 4 },
     direct: push(120, 610e6),
     nginx: push(nginxMBps, 610e6),
@@ -62,6 +63,9 @@ test('targets are judged as the issue states them', () => {
   assert.match(find(sections, /^Peak RSS/, /serve$/).target, /MISSED/, 'grew 1.8× and passed 150 MB');
   assert.match(find(sections, /^Resume hashing/, /alone/).target, /met/);
   assert.equal(find(sections, /^LAN, full/, /http on loopback/).ratio, '0.77×', 'ratio to the pipe');
+  assert.match(find(sections, /^LAN, full/, /http on loopback/).target, /MISSED/, '0.77× the pipe is below 0.80×');
+  assert.equal(find(sections, /^LAN, full/, /against the pipe \+ spool/).ratio, '1.20×', '120 MB/s against the spooling pipe at 100');
+  assert.equal(find(sections, /^LAN, full/, /tee spool/).ratio, '0.65×', 'the spooling pipe against the plain one');
   assert.equal(find(sections, /^CPU/, /client: push .*http/).baseline, 'btrfs send + ssh 3.00 s/GB');
 });
 

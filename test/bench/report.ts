@@ -55,14 +55,17 @@ function lanSection(title: string, s: LanStreamResult): TableSection {
   const run = (f: RunFigures): string => `${duration(f.seconds)}  ${rate(f.mbps)}`;
   const pipe = `pipe ${rate(s.pipe.mbps)}`;
   const rows = [row('btrfs send | btrfs receive', run(s.pipe), '', times(1))];
+  rows.push(row('btrfs send | tee spool | btrfs receive', run(s.pipeSpool), pipe, times(s.pipeSpool.mbps / s.pipe.mbps)));
   if ('skipped' in s.ssh) rows.push(row('btrfs send | ssh 127.0.0.1 btrfs receive', 'skipped', s.ssh.skipped));
   else rows.push(row('btrfs send | ssh 127.0.0.1 btrfs receive', run(s.ssh), pipe, times(s.ssh.mbps / s.pipe.mbps)));
-  rows.push(row('snapferry push, http on loopback', run(s.direct), pipe, times(s.direct.mbps / s.pipe.mbps)));
+  const direct = s.direct.mbps / s.pipe.mbps;
+  rows.push(row('snapferry push, http on loopback', run(s.direct), pipe, times(direct), verdict('≥ 0.80×', direct >= 0.8)));
   rows.push(row('snapferry push, nginx + TLS', run(s.nginx), pipe, times(s.nginx.mbps / s.pipe.mbps)));
   if (!('skipped' in s.ssh)) {
     const ratio = s.nginx.mbps / s.ssh.mbps;
     rows.push(row('snapferry push, nginx + TLS, against ssh', rate(s.nginx.mbps), `ssh ${rate(s.ssh.mbps)}`, times(ratio), verdict('≥ 1.00×', ratio >= 1)));
   }
+  rows.push(row('snapferry push, http, against the pipe + spool', rate(s.direct.mbps), `pipe + spool ${rate(s.pipeSpool.mbps)}`, times(s.direct.mbps / s.pipeSpool.mbps)));
   const wire = (f: SnapferryFigures): string => `${megabytes(f.wireBytes)} (${times(f.wireBytes / s.rawBytes)} raw)`;
   rows.push(row('wire bytes, push (default --compress auto)', wire(s.direct), `zstd -3 ${megabytes(s.zstd3Bytes)}`, times(s.direct.wireBytes / s.zstd3Bytes)));
   return { title: `${title}: ${megabytes(s.rawBytes)} raw send stream, end to end (until received and checked)`, rows };
@@ -79,6 +82,7 @@ function cpuSection(s: LanStreamResult): TableSection {
   rows.push(side('server: serve (node + btrfs receive), http', s.direct.serverCpuSeconds ?? 0, ssh?.serverCpuSeconds ?? null, 'sshd + btrfs receive'));
   rows.push(side('server: serve + nginx worker, TLS', s.nginx.serverCpuSeconds ?? 0, ssh?.serverCpuSeconds ?? null, 'sshd + btrfs receive'));
   rows.push(row('both: btrfs send | btrfs receive', perGB(s.pipe.clientCpuSeconds)));
+  rows.push(row('both: btrfs send | tee spool | btrfs receive', perGB(s.pipeSpool.clientCpuSeconds)));
   return { title: `CPU seconds per GB of raw stream, full stream (kernel accounting, startup of push excluded)`, rows };
 }
 
