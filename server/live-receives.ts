@@ -11,6 +11,12 @@ import { LiveStreamSource } from './live-source.ts';
 import type { VerifiedFrame } from '../core/wire/index.ts';
 import type { SpoolProgress } from './spool-store.ts';
 
+/**
+ * How long the upload waits for a receive that holds frames it has not taken yet. A receive that takes a frame
+ * within this keeps every frame in memory; one stalled longer falls behind and reads the spool back.
+ */
+const RECEIVE_PACE_MS = 2000;
+
 export interface LiveReceiveHooks {
   /** What to receive for this transfer, or null when it is not to be received (no longer uploading, say). */
   jobFor(id: string): ReceiveJob | null;
@@ -56,9 +62,17 @@ export class LiveReceives {
     this.runFor(id, false)?.source.advance(wireEnd, complete);
   }
 
-  /** A data frame of `id` just verified and written: its receive runs, and takes the frame's bytes if it keeps up. */
-  offer(id: string, frame: VerifiedFrame): void {
-    this.runFor(id, false)?.source.offer(frame);
+  /**
+   * A data frame of `id` just verified and written: its receive runs, and takes the frame's bytes if it keeps up.
+   * Resolves when the store may go on with the upload: at once, or once the receive has room for the frame (up to
+   * RECEIVE_PACE_MS; see LiveStreamSource.roomFor).
+   */
+  async offer(id: string, frame: VerifiedFrame): Promise<void> {
+    const live = this.runFor(id, false);
+    if (live === null) return;
+    await live.source.roomFor(frame, RECEIVE_PACE_MS);
+    // A run stopped meanwhile takes nothing; whatever runs next catches up from the spool.
+    live.source.offer(frame);
   }
 
   /**
@@ -153,6 +167,8 @@ export class LiveReceives {
     const live: LiveRun = { source, run, stopped: false, settled: Promise.resolve() };
     live.settled = run.done.then(
       async (got) => {
+        // Read back: the part of the stream btrfs receive could not take as it verified (it fell behind, or restarted).
+        this.log.debug({ transfer: id, spoolBytesRead: source.spoolBytesRead, wireBytes: source.wireRead }, 'receive finished');
         // Still listed while the core records it, so that a late frame event cannot start a second receive.
         try {
           await this.hooks.received(id, got);

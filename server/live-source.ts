@@ -40,12 +40,15 @@ export class LiveStreamSource extends Readable {
   /** Whether the last frame read back fitted under the high-water mark. */
   private room = true;
   private again = false;
+  /** Callers of roomFor() waiting for the receive to take what it holds. */
+  private roomWaiters = new Set<() => void>();
 
   constructor(
     private readonly file: string,
     private readonly chunkSize: number,
+    heldBytes = HELD_BYTES,
   ) {
-    super({ highWaterMark: HELD_BYTES });
+    super({ highWaterMark: heldBytes });
   }
 
   /** Bytes of the framed stream taken so far (from memory or the spool). */
@@ -73,10 +76,29 @@ export class LiveStreamSource extends Readable {
     }
   }
 
+  /**
+   * Resolves once `frame` can be offered and handed on from memory, or could not be anyway (the source is behind,
+   * reading the spool; it is gone), or after `ms`. The store waits on it, so a receive slower than the upload paces
+   * the upload instead of falling behind: a frame that misses memory is read back, decoded and hashed a second time,
+   * and that work then slows everything on the server. A receive that stalls longer than `ms` does fall behind, and
+   * the upload goes on at its own pace until the receive has caught up.
+   */
+  roomFor(frame: VerifiedFrame, ms: number): Promise<void> {
+    if (!this.takesFromMemory(frame) || this.readableLength < this.readableHighWaterMark) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.roomWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.roomWaiters.add(done);
+    });
+  }
+
   /** A data frame the store has just verified and written: handed on as it is when nothing comes before it. */
   offer(frame: VerifiedFrame): void {
-    const next = frame.kind === 'data' && frame.raw !== undefined && frame.wireStart === this.wirePos;
-    if (next && !this.reading && this.diskPos === this.wirePos && this.readableLength < this.readableHighWaterMark && !this.destroyed) {
+    if (this.takesFromMemory(frame) && this.readableLength < this.readableHighWaterMark) {
       this.wirePos = this.diskPos = frame.wireEnd;
       this.frames = frame.index + 1;
       this.rawPos = frame.rawOffset + frame.rawLength;
@@ -89,8 +111,19 @@ export class LiveStreamSource extends Readable {
     this.advance(frame.wireEnd, false);
   }
 
+  /** Whether `frame` is the next one and nothing is being read back before it. */
+  private takesFromMemory(frame: VerifiedFrame): boolean {
+    const next = frame.kind === 'data' && frame.raw !== undefined && frame.wireStart === this.wirePos;
+    return next && !this.reading && this.diskPos === this.wirePos && !this.destroyed;
+  }
+
   override _read(): void {
+    this.wakeRoomWaiters();
     this.pump();
+  }
+
+  private wakeRoomWaiters(): void {
+    for (const done of [...this.roomWaiters]) done();
   }
 
   private pump(): void {
@@ -100,8 +133,13 @@ export class LiveStreamSource extends Readable {
       this.again = true;
       return;
     }
-    this.reading = true;
     this.again = false;
+    // Nothing to read yet: said at once, so a frame offered next is taken from memory, not left for a read to end.
+    if (this.diskPos >= this.verifiedEnd && !this.endStored) {
+      this.waiting = true;
+      return;
+    }
+    this.reading = true;
     void this.readSome()
       .catch((err: unknown) => this.destroy(err as Error))
       .finally(() => {
@@ -156,6 +194,7 @@ export class LiveStreamSource extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.wakeRoomWaiters();
     const handle = this.handle;
     this.handle = null;
     if (handle === null) return callback(err);

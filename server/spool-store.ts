@@ -32,9 +32,10 @@ export interface SpoolHooks {
   checkStreamStart(upload: Upload, raw: Buffer): void;
   /**
    * Called after each data frame's bytes and index record are written (not yet synced), with the frame and its
-   * decoded bytes: the receive may take them (server/live-source.ts).
+   * decoded bytes: the receive may take them (server/live-source.ts). The upload goes on once it resolves, so a
+   * receive can pace it.
    */
-  onFrameStored(upload: Upload, frame: VerifiedFrame): void;
+  onFrameStored(upload: Upload, frame: VerifiedFrame): Promise<void> | void;
   /** Called once the end frame is verified and durable. Must be idempotent: a re-sent end frame calls it again. */
   onStreamComplete(upload: Upload, progress: SpoolProgress): void;
   /**
@@ -268,7 +269,7 @@ export class FrameVerifyingStore extends FileStore {
           };
           await index.write(encodeIndexRecord(record));
           last = progressFromRecord(record);
-          if (frame.kind === 'data') this.hooks.onFrameStored(upload, frame);
+          if (frame.kind === 'data') await this.hooks.onFrameStored(upload, frame);
           unsynced += frameLength;
           if (unsynced >= SYNC_EVERY_BYTES) {
             await Promise.all([spool.sync(), index.sync()]);

@@ -73,6 +73,67 @@ test('a source that starts behind reads the spool back, then takes frames from m
   assert.equal(source.spoolBytesRead, half + (wire.length - end.wireStart), 'the first half and the end frame from the spool');
 });
 
+/** Reads `source` one buffer every `everyMs`, like a receive slower than the upload; stop() ends the reading. */
+function slowReader(source: LiveStreamSource, everyMs: number) {
+  const parts: Buffer[] = [];
+  let stopped = false;
+  const done = (async () => {
+    while (!stopped && !source.readableEnded) {
+      const b = source.read() as Buffer | null;
+      if (b !== null) parts.push(b);
+      await sleep(everyMs);
+    }
+  })();
+  const ended = new Promise<Buffer>((resolve, reject) => {
+    source.once('end', () => resolve(Buffer.concat(parts)));
+    source.once('error', reject);
+  });
+  return { parts, ended, stop: () => { stopped = true; return done; } };
+}
+
+test('a receive slower than the upload paces it: the store waits for room, and no frame is read back', async (t) => {
+  const { file, raw, wire, data, end } = await spoolIn(t);
+  await fs.writeFile(file, '');
+  const source = new LiveStreamSource(file, CHUNK, 2 * CHUNK);
+  const reader = slowReader(source, 15);
+  let waitedFull = 0;
+  for (const frame of data) {
+    await fs.appendFile(file, wire.subarray(frame.wireStart, frame.wireEnd));
+    if (source.readableLength >= 2 * CHUNK) waitedFull++;
+    await source.roomFor(frame, 10_000);
+    source.offer(frame);
+  }
+  assert.ok(waitedFull >= 3, `the source was full when ${waitedFull} frames came: the test must make the store wait`);
+  await fs.appendFile(file, wire.subarray(end.wireStart));
+  source.advance(wire.length, true);
+  assert.deepEqual(await reader.ended, raw);
+  await reader.stop();
+  assert.equal(source.spoolBytesRead, wire.length - end.wireStart, 'only the end frame came from the spool');
+});
+
+test('a receive that takes nothing for longer than the wait falls behind; the upload goes on and the spool is read back', async (t) => {
+  const { file, raw, wire, data, end } = await spoolIn(t);
+  await fs.writeFile(file, '');
+  const source = new LiveStreamSource(file, CHUNK, 2 * CHUNK);
+  let timedOut = 0;
+  for (const frame of data) {
+    await fs.appendFile(file, wire.subarray(frame.wireStart, frame.wireEnd));
+    const started = Date.now();
+    await source.roomFor(frame, 40);
+    if (Date.now() - started >= 30) timedOut++;
+    source.offer(frame);
+  }
+  // The first wait runs out, and the source reads that frame back; the next frame finds it full again and waits
+  // once more. Then it is behind, and the other frames go on without waiting.
+  assert.ok(timedOut >= 1 && timedOut <= 2, `${timedOut} of ${data.length} waits ran out`);
+  assert.ok(data.length >= 8);
+  await fs.appendFile(file, wire.subarray(end.wireStart));
+  source.advance(wire.length, true);
+  const out = collect(source);
+  assert.deepEqual(await out.done, raw);
+  assert.ok(source.spoolBytesRead > wire.length - end.wireStart, 'frames that missed memory came from the spool');
+});
+
 test('bytes damaged in the spool fail with a FrameError naming the frame, before any of that frame goes on', async (t) => {
   const { file, wire, data } = await spoolIn(t);
   const damaged = Buffer.from(wire);
