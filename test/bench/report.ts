@@ -128,7 +128,7 @@ function rssSection(r: RssResult, startup: ClientStartup): TableSection {
     rows: [
       side('snapferry push', (f) => f.clientMaxRssBytes),
       side('snapferry serve', (f) => f.serverMaxRssBytes),
-      row('for scale: node + tsx + modules (push --help)', megabytes(startup.maxRssBytes)),
+      row('for scale: node + the code, idle (push --help)', megabytes(startup.maxRssBytes)),
     ],
   };
 }
