@@ -8,12 +8,10 @@
  * `--limit-rate` the pieces are smaller still, each let out when the push's one budget allows.
  */
 import { Readable } from 'node:stream';
-import type { UploadRateLimit } from './rate-limit.ts';
+import { THROTTLED_PIECE, type UploadRateLimit } from './rate-limit.ts';
 
 /** Piece size of a body: progress moves at least this often, half a second at 1 Mbit/s. */
 export const BODY_PIECE = 64 * 1024;
-/** Piece size of a throttled body: small enough that the rate is smooth on a 1 Mbit/s line. */
-export const THROTTLED_PIECE = 16 * 1024;
 
 /** `pieces` in order as one stream of views of them; `.size` is what tus-js-client reads for Content-Length. */
 export function patchBody(pieces: readonly Buffer[], limit?: UploadRateLimit): Readable & { size: number } {
