@@ -84,7 +84,7 @@ export class LiveStreamSource extends Readable {
    * the upload goes on at its own pace until the receive has caught up.
    */
   roomFor(frame: VerifiedFrame, ms: number): Promise<void> {
-    if (!this.takesFromMemory(frame) || this.readableLength < this.readableHighWaterMark) return Promise.resolve();
+    if (!this.takesFromMemory(frame) || this.hasRoom()) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -98,7 +98,7 @@ export class LiveStreamSource extends Readable {
 
   /** A data frame the store has just verified and written: handed on as it is when nothing comes before it. */
   offer(frame: VerifiedFrame): void {
-    if (this.takesFromMemory(frame) && this.readableLength < this.readableHighWaterMark) {
+    if (this.takesFromMemory(frame) && this.hasRoom()) {
       this.wirePos = this.diskPos = frame.wireEnd;
       this.frames = frame.index + 1;
       this.rawPos = frame.rawOffset + frame.rawLength;
@@ -115,6 +115,11 @@ export class LiveStreamSource extends Readable {
   private takesFromMemory(frame: VerifiedFrame): boolean {
     const next = frame.kind === 'data' && frame.raw !== undefined && frame.wireStart === this.wirePos;
     return next && !this.reading && this.diskPos === this.wirePos && !this.destroyed;
+  }
+
+  /** Whether it holds less than its high-water mark of bytes btrfs receive has not taken yet. */
+  private hasRoom(): boolean {
+    return this.readableLength < this.readableHighWaterMark;
   }
 
   override _read(): void {

@@ -88,7 +88,7 @@ function slowReader(source: LiveStreamSource, everyMs: number) {
     source.once('end', () => resolve(Buffer.concat(parts)));
     source.once('error', reject);
   });
-  return { parts, ended, stop: () => { stopped = true; return done; } };
+  return { ended, stop: () => { stopped = true; return done; } };
 }
 
 test('a receive slower than the upload paces it: the store waits for room, and no frame is read back', async (t) => {
