@@ -10,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { bundleFor, runBundled, sourceKey } from '../../bin/bundled.js';
-import { SNAPFERRY_BIN } from '../e2e/processes.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -20,10 +19,21 @@ async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<str
   return dir;
 }
 
-test('a bundle is built once, used again while the sources stay the same, and built anew after a change', async (t) => {
-  const dir = await tempDir(t);
+/**
+ * A copy of the command's sources under `dir`, with the project's package.json and node_modules: its files are
+ * newer than any bundle made before, so its bundle is one this test makes.
+ */
+async function copySources(dir: string): Promise<string> {
   const root = path.join(dir, 'src');
   for (const sub of ['bin', 'client', 'core', 'server']) await fs.cp(path.join(ROOT, sub), path.join(root, sub), { recursive: true });
+  await fs.copyFile(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
+  await fs.symlink(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
+  return root;
+}
+
+test('a bundle is built once, used again while the sources stay the same, and built anew after a change', async (t) => {
+  const dir = await tempDir(t);
+  const root = await copySources(dir);
   const cache = path.join(dir, 'cache');
 
   const first = await bundleFor(cache, root);
@@ -42,16 +52,22 @@ test('a bundle is built once, used again while the sources stay the same, and bu
 
 test('the command runs from its bundle, and through tsx when there is none', async (t) => {
   const dir = await tempDir(t);
-  const run = (env: Record<string, string> = {}) => execa('node', [SNAPFERRY_BIN, 'push', '--help'], { env, reject: false });
-
-  const bundled = await run();
-  assert.equal(bundled.exitCode, 0, bundled.stderr);
-  assert.match(bundled.stdout, /Usage: snapferry push/);
-  assert.ok(existsSync(path.join(ROOT, 'node_modules', '.cache', 'snapferry', sourceKey(), 'cli.mjs')), 'the bundle of these sources');
+  const root = await copySources(dir);
+  // The cache lies in the project's node_modules (through the link), where the bundle finds its dependencies.
+  const bundle = path.join(ROOT, 'node_modules', '.cache', 'snapferry', sourceKey(root));
+  t.after(() => fs.rm(bundle, { recursive: true, force: true }));
+  assert.ok(!existsSync(bundle), 'no bundle of the copied sources yet');
+  const run = (env: Record<string, string> = {}) => execa('node', [path.join(root, 'bin', 'snapferry.js'), 'push', '--help'], { env, reject: false });
 
   const unbundled = await run({ SNAPFERRY_NO_BUNDLE: '1' });
   assert.equal(unbundled.exitCode, 0, unbundled.stderr);
   assert.match(unbundled.stdout, /Usage: snapferry push/);
+  assert.ok(!existsSync(bundle), 'SNAPFERRY_NO_BUNDLE=1 makes no bundle');
+
+  const bundled = await run();
+  assert.equal(bundled.exitCode, 0, bundled.stderr);
+  assert.match(bundled.stdout, /Usage: snapferry push/);
+  assert.ok(existsSync(path.join(bundle, 'cli.mjs')), 'the command made the bundle of its sources, and ran');
 
   // A cache folder that cannot be made (its parent is a file): no bundle, and bin/snapferry.js runs the sources.
   await fs.writeFile(path.join(dir, 'file'), '');
