@@ -29,6 +29,11 @@ export interface SpawnOptions {
   cwd?: string;
   /** Added to (and overriding) this process's environment. */
   env?: Record<string, string>;
+  /**
+   * Run inside this network namespace (`ip netns exec`, which execs the command: the pid is still snapferry's),
+   * as on the far end of a shaped line (test/fixtures/shaped-line.ts).
+   */
+  netns?: string;
 }
 
 /** A running `snapferry` command. */
@@ -44,7 +49,8 @@ export class SnapferryProcess {
 
   constructor(args: readonly string[], options: SpawnOptions = {}) {
     this.args = args;
-    const child = execa('node', [SNAPFERRY_BIN, ...args], {
+    const [file, argv] = options.netns ? ['ip', ['netns', 'exec', options.netns, 'node', SNAPFERRY_BIN, ...args]] : ['node', [SNAPFERRY_BIN, ...args]];
+    const child = execa(file, argv, {
       reject: false,
       buffer: false,
       detached: true,
@@ -160,6 +166,10 @@ export interface ServeOptions extends SpawnOptions {
   root: string;
   port: number;
   host?: string;
+  /** Require the tokens in this file (--tokens) instead of --no-auth, which a non-loopback address needs. */
+  tokensFile?: string;
+  /** More flags for serve. */
+  args?: readonly string[];
   /** How long to wait for the "serving" line; default 30 s. */
   readyTimeoutMs?: number;
 }
@@ -193,7 +203,8 @@ export class ChildProcesses {
    */
   async serve(options: ServeOptions): Promise<ServeProcess> {
     const host = options.host ?? '127.0.0.1';
-    const p = this.run(['serve', '--root', options.root, '--listen', `${host}:${options.port}`, '--no-auth'], options);
+    const auth = options.tokensFile === undefined ? ['--no-auth'] : ['--tokens', options.tokensFile];
+    const p = this.run(['serve', '--root', options.root, '--listen', `${host}:${options.port}`, ...auth, ...(options.args ?? [])], options);
     try {
       const m = await p.waitForStderr(/snapferry serving .* on (http:\/\/\S+)/, options.readyTimeoutMs ?? 30_000);
       const url = m[1]!;
