@@ -53,6 +53,7 @@ async function runSteps(steps: readonly Step[], flags: RunFlags, locked: boolean
       compress: settings.compress,
       sendCompressed: settings.sendCompressed,
       ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
+      ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
       ...(settings.limitRate !== undefined ? { limitRate: settings.limitRate } : {}),
       ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
     },

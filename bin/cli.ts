@@ -67,6 +67,13 @@ function collectSnapshotDir(value: string, previous: Record<string, string> | un
   return { ...previous, [asArgument((v: string) => parseName(v, 'volume'))(m[1]!)]: m[2]! };
 }
 
+/** --stall-timeout, --idle-timeout: a duration of at least a second (a shorter one would fire on any healthy line). */
+function parseStallTimeout(value: string): number {
+  const ms = parseDuration(value);
+  if (ms < 1000) throw new InvalidArgumentError('expected a duration of at least 1s, like 30s or 2m');
+  return ms;
+}
+
 /** serve --expire-after: a duration, or 0 for never. */
 function parseExpireAfter(value: string): number {
   return value.trim() === '0' ? 0 : parseDuration(value);
@@ -107,10 +114,14 @@ program
       .choices(PRIVILEGED_FILES_MODES),
   )
   .option('--expire-after <duration>', 'delete an unfinished upload that got no request for this long, e.g. 7d or 36h; 0: never (default 7d; config: expireAfter)', asArgument(parseExpireAfter))
+  .option('--idle-timeout <duration>', "end an upload's request whose body brought no byte for this long (its verified frames are kept and the upload is free for the client's next try; default 60s; config: idleTimeout)", asArgument(parseStallTimeout))
   .action(async (_opts: unknown, cmd: Command) => {
     const config = await findServerConfig(cmd.opts<{ config?: string }>().config);
-    const { expireAfter, ...flags } = givenOptions<ServeFlags & { expireAfter?: number }>(cmd);
-    const { logLevel, options } = serveSettings({ ...flags, ...(expireAfter !== undefined ? { expireAfterMs: expireAfter } : {}) }, config);
+    const { expireAfter, idleTimeout, ...flags } = givenOptions<ServeFlags & { expireAfter?: number; idleTimeout?: number }>(cmd);
+    const { logLevel, options } = serveSettings(
+      { ...flags, ...(expireAfter !== undefined ? { expireAfterMs: expireAfter } : {}), ...(idleTimeout !== undefined ? { idleTimeoutMs: idleTimeout } : {}) },
+      config,
+    );
     const log = createLogger(logLevel);
     const crashes = logCrashes(log);
     const server = await startServer({ ...options, log, retention: (client, volume) => retentionFor(config, client, volume) }).catch((err: unknown) => {
@@ -136,6 +147,7 @@ program
   .option('--chunk-size <size>', 'raw bytes per frame (64K..16M)', parseSize)
   .option('--compress <level>', 'auto (the highest zstd level that stays ahead of the link), none, or a zstd level 1..19', parseCompress, 'auto' as CompressSetting)
   .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
+  .option('--stall-timeout <duration>', 'drop a connection on which nothing moved and no answer came for this long, and resume on a new one (default 30s; config: stallTimeout)', asArgument(parseStallTimeout))
   .option('--limit-rate <rate>', 'upload at most this many bytes per second, e.g. 200k or 1M (keeps the line usable)', parsePositiveSize)
   .option('--send-compressed <mode>', 'btrfs send --proto 2 --compressed-data: auto (when the snapshots\' filesystem is mounted with compression and both ends can), on, off', parseSendCompressed, 'auto')
   .option('--json', 'JSON lines of progress events on stdout', false)
@@ -161,6 +173,7 @@ program
             sendCompressed: settings.sendCompressed,
             ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
             ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
+            ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
             ...(settings.limitRate !== undefined ? { limitRate: settings.limitRate } : {}),
             ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
           },
@@ -207,6 +220,7 @@ program
   .option('--client <name>', "with an admin token: the client whose snapshot to restore")
   .option('--chunk-size <size>', 'raw bytes per frame (64K..16M)', parseSize)
   .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
+  .option('--stall-timeout <duration>', 'drop a download on which nothing moved for this long, and resume on a new connection (default 30s; config: stallTimeout)', asArgument(parseStallTimeout))
   .option('--json', 'JSON lines of progress events on stdout', false)
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
@@ -225,6 +239,7 @@ program
         ...(opts.client !== undefined ? { client: opts.client } : {}),
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
         ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
+        ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
         ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
       },
       report,

@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { SnapferryError } from '../core/errors.ts';
 import { ErrorBody, FrameList, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../core/protocol.ts';
-import { certificateErrorFrom, createTransport, type Transport } from './transport.ts';
+import { DEFAULT_STALL_MS, certificateErrorFrom, createTransport, type Transport } from './transport.ts';
 
 export class ServerError extends SnapferryError {
   constructor(
@@ -24,6 +24,8 @@ export interface ApiOptions {
   signal?: AbortSignal;
   /** Trust and proxy (client/transport.ts); default: built from the environment, no extra CA. */
   transport?: Transport;
+  /** A request with no answer for this long is dropped (its connection too) as a retryable error (--stall-timeout). */
+  stallMs?: number;
 }
 
 export class ServerApi {
@@ -80,7 +82,13 @@ export class ServerApi {
 
   private async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown): Promise<z.infer<T>> {
     const url = this.url(path);
+    // The answers are small, so one deadline covers connecting, the answer and its body: on a line gone silent no
+    // byte ever comes, and only giving up (which destroys the connection) lets the next try take a new one.
+    const stallMs = this.options.stallMs ?? DEFAULT_STALL_MS;
+    const stalled = AbortSignal.timeout(stallMs);
+    const signal = this.options.signal ? AbortSignal.any([this.options.signal, stalled]) : stalled;
     let res: Awaited<ReturnType<Transport['fetch']>>;
+    let text: string;
     try {
       res = await this.transport.fetch(url, {
         method,
@@ -90,9 +98,16 @@ export class ServerApi {
           ...this.options.headers,
         },
         ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-        ...(this.options.signal ? { signal: this.options.signal } : {}),
+        signal,
       });
+      text = await res.text();
     } catch (err) {
+      if (stalled.aborted && !this.options.signal?.aborted) {
+        throw new ServerError('server_stalled', `no answer from ${this.base.origin} for ${Math.round(stallMs / 1000)} s (the line may have gone silent); the connection was dropped`, null, {
+          retryable: true,
+          cause: err,
+        });
+      }
       const untrusted = certificateErrorFrom(err, this.base);
       if (untrusted) throw untrusted;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -101,7 +116,6 @@ export class ServerApi {
         cause: err,
       });
     }
-    const text = await res.text();
     let body: unknown;
     try {
       body = text.length > 0 ? JSON.parse(text) : null;

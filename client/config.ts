@@ -36,6 +36,8 @@ export const ClientConfigSchema = z.strictObject({
   sendCompressed: z.enum(sendCompressedModes).optional(),
   /** Retries in a row without progress before a push gives up; missing: forever. */
   retries: z.number().int().min(0).optional(),
+  /** A request with no byte moving and no answer for this long is dropped and tried again (ms); missing: 30 s. */
+  stallTimeout: durationField().optional(),
   /** By volume name (the name on the server). */
   volumes: z.record(safeNameKey('volume'), VolumeConfigSchema).default({}),
 });
@@ -62,6 +64,7 @@ export interface ClientFlags {
   compress?: CompressSetting;
   sendCompressed?: SendCompressedMode;
   retries?: number;
+  stallTimeout?: number;
 }
 
 export interface ClientSettings {
@@ -72,6 +75,7 @@ export interface ClientSettings {
   compress: CompressSetting;
   sendCompressed: SendCompressedMode;
   retries?: number;
+  stallTimeout?: number;
 }
 
 const CONFIG_HINT = `(--config FILE, or ${DEFAULT_CLIENT_CONFIG})`;
@@ -80,7 +84,7 @@ const CONFIG_HINT = `(--config FILE, or ${DEFAULT_CLIENT_CONFIG})`;
 export function clientSettings(flags: ClientFlags, config: ClientConfig | null): ClientSettings {
   const server = flags.server ?? config?.server;
   if (server === undefined) throw new ValidationError(`give --server URL, or a config file with server: ${CONFIG_HINT}`);
-  const pick = <K extends 'tokenFile' | 'caFile' | 'limitRate' | 'retries'>(key: K) => {
+  const pick = <K extends 'tokenFile' | 'caFile' | 'limitRate' | 'retries' | 'stallTimeout'>(key: K) => {
     const value = flags[key] ?? config?.[key];
     return value === undefined ? {} : { [key]: value };
   };
@@ -92,6 +96,7 @@ export function clientSettings(flags: ClientFlags, config: ClientConfig | null):
     ...pick('caFile'),
     ...pick('limitRate'),
     ...pick('retries'),
+    ...pick('stallTimeout'),
   };
 }
 

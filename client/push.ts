@@ -29,7 +29,7 @@ export interface PushOptions {
   /** Bytes per PATCH at most. */
   patchBytes?: number;
   pollMs?: number;
-  /** An upload with no progress for this long is dropped and resumed (default: off). */
+  /** A request with no byte moving and no answer for this long is dropped and resumed (--stall-timeout; default 30 s). */
   stallMs?: number;
   /** Upload bytes per second at most, for the whole push (--limit-rate). */
   limitRate?: number;
@@ -62,7 +62,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
     ...(options.env ? { env: options.env } : {}),
   });
-  const api = new ServerApi({ server: options.server, headers, transport });
+  const api = new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) });
   const requested = await resolveRequested(options.snapshots);
   if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
 

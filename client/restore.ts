@@ -11,7 +11,7 @@ import { SnapferryError, describeError } from '../core/errors.ts';
 import { parseName } from '../core/names.ts';
 import { DEFAULT_CHUNK_SIZE, FrameError, validateChunkSize } from '../core/wire/index.ts';
 import { ServerApi } from './api.ts';
-import { createTransport } from './transport.ts';
+import { DEFAULT_STALL_MS, createTransport } from './transport.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './retry.ts';
 import { formatBytes, type Reporter } from './report.ts';
 import { btrfsMountOf, readonlySnapshotsIn, RestoreTargetError } from './restore-local.ts';
@@ -37,7 +37,7 @@ export interface RestoreOptions {
   /** Retries in a row without progress before giving up (default: forever). */
   retries?: number;
   backoff?: Partial<BackoffOptions>;
-  /** A download that brings no byte for this long is dropped and resumed (default 2 minutes). */
+  /** A request or download that brings no byte for this long is dropped and resumed (--stall-timeout; default 30 s). */
   stallMs?: number;
   signal?: AbortSignal;
   caFile?: string;
@@ -61,7 +61,6 @@ export interface RestoreResult {
 
 export class RestoreFailed extends SnapferryError {}
 
-const DEFAULT_STALL_MS = 120_000;
 /** One frame failing verification this often in a row is not the link: the server sends it wrong every time. */
 const MAX_BAD_FRAME_REPEATS = 3;
 
@@ -81,7 +80,7 @@ export async function restore(options: RestoreOptions, report: Reporter): Promis
     ...(options.env ? { env: options.env } : {}),
   });
   const http: RestoreHttp = {
-    api: new ServerApi({ server: options.server, headers, transport }),
+    api: new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) }),
     headers,
     ...(options.client !== undefined ? { client: parseName(options.client, 'client') } : {}),
     ...(options.signal ? { signal: options.signal } : {}),

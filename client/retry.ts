@@ -11,7 +11,9 @@ export interface BackoffOptions {
   maxMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { retries: Infinity, baseMs: 1000, maxMs: 60_000 };
+// Capped at 15 s: after a line comes back (a silence, a reconnect) the push should be moving again within the stall
+// timeout plus this, not wait out a minute-long backoff it grew while the line was down.
+export const DEFAULT_BACKOFF: BackoffOptions = { retries: Infinity, baseMs: 1000, maxMs: 15_000 };
 
 export class Backoff {
   private failures = 0;

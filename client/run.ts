@@ -88,6 +88,7 @@ export async function runVolumes(config: RunConfig, options: RunOptions): Promis
         ...(options.push?.env ? { env: options.push.env } : {}),
       }),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.push?.stallMs ? { stallMs: options.push.stallMs } : {}),
     });
     const results: VolumeResult[] = [];
     let exitCode: number = EXIT.ok;

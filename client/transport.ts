@@ -18,6 +18,16 @@ export type ApiFetch = (
   init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal },
 ) => Promise<{ ok: boolean; status: number; statusText: string; text(): Promise<string> }>;
 
+/**
+ * How long a request may go without a byte moving either way and without an answer before the client drops the
+ * connection and resumes on a new one (--stall-timeout). A line can go silent with no RST or FIN (a NAT that lost
+ * its state, a DSL line's daily reconnect, a proxy that never answers): TCP itself would wait for many minutes, so
+ * without this a push would hang for ever. Long enough for a healthy slow line: bodies report progress every
+ * 64 KiB (client/patch-body.ts), 0.5 s at 1 Mbit/s, and the server answers a PATCH as soon as its last frame is
+ * synced.
+ */
+export const DEFAULT_STALL_MS = 30_000;
+
 export interface TransportOptions {
   /** A PEM file of CA certificates to trust besides Node's bundled roots (a private CA, a test CA). */
   caFile?: string;

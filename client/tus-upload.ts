@@ -9,7 +9,7 @@ import { ErrorBody, UPLOADS_PATH } from '../core/protocol.ts';
 import type { FramedUploadSource } from './upload-source.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
 import { patchBody } from './patch-body.ts';
-import { certificateErrorFrom, type Transport } from './transport.ts';
+import { DEFAULT_STALL_MS, certificateErrorFrom, type Transport } from './transport.ts';
 import type { LinkMeter } from './link-meter.ts';
 
 export interface TusUploadOptions {
@@ -34,17 +34,10 @@ export interface TusUploadOptions {
   onRetry?: (err: SnapferryError, attempt: number) => void;
   /** Told how fast bytes go out, and how long the upload waited for frames (for --compress auto). */
   linkMeter?: LinkMeter;
-  /** Give up on the upload (retryably) when no byte moved and no response came for this long. */
+  /** Give up on the upload (retryably) when no byte moved and no response came for this long (default DEFAULT_STALL_MS). */
   stallMs?: number;
 }
 
-/**
- * A link can also fail silently (a NAT dropping state, a proxy that never answers). Off by default for now: it was
- * written when tus-js-client reported no progress while it wrote a Buffer body, so a long PATCH on a slow link
- * looked stalled. Bodies now report progress every 64 KiB (client/patch-body.ts); a default can follow once it has
- * been tried on slow links.
- */
-export const DEFAULT_STALL_MS = 0;
 
 export class UploadError extends SnapferryError {}
 
@@ -93,12 +86,15 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
     let createdUrl: string | null = options.uploadUrl ?? null;
     let lastActivity = Date.now();
     const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+    // tus-js-client has no timeout of its own: a request into a silent line (no RST, no FIN) would wait for ever.
+    // Aborting destroys the request's socket, so the push's next attempt takes a new connection (and a new DNS
+    // lookup) and asks the server where the upload stands.
     const watchdog = setInterval(() => {
-      if (stallMs <= 0 || Date.now() - lastActivity < stallMs) return;
+      if (Date.now() - lastActivity < stallMs) return;
       done();
       void upload.abort(false);
-      reject(new UploadError('upload_stalled', `nothing moved for ${Math.round(stallMs / 1000)} s`, { retryable: true }));
-    }, stallMs > 0 ? Math.min(5000, stallMs / 4) : 60_000);
+      reject(new UploadError('upload_stalled', `nothing moved for ${Math.round(stallMs / 1000)} s (the line may have gone silent); the connection was dropped`, { retryable: true }));
+    }, Math.max(100, Math.min(5000, stallMs / 4)));
     // Each attempt of a push adds its own abort listener to the push's one signal: remove it when the attempt ends,
     // or a push that retried many times warns of a listener leak (MaxListenersExceededWarning) and keeps them all.
     const onAbort = () => {

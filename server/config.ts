@@ -55,6 +55,8 @@ export const ServerConfigSchema = z.strictObject({
     .optional(),
   /** Abandoned uploads (no PATCH for this long) are deleted; "0s" never. */
   expireAfter: durationField().optional(),
+  /** An upload's request body that brings no byte for this long is ended (its frames kept, its lock freed). */
+  idleTimeout: durationField().optional(),
   privilegedFiles: z.enum(PRIVILEGED_FILES_MODES).optional(),
   /** The default policy of every received volume; an empty or missing one prunes nothing. */
   retention: RetentionPolicy.optional(),
@@ -97,6 +99,7 @@ export interface ServeFlags {
   logLevel?: string;
   privilegedFiles?: PrivilegedFiles;
   expireAfterMs?: number;
+  idleTimeoutMs?: number;
 }
 
 export interface ServeSettings {
@@ -118,6 +121,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
   }
   const expireAfterMs = flags.expireAfterMs ?? config?.expireAfter;
   const privilegedFiles = flags.privilegedFiles ?? config?.privilegedFiles;
+  const idleTimeoutMs = flags.idleTimeoutMs ?? config?.idleTimeout;
   const limits = config?.limits;
   const tls = tlsOf(flags, config);
   const tokensFile = tokensOf(flags, config, host, behindProxy);
@@ -128,6 +132,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
       ...(tokensFile !== undefined ? { tokensFile } : {}),
       ...(tls ? { tls } : {}),
       ...(expireAfterMs !== undefined ? { expireAfterMs } : {}),
+      ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       ...(privilegedFiles !== undefined ? { privilegedFiles } : {}),
       ...(limits?.quota !== undefined || limits?.maxOpenUploads !== undefined
         ? {

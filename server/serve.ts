@@ -37,7 +37,18 @@ export interface ServeOptions {
   tls?: { cert: string; key: string };
   /** Require a bearer token from this file (server/tokens.ts) on every request; without it every caller is `default`. */
   tokensFile?: string;
+  /** An upload's request body that brings no byte for this long is ended (default DEFAULT_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
 }
+
+/**
+ * A client whose line went silent (no RST, no FIN) leaves its PATCH open: without an end the server would hold the
+ * request, and with it the upload's lock, until TCP gave up many minutes later. Ended, the store keeps every frame
+ * that verified (and the part of the frame in flight), so the client's next try resumes from there at once.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Any other socket: a restore's answer may be slow to start while the server hashes its way to the resume point. */
+const SOCKET_TIMEOUT_MS = 10 * 60_000;
 
 export interface RunningServer {
   url: string;
@@ -70,14 +81,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         port: options.port,
         // No overall request deadline (a PATCH may last hours on 1 Mbit/s); a stalled socket is still closed by the
         // per-socket timeout below.
-        serverOptions: { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, ...tlsFiles },
+        // TCP keepalive: an idle connection whose peer vanished is found and closed by the kernel.
+        serverOptions: { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, keepAlive: true, keepAliveInitialDelay: 30_000, ...tlsFiles },
         ...(tlsFiles ? { createServer: https.createServer } : {}),
       },
       () => resolve(s as HttpServer),
     ) as HttpServer;
     s.once('error', reject);
   });
-  server.setTimeout(10 * 60_000);
+  server.setTimeout(SOCKET_TIMEOUT_MS);
+  endIdleBodies(server, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   // A client that goes away mid-body is daily life here. Node emits a request's 'aborted' error only when it has an
   // 'error' listener, and @hono/node-server adds and removes its own (draining a body it did not read): one removed
   // between Node's check and the emit made an uncaught exception that killed the server (seen in the e2e tests). A
@@ -109,4 +122,17 @@ async function readTlsFiles(files: { cert: string; key: string }): Promise<{ cer
       throw new ValidationError(`cannot read ${flag} ${file}: ${(err as Error).message}`, { cause: err, details: { file } });
     });
   return { cert: await read(files.cert, '--tls-cert'), key: await read(files.key, '--tls-key') };
+}
+
+/**
+ * While a PATCH body is being read, its socket times out after `idleMs` without a byte (Node then destroys it: no
+ * 'timeout' listener is installed, so the body's reader sees the request aborted and ends); once the body is read,
+ * the socket gets the general timeout back, for the server's own work before it answers.
+ */
+function endIdleBodies(server: HttpServer, idleMs: number): void {
+  server.prependListener('request', (req: IncomingMessage) => {
+    if (req.method !== 'PATCH') return;
+    req.socket.setTimeout(idleMs);
+    req.once('end', () => req.socket.setTimeout(SOCKET_TIMEOUT_MS));
+  });
 }

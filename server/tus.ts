@@ -4,6 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { Server } from '@tus/server';
+import { ERRORS } from '@tus/utils';
 import { UPLOADS_PATH } from '../core/protocol.ts';
 import type { SafeName } from '../core/names.ts';
 import { SnapferryError } from '../core/errors.ts';
@@ -40,11 +41,28 @@ export function createTusServer(service: ReplicationService, log: Logger, option
     },
     onResponseError: (_req, err) => {
       if (err instanceof SnapferryError) return asTusError(err);
+      const ours = TUS_ERRORS.get(err);
+      if (ours) return asTusError(ours());
       if (!('status_code' in err)) log.error({ err }, 'tus request failed');
       return undefined;
     },
   });
 }
+
+/**
+ * @tus/server's own refusals that a client meets in daily life, as our errors: a code, a reason and what happens
+ * next, where tus would answer a bare status (a 409 whose body a client shows as nothing).
+ */
+const TUS_ERRORS = new Map<unknown, () => SnapferryError>([
+  [ERRORS.INVALID_OFFSET, () => new SnapferryError('offset_mismatch',
+    "the request's Upload-Offset is not where the upload stands (a request before it was cut); the client asks the server's offset and goes on from there",
+    { retryable: true })],
+  [ERRORS.ABORTED, () => new SnapferryError('transfer_locked',
+    'a newer request on this upload took it over (the client reconnected); this one stopped, and the newer one goes on', { retryable: true })],
+  [ERRORS.ERR_LOCK_TIMEOUT, () => new SnapferryError('transfer_locked',
+    'an earlier request on this upload is still being finished (a cut the server is still taking apart); the client tries again shortly',
+    { retryable: true })],
+]);
 
 function asTusError(err: unknown): { status_code: number; body: string } {
   if (err && typeof err === 'object' && 'status_code' in err && 'body' in err) {

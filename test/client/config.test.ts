@@ -54,12 +54,12 @@ test('compress and limitRate take what the flags take', () => {
 });
 
 test('client settings: flags over the config file over defaults', () => {
-  const c = config('server: https://a.example\ntokenFile: /t\nlimitRate: 100k\ncompress: 3\nsendCompressed: off\nretries: 5\n');
+  const c = config('server: https://a.example\ntokenFile: /t\nlimitRate: 100k\ncompress: 3\nsendCompressed: off\nretries: 5\nstallTimeout: 45s\n');
   assert.deepEqual(clientSettings({}, c), {
-    server: 'https://a.example', tokenFile: '/t', limitRate: 102400, compress: 3, sendCompressed: 'off', retries: 5,
+    server: 'https://a.example', tokenFile: '/t', limitRate: 102400, compress: 3, sendCompressed: 'off', retries: 5, stallTimeout: 45_000,
   });
-  assert.deepEqual(clientSettings({ server: 'https://b.example', tokenFile: '/u', caFile: '/ca.pem', limitRate: 1, compress: 'auto', sendCompressed: 'on', retries: 0 }, c), {
-    server: 'https://b.example', tokenFile: '/u', caFile: '/ca.pem', limitRate: 1, compress: 'auto', sendCompressed: 'on', retries: 0,
+  assert.deepEqual(clientSettings({ server: 'https://b.example', tokenFile: '/u', caFile: '/ca.pem', limitRate: 1, compress: 'auto', sendCompressed: 'on', retries: 0, stallTimeout: 5000 }, c), {
+    server: 'https://b.example', tokenFile: '/u', caFile: '/ca.pem', limitRate: 1, compress: 'auto', sendCompressed: 'on', retries: 0, stallTimeout: 5000,
   });
   assert.deepEqual(clientSettings({ server: 'http://c' }, null), { server: 'http://c', compress: 'auto', sendCompressed: 'auto' });
   assert.throws(() => clientSettings({}, null), /give --server URL, or a config file with server:/);

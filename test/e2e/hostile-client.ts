@@ -34,13 +34,14 @@ export interface HostileServer {
   volumeDir(volume: string): string;
 }
 
-export async function hostileServer(t: AfterHook, options: Partial<ServiceOptions> & { sizeMiB?: number } = {}): Promise<HostileServer> {
+export async function hostileServer(t: AfterHook, options: Partial<ServiceOptions> & { sizeMiB?: number; idleTimeoutMs?: number } = {}): Promise<HostileServer> {
   const fsx = await createBtrfs(t, { sizeMiB: options.sizeMiB ?? 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const server = await startServer({
     root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500,
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.privilegedFiles ? { privilegedFiles: options.privilegedFiles } : {}),
+    ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
   });
   t.after(() => server.close());
   return { server, mount: fsx.mountPoint, root, volumeDir: (v) => path.join(root, 'volumes', 'default', v) };

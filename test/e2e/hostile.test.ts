@@ -229,3 +229,15 @@ function padded(uuid: string): SendStreamBuilder {
   for (let at = 32768; at < 3 * 32768; at += 32768) b.write('pad', Buffer.alloc(32768, 1), at);
   return b;
 }
+
+test("tus's own refusals come with a code and a reason: a PATCH at the wrong offset is a 409 that says what happens next", rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  const uuid = randomUuid();
+  const created = await create(h.server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('wrong-offset', 'snap', uuid)) });
+  assert.ok(created.id, created.text);
+  const framed = await frameStream(new SendStreamBuilder().subvol('snap', uuid).end().build());
+  const r = await patch(h.server.url, created.id, 10, framed);
+  assert.equal(r.status, 409);
+  assert.equal(r.code, 'offset_mismatch', r.text);
+  assert.match(r.text, /asks the server's offset/);
+});

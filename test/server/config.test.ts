@@ -44,22 +44,22 @@ for (const sample of await invalidSamples('server')) {
 }
 
 test('serve settings: flags over the config file over defaults', () => {
-  const c = config('root: /srv/a\nlisten: 0.0.0.0:9000\ntokens: /etc/t.json\nlogLevel: warn\nexpireAfter: 2h\nprivilegedFiles: refuse\nlimits: { quota: 1G }\n');
+  const c = config('root: /srv/a\nlisten: 0.0.0.0:9000\ntokens: /etc/t.json\nlogLevel: warn\nexpireAfter: 2h\nidleTimeout: 90s\nprivilegedFiles: refuse\nlimits: { quota: 1G }\n');
   const fromFile = serveSettings({}, c);
   assert.equal(fromFile.logLevel, 'warn');
   assert.deepEqual(fromFile.options, {
     root: '/srv/a', host: '0.0.0.0', port: 9000, behindProxy: false, tokensFile: '/etc/t.json',
-    expireAfterMs: 7_200_000, privilegedFiles: 'refuse', limits: { quotaBytes: 1024 ** 3 },
+    expireAfterMs: 7_200_000, idleTimeoutMs: 90_000, privilegedFiles: 'refuse', limits: { quotaBytes: 1024 ** 3 },
   });
 
   const flags = serveSettings(
-    { root: '/srv/b', listen: { host: '127.0.0.1', port: 1234 }, tokens: '/x.json', logLevel: 'debug', privilegedFiles: 'allow', expireAfterMs: 0 },
+    { root: '/srv/b', listen: { host: '127.0.0.1', port: 1234 }, tokens: '/x.json', logLevel: 'debug', privilegedFiles: 'allow', expireAfterMs: 0, idleTimeoutMs: 5000 },
     c,
   );
   assert.equal(flags.logLevel, 'debug');
   assert.deepEqual(flags.options, {
     root: '/srv/b', host: '127.0.0.1', port: 1234, behindProxy: false, tokensFile: '/x.json',
-    expireAfterMs: 0, privilegedFiles: 'allow', limits: { quotaBytes: 1024 ** 3 },
+    expireAfterMs: 0, idleTimeoutMs: 5000, privilegedFiles: 'allow', limits: { quotaBytes: 1024 ** 3 },
   });
 
   // Without a config file, the flags' own defaults.

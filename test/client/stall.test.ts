@@ -1,0 +1,87 @@
+/**
+ * A server behind a line that went silent accepts nothing back: no answer, no RST, no FIN. Every request of the
+ * client must give up after its stall timeout with a retryable error and drop the connection, never wait for ever.
+ * The silent peer here is a real TCP server that reads and never answers.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import { ServerApi } from '../../client/api.ts';
+import { FramedUploadSource } from '../../client/upload-source.ts';
+import { uploadFramed } from '../../client/tus-upload.ts';
+import { SnapferryError } from '../../core/errors.ts';
+
+interface SilentPeer {
+  url: string;
+  /** Connections the peer saw closed by the client. */
+  closed(): number;
+  close(): Promise<void>;
+}
+
+async function silentPeer(): Promise<SilentPeer> {
+  const sockets = new Set<net.Socket>();
+  let closed = 0;
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('data', () => undefined);
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      sockets.delete(s);
+      closed++;
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    closed: () => closed,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) assert.fail(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('a JSON API request to a silent server gives up after the stall timeout, retryably, and drops its connection', { timeout: 20_000 }, async (t) => {
+  const peer = await silentPeer();
+  t.after(() => peer.close());
+  const api = new ServerApi({ server: peer.url, stallMs: 700 });
+  const started = Date.now();
+  const err = await api.transfers().then(() => null, (e: unknown) => e);
+  const took = Date.now() - started;
+  assert.ok(err instanceof SnapferryError, String(err));
+  assert.equal(err.code, 'server_stalled');
+  assert.equal(err.retryable, true);
+  assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
+  await until('the connection is closed', () => peer.closed() === 1);
+});
+
+test('a tus upload to a silent server gives up after the stall timeout, retryably, and drops its connection', { timeout: 20_000 }, async (t) => {
+  const peer = await silentPeer();
+  t.after(() => peer.close());
+  const stream = new PassThrough({ readableObjectMode: true });
+  const source = new FramedUploadSource({ stream, startOffset: 0 }, 1 << 20);
+  t.after(() => source.close());
+  const started = Date.now();
+  const err = await uploadFramed({ server: peer.url, metadata: {}, source, chunkSize: 1 << 20, stallMs: 700, retryDelays: [] }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  const took = Date.now() - started;
+  assert.ok(err instanceof SnapferryError, String(err));
+  assert.equal(err.code, 'upload_stalled');
+  assert.equal(err.retryable, true);
+  assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
+  await until('the connection is closed', () => peer.closed() === 1);
+});
