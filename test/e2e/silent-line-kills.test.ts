@@ -21,9 +21,11 @@ test('the server\'s sockets destroyed during a silence: the push resumes once th
   const push = world.push();
   await untilMidFrame(world, push, world.wire * 0.4);
   let killed = -1;
-  const silence = await silenceFor(world, SILENCE_MS, async () => {
-    await sleep(1000);
-    killed = await world.line.killSockets(server.port);
+  const silence = await silenceFor(world, SILENCE_MS, {
+    during: async () => {
+      await sleep(1000);
+      killed = await world.line.killSockets(server.port);
+    },
   });
   t.diagnostic(`ss -K destroyed ${killed} socket(s); silent from ${silence.heldBefore} to ${silence.heldAfter} B of ${world.wire} held`);
   assert.ok(killed >= 1, 'the PATCH\'s connection was destroyed');
@@ -43,20 +45,50 @@ test('both ends killed with SIGKILL during a silence, the client\'s state delete
   const before = await world.line.upstream();
   const push = world.push();
   const held = await untilMidFrame(world, push, world.wire * 0.4);
-  const silence = await silenceFor(world, SILENCE_MS, async () => {
-    await sleep(1000);
-    assert.equal((await first.kill9()).signal, 'SIGKILL');
-    assert.equal((await push.kill9()).signal, 'SIGKILL');
-    assert.ok(await first.groupGone(10_000), 'the server\'s btrfs receive ended with it');
-    assert.ok(await push.groupGone(10_000), 'the push\'s btrfs send ended with it');
-    // All a client keeps is its HOME (a push keeps nothing there: the server is the truth), and it is gone.
-    await fs.rm(world.home, { recursive: true, force: true });
-    await fs.mkdir(world.home);
+  const silence = await silenceFor(world, SILENCE_MS, {
+    during: async () => {
+      await sleep(1000);
+      assert.equal((await first.kill9()).signal, 'SIGKILL');
+      assert.equal((await push.kill9()).signal, 'SIGKILL');
+      assert.ok(await first.groupGone(10_000), 'the server\'s btrfs receive ended with it');
+      assert.ok(await push.groupGone(10_000), 'the push\'s btrfs send ended with it');
+      // All a client keeps is its HOME (a push keeps nothing there: the server is the truth), and it is gone.
+      await fs.rm(world.home, { recursive: true, force: true });
+      await fs.mkdir(world.home);
+    },
   });
   t.diagnostic(`both killed with ${held.wireEnd} of ${world.wire} B held; ${silence.heldAfter} B held when the line spoke again`);
   assert.ok(silence.heldAfter >= held.wireEnd, 'the killed server kept every verified frame');
 
   await world.serve();
+  const again = world.push();
+  await assertPushFinishes(t, world, again, silence);
+  assert.match(again.stderr, RESUMED);
+  await assertArrived(world);
+  assertSentOnce(t, world, before, await world.line.upstream(), 1);
+});
+
+test('the client killed during a silence, the server left running: a new push takes the upload over once the line speaks', lineTest, async (t) => {
+  const world = await silentLineWorld(t, { seed: 'silent-kill-client', randomMB: 1 });
+  const server = await world.serve();
+  const before = await world.line.upstream();
+  const push = world.push();
+  const held = await untilMidFrame(world, push, world.wire * 0.4);
+  // The dead client's kernel resets its connections into the silence: the server never hears of it, and only its
+  // own idle timeout can end the PATCH and let another push's session have the upload.
+  const silence = await silenceFor(world, SILENCE_MS, {
+    during: async () => {
+      await sleep(1000);
+      assert.equal((await push.kill9()).signal, 'SIGKILL');
+      assert.ok(await push.groupGone(10_000), 'the push\'s btrfs send ended with it');
+      await fs.rm(world.home, { recursive: true, force: true });
+      await fs.mkdir(world.home);
+    },
+  });
+  t.diagnostic(`client killed with ${held.wireEnd} of ${world.wire} B held; ${silence.interruptionsAfter} interruption(s) noted by the server`);
+  assert.ok(silence.interruptionsAfter >= 1, 'the server ended the dead client\'s PATCH on its own');
+  assert.ok(server.running);
+
   const again = world.push();
   await assertPushFinishes(t, world, again, silence);
   assert.match(again.stderr, RESUMED);

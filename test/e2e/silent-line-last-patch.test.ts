@@ -51,9 +51,11 @@ test('a silence that swallows the answer to the end frame: the push learns the u
   t.diagnostic(`server stopped at ${boundary} of ${world.wire} B; ${crossed} B crossed after that`);
   assert.ok(crossed >= world.wire - boundary - 16 * 1024, `the rest of the body crossed to the stopped server (${crossed} B of ${world.wire - boundary})`);
 
-  const silence = await silenceFor(world, SILENCE_MS, async () => {
-    process.kill(server.pid, 'SIGCONT');
-    await until('the end frame in the server\'s index', async () => (await world.transfer())?.wireBytes === world.wire, 10_000, 20);
+  const silence = await silenceFor(world, SILENCE_MS, {
+    during: async () => {
+      process.kill(server.pid, 'SIGCONT');
+      await until('the end frame in the server\'s index', async () => (await world.transfer())?.wireBytes === world.wire, 10_000, 20);
+    },
   });
   assert.equal(silence.heldAfter, world.wire, 'the server held the whole stream while the line was silent');
   assert.doesNotMatch(push.stderr, UPLOADED, 'the answer to the last PATCH was lost in the silence');

@@ -1,7 +1,8 @@
 /**
- * Issue 16: a silence while the push waits for the server to receive what it uploaded. The push polls the server's
- * JSON API then; a poll into the silent line must give up after the stall timeout, and the push must learn once the
- * line speaks that the server received the snapshot meanwhile.
+ * Issue 16: a silence while the push waits for the server to receive what it uploaded, after which the line has
+ * forgotten the connections open then (a NAT that lost its state). The push polls the server's JSON API meanwhile; a
+ * poll into the silent line must give up after the stall timeout, and the push must learn once the line speaks, on a
+ * new connection, that the server received the snapshot meanwhile.
  *
  * The server is made slow to receive as a stalled disk would make it: its `btrfs receive` is stopped (SIGSTOP)
  * mid-upload, so the upload completes into the spool while the receive waits, and let go (SIGCONT) during the
@@ -33,10 +34,13 @@ test('a silence while the push waits for the receive: it finds the snapshot rece
   await push.waitForStderr(/uploaded s1; waiting for the server/, 60_000);
   // The catalog records the upload's end a moment after the answer to it.
   await until('the server to record the upload complete', async () => (await world.transfer())?.state === 'receiving', 5000, 20);
-  const silence = await silenceFor(world, 16_000, async () => {
-    await sleep(4000);
-    process.kill(receive, 'SIGCONT');
-    await until('the server to receive s1 during the silence', async () => (await world.transfer())?.state === 'received', 10_000, 50);
+  const silence = await silenceFor(world, 16_000, {
+    forget: true,
+    during: async () => {
+      await sleep(4000);
+      process.kill(receive, 'SIGCONT');
+      await until('the server to receive s1 during the silence', async () => (await world.transfer())?.state === 'received', 10_000, 50);
+    },
   });
   assert.equal(silence.heldAfter, world.wire);
   assert.doesNotMatch(push.stderr, /^received s1/m, 'the push could not have seen the receive finish during the silence');

@@ -166,11 +166,24 @@ export interface Silence {
   interruptionsAfter: number;
 }
 
-/** Silences the line for `ms`, running `during` meanwhile, then lets it speak. */
-export async function silenceFor(world: SilentLineWorld, ms: number, during: () => Promise<void> = async () => {}): Promise<Silence> {
+export interface SilenceOptions {
+  /** Meanwhile. */
+  during?: () => Promise<void>;
+  /**
+   * The line also forgets the connections open when it falls silent, as a NAT that lost its state: they stay dead
+   * when it speaks again. (Otherwise TCP, retransmitting, carries on with them once the line speaks, and a client
+   * that never gave up on a silent request does not hang, only loses time.)
+   */
+  forget?: boolean;
+}
+
+/** Silences the line for `ms`, then lets it speak. */
+export async function silenceFor(world: SilentLineWorld, ms: number, options: SilenceOptions = {}): Promise<Silence> {
   const heldBefore = await world.heldBytes();
   await world.line.silence();
   const end = performance.now() + ms;
+  if (options.forget) await world.line.forget();
+  const during = options.during ?? (async () => {});
   await during();
   await sleep(Math.max(0, end - performance.now()));
   const heldAfter = await world.heldBytes();
