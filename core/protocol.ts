@@ -194,6 +194,12 @@ export const Transfer = z.object({
    * on, so this trails rawBytes (and starts again from 0 when a receive must start over).
    */
   rawReceived: z.number().default(0),
+  /**
+   * Bytes of request bodies that reached the server for this upload since it started, cut requests and the frame
+   * in flight included: a counter that moves while bytes arrive. A client whose own writes went quiet (they sit in
+   * socket buffers that can hold many seconds of a slow line) reads it to tell a slow line from a silent one.
+   */
+  wireArrived: z.number().default(0),
 });
 export type Transfer = z.infer<typeof Transfer>;
 
