@@ -44,6 +44,9 @@ export async function fetchCatalog(http: RestoreHttp, volume: string): Promise<S
   return parsed.data.snapshots;
 }
 
+/** The slowest pace at which a server regenerates and hashes the frames a resumed restore skips. */
+const HASHED_PER_SECOND = 20 * 1024 * 1024;
+
 export interface DownloadOptions {
   volume: string;
   snapshot: string;
@@ -77,7 +80,10 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
     timer = setTimeout(() => stall.abort(), opts.stallMs);
   };
   try {
-    // No stall timer until the answer: resuming, the server first regenerates and hashes the frames the spool holds.
+    // Resuming, the server first regenerates and hashes the frames the spool holds before it answers: the answer
+    // may take that long on top of the stall timeout, but no longer (a silent line must not hold the restore for
+    // ever). btrfs send and SHA-256 go well over HASHED_PER_SECOND on any machine that serves backups.
+    timer = setTimeout(() => stall.abort(), opts.stallMs + (from.rawOffset / HASHED_PER_SECOND) * 1000);
     const res = await send(http, url, signal, stall.signal);
     alive();
     checkAnswer(res, opts, spool.identity.chunkSize, from.framesVerified, partial.length, url);
