@@ -58,8 +58,9 @@ export class ServerApi {
     return this.request('GET', routes.transfers, TransferList);
   }
 
-  transfer(id: string): Promise<Transfer> {
-    return this.request('GET', routes.transfer(id), Transfer);
+  /** `stallMs`: this request's own stall timeout (default the client's). */
+  transfer(id: string, options: { stallMs?: number } = {}): Promise<Transfer> {
+    return this.request('GET', routes.transfer(id), Transfer, undefined, options.stallMs);
   }
 
   abort(id: string): Promise<Transfer> {
@@ -80,11 +81,11 @@ export class ServerApi {
     }
   }
 
-  private async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown): Promise<z.infer<T>> {
+  private async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown, stallFor?: number): Promise<z.infer<T>> {
     const url = this.url(path);
     // The answers are small, so one deadline covers connecting, the answer and its body: on a line gone silent no
     // byte ever comes, and only giving up (which destroys the connection) lets the next try take a new one.
-    const stallMs = this.options.stallMs ?? DEFAULT_STALL_MS;
+    const stallMs = stallFor ?? this.options.stallMs ?? DEFAULT_STALL_MS;
     const stalled = AbortSignal.timeout(stallMs);
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, stalled]) : stalled;
     let res: Awaited<ReturnType<Transport['fetch']>>;

@@ -1,12 +1,13 @@
 /**
  * The restore's requests: the volume's catalog, and one download of the framed stream into the spool. A download
- * asks the server to start at the spool's last verified frame (fromFrame, chain), verifies every frame as it comes
- * (core/wire FrameParser: decode, length, SHA-256, order, chain, end frame), and spools only verified frames, so a
- * cut, a stall or a bad frame costs at most the frame in flight. Every failure is a typed error that says whether
+ * asks the server to start at the spool's last verified frame (fromFrame, chain), past the part of the next frame
+ * that a cut download left in the spool (skip), verifies every frame as it comes (core/wire FrameParser: decode,
+ * length, SHA-256, order, chain, end frame), and records only verified frames. A cut or a stall keeps what arrived of
+ * the frame in flight, so a line that cuts more often than a frame takes still moves on; a bad frame costs that frame. Every failure is a typed error that says whether
  * another try can help (client/restore.ts decides on it).
  */
 import { ErrorBody, RESTORE_HEADERS, SnapshotList, routes, type Snapshot } from '../core/protocol.ts';
-import { ByteQueue, FrameParser, type FrameParserState } from '../core/wire/index.ts';
+import { ByteQueue, FrameError, FrameParser, type FrameParserState } from '../core/wire/index.ts';
 import { ServerError, type ServerApi } from './api.ts';
 import { certificateErrorFrom } from './transport.ts';
 import type { RestoreSpool } from './restore-spool.ts';
@@ -43,6 +44,9 @@ export async function fetchCatalog(http: RestoreHttp, volume: string): Promise<S
   return parsed.data.snapshots;
 }
 
+/** The slowest pace at which a server regenerates and hashes the frames a resumed restore skips. */
+const HASHED_PER_SECOND = 20 * 1024 * 1024;
+
 export interface DownloadOptions {
   volume: string;
   snapshot: string;
@@ -57,12 +61,14 @@ export interface DownloadOptions {
 export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts: DownloadOptions): Promise<void> {
   const from = spool.state;
   if (from.ended) return;
+  const partial = await spool.partial();
   const url = http.api.url(
     routes.restoreStream(opts.volume, opts.snapshot, {
       parent: opts.parentUuid,
       chunkSize: spool.identity.chunkSize,
       fromFrame: from.framesVerified,
       chain: from.chain.toString('hex'),
+      skip: partial.length,
       ...(http.client !== undefined ? { client: http.client } : {}),
     }),
   );
@@ -74,34 +80,45 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
     timer = setTimeout(() => stall.abort(), opts.stallMs);
   };
   try {
-    // No stall timer until the answer: resuming, the server first regenerates and hashes the frames the spool holds.
+    // Resuming, the server first regenerates and hashes the frames the spool holds before it answers: the answer
+    // may take that long on top of the stall timeout, but no longer (a silent line must not hold the restore for
+    // ever). btrfs send and SHA-256 go well over HASHED_PER_SECOND on any machine that serves backups.
+    timer = setTimeout(() => stall.abort(), opts.stallMs + (from.rawOffset / HASHED_PER_SECOND) * 1000);
     const res = await send(http, url, signal, stall.signal);
     alive();
-    checkAnswer(res, opts, spool.identity.chunkSize, from.framesVerified, url);
+    checkAnswer(res, opts, spool.identity.chunkSize, from.framesVerified, partial.length, url);
     if (res.body === null) throw new ServerError('bad_response', `${url} answered without a body`, res.status, { retryable: true });
     const parser = new FrameParser({ chunkSize: spool.identity.chunkSize, state: from });
     // The bytes the parser holds, kept here too: a frame that verifies is written to the spool as it came.
     const wire = new ByteQueue();
+    const take = async (chunk: Buffer) => {
+      wire.push(chunk);
+      for (const frame of parser.push(chunk)) await spool.append(wire.take(frame.wireEnd - frame.wireStart), frame);
+    };
     const reader = res.body.getReader();
     try {
+      await take(partial);
       for (;;) {
         const { done, value } = await reader.read().catch((err: unknown) => {
           throw readFailure(err, 'read', url, stall.signal, http.signal);
         });
         if (done) break;
         alive();
-        const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-        wire.push(chunk);
-        for (const frame of parser.push(chunk)) await spool.append(wire.take(frame.wireEnd - frame.wireStart), frame);
+        await take(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
         opts.onProgress?.(spool.state, wire.length);
         if (parser.state().ended) break;
       }
+      // Throws stream_truncated (retryable) when the body ended before the end frame: the link was cut.
+      parser.finish();
+    } catch (err) {
+      // A cut keeps what arrived of the frame in flight; a frame that failed keeps nothing of itself.
+      if (err instanceof FrameError && err.code !== 'stream_truncated') await spool.dropPartial();
+      else await spool.keepPartial(wire.take(wire.length));
+      throw err;
     } finally {
       reader.releaseLock();
       await res.body.cancel().catch(() => undefined);
     }
-    // Throws stream_truncated (retryable) when the body ended before the end frame: the link was cut.
-    parser.finish();
   } finally {
     clearTimeout(timer);
   }
@@ -136,13 +153,15 @@ async function send(http: RestoreHttp, url: string, signal?: AbortSignal, stalle
 }
 
 /** The answer must be the stream asked for: another snapshot, parent or starting frame would spool foreign frames. */
-function checkAnswer(res: StreamingResponse, opts: DownloadOptions, chunkSize: number, fromFrame: number, url: string): void {
+function checkAnswer(res: StreamingResponse, opts: DownloadOptions, chunkSize: number, fromFrame: number, skip: number, url: string): void {
   const got = (name: string) => res.headers.get(name);
   const expected: [string, string][] = [
     [RESTORE_HEADERS.parentUuid, opts.parentUuid ?? 'none'],
     [RESTORE_HEADERS.chunkSize, String(chunkSize)],
     [RESTORE_HEADERS.fromFrame, String(fromFrame)],
   ];
+  // A server that ignored skip would send bytes the spool holds again, spliced after them.
+  if (skip > 0) expected.push([RESTORE_HEADERS.skip, String(skip)]);
   const wrong = expected.filter(([name, value]) => got(name) !== value);
   if (got(RESTORE_HEADERS.uuid) === null) wrong.push([RESTORE_HEADERS.uuid, 'present']);
   if (wrong.length === 0) return;

@@ -5,8 +5,11 @@
  *                   the same stream, and starts over when anything of it changed (another parent, another server)
  *   frames          the verified frames, as they came over the wire (compressed), one after the other
  *   frames.index    one 64-byte record per frame, appended once the frame's bytes are on disk (fdatasync), so the
- *                   frames file never holds less than the index vouches for; at open, frame bytes past the last
- *                   record (a crash between the two writes) are cut off
+ *                   frames file never holds less than the index vouches for
+ *
+ * Bytes of `frames` past the last record are what a cut download brought of the next frame (keepPartial), or a
+ * frame whose record a crash lost: kept, up to one frame, and asked of the server no more (RestoreQuery.skip). They
+ * are verified with the rest of their frame before anything of it is recorded.
  *
  * A record is the layout of the server's spool index (server/frame-index.ts): u64 frame index | u64 wire end | u64
  * raw end | u8 kind (0 data, 1 end) | 7 zero bytes | 32-byte chain after the frame. The end frame's record makes
@@ -15,7 +18,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { CHAIN_ZERO, HASH_SIZE, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
+import { CHAIN_ZERO, FRAME_HEADER_SIZE, HASH_SIZE, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
 
 export const SPOOL_PREFIX = '.snapferry-restore-';
 const RECORD_SIZE = 64;
@@ -88,11 +91,36 @@ export class RestoreSpool {
     return path.join(this.dir, 'frames');
   }
 
+  /** What a cut download brought of the frame after the verified ones (none, or less than a frame). */
+  async partial(): Promise<Buffer> {
+    const { size } = await this.frames.stat();
+    const length = size - this.#state.wireOffsetVerified;
+    if (length <= 0) return Buffer.alloc(0);
+    const out = Buffer.alloc(length);
+    const { bytesRead } = await this.frames.read(out, 0, length, this.#state.wireOffsetVerified);
+    return out.subarray(0, bytesRead);
+  }
+
+  /** Keeps `bytes`, the start of the frame after the verified ones, for the next download to go on from. */
+  async keepPartial(bytes: Buffer): Promise<void> {
+    await this.dropPartial();
+    if (bytes.length === 0 || bytes.length >= FRAME_HEADER_SIZE + this.identity.chunkSize) return;
+    await this.frames.write(bytes);
+    await this.frames.datasync();
+  }
+
+  /** Forgets the bytes past the verified frames (a frame that failed must be downloaded whole). */
+  async dropPartial(): Promise<void> {
+    await this.frames.truncate(this.#state.wireOffsetVerified);
+  }
+
   /** Appends one verified frame: its wire bytes first, made durable, then its index record. */
   async append(wire: Buffer, frame: Omit<VerifiedFrame, 'raw'>): Promise<void> {
     if (frame.wireStart !== this.#state.wireOffsetVerified || wire.length !== frame.wireEnd - frame.wireStart) {
       throw new RangeError(`frame ${frame.index} spans ${frame.wireStart}..${frame.wireEnd}, the spool ends at ${this.#state.wireOffsetVerified}`);
     }
+    // The file is opened to append: a kept part of this frame goes first, and the whole frame is written after.
+    await this.dropPartial();
     await this.frames.write(wire);
     await this.frames.datasync();
     const rawEnd = frame.kind === 'end' ? frame.rawOffset : frame.rawOffset + frame.rawLength;
@@ -127,7 +155,7 @@ export class RestoreSpool {
   }
 }
 
-/** The state after the index's last whole record; the frames file is cut back to it. */
+/** The state after the index's last whole record; the frames file is cut back to it, or to one frame past it. */
 async function recover(frames: fs.FileHandle, index: fs.FileHandle, chunkSize: number): Promise<FrameParserState> {
   const { size } = await index.stat();
   let count = Math.floor(size / RECORD_SIZE);
@@ -145,9 +173,9 @@ async function recover(frames: fs.FileHandle, index: fs.FileHandle, chunkSize: n
   }
   if (count * RECORD_SIZE !== size) await index.truncate(count * RECORD_SIZE);
   const wireEnd = last?.wireEnd ?? 0;
-  if (framesSize !== wireEnd) await frames.truncate(wireEnd);
+  const ended = last?.kind === 'end';
+  if (framesSize > wireEnd && (ended || framesSize - wireEnd >= FRAME_HEADER_SIZE + chunkSize)) await frames.truncate(wireEnd);
   if (last === null) return { chunkSize, framesVerified: 0, wireOffsetVerified: 0, rawOffset: 0, chain: CHAIN_ZERO, ended: false };
-  const ended = last.kind === 'end';
   return { chunkSize, framesVerified: ended ? last.index : last.index + 1, wireOffsetVerified: wireEnd, rawOffset: last.rawEnd, chain: last.chain, ended };
 }
 

@@ -143,6 +143,10 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
       onUrl: (url) => {
         id = url.split('/').pop() ?? null;
       },
+      probeArrived: async (timeoutMs) => {
+        if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
+        return (await ctx.api.transfer(id, { stallMs: timeoutMs })).wireArrived;
+      },
       onProgress: (wire) => progress.uploaded(wire),
       onRetry: (err) => ctx.report.note(`${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });

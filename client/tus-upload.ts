@@ -36,6 +36,12 @@ export interface TusUploadOptions {
   linkMeter?: LinkMeter;
   /** Give up on the upload (retryably) when no byte moved and no response came for this long (default DEFAULT_STALL_MS). */
   stallMs?: number;
+  /**
+   * Bytes of this upload that have reached the server so far (Transfer.wireArrived), asked on a connection of its
+   * own within the given time. Without it, writes that went quiet for stallMs end the upload; with it, only when
+   * the server saw no byte arrive meanwhile either.
+   */
+  probeArrived?: (timeoutMs: number) => Promise<number>;
 }
 
 
@@ -89,12 +95,12 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
     // tus-js-client has no timeout of its own: a request into a silent line (no RST, no FIN) would wait for ever.
     // Aborting destroys the request's socket, so the push's next attempt takes a new connection (and a new DNS
     // lookup) and asks the server where the upload stands.
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastActivity < stallMs) return;
+    const stall = new StallWatch(stallMs, () => (createdUrl !== null ? options.probeArrived : undefined), () => {
       done();
       void upload.abort(false);
       reject(new UploadError('upload_stalled', `nothing moved for ${Math.round(stallMs / 1000)} s (the line may have gone silent); the connection was dropped`, { retryable: true }));
-    }, Math.max(100, Math.min(5000, stallMs / 4)));
+    });
+    const watchdog = setInterval(() => stall.check(lastActivity), Math.max(50, Math.min(5000, stallMs / 8)));
     // Each attempt of a push adds its own abort listener to the push's one signal: remove it when the attempt ends,
     // or a push that retried many times warns of a listener leak (MaxListenersExceededWarning) and keeps them all.
     const onAbort = () => {
@@ -172,4 +178,61 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
     options.linkMeter?.restart();
     upload.start();
   });
+}
+
+/**
+ * Tells a slow line from a silent one. The client's own writes are a poor gauge: a body goes into socket buffers
+ * that hold many seconds of a slow line (megabytes, with TCP autotuning), so the last write can be long past while
+ * the line still carries it. Once they have been quiet for half the stall timeout, the server is asked how many
+ * bytes of the upload have arrived; once quiet for all of it, asked again: bytes that arrived meanwhile mean the line
+ * moves. No answer within the other half, or nothing arrived, is a stall. Without a probe, quiet writes are a stall.
+ */
+export class StallWatch {
+  #baseline: number | null = null;
+  /** When a probe last found bytes arriving: the line moved then, whatever the client's writes did. */
+  #aliveAt = 0;
+  #probing = false;
+  #over = false;
+
+  constructor(
+    private readonly stallMs: number,
+    private readonly probe: () => ((timeoutMs: number) => Promise<number>) | undefined,
+    private readonly stalled: () => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Called often with the time the client last saw its own bytes move or an answer come. */
+  check(lastActivity: number): void {
+    if (this.#over || this.#probing) return;
+    const quiet = this.now() - Math.max(lastActivity, this.#aliveAt);
+    if (quiet < this.stallMs / 2) {
+      if (lastActivity > this.#aliveAt) this.#baseline = null;
+      return;
+    }
+    const probe = this.probe();
+    if (probe === undefined) {
+      if (quiet >= this.stallMs) this.#stall();
+      return;
+    }
+    if (this.#baseline !== null && quiet < this.stallMs) return;
+    this.#probing = true;
+    probe(this.stallMs / 2).then(
+      (arrived) => {
+        this.#probing = false;
+        if (this.#baseline !== null && arrived <= this.#baseline) return this.#stall();
+        if (this.#baseline !== null) this.#aliveAt = this.now();
+        this.#baseline = arrived;
+      },
+      () => {
+        this.#probing = false;
+        this.#stall();
+      },
+    );
+  }
+
+  #stall(): void {
+    if (this.#over) return;
+    this.#over = true;
+    this.stalled();
+  }
 }

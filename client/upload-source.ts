@@ -4,10 +4,11 @@
  * and an upload reported complete while up to a chunk short; with a deferred length whose size is an exact multiple
  * of the chunk size it hangs (tus-js-client issue 779).
  *
- * This source hands out whole frames only: every PATCH body ends on a frame boundary, so the server's offset after
- * a PATCH is exactly what was sent, and after a cut it is the last frame that arrived whole. It keeps the bytes from
- * the last acknowledged offset on, so tus-js-client may ask again from any offset the server reports, and it says
- * `done` with the slice that carries the end frame, never later (so the last PATCH declares the length).
+ * Every PATCH body ends on a frame boundary, so the server's offset after a whole PATCH is exactly what was sent.
+ * After a cut the server keeps what arrived of the frame in flight, and its offset may fall inside a frame: a slice
+ * may start anywhere, and goes on to a frame boundary. The source keeps every frame from the one holding the last
+ * acknowledged offset on, so tus-js-client may ask again from any offset the server reports, and it says `done`
+ * with the slice that carries the end frame, never later (so the last PATCH declares the length).
  *
  * While a PATCH goes out, the source reads the next one's frames in the background (up to one slice ahead), so on a
  * slow link the line never idles while zstd works, and on a fast one compression and upload overlap. The time a
@@ -170,8 +171,14 @@ export class FramedUploadSource {
     for (const resolve of this.arrivals.splice(0)) resolve();
   }
 
+  /**
+   * Forgets the frames that end at or before `offset`: the server holds them. The frame `offset` falls in stays
+   * whole, although the server holds part of it (what a cut request brought): should that part fail to verify with
+   * the rest, the server drops it and asks for the whole frame again.
+   */
   private dropBefore(offset: number): void {
-    let drop = Math.min(offset - this.retainedStart, this.retainedBytes);
+    const frameStart = this.boundaries.reduce((best, b) => (b <= offset && b > best ? b : best), this.retainedStart);
+    let drop = Math.min(frameStart - this.retainedStart, this.retainedBytes);
     while (drop > 0 && this.retained.length > 0) {
       const head = this.retained[0]!;
       if (head.length <= drop) {

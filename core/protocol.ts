@@ -26,23 +26,27 @@ export const routes = {
  * What a restore asks for. `parent`: the UUID (as the catalog lists it) of a snapshot of the same volume that the
  * restoring machine holds, for an incremental stream; absent for a full one. `fromFrame` and `chain` resume: the data
  * frames the client already holds verified, and the hex chain hash after them (the server regenerates the stream and
- * refuses with 409 stream_mismatch when its chain differs). `client`: whose snapshot, for an admin token only.
+ * refuses with 409 stream_mismatch when its chain differs). `skip`: bytes of frame `fromFrame` the client already
+ * holds (what a cut download brought of it): the answer starts that far into the frame. `client`: whose snapshot,
+ * for an admin token only.
  */
 export interface RestoreQuery {
   parent?: string | null;
   chunkSize: number;
   fromFrame?: number;
   chain?: string;
+  skip?: number;
   client?: string;
 }
 
-export const RESTORE_QUERY = { parent: 'parent', chunkSize: 'chunkSize', fromFrame: 'fromFrame', chain: 'chain', client: 'client' } as const;
+export const RESTORE_QUERY = { parent: 'parent', chunkSize: 'chunkSize', fromFrame: 'fromFrame', chain: 'chain', skip: 'skip', client: 'client' } as const;
 
 function restoreQueryString(q: RestoreQuery): string {
   const params = new URLSearchParams({ [RESTORE_QUERY.chunkSize]: String(q.chunkSize) });
   if (q.parent) params.set(RESTORE_QUERY.parent, q.parent);
   if (q.fromFrame) params.set(RESTORE_QUERY.fromFrame, String(q.fromFrame));
   if (q.chain !== undefined && q.fromFrame) params.set(RESTORE_QUERY.chain, q.chain);
+  if (q.skip) params.set(RESTORE_QUERY.skip, String(q.skip));
   if (q.client !== undefined) params.set(RESTORE_QUERY.client, q.client);
   return params.toString();
 }
@@ -54,6 +58,8 @@ export const RESTORE_HEADERS = {
   parentUuid: 'snapferry-parent-uuid',
   chunkSize: 'snapferry-chunk-size',
   fromFrame: 'snapferry-from-frame',
+  /** Bytes of frame fromFrame left out of the body (RestoreQuery.skip); 0 when absent. */
+  skip: 'snapferry-skip',
 } as const;
 
 /** A framed stream (core/wire/frame.ts) as a response body. */
@@ -194,6 +200,12 @@ export const Transfer = z.object({
    * on, so this trails rawBytes (and starts again from 0 when a receive must start over).
    */
   rawReceived: z.number().default(0),
+  /**
+   * Bytes of request bodies that reached the server for this upload since it started, cut requests and the frame
+   * in flight included: a counter that moves while bytes arrive. A client whose own writes went quiet (they sit in
+   * socket buffers that can hold many seconds of a slow line) reads it to tell a slow line from a silent one.
+   */
+  wireArrived: z.number().default(0),
 });
 export type Transfer = z.infer<typeof Transfer>;
 

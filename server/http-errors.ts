@@ -21,6 +21,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   volume_busy: 409,
   transfer_receiving: 409,
   offset_mismatch: 409,
+  partial_frame_mismatch: 409,
   stream_mismatch: 409,
   transfer_locked: 409,
   transfer_not_uploading: 409,

@@ -420,6 +420,7 @@ export class ReplicationService {
       chain: p.chain?.toString('hex') ?? '', error: t.error, lastInterruption: t.lastInterruption, interruptions: t.interruptions,
       sendStream: t.sendStream,
       rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.rawReceived(t.id),
+      wireArrived: this.store.arrived(t.id),
     };
   }
 

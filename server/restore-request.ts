@@ -5,7 +5,7 @@
 import { ValidationError } from '../core/errors.ts';
 import { parseName, parseUuid, type SafeName, type Uuid } from '../core/names.ts';
 import { RESTORE_QUERY } from '../core/protocol.ts';
-import { HASH_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../core/wire/index.ts';
+import { FRAME_HEADER_SIZE, HASH_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../core/wire/index.ts';
 import type { Caller } from './auth.ts';
 
 export interface ParsedRestoreRequest {
@@ -17,6 +17,8 @@ export interface ParsedRestoreRequest {
   fromFrame: number;
   /** The chain after `fromFrame` frames; null when fromFrame is 0. */
   chain: Buffer | null;
+  /** Bytes of frame `fromFrame` the client holds: the body starts that far into it. */
+  skip: number;
 }
 
 const HEX_CHAIN = new RegExp(`^[0-9a-f]{${HASH_SIZE * 2}}$`);
@@ -31,15 +33,20 @@ export function parseRestoreRequest(params: Record<string, string | undefined>, 
     throw new ValidationError(`${RESTORE_QUERY.chunkSize} must be ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes, not ${chunkSize}`, { details: { chunkSize } });
   }
   const fromFrame = query[RESTORE_QUERY.fromFrame] === undefined ? 0 : wholeNumber(query[RESTORE_QUERY.fromFrame], RESTORE_QUERY.fromFrame);
+  const skip = query[RESTORE_QUERY.skip] === undefined ? 0 : wholeNumber(query[RESTORE_QUERY.skip], RESTORE_QUERY.skip);
+  // Less than a whole frame: a client that held a whole frame would have verified it.
+  if (skip >= FRAME_HEADER_SIZE + chunkSize) {
+    throw new ValidationError(`${RESTORE_QUERY.skip} must be under one frame (${FRAME_HEADER_SIZE + chunkSize} bytes), not ${skip}`, { details: { skip } });
+  }
   const chainRaw = query[RESTORE_QUERY.chain]?.toLowerCase();
   if (fromFrame === 0) {
     if (chainRaw !== undefined) throw new ValidationError(`${RESTORE_QUERY.chain} goes with ${RESTORE_QUERY.fromFrame} above 0 only`);
-    return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: null };
+    return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: null, skip };
   }
   if (chainRaw === undefined || !HEX_CHAIN.test(chainRaw)) {
     throw new ValidationError(`resuming at ${RESTORE_QUERY.fromFrame}=${fromFrame} needs ${RESTORE_QUERY.chain}: the ${HASH_SIZE * 2} hex digits of the chain hash after those frames`);
   }
-  return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: Buffer.from(chainRaw, 'hex') };
+  return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: Buffer.from(chainRaw, 'hex'), skip };
 }
 
 /**

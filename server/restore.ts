@@ -13,7 +13,7 @@
  * command names the snapshot the catalog says, the resume point matches. What fails after that (btrfs send dying
  * mid-stream) errors the body, which the client sees as a cut and resumes.
  */
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as btrfs from '../core/btrfs/index.ts';
 import { btrfsFeatures, sendOptionsFor } from '../core/btrfs/features.ts';
@@ -35,6 +35,8 @@ export interface RestoreStream {
   parent: Snapshot | null;
   chunkSize: number;
   fromFrame: number;
+  /** Bytes of frame fromFrame left out of the body (the client holds them). */
+  skip: number;
   /**
    * The framed stream from data frame `fromFrame` on, ending with the end frame. It errors when btrfs send fails;
    * destroying it stops btrfs send.
@@ -99,12 +101,14 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
     stop();
     throw err;
   }
-  // Compressed on this thread: a restore runs at the pace of the link, a frame every second or more.
+  // Compressed on this thread: a restore runs at the pace of the link, a frame every second or more. One level,
+  // always: a frame made again is the same bytes, so a client that holds part of it takes only the rest (skip).
   const encoder = new FrameEncoder({ chunkSize: req.chunkSize, level: DEFAULT_ZSTD_LEVEL, ...start });
   encoder.once('close', stop);
-  // A failure anywhere destroys the encoder with it, which is the body: the response breaks off, never ends clean.
-  pipeline(head, encoder).catch(() => undefined);
-  return { snapshot, parent, chunkSize: req.chunkSize, fromFrame: req.fromFrame, body: encoder };
+  const body = req.skip > 0 ? new SkipBytes(req.skip) : encoder;
+  // A failure anywhere destroys the body with it: the response breaks off, never ends clean.
+  (body === encoder ? pipeline(head, encoder) : pipeline(head, encoder, body)).catch(() => undefined);
+  return { snapshot, parent, chunkSize: req.chunkSize, fromFrame: req.fromFrame, skip: req.skip, body };
 }
 
 /** The response headers that say what the body is (RESTORE_HEADERS). */
@@ -118,6 +122,7 @@ export function restoreHeaders(stream: RestoreStream): Record<string, string> {
     [RESTORE_HEADERS.parentUuid]: stream.parent?.uuid ?? 'none',
     [RESTORE_HEADERS.chunkSize]: String(stream.chunkSize),
     [RESTORE_HEADERS.fromFrame]: String(stream.fromFrame),
+    [RESTORE_HEADERS.skip]: String(stream.skip),
   };
 }
 
@@ -128,4 +133,21 @@ function assertHeader(header: SendStreamHeader, snapshot: Snapshot, parent: Snap
   throw new RestoreError('restore_source_mismatch', `the server's subvolume of ${snapshot.name} sends as ${header.uuid} from ${clone ?? 'nothing'}, not as ${snapshot.uuid} from ${parent?.uuid ?? 'nothing'}; its admin must check the volume`, {
     details: { expected: snapshot.uuid, found: header.uuid, expectedParent: parent?.uuid ?? null, foundParent: clone },
   });
+}
+
+/** Passes a byte stream on without its first `n` bytes. */
+class SkipBytes extends Transform {
+  constructor(private left: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.left >= chunk.length) {
+      this.left -= chunk.length;
+      return callback();
+    }
+    const rest = chunk.subarray(this.left);
+    this.left = 0;
+    callback(null, rest);
+  }
 }

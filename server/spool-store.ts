@@ -1,10 +1,15 @@
 /**
  * The tus store that knows frames (DESIGN.md step 4). It extends @tus/file-store, whose offset is the spool file's
- * size, and writes only verified frames to the spool: incoming bytes are parsed and checked frame by frame (header
- * CRC, length bounds, decompression, SHA-256, chain) and a frame reaches the spool, and its record the index, only
- * once it verified. A PATCH that is cut mid-frame therefore leaves the offset at the last whole frame, and the client
- * re-sends at most the frame that was in flight. Data is fsynced before write() returns, which is before @tus/server
- * acknowledges the new offset.
+ * size. Incoming bytes are parsed and checked frame by frame (header CRC, length bounds, decompression, SHA-256,
+ * chain), and a frame's record reaches the index only once it verified: the index is the verified progress.
+ *
+ * A PATCH cut mid-frame keeps what arrived of the frame in flight (the spool's tail past the index's last frame) and
+ * the tus offset says so, so the client sends only the rest: on a line that cuts more often than a frame takes,
+ * every cut still moves the upload on. The kept part is never trusted: the next PATCH parses it again before its own
+ * bytes, and the frame is verified whole before its record is written. A frame that then fails and began in the
+ * kept part may have been spliced from two encodings (a client that compressed it again at another level): the kept
+ * part goes, and the client sends that frame whole (a retryable partial_frame_mismatch). Data is fsynced before
+ * write() returns, which is before @tus/server acknowledges the new offset.
  *
  * It knows nothing of btrfs or the catalog: the caller passes hooks for the first frame (check the send stream's
  * first command against the metadata) and for the verified end frame (queue the receive).
@@ -13,7 +18,7 @@ import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { FileStore } from '@tus/file-store';
 import type { Upload } from '@tus/utils';
-import { FrameError, FrameParser, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
+import { FRAME_HEADER_SIZE, FrameError, FrameParser, MAX_CHUNK_SIZE, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
 import { CHAIN_ZERO } from '../core/wire/chain.ts';
 import { SnapferryError } from '../core/errors.ts';
 import { encodeIndexRecord, INDEX_RECORD_SIZE, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
@@ -24,6 +29,11 @@ import { UploadMutex } from './upload-mutex.ts';
 /** fsync at least this often during a long PATCH, so a power cut loses little even before the ack. */
 const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 const MAX_WRITEV_PARTS = 256;
+/**
+ * The most the spool keeps past its last verified frame: one whole frame of the largest chunk size. That holds the
+ * part of a frame a cut left, or a whole frame whose record a crash lost; anything longer is no frame of ours.
+ */
+const MAX_TAIL = FRAME_HEADER_SIZE + MAX_CHUNK_SIZE;
 
 export interface SpoolHooks {
   /** The upload's chunk size, from its metadata (validated when the upload was created). */
@@ -81,6 +91,8 @@ export function progressFromRecord(last: IndexRecord | null): SpoolProgress {
 export class FrameVerifyingStore extends FileStore {
   /** Held by write(), repair(), rewind() and getUpload() (server/upload-mutex.ts says why). */
   private readonly busy = new UploadMutex();
+  /** Request body bytes that reached write(), by upload, since the server started (Transfer.wireArrived). */
+  private readonly arrivedBytes = new Map<string, number>();
 
   constructor(
     protected readonly layout: ServerLayout,
@@ -140,9 +152,11 @@ export class FrameVerifyingStore extends FileStore {
   }
 
   /**
-   * The index decides: a spool longer than it (the server died between a frame's bytes and its record) is cut back
-   * to its last record. A spool shorter than it (bytes lost that the index vouches for) cuts the index back to the
-   * last frame the spool still holds whole, so the offset never points past the data. Only with `busy` held.
+   * The index decides. A spool longer than it holds the part of a frame that a cut left (or a frame whose record a
+   * crash lost): kept, up to one frame, for the next PATCH to verify; a longer tail is cut back to the last record.
+   * A spool shorter than the index (bytes lost that the index vouches for) cuts the index back to the last frame
+   * the spool still holds whole, so the offset never points past the data. A complete upload keeps no tail. Only
+   * with `busy` held.
    */
   private async repairNow(id: string): Promise<SpoolProgress> {
     const indexFile = this.layout.frameIndexFile(id);
@@ -151,7 +165,7 @@ export class FrameVerifyingStore extends FileStore {
     const { records, held, last, size } = await this.wholeFrames(id, async () => (await fs.stat(spool)).size);
     if (records < held) await truncateIndex(indexFile, records);
     const progress = progressFromRecord(last);
-    if (size > progress.wireOffset) await fs.truncate(spool, progress.wireOffset);
+    if (size > progress.wireOffset + (progress.complete ? 0 : MAX_TAIL)) await fs.truncate(spool, progress.wireOffset);
     return progress;
   }
 
@@ -187,10 +201,10 @@ export class FrameVerifyingStore extends FileStore {
   }
 
   /**
-   * The declared length is shown only once the end frame verified. A client whose last PATCH was cut sends it again
-   * with the same Upload-Length (tus-js-client does so on every PATCH after a resume), sometimes while the cut one is
-   * still being taken apart; @tus/server refuses any Upload-Length on an upload whose length it sees (400), which
-   * would end the upload for good. Hidden, the length reaches declareUploadLength below, which accepts the same value.
+   * The length is shown only once the end frame verified. A client whose last PATCH was cut sends it again with an
+   * Upload-Length (tus-js-client does so on every PATCH after a resume), sometimes while the cut one is still being
+   * taken apart; @tus/server refuses any Upload-Length on an upload whose length it sees (400), which would end the
+   * upload for good. Hidden, the length reaches declareUploadLength below.
    */
   override getUpload(id: string): Promise<Upload> {
     return this.busy.run(id, async () => {
@@ -204,17 +218,36 @@ export class FrameVerifyingStore extends FileStore {
     });
   }
 
+  /**
+   * A declared length binds nothing until the end frame verified, and is never stored before: the end frame records
+   * the length itself (writeNow). A length declared with a PATCH that was then cut would otherwise outlive it, and a
+   * client that resumed and framed the tail anew (another compression level, other frame sizes) could never finish:
+   * every PATCH refused for a length that no stream it can send adds up to. @tus/server still bounds this request's
+   * body by the length it was given. A declaration stored by an older server is dropped here.
+   */
   override async declareUploadLength(id: string, length: number): Promise<void> {
     const info = await this.configstore.get(id);
-    if (info?.size === undefined) return super.declareUploadLength(id, length);
-    if (info.size !== length) {
-      throw new TusStatusError(400, new SnapferryError('length_mismatch', `the upload was declared ${info.size} bytes long, not ${length}`, {
-        details: { declared: info.size, sent: length },
+    if (info === undefined) return super.declareUploadLength(id, length);
+    if (info.size === undefined) return;
+    const { complete } = await this.progress(id);
+    if (complete && info.size !== length) {
+      throw new TusStatusError(400, new SnapferryError('length_mismatch', `the upload is complete at ${info.size} bytes, not ${length}`, {
+        details: { length: info.size, sent: length },
       }));
+    }
+    if (!complete) {
+      info.size = undefined;
+      await this.configstore.set(id, info);
     }
   }
 
+  /** Bytes of request bodies that reached the server for `id` so far: moves while any arrive, even mid-frame. */
+  arrived(id: string): number {
+    return this.arrivedBytes.get(id) ?? 0;
+  }
+
   override async remove(id: string): Promise<void> {
+    this.arrivedBytes.delete(id);
     await fs.rm(this.layout.frameIndexFile(id), { force: true });
     await super.remove(id);
   }
@@ -228,14 +261,16 @@ export class FrameVerifyingStore extends FileStore {
     if (closed) throw this.asTusError(closed);
     const upload = await super.getUpload(id);
     const start = await this.repairNow(id);
-    if (start.wireOffset !== offset) {
+    const spoolPath = this.layout.spoolFile(id);
+    const held = (await fs.stat(spoolPath)).size;
+    if (offset !== held || offset < start.wireOffset) {
       // @tus/server checked the offset against the spool's size, which repair() may just have cut back.
-      throw new TusStatusError(409, new SnapferryError('offset_mismatch', `the upload is at ${start.wireOffset}, not ${offset}`, {
-        retryable: true, details: { offset: start.wireOffset },
+      throw new TusStatusError(409, new SnapferryError('offset_mismatch', `the upload is at ${held}, not ${offset}`, {
+        retryable: true, details: { offset: held },
       }));
     }
     const parser = new FrameParser({ state: this.parserState(upload, start), keepRaw: true });
-    const spool = await fs.open(this.layout.spoolFile(id), 'r+');
+    const spool = await fs.open(spoolPath, 'r+');
     const index = await fs.open(this.layout.frameIndexFile(id), 'a');
     let written = start.wireOffset;
     let unsynced = 0;
@@ -243,51 +278,100 @@ export class FrameVerifyingStore extends FileStore {
     let pendingStart = start.wireOffset;
     let last = start;
     let failure: unknown = null;
-    try {
-      for await (const chunk of readable as AsyncIterable<Buffer>) {
-        pending.push(chunk);
-        const frames: VerifiedFrame[] = parser.push(chunk);
-        for (const frame of frames) {
-          if (frame.index === 0 && frame.kind === 'data' && frame.raw) this.hooks.checkStreamStart(upload, frame.raw);
-          // Write exactly this frame's bytes from what is pending (no copy), keeping any tail of the next frame.
-          const frameLength = frame.wireEnd - pendingStart;
-          let parts = takeFront(pending, frameLength);
-          // A hostile client can send a frame in many tiny pieces: stay well under the kernel's IOV_MAX.
-          if (parts.length > MAX_WRITEV_PARTS) parts = [Buffer.concat(parts)];
-          const { bytesWritten } = await spool.writev(parts, written);
-          if (bytesWritten !== frameLength) {
-            throw Object.assign(new Error(`short write to the spool: ${bytesWritten} of ${frameLength} bytes`), { code: 'ENOSPC' });
-          }
-          written += frameLength;
-          pendingStart = frame.wireEnd;
-          const record: IndexRecord = {
-            index: frame.index,
-            wireEnd: frame.wireEnd,
-            rawEnd: frame.kind === 'end' ? frame.rawOffset : frame.rawOffset + frame.rawLength,
-            kind: frame.kind,
-            chain: frame.chain,
-          };
-          await index.write(encodeIndexRecord(record));
-          last = progressFromRecord(record);
-          if (frame.kind === 'data') await this.hooks.onFrameStored(upload, frame);
-          unsynced += frameLength;
-          if (unsynced >= SYNC_EVERY_BYTES) {
-            await Promise.all([spool.sync(), index.sync()]);
-            unsynced = 0;
-          }
+
+    const take = async (chunk: Buffer): Promise<void> => {
+      pending.push(chunk);
+      const frames: VerifiedFrame[] = parser.push(chunk);
+      for (const frame of frames) {
+        if (frame.index === 0 && frame.kind === 'data' && frame.raw) this.hooks.checkStreamStart(upload, frame.raw);
+        // Write exactly this frame's bytes from what is pending (no copy), keeping any tail of the next frame. A
+        // frame that began in the kept tail is written whole again: the same bytes, and one write.
+        const frameLength = frame.wireEnd - pendingStart;
+        let parts = takeFront(pending, frameLength);
+        // A hostile client can send a frame in many tiny pieces: stay well under the kernel's IOV_MAX.
+        if (parts.length > MAX_WRITEV_PARTS) parts = [Buffer.concat(parts)];
+        await writeAllAt(spool, parts, frameLength, written);
+        written += frameLength;
+        pendingStart = frame.wireEnd;
+        const record: IndexRecord = {
+          index: frame.index,
+          wireEnd: frame.wireEnd,
+          rawEnd: frame.kind === 'end' ? frame.rawOffset : frame.rawOffset + frame.rawLength,
+          kind: frame.kind,
+          chain: frame.chain,
+        };
+        await index.write(encodeIndexRecord(record));
+        last = progressFromRecord(record);
+        if (frame.kind === 'data') await this.hooks.onFrameStored(upload, frame);
+        unsynced += frameLength;
+        if (unsynced >= SYNC_EVERY_BYTES) {
+          await Promise.all([spool.sync(), index.sync()]);
+          unsynced = 0;
         }
+      }
+    };
+
+    let end = written;
+    try {
+      // What a cut left of the frame in flight is parsed first, as if this request had sent it.
+      if (offset > start.wireOffset) {
+        const tail = Buffer.allocUnsafe(offset - start.wireOffset);
+        const { bytesRead } = await spool.read(tail, 0, tail.length, start.wireOffset);
+        if (bytesRead !== tail.length) throw new Error(`the spool's tail is ${bytesRead} bytes, not ${tail.length}`);
+        await take(tail);
+      }
+      for await (const chunk of readable as AsyncIterable<Buffer>) {
+        this.arrivedBytes.set(id, this.arrived(id) + chunk.length);
+        await take(chunk);
       }
     } catch (err) {
       failure = err;
     } finally {
-      await Promise.all([spool.sync(), index.sync()]).finally(async () => {
-        await Promise.all([spool.close(), index.close()]);
+      // A cut (the request's stream failed) keeps what arrived of the frame in flight; a verdict of ours on the bytes
+      // (a frame that failed, a refused stream, the quota) keeps none of them.
+      end = await this.keepTail(spool, written, failure instanceof SnapferryError ? [] : pending).finally(async () => {
+        await Promise.all([spool.sync(), index.sync()]).finally(async () => {
+          await Promise.all([spool.close(), index.close()]);
+        });
       });
     }
-    if (last.complete && !start.complete) this.hooks.onStreamComplete(upload, last);
+    if (last.complete && !start.complete) {
+      await this.recordLength(id, written);
+      this.hooks.onStreamComplete(upload, last);
+    }
+    if (failure instanceof FrameError && pendingStart < offset) failure = new SnapferryError('partial_frame_mismatch',
+      `frame ${parser.state().framesVerified} did not verify with the part of it the server kept from the cut request (${failure.message}); ` +
+        'that part is dropped and the client sends the frame whole', { retryable: true, cause: failure, details: failure.details });
     if (failure instanceof FrameError && isEndFrameRefusal(failure)) this.hooks.onEndFrameRefused(upload, failure);
     if (failure) throw this.asTusError(failure);
-    return written;
+    return end;
+  }
+
+  /**
+   * After a request, the spool holds its verified frames up to `verifiedEnd`, and then exactly `tail`: what arrived
+   * of the next frame (kept for the client's next request), or nothing (a frame that failed: none of it may stay).
+   * Keeping it is worth a try, never a failure: a short write keeps a shorter part, which is still a prefix.
+   */
+  private async keepTail(spool: fs.FileHandle, verifiedEnd: number, tail: readonly Buffer[]): Promise<number> {
+    const length = tail.reduce((n, b) => n + b.length, 0);
+    let kept = 0;
+    if (length > 0 && length <= MAX_TAIL) {
+      kept = await spool.writev(tail.length > MAX_WRITEV_PARTS ? [Buffer.concat(tail)] : [...tail], verifiedEnd).then(
+        ({ bytesWritten }) => bytesWritten,
+        () => 0,
+      );
+    }
+    await spool.truncate(verifiedEnd + kept);
+    return verifiedEnd + kept;
+  }
+
+  /** The upload's length, once its end frame verified: what HEAD reports from then on. */
+  private async recordLength(id: string, length: number): Promise<void> {
+    const info = await this.configstore.get(id);
+    if (info && info.size !== length) {
+      info.size = length;
+      await this.configstore.set(id, info);
+    }
   }
 
   private parserState(upload: Upload, p: SpoolProgress): FrameParserState {
@@ -307,6 +391,14 @@ export class FrameVerifyingStore extends FileStore {
     // a code it does not know is the client's bad stream here, not a server fault.
     const status = statusOf(err);
     return new TusStatusError(status >= 500 ? 400 : status, err);
+  }
+}
+
+/** Writes all of `parts` (`length` bytes) at `position`; a short write is a full disk. */
+async function writeAllAt(file: fs.FileHandle, parts: Buffer[], length: number, position: number): Promise<void> {
+  const { bytesWritten } = await file.writev(parts, position);
+  if (bytesWritten !== length) {
+    throw Object.assign(new Error(`short write to the spool: ${bytesWritten} of ${length} bytes`), { code: 'ENOSPC' });
   }
 }
 

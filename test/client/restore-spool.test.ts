@@ -62,7 +62,7 @@ test('frames spooled in two runs make the whole framed stream, and the state res
   await assert.rejects(fs.stat(dir), /ENOENT/);
 });
 
-test('bytes past the last index record and a torn record are cut off at open', async (t) => {
+test('bytes past the last index record are kept as the start of the next frame, a torn record is cut off at open', async (t) => {
   const dir = await tmpDir(t);
   const wire = await framed(crypto.randomBytes(4 * CHUNK));
   const { spool } = await RestoreSpool.open(dir, identity);
@@ -74,7 +74,8 @@ test('bytes past the last index record and a torn record are cut off at open', a
   await fs.appendFile(path.join(dir, 'frames.index'), Buffer.alloc(20, 7));
   const reopened = (await RestoreSpool.open(dir, identity)).spool;
   assert.equal(reopened.state.framesVerified, 2);
-  assert.equal((await fs.stat(path.join(dir, 'frames'))).size, state.wireOffsetVerified);
+  // What a cut (or a crash before the record) left of frame 2: the next download asks the server for the rest only.
+  assert.deepEqual(await reopened.partial(), wire.subarray(state.wireOffsetVerified, state.wireOffsetVerified + 5000));
   assert.equal((await fs.stat(path.join(dir, 'frames.index'))).size, 2 * 64);
   await feed(reopened, wire);
   assert.ok((await fs.readFile(reopened.framesFile)).equals(wire));
@@ -108,4 +109,32 @@ test('a spool of another stream (another parent) is started over, and says why',
   assert.equal(other.spool.state.framesVerified, 0);
   assert.equal((await fs.stat(other.spool.framesFile)).size, 0);
   await other.spool.close();
+});
+
+test('a tail of a whole frame or more past the last record is no part of a frame: cut off at open', async (t) => {
+  const dir = await tmpDir(t);
+  const wire = await framed(crypto.randomBytes(4 * CHUNK));
+  const { spool } = await RestoreSpool.open(dir, identity);
+  await feed(spool, wire, 1);
+  const state = spool.state;
+  await spool.close();
+  await fs.appendFile(path.join(dir, 'frames'), Buffer.alloc(72 + CHUNK, 1));
+  const reopened = (await RestoreSpool.open(dir, identity)).spool;
+  assert.equal((await reopened.partial()).length, 0);
+  assert.equal((await fs.stat(path.join(dir, 'frames'))).size, state.wireOffsetVerified);
+  await reopened.close();
+});
+
+test('keepPartial keeps what a cut brought of the next frame, and the frame appended whole replaces it', async (t) => {
+  const dir = await tmpDir(t);
+  const wire = await framed(crypto.randomBytes(3 * CHUNK));
+  const { spool } = await RestoreSpool.open(dir, identity);
+  await feed(spool, wire, 1);
+  const at = spool.state.wireOffsetVerified;
+  await spool.keepPartial(wire.subarray(at, at + 1234));
+  assert.deepEqual(await spool.partial(), wire.subarray(at, at + 1234));
+  await feed(spool, wire);
+  assert.ok((await fs.readFile(spool.framesFile)).equals(wire));
+  assert.equal((await spool.partial()).length, 0);
+  await spool.close();
 });

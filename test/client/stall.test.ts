@@ -12,6 +12,12 @@ import { ServerApi } from '../../client/api.ts';
 import { FramedUploadSource } from '../../client/upload-source.ts';
 import { uploadFramed } from '../../client/tus-upload.ts';
 import { SnapferryError } from '../../core/errors.ts';
+import { RestoreSpool } from '../../client/restore-spool.ts';
+import { downloadInto } from '../../client/restore-http.ts';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 
 interface SilentPeer {
   url: string;
@@ -84,4 +90,24 @@ test('a tus upload to a silent server gives up after the stall timeout, retryabl
   assert.equal(err.retryable, true);
   assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
   await until('the connection is closed', () => peer.closed() === 1);
+});
+
+test("a restore's download from a silent server gives up after the stall timeout, retryably", { timeout: 20_000 }, async (t) => {
+  const peer = await silentPeer();
+  t.after(() => peer.close());
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-stall-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const identity = { server: peer.url, client: null, volume: 'v', snapshot: 's1', uuid: crypto.randomUUID(), parentUuid: null, chunkSize: 65536 };
+  const { spool } = await RestoreSpool.open(dir, identity);
+  t.after(() => spool.close());
+  const started = Date.now();
+  const err = await downloadInto(spool, { api: new ServerApi({ server: peer.url }), headers: {} }, { volume: 'v', snapshot: 's1', parentUuid: null, stallMs: 700 }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  const took = Date.now() - started;
+  assert.ok(err instanceof SnapferryError, String(err));
+  assert.equal(err.code, 'download_stalled');
+  assert.equal(err.retryable, true);
+  assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
 });

@@ -130,3 +130,28 @@ test('the memory of acknowledged raw frames is filled again with later chunks, a
   assert.ok(full.length >= 8, `only ${full.length} raw frames came back to the encoder`);
   assert.ok(memory.size < full.length, `${full.length} frames came back in ${memory.size} buffers: none was filled twice`);
 });
+
+test('after a cut the server may hold part of a frame: a slice starts there, and the whole frame is still there to send again', async () => {
+  const raw = crypto.randomBytes(4 * 65536);
+  const { source, done } = sourceFor(raw, 65536, 65536);
+  const frame = 72 + 65536;
+  // Frame 0 acknowledged, then 40% of frame 1 arrived before the cut: the server's offset is inside frame 1.
+  const whole = Buffer.concat((await source.slice(0, frame)).value!.pieces);
+  assert.equal(whole.length, frame);
+  const sent = (await source.slice(frame, 2 * frame)).value!;
+  assert.equal(sent.size, frame);
+  const inside = frame + Math.floor(0.4 * frame);
+  const rest = (await source.slice(inside, inside + frame)).value!;
+  assert.equal(inside + rest.size, 2 * frame, 'the slice goes on to the end of frame 1');
+  // The kept part did not verify with the rest (partial_frame_mismatch): the server asks for frame 1 whole.
+  const again = (await source.slice(frame, frame + frame)).value!;
+  assert.equal(again.size, frame);
+  assert.deepEqual(Buffer.concat(rest.pieces), Buffer.concat(again.pieces).subarray(inside - frame));
+  // Read on to the end, as the upload would (closing early would cut the feeding child off mid-write).
+  for (let offset = 2 * frame; ; ) {
+    const { value, done: last } = await source.slice(offset, offset + frame);
+    offset += value?.size ?? 0;
+    if (last) break;
+  }
+  await done;
+});

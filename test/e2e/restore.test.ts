@@ -176,3 +176,21 @@ test('a restore killed midway goes on from its spool, downloading only the rest'
   await assertOnly(dest, ['s1']);
 });
 
+
+test('a restore through a link cut every 1 MB gets 4 MiB frames of random data down: each cut keeps what arrived of the frame', restoreTest, async (t) => {
+  const { proxy, s2, dest } = await restoreWorld(t, 1);
+  proxy.setRate({ downstream: 1024 * 1024 });
+  proxy.resetStats();
+  const stopCutting = cutDownstreamEvery(proxy, 1024 * 1024);
+  const chunk = 4 * 1024 * 1024;
+  // Before the client kept the part of a frame a cut left, no 4 MiB frame of s2's random file ever came down whole.
+  const done = await restoreVia(proxy, 's2', dest, { chunkSize: chunk }).result;
+  stopCutting();
+  const cuts = proxy.stats().cuts;
+  const crossed = proxy.stats().downstreamBytes;
+  t.diagnostic(`${crossed} bytes came down for a ${done.wireBytes}-byte framed stream with ${cuts} cut(s)`);
+  assert.ok(cuts >= 3, `the link was cut ${cuts} times`);
+  // No frame came down twice: a cut costs only what sat in socket buffers (before, every cut cost the frame in flight).
+  assert.ok(crossed <= done.wireBytes + cuts * BUFFERED_PER_CUT + OVERHEAD, `${crossed} bytes came down`);
+  await assertRestored(s2, path.join(dest, 's2'));
+});

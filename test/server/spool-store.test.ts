@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { setImmediate as tick } from 'node:timers/promises';
+import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
 import { Upload } from '@tus/utils';
 import { FrameVerifyingStore } from '../../server/spool-store.ts';
 import { ServerLayout } from '../../server/layout.ts';
@@ -79,7 +79,7 @@ test('a HEAD (getUpload) while a write is storing frames waits for it: the offse
   assert.deepEqual(completed, [wire.length]);
 });
 
-test('a write whose request stream fails mid-frame keeps every whole frame, and the next write resumes there', async (t) => {
+test('a write whose request stream fails mid-frame keeps every whole frame and what arrived of the next, and the next write resumes there', async (t) => {
   const { layout, store, id } = await storeIn(t);
   const { wire, frames } = await encode(mixedBytes(12 * CHUNK, 2 * CHUNK), { chunkSize: CHUNK, level: 1 });
   const cutAt = frames[5]!.wireEnd - 10;
@@ -94,7 +94,9 @@ test('a write whose request stream fails mid-frame keeps every whole frame, and 
   const head = store.getUpload(id);
   await writing.catch(() => undefined);
   const offset = (await head).offset;
-  assert.equal(offset, frames[4]!.wireEnd, 'the last whole frame before the cut');
+  assert.ok(offset > frames[4]!.wireEnd && offset <= cutAt, `past the last whole frame (${frames[4]!.wireEnd}), at most the cut (${cutAt}): ${offset}`);
+  assert.equal((await store.progress(id)).wireOffset, frames[4]!.wireEnd, 'verified: the last whole frame before the cut');
+  assert.deepEqual(await fs.readFile(layout.spoolFile(id)), wire.subarray(0, offset), 'the spool holds what arrived');
 
   const second = new PassThrough();
   const resumed = store.write(second, id, offset);
@@ -124,9 +126,10 @@ test('repair: a spool shorter than its index cuts the index back to the last fra
   const progress = await store.repair(id);
   assert.equal(progress.wireOffset, frames[3]!.wireEnd);
   assert.equal(progress.framesVerified, 4);
-  assert.equal((await fs.stat(layout.spoolFile(id))).size, frames[3]!.wireEnd);
+  // What is left of frame 4 stays, as the part of a frame a cut left: the next write verifies it with the rest.
+  assert.equal((await fs.stat(layout.spoolFile(id))).size, frames[3]!.wireEnd + 10);
   assert.equal((await readRecords(layout.frameIndexFile(id), 0, 100)).length, 4);
-  assert.equal((await store.getUpload(id)).offset, frames[3]!.wireEnd);
+  assert.equal((await store.getUpload(id)).offset, frames[3]!.wireEnd + 10);
   // A torn record appended after a crash is dropped too.
   await fs.appendFile(layout.frameIndexFile(id), encodeIndexRecord({ index: 4, wireEnd: 1, rawEnd: 1, kind: 'data', chain: Buffer.alloc(32) }).subarray(0, 20));
   assert.equal((await store.repair(id)).framesVerified, 4);
@@ -141,9 +144,73 @@ test('progress (what GET /v1/transfers resumes from) never vouches for more than
   const listed = await store.progress(id);
   assert.equal(listed.wireOffset, frames[3]!.wireEnd);
   assert.equal(listed.framesVerified, 4);
-  assert.equal((await store.getUpload(id)).offset, listed.wireOffset);
+  // The HEAD may say more (the part of frame 4 the spool holds), never less: the client keeps that frame whole.
+  assert.equal((await store.getUpload(id)).offset, listed.wireOffset + 10);
   assert.deepEqual(await store.progress(id), listed, 'the repair the HEAD made changed nothing progress had not said');
   // A spool that is gone holds nothing.
   await fs.rm(layout.spoolFile(id));
   assert.equal((await store.progress(id)).wireOffset, 0);
+});
+
+/** Writes `bytes` as one request that is then cut (its stream fails); returns the offset a HEAD reports after it. */
+async function cutRequest(store: FrameVerifyingStore, id: string, offset: number, bytes: Buffer): Promise<number> {
+  const request = new PassThrough();
+  request.on('error', () => undefined);
+  const writing = store.write(request, id, offset);
+  request.write(bytes);
+  // Let the store take every byte before the cut: a line that cut after them.
+  for (let end = Date.now() + 5000; request.readableLength + request.writableLength > 0 && Date.now() < end; ) await sleep(2);
+  request.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+  await writing.catch(() => undefined);
+  return (await store.getUpload(id)).offset;
+}
+
+test('a line that cuts every 40% of a frame still gets the upload through: each cut keeps what arrived', async (t) => {
+  const { layout, store, id, completed } = await storeIn(t);
+  const { wire } = await encode(mixedBytes(6 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 0 });
+  const step = Math.floor(0.4 * CHUNK);
+  let offset = 0;
+  let cuts = 0;
+  while (offset + step < wire.length) {
+    const next = await cutRequest(store, id, offset, wire.subarray(offset, offset + step));
+    assert.equal(next, offset + step, `cut ${cuts}: every byte that arrived is kept`);
+    offset = next;
+    cuts++;
+  }
+  const last = new PassThrough();
+  const finishing = store.write(last, id, offset);
+  last.end(wire.subarray(offset));
+  assert.equal(await finishing, wire.length);
+  assert.ok(cuts >= 14, `${cuts} cuts`);
+  assert.deepEqual(await fs.readFile(layout.spoolFile(id)), wire);
+  assert.deepEqual(completed, [wire.length]);
+});
+
+test('the rest of a frame from another encoding fails as a retryable partial_frame_mismatch: the kept part goes, the whole frame goes through', async (t) => {
+  const { layout, store, id, completed } = await storeIn(t);
+  const raw = mixedBytes(4 * CHUNK, 2 * CHUNK);
+  const a = await encode(raw, { chunkSize: CHUNK, level: 1 });
+  const b = await encode(raw, { chunkSize: CHUNK, level: 19 });
+  assert.notDeepEqual(a.wire.subarray(a.frames[0]!.wireEnd, a.frames[1]!.wireEnd), b.wire.subarray(b.frames[0]!.wireEnd, b.frames[1]!.wireEnd));
+  // Frame 0 and half of frame 1 at level 1, then the cut.
+  const half = a.frames[0]!.wireEnd + Math.floor((a.frames[1]!.wireEnd - a.frames[0]!.wireEnd) / 2);
+  const offset = await cutRequest(store, id, 0, a.wire.subarray(0, half));
+  assert.equal(offset, half);
+  // The client framed the rest again at level 19 and sends frame 1 from where the server's offset says.
+  const spliced = new PassThrough();
+  const writing = store.write(spliced, id, offset);
+  spliced.end(b.wire.subarray(offset));
+  const err = await writing.then(() => null, (e: unknown) => e as { code?: string; status_code?: number; retryable?: boolean });
+  assert.equal(err?.code, 'partial_frame_mismatch');
+  assert.equal(err?.status_code, 409);
+  assert.equal(err?.retryable, true);
+  assert.equal((await store.getUpload(id)).offset, a.frames[0]!.wireEnd, 'back at the last verified frame');
+  // The whole frame again, and the rest, as the client sends them after its HEAD.
+  const again = new PassThrough();
+  const resumed = store.write(again, id, a.frames[0]!.wireEnd);
+  again.end(b.wire.subarray(b.frames[0]!.wireEnd));
+  const expected = Buffer.concat([a.wire.subarray(0, a.frames[0]!.wireEnd), b.wire.subarray(b.frames[0]!.wireEnd)]);
+  assert.equal(await resumed, expected.length);
+  assert.deepEqual(await fs.readFile(layout.spoolFile(id)), expected);
+  assert.deepEqual(completed, [expected.length]);
 });
