@@ -6,7 +6,7 @@
  *
  * The test's own eyes stay off the line: it reads where the server stands from the server's root on disk (the frame
  * index and the catalog), so that nothing it does crosses the line, is silenced with it, or is counted as the push's.
- * What the push sent is tbf's own count of what crossed the line upstream.
+ * What the push sent is the line's own count of what crossed it upstream (shaped-line.ts).
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -28,7 +28,7 @@ import { ChildProcesses, type ServeProcess, type SnapferryProcess } from './proc
 export const STALL_SECONDS = 8;
 /** The server's --idle-timeout for request bodies: shorter than the push's, as a server's should be. */
 export const IDLE_SECONDS = 5;
-/** The time a push may lose beyond a silence: its stall timeout, plus a retry's backoff and the resume itself. */
+/** The time a push may lose beyond a silence: its stall timeout, plus a retry's backoff (at most 15 s) and the resume. */
 export const LOST_SECONDS = STALL_SECONDS + 20;
 export const CHUNK = 64 * 1024;
 /** One frame of `--compress none`: what an interruption may cost, the frame that was in flight. */
@@ -73,7 +73,7 @@ export interface SilentLineWorld {
   push(): SnapferryProcess;
   /** The server's last verified frame, read from its root (null before the first, and once the spool is gone). */
   held(): Promise<IndexRecord | null>;
-  /** The bytes of the stream the server holds: its spool's, or once that is gone (received), the final count. */
+  /** The end of the server's last verified frame, or once the spool is gone (received), the stream's length. */
   heldBytes(): Promise<number>;
   /** The server's catalog record of the transfer (null before it exists). */
   transfer(): Promise<TransferOnDisk | null>;
