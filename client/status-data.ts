@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { describeError, isSnapferryError } from '../core/errors.ts';
-import { type Status, type Transfer, type Volume } from '../core/protocol.ts';
+import { inProgress, type Status, type Transfer, type Volume } from '../core/protocol.ts';
 import type { LocalSnapshot } from '../core/plan.ts';
 import type { ServerApi } from './api.ts';
 import { resolveRequested } from './local-snapshots.ts';
@@ -13,7 +13,7 @@ import { resolveRequested } from './local-snapshots.ts';
 export interface StatusReport {
   server: Status & { url: string };
   volumes: VolumeStatus[];
-  /** Transfers not yet over (uploading, verifying, receiving), oldest first. */
+  /** Transfers not yet over (uploading, receiving, waiting for their receive), oldest first. */
   inFlight: TransferStatus[];
   /** The newest error any transfer recorded, or null. */
   lastError: LastError | null;
@@ -79,8 +79,6 @@ export interface StatusInput {
   serverUuids: Readonly<Record<string, ReadonlySet<string>>>;
 }
 
-const IN_FLIGHT: readonly string[] = ['uploading', 'verifying', 'receiving'];
-
 /** Pure: the report from what was fetched and listed. */
 export function buildStatusReport(input: StatusInput): StatusReport {
   const rows: VolumeStatus[] = input.volumes.map((v) => ({
@@ -99,7 +97,7 @@ export function buildStatusReport(input: StatusInput): StatusReport {
   rows.sort((a, b) => `${a.client ?? ''}/${a.name}`.localeCompare(`${b.client ?? ''}/${b.name}`));
 
   const inFlight = input.transfers
-    .filter((t) => IN_FLIGHT.includes(t.state))
+    .filter((t) => inProgress(t.state))
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
     .map(transferStatus);
 

@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs/promises';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { transferStates } from '../core/protocol.ts';
+import { inProgress, transferStates, waitingStates } from '../core/protocol.ts';
 import type { SafeName } from '../core/names.ts';
 import type { ReplicationService } from './replication.ts';
 import type { TransferRecord } from './catalog.ts';
@@ -19,9 +19,6 @@ import type { Caller } from './auth.ts';
 import { clientsFor } from './caller-views.ts';
 
 export const METRICS_PATH = '/metrics';
-
-/** Transfers whose spool may still be on disk: until received or aborted (a failed receive keeps it). */
-const HOLDS_SPOOL: readonly string[] = ['uploading', 'verifying', 'receiving', 'failed'];
 
 let processRegistry: Registry | null = null;
 
@@ -83,6 +80,18 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
     registers,
   });
   const spool = new Gauge({ name: 'snapferry_spool_bytes', help: 'Bytes of unfinished or failed uploads on disk (spool and frame index)', labelNames: byClient, registers });
+  const waitingRaw = new Gauge({
+    name: 'snapferry_waiting_raw_bytes',
+    help: 'Raw send-stream bytes of whole streams whose receive waits (waiting_for_space, waiting_to_retry)',
+    labelNames: byClient,
+    registers,
+  });
+  const neededFree = new Gauge({
+    name: 'snapferry_waiting_needed_free_bytes',
+    help: 'Free space the receives that wait for space need (compare snapferry_free_bytes)',
+    labelNames: byClient,
+    registers,
+  });
 
   for (const client of clients) {
     for (const volume of service.catalog.volumes(client)) {
@@ -97,8 +106,7 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
     // Every state, zeros included: a series that is absent cannot be told from one that is 0.
     for (const state of transferStates) transfers.set({ client, state }, mine.filter((t) => t.state === state).length);
     for (const counter of [uploaded, received, interruptions, receiveFailures]) counter.inc({ client }, 0);
-    spool.set({ client }, 0);
-    receiving.set({ client }, 0);
+    for (const gauge of [spool, receiving, waitingRaw, neededFree]) gauge.set({ client }, 0);
     for (const t of mine) {
       uploaded.inc({ client }, await wireBytes(service, t));
       if (t.state === 'received') received.inc({ client }, t.rawBytes ?? 0);
@@ -109,8 +117,13 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
         // that has them failed in (or after) its receive; one without them failed while it was uploading.
         if (t.framesVerified !== null) receiveFailures.inc({ client });
       }
-      if (HOLDS_SPOOL.includes(t.state)) spool.inc({ client }, await spoolBytes(service, t.id));
+      // Until received or aborted: a failed receive keeps its spool.
+      if (inProgress(t.state) || t.state === 'failed') spool.inc({ client }, await spoolBytes(service, t.id));
       receiving.inc({ client }, service.rawReceived(t.id));
+      if (waitingStates.includes(t.state)) {
+        waitingRaw.inc({ client }, t.rawBytes ?? 0);
+        neededFree.inc({ client }, t.wait?.neededBytes ?? 0);
+      }
     }
   }
 }

@@ -22,7 +22,7 @@ function transfer(over: Partial<Transfer>): Transfer {
     id: '3f2a9c1e00000000000000000000abcd', client: 'default', volume: 'home', snapshot: 'home.20250301T0300', uuid: 'u3',
     parentUuid: 'u2', state: 'uploading', createdAt: '2025-03-01T07:00:00Z', updatedAt: '2025-03-01T11:00:00Z', chunkSize: MiB,
     wireOffset: 412 * MiB, framesVerified: 1234, rawBytes: 1234 * MiB, rawEstimate: 4096 * MiB, chain: '', error: null,
-    lastInterruption: null, interruptions: 0, sendStream: 'v1', rawReceived: 0, ...over,
+    lastInterruption: null, interruptions: 0, sendStream: 'v1', rawReceived: 0, wait: null, ...over,
   };
 }
 
