@@ -230,6 +230,11 @@ export const Transfer = z.object({
   rawReceived: z.number().default(0),
   /** Set while the receive waits (waiting_for_space, waiting_to_retry) and while it runs again after that; else null. */
   wait: ReceiveWait.nullable().default(null),
+  /**
+   * Bytes the transfer's spool holds on the server's disk. Once the transfer is over (a failed one keeps its spool),
+   * they are orphaned: an abort deletes them, and the server does after its expiry period.
+   */
+  spoolBytes: z.number().default(0),
 });
 export type Transfer = z.infer<typeof Transfer>;
 
@@ -254,5 +259,7 @@ export const Status = z.object({
   transfers: z.record(z.string(), z.number()),
   /** Send stream versions the server's `btrfs receive` reads; a server that does not say reads version 1 only. */
   receiveStreamVersions: z.array(z.number().int()).default([1]),
+  /** Spools of transfers that are over (failed ones keep theirs): how many, and their bytes. */
+  orphanedSpools: z.object({ count: z.number(), bytes: z.number() }).default({ count: 0, bytes: 0 }),
 });
 export type Status = z.infer<typeof Status>;

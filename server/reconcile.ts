@@ -46,16 +46,9 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Log
       await adoptUnrecorded(layout, catalog, client, volume, log);
     }
   }
-  const again: string[] = [];
-  for (const t of catalog.transfers()) {
-    // Whole streams: cut short in their receive, or waiting for one.
-    if (inProgress(t.state) && t.state !== 'uploading') again.push(t.id);
-    // Received, but the server died before it deleted the spool.
-    if (t.state === 'received') {
-      for (const f of [layout.spoolFile(t.id), `${layout.spoolFile(t.id)}.json`, layout.frameIndexFile(t.id)]) await fs.rm(f, { force: true });
-    }
-  }
-  return again;
+  // Whole streams: cut short in their receive, or waiting for one. (A spool whose transfer is over, received just
+  // before a crash say, is the orphan sweep's: server/orphan-spools.ts.)
+  return catalog.transfers().filter((t) => inProgress(t.state) && t.state !== 'uploading').map((t) => t.id);
 }
 
 /** A snapshot moved into place whose catalog entry was lost to a crash: record it from what the disk says. */

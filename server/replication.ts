@@ -10,7 +10,7 @@ import { parseName, parseUuid, type SafeName } from '../core/names.ts';
 import { META, MAX_FRAMES_PER_PAGE, SEND_STREAM_VERSION, SendStreamName, WIRE_FORMAT, inProgress, sendStreams, type FrameRecord, type SendStream, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
 import { btrfsFeatures } from '../core/btrfs/features.ts';
 import { LEASE_MS, UploadLeases } from './leases.ts';
-import { expiryHooks } from './expiry.ts';
+import { DEFAULT_EXPIRE_AFTER_MS, expiryHooks, sweepIntervalMs } from './expiry.ts';
 import { FrameError } from '../core/wire/index.ts';
 import { validateChunkSize } from '../core/wire/index.ts';
 import { assertStreamStart, readStreamStart } from './stream-start.ts';
@@ -27,6 +27,8 @@ import { LiveReceives } from './live-receives.ts';
 import { reconcile } from './reconcile.ts';
 import { classifyReceiveFailure, DEFAULT_RETRY, type RetrySchedule } from './receive-wait.ts';
 import { ReceiveRetries } from './receive-retries.ts';
+import { deleteSpool, dueForDeletion, orphansAmong, spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
+import { runEvery, type Periodic } from './periodic.ts';
 import { KEEP_EVERYTHING, ServerPruner, type RetentionLookup } from './retention.ts';
 import type { Logger } from './log.ts';
 
@@ -72,6 +74,9 @@ export class ReplicationService {
   private readonly privilegedFiles: PrivilegedFiles;
   private readonly receives: LiveReceives;
   private readonly retries: ReceiveRetries;
+  /** How long a failed transfer keeps its spool (the expiry period; 0: until it is aborted). */
+  private readonly keepFailedMs: number;
+  private orphanSweep: Periodic | null = null;
   readonly pruner: ServerPruner;
   private readonly startedAt = Date.now();
 
@@ -117,6 +122,7 @@ export class ReplicationService {
       startFromSpool: (id) => this.receives.startFromSpool(id),
       startLater: (id, ms) => this.receives.restartLater(id, ms),
     }, { ...DEFAULT_RETRY, ...options.receiveRetry });
+    this.keepFailedMs = options.expireAfterMs ?? 0;
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
   }
 
@@ -129,17 +135,20 @@ export class ReplicationService {
   }
 
   /**
-   * At start: the catalog meets the disk, leftovers of a crash are cleaned (partial receives among them), and every
-   * upload that holds verified frames is received again from its spool, complete or not, waiting ones included.
-   * Then the waiting receives are looked at now and then.
+   * At start: the catalog meets the disk, leftovers of a crash are cleaned (partial receives and orphaned spools
+   * among them), and every upload that holds verified frames is received again from its spool, complete or not,
+   * waiting ones included. Then the waiting receives and the orphaned spools are looked at now and then.
    */
   async start(): Promise<void> {
     await this.checkMount();
     const pending = await reconcile(this.layout, this.catalog, this.log);
+    await this.sweepOrphans();
     for (const id of pending) await this.retries.receiveAgain(id, 'the server started');
     for (const t of this.catalog.transfers()) if (t.state === 'uploading') this.receives.startFromSpool(t.id);
     await this.pruner.pruneAll();
     this.retries.start();
+    const sweepMs = this.keepFailedMs > 0 ? sweepIntervalMs(this.keepFailedMs) : sweepIntervalMs(DEFAULT_EXPIRE_AFTER_MS);
+    this.orphanSweep ??= runEvery(sweepMs, () => this.sweepOrphans(), (err) => this.log.error({ err }, 'could not sweep orphaned spools; trying again at the next sweep'));
   }
 
   /** Lets held receives run (see ServeOptions.holdReceives). */
@@ -154,7 +163,7 @@ export class ReplicationService {
 
   /** A graceful shutdown: receives of uploads in progress are stopped (and started again at the next start). */
   async close(): Promise<void> {
-    await this.retries.stop();
+    await Promise.all([this.retries.stop(), this.orphanSweep?.stop()]);
     await this.receives.close();
   }
 
@@ -360,7 +369,8 @@ export class ReplicationService {
     await this.catalog.addSnapshot(record);
     await this.catalog.updateTransfer(id, { state: 'received', error: null, wait: null });
     this.retries.forget(id);
-    await this.store.remove(id);
+    // Not the store's remove(), which fails when a file is already gone (the orphan sweep may have been first).
+    await deleteSpool(this.layout, id);
     this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received');
     await this.pruner.pruneVolume(t.client, t.volume);
   }
@@ -394,7 +404,10 @@ export class ReplicationService {
     this.log.warn({ transfer: id, code: e.code, err: e.message }, 'receive failed; the spool is kept');
   }
 
-  /** Throws away a transfer that is not being received: an upload in progress, or a stream waiting for its receive. */
+  /**
+   * Throws away a transfer that is not being received: an upload in progress or a stream waiting for its receive
+   * (spool and all; it becomes aborted), or the spool a failed one kept (it stays failed, with its reason).
+   */
   async abort(client: SafeName, id: string): Promise<Transfer> {
     const t = this.ownTransfer(client, id);
     if (t.state === 'receiving') {
@@ -403,10 +416,29 @@ export class ReplicationService {
     if (inProgress(t.state)) {
       await this.receives.stop(id, 'the upload was aborted');
       await this.store.remove(id).catch(() => undefined);
+      await deleteSpool(this.layout, id);
       this.retries.forget(id);
       await this.catalog.updateTransfer(id, { state: 'aborted' });
+    } else if (t.state !== 'received') {
+      const freed = await spoolBytes(this.layout, id);
+      await deleteSpool(this.layout, id);
+      if (freed > 0) this.log.info({ transfer: id, state: t.state, freedBytes: freed }, 'spool of a transfer that is over deleted on request');
     }
     return this.transfer(client, id);
+  }
+
+  /** Spools that nothing will read again (server/orphan-spools.ts), of one client's transfers or of all. */
+  async orphanedSpools(client?: string): Promise<OrphanedSpool[]> {
+    const all = orphansAmong(await spoolsOnDisk(this.layout), (id) => this.catalog.transfer(id));
+    return client === undefined ? all : all.filter((o) => o.client === client);
+  }
+
+  /** Deletes the orphaned spools that are due: those of failed transfers after the expiry period, others at once. */
+  private async sweepOrphans(): Promise<void> {
+    for (const o of dueForDeletion(await this.orphanedSpools(), Date.now(), this.keepFailedMs)) {
+      await deleteSpool(this.layout, o.id);
+      this.log.info({ transfer: o.id, client: o.client, state: o.state, freedBytes: o.bytes }, 'orphaned spool deleted');
+    }
   }
 
   // --- views ----------------------------------------------------------------------------------------------------
@@ -440,6 +472,7 @@ export class ReplicationService {
       rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.rawReceived(t.id),
       // The catalog has the free space of the last failure; the caller wants it now, beside what is needed.
       wait: t.wait === null ? null : { ...t.wait, freeBytes: (await this.freeBytes()) ?? t.wait.freeBytes },
+      spoolBytes: await spoolBytes(this.layout, t.id),
     };
   }
 
@@ -538,8 +571,14 @@ export class ReplicationService {
       freeBytes: stats ? stats.bavail * stats.bsize : null,
       volumes: new Set(all.map((s) => `${s.client}/${s.volume}`)).size, snapshots: all.length, transfers,
       receiveStreamVersions: [...(await btrfsFeatures()).receiveStreamVersions],
+      orphanedSpools: countSpools(await this.orphanedSpools()),
     };
   }
+}
+
+/** How many spools, and their bytes, as GET /v1/status shows them. */
+export function countSpools(spools: readonly OrphanedSpool[]): { count: number; bytes: number } {
+  return { count: spools.length, bytes: spools.reduce((n, s) => n + s.bytes, 0) };
 }
 
 /** The frame index where a spool failed verification during the receive, or null for any other failure. */

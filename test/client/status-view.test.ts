@@ -22,14 +22,14 @@ function transfer(over: Partial<Transfer>): Transfer {
     id: '3f2a9c1e00000000000000000000abcd', client: 'default', volume: 'home', snapshot: 'home.20250301T0300', uuid: 'u3',
     parentUuid: 'u2', state: 'uploading', createdAt: '2025-03-01T07:00:00Z', updatedAt: '2025-03-01T11:00:00Z', chunkSize: MiB,
     wireOffset: 412 * MiB, framesVerified: 1234, rawBytes: 1234 * MiB, rawEstimate: 4096 * MiB, chain: '', error: null,
-    lastInterruption: null, interruptions: 0, sendStream: 'v1', rawReceived: 0, wait: null, ...over,
+    lastInterruption: null, interruptions: 0, sendStream: 'v1', rawReceived: 0, wait: null, spoolBytes: 0, ...over,
   };
 }
 
 function input(over: Partial<StatusInput> = {}): StatusInput {
   return {
     url: 'https://backup.example.net',
-    status: { service: 'snapferry', version: '0.1.0', uptimeSeconds: 3 * 86_400 + 4 * 3600, freeBytes: 812 * 1024 * MiB, volumes: 1, snapshots: 2, transfers: {}, receiveStreamVersions: [1, 2] },
+    status: { service: 'snapferry', version: '0.1.0', uptimeSeconds: 3 * 86_400 + 4 * 3600, freeBytes: 812 * 1024 * MiB, volumes: 1, snapshots: 2, transfers: {}, receiveStreamVersions: [1, 2], orphanedSpools: { count: 0, bytes: 0 } },
     volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z') }],
     transfers: [],
     local: {},
