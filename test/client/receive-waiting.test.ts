@@ -1,12 +1,13 @@
 /**
  * A push that finds its stream whole on the server but not received (issue 16): the error it stops with, its exit
- * code, and the words.
+ * code, and the words; and what `snapferry abort` says it did.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Transfer } from '../../core/protocol.ts';
 import { ReceiveWaiting, WAIT_SOON_MS, describeWait, keepWaiting, lastWords, receiveWaitingMessage } from '../../client/receive-waiting.ts';
 import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
+import { describeAbort } from '../../client/abort-transfer.ts';
 
 const MiB = 1024 * 1024;
 const NOW = Date.parse('2026-12-04T12:00:00Z');
@@ -59,4 +60,13 @@ test('a push waits on for a try that is near or for space that is back, a minute
   const fault = transfer({ state: 'waiting_to_retry', wait: { ...far.wait!, reason: 'server_fault', neededBytes: null, freeBytes: 200 * MiB } });
   assert.equal(keepWaiting(fault, NOW, 0), false, 'free space does not matter to an I/O error');
   assert.equal(keepWaiting(transfer({ wait: null }), NOW, 0), false);
+});
+
+test('abort says what it did', () => {
+  const uploading = transfer({ state: 'uploading', wait: null, error: null });
+  assert.equal(describeAbort(uploading, { ...uploading, state: 'aborted', spoolBytes: 0 }), 'aborted transfer 9ac10b2d00000000000000000000abcd (home/home.20261204T0100), which was uploading; deleted its spool (60.0 MiB)');
+  const failed = transfer({ state: 'failed', wait: null });
+  assert.equal(describeAbort(failed, { ...failed, spoolBytes: 0 }), 'transfer 9ac10b2d00000000000000000000abcd (home/home.20261204T0100) was failed; deleted its spool (60.0 MiB)');
+  const received = transfer({ state: 'received', wait: null, spoolBytes: 0 });
+  assert.match(describeAbort(received, received), /was received and held no spool: nothing to do$/);
 });
