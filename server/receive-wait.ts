@@ -21,8 +21,11 @@ export interface RetrySchedule {
   checkMs: number;
 }
 
-/** A few minutes at most between tries: a full disk is usually freed by a person, who expects to see it go soon. */
-export const DEFAULT_RETRY: RetrySchedule = { firstMs: 5000, maxMs: 5 * 60_000, checkMs: 10_000 };
+/**
+ * A few minutes at most between tries: a full disk is usually freed by a person, who expects to see it go soon.
+ * A look costs one statfs, and only while something waits.
+ */
+export const DEFAULT_RETRY: RetrySchedule = { firstMs: 5000, maxMs: 5 * 60_000, checkMs: 5000 };
 
 /**
  * btrfs receive's complaints that no retry can cure: the stream names a parent or a clone source this filesystem
