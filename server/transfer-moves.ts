@@ -8,8 +8,8 @@ import type { TransferState } from '../core/protocol.ts';
 const MOVES: Readonly<Record<TransferState, readonly TransferState[]>> = {
   // The end frame verified (receiving); refused, expired or failed for the stream's reasons; aborted.
   uploading: ['receiving', 'failed', 'aborted'],
-  // Recorded by older versions for a stream whose receive had not started: as receiving.
-  verifying: ['receiving', 'uploading', 'waiting_for_space', 'waiting_to_retry', 'failed'],
+  // Recorded by older versions for a stream whose receive had not started: as receiving, and abortable as it was.
+  verifying: ['receiving', 'uploading', 'waiting_for_space', 'waiting_to_retry', 'failed', 'aborted'],
   // Received and checked; the spool was damaged on disk and the upload rewound (uploading); the server's own
   // trouble (waiting_*); the stream's or the snapshot's fault (failed). Never aborted: btrfs is writing.
   receiving: ['uploading', 'waiting_for_space', 'waiting_to_retry', 'failed'],

@@ -88,7 +88,7 @@ test('the moves a transfer may make: a whole stream never fails for waiting, not
   const ok: [TransferState, TransferState][] = [
     ['uploading', 'receiving'], ['receiving', 'waiting_for_space'], ['receiving', 'waiting_to_retry'], ['waiting_for_space', 'receiving'],
     ['waiting_to_retry', 'receiving'], ['waiting_for_space', 'aborted'], ['receiving', 'received'], ['receiving', 'uploading'],
-    ['receiving', 'failed'], ['failed', 'received'], ['failed', 'failed'],
+    ['receiving', 'failed'], ['failed', 'received'], ['failed', 'failed'], ['verifying', 'aborted'],
   ];
   for (const [from, to] of ok) assert.ok(canMove(from, to), `${from} -> ${to}`);
   const refused: [TransferState, TransferState][] = [
