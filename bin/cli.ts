@@ -12,6 +12,7 @@ import { restore } from '../client/restore.ts';
 import { renderStatus } from '../client/status-view.ts';
 import { gatherStatus } from '../client/status-data.ts';
 import { EXIT, exitCodeFor } from '../client/exit-codes.ts';
+import { abortTransfer } from '../client/abort-transfer.ts';
 import { startServer } from '../server/serve.ts';
 import { createLogger } from '../server/log.ts';
 import { logCrashes } from '../server/crash-log.ts';
@@ -208,6 +209,22 @@ program
     const configured = Object.fromEntries(Object.entries(config?.volumes ?? {}).map(([name, v]) => [name, v.snapshotDir]));
     const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir });
     process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
+  });
+
+program
+  .command('abort')
+  .description("throw away a transfer that is not being received (an upload, or a stream waiting for its receive), or delete the spool a failed one keeps on the server")
+  .option('--config <file>', `the client's config file (server, tokenFile, caFile); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`)
+  .option('--server <url>', 'the snapferry server')
+  .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV})`)
+  .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
+  .argument('<id>', 'the transfer, by its id or the first digits of it that `snapferry status` shows')
+  .action(async (id: string, opts: { config?: string }, cmd: Command) => {
+    const config = await findClientConfig(opts.config);
+    const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
+    const transport = createTransport(settings.server, settings.caFile !== undefined ? { caFile: settings.caFile } : {});
+    const api = new ServerApi({ server: settings.server, transport, headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
+    process.stderr.write(`${await abortTransfer(api, id)}\n`);
   });
 
 program

@@ -2,6 +2,7 @@
  * The one place where an outcome becomes an exit code, for systemd timers and cron (documented in the README).
  */
 import { SnapferryError } from '../core/errors.ts';
+import { RECEIVE_WAITING } from './receive-waiting.ts';
 
 export const EXIT = {
   ok: 0,
@@ -9,7 +10,7 @@ export const EXIT = {
   failed: 1,
   /** The command line or a name was wrong. */
   usage: 2,
-  /** A temporary failure (network, server busy): run again later, nothing is lost. */
+  /** A temporary failure (network, server busy, a receive that waits for the server's disk): run again later, nothing is lost. */
   temporary: 75, // EX_TEMPFAIL, which cron wrappers and systemd know
   /** Another `snapferry run` holds the run lock: this one did nothing. */
   locked: 73, // EX_CANTCREAT: the lock file could not be created
@@ -21,6 +22,8 @@ export function exitCodeFor(err: unknown): number {
   if (err.code === 'cancelled' || err.code === 'btrfs_cancelled') return EXIT.interrupted;
   if (err.code === 'run_locked') return EXIT.locked;
   if (err.code === 'invalid_input' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
+  // The server holds the whole stream and receives it once it can (a full disk): a later run finds it received.
+  if (err.code === RECEIVE_WAITING) return EXIT.temporary;
   if (err.retryable) return EXIT.temporary;
   return EXIT.failed;
 }

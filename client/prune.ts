@@ -13,11 +13,10 @@ import * as btrfs from '../core/btrfs/index.ts';
 import { describeError } from '../core/errors.ts';
 import { planRetention, type RetentionPlan } from '../core/retention.ts';
 import { prunes, type RetentionPolicy } from '../core/retention-policy.ts';
-import type { SnapshotList, Transfer, TransferState } from '../core/protocol.ts';
+import { inProgress, type SnapshotList, type Transfer } from '../core/protocol.ts';
 import type { ServerApi } from './api.ts';
 import { listOwnSnapshots, type OwnSnapshot } from './snapshot.ts';
 
-const IN_PROGRESS: readonly TransferState[] = ['uploading', 'verifying', 'receiving'];
 
 export interface PruneSettings {
   snapshotDir: string;
@@ -45,7 +44,7 @@ export function localProtections(own: readonly OwnSnapshot[], server: Pick<Snaps
   const newestCommon = own.findLastIndex((s) => held.has(s.uuid));
   if (newestCommon >= 0) add(own[newestCommon]!.name, 'newest snapshot both sides hold: the parent of the next incremental');
   for (const s of own.slice(newestCommon + 1)) add(s.name, 'not on the server yet');
-  for (const t of transfers.filter((x) => x.volume === volume && IN_PROGRESS.includes(x.state))) {
+  for (const t of transfers.filter((x) => x.volume === volume && inProgress(x.state))) {
     for (const s of own) {
       if (s.uuid === t.uuid) add(s.name, `being sent (transfer ${t.id}, ${t.state})`);
       if (s.uuid === t.parentUuid) add(s.name, `parent of transfer ${t.id} in progress (${t.state})`);

@@ -7,7 +7,7 @@
 import { SnapferryError, describeError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
 import type { LocalSnapshot, PlanStep } from '../core/plan.ts';
-import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, type SendStream, type Transfer } from '../core/protocol.ts';
+import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, waitingStates, type SendStream, type Transfer } from '../core/protocol.ts';
 import { btrfsFeatures, canSend } from '../core/btrfs/features.ts';
 import type { ServerApi } from './api.ts';
 import { openFramedSend, StreamMismatch, type FramedSend, type ResumeFrom } from './framed-send.ts';
@@ -19,6 +19,7 @@ import { formatBytes, type Reporter } from './report.ts';
 import { TransferProgress } from './progress-tracker.ts';
 import { estimateRawTotal } from './progress-estimate.ts';
 import { formatDuration } from './progress-math.ts';
+import { ReceiveWaiting, keepWaiting } from './receive-waiting.ts';
 
 export interface SendContext {
   api: ServerApi;
@@ -53,6 +54,8 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
       const now = await findTransfer(ctx, step).catch(() => undefined);
       if (now?.state === 'received') return now;
+      // The server has the whole stream and receives it by itself: nothing to send, nothing to wait for here.
+      if (err instanceof ReceiveWaiting) throw err;
       // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
       if (!(err instanceof SnapferryError) || (!err.retryable && err.code !== 'upload_expired')) throw err;
       if (now && now.wireOffset > lastOffset) {
@@ -211,14 +214,22 @@ function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSna
 }
 
 /** Polls until the server has received (or failed) the transfer; an upload that went back to `uploading` (its
- * spool was damaged on disk and rewound) is a retryable interruption, so the loop resumes it. */
+ * spool was damaged on disk and rewound) is a retryable interruption, so the loop resumes it. A receive that waits
+ * for the server (a full disk) ends the push with ReceiveWaiting, unless the server tries again soon (keepWaiting):
+ * the server holds the whole stream already. */
 async function waitReceived(ctx: SendContext, id: string): Promise<Transfer> {
+  let waitingSince: number | null = null;
   for (;;) {
     ctx.signal?.throwIfAborted();
     const t = await ctx.api.transfer(id);
     if (t.state === 'received') {
       ctx.report.received(t.snapshot, t);
       return t;
+    }
+    if (waitingStates.includes(t.state)) {
+      const now = Date.now();
+      waitingSince ??= now;
+      if (!keepWaiting(t, now, now - waitingSince)) throw new ReceiveWaiting(t, now);
     }
     if (t.state === 'uploading') {
       throw new PushError('upload_rewound', `the server needs part of ${t.snapshot} again (${t.lastInterruption ?? 'rewound'})`, { retryable: true });

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { describeError, isSnapferryError } from '../core/errors.ts';
-import { type Status, type Transfer, type Volume } from '../core/protocol.ts';
+import { inProgress, type ReceiveWait, type Status, type Transfer, type Volume } from '../core/protocol.ts';
 import type { LocalSnapshot } from '../core/plan.ts';
 import type { ServerApi } from './api.ts';
 import { resolveRequested } from './local-snapshots.ts';
@@ -13,10 +13,23 @@ import { resolveRequested } from './local-snapshots.ts';
 export interface StatusReport {
   server: Status & { url: string };
   volumes: VolumeStatus[];
-  /** Transfers not yet over (uploading, verifying, receiving), oldest first. */
+  /** Transfers not yet over (uploading, receiving, waiting for their receive), oldest first. */
   inFlight: TransferStatus[];
   /** The newest error any transfer recorded, or null. */
   lastError: LastError | null;
+  /** Transfers that are over but whose spool is still on the server (a failed one keeps it), newest first. */
+  orphaned: OrphanStatus[];
+}
+
+export interface OrphanStatus {
+  id: string;
+  client: string;
+  volume: string;
+  snapshot: string;
+  state: Transfer['state'];
+  /** When the transfer ended (its last change). */
+  endedAt: string;
+  spoolBytes: number;
 }
 
 export interface VolumeStatus {
@@ -52,6 +65,10 @@ export interface TransferStatus {
   interruptions: number;
   lastInterruption: string | null;
   createdAt: string;
+  /** Why and until when its receive waits (a full disk on the server), or null. */
+  wait: ReceiveWait | null;
+  /** The last failure it recorded (for a waiting one: the receive's), or null. */
+  error: { code: string; message: string } | null;
 }
 
 export interface LastError {
@@ -79,8 +96,6 @@ export interface StatusInput {
   serverUuids: Readonly<Record<string, ReadonlySet<string>>>;
 }
 
-const IN_FLIGHT: readonly string[] = ['uploading', 'verifying', 'receiving'];
-
 /** Pure: the report from what was fetched and listed. */
 export function buildStatusReport(input: StatusInput): StatusReport {
   const rows: VolumeStatus[] = input.volumes.map((v) => ({
@@ -99,7 +114,7 @@ export function buildStatusReport(input: StatusInput): StatusReport {
   rows.sort((a, b) => `${a.client ?? ''}/${a.name}`.localeCompare(`${b.client ?? ''}/${b.name}`));
 
   const inFlight = input.transfers
-    .filter((t) => IN_FLIGHT.includes(t.state))
+    .filter((t) => inProgress(t.state))
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
     .map(transferStatus);
 
@@ -111,7 +126,12 @@ export function buildStatusReport(input: StatusInput): StatusReport {
       }
     : null;
 
-  return { server: { url: input.url, ...input.status }, volumes: rows, inFlight, lastError };
+  const orphaned = input.transfers
+    .filter((t) => !inProgress(t.state) && t.spoolBytes > 0)
+    .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))
+    .map((t) => ({ id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, state: t.state, endedAt: t.updatedAt, spoolBytes: t.spoolBytes }));
+
+  return { server: { url: input.url, ...input.status }, volumes: rows, inFlight, lastError, orphaned };
 }
 
 function localStatus(listing: LocalListing | undefined, onServer: ReadonlySet<string> | undefined): LocalStatus | null {
@@ -132,6 +152,7 @@ function transferStatus(t: Transfer): TransferStatus {
     id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, state: t.state,
     rawBytes: t.rawBytes, rawEstimate: t.rawEstimate, percent, wireBytes: t.wireOffset, frames: t.framesVerified,
     rawReceived: t.rawReceived, interruptions: t.interruptions, lastInterruption: t.lastInterruption, createdAt: t.createdAt,
+    wait: t.wait, error: t.error ? { code: t.error.code, message: t.error.message } : null,
   };
 }
 

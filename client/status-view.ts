@@ -4,7 +4,8 @@
  */
 import { formatBytes } from './progress-format.ts';
 import { formatDuration } from './progress-math.ts';
-import type { StatusReport, TransferStatus, VolumeStatus } from './status-data.ts';
+import { describeWait, lastWords } from './receive-waiting.ts';
+import type { OrphanStatus, StatusReport, TransferStatus, VolumeStatus } from './status-data.ts';
 
 export const STATUS_WIDTH = 100;
 
@@ -42,6 +43,7 @@ export function renderStatus(report: StatusReport, now: number = Date.now()): st
   const lines = [fitEnd(`server ${s.url}: snapferry ${s.version}, up ${formatDuration(s.uptimeSeconds)}, ${free}`, STATUS_WIDTH), ''];
   lines.push(...volumeTable(report.volumes, now), '');
   lines.push(...transferTable(report.inFlight, now));
+  if (s.orphanedSpools.count > 0) lines.push('', ...orphanTable(s.orphanedSpools, report.orphaned, now));
   if (report.lastError) {
     const e = report.lastError;
     lines.push('', fitEnd(`LAST ERROR  ${ago(e.at, now)}  ${e.volume}/${e.snapshot}  (transfer ${e.transferId.slice(0, 8)}, ${e.state})`, STATUS_WIDTH));
@@ -71,19 +73,35 @@ function volumeTable(volumes: readonly VolumeStatus[], now: number): string[] {
 }
 
 function transferTable(transfers: readonly TransferStatus[], now: number): string[] {
-  const lines = [`${left('IN FLIGHT', 30)}  ${left('STATE', 10)}  ${right('RAW', 10)}  ${left('OF ESTIMATE', 11)}  ${right('%', 4)}  ${right('SENT', 10)}  ${right('FRAMES', 7)}`];
+  // STATE fits waiting_for_space, the longest state.
+  const lines = [`${left('IN FLIGHT', 23)}  ${left('STATE', 17)}  ${right('RAW', 10)}  ${left('OF ESTIMATE', 12)}  ${right('%', 4)}  ${right('SENT', 10)}  ${right('FRAMES', 7)}`];
   for (const t of transfers) {
     const of = t.rawEstimate === null ? '' : `/ ~${formatBytes(t.rawEstimate)}`;
     const percent = t.percent === null ? '' : `${t.percent}%`;
     lines.push(
-      `${left(`${t.volume}/${t.snapshot}`, 30)}  ${left(t.state, 10)}  ${right(formatBytes(t.rawBytes), 10)}  ${left(of, 11)}  ${right(percent, 4)}  ${right(formatBytes(t.wireBytes), 10)}  ${right(String(t.frames), 7)}`,
+      `${left(`${t.volume}/${t.snapshot}`, 23)}  ${left(t.state, 17)}  ${right(formatBytes(t.rawBytes), 10)}  ${left(of, 12)}  ${right(percent, 4)}  ${right(formatBytes(t.wireBytes), 10)}  ${right(String(t.frames), 7)}`,
     );
     const detail = [`transfer ${t.id.slice(0, 8)}`, `started ${ago(t.createdAt, now)}`, `${formatBytes(t.rawReceived)} received`];
     if (t.interruptions > 0) detail.push(`cut ${t.interruptions} time${t.interruptions === 1 ? '' : 's'}`);
     const cut = t.lastInterruption === null ? null : /^(\S+?): (.*)$/.exec(t.lastInterruption);
     if (cut) detail.push(`last ${ago(cut[1]!, now)}: ${cut[2]}`);
     lines.push(...wrap(detail.join(', '), STATUS_WIDTH, '  '));
+    if (t.wait !== null) {
+      const why = t.error ? ` Last failure: ${t.error.code}: ${lastWords(t.error.message)}` : '';
+      const state = t.state === 'receiving' ? 'receiving again after the server\'s own trouble' : describeWait(t.wait, now);
+      lines.push(...wrap(`The whole stream is on the server, nothing is sent again; ${state}.${why}`, STATUS_WIDTH, '  '));
+    }
   }
   if (transfers.length === 0) lines.push('(nothing in flight)');
+  return lines;
+}
+
+/** Spools of transfers that are over: what they hold, and how they go. */
+function orphanTable(total: { count: number; bytes: number }, orphans: readonly OrphanStatus[], now: number): string[] {
+  const head = `SPOOLS OF ENDED TRANSFERS: ${total.count}, ${formatBytes(total.bytes)}: \`snapferry abort ID\` deletes one now, the server does after its expiry period`;
+  const lines = wrap(head, STATUS_WIDTH, '');
+  for (const o of orphans) {
+    lines.push(fitEnd(`  ${left(`${o.volume}/${o.snapshot}`, 30)}  ${left(o.state, 8)}  ${left(ago(o.endedAt, now), 12)}  ${right(formatBytes(o.spoolBytes), 10)}  ${o.id.slice(0, 8)}`, STATUS_WIDTH));
+  }
   return lines;
 }

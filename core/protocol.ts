@@ -103,10 +103,44 @@ export type SendStream = z.infer<typeof SendStreamName>;
 /** The version in the stream header that each way of sending writes. */
 export const SEND_STREAM_VERSION: Readonly<Record<SendStream, number>> = { v1: 1, 'v2-compressed': 2 };
 
-export const transferStates = ['uploading', 'verifying', 'receiving', 'received', 'failed', 'aborted'] as const;
+/**
+ * Where a transfer stands. `uploading`: frames arrive (and a receive runs beside them). `receiving`: the whole stream
+ * is on the server, verified and durable, and `btrfs receive` finishes it. `waiting_for_space` (the disk was full)
+ * and `waiting_to_retry` (an I/O error, or any other fault of the server's own): the whole stream is on the server
+ * but its receive failed; the server keeps the spool and receives again by itself (Transfer.wait says when), so the
+ * client never sends it again. `received`, `failed` (Transfer.error says why), `aborted`: over. (`verifying` is
+ * kept for catalogs that recorded it; nothing sets it now.) Which move is allowed: server/transfer-moves.ts.
+ */
+export const transferStates = ['uploading', 'verifying', 'receiving', 'waiting_for_space', 'waiting_to_retry', 'received', 'failed', 'aborted'] as const;
 export type TransferState = (typeof transferStates)[number];
 /** States after which nothing more happens to a transfer. */
 export const finalStates: readonly TransferState[] = ['received', 'failed', 'aborted'];
+/** The whole stream is on the server, and its receive waits for the server to be able to run it. */
+export const waitingStates: readonly TransferState[] = ['waiting_for_space', 'waiting_to_retry'];
+
+/** Not over yet: the transfer holds its spool and its volume (one transfer per volume at a time). */
+export function inProgress(state: TransferState): boolean {
+  return !finalStates.includes(state);
+}
+
+/** Why a receive waits: `disk_full` (ENOSPC, EDQUOT), `server_fault` (an I/O error or any other fault of the server's). */
+export const receiveWaitReasons = ['disk_full', 'server_fault'] as const;
+
+/** A transfer in a waiting state: why, since when, and when the server receives it again. */
+export const ReceiveWait = z.object({
+  reason: z.enum(receiveWaitReasons),
+  /** When the whole stream first waited. */
+  since: z.string(),
+  /** Receives of the whole stream that failed so far for the server's own reasons. */
+  tries: z.number(),
+  /** When the server tries again at the latest; for disk_full sooner, once freeBytes reaches neededBytes. */
+  nextTryAt: z.string(),
+  /** disk_full: the free space the receive needs, about the raw stream's size; null otherwise. */
+  neededBytes: z.number().nullable(),
+  /** Free space on the server's filesystem now (in the catalog: when the receive last failed). */
+  freeBytes: z.number().nullable(),
+});
+export type ReceiveWait = z.infer<typeof ReceiveWait>;
 
 export const ErrorBody = z.object({
   error: z.object({
@@ -206,6 +240,13 @@ export const Transfer = z.object({
    * socket buffers that can hold many seconds of a slow line) reads it to tell a slow line from a silent one.
    */
   wireArrived: z.number().default(0),
+  /** Set while the receive waits (waiting_for_space, waiting_to_retry) and while it runs again after that; else null. */
+  wait: ReceiveWait.nullable().default(null),
+  /**
+   * Bytes the transfer's spool holds on the server's disk. Once the transfer is over (a failed one keeps its spool),
+   * they are orphaned: an abort deletes them, and the server does after its expiry period.
+   */
+  spoolBytes: z.number().default(0),
 });
 export type Transfer = z.infer<typeof Transfer>;
 
@@ -230,5 +271,7 @@ export const Status = z.object({
   transfers: z.record(z.string(), z.number()),
   /** Send stream versions the server's `btrfs receive` reads; a server that does not say reads version 1 only. */
   receiveStreamVersions: z.array(z.number().int()).default([1]),
+  /** Spools of transfers that are over (failed ones keep theirs): how many, and their bytes. */
+  orphanedSpools: z.object({ count: z.number(), bytes: z.number() }).default({ count: 0, bytes: 0 }),
 });
 export type Status = z.infer<typeof Status>;

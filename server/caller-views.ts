@@ -5,7 +5,7 @@
  */
 import { parseName, type SafeName } from '../core/names.ts';
 import type { Snapshot, Status, Transfer } from '../core/protocol.ts';
-import { NotFound, type ReplicationService } from './replication.ts';
+import { NotFound, countSpools, type ReplicationService } from './replication.ts';
 import type { Caller } from './auth.ts';
 
 /** Stands for "every client" where a single client's name would be (the admin's VolumeList.client). */
@@ -38,14 +38,15 @@ export function assertOwnUpload(service: ReplicationService, caller: Caller, id:
   if (!t || caller.role !== 'client' || t.client !== caller.client) throw new NotFound(`transfer ${id}`);
 }
 
-/** A client's counts are its own; the admin's are the whole server's. Free space is everyone's business. */
+/** A client's counts (orphaned spools among them) are its own; the admin's are the whole server's. Free space is everyone's business. */
 export async function statusFor(service: ReplicationService, caller: Caller): Promise<Status> {
   const all = await service.status();
   if (caller.role === 'admin') return all;
   const snapshots = service.catalog.snapshots(caller.client);
   const transfers: Record<string, number> = {};
   for (const t of service.catalog.transfers({ client: caller.client })) transfers[t.state] = (transfers[t.state] ?? 0) + 1;
-  return { ...all, volumes: new Set(snapshots.map((s) => s.volume)).size, snapshots: snapshots.length, transfers };
+  const orphanedSpools = countSpools(await service.orphanedSpools(caller.client));
+  return { ...all, volumes: new Set(snapshots.map((s) => s.volume)).size, snapshots: snapshots.length, transfers, orphanedSpools };
 }
 
 export async function volumesFor(service: ReplicationService, caller: Caller, query: string | undefined) {

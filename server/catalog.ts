@@ -9,11 +9,12 @@ import path from 'node:path';
 import { z } from 'zod';
 import { RemovedSnapshot, Snapshot, Transfer } from '../core/protocol.ts';
 import { SnapferryError } from '../core/errors.ts';
+import { canMove } from './transfer-moves.ts';
 
 /** The catalog's own records are the API's shapes plus the owner, so the two cannot drift apart. */
 const owner = { client: z.string(), volume: z.string() };
 
-const TransferRecord = Transfer.omit({ wireOffset: true, framesVerified: true, rawBytes: true, chain: true, rawReceived: true, wireArrived: true }).extend({
+const TransferRecord = Transfer.omit({ wireOffset: true, framesVerified: true, rawBytes: true, chain: true, rawReceived: true, wireArrived: true, spoolBytes: true }).extend({
   /** Final figures, kept once the spool (which holds the live ones) is gone. */
   wireBytes: z.number().nullable(),
   rawBytes: z.number().nullable(),
@@ -90,9 +91,19 @@ export class Catalog {
     await this.save();
   }
 
+  /**
+   * Changes a transfer, in memory at once and then on disk: a caller that cannot save (a full disk) still finds the
+   * change here, and the next save that succeeds writes it. A change of state must be one server/transfer-moves.ts
+   * allows.
+   */
   async updateTransfer(id: string, change: Partial<TransferRecord>): Promise<TransferRecord> {
     const current = this.transfer(id);
     if (!current) throw new CatalogError('transfer_not_found', `no transfer ${id}`);
+    if (change.state !== undefined && !canMove(current.state, change.state)) {
+      throw new CatalogError('transfer_state_conflict', `transfer ${id} cannot go from ${current.state} to ${change.state}`, {
+        details: { transferId: id, from: current.state, to: change.state },
+      });
+    }
     const next = { ...current, ...change, updatedAt: new Date().toISOString() };
     await this.putTransfer(next);
     return next;

@@ -15,6 +15,7 @@ import type { Catalog } from './catalog.ts';
 import type { UploadLeases } from './leases.ts';
 import type { ExpiredUpload, ExpiryHooks } from './expiring-store.ts';
 import type { Logger } from './log.ts';
+import { runEvery, type Periodic } from './periodic.ts';
 
 /** `serve --expire-after` when neither the flag nor the config file says: a week of silence. */
 export const DEFAULT_EXPIRE_AFTER_MS = 7 * 86_400_000;
@@ -84,34 +85,17 @@ export function sweepIntervalMs(expireAfterMs: number): number {
   return Math.min(10 * 60_000, Math.max(500, Math.round(expireAfterMs / 10)));
 }
 
-export interface ExpirySweep {
-  /** Stops the timer and waits for a sweep that is running. */
-  stop(): Promise<void>;
-}
+export type ExpirySweep = Periodic;
 
 /** Runs `sweep` (tus's cleanUpExpiredUploads) every sweepIntervalMs; 0 = uploads never expire, nothing runs. */
 export function startExpirySweep(sweep: () => Promise<number>, expireAfterMs: number, log: Logger): ExpirySweep {
   if (expireAfterMs <= 0) return { stop: () => Promise.resolve() };
-  let running: Promise<void> | null = null;
-  const timer = setInterval(() => {
-    // A sweep slower than the interval (a slow disk) is not run twice at once.
-    running ??= sweep()
-      .then(
-        (n) => {
-          if (n > 0) log.info({ expired: n }, 'expired abandoned uploads');
-        },
-        (err: unknown) => log.error({ err }, 'could not expire abandoned uploads; trying again at the next sweep'),
-      )
-      .finally(() => {
-        running = null;
-      });
-  }, sweepIntervalMs(expireAfterMs));
-  // A pending sweep must not keep a stopping process alive.
-  timer.unref();
-  return {
-    stop() {
-      clearInterval(timer);
-      return running ?? Promise.resolve();
+  return runEvery(
+    sweepIntervalMs(expireAfterMs),
+    async () => {
+      const n = await sweep();
+      if (n > 0) log.info({ expired: n }, 'expired abandoned uploads');
     },
-  };
+    (err) => log.error({ err }, 'could not expire abandoned uploads; trying again at the next sweep'),
+  );
 }

@@ -45,6 +45,16 @@ export class ServerLayout {
   frameIndexFile(transferId: string): string {
     return path.join(this.spool, `${transferId}.frames`);
   }
+
+  /** tus's record of the upload (@tus/file-store's configstore writes it beside the spool). */
+  uploadRecordFile(transferId: string): string {
+    return path.join(this.spool, `${transferId}.json`);
+  }
+
+  /** Everything an upload keeps in the spool folder: what deleting a spool deletes. */
+  spoolFiles(transferId: string): string[] {
+    return [this.spoolFile(transferId), this.uploadRecordFile(transferId), this.frameIndexFile(transferId)];
+  }
 }
 
 export const INCOMING_PREFIX = '.incoming-';

@@ -9,19 +9,16 @@
  * only those labelled with its own client. The series that carry no client (free space, version, the process
  * metrics) are the server's, as GET /v1/status shows them to any client.
  */
-import fs from 'node:fs/promises';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { transferStates } from '../core/protocol.ts';
+import { transferStates, waitingStates } from '../core/protocol.ts';
 import type { SafeName } from '../core/names.ts';
 import type { ReplicationService } from './replication.ts';
 import type { TransferRecord } from './catalog.ts';
 import type { Caller } from './auth.ts';
 import { clientsFor } from './caller-views.ts';
+import { spoolBytes } from './orphan-spools.ts';
 
 export const METRICS_PATH = '/metrics';
-
-/** Transfers whose spool may still be on disk: until received or aborted (a failed receive keeps it). */
-const HOLDS_SPOOL: readonly string[] = ['uploading', 'verifying', 'receiving', 'failed'];
 
 let processRegistry: Registry | null = null;
 
@@ -82,7 +79,21 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
     labelNames: byClient,
     registers,
   });
-  const spool = new Gauge({ name: 'snapferry_spool_bytes', help: 'Bytes of unfinished or failed uploads on disk (spool and frame index)', labelNames: byClient, registers });
+  const spool = new Gauge({ name: 'snapferry_spool_bytes', help: 'Bytes of unfinished or failed uploads on disk (spool, frame index, tus record)', labelNames: byClient, registers });
+  const waitingRaw = new Gauge({
+    name: 'snapferry_waiting_raw_bytes',
+    help: 'Raw send-stream bytes of whole streams whose receive waits (waiting_for_space, waiting_to_retry)',
+    labelNames: byClient,
+    registers,
+  });
+  const neededFree = new Gauge({
+    name: 'snapferry_waiting_needed_free_bytes',
+    help: 'Free space the receives that wait for space need (compare snapferry_free_bytes)',
+    labelNames: byClient,
+    registers,
+  });
+  const orphans = new Gauge({ name: 'snapferry_orphaned_spools', help: 'Spools of transfers that are over (a failed one keeps its spool until aborted or expired)', labelNames: byClient, registers });
+  const orphanBytes = new Gauge({ name: 'snapferry_orphaned_spool_bytes', help: 'Bytes of the spools of transfers that are over', labelNames: byClient, registers });
 
   for (const client of clients) {
     for (const volume of service.catalog.volumes(client)) {
@@ -97,8 +108,10 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
     // Every state, zeros included: a series that is absent cannot be told from one that is 0.
     for (const state of transferStates) transfers.set({ client, state }, mine.filter((t) => t.state === state).length);
     for (const counter of [uploaded, received, interruptions, receiveFailures]) counter.inc({ client }, 0);
-    spool.set({ client }, 0);
-    receiving.set({ client }, 0);
+    for (const gauge of [spool, receiving, waitingRaw, neededFree]) gauge.set({ client }, 0);
+    const orphaned = await service.orphanedSpools(client);
+    orphans.set({ client }, orphaned.length);
+    orphanBytes.set({ client }, orphaned.reduce((n, o) => n + o.bytes, 0));
     for (const t of mine) {
       uploaded.inc({ client }, await wireBytes(service, t));
       if (t.state === 'received') received.inc({ client }, t.rawBytes ?? 0);
@@ -109,8 +122,12 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
         // that has them failed in (or after) its receive; one without them failed while it was uploading.
         if (t.framesVerified !== null) receiveFailures.inc({ client });
       }
-      if (HOLDS_SPOOL.includes(t.state)) spool.inc({ client }, await spoolBytes(service, t.id));
+      spool.inc({ client }, await spoolBytes(service.layout, t.id));
       receiving.inc({ client }, service.rawReceived(t.id));
+      if (waitingStates.includes(t.state)) {
+        waitingRaw.inc({ client }, t.rawBytes ?? 0);
+        neededFree.inc({ client }, t.wait?.neededBytes ?? 0);
+      }
     }
   }
 }
@@ -120,11 +137,4 @@ async function wireBytes(service: ReplicationService, t: TransferRecord): Promis
   if (t.state === 'uploading') return (await service.store.progress(t.id).catch(() => null))?.wireOffset ?? 0;
   const expired = t.error?.details?.wireBytes;
   return t.wireBytes ?? (typeof expired === 'number' ? expired : 0);
-}
-
-async function spoolBytes(service: ReplicationService, id: string): Promise<number> {
-  const sizes = await Promise.all(
-    [service.layout.spoolFile(id), service.layout.frameIndexFile(id)].map((f) => fs.stat(f).then((s) => s.size, () => 0)),
-  );
-  return sizes[0]! + sizes[1]!;
 }

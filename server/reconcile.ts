@@ -1,12 +1,13 @@
 /**
  * The catalog meets the disk at start (DESIGN.md step 7): an admin may have deleted received subvolumes by hand,
  * the server may have died mid-receive (a partial subvolume in a staging folder) or just after moving a snapshot
- * into place but before recording it. Returns the transfers whose receive must run again.
+ * into place but before recording it. Returns the transfers whose whole stream must be received (again).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as btrfs from '../core/btrfs/index.ts';
 import { isSafeName, type SafeName } from '../core/names.ts';
+import { inProgress } from '../core/protocol.ts';
 import type { Catalog } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
@@ -45,15 +46,9 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Log
       await adoptUnrecorded(layout, catalog, client, volume, log);
     }
   }
-  const again: string[] = [];
-  for (const t of catalog.transfers()) {
-    if (t.state === 'receiving' || t.state === 'verifying') again.push(t.id);
-    // Received, but the server died before it deleted the spool.
-    if (t.state === 'received') {
-      for (const f of [layout.spoolFile(t.id), `${layout.spoolFile(t.id)}.json`, layout.frameIndexFile(t.id)]) await fs.rm(f, { force: true });
-    }
-  }
-  return again;
+  // Whole streams: cut short in their receive, or waiting for one. (A spool whose transfer is over, received just
+  // before a crash say, is the orphan sweep's: server/orphan-spools.ts.)
+  return catalog.transfers().filter((t) => inProgress(t.state) && t.state !== 'uploading').map((t) => t.id);
 }
 
 /** A snapshot moved into place whose catalog entry was lost to a crash: record it from what the disk says. */

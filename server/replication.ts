@@ -7,10 +7,10 @@ import type { Upload } from '@tus/utils';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { parseName, parseUuid, type SafeName } from '../core/names.ts';
-import { META, MAX_FRAMES_PER_PAGE, SEND_STREAM_VERSION, SendStreamName, WIRE_FORMAT, finalStates, sendStreams, type FrameRecord, type SendStream, type Snapshot, type Status, type Transfer, type TransferState } from '../core/protocol.ts';
+import { META, MAX_FRAMES_PER_PAGE, SEND_STREAM_VERSION, SendStreamName, WIRE_FORMAT, inProgress, sendStreams, type FrameRecord, type SendStream, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
 import { btrfsFeatures } from '../core/btrfs/features.ts';
 import { LEASE_MS, UploadLeases } from './leases.ts';
-import { expiryHooks } from './expiry.ts';
+import { DEFAULT_EXPIRE_AFTER_MS, expiryHooks, sweepIntervalMs } from './expiry.ts';
 import { FrameError } from '../core/wire/index.ts';
 import { validateChunkSize } from '../core/wire/index.ts';
 import { assertStreamStart, readStreamStart } from './stream-start.ts';
@@ -19,12 +19,16 @@ import { ServerLayout } from './layout.ts';
 import { type SpoolProgress } from './spool-store.ts';
 import { LimitedSpoolStore } from './limited-store.ts';
 import { quotaExceeded, tooManyUploads, uploadLimits, type UploadLimits } from './upload-limits.ts';
-import { DiskFullError, asDiskFull, isDiskFull } from './disk-full.ts';
+import { DiskFullError, asDiskFull } from './disk-full.ts';
 import { mountAdvice, mountSafety } from './mount-safety.ts';
 import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
 import type { ReceiveJob, ReceivedSnapshot } from './receiver.ts';
 import { LiveReceives } from './live-receives.ts';
 import { reconcile } from './reconcile.ts';
+import { classifyReceiveFailure, DEFAULT_RETRY, type RetrySchedule } from './receive-wait.ts';
+import { ReceiveRetries } from './receive-retries.ts';
+import { deleteSpool, dueForDeletion, orphansAmong, spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
+import { runEvery, type Periodic } from './periodic.ts';
 import { KEEP_EVERYTHING, ServerPruner, type RetentionLookup } from './retention.ts';
 import type { Logger } from './log.ts';
 
@@ -52,6 +56,8 @@ export interface ServiceOptions {
   privilegedFiles?: PrivilegedFiles;
   /** Each received volume's retention policy (server/retention.ts), applied after each receive and at start. */
   retention?: RetentionLookup;
+  /** When a receive that failed for the server's own reasons runs again (server/receive-wait.ts); tests shorten it. */
+  receiveRetry?: Partial<RetrySchedule>;
 }
 
 export type PrivilegedFiles = 'allow' | 'inert-mount' | 'refuse';
@@ -59,7 +65,6 @@ export type PrivilegedFiles = 'allow' | 'inert-mount' | 'refuse';
 /** Below this much free space (plus two chunks) a new upload is refused at once: it could not get far. */
 const MIN_FREE_BYTES = 4 * 1024 * 1024;
 
-const ACTIVE: readonly TransferState[] = ['uploading', 'verifying', 'receiving'];
 const VERSION = '0.1.0';
 
 export class ReplicationService {
@@ -68,8 +73,10 @@ export class ReplicationService {
   readonly limits: Readonly<UploadLimits>;
   private readonly privilegedFiles: PrivilegedFiles;
   private readonly receives: LiveReceives;
-  /** Receives that failed for the server's own reasons (a full disk, an I/O error), by transfer: tries so far. */
-  private readonly receiveFailures = new Map<string, number>();
+  private readonly retries: ReceiveRetries;
+  /** How long a failed transfer keeps its spool (the expiry period; 0: until it is aborted). */
+  private readonly keepFailedMs: number;
+  private orphanSweep: Periodic | null = null;
   readonly pruner: ServerPruner;
   private readonly startedAt = Date.now();
 
@@ -109,6 +116,13 @@ export class ReplicationService {
       received: (id, got) => this.onReceived(id, got),
       failed: (id, err) => this.onReceiveFailed(id, err),
     }, log, options.holdReceives ?? false);
+    this.retries = new ReceiveRetries({
+      catalog, log,
+      freeBytes: () => this.freeBytes(),
+      startFromSpool: (id) => this.receives.startFromSpool(id),
+      startLater: (id, ms) => this.receives.restartLater(id, ms),
+    }, { ...DEFAULT_RETRY, ...options.receiveRetry });
+    this.keepFailedMs = options.expireAfterMs ?? 0;
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
   }
 
@@ -121,15 +135,20 @@ export class ReplicationService {
   }
 
   /**
-   * At start: the catalog meets the disk, leftovers of a crash are cleaned (partial receives among them), and every
-   * upload that holds verified frames is received again from its spool, complete or not.
+   * At start: the catalog meets the disk, leftovers of a crash are cleaned (partial receives and orphaned spools
+   * among them), and every upload that holds verified frames is received again from its spool, complete or not,
+   * waiting ones included. Then the waiting receives and the orphaned spools are looked at now and then.
    */
   async start(): Promise<void> {
     await this.checkMount();
     const pending = await reconcile(this.layout, this.catalog, this.log);
-    for (const id of pending) this.receives.startFromSpool(id);
+    await this.sweepOrphans();
+    for (const id of pending) await this.retries.receiveAgain(id, 'the server started');
     for (const t of this.catalog.transfers()) if (t.state === 'uploading') this.receives.startFromSpool(t.id);
     await this.pruner.pruneAll();
+    this.retries.start();
+    const sweepMs = this.keepFailedMs > 0 ? sweepIntervalMs(this.keepFailedMs) : sweepIntervalMs(DEFAULT_EXPIRE_AFTER_MS);
+    this.orphanSweep ??= runEvery(sweepMs, () => this.sweepOrphans(), (err) => this.log.error({ err }, 'could not sweep orphaned spools; trying again at the next sweep'));
   }
 
   /** Lets held receives run (see ServeOptions.holdReceives). */
@@ -143,8 +162,9 @@ export class ReplicationService {
   }
 
   /** A graceful shutdown: receives of uploads in progress are stopped (and started again at the next start). */
-  close(): Promise<void> {
-    return this.receives.close();
+  async close(): Promise<void> {
+    await Promise.all([this.retries.stop(), this.orphanSweep?.stop()]);
+    await this.receives.close();
   }
 
   // --- transfer lifecycle -------------------------------------------------------------------------------------
@@ -184,7 +204,7 @@ export class ReplicationService {
         details: { parentUuid },
       });
     }
-    const busy = this.catalog.transfers({ client, volume }).find((t) => ACTIVE.includes(t.state));
+    const busy = this.catalog.transfers({ client, volume }).find((t) => inProgress(t.state));
     if (busy) {
       throw new TransferConflict('volume_busy', `transfer ${busy.id} of ${volume}/${busy.snapshot} is already in progress (${busy.state}); wait for it or abort it`, {
         retryable: true,
@@ -196,7 +216,7 @@ export class ReplicationService {
       id, client, volume, snapshot, uuid, parentUuid, chunkSize, sendStream,
       state: 'uploading', createdAt: now, updatedAt: now,
       rawEstimate: Number.isFinite(estimate) && estimate >= 0 ? estimate : null,
-      error: null, lastInterruption: null, interruptions: 0, wireBytes: null, rawBytes: null, framesVerified: null,
+      error: null, lastInterruption: null, interruptions: 0, wireBytes: null, rawBytes: null, framesVerified: null, wait: null,
     };
     try {
       await this.catalog.putTransfer(record);
@@ -268,6 +288,12 @@ export class ReplicationService {
     if (free < MIN_FREE_BYTES + 2 * chunkSize) throw new DiskFullError(null, { freeBytes: free });
   }
 
+  /** Free bytes on the filesystem of the server's root (spool and volumes alike), or null when unreadable. */
+  private async freeBytes(): Promise<number | null> {
+    const stats = await fs.statfs(this.layout.root).catch(() => null);
+    return stats ? stats.bavail * stats.bsize : null;
+  }
+
   /** See ServiceOptions.privilegedFiles. */
   private async checkMount(): Promise<void> {
     const advice = mountAdvice(await mountSafety(this.layout.volumes));
@@ -300,7 +326,8 @@ export class ReplicationService {
 
   private onStreamComplete(id: string, progress: SpoolProgress): void {
     const t = this.catalog.transfer(id);
-    if (!t || finalStates.includes(t.state) || t.state === 'receiving') return;
+    // An end frame sent again (a retried PATCH) changes nothing once the stream is whole: its receive runs or waits.
+    if (!t || !(t.state === 'uploading' || t.state === 'verifying')) return;
     void this.catalog
       .updateTransfer(id, { state: 'receiving', wireBytes: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified })
       // Only now may the receive end: the snapshot is complete once the end frame verified and that is on record.
@@ -315,7 +342,10 @@ export class ReplicationService {
     return new SnapferryError(t.error.code, `transfer ${id} failed: ${t.error.message}`, { details: { transferId: id } });
   }
 
-  /** What the receive of a transfer must check, or null when the transfer is not to be received. */
+  /**
+   * What the receive of a transfer must check, or null when the transfer is not to be received. A waiting one is
+   * not: only its retry (server/receive-retries.ts) starts it, once it has moved it back to receiving.
+   */
   private receiveJob(id: string): ReceiveJob | null {
     const t = this.catalog.transfer(id);
     if (!t || !['uploading', 'receiving', 'verifying'].includes(t.state)) return null;
@@ -337,21 +367,23 @@ export class ReplicationService {
       wireBytes: got.wireBytes, transferId: id,
     };
     await this.catalog.addSnapshot(record);
-    await this.catalog.updateTransfer(id, { state: 'received', error: null });
-    this.receiveFailures.delete(id);
-    await this.store.remove(id);
+    await this.catalog.updateTransfer(id, { state: 'received', error: null, wait: null });
+    this.retries.forget(id);
+    // Not the store's remove(), which fails when a file is already gone (the orphan sweep may have been first).
+    await deleteSpool(this.layout, id);
     this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received');
     await this.pruner.pruneVolume(t.client, t.volume);
   }
 
   /**
    * A receive failed; its partial subvolume is gone. Damaged spool bytes: the upload is cut back there and the
-   * client sends them again. A stream the server refuses: the transfer fails. The server's own trouble (a full disk,
-   * an I/O error): the receive starts again from the spool a little later, a few times.
+   * client sends them again. The server's own trouble (a full disk, an I/O error): the receive runs again later,
+   * and a whole stream waits for it with its spool (server/receive-retries.ts), however long that takes. A stream
+   * the server refuses: the transfer fails.
    */
   private async onReceiveFailed(id: string, err: unknown): Promise<void> {
     const t = this.catalog.transfer(id);
-    if (!t || finalStates.includes(t.state)) return;
+    if (!t || !inProgress(t.state)) return;
     const damaged = spoolDamage(err);
     if (damaged !== null) {
       await this.store.rewind(id, damaged);
@@ -365,30 +397,48 @@ export class ReplicationService {
       return;
     }
     const e = err instanceof SnapferryError ? err : new SnapferryError('receive_failed', String(err));
-    const tries = (this.receiveFailures.get(id) ?? 0) + 1;
-    if (serversOwnTrouble(e) && tries <= RECEIVE_TRIES) {
-      this.receiveFailures.set(id, tries);
-      const waitMs = RECEIVE_RETRY_MS * 4 ** (tries - 1);
-      this.log.warn({ transfer: id, code: e.code, err: e.message, tries, waitMs }, 'receive failed; starting it again from the spool');
-      this.receives.restartLater(id, waitMs);
-      return;
-    }
-    this.receiveFailures.delete(id);
+    const fault = classifyReceiveFailure(e);
+    if (fault !== 'refused') return this.retries.failed(t, fault, e);
+    this.retries.forget(id);
     await this.catalog.updateTransfer(id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
     this.log.warn({ transfer: id, code: e.code, err: e.message }, 'receive failed; the spool is kept');
   }
 
+  /**
+   * Throws away a transfer that is not being received: an upload in progress or a stream waiting for its receive
+   * (spool and all; it becomes aborted), or the spool a failed one kept (it stays failed, with its reason).
+   */
   async abort(client: SafeName, id: string): Promise<Transfer> {
     const t = this.ownTransfer(client, id);
     if (t.state === 'receiving') {
       throw new TransferConflict('transfer_receiving', `transfer ${id} is being received and can no longer be aborted`);
     }
-    if (!finalStates.includes(t.state)) {
+    if (inProgress(t.state)) {
       await this.receives.stop(id, 'the upload was aborted');
       await this.store.remove(id).catch(() => undefined);
+      await deleteSpool(this.layout, id);
+      this.retries.forget(id);
       await this.catalog.updateTransfer(id, { state: 'aborted' });
+    } else if (t.state !== 'received') {
+      const freed = await spoolBytes(this.layout, id);
+      await deleteSpool(this.layout, id);
+      if (freed > 0) this.log.info({ transfer: id, state: t.state, freedBytes: freed }, 'spool of a transfer that is over deleted on request');
     }
     return this.transfer(client, id);
+  }
+
+  /** Spools that nothing will read again (server/orphan-spools.ts), of one client's transfers or of all. */
+  async orphanedSpools(client?: string): Promise<OrphanedSpool[]> {
+    const all = orphansAmong(await spoolsOnDisk(this.layout), (id) => this.catalog.transfer(id));
+    return client === undefined ? all : all.filter((o) => o.client === client);
+  }
+
+  /** Deletes the orphaned spools that are due: those of failed transfers after the expiry period, others at once. */
+  private async sweepOrphans(): Promise<void> {
+    for (const o of dueForDeletion(await this.orphanedSpools(), Date.now(), this.keepFailedMs)) {
+      await deleteSpool(this.layout, o.id);
+      this.log.info({ transfer: o.id, client: o.client, state: o.state, freedBytes: o.bytes }, 'orphaned spool deleted');
+    }
   }
 
   // --- views ----------------------------------------------------------------------------------------------------
@@ -421,6 +471,9 @@ export class ReplicationService {
       sendStream: t.sendStream,
       rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.rawReceived(t.id),
       wireArrived: this.store.arrived(t.id),
+      // The catalog has the free space of the last failure; the caller wants it now, beside what is needed.
+      wait: t.wait === null ? null : { ...t.wait, freeBytes: (await this.freeBytes()) ?? t.wait.freeBytes },
+      spoolBytes: await spoolBytes(this.layout, t.id),
     };
   }
 
@@ -519,19 +572,14 @@ export class ReplicationService {
       freeBytes: stats ? stats.bavail * stats.bsize : null,
       volumes: new Set(all.map((s) => `${s.client}/${s.volume}`)).size, snapshots: all.length, transfers,
       receiveStreamVersions: [...(await btrfsFeatures()).receiveStreamVersions],
+      orphanedSpools: countSpools(await this.orphanedSpools()),
     };
   }
 }
 
-/** A receive that failed for the server's own reasons is tried this often in all, RECEIVE_RETRY_MS, 4x, 16x apart. */
-const RECEIVE_TRIES = 3;
-const RECEIVE_RETRY_MS = 5000;
-
-/** Whether a failed receive may go through another time: not when the stream or the snapshot is at fault. */
-function serversOwnTrouble(err: SnapferryError): boolean {
-  if (isDiskFull(err) || isDiskFull(err.cause)) return true;
-  if (err.code.startsWith('sendstream_') || err.code.startsWith('frame_') || err.code.startsWith('stream_')) return false;
-  return !['snapshot_exists', 'snapshot_uuid_taken', 'receive_unchecked'].includes(err.code);
+/** How many spools, and their bytes, as GET /v1/status shows them. */
+export function countSpools(spools: readonly OrphanedSpool[]): { count: number; bytes: number } {
+  return { count: spools.length, bytes: spools.reduce((n, s) => n + s.bytes, 0) };
 }
 
 /** The frame index where a spool failed verification during the receive, or null for any other failure. */

@@ -17,7 +17,7 @@
 import * as btrfs from '../core/btrfs/index.ts';
 import { describeError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
-import type { TransferState } from '../core/protocol.ts';
+import { waitingStates, type TransferState } from '../core/protocol.ts';
 import { describePlan, planRetention, type RetentionPlan } from '../core/retention.ts';
 import { prunes, type RetentionPolicy } from '../core/retention-policy.ts';
 import { parseSnapshotName } from '../core/snapshot-name.ts';
@@ -31,7 +31,8 @@ export type RetentionLookup = (client: string, volume: string) => RetentionPolic
 /** No policy anywhere: nothing is pruned. */
 export const KEEP_EVERYTHING: RetentionLookup = () => ({});
 
-const RECEIVING: readonly TransferState[] = ['verifying', 'receiving'];
+/** A whole stream being received, or waiting to be: its parent and clone sources must stay as they are. */
+const RECEIVING: readonly TransferState[] = ['verifying', 'receiving', ...waitingStates];
 
 export function snapshotTime(s: Pick<SnapshotRecord, 'name' | 'receivedAt'>): Date {
   return parseSnapshotName(s.name)?.time ?? new Date(s.receivedAt);

@@ -33,6 +33,8 @@ export interface ServeOptions {
   privilegedFiles?: ServiceOptions['privilegedFiles'];
   /** Each received volume's retention policy (server/retention.ts); default: keep everything. */
   retention?: ServiceOptions['retention'];
+  /** When a receive that failed for the server's own reasons runs again; tests shorten it. */
+  receiveRetry?: ServiceOptions['receiveRetry'];
   /** Terminate TLS here (PEM file paths: certificate chain, private key); the url becomes https://. */
   tls?: { cert: string; key: string };
   /** Require a bearer token from this file (server/tokens.ts) on every request; without it every caller is `default`. */
@@ -69,6 +71,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     ...(options.limits !== undefined ? { limits: options.limits } : {}),
     ...(options.privilegedFiles !== undefined ? { privilegedFiles: options.privilegedFiles } : {}),
     ...(options.retention !== undefined ? { retention: options.retention } : {}),
+    ...(options.receiveRetry !== undefined ? { receiveRetry: options.receiveRetry } : {}),
   });
   await service.start();
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, clientOf: gate.clientOf });

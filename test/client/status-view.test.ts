@@ -22,14 +22,14 @@ function transfer(over: Partial<Transfer>): Transfer {
     id: '3f2a9c1e00000000000000000000abcd', client: 'default', volume: 'home', snapshot: 'home.20250301T0300', uuid: 'u3',
     parentUuid: 'u2', state: 'uploading', createdAt: '2025-03-01T07:00:00Z', updatedAt: '2025-03-01T11:00:00Z', chunkSize: MiB,
     wireOffset: 412 * MiB, framesVerified: 1234, rawBytes: 1234 * MiB, rawEstimate: 4096 * MiB, chain: '', error: null,
-    lastInterruption: null, interruptions: 0, sendStream: 'v1', rawReceived: 0, wireArrived: 0, ...over,
+    lastInterruption: null, interruptions: 0, sendStream: 'v1', rawReceived: 0, wireArrived: 0, wait: null, spoolBytes: 0, ...over,
   };
 }
 
 function input(over: Partial<StatusInput> = {}): StatusInput {
   return {
     url: 'https://backup.example.net',
-    status: { service: 'snapferry', version: '0.1.0', uptimeSeconds: 3 * 86_400 + 4 * 3600, freeBytes: 812 * 1024 * MiB, volumes: 1, snapshots: 2, transfers: {}, receiveStreamVersions: [1, 2] },
+    status: { service: 'snapferry', version: '0.1.0', uptimeSeconds: 3 * 86_400 + 4 * 3600, freeBytes: 812 * 1024 * MiB, volumes: 1, snapshots: 2, transfers: {}, receiveStreamVersions: [1, 2], orphanedSpools: { count: 0, bytes: 0 } },
     volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z') }],
     transfers: [],
     local: {},
@@ -123,4 +123,29 @@ test('long names keep their end; an admin sees whose volume', () => {
   const text = renderStatus(report, NOW);
   assertFits(text);
   assert.match(text, /^…-archive-2025 +12345 +…e-2025\.20250301T030000Z +1h00m ago$/m);
+});
+
+test('a stream waiting for space is in flight, saying what it needs; spools of ended transfers are listed', () => {
+  const report = buildStatusReport(input({
+    status: { ...input().status, freeBytes: 3 * MiB, orphanedSpools: { count: 1, bytes: 96 * MiB } },
+    transfers: [
+      transfer({
+        state: 'waiting_for_space', rawBytes: 114 * MiB, rawEstimate: 114 * MiB, wireOffset: 60 * MiB, framesVerified: 29, spoolBytes: 60 * MiB,
+        error: { code: 'btrfs_failed', message: 'btrfs receive exited with code 1:\nERROR: writing to a failed: No space left on device', at: '2025-03-01T11:30:00Z' },
+        wait: { reason: 'disk_full', since: '2025-03-01T11:00:00Z', tries: 4, nextTryAt: '2025-03-01T12:05:00Z', neededBytes: 114 * MiB, freeBytes: 3 * MiB },
+      }),
+      transfer({ id: 'ee'.repeat(16), snapshot: 'home.20250220T0300', state: 'failed', spoolBytes: 96 * MiB, updatedAt: '2025-03-01T10:00:00Z',
+        error: { code: 'sendstream_unsafe_path', message: 'refused', at: '2025-03-01T10:00:00Z' } }),
+      transfer({ id: 'ff'.repeat(16), snapshot: 'home.20250219T0300', state: 'failed', spoolBytes: 0, updatedAt: '2025-02-20T10:00:00Z' }),
+    ],
+  }));
+  assert.deepEqual(report.inFlight.map((t) => [t.state, t.wait?.neededBytes]), [['waiting_for_space', 114 * MiB]]);
+  assert.deepEqual(report.orphaned.map((o) => [o.id, o.spoolBytes]), [['ee'.repeat(16), 96 * MiB]], 'a failed transfer without its spool is not listed');
+  const text = renderStatus(report, NOW);
+  assertFits(text);
+  assert.match(text, /^home\/home\.20250301T0300 +waiting_for_space +114\.0 MiB +\/ ~114\.0 MiB +100% +60\.0 MiB +29$/m);
+  const detail = text.slice(text.indexOf('The whole stream')).split('\n').slice(0, 4).join(' ').replace(/\s+/g, ' ');
+  assert.match(detail, /^The whole stream is on the server, nothing is sent again; its disk is full \(it needs about 114\.0 MiB free, has 3\.0 MiB\): it receives by itself once space is freed on the server, or tries again in 5m00s \(4 tries so far\)\. Last failure: btrfs_failed: ERROR: writing to a failed: No space left on device/);
+  assert.match(text, /^SPOOLS OF ENDED TRANSFERS: 1, 96\.0 MiB: `snapferry abort ID` deletes one now/m);
+  assert.match(text, /^ {2}home\/home\.20250220T0300 +failed +2h00m ago +96\.0 MiB {2}eeeeeeee$/m);
 });

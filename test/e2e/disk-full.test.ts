@@ -1,16 +1,24 @@
 /**
  * A server disk that fills up mid-upload: the push pauses on 507 (retryable, the message says to free space), what
  * was acknowledged stays, and once space is freed the same upload goes on from there and the snapshot arrives whole.
+ * One that fills up after the stream arrived whole, during its receive: the transfer waits with its spool, the push
+ * exits 75 without sending anything again, and the server receives by itself once space is freed (issue 16).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import type { SnapferryError } from '../../core/errors.ts';
+import { UPLOADS_PATH } from '../../core/protocol.ts';
 import { push } from '../../client/push.ts';
-import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
+import { ServerApi } from '../../client/api.ts';
+import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
+import type { RunningServer } from '../../server/serve.ts';
+import { assertReceived, createPair, recordingReporter, until, type Pair } from './harness.ts';
 
 /** Writes random data to `file` until the filesystem says it is full; returns the bytes written. */
 async function fillUntilFull(file: string): Promise<number> {
@@ -70,4 +78,124 @@ test('disk full on the server: 507 and retries, nothing acknowledged lost, done 
   // Resumed either within the upload (tus-js-client asks the offset) or by a new attempt that hashes up to it.
   assert.ok(report.notes.some((n) => /resuming at|resuming from the server's offset/.test(n)), `a resume from the acknowledged offset: ${report.notes.join(' | ')}`);
   await assertReceived(s1, pair.receivedPath('v', 's1'));
+});
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
+
+/** Upload requests a server saw: a creation (POST) or bytes (PATCH) after the stream arrived whole would be a resend. */
+function countUploads(server: RunningServer): { POST: number; PATCH: number } {
+  const uploads = { POST: 0, PATCH: 0 };
+  server.http.on('request', (req: { method?: string; url?: string }) => {
+    if (req.url?.startsWith(UPLOADS_PATH) && (req.method === 'POST' || req.method === 'PATCH')) uploads[req.method]++;
+  });
+  return uploads;
+}
+
+/**
+ * Pushes `snapshot` to a server that holds its receives, fills the server's disk once the stream is whole, and lets
+ * the receive run: it runs out of space. Returns once the transfer waits for space, with the push (still running or
+ * stopped) and the file that fills the disk.
+ */
+async function streamWaitingForSpace(t: TestContext, pair: Pair, server: RunningServer, snapshot: string, uploads = countUploads(server)) {
+  // Whatever happens, the push must not outlive the test (one that retries for ever would keep the file running).
+  const stop = new AbortController();
+  t.after(() => stop.abort());
+  const pushing = push({ server: server.url, volume: 'v', snapshots: [snapshot], pollMs: 50, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal }, recordingReporter());
+  pushing.catch(() => undefined);
+  const api = new ServerApi({ server: server.url });
+  const whole = await until('the whole stream on the server', async () => (await api.transfers()).transfers.find((x) => x.state === 'receiving'), 60_000, 50);
+  const sentWhenWhole = { ...uploads };
+
+  const filler = path.join(pair.server.mountPoint, 'filler');
+  await fillUntilFull(filler);
+  await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+  server.service.resumeReceives();
+  const waiting = await until('the transfer to wait for space', async () => {
+    const now = await api.transfer(whole.id);
+    return now.state === 'waiting_for_space' && now;
+  }, 60_000, 100);
+  return { api, pushing, waiting, filler, sentWhenWhole };
+}
+
+test('disk full during the receive: the transfer waits with its spool, push exits 75, nothing is sent twice, received once space is freed', { ...rootOnly, timeout: 240_000 }, async (t) => {
+  const pair = await createPair(t, { serverMiB: 128, fillMB: 4, seed: 'receive-full' });
+  // Receives held until the disk is full: the stream arrives whole first, then its receive finds no space. Its timer
+  // is far off (a push waits for a try that is near): freed space is what starts it again.
+  const server = await pair.startServer({ holdReceives: true, receiveRetry: { firstMs: 300_000, maxMs: 300_000, checkMs: 200 } });
+  const s1 = await pair.snapshot('s1');
+  const uploads = countUploads(server);
+  const { api, pushing, waiting, filler, sentWhenWhole: sent } = await streamWaitingForSpace(t, pair, server, s1, uploads);
+  assert.equal(sent.POST, 1);
+  assert.deepEqual(uploads, sent, 'nothing was sent while the receive ran out of space');
+
+  // The receive ran out of space: the transfer waits, keeps its spool, and says what it needs.
+  assert.equal(waiting.wait?.reason, 'disk_full');
+  assert.ok((waiting.wait?.neededBytes ?? 0) >= waiting.rawBytes, `needs at least the raw stream: ${JSON.stringify(waiting.wait)}`);
+  assert.ok(waiting.wait?.freeBytes !== null && waiting.wait!.freeBytes! < waiting.wait!.neededBytes!, 'and says how little is free');
+  assert.ok(Date.parse(waiting.wait!.nextTryAt) > 0);
+  assert.match(waiting.error?.message ?? '', /No space left on device/);
+  const spool = await fs.readdir(path.join(pair.root, 'spool'));
+  assert.ok(spool.includes(waiting.id) && spool.includes(`${waiting.id}.frames`), 'the spool is kept');
+
+  // The push that was waiting stops with a temporary failure that says the server has the stream.
+  const stopped = await pushing.then(() => null, (err: unknown) => err as SnapferryError);
+  assert.ok(stopped, 'the push did not succeed');
+  assert.equal(stopped.code, 'receive_waiting', stopped.message);
+  assert.equal(exitCodeFor(stopped), EXIT.temporary);
+  assert.match(stopped.message, /whole stream/);
+  assert.match(stopped.message, /free/);
+
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, /snapferry_transfers\{client="default",state="waiting_for_space"\} 1/);
+  assert.match(metrics, /snapferry_waiting_raw_bytes\{client="default"\} [1-9]/);
+
+  // The next push (the command, as a timer runs it) sends nothing: it finds the stream waiting and exits 75.
+  const again = await execa('node', [BIN, 'push', '--server', server.url, '--volume', 'v', s1], { reject: false, timeout: 120_000 });
+  assert.equal(again.exitCode, EXIT.temporary, again.stderr);
+  assert.match(again.stderr, /whole stream/);
+  const status = await execa('node', [BIN, 'status', '--server', server.url], { reject: false, timeout: 60_000 });
+  assert.equal(status.exitCode, 0, status.stderr);
+  assert.match(status.stdout, /waiting_for_space/);
+  assert.deepEqual(uploads, sent, 'no upload request after the stream arrived whole');
+
+  // Space freed: the server receives from its spool by itself.
+  await fs.rm(filler);
+  await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+  const received = await until('the snapshot received', async () => {
+    const now = await api.transfer(waiting.id);
+    return now.state === 'received' && now;
+  }, 90_000, 200);
+  assert.equal(received.wait, null);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+  const shown = await btrfs.subvolumeShow(pair.receivedPath('v', 's1'));
+  assert.ok(shown.readonly, 'received read-only');
+  assert.equal(shown.receivedUuid, (await btrfs.subvolumeShow(s1)).uuid);
+  const left = await fs.readdir(path.join(pair.root, 'spool'));
+  assert.ok(!left.some((f) => f.startsWith(waiting.id)), 'the spool is gone once received');
+
+  const last = await push({ server: server.url, volume: 'v', snapshots: [s1] }, recordingReporter());
+  assert.deepEqual(last.present, ['s1']);
+  assert.deepEqual(uploads, sent, 'nothing was sent twice');
+});
+
+test('a stream waiting for space is received when the server starts again, with nothing sent again', { ...rootOnly, timeout: 240_000 }, async (t) => {
+  const pair = await createPair(t, { serverMiB: 128, fillMB: 2, seed: 'receive-full-restart' });
+  // No retry by timer or freed space in this one: only the restart may receive it.
+  const first = await pair.startServer({ holdReceives: true, receiveRetry: { firstMs: 3_600_000, maxMs: 3_600_000, checkMs: 3_600_000 } });
+  const s1 = await pair.snapshot('s1');
+  const { waiting, filler } = await streamWaitingForSpace(t, pair, first, s1);
+  await first.close();
+  await fs.rm(filler);
+  await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+
+  const second = await pair.startServer();
+  const uploads = countUploads(second);
+  await second.service.idle();
+  const api = new ServerApi({ server: second.url });
+  const after = await api.transfer(waiting.id);
+  assert.deepEqual([after.state, after.wait, after.error], ['received', null, null]);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+  const again = await push({ server: second.url, volume: 'v', snapshots: [s1] }, recordingReporter());
+  assert.deepEqual(again.present, ['s1']);
+  assert.deepEqual(uploads, { POST: 0, PATCH: 0 });
 });

@@ -2,11 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 
 test('a full push: the server receives, checks and catalogs the snapshot, and drops the spool', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 16 });
@@ -138,6 +141,18 @@ test('a failed receive: the transfer says why, the client fails, the spool stays
   const volumeDir = await fs.readdir(path.join(pair.root, 'volumes', 'default', 'v'));
   assert.deepEqual(volumeDir, ['s1'], 'no partial subvolume left behind');
   assert.equal((await btrfs.subvolumeShow(pair.receivedPath('v', 's1'))).receivedUuid, null, 'the admin subvolume is untouched');
+
+  // The kept spool is an orphan: counted, shown with its transfer, and deleted by an abort (issue 16).
+  assert.ok(transfer!.spoolBytes >= transfer!.wireOffset, `the transfer shows its spool: ${transfer!.spoolBytes}`);
+  assert.deepEqual((await api.status()).orphanedSpools, { count: 1, bytes: transfer!.spoolBytes });
+  // By the first digits `snapferry status` shows.
+  const abort = await execa('node', [BIN, 'abort', '--server', server.url, transfer!.id.slice(0, 8)], { reject: false, timeout: 60_000 });
+  assert.equal(abort.exitCode, 0, abort.stderr);
+  assert.match(abort.stderr, new RegExp(`transfer ${transfer!.id} \\(v/s1\\) was failed; deleted its spool \\(`));
+  const aborted = await api.transfer(transfer!.id);
+  assert.deepEqual([aborted.state, aborted.error?.code, aborted.spoolBytes], ['failed', 'snapshot_exists', 0], 'still failed, with its reason');
+  assert.ok(!(await fs.readdir(path.join(pair.root, 'spool'))).some((f) => f.startsWith(transfer!.id)), 'spool, index and tus record gone');
+  assert.deepEqual((await api.status()).orphanedSpools, { count: 0, bytes: 0 });
 });
 
 test('a push stopped midway leaves nothing that looks received, and says it was cancelled', rootOnly, async (t) => {

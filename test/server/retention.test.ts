@@ -26,7 +26,7 @@ function transfer(id: string, state: TransferState, parentUuid: string | null, v
   return {
     id, client: 'laptop', volume, snapshot: `new-${id}`, uuid: `11111111-0000-0000-0000-00000000000${id.length}`, parentUuid, state,
     createdAt: at, updatedAt: at, chunkSize: 1 << 20, rawEstimate: null, error: null, lastInterruption: null, interruptions: 0,
-    sendStream: 'v1', wireBytes: null, rawBytes: null, framesVerified: null,
+    sendStream: 'v1', wireBytes: null, rawBytes: null, framesVerified: null, wait: null,
   };
 }
 

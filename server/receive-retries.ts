@@ -1,0 +1,115 @@
+/**
+ * Receives that failed for the server's own reasons (issue 16). A whole stream is never thrown away for them: its
+ * transfer waits (waiting_for_space, waiting_to_retry) with its spool, and is received again from it by itself,
+ * once the free space it needs is there, when its timer comes (server/receive-wait.ts decides which), and at the
+ * server's start. A receive beside an upload that is still going on starts again with the next frame, or after a
+ * delay. Nothing here fails a transfer or asks the client for a byte; a stream the server refuses is the core's
+ * to fail (server/replication.ts).
+ */
+import type { SnapferryError } from '../core/errors.ts';
+import { waitingStates, type ReceiveWait } from '../core/protocol.ts';
+import { CatalogError, type Catalog, type TransferRecord } from './catalog.ts';
+import type { Logger } from './log.ts';
+import { runEvery, type Periodic } from './periodic.ts';
+import { retryDelayMs, retryDue, waitAfter, waitingState, type RetrySchedule } from './receive-wait.ts';
+
+export interface RetryDeps {
+  catalog: Catalog;
+  log: Logger;
+  /** Free bytes on the server's filesystem, or null when they cannot be read. */
+  freeBytes(): Promise<number | null>;
+  /** Starts the transfer's receive from its spool's first byte (server/live-receives.ts). */
+  startFromSpool(id: string): void;
+  /** The same, after `ms`. */
+  startLater(id: string, ms: number): void;
+}
+
+export class ReceiveRetries {
+  private timer: Periodic | null = null;
+  /** Receives beside an upload still going on that failed in a row, by transfer. */
+  private readonly besideUpload = new Map<string, number>();
+  /** Free space when each receive of a whole stream started again: one that ran out of it anyway needs more. */
+  private readonly freeAtStart = new Map<string, number | null>();
+
+  constructor(
+    private readonly deps: RetryDeps,
+    readonly schedule: RetrySchedule,
+  ) {}
+
+  /** Looks at the waiting transfers every schedule.checkMs from now on. */
+  start(): void {
+    this.timer ??= runEvery(this.schedule.checkMs, () => this.check(), (err) => this.deps.log.error({ err }, 'could not look at the waiting receives; looking again soon'));
+  }
+
+  async stop(): Promise<void> {
+    await this.timer?.stop();
+    this.timer = null;
+  }
+
+  /** `t`'s receive failed for the server's own reasons (`reason`, `err`): it starts again later, or its stream waits. */
+  async failed(t: TransferRecord, reason: ReceiveWait['reason'], err: SnapferryError): Promise<void> {
+    const { log } = this.deps;
+    if (t.state === 'uploading') {
+      // The upload goes on (or waits out the same full disk); its next frame starts a receive too, whichever is first.
+      const tries = (this.besideUpload.get(t.id) ?? 0) + 1;
+      this.besideUpload.set(t.id, tries);
+      const waitMs = retryDelayMs(tries, this.schedule);
+      log.warn({ transfer: t.id, code: err.code, err: err.message, tries, waitMs }, 'the receive beside the upload failed; starting it again from the spool');
+      this.deps.startLater(t.id, waitMs);
+      return;
+    }
+    this.besideUpload.delete(t.id);
+    const wait = waitAfter(
+      { reason, before: t.wait, rawBytes: t.rawBytes ?? 0, freeAtStart: this.freeAtStart.get(t.id) ?? null, freeBytes: await this.deps.freeBytes(), nowMs: Date.now() },
+      this.schedule,
+    );
+    this.freeAtStart.delete(t.id);
+    const state = waitingState(reason);
+    await this.record(t.id, { state, wait, error: { code: err.code, message: err.message, at: new Date().toISOString() } });
+    log.warn(
+      { transfer: t.id, state, code: err.code, err: err.message, tries: wait.tries, nextTryAt: wait.nextTryAt, neededBytes: wait.neededBytes, freeBytes: wait.freeBytes },
+      'the receive failed for the server\'s own reasons; the whole stream waits in its spool to be received again',
+    );
+  }
+
+  /** One look at the waiting transfers: each whose time has come, or whose free space is there, is received again. */
+  async check(): Promise<void> {
+    const waiting = this.deps.catalog.transfers().filter((t) => waitingStates.includes(t.state));
+    if (waiting.length === 0) return;
+    const free = await this.deps.freeBytes();
+    for (const t of waiting) {
+      const why = t.wait === null ? 'it waits without a schedule' : retryDue(t.wait, Date.now(), free);
+      if (why !== null) await this.receiveAgain(t.id, why, free);
+    }
+  }
+
+  /** Receives a whole stream again from its spool: a waiting one, or (at start) one whose receive a stop cut short. */
+  async receiveAgain(id: string, why: string, free?: number | null): Promise<void> {
+    const t = this.deps.catalog.transfer(id);
+    if (!t) return;
+    this.freeAtStart.set(id, free === undefined ? await this.deps.freeBytes() : free);
+    if (t.state !== 'receiving') await this.record(id, { state: 'receiving' });
+    this.deps.log.info({ transfer: id, why }, 'receiving the whole stream from the spool');
+    this.deps.startFromSpool(id);
+  }
+
+  /** The transfer was received, or is over: nothing to remember about it. */
+  forget(id: string): void {
+    this.besideUpload.delete(id);
+    this.freeAtStart.delete(id);
+  }
+
+  /**
+   * Records a change. On a full disk the catalog may not save: the change holds in memory all the same (see
+   * Catalog.updateTransfer), the next save that succeeds writes it, and a restart before that receives the stream
+   * again from its spool either way.
+   */
+  private async record(id: string, change: Partial<TransferRecord>): Promise<void> {
+    try {
+      await this.deps.catalog.updateTransfer(id, change);
+    } catch (err) {
+      if (err instanceof CatalogError) throw err;
+      this.deps.log.error({ transfer: id, err, state: change.state }, 'could not save the catalog; the change holds in memory until the next save');
+    }
+  }
+}
