@@ -53,7 +53,7 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
       if (ctx.signal?.aborted) throw err;
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
       const now = await findTransfer(ctx, step).catch(() => undefined);
-      if (now?.state === 'received') return now;
+      if (now?.state === 'received') return reportReceived(ctx, now);
       // The server has the whole stream and receives it by itself: nothing to send, nothing to wait for here.
       if (err instanceof ReceiveWaiting) throw err;
       // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
@@ -100,7 +100,7 @@ function expiredNote(snapshot: string, newest: Transfer | undefined): string | n
 async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress): Promise<Transfer> {
   const mine = await transfersOf(ctx, step);
   const existing = mine.find((t) => !['failed', 'aborted'].includes(t.state));
-  if (existing?.state === 'received') return existing;
+  if (existing?.state === 'received') return reportReceived(ctx, existing);
   if (existing && existing.state !== 'uploading') return waitReceived(ctx, existing.id);
   const expired = existing ? null : expiredNote(step.snapshot.name, mine[0]);
   if (expired !== null) ctx.report.note(expired);
@@ -222,10 +222,7 @@ async function waitReceived(ctx: SendContext, id: string): Promise<Transfer> {
   for (;;) {
     ctx.signal?.throwIfAborted();
     const t = await ctx.api.transfer(id);
-    if (t.state === 'received') {
-      ctx.report.received(t.snapshot, t);
-      return t;
-    }
+    if (t.state === 'received') return reportReceived(ctx, t);
     if (waitingStates.includes(t.state)) {
       const now = Date.now();
       waitingSince ??= now;
@@ -241,4 +238,10 @@ async function waitReceived(ctx: SendContext, id: string): Promise<Transfer> {
     }
     await new Promise((r) => setTimeout(r, ctx.pollMs));
   }
+}
+
+/** However the push learnt it (a poll, or asking again after a lost answer), the received line is said once. */
+function reportReceived(ctx: SendContext, t: Transfer): Transfer {
+  ctx.report.received(t.snapshot, t);
+  return t;
 }

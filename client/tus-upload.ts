@@ -5,7 +5,7 @@
  */
 import { Upload, type DetailedError } from 'tus-js-client';
 import { SnapferryError } from '../core/errors.ts';
-import { ErrorBody, UPLOADS_PATH } from '../core/protocol.ts';
+import { ERROR_CODE_HEADER, ErrorBody, UPLOADS_PATH } from '../core/protocol.ts';
 import type { FramedUploadSource } from './upload-source.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
 import { patchBody } from './patch-body.ts';
@@ -47,6 +47,11 @@ export interface TusUploadOptions {
 
 export class UploadError extends SnapferryError {}
 
+/** What a refused HEAD (no body, only its code) means to the person watching the push. */
+const HEAD_REFUSALS: Record<string, string> = {
+  transfer_locked: 'another push holds this upload (one still running, or one stopped less than 15 s ago); trying again shortly',
+};
+
 /** Turns a tus-js-client error into ours, keeping the server's JSON error when it sent one. */
 export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
   if (err instanceof SnapferryError) return err;
@@ -67,6 +72,11 @@ export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
         retryable: parsed.error.retryable,
         details: { status, ...parsed.error.details },
       });
+    }
+    const code = res.getHeader(ERROR_CODE_HEADER);
+    if (code) {
+      // A HEAD's answer has no body: the code is all the server could say.
+      return new UploadError(code, HEAD_REFUSALS[code] ?? `the server answered ${status} (${code})`, { retryable, details: { status } });
     }
     if (status === 404 || status === 410) {
       // tus: the upload is gone (aborted, expired, or the server lost it). A new upload can start over.

@@ -71,6 +71,12 @@ export const FRAMED_STREAM_TYPE = 'application/vnd.snapferry.frames';
  */
 export const SESSION_HEADER = 'snapferry-session';
 
+/**
+ * On every error answer, the error's code (ErrorBody's `code`): a HEAD's answer has no body, and tus clients ask
+ * for the offset with HEAD, so without it a refused HEAD says nothing of why.
+ */
+export const ERROR_CODE_HEADER = 'snapferry-error-code';
+
 /** Most frame records one GET /v1/transfers/:id/frames returns. */
 export const MAX_FRAMES_PER_PAGE = 10_000;
 

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import type { Server as TusServer } from '@tus/server';
-import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH } from '../core/protocol.ts';
+import { API_PREFIX, ERROR_CODE_HEADER, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
@@ -32,7 +32,9 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     if (status >= 500) log.error({ err, path: c.req.path }, 'request failed');
     // RFC 6750 section 3: a 401 names the scheme the client should use.
     if (status === 401) c.header('WWW-Authenticate', 'Bearer realm="snapferry"');
-    return c.json(errorBody(err), status as 500);
+    const body = errorBody(err);
+    c.header(ERROR_CODE_HEADER, body.error.code);
+    return c.json(body, status as 500);
   });
   app.notFound((c) => c.json(errorBody(new SnapferryError('not_found', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404));
 

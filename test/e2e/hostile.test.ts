@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { rootOnly } from '../fixtures/btrfs.ts';
+import { ERROR_CODE_HEADER, SESSION_HEADER, UPLOADS_PATH } from '../../core/protocol.ts';
 import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import {
@@ -240,4 +241,17 @@ test("tus's own refusals come with a code and a reason: a PATCH at the wrong off
   assert.equal(r.status, 409);
   assert.equal(r.code, 'offset_mismatch', r.text);
   assert.match(r.text, /asks the server's offset/);
+});
+
+test("a refused HEAD, which carries no body, still names its reason: another push's lease is transfer_locked", rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  const uuid = randomUuid();
+  const created = await create(h.server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('leased', 'snap', uuid)), [SESSION_HEADER]: 'first-push' });
+  assert.ok(created.id, created.text);
+  const head = (session: string) =>
+    fetch(`${h.server.url}${UPLOADS_PATH}/${created.id}`, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', [SESSION_HEADER]: session } });
+  assert.equal((await head('first-push')).status, 200);
+  const refused = await head('second-push');
+  assert.equal(refused.status, 409);
+  assert.equal(refused.headers.get(ERROR_CODE_HEADER), 'transfer_locked');
 });

@@ -47,6 +47,8 @@ test('a silence while the push waits for the receive: it finds the snapshot rece
 
   await assertPushFinishes(t, world, push, silence);
   assert.match(push.stderr, /^done: 1 snapshot\(s\) received by the server \(s1\)$/m);
+  // However the push learnt of the receive (a poll, or asking again after the stall), it says so once.
+  assert.equal(push.stderr.match(/^received s1/gm)?.length, 1, push.stderr);
   await assertArrived(world);
   // Nothing was uploading when the line fell silent: nothing needed sending again.
   assertSentOnce(t, world, before, await world.line.upstream(), 0);
