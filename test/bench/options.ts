@@ -53,8 +53,10 @@ const FULL: Scale = {
   linkBytesPerSecond: LINK,
   cutEveryBytes: 30 * LINK,
   silentMiB: 4,
-  // Shorter than the stall timeout, TCP alone might carry the connection on; longer, only a new connection can.
+  // Shorter than the stall timeout, TCP alone might carry the connection on, and the push waits for the stall
+  // timeout all the same when the line forgot it; longer, only a new connection can go on.
   silences: [
+    { seconds: 10, forget: true },
     { seconds: 20, forget: false },
     { seconds: 20, forget: true },
     { seconds: 60, forget: true },

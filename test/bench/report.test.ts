@@ -90,7 +90,7 @@ test('silent line: the seconds each silence lost beyond itself, against the stal
   const r = results();
   const sections = buildSections(r);
   assert.equal(lostSeconds(r.silent!, r.silent!.silences[1] as SilentPush), 30, '75 s less 25 with no silence, less the 20 s silence');
-  const kept = find(sections, /^Silent line/, /^silence 20 s$/);
+  const kept = find(sections, /^Silent line/, /^silence 20 s, connections kept$/);
   assert.equal(kept.measured, '5.0 s lost');
   assert.equal(kept.baseline, 'push 50.0 s, no silence 25.0 s');
   assert.equal(kept.ratio, '1.11×', '50 s against 25 + 20');
@@ -109,7 +109,7 @@ test('silent line: a longer stall timeout moves the target; a silence that faile
   r.silent!.silences[0] = { silence: { seconds: 20, forget: false }, failed: 'the push ended 24.0 s in, before its silence was due\nmore' };
   const sections = buildSections(r);
   assert.match(find(sections, /^Silent line/, /^silence 60 s/).target, /^≤ 55 s \(stall timeout 40 s \+ 15 s\): met$/, '46 s is within 40 + 15');
-  const failed = find(sections, /^Silent line/, /^silence 20 s$/);
+  const failed = find(sections, /^Silent line/, /^silence 20 s, connections kept$/);
   assert.equal(failed.measured, 'FAILED');
   assert.equal(failed.baseline, 'the push ended 24.0 s in, before its silence was due');
 });

@@ -114,7 +114,7 @@ function silentSection(s: SilentLineResult): TableSection {
   const rows = [row('no silence', duration(s.baseline.seconds), `wire bytes at the line's rate ${duration(atRate)}`, times(s.baseline.seconds / atRate))];
   const limit = s.stallSeconds + SILENCE_GRACE_SECONDS;
   for (const p of s.silences) {
-    const what = `silence ${p.silence.seconds} s${p.silence.forget ? ', connections forgotten' : ''}`;
+    const what = `silence ${p.silence.seconds} s, connections ${p.silence.forget ? 'forgotten' : 'kept'}`;
     if ('failed' in p) {
       rows.push(row(what, 'FAILED', firstLine(p.failed)));
       continue;
@@ -132,8 +132,8 @@ function silentSection(s: SilentLineResult): TableSection {
   }
   const title =
     `Silent line: ${s.rates.upKbit / 1000} Mbit/s up, ${s.rates.downKbit / 1000} down, ${megabytes(s.rawBytes)} raw stream, --compress none, ` +
-    `default --stall-timeout ${s.stallSeconds} s, serve --idle-timeout ${s.idleSeconds} s; one silence per push, ${Math.round(s.silenceAt * 100)}% into ` +
-    `the no-silence time; lost = push - no silence - silence; ratio = push / (no silence + silence)`;
+    `default --stall-timeout ${s.stallSeconds} s, serve --idle-timeout ${s.idleSeconds} s; a silence ${Math.round(s.silenceAt * 100)}% into the push; ` +
+    `lost = push - no silence - silence; ratio: push / (no silence + silence)`;
   return { title, rows };
 }
 
