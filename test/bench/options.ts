@@ -1,11 +1,11 @@
 /**
- * The bench's command line: `npm run bench [-- --quick] [--json FILE] [--only lan,slow,rss,hash]`, and the sizes
+ * The bench's command line: `npm run bench [-- --quick] [--json FILE] [--only lan,slow,silent,rss,hash]`, and the sizes
  * each mode uses. --quick (or SNAPFERRY_BENCH_QUICK=1) is a small run for working on the bench itself: its figures
  * are dominated by fixed costs and say little.
  */
 import { parseArgs } from 'node:util';
 
-export const SECTIONS = ['lan', 'rss', 'slow', 'hash'] as const;
+export const SECTIONS = ['lan', 'rss', 'slow', 'silent', 'hash'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface Scale {
@@ -22,8 +22,19 @@ export interface Scale {
    * variants). It must stay well above a frame's wire size: a link cut before any frame gets across never delivers one.
    */
   cutEveryBytes: number;
+  /** File data of the silent-line subvolume: small, for the shaped line carries 250 kB/s and each silence adds its own length. */
+  silentMiB: number;
+  /** The silences of the silent-line section, one push each. */
+  silences: readonly SilenceSpec[];
   clientImageMiB: number;
   serverImageMiB: number;
+}
+
+/** One silence of the shaped line during a push. */
+export interface SilenceSpec {
+  seconds: number;
+  /** The line also forgets the connections open when it falls silent, as a NAT that lost its state. */
+  forget: boolean;
 }
 
 export interface BenchOptions {
@@ -41,6 +52,15 @@ const FULL: Scale = {
   slowMiB: 44,
   linkBytesPerSecond: LINK,
   cutEveryBytes: 30 * LINK,
+  silentMiB: 4,
+  // Shorter than the stall timeout, TCP alone might carry the connection on, and the push waits for the stall
+  // timeout all the same when the line forgot it; longer, only a new connection can go on.
+  silences: [
+    { seconds: 10, forget: true },
+    { seconds: 20, forget: false },
+    { seconds: 20, forget: true },
+    { seconds: 60, forget: true },
+  ],
   clientImageMiB: 4096,
   // Room for one received full stream, its spool beside it, and the incremental; deletes are waited for between runs.
   serverImageMiB: 6144,
@@ -52,6 +72,8 @@ const QUICK: Scale = {
   slowMiB: 12,
   linkBytesPerSecond: LINK,
   cutEveryBytes: 30 * LINK,
+  silentMiB: 2,
+  silences: [{ seconds: 10, forget: true }],
   clientImageMiB: 1024,
   serverImageMiB: 1024,
 };

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LanStreamResult, SnapferryFigures } from './lan.ts';
 import { parseBenchArgs } from './options.ts';
-import { buildSections, type BenchResults } from './report.ts';
+import { buildSections, lostSeconds, type BenchResults } from './report.ts';
+import type { SilentPush } from './silent-line.ts';
 import { renderTable } from './table.ts';
 
 const push = (mbps: number, wireBytes: number): SnapferryFigures => ({
@@ -22,6 +23,13 @@ function lanStream(nginxMBps: number): LanStreamResult {
   };
 }
 
+function silentPush(seconds: number, forget: boolean): SilentPush {
+  return {
+    silence: { seconds, forget }, seconds: 0, upstreamBytes: 7e6, interruptions: 1,
+    silentAfter: 12.5, silentSeconds: seconds, crossedBeforeSilence: 2.6e6, movingAfter: 3, notes: [],
+  };
+}
+
 function results(over: Partial<BenchResults> = {}): BenchResults {
   return {
     startedAt: '2026-01-01T00:00:00.000Z', seconds: 600, quick: false,
@@ -36,6 +44,15 @@ function results(over: Partial<BenchResults> = {}): BenchResults {
       variants: [
         { setting: '3', seconds: 130, wireBytes: 30.9e6, upstreamBytes: 35e6, cuts: 4, resentBytes: 4.1e6, frameBytes: 4194376, levelNotes: [] },
         { setting: 'auto', seconds: 120, wireBytes: 27e6, upstreamBytes: 40e6, cuts: 4, resentBytes: 20e6, frameBytes: 4194376, levelNotes: [] },
+      ],
+    },
+    silent: {
+      rawBytes: 5.3e6, wireBytes: 5.3e6, rates: { upKbit: 2000, downKbit: 8000 }, stallSeconds: 30, idleSeconds: 60, silenceAt: 0.5,
+      baseline: { seconds: 25, upstreamBytes: 5.31e6, interruptions: 0 },
+      silences: [
+        { ...silentPush(20, false), seconds: 50 },
+        { ...silentPush(20, true), seconds: 75 },
+        { ...silentPush(60, true), seconds: 131 },
       ],
     },
     hashing: { rawBytes: 1e9, sendToNullMBps: 410, hashOnlyMBps: 900, resumePathMBps: 380 },
@@ -67,6 +84,34 @@ test('targets are judged as the issue states them', () => {
   assert.equal(find(sections, /^LAN, full/, /against the pipe \+ spool/).ratio, '1.20×', '120 MB/s against the spooling pipe at 100');
   assert.equal(find(sections, /^LAN, full/, /tee spool/).ratio, '0.65×', 'the spooling pipe against the plain one');
   assert.equal(find(sections, /^CPU/, /client: push .*http/).baseline, 'btrfs send + ssh 3.00 s/GB');
+});
+
+test('silent line: the seconds each silence lost beyond itself, against the stall timeout plus 15 s', () => {
+  const r = results();
+  const sections = buildSections(r);
+  assert.equal(lostSeconds(r.silent!, r.silent!.silences[1] as SilentPush), 30, '75 s less 25 with no silence, less the 20 s silence');
+  const kept = find(sections, /^Silent line/, /^silence 20 s, connections kept$/);
+  assert.equal(kept.measured, '5.0 s lost');
+  assert.equal(kept.baseline, 'push 50.0 s, no silence 25.0 s');
+  assert.equal(kept.ratio, '1.11×', '50 s against 25 + 20');
+  assert.equal(kept.target, '≤ 45 s (stall timeout 30 s + 15 s): met');
+  assert.match(find(sections, /^Silent line/, /^silence 20 s, connections forgotten$/).target, /: met$/, '30 s lost is within 45');
+  const minute = find(sections, /^Silent line/, /^silence 60 s, connections forgotten$/);
+  assert.equal(minute.measured, '46.0 s lost', '131 s less 25, less 60');
+  assert.match(minute.target, /MISSED/, '46 s is past 30 s + 15');
+  assert.equal(find(sections, /^Silent line/, /^no silence$/).measured, '25.0 s');
+  assert.match(sections.find((s) => /^Silent line/.test(s.title))!.title, /--stall-timeout 30 s/);
+});
+
+test('silent line: a longer stall timeout moves the target; a silence that failed shows its error', () => {
+  const r = results();
+  r.silent!.stallSeconds = 40;
+  r.silent!.silences[0] = { silence: { seconds: 20, forget: false }, failed: 'the push ended 24.0 s in, before its silence was due\nmore' };
+  const sections = buildSections(r);
+  assert.match(find(sections, /^Silent line/, /^silence 60 s/).target, /^≤ 55 s \(stall timeout 40 s \+ 15 s\): met$/, '46 s is within 40 + 15');
+  const failed = find(sections, /^Silent line/, /^silence 20 s, connections kept$/);
+  assert.equal(failed.measured, 'FAILED');
+  assert.equal(failed.baseline, 'the push ended 24.0 s in, before its silence was due');
 });
 
 test('a run without an ssh row says why and judges nothing against it', () => {
@@ -111,6 +156,11 @@ test('command line: --quick, --json, --only', () => {
   assert.ok(full.scale.cutEveryBytes > 4 * 1024 * 1024 + 72, 'cuts come further apart than a frame');
   const fromEnv = parseBenchArgs([], { SNAPFERRY_BENCH_QUICK: '1' });
   assert.ok(fromEnv !== 'help' && fromEnv.quick, 'SNAPFERRY_BENCH_QUICK=1 is --quick');
+  const silent = parseBenchArgs(['--only', 'silent'], {});
+  assert.ok(silent !== 'help');
+  assert.deepEqual([...silent.only], ['silent'], 'the silent line runs alone');
+  assert.ok(full.scale.silences.some((s) => s.seconds > 30 && s.forget), 'a silence past the default stall timeout, the line forgetting');
+  assert.ok(full.scale.silentMiB <= 6, 'a few MB: the line carries 250 kB/s');
   assert.throws(() => parseBenchArgs(['--only', 'lan,nope'], {}), /unknown section nope/);
   assert.equal(parseBenchArgs(['--help'], {}), 'help');
 });

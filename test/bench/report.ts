@@ -5,6 +5,7 @@
 import type { HashResult } from './hashing.ts';
 import type { LanResult, LanStreamResult, RunFigures, SnapferryFigures } from './lan.ts';
 import type { RssFigures, RssResult } from './rss.ts';
+import type { SilentLineResult, SilentPush } from './silent-line.ts';
 import type { SlowResult, SlowVariant } from './slow-link.ts';
 import type { Section } from './options.ts';
 import type { ClientStartup } from './snapferry.ts';
@@ -23,6 +24,7 @@ export interface BenchResults {
   lan: LanResult | null;
   rss: RssResult | null;
   slow: SlowResult | null;
+  silent: SilentLineResult | null;
   hashing: HashResult | null;
   /** Sections that threw, with their error. */
   failed: Partial<Record<Section, string>>;
@@ -31,6 +33,8 @@ export interface BenchResults {
 /** Peak RSS under this on each side, and the large stream's within this factor of the small one's. */
 const RSS_LIMIT_BYTES = 150e6;
 const RSS_FLAT = 1.1;
+/** A silence may cost the push at most the stall timeout plus this many seconds beyond the silence itself (issue 16). */
+export const SILENCE_GRACE_SECONDS = 15;
 
 export function buildSections(r: BenchResults): TableSection[] {
   const sections: TableSection[] = [];
@@ -40,6 +44,7 @@ export function buildSections(r: BenchResults): TableSection[] {
     sections.push(cpuSection(r.lan.full));
   }
   if (r.slow) sections.push(slowSection(r.slow));
+  if (r.silent) sections.push(silentSection(r.silent));
   if (r.rss) sections.push(rssSection(r.rss, r.startup));
   if (r.hashing) sections.push(hashSection(r.hashing));
   const failed = Object.entries(r.failed).map(([name, message]) => row(name, 'FAILED', firstLine(message)));
@@ -102,6 +107,39 @@ function slowSection(s: SlowResult): TableSection {
   }
   const title = `Slow link: ${(s.linkBytesPerSecond * 8) / 1e6} Mbit/s, cut every ${megabytes(s.cutEveryBytes)} (${Math.round(s.cutEveryBytes / s.linkBytesPerSecond)} s), ${megabytes(s.rawBytes)} raw stream`;
   return { title, rows };
+}
+
+function silentSection(s: SilentLineResult): TableSection {
+  const atRate = s.wireBytes / ((s.rates.upKbit * 1000) / 8);
+  const rows = [row('no silence', duration(s.baseline.seconds), `wire bytes at the line's rate ${duration(atRate)}`, times(s.baseline.seconds / atRate))];
+  const limit = s.stallSeconds + SILENCE_GRACE_SECONDS;
+  for (const p of s.silences) {
+    const what = `silence ${p.silence.seconds} s, connections ${p.silence.forget ? 'forgotten' : 'kept'}`;
+    if ('failed' in p) {
+      rows.push(row(what, 'FAILED', firstLine(p.failed)));
+      continue;
+    }
+    const lost = lostSeconds(s, p);
+    rows.push(
+      row(
+        what,
+        `${duration(lost)} lost`,
+        `push ${duration(p.seconds)}, no silence ${duration(s.baseline.seconds)}`,
+        times(p.seconds / (s.baseline.seconds + p.silentSeconds)),
+        verdict(`≤ ${limit} s (stall timeout ${s.stallSeconds} s + ${SILENCE_GRACE_SECONDS} s)`, lost <= limit),
+      ),
+    );
+  }
+  const title =
+    `Silent line: ${s.rates.upKbit / 1000} Mbit/s up, ${s.rates.downKbit / 1000} down, ${megabytes(s.rawBytes)} raw stream, --compress none, ` +
+    `default --stall-timeout ${s.stallSeconds} s, serve --idle-timeout ${s.idleSeconds} s; a silence ${Math.round(s.silenceAt * 100)}% into the push; ` +
+    `lost = push - no silence - silence; ratio: push / (no silence + silence)`;
+  return { title, rows };
+}
+
+/** What a silence cost beyond itself: the push's time less the push's with no silence, less the silence. */
+export function lostSeconds(s: Pick<SilentLineResult, 'baseline'>, p: Pick<SilentPush, 'seconds' | 'silentSeconds'>): number {
+  return p.seconds - s.baseline.seconds - p.silentSeconds;
 }
 
 /** The first line of an error, short enough for a table cell. */

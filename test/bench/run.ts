@@ -17,6 +17,7 @@ import { runLan, type LanContext } from './lan.ts';
 import { parseBenchArgs, USAGE, type BenchOptions, type Section } from './options.ts';
 import { buildSections, type BenchResults } from './report.ts';
 import { runRss } from './rss.ts';
+import { runSilentLine } from './silent-line.ts';
 import { runSlowLink } from './slow-link.ts';
 import { clientStartup, probeDir } from './snapferry.ts';
 import { renderTable } from './table.ts';
@@ -39,6 +40,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     lan: null,
     rss: null,
     slow: null,
+    silent: null,
     hashing: null,
     failed: {},
   };
@@ -54,6 +56,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     ['lan', async () => void (results.lan = await runLan(ctx))],
     ['rss', async () => void (results.rss = await runRss(ctx, results.lan?.full.direct ?? null))],
     ['slow', async () => void (results.slow = await runSlowLink(ctx, options.scale))],
+    ['silent', async () => void (results.silent = await runSilentLine(ctx, options.scale))],
   ];
   for (const [name, run] of sections) {
     if (!options.only.has(name)) continue;
@@ -81,7 +84,8 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     await writeFile(options.json, `${JSON.stringify({ ...results, table }, null, 2)}\n`);
     say(`wrote ${options.json}`);
   }
-  if (Object.keys(results.failed).length > 0 || results.slow?.variants.some((v) => 'failed' in v)) process.exitCode = 1;
+  const variantFailed = results.slow?.variants.some((v) => 'failed' in v) || results.silent?.silences.some((v) => 'failed' in v);
+  if (Object.keys(results.failed).length > 0 || variantFailed) process.exitCode = 1;
 }
 
 async function machine(): Promise<BenchResults['machine']> {

@@ -32,8 +32,8 @@ export async function probeDir(cleanup: Cleanup): Promise<Probes> {
 const LOG_DIR = process.env.SNAPFERRY_BENCH_LOGS;
 let spawned = 0;
 
-function spawn(cleanup: Cleanup, args: readonly string[], env: Record<string, string>): SnapferryProcess {
-  const child = new SnapferryProcess(args, { env: { ...NO_PROXY_ENV, ...env } });
+function spawn(cleanup: Cleanup, args: readonly string[], env: Record<string, string>, netns?: string): SnapferryProcess {
+  const child = new SnapferryProcess(args, { env: { ...NO_PROXY_ENV, ...env }, ...(netns !== undefined ? { netns } : {}) });
   const forget = cleanup.killOnSignal(child.pid);
   cleanup.after(async () => {
     child.killGroup();
@@ -51,8 +51,14 @@ export interface ServerOptions {
   root: string;
   /** Default: a free one. */
   port?: number;
-  /** Require tokens from this file, trusting nginx's forwarded headers (as deployed behind nginx). */
+  /** The address to listen on (default 127.0.0.1); any other needs `auth`. */
+  host?: string;
+  /** Run inside this network namespace: the far end of a shaped line (test/fixtures/shaped-line.ts). */
+  netns?: string;
+  /** Require tokens from this file. */
   auth?: ClientToken;
+  /** With `auth`: trust nginx's forwarded headers, as deployed behind nginx (default true). */
+  behindProxy?: boolean;
   /** Default warn: logging costs time on the LAN rows. */
   logLevel?: 'warn' | 'info' | 'debug';
 }
@@ -69,8 +75,11 @@ export class BenchServer {
   static async start(cleanup: Cleanup, probes: Probes, options: ServerOptions): Promise<BenchServer> {
     const probeFile = probes.next('serve');
     const port = options.port ?? (await freePort());
-    const access = options.auth ? ['--tokens', options.auth.tokensFile, '--behind-proxy'] : ['--no-auth'];
-    const child = spawn(cleanup, ['serve', '--root', options.root, '--listen', `127.0.0.1:${port}`, '--log-level', options.logLevel ?? 'warn', ...access], probeEnv(probeFile));
+    const proxy = options.behindProxy === false ? [] : ['--behind-proxy'];
+    const access = options.auth ? ['--tokens', options.auth.tokensFile, ...proxy] : ['--no-auth'];
+    const listen = `${options.host ?? '127.0.0.1'}:${port}`;
+    const args = ['serve', '--root', options.root, '--listen', listen, '--log-level', options.logLevel ?? 'warn', ...access];
+    const child = spawn(cleanup, args, probeEnv(probeFile), options.netns);
     const m = await child.waitForStderr(/snapferry serving .* on (http:\/\/\S+)/, 60_000);
     return new BenchServer(child, m[1]!, port, probeFile, options.auth?.token ?? null);
   }
@@ -105,6 +114,8 @@ export interface PushRun {
   probe: ProbeReport;
   /** What the push said about its compression level (`--compress auto` changes it as it measures). */
   levelNotes: string[];
+  /** Everything it printed on stderr. */
+  stderr: string;
 }
 
 export interface PushOptions {
@@ -155,7 +166,7 @@ export async function runPush(cleanup: Cleanup, probes: Probes, options: PushOpt
     );
   }
   const levelNotes = child.stderr.split('\n').filter((l) => /compression (level|off)/.test(l)).map((l) => l.replace(/^note: /, ''));
-  return { seconds, probe: await readProbe(probeFile), levelNotes };
+  return { seconds, probe: await readProbe(probeFile), levelNotes, stderr: child.stderr };
 }
 
 /** Why serve died: what server/crash-log.ts logged (a crash, or an exit nobody asked for), else a stack trace's first line. */

@@ -6,6 +6,7 @@
  *   client/data      -> snaps/data/s1 (full), mutated -> snaps/data/s2 (incremental from s1)
  *   client/quarter   -> snaps/quarter/q1   a quarter of data: the small stream for peak RSS
  *   client/slow      -> snaps/slow/w1      the slow-link stream
+ *   client/silent    -> snaps/silent/z1    the silent-line stream (a few MB)
  * Each source has its own snapshot folder, so that a push never takes another source's snapshot for a parent.
  */
 import { mkdir } from 'node:fs/promises';
@@ -32,6 +33,7 @@ export interface World {
   incremental: Stream;
   quarter: Stream;
   slow: Stream;
+  silent: Stream;
   /** File data written into client/data before s1 (bytes, files). */
   data: { bytes: number; files: number; seconds: number };
 }
@@ -43,7 +45,8 @@ export async function buildWorld(cleanup: Cleanup, scale: Scale, say: (line: str
   await mkdir(at('snaps', 'data'), { recursive: true });
   await mkdir(at('snaps', 'quarter'));
   await mkdir(at('snaps', 'slow'));
-  for (const name of ['data', 'quarter', 'slow']) await btrfs.createSubvolume(at(name));
+  await mkdir(at('snaps', 'silent'));
+  for (const name of ['data', 'quarter', 'slow', 'silent']) await btrfs.createSubvolume(at(name));
 
   say(`writing ${scale.dataMiB} MiB of mixed data (text, random, small files)`);
   const started = performance.now();
@@ -52,12 +55,14 @@ export async function buildWorld(cleanup: Cleanup, scale: Scale, say: (line: str
   say(`  ${written.files} files, ${(written.bytes / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s`);
   await fillMixed(at('quarter'), { seed: 'quarter', sizeMiB: scale.quarterMiB });
   await fillMixed(at('slow'), { seed: 'slow', sizeMiB: scale.slowMiB });
+  await fillMixed(at('silent'), { seed: 'silent', sizeMiB: scale.silentMiB });
 
   await snapshotReadonly(at('data'), at('snaps', 'data', 's1'));
   await mutateMixed(at('data'), { seed: 'day-2', sizeMiB: scale.dataMiB });
   await snapshotReadonly(at('data'), at('snaps', 'data', 's2'));
   await snapshotReadonly(at('quarter'), at('snaps', 'quarter', 'q1'));
   await snapshotReadonly(at('slow'), at('snaps', 'slow', 'w1'));
+  await snapshotReadonly(at('silent'), at('snaps', 'silent', 'z1'));
   await execa('sync');
 
   say('counting the send streams');
@@ -73,6 +78,7 @@ export async function buildWorld(cleanup: Cleanup, scale: Scale, say: (line: str
     incremental: await stream(at('snaps', 'data', 's2'), s1),
     quarter: await stream(at('snaps', 'quarter', 'q1')),
     slow: await stream(at('snaps', 'slow', 'w1')),
+    silent: await stream(at('snaps', 'silent', 'z1')),
     data: { bytes: written.bytes, files: written.files, seconds },
   };
 }
