@@ -65,6 +65,9 @@ export interface SilentLineWorld {
   s1: string;
   /** The framed stream's length: what an uninterrupted push uploads. */
   wire: number;
+  /** The push's --chunk-size, and one whole frame of it (`--compress none`). */
+  chunk: number;
+  frameBytes: number;
   /** The client's HOME and working directory: empty, as a push keeps no state of its own. */
   home: string;
   /** Starts `snapferry serve` inside the namespace, with a short --idle-timeout. */
@@ -79,18 +82,29 @@ export interface SilentLineWorld {
   transfer(): Promise<TransferOnDisk | null>;
 }
 
+export interface WorldOptions {
+  seed: string;
+  randomMB: number;
+  /** The push's --chunk-size in bytes (CHUNK unless given). */
+  chunk?: number;
+  /** The line's rate upstream (UP_KBIT unless given). */
+  upKbit?: number;
+}
+
 /**
  * A client and server btrfs, s1 (a varied tree and `randomMB` of random data: `--compress none` frames it byte for
- * byte, and random bytes would not compress anyway), a line at 2 Mbit/s up and 8 down, and a client token.
+ * byte, and random bytes would not compress anyway), a line at 2 Mbit/s up (unless told) and 8 down, and a client
+ * token.
  */
-export async function silentLineWorld(t: TestContext, options: { seed: string; randomMB: number }): Promise<SilentLineWorld> {
+export async function silentLineWorld(t: TestContext, options: WorldOptions): Promise<SilentLineWorld> {
   // First: its after hook kills the processes before the filesystems they use are unmounted.
   const children = new ChildProcesses(t);
   const pair = await createPair(t, { fillMB: 1, seed: options.seed, clientMiB: 256, serverMiB: 256 });
   await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(options.randomMB * 1024 * 1024));
   const s1 = await pair.snapshot('s1');
-  const wire = await framedLength(s1, CHUNK, 0);
-  const line = await createShapedLine(t, { upKbit: UP_KBIT, downKbit: DOWN_KBIT });
+  const chunk = options.chunk ?? CHUNK;
+  const wire = await framedLength(s1, chunk, 0);
+  const line = await createShapedLine(t, { upKbit: options.upKbit ?? UP_KBIT, downKbit: DOWN_KBIT });
 
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-e2e-line-${process.pid}-`));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
@@ -109,7 +123,7 @@ export async function silentLineWorld(t: TestContext, options: { seed: string; r
   };
   let url = '';
   return {
-    children, pair, line, s1, wire, home,
+    children, pair, line, s1, wire, chunk, frameBytes: chunk + FRAME_HEADER_SIZE, home,
     async serve() {
       const server = await children.serve({
         root: pair.root, host: line.hostAddress, port: PORT, netns: line.namespace, tokensFile,
@@ -120,7 +134,7 @@ export async function silentLineWorld(t: TestContext, options: { seed: string; r
     },
     push() {
       const env = { HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_CACHE_HOME: path.join(home, '.cache') };
-      const args = ['push', '--server', url, '--volume', 'v', '--chunk-size', '64K', '--compress', 'none', '--stall-timeout', `${STALL_SECONDS}s`, '--token-file', tokenFile, s1];
+      const args = ['push', '--server', url, '--volume', 'v', '--chunk-size', String(chunk), '--compress', 'none', '--stall-timeout', `${STALL_SECONDS}s`, '--token-file', tokenFile, s1];
       return children.run(args, { cwd: home, env });
     },
     async held() {
@@ -228,7 +242,7 @@ export async function assertArrived(world: SilentLineWorld): Promise<void> {
  */
 export function assertSentOnce(t: TestContext, world: SilentLineWorld, before: LineCount, after: LineCount, interruptions: number): void {
   const crossed = after.payload - before.payload;
-  const budget = world.wire + interruptions * FRAME_BYTES + REQUESTS_BYTES;
+  const budget = world.wire + interruptions * world.frameBytes + REQUESTS_BYTES;
   t.diagnostic(
     `${crossed} B of payload crossed upstream for a ${world.wire} B stream: ${crossed - world.wire} B more, ` +
       `${interruptions} interruption(s) allowed ${budget - world.wire} B more`,
