@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import dns from 'node:dns';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
@@ -110,4 +111,40 @@ test("a restore's download from a silent server gives up after the stall timeout
   assert.equal(err.code, 'download_stalled');
   assert.equal(err.retryable, true);
   assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
+});
+
+test('after a stall the next request takes a new connection, and looks the server name up again', { timeout: 20_000 }, async (t) => {
+  // The first connection goes silent; the ones after it answer. A name that moved (a DSL line's new address behind
+  // dynamic DNS) is found only by a new lookup.
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    if (++connections === 1) return;
+    s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16\r\nconnection: close\r\n\r\n{"transfers":[]}'));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise((r) => server.close(r));
+  });
+  const { port } = server.address() as net.AddressInfo;
+  const lookups: string[] = [];
+  const lookup = dns.lookup;
+  dns.lookup = ((host: string, ...rest: unknown[]) => {
+    lookups.push(host);
+    return (lookup as (...a: unknown[]) => unknown).call(dns, host, ...rest);
+  }) as typeof dns.lookup;
+  t.after(() => {
+    dns.lookup = lookup;
+  });
+  const api = new ServerApi({ server: `http://localhost:${port}`, stallMs: 500 });
+  const first = await api.transfers().then(() => null, (e: unknown) => e);
+  assert.equal((first as SnapferryError | null)?.code, 'server_stalled');
+  assert.deepEqual((await api.transfers()).transfers, []);
+  assert.ok(connections >= 2, 'the second request came on a new connection');
+  // One lookup for the request that stalled, and one more at least for the new connection after it.
+  assert.ok(lookups.filter((h) => h === 'localhost').length >= 2, `lookups: ${lookups.join(', ')}`);
 });
