@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StallWatch } from '../../client/tus-upload.ts';
+import { StallWatch } from '../../client/stall-watch.ts';
 
 const STALL = 30_000;
 
