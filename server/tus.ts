@@ -9,6 +9,7 @@ import { UPLOADS_PATH } from '../core/protocol.ts';
 import type { SafeName } from '../core/names.ts';
 import { SnapferryError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
+import { isTransferId } from './layout.ts';
 import { errorBody, statusOf } from './http-errors.ts';
 import type { Logger } from './log.ts';
 
@@ -25,6 +26,14 @@ export function createTusServer(service: ReplicationService, log: Logger, option
     respectForwardedHeaders: options.behindProxy,
     // Our ids name spool files: 32 lowercase hex digits (server/layout.ts isTransferId).
     namingFunction: () => crypto.randomBytes(16).toString('hex'),
+    // Where every tus method (HEAD, PATCH, DELETE, GET) learns which upload a request names: the one place to check
+    // whose it is. @tus/server reads the id off the end of the whole URL, query string included, so
+    // `/v1/uploads/MINE?x=/THEIRS` named theirs while every check on the route saw mine. Another client's upload, like
+    // any URL that is not exactly UPLOADS_PATH/ID, is a missing one (404).
+    getFileIdFromRequest: (req) => {
+      const id = uploadIdOf(req.url);
+      return id !== null && service.catalog.transfer(id)?.client === options.clientOf(req) ? id : undefined;
+    },
     // A PATCH that verified nothing (a cut mid-frame) must not hold the lock for long after the socket died.
     lockDrainTimeout: 5000,
     // @tus/server writes http:// into Location unless a proxy's headers say otherwise. Serving TLS itself
@@ -47,6 +56,15 @@ export function createTusServer(service: ReplicationService, log: Logger, option
       return undefined;
     },
   });
+}
+
+/** The upload id of a URL whose path is exactly UPLOADS_PATH/ID (ID as server/layout.ts names them), else null. */
+export function uploadIdOf(url: string): string | null {
+  const { pathname } = new URL(url);
+  const prefix = `${UPLOADS_PATH}/`;
+  if (!pathname.startsWith(prefix)) return null;
+  const id = pathname.slice(prefix.length);
+  return isTransferId(id) ? id : null;
 }
 
 /**

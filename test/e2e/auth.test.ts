@@ -247,3 +247,49 @@ test('serve is secure by default: it needs --tokens, and --no-auth only on loopb
     assert.match(r.stderr, message);
   }
 });
+
+test("another client's upload id smuggled into a tus URL (query string, extra or encoded slash, trailing segments) is a missing upload, and nothing of it changes", rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const { file, alice, bob } = await aliceBobAdmin(t);
+  const server = await pair.startServer({ tokensFile: file });
+  const url = (route: string) => `${server.url}${route}`;
+  const s1 = await pair.snapshot('s1');
+  const uuid = (await btrfs.subvolumeShow(s1)).uuid;
+  const create = async (token: string, volume: string) => {
+    const r = await call(url(`${UPLOADS_PATH}/`), 'POST', token, creationHeaders({ volume, snapshot: 's1', uuid, format: 'sfr1', chunkSize: '65536' }));
+    assert.equal(r.status, 201, r.text);
+    return r.headers.get('location')!.split('/').pop()!;
+  };
+  const bobs = await create(bob, 'home');
+  const alices = await create(alice, 'home');
+  // What any request of Alice's must leave exactly as it is: Bob's spool (a PATCH would add to it, a DELETE remove it).
+  const spool = path.join(pair.root, 'spool', bobs);
+  const before = { spool: await fs.readFile(spool), transfer: (await call(url(`/v1/transfers/${bobs}`), 'GET', bob)).body };
+
+  const patch = { ...TUS, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' };
+  const shapes: ((id: string) => string)[] = [
+    (id) => `${UPLOADS_PATH}?x=/${id}`,
+    (id) => `${UPLOADS_PATH}/?x=/${id}`,
+    (id) => `${UPLOADS_PATH}/${id}/`,
+    (id) => `${UPLOADS_PATH}/${alices}/${id}`,
+    (id) => `${UPLOADS_PATH}/x%2F${id}`,
+    (id) => `${UPLOADS_PATH}/${alices}%2F..%2F${id}`,
+    (id) => `${UPLOADS_PATH}/${id}`,
+  ];
+  for (const shape of shapes) {
+    for (const [method, headers, body] of [['HEAD', TUS], ['PATCH', patch, 'x'.repeat(100)], ['DELETE', TUS], ['GET', TUS]] as const) {
+      const theirs = await call(url(shape(bobs)), method, alice, headers, body);
+      const missing = await call(url(shape(MISSING)), method, alice, headers, body);
+      assert.ok([404, 405].includes(theirs.status), `${method} ${shape(bobs)}: ${theirs.status} ${theirs.text}`);
+      // Answered exactly as for an id that does not exist: nothing tells that Bob's does.
+      assert.equal(theirs.status, missing.status, `${method} ${shape(bobs)}`);
+      assert.equal(theirs.text.replaceAll(bobs, MISSING), missing.text, `${method} ${shape(bobs)} tells of Bob's upload`);
+    }
+  }
+  // Alice's own upload named with Bob's id in its query string: only hers is touched (her HEAD answers her offset).
+  const own = await call(url(`${UPLOADS_PATH}/${alices}?x=/${bobs}`), 'HEAD', alice, TUS);
+  assert.equal(own.status, 200, own.text);
+  assert.deepEqual(await fs.readFile(spool), before.spool, "Bob's spool is untouched");
+  assert.deepEqual((await call(url(`/v1/transfers/${bobs}`), 'GET', bob)).body, before.transfer, "Bob's transfer is untouched");
+  assert.equal((await call(url(`${UPLOADS_PATH}/${bobs}`), 'HEAD', bob, TUS)).status, 200, 'Bob still reaches his own upload');
+});
