@@ -179,7 +179,7 @@ export class ReplicationService {
     if (metadata[META.format] !== WIRE_FORMAT) {
       throw new SnapferryError('unsupported_format', `this server speaks wire format ${WIRE_FORMAT}; upgrade the client or the server so they match`);
     }
-    const chunkSize = validateChunkSize(Number(metadata[META.chunkSize]));
+    const chunkSize = parseChunkSize(metadata[META.chunkSize]);
     const estimate = Number(metadata[META.rawEstimate]);
     const sendStream = await this.receivableSendStream(metadata[META.sendStream]);
 
@@ -590,4 +590,13 @@ function spoolDamage(err: unknown): number | null {
     e = (e as { cause?: unknown }).cause;
   }
   return null;
+}
+
+/** The metadata's chunk size, or the caller's mistake (400, not retryable): never a RangeError answered 500. */
+function parseChunkSize(raw: string | null | undefined): number {
+  try {
+    return validateChunkSize(Number(raw));
+  } catch (err) {
+    throw new ValidationError(`metadata ${META.chunkSize}: ${(err as Error).message}`, { details: { chunkSize: raw ?? null } });
+  }
 }

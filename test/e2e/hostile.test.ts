@@ -255,3 +255,16 @@ test("a refused HEAD, which carries no body, still names its reason: another pus
   assert.equal(refused.status, 409);
   assert.equal(refused.headers.get(ERROR_CODE_HEADER), 'transfer_locked');
 });
+
+test('a chunk size in the metadata out of range is the caller\'s mistake: 400 invalid_input, not retryable, and nothing is created', rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  for (const chunkSize of ['0', '1000000000', '65536.5', 'lots', '']) {
+    const meta = { ...metadataFor('chunks', 'snap', randomUuid()), chunkSize };
+    const r = await create(h.server.url, { 'Upload-Metadata': encodeMetadata(meta) });
+    assert.equal(r.status, 400, `chunkSize ${JSON.stringify(chunkSize)}: ${r.status} ${r.text}`);
+    assert.equal(r.code, 'invalid_input');
+    assert.equal((JSON.parse(r.text) as { error: { retryable: boolean } }).error.retryable, false);
+    assert.match(r.text, /chunkSize/);
+  }
+  assert.deepEqual(h.server.service.catalog.transfers(), []);
+});
