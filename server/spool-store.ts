@@ -329,7 +329,7 @@ export class FrameVerifyingStore extends FileStore {
     } finally {
       // A cut (the request's stream failed) keeps what arrived of the frame in flight; a verdict of ours on the bytes
       // (a frame that failed, a refused stream, the quota) keeps none of them.
-      end = await this.keepTail(spool, written, failure instanceof SnapferryError ? [] : pending).finally(async () => {
+      end = await this.keepTail(spool, written, failure instanceof SnapferryError ? [] : pending, offset).finally(async () => {
         await Promise.all([spool.sync(), index.sync()]).finally(async () => {
           await Promise.all([spool.close(), index.close()]);
         });
@@ -339,6 +339,7 @@ export class FrameVerifyingStore extends FileStore {
       await this.recordLength(id, written);
       this.hooks.onStreamComplete(upload, last);
     }
+    // Converted, it is no end-frame refusal below: the end frame may only have been spliced, and comes again whole.
     if (failure instanceof FrameError && pendingStart < offset) failure = new SnapferryError('partial_frame_mismatch',
       `frame ${parser.state().framesVerified} did not verify with the part of it the server kept from the cut request (${failure.message}); ` +
         'that part is dropped and the client sends the frame whole', { retryable: true, cause: failure, details: failure.details });
@@ -350,16 +351,22 @@ export class FrameVerifyingStore extends FileStore {
   /**
    * After a request, the spool holds its verified frames up to `verifiedEnd`, and then exactly `tail`: what arrived
    * of the next frame (kept for the client's next request), or nothing (a frame that failed: none of it may stay).
-   * Keeping it is worth a try, never a failure: a short write keeps a shorter part, which is still a prefix.
+   * The spool already holds the tail's bytes up to `onDiskTo` (the part a cut left before this request): only the
+   * rest is written. Keeping it is worth a try, never a failure: a short write keeps a shorter part, still a prefix.
    */
-  private async keepTail(spool: fs.FileHandle, verifiedEnd: number, tail: readonly Buffer[]): Promise<number> {
+  private async keepTail(spool: fs.FileHandle, verifiedEnd: number, tail: readonly Buffer[], onDiskTo: number): Promise<number> {
     const length = tail.reduce((n, b) => n + b.length, 0);
     let kept = 0;
     if (length > 0 && length <= MAX_TAIL) {
-      kept = await spool.writev(tail.length > MAX_WRITEV_PARTS ? [Buffer.concat(tail)] : [...tail], verifiedEnd).then(
-        ({ bytesWritten }) => bytesWritten,
-        () => 0,
-      );
+      kept = Math.min(Math.max(0, onDiskTo - verifiedEnd), length);
+      const rest = [...tail];
+      takeFront(rest, kept);
+      if (rest.length > 0) {
+        kept += await spool.writev(rest.length > MAX_WRITEV_PARTS ? [Buffer.concat(rest)] : rest, verifiedEnd + kept).then(
+          ({ bytesWritten }) => bytesWritten,
+          () => 0,
+        );
+      }
     }
     await spool.truncate(verifiedEnd + kept);
     return verifiedEnd + kept;
