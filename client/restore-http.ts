@@ -111,9 +111,10 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
       // Throws stream_truncated (retryable) when the body ended before the end frame: the link was cut.
       parser.finish();
     } catch (err) {
-      // A cut keeps what arrived of the frame in flight; a frame that failed keeps nothing of itself.
-      if (err instanceof FrameError && err.code !== 'stream_truncated') await spool.dropPartial();
-      else await spool.keepPartial(wire.take(wire.length));
+      // A cut keeps what arrived of the frame in flight; a frame that failed keeps nothing of itself. Either is
+      // housekeeping: a spool that cannot be written must not hide why the download ended.
+      const housekeeping = err instanceof FrameError && err.code !== 'stream_truncated' ? spool.dropPartial() : spool.keepPartial(wire.take(wire.length));
+      await housekeeping.catch(() => undefined);
       throw err;
     } finally {
       reader.releaseLock();
