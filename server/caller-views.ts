@@ -34,8 +34,12 @@ export function ownerOf(service: ReplicationService, caller: Caller, id: string)
  * before anything else touches the upload: a HEAD of another client's upload must not take its lease either.
  */
 export function assertOwnUpload(service: ReplicationService, caller: Caller, id: string): void {
-  const t = service.catalog.transfer(id);
-  if (!t || caller.role !== 'client' || t.client !== caller.client) throw new NotFound(`transfer ${id}`);
+  if (caller.role !== 'client' || !ownsUpload(service, caller.client, id)) throw new NotFound(`transfer ${id}`);
+}
+
+/** Whether upload `id` is `client`'s: the one rule, for the route (assertOwnUpload) and for tus (server/tus.ts). */
+export function ownsUpload(service: ReplicationService, client: string, id: string): boolean {
+  return service.catalog.transfer(id)?.client === client;
 }
 
 /** A client's counts (orphaned spools among them) are its own; the admin's are the whole server's. Free space is everyone's business. */

@@ -10,6 +10,7 @@ import type { SafeName } from '../core/names.ts';
 import { SnapferryError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
 import { isTransferId } from './layout.ts';
+import { ownsUpload } from './caller-views.ts';
 import { errorBody, statusOf } from './http-errors.ts';
 import type { Logger } from './log.ts';
 
@@ -32,7 +33,7 @@ export function createTusServer(service: ReplicationService, log: Logger, option
     // any URL that is not exactly UPLOADS_PATH/ID, is a missing one (404).
     getFileIdFromRequest: (req) => {
       const id = uploadIdOf(req.url);
-      return id !== null && service.catalog.transfer(id)?.client === options.clientOf(req) ? id : undefined;
+      return id !== null && ownsUpload(service, options.clientOf(req), id) ? id : undefined;
     },
     // A PATCH that verified nothing (a cut mid-frame) must not hold the lock for long after the socket died.
     lockDrainTimeout: 5000,
