@@ -52,6 +52,14 @@ async function silentPeer(): Promise<SilentPeer> {
   };
 }
 
+/** A stall of 700 ms given up on as it should be: retryably, with `code`, neither early nor late. */
+function assertGaveUp(err: unknown, code: string, took: number): void {
+  assert.ok(err instanceof SnapferryError, String(err));
+  assert.equal(err.code, code);
+  assert.equal(err.retryable, true);
+  assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
+}
+
 async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
   while (!ok()) {
@@ -66,11 +74,7 @@ test('a JSON API request to a silent server gives up after the stall timeout, re
   const api = new ServerApi({ server: peer.url, stallMs: 700 });
   const started = Date.now();
   const err = await api.transfers().then(() => null, (e: unknown) => e);
-  const took = Date.now() - started;
-  assert.ok(err instanceof SnapferryError, String(err));
-  assert.equal(err.code, 'server_stalled');
-  assert.equal(err.retryable, true);
-  assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
+  assertGaveUp(err, 'server_stalled', Date.now() - started);
   await until('the connection is closed', () => peer.closed() === 1);
 });
 
@@ -85,11 +89,7 @@ test('a tus upload to a silent server gives up after the stall timeout, retryabl
     () => null,
     (e: unknown) => e,
   );
-  const took = Date.now() - started;
-  assert.ok(err instanceof SnapferryError, String(err));
-  assert.equal(err.code, 'upload_stalled');
-  assert.equal(err.retryable, true);
-  assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
+  assertGaveUp(err, 'upload_stalled', Date.now() - started);
   await until('the connection is closed', () => peer.closed() === 1);
 });
 
@@ -106,11 +106,7 @@ test("a restore's download from a silent server gives up after the stall timeout
     () => null,
     (e: unknown) => e,
   );
-  const took = Date.now() - started;
-  assert.ok(err instanceof SnapferryError, String(err));
-  assert.equal(err.code, 'download_stalled');
-  assert.equal(err.retryable, true);
-  assert.ok(took >= 650 && took < 5000, `gave up after ${took} ms`);
+  assertGaveUp(err, 'download_stalled', Date.now() - started);
 });
 
 test('after a stall the next request takes a new connection, and looks the server name up again', { timeout: 20_000 }, async (t) => {
