@@ -210,6 +210,14 @@ export async function silenceFor(world: SilentLineWorld, ms: number, options: Si
  * The push must exit 0 within what the rest of the stream takes at the line's rate plus LOST_SECONDS after the line
  * spoke again: a push that hangs fails here, with what it said, instead of running into the test's timeout.
  */
+/** The client dies with SIGKILL (its btrfs send with it) and loses its HOME: all a push keeps, which is nothing. */
+export async function killClient(world: SilentLineWorld, push: SnapferryProcess): Promise<void> {
+  assert.equal((await push.kill9()).signal, 'SIGKILL');
+  assert.ok(await push.groupGone(10_000), 'the push\'s btrfs send ended with it');
+  await fs.rm(world.home, { recursive: true, force: true });
+  await fs.mkdir(world.home);
+}
+
 export async function assertPushFinishes(t: TestContext, world: SilentLineWorld, push: SnapferryProcess, silence: Silence): Promise<void> {
   const restSeconds = (world.wire - silence.heldAfter) / PAYLOAD_PER_SECOND;
   const deadline = silence.spokeAt + (restSeconds + LOST_SECONDS) * 1000;
