@@ -369,8 +369,7 @@ export class ReplicationService {
     await this.catalog.addSnapshot(record);
     await this.catalog.updateTransfer(id, { state: 'received', error: null, wait: null });
     this.retries.forget(id);
-    // Not the store's remove(), which fails when a file is already gone (the orphan sweep may have been first).
-    await deleteSpool(this.layout, id);
+    await this.dropSpool(id);
     this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received');
     await this.pruner.pruneVolume(t.client, t.volume);
   }
@@ -415,13 +414,12 @@ export class ReplicationService {
     }
     if (inProgress(t.state)) {
       await this.receives.stop(id, 'the upload was aborted');
-      await this.store.remove(id).catch(() => undefined);
-      await deleteSpool(this.layout, id);
+      await this.dropSpool(id);
       this.retries.forget(id);
       await this.catalog.updateTransfer(id, { state: 'aborted' });
     } else if (t.state !== 'received') {
       const freed = await spoolBytes(this.layout, id);
-      await deleteSpool(this.layout, id);
+      await this.dropSpool(id);
       if (freed > 0) this.log.info({ transfer: id, state: t.state, freedBytes: freed }, 'spool of a transfer that is over deleted on request');
     }
     return this.transfer(client, id);
@@ -436,9 +434,18 @@ export class ReplicationService {
   /** Deletes the orphaned spools that are due: those of failed transfers after the expiry period, others at once. */
   private async sweepOrphans(): Promise<void> {
     for (const o of dueForDeletion(await this.orphanedSpools(), Date.now(), this.keepFailedMs)) {
-      await deleteSpool(this.layout, o.id);
+      await this.dropSpool(o.id);
       this.log.info({ transfer: o.id, client: o.client, state: o.state, freedBytes: o.bytes }, 'orphaned spool deleted');
     }
+  }
+
+  /**
+   * Deletes an upload's files, those that are there (not the store's remove(), which fails when one is already
+   * gone: the orphan sweep may have been first), and what the store counted of its arrivals.
+   */
+  private async dropSpool(id: string): Promise<void> {
+    await deleteSpool(this.layout, id);
+    this.store.forgetArrivals(id);
   }
 
   // --- views ----------------------------------------------------------------------------------------------------

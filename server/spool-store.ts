@@ -246,8 +246,13 @@ export class FrameVerifyingStore extends FileStore {
     return this.arrivedBytes.get(id) ?? 0;
   }
 
-  override async remove(id: string): Promise<void> {
+  /** Forgets the arrivals of an upload whose spool is gone (remove() does, and so must whoever deletes it otherwise). */
+  forgetArrivals(id: string): void {
     this.arrivedBytes.delete(id);
+  }
+
+  override async remove(id: string): Promise<void> {
+    this.forgetArrivals(id);
     await fs.rm(this.layout.frameIndexFile(id), { force: true });
     await super.remove(id);
   }
