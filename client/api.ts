@@ -88,7 +88,7 @@ export class ServerApi {
     const stallMs = stallFor ?? this.options.stallMs ?? DEFAULT_STALL_MS;
     const stalled = AbortSignal.timeout(stallMs);
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, stalled]) : stalled;
-    let res: Awaited<ReturnType<Transport['fetch']>>;
+    let res: Awaited<ReturnType<Transport['fetch']>> | undefined;
     let text: string;
     try {
       res = await this.transport.fetch(url, {
@@ -112,7 +112,10 @@ export class ServerApi {
       const untrusted = certificateErrorFrom(err, this.base);
       if (untrusted) throw untrusted;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new ServerError('server_unreachable', `cannot reach ${this.base.origin}: ${cause?.message ?? (err as Error).message}`, null, {
+      const why = cause?.message ?? (err as Error).message;
+      // The answer had begun: the connection broke under it, which is no unreachable server.
+      if (res !== undefined) throw new ServerError('answer_interrupted', `the answer from ${this.base.origin} broke off: ${why}; trying again`, res.status, { retryable: true, cause: err });
+      throw new ServerError('server_unreachable', `cannot reach ${this.base.origin}: ${why}`, null, {
         retryable: true,
         cause: err,
       });

@@ -144,3 +144,22 @@ test('after a stall the next request takes a new connection, and looks the serve
   // One lookup for the request that stalled, and one more at least for the new connection after it.
   assert.ok(lookups.filter((h) => h === 'localhost').length >= 2, `lookups: ${lookups.join(', ')}`);
 });
+
+test('an answer cut off halfway is said as such, retryably, not as an unreachable server', { timeout: 20_000 }, async (t) => {
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.once('data', () => {
+      s.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"transfers":');
+      setTimeout(() => s.destroy(), 50);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise((r) => server.close(r)));
+  const { port } = server.address() as net.AddressInfo;
+  const err = await new ServerApi({ server: `http://127.0.0.1:${port}`, stallMs: 5000 }).transfers().then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof SnapferryError, String(err));
+  assert.equal(err.code, 'answer_interrupted');
+  assert.equal(err.retryable, true);
+  assert.match(err.message, /broke off/);
+});
