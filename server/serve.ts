@@ -134,7 +134,8 @@ async function readTlsFiles(files: { cert: string; key: string }): Promise<{ cer
  */
 function endIdleBodies(server: HttpServer, idleMs: number): void {
   server.prependListener('request', (req: IncomingMessage) => {
-    if (req.method !== 'PATCH') return;
+    // A kept-alive socket may carry another request after a PATCH whose body nobody read to its end (refused early).
+    if (req.method !== 'PATCH') return void req.socket.setTimeout(SOCKET_TIMEOUT_MS);
     req.socket.setTimeout(idleMs);
     req.once('end', () => req.socket.setTimeout(SOCKET_TIMEOUT_MS));
   });
