@@ -84,12 +84,24 @@ export function sendAttributeUuid(attrs: readonly SendAttribute[], type: number)
   return value?.length === 16 ? formatSendUuid(value) : undefined;
 }
 
-/** A u64 that fits a JS number exactly (transaction ids, offsets); undefined when absent, mis-sized or larger. */
-export function sendAttributeU64(attrs: readonly SendAttribute[], type: number): number | undefined {
+/**
+ * A u64 exactly as btrfs receive reads it (TLV_GET_U64 in btrfs-progs common/send-stream.c: exactly 8 bytes,
+ * little-endian, into a u64). Undefined only when the attribute is absent or not 8 bytes long, which btrfs receive
+ * refuses too: it applies nothing of that command. Every value a rule judges is read with this one.
+ */
+export function sendAttributeBigU64(attrs: readonly SendAttribute[], type: number): bigint | undefined {
   const value = findSendAttribute(attrs, type);
-  if (value?.length !== 8) return undefined;
-  const n = value.readBigUInt64LE(0);
-  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : undefined;
+  return value?.length === 8 ? value.readBigUInt64LE(0) : undefined;
+}
+
+/**
+ * A u64 that must also fit a JS number exactly (transaction ids, sizes for estimates); undefined when absent,
+ * mis-sized or above 2^53. Never judge a rule with it: a huge value would read as absent and skip the rule, while
+ * btrfs receive applies it (it keeps the low 32 bits of a mode, issue 17).
+ */
+export function sendAttributeU64(attrs: readonly SendAttribute[], type: number): number | undefined {
+  const n = sendAttributeBigU64(attrs, type);
+  return n !== undefined && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : undefined;
 }
 
 /** What the stream's first command says it creates. `path` is the new subvolume's name. */

@@ -10,7 +10,7 @@
  * nothing of the server.
  */
 import { SnapferryError } from '../errors.ts';
-import { findSendAttribute, sendAttributeU64, sendAttributeUuid } from './sendstream-attributes.ts';
+import { findSendAttribute, sendAttributeBigU64, sendAttributeUuid } from './sendstream-attributes.ts';
 import { SendAttr, SendCmd, sendAttributeName } from './sendstream-format.ts';
 import type { SendCommand } from './sendstream-parser.ts';
 
@@ -52,13 +52,14 @@ const S_IFMT = 0o170000;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const SETID_BITS = 0o6000;
-const CAPABILITY_XATTR = 'security.capability';
+const CAPABILITY_XATTR = Buffer.from('security.capability', 'latin1');
 const MAX_NAME_BYTES = 255;
 /**
  * The kernel's own bounds for an encoded extent (BTRFS_MAX_UNCOMPRESSED, BTRFS_MAX_COMPRESSED: 128 KiB each), which
  * btrfs send never exceeds: it sends one extent per ENCODED_WRITE, as it lies on disk.
  */
 const MAX_ENCODED_BYTES = 128 * 1024;
+const MAX_ENCODED_BYTES_U64 = BigInt(MAX_ENCODED_BYTES);
 /** enum btrfs_encoded_io_compression: ZLIB 1, ZSTD 2, LZO_4K..LZO_64K 3..7. NONE (0) is never encoded. */
 const MAX_ENCODED_COMPRESSION = 7;
 const SLASH = 0x2f;
@@ -126,8 +127,9 @@ export class SendStreamPolicyCheck {
     // LINK's PATH_LINK names an existing file to hard-link; SYMLINK's is only the link's text, which may be anything.
     if (command.cmd === SendCmd.LINK) this.#checkPath(findSendAttribute(attrs, SendAttr.PATH_LINK), SendAttr.PATH_LINK, place);
     if (command.cmd === SendCmd.CLONE) this.#checkClone(command, place);
-    if (command.cmd === SendCmd.MKNOD || command.cmd === SendCmd.CHMOD) this.#checkMode(command, place);
-    if (command.cmd === SendCmd.SET_XATTR) this.#checkXattr(command, place);
+    if (command.cmd === SendCmd.MKNOD) this.#checkMknod(command, place);
+    if (command.cmd === SendCmd.CHMOD) this.#checkChmod(command, place);
+    if (command.cmd === SendCmd.SET_XATTR || command.cmd === SendCmd.REMOVE_XATTR) this.#checkXattr(command, place);
     if (command.cmd === SendCmd.ENCODED_WRITE) this.#checkEncodedWrite(command, place);
   }
 
@@ -174,25 +176,33 @@ export class SendStreamPolicyCheck {
     );
   }
 
-  #checkMode(command: SendCommand, place: Record<string, unknown>): void {
-    const mode = sendAttributeU64(command.attributes, SendAttr.MODE);
-    if (mode === undefined) return;
+  /** MKNOD makes a node of the type receive gives mknod(2) (see appliedMode): only devices carry privilege. */
+  #checkMknod(command: SendCommand, place: Record<string, unknown>): void {
+    const mode = sendAttributeBigU64(command.attributes, SendAttr.MODE);
+    if (mode === undefined || this.#policy.allowDevices) return;
+    const type = appliedMode(mode) & S_IFMT;
+    if (type !== S_IFCHR && type !== S_IFBLK) return;
     const path = shown(findSendAttribute(command.attributes, SendAttr.PATH) ?? Buffer.alloc(0));
-    const type = mode & S_IFMT;
-    if (command.cmd === SendCmd.MKNOD && (type === S_IFCHR || type === S_IFBLK) && !this.#policy.allowDevices) {
-      throw new SendStreamPolicyError(
-        'sendstream_device_refused',
-        `the btrfs send stream creates the device node ${path}, and this server refuses device nodes: mount its volumes nodev and allow them, or leave devices out of the snapshot`,
-        { ...place, mode },
-      );
-    }
-    if ((mode & SETID_BITS) !== 0 && !this.#policy.allowSetuid) {
-      throw new SendStreamPolicyError(
-        'sendstream_setuid_refused',
-        `the btrfs send stream makes ${path} setuid/setgid (mode ${mode.toString(8)}), and this server refuses such files: mount its volumes nosuid and allow them`,
-        { ...place, mode },
-      );
-    }
+    throw new SendStreamPolicyError(
+      'sendstream_device_refused',
+      `the btrfs send stream creates the ${type === S_IFCHR ? 'character' : 'block'} device node ${path}, and this server refuses device nodes: mount its volumes nodev and allow them, or leave devices out of the snapshot`,
+      { ...place, mode: appliedMode(mode), modeAttribute: mode.toString() },
+    );
+  }
+
+  /** CHMOD sets the permission bits receive gives chmod(2) (see appliedMode); setuid and setgid are privilege. */
+  #checkChmod(command: SendCommand, place: Record<string, unknown>): void {
+    const mode = sendAttributeBigU64(command.attributes, SendAttr.MODE);
+    if (mode === undefined || this.#policy.allowSetuid) return;
+    const applied = appliedMode(mode);
+    if ((applied & SETID_BITS) === 0) return;
+    const path = shown(findSendAttribute(command.attributes, SendAttr.PATH) ?? Buffer.alloc(0));
+    const sent = BigInt(applied) === mode ? '' : `: its MODE is ${mode.toString(8)}, of which btrfs receive applies the low 32 bits`;
+    throw new SendStreamPolicyError(
+      'sendstream_setuid_refused',
+      `the btrfs send stream makes ${path} setuid/setgid (mode ${applied.toString(8)}${sent}), and this server refuses such files: mount its volumes nosuid and allow them`,
+      { ...place, mode: applied, modeAttribute: mode.toString() },
+    );
   }
 
   /**
@@ -204,16 +214,16 @@ export class SendStreamPolicyCheck {
    */
   #checkEncodedWrite(command: SendCommand, place: Record<string, unknown>): void {
     const attrs = command.attributes;
-    const unencodedLen = sendAttributeU64(attrs, SendAttr.UNENCODED_LEN);
-    const fileLen = sendAttributeU64(attrs, SendAttr.UNENCODED_FILE_LEN);
-    const offset = sendAttributeU64(attrs, SendAttr.UNENCODED_OFFSET);
+    const unencodedLen = sendAttributeBigU64(attrs, SendAttr.UNENCODED_LEN);
+    const fileLen = sendAttributeBigU64(attrs, SendAttr.UNENCODED_FILE_LEN);
+    const offset = sendAttributeBigU64(attrs, SendAttr.UNENCODED_OFFSET);
     const compression = attributeU32(attrs, SendAttr.COMPRESSION);
     const encryption = attributeU32(attrs, SendAttr.ENCRYPTION) ?? 0;
     const dataBytes = findSendAttribute(attrs, SendAttr.DATA)?.length ?? 0;
     let reason: string | undefined;
     if (unencodedLen === undefined || fileLen === undefined || offset === undefined || compression === undefined) {
       reason = 'it lacks one of UNENCODED_LEN, UNENCODED_FILE_LEN, UNENCODED_OFFSET (u64) or COMPRESSION (u32)';
-    } else if (unencodedLen > MAX_ENCODED_BYTES) {
+    } else if (unencodedLen > MAX_ENCODED_BYTES_U64) {
       reason = `its UNENCODED_LEN is ${unencodedLen} bytes, over the ${MAX_ENCODED_BYTES} of an encoded extent`;
     } else if (offset + fileLen > unencodedLen) {
       reason = `UNENCODED_OFFSET ${offset} + UNENCODED_FILE_LEN ${fileLen} runs past UNENCODED_LEN ${unencodedLen}`;
@@ -229,20 +239,59 @@ export class SendStreamPolicyCheck {
     throw new SendStreamPolicyError(
       'sendstream_bad_encoded_write',
       `command #${String(place.commandIndex)} (ENCODED_WRITE) of the btrfs send stream writes ${path} in a way btrfs send never does: ${reason}`,
-      { ...place, unencodedLen: unencodedLen ?? null, unencodedFileLen: fileLen ?? null, unencodedOffset: offset ?? null, compression: compression ?? null, encryption, dataBytes },
+      {
+        ...place,
+        unencodedLen: u64Detail(unencodedLen),
+        unencodedFileLen: u64Detail(fileLen),
+        unencodedOffset: u64Detail(offset),
+        compression: compression ?? null,
+        encryption,
+        dataBytes,
+      },
     );
   }
 
+  /**
+   * btrfs receive hands XATTR_NAME to lsetxattr/lremovexattr as a C string, cut at its first NUL: SET_XATTR
+   * `security.capability\0x` sets security.capability. btrfs send never writes a NUL in a name (the kernel's xattr
+   * names cannot hold one), so such a name is refused whatever the policy, rather than judged as cut: the name
+   * checked and shown is then always the one btrfs receive applies (paths follow the same rule, unsafePathReason).
+   */
   #checkXattr(command: SendCommand, place: Record<string, unknown>): void {
-    const name = findSendAttribute(command.attributes, SendAttr.XATTR_NAME)?.toString('latin1');
-    if (name !== CAPABILITY_XATTR || this.#policy.allowSetuid) return;
+    const name = findSendAttribute(command.attributes, SendAttr.XATTR_NAME);
+    if (name === undefined) return;
     const path = shown(findSendAttribute(command.attributes, SendAttr.PATH) ?? Buffer.alloc(0));
+    if (name.includes(0)) {
+      throw new SendStreamPolicyError(
+        'sendstream_unsafe_name',
+        `command #${String(place.commandIndex)} (${String(place.commandName)}) of the btrfs send stream names an extended attribute of ${path} ${shown(name)}, which holds a NUL byte: btrfs receive would cut the name there and act on another attribute than the one named`,
+        { ...place, attribute: sendAttributeName(SendAttr.XATTR_NAME) },
+      );
+    }
+    if (command.cmd !== SendCmd.SET_XATTR || this.#policy.allowSetuid || !name.equals(CAPABILITY_XATTR)) return;
     throw new SendStreamPolicyError(
       'sendstream_setuid_refused',
-      `the btrfs send stream gives ${path} file capabilities (${CAPABILITY_XATTR}), and this server refuses them: mount its volumes nosuid and allow them`,
+      `the btrfs send stream gives ${path} file capabilities (security.capability), and this server refuses them: mount its volumes nosuid and allow them`,
       place,
     );
   }
+}
+
+/**
+ * The mode btrfs receive applies for a MODE attribute (btrfs-progs cmds/receive.c, the same from v3.12 through v6.2
+ * and today): it reads a u64 and passes it on unchecked, to `chmod(path, mode)` for CHMOD and to
+ * `mknod(path, mode & S_IFMT, rdev)` for MKNOD. mode_t is 32 bits, so the higher bits are dropped: MODE
+ * (1<<60)|04755 makes a setuid file, and (1<<60)|S_IFCHR a character device. (The kernel then keeps 07777 of a chmod
+ * and S_IFMT of a mknod; both lie inside these 32 bits.) MKNOD's permission bits never apply: they come from a CHMOD.
+ */
+function appliedMode(mode: bigint): number {
+  return Number(BigInt.asUintN(32, mode));
+}
+
+/** A u64 for error details, which end up as JSON: a number when it is one exactly, else its decimal string. */
+function u64Detail(value: bigint | undefined): number | string | null {
+  if (value === undefined) return null;
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
 }
 
 /** A u32 attribute (COMPRESSION, ENCRYPTION); undefined when absent or mis-sized. */
