@@ -68,7 +68,11 @@ export async function seeds(): Promise<Record<TargetName, Buffer[]>> {
   const real = await Promise.all(REAL.map((name) => readFile(new URL(name, FIXTURES))));
   const streams = [...real, ...handMade()];
   const small = streams.filter((s) => s.length <= 4096);
-  // Framed as the client frames them, raw (level 0) and zstd (level 3) both.
-  const frames = [...(await Promise.all(small.map((s) => frameStream(s, 65536, 0)))), ...(await Promise.all(small.map((s) => frameStream(s, 65536, 3))))];
+  // Framed as the client frames them, raw (level 0) and zstd (level 3) both; and the empty stream, a lone end frame.
+  const frames = [
+    ...(await Promise.all(small.map((s) => frameStream(s, 65536, 0)))),
+    ...(await Promise.all(small.map((s) => frameStream(s, 65536, 3)))),
+    await frameStream(Buffer.alloc(0), 65536),
+  ];
   return { frames, sendstream: streams, policy: policyInputs() };
 }
