@@ -317,11 +317,23 @@ export class ReplicationService {
     };
   }
 
-  /** Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. */
-  private checkStreamStart(upload: Upload, raw: Buffer): void {
+  /**
+   * Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. That
+   * verdict is final (the same bytes would come again), so the transfer fails with it, before the 422 is answered:
+   * it no longer holds an open-upload slot or its volume, and the client's next push starts a new upload.
+   */
+  private async checkStreamStart(upload: Upload, raw: Buffer): Promise<void> {
     const t = this.catalog.transfer(upload.id);
     if (!t) throw new NotFound(`transfer ${upload.id}`);
-    assertStreamStart(readStreamStart(raw), t);
+    try {
+      assertStreamStart(readStreamStart(raw), t);
+    } catch (err) {
+      const e = err instanceof SnapferryError ? err : new SnapferryError('sendstream_bad_command', String(err));
+      this.log.warn({ transfer: upload.id, code: e.code, err: e.message }, 'stream refused at its first frame');
+      await this.receives.stop(upload.id, `the stream was refused: ${e.message}`);
+      await this.catalog.updateTransfer(upload.id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
+      throw err;
+    }
   }
 
   private onStreamComplete(id: string, progress: SpoolProgress): void {
