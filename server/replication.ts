@@ -247,11 +247,22 @@ export class ReplicationService {
     return parsed.data;
   }
 
+  /**
+   * Refuses a UUID another subvolume on the server already has. In the caller's own namespace the answer says where;
+   * another client's snapshots must look absent, so that answer names no one and nothing, and says no more than that
+   * this UUID cannot be taken (which no answer can avoid while btrfs resolves UUIDs across the whole filesystem).
+   */
   private assertUuidFree(client: string, volume: string, uuid: string): void {
-    if (!this.catalog.allSnapshots().some((s) => s.uuid === uuid && (s.client !== client || s.volume !== volume))) return;
-    throw new TransferConflict('snapshot_uuid_taken', `the server already holds a snapshot with UUID ${uuid} outside ${volume}; a snapshot can be pushed to one volume only`, {
-      details: { uuid },
-    });
+    const holders = this.catalog.allSnapshots().filter((s) => s.uuid === uuid && (s.client !== client || s.volume !== volume));
+    if (holders.length === 0) return;
+    if (holders.some((s) => s.client === client)) {
+      throw new TransferConflict('snapshot_uuid_taken', `the server already holds a snapshot with UUID ${uuid} outside ${volume}; a snapshot can be pushed to one volume only`, {
+        details: { uuid },
+      });
+    }
+    throw new TransferConflict('snapshot_uuid_unavailable',
+      `the server cannot receive a snapshot with UUID ${uuid}: btrfs on the server finds snapshots by UUID, and this one cannot be used; ` +
+        'a snapshot btrfs made has a UUID of its own, so take a new snapshot (btrfs subvolume snapshot -r) and push that', { details: { uuid } });
   }
 
   /** Bytes the client's other open uploads hold or have declared (their share of its quota). */

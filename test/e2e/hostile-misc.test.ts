@@ -125,8 +125,8 @@ test("a UUID held in another client's namespace is refused without saying so; in
   const failed = await settled(h, early.id!);
   assert.equal(failed.state, 'failed');
   assert.equal(failed.error?.code, 'snapshot_uuid_unavailable', failed.error?.message);
-  const seen = await fetch(`${h.server.url}/v1/transfers/${early.id}`, { headers: authHeaders(keys.bob) }).then((r) => r.text());
-  assertTellsNothing(seen);
+  const seen = (await fetch(`${h.server.url}/v1/transfers/${early.id}`, { headers: authHeaders(keys.bob) }).then((r) => r.json())) as { error: unknown };
+  assertTellsNothing(JSON.stringify(seen.error));
   assert.deepEqual(await fs.readdir(path.join(h.root, 'volumes', 'bob', 'home')).catch(() => []), [], "Bob's partial snapshot is gone");
 });
 
