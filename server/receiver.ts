@@ -7,12 +7,12 @@
  * only once every command that ends in it has passed, and `btrfs receive` applies a command only once it has read
  * all of it, so a refused command is never applied: the failed pipeline stops the receive first. The first command
  * is renamed to a staging name (server/stream-rename.ts), into `btrfs receive -e --chroot` confined to the volume's
- * folder.
+ * folder, which holds nothing but received snapshots once the receive is over (server/volume-folder.ts).
  *
  * btrfs receive exits at the stream's END command, which comes before the end frame: the snapshot counts as received
  * only once the end frame has verified too, and the new subvolume has the expected Received UUID and is read-only.
- * Only then is it renamed to the snapshot's name. Whatever fails, the partial subvolume is deleted, the spool stays,
- * and the error says why.
+ * Only then is it renamed to the snapshot's name. Whatever fails, the partial subvolume is deleted, and with it
+ * anything the stream wrote outside it through its own symlinks; the spool stays, and the error says why.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import type { SafeName } from '../core/names.ts';
 import type { ServerLayout } from './layout.ts';
 import { assertStreamStart } from './stream-start.ts';
 import { FirstCommandRenamer } from './stream-rename.ts';
+import { clearVolumeFolder } from './volume-folder.ts';
 import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
 
 export interface ReceiveJob {
@@ -85,6 +86,8 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
   try {
     await fs.mkdir(volumeDir, { recursive: true, mode: 0o700 });
     await removePartial(stagedPath);
+    // What an earlier receive left (a crash, or a server from before this rule) is not this one's to keep.
+    await clearVolumeFolder(volumeDir);
     if (await exists(finalPath)) {
       throw new ReceiveError(
         'snapshot_exists',
@@ -126,12 +129,15 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     }
     job.confirm?.();
     await fs.rename(stagedPath, finalPath);
+    // Anything the stream wrote through its own symlinks outside the snapshot (server/volume-folder.ts).
+    await clearVolumeFolder(volumeDir);
     return { path: finalPath, serverUuid: shown.uuid, rawBytes: check.summary?.bytes ?? 0, wireBytes: source.wireRead };
   } catch (err) {
     raw.destroy();
     source.destroy();
     await received.catch(() => undefined);
     await removePartial(stagedPath);
+    await clearVolumeFolder(volumeDir);
     throw err instanceof SnapferryError || signal.aborted
       ? err
       : new ReceiveError('receive_failed', `receiving ${job.snapshot} failed: ${(err as Error).message}`, { cause: err });

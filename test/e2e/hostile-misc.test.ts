@@ -158,6 +158,46 @@ test("whatever a stream writes through its own symlinks stays in the transfer's 
   }
 });
 
+test("the chroot holds the clone sources: a symlink in the client's own earlier snapshot cannot lead a clone to another client's files", rootOnly, async (t) => {
+  // Why btrfs receive runs chrooted to the volume folder and not to a folder of the transfer's own: clone sources are
+  // opened from outside the chroot, and `..` stops at the chroot only on a path that passes through it.
+  const keys = await tokens(t);
+  const h = await hostileServer(t, { tokensFile: keys.file });
+  const secret = Buffer.alloc(4096, 0x5a);
+  const a = randomUuid();
+  const alice = await createAs(h, keys.alice, 'home', a);
+  assert.equal((await sendAs(h, keys.alice, alice.id!, full(a).file('secret', secret).end().build())).status, 204);
+  assert.equal((await settled(h, alice.id!)).state, 'received');
+
+  // Bob's first snapshot: a symlink that, from volumes/bob/home/snap, names Alice's snapshot.
+  const b1 = randomUuid();
+  const first = await createAs(h, keys.bob, 'home', b1);
+  assert.equal((await sendAs(h, keys.bob, first.id!, full(b1).symlink('l', '../../../alice/home/snap').end().build())).status, 204);
+  assert.equal((await settled(h, first.id!)).state, 'received');
+
+  // His incremental clones from his own snapshot (allowed), by a path without `..` (allowed), through the symlink.
+  const b2 = randomUuid();
+  const meta = { ...metadataFor('home', 'snap2', b2), parentUuid: b1 };
+  const second = await create(h.server.url, { ...authHeaders(keys.bob), 'Upload-Metadata': encodeMetadata(meta) });
+  assert.equal(second.status, 201, second.text);
+  const stream = new SendStreamBuilder().snapshot('snap2', b2, b1).file('f', Buffer.alloc(4096, 1)).clone('f', 0, 4096, b1, 'l/secret').end().build();
+  assert.equal((await sendAs(h, keys.bob, second.id!, stream)).status, 204);
+  const end = Date.now() + 30_000;
+  let state: string | undefined;
+  do {
+    await h.server.service.idle();
+    state = h.server.service.catalog.transfer(second.id!)?.state;
+    if (state !== 'uploading' && state !== 'receiving') break;
+    await new Promise((r) => setTimeout(r, 100));
+  } while (Date.now() < end);
+  assert.notEqual(state, 'received', "Bob's stream could not be applied");
+  for (const p of await listTree(path.join(h.root, 'volumes', 'bob'))) {
+    if (p.endsWith('/')) continue;
+    const st = await fs.lstat(path.join(h.root, 'volumes', 'bob', p));
+    if (st.isFile()) assert.ok(!(await fs.readFile(path.join(h.root, 'volumes', 'bob', p))).equals(secret), `${p} holds Alice's bytes`);
+  }
+});
+
 /** Appends a file of three chunks' worth, written 32 KiB at a time (a v1 TLV holds at most 64 KiB). */
 function padded(b: SendStreamBuilder, name: string): SendStreamBuilder {
   b.file(name, Buffer.alloc(32768, 1));
