@@ -9,6 +9,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { startServer } from '../../server/serve.ts';
+import { silentLogger } from '../../server/log.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
 import { addClient } from '../../server/tokens.ts';
 import { authHeaders } from '../../client/token.ts';
@@ -190,12 +193,35 @@ test("the chroot holds the clone sources: a symlink in the client's own earlier 
     if (state !== 'uploading' && state !== 'receiving') break;
     await new Promise((r) => setTimeout(r, 100));
   } while (Date.now() < end);
-  assert.notEqual(state, 'received', "Bob's stream could not be applied");
   for (const p of await listTree(path.join(h.root, 'volumes', 'bob'))) {
     if (p.endsWith('/')) continue;
     const st = await fs.lstat(path.join(h.root, 'volumes', 'bob', p));
     if (st.isFile()) assert.ok(!(await fs.readFile(path.join(h.root, 'volumes', 'bob', p))).equals(secret), `${p} holds Alice's bytes`);
   }
+  assert.notEqual(state, 'received', "Bob's stream, whose clone source leads out of his volume, could not be applied");
+});
+
+test('what a receive cut by a crash wrote beside its subvolume is deleted at start; received snapshots stay', rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  const uuid = randomUuid();
+  const { id } = await uploadStream(h.server.url, metadataFor('v', 'snap', uuid), full(uuid).file('f', data).end().build());
+  assert.equal((await settled(h, id)).state, 'received');
+  await h.server.close();
+  // As a stream writing through `up -> /` leaves them when the server dies mid-receive: files, folders, symlinks
+  // (one to the snapshot itself, which must not be followed), and the partial subvolume under a name of its choosing.
+  const dir = h.volumeDir('v');
+  await fs.writeFile(path.join(dir, CANARY), data);
+  await fs.mkdir(path.join(dir, 'd', 'e'), { recursive: true });
+  await fs.writeFile(path.join(dir, 'd', 'e', 'f'), data);
+  await fs.symlink(path.join(dir, 'snap'), path.join(dir, 'link'));
+  await btrfs.createSubvolume(path.join(dir, 'renamed'));
+  await fs.writeFile(path.join(dir, 'renamed', 'half'), data);
+
+  const again = await startServer({ root: h.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger() });
+  t.after(() => again.close());
+  assert.deepEqual(await fs.readdir(dir), ['snap']);
+  assert.equal(await fs.readFile(path.join(dir, 'snap', 'f'), 'utf8'), data.toString());
+  assert.equal(again.service.catalog.snapshots('default', 'v').length, 1);
 });
 
 /** Appends a file of three chunks' worth, written 32 KiB at a time (a v1 TLV holds at most 64 KiB). */
