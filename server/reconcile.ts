@@ -13,7 +13,6 @@ import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
 import { removePartial } from './receiver.ts';
 import { INCOMING_PREFIX } from './layout.ts';
-import { clearVolumeFolder } from './volume-folder.ts';
 
 async function listDirs(dir: string): Promise<string[]> {
   try {
@@ -44,9 +43,6 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Log
         await removePartial(path.join(dir, name));
         log.warn({ staged: name, volume }, 'removed a partial receive left by a crash');
       }
-      // And what such a receive wrote beside it through the stream's own symlinks (server/volume-folder.ts).
-      const strays = await clearVolumeFolder(dir);
-      if (strays.length > 0) log.warn({ volume, removed: strays.slice(0, 20), count: strays.length }, 'removed what a receive cut by a crash left in the volume folder');
       await adoptUnrecorded(layout, catalog, client, volume, log);
     }
   }

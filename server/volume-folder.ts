@@ -1,51 +1,52 @@
 /**
- * A volume's folder (ROOT/volumes/CLIENT/VOLUME) holds received snapshots, read-only subvolumes, and nothing else.
- * It is also where `btrfs receive --chroot` runs, and must be: clone sources are opened from outside the chroot, so
- * only a chroot that holds them (this folder) keeps a symlink in a clone source's path from leading to another
- * client's files (server/replication.ts receivePolicy). A stream may write through its own symlinks anywhere the
- * chroot reaches: a symlink `up -> /` in the new subvolume and `up/x` is this folder's x. One receive runs in a
- * volume at a time (volume_busy), so whatever else is in the folder when it ends, it wrote, and it goes, received or
- * failed: every entry that is not a subvolume, and every subvolume that is not read-only (a received snapshot is
- * read-only from the moment btrfs receive finishes it; a writable one is a partial receive, under any name the
- * stream renamed it to).
+ * What a receive wrote in its volume's folder besides its subvolume. `btrfs receive --chroot` runs in the volume's
+ * folder (ROOT/volumes/CLIENT/VOLUME), and must: clone sources are opened from outside the chroot, so only a chroot
+ * that holds them (this folder) keeps a symlink in a clone source's path from leading to another client's files
+ * (server/replication.ts receivePolicy). But a stream can write through its own symlinks anywhere the chroot reaches:
+ * with `up -> /` in the new subvolume, `up/x` is this folder's x. One receive runs in a volume at a time
+ * (volume_busy), so what appeared in the folder while it ran, it wrote: that goes when the receive ends, received or
+ * failed. What was there before stays, under whatever name (an admin's subvolume where the snapshot should go, say).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as btrfs from '../core/btrfs/index.ts';
 
-/** Deletes what is in `dir` besides received snapshots; returns the names deleted. Never follows a symlink. */
-export async function clearVolumeFolder(dir: string): Promise<string[]> {
-  const entries = await fs.readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+/** The folder's entries as identities (device and inode: every subvolume root is inode 256, on a device of its own). */
+export type FolderSnapshot = ReadonlySet<string>;
+
+async function entries(dir: string): Promise<{ name: string; id: string }[]> {
+  const names = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
     throw err;
   });
-  const removed: string[] = [];
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    // Dirent types come from the directory itself (lstat semantics): a symlink is a symlink, and is unlinked.
-    if (e.isDirectory() && (await btrfs.isSubvolume(p))) {
-      if (await isReadOnly(p)) continue;
-      await btrfs.deleteSubvolume(p);
-    } else {
-      // A plain folder may hold a writable subvolume the stream moved into it: rm empties it, and rmdir of an empty
-      // subvolume deletes it (Linux 4.18+).
-      await fs.rm(p, { recursive: true, force: true });
-    }
-    removed.push(e.name);
+  const out: { name: string; id: string }[] = [];
+  for (const name of names) {
+    // lstat: a symlink is itself, never what it names.
+    const st = await fs.lstat(path.join(dir, name)).catch(() => null);
+    if (st) out.push({ name, id: `${st.dev}:${st.ino}` });
   }
-  return removed;
+  return out;
+}
+
+/** What is in `dir` now, to tell later what a receive added. */
+export async function folderContents(dir: string): Promise<FolderSnapshot> {
+  return new Set((await entries(dir)).map((e) => e.id));
 }
 
 /**
- * access(2) asks the filesystem: btrfs answers EROFS to a write check on a read-only subvolume, whoever asks (root
- * included). One syscall per snapshot, where `btrfs property get` would be one process.
+ * Deletes every entry of `dir` that was not there at `before` (by identity, so a pre-existing entry the stream
+ * renamed stays too), but for the names in `keep`; returns the names deleted. Never follows a symlink.
  */
-async function isReadOnly(subvolume: string): Promise<boolean> {
-  return fs.access(subvolume, fs.constants.W_OK).then(
-    () => false,
-    (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EROFS') return true;
-      throw err;
-    },
-  );
+export async function removeAdded(dir: string, before: FolderSnapshot, keep: readonly string[] = []): Promise<string[]> {
+  const removed: string[] = [];
+  for (const e of await entries(dir)) {
+    if (before.has(e.id) || keep.includes(e.name)) continue;
+    const p = path.join(dir, e.name);
+    if (await btrfs.isSubvolume(p)) await btrfs.deleteSubvolume(p);
+    // A plain folder may hold a writable subvolume the stream moved into it: rm empties it, and rmdir of an empty
+    // subvolume deletes it (Linux 4.18+).
+    else await fs.rm(p, { recursive: true, force: true });
+    removed.push(e.name);
+  }
+  return removed;
 }
