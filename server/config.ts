@@ -10,6 +10,7 @@ import { RetentionPolicy } from '../core/retention-policy.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
 import { absolutePathField, durationField, NAME_RULE, parsedField, sizeField } from '../core/config-fields.ts';
 import { assertOpenAccessAllowed } from './auth.ts';
+import { parsePublicUrl } from './public-url.ts';
 import type { PrivilegedFiles } from './replication.ts';
 import type { ServeOptions } from './serve.ts';
 
@@ -42,6 +43,9 @@ export const ServerConfigSchema = z.strictObject({
   root: absolutePathField(),
   listen: parsedField('HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080', (v) => (typeof v === 'string' ? parseListenAddress(v) : undefined)).optional(),
   behindProxy: z.boolean().optional(),
+  /** Where clients reach the server (server/public-url.ts); without it, upload URLs use the request's host[:port]. */
+  publicUrl: parsedField('an absolute http(s) URL without query or fragment, e.g. https://backup.example.org or https://example.org/snapferry', (v) =>
+    typeof v === 'string' ? parsePublicUrl(v) : undefined).optional(),
   tls: z.strictObject({ cert: absolutePathField(), key: absolutePathField() }).optional(),
   /** The tokens file (`snapferry client add NAME --tokens FILE`). */
   tokens: absolutePathField().optional(),
@@ -129,6 +133,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
     logLevel,
     options: {
       root, host, port, behindProxy,
+      ...(config?.publicUrl !== undefined ? { publicUrl: config.publicUrl } : {}),
       ...(tokensFile !== undefined ? { tokensFile } : {}),
       ...(tls ? { tls } : {}),
       ...(expireAfterMs !== undefined ? { expireAfterMs } : {}),

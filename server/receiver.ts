@@ -7,12 +7,12 @@
  * only once every command that ends in it has passed, and `btrfs receive` applies a command only once it has read
  * all of it, so a refused command is never applied: the failed pipeline stops the receive first. The first command
  * is renamed to a staging name (server/stream-rename.ts), into `btrfs receive -e --chroot` confined to the volume's
- * folder.
+ * folder; what it adds there beside its subvolume goes when it ends (server/volume-folder.ts).
  *
  * btrfs receive exits at the stream's END command, which comes before the end frame: the snapshot counts as received
  * only once the end frame has verified too, and the new subvolume has the expected Received UUID and is read-only.
- * Only then is it renamed to the snapshot's name. Whatever fails, the partial subvolume is deleted, the spool stays,
- * and the error says why.
+ * Only then is it renamed to the snapshot's name. Whatever fails, the partial subvolume is deleted, and with it
+ * anything the stream wrote outside it through its own symlinks; the spool stays, and the error says why.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import type { SafeName } from '../core/names.ts';
 import type { ServerLayout } from './layout.ts';
 import { assertStreamStart } from './stream-start.ts';
 import { FirstCommandRenamer } from './stream-rename.ts';
+import { folderContents, removeAdded, type FolderSnapshot } from './volume-folder.ts';
 import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
 
 export interface ReceiveJob {
@@ -82,6 +83,7 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
   const volumeDir = layout.volumeDir(job.client, job.volume);
   const finalPath = layout.snapshotPath(job.client, job.volume, job.snapshot);
   const stagedPath = path.join(volumeDir, layout.incomingName(job.id));
+  let before: FolderSnapshot;
   try {
     await fs.mkdir(volumeDir, { recursive: true, mode: 0o700 });
     await removePartial(stagedPath);
@@ -91,6 +93,7 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
         `${job.volume}/${job.snapshot} already exists on the server; delete it (btrfs subvolume delete) to receive it again`,
       );
     }
+    before = await folderContents(volumeDir);
     signal.throwIfAborted();
   } catch (err) {
     source.destroy();
@@ -126,12 +129,15 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     }
     job.confirm?.();
     await fs.rename(stagedPath, finalPath);
+    // Anything the stream wrote through its own symlinks outside the snapshot (server/volume-folder.ts).
+    await removeAdded(volumeDir, before, [job.snapshot]);
     return { path: finalPath, serverUuid: shown.uuid, rawBytes: check.summary?.bytes ?? 0, wireBytes: source.wireRead };
   } catch (err) {
     raw.destroy();
     source.destroy();
     await received.catch(() => undefined);
     await removePartial(stagedPath);
+    await removeAdded(volumeDir, before);
     throw err instanceof SnapferryError || signal.aborted
       ? err
       : new ReceiveError('receive_failed', `receiving ${job.snapshot} failed: ${(err as Error).message}`, { cause: err });

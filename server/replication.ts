@@ -247,11 +247,22 @@ export class ReplicationService {
     return parsed.data;
   }
 
+  /**
+   * Refuses a UUID another subvolume on the server already has. In the caller's own namespace the answer says where;
+   * another client's snapshots must look absent, so that answer names no one and nothing, and says no more than that
+   * this UUID cannot be taken (which no answer can avoid while btrfs resolves UUIDs across the whole filesystem).
+   */
   private assertUuidFree(client: string, volume: string, uuid: string): void {
-    if (!this.catalog.allSnapshots().some((s) => s.uuid === uuid && (s.client !== client || s.volume !== volume))) return;
-    throw new TransferConflict('snapshot_uuid_taken', `the server already holds a snapshot with UUID ${uuid} outside ${volume}; a snapshot can be pushed to one volume only`, {
-      details: { uuid },
-    });
+    const holders = this.catalog.allSnapshots().filter((s) => s.uuid === uuid && (s.client !== client || s.volume !== volume));
+    if (holders.length === 0) return;
+    if (holders.some((s) => s.client === client)) {
+      throw new TransferConflict('snapshot_uuid_taken', `the server already holds a snapshot with UUID ${uuid} outside ${volume}; a snapshot can be pushed to one volume only`, {
+        details: { uuid },
+      });
+    }
+    throw new TransferConflict('snapshot_uuid_unavailable',
+      `the server cannot receive a snapshot with UUID ${uuid}: btrfs on the server finds snapshots by UUID, and this one cannot be used; ` +
+        'a snapshot btrfs made has a UUID of its own, so take a new snapshot (btrfs subvolume snapshot -r) and push that', { details: { uuid } });
   }
 
   /** Bytes the client's other open uploads hold or have declared (their share of its quota). */
@@ -317,11 +328,23 @@ export class ReplicationService {
     };
   }
 
-  /** Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. */
-  private checkStreamStart(upload: Upload, raw: Buffer): void {
+  /**
+   * Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. That
+   * verdict is final (the same bytes would come again), so the transfer fails with it, before the 422 is answered:
+   * it no longer holds an open-upload slot or its volume, and the client's next push starts a new upload.
+   */
+  private async checkStreamStart(upload: Upload, raw: Buffer): Promise<void> {
     const t = this.catalog.transfer(upload.id);
     if (!t) throw new NotFound(`transfer ${upload.id}`);
-    assertStreamStart(readStreamStart(raw), t);
+    try {
+      assertStreamStart(readStreamStart(raw), t);
+    } catch (err) {
+      const e = err instanceof SnapferryError ? err : new SnapferryError('sendstream_bad_command', String(err));
+      this.log.warn({ transfer: upload.id, code: e.code, err: e.message }, 'stream refused at its first frame');
+      await this.receives.stop(upload.id, `the stream was refused: ${e.message}`);
+      await this.catalog.updateTransfer(upload.id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
+      throw err;
+    }
   }
 
   private onStreamComplete(id: string, progress: SpoolProgress): void {

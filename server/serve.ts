@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { ValidationError } from '../core/errors.ts';
 import { ReplicationService, type ServiceOptions } from './replication.ts';
 import { createTusServer } from './tus.ts';
+import { parsePublicUrl } from './public-url.ts';
 import { createApp } from './app.ts';
 import { openGate, tokenGate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
@@ -21,6 +22,8 @@ export interface ServeOptions {
   host: string;
   port: number;
   behindProxy: boolean;
+  /** Where clients reach the server, for upload URLs (server/public-url.ts); default: the request's host[:port]. */
+  publicUrl?: string;
   log: Logger;
   /** Start no receive until service.resumeReceives(). */
   holdReceives?: boolean;
@@ -74,7 +77,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     ...(options.receiveRetry !== undefined ? { receiveRetry: options.receiveRetry } : {}),
   });
   await service.start();
-  const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, clientOf: gate.clientOf });
+  const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
+  const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
   const app = createApp(service, tus, options.log, gate);
   const server = await new Promise<HttpServer>((resolve, reject) => {
     const s = serve(

@@ -38,8 +38,8 @@ const MAX_TAIL = FRAME_HEADER_SIZE + MAX_CHUNK_SIZE;
 export interface SpoolHooks {
   /** The upload's chunk size, from its metadata (validated when the upload was created). */
   chunkSizeOf(upload: Upload): number;
-  /** Called with the raw bytes of frame 0; throws to refuse the stream before any of it is kept. */
-  checkStreamStart(upload: Upload, raw: Buffer): void;
+  /** Called with the raw bytes of frame 0; throws (or rejects) to refuse the stream before any of it is kept. */
+  checkStreamStart(upload: Upload, raw: Buffer): Promise<void> | void;
   /**
    * Called after each data frame's bytes and index record are written (not yet synced), with the frame and its
    * decoded bytes: the receive may take them (server/live-source.ts). The upload goes on once it resolves, so a
@@ -288,7 +288,7 @@ export class FrameVerifyingStore extends FileStore {
       pending.push(chunk);
       const frames: VerifiedFrame[] = parser.push(chunk);
       for (const frame of frames) {
-        if (frame.index === 0 && frame.kind === 'data' && frame.raw) this.hooks.checkStreamStart(upload, frame.raw);
+        if (frame.index === 0 && frame.kind === 'data' && frame.raw) await this.hooks.checkStreamStart(upload, frame.raw);
         // Write exactly this frame's bytes from what is pending (no copy), keeping any tail of the next frame. A
         // frame that began in the kept tail is written whole again: the same bytes, and one write.
         const frameLength = frame.wireEnd - pendingStart;

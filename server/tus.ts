@@ -10,6 +10,7 @@ import type { SafeName } from '../core/names.ts';
 import { SnapferryError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
 import { isTransferId } from './layout.ts';
+import { publicBase, type PublicUrl } from './public-url.ts';
 import { ownsUpload } from './caller-views.ts';
 import { errorBody, statusOf } from './http-errors.ts';
 import type { Logger } from './log.ts';
@@ -17,6 +18,8 @@ import type { Logger } from './log.ts';
 export interface TusOptions {
   /** Trust X-Forwarded-Proto/Host from a reverse proxy (nginx overwrites them) when building upload URLs. */
   behindProxy: boolean;
+  /** Where clients reach the server (server/public-url.ts): the base of every upload URL, whatever the request says. */
+  publicUrl?: PublicUrl | undefined;
   clientOf(req: Request): SafeName;
 }
 
@@ -37,12 +40,12 @@ export function createTusServer(service: ReplicationService, log: Logger, option
     },
     // A PATCH that verified nothing (a cut mid-frame) must not hold the lock for long after the socket died.
     lockDrainTimeout: 5000,
-    // @tus/server writes http:// into Location unless a proxy's headers say otherwise. Serving TLS itself
-    // (serve --tls-cert), the request's own scheme is the truth (@hono/node-server sets https for a TLS socket).
-    generateUrl: (req, { proto, host, path, id }) =>
-      `${options.behindProxy ? proto : new URL(req.url).protocol.slice(0, -1)}://${host}${path}/${id}`,
+    // publicUrl, or the request's scheme and host[:port] (checked in onUploadCreate, before anything is created:
+    // tus calls this only once the upload exists).
+    generateUrl: (req, { path, id }) => `${publicBase(req as unknown as Request, options)}${path}/${id}`,
     onUploadCreate: async (req, upload) => {
       try {
+        publicBase(req as unknown as Request, options);
         await service.beginTransfer(options.clientOf(req as unknown as Request), upload.id, upload.metadata ?? {});
       } catch (err) {
         throw asTusError(err);

@@ -34,11 +34,21 @@ export interface HostileServer {
   volumeDir(volume: string): string;
 }
 
-export async function hostileServer(t: AfterHook, options: Partial<ServiceOptions> & { sizeMiB?: number; idleTimeoutMs?: number } = {}): Promise<HostileServer> {
+export interface HostileOptions extends Partial<ServiceOptions> {
+  sizeMiB?: number;
+  idleTimeoutMs?: number;
+  behindProxy?: boolean;
+  publicUrl?: string;
+  tokensFile?: string;
+}
+
+export async function hostileServer(t: AfterHook, options: HostileOptions = {}): Promise<HostileServer> {
   const fsx = await createBtrfs(t, { sizeMiB: options.sizeMiB ?? 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const server = await startServer({
-    root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500,
+    root, host: '127.0.0.1', port: 0, behindProxy: options.behindProxy ?? false, log: silentLogger(), leaseMs: 500,
+    ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {}),
+    ...(options.tokensFile !== undefined ? { tokensFile: options.tokensFile } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.privilegedFiles ? { privilegedFiles: options.privilegedFiles } : {}),
     ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),

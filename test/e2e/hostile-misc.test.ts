@@ -1,0 +1,237 @@
+/**
+ * The smaller faults of issue 17 item 5, each against a real server on real btrfs: the upload URL a creation hands
+ * out, what a UUID held by another client gives away, where a stream's own symlinks can make btrfs receive write,
+ * and the open-upload slot of a stream refused at its first frame.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import { UPLOADS_PATH } from '../../core/protocol.ts';
+import { addClient } from '../../server/tokens.ts';
+import { authHeaders } from '../../client/token.ts';
+import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
+import {
+  CHUNK, create, encodeMetadata, hostileServer, listTree, metadataFor, patch, settled, uploadStream, type HostileServer,
+} from './hostile-client.ts';
+
+const data = Buffer.from('harmless file\n');
+const CANARY = `misc-canary-${process.pid}`;
+
+function full(uuid: string): SendStreamBuilder {
+  return new SendStreamBuilder().subvol('snap', uuid);
+}
+
+/** A creation request with `headers`, for a fresh snapshot of volume `v`. */
+function creationWith(url: string, headers: Record<string, string>) {
+  return create(url, { 'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', randomUuid())), ...headers });
+}
+
+// --- Location ------------------------------------------------------------------------------------------------------
+
+test("Location never carries a path or query from the caller's X-Forwarded-Host / Forwarded: a host that is not host[:port] is a 400, and nothing is created", rootOnly, async (t) => {
+  const h = await hostileServer(t, { behindProxy: true });
+  const url = h.server.url;
+  const hostile: Record<string, string>[] = [
+    { 'X-Forwarded-Host': 'evil.example/phish?x=', 'X-Forwarded-Proto': 'https' },
+    { 'X-Forwarded-Host': 'evil.example?x=' },
+    { 'X-Forwarded-Host': 'evil.example#x' },
+    { 'X-Forwarded-Host': 'user@evil.example' },
+    { 'X-Forwarded-Host': 'evil.example:99999' },
+    { 'X-Forwarded-Host': 'evil.example\\phish' },
+    { Forwarded: 'host="evil.example/phish?x=";proto=https' },
+  ];
+  for (const headers of hostile) {
+    const r = await creationWith(url, headers);
+    assert.equal(r.status, 400, `${JSON.stringify(headers)}: ${r.status} ${r.headers.get('location')} ${r.text}`);
+    assert.equal(r.code, 'invalid_input', r.text);
+    assert.equal(JSON.parse(r.text).error.retryable, false);
+    assert.match(r.text, /publicUrl/, 'the answer says how to fix it');
+    assert.equal(r.headers.get('location'), null);
+  }
+  assert.deepEqual(h.server.service.catalog.transfers(), [], 'no refused creation left a transfer');
+
+  // A host[:port] a proxy forwards is taken as it is: that is what keeps clients behind nginx working.
+  for (const [host, expected] of [['backup.example.org:8443', 'https://backup.example.org:8443'], ['[::1]:8080', 'https://[::1]:8080'], ['Backup.Example.org', 'https://Backup.Example.org']]) {
+    const ok = await creationWith(url, { 'X-Forwarded-Host': host!, 'X-Forwarded-Proto': 'https' });
+    assert.equal(ok.status, 201, ok.text);
+    assert.equal(ok.headers.get('location'), `${expected}${UPLOADS_PATH}/${ok.id}`);
+    await h.server.service.abort('default' as never, ok.id!);
+  }
+});
+
+test('with publicUrl set, Location is publicUrl (its path prefix kept) whatever Host or X-Forwarded-Host the caller sends', rootOnly, async (t) => {
+  const h = await hostileServer(t, { behindProxy: true, publicUrl: 'https://backup.example.org/snapferry/' });
+  for (const headers of [{} as Record<string, string>, { 'X-Forwarded-Host': 'evil.example/phish?x=', 'X-Forwarded-Proto': 'http' }, { Forwarded: 'host=evil.example' }]) {
+    const r = await creationWith(h.server.url, headers);
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.headers.get('location'), `https://backup.example.org/snapferry${UPLOADS_PATH}/${r.id}`);
+    // The upload answers where Location says, minus the prefix the proxy strips.
+    const head = await fetch(`${h.server.url}${UPLOADS_PATH}/${r.id}`, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+    assert.equal(head.status, 200);
+    await h.server.service.abort('default' as never, r.id!);
+  }
+});
+
+// --- another client's UUID -----------------------------------------------------------------------------------------
+
+async function tokens(t: { after(fn: () => Promise<void>): void }): Promise<{ file: string; alice: string; bob: string }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-misc-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'tokens.json');
+  return { file, alice: (await addClient(file, 'alice')).token, bob: (await addClient(file, 'bob')).token };
+}
+
+async function createAs(h: HostileServer, token: string, volume: string, uuid: string) {
+  return create(h.server.url, { ...authHeaders(token), 'Upload-Metadata': encodeMetadata(metadataFor(volume, 'snap', uuid)) });
+}
+
+async function sendAs(h: HostileServer, token: string, id: string, raw: Buffer) {
+  const framed = await frameStream(raw, CHUNK);
+  return patch(h.server.url, id, 0, framed, { ...authHeaders(token), 'Upload-Length': String(framed.length) });
+}
+
+test("a UUID held in another client's namespace is refused without saying so; in the caller's own namespace the answer still names the volume", rootOnly, async (t) => {
+  const keys = await tokens(t);
+  const h = await hostileServer(t, { tokensFile: keys.file });
+  const uuid = randomUuid();
+  // Bob's upload of the same UUID starts before Alice's snapshot exists: it is refused only just before its rename.
+  const early = await createAs(h, keys.bob, 'home', uuid);
+  assert.equal(early.status, 201, early.text);
+
+  const mine = await createAs(h, keys.alice, 'home', uuid);
+  assert.equal(mine.status, 201, mine.text);
+  assert.equal((await sendAs(h, keys.alice, mine.id!, full(uuid).file('f', data).end().build())).status, 204);
+  assert.equal((await settled(h, mine.id!)).state, 'received');
+
+  // Alice, in another volume of her own: the helpful answer, naming where it is.
+  const own = await createAs(h, keys.alice, 'other', uuid);
+  assert.equal(own.status, 409, own.text);
+  assert.equal(own.code, 'snapshot_uuid_taken');
+  assert.match(own.text, /outside other/);
+
+  // Bob: refused (btrfs would find Alice's subvolume by that UUID), with nothing that says whose, where, or that a
+  // snapshot of that UUID is held: the one answer any UUID the server cannot take gets.
+  const theirs = await createAs(h, keys.bob, 'home', uuid);
+  assert.equal(theirs.status, 409, theirs.text);
+  assert.equal(theirs.code, 'snapshot_uuid_unavailable', theirs.text);
+  assertTellsNothing(theirs.text);
+  assert.deepEqual(JSON.parse(theirs.text).error.details, { uuid });
+
+  const late = await sendAs(h, keys.bob, early.id!, full(uuid).file('g', data).end().build());
+  assert.equal(late.status, 204, late.text);
+  const failed = await settled(h, early.id!);
+  assert.equal(failed.state, 'failed');
+  assert.equal(failed.error?.code, 'snapshot_uuid_unavailable', failed.error?.message);
+  const seen = (await fetch(`${h.server.url}/v1/transfers/${early.id}`, { headers: authHeaders(keys.bob) }).then((r) => r.json())) as { error: unknown };
+  assertTellsNothing(JSON.stringify(seen.error));
+  assert.deepEqual(await fs.readdir(path.join(h.root, 'volumes', 'bob', 'home')).catch(() => []), [], "Bob's partial snapshot is gone");
+});
+
+function assertTellsNothing(text: string): void {
+  assert.doesNotMatch(text, /alice|already holds|outside|home|taken/i, text);
+}
+
+// --- a stream's own symlinks -----------------------------------------------------------------------------------------
+
+test("whatever a stream writes through its own symlinks beside its subvolume goes when its receive ends, received or failed; what was there before stays", rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  const escapes = ['/', '..', '../..', '../../../../../../../..'];
+  for (const [i, target] of escapes.entries()) {
+    for (const fail of [false, true]) {
+      const volume = `sym${i}${fail ? 'f' : 'r'}`;
+      // What was in the folder before the receive is not the receive's: it stays.
+      await fs.mkdir(h.volumeDir(volume), { recursive: true });
+      await fs.writeFile(path.join(h.volumeDir(volume), 'admin-note'), 'left here by an admin');
+      const uuid = randomUuid();
+      // Frame 0 (checked as it arrives) holds only a harmless file; the write through `up` comes after it.
+      const b = padded(full(uuid), 'pad').symlink('up', target).mkfileAt(`up/${CANARY}`).write(`up/${CANARY}`, data);
+      // A refused command two chunks later: the transfer fails once btrfs receive has written through `up`.
+      if (fail) padded(b, 'pad2').file(`../${CANARY}-x`, data);
+      const { id, patched } = await uploadStream(h.server.url, metadataFor(volume, 'snap', uuid), b.end().build());
+      assert.equal(patched.status, 204, patched.text);
+      const got = await settled(h, id);
+      assert.equal(got.state, fail ? 'failed' : 'received', `${target}: ${got.error?.message}`);
+      assert.deepEqual((await fs.readdir(h.volumeDir(volume))).sort(), fail ? ['admin-note'] : ['admin-note', 'snap'], `${volume}: only the snapshot is added`);
+      const stray = [...(await listTree(h.mount))].filter((p) => p.includes(CANARY));
+      assert.deepEqual(stray, [], `${volume} (symlink to ${target}): nothing written through it is left`);
+    }
+  }
+});
+
+test("the chroot holds the clone sources: a symlink in the client's own earlier snapshot cannot lead a clone to another client's files", rootOnly, async (t) => {
+  // Why btrfs receive runs chrooted to the volume folder and not to a folder of the transfer's own: clone sources are
+  // opened from outside the chroot, and `..` stops at the chroot only on a path that passes through it.
+  const keys = await tokens(t);
+  const h = await hostileServer(t, { tokensFile: keys.file });
+  const secret = Buffer.alloc(4096, 0x5a);
+  const a = randomUuid();
+  const alice = await createAs(h, keys.alice, 'home', a);
+  assert.equal((await sendAs(h, keys.alice, alice.id!, full(a).file('secret', secret).end().build())).status, 204);
+  assert.equal((await settled(h, alice.id!)).state, 'received');
+
+  // Bob's first snapshot: a symlink that, from volumes/bob/home/snap, names Alice's snapshot.
+  const b1 = randomUuid();
+  const first = await createAs(h, keys.bob, 'home', b1);
+  assert.equal((await sendAs(h, keys.bob, first.id!, full(b1).symlink('l', '../../../alice/home/snap').end().build())).status, 204);
+  assert.equal((await settled(h, first.id!)).state, 'received');
+
+  // His incremental clones from his own snapshot (allowed), by a path without `..` (allowed), through the symlink.
+  const b2 = randomUuid();
+  const meta = { ...metadataFor('home', 'snap2', b2), parentUuid: b1 };
+  const second = await create(h.server.url, { ...authHeaders(keys.bob), 'Upload-Metadata': encodeMetadata(meta) });
+  assert.equal(second.status, 201, second.text);
+  const stream = new SendStreamBuilder().snapshot('snap2', b2, b1).file('f', Buffer.alloc(4096, 1)).clone('f', 0, 4096, b1, 'l/secret').end().build();
+  assert.equal((await sendAs(h, keys.bob, second.id!, stream)).status, 204);
+  const end = Date.now() + 30_000;
+  let state: string | undefined;
+  do {
+    await h.server.service.idle();
+    state = h.server.service.catalog.transfer(second.id!)?.state;
+    if (state !== 'uploading' && state !== 'receiving') break;
+    await new Promise((r) => setTimeout(r, 100));
+  } while (Date.now() < end);
+  for (const p of await listTree(path.join(h.root, 'volumes', 'bob'))) {
+    if (p.endsWith('/')) continue;
+    const st = await fs.lstat(path.join(h.root, 'volumes', 'bob', p));
+    if (st.isFile()) assert.ok(!(await fs.readFile(path.join(h.root, 'volumes', 'bob', p))).equals(secret), `${p} holds Alice's bytes`);
+  }
+  assert.notEqual(state, 'received', "Bob's stream, whose clone source leads out of his volume, could not be applied");
+});
+
+/** Appends a file of three chunks' worth, written 32 KiB at a time (a v1 TLV holds at most 64 KiB). */
+function padded(b: SendStreamBuilder, name: string): SendStreamBuilder {
+  b.file(name, Buffer.alloc(32768, 1));
+  for (let at = 32768; at < 3 * CHUNK; at += 32768) b.write(name, Buffer.alloc(32768, 1), at);
+  return b;
+}
+
+// --- a stream refused at its first frame -----------------------------------------------------------------------------
+
+test('a stream refused at its first frame (422) fails its transfer with the reason, which frees its open-upload slot for the next push', rootOnly, async (t) => {
+  const h = await hostileServer(t, { limits: { maxOpenUploads: 1 } });
+  const url = h.server.url;
+  const cases = [
+    { code: 'stream_metadata_mismatch', raw: () => full(randomUuid()).end().build() },
+    { code: 'sendstream_bad_magic', raw: () => Buffer.from('#!/bin/sh\n'.repeat(100)) },
+  ];
+  for (const c of cases) {
+    const refused = await uploadStream(url, metadataFor('home', 'snap', randomUuid()), c.raw());
+    assert.equal(refused.patched.status, 422, refused.patched.text);
+    assert.equal(refused.patched.code, c.code);
+    const t1 = h.server.service.catalog.transfer(refused.id);
+    assert.equal(t1?.state, 'failed', `${c.code}: the transfer is over`);
+    assert.equal(t1?.error?.code, c.code);
+    // Another PATCH of it gets the reason, not a fresh verdict.
+    const again = await patch(url, refused.id, 0, Buffer.alloc(16));
+    assert.equal(again.code, c.code, again.text);
+  }
+  // The next push of the volume starts at once: no slot and no volume held by the refused ones.
+  const uuid = randomUuid();
+  const next = await uploadStream(url, metadataFor('home', 'snap', uuid), full(uuid).file('f', data).end().build());
+  assert.equal(next.created.status, 201, next.created.text);
+  assert.equal(next.patched.status, 204, next.patched.text);
+  assert.equal((await settled(h, next.id)).state, 'received');
+});
