@@ -76,7 +76,7 @@ export class ExpiringSpoolStore extends FrameVerifyingStore {
         const marked = this.expiry.expire(id, facts);
         if (marked === null) continue;
         await marked;
-        await this.remove(id);
+        await this.deleteFiles(id);
         this.expiry.expired(id, facts);
         removed++;
       } catch (err) {

@@ -7,7 +7,7 @@ import http from 'node:http';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
-import { startServer, type RunningServer } from '../../server/serve.ts';
+import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import type { ServiceOptions } from '../../server/replication.ts';
 import { createBtrfs } from '../fixtures/btrfs.ts';
@@ -34,7 +34,10 @@ export interface HostileServer {
   volumeDir(volume: string): string;
 }
 
-export async function hostileServer(t: AfterHook, options: Partial<ServiceOptions> & { sizeMiB?: number; idleTimeoutMs?: number } = {}): Promise<HostileServer> {
+export async function hostileServer(
+  t: AfterHook,
+  options: Partial<ServiceOptions> & { sizeMiB?: number; idleTimeoutMs?: number; endedTransfers?: ServeOptions['endedTransfers'] } = {},
+): Promise<HostileServer> {
   const fsx = await createBtrfs(t, { sizeMiB: options.sizeMiB ?? 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const server = await startServer({
@@ -42,6 +45,8 @@ export async function hostileServer(t: AfterHook, options: Partial<ServiceOption
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.privilegedFiles ? { privilegedFiles: options.privilegedFiles } : {}),
     ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.expireAfterMs !== undefined ? { expireAfterMs: options.expireAfterMs } : {}),
+    ...(options.endedTransfers ? { endedTransfers: options.endedTransfers } : {}),
   });
   t.after(() => server.close());
   return { server, mount: fsx.mountPoint, root, volumeDir: (v) => path.join(root, 'volumes', 'default', v) };

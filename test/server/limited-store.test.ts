@@ -10,10 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Upload } from '@tus/utils';
-import { LimitedSpoolStore } from '../../server/limited-store.ts';
+import { LimitedSpoolStore, type WriteMeter } from '../../server/limited-store.ts';
 import { ServerLayout } from '../../server/layout.ts';
 
-async function storeIn(t: TestContext, byteLimit: () => Promise<number> = () => Promise.resolve(1 << 30)) {
+const NO_LIMIT: WriteMeter = { admit: () => null, close: () => undefined };
+
+async function storeIn(t: TestContext, openWrite: () => Promise<WriteMeter> = () => Promise.resolve(NO_LIMIT)) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-limited-${process.pid}-`));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const layout = new ServerLayout(dir);
@@ -27,12 +29,13 @@ async function storeIn(t: TestContext, byteLimit: () => Promise<number> = () => 
       onStreamComplete: () => undefined,
       onEndFrameRefused: () => undefined,
       closedError: () => null,
+      terminate: () => Promise.resolve(),
       expire: () => null,
       expired: () => undefined,
       expiredError: () => null,
     },
     0,
-    { checkSize: () => Promise.resolve(null), byteLimit, onRefused: () => Promise.resolve() },
+    { checkSize: () => Promise.resolve(null), openWrite, onRefused: () => Promise.resolve() },
   );
   const id = 'a'.repeat(32);
   await store.create(new Upload({ id, offset: 0, size: undefined, creation_date: new Date().toISOString() }));
@@ -56,11 +59,11 @@ test('a write refused for its offset, whose request stream is then destroyed wit
   assert.deepEqual(uncaught, [], 'no error event went unheard');
 });
 
-test('a request cut while the write looks up its byte limit ends the write, and the next request of the upload gets through', async (t) => {
+test('a request cut while the write opens its quota meter ends the write, and the next request of the upload gets through', async (t) => {
   let limitAsked!: () => void;
   const asked = new Promise<void>((resolve) => (limitAsked = resolve));
-  let giveLimit!: (n: number) => void;
-  // The real limit reads the client's other uploads' records from disk: a cut can land while it does.
+  let giveLimit!: (meter: WriteMeter) => void;
+  // The real meter measures the client's spools on disk: a cut can land while it does.
   const { store, id } = await storeIn(t, () => {
     limitAsked();
     return new Promise((resolve) => (giveLimit = resolve));
@@ -73,7 +76,7 @@ test('a request cut while the write looks up its byte limit ends the write, and 
   // What @tus/server's pipeline does when the client's socket is reset: destroy the request stream with the error.
   request.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
   await new Promise((r) => setImmediate(r));
-  giveLimit(1 << 30);
+  giveLimit(NO_LIMIT);
 
   const within = async <T>(what: string, p: Promise<T>): Promise<T> => {
     let timer: NodeJS.Timeout | undefined;
