@@ -36,7 +36,7 @@ export interface WriteUsage {
 export class SpoolUsage {
   /** Uploads being written, by client: the bytes each has reached. */
   private readonly writing = new Map<string, Map<string, number>>();
-  /** Bumped when a client's bytes may have moved out of what a measure saw (a write ended, an upload appeared). */
+  /** Bumped when a client's bytes may have moved out of what a measure saw (a write ended). */
   private readonly generations = new Map<string, number>();
 
   constructor(private readonly measureDisk: (client: string) => Promise<SpoolFiles[]>) {}
@@ -46,7 +46,7 @@ export class SpoolUsage {
     return this.sum(client, await this.take(client));
   }
 
-  /** Something of the client's changed on disk that a measure taken before would miss (a new upload's record). */
+  /** Something of the client's changed on disk that a measure taken before would miss (a write ended). */
   changed(client: string): void {
     this.generations.set(client, this.generation(client) + 1);
   }
@@ -55,9 +55,16 @@ export class SpoolUsage {
   async begin(client: string, id: string, bytes: number): Promise<WriteUsage> {
     const mine = this.writing.get(client) ?? new Map<string, number>();
     this.writing.set(client, mine);
-    // Two writes of one upload never run at once (the store's lock); if one did, the later one's count wins.
+    // Two writes of one upload never run at once (tus locks the upload for each PATCH); if they did, the later counts.
     mine.set(id, bytes);
-    let last = await this.take(client);
+    let last: Measure;
+    try {
+      last = await this.take(client);
+    } catch (err) {
+      // No write follows: its count must not stay behind and hold the client's quota.
+      this.stopCounting(client, id);
+      throw err;
+    }
     return {
       reach: (n) => void mine.set(id, n),
       total: () => (last.generation === this.generation(client) ? this.sum(client, last) : null),
@@ -66,11 +73,16 @@ export class SpoolUsage {
         return this.sum(client, last);
       },
       end: () => {
-        mine.delete(id);
-        if (mine.size === 0) this.writing.delete(client);
+        this.stopCounting(client, id);
         this.changed(client);
       },
     };
+  }
+
+  private stopCounting(client: string, id: string): void {
+    const mine = this.writing.get(client);
+    mine?.delete(id);
+    if (mine?.size === 0) this.writing.delete(client);
   }
 
   private generation(client: string): number {
