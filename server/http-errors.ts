@@ -25,7 +25,10 @@ const STATUS_BY_CODE: Record<string, number> = {
   stream_mismatch: 409,
   transfer_locked: 409,
   transfer_not_uploading: 409,
+  // tus 1.0.0, expiration: a server that keeps track of expired uploads SHOULD answer 410 Gone.
+  upload_expired: 410,
   quota_exceeded: 413,
+  length_mismatch: 400,
   stream_metadata_mismatch: 422,
   too_many_uploads: 429,
   too_many_creations: 429,

@@ -236,7 +236,7 @@ export class FrameVerifyingStore extends FileStore {
     if (info.size === undefined) return;
     const { complete } = await this.progress(id);
     if (complete && info.size !== length) {
-      throw new TusStatusError(400, new SnapferryError('length_mismatch', `the upload is complete at ${info.size} bytes, not ${length}`, {
+      throw this.asTusError(new SnapferryError('length_mismatch', `the upload is complete at ${info.size} bytes, not ${length}`, {
         details: { length: info.size, sent: length },
       }));
     }
@@ -281,7 +281,7 @@ export class FrameVerifyingStore extends FileStore {
     const held = (await fs.stat(spoolPath)).size;
     if (offset !== held || offset < start.wireOffset) {
       // @tus/server checked the offset against the spool's size, which repair() may just have cut back.
-      throw new TusStatusError(409, new SnapferryError('offset_mismatch', `the upload is at ${held}, not ${offset}`, {
+      throw this.asTusError(new SnapferryError('offset_mismatch', `the upload is at ${held}, not ${offset}`, {
         retryable: true, details: { offset: held },
       }));
     }
