@@ -6,11 +6,11 @@
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import type { Server as TusServer } from '@tus/server';
-import { API_PREFIX, ERROR_CODE_HEADER, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH } from '../core/protocol.ts';
+import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
-import { errorBody, statusOf } from './http-errors.ts';
+import { errorBody, errorHeaders, statusOf, withErrorHeaders } from './http-errors.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './caller-views.ts';
 import { openRestoreStream, restoreHeaders } from './restore.ts';
@@ -33,7 +33,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     // RFC 6750 section 3: a 401 names the scheme the client should use.
     if (status === 401) c.header('WWW-Authenticate', 'Bearer realm="snapferry"');
     const body = errorBody(err);
-    c.header(ERROR_CODE_HEADER, body.error.code);
+    for (const [name, value] of Object.entries(errorHeaders(body))) c.header(name, value);
     return c.json(body, status as 500);
   });
   app.notFound((c) => c.json(errorBody(new SnapferryError('not_found', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404));
@@ -47,8 +47,8 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     await next();
   });
 
-  app.all(UPLOADS_PATH, (c) => tus.handleWeb(c.req.raw));
-  app.all(`${UPLOADS_PATH}/`, (c) => tus.handleWeb(c.req.raw));
+  app.all(UPLOADS_PATH, async (c) => withErrorHeaders(await tus.handleWeb(c.req.raw)));
+  app.all(`${UPLOADS_PATH}/`, async (c) => withErrorHeaders(await tus.handleWeb(c.req.raw)));
   app.all(`${UPLOADS_PATH}/:id`, async (c) => {
     const id = c.req.param('id');
     // tus downloads (GET on an upload) stay off: the spool is not for reading back. (HEAD, which hono would also
@@ -62,7 +62,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     try {
       const res = await tus.handleWeb(c.req.raw);
       if (c.req.method === 'PATCH') await noteCut(c, id);
-      return res;
+      return await withErrorHeaders(res);
     } finally {
       service.leases.leave(id);
     }

@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { RemovedSnapshot, Snapshot, Transfer } from '../core/protocol.ts';
+import { RemovedSnapshot, Snapshot, Transfer, finalStates } from '../core/protocol.ts';
 import { SnapferryError } from '../core/errors.ts';
 import { canMove } from './transfer-moves.ts';
 
@@ -107,6 +107,16 @@ export class Catalog {
     const next = { ...current, ...change, updatedAt: new Date().toISOString() };
     await this.putTransfer(next);
     return next;
+  }
+
+  /**
+   * Forgets transfers that are over (server/transfer-history.ts chooses which; one in progress is never forgotten);
+   * snapshot records stay as they are.
+   */
+  async forgetTransfers(ids: ReadonlySet<string>): Promise<void> {
+    if (ids.size === 0) return;
+    this.data.transfers = this.data.transfers.filter((t) => !(ids.has(t.id) && finalStates.includes(t.state)));
+    await this.save();
   }
 
   snapshots(client: string, volume?: string): SnapshotRecord[] {

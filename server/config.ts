@@ -52,9 +52,21 @@ export const ServerConfigSchema = z.strictObject({
   logLevel: z.enum(LOG_LEVELS).optional(),
   limits: z
     .strictObject({
-      /** Bytes that one client's open uploads may hold together. */
+      /** Bytes that one client's uploads may hold in the spool together (failed transfers' kept spools included). */
       quota: sizeField({ min: 1 }).optional(),
+      /** Uploads of one client open, or holding a spool, at once. */
       maxOpenUploads: z.number().int().min(1).optional(),
+      /** New uploads one client may create per minute once its burst is spent, and that burst (429 beyond). */
+      creationsPerMinute: z.number().int().min(1).optional(),
+      creationBurst: z.number().int().min(1).optional(),
+    })
+    .optional(),
+  /** Transfers that are over are forgotten by the catalog this long after they ended, and past the newest maxPerClient. */
+  endedTransfers: z
+    .strictObject({
+      // A push whose last answer was lost looks its transfer up again minutes later: never forget one sooner.
+      keepFor: durationField().refine((ms) => ms >= 3_600_000, { message: 'expected at least 1h' }).optional(),
+      maxPerClient: z.number().int().min(1).optional(),
     })
     .optional(),
   /** Abandoned uploads (no PATCH for this long) are deleted; "0s" never. */
@@ -126,7 +138,8 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
   const expireAfterMs = flags.expireAfterMs ?? config?.expireAfter;
   const privilegedFiles = flags.privilegedFiles ?? config?.privilegedFiles;
   const idleTimeoutMs = flags.idleTimeoutMs ?? config?.idleTimeout;
-  const limits = config?.limits;
+  const limits = uploadLimitsOf(config);
+  const endedTransfers = endedTransfersOf(config);
   const tls = tlsOf(flags, config);
   const tokensFile = tokensOf(flags, config, host, behindProxy);
   return {
@@ -139,16 +152,23 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
       ...(expireAfterMs !== undefined ? { expireAfterMs } : {}),
       ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       ...(privilegedFiles !== undefined ? { privilegedFiles } : {}),
-      ...(limits?.quota !== undefined || limits?.maxOpenUploads !== undefined
-        ? {
-            limits: {
-              ...(limits.quota !== undefined ? { quotaBytes: limits.quota } : {}),
-              ...(limits.maxOpenUploads !== undefined ? { maxOpenUploads: limits.maxOpenUploads } : {}),
-            },
-          }
-        : {}),
+      ...(limits !== undefined ? { limits } : {}),
+      ...(endedTransfers !== undefined ? { endedTransfers } : {}),
     },
   };
+}
+
+/** The config's per-client upload limits as the server takes them, only those it sets; undefined for none. */
+function uploadLimitsOf(config: ServerConfig | null): ServeOptions['limits'] {
+  const { quota, ...rest } = config?.limits ?? {};
+  const given = Object.fromEntries(Object.entries({ quotaBytes: quota, ...rest }).filter(([, v]) => v !== undefined));
+  return Object.keys(given).length > 0 ? given : undefined;
+}
+
+function endedTransfersOf(config: ServerConfig | null): ServeOptions['endedTransfers'] {
+  const { keepFor, maxPerClient } = config?.endedTransfers ?? {};
+  if (keepFor === undefined && maxPerClient === undefined) return undefined;
+  return { ...(keepFor !== undefined ? { keepForMs: keepFor } : {}), ...(maxPerClient !== undefined ? { maxPerClient } : {}) };
 }
 
 function tlsOf(flags: ServeFlags, config: ServerConfig | null): { cert: string; key: string } | undefined {

@@ -9,6 +9,7 @@ import type { Upload } from '@tus/utils';
 import type { SnapferryError } from '../core/errors.ts';
 import { FrameVerifyingStore, TusStatusError, type SpoolHooks } from './spool-store.ts';
 import { isTransferId, type ServerLayout } from './layout.ts';
+import { statusOf } from './http-errors.ts';
 
 export interface ExpiryHooks {
   /**
@@ -76,7 +77,7 @@ export class ExpiringSpoolStore extends FrameVerifyingStore {
         const marked = this.expiry.expire(id, facts);
         if (marked === null) continue;
         await marked;
-        await this.remove(id);
+        await this.deleteFiles(id);
         this.expiry.expired(id, facts);
         removed++;
       } catch (err) {
@@ -90,8 +91,8 @@ export class ExpiringSpoolStore extends FrameVerifyingStore {
 
   override async getUpload(id: string): Promise<Upload> {
     const expired = this.expiry.expiredError(id);
-    // tus 1.0.0, expiration: a server that keeps track of expired uploads SHOULD answer 410 Gone.
-    if (expired) throw new TusStatusError(410, expired);
+    // Answered 410 Gone (server/http-errors.ts), as tus's expiration extension asks.
+    if (expired) throw new TusStatusError(statusOf(expired), expired);
     const upload = await super.getUpload(id);
     // A client asking about the upload is activity. @tus/server dates expiry from creation_date (its own 410 and
     // Upload-Expires are creation + period); handed the last activity instead, it agrees with the sweep, and a seed

@@ -3,7 +3,7 @@
  * status itself; the JSON body is always `{ error: { code, message, retryable, details } }`.
  */
 import { SnapferryError } from '../core/errors.ts';
-import type { ErrorBody } from '../core/protocol.ts';
+import { ERROR_CODE_HEADER, ErrorBody } from '../core/protocol.ts';
 import { asDiskFull } from './disk-full.ts';
 
 const STATUS_BY_CODE: Record<string, number> = {
@@ -26,9 +26,13 @@ const STATUS_BY_CODE: Record<string, number> = {
   stream_mismatch: 409,
   transfer_locked: 409,
   transfer_not_uploading: 409,
+  // tus 1.0.0, expiration: a server that keeps track of expired uploads SHOULD answer 410 Gone.
+  upload_expired: 410,
   quota_exceeded: 413,
+  length_mismatch: 400,
   stream_metadata_mismatch: 422,
   too_many_uploads: 429,
+  too_many_creations: 429,
   disk_full: 507,
 };
 
@@ -48,4 +52,33 @@ export function errorBody(raw: unknown): ErrorBody {
   const err = asDiskFull(raw);
   if (err instanceof SnapferryError) return { error: err.toJSON() };
   return { error: { code: 'internal', message: 'internal server error; the server log has the details', retryable: true } };
+}
+
+/**
+ * The headers of an error's answer: its code (a HEAD's answer has no body to carry it), and for a refusal that heals
+ * by waiting, when to come back (RFC 9110 section 10.2.3, Retry-After), from the error's `retryAfterSeconds`.
+ */
+export function errorHeaders(body: ErrorBody): Record<string, string> {
+  const headers: Record<string, string> = { [ERROR_CODE_HEADER]: body.error.code };
+  const after = body.error.details?.retryAfterSeconds;
+  if (typeof after === 'number' && Number.isFinite(after) && after > 0) headers['Retry-After'] = String(Math.ceil(after));
+  return headers;
+}
+
+/** @tus/server writes its answers itself: an error one (our JSON body) gets the headers every other error gets. */
+export async function withErrorHeaders(res: Response): Promise<Response> {
+  if (res.status < 400) return res;
+  const text = await res.text();
+  const parsed = ErrorBody.safeParse(safeJson(text));
+  const headers = new Headers(res.headers);
+  if (parsed.success) for (const [k, v] of Object.entries(errorHeaders(parsed.data))) headers.set(k, v);
+  return new Response(res.status === 204 || res.status === 304 ? null : text, { status: res.status, statusText: res.statusText, headers });
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }

@@ -33,20 +33,21 @@ export interface OrphanedSpool extends SpoolOnDisk {
   idleSinceMs: number;
 }
 
-/** The uploads in the spool folder, with the bytes of all their files. */
-export async function spoolsOnDisk(layout: ServerLayout): Promise<SpoolOnDisk[]> {
+/** The uploads in the spool folder, with the bytes of all their files, and of their framed stream (the ID file). */
+export async function spoolsOnDisk(layout: ServerLayout): Promise<(SpoolOnDisk & { streamBytes: number })[]> {
   const names = await fs.readdir(layout.spool).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
     throw err;
   });
-  const byId = new Map<string, SpoolOnDisk>();
+  const byId = new Map<string, SpoolOnDisk & { streamBytes: number }>();
   for (const name of names) {
     const id = name.split('.')[0]!;
     if (!isTransferId(id)) continue;
     const st = await fs.stat(`${layout.spool}/${name}`).catch(() => null);
     if (st === null || !st.isFile()) continue;
-    const entry = byId.get(id) ?? { id, bytes: 0, mtimeMs: 0 };
+    const entry = byId.get(id) ?? { id, bytes: 0, streamBytes: 0, mtimeMs: 0 };
     entry.bytes += st.size;
+    if (name === id) entry.streamBytes = st.size;
     entry.mtimeMs = Math.max(entry.mtimeMs, st.mtimeMs);
     byId.set(id, entry);
   }

@@ -17,8 +17,11 @@ import { assertStreamStart, readStreamStart } from './stream-start.ts';
 import { Catalog, type SnapshotRecord, type TransferRecord } from './catalog.ts';
 import { ServerLayout } from './layout.ts';
 import { type SpoolProgress } from './spool-store.ts';
-import { LimitedSpoolStore } from './limited-store.ts';
-import { quotaExceeded, tooManyUploads, uploadLimits, type UploadLimits } from './upload-limits.ts';
+import { LimitedSpoolStore, type WriteMeter } from './limited-store.ts';
+import { quotaExceeded, tooManyCreations, tooManyUploads, uploadLimits, type UploadLimits } from './upload-limits.ts';
+import { SpoolUsage, type SpoolFiles } from './spool-usage.ts';
+import { CreationRate } from './creation-rate.ts';
+import { DEFAULT_TRANSFER_HISTORY, endedToForget, type TransferHistory } from './transfer-history.ts';
 import { DiskFullError, asDiskFull } from './disk-full.ts';
 import { mountAdvice, mountSafety } from './mount-safety.ts';
 import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
@@ -46,8 +49,10 @@ export interface ServiceOptions {
   expireAfterMs?: number;
   /** How long an upload stays reserved for the push that last touched it (server/leases.ts). */
   leaseMs?: number;
-  /** Per client: bytes its open uploads may reach, and how many may be open (server/upload-limits.ts). */
+  /** Per client: bytes its uploads may hold, how many may be open, how fast it may create them (server/upload-limits.ts). */
   limits?: Partial<UploadLimits>;
+  /** How long, and how many per client, the catalog keeps transfers that are over (server/transfer-history.ts). */
+  endedTransfers?: Partial<TransferHistory>;
   /**
    * Device nodes and setuid/setgid files (and file capabilities) in received streams. 'allow' (default) receives
    * them as they are, a faithful backup, and warns at start when the volumes' mount is not nosuid,nodev, which is
@@ -77,6 +82,10 @@ export class ReplicationService {
   /** How long a failed transfer keeps its spool (the expiry period; 0: until it is aborted). */
   private readonly keepFailedMs: number;
   private orphanSweep: Periodic | null = null;
+  /** What each client's uploads hold in the spool, which its quota bounds. */
+  private readonly usage: SpoolUsage;
+  private readonly creations: CreationRate;
+  private readonly history: Readonly<TransferHistory>;
   readonly pruner: ServerPruner;
   private readonly startedAt = Date.now();
 
@@ -88,6 +97,9 @@ export class ReplicationService {
   ) {
     this.leases = new UploadLeases(options.leaseMs);
     this.limits = uploadLimits(options.limits);
+    this.usage = new SpoolUsage((client) => this.spoolsOf(client));
+    this.creations = new CreationRate(this.limits);
+    this.history = { ...DEFAULT_TRANSFER_HISTORY, ...options.endedTransfers };
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
     const expiry = expiryHooks({ catalog, leases: this.leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log });
     this.store = new LimitedSpoolStore(layout, {
@@ -97,17 +109,15 @@ export class ReplicationService {
       onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
       onEndFrameRefused: (upload, err) => void this.receives.stop(upload.id, `the end frame was refused: ${err.message}`),
       closedError: (id) => this.closedError(id),
+      terminate: (id) => this.endTransfer(id),
       ...expiry,
       expired: (id, facts) => {
         expiry.expired(id, facts);
         void this.receives.stop(id, 'the upload expired');
       },
     }, options.expireAfterMs ?? 0, {
-      checkSize: (id, size, exact) => this.checkQuota(id, size, exact),
-      byteLimit: async (id) => {
-        const t = this.catalog.transfer(id);
-        return t ? this.limits.quotaBytes - (await this.heldByOthers(t.client, id)) : 0;
-      },
+      checkSize: (id, size) => this.checkQuota(id, size),
+      openWrite: (id, offset) => this.meterWrite(id, offset),
       onRefused: (id, err) => this.onRefused(id, err),
     });
     this.receives = new LiveReceives(layout, {
@@ -147,7 +157,7 @@ export class ReplicationService {
     for (const t of this.catalog.transfers()) if (t.state === 'uploading') this.receives.startFromSpool(t.id);
     await this.pruner.pruneAll();
     this.retries.start();
-    const sweepMs = this.keepFailedMs > 0 ? sweepIntervalMs(this.keepFailedMs) : sweepIntervalMs(DEFAULT_EXPIRE_AFTER_MS);
+    const sweepMs = Math.min(sweepIntervalMs(this.keepFailedMs > 0 ? this.keepFailedMs : DEFAULT_EXPIRE_AFTER_MS), sweepIntervalMs(this.history.keepForMs));
     this.orphanSweep ??= runEvery(sweepMs, () => this.sweepOrphans(), (err) => this.log.error({ err }, 'could not sweep orphaned spools; trying again at the next sweep'));
   }
 
@@ -171,6 +181,8 @@ export class ReplicationService {
 
   /** Validates a new upload's metadata (the tus creation request) and records the transfer. */
   async beginTransfer(client: SafeName, id: string, metadata: Record<string, string | null | undefined>): Promise<TransferRecord> {
+    const wait = this.creations.take(client);
+    if (wait > 0) throw tooManyCreations(client, this.limits, wait);
     const volume = parseName(metadata[META.volume], 'volume');
     const snapshot = parseName(metadata[META.snapshot], 'snapshot name');
     const uuid = parseUuid(metadata[META.uuid], 'snapshot UUID');
@@ -184,8 +196,7 @@ export class ReplicationService {
     const sendStream = await this.receivableSendStream(metadata[META.sendStream]);
 
     await this.checkFreeSpace(chunkSize);
-    const open = this.catalog.transfers({ client }).filter((t) => t.state === 'uploading').length;
-    if (open >= this.limits.maxOpenUploads) throw tooManyUploads(client, open, this.limits.maxOpenUploads);
+    await this.checkOpenUploads(client);
 
     await this.refreshVolume(client, volume);
     const held = this.catalog.snapshots(client, volume);
@@ -265,23 +276,53 @@ export class ReplicationService {
         'a snapshot btrfs made has a UUID of its own, so take a new snapshot (btrfs subvolume snapshot -r) and push that', { details: { uuid } });
   }
 
-  /** Bytes the client's other open uploads hold or have declared (their share of its quota). */
-  private async heldByOthers(client: string, id: string): Promise<number> {
-    let held = 0;
-    for (const t of this.catalog.transfers({ client })) {
-      if (t.id === id || t.state !== 'uploading') continue;
-      // tus's record, not getUpload(): that repairs the spool, which must not happen under a running PATCH.
-      const declared = (await this.store.configstore.get(t.id).catch(() => undefined))?.size;
-      held += declared ?? (await this.store.progress(t.id)).wireOffset;
-    }
-    return held;
+  /**
+   * At most maxOpenUploads per client: uploads in progress, and every other upload of the client that holds a spool
+   * (a failed transfer keeps its own until it expires or is aborted; it counted for nothing, and repeated failures
+   * filled the disk).
+   */
+  private async checkOpenUploads(client: SafeName): Promise<void> {
+    const spools = await this.spoolsOf(client);
+    const open = new Set([...this.catalog.transfers({ client }).filter((t) => t.state === 'uploading').map((t) => t.id), ...spools.map((s) => s.id)]);
+    if (open.size < this.limits.maxOpenUploads) return;
+    const keptByFailed = spools.filter((s) => this.catalog.transfer(s.id)?.state === 'failed').length;
+    throw tooManyUploads(client, open.size, keptByFailed, this.limits.maxOpenUploads);
   }
 
-  private async checkQuota(id: string, size: number, exact: boolean): Promise<SnapferryError | null> {
+  /** The client's uploads in the spool folder, each as its files are on disk (server/spool-usage.ts). */
+  private async spoolsOf(client: string): Promise<SpoolFiles[]> {
+    return (await spoolsOnDisk(this.layout))
+      .filter((s) => this.catalog.transfer(s.id)?.client === client)
+      .map((s) => ({ id: s.id, streamBytes: s.streamBytes, otherBytes: s.bytes - s.streamBytes }));
+  }
+
+  /** An upload that declares its whole stream to be `size` bytes: it must fit beside what the client holds. */
+  private async checkQuota(id: string, size: number): Promise<SnapferryError | null> {
     const t = this.catalog.transfer(id);
     if (!t) return new NotFound(`transfer ${id}`);
-    const others = await this.heldByOthers(t.client, id);
-    return size + others > this.limits.quotaBytes ? quotaExceeded(t.client, size, this.limits.quotaBytes, others, exact) : null;
+    // What the upload holds of its stream already is part of `size`.
+    const own = (await spoolsOnDisk(this.layout)).find((s) => s.id === id)?.streamBytes ?? 0;
+    const others = (await this.usage.total(t.client)) - own;
+    return size + others > this.limits.quotaBytes ? quotaExceeded(t.client, size, this.limits.quotaBytes, others, true) : null;
+  }
+
+  /** The quota's meter for one write: the client's bytes as the upload grows, the disk looked at again when stale. */
+  private async meterWrite(id: string, offset: number): Promise<WriteMeter> {
+    const t = this.catalog.transfer(id);
+    if (!t) throw new NotFound(`transfer ${id}`);
+    const quota = this.limits.quotaBytes;
+    const usage = await this.usage.begin(t.client, id, offset);
+    const judge = (bytes: number, total: number) => (total > quota ? quotaExceeded(t.client, bytes, quota, total - bytes, false) : null);
+    return {
+      admit: (bytes) => {
+        usage.reach(bytes);
+        const now = usage.total();
+        // Over by a measure that may be stale (a spool deleted since), or no measure to go by: the disk decides.
+        if (now !== null && now <= quota) return null;
+        return usage.measure().then((total) => judge(bytes, total));
+      },
+      close: () => usage.end(),
+    };
   }
 
   /** An upload refused for its size: one that can never fit is failed (and its spool freed) so the volume is free. */
@@ -290,7 +331,7 @@ export class ReplicationService {
     if (err.retryable) return;
     await this.catalog.updateTransfer(id, { state: 'failed', error: { code: err.code, message: err.message, at: new Date().toISOString() } });
     // After the refusing request has let go of the spool.
-    setImmediate(() => void this.store.remove(id).catch(() => undefined));
+    setImmediate(() => void this.dropSpool(id).catch(() => undefined));
   }
 
   private async checkFreeSpace(chunkSize: number): Promise<void> {
@@ -431,7 +472,15 @@ export class ReplicationService {
    * (spool and all; it becomes aborted), or the spool a failed one kept (it stays failed, with its reason).
    */
   async abort(client: SafeName, id: string): Promise<Transfer> {
-    const t = this.ownTransfer(client, id);
+    this.ownTransfer(client, id);
+    await this.endTransfer(id);
+    return this.transfer(client, id);
+  }
+
+  /** abort() for a caller already known to own the transfer: the API's abort, and a tus DELETE (termination). */
+  private async endTransfer(id: string): Promise<void> {
+    const t = this.catalog.transfer(id);
+    if (!t) throw new NotFound(`transfer ${id}`);
     if (t.state === 'receiving') {
       throw new TransferConflict('transfer_receiving', `transfer ${id} is being received and can no longer be aborted`);
     }
@@ -445,7 +494,6 @@ export class ReplicationService {
       await this.dropSpool(id);
       if (freed > 0) this.log.info({ transfer: id, state: t.state, freedBytes: freed }, 'spool of a transfer that is over deleted on request');
     }
-    return this.transfer(client, id);
   }
 
   /** Spools that nothing will read again (server/orphan-spools.ts), of one client's transfers or of all. */
@@ -460,6 +508,16 @@ export class ReplicationService {
       await this.dropSpool(o.id);
       this.log.info({ transfer: o.id, client: o.client, state: o.state, freedBytes: o.bytes }, 'orphaned spool deleted');
     }
+    await this.forgetEnded();
+  }
+
+  /** Forgets the ended transfers the catalog has kept long enough (server/transfer-history.ts), their spools gone. */
+  private async forgetEnded(): Promise<void> {
+    const spooled = new Set((await spoolsOnDisk(this.layout)).map((s) => s.id));
+    const ids = endedToForget(this.catalog.transfers(), Date.now(), this.history, (id) => spooled.has(id));
+    if (ids.length === 0) return;
+    await this.catalog.forgetTransfers(new Set(ids));
+    this.log.info({ forgotten: ids.length }, 'forgot transfers that ended long enough ago');
   }
 
   /**

@@ -30,8 +30,13 @@ export interface ServeOptions {
   /** Unfinished uploads that no request touched for this long are deleted (server/expiry.ts); default 7 days, 0 never. */
   expireAfterMs?: number;
   leaseMs?: number;
-  /** Per client: quotaBytes (413 beyond) and maxOpenUploads (429 beyond); generous defaults (server/upload-limits.ts). */
+  /**
+   * Per client: quotaBytes (413 beyond), maxOpenUploads (429 beyond), creationsPerMinute and creationBurst (429 with
+   * Retry-After beyond); generous defaults (server/upload-limits.ts).
+   */
   limits?: ServiceOptions['limits'];
+  /** How long and how many per client the catalog keeps ended transfers (default 7 days, 1000; server/transfer-history.ts). */
+  endedTransfers?: ServiceOptions['endedTransfers'];
   /** Device nodes and setuid files in received streams: 'allow' (default, warns unless nosuid,nodev), 'inert-mount', 'refuse'. */
   privilegedFiles?: ServiceOptions['privilegedFiles'];
   /** Each received volume's retention policy (server/retention.ts); default: keep everything. */
@@ -72,6 +77,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     expireAfterMs,
     ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
     ...(options.limits !== undefined ? { limits: options.limits } : {}),
+    ...(options.endedTransfers !== undefined ? { endedTransfers: options.endedTransfers } : {}),
     ...(options.privilegedFiles !== undefined ? { privilegedFiles: options.privilegedFiles } : {}),
     ...(options.retention !== undefined ? { retention: options.retention } : {}),
     ...(options.receiveRetry !== undefined ? { receiveRetry: options.receiveRetry } : {}),

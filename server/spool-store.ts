@@ -55,6 +55,11 @@ export interface SpoolHooks {
   onEndFrameRefused(upload: Upload, err: FrameError): void;
   /** Why the upload takes no more bytes (its transfer failed), or null. */
   closedError(id: string): SnapferryError | null;
+  /**
+   * A tus DELETE of the upload (termination): the core ends its transfer, which deletes its files. Never the files
+   * alone: a transfer left `uploading` without its spool held its client's slot and its volume for good.
+   */
+  terminate(id: string): Promise<void>;
 }
 
 export interface SpoolProgress {
@@ -231,7 +236,7 @@ export class FrameVerifyingStore extends FileStore {
     if (info.size === undefined) return;
     const { complete } = await this.progress(id);
     if (complete && info.size !== length) {
-      throw new TusStatusError(400, new SnapferryError('length_mismatch', `the upload is complete at ${info.size} bytes, not ${length}`, {
+      throw this.asTusError(new SnapferryError('length_mismatch', `the upload is complete at ${info.size} bytes, not ${length}`, {
         details: { length: info.size, sent: length },
       }));
     }
@@ -246,12 +251,18 @@ export class FrameVerifyingStore extends FileStore {
     return this.arrivedBytes.get(id) ?? 0;
   }
 
-  /** Forgets the arrivals of an upload whose spool is gone (remove() does, and so must whoever deletes it otherwise). */
+  /** Forgets the arrivals of an upload whose spool is gone (deleteFiles() does, and so must whoever deletes it otherwise). */
   forgetArrivals(id: string): void {
     this.arrivedBytes.delete(id);
   }
 
-  override async remove(id: string): Promise<void> {
+  /** tus's termination (a DELETE), which is the core's to carry out (SpoolHooks.terminate). */
+  override remove(id: string): Promise<void> {
+    return this.hooks.terminate(id);
+  }
+
+  /** Deletes the upload's spool, frame index and tus record (the spool must be there). */
+  async deleteFiles(id: string): Promise<void> {
     this.forgetArrivals(id);
     await fs.rm(this.layout.frameIndexFile(id), { force: true });
     await super.remove(id);
@@ -270,7 +281,7 @@ export class FrameVerifyingStore extends FileStore {
     const held = (await fs.stat(spoolPath)).size;
     if (offset !== held || offset < start.wireOffset) {
       // @tus/server checked the offset against the spool's size, which repair() may just have cut back.
-      throw new TusStatusError(409, new SnapferryError('offset_mismatch', `the upload is at ${held}, not ${offset}`, {
+      throw this.asTusError(new SnapferryError('offset_mismatch', `the upload is at ${held}, not ${offset}`, {
         retryable: true, details: { offset: held },
       }));
     }

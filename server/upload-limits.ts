@@ -1,20 +1,29 @@
 /**
- * What one client may hold on the server while uploading: bytes (its open uploads' declared lengths, or what they
- * hold where the length is still deferred) and the number of open uploads. Defaults are generous: they stop a
- * runaway or hostile client from filling the disk or the spool directory, not a first seed of a large volume.
+ * What one client may hold on the server while uploading: the bytes of its uploads in the spool (what they really
+ * hold on disk, server/spool-usage.ts; a failed transfer's kept spool included), the number of uploads that hold a
+ * spool or are open, and how fast it may create new ones. Defaults are generous: they stop a runaway or hostile
+ * client from filling the disk, the spool directory or the catalog, not a first seed of a large volume or a push.
  */
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 
 export interface UploadLimits {
-  /** Most bytes (on the wire) one upload, and all of one client's open uploads together, may reach. */
+  /** Most bytes one client's uploads may hold in the spool together (every file of each, as on disk). */
   quotaBytes: number;
-  /** Most uploads one client may have open (created, not yet complete) at once. */
+  /** Most uploads one client may have open (created, not yet complete) or holding a spool (a failed one's) at once. */
   maxOpenUploads: number;
+  /** New uploads one client may create per minute, once its burst is spent (a token bucket, server/creation-rate.ts). */
+  creationsPerMinute: number;
+  /** New uploads one client may create at once before creationsPerMinute applies. */
+  creationBurst: number;
 }
 
 export const DEFAULT_UPLOAD_LIMITS: Readonly<UploadLimits> = Object.freeze({
   quotaBytes: 16 * 1024 ** 4,
   maxOpenUploads: 32,
+  // A push creates one upload per snapshot, and each takes a send, an upload and a receive (well over a second):
+  // a catch-up of hundreds of small snapshots stays under this. Create-and-abort in a loop (1,500 in 33 s) does not.
+  creationsPerMinute: 60,
+  creationBurst: 120,
 });
 
 export function uploadLimits(given: Partial<UploadLimits> = {}): Readonly<UploadLimits> {
@@ -36,14 +45,26 @@ export function quotaExceeded(client: string, size: number, quota: number, heldB
   const what = sizeIsExact ? `an upload of ${size} bytes` : `this upload, at ${size} bytes and still growing,`;
   const message = alone
     ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise quotaBytes`
-    : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other open uploads hold ${heldByOthers}; let them finish or abort them (POST /v1/transfers/ID/abort), or ask the admin to raise quotaBytes`;
+    : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers); let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise quotaBytes`;
   return new SnapferryError('quota_exceeded', message, { retryable: !alone, details: { client, size, quotaBytes: quota, heldByOthers } });
 }
 
-export function tooManyUploads(client: string, open: number, max: number): SnapferryError {
+/** `open` counts the client's uploads in progress and the spools its failed transfers keep (`keptByFailed` of them). */
+export function tooManyUploads(client: string, open: number, keptByFailed: number, max: number): SnapferryError {
+  const kept = keptByFailed > 0 ? ` (${keptByFailed} of them spools kept by failed transfers until they expire)` : '';
   return new SnapferryError(
     'too_many_uploads',
-    `client ${client} already has ${open} open uploads, the limit is ${max} (429): let them finish, or abort the ones not needed (POST /v1/transfers/ID/abort), then try again`,
-    { retryable: true, details: { client, open, maxOpenUploads: max } },
+    `client ${client} already has ${open} open uploads${kept}, the limit is ${max} (429): let them finish, or abort the ones not needed (snapferry abort ID, or POST /v1/transfers/ID/abort), then try again`,
+    { retryable: true, details: { client, open, keptByFailed, maxOpenUploads: max } },
+  );
+}
+
+/** A creation over the client's rate (creationsPerMinute after creationBurst); `retryAfterMs` until the next is allowed. */
+export function tooManyCreations(client: string, limits: Pick<UploadLimits, 'creationsPerMinute' | 'creationBurst'>, retryAfterMs: number): SnapferryError {
+  const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new SnapferryError(
+    'too_many_creations',
+    `client ${client} created more than ${limits.creationBurst} uploads at once or ${limits.creationsPerMinute} a minute (429): try again in ${retryAfterSeconds} s, or ask the admin to raise creationsPerMinute`,
+    { retryable: true, details: { client, retryAfterSeconds, ...limits } },
   );
 }

@@ -7,7 +7,7 @@ import http from 'node:http';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
-import { startServer, type RunningServer } from '../../server/serve.ts';
+import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import type { ServiceOptions } from '../../server/replication.ts';
 import { createBtrfs } from '../fixtures/btrfs.ts';
@@ -40,6 +40,7 @@ export interface HostileOptions extends Partial<ServiceOptions> {
   behindProxy?: boolean;
   publicUrl?: string;
   tokensFile?: string;
+  endedTransfers?: ServeOptions['endedTransfers'];
 }
 
 export async function hostileServer(t: AfterHook, options: HostileOptions = {}): Promise<HostileServer> {
@@ -52,6 +53,8 @@ export async function hostileServer(t: AfterHook, options: HostileOptions = {}):
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.privilegedFiles ? { privilegedFiles: options.privilegedFiles } : {}),
     ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.expireAfterMs !== undefined ? { expireAfterMs: options.expireAfterMs } : {}),
+    ...(options.endedTransfers ? { endedTransfers: options.endedTransfers } : {}),
   });
   t.after(() => server.close());
   return { server, mount: fsx.mountPoint, root, volumeDir: (v) => path.join(root, 'volumes', 'default', v) };

@@ -129,3 +129,12 @@ test('serve --config: the file sets the server up; --listen, --no-auth and --pri
   process.kill(flags.pid, 'SIGTERM');
   await flags.exited;
 });
+
+test('serve settings: the creation rate and how long the catalog keeps ended transfers come from the config file', () => {
+  const c = config('root: /srv/a\ntokens: /t.json\nlimits: { creationsPerMinute: 10, creationBurst: 20 }\nendedTransfers: { keepFor: 2d, maxPerClient: 50 }\n');
+  const { options } = serveSettings({}, c);
+  assert.deepEqual(options.limits, { creationsPerMinute: 10, creationBurst: 20 });
+  assert.deepEqual(options.endedTransfers, { keepForMs: 2 * 86_400_000, maxPerClient: 50 });
+  const none = serveSettings({}, config('root: /srv/a\ntokens: /t.json\n')).options;
+  assert.ok(!('limits' in none) && !('endedTransfers' in none), 'keys left out take the server\'s defaults');
+});

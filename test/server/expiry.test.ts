@@ -33,6 +33,7 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }, decide: (id:
     onStreamComplete: () => undefined,
     onEndFrameRefused: () => undefined,
     closedError: () => null,
+    terminate: () => Promise.resolve(),
     // As the core does: an upload already marked is not expired again, and marking it takes a moment (a disk write).
     expire: (id, facts) => {
       if (expired.has(id) || !decide(id, facts)) return null;

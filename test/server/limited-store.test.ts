@@ -10,10 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Upload } from '@tus/utils';
-import { LimitedSpoolStore } from '../../server/limited-store.ts';
+import { LimitedSpoolStore, type WriteMeter } from '../../server/limited-store.ts';
 import { ServerLayout } from '../../server/layout.ts';
+import { INDEX_RECORD_SIZE } from '../../server/frame-index.ts';
+import { frameStream } from '../fixtures/send-streams.ts';
 
-async function storeIn(t: TestContext, byteLimit: () => Promise<number> = () => Promise.resolve(1 << 30)) {
+const NO_LIMIT: WriteMeter = { admit: () => null, close: () => undefined };
+
+async function storeIn(t: TestContext, openWrite: () => Promise<WriteMeter> = () => Promise.resolve(NO_LIMIT)) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-limited-${process.pid}-`));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const layout = new ServerLayout(dir);
@@ -27,16 +31,17 @@ async function storeIn(t: TestContext, byteLimit: () => Promise<number> = () => 
       onStreamComplete: () => undefined,
       onEndFrameRefused: () => undefined,
       closedError: () => null,
+      terminate: () => Promise.resolve(),
       expire: () => null,
       expired: () => undefined,
       expiredError: () => null,
     },
     0,
-    { checkSize: () => Promise.resolve(null), byteLimit, onRefused: () => Promise.resolve() },
+    { checkSize: () => Promise.resolve(null), openWrite, onRefused: () => Promise.resolve() },
   );
   const id = 'a'.repeat(32);
   await store.create(new Upload({ id, offset: 0, size: undefined, creation_date: new Date().toISOString() }));
-  return { store, id };
+  return { store, id, layout };
 }
 
 test('a write refused for its offset, whose request stream is then destroyed with that error, crashes nothing', async (t) => {
@@ -56,11 +61,11 @@ test('a write refused for its offset, whose request stream is then destroyed wit
   assert.deepEqual(uncaught, [], 'no error event went unheard');
 });
 
-test('a request cut while the write looks up its byte limit ends the write, and the next request of the upload gets through', async (t) => {
+test('a request cut while the write opens its quota meter ends the write, and the next request of the upload gets through', async (t) => {
   let limitAsked!: () => void;
   const asked = new Promise<void>((resolve) => (limitAsked = resolve));
-  let giveLimit!: (n: number) => void;
-  // The real limit reads the client's other uploads' records from disk: a cut can land while it does.
+  let giveLimit!: (meter: WriteMeter) => void;
+  // The real meter measures the client's spools on disk: a cut can land while it does.
   const { store, id } = await storeIn(t, () => {
     limitAsked();
     return new Promise((resolve) => (giveLimit = resolve));
@@ -73,7 +78,7 @@ test('a request cut while the write looks up its byte limit ends the write, and 
   // What @tus/server's pipeline does when the client's socket is reset: destroy the request stream with the error.
   request.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
   await new Promise((r) => setImmediate(r));
-  giveLimit(1 << 30);
+  giveLimit(NO_LIMIT);
 
   const within = async <T>(what: string, p: Promise<T>): Promise<T> => {
     let timer: NodeJS.Timeout | undefined;
@@ -87,4 +92,24 @@ test('a request cut while the write looks up its byte limit ends the write, and 
   assert.equal((failed as NodeJS.ErrnoException | null)?.code, 'ECONNRESET');
   // The HEAD that follows a cut: it needs the upload's lock, which the write must have let go.
   assert.equal((await within('the next HEAD', store.getUpload(id))).offset, 0);
+});
+
+test("the quota's meter counts what the frame index grows by too: tiny frames cost the index more than their bytes", async (t) => {
+  const admitted: number[] = [];
+  const { store, id, layout } = await storeIn(t, () =>
+    Promise.resolve({ admit: (bytes: number) => (admitted.push(bytes), null), close: () => undefined }),
+  );
+  // Zeros compress to a few dozen bytes a frame: the index's 64-byte records are most of what the upload holds.
+  const framed = await frameStream(Buffer.alloc(40 * 64 * 1024), 64 * 1024);
+  const request = new PassThrough();
+  const writing = store.write(request, id, 0);
+  const indexed = () => fs.stat(layout.frameIndexFile(id)).then((st) => st.size, () => 0);
+  const last = framed.length - 100;
+  for (let at = 0; at < last; at += 512) request.write(framed.subarray(at, Math.min(at + 512, last)));
+  // Until the store has indexed what it was sent (all frames but those in the last piece).
+  while ((await indexed()) < 38 * INDEX_RECORD_SIZE) await new Promise((r) => setTimeout(r, 5));
+  const before = await indexed();
+  request.end(framed.subarray(last));
+  assert.equal(await writing, framed.length);
+  assert.ok(admitted.at(-1)! >= framed.length + before, `last admitted ${admitted.at(-1)}, stream ${framed.length}, index ${before}`);
 });

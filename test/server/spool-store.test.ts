@@ -37,6 +37,7 @@ async function storeIn(t: { after(fn: () => Promise<void>): void }) {
     onStreamComplete: (_upload, progress) => completed.push(progress.wireOffset),
     onEndFrameRefused: () => undefined,
     closedError: () => null,
+    terminate: () => Promise.resolve(),
   });
   const id = 'c'.repeat(32);
   await store.create(new Upload({ id, offset: 0, size: undefined, creation_date: new Date().toISOString() }));

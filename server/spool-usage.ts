@@ -1,0 +1,107 @@
+/**
+ * What each client holds in the spool folder, which its quota bounds (issue 17): every file of every upload of the
+ * client that is on disk (unfinished, waiting for its receive, or kept after its transfer failed), as it really is.
+ * Never a declared length: that binds nothing until the end frame verified (server/spool-store.ts), and four
+ * uploads that declared 1000 bytes each held 9 MB under a 10 MB quota while they were counted at it.
+ *
+ * The disk is measured when a write starts, and again whenever the measure may be stale; in between, the uploads
+ * being written are counted at what has reached the store so far, kept here in memory, so that two PATCHes of one
+ * client at once see each other's bytes as they arrive rather than only what was on disk when each began.
+ */
+
+/** One upload's files in the spool folder: its framed stream (ID) and the rest (tus's record, the frame index). */
+export interface SpoolFiles {
+  id: string;
+  streamBytes: number;
+  otherBytes: number;
+}
+
+interface Measure {
+  generation: number;
+  spools: readonly SpoolFiles[];
+}
+
+/** A write in progress, as the quota sees it. */
+export interface WriteUsage {
+  /** The upload has reached `bytes` (its stream, and what its index grew by in this write). */
+  reach(bytes: number): void;
+  /** The client's total now, or null when the measure it rests on may be stale (then `measure()`). */
+  total(): number | null;
+  /** The client's total, measured again from the disk. */
+  measure(): Promise<number>;
+  /** The write is over: from now on the disk says what the upload holds. */
+  end(): void;
+}
+
+export class SpoolUsage {
+  /** Uploads being written, by client: the bytes each has reached. */
+  private readonly writing = new Map<string, Map<string, number>>();
+  /** Bumped when a client's bytes may have moved out of what a measure saw (a write ended). */
+  private readonly generations = new Map<string, number>();
+
+  constructor(private readonly measureDisk: (client: string) => Promise<SpoolFiles[]>) {}
+
+  /** The client's bytes in the spool now, its uploads being written counted at what has arrived. */
+  async total(client: string): Promise<number> {
+    return this.sum(client, await this.take(client));
+  }
+
+  /** Something of the client's changed on disk that a measure taken before would miss (a write ended). */
+  changed(client: string): void {
+    this.generations.set(client, this.generation(client) + 1);
+  }
+
+  /** Starts counting a write of upload `id`, which holds `bytes` in its stream when it starts. */
+  async begin(client: string, id: string, bytes: number): Promise<WriteUsage> {
+    const mine = this.writing.get(client) ?? new Map<string, number>();
+    this.writing.set(client, mine);
+    // Two writes of one upload never run at once (tus locks the upload for each PATCH); if they did, the later counts.
+    mine.set(id, bytes);
+    let last: Measure;
+    try {
+      last = await this.take(client);
+    } catch (err) {
+      // No write follows: its count must not stay behind and hold the client's quota.
+      this.stopCounting(client, id);
+      throw err;
+    }
+    return {
+      reach: (n) => void mine.set(id, n),
+      total: () => (last.generation === this.generation(client) ? this.sum(client, last) : null),
+      measure: async () => {
+        last = await this.take(client);
+        return this.sum(client, last);
+      },
+      end: () => {
+        this.stopCounting(client, id);
+        this.changed(client);
+      },
+    };
+  }
+
+  private stopCounting(client: string, id: string): void {
+    const mine = this.writing.get(client);
+    mine?.delete(id);
+    if (mine?.size === 0) this.writing.delete(client);
+  }
+
+  private generation(client: string): number {
+    return this.generations.get(client) ?? 0;
+  }
+
+  private async take(client: string): Promise<Measure> {
+    // The generation first: a change during the measure leaves it stale, never wrongly fresh.
+    const generation = this.generation(client);
+    return { generation, spools: await this.measureDisk(client) };
+  }
+
+  /** Pure over the measure: each upload's files as measured, its stream at what a write has reached instead. */
+  private sum(client: string, m: Measure): number {
+    const live = this.writing.get(client) ?? new Map<string, number>();
+    let total = 0;
+    for (const s of m.spools) total += s.otherBytes + Math.max(s.streamBytes, live.get(s.id) ?? 0);
+    const measured = new Set(m.spools.map((s) => s.id));
+    for (const [id, n] of live) if (!measured.has(id)) total += n;
+    return total;
+  }
+}
