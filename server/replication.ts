@@ -384,6 +384,9 @@ export class ReplicationService {
       this.log.warn({ transfer: upload.id, code: e.code, err: e.message }, 'stream refused at its first frame');
       await this.receives.stop(upload.id, `the stream was refused: ${e.message}`);
       await this.catalog.updateTransfer(upload.id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
+      // Nothing of a stream refused at its start is worth keeping: its spool goes (after the refusing request lets
+      // go of it), so that it holds neither quota nor an open-upload slot.
+      setImmediate(() => void this.dropSpool(upload.id).catch(() => undefined));
       throw err;
     }
   }

@@ -217,7 +217,11 @@ export class FrameVerifyingStore extends FileStore {
         if (err.code !== 'ENOENT') throw err;
         return null;
       });
-      const upload = await super.getUpload(id);
+      const upload = await super.getUpload(id).catch((err: unknown) => {
+        // A failed transfer whose spool is gone (nothing of it was worth keeping) still answers with its reason.
+        const closed = this.hooks.closedError(id);
+        throw closed ? this.asTusError(closed) : err;
+      });
       if (!progress?.complete) upload.size = undefined;
       return upload;
     });
