@@ -10,19 +10,20 @@ import { API_PREFIX, ERROR_CODE_HEADER, MAX_FRAMES_PER_PAGE, RewindRequest, SESS
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
-import { errorBody, statusOf } from './http-errors.ts';
+import { errorBody, retryAfterOf, statusOf } from './http-errors.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './caller-views.ts';
 import { openRestoreStream, restoreHeaders } from './restore.ts';
 import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
 import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
+import type { ConnectionLimits, NodeBindings } from './connection-limits.ts';
 import type { Logger } from './log.ts';
 
 export { DEFAULT_CLIENT } from './auth.ts';
 
-type Env = { Variables: { caller: Caller } };
+type Env = { Variables: { caller: Caller }; Bindings: NodeBindings | undefined };
 
-export function createApp(service: ReplicationService, tus: TusServer, log: Logger, gate: Gate = openGate()): Hono<Env> {
+export function createApp(service: ReplicationService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits): Hono<Env> {
   const app = new Hono<Env>();
   const caller = (c: Context<Env>): Caller => c.get('caller');
   const client = (c: Context<Env>) => writerOf(caller(c));
@@ -32,6 +33,8 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     if (status >= 500) log.error({ err, path: c.req.path }, 'request failed');
     // RFC 6750 section 3: a 401 names the scheme the client should use.
     if (status === 401) c.header('WWW-Authenticate', 'Bearer realm="snapferry"');
+    const retryAfter = retryAfterOf(err);
+    if (retryAfter !== undefined) c.header('Retry-After', String(retryAfter));
     const body = errorBody(err);
     c.header(ERROR_CODE_HEADER, body.error.code);
     return c.json(body, status as 500);
@@ -40,9 +43,13 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
 
   // Everything needs a token, OPTIONS included: no snapferry client sends it, no browser (CORS preflights carry no
   // Authorization) is meant to reach this server, and one rule with no exceptions is the one that stays audited.
+  // Connection caps (server/connection-limits.ts): the total before the token is even read, the caller's own once
+  // it is known; either way before the body is read.
   app.use('*', async (c, next) => {
+    limits?.checkAccepted(c.env);
     const who = await gate.admit(c.req.raw);
     assertAllowed(who, c.req.method, c.req.path === UPLOADS_PATH || c.req.path.startsWith(`${UPLOADS_PATH}/`));
+    limits?.enter(who, c.env);
     c.set('caller', who);
     await next();
   });

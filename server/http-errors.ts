@@ -28,6 +28,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   quota_exceeded: 413,
   stream_metadata_mismatch: 422,
   too_many_uploads: 429,
+  too_many_connections: 429,
+  server_busy: 503,
   disk_full: 507,
 };
 
@@ -47,4 +49,10 @@ export function errorBody(raw: unknown): ErrorBody {
   const err = asDiskFull(raw);
   if (err instanceof SnapferryError) return { error: err.toJSON() };
   return { error: { code: 'internal', message: 'internal server error; the server log has the details', retryable: true } };
+}
+
+/** RFC 9110 section 10.2.3: how many seconds a refused client should wait, for the errors that know it (429, 503). */
+export function retryAfterOf(raw: unknown): number | undefined {
+  const seconds = raw instanceof SnapferryError ? raw.details.retryAfterSeconds : undefined;
+  return typeof seconds === 'number' && Number.isSafeInteger(seconds) && seconds >= 0 ? seconds : undefined;
 }
