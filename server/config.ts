@@ -7,11 +7,12 @@ import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { isSafeName } from '../core/names.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
+import { parseDuration } from '../core/units.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
 import { absolutePathField, durationField, NAME_RULE, parsedField, sizeField } from '../core/config-fields.ts';
 import { assertOpenAccessAllowed } from './auth.ts';
 import type { PrivilegedFiles } from './replication.ts';
-import type { ServeOptions } from './serve.ts';
+import type { ConnectionSettings, ServeOptions } from './serve.ts';
 
 export const DEFAULT_SERVER_CONFIG = '/etc/snapferry/server.yaml';
 export const DEFAULT_LISTEN = Object.freeze({ host: '127.0.0.1', port: 8080 });
@@ -37,6 +38,14 @@ function isVolumeKey(key: string): boolean {
   return parts.length === 2 && parts.every(isSafeName);
 }
 
+/** A timeout of at least a second: 0 would turn Node's header timeout off, and less would cut healthy lines. */
+function secondsOrMoreField() {
+  return parsedField('a duration of at least 1s, like 20s or 2m', (v) => {
+    const ms = typeof v === 'string' ? parseDuration(v) : undefined;
+    return ms !== undefined && ms >= 1000 ? ms : undefined;
+  });
+}
+
 export const ServerConfigSchema = z.strictObject({
   /** On btrfs: spool, catalog and received snapshots. */
   root: absolutePathField(),
@@ -58,6 +67,20 @@ export const ServerConfigSchema = z.strictObject({
   /** An upload's request body that brings no byte for this long is ended (its frames kept, its lock freed). */
   idleTimeout: durationField().optional(),
   privilegedFiles: z.enum(PRIVILEGED_FILES_MODES).optional(),
+  /** Connection caps and request pacing (server/connection-limits.ts, server/slow-bodies.ts); defaults in ServeOptions. */
+  connections: z
+    .strictObject({
+      /** Sockets open at once in total: 503 beyond. */
+      max: z.number().int().min(1).optional(),
+      /** One token's requests in flight at once: 429 beyond. */
+      perClient: z.number().int().min(1).optional(),
+      /** A request's headers must have arrived within this. */
+      headersTimeout: secondsOrMoreField().optional(),
+      /** A request body slower than this, averaged over bodyRateWindow, is ended (its verified frames kept). */
+      minBodyRate: sizeField({ min: 1, perSecond: true }).optional(),
+      bodyRateWindow: secondsOrMoreField().optional(),
+    })
+    .optional(),
   /** The default policy of every received volume; an empty or missing one prunes nothing. */
   retention: RetentionPolicy.optional(),
   /** Per "CLIENT/VOLUME": a `retention` that replaces the default one as a whole. */
@@ -123,6 +146,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
   const privilegedFiles = flags.privilegedFiles ?? config?.privilegedFiles;
   const idleTimeoutMs = flags.idleTimeoutMs ?? config?.idleTimeout;
   const limits = config?.limits;
+  const connections = connectionSettings(config);
   const tls = tlsOf(flags, config);
   const tokensFile = tokensOf(flags, config, host, behindProxy);
   return {
@@ -134,6 +158,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
       ...(expireAfterMs !== undefined ? { expireAfterMs } : {}),
       ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       ...(privilegedFiles !== undefined ? { privilegedFiles } : {}),
+      ...(connections ? { connections } : {}),
       ...(limits?.quota !== undefined || limits?.maxOpenUploads !== undefined
         ? {
             limits: {
@@ -144,6 +169,20 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
         : {}),
     },
   };
+}
+
+/** The config's `connections` keys as ServeOptions names them; undefined when none is given. */
+function connectionSettings(config: ServerConfig | null): ConnectionSettings | undefined {
+  const c = config?.connections;
+  if (!c) return undefined;
+  const out: ConnectionSettings = {
+    ...(c.max !== undefined ? { maxConnections: c.max } : {}),
+    ...(c.perClient !== undefined ? { maxPerClient: c.perClient } : {}),
+    ...(c.headersTimeout !== undefined ? { headersTimeoutMs: c.headersTimeout } : {}),
+    ...(c.minBodyRate !== undefined ? { minBodyBytesPerSecond: c.minBodyRate } : {}),
+    ...(c.bodyRateWindow !== undefined ? { bodyRateWindowMs: c.bodyRateWindow } : {}),
+  };
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 function tlsOf(flags: ServeFlags, config: ServerConfig | null): { cert: string; key: string } | undefined {

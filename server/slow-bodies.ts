@@ -6,8 +6,8 @@
  * (server/spool-store.ts), so an honest client on a bad line resumes from there.
  *
  * The floor is far below any real line: 256 B/s is 2 kbit/s, a 48 kbit/s modem is over 20 times faster. The window
- * is at least twice the idle timeout, so a pause the idle timeout allows costs at most half the window: a line
- * that moves at twice the floor between such pauses is never cut.
+ * is at least twice the idle timeout, so one pause the idle timeout allows costs at most half the window: a line
+ * that moves at twice the floor around such a pause is never cut.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { ValidationError } from '../core/errors.ts';
