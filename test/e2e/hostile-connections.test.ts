@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
+import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
@@ -17,7 +18,8 @@ import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { API_PREFIX, UPLOADS_PATH } from '../../core/protocol.ts';
 import { startServer, type ConnectionSettings, type RunningServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
-import { aliceBobAdmin } from './harness.ts';
+import { aliceBobAdmin, until } from './harness.ts';
+import { freePort, SNAPFERRY_BIN } from './processes.ts';
 import { CHUNK, create, encodeMetadata, metadataFor, patch } from './hostile-client.ts';
 
 interface AfterHook {
@@ -202,4 +204,52 @@ test('a PATCH body trickling below the floor is ended; its verified frames stay 
   const rest = await patch(server.url, created.id, offset, framed.subarray(offset), { ...bearer(alice), 'Upload-Length': String(framed.length) });
   assert.equal(rest.status, 204, rest.text);
   assert.equal(rest.headers.get('upload-offset'), String(framed.length));
+});
+
+test("the issue's attack: a token trickling hundreds of bodies into a server limited to 400 files; another client still pushes", { ...rootOnly, timeout: 120_000 }, async (t) => {
+  // Killed first among the after hooks, before its filesystem is unmounted.
+  let pid: number | undefined;
+  t.after(() => {
+    if (pid !== undefined) process.kill(-pid, 'SIGKILL');
+  });
+  const fsx = await createBtrfs(t, { sizeMiB: 256 });
+  const { file, alice, bob } = await aliceBobAdmin(t);
+  const port = await freePort();
+  // A real `snapferry serve` with its defaults, its open-file limit at 400 (prlimit execs node: the pid is the server's).
+  const child = execa('prlimit', ['--nofile=400:400', '--', 'node', SNAPFERRY_BIN, 'serve', '--root', path.join(fsx.mountPoint, 'root'), '--listen', `127.0.0.1:${port}`, '--tokens', file], {
+    reject: false, buffer: false, detached: true, stdin: 'ignore',
+  });
+  pid = child.pid;
+  let log = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (log += d));
+  t.after(() => child.then(() => undefined));
+  await until('the server to listen', () => log.includes('snapferry serving'), 30_000);
+  const url = `http://127.0.0.1:${port}`;
+  assert.match(log, /does not fit the process's open-file limit; lowered/);
+
+  // Alice: 450 requests whose JSON bodies trickle (two bytes, then nothing), more sockets than the server has files.
+  const socks: net.Socket[] = [];
+  t.after(() => socks.forEach((s) => s.destroy()));
+  for (let i = 0; i < 450; i++) {
+    const sock = net.connect(port, '127.0.0.1');
+    sock.on('error', () => undefined);
+    sock.write(`POST ${API_PREFIX}/transfers/t${i}/rewind HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"`);
+    socks.push(sock);
+  }
+  await sleep(2000);
+
+  // Bob pushes a snapshot meanwhile: creation, the upload, and its receive all need files.
+  const uuid = randomUuid();
+  const framed = await frameStream(streamOfRandomFile(uuid, 2), CHUNK);
+  const created = await create(url, { ...bearer(bob), 'Upload-Metadata': encodeMetadata(metadataFor('home', 'snap', uuid)) });
+  assert.equal(created.status, 201, created.text);
+  const sent = await patch(url, created.id!, 0, framed, { ...bearer(bob), 'Upload-Length': String(framed.length) });
+  assert.equal(sent.status, 204, sent.text);
+  const state = await until('the receive to end', async () => {
+    const res = await fetch(`${url}${API_PREFIX}/transfers/${created.id}`, { headers: bearer(bob) });
+    const tr = (await res.json()) as { state: string };
+    return ['received', 'failed'].includes(tr.state) && tr.state;
+  }, 30_000);
+  assert.equal(state, 'received');
+  assert.doesNotMatch(log, /EMFILE|too many open files/i);
 });
