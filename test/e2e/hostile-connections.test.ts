@@ -208,9 +208,9 @@ test('a PATCH body trickling below the floor is ended; its verified frames stay 
 
 test("the issue's attack: a token trickling hundreds of bodies into a server limited to 400 files; another client still pushes", { ...rootOnly, timeout: 120_000 }, async (t) => {
   // Killed first among the after hooks, before its filesystem is unmounted.
-  let pid: number | undefined;
+  const started: { pid?: number } = {};
   t.after(() => {
-    if (pid !== undefined) process.kill(-pid, 'SIGKILL');
+    if (started.pid !== undefined) process.kill(-started.pid, 'SIGKILL');
   });
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const { file, alice, bob } = await aliceBobAdmin(t);
@@ -219,7 +219,7 @@ test("the issue's attack: a token trickling hundreds of bodies into a server lim
   const child = execa('prlimit', ['--nofile=400:400', '--', 'node', SNAPFERRY_BIN, 'serve', '--root', path.join(fsx.mountPoint, 'root'), '--listen', `127.0.0.1:${port}`, '--tokens', file], {
     reject: false, buffer: false, detached: true, stdin: 'ignore',
   });
-  pid = child.pid;
+  started.pid = child.pid;
   let log = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (log += d));
   t.after(() => child.then(() => undefined));
