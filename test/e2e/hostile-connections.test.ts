@@ -208,9 +208,10 @@ test('a PATCH body trickling below the floor is ended; its verified frames stay 
 
 test("the issue's attack: a token trickling hundreds of bodies into a server limited to 400 files; another client still pushes", { ...rootOnly, timeout: 120_000 }, async (t) => {
   // Killed first among the after hooks, before its filesystem is unmounted.
-  const started: { pid?: number } = {};
-  t.after(() => {
+  const started: { pid?: number; exited?: Promise<unknown> } = {};
+  t.after(async () => {
     if (started.pid !== undefined) process.kill(-started.pid, 'SIGKILL');
+    await started.exited;
   });
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const { file, alice, bob } = await aliceBobAdmin(t);
@@ -220,9 +221,9 @@ test("the issue's attack: a token trickling hundreds of bodies into a server lim
     reject: false, buffer: false, detached: true, stdin: 'ignore',
   });
   started.pid = child.pid;
+  started.exited = child.then(() => undefined);
   let log = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (log += d));
-  t.after(() => child.then(() => undefined));
   await until('the server to listen', () => log.includes('snapferry serving'), 30_000);
   const url = `http://127.0.0.1:${port}`;
   assert.match(log, /does not fit the process's open-file limit; lowered/);
