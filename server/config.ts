@@ -72,7 +72,7 @@ export const ServerConfigSchema = z.strictObject({
     .strictObject({
       /** Sockets open at once in total: 503 beyond. */
       max: z.number().int().min(1).optional(),
-      /** One token's requests in flight at once: 429 beyond. */
+      /** Connections one token holds at once (busy or kept alive): 429 beyond. */
       perClient: z.number().int().min(1).optional(),
       /** A request's headers must have arrived within this. */
       headersTimeout: secondsOrMoreField().optional(),

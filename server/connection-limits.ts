@@ -2,8 +2,8 @@
  * How many connections the server holds: in total (each is a file descriptor; a process out of them fails every
  * client's requests) and per client (so that one client token cannot crowd out the others by holding requests
  * open). The total is known when a socket is accepted; the client only once a request's token is read
- * (server/auth.ts), so the per-client cap counts that client's requests in flight. Both refusals are answered in
- * the project's JSON error, with Retry-After, and the connection is closed after the answer.
+ * (server/auth.ts), so the per-client cap counts the connections that carried that client's requests. Both
+ * refusals are answered in the project's JSON error, with Retry-After, and the connection is closed after the answer.
  */
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -16,7 +16,10 @@ import type { Logger } from './log.ts';
 export interface ConnectionCaps {
   /** Sockets open at once, all clients and unauthenticated ones together; the next is answered 503. */
   maxConnections: number;
-  /** Requests of one token in flight at once (a push needs about two per upload: its PATCH and a probe); 429 beyond. */
+  /**
+   * Connections one token holds at once, busy or kept alive (a push needs about two per upload: its PATCH and a
+   * probe); 429 beyond.
+   */
   maxPerClient: number;
 }
 
@@ -30,8 +33,8 @@ export class TooManyConnections extends SnapferryError {
   constructor(who: string, cap: number) {
     super(
       'too_many_connections',
-      `${who} already has ${cap} requests in flight on this server, its limit: wait for them to finish (or stop ` +
-        'pushes that run in parallel) and try again; the server admin can raise connections.perClient',
+      `${who} already holds ${cap} connections to this server, its limit: close some (or run fewer pushes at once) ` +
+        'and try again; the server admin can raise connections.perClient',
       { retryable: true, details: { limit: cap, retryAfterSeconds: RETRY_AFTER_CLIENT_S } },
     );
   }
@@ -104,7 +107,9 @@ export class ConnectionLimits {
   private open = 0;
   /** Sockets accepted while `maxConnections` were already open: their request is answered 503. */
   private readonly overCap = new WeakSet<Socket>();
-  private readonly inFlight = new Map<string, number>();
+  /** Whose request each connection carried last, and how many connections each caller holds so. */
+  private readonly owner = new WeakMap<Socket, string>();
+  private readonly held = new Map<string, number>();
   private lastWarning = 0;
 
   constructor(
@@ -147,23 +152,33 @@ export class ConnectionLimits {
     throw new ServerBusy(this.budget.maxConnections);
   }
 
-  /** Counts an admitted request against its caller until its answer is done; 429 too_many_connections beyond. */
+  /**
+   * Counts the connection an admitted request came on against its caller, from now until it closes or carries
+   * another caller's request (behind a proxy, upstream connections are shared); 429 too_many_connections when the
+   * caller holds its most already. Idle kept-alive connections count too: a token that keeps sockets alive with a
+   * request now and then holds them as surely as one that trickles a body.
+   */
   enter(caller: Caller, env: NodeBindings | undefined): void {
-    const outgoing = env?.outgoing;
-    if (!outgoing) return;
+    const socket = env?.incoming?.socket;
+    if (!socket) return;
     const key = caller.role === 'client' ? `client:${caller.client}` : `admin:${caller.name}`;
-    const held = this.inFlight.get(key) ?? 0;
-    if (held >= this.caps.maxPerClient) {
+    const current = this.owner.get(socket);
+    if (current === key) return;
+    if ((this.held.get(key) ?? 0) >= this.caps.maxPerClient) {
       closeAfterAnswer(env);
       throw new TooManyConnections(caller.role === 'client' ? caller.client : caller.name, this.caps.maxPerClient);
     }
-    this.inFlight.set(key, held + 1);
-    // 'close' comes once the answer is sent or the connection is gone, whichever happens; never twice.
-    outgoing.once('close', () => {
-      const left = (this.inFlight.get(key) ?? 1) - 1;
-      if (left > 0) this.inFlight.set(key, left);
-      else this.inFlight.delete(key);
-    });
+    if (current === undefined) socket.once('close', () => this.release(this.owner.get(socket)));
+    else this.release(current);
+    this.owner.set(socket, key);
+    this.held.set(key, (this.held.get(key) ?? 0) + 1);
+  }
+
+  private release(key: string | undefined): void {
+    if (key === undefined) return;
+    const left = (this.held.get(key) ?? 1) - 1;
+    if (left > 0) this.held.set(key, left);
+    else this.held.delete(key);
   }
 
   /** A flood would log a line per socket: one line per minute says enough. */

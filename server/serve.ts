@@ -50,7 +50,7 @@ export interface ServeOptions {
 export interface ConnectionSettings {
   /** Sockets open at once in total: 503 server_busy beyond (default 1024, lowered to fit the open-file limit). */
   maxConnections?: number;
-  /** One token's requests in flight at once: 429 too_many_connections beyond (default 64). */
+  /** Connections one token holds at once (busy or kept alive): 429 too_many_connections beyond (default 64). */
   maxPerClient?: number;
   /** A request's headers must have arrived within this (default DEFAULT_HEADERS_TIMEOUT_MS). */
   headersTimeoutMs?: number;

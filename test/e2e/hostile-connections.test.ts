@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -61,6 +62,23 @@ function patchHead(server: RunningServer, id: string, token: string, length: num
   );
 }
 
+/** A tus creation on a connection of its own that closes with the answer (fetch would keep it alive, and Alice's). */
+function createOnce(server: RunningServer, token: string, meta: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${server.url}${UPLOADS_PATH}/`,
+      { method: 'POST', agent: false, headers: { ...bearer(token), Connection: 'close', 'Tus-Resumable': '1.0.0', 'Upload-Defer-Length': '1', 'Upload-Metadata': encodeMetadata(meta) } },
+      (res) => {
+        res.resume();
+        const id = res.headers.location?.split('/').pop();
+        res.on('end', () => (res.statusCode === 201 && id ? resolve(id) : reject(new Error(`creation answered ${res.statusCode}`))));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function errorOf(res: Response): Promise<{ code: string; retryable: boolean; message: string }> {
   return ((await res.json()) as { error: { code: string; retryable: boolean; message: string } }).error;
 }
@@ -80,12 +98,11 @@ test('a token holding trickling uploads up to its cap gets 429 with Retry-After;
   const held: Awaited<ReturnType<typeof rawSocket>>[] = [];
   for (let i = 0; i < cap; i++) {
     const uuid = randomUuid();
-    const created = await create(server.url, { ...bearer(alice), 'Upload-Metadata': encodeMetadata(metadataFor(`v${i}`, 'snap', uuid)) });
-    assert.ok(created.id, created.text);
+    const id = await createOnce(server, alice, metadataFor(`v${i}`, 'snap', uuid));
     const framed = await frameStream(streamOfRandomFile(uuid, 2), CHUNK);
     // Its headers and a few bytes of a valid frame, then it holds the body open.
     const s = await rawSocket(t, server);
-    s.sock.write(patchHead(server, created.id, alice, framed.length));
+    s.sock.write(patchHead(server, id, alice, framed.length));
     s.sock.write(framed.subarray(0, 10));
     held.push(s);
   }
@@ -98,7 +115,7 @@ test('a token holding trickling uploads up to its cap gets 429 with Retry-After;
   const body = await errorOf(refused);
   assert.equal(body.code, 'too_many_connections');
   assert.equal(body.retryable, true);
-  assert.match(body.message, /wait for them to finish/);
+  assert.match(body.message, /close some .* and try again/);
 
   const other = await fetch(`${server.url}${API_PREFIX}/status`, { headers: bearer(bob) });
   assert.equal(other.status, 200, 'another client is served');
@@ -117,6 +134,40 @@ test('a token holding trickling uploads up to its cap gets 429 with Retry-After;
   const again = await fetch(`${server.url}${API_PREFIX}/status`, { headers: bearer(alice) });
   assert.equal(again.status, 200);
   await again.text();
+});
+
+/** Sends a GET of /v1/status on `s` as `token` and waits for its whole answer; the socket stays open (kept alive). */
+async function statusOn(s: Awaited<ReturnType<typeof rawSocket>>, token: string): Promise<number> {
+  const before = s.received().length;
+  s.sock.write(`GET ${API_PREFIX}/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+  // A whole answer: its head, and a body of content-length bytes or chunks up to the last one.
+  const whole = (text: string) => {
+    const head = /^HTTP\/1\.1 (\d+)[^]*?\r\n\r\n/.exec(text);
+    if (!head) return null;
+    const length = /\r\ncontent-length: (\d+)\r\n/i.exec(head[0]);
+    const done = length ? text.length >= head[0].length + Number(length[1]) : text.endsWith('\r\n0\r\n\r\n');
+    return done ? Number(head[1]) : null;
+  };
+  return until('a whole answer', () => whole(s.received().slice(before)) ?? undefined, 10_000, 20);
+}
+
+test("a token's idle kept-alive connections count against its cap; a connection counts for whoever used it last", { ...rootOnly, timeout: 60_000 }, async (t) => {
+  const { server, alice, bob } = await tokenServer(t, { maxPerClient: 2 });
+  const a = await rawSocket(t, server);
+  assert.equal(await statusOn(a, alice), 200);
+  // One connection carries Alice's request, then Bob's (as a proxy's shared upstream connection does): it is Bob's.
+  const shared = await rawSocket(t, server);
+  assert.equal(await statusOn(shared, alice), 200);
+  assert.equal(await statusOn(shared, bob), 200);
+  const c = await rawSocket(t, server);
+  assert.equal(await statusOn(c, alice), 200, 'Alice holds two connections now, idle');
+  // Each idle connection can carry her next request...
+  assert.equal(await statusOn(a, alice), 200);
+  // ...but a third is refused, though none of hers is busy.
+  const d = await rawSocket(t, server);
+  assert.equal(await statusOn(d, alice), 429);
+  assert.ok(await within(d.closed, 5_000), 'the refused connection is closed');
+  assert.equal(await statusOn(shared, bob), 200, 'Bob is served on his');
 });
 
 test('sockets beyond the total cap get 503 with Retry-After, and beyond the ceiling are not held', { ...rootOnly, timeout: 60_000 }, async (t) => {
