@@ -126,10 +126,6 @@ export class ConnectionLimits {
     }
   }
 
-  get maxConnections(): number {
-    return this.budget.maxConnections;
-  }
-
   /** Counts the sockets `server` accepts; call before it listens. */
   watch(server: HttpServer, tls: boolean): void {
     server.maxConnections = this.budget.ceiling;

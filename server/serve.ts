@@ -86,6 +86,18 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await checkServerRoot(options.root);
   const tlsFiles = options.tls ? await readTlsFiles(options.tls) : null;
   const gate = options.tokensFile ? await tokenGate(options.tokensFile, options.log) : openGate();
+  // Checked before anything starts: a bad figure stops the server here, with nothing to close.
+  const connections = options.connections ?? {};
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const headersTimeout = connections.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const floor = bodyFloor({ minBytesPerSecond: connections.minBodyBytesPerSecond, windowMs: connections.bodyRateWindowMs }, idleTimeoutMs);
+  const limits = new ConnectionLimits(
+    connectionCaps({
+      ...(connections.maxConnections !== undefined ? { maxConnections: connections.maxConnections } : {}),
+      ...(connections.maxPerClient !== undefined ? { maxPerClient: connections.maxPerClient } : {}),
+    }),
+    options.log,
+  );
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
   const service = await ReplicationService.open(options.root, options.log, {
     holdReceives: options.holdReceives ?? false,
@@ -98,17 +110,6 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
   await service.start();
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, clientOf: gate.clientOf });
-  const connections = options.connections ?? {};
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  const headersTimeout = connections.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
-  const floor = bodyFloor({ minBytesPerSecond: connections.minBodyBytesPerSecond, windowMs: connections.bodyRateWindowMs }, idleTimeoutMs);
-  const limits = new ConnectionLimits(
-    connectionCaps({
-      ...(connections.maxConnections !== undefined ? { maxConnections: connections.maxConnections } : {}),
-      ...(connections.maxPerClient !== undefined ? { maxPerClient: connections.maxPerClient } : {}),
-    }),
-    options.log,
-  );
   const app = createApp(service, tus, options.log, gate, limits);
   const server = await new Promise<HttpServer>((resolve, reject) => {
     const s = serve(
