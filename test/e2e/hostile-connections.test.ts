@@ -214,6 +214,7 @@ test('headers sent a byte at a time are cut after the header timeout', { ...root
   clearInterval(trickle);
   assert.ok(cut, 'the half-sent request still held its socket 10 s later');
   assert.ok(Date.now() - start >= headersTimeoutMs - 100, 'not cut before the header timeout');
+  assert.match(s.received(), /^HTTP\/1\.1 408 /, 'Node says why: Request Timeout');
 
   // A socket that sends nothing at all is cut as well.
   const silent = await rawSocket(t, server);
