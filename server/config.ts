@@ -38,7 +38,7 @@ function isVolumeKey(key: string): boolean {
   return parts.length === 2 && parts.every(isSafeName);
 }
 
-/** A timeout of at least a second: 0 would turn Node's header timeout off, and less would cut healthy lines. */
+/** A timeout of at least a second: 0 would turn the timeout off (Node's, or the socket's), and less would cut healthy lines. */
 function secondsOrMoreField() {
   return parsedField('a duration of at least 1s, like 20s or 2m', (v) => {
     const ms = typeof v === 'string' ? parseDuration(v) : undefined;
@@ -65,7 +65,7 @@ export const ServerConfigSchema = z.strictObject({
   /** Abandoned uploads (no PATCH for this long) are deleted; "0s" never. */
   expireAfter: durationField().optional(),
   /** An upload's request body that brings no byte for this long is ended (its frames kept, its lock freed). */
-  idleTimeout: durationField().optional(),
+  idleTimeout: secondsOrMoreField().optional(),
   privilegedFiles: z.enum(PRIVILEGED_FILES_MODES).optional(),
   /** Connection caps and request pacing (server/connection-limits.ts, server/slow-bodies.ts); defaults in ServeOptions. */
   connections: z
