@@ -7,7 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
 import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -19,6 +22,7 @@ import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { API_PREFIX, UPLOADS_PATH } from '../../core/protocol.ts';
 import { startServer, type ConnectionSettings, type RunningServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
+import { createTestCertificates } from '../fixtures/tls.ts';
 import { aliceBobAdmin, until } from './harness.ts';
 import { freePort, SNAPFERRY_BIN } from './processes.ts';
 import { CHUNK, create, encodeMetadata, metadataFor, patch } from './hostile-client.ts';
@@ -27,12 +31,12 @@ interface AfterHook {
   after(fn: () => Promise<void> | void): void;
 }
 
-async function tokenServer(t: AfterHook, connections: ConnectionSettings, idleTimeoutMs?: number) {
+async function tokenServer(t: AfterHook, connections: ConnectionSettings, idleTimeoutMs?: number, tlsFiles?: { cert: string; key: string }) {
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const tokens = await aliceBobAdmin(t);
   const server = await startServer({
     root: path.join(fsx.mountPoint, 'root'), host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500,
-    tokensFile: tokens.file, connections, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
+    tokensFile: tokens.file, connections, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}), ...(tlsFiles ? { tls: tlsFiles } : {}),
   });
   t.after(() => server.close());
   return { server, ...tokens };
@@ -199,6 +203,39 @@ test('sockets beyond the total cap get 503 with Retry-After, and beyond the ceil
   const served = await fetch(`${server.url}${API_PREFIX}/status`, { headers: bearer(bob) });
   assert.equal(served.status, 200, 'served again once the sockets are gone');
   await served.text();
+});
+
+test('with TLS: connections beyond the total cap get 503 once their handshake is done, and a silent handshake is cut', { ...rootOnly, timeout: 60_000 }, async (t) => {
+  const certs = await createTestCertificates(t);
+  const headersTimeoutMs = 3000;
+  const { server, bob } = await tokenServer(t, { maxConnections: 2, headersTimeoutMs }, undefined, { cert: certs.serverCert, key: certs.serverKey });
+  const ca = await fs.readFile(certs.caCert);
+  const port = Number(new URL(server.url).port);
+  for (let i = 0; i < 2; i++) {
+    const sock = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+    sock.on('error', () => undefined);
+    t.after(() => void sock.destroy());
+    await once(sock, 'secureConnect');
+  }
+  await sleep(200);
+  const answer = await new Promise<{ status: number; retryAfter: string | undefined; body: string }>((resolve, reject) => {
+    const req = https.request(`${server.url}${API_PREFIX}/status`, { ca, agent: false, headers: bearer(bob) }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(answer.status, 503, answer.body);
+  assert.equal(answer.retryAfter, '30');
+  assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, 'server_busy');
+
+  // A TCP connection that never starts its handshake is cut after the header timeout too (Node's default: 120 s).
+  const silent = await rawSocket(t, server);
+  const start = Date.now();
+  assert.ok(await within(silent.closed, 15_000), 'the silent handshake still held its socket 15 s later');
+  assert.ok(Date.now() - start >= headersTimeoutMs - 200, 'not cut before the timeout');
 });
 
 test('headers sent a byte at a time are cut after the header timeout', { ...rootOnly, timeout: 60_000 }, async (t) => {
