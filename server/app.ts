@@ -16,13 +16,14 @@ import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volume
 import { openRestoreStream, restoreHeaders } from './restore.ts';
 import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
 import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
+import type { ConnectionLimits, NodeBindings } from './connection-limits.ts';
 import type { Logger } from './log.ts';
 
 export { DEFAULT_CLIENT } from './auth.ts';
 
-type Env = { Variables: { caller: Caller } };
+type Env = { Variables: { caller: Caller }; Bindings: NodeBindings | undefined };
 
-export function createApp(service: ReplicationService, tus: TusServer, log: Logger, gate: Gate = openGate()): Hono<Env> {
+export function createApp(service: ReplicationService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits): Hono<Env> {
   const app = new Hono<Env>();
   const caller = (c: Context<Env>): Caller => c.get('caller');
   const client = (c: Context<Env>) => writerOf(caller(c));
@@ -40,9 +41,13 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
 
   // Everything needs a token, OPTIONS included: no snapferry client sends it, no browser (CORS preflights carry no
   // Authorization) is meant to reach this server, and one rule with no exceptions is the one that stays audited.
+  // Connection caps (server/connection-limits.ts): the total before the token is even read, the caller's own once
+  // it is known; either way before the body is read.
   app.use('*', async (c, next) => {
+    limits?.checkAccepted(c.env);
     const who = await gate.admit(c.req.raw);
     assertAllowed(who, c.req.method, c.req.path === UPLOADS_PATH || c.req.path.startsWith(`${UPLOADS_PATH}/`));
+    limits?.enter(who, c.env);
     c.set('caller', who);
     await next();
   });

@@ -7,12 +7,13 @@ import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { isSafeName } from '../core/names.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
+import { parseDuration } from '../core/units.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
 import { absolutePathField, durationField, NAME_RULE, parsedField, sizeField } from '../core/config-fields.ts';
 import { assertOpenAccessAllowed } from './auth.ts';
 import { parsePublicUrl } from './public-url.ts';
 import type { PrivilegedFiles } from './replication.ts';
-import type { ServeOptions } from './serve.ts';
+import type { ConnectionSettings, ServeOptions } from './serve.ts';
 
 export const DEFAULT_SERVER_CONFIG = '/etc/snapferry/server.yaml';
 export const DEFAULT_LISTEN = Object.freeze({ host: '127.0.0.1', port: 8080 });
@@ -36,6 +37,14 @@ export function parseListenAddress(value: string): ListenAddress {
 function isVolumeKey(key: string): boolean {
   const parts = key.split('/');
   return parts.length === 2 && parts.every(isSafeName);
+}
+
+/** A timeout of at least a second: 0 would turn the timeout off (Node's, or the socket's), and less would cut healthy lines. */
+function secondsOrMoreField() {
+  return parsedField('a duration of at least 1s, like 20s or 2m', (v) => {
+    const ms = typeof v === 'string' ? parseDuration(v) : undefined;
+    return ms !== undefined && ms >= 1000 ? ms : undefined;
+  });
 }
 
 export const ServerConfigSchema = z.strictObject({
@@ -72,8 +81,22 @@ export const ServerConfigSchema = z.strictObject({
   /** Abandoned uploads (no PATCH for this long) are deleted; "0s" never. */
   expireAfter: durationField().optional(),
   /** An upload's request body that brings no byte for this long is ended (its frames kept, its lock freed). */
-  idleTimeout: durationField().optional(),
+  idleTimeout: secondsOrMoreField().optional(),
   privilegedFiles: z.enum(PRIVILEGED_FILES_MODES).optional(),
+  /** Connection caps and request pacing (server/connection-limits.ts, server/slow-bodies.ts); defaults in ServeOptions. */
+  connections: z
+    .strictObject({
+      /** Sockets open at once in total: 503 beyond. */
+      max: z.number().int().min(1).optional(),
+      /** Connections one token holds at once (busy or kept alive): 429 beyond. */
+      perClient: z.number().int().min(1).optional(),
+      /** A request's headers must have arrived within this. */
+      headersTimeout: secondsOrMoreField().optional(),
+      /** A request body slower than this, averaged over bodyRateWindow, is ended (its verified frames kept). */
+      minBodyRate: sizeField({ min: 1, perSecond: true }).optional(),
+      bodyRateWindow: secondsOrMoreField().optional(),
+    })
+    .optional(),
   /** The default policy of every received volume; an empty or missing one prunes nothing. */
   retention: RetentionPolicy.optional(),
   /** Per "CLIENT/VOLUME": a `retention` that replaces the default one as a whole. */
@@ -140,6 +163,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
   const idleTimeoutMs = flags.idleTimeoutMs ?? config?.idleTimeout;
   const limits = uploadLimitsOf(config);
   const endedTransfers = endedTransfersOf(config);
+  const connections = connectionSettings(config);
   const tls = tlsOf(flags, config);
   const tokensFile = tokensOf(flags, config, host, behindProxy);
   return {
@@ -154,6 +178,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
       ...(privilegedFiles !== undefined ? { privilegedFiles } : {}),
       ...(limits !== undefined ? { limits } : {}),
       ...(endedTransfers !== undefined ? { endedTransfers } : {}),
+      ...(connections ? { connections } : {}),
     },
   };
 }
@@ -169,6 +194,20 @@ function endedTransfersOf(config: ServerConfig | null): ServeOptions['endedTrans
   const { keepFor, maxPerClient } = config?.endedTransfers ?? {};
   if (keepFor === undefined && maxPerClient === undefined) return undefined;
   return { ...(keepFor !== undefined ? { keepForMs: keepFor } : {}), ...(maxPerClient !== undefined ? { maxPerClient } : {}) };
+}
+
+/** The config's `connections` keys as ServeOptions names them; undefined when none is given. */
+function connectionSettings(config: ServerConfig | null): ConnectionSettings | undefined {
+  const c = config?.connections;
+  if (!c) return undefined;
+  const out: ConnectionSettings = {
+    ...(c.max !== undefined ? { maxConnections: c.max } : {}),
+    ...(c.perClient !== undefined ? { maxPerClient: c.perClient } : {}),
+    ...(c.headersTimeout !== undefined ? { headersTimeoutMs: c.headersTimeout } : {}),
+    ...(c.minBodyRate !== undefined ? { minBodyBytesPerSecond: c.minBodyRate } : {}),
+    ...(c.bodyRateWindow !== undefined ? { bodyRateWindowMs: c.bodyRateWindow } : {}),
+  };
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 function tlsOf(flags: ServeFlags, config: ServerConfig | null): { cert: string; key: string } | undefined {

@@ -33,6 +33,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   stream_metadata_mismatch: 422,
   too_many_uploads: 429,
   too_many_creations: 429,
+  too_many_connections: 429,
+  server_busy: 503,
   disk_full: 507,
 };
 

@@ -15,6 +15,8 @@ import { createApp } from './app.ts';
 import { openGate, tokenGate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
 import { DEFAULT_EXPIRE_AFTER_MS, startExpirySweep } from './expiry.ts';
+import { connectionCaps, ConnectionLimits } from './connection-limits.ts';
+import { bodyFloor, endSlowBodies } from './slow-bodies.ts';
 import type { Logger } from './log.ts';
 
 export interface ServeOptions {
@@ -49,6 +51,21 @@ export interface ServeOptions {
   tokensFile?: string;
   /** An upload's request body that brings no byte for this long is ended (default DEFAULT_IDLE_TIMEOUT_MS). */
   idleTimeoutMs?: number;
+  /** Connection caps and request pacing; each left out takes its default (server/connection-limits.ts, slow-bodies.ts). */
+  connections?: ConnectionSettings;
+}
+
+export interface ConnectionSettings {
+  /** Sockets open at once in total: 503 server_busy beyond (default 1024, lowered to fit the open-file limit). */
+  maxConnections?: number;
+  /** Connections one token holds at once (busy or kept alive): 429 too_many_connections beyond (default 64). */
+  maxPerClient?: number;
+  /** A request's headers must have arrived within this (default DEFAULT_HEADERS_TIMEOUT_MS). */
+  headersTimeoutMs?: number;
+  /** A request body slower than this (bytes/s), averaged over bodyRateWindowMs, is ended (default 256). */
+  minBodyBytesPerSecond?: number;
+  /** Default 2 minutes, or twice the idle timeout when that is longer; never less than twice the idle timeout. */
+  bodyRateWindowMs?: number;
 }
 
 /**
@@ -59,6 +76,12 @@ export interface ServeOptions {
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** Any other socket: a restore's answer may be slow to start while the server hashes its way to the resume point. */
 const SOCKET_TIMEOUT_MS = 10 * 60_000;
+/**
+ * A request's headers are a few hundred bytes: even a 9.6 kbit/s line sends them in under a second. Twenty seconds
+ * is kind to any real line, and ends a connection that sends its headers a byte at a time to hold a socket
+ * (Node's default, 60 s checked every 30 s, let them live 60 to 90 s).
+ */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
 
 export interface RunningServer {
   url: string;
@@ -71,6 +94,18 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await checkServerRoot(options.root);
   const tlsFiles = options.tls ? await readTlsFiles(options.tls) : null;
   const gate = options.tokensFile ? await tokenGate(options.tokensFile, options.log) : openGate();
+  // Checked before anything starts: a bad figure stops the server here, with nothing to close.
+  const connections = options.connections ?? {};
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const headersTimeout = connections.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const floor = bodyFloor({ minBytesPerSecond: connections.minBodyBytesPerSecond, windowMs: connections.bodyRateWindowMs }, idleTimeoutMs);
+  const limits = new ConnectionLimits(
+    connectionCaps({
+      ...(connections.maxConnections !== undefined ? { maxConnections: connections.maxConnections } : {}),
+      ...(connections.maxPerClient !== undefined ? { maxPerClient: connections.maxPerClient } : {}),
+    }),
+    options.log,
+  );
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
   const service = await ReplicationService.open(options.root, options.log, {
     holdReceives: options.holdReceives ?? false,
@@ -85,7 +120,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await service.start();
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
-  const app = createApp(service, tus, options.log, gate);
+  const app = createApp(service, tus, options.log, gate, limits);
   const server = await new Promise<HttpServer>((resolve, reject) => {
     const s = serve(
       {
@@ -95,15 +130,24 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         // No overall request deadline (a PATCH may last hours on 1 Mbit/s); a stalled socket is still closed by the
         // per-socket timeout below.
         // TCP keepalive: an idle connection whose peer vanished is found and closed by the kernel.
-        serverOptions: { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, keepAlive: true, keepAliveInitialDelay: 30_000, ...tlsFiles },
+        // Headers that trickle in are ended after headersTimeout (Node answers 408 and closes), checked often enough
+        // that the timeout is what it says; a TLS handshake gets as long.
+        serverOptions: {
+          requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.min(5_000, Math.max(100, headersTimeout / 4)),
+          keepAliveTimeout: 65_000, keepAlive: true, keepAliveInitialDelay: 30_000,
+          ...(tlsFiles ? { ...tlsFiles, handshakeTimeout: headersTimeout } : {}),
+        },
         ...(tlsFiles ? { createServer: https.createServer } : {}),
       },
       () => resolve(s as HttpServer),
     ) as HttpServer;
+    // Counted from the first socket: serve() has called listen(), but no socket is accepted before this tick ends.
+    limits.watch(s, tlsFiles !== null);
     s.once('error', reject);
   });
   server.setTimeout(SOCKET_TIMEOUT_MS);
-  endIdleBodies(server, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  endIdleBodies(server, idleTimeoutMs);
+  const slowBodies = endSlowBodies(server, floor, options.log);
   // A client that goes away mid-body is daily life here. Node emits a request's 'aborted' error only when it has an
   // 'error' listener, and @hono/node-server adds and removes its own (draining a body it did not read): one removed
   // between Node's check and the emit made an uncaught exception that killed the server (seen in the e2e tests). A
@@ -121,6 +165,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     http: server,
     close: () => {
       const swept = expiry.stop();
+      slowBodies.stop();
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
