@@ -236,18 +236,25 @@ for (const remount of [false, true]) {
 }
 
 /**
- * Unmounts the filesystem and mounts it again, as a reboot after a power cut would: btrfs hands out new anonymous
- * device numbers (a tmpfs mounted meanwhile takes one of the old), so an entry's st_dev is not what it was.
+ * Unmounts the filesystem and mounts it again, as a reboot after a power cut would, with new anonymous device
+ * numbers: tmpfs mounts take free ones, the lowest first, until one holds the number the folders had.
  */
 async function mountAgain(t: { after(fn: () => Promise<void>): void }, device: string, mountPoint: string): Promise<void> {
   const before = (await fs.lstat(path.join(mountPoint, 'root'))).dev;
   await execa('umount', [mountPoint]);
-  const taker = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-dev-taker-'));
-  await execa('mount', ['-t', 'tmpfs', 'none', taker]);
+  const takers: string[] = [];
   t.after(async () => {
-    await execa('umount', [taker], { reject: false });
-    await fs.rm(taker, { recursive: true, force: true });
+    for (const dir of takers) {
+      await execa('umount', [dir], { reject: false });
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
+  for (let i = 0; i < 64; i++) {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-dev-taker-'));
+    takers.push(dir);
+    await execa('mount', ['-t', 'tmpfs', 'none', dir]);
+    if ((await fs.stat(dir)).dev === before) break;
+  }
   await execa('mount', ['-t', 'btrfs', device, mountPoint]);
   assert.notEqual((await fs.lstat(path.join(mountPoint, 'root'))).dev, before, 'the mount gave the folders a new device number');
 }
