@@ -141,11 +141,10 @@ export interface CutReceive {
  * names (one may have taken its name just before the crash). A record that cannot be read deletes nothing.
  */
 export async function recoverCutReceives(layout: ServerLayout, received: (client: SafeName, volume: SafeName) => readonly string[]): Promise<CutReceive[]> {
-  const names = await fs.readdir(layout.receiving).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [];
-    throw err;
-  });
+  // Made now, before any receive: the folder is part of the server's root from its start.
+  await fs.mkdir(layout.receiving, { recursive: true, mode: 0o700 });
   const out: CutReceive[] = [];
+  const names = await fs.readdir(layout.receiving);
   for (const name of names) {
     const id = name.replace(/\.json$/, '');
     const file = path.join(layout.receiving, name);
