@@ -101,7 +101,9 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
   } catch (err) {
     source.destroy();
     if (before) await forgetFolder(recordFile);
-    throw signal.aborted ? signal.reason : err;
+    if (signal.aborted) throw signal.reason;
+    // With its cause: a full disk (the record cannot be written) is a wait for space, not a refusal.
+    throw err instanceof SnapferryError ? err : new ReceiveError('receive_failed', `receiving ${job.snapshot} could not start: ${(err as Error).message}`, { cause: err });
   }
   const raw = new PassThrough();
   const received = btrfs.receive(volumeDir, raw, { chroot: true, endOnEndCommand: true, signal });

@@ -100,14 +100,19 @@ export async function recordFolder(file: string, dir: string, client: SafeName, 
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   // Written whole, then renamed, then the folder synced: after a power cut the record is there whole, or not at all.
   const tmp = `${file}.tmp`;
-  const handle = await fs.open(tmp, 'w', 0o600);
   try {
-    await handle.writeFile(JSON.stringify(record));
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await fs.open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(record));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
-  await fs.rename(tmp, file);
   await syncFolder(path.dirname(file));
   return new Set(record.entries.map((e) => e.id));
 }
