@@ -8,6 +8,8 @@
  *   ROOT/volumes/CLIENT/VOLUME/.incoming-ID     what `btrfs receive` is writing (server/stream-rename.ts); renamed
  *                                              to NAME only once checked, so a half-received snapshot never carries
  *                                              a snapshot's name
+ *   ROOT/receiving/ID.json                     what that folder held before ID's receive started, until its cleanup
+ *                                              is done (server/volume-folder.ts); out of the chroot's reach
  */
 import path from 'node:path';
 import type { SafeName } from '../core/names.ts';
@@ -17,12 +19,14 @@ export class ServerLayout {
   readonly spool: string;
   readonly volumes: string;
   readonly catalog: string;
+  readonly receiving: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
     this.spool = path.join(this.root, 'spool');
     this.volumes = path.join(this.root, 'volumes');
     this.catalog = path.join(this.root, 'catalog.json');
+    this.receiving = path.join(this.root, 'receiving');
   }
 
   volumeDir(client: SafeName, volume: SafeName): string {
@@ -36,6 +40,11 @@ export class ServerLayout {
   /** The name a snapshot is received under until it is checked: a dot name, which no SafeName can be. */
   incomingName(transferId: string): string {
     return `${INCOMING_PREFIX}${transferId}`;
+  }
+
+  /** What the volume's folder held before the transfer's receive started (server/volume-folder.ts). */
+  folderRecordFile(transferId: string): string {
+    return path.join(this.receiving, `${transferId}.json`);
   }
 
   spoolFile(transferId: string): string {

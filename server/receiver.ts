@@ -12,7 +12,8 @@
  * btrfs receive exits at the stream's END command, which comes before the end frame: the snapshot counts as received
  * only once the end frame has verified too, and the new subvolume has the expected Received UUID and is read-only.
  * Only then is it renamed to the snapshot's name. Whatever fails, the partial subvolume is deleted, and with it
- * anything the stream wrote outside it through its own symlinks; the spool stays, and the error says why.
+ * anything the stream wrote outside it through its own symlinks (at the next start, for a receive the server's death
+ * cut short); the spool stays, and the error says why.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -26,7 +27,7 @@ import type { SafeName } from '../core/names.ts';
 import type { ServerLayout } from './layout.ts';
 import { assertStreamStart } from './stream-start.ts';
 import { FirstCommandRenamer } from './stream-rename.ts';
-import { folderContents, removeAdded, type FolderSnapshot } from './volume-folder.ts';
+import { forgetFolder, recordFolder, removeAdded, type FolderSnapshot } from './volume-folder.ts';
 import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
 
 export interface ReceiveJob {
@@ -83,7 +84,8 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
   const volumeDir = layout.volumeDir(job.client, job.volume);
   const finalPath = layout.snapshotPath(job.client, job.volume, job.snapshot);
   const stagedPath = path.join(volumeDir, layout.incomingName(job.id));
-  let before: FolderSnapshot;
+  const recordFile = layout.folderRecordFile(job.id);
+  let before: FolderSnapshot | undefined;
   try {
     await fs.mkdir(volumeDir, { recursive: true, mode: 0o700 });
     await removePartial(stagedPath);
@@ -93,11 +95,15 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
         `${job.volume}/${job.snapshot} already exists on the server; delete it (btrfs subvolume delete) to receive it again`,
       );
     }
-    before = await folderContents(volumeDir);
+    // On disk before btrfs runs, so that a server killed meanwhile still knows, at its next start, what is not its.
+    before = await recordFolder(recordFile, volumeDir, job.client, job.volume);
     signal.throwIfAborted();
   } catch (err) {
     source.destroy();
-    throw signal.aborted ? signal.reason : err;
+    if (before) await forgetFolder(recordFile);
+    if (signal.aborted) throw signal.reason;
+    // With its cause: a full disk (the record cannot be written) is a wait for space, not a refusal.
+    throw err instanceof SnapferryError ? err : new ReceiveError('receive_failed', `receiving ${job.snapshot} could not start: ${(err as Error).message}`, { cause: err });
   }
   const raw = new PassThrough();
   const received = btrfs.receive(volumeDir, raw, { chroot: true, endOnEndCommand: true, signal });
@@ -131,6 +137,7 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     await fs.rename(stagedPath, finalPath);
     // Anything the stream wrote through its own symlinks outside the snapshot (server/volume-folder.ts).
     await removeAdded(volumeDir, before, [job.snapshot]);
+    await forgetFolder(recordFile);
     return { path: finalPath, serverUuid: shown.uuid, rawBytes: check.summary?.bytes ?? 0, wireBytes: source.wireRead };
   } catch (err) {
     raw.destroy();
@@ -138,6 +145,7 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     await received.catch(() => undefined);
     await removePartial(stagedPath);
     await removeAdded(volumeDir, before);
+    await forgetFolder(recordFile);
     throw err instanceof SnapferryError || signal.aborted
       ? err
       : new ReceiveError('receive_failed', `receiving ${job.snapshot} failed: ${(err as Error).message}`, { cause: err });

@@ -1,7 +1,7 @@
 /**
  * The catalog meets the disk at start (DESIGN.md step 7): an admin may have deleted received subvolumes by hand,
- * the server may have died mid-receive (a partial subvolume in a staging folder) or just after moving a snapshot
- * into place but before recording it. Returns the transfers whose whole stream must be received (again).
+ * the server may have died mid-receive (a partial subvolume in a staging folder, and whatever the stream wrote beside
+ * it through its own symlinks) or just after moving a snapshot into place but before recording it. Returns the transfers whose whole stream must be received (again).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
 import { removePartial } from './receiver.ts';
 import { INCOMING_PREFIX } from './layout.ts';
+import { recoverCutReceives } from './volume-folder.ts';
 
 async function listDirs(dir: string): Promise<string[]> {
   try {
@@ -45,6 +46,11 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Log
       }
       await adoptUnrecorded(layout, catalog, client, volume, log);
     }
+  }
+  // What those receives wrote beside their subvolumes, through their own symlinks; snapshots just adopted stay.
+  const received = (client: SafeName, volume: SafeName) => catalog.snapshots(client, volume).map((s) => s.name);
+  for (const cut of await recoverCutReceives(layout, received)) {
+    if (cut.removed.length > 0) log.warn({ transfer: cut.transferId, volume: cut.volume, removed: cut.removed }, 'removed what a receive cut by a crash wrote in its volume\'s folder');
   }
   // Whole streams: cut short in their receive, or waiting for one. (A spool whose transfer is over, received just
   // before a crash say, is the orphan sweep's: server/orphan-spools.ts.)

@@ -6,24 +6,40 @@
  * with `up -> /` in the new subvolume, `up/x` is this folder's x. One receive runs in a volume at a time
  * (volume_busy), so what appeared in the folder while it ran, it wrote: that goes when the receive ends, received or
  * failed. What was there before stays, under whatever name (an admin's subvolume where the snapshot should go, say).
+ *
+ * The record of what was there before is on disk (ROOT/receiving/ID.json, outside every chroot), written durably
+ * before the receive starts and removed once its cleanup is done: a server killed mid-receive finds it at its next
+ * start, and deletes then what the cut receive wrote (recoverCutReceives).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import * as btrfs from '../core/btrfs/index.ts';
+import { isSafeName, type SafeName } from '../core/names.ts';
+import { isTransferId, type ServerLayout } from './layout.ts';
 
-/** The folder's entries as identities (device and inode: every subvolume root is inode 256, on a device of its own). */
+/**
+ * The folder's entries as identities: inode number and birth time. Not the device number: btrfs gives every
+ * subvolume (the folder's own too) an anonymous device number at each mount, so after a reboot nothing would match.
+ * Every subvolume root is inode 256, but each was born at its own time; a stream can set times, never a birth time.
+ */
 export type FolderSnapshot = ReadonlySet<string>;
 
-async function entries(dir: string): Promise<{ name: string; id: string }[]> {
+interface Entry {
+  name: string;
+  id: string;
+}
+
+async function entries(dir: string): Promise<Entry[]> {
   const names = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
     throw err;
   });
-  const out: { name: string; id: string }[] = [];
+  const out: Entry[] = [];
   for (const name of names) {
     // lstat: a symlink is itself, never what it names.
-    const st = await fs.lstat(path.join(dir, name)).catch(() => null);
-    if (st) out.push({ name, id: `${st.dev}:${st.ino}` });
+    const st = await fs.lstat(path.join(dir, name), { bigint: true }).catch(() => null);
+    if (st) out.push({ name, id: `${st.ino}:${st.birthtimeNs}` });
   }
   return out;
 }
@@ -49,4 +65,108 @@ export async function removeAdded(dir: string, before: FolderSnapshot, keep: rea
     removed.push(e.name);
   }
   return removed;
+}
+
+// --- the record on disk ----------------------------------------------------------------------------------------------
+
+const FolderRecord = z.object({
+  version: z.literal(1),
+  client: z.string().refine(isSafeName),
+  volume: z.string().refine(isSafeName),
+  entries: z.array(z.object({ name: z.string(), id: z.string() })),
+});
+type FolderRecord = z.infer<typeof FolderRecord>;
+
+/** The record in `file`, or null when there is none, or none that can be read (a record half written is none). */
+async function readRecord(file: string): Promise<FolderRecord | null> {
+  const text = await fs.readFile(file, 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const parsed = FolderRecord.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Records what `dir` (the folder of `client`/`volume`) holds, in `file`, durably, before a receive there starts;
+ * returns it. A record this transfer's last receive left (its cleanup failed) stands: it says what was there before.
+ */
+export async function recordFolder(file: string, dir: string, client: SafeName, volume: SafeName): Promise<FolderSnapshot> {
+  const left = await readRecord(file);
+  if (left?.client === client && left.volume === volume) return new Set(left.entries.map((e) => e.id));
+  const record: FolderRecord = { version: 1, client, volume, entries: await entries(dir) };
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  // Written whole, then renamed, then the folder synced: after a power cut the record is there whole, or not at all.
+  const tmp = `${file}.tmp`;
+  try {
+    const handle = await fs.open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(record));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await syncFolder(path.dirname(file));
+  return new Set(record.entries.map((e) => e.id));
+}
+
+/** The receive's cleanup is done: its record goes (for good, so that a power cut cannot bring it back). */
+export async function forgetFolder(file: string): Promise<void> {
+  await fs.rm(file, { force: true });
+  await syncFolder(path.dirname(file)).catch(() => undefined);
+}
+
+async function syncFolder(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface CutReceive {
+  transferId: string;
+  client: SafeName;
+  volume: SafeName;
+  /** The names deleted from the volume's folder. */
+  removed: string[];
+}
+
+/**
+ * At start, before any receive runs: a record left in ROOT/receiving is a receive the server's death cut short. What
+ * it wrote in its folder is deleted: every entry not in the record, but for the snapshots `received(client, volume)`
+ * names (one may have taken its name just before the crash). A record that cannot be read deletes nothing.
+ */
+export async function recoverCutReceives(layout: ServerLayout, received: (client: SafeName, volume: SafeName) => readonly string[]): Promise<CutReceive[]> {
+  // Made now, before any receive: the folder is part of the server's root from its start.
+  await fs.mkdir(layout.receiving, { recursive: true, mode: 0o700 });
+  const out: CutReceive[] = [];
+  const names = await fs.readdir(layout.receiving);
+  for (const name of names) {
+    const id = name.replace(/\.json$/, '');
+    const file = path.join(layout.receiving, name);
+    if (!isTransferId(id) || name !== `${id}.json`) {
+      // A temporary file whose rename a crash prevented: its receive never started.
+      if (name.endsWith('.json.tmp')) await fs.rm(file, { force: true });
+      continue;
+    }
+    const record = await readRecord(file);
+    if (record !== null) {
+      const client = record.client as SafeName;
+      const volume = record.volume as SafeName;
+      const before = new Set(record.entries.map((e) => e.id));
+      const removed = await removeAdded(layout.volumeDir(client, volume), before, received(client, volume));
+      out.push({ transferId: id, client, volume, removed });
+    }
+    await forgetFolder(file);
+  }
+  return out;
 }

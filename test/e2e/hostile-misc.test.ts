@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { rootOnly } from '../fixtures/btrfs.ts';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { ChildProcesses, freePort } from './processes.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
 import { addClient } from '../../server/tokens.ts';
 import { authHeaders } from '../../client/token.ts';
@@ -160,6 +165,99 @@ test("whatever a stream writes through its own symlinks beside its subvolume goe
     }
   }
 });
+
+for (const remount of [false, true]) {
+  test(`the server killed with kill -9 while a stream that wrote through its own symlink is received${remount ? ', and its filesystem mounted again (a power cut)' : ''}: the restart deletes what the stream wrote, keeps what was there, and the upload goes on`, { ...rootOnly, timeout: 120_000 }, async (t) => {
+    const children = new ChildProcesses(t);
+    const fsx = await createBtrfs(t, { sizeMiB: 256 });
+    const root = path.join(fsx.mountPoint, 'root');
+    const port = await freePort();
+    let server = await children.serve({ root, port });
+    const volumeDir = path.join(root, 'volumes', 'default', 'v');
+    // An admin's file and subvolume, there before the receive: not the stream's, whatever happens to it.
+    await fs.mkdir(volumeDir, { recursive: true });
+    await fs.writeFile(path.join(volumeDir, 'admin-note'), 'left here by an admin');
+    await btrfs.createSubvolume(path.join(volumeDir, 'admin-sub'));
+
+    // `up -> ..` from the new subvolume is the volume's folder; the canary is written there early, and the stream's
+    // end (incompressible, so that it takes frames of its own) is held back: the receive is still running at the kill.
+    const uuid = randomUuid();
+    const b = padded(full(uuid), 'pad').symlink('up', '..').mkfileAt(`up/${CANARY}`).write(`up/${CANARY}`, data);
+    b.file('tail', randomBytes(32768));
+    for (let at = 32768; at < 4 * CHUNK; at += 32768) b.write('tail', randomBytes(32768), at);
+    const framed = await frameStream(b.end().build(), CHUNK);
+    const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid)) });
+    assert.equal(created.status, 201, created.text);
+    const id = created.id!;
+    const held = framed.length - 2 * CHUNK;
+    const first = await patch(server.url, id, 0, framed.subarray(0, held), { 'Upload-Length': String(framed.length) });
+    assert.equal(first.status, 204, first.text);
+
+    const canary = path.join(volumeDir, CANARY);
+    const end = Date.now() + 30_000;
+    while ((await fs.readFile(canary).catch(() => null))?.equals(data) !== true) {
+      if (Date.now() > end) assert.fail(`the receive wrote no ${CANARY} in the volume's folder within 30 s:\n${server.stderr}`);
+      await sleep(20);
+    }
+    assert.equal((await server.kill9()).signal, 'SIGKILL');
+    assert.ok(await server.groupGone(10_000), 'btrfs receive still runs 10 s after the server died');
+    assert.ok(await fs.lstat(canary), 'the kill came while the canary was there');
+    assert.ok(!(await fs.readdir(volumeDir)).includes('snap'), 'the kill came before the receive finished');
+    if (remount) await mountAgain(t, fsx.device, fsx.mountPoint);
+
+    server = await children.serve({ root, port });
+
+    const head = await fetch(`${server.url}${UPLOADS_PATH}/${id}`, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+    assert.equal(head.status, 200);
+    const offset = Number(head.headers.get('upload-offset'));
+    const rest = await patch(server.url, id, offset, framed.subarray(offset));
+    assert.equal(rest.status, 204, rest.text);
+    const done = Date.now() + 60_000;
+    let state: string | undefined;
+    for (;;) {
+      const got = (await fetch(`${server.url}/v1/transfers/${id}`).then((r) => r.json())) as { state: string; error: { message: string } | null };
+      state = got.state;
+      if (!['uploading', 'receiving', 'verifying'].includes(state) || Date.now() > done) {
+        assert.equal(state, 'received', got.error?.message);
+        break;
+      }
+      await sleep(50);
+    }
+    assert.deepEqual((await fs.readdir(volumeDir)).sort(), ['admin-note', 'admin-sub', 'snap'], 'what was there stays; only the snapshot is added');
+    assert.equal(await fs.readFile(path.join(volumeDir, 'admin-note'), 'utf8'), 'left here by an admin');
+    assert.ok(await btrfs.isSubvolume(path.join(volumeDir, 'admin-sub')), "the admin's subvolume is still one");
+    assert.deepEqual([...(await listTree(fsx.mountPoint))].filter((p) => p.includes(CANARY)), [], 'nothing written through the symlink is left');
+    assert.deepEqual(await fs.readdir(path.join(root, 'receiving')), [], 'no record is left');
+    // The start deleted the canary before any receive ran (the receive that started again wrote its own, which its
+    // end deleted): the log says so, and names nothing else.
+    const removedLine = server.stderr.split('\n').find((l) => l.includes('cut by a crash wrote'));
+    assert.deepEqual(removedLine && (JSON.parse(removedLine) as { removed: string[] }).removed, [CANARY], server.stderr);
+  });
+}
+
+/**
+ * Unmounts the filesystem and mounts it again, as a reboot after a power cut would, with new anonymous device
+ * numbers: tmpfs mounts take free ones, the lowest first, until one holds the number the folders had.
+ */
+async function mountAgain(t: { after(fn: () => Promise<void>): void }, device: string, mountPoint: string): Promise<void> {
+  const before = (await fs.lstat(path.join(mountPoint, 'root'))).dev;
+  await execa('umount', [mountPoint]);
+  const takers: string[] = [];
+  t.after(async () => {
+    for (const dir of takers) {
+      await execa('umount', [dir], { reject: false });
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+  for (let i = 0; i < 64; i++) {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-dev-taker-'));
+    takers.push(dir);
+    await execa('mount', ['-t', 'tmpfs', 'none', dir]);
+    if ((await fs.stat(dir)).dev === before) break;
+  }
+  await execa('mount', ['-t', 'btrfs', device, mountPoint]);
+  assert.notEqual((await fs.lstat(path.join(mountPoint, 'root'))).dev, before, 'the mount gave the folders a new device number');
+}
 
 test("the chroot holds the clone sources: a symlink in the client's own earlier snapshot cannot lead a clone to another client's files", rootOnly, async (t) => {
   // Why btrfs receive runs chrooted to the volume folder and not to a folder of the transfer's own: clone sources are
