@@ -19,6 +19,7 @@ import { logCrashes } from '../server/crash-log.ts';
 import { addClient, readTokens, removeClient } from '../server/tokens.ts';
 import { authHeaders, readToken, TOKEN_ENV } from '../client/token.ts';
 import { parseCompressSetting, type CompressSetting } from '../client/compression.ts';
+import { MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY } from '../client/rate-limit.ts';
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
 import { parseDuration, parseSize as parseSizeText } from '../core/units.ts';
 import { parseName } from '../core/names.ts';
@@ -49,9 +50,9 @@ function givenOptions<T>(cmd: Command): Partial<T> {
   return Object.fromEntries(given) as Partial<T>;
 }
 
-function parsePositiveSize(value: string): number {
-  const n = parseSize(value);
-  if (n <= 0) throw new InvalidArgumentError('expected a size above 0, like 200k');
+function parseLimitRate(value: string): number {
+  const n = parseSize(value.replace(/\/s$/i, ''));
+  if (n < MIN_LIMIT_RATE) throw new InvalidArgumentError(`expected at least 1k (${MIN_LIMIT_RATE} bytes per second): ${MIN_LIMIT_RATE_WHY}`);
   return n;
 }
 
@@ -149,7 +150,7 @@ program
   .option('--compress <level>', 'auto (the highest zstd level that stays ahead of the link), none, or a zstd level 1..19', parseCompress, 'auto' as CompressSetting)
   .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
   .option('--stall-timeout <duration>', 'drop a connection on which nothing moved and no answer came for this long, and resume on a new one (default 30s; config: stallTimeout)', asArgument(parseStallTimeout))
-  .option('--limit-rate <rate>', 'upload at most this many bytes per second, e.g. 200k or 1M (keeps the line usable)', parsePositiveSize)
+  .option('--limit-rate <rate>', 'upload at most this many bytes per second, e.g. 200k or 1M, at least 1k (keeps the line usable)', parseLimitRate)
   .option('--send-compressed <mode>', 'btrfs send --proto 2 --compressed-data: auto (when the snapshots\' filesystem is mounted with compression and both ends can), on, off', parseSendCompressed, 'auto')
   .option('--json', 'JSON lines of progress events on stdout', false)
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)

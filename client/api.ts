@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 import { SnapferryError } from '../core/errors.ts';
 import { ErrorBody, FrameList, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../core/protocol.ts';
+import { retryAfterDetails } from './retry-after.ts';
 import { DEFAULT_STALL_MS, certificateErrorFrom, createTransport, type Transport } from './transport.ts';
 
 export class ServerError extends SnapferryError {
@@ -128,13 +129,16 @@ export class ServerApi {
     }
     if (!res.ok) {
       const parsed = ErrorBody.safeParse(body);
+      const after = retryAfterDetails(res.headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
       if (parsed.success) {
         const e = parsed.data.error;
-        throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: e.details ?? {} });
+        throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: { ...e.details, ...after } });
       }
       // No snapferry error body: something else answered (a proxy, a web server, a wrong port or path).
       throw new ServerError('http_error', `${method} ${url} answered ${res.status} ${res.statusText} without a snapferry error: is --server the address of a snapferry server (check host, port and any path prefix)?`, res.status, {
-        retryable: res.status >= 500,
+        // 429 (RFC 6585): a proxy's rate limit (nginx's per-address cap) heals by waiting, like a 5xx.
+        retryable: res.status >= 500 || res.status === 429,
+        details: after,
       });
     }
     const parsed = schema.safeParse(body);

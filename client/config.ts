@@ -3,6 +3,7 @@
  * server, the token, the link's limits, and the volumes with where their snapshots come from and live. Flags given
  * on the command line override their keys. deploy/client.example.yaml documents each key; a test loads it.
  */
+import { MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY } from './rate-limit.ts';
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
@@ -29,7 +30,7 @@ export const ClientConfigSchema = z.strictObject({
   tokenFile: absolutePathField().optional(),
   caFile: absolutePathField().optional(),
   /** Bytes per second on the wire. */
-  limitRate: sizeField({ min: 1, perSecond: true }).optional(),
+  limitRate: sizeField({ min: MIN_LIMIT_RATE, perSecond: true, why: MIN_LIMIT_RATE_WHY }).optional(),
   compress: parsedField('auto, none or a zstd level from 1 to 19', (v) =>
     typeof v === 'string' || typeof v === 'number' ? parseCompressSetting(String(v)) : undefined,
   ).optional(),

@@ -4,6 +4,15 @@
  * draws on the same rate however they interleave.
  */
 
+/**
+ * The lowest --limit-rate: the server closes a request whose body arrives slower than its floor for long enough
+ * (connections.minBodyRate, 256 B/s by default, server/slow-bodies.ts). A push paced near that floor would be cut
+ * every few minutes, so a rate limit keeps a margin of 4x above the default floor.
+ */
+export const MIN_LIMIT_RATE = 1024;
+export const MIN_LIMIT_RATE_WHY =
+  "the server closes an upload whose body arrives slower than its floor (connections.minBodyRate, 256 B/s by default), so a slower one would be cut every few minutes";
+
 /** Piece size of a throttled body: small enough that the rate is smooth on a 1 Mbit/s line. */
 export const THROTTLED_PIECE = 16 * 1024;
 

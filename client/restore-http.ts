@@ -6,6 +6,7 @@
  * the frame in flight, so a line that cuts more often than a frame takes still moves on; a bad frame costs that frame. Every failure is a typed error that says whether
  * another try can help (client/restore.ts decides on it).
  */
+import { retryAfterDetails } from './retry-after.ts';
 import { ErrorBody, RESTORE_HEADERS, SnapshotList, routes, type Snapshot } from '../core/protocol.ts';
 import { ByteQueue, FrameError, FrameParser, type FrameParserState } from '../core/wire/index.ts';
 import { ServerError, type ServerApi } from './api.ts';
@@ -144,12 +145,15 @@ async function send(http: RestoreHttp, url: string, signal?: AbortSignal, stalle
     body = null;
   }
   const parsed = ErrorBody.safeParse(body);
+  const after = retryAfterDetails(res.headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
   if (parsed.success) {
     const e = parsed.data.error;
-    throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: e.details ?? {} });
+    throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: { ...e.details, ...after } });
   }
   throw new ServerError('http_error', `GET ${url} answered ${res.status} ${res.statusText} without a snapferry error: is --server the address of a snapferry server?`, res.status, {
-    retryable: res.status >= 500,
+    // 429 (RFC 6585): a proxy's rate limit heals by waiting, like a 5xx.
+    retryable: res.status >= 500 || res.status === 429,
+    details: after,
   });
 }
 

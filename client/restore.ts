@@ -13,6 +13,7 @@ import { DEFAULT_CHUNK_SIZE, FrameError, validateChunkSize } from '../core/wire/
 import { ServerApi } from './api.ts';
 import { DEFAULT_STALL_MS, createTransport } from './transport.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './retry.ts';
+import { chooseWait } from './retry-after.ts';
 import { formatBytes, type Reporter } from './report.ts';
 import { btrfsMountOf, readonlySnapshotsIn, RestoreTargetError } from './restore-local.ts';
 import { planRestore, type RestorePlan } from './restore-plan.ts';
@@ -191,8 +192,9 @@ async function run({ options, report, http, volume, plan, spool, destDir }: Run)
       if (delay === null) {
         throw new RestoreFailed('retries_exhausted', `gave up on ${target.name} after ${backoff.attempts - 1} retries: ${describeError(err)}`, { retryable: true, cause: err });
       }
-      report.note(`${target.name}: ${describeError(err)}; resuming from frame ${spool.state.framesVerified} in ${(delay / 1000).toFixed(1)} s`);
-      await backoff.wait(delay, signal);
+      const wait = chooseWait(delay, err);
+      report.note(`${target.name}: ${wait.because ?? describeError(err)}; resuming from frame ${spool.state.framesVerified} in ${(wait.ms / 1000).toFixed(1)} s`);
+      await backoff.wait(wait.ms, signal);
     }
   }
 }

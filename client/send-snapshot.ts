@@ -15,6 +15,7 @@ import { uploadFramed } from './tus-upload.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
 import type { Compression } from './compression.ts';
 import { Backoff, type BackoffOptions } from './retry.ts';
+import { chooseWait } from './retry-after.ts';
 import { formatBytes, type Reporter } from './report.ts';
 import { TransferProgress } from './progress-tracker.ts';
 import { estimateRawTotal } from './progress-estimate.ts';
@@ -69,8 +70,9 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
           cause: err,
         });
       }
-      ctx.report.note(`${step.snapshot.name}: ${describeError(err)}; trying again in ${(delay / 1000).toFixed(1)} s`);
-      await backoff.wait(delay, ctx.signal);
+      const wait = chooseWait(delay, err);
+      ctx.report.note(`${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
+      await backoff.wait(wait.ms, ctx.signal);
     }
   }
 }

@@ -16,7 +16,7 @@ import { SnapferryError, ValidationError } from '../core/errors.ts';
 export type ApiFetch = (
   url: string,
   init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal },
-) => Promise<{ ok: boolean; status: number; statusText: string; text(): Promise<string> }>;
+) => Promise<{ ok: boolean; status: number; statusText: string; headers: { get(name: string): string | null }; text(): Promise<string> }>;
 
 /**
  * How long a request may go without a byte moving either way and without an answer before the client drops the

@@ -12,6 +12,7 @@ import { patchBody } from './patch-body.ts';
 import { DEFAULT_STALL_MS, certificateErrorFrom, type Transport } from './transport.ts';
 import type { LinkMeter } from './link-meter.ts';
 import { StallWatch } from './stall-watch.ts';
+import { retryAfterDetails, retryAfterOf } from './retry-after.ts';
 
 export interface TusUploadOptions {
   server: string;
@@ -66,18 +67,20 @@ export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
     } catch {
       parsed = undefined;
     }
-    const retryable = status >= 500 || status === 409 || status === 423;
+    // 429 (RFC 6585) heals by waiting too: a proxy's per-address cap answers it without our body.
+    const retryable = status >= 500 || status === 409 || status === 423 || status === 429;
+    const after = retryAfterDetails(res.getHeader('Retry-After'), parsed?.error.details?.retryAfterSeconds, Date.now());
     if (parsed) {
       return new UploadError(parsed.error.code, parsed.error.message, {
         // The server's own word decides: a 409 like snapshot_uuid_taken never heals by sending again.
         retryable: parsed.error.retryable,
-        details: { status, ...parsed.error.details },
+        details: { status, ...parsed.error.details, ...after },
       });
     }
     const code = res.getHeader(ERROR_CODE_HEADER);
     if (code) {
       // A HEAD's answer has no body: the code is all the server could say.
-      return new UploadError(code, HEAD_REFUSALS[code] ?? `the server answered ${status} (${code})`, { retryable, details: { status } });
+      return new UploadError(code, HEAD_REFUSALS[code] ?? `the server answered ${status} (${code})`, { retryable, details: { status, ...after } });
     }
     if (status === 404 || status === 410) {
       // tus: the upload is gone (aborted, expired, or the server lost it). A new upload can start over.
@@ -85,7 +88,7 @@ export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
     }
     return new UploadError('upload_http_error', `the server answered ${status}: ${res.getBody().slice(0, 200)}`, {
       retryable,
-      details: { status },
+      details: { status, ...after },
     });
   }
   // No response at all: the connection failed or was cut.
@@ -158,8 +161,11 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       onShouldRetry: (err, retryAttempt) => {
         if (sourceFailure !== null) return false;
         const mapped = uploadErrorFrom(err);
-        if (mapped.retryable) options.onRetry?.(mapped, retryAttempt);
-        return mapped.retryable;
+        // A refusal that says when to come back (Retry-After) is the push loop's to wait out: tus-js-client would
+        // come back after its own short delays (0, 1, 3 s) whatever the server asked.
+        if (!mapped.retryable || retryAfterOf(mapped) !== null) return false;
+        options.onRetry?.(mapped, retryAttempt);
+        return true;
       },
       onUploadUrlAvailable: () => {
         if (upload.url) {

@@ -26,10 +26,12 @@ export function parsedField<T>(expected: string, parse: (value: unknown) => T | 
 }
 
 /** Bytes: a whole number, or text like "200k", "500G" (binary units). `min` refuses smaller (0 by default). */
-export function sizeField(options: { min?: number; perSecond?: boolean } = {}) {
+/** `why`: the reason for `min`, said with the error (a bound a person cannot guess). */
+export function sizeField(options: { min?: number; perSecond?: boolean; why?: string } = {}) {
   const min = options.min ?? 0;
   const example = options.perSecond ? 'a rate like 200k or 1M (bytes per second)' : SIZE_EXAMPLE;
-  const expected = min > 0 ? `${example}, at least ${min} byte${min === 1 ? '' : 's'}` : example;
+  const bound = min > 0 ? `${example}, at least ${min} byte${min === 1 ? '' : 's'}` : example;
+  const expected = options.why === undefined ? bound : `${bound}; ${options.why}`;
   return parsedField(expected, (v) => {
     let bytes: number;
     if (typeof v === 'number') bytes = v;

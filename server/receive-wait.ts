@@ -36,7 +36,8 @@ const STREAM_CANNOT_APPLY = /cannot find parent subvolume|clone: did not find so
 /** Which kind of failure `err` is (a spool damaged on disk is dealt with before: it is rewound, not waited for). */
 export function classifyReceiveFailure(err: SnapferryError): ReceiveFault {
   if (isDiskFull(err)) return 'disk_full';
-  // Refused by the validator, a frame that failed to verify, a stream that is not the snapshot it claims to be.
+  // Refused by the validator, a frame that failed to verify, a stream that is not the snapshot it claims to be, or
+  // one that names a path its own snapshot does not have (sendstream_cannot_apply, core/btrfs/receive-failure.ts).
   if (err.code.startsWith('sendstream_') || err.code.startsWith('frame_') || err.code.startsWith('stream_')) return 'refused';
   // Something else holds the name or the UUID, or btrfs made something other than what was sent: a person decides.
   if (['snapshot_exists', 'snapshot_uuid_taken', 'snapshot_uuid_unavailable', 'receive_unchecked'].includes(err.code)) return 'refused';

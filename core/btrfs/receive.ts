@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { isSnapferryError } from '../errors.ts';
 import { BtrfsCommandError } from './errors.ts';
 import { parseDumpSubvolume, parseReceivedSubvolume } from './parse.ts';
+import { streamPathFailure } from './receive-failure.ts';
 import { startBtrfs } from './run.ts';
 
 export interface ReceiveOptions {
@@ -42,7 +43,9 @@ const DUMP_KEEP_BYTES = 64 * 1024;
  * rejects a stream without its END command, "unexpected EOF in stream"; the kill does not rely on that.)
  *
  * Rejects with BtrfsCommandError: btrfs_failed (its stderr tail in the message), btrfs_cancelled (signal), or
- * btrfs_input_failed (the input's error as `cause`, its `retryable` carried over). When btrfs had already created
+ * btrfs_input_failed (the input's error as `cause`, its `retryable` carried over), or sendstream_cannot_apply (a
+ * chrooted receive of a stream that names a path its own snapshot does not have: the stream's fault, not retryable;
+ * core/btrfs/receive-failure.ts). When btrfs had already created
  * the subvolume, `details.subvolume` names it: the caller deletes that partial subvolume.
  */
 export async function receive(
@@ -95,6 +98,20 @@ export async function receive(
         retryable: isSnapferryError(inputError) ? inputError.retryable : false,
         cause: inputError,
         details: { subvolume },
+      });
+    }
+    const convicting = err instanceof BtrfsCommandError && !err.cancelled ? streamPathFailure(err.stderrTail, options.chroot === true) : null;
+    if (convicting !== null && err instanceof BtrfsCommandError) {
+      throw new BtrfsCommandError({
+        command: err.command,
+        exitCode: err.exitCode,
+        signal: err.signal,
+        stderrTail: err.stderrTail,
+        code: 'sendstream_cannot_apply',
+        reason: `exited with code ${err.exitCode ?? 'unknown'}: the stream names a path that does not resolve in the snapshot it builds, so no receive of it can succeed (a broken or hostile stream; send it afresh from the snapshot)`,
+        retryable: false,
+        cause: err,
+        details: { subvolume, line: convicting },
       });
     }
     if (err instanceof BtrfsCommandError) err.details.subvolume = subvolume;
