@@ -90,6 +90,7 @@ describe('frame header', () => {
   describe('refuses CRC-valid headers that break the rules', () => {
     const good = encodeFrameHeader(dataHeader);
     const cases: [string, (b: Buffer) => void, FrameErrorCode][] = [
+      ['a wrong magic', (b) => b.write('SFR2', 0, 'latin1'), 'frame_corrupt'],
       ['a raw length of 4 GiB', (b) => b.writeUInt32BE(0xffffffff, 12), 'frame_too_large'],
       ['a raw length over the chunk size', (b) => b.writeUInt32BE(CHUNK + 1, 12), 'frame_too_large'],
       ['a payload longer than the raw chunk', (b) => b.writeUInt32BE(CHUNK + 1, 16), 'frame_too_large'],
