@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SendStreamCheck } from '../../core/wire/sendstream-check.ts';
-import { SendStreamPolicyError, type SendStreamPolicy } from '../../core/wire/sendstream-policy.ts';
+import { SendStreamPolicyCheck, SendStreamPolicyError, type SendStreamPolicy } from '../../core/wire/sendstream-policy.ts';
 import { SendAttr, SendCmd } from '../../core/wire/sendstream-format.ts';
 import { SendStreamBuilder, randomUuid } from '../fixtures/send-streams.ts';
 import { dataTlv, slices, tlv, u32, u64, uuidBytes } from './sendstream-builder.ts';
@@ -91,6 +91,13 @@ test('every path attribute is checked on its own: PATH_TO, CLONE_PATH, and LINK\
   await passes(link('a'));
   // A symlink's target is only text stored in the link: it may point anywhere.
   await passes(full().symlink('s', '../../etc/shadow').symlink('t', '/etc/shadow').end().build());
+});
+
+test('a path in a message is shown up to 80 characters, then cut with "…"', async () => {
+  const at80 = `${'x'.repeat(77)}/..`;
+  assert.match((await refused(writing(at80), 'sendstream_unsafe_path')).message, new RegExp(`PATH "${'x'.repeat(77)}/\\.\\.", which`));
+  const longer = `${'y'.repeat(90)}/..`;
+  assert.match((await refused(writing(longer), 'sendstream_unsafe_path')).message, new RegExp(`PATH "${'y'.repeat(80)}…", which`));
 });
 
 test('the subvolume name: 1 to 255 bytes', async () => {
@@ -181,6 +188,12 @@ test('setuid and setgid bits are refused in CHMOD and MKNOD, the sticky bit is n
   await passes(full().file('f', data).cmd(SendCmd.CHMOD, tlv(SendAttr.PATH, 'f')).end().build());
 });
 
+test('MODE counts only where btrfs receive applies it: MKNOD and CHMOD', async () => {
+  // process_mkfile and process_mkdir create with fixed modes and never read MODE; a stray one grants nothing.
+  const mkfile = full().cmd(SendCmd.MKFILE, tlv(SendAttr.PATH, 'f'), tlv(SendAttr.INO, u64(300)), tlv(SendAttr.MODE, u64(0o024755))).end().build();
+  await passes(mkfile);
+});
+
 test('file capabilities: exactly the security.capability xattr, refused unless setuid is allowed', async () => {
   const xattr = (name: string) => full().file('f', data).setXattr('f', name, Buffer.alloc(20, 1)).end().build();
   const err = await refused(xattr('security.capability'), 'sendstream_setuid_refused');
@@ -188,6 +201,16 @@ test('file capabilities: exactly the security.capability xattr, refused unless s
   assert.equal(err.details.commandName, 'SET_XATTR');
   for (const name of ['security.capabilit', 'security.capabilityx', 'user.capability', 'security.selinux']) await passes(xattr(name), STRICT, name);
   await passes(xattr('security.capability'), { ...STRICT, allowSetuid: true });
+  // Removing capabilities grants nothing; a SET_XATTR without a name sets nothing (btrfs receive fails on it).
+  await passes(full().file('f', data).cmd(SendCmd.REMOVE_XATTR, tlv(SendAttr.PATH, 'f'), tlv(SendAttr.XATTR_NAME, 'security.capability')).end().build());
+  await passes(full().file('f', data).cmd(SendCmd.SET_XATTR, tlv(SendAttr.PATH, 'f'), tlv(SendAttr.XATTR_DATA, Buffer.alloc(20, 1))).end().build());
+});
+
+test('a clone without a source UUID is refused even by a check that has not seen the subvolume yet', () => {
+  // SendStreamPolicyCheck is exported; fed out of order it must not take "no UUID" for "this snapshot's UUID".
+  const rules = new SendStreamPolicyCheck(STRICT);
+  const clone = { index: 1, cmd: SendCmd.CLONE, name: 'CLONE', offset: 17, length: 0, attributes: [{ type: SendAttr.PATH, value: Buffer.from('b') }] };
+  assert.throws(() => rules.visit(clone), (err: unknown) => err instanceof SendStreamPolicyError && err.code === 'sendstream_foreign_clone');
 });
 
 interface Encoded {
