@@ -7,7 +7,8 @@
  * mutant. The mutants are written into the TypeScript sources in a sandbox copy (.stryker-tmp/<target>/, with
  * node_modules linked in), all at once behind a switch that Stryker's environment variable flips; tsx strips the
  * types as it loads them, so no build and no type check stand between a mutant and the tests. The command runner
- * has no per-test coverage, so every mutant runs all of the target's tests.
+ * has no per-test coverage, so every mutant runs all of the target's tests (or, with `testsFor`, those of its file),
+ * stopping at the first that fails (test/mutate/bail-reporter.mjs).
  */
 import { TARGETS } from './test/mutate/targets.mjs';
 
@@ -18,7 +19,7 @@ if (target === undefined) throw new Error(`SNAPFERRY_MUTATE=${name}: not one of 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'command',
-  commandRunner: { command: `node --import tsx test/mutate/run-tests.mjs ${name}` },
+  commandRunner: { command: `node --import tsx --test-reporter=./test/mutate/bail-reporter.mjs test/mutate/run-tests.mjs ${name}` },
   mutate: target.mutate,
   // Code under test and its tests; bench data, deploy files and the rest need not be copied per run.
   ignorePatterns: ['/.tmp', '/deploy', '/nginx', '/test/bench', '/test/e2e', '/test/chaos'],
