@@ -4,7 +4,8 @@
  * core/wire/sendstream-policy.ts makes a test here fail (mutation testing checks that: `npm run mutate -- policy`).
  *
  * Streams are built byte by byte (test/fixtures/send-streams.ts, with correct CRCs) and go through the public path a
- * receiver uses, SendStreamCheck with a policy, so every test holds whatever the attributes are read with.
+ * receiver uses, SendStreamCheck with a policy, so every test holds whatever the attributes are read with (numbers in
+ * details are compared through Number(), so a u64 read as a BigInt passes too).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -164,7 +165,7 @@ test('a clone is refused when its source UUID is missing or not one the policy a
 test('device nodes: MKNOD of a character or block device, refused only then', async () => {
   const mknod = (mode: number) => full().mknod('n', mode).end().build();
   const chr = await refused(mknod(0o020666), 'sendstream_device_refused');
-  assert.equal(chr.details.mode, 0o020666);
+  assert.equal(Number(chr.details.mode), 0o020666);
   assert.match(chr.message, /device node "n".*nodev/);
   await refused(mknod(0o060600), 'sendstream_device_refused');
   for (const mode of [0o010644, 0o140755, 0o100644]) await passes(mknod(mode), STRICT, `mode ${mode.toString(8)}`);
@@ -177,7 +178,7 @@ test('setuid and setgid bits are refused in CHMOD and MKNOD, the sticky bit is n
   const chmod = (mode: number) => full().file('f', data).chmod('f', mode).end().build();
   for (const mode of [0o4755, 0o2755, 0o6755, 0o4000]) {
     const err = await refused(chmod(mode), 'sendstream_setuid_refused');
-    assert.equal(err.details.mode, mode);
+    assert.equal(Number(err.details.mode), mode);
     assert.match(err.message, new RegExp(`"f" setuid/setgid \\(mode ${mode.toString(8)}\\).*nosuid`));
   }
   await passes(chmod(0o1777), STRICT, 'sticky');
@@ -269,12 +270,12 @@ test('ENCODED_WRITE: sizes above 2^53 are refused, not read as something smaller
 test('ENCODED_WRITE: UNENCODED_LEN up to 128 KiB', async () => {
   await passes(encoded({ unencodedLen: u64(128 * KiB) }));
   const err = await badEncoded({ unencodedLen: u64(128 * KiB + 1), fileLen: u64(4 * KiB) }, /UNENCODED_LEN is 131073 bytes, over the 131072 of an encoded extent/);
-  assert.equal(err.details.unencodedLen, 128 * KiB + 1);
-  assert.equal(err.details.unencodedFileLen, 4 * KiB);
-  assert.equal(err.details.unencodedOffset, 0);
-  assert.equal(err.details.compression, 2);
-  assert.equal(err.details.encryption, 0);
-  assert.equal(err.details.dataBytes, 4 * KiB);
+  assert.equal(Number(err.details.unencodedLen), 128 * KiB + 1);
+  assert.equal(Number(err.details.unencodedFileLen), 4 * KiB);
+  assert.equal(Number(err.details.unencodedOffset), 0);
+  assert.equal(Number(err.details.compression), 2);
+  assert.equal(Number(err.details.encryption), 0);
+  assert.equal(Number(err.details.dataBytes), 4 * KiB);
 });
 
 test('ENCODED_WRITE: the file range must lie inside the extent', async () => {
@@ -289,7 +290,7 @@ test('ENCODED_WRITE: up to 128 KiB of encoded data', async () => {
   await passes(encoded({ data: Buffer.alloc(128 * KiB) }));
   await passes(encoded({ data: null }), STRICT, 'no DATA at all');
   const err = await badEncoded({ data: Buffer.alloc(128 * KiB + 1) }, /carries 131073 bytes of encoded data, over the 131072/);
-  assert.equal(err.details.dataBytes, 128 * KiB + 1);
+  assert.equal(Number(err.details.dataBytes), 128 * KiB + 1);
 });
 
 test('ENCODED_WRITE: COMPRESSION 1 to 7, each end', async () => {
@@ -302,5 +303,5 @@ test('ENCODED_WRITE: COMPRESSION 1 to 7, each end', async () => {
 test('ENCODED_WRITE: ENCRYPTION absent or 0', async () => {
   await passes(encoded({ encryption: null }));
   const err = await badEncoded({ encryption: u32(1) }, /its ENCRYPTION is 1; btrfs has no encrypted extents/);
-  assert.equal(err.details.encryption, 1);
+  assert.equal(Number(err.details.encryption), 1);
 });
