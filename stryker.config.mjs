@@ -10,6 +10,7 @@
  * has no per-test coverage, so every mutant runs all of the target's tests (or, with `testsFor`, those of its file),
  * stopping at the first that fails (test/mutate/bail-reporter.mjs).
  */
+import { availableParallelism } from 'node:os';
 import { TARGETS } from './test/mutate/targets.mjs';
 
 const name = process.env.SNAPFERRY_MUTATE ?? 'policy';
@@ -24,8 +25,8 @@ export default {
   // Code under test and its tests; bench data, deploy files and the rest need not be copied per run.
   ignorePatterns: ['/.tmp', '/deploy', '/nginx', '/test/bench', '/test/e2e', '/test/chaos'],
   tempDirName: `.stryker-tmp/${name}`,
-  // Two cores here; the tests of one mutant run in one process.
-  concurrency: 2,
+  // One test process per mutant, one per core (two on the two-core test machine).
+  concurrency: Math.max(2, availableParallelism() - 1),
   // Mutants that make a loop endless end as timeouts (killed), not as hangs.
   timeoutMS: 10_000,
   thresholds: { high: target.break, low: target.break, break: target.break },
