@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-test('every rule of the send-stream policy is held by a test (mutation score at its threshold)', { timeout: 8 * 60_000 }, async (t) => {
+test('every rule of the send-stream policy is held by a test (mutation score at its threshold)', { timeout: 15 * 60_000 }, async (t) => {
   // Its own process group, so that a timeout ends Stryker and its test processes too, not only the driver.
   const child = spawn(process.execPath, ['test/mutate/mutate.mjs', 'policy'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const stop = () => {
