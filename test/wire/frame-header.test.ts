@@ -88,7 +88,13 @@ describe('frame header', () => {
     }
   });
 
-  it('refuses a short buffer', () => rejects(encodeFrameHeader(dataHeader).subarray(0, 71), 'stream_truncated'));
+  it('refuses a short buffer', () => rejects(encodeFrameHeader(dataHeader).subarray(0, 71), 'stream_truncated', /header needs 72 bytes/));
+
+  it('names a CRC mismatch as such', () => {
+    const bad = encodeFrameHeader(dataHeader);
+    bad[70] = (bad[70] as number) ^ 1;
+    rejects(bad, 'frame_corrupt', /header CRC32C mismatch/);
+  });
 
   describe('refuses CRC-valid headers that break the rules', () => {
     const good = encodeFrameHeader(dataHeader);
