@@ -74,3 +74,20 @@ describe('RawChunker recycling', () => {
     assert.equal(nextStraddling(chunker).buffer, spares[7]!.buffer, 'the ninth was not kept');
   });
 });
+
+describe('FrameEncoder resumed after a short last chunk', () => {
+  it('takes an empty write and ends with the end frame alone', async () => {
+    const chain = Buffer.alloc(32, 1);
+    const enc = new FrameEncoder({ chunkSize: CHUNK, start: { frames: 1, rawOffset: 10, chain, wireOffset: 82 } });
+    const out: Buffer[] = [];
+    enc.on('data', (b: Buffer) => out.push(b));
+    const ended = new Promise((resolve, reject) => (enc.on('end', resolve), enc.on('error', reject)));
+    enc.write(Buffer.alloc(0));
+    enc.end();
+    await ended;
+    const wire = Buffer.concat(out);
+    assert.equal(wire.length, 72, 'only the end frame');
+    assert.equal(wire.readBigUInt64BE(20), 1n);
+    assert.equal(wire.readBigUInt64BE(28), 10n);
+  });
+});

@@ -148,3 +148,20 @@ describe('FrameDecoder', () => {
     assert.equal(decoder.state().wireOffsetVerified, wire.length);
   });
 });
+
+describe('FrameParser after an error', () => {
+  it('throws the very same error again, whatever comes next', () => {
+    const parser = new FrameParser();
+    const bad = Buffer.from(frame(1));
+    bad[FRAME_HEADER_SIZE] = (bad[FRAME_HEADER_SIZE] as number) ^ 1;
+    let first: unknown;
+    try {
+      parser.push(Buffer.concat([frame(0), bad]));
+    } catch (err) {
+      first = err;
+    }
+    assert.ok(first instanceof FrameError);
+    assert.throws(() => parser.push(frame(2)), (err: unknown) => err === first);
+    assert.throws(() => parser.finish(), (err: unknown) => err === first);
+  });
+});
