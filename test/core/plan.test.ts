@@ -82,3 +82,93 @@ test('duplicates in the request are sent once', () => {
   const plan = planPush({ requested: [a, a, b], candidates: [], server: [] });
   assert.deepEqual(names(plan.steps), ['full->a', 'a->b']);
 });
+
+// Each test below breaks one rule of the planner; the comment before it names the rule.
+
+test('snapshots of one generation go in name order', () => {
+  // byAge: generation first, then name, so two snapshots made in one transaction still have an order.
+  const [x1, x2] = [snap('x1', 10), snap('x2', 10)];
+  const plan = planPush({ requested: [x2, x1], candidates: [], server: [] });
+  assert.deepEqual(names(plan.steps), ['full->x1', 'x1->x2']);
+});
+
+test('a UUID given twice is the first snapshot given with it', () => {
+  const alias: LocalSnapshot = { ...a, name: 'a-alias', path: '/elsewhere/a' };
+  const plan = planPush({ requested: [a, alias], candidates: [], server: [] });
+  assert.deepEqual(names(plan.steps), ['full->a']);
+});
+
+test('the parent is the newest common snapshot, in whatever order the candidates come', () => {
+  const plan = planPush({ requested: [d], candidates: [c, a, b], server: held(b, c, a) });
+  assert.deepEqual(names(plan.steps), ['c->d']);
+});
+
+test('with no common snapshot of its own source, the parent is one of another source', () => {
+  const other = snap('other', 25, 'elsewhere');
+  const plan = planPush({ requested: [c], candidates: [other, c], server: held(other) });
+  assert.deepEqual(names(plan.steps), ['other->c']);
+});
+
+test('two snapshots of unknown origin are not of the same source', () => {
+  const orphan = snap('orphan', 30, null);
+  const older = snap('older', 10, null);
+  const plan = planPush({ requested: [orphan], candidates: [older, b, orphan], server: held(older, b) });
+  // b (generation 20, origin 'src') is newer than `older`; an orphan has no source to prefer, so the newest wins.
+  assert.deepEqual(names(plan.steps), ['b->orphan']);
+});
+
+/**
+ * A twin: another source's snapshot taken in the same transaction under the same name (two subvolumes snapshotted
+ * together into per-volume folders). It is as old as its twin, so it is neither older nor newer than it.
+ */
+const twin = (s: LocalSnapshot): LocalSnapshot => ({ ...s, uuid: `${s.uuid}-twin`, path: `/other${s.path}`, origin: 'other-src' });
+
+test('a snapshot as old as the newest on the server is sent, not skipped', () => {
+  const plan = planPush({ requested: [b, twin(b)], candidates: [], server: held(b) });
+  assert.deepEqual(plan.skipped, []);
+  assert.deepEqual(plan.steps.map((s) => s.snapshot.uuid), [twin(b).uuid]);
+});
+
+test('a snapshot as old as the one being sent is not its parent', () => {
+  const plan = planPush({ requested: [c], candidates: [twin(c)], server: held(twin(c)) });
+  assert.deepEqual(names(plan.steps), ['full->c']);
+});
+
+test('a lost snapshot newer than the one sent, or older than its parent, is not noted', () => {
+  const removed = (...s: LocalSnapshot[]) => s.map((x) => ({ uuid: x.uuid, name: x.name, reason: 'deleted from disk' }));
+  const newer = planPush({ requested: [c], candidates: [a, b, c, d], server: held(b), removed: removed(d) });
+  assert.deepEqual(names(newer.steps), ['b->c']);
+  assert.deepEqual(newer.notes, []);
+  const older = planPush({ requested: [d], candidates: [a, b, c, d], server: held(c), removed: removed(a) });
+  assert.deepEqual(names(older.steps), ['c->d']);
+  assert.deepEqual(older.notes, []);
+  const fullSend = planPush({ requested: [b], candidates: [a, b, c], server: [], removed: removed(c) });
+  assert.deepEqual(fullSend.notes, [], 'c is newer than b: it could never have been its parent');
+});
+
+test('a lost snapshot as old as the one sent, or as its parent, is not noted', () => {
+  const removed = (...s: LocalSnapshot[]) => s.map((x) => ({ uuid: x.uuid, name: x.name, reason: 'deleted from disk' }));
+  const asOld = planPush({ requested: [c], candidates: [b, twin(c)], server: held(b), removed: removed(twin(c)) });
+  assert.deepEqual(asOld.notes, []);
+  const asParent = planPush({ requested: [c], candidates: [b, twin(b)], server: held(b), removed: removed(twin(b)) });
+  assert.deepEqual(names(asParent.steps), ['b->c']);
+  assert.deepEqual(asParent.notes, []);
+});
+
+test('a lost snapshot that this machine does not have is not noted', () => {
+  const plan = planPush({ requested: [c], candidates: [a, c], server: held(a), removed: [{ uuid: 'uuid-gone', name: 'gone', reason: 'deleted from disk' }] });
+  assert.deepEqual(names(plan.steps), ['a->c']);
+  assert.deepEqual(plan.notes, []);
+});
+
+test('of several lost snapshots, the note names the newest, in whatever order they come', () => {
+  const plan = planPush({
+    requested: [e],
+    candidates: [a, b, c, d, e],
+    server: held(a),
+    removed: [d, c].map((x) => ({ uuid: x.uuid, name: x.name, reason: 'deleted from disk' })),
+  });
+  assert.deepEqual(names(plan.steps), ['a->e']);
+  assert.equal(plan.notes.length, 1);
+  assert.match(plan.notes[0]!, /no longer holds d /);
+});

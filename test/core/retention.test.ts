@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describePlan, isoWeekKey, planRetention, type DatedSnapshot } from '../../core/retention.ts';
-import type { RetentionPolicy } from '../../core/retention-policy.ts';
+import { RetentionPolicy, prunes } from '../../core/retention-policy.ts';
 
 const at = (iso: string): DatedSnapshot => ({ name: `s.${iso}`, time: new Date(iso) });
 const none = new Map<string, string>();
@@ -148,4 +148,67 @@ test('a year of hourly snapshots pruned every hour keeps exactly what one prunin
   assert.equal(held[0]!.name, 's.2026-02-02T00:20:00.000Z');
   const monthly = once.keep.filter((k) => k.reasons.some((r) => r.startsWith('monthly'))).map((k) => k.name.slice(2, 12));
   assert.deepEqual(monthly, ['2026-02-02', '2026-03-02', '2026-04-06', '2026-05-04', '2026-06-01', '2026-07-06', '2026-08-03', '2026-09-07', '2026-10-05', '2026-11-02', '2026-12-07', '2027-01-04']);
+});
+
+// Each test below breaks one rule of the planner; the comment before it names the rule.
+
+test('snapshots may come in any order: the plan is the same, oldest first', () => {
+  // Names that sort against time, so an order by name alone shows.
+  const snaps: DatedSnapshot[] = [
+    { name: 'a', time: new Date('2026-03-03T00:00:00Z') },
+    { name: 'c', time: new Date('2026-03-01T00:00:00Z') },
+    { name: 'b', time: new Date('2026-03-02T00:00:00Z') },
+    { name: 'd', time: new Date('2026-03-01T12:00:00Z') },
+  ];
+  const plan = planRetention(snaps, { last: 1, daily: 2 }, none, NOW);
+  assert.deepEqual(plan.keep.map((k) => k.name), ['b', 'a']);
+  assert.deepEqual(plan.keep.map((k) => k.reasons), [['daily 2026-03-02 (first of the day)'], ['one of the last 1', 'daily 2026-03-03 (first of the day)']]);
+  assert.deepEqual(plan.delete.map((d) => d.name), ['c', 'd']);
+});
+
+test('snapshots of the same instant are ordered by name, whatever order they come in', () => {
+  const time = new Date('2026-03-01T10:00:00Z');
+  const [x, y] = [{ name: 'x', time }, { name: 'y', time }];
+  for (const input of [[x, y], [y, x]]) {
+    const plan = planRetention(input, { hourly: 1 }, none, NOW);
+    assert.deepEqual(plan.keep.map((k) => k.name), ['x'], 'the first of the hour is the first by name');
+    assert.deepEqual(plan.delete.map((d) => d.name), ['y']);
+  }
+});
+
+test('last: 0 keeps nothing by itself', () => {
+  const snaps = series('2026-03-01T00:00:00Z', '2026-03-03T00:00:00Z', 12);
+  const plan = planRetention(snaps, { last: 0, daily: 1 }, none, NOW);
+  assert.deepEqual(kept(plan), ['2026-03-02T00:00:00.000Z']);
+  assert.equal(plan.delete.length, 3);
+});
+
+test('a snapshot dated exactly now is counted like any other', () => {
+  const snaps = ['2026-01-01T00:00:00.000Z', NOW.toISOString()].map(at);
+  const plan = planRetention(snaps, { last: 1 }, none, NOW);
+  assert.deepEqual(kept(plan), [NOW.toISOString()]);
+  assert.deepEqual(plan.keep[0]!.reasons, ['one of the last 1']);
+});
+
+test('a protected name that is not among the snapshots changes nothing', () => {
+  const snaps = series('2026-03-01T00:00:00Z', '2026-03-02T00:00:00Z', 12);
+  const plan = planRetention(snaps, { last: 1 }, new Map([['gone', 'parent of upload abc']]), NOW);
+  assert.deepEqual(kept(plan), ['2026-03-01T12:00:00.000Z']);
+  assert.deepEqual(plan.delete.map((d) => d.name), [snaps[0]!.name]);
+});
+
+test('a policy whose keys are all unset is empty: it keeps everything', () => {
+  const snaps = series('2026-03-01T00:00:00Z', '2026-03-02T00:00:00Z', 12);
+  const plan = planRetention(snaps, { last: undefined, daily: undefined }, none, NOW);
+  assert.equal(plan.delete.length, 0);
+  assert.equal(prunes({ last: undefined }), false);
+  assert.equal(prunes({ last: 0 }), true, 'a count of 0 is a policy: keep nothing for that rule');
+});
+
+test('the config form of a policy: counts are integers from 0, and only the five keys', () => {
+  assert.deepEqual(RetentionPolicy.parse({ last: 0, hourly: 24, daily: 7, weekly: 4, monthly: 12 }), { last: 0, hourly: 24, daily: 7, weekly: 4, monthly: 12 });
+  assert.deepEqual(RetentionPolicy.parse({}), {});
+  for (const bad of [{ daily: -1 }, { daily: 1.5 }, { daily: '7' }, { yearly: 1 }]) {
+    assert.equal(RetentionPolicy.safeParse(bad).success, false, JSON.stringify(bad));
+  }
 });

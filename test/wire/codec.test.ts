@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import binding from 'zstd-napi/binding.js';
 import { ChunkCompressor, ChunkDecompressor, PayloadDecodeError, validateZstdLevel } from '../../core/wire/codec.ts';
 import { CAPPED_FROM_LEVEL } from '../../core/wire/zstd-chunk.mjs';
 import { compressibleBytes, seededBytes } from './frame-helpers.ts';
@@ -63,16 +64,26 @@ describe('chunk codec', () => {
   describe('decode refuses what does not decode to exactly rawLength bytes', () => {
     const raw = compressibleBytes(100000);
     const zst = compressor.compress(raw).payload;
-    const refuses = (codec: 'raw' | 'zstd', payload: Buffer, rawLength: number): void => {
-      assert.throws(() => decompressor.decode(codec, payload, rawLength), PayloadDecodeError);
+    /** The message says what was wrong; a failure inside zstd is kept as the cause. */
+    const refuses = (codec: 'raw' | 'zstd', payload: Buffer, rawLength: number, message?: RegExp, zstdCause = false): void => {
+      assert.throws(
+        () => decompressor.decode(codec, payload, rawLength),
+        (err: unknown) => {
+          assert.ok(err instanceof PayloadDecodeError, String(err));
+          assert.equal(err.name, 'PayloadDecodeError');
+          if (message !== undefined) assert.match(err.message, message);
+          assert.equal(err.cause instanceof Error, zstdCause, 'cause');
+          return true;
+        },
+      );
     };
 
-    it('a truncated zstd frame', () => refuses('zstd', zst.subarray(0, zst.length - 1), raw.length));
-    it('bytes after the zstd frame', () => refuses('zstd', Buffer.concat([zst, Buffer.from([0])]), raw.length));
-    it('two zstd frames', () => refuses('zstd', Buffer.concat([zst, zst]), 2 * raw.length));
-    it('more output than rawLength (no bigger buffer is made)', () => refuses('zstd', zst, raw.length - 1));
-    it('less output than rawLength', () => refuses('zstd', zst, raw.length + 1));
-    it('garbage', () => refuses('zstd', seededBytes(500, 5), raw.length));
+    it('a truncated zstd frame', () => refuses('zstd', zst.subarray(0, zst.length - 1), raw.length, /^zstd payload is not a zstd frame: ./, true));
+    it('bytes after the zstd frame', () => refuses('zstd', Buffer.concat([zst, Buffer.from([0])]), raw.length, /^zstd payload holds 1 bytes after its zstd frame$/));
+    it('two zstd frames', () => refuses('zstd', Buffer.concat([zst, zst]), 2 * raw.length, new RegExp(`^zstd payload holds ${zst.length} bytes after`)));
+    it('more output than rawLength (no bigger buffer is made)', () => refuses('zstd', zst, raw.length - 1, /^zstd payload does not decode to 99999 bytes: ./, true));
+    it('less output than rawLength', () => refuses('zstd', zst, raw.length + 1, /^zstd payload decodes to 100000 bytes, header says 100001$/));
+    it('garbage', () => refuses('zstd', seededBytes(500, 5), raw.length, /not a zstd frame/, true));
     it('a flipped bit in the compressed data', () => {
       let failures = 0;
       for (let i = 0; i < zst.length * 8; i += 13) {
@@ -89,7 +100,7 @@ describe('chunk codec', () => {
       }
       assert.ok(failures > 0);
     });
-    it('a raw payload of the wrong length', () => refuses('raw', raw, raw.length - 1));
+    it('a raw payload of the wrong length', () => refuses('raw', raw, raw.length - 1, /^raw payload is 100000 bytes, header says 99999$/));
   });
 
   it('validates the level', () => {
@@ -98,5 +109,11 @@ describe('chunk codec', () => {
     assert.throws(() => validateZstdLevel(23), RangeError);
     assert.throws(() => validateZstdLevel(1.5), RangeError);
     assert.throws(() => new ChunkCompressor(100), RangeError);
+    // 0 is "no compression"; every level zstd has is allowed, from its fastest (negative) to its strongest.
+    assert.equal(validateZstdLevel(0), 0);
+    assert.equal(validateZstdLevel(binding.minCLevel()), binding.minCLevel());
+    assert.equal(validateZstdLevel(binding.maxCLevel()), binding.maxCLevel());
+    assert.throws(() => validateZstdLevel(binding.minCLevel() - 1), new RegExp(`zstd level must be an integer in ${binding.minCLevel()}\\.\\.${binding.maxCLevel()}, got ${binding.minCLevel() - 1}`));
+    assert.throws(() => validateZstdLevel(binding.maxCLevel() + 1), RangeError);
   });
 });

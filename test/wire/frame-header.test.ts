@@ -4,6 +4,7 @@ import { crc32c } from '@node-rs/crc32';
 import { CHAIN_ZERO, sha256 } from '../../core/wire/chain.ts';
 import { ChunkCompressor } from '../../core/wire/codec.ts';
 import {
+  DEFAULT_CHUNK_SIZE,
   FRAME_HEADER_SIZE,
   MAX_CHUNK_SIZE,
   MIN_CHUNK_SIZE,
@@ -38,12 +39,14 @@ function forge(header: Buffer, edit: (b: Buffer) => void): Buffer {
   return b;
 }
 
-function rejects(buf: Buffer, code: FrameErrorCode): void {
+function rejects(buf: Buffer, code: FrameErrorCode, message?: RegExp): void {
   assert.throws(
     () => parseFrameHeader(buf, { frameIndex: 3, wireOffset: 12345 }),
     (err: unknown) => {
       assert.ok(err instanceof FrameError, String(err));
       assert.equal(err.code, code, err.message);
+      assert.match(err.message, /^frame 3 at wire offset 12345: /);
+      if (message !== undefined) assert.match(err.message, message);
       assert.equal(err.details.frameIndex, 3);
       assert.equal(err.details.wireOffset, 12345);
       return true;
@@ -85,29 +88,49 @@ describe('frame header', () => {
     }
   });
 
-  it('refuses a short buffer', () => rejects(encodeFrameHeader(dataHeader).subarray(0, 71), 'stream_truncated'));
+  it('refuses a short buffer', () => rejects(encodeFrameHeader(dataHeader).subarray(0, 71), 'stream_truncated', /header needs 72 bytes/));
+
+  it('names a CRC mismatch as such', () => {
+    const bad = encodeFrameHeader(dataHeader);
+    bad[70] = (bad[70] as number) ^ 1;
+    rejects(bad, 'frame_corrupt', /header CRC32C mismatch/);
+  });
 
   describe('refuses CRC-valid headers that break the rules', () => {
     const good = encodeFrameHeader(dataHeader);
-    const cases: [string, (b: Buffer) => void, FrameErrorCode][] = [
-      ['a raw length of 4 GiB', (b) => b.writeUInt32BE(0xffffffff, 12), 'frame_too_large'],
-      ['a raw length over the chunk size', (b) => b.writeUInt32BE(CHUNK + 1, 12), 'frame_too_large'],
-      ['a payload longer than the raw chunk', (b) => b.writeUInt32BE(CHUNK + 1, 16), 'frame_too_large'],
-      ['a chunk size over 16 MiB', (b) => b.writeUInt32BE(MAX_CHUNK_SIZE + 1, 8), 'frame_too_large'],
-      ['a chunk size under 64 KiB', (b) => b.writeUInt32BE(MIN_CHUNK_SIZE - 1, 8), 'frame_corrupt'],
-      ['an index beyond 2^53', (b) => b.writeBigUInt64BE(2n ** 60n, 20), 'frame_too_large'],
-      ['a raw offset beyond 2^53', (b) => b.writeBigUInt64BE(2n ** 63n, 28), 'frame_too_large'],
-      ['reserved bits', (b) => b.writeUInt16BE(1, 6), 'frame_corrupt'],
-      ['an unknown kind', (b) => b.writeUInt8(3, 4), 'frame_corrupt'],
-      ['an unknown codec', (b) => b.writeUInt8(2, 5), 'frame_corrupt'],
-      ['an empty data frame', (b) => (b.writeUInt32BE(0, 12), b.writeUInt32BE(0, 16)), 'frame_corrupt'],
-      ['a zstd payload as long as the raw chunk', (b) => b.writeUInt32BE(CHUNK, 16), 'frame_corrupt'],
-      ['an empty zstd payload', (b) => b.writeUInt32BE(0, 16), 'frame_corrupt'],
-      ['a raw payload shorter than the chunk', (b) => b.writeUInt8(0, 5), 'frame_corrupt'],
-      ['a raw offset that is not index * chunk size', (b) => b.writeBigUInt64BE(7n, 28), 'frame_corrupt'],
-      ['an end frame with a payload', (b) => b.writeUInt8(2, 4), 'frame_corrupt'],
+    const cases: [string, (b: Buffer) => void, FrameErrorCode, RegExp][] = [
+      ['a wrong magic', (b) => b.write('SFR2', 0, 'latin1'), 'frame_corrupt', /bad magic, not a snapferry frame/],
+      ['a raw length of 4 GiB', (b) => b.writeUInt32BE(0xffffffff, 12), 'frame_too_large', /raw length 4294967295 exceeds chunk size 65536/],
+      ['a raw length over the chunk size', (b) => b.writeUInt32BE(CHUNK + 1, 12), 'frame_too_large', /raw length 65537 exceeds/],
+      ['a payload longer than the raw chunk', (b) => b.writeUInt32BE(CHUNK + 1, 16), 'frame_too_large', /payload 65537 exceeds raw 65536/],
+      ['a chunk size over 16 MiB', (b) => b.writeUInt32BE(MAX_CHUNK_SIZE + 1, 8), 'frame_too_large', /chunk size 16777217 exceeds 16777216/],
+      ['a chunk size under 64 KiB', (b) => b.writeUInt32BE(MIN_CHUNK_SIZE - 1, 8), 'frame_corrupt', /chunk size 65535 is below 65536/],
+      ['an index beyond 2^53', (b) => b.writeBigUInt64BE(2n ** 60n, 20), 'frame_too_large', /u64 field at byte 20 is 1152921504606846976, beyond 2\^53/],
+      ['a raw offset beyond 2^53', (b) => b.writeBigUInt64BE(2n ** 63n, 28), 'frame_too_large', /u64 field at byte 28/],
+      // 2^53 - 1 is still a number: refused for not being index * chunk size, not for its size.
+      ['a raw offset of 2^53 - 1', (b) => b.writeBigUInt64BE(2n ** 53n - 1n, 28), 'frame_corrupt', /raw offset 9007199254740991 is not index \* chunk size/],
+      ['reserved bits', (b) => b.writeUInt16BE(1, 6), 'frame_corrupt', /reserved header bits are set/],
+      ['an unknown kind', (b) => b.writeUInt8(3, 4), 'frame_corrupt', /unknown frame kind 3/],
+      ['an unknown codec', (b) => b.writeUInt8(2, 5), 'frame_corrupt', /unknown codec 2/],
+      ['an empty data frame', (b) => (b.writeUInt32BE(0, 12), b.writeUInt32BE(0, 16)), 'frame_corrupt', /./],
+      ['an empty raw data frame', (b) => (b.writeUInt8(0, 5), b.writeUInt32BE(0, 12), b.writeUInt32BE(0, 16)), 'frame_corrupt', /empty data frame/],
+      ['a zstd payload as long as the raw chunk', (b) => b.writeUInt32BE(CHUNK, 16), 'frame_corrupt', /zstd payload length 65536 does not fit raw length 65536/],
+      ['an empty zstd payload', (b) => b.writeUInt32BE(0, 16), 'frame_corrupt', /zstd payload length 0 does not fit/],
+      ['a raw payload shorter than the chunk', (b) => b.writeUInt8(0, 5), 'frame_corrupt', /raw payload length 1000 does not fit raw length 65536/],
+      ['a raw offset that is not index * chunk size', (b) => b.writeBigUInt64BE(7n, 28), 'frame_corrupt', /raw offset 7 is not/],
+      ['an end frame with a payload', (b) => b.writeUInt8(2, 4), 'frame_corrupt', /end frame with a codec or lengths set/],
     ];
-    for (const [name, edit, code] of cases) it(name, () => rejects(forge(good, edit), code));
+    for (const [name, edit, code, message] of cases) it(name, () => rejects(forge(good, edit), code, message));
+
+    it('the error names the header fields it judged', () => {
+      assert.throws(
+        () => parseFrameHeader(forge(good, (b) => b.writeUInt32BE(CHUNK + 1, 12))),
+        (err: unknown) => err instanceof FrameError && err.details.rawLength === CHUNK + 1 && err.details.chunkSize === CHUNK && err.details.index === 3,
+      );
+      const bad = Buffer.from(good);
+      bad[40] = (bad[40] as number) ^ 1;
+      assert.throws(() => parseFrameHeader(bad), (err: unknown) => err instanceof FrameError && err.details.headerCrc === good.readUInt32BE(68) && typeof err.details.computedCrc === 'number' && err.details.frameIndex === 0 && err.details.wireOffset === 0);
+    });
 
     const end = encodeEndFrame({ chunkSize: CHUNK, frameCount: 2, totalRaw: CHUNK + 1, chain: CHAIN_ZERO });
     it('an end frame whose total cannot fit its frame count', () => {
@@ -116,6 +139,15 @@ describe('frame header', () => {
       rejects(forge(end, (b) => b.writeBigUInt64BE(0n, 20)), 'frame_corrupt');
     });
     it('an end frame with a codec', () => rejects(forge(end, (b) => b.writeUInt8(1, 5)), 'frame_corrupt'));
+    it('an end frame with a raw length alone, or a payload length alone', () => {
+      rejects(forge(end, (b) => b.writeUInt32BE(1, 12)), 'frame_corrupt', /end frame with a codec or lengths set/);
+      rejects(forge(end, (b) => b.writeUInt32BE(1, 16)), 'frame_corrupt', /end frame with a codec or lengths set/);
+    });
+    it('an end frame whose total fills its frames exactly', () => {
+      const exact = { kind: 'end' as const, chunkSize: CHUNK, frameCount: 2, totalRaw: 2 * CHUNK, chain: CHAIN_ZERO };
+      assert.deepEqual(parseFrameHeader(encodeEndFrame(exact)), exact);
+      rejects(forge(end, (b) => b.writeBigUInt64BE(BigInt(CHUNK), 28)), 'frame_corrupt', /end frame: 2 frames cannot hold 65536 raw bytes/);
+    });
   });
 
   it('parses a header at the front of a larger buffer (a view, e.g. a network slice)', () => {
@@ -145,11 +177,16 @@ describe('encodeDataFrame / encodeEndFrame', () => {
   });
 
   it('refuses empty and oversized chunks, bad indices and chunk sizes', () => {
-    assert.throws(() => encodeDataFrame(Buffer.alloc(0), { chunkSize: CHUNK, index: 0, compressor }), RangeError);
-    assert.throws(() => encodeDataFrame(Buffer.alloc(CHUNK + 1), { chunkSize: CHUNK, index: 0, compressor }), RangeError);
-    assert.throws(() => encodeDataFrame(Buffer.alloc(1), { chunkSize: CHUNK, index: -1, compressor }), RangeError);
-    assert.throws(() => encodeEndFrame({ chunkSize: 1000, frameCount: 0, totalRaw: 0, chain: CHAIN_ZERO }), RangeError);
+    assert.throws(() => encodeDataFrame(Buffer.alloc(0), { chunkSize: CHUNK, index: 0, compressor }), /a data frame holds 1\.\.65536 raw bytes, got 0/);
+    assert.throws(() => encodeDataFrame(Buffer.alloc(CHUNK + 1), { chunkSize: CHUNK, index: 0, compressor }), /got 65537/);
+    assert.throws(() => encodeDataFrame(Buffer.alloc(1), { chunkSize: CHUNK, index: -1, compressor }), /frame index must be >= 0, got -1/);
+    assert.throws(() => encodeDataFrame(Buffer.alloc(1), { chunkSize: CHUNK, index: 0.5, compressor }), /frame index must be >= 0, got 0\.5/);
+    assert.throws(() => encodeDataFrame(Buffer.alloc(1), { chunkSize: CHUNK, index: 2 ** 53, compressor }), /frame index must be >= 0/);
+    assert.throws(() => encodeEndFrame({ chunkSize: 1000, frameCount: 0, totalRaw: 0, chain: CHAIN_ZERO }), /chunk size must be an integer in 65536\.\.16777216, got 1000/);
+    assert.throws(() => encodeEndFrame({ chunkSize: CHUNK, frameCount: 0, totalRaw: 0, chain: Buffer.alloc(31) }), /frame hash must be 32 bytes, got 31/);
   });
+
+  it('the default chunk size is 4 MiB', () => assert.equal(DEFAULT_CHUNK_SIZE, 4 * 1024 * 1024));
 
   it('validates chunk sizes: 64 KiB..16 MiB, any integer', () => {
     assert.equal(validateChunkSize(MIN_CHUNK_SIZE), MIN_CHUNK_SIZE);
