@@ -56,7 +56,7 @@ export const TARGETS = {
   /** What a receiver allows a btrfs send stream to do (the rules of SendStreamPolicyCheck). */
   policy: {
     mutate: ['core/wire/sendstream-policy.ts'],
-    tests: ['test/core/sendstream-policy.test.ts', 'test/wire/sendstream-policy-rules.test.ts'],
+    tests: ['test/core/sendstream-policy.test.ts', 'test/wire/sendstream-policy-rules.test.ts', 'test/wire/sendstream-policy-exact.test.ts'],
     break: 95,
   },
   /** The planner: local snapshots and the server's catalog -> what to send from which parent. */

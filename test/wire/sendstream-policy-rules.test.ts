@@ -183,7 +183,8 @@ test('setuid and setgid bits are refused in CHMOD and MKNOD, the sticky bit is n
   }
   await passes(chmod(0o1777), STRICT, 'sticky');
   await passes(chmod(0o0777));
-  await refused(full().mknod('p', 0o012644).end().build(), 'sendstream_setuid_refused');
+  // btrfs receive creates a node with `mode & S_IFMT` only: MKNOD's permission bits grant nothing (a CHMOD sets them).
+  await passes(full().mknod('p', 0o012644).end().build());
   await passes(chmod(0o4755), { ...STRICT, allowSetuid: true });
   // A CHMOD without MODE changes nothing btrfs receive would apply (it fails there).
   await passes(full().file('f', data).cmd(SendCmd.CHMOD, tlv(SendAttr.PATH, 'f')).end().build());
@@ -304,4 +305,51 @@ test('ENCODED_WRITE: ENCRYPTION absent or 0', async () => {
   await passes(encoded({ encryption: null }));
   const err = await badEncoded({ encryption: u32(1) }, /its ENCRYPTION is 1; btrfs has no encrypted extents/);
   assert.equal(Number(err.details.encryption), 1);
+});
+
+test('MKNOD: the refusal names the kind of device, and a MKNOD without MODE (receive fails on it) is not judged', async () => {
+  const chr = await refused(full().mknod('c', 0o020600, 0x103).end().build(), 'sendstream_device_refused');
+  assert.match(chr.message, /the character device node "c"/);
+  const blk = await refused(full().mknod('b', 0o060600, 0x800).end().build(), 'sendstream_device_refused');
+  assert.match(blk.message, /the block device node "b"/);
+  await passes(full().cmd(SendCmd.MKNOD, tlv(SendAttr.PATH, 'n'), tlv(SendAttr.RDEV, u64(0x103))).end().build());
+});
+
+test('device types count only in MKNOD: a CHMOD or MKFILE whose MODE carries S_IFCHR/S_IFBLK bits makes no device', async () => {
+  // chmod(2) keeps 07777 of a mode and MKFILE never reads MODE: neither can make a device, whatever MODE says.
+  await passes(full().file('f', data).chmod('f', 0o020644).end().build());
+  await passes(full().file('f', data).chmod('f', 0o060644).end().build());
+  const mkfile = full().cmd(SendCmd.MKFILE, tlv(SendAttr.PATH, 'g'), tlv(SendAttr.INO, u64(301)), tlv(SendAttr.MODE, u64(0o060644))).end().build();
+  await passes(mkfile);
+});
+
+test('the capability refusal says where in the stream it is', async () => {
+  const stream = full().file('f', data).cmd(SendCmd.SET_XATTR, tlv(SendAttr.PATH, 'f'), tlv(SendAttr.XATTR_NAME, 'security.capability'), tlv(SendAttr.XATTR_DATA, Buffer.alloc(20))).end().build();
+  const err = await refused(stream, 'sendstream_setuid_refused');
+  assert.equal(typeof err.details.commandIndex, 'number');
+  assert.equal(err.details.commandName, 'SET_XATTR');
+});
+
+test('ENCODED_WRITE details are JSON numbers up to 2^53-1 and decimal strings beyond', async () => {
+  // Over the extent bound but a safe integer: a number, as JSON carries it exactly.
+  const small = await badEncoded({ unencodedLen: u64(128 * KiB + 1), fileLen: u64(4 * KiB) }, /UNENCODED_LEN/);
+  assert.equal(small.details.unencodedLen, 128 * KiB + 1);
+  const edge = await refused(encoded({ unencodedLen: u64(BigInt(Number.MAX_SAFE_INTEGER)) }), 'sendstream_bad_encoded_write');
+  assert.equal(edge.details.unencodedLen, Number.MAX_SAFE_INTEGER);
+  const beyond = await refused(encoded({ unencodedLen: u64(BigInt(Number.MAX_SAFE_INTEGER) + 1n) }), 'sendstream_bad_encoded_write');
+  assert.equal(beyond.details.unencodedLen, '9007199254740992');
+});
+
+test('an xattr name with a NUL is refused in every mode, and the refusal names the attribute and the command', async () => {
+  const stream = full().file('f', data).cmd(SendCmd.SET_XATTR, tlv(SendAttr.PATH, 'f'), tlv(SendAttr.XATTR_NAME, Buffer.from('user.a\0b')), tlv(SendAttr.XATTR_DATA, data)).end().build();
+  const err = await refused(stream, 'sendstream_unsafe_name', { ...STRICT, allowSetuid: true, allowDevices: true });
+  assert.equal(err.details.attribute, 'XATTR_NAME');
+  assert.equal(err.details.commandName, 'SET_XATTR');
+});
+
+test('XATTR_NAME counts only in SET_XATTR and REMOVE_XATTR: a stray one on another command sets nothing', async () => {
+  // process_write never reads XATTR_NAME: a capability named there is no capability, a NUL in it cuts nothing.
+  const stray = (name: string | Buffer) => full().file('f', data).cmd(SendCmd.WRITE, tlv(SendAttr.PATH, 'f'), tlv(SendAttr.FILE_OFFSET, u64(0)), tlv(SendAttr.XATTR_NAME, name), tlv(SendAttr.DATA, data)).end().build();
+  await passes(stray('security.capability'));
+  await passes(stray(Buffer.from('user.a\0b')));
 });
