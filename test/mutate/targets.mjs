@@ -47,7 +47,7 @@ export const TARGETS = {
       'core/wire/frame-error.ts': ['frame-header', 'frame-parser-rules'],
       'core/wire/frame-parser.ts': ['frame-parser-rules', 'frame-resume', 'frame-parser', 'frame-decode-errors'],
       'core/wire/frame-decoder.ts': ['frame-parser-rules', 'frame-roundtrip', 'frame-parser', 'frame-memory'],
-      'core/wire/frame-encoder.ts': ['frame-encoder-rules', 'frame-roundtrip', 'frame-resume', 'compression-pool', 'frame-encoder-errors'],
+      'core/wire/frame-encoder.ts': ['frame-encoder-rules', 'frame-roundtrip', 'frame-resume', 'compression-pool', 'frame-encoder-errors', 'frame-encoder-flow'],
       'core/wire/raw-chunker.ts': ['frame-encoder-rules', 'frame-roundtrip', 'frame-resume'],
       'core/wire/raw-prefix.ts': ['frame-resume', 'raw-prefix-rules'],
     },
