@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { finished } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { isSnapferryError } from '../errors.ts';
@@ -101,7 +103,9 @@ export async function receive(
       });
     }
     const convicting = err instanceof BtrfsCommandError && !err.cancelled ? streamPathFailure(err.stderrTail, options.chroot === true) : null;
-    if (convicting !== null && err instanceof BtrfsCommandError) {
+    // A path stops resolving for every stream once the subvolume it builds is taken away (by an admin, or a disk
+    // that failed): then the failure is the server's, and a receive from the spool may heal it.
+    if (convicting !== null && err instanceof BtrfsCommandError && (await stillThere(targetDir, subvolume))) {
       throw new BtrfsCommandError({
         command: err.command,
         exitCode: err.exitCode,
@@ -124,4 +128,10 @@ export async function receive(
     if (!input.readableEnded) input.destroy();
   }
   return dumpOnly ? parseDumpSubvolume(dumpHead) : receivedName();
+}
+
+/** Whether the subvolume a receive was building is still in its target folder. */
+async function stillThere(targetDir: string, subvolume: string | null): Promise<boolean> {
+  if (subvolume === null) return false;
+  return fs.lstat(path.join(targetDir, subvolume)).then((st) => st.isDirectory(), () => false);
 }
