@@ -3,6 +3,7 @@
  * input tests. Also a before/after listing of the server's filesystem, to show that nothing was written outside
  * the one volume folder a request may touch.
  */
+import crypto from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import fs from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { startServer, type RunningServer, type ServeOptions } from '../../server
 import { silentLogger } from '../../server/log.ts';
 import type { ServiceOptions } from '../../server/replication.ts';
 import { createBtrfs } from '../fixtures/btrfs.ts';
-import { frameStream } from '../fixtures/send-streams.ts';
+import { SendStreamBuilder, frameStream } from '../fixtures/send-streams.ts';
 
 export const CHUNK = 65536;
 
@@ -159,4 +160,13 @@ export async function settled(h: HostileServer, id: string) {
     if (Date.now() > end) throw new Error(`transfer ${id} is still ${t?.state}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A send stream of one file of `pieces` random 48 KiB writes: incompressible, so every frame is CHUNK raw bytes. */
+export function streamOfRandomFile(uuid: string, pieces: number): Buffer {
+  const piece = 48 * 1024;
+  const data = crypto.randomBytes(piece * pieces);
+  const b = new SendStreamBuilder().subvol('snap', uuid).file('f', data.subarray(0, piece));
+  for (let i = 1; i < pieces; i++) b.write('f', data.subarray(i * piece, (i + 1) * piece), i * piece);
+  return b.end().build();
 }

@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -17,7 +16,7 @@ import { once } from 'node:events';
 import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
-import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
+import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { API_PREFIX, UPLOADS_PATH } from '../../core/protocol.ts';
 import { startServer, type ConnectionSettings, type RunningServer } from '../../server/serve.ts';
@@ -25,7 +24,7 @@ import { silentLogger } from '../../server/log.ts';
 import { createTestCertificates } from '../fixtures/tls.ts';
 import { aliceBobAdmin, until } from './harness.ts';
 import { freePort, SNAPFERRY_BIN } from './processes.ts';
-import { CHUNK, create, encodeMetadata, metadataFor, patch } from './hostile-client.ts';
+import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile } from './hostile-client.ts';
 
 interface AfterHook {
   after(fn: () => Promise<void> | void): void;
@@ -85,15 +84,6 @@ function createOnce(server: RunningServer, token: string, meta: Record<string, s
 
 async function errorOf(res: Response): Promise<{ code: string; retryable: boolean; message: string }> {
   return ((await res.json()) as { error: { code: string; retryable: boolean; message: string } }).error;
-}
-
-/** A send stream of one file of `pieces` random 48 KiB writes: incompressible, so every frame is CHUNK raw bytes. */
-function streamOfRandomFile(uuid: string, pieces: number): Buffer {
-  const piece = 48 * 1024;
-  const data = crypto.randomBytes(piece * pieces);
-  const b = new SendStreamBuilder().subvol('snap', uuid).file('f', data.subarray(0, piece));
-  for (let i = 1; i < pieces; i++) b.write('f', data.subarray(i * piece, (i + 1) * piece), i * piece);
-  return b.end().build();
 }
 
 test('a token holding trickling uploads up to its cap gets 429 with Retry-After; another client is still served', { ...rootOnly, timeout: 60_000 }, async (t) => {

@@ -5,24 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
+import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
-import { CHUNK, create, encodeMetadata, hostileServer, metadataFor, patch, settled } from './hostile-client.ts';
-
-/** A send stream of one file of `pieces` random 48 KiB writes: incompressible, so every frame is CHUNK raw bytes. */
-function streamOfRandomFile(uuid: string, pieces: number): Buffer {
-  const piece = 48 * 1024;
-  const data = crypto.randomBytes(piece * pieces);
-  const b = new SendStreamBuilder().subvol('snap', uuid).file('f', data.subarray(0, piece));
-  for (let i = 1; i < pieces; i++) b.write('f', data.subarray(i * piece, (i + 1) * piece), i * piece);
-  return b.end().build();
-}
+import { CHUNK, create, encodeMetadata, hostileServer, metadataFor, patch, settled, streamOfRandomFile } from './hostile-client.ts';
 
 async function headOffset(url: string, id: string): Promise<number> {
   const res = await fetch(`${url}${UPLOADS_PATH}/${id}`, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
