@@ -5,6 +5,7 @@
  * lives in each upload's frame index (server/frame-index.ts).
  */
 import fs from 'node:fs/promises';
+import { writeFileDurably } from './durable-file.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { RemovedSnapshot, Snapshot, Transfer, finalStates } from '../core/protocol.ts';
@@ -167,21 +168,8 @@ export class Catalog {
   }
 
   private async writeAtomically(): Promise<void> {
-    const tmp = `${this.file}.tmp`;
     await fs.mkdir(path.dirname(this.file), { recursive: true });
-    const handle = await fs.open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(this.data, null, 1));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(tmp, this.file);
-    const dir = await fs.open(path.dirname(this.file), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeFileDurably(this.file, JSON.stringify(this.data, null, 1));
   }
+
 }

@@ -8,6 +8,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import { writeFileDurably } from './durable-file.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { SnapferryError } from '../core/errors.ts';
@@ -117,27 +118,8 @@ export async function removeClient(file: string, name: string): Promise<TokenEnt
 }
 
 export async function writeTokens(file: string, entries: readonly TokenEntry[]): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  const handle = await fs.open(tmp, 'w', 0o600);
-  try {
-    // open()'s mode is filtered by the umask and ignored for a file left over by a crash: set it for sure.
-    await handle.chmod(0o600);
-    await handle.writeFile(`${JSON.stringify({ version: 1, clients: entries }, null, 1)}\n`);
-    await handle.sync();
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(tmp, file);
-  const d = await fs.open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  await writeFileDurably(file, `${JSON.stringify({ version: 1, clients: entries }, null, 1)}\n`, tmp);
 }
 
 /**

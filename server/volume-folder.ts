@@ -12,6 +12,7 @@
  * start, and deletes then what the cut receive wrote (recoverCutReceives).
  */
 import fs from 'node:fs/promises';
+import { syncFolder, writeFileDurably } from './durable-file.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import * as btrfs from '../core/btrfs/index.ts';
@@ -98,22 +99,7 @@ export async function recordFolder(file: string, dir: string, client: SafeName, 
   if (left?.client === client && left.volume === volume) return new Set(left.entries.map((e) => e.id));
   const record: FolderRecord = { version: 1, client, volume, entries: await entries(dir) };
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  // Written whole, then renamed, then the folder synced: after a power cut the record is there whole, or not at all.
-  const tmp = `${file}.tmp`;
-  try {
-    const handle = await fs.open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(record));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  await syncFolder(path.dirname(file));
+  await writeFileDurably(file, JSON.stringify(record));
   return new Set(record.entries.map((e) => e.id));
 }
 
@@ -121,15 +107,6 @@ export async function recordFolder(file: string, dir: string, client: SafeName, 
 export async function forgetFolder(file: string): Promise<void> {
   await fs.rm(file, { force: true });
   await syncFolder(path.dirname(file)).catch(() => undefined);
-}
-
-async function syncFolder(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 export interface CutReceive {
