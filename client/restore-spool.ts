@@ -18,6 +18,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { readJsonFile, writeFileDurably } from '../core/durable-file.ts';
 import { CHAIN_ZERO, FRAME_HEADER_SIZE, HASH_SIZE, type FrameParserState, type VerifiedFrame } from '../core/wire/index.ts';
 
 export const SPOOL_PREFIX = '.snapferry-restore-';
@@ -60,7 +61,7 @@ export class RestoreSpool {
   static async open(dir: string, identity: SpoolIdentity): Promise<{ spool: RestoreSpool; discarded: string | null }> {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const metaFile = path.join(dir, 'restore.json');
-    const before = await readIdentity(metaFile);
+    const before = await readJsonFile(metaFile, SpoolIdentity);
     let discarded: string | null = null;
     if (before !== null && !sameIdentity(before, identity)) {
       discarded = `it held ${before.snapshot} from ${before.parentUuid ?? 'nothing (full)'} in chunks of ${before.chunkSize} from ${before.server}`;
@@ -68,7 +69,7 @@ export class RestoreSpool {
     if (before === null || discarded !== null) {
       await fs.rm(path.join(dir, 'frames'), { force: true });
       await fs.rm(path.join(dir, 'frames.index'), { force: true });
-      await writeAtomic(metaFile, `${JSON.stringify(identity, null, 2)}\n`);
+      await writeFileDurably(metaFile, `${JSON.stringify(identity, null, 2)}\n`);
     }
     const frames = await fs.open(path.join(dir, 'frames'), 'a+');
     const index = await fs.open(path.join(dir, 'frames.index'), 'a+');
@@ -199,30 +200,6 @@ function decodeRecord(b: Buffer): { index: number; wireEnd: number; rawEnd: numb
   };
 }
 
-async function readIdentity(file: string): Promise<SpoolIdentity | null> {
-  const text = await fs.readFile(file, 'utf8').catch(() => null);
-  if (text === null) return null;
-  try {
-    const parsed = SpoolIdentity.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    // A torn or foreign file: the spool cannot be trusted to be this stream's, so it starts over.
-    return null;
-  }
-}
-
 function sameIdentity(a: SpoolIdentity, b: SpoolIdentity): boolean {
   return (Object.keys(SpoolIdentity.shape) as (keyof SpoolIdentity)[]).every((k) => a[k] === b[k]);
-}
-
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const handle = await fs.open(tmp, 'w', 0o600);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(tmp, file);
 }

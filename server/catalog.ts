@@ -5,7 +5,7 @@
  * lives in each upload's frame index (server/frame-index.ts).
  */
 import fs from 'node:fs/promises';
-import { writeFileDurably } from './durable-file.ts';
+import { writeFileDurably } from '../core/durable-file.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { RemovedSnapshot, Snapshot, Transfer, finalStates } from '../core/protocol.ts';

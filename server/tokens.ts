@@ -8,7 +8,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { writeFileDurably } from './durable-file.ts';
+import { writeFileDurably } from '../core/durable-file.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { SnapferryError } from '../core/errors.ts';

@@ -12,7 +12,7 @@
  * start, and deletes then what the cut receive wrote (recoverCutReceives).
  */
 import fs from 'node:fs/promises';
-import { syncFolder, writeFileDurably } from './durable-file.ts';
+import { readJsonFile, syncFolder, writeFileDurably } from '../core/durable-file.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import * as btrfs from '../core/btrfs/index.ts';
@@ -79,23 +79,12 @@ const FolderRecord = z.object({
 type FolderRecord = z.infer<typeof FolderRecord>;
 
 /** The record in `file`, or null when there is none, or none that can be read (a record half written is none). */
-async function readRecord(file: string): Promise<FolderRecord | null> {
-  const text = await fs.readFile(file, 'utf8').catch(() => null);
-  if (text === null) return null;
-  try {
-    const parsed = FolderRecord.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Records what `dir` (the folder of `client`/`volume`) holds, in `file`, durably, before a receive there starts;
  * returns it. A record this transfer's last receive left (its cleanup failed) stands: it says what was there before.
  */
 export async function recordFolder(file: string, dir: string, client: SafeName, volume: SafeName): Promise<FolderSnapshot> {
-  const left = await readRecord(file);
+  const left = await readJsonFile(file, FolderRecord);
   if (left?.client === client && left.volume === volume) return new Set(left.entries.map((e) => e.id));
   const record: FolderRecord = { version: 1, client, volume, entries: await entries(dir) };
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -135,7 +124,7 @@ export async function recoverCutReceives(layout: ServerLayout, received: (client
       if (name.endsWith('.json.tmp')) await fs.rm(file, { force: true });
       continue;
     }
-    const record = await readRecord(file);
+    const record = await readJsonFile(file, FolderRecord);
     if (record !== null) {
       const client = record.client as SafeName;
       const volume = record.volume as SafeName;
