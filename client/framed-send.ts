@@ -3,7 +3,7 @@
  *
  * The check fails the pipeline on a bad stream (truncated, a second stream appended, wrong first command) before an
  * end frame could be made, and the send handle's stream only ends once btrfs send exited 0, so an end frame always
- * stands for a whole, good stream. On resume (DESIGN.md step 5) the same send runs again and its first N chunks are
+ * stands for a whole, good stream. On resume (docs/design.md, "Resume") the same send runs again and its first N chunks are
  * only hashed, not compressed or sent; framing starts at frame N with the chain the server holds.
  */
 import { PassThrough, Readable } from 'node:stream';

@@ -1,5 +1,5 @@
 /**
- * What a push tells its user, as events; the CLI picks text for people or JSON lines for scripts (STYLE.md 12).
+ * What a push tells its user, as events; the CLI picks text for people or JSON lines for scripts (docs/design.md, "Conventions" 12).
  * Both views get the same events and the same figures; they differ only in form and in how often progress shows:
  * a terminal line redrawn up to 4 times a second, a log line every 30 s, a JSON event at most once a second. The
  * last figures of an upload always show, whatever the rate.

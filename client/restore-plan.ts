@@ -1,6 +1,6 @@
 /**
  * Which snapshot to restore from which parent. Pure: the caller gathers the facts (the server's catalog of the
- * volume, the read-only snapshots in the restore's folders), this decides (STYLE.md 6).
+ * volume, the read-only snapshots in the restore's folders), this decides (docs/design.md, "Conventions" 6).
  *
  * Rules:
  * - The catalog lists each snapshot by the UUID its stream carries (the client snapshot's own UUID, which is the

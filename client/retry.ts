@@ -1,5 +1,5 @@
 /**
- * Backoff with full jitter for the push loop (DESIGN.md: ride out a daily cut without a person). Only errors that
+ * Backoff with full jitter for the push loop (docs/design.md, "Retries, stalls and Retry-After": ride out a daily cut without a person). Only errors that
  * say they are retryable are retried; the delay grows while nothing moves and starts small again after progress.
  */
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,5 +1,5 @@
 /**
- * One snapshot to the server, whatever happens on the way (DESIGN.md step 5). Each attempt asks the server where
+ * One snapshot to the server, whatever happens on the way (docs/design.md, "Resume"). Each attempt asks the server where
  * the transfer stands (the server is the truth: a client that lost all its state, or was killed, resumes), runs
  * `btrfs send` again, hashes its way to the server's offset and uploads the rest; a retryable failure waits with
  * backoff and tries again. It returns once the server has received and checked the snapshot.

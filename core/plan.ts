@@ -2,7 +2,7 @@
  * Which snapshots to send, in which order, each with which parent. Pure: the caller gathers the facts (local
  * read-only subvolumes, the server's catalog), this decides. No I/O, so every case is a unit test.
  *
- * Rules (DESIGN.md, "Parent selection"):
+ * Rules (docs/design.md, "Parent selection"):
  * - The server's snapshots carry the client snapshot's UUID (their Received UUID); a local snapshot with that UUID is
  *   held by both sides and can be a parent.
  * - Requested snapshots the server lacks go oldest first; the first uses the newest common snapshot older than

@@ -1,5 +1,5 @@
 /**
- * Where the server keeps things under its root (DESIGN.md, "Where state lives"). Every path is built here from
+ * Where the server keeps things under its root (docs/design.md, "Where state lives"). Every path is built here from
  * validated names, so no other module joins user input into a path.
  *
  *   ROOT/catalog.json                          received snapshots and transfers

@@ -1,5 +1,5 @@
 /**
- * Turns an upload into a received snapshot (DESIGN.md step 6), in one pass that runs beside the upload (issue 9): the
+ * Turns an upload into a received snapshot (docs/design.md, "The receive"), in one pass that runs beside the upload (issue 9): the
  * raw stream of its verified frames, as they arrive (server/live-source.ts: straight from the store when the receive
  * keeps up, read back from the spool and verified again when it is behind), is checked as a send stream against
  * the server's policy (paths that stay inside the snapshot, the parent the server chose, clone sources among this

@@ -1,5 +1,5 @@
 /**
- * The catalog meets the disk at start (DESIGN.md step 7): an admin may have deleted received subvolumes by hand,
+ * The catalog meets the disk at start (docs/design.md, "Crash recovery and start-up"): an admin may have deleted received subvolumes by hand,
  * the server may have died mid-receive (a partial subvolume in a staging folder, and whatever the stream wrote beside
  * it through its own symlinks) or just after moving a snapshot into place but before recording it. Returns the transfers whose whole stream must be received (again).
  */

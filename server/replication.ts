@@ -588,7 +588,7 @@ export class ReplicationService {
   }
 
   /**
-   * Cuts an upload back to its first `frames` frames (DESIGN.md step 5): the client found that its regenerated
+   * Cuts an upload back to its first `frames` frames (docs/design.md, "Resume"): the client found that its regenerated
    * stream differs from frame `frames` on. Refused while another request of the upload is in flight.
    */
   async rewind(client: SafeName, id: string, session: string, frames: number): Promise<Transfer> {

@@ -1,6 +1,6 @@
 /**
  * A restore request as the HTTP layer hands it over (route params and query strings), parsed once into validated
- * values (STYLE.md 8), and whose snapshots the caller may restore.
+ * values (docs/design.md, "Conventions" 8), and whose snapshots the caller may restore.
  */
 import { ValidationError } from '../core/errors.ts';
 import { parseName, parseUuid, type SafeName, type Uuid } from '../core/names.ts';

@@ -1,5 +1,5 @@
 /**
- * Restore, the server's half (DESIGN.md "Later: restore"): a received snapshot goes back as the same framed stream a
+ * Restore, the server's half (docs/design.md, "Restore"): a received snapshot goes back as the same framed stream a
  * push sends, in the other direction. The server runs its own `btrfs send` of the received subvolume, incremental
  * from the parent the client names (a snapshot of the same volume that the client holds), and frames it with the
  * same encoder. A received subvolume's stream carries its Received UUID as its UUID (and its parent's Received UUID

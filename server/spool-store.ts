@@ -1,5 +1,5 @@
 /**
- * The tus store that knows frames (DESIGN.md step 4). It extends @tus/file-store, whose offset is the spool file's
+ * The tus store that knows frames (docs/design.md, "The spool"). It extends @tus/file-store, whose offset is the spool file's
  * size. Incoming bytes are parsed and checked frame by frame (header CRC, length bounds, decompression, SHA-256,
  * chain), and a frame's record reaches the index only once it verified: the index is the verified progress.
  *

@@ -1,5 +1,5 @@
 /**
- * @tus/server wired to the frame-verifying store. One tus upload is one transfer (DESIGN.md step 2); the creation
+ * @tus/server wired to the frame-verifying store. One tus upload is one transfer (docs/design.md, "The flow of a push"); the creation
  * request's metadata is checked by the replication core before tus creates anything.
  */
 import crypto from 'node:crypto';

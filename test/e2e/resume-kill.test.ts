@@ -1,5 +1,5 @@
 /**
- * Resume survives processes killed with SIGKILL (DESIGN.md step 5: "client killed, server restarted"; step 6: "a
+ * Resume survives processes killed with SIGKILL (docs/design.md, "Resume": "client killed, server restarted"; "Crash recovery and start-up": "a
  * server restarted mid-receive cleans up and receives again from the spool"). Real btrfs, real processes, and the
  * chaos proxy between client and server: it slows the upload down enough to kill something mid-way, and counts the
  * bytes that crossed, so each test can show that nothing the server acknowledged was sent twice.
