@@ -9,6 +9,7 @@ import * as btrfs from '../core/btrfs/index.ts';
 import { SnapferryError } from '../core/errors.ts';
 import { parseName } from '../core/names.ts';
 import type { LocalSnapshot } from '../core/plan.ts';
+import { snapshotTimes } from './snapshot-time.ts';
 
 export class SnapshotArgumentError extends SnapferryError {}
 
@@ -16,9 +17,14 @@ function identity(info: btrfs.SubvolumeInfo): string {
   return info.receivedUuid ?? info.uuid;
 }
 
+/** A snapshot as the planner sees it; `snapperDate`: the <date> of snapper's info.xml beside it. */
+function local(p: string, name: string, info: btrfs.SubvolumeInfo, snapperDate: Date | null = null): LocalSnapshot {
+  const { time, created } = snapshotTimes(name, info.creationTime, snapperDate);
+  return { name, path: p, uuid: identity(info), origin: info.parentUuid, generation: info.genAtCreation, created, time };
+}
+
 async function describe(p: string, name: string): Promise<LocalSnapshot> {
-  const info = await btrfs.subvolumeShow(p);
-  return { name: parseName(name, 'snapshot name'), path: p, uuid: identity(info), origin: info.parentUuid, generation: info.genAtCreation };
+  return local(p, parseName(name, 'snapshot name'), await btrfs.subvolumeShow(p));
 }
 
 async function readonlySubvolume(p: string): Promise<boolean | null> {
@@ -85,7 +91,7 @@ export async function findParentCandidates(near: string, wanted: ReadonlySet<str
     if (!wanted.has(id) || entry.absolutePath === null) continue;
     const info = await btrfs.subvolumeShow(entry.absolutePath).catch(() => null);
     if (!info || identity(info) !== id) continue;
-    out.push({ name: path.basename(entry.absolutePath), path: entry.absolutePath, uuid: id, origin: info.parentUuid, generation: info.genAtCreation });
+    out.push(local(entry.absolutePath, path.basename(entry.absolutePath), info));
   }
   return out;
 }

@@ -19,6 +19,13 @@ export interface LocalSnapshot {
   origin: string | null;
   /** btrfs "Gen at creation": orders snapshots of one filesystem by age. */
   generation: number;
+  /** btrfs "Creation time" (otime) of this subvolume; null where btrfs has none. */
+  created: Date | null;
+  /**
+   * When the snapshot was taken, as retention and "newest" count it (client/snapshot-time.ts: the time its name or
+   * snapper's info.xml gives, else `created`); null when nothing says.
+   */
+  time: Date | null;
 }
 
 export interface ServerSnapshotView {

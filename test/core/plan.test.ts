@@ -8,6 +8,8 @@ const snap = (name: string, generation: number, origin: string | null = 'src'): 
   uuid: `uuid-${name}`,
   origin,
   generation,
+  created: null,
+  time: null,
 });
 const held = (...s: LocalSnapshot[]) => s.map((x) => ({ uuid: x.uuid, name: x.name }));
 const names = (steps: { snapshot: LocalSnapshot; parent: LocalSnapshot | null }[]) =>
