@@ -20,7 +20,7 @@ function identity(info: btrfs.SubvolumeInfo): string {
 /** A snapshot as the planner sees it; `snapperDate`: the <date> of snapper's info.xml beside it. */
 function local(p: string, name: string, info: btrfs.SubvolumeInfo, snapperDate: Date | null = null): LocalSnapshot {
   const { time, created } = snapshotTimes(name, info.creationTime, snapperDate);
-  return { name, path: p, uuid: identity(info), origin: info.parentUuid, generation: info.genAtCreation, created, time };
+  return { name, path: p, uuid: identity(info), localUuid: info.uuid, origin: info.parentUuid, generation: info.genAtCreation, created, time };
 }
 
 async function describe(p: string, name: string): Promise<LocalSnapshot> {
