@@ -65,7 +65,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.env ? { env: options.env } : {}),
   });
   const api = new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) });
-  const requested = await resolveRequested(options.snapshots);
+  const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m) });
   if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
   // One volume, one source: checked before the server is asked anything.
   const groups = sourceGroups(requested);

@@ -53,3 +53,11 @@ test('upload time metadata: absent is null, a real ISO 8601 UTC time is kept, an
     assert.throws(() => parseTimeMetadata(bad, 'takenAt'), (err: Error & { code?: string }) => err.code === 'invalid_input' && /takenAt .*not a time in ISO 8601 UTC/.test(err.message), bad);
   }
 });
+
+test("snapper's info.xml <date> is UTC to the second; a missing or impossible one is none", async () => {
+  const { parseSnapperDate, snapperName } = await import('../../client/snapper-info.ts');
+  assert.equal(parseSnapperDate('<snapshot><num>7</num><date>2026-11-01 01:02:03</date></snapshot>')?.toISOString(), '2026-11-01T01:02:03.000Z');
+  for (const xml of ['<snapshot><num>7</num></snapshot>', '<date>2026-02-30 00:00:00</date>', '<date>yesterday</date>', '']) assert.equal(parseSnapperDate(xml), null, xml);
+  assert.equal(snapperName('/home/.snapshots/12/snapshot'), '12');
+  assert.equal(snapperName('/snapshots/home.20261101'), null);
+});
