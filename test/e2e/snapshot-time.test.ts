@@ -20,6 +20,7 @@ import { silentLogger } from '../../server/log.ts';
 import { startServer } from '../../server/serve.ts';
 import { createPair, recordingReporter, type Pair } from './harness.ts';
 import { META } from '../../core/protocol.ts';
+import { pruneLocal } from '../../client/prune.ts';
 import { randomUuid } from '../fixtures/send-streams.ts';
 import { create, encodeMetadata, hostileServer, metadataFor } from './hostile-client.ts';
 
@@ -94,4 +95,24 @@ test('the server validates the time metadata when the upload is created, and ref
     assert.match(bad.text, new RegExp(`${key} is .*not a time in ISO 8601 UTC`));
   }
   assert.deepEqual(h.server.service.catalog.transfers(), [], 'no transfer was recorded');
+});
+
+test("the client's own prune of a backlog in snapferry's names goes by their dates too, and both sides keep the same three", rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await startServer({
+    root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000,
+    retention: () => ({ daily: 3 }),
+  });
+  t.after(() => server.close());
+  const names = [1, 2, 3, 4, 5].map((d) => `data.202611${String(d).padStart(2, '0')}T010000Z`);
+  for (const [i, name] of names.entries()) {
+    await fs.writeFile(path.join(pair.source, `day-${i}`), `day ${i}\n`);
+    await pair.snapshot(name);
+  }
+  await push({ server: server.url, volume: 'data', snapshots: names.map((n) => path.join(pair.snaps, n)) }, recordingReporter());
+  await server.service.idle();
+  const outcome = await pruneLocal(new ServerApi({ server: server.url }), 'data', { snapshotDir: pair.snaps, retention: { daily: 3 } });
+  assert.deepEqual(outcome.deleted, names.slice(0, 2));
+  assert.deepEqual((await fs.readdir(pair.snaps)).sort(), names.slice(2), 'the client keeps the three newest days');
+  assert.deepEqual((await fs.readdir(path.join(pair.root, 'volumes', 'default', 'data'))).sort(), names.slice(2), 'and so does the server');
 });
