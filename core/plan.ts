@@ -98,6 +98,7 @@ export function planPush(input: PlanInput): Plan {
     const parent = chooseParent(first, input);
     steps.push({ snapshot: first, parent });
     noteLostParent(first, parent, input, notes);
+    noteOtherSource(first, parent, input, notes);
     for (let i = 1; i < toSend.length; i++) {
       steps.push({ snapshot: toSend[i]!, parent: toSend[i - 1]! });
     }
@@ -120,6 +121,20 @@ function chooseParent(snapshot: LocalSnapshot, input: PlanInput): LocalSnapshot 
   const sameSource = common.filter((c) => source.get(c.localUuid) === source.get(snapshot.localUuid));
   const ofUnknownSource = common.filter((c) => unknown(c) || unknown(snapshot));
   return (sameSource.length > 0 ? sameSource : ofUnknownSource).at(-1) ?? null;
+}
+
+/** A full send because what the volume holds is of another subvolume: the user may have picked the wrong volume. */
+function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
+  if (parent !== null) return;
+  const onServer = new Set(input.server.map((s) => s.uuid));
+  const known = uniqueByUuid([...input.candidates, ...input.requested, snapshot]);
+  const source = sourceKeys(known);
+  const other = known.filter((c) => onServer.has(c.uuid) && source.get(c.localUuid) !== source.get(snapshot.localUuid)).sort(byAge).at(-1);
+  if (!other) return;
+  notes.push(
+    `sending ${snapshot.name} in full: the snapshots this volume holds (${other.name}, ...) are of another subvolume, and a ` +
+      'snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)',
+  );
 }
 
 function noteLostParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {

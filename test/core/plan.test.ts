@@ -110,6 +110,9 @@ test('a snapshot of another source is never a parent, even when none of its own 
   const other = snap('other', 25, 'elsewhere');
   const plan = planPush({ requested: [c], candidates: [other, c], server: held(other) });
   assert.deepEqual(names(plan.steps), ['full->c']);
+  assert.deepEqual(plan.notes, ['sending c in full: the snapshots this volume holds (other, ...) are of another subvolume, and a snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)']);
+  // With a parent of its own source, nothing to say about the other.
+  assert.deepEqual(planPush({ requested: [c], candidates: [b, other, c], server: held(b, other) }).notes, []);
 });
 
 test('a received chain (full receive, then incrementals onto it) is one source: its own snapshots are parents', () => {

@@ -71,7 +71,9 @@ test('a snapshot of another source is never the parent, even in a volume that al
   const d1 = await take('data', 'data.20261204T0100');
   const h1 = await take('home', 'home.20261204T0400');
   await push({ server: server.url, volume: 'mixed', snapshots: [d1] }, recordingReporter());
-  const r = await push({ server: server.url, volume: 'mixed', snapshots: [h1] }, recordingReporter());
+  const report = recordingReporter();
+  const r = await push({ server: server.url, volume: 'mixed', snapshots: [h1] }, report);
   assert.deepEqual(r.sent.map((s) => [s.snapshot, s.parent]), [['home.20261204T0400', null]], 'in full, not incremental from data');
+  assert.ok(report.notes.some((n) => /sending home\.20261204T0400 in full: the snapshots this volume holds \(data\.20261204T0100, \.\.\.\) are of another subvolume/.test(n)), report.notes.join('\n'));
   await assertReceived(h1, pair.receivedPath('mixed', 'home.20261204T0400'));
 });
