@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push.ts';
@@ -43,8 +44,15 @@ test('a backlog pushed in one go keeps its own dates: prune-server --dry-run kee
   const server = await pair.startServer();
   await takeBacklog(pair);
   const before = Date.now();
+  // btrfs prints times to the second: a pause, so that a receive's time cannot be read as the snapshot's.
+  await sleep(1100);
   const result = await push({ server: server.url, volume: 'data', snapshots: [pair.snaps] }, recordingReporter());
   assert.deepEqual(result.sent.map((s) => s.snapshot), backlog);
+  // Why the server never dates an older record by its received subvolume's own Creation time: on the server that
+  // is the time of the receive, not of the original (server/snapshot-time.ts).
+  const original = (await btrfs.subvolumeShow(path.join(pair.snaps, backlog[4]!))).creationTime!;
+  const received = (await btrfs.subvolumeShow(pair.receivedPath('data', backlog[4]!))).creationTime!;
+  assert.ok(received.getTime() > original.getTime(), `received ${received.toISOString()} after the original ${original.toISOString()}`);
 
   // The API carries both times: the one that counts (the name's), and the btrfs creation time (now-ish).
   const list = await new ServerApi({ server: server.url }).snapshots('data');
