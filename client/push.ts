@@ -12,6 +12,8 @@ import { ServerApi } from './api.ts';
 import { createTransport } from './transport.ts';
 import { findParentCandidates, resolveRequested } from './local-snapshots.ts';
 import { PushError, sendSnapshot } from './send-snapshot.ts';
+import { sourceGroups } from '../core/sources.ts';
+import { mixedSourcesError } from './mixed-sources.ts';
 import { UploadRateLimit } from './rate-limit.ts';
 import { startCompression, type CompressSetting } from './compression.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './retry.ts';
@@ -63,8 +65,11 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.env ? { env: options.env } : {}),
   });
   const api = new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) });
-  const requested = await resolveRequested(options.snapshots);
+  const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m) });
   if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
+  // One volume, one source: checked before the server is asked anything.
+  const groups = sourceGroups(requested);
+  if (groups.length > 1) throw mixedSourcesError(groups, options.snapshots);
 
   const held = await api.snapshots(volume);
   const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));

@@ -212,6 +212,8 @@ function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSna
     [META.format]: WIRE_FORMAT,
     [META.chunkSize]: String(chunkSize),
     [META.sendStream]: sendStream,
+    ...(snapshot.created ? { [META.createdAt]: snapshot.created.toISOString() } : {}),
+    ...(snapshot.time ? { [META.takenAt]: snapshot.time.toISOString() } : {}),
   };
 }
 

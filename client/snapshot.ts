@@ -48,7 +48,8 @@ export async function listOwnSnapshots(volume: string, snapshotDir: string): Pro
     const info = await btrfs.subvolumeShow(p);
     if (!info.readonly) continue;
     // The identity `btrfs send` puts in its stream, as client/local-snapshots.ts has it: Received UUID, else UUID.
-    own.push({ name, path: p, uuid: info.receivedUuid ?? info.uuid, origin: info.parentUuid, generation: info.genAtCreation, time: parsed.time });
+    // Our names carry the time they were taken (client/snapshot-time.ts: a name's time wins over the otime).
+    own.push({ name, path: p, uuid: info.receivedUuid ?? info.uuid, localUuid: info.uuid, origin: info.parentUuid, generation: info.genAtCreation, created: info.creationTime, time: parsed.time });
   }
   return own.sort((a, b) => a.time.getTime() - b.time.getTime() || a.generation - b.generation);
 }

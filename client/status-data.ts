@@ -157,11 +157,12 @@ function transferStatus(t: Transfer): TransferStatus {
 }
 
 /** The read-only snapshots in `dir`; an empty folder has none, a missing or unreadable one says why. */
-export async function listLocal(dir: string): Promise<LocalListing> {
+export async function listLocal(dir: string, volume?: string): Promise<LocalListing> {
   const stat = await fs.stat(dir).catch((err: unknown) => err as Error);
   if (stat instanceof Error) return { dir, error: describeError(stat) };
   try {
-    return { dir, snapshots: await resolveRequested([dir]) };
+    // As push reads the folder: in a folder shared by several sources (btrbk's layout), the volume's own.
+    return { dir, snapshots: await resolveRequested([dir], volume !== undefined ? { volume } : {}) };
   } catch (err) {
     // A folder that holds no snapshot yet is not an error here, unlike for push.
     if (isSnapferryError(err) && err.code === 'snapshot_not_found' && stat.isDirectory()) return { dir, snapshots: [] };
@@ -175,7 +176,7 @@ export async function gatherStatus(api: ServerApi, url: string, localDirs: Reado
   const local: Record<string, LocalListing> = {};
   const serverUuids: Record<string, ReadonlySet<string>> = {};
   for (const [volume, dir] of Object.entries(localDirs)) {
-    local[volume] = await listLocal(dir);
+    local[volume] = await listLocal(dir, volume);
     const held = volumes.volumes.some((v) => v.name === volume) ? (await api.snapshots(volume)).snapshots : [];
     serverUuids[volume] = new Set(held.map((s) => s.uuid));
   }

@@ -10,15 +10,30 @@
  * - A requested snapshot older than the newest one the server already holds is skipped: sending it would not make
  *   the server's chain any newer, and btrbk does the same.
  * - When the server lost a snapshot that would have been the better parent (an admin deleted it), the plan says so.
+ * - A snapshot of another source is never a parent (core/sources.ts says which source each is of); one whose source
+ *   btrfs does not know (a chain begun by a full receive, as after a restore) may be, when none of its own is held.
+ *   The caller has already refused a request that mixes sources (client/push.ts).
  */
+import { sourceKeys } from './sources.ts';
+
 export interface LocalSnapshot {
   name: string;
   path: string;
+  /** Its identity in send streams and on the server: its Received UUID if it was received, else its own UUID. */
   uuid: string;
+  /** Its own UUID on this filesystem (btrfs "UUID"), which the Parent UUID of a snapshot of it names. */
+  localUuid: string;
   /** The UUID of the subvolume this is a snapshot of (btrfs "Parent UUID"): snapshots of one source share it. */
   origin: string | null;
   /** btrfs "Gen at creation": orders snapshots of one filesystem by age. */
   generation: number;
+  /** btrfs "Creation time" (otime) of this subvolume; null where btrfs has none. */
+  created: Date | null;
+  /**
+   * When the snapshot was taken, as retention and "newest" count it (client/snapshot-time.ts: the time its name or
+   * snapper's info.xml gives, else `created`); null when nothing says.
+   */
+  time: Date | null;
 }
 
 export interface ServerSnapshotView {
@@ -83,6 +98,7 @@ export function planPush(input: PlanInput): Plan {
     const parent = chooseParent(first, input);
     steps.push({ snapshot: first, parent });
     noteLostParent(first, parent, input, notes);
+    noteOtherSource(first, parent, input, notes);
     for (let i = 1; i < toSend.length; i++) {
       steps.push({ snapshot: toSend[i]!, parent: toSend[i - 1]! });
     }
@@ -90,14 +106,35 @@ export function planPush(input: PlanInput): Plan {
   return { steps, present, skipped, notes };
 }
 
-/** The newest snapshot both sides hold that is older than `snapshot`, preferring snapshots of the same source. */
+/**
+ * The newest snapshot both sides hold that is older than `snapshot` and of its source; else the newest of a source
+ * btrfs does not know (a received chain); never one of another known source.
+ */
 function chooseParent(snapshot: LocalSnapshot, input: PlanInput): LocalSnapshot | null {
   const onServer = new Set(input.server.map((s) => s.uuid));
-  const common = uniqueByUuid([...input.candidates, ...input.requested])
+  const known = uniqueByUuid([...input.candidates, ...input.requested, snapshot]);
+  const source = sourceKeys(known);
+  const unknown = (s: LocalSnapshot) => source.get(s.localUuid)!.startsWith('received:');
+  const common = known
     .filter((c) => onServer.has(c.uuid) && c.uuid !== snapshot.uuid && byAge(c, snapshot) < 0)
     .sort(byAge);
-  const sameSource = common.filter((c) => c.origin !== null && c.origin === snapshot.origin);
-  return (sameSource.length > 0 ? sameSource : common).at(-1) ?? null;
+  const sameSource = common.filter((c) => source.get(c.localUuid) === source.get(snapshot.localUuid));
+  const ofUnknownSource = common.filter((c) => unknown(c) || unknown(snapshot));
+  return (sameSource.length > 0 ? sameSource : ofUnknownSource).at(-1) ?? null;
+}
+
+/** A full send because what the volume holds is of another subvolume: the user may have picked the wrong volume. */
+function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
+  if (parent !== null) return;
+  const onServer = new Set(input.server.map((s) => s.uuid));
+  const known = uniqueByUuid([...input.candidates, ...input.requested, snapshot]);
+  const source = sourceKeys(known);
+  const other = known.filter((c) => onServer.has(c.uuid) && source.get(c.localUuid) !== source.get(snapshot.localUuid)).sort(byAge).at(-1);
+  if (!other) return;
+  notes.push(
+    `sending ${snapshot.name} in full: the snapshots this volume holds (${other.name}, ...) are of another subvolume, and a ` +
+      'snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)',
+  );
 }
 
 function noteLostParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {

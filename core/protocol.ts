@@ -96,6 +96,13 @@ export const META = {
   rawEstimate: 'rawEstimate',
   /** How `btrfs send` made the stream (SendStream); absent means 'v1'. A resume regenerates it the same way. */
   sendStream: 'sendStream',
+  /** The snapshot's btrfs Creation time (otime) on the client, ISO 8601 UTC; absent where btrfs has none. */
+  createdAt: 'createdAt',
+  /**
+   * When the snapshot was taken (its name's time, else its creation time: client/snapshot-time.ts), ISO 8601 UTC:
+   * what the server's retention and every "newest" count, never the time it arrived. Absent from older clients.
+   */
+  takenAt: 'takenAt',
 } as const;
 
 /**
@@ -169,6 +176,13 @@ export const Snapshot = z.object({
   rawBytes: z.number(),
   wireBytes: z.number(),
   transferId: z.string().nullable(),
+  /** The client snapshot's btrfs Creation time (META.createdAt); null where unknown (catalogued before it was sent). */
+  createdAt: z.string().nullish(),
+  /**
+   * When it was taken (META.takenAt): what retention and "newest" count. Null for snapshots catalogued before
+   * clients sent it: the server then dates them by their name, else by their arrival (server/snapshot-time.ts).
+   */
+  takenAt: z.string().nullish(),
 });
 export type Snapshot = z.infer<typeof Snapshot>;
 
@@ -253,6 +267,9 @@ export const Transfer = z.object({
    * they are orphaned: an abort deletes them, and the server does after its expiry period.
    */
   spoolBytes: z.number().default(0),
+  /** The snapshot's times from the upload's metadata (META.createdAt, META.takenAt), for its record once received. */
+  snapshotCreatedAt: z.string().nullish(),
+  snapshotTakenAt: z.string().nullish(),
 });
 export type Transfer = z.infer<typeof Transfer>;
 

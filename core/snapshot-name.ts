@@ -32,3 +32,37 @@ export function parseSnapshotName(name: string): { prefix: string; time: Date } 
   const time = m ? parseStamp(m[2]!) : null;
   return m && time ? { prefix: m[1]!, time } : null;
 }
+
+/**
+ * btrbk's names (btrbk.conf(5), timestamp_format): `NAME.YYYYMMDD` (short), `NAME.YYYYMMDDThhmm` (long, the
+ * default), `NAME.YYYYMMDDThhmmss+hhmm` (long-iso), each with `_N` when two fall in one minute; and ours,
+ * `NAME.YYYYMMDDThhmmssZ`. The zone-less forms are the local time of the machine that took them (btrbk uses
+ * localtime), so only that machine can read them into an instant: the client does, with `zone: 'local'`.
+ */
+const TIMED_NAME_RE = /^(.+)\.(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(?:(\d{2})(Z|[+-]\d{4})?)?)?(?:_\d+)?$/;
+
+export interface NameTime {
+  /** The source's name: btrbk's NAME, our volume. */
+  prefix: string;
+  time: Date;
+}
+
+/** The prefix and time of a btrbk-style or snapferry name; null for any other name or an impossible date. */
+export function parseNameTime(name: string, zone: 'local' | 'utc'): NameTime | null {
+  const m = TIMED_NAME_RE.exec(name);
+  if (!m) return null;
+  const [y, mo, d, h = 0, mi = 0, s = 0] = m.slice(2, 8).map((x) => (x === undefined ? undefined : Number(x))) as number[];
+  const offset = m[8];
+  let time: Date;
+  if (offset !== undefined || zone === 'utc') {
+    const minutes = offset === undefined || offset === 'Z' ? 0 : (offset[0] === '-' ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(3)));
+    time = new Date(Date.UTC(y!, mo! - 1, d!, h, mi, s) - minutes * 60_000);
+    // Date.UTC rolls 20260231 over into March: only fields that come back out as they went in are a real time.
+    const check = new Date(time.getTime() + minutes * 60_000);
+    if (check.getUTCMonth() !== mo! - 1 || check.getUTCDate() !== d || check.getUTCHours() !== h || check.getUTCMinutes() !== mi || check.getUTCSeconds() !== s) return null;
+  } else {
+    time = new Date(y!, mo! - 1, d!, h, mi, s);
+    if (time.getMonth() !== mo! - 1 || time.getDate() !== d || time.getHours() !== h || time.getMinutes() !== mi || time.getSeconds() !== s) return null;
+  }
+  return { prefix: m[1]!, time };
+}

@@ -7,6 +7,7 @@ import { parseName, type SafeName } from '../core/names.ts';
 import type { Snapshot, Status, Transfer } from '../core/protocol.ts';
 import { NotFound, countSpools, type ReplicationService } from './replication.ts';
 import type { Caller } from './auth.ts';
+import { byTaken } from './snapshot-time.ts';
 
 /** Stands for "every client" where a single client's name would be (the admin's VolumeList.client). */
 export const ALL_CLIENTS = '*';
@@ -71,7 +72,7 @@ export async function snapshotsFor(service: ReplicationService, caller: Caller, 
     snapshots.push(...one.snapshots.map((s) => ({ client, ...s })));
     removed.push(...one.removed);
   }
-  snapshots.sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
+  snapshots.sort(byTaken);
   return { volume, snapshots, removed };
 }
 

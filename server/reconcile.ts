@@ -68,7 +68,7 @@ async function adoptUnrecorded(layout: ServerLayout, catalog: Catalog, client: S
     await catalog.addSnapshot({
       client, volume, name, uuid: shown.receivedUuid, serverUuid: shown.uuid, parentUuid: transfer?.parentUuid ?? null,
       receivedAt: new Date().toISOString(), rawBytes: transfer?.rawBytes ?? 0, wireBytes: transfer?.wireBytes ?? 0,
-      transferId: transfer?.id ?? null,
+      transferId: transfer?.id ?? null, createdAt: transfer?.snapshotCreatedAt ?? null, takenAt: transfer?.snapshotTakenAt ?? null,
     });
     if (transfer && transfer.state !== 'received') await catalog.updateTransfer(transfer.id, { state: 'received', error: null });
     log.warn({ volume, snapshot: name }, 'recorded a received snapshot missing from the catalog');

@@ -33,6 +33,7 @@ import { ReceiveRetries } from './receive-retries.ts';
 import { deleteSpool, dueForDeletion, orphansAmong, spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
 import { runEvery, type Periodic } from './periodic.ts';
 import { KEEP_EVERYTHING, ServerPruner, type RetentionLookup } from './retention.ts';
+import { byTaken, parseTimeMetadata } from './snapshot-time.ts';
 import type { Logger } from './log.ts';
 
 export class TransferConflict extends SnapferryError {}
@@ -194,6 +195,8 @@ export class ReplicationService {
     const chunkSize = parseChunkSize(metadata[META.chunkSize]);
     const estimate = Number(metadata[META.rawEstimate]);
     const sendStream = await this.receivableSendStream(metadata[META.sendStream]);
+    const createdAt = parseTimeMetadata(metadata[META.createdAt], META.createdAt);
+    const takenAt = parseTimeMetadata(metadata[META.takenAt], META.takenAt);
 
     await this.checkFreeSpace(chunkSize);
     await this.checkOpenUploads(client);
@@ -224,7 +227,7 @@ export class ReplicationService {
     }
     const now = new Date().toISOString();
     const record: TransferRecord = {
-      id, client, volume, snapshot, uuid, parentUuid, chunkSize, sendStream,
+      id, client, volume, snapshot, uuid, parentUuid, chunkSize, sendStream, snapshotCreatedAt: createdAt, snapshotTakenAt: takenAt,
       state: 'uploading', createdAt: now, updatedAt: now,
       rawEstimate: Number.isFinite(estimate) && estimate >= 0 ? estimate : null,
       error: null, lastInterruption: null, interruptions: 0, wireBytes: null, rawBytes: null, framesVerified: null, wait: null,
@@ -431,7 +434,7 @@ export class ReplicationService {
     const record: SnapshotRecord = {
       client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, serverUuid: got.serverUuid,
       parentUuid: t.parentUuid, receivedAt: new Date().toISOString(), rawBytes: got.rawBytes,
-      wireBytes: got.wireBytes, transferId: id,
+      wireBytes: got.wireBytes, transferId: id, createdAt: t.snapshotCreatedAt ?? null, takenAt: t.snapshotTakenAt ?? null,
     };
     await this.catalog.addSnapshot(record);
     await this.catalog.updateTransfer(id, { state: 'received', error: null, wait: null });
@@ -639,7 +642,7 @@ export class ReplicationService {
     await this.refreshVolume(client, volume);
     const snapshots = this.catalog
       .snapshots(client, volume)
-      .sort((a, b) => a.receivedAt.localeCompare(b.receivedAt))
+      .sort(byTaken)
       .map(({ client: _c, volume: _v, ...s }) => s);
     return { snapshots, removed: this.catalog.removed(client, volume) };
   }

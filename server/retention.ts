@@ -10,9 +10,9 @@
  * - everything of a volume that has a receive under way (verifying or receiving): that volume is left alone until
  *   the receive is over, and is pruned right after it.
  *
- * A snapshot's time is the one in its name when it has one (`<volume>.<YYYYMMDDTHHMMSSZ>`, what `snapferry
- * snapshot` takes), else the time it was received: a seed that took days would otherwise bunch everything sent
- * after it into one day.
+ * A snapshot's time is when it was taken, as the client sent it (server/snapshot-time.ts); snapshots catalogued
+ * before clients sent it are dated by their name, else by their arrival, and `--dry-run` says which were. A backlog
+ * that arrives in one go would otherwise fall into one day, and the server's prune after each receive would lose it.
  */
 import * as btrfs from '../core/btrfs/index.ts';
 import { describeError } from '../core/errors.ts';
@@ -20,7 +20,7 @@ import type { SafeName } from '../core/names.ts';
 import { waitingStates, type TransferState } from '../core/protocol.ts';
 import { describePlan, planRetention, type RetentionPlan } from '../core/retention.ts';
 import { prunes, type RetentionPolicy } from '../core/retention-policy.ts';
-import { parseSnapshotName } from '../core/snapshot-name.ts';
+import { snapshotDating, snapshotTime } from './snapshot-time.ts';
 import type { Catalog, SnapshotRecord } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
@@ -34,9 +34,7 @@ export const KEEP_EVERYTHING: RetentionLookup = () => ({});
 /** A whole stream being received, or waiting to be: its parent and clone sources must stay as they are. */
 const RECEIVING: readonly TransferState[] = ['verifying', 'receiving', ...waitingStates];
 
-export function snapshotTime(s: Pick<SnapshotRecord, 'name' | 'receivedAt'>): Date {
-  return parseSnapshotName(s.name)?.time ?? new Date(s.receivedAt);
-}
+export { snapshotTime };
 
 export interface VolumePlan {
   client: string;
@@ -44,6 +42,18 @@ export interface VolumePlan {
   /** Why the volume is left alone this time (a receive under way), or null. */
   busy: string | null;
   plan: RetentionPlan;
+  /** For people: snapshots dated otherwise than by the time their client sent (catalogued before it did). */
+  notes: string[];
+}
+
+function datingNotes(held: readonly SnapshotRecord[]): string[] {
+  const by = (from: string) => held.filter((s) => snapshotDating(s).from === from).map((s) => s.name);
+  const notes: string[] = [];
+  const named = by('name');
+  const arrived = by('arrival');
+  if (named.length > 0) notes.push(`dated by the time in their names, read as UTC (catalogued before clients sent the time a snapshot was taken): ${named.join(', ')}`);
+  if (arrived.length > 0) notes.push(`dated by when they arrived (catalogued before clients sent the time a snapshot was taken, and no time in their names): ${arrived.join(', ')}`);
+  return notes;
 }
 
 /** What the policy would do to one volume now (no I/O beyond reading the catalog in memory). */
@@ -52,19 +62,21 @@ export function planVolume(catalog: Catalog, retention: RetentionLookup, client:
   const transfers = catalog.transfers({ client, volume });
   const receiving = transfers.find((t) => RECEIVING.includes(t.state));
   const dated = held.map((s) => ({ name: s.name, time: snapshotTime(s) }));
+  const notes = datingNotes(held);
   if (receiving) {
     const busy = `transfer ${receiving.id} of ${receiving.snapshot} is ${receiving.state}`;
-    return { client, volume, busy, plan: planRetention(dated, {}, new Map(), now) };
+    return { client, volume, busy, plan: planRetention(dated, {}, new Map(), now), notes };
   }
-  return { client, volume, busy: null, plan: planRetention(dated, retention(client, volume), protections(catalog, client, volume), now) };
+  return { client, volume, busy: null, plan: planRetention(dated, retention(client, volume), protections(catalog, client, volume), now), notes };
 }
 
 function protections(catalog: Catalog, client: string, volume: string): Map<string, string> {
   const protect = new Map<string, string>();
   const add = (name: string, reason: string) => protect.set(name, protect.has(name) ? `${protect.get(name)}; ${reason}` : reason);
   const held = catalog.snapshots(client, volume);
-  // Newest by the time it was received, and by the time it was taken: the two agree unless a restart adopted an
-  // older snapshot into the catalog (server/reconcile.ts), and then both stay rather than guess.
+  // Newest by the time it was taken, and (the one use of arrival here, a keep and never a delete) the last to
+  // arrive: the client's chain goes on from what it pushed last. The two agree unless a restart adopted an older
+  // snapshot into the catalog (server/reconcile.ts), and then both stay rather than guess.
   const received = [...held].sort((a, b) => a.receivedAt.localeCompare(b.receivedAt)).at(-1);
   const taken = [...held].sort((a, b) => snapshotTime(a).getTime() - snapshotTime(b).getTime()).at(-1);
   for (const newest of new Set([received, taken])) {
@@ -152,11 +164,12 @@ export function describeServerPlans(catalog: Catalog, retention: RetentionLookup
   const lines: string[] = [];
   for (const [client, volume] of catalogVolumes(catalog)) {
     const policy = retention(client, volume);
-    const { busy, plan } = planVolume(catalog, retention, client, volume, now);
+    const { busy, plan, notes } = planVolume(catalog, retention, client, volume, now);
     const head = `${client}/${volume}:`;
     if (!prunes(policy)) lines.push(`${head} no retention policy, all ${plan.keep.length} kept`);
     else if (busy !== null) lines.push(`${head} left alone: ${busy}`);
     else lines.push(`${head} would delete ${plan.delete.length}, keep ${plan.keep.length}`, ...describePlan(plan).map((l) => `  ${l}`));
+    if (prunes(policy) && busy === null) lines.push(...notes.map((n) => `  note: ${n}`));
   }
   return lines;
 }

@@ -5,7 +5,7 @@ import type { OwnSnapshot } from '../../client/snapshot.ts';
 import type { Snapshot, Transfer, TransferState } from '../../core/protocol.ts';
 
 const own = (name: string, i: number): OwnSnapshot => ({
-  name, path: `/snaps/${name}`, uuid: `uuid-${name}`, origin: 'src', generation: i, time: new Date(Date.UTC(2026, 0, i)),
+  name, path: `/snaps/${name}`, uuid: `uuid-${name}`, localUuid: `uuid-${name}`, origin: 'src', generation: i, created: null, time: new Date(Date.UTC(2026, 0, i)),
 });
 const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((n, i) => own(n, i + 1)) as [OwnSnapshot, OwnSnapshot, OwnSnapshot, OwnSnapshot, OwnSnapshot];
 const held = (...s: OwnSnapshot[]) => ({ snapshots: s.map((x) => ({ uuid: x.uuid, name: x.name }) as Snapshot) });

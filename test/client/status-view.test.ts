@@ -14,7 +14,7 @@ function snapshot(name: string, uuid: string, receivedAt: string): Snapshot {
 }
 
 function local(name: string, uuid: string, generation: number): LocalSnapshot {
-  return { name, path: `/snaps/${name}`, uuid, origin: 'src', generation };
+  return { name, path: `/snaps/${name}`, uuid, localUuid: uuid, origin: 'src', generation, created: null, time: null };
 }
 
 function transfer(over: Partial<Transfer>): Transfer {

@@ -6,8 +6,11 @@ const snap = (name: string, generation: number, origin: string | null = 'src'): 
   name,
   path: `/snaps/${name}`,
   uuid: `uuid-${name}`,
+  localUuid: `uuid-${name}`,
   origin,
   generation,
+  created: null,
+  time: null,
 });
 const held = (...s: LocalSnapshot[]) => s.map((x) => ({ uuid: x.uuid, name: x.name }));
 const names = (steps: { snapshot: LocalSnapshot; parent: LocalSnapshot | null }[]) =>
@@ -103,10 +106,23 @@ test('the parent is the newest common snapshot, in whatever order the candidates
   assert.deepEqual(names(plan.steps), ['c->d']);
 });
 
-test('with no common snapshot of its own source, the parent is one of another source', () => {
+test('a snapshot of another source is never a parent, even when none of its own is held (issue 19)', () => {
   const other = snap('other', 25, 'elsewhere');
   const plan = planPush({ requested: [c], candidates: [other, c], server: held(other) });
-  assert.deepEqual(names(plan.steps), ['other->c']);
+  assert.deepEqual(names(plan.steps), ['full->c']);
+  assert.deepEqual(plan.notes, ['sending c in full: the snapshots this volume holds (other, ...) are of another subvolume, and a snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)']);
+  // With a parent of its own source, nothing to say about the other.
+  assert.deepEqual(planPush({ requested: [c], candidates: [b, other, c], server: held(b, other) }).notes, []);
+});
+
+test('a received chain (full receive, then incrementals onto it) is one source: its own snapshots are parents', () => {
+  // btrfs receive: the first has no Parent UUID, each later one the local UUID of the one it was received onto.
+  const r1: LocalSnapshot = { ...snap('r1', 10, null), uuid: 'orig-1', localUuid: 'local-1' };
+  const r2: LocalSnapshot = { ...snap('r2', 20, 'local-1'), uuid: 'orig-2', localUuid: 'local-2' };
+  const r3: LocalSnapshot = { ...snap('r3', 30, 'local-2'), uuid: 'orig-3', localUuid: 'local-3' };
+  const other = snap('other', 25, 'elsewhere');
+  const plan = planPush({ requested: [r3], candidates: [r1, r2, other, r3], server: held(r1, r2, other) });
+  assert.deepEqual(names(plan.steps), ['r2->r3']);
 });
 
 test('two snapshots of unknown origin are not of the same source', () => {
@@ -121,7 +137,7 @@ test('two snapshots of unknown origin are not of the same source', () => {
  * A twin: another source's snapshot taken in the same transaction under the same name (two subvolumes snapshotted
  * together into per-volume folders). It is as old as its twin, so it is neither older nor newer than it.
  */
-const twin = (s: LocalSnapshot): LocalSnapshot => ({ ...s, uuid: `${s.uuid}-twin`, path: `/other${s.path}`, origin: 'other-src' });
+const twin = (s: LocalSnapshot): LocalSnapshot => ({ ...s, uuid: `${s.uuid}-twin`, localUuid: `${s.localUuid}-twin`, path: `/other${s.path}`, origin: 'other-src' });
 
 test('a snapshot as old as the newest on the server is sent, not skipped', () => {
   const plan = planPush({ requested: [b, twin(b)], candidates: [], server: held(b) });

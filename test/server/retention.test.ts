@@ -90,5 +90,19 @@ test('prune-server --dry-run lines: per volume, with the policy of each (or none
     `  delete ${names[1]}`,
     `  keep   ${names[2]}  (one of the last 2)`,
     `  keep   ${names[3]}  (newest received snapshot: the parent of the next incremental; one of the last 2)`,
+    `  note: dated by the time in their names, read as UTC (catalogued before clients sent the time a snapshot was taken): ${names.join(', ')}`,
   ]);
+});
+
+test("a snapshot's time is the one its client sent, over its name and its arrival; older records say how they are dated", async (t) => {
+  // A backlog that arrived within four minutes, its names without a date btrbk or we would write.
+  const catalog = await catalogWith(t, ['a', 'b', 'c', 'd', 'legacy']);
+  const taken = ['2026-11-01T01:00:00.000Z', '2026-11-02T01:00:00.000Z', '2026-11-03T01:00:00.000Z', '2026-11-04T01:00:00.000Z'];
+  for (const [i, s] of catalog.snapshots('laptop', 'home').slice(0, 4).entries()) await catalog.addSnapshot({ ...s, takenAt: taken[i]! });
+  const now = new Date('2026-12-01T00:00:00Z');
+  const { plan, notes } = planVolume(catalog, () => ({ daily: 2 }), 'laptop', 'home', now);
+  // 'legacy' arrived last (June 2026) and has no time of its own: it is dated by its arrival, the newest day.
+  assert.deepEqual(plan.keep.map((k) => [k.name, k.time.toISOString()]), [['legacy', '2026-06-01T00:04:00.000Z'], ['c', taken[2]], ['d', taken[3]]]);
+  assert.deepEqual(plan.delete.map((d) => d.name), ['a', 'b']);
+  assert.deepEqual(notes, ['dated by when they arrived (catalogued before clients sent the time a snapshot was taken, and no time in their names): legacy']);
 });
