@@ -59,6 +59,8 @@ export async function buildDist(root = ROOT) {
     const result = await build({
       entryPoints: { cli: path.join(root, 'bin', 'cli.ts'), ...workerEntries(root) },
       outdir: staging,
+      // The metafile's input paths are relative to this.
+      absWorkingDir: root,
       outExtension: { '.js': '.mjs' },
       bundle: true,
       platform: 'node',
