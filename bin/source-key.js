@@ -6,6 +6,8 @@ import path from 'node:path';
 
 /** The folders the command's code comes from (test/ is not part of it). */
 export const SOURCE_DIRS = ['bin', 'client', 'core', 'server'];
+/** What else decides what a build holds: the build itself, and package.json's dependencies (left out of it). */
+const BUILD_INPUTS = ['packaging', 'package.json'];
 /** Where the build writes the key of the sources it bundled. */
 export const KEY_FILE = '.sources';
 
@@ -16,13 +18,16 @@ export function sourceKey(root) {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(file);
-      else if (/\.(ts|mjs|js)$/.test(entry.name)) {
-        const st = fs.statSync(file);
-        lines.push(`${path.relative(root, file)}\0${st.size}\0${st.mtimeMs}`);
-      }
+      else if (/\.(ts|mjs|js)$/.test(entry.name)) add(file, fs.statSync(file));
     }
   };
-  for (const dir of SOURCE_DIRS) walk(path.join(root, dir));
+  const add = (file, st) => lines.push(`${path.relative(root, file)}\0${st.size}\0${st.mtimeMs}`);
+  for (const name of [...SOURCE_DIRS, ...BUILD_INPUTS]) {
+    const file = path.join(root, name);
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (st?.isDirectory()) walk(file);
+    else if (st) add(file, st);
+  }
   return createHash('sha256').update(lines.sort().join('\n')).digest('hex').slice(0, 16);
 }
 

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { KEY_FILE, SOURCE_DIRS, sourceKey } from '../bin/source-key.js';
+import { KEY_FILE, SOURCE_DIRS, distIsCurrent, sourceKey } from '../bin/source-key.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -104,6 +104,9 @@ function licenses(root, inputs) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // --if-stale (before the tests): leave a current dist/ alone, so that a second test run started beside a first
+  // does not replace it under the commands the first is running.
+  if (process.argv.includes('--if-stale') && distIsCurrent(ROOT, path.join(ROOT, 'dist'))) process.exit(0);
   const started = performance.now();
   const dist = await buildDist();
   console.log(`built ${path.relative(process.cwd(), dist) || dist}/ in ${Math.round(performance.now() - started)} ms: ${fs.readdirSync(dist).filter((f) => f.endsWith('.mjs')).join(', ')}`);
