@@ -4,7 +4,7 @@
 //
 // In a git checkout (bin/cli.ts is here) dist/ may be missing or older than the sources: then the sources run
 // through tsx (a dev dependency), slower to start (~1 s) but never stale. `npm test`, `npm run test:one` and
-// `npm run bench` build first, so the commands the tests start run from dist/.
+// `npm run bench` build first when dist/ is stale, so the commands the tests start run from dist/.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

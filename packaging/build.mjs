@@ -77,8 +77,11 @@ export async function buildDist(root = ROOT) {
     });
     fs.writeFileSync(path.join(staging, 'THIRD-PARTY-LICENSES.md'), licenses(root, Object.keys(result.metafile.inputs)));
     fs.writeFileSync(path.join(staging, KEY_FILE), `${key}\n`);
-    fs.rmSync(dist, { recursive: true, force: true });
+    // Moved aside, not deleted first: dist/ is missing only between two renames.
+    const old = `${staging}-old`;
+    if (fs.existsSync(dist)) fs.renameSync(dist, old);
     fs.renameSync(staging, dist);
+    fs.rmSync(old, { recursive: true, force: true });
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
