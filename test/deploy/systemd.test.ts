@@ -11,9 +11,10 @@ import { execa } from 'execa';
 import { DEFAULT_SERVER_CONFIG, loadServerConfig } from '../../server/config.ts';
 import { DEFAULT_CLIENT_CONFIG } from '../../client/config.ts';
 import { SNAPFERRY_BIN } from '../e2e/processes.ts';
+// Where the .deb installs the command (and `npm install -g` with NodeSource's node, whose prefix is /usr).
+import { INSTALLED_BIN } from '../../packaging/deb.mjs';
 
 const DIR = path.resolve(import.meta.dirname, '../../deploy/systemd');
-const INSTALLED_BIN = '/usr/local/bin/snapferry';
 
 type Unit = Map<string, Map<string, string[]>>;
 

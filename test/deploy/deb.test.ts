@@ -1,0 +1,111 @@
+/**
+ * The Debian package of `npm run package:deb`, as dpkg would install it (extracted with dpkg-deb -x into a folder
+ * instead of /, so that the test changes nothing on the machine; CI installs it for real with dpkg -i): its control
+ * file, what it holds and leaves out, units that run the binary it installs, and the installed command serving and
+ * pushing with plain node, its compression workers included.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { buildDeb, INSTALLED_BIN } from '../../packaging/deb.mjs';
+import { Status } from '../../core/protocol.ts';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import { assertReceived, createPair } from '../e2e/harness.ts';
+import { builtCopy, tempDir } from './package-copy.ts';
+
+const UNITS = 'usr/lib/systemd/system';
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+let built: Promise<{ deb: string; into: string }> | undefined;
+
+/** The package built from a copy of this checkout, and the folder it is extracted into: once for the file. */
+function extracted(): Promise<{ deb: string; into: string }> {
+  built ??= (async () => {
+    const hook = { after: (fn: () => Promise<void>) => void cleanups.push(fn) };
+    const root = await builtCopy(hook);
+    const deb = await buildDeb(root, await tempDir(hook, 'deb'));
+    const into = await tempDir(hook, 'deb-root');
+    await execa('dpkg-deb', ['-x', deb, into]);
+    return { deb, into };
+  })();
+  return built;
+}
+
+test('the control file: name, version, this machine\'s architecture, nodejs of engines and the tools it runs', async () => {
+  const { deb } = await extracted();
+  const field = async (name: string) => (await execa('dpkg-deb', ['-f', deb, name])).stdout.trim();
+  const pkg = JSON.parse(await fs.readFile(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string; engines: { node: string } };
+  assert.equal(await field('Package'), 'snapferry');
+  assert.equal(await field('Version'), pkg.version);
+  assert.equal(await field('Architecture'), (await execa('dpkg', ['--print-architecture'])).stdout.trim(), 'it holds native addons built here');
+  const depends = (await field('Depends')).split(/,\s*/);
+  assert.deepEqual(depends, [`nodejs (>= ${pkg.engines.node.replace('>=', '')})`, 'btrfs-progs', 'attr', 'util-linux']);
+});
+
+test('the package: the command in /usr/bin, runtime modules only, no tests or sources, units that run /usr/bin/snapferry', async (t) => {
+  const { deb, into } = await extracted();
+  const listing = (await execa('dpkg-deb', ['-c', deb])).stdout;
+  const files = listing.split('\n').map((l) => l.replace(/^.*?\.\//, '').replace(/ -> .*$/, ''));
+  assert.deepEqual(files.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts')), [], 'no TypeScript sources');
+  assert.deepEqual(files.filter((f) => /(^|\/)test\//.test(f) && !f.includes('node_modules/')), [], 'no tests');
+  const modules = await fs.readdir(path.join(into, 'usr/lib/snapferry/node_modules'));
+  for (const devOnly of ['tsx', 'esbuild', 'typescript', 'eslint', 'commander']) assert.ok(!modules.includes(devOnly), `${devOnly} is in the package`);
+  assert.ok(modules.includes('zstd-napi'));
+
+  assert.equal(INSTALLED_BIN, '/usr/bin/snapferry');
+  const bin = path.join(into, INSTALLED_BIN);
+  assert.equal(await fs.realpath(bin), path.join(into, 'usr/lib/snapferry/bin/snapferry.js'));
+  for (const example of ['server.example.yaml', 'client.example.yaml']) assert.ok(existsSync(path.join(into, 'usr/share/doc/snapferry/examples', example)));
+
+  const units = (await fs.readdir(path.join(into, UNITS))).sort();
+  assert.deepEqual(units, ['snapferry-client.service', 'snapferry-client.timer', 'snapferry-server.service']);
+  for (const unit of units.filter((u) => u.endsWith('.service'))) {
+    const execs = [...(await fs.readFile(path.join(into, UNITS, unit), 'utf8')).matchAll(/^Exec\w+=(\S+)/gm)].map((m) => m[1]);
+    assert.deepEqual(execs, [INSTALLED_BIN], `${unit} runs the packaged command`);
+  }
+
+  // systemd-analyze checks that ExecStart's program exists: the same units, pointed at the extracted command.
+  const probe = await execa('systemd-analyze', ['--version'], { reject: false });
+  if (probe.exitCode !== 0) return t.diagnostic('systemd-analyze is not installed: units not verified');
+  const dir = await tempDir(t, 'units');
+  for (const unit of units) await fs.writeFile(path.join(dir, unit), (await fs.readFile(path.join(into, UNITS, unit), 'utf8')).replaceAll(INSTALLED_BIN, bin));
+  const verify = await execa('systemd-analyze', ['verify', ...units.map((u) => path.join(dir, u))], { reject: false });
+  assert.equal(`${verify.stdout}${verify.stderr}`.trim(), '', 'systemd-analyze verify has findings');
+  assert.equal(verify.exitCode, 0);
+});
+
+test('the packaged command serves and pushes with plain node: the server answers /v1/status, workers compress', rootOnly, async (t) => {
+  const { into } = await extracted();
+  const bin = path.join(into, INSTALLED_BIN);
+  const pair = await createPair(t, { fillMB: 4 });
+  const s1 = await pair.snapshot('s1');
+
+  const serve = execa(bin, ['serve', '--root', pair.root, '--listen', '127.0.0.1:0', '--no-auth'], { reject: false, buffer: false, cwd: into });
+  t.after(async () => {
+    serve.kill('SIGTERM');
+    await serve;
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let said = '';
+    serve.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      said += s;
+      const m = /snapferry serving .* on (http:\/\/\S+)/.exec(said);
+      if (m) resolve(m[1]!);
+    });
+    void serve.then(() => reject(new Error(`serve exited: ${said}`)));
+  });
+  const status = Status.parse(await (await fetch(`${url}/v1/status`)).json());
+  assert.equal(status.service, 'snapferry');
+  assert.equal(status.snapshots, 0);
+
+  // --compress 3: every frame goes through the compression workers, which load dist/compression-worker.mjs.
+  const pushed = await execa(bin, ['push', '--server', url, '--volume', 'home', '--compress', '3', s1], { reject: false, cwd: into });
+  assert.equal(pushed.exitCode, 0, pushed.stderr);
+  await assertReceived(s1, pair.receivedPath('home', 's1'));
+});
