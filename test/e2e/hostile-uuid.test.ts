@@ -2,7 +2,8 @@
  * Each client's UUIDs in a namespace of their own on the server's disk (issue 17, server/uuid-namespace.ts), against
  * a real server on real btrfs: a UUID another client holds is received like any other, each client's snapshots and
  * incrementals stay their own, a stream that names another client's UUID finds nothing of it, and snapshots
- * received before namespacing (their raw UUID on disk) still take incrementals and restore.
+ * received before namespacing (their raw UUID on disk) still take incrementals and restore; at start, the catalog
+ * meets the disk through the same mapping.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -184,4 +185,33 @@ test('a snapshot received before namespacing (its raw UUID on disk, no receivedU
   }
   assert.deepEqual((await fs.readdir(path.join(dest, 'snap2'))).sort(), ['new', 'old']);
   assert.equal(await fs.readFile(path.join(dest, 'snap2', 'new'), 'utf8'), 'new\n');
+});
+
+test('at start, a snapshot moved into place whose catalog entry a crash lost is adopted under the client\'s UUID, found through its transfer by its namespaced Received UUID', uuidTest, async (t) => {
+  const h = await hostileServer(t);
+  const u = randomUuid();
+  const { id } = await uploadStream(h.server.url, metadataFor('home', 'snap', u), full(u).file('f', Buffer.from('one\n')).end().build());
+  assert.equal((await settled(h, id)).state, 'received');
+  await h.server.close();
+  // What a crash between the rename and the catalog's update leaves: the snapshot in place, its transfer receiving.
+  const file = path.join(h.root, 'catalog.json');
+  const catalog = JSON.parse(await fs.readFile(file, 'utf8')) as { snapshots: unknown[]; transfers: { id: string; state: string }[] };
+  catalog.snapshots = [];
+  for (const tr of catalog.transfers) if (tr.id === id) tr.state = 'receiving';
+  await fs.writeFile(file, JSON.stringify(catalog));
+
+  const server = await startServer({ root: h.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500 });
+  t.after(() => server.close());
+  await server.service.idle();
+  assert.deepEqual(
+    server.service.catalog.snapshots('default').map((s) => [s.name, s.uuid, s.receivedUuid, s.transferId]),
+    [['snap', u, namespacedUuid('default', u), id]],
+  );
+  assert.equal(server.service.catalog.transfer(id)?.state, 'received');
+  // And it is the parent it should be.
+  const h2: HostileServer = { ...h, server };
+  const next = randomUuid();
+  const inc = await uploadStream(server.url, metadataFor('home', 'snap2', next, u), new SendStreamBuilder().snapshot('snap2', next, u).file('g', Buffer.from('two\n')).end().build());
+  assert.equal((await settled(h2, inc.id)).state, 'received');
+  assert.equal(await fs.readFile(path.join(h.volumeDir('home'), 'snap2', 'f'), 'utf8'), 'one\n');
 });
