@@ -103,6 +103,29 @@ test('a command it would rewrite with a bad CRC is refused, never given a good o
   await assert.rejects(rewrite(raw.subarray(0, 17 + 20), 7), (err: unknown) => err instanceof SendStreamError && err.code === 'sendstream_truncated');
 });
 
+test('on the real streams of the fixtures (v1 full and incremental, v2 with encoded writes): only UUID commands change, and every UUID they name is mapped', async () => {
+  const dir = path.join(import.meta.dirname, 'fixtures-sendstream');
+  for (const name of ['full-v1.bin', 'incremental-v1.bin', 'full-v2-compressed.bin']) {
+    const raw = await fs.readFile(path.join(dir, name));
+    assert.deepEqual(await rewrite(raw, 4093, (u) => u), raw, `${name}: the identity map changes no byte`);
+    // Another UUID for each, as a function of it alone (its hex digits reversed).
+    const mapOf: SendUuidMap = (u) => {
+      const hex = u.replaceAll('-', '').split('').reverse().join('');
+      return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    };
+    const out = await rewrite(raw, 4093, mapOf);
+    const [before, after] = [commands(raw), commands(out)];
+    assert.equal(after.length, before.length, name);
+    assert.ok(before.some((c) => c.uuid !== undefined), `${name} names a UUID`);
+    for (const [i, c] of before.entries()) {
+      assert.equal(after[i]!.uuid, c.uuid === undefined ? undefined : mapOf(c.uuid), `${name} command ${i}`);
+      assert.equal(after[i]!.clone, c.clone === undefined ? undefined : mapOf(c.clone), `${name} command ${i}`);
+      const span = (buf: Buffer) => buf.subarray(c.offset, c.offset + 10 + c.length);
+      if (c.uuid === undefined && c.clone === undefined) assert.deepEqual(span(out), span(raw), `${name} command ${i} unchanged`);
+    }
+  }
+});
+
 test('rewriteCommandUuids leaves a command that names no UUID as it is', () => {
   const raw = new SendStreamBuilder().mkdir('d').build().subarray(17);
   assert.equal(rewriteCommandUuids(raw, 1, () => OTHER), raw);
