@@ -66,19 +66,24 @@ export function rewriteCommandUuids(command: Buffer, version: number, map: SendU
 /**
  * The stream, with rewriteCommandUuids applied to each command. Reads the stream header and each command header to
  * find the commands; holds at most one UUID-naming command (a few dozen bytes) at a time. After END, everything
- * passes unchanged.
+ * passes unchanged. What passes through goes out as runs of the chunk it came in: a chunk full of small commands goes
+ * on as one piece, not one per command (each piece is a write into btrfs receive's pipe).
  */
 export class SendStreamUuidRewriter extends Transform {
+  #state: 'stream-header' | 'command-header' | 'command' | 'pass' | 'done' = 'stream-header';
+  /** What is held (copies): a header cut by the end of a chunk, or a command to rewrite. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
-  /** How many bytes the next piece needs: the stream header, a command header, or a whole command to rewrite. */
+  /** How many bytes the held piece needs: the stream header, a command header, or a whole command. */
   #need = SEND_STREAM_HEADER_LENGTH;
-  #state: 'stream-header' | 'command-header' | 'command' | 'pass' | 'done' = 'stream-header';
   /** Body bytes of a command that names no UUID still to pass through. */
   #passLeft = 0;
   #version = 0;
-  #offset = 0;
-
+  /** Stream offset of the current chunk's first byte, and of the held piece's (for errors). */
+  #base = 0;
+  #heldAt = 0;
+  /** What one chunk gives, pushed once it is taken apart. */
+  #parts: Buffer[] = [];
   readonly #map: SendUuidMap;
 
   constructor(map: SendUuidMap) {
@@ -89,91 +94,123 @@ export class SendStreamUuidRewriter extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       this.#take(chunk);
-      callback();
     } catch (err) {
+      this.#parts = [];
       callback(err as Error);
+      return;
     }
+    this.#base += chunk.length;
+    for (const part of this.#parts) this.push(part);
+    this.#parts = [];
+    callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.#state === 'done' || (this.#state === 'command-header' && this.#pendingBytes === 0) || (this.#state === 'pass' && this.#passLeft === 0)) {
-      return callback();
-    }
-    callback(new SendStreamError('sendstream_truncated', `the send stream ends at byte ${this.#offset}, inside a command`, { offset: this.#offset }));
+    const between = this.#pendingBytes === 0 && (this.#state === 'done' || this.#state === 'command-header');
+    if (between) return callback();
+    callback(new SendStreamError('sendstream_truncated', `the send stream ends at byte ${this.#base}, inside a command`, { offset: this.#base }));
   }
 
   #take(chunk: Buffer): void {
-    let rest = chunk;
-    while (rest.length > 0) {
+    let pos = 0;
+    // chunk[runStart, pos) goes out as it came.
+    let runStart = 0;
+    const endRun = () => {
+      if (pos > runStart) this.#parts.push(chunk.subarray(runStart, pos));
+      runStart = pos;
+    };
+    while (pos < chunk.length) {
       if (this.#state === 'done') {
-        this.#out(rest);
-        return;
+        pos = chunk.length;
+        break;
       }
       if (this.#state === 'pass') {
-        const n = Math.min(this.#passLeft, rest.length);
-        this.#out(rest.subarray(0, n));
-        rest = rest.subarray(n);
+        const n = Math.min(this.#passLeft, chunk.length - pos);
+        pos += n;
         this.#passLeft -= n;
-        if (this.#passLeft === 0) this.#expect('command-header', SEND_COMMAND_HEADER_LENGTH);
+        if (this.#passLeft === 0) this.#expectHeader();
         continue;
       }
-      const n = Math.min(this.#need - this.#pendingBytes, rest.length);
-      this.#pending.push(rest.subarray(0, n));
+      if (this.#state === 'command-header' && this.#pendingBytes === 0 && chunk.length - pos >= SEND_COMMAND_HEADER_LENGTH) {
+        // The common case: a whole header in this chunk, of a command that names no UUID. It stays in the run.
+        const cmd = chunk.readUInt16LE(pos + 4);
+        if (!UUID_ATTRS.has(cmd)) {
+          this.#passCommand(cmd, chunk.readUInt32LE(pos));
+          pos += SEND_COMMAND_HEADER_LENGTH;
+          continue;
+        }
+      }
+      if (this.#pendingBytes === 0) {
+        endRun();
+        this.#heldAt = this.#base + pos;
+      }
+      const n = Math.min(this.#need - this.#pendingBytes, chunk.length - pos);
+      // A copy: what is held may outlive the chunk it came in.
+      this.#pending.push(Buffer.from(chunk.subarray(pos, pos + n)));
       this.#pendingBytes += n;
-      rest = rest.subarray(n);
-      if (this.#pendingBytes === this.#need) this.#complete(Buffer.concat(this.#pending));
+      pos += n;
+      runStart = pos;
+      if (this.#pendingBytes === this.#need) {
+        const piece = Buffer.concat(this.#pending);
+        this.#pending = [];
+        this.#pendingBytes = 0;
+        this.#complete(piece);
+      }
     }
+    endRun();
   }
 
-  /** A piece (stream header, command header, whole command) is complete. */
+  /** A held piece (stream header, command header, whole command) is complete. */
   #complete(piece: Buffer): void {
-    this.#pending = [];
-    this.#pendingBytes = 0;
     if (this.#state === 'stream-header') {
       this.#version = piece.readUInt32LE(SEND_STREAM_HEADER_LENGTH - 4);
-      this.#out(piece);
-      this.#expect('command-header', SEND_COMMAND_HEADER_LENGTH);
+      this.#parts.push(piece);
+      this.#expectHeader();
       return;
     }
     if (this.#state === 'command-header') {
       const length = piece.readUInt32LE(0);
       const cmd = piece.readUInt16LE(4);
-      if (UUID_ATTRS.has(cmd)) {
-        if (length > SEND_MAX_COMMAND_LENGTH) {
-          throw new SendStreamError('sendstream_too_large', `a command at byte ${this.#offset} claims ${length} bytes`, { offset: this.#offset });
-        }
-        this.#pending = [piece];
-        this.#pendingBytes = piece.length;
-        this.#state = 'command';
-        this.#need = SEND_COMMAND_HEADER_LENGTH + length;
-        if (length === 0) this.#complete(piece);
+      if (!UUID_ATTRS.has(cmd)) {
+        this.#parts.push(piece);
+        this.#passCommand(cmd, length);
         return;
       }
-      this.#out(piece);
-      if (cmd === SendCmd.END) this.#state = 'done';
-      else if (length === 0) this.#expect('command-header', SEND_COMMAND_HEADER_LENGTH);
-      else {
-        this.#state = 'pass';
-        this.#passLeft = length;
+      if (length > SEND_MAX_COMMAND_LENGTH) {
+        throw new SendStreamError('sendstream_too_large', `a command at byte ${this.#heldAt} claims ${length} bytes`, { offset: this.#heldAt });
       }
-      return;
+      this.#state = 'command';
+      this.#need = SEND_COMMAND_HEADER_LENGTH + length;
+      if (length > 0) {
+        // Held on: the rest of the command comes after its header.
+        this.#pending = [piece];
+        this.#pendingBytes = piece.length;
+        return;
+      }
     }
     const header = piece.subarray(0, SEND_COMMAND_HEADER_LENGTH);
     const body = piece.subarray(SEND_COMMAND_HEADER_LENGTH);
     if (sendCommandCrc(header, body) !== header.readUInt32LE(SEND_COMMAND_CRC_OFFSET)) {
-      throw new SendStreamError('sendstream_crc', `the command at byte ${this.#offset} has a bad CRC32C`, { offset: this.#offset });
+      throw new SendStreamError('sendstream_crc', `the command at byte ${this.#heldAt} has a bad CRC32C`, { offset: this.#heldAt });
     }
-    this.#out(rewriteCommandUuids(piece, this.#version, this.#map));
-    this.#expect('command-header', SEND_COMMAND_HEADER_LENGTH);
+    this.#parts.push(rewriteCommandUuids(piece, this.#version, this.#map));
+    this.#expectHeader();
   }
 
-  #expect(state: 'command-header', need: number): void {
-    this.#state = state;
-    this.#need = need;
+  /** After the header of a command that names no UUID: its body passes, or after END everything does. */
+  #passCommand(cmd: number, length: number): void {
+    if (cmd === SendCmd.END) {
+      this.#state = 'done';
+    } else if (length === 0) {
+      this.#expectHeader();
+    } else {
+      this.#state = 'pass';
+      this.#passLeft = length;
+    }
   }
 
-  #out(bytes: Buffer): void {
-    this.#offset += bytes.length;
-    this.push(bytes);
+  #expectHeader(): void {
+    this.#state = 'command-header';
+    this.#need = SEND_COMMAND_HEADER_LENGTH;
   }
 }
