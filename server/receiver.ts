@@ -7,8 +7,8 @@
  * only once every command that ends in it has passed, and `btrfs receive` applies a command only once it has read
  * all of it, so a refused command is never applied: the failed pipeline stops the receive first. The first command
  * is renamed to a staging name (server/stream-rename.ts) and its UUIDs mapped into the client's namespace
- * (server/uuid-namespace.ts), into `btrfs receive -e --chroot` confined to the volume's
- * folder; what it adds there beside its subvolume goes when it ends (server/volume-folder.ts).
+ * (server/uuid-namespace.ts), into `btrfs receive -e --chroot` confined to the volume's folder; what it adds there
+ * beside its subvolume goes when it ends (server/volume-folder.ts).
  *
  * btrfs receive exits at the stream's END command, which comes before the end frame: the snapshot counts as received
  * only once the end frame has verified too, and the new subvolume has the expected Received UUID and is read-only.

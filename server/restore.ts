@@ -83,7 +83,8 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
   // The server's own send is checked too: an end frame must stand for a whole, well-formed stream.
   const check = new SendStreamCheck();
   send.stream.pipe(toClient).pipe(check);
-  send.stream.once('error', (err) => check.destroy(err));
+  // pipe() carries no errors: a failed btrfs send fails the rewrite, which fails the check.
+  send.stream.once('error', (err) => toClient.destroy(err));
   toClient.once('error', (err) => check.destroy(err));
   // A stream that is only piped keeps btrfs send blocked on a full pipe when its consumer goes: stop them all.
   const stop = () => {

@@ -95,7 +95,6 @@ export class SendStreamUuidRewriter extends Transform {
     try {
       this.#take(chunk);
     } catch (err) {
-      this.#parts = [];
       callback(err as Error);
       return;
     }

@@ -102,6 +102,18 @@ test("a UUID another client holds is received in the caller's own namespace, ans
     assert.equal(snap?.uuid, u, `${client} sees the UUID it pushed`);
     assert.equal('receivedUuid' in snap, false, 'where it is on disk is the server\'s business');
   }
+
+  // Restored, Bob's snapshots come back as his, with the UUIDs he pushed as their Received UUIDs.
+  const elsewhere = await createBtrfs(t, { sizeMiB: 256 });
+  const dest = path.join(elsewhere.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  for (const [name, uuid] of [['snap', u], ['snap2', b2]] as const) {
+    const done = await restore({ server: h.server.url, volume: 'home', snapshot: name, destDir: dest, chunkSize: 65536, headers: authHeaders(keys.bob), env: {} }, recordingReporter());
+    assert.equal(done.restored, true);
+    assert.equal((await btrfs.subvolumeShow(path.join(dest, name))).receivedUuid, uuid);
+  }
+  assert.deepEqual((await fs.readdir(path.join(dest, 'snap2'))).sort(), ['bonly', 'new', 'who']);
+  assert.equal(await fs.readFile(path.join(dest, 'snap2', 'who'), 'utf8'), 'bob\n');
 });
 
 test("a stream naming another client's UUID as its parent or clone source fails as a random UUID's does and tells nothing; a client's own copy of that UUID gives its own bytes", uuidTest, async (t) => {
