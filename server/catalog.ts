@@ -23,7 +23,14 @@ const TransferRecord = Transfer.omit({ wireOffset: true, framesVerified: true, r
 });
 export type TransferRecord = z.infer<typeof TransferRecord>;
 
-const SnapshotRecord = Snapshot.extend(owner);
+const SnapshotRecord = Snapshot.extend(owner).extend({
+  /**
+   * The Received UUID the subvolume has on disk: the client's `uuid` in its namespace (server/uuid-namespace.ts).
+   * Absent on snapshots received before namespacing, whose Received UUID on disk is `uuid` itself. The server's own
+   * word, never shown to a client.
+   */
+  receivedUuid: z.string().optional(),
+});
 export type SnapshotRecord = z.infer<typeof SnapshotRecord>;
 
 const RemovedRecord = RemovedSnapshot.extend(owner);

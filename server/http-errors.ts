@@ -17,7 +17,6 @@ const STATUS_BY_CODE: Record<string, number> = {
   snapshot_present: 409,
   snapshot_name_taken: 409,
   snapshot_uuid_taken: 409,
-  snapshot_uuid_unavailable: 409,
   parent_missing: 409,
   volume_busy: 409,
   transfer_receiving: 409,

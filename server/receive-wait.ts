@@ -40,7 +40,7 @@ export function classifyReceiveFailure(err: SnapferryError): ReceiveFault {
   // one that names a path its own snapshot does not have (sendstream_cannot_apply, core/btrfs/receive-failure.ts).
   if (err.code.startsWith('sendstream_') || err.code.startsWith('frame_') || err.code.startsWith('stream_')) return 'refused';
   // Something else holds the name or the UUID, or btrfs made something other than what was sent: a person decides.
-  if (['snapshot_exists', 'snapshot_uuid_taken', 'snapshot_uuid_unavailable', 'receive_unchecked'].includes(err.code)) return 'refused';
+  if (['snapshot_exists', 'snapshot_uuid_taken', 'receive_unchecked'].includes(err.code)) return 'refused';
   if (STREAM_CANNOT_APPLY.test(err.message)) return 'refused';
   return 'server_fault';
 }

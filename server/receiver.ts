@@ -6,8 +6,9 @@
  * volume's snapshots, device nodes and setuid files as configured; core/wire/sendstream-policy.ts). A chunk goes on
  * only once every command that ends in it has passed, and `btrfs receive` applies a command only once it has read
  * all of it, so a refused command is never applied: the failed pipeline stops the receive first. The first command
- * is renamed to a staging name (server/stream-rename.ts), into `btrfs receive -e --chroot` confined to the volume's
- * folder; what it adds there beside its subvolume goes when it ends (server/volume-folder.ts).
+ * is renamed to a staging name (server/stream-rename.ts) and its UUIDs mapped into the client's namespace
+ * (server/uuid-namespace.ts), into `btrfs receive -e --chroot` confined to the volume's folder; what it adds there
+ * beside its subvolume goes when it ends (server/volume-folder.ts).
  *
  * btrfs receive exits at the stream's END command, which comes before the end frame: the snapshot counts as received
  * only once the end frame has verified too, and the new subvolume has the expected Received UUID and is read-only.
@@ -19,7 +20,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough, Writable } from 'node:stream';
-import { SendStreamCheck, type SendStreamHeader } from '../core/wire/index.ts';
+import { SendStreamCheck, SendStreamUuidRewriter, type SendStreamHeader, type SendUuidMap } from '../core/wire/index.ts';
 import type { LiveStreamSource } from './live-source.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { SnapferryError } from '../core/errors.ts';
@@ -40,6 +41,11 @@ export interface ReceiveJob {
   chunkSize: number;
   /** What the stream may do (parent, clone sources, devices, setuid), decided by the server. */
   policy: SendStreamPolicy;
+  /**
+   * The client's UUIDs to the Received UUIDs on disk (server/uuid-namespace.ts): the stream is checked as the client
+   * wrote it, and reaches btrfs receive with its UUIDs mapped, so that it can name only this client's subvolumes.
+   */
+  toDisk: SendUuidMap;
   /** Throws when the checked snapshot must not take its name after all (called just before the rename). */
   confirm?: () => void;
 }
@@ -47,6 +53,8 @@ export interface ReceiveJob {
 export interface ReceivedSnapshot {
   path: string;
   serverUuid: string;
+  /** The Received UUID it has on disk: toDisk(uuid). */
+  receivedUuid: string;
   rawBytes: number;
   wireBytes: number;
 }
@@ -109,7 +117,9 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
   const received = btrfs.receive(volumeDir, raw, { chroot: true, endOnEndCommand: true, signal });
   // btrfs receive stops reading at END, before the end frame: the feed keeps the pipeline going to its end (where the
   // end frame is verified) whether or not btrfs still reads.
-  const fed = pipeline(source, check, new FirstCommandRenamer(layout.incomingName(job.id)), feed(raw), { signal });
+  // The one place that feeds btrfs receive (live, from the spool after a restart, on a retry): UUIDs mapped here.
+  const toDisk = new SendStreamUuidRewriter(job.toDisk);
+  const fed = pipeline(source, check, new FirstCommandRenamer(layout.incomingName(job.id)), toDisk, feed(raw), { signal });
   try {
     const [piped, got] = await Promise.allSettled([
       fed.catch((err: unknown) => {
@@ -124,10 +134,11 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     if (piped.status === 'rejected') throw piped.reason;
     if (got.status === 'rejected') throw got.reason;
     const shown = await btrfs.subvolumeShow(stagedPath);
-    if (shown.receivedUuid !== job.uuid) {
+    const expected = job.toDisk(job.uuid);
+    if (shown.receivedUuid !== expected) {
       throw new ReceiveError(
         'receive_unchecked',
-        `btrfs receive finished but ${job.snapshot} has Received UUID ${shown.receivedUuid ?? 'none'}, not ${job.uuid}`,
+        `btrfs receive finished but ${job.snapshot} has Received UUID ${shown.receivedUuid ?? 'none'}, not ${expected} (${job.uuid} in ${job.client}'s namespace)`,
       );
     }
     if (!shown.readonly) {
@@ -138,7 +149,7 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     // Anything the stream wrote through its own symlinks outside the snapshot (server/volume-folder.ts).
     await removeAdded(volumeDir, before, [job.snapshot]);
     await forgetFolder(recordFile);
-    return { path: finalPath, serverUuid: shown.uuid, rawBytes: check.summary?.bytes ?? 0, wireBytes: source.wireRead };
+    return { path: finalPath, serverUuid: shown.uuid, receivedUuid: expected, rawBytes: check.summary?.bytes ?? 0, wireBytes: source.wireRead };
   } catch (err) {
     raw.destroy();
     source.destroy();

@@ -14,6 +14,7 @@ import type { Logger } from './log.ts';
 import { removePartial } from './receiver.ts';
 import { INCOMING_PREFIX } from './layout.ts';
 import { recoverCutReceives } from './volume-folder.ts';
+import { receivedUuidOf, toDiskMap } from './uuid-namespace.ts';
 
 async function listDirs(dir: string): Promise<string[]> {
   try {
@@ -30,7 +31,7 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Log
   for (const s of catalog.allSnapshots()) {
     const p = layout.snapshotPath(s.client as SafeName, s.volume as SafeName, s.name as SafeName);
     const shown = await btrfs.subvolumeShow(p).catch(() => null);
-    if (!shown || shown.receivedUuid !== s.uuid) {
+    if (!shown || shown.receivedUuid !== receivedUuidOf(s)) {
       await catalog.removeSnapshot(s, shown ? 'replaced on disk by another subvolume' : 'deleted from disk');
       log.warn({ volume: s.volume, snapshot: s.name }, 'snapshot gone from disk; removed from the catalog');
     }
@@ -64,9 +65,13 @@ async function adoptUnrecorded(layout: ServerLayout, catalog: Catalog, client: S
     if (known.has(name)) continue;
     const shown = await btrfs.subvolumeShow(layout.snapshotPath(client, volume, name)).catch(() => null);
     if (!shown?.receivedUuid || !shown.readonly) continue;
-    const transfer = catalog.transfers({ client, volume }).find((t) => t.uuid === shown.receivedUuid);
+    // Its transfer says which client UUID it is: the one whose Received UUID on disk it has (server/uuid-namespace.ts).
+    const toDisk = toDiskMap(catalog, client);
+    const transfer = catalog.transfers({ client, volume }).find((t) => toDisk(t.uuid) === shown.receivedUuid);
     await catalog.addSnapshot({
-      client, volume, name, uuid: shown.receivedUuid, serverUuid: shown.uuid, parentUuid: transfer?.parentUuid ?? null,
+      // Without its transfer (long forgotten), only the Received UUID is known: recorded as the UUID too, as before.
+      client, volume, name, uuid: transfer?.uuid ?? shown.receivedUuid, receivedUuid: shown.receivedUuid,
+      serverUuid: shown.uuid, parentUuid: transfer?.parentUuid ?? null,
       receivedAt: new Date().toISOString(), rawBytes: transfer?.rawBytes ?? 0, wireBytes: transfer?.wireBytes ?? 0,
       transferId: transfer?.id ?? null, createdAt: transfer?.snapshotCreatedAt ?? null, takenAt: transfer?.snapshotTakenAt ?? null,
     });

@@ -28,6 +28,7 @@ import type { SendStreamPolicy } from '../core/wire/sendstream-policy.ts';
 import type { ReceiveJob, ReceivedSnapshot } from './receiver.ts';
 import { LiveReceives } from './live-receives.ts';
 import { reconcile } from './reconcile.ts';
+import { toDiskMap } from './uuid-namespace.ts';
 import { classifyReceiveFailure, DEFAULT_RETRY, type RetrySchedule } from './receive-wait.ts';
 import { ReceiveRetries } from './receive-retries.ts';
 import { deleteSpool, dueForDeletion, orphansAmong, spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
@@ -209,9 +210,9 @@ export class ReplicationService {
     if (held.some((s) => s.name === snapshot)) {
       throw new TransferConflict('snapshot_name_taken', `${volume} already has a different snapshot named ${snapshot} on the server; rename one of them`);
     }
-    // btrfs receive finds parents and clone sources by Received UUID across the whole filesystem: a second
-    // subvolume with the same Received UUID elsewhere (another client's, another volume's) could be picked instead.
-    // Checked again just before the receive, for two uploads of one UUID into two volumes at once.
+    // One client's snapshot lives in one volume: its UUID maps to one Received UUID on disk
+    // (server/uuid-namespace.ts), which two subvolumes must not share. Another client's UUIDs are in another
+    // namespace and change nothing here. Checked again just before the receive, for two uploads of one UUID at once.
     this.assertUuidFree(client, volume, uuid);
     if (parentUuid && !held.some((s) => s.uuid === parentUuid)) {
       throw new TransferConflict('parent_missing', `the server does not hold the parent snapshot ${parentUuid} of ${snapshot}; push again to pick another parent`, {
@@ -262,21 +263,14 @@ export class ReplicationService {
   }
 
   /**
-   * Refuses a UUID another subvolume on the server already has. In the caller's own namespace the answer says where;
-   * another client's snapshots must look absent, so that answer names no one and nothing, and says no more than that
-   * this UUID cannot be taken (which no answer can avoid while btrfs resolves UUIDs across the whole filesystem).
+   * Refuses a UUID the client already holds in another volume: both would have the same Received UUID on disk, and
+   * btrfs receive could pick either as a parent or clone source.
    */
   private assertUuidFree(client: string, volume: string, uuid: string): void {
-    const holders = this.catalog.allSnapshots().filter((s) => s.uuid === uuid && (s.client !== client || s.volume !== volume));
-    if (holders.length === 0) return;
-    if (holders.some((s) => s.client === client)) {
-      throw new TransferConflict('snapshot_uuid_taken', `the server already holds a snapshot with UUID ${uuid} outside ${volume}; a snapshot can be pushed to one volume only`, {
-        details: { uuid },
-      });
-    }
-    throw new TransferConflict('snapshot_uuid_unavailable',
-      `the server cannot receive a snapshot with UUID ${uuid}: btrfs on the server finds snapshots by UUID, and this one cannot be used; ` +
-        'a snapshot btrfs made has a UUID of its own, so take a new snapshot (btrfs subvolume snapshot -r) and push that', { details: { uuid } });
+    if (!this.catalog.snapshots(client).some((s) => s.uuid === uuid && s.volume !== volume)) return;
+    throw new TransferConflict('snapshot_uuid_taken', `the server already holds a snapshot with UUID ${uuid} outside ${volume}; a snapshot can be pushed to one volume only`, {
+      details: { uuid },
+    });
   }
 
   /**
@@ -423,6 +417,7 @@ export class ReplicationService {
     return {
       id, client: t.client as SafeName, volume: t.volume as SafeName, snapshot: t.snapshot as SafeName,
       uuid: t.uuid, parentUuid: t.parentUuid, chunkSize: t.chunkSize, policy: this.receivePolicy(t),
+      toDisk: toDiskMap(this.catalog, t.client),
       // Checked again just before the snapshot takes its name: two uploads of one UUID into two volumes at once.
       confirm: check,
     };
@@ -432,7 +427,7 @@ export class ReplicationService {
     const t = this.catalog.transfer(id);
     if (!t) return;
     const record: SnapshotRecord = {
-      client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, serverUuid: got.serverUuid,
+      client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, receivedUuid: got.receivedUuid, serverUuid: got.serverUuid,
       parentUuid: t.parentUuid, receivedAt: new Date().toISOString(), rawBytes: got.rawBytes,
       wireBytes: got.wireBytes, transferId: id, createdAt: t.snapshotCreatedAt ?? null, takenAt: t.snapshotTakenAt ?? null,
     };
@@ -643,7 +638,8 @@ export class ReplicationService {
     const snapshots = this.catalog
       .snapshots(client, volume)
       .sort(byTaken)
-      .map(({ client: _c, volume: _v, ...s }) => s);
+      // Where it is on disk is the server's own business (server/uuid-namespace.ts).
+      .map(({ client: _c, volume: _v, receivedUuid: _r, ...s }) => s);
     return { snapshots, removed: this.catalog.removed(client, volume) };
   }
 

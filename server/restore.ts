@@ -3,7 +3,8 @@
  * push sends, in the other direction. The server runs its own `btrfs send` of the received subvolume, incremental
  * from the parent the client names (a snapshot of the same volume that the client holds), and frames it with the
  * same encoder. A received subvolume's stream carries its Received UUID as its UUID (and its parent's Received UUID
- * as the clone UUID), so the client receives it as the very snapshot it once pushed.
+ * as the clone UUID); those are the client's UUIDs in its namespace on disk, mapped back to the client's own
+ * (server/uuid-namespace.ts), so the client receives it as the very snapshot it once pushed.
  *
  * Resume works as the push's does, mirrored: the send of one read-only pair is byte-identical run to run, so the
  * server runs it again, hashes its way to the client's frame N (no compression, no network) and compares chains
@@ -20,7 +21,8 @@ import { btrfsFeatures, sendOptionsFor } from '../core/btrfs/features.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
 import { FRAMED_STREAM_TYPE, RESTORE_HEADERS, type Snapshot } from '../core/protocol.ts';
-import { DEFAULT_ZSTD_LEVEL, FRAME_HEADER_SIZE, FrameEncoder, SendStreamCheck, hashRawPrefix, type SendStreamHeader } from '../core/wire/index.ts';
+import { DEFAULT_ZSTD_LEVEL, FRAME_HEADER_SIZE, FrameEncoder, SendStreamCheck, SendStreamUuidRewriter, hashRawPrefix, type SendStreamHeader } from '../core/wire/index.ts';
+import { toClientMap } from './uuid-namespace.ts';
 import { NotFound, type ReplicationService } from './replication.ts';
 import type { ParsedRestoreRequest } from './restore-request.ts';
 
@@ -46,8 +48,11 @@ export interface RestoreStream {
 
 export class RestoreError extends SnapferryError {}
 
-/** What the restore needs of the replication service: the volume's snapshots (checked on disk) and where they are. */
-export type RestoreSource = Pick<ReplicationService, 'snapshots' | 'layout'>;
+/**
+ * What the restore needs of the replication service: the volume's snapshots (checked on disk), where they are, and
+ * the catalog (for the Received UUIDs on disk).
+ */
+export type RestoreSource = Pick<ReplicationService, 'snapshots' | 'layout' | 'catalog'>;
 
 export async function openRestoreStream(service: RestoreSource, req: RestoreRequest): Promise<RestoreStream> {
   const { snapshots } = await service.snapshots(req.client, req.volume);
@@ -72,13 +77,19 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
     ...sendOptionsFor('v1', await btrfsFeatures()),
     ...(req.signal ? { signal: req.signal } : {}),
   });
+  // The subvolume sends its Received UUIDs on disk, in the client's namespace (server/uuid-namespace.ts): mapped
+  // back to the client's, from the catalog alone, so the same send gives the same bytes for a resume to compare.
+  const toClient = new SendStreamUuidRewriter(toClientMap(service.catalog, req.client));
   // The server's own send is checked too: an end frame must stand for a whole, well-formed stream.
   const check = new SendStreamCheck();
-  send.stream.pipe(check);
-  send.stream.once('error', (err) => check.destroy(err));
-  // A stream that is only piped keeps btrfs send blocked on a full pipe when its consumer goes: stop both.
+  send.stream.pipe(toClient).pipe(check);
+  // pipe() carries no errors: a failed btrfs send fails the rewrite, which fails the check.
+  send.stream.once('error', (err) => toClient.destroy(err));
+  toClient.once('error', (err) => check.destroy(err));
+  // A stream that is only piped keeps btrfs send blocked on a full pipe when its consumer goes: stop them all.
   const stop = () => {
     check.destroy();
+    toClient.destroy();
     send.stream.destroy();
   };
 

@@ -13,4 +13,5 @@ export * from './sendstream-check.ts';
 export * from './sendstream-errors.ts';
 export * from './sendstream-format.ts';
 export * from './sendstream-parser.ts';
+export * from './sendstream-uuids.ts';
 export * from './compression-pool.ts';

@@ -18,6 +18,8 @@ import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
 import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
 import type { RunningServer } from '../../server/serve.ts';
+import { DEFAULT_CLIENT } from '../../server/auth.ts';
+import { namespacedUuid } from '../../server/uuid-namespace.ts';
 import { assertReceived, createPair, recordingReporter, until, type Pair } from './harness.ts';
 
 /** Writes random data to `file` until the filesystem says it is full; returns the bytes written. */
@@ -170,7 +172,7 @@ test('disk full during the receive: the transfer waits with its spool, push exit
   await assertReceived(s1, pair.receivedPath('v', 's1'));
   const shown = await btrfs.subvolumeShow(pair.receivedPath('v', 's1'));
   assert.ok(shown.readonly, 'received read-only');
-  assert.equal(shown.receivedUuid, (await btrfs.subvolumeShow(s1)).uuid);
+  assert.equal(shown.receivedUuid, namespacedUuid(DEFAULT_CLIENT, (await btrfs.subvolumeShow(s1)).uuid));
   const left = await fs.readdir(path.join(pair.root, 'spool'));
   assert.ok(!left.some((f) => f.startsWith(waiting.id)), 'the spool is gone once received');
 

@@ -13,6 +13,9 @@ import { silentLogger } from '../../server/log.ts';
 import type { ServiceOptions } from '../../server/replication.ts';
 import { createBtrfs } from '../fixtures/btrfs.ts';
 import { SendStreamBuilder, frameStream } from '../fixtures/send-streams.ts';
+import { addClient } from '../../server/tokens.ts';
+import { authHeaders } from '../../client/token.ts';
+import os from 'node:os';
 
 export const CHUNK = 65536;
 
@@ -169,4 +172,23 @@ export function streamOfRandomFile(uuid: string, pieces: number): Buffer {
   const b = new SendStreamBuilder().subvol('snap', uuid).file('f', data.subarray(0, piece));
   for (let i = 1; i < pieces; i++) b.write('f', data.subarray(i * piece, (i + 1) * piece), i * piece);
   return b.end().build();
+}
+
+/** A tokens file with two clients, alice and bob, for the tests where one client goes after another's things. */
+export async function twoClients(t: AfterHook): Promise<{ file: string; alice: string; bob: string }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-clients-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'tokens.json');
+  return { file, alice: (await addClient(file, 'alice')).token, bob: (await addClient(file, 'bob')).token };
+}
+
+/** A creation as the client whose token is `token`, of snapshot `snapshot` (default `snap`) of `volume`. */
+export async function createAs(h: HostileServer, token: string, volume: string, uuid: string, snapshot = 'snap', parentUuid?: string) {
+  return create(h.server.url, { ...authHeaders(token), 'Upload-Metadata': encodeMetadata(metadataFor(volume, snapshot, uuid, parentUuid)) });
+}
+
+/** Sends the raw send stream `raw`, framed, in one PATCH that declares its length. */
+export async function sendAs(h: HostileServer, token: string, id: string, raw: Buffer) {
+  const framed = await frameStream(raw, CHUNK);
+  return patch(h.server.url, id, 0, framed, { ...authHeaders(token), 'Upload-Length': String(framed.length) });
 }

@@ -11,6 +11,8 @@ import { rootOnly } from '../fixtures/btrfs.ts';
 import { ERROR_CODE_HEADER, SESSION_HEADER, UPLOADS_PATH } from '../../core/protocol.ts';
 import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
+import { DEFAULT_CLIENT } from '../../server/auth.ts';
+import { namespacedUuid } from '../../server/uuid-namespace.ts';
 import {
   create, encodeMetadata, hostileServer, listTree, metadataFor, patch, rawGet, settled, uploadStream, writtenOutside, type HostileServer,
 } from './hostile-client.ts';
@@ -45,7 +47,7 @@ test('hostile streams are refused before btrfs receive applies a refused command
   assert.equal(ok.state, 'received', ok.message);
   assert.equal(await fs.readFile(path.join(h.volumeDir('good'), 'snap', 'd', 'f'), 'utf8'), data.toString());
   const foreignSource = (await btrfs.subvolumeShow(path.join(h.volumeDir('good'), 'snap'))).receivedUuid;
-  assert.equal(foreignSource, good);
+  assert.equal(foreignSource, namespacedUuid(DEFAULT_CLIENT, good));
 
   const cases: { name: string; code: string; build: (uuid: string) => Buffer }[] = [
     { name: 'path escape ../x', code: 'sendstream_unsafe_path', build: (u) => padded(u).file(`../${CANARY}`, data).end().build() },

@@ -7,6 +7,8 @@ import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
+import { DEFAULT_CLIENT } from '../../server/auth.ts';
+import { namespacedUuid } from '../../server/uuid-namespace.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
@@ -23,7 +25,8 @@ test('a full push: the server receives, checks and catalogs the snapshot, and dr
   await assertReceived(s1, received);
   const shown = await btrfs.subvolumeShow(received);
   assert.equal(shown.readonly, true);
-  assert.equal(shown.receivedUuid, (await btrfs.subvolumeShow(s1)).uuid);
+  // In the client's UUID namespace on the server (server/uuid-namespace.ts).
+  assert.equal(shown.receivedUuid, namespacedUuid(DEFAULT_CLIENT, (await btrfs.subvolumeShow(s1)).uuid));
 
   const transfer = result.sent[0]!.transfer;
   assert.equal(transfer.state, 'received');

@@ -2,7 +2,8 @@
  * Restore over a link that breaks, on real btrfs: snapshots pushed to the server come back into a fresh filesystem,
  * full and incremental, through the chaos proxy cutting the download again and again, and a restore killed midway
  * (SIGKILL) goes on from its spool. Every test ends with the restored tree equal to the original snapshot and
- * nothing left of the restore's own (spool, staging subvolume).
+ * nothing left of the restore's own (spool, staging subvolume). The server's copies are in the client's UUID
+ * namespace; restored, they carry the client's own UUIDs again.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,10 @@ import { restore, type RestoreOptions } from '../../client/restore.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
 import { assertReceived, createPair, framedLength, recordingReporter, until } from './harness.ts';
 import { ChildProcesses } from './processes.ts';
+import type { RunningServer } from '../../server/serve.ts';
+import { DEFAULT_CLIENT } from '../../server/auth.ts';
+import { namespacedUuid } from '../../server/uuid-namespace.ts';
+import type { SafeName } from '../../core/names.ts';
 
 const restoreTest = { ...rootOnly, timeout: 180_000 };
 /** HTTP requests cost a few hundred bytes each; a restore makes one per attempt, plus the catalog. */
@@ -95,8 +100,20 @@ function assertBudget(t: AfterHook, proxy: ChaosProxy, wire: number, cuts: numbe
   assert.ok(crossed <= budget, `${crossed} bytes came down, more than the budget of ${budget}`);
 }
 
+/**
+ * The server's copy is in the client's UUID namespace (server/uuid-namespace.ts): its Received UUID is not the
+ * client's UUID, so the restore must map it back for assertRestored to hold.
+ */
+async function assertNamespacedOnServer(server: RunningServer, name: string, original: string): Promise<void> {
+  const [was, copy] = await Promise.all([btrfs.subvolumeShow(original), btrfs.subvolumeShow(server.service.layout.snapshotPath(DEFAULT_CLIENT, 'v' as SafeName, name as SafeName))]);
+  assert.equal(copy.receivedUuid, namespacedUuid(DEFAULT_CLIENT, was.uuid));
+  assert.notEqual(copy.receivedUuid, was.uuid);
+}
+
 test('a full and then an incremental restore into a fresh filesystem, each cut several times, equal the originals', restoreTest, async (t) => {
-  const { proxy, s1, s2, dest } = await restoreWorld(t, 12);
+  const { server, proxy, s1, s2, dest } = await restoreWorld(t, 12);
+  await assertNamespacedOnServer(server, 's1', s1);
+  await assertNamespacedOnServer(server, 's2', s2);
   // Slower than a loaded machine's client verifies and spools: bytes must not pile up in its socket buffer, where a
   // cut loses them after they "came down" (on loopback the kernel lets that buffer grow to megabytes).
   proxy.setRate({ downstream: 2 * 1024 * 1024 });

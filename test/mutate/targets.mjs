@@ -59,6 +59,12 @@ export const TARGETS = {
     tests: ['test/core/sendstream-policy.test.ts', 'test/wire/sendstream-policy-rules.test.ts', 'test/wire/sendstream-policy-exact.test.ts'],
     break: 95,
   },
+  /** The send-stream UUID rewrite that puts each client's UUIDs in its own namespace before btrfs receive. */
+  uuids: {
+    mutate: ['core/wire/sendstream-uuids.ts'],
+    tests: ['test/wire/sendstream-uuids.test.ts'],
+    break: 90,
+  },
   /** The planner: local snapshots and the server's catalog -> what to send from which parent. */
   plan: {
     mutate: ['core/plan.ts'],

@@ -39,7 +39,7 @@ test('a failed receive is the disk, the server, or the stream', () => {
   assert.equal(classifyReceiveFailure(new SnapferryError('receive_failed', 'receiving s1 failed: EIO', { cause: eio })), 'server_fault');
   assert.equal(classifyReceiveFailure(new BtrfsCommandError({ command: ['btrfs', 'receive'], exitCode: null, signal: 'SIGKILL', stderrTail: '' })), 'server_fault');
 
-  for (const code of ['sendstream_unsafe_path', 'frame_chain_mismatch', 'stream_metadata_mismatch', 'snapshot_exists', 'snapshot_uuid_taken', 'snapshot_uuid_unavailable', 'receive_unchecked']) {
+  for (const code of ['sendstream_unsafe_path', 'frame_chain_mismatch', 'stream_metadata_mismatch', 'snapshot_exists', 'snapshot_uuid_taken', 'receive_unchecked']) {
     assert.equal(classifyReceiveFailure(new SnapferryError(code, 'refused')), 'refused', code);
   }
   // A parent an admin deleted after the upload began: no retry brings it back; a new plan picks another.
