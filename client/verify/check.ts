@@ -1,0 +1,131 @@
+/**
+ * One verify: the server digests its copy of a snapshot while this machine digests its own, then the two digests
+ * are compared top down (core/tree-digest), asking the server only for the digests of directories that differ and
+ * the records of paths that differ. What crossed the line (request and answer bodies) is counted.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SnapferryError } from '../../core/errors.ts';
+import type { TreeDifference } from '../../core/tree-digest/types.ts';
+import type { ServerApi } from '../api.ts';
+import type { BackoffOptions } from '../retry.ts';
+import { VerifyProgress, type VerifyFigures } from './progress.ts';
+import { RemoteTree } from './remote.ts';
+import { compare, digestLocal } from './tree-engine.ts';
+
+/** Differences listed at most; a tree that differs in more says so (`truncated`). */
+export const MAX_DIFFERENCES = 1000;
+/** How often the server's job is asked how far it is. */
+const POLL_MS = 1000;
+
+export interface VerifyEvents {
+  note(message: string): void;
+  progress(figures: VerifyFigures): void;
+}
+
+export interface CheckRequest {
+  /** An API whose meter counts into `line` (see lineMeter). */
+  api: ServerApi;
+  line: LineCount;
+  volume: string;
+  /** The snapshot's name on the server. */
+  snapshot: string;
+  /** The local read-only snapshot. */
+  path: string;
+  readData: boolean;
+  /** With an admin token: whose snapshot. */
+  client?: string;
+  backoff?: Partial<BackoffOptions>;
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+export interface VerifyOutcome {
+  volume: string;
+  snapshot: string;
+  path: string;
+  equal: boolean;
+  differences: TreeDifference[];
+  truncated: boolean;
+  /** Entries and content bytes of the local tree. */
+  entries: number;
+  bytes: string;
+  /** Bodies that crossed the line, both ways, and the requests that carried them. */
+  line: { sent: number; received: number; requests: number };
+  /** Which saved digest the server started from. */
+  serverReused: 'self' | 'parent' | null;
+}
+
+/** What crossed the line: ServerApi's `meter` adds to it. */
+export interface LineCount {
+  sent: number;
+  received: number;
+  requests: number;
+}
+
+export function lineMeter(): { count: LineCount; meter: (sent: number, received: number) => void } {
+  const count: LineCount = { sent: 0, received: 0, requests: 0 };
+  return {
+    count,
+    meter: (sent, received) => {
+      count.sent += sent;
+      count.received += received;
+      count.requests++;
+    },
+  };
+}
+
+/** The server's copy differs from the local snapshot (differences were found and listed). */
+export class VerifyDifferences extends SnapferryError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super('verify_differences', message, { details });
+  }
+}
+
+export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Promise<VerifyOutcome> {
+  const before = { ...req.line };
+  const stop = new AbortController();
+  const signal = req.signal ? AbortSignal.any([req.signal, stop.signal]) : stop.signal;
+  const remote = await RemoteTree.start(
+    { api: req.api, ...(req.client !== undefined ? { client: req.client } : {}), ...(req.backoff ? { backoff: req.backoff } : {}), signal, note: events.note },
+    { volume: req.volume, snapshot: req.snapshot, readData: req.readData },
+  );
+  if (remote.job.reused) events.note(`${req.snapshot}: the server starts from the saved digest of ${remote.job.reused === 'self' ? 'this snapshot' : 'its parent'}`);
+  const progress = new VerifyProgress(req.snapshot);
+  try {
+    const localDone = digestLocal(req.path, {
+      signal,
+      onProgress: (p) => {
+        progress.local = { bytes: p.bytes, total: p.total, done: false };
+      },
+    }).then((tree) => {
+      progress.local = { ...progress.local, done: true };
+      return tree;
+    });
+    // A local digest that fails stops the polling at once, and its error is the one that shows.
+    localDone.catch(() => stop.abort());
+    const [local] = await Promise.all([localDone, waitForServer(remote, progress, events, signal, req.pollMs ?? POLL_MS)]);
+    events.progress(progress.figures());
+    const comparison = await compare(local, remote, MAX_DIFFERENCES);
+    const summary = await local.summary();
+    return {
+      volume: req.volume, snapshot: req.snapshot, path: req.path, equal: comparison.equal,
+      differences: comparison.differences, truncated: comparison.truncated,
+      entries: summary.entries, bytes: summary.bytes,
+      line: { sent: req.line.sent - before.sent, received: req.line.received - before.received, requests: req.line.requests - before.requests },
+      serverReused: remote.job.reused,
+    };
+  } finally {
+    stop.abort();
+    await remote.release();
+  }
+}
+
+async function waitForServer(remote: RemoteTree, progress: VerifyProgress, events: VerifyEvents, signal: AbortSignal, pollMs: number): Promise<void> {
+  for (;;) {
+    const now = await remote.ready();
+    progress.server = { bytes: now.progress.bytes, total: now.progress.total, done: now.state === 'ready' };
+    events.progress(progress.figures());
+    if (now.state === 'ready') return;
+    await sleep(pollMs, undefined, { signal });
+  }
+}
