@@ -1,0 +1,84 @@
+/**
+ * digestTree: a directory (a read-only snapshot, or the server's received copy of one) -> its DigestedTree. The walk,
+ * the xattrs (one getfattr run) and the hashing (a worker pool) run at the same time; digests are combined once all
+ * three are done.
+ */
+import { ContentHasher } from './content-hasher.ts';
+import { DigestedTree } from './digested-tree.ts';
+import { NO_ENTRY } from './entry-table.ts';
+import { HashPool } from './hash-pool.ts';
+import { PathIndex } from './path-index.ts';
+import { walkTree } from './walk.ts';
+import { readTreeXattrs } from './xattrs.ts';
+
+export interface DigestProgress {
+  /** Entries met by the walk so far. */
+  entries: number;
+  /** False while the walk still runs (bytesTotal still grows). */
+  walked: boolean;
+  bytesTotal: bigint;
+  bytesDone: bigint;
+  /** Bytes whose digest came from `reuse`. */
+  bytesReused: bigint;
+}
+
+export interface DigestOptions {
+  /**
+   * A previous digest of a parent snapshot of the same subvolume (same filesystem): a file with the same inode
+   * number, size, ctime and mtime takes its content digest from it. null (`--read-data`) or absent: hash everything.
+   */
+  reuse?: DigestedTree | null;
+  signal?: AbortSignal;
+  /** Called as work is done (often: throttle it for display). */
+  onProgress?: (progress: DigestProgress) => void;
+  /** Hashing threads; default: the cores there are (at most 16). */
+  threads?: number;
+}
+
+export async function digestTree(dir: string, options: DigestOptions = {}): Promise<DigestedTree> {
+  options.signal?.throwIfAborted();
+  const pool = new HashPool(options.threads);
+  let entries = 0;
+  let walked = false;
+  const report = (): void => {
+    if (options.onProgress === undefined) return;
+    options.onProgress({ entries, walked, ...hasher.progress });
+  };
+  // The hasher needs the table the walk fills; walkTree creates it, so the hasher is made on the first file.
+  let hasher: ContentHasher = undefined as unknown as ContentHasher;
+  const xattrs: Array<{ path: string; digest: string }> = [];
+  const abort = new AbortController();
+  const onAbort = (): void => abort.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const xattrsDone = readTreeXattrs(dir, (e) => xattrs.push(e), abort.signal);
+  try {
+    const table = await walkTree(dir, {
+      signal: options.signal,
+      onEntry: (n) => {
+        entries = n;
+      },
+      onTable: (t) => {
+        hasher = new ContentHasher(t, pool, options.reuse ?? null, report);
+      },
+      onFile: (file) => hasher.add(file),
+    });
+    walked = true;
+    report();
+    await Promise.all([hasher.finish(), xattrsDone]);
+    options.signal?.throwIfAborted();
+    const paths = new PathIndex(table);
+    for (const { path, digest } of xattrs) {
+      // Paths the walk did not take (inside a nested subvolume or mount) are not part of the tree.
+      const i = paths.indexOf(path);
+      if (i !== NO_ENTRY) table.xattrs.set(i, digest);
+    }
+    return new DigestedTree(table);
+  } catch (err) {
+    abort.abort(err);
+    await xattrsDone.catch(() => {});
+    throw err;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    await pool.close();
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Walks a tree into an EntryTable: names read as bytes and sorted bytewise, parents before children (preorder), no
+ * symlink followed, one filesystem. A directory on another device (a nested subvolume, a mount point) is entered as
+ * an empty directory: `btrfs send` does not cross into a nested subvolume, so that is what a receive holds, and the
+ * digests of both sides agree. Files are handed to `onFile` as they are met, so hashing overlaps the walk.
+ */
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import path from 'node:path';
+import { EntryTable, NO_ENTRY } from './entry-table.ts';
+import type { EntryFacts } from './entry-table.ts';
+import { TreeChangedError, TreeReadError } from './errors.ts';
+import { spellBytes } from './spell.ts';
+import type { EntryKind } from './types.ts';
+
+export interface WalkedFile {
+  index: number;
+  /** Absolute path, as bytes (names need not be UTF-8). */
+  path: Buffer;
+  size: bigint;
+  ino: bigint;
+  dev: bigint;
+  ctimeNs: bigint;
+  mtimeNs: bigint;
+  nlink: bigint;
+}
+
+export interface WalkOptions {
+  signal?: AbortSignal | undefined;
+  /** Called for each regular file, in walk order; awaited, so it can hold the walk back. */
+  onFile?: (file: WalkedFile) => void | Promise<void>;
+  onEntry?: (entries: number) => void;
+  /** Called once with the table the walk fills, before the first entry is added. */
+  onTable?: (table: EntryTable) => void;
+}
+
+/** lstat calls in flight per directory: enough to keep a disk's queue full, few enough for file handles. */
+const STAT_BATCH = 64;
+
+export async function walkTree(root: string, options: WalkOptions = {}): Promise<EntryTable> {
+  const table = new EntryTable();
+  options.onTable?.(table);
+  const top = Buffer.from(path.resolve(root));
+  const topStats = await stat(top);
+  if (!topStats.isDirectory()) throw new TreeReadError(`${root} is not a directory`);
+  /** Non-directories with more than one link: inode -> the entries that name it, in walk order. */
+  const linked = new Map<string, number[]>();
+
+  const visit = async (dir: Buffer, index: number): Promise<void> => {
+    options.signal?.throwIfAborted();
+    const names = await list(dir);
+    names.sort(Buffer.compare);
+    const paths = names.map((name) => Buffer.concat([dir, SLASH, name]));
+    for (let start = 0; start < names.length; start += STAT_BATCH) {
+      const batch = paths.slice(start, start + STAT_BATCH);
+      const stats = await Promise.all(batch.map(stat));
+      for (const [k, s] of stats.entries()) {
+        const p = batch[k] as Buffer;
+        const kind = kindOf(s, p);
+        const child = table.add(await facts(index, names[start + k] as Buffer, kind, s, p));
+        options.onEntry?.(table.count);
+        if (kind !== 'dir' && s.nlink > 1n) {
+          const key = `${s.dev}:${s.ino}`;
+          const group = linked.get(key);
+          if (group === undefined) linked.set(key, [child]);
+          else group.push(child);
+        }
+        if (kind === 'file') {
+          await options.onFile?.({ index: child, path: p, size: s.size, ino: s.ino, dev: s.dev, ctimeNs: s.ctimeNs, mtimeNs: s.mtimeNs, nlink: s.nlink });
+        }
+        // Another device below the top: a nested subvolume or a mount point, which a send does not carry.
+        if (kind === 'dir' && s.dev === topStats.dev) await visit(p, child);
+      }
+    }
+  };
+
+  table.add(await facts(NO_ENTRY, Buffer.alloc(0), 'dir', topStats, top));
+  options.onEntry?.(table.count);
+  await visit(top, 0);
+  for (const group of linked.values()) {
+    if (group.length < 2) continue;
+    for (const member of group) table.link.set(member, group[0] as number);
+  }
+  return table;
+}
+
+const SLASH = Buffer.from('/');
+
+async function facts(parent: number, name: Buffer, kind: EntryKind, s: BigIntStats, p: Buffer): Promise<EntryFacts> {
+  return {
+    parent,
+    name: spellBytes(name),
+    kind,
+    mode: Number(s.mode & 0o7777n),
+    uid: Number(s.uid),
+    gid: Number(s.gid),
+    size: kind === 'file' ? s.size : 0n,
+    mtimeNs: s.mtimeNs,
+    ino: s.ino,
+    ctimeNs: s.ctimeNs,
+    rdev: kind === 'chardev' || kind === 'blockdev' ? formatRdev(s.rdev) : null,
+    target: kind === 'symlink' ? spellBytes(await guard(p, () => readlink(p, { encoding: 'buffer' }))) : null,
+  };
+}
+
+function kindOf(s: BigIntStats, p: Buffer): EntryKind {
+  if (s.isFile()) return 'file';
+  if (s.isDirectory()) return 'dir';
+  if (s.isSymbolicLink()) return 'symlink';
+  if (s.isFIFO()) return 'fifo';
+  if (s.isSocket()) return 'socket';
+  if (s.isCharacterDevice()) return 'chardev';
+  if (s.isBlockDevice()) return 'blockdev';
+  throw new TreeReadError(`${p.toString()} is of a kind that has no name (mode ${s.mode.toString(8)})`);
+}
+
+/** Linux's dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31 (glibc's gnu_dev_major/minor). */
+export function formatRdev(rdev: bigint): string {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
+
+function stat(p: Buffer): Promise<BigIntStats> {
+  return guard(p, () => lstat(p, { bigint: true }));
+}
+
+function list(p: Buffer): Promise<Buffer[]> {
+  return guard(p, () => readdir(p, { encoding: 'buffer' }));
+}
+
+/** Turns a vanished entry into TreeChangedError and any other failure into TreeReadError naming the path. */
+async function guard<T>(p: Buffer, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new TreeChangedError(`${p.toString()} vanished while the tree was read`, { cause: err });
+    if (code === 'ABORT_ERR') throw err;
+    throw new TreeReadError(`cannot read ${p.toString()}: ${(err as Error).message}`, { cause: err, details: { code } });
+  }
+}
