@@ -26,6 +26,8 @@ import { parseName } from '../core/names.ts';
 import { DEFAULT_SERVER_CONFIG, findServerConfig, parseListenAddress, PRIVILEGED_FILES_MODES, retentionFor, serveSettings, type ServeFlags } from '../server/config.ts';
 import { clientSettings, DEFAULT_CLIENT_CONFIG, findClientConfig, pushJobs, type ClientFlags } from '../client/config.ts';
 import { addRunCommands } from './cli-run.ts';
+import { verify } from '../client/verify/verify.ts';
+import { jsonView, textView } from '../client/verify/view.ts';
 
 /** A parser of core/ or server/ as a commander argument parser: its message in commander's words. */
 function asArgument<T>(parse: (value: string) => T): (value: string) => T {
@@ -266,6 +268,35 @@ program
       result.restored
         ? `done: restored ${result.snapshot} to ${result.path} (${result.parent ? `incremental from ${result.parent}` : 'full'}, ${formatBytes(result.rawBytes)})\n`
         : `done: ${result.snapshot} is already at ${result.path}\n`,
+    );
+  });
+
+program
+  .command('verify')
+  .description("prove that the server's copy of a snapshot equals the local read-only snapshot: both sides digest their tree and only digests cross the line, down to the paths that differ (exit 3 when any differs)")
+  .option('--config <file>', `the client's config file (server, tokenFile, caFile, volumes); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`)
+  .option('--server <url>', 'the snapferry server')
+  .option('--volume <name>', 'the volume on the server (with a config and no snapshots: only this volume)')
+  .option('--read-data', "the server reads every byte of its copy again instead of reusing its saved digest (bit rot that a scrub has not reported)", false)
+  .option('--client <name>', 'with an admin token: the client whose snapshots to verify')
+  .option('--json', 'JSON lines of progress and results on stdout', false)
+  .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV})`)
+  .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
+  .argument('[snapshot...]', "read-only snapshots (each is checked), or folders of them (the newest the server holds is); default: each configured volume's snapshotDir")
+  .action(async (snapshots: string[], opts: { config?: string; volume?: string; readData: boolean; client?: string; json: boolean }, cmd: Command) => {
+    const config = await findClientConfig(opts.config);
+    const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    await verify(
+      {
+        server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: controller.signal,
+        headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })),
+        ...(opts.client !== undefined ? { client: opts.client } : {}),
+        ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
+        ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
+      },
+      opts.json ? jsonView() : textView(),
     );
   });
 

@@ -1,6 +1,5 @@
 /** core/tree-digest on the client: the local snapshot's digest and the comparison (the one file that calls it). */
-import { SnapferryError } from '../../core/errors.ts';
-import type { TreeComparison, TreeDigestSource } from '../../core/tree-digest/types.ts';
+import { compareTrees, digestTree, type DigestedTree, type TreeComparison, type TreeDigestSource } from '../../core/tree-digest/index.ts';
 
 export interface DigestProgress {
   bytes: number;
@@ -8,10 +7,13 @@ export interface DigestProgress {
   entries: number;
 }
 
-export function digestLocal(_dir: string, _options: { signal?: AbortSignal; onProgress(p: DigestProgress): void }): Promise<TreeDigestSource> {
-  return Promise.reject(new SnapferryError('not_implemented', 'core/tree-digest is not merged yet'));
+export function digestLocal(dir: string, options: { signal?: AbortSignal; onProgress(p: DigestProgress): void }): Promise<DigestedTree> {
+  return digestTree(dir, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    onProgress: (p) => options.onProgress({ bytes: Number(p.bytesDone), total: p.walked ? Number(p.bytesTotal) : null, entries: p.entries }),
+  });
 }
 
-export function compare(_local: TreeDigestSource, _remote: TreeDigestSource, _limit: number): Promise<TreeComparison> {
-  return Promise.reject(new SnapferryError('not_implemented', 'core/tree-digest is not merged yet'));
+export function compare(local: TreeDigestSource, remote: TreeDigestSource, limit: number): Promise<TreeComparison> {
+  return compareTrees(local, remote, { maxDifferences: limit });
 }

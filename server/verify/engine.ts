@@ -13,16 +13,16 @@ export interface DigestProgress {
   entries: number;
 }
 
-export interface DigestOptions {
+export interface DigestOptions<T> {
   /** An earlier digest of this tree or of its parent: files whose inode, size, ctime and mtime match are not read. */
-  previous: TreeDigestSource | null;
+  previous: T | null;
   signal: AbortSignal;
   onProgress(progress: DigestProgress): void;
 }
 
-export interface DigestEngine {
-  digest(dir: string, options: DigestOptions): Promise<TreeDigestSource>;
+export interface DigestEngine<T extends TreeDigestSource = TreeDigestSource> {
+  digest(dir: string, options: DigestOptions<T>): Promise<T>;
   /** The digest saved at `file`, or null when there is none (or it cannot be read: it is computed again then). */
-  load(file: string): Promise<TreeDigestSource | null>;
-  save(tree: TreeDigestSource, file: string): Promise<void>;
+  load(file: string): Promise<T | null>;
+  save(tree: T, file: string): Promise<void>;
 }

@@ -61,7 +61,7 @@ export interface StartRequest {
   readData: boolean;
 }
 
-export class VerifyJobs {
+export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
   private readonly jobs = new Map<string, Job>();
   private readonly limits: Readonly<VerifyLimits>;
   private readonly sweep: NodeJS.Timeout;
@@ -69,7 +69,7 @@ export class VerifyJobs {
 
   constructor(
     private readonly service: Pick<ReplicationService, 'snapshots' | 'layout' | 'catalog'>,
-    private readonly engine: DigestEngine,
+    private readonly engine: DigestEngine<T>,
     private readonly log: Logger,
     limits: Partial<VerifyLimits> = {},
     private readonly now: () => number = Date.now,
@@ -131,7 +131,7 @@ export class VerifyJobs {
   }
 
   /** The saved digest to start from: this snapshot's own, else its parent's; its size is the progress's total. */
-  private async previous(job: Job, own: string, parentUuid: string | null): Promise<TreeDigestSource | null> {
+  private async previous(job: Job, own: string, parentUuid: string | null): Promise<T | null> {
     const candidates: ['self' | 'parent', string][] = [['self', own]];
     if (parentUuid !== null) candidates.push(['parent', this.saved.file(job.client, job.volume, parentUuid)]);
     for (const [reused, file] of candidates) {
