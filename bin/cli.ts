@@ -242,11 +242,12 @@ program
   .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
   .option('--stall-timeout <duration>', 'drop a download on which nothing moved for this long, and resume on a new connection (default 30s; config: stallTimeout)', asArgument(parseStallTimeout))
   .option('--json', 'JSON lines of progress events on stdout', false)
+  .option('--no-verify', "skip the last step: the restored snapshot checked against the server's digest of its copy (exit 3 when it differs)")
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
   .argument('<snapshot>', "the snapshot's name on the server (see `snapferry status`)")
   .argument('<dest-dir>', 'a folder on btrfs; the snapshot is received into it under its name')
-  .action(async (snapshot: string, destDir: string, opts: { config?: string; volume: string; parentDir?: string; client?: string; chunkSize?: number; json: boolean }, cmd: Command) => {
+  .action(async (snapshot: string, destDir: string, opts: { config?: string; volume: string; parentDir?: string; client?: string; chunkSize?: number; json: boolean; verify: boolean }, cmd: Command) => {
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), await findClientConfig(opts.config));
     const headers = authHeaders(await readToken({ tokenFile: settings.tokenFile }));
     const controller = new AbortController();
@@ -254,7 +255,7 @@ program
     const report = opts.json ? jsonReporter() : textReporter();
     const result = await restore(
       {
-        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: controller.signal,
+        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: controller.signal, verify: opts.verify,
         ...(opts.parentDir !== undefined ? { parentDir: opts.parentDir } : {}),
         ...(opts.client !== undefined ? { client: opts.client } : {}),
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
@@ -266,7 +267,8 @@ program
     ).finally(() => report.close?.());
     process.stderr.write(
       result.restored
-        ? `done: restored ${result.snapshot} to ${result.path} (${result.parent ? `incremental from ${result.parent}` : 'full'}, ${formatBytes(result.rawBytes)})\n`
+        ? `done: restored ${result.snapshot} to ${result.path} (${result.parent ? `incremental from ${result.parent}` : 'full'}, ${formatBytes(result.rawBytes)})` +
+          `${result.verifiedLineBytes === null ? '' : `, identical to the server's copy (${formatBytes(result.verifiedLineBytes)} on the line to check)`}\n`
         : `done: ${result.snapshot} is already at ${result.path}\n`,
     );
   });

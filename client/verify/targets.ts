@@ -43,7 +43,8 @@ export function chooseTargets(input: { named: readonly LocalSnapshot[]; found: r
     });
   }
   if (both.length > 0) out.push(both[0]!);
-  const older = both.slice(1);
+  // Oldest first: a new snapshot joins at the end, so the counter's next position is one not checked lately.
+  const older = both.slice(1).reverse();
   const sample = Math.min(input.sample ?? 0, older.length);
   const start = older.length === 0 ? 0 : (input.rotation ?? 0) % older.length;
   for (let i = 0; i < sample; i++) out.push(older[(start + i) % older.length]!);
