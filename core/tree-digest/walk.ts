@@ -6,6 +6,7 @@
  * btrfs-progs 6.2: the received copy has no entry of that name), so leaving it out is what makes both sides agree.
  * Files are handed to `onFile` as they are met, so hashing overlaps the walk.
  */
+import { lstatSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
@@ -36,8 +37,12 @@ export interface WalkOptions {
   onTable?: (table: EntryTable) => void;
 }
 
-/** lstat calls in flight per directory: enough to keep a disk's queue full, few enough for file handles. */
-const STAT_BATCH = 64;
+/**
+ * lstat runs synchronously: through libuv's four threads an lstat costs ~11 us, called directly ~2.6 us (100k
+ * entries: 1.1 s against 0.26 s on a warm cache). The walk yields to the event loop every STAT_BATCH entries, so that
+ * the hashing pool is kept fed and progress and aborts are seen.
+ */
+const STAT_BATCH = 256;
 
 export async function walkTree(root: string, options: WalkOptions = {}): Promise<EntryTable> {
   const table = new EntryTable();
@@ -55,7 +60,9 @@ export async function walkTree(root: string, options: WalkOptions = {}): Promise
     const paths = names.map((name) => Buffer.concat([dir, SLASH, name]));
     for (let start = 0; start < names.length; start += STAT_BATCH) {
       const batch = paths.slice(start, start + STAT_BATCH);
-      const stats = await Promise.all(batch.map(stat));
+      await new Promise(setImmediate);
+      options.signal?.throwIfAborted();
+      const stats = batch.map(statNow);
       for (const [k, s] of stats.entries()) {
         const p = batch[k] as Buffer;
         if (s.dev !== topStats.dev) continue;
@@ -127,6 +134,14 @@ function stat(p: Buffer): Promise<BigIntStats> {
   return guard(p, () => lstat(p, { bigint: true }));
 }
 
+function statNow(p: Buffer): BigIntStats {
+  try {
+    return lstatSync(p, { bigint: true });
+  } catch (err) {
+    throw readError(p, err);
+  }
+}
+
 function list(p: Buffer): Promise<Buffer[]> {
   return guard(p, () => readdir(p, { encoding: 'buffer' }));
 }
@@ -136,9 +151,13 @@ async function guard<T>(p: Buffer, read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new TreeChangedError(`${p.toString()} vanished while the tree was read`, { cause: err });
-    if (code === 'ABORT_ERR') throw err;
-    throw new TreeReadError(`cannot read ${p.toString()}: ${(err as Error).message}`, { cause: err, details: { code } });
+    throw readError(p, err);
   }
+}
+
+function readError(p: Buffer, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new TreeChangedError(`${p.toString()} vanished while the tree was read`, { cause: err });
+  if (code === 'ABORT_ERR') return err;
+  return new TreeReadError(`cannot read ${p.toString()}: ${(err as Error).message}`, { cause: err, details: { code } });
 }
