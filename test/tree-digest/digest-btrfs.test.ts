@@ -5,8 +5,7 @@
  * equals a full recomputation after fsstress-style churn, on both sides.
  */
 import assert from 'node:assert/strict';
-import { link, mkdir, open, rm, symlink, writeFile, chmod, lchown } from 'node:fs/promises';
-import path from 'node:path';
+import { chmod, lchown, mkdir, open, rm, symlink, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { execa } from 'execa';
 import * as btrfs from '../../core/btrfs/index.ts';
