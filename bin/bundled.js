@@ -10,8 +10,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The folders the command's code comes from (test/ is not part of it). */
 const SOURCES = ['bin', 'client', 'core', 'server'];
-/** The worker the compression pool starts by URL, next to the main file: bundled as a second entry point. */
-const WORKER = 'core/wire/compression-worker.mjs';
+/** The workers the compression and hash pools start by URL, next to the main file: bundled as entry points too. */
+const WORKERS = { 'compression-worker': 'core/wire/compression-worker.mjs', 'hash-worker': 'core/tree-digest/hash-worker.mjs' };
 
 /**
  * The path of the bundle for the sources as they are now, building it if there is none. Throws when it cannot be
@@ -26,7 +26,10 @@ export async function bundleFor(cacheDir = defaultCacheDir(), root = ROOT) {
   const staging = fs.mkdtempSync(path.join(cacheDir, '.build-'));
   try {
     await build({
-      entryPoints: { cli: path.join(root, 'bin', 'cli.ts'), 'compression-worker': path.join(root, WORKER) },
+      entryPoints: {
+        cli: path.join(root, 'bin', 'cli.ts'),
+        ...Object.fromEntries(Object.entries(WORKERS).map(([name, file]) => [name, path.join(root, file)])),
+      },
       outdir: staging,
       outExtension: { '.js': '.mjs' },
       bundle: true,
