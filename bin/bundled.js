@@ -10,11 +10,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The folders the command's code comes from (test/ is not part of it). */
 const SOURCES = ['bin', 'client', 'core', 'server'];
-/**
- * The workers that pools start by URL next to their own module (`new URL('./x.mjs', import.meta.url)`): in the
- * bundle that is next to the main file, so each is bundled as an entry point of its own name.
- */
-const WORKERS = ['core/wire/compression-worker.mjs', 'core/tree-digest/hash-worker.mjs'];
+/** The workers the compression and hash pools start by URL, next to the main file: bundled as entry points too. */
+const WORKERS = { 'compression-worker': 'core/wire/compression-worker.mjs', 'hash-worker': 'core/tree-digest/hash-worker.mjs' };
 
 /**
  * The path of the bundle for the sources as they are now, building it if there is none. Throws when it cannot be
@@ -31,7 +28,7 @@ export async function bundleFor(cacheDir = defaultCacheDir(), root = ROOT) {
     await build({
       entryPoints: {
         cli: path.join(root, 'bin', 'cli.ts'),
-        ...Object.fromEntries(WORKERS.map((w) => [path.basename(w, '.mjs'), path.join(root, w)])),
+        ...Object.fromEntries(Object.entries(WORKERS).map(([name, file]) => [name, path.join(root, file)])),
       },
       outdir: staging,
       outExtension: { '.js': '.mjs' },

@@ -29,6 +29,8 @@ const BATCH_FILES = 128;
 const BATCH_BYTES = 8 * PIECE_SIZE;
 const RANGE = 64 * PIECE_SIZE;
 
+const EMPTY_CONTENT = contentDigest(0n, new Uint8Array(0));
+
 interface Assembly {
   size: bigint;
   parts: Array<Buffer | undefined>;
@@ -72,6 +74,12 @@ export class ContentHasher {
         return;
       }
       this.#firstOfInode.set(key, file.index);
+    }
+    if (file.size === 0n) {
+      // Nothing to read: the digest of no pieces.
+      this.#table.setContent(file.index, EMPTY_CONTENT);
+      this.#done(0n);
+      return;
     }
     const reused = this.#reuse?.reusableContent(file.ino, file.size, file.ctimeNs, file.mtimeNs) ?? null;
     if (reused !== null) {

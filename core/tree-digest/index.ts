@@ -6,6 +6,7 @@ export * from './types.ts';
 export { digestTree } from './digest-tree.ts';
 export type { DigestOptions, DigestProgress } from './digest-tree.ts';
 export { DigestedTree } from './digested-tree.ts';
+export { loadTree, saveTree } from './tree-file.ts';
 export { compareTrees } from './compare.ts';
 export type { CompareOptions } from './compare.ts';
 export { spellBytes, unspell } from './spell.ts';

@@ -1,9 +1,12 @@
 /**
  * Walks a tree into an EntryTable: names read as bytes and sorted bytewise, parents before children (preorder), no
- * symlink followed, one filesystem. A directory on another device (a nested subvolume, a mount point) is entered as
- * an empty directory: `btrfs send` does not cross into a nested subvolume, so that is what a receive holds, and the
- * digests of both sides agree. Files are handed to `onFile` as they are met, so hashing overlaps the walk.
+ * symlink followed, one filesystem. An entry on another device than the top is left out, with all below it: that is
+ * a nested subvolume (in a snapshot, the empty placeholder directory btrfs shows for it: inode 2, mode 755, the time
+ * of the stat) or a mount point. `btrfs send` carries neither the nested subvolume nor its placeholder (seen with
+ * btrfs-progs 6.2: the received copy has no entry of that name), so leaving it out is what makes both sides agree.
+ * Files are handed to `onFile` as they are met, so hashing overlaps the walk.
  */
+import { lstatSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
@@ -34,8 +37,12 @@ export interface WalkOptions {
   onTable?: (table: EntryTable) => void;
 }
 
-/** lstat calls in flight per directory: enough to keep a disk's queue full, few enough for file handles. */
-const STAT_BATCH = 64;
+/**
+ * lstat runs synchronously: through libuv's four threads an lstat costs ~11 us, called directly ~2.6 us (100k
+ * entries: 1.1 s against 0.26 s on a warm cache). The walk yields to the event loop every STAT_BATCH entries, so that
+ * the hashing pool is kept fed and progress and aborts are seen.
+ */
+const STAT_BATCH = 256;
 
 export async function walkTree(root: string, options: WalkOptions = {}): Promise<EntryTable> {
   const table = new EntryTable();
@@ -53,9 +60,12 @@ export async function walkTree(root: string, options: WalkOptions = {}): Promise
     const paths = names.map((name) => Buffer.concat([dir, SLASH, name]));
     for (let start = 0; start < names.length; start += STAT_BATCH) {
       const batch = paths.slice(start, start + STAT_BATCH);
-      const stats = await Promise.all(batch.map(stat));
+      await new Promise(setImmediate);
+      options.signal?.throwIfAborted();
+      const stats = batch.map(statNow);
       for (const [k, s] of stats.entries()) {
         const p = batch[k] as Buffer;
+        if (s.dev !== topStats.dev) continue;
         const kind = kindOf(s, p);
         const child = table.add(await facts(index, names[start + k] as Buffer, kind, s, p));
         options.onEntry?.(table.count);
@@ -68,8 +78,7 @@ export async function walkTree(root: string, options: WalkOptions = {}): Promise
         if (kind === 'file') {
           await options.onFile?.({ index: child, path: p, size: s.size, ino: s.ino, dev: s.dev, ctimeNs: s.ctimeNs, mtimeNs: s.mtimeNs, nlink: s.nlink });
         }
-        // Another device below the top: a nested subvolume or a mount point, which a send does not carry.
-        if (kind === 'dir' && s.dev === topStats.dev) await visit(p, child);
+        if (kind === 'dir') await visit(p, child);
       }
     }
   };
@@ -125,6 +134,14 @@ function stat(p: Buffer): Promise<BigIntStats> {
   return guard(p, () => lstat(p, { bigint: true }));
 }
 
+function statNow(p: Buffer): BigIntStats {
+  try {
+    return lstatSync(p, { bigint: true });
+  } catch (err) {
+    throw readError(p, err);
+  }
+}
+
 function list(p: Buffer): Promise<Buffer[]> {
   return guard(p, () => readdir(p, { encoding: 'buffer' }));
 }
@@ -134,9 +151,13 @@ async function guard<T>(p: Buffer, read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new TreeChangedError(`${p.toString()} vanished while the tree was read`, { cause: err });
-    if (code === 'ABORT_ERR') throw err;
-    throw new TreeReadError(`cannot read ${p.toString()}: ${(err as Error).message}`, { cause: err, details: { code } });
+    throw readError(p, err);
   }
+}
+
+function readError(p: Buffer, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new TreeChangedError(`${p.toString()} vanished while the tree was read`, { cause: err });
+  if (code === 'ABORT_ERR') return err;
+  return new TreeReadError(`cannot read ${p.toString()}: ${(err as Error).message}`, { cause: err, details: { code } });
 }

@@ -38,6 +38,7 @@ test('a bundle is built once, used again while the sources stay the same, and bu
 
   const first = await bundleFor(cache, root);
   assert.ok(existsSync(path.join(path.dirname(first), 'compression-worker.mjs')), 'the worker is bundled beside it');
+  assert.ok(existsSync(path.join(path.dirname(first), 'hash-worker.mjs')), 'the tree digest\'s worker too');
   const built = (await fs.stat(first)).mtimeMs;
   await new Promise((resolve) => setTimeout(resolve, 20));
   const again = await bundleFor(cache, root);
