@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SnapferryError } from '../../core/errors.ts';
+import type { VerifyJob } from '../../core/protocol.ts';
 import type { TreeDifference } from '../../core/tree-digest/types.ts';
 import type { ServerApi } from '../api.ts';
 import type { BackoffOptions } from '../retry.ts';
@@ -89,7 +90,6 @@ export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Pr
     { api: req.api, ...(req.client !== undefined ? { client: req.client } : {}), ...(req.backoff ? { backoff: req.backoff } : {}), signal, note: events.note },
     { volume: req.volume, snapshot: req.snapshot, readData: req.readData },
   );
-  if (remote.job.reused) events.note(`${req.snapshot}: the server starts from the saved digest of ${remote.job.reused === 'self' ? 'this snapshot' : 'its parent'}`);
   const progress = new VerifyProgress(req.snapshot);
   try {
     const localDone = digestLocal(req.path, {
@@ -103,7 +103,8 @@ export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Pr
     });
     // A local digest that fails stops the polling at once, and its error is the one that shows.
     localDone.catch(() => stop.abort());
-    const [local] = await Promise.all([localDone, waitForServer(remote, progress, events, signal, req.pollMs ?? POLL_MS)]);
+    const [local, server] = await Promise.all([localDone, waitForServer(remote, progress, events, signal, req.pollMs ?? POLL_MS)]);
+    if (server.reused) events.note(`${req.snapshot}: the server started from the saved digest of ${server.reused === 'self' ? 'this snapshot' : 'its parent'}`);
     events.progress(progress.figures());
     const comparison = await compare(local, remote, MAX_DIFFERENCES);
     const summary = await local.summary();
@@ -112,7 +113,7 @@ export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Pr
       differences: comparison.differences, truncated: comparison.truncated,
       entries: summary.entries, bytes: summary.bytes,
       line: { sent: req.line.sent - before.sent, received: req.line.received - before.received, requests: req.line.requests - before.requests },
-      serverReused: remote.job.reused,
+      serverReused: server.reused,
     };
   } finally {
     stop.abort();
@@ -120,12 +121,13 @@ export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Pr
   }
 }
 
-async function waitForServer(remote: RemoteTree, progress: VerifyProgress, events: VerifyEvents, signal: AbortSignal, pollMs: number): Promise<void> {
+/** Polls the server's job until its digest is ready; a failed one throws. */
+async function waitForServer(remote: RemoteTree, progress: VerifyProgress, events: VerifyEvents, signal: AbortSignal, pollMs: number): Promise<VerifyJob> {
   for (;;) {
     const now = await remote.ready();
     progress.server = { bytes: now.progress.bytes, total: now.progress.total, done: now.state === 'ready' };
     events.progress(progress.figures());
-    if (now.state === 'ready') return;
+    if (now.state === 'ready') return now;
     await sleep(pollMs, undefined, { signal });
   }
 }

@@ -183,3 +183,42 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(id))).status, 204);
   assert.equal((await call(tokens.alice, 'POST', routes.verify, { volume: 'v', snapshot: 's2' })).status, 200);
 });
+
+test('verify: the server keeps each digest beside the catalog and starts from it or from the parent\'s; --read-data reads again; a pruned snapshot drops its digest', verifyTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 8, seed: 'verify-saved' });
+  const server = await pair.startServer({ retention: () => ({ last: 2 }) });
+  const layout = server.service.layout;
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
+
+  const verifyJson = async (...args: string[]) => {
+    const r = await snapferry(['verify', '--server', server.url, '--volume', 'v', '--json', ...args]);
+    assert.equal(r.exitCode, EXIT.ok, r.stderr);
+    const notes = r.stdout.split('\n').filter((l) => l.includes('"note"')).map((l) => (JSON.parse(l) as { message: string }).message);
+    return { outcome: outcomes(r.stdout)[0]!, notes };
+  };
+  const first = await verifyJson(s1);
+  assert.equal(first.outcome.event, 'verified');
+  assert.deepEqual(first.notes, [], 'nothing to start from');
+  const uuid = (await btrfs.subvolumeShow(s1)).uuid;
+  const saved = layout.digestFile('default' as never, 'v' as never, uuid as never);
+  await fs.access(saved);
+  const again = await verifyJson(s1);
+  assert.deepEqual(again.notes, ['s1: the server started from the saved digest of this snapshot']);
+
+  await fs.writeFile(path.join(pair.source, 'new-file'), 'new\n');
+  const s2 = await pair.snapshot('s2');
+  await push({ server: server.url, volume: 'v', snapshots: [s2], retries: 0 }, recordingReporter());
+  const incremental = await verifyJson(s2);
+  assert.deepEqual(incremental.notes, ['s2: the server started from the saved digest of its parent']);
+  const reread = await verifyJson('--read-data', s2);
+  assert.deepEqual(reread.notes, [], '--read-data starts from nothing');
+
+  // s3 pushed: the policy keeps the last 2, so s1 goes, and its digest with it.
+  await fs.writeFile(path.join(pair.source, 'another-file'), 'another\n');
+  const s3 = await pair.snapshot('s3');
+  await push({ server: server.url, volume: 'v', snapshots: [s3], retries: 0 }, recordingReporter());
+  await assert.rejects(fs.access(pair.receivedPath('v', 's1')), 's1 was pruned');
+  await assert.rejects(fs.access(saved), "s1's digest went with it");
+  await fs.access(layout.digestFile('default' as never, 'v' as never, (await btrfs.subvolumeShow(s2)).uuid as never));
+});
