@@ -189,6 +189,28 @@ test('progress reaches the total; an abort stops the digest', async (t) => {
     digestTree(dir, { signal: controller.signal, onProgress: () => { if (++calls === 5) controller.abort(new Error('stop')); } }),
     /stop/,
   );
+
+  // Aborted while a 4 GiB file is being hashed: the workers stop mid-file.
+  const big = await open(path.join(dir, 'big'), 'w');
+  await big.truncate(4 * 1024 ** 3);
+  await big.close();
+  const late = new AbortController();
+  let abortedAt = 0;
+  const started = performance.now();
+  await assert.rejects(
+    digestTree(dir, {
+      signal: late.signal,
+      onProgress: (p) => {
+        if (p.bytesDone > 0n && p.bytesTotal >= 4n * 1024n ** 3n && abortedAt === 0) {
+          abortedAt = performance.now();
+          late.abort(new Error('late stop'));
+        }
+      },
+    }),
+    /late stop/,
+  );
+  const after = performance.now() - abortedAt;
+  assert.ok(abortedAt > started && after < 1500, `stopped ${after.toFixed(0)} ms after the abort`);
 });
 
 test('a file that is not what the walk saw when it is read is a tree_changed error (retryable)', async (t) => {
