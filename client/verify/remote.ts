@@ -78,9 +78,10 @@ export class RemoteTree implements TreeDigestSource {
           out.set(path, list);
           for (const e of entries) list.push(e);
           const last = list.at(-1);
+          const asked = request.find((d) => d.path === path)?.after;
           if (complete) settled.add(path);
-          else if (last) again.push({ path, after: last.name });
-          else throw new SnapferryError('bad_response', `the server answered an empty, incomplete list of ${JSON.stringify(path)}`);
+          else if (last && last.name !== asked) again.push({ path, after: last.name });
+          else throw new SnapferryError('bad_response', `the server's list of ${JSON.stringify(path)} did not go on after ${JSON.stringify(asked ?? '')}`);
         }
         const reached = new Set(answer.children.map((c) => c.path));
         // What the answer did not reach (it was full) is asked again; a server that answers nothing is not a loop.
