@@ -23,7 +23,7 @@ export const VerifySettingSchema = z.union([
   z.literal('off').transform(() => null),
   z.literal('newest').transform(() => ({ sample: 0, readData: false })),
   z.strictObject({ sample: z.number().int().min(0), readData: z.boolean().default(false) }),
-]);
+], { error: 'expected off, newest, or { sample: N } (the newest and N older snapshots, others each run)' });
 export type VerifySetting = z.output<typeof VerifySettingSchema>;
 
 const VolumeConfigSchema = z.strictObject({

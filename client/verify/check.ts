@@ -17,6 +17,8 @@ import { compare, digestLocal } from './tree-engine.ts';
 export const MAX_DIFFERENCES = 1000;
 /** How often the server's job is asked how far it is. */
 const POLL_MS = 1000;
+/** Well inside the server's idle release (10 minutes by default). */
+const KEEPALIVE_MS = 60_000;
 
 export interface VerifyEvents {
   note(message: string): void;
@@ -103,7 +105,9 @@ export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Pr
     });
     // A local digest that fails stops the polling at once, and its error is the one that shows.
     localDone.catch(() => stop.abort());
-    const [local, server] = await Promise.all([localDone, waitForServer(remote, progress, events, signal, req.pollMs ?? POLL_MS)]);
+    const localFinished = new AbortController();
+    void localDone.finally(() => localFinished.abort()).catch(() => undefined);
+    const [local, server] = await Promise.all([localDone, waitForServer(remote, progress, events, signal, req.pollMs ?? POLL_MS, localFinished.signal)]);
     if (server.reused) events.note(`${req.snapshot}: the server started from the saved digest of ${server.reused === 'self' ? 'this snapshot' : 'its parent'}`);
     events.progress(progress.figures());
     const comparison = await compare(local, remote, MAX_DIFFERENCES);
@@ -121,13 +125,22 @@ export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Pr
   }
 }
 
-/** Polls the server's job until its digest is ready; a failed one throws. */
-async function waitForServer(remote: RemoteTree, progress: VerifyProgress, events: VerifyEvents, signal: AbortSignal, pollMs: number): Promise<VerifyJob> {
-  for (;;) {
+/**
+ * Polls the server's job until its digest is ready (a failed one throws): each second at first, then every five, so
+ * a long digest costs a few hundred bytes a poll and not more polls than it needs. Once it is ready and the local
+ * digest still runs, a poll a minute keeps the job from being released as idle.
+ */
+async function waitForServer(remote: RemoteTree, progress: VerifyProgress, events: VerifyEvents, signal: AbortSignal, pollMs: number, localFinished: AbortSignal): Promise<VerifyJob> {
+  let ready: VerifyJob | null = null;
+  for (let polls = 0; ; polls++) {
     const now = await remote.ready();
     progress.server = { bytes: now.progress.bytes, total: now.progress.total, done: now.state === 'ready' };
     events.progress(progress.figures());
-    if (now.state === 'ready') return now;
-    await sleep(pollMs, undefined, { signal });
+    if (now.state === 'ready') ready = now;
+    if (ready && localFinished.aborted) return ready;
+    const wait = ready ? KEEPALIVE_MS : polls < 10 ? pollMs : pollMs * 5;
+    await sleep(wait, undefined, { signal: ready ? AbortSignal.any([signal, localFinished]) : signal }).catch((err: unknown) => {
+      if (signal.aborted) throw err;
+    });
   }
 }
