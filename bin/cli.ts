@@ -28,6 +28,7 @@ import { clientSettings, DEFAULT_CLIENT_CONFIG, findClientConfig, pushJobs, type
 import { addRunCommands } from './cli-run.ts';
 import { verify } from '../client/verify/verify.ts';
 import { jsonView, textView } from '../client/verify/view.ts';
+import { defaultDigestCache } from '../client/verify/local-digests.ts';
 
 /** A parser of core/ or server/ as a commander argument parser: its message in commander's words. */
 function asArgument<T>(parse: (value: string) => T): (value: string) => T {
@@ -282,17 +283,18 @@ program
   .option('--read-data', "the server reads every byte of its copy again instead of reusing its saved digest (bit rot that a scrub has not reported)", false)
   .option('--client <name>', 'with an admin token: the client whose snapshots to verify')
   .option('--json', 'JSON lines of progress and results on stdout', false)
+  .option('--digest-cache <dir>', "where this machine keeps its snapshots' digests, so the next verify reads only what changed", defaultDigestCache())
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV})`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
   .argument('[snapshot...]', "read-only snapshots (each is checked), or folders of them (the newest the server holds is); default: each configured volume's snapshotDir")
-  .action(async (snapshots: string[], opts: { config?: string; volume?: string; readData: boolean; client?: string; json: boolean }, cmd: Command) => {
+  .action(async (snapshots: string[], opts: { config?: string; volume?: string; readData: boolean; client?: string; json: boolean; digestCache: string }, cmd: Command) => {
     const config = await findClientConfig(opts.config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     await verify(
       {
-        server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: controller.signal,
+        server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: controller.signal, digestCache: opts.digestCache,
         headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })),
         ...(opts.client !== undefined ? { client: opts.client } : {}),
         ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),

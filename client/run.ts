@@ -56,6 +56,8 @@ export interface RunOptions {
   note?: (line: string) => void;
   /** Which steps (default all three); `snapferry prune` runs only 'prune'. */
   steps?: readonly Step[];
+  /** Where `verify:` keeps this machine's digests (client/verify/local-digests.ts); default its default. */
+  digestCache?: string | null;
 }
 
 export type Step = 'snapshot' | 'push' | 'prune';
@@ -164,6 +166,7 @@ async function runVolume(name: string, volume: RunVolume, config: RunConfig, api
             parts.push(await verifyAfterPush({
               server: config.server, volume: name, snapshotDir: volume.snapshotDir, setting, headers: options.headers ?? {}, note, ...signal,
               stateFile: options.lockFile === null ? null : `${options.lockFile}.verify.json`,
+              ...(options.digestCache !== undefined ? { digestCache: options.digestCache } : {}),
               ...(options.push?.caFile !== undefined ? { caFile: options.push.caFile } : {}),
               ...(options.push?.env ? { env: options.push.env } : {}),
               ...(options.push?.stallMs ? { stallMs: options.push.stallMs } : {}),

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import type { VerifySetting } from '../config.ts';
 import { formatBytes } from '../progress-format.ts';
 import { verify } from './verify.ts';
+import { defaultDigestCache } from './local-digests.ts';
 import { describeOutcome, onTheLine, type VerifyView } from './view.ts';
 
 export interface AfterPush {
@@ -23,6 +24,8 @@ export interface AfterPush {
   stateFile: string | null;
   /** Where each snapshot's result goes (its lines, differences included). */
   note: (line: string) => void;
+  /** This machine's saved digests (client/verify/local-digests.ts); default: defaultDigestCache(). */
+  digestCache?: string | null;
 }
 
 /** The summary part, e.g. `verified home.20261125T013000Z (1.2 KiB on the line)`; a difference throws VerifyDifferences. */
@@ -37,7 +40,7 @@ export async function verifyAfterPush(a: AfterPush): Promise<string> {
   const outcomes = await verify(
     {
       server: a.server, volumes: [{ volume: a.volume, snapshots: [a.snapshotDir] }], readData: a.setting.readData,
-      sample: a.setting.sample, rotation,
+      sample: a.setting.sample, rotation, digestCache: a.digestCache === undefined ? defaultDigestCache() : a.digestCache,
       ...(a.headers ? { headers: a.headers } : {}),
       ...(a.signal ? { signal: a.signal } : {}),
       ...(a.caFile !== undefined ? { caFile: a.caFile } : {}),

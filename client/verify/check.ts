@@ -4,7 +4,8 @@
  * the records of paths that differ. What crossed the line (request and answer bodies) is counted.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SnapferryError } from '../../core/errors.ts';
+import { SnapferryError, describeError } from '../../core/errors.ts';
+import type { DigestedTree } from '../../core/tree-digest/index.ts';
 import type { VerifyJob } from '../../core/protocol.ts';
 import type { TreeDifference } from '../../core/tree-digest/types.ts';
 import type { ServerApi } from '../api.ts';
@@ -40,6 +41,10 @@ export interface CheckRequest {
   backoff?: Partial<BackoffOptions>;
   signal?: AbortSignal;
   pollMs?: number;
+  /** A saved digest of this snapshot or an older one to start from, and what it is (for the note). */
+  reuse?: { tree: DigestedTree; from: string } | null;
+  /** Given the local digest once it is made (to save it). */
+  onLocalDigest?: (tree: DigestedTree) => Promise<void>;
 }
 
 export interface VerifyOutcome {
@@ -94,13 +99,17 @@ export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Pr
   );
   const progress = new VerifyProgress(req.snapshot);
   try {
+    if (req.reuse) events.note(`${req.snapshot}: this machine starts from its saved digest of ${req.reuse.from}`);
     const localDone = digestLocal(req.path, {
+      reuse: req.reuse?.tree ?? null,
       signal,
       onProgress: (p) => {
         progress.local = { bytes: p.bytes, total: p.total, done: false };
       },
-    }).then((tree) => {
+    }).then(async (tree) => {
       progress.local = { ...progress.local, done: true };
+      // Not worth failing a verify for: without it, the next one reads everything again.
+      await req.onLocalDigest?.(tree).catch((err: unknown) => events.note(`could not save this machine's digest of ${req.snapshot}: ${describeError(err)}`));
       return tree;
     });
     // A local digest that fails stops the polling at once, and its error is the one that shows.

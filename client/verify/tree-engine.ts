@@ -7,8 +7,9 @@ export interface DigestProgress {
   entries: number;
 }
 
-export function digestLocal(dir: string, options: { signal?: AbortSignal; onProgress(p: DigestProgress): void }): Promise<DigestedTree> {
+export function digestLocal(dir: string, options: { reuse?: DigestedTree | null; signal?: AbortSignal; onProgress(p: DigestProgress): void }): Promise<DigestedTree> {
   return digestTree(dir, {
+    reuse: options.reuse ?? null,
     ...(options.signal ? { signal: options.signal } : {}),
     onProgress: (p) => options.onProgress({ bytes: Number(p.bytesDone), total: p.walked ? Number(p.bytesTotal) : null, entries: p.entries }),
   });

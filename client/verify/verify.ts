@@ -11,6 +11,8 @@ import { resolveRequested } from '../local-snapshots.ts';
 import { createTransport } from '../transport.ts';
 import { checkSnapshot, lineMeter, VerifyDifferences, type VerifyOutcome } from './check.ts';
 import { chooseTargets } from './targets.ts';
+import { LocalDigests } from './local-digests.ts';
+import type { DigestedTree } from '../../core/tree-digest/index.ts';
 import type { VerifyView } from './view.ts';
 
 export interface VerifyJobSpec {
@@ -33,6 +35,8 @@ export interface VerifyOptions {
   env?: Record<string, string | undefined>;
   stallMs?: number;
   signal?: AbortSignal;
+  /** Where this machine keeps its digests to start the next from (client/verify/local-digests.ts); null: none. */
+  digestCache?: string | null;
 }
 
 export async function verify(options: VerifyOptions, view: VerifyView): Promise<VerifyOutcome[]> {
@@ -47,16 +51,20 @@ export async function verify(options: VerifyOptions, view: VerifyView): Promise<
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
   });
   const outcomes: VerifyOutcome[] = [];
+  const cache = options.digestCache === null || options.digestCache === undefined ? null : new LocalDigests(options.digestCache);
   try {
     for (const spec of options.volumes) {
       const volume = parseName(spec.volume, 'volume');
       const { named, found } = await localSnapshots(spec.snapshots);
       const listed = await api.snapshots(volume);
       const targets = chooseTargets({ named, found, server: listed.snapshots, volume, ...(options.sample ? { sample: options.sample } : {}), ...(options.rotation !== undefined ? { rotation: options.rotation } : {}) });
+      const here = [...named, ...found];
       for (const target of targets) {
+        const reuse = cache === null || options.readData ? null : await cache.previous(volume, target.local, here);
         const outcome = await checkSnapshot(
           {
-            api, line: count, volume, snapshot: target.server.name, path: target.local.path, readData: options.readData ?? false,
+            api, line: count, volume, snapshot: target.server.name, path: target.local.path, readData: options.readData ?? false, reuse,
+            ...(cache ? { onLocalDigest: (tree: DigestedTree) => cache.save(volume, target.local, tree, found.length > 0 ? here : null) } : {}),
             ...(options.client !== undefined ? { client: options.client } : {}),
             ...(options.signal ? { signal: options.signal } : {}),
           },

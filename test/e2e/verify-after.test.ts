@@ -44,7 +44,9 @@ function changeByHandNow(copy: string, file: string): void {
 test('run with verify: newest checks each push; { sample: 1 } goes round the older ones; a server copy changed by hand fails the run with exit 3', slow, async (t) => {
   const pair = await createPair(t, { fillMB: 4, seed: 'verify-run' });
   const server = await pair.startServer();
-  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
+  const runIn = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
+  const digestCache = path.join(pair.client.mountPoint, 'digest-cache');
+  const run: typeof runIn = (config, at, extra = {}) => runIn(config, at, { digestCache, ...extra });
   const home = { source: pair.source, snapshotDir: pair.snaps };
 
   const r1 = await run({ server: server.url, volumes: { home }, verify: { sample: 0, readData: false } }, T[0]!);

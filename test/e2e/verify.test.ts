@@ -17,6 +17,8 @@ import { aliceBobAdmin, createPair, recordingReporter } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 const snapferry = (args: string[], env: Record<string, string> = {}) => execa('node', [BIN, ...args], { reject: false, timeout: 240_000, env });
+/** `snapferry verify` with this machine's digests kept in the test's own filesystem. */
+const verifyCli = (pair: { client: { mountPoint: string } }, args: string[]) => snapferry(['verify', '--digest-cache', path.join(pair.client.mountPoint, 'digest-cache'), ...args]);
 const verifyTest = { ...rootOnly, timeout: 300_000 };
 
 /** `count` small files in nested folders: a tree of thousands of entries. */
@@ -48,11 +50,11 @@ test('verify: an identical copy costs kilobytes and exits 0; a copy changed by h
   const s1 = await pair.snapshot('s1');
   await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
 
-  const text = await snapferry(['verify', '--server', server.url, '--volume', 'v', s1]);
+  const text = await verifyCli(pair, ['--server', server.url, '--volume', 'v', s1]);
   assert.equal(text.exitCode, EXIT.ok, text.stderr);
   assert.match(text.stdout, /^verified: s1 identical \(\d{4,} entries, [\d.]+ MiB; [\d.]+ (B|KiB) on the line\)$/m);
 
-  const json = await snapferry(['verify', '--server', server.url, '--volume', 'v', '--json', pair.snaps]);
+  const json = await verifyCli(pair, ['--server', server.url, '--volume', 'v', '--json', pair.snaps]);
   assert.equal(json.exitCode, EXIT.ok, json.stderr);
   const [same] = outcomes(json.stdout);
   assert.equal(same?.event, 'verified');
@@ -83,7 +85,7 @@ test('verify: an identical copy costs kilobytes and exits 0; a copy changed by h
   await execa('setfattr', ['-n', 'user.sneaky', '-v', 'yes', path.join(copy, 'many', 'd31', 'f00031')]);
   await btrfs.setReadonly(copy, true, { force: true });
 
-  const found = await snapferry(['verify', '--server', server.url, '--volume', 'v', '--json', s1]);
+  const found = await verifyCli(pair, ['--server', server.url, '--volume', 'v', '--json', s1]);
   assert.equal(found.exitCode, EXIT.differences, found.stderr);
   const [diff] = outcomes(found.stdout);
   assert.equal(diff?.event, 'differs');
@@ -105,7 +107,7 @@ test('verify: an identical copy costs kilobytes and exits 0; a copy changed by h
   // The way down: the top, the folders on the way and their children's digests, about 60 entries each.
   assert.ok(diff.lineBytes < 96 * 1024, `bytes on the line: ${diff.lineBytes}`);
 
-  const readable = await snapferry(['verify', '--server', server.url, '--volume', 'v', s1]);
+  const readable = await verifyCli(pair, ['--server', server.url, '--volume', 'v', s1]);
   assert.equal(readable.exitCode, EXIT.differences);
   assert.match(readable.stdout, /^DIFFERS: s1: /m);
   assert.match(readable.stdout, /^ {2}random\/r-001\.bin: content differs$/m);
@@ -192,7 +194,7 @@ test('verify: the server keeps each digest beside the catalog and starts from it
   await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
 
   const verifyJson = async (...args: string[]) => {
-    const r = await snapferry(['verify', '--server', server.url, '--volume', 'v', '--json', ...args]);
+    const r = await verifyCli(pair, ['--server', server.url, '--volume', 'v', '--json', ...args]);
     assert.equal(r.exitCode, EXIT.ok, r.stderr);
     const notes = r.stdout.split('\n').filter((l) => l.includes('"note"')).map((l) => (JSON.parse(l) as { message: string }).message);
     return { outcome: outcomes(r.stdout)[0]!, notes };
@@ -204,13 +206,15 @@ test('verify: the server keeps each digest beside the catalog and starts from it
   const saved = layout.digestFile('default' as never, 'v' as never, uuid as never);
   await fs.access(saved);
   const again = await verifyJson(s1);
-  assert.deepEqual(again.notes, ['s1: the server started from the saved digest of this snapshot']);
+  assert.deepEqual(again.notes, ['s1: this machine starts from its saved digest of this snapshot', 's1: the server started from the saved digest of this snapshot']);
 
   await fs.writeFile(path.join(pair.source, 'new-file'), 'new\n');
   const s2 = await pair.snapshot('s2');
   await push({ server: server.url, volume: 'v', snapshots: [s2], retries: 0 }, recordingReporter());
-  const incremental = await verifyJson(s2);
-  assert.deepEqual(incremental.notes, ['s2: the server started from the saved digest of its parent']);
+  // The folder of snapshots: the newest both sides hold, s2, each side starting from its digest of s1.
+  const incremental = await verifyJson(pair.snaps);
+  assert.equal(incremental.outcome.snapshot, 's2');
+  assert.deepEqual(incremental.notes, ['s2: this machine starts from its saved digest of s1', 's2: the server started from the saved digest of its parent']);
   const reread = await verifyJson('--read-data', s2);
   assert.deepEqual(reread.notes, [], '--read-data starts from nothing');
 
