@@ -55,9 +55,13 @@ export async function digestTree(dir: string, options: DigestOptions = {}): Prom
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const xattrsDone = readTreeXattrs(dir, (e) => xattrs.push(e), abort.signal);
+  // A getfattr that fails (not installed, say) stops the walk at once; its error is thrown where it is awaited.
+  const walkStop = new AbortController();
+  xattrsDone.catch((err: unknown) => walkStop.abort(err));
+  const walkSignal = options.signal === undefined ? walkStop.signal : AbortSignal.any([options.signal, walkStop.signal]);
   try {
     await walkTree(dir, table, {
-      signal: options.signal,
+      signal: walkSignal,
       onEntry: (n) => {
         entries = n;
         // A tree of many small files or directories still moves the progress line while it is walked.
