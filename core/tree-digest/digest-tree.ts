@@ -5,7 +5,7 @@
  */
 import { ContentHasher } from './content-hasher.ts';
 import { DigestedTree } from './digested-tree.ts';
-import { NO_ENTRY } from './entry-table.ts';
+import { EntryTable, NO_ENTRY } from './entry-table.ts';
 import { HashPool } from './hash-pool.ts';
 import { PathIndex } from './path-index.ts';
 import { walkTree } from './walk.ts';
@@ -44,8 +44,8 @@ export async function digestTree(dir: string, options: DigestOptions = {}): Prom
     if (options.onProgress === undefined) return;
     options.onProgress({ entries, walked, ...hasher.progress });
   };
-  // The hasher needs the table the walk fills; walkTree creates it, so the hasher is made on the first file.
-  let hasher: ContentHasher = undefined as unknown as ContentHasher;
+  const table = new EntryTable();
+  const hasher = new ContentHasher(table, pool, options.reuse ?? null, () => report());
   const xattrs: Array<{ path: string; digest: string }> = [];
   const abort = new AbortController();
   const onAbort = (): void => {
@@ -55,14 +55,17 @@ export async function digestTree(dir: string, options: DigestOptions = {}): Prom
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const xattrsDone = readTreeXattrs(dir, (e) => xattrs.push(e), abort.signal);
+  // A getfattr that fails (not installed, say) stops the walk at once; its error is thrown where it is awaited.
+  const walkStop = new AbortController();
+  xattrsDone.catch((err: unknown) => walkStop.abort(err));
+  const walkSignal = options.signal === undefined ? walkStop.signal : AbortSignal.any([options.signal, walkStop.signal]);
   try {
-    const table = await walkTree(dir, {
-      signal: options.signal,
+    await walkTree(dir, table, {
+      signal: walkSignal,
       onEntry: (n) => {
         entries = n;
-      },
-      onTable: (t) => {
-        hasher = new ContentHasher(t, pool, options.reuse ?? null, report);
+        // A tree of many small files or directories still moves the progress line while it is walked.
+        if (n % 4096 === 0) report();
       },
       onFile: (file) => hasher.add(file),
     });

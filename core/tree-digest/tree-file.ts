@@ -12,8 +12,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
@@ -68,28 +68,49 @@ function* lines(tree: DigestedTree): Generator<string> {
 
 export async function loadTree(file: string): Promise<DigestedTree> {
   const table = new EntryTable();
-  let header: { entries: number; digest: string } | null = null;
+  // In an object: assigned inside onLine, which TypeScript's narrowing of a plain `let` does not follow.
+  const read: { header: { entries: number; digest: string } | null } = { header: null };
   const fail = (why: string): never => {
     throw new DigestFileError(`${file} is not a usable tree digest (${why})`);
   };
-  try {
-    const input = createReadStream(file).pipe(createGunzip());
-    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
-      if (header === null) {
-        const h = JSON.parse(line) as Record<string, unknown>;
-        if (h.format !== FORMAT || h.version !== VERSION) fail(`format ${String(h.format)} version ${String(h.version)}`);
-        if (!Number.isInteger(h.entries) || typeof h.digest !== 'string') fail('bad header');
-        header = { entries: h.entries as number, digest: h.digest as string };
-        continue;
-      }
-      addRow(table, JSON.parse(line) as unknown, fail);
+  const onLine = (line: string): void => {
+    if (line.length === 0) return;
+    if (read.header === null) {
+      const h = JSON.parse(line) as Record<string, unknown>;
+      if (h.format !== FORMAT || h.version !== VERSION) fail(`format ${String(h.format)} version ${String(h.version)}`);
+      if (!Number.isInteger(h.entries) || typeof h.digest !== 'string') fail('bad header');
+      read.header = { entries: h.entries as number, digest: h.digest as string };
+      return;
     }
+    addRow(table, JSON.parse(line) as unknown, fail);
+  };
+  // The file's own errors (missing, unreadable) reach the loop through the gunzip stream: pipe() alone would leave
+  // them as an 'error' event no one listens to, which ends the process.
+  const source = createReadStream(file);
+  const gunzip = createGunzip();
+  source.on('error', (err) => gunzip.destroy(err));
+  source.pipe(gunzip);
+  try {
+    let rest = '';
+    // A name's UTF-8 can be cut between two chunks: the decoder holds the cut bytes back.
+    const decoder = new StringDecoder('utf8');
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      const lines = (rest + decoder.write(chunk)).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) onLine(line);
+    }
+    onLine(rest + decoder.end());
   } catch (err) {
     if (err instanceof DigestFileError) throw err;
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    // Missing or unreadable: the caller's to handle (a missing digest is computed from the disk), not damage.
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw err;
     throw new DigestFileError(`${file} could not be read as a tree digest: ${(err as Error).message}`, { cause: err });
+  } finally {
+    source.destroy();
   }
-  if (header === null) return fail('empty');
+  if (read.header === null) return fail('empty');
+  const header = read.header;
   if (table.count !== header.entries) fail(`${table.count} entries, the header says ${header.entries}`);
   let tree: DigestedTree;
   try {
@@ -108,6 +129,7 @@ function addRow(table: EntryTable, row: unknown, fail: (why: string) => never): 
   const isHex = (v: unknown): boolean => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
   const okParent = i === 0 ? parent === NO_ENTRY : Number.isInteger(parent) && (parent as number) >= 0 && (parent as number) < i;
   if (!okParent || typeof name !== 'string' || !ENTRY_KINDS.includes(kind as EntryKind)) fail(`entry ${i} is malformed`);
+  if (i > 0 && ((name as string) === '' || (name as string).includes('/'))) fail(`entry ${i} has no name or a '/' in it`);
   if (i > 0 && table.kindOf(parent as number) !== 'dir') fail(`entry ${i}'s parent is not a directory`);
   for (const n of [mode, uid, gid]) if (!Number.isInteger(n) || (n as number) < 0) fail(`entry ${i} has a bad number`);
   for (const n of [size, mtimeNs, ctimeNs, ino]) if (typeof n !== 'string' || !/^-?\d+$/.test(n)) fail(`entry ${i} has a bad number`);

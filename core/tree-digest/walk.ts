@@ -10,7 +10,8 @@ import { lstatSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
-import { EntryTable, NO_ENTRY } from './entry-table.ts';
+import { NO_ENTRY } from './entry-table.ts';
+import type { EntryTable } from './entry-table.ts';
 import type { EntryFacts } from './entry-table.ts';
 import { TreeChangedError, TreeReadError } from './errors.ts';
 import { spellBytes } from './spell.ts';
@@ -33,8 +34,6 @@ export interface WalkOptions {
   /** Called for each regular file, in walk order; awaited, so it can hold the walk back. */
   onFile?: (file: WalkedFile) => void | Promise<void>;
   onEntry?: (entries: number) => void;
-  /** Called once with the table the walk fills, before the first entry is added. */
-  onTable?: (table: EntryTable) => void;
 }
 
 /**
@@ -44,9 +43,9 @@ export interface WalkOptions {
  */
 const STAT_BATCH = 256;
 
-export async function walkTree(root: string, options: WalkOptions = {}): Promise<EntryTable> {
-  const table = new EntryTable();
-  options.onTable?.(table);
+/** Fills `table` (empty) with the tree at `root`, and returns it. */
+export async function walkTree(root: string, table: EntryTable, options: WalkOptions = {}): Promise<EntryTable> {
+  if (table.count !== 0) throw new RangeError('walkTree fills an empty table');
   const top = Buffer.from(path.resolve(root));
   const topStats = await stat(top);
   if (!topStats.isDirectory()) throw new TreeReadError(`${root} is not a directory`);

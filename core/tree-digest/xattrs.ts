@@ -39,6 +39,9 @@ export async function readTreeXattrs(
     child.on('error', reject);
     child.on('close', (code) => resolve(code));
   });
+  // Awaited after the output is read; marked handled now, or a getfattr that cannot start (ENOENT) would be an
+  // unhandled rejection, which ends the process, while the empty output is being read.
+  exited.catch(() => {});
 
   let current: { path: string; xattrs: Array<[Buffer, Buffer]> } | null = null;
   const finish = (): void => {

@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { compareTrees } from '../../core/tree-digest/compare.ts';
 import { digestTree } from '../../core/tree-digest/digest-tree.ts';
 import type { DigestProgress } from '../../core/tree-digest/digest-tree.ts';
-import { TreeChangedError } from '../../core/tree-digest/errors.ts';
+import { TreeChangedError, TreeReadError } from '../../core/tree-digest/errors.ts';
 import { HashPool } from '../../core/tree-digest/hash-pool.ts';
 import { spellBytes } from '../../core/tree-digest/spell.ts';
 
@@ -225,4 +225,15 @@ test('a file that is not what the walk saw when it is read is a tree_changed err
   for (const seen of [{ ...item, size: '2', length: 2 }, { ...item, ino: String(ino + 1n) }]) {
     await assert.rejects(pool.hash([seen]), (err: unknown) => err instanceof TreeChangedError && err.retryable && err.code === 'tree_changed');
   }
+});
+
+test('without getfattr, the digest fails with a message that says what to install', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'f'), 'x');
+  const saved = process.env.PATH;
+  process.env.PATH = dir;
+  t.after(() => {
+    process.env.PATH = saved;
+  });
+  await assert.rejects(digestTree(dir), (err: unknown) => err instanceof TreeReadError && /install the package "attr"/.test(err.message));
 });

@@ -3,7 +3,7 @@
  * digest, changed ones are read again, `reuse: null` reads everything.
  */
 import assert from 'node:assert/strict';
-import { lstat, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,10 +27,17 @@ async function fill(dir: string): Promise<void> {
   await writeFile(path.join(dir, 'names: ü %\n'), 'odd');
 }
 
+/** Enough multi-byte names that the saved file's chunks cut some of them in two. */
+async function fillNames(dir: string): Promise<void> {
+  await mkdir(path.join(dir, 'names'));
+  await execa('touch', Array.from({ length: 800 }, (_, i) => `ファイル名-${i}-ü`), { cwd: path.join(dir, 'names') });
+}
+
 test('a saved tree loads back with the same digests and records', async (t) => {
   const dir = await tempDir(t);
   const store = await tempDir(t);
   await fill(dir);
+  await fillNames(dir);
   const tree = await digestTree(dir);
   const file = path.join(store, 'tree.digest');
   await saveTree(tree, file);
@@ -62,6 +69,15 @@ test('a damaged or foreign digest file is refused with tree_digest_file_invalid'
   }
   await writeFile(file, 'not gzip');
   await assert.rejects(loadTree(file), DigestFileError);
+  await writeFile(file, gzipSync(lines.join('\n')).subarray(0, 200));
+  await assert.rejects(loadTree(file), DigestFileError, 'cut short');
+  await writeFile(file, gzipSync(lines.map((l, i) => (i === 2 ? l.replace(/^(\[0,)"[^"]*"/, '$1"a/b"') : l)).join('\n')));
+  await assert.rejects(loadTree(file), /has no name or a '\/' in it/, 'a name with a slash is refused as such, before the digests are summed');
+});
+
+test('a missing digest file rejects with ENOENT, and does not end the process', async (t) => {
+  const store = await tempDir(t);
+  await assert.rejects(loadTree(path.join(store, 'none')), (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT');
 });
 
 test('reuse takes the content digest of unchanged inodes from the previous tree, and reads changed ones', async (t) => {
