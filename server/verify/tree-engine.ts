@@ -14,13 +14,13 @@ export function treeDigestEngine(log: Logger): DigestEngine<DigestedTree> {
         onProgress: (p) => options.onProgress({ bytes: Number(p.bytesDone), total: p.walked ? Number(p.bytesTotal) : null, entries: p.entries }),
       }),
     load: async (file) => {
-      // Looked for first: loadTree of a missing file let its read stream's error escape (an uncaught exception).
+      // None saved yet is the common case, and no warning.
       if (!(await fs.stat(file).then(() => true, () => false))) return null;
       try {
         return await loadTree(file);
       } catch (err) {
         // A damaged or older file only costs a full read: the digest is computed from the disk instead.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ file, err: (err as Error).message }, 'a saved digest could not be used; computing it from the disk');
+        log.warn({ file, err: (err as Error).message }, 'a saved digest could not be used; computing it from the disk');
         return null;
       }
     },
