@@ -280,7 +280,7 @@ program
   .option('--config <file>', `the client's config file (server, tokenFile, caFile, volumes); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`)
   .option('--server <url>', 'the snapferry server')
   .option('--volume <name>', 'the volume on the server (with a config and no snapshots: only this volume)')
-  .option('--read-data', "the server reads every byte of its copy again instead of reusing its saved digest (bit rot that a scrub has not reported)", false)
+  .option('--read-data', 'both sides read every byte again instead of starting from their saved digests (bit rot that a scrub has not reported)', false)
   .option('--client <name>', 'with an admin token: the client whose snapshots to verify')
   .option('--json', 'JSON lines of progress and results on stdout', false)
   .option('--digest-cache <dir>', "where this machine keeps its snapshots' digests, so the next verify reads only what changed", defaultDigestCache())
