@@ -59,7 +59,7 @@ async function runSteps(steps: readonly Step[], flags: RunFlags, locked: boolean
     },
     reporter: () => textReporter(),
   };
-  const { exitCode } = await runVolumes({ server: settings.server, volumes: config.volumes }, options);
+  const { exitCode } = await runVolumes({ server: settings.server, volumes: config.volumes, verify: config.verify }, options);
   process.exitCode = exitCode;
 }
 

@@ -26,6 +26,9 @@ import { parseName } from '../core/names.ts';
 import { DEFAULT_SERVER_CONFIG, findServerConfig, parseListenAddress, PRIVILEGED_FILES_MODES, retentionFor, serveSettings, type ServeFlags } from '../server/config.ts';
 import { clientSettings, DEFAULT_CLIENT_CONFIG, findClientConfig, pushJobs, type ClientFlags } from '../client/config.ts';
 import { addRunCommands } from './cli-run.ts';
+import { verify } from '../client/verify/verify.ts';
+import { jsonView, textView } from '../client/verify/view.ts';
+import { defaultDigestCache } from '../client/verify/local-digests.ts';
 
 /** A parser of core/ or server/ as a commander argument parser: its message in commander's words. */
 function asArgument<T>(parse: (value: string) => T): (value: string) => T {
@@ -240,11 +243,12 @@ program
   .option('--retries <n>', 'retries in a row without progress before giving up (default: forever)', parseCount)
   .option('--stall-timeout <duration>', 'drop a download on which nothing moved for this long, and resume on a new connection (default 30s; config: stallTimeout)', asArgument(parseStallTimeout))
   .option('--json', 'JSON lines of progress events on stdout', false)
+  .option('--no-verify', "skip the last step: the restored snapshot checked against the server's digest of its copy (exit 3 when it differs)")
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
   .argument('<snapshot>', "the snapshot's name on the server (see `snapferry status`)")
   .argument('<dest-dir>', 'a folder on btrfs; the snapshot is received into it under its name')
-  .action(async (snapshot: string, destDir: string, opts: { config?: string; volume: string; parentDir?: string; client?: string; chunkSize?: number; json: boolean }, cmd: Command) => {
+  .action(async (snapshot: string, destDir: string, opts: { config?: string; volume: string; parentDir?: string; client?: string; chunkSize?: number; json: boolean; verify: boolean }, cmd: Command) => {
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), await findClientConfig(opts.config));
     const headers = authHeaders(await readToken({ tokenFile: settings.tokenFile }));
     const controller = new AbortController();
@@ -252,7 +256,7 @@ program
     const report = opts.json ? jsonReporter() : textReporter();
     const result = await restore(
       {
-        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: controller.signal,
+        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: controller.signal, verify: opts.verify,
         ...(opts.parentDir !== undefined ? { parentDir: opts.parentDir } : {}),
         ...(opts.client !== undefined ? { client: opts.client } : {}),
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
@@ -264,8 +268,39 @@ program
     ).finally(() => report.close?.());
     process.stderr.write(
       result.restored
-        ? `done: restored ${result.snapshot} to ${result.path} (${result.parent ? `incremental from ${result.parent}` : 'full'}, ${formatBytes(result.rawBytes)})\n`
+        ? `done: restored ${result.snapshot} to ${result.path} (${result.parent ? `incremental from ${result.parent}` : 'full'}, ${formatBytes(result.rawBytes)})` +
+          `${result.verifiedLineBytes === null ? '' : `, identical to the server's copy (${formatBytes(result.verifiedLineBytes)} on the line to check)`}\n`
         : `done: ${result.snapshot} is already at ${result.path}\n`,
+    );
+  });
+
+program
+  .command('verify')
+  .description("prove that the server's copy of a snapshot equals the local read-only snapshot: both sides digest their tree and only digests cross the line, down to the paths that differ (exit 3 when any differs)")
+  .option('--config <file>', `the client's config file (server, tokenFile, caFile, volumes); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`)
+  .option('--server <url>', 'the snapferry server')
+  .option('--volume <name>', 'the volume on the server (with a config and no snapshots: only this volume)')
+  .option('--read-data', 'both sides read every byte again instead of starting from their saved digests (bit rot that a scrub has not reported)', false)
+  .option('--client <name>', 'with an admin token: the client whose snapshots to verify')
+  .option('--json', 'JSON lines of progress and results on stdout', false)
+  .option('--digest-cache <dir>', "where this machine keeps its snapshots' digests, so the next verify reads only what changed", defaultDigestCache())
+  .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV})`)
+  .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
+  .argument('[snapshot...]', "read-only snapshots (each is checked), or folders of them (the newest the server holds is); default: each configured volume's snapshotDir")
+  .action(async (snapshots: string[], opts: { config?: string; volume?: string; readData: boolean; client?: string; json: boolean; digestCache: string }, cmd: Command) => {
+    const config = await findClientConfig(opts.config);
+    const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    await verify(
+      {
+        server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: controller.signal, digestCache: opts.digestCache,
+        headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })),
+        ...(opts.client !== undefined ? { client: opts.client } : {}),
+        ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
+        ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
+      },
+      opts.json ? jsonView() : textView(),
     );
   });
 

@@ -27,6 +27,8 @@ export interface ApiOptions {
   transport?: Transport;
   /** A request with no answer for this long is dropped (its connection too) as a retryable error (--stall-timeout). */
   stallMs?: number;
+  /** Told the bytes of each request's body and of each answer's body (verify reports what crossed the line). */
+  meter?: (sent: number, received: number) => void;
 }
 
 export class ServerApi {
@@ -82,7 +84,8 @@ export class ServerApi {
     }
   }
 
-  private async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown, stallFor?: number): Promise<z.infer<T>> {
+  /** One JSON request, its answer parsed with `schema`; every failure a ServerError that says if a retry can help. */
+  async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown, stallFor?: number): Promise<z.infer<T>> {
     const url = this.url(path);
     // The answers are small, so one deadline covers connecting, the answer and its body: on a line gone silent no
     // byte ever comes, and only giving up (which destroys the connection) lets the next try take a new one.
@@ -91,6 +94,7 @@ export class ServerApi {
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, stalled]) : stalled;
     let res: Awaited<ReturnType<Transport['fetch']>> | undefined;
     let text: string;
+    const body = json === undefined ? undefined : JSON.stringify(json);
     try {
       res = await this.transport.fetch(url, {
         method,
@@ -99,10 +103,11 @@ export class ServerApi {
           ...(json === undefined ? {} : { 'content-type': 'application/json' }),
           ...this.options.headers,
         },
-        ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+        ...(body === undefined ? {} : { body }),
         signal,
       });
       text = await res.text();
+      this.options.meter?.(body === undefined ? 0 : Buffer.byteLength(body), Buffer.byteLength(text));
     } catch (err) {
       if (stalled.aborted && !this.options.signal?.aborted) {
         throw new ServerError('server_stalled', `no answer from ${this.base.origin} for ${Math.round(stallMs / 1000)} s (the line may have gone silent); the connection was dropped`, null, {
@@ -121,14 +126,14 @@ export class ServerApi {
         cause: err,
       });
     }
-    let body: unknown;
+    let answer: unknown;
     try {
-      body = text.length > 0 ? JSON.parse(text) : null;
+      answer = text.length > 0 ? JSON.parse(text) : null;
     } catch {
-      body = null;
+      answer = null;
     }
     if (!res.ok) {
-      const parsed = ErrorBody.safeParse(body);
+      const parsed = ErrorBody.safeParse(answer);
       const after = retryAfterDetails(res.headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
       if (parsed.success) {
         const e = parsed.data.error;
@@ -141,7 +146,7 @@ export class ServerApi {
         details: after,
       });
     }
-    const parsed = schema.safeParse(body);
+    const parsed = schema.safeParse(answer);
     if (!parsed.success) {
       throw new ServerError('bad_response', `${url} answered something that is not a snapferry response; is --server right?`, res.status, {
         retryable: false,

@@ -14,6 +14,18 @@ import { parseCompressSetting, type CompressSetting } from './compression.ts';
 
 export const DEFAULT_CLIENT_CONFIG = '/etc/snapferry/client.yaml';
 
+/**
+ * What `run` verifies after its push (client/verify/): `off` (the default), `newest` (the newest snapshot both sides
+ * hold), or `{ sample: N }`: the newest and N older ones, others each run, so that runs go round all of them.
+ * `readData: true` has the server read its copy's every byte again instead of reusing its saved digest.
+ */
+export const VerifySettingSchema = z.union([
+  z.literal('off').transform(() => null),
+  z.literal('newest').transform(() => ({ sample: 0, readData: false })),
+  z.strictObject({ sample: z.number().int().min(0), readData: z.boolean().default(false) }),
+], { error: 'expected off, newest, or { sample: N } (the newest and N older snapshots, others each run)' });
+export type VerifySetting = z.output<typeof VerifySettingSchema>;
+
 const VolumeConfigSchema = z.strictObject({
   /** The writable subvolume that `snapshot` and `run` take read-only snapshots of. */
   source: absolutePathField(),
@@ -23,6 +35,8 @@ const VolumeConfigSchema = z.strictObject({
   snapshotEvery: durationField().optional(),
   /** Which local snapshots to keep; missing or empty: keep them all. */
   retention: RetentionPolicy.optional(),
+  /** This volume's verify after each push in `run`; missing: the top-level `verify`. */
+  verify: VerifySettingSchema.optional(),
 });
 
 export const ClientConfigSchema = z.strictObject({
@@ -39,6 +53,8 @@ export const ClientConfigSchema = z.strictObject({
   retries: z.number().int().min(0).optional(),
   /** A request with no byte moving and no answer for this long is dropped and tried again (ms); missing: 30 s. */
   stallTimeout: durationField().optional(),
+  /** What `run` verifies after each volume's push (VerifySettingSchema); missing: off. */
+  verify: VerifySettingSchema.optional(),
   /** By volume name (the name on the server). */
   volumes: z.record(safeNameKey('volume'), VolumeConfigSchema).default({}),
 });

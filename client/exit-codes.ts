@@ -12,6 +12,8 @@ export const EXIT = {
   usage: 2,
   /** A temporary failure (network, server busy, a receive that waits for the server's disk): run again later, nothing is lost. */
   temporary: 75, // EX_TEMPFAIL, which cron wrappers and systemd know
+  /** `verify` (or restore's check) found the server's copy different from the snapshot: the differences are listed. */
+  differences: 3,
   /** Another `snapferry run` holds the run lock: this one did nothing. */
   locked: 73, // EX_CANTCREAT: the lock file could not be created
   interrupted: 130,
@@ -21,6 +23,7 @@ export function exitCodeFor(err: unknown): number {
   if (!(err instanceof SnapferryError)) return EXIT.failed;
   if (err.code === 'cancelled' || err.code === 'btrfs_cancelled') return EXIT.interrupted;
   if (err.code === 'run_locked') return EXIT.locked;
+  if (err.code === 'verify_differences') return EXIT.differences;
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
   // The server holds the whole stream and receives it once it can (a full disk): a later run finds it received.
   if (err.code === RECEIVE_WAITING) return EXIT.temporary;

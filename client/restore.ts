@@ -21,6 +21,8 @@ import { RestoreSpool, spoolDirFor } from './restore-spool.ts';
 import { downloadInto, fetchCatalog, type RestoreHttp } from './restore-http.ts';
 import { receiveSpool } from './restore-receive.ts';
 import { RestoreProgress } from './restore-progress.ts';
+import { checkRestored } from './verify/after-restore.ts';
+import { onTheLine } from './verify/view.ts';
 
 export interface RestoreOptions {
   server: string;
@@ -43,6 +45,8 @@ export interface RestoreOptions {
   signal?: AbortSignal;
   caFile?: string;
   env?: Record<string, string | undefined>;
+  /** Check the restored snapshot against the server's digest (client/verify/after-restore.ts); default true. */
+  verify?: boolean;
 }
 
 export interface RestoreResult {
@@ -58,6 +62,8 @@ export interface RestoreResult {
   wireBytes: number;
   /** Downloads that broke off and were resumed, in this run. */
   interruptions: number;
+  /** The final check's bytes on the line, or null when it was not made. */
+  verifiedLineBytes: number | null;
 }
 
 export class RestoreFailed extends SnapferryError {}
@@ -93,7 +99,7 @@ export async function restore(options: RestoreOptions, report: Reporter): Promis
     const plan = planRestore({ name, catalog, local });
     if (plan.present) {
       report.note(`${name} is already here, at ${plan.present.path}`);
-      return { snapshot: name, path: plan.present.path, parent: null, restored: false, rawBytes: 0, wireBytes: 0, interruptions: 0 };
+      return { snapshot: name, path: plan.present.path, parent: null, restored: false, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null };
     }
     const finalPath = path.join(destDir, name);
     if (await fs.lstat(finalPath).then(() => true, () => false)) {
@@ -105,12 +111,17 @@ export async function restore(options: RestoreOptions, report: Reporter): Promis
       server: http.api.base.toString(), client: http.client ?? null, volume, snapshot: name,
       uuid: plan.target.uuid, parentUuid: plan.parent?.server.uuid ?? null, chunkSize,
     });
+    let result: RestoreResult;
     try {
       if (discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${discarded})`);
-      return await run({ options, report, http, volume, plan, spool, destDir });
+      result = await run({ options, report, http, volume, plan, spool, destDir });
     } finally {
       await spool.close();
     }
+    if (options.verify === false) return result;
+    // The restored tree against the server's digest of its copy: what btrfs receive wrote, not only what it was sent.
+    const checked = await checkRestored({ api: http.api, headers, volume, snapshot: name, path: result.path, ...(http.client !== undefined ? { client: http.client } : {}), ...(options.signal ? { signal: options.signal } : {}) }, report);
+    return { ...result, verifiedLineBytes: onTheLine(checked) };
   } finally {
     await transport.close();
   }
@@ -161,7 +172,7 @@ async function run({ options, report, http, volume, plan, spool, destDir }: Run)
       });
       const wireBytes = spool.state.wireOffsetVerified;
       await spool.remove();
-      return { snapshot: target.name, path: got.path, parent: parent?.local.name ?? null, restored: true, rawBytes: got.rawBytes, wireBytes, interruptions };
+      return { snapshot: target.name, path: got.path, parent: parent?.local.name ?? null, restored: true, rawBytes: got.rawBytes, wireBytes, interruptions, verifiedLineBytes: null };
     } catch (err) {
       if (signal?.aborted) throw err;
       const after = spool.state;

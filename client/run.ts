@@ -16,16 +16,21 @@ import type { Reporter } from './report.ts';
 import { acquireRunLock } from './run-lock.ts';
 import { listOwnSnapshots, takeSnapshot, type SnapshotSettings } from './snapshot.ts';
 import { createTransport } from './transport.ts';
+import type { VerifySetting } from './config.ts';
+import { verifyAfterPush } from './verify/after-push.ts';
 
 /** What `run` needs of a configured volume (client/config.ts has the whole of it). */
 export interface RunVolume extends SnapshotSettings {
   retention?: RetentionPolicy;
+  verify?: VerifySetting | undefined;
 }
 
 /** What `run` needs of the client config. */
 export interface RunConfig {
   server: string;
   volumes: Readonly<Record<string, RunVolume>>;
+  /** Verify after each push (client/verify/after-push.ts); a volume's own `verify` wins. */
+  verify?: VerifySetting | undefined;
 }
 
 export interface RunOptions {
@@ -51,6 +56,8 @@ export interface RunOptions {
   note?: (line: string) => void;
   /** Which steps (default all three); `snapferry prune` runs only 'prune'. */
   steps?: readonly Step[];
+  /** Where `verify:` keeps this machine's digests (client/verify/local-digests.ts); default its default. */
+  digestCache?: string | null;
 }
 
 export type Step = 'snapshot' | 'push' | 'prune';
@@ -66,7 +73,7 @@ export interface VolumeResult {
 }
 
 /** Exit codes from least to most serious: a run reports the most serious of its volumes'. */
-const SEVERITY: readonly number[] = [EXIT.ok, EXIT.temporary, EXIT.usage, EXIT.failed, EXIT.interrupted];
+const SEVERITY: readonly number[] = [EXIT.ok, EXIT.temporary, EXIT.usage, EXIT.failed, EXIT.differences, EXIT.interrupted];
 
 export function worstExit(a: number, b: number): number {
   return SEVERITY.indexOf(b) > SEVERITY.indexOf(a) ? b : a;
@@ -153,6 +160,21 @@ async function runVolume(name: string, volume: RunVolume, config: RunConfig, api
         result.pushed = pushed.sent.length;
         const wire = pushed.sent.reduce((n, s) => n + s.transfer.wireOffset, 0);
         parts.push(pushed.sent.length === 0 ? 'pushed 0 (the server holds the newest)' : `pushed ${pushed.sent.length} (${formatBytes(wire)})`);
+        const setting = volume.verify !== undefined ? volume.verify : config.verify;
+        if (setting) {
+          try {
+            parts.push(await verifyAfterPush({
+              server: config.server, volume: name, snapshotDir: volume.snapshotDir, setting, headers: options.headers ?? {}, note, ...signal,
+              stateFile: options.lockFile === null ? null : `${options.lockFile}.verify.json`,
+              ...(options.digestCache !== undefined ? { digestCache: options.digestCache } : {}),
+              ...(options.push?.caFile !== undefined ? { caFile: options.push.caFile } : {}),
+              ...(options.push?.env ? { env: options.push.env } : {}),
+              ...(options.push?.stallMs ? { stallMs: options.push.stallMs } : {}),
+            }));
+          } catch (err) {
+            failed('verify', err);
+          }
+        }
       }
     } catch (err) {
       failed('push', err);

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import type { Server as TusServer } from '@tus/server';
-import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH } from '../core/protocol.ts';
+import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
@@ -18,12 +18,14 @@ import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
 import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
 import type { ConnectionLimits, NodeBindings } from './connection-limits.ts';
 import type { Logger } from './log.ts';
+import type { VerifyJobs } from './verify/jobs.ts';
+import { jobOwner, parseChildren, parseRecords, parseStart, readJsonBody } from './verify/request.ts';
 
 export { DEFAULT_CLIENT } from './auth.ts';
 
 type Env = { Variables: { caller: Caller }; Bindings: NodeBindings | undefined };
 
-export function createApp(service: ReplicationService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits): Hono<Env> {
+export function createApp(service: ReplicationService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits, verify?: VerifyJobs): Hono<Env> {
   const app = new Hono<Env>();
   const caller = (c: Context<Env>): Caller => c.get('caller');
   const client = (c: Context<Env>) => writerOf(caller(c));
@@ -46,7 +48,8 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
   app.use('*', async (c, next) => {
     limits?.checkAccepted(c.env);
     const who = await gate.admit(c.req.raw);
-    assertAllowed(who, c.req.method, c.req.path === UPLOADS_PATH || c.req.path.startsWith(`${UPLOADS_PATH}/`));
+    const path = c.req.path;
+    assertAllowed(who, c.req.method, path === UPLOADS_PATH || path.startsWith(`${UPLOADS_PATH}/`), path === routes.verify || path.startsWith(`${routes.verify}/`));
     limits?.enter(who, c.env);
     c.set('caller', who);
     await next();
@@ -111,6 +114,27 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     if (!body.success) throw new ValidationError('the body must be JSON like {"frames": 12}');
     return c.json(await service.rewind(client(c), c.req.param('id'), session(c), body.data.frames));
   });
+  // Verify (server/verify/jobs.ts): digests of the server's copy of a snapshot, in bounded batches.
+  if (verify) {
+    const jobs = verify;
+    app.post(routes.verify, async (c) => {
+      const start = parseStart(caller(c), c.req.query(VERIFY_QUERY.client), await readJsonBody(c.req.raw));
+      return c.json(await jobs.start(start));
+    });
+    app.get(`${routes.verify}/:id`, (c) => c.json(jobs.get(jobOwner(caller(c)), c.req.param('id'))));
+    app.delete(`${routes.verify}/:id`, (c) => {
+      jobs.release(jobOwner(caller(c)), c.req.param('id'));
+      return c.body(null, 204);
+    });
+    app.post(`${routes.verify}/:id/children`, async (c) => {
+      const body = parseChildren(await readJsonBody(c.req.raw));
+      return c.json(await jobs.children(jobOwner(caller(c)), c.req.param('id'), body));
+    });
+    app.post(`${routes.verify}/:id/records`, async (c) => {
+      const body = parseRecords(await readJsonBody(c.req.raw));
+      return c.json(await jobs.records(jobOwner(caller(c)), c.req.param('id'), body.paths));
+    });
+  }
   return app;
 
   /** A PATCH that left the upload short of offset + body length: the body was cut off (the link broke). */

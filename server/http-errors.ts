@@ -33,6 +33,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   too_many_uploads: 429,
   too_many_creations: 429,
   too_many_connections: 429,
+  too_many_verifies: 429,
+  verify_busy: 409,
+  verify_not_ready: 409,
   server_busy: 503,
   disk_full: 507,
 };

@@ -10,9 +10,10 @@
  *                                              a snapshot's name
  *   ROOT/receiving/ID.json                     what that folder held before ID's receive started, until its cleanup
  *                                              is done (server/volume-folder.ts); out of the chroot's reach
+ *   ROOT/digests/CLIENT/VOLUME/UUID.digest     the tree digest of the received snapshot UUID (server/verify/)
  */
 import path from 'node:path';
-import type { SafeName } from '../core/names.ts';
+import type { SafeName, Uuid } from '../core/names.ts';
 
 export class ServerLayout {
   readonly root: string;
@@ -20,6 +21,7 @@ export class ServerLayout {
   readonly volumes: string;
   readonly catalog: string;
   readonly receiving: string;
+  readonly digests: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -27,6 +29,12 @@ export class ServerLayout {
     this.volumes = path.join(this.root, 'volumes');
     this.catalog = path.join(this.root, 'catalog.json');
     this.receiving = path.join(this.root, 'receiving');
+    this.digests = path.join(this.root, 'digests');
+  }
+
+  /** The saved tree digest of a received snapshot, by its UUID (stable across renames; server/verify/saved-digests.ts). */
+  digestFile(client: SafeName, volume: SafeName, uuid: Uuid): string {
+    return path.join(this.digests, client, volume, `${uuid}.digest`);
   }
 
   volumeDir(client: SafeName, volume: SafeName): string {

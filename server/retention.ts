@@ -24,6 +24,7 @@ import { snapshotDating, snapshotTime } from './snapshot-time.ts';
 import type { Catalog, SnapshotRecord } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
+import { SavedDigests } from './verify/saved-digests.ts';
 
 /** The policy of one received volume (server/config.ts retentionFor: its own, else the default, else none). */
 export type RetentionLookup = (client: string, volume: string) => RetentionPolicy;
@@ -147,6 +148,8 @@ export class ServerPruner {
         continue;
       }
       deleted.push(name);
+      // Its saved digest (server/verify/) goes with it: a digest of nothing the server holds.
+      await new SavedDigests(this.layout).drop(client as SafeName, volume as SafeName, record.uuid).catch(() => undefined);
       this.log.info({ client, volume, snapshot: name }, 'snapshot deleted by the retention policy');
     }
     return deleted;

@@ -18,6 +18,8 @@ import { DEFAULT_EXPIRE_AFTER_MS, startExpirySweep } from './expiry.ts';
 import { connectionCaps, ConnectionLimits } from './connection-limits.ts';
 import { bodyFloor, endSlowBodies } from './slow-bodies.ts';
 import type { Logger } from './log.ts';
+import { VerifyJobs, type VerifyLimits } from './verify/jobs.ts';
+import { treeDigestEngine } from './verify/tree-engine.ts';
 
 export interface ServeOptions {
   root: string;
@@ -53,6 +55,8 @@ export interface ServeOptions {
   idleTimeoutMs?: number;
   /** Connection caps and request pacing; each left out takes its default (server/connection-limits.ts, slow-bodies.ts). */
   connections?: ConnectionSettings;
+  /** Verify jobs per client, in total, and how long an idle one lives (server/verify/jobs.ts). */
+  verify?: Partial<VerifyLimits>;
 }
 
 export interface ConnectionSettings {
@@ -120,7 +124,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await service.start();
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
-  const app = createApp(service, tus, options.log, gate, limits);
+  const verify = new VerifyJobs(service, treeDigestEngine(options.log), options.log, options.verify);
+  const dropped = await verify.saved.sweep(service.catalog);
+  if (dropped > 0) options.log.info({ dropped }, 'dropped the saved digests of snapshots the server no longer holds');
+  const app = createApp(service, tus, options.log, gate, limits, verify);
   const server = await new Promise<HttpServer>((resolve, reject) => {
     const s = serve(
       {
@@ -166,6 +173,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     close: () => {
       const swept = expiry.stop();
       slowBodies.stop();
+      verify.close();
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -17,7 +17,9 @@ export type TreePath = string;
 /**
  * What is compared of one entry: all that `btrfs receive` carries. Left out because receive cannot carry them:
  * atime, ctime/otime, inode flags, inode numbers, allocation (holes read as zeros), directory sizes; and the top
- * directory's mtime, which an incremental receive can leave at the time of the receive.
+ * directory's mtime, which an incremental receive can leave at the time of the receive. Entries on another device
+ * than the top (a nested subvolume's placeholder in a snapshot, a mount point) are not in the tree at all: send
+ * carries neither (core/tree-digest/walk.ts).
  */
 export interface EntryRecord {
   kind: EntryKind;

@@ -2,6 +2,7 @@
  * Turns the bench's figures into its table: each figure beside the baseline measured in the same run, and the
  * issue's targets (issue 6) judged where they apply. BenchResults is also what --json writes.
  */
+import type { DigestBenchResult } from './digest.ts';
 import type { HashResult } from './hashing.ts';
 import type { LanResult, LanStreamResult, RunFigures, SnapferryFigures } from './lan.ts';
 import type { RssFigures, RssResult } from './rss.ts';
@@ -26,6 +27,8 @@ export interface BenchResults {
   slow: SlowResult | null;
   silent: SilentLineResult | null;
   hashing: HashResult | null;
+  /** The tree digest of verify (issue 18); absent in results written before it. */
+  digest?: DigestBenchResult | null;
   /** Sections that threw, with their error. */
   failed: Partial<Record<Section, string>>;
 }
@@ -47,6 +50,7 @@ export function buildSections(r: BenchResults): TableSection[] {
   if (r.silent) sections.push(silentSection(r.silent));
   if (r.rss) sections.push(rssSection(r.rss, r.startup));
   if (r.hashing) sections.push(hashSection(r.hashing));
+  if (r.digest) sections.push(digestSection(r.digest));
   const failed = Object.entries(r.failed).map(([name, message]) => row(name, 'FAILED', firstLine(message)));
   if (failed.length > 0) sections.push({ title: 'Sections that failed (their figures are missing above; the error is in the log)', rows: failed });
   return sections;
@@ -167,6 +171,18 @@ function rssSection(r: RssResult, startup: ClientStartup): TableSection {
       side('snapferry push', (f) => f.clientMaxRssBytes),
       side('snapferry serve', (f) => f.serverMaxRssBytes),
       row('for scale: node + the code, idle (push --help)', megabytes(startup.maxRssBytes)),
+    ],
+  };
+}
+
+function digestSection(d: DigestBenchResult): TableSection {
+  const cat = `cat ${rate(d.catMBps)}`;
+  return {
+    title: `Tree digest of verify (issue 18), ${megabytes(d.bytes)} in ${d.entries} entries, from the page cache`,
+    rows: [
+      row('digestTree of s1: walk, xattrs, every byte hashed', rate(d.digestMBps), cat, times(d.digestMBps / d.catMBps)),
+      row('digestTree of s2 reusing s1 (a daily incremental)', duration(d.incrementalSeconds), `full ${duration(d.fullSeconds)}`, times(d.incrementalSeconds / d.fullSeconds)),
+      row('bytes on the line to verify an identical tree', `${d.identicalLineBytes} B`, '-', '', verdict('< 1 KB', d.identicalLineBytes < 1000)),
     ],
   };
 }

@@ -12,6 +12,7 @@ import { DEFAULT_SERVER_CONFIG } from '../../server/config.ts';
 import { isRoot, NOT_ROOT_MESSAGE } from '../fixtures/btrfs.ts';
 import { NGINX_BIN } from '../fixtures/nginx.ts';
 import { Cleanup } from './cleanup.ts';
+import { runDigest } from './digest.ts';
 import { runHashing } from './hashing.ts';
 import { runLan, type LanContext } from './lan.ts';
 import { parseBenchArgs, USAGE, type BenchOptions, type Section } from './options.ts';
@@ -42,6 +43,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     slow: null,
     silent: null,
     hashing: null,
+    digest: null,
     failed: {},
   };
   const world = await buildWorld(cleanup, options.scale, say);
@@ -53,6 +55,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
   // Hashing first: its `btrfs send > /dev/null` runs are timed before anything has written to the server side.
   const sections: Array<[Section, () => Promise<void>]> = [
     ['hash', async () => void (results.hashing = await runHashing(cleanup, world.full, say))],
+    ['digest', async () => void (results.digest = await runDigest(world, say))],
     ['lan', async () => void (results.lan = await runLan(ctx))],
     ['rss', async () => void (results.rss = await runRss(ctx, results.lan?.full.direct ?? null))],
     ['slow', async () => void (results.slow = await runSlowLink(ctx, options.scale))],

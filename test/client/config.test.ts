@@ -123,3 +123,16 @@ test('push --config pushes every configured volume, flags override the file, sta
   assert.equal(home?.snapshots, 1);
   assert.equal(home.local?.dir, pair.snaps, "the config's snapshotDir is where status looks for local snapshots");
 });
+
+test('verify: off, newest or { sample: N }, at the top and per volume; anything else names the key and what it takes', () => {
+  const base = 'server: https://backup.example.net\n';
+  assert.equal(config(`${base}`).verify, undefined, 'off by default');
+  assert.equal(config(`${base}verify: off\n`).verify, null);
+  assert.deepEqual(config(`${base}verify: newest\n`).verify, { sample: 0, readData: false });
+  assert.deepEqual(config(`${base}verify: { sample: 3, readData: true }\n`).verify, { sample: 3, readData: true });
+  const volume = config(`${base}volumes:\n  home:\n    source: /home\n    snapshotDir: /s\n    verify: { sample: 1 }\n`);
+  assert.deepEqual(volume.volumes.home?.verify, { sample: 1, readData: false });
+  assert.throws(() => config(`${base}verify: sometimes\n`), /client\.yaml:2: verify: expected off, newest, or \{ sample: N \}.*found "sometimes"/);
+  assert.throws(() => config(`${base}verify: { sample: -1 }\n`), /verify\.sample: expected a number >= 0, found -1/);
+  assert.throws(() => config(`${base}verify: { every: 2 }\n`), /verify/);
+});

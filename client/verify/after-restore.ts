@@ -1,0 +1,45 @@
+/**
+ * Restore's last step: the restored snapshot checked against the server's digest of its copy, as `verify` does. A
+ * difference fails the restore (exit 3), with each difference in the restore's notes.
+ */
+import { ServerApi } from '../api.ts';
+import { formatBytes } from '../progress-format.ts';
+import type { Reporter } from '../report.ts';
+import { checkSnapshot, lineMeter, VerifyDifferences, type VerifyOutcome } from './check.ts';
+import { describeOutcome, onTheLine } from './view.ts';
+
+export interface RestoredCheck {
+  /** The restore's API: its server, headers, transport and signal are the check's too. */
+  api: ServerApi;
+  headers: Record<string, string>;
+  volume: string;
+  snapshot: string;
+  /** Where the restored snapshot is. */
+  path: string;
+  client?: string;
+  signal?: AbortSignal;
+}
+
+export async function checkRestored(c: RestoredCheck, report: Reporter): Promise<VerifyOutcome> {
+  const { count, meter } = lineMeter();
+  const api = new ServerApi({ server: c.api.base.toString(), transport: c.api.transport, headers: c.headers, meter, ...(c.signal ? { signal: c.signal } : {}) });
+  report.note(`${c.snapshot}: checking the restored snapshot against the server's digest of its copy`);
+  const outcome = await checkSnapshot(
+    {
+      api, line: count, volume: c.volume, snapshot: c.snapshot, path: c.path, readData: false,
+      ...(c.client !== undefined ? { client: c.client } : {}),
+      ...(c.signal ? { signal: c.signal } : {}),
+    },
+    { note: (m) => report.note(m), progress: () => undefined },
+  );
+  if (outcome.equal) {
+    report.note(`${c.snapshot}: identical to the server's copy (${outcome.entries} entries; ${formatBytes(onTheLine(outcome))} on the line)`);
+    return outcome;
+  }
+  for (const line of describeOutcome(outcome)) report.note(line);
+  throw new VerifyDifferences(
+    `the restored ${c.snapshot} at ${c.path} differs from the server's copy in ${outcome.differences.length}${outcome.truncated ? '+' : ''} path(s) (listed above); ` +
+      `it is kept for inspection: delete it (btrfs subvolume delete ${c.path}) and restore again, and have the server's admin check the server's copy`,
+    { snapshot: c.snapshot, path: c.path, differences: outcome.differences.length },
+  );
+}

@@ -1,0 +1,56 @@
+/**
+ * The client's own saved digests, so that verifying the newest snapshot each run costs about its changes, as on the
+ * server: DIR/VOLUME/UUID.digest for each local snapshot verified, and the next digest starts from the snapshot's
+ * own or from the newest older snapshot's (files whose inode, size, ctime and mtime match are not read again).
+ * Only digests of snapshots that still exist here are kept.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseName, parseUuid } from '../../core/names.ts';
+import type { LocalSnapshot } from '../../core/plan.ts';
+import { loadTree, saveTree, type DigestedTree } from '../../core/tree-digest/index.ts';
+
+const SUFFIX = '.digest';
+
+/** /var/cache/snapferry/digests for root (a timer's `run`), else under the user's cache folder. */
+export function defaultDigestCache(env: Record<string, string | undefined> = process.env): string {
+  if (process.getuid?.() === 0) return '/var/cache/snapferry/digests';
+  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'snapferry', 'digests');
+}
+
+export class LocalDigests {
+  constructor(readonly dir: string) {}
+
+  file(volume: string, uuid: string): string {
+    return path.join(this.dir, parseName(volume, 'volume'), `${parseUuid(uuid, 'snapshot uuid')}${SUFFIX}`);
+  }
+
+  /** The snapshot's own saved digest, else the newest older snapshot's; `from` names which. */
+  async previous(volume: string, snapshot: LocalSnapshot, others: readonly LocalSnapshot[]): Promise<{ tree: DigestedTree; from: string } | null> {
+    const older = others.filter((o) => o.uuid !== snapshot.uuid && o.generation <= snapshot.generation).sort((a, b) => b.generation - a.generation);
+    for (const candidate of [snapshot, ...older]) {
+      const file = this.file(volume, candidate.uuid);
+      if (!(await fs.stat(file).then(() => true, () => false))) continue;
+      // A damaged or older file only costs a full read.
+      const tree = await loadTree(file).catch(() => null);
+      if (tree) return { tree, from: candidate === snapshot ? 'this snapshot' : candidate.name };
+    }
+    return null;
+  }
+
+  /**
+   * Saves the digest of `snapshot`, and drops those of snapshots no longer among `present` (all of the volume's
+   * snapshots here; null when only some are known, e.g. snapshots named one by one: then nothing is dropped).
+   */
+  async save(volume: string, snapshot: LocalSnapshot, tree: DigestedTree, present: readonly LocalSnapshot[] | null): Promise<void> {
+    const file = this.file(volume, snapshot.uuid);
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await saveTree(tree, file);
+    if (present === null) return;
+    const keep = new Set([snapshot, ...present].map((s) => `${s.uuid}${SUFFIX}`));
+    for (const name of await fs.readdir(path.dirname(file))) {
+      if (name.endsWith(SUFFIX) && !keep.has(name)) await fs.rm(path.join(path.dirname(file), name), { force: true });
+    }
+  }
+}

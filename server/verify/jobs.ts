@@ -1,0 +1,244 @@
+/**
+ * Verify, the server's half (issue 18): a job digests the server's copy of one received snapshot, and then answers
+ * the client's questions about that digest (summary, children, records) until the client releases it or goes quiet.
+ * It knows nothing of HTTP; server/app.ts is thin over it.
+ *
+ * - One job per snapshot at a time: a second start of the same snapshot joins the job that is there.
+ * - At most `maxPerClient` jobs per client and `maxTotal` in all: each holds a tree's digest in memory and hashes on
+ *   the server's disks and cores; past either, a start is refused (429, with when to come back).
+ * - A job that nobody asked about for `idleMs` is released (a digest that was under way is stopped).
+ * - Each snapshot's digest is saved beside the catalog (server/verify/saved-digests.ts) and the next job starts from
+ *   it, or from the parent snapshot's: a file whose inode, size, ctime and mtime did not change is not read again, so
+ *   an incremental costs about its changes. A change by hand to a received snapshot changes ctimes, so it is read
+ *   again. `readData` starts from nothing and reads every byte (bit rot that a scrub has not reported).
+ */
+import crypto from 'node:crypto';
+import { SnapferryError, describeError } from '../../core/errors.ts';
+import type { SafeName } from '../../core/names.ts';
+import { VERIFY_LIMITS, type ChildrenAnswer, type ChildrenRequest, type RecordsAnswer, type VerifyJob } from '../../core/protocol.ts';
+import type { TreeDigestSource, TreeSummary } from '../../core/tree-digest/types.ts';
+import { NotFound, type ReplicationService } from '../replication.ts';
+import type { Logger } from '../log.ts';
+import type { DigestEngine, DigestProgress } from './engine.ts';
+import { SavedDigests } from './saved-digests.ts';
+
+export interface VerifyLimits {
+  /** Jobs one client may hold at once. */
+  maxPerClient: number;
+  /** Jobs the server holds at once. */
+  maxTotal: number;
+  /** A job nobody asked about for this long is released. */
+  idleMs: number;
+}
+
+export const DEFAULT_VERIFY_LIMITS: Readonly<VerifyLimits> = Object.freeze({ maxPerClient: 2, maxTotal: 4, idleMs: 10 * 60_000 });
+
+/** When a refused start should come back: a digest of a small change takes seconds, a first one minutes. */
+const RETRY_AFTER_SECONDS = 15;
+
+type JobState =
+  | { state: 'digesting' }
+  | { state: 'ready'; tree: TreeDigestSource; summary: TreeSummary }
+  | { state: 'failed'; error: { code: string; message: string; retryable: boolean } };
+
+interface Job {
+  id: string;
+  client: SafeName;
+  volume: SafeName;
+  snapshot: SafeName;
+  readData: boolean;
+  reused: 'self' | 'parent' | null;
+  progress: DigestProgress;
+  now: JobState;
+  stop: AbortController;
+  lastUsed: number;
+}
+
+export interface StartRequest {
+  client: SafeName;
+  volume: SafeName;
+  snapshot: SafeName;
+  readData: boolean;
+}
+
+export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
+  private readonly jobs = new Map<string, Job>();
+  private readonly limits: Readonly<VerifyLimits>;
+  private readonly sweep: NodeJS.Timeout;
+  readonly saved: SavedDigests;
+
+  constructor(
+    private readonly service: Pick<ReplicationService, 'snapshots' | 'layout' | 'catalog'>,
+    private readonly engine: DigestEngine<T>,
+    private readonly log: Logger,
+    limits: Partial<VerifyLimits> = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.limits = { ...DEFAULT_VERIFY_LIMITS, ...limits };
+    this.saved = new SavedDigests(service.layout);
+    this.sweep = setInterval(() => this.releaseIdle(), Math.max(50, Math.min(60_000, this.limits.idleMs / 4)));
+    this.sweep.unref();
+  }
+
+  /** Starts the digest of the server's copy of a snapshot, or joins the job already on it. */
+  async start(req: StartRequest): Promise<VerifyJob> {
+    const { snapshots } = await this.service.snapshots(req.client, req.volume);
+    const snapshot = snapshots.find((s) => s.name === req.snapshot);
+    // Another client's snapshot is not in this client's list: it is reported exactly like a missing one.
+    if (!snapshot) throw new NotFound(`snapshot ${req.volume}/${req.snapshot}`);
+    const running = [...this.jobs.values()].find((j) => j.client === req.client && j.volume === req.volume && j.snapshot === req.snapshot);
+    if (running && running.now.state !== 'failed' && (running.readData || !req.readData)) {
+      running.lastUsed = this.now();
+      return view(running);
+    }
+    if (running?.now.state === 'digesting') {
+      throw new SnapferryError('verify_busy', `${req.volume}/${req.snapshot} is being digested without --read-data; try again once it is done`, {
+        retryable: true, details: { retryAfterSeconds: RETRY_AFTER_SECONDS },
+      });
+    }
+    if (running) this.drop(running);
+    this.checkLimits(req.client);
+
+    const dir = this.service.layout.snapshotPath(req.client, req.volume, req.snapshot);
+    const own = this.saved.file(req.client, req.volume, snapshot.uuid);
+    const job: Job = {
+      id: crypto.randomBytes(16).toString('hex'), client: req.client, volume: req.volume, snapshot: req.snapshot, readData: req.readData,
+      reused: null, progress: { bytes: 0, total: null, entries: 0 }, now: { state: 'digesting' }, stop: new AbortController(), lastUsed: this.now(),
+    };
+    this.jobs.set(job.id, job);
+    void this.run(job, dir, own, snapshot.parentUuid);
+    return view(job);
+  }
+
+  private async run(job: Job, dir: string, own: string, parentUuid: string | null): Promise<void> {
+    try {
+      const previous = job.readData ? null : await this.previous(job, own, parentUuid);
+      const tree = await this.engine.digest(dir, {
+        previous, signal: job.stop.signal,
+        onProgress: (p) => {
+          job.progress = { ...p, total: p.total ?? job.progress.total };
+        },
+      });
+      const summary = await tree.summary();
+      await this.engine.save(tree, own).catch((err: unknown) => this.log.warn({ file: own, err: describeError(err) }, 'could not save a digest; the next verify computes it again'));
+      job.progress = { bytes: Number(summary.bytes), total: Number(summary.bytes), entries: summary.entries };
+      job.now = { state: 'ready', tree, summary };
+    } catch (err) {
+      const e = err instanceof SnapferryError ? err : new SnapferryError('digest_failed', `could not digest ${job.volume}/${job.snapshot}: ${describeError(err)}`, { cause: err });
+      if (!job.stop.signal.aborted) this.log.error({ client: job.client, volume: job.volume, snapshot: job.snapshot, err: e.message }, 'digest failed');
+      job.now = { state: 'failed', error: { code: e.code, message: e.message, retryable: e.retryable } };
+    }
+  }
+
+  /** The saved digest to start from: this snapshot's own, else its parent's; its size is the progress's total. */
+  private async previous(job: Job, own: string, parentUuid: string | null): Promise<T | null> {
+    const candidates: ['self' | 'parent', string][] = [['self', own]];
+    if (parentUuid !== null) candidates.push(['parent', this.saved.file(job.client, job.volume, parentUuid)]);
+    for (const [reused, file] of candidates) {
+      const tree = await this.engine.load(file);
+      if (tree === null) continue;
+      job.reused = reused;
+      job.progress = { ...job.progress, total: Number((await tree.summary()).bytes) };
+      return tree;
+    }
+    return null;
+  }
+
+  private checkLimits(client: SafeName): void {
+    const ofClient = [...this.jobs.values()].filter((j) => j.client === client).length;
+    if (ofClient >= this.limits.maxPerClient) {
+      throw new SnapferryError('too_many_verifies', `client ${client} already has ${ofClient} verifies on the server, the limit is ${this.limits.maxPerClient} (429): let them finish, then try again`, {
+        retryable: true, details: { client, maxPerClient: this.limits.maxPerClient, retryAfterSeconds: RETRY_AFTER_SECONDS },
+      });
+    }
+    if (this.jobs.size >= this.limits.maxTotal) {
+      throw new SnapferryError('too_many_verifies', `the server runs ${this.jobs.size} verifies, its limit (429); try again later`, {
+        retryable: true, details: { maxTotal: this.limits.maxTotal, retryAfterSeconds: RETRY_AFTER_SECONDS },
+      });
+    }
+  }
+
+  /** A job as `client` may see it (null: an admin, who sees every client's); another client's is not found. */
+  private job(client: SafeName | null, id: string): Job {
+    const job = this.jobs.get(id);
+    if (!job || (client !== null && job.client !== client)) throw new NotFound(`verify ${id}`);
+    job.lastUsed = this.now();
+    return job;
+  }
+
+  get(client: SafeName | null, id: string): VerifyJob {
+    const job = this.job(client, id);
+    return client === null ? { ...view(job), client: job.client } : view(job);
+  }
+
+  async children(client: SafeName | null, id: string, req: ChildrenRequest): Promise<ChildrenAnswer> {
+    const tree = this.ready(this.job(client, id));
+    const found = await tree.children(req.dirs.map((d) => d.path));
+    const answer: ChildrenAnswer = { children: [], notDirectories: [] };
+    let room: number = VERIFY_LIMITS.maxEntriesPerAnswer;
+    for (const { path, after } of req.dirs) {
+      const all = found.get(path);
+      if (all === undefined) {
+        answer.notDirectories.push(path);
+        continue;
+      }
+      if (room <= 0) break;
+      const from = after === undefined ? 0 : all.findIndex((e) => e.name === after) + 1;
+      if (from === 0 && after !== undefined) throw new SnapferryError('invalid_input', `${JSON.stringify(path)} has no entry ${JSON.stringify(after)} to go on after`);
+      const entries = all.slice(from, from + room);
+      room -= entries.length;
+      answer.children.push({ path, entries, complete: from + entries.length >= all.length });
+    }
+    return answer;
+  }
+
+  async records(client: SafeName | null, id: string, paths: readonly string[]): Promise<RecordsAnswer> {
+    const tree = this.ready(this.job(client, id));
+    const found = await tree.records(paths);
+    return { records: [...found].map(([path, record]) => ({ path, record })) };
+  }
+
+  /** The caller is done with the job: it goes (a digest under way is stopped; a finished one stays saved on disk). */
+  release(client: SafeName | null, id: string): void {
+    this.drop(this.job(client, id));
+  }
+
+  /** Stops every job (the server is closing). */
+  close(): void {
+    clearInterval(this.sweep);
+    for (const job of [...this.jobs.values()]) this.drop(job);
+  }
+
+  /** Jobs nobody asked about for idleMs. */
+  releaseIdle(): void {
+    const cutoff = this.now() - this.limits.idleMs;
+    for (const job of [...this.jobs.values()]) {
+      if (job.lastUsed > cutoff) continue;
+      this.log.info({ client: job.client, volume: job.volume, snapshot: job.snapshot, state: job.now.state }, 'released a verify nobody asked about');
+      this.drop(job);
+    }
+  }
+
+  private drop(job: Job): void {
+    job.stop.abort();
+    this.jobs.delete(job.id);
+  }
+
+  private ready(job: Job): TreeDigestSource {
+    if (job.now.state === 'ready') return job.now.tree;
+    if (job.now.state === 'failed') throw new SnapferryError(job.now.error.code, job.now.error.message, { retryable: job.now.error.retryable });
+    throw new SnapferryError('verify_not_ready', `the server is still digesting ${job.volume}/${job.snapshot}: ask for its state (GET) until it is ready`, {
+      retryable: true, details: { retryAfterSeconds: 1 },
+    });
+  }
+}
+
+function view(job: Job): VerifyJob {
+  const now = job.now;
+  return {
+    id: job.id, volume: job.volume, snapshot: job.snapshot, readData: job.readData, state: now.state,
+    progress: job.progress, reused: job.reused,
+    summary: now.state === 'ready' ? now.summary : null,
+    error: now.state === 'failed' ? now.error : null,
+  };
+}

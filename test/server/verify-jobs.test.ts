@@ -1,0 +1,198 @@
+/**
+ * The verify jobs (server/verify/jobs.ts) with a fake digest engine, no btrfs: one job per snapshot, the limits,
+ * idle release, a --read-data start while a plain digest runs; and the paging of big directories, from the jobs'
+ * answers through the client's RemoteTree (client/verify/remote.ts), which must put every page back together.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SnapferryError } from '../../core/errors.ts';
+import type { SafeName } from '../../core/names.ts';
+import { VERIFY_LIMITS, routes } from '../../core/protocol.ts';
+import type { ChildDigest, EntryRecord, TreeDigestSource, TreePath } from '../../core/tree-digest/types.ts';
+import { ServerApi } from '../../client/api.ts';
+import { RemoteTree } from '../../client/verify/remote.ts';
+import { ServerLayout } from '../../server/layout.ts';
+import { silentLogger } from '../../server/log.ts';
+import { VerifyJobs, type VerifyLimits } from '../../server/verify/jobs.ts';
+import type { DigestEngine } from '../../server/verify/engine.ts';
+import { statusOf } from '../../server/http-errors.ts';
+import { parseChildren, parseRecords } from '../../server/verify/request.ts';
+
+const alice = 'alice' as SafeName;
+const v = 'v' as SafeName;
+const UUID = ['11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222', '33333333-3333-3333-3333-333333333333'];
+
+/** A tree whose top holds `n` files and a folder `sub` of 3. */
+function fakeTree(n: number): TreeDigestSource {
+  const record = (kind: 'dir' | 'file'): EntryRecord => ({ kind, mode: 0o644, uid: 0, gid: 0, size: kind === 'file' ? '1' : null, mtime: '1.000000000', rdev: null, target: null, xattrs: null, content: null, link: null });
+  const top: ChildDigest[] = Array.from({ length: n }, (_, i) => ({ name: `f${String(i).padStart(6, '0')}`, kind: 'file', digest: 'ab' }));
+  top.push({ name: 'sub', kind: 'dir', digest: 'cd' });
+  const dirs = new Map<TreePath, ChildDigest[]>([['', top], ['sub', [1, 2, 3].map((i) => ({ name: `s${i}`, kind: 'file' as const, digest: 'ef' }))]]);
+  return {
+    summary: () => Promise.resolve({ digest: 'ff', entries: n + 5, bytes: String(n + 3) }),
+    children: (paths) => Promise.resolve(new Map(paths.filter((p) => dirs.has(p)).map((p) => [p, dirs.get(p)!]))),
+    records: (paths) => Promise.resolve(new Map(paths.filter((p) => p === '' || p === 'sub' || /^f\d+$/.test(p)).map((p) => [p, record(p === '' || p === 'sub' ? 'dir' : 'file')]))),
+  };
+}
+
+/** An engine whose digests finish when the test says (or at once with `tree`). */
+function fakeEngine(tree: TreeDigestSource | null) {
+  const pending: { resolve: (t: TreeDigestSource) => void; reject: (e: unknown) => void; signal: AbortSignal }[] = [];
+  const engine: DigestEngine = {
+    digest: (_dir, options) =>
+      tree !== null ? Promise.resolve(tree) : new Promise((resolve, reject) => {
+        pending.push({ resolve, reject, signal: options.signal });
+        options.signal.addEventListener('abort', () => reject(new SnapferryError('cancelled', 'stopped')), { once: true });
+      }),
+    load: () => Promise.resolve(null),
+    save: () => Promise.resolve(),
+  };
+  return { engine, pending };
+}
+
+function jobs(engine: DigestEngine, limits: Partial<VerifyLimits> = {}, now = () => Date.now()) {
+  const snapshots = UUID.map((uuid, i) => ({ name: `s${i + 1}`, uuid, serverUuid: uuid, parentUuid: null, receivedAt: '2026-01-01T00:00:00Z', rawBytes: 1, wireBytes: 1, transferId: null }));
+  const service = {
+    snapshots: (client: SafeName) => Promise.resolve({ snapshots: client === alice ? snapshots : [], removed: [] }),
+    layout: new ServerLayout('/nonexistent-root'),
+    catalog: { allSnapshots: () => [] },
+  };
+  return new VerifyJobs(service as never, engine, silentLogger(), limits, now);
+}
+
+const start = (j: VerifyJobs, snapshot: string, readData = false, client = alice) => j.start({ client, volume: v, snapshot: snapshot as SafeName, readData });
+const codeOf = async (p: Promise<unknown> | (() => unknown)) => {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (err) {
+    return (err as SnapferryError).code;
+  }
+  return null;
+};
+
+test('one job per snapshot: a second start joins it; another client\'s snapshot is not found', async () => {
+  const { engine } = fakeEngine(null);
+  const j = jobs(engine);
+  const a = await start(j, 's1');
+  assert.equal((await start(j, 's1')).id, a.id);
+  assert.equal(await codeOf(start(j, 's1', false, 'bob' as SafeName)), 'not_found');
+  assert.equal(await codeOf(() => j.get('bob' as SafeName, a.id)), 'not_found');
+  assert.equal(j.get(null, a.id).client, 'alice', 'an admin sees whose job it is');
+  j.close();
+});
+
+test('limits per client and in total answer 429 with when to come back; a released job frees its place', async () => {
+  const { engine } = fakeEngine(null);
+  const j = jobs(engine, { maxPerClient: 2, maxTotal: 2 });
+  const a = await start(j, 's1');
+  await start(j, 's2');
+  const refused = await start(j, 's3').catch((e: SnapferryError) => e);
+  assert.ok(refused instanceof SnapferryError);
+  assert.equal(statusOf(refused), 429);
+  assert.equal(refused.retryable, true);
+  assert.ok(Number(refused.details.retryAfterSeconds) > 0);
+  j.release(alice, a.id);
+  await start(j, 's3');
+  j.close();
+});
+
+test('a job nobody asks about is released, and its digest stopped', async () => {
+  let clock = 0;
+  const { engine, pending } = fakeEngine(null);
+  const j = jobs(engine, { idleMs: 1000 }, () => clock);
+  const a = await start(j, 's1');
+  clock = 500;
+  j.get(alice, a.id);
+  clock = 1400;
+  j.releaseIdle();
+  assert.equal(j.get(alice, a.id).state, 'digesting', 'asked about 900 ms ago');
+  clock = 2500;
+  j.releaseIdle();
+  assert.equal(await codeOf(() => j.get(alice, a.id)), 'not_found');
+  assert.equal(pending[0]!.signal.aborted, true);
+  j.close();
+});
+
+test('--read-data while a plain digest of the snapshot runs: 409 verify_busy, retryable; once it is done, a new job', async () => {
+  const { engine, pending } = fakeEngine(null);
+  const j = jobs(engine);
+  const plain = await start(j, 's1');
+  const busy = await start(j, 's1', true).catch((e: SnapferryError) => e);
+  assert.equal((busy as SnapferryError).code, 'verify_busy');
+  assert.equal(statusOf(busy), 409);
+  assert.equal((await start(j, 's1', true).catch(() => null)) === null, true);
+  pending[0]!.resolve(fakeTree(3));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(j.get(alice, plain.id).state, 'ready');
+  const reading = await start(j, 's1', true);
+  assert.notEqual(reading.id, plain.id);
+  assert.equal(reading.readData, true);
+  // A plain start joins a --read-data job: what it reads is as good.
+  assert.equal((await start(j, 's1')).id, reading.id);
+  j.close();
+});
+
+test('questions before the digest is ready are 409 verify_not_ready (retryable); a failed digest says why', async () => {
+  const { engine, pending } = fakeEngine(null);
+  const j = jobs(engine);
+  const a = await start(j, 's1');
+  assert.equal(await codeOf(j.records(alice, a.id, [''])), 'verify_not_ready');
+  pending[0]!.reject(new SnapferryError('tree_read_failed', 'cannot read'));
+  await new Promise((r) => setTimeout(r, 10));
+  const failed = j.get(alice, a.id);
+  assert.equal(failed.state, 'failed');
+  assert.equal(failed.error?.code, 'tree_read_failed');
+  assert.equal((await start(j, 's1')).id !== a.id, true, 'a failed job is started again');
+  j.close();
+});
+
+test('bad batches are invalid_input (400): too many paths, a path too long, unknown keys', () => {
+  assert.equal(statusOf(catchSync(() => parseRecords({ paths: Array.from({ length: VERIFY_LIMITS.maxPathsPerRequest + 1 }, () => 'a') }))), 400);
+  assert.equal(statusOf(catchSync(() => parseRecords({ paths: ['a'.repeat(VERIFY_LIMITS.maxPathLength + 1)] }))), 400);
+  assert.equal(statusOf(catchSync(() => parseChildren({ dirs: [{ path: '', extra: 1 }] }))), 400);
+  assert.equal(statusOf(catchSync(() => parseChildren(null))), 400);
+});
+
+function catchSync(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  assert.fail('did not throw');
+}
+
+test('a directory bigger than one answer comes in pages, and the client puts them back together', async () => {
+  const n = VERIFY_LIMITS.maxEntriesPerAnswer * 2 + 123;
+  const tree = fakeTree(n);
+  const j = jobs(fakeEngine(tree).engine);
+  const answers: number[] = [];
+  // The client's API over the jobs, without HTTP: each route to its method, JSON both ways, as the app does.
+  const fetch = async (url: string, init: { method: string; body?: string }) => {
+    const path = new URL(url).pathname;
+    const body = init.body === undefined ? undefined : JSON.parse(init.body);
+    const id = path.split('/')[3] ?? '';
+    let answer: unknown;
+    if (path === routes.verify) answer = await j.start({ client: alice, volume: v, snapshot: body.snapshot, readData: false });
+    else if (path === routes.verifyChildren(id)) {
+      const a = await j.children(alice, id, parseChildren(body));
+      answers.push(a.children.reduce((k, c) => k + c.entries.length, 0));
+      answer = a;
+    } else if (path === routes.verifyRecords(id)) answer = await j.records(alice, id, parseRecords(body).paths);
+    else answer = j.get(alice, id);
+    const text = JSON.stringify(answer);
+    return { ok: true, status: 200, statusText: 'OK', headers: { get: () => null }, text: () => Promise.resolve(text) };
+  };
+  const api = new ServerApi({ server: 'http://verify.invalid', transport: { proxy: null, fetch, httpStack: null as never, close: () => Promise.resolve() } });
+  const remote = await RemoteTree.start({ api }, { volume: 'v', snapshot: 's1' });
+  await new Promise((r) => setTimeout(r, 10));
+  const got = await remote.children(['sub', '', 'nothing-here']);
+  assert.deepEqual(got.get('')?.map((c) => c.name), (await tree.children([''])).get('')!.map((c) => c.name));
+  assert.equal(got.get('sub')?.length, 3);
+  assert.equal(got.has('nothing-here'), false);
+  assert.ok(answers.length >= 3, `pages: ${answers.join(', ')}`);
+  assert.ok(answers.every((k) => k <= VERIFY_LIMITS.maxEntriesPerAnswer), `pages: ${answers.join(', ')}`);
+  const records = await remote.records(Array.from({ length: 2500 }, (_, i) => `f${String(i).padStart(6, '0')}`));
+  assert.equal(records.size, 2500);
+  j.close();
+});
