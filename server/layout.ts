@@ -3,6 +3,8 @@
  * validated names, so no other module joins user input into a path.
  *
  *   ROOT/catalog.json                          received snapshots and transfers
+ *   ROOT/serve.lock                            flock(2)ed by the one process that may change the root
+ *                                              (server/root-lock.ts); it holds that process's pid
  *   ROOT/spool/ID, ID.json, ID.frames          a framed upload, tus's record of it, and its verified-frame index
  *   ROOT/volumes/CLIENT/VOLUME/NAME            received snapshots (read-only subvolumes)
  *   ROOT/volumes/CLIENT/VOLUME/.incoming-ID     what `btrfs receive` is writing (server/stream-rename.ts); renamed
@@ -20,6 +22,7 @@ export class ServerLayout {
   readonly volumes: string;
   readonly catalog: string;
   readonly receiving: string;
+  readonly lockFile: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -27,6 +30,7 @@ export class ServerLayout {
     this.volumes = path.join(this.root, 'volumes');
     this.catalog = path.join(this.root, 'catalog.json');
     this.receiving = path.join(this.root, 'receiving');
+    this.lockFile = path.join(this.root, 'serve.lock');
   }
 
   volumeDir(client: SafeName, volume: SafeName): string {
