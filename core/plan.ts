@@ -10,6 +10,9 @@
  * - A requested snapshot older than the newest one the server already holds is skipped: sending it would not make
  *   the server's chain any newer, and btrbk does the same.
  * - When the server lost a snapshot that would have been the better parent (an admin deleted it), the plan says so.
+ * - A snapshot the server flags as changed by hand (Snapshot.altered: made writable, its Received UUID cleared) is
+ *   never a parent: an incremental on it would build on content that may no longer be the client's snapshot. The
+ *   plan passes it over, and says so when it would have been the parent.
  */
 export interface LocalSnapshot {
   name: string;
@@ -24,6 +27,8 @@ export interface LocalSnapshot {
 export interface ServerSnapshotView {
   uuid: string;
   name: string;
+  /** Set when the server found it changed by hand (core/protocol.ts SnapshotAltered). */
+  altered?: { what: readonly string[] } | null;
 }
 
 export interface ServerRemovedView {
@@ -83,6 +88,7 @@ export function planPush(input: PlanInput): Plan {
     const parent = chooseParent(first, input);
     steps.push({ snapshot: first, parent });
     noteLostParent(first, parent, input, notes);
+    noteAlteredParent(first, parent, input, notes);
     for (let i = 1; i < toSend.length; i++) {
       steps.push({ snapshot: toSend[i]!, parent: toSend[i - 1]! });
     }
@@ -90,14 +96,27 @@ export function planPush(input: PlanInput): Plan {
   return { steps, present, skipped, notes };
 }
 
-/** The newest snapshot both sides hold that is older than `snapshot`, preferring snapshots of the same source. */
-function chooseParent(snapshot: LocalSnapshot, input: PlanInput): LocalSnapshot | null {
-  const onServer = new Set(input.server.map((s) => s.uuid));
+/**
+ * The newest snapshot both sides hold, intact on the server, that is older than `snapshot`, preferring snapshots of
+ * the same source. With `withAltered`, the server's altered snapshots count too: the parent it would have been.
+ */
+function chooseParent(snapshot: LocalSnapshot, input: PlanInput, withAltered = false): LocalSnapshot | null {
+  const usable = new Set(input.server.filter((s) => withAltered || !s.altered).map((s) => s.uuid));
   const common = uniqueByUuid([...input.candidates, ...input.requested])
-    .filter((c) => onServer.has(c.uuid) && c.uuid !== snapshot.uuid && byAge(c, snapshot) < 0)
+    .filter((c) => usable.has(c.uuid) && c.uuid !== snapshot.uuid && byAge(c, snapshot) < 0)
     .sort(byAge);
   const sameSource = common.filter((c) => c.origin !== null && c.origin === snapshot.origin);
   return (sameSource.length > 0 ? sameSource : common).at(-1) ?? null;
+}
+
+function noteAlteredParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
+  const would = chooseParent(snapshot, input, true);
+  if (would === null || would.uuid === parent?.uuid) return;
+  const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
+  const what = input.server.find((s) => s.uuid === would.uuid)?.altered?.what.join(', ') ?? '';
+  notes.push(
+    `the server's copy of ${would.name} was changed by hand on the server (${what}), so it cannot be the parent of ${snapshot.name}; ${instead}`,
+  );
 }
 
 function noteLostParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {

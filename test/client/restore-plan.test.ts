@@ -10,7 +10,7 @@ const uuid = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, '0
 function catalog(n: number): Snapshot[] {
   return Array.from({ length: n }, (_, i) => ({
     name: `s${i + 1}`, uuid: uuid(i + 1), serverUuid: uuid(100 + i), parentUuid: i === 0 ? null : uuid(i),
-    receivedAt: `2026-01-0${i + 1}T00:00:00.000Z`, rawBytes: 1000 * (i + 1), wireBytes: 500, transferId: null,
+    receivedAt: `2026-01-0${i + 1}T00:00:00.000Z`, rawBytes: 1000 * (i + 1), wireBytes: 500, transferId: null, altered: null,
   }));
 }
 
