@@ -149,3 +149,13 @@ test('a stream waiting for space is in flight, saying what it needs; spools of e
   assert.match(text, /^SPOOLS OF ENDED TRANSFERS: 1, 96\.0 MiB: `snapferry abort ID` deletes one now/m);
   assert.match(text, /^ {2}home\/home\.20250220T0300 +failed +2h00m ago +96\.0 MiB {2}eeeeeeee$/m);
 });
+
+test('a volume with snapshots changed by hand on the server names them, in the data and the text', () => {
+  const report = buildStatusReport(input({
+    volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: ['home.20250227T0300'] }],
+  }));
+  assert.deepEqual(report.volumes.map((v) => [v.name, v.altered]), [['home', ['home.20250227T0300']]]);
+  const text = renderStatus(report, NOW);
+  assertFits(text);
+  assert.match(text.replace(/\n\s+/g, ' '), /CHANGED BY HAND on the server \(made writable or its Received UUID cleared\), kept but never a parent: home\.20250227T0300/);
+});
