@@ -7,8 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
@@ -95,4 +97,36 @@ test('made writable while the server runs, Received UUID intact: the incremental
   await assertReceived(snaps[2]!, pair.receivedPath('home', 's3'));
   const list = await new ServerApi({ server: server.url }).snapshots('home');
   assert.deepEqual(list.snapshots.map((s) => [s.name, s.altered?.what ?? null]), [['s1', null], ['s2', ['not_read_only']], ['s3', null]]);
+});
+
+test('an upload in progress onto a snapshot found changed at restart fails with parent_altered; the next push goes around it', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  let server = await pair.startServer();
+  const snaps = await twoPushed(pair, server.url);
+  // s3 again, with 1.5 MB that do not compress, pushed at 64 KiB/s and cut once its upload has begun.
+  await btrfs.deleteSubvolume(snaps[2]!);
+  await fs.writeFile(path.join(pair.source, 'noise'), crypto.randomBytes(1536 * 1024));
+  await pair.snapshot('s3');
+  const controller = new AbortController();
+  await push(
+    { server: server.url, volume: 'home', snapshots: [snaps[2]!], chunkSize: 64 * 1024, limitRate: 64 * 1024, compress: 0, signal: controller.signal },
+    { ...recordingReporter(), progress: () => controller.abort() },
+  ).catch(() => undefined);
+  const api = () => new ServerApi({ server: server.url });
+  const cut = (await api().transfers()).transfers.find((x) => x.snapshot === 's3');
+  assert.equal(cut?.state, 'uploading');
+  for (let i = 0; i < 100 && server.service.leases.inFlight(cut.id); i++) await sleep(100);
+  await server.close();
+
+  await execa('btrfs', ['property', 'set', '-f', '-ts', pair.receivedPath('home', 's2'), 'ro', 'false']);
+  server = await pair.startServer();
+  const failed = (await api().transfers()).transfers.find((x) => x.id === cut.id);
+  assert.equal(failed?.state, 'failed');
+  assert.equal(failed?.error?.code, 'parent_altered');
+  assert.match(failed?.error?.message ?? '', /home\/s2, the parent this incremental would build on, was changed by hand/);
+
+  const again = await push({ server: server.url, volume: 'home', snapshots: [snaps[2]!] }, recordingReporter());
+  assert.deepEqual(again.sent.map((s) => [s.snapshot, s.parent]), [['s3', 's1']]);
+  assert.notEqual(again.sent[0]?.transfer.id, cut.id, 'a new transfer');
+  await assertReceived(snaps[2]!, pair.receivedPath('home', 's3'));
 });
