@@ -49,3 +49,9 @@ test('a snapshot the server does not hold is refused with what it holds', () => 
   );
   assert.throws(() => planRestore({ name: 's1', catalog: [], local: [] }), /holds none/);
 });
+
+test('a snapshot the server flags as changed by hand is never the parent: the next older one held here is', () => {
+  const flagged = catalog(4).map((s) => (s.name === 's2' ? { ...s, altered: { foundAt: '2026-01-05T00:00:00.000Z', what: ['not_read_only' as const] } } : s));
+  const plan = planRestore({ name: 's3', catalog: flagged, local: [local('a', uuid(1)), local('b', uuid(2))] });
+  assert.equal(plan.parent?.server.name, 's1');
+});

@@ -16,6 +16,7 @@ import { rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push.ts';
 import { ServerApi } from '../../client/api.ts';
+import { routes } from '../../core/protocol.ts';
 import { assertReceived, createPair, recordingReporter, type Pair } from './harness.ts';
 
 /** Three snapshots s1..s3 of the source, each after a change; s1 and s2 pushed (s2 on s1). */
@@ -71,6 +72,13 @@ test('made writable by hand (-f clears the Received UUID): flagged at restart in
   assert.match(report.notes.join('\n'), /the server's copy of s2 was changed by hand on the server \(not_read_only, received_uuid_lost\), so it cannot be the parent of s3; using s1 as parent instead/);
   await assertReceived(snaps[2]!, pair.receivedPath('home', 's3'));
   assert.equal(await fs.readFile(path.join(s2, 'written-by-hand'), 'utf8'), 'not from the client\n', 'the changed snapshot is still there');
+
+  // Nor is it the parent of a restore stream: the difference from the changed copy, applied to the client's.
+  const restore = await fetch(`${server.url}${routes.restoreStream('home', 's3', { parent: flagged!.uuid, chunkSize: 64 * 1024 })}`);
+  assert.equal(restore.status, 409);
+  const body = (await restore.json()) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'parent_altered');
+  assert.match(body.error.message, /home\/s2 was changed by hand on the server \(not_read_only, received_uuid_lost\), so a restore cannot be sent from it; restore in full or from another parent/);
 });
 
 test('made writable while the server runs, Received UUID intact: the incremental that names it is refused with what happened, and the next push goes around it', rootOnly, async (t) => {
