@@ -13,7 +13,9 @@ import { authHeaders, readToken } from '../client/token.ts';
 import { Catalog } from '../server/catalog.ts';
 import { DEFAULT_SERVER_CONFIG, findServerConfig, retentionFor } from '../server/config.ts';
 import { ServerLayout } from '../server/layout.ts';
-import { describeServerPlans } from '../server/retention.ts';
+import { createLogger } from '../server/log.ts';
+import { pruneServerRoot } from '../server/prune-server.ts';
+import { describeServerPlans, type RetentionLookup } from '../server/retention.ts';
 
 interface RunFlags {
   config?: string;
@@ -96,22 +98,25 @@ export function addRunCommands(program: Command): void {
 
   program
     .command('prune-server')
-    .description("show what the server's retention policies would delete now, and why each snapshot is kept (the server itself prunes after each receive and at start)")
+    .description("apply the server's retention policies now, while no server runs on the root (a running server applies them itself, after each receive and at start); with --dry-run, show what would go and why each snapshot is kept")
     .option('--config <file>', `the server's config file (its retention and volumes keys); default ${DEFAULT_SERVER_CONFIG}`)
     .option('--root <dir>', 'the server root (default: the config\'s root)')
-    .option('--dry-run', 'required: this command only shows', false)
+    .option('--dry-run', 'delete nothing: show what would be deleted, and why each snapshot is kept (works while the server runs)', false)
     .action(async (flags: { config?: string; root?: string; dryRun: boolean }) => {
-      if (!flags.dryRun) {
-        throw new ValidationError(
-          'prune-server only shows what would go (--dry-run): the running server applies its policies itself, after each ' +
-            'receive and at start, and only it may change its catalog; restart it to apply a changed policy now',
-        );
-      }
       const config = await findServerConfig(flags.config);
       const root = flags.root ?? config?.root;
       if (root === undefined) throw new ValidationError(`give --root DIR, or a config file with root (--config FILE, or ${DEFAULT_SERVER_CONFIG})`);
-      const catalog = await Catalog.open(new ServerLayout(root).catalog);
-      const lines = describeServerPlans(catalog, (client, volume) => retentionFor(config, client, volume));
-      process.stdout.write(lines.length > 0 ? `${lines.join('\n')}\n` : 'the server holds no snapshots\n');
+      const retention: RetentionLookup = (client, volume) => retentionFor(config, client, volume);
+      if (flags.dryRun) {
+        // Reads only: safe beside a running server, which may change the catalog under it (it then shows a moment ago).
+        const catalog = await Catalog.open(new ServerLayout(root).catalog);
+        const lines = describeServerPlans(catalog, retention);
+        process.stdout.write(lines.length > 0 ? `${lines.join('\n')}\n` : 'the server holds no snapshots\n');
+        return;
+      }
+      // Refused (root_locked, exit 1) while a server holds the root: it applies the policies itself.
+      const { plan, deleted } = await pruneServerRoot(root, retention, createLogger(process.env.SNAPFERRY_LOG_LEVEL ?? 'warn'));
+      if (plan.length === 0) return void process.stdout.write('the server holds no snapshots\n');
+      process.stdout.write(`${plan.join('\n')}\n${deleted.length > 0 ? `deleted ${deleted.length}: ${deleted.join(', ')}` : 'deleted nothing'}\n`);
     });
 }

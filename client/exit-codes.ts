@@ -24,6 +24,8 @@ export function exitCodeFor(err: unknown): number {
   if (err.code === 'cancelled' || err.code === 'btrfs_cancelled') return EXIT.interrupted;
   if (err.code === 'run_locked') return EXIT.locked;
   if (err.code === 'verify_differences') return EXIT.differences;
+  // Another process holds the server root (server/root-lock.ts): waiting will not end a server, someone must decide.
+  if (err.code === 'root_locked') return EXIT.failed;
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
   // The server holds the whole stream and receives it once it can (a full disk): a later run finds it received.
   if (err.code === RECEIVE_WAITING) return EXIT.temporary;

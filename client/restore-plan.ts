@@ -9,6 +9,8 @@
  * - The target already there (a local snapshot with its identity): nothing to restore.
  * - Otherwise the parent is the newest snapshot that the server received before the target (the catalog's order)
  *   and that the restoring machine holds: an incremental stream from it. With none, the restore is full.
+ * - Never a parent the server flags as changed by hand (Snapshot.altered): the stream would be the difference from
+ *   the changed copy, applied here to the unchanged one.
  */
 import { SnapferryError } from '../core/errors.ts';
 import type { Snapshot } from '../core/protocol.ts';
@@ -50,7 +52,7 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
   for (let i = at - 1; i >= 0; i--) {
     const server = input.catalog[i]!;
     const local = byIdentity.get(server.uuid);
-    if (local) return { target, parent: { server, local }, present: null };
+    if (local && server.altered === null) return { target, parent: { server, local }, present: null };
   }
   return { target, parent: null, present: null };
 }

@@ -85,7 +85,6 @@ export async function runVolumes(config: RunConfig, options: RunOptions): Promis
   const note = options.note ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const summary = options.summary ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const lock = options.lockFile === null ? null : await acquireRunLock(options.lockFile);
-  if (lock && lock.tookOverFrom !== null) note(`note: took over the run lock ${lock.file} left by pid ${lock.tookOverFrom}, which is no longer running`);
   try {
     const api = new ServerApi({
       server: config.server,

@@ -40,6 +40,8 @@ export interface VolumeStatus {
   snapshots: number;
   rawBytes: number;
   newest: { name: string; receivedAt: string } | null;
+  /** Snapshots the server found changed by hand since it received them: kept there, never used as parents. */
+  altered: string[];
   /** This machine's snapshots of the volume, when their folder is known. */
   local: LocalStatus | null;
 }
@@ -104,12 +106,13 @@ export function buildStatusReport(input: StatusInput): StatusReport {
     snapshots: v.snapshots,
     rawBytes: v.rawBytes,
     newest: v.newest ? { name: v.newest.name, receivedAt: v.newest.receivedAt } : null,
+    altered: v.altered,
     local: localStatus(input.local[v.name], input.serverUuids[v.name]),
   }));
   // A configured volume that was never pushed is a row too: it is the one most worth seeing.
   for (const [name, listing] of Object.entries(input.local)) {
     if (rows.some((r) => r.name === name)) continue;
-    rows.push({ name, snapshots: 0, rawBytes: 0, newest: null, local: localStatus(listing, undefined) });
+    rows.push({ name, snapshots: 0, rawBytes: 0, newest: null, altered: [], local: localStatus(listing, undefined) });
   }
   rows.sort((a, b) => `${a.client ?? ''}/${a.name}`.localeCompare(`${b.client ?? ''}/${b.name}`));
 

@@ -67,6 +67,10 @@ function volumeTable(volumes: readonly VolumeStatus[], now: number): string[] {
     }
     lines.push(row.trimEnd());
     if (v.local && 'error' in v.local) lines.push(...wrap(`${v.local.dir}: ${v.local.error}`, STATUS_WIDTH, '  '));
+    if (v.altered.length > 0) {
+      const which = v.altered.join(', ');
+      lines.push(...wrap(`CHANGED BY HAND on the server (made writable or its Received UUID cleared), kept but never a parent: ${which}`, STATUS_WIDTH, '  '));
+    }
   }
   if (volumes.length === 0) lines.push('(no volumes yet)');
   return lines;

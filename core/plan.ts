@@ -13,6 +13,9 @@
  * - A snapshot of another source is never a parent (core/sources.ts says which source each is of); one whose source
  *   btrfs does not know (a chain begun by a full receive, as after a restore) may be, when none of its own is held.
  *   The caller has already refused a request that mixes sources (client/push.ts).
+ * - A snapshot the server flags as changed by hand (Snapshot.altered: made writable, its Received UUID cleared) is
+ *   never a parent: an incremental on it would build on content that may no longer be the client's snapshot. The
+ *   plan passes it over, and says so when it would have been the parent.
  */
 import { sourceKeys } from './sources.ts';
 
@@ -39,6 +42,8 @@ export interface LocalSnapshot {
 export interface ServerSnapshotView {
   uuid: string;
   name: string;
+  /** Set when the server found it changed by hand (core/protocol.ts SnapshotAltered). */
+  altered?: { what: readonly string[] } | null;
 }
 
 export interface ServerRemovedView {
@@ -99,6 +104,7 @@ export function planPush(input: PlanInput): Plan {
     steps.push({ snapshot: first, parent });
     noteLostParent(first, parent, input, notes);
     noteOtherSource(first, parent, input, notes);
+    noteAlteredParent(first, parent, input, notes);
     for (let i = 1; i < toSend.length; i++) {
       steps.push({ snapshot: toSend[i]!, parent: toSend[i - 1]! });
     }
@@ -107,16 +113,18 @@ export function planPush(input: PlanInput): Plan {
 }
 
 /**
- * The newest snapshot both sides hold that is older than `snapshot` and of its source; else the newest of a source
- * btrfs does not know (a received chain); never one of another known source.
+/**
+ * The newest snapshot both sides hold, intact on the server, that is older than `snapshot` and of its source; else
+ * the newest of a source btrfs does not know (a received chain); never one of another known source. With
+ * `withAltered`, the server's altered snapshots count too: the parent it would have been.
  */
-function chooseParent(snapshot: LocalSnapshot, input: PlanInput): LocalSnapshot | null {
-  const onServer = new Set(input.server.map((s) => s.uuid));
+function chooseParent(snapshot: LocalSnapshot, input: PlanInput, withAltered = false): LocalSnapshot | null {
+  const usable = new Set(input.server.filter((s) => withAltered || !s.altered).map((s) => s.uuid));
   const known = uniqueByUuid([...input.candidates, ...input.requested, snapshot]);
   const source = sourceKeys(known);
   const unknown = (s: LocalSnapshot) => source.get(s.localUuid)!.startsWith('received:');
   const common = known
-    .filter((c) => onServer.has(c.uuid) && c.uuid !== snapshot.uuid && byAge(c, snapshot) < 0)
+    .filter((c) => usable.has(c.uuid) && c.uuid !== snapshot.uuid && byAge(c, snapshot) < 0)
     .sort(byAge);
   const sameSource = common.filter((c) => source.get(c.localUuid) === source.get(snapshot.localUuid));
   const ofUnknownSource = common.filter((c) => unknown(c) || unknown(snapshot));
@@ -134,6 +142,16 @@ function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, 
   notes.push(
     `sending ${snapshot.name} in full: the snapshots this volume holds (${other.name}, ...) are of another subvolume, and a ` +
       'snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)',
+  );
+}
+
+function noteAlteredParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
+  const would = chooseParent(snapshot, input, true);
+  if (would === null || would.uuid === parent?.uuid) return;
+  const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
+  const what = input.server.find((s) => s.uuid === would.uuid)?.altered?.what.join(', ') ?? '';
+  notes.push(
+    `the server's copy of ${would.name} was changed by hand on the server (${what}), so it cannot be the parent of ${snapshot.name}; ${instead}`,
   );
 }
 

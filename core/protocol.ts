@@ -174,6 +174,21 @@ export const ErrorBody = z.object({
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
+/**
+ * What was changed by hand on a received snapshot (found when the server starts, or when a push names it as parent):
+ * `not_read_only` (`btrfs property set ro false`), `received_uuid_lost` (that command with -f clears it, and nothing
+ * but a receive can set it again). Its content may no longer be what the client sent, so it is never a parent.
+ */
+export const alterations = ['not_read_only', 'received_uuid_lost'] as const;
+export type Alteration = (typeof alterations)[number];
+
+export const SnapshotAltered = z.object({
+  /** When the server first found it so. */
+  foundAt: z.string(),
+  what: z.array(z.enum(alterations)),
+});
+export type SnapshotAltered = z.infer<typeof SnapshotAltered>;
+
 export const Snapshot = z.object({
   name: z.string(),
   /** The client snapshot's UUID, which is the received subvolume's Received UUID on the server. */
@@ -192,6 +207,12 @@ export const Snapshot = z.object({
    * clients sent it: the server then dates them by their name, else by their arrival (server/snapshot-time.ts).
    */
   takenAt: z.string().nullish(),
+  /**
+   * Null, or how the snapshot was changed by hand on the server since it was received (SnapshotAltered). Such a
+   * snapshot stays listed (it may still be worth restoring) but is never the parent of an incremental: the server
+   * refuses one (409 parent_altered) and the client's planner passes it over.
+   */
+  altered: SnapshotAltered.nullable().default(null),
 });
 export type Snapshot = z.infer<typeof Snapshot>;
 
@@ -218,6 +239,8 @@ export const Volume = z.object({
   snapshots: z.number(),
   newest: Snapshot.nullable(),
   rawBytes: z.number(),
+  /** Names of the volume's snapshots changed by hand on the server (Snapshot.altered): never used as parents. */
+  altered: z.array(z.string()).default([]),
 });
 export type Volume = z.infer<typeof Volume>;
 

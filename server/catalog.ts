@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import { writeFileDurably } from '../core/durable-file.ts';
 import path from 'node:path';
 import { z } from 'zod';
-import { RemovedSnapshot, Snapshot, Transfer, finalStates } from '../core/protocol.ts';
+import { RemovedSnapshot, Snapshot, Transfer, alterations, finalStates, type Alteration } from '../core/protocol.ts';
 import { SnapferryError } from '../core/errors.ts';
 import { canMove } from './transfer-moves.ts';
 
@@ -153,6 +153,22 @@ export class Catalog {
     this.data.snapshots.push(parsed);
     this.data.removed = this.data.removed.filter((r) => r.uuid !== record.uuid || r.client !== record.client);
     await this.save();
+  }
+
+  /**
+   * Flags a snapshot changed by hand (server/alterations.ts). Once set the flag stays: `foundAt` keeps the first
+   * finding, `what` gathers every change found since.
+   */
+  async markAltered(record: SnapshotRecord, what: readonly Alteration[]): Promise<SnapshotRecord> {
+    const i = this.data.snapshots.indexOf(record);
+    if (i === -1) throw new CatalogError('snapshot_not_found', `no snapshot ${record.volume}/${record.name} in the catalog`);
+    const known = record.altered?.what ?? [];
+    const all = alterations.filter((a) => known.includes(a) || what.includes(a));
+    if (record.altered !== null && all.length === known.length) return record;
+    const next = { ...record, altered: { foundAt: record.altered?.foundAt ?? new Date().toISOString(), what: all } };
+    this.data.snapshots[i] = next;
+    await this.save();
+    return next;
   }
 
   async removeSnapshot(record: SnapshotRecord, reason: string): Promise<void> {

@@ -3,6 +3,8 @@
  * validated names, so no other module joins user input into a path.
  *
  *   ROOT/catalog.json                          received snapshots and transfers
+ *   ROOT/serve.lock                            flock(2)ed by the one process that may change the root
+ *                                              (server/root-lock.ts); it holds that process's pid
  *   ROOT/spool/ID, ID.json, ID.frames          a framed upload, tus's record of it, and its verified-frame index
  *   ROOT/volumes/CLIENT/VOLUME/NAME            received snapshots (read-only subvolumes)
  *   ROOT/volumes/CLIENT/VOLUME/.incoming-ID     what `btrfs receive` is writing (server/stream-rename.ts); renamed
@@ -22,6 +24,7 @@ export class ServerLayout {
   readonly catalog: string;
   readonly receiving: string;
   readonly digests: string;
+  readonly lockFile: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -30,6 +33,7 @@ export class ServerLayout {
     this.catalog = path.join(this.root, 'catalog.json');
     this.receiving = path.join(this.root, 'receiving');
     this.digests = path.join(this.root, 'digests');
+    this.lockFile = path.join(this.root, 'serve.lock');
   }
 
   /** The saved tree digest of a received snapshot, by its UUID (stable across renames; server/verify/saved-digests.ts). */

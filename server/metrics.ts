@@ -60,6 +60,12 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
   const byVolume = ['client', 'volume'] as const;
   const byClient = ['client'] as const;
   const snapshots = new Gauge({ name: 'snapferry_snapshots', help: 'Snapshots the server holds', labelNames: byVolume, registers });
+  const altered = new Gauge({
+    name: 'snapferry_altered_snapshots',
+    help: 'Received snapshots changed by hand on the server (made writable, Received UUID cleared): kept, never used as parents',
+    labelNames: byVolume,
+    registers,
+  });
   const snapshotBytes = new Gauge({ name: 'snapferry_snapshots_raw_bytes', help: 'Raw send-stream bytes of the snapshots the server holds', labelNames: byVolume, registers });
   const newest = new Gauge({
     name: 'snapferry_newest_snapshot_timestamp_seconds',
@@ -100,6 +106,7 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
       const held = service.catalog.snapshots(client, volume);
       const labels = { client, volume };
       snapshots.set(labels, held.length);
+      altered.set(labels, held.filter((s) => s.altered !== null).length);
       snapshotBytes.set(labels, held.reduce((n, s) => n + s.rawBytes, 0));
       const last = Math.max(...held.map((s) => Date.parse(s.receivedAt)).filter(Number.isFinite));
       if (Number.isFinite(last)) newest.set(labels, last / 1000);

@@ -14,7 +14,8 @@ import type { Logger } from './log.ts';
 import { removePartial } from './receiver.ts';
 import { INCOMING_PREFIX } from './layout.ts';
 import { recoverCutReceives } from './volume-folder.ts';
-import { receivedUuidOf, toDiskMap } from './uuid-namespace.ts';
+import { toDiskMap } from './uuid-namespace.ts';
+import { describeAlterations, judgeSnapshot } from './alterations.ts';
 
 async function listDirs(dir: string): Promise<string[]> {
   try {
@@ -27,13 +28,20 @@ async function listDirs(dir: string): Promise<string[]> {
 }
 
 export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Logger): Promise<string[]> {
-  // Snapshots the catalog lists but the disk no longer has (or has as something else).
+  // Snapshots the catalog lists but the disk no longer has (or has as something else), and those changed by hand:
+  // flagged and kept (server/alterations.ts).
   for (const s of catalog.allSnapshots()) {
     const p = layout.snapshotPath(s.client as SafeName, s.volume as SafeName, s.name as SafeName);
-    const shown = await btrfs.subvolumeShow(p).catch(() => null);
-    if (!shown || shown.receivedUuid !== receivedUuidOf(s)) {
-      await catalog.removeSnapshot(s, shown ? 'replaced on disk by another subvolume' : 'deleted from disk');
-      log.warn({ volume: s.volume, snapshot: s.name }, 'snapshot gone from disk; removed from the catalog');
+    const verdict = judgeSnapshot(s, await btrfs.subvolumeShow(p).catch(() => null));
+    if (verdict.kind === 'gone') {
+      await catalog.removeSnapshot(s, verdict.reason);
+      log.warn({ volume: s.volume, snapshot: s.name, reason: verdict.reason }, 'snapshot gone from disk; removed from the catalog');
+    } else if (verdict.kind === 'altered') {
+      const flagged = await catalog.markAltered(s, verdict.what);
+      log.warn(
+        { client: s.client, volume: s.volume, snapshot: s.name, altered: flagged.altered },
+        `received snapshot changed by hand: it ${describeAlterations(flagged.altered?.what ?? verdict.what)}; kept, but never used as a parent`,
+      );
     }
   }
 
@@ -74,6 +82,7 @@ async function adoptUnrecorded(layout: ServerLayout, catalog: Catalog, client: S
       serverUuid: shown.uuid, parentUuid: transfer?.parentUuid ?? null,
       receivedAt: new Date().toISOString(), rawBytes: transfer?.rawBytes ?? 0, wireBytes: transfer?.wireBytes ?? 0,
       transferId: transfer?.id ?? null, createdAt: transfer?.snapshotCreatedAt ?? null, takenAt: transfer?.snapshotTakenAt ?? null,
+      altered: null,
     });
     if (transfer && transfer.state !== 'received') await catalog.updateTransfer(transfer.id, { state: 'received', error: null });
     log.warn({ volume, snapshot: name }, 'recorded a received snapshot missing from the catalog');

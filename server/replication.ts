@@ -7,7 +7,7 @@ import type { Upload } from '@tus/utils';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { parseName, parseUuid, type SafeName } from '../core/names.ts';
-import { META, MAX_FRAMES_PER_PAGE, SEND_STREAM_VERSION, SendStreamName, WIRE_FORMAT, inProgress, sendStreams, type FrameRecord, type SendStream, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
+import { META, MAX_FRAMES_PER_PAGE, SEND_STREAM_VERSION, SendStreamName, WIRE_FORMAT, inProgress, sendStreams, waitingStates, type FrameRecord, type SendStream, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
 import { btrfsFeatures } from '../core/btrfs/features.ts';
 import { LEASE_MS, UploadLeases } from './leases.ts';
 import { DEFAULT_EXPIRE_AFTER_MS, expiryHooks, sweepIntervalMs } from './expiry.ts';
@@ -29,6 +29,7 @@ import type { ReceiveJob, ReceivedSnapshot } from './receiver.ts';
 import { LiveReceives } from './live-receives.ts';
 import { reconcile } from './reconcile.ts';
 import { toDiskMap } from './uuid-namespace.ts';
+import { describeAlterations, judgeSnapshot, parentAltered } from './alterations.ts';
 import { classifyReceiveFailure, DEFAULT_RETRY, type RetrySchedule } from './receive-wait.ts';
 import { ReceiveRetries } from './receive-retries.ts';
 import { deleteSpool, dueForDeletion, orphansAmong, spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
@@ -153,7 +154,9 @@ export class ReplicationService {
    */
   async start(): Promise<void> {
     await this.checkMount();
-    const pending = await reconcile(this.layout, this.catalog, this.log);
+    const reconciled = await reconcile(this.layout, this.catalog, this.log);
+    await this.failOnAlteredParents();
+    const pending = reconciled.filter((id) => inProgress(this.catalog.transfer(id)?.state ?? 'failed'));
     await this.sweepOrphans();
     for (const id of pending) await this.retries.receiveAgain(id, 'the server started');
     for (const t of this.catalog.transfers()) if (t.state === 'uploading') this.receives.startFromSpool(t.id);
@@ -203,6 +206,8 @@ export class ReplicationService {
     await this.checkOpenUploads(client);
 
     await this.refreshVolume(client, volume);
+    // Looked at on disk before the checks below, which must run in one turn (see ServerPruner.prune).
+    if (parentUuid) await this.lookAtParent(client, volume, parentUuid);
     const held = this.catalog.snapshots(client, volume);
     if (held.some((s) => s.uuid === uuid)) {
       throw new TransferConflict('snapshot_present', `the server already holds ${volume}/${snapshot}`, { details: { volume, snapshot } });
@@ -219,6 +224,8 @@ export class ReplicationService {
         details: { parentUuid },
       });
     }
+    const parent = held.find((s) => s.uuid === parentUuid);
+    if (parent?.altered) throw parentAltered(parent);
     const busy = this.catalog.transfers({ client, volume }).find((t) => inProgress(t.state));
     if (busy) {
       throw new TransferConflict('volume_busy', `transfer ${busy.id} of ${volume}/${busy.snapshot} is already in progress (${busy.state}); wait for it or abort it`, {
@@ -242,6 +249,39 @@ export class ReplicationService {
     }
     this.log.info({ transfer: id, client, volume, snapshot, parentUuid }, 'transfer created');
     return record;
+  }
+
+  /**
+   * The parent a new incremental names, as the disk has it now: changed by hand since the server started (made
+   * writable, its Received UUID cleared), it is flagged here, so the check that follows refuses it.
+   */
+  private async lookAtParent(client: SafeName, volume: SafeName, parentUuid: string): Promise<void> {
+    const record = this.catalog.snapshots(client, volume).find((s) => s.uuid === parentUuid);
+    if (!record) return;
+    const verdict = judgeSnapshot(record, await btrfs.subvolumeShow(this.layout.snapshotPath(client, volume, record.name as SafeName)).catch(() => null));
+    if (verdict.kind !== 'altered') return;
+    const current = this.catalog.snapshots(client, volume).find((s) => s.uuid === parentUuid);
+    if (!current) return;
+    const flagged = await this.catalog.markAltered(current, verdict.what);
+    this.log.warn({ client, volume, snapshot: record.name, altered: flagged.altered }, `received snapshot changed by hand: it ${describeAlterations(flagged.altered?.what ?? [])}; kept, but never used as a parent`);
+  }
+
+  /**
+   * At start, once reconcile has flagged what was changed by hand: a transfer in progress whose parent is flagged
+   * would be received onto changed content (or fail late, once btrfs receive finds no parent), so it fails now, with
+   * the reason. The client's next push picks another parent.
+   */
+  private async failOnAlteredParents(): Promise<void> {
+    for (const t of this.catalog.transfers()) {
+      if (!inProgress(t.state) || t.parentUuid === null) continue;
+      const parent = this.catalog.snapshots(t.client, t.volume).find((s) => s.uuid === t.parentUuid);
+      if (!parent?.altered) continue;
+      const e = parentAltered(parent);
+      // A waiting stream may not fail directly (server/transfer-moves.ts): it goes back to receiving, which may.
+      if (waitingStates.includes(t.state)) await this.catalog.updateTransfer(t.id, { state: 'receiving' });
+      await this.catalog.updateTransfer(t.id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
+      this.log.warn({ transfer: t.id, volume: t.volume, snapshot: t.snapshot, parent: parent.name }, e.message);
+    }
   }
 
   /** The upload's way of sending (absent: 'v1'), refused when this server's btrfs receive cannot read it. */
@@ -360,7 +400,8 @@ export class ReplicationService {
       parentUuid: t.parentUuid,
       // Only this volume's own snapshots: they lie inside the directory btrfs receive is chrooted to, so not even a
       // symlink in a clone source's path can lead out of it (clone sources are opened from outside the chroot).
-      cloneSources: this.catalog.snapshots(t.client, t.volume).map((s) => s.uuid),
+      // Never one changed by hand (server/alterations.ts): its extents may no longer be the ones the stream means.
+      cloneSources: this.catalog.snapshots(t.client, t.volume).filter((s) => s.altered === null).map((s) => s.uuid),
       allowDevices: !refuse,
       allowSetuid: !refuse,
     };
@@ -430,6 +471,7 @@ export class ReplicationService {
       client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, receivedUuid: got.receivedUuid, serverUuid: got.serverUuid,
       parentUuid: t.parentUuid, receivedAt: new Date().toISOString(), rawBytes: got.rawBytes,
       wireBytes: got.wireBytes, transferId: id, createdAt: t.snapshotCreatedAt ?? null, takenAt: t.snapshotTakenAt ?? null,
+      altered: null,
     };
     await this.catalog.addSnapshot(record);
     await this.catalog.updateTransfer(id, { state: 'received', error: null, wait: null });
@@ -643,11 +685,12 @@ export class ReplicationService {
     return { snapshots, removed: this.catalog.removed(client, volume) };
   }
 
-  async volumes(client: SafeName): Promise<{ name: string; snapshots: number; newest: Snapshot | null; rawBytes: number }[]> {
+  async volumes(client: SafeName): Promise<{ name: string; snapshots: number; newest: Snapshot | null; rawBytes: number; altered: string[] }[]> {
     const out = [];
     for (const name of this.catalog.volumes(client)) {
       const list = (await this.snapshots(client, name as SafeName)).snapshots;
-      out.push({ name, snapshots: list.length, newest: list.at(-1) ?? null, rawBytes: list.reduce((n, s) => n + s.rawBytes, 0) });
+      const altered = list.filter((s) => s.altered !== null).map((s) => s.name);
+      out.push({ name, snapshots: list.length, newest: list.at(-1) ?? null, rawBytes: list.reduce((n, s) => n + s.rawBytes, 0), altered });
     }
     return out;
   }

@@ -65,6 +65,13 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
       details: { volume: req.volume, parentUuid: req.parentUuid },
     });
   }
+  // The stream would carry the difference from the changed copy, and the client would apply it to its own, unchanged
+  // one: a tree that exists nowhere (server/alterations.ts).
+  if (parent?.altered) {
+    throw new RestoreError('parent_altered', `the server's copy of ${req.volume}/${parent.name} was changed by hand on the server (${parent.altered.what.join(', ')}), so a restore cannot be sent from it; restore in full or from another parent`, {
+      details: { volume: req.volume, parentUuid: parent.uuid, altered: parent.altered },
+    });
+  }
   if (parent?.uuid === snapshot.uuid) {
     throw new ValidationError(`${req.snapshot} cannot be its own parent`, { details: { parentUuid: parent.uuid } });
   }

@@ -14,6 +14,7 @@ import { parsePublicUrl } from './public-url.ts';
 import { createApp } from './app.ts';
 import { openGate, tokenGate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
+import { lockRoot } from './root-lock.ts';
 import { DEFAULT_EXPIRE_AFTER_MS, startExpirySweep } from './expiry.ts';
 import { connectionCaps, ConnectionLimits } from './connection-limits.ts';
 import { bodyFloor, endSlowBodies } from './slow-bodies.ts';
@@ -96,6 +97,19 @@ export interface RunningServer {
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   await checkServerRoot(options.root);
+  // Before anything reads or changes the root (reconcile would take a running server's receive for a crash's
+  // leftover), and for the server's whole life (server/root-lock.ts).
+  const lock = await lockRoot(options.root, 'snapferry serve');
+  try {
+    const server = await startLocked(options);
+    return { ...server, close: () => server.close().finally(() => lock.release()) };
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(options: ServeOptions): Promise<RunningServer> {
   const tlsFiles = options.tls ? await readTlsFiles(options.tls) : null;
   const gate = options.tokensFile ? await tokenGate(options.tokensFile, options.log) : openGate();
   // Checked before anything starts: a bad figure stops the server here, with nothing to close.

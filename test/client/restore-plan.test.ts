@@ -10,7 +10,7 @@ const uuid = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, '0
 function catalog(n: number): Snapshot[] {
   return Array.from({ length: n }, (_, i) => ({
     name: `s${i + 1}`, uuid: uuid(i + 1), serverUuid: uuid(100 + i), parentUuid: i === 0 ? null : uuid(i),
-    receivedAt: `2026-01-0${i + 1}T00:00:00.000Z`, rawBytes: 1000 * (i + 1), wireBytes: 500, transferId: null,
+    receivedAt: `2026-01-0${i + 1}T00:00:00.000Z`, rawBytes: 1000 * (i + 1), wireBytes: 500, transferId: null, altered: null,
   }));
 }
 
@@ -48,4 +48,10 @@ test('a snapshot the server does not hold is refused with what it holds', () => 
     (err: Error & { code?: string }) => err.code === 'snapshot_not_on_server' && /holds s1, s2/.test(err.message),
   );
   assert.throws(() => planRestore({ name: 's1', catalog: [], local: [] }), /holds none/);
+});
+
+test('a snapshot the server flags as changed by hand is never the parent: the next older one held here is', () => {
+  const flagged = catalog(4).map((s) => (s.name === 's2' ? { ...s, altered: { foundAt: '2026-01-05T00:00:00.000Z', what: ['not_read_only' as const] } } : s));
+  const plan = planRestore({ name: 's3', catalog: flagged, local: [local('a', uuid(1)), local('b', uuid(2))] });
+  assert.equal(plan.parent?.server.name, 's1');
 });

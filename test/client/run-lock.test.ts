@@ -7,6 +7,8 @@ import { execa } from 'execa';
 import { acquireRunLock } from '../../client/run-lock.ts';
 import { exitCodeFor, EXIT } from '../../client/exit-codes.ts';
 
+const HOLDER = path.resolve(import.meta.dirname, '../fixtures/lock-holder.ts');
+
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-lock-${process.pid}-`));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
@@ -16,39 +18,37 @@ async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<str
 test('a second holder is refused while the first runs, with the pid that holds it; released, it is free again', async (t) => {
   const file = path.join(await tempDir(t), 'sub', 'run.lock');
   const first = await acquireRunLock(file);
-  assert.equal(first.tookOverFrom, null);
-  assert.match(await fs.readFile(file, 'utf8'), new RegExp(`^${process.pid}\\n`));
+  assert.equal(JSON.parse(await fs.readFile(file, 'utf8')).pid, process.pid);
   await assert.rejects(acquireRunLock(file), (err: Error & { code: string }) => {
     assert.equal(err.code, 'run_locked');
-    assert.match(err.message, new RegExp(`pid ${process.pid}`));
+    assert.match(err.message, new RegExp(`another snapferry run \\(pid ${process.pid}, started \\S+\\) holds ${file}`));
     assert.equal(exitCodeFor(err), EXIT.locked);
     return true;
   });
   await first.release();
   const again = await acquireRunLock(file);
   await again.release();
-  await assert.rejects(fs.access(file));
 });
 
-test("a lock held by another live process is refused; once that process is gone, it is taken over with its pid", async (t) => {
+test('a run killed with SIGKILL leaves no lock: the next run takes it at once', async (t) => {
   const file = path.join(await tempDir(t), 'run.lock');
-  const holder = execa('sleep', ['60']);
-  t.after(() => void holder.kill());
-  await fs.writeFile(file, `${holder.pid}\n2026-01-01T00:00:00.000Z\n`);
-  await assert.rejects(acquireRunLock(file), /another snapferry run \(pid \d+, started 2026-01-01T00:00:00.000Z\)/);
-
-  holder.kill();
-  await holder.catch(() => undefined);
+  const holder = execa('node', ['--import', 'tsx', HOLDER, file], { reject: false, buffer: false });
+  t.after(() => void holder.kill('SIGKILL'));
+  holder.stdout!.setEncoding('utf8');
+  await new Promise<void>((resolve) => holder.stdout!.on('data', (s: string) => s.includes('held') && resolve()));
+  await assert.rejects(acquireRunLock(file), new RegExp(`\\(pid ${holder.pid}, started `));
+  holder.kill('SIGKILL');
+  await holder;
   const lock = await acquireRunLock(file);
-  assert.equal(lock.tookOverFrom, holder.pid);
-  assert.match(await fs.readFile(file, 'utf8'), new RegExp(`^${process.pid}\\n`));
   await lock.release();
 });
 
-test('a lock file that names no pid (truncated by a crash) is taken over', async (t) => {
+test('a pid file of the old kind, naming a live process, is no lock: nothing holds the file', async (t) => {
   const file = path.join(await tempDir(t), 'run.lock');
-  await fs.writeFile(file, '');
+  const other = execa('sleep', ['60'], { reject: false });
+  t.after(() => void other.kill());
+  // What a run of an earlier version left behind, or a pid the kernel has since given to another process.
+  await fs.writeFile(file, `${other.pid}\n2026-01-01T00:00:00.000Z\n`);
   const lock = await acquireRunLock(file);
-  assert.equal(lock.tookOverFrom, null);
   await lock.release();
 });

@@ -10,7 +10,7 @@ const NOW = Date.parse('2025-03-01T12:00:00Z');
 const MiB = 1024 * 1024;
 
 function snapshot(name: string, uuid: string, receivedAt: string): Snapshot {
-  return { name, uuid, serverUuid: `srv-${uuid}`, parentUuid: null, receivedAt, rawBytes: 10 * MiB, wireBytes: 4 * MiB, transferId: null };
+  return { name, uuid, serverUuid: `srv-${uuid}`, parentUuid: null, receivedAt, rawBytes: 10 * MiB, wireBytes: 4 * MiB, transferId: null, altered: null };
 }
 
 function local(name: string, uuid: string, generation: number): LocalSnapshot {
@@ -30,7 +30,7 @@ function input(over: Partial<StatusInput> = {}): StatusInput {
   return {
     url: 'https://backup.example.net',
     status: { service: 'snapferry', version: '0.1.0', uptimeSeconds: 3 * 86_400 + 4 * 3600, freeBytes: 812 * 1024 * MiB, volumes: 1, snapshots: 2, transfers: {}, receiveStreamVersions: [1, 2], orphanedSpools: { count: 0, bytes: 0 } },
-    volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z') }],
+    volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: [] }],
     transfers: [],
     local: {},
     serverUuids: {},
@@ -118,7 +118,7 @@ test('long names keep their end; an admin sees whose volume', () => {
   assert.equal(fitEnd('a-very-long-volume-name-indeed', 10), '…me-indeed');
   assert.equal(fitEnd('short', 10), 'short');
   const report = buildStatusReport(input({
-    volumes: [{ client: 'alice', name: 'photos-archive-2025', snapshots: 12345, rawBytes: 0, newest: snapshot('photos-archive-2025.20250301T030000Z', 'p', '2025-03-01T11:00:00Z') }],
+    volumes: [{ client: 'alice', name: 'photos-archive-2025', snapshots: 12345, rawBytes: 0, newest: snapshot('photos-archive-2025.20250301T030000Z', 'p', '2025-03-01T11:00:00Z'), altered: [] }],
   }));
   const text = renderStatus(report, NOW);
   assertFits(text);
@@ -148,4 +148,14 @@ test('a stream waiting for space is in flight, saying what it needs; spools of e
   assert.match(detail, /^The whole stream is on the server, nothing is sent again; its disk is full \(it needs about 114\.0 MiB free, has 3\.0 MiB\): it receives by itself once space is freed on the server, or tries again in 5m00s \(4 tries so far\)\. Last failure: btrfs_failed: ERROR: writing to a failed: No space left on device/);
   assert.match(text, /^SPOOLS OF ENDED TRANSFERS: 1, 96\.0 MiB: `snapferry abort ID` deletes one now/m);
   assert.match(text, /^ {2}home\/home\.20250220T0300 +failed +2h00m ago +96\.0 MiB {2}eeeeeeee$/m);
+});
+
+test('a volume with snapshots changed by hand on the server names them, in the data and the text', () => {
+  const report = buildStatusReport(input({
+    volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: ['home.20250227T0300'] }],
+  }));
+  assert.deepEqual(report.volumes.map((v) => [v.name, v.altered]), [['home', ['home.20250227T0300']]]);
+  const text = renderStatus(report, NOW);
+  assertFits(text);
+  assert.match(text.replace(/\n\s+/g, ' '), /CHANGED BY HAND on the server \(made writable or its Received UUID cleared\), kept but never a parent: home\.20250227T0300/);
 });

@@ -11,7 +11,7 @@ import { VerifyDifferences } from '../../client/verify/check.ts';
 
 const uuid = (i: number) => `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`;
 const local = (i: number): LocalSnapshot => ({ name: `s${i}` as LocalSnapshot['name'], path: `/snaps/s${i}`, uuid: uuid(i), localUuid: uuid(500 + i), origin: null, generation: 100 + i, created: null, time: null });
-const server = (i: number): Snapshot => ({ name: `s${i}`, uuid: uuid(i), serverUuid: uuid(1000 + i), parentUuid: null, receivedAt: '2026-01-01T00:00:00Z', rawBytes: 1, wireBytes: 1, transferId: null });
+const server = (i: number): Snapshot => ({ name: `s${i}`, uuid: uuid(i), serverUuid: uuid(1000 + i), parentUuid: null, receivedAt: '2026-01-01T00:00:00Z', rawBytes: 1, wireBytes: 1, transferId: null, altered: null });
 
 test('a folder: the newest snapshot both sides hold, whatever the order they are listed in', () => {
   const found = [local(3), local(1), local(2)];

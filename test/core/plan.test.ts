@@ -188,3 +188,18 @@ test('of several lost snapshots, the note names the newest, in whatever order th
   assert.equal(plan.notes.length, 1);
   assert.match(plan.notes[0]!, /no longer holds d /);
 });
+
+test('a snapshot the server flags as changed by hand is never the parent: the newest intact one is, with a note', () => {
+  const server = [...held(a), { uuid: b.uuid, name: b.name, altered: { what: ['not_read_only', 'received_uuid_lost'] } }];
+  const plan = planPush({ requested: [c], candidates: [a, b, c], server });
+  assert.deepEqual(names(plan.steps), ['a->c']);
+  assert.deepEqual(plan.notes, ["the server's copy of b was changed by hand on the server (not_read_only, received_uuid_lost), so it cannot be the parent of c; using a as parent instead"]);
+});
+
+test('when the only common snapshot is flagged, the push goes in full; the flagged one still counts as held', () => {
+  const server = [{ uuid: b.uuid, name: b.name, altered: { what: ['not_read_only'] } }];
+  const plan = planPush({ requested: [b, c], candidates: [b, c], server });
+  assert.deepEqual(names(plan.steps), ['full->c']);
+  assert.deepEqual(plan.present.map((s) => s.name), ['b'], 'it is on the server: never sent again');
+  assert.match(plan.notes.join('\n'), /cannot be the parent of c; sending it in full instead/);
+});

@@ -15,7 +15,7 @@ async function catalogWith(t: { after(fn: () => Promise<void>): void }, names: s
   for (const [i, name] of names.entries()) {
     await catalog.addSnapshot({
       client, volume, name, uuid: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`, serverUuid: `server-${name}`, parentUuid: null,
-      receivedAt: new Date(Date.UTC(2026, 5, 1, 0, i)).toISOString(), rawBytes: 1, wireBytes: 1, transferId: null,
+      receivedAt: new Date(Date.UTC(2026, 5, 1, 0, i)).toISOString(), rawBytes: 1, wireBytes: 1, transferId: null, altered: null,
     });
   }
   return catalog;

@@ -1,0 +1,35 @@
+/**
+ * `snapferry prune-server` without --dry-run: the server's retention applied by hand, while no server runs on the
+ * root (a server applies it itself, after each receive and at start). It holds the root's lock while it works
+ * (server/root-lock.ts): refused while a server holds the root, and no server can start on it meanwhile, so the
+ * catalog has one writer at a time.
+ */
+import { Catalog } from './catalog.ts';
+import { ServerLayout } from './layout.ts';
+import type { Logger } from './log.ts';
+import { catalogVolumes, describeServerPlans, ServerPruner, type RetentionLookup } from './retention.ts';
+import { lockRoot } from './root-lock.ts';
+
+export interface PruneResult {
+  /** What each volume's policy decided, as `--dry-run` shows it. */
+  plan: string[];
+  /** Snapshots deleted, as CLIENT/VOLUME/NAME. */
+  deleted: string[];
+}
+
+export async function pruneServerRoot(root: string, retention: RetentionLookup, log: Logger): Promise<PruneResult> {
+  const lock = await lockRoot(root, 'snapferry prune-server');
+  try {
+    const layout = new ServerLayout(root);
+    const catalog = await Catalog.open(layout.catalog);
+    const plan = describeServerPlans(catalog, retention);
+    const pruner = new ServerPruner(layout, catalog, log, retention);
+    const deleted: string[] = [];
+    for (const [client, volume] of catalogVolumes(catalog)) {
+      for (const name of await pruner.pruneVolume(client, volume)) deleted.push(`${client}/${volume}/${name}`);
+    }
+    return { plan, deleted };
+  } finally {
+    await lock.release();
+  }
+}

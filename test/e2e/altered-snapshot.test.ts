@@ -1,0 +1,140 @@
+/**
+ * Received snapshots changed by hand on the server (issue 18, server/alterations.ts), on real btrfs: made writable
+ * with `btrfs property set -f ... ro false` (which also clears the Received UUID), or through the SUBVOL_SETFLAGS
+ * ioctl that older btrfs-progs used (the Received UUID stays, and `btrfs receive` would build on it without a word).
+ * Such a snapshot is flagged and kept: in /v1/volumes, in its snapshot list, in /metrics; and never a parent: the
+ * client's plan passes it over, and the server refuses an incremental that names it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { push } from '../../client/push.ts';
+import { ServerApi } from '../../client/api.ts';
+import { routes } from '../../core/protocol.ts';
+import { assertReceived, createPair, recordingReporter, type Pair } from './harness.ts';
+
+/** Three snapshots s1..s3 of the source, each after a change; s1 and s2 pushed (s2 on s1). */
+async function twoPushed(pair: Pair, url: string): Promise<string[]> {
+  const snaps = [];
+  for (const name of ['s1', 's2', 's3']) {
+    await fs.writeFile(path.join(pair.source, `change-${name}`), `${name}\n`);
+    snaps.push(await pair.snapshot(name));
+  }
+  const sent = await push({ server: url, volume: 'home', snapshots: snaps.slice(0, 2) }, recordingReporter());
+  assert.deepEqual(sent.sent.map((s) => [s.snapshot, s.parent]), [['s1', null], ['s2', 's1']]);
+  return snaps;
+}
+
+/** BTRFS_IOC_SUBVOL_SETFLAGS with no flags: writable, Received UUID untouched (Node has no ioctl; python3 does). */
+async function clearReadOnlyByIoctl(subvolume: string): Promise<void> {
+  const script = 'import fcntl, os, struct, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nfcntl.ioctl(fd, 0x4008941a, struct.pack("Q", 0))\n';
+  await execa('python3', ['-c', script, subvolume]);
+}
+
+async function metric(url: string, name: string): Promise<string[]> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(`${name}{`));
+}
+
+test('made writable by hand (-f clears the Received UUID): flagged at restart in the API and metrics, kept, and the next push builds on an intact parent', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  let server = await pair.startServer();
+  const snaps = await twoPushed(pair, server.url);
+  const s2 = pair.receivedPath('home', 's2');
+  await execa('btrfs', ['property', 'set', '-f', '-ts', s2, 'ro', 'false']);
+  await fs.writeFile(path.join(s2, 'written-by-hand'), 'not from the client\n');
+  const shown = await btrfs.subvolumeShow(s2);
+  assert.deepEqual([shown.readonly, shown.receivedUuid], [false, null], 'what btrfs-progs did to it');
+
+  await server.close();
+  server = await pair.startServer();
+  const api = new ServerApi({ server: server.url });
+  const volume = (await api.volumes()).volumes.find((v) => v.name === 'home');
+  assert.deepEqual(volume?.altered, ['s2']);
+  assert.equal(volume?.snapshots, 2, 'kept: listed, not forgotten');
+  const list = await api.snapshots('home');
+  const flagged = list.snapshots.find((s) => s.name === 's2');
+  assert.deepEqual(flagged?.altered?.what, ['not_read_only', 'received_uuid_lost']);
+  assert.ok(Number.isFinite(Date.parse(flagged?.altered?.foundAt ?? '')));
+  assert.equal(list.snapshots.find((s) => s.name === 's1')?.altered, null);
+  assert.deepEqual(list.removed, [], 'not recorded as removed');
+  assert.deepEqual(await metric(server.url, 'snapferry_altered_snapshots'), ['snapferry_altered_snapshots{client="default",volume="home"} 1']);
+
+  const report = recordingReporter();
+  const next = await push({ server: server.url, volume: 'home', snapshots: [snaps[2]!] }, report);
+  assert.deepEqual(next.sent.map((s) => [s.snapshot, s.parent]), [['s3', 's1']], 'built on s1, the newest intact one');
+  assert.match(report.notes.join('\n'), /the server's copy of s2 was changed by hand on the server \(not_read_only, received_uuid_lost\), so it cannot be the parent of s3; using s1 as parent instead/);
+  await assertReceived(snaps[2]!, pair.receivedPath('home', 's3'));
+  assert.equal(await fs.readFile(path.join(s2, 'written-by-hand'), 'utf8'), 'not from the client\n', 'the changed snapshot is still there');
+
+  // Nor is it the parent of a restore stream: the difference from the changed copy, applied to the client's.
+  const restore = await fetch(`${server.url}${routes.restoreStream('home', 's3', { parent: flagged!.uuid, chunkSize: 64 * 1024 })}`);
+  assert.equal(restore.status, 409);
+  const body = (await restore.json()) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'parent_altered');
+  assert.match(body.error.message, /home\/s2 was changed by hand on the server \(not_read_only, received_uuid_lost\), so a restore cannot be sent from it; restore in full or from another parent/);
+});
+
+test('made writable while the server runs, Received UUID intact: the incremental that names it is refused with what happened, and the next push goes around it', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  const snaps = await twoPushed(pair, server.url);
+  const s2 = pair.receivedPath('home', 's2');
+  await clearReadOnlyByIoctl(s2);
+  await fs.writeFile(path.join(s2, 'written-by-hand'), 'not from the client\n');
+  const shown = await btrfs.subvolumeShow(s2);
+  assert.deepEqual([shown.readonly, shown.receivedUuid !== null], [false, true], 'btrfs receive would still find it as a parent');
+
+  // The plan does not know yet (no restart since): it names s2, the server looks at it and refuses.
+  const refused = await push({ server: server.url, volume: 'home', snapshots: [snaps[2]!], retries: 0 }, recordingReporter()).then(
+    () => assert.fail('the push onto a changed parent should be refused'),
+    (err: unknown) => err as { code?: string; message: string },
+  );
+  assert.equal(refused.code, 'parent_altered', refused.message);
+  assert.match(refused.message, /home\/s2, the parent this incremental would build on, was changed by hand on the server: it is no longer read-only/);
+  assert.match(refused.message, /Push again: the client then picks another parent, or sends in full/);
+
+  const again = await push({ server: server.url, volume: 'home', snapshots: [snaps[2]!] }, recordingReporter());
+  assert.deepEqual(again.sent.map((s) => [s.snapshot, s.parent]), [['s3', 's1']]);
+  await assertReceived(snaps[2]!, pair.receivedPath('home', 's3'));
+  const list = await new ServerApi({ server: server.url }).snapshots('home');
+  assert.deepEqual(list.snapshots.map((s) => [s.name, s.altered?.what ?? null]), [['s1', null], ['s2', ['not_read_only']], ['s3', null]]);
+});
+
+test('an upload in progress onto a snapshot found changed at restart fails with parent_altered; the next push goes around it', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  let server = await pair.startServer();
+  const snaps = await twoPushed(pair, server.url);
+  // s3 again, with 1.5 MB that do not compress, pushed at 64 KiB/s and cut once its upload has begun.
+  await btrfs.deleteSubvolume(snaps[2]!);
+  await fs.writeFile(path.join(pair.source, 'noise'), crypto.randomBytes(1536 * 1024));
+  await pair.snapshot('s3');
+  const controller = new AbortController();
+  await push(
+    { server: server.url, volume: 'home', snapshots: [snaps[2]!], chunkSize: 64 * 1024, limitRate: 64 * 1024, compress: 0, signal: controller.signal },
+    { ...recordingReporter(), progress: () => controller.abort() },
+  ).catch(() => undefined);
+  const api = () => new ServerApi({ server: server.url });
+  const cut = (await api().transfers()).transfers.find((x) => x.snapshot === 's3');
+  assert.equal(cut?.state, 'uploading');
+  for (let i = 0; i < 100 && server.service.leases.inFlight(cut.id); i++) await sleep(100);
+  await server.close();
+
+  await execa('btrfs', ['property', 'set', '-f', '-ts', pair.receivedPath('home', 's2'), 'ro', 'false']);
+  server = await pair.startServer();
+  const failed = (await api().transfers()).transfers.find((x) => x.id === cut.id);
+  assert.equal(failed?.state, 'failed');
+  assert.equal(failed?.error?.code, 'parent_altered');
+  assert.match(failed?.error?.message ?? '', /home\/s2, the parent this incremental would build on, was changed by hand/);
+
+  const again = await push({ server: server.url, volume: 'home', snapshots: [snaps[2]!] }, recordingReporter());
+  assert.deepEqual(again.sent.map((s) => [s.snapshot, s.parent]), [['s3', 's1']]);
+  assert.notEqual(again.sent[0]?.transfer.id, cut.id, 'a new transfer');
+  await assertReceived(snaps[2]!, pair.receivedPath('home', 's3'));
+});
