@@ -4,7 +4,8 @@
  * btrfs-progs require for a received subvolume, it also clears the Received UUID). Its content may then differ from
  * the client's snapshot, and an incremental built on it would reproduce the client's changes on top of someone
  * else's: the server would hold a tree that exists on neither side, and say it was received. Such a snapshot is
- * flagged, kept and shown, never deleted or forgotten (it may be the only copy of something), and never a parent.
+ * flagged, kept in the catalog and shown rather than forgotten (it may be the only copy of something; retention
+ * still deletes it in its turn like any other snapshot, as the policy asked), and never a parent.
  *
  * The flag stays once set: making the subvolume read-only again does not prove that nothing changed while it was
  * writable, and a lost Received UUID cannot be set back by hand. Deleting the subvolume (btrfs subvolume delete) and
