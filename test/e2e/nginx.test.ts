@@ -18,6 +18,8 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { startChaosProxy } from '../chaos/chaos-proxy.ts';
 import { assertReceived, createPair, recordingReporter, type Pair } from './harness.ts';
 import type { RunningServer } from '../../server/serve.ts';
+import { DEFAULT_CLIENT } from '../../server/auth.ts';
+import { namespacedUuid } from '../../server/uuid-namespace.ts';
 
 interface AfterHook {
   after(fn: () => Promise<void> | void): void;
@@ -55,7 +57,8 @@ test('a push through nginx, the client checking the certificate against --ca-fil
   assert.equal(result.sent[0]!.transfer.state, 'received');
   assert.equal(result.sent[0]!.transfer.interruptions, 0, 'every upload URL nginx handed out worked at once');
   await assertReceived(s1, s.pair.receivedPath('home', 's1'));
-  assert.equal((await btrfs.subvolumeShow(s.pair.receivedPath('home', 's1'))).receivedUuid, (await btrfs.subvolumeShow(s1)).uuid);
+  // The server's copy carries the client's UUID in the client's namespace (server/uuid-namespace.ts).
+  assert.equal((await btrfs.subvolumeShow(s.pair.receivedPath('home', 's1'))).receivedUuid, namespacedUuid(DEFAULT_CLIENT, (await btrfs.subvolumeShow(s1)).uuid));
   // Everything went through nginx: creation, PATCHes, polls.
   const log = await accessLog(s.nginx);
   assert.ok(log.some((l) => l.includes(`"POST ${UPLOADS_PATH}/ `)), 'the creation POST went through nginx');
