@@ -16,26 +16,9 @@ import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-str
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { receiveSpool } from '../../client/restore-receive.ts';
+import { receiveExitedAtEnd } from '../fixtures/receive-exit.ts';
 
 const CHUNK = 65536;
-
-async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + 10_000;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Whether a live `btrfs receive` into `dir` runs (a zombie has no command line, and counts as gone). */
-async function receiving(dir: string): Promise<boolean> {
-  for (const pid of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
-    if (argv.includes('receive') && argv.includes(dir)) return true;
-  }
-  return false;
-}
 
 test("a restore's receive waits for the end frame that comes after btrfs receive exited at END", { ...rootOnly, timeout: 60_000 }, async (t) => {
   const fsx = await createBtrfs(t);
@@ -59,9 +42,7 @@ test("a restore's receive waits for the end frame that comes after btrfs receive
   let settled = false;
   void outcome.then(() => (settled = true));
   // btrfs receive has read END: the subvolume is finished (read-only, with its Received UUID), and it exits.
-  const staged = path.join(dest, `.snapferry-incoming-${uuid}`);
-  await until('btrfs receive to finish the subvolume', async () => settled || (await btrfs.subvolumeShow(staged).catch(() => null))?.readonly === true);
-  await until('btrfs receive to exit', async () => !(await receiving(dest)));
+  await receiveExitedAtEnd(dest, path.join(dest, `.snapferry-incoming-${uuid}`), () => settled);
   // Time for whatever its exit sets off here; a receive that breaks off without the end frame does so now.
   const early = await Promise.race([outcome, new Promise<null>((r) => setTimeout(() => r(null), 1000))]);
   assert.equal(early, null, `the receive ended before its end frame came: ${JSON.stringify(early, (_k, v: unknown) => (v instanceof Error ? `${(v as { code?: string }).code}: ${v.message}` : v))}`);
