@@ -7,7 +7,7 @@
  *                                              (server/root-lock.ts); it holds that process's pid
  *   ROOT/spool/ID, ID.json, ID.frames          a framed upload, tus's record of it, and its verified-frame index
  *   ROOT/volumes/CLIENT/VOLUME/NAME            received snapshots (read-only subvolumes)
- *   ROOT/volumes/CLIENT/VOLUME/.incoming-ID     what `btrfs receive` is writing (server/stream-rename.ts); renamed
+ *   ROOT/volumes/CLIENT/VOLUME/.incoming-ID     what `btrfs receive` is writing (core/receive); renamed
  *                                              to NAME only once checked, so a half-received snapshot never carries
  *                                              a snapshot's name
  *   ROOT/receiving/ID.json                     what that folder held before ID's receive started, until its cleanup

@@ -11,7 +11,7 @@ import { inProgress } from '../core/protocol.ts';
 import type { Catalog } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
-import { removePartial } from './receiver.ts';
+import { removePartial } from '../core/receive/checked-receive.ts';
 import { INCOMING_PREFIX } from './layout.ts';
 import { recoverCutReceives } from './volume-folder.ts';
 import { toDiskMap } from './uuid-namespace.ts';

@@ -40,9 +40,11 @@ const DUMP_KEEP_BYTES = 64 * 1024;
  * Pipes `input` into `btrfs receive` and resolves with the name of the subvolume it created inside `targetDir`
  * (as btrfs reports it; null if it printed none), or with the name from the stream's first command for dumpOnly.
  *
- * receive owns `input`: it reads it to the end, or destroys it when the receive fails. An error on the input kills
- * btrfs receive before its stdin closes, so btrfs never sees a clean end of input for a stream that broke. (6.2
- * rejects a stream without its END command, "unexpected EOF in stream"; the kill does not rely on that.)
+ * receive owns `input`: it reads it to the end, or destroys it once btrfs exits, failed or (with `-e`) done at the
+ * END command, which may come before the input ends. A caller whose stream goes on past END (an end frame behind it)
+ * writes through core/receive/feed.ts, not into `input` itself. An error on the input kills btrfs receive before its
+ * stdin closes, so btrfs never sees a clean end of input for a stream that broke. (6.2 rejects a stream without its
+ * END command, "unexpected EOF in stream"; the kill does not rely on that.)
  *
  * Rejects with BtrfsCommandError: btrfs_failed (its stderr tail in the message), btrfs_cancelled (signal), or
  * btrfs_input_failed (the input's error as `cause`, its `retryable` carried over), or sendstream_cannot_apply (a
@@ -124,7 +126,7 @@ export async function receive(
     stopWatching();
     input.unpipe(stdin);
     stdin.destroy();
-    // Read to its end already on success; on failure nothing more will read it.
+    // btrfs reads no more: at a failure, or at END with -e (whatever follows END is not btrfs's).
     if (!input.readableEnded) input.destroy();
   }
   return dumpOnly ? parseDumpSubvolume(dumpHead) : receivedName();

@@ -14,4 +14,5 @@ export * from './sendstream-errors.ts';
 export * from './sendstream-format.ts';
 export * from './sendstream-parser.ts';
 export * from './sendstream-uuids.ts';
+export * from './stream-rename.ts';
 export * from './compression-pool.ts';

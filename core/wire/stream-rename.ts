@@ -1,8 +1,9 @@
 /**
  * Renames the subvolume a send stream creates, on the fly. `btrfs receive` names the new subvolume after the sending
  * side's directory, in the folder it is given, and btrfs refuses to move a read-only subvolume to another folder
- * (EROFS) though it allows a rename within one. So the server rewrites the first command's PATH to a staging name
- * (a dot name no snapshot can have), receives into the volume's own folder, and renames the checked result in place.
+ * (EROFS) though it allows a rename within one. So a receive (core/receive) rewrites the first command's PATH to a
+ * staging name (a dot name no snapshot can have), receives into the folder the snapshot belongs in, and renames the
+ * checked result in place.
  * A half-received snapshot thus never carries a snapshot's name, and two streams that both call themselves
  * `snapshot` (snapper) never collide.
  *
@@ -18,10 +19,9 @@ import {
   SEND_TLV_HEADER_LENGTH,
   SendAttr,
   sendCommandCrc,
-  walkSendAttributes,
-  type SendAttribute,
-} from '../core/wire/index.ts';
-import { SnapferryError } from '../core/errors.ts';
+} from './sendstream-format.ts';
+import { walkSendAttributes, type SendAttribute } from './sendstream-attributes.ts';
+import { SnapferryError } from '../errors.ts';
 
 export function renameFirstCommand(head: Buffer, newName: string): Buffer {
   const version = head.readUInt32LE(SEND_STREAM_HEADER_LENGTH - 4);

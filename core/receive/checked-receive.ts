@@ -1,0 +1,128 @@
+/**
+ * One checked `btrfs receive`: the server's receive of an upload and the client's restore of a spool both go through
+ * here (docs/design.md, "The receive"). Each side brings the raw stream and its own checks on it (a SendStreamCheck
+ * with its policy and its test of the first command); the rest is the same for both:
+ *
+ * - the stream's first command is renamed to a staging name (core/wire/stream-rename.ts): btrfs allows renaming a
+ *   read-only subvolume within its folder but not moving it to another (EROFS), so it is received in the folder it
+ *   belongs in, under a dot name no snapshot has, and a half-received snapshot never carries a snapshot's name;
+ * - its UUIDs may be mapped on the way (the server's per-client namespaces);
+ * - `btrfs receive -e --chroot` into that folder: `-e` ends at the END command, `--chroot` keeps the stream's
+ *   absolute paths and symlinks inside the folder;
+ * - btrfs exits at END, which comes before the end frame: the stream is fed on to its end (core/receive/feed.ts), and
+ *   the snapshot counts only once the stream has passed every check, the end frame included;
+ * - checked after, not trusted on btrfs's exit code: the new subvolume must have the expected Received UUID and be
+ *   read-only (`receive_unchecked`); only then does it take its name;
+ * - whatever fails, the partial subvolume is deleted; the error says why (`receive_failed` for what had no code, a
+ *   stream btrfs cannot apply is `sendstream_cannot_apply`: core/btrfs/receive-failure.ts).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as btrfs from '../btrfs/index.ts';
+import { SnapferryError } from '../errors.ts';
+import { FirstCommandRenamer, SendStreamUuidRewriter, type SendStreamCheck, type SendUuidMap } from '../wire/index.ts';
+import { feed } from './feed.ts';
+
+export interface CheckedReceiveJob {
+  /** The folder the snapshot is received into; btrfs receive is chrooted to it. */
+  dir: string;
+  /** The snapshot's name in `dir`, once it is checked. */
+  name: string;
+  /** The dot name (one path component) it is received under until then. */
+  stagingName: string;
+  /** The raw send stream, read once; destroyed when the receive fails. */
+  input: Readable;
+  /** The caller's checks, which every byte passes before btrfs sees it: framing, its policy, its first command. */
+  check: SendStreamCheck;
+  /** The stream's UUIDs as btrfs receive gets them (the server's per-client namespace); as they are by default. */
+  mapUuids?: SendUuidMap;
+  /** The Received UUID the new subvolume must have. */
+  receivedUuid: string;
+  /** Said after the expected UUID when it is not the stream's own, e.g. "(U in alice's namespace)". */
+  uuidNote?: string;
+  /** The error when `name` is already taken in `dir` (each side says what to do about it). */
+  taken: (path: string) => SnapferryError;
+  /** Throws when the checked snapshot must not take its name after all (called just before the rename). */
+  confirm?: () => void;
+  /** Kills the receive: it rejects with btrfs_cancelled (or the signal's reason if btrfs had finished). */
+  signal?: AbortSignal;
+}
+
+export interface CheckedSnapshot {
+  path: string;
+  /** The subvolume's own UUID on this filesystem. */
+  uuid: string;
+  receivedUuid: string;
+  /** Raw send-stream bytes received. */
+  rawBytes: number;
+}
+
+export class ReceiveError extends SnapferryError {}
+
+/** Receives `job.input` as `job.name` in `job.dir`, checked before and after, or deletes what it left and throws. */
+export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSnapshot> {
+  const { dir, name, signal } = job;
+  const finalPath = path.join(dir, name);
+  const staged = path.join(dir, job.stagingName);
+  let renamer: FirstCommandRenamer;
+  try {
+    renamer = new FirstCommandRenamer(job.stagingName);
+    // What a killed run left under the staging name is this receive's to delete.
+    await removePartial(staged);
+    if (await exists(finalPath)) throw job.taken(finalPath);
+    signal?.throwIfAborted();
+  } catch (err) {
+    job.input.destroy();
+    throw signal?.aborted || err instanceof SnapferryError ? err : new ReceiveError('receive_failed', `receiving ${name} could not start: ${(err as Error).message}`, { cause: err });
+  }
+  const raw = new PassThrough();
+  const received = btrfs.receive(dir, raw, { chroot: true, endOnEndCommand: true, ...(signal ? { signal } : {}) });
+  const stages = [job.input, job.check, renamer, ...(job.mapUuids ? [new SendStreamUuidRewriter(job.mapUuids)] : []), feed(raw)];
+  const fed = pipeline(stages, signal ? { signal } : {});
+  try {
+    const [piped, got] = await Promise.allSettled([
+      fed.catch((err: unknown) => {
+        // A failed stream stops the receive at once, before btrfs could see a clean end of its input.
+        raw.destroy(err as Error);
+        throw err;
+      }),
+      received,
+    ]);
+    // The stream's own failure (a refused command, a damaged frame, a missing end) says more than btrfs's.
+    if (piped.status === 'rejected') throw piped.reason;
+    if (got.status === 'rejected') throw got.reason;
+    const shown = await btrfs.subvolumeShow(staged);
+    if (shown.receivedUuid !== job.receivedUuid) {
+      const note = job.uuidNote === undefined ? '' : ` ${job.uuidNote}`;
+      throw new ReceiveError('receive_unchecked', `btrfs receive finished but ${name} has Received UUID ${shown.receivedUuid ?? 'none'}, not ${job.receivedUuid}${note}`);
+    }
+    if (!shown.readonly) throw new ReceiveError('receive_unchecked', `btrfs receive finished but ${name} is not read-only`);
+    job.confirm?.();
+    await fs.rename(staged, finalPath);
+    return { path: finalPath, uuid: shown.uuid, receivedUuid: job.receivedUuid, rawBytes: job.check.summary?.bytes ?? 0 };
+  } catch (err) {
+    raw.destroy();
+    job.input.destroy();
+    const killed = await received.then(() => undefined, (e: unknown) => e);
+    await removePartial(staged);
+    // Cancelled, it says so as btrfs receive does (btrfs_cancelled), not as the stream it cut off.
+    if (signal?.aborted) throw killed ?? signal.reason;
+    throw err instanceof SnapferryError ? err : new ReceiveError('receive_failed', `receiving ${name} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Deletes what an interrupted or failed `btrfs receive` left under a staging name. */
+export async function removePartial(stagedPath: string): Promise<void> {
+  if (await btrfs.isSubvolume(stagedPath)) await btrfs.deleteSubvolume(stagedPath);
+  else await fs.rm(stagedPath, { recursive: true, force: true });
+}
+
+/** Anything under the name counts, a dangling symlink too: the rename would replace it. */
+async function exists(p: string): Promise<boolean> {
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
+}
