@@ -26,6 +26,7 @@ import { parseName } from '../core/names.ts';
 import { DEFAULT_SERVER_CONFIG, findServerConfig, parseListenAddress, PRIVILEGED_FILES_MODES, retentionFor, serveSettings, type ServeFlags } from '../server/config.ts';
 import { clientSettings, DEFAULT_CLIENT_CONFIG, findClientConfig, pushJobs, type ClientFlags } from '../client/config.ts';
 import { addRunCommands } from './cli-run.ts';
+import { applyConventions, exitCodeOf } from './conventions.ts';
 import { verify } from '../client/verify/verify.ts';
 import { jsonView, textView } from '../client/verify/view.ts';
 import { defaultDigestCache } from '../client/verify/local-digests.ts';
@@ -99,15 +100,14 @@ function parseCompress(value: string): CompressSetting {
 }
 
 const program = new Command('snapferry')
-  .description('Resumable, verified replication of btrfs snapshots over HTTPS')
-  .showHelpAfterError();
+  .description('Resumable, verified replication of btrfs snapshots over HTTPS');
 
 program
   .command('serve')
   .description('run the server: receive pushed snapshots into --root (a folder on btrfs)')
   .option('--config <file>', `the server's config file (YAML; see deploy/server.example.yaml); without --config, ${DEFAULT_SERVER_CONFIG} when it exists. Flags override its keys`)
   .option('--root <dir>', 'server root on btrfs: spool, catalog and received snapshots live here (config: root)')
-  .option('--listen <host:port>', 'address to listen on', parseListen, { host: '127.0.0.1', port: 8080 })
+  .addOption(new Option('--listen <host:port>', 'address to listen on').argParser(parseListen).default({ host: '127.0.0.1', port: 8080 }, '127.0.0.1:8080'))
   .option('--behind-proxy', 'trust X-Forwarded-Proto/Host from the reverse proxy (nginx overwrites them)', false)
   .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (with --tls-key; not needed behind nginx)')
   .option('--tls-key <file>', 'the PEM private key of --tls-cert')
@@ -343,11 +343,14 @@ clients
   });
 
 addRunCommands(program);
+applyConventions(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  process.stderr.write(`snapferry: ${describeError(err)}\n`);
-  process.exitCode = exitCodeFor(err);
+  const commanderExit = exitCodeOf(err);
+  // Commander has said its own (help, version, its usage errors).
+  if (commanderExit === null) process.stderr.write(`snapferry: ${describeError(err)}\n`);
+  process.exitCode = commanderExit ?? exitCodeFor(err);
 }
 export { EXIT };
