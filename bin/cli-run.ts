@@ -14,6 +14,7 @@ import { Catalog } from '../server/catalog.ts';
 import { DEFAULT_SERVER_CONFIG, findServerConfig, retentionFor } from '../server/config.ts';
 import { ServerLayout } from '../server/layout.ts';
 import { describeServerPlans } from '../server/retention.ts';
+import { interruptSignal } from './interrupt.ts';
 
 interface RunFlags {
   config?: string;
@@ -37,17 +38,13 @@ async function runSteps(steps: readonly Step[], flags: RunFlags, locked: boolean
   const settings = clientSettings({}, config);
   const needsServer = steps.includes('push') || steps.includes('prune');
   const headers = needsServer ? authHeaders(await readToken({ tokenFile: settings.tokenFile })) : {};
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   const options: RunOptions = {
     steps,
     dryRun: flags.dryRun,
     force: flags.force ?? false,
     only: flags.volume ?? [],
     lockFile: locked ? (flags.lockFile ?? defaultLockFile()) : null,
-    signal: controller.signal,
+    signal: interruptSignal(),
     headers,
     push: {
       compress: settings.compress,

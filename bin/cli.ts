@@ -27,6 +27,7 @@ import { DEFAULT_SERVER_CONFIG, findServerConfig, parseListenAddress, PRIVILEGED
 import { clientSettings, DEFAULT_CLIENT_CONFIG, findClientConfig, pushJobs, type ClientFlags } from '../client/config.ts';
 import { addRunCommands } from './cli-run.ts';
 import { applyConventions, exitCodeOf } from './conventions.ts';
+import { endIfInterrupted, interruptSignal } from './interrupt.ts';
 import { verify } from '../client/verify/verify.ts';
 import { jsonView, textView } from '../client/verify/view.ts';
 import { defaultDigestCache } from '../client/verify/local-digests.ts';
@@ -165,8 +166,7 @@ program
     const jobs = pushJobs(snapshots, opts.volume, config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
     const headers = authHeaders(await readToken({ tokenFile: settings.tokenFile }));
-    const controller = new AbortController();
-    process.once('SIGINT', () => controller.abort());
+    const signal = interruptSignal();
     // Volume after volume; one that fails does not stop the others, and the first failure sets the exit code.
     for (const job of jobs) {
       const prefix = jobs.length > 1 ? `${job.volume}: ` : '';
@@ -174,7 +174,7 @@ program
       try {
         const result = await push(
           {
-            server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal: controller.signal, headers,
+            server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal, headers,
             sendCompressed: settings.sendCompressed,
             ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
             ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
@@ -189,7 +189,7 @@ program
           sent.length > 0 ? `${prefix}done: ${sent.length} snapshot(s) received by the server (${sent.join(', ')})\n` : `${prefix}done: the server already holds everything\n`,
         );
       } catch (err) {
-        if (jobs.length === 1 || controller.signal.aborted) throw err;
+        if (jobs.length === 1 || signal.aborted) throw err;
         process.stderr.write(`snapferry: ${prefix}${describeError(err)}\n`);
         process.exitCode ??= exitCodeFor(err);
       }
@@ -209,7 +209,7 @@ program
     const config = await findClientConfig(opts.config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
     const transport = createTransport(settings.server, settings.caFile !== undefined ? { caFile: settings.caFile } : {});
-    const api = new ServerApi({ server: settings.server, transport, headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
+    const api = new ServerApi({ server: settings.server, transport, signal: interruptSignal(), headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
     const configured = Object.fromEntries(Object.entries(config?.volumes ?? {}).map(([name, v]) => [name, v.snapshotDir]));
     const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir });
     process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
@@ -227,7 +227,7 @@ program
     const config = await findClientConfig(opts.config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
     const transport = createTransport(settings.server, settings.caFile !== undefined ? { caFile: settings.caFile } : {});
-    const api = new ServerApi({ server: settings.server, transport, headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
+    const api = new ServerApi({ server: settings.server, transport, signal: interruptSignal(), headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
     process.stderr.write(`${await abortTransfer(api, id)}\n`);
   });
 
@@ -251,12 +251,10 @@ program
   .action(async (snapshot: string, destDir: string, opts: { config?: string; volume: string; parentDir?: string; client?: string; chunkSize?: number; json: boolean; verify: boolean }, cmd: Command) => {
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), await findClientConfig(opts.config));
     const headers = authHeaders(await readToken({ tokenFile: settings.tokenFile }));
-    const controller = new AbortController();
-    process.once('SIGINT', () => controller.abort());
     const report = opts.json ? jsonReporter() : textReporter();
     const result = await restore(
       {
-        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: controller.signal, verify: opts.verify,
+        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: interruptSignal(), verify: opts.verify,
         ...(opts.parentDir !== undefined ? { parentDir: opts.parentDir } : {}),
         ...(opts.client !== undefined ? { client: opts.client } : {}),
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
@@ -290,11 +288,9 @@ program
   .action(async (snapshots: string[], opts: { config?: string; volume?: string; readData: boolean; client?: string; json: boolean; digestCache: string }, cmd: Command) => {
     const config = await findClientConfig(opts.config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
-    const controller = new AbortController();
-    process.once('SIGINT', () => controller.abort());
     await verify(
       {
-        server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: controller.signal, digestCache: opts.digestCache,
+        server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: interruptSignal(), digestCache: opts.digestCache,
         headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })),
         ...(opts.client !== undefined ? { client: opts.client } : {}),
         ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
@@ -347,10 +343,14 @@ applyConventions(program);
 
 try {
   await program.parseAsync(process.argv);
+  endIfInterrupted();
 } catch (err) {
   const commanderExit = exitCodeOf(err);
-  // Commander has said its own (help, version, its usage errors).
-  if (commanderExit === null) process.stderr.write(`snapferry: ${describeError(err)}\n`);
-  process.exitCode = commanderExit ?? exitCodeFor(err);
+  // An interrupted command's error (an AbortError, a cancelled upload) says less than that it was interrupted.
+  if (!endIfInterrupted()) {
+    // Commander has said its own (help, version, its usage errors).
+    if (commanderExit === null) process.stderr.write(`snapferry: ${describeError(err)}\n`);
+    process.exitCode = commanderExit ?? exitCodeFor(err);
+  }
 }
 export { EXIT };
