@@ -136,12 +136,18 @@ program
       throw err;
     });
     process.stderr.write(`snapferry serving ${options.root} on ${server.url}\n`);
+    let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
+      // A second signal while the uploads' requests end changes nothing (systemd sends SIGKILL after its timeout).
+      if (stopping) return;
+      stopping = true;
       crashes.stopping(signal);
       void server.close().then(() => process.exit(0));
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // `on`, not `once`: signal-exit (proper-lockfile, execa, loaded once an upload runs) kills the process with the
+    // signal again when no other listener is left, before the server has closed and logged `stopped`.
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 
 program

@@ -15,7 +15,14 @@ export function interruptSignal(): AbortSignal {
   if (controller === null) {
     const c = new AbortController();
     controller = c;
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => c.abort());
+    // `on`, not `once`: signal-exit (in proper-lockfile, execa) kills the process with the signal again when it finds
+    // no other listener, which would end it before the work has stopped and said so.
+    const onSignal = () => {
+      if (!c.signal.aborted) return c.abort();
+      process.stderr.write(`snapferry: ${INTERRUPTED}\n`);
+      process.exit(EXIT.interrupted);
+    };
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, onSignal);
   }
   return controller.signal;
 }
