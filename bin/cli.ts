@@ -2,6 +2,7 @@
  * The command line: one program, `serve` for the server side, `push` and `status` for the client side. Parsing and
  * exit codes live here; the work lives in server/ and client/.
  */
+import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeError } from '../core/errors.ts';
 import { push } from '../client/push.ts';
@@ -17,6 +18,7 @@ import { startServer } from '../server/serve.ts';
 import { createLogger } from '../server/log.ts';
 import { logCrashes } from '../server/crash-log.ts';
 import { addClient, readTokens, removeClient } from '../server/tokens.ts';
+import { checkTokenStdout, openTokenFile } from '../server/token-output.ts';
 import { authHeaders, readToken, TOKEN_ENV } from '../client/token.ts';
 import { parseCompressSetting, type CompressSetting } from '../client/compression.ts';
 import { MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY } from '../client/rate-limit.ts';
@@ -310,15 +312,26 @@ const clients = program.command('client').description("the server's clients and 
 
 clients
   .command('add')
-  .description('add a client (or, with --admin, a read-only admin) and print its token, once, on stdout')
+  .description('add a client (or, with --admin, a read-only admin) and print its token, once, on stdout (or into --token-file)')
   .argument('<name>', "the client's name: its volumes live under ROOT/volumes/NAME/")
-  .requiredOption('--tokens <file>', "the server's tokens file (created if missing, mode 0600)")
+  .requiredOption('--tokens <file>', "the server's tokens file (created if missing, mode 0600, with its folder)")
+  .option('--token-file <file>', 'write the token into this new file (mode 0600) instead of stdout')
   .option('--admin', "a token that reads every client's volumes and transfers and changes nothing", false)
-  .action(async (name: string, opts: { tokens: string; admin: boolean }) => {
-    const { entry, token } = await addClient(opts.tokens, name, opts.admin ? 'admin' : 'client');
-    process.stdout.write(`${token}\n`);
+  .action(async (name: string, opts: { tokens: string; tokenFile?: string; admin: boolean }) => {
+    // Where the token goes is checked before the client exists: a token nobody can keep safely is no use.
+    const out = opts.tokenFile === undefined ? (checkTokenStdout(), 1) : openTokenFile(opts.tokenFile);
+    let added: Awaited<ReturnType<typeof addClient>>;
+    try {
+      added = await addClient(opts.tokens, name, opts.admin ? 'admin' : 'client');
+    } catch (err) {
+      if (opts.tokenFile !== undefined) fs.rmSync(opts.tokenFile, { force: true });
+      throw err;
+    }
+    fs.writeSync(out, `${added.token}\n`);
+    if (opts.tokenFile !== undefined) fs.closeSync(out);
+    const where = opts.tokenFile === undefined ? 'above' : `in ${opts.tokenFile} (mode 0600)`;
     process.stderr.write(
-      `added ${entry.role} ${entry.name}; its token is above and is not stored anywhere: put it in a file (mode 0600) on the ` +
+      `added ${added.entry.role} ${added.entry.name}; its token is ${where} and is not stored anywhere else: put it in a file (mode 0600) on the ` +
         `client and pass --token-file FILE, or set ${TOKEN_ENV}. A running server accepts it at once.\n`,
     );
   });

@@ -3,7 +3,6 @@
 // any warning of a crash; the push rides it out and finishes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { ServerApi } from '../../client/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
