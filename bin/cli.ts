@@ -14,6 +14,7 @@ import { renderStatus } from '../client/status-view.ts';
 import { gatherStatus } from '../client/status-data.ts';
 import { EXIT, exitCodeFor } from '../client/exit-codes.ts';
 import { abortTransfer } from '../client/abort-transfer.ts';
+import { listSnapshots, renderSnapshots } from '../client/snapshot-list.ts';
 import { startServer } from '../server/serve.ts';
 import { createLogger } from '../server/log.ts';
 import { logCrashes } from '../server/crash-log.ts';
@@ -221,6 +222,24 @@ program
     const configured = Object.fromEntries(Object.entries(config?.volumes ?? {}).map(([name, v]) => [name, v.snapshotDir]));
     const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir });
     process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
+  });
+
+program
+  .command('snapshots')
+  .description('the snapshots the server holds of your volumes: name, when taken, when received, size')
+  .option('--config <file>', `the client's config file (server, tokenFile, caFile); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`)
+  .option('--server <url>', 'the snapferry server')
+  .option('--volume <name>', 'only this volume')
+  .option('--json', 'print JSON', false)
+  .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV})`)
+  .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
+  .action(async (opts: { config?: string; volume?: string; json: boolean }, cmd: Command) => {
+    const config = await findClientConfig(opts.config);
+    const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
+    const transport = createTransport(settings.server, settings.caFile !== undefined ? { caFile: settings.caFile } : {});
+    const api = new ServerApi({ server: settings.server, transport, signal: interruptSignal(), headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
+    const rows = await listSnapshots(api, opts.volume === undefined ? undefined : parseName(opts.volume, 'volume'));
+    process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${renderSnapshots(rows)}\n`);
   });
 
 program
