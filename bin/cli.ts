@@ -17,6 +17,7 @@ import { abortTransfer } from '../client/abort-transfer.ts';
 import { listSnapshots, renderSnapshots } from '../client/snapshot-list.ts';
 import { startServer } from '../server/serve.ts';
 import { createLogger } from '../server/log.ts';
+import { startProcessMetrics } from '../server/metrics.ts';
 import { logCrashes } from '../server/crash-log.ts';
 import { addClient, readTokens, removeClient } from '../server/tokens.ts';
 import { checkTokenStdout, openTokenFile } from '../server/token-output.ts';
@@ -131,6 +132,7 @@ program
       { ...flags, ...(expireAfter !== undefined ? { expireAfterMs: expireAfter } : {}), ...(idleTimeout !== undefined ? { idleTimeoutMs: idleTimeout } : {}) },
       config,
     );
+    startProcessMetrics();
     const log = createLogger(logLevel);
     const crashes = logCrashes(log);
     const server = await startServer({ ...options, log, retention: (client, volume) => retentionFor(config, client, volume) }).catch((err: unknown) => {
