@@ -57,6 +57,16 @@ export interface PushResult {
 /** Small enough that one PATCH in flight plus the next one read ahead stay well under 100 MB. */
 const DEFAULT_PATCH_BYTES = 16 * 1024 * 1024;
 
+/**
+ * What is already on the server, in one line: `run` pushes a whole folder every hour, and a line per snapshot the
+ * server has long held buried the one line that mattered.
+ */
+export function presentNote(names: readonly string[]): string | null {
+  if (names.length === 0) return null;
+  if (names.length === 1) return `${names[0]} is already on the server`;
+  return `${names.length} of these snapshots are already on the server (the newest of them: ${names[names.length - 1]})`;
+}
+
 export async function push(options: PushOptions, report: Reporter): Promise<PushResult> {
   const volume = parseName(options.volume, 'volume');
   const headers = { ...options.headers, [SESSION_HEADER]: crypto.randomUUID() };
@@ -76,7 +86,8 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   const candidates = await findParentCandidates(requested[0]!.path, wanted);
   const plan = planPush({ requested, candidates, server: held.snapshots, removed: held.removed });
   for (const note of plan.notes) report.note(note);
-  for (const s of plan.present) report.note(`${s.name} is already on the server`);
+  const present = presentNote(plan.present.map((s) => s.name));
+  if (present !== null) report.note(present);
   const sendStream = plan.steps.length === 0 ? 'v1' : await pickSendStream(options.sendCompressed ?? 'auto', requested[0]!.path, api, report);
 
   const ctx = {
