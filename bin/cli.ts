@@ -15,6 +15,7 @@ import { gatherStatus } from '../client/status-data.ts';
 import { EXIT, exitCodeFor } from '../client/exit-codes.ts';
 import { abortTransfer } from '../client/abort-transfer.ts';
 import { listSnapshots, renderSnapshots } from '../client/snapshot-list.ts';
+import { describePlanned } from '../client/push-plan-view.ts';
 import { startServer } from '../server/serve.ts';
 import { createLogger } from '../server/log.ts';
 import { startProcessMetrics } from '../server/metrics.ts';
@@ -168,11 +169,12 @@ program
   .option('--limit-rate <rate>', 'upload at most this many bytes per second, e.g. 200k or 1M, at least 1k (keeps the line usable)', parseLimitRate)
   .option('--send-compressed <mode>', 'btrfs send --proto 2 --compressed-data: auto (when the snapshots\' filesystem is mounted with compression and both ends can), on, off', parseSendCompressed, 'auto')
   .option('--json', 'JSON lines of progress events on stdout', false)
+  .option('--dry-run', 'send nothing: print which snapshots would be sent, from which parent, and their estimated size', false)
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
   .argument('[snapshot...]', 'read-only snapshots, or folders holding them (btrbk, snapper layouts)')
   .action(async (snapshots: string[], _opts: unknown, cmd: Command) => {
-    const opts = cmd.opts<{ config?: string; volume?: string; chunkSize?: number; json: boolean }>();
+    const opts = cmd.opts<{ config?: string; volume?: string; chunkSize?: number; json: boolean; dryRun: boolean }>();
     const config = await findClientConfig(opts.config);
     const jobs = pushJobs(snapshots, opts.volume, config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
@@ -185,7 +187,7 @@ program
       try {
         const result = await push(
           {
-            server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal, headers,
+            server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal, headers, dryRun: opts.dryRun,
             sendCompressed: settings.sendCompressed,
             ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
             ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
@@ -195,6 +197,10 @@ program
           },
           report,
         ).finally(() => report.close?.());
+        if (result.planned !== undefined) {
+          process.stdout.write(opts.json ? `${JSON.stringify({ event: 'plan', at: new Date().toISOString(), volume: job.volume, planned: result.planned, present: result.present })}\n` : describePlanned(prefix, result.planned));
+          continue;
+        }
         const sent = result.sent.map((s) => s.snapshot);
         process.stderr.write(
           sent.length > 0 ? `${prefix}done: ${sent.length} snapshot(s) received by the server (${sent.join(', ')})\n` : `${prefix}done: the server already holds everything\n`,
