@@ -16,6 +16,7 @@ import { ServerLayout } from '../server/layout.ts';
 import { createLogger } from '../server/log.ts';
 import { pruneServerRoot } from '../server/prune-server.ts';
 import { describeServerPlans, type RetentionLookup } from '../server/retention.ts';
+import { interruptSignal } from './interrupt.ts';
 
 interface RunFlags {
   config?: string;
@@ -39,17 +40,13 @@ async function runSteps(steps: readonly Step[], flags: RunFlags, locked: boolean
   const settings = clientSettings({}, config);
   const needsServer = steps.includes('push') || steps.includes('prune');
   const headers = needsServer ? authHeaders(await readToken({ tokenFile: settings.tokenFile })) : {};
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   const options: RunOptions = {
     steps,
     dryRun: flags.dryRun,
     force: flags.force ?? false,
     only: flags.volume ?? [],
     lockFile: locked ? (flags.lockFile ?? defaultLockFile()) : null,
-    signal: controller.signal,
+    signal: interruptSignal(),
     headers,
     push: {
       compress: settings.compress,

@@ -2,6 +2,7 @@
  * The command line: one program, `serve` for the server side, `push` and `status` for the client side. Parsing and
  * exit codes live here; the work lives in server/ and client/.
  */
+import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeError } from '../core/errors.ts';
 import { push } from '../client/push.ts';
@@ -13,10 +14,14 @@ import { renderStatus } from '../client/status-view.ts';
 import { gatherStatus } from '../client/status-data.ts';
 import { EXIT, exitCodeFor } from '../client/exit-codes.ts';
 import { abortTransfer } from '../client/abort-transfer.ts';
+import { listSnapshots, renderSnapshots } from '../client/snapshot-list.ts';
+import { describePlanned } from '../client/push-plan-view.ts';
 import { startServer } from '../server/serve.ts';
 import { createLogger } from '../server/log.ts';
+import { startProcessMetrics } from '../server/metrics.ts';
 import { logCrashes } from '../server/crash-log.ts';
 import { addClient, readTokens, removeClient } from '../server/tokens.ts';
+import { checkTokenStdout, openTokenFile } from '../server/token-output.ts';
 import { authHeaders, readToken, TOKEN_ENV } from '../client/token.ts';
 import { parseCompressSetting, type CompressSetting } from '../client/compression.ts';
 import { MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY } from '../client/rate-limit.ts';
@@ -26,6 +31,8 @@ import { parseName } from '../core/names.ts';
 import { DEFAULT_SERVER_CONFIG, findServerConfig, parseListenAddress, PRIVILEGED_FILES_MODES, retentionFor, serveSettings, type ServeFlags } from '../server/config.ts';
 import { clientSettings, DEFAULT_CLIENT_CONFIG, findClientConfig, pushJobs, type ClientFlags } from '../client/config.ts';
 import { addRunCommands } from './cli-run.ts';
+import { applyConventions, exitCodeOf } from './conventions.ts';
+import { endIfInterrupted, interruptSignal } from './interrupt.ts';
 import { verify } from '../client/verify/verify.ts';
 import { jsonView, textView } from '../client/verify/view.ts';
 import { defaultDigestCache } from '../client/verify/local-digests.ts';
@@ -99,15 +106,14 @@ function parseCompress(value: string): CompressSetting {
 }
 
 const program = new Command('snapferry')
-  .description('Resumable, verified replication of btrfs snapshots over HTTPS')
-  .showHelpAfterError();
+  .description('Resumable, verified replication of btrfs snapshots over HTTPS');
 
 program
   .command('serve')
   .description('run the server: receive pushed snapshots into --root (a folder on btrfs)')
   .option('--config <file>', `the server's config file (YAML; see deploy/server.example.yaml); without --config, ${DEFAULT_SERVER_CONFIG} when it exists. Flags override its keys`)
   .option('--root <dir>', 'server root on btrfs: spool, catalog and received snapshots live here (config: root)')
-  .option('--listen <host:port>', 'address to listen on', parseListen, { host: '127.0.0.1', port: 8080 })
+  .addOption(new Option('--listen <host:port>', 'address to listen on').argParser(parseListen).default({ host: '127.0.0.1', port: 8080 }, '127.0.0.1:8080'))
   .option('--behind-proxy', 'trust X-Forwarded-Proto/Host from the reverse proxy (nginx overwrites them)', false)
   .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (with --tls-key; not needed behind nginx)')
   .option('--tls-key <file>', 'the PEM private key of --tls-cert')
@@ -127,6 +133,7 @@ program
       { ...flags, ...(expireAfter !== undefined ? { expireAfterMs: expireAfter } : {}), ...(idleTimeout !== undefined ? { idleTimeoutMs: idleTimeout } : {}) },
       config,
     );
+    startProcessMetrics();
     const log = createLogger(logLevel);
     const crashes = logCrashes(log);
     const server = await startServer({ ...options, log, retention: (client, volume) => retentionFor(config, client, volume) }).catch((err: unknown) => {
@@ -135,12 +142,18 @@ program
       throw err;
     });
     process.stderr.write(`snapferry serving ${options.root} on ${server.url}\n`);
+    let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
+      // A second signal while the uploads' requests end changes nothing (systemd sends SIGKILL after its timeout).
+      if (stopping) return;
+      stopping = true;
       crashes.stopping(signal);
       void server.close().then(() => process.exit(0));
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // `on`, not `once`: signal-exit (proper-lockfile, execa, loaded once an upload runs) kills the process with the
+    // signal again when no other listener is left, before the server has closed and logged `stopped`.
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 
 program
@@ -156,17 +169,17 @@ program
   .option('--limit-rate <rate>', 'upload at most this many bytes per second, e.g. 200k or 1M, at least 1k (keeps the line usable)', parseLimitRate)
   .option('--send-compressed <mode>', 'btrfs send --proto 2 --compressed-data: auto (when the snapshots\' filesystem is mounted with compression and both ends can), on, off', parseSendCompressed, 'auto')
   .option('--json', 'JSON lines of progress events on stdout', false)
+  .option('--dry-run', 'send nothing: print which snapshots would be sent, from which parent, and their estimated size', false)
   .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV}); never pass a token itself as an argument`)
   .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
   .argument('[snapshot...]', 'read-only snapshots, or folders holding them (btrbk, snapper layouts)')
   .action(async (snapshots: string[], _opts: unknown, cmd: Command) => {
-    const opts = cmd.opts<{ config?: string; volume?: string; chunkSize?: number; json: boolean }>();
+    const opts = cmd.opts<{ config?: string; volume?: string; chunkSize?: number; json: boolean; dryRun: boolean }>();
     const config = await findClientConfig(opts.config);
     const jobs = pushJobs(snapshots, opts.volume, config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
     const headers = authHeaders(await readToken({ tokenFile: settings.tokenFile }));
-    const controller = new AbortController();
-    process.once('SIGINT', () => controller.abort());
+    const signal = interruptSignal();
     // Volume after volume; one that fails does not stop the others, and the first failure sets the exit code.
     for (const job of jobs) {
       const prefix = jobs.length > 1 ? `${job.volume}: ` : '';
@@ -174,7 +187,7 @@ program
       try {
         const result = await push(
           {
-            server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal: controller.signal, headers,
+            server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal, headers, dryRun: opts.dryRun,
             sendCompressed: settings.sendCompressed,
             ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
             ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
@@ -184,12 +197,16 @@ program
           },
           report,
         ).finally(() => report.close?.());
+        if (result.planned !== undefined) {
+          process.stdout.write(opts.json ? `${JSON.stringify({ event: 'plan', at: new Date().toISOString(), volume: job.volume, planned: result.planned, present: result.present })}\n` : describePlanned(prefix, result.planned));
+          continue;
+        }
         const sent = result.sent.map((s) => s.snapshot);
         process.stderr.write(
           sent.length > 0 ? `${prefix}done: ${sent.length} snapshot(s) received by the server (${sent.join(', ')})\n` : `${prefix}done: the server already holds everything\n`,
         );
       } catch (err) {
-        if (jobs.length === 1 || controller.signal.aborted) throw err;
+        if (jobs.length === 1 || signal.aborted) throw err;
         process.stderr.write(`snapferry: ${prefix}${describeError(err)}\n`);
         process.exitCode ??= exitCodeFor(err);
       }
@@ -209,10 +226,28 @@ program
     const config = await findClientConfig(opts.config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
     const transport = createTransport(settings.server, settings.caFile !== undefined ? { caFile: settings.caFile } : {});
-    const api = new ServerApi({ server: settings.server, transport, headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
+    const api = new ServerApi({ server: settings.server, transport, signal: interruptSignal(), headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
     const configured = Object.fromEntries(Object.entries(config?.volumes ?? {}).map(([name, v]) => [name, v.snapshotDir]));
     const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir });
     process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
+  });
+
+program
+  .command('snapshots')
+  .description('the snapshots the server holds of your volumes: name, when taken, when received, size')
+  .option('--config <file>', `the client's config file (server, tokenFile, caFile); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`)
+  .option('--server <url>', 'the snapferry server')
+  .option('--volume <name>', 'only this volume')
+  .option('--json', 'print JSON', false)
+  .option('--token-file <file>', `the client's token (or set ${TOKEN_ENV})`)
+  .option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)")
+  .action(async (opts: { config?: string; volume?: string; json: boolean }, cmd: Command) => {
+    const config = await findClientConfig(opts.config);
+    const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
+    const transport = createTransport(settings.server, settings.caFile !== undefined ? { caFile: settings.caFile } : {});
+    const api = new ServerApi({ server: settings.server, transport, signal: interruptSignal(), headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
+    const rows = await listSnapshots(api, opts.volume === undefined ? undefined : parseName(opts.volume, 'volume'));
+    process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${renderSnapshots(rows)}\n`);
   });
 
 program
@@ -227,7 +262,7 @@ program
     const config = await findClientConfig(opts.config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
     const transport = createTransport(settings.server, settings.caFile !== undefined ? { caFile: settings.caFile } : {});
-    const api = new ServerApi({ server: settings.server, transport, headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
+    const api = new ServerApi({ server: settings.server, transport, signal: interruptSignal(), headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })) });
     process.stderr.write(`${await abortTransfer(api, id)}\n`);
   });
 
@@ -251,12 +286,10 @@ program
   .action(async (snapshot: string, destDir: string, opts: { config?: string; volume: string; parentDir?: string; client?: string; chunkSize?: number; json: boolean; verify: boolean }, cmd: Command) => {
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), await findClientConfig(opts.config));
     const headers = authHeaders(await readToken({ tokenFile: settings.tokenFile }));
-    const controller = new AbortController();
-    process.once('SIGINT', () => controller.abort());
     const report = opts.json ? jsonReporter() : textReporter();
     const result = await restore(
       {
-        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: controller.signal, verify: opts.verify,
+        server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: interruptSignal(), verify: opts.verify,
         ...(opts.parentDir !== undefined ? { parentDir: opts.parentDir } : {}),
         ...(opts.client !== undefined ? { client: opts.client } : {}),
         ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
@@ -290,11 +323,9 @@ program
   .action(async (snapshots: string[], opts: { config?: string; volume?: string; readData: boolean; client?: string; json: boolean; digestCache: string }, cmd: Command) => {
     const config = await findClientConfig(opts.config);
     const settings = clientSettings(givenOptions<ClientFlags>(cmd), config);
-    const controller = new AbortController();
-    process.once('SIGINT', () => controller.abort());
     await verify(
       {
-        server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: controller.signal, digestCache: opts.digestCache,
+        server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: interruptSignal(), digestCache: opts.digestCache,
         headers: authHeaders(await readToken({ tokenFile: settings.tokenFile })),
         ...(opts.client !== undefined ? { client: opts.client } : {}),
         ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
@@ -308,15 +339,26 @@ const clients = program.command('client').description("the server's clients and 
 
 clients
   .command('add')
-  .description('add a client (or, with --admin, a read-only admin) and print its token, once, on stdout')
+  .description('add a client (or, with --admin, a read-only admin) and print its token, once, on stdout (or into --token-file)')
   .argument('<name>', "the client's name: its volumes live under ROOT/volumes/NAME/")
-  .requiredOption('--tokens <file>', "the server's tokens file (created if missing, mode 0600)")
+  .requiredOption('--tokens <file>', "the server's tokens file (created if missing, mode 0600, with its folder)")
+  .option('--token-file <file>', 'write the token into this new file (mode 0600) instead of stdout')
   .option('--admin', "a token that reads every client's volumes and transfers and changes nothing", false)
-  .action(async (name: string, opts: { tokens: string; admin: boolean }) => {
-    const { entry, token } = await addClient(opts.tokens, name, opts.admin ? 'admin' : 'client');
-    process.stdout.write(`${token}\n`);
+  .action(async (name: string, opts: { tokens: string; tokenFile?: string; admin: boolean }) => {
+    // Where the token goes is checked before the client exists: a token nobody can keep safely is no use.
+    const out = opts.tokenFile === undefined ? (checkTokenStdout(), 1) : openTokenFile(opts.tokenFile);
+    let added: Awaited<ReturnType<typeof addClient>>;
+    try {
+      added = await addClient(opts.tokens, name, opts.admin ? 'admin' : 'client');
+    } catch (err) {
+      if (opts.tokenFile !== undefined) fs.rmSync(opts.tokenFile, { force: true });
+      throw err;
+    }
+    fs.writeSync(out, `${added.token}\n`);
+    if (opts.tokenFile !== undefined) fs.closeSync(out);
+    const where = opts.tokenFile === undefined ? 'above' : `in ${opts.tokenFile} (mode 0600)`;
     process.stderr.write(
-      `added ${entry.role} ${entry.name}; its token is above and is not stored anywhere: put it in a file (mode 0600) on the ` +
+      `added ${added.entry.role} ${added.entry.name}; its token is ${where} and is not stored anywhere else: put it in a file (mode 0600) on the ` +
         `client and pass --token-file FILE, or set ${TOKEN_ENV}. A running server accepts it at once.\n`,
     );
   });
@@ -343,11 +385,18 @@ clients
   });
 
 addRunCommands(program);
+applyConventions(program);
 
 try {
   await program.parseAsync(process.argv);
+  endIfInterrupted();
 } catch (err) {
-  process.stderr.write(`snapferry: ${describeError(err)}\n`);
-  process.exitCode = exitCodeFor(err);
+  const commanderExit = exitCodeOf(err);
+  // An interrupted command's error (an AbortError, a cancelled upload) says less than that it was interrupted.
+  if (!endIfInterrupted()) {
+    // Commander has said its own (help, version, its usage errors).
+    if (commanderExit === null) process.stderr.write(`snapferry: ${describeError(err)}\n`);
+    process.exitCode = commanderExit ?? exitCodeFor(err);
+  }
 }
 export { EXIT };

@@ -6,7 +6,8 @@ import type { z } from 'zod';
 import { SnapferryError } from '../core/errors.ts';
 import { ErrorBody, FrameList, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../core/protocol.ts';
 import { retryAfterDetails } from './retry-after.ts';
-import { DEFAULT_STALL_MS, certificateErrorFrom, createTransport, type Transport } from './transport.ts';
+import { answerWithoutErrorBody } from './http-answer.ts';
+import { DEFAULT_STALL_MS, tlsErrorFrom, createTransport, type Transport } from './transport.ts';
 
 export class ServerError extends SnapferryError {
   constructor(
@@ -115,7 +116,7 @@ export class ServerApi {
           cause: err,
         });
       }
-      const untrusted = certificateErrorFrom(err, this.base);
+      const untrusted = tlsErrorFrom(err, this.base);
       if (untrusted) throw untrusted;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.message ?? (err as Error).message;
@@ -140,11 +141,8 @@ export class ServerApi {
         throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: { ...e.details, ...after } });
       }
       // No snapferry error body: something else answered (a proxy, a web server, a wrong port or path).
-      throw new ServerError('http_error', `${method} ${url} answered ${res.status} ${res.statusText} without a snapferry error: is --server the address of a snapferry server (check host, port and any path prefix)?`, res.status, {
-        // 429 (RFC 6585): a proxy's rate limit (nginx's per-address cap) heals by waiting, like a 5xx.
-        retryable: res.status >= 500 || res.status === 429,
-        details: after,
-      });
+      const meaning = answerWithoutErrorBody(res.status, text, this.base.origin, `${method} ${url}`);
+      throw new ServerError(meaning.code, meaning.message, res.status, { retryable: meaning.retryable, details: after });
     }
     const parsed = schema.safeParse(answer);
     if (!parsed.success) {

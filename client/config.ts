@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
+import { parseServerUrl } from '../core/server-url.ts';
 import { absolutePathField, durationField, httpUrlField, parsedField, safeNameKey, sizeField } from '../core/config-fields.ts';
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
 import { parseCompressSetting, type CompressSetting } from './compression.ts';
@@ -101,6 +102,8 @@ const CONFIG_HINT = `(--config FILE, or ${DEFAULT_CLIENT_CONFIG})`;
 export function clientSettings(flags: ClientFlags, config: ClientConfig | null): ClientSettings {
   const server = flags.server ?? config?.server;
   if (server === undefined) throw new ValidationError(`give --server URL, or a config file with server: ${CONFIG_HINT}`);
+  // The config's value is parsed on load; a flag's here, with the same message.
+  if (flags.server !== undefined) parseServerUrl(flags.server);
   const pick = <K extends 'tokenFile' | 'caFile' | 'limitRate' | 'retries' | 'stallTimeout'>(key: K) => {
     const value = flags[key] ?? config?.[key];
     return value === undefined ? {} : { [key]: value };

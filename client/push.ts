@@ -12,6 +12,7 @@ import { ServerApi } from './api.ts';
 import { createTransport } from './transport.ts';
 import { findParentCandidates, resolveRequested } from './local-snapshots.ts';
 import { PushError, sendSnapshot } from './send-snapshot.ts';
+import { estimateRawTotal } from './progress-estimate.ts';
 import { sourceGroups } from '../core/sources.ts';
 import { mixedSourcesError } from './mixed-sources.ts';
 import { UploadRateLimit } from './rate-limit.ts';
@@ -21,8 +22,16 @@ import type { Reporter } from './report.ts';
 
 export { PushError };
 
+export interface PlannedSend {
+  snapshot: string;
+  parent: string | null;
+  rawBytes: number | null;
+}
+
 export interface PushOptions {
   server: string;
+  /** Plan and estimate only: ask the server what it holds, send nothing. */
+  dryRun?: boolean;
   volume: string;
   snapshots: readonly string[];
   chunkSize?: number;
@@ -50,12 +59,24 @@ export interface PushOptions {
 
 export interface PushResult {
   sent: { snapshot: string; parent: string | null; transfer: Transfer }[];
+  /** --dry-run: what would be sent, in order, with the raw stream's estimated size (null: no estimate). */
+  planned?: PlannedSend[];
   present: string[];
   skipped: string[];
 }
 
 /** Small enough that one PATCH in flight plus the next one read ahead stay well under 100 MB. */
 const DEFAULT_PATCH_BYTES = 16 * 1024 * 1024;
+
+/**
+ * What is already on the server, in one line: `run` pushes a whole folder every hour, and a line per snapshot the
+ * server has long held buried the one line that mattered.
+ */
+export function presentNote(names: readonly string[]): string | null {
+  if (names.length === 0) return null;
+  if (names.length === 1) return `${names[0]} is already on the server`;
+  return `${names.length} of these snapshots are already on the server (the newest of them: ${names[names.length - 1]})`;
+}
 
 export async function push(options: PushOptions, report: Reporter): Promise<PushResult> {
   const volume = parseName(options.volume, 'volume');
@@ -76,8 +97,20 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   const candidates = await findParentCandidates(requested[0]!.path, wanted);
   const plan = planPush({ requested, candidates, server: held.snapshots, removed: held.removed });
   for (const note of plan.notes) report.note(note);
-  for (const s of plan.present) report.note(`${s.name} is already on the server`);
+  const present = presentNote(plan.present.map((s) => s.name));
+  if (present !== null) report.note(present);
   const sendStream = plan.steps.length === 0 ? 'v1' : await pickSendStream(options.sendCompressed ?? 'auto', requested[0]!.path, api, report);
+  if (options.dryRun === true) {
+    // The estimate is `btrfs send --no-data` of each step (client/progress-estimate.ts): metadata only, no upload.
+    const planned: PlannedSend[] = [];
+    for (const step of plan.steps) {
+      options.signal?.throwIfAborted();
+      const rawBytes = await estimateRawTotal(step, sendStream, report, options.signal);
+      planned.push({ snapshot: step.snapshot.name, parent: step.parent?.name ?? null, rawBytes });
+    }
+    await transport.close();
+    return { sent: [], planned, present: plan.present.map((s) => s.name), skipped: plan.skipped.map((s) => s.name) };
+  }
 
   const ctx = {
     api, volume, report, headers,

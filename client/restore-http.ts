@@ -10,7 +10,7 @@ import { retryAfterDetails } from './retry-after.ts';
 import { ErrorBody, RESTORE_HEADERS, SnapshotList, routes, type Snapshot } from '../core/protocol.ts';
 import { ByteQueue, FrameError, FrameParser, type FrameParserState } from '../core/wire/index.ts';
 import { ServerError, type ServerApi } from './api.ts';
-import { certificateErrorFrom } from './transport.ts';
+import { tlsErrorFrom } from './transport.ts';
 import type { RestoreSpool } from './restore-spool.ts';
 
 export interface RestoreHttp {
@@ -180,7 +180,7 @@ function readFailure(err: unknown, phase: 'connect' | 'read', url: string, stall
   if (user?.aborted) return err;
   const origin = new URL(url).origin;
   if (stalled?.aborted) return new ServerError('download_stalled', `the download from ${origin} stalled: no byte for a while`, null, { retryable: true, cause: err });
-  const untrusted = certificateErrorFrom(err, url);
+  const untrusted = tlsErrorFrom(err, url);
   if (untrusted) return untrusted;
   const why = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
   return phase === 'connect'

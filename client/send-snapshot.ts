@@ -14,6 +14,7 @@ import { openFramedSend, StreamMismatch, type FramedSend, type ResumeFrom } from
 import { uploadFramed } from './tus-upload.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
 import type { Compression } from './compression.ts';
+import { RetryNotes } from './retry-notes.ts';
 import { Backoff, type BackoffOptions } from './retry.ts';
 import { chooseWait } from './retry-after.ts';
 import { formatBytes, type Reporter } from './report.ts';
@@ -46,10 +47,11 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
   let lastOffset = -1;
   ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
   const progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+  const notes = new RetryNotes((text) => ctx.report.note(text));
   for (;;) {
     ctx.signal?.throwIfAborted();
     try {
-      return await attempt(ctx, step, progress);
+      return await attempt(ctx, step, progress, notes);
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
@@ -71,7 +73,7 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
         });
       }
       const wait = chooseWait(delay, err);
-      ctx.report.note(`${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
+      notes.retry(err, `${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
       await backoff.wait(wait.ms, ctx.signal);
     }
   }
@@ -99,7 +101,7 @@ function expiredNote(snapshot: string, newest: Transfer | undefined): string | n
   return `${snapshot}: the server expired the unfinished upload${after}${lost}; starting over`;
 }
 
-async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress): Promise<Transfer> {
+async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress, notes: RetryNotes): Promise<Transfer> {
   const mine = await transfersOf(ctx, step);
   const existing = mine.find((t) => !['failed', 'aborted'].includes(t.state));
   if (existing?.state === 'received') return reportReceived(ctx, existing);
@@ -153,7 +155,7 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
         return (await ctx.api.transfer(id, { stallMs: timeoutMs })).wireArrived;
       },
       onProgress: (wire) => progress.uploaded(wire),
-      onRetry: (err) => ctx.report.note(`${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
+      onRetry: (err) => notes.retry(err, `${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });
     await framed.done;
   } catch (err) {

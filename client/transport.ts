@@ -176,15 +176,33 @@ const INVALID = new Set([
 ]);
 
 /**
- * The CertificateError for a failed request whose cause chain holds a TLS verification failure, or null when the
- * failure was something else (a refused or cut connection stays retryable).
+ * TLS to a port that speaks plain HTTP: OpenSSL reads "HTTP/1.1 400" as a TLS record of a version it does not know.
+ * Node names it ERR_SSL_WRONG_VERSION_NUMBER (fetch) or EPROTO with OpenSSL's text (node:https).
  */
-export function certificateErrorFrom(err: unknown, server?: string | URL): CertificateError | null {
+function isPlainHttpPeer(code: string, message: string): boolean {
+  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || (code === 'EPROTO' && /wrong version number/i.test(message));
+}
+
+/**
+ * The error for a failed request whose cause chain holds a TLS failure that no retry can fix (a refused certificate,
+ * https:// to a plain-HTTP port), or null when the failure was something else (a refused or cut connection stays
+ * retryable).
+ */
+export function tlsErrorFrom(err: unknown, server?: string | URL): CertificateError | null {
   const where = server === undefined ? '' : ` (${new URL(server).host})`;
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code !== 'string') continue;
     const details = { tlsCode: code, reason: e.message, ...(server === undefined ? {} : { server: new URL(server).origin }) };
+    if (isPlainHttpPeer(code, e.message)) {
+      const host = server === undefined ? 'HOST:PORT' : new URL(server).host;
+      return new CertificateError(
+        'server_speaks_plain_http',
+        `the server${where} speaks plain HTTP on that port, not HTTPS: use http://${host} (only on loopback or a trusted LAN), ` +
+          'or put nginx in front of it for TLS (see nginx/snapferry.conf), or start serve with --tls-cert and --tls-key',
+        { retryable: false, cause: err, details },
+      );
+    }
     if (UNTRUSTED.has(code)) {
       return new CertificateError(
         'certificate_untrusted',

@@ -9,7 +9,8 @@ import { ERROR_CODE_HEADER, ErrorBody, UPLOADS_PATH } from '../core/protocol.ts'
 import type { FramedUploadSource } from './upload-source.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
 import { patchBody } from './patch-body.ts';
-import { DEFAULT_STALL_MS, certificateErrorFrom, type Transport } from './transport.ts';
+import { answerWithoutErrorBody } from './http-answer.ts';
+import { DEFAULT_STALL_MS, tlsErrorFrom, type Transport } from './transport.ts';
 import type { LinkMeter } from './link-meter.ts';
 import { StallWatch } from './stall-watch.ts';
 import { retryAfterDetails, retryAfterOf } from './retry-after.ts';
@@ -51,11 +52,11 @@ export class UploadError extends SnapferryError {}
 
 /** What a refused HEAD (no body, only its code) means to the person watching the push. */
 const HEAD_REFUSALS: Record<string, string> = {
-  transfer_locked: 'another push holds this upload (one still running, or one stopped less than 15 s ago); trying again shortly',
+  transfer_locked: 'another push holds this upload (one still running, or one stopped less than 15 s ago); waiting for it to let go',
 };
 
-/** Turns a tus-js-client error into ours, keeping the server's JSON error when it sent one. */
-export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
+/** Turns a tus-js-client error into ours, keeping the server's JSON error when it sent one. `server`: --server. */
+export function uploadErrorFrom(err: Error | DetailedError, server?: string): SnapferryError {
   if (err instanceof SnapferryError) return err;
   const detailed = err as DetailedError;
   const res = detailed.originalResponse;
@@ -86,18 +87,33 @@ export function uploadErrorFrom(err: Error | DetailedError): SnapferryError {
       // tus: the upload is gone (aborted, expired, or the server lost it). A new upload can start over.
       return new UploadError('upload_gone', `the server no longer has this upload (${status}); starting over`, { retryable: true, details: { status } });
     }
-    return new UploadError('upload_http_error', `the server answered ${status}: ${res.getBody().slice(0, 200)}`, {
-      retryable,
-      details: { status, ...after },
-    });
+    const meaning = answerWithoutErrorBody(status, res.getBody(), server === undefined ? 'the server' : new URL(server).origin, `the upload's ${status} answer`);
+    return new UploadError(meaning.code, meaning.message, { retryable: meaning.retryable || status === 423, details: { status, ...after } });
   }
   // No response at all: the connection failed or was cut.
   const cause = (detailed.causingError ?? err) as Error;
   const source = (detailed.causingError ?? err) as unknown;
   if (source instanceof SnapferryError) return source;
-  const untrusted = certificateErrorFrom(source);
-  if (untrusted) return untrusted;
+  const tls = tlsErrorFrom(source, server);
+  if (tls) return tls;
   return new UploadError('upload_interrupted', `the upload was interrupted: ${cause.message}`, { retryable: true, cause: err });
+}
+
+/**
+ * The upload URL the server handed out (tus creation's Location) when it is plain http:// although --server is
+ * https://: the server builds Location from what it sees, and behind a TLS-terminating proxy that it was not told of
+ * it sees plain HTTP. Following it would fail in Node's https agent (`Protocol "http:" not supported`), or without
+ * one send the token in the clear; no retry changes what the server hands out.
+ */
+export function schemeDowngrade(server: string, uploadUrl: string): UploadError | null {
+  if (new URL(server).protocol !== 'https:' || new URL(uploadUrl, server).protocol === 'https:') return null;
+  return new UploadError(
+    'upload_url_not_https',
+    `the server handed out an upload URL on plain http:// (${new URL(uploadUrl, server).origin}) although --server is https://: it runs behind a ` +
+      'reverse proxy (nginx) that terminates TLS and it does not know it; start `snapferry serve` with --behind-proxy (it then trusts ' +
+      "X-Forwarded-Proto from the proxy), or set publicUrl in the server's config",
+    { retryable: false, details: { server: new URL(server).origin, uploadUrl } },
+  );
 }
 
 export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }> {
@@ -160,7 +176,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       },
       onShouldRetry: (err, retryAttempt) => {
         if (sourceFailure !== null) return false;
-        const mapped = uploadErrorFrom(err);
+        const mapped = uploadErrorFrom(err, options.server);
         // A refusal that says when to come back (Retry-After) is the push loop's to wait out: tus-js-client would
         // come back after its own short delays (0, 1, 3 s) whatever the server asked.
         if (!mapped.retryable || retryAfterOf(mapped) !== null) return false;
@@ -168,6 +184,13 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         return true;
       },
       onUploadUrlAvailable: () => {
+        const downgraded = upload.url ? schemeDowngrade(options.server, upload.url) : null;
+        if (downgraded) {
+          sourceFailure = downgraded;
+          void upload.abort(false);
+          settle(reject)(downgraded);
+          return;
+        }
         if (upload.url) {
           createdUrl = upload.url;
           options.onUrl?.(upload.url);
@@ -189,7 +212,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         lastActivity = Date.now();
       },
       onSuccess: settle(() => resolve({ url: upload.url ?? '' })),
-      onError: settle((err: Error) => reject(sourceFailure instanceof Error ? sourceFailure : uploadErrorFrom(err))),
+      onError: settle((err: Error) => reject(sourceFailure instanceof Error ? sourceFailure : uploadErrorFrom(err, options.server))),
     });
     options.signal?.addEventListener('abort', onAbort, { once: true });
     options.linkMeter?.restart();

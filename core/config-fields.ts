@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { isSafeName } from './names.ts';
+import { parseServerUrl } from './server-url.ts';
 import { DURATION_EXAMPLE, parseDuration, parseSize, SIZE_EXAMPLE } from './units.ts';
 
 /** A field whose value `parse` turns into T, or refuses (by returning undefined or throwing) with `expected`. */
@@ -58,11 +59,7 @@ export function absolutePathField() {
 
 /** An http:// or https:// URL with a host (the server a client pushes to). */
 export function httpUrlField() {
-  return parsedField('an http:// or https:// URL, e.g. https://backup.example.net', (v) => {
-    if (typeof v !== 'string') return undefined;
-    const url = new URL(v);
-    return (url.protocol === 'https:' || url.protocol === 'http:') && url.hostname !== '' ? v : undefined;
-  });
+  return parsedField('an http:// or https:// URL, e.g. https://backup.example.net', (v) => (typeof v === 'string' ? parseServerUrl(v) : undefined));
 }
 
 /** A key that names a volume or a client: one path component of the alphabet of core/names.ts. */

@@ -68,6 +68,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     if (service.isUploading(id)) service.leases.acquire(id, session(c));
     service.leases.enter(id);
     try {
+      if (c.req.method === 'PATCH') service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
       const res = await tus.handleWeb(c.req.raw);
       if (c.req.method === 'PATCH') await noteCut(c, id);
       return await withErrorHeaders(res);

@@ -22,11 +22,27 @@ export const METRICS_PATH = '/metrics';
 
 let processRegistry: Registry | null = null;
 
-/** process_* and nodejs_* are the process's, not a server's: one registry for all servers in a process. */
+/**
+ * process_* and nodejs_* are the process's, not a server's: one registry for all servers in a process. Started by
+ * `serve` at start-up (startProcessMetrics), not at the first scrape: prom-client samples some of them (event loop
+ * lag, GC) only while its collectors exist.
+ */
+export function startProcessMetrics(): void {
+  processMetrics();
+}
+
 function processMetrics(): Registry {
   if (processRegistry === null) {
     processRegistry = new Registry();
+    // prom-client counts CPU from the moment its collector is made; the process used CPU before (loading, start-up).
+    // What it used until just before is added once, so the counters count from the process's start, as
+    // Prometheus's own process collectors (from /proc) do.
+    const before = process.cpuUsage();
     collectDefaultMetrics({ register: processRegistry });
+    const add = (name: string, micros: number) => (processRegistry?.getSingleMetric(name) as Counter | undefined)?.inc(micros / 1e6);
+    add('process_cpu_user_seconds_total', before.user);
+    add('process_cpu_system_seconds_total', before.system);
+    add('process_cpu_seconds_total', before.user + before.system);
   }
   return processRegistry;
 }

@@ -167,6 +167,10 @@ export class ReplicationService {
   }
 
   /** Lets held receives run (see ServeOptions.holdReceives). */
+  /** Uploads cut since their last PATCH began (noteInterruption), and uploads that got a PATCH from this process. */
+  private readonly resumable = new Set<string>();
+  private readonly patched = new Set<string>();
+
   resumeReceives(): void {
     this.receives.resume();
   }
@@ -651,7 +655,7 @@ export class ReplicationService {
     return this.transfer(client, id);
   }
 
-  /** A PATCH ended before its body did: the link was cut. Kept so status can say when and where. */
+  /** A PATCH ended before its body did: the link was cut. Kept so status can say when and where, and logged. */
   async noteInterruption(id: string, offset: number): Promise<void> {
     const t = this.catalog.transfer(id);
     if (!t || t.state !== 'uploading') return;
@@ -660,6 +664,21 @@ export class ReplicationService {
       interruptions: t.interruptions + 1,
       lastInterruption: `${new Date().toISOString()}: cut at byte ${offset} (after ${p.framesVerified} verified frames)`,
     });
+    this.resumable.add(id);
+    this.log.info({ transfer: id, volume: t.volume, snapshot: t.snapshot, wireOffset: offset, framesVerified: p.framesVerified }, 'upload cut; its verified frames are kept');
+  }
+
+  /**
+   * A PATCH begins: when it goes on with an upload that was cut, or one this process has not seen before (it was
+   * begun before a restart), the client resumed it: one info line, as for the cut.
+   */
+  noteUploadRequest(id: string, offset: number): void {
+    const resumed = this.resumable.delete(id) || (!this.patched.has(id) && offset > 0);
+    // A few ids per upload this process served; bounded by the transfers it saw.
+    this.patched.add(id);
+    if (!resumed) return;
+    const t = this.catalog.transfer(id);
+    this.log.info({ transfer: id, volume: t?.volume, snapshot: t?.snapshot, wireOffset: offset }, 'upload resumed');
   }
 
   /**

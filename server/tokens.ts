@@ -84,6 +84,8 @@ export function parseTokens(text: string, file: string): TokenEntry[] {
 /** Adds a client (or an admin) and returns its token: the only time the plain token exists. */
 export async function addClient(file: string, name: string, role: Role = 'client'): Promise<{ entry: TokenEntry; token: string }> {
   const safe = parseName(name, 'client name');
+  // The first client of a new server: its folder (e.g. /etc/snapferry) may not exist yet, and the lock lives in it.
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   return withLock(file, async () => {
     const entries = await readTokens(file).catch((err: unknown) => {
       if (err instanceof TokensError && err.code === 'tokens_file_missing') return [];

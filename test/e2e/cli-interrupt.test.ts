@@ -1,0 +1,55 @@
+// Ctrl-C through the command as a user runs it: every client command stops, says that running it again resumes, and
+// exits 130, whatever was in flight (here a request to a server that accepted the connection and never answers).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import path from 'node:path';
+import { execa } from 'execa';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import { EXIT } from '../../client/exit-codes.ts';
+import { createPair } from './harness.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
+
+/** A server that takes connections and never answers; resolves `connected` at each new one. */
+async function silentServer(t: { after(fn: () => Promise<void>): void }) {
+  const sockets = new Set<net.Socket>();
+  let onConnect: () => void = () => undefined;
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    onConnect();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    nextConnection: () => new Promise<void>((r) => (onConnect = r)),
+  };
+}
+
+test('Ctrl-C exits 130 with "run the same command again to resume", for every client command', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const s1 = await pair.snapshot('s1');
+  const silent = await silentServer(t);
+  const commands = [
+    ['push', '--volume', 'home', s1],
+    ['restore', '--volume', 'home', 's1', pair.client.mountPoint],
+    ['verify', '--volume', 'home', s1],
+    ['status'],
+    ['abort', 'abcdef'],
+  ];
+  for (const args of commands) {
+    const connected = silent.nextConnection();
+    const child = execa('node', [BIN, ...args, '--server', silent.url], { reject: false, timeout: 60_000 });
+    await connected;
+    child.kill('SIGINT');
+    const r = await child;
+    assert.equal(r.exitCode, EXIT.interrupted, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /interrupted: run the same command again to resume/, args[0]);
+    assert.doesNotMatch(r.stderr, /This operation was aborted/, args[0]);
+  }
+});

@@ -1,0 +1,69 @@
+// The mistakes people make when pointing the client at a server, through the command as a user runs it: each is
+// said once, with what to do, and an exit code that tells a timer whether running again can help.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { execa } from 'execa';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import { createTestCertificates } from '../fixtures/tls.ts';
+import { startNginx } from '../fixtures/nginx.ts';
+import { EXIT } from '../../client/exit-codes.ts';
+import { createPair } from './harness.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
+// No proxy from the environment: these talk to loopback.
+const snapferry = (args: string[]) => execa('node', [BIN, ...args], { reject: false, timeout: 120_000, env: { HTTPS_PROXY: '', https_proxy: '' } });
+const count = (text: string, what: string) => text.split(what).length - 1;
+
+test('a server URL without its scheme, or with another scheme, is a usage error (2) that shows the URL to give', async () => {
+  const bare = await snapferry(['status', '--server', '127.0.0.1:28480']);
+  assert.equal(bare.exitCode, EXIT.usage, bare.stderr);
+  assert.match(bare.stderr, /give the URL with its scheme, e\.g\. https:\/\/127\.0\.0\.1:28480/);
+  assert.doesNotMatch(bare.stderr, /Invalid URL/);
+  // WHATWG URL reads `backup:8080` as the scheme "backup:": the same mistake, the same message.
+  const named = await snapferry(['status', '--server', 'backup:8080']);
+  assert.equal(named.exitCode, EXIT.usage, named.stderr);
+  assert.match(named.stderr, /e\.g\. https:\/\/backup:8080/);
+  const ftp = await snapferry(['status', '--server', 'ftp://backup.example.net']);
+  assert.equal(ftp.exitCode, EXIT.usage, ftp.stderr);
+  assert.match(ftp.stderr, /scheme ftp: give an https:\/\//);
+});
+
+test('https:// to the plain-HTTP port of a server is not retryable (1) and says to use http:// or put nginx in front', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  const wrong = server.url.replace(/^http:/, 'https:');
+  const r = await snapferry(['status', '--server', wrong]);
+  assert.equal(r.exitCode, EXIT.failed, r.stderr);
+  assert.match(r.stderr, /speaks plain HTTP on that port, not HTTPS: use http:\/\/127\.0\.0\.1:\d+ .*put nginx in front/);
+  assert.doesNotMatch(r.stderr, /SSL routines|wrong version number/);
+
+  const s1 = await pair.snapshot('s1');
+  const push = await snapferry(['push', '--server', wrong, '--volume', 'home', s1]);
+  assert.equal(push.exitCode, EXIT.failed, push.stderr);
+  assert.equal(count(push.stderr, 'speaks plain HTTP'), 1, push.stderr);
+});
+
+test('behind nginx: a server without --behind-proxy is named with the fix, once; a server that is down is a retryable 502 without its page', rootOnly, async (t) => {
+  const certs = await createTestCertificates(t);
+  const pair = await createPair(t, { fillMB: 1 });
+  // The mistake: served behind a TLS-terminating proxy without --behind-proxy, so its upload URLs say http://.
+  const server = await pair.startServer({ behindProxy: false });
+  const nginx = await startNginx(t, { upstream: { host: '127.0.0.1', port: Number(new URL(server.url).port) }, cert: certs.serverCert, key: certs.serverKey });
+  const s1 = await pair.snapshot('s1');
+
+  const r = await snapferry(['push', '--server', nginx.url, '--ca-file', certs.caCert, '--volume', 'home', s1]);
+  assert.equal(r.exitCode, EXIT.failed, r.stderr);
+  assert.equal(count(r.stderr, '--behind-proxy'), 1, r.stderr);
+  assert.match(r.stderr, /upload URL on plain http:\/\/.*start `snapferry serve` with --behind-proxy .* or set publicUrl/);
+  assert.doesNotMatch(r.stderr, /Protocol "http:" not supported/);
+
+  await server.close();
+  for (const args of [['status'], ['push', '--volume', 'home', '--retries', '0', s1]]) {
+    const down = await snapferry([...args, '--server', nginx.url, '--ca-file', certs.caCert]);
+    assert.equal(down.exitCode, EXIT.temporary, `${args[0]}: ${down.stderr}`);
+    assert.match(down.stderr, /answered 502: the snapferry server behind it is down/);
+    assert.doesNotMatch(down.stderr, /<html|<center|nginx\//i);
+    assert.doesNotMatch(down.stderr, /is --server the address/);
+  }
+});

@@ -1,0 +1,58 @@
+// `snapferry snapshots` lists what the server holds, and `snapferry abort ID` ends an upload, through the command as
+// a user runs it (no curl).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { execa } from 'execa';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import { EXIT } from '../../client/exit-codes.ts';
+import { ServerApi } from '../../client/api.ts';
+import { createPair, until } from './harness.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
+const snapferry = (args: string[]) => execa('node', [BIN, ...args], { reject: false, timeout: 120_000 });
+
+test('snapferry snapshots lists each volume\'s snapshots on the server with taken time and size; --volume and --json', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const s2 = await pair.snapshot('s2');
+  const s3 = await pair.snapshot('s3');
+  for (const [volume, snaps] of [['home', [s1, s2]], ['etc', [s3]]] as const) {
+    const r = await snapferry(['push', '--server', server.url, '--volume', volume, ...snaps]);
+    assert.equal(r.exitCode, EXIT.ok, r.stderr);
+  }
+  const text = await snapferry(['snapshots', '--server', server.url]);
+  assert.equal(text.exitCode, 0, text.stderr);
+  const lines = text.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^VOLUME\s+SNAPSHOT\s+TAKEN\s+RECEIVED\s+SIZE$/);
+  assert.equal(lines.length, 4, text.stdout);
+  assert.match(text.stdout, /^home\s+s1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+\d+(\.\d)? MiB$/m);
+  assert.match(text.stdout, /^home\s+s2\s/m);
+  assert.match(text.stdout, /^etc\s+s3\s/m);
+
+  const json = await snapferry(['snapshots', '--server', server.url, '--volume', 'home', '--json']);
+  assert.equal(json.exitCode, 0, json.stderr);
+  const rows = JSON.parse(json.stdout) as { volume: string; name: string; takenAt: string | null; rawBytes: number }[];
+  assert.deepEqual(rows.map((r) => `${r.volume}/${r.name}`), ['home/s1', 'home/s2']);
+  assert.ok(rows.every((r) => r.takenAt !== null) && rows[0]!.rawBytes > 1_000_000, json.stdout);
+
+  const bad = await snapferry(['snapshots', '--server', server.url, '--volume', '../etc']);
+  assert.equal(bad.exitCode, EXIT.usage, bad.stderr);
+});
+
+test('snapferry abort ID ends an upload in progress by the first digits of its id', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 6 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const push = execa('node', [BIN, 'push', '--server', server.url, '--volume', 'home', '--compress', 'none', '--limit-rate', '1M', '--retries', '0', s1], { reject: false, timeout: 120_000 });
+  t.after(() => void push.kill('SIGKILL'));
+  const api = new ServerApi({ server: server.url });
+  const uploading = await until('an upload runs', async () => (await api.transfers()).transfers.find((x) => x.state === 'uploading'));
+  const r = await snapferry(['abort', uploading.id.slice(0, 8), '--server', server.url]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`aborted transfer ${uploading.id} \\(home/s1\\), which was uploading`));
+  assert.equal((await api.transfer(uploading.id)).state, 'aborted');
+  const pushed = await push;
+  assert.notEqual(pushed.exitCode, EXIT.ok, 'the push learns that its upload was aborted');
+});
