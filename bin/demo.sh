@@ -44,7 +44,7 @@ seq 1 400000 > "$work/client/home/notes.txt"
 btrfs -q subvolume snapshot -r "$work/client/home" "$work/client/snaps/home.1"
 
 say "server: a client token, then snapferry serve --root $work/server/root --tokens $work/tokens.json"
-snapferry client add laptop --tokens "$work/tokens.json" > "$work/laptop.token"
+snapferry client add laptop --tokens "$work/tokens.json" --token-file "$work/laptop.token"
 echo "token for client 'laptop' written to $work/laptop.token (shown once, kept in a file, never on a command line)"
 node bin/snapferry.js serve --root "$work/server/root" --listen 127.0.0.1:0 --tokens "$work/tokens.json" 2> "$work/server.log" &
 server_pid=$!
@@ -81,7 +81,10 @@ snapferry push --server "$url" --token-file "$work/laptop.token" --volume home "
 say "what the server holds"
 snapferry status --server "$url" --token-file "$work/laptop.token"
 
-say "check: the received snapshots equal the sent ones"
+say "verify: the server's copy equals the snapshot, proved by tree digests (only digests cross the line)"
+snapferry verify --server "$url" --token-file "$work/laptop.token" --volume home --digest-cache "$work/digests" "$work/client/snaps/home.2"
+
+say "check by hand: the received snapshots equal the sent ones"
 for s in home.1 home.2; do
   received="$work/server/root/volumes/laptop/home/$s"
   diff -r "$work/client/snaps/$s" "$received" >/dev/null && echo "$s: identical, $(btrfs property get -ts "$received" ro)"
