@@ -59,7 +59,19 @@ export function absolutePathField() {
 
 /** An http:// or https:// URL with a host (the server a client pushes to). */
 export function httpUrlField() {
-  return parsedField('an http:// or https:// URL, e.g. https://backup.example.net', (v) => (typeof v === 'string' ? parseServerUrl(v) : undefined));
+  // parseServerUrl's own message says the fix (the scheme to add, the one to drop): a config gets the one --server gets.
+  return z.unknown().transform((value, ctx): string => {
+    if (typeof value !== 'string') {
+      ctx.addIssue({ code: 'custom', message: 'expected an http:// or https:// URL, e.g. https://backup.example.net' });
+      return z.NEVER;
+    }
+    try {
+      return parseServerUrl(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
 }
 
 /** A key that names a volume or a client: one path component of the alphabet of core/names.ts. */

@@ -136,3 +136,9 @@ test('verify: off, newest or { sample: N }, at the top and per volume; anything 
   assert.throws(() => config(`${base}verify: { sample: -1 }\n`), /verify\.sample: expected a number >= 0, found -1/);
   assert.throws(() => config(`${base}verify: { every: 2 }\n`), /verify/);
 });
+
+test("a config's server without its scheme gets the same fix as --server: give the URL with its scheme", () => {
+  assert.throws(() => config('server: 127.0.0.1:28480\n'), /client\.yaml:1: server: the server "127\.0\.0\.1:28480" has no scheme: give the URL with its scheme, e\.g\. https:\/\/127\.0\.0\.1:28480/);
+  assert.throws(() => config('server: ftp://backup.example.net\n'), /server: the server "ftp:\/\/backup\.example\.net" has the scheme ftp/);
+  assert.throws(() => config('server: 8080\n'), /server: expected an http:\/\/ or https:\/\/ URL/);
+});
