@@ -1,0 +1,109 @@
+/**
+ * Worker threads that answer requests by id, shared by the frame compressor (core/wire/compression-pool.ts) and the
+ * tree digest's hasher (core/tree-digest/hash-pool.ts). A job goes to an idle worker, or a new one while the pool is
+ * below its size, else the least busy; answers come back in any order. Workers are unref'd while idle, so an open
+ * pool never keeps a finished process alive. One worker's error or unasked exit fails every job in flight and every
+ * later one: the pool's owner sees the cause instead of a job that never settles.
+ */
+import { Worker, type Transferable } from 'node:worker_threads';
+
+interface Slot {
+  worker: Worker;
+  busy: number;
+}
+
+interface Pending<T, C> {
+  resolve: (value: T) => void;
+  reject: (err: Error) => void;
+  slot: Slot;
+  context: C;
+}
+
+export interface WorkerPoolOptions<Res, T, C> {
+  /** The worker's module: plain JavaScript, started without the main thread's loaders. */
+  url: URL;
+  size: number;
+  /** What a worker is called when it exits unasked ("a hashing worker exited with code 1"). */
+  name: string;
+  /** Turns a worker's answer into the job's result, or throws the job's error. */
+  settle: (res: Res, context: C) => T;
+}
+
+export class WorkerPool<Req extends { id: number }, Res extends { id: number }, T, C = undefined> {
+  readonly size: number;
+  readonly #options: WorkerPoolOptions<Res, T, C>;
+  readonly #slots: Slot[] = [];
+  readonly #pending = new Map<number, Pending<T, C>>();
+  #nextId = 0;
+  #failure: Error | null = null;
+
+  constructor(options: WorkerPoolOptions<Res, T, C>) {
+    if (!Number.isInteger(options.size) || options.size < 1) throw new RangeError(`pool size must be >= 1, got ${options.size}`);
+    this.size = options.size;
+    this.#options = options;
+  }
+
+  /** Sends `request` (its id added here) to a worker; `transfer` moves memory to it instead of copying. */
+  run(request: Omit<Req, 'id'>, context: C, transfer: readonly Transferable[] = []): Promise<T> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const slot = this.#leastBusy();
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, slot, context });
+      if (slot.busy++ === 0) slot.worker.ref();
+      slot.worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+
+  /** Stops the workers; jobs still running, and later ones, reject with `reason`. */
+  async close(reason: Error): Promise<void> {
+    this.#fail(reason);
+    await Promise.all(this.#slots.splice(0).map((s) => s.worker.terminate()));
+  }
+
+  #leastBusy(): Slot {
+    if (this.#slots.length < this.size) {
+      const idle = this.#slots.find((s) => s.busy === 0);
+      if (idle) return idle;
+      return this.#spawn();
+    }
+    return this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+  }
+
+  #spawn(): Slot {
+    // Plain JavaScript, without the main thread's loaders: a worker that loads tsx costs a second and 30 MB.
+    const worker = new Worker(this.#options.url, { execArgv: [] });
+    const slot: Slot = { worker, busy: 0 };
+    worker.unref();
+    worker.on('message', (res: Res) => this.#settle(res));
+    worker.on('error', (err) => this.#fail(err));
+    worker.on('exit', (code) => {
+      if (this.#slots.includes(slot)) this.#fail(new Error(`${this.#options.name} exited with code ${code}`));
+    });
+    this.#slots.push(slot);
+    return slot;
+  }
+
+  #settle(res: Res): void {
+    const job = this.#pending.get(res.id);
+    if (!job) return;
+    this.#pending.delete(res.id);
+    if (--job.slot.busy === 0) job.slot.worker.unref();
+    let value: T;
+    try {
+      value = this.#options.settle(res, job.context);
+    } catch (err) {
+      job.reject(err as Error);
+      return;
+    }
+    job.resolve(value);
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err;
+    for (const [id, job] of this.#pending) {
+      this.#pending.delete(id);
+      job.reject(err);
+    }
+  }
+}
