@@ -2,15 +2,12 @@
 // sent: the server has no new transfer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/api.ts';
 import { createPair } from './harness.ts';
+import { snapferry } from './processes.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
-const snapferry = (args: string[]) => execa('node', [BIN, ...args], { reject: false, timeout: 120_000 });
 
 test('push --dry-run prints which snapshots would go, from which parent, with the estimate, and sends nothing', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 4 });

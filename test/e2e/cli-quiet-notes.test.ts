@@ -1,14 +1,11 @@
 // A push of a folder the server mostly holds (what `run` does every hour) says so in one line, not one per snapshot.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { createPair } from './harness.ts';
+import { snapferry } from './processes.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
-const snapferry = (args: string[]) => execa('node', [BIN, ...args], { reject: false, timeout: 120_000 });
 
 test('snapshots already on the server are noted once per push, not once each', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });

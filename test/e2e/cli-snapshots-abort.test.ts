@@ -2,15 +2,13 @@
 // a user runs it (no curl).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/api.ts';
 import { createPair, until } from './harness.ts';
+import { SNAPFERRY_BIN, snapferry } from './processes.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
-const snapferry = (args: string[]) => execa('node', [BIN, ...args], { reject: false, timeout: 120_000 });
 
 test('snapferry snapshots lists each volume\'s snapshots on the server with taken time and size; --volume and --json', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 2 });
@@ -45,7 +43,7 @@ test('snapferry abort ID ends an upload in progress by the first digits of its i
   const pair = await createPair(t, { fillMB: 6 });
   const server = await pair.startServer();
   const s1 = await pair.snapshot('s1');
-  const push = execa('node', [BIN, 'push', '--server', server.url, '--volume', 'home', '--compress', 'none', '--limit-rate', '1M', '--retries', '0', s1], { reject: false, timeout: 120_000 });
+  const push = execa('node', [SNAPFERRY_BIN, 'push', '--server', server.url, '--volume', 'home', '--compress', 'none', '--limit-rate', '1M', '--retries', '0', s1], { reject: false, timeout: 120_000 });
   t.after(() => void push.kill('SIGKILL'));
   const api = new ServerApi({ server: server.url });
   const uploading = await until('an upload runs', async () => (await api.transfers()).transfers.find((x) => x.state === 'uploading'));

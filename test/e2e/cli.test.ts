@@ -3,13 +3,11 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { assertReceived, createPair } from './harness.ts';
+import { snapferry } from './processes.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
-const snapferry = (args: string[]) => execa('node', [BIN, ...args], { reject: false, timeout: 120_000 });
 
 test('snapferry push and status from the command line, with exit codes a timer can act on', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 2 });

@@ -15,6 +15,11 @@ import { execa } from 'execa';
 
 export const SNAPFERRY_BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 
+/** One command run to its end as a user runs it, whatever its exit code (the tests judge that). */
+export function snapferry(args: string[]) {
+  return execa('node', [SNAPFERRY_BIN, ...args], { reject: false, timeout: 120_000 });
+}
+
 interface AfterHook {
   after(fn: () => Promise<void> | void): void;
 }
