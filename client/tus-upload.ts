@@ -116,6 +116,22 @@ export function schemeDowngrade(server: string, uploadUrl: string): UploadError 
   );
 }
 
+/**
+ * Ends (tus termination, DELETE) an upload the client refuses to follow, at the same path on --server's origin. Best
+ * effort and bounded: if it fails, the upload still expires on the server.
+ */
+async function endRefusedUpload(options: TusUploadOptions, uploadUrl: string): Promise<void> {
+  const onOrigin = new URL(new URL(uploadUrl, options.server).pathname, options.server).toString();
+  const ended = Upload.terminate(onOrigin, {
+    retryDelays: [],
+    ...(options.headers ? { headers: options.headers } : {}),
+    ...(options.transport ? { httpStack: options.transport.httpStack } : {}),
+  }).catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000).unref()));
+  await Promise.race([ended, bound]).finally(() => clearTimeout(timer));
+}
+
 export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }> {
   return new Promise((resolve, reject) => {
     let sourceFailure: unknown = null;
@@ -188,7 +204,9 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         if (downgraded) {
           sourceFailure = downgraded;
           void upload.abort(false);
-          settle(reject)(downgraded);
+          // The server has just created the upload and would hold it (and the volume) until it expires. It is
+          // ended where the client may talk to it, on --server's own https:// origin, never on the http:// URL.
+          void endRefusedUpload(options, upload.url!).finally(() => settle(reject)(downgraded));
           return;
         }
         if (upload.url) {

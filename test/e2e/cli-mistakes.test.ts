@@ -57,6 +57,9 @@ test('behind nginx: a server without --behind-proxy is named with the fix, once;
   assert.equal(count(r.stderr, '--behind-proxy'), 1, r.stderr);
   assert.match(r.stderr, /upload URL on plain http:\/\/.*start `snapferry serve` with --behind-proxy .* or set publicUrl/);
   assert.doesNotMatch(r.stderr, /Protocol "http:" not supported/);
+  // The upload the server created for that push is ended, not left holding the volume until it expires.
+  const listed = (await (await fetch(`${server.url}/v1/transfers`)).json()) as { transfers: { state: string }[] };
+  assert.deepEqual(listed.transfers.map((x) => x.state), ['aborted'], JSON.stringify(listed));
 
   await server.close();
   for (const args of [['status'], ['push', '--volume', 'home', '--retries', '0', s1]]) {
