@@ -119,7 +119,10 @@ export async function buildDeb(root = ROOT, outDir = root) {
     for (const name of fs.readdirSync(path.join(root, 'deploy')).filter((n) => n.endsWith('.yaml'))) {
       fs.copyFileSync(path.join(root, 'deploy', name), path.join(doc, 'examples', name));
     }
-    fs.writeFileSync(path.join(doc, 'copyright'), `snapferry ${pkg.version}\nLicense: ${pkg.license}\nThe licenses of the packages bundled into dist/cli.mjs: THIRD-PARTY-LICENSES.md\n`);
+    fs.writeFileSync(
+      path.join(doc, 'copyright'),
+      `snapferry ${pkg.version}\nLicense: ${pkg.license}\nThe licenses of the packages bundled into dist/cli.mjs: THIRD-PARTY-LICENSES.md\n\n${fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')}`,
+    );
 
     const debian = path.join(stage, 'DEBIAN');
     fs.mkdirSync(debian);

@@ -62,6 +62,7 @@ test('the package: the command in /usr/bin, runtime modules only, no tests or so
   const bin = path.join(into, INSTALLED_BIN);
   assert.equal(await fs.realpath(bin), path.join(into, 'usr/lib/snapferry/bin/snapferry.js'));
   for (const example of ['server.example.yaml', 'client.example.yaml']) assert.ok(existsSync(path.join(into, 'usr/share/doc/snapferry/examples', example)));
+  assert.match(await fs.readFile(path.join(into, 'usr/share/doc/snapferry/copyright'), 'utf8'), /License: MIT[\s\S]*MIT License\n\nCopyright \(c\) 2026/, 'the copyright file holds the license');
 
   const units = (await fs.readdir(path.join(into, UNITS))).sort();
   assert.deepEqual(units, ['snapferry-client.service', 'snapferry-client.timer', 'snapferry-server.service']);
