@@ -7,7 +7,7 @@
  * UUID is of that one's source, and a received chain is one source, whose origin btrfs does not know.
  */
 import { parseNameTime } from './snapshot-name.ts';
-import type { LocalSnapshot } from './plan.ts';
+import type { LocalSnapshot } from './local-snapshot.ts';
 
 type Lineage = Pick<LocalSnapshot, 'localUuid' | 'origin'>;
 
