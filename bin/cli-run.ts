@@ -1,15 +1,15 @@
 /**
  * The scheduled side of the command line: `snapshot`, `run` and `prune` on the client (config-driven, for a systemd
  * timer or cron), and `prune-server` on the server. bin/cli.ts adds them to the program; the work lives in
- * client/run.ts, client/snapshot.ts, client/prune.ts and server/retention.ts.
+ * client/run/run.ts, client/local/take.ts, client/run/prune.ts and server/retention.ts.
  */
 import type { Command } from 'commander';
 import { ValidationError } from '../core/errors.ts';
 import { clientSettings, DEFAULT_CLIENT_CONFIG, findClientConfig, type ClientConfig } from '../client/config.ts';
-import { textReporter } from '../client/report.ts';
-import { defaultLockFile } from '../client/run-lock.ts';
-import { runVolumes, type RunOptions, type Step } from '../client/run.ts';
-import { authHeaders, readToken } from '../client/token.ts';
+import { textReporter } from '../client/progress/report.ts';
+import { defaultLockFile } from '../client/run/lock.ts';
+import { runVolumes, type RunOptions, type Step } from '../client/run/run.ts';
+import { authHeaders, readToken } from '../client/http/token.ts';
 import { Catalog } from '../server/catalog.ts';
 import { DEFAULT_SERVER_CONFIG, findServerConfig, retentionFor } from '../server/config.ts';
 import { ServerLayout } from '../server/layout.ts';
