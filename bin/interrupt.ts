@@ -4,7 +4,7 @@
  * 130 and say that running the command again resumes (uploads and restores keep what arrived). A second Ctrl-C
  * kills at once, as people expect of a command that does not stop fast enough.
  */
-import { EXIT } from '../client/exit-codes.ts';
+import { EXIT } from '../client/index.ts';
 
 export const INTERRUPTED = 'interrupted: run the same command again to resume';
 

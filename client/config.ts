@@ -3,7 +3,7 @@
  * server, the token, the link's limits, and the volumes with where their snapshots come from and live. Flags given
  * on the command line override their keys. deploy/client.example.yaml documents each key; a test loads it.
  */
-import { MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY } from './rate-limit.ts';
+import { MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY } from './upload/rate-limit.ts';
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
@@ -11,7 +11,7 @@ import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/conf
 import { parseServerUrl } from '../core/server-url.ts';
 import { absolutePathField, durationField, httpUrlField, parsedField, safeNameKey, sizeField } from '../core/config-fields.ts';
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
-import { parseCompressSetting, type CompressSetting } from './compression.ts';
+import { parseCompressSetting, type CompressSetting } from './push/compression.ts';
 
 export const DEFAULT_CLIENT_CONFIG = '/etc/snapferry/client.yaml';
 

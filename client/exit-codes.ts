@@ -2,7 +2,7 @@
  * The one place where an outcome becomes an exit code, for systemd timers and cron (documented in the README).
  */
 import { SnapferryError } from '../core/errors.ts';
-import { RECEIVE_WAITING } from './receive-waiting.ts';
+import { RECEIVE_WAITING } from './push/receive-waiting.ts';
 
 export const EXIT = {
   ok: 0,

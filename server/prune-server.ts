@@ -1,8 +1,8 @@
 /**
- * `snapferry prune-server` without --dry-run: the server's retention applied by hand, while no server runs on the
- * root (a server applies it itself, after each receive and at start). It holds the root's lock while it works
- * (server/root-lock.ts): refused while a server holds the root, and no server can start on it meanwhile, so the
- * catalog has one writer at a time.
+ * `snapferry prune-server`: the server's retention applied by hand, while no server runs on the root (a server
+ * applies it itself, after each receive and at start). It holds the root's lock while it works (server/root-lock.ts):
+ * refused while a server holds the root, and no server can start on it meanwhile, so the catalog has one writer at a
+ * time. With --dry-run it only reads (`describeServerRetention`), which needs no lock.
  */
 import { Catalog } from './catalog.ts';
 import { ServerLayout } from './layout.ts';
@@ -15,6 +15,15 @@ export interface PruneResult {
   plan: string[];
   /** Snapshots deleted, as CLIENT/VOLUME/NAME. */
   deleted: string[];
+}
+
+/**
+ * What each volume's policy would delete and why each snapshot is kept, as `prune-server --dry-run` shows it.
+ * Reads only: safe beside a running server, which may change the catalog under it (it then shows a moment ago).
+ */
+export async function describeServerRetention(root: string, retention: RetentionLookup): Promise<string[]> {
+  const catalog = await Catalog.open(new ServerLayout(root).catalog);
+  return describeServerPlans(catalog, retention);
 }
 
 export async function pruneServerRoot(root: string, retention: RetentionLookup, log: Logger): Promise<PruneResult> {

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import type { VerifySetting } from '../config.ts';
-import { formatBytes } from '../progress-format.ts';
+import { formatBytes } from '../progress/format.ts';
 import { verify } from './verify.ts';
 import { defaultDigestCache } from './local-digests.ts';
 import { describeOutcome, onTheLine, type VerifyView } from './view.ts';

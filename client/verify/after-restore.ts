@@ -2,9 +2,9 @@
  * Restore's last step: the restored snapshot checked against the server's digest of its copy, as `verify` does. A
  * difference fails the restore (exit 3), with each difference in the restore's notes.
  */
-import { ServerApi } from '../api.ts';
-import { formatBytes } from '../progress-format.ts';
-import type { Reporter } from '../report.ts';
+import { ServerApi } from '../http/api.ts';
+import { formatBytes } from '../progress/format.ts';
+import type { Reporter } from '../progress/report.ts';
 import { checkSnapshot, lineMeter, VerifyDifferences, type VerifyOutcome } from './check.ts';
 import { describeOutcome, onTheLine } from './view.ts';
 

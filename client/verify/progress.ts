@@ -2,7 +2,7 @@
  * The figures of one verify while both sides digest: the local snapshot here, the server's copy there (its job's
  * progress, asked for once a second). The rate and ETA are those of the side that will finish last.
  */
-import { RateWindow, etaSeconds } from '../progress-math.ts';
+import { RateWindow, etaSeconds } from '../progress/math.ts';
 
 export interface SideFigures {
   bytes: number;

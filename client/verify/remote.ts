@@ -10,9 +10,9 @@ import {
   type ChildrenRequest, type VerifyStart,
 } from '../../core/protocol.ts';
 import type { ChildDigest, EntryRecord, TreeDigestSource, TreePath, TreeSummary } from '../../core/tree-digest/types.ts';
-import type { ServerApi } from '../api.ts';
-import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../retry.ts';
-import { chooseWait } from '../retry-after.ts';
+import type { ServerApi } from '../http/api.ts';
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
+import { chooseWait } from '../http/retry-after.ts';
 
 export interface RemoteOptions {
   api: ServerApi;

@@ -6,9 +6,9 @@
 import path from 'node:path';
 import { parseName } from '../../core/names.ts';
 import type { LocalSnapshot } from '../../core/plan.ts';
-import { ServerApi } from '../api.ts';
-import { resolveRequested } from '../local-snapshots.ts';
-import { createTransport } from '../transport.ts';
+import { ServerApi } from '../http/api.ts';
+import { resolveRequested } from '../local/snapshots.ts';
+import { createTransport } from '../http/transport.ts';
 import { checkSnapshot, lineMeter, VerifyDifferences, type VerifyOutcome } from './check.ts';
 import { chooseTargets } from './targets.ts';
 import { LocalDigests } from './local-digests.ts';

@@ -3,10 +3,10 @@
  * (--json), one JSON line per event with the same figures (STYLE.md 12).
  */
 import type { DifferenceKind, EntryRecord, TreeDifference } from '../../core/tree-digest/types.ts';
-import { formatBytes } from '../progress-format.ts';
-import { formatDuration } from '../progress-math.ts';
-import { StatusLine } from '../progress-line.ts';
-import { Every } from '../progress-math.ts';
+import { formatBytes } from '../progress/format.ts';
+import { formatDuration } from '../progress/math.ts';
+import { StatusLine } from '../progress/line.ts';
+import { Every } from '../progress/math.ts';
 import type { VerifyEvents, VerifyOutcome } from './check.ts';
 import type { VerifyFigures } from './progress.ts';
 

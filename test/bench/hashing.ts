@@ -1,6 +1,6 @@
 /**
  * The resume path's speed: a resume after 90 GB runs `btrfs send` again and hashes 90 GB (core/wire hashRawPrefix,
- * as client/framed-send.ts uses it) before it sends a byte. Measured on the full stream:
+ * as client/push/framed-send.ts uses it) before it sends a byte. Measured on the full stream:
  *   btrfs send > /dev/null                          the baseline: how fast the stream can come at all
  *   hashRawPrefix over the stream saved to a file   the hashing alone (read from the page cache)
  *   btrfs send | SendStreamCheck | hashRawPrefix     the whole resume path, as a resume runs it

@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_STALL_MS } from '../../client/transport.ts';
+import { DEFAULT_STALL_MS } from '../../client/http/transport.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS } from '../../server/serve.ts';
 import { createShapedLine, type LineRates, type ShapedLine } from '../fixtures/shaped-line.ts';
 import type { LanContext } from './lan.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatStamp, parseSnapshotName, parseStamp, snapshotName } from '../../core/snapshot-name.ts';
-import { snapshotDue } from '../../client/snapshot.ts';
+import { snapshotDue } from '../../client/local/take.ts';
 
 test('names are VOLUME.YYYYMMDDTHHMMSSZ in UTC, and parse back to the second', () => {
   const t = new Date('2026-11-25T01:30:07.900Z');

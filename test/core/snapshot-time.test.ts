@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseNameTime } from '../../core/snapshot-name.ts';
-import { snapshotTimes } from '../../client/snapshot-time.ts';
+import { snapshotTimes } from '../../client/local/taken-at.ts';
 import { byTaken, parseTimeMetadata, snapshotDating } from '../../server/snapshot-time.ts';
 
 test("btrbk's name forms and ours parse to their time; the zone-less ones in the zone asked for", () => {
@@ -55,7 +55,7 @@ test('upload time metadata: absent is null, a real ISO 8601 UTC time is kept, an
 });
 
 test("snapper's info.xml <date> is UTC to the second; a missing or impossible one is none", async () => {
-  const { parseSnapperDate, snapperName } = await import('../../client/snapper-info.ts');
+  const { parseSnapperDate, snapperName } = await import('../../client/local/snapper.ts');
   assert.equal(parseSnapperDate('<snapshot><num>7</num><date>2026-11-01 01:02:03</date></snapshot>')?.toISOString(), '2026-11-01T01:02:03.000Z');
   for (const xml of ['<snapshot><num>7</num></snapshot>', '<date>2026-02-30 00:00:00</date>', '<date>yesterday</date>', '']) assert.equal(parseSnapperDate(xml), null, xml);
   assert.equal(snapperName('/home/.snapshots/12/snapshot'), '12');

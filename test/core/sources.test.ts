@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LocalSnapshot } from '../../core/plan.ts';
 import { sourceGroups } from '../../core/sources.ts';
-import { mixedSourcesError } from '../../client/mixed-sources.ts';
+import { mixedSourcesError } from '../../client/push/mixed-sources.ts';
 
 const snap = (name: string, generation: number, origin: string | null, localUuid = `local-${name}`): LocalSnapshot => ({
   name, path: `/snapshots/${name}`, uuid: `uuid-${name}`, localUuid, origin, generation, created: null, time: null,

@@ -14,8 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { routes } from '../../core/protocol.ts';
 import { assertReceived, createPair, recordingReporter, type Pair } from './harness.ts';
 

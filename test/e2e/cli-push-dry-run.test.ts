@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { ServerApi } from '../../client/api.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { createPair } from './harness.ts';
 import { snapferry } from './processes.ts';
 

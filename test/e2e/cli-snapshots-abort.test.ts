@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { ServerApi } from '../../client/api.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { createPair, until } from './harness.ts';
 import { SNAPFERRY_BIN, snapferry } from './processes.ts';
 

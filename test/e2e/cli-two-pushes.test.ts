@@ -6,7 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { ServerApi } from '../../client/api.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { assertReceived, createPair, until } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');

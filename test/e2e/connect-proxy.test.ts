@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { createTestCertificates } from '../fixtures/tls.ts';
 import { startConnectProxy } from '../fixtures/connect-proxy.ts';
-import { push } from '../../client/push.ts';
+import { push } from '../../client/push/push.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 

@@ -15,10 +15,10 @@ import { assertTreesEqual } from '../fixtures/tree.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
-import type { Reporter } from '../../client/report.ts';
+import type { Reporter } from '../../client/progress/report.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import type { Transfer } from '../../core/protocol.ts';
 
 interface AfterHook {

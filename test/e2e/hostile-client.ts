@@ -14,7 +14,7 @@ import type { ServiceOptions } from '../../server/replication.ts';
 import { createBtrfs } from '../fixtures/btrfs.ts';
 import { SendStreamBuilder, frameStream } from '../fixtures/send-streams.ts';
 import { addClient } from '../../server/tokens.ts';
-import { authHeaders } from '../../client/token.ts';
+import { authHeaders } from '../../client/http/token.ts';
 import os from 'node:os';
 
 export const CHUNK = 65536;

@@ -15,7 +15,7 @@ import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { ChildProcesses, freePort } from './processes.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
-import { authHeaders } from '../../client/token.ts';
+import { authHeaders } from '../../client/http/token.ts';
 import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import {
   CHUNK, create, createAs, encodeMetadata, hostileServer, listTree, metadataFor, patch, sendAs, settled, twoClients, uploadStream,

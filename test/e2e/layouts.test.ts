@@ -10,8 +10,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 
 test('a btrbk folder of two sources: --volume NAME pushes NAME.*, full and then incremental; a read-write one is skipped', rootOnly, async (t) => {

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { push } from '../../client/push.ts';
+import { push } from '../../client/push/push.ts';
 import { startChaosProxy } from '../chaos/chaos-proxy.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 

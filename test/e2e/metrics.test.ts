@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
-import { authHeaders } from '../../client/token.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
+import { authHeaders } from '../../client/http/token.ts';
 import { aliceBobAdmin, createPair, recordingReporter } from './harness.ts';
 
 interface Sample {

@@ -20,8 +20,8 @@ import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { SESSION_HEADER, type Transfer } from '../../core/protocol.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { readLastRecord, readRecord } from '../../server/frame-index.ts';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { assertReceived, createPair, framedLength, recordingReporter, until } from './harness.ts';
 import { ChildProcesses, freePort } from './processes.ts';
@@ -42,7 +42,7 @@ const REQUEST_OVERHEAD = 2048;
 const IN_FLIGHT_BYTES = 1024 * 1024;
 
 /**
- * Longer than tus-js-client's own retries within one attempt (client/tus-upload.ts: after 0, 1 and 3 s): such an
+ * Longer than tus-js-client's own retries within one attempt (client/upload/tus.ts: after 0, 1 and 3 s): such an
  * outage fails the attempt, and the push's own loop has to resume.
  */
 const LONGER_THAN_TUS_RETRIES_MS = 6000;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { push } from '../../client/push.ts';
+import { push } from '../../client/push/push.ts';
 import { startServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';

@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { push } from '../../client/push.ts';
+import { push } from '../../client/push/push.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { PRUNED_REASON } from '../../server/retention.ts';

@@ -39,7 +39,7 @@ test('snapferry snapshot, run and prune-server from the command line; a second r
   assert.equal((await fs.readdir(pair.snaps)).length, 1);
 
   const first = snapferry(['run', '--config', config, '--lock-file', lockFile]);
-  // The lock file holds the run's pid once it holds the lock (client/run-lock.ts).
+  // The lock file holds the run's pid once it holds the lock (client/run/lock.ts).
   const holds = () => fs.readFile(lockFile, 'utf8').then((text) => text.includes(`"pid":${first.pid}`), () => false);
   for (let i = 0; i < 200 && !(await holds()); i++) await sleep(50);
   const second = await snapferry(['run', '--config', config, '--lock-file', lockFile]);

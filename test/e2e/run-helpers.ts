@@ -1,5 +1,5 @@
 /** `runVolumes` as a test drives it: a fixed clock per run, and what it printed kept for assertions. */
-import { runVolumes, type RunConfig, type RunOptions } from '../../client/run.ts';
+import { runVolumes, type RunConfig, type RunOptions } from '../../client/run/run.ts';
 import { recordingReporter } from './harness.ts';
 
 export interface RunRecord {

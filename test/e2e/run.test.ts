@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { mutate, rootOnly } from '../fixtures/btrfs.ts';
-import { ServerApi } from '../../client/api.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import type { RunConfig } from '../../client/run.ts';
+import type { RunConfig } from '../../client/run/run.ts';
 import { assertReceived, createPair } from './harness.ts';
 import { runAt } from './run-helpers.ts';
 

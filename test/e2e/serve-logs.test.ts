@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { ServerApi } from '../../client/api.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { prettyLine } from '../../server/log-pretty.ts';
 import { SNAPFERRY_BIN, ChildProcesses, freePort } from './processes.ts';

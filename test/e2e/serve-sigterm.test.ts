@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { ServerApi } from '../../client/api.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ChildProcesses, freePort } from './processes.ts';
 import { assertReceived, createPair, until } from './harness.ts';

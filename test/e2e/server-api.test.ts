@@ -5,8 +5,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
 import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
 

@@ -3,8 +3,8 @@
  * backlog (as after a first seed) arrives in one go, within a minute; retention must still see five days.
  *
  * The snapshots are made now, so their btrfs creation time (otime, which nobody can set by hand) is now; their names
- * carry the older dates, as btrbk's names do when a backlog is pushed late. The name's time wins (client/
- * snapshot-time.ts says why), and the creation time still travels, as `createdAt`.
+ * carry the older dates, as btrbk's names do when a backlog is pushed late. The name's time wins (client/local/
+ * taken-at.ts says why), and the creation time still travels, as `createdAt`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,14 +14,14 @@ import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { silentLogger } from '../../server/log.ts';
 import { startServer } from '../../server/serve.ts';
 import { createPair, recordingReporter, type Pair } from './harness.ts';
 import { META } from '../../core/protocol.ts';
-import { pruneLocal } from '../../client/prune.ts';
+import { pruneLocal } from '../../client/run/prune.ts';
 import { randomUuid } from '../fixtures/send-streams.ts';
 import { create, encodeMetadata, hostileServer, metadataFor } from './hostile-client.ts';
 

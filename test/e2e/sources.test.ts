@@ -10,8 +10,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { assertReceived, createPair, recordingReporter, type Pair } from './harness.ts';
 

@@ -8,10 +8,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import path from 'node:path';
 import { fillVaried, rootOnly } from '../fixtures/btrfs.ts';
-import { push } from '../../client/push.ts';
-import { ServerApi } from '../../client/api.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import type { StatusReport } from '../../client/status-data.ts';
+import type { StatusReport } from '../../client/status/data.ts';
 import { createPair, recordingReporter } from './harness.ts';
 import { SNAPFERRY_BIN } from './processes.ts';
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { createTestCertificates } from '../fixtures/tls.ts';
-import { push } from '../../client/push.ts';
+import { push } from '../../client/push/push.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 

@@ -12,9 +12,9 @@ import path from 'node:path';
 import { createBtrfs, mutate, rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
-import { push } from '../../client/push.ts';
-import { restore } from '../../client/restore.ts';
-import type { RunConfig } from '../../client/run.ts';
+import { push } from '../../client/push/push.ts';
+import { restore } from '../../client/restore/restore.ts';
+import type { RunConfig } from '../../client/run/run.ts';
 import { createPair, recordingReporter } from './harness.ts';
 import { runAt } from './run-helpers.ts';
 

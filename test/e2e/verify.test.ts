@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { push } from '../../client/push.ts';
+import { push } from '../../client/push/push.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { VERIFY_LIMITS, routes } from '../../core/protocol.ts';
 import { aliceBobAdmin, createPair, recordingReporter } from './harness.ts';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { SnapferryError } from '../../core/errors.ts';
 import { addClient, hashToken, newToken, readTokens, removeClient } from '../../server/tokens.ts';
 import { TokenRegistry, assertOpenAccessAllowed, isLoopback } from '../../server/auth.ts';
-import { authHeaders, readToken } from '../../client/token.ts';
+import { authHeaders, readToken } from '../../client/http/token.ts';
 import { silentLogger } from '../../server/log.ts';
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {

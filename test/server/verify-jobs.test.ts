@@ -9,7 +9,7 @@ import { SnapferryError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
 import { VERIFY_LIMITS, routes } from '../../core/protocol.ts';
 import type { ChildDigest, EntryRecord, TreeDigestSource, TreePath } from '../../core/tree-digest/types.ts';
-import { ServerApi } from '../../client/api.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { RemoteTree } from '../../client/verify/remote.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { silentLogger } from '../../server/log.ts';

@@ -1,0 +1,32 @@
+/** `snapferry status`: what the server holds and what is in flight, beside this machine's newest snapshots. */
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseName } from '../../core/names.ts';
+import { findClientConfig, gatherStatus, renderStatus } from '../../client/index.ts';
+import { asArgument, caFileOption, clientConfigOption, jsonOption, serverApi, serverOption, settingsOf, tokenFileOption } from '../options.ts';
+
+/** --snapshots-dir VOLUME=DIR, repeated: volume -> folder. */
+function collectSnapshotDir(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const m = /^([^=]+)=(.+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError('expected VOLUME=DIR, e.g. home=/snapshots/home');
+  return { ...previous, [asArgument((v: string) => parseName(v, 'volume'))(m[1]!)]: m[2]! };
+}
+
+export function addStatusCommand(program: Command): void {
+  program
+    .command('status')
+    .description('what the server holds and what is in flight')
+    .addOption(clientConfigOption('server, tokenFile, caFile'))
+    .addOption(serverOption())
+    .addOption(jsonOption())
+    .addOption(tokenFileOption())
+    .addOption(caFileOption())
+    .option('--snapshots-dir <volume=dir>', "this machine's snapshots of VOLUME are in DIR: show the newest and how many the server lacks (repeatable; default: the config file's snapshotDir of each volume)", collectSnapshotDir)
+    .action(async (opts: { json: boolean; config?: string; snapshotsDir?: Record<string, string> }, cmd: Command) => {
+      const config = await findClientConfig(opts.config);
+      const settings = settingsOf(cmd, config);
+      const api = await serverApi(settings);
+      const configured = Object.fromEntries(Object.entries(config?.volumes ?? {}).map(([name, v]) => [name, v.snapshotDir]));
+      const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir });
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
+    });
+}

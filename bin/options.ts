@@ -1,0 +1,107 @@
+/**
+ * What the commands share, defined once: commander argument parsers over core's and the client's parsers, the
+ * options that several commands take (each builder keeps the words its commands' help has always shown), and a
+ * client command's settings (flags over the config file's keys), token and connection.
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { describeError } from '../core/errors.ts';
+import { parseDuration, parseSize as parseSizeText } from '../core/units.ts';
+import { authHeaders, clientSettings, connectToServer, DEFAULT_CLIENT_CONFIG, readToken, TOKEN_ENV, type ClientConfig, type ClientFlags, type ClientSettings, type ServerApi } from '../client/index.ts';
+import { interruptSignal } from './interrupt.ts';
+
+/** A parser of core/, client/ or server/ as a commander argument parser: its message in commander's words. */
+export function asArgument<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError(describeError(err));
+    }
+  };
+}
+
+export const parseSize = asArgument(parseSizeText);
+
+export function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number >= 0');
+  return n;
+}
+
+/** --stall-timeout, --idle-timeout: a duration of at least a second (a shorter one would fire on any healthy line). */
+function parseStallTimeout(value: string): number {
+  const ms = parseDuration(value);
+  if (ms < 1000) throw new InvalidArgumentError('expected a duration of at least 1s, like 30s or 2m');
+  return ms;
+}
+export const parseTimeout = asArgument(parseStallTimeout);
+
+/**
+ * The options a person typed (or set in the environment), without commander's defaults: a default must not
+ * override the config file's key, a typed flag must.
+ */
+export function givenOptions<T>(cmd: Command): Partial<T> {
+  const given = Object.entries(cmd.opts()).filter(([key]) => ['cli', 'env'].includes(cmd.getOptionValueSource(key) ?? ''));
+  return Object.fromEntries(given) as Partial<T>;
+}
+
+// The client's options. A description that differs between commands is the builder's argument.
+
+/** --config of a client command; `keys`: the keys it reads, when not all of them (then no flag overrides a key). */
+export function clientConfigOption(keys?: string): Option {
+  return new Option(
+    '--config <file>',
+    keys === undefined
+      ? `the client's config file (YAML; see deploy/client.example.yaml); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists. Flags override its keys`
+      : `the client's config file (${keys}); without --config, ${DEFAULT_CLIENT_CONFIG} when it exists`,
+  );
+}
+
+export function serverOption(description = 'the snapferry server'): Option {
+  return new Option('--server <url>', description);
+}
+
+/** --token-file; `warn`: say that a token never goes on the command line (the commands people script first). */
+export function tokenFileOption(warn = false): Option {
+  return new Option('--token-file <file>', `the client's token (or set ${TOKEN_ENV})${warn ? '; never pass a token itself as an argument' : ''}`);
+}
+
+export function caFileOption(): Option {
+  return new Option('--ca-file <file>', "trust the CA certificates in this PEM file too (a private CA signed the server's certificate)");
+}
+
+export function jsonOption(description = 'print JSON'): Option {
+  return new Option('--json', description).default(false);
+}
+
+export function dryRunOption(description: string): Option {
+  return new Option('--dry-run', description).default(false);
+}
+
+export function chunkSizeOption(): Option {
+  return new Option('--chunk-size <size>', 'raw bytes per frame (64K..16M)').argParser(parseSize);
+}
+
+export function retriesOption(): Option {
+  return new Option('--retries <n>', 'retries in a row without progress before giving up (default: forever)').argParser(parseCount);
+}
+
+export function stallTimeoutOption(description: string): Option {
+  return new Option('--stall-timeout <duration>', description).argParser(parseTimeout);
+}
+
+/** The settings of a client command: its flags over the config file's keys. */
+export function settingsOf(cmd: Command, config: ClientConfig | null): ClientSettings {
+  return clientSettings(givenOptions<ClientFlags>(cmd), config);
+}
+
+/** The Authorization header of the client's token (--token-file, or the environment). */
+export async function tokenHeaders(settings: ClientSettings): Promise<Record<string, string>> {
+  return authHeaders(await readToken({ tokenFile: settings.tokenFile }));
+}
+
+/** The server's API for a command that only asks, stopped by Ctrl-C. */
+export async function serverApi(settings: ClientSettings): Promise<ServerApi> {
+  const headers = await tokenHeaders(settings);
+  return connectToServer({ server: settings.server, signal: interruptSignal(), headers, ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}) });
+}

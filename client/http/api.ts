@@ -1,0 +1,155 @@
+/**
+ * The client's view of the server's JSON API: every answer is parsed with the shared schemas (core/protocol.ts), and
+ * every failure is a typed error that says whether retrying can help.
+ */
+import type { z } from 'zod';
+import { SnapferryError } from '../../core/errors.ts';
+import { ErrorBody, FrameList, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../../core/protocol.ts';
+import { retryAfterDetails } from './retry-after.ts';
+import { answerWithoutErrorBody } from './answer.ts';
+import { DEFAULT_STALL_MS, tlsErrorFrom, createTransport, type Transport } from './transport.ts';
+
+export class ServerError extends SnapferryError {
+  constructor(
+    code: string,
+    message: string,
+    readonly status: number | null,
+    options: { retryable: boolean; details?: Record<string, unknown>; cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
+export interface ApiOptions {
+  server: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Trust and proxy (client/http/transport.ts); default: built from the environment, no extra CA. */
+  transport?: Transport;
+  /** A request with no answer for this long is dropped (its connection too) as a retryable error (--stall-timeout). */
+  stallMs?: number;
+  /** Told the bytes of each request's body and of each answer's body (verify reports what crossed the line). */
+  meter?: (sent: number, received: number) => void;
+}
+
+export class ServerApi {
+  readonly base: URL;
+  /** Shared with the tus upload of the same server, so both take the same route with the same trust. */
+  readonly transport: Transport;
+
+  constructor(private readonly options: ApiOptions) {
+    this.base = new URL(options.server.endsWith('/') ? options.server : `${options.server}/`);
+    this.transport = options.transport ?? createTransport(this.base);
+  }
+
+  url(path: string): string {
+    return new URL(path.replace(/^\//, ''), this.base).toString();
+  }
+
+  status(): Promise<Status> {
+    return this.request('GET', routes.status, Status);
+  }
+
+  volumes(): Promise<VolumeList> {
+    return this.request('GET', routes.volumes, VolumeList);
+  }
+
+  snapshots(volume: string): Promise<SnapshotList> {
+    return this.request('GET', routes.snapshots(volume), SnapshotList);
+  }
+
+  transfers(): Promise<TransferList> {
+    return this.request('GET', routes.transfers, TransferList);
+  }
+
+  /** `stallMs`: this request's own stall timeout (default the client's). */
+  transfer(id: string, options: { stallMs?: number } = {}): Promise<Transfer> {
+    return this.request('GET', routes.transfer(id), Transfer, undefined, options.stallMs);
+  }
+
+  abort(id: string): Promise<Transfer> {
+    return this.request('POST', routes.abort(id), Transfer);
+  }
+
+  rewind(id: string, frames: number): Promise<Transfer> {
+    return this.request('POST', routes.rewind(id), Transfer, { frames });
+  }
+
+  /** Every verified frame's record, page by page. */
+  async frames(id: string): Promise<FrameRecord[]> {
+    const all: FrameRecord[] = [];
+    for (;;) {
+      const page = await this.request('GET', routes.frames(id, all.length, MAX_FRAMES_PER_PAGE), FrameList);
+      all.push(...page.frames);
+      if (page.frames.length < MAX_FRAMES_PER_PAGE) return all;
+    }
+  }
+
+  /** One JSON request, its answer parsed with `schema`; every failure a ServerError that says if a retry can help. */
+  async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown, stallFor?: number): Promise<z.infer<T>> {
+    const url = this.url(path);
+    // The answers are small, so one deadline covers connecting, the answer and its body: on a line gone silent no
+    // byte ever comes, and only giving up (which destroys the connection) lets the next try take a new one.
+    const stallMs = stallFor ?? this.options.stallMs ?? DEFAULT_STALL_MS;
+    const stalled = AbortSignal.timeout(stallMs);
+    const signal = this.options.signal ? AbortSignal.any([this.options.signal, stalled]) : stalled;
+    let res: Awaited<ReturnType<Transport['fetch']>> | undefined;
+    let text: string;
+    const body = json === undefined ? undefined : JSON.stringify(json);
+    try {
+      res = await this.transport.fetch(url, {
+        method,
+        headers: {
+          accept: 'application/json',
+          ...(json === undefined ? {} : { 'content-type': 'application/json' }),
+          ...this.options.headers,
+        },
+        ...(body === undefined ? {} : { body }),
+        signal,
+      });
+      text = await res.text();
+      this.options.meter?.(body === undefined ? 0 : Buffer.byteLength(body), Buffer.byteLength(text));
+    } catch (err) {
+      if (stalled.aborted && !this.options.signal?.aborted) {
+        throw new ServerError('server_stalled', `no answer from ${this.base.origin} for ${Math.round(stallMs / 1000)} s (the line may have gone silent); the connection was dropped`, null, {
+          retryable: true,
+          cause: err,
+        });
+      }
+      const untrusted = tlsErrorFrom(err, this.base);
+      if (untrusted) throw untrusted;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.message ?? (err as Error).message;
+      // The answer had begun: the connection broke under it, which is no unreachable server.
+      if (res !== undefined) throw new ServerError('answer_interrupted', `the answer from ${this.base.origin} broke off: ${why}; trying again`, res.status, { retryable: true, cause: err });
+      throw new ServerError('server_unreachable', `cannot reach ${this.base.origin}: ${why}`, null, {
+        retryable: true,
+        cause: err,
+      });
+    }
+    let answer: unknown;
+    try {
+      answer = text.length > 0 ? JSON.parse(text) : null;
+    } catch {
+      answer = null;
+    }
+    if (!res.ok) {
+      const parsed = ErrorBody.safeParse(answer);
+      const after = retryAfterDetails(res.headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
+      if (parsed.success) {
+        const e = parsed.data.error;
+        throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: { ...e.details, ...after } });
+      }
+      // No snapferry error body: something else answered (a proxy, a web server, a wrong port or path).
+      const meaning = answerWithoutErrorBody(res.status, text, this.base.origin, `${method} ${url}`);
+      throw new ServerError(meaning.code, meaning.message, res.status, { retryable: meaning.retryable, details: after });
+    }
+    const parsed = schema.safeParse(answer);
+    if (!parsed.success) {
+      throw new ServerError('bad_response', `${url} answered something that is not a snapferry response; is --server right?`, res.status, {
+        retryable: false,
+      });
+    }
+    return parsed.data;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The client's bearer token, from a file (--token-file) or the environment (SNAPFERRY_TOKEN); never from a
+ * command-line argument, which every user of the machine can read in `ps`.
+ */
+import fs from 'node:fs/promises';
+import { ValidationError } from '../../core/errors.ts';
+
+export const TOKEN_ENV = 'SNAPFERRY_TOKEN';
+
+/** What an HTTP header value may hold without quoting (RFC 6750 b64token), and what `client add` prints. */
+const TOKEN_RE = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+export interface TokenSource {
+  tokenFile?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The token, or null when none is configured (a server without tokens then answers as before). */
+export async function readToken(source: TokenSource): Promise<string | null> {
+  if (source.tokenFile !== undefined) {
+    let text: string;
+    try {
+      text = await fs.readFile(source.tokenFile, 'utf8');
+    } catch (err) {
+      throw new ValidationError(`cannot read the token file ${source.tokenFile}: ${(err as Error).message}`, { cause: err });
+    }
+    return checked(text.trim(), `the token file ${source.tokenFile}`);
+  }
+  const fromEnv = (source.env ?? process.env)[TOKEN_ENV];
+  if (fromEnv === undefined || fromEnv.trim() === '') return null;
+  return checked(fromEnv.trim(), TOKEN_ENV);
+}
+
+/** The headers that carry the token on every request of the JSON API and of tus. */
+export function authHeaders(token: string | null): Record<string, string> {
+  return token === null ? {} : { authorization: `Bearer ${token}` };
+}
+
+function checked(token: string, where: string): string {
+  if (!TOKEN_RE.test(token)) {
+    throw new ValidationError(`${where} does not hold a token: it should be the one line \`snapferry client add\` printed`);
+  }
+  return token;
+}

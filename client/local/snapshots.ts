@@ -1,0 +1,142 @@
+/**
+ * What the user named on the command line, as local read-only snapshots (a snapshot, or a folder of them: btrbk's
+ * layout, several sources side by side, or snapper's `.snapshots/N/snapshot`), and which other read-only subvolumes of
+ * the same filesystem could serve as a parent. A snapshot's identity is the UUID that `btrfs send` puts in its
+ * stream: its Received UUID if it was itself received, its own UUID otherwise (btrfs send.c does the same).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { SnapferryError } from '../../core/errors.ts';
+import { parseName } from '../../core/names.ts';
+import type { LocalSnapshot } from '../../core/plan.ts';
+import { snapshotTimes } from './taken-at.ts';
+import { SNAPPER_SNAPSHOT, snapperDate, snapperName } from './snapper.ts';
+import { parseNameTime } from '../../core/snapshot-name.ts';
+
+export class SnapshotArgumentError extends SnapferryError {}
+
+function identity(info: btrfs.SubvolumeInfo): string {
+  return info.receivedUuid ?? info.uuid;
+}
+
+/** A snapshot as the planner sees it; `snapperDate`: the <date> of snapper's info.xml beside it. */
+function local(p: string, name: string, info: btrfs.SubvolumeInfo, snapperDate: Date | null = null): LocalSnapshot {
+  const { time, created } = snapshotTimes(name, info.creationTime, snapperDate);
+  return { name, path: p, uuid: identity(info), localUuid: info.uuid, origin: info.parentUuid, generation: info.genAtCreation, created, time };
+}
+
+async function describe(p: string, name: string): Promise<LocalSnapshot> {
+  const snapper = snapperName(p) !== null ? await snapperDate(p) : null;
+  return local(p, parseName(name, 'snapshot name'), await btrfs.subvolumeShow(p), snapper);
+}
+
+async function readonlySubvolume(p: string): Promise<boolean | null> {
+  if (!(await btrfs.isSubvolume(p))) return null;
+  return btrfs.getReadonly(p);
+}
+
+export interface ResolveOptions {
+  /**
+   * The volume pushed to: in a folder of snapshots named after several sources side by side (btrbk's
+   * `NAME.YYYYMMDD[Thhmm[ss]][_N]`), the ones named after the volume, when there are any.
+   */
+  volume?: string;
+  /** Sentences for the user: what was skipped or picked, and why. */
+  note?: (message: string) => void;
+}
+
+const byNumberOrName = (a: string, b: string): number =>
+  /^\d+$/.test(a) && /^\d+$/.test(b) ? Number(a) - Number(b) : a.localeCompare(b);
+
+/**
+ * Read-only snapshots directly inside `dir` (btrbk, or any folder of snapshots), or as `dir/N/snapshot` (snapper's
+ * `.snapshots`). Read-write subvolumes are skipped with a note: btrfs sends only read-only snapshots.
+ */
+async function snapshotsIn(dir: string, note: (m: string) => void): Promise<LocalSnapshot[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  const found: LocalSnapshot[] = [];
+  const writable: string[] = [];
+  for (const e of entries.filter((x) => x.isDirectory()).sort((a, b) => byNumberOrName(a.name, b.name))) {
+    const p = path.join(dir, e.name);
+    const ro = await readonlySubvolume(p);
+    if (ro === true) {
+      found.push(await describe(p, e.name));
+      continue;
+    }
+    if (ro === false) {
+      writable.push(e.name);
+      continue;
+    }
+    const snapper = path.join(p, SNAPPER_SNAPSHOT);
+    const snapperRo = await readonlySubvolume(snapper);
+    if (snapperRo === true) found.push(await describe(snapper, e.name));
+    else if (snapperRo === false) writable.push(path.join(e.name, SNAPPER_SNAPSHOT));
+  }
+  if (writable.length > 0) {
+    note(
+      `skipping ${writable.length} read-write subvolume${writable.length === 1 ? '' : 's'} in ${dir} (${writable.join(', ')}): btrfs sends ` +
+        'only read-only snapshots (snapper makes them read-only unless told --read-write; btrbk always does)',
+    );
+  }
+  return found;
+}
+
+/** btrbk's layout: of a folder's snapshots, those named `VOLUME.<date>`, when any are. */
+function pickVolume(dir: string, found: LocalSnapshot[], volume: string | undefined, note: (m: string) => void): LocalSnapshot[] {
+  if (volume === undefined) return found;
+  const named = found.filter((s) => parseNameTime(s.name, 'local')?.prefix === volume);
+  if (named.length === 0 || named.length === found.length) return found;
+  note(`${dir}: pushing the ${named.length} snapshots named ${volume}.<date> (btrbk's layout); the other ${found.length - named.length} are not this volume's`);
+  return named;
+}
+
+export async function resolveRequested(args: readonly string[], options: ResolveOptions = {}): Promise<LocalSnapshot[]> {
+  const note = options.note ?? (() => undefined);
+  const out: LocalSnapshot[] = [];
+  for (const arg of args) {
+    const p = path.resolve(arg);
+    const stat = await fs.stat(p).catch(() => null);
+    if (!stat?.isDirectory()) {
+      throw new SnapshotArgumentError('snapshot_not_found', `${arg} is not a directory: give a read-only snapshot or a folder of them`);
+    }
+    const ro = await readonlySubvolume(p);
+    if (ro === true) {
+      out.push(await describe(p, snapperName(p) ?? path.basename(p)));
+      continue;
+    }
+    const inside = pickVolume(arg, await snapshotsIn(p, note), options.volume, note);
+    if (inside.length > 0) {
+      out.push(...inside);
+      continue;
+    }
+    if (ro === false) {
+      throw new SnapshotArgumentError(
+        'snapshot_not_readonly',
+        `${arg} is a writable subvolume; btrfs can only send read-only snapshots. Take one with ` +
+          `\`btrfs subvolume snapshot -r ${arg} ${arg}.$(date +%Y%m%dT%H%M)\` and push that`,
+      );
+    }
+    throw new SnapshotArgumentError('snapshot_not_found', `${arg} is neither a btrfs snapshot nor a folder holding read-only snapshots`);
+  }
+  return out;
+}
+
+/**
+ * Read-only subvolumes of the filesystem holding `near` whose identity is in `wanted` (the server's snapshots):
+ * the possible parents. Only these few are looked at closely.
+ */
+export async function findParentCandidates(near: string, wanted: ReadonlySet<string>): Promise<LocalSnapshot[]> {
+  if (wanted.size === 0) return [];
+  const listed = await btrfs.subvolumeList(near, { readonlyOnly: true });
+  const out: LocalSnapshot[] = [];
+  for (const entry of listed) {
+    const id = entry.receivedUuid ?? entry.uuid;
+    if (!wanted.has(id) || entry.absolutePath === null) continue;
+    const info = await btrfs.subvolumeShow(entry.absolutePath).catch(() => null);
+    if (!info || identity(info) !== id) continue;
+    const snapper = snapperName(entry.absolutePath);
+    out.push(local(entry.absolutePath, snapper ?? path.basename(entry.absolutePath), info, snapper !== null ? await snapperDate(entry.absolutePath) : null));
+  }
+  return out;
+}

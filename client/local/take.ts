@@ -1,0 +1,116 @@
+/**
+ * `snapferry snapshot`: a read-only snapshot of a volume's source subvolume, named `<volume>.<YYYYMMDDTHHMMSSZ>`
+ * (core/snapshot-name.ts) in its snapshot folder, when the newest one is older than `snapshotEvery`. The snapshots
+ * of a volume are the read-only subvolumes in that folder whose names are in this form with its name as prefix:
+ * `run` pushes and prunes those and never touches anything else in the folder (snapshots taken by hand, by btrbk or
+ * by snapper, other volumes' snapshots in a shared folder).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { SnapferryError, ValidationError } from '../../core/errors.ts';
+import { parseName } from '../../core/names.ts';
+import { parseSnapshotName, snapshotName } from '../../core/snapshot-name.ts';
+import type { LocalSnapshot } from '../../core/plan.ts';
+
+/** What `snapshot` needs of a configured volume. */
+export interface SnapshotSettings {
+  /** The writable subvolume to snapshot. */
+  source: string;
+  /** Where its read-only snapshots go; on the same btrfs filesystem as the source. */
+  snapshotDir: string;
+  /** Milliseconds: take a new snapshot only when the newest is at least this old. Unset: every time. */
+  snapshotEvery?: number;
+}
+
+export interface OwnSnapshot extends LocalSnapshot {
+  /** When it was taken, from its name. */
+  time: Date;
+}
+
+export class SnapshotError extends SnapferryError {}
+
+/** The volume's snapshots in `snapshotDir`, oldest first (see the comment at the top). */
+export async function listOwnSnapshots(volume: string, snapshotDir: string): Promise<OwnSnapshot[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(snapshotDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const own: OwnSnapshot[] = [];
+  for (const name of names.sort()) {
+    const parsed = parseSnapshotName(name);
+    if (parsed?.prefix !== volume) continue;
+    const p = path.join(snapshotDir, name);
+    if (!(await btrfs.isSubvolume(p))) continue;
+    const info = await btrfs.subvolumeShow(p);
+    if (!info.readonly) continue;
+    // The identity `btrfs send` puts in its stream, as client/local/snapshots.ts has it: Received UUID, else UUID.
+    // Our names carry the time they were taken (client/local/taken-at.ts: a name's time wins over the otime).
+    own.push({ name, path: p, uuid: info.receivedUuid ?? info.uuid, localUuid: info.uuid, origin: info.parentUuid, generation: info.genAtCreation, created: info.creationTime, time: parsed.time });
+  }
+  return own.sort((a, b) => a.time.getTime() - b.time.getTime() || a.generation - b.generation);
+}
+
+/** Whether a new snapshot is due, and a few words on why (pure). */
+export function snapshotDue(newest: Date | null, every: number | undefined, now: Date, force = false): { due: boolean; why: string } {
+  if (force) return { due: true, why: '--force' };
+  if (newest === null) return { due: true, why: 'the volume has no snapshot yet' };
+  if (every === undefined) return { due: true, why: 'no snapshotEvery: one each run' };
+  const age = now.getTime() - newest.getTime();
+  if (age >= every) return { due: true, why: `the newest is ${formatAge(age)} old (snapshotEvery ${formatAge(every)})` };
+  return { due: false, why: `the newest is ${formatAge(Math.max(0, age))} old, under snapshotEvery ${formatAge(every)}` };
+}
+
+export interface TakeOptions {
+  force?: boolean;
+  dryRun?: boolean;
+  now?: Date;
+  signal?: AbortSignal;
+}
+
+export interface SnapshotOutcome {
+  /** The new snapshot's name; null when none was due (or, with dryRun, the name it would have). */
+  taken: string | null;
+  /** Its path, or the newest snapshot's when none was taken (null when there is none). */
+  path: string | null;
+  why: string;
+}
+
+/** Takes a read-only snapshot of the volume's source when one is due (see snapshotDue). */
+export async function takeSnapshot(volume: string, settings: SnapshotSettings, options: TakeOptions = {}): Promise<SnapshotOutcome> {
+  const name = parseName(volume, 'volume');
+  const now = options.now ?? new Date();
+  const newest = (await listOwnSnapshots(name, settings.snapshotDir)).at(-1) ?? null;
+  const decision = snapshotDue(newest?.time ?? null, settings.snapshotEvery, now, options.force);
+  if (!decision.due) return { taken: null, path: newest?.path ?? null, why: decision.why };
+
+  if (!(await btrfs.isSubvolume(settings.source))) {
+    throw new ValidationError(`the source of volume ${name}, ${settings.source}, is not a btrfs subvolume: give the subvolume to back up (btrfs subvolume list shows them)`, {
+      details: { volume: name, source: settings.source },
+    });
+  }
+  const snapName = snapshotName(name, now);
+  const destination = path.join(settings.snapshotDir, snapName);
+  if (options.dryRun === true) return { taken: snapName, path: destination, why: decision.why };
+  if (await fs.lstat(destination).then(() => true, () => false)) {
+    throw new SnapshotError('snapshot_exists', `${destination} already exists: snapshot names are to the second, so wait a moment and try again`, {
+      retryable: true,
+      details: { destination },
+    });
+  }
+  await fs.mkdir(settings.snapshotDir, { recursive: true, mode: 0o700 });
+  await btrfs.snapshot(settings.source, destination, { readonly: true, ...(options.signal ? { signal: options.signal } : {}) });
+  return { taken: snapName, path: destination, why: decision.why };
+}
+
+/** Rounded down: "59m old, under 60m" must never read "60m old, under 60m". */
+export function formatAge(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 120) return `${s}s`;
+  if (s < 2 * 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 2 * 86_400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86_400)}d`;
+}

@@ -1,0 +1,129 @@
+/**
+ * `--compress auto`: the highest zstd level whose speed stays well ahead of the link. On 2 Mbit/s even level 19
+ * outruns the line, and every byte it saves is time saved; on a LAN zstd itself becomes the bottleneck, and level 1
+ * or no compression at all is faster end to end.
+ *
+ * It learns two things as the push goes: how fast this machine compresses this data at each level it has tried
+ * (raw bytes per second per worker, from the frames themselves), and how fast the link carries bytes when it has
+ * something to carry (client/upload/link-meter.ts). Untried levels are estimated from the nearest tried one with zstd's
+ * usual speed ratios, but it climbs one level at a time, and only once a few frames at the current level came back:
+ * the ratios are far off on some data (random data at level 19 runs much slower than they say), and a jump straight
+ * to a level that cannot keep up leaves the line idle for as long as its frames take.
+ */
+import type { CompressionSample, LevelChooser } from '../../core/wire/index.ts';
+import { NO_COMPRESSION } from '../../core/wire/index.ts';
+
+/** The levels auto moves between; 0 is "no compression". */
+export const AUTO_LEVELS = [NO_COMPRESSION, 1, 2, 3, 4, 6, 9, 12, 15, 19] as const;
+
+/** zstd's compression speed relative to level 3 (its own benchmarks on silesia, rounded down a little). */
+const RELATIVE_SPEED: Readonly<Record<number, number>> = { 1: 1.5, 2: 1.2, 3: 1, 4: 0.8, 6: 0.45, 9: 0.3, 12: 0.12, 15: 0.06, 19: 0.012 };
+
+/** A level is chosen only when the workers can compress this many times faster than the link carries. */
+const MARGIN_UP = 2;
+/** ... and kept while they stay this much ahead, so the choice does not flap on noise. */
+const MARGIN_KEEP = 1.3;
+const START_LEVEL = 3;
+/** EWMA weight of the newest frame. */
+const ALPHA = 0.2;
+/** Frames at the current level, per worker, before a step up is considered. */
+const FRAMES_BEFORE_STEP_UP = 2;
+
+interface LevelStats {
+  /** Raw bytes per second on one worker. */
+  speed: number;
+  /** Wire payload bytes per raw byte. */
+  ratio: number;
+}
+
+export interface AutoLevelOptions {
+  /** Compression workers (the pool's size). */
+  workers: number;
+  /** The link's rate in wire bytes per second while it had something to send, or null before it is known. */
+  linkRate: () => number | null;
+  /** Called when the level changes, for the push's log. */
+  onChange?: (level: number, why: string) => void;
+}
+
+export class AutoLevel implements LevelChooser {
+  readonly #stats = new Map<number, LevelStats>();
+  readonly #options: AutoLevelOptions;
+  #level = START_LEVEL;
+  /** Frames that came back at the current level since it was chosen. */
+  #seenAtLevel = 0;
+
+  constructor(options: AutoLevelOptions) {
+    this.#options = options;
+  }
+
+  get level(): number {
+    return this.#level;
+  }
+
+  next(): number {
+    const link = this.#options.linkRate();
+    if (link === null || link <= 0 || this.#stats.size === 0) return this.#level;
+    const chosen = this.#choose(link);
+    if (chosen !== this.#level) {
+      this.#seenAtLevel = 0;
+      const why = chosen === NO_COMPRESSION ? 'compression would be slower than the link' : `the link carries ${formatRate(link)}`;
+      this.#level = chosen;
+      this.#options.onChange?.(chosen, why);
+    }
+    return this.#level;
+  }
+
+  observe(sample: CompressionSample): void {
+    if (sample.level === this.#level) this.#seenAtLevel++;
+    if (sample.level === NO_COMPRESSION || sample.rawLength === 0) return;
+    const speed = sample.rawLength / Math.max(sample.compressNs / 1e9, 1e-6);
+    const ratio = sample.payloadLength / sample.rawLength;
+    const old = this.#stats.get(sample.level);
+    this.#stats.set(
+      sample.level,
+      old ? { speed: old.speed + ALPHA * (speed - old.speed), ratio: old.ratio + ALPHA * (ratio - old.ratio) } : { speed, ratio },
+    );
+  }
+
+  /** What the workers can compress at `level`, raw bytes/s, and the wire bytes per raw byte it makes. */
+  estimate(level: number): LevelStats {
+    const known = this.#stats.get(level);
+    if (known) return known;
+    // The nearest tried level, scaled by zstd's usual speed ratio; its ratio stands in until this level is tried.
+    const tried = [...this.#stats.keys()].sort((a, b) => Math.abs(a - level) - Math.abs(b - level))[0];
+    const base = tried === undefined ? undefined : this.#stats.get(tried);
+    if (tried === undefined || base === undefined) return { speed: 0, ratio: 1 };
+    return { speed: (base.speed * (RELATIVE_SPEED[level] ?? 1)) / (RELATIVE_SPEED[tried] ?? 1), ratio: base.ratio };
+  }
+
+  #choose(link: number): number {
+    // One core is left for everything else (btrfs send, hashing, the upload itself, and on a small machine the
+    // server too): compression that needs every core to keep up is not "well ahead".
+    const workers = Math.max(1, this.#options.workers - 1);
+    // Raw bytes per second the link can take at a level = its wire rate / the level's ratio.
+    const ahead = (level: number) => {
+      const { speed, ratio } = this.estimate(level);
+      return (workers * speed) / (link / Math.max(ratio, 0.01));
+    };
+    const levels = AUTO_LEVELS.filter((l) => l !== NO_COMPRESSION);
+    // Down as far as needed at once; up by one step, and only once the current level has been measured enough.
+    const settled = this.#seenAtLevel >= FRAMES_BEFORE_STEP_UP * this.#options.workers;
+    const oneUp = levels.find((l) => l > this.#level);
+    let best: number | null = null;
+    for (const level of levels) {
+      if (level > this.#level && (!settled || level !== oneUp)) continue;
+      const margin = level <= this.#level ? MARGIN_KEEP : MARGIN_UP;
+      if (ahead(level) >= margin) best = level;
+    }
+    if (best !== null) return best;
+    // Even the fastest level does not stay ahead: compare it with sending raw, which the link takes at its rate.
+    const fastest = levels[0]!;
+    const { speed, ratio } = this.estimate(fastest);
+    const compressed = Math.min(workers * speed, link / Math.max(ratio, 0.01));
+    return compressed >= link ? fastest : NO_COMPRESSION;
+  }
+}
+
+function formatRate(bytesPerSecond: number): string {
+  return bytesPerSecond >= 1e6 ? `${(bytesPerSecond / 1e6).toFixed(1)} MB/s` : `${(bytesPerSecond / 1e3).toFixed(0)} kB/s`;
+}

@@ -1,0 +1,130 @@
+/**
+ * `btrfs send` -> send-stream check -> (resume: hash to the server's offset) -> frame encoder, ready for tus.
+ *
+ * The check fails the pipeline on a bad stream (truncated, a second stream appended, wrong first command) before an
+ * end frame could be made, and the send handle's stream only ends once btrfs send exited 0, so an end frame always
+ * stands for a whole, good stream. On resume (docs/design.md, "Resume") the same send runs again and its first N chunks are
+ * only hashed, not compressed or sent; framing starts at frame N with the chain the server holds.
+ */
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { btrfsFeatures, sendOptionsFor } from '../../core/btrfs/features.ts';
+import type { SendStream } from '../../core/protocol.ts';
+import { SnapferryError } from '../../core/errors.ts';
+import { FrameEncoder, SendStreamCheck, hashRawPrefix, type CompressionPool, type EncodedFrameInfo, type LevelChooser, type HashedChunk, type SendStreamHeader } from '../../core/wire/index.ts';
+import { FramedUploadSource } from '../upload/source.ts';
+
+export interface FramedSendOptions {
+  snapshotPath: string;
+  parentPath: string | null;
+  chunkSize: number;
+  level: number | LevelChooser;
+  /** Compress on these worker threads (default: on this one). */
+  pool?: CompressionPool;
+  maxSlice: number;
+  /** How btrfs send makes the stream (default 'v1'); a resume must pass the transfer's own. */
+  sendStream?: SendStream;
+  signal?: AbortSignal;
+  onFrame?: (frame: EncodedFrameInfo) => void;
+}
+
+/** Where the server's upload stands, and how to check the regenerated stream against it. */
+export interface ResumeFrom {
+  frames: number;
+  wireOffset: number;
+  /** Hex chain after `frames` frames. */
+  chain: string;
+  /** Per-frame chains (hex) and wire ends, when the fast check failed and the caller fetched them. */
+  records?: readonly { index: number; wireEnd: number; chain: string }[];
+}
+
+export interface FramedSend {
+  source: FramedUploadSource;
+  header: Promise<SendStreamHeader>;
+  /** Settles when the whole pipeline has: rejects with the first failure (btrfs send, check, encoder). */
+  done: Promise<void>;
+  /** Frame and wire offset the upload continues from. */
+  start: { frames: number; wireOffset: number; rawOffset: number };
+  /** Set when the regenerated stream matched the server's only up to this frame: the upload must rewind to it. */
+  rewindTo: number | null;
+  /** Stops btrfs send and the pipeline. */
+  cancel(): void;
+}
+
+export class StreamMismatch extends SnapferryError {}
+
+export async function openFramedSend(options: FramedSendOptions, resume?: ResumeFrom): Promise<FramedSend> {
+  const send = btrfs.send(options.snapshotPath, {
+    ...(options.parentPath ? { parent: options.parentPath } : {}),
+    ...sendOptionsFor(options.sendStream ?? 'v1', await btrfsFeatures()),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const check = new SendStreamCheck();
+  const checked = send.stream.pipe(check);
+  send.stream.once('error', (err) => check.destroy(err));
+  // Everything cancel() must destroy: a resumed pipeline reads from a generator (prefix.rest) that destroying its
+  // source does not wake, so the downstream streams are destroyed too, or `done` would never settle.
+  const streams: { destroy(): unknown }[] = [check, send.stream];
+  const cancel = () => {
+    for (const stream of streams) stream.destroy();
+  };
+
+  let start: { frames: number; wireOffset: number; rawOffset: number; chain: Buffer } = { frames: 0, wireOffset: 0, rawOffset: 0, chain: Buffer.alloc(32) };
+  let rest: AsyncIterable<Buffer> = checked;
+  let rewindTo: number | null = null;
+  if (resume && resume.frames > 0) {
+    const records = resume.records;
+    const accept = records
+      ? (chunk: HashedChunk) => records[chunk.index]?.chain === chunk.chain.toString('hex')
+      : undefined;
+    let prefix;
+    try {
+      prefix = await hashRawPrefix(checked, { chunkSize: options.chunkSize, frames: resume.frames, ...(accept ? { accept } : {}) });
+    } catch (err) {
+      cancel();
+      throw err;
+    }
+    if (!records && prefix.chain.toString('hex') !== resume.chain) {
+      cancel();
+      throw new StreamMismatch('stream_mismatch', 'the regenerated send stream differs from what the server holds', { retryable: true });
+    }
+    if (prefix.frames < resume.frames) {
+      if (!records) {
+        cancel();
+        throw new StreamMismatch('stream_mismatch', 'the regenerated send stream is shorter than what the server holds', { retryable: true });
+      }
+      rewindTo = prefix.frames;
+    }
+    const wireOffset = prefix.frames === resume.frames ? resume.wireOffset : (records?.[prefix.frames - 1]?.wireEnd ?? 0);
+    start = { frames: prefix.frames, wireOffset, rawOffset: prefix.rawOffset, chain: prefix.chain };
+    rest = prefix.rest;
+  }
+
+  // Object mode on the way out: each frame's header and payload reach the upload source as the buffers the encoder
+  // made. A byte-mode stream read by an async iterator joins whatever it holds into a new buffer (a copy per frame).
+  const out = new PassThrough({ writableHighWaterMark: options.chunkSize, readableObjectMode: true, readableHighWaterMark: 4 });
+  const source = new FramedUploadSource({ stream: out, startOffset: start.wireOffset, recycle: (b) => encoder.recycle(b) }, options.maxSlice);
+  const encoder: FrameEncoder = new FrameEncoder({
+    chunkSize: options.chunkSize,
+    level: options.level,
+    ...(options.pool ? { pool: options.pool } : {}),
+    ...(start.frames > 0 ? { start: { frames: start.frames, rawOffset: start.rawOffset, chain: start.chain, wireOffset: start.wireOffset } } : {}),
+    onFrame: (frame) => {
+      source.frameEnded(frame.wireOffset + frame.wireLength, frame.kind === 'end');
+      options.onFrame?.(frame);
+    },
+  });
+  const head = rest === checked ? checked : Readable.from(rest);
+  streams.push(head, encoder, out);
+  const done = pipeline(head, encoder, out);
+  done.catch(() => undefined);
+  return {
+    source,
+    header: check.header,
+    done,
+    start: { frames: start.frames, wireOffset: start.wireOffset, rawOffset: start.rawOffset },
+    rewindTo,
+    cancel,
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * `snapferry push`: plan, then send each snapshot the server lacks (client/push/send-snapshot.ts), oldest first. It
+ * returns only once the server has received and checked every one, or throws a typed error that says what to do.
+ */
+import crypto from 'node:crypto';
+import { parseName } from '../../core/names.ts';
+import { planPush } from '../../core/plan.ts';
+import { SESSION_HEADER, type SendStream, type Transfer } from '../../core/protocol.ts';
+import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
+import { DEFAULT_CHUNK_SIZE } from '../../core/wire/index.ts';
+import { ServerApi } from '../http/api.ts';
+import { createTransport } from '../http/transport.ts';
+import { findParentCandidates, resolveRequested } from '../local/snapshots.ts';
+import { PushError, sendSnapshot } from './send-snapshot.ts';
+import { estimateRawTotal } from './estimate.ts';
+import { sourceGroups } from '../../core/sources.ts';
+import { mixedSourcesError } from './mixed-sources.ts';
+import { UploadRateLimit } from '../upload/rate-limit.ts';
+import { startCompression, type CompressSetting } from './compression.ts';
+import { DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
+import type { Reporter } from '../progress/report.ts';
+
+export { PushError };
+
+export interface PlannedSend {
+  snapshot: string;
+  parent: string | null;
+  rawBytes: number | null;
+}
+
+export interface PushOptions {
+  server: string;
+  /** Plan and estimate only: ask the server what it holds, send nothing. */
+  dryRun?: boolean;
+  volume: string;
+  snapshots: readonly string[];
+  chunkSize?: number;
+  /** zstd level (0: none) or 'auto' (default): the highest level that stays well ahead of the link. */
+  compress?: CompressSetting;
+  /** Bytes per PATCH at most. */
+  patchBytes?: number;
+  pollMs?: number;
+  /** A request with no byte moving and no answer for this long is dropped and resumed (--stall-timeout; default 30 s). */
+  stallMs?: number;
+  /** Upload bytes per second at most, for the whole push (--limit-rate). */
+  limitRate?: number;
+  /** Retries in a row without progress before giving up (default: forever). */
+  retries?: number;
+  /** `btrfs send --proto 2 --compressed-data` for new transfers (--send-compressed; default 'auto'). */
+  sendCompressed?: SendCompressedMode;
+  backoff?: Partial<BackoffOptions>;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** PEM CA certificates to trust besides the bundled roots (--ca-file). */
+  caFile?: string;
+  /** Where HTTPS_PROXY / NO_PROXY are read (default process.env). */
+  env?: Record<string, string | undefined>;
+}
+
+export interface PushResult {
+  sent: { snapshot: string; parent: string | null; transfer: Transfer }[];
+  /** --dry-run: what would be sent, in order, with the raw stream's estimated size (null: no estimate). */
+  planned?: PlannedSend[];
+  present: string[];
+  skipped: string[];
+}
+
+/** Small enough that one PATCH in flight plus the next one read ahead stay well under 100 MB. */
+const DEFAULT_PATCH_BYTES = 16 * 1024 * 1024;
+
+/**
+ * What is already on the server, in one line: `run` pushes a whole folder every hour, and a line per snapshot the
+ * server has long held buried the one line that mattered.
+ */
+export function presentNote(names: readonly string[]): string | null {
+  if (names.length === 0) return null;
+  if (names.length === 1) return `${names[0]} is already on the server`;
+  return `${names.length} of these snapshots are already on the server (the newest of them: ${names[names.length - 1]})`;
+}
+
+export async function push(options: PushOptions, report: Reporter): Promise<PushResult> {
+  const volume = parseName(options.volume, 'volume');
+  const headers = { ...options.headers, [SESSION_HEADER]: crypto.randomUUID() };
+  const transport = createTransport(options.server, {
+    ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
+    ...(options.env ? { env: options.env } : {}),
+  });
+  const api = new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) });
+  const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m) });
+  if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
+  // One volume, one source: checked before the server is asked anything.
+  const groups = sourceGroups(requested);
+  if (groups.length > 1) throw mixedSourcesError(groups, options.snapshots);
+
+  const held = await api.snapshots(volume);
+  const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
+  const candidates = await findParentCandidates(requested[0]!.path, wanted);
+  const plan = planPush({ requested, candidates, server: held.snapshots, removed: held.removed });
+  for (const note of plan.notes) report.note(note);
+  const present = presentNote(plan.present.map((s) => s.name));
+  if (present !== null) report.note(present);
+  const sendStream = plan.steps.length === 0 ? 'v1' : await pickSendStream(options.sendCompressed ?? 'auto', requested[0]!.path, api, report);
+  if (options.dryRun === true) {
+    // The estimate is `btrfs send --no-data` of each step (client/push/estimate.ts): metadata only, no upload.
+    const planned: PlannedSend[] = [];
+    for (const step of plan.steps) {
+      options.signal?.throwIfAborted();
+      const rawBytes = await estimateRawTotal(step, sendStream, report, options.signal);
+      planned.push({ snapshot: step.snapshot.name, parent: step.parent?.name ?? null, rawBytes });
+    }
+    await transport.close();
+    return { sent: [], planned, present: plan.present.map((s) => s.name), skipped: plan.skipped.map((s) => s.name) };
+  }
+
+  const ctx = {
+    api, volume, report, headers,
+    chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+    compression: startCompression(options.compress ?? 'auto', (level, why) =>
+      report.note(level === 0 ? `compression off: ${why}` : `compression level ${level}: ${why}`),
+    ),
+    patchBytes: options.patchBytes ?? DEFAULT_PATCH_BYTES,
+    pollMs: options.pollMs ?? 250,
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    ...(options.limitRate ? { rateLimit: new UploadRateLimit(options.limitRate) } : {}),
+    backoff: { ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) },
+    sendStream,
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  const sent: PushResult['sent'] = [];
+  try {
+    for (const step of plan.steps) {
+      const transfer = await sendSnapshot(ctx, step);
+      sent.push({ snapshot: step.snapshot.name, parent: step.parent?.name ?? null, transfer });
+    }
+  } finally {
+    await ctx.compression.close();
+  }
+  return { sent, present: plan.present.map((s) => s.name), skipped: plan.skipped.map((s) => s.name) };
+}
+
+/** --send-compressed, decided once per push; a resumed transfer keeps its own (client/push/send-snapshot.ts). */
+async function pickSendStream(mode: SendCompressedMode, snapshotPath: string, api: ServerApi, report: Reporter): Promise<SendStream> {
+  const choice = await chooseSendStream(mode, {
+    local: await btrfsFeatures(),
+    sourceCompression: () => mountCompression(snapshotPath),
+    serverVersions: async () => (await api.status()).receiveStreamVersions,
+  });
+  if (choice.stream === 'v2-compressed') report.note(`sending compressed extents as they are (btrfs send --proto 2 --compressed-data): ${choice.why}`);
+  else if (choice.fellBack) report.note(`sending without --compressed-data: ${choice.why}`);
+  return choice.stream;
+}

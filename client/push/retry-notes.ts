@@ -1,0 +1,23 @@
+/**
+ * What a push says when it tries again. Most failures are worth a line each (a cut, a stall: the reader sees the
+ * line's health), but a refusal that only heals when another holder lets go (another push holds this upload) would
+ * repeat itself every few seconds for as long as that push runs: it is said once, then waited out in silence.
+ */
+import { SnapferryError } from '../../core/errors.ts';
+
+/** Codes of refusals that last while someone else works: said once while they last. */
+const QUIET_WAITS = new Set(['transfer_locked', 'upload_busy', 'volume_busy']);
+
+export class RetryNotes {
+  private waitingFor: string | null = null;
+
+  constructor(private readonly note: (text: string) => void) {}
+
+  /** Notes `text` for `err`, unless it is the same quiet wait as the last note. */
+  retry(err: unknown, text: string): void {
+    const code = err instanceof SnapferryError && QUIET_WAITS.has(err.code) ? err.code : null;
+    if (code !== null && code === this.waitingFor) return;
+    this.waitingFor = code;
+    this.note(text);
+  }
+}

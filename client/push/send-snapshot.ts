@@ -1,0 +1,253 @@
+/**
+ * One snapshot to the server, whatever happens on the way (docs/design.md, "Resume"). Each attempt asks the server where
+ * the transfer stands (the server is the truth: a client that lost all its state, or was killed, resumes), runs
+ * `btrfs send` again, hashes its way to the server's offset and uploads the rest; a retryable failure waits with
+ * backoff and tries again. It returns once the server has received and checked the snapshot.
+ */
+import { SnapferryError, describeError } from '../../core/errors.ts';
+import type { SafeName } from '../../core/names.ts';
+import type { LocalSnapshot, PlanStep } from '../../core/plan.ts';
+import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, waitingStates, type SendStream, type Transfer } from '../../core/protocol.ts';
+import { btrfsFeatures, canSend } from '../../core/btrfs/features.ts';
+import type { ServerApi } from '../http/api.ts';
+import { openFramedSend, StreamMismatch, type FramedSend, type ResumeFrom } from './framed-send.ts';
+import { uploadFramed } from '../upload/tus.ts';
+import type { UploadRateLimit } from '../upload/rate-limit.ts';
+import type { Compression } from './compression.ts';
+import { RetryNotes } from './retry-notes.ts';
+import { Backoff, type BackoffOptions } from '../http/retry.ts';
+import { chooseWait } from '../http/retry-after.ts';
+import { formatBytes, type Reporter } from '../progress/report.ts';
+import { TransferProgress } from './progress.ts';
+import { estimateRawTotal } from './estimate.ts';
+import { formatDuration } from '../progress/math.ts';
+import { ReceiveWaiting, keepWaiting } from './receive-waiting.ts';
+
+export interface SendContext {
+  api: ServerApi;
+  volume: SafeName;
+  report: Reporter;
+  headers: Record<string, string>;
+  chunkSize: number;
+  compression: Compression;
+  patchBytes: number;
+  pollMs: number;
+  stallMs?: number;
+  rateLimit?: UploadRateLimit;
+  backoff: BackoffOptions;
+  /** How btrfs send makes a new transfer's stream (default 'v1'); a resumed one keeps the stream it began with. */
+  sendStream?: SendStream;
+  signal?: AbortSignal;
+}
+
+export class PushError extends SnapferryError {}
+
+export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Transfer> {
+  const backoff = new Backoff(ctx.backoff);
+  let lastOffset = -1;
+  ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+  const progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+  const notes = new RetryNotes((text) => ctx.report.note(text));
+  for (;;) {
+    ctx.signal?.throwIfAborted();
+    try {
+      return await attempt(ctx, step, progress, notes);
+    } catch (err) {
+      if (ctx.signal?.aborted) throw err;
+      // Whatever went wrong, the server may have finished anyway (the last response was lost).
+      const now = await findTransfer(ctx, step).catch(() => undefined);
+      if (now?.state === 'received') return reportReceived(ctx, now);
+      // The server has the whole stream and receives it by itself: nothing to send, nothing to wait for here.
+      if (err instanceof ReceiveWaiting) throw err;
+      // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
+      if (!(err instanceof SnapferryError) || (!err.retryable && err.code !== 'upload_expired')) throw err;
+      if (now && now.wireOffset > lastOffset) {
+        if (lastOffset >= 0) backoff.reset();
+        lastOffset = now.wireOffset;
+      }
+      const delay = backoff.next();
+      if (delay === null) {
+        throw new PushError('retries_exhausted', `gave up on ${step.snapshot.name} after ${backoff.attempts - 1} retries: ${err.message}`, {
+          retryable: true,
+          cause: err,
+        });
+      }
+      const wait = chooseWait(delay, err);
+      notes.retry(err, `${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
+      await backoff.wait(wait.ms, ctx.signal);
+    }
+  }
+}
+
+/** The newest transfer of this snapshot that is not over (or is received). */
+async function findTransfer(ctx: SendContext, step: PlanStep): Promise<Transfer | undefined> {
+  return (await transfersOf(ctx, step)).find((t) => !['failed', 'aborted'].includes(t.state));
+}
+
+/** This snapshot's transfers on the server, newest first. */
+async function transfersOf(ctx: SendContext, step: PlanStep): Promise<Transfer[]> {
+  const { transfers } = await ctx.api.transfers();
+  return transfers
+    .filter((t) => t.volume === ctx.volume && t.uuid === step.snapshot.uuid)
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** Why a new upload starts from zero when the newest one of this snapshot was expired by the server, or null. */
+function expiredNote(snapshot: string, newest: Transfer | undefined): string | null {
+  if (newest?.state !== 'failed' || newest.error?.code !== 'upload_expired') return null;
+  const { idleMs, wireBytes } = newest.error.details ?? {};
+  const after = typeof idleMs === 'number' ? ` after ${formatDuration(idleMs / 1000)} without data` : '';
+  const lost = typeof wireBytes === 'number' ? ` (${formatBytes(wireBytes)} of it had arrived)` : '';
+  return `${snapshot}: the server expired the unfinished upload${after}${lost}; starting over`;
+}
+
+async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress, notes: RetryNotes): Promise<Transfer> {
+  const mine = await transfersOf(ctx, step);
+  const existing = mine.find((t) => !['failed', 'aborted'].includes(t.state));
+  if (existing?.state === 'received') return reportReceived(ctx, existing);
+  if (existing && existing.state !== 'uploading') return waitReceived(ctx, existing.id);
+  const expired = existing ? null : expiredNote(step.snapshot.name, mine[0]);
+  if (expired !== null) ctx.report.note(expired);
+
+  let resumeOf: Transfer | null = null;
+  if (existing) {
+    const why =
+      existing.parentUuid !== (step.parent?.uuid ?? null)
+        ? `it sends ${step.snapshot.name} from another parent than this plan`
+        : !canSend(existing.sendStream, await btrfsFeatures())
+          ? `its stream (${existing.sendStream}) is one this machine's btrfs can no longer make`
+          : null;
+    if (why === null) resumeOf = existing;
+    else {
+      ctx.report.note(`aborting transfer ${existing.id}: ${why}`);
+      await ctx.api.abort(existing.id);
+    }
+  }
+  // The very stream the server holds part of: a resume never switches the way btrfs send makes it.
+  const sendStream = resumeOf?.sendStream ?? ctx.sendStream ?? 'v1';
+  if (resumeOf && sendStream !== (ctx.sendStream ?? 'v1')) {
+    ctx.report.note(`${step.snapshot.name}: resuming its ${sendStream} stream as it began (new transfers of this push go ${ctx.sendStream ?? 'v1'})`);
+  }
+  // Once per transfer, before its first send: the total for the progress line's percentage and ETA.
+  if (!progress.estimated) progress.setEstimate(await estimateRawTotal(step, sendStream, ctx.report, ctx.signal));
+  progress.newAttempt();
+  const framed = await open(ctx, step, resumeOf, sendStream, progress);
+  progress.begin(framed.start);
+  let id = resumeOf?.id ?? null;
+  try {
+    await uploadFramed({
+      server: ctx.api.base.toString(),
+      transport: ctx.api.transport,
+      uploadUrl: resumeOf ? ctx.api.url(`${UPLOADS_PATH}/${resumeOf.id}`) : null,
+      metadata: { ...metadataFor(ctx.volume, step.snapshot, step.parent, ctx.chunkSize, sendStream), ...progress.estimateMetadata() },
+      source: framed.source,
+      chunkSize: ctx.patchBytes,
+      headers: ctx.headers,
+      ...(ctx.stallMs ? { stallMs: ctx.stallMs } : {}),
+      ...(ctx.rateLimit ? { rateLimit: ctx.rateLimit } : {}),
+      linkMeter: ctx.compression.linkMeter,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onUrl: (url) => {
+        id = url.split('/').pop() ?? null;
+      },
+      probeArrived: async (timeoutMs) => {
+        if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
+        return (await ctx.api.transfer(id, { stallMs: timeoutMs })).wireArrived;
+      },
+      onProgress: (wire) => progress.uploaded(wire),
+      onRetry: (err) => notes.retry(err, `${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
+    });
+    await framed.done;
+  } catch (err) {
+    framed.cancel();
+    // The pipeline's own failure (btrfs send, a bad stream) explains more than the upload's.
+    const pipelineFailure = await framed.done.then(() => null, (e: unknown) => e);
+    throw pipelineFailure instanceof SnapferryError ? pipelineFailure : err;
+  }
+  if (id === null) throw new PushError('no_transfer_id', 'the server did not say where the upload went', { retryable: true });
+  ctx.report.waiting(step.snapshot.name);
+  return waitReceived(ctx, id);
+}
+
+/** Starts the framed send, resuming where the server stands; rewinds the upload when the streams diverged. */
+async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null, sendStream: SendStream, progress: TransferProgress): Promise<FramedSend> {
+  const options = {
+    onFrame: progress.onFrame,
+    sendStream,
+    snapshotPath: step.snapshot.path,
+    parentPath: step.parent?.path ?? null,
+    chunkSize: resumeOf?.chunkSize ?? ctx.chunkSize,
+    level: ctx.compression.level,
+    pool: ctx.compression.pool,
+    maxSlice: ctx.patchBytes,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  };
+  if (!resumeOf) return openFramedSend(options);
+  const resume: ResumeFrom = { frames: resumeOf.framesVerified, wireOffset: resumeOf.wireOffset, chain: resumeOf.chain };
+  let framed: FramedSend;
+  try {
+    framed = await openFramedSend(options, resume);
+  } catch (err) {
+    if (!(err instanceof StreamMismatch)) throw err;
+    ctx.report.note(
+      `${step.snapshot.name}: btrfs send now produces a different stream than the one the server holds ` +
+        '(btrfs-progs or the kernel changed?); looking for the last frame that still matches',
+    );
+    framed = await openFramedSend(options, { ...resume, records: await ctx.api.frames(resumeOf.id) });
+  }
+  if (framed.rewindTo !== null) {
+    await ctx.api.rewind(resumeOf.id, framed.rewindTo);
+    ctx.report.note(`${step.snapshot.name}: rewound the upload from frame ${resumeOf.framesVerified} to ${framed.rewindTo}, where the streams still agree`);
+  }
+  if (framed.start.frames > 0) {
+    ctx.report.note(`${step.snapshot.name}: resuming at ${formatBytes(framed.start.wireOffset)} (frame ${framed.start.frames}); the rest was only hashed, not sent`);
+  }
+  return framed;
+}
+
+function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSnapshot | null, chunkSize: number, sendStream: SendStream): Record<string, string> {
+  return {
+    [META.volume]: volume,
+    [META.snapshot]: snapshot.name,
+    [META.uuid]: snapshot.uuid,
+    ...(parent ? { [META.parentUuid]: parent.uuid } : {}),
+    [META.format]: WIRE_FORMAT,
+    [META.chunkSize]: String(chunkSize),
+    [META.sendStream]: sendStream,
+    ...(snapshot.created ? { [META.createdAt]: snapshot.created.toISOString() } : {}),
+    ...(snapshot.time ? { [META.takenAt]: snapshot.time.toISOString() } : {}),
+  };
+}
+
+/** Polls until the server has received (or failed) the transfer; an upload that went back to `uploading` (its
+ * spool was damaged on disk and rewound) is a retryable interruption, so the loop resumes it. A receive that waits
+ * for the server (a full disk) ends the push with ReceiveWaiting, unless the server tries again soon (keepWaiting):
+ * the server holds the whole stream already. */
+async function waitReceived(ctx: SendContext, id: string): Promise<Transfer> {
+  let waitingSince: number | null = null;
+  for (;;) {
+    ctx.signal?.throwIfAborted();
+    const t = await ctx.api.transfer(id);
+    if (t.state === 'received') return reportReceived(ctx, t);
+    if (waitingStates.includes(t.state)) {
+      const now = Date.now();
+      waitingSince ??= now;
+      if (!keepWaiting(t, now, now - waitingSince)) throw new ReceiveWaiting(t, now);
+    }
+    if (t.state === 'uploading') {
+      throw new PushError('upload_rewound', `the server needs part of ${t.snapshot} again (${t.lastInterruption ?? 'rewound'})`, { retryable: true });
+    }
+    if (finalStates.includes(t.state)) {
+      throw new PushError(t.error?.code ?? 'transfer_failed', `the server could not receive ${t.snapshot}: ${t.error?.message ?? t.state}`, {
+        details: { transferId: t.id },
+      });
+    }
+    await new Promise((r) => setTimeout(r, ctx.pollMs));
+  }
+}
+
+/** However the push learnt it (a poll, or asking again after a lost answer), the received line is said once. */
+function reportReceived(ctx: SendContext, t: Transfer): Transfer {
+  ctx.report.received(t.snapshot, t);
+  return t;
+}

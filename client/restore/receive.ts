@@ -1,0 +1,70 @@
+/**
+ * The complete spool into `btrfs receive`, through the one checked receive both sides use (core/receive).
+ *
+ * The spool's frames are decoded and verified again on the way (FrameDecoder: every chunk's SHA-256, the chain, the
+ * end frame), so bytes damaged on disk since they were downloaded never reach btrfs; the stream is checked as it
+ * flows (SendStreamCheck: framing, one subvolume, END, paths that stay inside it, the parent asked for, clones only
+ * from itself or that parent), and its first command names the snapshot asked for. What is the restore's own is
+ * here: its spool, its policy, its staging name and what it says when the name is taken; the receive, the checks
+ * after it and the removal of a partial subvolume are core/receive/checked-receive.ts's.
+ */
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream';
+import { checkedReceive } from '../../core/receive/checked-receive.ts';
+import { SnapferryError } from '../../core/errors.ts';
+import { FrameDecoder, SendStreamCheck, type SendStreamHeader } from '../../core/wire/index.ts';
+
+export interface SpoolReceive {
+  framesFile: string;
+  chunkSize: number;
+  destDir: string;
+  /** The name the restored snapshot gets in destDir. */
+  name: string;
+  /** The snapshot's catalog UUID: the stream's UUID, and the restored subvolume's Received UUID. */
+  uuid: string;
+  /** The parent's catalog UUID (a snapshot in destDir's filesystem with that identity), or null for a full stream. */
+  parentUuid: string | null;
+  signal?: AbortSignal;
+}
+
+export class RestoreReceiveError extends SnapferryError {}
+
+/** The dot name a restore receives under until it is checked; the spool's own folder is `.snapferry-restore-`. */
+export function stagingName(uuid: string): string {
+  return `.snapferry-incoming-${uuid}`;
+}
+
+export async function receiveSpool(job: SpoolReceive): Promise<{ path: string; rawBytes: number }> {
+  // The file's errors reach the decoder (pipeline destroys it with them), and so the receive.
+  const decoded = pipeline(createReadStream(job.framesFile), new FrameDecoder({ chunkSize: job.chunkSize }), () => undefined);
+  const got = await checkedReceive({
+    dir: job.destDir,
+    name: job.name,
+    stagingName: stagingName(job.uuid),
+    input: decoded,
+    check: checkFor(job),
+    receivedUuid: job.uuid,
+    taken: (path) => new RestoreReceiveError('restore_target_exists', `${path} already exists; move it away or restore into another folder`, { details: { path } }),
+    ...(job.signal ? { signal: job.signal } : {}),
+  });
+  return { path: got.path, rawBytes: got.rawBytes };
+}
+
+/** The stream's checks: framing, the restore's policy, and its first command against what was asked for. */
+function checkFor(job: SpoolReceive): SendStreamCheck {
+  const check = new SendStreamCheck({
+    policy: {
+      parentUuid: job.parentUuid,
+      // The server sends with -p only: clones come from the snapshot itself or from its parent.
+      cloneSources: job.parentUuid === null ? [] : [job.parentUuid],
+      // A restore puts back what was backed up, setuid binaries and device nodes included, as the push took them.
+      allowDevices: true,
+      allowSetuid: true,
+    },
+  });
+  check.once('header', (header: SendStreamHeader) => {
+    if (header.uuid === job.uuid) return;
+    check.destroy(new RestoreReceiveError('stream_metadata_mismatch', `the stream is snapshot ${header.uuid}, not ${job.name} (${job.uuid})`, { details: { found: header.uuid, expected: job.uuid } }));
+  });
+  return check;
+}

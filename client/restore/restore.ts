@@ -1,0 +1,221 @@
+/**
+ * `snapferry restore`: bring one snapshot back from the server into DEST_DIR, over the same slow, breaking link a
+ * push rides out. The plan (client/restore/plan.ts) picks the parent from the catalog and the snapshots here; the
+ * download (client/restore/http.ts) spools verified frames in DEST_DIR/.snapferry-restore-<uuid>/ and, after a cut,
+ * a stall or a killed run, goes on from the last verified frame; only once the end frame has verified does the
+ * spool go through `btrfs receive` (client/restore/receive.ts), and only a checked subvolume takes the name.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { SnapferryError, describeError } from '../../core/errors.ts';
+import { parseName } from '../../core/names.ts';
+import { DEFAULT_CHUNK_SIZE, FrameError, validateChunkSize } from '../../core/wire/index.ts';
+import { ServerApi } from '../http/api.ts';
+import { DEFAULT_STALL_MS, createTransport } from '../http/transport.ts';
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
+import { chooseWait } from '../http/retry-after.ts';
+import { formatBytes, type Reporter } from '../progress/report.ts';
+import { btrfsMountOf, readonlySnapshotsIn, RestoreTargetError } from './local.ts';
+import { planRestore, type RestorePlan } from './plan.ts';
+import { RestoreSpool, spoolDirFor } from './spool.ts';
+import { downloadInto, fetchCatalog, type RestoreHttp } from './http.ts';
+import { receiveSpool } from './receive.ts';
+import { RestoreProgress } from './progress.ts';
+import { checkRestored } from '../verify/after-restore.ts';
+import { onTheLine } from '../verify/view.ts';
+
+export interface RestoreOptions {
+  server: string;
+  volume: string;
+  /** The snapshot's name on the server; it gets the same name in destDir. */
+  snapshot: string;
+  /** A folder on btrfs to receive into. */
+  destDir: string;
+  /** Where to look for a parent (default destDir); must be on destDir's filesystem. */
+  parentDir?: string;
+  /** Whose snapshot, for an admin token (the server refuses it for a client token's own restores). */
+  client?: string;
+  chunkSize?: number;
+  headers?: Record<string, string>;
+  /** Retries in a row without progress before giving up (default: forever). */
+  retries?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** A request or download that brings no byte for this long is dropped and resumed (--stall-timeout; default 30 s). */
+  stallMs?: number;
+  signal?: AbortSignal;
+  caFile?: string;
+  env?: Record<string, string | undefined>;
+  /** Check the restored snapshot against the server's digest (client/verify/after-restore.ts); default true. */
+  verify?: boolean;
+}
+
+export interface RestoreResult {
+  snapshot: string;
+  /** Where the snapshot is now. */
+  path: string;
+  /** The local snapshot it was received on, or null for a full restore. */
+  parent: string | null;
+  /** False when it was already there and nothing was done. */
+  restored: boolean;
+  rawBytes: number;
+  /** Bytes of the framed stream, spooled over all runs. */
+  wireBytes: number;
+  /** Downloads that broke off and were resumed, in this run. */
+  interruptions: number;
+  /** The final check's bytes on the line, or null when it was not made. */
+  verifiedLineBytes: number | null;
+}
+
+export class RestoreFailed extends SnapferryError {}
+
+/** One frame failing verification this often in a row is not the link: the server sends it wrong every time. */
+const MAX_BAD_FRAME_REPEATS = 3;
+
+export async function restore(options: RestoreOptions, report: Reporter): Promise<RestoreResult> {
+  const volume = parseName(options.volume, 'volume');
+  const name = parseName(options.snapshot, 'snapshot name');
+  const destDir = path.resolve(options.destDir);
+  const parentDir = path.resolve(options.parentDir ?? destDir);
+  const chunkSize = validateChunkSize(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  const dest = await btrfsMountOf(destDir, 'DEST_DIR');
+  if (parentDir !== destDir && (await btrfsMountOf(parentDir, '--parent-dir')).source !== dest.source) {
+    throw new RestoreTargetError('parent_dir_elsewhere', `--parent-dir ${parentDir} is on another filesystem than ${destDir}: btrfs receive finds the parent on its own filesystem only`);
+  }
+  const headers = { ...options.headers };
+  const transport = createTransport(options.server, {
+    ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
+    ...(options.env ? { env: options.env } : {}),
+  });
+  const http: RestoreHttp = {
+    api: new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) }),
+    headers,
+    ...(options.client !== undefined ? { client: parseName(options.client, 'client') } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  try {
+    const catalog = await fetchCatalog(http, volume);
+    const local = await readonlySnapshotsIn(parentDir);
+    if (parentDir !== destDir) local.push(...(await readonlySnapshotsIn(destDir)));
+    const plan = planRestore({ name, catalog, local });
+    if (plan.present) {
+      report.note(`${name} is already here, at ${plan.present.path}`);
+      return { snapshot: name, path: plan.present.path, parent: null, restored: false, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null };
+    }
+    const finalPath = path.join(destDir, name);
+    if (await fs.lstat(finalPath).then(() => true, () => false)) {
+      throw new RestoreTargetError('restore_target_exists', `${finalPath} already exists and is not ${name} from the server; move it away or restore into another folder`, {
+        details: { path: finalPath },
+      });
+    }
+    const { spool, discarded } = await RestoreSpool.open(spoolDirFor(destDir, plan.target.uuid), {
+      server: http.api.base.toString(), client: http.client ?? null, volume, snapshot: name,
+      uuid: plan.target.uuid, parentUuid: plan.parent?.server.uuid ?? null, chunkSize,
+    });
+    let result: RestoreResult;
+    try {
+      if (discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${discarded})`);
+      result = await run({ options, report, http, volume, plan, spool, destDir });
+    } finally {
+      await spool.close();
+    }
+    if (options.verify === false) return result;
+    // The restored tree against the server's digest of its copy: what btrfs receive wrote, not only what it was sent.
+    const checked = await checkRestored({ api: http.api, headers, volume, snapshot: name, path: result.path, ...(http.client !== undefined ? { client: http.client } : {}), ...(options.signal ? { signal: options.signal } : {}) }, report);
+    return { ...result, verifiedLineBytes: onTheLine(checked) };
+  } finally {
+    await transport.close();
+  }
+}
+
+interface Run {
+  options: RestoreOptions;
+  report: Reporter;
+  http: RestoreHttp;
+  volume: string;
+  plan: RestorePlan;
+  spool: RestoreSpool;
+  destDir: string;
+}
+
+/** Download (resuming), receive, clean up; retries what can heal, with backoff, and says what it does. */
+async function run({ options, report, http, volume, plan, spool, destDir }: Run): Promise<RestoreResult> {
+  const { target, parent } = plan;
+  const signal = options.signal;
+  const backoff = new Backoff({ ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) });
+  // Same-parent restores transfer about what the push did; from another parent nothing tells the size beforehand.
+  const estimate = (parent?.server.uuid ?? null) === target.parentUuid ? target.rawBytes : null;
+  const progress = new RestoreProgress(report, target.name, estimate);
+  report.note(`restoring ${target.name} into ${destDir} ` + (parent ? `(incremental from ${parent.local.name})` : '(full)'));
+  if (spool.state.framesVerified > 0 && !spool.state.ended) {
+    report.note(`${target.name}: resuming the download at frame ${spool.state.framesVerified} (${formatBytes(spool.state.wireOffsetVerified)} already spooled)`);
+  }
+  let interruptions = 0;
+  let badFrame = { index: -1, repeats: 0 };
+  for (;;) {
+    signal?.throwIfAborted();
+    const before = spool.state;
+    let phase: 'download' | 'receive' = 'download';
+    try {
+      if (!before.ended) {
+        progress.begin(before);
+        await downloadInto(spool, http, {
+          volume, snapshot: target.name, parentUuid: parent?.server.uuid ?? null,
+          stallMs: options.stallMs ?? DEFAULT_STALL_MS,
+          onProgress: (state, pending) => progress.update(state, pending),
+        });
+      }
+      phase = 'receive';
+      report.note(`${target.name}: downloaded and verified ${formatBytes(spool.state.rawOffset)}; receiving it`);
+      const got = await receiveSpool({
+        framesFile: spool.framesFile, chunkSize: spool.identity.chunkSize, destDir, name: target.name,
+        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(signal ? { signal } : {}),
+      });
+      const wireBytes = spool.state.wireOffsetVerified;
+      await spool.remove();
+      return { snapshot: target.name, path: got.path, parent: parent?.local.name ?? null, restored: true, rawBytes: got.rawBytes, wireBytes, interruptions, verifiedLineBytes: null };
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      const after = spool.state;
+      if (after.framesVerified > before.framesVerified || (after.ended && !before.ended)) backoff.reset();
+      const damaged = phase === 'receive' ? frameErrorIn(err) : null;
+      if (damaged !== null) {
+        // Verified when it came, different now: the disk under the spool. Those frames are downloaded again.
+        await spool.rewind(damaged.details.frameIndex);
+        report.note(`${target.name}: the spool no longer verifies at frame ${damaged.details.frameIndex} (${damaged.message}); downloading from there again`);
+      } else if (phase === 'receive') {
+        throw err instanceof SnapferryError
+          ? new RestoreFailed(err.code, `${err.message} (the download is kept in ${spool.dir}: run the restore again to retry the receive, or delete it)`, { cause: err, details: err.details })
+          : err;
+      } else if (err instanceof SnapferryError && err.code === 'stream_mismatch') {
+        await spool.rewind(0);
+        report.note(`${target.name}: ${err.message}; downloading it from the start`);
+      } else if (!(err instanceof FrameError) && !(err instanceof SnapferryError && err.retryable)) {
+        throw err;
+      }
+      if (err instanceof FrameError && phase === 'download') {
+        badFrame = badFrame.index === after.framesVerified ? { index: badFrame.index, repeats: badFrame.repeats + 1 } : { index: after.framesVerified, repeats: 1 };
+        if (badFrame.repeats >= MAX_BAD_FRAME_REPEATS) {
+          throw new RestoreFailed(err.code, `frame ${badFrame.index} of ${target.name} failed verification ${badFrame.repeats} times in a row: ${err.message}`, { cause: err, details: err.details });
+        }
+      }
+      interruptions++;
+      const delay = backoff.next();
+      if (delay === null) {
+        throw new RestoreFailed('retries_exhausted', `gave up on ${target.name} after ${backoff.attempts - 1} retries: ${describeError(err)}`, { retryable: true, cause: err });
+      }
+      const wait = chooseWait(delay, err);
+      report.note(`${target.name}: ${wait.because ?? describeError(err)}; resuming from frame ${spool.state.framesVerified} in ${(wait.ms / 1000).toFixed(1)} s`);
+      await backoff.wait(wait.ms, signal);
+    }
+  }
+}
+
+/** The FrameError in a failure's cause chain, when the spool failed verification on its way to btrfs receive. */
+function frameErrorIn(err: unknown): FrameError | null {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    if (e instanceof FrameError) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}

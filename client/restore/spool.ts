@@ -1,0 +1,205 @@
+/**
+ * Where a restore keeps what it downloaded until the whole stream is in: DEST_DIR/.snapferry-restore-<uuid>/ with
+ *
+ *   restore.json    what is being restored (server, volume, snapshot, UUIDs, chunk size): a later run resumes only
+ *                   the same stream, and starts over when anything of it changed (another parent, another server)
+ *   frames          the verified frames, as they came over the wire (compressed), one after the other
+ *   frames.index    one 64-byte record per frame, appended once the frame's bytes are on disk (fdatasync), so the
+ *                   frames file never holds less than the index vouches for
+ *
+ * Bytes of `frames` past the last record are what a cut download brought of the next frame (keepPartial), or a
+ * frame whose record a crash lost: kept, up to one frame, and asked of the server no more (RestoreQuery.skip). They
+ * are verified with the rest of their frame before anything of it is recorded.
+ *
+ * A record is the layout of the server's spool index (server/frame-index.ts): u64 frame index | u64 wire end | u64
+ * raw end | u8 kind (0 data, 1 end) | 7 zero bytes | 32-byte chain after the frame. The end frame's record makes
+ * the spool complete. Resuming needs only the last record: it is the FrameParser state at that frame boundary.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { readJsonFile, writeFileDurably } from '../../core/durable-file.ts';
+import { CHAIN_ZERO, FRAME_HEADER_SIZE, HASH_SIZE, type FrameParserState, type VerifiedFrame } from '../../core/wire/index.ts';
+
+export const SPOOL_PREFIX = '.snapferry-restore-';
+const RECORD_SIZE = 64;
+
+/** What one spool holds the stream of; a spool is resumed only by a restore that asks for the very same. */
+export const SpoolIdentity = z.object({
+  server: z.string(),
+  /** The client whose snapshot it is, when an admin token restores; null for one's own. */
+  client: z.string().nullable(),
+  volume: z.string(),
+  snapshot: z.string(),
+  uuid: z.string(),
+  parentUuid: z.string().nullable(),
+  chunkSize: z.number().int(),
+});
+export type SpoolIdentity = z.infer<typeof SpoolIdentity>;
+
+export function spoolDirFor(destDir: string, uuid: string): string {
+  return path.join(destDir, `${SPOOL_PREFIX}${uuid}`);
+}
+
+export class RestoreSpool {
+  #state: FrameParserState;
+
+  private constructor(
+    readonly dir: string,
+    readonly identity: SpoolIdentity,
+    private readonly frames: fs.FileHandle,
+    private readonly index: fs.FileHandle,
+    state: FrameParserState,
+  ) {
+    this.#state = state;
+  }
+
+  /**
+   * Opens the spool in `dir`, resuming it when it holds `identity`'s stream. `discarded` says why an existing spool
+   * was started over (null when there was none, or it was resumed).
+   */
+  static async open(dir: string, identity: SpoolIdentity): Promise<{ spool: RestoreSpool; discarded: string | null }> {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    const metaFile = path.join(dir, 'restore.json');
+    const before = await readJsonFile(metaFile, SpoolIdentity);
+    let discarded: string | null = null;
+    if (before !== null && !sameIdentity(before, identity)) {
+      discarded = `it held ${before.snapshot} from ${before.parentUuid ?? 'nothing (full)'} in chunks of ${before.chunkSize} from ${before.server}`;
+    }
+    if (before === null || discarded !== null) {
+      await fs.rm(path.join(dir, 'frames'), { force: true });
+      await fs.rm(path.join(dir, 'frames.index'), { force: true });
+      await writeFileDurably(metaFile, `${JSON.stringify(identity, null, 2)}\n`);
+    }
+    const frames = await fs.open(path.join(dir, 'frames'), 'a+');
+    const index = await fs.open(path.join(dir, 'frames.index'), 'a+');
+    try {
+      const state = await recover(frames, index, identity.chunkSize);
+      return { spool: new RestoreSpool(dir, identity, frames, index, state), discarded };
+    } catch (err) {
+      await frames.close();
+      await index.close();
+      throw err;
+    }
+  }
+
+  /** Where the verified frames stand: what a FrameParser resumes from, and what the server is asked to skip. */
+  get state(): FrameParserState {
+    return { ...this.#state, chain: Buffer.from(this.#state.chain) };
+  }
+
+  get framesFile(): string {
+    return path.join(this.dir, 'frames');
+  }
+
+  /** What a cut download brought of the frame after the verified ones (none, or less than a frame). */
+  async partial(): Promise<Buffer> {
+    const { size } = await this.frames.stat();
+    const length = size - this.#state.wireOffsetVerified;
+    if (length <= 0) return Buffer.alloc(0);
+    const out = Buffer.alloc(length);
+    const { bytesRead } = await this.frames.read(out, 0, length, this.#state.wireOffsetVerified);
+    return out.subarray(0, bytesRead);
+  }
+
+  /** Keeps `bytes`, the start of the frame after the verified ones, for the next download to go on from. */
+  async keepPartial(bytes: Buffer): Promise<void> {
+    await this.dropPartial();
+    if (bytes.length === 0 || bytes.length >= FRAME_HEADER_SIZE + this.identity.chunkSize) return;
+    await this.frames.write(bytes);
+    await this.frames.datasync();
+  }
+
+  /** Forgets the bytes past the verified frames (a frame that failed must be downloaded whole). */
+  async dropPartial(): Promise<void> {
+    await this.frames.truncate(this.#state.wireOffsetVerified);
+  }
+
+  /** Appends one verified frame: its wire bytes first, made durable, then its index record. */
+  async append(wire: Buffer, frame: Omit<VerifiedFrame, 'raw'>): Promise<void> {
+    if (frame.wireStart !== this.#state.wireOffsetVerified || wire.length !== frame.wireEnd - frame.wireStart) {
+      throw new RangeError(`frame ${frame.index} spans ${frame.wireStart}..${frame.wireEnd}, the spool ends at ${this.#state.wireOffsetVerified}`);
+    }
+    // The file is opened to append: a kept part of this frame goes first, and the whole frame is written after.
+    await this.dropPartial();
+    await this.frames.write(wire);
+    await this.frames.datasync();
+    const rawEnd = frame.kind === 'end' ? frame.rawOffset : frame.rawOffset + frame.rawLength;
+    await this.index.write(encodeRecord(frame.index, frame.wireEnd, rawEnd, frame.kind, frame.chain));
+    this.#state = {
+      chunkSize: this.identity.chunkSize,
+      framesVerified: frame.kind === 'end' ? frame.index : frame.index + 1,
+      wireOffsetVerified: frame.wireEnd,
+      rawOffset: rawEnd,
+      chain: Buffer.from(frame.chain),
+      ended: frame.kind === 'end',
+    };
+  }
+
+  /** Keeps the first `frames` data frames (and never the end frame): bytes from there on are downloaded again. */
+  async rewind(frames: number): Promise<void> {
+    const keep = Math.min(frames, this.#state.framesVerified);
+    await this.index.truncate(keep * RECORD_SIZE);
+    await this.index.datasync();
+    this.#state = await recover(this.frames, this.index, this.identity.chunkSize);
+  }
+
+  async close(): Promise<void> {
+    await this.frames.close().catch(() => undefined);
+    await this.index.close().catch(() => undefined);
+  }
+
+  /** Deletes the spool (after a checked receive, or when it will never be used). */
+  async remove(): Promise<void> {
+    await this.close();
+    await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The state after the index's last whole record; the frames file is cut back to it, or to one frame past it. */
+async function recover(frames: fs.FileHandle, index: fs.FileHandle, chunkSize: number): Promise<FrameParserState> {
+  const { size } = await index.stat();
+  let count = Math.floor(size / RECORD_SIZE);
+  const framesSize = (await frames.stat()).size;
+  let last: ReturnType<typeof decodeRecord> | null = null;
+  // The frames file is synced before each record is written, so it is never shorter than the last record says;
+  // walking back anyway costs nothing and never resumes from bytes that are not there.
+  while (count > 0) {
+    const buf = Buffer.alloc(RECORD_SIZE);
+    await index.read(buf, 0, RECORD_SIZE, (count - 1) * RECORD_SIZE);
+    last = decodeRecord(buf);
+    if (last.wireEnd <= framesSize) break;
+    last = null;
+    count--;
+  }
+  if (count * RECORD_SIZE !== size) await index.truncate(count * RECORD_SIZE);
+  const wireEnd = last?.wireEnd ?? 0;
+  const ended = last?.kind === 'end';
+  if (framesSize > wireEnd && (ended || framesSize - wireEnd >= FRAME_HEADER_SIZE + chunkSize)) await frames.truncate(wireEnd);
+  if (last === null) return { chunkSize, framesVerified: 0, wireOffsetVerified: 0, rawOffset: 0, chain: CHAIN_ZERO, ended: false };
+  return { chunkSize, framesVerified: ended ? last.index : last.index + 1, wireOffsetVerified: wireEnd, rawOffset: last.rawEnd, chain: last.chain, ended };
+}
+
+function encodeRecord(index: number, wireEnd: number, rawEnd: number, kind: 'data' | 'end', chain: Buffer): Buffer {
+  const b = Buffer.alloc(RECORD_SIZE);
+  b.writeBigUInt64BE(BigInt(index), 0);
+  b.writeBigUInt64BE(BigInt(wireEnd), 8);
+  b.writeBigUInt64BE(BigInt(rawEnd), 16);
+  b.writeUInt8(kind === 'end' ? 1 : 0, 24);
+  chain.copy(b, 32, 0, HASH_SIZE);
+  return b;
+}
+
+function decodeRecord(b: Buffer): { index: number; wireEnd: number; rawEnd: number; kind: 'data' | 'end'; chain: Buffer } {
+  return {
+    index: Number(b.readBigUInt64BE(0)),
+    wireEnd: Number(b.readBigUInt64BE(8)),
+    rawEnd: Number(b.readBigUInt64BE(16)),
+    kind: b.readUInt8(24) === 1 ? 'end' : 'data',
+    chain: Buffer.from(b.subarray(32, 32 + HASH_SIZE)),
+  };
+}
+
+function sameIdentity(a: SpoolIdentity, b: SpoolIdentity): boolean {
+  return (Object.keys(SpoolIdentity.shape) as (keyof SpoolIdentity)[]).every((k) => a[k] === b[k]);
+}

@@ -1,0 +1,36 @@
+/**
+ * One `snapferry run` at a time: a timer that fires while a slow push still runs, or an admin running it by hand,
+ * must not snapshot, push and prune the same volumes twice at once. The lock is the kernel's (core/file-lock.ts):
+ * flock(2) on the lock file, held while the run lasts and released when it ends, however it ends (killed, crashed),
+ * so a run that died never leaves a lock behind and no pid is ever guessed alive or dead. The file holds the run's pid
+ * and start time, for the message of a run that finds it held.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SnapferryError } from '../../core/errors.ts';
+import { isHeld, tryLock } from '../../core/file-lock.ts';
+
+export class RunLocked extends SnapferryError {}
+
+/** /run/snapferry/run.lock for root (what the systemd unit runs as); the user's runtime folder otherwise. */
+export function defaultLockFile(env: NodeJS.ProcessEnv = process.env): string {
+  if (process.getuid?.() === 0) return '/run/snapferry/run.lock';
+  return path.join(env.XDG_RUNTIME_DIR ?? os.tmpdir(), 'snapferry-run.lock');
+}
+
+export interface RunLock {
+  file: string;
+  release(): Promise<void>;
+}
+
+/** Takes the lock or throws RunLocked (code `run_locked`, exit 73) naming the run that holds it. */
+export async function acquireRunLock(file: string): Promise<RunLock> {
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  const got = await tryLock(file, 'snapferry run');
+  if (isHeld(got)) return got;
+  const who = got.holder === null ? 'another snapferry run (just starting)' : `another snapferry run (pid ${got.holder.pid}, started ${got.holder.startedAt})`;
+  throw new RunLocked('run_locked', `${who} holds ${file}; this one stops so the two never overlap`, {
+    details: { file, pid: got.holder?.pid ?? null },
+  });
+}

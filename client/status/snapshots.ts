@@ -1,0 +1,49 @@
+/**
+ * `snapferry snapshots [--volume V]`: what the server holds of this client's volumes, oldest first in each, as text
+ * for people or as JSON for scripts (the same rows). Taken is the snapshot's btrfs creation time on the client, when
+ * the server knows it; received is when the server checked it in.
+ */
+import type { Snapshot } from '../../core/protocol.ts';
+import type { ServerApi } from '../http/api.ts';
+import { formatBytes } from '../progress/format.ts';
+
+export interface SnapshotRow {
+  volume: string;
+  name: string;
+  /** The client snapshot's creation time, or null where the server does not know it. */
+  takenAt: string | null;
+  receivedAt: string;
+  rawBytes: number;
+  wireBytes: number;
+  uuid: string;
+  parentUuid: string | null;
+}
+
+export async function listSnapshots(api: ServerApi, volume?: string): Promise<SnapshotRow[]> {
+  const volumes = volume !== undefined ? [volume] : (await api.volumes()).volumes.map((v) => v.name);
+  const rows: SnapshotRow[] = [];
+  for (const name of volumes) {
+    const { snapshots } = await api.snapshots(name);
+    rows.push(...[...snapshots].sort((a, b) => order(a).localeCompare(order(b)) || a.receivedAt.localeCompare(b.receivedAt)).map((s) => row(name, s)));
+  }
+  return rows;
+}
+
+const order = (s: Snapshot) => s.createdAt ?? s.receivedAt;
+
+function row(volume: string, s: Snapshot): SnapshotRow {
+  return {
+    volume, name: s.name, takenAt: s.createdAt ?? null, receivedAt: s.receivedAt, rawBytes: s.rawBytes, wireBytes: s.wireBytes,
+    uuid: s.uuid, parentUuid: s.parentUuid,
+  };
+}
+
+/** `2026-12-05T01:02:03.456Z` as `2026-12-05 01:02:03Z`: to the second is what a person compares. */
+const when = (iso: string | null) => (iso === null ? '-' : `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`);
+
+/** Aligned columns, one snapshot a line. */
+export function renderSnapshots(rows: readonly SnapshotRow[]): string {
+  const table = [['VOLUME', 'SNAPSHOT', 'TAKEN', 'RECEIVED', 'SIZE'], ...rows.map((r) => [r.volume, r.name, when(r.takenAt), when(r.receivedAt), formatBytes(r.rawBytes)])];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((cells) => cells[i]!.length)));
+  return table.map((cells) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}

@@ -1,0 +1,212 @@
+/**
+ * The source tus-js-client reads a framed stream from (its `fileReader` option). tus-js-client's own stream source
+ * is unsafe here: handed a child's stdout it detaches its listener between chunks, so a buffered tail can be dropped
+ * and an upload reported complete while up to a chunk short; with a deferred length whose size is an exact multiple
+ * of the chunk size it hangs (tus-js-client issue 779).
+ *
+ * Every PATCH body ends on a frame boundary, so the server's offset after a whole PATCH is exactly what was sent.
+ * After a cut the server keeps what arrived of the frame in flight, and its offset may fall inside a frame: a slice
+ * may start anywhere, and goes on to a frame boundary. The source keeps every frame from the one holding the last
+ * acknowledged offset on, so tus-js-client may ask again from any offset the server reports, and it says `done`
+ * with the slice that carries the end frame, never later (so the last PATCH declares the length).
+ *
+ * While a PATCH goes out, the source reads the next one's frames in the background (up to one slice ahead), so on a
+ * slow link the line never idles while zstd works, and on a fast one compression and upload overlap. The time a
+ * slice had to wait for frames is counted: the link meter takes it out of the link's time.
+ *
+ * Slices start at one frame and double up to maxSlice (a slow start): the first PATCHes measure the link within
+ * seconds, before much is compressed ahead at a level chosen blind (--compress auto).
+ */
+import type { Readable } from 'node:stream';
+import { SnapferryError } from '../../core/errors.ts';
+
+export interface FrameBoundarySource {
+  /** The framed bytes, starting at wire offset `startOffset`. */
+  stream: Readable;
+  startOffset: number;
+  /** Told of each buffer the server has acknowledged whole: nothing here reads it again (FrameEncoder.recycle). */
+  recycle?: (buffer: Buffer) => void;
+}
+
+export class UploadSourceError extends SnapferryError {}
+
+/** One PATCH body: views of the frames held (never copied), in order; `size` bytes in all. */
+export interface FrameSlice {
+  readonly pieces: readonly Buffer[];
+  readonly size: number;
+}
+
+export class FramedUploadSource {
+  /** Deferred length: tus learns it from the last PATCH. */
+  readonly size = null;
+  /** Wire offset of the first retained byte. */
+  private retainedStart: number;
+  private retained: Buffer[] = [];
+  private retainedBytes = 0;
+  /** Ends of frames (wire offsets) known so far and not yet passed. */
+  private boundaries: number[] = [];
+  private endOffset: number | null = null;
+  private readonly iterator: AsyncIterator<Buffer>;
+  private failure: unknown = null;
+  private closed = false;
+  private ended = false;
+  private reading = false;
+  /** Slices waiting for the background reader to bring more bytes. */
+  private arrivals: (() => void)[] = [];
+  private waitedNs = 0n;
+  /** The largest slice for now: twice the last one, up to maxSlice; the first is one frame. */
+  private sliceLimit = 1;
+
+  constructor(
+    private readonly framed: FrameBoundarySource,
+    /** Largest PATCH body; a single frame larger than this still goes whole. */
+    private readonly maxSlice: number,
+  ) {
+    this.retainedStart = framed.startOffset;
+    this.iterator = (framed.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  /** Time slices spent waiting for frames so far: the upload had nothing to send. */
+  get waitedMs(): number {
+    return Number(this.waitedNs / 1_000_000n);
+  }
+
+  /** Called by the encoder for every frame it emits (before its bytes can be read). */
+  frameEnded(wireEnd: number, isEnd: boolean): void {
+    this.boundaries.push(wireEnd);
+    if (isEnd) this.endOffset = wireEnd;
+  }
+
+  /** Bytes from `start` to the last frame boundary at or before `end` (at least one frame, if any remain). */
+  async slice(start: number, end: number): Promise<{ value: FrameSlice | null; done: boolean }> {
+    if (this.failure) throw this.failure;
+    if (start < this.retainedStart) {
+      throw new UploadSourceError('source_rewound', `the server asked for offset ${start}, before ${this.retainedStart} which it had already acknowledged`, {
+        details: { start, retainedStart: this.retainedStart },
+      });
+    }
+    this.dropBefore(start);
+    this.readAhead();
+    const want = Math.max(Math.min(end - start, this.sliceLimit), 1);
+    let cut = this.boundaryWithin(start, want);
+    while (cut === null) {
+      if (!(await this.readMore())) break;
+      cut = this.boundaryWithin(start, want);
+    }
+    // Read on while the next frame may still fit, so a PATCH carries as much as allowed.
+    while (cut !== null && cut !== this.endOffset && this.producedEnd() - start < want) {
+      if (!(await this.readMore())) break;
+      cut = this.boundaryWithin(start, want) ?? cut;
+    }
+    if (cut === null) {
+      if (this.endOffset !== null && start === this.endOffset) return { value: null, done: true };
+      throw new UploadSourceError('source_ended_early', `the framed stream ended at ${this.producedEnd()} without an end frame`);
+    }
+    this.sliceLimit = Math.min(2 * (cut - start), this.maxSlice);
+    const value = { pieces: this.pieces(start, cut), size: cut - start };
+    return { value, done: this.endOffset !== null && cut === this.endOffset };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.framed.stream.destroy();
+    this.wake();
+  }
+
+  private producedEnd(): number {
+    return this.retainedStart + this.retainedBytes;
+  }
+
+  private boundaryWithin(start: number, want: number): number | null {
+    let best: number | null = null;
+    for (const b of this.boundaries) {
+      if (b <= start || b > this.producedEnd()) continue;
+      if (b - start <= want || best === null) best = b;
+      if (b - start > want) break;
+    }
+    return best;
+  }
+
+  /** Waits until the background reader brought more bytes (true) or the stream ended (false). */
+  private async readMore(): Promise<boolean> {
+    if (this.failure) throw this.failure;
+    if (this.closed || this.ended) return false;
+    const before = this.producedEnd();
+    const started = process.hrtime.bigint();
+    await new Promise<void>((resolve) => {
+      this.arrivals.push(resolve);
+      this.readAhead();
+    });
+    this.waitedNs += process.hrtime.bigint() - started;
+    if (this.failure) throw this.failure;
+    return this.producedEnd() > before;
+  }
+
+  /** Reads in the background while less than two slices are held, or while a slice waits for bytes. */
+  private readAhead(): void {
+    if (this.reading || this.closed || this.ended || this.failure) return;
+    this.reading = true;
+    void (async () => {
+      try {
+        while (!this.closed && (this.retainedBytes < 2 * this.sliceLimit || this.arrivals.length > 0)) {
+          const next = await this.iterator.next();
+          if (next.done) {
+            this.ended = true;
+            break;
+          }
+          this.retained.push(next.value);
+          this.retainedBytes += next.value.length;
+          this.wake();
+        }
+      } catch (err) {
+        this.failure = err;
+      } finally {
+        this.reading = false;
+        this.wake();
+      }
+    })();
+  }
+
+  private wake(): void {
+    for (const resolve of this.arrivals.splice(0)) resolve();
+  }
+
+  /**
+   * Forgets the frames that end at or before `offset`: the server holds them. The frame `offset` falls in stays
+   * whole, although the server holds part of it (what a cut request brought): should that part fail to verify with
+   * the rest, the server drops it and asks for the whole frame again.
+   */
+  private dropBefore(offset: number): void {
+    const frameStart = this.boundaries.reduce((best, b) => (b <= offset && b > best ? b : best), this.retainedStart);
+    let drop = Math.min(frameStart - this.retainedStart, this.retainedBytes);
+    while (drop > 0 && this.retained.length > 0) {
+      const head = this.retained[0]!;
+      if (head.length <= drop) {
+        this.retained.shift();
+        this.framed.recycle?.(head);
+        drop -= head.length;
+        this.retainedStart += head.length;
+        this.retainedBytes -= head.length;
+      } else {
+        this.retained[0] = head.subarray(drop);
+        this.retainedStart += drop;
+        this.retainedBytes -= drop;
+        drop = 0;
+      }
+    }
+    this.boundaries = this.boundaries.filter((b) => b > this.retainedStart);
+  }
+
+  /** Views of the held bytes from `from` to `to`: the frames stay as they came, so a PATCH copies nothing. */
+  private pieces(from: number, to: number): Buffer[] {
+    const out: Buffer[] = [];
+    let pos = this.retainedStart;
+    for (const buf of this.retained) {
+      const bufEnd = pos + buf.length;
+      if (bufEnd > from && pos < to) out.push(buf.subarray(Math.max(from, pos) - pos, Math.min(to, bufEnd) - pos));
+      pos = bufEnd;
+      if (pos >= to) break;
+    }
+    return out;
+  }
+}

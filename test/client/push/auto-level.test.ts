@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AutoLevel } from '../../../client/push/auto-level.ts';
+import { LinkMeter } from '../../../client/upload/link-meter.ts';
+import { parseCompressSetting } from '../../../client/push/compression.ts';
+
+const MB = 1e6;
+
+/** Feeds `frames` 4 MB frames at `level` compressed at `speed` raw bytes/s with `ratio`. */
+function feed(auto: AutoLevel, level: number, speed: number, ratio: number, frames = 3): void {
+  const raw = 4 * MB;
+  for (let i = 0; i < frames; i++) auto.observe({ level, rawLength: raw, payloadLength: raw * ratio, compressNs: (raw / speed) * 1e9 });
+}
+
+/** An AutoLevel whose link runs at `link` bytes/s, with a machine that makes `l3` MB/s per worker at level 3. */
+function autoOn(link: number | null, l3 = 300 * MB, ratio = 0.4) {
+  let rate = link;
+  const changes: { level: number; why: string }[] = [];
+  const auto = new AutoLevel({ workers: 2, linkRate: () => rate, onChange: (level, why) => changes.push({ level, why }) });
+  feed(auto, 3, l3, ratio);
+  return { auto, changes, setLink: (r: number) => (rate = r) };
+}
+
+/** zstd's speed at each level relative to level 3, as a machine might measure it on compressible data. */
+const SPEED: Record<number, number> = { 1: 1.5, 2: 1.2, 3: 1, 4: 0.8, 6: 0.45, 9: 0.3, 12: 0.12, 15: 0.06, 19: 0.012 };
+
+/** Runs frames through the chooser as a push would, each level compressing at `speedAt(level)`; returns the levels. */
+function climb(auto: AutoLevel, speedAt: (level: number) => number, frames = 60): number[] {
+  const levels: number[] = [];
+  for (let i = 0; i < frames; i++) {
+    const level = auto.next();
+    levels.push(level);
+    feed(auto, level, speedAt(level), 0.4, 1);
+  }
+  return levels;
+}
+
+describe('--compress auto', () => {
+  it('stays at level 3 until the link has been measured', () => {
+    const { auto } = autoOn(null);
+    assert.equal(auto.next(), 3);
+    assert.equal(new AutoLevel({ workers: 2, linkRate: () => 1000 }).next(), 3, 'nothing measured on this machine yet');
+  });
+
+  it('on 2 Mbit/s climbs, one level at a time, to the highest, which still outruns the line', () => {
+    const { auto, changes } = autoOn(250_000);
+    const levels = climb(auto, (l) => 300 * MB * SPEED[l]!);
+    assert.equal(levels.at(-1), 19);
+    assert.deepEqual([...new Set(levels)], [3, 4, 6, 9, 12, 15, 19], 'each step measured before the next');
+    assert.match(changes[0]!.why, /250 kB\/s/);
+  });
+
+  it('stops climbing where the measured speed, not the estimate, says the line would wait', () => {
+    // Random data: high levels run far slower than zstd's usual ratios say (level 12 and up: 0.25 MB/s per worker).
+    const { auto } = autoOn(250_000);
+    const levels = climb(auto, (l) => (l >= 12 ? 0.25 * MB : 300 * MB * SPEED[l]!));
+    assert.equal(levels.at(-1), 9, `settled at ${levels.at(-1)}: ${levels.join(' ')}`);
+    assert.ok(levels.filter((l) => l >= 12).length <= 8, 'few frames at a level that cannot keep up');
+  });
+
+  it('comes back down when the measured speed of a high level cannot keep up', () => {
+    const { auto } = autoOn(2 * MB);
+    const first = climb(auto, (l) => 300 * MB * SPEED[l]!).at(-1)!;
+    assert.ok(first >= 12, `climbed to ${first} on 2 MB/s`);
+    // This data turns out slow at that level: 1 MB/s per worker, while the link takes 2 MB/s / 0.4 = 5 MB/s raw.
+    feed(auto, first, 1 * MB, 0.35, 10);
+    const after = auto.next();
+    assert.ok(after < first, `went from ${first} to ${after}`);
+    const { speed, ratio } = auto.estimate(after);
+    assert.ok(2 * speed >= 1.3 * (2 * MB / ratio), `level ${after} keeps ahead: ${speed} per worker`);
+  });
+
+  it('on a LAN faster than level 1 compresses, sends raw; on one it can keep up with, compresses', () => {
+    const { auto, changes, setLink } = autoOn(2000 * MB);
+    assert.equal(auto.next(), 0, 'raw beats zstd when zstd is the bottleneck');
+    assert.match(changes.at(-1)!.why, /slower than the link/);
+    setLink(100 * MB);
+    const level = auto.next();
+    assert.ok(level >= 1 && level <= 4, `100 MB/s: level ${level}`);
+  });
+
+  it('does not flap between levels on small changes of the link', () => {
+    const { auto, setLink } = autoOn(20 * MB);
+    const levels = new Set<number>();
+    for (const r of [20, 21, 19, 22, 18, 20, 21]) {
+      setLink(r * MB);
+      levels.add(auto.next());
+    }
+    assert.equal(levels.size, 1, `levels seen: ${[...levels].join(', ')}`);
+  });
+});
+
+describe('link meter', () => {
+  it('measures the link only over the time the upload had something to send', () => {
+    let now = 0;
+    const meter = new LinkMeter(() => now);
+    meter.restart();
+    // 10 s: 1 MB sent per second, but the upload waited for frames half of each second.
+    for (let s = 0; s <= 10; s++) {
+      now = s * 1000;
+      meter.progress(s * MB, s * 500);
+    }
+    assert.equal(Math.round(meter.rate()!), 2 * MB);
+  });
+
+  it('says nothing before two seconds of samples, and starts over after a cut', () => {
+    let now = 0;
+    const meter = new LinkMeter(() => now);
+    meter.progress(0, 0);
+    now = 1500;
+    meter.progress(10 * MB, 0);
+    assert.equal(meter.rate(), null, 'a burst into socket buffers is not a link rate');
+    now = 3000;
+    meter.progress(11 * MB, 0);
+    assert.ok(meter.rate()! > 0);
+    // A cut and 60 s of backoff: the next attempt counts from its own first sample, not across the gap.
+    meter.restart();
+    now = 63_000;
+    meter.progress(11 * MB, 0);
+    now = 64_000;
+    meter.progress(11.5 * MB, 0);
+    assert.equal(meter.rate(), null);
+    now = 65_000;
+    meter.progress(12 * MB, 0);
+    assert.equal(Math.round(meter.rate()!), 0.5 * MB);
+  });
+});
+
+describe('--compress values', () => {
+  it('takes auto, none and levels 1..19, and refuses the rest with the choices', () => {
+    assert.equal(parseCompressSetting('auto'), 'auto');
+    assert.equal(parseCompressSetting('none'), 0);
+    assert.equal(parseCompressSetting('19'), 19);
+    for (const bad of ['0', '20', '3.5', 'fast', '']) assert.throws(() => parseCompressSetting(bad), /auto, none or a zstd level from 1 to 19/);
+  });
+});

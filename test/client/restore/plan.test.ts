@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planRestore } from '../../../client/restore/plan.ts';
+import type { LocalSubvolume } from '../../../client/restore/local.ts';
+import type { Snapshot } from '../../../core/protocol.ts';
+
+const uuid = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, '0')}`;
+
+/** The server's catalog of s1..sN, oldest first, each pushed incrementally on the one before. */
+function catalog(n: number): Snapshot[] {
+  return Array.from({ length: n }, (_, i) => ({
+    name: `s${i + 1}`, uuid: uuid(i + 1), serverUuid: uuid(100 + i), parentUuid: i === 0 ? null : uuid(i),
+    receivedAt: `2026-01-0${i + 1}T00:00:00.000Z`, rawBytes: 1000 * (i + 1), wireBytes: 500, transferId: null, altered: null,
+  }));
+}
+
+const local = (name: string, identity: string): LocalSubvolume => ({ name, path: `/r/${name}`, identity });
+
+test('with nothing in common the restore is full', () => {
+  const plan = planRestore({ name: 's2', catalog: catalog(3), local: [local('other', uuid(99))] });
+  assert.equal(plan.target.name, 's2');
+  assert.equal(plan.parent, null);
+  assert.equal(plan.present, null);
+});
+
+test('the parent is the newest snapshot the server received before the target that is held here, by identity', () => {
+  // s1 restored (Received UUID), s2 the original (own UUID), s4 held too but newer than the target.
+  const plan = planRestore({ name: 's3', catalog: catalog(4), local: [local('a', uuid(1)), local('b', uuid(2)), local('d', uuid(4))] });
+  assert.equal(plan.parent?.server.name, 's2');
+  assert.equal(plan.parent?.local.name, 'b');
+});
+
+test('the local name does not matter, only the identity', () => {
+  const plan = planRestore({ name: 's3', catalog: catalog(3), local: [local('s2', uuid(77)), local('renamed', uuid(1))] });
+  assert.equal(plan.parent?.server.name, 's1');
+  assert.equal(plan.parent?.local.name, 'renamed');
+});
+
+test('a target already here is present: nothing to restore', () => {
+  const plan = planRestore({ name: 's2', catalog: catalog(3), local: [local('s1', uuid(1)), local('copy', uuid(2))] });
+  assert.equal(plan.present?.name, 'copy');
+  assert.equal(plan.parent, null);
+});
+
+test('a snapshot the server does not hold is refused with what it holds', () => {
+  assert.throws(
+    () => planRestore({ name: 's9', catalog: catalog(2), local: [] }),
+    (err: Error & { code?: string }) => err.code === 'snapshot_not_on_server' && /holds s1, s2/.test(err.message),
+  );
+  assert.throws(() => planRestore({ name: 's1', catalog: [], local: [] }), /holds none/);
+});
+
+test('a snapshot the server flags as changed by hand is never the parent: the next older one held here is', () => {
+  const flagged = catalog(4).map((s) => (s.name === 's2' ? { ...s, altered: { foundAt: '2026-01-05T00:00:00.000Z', what: ['not_read_only' as const] } } : s));
+  const plan = planRestore({ name: 's3', catalog: flagged, local: [local('a', uuid(1)), local('b', uuid(2))] });
+  assert.equal(plan.parent?.server.name, 's1');
+});
