@@ -55,7 +55,7 @@ export const TARGETS = {
   },
   /** What a receiver allows a btrfs send stream to do (the rules of SendStreamPolicyCheck). */
   policy: {
-    mutate: ['core/wire/sendstream-policy.ts'],
+    mutate: ['core/wire/sendstream-policy.ts', 'core/wire/sendstream-paths.ts', 'core/wire/sendstream-encoded-write.ts'],
     tests: ['test/core/sendstream-policy.test.ts', 'test/wire/sendstream-policy-rules.test.ts', 'test/wire/sendstream-policy-exact.test.ts'],
     break: 95,
   },
