@@ -6,7 +6,7 @@
  */
 import { findSendAttribute, sendAttributeBigU64 } from './sendstream-attributes.ts';
 import { SendAttr } from './sendstream-format.ts';
-import type { SendCommand } from './sendstream-parser.ts';
+import type { SendCommand } from './sendstream-command.ts';
 
 /**
  * The kernel's own bounds for an encoded extent (BTRFS_MAX_UNCOMPRESSED, BTRFS_MAX_COMPRESSED: 128 KiB each), which

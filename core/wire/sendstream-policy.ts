@@ -13,7 +13,7 @@ import { SnapferryError } from '../errors.ts';
 import { findSendAttribute, sendAttributeBigU64, sendAttributeUuid } from './sendstream-attributes.ts';
 import { encodedWriteFault } from './sendstream-encoded-write.ts';
 import { SendAttr, SendCmd, sendAttributeName } from './sendstream-format.ts';
-import type { SendCommand } from './sendstream-parser.ts';
+import type { SendCommand } from './sendstream-command.ts';
 import { unsafeNameReason, unsafePathReason } from './sendstream-paths.ts';
 
 export { unsafeNameReason, unsafePathReason } from './sendstream-paths.ts';
