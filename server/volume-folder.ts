@@ -15,58 +15,13 @@ import fs from 'node:fs/promises';
 import { readJsonFile, syncFolder, writeFileDurably } from '../core/durable-file.ts';
 import path from 'node:path';
 import { z } from 'zod';
-import * as btrfs from '../core/btrfs/index.ts';
+import { folderContents, folderEntries as entries, removeAdded, type FolderContents } from '../core/receive/added-entries.ts';
 import { isSafeName, type SafeName } from '../core/names.ts';
 import { isTransferId, type ServerLayout } from './layout.ts';
 
-/**
- * The folder's entries as identities: inode number and birth time. Not the device number: btrfs gives every
- * subvolume (the folder's own too) an anonymous device number at each mount, so after a reboot nothing would match.
- * Every subvolume root is inode 256, but each was born at its own time; a stream can set times, never a birth time.
- */
-export type FolderSnapshot = ReadonlySet<string>;
-
-interface Entry {
-  name: string;
-  id: string;
-}
-
-async function entries(dir: string): Promise<Entry[]> {
-  const names = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [];
-    throw err;
-  });
-  const out: Entry[] = [];
-  for (const name of names) {
-    // lstat: a symlink is itself, never what it names.
-    const st = await fs.lstat(path.join(dir, name), { bigint: true }).catch(() => null);
-    if (st) out.push({ name, id: `${st.ino}:${st.birthtimeNs}` });
-  }
-  return out;
-}
-
-/** What is in `dir` now, to tell later what a receive added. */
-export async function folderContents(dir: string): Promise<FolderSnapshot> {
-  return new Set((await entries(dir)).map((e) => e.id));
-}
-
-/**
- * Deletes every entry of `dir` that was not there at `before` (by identity, so a pre-existing entry the stream
- * renamed stays too), but for the names in `keep`; returns the names deleted. Never follows a symlink.
- */
-export async function removeAdded(dir: string, before: FolderSnapshot, keep: readonly string[] = []): Promise<string[]> {
-  const removed: string[] = [];
-  for (const e of await entries(dir)) {
-    if (before.has(e.id) || keep.includes(e.name)) continue;
-    const p = path.join(dir, e.name);
-    if (await btrfs.isSubvolume(p)) await btrfs.deleteSubvolume(p);
-    // A plain folder may hold a writable subvolume the stream moved into it: rm empties it, and rmdir of an empty
-    // subvolume deletes it (Linux 4.18+).
-    else await fs.rm(p, { recursive: true, force: true });
-    removed.push(e.name);
-  }
-  return removed;
-}
+/** What a receive added to the folder, by identity; the diff itself is core's (core/receive/added-entries.ts). */
+export type FolderSnapshot = FolderContents;
+export { folderContents, removeAdded };
 
 // --- the record on disk ----------------------------------------------------------------------------------------------
 

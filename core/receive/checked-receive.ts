@@ -14,7 +14,9 @@
  * - checked after, not trusted on btrfs's exit code: the new subvolume must have the expected Received UUID and be
  *   read-only (`receive_unchecked`); only then does it take its name;
  * - whatever fails, the partial subvolume is deleted; the error says why (`receive_failed` for what had no code, a
- *   stream btrfs cannot apply is `sendstream_cannot_apply`: core/btrfs/receive-failure.ts).
+ *   stream btrfs cannot apply is `sendstream_cannot_apply`: core/btrfs/receive-failure.ts);
+ * - received or failed, what the stream wrote in the folder beside its subvolume (through its own symlinks: the
+ *   chroot is the folder) is deleted, and what the folder held before stays (core/receive/added-entries.ts).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -23,6 +25,7 @@ import { pipeline } from 'node:stream/promises';
 import * as btrfs from '../btrfs/index.ts';
 import { SnapferryError } from '../errors.ts';
 import { FirstCommandRenamer, SendStreamUuidRewriter, type SendStreamCheck, type SendUuidMap } from '../wire/index.ts';
+import { folderContents, removeAdded, type FolderContents } from './added-entries.ts';
 import { feed } from './feed.ts';
 
 export interface CheckedReceiveJob {
@@ -48,6 +51,11 @@ export interface CheckedReceiveJob {
   confirm?: () => void;
   /** Kills the receive: it rejects with btrfs_cancelled (or the signal's reason if btrfs had finished). */
   signal?: AbortSignal;
+  /**
+   * What `dir` held before this receive (folderContents), when the caller recorded it itself (the server does, on
+   * disk, to clean up after a crash); else it is read just before btrfs starts.
+   */
+  before?: FolderContents;
 }
 
 export interface CheckedSnapshot {
@@ -67,11 +75,13 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
   const finalPath = path.join(dir, name);
   const staged = path.join(dir, job.stagingName);
   let renamer: FirstCommandRenamer;
+  let before: FolderContents;
   try {
     renamer = new FirstCommandRenamer(job.stagingName);
     // What a killed run left under the staging name is this receive's to delete.
     await removePartial(staged);
     if (await exists(finalPath)) throw job.taken(finalPath);
+    before = job.before ?? (await folderContents(dir));
     signal?.throwIfAborted();
   } catch (err) {
     job.input.destroy();
@@ -100,6 +110,8 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
     }
     if (!shown.readonly) throw new ReceiveError('receive_unchecked', `btrfs receive finished but ${name} is not read-only`);
     job.confirm?.();
+    // Before the rename: an entry the stream made under the snapshot's name would otherwise take its place or stop it.
+    await removeAdded(dir, before, [job.stagingName]);
     await fs.rename(staged, finalPath);
     return { path: finalPath, uuid: shown.uuid, receivedUuid: job.receivedUuid, rawBytes: job.check.summary?.bytes ?? 0 };
   } catch (err) {
@@ -107,6 +119,7 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
     job.input.destroy();
     const killed = await received.then(() => undefined, (e: unknown) => e);
     await removePartial(staged);
+    await removeAdded(dir, before);
     // Cancelled, it says so as btrfs receive does (btrfs_cancelled), not as the stream it cut off.
     if (signal?.aborted) throw killed ?? signal.reason;
     throw err instanceof SnapferryError ? err : new ReceiveError('receive_failed', `receiving ${name} failed: ${(err as Error).message}`, { cause: err });

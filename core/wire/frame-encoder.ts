@@ -10,27 +10,16 @@
  */
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
-import { CHAIN_ZERO, ChainHasher, HASH_SIZE, sha256 } from './chain.ts';
+import { ChainHasher, sha256 } from './chain.ts';
 import { ChunkCompressor, DEFAULT_ZSTD_LEVEL, validateZstdLevel } from './codec.ts';
 import type { FrameCodec } from './codec.ts';
 import type { CompressedParts, CompressionPool } from './compression-pool.ts';
-import { DEFAULT_CHUNK_SIZE, FRAME_HEADER_SIZE, dataFrameHeader, encodeEndFrame, validateChunkSize } from './frame.ts';
+import { checkEncoderStart, type EncoderStart } from './encoder-start.ts';
+import { DEFAULT_CHUNK_SIZE, dataFrameHeader, encodeEndFrame, validateChunkSize } from './frame.ts';
+import type { LevelChooser } from './level-chooser.ts';
 import { RawChunker } from './raw-chunker.ts';
-import type { RawResumePoint } from './raw-prefix.ts';
 
-/** Picks the zstd level frame by frame, learning from what each frame cost (client/auto-level.ts). */
-export interface LevelChooser {
-  next(): number;
-  observe(sample: CompressionSample): void;
-}
-
-export interface CompressionSample {
-  level: number;
-  rawLength: number;
-  payloadLength: number;
-  /** Wall time of the compression alone, on the thread that did it. */
-  compressNs: number;
-}
+export type { CompressionSample, LevelChooser } from './level-chooser.ts';
 
 export interface FrameEncoderOptions {
   chunkSize?: number;
@@ -42,7 +31,7 @@ export interface FrameEncoderOptions {
    * Resume point: data frames already sent, their raw bytes and chain (hashRawPrefix gives these), and where frame
    * N starts on the wire (the server's verified offset), so that frame events carry whole-stream wire offsets.
    */
-  start?: RawResumePoint & { wireOffset: number };
+  start?: EncoderStart;
   /** Called after each frame is pushed (also emitted as the 'frame' event). */
   onFrame?: (frame: EncodedFrameInfo) => void;
 }
@@ -90,22 +79,11 @@ export class FrameEncoder extends Transform {
     this.#pool = opts.pool ?? null;
     this.#compressor = this.#pool ? null : new ChunkCompressor(this.#fixedLevel);
     this.#onFrame = opts.onFrame;
-    const start = opts.start ?? { frames: 0, rawOffset: 0, chain: CHAIN_ZERO, wireOffset: 0 };
-    const { frames, rawOffset } = start;
-    const full = frames * this.chunkSize;
-    // After N frames the raw offset is N full chunks, or a bit less if the last one was short (end of stream).
-    const consistent = frames === 0 ? rawOffset === 0 : rawOffset > full - this.chunkSize && rawOffset <= full;
-    if (!Number.isSafeInteger(rawOffset) || !consistent || start.chain.length !== HASH_SIZE) {
-      throw new RangeError(`bad resume point: ${frames} frames of ${this.chunkSize} bytes and raw offset ${rawOffset}`);
-    }
-    this.#chain = new ChainHasher({ chain: start.chain, frames });
-    this.#rawOffset = rawOffset;
-    this.#closedToData = rawOffset !== full;
-    const wireOffset = start.wireOffset;
-    if (!Number.isSafeInteger(wireOffset) || wireOffset < (frames > 0 ? frames * FRAME_HEADER_SIZE : 0)) {
-      throw new RangeError(`bad resume point: wire offset ${wireOffset} for ${frames} frames`);
-    }
-    this.#wireOffset = wireOffset;
+    const start = checkEncoderStart(opts.start, this.chunkSize);
+    this.#chain = new ChainHasher({ chain: start.chain, frames: start.frames });
+    this.#rawOffset = start.rawOffset;
+    this.#closedToData = start.closedToData;
+    this.#wireOffset = start.wireOffset;
   }
 
   /**

@@ -13,29 +13,18 @@
  * frame boundary, and frames verified before the error were already delivered to `onFrame`.
  */
 import { ByteQueue } from './byte-queue.ts';
-import { CHAIN_ZERO, ChainHasher, HASH_SIZE, sha256 } from './chain.ts';
+import { ChainHasher, sha256 } from './chain.ts';
 import { ChunkDecompressor, PayloadDecodeError } from './codec.ts';
 import type { FrameCodec } from './codec.ts';
 import { FRAME_HEADER_SIZE, parseFrameHeader, validateChunkSize } from './frame.ts';
 import type { FrameHeader } from './frame.ts';
 import { FrameError } from './frame-error.ts';
 import type { FrameErrorCode } from './frame-error.ts';
+import { checkState, streamStart, type FrameParserState } from './frame-parser-state.ts';
+import { sequenceFault } from './frame-sequence.ts';
 import { asBuffer } from './raw-chunker.ts';
 
-export interface FrameParserState {
-  /** The transfer's chunk size; null until told or learnt from the first frame. */
-  chunkSize: number | null;
-  /** Data frames verified (the end frame is not counted). */
-  framesVerified: number;
-  /** Wire offset just past the last verified frame: where a restored parser takes up the stream. */
-  wireOffsetVerified: number;
-  /** Raw bytes in the verified data frames. */
-  rawOffset: number;
-  /** Chain after the verified data frames. */
-  chain: Buffer;
-  /** The end frame has been verified: the stream is complete. */
-  ended: boolean;
-}
+export type { FrameParserState } from './frame-parser-state.ts';
 
 export interface VerifiedFrame {
   kind: 'data' | 'end';
@@ -83,14 +72,7 @@ export class FrameParser {
   constructor(opts: FrameParserOptions = {}) {
     this.#keepRaw = opts.keepRaw ?? false;
     this.#onFrame = opts.onFrame;
-    const s = opts.state ?? {
-      chunkSize: opts.chunkSize ?? null,
-      framesVerified: 0,
-      wireOffsetVerified: 0,
-      rawOffset: 0,
-      chain: CHAIN_ZERO,
-      ended: false,
-    };
+    const s = opts.state ?? streamStart(opts.chunkSize ?? null);
     if (opts.chunkSize !== undefined && s.chunkSize !== opts.chunkSize) {
       throw new RangeError(`saved state has chunk size ${s.chunkSize}, options say ${opts.chunkSize}`);
     }
@@ -162,26 +144,11 @@ export class FrameParser {
     throw this.#failed;
   }
 
-  /** Sequence rules, checked on the header alone so a bad frame is refused before its payload is awaited. */
+  /** Sequence rules (frame-sequence.ts), checked on the header alone so a bad frame is refused before its payload is awaited. */
   #checkSequence(h: FrameHeader): FrameHeader {
     if (this.#chunkSize === null) this.#chunkSize = h.chunkSize;
-    if (h.chunkSize !== this.#chunkSize) {
-      this.#fail('frame_chunk_size_mismatch', `chunk size ${h.chunkSize}, the transfer's is ${this.#chunkSize}`);
-    }
-    const frames = this.#chain.frames;
-    const afterShort = this.#rawOffset !== frames * this.#chunkSize;
-    if (h.kind === 'data') {
-      if (afterShort) this.#fail('frame_chunk_size_mismatch', 'a data frame follows a short data frame');
-      if (h.index !== frames || h.rawOffset !== this.#rawOffset) {
-        this.#fail('frame_out_of_order', `got frame ${h.index} at raw offset ${h.rawOffset}`, { got: h.index });
-      }
-    } else if (h.frameCount !== frames || h.totalRaw !== this.#rawOffset) {
-      this.#fail(
-        'frame_out_of_order',
-        `end frame counts ${h.frameCount} frames and ${h.totalRaw} raw bytes, verified ${frames} and ${this.#rawOffset}`,
-        { endFrameCount: h.frameCount, endTotalRaw: h.totalRaw },
-      );
-    }
+    const fault = sequenceFault(h, { chunkSize: this.#chunkSize, frames: this.#chain.frames, rawOffset: this.#rawOffset });
+    if (fault !== undefined) this.#fail(fault.code, fault.message, fault.details);
     return h;
   }
 
@@ -254,13 +221,3 @@ function zstdPayloadScratch(n: number): Buffer {
   return zstdScratch;
 }
 
-function checkState(s: FrameParserState): void {
-  const { chunkSize, framesVerified: n, rawOffset, wireOffsetVerified: wire } = s;
-  const ints = [n, rawOffset, wire].every((v) => Number.isSafeInteger(v) && v >= 0);
-  const size = chunkSize ?? 0;
-  const rawOk = n === 0 ? rawOffset === 0 : chunkSize !== null && rawOffset > (n - 1) * size && rawOffset <= n * size;
-  const wireOk = wire >= n * FRAME_HEADER_SIZE + (s.ended ? FRAME_HEADER_SIZE : 0);
-  if (!ints || !rawOk || !wireOk || s.chain.length !== HASH_SIZE) {
-    throw new RangeError(`inconsistent frame parser state: ${JSON.stringify({ ...s, chain: undefined })}`);
-  }
-}

@@ -22,34 +22,15 @@ import { readSendSubvolume, walkSendAttributes } from './sendstream-attributes.t
 import type { SendAttribute, SendStreamHeader } from './sendstream-attributes.ts';
 import { sendStreamErrors } from './sendstream-errors.ts';
 import type { CommandPlace } from './sendstream-errors.ts';
+import type { SendCommand, SendStreamSummary } from './sendstream-command.ts';
 
-export interface SendCommand {
-  /** 0-based position among the stream's commands. */
-  index: number;
-  cmd: number;
-  name: string;
-  /** Byte offset of the command header in the stream. */
-  offset: number;
-  /** Length of the body (the TLVs), header excluded. */
-  length: number;
-  /** Every attribute, in stream order; values are views valid only during the visit (see SendAttribute). */
-  attributes: readonly SendAttribute[];
-}
+export type { SendCommand, SendStreamSummary } from './sendstream-command.ts';
 
 export interface SendStreamParserOptions {
   /** Called for every command once it has passed all checks. Attributes are collected only when this is set. */
   onCommand?: (command: SendCommand) => void;
   /** Largest accepted command body; defaults to SEND_MAX_COMMAND_LENGTH (2 MiB). */
   maxCommandLength?: number;
-}
-
-export interface SendStreamSummary {
-  version: number;
-  header: SendStreamHeader;
-  /** Commands, END included. */
-  commands: number;
-  /** Stream bytes, stream header through END. */
-  bytes: number;
 }
 
 /** 'closed' only after a successful end(). */

@@ -11,8 +11,12 @@
  */
 import { SnapferryError } from '../errors.ts';
 import { findSendAttribute, sendAttributeBigU64, sendAttributeUuid } from './sendstream-attributes.ts';
+import { encodedWriteFault } from './sendstream-encoded-write.ts';
 import { SendAttr, SendCmd, sendAttributeName } from './sendstream-format.ts';
-import type { SendCommand } from './sendstream-parser.ts';
+import type { SendCommand } from './sendstream-command.ts';
+import { unsafeNameReason, unsafePathReason } from './sendstream-paths.ts';
+
+export { unsafeNameReason, unsafePathReason } from './sendstream-paths.ts';
 
 export interface SendStreamPolicy {
   /** The UUID the stream's SNAPSHOT command must name as its parent (CLONE_UUID); null: a full send (SUBVOL). */
@@ -53,47 +57,6 @@ const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const SETID_BITS = 0o6000;
 const CAPABILITY_XATTR = Buffer.from('security.capability', 'latin1');
-const MAX_NAME_BYTES = 255;
-/**
- * The kernel's own bounds for an encoded extent (BTRFS_MAX_UNCOMPRESSED, BTRFS_MAX_COMPRESSED: 128 KiB each), which
- * btrfs send never exceeds: it sends one extent per ENCODED_WRITE, as it lies on disk.
- */
-const MAX_ENCODED_BYTES = 128 * 1024;
-const MAX_ENCODED_BYTES_U64 = BigInt(MAX_ENCODED_BYTES);
-/** enum btrfs_encoded_io_compression: ZLIB 1, ZSTD 2, LZO_4K..LZO_64K 3..7. NONE (0) is never encoded. */
-const MAX_ENCODED_COMPRESSION = 7;
-const SLASH = 0x2f;
-const DOT = 0x2e;
-
-/**
- * Why `path` could leave the directory it is joined to, or undefined when it cannot: absolute, a NUL (btrfs-progs
- * would cut the path there, so it would act on another path than the one checked), or a `..` component. An empty
- * path is the subvolume's own root (btrfs send writes `utimes ""` for it).
- */
-export function unsafePathReason(path: Uint8Array): string | undefined {
-  if (path[0] === SLASH) return 'it is absolute';
-  if (path.includes(0)) return 'it contains a NUL byte';
-  let start = 0;
-  for (let i = 0; i <= path.length; i++) {
-    if (i < path.length && path[i] !== SLASH) continue;
-    if (i - start === 2 && path[start] === DOT && path[start + 1] === DOT) return 'it has a ".." component';
-    start = i + 1;
-  }
-  return undefined;
-}
-
-/** Why `name` is not one plain path component (the new subvolume's name), or undefined when it is. */
-export function unsafeNameReason(name: Uint8Array): string | undefined {
-  if (name.length === 0) return 'it is empty';
-  if (name.length > MAX_NAME_BYTES) return `it is ${name.length} bytes long, over btrfs's ${MAX_NAME_BYTES}`;
-  if (name.includes(SLASH)) return 'it contains a "/"';
-  if (name.includes(0)) return 'it contains a NUL byte';
-  if (name.some((b) => b < 0x20 || b === 0x7f)) return 'it contains a control character';
-  if ((name.length === 1 && name[0] === DOT) || (name.length === 2 && name[0] === DOT && name[1] === DOT)) {
-    return `it is "${Buffer.from(name).toString('latin1')}"`;
-  }
-  return undefined;
-}
 
 function shown(value: Uint8Array): string {
   const text = Buffer.from(value).toString('utf8');
@@ -205,49 +168,15 @@ export class SendStreamPolicyCheck {
     );
   }
 
-  /**
-   * An ENCODED_WRITE's PATH follows the rules of every path (above). Its sizes are checked here because btrfs
-   * receive trusts them where it matters most: when the kernel's encoded-write ioctl refuses the command (EINVAL,
-   * which is what bad sizes get), btrfs-progs decompresses it itself into calloc(UNENCODED_LEN) and writes
-   * UNENCODED_FILE_LEN bytes from UNENCODED_OFFSET of that buffer, unchecked (cmds/receive.c decompress_and_write):
-   * a huge allocation, or file contents read from past the buffer.
-   */
+  /** An ENCODED_WRITE's PATH follows the rules of every path (above); its sizes, those of sendstream-encoded-write.ts. */
   #checkEncodedWrite(command: SendCommand, place: Record<string, unknown>): void {
-    const attrs = command.attributes;
-    const unencodedLen = sendAttributeBigU64(attrs, SendAttr.UNENCODED_LEN);
-    const fileLen = sendAttributeBigU64(attrs, SendAttr.UNENCODED_FILE_LEN);
-    const offset = sendAttributeBigU64(attrs, SendAttr.UNENCODED_OFFSET);
-    const compression = attributeU32(attrs, SendAttr.COMPRESSION);
-    const encryption = attributeU32(attrs, SendAttr.ENCRYPTION) ?? 0;
-    const dataBytes = findSendAttribute(attrs, SendAttr.DATA)?.length ?? 0;
-    let reason: string | undefined;
-    if (unencodedLen === undefined || fileLen === undefined || offset === undefined || compression === undefined) {
-      reason = 'it lacks one of UNENCODED_LEN, UNENCODED_FILE_LEN, UNENCODED_OFFSET (u64) or COMPRESSION (u32)';
-    } else if (unencodedLen > MAX_ENCODED_BYTES_U64) {
-      reason = `its UNENCODED_LEN is ${unencodedLen} bytes, over the ${MAX_ENCODED_BYTES} of an encoded extent`;
-    } else if (offset + fileLen > unencodedLen) {
-      reason = `UNENCODED_OFFSET ${offset} + UNENCODED_FILE_LEN ${fileLen} runs past UNENCODED_LEN ${unencodedLen}`;
-    } else if (dataBytes > MAX_ENCODED_BYTES) {
-      reason = `it carries ${dataBytes} bytes of encoded data, over the ${MAX_ENCODED_BYTES} of an encoded extent`;
-    } else if (compression < 1 || compression > MAX_ENCODED_COMPRESSION) {
-      reason = `its COMPRESSION is ${compression}, not one btrfs knows (1..${MAX_ENCODED_COMPRESSION})`;
-    } else if (encryption !== 0) {
-      reason = `its ENCRYPTION is ${encryption}; btrfs has no encrypted extents`;
-    }
-    if (reason === undefined) return;
-    const path = shown(findSendAttribute(attrs, SendAttr.PATH) ?? Buffer.alloc(0));
+    const fault = encodedWriteFault(command.attributes);
+    if (fault === undefined) return;
+    const path = shown(findSendAttribute(command.attributes, SendAttr.PATH) ?? Buffer.alloc(0));
     throw new SendStreamPolicyError(
       'sendstream_bad_encoded_write',
-      `command #${String(place.commandIndex)} (ENCODED_WRITE) of the btrfs send stream writes ${path} in a way btrfs send never does: ${reason}`,
-      {
-        ...place,
-        unencodedLen: u64Detail(unencodedLen),
-        unencodedFileLen: u64Detail(fileLen),
-        unencodedOffset: u64Detail(offset),
-        compression: compression ?? null,
-        encryption,
-        dataBytes,
-      },
+      `command #${String(place.commandIndex)} (ENCODED_WRITE) of the btrfs send stream writes ${path} in a way btrfs send never does: ${fault.reason}`,
+      { ...place, ...fault.details },
     );
   }
 
@@ -288,14 +217,3 @@ function appliedMode(mode: bigint): number {
   return Number(BigInt.asUintN(32, mode));
 }
 
-/** A u64 for error details, which end up as JSON: a number when it is one exactly, else its decimal string. */
-function u64Detail(value: bigint | undefined): number | string | null {
-  if (value === undefined) return null;
-  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
-}
-
-/** A u32 attribute (COMPRESSION, ENCRYPTION); undefined when absent or mis-sized. */
-function attributeU32(attrs: SendCommand['attributes'], type: number): number | undefined {
-  const value = findSendAttribute(attrs, type);
-  return value?.length === 4 ? value.readUInt32LE(0) : undefined;
-}

@@ -19,10 +19,11 @@ import { checkedReceive, type CheckedReceiveJob } from '../../core/receive/check
 const receiveTest = { ...rootOnly, timeout: 60_000 };
 
 /** Starts a checked receive of `raw` into a fresh folder, with all of `raw` written and the input left open. */
-async function started(t: Parameters<typeof createBtrfs>[0], raw: Buffer, more: Partial<CheckedReceiveJob> = {}) {
+async function started(t: Parameters<typeof createBtrfs>[0], raw: Buffer, more: Partial<CheckedReceiveJob> = {}, prepare?: (dir: string) => Promise<void>) {
   const fsx = await createBtrfs(t);
   const dir = path.join(fsx.mountPoint, 'v');
   await fs.mkdir(dir);
+  await prepare?.(dir);
   const input = new PassThrough();
   const uuid = randomUuid();
   let settled = false;
@@ -70,4 +71,44 @@ test('a subvolume without the expected Received UUID is receive_unchecked, and d
   assert.ok('err' in result && result.err instanceof SnapferryError, 'it failed');
   assert.equal(result.err.code, 'receive_unchecked');
   assert.deepEqual(await fs.readdir(dir), []);
+});
+
+/**
+ * `--chroot` keeps a stream's symlinks inside the folder, not inside its subvolume: with `up -> /` in the snapshot,
+ * `up/x` is the folder's x. A restore receives into the user's DEST_DIR, so what the stream put there would stay.
+ */
+const planted = (uuid: string) =>
+  new SendStreamBuilder()
+    .subvol('snap', uuid)
+    .symlink('up', '/')
+    .mkfileAt('up/planted')
+    .write('up/planted', Buffer.from('from the stream\n'))
+    .symlink('up/planted-link', '/etc')
+    .file('after', Buffer.from('x\n'))
+    .end()
+    .build();
+
+/** Entries the folder held before the receive: they stay, whatever the stream does. */
+async function userEntries(dir: string): Promise<void> {
+  await fs.writeFile(path.join(dir, 'kept'), 'the user\'s\n');
+  await fs.symlink('/nowhere', path.join(dir, 'kept-link'));
+}
+
+test('what a stream wrote beside its snapshot through its own symlink is deleted; what the folder held before stays', receiveTest, async (t) => {
+  const uuid = randomUuid();
+  const { dir, input, outcome } = await started(t, planted(uuid), { receivedUuid: uuid }, userEntries);
+  input.end();
+  const result = await outcome;
+  assert.ok('got' in result, String((result as { err: unknown }).err));
+  assert.equal(await fs.readlink(path.join(dir, 'snap', 'up')), '/', 'the stream did make its way out of the snapshot');
+  assert.deepEqual((await fs.readdir(dir)).sort(), ['kept', 'kept-link', 'snap']);
+  assert.equal(await fs.readFile(path.join(dir, 'kept'), 'utf8'), 'the user\'s\n');
+});
+
+test('a stream that fails after writing beside its snapshot leaves nothing of its own in the folder', receiveTest, async (t) => {
+  const { dir, input, outcome } = await started(t, planted(randomUuid()), {}, userEntries);
+  input.destroy(new SnapferryError('frame_chain_mismatch', 'the end frame does not match'));
+  const result = await outcome;
+  assert.ok('err' in result, 'it failed');
+  assert.deepEqual((await fs.readdir(dir)).sort(), ['kept', 'kept-link']);
 });

@@ -14,8 +14,11 @@ export const TARGETS = {
     mutate: [
       'core/wire/frame.ts',
       'core/wire/frame-parser.ts',
+      'core/wire/frame-parser-state.ts',
+      'core/wire/frame-sequence.ts',
       'core/wire/frame-decoder.ts',
       'core/wire/frame-encoder.ts',
+      'core/wire/encoder-start.ts',
       'core/wire/frame-error.ts',
       'core/wire/chain.ts',
       'core/wire/codec.ts',
@@ -46,8 +49,11 @@ export const TARGETS = {
       'core/wire/frame.ts': ['frame-header', 'frame-resume', 'frame-parser-rules', 'frame-parser'],
       'core/wire/frame-error.ts': ['frame-header', 'frame-parser-rules'],
       'core/wire/frame-parser.ts': ['frame-parser-rules', 'frame-resume', 'frame-parser', 'frame-decode-errors'],
+      'core/wire/frame-parser-state.ts': ['frame-parser-rules', 'frame-resume', 'frame-parser', 'frame-decode-errors'],
+      'core/wire/frame-sequence.ts': ['frame-parser-rules', 'frame-resume', 'frame-parser', 'frame-decode-errors'],
       'core/wire/frame-decoder.ts': ['frame-parser-rules', 'frame-roundtrip', 'frame-parser', 'frame-memory'],
       'core/wire/frame-encoder.ts': ['frame-encoder-rules', 'frame-roundtrip', 'frame-resume', 'compression-pool', 'frame-encoder-errors', 'frame-encoder-flow'],
+      'core/wire/encoder-start.ts': ['frame-encoder-rules', 'frame-roundtrip', 'frame-resume', 'frame-encoder-errors'],
       'core/wire/raw-chunker.ts': ['frame-encoder-rules', 'frame-roundtrip', 'frame-resume'],
       'core/wire/raw-prefix.ts': ['frame-resume', 'raw-prefix-rules'],
     },
@@ -55,7 +61,7 @@ export const TARGETS = {
   },
   /** What a receiver allows a btrfs send stream to do (the rules of SendStreamPolicyCheck). */
   policy: {
-    mutate: ['core/wire/sendstream-policy.ts'],
+    mutate: ['core/wire/sendstream-policy.ts', 'core/wire/sendstream-paths.ts', 'core/wire/sendstream-encoded-write.ts'],
     tests: ['test/core/sendstream-policy.test.ts', 'test/wire/sendstream-policy-rules.test.ts', 'test/wire/sendstream-policy-exact.test.ts'],
     break: 95,
   },

@@ -56,3 +56,28 @@ test("a restore's receive waits for the end frame that comes after btrfs receive
   const shown = await btrfs.subvolumeShow(path.join(dest, 'snap'));
   assert.deepEqual([shown.receivedUuid, shown.readonly], [uuid, true]);
 });
+
+test('a restored stream that writes into DEST_DIR through its own symlink leaves nothing there but the snapshot', { ...rootOnly, timeout: 60_000 }, async (t) => {
+  const fsx = await createBtrfs(t);
+  const dest = path.join(fsx.mountPoint, 'dest');
+  await fs.mkdir(dest);
+  await fs.writeFile(path.join(dest, 'mine'), 'the user\'s\n');
+  const uuid = randomUuid();
+  // The stream comes from the server: a server that is not what it should be sends what it likes. Every path is
+  // relative and free of `..`, so the policy passes it; `--chroot` makes `/` DEST_DIR, so `up/x` is DEST_DIR/x.
+  const raw = new SendStreamBuilder()
+    .subvol('snap', uuid)
+    .symlink('up', '/')
+    .mkfileAt('up/planted')
+    .write('up/planted', Buffer.from('#!/bin/sh\n'))
+    .symlink('up/planted-link', '/etc/shadow')
+    .file('f', Buffer.from('hello\n'))
+    .end()
+    .build();
+  const framesFile = path.join(fsx.mountPoint, 'frames');
+  await fs.writeFile(framesFile, await frameStream(raw, CHUNK));
+  const got = await receiveSpool({ framesFile, chunkSize: CHUNK, destDir: dest, name: 'snap', uuid, parentUuid: null });
+  assert.equal(got.path, path.join(dest, 'snap'));
+  assert.equal(await fs.readlink(path.join(dest, 'snap', 'up')), '/', 'the symlink out is in the snapshot, as sent');
+  assert.deepEqual((await fs.readdir(dest)).sort(), ['mine', 'snap']);
+});

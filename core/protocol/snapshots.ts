@@ -1,0 +1,75 @@
+/** The server's catalog as clients read it: volumes, their received snapshots, and what was removed or changed by hand. */
+import { z } from 'zod';
+
+/**
+ * What was changed by hand on a received snapshot (found when the server starts, or when a push names it as parent):
+ * `not_read_only` (`btrfs property set ro false`), `received_uuid_lost` (that command with -f clears it, and nothing
+ * but a receive can set it again). Its content may no longer be what the client sent, so it is never a parent.
+ */
+export const alterations = ['not_read_only', 'received_uuid_lost'] as const;
+export type Alteration = (typeof alterations)[number];
+
+export const SnapshotAltered = z.object({
+  /** When the server first found it so. */
+  foundAt: z.string(),
+  what: z.array(z.enum(alterations)),
+});
+export type SnapshotAltered = z.infer<typeof SnapshotAltered>;
+
+export const Snapshot = z.object({
+  name: z.string(),
+  /** The client snapshot's UUID, which is the received subvolume's Received UUID on the server. */
+  uuid: z.string(),
+  /** The received subvolume's own UUID on the server. */
+  serverUuid: z.string(),
+  parentUuid: z.string().nullable(),
+  receivedAt: z.string(),
+  rawBytes: z.number(),
+  wireBytes: z.number(),
+  transferId: z.string().nullable(),
+  /** The client snapshot's btrfs Creation time (META.createdAt); null where unknown (catalogued before it was sent). */
+  createdAt: z.string().nullish(),
+  /**
+   * When it was taken (META.takenAt): what retention and "newest" count. Null for snapshots catalogued before
+   * clients sent it: the server then dates them by their name, else by their arrival (server/snapshot-time.ts).
+   */
+  takenAt: z.string().nullish(),
+  /**
+   * Null, or how the snapshot was changed by hand on the server since it was received (SnapshotAltered). Such a
+   * snapshot stays listed (it may still be worth restoring) but is never the parent of an incremental: the server
+   * refuses one (409 parent_altered) and the client's planner passes it over.
+   */
+  altered: SnapshotAltered.nullable().default(null),
+});
+export type Snapshot = z.infer<typeof Snapshot>;
+
+/** A snapshot the catalog once held that is gone from disk (an admin deleted it); kept so clients can say so. */
+export const RemovedSnapshot = z.object({
+  name: z.string(),
+  uuid: z.string(),
+  removedAt: z.string(),
+  reason: z.string(),
+});
+export type RemovedSnapshot = z.infer<typeof RemovedSnapshot>;
+
+export const SnapshotList = z.object({
+  volume: z.string(),
+  snapshots: z.array(Snapshot),
+  removed: z.array(RemovedSnapshot),
+});
+export type SnapshotList = z.infer<typeof SnapshotList>;
+
+export const Volume = z.object({
+  /** Whose volume: in an admin's listing only (a client's are all its own). */
+  client: z.string().optional(),
+  name: z.string(),
+  snapshots: z.number(),
+  newest: Snapshot.nullable(),
+  rawBytes: z.number(),
+  /** Names of the volume's snapshots changed by hand on the server (Snapshot.altered): never used as parents. */
+  altered: z.array(z.string()).default([]),
+});
+export type Volume = z.infer<typeof Volume>;
+
+export const VolumeList = z.object({ client: z.string(), volumes: z.array(Volume) });
+export type VolumeList = z.infer<typeof VolumeList>;

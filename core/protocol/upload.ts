@@ -1,0 +1,44 @@
+/** What a push sends beside its frames: the tus Upload-Metadata of a transfer, its session, and how its stream is made. */
+import { z } from 'zod';
+
+/**
+ * Sent by the client on every request of a push: one push process, one session. A transfer being uploaded by one
+ * session is refused to another for a short lease, so two pushes of the same snapshot never interleave.
+ */
+export const SESSION_HEADER = 'snapferry-session';
+
+/** The wire format this build speaks; a server refuses an upload in any other. */
+export const WIRE_FORMAT = 'sfr1';
+
+/** tus Upload-Metadata keys of one transfer (one framed send stream). */
+export const META = {
+  volume: 'volume',
+  snapshot: 'snapshot',
+  uuid: 'uuid',
+  /** The UUID of the parent snapshot on the client; absent for a full send. */
+  parentUuid: 'parentUuid',
+  format: 'format',
+  chunkSize: 'chunkSize',
+  /** The client's estimate of the raw stream size, for progress on the server side only. */
+  rawEstimate: 'rawEstimate',
+  /** How `btrfs send` made the stream (SendStream); absent means 'v1'. A resume regenerates it the same way. */
+  sendStream: 'sendStream',
+  /** The snapshot's btrfs Creation time (otime) on the client, ISO 8601 UTC; absent where btrfs has none. */
+  createdAt: 'createdAt',
+  /**
+   * When the snapshot was taken (its name's time, else its creation time: client/snapshot-time.ts), ISO 8601 UTC:
+   * what the server's retention and every "newest" count, never the time it arrived. Absent from older clients.
+   */
+  takenAt: 'takenAt',
+} as const;
+
+/**
+ * How `btrfs send` makes a transfer's stream. 'v1': send stream version 1, what every btrfs receive reads.
+ * 'v2-compressed': `--proto 2 --compressed-data`, extents compressed on disk travel as they are (ENCODED_WRITE).
+ * Recorded with the transfer: the same snapshot sent the other way is another stream, so a resume must not switch.
+ */
+export const sendStreams = ['v1', 'v2-compressed'] as const;
+export const SendStreamName = z.enum(sendStreams);
+export type SendStream = z.infer<typeof SendStreamName>;
+/** The version in the stream header that each way of sending writes. */
+export const SEND_STREAM_VERSION: Readonly<Record<SendStream, number>> = { v1: 1, 'v2-compressed': 2 };
