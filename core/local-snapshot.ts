@@ -13,7 +13,7 @@ export interface LocalSnapshot {
   /** btrfs "Creation time" (otime) of this subvolume; null where btrfs has none. */
   created: Date | null;
   /**
-   * When the snapshot was taken, as retention and "newest" count it (client/snapshot-time.ts: the time its name or
+   * When the snapshot was taken, as retention and "newest" count it (client/local/taken-at.ts: the time its name or
    * snapper's info.xml gives, else `created`); null when nothing says.
    */
   time: Date | null;

@@ -12,7 +12,7 @@
  * - When the server lost a snapshot that would have been the better parent (an admin deleted it), the plan says so.
  * - A snapshot of another source is never a parent (core/sources.ts says which source each is of); one whose source
  *   btrfs does not know (a chain begun by a full receive, as after a restore) may be, when none of its own is held.
- *   The caller has already refused a request that mixes sources (client/push.ts).
+ *   The caller has already refused a request that mixes sources (client/push/push.ts).
  * - A snapshot the server flags as changed by hand (Snapshot.altered: made writable, its Received UUID cleared) is
  *   never a parent: an incremental on it would build on content that may no longer be the client's snapshot. The
  *   plan passes it over, and says so when it would have been the parent.

@@ -2,7 +2,7 @@
  * When a received snapshot was taken, as the server's retention and every "newest" (listings, the API's `newest`,
  * metrics) count it. Never the time it arrived, where anything better is known: a backlog arrives in one go.
  *
- * - `takenAt`, sent by the client with the upload (META.takenAt; client/snapshot-time.ts chose it).
+ * - `takenAt`, sent by the client with the upload (META.takenAt; client/local/taken-at.ts chose it).
  * - Catalogued before clients sent it: the time in its name (ours or btrbk's, core/snapshot-name.ts), read as UTC,
  *   since a zone-less btrbk name is in the client's local time, which the server does not know (hours off at most,
  *   and a later push from an upgraded client carries the exact time).

@@ -26,7 +26,7 @@ export const META = {
   /** The snapshot's btrfs Creation time (otime) on the client, ISO 8601 UTC; absent where btrfs has none. */
   createdAt: 'createdAt',
   /**
-   * When the snapshot was taken (its name's time, else its creation time: client/snapshot-time.ts), ISO 8601 UTC:
+   * When the snapshot was taken (its name's time, else its creation time: client/local/taken-at.ts), ISO 8601 UTC:
    * what the server's retention and every "newest" count, never the time it arrived. Absent from older clients.
    */
   takenAt: 'takenAt',

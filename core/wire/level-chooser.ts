@@ -1,9 +1,9 @@
 /**
  * What a FrameEncoder asks before compressing each chunk, when the level is not fixed: the level to use, and then
- * what that level cost (client/auto-level.ts learns from it). Only the interface lives here; core picks no level.
+ * what that level cost (client/push/auto-level.ts learns from it). Only the interface lives here; core picks no level.
  */
 
-/** Picks the zstd level frame by frame, learning from what each frame cost (client/auto-level.ts). */
+/** Picks the zstd level frame by frame, learning from what each frame cost (client/push/auto-level.ts). */
 export interface LevelChooser {
   next(): number;
   observe(sample: CompressionSample): void;
