@@ -80,7 +80,7 @@ export class ServerLayout {
 
 export const INCOMING_PREFIX = '.incoming-';
 
-/** tus ids are ours (see server/tus.ts): 32 lowercase hex digits. Anything else is not one of our uploads. */
+/** tus ids are ours (see server/upload-store/tus-server.ts): 32 lowercase hex digits. Anything else is not one of our uploads. */
 const TRANSFER_ID_RE = /^[0-9a-f]{32}$/;
 export function isTransferId(value: string): boolean {
   return TRANSFER_ID_RE.test(value);
