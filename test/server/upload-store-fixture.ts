@@ -3,6 +3,7 @@
  * expiry, quota and full-disk wrappers) on a real folder, seen through its tus adapter, with the core's hooks replaced
  * by what each test needs. The frames that verify go straight to the spool, with no receive behind it.
  */
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Upload } from '@tus/utils';
 import { META } from '../../core/protocol.ts';
+import { SnapferryError } from '../../core/errors.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { Spool, type FrameSink } from '../../server/spool/spool.ts';
 import { uploadStore, type ExpiryHooks, type UploadGuard, type UploadOwner, type WriteMeter } from '../../server/upload-store/index.ts';
@@ -44,7 +46,15 @@ export async function uploadStoreIn(t: { after(fn: () => Promise<void>): void },
   const uploads = uploadStore({
     spool,
     ingest: { write: (id, body, offset, chunkSize) => spool.append(id, body, offset, chunkSize, sink) },
-    owner: { closedError: () => null, terminate: (id) => spool.drop(id), ...options.owner },
+    owner: {
+      closedError: () => null,
+      // As the core's termination: an upload it does not know is not found; otherwise its files go.
+      terminate: async (id) => {
+        if (!existsSync(layout.uploadRecordFile(id))) throw new SnapferryError('not_found', `transfer ${id} not found`);
+        await spool.drop(id);
+      },
+      ...options.owner,
+    },
     expiry: { expire: () => null, expired: () => undefined, expiredError: () => null, ...options.expiry },
     expireAfterMs: options.expireAfterMs ?? 0,
     quota: { checkSize: () => Promise.resolve(null), openWrite: () => Promise.resolve(NO_LIMIT), onRefused: () => Promise.resolve(), ...options.quota },
