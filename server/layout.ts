@@ -67,7 +67,7 @@ export class ServerLayout {
     return path.join(this.spool, `${transferId}.frames`);
   }
 
-  /** tus's record of the upload (@tus/file-store's configstore writes it beside the spool). */
+  /** tus's record of the upload, beside the spool (server/upload-store/record.ts). */
   uploadRecordFile(transferId: string): string {
     return path.join(this.spool, `${transferId}.json`);
   }

@@ -41,10 +41,7 @@ export class SpoolUploads implements UploadStore {
    */
   async get(id: string): Promise<UploadInfo> {
     const record = await this.record(id);
-    const open = await this.spool.open(id).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-      throw new SnapferryError('upload_gone', `upload ${id} no longer holds its data`, { details: { transferId: id } });
-    });
+    const open = await this.spool.open(id).catch(gone(id));
     return {
       id, metadata: record.metadata, creationDate: record.creationDate, offset: open.size,
       size: open.progress.complete ? open.progress.wireOffset : undefined,
@@ -54,7 +51,7 @@ export class SpoolUploads implements UploadStore {
   async write(id: string, body: Readable, offset: number): Promise<number> {
     const record = await this.record(id);
     // Validated when the upload was created (server/replication.ts beginTransfer).
-    return this.ingest.write(id, body, offset, Number(record.metadata[META.chunkSize]));
+    return this.ingest.write(id, body, offset, Number(record.metadata[META.chunkSize])).catch(gone(id));
   }
 
   /**
@@ -88,4 +85,12 @@ export class SpoolUploads implements UploadStore {
     if (record === null) throw new SnapferryError('not_found', `upload ${id} not found`, { details: { transferId: id } });
     return record;
   }
+}
+
+/** A spool file that is not there (its record is) as the upload gone: 410, as @tus/file-store answered it. */
+function gone(id: string): (err: NodeJS.ErrnoException) => never {
+  return (err) => {
+    if (err.code !== 'ENOENT') throw err;
+    throw new SnapferryError('upload_gone', `upload ${id} no longer holds its data`, { details: { transferId: id } });
+  };
 }

@@ -70,10 +70,15 @@ export function shouldCreateUploads(make: MakeSubject): void {
     assert.equal((await fs.stat(layout.spoolFile(id))).size, 0);
   });
 
-  test('contract: getUpload of an upload that does not exist is a 404', async (t) => {
-    const { store } = await make(t);
-    const err = await refusal(store.getUpload(contractId()));
-    assert.equal(err.status_code, 404);
+  test('contract: getUpload of an upload that does not exist is a 404; of one whose data is gone (its record stays), a 410', async (t) => {
+    const { store, layout } = await make(t);
+    assert.equal((await refusal(store.getUpload(contractId()))).status_code, 404);
+    const id = contractId();
+    await store.create(newUpload(id));
+    await fs.rm(layout.spoolFile(id));
+    const gone = await refusal(store.getUpload(id));
+    assert.equal(gone.status_code, 410);
+    assert.equal(gone.code, 'upload_gone');
   });
 }
 
