@@ -35,6 +35,11 @@ export class Ingest {
     return this.deps.spool.append(id, body, offset, chunkSize, sink);
   }
 
+  /** Upload `id` expired and its spool is gone: its receive, if one runs, stops (and deletes what it wrote). */
+  expired(id: string): void {
+    void this.deps.receives.stop(id, 'the upload expired');
+  }
+
   /** Why upload `id` takes no more bytes (its transfer failed, with that reason), or null. */
   closedError(id: string): SnapferryError | null {
     const t = this.deps.catalog.transfer(id);

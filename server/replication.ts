@@ -123,7 +123,7 @@ export class ReplicationService {
         ...expiry,
         expired: (id, facts) => {
           expiry.expired(id, facts);
-          void this.receives.stop(id, 'the upload expired');
+          ingest.expired(id);
         },
       },
       expireAfterMs: options.expireAfterMs ?? 0,
