@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
-import type { Server as TusServer } from '@tus/server';
+import type { TusServer } from './upload-store/tus-server.ts';
 import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';

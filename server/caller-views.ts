@@ -38,7 +38,7 @@ export function assertOwnUpload(service: ReplicationService, caller: Caller, id:
   if (caller.role !== 'client' || !ownsUpload(service, caller.client, id)) throw new NotFound(`transfer ${id}`);
 }
 
-/** Whether upload `id` is `client`'s: the one rule, for the route (assertOwnUpload) and for tus (server/tus.ts). */
+/** Whether upload `id` is `client`'s: the one rule, for the route (assertOwnUpload) and for tus (server/upload-store/tus-server.ts). */
 export function ownsUpload(service: ReplicationService, client: string, id: string): boolean {
   return service.catalog.transfer(id)?.client === client;
 }

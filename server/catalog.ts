@@ -2,7 +2,7 @@
  * The catalog: which snapshots the server holds and which transfers it knows, per client and volume. One JSON file,
  * replaced atomically (write, fsync, rename, fsync the folder) on every change, so a crash leaves the old or the new
  * catalog and never half of one. Changes are rare (a transfer changing state), never per frame: per-frame progress
- * lives in each upload's frame index (server/frame-index.ts).
+ * lives in each upload's frame index (server/spool/frame-index.ts).
  */
 import fs from 'node:fs/promises';
 import { writeFileDurably } from '../core/durable-file.ts';

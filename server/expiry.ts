@@ -6,14 +6,14 @@
  * still within its lease (server/leases.ts), one whose end frame verified (it waits for, or is in, its receive)
  * never expires.
  *
- * The store decides which uploads are idle (server/expiring-store.ts); the core decides here, from the
+ * The store decides which uploads are idle (server/upload-store/expiry.ts); the core decides here, from the
  * catalog and the leases, which of those may go; serve.ts runs the sweep through @tus/server's
  * cleanUpExpiredUploads() on a timer.
  */
 import { SnapferryError } from '../core/errors.ts';
 import type { Catalog } from './catalog.ts';
 import type { UploadLeases } from './leases.ts';
-import type { ExpiredUpload, ExpiryHooks } from './expiring-store.ts';
+import type { ExpiredUpload, ExpiryHooks } from './upload-store/expiry.ts';
 import type { Logger } from './log.ts';
 import { runEvery, type Periodic } from './periodic.ts';
 

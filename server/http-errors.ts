@@ -28,6 +28,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   transfer_not_uploading: 409,
   // tus 1.0.0, expiration: a server that keeps track of expired uploads SHOULD answer 410 Gone.
   upload_expired: 410,
+  // An upload whose record is there and whose data is not (@tus/file-store answered this 410 too).
+  upload_gone: 410,
   quota_exceeded: 413,
   length_mismatch: 400,
   stream_metadata_mismatch: 422,
@@ -51,6 +53,16 @@ export function statusOf(raw: unknown): number {
   if (err.code.startsWith('frame_')) return 460;
   if (err.code.startsWith('sendstream_')) return 422;
   return err.retryable ? 503 : 500;
+}
+
+/**
+ * The status of an upload store's refusal (server/upload-store/): as statusOf, except that a code the table does not
+ * know (a failed transfer's reason, a bad stream) is the client's upload refused, not a server fault.
+ */
+export function uploadStatusOf(raw: unknown): number {
+  const err = asDiskFull(raw);
+  const status = statusOf(err);
+  return status >= 500 && !(err instanceof SnapferryError && err.code in STATUS_BY_CODE) ? 400 : status;
 }
 
 export function errorBody(raw: unknown): ErrorBody {

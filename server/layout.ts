@@ -67,7 +67,7 @@ export class ServerLayout {
     return path.join(this.spool, `${transferId}.frames`);
   }
 
-  /** tus's record of the upload (@tus/file-store's configstore writes it beside the spool). */
+  /** tus's record of the upload, beside the spool (server/upload-store/record.ts). */
   uploadRecordFile(transferId: string): string {
     return path.join(this.spool, `${transferId}.json`);
   }
@@ -80,7 +80,7 @@ export class ServerLayout {
 
 export const INCOMING_PREFIX = '.incoming-';
 
-/** tus ids are ours (see server/tus.ts): 32 lowercase hex digits. Anything else is not one of our uploads. */
+/** tus ids are ours (see server/upload-store/tus-server.ts): 32 lowercase hex digits. Anything else is not one of our uploads. */
 const TRANSFER_ID_RE = /^[0-9a-f]{32}$/;
 export function isTransferId(value: string): boolean {
   return TRANSFER_ID_RE.test(value);

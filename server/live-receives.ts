@@ -9,7 +9,7 @@ import type { ServerLayout } from './layout.ts';
 import { receiveStream, type ReceiveJob, type ReceiveRun, type ReceivedSnapshot } from './receiver.ts';
 import { LiveStreamSource } from './live-source.ts';
 import type { VerifiedFrame } from '../core/wire/index.ts';
-import type { SpoolProgress } from './spool-store.ts';
+import type { SpoolProgress } from './spool/spool.ts';
 
 /**
  * How long the upload waits for a receive that holds frames it has not taken yet. A receive that takes a frame

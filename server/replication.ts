@@ -1,9 +1,8 @@
 /**
  * The server's core: transfers from creation to a received snapshot, and the views the API shows. It knows nothing
- * of HTTP or tus requests; server/app.ts and server/tus.ts are thin layers over it.
+ * of HTTP or tus requests; server/app.ts and server/upload-store/tus-server.ts are thin layers over it.
  */
 import fs from 'node:fs/promises';
-import type { Upload } from '@tus/utils';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import * as btrfs from '../core/btrfs/index.ts';
 import { parseName, parseUuid, type SafeName } from '../core/names.ts';
@@ -13,13 +12,14 @@ import { LEASE_MS, UploadLeases } from './leases.ts';
 import { DEFAULT_EXPIRE_AFTER_MS, expiryHooks, sweepIntervalMs } from './expiry.ts';
 import { FrameError } from '../core/wire/index.ts';
 import { validateChunkSize } from '../core/wire/index.ts';
-import { assertStreamStart, readStreamStart } from './stream-start.ts';
 import { Catalog, type SnapshotRecord, type TransferRecord } from './catalog.ts';
 import { ServerLayout } from './layout.ts';
-import { type SpoolProgress } from './spool-store.ts';
-import { LimitedSpoolStore, type WriteMeter } from './limited-store.ts';
-import { quotaExceeded, tooManyCreations, tooManyUploads, uploadLimits, type UploadLimits } from './upload-limits.ts';
-import { SpoolUsage, type SpoolFiles } from './spool-usage.ts';
+import { Spool } from './spool/spool.ts';
+import { uploadStore, type UploadStore } from './upload-store/index.ts';
+import { Ingest } from './ingest.ts';
+import { uploadQuota } from './upload-quota.ts';
+import { tooManyCreations, tooManyUploads, uploadLimits, type UploadLimits } from './upload-limits.ts';
+import { SpoolUsage, type SpoolFiles } from './spool/usage.ts';
 import { CreationRate } from './creation-rate.ts';
 import { DEFAULT_TRANSFER_HISTORY, endedToForget, type TransferHistory } from './transfer-history.ts';
 import { DiskFullError, asDiskFull } from './disk-full.ts';
@@ -32,7 +32,7 @@ import { toDiskMap } from './uuid-namespace.ts';
 import { describeAlterations, judgeSnapshot, parentAltered } from './alterations.ts';
 import { classifyReceiveFailure, DEFAULT_RETRY, type RetrySchedule } from './receive-wait.ts';
 import { ReceiveRetries } from './receive-retries.ts';
-import { deleteSpool, dueForDeletion, orphansAmong, spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
+import { dueForDeletion, orphansAmong, spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
 import { runEvery, type Periodic } from './periodic.ts';
 import { KEEP_EVERYTHING, ServerPruner, type RetentionLookup } from './retention.ts';
 import { byTaken, parseTimeMetadata } from './snapshot-time.ts';
@@ -76,7 +76,9 @@ const MIN_FREE_BYTES = 4 * 1024 * 1024;
 const VERSION = '0.1.0';
 
 export class ReplicationService {
-  readonly store: LimitedSpoolStore;
+  readonly store: Spool;
+  /** The upload store tus writes through (server/upload-store/): the spool, with ownership, expiry and quota around it. */
+  private readonly uploads: UploadStore;
   readonly leases: UploadLeases;
   readonly limits: Readonly<UploadLimits>;
   private readonly privilegedFiles: PrivilegedFiles;
@@ -105,30 +107,28 @@ export class ReplicationService {
     this.history = { ...DEFAULT_TRANSFER_HISTORY, ...options.endedTransfers };
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
     const expiry = expiryHooks({ catalog, leases: this.leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log });
-    this.store = new LimitedSpoolStore(layout, {
-      chunkSizeOf: (upload) => Number(upload.metadata?.[META.chunkSize]),
-      checkStreamStart: (upload, raw) => this.checkStreamStart(upload, raw),
-      onFrameStored: (upload, frame) => this.receives.offer(upload.id, frame),
-      onStreamComplete: (upload, progress) => this.onStreamComplete(upload.id, progress),
-      onEndFrameRefused: (upload, err) => void this.receives.stop(upload.id, `the end frame was refused: ${err.message}`),
-      closedError: (id) => this.closedError(id),
-      terminate: (id) => this.endTransfer(id),
-      ...expiry,
-      expired: (id, facts) => {
-        expiry.expired(id, facts);
-        void this.receives.stop(id, 'the upload expired');
-      },
-    }, options.expireAfterMs ?? 0, {
-      checkSize: (id, size) => this.checkQuota(id, size),
-      openWrite: (id, offset) => this.meterWrite(id, offset),
-      onRefused: (id, err) => this.onRefused(id, err),
-    });
+    this.store = new Spool(layout);
     this.receives = new LiveReceives(layout, {
       jobFor: (id) => this.receiveJob(id),
       progressOf: (id) => this.store.progress(id),
       received: (id, got) => this.onReceived(id, got),
       failed: (id, err) => this.onReceiveFailed(id, err),
     }, log, options.holdReceives ?? false);
+    const ingest = new Ingest({ spool: this.store, catalog, receives: this.receives, log });
+    this.uploads = uploadStore({
+      spool: this.store,
+      ingest,
+      owner: { closedError: (id) => ingest.closedError(id), terminate: (id) => this.endTransfer(id) },
+      expiry: {
+        ...expiry,
+        expired: (id, facts) => {
+          expiry.expired(id, facts);
+          ingest.expired(id);
+        },
+      },
+      expireAfterMs: options.expireAfterMs ?? 0,
+      quota: uploadQuota({ catalog, layout, usage: this.usage, limits: this.limits, log, drop: (id) => this.dropSpool(id) }),
+    });
     this.retries = new ReceiveRetries({
       catalog, log,
       freeBytes: () => this.freeBytes(),
@@ -170,6 +170,11 @@ export class ReplicationService {
   /** Uploads cut since their last PATCH began (noteInterruption), and uploads that got a PATCH from this process. */
   private readonly resumable = new Set<string>();
   private readonly patched = new Set<string>();
+
+  /** The store tus writes uploads through (server/upload-store/tus-store.ts adapts it). */
+  uploadStore(): UploadStore {
+    return this.uploads;
+  }
 
   resumeReceives(): void {
     this.receives.resume();
@@ -330,49 +335,11 @@ export class ReplicationService {
     throw tooManyUploads(client, open.size, keptByFailed, this.limits.maxOpenUploads);
   }
 
-  /** The client's uploads in the spool folder, each as its files are on disk (server/spool-usage.ts). */
+  /** The client's uploads in the spool folder, each as its files are on disk (server/spool/usage.ts). */
   private async spoolsOf(client: string): Promise<SpoolFiles[]> {
     return (await spoolsOnDisk(this.layout))
       .filter((s) => this.catalog.transfer(s.id)?.client === client)
       .map((s) => ({ id: s.id, streamBytes: s.streamBytes, otherBytes: s.bytes - s.streamBytes }));
-  }
-
-  /** An upload that declares its whole stream to be `size` bytes: it must fit beside what the client holds. */
-  private async checkQuota(id: string, size: number): Promise<SnapferryError | null> {
-    const t = this.catalog.transfer(id);
-    if (!t) return new NotFound(`transfer ${id}`);
-    // What the upload holds of its stream already is part of `size`.
-    const own = (await spoolsOnDisk(this.layout)).find((s) => s.id === id)?.streamBytes ?? 0;
-    const others = (await this.usage.total(t.client)) - own;
-    return size + others > this.limits.quotaBytes ? quotaExceeded(t.client, size, this.limits.quotaBytes, others, true) : null;
-  }
-
-  /** The quota's meter for one write: the client's bytes as the upload grows, the disk looked at again when stale. */
-  private async meterWrite(id: string, offset: number): Promise<WriteMeter> {
-    const t = this.catalog.transfer(id);
-    if (!t) throw new NotFound(`transfer ${id}`);
-    const quota = this.limits.quotaBytes;
-    const usage = await this.usage.begin(t.client, id, offset);
-    const judge = (bytes: number, total: number) => (total > quota ? quotaExceeded(t.client, bytes, quota, total - bytes, false) : null);
-    return {
-      admit: (bytes) => {
-        usage.reach(bytes);
-        const now = usage.total();
-        // Over by a measure that may be stale (a spool deleted since), or no measure to go by: the disk decides.
-        if (now !== null && now <= quota) return null;
-        return usage.measure().then((total) => judge(bytes, total));
-      },
-      close: () => usage.end(),
-    };
-  }
-
-  /** An upload refused for its size: one that can never fit is failed (and its spool freed) so the volume is free. */
-  private async onRefused(id: string, err: SnapferryError): Promise<void> {
-    this.log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
-    if (err.retryable) return;
-    await this.catalog.updateTransfer(id, { state: 'failed', error: { code: err.code, message: err.message, at: new Date().toISOString() } });
-    // After the refusing request has let go of the spool.
-    setImmediate(() => void this.dropSpool(id).catch(() => undefined));
   }
 
   private async checkFreeSpace(chunkSize: number): Promise<void> {
@@ -409,46 +376,6 @@ export class ReplicationService {
       allowDevices: !refuse,
       allowSetuid: !refuse,
     };
-  }
-
-  /**
-   * Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. That
-   * verdict is final (the same bytes would come again), so the transfer fails with it, before the 422 is answered:
-   * it no longer holds an open-upload slot or its volume, and the client's next push starts a new upload.
-   */
-  private async checkStreamStart(upload: Upload, raw: Buffer): Promise<void> {
-    const t = this.catalog.transfer(upload.id);
-    if (!t) throw new NotFound(`transfer ${upload.id}`);
-    try {
-      assertStreamStart(readStreamStart(raw), t);
-    } catch (err) {
-      const e = err instanceof SnapferryError ? err : new SnapferryError('sendstream_bad_command', String(err));
-      this.log.warn({ transfer: upload.id, code: e.code, err: e.message }, 'stream refused at its first frame');
-      await this.receives.stop(upload.id, `the stream was refused: ${e.message}`);
-      await this.catalog.updateTransfer(upload.id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
-      // Nothing of a stream refused at its start is worth keeping: its spool goes (after the refusing request lets
-      // go of it), so that it holds neither quota nor an open-upload slot.
-      setImmediate(() => void this.dropSpool(upload.id).catch(() => undefined));
-      throw err;
-    }
-  }
-
-  private onStreamComplete(id: string, progress: SpoolProgress): void {
-    const t = this.catalog.transfer(id);
-    // An end frame sent again (a retried PATCH) changes nothing once the stream is whole: its receive runs or waits.
-    if (!t || !(t.state === 'uploading' || t.state === 'verifying')) return;
-    void this.catalog
-      .updateTransfer(id, { state: 'receiving', wireBytes: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified })
-      // Only now may the receive end: the snapshot is complete once the end frame verified and that is on record.
-      .then(() => this.receives.advance(id, progress.wireOffset, true))
-      .catch((err: unknown) => this.log.error({ transfer: id, err }, 'could not record the end of the upload'));
-  }
-
-  /** A transfer that failed refuses more bytes, with its reason. */
-  private closedError(id: string): SnapferryError | null {
-    const t = this.catalog.transfer(id);
-    if (t?.state !== 'failed' || !t.error) return null;
-    return new SnapferryError(t.error.code, `transfer ${id} failed: ${t.error.message}`, { details: { transferId: id } });
   }
 
   /**
@@ -567,13 +494,9 @@ export class ReplicationService {
     this.log.info({ forgotten: ids.length }, 'forgot transfers that ended long enough ago');
   }
 
-  /**
-   * Deletes an upload's files, those that are there (not the store's remove(), which fails when one is already
-   * gone: the orphan sweep may have been first), and what the store counted of its arrivals.
-   */
+  /** Deletes an upload's files, those that are there, and what the spool counted of its arrivals. */
   private async dropSpool(id: string): Promise<void> {
-    await deleteSpool(this.layout, id);
-    this.store.forgetArrivals(id);
+    await this.store.drop(id);
   }
 
   // --- views ----------------------------------------------------------------------------------------------------

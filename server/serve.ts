@@ -9,7 +9,7 @@ import https from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { ValidationError } from '../core/errors.ts';
 import { ReplicationService, type ServiceOptions } from './replication.ts';
-import { createTusServer } from './tus.ts';
+import { createTusServer } from './upload-store/tus-server.ts';
 import { parsePublicUrl } from './public-url.ts';
 import { createApp } from './app.ts';
 import { openGate, tokenGate } from './auth.ts';

@@ -3,7 +3,7 @@
  * its connection, and an upload's lock, for as long as its sender likes. Bodies slower than a floor, averaged over a
  * window, are ended the way the idle timeout ends a silent one: the socket is destroyed, the body's reader sees the
  * request aborted, and the store keeps every frame that verified and the part of the frame in flight
- * (server/spool-store.ts), so an honest client on a bad line resumes from there.
+ * (server/spool/append.ts), so an honest client on a bad line resumes from there.
  *
  * The floor is far below any real line: 256 B/s is 2 kbit/s, a 48 kbit/s modem is over 20 times faster. The window
  * is at least twice the idle timeout, so one pause the idle timeout allows costs at most half the window: a line

@@ -1,6 +1,6 @@
 /**
  * What one client may hold on the server while uploading: the bytes of its uploads in the spool (what they really
- * hold on disk, server/spool-usage.ts; a failed transfer's kept spool included), the number of uploads that hold a
+ * hold on disk, server/spool/usage.ts; a failed transfer's kept spool included), the number of uploads that hold a
  * spool or are open, and how fast it may create new ones. Defaults are generous: they stop a runaway or hostile
  * client from filling the disk, the spool directory or the catalog, not a first seed of a large volume or a push.
  */

@@ -11,7 +11,7 @@
  * frame whose record a crash lost: kept, up to one frame, and asked of the server no more (RestoreQuery.skip). They
  * are verified with the rest of their frame before anything of it is recorded.
  *
- * A record is the layout of the server's spool index (server/frame-index.ts): u64 frame index | u64 wire end | u64
+ * A record is the layout of the server's spool index (server/spool/frame-index.ts): u64 frame index | u64 wire end | u64
  * raw end | u8 kind (0 data, 1 end) | 7 zero bytes | 32-byte chain after the frame. The end frame's record makes
  * the spool complete. Resuming needs only the last record: it is the FrameParser state at that frame boundary.
  */

@@ -19,7 +19,7 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { SESSION_HEADER, type Transfer } from '../../core/protocol.ts';
 import { ServerLayout } from '../../server/layout.ts';
-import { readLastRecord, readRecord } from '../../server/frame-index.ts';
+import { readLastRecord, readRecord } from '../../server/spool/frame-index.ts';
 import { push } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';

@@ -2,7 +2,7 @@
  * Issue 16, the line that cuts: "cuts every 1 MB with 4 MiB frames of random data. It ends with the snapshot
  * received identical and read-only, and with at most one frame per interruption sent twice." The line cuts more
  * often than a frame takes, so a push moves on only because the server keeps what arrived of the frame in flight
- * (server/spool-store.ts) and the client sends only the rest; a server that kept whole frames only would hold
+ * (server/spool/append.ts) and the client sends only the rest; a server that kept whole frames only would hold
  * nothing after every cut, and the push would never get past its first frame.
  *
  * A cut is `ss -K` on the server's sockets inside the line's namespace: a real RST, which the client hears at once.

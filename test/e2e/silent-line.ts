@@ -17,7 +17,7 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
-import { readLastRecord, type IndexRecord } from '../../server/frame-index.ts';
+import { readLastRecord, type IndexRecord } from '../../server/spool/frame-index.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { addClient } from '../../server/tokens.ts';
 import { createShapedLine, type LineCount, type ShapedLine } from '../fixtures/shaped-line.ts';

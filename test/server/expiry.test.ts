@@ -1,5 +1,5 @@
 /**
- * Expiry in the frame-verifying store, on real files: which uploads the sweep deletes (idle ones the core lets go),
+ * Expiry in the upload store (server/upload-store/expiry.ts), through its tus adapter, on real files: which uploads the sweep deletes (idle ones the core lets go),
  * which it keeps, and what a request on an expired upload is told. The HTTP side is test/e2e/expiry.test.ts.
  */
 import { test } from 'node:test';
@@ -8,46 +8,36 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Upload } from '@tus/utils';
-import { TusStatusError, type SpoolHooks } from '../../server/spool-store.ts';
-import { ExpiringSpoolStore, type ExpiredUpload, type ExpiryHooks } from '../../server/expiring-store.ts';
-import { ServerLayout } from '../../server/layout.ts';
+import { TusStatusError } from '../../server/upload-store/tus-store.ts';
+import type { ExpiredUpload } from '../../server/upload-store/index.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import { formatDuration, startExpirySweep, sweepIntervalMs } from '../../server/expiry.ts';
 import { silentLogger } from '../../server/log.ts';
+import { uploadStoreIn } from './upload-store-fixture.ts';
 
 const TTL = 60_000;
 
 async function storeIn(t: { after(fn: () => Promise<void>): void }, decide: (id: string, facts: ExpiredUpload) => boolean) {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-expiry-${process.pid}-`));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const layout = new ServerLayout(dir);
-  await fs.mkdir(layout.spool, { recursive: true });
   const expired = new Map<string, ExpiredUpload>();
   /** Uploads whose expiry was reported, each with whether its spool file was still there at that moment. */
   const reported = new Map<string, boolean>();
-  const hooks: SpoolHooks & ExpiryHooks = {
-    chunkSizeOf: () => 64 * 1024,
-    checkStreamStart: () => undefined,
-    onFrameStored: () => undefined,
-    onStreamComplete: () => undefined,
-    onEndFrameRefused: () => undefined,
-    closedError: () => null,
-    terminate: () => Promise.resolve(),
-    // As the core does: an upload already marked is not expired again, and marking it takes a moment (a disk write).
-    expire: (id, facts) => {
-      if (expired.has(id) || !decide(id, facts)) return null;
-      expired.set(id, facts);
-      return new Promise((resolve) => setTimeout(resolve, 30));
+  const { layout, store, create } = await uploadStoreIn(t, {
+    expireAfterMs: TTL,
+    expiry: {
+      // As the core does: an upload already marked is not expired again, and marking it takes a moment (a disk write).
+      expire: (id, facts) => {
+        if (expired.has(id) || !decide(id, facts)) return null;
+        expired.set(id, facts);
+        return new Promise((resolve) => setTimeout(resolve, 30));
+      },
+      expired: (id) => void reported.set(id, existsSync(layout.spoolFile(id))),
+      expiredError: (id) => (expired.has(id) ? new SnapferryError('upload_expired', `upload ${id} expired`) : null),
     },
-    expired: (id) => reported.set(id, existsSync(layout.spoolFile(id))),
-    expiredError: (id) => (expired.has(id) ? new SnapferryError('upload_expired', `upload ${id} expired`) : null),
-  };
-  const store = new ExpiringSpoolStore(layout, hooks, TTL);
+  });
   /** An upload created `ageMs` ago and untouched since. */
   const upload = async (id: string, ageMs: number) => {
     const created = new Date(Date.now() - ageMs);
-    await store.create(new Upload({ id, offset: 0, size: undefined, creation_date: created.toISOString() }));
+    await create(id, created);
     // An index, as every upload gets with its first frame: ID, ID.frames, ID.json side by side.
     await fs.writeFile(layout.frameIndexFile(id), '');
     await fs.utimes(layout.spoolFile(id), created, created);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
-import { encodeIndexRecord, readRecords, type IndexRecord } from '../../server/frame-index.ts';
+import { encodeIndexRecord, readRecords, type IndexRecord } from '../../server/spool/frame-index.ts';
 
 test('an upload with no verified frame yet has no records, not an error', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'frame-index-'));

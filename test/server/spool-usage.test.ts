@@ -1,10 +1,10 @@
 /**
- * What a client holds in the spool (server/spool-usage.ts), over a measure of the disk the test controls: files as
+ * What a client holds in the spool (server/spool/usage.ts), over a measure of the disk the test controls: files as
  * they are, never a declared length; writes in progress counted at what arrived, so two at once see each other.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SpoolUsage, type SpoolFiles } from '../../server/spool-usage.ts';
+import { SpoolUsage, type SpoolFiles } from '../../server/spool/usage.ts';
 
 /** A disk the test sets; counts how often it was measured. */
 function disk(initial: Record<string, SpoolFiles[]> = {}) {

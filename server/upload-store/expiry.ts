@@ -1,15 +1,15 @@
 /**
- * The frame-verifying store with tus's expiration extension, dated by activity (server/expiry.ts says why and
- * decides which uploads may go). Every HEAD and PATCH reaches getUpload(): that is an upload's activity, kept as its
- * spool file's mtime, so it survives a restart. The sweep (deleteExpired, run by serve.ts through @tus/server's
- * cleanUpExpiredUploads) deletes an upload that nothing touched for the period, once the core agrees.
+ * tus's expiration extension, dated by activity (server/expiry.ts says why and decides which uploads may go). Every
+ * HEAD and PATCH reaches get(): that is an upload's activity, kept as its spool file's mtime, so it survives a
+ * restart. The sweep (expire(), run by serve.ts through @tus/server's cleanUpExpiredUploads) deletes an upload that
+ * nothing touched for the period, once the core agrees.
  */
 import fs from 'node:fs/promises';
-import type { Upload } from '@tus/utils';
-import type { SnapferryError } from '../core/errors.ts';
-import { FrameVerifyingStore, TusStatusError, type SpoolHooks } from './spool-store.ts';
-import { isTransferId, type ServerLayout } from './layout.ts';
-import { statusOf } from './http-errors.ts';
+import type { SnapferryError } from '../../core/errors.ts';
+import { isTransferId } from '../layout.ts';
+import type { Spool } from '../spool/spool.ts';
+import { readUploadRecord } from './record.ts';
+import { ForwardingStore, type UploadInfo, type UploadStore } from './store.ts';
 
 export interface ExpiryHooks {
   /**
@@ -34,22 +34,28 @@ export interface ExpiredUpload {
   framesVerified: number;
 }
 
-export class ExpiringSpoolStore extends FrameVerifyingStore {
-  private readonly expiry: ExpiryHooks;
+export class ExpiringUploads extends ForwardingStore {
   private sweeping: Promise<void> = Promise.resolve();
 
-  constructor(layout: ServerLayout, hooks: SpoolHooks & ExpiryHooks, expireAfterMs: number) {
-    super(layout, hooks, expireAfterMs);
-    this.expiry = hooks;
+  constructor(
+    inner: UploadStore,
+    private readonly spool: Spool,
+    private readonly hooks: ExpiryHooks,
+    private readonly periodMs: number,
+  ) {
+    super(inner);
+  }
+
+  override get expireAfterMs(): number {
+    return this.periodMs;
   }
 
   /**
-   * @tus/file-store's own sweep deletes by creation date any upload whose stored record has offset != size: a seed
-   * that takes longer than the period while it is being sent, and a complete upload that waits for its receive
-   * (that record's offset is never updated). Here an upload goes when no request touched it for the period, its end
-   * frame has not verified, and the core agrees.
+   * An upload goes when no request touched it for the period, its end frame has not verified, and the core agrees.
+   * Not by creation date, as @tus/file-store's own sweep did: that deleted a seed that takes longer than the period
+   * while it was being sent, and a complete upload that waits for its receive.
    */
-  override deleteExpired(): Promise<number> {
+  override expire(): Promise<number> {
     // One sweep at a time: a second one (the timer's and an admin's or a test's) would find the first one's uploads
     // failed but not yet deleted, skip them, and return before they are gone.
     const sweep = this.sweeping.then(() => this.sweepNow());
@@ -61,24 +67,24 @@ export class ExpiringSpoolStore extends FrameVerifyingStore {
   }
 
   private async sweepNow(): Promise<number> {
-    const ttl = this.getExpiration();
+    const ttl = this.expireAfterMs;
     if (ttl <= 0) return 0;
     let removed = 0;
     let firstError: unknown = null;
     for (const id of await this.uploadIds()) {
       try {
         if (!(Date.now() - (await this.lastActivity(id)) >= ttl)) continue;
-        const progress = await this.progress(id);
+        const progress = await this.spool.progress(id);
         if (progress.complete) continue;
         // Dated again just before the decision: a request may have come while the index was read.
         const idleMs = Date.now() - (await this.lastActivity(id));
         if (!(idleMs >= ttl)) continue;
         const facts = { idleMs, wireOffset: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified };
-        const marked = this.expiry.expire(id, facts);
+        const marked = this.hooks.expire(id, facts);
         if (marked === null) continue;
         await marked;
-        await this.deleteFiles(id);
-        this.expiry.expired(id, facts);
+        await this.spool.drop(id);
+        this.hooks.expired(id, facts);
         removed++;
       } catch (err) {
         // One upload that cannot be looked at (or removed) must not keep the others from expiring.
@@ -89,26 +95,22 @@ export class ExpiringSpoolStore extends FrameVerifyingStore {
     return removed;
   }
 
-  override async getUpload(id: string): Promise<Upload> {
-    const expired = this.expiry.expiredError(id);
+  override async get(id: string): Promise<UploadInfo> {
+    const expired = this.hooks.expiredError(id);
     // Answered 410 Gone (server/http-errors.ts), as tus's expiration extension asks.
-    if (expired) throw new TusStatusError(statusOf(expired), expired);
-    const upload = await super.getUpload(id);
+    if (expired) throw expired;
+    const upload = await this.inner.get(id);
     // A client asking about the upload is activity. @tus/server dates expiry from creation_date (its own 410 and
     // Upload-Expires are creation + period); handed the last activity instead, it agrees with the sweep, and a seed
     // longer than the period is not cut off.
     const now = new Date();
-    await fs.utimes(this.layout.spoolFile(id), now, now).catch(() => undefined);
-    upload.creation_date = now.toISOString();
-    return upload;
+    await fs.utimes(this.spool.layout.spoolFile(id), now, now).catch(() => undefined);
+    return { ...upload, creationDate: now.toISOString() };
   }
 
-  /**
-   * The uploads in the spool: an id with tus's record beside it. Not configstore.list(), which takes an id only when
-   * its record sorts right after it, and ID.frames sorts in between.
-   */
+  /** The uploads in the spool: an id with tus's record beside it. */
   private async uploadIds(): Promise<string[]> {
-    const names = await fs.readdir(this.layout.spool).catch((err: NodeJS.ErrnoException) => {
+    const names = await fs.readdir(this.spool.layout.spool).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return [];
       throw err;
     });
@@ -118,10 +120,10 @@ export class ExpiringSpoolStore extends FrameVerifyingStore {
 
   /** When a request last touched the upload (its spool file's mtime), or its creation; NaN once it is gone. */
   private async lastActivity(id: string): Promise<number> {
-    const info = await this.configstore.get(id).catch(() => undefined);
-    if (!info) return Number.NaN;
-    const created = info.creation_date ? Date.parse(info.creation_date) : 0;
-    const touched = (await fs.stat(this.layout.spoolFile(id)).catch(() => null))?.mtimeMs ?? 0;
+    const record = await readUploadRecord(this.spool.layout, id);
+    if (!record) return Number.NaN;
+    const created = record.creationDate ? Date.parse(record.creationDate) : 0;
+    const touched = (await fs.stat(this.spool.layout.spoolFile(id)).catch(() => null))?.mtimeMs ?? 0;
     return Math.max(created, touched);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * What each client holds in the spool folder, which its quota bounds (issue 17): every file of every upload of the
  * client that is on disk (unfinished, waiting for its receive, or kept after its transfer failed), as it really is.
- * Never a declared length: that binds nothing until the end frame verified (server/spool-store.ts), and four
+ * Never a declared length: that binds nothing until the end frame verified (server/spool/append.ts), and four
  * uploads that declared 1000 bytes each held 9 MB under a 10 MB quota while they were counted at it.
  *
  * The disk is measured when a write starts, and again whenever the measure may be stale; in between, the uploads

@@ -1,19 +1,22 @@
 /**
- * @tus/server wired to the frame-verifying store. One tus upload is one transfer (docs/design.md, "The flow of a push"); the creation
+ * @tus/server wired to the upload store (tus-store.ts adapts it). One tus upload is one transfer (docs/design.md, "The flow of a push"); the creation
  * request's metadata is checked by the replication core before tus creates anything.
  */
 import crypto from 'node:crypto';
 import { Server } from '@tus/server';
 import { ERRORS } from '@tus/utils';
-import { UPLOADS_PATH } from '../core/protocol.ts';
-import type { SafeName } from '../core/names.ts';
-import { SnapferryError } from '../core/errors.ts';
-import type { ReplicationService } from './replication.ts';
-import { isTransferId } from './layout.ts';
-import { publicBase, type PublicUrl } from './public-url.ts';
-import { ownsUpload } from './caller-views.ts';
-import { errorBody, statusOf } from './http-errors.ts';
-import type { Logger } from './log.ts';
+import { UPLOADS_PATH } from '../../core/protocol.ts';
+import type { SafeName } from '../../core/names.ts';
+import { SnapferryError } from '../../core/errors.ts';
+import type { ReplicationService } from '../replication.ts';
+import { isTransferId } from '../layout.ts';
+import { publicBase, type PublicUrl } from '../public-url.ts';
+import { ownsUpload } from '../caller-views.ts';
+import { errorBody, statusOf } from '../http-errors.ts';
+import type { Logger } from '../log.ts';
+import { TusStore } from './tus-store.ts';
+
+export type { Server as TusServer } from '@tus/server';
 
 export interface TusOptions {
   /** Trust X-Forwarded-Proto/Host from a reverse proxy (nginx overwrites them) when building upload URLs. */
@@ -26,7 +29,7 @@ export interface TusOptions {
 export function createTusServer(service: ReplicationService, log: Logger, options: TusOptions): Server {
   return new Server({
     path: UPLOADS_PATH,
-    datastore: service.store,
+    datastore: new TusStore(service.uploadStore()),
     respectForwardedHeaders: options.behindProxy,
     // Our ids name spool files: 32 lowercase hex digits (server/layout.ts isTransferId).
     namingFunction: () => crypto.randomBytes(16).toString('hex'),

@@ -1,20 +1,16 @@
 /**
- * The frame-verifying store on real files, with requests that overlap as they do after a cut: the cut PATCH's
+ * The spool under the upload store and its tus adapter (server/spool/, server/upload-store/), on real files, with requests that overlap as they do after a cut: the cut PATCH's
  * write() may still be storing frames when the client's next HEAD or PATCH reaches the store. Whatever the overlap,
  * the spool must hold exactly the verified frames its index vouches for, and the offset must never go back.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
-import { Upload } from '@tus/utils';
-import { FrameVerifyingStore } from '../../server/spool-store.ts';
-import { ServerLayout } from '../../server/layout.ts';
-import { encodeIndexRecord, readRecords } from '../../server/frame-index.ts';
+import { setImmediate as tick } from 'node:timers/promises';
+import { encodeIndexRecord, readRecords } from '../../server/spool/frame-index.ts';
 import { encode as encodeFrames, mixedBytes, slices, KiB } from '../wire/frame-helpers.ts';
+import { CHUNK, cutRequest, uploadStoreIn } from './upload-store-fixture.ts';
 
 /** The framed stream and where each frame ends on the wire. */
 async function encode(raw: Buffer, opts: Parameters<typeof encodeFrames>[1]) {
@@ -22,30 +18,15 @@ async function encode(raw: Buffer, opts: Parameters<typeof encodeFrames>[1]) {
   return { wire, frames: frames.map((f) => ({ wireEnd: f.wireOffset + f.wireLength })) };
 }
 
-const CHUNK = 64 * KiB;
-
 async function storeIn(t: { after(fn: () => Promise<void>): void }) {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-spool-${process.pid}-`));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const layout = new ServerLayout(dir);
-  await fs.mkdir(layout.spool, { recursive: true });
-  const completed: number[] = [];
-  const store = new FrameVerifyingStore(layout, {
-    chunkSizeOf: () => CHUNK,
-    checkStreamStart: () => undefined,
-    onFrameStored: () => undefined,
-    onStreamComplete: (_upload, progress) => completed.push(progress.wireOffset),
-    onEndFrameRefused: () => undefined,
-    closedError: () => null,
-    terminate: () => Promise.resolve(),
-  });
+  const { layout, store, spool, completed, create } = await uploadStoreIn(t);
   const id = 'c'.repeat(32);
-  await store.create(new Upload({ id, offset: 0, size: undefined, creation_date: new Date().toISOString() }));
-  return { layout, store, id, completed };
+  await create(id);
+  return { layout, store, spool, id, completed };
 }
 
 test('a HEAD (getUpload) while a write is storing frames waits for it: the offset never goes back, the spool is what was sent', async (t) => {
-  const { layout, store, id, completed } = await storeIn(t);
+  const { layout, store, spool, id, completed } = await storeIn(t);
   const { wire, frames } = await encode(mixedBytes(40 * CHUNK, 3 * CHUNK), { chunkSize: CHUNK, level: 1 });
   const boundaries = new Set([0, ...frames.map((f) => f.wireEnd)]);
 
@@ -76,12 +57,12 @@ test('a HEAD (getUpload) while a write is storing frames waits for it: the offse
   t.diagnostic(`${seen.length} HEADs during the write saw ${[...new Set(seen)].length} offsets`);
   assert.deepEqual(await fs.readFile(layout.spoolFile(id)), wire, 'the spool holds exactly the bytes sent');
   assert.equal((await store.getUpload(id)).offset, wire.length);
-  assert.equal((await store.progress(id)).complete, true);
+  assert.equal((await spool.progress(id)).complete, true);
   assert.deepEqual(completed, [wire.length]);
 });
 
 test('a write whose request stream fails mid-frame keeps every whole frame and what arrived of the next, and the next write resumes there', async (t) => {
-  const { layout, store, id } = await storeIn(t);
+  const { layout, store, spool, id } = await storeIn(t);
   const { wire, frames } = await encode(mixedBytes(12 * CHUNK, 2 * CHUNK), { chunkSize: CHUNK, level: 1 });
   const cutAt = frames[5]!.wireEnd - 10;
 
@@ -90,13 +71,13 @@ test('a write whose request stream fails mid-frame keeps every whole frame and w
   const writing = store.write(first, id, 0);
   // What a cut looks like: the bytes up to the cut, then the request stream fails; a HEAD comes at once.
   first.write(wire.subarray(0, cutAt));
-  while ((await store.progress(id)).framesVerified < 5) await tick();
+  while ((await spool.progress(id)).framesVerified < 5) await tick();
   first.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
   const head = store.getUpload(id);
   await writing.catch(() => undefined);
   const offset = (await head).offset;
   assert.ok(offset > frames[4]!.wireEnd && offset <= cutAt, `past the last whole frame (${frames[4]!.wireEnd}), at most the cut (${cutAt}): ${offset}`);
-  assert.equal((await store.progress(id)).wireOffset, frames[4]!.wireEnd, 'verified: the last whole frame before the cut');
+  assert.equal((await spool.progress(id)).wireOffset, frames[4]!.wireEnd, 'verified: the last whole frame before the cut');
   assert.deepEqual(await fs.readFile(layout.spoolFile(id)), wire.subarray(0, offset), 'the spool holds what arrived');
 
   const second = new PassThrough();
@@ -111,20 +92,20 @@ test('a write whose request stream fails mid-frame keeps every whole frame and w
  * index's last appends but not the spool's last bytes, or a disk that lied about a sync): frame 4 is cut in the middle.
  */
 async function storeWithLostTail(t: { after(fn: () => Promise<void>): void }) {
-  const { layout, store, id } = await storeIn(t);
+  const { layout, store, spool, id } = await storeIn(t);
   const { frames, wire } = await encode(mixedBytes(8 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
   const request = new PassThrough();
   const writing = store.write(request, id, 0);
   request.end(wire.subarray(0, frames[5]!.wireEnd));
   await writing;
   await fs.truncate(layout.spoolFile(id), frames[3]!.wireEnd + 10);
-  return { layout, store, id, frames };
+  return { layout, store, spool, id, frames };
 }
 
 test('repair: a spool shorter than its index cuts the index back to the last frame the spool holds whole', async (t) => {
-  const { layout, store, id, frames } = await storeWithLostTail(t);
+  const { layout, store, spool, id, frames } = await storeWithLostTail(t);
 
-  const progress = await store.repair(id);
+  const progress = await spool.repair(id);
   assert.equal(progress.wireOffset, frames[3]!.wireEnd);
   assert.equal(progress.framesVerified, 4);
   // What is left of frame 4 stays, as the part of a frame a cut left: the next write verifies it with the rest.
@@ -133,47 +114,34 @@ test('repair: a spool shorter than its index cuts the index back to the last fra
   assert.equal((await store.getUpload(id)).offset, frames[3]!.wireEnd + 10);
   // A torn record appended after a crash is dropped too.
   await fs.appendFile(layout.frameIndexFile(id), encodeIndexRecord({ index: 4, wireEnd: 1, rawEnd: 1, kind: 'data', chain: Buffer.alloc(32) }).subarray(0, 20));
-  assert.equal((await store.repair(id)).framesVerified, 4);
+  assert.equal((await spool.repair(id)).framesVerified, 4);
 });
 
 test('progress (what GET /v1/transfers resumes from) never vouches for more than a HEAD will: a spool that lost bytes its index keeps', async (t) => {
-  const { layout, store, id, frames } = await storeWithLostTail(t);
+  const { layout, store, spool, id, frames } = await storeWithLostTail(t);
 
   // Nothing has repaired the upload yet (a server just restarted): a client that resumes from this offset must find
   // the same one in the HEAD that follows, or it stops with "the server asked for offset ..., before ... which it had
   // already acknowledged".
-  const listed = await store.progress(id);
+  const listed = await spool.progress(id);
   assert.equal(listed.wireOffset, frames[3]!.wireEnd);
   assert.equal(listed.framesVerified, 4);
   // The HEAD may say more (the part of frame 4 the spool holds), never less: the client keeps that frame whole.
   assert.equal((await store.getUpload(id)).offset, listed.wireOffset + 10);
-  assert.deepEqual(await store.progress(id), listed, 'the repair the HEAD made changed nothing progress had not said');
+  assert.deepEqual(await spool.progress(id), listed, 'the repair the HEAD made changed nothing progress had not said');
   // A spool that is gone holds nothing.
   await fs.rm(layout.spoolFile(id));
-  assert.equal((await store.progress(id)).wireOffset, 0);
+  assert.equal((await spool.progress(id)).wireOffset, 0);
 });
 
-/** Writes `bytes` as one request that is then cut (its stream fails); returns the offset a HEAD reports after it. */
-async function cutRequest(store: FrameVerifyingStore, id: string, offset: number, bytes: Buffer): Promise<number> {
-  const request = new PassThrough();
-  request.on('error', () => undefined);
-  const writing = store.write(request, id, offset);
-  request.write(bytes);
-  // Let the store take every byte before the cut: a line that cut after them.
-  for (let end = Date.now() + 5000; request.readableLength + request.writableLength > 0 && Date.now() < end; ) await sleep(2);
-  request.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
-  await writing.catch(() => undefined);
-  return (await store.getUpload(id)).offset;
-}
-
 test('a line that cuts every 40% of a frame still gets the upload through: each cut keeps what arrived', async (t) => {
-  const { layout, store, id, completed } = await storeIn(t);
+  const { layout, store, spool, id, completed } = await storeIn(t);
   const { wire } = await encode(mixedBytes(6 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 0 });
   const step = Math.floor(0.4 * CHUNK);
   let offset = 0;
   let cuts = 0;
   while (offset + step < wire.length) {
-    const next = await cutRequest(store, id, offset, wire.subarray(offset, offset + step));
+    const next = await cutRequest(store, spool, id, offset, wire.subarray(offset, offset + step));
     assert.equal(next, offset + step, `cut ${cuts}: every byte that arrived is kept`);
     offset = next;
     cuts++;
@@ -188,14 +156,14 @@ test('a line that cuts every 40% of a frame still gets the upload through: each 
 });
 
 test('the rest of a frame from another encoding fails as a retryable partial_frame_mismatch: the kept part goes, the whole frame goes through', async (t) => {
-  const { layout, store, id, completed } = await storeIn(t);
+  const { layout, store, spool, id, completed } = await storeIn(t);
   const raw = mixedBytes(4 * CHUNK, 2 * CHUNK);
   const a = await encode(raw, { chunkSize: CHUNK, level: 1 });
   const b = await encode(raw, { chunkSize: CHUNK, level: 19 });
   assert.notDeepEqual(a.wire.subarray(a.frames[0]!.wireEnd, a.frames[1]!.wireEnd), b.wire.subarray(b.frames[0]!.wireEnd, b.frames[1]!.wireEnd));
   // Frame 0 and half of frame 1 at level 1, then the cut.
   const half = a.frames[0]!.wireEnd + Math.floor((a.frames[1]!.wireEnd - a.frames[0]!.wireEnd) / 2);
-  const offset = await cutRequest(store, id, 0, a.wire.subarray(0, half));
+  const offset = await cutRequest(store, spool, id, 0, a.wire.subarray(0, half));
   assert.equal(offset, half);
   // The client framed the rest again at level 19 and sends frame 1 from where the server's offset says.
   const spliced = new PassThrough();

@@ -1,46 +1,21 @@
 /**
- * The quota-keeping store on real files: a write refused at once (wrong offset) must not leave an error behind that
+ * The upload store's quota wrapper (server/upload-store/quota.ts) on real files, through the tus adapter: a write refused at once (wrong offset) must not leave an error behind that
  * nobody hears, which crashes the server when @tus/server then destroys the request stream with that error; and a
  * request cut before the write reads it must end the write, which holds the upload's lock.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Upload } from '@tus/utils';
-import { LimitedSpoolStore, type WriteMeter } from '../../server/limited-store.ts';
-import { ServerLayout } from '../../server/layout.ts';
-import { INDEX_RECORD_SIZE } from '../../server/frame-index.ts';
+import type { WriteMeter } from '../../server/upload-store/index.ts';
+import { INDEX_RECORD_SIZE } from '../../server/spool/frame-index.ts';
 import { frameStream } from '../fixtures/send-streams.ts';
-
-const NO_LIMIT: WriteMeter = { admit: () => null, close: () => undefined };
+import { NO_LIMIT, uploadStoreIn } from './upload-store-fixture.ts';
 
 async function storeIn(t: TestContext, openWrite: () => Promise<WriteMeter> = () => Promise.resolve(NO_LIMIT)) {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-limited-${process.pid}-`));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const layout = new ServerLayout(dir);
-  await fs.mkdir(layout.spool, { recursive: true });
-  const store = new LimitedSpoolStore(
-    layout,
-    {
-      chunkSizeOf: () => 64 * 1024,
-      checkStreamStart: () => undefined,
-      onFrameStored: () => undefined,
-      onStreamComplete: () => undefined,
-      onEndFrameRefused: () => undefined,
-      closedError: () => null,
-      terminate: () => Promise.resolve(),
-      expire: () => null,
-      expired: () => undefined,
-      expiredError: () => null,
-    },
-    0,
-    { checkSize: () => Promise.resolve(null), openWrite, onRefused: () => Promise.resolve() },
-  );
+  const { store, layout, create } = await uploadStoreIn(t, { quota: { openWrite } });
   const id = 'a'.repeat(32);
-  await store.create(new Upload({ id, offset: 0, size: undefined, creation_date: new Date().toISOString() }));
+  await create(id);
   return { store, id, layout };
 }
 

@@ -1,0 +1,84 @@
+/**
+ * Where verified frames go (docs/design.md, "The flow of a push"): the upload store hands a request's bytes here, the
+ * spool appends the frames that verify (server/spool/), and each one is offered to the transfer's running receive
+ * (server/live-receives.ts) as it lands. Data flows one way, store -> ingest -> receive; the receive's back-pressure
+ * comes back as the promise each frame waits on. The first frame is checked against the transfer before anything is
+ * kept, and the verified end frame moves the transfer on to its receive.
+ */
+import type { Readable } from 'node:stream';
+import { SnapferryError } from '../core/errors.ts';
+import type { FrameError, VerifiedFrame } from '../core/wire/index.ts';
+import type { Catalog } from './catalog.ts';
+import type { LiveReceives } from './live-receives.ts';
+import type { Logger } from './log.ts';
+import type { FrameSink, Spool, SpoolProgress } from './spool/spool.ts';
+import { assertStreamStart, readStreamStart } from './stream-start.ts';
+
+export interface IngestDeps {
+  spool: Spool;
+  catalog: Catalog;
+  receives: LiveReceives;
+  log: Logger;
+}
+
+export class Ingest {
+  constructor(private readonly deps: IngestDeps) {}
+
+  /** Appends a request's bytes to upload `id`'s spool at `offset`; each verified frame reaches the receive. */
+  write(id: string, body: Readable, offset: number, chunkSize: number): Promise<number> {
+    const sink: FrameSink = {
+      start: (raw) => this.checkStreamStart(id, raw),
+      stored: (frame: VerifiedFrame) => this.deps.receives.offer(id, frame),
+      complete: (progress) => this.onStreamComplete(id, progress),
+      endRefused: (err: FrameError) => void this.deps.receives.stop(id, `the end frame was refused: ${err.message}`),
+    };
+    return this.deps.spool.append(id, body, offset, chunkSize, sink);
+  }
+
+  /** Upload `id` expired and its spool is gone: its receive, if one runs, stops (and deletes what it wrote). */
+  expired(id: string): void {
+    void this.deps.receives.stop(id, 'the upload expired');
+  }
+
+  /** Why upload `id` takes no more bytes (its transfer failed, with that reason), or null. */
+  closedError(id: string): SnapferryError | null {
+    const t = this.deps.catalog.transfer(id);
+    if (t?.state !== 'failed' || !t.error) return null;
+    return new SnapferryError(t.error.code, `transfer ${id} failed: ${t.error.message}`, { details: { transferId: id } });
+  }
+
+  /**
+   * Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. That
+   * verdict is final (the same bytes would come again), so the transfer fails with it, before the 422 is answered:
+   * it no longer holds an open-upload slot or its volume, and the client's next push starts a new upload.
+   */
+  private async checkStreamStart(id: string, raw: Buffer): Promise<void> {
+    const { catalog, receives, log, spool } = this.deps;
+    const t = catalog.transfer(id);
+    if (!t) throw new SnapferryError('not_found', `transfer ${id} not found`);
+    try {
+      assertStreamStart(readStreamStart(raw), t);
+    } catch (err) {
+      const e = err instanceof SnapferryError ? err : new SnapferryError('sendstream_bad_command', String(err));
+      log.warn({ transfer: id, code: e.code, err: e.message }, 'stream refused at its first frame');
+      await receives.stop(id, `the stream was refused: ${e.message}`);
+      await catalog.updateTransfer(id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
+      // Nothing of a stream refused at its start is worth keeping: its spool goes (after the refusing request lets
+      // go of it), so that it holds neither quota nor an open-upload slot.
+      setImmediate(() => void spool.drop(id).catch(() => undefined));
+      throw err;
+    }
+  }
+
+  private onStreamComplete(id: string, progress: SpoolProgress): void {
+    const { catalog, receives, log } = this.deps;
+    const t = catalog.transfer(id);
+    // An end frame sent again (a retried request) changes nothing once the stream is whole: its receive runs or waits.
+    if (!t || !(t.state === 'uploading' || t.state === 'verifying')) return;
+    void catalog
+      .updateTransfer(id, { state: 'receiving', wireBytes: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified })
+      // Only now may the receive end: the snapshot is complete once the end frame verified and that is on record.
+      .then(() => receives.advance(id, progress.wireOffset, true))
+      .catch((err: unknown) => log.error({ transfer: id, err }, 'could not record the end of the upload'));
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * One request's bytes into an upload's spool (docs/design.md, "The spool"). Incoming bytes are parsed and checked
+ * frame by frame (header CRC, length bounds, decompression, SHA-256, chain), and a frame's record reaches the index
+ * only once it verified: the index is the verified progress.
+ *
+ * A request cut mid-frame keeps what arrived of the frame in flight (the spool's tail past the index's last frame),
+ * so the client sends only the rest: on a line that cuts more often than a frame takes, every cut still moves the
+ * upload on. The kept part is never trusted: the next request parses it again before its own bytes, and the frame is
+ * verified whole before its record is written. A frame that then fails and began in the kept part may have been
+ * spliced from two encodings (a client that compressed it again at another level): the kept part goes, and the client
+ * sends that frame whole (a retryable partial_frame_mismatch). Data is fsynced before append returns, which is before
+ * the upload's new offset is acknowledged.
+ */
+import fs from 'node:fs/promises';
+import { FRAME_HEADER_SIZE, FrameError, FrameParser, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
+import { SnapferryError } from '../../core/errors.ts';
+import { encodeIndexRecord, type IndexRecord } from './frame-index.ts';
+import { progressFromRecord, type SpoolProgress } from './progress.ts';
+
+/** fsync at least this often during a long request, so a power cut loses little even before the ack. */
+const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
+const MAX_WRITEV_PARTS = 256;
+/**
+ * The most the spool keeps past its last verified frame: one whole frame of the largest chunk size. That holds the
+ * part of a frame a cut left, or a whole frame whose record a crash lost; anything longer is no frame of ours.
+ */
+export const MAX_TAIL = FRAME_HEADER_SIZE + MAX_CHUNK_SIZE;
+
+/** Where the verified frames of one request go on (server/ingest.ts): the spool knows nothing of receives. */
+export interface FrameSink {
+  /** The raw bytes of frame 0; throws (or rejects) to refuse the stream before any of it is kept. */
+  start(raw: Buffer): Promise<void> | void;
+  /**
+   * Called after each data frame's bytes and index record are written (not yet synced), with the frame and its
+   * decoded bytes. The upload goes on once it resolves, so a receive can pace it.
+   */
+  stored(frame: VerifiedFrame): Promise<void> | void;
+  /** The end frame is verified and durable. A re-sent end frame does not call it again. */
+  complete(progress: SpoolProgress): void;
+  /**
+   * The end frame arrived but says the stream is not the one verified (its chain or counts differ): whatever was
+   * received of it must go. The upload stays; a right end frame (or a rewind) can still complete it.
+   */
+  endRefused(err: FrameError): void;
+}
+
+export interface AppendJob {
+  spoolPath: string;
+  indexPath: string;
+  /** Where the request's bytes go on the wire (the spool's size: its verified frames and the kept tail). */
+  offset: number;
+  /** The verified progress before the request (after repair). */
+  start: SpoolProgress;
+  chunkSize: number;
+  body: AsyncIterable<Buffer>;
+  sink: FrameSink;
+  /** Each request body chunk as it arrives (the arrivals counter). */
+  arrived(bytes: number): void;
+  /** Each frame whose record was written (the quota counts the index's growth). */
+  indexed(): void;
+}
+
+/** Appends the verified frames of `job.body` to the spool; returns the spool's new size (verified end plus kept tail). */
+export async function appendFrames(job: AppendJob): Promise<number> {
+  const { start, offset, sink } = job;
+  const parser = new FrameParser({
+    state: { chunkSize: job.chunkSize, framesVerified: start.framesVerified, wireOffsetVerified: start.wireOffset, rawOffset: start.rawBytes, chain: start.chain, ended: start.complete },
+    keepRaw: true,
+  });
+  const spool = await fs.open(job.spoolPath, 'r+');
+  const index = await fs.open(job.indexPath, 'a');
+  let written = start.wireOffset;
+  let unsynced = 0;
+  const pending: Buffer[] = [];
+  let pendingStart = start.wireOffset;
+  let last = start;
+  let failure: unknown = null;
+
+  const take = async (chunk: Buffer): Promise<void> => {
+    pending.push(chunk);
+    const frames: VerifiedFrame[] = parser.push(chunk);
+    for (const frame of frames) {
+      if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
+      // Write exactly this frame's bytes from what is pending (no copy), keeping any tail of the next frame. A
+      // frame that began in the kept tail is written whole again: the same bytes, and one write.
+      const frameLength = frame.wireEnd - pendingStart;
+      let parts = takeFront(pending, frameLength);
+      // A hostile client can send a frame in many tiny pieces: stay well under the kernel's IOV_MAX.
+      if (parts.length > MAX_WRITEV_PARTS) parts = [Buffer.concat(parts)];
+      await writeAllAt(spool, parts, frameLength, written);
+      written += frameLength;
+      pendingStart = frame.wireEnd;
+      const record: IndexRecord = {
+        index: frame.index,
+        wireEnd: frame.wireEnd,
+        rawEnd: frame.kind === 'end' ? frame.rawOffset : frame.rawOffset + frame.rawLength,
+        kind: frame.kind,
+        chain: frame.chain,
+      };
+      await index.write(encodeIndexRecord(record));
+      job.indexed();
+      last = progressFromRecord(record);
+      if (frame.kind === 'data') await sink.stored(frame);
+      unsynced += frameLength;
+      if (unsynced >= SYNC_EVERY_BYTES) {
+        await Promise.all([spool.sync(), index.sync()]);
+        unsynced = 0;
+      }
+    }
+  };
+
+  let end = written;
+  try {
+    // What a cut left of the frame in flight is parsed first, as if this request had sent it.
+    if (offset > start.wireOffset) {
+      const tail = Buffer.allocUnsafe(offset - start.wireOffset);
+      const { bytesRead } = await spool.read(tail, 0, tail.length, start.wireOffset);
+      if (bytesRead !== tail.length) throw new Error(`the spool's tail is ${bytesRead} bytes, not ${tail.length}`);
+      await take(tail);
+    }
+    for await (const chunk of job.body) {
+      job.arrived(chunk.length);
+      await take(chunk);
+    }
+  } catch (err) {
+    failure = err;
+  } finally {
+    // A cut (the request's stream failed) keeps what arrived of the frame in flight; a verdict of ours on the bytes
+    // (a frame that failed, a refused stream, the quota) keeps none of them.
+    end = await keepTail(spool, written, failure instanceof SnapferryError ? [] : pending, offset).finally(async () => {
+      await Promise.all([spool.sync(), index.sync()]).finally(async () => {
+        await Promise.all([spool.close(), index.close()]);
+      });
+    });
+  }
+  if (last.complete && !start.complete) sink.complete(last);
+  // Converted, it is no end-frame refusal below: the end frame may only have been spliced, and comes again whole.
+  if (failure instanceof FrameError && pendingStart < offset) failure = new SnapferryError('partial_frame_mismatch',
+    `frame ${parser.state().framesVerified} did not verify with the part of it the server kept from the cut request (${failure.message}); ` +
+      'that part is dropped and the client sends the frame whole', { retryable: true, cause: failure, details: failure.details });
+  if (failure instanceof FrameError && isEndFrameRefusal(failure)) sink.endRefused(failure);
+  if (failure) throw failure;
+  return end;
+}
+
+/**
+ * After a request, the spool holds its verified frames up to `verifiedEnd`, and then exactly `tail`: what arrived
+ * of the next frame (kept for the client's next request), or nothing (a frame that failed: none of it may stay).
+ * The spool already holds the tail's bytes up to `onDiskTo` (the part a cut left before this request): only the
+ * rest is written. Keeping it is worth a try, never a failure: a short write keeps a shorter part, still a prefix.
+ */
+async function keepTail(spool: fs.FileHandle, verifiedEnd: number, tail: readonly Buffer[], onDiskTo: number): Promise<number> {
+  const length = tail.reduce((n, b) => n + b.length, 0);
+  let kept = 0;
+  if (length > 0 && length <= MAX_TAIL) {
+    kept = Math.min(Math.max(0, onDiskTo - verifiedEnd), length);
+    const rest = [...tail];
+    takeFront(rest, kept);
+    if (rest.length > 0) {
+      kept += await spool.writev(rest.length > MAX_WRITEV_PARTS ? [Buffer.concat(rest)] : rest, verifiedEnd + kept).then(
+        ({ bytesWritten }) => bytesWritten,
+        () => 0,
+      );
+    }
+  }
+  await spool.truncate(verifiedEnd + kept);
+  return verifiedEnd + kept;
+}
+
+/** Writes all of `parts` (`length` bytes) at `position`; a short write is a full disk. */
+async function writeAllAt(file: fs.FileHandle, parts: Buffer[], length: number, position: number): Promise<void> {
+  const { bytesWritten } = await file.writev(parts, position);
+  if (bytesWritten !== length) {
+    throw Object.assign(new Error(`short write to the spool: ${bytesWritten} of ${length} bytes`), { code: 'ENOSPC' });
+  }
+}
+
+/** An end frame whose chain, frame count or raw length disagrees with the frames verified before it. */
+function isEndFrameRefusal(err: FrameError): boolean {
+  return err.code === 'frame_chain_mismatch' || err.details.endFrameCount !== undefined;
+}
+
+/** Removes the first `n` bytes from `buffers` (in place) and returns them as views, without copying. */
+function takeFront(buffers: Buffer[], n: number): Buffer[] {
+  const taken: Buffer[] = [];
+  let left = n;
+  while (left > 0) {
+    const head = buffers[0];
+    if (head === undefined) throw new RangeError(`${left} bytes short of a verified frame`);
+    if (head.length <= left) {
+      taken.push(head);
+      buffers.shift();
+      left -= head.length;
+    } else {
+      taken.push(head.subarray(0, left));
+      buffers[0] = head.subarray(left);
+      left = 0;
+    }
+  }
+  return taken;
+}

@@ -1,0 +1,179 @@
+/**
+ * The spool (docs/design.md, "The spool"): per upload, a file of verified frames (and the part of a frame a cut left
+ * after them) and its frame index (server/spool/frame-index.ts). It knows nothing of tus, HTTP, btrfs or the catalog:
+ * a request's bytes come in as a stream, and the frames that verify go out to a FrameSink (server/ingest.ts).
+ */
+import fs from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { SnapferryError } from '../../core/errors.ts';
+import { INDEX_RECORD_SIZE, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
+import type { ServerLayout } from '../layout.ts';
+import { UploadMutex } from './mutex.ts';
+import { deleteSpool } from '../orphan-spools.ts';
+import { appendFrames, MAX_TAIL, type FrameSink } from './append.ts';
+import { progressFromRecord, type SpoolProgress } from './progress.ts';
+
+export type { FrameSink } from './append.ts';
+export { progressFromRecord, type SpoolProgress } from './progress.ts';
+
+/** What an upload's spool holds after repair: its verified progress, and its size (the offset a HEAD reports). */
+export interface OpenSpool {
+  progress: SpoolProgress;
+  size: number;
+}
+
+export class Spool {
+  /** Held by append(), repair(), rewind() and open() (server/spool/mutex.ts says why). */
+  private readonly busy = new UploadMutex();
+  /** Request body bytes that reached append(), by upload, since the server started (Transfer.wireArrived). */
+  private readonly arrivedBytes = new Map<string, number>();
+  /** Frames each append in progress has indexed so far: the index grows by a record each, which the quota counts. */
+  private readonly indexedNow = new Map<string, number>();
+
+  constructor(readonly layout: ServerLayout) {}
+
+  /** An empty spool for a new upload. */
+  async create(id: string): Promise<void> {
+    await fs.mkdir(this.layout.spool, { recursive: true });
+    await fs.writeFile(this.layout.spoolFile(id), '');
+  }
+
+  /**
+   * Verified progress of an upload: its index's last frame that the spool holds whole (the truth after any restart).
+   * The same offset a HEAD reports once repair has run, so a client that resumes from GET /v1/transfers never
+   * starts past it; read-only, so it needs no lock (during a write, a frame's bytes reach the spool before its record).
+   */
+  async progress(id: string): Promise<SpoolProgress> {
+    const spoolSize = () =>
+      fs.stat(this.layout.spoolFile(id)).then(
+        (st) => st.size,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return 0;
+          throw err;
+        },
+      );
+    return progressFromRecord((await this.wholeFrames(id, spoolSize)).last);
+  }
+
+  /**
+   * The index's records up to its last frame that the spool holds whole: all of them, unless the spool lost bytes the
+   * index vouches for (a power cut can keep the index's appends and lose the spool's). The index is read before the
+   * spool's size: a frame's bytes reach the spool before its record, so a write in flight never looks like a loss.
+   */
+  private async wholeFrames(id: string, spoolSize: () => Promise<number>): Promise<{ records: number; held: number; last: IndexRecord | null; size: number }> {
+    const indexFile = this.layout.frameIndexFile(id);
+    let last = await readLastRecord(indexFile);
+    const held = last === null ? 0 : Math.floor((await fs.stat(indexFile)).size / INDEX_RECORD_SIZE);
+    const size = await spoolSize();
+    let records = held;
+    while (last !== null && last.wireEnd > size) {
+      records--;
+      last = records === 0 ? null : await readRecord(indexFile, records - 1);
+    }
+    return { records, held, last, size };
+  }
+
+  /** Brings spool and index into agreement after a crash (see repairNow). */
+  repair(id: string): Promise<SpoolProgress> {
+    return this.busy.run(id, () => this.repairNow(id));
+  }
+
+  /**
+   * The spool as a request finds it: repaired, with its size. Waits for a write in progress, so the size is never
+   * that of a frame half written (and the offset never goes back). Throws ENOENT when the spool is gone.
+   */
+  open(id: string): Promise<OpenSpool> {
+    return this.busy.run(id, async () => {
+      const progress = await this.repairNow(id);
+      return { progress, size: (await fs.stat(this.layout.spoolFile(id))).size };
+    });
+  }
+
+  /**
+   * The index decides. A spool longer than it holds the part of a frame that a cut left (or a frame whose record a
+   * crash lost): kept, up to one frame, for the next request to verify; a longer tail is cut back to the last record.
+   * A spool shorter than the index (bytes lost that the index vouches for) cuts the index back to the last frame
+   * the spool still holds whole, so the offset never points past the data. A complete upload keeps no tail. Only
+   * with `busy` held.
+   */
+  private async repairNow(id: string): Promise<SpoolProgress> {
+    const indexFile = this.layout.frameIndexFile(id);
+    await trimIndex(indexFile);
+    const spool = this.layout.spoolFile(id);
+    const { records, held, last, size } = await this.wholeFrames(id, async () => (await fs.stat(spool)).size);
+    if (records < held) await truncateIndex(indexFile, records);
+    const progress = progressFromRecord(last);
+    if (size > progress.wireOffset + (progress.complete ? 0 : MAX_TAIL)) await fs.truncate(spool, progress.wireOffset);
+    return progress;
+  }
+
+  /** Index records from..from+limit-1: each verified frame's end on the wire and the chain after it. */
+  async frames(id: string, from: number, limit: number): Promise<IndexRecord[]> {
+    // Whole records only (a torn tail is skipped); no repair, which would wait for a write in flight.
+    return readRecords(this.layout.frameIndexFile(id), from, limit);
+  }
+
+  /**
+   * Cuts the upload back to its first `frames` data frames, spool and index (the stream sent from there on may
+   * differ, which is why it is rewound). The caller makes sure no request is in flight.
+   */
+  rewind(id: string, frames: number): Promise<SpoolProgress> {
+    return this.busy.run(id, async () => {
+      const before = await this.repairNow(id);
+      if (frames > before.framesVerified) {
+        throw new SnapferryError('invalid_input', `cannot rewind to frame ${frames}: the server holds ${before.framesVerified}`);
+      }
+      const indexFile = this.layout.frameIndexFile(id);
+      const last = frames === 0 ? null : await readRecord(indexFile, frames - 1);
+      await truncateIndex(indexFile, frames);
+      await fs.truncate(this.layout.spoolFile(id), last?.wireEnd ?? 0);
+      return progressFromRecord(last);
+    });
+  }
+
+  /**
+   * Appends a request's bytes at `offset` (the spool's size), verifying each frame and handing it to `sink`;
+   * returns the new size. A wrong offset is a retryable offset_mismatch.
+   */
+  append(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink): Promise<number> {
+    return this.busy.run(id, async () => {
+      const start = await this.repairNow(id);
+      const spoolPath = this.layout.spoolFile(id);
+      const held = (await fs.stat(spoolPath)).size;
+      if (offset !== held || offset < start.wireOffset) {
+        // The caller checked the offset against the spool's size, which repair may just have cut back.
+        throw new SnapferryError('offset_mismatch', `the upload is at ${held}, not ${offset}`, { retryable: true, details: { offset: held } });
+      }
+      this.indexedNow.set(id, 0);
+      try {
+        return await appendFrames({
+          spoolPath, indexPath: this.layout.frameIndexFile(id), offset, start, chunkSize, sink,
+          body: body as AsyncIterable<Buffer>,
+          arrived: (bytes) => this.arrivedBytes.set(id, this.arrived(id) + bytes),
+          indexed: () => this.indexedNow.set(id, (this.indexedNow.get(id) ?? 0) + 1),
+        });
+      } finally {
+        this.indexedNow.delete(id);
+      }
+    });
+  }
+
+  /** Frames the append in progress of `id` has indexed so far (0 when none runs). */
+  indexedByAppend(id: string): number {
+    return this.indexedNow.get(id) ?? 0;
+  }
+
+  /** Bytes of request bodies that reached the server for `id` so far: moves while any arrive, even mid-frame. */
+  arrived(id: string): number {
+    return this.arrivedBytes.get(id) ?? 0;
+  }
+
+  /**
+   * Deletes an upload's files, those that are there (the orphan sweep may have been first), tus's record beside them
+   * included, and what was counted of its arrivals.
+   */
+  async drop(id: string): Promise<void> {
+    this.arrivedBytes.delete(id);
+    await deleteSpool(this.layout, id);
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The plain spool (server/spool/spool.ts), with no tus around it and no receive behind it, on a real folder: what it
+ * hands its FrameSink and when, what a refused first frame or end frame leaves, rewind, the arrivals counter, the
+ * frames the append in progress indexed, and drop.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { SnapferryError } from '../../core/errors.ts';
+import type { FrameError } from '../../core/wire/index.ts';
+import { ServerLayout } from '../../server/layout.ts';
+import { Spool, type FrameSink } from '../../server/spool/spool.ts';
+import { readRecords } from '../../server/spool/frame-index.ts';
+import { encode, mixedBytes } from '../wire/frame-helpers.ts';
+
+const CHUNK = 64 * 1024;
+const ID = 'e'.repeat(32);
+
+async function spoolIn(t: TestContext) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-spool-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const layout = new ServerLayout(dir);
+  const spool = new Spool(layout);
+  await spool.create(ID);
+  return { layout, spool };
+}
+
+/** A sink that writes down what it is handed, in order. */
+function recordingSink(over: Partial<FrameSink> = {}) {
+  const events: string[] = [];
+  const sink: FrameSink = {
+    start: (raw) => void events.push(`start ${raw.length}`),
+    stored: (frame) => void events.push(`stored ${frame.index}`),
+    complete: (p) => void events.push(`complete ${p.framesVerified} ${p.wireOffset}`),
+    endRefused: (err: FrameError) => void events.push(`endRefused ${err.code}`),
+    ...over,
+  };
+  return { events, sink };
+}
+
+function append(spool: Spool, offset: number, bytes: Buffer, sink: FrameSink): Promise<number> {
+  const body = new PassThrough();
+  const appending = spool.append(ID, body, offset, CHUNK, sink);
+  body.end(bytes);
+  return appending;
+}
+
+test('append hands the sink frame 0 to check, each data frame once written and indexed, and the end once', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  const raw = mixedBytes(3 * CHUNK + 100, CHUNK);
+  const { wire, frames } = await encode(raw, { chunkSize: CHUNK, level: 1 });
+  let indexedWhenStored = -1;
+  const { events, sink } = recordingSink({});
+  const stored = sink.stored;
+  sink.stored = async (frame) => {
+    // Handed over only once its record is on the index: a receive may read the spool up to it.
+    if (frame.index === 2) indexedWhenStored = (await readRecords(layout.frameIndexFile(ID), 0, 10)).length;
+    await stored(frame);
+  };
+  assert.equal(await append(spool, 0, wire, sink), wire.length);
+  assert.deepEqual(events, ['start 65536', 'stored 0', 'stored 1', 'stored 2', 'stored 3', `complete 4 ${wire.length}`]);
+  assert.equal(indexedWhenStored, 3);
+  assert.equal(frames.length, 5, 'four data frames and the end frame');
+  assert.equal(spool.arrived(ID), wire.length);
+  // A complete upload sent its end frame again (a retried request): nothing completes twice.
+  const { events: again, sink: second } = recordingSink();
+  await assert.rejects(append(spool, wire.length, wire.subarray(frames[3]!.wireOffset), second), (err: unknown) => err instanceof SnapferryError);
+  assert.deepEqual(again.filter((e) => e.startsWith('complete')), []);
+});
+
+test('a first frame the sink refuses is kept nowhere: the spool stays empty and the refusal is what append throws', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  const { wire } = await encode(mixedBytes(2 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  const refusal = new SnapferryError('stream_metadata_mismatch', 'not the snapshot the metadata names');
+  const { events, sink } = recordingSink({
+    start: () => {
+      throw refusal;
+    },
+  });
+  await assert.rejects(append(spool, 0, wire, sink), (err) => err === refusal);
+  assert.deepEqual(events, []);
+  assert.equal((await fs.stat(layout.spoolFile(ID))).size, 0);
+  assert.equal((await spool.progress(ID)).framesVerified, 0);
+});
+
+test('the back-pressure of the sink holds the append: the next frame is not taken until it resolves', async (t) => {
+  const { spool } = await spoolIn(t);
+  const { wire } = await encode(mixedBytes(3 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const { sink } = recordingSink({ stored: (frame) => (frame.index === 0 ? held : undefined) });
+  const appending = append(spool, 0, wire, sink);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await spool.progress(ID)).framesVerified, 1, 'frame 0 is written; frame 1 waits for the receive');
+  assert.equal(spool.indexedByAppend(ID), 1);
+  release();
+  assert.equal(await appending, wire.length);
+  assert.equal(spool.indexedByAppend(ID), 0, 'no append runs');
+});
+
+test('an end frame whose chain disagrees is refused: the sink hears it, the frames before it stay, nothing completes', async (t) => {
+  const { spool } = await spoolIn(t);
+  const a = await encode(mixedBytes(2 * CHUNK, CHUNK, 3), { chunkSize: CHUNK, level: 1 });
+  const b = await encode(mixedBytes(2 * CHUNK, CHUNK, 4), { chunkSize: CHUNK, level: 1 });
+  const dataEnd = a.frames[1]!.wireOffset + a.frames[1]!.wireLength;
+  // Stream a's data frames, then the end frame of stream b (its chain is b's).
+  const { events, sink } = recordingSink();
+  const body = new PassThrough();
+  const appending = spool.append(ID, body, 0, CHUNK, sink);
+  body.write(a.wire.subarray(0, dataEnd));
+  await new Promise((r) => setTimeout(r, 50));
+  body.end(b.wire.subarray(b.frames[2]!.wireOffset));
+  await assert.rejects(appending, { code: 'frame_chain_mismatch' });
+  assert.deepEqual(events, ['start 65536', 'stored 0', 'stored 1', 'endRefused frame_chain_mismatch']);
+  const progress = await spool.progress(ID);
+  assert.equal(progress.wireOffset, dataEnd);
+  assert.equal(progress.complete, false);
+});
+
+test('rewind cuts spool and index back to N frames; past what it holds is invalid_input; drop deletes every file', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  const { wire, frames } = await encode(mixedBytes(4 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  const { sink } = recordingSink();
+  await append(spool, 0, wire.subarray(0, frames[3]!.wireOffset), sink);
+  await assert.rejects(spool.rewind(ID, 4), { code: 'invalid_input' });
+  const back = await spool.rewind(ID, 1);
+  assert.equal(back.framesVerified, 1);
+  assert.equal(back.wireOffset, frames[1]!.wireOffset);
+  assert.equal((await fs.stat(layout.spoolFile(ID))).size, frames[1]!.wireOffset);
+  assert.equal((await spool.frames(ID, 0, 10)).length, 1);
+  // The client sends again from frame 1, and the stream completes.
+  assert.equal(await append(spool, back.wireOffset, wire.subarray(back.wireOffset), sink), wire.length);
+  assert.ok(spool.arrived(ID) > wire.length, 'arrivals count every byte that came, the re-sent ones too');
+  await spool.drop(ID);
+  for (const f of layout.spoolFiles(ID)) await assert.rejects(fs.stat(f), { code: 'ENOENT' });
+  assert.equal(spool.arrived(ID), 0);
+  await spool.drop(ID);
+});

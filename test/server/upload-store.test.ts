@@ -1,0 +1,49 @@
+/**
+ * The store contract (store-contract.ts) run against the upload store as the server composes it (the spool's store
+ * inside its ownership, expiry, quota and full-disk wrappers) and against the spool's store alone, each through the
+ * one tus adapter, on real folders. Neither needs root.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, type TestContext } from 'node:test';
+import { ServerLayout } from '../../server/layout.ts';
+import { Spool, type FrameSink } from '../../server/spool/spool.ts';
+import { SpoolUploads } from '../../server/upload-store/spool-uploads.ts';
+import { TusStore } from '../../server/upload-store/tus-store.ts';
+import { cutRequest, uploadStoreIn } from './upload-store-fixture.ts';
+import {
+  shouldApplyLengthRules, shouldCreateUploads, shouldExpireUploads, shouldRemoveUploads, shouldResumeAfterCut, shouldWriteFrames,
+  type ContractSubject, type MakeSubject,
+} from './store-contract.ts';
+
+const PERIOD_MS = 60_000;
+
+const composed: MakeSubject = async (t) => {
+  const { store, spool, layout } = await uploadStoreIn(t, { expireAfterMs: PERIOD_MS, expiry: { expire: () => Promise.resolve() } });
+  return { store, spool, layout };
+};
+
+const SINK: FrameSink = { start: () => undefined, stored: () => undefined, complete: () => undefined, endRefused: () => undefined };
+
+const bare: MakeSubject = async (t: TestContext) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-bare-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const layout = new ServerLayout(dir);
+  const spool = new Spool(layout);
+  const store = new TusStore(new SpoolUploads(spool, { write: (id, body, offset, chunkSize) => spool.append(id, body, offset, chunkSize, SINK) }));
+  return { store, spool, layout };
+};
+
+const cut = (s: ContractSubject, id: string, offset: number, bytes: Buffer) => cutRequest(s.store as TusStore, s.spool, id, offset, bytes);
+
+for (const [name, make] of [['the composed store', composed], ['the spool store alone', bare]] as const) {
+  describe(name, () => {
+    shouldCreateUploads(make);
+    shouldWriteFrames(make);
+    shouldResumeAfterCut(make, cut);
+    shouldRemoveUploads(make);
+    shouldApplyLengthRules(make);
+    if (make === composed) shouldExpireUploads(make, PERIOD_MS);
+  });
+}
