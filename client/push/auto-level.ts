@@ -9,6 +9,13 @@
  * usual speed ratios, but it climbs one level at a time, and only once a few frames at the current level came back:
  * the ratios are far off on some data (random data at level 19 runs much slower than they say), and a jump straight
  * to a level that cannot keep up leaves the line idle for as long as its frames take.
+ *
+ * Keeping ahead is not enough on a fast line: there a level pays for little line time with much CPU, and on a LAN
+ * the "link" is mostly the receiver's pace, which the compressor slows down when both share cores (the bench's LAN
+ * push climbed to level 15 at 30 MB/s and ran at 0.4x the speed of level 1). So a level above 1 must also pay for
+ * itself: the line time it saves against level 1 must be at least the CPU time it costs beyond level 1 on one core.
+ * On 2 Mbit/s that holds up to level 19 (about 1 us of line time saved per raw byte, 0.3 us of CPU spent); on a LAN
+ * it keeps auto at the cheap levels. The same test decides between level 1 and no compression at all.
  */
 import type { CompressionSample, LevelChooser } from '../../core/wire/index.ts';
 import { NO_COMPRESSION } from '../../core/wire/index.ts';
@@ -18,6 +25,12 @@ export const AUTO_LEVELS = [NO_COMPRESSION, 1, 2, 3, 4, 6, 9, 12, 15, 19] as con
 
 /** zstd's compression speed relative to level 3 (its own benchmarks on silesia, rounded down a little). */
 const RELATIVE_SPEED: Readonly<Record<number, number>> = { 1: 1.5, 2: 1.2, 3: 1, 4: 0.8, 6: 0.45, 9: 0.3, 12: 0.12, 15: 0.06, 19: 0.012 };
+/**
+ * zstd's compressed size relative to level 3 (silesia; on the bench's mixed data levels 12, 15, 19 made 0.314,
+ * 0.302, 0.284 of the raw size): an untried level's ratio is estimated from the nearest tried one with these, so that
+ * the line time a level would save can be weighed before it is tried.
+ */
+const RELATIVE_SIZE: Readonly<Record<number, number>> = { 1: 1.1, 2: 1.05, 3: 1, 4: 0.99, 6: 0.95, 9: 0.92, 12: 0.9, 15: 0.87, 19: 0.83 };
 
 /** A level is chosen only when the workers can compress this many times faster than the link carries. */
 const MARGIN_UP = 2;
@@ -66,7 +79,10 @@ export class AutoLevel implements LevelChooser {
     const chosen = this.#choose(link);
     if (chosen !== this.#level) {
       this.#seenAtLevel = 0;
-      const why = chosen === NO_COMPRESSION ? 'compression would be slower than the link' : `the link carries ${formatRate(link)}`;
+      const why =
+        chosen === NO_COMPRESSION
+          ? `compression would cost more time than it saves on a link that carries ${formatRate(link)}`
+          : `the link carries ${formatRate(link)}`;
       this.#level = chosen;
       this.#options.onChange?.(chosen, why);
     }
@@ -93,7 +109,21 @@ export class AutoLevel implements LevelChooser {
     const tried = [...this.#stats.keys()].sort((a, b) => Math.abs(a - level) - Math.abs(b - level))[0];
     const base = tried === undefined ? undefined : this.#stats.get(tried);
     if (tried === undefined || base === undefined) return { speed: 0, ratio: 1 };
-    return { speed: (base.speed * (RELATIVE_SPEED[level] ?? 1)) / (RELATIVE_SPEED[tried] ?? 1), ratio: base.ratio };
+    return {
+      speed: (base.speed * (RELATIVE_SPEED[level] ?? 1)) / (RELATIVE_SPEED[tried] ?? 1),
+      ratio: Math.min(1, (base.ratio * (RELATIVE_SIZE[level] ?? 1)) / (RELATIVE_SIZE[tried] ?? 1)),
+    };
+  }
+
+  /**
+   * Whether `level` saves at least as much line time as it costs CPU time, both per raw byte, against `cheaper`
+   * (level 1, or none: a raw frame costs no compression and goes at ratio 1).
+   */
+  #pays(level: number, cheaper: number, link: number): boolean {
+    const cost = (l: number) => (l === NO_COMPRESSION ? { cpu: 0, ratio: 1 } : { cpu: 1 / Math.max(this.estimate(l).speed, 1), ratio: this.estimate(l).ratio });
+    const hi = cost(level);
+    const lo = cost(cheaper);
+    return (lo.ratio - hi.ratio) / link >= hi.cpu - lo.cpu;
   }
 
   #choose(link: number): number {
@@ -106,6 +136,7 @@ export class AutoLevel implements LevelChooser {
       return (workers * speed) / (link / Math.max(ratio, 0.01));
     };
     const levels = AUTO_LEVELS.filter((l) => l !== NO_COMPRESSION);
+    const fastest = levels[0]!;
     // Down as far as needed at once; up by one step, and only once the current level has been measured enough.
     const settled = this.#seenAtLevel >= FRAMES_BEFORE_STEP_UP * this.#options.workers;
     const oneUp = levels.find((l) => l > this.#level);
@@ -113,14 +144,14 @@ export class AutoLevel implements LevelChooser {
     for (const level of levels) {
       if (level > this.#level && (!settled || level !== oneUp)) continue;
       const margin = level <= this.#level ? MARGIN_KEEP : MARGIN_UP;
-      if (ahead(level) >= margin) best = level;
+      if (ahead(level) >= margin && this.#pays(level, fastest, link)) best = level;
     }
-    if (best !== null) return best;
-    // Even the fastest level does not stay ahead: compare it with sending raw, which the link takes at its rate.
-    const fastest = levels[0]!;
+    if (best !== null && best !== fastest) return best;
+    // Level 1 or raw. Level 1 where it pays for itself and, should it not stay ahead, still carries more than raw
+    // would: the link takes raw bytes at its rate.
     const { speed, ratio } = this.estimate(fastest);
     const compressed = Math.min(workers * speed, link / Math.max(ratio, 0.01));
-    return compressed >= link ? fastest : NO_COMPRESSION;
+    return compressed >= link && this.#pays(fastest, NO_COMPRESSION, link) ? fastest : NO_COMPRESSION;
   }
 }
 

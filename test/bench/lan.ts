@@ -168,8 +168,22 @@ async function pushBoth(ctx: LanContext, name: string, route: Route): Promise<[S
   return figures as [SnapferryFigures, SnapferryFigures];
 }
 
-export async function pushOnce(ctx: LanContext, o: { root: string; port?: number; route: Route; stream: Stream }): Promise<SnapferryFigures> {
-  const server = await BenchServer.start(ctx.cleanup, ctx.probes, { root: o.root, ...(o.port ? { port: o.port } : {}), ...(o.route.tokens ? { auth: o.route.tokens } : {}) });
+export interface PushOnceOptions {
+  root: string;
+  port?: number;
+  route: Route;
+  stream: Stream;
+  /** CPUs for each side (taskset lists): a small machine at each end. */
+  cpus?: { client: string; server: string };
+}
+
+export async function pushOnce(ctx: LanContext, o: PushOnceOptions): Promise<SnapferryFigures> {
+  const server = await BenchServer.start(ctx.cleanup, ctx.probes, {
+    root: o.root,
+    ...(o.port ? { port: o.port } : {}),
+    ...(o.route.tokens ? { auth: o.route.tokens } : {}),
+    ...(o.cpus ? { cpus: o.cpus.server } : {}),
+  });
   const before = (await server.cpuSeconds()) + ((await o.route.extraServerCpu?.()) ?? 0);
   const run = await runPush(ctx.cleanup, ctx.probes, {
     target: server,
@@ -178,6 +192,7 @@ export async function pushOnce(ctx: LanContext, o: { root: string; port?: number
     snapshot: o.stream.snapshot,
     ...(o.route.caFile ? { caFile: o.route.caFile } : {}),
     ...(o.route.tokens ? { tokenFile: o.route.tokens.tokenFile } : {}),
+    ...(o.cpus ? { cpus: o.cpus.client } : {}),
   });
   const serverCpu = (await server.cpuSeconds()) + ((await o.route.extraServerCpu?.()) ?? 0) - before;
   const name = path.basename(o.stream.snapshot);

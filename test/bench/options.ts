@@ -1,11 +1,11 @@
 /**
- * The bench's command line: `npm run bench [-- --quick] [--json FILE] [--only lan,slow,silent,rss,hash,digest]`, and the sizes
+ * The bench's command line: `npm run bench [-- --quick] [--json FILE] [--only lan,rss,onecore,slow,silent,hash,digest]`, and the sizes
  * each mode uses. --quick (or SNAPFERRY_BENCH_QUICK=1) is a small run for working on the bench itself: its figures
  * are dominated by fixed costs and say little.
  */
 import { parseArgs } from 'node:util';
 
-export const SECTIONS = ['lan', 'rss', 'slow', 'silent', 'hash', 'digest'] as const;
+export const SECTIONS = ['lan', 'rss', 'onecore', 'slow', 'silent', 'hash', 'digest'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface Scale {

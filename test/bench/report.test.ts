@@ -76,14 +76,44 @@ test('targets are judged as the issue states them', () => {
   assert.match(find(sections, /^Slow link/, /wire bytes, --compress auto/).target, /met/, 'auto below zstd -3');
   assert.match(find(sections, /^Slow link/, /re-sent per cut, --compress 3/).target, /met/, 'about a quarter frame per cut');
   assert.match(find(sections, /^Slow link/, /re-sent per cut, --compress auto/).target, /MISSED/, '5 MB per cut is more than a 4 MiB frame');
-  assert.match(find(sections, /^Peak RSS/, /push$/).target, /met/, 'flat and under 150 MB');
-  assert.match(find(sections, /^Peak RSS/, /serve$/).target, /MISSED/, 'grew 1.8× and passed 150 MB');
+  assert.match(find(sections, /^Peak RSS/, /push$/).target, /met/, 'flat and under 128 MB');
+  assert.match(find(sections, /^Peak RSS/, /serve$/).target, /MISSED/, 'grew 1.8× and passed 128 MB');
   assert.match(find(sections, /^Resume hashing/, /alone/).target, /met/);
   assert.equal(find(sections, /^LAN, full/, /http on loopback/).ratio, '0.77×', 'ratio to the pipe');
   assert.match(find(sections, /^LAN, full/, /http on loopback/).target, /MISSED/, '0.77× the pipe is below 0.80×');
   assert.equal(find(sections, /^LAN, full/, /against the pipe \+ spool/).ratio, '1.20×', '120 MB/s against the spooling pipe at 100');
   assert.equal(find(sections, /^LAN, full/, /tee spool/).ratio, '0.65×', 'the spooling pipe against the plain one');
   assert.equal(find(sections, /^CPU/, /client: push .*http/).baseline, 'btrfs send + ssh 3.00 s/GB');
+});
+
+test('peak RSS: at most 128 MB on each side, and the whole stream at most 1.10× a quarter of it', () => {
+  const rss = (quarter: number, whole: number) =>
+    buildSections(results({ rss: { small: { rawBytes: 250e6, clientMaxRssBytes: quarter, serverMaxRssBytes: 100e6 }, large: { rawBytes: 1e9, clientMaxRssBytes: whole, serverMaxRssBytes: 100e6 } } }));
+  assert.match(find(rss(120e6, 128e6), /^Peak RSS/, /push$/).target, /met/, '128 MB is the limit, 1.07× is flat');
+  assert.match(find(rss(120e6, 129e6), /^Peak RSS/, /push$/).target, /MISSED/, '129 MB is past it');
+  assert.match(find(rss(100e6, 111e6), /^Peak RSS/, /push$/).target, /MISSED/, '1.11× grew with the stream');
+  const row = find(rss(100e6, 110e6), /^Peak RSS/, /push$/);
+  assert.equal(row.ratio, '1.10×');
+  assert.match(row.baseline, /quarter/);
+});
+
+test('one core each: snapferry against the pinned spooling pipe and ssh of the same run', () => {
+  const oneCore = {
+    rawBytes: 1e9, cpus: { client: '0', server: '1' },
+    pipeSpool: { seconds: 20, mbps: 50, clientCpuSeconds: 9, serverCpuSeconds: null },
+    ssh: { seconds: 16, mbps: 62.5, clientCpuSeconds: 4, serverCpuSeconds: 5 },
+    push: { ...push(40, 1e9), clientCpuSeconds: 6, serverCpuSeconds: 8 },
+  };
+  const sections = buildSections(results({ oneCore }));
+  const speed = find(sections, /^One core each/, /snapferry push/);
+  assert.equal(speed.ratio, '0.80×', '40 MB/s against the spooling pipe at 50');
+  assert.match(speed.target, /MISSED/, 'below 0.85×');
+  const client = find(sections, /^One core each/, /client/);
+  assert.equal(client.ratio, '1.50×');
+  assert.match(client.target, /met/, '6 s/GB against ssh at 4 is 1.5×');
+  assert.match(find(sections, /^One core each/, /server/).target, /MISSED/, '8 against 5 is 1.6×');
+  const skipped = buildSections(results({ oneCore: { skipped: 'needs 2 CPUs: one for each side' } }));
+  assert.match(find(skipped, /^One core each/, /one CPU each/).baseline, /needs 2 CPUs/);
 });
 
 test('silent line: the seconds each silence lost beyond itself, against the stall timeout plus 15 s', () => {

@@ -15,6 +15,7 @@ import { Cleanup } from './cleanup.ts';
 import { runDigest } from './digest.ts';
 import { runHashing } from './hashing.ts';
 import { runLan, type LanContext } from './lan.ts';
+import { runOneCore } from './one-core.ts';
 import { parseBenchArgs, USAGE, type BenchOptions, type Section } from './options.ts';
 import { buildSections, type BenchResults } from './report.ts';
 import { runRss } from './rss.ts';
@@ -40,6 +41,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     data: { bytes: 0, files: 0, seconds: 0 },
     lan: null,
     rss: null,
+    oneCore: null,
     slow: null,
     silent: null,
     hashing: null,
@@ -58,6 +60,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     ['digest', async () => void (results.digest = await runDigest(world, say))],
     ['lan', async () => void (results.lan = await runLan(ctx))],
     ['rss', async () => void (results.rss = await runRss(ctx, results.lan?.full.direct ?? null))],
+    ['onecore', async () => void (results.oneCore = await runOneCore(ctx))],
     ['slow', async () => void (results.slow = await runSlowLink(ctx, options.scale))],
     ['silent', async () => void (results.silent = await runSilentLine(ctx, options.scale))],
   ];

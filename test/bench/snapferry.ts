@@ -28,6 +28,15 @@ export async function probeDir(cleanup: Cleanup): Promise<Probes> {
   return { next: (name) => path.join(dir, `${++n}-${name}.json`) };
 }
 
+/**
+ * Restricts a process and every thread it has to these CPUs (`taskset -a -p -c`); the threads, workers and btrfs
+ * commands it starts later inherit it. Called right after the spawn: node takes a few hundred ms to load before it
+ * starts a worker or a btrfs command.
+ */
+export async function pinTo(pid: number, cpus: string): Promise<void> {
+  await execa('taskset', ['-a', '-p', '-c', cpus, String(pid)]);
+}
+
 /** SNAPFERRY_BENCH_LOGS=DIR keeps what each snapferry process printed, in DIR/N-serve.log, DIR/N-push.log. */
 const LOG_DIR = process.env.SNAPFERRY_BENCH_LOGS;
 let spawned = 0;
@@ -61,6 +70,8 @@ export interface ServerOptions {
   behindProxy?: boolean;
   /** Default warn: logging costs time on the LAN rows. */
   logLevel?: 'warn' | 'info' | 'debug';
+  /** Run on these CPUs only (a taskset list, e.g. "1"): a small machine. */
+  cpus?: string;
 }
 
 export class BenchServer {
@@ -80,6 +91,7 @@ export class BenchServer {
     const listen = `${options.host ?? '127.0.0.1'}:${port}`;
     const args = ['serve', '--root', options.root, '--listen', listen, '--log-level', options.logLevel ?? 'warn', ...access];
     const child = spawn(cleanup, args, probeEnv(probeFile), options.netns);
+    if (options.cpus !== undefined) await pinTo(child.pid, options.cpus);
     const m = await child.waitForStderr(/snapferry serving .* on (http:\/\/\S+)/, 60_000);
     return new BenchServer(child, m[1]!, port, probeFile, options.auth?.token ?? null);
   }
@@ -131,6 +143,8 @@ export interface PushOptions {
   tokenFile?: string;
   /** A push still running after this is killed and fails the bench (default 20 min): a hang must not block it. */
   timeoutMs?: number;
+  /** Run on these CPUs only (a taskset list, e.g. "0"), btrfs send included: a small machine. */
+  cpus?: string;
 }
 
 export async function runPush(cleanup: Cleanup, probes: Probes, options: PushOptions): Promise<PushRun> {
@@ -141,6 +155,7 @@ export async function runPush(cleanup: Cleanup, probes: Probes, options: PushOpt
   if (options.tokenFile) args.push('--token-file', options.tokenFile);
   const started = performance.now();
   const child = spawn(cleanup, [...args, options.snapshot], probeEnv(probeFile));
+  if (options.cpus !== undefined) await pinTo(child.pid, options.cpus);
   const timeoutMs = options.timeoutMs ?? 20 * 60_000;
   let why: string | null = null;
   let more = '';

@@ -24,13 +24,16 @@ function autoOn(link: number | null, l3 = 300 * MB, ratio = 0.4) {
 /** zstd's speed at each level relative to level 3, as a machine might measure it on compressible data. */
 const SPEED: Record<number, number> = { 1: 1.5, 2: 1.2, 3: 1, 4: 0.8, 6: 0.45, 9: 0.3, 12: 0.12, 15: 0.06, 19: 0.012 };
 
+/** What each level makes of data that level 3 takes to 0.4 (zstd's usual sizes relative to level 3). */
+const RATIO: Record<number, number> = { 1: 0.44, 2: 0.42, 3: 0.4, 4: 0.396, 6: 0.38, 9: 0.368, 12: 0.36, 15: 0.348, 19: 0.332 };
+
 /** Runs frames through the chooser as a push would, each level compressing at `speedAt(level)`; returns the levels. */
-function climb(auto: AutoLevel, speedAt: (level: number) => number, frames = 60): number[] {
+function climb(auto: AutoLevel, speedAt: (level: number) => number, frames = 60, ratioAt: (level: number) => number = (l) => RATIO[l]!): number[] {
   const levels: number[] = [];
   for (let i = 0; i < frames; i++) {
     const level = auto.next();
     levels.push(level);
-    feed(auto, level, speedAt(level), 0.4, 1);
+    feed(auto, level, speedAt(level), ratioAt(level), 1);
   }
   return levels;
 }
@@ -73,10 +76,31 @@ describe('--compress auto', () => {
   it('on a LAN faster than level 1 compresses, sends raw; on one it can keep up with, compresses', () => {
     const { auto, changes, setLink } = autoOn(2000 * MB);
     assert.equal(auto.next(), 0, 'raw beats zstd when zstd is the bottleneck');
-    assert.match(changes.at(-1)!.why, /slower than the link/);
+    assert.match(changes.at(-1)!.why, /cost more time than it saves on a link that carries 2000\.0 MB\/s/);
     setLink(100 * MB);
     const level = auto.next();
     assert.ok(level >= 1 && level <= 4, `100 MB/s: level ${level}`);
+  });
+
+  it('on a LAN pays no CPU for little line time: stays at the cheap levels although high ones would keep ahead', () => {
+    // 30 MB/s is the receiver's pace on a LAN (both sides on two cores): level 9 would keep ahead (180 MB/s per
+    // worker on this data), but saves 2.4 ns of line time per raw byte for 4.4 ns of CPU. Before, auto climbed to 9.
+    const { auto, changes } = autoOn(30 * MB, 600 * MB);
+    const levels = climb(auto, (l) => 600 * MB * SPEED[l]!);
+    assert.ok(Math.max(...levels) <= 4, `levels: ${[...new Set(levels)].join(' ')}`);
+    assert.ok(levels.at(-1)! >= 1, `settled at ${levels.at(-1)}: level 1 pays for itself here`);
+    assert.ok(changes.length <= 3, `changes: ${changes.map((c) => c.level).join(' ')}`);
+  });
+
+  it('sends raw where level 1 saves less line time than it costs CPU, and compresses where it saves more', () => {
+    // Data zstd hardly shrinks (0.95 at level 1) on a 200 MB/s line: 0.25 ns of line time saved per raw byte, for
+    // 2.5 ns of CPU at 400 MB/s per worker, which keeps ahead of the line on two workers.
+    const { auto, setLink } = autoOn(200 * MB, 300 * MB, 0.9);
+    const levels = climb(auto, (l) => 270 * MB * SPEED[l]!, 20, () => 0.95);
+    assert.equal(levels.at(-1), 0, `levels: ${levels.join(' ')}`);
+    // The same data on 2 MB/s: 25 ns of line time saved per raw byte.
+    setLink(2 * MB);
+    assert.ok(auto.next() >= 1);
   });
 
   it('does not flap between levels on small changes of the link', () => {
