@@ -162,7 +162,7 @@ test('expiry frees abandoned uploads but never a complete one that waits for its
 
   await new Promise((r) => setTimeout(r, 2300));
   // The server's own sweep (every 500 ms at this period) or this call, whichever comes first, expires it.
-  await server.service.store.deleteExpired();
+  await server.service.deleteExpired();
   const spool = await fs.readdir(path.join(pair.root, 'spool'));
   assert.ok(spool.includes(complete.id), 'the complete upload is kept');
   assert.ok(!spool.some((f) => f.startsWith(abandoned)), 'the abandoned upload is gone');
