@@ -14,6 +14,7 @@ import { META, inProgress, type FrameRecord, type Status, type Transfer } from '
 import { btrfsFeatures } from '../core/btrfs/features.ts';
 import type { SendUuidMap } from '../core/wire/sendstream-uuids.ts';
 import { LEASE_MS, UploadLeases } from './leases.ts';
+import { UploadRequests } from './upload-requests.ts';
 import { DEFAULT_EXPIRE_AFTER_MS, expiryHooks, sweepIntervalMs } from './expiry.ts';
 import { assertStreamStart, readStreamStart } from './stream-start.ts';
 import { Catalog, type SnapshotRecord, type TransferRecord } from './catalog.ts';
@@ -68,9 +69,7 @@ export class ReplicationService {
   private readonly views: Views;
   private readonly steps: StepRunner;
   private readonly disk: DiskTruth;
-  /** Uploads cut since their last PATCH began (noteInterruption), and uploads that got a PATCH from this process. */
-  private readonly resumable = new Set<string>();
-  private readonly patched = new Set<string>();
+  private readonly requests: UploadRequests;
 
   private constructor(
     private readonly layout: ServerLayout,
@@ -80,6 +79,7 @@ export class ReplicationService {
   ) {
     this.leases = new UploadLeases(options.leaseMs);
     this.disk = { catalog, layout, log };
+    this.requests = new UploadRequests(this.leases, log);
     this.limits = uploadLimits(options.limits);
     this.usage = new SpoolUsage((client) => this.spoolsOf(client));
     this.creations = new CreationRate(this.limits);
@@ -356,19 +356,14 @@ export class ReplicationService {
    * stream differs from frame `frames` on. Refused while another request of the upload is in flight.
    */
   async rewind(client: SafeName, id: string, session: string, frames: number): Promise<Transfer> {
-    machine.assertRewindable(this.views.own(client, id));
-    this.leases.acquire(id, session);
-    if (this.leases.inFlight(id)) {
+    const t = this.views.own(client, id);
+    machine.assertRewindable(t);
+    this.requests.acquire(id, session);
+    if (this.requests.inFlight(id)) {
       throw new TransferConflict('transfer_locked', `transfer ${id} has a request in flight; try again`, { retryable: true });
     }
     const before = await this.store.progress(id);
-    await this.store.rewind(id, frames);
-    // The receive may have read past the new end: it starts again from the spool's first byte.
-    await this.receives.restart(id, 'the upload was rewound');
-    await this.catalog.updateTransfer(id, {
-      lastInterruption: `${new Date().toISOString()}: rewound from frame ${before.framesVerified} to ${frames}: the client's stream differs from there`,
-    });
-    this.log.warn({ transfer: id, from: before.framesVerified, to: frames }, 'upload rewound');
+    await runSteps(id, machine.rewind(t, before.framesVerified, frames, new Date().toISOString()), this.steps);
     return this.transfer(client, id);
   }
 
@@ -377,78 +372,60 @@ export class ReplicationService {
     const t = this.catalog.transfer(id);
     if (t?.state !== 'uploading') return;
     const p = await this.store.progress(id);
-    const steps = machine.noteInterruption(t, offset, p.framesVerified, new Date().toISOString());
-    await runSteps(id, steps, this.steps);
-    if (steps.length > 0) this.resumable.add(id);
+    await runSteps(id, machine.noteInterruption(t, offset, p.framesVerified, new Date().toISOString()), this.steps);
+    this.requests.cut(id);
   }
 
-  /**
-   * A PATCH begins: when it goes on with an upload that was cut, or one this process has not seen before (it was
-   * begun before a restart), the client resumed it: one info line, as for the cut.
-   */
+  /** A PATCH begins at `offset` (server/upload-requests.ts logs a resume). */
   noteUploadRequest(id: string, offset: number): void {
-    const resumed = this.resumable.delete(id) || (!this.patched.has(id) && offset > 0);
-    // A few ids per upload this process served; bounded by the transfers it saw.
-    this.patched.add(id);
-    if (!resumed) return;
     const t = this.catalog.transfer(id);
-    this.log.info({ transfer: id, volume: t?.volume, snapshot: t?.snapshot, wireOffset: offset }, 'upload resumed');
+    this.requests.patch(id, offset, { volume: t?.volume, snapshot: t?.snapshot });
   }
 
-  /**
-   * A tus request on upload `id` begins: one still taking bytes is leased to the request's push (server/leases.ts;
-   * once complete, requests on it are idempotent, an empty PATCH). Pair with leaveRequest.
-   */
+  /** A tus request on upload `id` begins (leased to its push while it takes bytes); pair with leaveRequest. */
   enterRequest(id: string, session: string): void {
-    if (this.isUploading(id)) this.leases.acquire(id, session);
-    this.leases.enter(id);
+    this.requests.enter(id, session, this.isUploading(id));
   }
 
   leaveRequest(id: string): void {
-    this.leases.leave(id);
+    this.requests.leave(id);
   }
 
   /** Whether a request on upload `id` is under way (tests wait for a cut request to be let go of). */
   inFlight(id: string): boolean {
-    return this.leases.inFlight(id);
+    return this.requests.inFlight(id);
   }
 
   // --- reads: the API's views (server/views.ts), and facts for the other server modules --------------------------
 
-  transfer = (client: SafeName, id: string): Promise<Transfer> => this.views.transfer(client, id);
-  transfers = (client: SafeName): Promise<Transfer[]> => this.views.transfers(client);
-  frames = (client: SafeName, id: string, from: number, limit: number): Promise<FrameRecord[]> => this.views.frames(client, id, from, limit);
-  snapshots = (client: SafeName, volume: SafeName): Promise<SnapshotList> => this.views.snapshots(client, volume);
-  volumes = (client: SafeName): Promise<VolumeSummary[]> => this.views.volumes(client);
+  transfer(client: SafeName, id: string): Promise<Transfer> { return this.views.transfer(client, id); }
+  transfers(client: SafeName): Promise<Transfer[]> { return this.views.transfers(client); }
+  frames(client: SafeName, id: string, from: number, limit: number): Promise<FrameRecord[]> { return this.views.frames(client, id, from, limit); }
+  snapshots(client: SafeName, volume: SafeName): Promise<SnapshotList> { return this.views.snapshots(client, volume); }
+  volumes(client: SafeName): Promise<VolumeSummary[]> { return this.views.volumes(client); }
   /** The server's status; with `client`, that client's counts. */
-  status = (client?: SafeName): Promise<Status> => this.views.status(client);
-  clients = (): SafeName[] => this.views.clients();
-  clientFacts = (client: SafeName): Promise<ClientFacts> => this.views.clientFacts(client);
-
+  status(client?: SafeName): Promise<Status> { return this.views.status(client); }
+  clients(): SafeName[] { return this.views.clients(); }
+  /** What /metrics counts of one client. */
+  clientFacts(client: SafeName): Promise<ClientFacts> { return this.views.clientFacts(client); }
   /** Spools that nothing will read again (server/orphan-spools.ts), of one client's transfers or of all. */
-  orphanedSpools(client?: string): Promise<OrphanedSpool[]> {
-    return this.spools.orphaned(client);
-  }
-
+  orphanedSpools(client?: string): Promise<OrphanedSpool[]> { return this.spools.orphaned(client); }
   /** Raw bytes fed to the transfer's running `btrfs receive` so far (0 when none runs, as once it has finished). */
-  rawReceived(id: string): number {
-    return this.receives.rawFed(id);
-  }
-
-  isUploading(id: string): boolean {
-    return this.catalog.transfer(id)?.state === 'uploading';
-  }
-
+  rawReceived(id: string): number { return this.receives.rawFed(id); }
+  isUploading(id: string): boolean { return this.catalog.transfer(id)?.state === 'uploading'; }
   /** The upload's verified progress (its frame index). */
-  progress(id: string): Promise<SpoolProgress> {
-    return this.store.progress(id);
-  }
+  progress(id: string): Promise<SpoolProgress> { return this.store.progress(id); }
+  transferOwner(id: string): string | undefined { return this.catalog.transfer(id)?.client; }
+  /** Where a received snapshot is on disk (restore and verify read it). */
+  snapshotPath(client: SafeName, volume: SafeName, name: SafeName): string { return this.layout.snapshotPath(client, volume, name); }
+  /** The client's own UUIDs for the Received UUIDs on disk (server/uuid-namespace.ts), for a restore's stream. */
+  clientUuids(client: string): SendUuidMap { return toClientMap(this.catalog, client); }
+  /** Where each snapshot's tree digest is kept (server/verify/saved-digests.ts). */
+  savedDigests(): SavedDigests { return new SavedDigests(this.layout); }
+  /** Deletes the uploads abandoned past the expiry period now, as the store's own sweep does (tests). */
+  deleteExpired(): Promise<number> { return this.store.deleteExpired(); }
 
-  transferOwner(id: string): string | undefined {
-    return this.catalog.transfer(id)?.client;
-  }
-
-  /** The catalog's record of a transfer, and of transfers (copies: changed only through the service). */
+  /** The catalog's records, as copies: they change only through the service. */
   transferRecord(id: string): TransferRecord | undefined {
     const t = this.catalog.transfer(id);
     return t && { ...t };
@@ -458,28 +435,8 @@ export class ReplicationService {
     return this.catalog.transfers(filter).map((t) => ({ ...t }));
   }
 
-  /** The catalog's snapshot records, of one client (and volume), or of all. */
+  /** Of one client (and volume), or of all. */
   snapshotRecords(client?: string, volume?: string): SnapshotRecord[] {
     return (client === undefined ? this.catalog.allSnapshots() : this.catalog.snapshots(client, volume)).map((s) => ({ ...s }));
-  }
-
-  /** Where a received snapshot is on disk (restore and verify read it). */
-  snapshotPath(client: SafeName, volume: SafeName, name: SafeName): string {
-    return this.layout.snapshotPath(client, volume, name);
-  }
-
-  /** The client's own UUIDs for the Received UUIDs on disk (server/uuid-namespace.ts), for a restore's stream. */
-  clientUuids(client: string): SendUuidMap {
-    return toClientMap(this.catalog, client);
-  }
-
-  /** Where each snapshot's tree digest is kept (server/verify/saved-digests.ts). */
-  savedDigests(): SavedDigests {
-    return new SavedDigests(this.layout);
-  }
-
-  /** Deletes the uploads abandoned past the expiry period now, as the store's own sweep does (tests). */
-  deleteExpired(): Promise<number> {
-    return this.store.deleteExpired();
   }
 }

@@ -154,6 +154,21 @@ export function assertRewindable(t: TransferRecord): void {
   }
 }
 
+/**
+ * The client found that its regenerated stream differs from frame `to` on (docs/design.md, "Resume"): the spool is
+ * cut back to its first `to` frames (from `from`), and the receive, which may have read past the new end, starts
+ * again from the spool's first byte.
+ */
+export function rewind(t: TransferRecord, from: number, to: number, now: string): Step[] {
+  assertRewindable(t);
+  return [
+    { kind: 'rewindSpool', frames: to },
+    { kind: 'restartReceive', why: 'the upload was rewound' },
+    { kind: 'record', change: { lastInterruption: `${now}: rewound from frame ${from} to ${to}: the client's stream differs from there` } },
+    log('warn', { transfer: t.id, from, to }, 'upload rewound'),
+  ];
+}
+
 /** The frame index where a spool failed verification during the receive, or null for any other failure. */
 export function spoolDamage(err: unknown): number | null {
   let e: unknown = err;

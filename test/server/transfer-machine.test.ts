@@ -164,3 +164,11 @@ test('only an upload in progress can be rewound (409 transfer_not_uploading)', (
     assert.throws(() => machine.assertRewindable(transfer(state)), (e: SnapferryError) => e.code === 'transfer_not_uploading' && statusOf(e) === 409);
   }
 });
+
+test('a rewind cuts the spool back, starts the receive again from the first byte, and says from where to where', () => {
+  const steps = machine.rewind(transfer('uploading'), 9, 4, NOW);
+  assert.deepEqual(kinds(steps), ['rewindSpool', 'restartReceive', 'record', 'log']);
+  assert.deepEqual(steps[0], { kind: 'rewindSpool', frames: 4 });
+  assert.deepEqual(records(steps), [{ lastInterruption: `${NOW}: rewound from frame 9 to 4: the client's stream differs from there` }]);
+  assert.throws(() => machine.rewind(transfer('receiving'), 9, 4, NOW), (e: SnapferryError) => e.code === 'transfer_not_uploading');
+});
