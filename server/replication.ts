@@ -27,7 +27,7 @@ import { CreationRate } from './creation-rate.ts';
 import { DEFAULT_TRANSFER_HISTORY } from './transfer-history.ts';
 import { asDiskFull } from './disk-full.ts';
 import { checkMount, type PrivilegedFiles } from './mount-safety.ts';
-import type { ReceivedSnapshot } from './receiver.ts';
+import type { ReceiveJob, ReceivedSnapshot } from './receiver.ts';
 import { LiveReceives } from './live-receives.ts';
 import { reconcile } from './reconcile.ts';
 import { toClientMap, toDiskMap } from './uuid-namespace.ts';
@@ -268,13 +268,15 @@ export class ReplicationService {
     return stats ? stats.bavail * stats.bsize : null;
   }
 
-  private receiveJob(id: string) {
+  /** What the receive of a transfer must check, or null when it is not to be received (server/transfers/receive-job.ts). */
+  private receiveJob(id: string): ReceiveJob | null {
     const t = this.catalog.transfer(id);
+    if (!t) return null;
     return receiveJobFor(t, {
-      volumeSnapshots: t ? this.catalog.snapshots(t.client, t.volume) : [],
+      volumeSnapshots: this.catalog.snapshots(t.client, t.volume),
       privilegedFiles: this.privilegedFiles,
-      toDisk: toDiskMap(this.catalog, t?.client ?? ''),
-      confirm: () => t && assertUuidFree(this.catalog.snapshots(t.client), t.volume, t.uuid),
+      toDisk: toDiskMap(this.catalog, t.client),
+      confirm: () => assertUuidFree(this.catalog.snapshots(t.client), t.volume, t.uuid),
     });
   }
 
