@@ -27,22 +27,20 @@ import { CreationRate } from './creation-rate.ts';
 import { DEFAULT_TRANSFER_HISTORY } from './transfer-history.ts';
 import { asDiskFull } from './disk-full.ts';
 import { checkMount, type PrivilegedFiles } from './mount-safety.ts';
-import type { ReceiveJob, ReceivedSnapshot } from './receiver.ts';
-import { LiveReceives } from './live-receives.ts';
 import { reconcile } from './reconcile.ts';
-import { toClientMap, toDiskMap } from './uuid-namespace.ts';
+import { toClientMap } from './uuid-namespace.ts';
 import { DEFAULT_RETRY } from './receive-wait.ts';
-import { ReceiveRetries } from './receive-retries.ts';
 import { deleteSpool, spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
 import { SpoolSweep } from './spool-sweep.ts';
 import { KEEP_EVERYTHING, ServerPruner } from './retention.ts';
 import { SavedDigests } from './verify/saved-digests.ts';
 import { lookAtParent, refreshVolume, type DiskTruth } from './disk-truth.ts';
 import { Views, type ClientFacts, type SnapshotList, type VolumeSummary } from './views.ts';
-import { admitTransfer, assertUuidFree, checkFreeSpace, checkOpenUploads, parseCreation, type CreationMetadata } from './transfers/creation.ts';
+import { admitTransfer, checkFreeSpace, checkOpenUploads, parseCreation, type CreationMetadata } from './transfers/creation.ts';
 import * as machine from './transfers/machine.ts';
-import { runSteps, type StepRunner } from './transfers/steps.ts';
-import { receiveJobFor } from './transfers/receive-job.ts';
+import { TransferLifecycle } from './transfers/lifecycle.ts';
+import type { LiveReceives } from './live-receives.ts';
+import type { ReceiveRetries } from './receive-retries.ts';
 import { NotFound, TransferConflict } from './transfers/errors.ts';
 import type { ServiceOptions } from './service-options.ts';
 import type { Logger } from './log.ts';
@@ -56,7 +54,6 @@ export class ReplicationService {
   readonly store: LimitedSpoolStore;
   private readonly leases: UploadLeases;
   private readonly limits: Readonly<UploadLimits>;
-  private readonly privilegedFiles: PrivilegedFiles;
   private readonly receives: LiveReceives;
   private readonly retries: ReceiveRetries;
   /** What each client's uploads hold in the spool, which its quota bounds. */
@@ -67,7 +64,8 @@ export class ReplicationService {
   /** How often the spool sweep runs: often enough for the expiry period and the transfer history alike. */
   private readonly sweepMs: number;
   private readonly views: Views;
-  private readonly steps: StepRunner;
+  private readonly lifecycle: TransferLifecycle;
+  private readonly privilegedFiles: PrivilegedFiles;
   private readonly disk: DiskTruth;
   private readonly requests: UploadRequests;
 
@@ -103,19 +101,14 @@ export class ReplicationService {
       openWrite: (id, offset) => this.meterWrite(id, offset),
       onRefused: (id, err) => this.onRefused(id, err),
     });
-    this.receives = new LiveReceives(layout, {
-      jobFor: (id) => this.receiveJob(id),
-      progressOf: (id) => this.store.progress(id),
-      received: (id, got) => this.onReceived(id, got),
-      failed: (id, err) => this.onReceiveFailed(id, err),
-    }, log, options.holdReceives ?? false);
-    this.retries = new ReceiveRetries({
-      catalog, log,
-      freeBytes: () => this.freeBytes(),
-      startFromSpool: (id) => this.receives.startFromSpool(id),
-      startLater: (id, ms) => this.receives.restartLater(id, ms),
-    }, { ...DEFAULT_RETRY, ...options.receiveRetry });
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
+    this.lifecycle = new TransferLifecycle({
+      layout, catalog, log, spool: this.store, pruner: this.pruner, privilegedFiles: this.privilegedFiles,
+      freeBytes: () => this.freeBytes(), spoolBytes: (id) => spoolBytes(layout, id), dropSpool: (id) => this.dropSpool(id),
+      holdReceives: options.holdReceives ?? false, retry: { ...DEFAULT_RETRY, ...options.receiveRetry },
+    });
+    this.receives = this.lifecycle.receives;
+    this.retries = this.lifecycle.retries;
     const keepFailedMs = options.expireAfterMs ?? 0;
     const history = { ...DEFAULT_TRANSFER_HISTORY, ...options.endedTransfers };
     this.spools = new SpoolSweep({ layout, catalog, log, keepFailedMs, history, dropSpool: (id) => this.dropSpool(id) });
@@ -132,17 +125,6 @@ export class ReplicationService {
       refreshVolume: (client, volume) => refreshVolume(this.disk, client, volume),
       receiveStreamVersions: async () => (await btrfsFeatures()).receiveStreamVersions,
     });
-    this.steps = {
-      catalog, log,
-      stopReceive: (id, why) => this.receives.stop(id, why),
-      restartReceive: (id, why) => this.receives.restart(id, why),
-      rewindSpool: async (id, frames) => void (await this.store.rewind(id, frames)),
-      spoolBytes: (id) => spoolBytes(layout, id),
-      dropSpool: (id) => this.dropSpool(id),
-      forgetRetries: (id) => this.retries.forget(id),
-      retryLater: (s) => this.retries.failed(s.transfer, s.fault, s.error),
-      prune: async (client, volume) => void (await this.pruner.pruneVolume(client, volume)),
-    };
   }
 
   static async open(root: string, log: Logger, options: ServiceOptions = {}): Promise<ReplicationService> {
@@ -161,10 +143,7 @@ export class ReplicationService {
   async start(): Promise<void> {
     await checkMount(this.layout.volumes, this.privilegedFiles, this.log);
     const reconciled = await reconcile(this.layout, this.catalog, this.log);
-    for (const t of this.catalog.transfers()) {
-      const parent = this.catalog.snapshots(t.client, t.volume).find((s) => s.uuid === t.parentUuid);
-      await runSteps(t.id, machine.failOnAlteredParent(t, parent, new Date().toISOString()), this.steps);
-    }
+    await this.lifecycle.failOnAlteredParents();
     const pending = reconciled.filter((id) => inProgress(this.catalog.transfer(id)?.state ?? 'failed'));
     await this.spools.sweep();
     for (const id of pending) await this.retries.receiveAgain(id, 'the server started');
@@ -268,18 +247,6 @@ export class ReplicationService {
     return stats ? stats.bavail * stats.bsize : null;
   }
 
-  /** What the receive of a transfer must check, or null when it is not to be received (server/transfers/receive-job.ts). */
-  private receiveJob(id: string): ReceiveJob | null {
-    const t = this.catalog.transfer(id);
-    if (!t) return null;
-    return receiveJobFor(t, {
-      volumeSnapshots: this.catalog.snapshots(t.client, t.volume),
-      privilegedFiles: this.privilegedFiles,
-      toDisk: toDiskMap(this.catalog, t.client),
-      confirm: () => assertUuidFree(this.catalog.snapshots(t.client), t.volume, t.uuid),
-    });
-  }
-
   /**
    * Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. That
    * verdict is final (the same bytes would come again), so the transfer fails with it, before the 422 is answered:
@@ -329,15 +296,6 @@ export class ReplicationService {
     this.store.forgetArrivals(id);
   }
 
-  private async onReceived(id: string, got: ReceivedSnapshot): Promise<void> {
-    await runSteps(id, machine.onReceived(this.catalog.transfer(id), got, new Date().toISOString()), this.steps);
-  }
-
-  /** A receive failed (server/transfers/machine.ts onReceiveFailed says what follows). */
-  private async onReceiveFailed(id: string, err: unknown): Promise<void> {
-    await runSteps(id, machine.onReceiveFailed(this.catalog.transfer(id), err, new Date().toISOString()), this.steps);
-  }
-
   /**
    * Throws away a transfer that is not being received: an upload in progress or a stream waiting for its receive
    * (spool and all; it becomes aborted), or the spool a failed one kept (it stays failed, with its reason).
@@ -350,7 +308,7 @@ export class ReplicationService {
 
   /** abort() for a caller already known to own the transfer: the API's abort, and a tus DELETE (termination). */
   private async endTransfer(id: string): Promise<void> {
-    await runSteps(id, machine.endTransfer(id, this.catalog.transfer(id)), this.steps);
+    await this.lifecycle.run(id, machine.endTransfer(id, this.catalog.transfer(id)));
   }
 
   /**
@@ -365,7 +323,7 @@ export class ReplicationService {
       throw new TransferConflict('transfer_locked', `transfer ${id} has a request in flight; try again`, { retryable: true });
     }
     const before = await this.store.progress(id);
-    await runSteps(id, machine.rewind(t, before.framesVerified, frames, new Date().toISOString()), this.steps);
+    await this.lifecycle.run(id, machine.rewind(t, before.framesVerified, frames, new Date().toISOString()));
     return this.transfer(client, id);
   }
 
@@ -374,7 +332,7 @@ export class ReplicationService {
     const t = this.catalog.transfer(id);
     if (t?.state !== 'uploading') return;
     const p = await this.store.progress(id);
-    await runSteps(id, machine.noteInterruption(t, offset, p.framesVerified, new Date().toISOString()), this.steps);
+    await this.lifecycle.run(id, machine.noteInterruption(t, offset, p.framesVerified, new Date().toISOString()));
     this.requests.cut(id);
   }
 
