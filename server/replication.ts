@@ -1,10 +1,11 @@
 /**
  * The server's core, as one facade over its parts: transfers from creation to a received snapshot, and the views the
  * API shows. The decisions live in pure modules it feeds: whether an upload may begin (server/transfers/creation.ts),
- * what an event does to a transfer (server/transfers/machine.ts, run by server/transfers/steps.ts), what a receive
- * must check (server/transfers/receive-job.ts) and what the API shows (server/views.ts). This class does the
- * looking and the doing: the catalog, the disk, the spool store, the running receives. It exposes methods, never its
- * parts; server/app.ts and server/tus.ts are thin layers over it.
+ * what an event does to a transfer (server/transfers/machine.ts, run by server/transfers/lifecycle.ts on the running
+ * receives and their retries), what a receive must check (server/transfers/receive-job.ts) and what the API shows
+ * (server/views.ts). This class does the looking (the catalog, the disk) and hands the events on. It exposes
+ * methods, never its parts (but `store`, until the tus adapter takes it); server/app.ts and server/tus.ts are thin
+ * layers over it.
  */
 import fs from 'node:fs/promises';
 import type { Upload } from '@tus/utils';
