@@ -1,7 +1,7 @@
 /**
  * The HTTP layer: hono routes, thin over the replication core. tus owns /v1/uploads; everything else is JSON that
  * curl can script. Errors become JSON in one place (server/http-errors.ts). Every request, tus included, is admitted
- * by the gate first (server/auth.ts), and sees only what its caller may (server/caller-views.ts).
+ * by the gate first (server/auth.ts), and sees only what its caller may (server/views.ts).
  */
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
@@ -12,7 +12,7 @@ import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { ReplicationService } from './replication.ts';
 import { errorBody, errorHeaders, statusOf, withErrorHeaders } from './http-errors.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
-import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './caller-views.ts';
+import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './views.ts';
 import { openRestoreStream, restoreHeaders } from './restore.ts';
 import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
 import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
@@ -64,16 +64,14 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     if (c.req.method === 'GET') throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
     if (c.req.method === 'OPTIONS') return tus.handleWeb(c.req.raw);
     assertOwnUpload(service, caller(c), id);
-    // Only an upload still taking bytes is leased; once complete, requests on it are idempotent (an empty PATCH).
-    if (service.isUploading(id)) service.leases.acquire(id, session(c));
-    service.leases.enter(id);
+    service.enterRequest(id, session(c));
     try {
       if (c.req.method === 'PATCH') service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
       const res = await tus.handleWeb(c.req.raw);
       if (c.req.method === 'PATCH') await noteCut(c, id);
       return await withErrorHeaders(res);
     } finally {
-      service.leases.leave(id);
+      service.leaveRequest(id);
     }
   });
 
@@ -143,7 +141,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     const offset = Number(c.req.header('upload-offset'));
     const length = Number(c.req.header('content-length'));
     if (!Number.isFinite(offset) || !Number.isFinite(length) || !service.isUploading(id)) return;
-    const after = (await service.store.progress(id)).wireOffset;
+    const after = (await service.progress(id)).wireOffset;
     if (after < offset + length) await service.noteInterruption(id, after);
   }
 }

@@ -13,10 +13,8 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { transferStates, waitingStates } from '../core/protocol.ts';
 import type { SafeName } from '../core/names.ts';
 import type { ReplicationService } from './replication.ts';
-import type { TransferRecord } from './catalog.ts';
 import type { Caller } from './auth.ts';
-import { clientsFor } from './caller-views.ts';
-import { spoolBytes } from './orphan-spools.ts';
+import { clientsFor } from './views.ts';
 
 export const METRICS_PATH = '/metrics';
 
@@ -118,8 +116,8 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
   const orphanBytes = new Gauge({ name: 'snapferry_orphaned_spool_bytes', help: 'Bytes of the spools of transfers that are over', labelNames: byClient, registers });
 
   for (const client of clients) {
-    for (const volume of service.catalog.volumes(client)) {
-      const held = service.catalog.snapshots(client, volume);
+    const facts = await service.clientFacts(client);
+    for (const { name: volume, snapshots: held } of facts.volumes) {
       const labels = { client, volume };
       snapshots.set(labels, held.length);
       altered.set(labels, held.filter((s) => s.altered !== null).length);
@@ -127,16 +125,16 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
       const last = Math.max(...held.map((s) => Date.parse(s.receivedAt)).filter(Number.isFinite));
       if (Number.isFinite(last)) newest.set(labels, last / 1000);
     }
-    const mine = service.catalog.transfers({ client });
+    const mine = facts.transfers.map((f) => f.record);
     // Every state, zeros included: a series that is absent cannot be told from one that is 0.
     for (const state of transferStates) transfers.set({ client, state }, mine.filter((t) => t.state === state).length);
     for (const counter of [uploaded, received, interruptions, receiveFailures]) counter.inc({ client }, 0);
     for (const gauge of [spool, receiving, waitingRaw, neededFree]) gauge.set({ client }, 0);
-    const orphaned = await service.orphanedSpools(client);
+    const orphaned = facts.orphanedSpools;
     orphans.set({ client }, orphaned.length);
     orphanBytes.set({ client }, orphaned.reduce((n, o) => n + o.bytes, 0));
-    for (const t of mine) {
-      uploaded.inc({ client }, await wireBytes(service, t));
+    for (const { record: t, wireBytes, spoolBytes, rawReceived } of facts.transfers) {
+      uploaded.inc({ client }, wireBytes);
       if (t.state === 'received') received.inc({ client }, t.rawBytes ?? 0);
       interruptions.inc({ client }, t.interruptions);
       if (t.state === 'failed') {
@@ -145,19 +143,12 @@ async function fillClients(registry: Registry, service: ReplicationService, clie
         // that has them failed in (or after) its receive; one without them failed while it was uploading.
         if (t.framesVerified !== null) receiveFailures.inc({ client });
       }
-      spool.inc({ client }, await spoolBytes(service.layout, t.id));
-      receiving.inc({ client }, service.rawReceived(t.id));
+      spool.inc({ client }, spoolBytes);
+      receiving.inc({ client }, rawReceived);
       if (waitingStates.includes(t.state)) {
         waitingRaw.inc({ client }, t.rawBytes ?? 0);
         neededFree.inc({ client }, t.wait?.neededBytes ?? 0);
       }
     }
   }
-}
-
-/** Framed bytes the server verified for a transfer: live from the frame index while uploading, else as recorded. */
-async function wireBytes(service: ReplicationService, t: TransferRecord): Promise<number> {
-  if (t.state === 'uploading') return (await service.store.progress(t.id).catch(() => null))?.wireOffset ?? 0;
-  const expired = t.error?.details?.wireBytes;
-  return t.wireBytes ?? (typeof expired === 'number' ? expired : 0);
 }

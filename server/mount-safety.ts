@@ -6,6 +6,8 @@
  */
 import { readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
+import { SnapferryError } from '../core/errors.ts';
+import type { Logger } from './log.ts';
 
 export interface MountSafety {
   mountPoint: string;
@@ -39,4 +41,17 @@ export function mountAdvice(safety: MountSafety): string | null {
     `received snapshots would work there; remount it with nosuid,nodev (mount -o remount,nosuid,nodev ${safety.mountPoint}, ` +
     'and in /etc/fstab)'
   );
+}
+
+/** What the server does with device nodes and setuid files in received streams (ServiceOptions.privilegedFiles). */
+export type PrivilegedFiles = 'allow' | 'inert-mount' | 'refuse';
+
+/** At start: refuses ('inert-mount') or warns ('allow') when the volumes' mount would let such files work. */
+export async function checkMount(volumes: string, privilegedFiles: PrivilegedFiles, log: Pick<Logger, 'warn'>): Promise<void> {
+  const advice = mountAdvice(await mountSafety(volumes));
+  if (advice === null || privilegedFiles === 'refuse') return;
+  if (privilegedFiles === 'inert-mount') {
+    throw new SnapferryError('mount_not_inert', `refusing to start: ${advice}; or start with privilegedFiles 'refuse' or 'allow'`);
+  }
+  log.warn({ volumes }, `${advice}; or set privilegedFiles 'refuse' to refuse such streams`);
 }

@@ -51,7 +51,7 @@ export function parseRestoreRequest(params: Record<string, string | undefined>, 
 
 /**
  * Whose snapshot a restore reads. A client restores from its own namespace only: another client's snapshot is not
- * found, like anything else of theirs (server/caller-views.ts), and `?client=` does not change that. An admin token
+ * found, like anything else of theirs (server/views.ts), and `?client=` does not change that. An admin token
  * may restore any client's, naming it with `?client=NAME`: a restore is a read that changes nothing on the server,
  * and the person holding the admin token is who restores a machine whose own token was lost with it.
  */

@@ -22,7 +22,6 @@ import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
 import { FRAMED_STREAM_TYPE, RESTORE_HEADERS, type Snapshot } from '../core/protocol.ts';
 import { DEFAULT_ZSTD_LEVEL, FRAME_HEADER_SIZE, FrameEncoder, SendStreamCheck, SendStreamUuidRewriter, hashRawPrefix, type SendStreamHeader } from '../core/wire/index.ts';
-import { toClientMap } from './uuid-namespace.ts';
 import { NotFound, type ReplicationService } from './replication.ts';
 import type { ParsedRestoreRequest } from './restore-request.ts';
 
@@ -50,9 +49,9 @@ export class RestoreError extends SnapferryError {}
 
 /**
  * What the restore needs of the replication service: the volume's snapshots (checked on disk), where they are, and
- * the catalog (for the Received UUIDs on disk).
+ * the client's UUIDs for the Received UUIDs on disk.
  */
-export type RestoreSource = Pick<ReplicationService, 'snapshots' | 'layout' | 'catalog'>;
+export type RestoreSource = Pick<ReplicationService, 'snapshots' | 'snapshotPath' | 'clientUuids'>;
 
 export async function openRestoreStream(service: RestoreSource, req: RestoreRequest): Promise<RestoreStream> {
   const { snapshots } = await service.snapshots(req.client, req.volume);
@@ -75,7 +74,7 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
   if (parent?.uuid === snapshot.uuid) {
     throw new ValidationError(`${req.snapshot} cannot be its own parent`, { details: { parentUuid: parent.uuid } });
   }
-  const path = (s: Snapshot) => service.layout.snapshotPath(req.client, req.volume, s.name as SafeName);
+  const path = (s: Snapshot) => service.snapshotPath(req.client, req.volume, s.name as SafeName);
 
   // Stream version 1, asked for by name: what every btrfs receive reads, and what a later btrfs-progs with another
   // default still regenerates for a resume.
@@ -86,7 +85,7 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
   });
   // The subvolume sends its Received UUIDs on disk, in the client's namespace (server/uuid-namespace.ts): mapped
   // back to the client's, from the catalog alone, so the same send gives the same bytes for a resume to compare.
-  const toClient = new SendStreamUuidRewriter(toClientMap(service.catalog, req.client));
+  const toClient = new SendStreamUuidRewriter(service.clientUuids(req.client));
   // The server's own send is checked too: an end frame must stand for a whole, well-formed stream.
   const check = new SendStreamCheck();
   send.stream.pipe(toClient).pipe(check);

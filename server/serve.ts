@@ -139,7 +139,7 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
   const verify = new VerifyJobs(service, treeDigestEngine(options.log), options.log, options.verify);
-  const dropped = await verify.saved.sweep(service.catalog);
+  const dropped = await verify.saved.sweep({ allSnapshots: () => service.snapshotRecords() });
   if (dropped > 0) options.log.info({ dropped }, 'dropped the saved digests of snapshots the server no longer holds');
   const app = createApp(service, tus, options.log, gate, limits, verify);
   const server = await new Promise<HttpServer>((resolve, reject) => {

@@ -11,7 +11,7 @@ import { SnapferryError } from '../../core/errors.ts';
 import type { ReplicationService } from '../replication.ts';
 import { isTransferId } from '../layout.ts';
 import { publicBase, type PublicUrl } from '../public-url.ts';
-import { ownsUpload } from '../caller-views.ts';
+import { ownsUpload } from '../views.ts';
 import { errorBody, statusOf } from '../http-errors.ts';
 import type { Logger } from '../log.ts';
 import { TusStore } from './tus-store.ts';

@@ -20,7 +20,7 @@ import type { TreeDigestSource, TreeSummary } from '../../core/tree-digest/types
 import { NotFound, type ReplicationService } from '../replication.ts';
 import type { Logger } from '../log.ts';
 import type { DigestEngine, DigestProgress } from './engine.ts';
-import { SavedDigests } from './saved-digests.ts';
+import type { SavedDigests } from './saved-digests.ts';
 
 export interface VerifyLimits {
   /** Jobs one client may hold at once. */
@@ -68,14 +68,14 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
   readonly saved: SavedDigests;
 
   constructor(
-    private readonly service: Pick<ReplicationService, 'snapshots' | 'layout' | 'catalog'>,
+    private readonly service: Pick<ReplicationService, 'snapshots' | 'snapshotPath' | 'savedDigests'>,
     private readonly engine: DigestEngine<T>,
     private readonly log: Logger,
     limits: Partial<VerifyLimits> = {},
     private readonly now: () => number = Date.now,
   ) {
     this.limits = { ...DEFAULT_VERIFY_LIMITS, ...limits };
-    this.saved = new SavedDigests(service.layout);
+    this.saved = service.savedDigests();
     this.sweep = setInterval(() => this.releaseIdle(), Math.max(50, Math.min(60_000, this.limits.idleMs / 4)));
     this.sweep.unref();
   }
@@ -99,7 +99,7 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
     if (running) this.drop(running);
     this.checkLimits(req.client);
 
-    const dir = this.service.layout.snapshotPath(req.client, req.volume, req.snapshot);
+    const dir = this.service.snapshotPath(req.client, req.volume, req.snapshot);
     const own = this.saved.file(req.client, req.volume, snapshot.uuid);
     const job: Job = {
       id: crypto.randomBytes(16).toString('hex'), client: req.client, volume: req.volume, snapshot: req.snapshot, readData: req.readData,

@@ -123,7 +123,7 @@ test('an upload in progress onto a snapshot found changed at restart fails with 
   const api = () => new ServerApi({ server: server.url });
   const cut = (await api().transfers()).transfers.find((x) => x.snapshot === 's3');
   assert.equal(cut?.state, 'uploading');
-  for (let i = 0; i < 100 && server.service.leases.inFlight(cut.id); i++) await sleep(100);
+  for (let i = 0; i < 100 && server.service.inFlight(cut.id); i++) await sleep(100);
   await server.close();
 
   await execa('btrfs', ['property', 'set', '-f', '-ts', pair.receivedPath('home', 's2'), 'ro', 'false']);

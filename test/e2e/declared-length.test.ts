@@ -56,7 +56,7 @@ test('a length declared with a PATCH that was cut binds nothing: the resumed pus
   sock.write(first.subarray(0, firstEnds[2]));
   const verified = firstEnds[2]!;
   for (let end = Date.now() + 10_000; Date.now() < end; await sleep(50)) {
-    if (h.server.service.catalog.transfer(created.id) && (await h.server.service.store.progress(created.id)).wireOffset >= verified) break;
+    if (h.server.service.transferRecord(created.id) && (await h.server.service.progress(created.id)).wireOffset >= verified) break;
   }
   sock.destroy();
 

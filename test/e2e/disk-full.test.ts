@@ -67,9 +67,9 @@ test('disk full on the server: 507 and retries, nothing acknowledged lost, done 
   // Said once per retry: by tus-js-client's short inner retries, then by the push loop's backoff.
   assert.match(fullNote()!, /trying again in|resuming from the server's offset/);
 
-  const [transfer] = server.service.catalog.transfers({ volume: 'v' }).filter((x) => x.state === 'uploading');
+  const [transfer] = server.service.transferRecords({ volume: 'v' }).filter((x) => x.state === 'uploading');
   assert.ok(transfer, 'the upload is still open, not failed');
-  const held = (await server.service.store.progress(transfer.id)).wireOffset;
+  const held = (await server.service.progress(transfer.id)).wireOffset;
   assert.ok(held > 0, 'part of the stream was acknowledged before the disk filled');
 
   await fs.rm(filler);

@@ -158,7 +158,7 @@ export async function settled(h: HostileServer, id: string) {
   const end = Date.now() + 60_000;
   for (;;) {
     await h.server.service.idle();
-    const t = h.server.service.catalog.transfer(id);
+    const t = h.server.service.transferRecord(id);
     if (t && ['received', 'failed', 'aborted'].includes(t.state)) return t;
     if (Date.now() > end) throw new Error(`transfer ${id} is still ${t?.state}`);
     await new Promise((r) => setTimeout(r, 50));

@@ -18,7 +18,7 @@ async function outcome(h: HostileServer, id: string, ms: number) {
   const end = Date.now() + ms;
   for (;;) {
     await h.server.service.idle();
-    const t = h.server.service.catalog.transfer(id);
+    const t = h.server.service.transferRecord(id);
     if ((t && !['uploading', 'receiving'].includes(t.state)) || Date.now() > end) return t;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -55,7 +55,7 @@ test("Location never carries a path or query from the caller's X-Forwarded-Host 
     assert.match(r.text, /publicUrl/, 'the answer says how to fix it');
     assert.equal(r.headers.get('location'), null);
   }
-  assert.deepEqual(h.server.service.catalog.transfers(), [], 'no refused creation left a transfer');
+  assert.deepEqual(h.server.service.transferRecords(), [], 'no refused creation left a transfer');
 
   // A host[:port] a proxy forwards is taken as it is: that is what keeps clients behind nginx working.
   for (const [host, expected] of [['backup.example.org:8443', 'https://backup.example.org:8443'], ['[::1]:8080', 'https://[::1]:8080'], ['Backup.Example.org', 'https://Backup.Example.org']]) {
@@ -230,7 +230,7 @@ test("the chroot holds the clone sources: a symlink in the client's own earlier 
   let state: string | undefined;
   do {
     await h.server.service.idle();
-    state = h.server.service.catalog.transfer(second.id!)?.state;
+    state = h.server.service.transferRecord(second.id!)?.state;
     if (state !== 'uploading' && state !== 'receiving') break;
     await new Promise((r) => setTimeout(r, 100));
   } while (Date.now() < end);
@@ -262,7 +262,7 @@ test('a stream refused at its first frame (422) fails its transfer with the reas
     const refused = await uploadStream(url, metadataFor('home', 'snap', randomUuid()), c.raw());
     assert.equal(refused.patched.status, 422, refused.patched.text);
     assert.equal(refused.patched.code, c.code);
-    const t1 = h.server.service.catalog.transfer(refused.id);
+    const t1 = h.server.service.transferRecord(refused.id);
     assert.equal(t1?.state, 'failed', `${c.code}: the transfer is over`);
     assert.equal(t1?.error?.code, c.code);
     // Another PATCH of it gets the reason, not a fresh verdict.

@@ -122,8 +122,8 @@ test("a failed transfer's kept spool counts against the quota and as an open upl
   const deleted = await tusDelete(h, second);
   assert.equal(deleted.status, 204, await deleted.text());
   await assert.rejects(fs.stat(path.join(h.root, 'spool', second)));
-  assert.equal(h.server.service.catalog.transfer(second)?.state, 'failed');
-  const offset = (await h.server.service.store.progress(created.id!)).wireOffset;
+  assert.equal(h.server.service.transferRecord(second)?.state, 'failed');
+  const offset = (await h.server.service.progress(created.id!)).wireOffset;
   const rest = await patch(h.server.url, created.id!, offset, body.subarray(offset));
   assert.equal(rest.status, 204, rest.text);
 });
@@ -138,7 +138,7 @@ test('a tus DELETE of an upload in progress aborts its transfer: its slot and it
 
   const deleted = await tusDelete(h, created.id!);
   assert.equal(deleted.status, 204, await deleted.text());
-  assert.equal(h.server.service.catalog.transfer(created.id!)?.state, 'aborted');
+  assert.equal(h.server.service.transferRecord(created.id!)?.state, 'aborted');
   assert.deepEqual(await fs.readdir(path.join(h.root, 'spool')), []);
   const again = await create(h.server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('del', 'snap', uuid)) });
   assert.equal(again.status, 201, again.text);
@@ -148,9 +148,9 @@ test('a failed transfer\'s spool expires like an abandoned upload, and the catal
   const h = await hostileServer(t, { expireAfterMs: 1500, endedTransfers: { keepForMs: 1500, maxPerClient: 100 } });
   const id = await failedTransfer(h, 'exp', 200 * KiB);
   const end = Date.now() + 20_000;
-  while (h.server.service.catalog.transfer(id) !== undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+  while (h.server.service.transferRecord(id) !== undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
   await assert.rejects(fs.stat(path.join(h.root, 'spool', id)), 'the spool expired');
-  assert.equal(h.server.service.catalog.transfer(id), undefined, 'the ended transfer was forgotten');
+  assert.equal(h.server.service.transferRecord(id), undefined, 'the ended transfer was forgotten');
 });
 
 test('create-and-abort cannot be repeated without limit: creations beyond the rate get 429 with Retry-After', rootOnly, async (t) => {
@@ -168,7 +168,7 @@ test('create-and-abort cannot be repeated without limit: creations beyond the ra
   const after = Number(refused?.headers.get('retry-after'));
   assert.ok(after >= 1 && after <= 5, `Retry-After ${refused?.headers.get('retry-after')}`);
   assert.equal((JSON.parse(refused!.text) as { error: { retryable: boolean } }).error.retryable, true);
-  assert.equal(h.server.service.catalog.transfers().length, 5, 'a refused creation records nothing');
+  assert.equal(h.server.service.transferRecords().length, 5, 'a refused creation records nothing');
   // The bucket refills: once Retry-After has passed, one more creation goes through.
   await new Promise((r) => setTimeout(r, after * 1000));
   const later = await create(h.server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('flood', 'snap', randomUuid())) });
@@ -187,12 +187,12 @@ test('the catalog keeps a bounded number of ended transfers, never a received sn
     assert.equal((await abort(h, r.id!)).status, 200);
   }
   const end = Date.now() + 20_000;
-  while (h.server.service.catalog.transfers().length > 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
-  const kept = h.server.service.catalog.transfers();
+  while (h.server.service.transferRecords().length > 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+  const kept = h.server.service.transferRecords();
   assert.equal(kept.length, 3, kept.map((x) => `${x.snapshot} ${x.state}`).join(', '));
   assert.ok(kept.every((x) => x.state === 'aborted'), 'the newest ended transfers are kept');
   // The snapshot stays, and a push on top of it is planned and accepted as before.
-  assert.deepEqual(h.server.service.catalog.snapshots('default', 'hist').map((s) => s.uuid), [base]);
+  assert.deepEqual(h.server.service.snapshotRecords('default', 'hist').map((s) => s.uuid), [base]);
   const child = await create(h.server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('hist', 'child', randomUuid(), base)) });
   assert.equal(child.status, 201, child.text);
 });

@@ -176,7 +176,7 @@ test('a snapshot received before namespacing (its raw UUID on disk, no receivedU
 
   const server = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500 });
   t.after(() => server.close());
-  assert.deepEqual(server.service.catalog.snapshots('default').map((s) => [s.name, s.uuid, s.receivedUuid]), [['snap', legacy, undefined]], 'kept at start');
+  assert.deepEqual(server.service.snapshotRecords('default').map((s) => [s.name, s.uuid, s.receivedUuid]), [['snap', legacy, undefined]], 'kept at start');
   const h: HostileServer = { server, mount: fsx.mountPoint, root, volumeDir: (v) => path.join(root, 'volumes', 'default', v) };
 
   const next = randomUuid();
@@ -217,10 +217,10 @@ test('at start, a snapshot moved into place whose catalog entry a crash lost is 
   t.after(() => server.close());
   await server.service.idle();
   assert.deepEqual(
-    server.service.catalog.snapshots('default').map((s) => [s.name, s.uuid, s.receivedUuid, s.transferId]),
+    server.service.snapshotRecords('default').map((s) => [s.name, s.uuid, s.receivedUuid, s.transferId]),
     [['snap', u, namespacedUuid('default', u), id]],
   );
-  assert.equal(server.service.catalog.transfer(id)?.state, 'received');
+  assert.equal(server.service.transferRecord(id)?.state, 'received');
   // And it is the parent it should be.
   const h2: HostileServer = { ...h, server };
   const next = randomUuid();

@@ -164,7 +164,7 @@ test('garbage and truncated tus headers, and a PATCH at the wrong offset, get 4x
   const noType = await fetch(`${url}/v1/uploads/${id}`, { method: 'PATCH', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0' }, body: framed });
   assert.ok(noType.status >= 400 && noType.status < 500, `no Content-Type: ${noType.status}`);
   // After all that, the upload is untouched: still at 0.
-  assert.equal((await h.server.service.store.progress(id)).wireOffset, 0);
+  assert.equal((await h.server.service.progress(id)).wireOffset, 0);
 });
 
 test('quota (413) on Upload-Length, on a deferred length and on bytes; a flood of creations meets the open-upload limit (429)', rootOnly, async (t) => {
@@ -176,7 +176,7 @@ test('quota (413) on Upload-Length, on a deferred length and on bytes; a flood o
   assert.equal(big.status, 413, big.text);
   assert.equal(big.code, 'quota_exceeded');
   assert.match(big.text, /quota of 200000 bytes.*raise quotaBytes/);
-  const failed = h.server.service.catalog.transfers({ volume: 'q1' })[0];
+  const failed = h.server.service.transferRecords({ volume: 'q1' })[0];
   assert.equal(failed?.state, 'failed', 'a refused creation does not keep the volume busy');
 
   const deferred = await create(url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 's', randomUuid())) });
@@ -197,7 +197,7 @@ test('quota (413) on Upload-Length, on a deferred length and on bytes; a flood o
   assert.ok(spooled <= quota, `the spool holds ${spooled} bytes, no more than the quota`);
 
   // Flood: open uploads on many volumes until the limit answers 429.
-  const openBefore = h.server.service.catalog.transfers().filter((x) => x.state === 'uploading').length;
+  const openBefore = h.server.service.transferRecords().filter((x) => x.state === 'uploading').length;
   const statuses: number[] = [];
   for (let i = 0; i < 6; i++) {
     const r = await create(url, { 'Upload-Metadata': encodeMetadata(metadataFor(`flood${i}`, 's', randomUuid())) });
@@ -207,7 +207,7 @@ test('quota (413) on Upload-Length, on a deferred length and on bytes; a flood o
       assert.match(r.text, /limit is 3.*abort/);
     }
   }
-  const open = h.server.service.catalog.transfers().filter((x) => x.state === 'uploading').length;
+  const open = h.server.service.transferRecords().filter((x) => x.state === 'uploading').length;
   assert.equal(open, 3);
   assert.ok(statuses.includes(429) && statuses.filter((s) => s === 201).length === 3 - openBefore, `statuses ${statuses.join(',')}`);
 });
@@ -268,5 +268,5 @@ test('a chunk size in the metadata out of range is the caller\'s mistake: 400 in
     assert.equal((JSON.parse(r.text) as { error: { retryable: boolean } }).error.retryable, false);
     assert.match(r.text, /chunkSize/);
   }
-  assert.deepEqual(h.server.service.catalog.transfers(), []);
+  assert.deepEqual(h.server.service.transferRecords(), []);
 });

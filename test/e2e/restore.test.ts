@@ -107,7 +107,7 @@ function assertBudget(t: AfterHook, proxy: ChaosProxy, wire: number, cuts: numbe
  * client's UUID, so the restore must map it back for assertRestored to hold.
  */
 async function assertNamespacedOnServer(server: RunningServer, name: string, original: string): Promise<void> {
-  const [was, copy] = await Promise.all([btrfs.subvolumeShow(original), btrfs.subvolumeShow(server.service.layout.snapshotPath(DEFAULT_CLIENT, 'v' as SafeName, name as SafeName))]);
+  const [was, copy] = await Promise.all([btrfs.subvolumeShow(original), btrfs.subvolumeShow(server.service.snapshotPath(DEFAULT_CLIENT, 'v' as SafeName, name as SafeName))]);
   assert.equal(copy.receivedUuid, namespacedUuid(DEFAULT_CLIENT, was.uuid));
   assert.notEqual(copy.receivedUuid, was.uuid);
 }

@@ -199,7 +199,7 @@ test(
       assert.equal(exit.signal, 'SIGKILL', `push ${kill} was killed, not finished: ${child.stderr}`);
       // What the dead push had handed to the kernel still drains through the link; the next push starts after it.
       await until('the killed push to be off the link', async () =>
-        proxy.stats().live === 0 && !server.service.leases.inFlight(reached.id) ? true : undefined, 30_000, 25,
+        proxy.stats().live === 0 && !server.service.inFlight(reached.id) ? true : undefined, 30_000, 25,
       );
       const after = await api.transfer(reached.id);
       observe(after);

@@ -86,7 +86,7 @@ test('an upload in progress survives a stricter policy at restart: its parent is
   // Closed only once the server has seen the cut: closing it under a PATCH still in flight throws an unhandled
   // 'aborted' from that request in this process (a server of its own would be exiting anyway).
   const cutId = transfers.find((x) => x.snapshot === name(3))!.id;
-  for (let i = 0; i < 100 && server.service.leases.inFlight(cutId); i++) await sleep(100);
+  for (let i = 0; i < 100 && server.service.inFlight(cutId); i++) await sleep(100);
   await server.close();
   // Restarted with last: 1, the server prunes at start: name(1) goes, name(2) stays as the upload's parent (which
   // one upload at a time per volume makes the newest received too; test/server/retention.test.ts parts the two).

@@ -53,7 +53,7 @@ test('frame 0 must be the stream version the upload declared, either way', rootO
     assert.equal(patched.code, 'stream_metadata_mismatch');
     assert.match(patched.text, new RegExp(`it is send stream version ${version}, not ${3 - version}`));
     // The stream cannot become what the upload declared: the transfer is over, with the reason, and nothing was received.
-    const t1 = h.server.service.catalog.transfer(id);
+    const t1 = h.server.service.transferRecord(id);
     assert.equal(t1?.state, 'failed', 'a stream refused at its first frame ends its transfer');
     assert.equal(t1?.error?.code, 'stream_metadata_mismatch');
     assert.deepEqual(await fs.readdir(h.volumeDir(`v${version}-${declared ?? 'none'}`)).catch(() => []), [], 'nothing received');

@@ -102,7 +102,7 @@ test('the server validates the time metadata when the upload is created, and ref
     assert.equal(bad.code, 'invalid_input');
     assert.match(bad.text, new RegExp(`${key} is .*not a time in ISO 8601 UTC`));
   }
-  assert.deepEqual(h.server.service.catalog.transfers(), [], 'no transfer was recorded');
+  assert.deepEqual(h.server.service.transferRecords(), [], 'no transfer was recorded');
 });
 
 test("the client's own prune of a backlog in snapferry's names goes by their dates too, and both sides keep the same three", rootOnly, async (t) => {

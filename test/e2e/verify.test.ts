@@ -14,6 +14,7 @@ import { push } from '../../client/push/push.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { VERIFY_LIMITS, routes } from '../../core/protocol.ts';
 import { aliceBobAdmin, createPair, recordingReporter } from './harness.ts';
+import { ServerLayout } from '../../server/layout.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 const snapferry = (args: string[], env: Record<string, string> = {}) => execa('node', [BIN, ...args], { reject: false, timeout: 240_000, env });
@@ -189,7 +190,7 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
 test('verify: the server keeps each digest beside the catalog and starts from it or from the parent\'s; --read-data reads again; a pruned snapshot drops its digest', verifyTest, async (t) => {
   const pair = await createPair(t, { fillMB: 8, seed: 'verify-saved' });
   const server = await pair.startServer({ retention: () => ({ last: 2 }) });
-  const layout = server.service.layout;
+  const layout = new ServerLayout(pair.root);
   const s1 = await pair.snapshot('s1');
   await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
 

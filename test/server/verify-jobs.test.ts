@@ -14,6 +14,7 @@ import { RemoteTree } from '../../client/verify/remote.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { silentLogger } from '../../server/log.ts';
 import { VerifyJobs, type VerifyLimits } from '../../server/verify/jobs.ts';
+import { SavedDigests } from '../../server/verify/saved-digests.ts';
 import type { DigestEngine } from '../../server/verify/engine.ts';
 import { statusOf } from '../../server/http-errors.ts';
 import { parseChildren, parseRecords } from '../../server/verify/request.ts';
@@ -52,10 +53,11 @@ function fakeEngine(tree: TreeDigestSource | null) {
 
 function jobs(engine: DigestEngine, limits: Partial<VerifyLimits> = {}, now = () => Date.now()) {
   const snapshots = UUID.map((uuid, i) => ({ name: `s${i + 1}`, uuid, serverUuid: uuid, parentUuid: null, receivedAt: '2026-01-01T00:00:00Z', rawBytes: 1, wireBytes: 1, transferId: null }));
+  const layout = new ServerLayout('/nonexistent-root');
   const service = {
     snapshots: (client: SafeName) => Promise.resolve({ snapshots: client === alice ? snapshots : [], removed: [] }),
-    layout: new ServerLayout('/nonexistent-root'),
-    catalog: { allSnapshots: () => [] },
+    snapshotPath: (client: SafeName, volume: SafeName, name: SafeName) => layout.snapshotPath(client, volume, name),
+    savedDigests: () => new SavedDigests(layout),
   };
   return new VerifyJobs(service as never, engine, silentLogger(), limits, now);
 }

@@ -1,0 +1,39 @@
+/**
+ * What the disk says now of the snapshots the catalog holds, looked at where it matters: a snapshot an admin deleted
+ * by hand leaves the catalog (so no client picks it as a parent), and a parent changed by hand (made writable, its
+ * Received UUID cleared) is flagged (server/alterations.ts), so the creation checks refuse it.
+ */
+import * as btrfs from '../core/btrfs/index.ts';
+import type { SafeName } from '../core/names.ts';
+import type { Catalog } from './catalog.ts';
+import type { ServerLayout } from './layout.ts';
+import type { Logger } from './log.ts';
+import { describeAlterations, judgeSnapshot } from './alterations.ts';
+
+export interface DiskTruth {
+  catalog: Catalog;
+  layout: ServerLayout;
+  log: Logger;
+}
+
+/** Removes from the catalog the client's snapshots in `volume` that are no longer subvolumes (two cheap syscalls each). */
+export async function refreshVolume({ catalog, layout, log }: DiskTruth, client: SafeName, volume: SafeName): Promise<void> {
+  for (const s of catalog.snapshots(client, volume)) {
+    if (!(await btrfs.isSubvolume(layout.snapshotPath(client, volume, s.name as SafeName)))) {
+      await catalog.removeSnapshot(s, 'deleted from disk');
+      log.warn({ volume, snapshot: s.name }, 'snapshot gone from disk; removed from the catalog');
+    }
+  }
+}
+
+/** The parent a new incremental names, as the disk has it now: flagged in the catalog when it was changed by hand. */
+export async function lookAtParent({ catalog, layout, log }: DiskTruth, client: SafeName, volume: SafeName, parentUuid: string): Promise<void> {
+  const record = catalog.snapshots(client, volume).find((s) => s.uuid === parentUuid);
+  if (!record) return;
+  const verdict = judgeSnapshot(record, await btrfs.subvolumeShow(layout.snapshotPath(client, volume, record.name as SafeName)).catch(() => null));
+  if (verdict.kind !== 'altered') return;
+  const current = catalog.snapshots(client, volume).find((s) => s.uuid === parentUuid);
+  if (!current) return;
+  const flagged = await catalog.markAltered(current, verdict.what);
+  log.warn({ client, volume, snapshot: record.name, altered: flagged.altered }, `received snapshot changed by hand: it ${describeAlterations(flagged.altered?.what ?? [])}; kept, but never used as a parent`);
+}

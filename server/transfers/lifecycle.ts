@@ -1,0 +1,96 @@
+/**
+ * A transfer's life after its upload began: its receive running beside the upload (server/live-receives.ts), the
+ * retries of a receive that failed for the server's own reasons (server/receive-retries.ts), and the steps the
+ * transfer machine decides (server/transfers/machine.ts), run on them (server/transfers/steps.ts). The service
+ * hands every event here; nothing here decides what an event means.
+ */
+import type { Catalog } from '../catalog.ts';
+import type { ServerLayout } from '../layout.ts';
+import type { Logger } from '../log.ts';
+import type { PrivilegedFiles } from '../mount-safety.ts';
+import type { SpoolProgress } from '../spool/spool.ts';
+import type { ServerPruner } from '../retention.ts';
+import type { RetrySchedule } from '../receive-wait.ts';
+import type { ReceiveJob } from '../receiver.ts';
+import { LiveReceives } from '../live-receives.ts';
+import { ReceiveRetries } from '../receive-retries.ts';
+import { toDiskMap } from '../uuid-namespace.ts';
+import { assertUuidFree } from './creation.ts';
+import * as machine from './machine.ts';
+import { receiveJobFor } from './receive-job.ts';
+import { runSteps, type StepRunner } from './steps.ts';
+
+export interface LifecycleDeps {
+  layout: ServerLayout;
+  catalog: Catalog;
+  log: Logger;
+  /** The verified spool: its progress, and a cut back to its first frames. */
+  spool: { progress(id: string): Promise<SpoolProgress>; rewind(id: string, frames: number): Promise<unknown> };
+  pruner: Pick<ServerPruner, 'pruneVolume'>;
+  privilegedFiles: PrivilegedFiles;
+  freeBytes(): Promise<number | null>;
+  spoolBytes(id: string): Promise<number>;
+  dropSpool(id: string): Promise<void>;
+  holdReceives: boolean;
+  retry: RetrySchedule;
+}
+
+export class TransferLifecycle {
+  readonly receives: LiveReceives;
+  readonly retries: ReceiveRetries;
+  private readonly steps: StepRunner;
+
+  constructor(private readonly deps: LifecycleDeps) {
+    const { layout, catalog, log } = deps;
+    this.receives = new LiveReceives(layout, {
+      jobFor: (id) => this.receiveJob(id),
+      progressOf: (id) => deps.spool.progress(id),
+      received: (id, got) => this.run(id, machine.onReceived(catalog.transfer(id), got, new Date().toISOString())),
+      failed: (id, err) => this.run(id, machine.onReceiveFailed(catalog.transfer(id), err, new Date().toISOString())),
+    }, log, deps.holdReceives);
+    this.retries = new ReceiveRetries({
+      catalog, log,
+      freeBytes: () => deps.freeBytes(),
+      startFromSpool: (id) => this.receives.startFromSpool(id),
+      startLater: (id, ms) => this.receives.restartLater(id, ms),
+    }, deps.retry);
+    this.steps = {
+      catalog, log,
+      stopReceive: (id, why) => this.receives.stop(id, why),
+      restartReceive: (id, why) => this.receives.restart(id, why),
+      rewindSpool: async (id, frames) => void (await deps.spool.rewind(id, frames)),
+      spoolBytes: (id) => deps.spoolBytes(id),
+      dropSpool: (id) => deps.dropSpool(id),
+      forgetRetries: (id) => this.retries.forget(id),
+      retryLater: (s) => this.retries.failed(s.transfer, s.fault, s.error),
+      prune: async (client, volume) => void (await deps.pruner.pruneVolume(client, volume)),
+    };
+  }
+
+  /** Runs the steps the transfer machine decided for transfer `id`. */
+  run(id: string, steps: readonly machine.Step[]): Promise<void> {
+    return runSteps(id, steps, this.steps);
+  }
+
+  /** At start: every transfer in progress whose parent was found changed by hand fails (machine.failOnAlteredParent). */
+  async failOnAlteredParents(): Promise<void> {
+    const { catalog } = this.deps;
+    for (const t of catalog.transfers()) {
+      const parent = catalog.snapshots(t.client, t.volume).find((s) => s.uuid === t.parentUuid);
+      await this.run(t.id, machine.failOnAlteredParent(t, parent, new Date().toISOString()));
+    }
+  }
+
+  /** What the receive of a transfer must check, or null when it is not to be received (server/transfers/receive-job.ts). */
+  private receiveJob(id: string): ReceiveJob | null {
+    const { catalog } = this.deps;
+    const t = catalog.transfer(id);
+    if (!t) return null;
+    return receiveJobFor(t, {
+      volumeSnapshots: catalog.snapshots(t.client, t.volume),
+      privilegedFiles: this.deps.privilegedFiles,
+      toDisk: toDiskMap(catalog, t.client),
+      confirm: () => assertUuidFree(catalog.snapshots(t.client), t.volume, t.uuid),
+    });
+  }
+}

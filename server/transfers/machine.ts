@@ -1,0 +1,180 @@
+/**
+ * What happens to a transfer when something happens to it, as pure decisions: an event and the transfer's record go
+ * in, the steps to take come out, in order (changes to the record, which server/transfer-moves.ts allows, and the
+ * effects around them). The service (server/replication.ts) runs the steps (server/transfers/steps.ts); nothing here
+ * reads the disk, the clock or the catalog, so every decision is unit-tested without root
+ * (test/server/transfer-machine.test.ts).
+ */
+import { SnapferryError } from '../../core/errors.ts';
+import { inProgress, waitingStates, type ReceiveWait, type TransferState } from '../../core/protocol.ts';
+import { FrameError } from '../../core/wire/index.ts';
+import type { SnapshotRecord, TransferRecord } from '../catalog.ts';
+import { parentAltered } from '../alterations.ts';
+import { classifyReceiveFailure } from '../receive-wait.ts';
+import type { ReceivedSnapshot } from '../receiver.ts';
+import { NotFound, TransferConflict } from './errors.ts';
+
+type LogLevel = 'info' | 'warn' | 'error';
+
+/** One thing to do for a transfer, in the order given. */
+export type Step =
+  /** Change the transfer's record (its state only as server/transfer-moves.ts allows). */
+  | { kind: 'record'; change: Partial<TransferRecord> }
+  | { kind: 'addSnapshot'; snapshot: SnapshotRecord }
+  /** Stop the transfer's running receive, if one runs. */
+  | { kind: 'stopReceive'; why: string }
+  /** Start the transfer's receive again from its spool's first byte. */
+  | { kind: 'restartReceive'; why: string }
+  /** Cut the spool back to its first `frames` frames. */
+  | { kind: 'rewindSpool'; frames: number }
+  /** Delete the spool; `report`: log the bytes freed, if any, with the transfer's state (a spool deleted on request). */
+  | { kind: 'dropSpool'; report?: { state: TransferState } }
+  /** Nothing about the transfer's receive retries is to be remembered. */
+  | { kind: 'forgetRetries' }
+  /** The receive failed for the server's own reasons: server/receive-retries.ts runs it again later, or it waits. */
+  | { kind: 'retryLater'; transfer: TransferRecord; fault: ReceiveWait['reason']; error: SnapferryError }
+  /** Apply the volume's retention policy. */
+  | { kind: 'prune'; client: string; volume: string }
+  | { kind: 'log'; level: LogLevel; fields: Record<string, unknown>; message: string };
+
+const log = (level: LogLevel, fields: Record<string, unknown>, message: string): Step => ({ kind: 'log', level, fields, message });
+
+/** The error a failed transfer keeps, at `now`. */
+function failure(e: SnapferryError, now: string): Partial<TransferRecord> {
+  return { state: 'failed', error: { code: e.code, message: e.message, at: now } };
+}
+
+/** The stream was received and checked: the snapshot is on record, the transfer received, its spool gone. */
+export function onReceived(t: TransferRecord | undefined, got: ReceivedSnapshot, now: string): Step[] {
+  if (!t) return [];
+  const snapshot: SnapshotRecord = {
+    client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, receivedUuid: got.receivedUuid, serverUuid: got.serverUuid,
+    parentUuid: t.parentUuid, receivedAt: now, rawBytes: got.rawBytes,
+    wireBytes: got.wireBytes, transferId: t.id, createdAt: t.snapshotCreatedAt ?? null, takenAt: t.snapshotTakenAt ?? null,
+    altered: null,
+  };
+  return [
+    { kind: 'addSnapshot', snapshot },
+    { kind: 'record', change: { state: 'received', error: null, wait: null } },
+    { kind: 'forgetRetries' },
+    { kind: 'dropSpool' },
+    log('info', { transfer: t.id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received'),
+    { kind: 'prune', client: t.client, volume: t.volume },
+  ];
+}
+
+/**
+ * A receive failed; its partial subvolume is gone. Damaged spool bytes: the upload is cut back there and the
+ * client sends them again. The server's own trouble (a full disk, an I/O error): the receive runs again later,
+ * and a whole stream waits for it with its spool (server/receive-retries.ts), however long that takes. A stream
+ * the server refuses: the transfer fails, and keeps its spool.
+ */
+export function onReceiveFailed(t: TransferRecord | undefined, err: unknown, now: string): Step[] {
+  if (!t || !inProgress(t.state)) return [];
+  const damaged = spoolDamage(err);
+  if (damaged !== null) {
+    return [
+      { kind: 'rewindSpool', frames: damaged },
+      {
+        kind: 'record',
+        change: {
+          state: 'uploading', wireBytes: null, rawBytes: null, framesVerified: null,
+          interruptions: t.interruptions + 1,
+          lastInterruption: `${now}: the spool was damaged at frame ${damaged}; rewound there for the client to send again`,
+        },
+      },
+      log('error', { transfer: t.id, frame: damaged }, 'spool damaged on disk; upload rewound to the last good frame'),
+      { kind: 'restartReceive', why: 'the spool was rewound' },
+    ];
+  }
+  const e = err instanceof SnapferryError ? err : new SnapferryError('receive_failed', String(err));
+  const fault = classifyReceiveFailure(e);
+  if (fault !== 'refused') return [{ kind: 'retryLater', transfer: t, fault, error: e }];
+  return [
+    { kind: 'forgetRetries' },
+    { kind: 'record', change: failure(e, now) },
+    log('warn', { transfer: t.id, code: e.code, err: e.message }, 'receive failed; the spool is kept'),
+  ];
+}
+
+/**
+ * The transfer is thrown away on its client's request (the API's abort, a tus DELETE): one that is being received
+ * refuses (btrfs is writing); one in progress (an upload, or a stream waiting for its receive) is aborted, spool and
+ * all; one that is over only loses the spool it kept (a failed one stays failed, with its reason).
+ */
+export function endTransfer(id: string, t: TransferRecord | undefined): Step[] {
+  if (!t) throw new NotFound(`transfer ${id}`);
+  if (t.state === 'receiving') {
+    throw new TransferConflict('transfer_receiving', `transfer ${id} is being received and can no longer be aborted`);
+  }
+  if (inProgress(t.state)) {
+    return [
+      { kind: 'stopReceive', why: 'the upload was aborted' },
+      { kind: 'dropSpool' },
+      { kind: 'forgetRetries' },
+      { kind: 'record', change: { state: 'aborted' } },
+    ];
+  }
+  if (t.state === 'received') return [];
+  return [{ kind: 'dropSpool', report: { state: t.state } }];
+}
+
+/**
+ * At start, once reconcile has flagged what was changed by hand: a transfer in progress whose parent (`parent`, as
+ * the catalog has it) is flagged would be received onto changed content (or fail late, once btrfs receive finds no
+ * parent), so it fails now, with the reason. The client's next push picks another parent.
+ */
+export function failOnAlteredParent(t: TransferRecord, parent: SnapshotRecord | undefined, now: string): Step[] {
+  if (!inProgress(t.state) || t.parentUuid === null || !parent?.altered) return [];
+  const e = parentAltered(parent);
+  return [
+    // A waiting stream may not fail directly (server/transfer-moves.ts): it goes back to receiving, which may.
+    ...(waitingStates.includes(t.state) ? [{ kind: 'record', change: { state: 'receiving' } } satisfies Step] : []),
+    { kind: 'record', change: failure(e, now) },
+    log('warn', { transfer: t.id, volume: t.volume, snapshot: t.snapshot, parent: parent.name }, e.message),
+  ];
+}
+
+/**
+ * A PATCH ended before its body did: the link was cut at `offset`, after `framesVerified` verified frames. Kept so
+ * status can say when and where, and logged. Only an upload in progress takes note.
+ */
+export function noteInterruption(t: TransferRecord | undefined, offset: number, framesVerified: number, now: string): Step[] {
+  if (!t || t.state !== 'uploading') return [];
+  return [
+    { kind: 'record', change: { interruptions: t.interruptions + 1, lastInterruption: `${now}: cut at byte ${offset} (after ${framesVerified} verified frames)` } },
+    log('info', { transfer: t.id, volume: t.volume, snapshot: t.snapshot, wireOffset: offset, framesVerified }, 'upload cut; its verified frames are kept'),
+  ];
+}
+
+/** A rewind may cut back only an upload in progress. */
+export function assertRewindable(t: TransferRecord): void {
+  if (t.state !== 'uploading') {
+    throw new TransferConflict('transfer_not_uploading', `transfer ${t.id} is ${t.state}; only an upload in progress can be rewound`);
+  }
+}
+
+/**
+ * The client found that its regenerated stream differs from frame `to` on (docs/design.md, "Resume"): the spool is
+ * cut back to its first `to` frames (from `from`), and the receive, which may have read past the new end, starts
+ * again from the spool's first byte.
+ */
+export function rewind(t: TransferRecord, from: number, to: number, now: string): Step[] {
+  assertRewindable(t);
+  return [
+    { kind: 'rewindSpool', frames: to },
+    { kind: 'restartReceive', why: 'the upload was rewound' },
+    { kind: 'record', change: { lastInterruption: `${now}: rewound from frame ${from} to ${to}: the client's stream differs from there` } },
+    log('warn', { transfer: t.id, from, to }, 'upload rewound'),
+  ];
+}
+
+/** The frame index where a spool failed verification during the receive, or null for any other failure. */
+export function spoolDamage(err: unknown): number | null {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    if (e instanceof FrameError) return typeof e.details.frameIndex === 'number' ? e.details.frameIndex : 0;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
