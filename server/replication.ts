@@ -8,9 +8,8 @@
  * are thin layers over it.
  */
 import fs from 'node:fs/promises';
-import { SnapferryError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
-import { META, inProgress, type FrameRecord, type Status, type Transfer } from '../core/protocol.ts';
+import { inProgress, type FrameRecord, type Status, type Transfer } from '../core/protocol.ts';
 import { btrfsFeatures } from '../core/btrfs/features.ts';
 import type { SendUuidMap } from '../core/wire/sendstream-uuids.ts';
 import { LEASE_MS, UploadLeases } from './leases.ts';
@@ -42,7 +41,7 @@ import * as machine from './transfers/machine.ts';
 import { TransferLifecycle } from './transfers/lifecycle.ts';
 import type { LiveReceives } from './live-receives.ts';
 import type { ReceiveRetries } from './receive-retries.ts';
-import { NotFound, TransferConflict } from './transfers/errors.ts';
+import { TransferConflict } from './transfers/errors.ts';
 import type { ServiceOptions } from './service-options.ts';
 import type { Logger } from './log.ts';
 
