@@ -14,8 +14,11 @@ packages=(btrfs-progs attr util-linux mount)
 if [ "${1:-}" = --tests ]; then
   # nginx and openssl (the TLS proxy tests), tinyproxy (the HTTPS_PROXY test's CONNECT proxy), zstd (baselines),
   # curl (API tests), openssh-server/-client (the bench's ssh baseline and its test), iproute2 (ip, tc, ss: the
-  # shaped, silenceable line of test/fixtures/shaped-line.ts), systemd (systemd-analyze verifies the units).
-  packages+=(nginx openssl tinyproxy zstd curl openssh-server openssh-client iproute2 systemd)
+  # shaped, silenceable line of test/fixtures/shaped-line.ts), systemd (systemd-analyze verifies the units),
+  # ceph-mon, ceph-osd, ceph-mgr, radosgw and ceph-common (the real S3 server of test/fixtures/s3.ts: Ceph RGW on a
+  # one-node, in-memory cluster; about 20 s to install, without its recommends).
+  packages+=(nginx openssl tinyproxy zstd curl openssh-server openssh-client iproute2 systemd
+    ceph-mon ceph-osd ceph-mgr radosgw ceph-common)
 elif [ -n "${1:-}" ]; then
   echo "usage: $0 [--tests]" >&2
   exit 2

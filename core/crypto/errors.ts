@@ -1,0 +1,53 @@
+/**
+ * Errors of client-side sealing. A restore must tell "this is not your key" (the user holds another key file: find
+ * the right one) from "these bytes were damaged" (fetch the frame again, or the archive is corrupt), so the two have
+ * codes of their own; and a key file that cannot be read says what is wrong with it, never what is in it.
+ */
+import { SnapferryError } from '../errors.ts';
+
+export type SealErrorCode =
+  /** The frame was sealed under another key (its key id is not the key file's): no retry helps, another key does. */
+  | 'wrong_key'
+  /**
+   * The sealed frame's header fails its CRC, names an unknown seal version, is too short, or its tag does not verify
+   * under the right key: the bytes changed after sealing, or the frame was moved to another position or stream.
+   */
+  | 'frame_corrupt';
+
+export interface SealErrorDetails extends Record<string, unknown> {
+  /** The frame's index (its position in its stream). */
+  frameIndex: number;
+  /** The key id the frame names (hex), when its header could be read. */
+  frameKeyId?: string;
+  /** The key id of the key in use (hex). */
+  keyId?: string;
+}
+
+export class SealError extends SnapferryError {
+  declare readonly code: SealErrorCode;
+  declare readonly details: SealErrorDetails;
+
+  /**
+   * Neither is retryable with the same key and the same bytes; a corrupt frame fetched again from a good copy may
+   * open, which is for the caller (a restore re-fetching the frame) to decide, not for a blind retry loop.
+   */
+  constructor(code: SealErrorCode, message: string, details: SealErrorDetails, cause?: unknown) {
+    super(code, message, { retryable: false, details, cause });
+  }
+}
+
+export type KeyFileErrorCode =
+  /** The key file is not a snapferry key file, of an unknown version, damaged, or readable by others. */
+  | 'key_file_invalid'
+  /** `key generate` was pointed at a file that exists: it never replaces a key (data sealed under it would be lost). */
+  | 'key_file_exists'
+  /** The key file is not there or cannot be read. */
+  | 'key_file_unreadable';
+
+export class KeyFileError extends SnapferryError {
+  declare readonly code: KeyFileErrorCode;
+
+  constructor(code: KeyFileErrorCode, message: string, options: { path: string; cause?: unknown }) {
+    super(code, message, { retryable: false, details: { path: options.path }, cause: options.cause });
+  }
+}
