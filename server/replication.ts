@@ -1,6 +1,6 @@
 /**
  * The server's core, as one facade over its parts: transfers from creation to a received snapshot, and the views the
- * API shows. The decisions live in pure modules it feeds: whether an upload may begin (server/transfers/creation.ts),
+ * API shows. The decisions live in pure modules it feeds: whether an upload may begin (server/transfers/creation.ts, its I/O in admission.ts),
  * what an event does to a transfer (server/transfers/machine.ts, run by server/transfers/lifecycle.ts on the running
  * receives and their retries), what a receive must check (server/transfers/receive-job.ts) and what the API shows
  * (server/views.ts). This class does the looking (the catalog, the disk) and hands the events on. It exposes
@@ -21,22 +21,21 @@ import { Spool, type SpoolProgress } from './spool/spool.ts';
 import { uploadStore, type UploadStore } from './upload-store/index.ts';
 import { Ingest } from './ingest.ts';
 import { uploadQuota } from './upload-quota.ts';
-import { tooManyCreations, uploadLimits, type UploadLimits } from './upload-limits.ts';
-import { SpoolUsage, type SpoolFiles } from './spool/usage.ts';
-import { CreationRate } from './creation-rate.ts';
+import { uploadLimits, type UploadLimits } from './upload-limits.ts';
+import { SpoolUsage } from './spool/usage.ts';
 import { DEFAULT_TRANSFER_HISTORY } from './transfer-history.ts';
-import { asDiskFull } from './disk-full.ts';
 import { checkMount, type PrivilegedFiles } from './mount-safety.ts';
 import { reconcile } from './reconcile.ts';
 import { toClientMap } from './uuid-namespace.ts';
 import { DEFAULT_RETRY } from './receive-wait.ts';
-import { spoolBytes, spoolsOnDisk, type OrphanedSpool } from './orphan-spools.ts';
+import { spoolBytes, type OrphanedSpool } from './orphan-spools.ts';
 import { SpoolSweep } from './spool-sweep.ts';
 import { KEEP_EVERYTHING, ServerPruner } from './retention.ts';
 import { SavedDigests } from './verify/saved-digests.ts';
-import { lookAtParent, refreshVolume, type DiskTruth } from './disk-truth.ts';
+import { refreshVolume, type DiskTruth } from './disk-truth.ts';
 import { Views, type ClientFacts, type SnapshotList, type VolumeSummary } from './views.ts';
-import { admitTransfer, checkFreeSpace, checkOpenUploads, parseCreation, type CreationMetadata } from './transfers/creation.ts';
+import type { CreationMetadata } from './transfers/creation.ts';
+import { Admission, clientSpools } from './transfers/admission.ts';
 import * as machine from './transfers/machine.ts';
 import { TransferLifecycle } from './transfers/lifecycle.ts';
 import type { LiveReceives } from './live-receives.ts';
@@ -59,7 +58,7 @@ export class ReplicationService {
   private readonly retries: ReceiveRetries;
   /** What each client's uploads hold in the spool, which its quota bounds. */
   private readonly usage: SpoolUsage;
-  private readonly creations: CreationRate;
+  private readonly admission: Admission;
   private readonly pruner: ServerPruner;
   private readonly spools: SpoolSweep;
   /** How often the spool sweep runs: often enough for the expiry period and the transfer history alike. */
@@ -80,8 +79,8 @@ export class ReplicationService {
     this.disk = { catalog, layout, log };
     this.requests = new UploadRequests(this.leases, log);
     this.limits = uploadLimits(options.limits);
-    this.usage = new SpoolUsage((client) => this.spoolsOf(client));
-    this.creations = new CreationRate(this.limits);
+    this.usage = new SpoolUsage((client) => clientSpools(this.disk, client));
+    this.admission = new Admission(this.disk, this.limits);
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
     const expiry = expiryHooks({ catalog, leases: this.leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log });
     this.store = new Spool(layout);
@@ -171,35 +170,8 @@ export class ReplicationService {
   // --- transfer lifecycle -------------------------------------------------------------------------------------
 
   /** Validates a new upload's metadata (the tus creation request) and records the transfer. */
-  async beginTransfer(client: SafeName, id: string, metadata: CreationMetadata): Promise<TransferRecord> {
-    const wait = this.creations.take(client);
-    if (wait > 0) throw tooManyCreations(client, this.limits, wait);
-    const c = parseCreation(metadata, await btrfsFeatures());
-    const stats = await fs.statfs(this.layout.spool);
-    checkFreeSpace(stats.bavail * stats.bsize, c.chunkSize);
-    const spools = await this.spoolsOf(client);
-    checkOpenUploads(client, this.catalog.transfers({ client }), spools.map((s) => s.id), this.limits.maxOpenUploads);
-    await refreshVolume(this.disk, client, c.volume);
-    if (c.parentUuid) await lookAtParent(this.disk, client, c.volume, c.parentUuid);
-    // Looked at on disk before; the checks and the record must come in one turn (see ServerPruner.prune).
-    const now = new Date().toISOString();
-    const record = admitTransfer(client, id, c, { snapshots: this.catalog.snapshots(client), transfers: this.catalog.transfers({ client }) }, now);
-    try {
-      await this.catalog.putTransfer(record);
-    } catch (err) {
-      // The record is in memory even when saving it failed: it must not hold the volume busy.
-      await this.catalog.updateTransfer(id, { state: 'failed', error: { code: 'create_failed', message: String(err), at: now } }).catch(() => undefined);
-      throw asDiskFull(err, { transferId: id });
-    }
-    this.log.info({ transfer: id, client, volume: c.volume, snapshot: c.snapshot, parentUuid: c.parentUuid }, 'transfer created');
-    return record;
-  }
-
-  /** The client's uploads in the spool folder, each as its files are on disk (server/spool/usage.ts). */
-  private async spoolsOf(client: string): Promise<SpoolFiles[]> {
-    return (await spoolsOnDisk(this.layout))
-      .filter((s) => this.catalog.transfer(s.id)?.client === client)
-      .map((s) => ({ id: s.id, streamBytes: s.streamBytes, otherBytes: s.bytes - s.streamBytes }));
+  beginTransfer(client: SafeName, id: string, metadata: CreationMetadata): Promise<TransferRecord> {
+    return this.admission.begin(client, id, metadata);
   }
 
   /** Free bytes on the filesystem of the server's root (spool and volumes alike), or null when unreadable. */
