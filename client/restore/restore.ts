@@ -168,7 +168,7 @@ async function run({ options, report, http, volume, plan, spool, destDir }: Run)
       report.note(`${target.name}: downloaded and verified ${formatBytes(spool.state.rawOffset)}; receiving it`);
       const got = await receiveSpool({
         framesFile: spool.framesFile, chunkSize: spool.identity.chunkSize, destDir, name: target.name,
-        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(signal ? { signal } : {}),
+        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(parent ? { parentPath: parent.local.path } : {}), ...(signal ? { signal } : {}),
       });
       const wireBytes = spool.state.wireOffsetVerified;
       await spool.remove();
