@@ -106,3 +106,46 @@ test("a clone's source path is held to the same rule, in the stream's own tree o
   await refused((b) => b.symlink('up', '/').mkfileAt('f').clone('f', 0, 4096, SELF, 'up/mine'));
   await passes((b) => b.mkfileAt('g').mkfileAt('f').clone('f', 0, 4096, SELF, 'g'));
 });
+
+test('each change to the tree counts: what unlink, rename, link and create leave behind', async () => {
+  // A name freed by UNLINK is nothing: a file made there is a file.
+  await passes((b) => unlink(b.symlink('up', '/'), 'up').mkfileAt('up').write('up', data));
+  await passes((b) => unlink(b.mkfileAt('gone'), 'gone').mkfileAt('gone').write('gone', data));
+  // Creating over a symlink fails in btrfs receive (EEXIST): the symlink stays one.
+  await refused((b) => b.symlink('up', '/').mkfileAt('up').write('up/mine', data));
+  // Only UNLINK, RMDIR and RENAME take a name away; CHOWN or a write beside it do not.
+  await refused((b) => chown(b.symlink('up', '/'), 'up').write('up/mine', data));
+  // A hard link to a file is a file; a link to what the tree does not know is nothing special.
+  await passes((b) => link(b.mkfileAt('f'), 'l', 'f').write('l', data));
+  await passes((b) => link(b, 'l', 'nowhere').mkfileAt('m').write('m', data));
+  // A rename into a folder that holds a symlink keeps that symlink; into a folder nobody made, it is still judged.
+  await refused((b) => rename(b.mkdir('d').symlink('d/up', '/').mkfileAt('f'), 'f', 'd/new').write('d/up/mine', data), FULL, 'd/up');
+  await passes((b) => rename(b.mkfileAt('f'), 'f', 'nowhere/g').write('nowhere/g', data));
+  // Attributes a command lacks are not paths: btrfs receive fails that command, and the rule has nothing to judge.
+  await passes((b) => b.cmd(SendCmd.RENAME, tlv(SendAttr.PATH, 'a')).cmd(SendCmd.LINK, tlv(SendAttr.PATH, 'b')).mkfileAt('c'));
+});
+
+test('paths are judged by their components as the kernel resolves them: "." and empty ones change nothing', async () => {
+  await refused((b) => b.symlink('up', '/').write('./up/mine', data));
+  await refused((b) => b.mkdir('d').symlink('d/up', '/').write('d//up/mine', data), FULL, 'd/up');
+  await refused((b) => b.mkdir('d').symlink('d/up', '/').write('d/./up/mine', data), FULL, 'd/up');
+});
+
+test("the parent's entries are looked up by their full path, and only for an incremental stream", async () => {
+  const parent = parentOf({ d: 'directory', 'd/x': 'directory', x: 'symlink' });
+  await passes((b) => b.write('d/x/f', data), parent);
+  await refused((b) => b.write('x/f', data), parent, 'x');
+  // A full stream starts from nothing, whatever a lookup would say.
+  await passes((b) => b.mkfileAt('x').write('x', data), { ...FULL, parentEntries: parent.parentEntries! });
+});
+
+test("a clone from the parent reads the parent as it is; a clone from the stream's own snapshot, as the stream left it", async () => {
+  const parent = parentOf({ up: 'symlink', s: 'directory', 's/f': 'other' });
+  // The stream removed the parent's `up` from its own tree; the parent still has it.
+  await refused((b) => unlink(b, 'up').mkfileAt('g').clone('g', 0, 4096, PARENT, 'up/mine'), parent);
+  // The stream made its own `s` a symlink; the parent's `s` is a folder.
+  await passes((b) => b.cmd(SendCmd.RMDIR, tlv(SendAttr.PATH, 's')).symlink('s', '/').mkfileAt('g').clone('g', 0, 4096, PARENT, 's/f'), parent);
+  await refused((b) => b.cmd(SendCmd.RMDIR, tlv(SendAttr.PATH, 's')).symlink('s', '/').mkfileAt('g').clone('g', 0, 4096, SELF, 's/f'), parent, 's');
+  // A clone opens its source, following a symlink at its end.
+  await refused((b) => b.symlink('s2', '/mine').mkfileAt('g').clone('g', 0, 4096, SELF, 's2'), FULL, 's2');
+});
