@@ -125,7 +125,7 @@ export class SendStreamPolicyCheck {
         { ...place, parentUuid: parent, expectedParentUuid: expected },
       );
     }
-    this.#symlinks.start(this.#ownUuid, parent);
+    this.#symlinks.start(parent);
   }
 
   #checkPath(value: Buffer | undefined, type: number, place: Record<string, unknown>): void {

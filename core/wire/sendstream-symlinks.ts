@@ -48,8 +48,6 @@ const FOLLOWS_LAST = new Set<number>([
   SendCmd.WRITE, SendCmd.CLONE, SendCmd.TRUNCATE, SendCmd.CHMOD, SendCmd.UPDATE_EXTENT,
   SendCmd.FALLOCATE, SendCmd.FILEATTR, SendCmd.ENCODED_WRITE, SendCmd.ENABLE_VERITY,
 ]);
-/** Commands that make a new entry at PATH. */
-const CREATES = new Set<number>([SendCmd.MKFILE, SendCmd.MKDIR, SendCmd.MKNOD, SendCmd.MKFIFO, SendCmd.MKSOCK]);
 
 /** Components as btrfs receive's kernel calls read them: empty ones and "." change nothing ("..": sendstream-paths.ts). */
 function components(path: Buffer): string[] {
@@ -61,7 +59,6 @@ export class SendStreamSymlinks {
   #root: Node = plain();
   /** The parent snapshot as it is, for CLONE from it (never changed by the stream). */
   readonly #parent: Node;
-  #ownUuid: string | undefined;
   #parentUuid: string | undefined;
 
   /** Without `lookup` the parent's own symlinks are unknown: only the ones the stream makes are kept track of. */
@@ -71,8 +68,7 @@ export class SendStreamSymlinks {
   }
 
   /** The first command: a full stream starts from an empty subvolume, an incremental one from its parent. */
-  start(ownUuid: string | undefined, parentUuid: string | null): void {
-    this.#ownUuid = ownUuid;
+  start(parentUuid: string | null): void {
     this.#parentUuid = parentUuid ?? undefined;
     if (parentUuid !== null && this.#lookup) this.#root = { symlink: false, origin: '', children: new Map() };
   }
@@ -88,7 +84,8 @@ export class SendStreamSymlinks {
     if (fault) return fault;
     if (command.cmd === SendCmd.CLONE) {
       const from = at(SendAttr.CLONE_PATH);
-      const tree = cloneUuid !== undefined && cloneUuid === this.#parentUuid && cloneUuid !== this.#ownUuid ? this.#parent : this.#root;
+      // From the parent: its path there, as the parent is; from anything else (the stream's own), as the stream left it.
+      const tree = cloneUuid !== undefined && cloneUuid === this.#parentUuid ? this.#parent : this.#root;
       return from === undefined ? undefined : this.#through(tree, components(from), true, SendAttr.CLONE_PATH);
     }
     if (command.cmd === SendCmd.RENAME) {
@@ -107,8 +104,6 @@ export class SendStreamSymlinks {
       this.#create(components(path), this.#find(this.#root, existingParts)?.symlink === true);
     } else if (command.cmd === SendCmd.SYMLINK) {
       this.#create(components(path), true);
-    } else if (CREATES.has(command.cmd)) {
-      this.#create(components(path), false);
     } else if (command.cmd === SendCmd.UNLINK || command.cmd === SendCmd.RMDIR) {
       this.#take(components(path));
     }
@@ -176,7 +171,11 @@ export class SendStreamSymlinks {
     if (name !== undefined) this.#folder(parts).children.set(name, node ?? plain());
   }
 
-  /** A new entry; creating over a symlink fails in btrfs receive (EEXIST), so a symlink there stays one. */
+  /**
+   * A new entry made by SYMLINK or LINK; creating over a symlink fails in btrfs receive (EEXIST), so a symlink there
+   * stays one. MKFILE, MKDIR and the other makers need nothing: what they make is not a symlink, and where something
+   * is already known they fail the same way.
+   */
   #create(parts: string[], symlink: boolean): void {
     const name = parts.at(-1);
     if (name === undefined) return;
