@@ -14,7 +14,7 @@ export const EXIT = {
   temporary: 75, // EX_TEMPFAIL, which cron wrappers and systemd know
   /** `verify` (or restore's check) found the server's copy different from the snapshot: the differences are listed. */
   differences: 3,
-  /** Another `snapferry run` holds the run lock: this one did nothing. */
+  /** Another `snapferry run` holds the run lock, or another restore holds DEST_DIR's (dest_busy): this one did nothing. */
   locked: 73, // EX_CANTCREAT: the lock file could not be created
   interrupted: 130,
 } as const;
@@ -22,7 +22,7 @@ export const EXIT = {
 export function exitCodeFor(err: unknown): number {
   if (!(err instanceof SnapferryError)) return EXIT.failed;
   if (err.code === 'cancelled' || err.code === 'btrfs_cancelled') return EXIT.interrupted;
-  if (err.code === 'run_locked') return EXIT.locked;
+  if (err.code === 'run_locked' || err.code === 'dest_busy') return EXIT.locked;
   if (err.code === 'verify_differences') return EXIT.differences;
   // Another process holds the server root (server/root-lock.ts): waiting will not end a server, someone must decide.
   if (err.code === 'root_locked') return EXIT.failed;

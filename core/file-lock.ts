@@ -73,6 +73,31 @@ export async function tryLock(file: string, command: string): Promise<HeldLock |
 }
 
 /**
+ * Takes the lock on a folder itself (flock(2) on the folder, opened read-only), or says it is held. Nothing is
+ * written, so no file is left in a folder whose contents are the user's (a restore's DEST_DIR), and no file is ever
+ * removed to tidy up, which would let a third process lock a new file while a second still holds the old one. The
+ * holder leaves no note: `holder` is always null.
+ */
+export async function tryLockFolder(dir: string): Promise<HeldLock | LockBusy> {
+  const handle = await fs.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    const flock = await runFlock(handle.fd);
+    if (flock.exitCode === FLOCK_BUSY) {
+      await handle.close();
+      return { holder: null };
+    }
+    if (flock.exitCode !== 0) {
+      throw new SnapferryError('lock_unavailable', `cannot lock ${dir} with flock(1): ${flock.why}; it comes with util-linux`, { details: { file: dir } });
+    }
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw err;
+  }
+  let released: Promise<void> | null = null;
+  return { file: dir, release: () => (released ??= handle.close()) };
+}
+
+/**
  * `flock --exclusive --nonblock 3` with this process's `fd` as the child's fd 3. node:child_process rather than
  * execa, whose types do not take a bare fd in stdio; an argv array all the same, never a shell.
  */

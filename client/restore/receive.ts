@@ -11,6 +11,7 @@
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream';
 import { checkedReceive } from '../../core/receive/checked-receive.ts';
+import { parentEntries } from '../../core/receive/parent-entries.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import { FrameDecoder, SendStreamCheck, type SendStreamHeader } from '../../core/wire/index.ts';
 
@@ -24,6 +25,8 @@ export interface SpoolReceive {
   uuid: string;
   /** The parent's catalog UUID (a snapshot in destDir's filesystem with that identity), or null for a full stream. */
   parentUuid: string | null;
+  /** The local parent snapshot (the one with parentUuid's identity), whose symlinks the stream must not reach through. */
+  parentPath?: string;
   signal?: AbortSignal;
 }
 
@@ -60,6 +63,8 @@ function checkFor(job: SpoolReceive): SendStreamCheck {
       // A restore puts back what was backed up, setuid binaries and device nodes included, as the push took them.
       allowDevices: true,
       allowSetuid: true,
+      // No path through a symlink, the parent's included: --chroot is DEST_DIR, and the user's files are there.
+      ...(job.parentPath === undefined ? {} : { parentEntries: parentEntries(job.parentPath) }),
     },
   });
   check.once('header', (header: SendStreamHeader) => {

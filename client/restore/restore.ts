@@ -20,6 +20,7 @@ import { planRestore, type RestorePlan } from './plan.ts';
 import { RestoreSpool, spoolDirFor } from './spool.ts';
 import { downloadInto, fetchCatalog, type RestoreHttp } from './http.ts';
 import { receiveSpool } from './receive.ts';
+import { lockDestDir } from './dest-lock.ts';
 import { RestoreProgress } from './progress.ts';
 import { checkRestored } from '../verify/after-restore.ts';
 import { onTheLine } from '../verify/view.ts';
@@ -107,16 +108,22 @@ export async function restore(options: RestoreOptions, report: Reporter): Promis
         details: { path: finalPath },
       });
     }
-    const { spool, discarded } = await RestoreSpool.open(spoolDirFor(destDir, plan.target.uuid), {
-      server: http.api.base.toString(), client: http.client ?? null, volume, snapshot: name,
-      uuid: plan.target.uuid, parentUuid: plan.parent?.server.uuid ?? null, chunkSize,
-    });
+    // Held until the snapshot has its name: another restore's spool or receive here would go with this one's cleanup.
+    const lock = await lockDestDir(destDir);
     let result: RestoreResult;
     try {
-      if (discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${discarded})`);
-      result = await run({ options, report, http, volume, plan, spool, destDir });
+      const { spool, discarded } = await RestoreSpool.open(spoolDirFor(destDir, plan.target.uuid), {
+        server: http.api.base.toString(), client: http.client ?? null, volume, snapshot: name,
+        uuid: plan.target.uuid, parentUuid: plan.parent?.server.uuid ?? null, chunkSize,
+      });
+      try {
+        if (discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${discarded})`);
+        result = await run({ options, report, http, volume, plan, spool, destDir });
+      } finally {
+        await spool.close();
+      }
     } finally {
-      await spool.close();
+      await lock.release();
     }
     if (options.verify === false) return result;
     // The restored tree against the server's digest of its copy: what btrfs receive wrote, not only what it was sent.
@@ -168,7 +175,7 @@ async function run({ options, report, http, volume, plan, spool, destDir }: Run)
       report.note(`${target.name}: downloaded and verified ${formatBytes(spool.state.rawOffset)}; receiving it`);
       const got = await receiveSpool({
         framesFile: spool.framesFile, chunkSize: spool.identity.chunkSize, destDir, name: target.name,
-        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(signal ? { signal } : {}),
+        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(parent ? { parentPath: parent.local.path } : {}), ...(signal ? { signal } : {}),
       });
       const wireBytes = spool.state.wireOffsetVerified;
       await spool.remove();

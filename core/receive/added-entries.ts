@@ -1,11 +1,12 @@
 /**
  * What a receive wrote in its folder besides its subvolume. `btrfs receive --chroot` keeps a stream inside the
- * folder it receives into, not inside the new subvolume: with `up -> /` in the subvolume, `up/x` is the folder's x,
- * and the stream's paths pass every rule of its policy (a symlink's text may be anything). What appeared in the folder
- * while the receive ran, it wrote, so that goes when the receive ends, received or failed; what was there before
- * stays, under whatever name. That holds while nothing else writes in the folder during a receive: on the server,
- * one receive runs in a volume's folder at a time (volume_busy); a restore's DEST_DIR is the user's, and nothing
- * keeps another process from writing there meanwhile (what it creates while the receive runs goes too).
+ * folder it receives into, not inside the new subvolume: with `up -> /` in the subvolume, `up/x` is the folder's x.
+ * The policy refuses a path through a symlink (core/wire/sendstream-symlinks.ts), the stream's own and, where the
+ * receiver gives its parent's entries, the parent's; this cleanup stays behind it for whatever gets past. What
+ * appeared in the folder while the receive ran, it wrote, so that goes when the receive ends, received or failed;
+ * what was there before stays, under whatever name. That holds while nothing else writes in the folder during a
+ * receive: on the server, one receive runs in a volume's folder at a time (volume_busy); a restore holds DEST_DIR's
+ * lock (client/restore/dest-lock.ts, dest_busy) against other restores, but not against other programs.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -15,8 +15,9 @@
  *   read-only (`receive_unchecked`); only then does it take its name;
  * - whatever fails, the partial subvolume is deleted; the error says why (`receive_failed` for what had no code, a
  *   stream btrfs cannot apply is `sendstream_cannot_apply`: core/btrfs/receive-failure.ts);
- * - received or failed, what the stream wrote in the folder beside its subvolume (through its own symlinks: the
- *   chroot is the folder) is deleted, and what the folder held before stays (core/receive/added-entries.ts).
+ * - the caller's policy refuses a path through a symlink (core/wire/sendstream-symlinks.ts): the chroot is the
+ *   folder, so `up -> /` then `up/x` would be the folder's x; received or failed, what the stream still wrote in the
+ *   folder beside its subvolume is deleted, and what the folder held before stays (core/receive/added-entries.ts).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -15,6 +15,7 @@ import { encodedWriteFault } from './sendstream-encoded-write.ts';
 import { SendAttr, SendCmd, sendAttributeName } from './sendstream-format.ts';
 import type { SendCommand } from './sendstream-command.ts';
 import { unsafeNameReason, unsafePathReason } from './sendstream-paths.ts';
+import { SendStreamSymlinks, type ParentEntryLookup } from './sendstream-symlinks.ts';
 
 export { unsafeNameReason, unsafePathReason } from './sendstream-paths.ts';
 
@@ -30,6 +31,11 @@ export interface SendStreamPolicy {
   allowDevices: boolean;
   /** Whether setuid/setgid mode bits and file capabilities (the security.capability xattr) may be set. */
   allowSetuid: boolean;
+  /**
+   * For an incremental stream: what the parent snapshot holds at a path (lstat), so that a path through one of its
+   * symlinks is refused too (sendstream-symlinks.ts). Without it only the symlinks the stream makes are known.
+   */
+  parentEntries?: ParentEntryLookup;
 }
 
 export type SendStreamPolicyCode =
@@ -72,9 +78,11 @@ export class SendStreamPolicyCheck {
   readonly #cloneSources: ReadonlySet<string>;
   /** The stream's own UUID, from its first command: a clone source the policy need not list. */
   #ownUuid: string | undefined;
+  readonly #symlinks: SendStreamSymlinks;
 
   constructor(policy: SendStreamPolicy) {
     this.#policy = policy;
+    this.#symlinks = new SendStreamSymlinks(policy.parentEntries);
     this.#cloneSources = new Set(policy.cloneSources.map((u) => u.toLowerCase()));
   }
 
@@ -89,6 +97,7 @@ export class SendStreamPolicyCheck {
     for (const type of PATH_ATTRIBUTES) this.#checkPath(findSendAttribute(attrs, type), type, place);
     // LINK's PATH_LINK names an existing file to hard-link; SYMLINK's is only the link's text, which may be anything.
     if (command.cmd === SendCmd.LINK) this.#checkPath(findSendAttribute(attrs, SendAttr.PATH_LINK), SendAttr.PATH_LINK, place);
+    this.#checkSymlinks(command, place);
     if (command.cmd === SendCmd.CLONE) this.#checkClone(command, place);
     if (command.cmd === SendCmd.MKNOD) this.#checkMknod(command, place);
     if (command.cmd === SendCmd.CHMOD) this.#checkChmod(command, place);
@@ -116,6 +125,7 @@ export class SendStreamPolicyCheck {
         { ...place, parentUuid: parent, expectedParentUuid: expected },
       );
     }
+    this.#symlinks.start(parent);
   }
 
   #checkPath(value: Buffer | undefined, type: number, place: Record<string, unknown>): void {
@@ -126,6 +136,19 @@ export class SendStreamPolicyCheck {
       'sendstream_unsafe_path',
       `command #${String(place.commandIndex)} (${String(place.commandName)}) of the btrfs send stream has ${sendAttributeName(type)} ${shown(value)}, which could leave the snapshot: ${reason}`,
       { ...place, attribute: sendAttributeName(type) },
+    );
+  }
+
+  /** No path may reach through a symlink: btrfs send never makes one that does (sendstream-symlinks.ts). */
+  #checkSymlinks(command: SendCommand, place: Record<string, unknown>): void {
+    const cloneUuid = command.cmd === SendCmd.CLONE ? sendAttributeUuid(command.attributes, SendAttr.CLONE_UUID) : undefined;
+    const fault = this.#symlinks.visit(command, cloneUuid);
+    if (fault === undefined) return;
+    const value = findSendAttribute(command.attributes, fault.attribute) ?? Buffer.alloc(0);
+    throw new SendStreamPolicyError(
+      'sendstream_unsafe_path',
+      `command #${String(place.commandIndex)} (${String(place.commandName)}) of the btrfs send stream has ${sendAttributeName(fault.attribute)} ${shown(value)}, which could leave the snapshot: ${fault.reason} (btrfs send never sends such a path)`,
+      { ...place, attribute: sendAttributeName(fault.attribute) },
     );
   }
 

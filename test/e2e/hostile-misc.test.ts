@@ -84,7 +84,7 @@ test('with publicUrl set, Location is publicUrl (its path prefix kept) whatever 
 
 // --- a stream's own symlinks -----------------------------------------------------------------------------------------
 
-test("whatever a stream writes through its own symlinks beside its subvolume goes when its receive ends, received or failed; what was there before stays", rootOnly, async (t) => {
+test("a stream that writes through its own symlinks beside its subvolume is refused before btrfs receive acts on it; what was there before stays", rootOnly, async (t) => {
   const h = await hostileServer(t);
   const escapes = ['/', '..', '../..', '../../../../../../../..'];
   for (const [i, target] of escapes.entries()) {
@@ -101,8 +101,11 @@ test("whatever a stream writes through its own symlinks beside its subvolume goe
       const { id, patched } = await uploadStream(h.server.url, metadataFor(volume, 'snap', uuid), b.end().build());
       assert.equal(patched.status, 204, patched.text);
       const got = await settled(h, id);
-      assert.equal(got.state, fail ? 'failed' : 'received', `${target}: ${got.error?.message}`);
-      assert.deepEqual((await fs.readdir(h.volumeDir(volume))).sort(), fail ? ['admin-note'] : ['admin-note', 'snap'], `${volume}: only the snapshot is added`);
+      // The policy refuses a path through a symlink (core/wire/sendstream-symlinks.ts); the folder's cleanup stays
+      // behind it (test/btrfs/checked-receive.test.ts, and the kill -9 tests below).
+      assert.equal(got.state, 'failed', `${target}: ${got.error?.message}`);
+      assert.match(got.error?.message ?? '', /"up" is a symlink/);
+      assert.deepEqual((await fs.readdir(h.volumeDir(volume))).sort(), ['admin-note'], `${volume}: nothing is added`);
       const stray = [...(await listTree(h.mount))].filter((p) => p.includes(CANARY));
       assert.deepEqual(stray, [], `${volume} (symlink to ${target}): nothing written through it is left`);
     }
@@ -110,7 +113,7 @@ test("whatever a stream writes through its own symlinks beside its subvolume goe
 });
 
 for (const remount of [false, true]) {
-  test(`the server killed with kill -9 while a stream that wrote through its own symlink is received${remount ? ', and its filesystem mounted again (a power cut)' : ''}: the restart deletes what the stream wrote, keeps what was there, and the upload goes on`, { ...rootOnly, timeout: 120_000 }, async (t) => {
+  test(`the server killed with kill -9 while a stream that wrote through its parent snapshot's symlink is received${remount ? ', and its filesystem mounted again (a power cut)' : ''}: the restart deletes what the stream wrote, keeps what was there, and the upload goes on`, { ...rootOnly, timeout: 120_000 }, async (t) => {
     const children = new ChildProcesses(t);
     const fsx = await createBtrfs(t, { sizeMiB: 256 });
     const root = path.join(fsx.mountPoint, 'root');
@@ -124,12 +127,24 @@ for (const remount of [false, true]) {
 
     // `up -> ..` from the new subvolume is the volume's folder; the canary is written there early, and the stream's
     // end (incompressible, so that it takes frames of its own) is held back: the receive is still running at the kill.
+    // The symlink is the parent snapshot's: the policy refuses a path through a symlink the stream made, and the
+    // server does not yet look up its parent's (docs/design.md, known gaps); this test is of the cleanup behind it.
+    const baseUuid = randomUuid();
+    const base = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('v', 'base', baseUuid)) });
+    assert.equal(base.status, 201, base.text);
+    const baseFramed = await frameStream(full(baseUuid).symlink('up', '..').end().build(), CHUNK);
+    assert.equal((await patch(server.url, base.id!, 0, baseFramed, { 'Upload-Length': String(baseFramed.length) })).status, 204);
+    const baseEnd = Date.now() + 30_000;
+    while (((await fetch(`${server.url}/v1/transfers/${base.id!}`).then((r) => r.json())) as { state: string }).state !== 'received') {
+      if (Date.now() > baseEnd) assert.fail(`base was not received within 30 s:\n${server.stderr}`);
+      await sleep(20);
+    }
     const uuid = randomUuid();
-    const b = padded(full(uuid), 'pad').symlink('up', '..').mkfileAt(`up/${CANARY}`).write(`up/${CANARY}`, data);
+    const b = padded(new SendStreamBuilder().snapshot('snap', uuid, baseUuid), 'pad').mkfileAt(`up/${CANARY}`).write(`up/${CANARY}`, data);
     b.file('tail', randomBytes(32768));
     for (let at = 32768; at < 4 * CHUNK; at += 32768) b.write('tail', randomBytes(32768), at);
     const framed = await frameStream(b.end().build(), CHUNK);
-    const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid)) });
+    const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid, baseUuid)) });
     assert.equal(created.status, 201, created.text);
     const id = created.id!;
     const held = framed.length - 2 * CHUNK;
@@ -166,7 +181,7 @@ for (const remount of [false, true]) {
       }
       await sleep(50);
     }
-    assert.deepEqual((await fs.readdir(volumeDir)).sort(), ['admin-note', 'admin-sub', 'snap'], 'what was there stays; only the snapshot is added');
+    assert.deepEqual((await fs.readdir(volumeDir)).sort(), ['admin-note', 'admin-sub', 'base', 'snap'], 'what was there stays; only the snapshot is added');
     assert.equal(await fs.readFile(path.join(volumeDir, 'admin-note'), 'utf8'), 'left here by an admin');
     assert.ok(await btrfs.isSubvolume(path.join(volumeDir, 'admin-sub')), "the admin's subvolume is still one");
     assert.deepEqual([...(await listTree(fsx.mountPoint))].filter((p) => p.includes(CANARY)), [], 'nothing written through the symlink is left');

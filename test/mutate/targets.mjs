@@ -62,8 +62,14 @@ export const TARGETS = {
   /** What a receiver allows a btrfs send stream to do (the rules of SendStreamPolicyCheck). */
   policy: {
     mutate: ['core/wire/sendstream-policy.ts', 'core/wire/sendstream-paths.ts', 'core/wire/sendstream-encoded-write.ts'],
-    tests: ['test/core/sendstream-policy.test.ts', 'test/wire/sendstream-policy-rules.test.ts', 'test/wire/sendstream-policy-exact.test.ts'],
+    tests: ['test/core/sendstream-policy.test.ts', 'test/wire/sendstream-policy-rules.test.ts', 'test/wire/sendstream-policy-exact.test.ts', 'test/wire/sendstream-symlinks.test.ts'],
     break: 95,
+  },
+  /** The policy's tree of symlinks: no path of a stream reaches through one (btrfs receive --chroot is the folder). */
+  symlinks: {
+    mutate: ['core/wire/sendstream-symlinks.ts'],
+    tests: ['test/wire/sendstream-symlinks.test.ts'],
+    break: 90,
   },
   /** The send-stream UUID rewrite that puts each client's UUIDs in its own namespace before btrfs receive. */
   uuids: {

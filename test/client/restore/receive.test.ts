@@ -17,6 +17,8 @@ import { FRAME_HEADER_SIZE } from '../../../core/wire/index.ts';
 import * as btrfs from '../../../core/btrfs/index.ts';
 import { receiveSpool } from '../../../client/restore/receive.ts';
 import { receiveExitedAtEnd } from '../../fixtures/receive-exit.ts';
+import { SendAttr, SendCmd } from '../../../core/wire/sendstream-format.ts';
+import { tlv } from '../../wire/sendstream-builder.ts';
 
 const CHUNK = 65536;
 
@@ -57,27 +59,72 @@ test("a restore's receive waits for the end frame that comes after btrfs receive
   assert.deepEqual([shown.receivedUuid, shown.readonly], [uuid, true]);
 });
 
-test('a restored stream that writes into DEST_DIR through its own symlink leaves nothing there but the snapshot', { ...rootOnly, timeout: 60_000 }, async (t) => {
+/** DEST_DIR as the user left it: a file of theirs, one to delete, one to rename; what the attacks aim at. */
+async function userFiles(dest: string): Promise<void> {
+  await fs.writeFile(path.join(dest, 'mine'), "the user's\n", { mode: 0o600 });
+  await fs.writeFile(path.join(dest, 'keep'), 'keep\n');
+  await fs.writeFile(path.join(dest, 'victim'), 'victim\n');
+}
+
+/** What userFiles left must be there, unchanged, and nothing else but `extra`. */
+async function assertUserFilesUntouched(dest: string, extra: string[] = []): Promise<void> {
+  assert.equal(await fs.readFile(path.join(dest, 'mine'), 'utf8'), "the user's\n", 'the user file was written through the symlink');
+  assert.equal((await fs.stat(path.join(dest, 'mine'))).mode & 0o7777, 0o600, 'the user file was chmodded through the symlink');
+  assert.deepEqual((await fs.readdir(dest)).sort(), ['keep', 'mine', 'victim', ...extra].sort(), 'entries of DEST_DIR were deleted or renamed');
+}
+
+/** The attack: through `up`, a symlink to DEST_DIR (`/` in the chroot), change, chmod, delete and rename its files. */
+function throughUp(b: SendStreamBuilder): SendStreamBuilder {
+  return b
+    .write('up/mine', Buffer.from('owned\n'))
+    .chmod('up/mine', 0o777)
+    .cmd(SendCmd.UNLINK, tlv(SendAttr.PATH, 'up/keep'))
+    .cmd(SendCmd.RENAME, tlv(SendAttr.PATH, 'up/victim'), tlv(SendAttr.PATH_TO, 'up/victim-moved'))
+    .file('f', Buffer.from('hello\n'));
+}
+
+async function spoolOf(fsx: { mountPoint: string }, raw: Buffer): Promise<string> {
+  const framesFile = path.join(fsx.mountPoint, 'frames');
+  await fs.writeFile(framesFile, await frameStream(raw, CHUNK));
+  return framesFile;
+}
+
+test("a restored stream cannot change, chmod, delete or rename the user's files in DEST_DIR through its own symlink", { ...rootOnly, timeout: 60_000 }, async (t) => {
   const fsx = await createBtrfs(t);
   const dest = path.join(fsx.mountPoint, 'dest');
   await fs.mkdir(dest);
-  await fs.writeFile(path.join(dest, 'mine'), 'the user\'s\n');
+  await userFiles(dest);
   const uuid = randomUuid();
   // The stream comes from the server: a server that is not what it should be sends what it likes. Every path is
-  // relative and free of `..`, so the policy passes it; `--chroot` makes `/` DEST_DIR, so `up/x` is DEST_DIR/x.
-  const raw = new SendStreamBuilder()
-    .subvol('snap', uuid)
-    .symlink('up', '/')
-    .mkfileAt('up/planted')
-    .write('up/planted', Buffer.from('#!/bin/sh\n'))
-    .symlink('up/planted-link', '/etc/shadow')
-    .file('f', Buffer.from('hello\n'))
-    .end()
-    .build();
-  const framesFile = path.join(fsx.mountPoint, 'frames');
-  await fs.writeFile(framesFile, await frameStream(raw, CHUNK));
-  const got = await receiveSpool({ framesFile, chunkSize: CHUNK, destDir: dest, name: 'snap', uuid, parentUuid: null });
-  assert.equal(got.path, path.join(dest, 'snap'));
-  assert.equal(await fs.readlink(path.join(dest, 'snap', 'up')), '/', 'the symlink out is in the snapshot, as sent');
-  assert.deepEqual((await fs.readdir(dest)).sort(), ['mine', 'snap']);
+  // relative and free of `..`; `--chroot` makes `/` DEST_DIR, so `up/x` is DEST_DIR/x.
+  const raw = throughUp(new SendStreamBuilder().subvol('snap', uuid).symlink('up', '/')).end().build();
+  const framesFile = await spoolOf(fsx, raw);
+  await assert.rejects(receiveSpool({ framesFile, chunkSize: CHUNK, destDir: dest, name: 'snap', uuid, parentUuid: null }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'sendstream_unsafe_path', err.message);
+    assert.match(err.message, /"up" is a symlink/);
+    return true;
+  });
+  await assertUserFilesUntouched(dest);
+});
+
+test("an incremental restore cannot reach DEST_DIR through a symlink its local parent snapshot holds", { ...rootOnly, timeout: 60_000 }, async (t) => {
+  const fsx = await createBtrfs(t);
+  const dest = path.join(fsx.mountPoint, 'dest');
+  await fs.mkdir(dest);
+  // The parent as a user has it: a read-only snapshot with an absolute symlink in it (a root filesystem has many).
+  const work = path.join(fsx.mountPoint, 'work');
+  await btrfs.createSubvolume(work);
+  await fs.symlink('/', path.join(work, 'up'));
+  await btrfs.snapshot(work, path.join(dest, 'base'), { readonly: true });
+  const parent = await btrfs.subvolumeShow(path.join(dest, 'base'));
+  await userFiles(dest);
+  const uuid = randomUuid();
+  const raw = throughUp(new SendStreamBuilder().snapshot('snap', uuid, parent.uuid, 20, parent.generation)).end().build();
+  const framesFile = await spoolOf(fsx, raw);
+  const job = { framesFile, chunkSize: CHUNK, destDir: dest, name: 'snap', uuid, parentUuid: parent.uuid, parentPath: path.join(dest, 'base') };
+  await assert.rejects(receiveSpool(job), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'sendstream_unsafe_path', err.message);
+    return true;
+  });
+  await assertUserFilesUntouched(dest, ['base']);
 });
