@@ -15,6 +15,8 @@ import type { ReceiveJob } from '../receiver.ts';
 import { LiveReceives } from '../live-receives.ts';
 import { ReceiveRetries } from '../receive-retries.ts';
 import { toDiskMap } from '../uuid-namespace.ts';
+import { parentEntries } from '../../core/receive/parent-entries.ts';
+import type { SafeName } from '../../core/names.ts';
 import { assertUuidFree } from './creation.ts';
 import * as machine from './machine.ts';
 import { receiveJobFor } from './receive-job.ts';
@@ -86,8 +88,11 @@ export class TransferLifecycle {
     const { catalog } = this.deps;
     const t = catalog.transfer(id);
     if (!t) return null;
+    const volumeSnapshots = catalog.snapshots(t.client, t.volume);
+    const parent = volumeSnapshots.find((s) => s.uuid === t.parentUuid);
     return receiveJobFor(t, {
-      volumeSnapshots: catalog.snapshots(t.client, t.volume),
+      volumeSnapshots,
+      ...(parent ? { parentEntries: parentEntries(this.deps.layout.snapshotPath(t.client as SafeName, t.volume as SafeName, parent.name as SafeName)) } : {}),
       privilegedFiles: this.deps.privilegedFiles,
       toDisk: toDiskMap(catalog, t.client),
       confirm: () => assertUuidFree(catalog.snapshots(t.client), t.volume, t.uuid),

@@ -5,14 +5,23 @@
 import type { SafeName } from '../../core/names.ts';
 import type { SendStreamPolicy } from '../../core/wire/sendstream-policy.ts';
 import type { SendUuidMap } from '../../core/wire/sendstream-uuids.ts';
+import type { ParentEntryLookup } from '../../core/wire/sendstream-symlinks.ts';
 import type { SnapshotRecord, TransferRecord } from '../catalog.ts';
 import type { PrivilegedFiles } from '../mount-safety.ts';
 import type { ReceiveJob } from '../receiver.ts';
 
 /** The rules a stream must follow to be received (core/wire/sendstream-policy.ts), as data. */
-export function receivePolicy(t: TransferRecord, volumeSnapshots: readonly SnapshotRecord[], privilegedFiles: PrivilegedFiles): SendStreamPolicy {
+export function receivePolicy(
+  t: TransferRecord,
+  volumeSnapshots: readonly SnapshotRecord[],
+  privilegedFiles: PrivilegedFiles,
+  parentEntries?: ParentEntryLookup,
+): SendStreamPolicy {
   const refuse = privilegedFiles === 'refuse';
   return {
+    // An incremental's parent is a snapshot of this volume, inside the chroot: a path through one of its symlinks
+    // would reach the volume folder beside it (core/wire/sendstream-symlinks.ts).
+    ...(parentEntries ? { parentEntries } : {}),
     parentUuid: t.parentUuid,
     // Only this volume's own snapshots: they lie inside the directory btrfs receive is chrooted to, so not even a
     // symlink in a clone source's path can lead out of it (clone sources are opened from outside the chroot).
@@ -29,6 +38,8 @@ export interface JobFacts {
   privilegedFiles: PrivilegedFiles;
   /** The client's UUIDs to the Received UUIDs on disk (server/uuid-namespace.ts). */
   toDisk: SendUuidMap;
+  /** What the incremental's parent snapshot holds at a path (core/receive/parent-entries.ts); absent for a full. */
+  parentEntries?: ParentEntryLookup;
   /** Throws when the UUID has been taken meanwhile (checked just before the snapshot takes its name). */
   confirm: () => void;
 }
@@ -41,7 +52,7 @@ export function receiveJobFor(t: TransferRecord | undefined, facts: JobFacts): R
   if (!t || !['uploading', 'receiving', 'verifying'].includes(t.state)) return null;
   return {
     id: t.id, client: t.client as SafeName, volume: t.volume as SafeName, snapshot: t.snapshot as SafeName,
-    uuid: t.uuid, parentUuid: t.parentUuid, chunkSize: t.chunkSize, policy: receivePolicy(t, facts.volumeSnapshots, facts.privilegedFiles),
+    uuid: t.uuid, parentUuid: t.parentUuid, chunkSize: t.chunkSize, policy: receivePolicy(t, facts.volumeSnapshots, facts.privilegedFiles, facts.parentEntries),
     toDisk: facts.toDisk,
     // Checked again just before the snapshot takes its name: two uploads of one UUID into two volumes at once.
     confirm: facts.confirm,
