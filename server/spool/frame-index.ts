@@ -1,8 +1,8 @@
 /**
  * The index kept beside each spool file: one fixed-size record per verified frame, appended after the frame's bytes
- * are written. The spool never holds more than its index vouches for: at open, a spool longer than the index's last
- * record (the server died between the two writes) is cut back to it, so the tus offset (the spool's size) always
- * ends on a verified frame.
+ * are written. Past the index's last record the spool holds at most the head of the frame in flight (what a cut
+ * PATCH brought of it, kept so the client sends only the rest); the frame is verified whole before its record is
+ * written, and the spool's repair at open cuts anything longer back (server/spool/spool.ts).
  *
  * Record (64 bytes, big-endian): u64 frame index | u64 wire end | u64 raw end | u8 kind (0 data, 1 end) | 7 zero
  * bytes | 32 bytes chain hash after this frame.
