@@ -21,7 +21,7 @@ import { Spool, type SpoolProgress } from './spool/spool.ts';
 import { uploadStore, type UploadStore } from './upload-store/index.ts';
 import { Ingest } from './ingest.ts';
 import { uploadQuota } from './upload-quota.ts';
-import { uploadLimits, type UploadLimits } from './upload-limits.ts';
+import { uploadLimits } from './upload-limits.ts';
 import { SpoolUsage } from './spool/usage.ts';
 import { DEFAULT_TRANSFER_HISTORY } from './transfer-history.ts';
 import { checkMount, type PrivilegedFiles } from './mount-safety.ts';
@@ -52,12 +52,8 @@ export class ReplicationService {
   private readonly store: Spool;
   /** The upload store tus writes through (server/upload-store/): the spool, with ownership, expiry and quota around it. */
   private readonly uploads: UploadStore;
-  private readonly leases: UploadLeases;
-  private readonly limits: Readonly<UploadLimits>;
   private readonly receives: LiveReceives;
   private readonly retries: ReceiveRetries;
-  /** What each client's uploads hold in the spool, which its quota bounds. */
-  private readonly usage: SpoolUsage;
   private readonly admission: Admission;
   private readonly pruner: ServerPruner;
   private readonly spools: SpoolSweep;
@@ -75,14 +71,15 @@ export class ReplicationService {
     private readonly log: Logger,
     options: ServiceOptions,
   ) {
-    this.leases = new UploadLeases(options.leaseMs);
+    const leases = new UploadLeases(options.leaseMs);
     this.disk = { catalog, layout, log };
-    this.requests = new UploadRequests(this.leases, log);
-    this.limits = uploadLimits(options.limits);
-    this.usage = new SpoolUsage((client) => clientSpools(this.disk, client));
-    this.admission = new Admission(this.disk, this.limits);
+    this.requests = new UploadRequests(leases, log);
+    const limits = uploadLimits(options.limits);
+    // What each client's uploads hold in the spool, which its quota bounds.
+    const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
+    this.admission = new Admission(this.disk, limits);
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
-    const expiry = expiryHooks({ catalog, leases: this.leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log });
+    const expiry = expiryHooks({ catalog, leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log });
     this.store = new Spool(layout);
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
     this.lifecycle = new TransferLifecycle({
@@ -105,7 +102,7 @@ export class ReplicationService {
         },
       },
       expireAfterMs: options.expireAfterMs ?? 0,
-      quota: uploadQuota({ catalog, layout, usage: this.usage, limits: this.limits, log, drop: (id) => this.dropSpool(id) }),
+      quota: uploadQuota({ catalog, layout, usage, limits, log, drop: (id) => this.dropSpool(id) }),
     });
     const keepFailedMs = options.expireAfterMs ?? 0;
     const history = { ...DEFAULT_TRANSFER_HISTORY, ...options.endedTransfers };
