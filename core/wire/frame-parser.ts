@@ -17,7 +17,7 @@ import { ChainHasher, sha256 } from './chain.ts';
 import { ChunkDecompressor, PayloadDecodeError } from './codec.ts';
 import type { FrameCodec } from './codec.ts';
 import { FRAME_HEADER_SIZE, parseFrameHeader, validateChunkSize } from './frame.ts';
-import type { DataFrameHeader, EndFrameHeader, FrameHeader } from './frame.ts';
+import type { FrameHeader } from './frame.ts';
 import { FrameError } from './frame-error.ts';
 import type { FrameErrorCode } from './frame-error.ts';
 import { checkState, streamStart, type FrameParserState } from './frame-parser-state.ts';
@@ -68,8 +68,6 @@ export class FrameParser {
   /** Header of the frame being received, already checked; its bytes are no longer in #pending. */
   #header: FrameHeader | null = null;
   #failed: Error | null = null;
-  /** A pushAsync is awaiting a hash: the parser is mid-frame and takes no other push. */
-  #busy = false;
 
   constructor(opts: FrameParserOptions = {}) {
     this.#keepRaw = opts.keepRaw ?? false;
@@ -100,43 +98,6 @@ export class FrameParser {
 
   /** Takes the next wire bytes; returns the frames they completed, verified, in order. Throws FrameError. */
   push(data: Uint8Array): VerifiedFrame[] {
-    if (this.#busy) throw new Error('FrameParser.push called while a pushAsync is in progress');
-    const steps = this.#frames(data);
-    let step = steps.next();
-    while (step.done !== true) step = steps.next(sha256(step.value));
-    return step.value;
-  }
-
-  /**
-   * push(), with each chunk's SHA-256 taken by `digest` (the server's spool passes one that hashes on libuv's thread
-   * pool, so the event loop is not busy with it). No frame is delivered before its hash is back and compared, and no
-   * other push may start meanwhile: the caller awaits each push before the next.
-   */
-  async pushAsync(data: Uint8Array, digest: (raw: Buffer) => Promise<Buffer>): Promise<VerifiedFrame[]> {
-    if (this.#busy) throw new Error('FrameParser.pushAsync called while another push is in progress');
-    this.#busy = true;
-    try {
-      const steps = this.#frames(data);
-      let step = steps.next();
-      while (step.done !== true) {
-        let hash: Buffer;
-        try {
-          hash = await digest(step.value);
-        } catch (err) {
-          // Into the parser's own catch, so it stays failed like after any other error.
-          step = steps.throw(err);
-          continue;
-        }
-        step = steps.next(hash);
-      }
-      return step.value;
-    } finally {
-      this.#busy = false;
-    }
-  }
-
-  /** The work of push(): yields each decoded chunk whose SHA-256 it needs and takes the hash back. */
-  *#frames(data: Uint8Array): Generator<Buffer, VerifiedFrame[], Buffer> {
     if (this.#failed !== null) throw this.#failed;
     const out: VerifiedFrame[] = [];
     if (data.length === 0) return out;
@@ -151,20 +112,13 @@ export class FrameParser {
           if (this.#pending.length < FRAME_HEADER_SIZE) break;
           this.#header = this.#checkSequence(parseFrameHeader(this.#pending.take(FRAME_HEADER_SIZE), this.#position()));
         }
-        const header: FrameHeader = this.#header;
-        const payloadLength = header.kind === 'data' ? header.payloadLength : 0;
+        const payloadLength = this.#header.kind === 'data' ? this.#header.payloadLength : 0;
         if (this.#pending.length < payloadLength) break;
         // A zstd payload is only read by the decoder, here and now: it is joined in memory that the next one reuses.
         // A raw payload is the frame's bytes and leaves with the frame, so it gets memory of its own.
-        const zstd = header.kind === 'data' && header.codec === 'zstd';
+        const zstd = this.#header.kind === 'data' && this.#header.codec === 'zstd';
         const payload = this.#pending.take(payloadLength, zstd ? zstdPayloadScratch(payloadLength) : undefined);
-        let frame: VerifiedFrame;
-        if (header.kind === 'end') frame = this.#verifyEnd(header, payload.length);
-        else {
-          // Decoded before the hash is asked for: the scratch a zstd payload sits in is free again by then.
-          const raw = this.#decode(header, payload);
-          frame = this.#verifyData(header, raw, yield raw);
-        }
+        const frame = this.#verify(this.#header, payload);
         this.#header = null;
         out.push(frame);
         this.#onFrame?.(frame);
@@ -198,35 +152,30 @@ export class FrameParser {
     return h;
   }
 
-  #verifyEnd(h: EndFrameHeader, payloadLength: number): VerifiedFrame {
+  #verify(h: FrameHeader, payload: Buffer): VerifiedFrame {
     const wireStart = this.#wireVerified;
-    const wireEnd = wireStart + FRAME_HEADER_SIZE + payloadLength;
-    const chain = this.#chain.digest();
-    if (!chain.equals(h.chain)) {
-      this.#fail('frame_chain_mismatch', 'end frame chain differs from the chain of the frames verified', {
-        expectedChain: chain.toString('hex'),
-        endFrameChain: h.chain.toString('hex'),
-      });
+    const wireEnd = wireStart + FRAME_HEADER_SIZE + payload.length;
+    if (h.kind === 'end') {
+      const chain = this.#chain.digest();
+      if (!chain.equals(h.chain)) {
+        this.#fail('frame_chain_mismatch', 'end frame chain differs from the chain of the frames verified', {
+          expectedChain: chain.toString('hex'),
+          endFrameChain: h.chain.toString('hex'),
+        });
+      }
+      this.#wireVerified = wireEnd;
+      this.#ended = true;
+      const { frameCount: index, totalRaw: rawOffset } = h;
+      return { kind: 'end', index, codec: 'raw', wireStart, wireEnd, rawOffset, rawLength: 0, rawHash: null, chain };
     }
-    this.#wireVerified = wireEnd;
-    this.#ended = true;
-    const { frameCount: index, totalRaw: rawOffset } = h;
-    return { kind: 'end', index, codec: 'raw', wireStart, wireEnd, rawOffset, rawLength: 0, rawHash: null, chain };
-  }
-
-  #decode(h: DataFrameHeader, payload: Buffer): Buffer {
+    let raw: Buffer;
     try {
-      return this.#decompressor.decode(h.codec, payload, h.rawLength);
+      raw = this.#decompressor.decode(h.codec, payload, h.rawLength);
     } catch (err) {
       if (!(err instanceof PayloadDecodeError)) throw err;
       return this.#fail('frame_corrupt', err.message, { codec: h.codec });
     }
-  }
-
-  /** `rawHash` is the SHA-256 of `raw`, the decoded payload of the frame whose header is `h`. */
-  #verifyData(h: DataFrameHeader, raw: Buffer, rawHash: Buffer): VerifiedFrame {
-    const wireStart = this.#wireVerified;
-    const wireEnd = wireStart + FRAME_HEADER_SIZE + h.payloadLength;
+    const rawHash = sha256(raw);
     if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the ${h.codec} chunk differs from header`);
     const chain = this.#chain.update(rawHash);
     this.#rawOffset += h.rawLength;

@@ -1,6 +1,5 @@
 export * from './byte-queue.ts';
 export * from './chain.ts';
-export * from './pooled-sha256.ts';
 export * from './codec.ts';
 export * from './frame.ts';
 export * from './frame-error.ts';

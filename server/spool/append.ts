@@ -12,7 +12,7 @@
  * the upload's new offset is acknowledged.
  */
 import fs from 'node:fs/promises';
-import { FRAME_HEADER_SIZE, FrameError, FrameParser, MAX_CHUNK_SIZE, sha256Pooled, type VerifiedFrame } from '../../core/wire/index.ts';
+import { FRAME_HEADER_SIZE, FrameError, FrameParser, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import { encodeIndexRecord, type IndexRecord } from './frame-index.ts';
 import { progressFromRecord, type SpoolProgress } from './progress.ts';
@@ -78,8 +78,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
 
   const take = async (chunk: Buffer): Promise<void> => {
     pending.push(chunk);
-    // Each chunk's hash is taken off the event loop, which serves every other upload and request meanwhile.
-    const frames: VerifiedFrame[] = await parser.pushAsync(chunk, sha256Pooled);
+    const frames: VerifiedFrame[] = parser.push(chunk);
     for (const frame of frames) {
       if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
       // Write exactly this frame's bytes from what is pending (no copy), keeping any tail of the next frame. A
