@@ -1,11 +1,11 @@
 /**
  * The server's core, as one facade over its parts: transfers from creation to a received snapshot, and the views the
- * API shows. The decisions live in pure modules it feeds: whether an upload may begin (server/transfers/creation.ts, its I/O in admission.ts),
- * what an event does to a transfer (server/transfers/machine.ts, run by server/transfers/lifecycle.ts on the running
- * receives and their retries), what a receive must check (server/transfers/receive-job.ts) and what the API shows
- * (server/views.ts). This class does the looking (the catalog, the disk) and hands the events on. It exposes
- * methods, never its parts; server/app.ts and server/upload-store/tus-server.ts
- * are thin layers over it.
+ * API shows. The decisions live in pure modules it feeds: whether an upload may begin (server/transfers/creation.ts,
+ * its looking in admission.ts), what an event does to a transfer (server/transfers/machine.ts, run by
+ * server/transfers/lifecycle.ts on the running receives and their retries), what a receive must check
+ * (server/transfers/receive-job.ts) and what the API shows (server/views.ts); the way bytes come in is put together
+ * in server/upload-path.ts. This class does the looking (the catalog, the disk) and hands the events on. It exposes
+ * methods, never its parts; server/app.ts and server/upload-store/tus-server.ts are thin layers over it.
  */
 import fs from 'node:fs/promises';
 import type { SafeName } from '../core/names.ts';
@@ -14,13 +14,12 @@ import { btrfsFeatures } from '../core/btrfs/features.ts';
 import type { SendUuidMap } from '../core/wire/sendstream-uuids.ts';
 import { LEASE_MS, UploadLeases } from './leases.ts';
 import { UploadRequests } from './upload-requests.ts';
-import { DEFAULT_EXPIRE_AFTER_MS, expiryHooks, sweepIntervalMs } from './expiry.ts';
+import { DEFAULT_EXPIRE_AFTER_MS, sweepIntervalMs } from './expiry.ts';
 import { Catalog, type SnapshotRecord, type TransferRecord } from './catalog.ts';
 import { ServerLayout } from './layout.ts';
 import { Spool, type SpoolProgress } from './spool/spool.ts';
-import { uploadStore, type UploadStore } from './upload-store/index.ts';
-import { Ingest } from './ingest.ts';
-import { uploadQuota } from './upload-quota.ts';
+import type { UploadStore } from './upload-store/index.ts';
+import { uploadPath } from './upload-path.ts';
 import { uploadLimits } from './upload-limits.ts';
 import { SpoolUsage } from './spool/usage.ts';
 import { DEFAULT_TRANSFER_HISTORY } from './transfer-history.ts';
@@ -79,7 +78,6 @@ export class ReplicationService {
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
     this.admission = new Admission(this.disk, limits);
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
-    const expiry = expiryHooks({ catalog, leases, leaseMs: options.leaseMs ?? LEASE_MS, expireAfterMs: options.expireAfterMs ?? 0, log });
     this.store = new Spool(layout);
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
     this.lifecycle = new TransferLifecycle({
@@ -89,20 +87,9 @@ export class ReplicationService {
     });
     this.receives = this.lifecycle.receives;
     this.retries = this.lifecycle.retries;
-    const ingest = new Ingest({ spool: this.store, catalog, receives: this.receives, log });
-    this.uploads = uploadStore({
-      spool: this.store,
-      ingest,
-      owner: { closedError: (id) => ingest.closedError(id), terminate: (id) => this.endTransfer(id) },
-      expiry: {
-        ...expiry,
-        expired: (id, facts) => {
-          expiry.expired(id, facts);
-          ingest.expired(id);
-        },
-      },
-      expireAfterMs: options.expireAfterMs ?? 0,
-      quota: uploadQuota({ catalog, layout, usage, limits, log, drop: (id) => this.dropSpool(id) }),
+    this.uploads = uploadPath({
+      layout, catalog, log, spool: this.store, receives: this.receives, leases, leaseMs: options.leaseMs ?? LEASE_MS,
+      expireAfterMs: options.expireAfterMs ?? 0, usage, limits, endTransfer: (id) => this.endTransfer(id), dropSpool: (id) => this.dropSpool(id),
     });
     const keepFailedMs = options.expireAfterMs ?? 0;
     const history = { ...DEFAULT_TRANSFER_HISTORY, ...options.endedTransfers };
