@@ -110,6 +110,12 @@ export class SendStreamSymlinks {
     return undefined;
   }
 
+  /** How many entries the tree holds: what this costs in memory, which must not grow with every file a stream moves. */
+  get tracked(): number {
+    const count = (node: Node): number => [...node.children.values()].reduce((n, c) => n + 1 + count(c), 0);
+    return count(this.#root);
+  }
+
   /** The fault when a component before the last (or the last, for a command that follows it) is a symlink. */
   #through(root: Node, parts: string[], followsLast: boolean, attribute: number): SymlinkFault | undefined {
     let node: Node | undefined = root;
@@ -162,13 +168,23 @@ export class SendStreamSymlinks {
     if (name === undefined) return undefined;
     const folder = this.#folder(parts);
     const node = this.#child(folder, name);
-    folder.children.set(name, plain());
+    this.#place(folder, name, undefined);
     return node;
   }
 
   #put(parts: string[], node: Node | undefined): void {
     const name = parts.at(-1);
-    if (name !== undefined) this.#folder(parts).children.set(name, node ?? plain());
+    if (name !== undefined) this.#place(this.#folder(parts), name, node);
+  }
+
+  /**
+   * Sets what is at `name` in `folder` (undefined: nothing that matters). Where the parent snapshot could still be
+   * looked up, a plain node must stand there to hide what the parent had; elsewhere nothing is kept, so that a
+   * stream's every rename and unlink (a full stream renames each file it made under an orphan name) costs no memory.
+   */
+  #place(folder: Node, name: string, node: Node | undefined): void {
+    if (node === undefined && folder.origin === null) folder.children.delete(name);
+    else folder.children.set(name, node ?? plain());
   }
 
   /**

@@ -10,7 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SendStreamCheck } from '../../core/wire/sendstream-check.ts';
 import { SendStreamPolicyError, type SendStreamPolicy } from '../../core/wire/sendstream-policy.ts';
-import type { ParentEntryKind } from '../../core/wire/sendstream-symlinks.ts';
+import { SendStreamSymlinks, type ParentEntryKind } from '../../core/wire/sendstream-symlinks.ts';
 import { SendAttr, SendCmd } from '../../core/wire/sendstream-format.ts';
 import { SendStreamBuilder, randomUuid } from '../fixtures/send-streams.ts';
 import { slices, tlv, u64, uuidBytes } from './sendstream-builder.ts';
@@ -150,4 +150,25 @@ test("a clone from the parent reads the parent as it is; a clone from the stream
   await passes((b) => b.mkfileAt('g').cmd(SendCmd.CLONE, tlv(SendAttr.PATH, 'g'), tlv(SendAttr.CLONE_UUID, uuidBytes(SELF))));
   // A clone opens its source, following a symlink at its end.
   await refused((b) => b.symlink('s2', '/mine').mkfileAt('g').clone('g', 0, 4096, SELF, 's2'), FULL, 's2');
+});
+
+test('what the symlink tree holds does not grow with every file a stream moves or deletes: only symlinks and what hides the parent stay', () => {
+  const attr = (type: number, value: string) => ({ type, value: Buffer.from(value) });
+  const full = new SendStreamSymlinks();
+  full.start(null);
+  // A full stream makes files under orphan names and renames them into place, then an incremental-like churn of unlinks.
+  for (let i = 0; i < 2000; i++) {
+    full.visit({ cmd: SendCmd.RENAME, attributes: [attr(SendAttr.PATH, `o${i + 257}-5-0`), attr(SendAttr.PATH_TO, `d/f${i}`)] } as never);
+    full.visit({ cmd: SendCmd.UNLINK, attributes: [attr(SendAttr.PATH, `d/g${i}`)] } as never);
+  }
+  assert.ok(full.tracked <= 1, `a full stream's renames and unlinks left ${full.tracked} entries`);
+  full.visit({ cmd: SendCmd.SYMLINK, attributes: [attr(SendAttr.PATH, 'd/up')] } as never);
+  assert.ok(full.visit({ cmd: SendCmd.WRITE, attributes: [attr(SendAttr.PATH, 'd/up/x')] } as never), 'a symlink it made is still known');
+
+  // Over a parent, an unlinked name must hide what the parent had there, so that one entry stays.
+  const over = new SendStreamSymlinks((p) => (p === 'up' ? 'symlink' : 'missing'));
+  over.start(PARENT);
+  over.visit({ cmd: SendCmd.UNLINK, attributes: [attr(SendAttr.PATH, 'up')] } as never);
+  assert.equal(over.visit({ cmd: SendCmd.WRITE, attributes: [attr(SendAttr.PATH, 'up/x')] } as never), undefined, 'the parent\'s symlink is gone once unlinked');
+  assert.equal(over.tracked, 1);
 });
