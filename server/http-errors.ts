@@ -18,6 +18,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   snapshot_name_taken: 409,
   snapshot_uuid_taken: 409,
   parent_missing: 409,
+  chain_broken: 409,
   parent_altered: 409,
   volume_busy: 409,
   transfer_receiving: 409,
