@@ -28,7 +28,8 @@ export class UploadLeases {
       const wait = held.inFlight > 0 ? this.leaseMs : this.leaseMs - (now - held.lastSeen);
       throw new TransferLocked('transfer_locked', `another push is uploading transfer ${id} right now; this one waits and tries again`, {
         retryable: true,
-        details: { transferId: id, retryAfterMs: wait },
+        // Seconds, as every refusal that asks for a wait says it (server/http-errors.ts makes it a Retry-After).
+        details: { transferId: id, retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) },
       });
     }
     if (held && held.session === session) held.lastSeen = now;

@@ -256,6 +256,9 @@ test("a refused HEAD, which carries no body, still names its reason: another pus
   const refused = await head('second-push');
   assert.equal(refused.status, 409);
   assert.equal(refused.headers.get(ERROR_CODE_HEADER), 'transfer_locked');
+  // When to come back (RFC 9110 Retry-After): within the lease, so the second push neither hammers nor waits blind.
+  const after = Number(refused.headers.get('retry-after'));
+  assert.ok(Number.isInteger(after) && after >= 1 && after <= 15, `Retry-After ${refused.headers.get('retry-after')}`);
 });
 
 test('a chunk size in the metadata out of range is the caller\'s mistake: 400 invalid_input, not retryable, and nothing is created', rootOnly, async (t) => {
