@@ -10,6 +10,7 @@ import { SnapferryError } from '../../core/errors.ts';
 import { statusOf } from '../../server/http-errors.ts';
 import { s3ObjectStore, type ObjectStore } from '../../server/archive/object-store.ts';
 import { sharedS3 } from './store-fixture.ts';
+import { dropProxy } from './drop-proxy.ts';
 
 const s3 = sharedS3();
 const md5 = (b: Buffer) => crypto.createHash('md5').update(b).digest('hex');
@@ -68,6 +69,44 @@ test('racing swaps from 20 stores, 30 rounds: one wins each round, every loser g
     assert.equal(now?.body.toString(), `r${round}-w${winners[0]}`, `round ${round}: a loser's bytes are stored`);
     assert.equal(now?.etag, results[winners[0]!]!.etag);
   }
+});
+
+test('a conditional PUT whose answer is lost is settled by reading: made counts as made, never sent is store_unavailable', rootOnly, async (t) => {
+  const b = await s3.bucket();
+  const proxy = await dropProxy(b.server.endpoint);
+  t.after(() => proxy.close());
+  const store = s3ObjectStore({ endpoint: proxy.endpoint, bucket: b.name, prefix: 'p', accessKeyId: b.server.accessKeyId, secretAccessKey: b.server.secretAccessKey });
+  const direct = b.store('p');
+
+  // The PUT is made and its answer lost. Sent again (as the SDK's retry would), it would meet its own write and get
+  // 412: a create reported as "someone else's", a swap as lost, though both were made.
+  proxy.mode = 'answer';
+  const created = await store.putIfAbsent('k', Buffer.from('v0'));
+  assert.equal(proxy.dropped, 1, 'the PUT was sent more than once');
+  assert.ok(created, 'a create that was made was reported as lost');
+  assert.equal(created.etag, md5(Buffer.from('v0')));
+  const swapped = await store.swap('k', Buffer.from('v1'), created.etag);
+  assert.equal(proxy.dropped, 2, 'the PUT was sent more than once');
+  assert.ok(swapped, 'a swap that was made was reported as lost');
+  assert.equal((await direct.get('k'))?.body.toString(), 'v1');
+
+  // Never reached the server: nothing changed, and the store says it is failing (not "lost", not "made").
+  proxy.mode = 'request';
+  for (const call of [() => store.swap('k', Buffer.from('v2'), swapped.etag), () => store.putIfAbsent('new', Buffer.from('x'))]) {
+    const err = await call().then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof SnapferryError, `not a SnapferryError: ${String(err)}`);
+    assert.equal(err.code, 'store_unavailable');
+  }
+  assert.equal((await direct.get('k'))?.body.toString(), 'v1');
+  assert.equal(await direct.get('new'), null);
+
+  // Lost answer while another instance's write got in first: the condition failed, and that is what is reported.
+  proxy.mode = 'none';
+  const theirs = await direct.swap('k', Buffer.from('theirs'), swapped.etag);
+  assert.ok(theirs);
+  proxy.mode = 'answer';
+  assert.equal(await store.swap('k', Buffer.from('mine'), swapped.etag), null);
+  assert.equal((await direct.get('k'))?.body.toString(), 'theirs');
 });
 
 test('getRange returns exactly [start, end); list pages through every key under a prefix, relative to the store prefix', rootOnly, async () => {
