@@ -115,14 +115,11 @@ export function s3ObjectStore(opts: { endpoint: string; bucket: string; prefix: 
         body = Buffer.from(await output.Body!.transformToByteArray());
       } catch (err) {
         if (s3Status(err) === 404 && s3Name(err) !== 'NoSuchBucket') throw missing(key, err);
+        if (s3Status(err) === 416) throw short(key, start, end, 0, err);
         throw fail(err, 'getRange', key);
       }
-      // A range past the end is answered short (or 416, above): the caller asked for bytes the object does not have.
-      if (body.length !== end - start) {
-        throw new SnapferryError('store_object_short', `${full(key)} has no bytes [${start}, ${end}): got ${body.length} of ${end - start}`, {
-          details: { key: full(key), start, end, got: body.length },
-        });
-      }
+      // A range past the end is answered short (or 416 when it starts past it): bytes the object does not have.
+      if (body.length !== end - start) throw short(key, start, end, body.length);
       return body;
     },
 
@@ -154,6 +151,12 @@ export function s3ObjectStore(opts: { endpoint: string; bucket: string; prefix: 
     },
   };
   return store;
+
+  function short(key: string, start: number, end: number, got: number, cause?: unknown): SnapferryError {
+    return new SnapferryError('store_object_short', `${full(key)} has no bytes [${start}, ${end}): got ${got} of ${end - start}`, {
+      cause, details: { key: full(key), start, end, got },
+    });
+  }
 
   function missing(key: string, cause: unknown): SnapferryError {
     return new SnapferryError('store_object_missing', `${full(key)} is not in bucket ${opts.bucket}`, { cause, details: { key: full(key) } });

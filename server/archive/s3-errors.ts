@@ -23,8 +23,8 @@ export interface StoreWhere {
 
 /**
  * Any failure that is not an answer the caller expects, as a SnapferryError. 403 (bad keys, a signature refused, no
- * right on the bucket) cannot heal by waiting; a missing bucket neither; every other failure, with or without an
- * answer, is the store being unavailable, which is what a 5xx, a "slow down" or a dead endpoint is from here.
+ * right on the bucket) cannot heal by waiting; a missing bucket neither, nor any other 4xx; every other failure,
+ * with or without an answer, is the store being unavailable: a 5xx, a timeout, a "slow down", a dead endpoint.
  */
 export function storeError(err: unknown, op: string, key: string, where: StoreWhere): SnapferryError {
   if (err instanceof SnapferryError) return err;
@@ -43,6 +43,13 @@ export function storeError(err: unknown, op: string, key: string, where: StoreWh
       `the archive's S3 store ${where.endpoint} has no bucket ${where.bucket}: create it, or correct the bucket in the server's config`,
       { cause: err, details },
     );
+  }
+  // Any other 4xx but a timeout or a "slow down" is a request the store will refuse again: a bug, or a feature
+  // this S3 server lacks. Saying "try again later" to that would have clients retry forever.
+  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    return new SnapferryError('store_refused', `the archive's S3 store ${where.endpoint} refused ${op} ${key} (${status} ${name}); this is a fault of this server or a feature the store lacks: the server log has the details`, {
+      cause: err, details,
+    });
   }
   const what = status === undefined ? `could not be reached (${describe(err)})` : `failed (${status} ${name})`;
   return new StoreUnavailable(`the archive's S3 store ${where.endpoint} ${what} on ${op} ${key}; try again later`, { cause: err, details });

@@ -117,6 +117,7 @@ test('getRange returns exactly [start, end); list pages through every key under 
   assert.ok((await store.getRange('seg', 1000, 54321)).equals(blob.subarray(1000, 54321)));
   assert.equal((await store.getRange('seg', 7, 7)).length, 0);
   await assert.rejects(store.getRange('seg', 99_990, 100_010), { code: 'store_object_short' });
+  await assert.rejects(store.getRange('seg', 100_010, 100_020), { code: 'store_object_short', retryable: false });
   await assert.rejects(store.getRange('nothing', 0, 10), { code: 'store_object_missing' });
 
   // More than one page (RGW's page is 1000 keys): 1005 keys, and one outside the listed prefix.
