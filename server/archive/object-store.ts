@@ -50,7 +50,7 @@ export function s3ObjectStore(opts: { endpoint: string; bucket: string; prefix: 
   const client = withServerDate(new S3Client(base));
   // A conditional PUT must not be: if its answer is lost and the SDK sends it again, the second one meets the first's
   // own write and gets 412, and a write that was made would be reported as lost (a lease taken, then "held by
-  // someone else"; a catalog change applied, then applied again). Its failure goes up as store_unavailable instead.
+  // someone else"; a catalog change applied, then applied again). A PUT in doubt is settled by reading instead.
   const once = withServerDate(new S3Client({ ...base, maxAttempts: 1 }));
   const root = opts.prefix.replace(/^\/+|\/+$/g, '');
   const full = (key: string): string => {
