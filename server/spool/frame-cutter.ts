@@ -1,0 +1,62 @@
+/**
+ * A request's bytes cut into verified frames, each with exactly its bytes on the wire: what both the local spool
+ * (append.ts) and the archive's segments (server/archive/segment-uploads.ts) store, byte for byte as they came. The
+ * bytes are the request's own buffers (views, no copy); what arrived after the last verified frame (part of the next
+ * one) stays here until it verifies or the request ends.
+ */
+import type { FrameParser, VerifiedFrame } from '../../core/wire/index.ts';
+
+export interface CutFrame {
+  frame: VerifiedFrame;
+  /** The frame's wire bytes, in order: views of the pushed chunks. */
+  parts: Buffer[];
+}
+
+export class FrameCutter {
+  readonly #pending: Buffer[] = [];
+  #end: number;
+
+  constructor(private readonly parser: FrameParser) {
+    this.#end = parser.state().wireOffsetVerified;
+  }
+
+  /** Takes the next wire bytes; returns the frames they completed. Throws the parser's FrameError. */
+  push(chunk: Buffer): CutFrame[] {
+    this.#pending.push(chunk);
+    return this.parser.push(chunk).map((frame) => {
+      const parts = takeFront(this.#pending, frame.wireEnd - this.#end);
+      this.#end = frame.wireEnd;
+      return { frame, parts };
+    });
+  }
+
+  /** The wire offset just past the last frame cut. */
+  get end(): number {
+    return this.#end;
+  }
+
+  /** The bytes that arrived after the last frame cut (all of them, if a push failed). */
+  rest(): Buffer[] {
+    return [...this.#pending];
+  }
+}
+
+/** Removes the first `n` bytes from `buffers` (in place) and returns them as views, without copying. */
+export function takeFront(buffers: Buffer[], n: number): Buffer[] {
+  const taken: Buffer[] = [];
+  let left = n;
+  while (left > 0) {
+    const head = buffers[0];
+    if (head === undefined) throw new RangeError(`${left} bytes short of a verified frame`);
+    if (head.length <= left) {
+      taken.push(head);
+      buffers.shift();
+      left -= head.length;
+    } else {
+      taken.push(head.subarray(0, left));
+      buffers[0] = head.subarray(left);
+      left = 0;
+    }
+  }
+  return taken;
+}
