@@ -26,7 +26,9 @@ import {
 export interface HeldLease {
   /** Rises with every new holder: what state.json is fenced with. */
   readonly generation: number;
-  /** Throws lease_lost once the lease is no longer this instance's. */
+  /** Throws lease_lost unless the lease is still this holder's by its own clock (before each write). */
+  check(): void;
+  /** Extends the lease; throws lease_lost once it is no longer this instance's. */
   renew(): Promise<void>;
   release(): Promise<void>;
 }
@@ -42,10 +44,15 @@ export interface SegmentUploadsOptions {
   /** Who hears of each upload's frame 0 and verified end (the manifest and catalog writer). */
   sink?: (id: string) => SegmentSink;
   limits?: SegmentLimits;
+  /** How often a holder renews the lease during a request: a third of the lease (lease.ts), so two may fail. */
+  renewEveryMs?: number;
   /** Uploads untouched this long, not complete, go at expire() (0: never). */
   expireAfterMs?: number;
   now?: () => number;
 }
+
+/** A third of lease.ts's 30 s lease. */
+const RENEW_EVERY_MS = 10_000;
 
 const NO_SINK: SegmentSink = { start: () => undefined, complete: () => undefined };
 
@@ -61,6 +68,7 @@ export class SegmentUploads implements UploadStore {
   private readonly leases: UploadLeases;
   private readonly sinkFor: (id: string) => SegmentSink;
   private readonly limits: SegmentLimits;
+  private readonly renewEveryMs: number;
   private readonly now: () => number;
   /** One request at a time per upload in this instance (the lease is this instance's, not a request's). */
   private readonly busy = new UploadMutex();
@@ -73,6 +81,7 @@ export class SegmentUploads implements UploadStore {
     this.leases = options.leases;
     this.sinkFor = options.sink ?? (() => NO_SINK);
     this.limits = options.limits ?? SEGMENT_LIMITS;
+    this.renewEveryMs = options.renewEveryMs ?? RENEW_EVERY_MS;
     this.expireAfterMs = options.expireAfterMs ?? 0;
     this.now = options.now ?? Date.now;
   }
@@ -134,7 +143,7 @@ export class SegmentUploads implements UploadStore {
           body: body as AsyncIterable<Buffer>,
           arrived: (bytes) => this.arrivedBytes.set(id, this.arrived(id) + bytes),
           store: async (segment, bytes) => {
-            await lease.renew();
+            lease.check();
             // null: the name is taken, and a name is written with one body only (upload-state.ts): these bytes.
             await this.objects.putIfAbsent(`${uploadFolder(id)}${segment.name}`, bytes);
             current = await this.swap(current, { ...current.state, segments: [...current.state.segments, segment], touchedAt: this.iso() });
@@ -201,11 +210,13 @@ export class SegmentUploads implements UploadStore {
    */
   private async leased<T>(id: string, fn: (lease: HeldLease, current: Current) => Promise<T>): Promise<T> {
     const lease = await this.leases.acquire(id);
+    const renewing = keepRenewed(lease, this.renewEveryMs);
     try {
       let current = await this.live(id);
       if (current.state.generation !== lease.generation) current = await this.swap(current, { ...current.state, generation: lease.generation });
       return await fn(lease, current);
     } finally {
+      await renewing.stop();
       await lease.release();
     }
   }
@@ -262,6 +273,35 @@ export class SegmentUploads implements UploadStore {
   private iso(): string {
     return new Date(this.now()).toISOString();
   }
+}
+
+/**
+ * Renews `lease` every `everyMs` until stopped, one renewal at a time (two at once would race each other's ETag). A
+ * renewal that fails leaves the lease to run out: the holder's next check() then ends the request as lease_lost.
+ */
+function keepRenewed(lease: HeldLease, everyMs: number): { stop(): Promise<void> } {
+  let stopped = false;
+  let running: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const next = (): void => {
+    timer = setTimeout(() => {
+      running = lease.renew().then(
+        () => {
+          if (!stopped) next();
+        },
+        () => undefined,
+      );
+    }, everyMs);
+    timer.unref();
+  };
+  next();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
 }
 
 export type { SegmentSink, SpoolProgress };
