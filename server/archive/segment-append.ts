@@ -7,7 +7,7 @@
  * frame's tail on its own disk, an instance keeps nothing the next request may need, because the next request may
  * reach another instance. A cut costs the client that part of a frame, sent again.
  */
-import { FrameParser, type VerifiedFrame } from '../../core/wire/index.ts';
+import type { VerifiedFrame } from '../../core/wire/index.ts';
 import { FrameCutter } from '../spool/frame-cutter.ts';
 import type { SpoolProgress } from '../spool/progress.ts';
 import { segmentName, type SegmentRecord } from './upload-state.ts';
@@ -58,11 +58,10 @@ interface OpenSegment {
 /** Stores the verified frames of `job.body` in segments; returns the verified progress after them. */
 export async function appendSegments(job: SegmentJob): Promise<SpoolProgress> {
   const { start, sink, limits } = job;
-  const parser = new FrameParser({
+  const cutter = new FrameCutter({
     state: { chunkSize: job.chunkSize, framesVerified: start.framesVerified, wireOffsetVerified: start.wireOffset, rawOffset: start.rawBytes, chain: start.chain, ended: start.complete },
     keepRaw: true,
   });
-  const cutter = new FrameCutter(parser);
   let progress = start;
   let open: OpenSegment | null = null;
 
@@ -91,7 +90,8 @@ export async function appendSegments(job: SegmentJob): Promise<SpoolProgress> {
   try {
     for await (const chunk of job.body) {
       job.arrived(chunk.length);
-      for (const { frame, parts } of cutter.push(chunk)) {
+      const { frames, failure: failed } = cutter.push(chunk);
+      for (const { frame, parts } of frames) {
         if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
         const length = frame.wireEnd - frame.wireStart;
         open ??= { first: frame.index, wireStart: frame.wireStart, parts: [], bytes: 0, since: job.now(), last: frame };
@@ -100,6 +100,7 @@ export async function appendSegments(job: SegmentJob): Promise<SpoolProgress> {
         open.last = frame;
         if (open.bytes >= limits.segmentBytes || job.now() - open.since >= limits.segmentMs) await flush();
       }
+      if (failed) throw failed;
     }
   } catch (err) {
     failure = err;

@@ -12,7 +12,7 @@
  * the upload's new offset is acknowledged.
  */
 import fs from 'node:fs/promises';
-import { FRAME_HEADER_SIZE, FrameError, FrameParser, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
+import { FRAME_HEADER_SIZE, FrameError, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import { FrameCutter, takeFront } from './frame-cutter.ts';
 import { encodeIndexRecord, type IndexRecord } from './frame-index.ts';
@@ -64,20 +64,20 @@ export interface AppendJob {
 /** Appends the verified frames of `job.body` to the spool; returns the spool's new size (verified end plus kept tail). */
 export async function appendFrames(job: AppendJob): Promise<number> {
   const { start, offset, sink } = job;
-  const parser = new FrameParser({
+  const cutter = new FrameCutter({
     state: { chunkSize: job.chunkSize, framesVerified: start.framesVerified, wireOffsetVerified: start.wireOffset, rawOffset: start.rawBytes, chain: start.chain, ended: start.complete },
     keepRaw: true,
   });
   const spool = await fs.open(job.spoolPath, 'r+');
   const index = await fs.open(job.indexPath, 'a');
-  const cutter = new FrameCutter(parser);
   let written = start.wireOffset;
   let unsynced = 0;
   let last = start;
   let failure: unknown = null;
 
   const take = async (chunk: Buffer): Promise<void> => {
-    for (const { frame, parts: cut } of cutter.push(chunk)) {
+    const { frames, failure: failed } = cutter.push(chunk);
+    for (const { frame, parts: cut } of frames) {
       if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
       // Exactly this frame's bytes (no copy). A frame that began in the kept tail is written whole again: the same
       // bytes, and one write. A hostile client can send a frame in many tiny pieces: stay well under IOV_MAX.
@@ -102,6 +102,8 @@ export async function appendFrames(job: AppendJob): Promise<number> {
         unsynced = 0;
       }
     }
+    // The frames verified before a failure in the same chunk are written first: they are verified progress.
+    if (failed) throw failed;
   };
 
   let end = written;
@@ -131,7 +133,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   if (last.complete && !start.complete) sink.complete(last);
   // Converted, it is no end-frame refusal below: the end frame may only have been spliced, and comes again whole.
   if (failure instanceof FrameError && cutter.end < offset) failure = new SnapferryError('partial_frame_mismatch',
-    `frame ${parser.state().framesVerified} did not verify with the part of it the server kept from the cut request (${failure.message}); ` +
+    `frame ${cutter.parser.state().framesVerified} did not verify with the part of it the server kept from the cut request (${failure.message}); ` +
       'that part is dropped and the client sends the frame whole', { retryable: true, cause: failure, details: failure.details });
   if (failure instanceof FrameError && isEndFrameRefusal(failure)) sink.endRefused(failure);
   if (failure) throw failure;

@@ -4,7 +4,7 @@
  * bytes are the request's own buffers (views, no copy); what arrived after the last verified frame (part of the next
  * one) stays here until it verifies or the request ends.
  */
-import type { FrameParser, VerifiedFrame } from '../../core/wire/index.ts';
+import { FrameParser, type FrameParserOptions, type VerifiedFrame } from '../../core/wire/index.ts';
 
 export interface CutFrame {
   frame: VerifiedFrame;
@@ -12,22 +12,42 @@ export interface CutFrame {
   parts: Buffer[];
 }
 
+/** What one push gave: the frames it completed, and the error that stopped it (after them), if one did. */
+export interface CutResult {
+  frames: CutFrame[];
+  failure: unknown;
+}
+
 export class FrameCutter {
+  readonly parser: FrameParser;
   readonly #pending: Buffer[] = [];
+  /** Frames the parser verified during the push in progress, delivered even when a later one in the chunk fails. */
+  readonly #verified: VerifiedFrame[] = [];
   #end: number;
 
-  constructor(private readonly parser: FrameParser) {
-    this.#end = parser.state().wireOffsetVerified;
+  constructor(options: Omit<FrameParserOptions, 'onFrame'>) {
+    this.parser = new FrameParser({ ...options, onFrame: (frame) => this.#verified.push(frame) });
+    this.#end = this.parser.state().wireOffsetVerified;
   }
 
-  /** Takes the next wire bytes; returns the frames they completed. Throws the parser's FrameError. */
-  push(chunk: Buffer): CutFrame[] {
+  /**
+   * Takes the next wire bytes; returns the frames they completed and, when a frame failed (a FrameError) after
+   * them, that failure: the frames verified before it in the same chunk are still frames the client sent, verified.
+   */
+  push(chunk: Buffer): CutResult {
     this.#pending.push(chunk);
-    return this.parser.push(chunk).map((frame) => {
+    let failure: unknown = null;
+    try {
+      this.parser.push(chunk);
+    } catch (err) {
+      failure = err;
+    }
+    const frames = this.#verified.splice(0).map((frame) => {
       const parts = takeFront(this.#pending, frame.wireEnd - this.#end);
       this.#end = frame.wireEnd;
       return { frame, parts };
     });
+    return { frames, failure };
   }
 
   /** The wire offset just past the last frame cut. */

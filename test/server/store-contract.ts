@@ -145,6 +145,18 @@ export function shouldWriteFrames(make: MakeSubject): void {
     assert.deepEqual(await held(id), wire.subarray(0, ends[0]!));
     assert.equal((await store.getUpload(id)).offset, ends[0]!);
   });
+  test('contract: the whole frames before a corrupt one in the same request (one chunk) are kept, and nothing of it', async (t) => {
+    const { store, held } = await make(t);
+    const id = contractId();
+    await store.create(newUpload(id));
+    const { wire, ends } = await framed();
+    const bytes = Buffer.from(wire.subarray(0, ends[2]!));
+    bytes[ends[2]! - 1]! ^= 0xff;
+    const err = await refusal(writeAll(store, id, 0, bytes));
+    assert.equal(err.status_code, 460);
+    assert.equal((await store.getUpload(id)).offset, ends[1]!);
+    assert.deepEqual(await held(id), wire.subarray(0, ends[1]!));
+  });
 }
 
 export function shouldResumeAfterCut(make: MakeSubject): void {
