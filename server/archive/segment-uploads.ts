@@ -212,8 +212,11 @@ export class SegmentUploads implements UploadStore {
     const lease = await this.leases.acquire(id);
     const renewing = keepRenewed(lease, this.renewEveryMs);
     try {
+      lease.check();
       let current = await this.live(id);
-      if (current.state.generation !== lease.generation) current = await this.swap(current, { ...current.state, generation: lease.generation });
+      // A newer generation stamped it: this lease was taken over between its acquisition and this read (a pause).
+      if (current.state.generation > lease.generation) throw lostLease(id);
+      if (current.state.generation < lease.generation) current = await this.swap(current, { ...current.state, generation: lease.generation });
       return await fn(lease, current);
     } finally {
       await renewing.stop();
@@ -233,11 +236,7 @@ export class SegmentUploads implements UploadStore {
   private async swap(current: Current, next: UploadState): Promise<Current> {
     const id = next.id;
     const written = await this.objects.swap(stateKey(id), encodeState(next), current.etag);
-    if (written === null) {
-      throw new SnapferryError('lease_lost', `another server instance took over upload ${id}; nothing more of this request is kept, and the client resumes from the offset a HEAD reports`, {
-        retryable: true, details: { transferId: id },
-      });
-    }
+    if (written === null) throw lostLease(id);
     return { state: next, etag: written.etag };
   }
 
@@ -273,6 +272,12 @@ export class SegmentUploads implements UploadStore {
   private iso(): string {
     return new Date(this.now()).toISOString();
   }
+}
+
+function lostLease(id: string): SnapferryError {
+  return new SnapferryError('lease_lost', `another server instance took over upload ${id}; nothing more of this request is kept, and the client resumes from the offset a HEAD reports`, {
+    retryable: true, details: { transferId: id },
+  });
 }
 
 /**
