@@ -59,7 +59,7 @@ export function s3ObjectStore(opts: { endpoint: string; bucket: string; prefix: 
   };
   const fail = (err: unknown, op: string, key: string): SnapferryError => storeError(err, op, full(key), where);
 
-  async function conditionalPut(key: string, body: Buffer, condition: { IfNoneMatch: '*' } | { IfMatch: string }, op: string) {
+  async function conditionalPut(key: string, body: Buffer, condition: { IfNoneMatch: '*' } | { IfMatch: string }, op: string): Promise<WriteResult | null> {
     try {
       const output = await once.send(new PutObjectCommand({ Bucket: opts.bucket, Key: full(key), Body: body, ...condition }));
       return { etag: unquote(output.ETag, op, key), date: serverDate(output) };
@@ -67,11 +67,27 @@ export function s3ObjectStore(opts: { endpoint: string; bucket: string; prefix: 
       // 412: the condition failed. 409 is AWS's "a conflicting conditional write is in progress": it lost as well.
       const status = s3Status(err);
       if (status === 412 || status === 409) return null;
-      throw fail(err, op, key);
+      if (status !== undefined && status < 500) throw fail(err, op, key);
+      return settle(key, body, 'IfMatch' in condition ? condition.IfMatch : null, err, op);
     }
   }
 
-  return {
+  /**
+   * The outcome of a conditional PUT that got a 5xx or no answer, read from the object itself. RGW 16 answers some
+   * losers of a race of conditional PUTs 500 (its atomic write cancelled, ECANCELED) rather than 412, and an answer
+   * lost on the way leaves the same doubt. Our bytes there: our write was made (or an identical one, which is the
+   * same thing to a reader of the content). Another version there: someone else's write came first, the condition
+   * failed. The version we swapped from still there (or, for a create, nothing): nothing happened, and the store is
+   * failing: store_unavailable. A read that fails too is the store being down.
+   */
+  async function settle(key: string, body: Buffer, from: string | null, cause: unknown, op: string): Promise<WriteResult | null> {
+    const now = await store.get(key);
+    if (now?.body.equals(body)) return { etag: now.etag, date: now.date };
+    if (now === null ? from === null : now.etag === from) throw fail(cause, op, key);
+    return null;
+  }
+
+  const store: ObjectStore = {
     putIfAbsent: (key, body) => conditionalPut(key, body, { IfNoneMatch: '*' }, 'putIfAbsent'),
     // RGW 16 compares If-Match byte for byte with its unquoted ETag (test/archive/s3-semantics.test.ts).
     swap: (key, body, etag) => conditionalPut(key, body, { IfMatch: etag.replace(/^"|"$/g, '') }, 'swap'),
@@ -137,6 +153,7 @@ export function s3ObjectStore(opts: { endpoint: string; bucket: string; prefix: 
       }
     },
   };
+  return store;
 
   function missing(key: string, cause: unknown): SnapferryError {
     return new SnapferryError('store_object_missing', `${full(key)} is not in bucket ${opts.bucket}`, { cause, details: { key: full(key) } });

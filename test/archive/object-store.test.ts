@@ -54,6 +54,22 @@ test('20 racing putIfAbsent from 20 stores: exactly one creates', rootOnly, asyn
   assert.equal((await b.store().get('race'))?.body.toString(), `w${results.findIndex((r) => r !== null)}`);
 });
 
+test('racing swaps from 20 stores, 30 rounds: one wins each round, every loser gets null (RGW answers some losers 500)', rootOnly, async () => {
+  const b = await s3.bucket();
+  const stores = Array.from({ length: 20 }, () => b.store());
+  await stores[0]!.putIfAbsent('cas', Buffer.from('start'));
+  for (let round = 0; round < 30; round++) {
+    // All from the one ETag read before the round (a racer reading later could rightly win from the winner's).
+    const seen = await stores[0]!.get('cas');
+    const results = await Promise.all(stores.map((store, i) => store.swap('cas', Buffer.from(`r${round}-w${i}`), seen!.etag)));
+    const winners = results.flatMap((r, i) => (r ? [i] : []));
+    assert.equal(winners.length, 1, `round ${round}: winners ${winners.join(',')}`);
+    const now = await stores[0]!.get('cas');
+    assert.equal(now?.body.toString(), `r${round}-w${winners[0]}`, `round ${round}: a loser's bytes are stored`);
+    assert.equal(now?.etag, results[winners[0]!]!.etag);
+  }
+});
+
 test('getRange returns exactly [start, end); list pages through every key under a prefix, relative to the store prefix', rootOnly, async () => {
   const b = await s3.bucket();
   const store = b.store('deep/prefix/');
