@@ -10,19 +10,20 @@
  * last segment is stored and state.json swapped to include it.
  */
 import type { Readable } from 'node:stream';
-import { SnapferryError } from '../../core/errors.ts';
+import { LeaseLost, SnapferryError } from '../../core/errors.ts';
 import { META } from '../../core/protocol.ts';
 import { isTransferId } from '../layout.ts';
 import { UploadMutex } from '../spool/mutex.ts';
 import type { SpoolProgress } from '../spool/progress.ts';
 import type { NewUpload, UploadInfo, UploadStore } from '../upload-store/store.ts';
+import { acquireLease, ARCHIVE_LEASE_MS, type LeaseOptions } from './lease.ts';
 import type { ObjectStore } from './object-store.ts';
 import { appendSegments, SEGMENT_LIMITS, type SegmentLimits, type SegmentSink } from './segment-append.ts';
 import {
   encodeState, parseState, progressOf, SEGMENT_PREFIX, STATE_VERSION, stateKey, uploadFolder, type UploadState,
 } from './upload-state.ts';
 
-/** The lease of one upload as this store uses it (server/archive/lease.ts). */
+/** The lease of one upload as this store uses it (server/archive/lease.ts's ArchiveLease). */
 export interface HeldLease {
   /** Rises with every new holder: what state.json is fenced with. */
   readonly generation: number;
@@ -38,6 +39,11 @@ export interface UploadLeases {
   acquire(id: string): Promise<HeldLease>;
 }
 
+/** The leases of the bucket (server/archive/lease.ts), taken for HOLDER: a name unique to this server instance. */
+export function bucketLeases(objects: ObjectStore, holder: string, options: LeaseOptions = {}): UploadLeases {
+  return { acquire: (id) => acquireLease(objects, id, holder, options) };
+}
+
 export interface SegmentUploadsOptions {
   objects: ObjectStore;
   leases: UploadLeases;
@@ -50,9 +56,6 @@ export interface SegmentUploadsOptions {
   expireAfterMs?: number;
   now?: () => number;
 }
-
-/** A third of lease.ts's 30 s lease. */
-const RENEW_EVERY_MS = 10_000;
 
 const NO_SINK: SegmentSink = { start: () => undefined, complete: () => undefined };
 
@@ -81,7 +84,7 @@ export class SegmentUploads implements UploadStore {
     this.leases = options.leases;
     this.sinkFor = options.sink ?? (() => NO_SINK);
     this.limits = options.limits ?? SEGMENT_LIMITS;
-    this.renewEveryMs = options.renewEveryMs ?? RENEW_EVERY_MS;
+    this.renewEveryMs = options.renewEveryMs ?? ARCHIVE_LEASE_MS / 3;
     this.expireAfterMs = options.expireAfterMs ?? 0;
     this.now = options.now ?? Date.now;
   }
@@ -220,7 +223,8 @@ export class SegmentUploads implements UploadStore {
       return await fn(lease, current);
     } finally {
       await renewing.stop();
-      await lease.release();
+      // A release that fails leaves the lease to run out: the next request waits for it, no more.
+      await lease.release().catch(() => undefined);
     }
   }
 
@@ -274,9 +278,9 @@ export class SegmentUploads implements UploadStore {
   }
 }
 
-function lostLease(id: string): SnapferryError {
-  return new SnapferryError('lease_lost', `another server instance took over upload ${id}; nothing more of this request is kept, and the client resumes from the offset a HEAD reports`, {
-    retryable: true, details: { transferId: id },
+function lostLease(id: string): LeaseLost {
+  return new LeaseLost(`another server instance took over upload ${id}; nothing more of this request is kept, and the client resumes from the offset a HEAD reports`, {
+    details: { transferId: id },
   });
 }
 
