@@ -16,33 +16,13 @@ import { isTransferId } from '../layout.ts';
 import { UploadMutex } from '../spool/mutex.ts';
 import type { SpoolProgress } from '../spool/progress.ts';
 import type { NewUpload, UploadInfo, UploadStore } from '../upload-store/store.ts';
-import { acquireLease, ARCHIVE_LEASE_MS, type LeaseOptions } from './lease.ts';
+import { ARCHIVE_LEASE_MS } from './lease.ts';
 import type { ObjectStore } from './object-store.ts';
+import { withLease, type HeldLease, type UploadLeases } from './upload-lease.ts';
 import { appendSegments, SEGMENT_LIMITS, type SegmentLimits, type SegmentSink } from './segment-append.ts';
 import {
   encodeState, parseState, progressOf, SEGMENT_PREFIX, STATE_VERSION, stateKey, uploadFolder, type UploadState,
 } from './upload-state.ts';
-
-/** The lease of one upload as this store uses it (server/archive/lease.ts's ArchiveLease). */
-export interface HeldLease {
-  /** Rises with every new holder: what state.json is fenced with. */
-  readonly generation: number;
-  /** Throws lease_lost unless the lease is still this holder's by its own clock (before each write). */
-  check(): void;
-  /** Extends the lease; throws lease_lost once it is no longer this instance's. */
-  renew(): Promise<void>;
-  release(): Promise<void>;
-}
-
-export interface UploadLeases {
-  /** Takes upload `id`'s lease; throws a retryable transfer_locked while another live holder has it. */
-  acquire(id: string): Promise<HeldLease>;
-}
-
-/** The leases of the bucket (server/archive/lease.ts), taken for HOLDER: a name unique to this server instance. */
-export function bucketLeases(objects: ObjectStore, holder: string, options: LeaseOptions = {}): UploadLeases {
-  return { acquire: (id) => acquireLease(objects, id, holder, options) };
-}
 
 export interface SegmentUploadsOptions {
   objects: ObjectStore;
@@ -150,7 +130,10 @@ export class SegmentUploads implements UploadStore {
             // null: the name is taken, and a name is written with one body only (upload-state.ts): these bytes.
             await this.objects.putIfAbsent(`${uploadFolder(id)}${segment.name}`, bytes);
             current = await this.swap(current, { ...current.state, segments: [...current.state.segments, segment], touchedAt: this.iso() });
-            if (segment.end) await sink.complete(progressOf(current.state), current.state.segments);
+            if (!segment.end) return;
+            // A complete upload takes no more bytes: its count would only be kept for ever.
+            this.arrivedBytes.delete(id);
+            await sink.complete(progressOf(current.state), current.state.segments);
           },
         });
         return end.wireOffset;
@@ -211,21 +194,15 @@ export class SegmentUploads implements UploadStore {
    * Runs `fn` under the upload's lease, with state.json fenced by the lease's generation (swapped to it if another
    * generation wrote last), and releases the lease after.
    */
-  private async leased<T>(id: string, fn: (lease: HeldLease, current: Current) => Promise<T>): Promise<T> {
-    const lease = await this.leases.acquire(id);
-    const renewing = keepRenewed(lease, this.renewEveryMs);
-    try {
+  private leased<T>(id: string, fn: (lease: HeldLease, current: Current) => Promise<T>): Promise<T> {
+    return withLease(this.leases, id, this.renewEveryMs, async (lease) => {
       lease.check();
       let current = await this.live(id);
       // A newer generation stamped it: this lease was taken over between its acquisition and this read (a pause).
       if (current.state.generation > lease.generation) throw lostLease(id);
       if (current.state.generation < lease.generation) current = await this.swap(current, { ...current.state, generation: lease.generation });
-      return await fn(lease, current);
-    } finally {
-      await renewing.stop();
-      // A release that fails leaves the lease to run out: the next request waits for it, no more.
-      await lease.release().catch(() => undefined);
-    }
+      return fn(lease, current);
+    });
   }
 
   /** Marks the upload `tombstone` (a swap: the fence holds), then deletes its segments. */
@@ -282,35 +259,6 @@ function lostLease(id: string): LeaseLost {
   return new LeaseLost(`another server instance took over upload ${id}; nothing more of this request is kept, and the client resumes from the offset a HEAD reports`, {
     details: { transferId: id },
   });
-}
-
-/**
- * Renews `lease` every `everyMs` until stopped, one renewal at a time (two at once would race each other's ETag). A
- * renewal that fails leaves the lease to run out: the holder's next check() then ends the request as lease_lost.
- */
-function keepRenewed(lease: HeldLease, everyMs: number): { stop(): Promise<void> } {
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
-  const next = (): void => {
-    timer = setTimeout(() => {
-      running = lease.renew().then(
-        () => {
-          if (!stopped) next();
-        },
-        () => undefined,
-      );
-    }, everyMs);
-    timer.unref();
-  };
-  next();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
 }
 
 export type { SegmentSink, SpoolProgress };

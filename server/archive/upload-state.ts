@@ -138,7 +138,7 @@ function isMetadata(v: unknown): v is UploadMetadata {
 }
 
 function corrupt(id: string, why: string, cause?: unknown): SnapferryError {
-  return new SnapferryError('archive_state_corrupt', `the archive's state of upload ${id} cannot be read: ${why}; the upload cannot go on (delete it and send the snapshot again)`, {
+  return new SnapferryError('archive_object_corrupt', `the archive's state of upload ${id} cannot be read: ${why}; the upload cannot go on (delete it and send the snapshot again)`, {
     cause, details: { transferId: id, key: stateKey(id) },
   });
 }

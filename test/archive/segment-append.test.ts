@@ -95,10 +95,10 @@ test('a state.json whose segments do not tile the stream, or that names another 
   const back = parseState(id, Buffer.from(JSON.stringify(state)));
   assert.equal(progressOf(back).wireOffset, wire.length);
   assert.equal(progressOf(back).complete, true);
-  const bad = (s: unknown) => assert.throws(() => parseState(id, Buffer.from(JSON.stringify(s))), { code: 'archive_state_corrupt' });
+  const bad = (s: unknown) => assert.throws(() => parseState(id, Buffer.from(JSON.stringify(s))), { code: 'archive_object_corrupt' });
   bad({ ...state, id: 'b'.repeat(32) });
   bad({ ...state, segments: [{ ...state.segments[0]!, wireStart: 1 }] });
   bad({ ...state, segments: [{ ...state.segments[0]!, name: '../x' }] });
   bad({ ...state, version: 2 });
-  assert.throws(() => parseState(id, Buffer.from('{')), { code: 'archive_state_corrupt' });
+  assert.throws(() => parseState(id, Buffer.from('{')), { code: 'archive_object_corrupt' });
 });

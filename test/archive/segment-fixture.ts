@@ -5,7 +5,8 @@
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ObjectStore } from '../../server/archive/object-store.ts';
-import { bucketLeases, SegmentUploads, type SegmentUploadsOptions } from '../../server/archive/segment-uploads.ts';
+import { SegmentUploads, type SegmentUploadsOptions } from '../../server/archive/segment-uploads.ts';
+import { bucketLeases } from '../../server/archive/upload-lease.ts';
 import { parseState, SEGMENT_PREFIX, stateKey, uploadFolder, type UploadState } from '../../server/archive/upload-state.ts';
 
 export interface InstanceOptions extends Omit<SegmentUploadsOptions, 'objects' | 'leases'> {
