@@ -106,7 +106,8 @@ function releasedBody(lease: { holder: string; generation: number }): LeaseBody 
 
 /** A lease this instance holds: renew it, release it, and check it before a write. */
 export class ArchiveLease {
-  private isReleased = false;
+  /** Why the lease is no longer this holder's (released, taken over), once that is known. */
+  private gone: string | null = null;
 
   constructor(
     private readonly store: ObjectStore,
@@ -122,38 +123,66 @@ export class ArchiveLease {
 
   /** How long this holder may still count on the lease (ms, on its own clock); 0 once it may not. */
   remainingMs(): number {
-    return this.isReleased ? 0 : Math.max(0, this.deadline - this.now());
+    return this.gone !== null ? 0 : Math.max(0, this.deadline - this.now());
   }
 
   /** Throws LeaseLost unless the lease is still this holder's by its own clock (a check before each write). */
   check(): void {
-    if (this.remainingMs() === 0) throw this.lost(this.isReleased ? 'it was released' : 'it ran out before it was renewed');
+    if (this.remainingMs() === 0) throw this.lost(this.gone ?? 'it ran out before it was renewed');
   }
 
   /** Extends the lease by a full lease from now; throws LeaseLost when another holder has it now. */
   async renew(): Promise<void> {
     // Not this.check(): a renewal late by our clock is still safe when nobody took the lease, and the swap tells.
-    if (this.isReleased) throw this.lost('it was released');
+    if (this.gone !== null) throw this.lost(this.gone);
     const key = leaseKey(this.uploadId);
     const sent = this.now();
     const got = await this.store.get(key);
     // The ETag of our own last write: anything else there (a new generation, a release) means it is not ours.
-    if (!got || got.etag !== this.written.etag) throw this.lost('another instance took it over');
+    if (!got || got.etag !== this.written.etag) throw this.takenOver();
     const body: LeaseBody = { holder: this.holder, generation: this.generation, expiresAt: expiry(got.date, this.leaseMs) };
     const swapped = await this.store.swap(key, encodeJson(body), this.written.etag);
-    if (!swapped) throw this.lost('another instance took it over');
+    if (!swapped) throw this.takenOver();
     this.written = swapped;
     this.deadline = sent + this.leaseMs;
   }
 
   /** Gives the lease up at once, so the next request need not wait for it to expire. Quiet when it was lost. */
   async release(): Promise<void> {
-    if (this.isReleased) return;
-    this.isReleased = true;
+    if (this.gone !== null) return;
+    this.gone = 'it was released';
     const key = leaseKey(this.uploadId);
     // A released lease stays in the bucket with its generation (a mutable object is never deleted: DELETE cannot
     // be conditional on RGW, so a delete could remove a lease another instance took a moment ago).
     await this.store.swap(key, encodeJson(releasedBody(this)), this.written.etag);
+  }
+
+  /**
+   * Renews the lease every third of it until the returned stop() is called or the lease is lost or released. A
+   * renewal that fails on the store (down for a moment) is tried at the next tick; the holder's own deadline runs
+   * out meanwhile if the store stays down, so its writes stop in time. ON_LOST hears of a takeover.
+   */
+  keepAlive(onLost?: (err: LeaseLost) => void): () => void {
+    let renewing = false;
+    const timer = setInterval(() => {
+      if (this.gone !== null) return clearInterval(timer);
+      if (renewing) return;
+      renewing = true;
+      this.renew()
+        .catch((err: unknown) => {
+          if (!(err instanceof LeaseLost)) return;
+          clearInterval(timer);
+          onLost?.(err);
+        })
+        .finally(() => (renewing = false));
+    }, this.leaseMs / 3);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private takenOver(): LeaseLost {
+    this.gone = 'another instance took it over';
+    return this.lost(this.gone);
   }
 
   lost(why: string): LeaseLost {

@@ -122,6 +122,25 @@ test('renew keeps the lease: B is refused for several lease lengths while A rene
   assert.equal(lease.generation, a.generation + 1);
 });
 
+test('keepAlive renews on its own until stopped; a takeover it meets stops it and marks the lease lost', rootOnly, async () => {
+  const b = await s3.bucket();
+  const a = await acquireLease(b.store(), 'up', 'instance-a', { leaseMs: LEASE_MS });
+  const stop = a.keepAlive();
+  await sleep(3 * LEASE_MS);
+  await assert.rejects(acquireLease(b.store(), 'up', 'instance-b', { leaseMs: LEASE_MS }), { code: 'transfer_locked' });
+  a.check();
+  stop();
+  const { lease: bLease } = await takeWhenFree(() => acquireLease(b.store(), 'up', 'instance-b', { leaseMs: LEASE_MS }), 10_000);
+
+  // B holds it; a keepAlive B's takeover has hidden from C tells C at its next tick.
+  const c = await acquireLease(b.store(), 'other', 'instance-c', { leaseMs: LEASE_MS });
+  await b.store().swap(leaseKey('other'), Buffer.from(JSON.stringify({ holder: 'instance-d', generation: 9, expiresAt: new Date(Date.now() + 60_000).toISOString() })), (await b.store().get(leaseKey('other')))!.etag);
+  const lost = await new Promise<SnapferryError>((resolve) => c.keepAlive(resolve));
+  assert.equal(lost.code, 'lease_lost');
+  assert.throws(() => c.check(), { code: 'lease_lost', message: /another instance took it over/ });
+  assert.ok(bLease.remainingMs() > 0);
+});
+
 test('release lets B in at once, and the released lease keeps its generation', rootOnly, async () => {
   const b = await s3.bucket();
   const a = await acquireLease(b.store(), 'up', 'instance-a', { leaseMs: 60_000 });
