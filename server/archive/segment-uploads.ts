@@ -3,7 +3,7 @@
  * (upload-state.ts) and its segment objects (segment-append.ts), so that any instance can take any request of it. The
  * tus adapter (server/upload-store/tus-store.ts) drives it as it drives the local spool's store.
  *
- * A write takes the upload's lease (lease.ts) for its whole request: another instance that holds it, live, makes this
+ * A write takes the upload's lease (upload-lease.ts, over lease.ts) for its whole request, kept alive while it runs: another instance that holds it, live, makes this
  * one a retryable transfer_locked. Its first act under a new lease generation is to swap state.json with that
  * generation (the fence): every later swap by a holder that lost the lease starts from a stale ETag, fails, and ends
  * its request as lease_lost before anything it did is acknowledged. A request answers its new offset only after its
@@ -16,7 +16,6 @@ import { isTransferId } from '../layout.ts';
 import { UploadMutex } from '../spool/mutex.ts';
 import type { SpoolProgress } from '../spool/progress.ts';
 import type { NewUpload, UploadInfo, UploadStore } from '../upload-store/store.ts';
-import { ARCHIVE_LEASE_MS } from './lease.ts';
 import type { ObjectStore } from './object-store.ts';
 import { withLease, type HeldLease, type UploadLeases } from './upload-lease.ts';
 import { appendSegments, SEGMENT_LIMITS, type SegmentLimits, type SegmentSink } from './segment-append.ts';
@@ -30,8 +29,6 @@ export interface SegmentUploadsOptions {
   /** Who hears of each upload's frame 0 and verified end (the manifest and catalog writer). */
   sink?: (id: string) => SegmentSink;
   limits?: SegmentLimits;
-  /** How often a holder renews the lease during a request: a third of the lease (lease.ts), so two may fail. */
-  renewEveryMs?: number;
   /** Uploads untouched this long, not complete, go at expire() (0: never). */
   expireAfterMs?: number;
   now?: () => number;
@@ -51,7 +48,6 @@ export class SegmentUploads implements UploadStore {
   private readonly leases: UploadLeases;
   private readonly sinkFor: (id: string) => SegmentSink;
   private readonly limits: SegmentLimits;
-  private readonly renewEveryMs: number;
   private readonly now: () => number;
   /** One request at a time per upload in this instance (the lease is this instance's, not a request's). */
   private readonly busy = new UploadMutex();
@@ -64,7 +60,6 @@ export class SegmentUploads implements UploadStore {
     this.leases = options.leases;
     this.sinkFor = options.sink ?? (() => NO_SINK);
     this.limits = options.limits ?? SEGMENT_LIMITS;
-    this.renewEveryMs = options.renewEveryMs ?? ARCHIVE_LEASE_MS / 3;
     this.expireAfterMs = options.expireAfterMs ?? 0;
     this.now = options.now ?? Date.now;
   }
@@ -195,7 +190,7 @@ export class SegmentUploads implements UploadStore {
    * generation wrote last), and releases the lease after.
    */
   private leased<T>(id: string, fn: (lease: HeldLease, current: Current) => Promise<T>): Promise<T> {
-    return withLease(this.leases, id, this.renewEveryMs, async (lease) => {
+    return withLease(this.leases, id, async (lease) => {
       lease.check();
       let current = await this.live(id);
       // A newer generation stamped it: this lease was taken over between its acquisition and this read (a pause).

@@ -230,7 +230,7 @@ test('a holder whose lease was taken over while it paused writes nothing: the ne
   assert.equal(await request(b.uploads, id, 0, wire.subarray(0, ends[0]!)), ends[0]!);
   const stamped = (await readState(b.objects, id)).generation;
   // A took the lease before B did (one generation less), then paused past it; by its own clock it still holds it.
-  const paused = { generation: stamped - 1, check: () => undefined, renew: async () => undefined, release: async () => undefined };
+  const paused = { generation: stamped - 1, check: () => undefined, keepAlive: () => () => undefined, release: async () => undefined };
   const a = new SegmentUploads({ objects: b.bucket.store(), leases: { acquire: async () => paused } });
   const before = await b.objects.get(stateKey(id));
   const err = await failure(request(a, id, ends[0]!, wire.subarray(ends[0]!, ends[1]!)));

@@ -18,7 +18,7 @@ const objects = s3ObjectStore({
 const id = env('UPLOAD_ID');
 const send = Number(env('SEND_BYTES'));
 const uploads = archiveUploads(objects, env('HOLDER'), {
-  leaseMs: Number(env('LEASE_MS')), renewEveryMs: Number(env('LEASE_MS')) / 3,
+  leaseMs: Number(env('LEASE_MS')),
   limits: { segmentBytes: Number(env('SEGMENT_BYTES')), segmentMs: 600_000 },
 });
 const wire = await fs.readFile(env('WIRE_FILE'));
