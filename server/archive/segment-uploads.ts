@@ -3,10 +3,10 @@
  * (upload-state.ts) and its segment objects (segment-append.ts), so that any instance can take any request of it. The
  * tus adapter (server/upload-store/tus-store.ts) drives it as it drives the local spool's store.
  *
- * A write takes the upload's lease (upload-lease.ts, over lease.ts) for its whole request, kept alive while it runs: another instance that holds it, live, makes this
- * one a retryable transfer_locked. Its first act under a new lease generation is to swap state.json with that
- * generation (the fence): every later swap by a holder that lost the lease starts from a stale ETag, fails, and ends
- * its request as lease_lost before anything it did is acknowledged. A request answers its new offset only after its
+ * A write takes the upload's lease (upload-lease.ts, over lease.ts) for its whole request, kept alive while it runs:
+ * another instance that holds it, live, makes this one a retryable transfer_locked. Its first act under a new lease
+ * generation is to swap state.json with that generation (the fence): every later swap by a holder that lost the lease
+ * starts from a stale ETag, fails, and ends its request as lease_lost before anything it did is acknowledged. A request answers its new offset only after its
  * last segment is stored and state.json swapped to include it.
  */
 import type { Readable } from 'node:stream';
