@@ -103,7 +103,9 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
 
   // Object mode on the way out: each frame's header and payload reach the upload source as the buffers the encoder
   // made. A byte-mode stream read by an async iterator joins whatever it holds into a new buffer (a copy per frame).
-  const out = new PassThrough({ writableHighWaterMark: options.chunkSize, readableObjectMode: true, readableHighWaterMark: 4 });
+  // It holds one frame (header and payload) waiting for the source: the source reads ahead a whole PATCH body on its
+  // own, and frames held here on top of that were only memory (up to 12 MiB more of a push's peak RSS).
+  const out = new PassThrough({ writableHighWaterMark: 1, readableObjectMode: true, readableHighWaterMark: 2 });
   const source = new FramedUploadSource({ stream: out, startOffset: start.wireOffset, recycle: (b) => encoder.recycle(b) }, options.maxSlice);
   const encoder: FrameEncoder = new FrameEncoder({
     chunkSize: options.chunkSize,

@@ -13,8 +13,12 @@ export function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Spare buffers kept at most: one per chunk in flight on a large pool; more would only hold memory. */
-const MAX_SPARES = 8;
+/**
+ * Spare buffers kept at most: what one acknowledged PATCH gives back at once (16 MiB of 4 MiB raw frames), which the
+ * next chunks use up before the next PATCH is acknowledged. More were held, not used: with 8, a push's peak RSS held
+ * up to 16 MiB more of idle spares (issue 22, docs/performance.md).
+ */
+const MAX_SPARES = 4;
 
 export class RawChunker {
   readonly chunkSize: number;
