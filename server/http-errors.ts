@@ -48,6 +48,16 @@ const STATUS_BY_CODE: Record<string, number> = {
   // The S3 store refused this server's keys: the operator's to fix, nothing the client can change.
   store_forbidden: 500,
   archive_format_unsupported: 500,
+  // The rest of the archive's faults are the server's, on the upload path too (uploadStatusOf would call an unknown
+  // code the client's mistake): a bucket gone, an object short, missing or unreadable, a server-made id taken.
+  store_bucket_missing: 500,
+  store_refused: 500,
+  store_object_short: 500,
+  store_object_missing: 500,
+  archive_object_corrupt: 500,
+  upload_exists: 500,
+  // Lost compare-and-swap races, many in a row: busy, so the client waits and tries again.
+  store_contended: 503,
   disk_full: 507,
 };
 
