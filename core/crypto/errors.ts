@@ -12,7 +12,9 @@ export type SealErrorCode =
    * The sealed frame's header fails its CRC, names an unknown seal version, is too short, or its tag does not verify
    * under the right key: the bytes changed after sealing, or the frame was moved to another position or stream.
    */
-  | 'frame_corrupt';
+  | 'frame_corrupt'
+  /** A sealed stream came to be opened and no key is configured: set `encrypt:` to the key file it was sealed with. */
+  | 'key_required';
 
 export interface SealErrorDetails extends Record<string, unknown> {
   /** The frame's index (its position in its stream). */
