@@ -10,7 +10,7 @@
  *   frame moved to another place or stream does not open; and it is deterministic, so a regenerated stream seals to
  *   the same bytes.
  */
-import type { FrameCodec } from './codec.ts';
+import { ChunkCompressor, type FrameCodec } from './codec.ts';
 import { sha256 } from './chain.ts';
 import { openPayload, sealPayload } from '../crypto/seal.ts';
 import type { SealKey } from '../crypto/keys.ts';
@@ -43,6 +43,15 @@ export interface SealedParts {
 export function sealFrame(sealing: FrameSealing, index: number, parts: { codec: FrameCodec; payload: Buffer }): SealedParts {
   const payload = sealPayload(sealing.key, { index, stream: sealing.stream }, parts.payload);
   return { codec: parts.codec, sealed: true, payload, rawHash: sha256(payload) };
+}
+
+/**
+ * hashRawPrefix's `frameHash` for a sealed stream compressed at `level`: the hash of what the encoder sends for a raw
+ * chunk. It matches the frames sent before only if they were compressed at this same level (a fixed one).
+ */
+export function sealedFrameHash(sealing: FrameSealing, level: number): (raw: Buffer, index: number) => Buffer {
+  const compressor = new ChunkCompressor(level);
+  return (raw, index) => sealFrame(sealing, index, compressor.compress(raw)).rawHash;
 }
 
 /** The payload inside sealed frame `index`, or SealError (`wrong_key`, `frame_corrupt`). */

@@ -14,6 +14,7 @@
 import fs from 'node:fs/promises';
 import { FRAME_HEADER_SIZE, FrameError, FrameParser, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
 import { SnapferryError } from '../../core/errors.ts';
+import { openedFrame } from '../stream-start.ts';
 import { encodeIndexRecord, type IndexRecord } from './frame-index.ts';
 import { progressFromRecord, type SpoolProgress } from './progress.ts';
 
@@ -28,8 +29,11 @@ export const MAX_TAIL = FRAME_HEADER_SIZE + MAX_CHUNK_SIZE;
 
 /** Where the verified frames of one request go on (server/ingest.ts): the spool knows nothing of receives. */
 export interface FrameSink {
-  /** The raw bytes of frame 0; throws (or rejects) to refuse the stream before any of it is kept. */
-  start(raw: Buffer): Promise<void> | void;
+  /**
+   * Frame 0, verified (with its raw bytes, unless it is sealed); throws (or rejects) to refuse the stream before any
+   * of it is kept.
+   */
+  start(frame: VerifiedFrame): Promise<void> | void;
   /**
    * Called after each data frame's bytes and index record are written (not yet synced), with the frame and its
    * decoded bytes. The upload goes on once it resolves, so a receive can pace it.
@@ -80,7 +84,10 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     pending.push(chunk);
     const frames: VerifiedFrame[] = parser.push(chunk);
     for (const frame of frames) {
-      if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
+      if (frame.kind === 'data' && frame.index === 0) await sink.start(frame);
+      // Every frame here goes to btrfs receive, which needs its raw bytes: a stream that turns sealed after a plain
+      // frame 0 is refused at its first sealed frame, before it is kept (its raw bytes would be missing downstream).
+      else if (frame.kind === 'data') openedFrame(frame);
       // Write exactly this frame's bytes from what is pending (no copy), keeping any tail of the next frame. A
       // frame that began in the kept tail is written whole again: the same bytes, and one write.
       const frameLength = frame.wireEnd - pendingStart;
