@@ -218,6 +218,8 @@ export class FrameEncoder extends Transform {
     const index = this.#chain.frames;
     // The seal is a step of its own, after compression (whose measure the chooser gets) and before the header.
     const sent = this.#seal ? sealFrame(this.#seal, index, parts) : parts;
+    // A raw chunk sealed is copied into its seal: its memory is free to be filled again, as recycle() would have it.
+    if (sent !== parts && parts.codec === 'raw') this.#chunker.recycle(parts.payload);
     const header = dataFrameHeader(rawLength, sent, { chunkSize: this.chunkSize, index });
     this.#chooser?.observe({ level: parts.level, rawLength, payloadLength: parts.payload.length, compressNs: parts.compressNs });
     this.push(header);

@@ -125,10 +125,12 @@ export class FrameParser {
         }
         const payloadLength = this.#header.kind === 'data' ? this.#header.payloadLength : 0;
         if (this.#pending.length < payloadLength) break;
-        // A zstd payload is only read by the decoder, here and now: it is joined in memory that the next one reuses.
-        // A raw payload is the frame's bytes and leaves with the frame, so it gets memory of its own.
-        const zstd = this.#header.kind === 'data' && this.#header.codec === 'zstd';
-        const payload = this.#pending.take(payloadLength, zstd ? zstdPayloadScratch(payloadLength) : undefined);
+        // A zstd or sealed payload is only read here and now (decoded, or hashed and opened into new memory): it is
+        // joined in memory that the next one reuses. A raw payload is the frame's bytes and leaves with the frame, so
+        // it gets memory of its own.
+        const h = this.#header;
+        const transient = h.kind === 'data' && (h.codec === 'zstd' || h.sealed);
+        const payload = this.#pending.take(payloadLength, transient ? zstdPayloadScratch(payloadLength) : undefined);
         const frame = this.#verify(this.#header, payload);
         this.#header = null;
         out.push(frame);

@@ -17,6 +17,7 @@ import { FrameEncoder } from '../../core/wire/frame-encoder.ts';
 import { FrameParser } from '../../core/wire/frame-parser.ts';
 import { hashRawPrefix } from '../../core/wire/raw-prefix.ts';
 import { ChunkCompressor } from '../../core/wire/codec.ts';
+import { CompressionPool } from '../../core/wire/compression-pool.ts';
 import { sealFrame, streamIdentity, type FrameSealing } from '../../core/wire/frame-seal.ts';
 import { KiB, encode, mixedBytes, parseAll, randomSizes, seededBytes, slices } from './frame-helpers.ts';
 
@@ -92,6 +93,17 @@ test('two encodings of the same input seal to the same bytes, whatever the data,
     ),
     { numRuns: 25 },
   );
+});
+
+test('compressed on worker threads or on this one, a sealed stream is the same bytes (a resume re-seals on this one)', async (t) => {
+  const pool = new CompressionPool(2);
+  t.after(() => pool.close());
+  const raw = mixedBytes(6 * CHUNK + 4321, 30 * KiB, 11);
+  for (const level of [1, 3]) {
+    const here = await encode(raw, { chunkSize: CHUNK, level, seal: KEY });
+    const there = await encode(raw, { chunkSize: CHUNK, level, seal: KEY, pool });
+    assert.ok(here.wire.equals(there.wire), `level ${level}`);
+  }
 });
 
 test('a server with no key verifies a sealed stream: every data frame checked and chained, and none decoded', async () => {
