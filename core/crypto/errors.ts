@@ -14,7 +14,12 @@ export type SealErrorCode =
    */
   | 'frame_corrupt'
   /** A sealed stream came to be opened and no key is configured: set `encrypt:` to the key file it was sealed with. */
-  | 'key_required';
+  | 'key_required'
+  /**
+   * A key is configured and the frame is not sealed: whoever holds the archive can write plain frames (only sealing
+   * needs the key), so taking them would let it swap in content of its choosing. Restore it without `encrypt:`.
+   */
+  | 'not_sealed';
 
 export interface SealErrorDetails extends Record<string, unknown> {
   /** The frame's index (its position in its stream). */

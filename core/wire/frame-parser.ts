@@ -28,6 +28,7 @@ import { checkState, streamStart, type FrameParserState } from './frame-parser-s
 import { sequenceFault } from './frame-sequence.ts';
 import { asBuffer } from './raw-chunker.ts';
 import { openFrame, type FrameSealing } from './frame-seal.ts';
+import { SealError } from '../crypto/errors.ts';
 
 export type { FrameParserState } from './frame-parser-state.ts';
 
@@ -183,6 +184,15 @@ export class FrameParser {
     }
     let raw: Buffer | undefined;
     let rawHash: Buffer;
+    if (this.#sealing !== null && !h.sealed) {
+      // With a key, only sealed frames are the user's: anyone can make a plain frame that verifies.
+      throw new SealError(
+        'not_sealed',
+        `frame ${h.index} is not sealed, and encrypt: is set: a stream sealed under your key cannot hold it (another stream, or one ` +
+          'forged by whoever stores it); to restore a snapshot pushed without encryption, run the restore without encrypt:',
+        { frameIndex: h.index, keyId: this.#sealing.key.id.toString('hex') },
+      );
+    }
     if (h.sealed) {
       rawHash = sha256(payload);
       if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the sealed ${h.codec} payload differs from header`);

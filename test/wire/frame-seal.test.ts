@@ -168,6 +168,23 @@ test('opened as another stream (another parent), a sealed frame does not open: f
   assert.equal(out.length, 0);
 });
 
+test('with a key configured, a plain frame is refused (not_sealed): whoever stores the archive could forge one', async () => {
+  const raw = mixedBytes(2 * CHUNK, CHUNK);
+  const { wire } = await encode(raw, { chunkSize: CHUNK });
+  const { out, err } = await decodeWith(wire, { chunkSize: CHUNK, sealing: KEY });
+  assert.ok(err instanceof SealError, String(err));
+  assert.equal(err.code, 'not_sealed');
+  assert.match(err.message, /run the restore without encrypt:/);
+  assert.equal(out.length, 0);
+  // A sealed frame 0 and then a plain frame 1 (same index and offset, hash right): refused at frame 1.
+  const sealed = await encode(raw, { chunkSize: CHUNK, seal: KEY });
+  const plain = await encode(raw, { chunkSize: CHUNK });
+  const mixed = Buffer.concat([sealed.wire.subarray(0, sealed.frames[1]!.wireOffset), plain.wire.subarray(plain.frames[1]!.wireOffset)]);
+  const spliced = await decodeWith(mixed, { chunkSize: CHUNK, sealing: KEY });
+  assert.ok(spliced.err instanceof SealError && spliced.err.code === 'not_sealed' && spliced.err.details.frameIndex === 1, String(spliced.err));
+  assert.ok(spliced.out.equals(raw.subarray(0, CHUNK)), 'only the sealed frame 0 went downstream');
+});
+
 test('a sealed stream without a key configured is refused at frame 0 with what to set, nothing downstream', async () => {
   const { wire } = await encode(mixedBytes(2 * CHUNK, CHUNK), { chunkSize: CHUNK, seal: KEY });
   const { out, err } = await decodeWith(wire, { chunkSize: CHUNK });
