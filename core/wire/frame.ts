@@ -23,9 +23,9 @@
  * then `payloadLength` payload bytes (none for the end frame).
  *
  * Why these fields: the CRC is checked before any length is trusted, so a flipped bit in a header never makes us
- * wait for or allocate a bogus length. `payloadLength <= rawLength <= chunkSize <= MAX_CHUNK_SIZE` always holds, so
- * the largest allocation a header can cause is bounded by the transfer, not by the header. The chunk size is in
- * every header so a stream describes itself (a decoder not told the chunk size learns it from the first frame and
+ * wait for or allocate a bogus length. `payloadLength <= rawLength <= chunkSize <= MAX_CHUNK_SIZE` always holds (a
+ * sealed payload: `<= rawLength + SEAL_OVERHEAD`), so the largest allocation a header can cause is bounded by the
+ * transfer, not by the header. The chunk size is in every header so a stream describes itself (a decoder not told the chunk size learns it from the first frame and
  * holds every later frame to it). The index and raw offset make a lost, repeated or reordered frame fail at once,
  * not only at the end frame's chain. Every data frame but the last has rawLength = chunkSize; an empty raw stream
  * is just the end frame with N = 0, total 0 and chain c_0.
