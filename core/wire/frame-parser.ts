@@ -59,7 +59,7 @@ export interface FrameParserOptions {
   state?: FrameParserState;
   /** Keep each frame's decoded bytes in `raw` (FrameDecoder does; a verifying store does not need them). */
   keepRaw?: boolean;
-  /** Open sealed frames with this key (with `keepRaw`): a wrong key is SealError `wrong_key`, damage `frame_corrupt`. */
+  /** Open sealed frames with this key (their `raw` with `keepRaw`): a wrong key is SealError `wrong_key`, damage `frame_corrupt`. */
   sealing?: FrameSealing;
   onFrame?: (frame: VerifiedFrame) => void;
 }
@@ -197,7 +197,7 @@ export class FrameParser {
       rawHash = sha256(payload);
       if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the sealed ${h.codec} payload differs from header`);
       // The GCM tag vouches for the bytes inside; their decoding is still checked (length, one zstd frame).
-      if (this.#sealing !== null && this.#keepRaw) raw = this.#decode(h, openFrame(this.#sealing, h.index, payload));
+      if (this.#sealing !== null) raw = this.#decode(h, openFrame(this.#sealing, h.index, payload));
     } else {
       raw = this.#decode(h, payload);
       rawHash = sha256(raw);

@@ -238,3 +238,37 @@ test('a sealed header is bounded by its seal: a sealed raw frame is exactly raw 
   assert.throws(() => new FrameParser().push(Buffer.concat([forged, Buffer.alloc(f.payload.length + 1)])), FrameError);
 });
 
+test('sealed header lengths: exactly raw + overhead for sealed raw, strictly between overhead and raw + overhead for sealed zstd', async () => {
+  const { wire } = await encode(seededBytes(CHUNK, 9), { chunkSize: CHUNK, level: 0, seal: KEY });
+  const base = wire.subarray(0, FRAME_HEADER_SIZE);
+  const withCodec = (codec: number, payloadLength: number) => {
+    const b = Buffer.from(base);
+    b.writeUInt8(codec, 5);
+    b.writeUInt32BE(payloadLength, 16);
+    b.writeUInt32BE(crc32c(b.subarray(0, 68)), 68);
+    return b;
+  };
+  const verdict = (b: Buffer) => {
+    try {
+      const h = parseFrameHeader(b);
+      return h.kind === 'data' ? `${h.sealed ? 'sealed ' : ''}${h.codec}` : 'end';
+    } catch (err) {
+      assert.ok(err instanceof FrameError, String(err));
+      return err.code;
+    }
+  };
+  const overhead = 41;
+  assert.equal(verdict(withCodec(2, CHUNK + overhead)), 'sealed raw');
+  assert.equal(verdict(withCodec(2, CHUNK + overhead - 1)), 'frame_corrupt');
+  assert.equal(verdict(withCodec(2, CHUNK)), 'frame_corrupt');
+  assert.equal(verdict(withCodec(2, CHUNK + overhead + 1)), 'frame_too_large');
+  assert.equal(verdict(withCodec(3, overhead + 1)), 'sealed zstd');
+  assert.equal(verdict(withCodec(3, CHUNK + overhead - 1)), 'sealed zstd');
+  assert.equal(verdict(withCodec(3, overhead)), 'frame_corrupt', 'nothing inside the seal');
+  assert.equal(verdict(withCodec(3, CHUNK + overhead)), 'frame_corrupt', 'a zstd payload as long as its raw chunk');
+  assert.equal(verdict(withCodec(3, 0)), 'frame_corrupt');
+  assert.equal(verdict(withCodec(4, CHUNK + overhead)), 'frame_corrupt');
+  // Unsealed, the seal's allowance is not given.
+  assert.equal(verdict(withCodec(0, CHUNK + 1)), 'frame_too_large');
+  assert.equal(verdict(withCodec(1, CHUNK - 1)), 'zstd');
+});
