@@ -33,7 +33,7 @@ export class FrameDecoder extends Transform {
     try {
       for (const frame of this.#parser.push(chunk)) {
         const { raw, ...info } = frame;
-        if (raw !== undefined) this.push(raw);
+        for (const piece of raw ?? []) this.push(piece);
         this.#onFrame?.(info);
         this.emit('frame', info);
       }

@@ -13,7 +13,7 @@
  * frame boundary, and frames verified before the error were already delivered to `onFrame`.
  */
 import { ByteQueue } from './byte-queue.ts';
-import { ChainHasher, sha256 } from './chain.ts';
+import { ChainHasher, sha256Pieces } from './chain.ts';
 import { ChunkDecompressor, PayloadDecodeError } from './codec.ts';
 import type { FrameCodec } from './codec.ts';
 import { FRAME_HEADER_SIZE, parseFrameHeader, validateChunkSize } from './frame.ts';
@@ -40,8 +40,11 @@ export interface VerifiedFrame {
   rawHash: Buffer | null;
   /** Chain after this frame (for the end frame: c_N, which it carried). */
   chain: Buffer;
-  /** The decoded chunk, with `keepRaw` (may be a view of a pushed buffer for raw frames). */
-  raw?: Buffer;
+  /**
+   * The decoded chunk, with `keepRaw`, in order: one buffer for a zstd frame; for a raw frame, views of the buffers
+   * pushed, as they arrived (at most MAX_RAW_PIECES of them).
+   */
+  raw?: Buffer[];
 }
 
 export interface FrameParserOptions {
@@ -115,9 +118,9 @@ export class FrameParser {
         const payloadLength = this.#header.kind === 'data' ? this.#header.payloadLength : 0;
         if (this.#pending.length < payloadLength) break;
         // A zstd payload is only read by the decoder, here and now: it is joined in memory that the next one reuses.
-        // A raw payload is the frame's bytes and leaves with the frame, so it gets memory of its own.
+        // A raw payload is the frame's bytes and leaves with the frame as the pieces it arrived in (no copy).
         const zstd = this.#header.kind === 'data' && this.#header.codec === 'zstd';
-        const payload = this.#pending.take(payloadLength, zstd ? zstdPayloadScratch(payloadLength) : undefined);
+        const payload = zstd ? [this.#pending.take(payloadLength, zstdPayloadScratch(payloadLength))] : rawPieces(this.#pending, payloadLength);
         const frame = this.#verify(this.#header, payload);
         this.#header = null;
         out.push(frame);
@@ -152,9 +155,9 @@ export class FrameParser {
     return h;
   }
 
-  #verify(h: FrameHeader, payload: Buffer): VerifiedFrame {
+  #verify(h: FrameHeader, payload: Buffer[]): VerifiedFrame {
     const wireStart = this.#wireVerified;
-    const wireEnd = wireStart + FRAME_HEADER_SIZE + payload.length;
+    const wireEnd = wireStart + FRAME_HEADER_SIZE + byteLength(payload);
     if (h.kind === 'end') {
       const chain = this.#chain.digest();
       if (!chain.equals(h.chain)) {
@@ -168,14 +171,14 @@ export class FrameParser {
       const { frameCount: index, totalRaw: rawOffset } = h;
       return { kind: 'end', index, codec: 'raw', wireStart, wireEnd, rawOffset, rawLength: 0, rawHash: null, chain };
     }
-    let raw: Buffer;
+    let raw: Buffer[];
     try {
-      raw = this.#decompressor.decode(h.codec, payload, h.rawLength);
+      raw = h.codec === 'raw' ? this.#decompressor.decodeRaw(payload, h.rawLength) : [this.#decompressor.decode(h.codec, payload[0] as Buffer, h.rawLength)];
     } catch (err) {
       if (!(err instanceof PayloadDecodeError)) throw err;
       return this.#fail('frame_corrupt', err.message, { codec: h.codec });
     }
-    const rawHash = sha256(raw);
+    const rawHash = sha256Pieces(raw);
     if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the ${h.codec} chunk differs from header`);
     const chain = this.#chain.update(rawHash);
     this.#rawOffset += h.rawLength;
@@ -208,6 +211,23 @@ export class FrameParser {
   #fail(code: FrameErrorCode, msg: string, extra: Record<string, unknown> = {}): never {
     throw this.#error(code, msg, undefined, extra);
   }
+}
+
+/**
+ * A raw frame's pieces are handed on as they are (to the spool's write, the receive's pipe), each a call of its own
+ * there: a sender of tiny pieces gets them joined, so no frame costs more than this many.
+ */
+export const MAX_RAW_PIECES = 256;
+
+function rawPieces(pending: ByteQueue, n: number): Buffer[] {
+  const pieces = pending.takePieces(n);
+  return pieces.length > MAX_RAW_PIECES ? [Buffer.concat(pieces, n)] : pieces;
+}
+
+function byteLength(pieces: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  return n;
 }
 
 /**

@@ -80,7 +80,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     pending.push(chunk);
     const frames: VerifiedFrame[] = parser.push(chunk);
     for (const frame of frames) {
-      if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
+      if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(Buffer.concat(frame.raw));
       // Write exactly this frame's bytes from what is pending (no copy), keeping any tail of the next frame. A
       // frame that began in the kept tail is written whole again: the same bytes, and one write.
       const frameLength = frame.wireEnd - pendingStart;

@@ -41,7 +41,7 @@ let wake: (() => void) | null = null;
 const sink: FrameSink = { start() {}, async stored(f) {
   if (!busy || !f.raw) return;
   queued++;
-  const raw = f.raw;
+  const raw = Buffer.concat(f.raw);
   setImmediate(() => { createHash('sha1').update(raw).digest(); createHash('md5').update(raw).digest(); queued--; wake?.(); wake = null; });
   while (queued > 2) await new Promise<void>((r) => (wake = r));
 }, complete() {}, endRefused() {} };

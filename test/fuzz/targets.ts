@@ -49,7 +49,7 @@ function parseFrames(chunks: readonly Buffer[]): { raw: Buffer } | { code: strin
   const parser = new FrameParser({ keepRaw: true });
   const raw: Buffer[] = [];
   try {
-    for (const chunk of chunks) for (const frame of parser.push(chunk)) if (frame.raw) raw.push(Buffer.from(frame.raw));
+    for (const chunk of chunks) for (const frame of parser.push(chunk)) if (frame.raw) raw.push(Buffer.concat(frame.raw));
     parser.finish();
     return { raw: Buffer.concat(raw) };
   } catch (err) {
