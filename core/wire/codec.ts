@@ -59,10 +59,6 @@ export class PayloadDecodeError extends Error {
 export class ChunkDecompressor {
   readonly #dctx = new binding.DCtx();
 
-  /**
-   * Decodes `payload` into exactly `rawLength` bytes or throws PayloadDecodeError. A raw payload is returned as is
-   * (it may alias the caller's buffer). A zstd payload must be exactly one zstd frame, with nothing before or after.
-   */
   /** A raw payload in pieces: returned as they are once their length is the header's. */
   decodeRaw(pieces: Buffer[], rawLength: number): Buffer[] {
     let length = 0;
@@ -71,6 +67,10 @@ export class ChunkDecompressor {
     return pieces;
   }
 
+  /**
+   * Decodes `payload` into exactly `rawLength` bytes or throws PayloadDecodeError. A raw payload is returned as is
+   * (it may alias the caller's buffer). A zstd payload must be exactly one zstd frame, with nothing before or after.
+   */
   decode(codec: FrameCodec, payload: Buffer, rawLength: number): Buffer {
     if (codec === 'raw') {
       if (payload.length !== rawLength) {
