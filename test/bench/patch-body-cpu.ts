@@ -13,6 +13,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { PassThrough, Readable } from 'node:stream';
+import type { ReadableStream as NodeWebStream } from 'node:stream/web';
 import { uncopiedBody } from '../../server/upload-store/patch-body.ts';
 
 const MiB = 1024 * 1024;
@@ -37,7 +38,7 @@ const server = http.createServer((req, res) => {
   measure = { cpu: process.cpuUsage(), main: mainCpu(), t0: performance.now() };
   gcMs = 0;
   const web = mode === 'toweb' ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : uncopiedBody(req);
-  const body = Readable.fromWeb(web as import('node:stream/web').ReadableStream).pipe(new PassThrough());
+  const body = Readable.fromWeb(web as NodeWebStream).pipe(new PassThrough());
   void (async () => {
     let bytes = 0;
     for await (const chunk of body as AsyncIterable<Buffer>) bytes += chunk.length;
