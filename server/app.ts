@@ -150,11 +150,12 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
 /**
  * The request tus reads, its PATCH body a web stream over the Node request that copies nothing (patch-body.ts). The
  * same object, not a new Request: the gate knows its caller by it (server/auth.ts). Without Node bindings (requests
- * made in-process with app.request()) the body stays as it is.
+ * made in-process with app.request()) the body stays as it is, and so does a body whose connection is already gone
+ * (@hono/node-server hands on what of it arrived before the cut).
  */
 function withUncopiedBody(c: Context<Env>): Request {
   const incoming = c.env?.incoming;
-  if (c.req.method === 'PATCH' && incoming !== undefined) {
+  if (c.req.method === 'PATCH' && incoming !== undefined && incoming.readable && !incoming.destroyed) {
     Object.defineProperty(c.req.raw, 'body', { value: uncopiedBody(incoming), configurable: true });
   }
   return c.req.raw;
