@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import type { TusServer } from './upload-store/tus-server.ts';
+import { uncopiedBody } from './upload-store/patch-body.ts';
 import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
@@ -67,7 +68,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     service.enterRequest(id, session(c));
     try {
       if (c.req.method === 'PATCH') service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
-      const res = await tus.handleWeb(c.req.raw);
+      const res = await tus.handleWeb(withUncopiedBody(c));
       if (c.req.method === 'PATCH') await noteCut(c, id);
       return await withErrorHeaders(res);
     } finally {
@@ -144,6 +145,20 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     const after = (await service.progress(id)).wireOffset;
     if (after < offset + length) await service.noteInterruption(id, after);
   }
+}
+
+/**
+ * The request tus reads, its PATCH body a web stream over the Node request that copies nothing (patch-body.ts). The
+ * same object, not a new Request: the gate knows its caller by it (server/auth.ts). Without Node bindings (requests
+ * made in-process with app.request()) the body stays as it is, and so does a body whose connection is already gone
+ * (@hono/node-server hands on what of it arrived before the cut).
+ */
+function withUncopiedBody(c: Context<Env>): Request {
+  const incoming = c.env?.incoming;
+  if (c.req.method === 'PATCH' && incoming !== undefined && incoming.readable && !incoming.destroyed) {
+    Object.defineProperty(c.req.raw, 'body', { value: uncopiedBody(incoming), configurable: true });
+  }
+  return c.req.raw;
 }
 
 /** Requests without a session header (curl, other tus clients) share one anonymous session. */

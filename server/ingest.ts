@@ -57,7 +57,8 @@ export class Ingest {
     const t = catalog.transfer(id);
     if (!t) throw new SnapferryError('not_found', `transfer ${id} not found`);
     try {
-      assertStreamStart(readStreamStart(openedFrame(frame)), t);
+      // Frame 0 only, once a stream: joining its pieces costs nothing that counts.
+      assertStreamStart(readStreamStart(Buffer.concat(openedFrame(frame))), t);
     } catch (err) {
       const e = err instanceof SnapferryError ? err : new SnapferryError('sendstream_bad_command', String(err));
       log.warn({ transfer: id, code: e.code, err: e.message }, 'stream refused at its first frame');

@@ -105,7 +105,7 @@ export class LiveStreamSource extends Readable {
       this.chain = frame.chain;
       this.parser = null;
       if (frame.wireEnd > this.verifiedEnd) this.verifiedEnd = frame.wireEnd;
-      this.push(frame.raw);
+      for (const piece of frame.raw as Buffer[]) this.push(piece);
       return;
     }
     this.advance(frame.wireEnd, false);
@@ -195,7 +195,7 @@ export class LiveStreamSource extends Readable {
     this.frames = frame.index + 1;
     this.rawPos = frame.rawOffset + frame.rawLength;
     this.chain = frame.chain;
-    this.room = this.push(frame.raw);
+    for (const piece of frame.raw ?? []) this.room = this.push(piece);
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {

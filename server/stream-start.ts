@@ -48,7 +48,7 @@ export function assertStreamStart(header: SendStreamHeader, expected: ExpectedSt
  * btrfs receive needs the plaintext, which only clients can make. An archive server (`store:`) keeps ciphertext as
  * it comes; this one refuses the stream at its first sealed frame (frame 0 for a sealed push), for good.
  */
-export function openedFrame(frame: VerifiedFrame): Buffer {
+export function openedFrame(frame: VerifiedFrame): Buffer[] {
   if (frame.sealed || frame.raw === undefined) {
     throw new SnapferryError(
       'encryption_needs_archive',

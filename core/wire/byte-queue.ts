@@ -1,6 +1,7 @@
 /**
  * A FIFO of received byte slices from which exact-length pieces are taken: a view when the piece lies in one
- * slice (the common case: a frame inside one network read), one copy when it spans several.
+ * slice (the common case: a frame inside one network read), one copy when it spans several; or, with takePieces,
+ * as the views of the slices it spans, without a copy.
  */
 export class ByteQueue {
   #slices: Buffer[] = [];
@@ -44,6 +45,32 @@ export class ByteQueue {
     }
     this.#slices.splice(0, used);
     return out;
+  }
+
+  /**
+   * Removes the first n bytes (n <= length) and returns them as views of the slices they lie in, in order, with no
+   * copy: a 4 MiB raw frame that arrived in 64 KiB network reads leaves as those reads.
+   */
+  takePieces(n: number): Buffer[] {
+    if (n > this.#length) throw new RangeError(`takePieces(${n}) from a queue of ${this.#length} bytes`);
+    this.#length -= n;
+    const pieces: Buffer[] = [];
+    let left = n;
+    let used = 0;
+    while (left > 0) {
+      const slice = this.#slices[used] as Buffer;
+      if (slice.length <= left) {
+        pieces.push(slice);
+        left -= slice.length;
+        used++;
+      } else {
+        pieces.push(slice.subarray(0, left));
+        this.#slices[used] = slice.subarray(left);
+        left = 0;
+      }
+    }
+    this.#slices.splice(0, used);
+    return pieces;
   }
 
   /**

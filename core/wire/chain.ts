@@ -17,6 +17,13 @@ export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
+/** SHA-256 of the pieces' bytes in order: the same as sha256 of them joined, without joining them. */
+export function sha256Pieces(pieces: readonly Uint8Array[]): Buffer {
+  const hash = createHash('sha256');
+  for (const piece of pieces) hash.update(piece);
+  return hash.digest();
+}
+
 export function chainStep(prev: Uint8Array, rawHash: Uint8Array): Buffer {
   if (prev.length !== HASH_SIZE || rawHash.length !== HASH_SIZE) {
     throw new RangeError(`chainStep wants two ${HASH_SIZE}-byte hashes, got ${prev.length} and ${rawHash.length}`);

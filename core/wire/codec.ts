@@ -59,6 +59,14 @@ export class PayloadDecodeError extends Error {
 export class ChunkDecompressor {
   readonly #dctx = new binding.DCtx();
 
+  /** A raw payload in pieces: returned as they are once their length is the header's. */
+  decodeRaw(pieces: Buffer[], rawLength: number): Buffer[] {
+    let length = 0;
+    for (const p of pieces) length += p.length;
+    if (length !== rawLength) throw new PayloadDecodeError(`raw payload is ${length} bytes, header says ${rawLength}`);
+    return pieces;
+  }
+
   /**
    * Decodes `payload` into exactly `rawLength` bytes or throws PayloadDecodeError. A raw payload is returned as is
    * (it may alias the caller's buffer). A zstd payload must be exactly one zstd frame, with nothing before or after.

@@ -49,7 +49,7 @@ export class FrameDecoder extends Transform {
             { frameIndex: info.index },
           );
         }
-        if (raw !== undefined) this.push(raw);
+        for (const piece of raw ?? []) this.push(piece);
         this.#onFrame?.(info);
         this.emit('frame', info);
       }

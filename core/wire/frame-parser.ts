@@ -17,7 +17,7 @@
  * frame boundary, and frames verified before the error were already delivered to `onFrame`.
  */
 import { ByteQueue } from './byte-queue.ts';
-import { ChainHasher, sha256 } from './chain.ts';
+import { ChainHasher, sha256Pieces } from './chain.ts';
 import { ChunkDecompressor, PayloadDecodeError } from './codec.ts';
 import type { FrameCodec } from './codec.ts';
 import { FRAME_HEADER_SIZE, parseFrameHeader, validateChunkSize } from './frame.ts';
@@ -48,8 +48,11 @@ export interface VerifiedFrame {
   rawHash: Buffer | null;
   /** Chain after this frame (for the end frame: c_N, which it carried). */
   chain: Buffer;
-  /** The decoded chunk, with `keepRaw` (may be a view of a pushed buffer for raw frames); a sealed frame's only with `sealing`. */
-  raw?: Buffer;
+  /**
+   * The decoded chunk, with `keepRaw`, in order: one buffer for a zstd or opened sealed frame; for a raw frame, views
+   * of the buffers pushed, as they arrived (at most MAX_RAW_PIECES of them). A sealed frame has it only with `sealing`.
+   */
+  raw?: Buffer[];
 }
 
 export interface FrameParserOptions {
@@ -127,11 +130,11 @@ export class FrameParser {
         const payloadLength = this.#header.kind === 'data' ? this.#header.payloadLength : 0;
         if (this.#pending.length < payloadLength) break;
         // A zstd or sealed payload is only read here and now (decoded, or hashed and opened into new memory): it is
-        // joined in memory that the next one reuses. A raw payload is the frame's bytes and leaves with the frame, so
-        // it gets memory of its own.
+        // joined in memory that the next one reuses. A raw payload is the frame's bytes and leaves with the frame as
+        // the pieces it arrived in (no copy).
         const h = this.#header;
         const transient = h.kind === 'data' && (h.codec === 'zstd' || h.sealed);
-        const payload = this.#pending.take(payloadLength, transient ? zstdPayloadScratch(payloadLength) : undefined);
+        const payload = transient ? [this.#pending.take(payloadLength, zstdPayloadScratch(payloadLength))] : rawPieces(this.#pending, payloadLength);
         const frame = this.#verify(this.#header, payload);
         this.#header = null;
         out.push(frame);
@@ -166,9 +169,9 @@ export class FrameParser {
     return h;
   }
 
-  #verify(h: FrameHeader, payload: Buffer): VerifiedFrame {
+  #verify(h: FrameHeader, payload: Buffer[]): VerifiedFrame {
     const wireStart = this.#wireVerified;
-    const wireEnd = wireStart + FRAME_HEADER_SIZE + payload.length;
+    const wireEnd = wireStart + FRAME_HEADER_SIZE + byteLength(payload);
     if (h.kind === 'end') {
       const chain = this.#chain.digest();
       if (!chain.equals(h.chain)) {
@@ -182,7 +185,7 @@ export class FrameParser {
       const { frameCount: index, totalRaw: rawOffset } = h;
       return { kind: 'end', index, codec: 'raw', sealed: false, wireStart, wireEnd, rawOffset, rawLength: 0, rawHash: null, chain };
     }
-    let raw: Buffer | undefined;
+    let raw: Buffer[] | undefined;
     let rawHash: Buffer;
     if (this.#sealing !== null && !h.sealed) {
       // With a key, only sealed frames are the user's: anyone can make a plain frame that verifies.
@@ -194,13 +197,13 @@ export class FrameParser {
       );
     }
     if (h.sealed) {
-      rawHash = sha256(payload);
+      rawHash = sha256Pieces(payload);
       if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the sealed ${h.codec} payload differs from header`);
       // The GCM tag vouches for the bytes inside; their decoding is still checked (length, one zstd frame).
-      if (this.#sealing !== null) raw = this.#decode(h, openFrame(this.#sealing, h.index, payload));
+      if (this.#sealing !== null) raw = [this.#decode(h, openFrame(this.#sealing, h.index, payload[0] as Buffer))];
     } else {
-      raw = this.#decode(h, payload);
-      rawHash = sha256(raw);
+      raw = h.codec === 'raw' ? this.#decodeRaw(h, payload) : [this.#decode(h, payload[0] as Buffer)];
+      rawHash = sha256Pieces(raw);
       if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the ${h.codec} chunk differs from header`);
     }
     const chain = this.#chain.update(rawHash);
@@ -220,6 +223,15 @@ export class FrameParser {
     };
     if (this.#keepRaw && raw !== undefined) frame.raw = raw;
     return frame;
+  }
+
+  #decodeRaw(h: FrameHeader & { kind: 'data' }, payload: Buffer[]): Buffer[] {
+    try {
+      return this.#decompressor.decodeRaw(payload, h.rawLength);
+    } catch (err) {
+      if (!(err instanceof PayloadDecodeError)) throw err;
+      return this.#fail('frame_corrupt', err.message, { codec: h.codec, sealed: h.sealed });
+    }
   }
 
   #decode(h: FrameHeader & { kind: 'data' }, payload: Buffer): Buffer {
@@ -244,6 +256,23 @@ export class FrameParser {
   #fail(code: FrameErrorCode, msg: string, extra: Record<string, unknown> = {}): never {
     throw this.#error(code, msg, undefined, extra);
   }
+}
+
+/**
+ * A raw frame's pieces are handed on as they are (to the spool's write, the receive's pipe), each a call of its own
+ * there: a sender of tiny pieces gets them joined, so no frame costs more than this many.
+ */
+export const MAX_RAW_PIECES = 256;
+
+function rawPieces(pending: ByteQueue, n: number): Buffer[] {
+  const pieces = pending.takePieces(n);
+  return pieces.length > MAX_RAW_PIECES ? [Buffer.concat(pieces, n)] : pieces;
+}
+
+function byteLength(pieces: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  return n;
 }
 
 /**

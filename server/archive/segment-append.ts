@@ -92,7 +92,7 @@ export async function appendSegments(job: SegmentJob): Promise<SpoolProgress> {
       job.arrived(chunk.length);
       const { frames, failure: failed } = cutter.push(chunk);
       for (const { frame, parts } of frames) {
-        if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
+        if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(Buffer.concat(frame.raw));
         const length = frame.wireEnd - frame.wireStart;
         open ??= { first: frame.index, wireStart: frame.wireStart, parts: [], bytes: 0, since: job.now(), last: frame };
         open.parts.push(...parts);

@@ -54,7 +54,7 @@ function parseFrames(chunks: readonly Buffer[]): { raw: Buffer } | { code: strin
   try {
     for (const chunk of chunks) {
       for (const frame of parser.push(chunk)) {
-        if (frame.raw) raw.push(Buffer.from(frame.raw));
+        if (frame.raw) raw.push(Buffer.concat(frame.raw));
         if (frame.sealed) sealed += 1;
       }
     }

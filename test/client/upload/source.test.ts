@@ -69,7 +69,7 @@ for (const [label, size] of [
     const decoded: Buffer[] = [];
     for (const s of slices) {
       assert.ok(s.length > 0);
-      for (const f of parser.push(s)) if (f.raw) decoded.push(Buffer.from(f.raw));
+      for (const f of parser.push(s)) if (f.raw) decoded.push(Buffer.concat(f.raw));
       assert.equal(parser.state().pendingBytes, 0, 'a slice ended mid-frame');
     }
     parser.finish();
@@ -121,7 +121,7 @@ test('the memory of acknowledged raw frames is filled again with later chunks, a
   const { slices } = await drain(source, 2 * 65608);
   await done;
   const parser = new FrameParser({ chunkSize: 65536, keepRaw: true });
-  const decoded = slices.flatMap((s) => parser.push(s)).flatMap((f) => (f.raw ? [Buffer.from(f.raw)] : []));
+  const decoded = slices.flatMap((s) => parser.push(s)).flatMap((f) => (f.raw ? [Buffer.concat(f.raw)] : []));
   parser.finish();
   assert.deepEqual(Buffer.concat(decoded), raw);
   // Whole-chunk payloads came back once acknowledged, and later chunks were filled in the same memory.
