@@ -34,7 +34,7 @@ async function spoolIn(t: TestContext) {
 function recordingSink(over: Partial<FrameSink> = {}) {
   const events: string[] = [];
   const sink: FrameSink = {
-    start: (frame) => void events.push(`start ${frame.raw!.length}`),
+    start: (frame) => void events.push(`start ${Buffer.concat(frame.raw ?? []).length}`),
     stored: (frame) => void events.push(`stored ${frame.index}`),
     complete: (p) => void events.push(`complete ${p.framesVerified} ${p.wireOffset}`),
     endRefused: (err: FrameError) => void events.push(`endRefused ${err.code}`),
