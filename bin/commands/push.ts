@@ -1,7 +1,7 @@
 /** `snapferry push`: a volume's snapshots the server lacks, sent and received; with a config, volume after volume. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { describeError } from '../../core/errors.ts';
-import { sendCompressedModes, type SendCompressedMode } from '../../core/btrfs/features.ts';
+import { sendCompressedModes, type SendCompressedMode } from '../../core/btrfs/send-compressed.ts';
 import { exitCodeFor, MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY, parseCompressSetting, type CompressSetting } from '../../client/cli-options.ts';
 import { interruptSignal } from '../interrupt.ts';
 import {
