@@ -10,7 +10,7 @@
 //                 then the chunk's URL. Workers share chunks with the CLI too, and load only the ones they reach.
 // dist/NAME.mjs   every worker thread's entry, core/**/NAME-worker.mjs: a worker is a file of its own that the code
 //                 starts by URL, `new Worker(new URL('./NAME-worker.mjs', import.meta.url))`. In the sources the URL
-//                 is the worker beside the module; in the bundle import.meta.url is dist/cli.mjs, so each worker is
+//                 is the worker beside the module; in the bundle import.meta.url is a file of dist/, so each worker is
 //                 bundled to dist/ under its own name. The naming convention is the list: a new worker needs
 //                 nothing here (test/deploy/build.test.ts checks that every such URL in the sources lands in dist/).
 // dist/.sources   the key of the sources bundled (bin/source-key.js): a checkout's bin/snapferry.js runs dist/ only
@@ -103,7 +103,7 @@ function licenses(root, inputs) {
     const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
     if (m) dirs.add(m[1]);
   }
-  const parts = ['# Packages bundled into dist/cli.mjs and their licenses\n'];
+  const parts = ['# Packages bundled into dist/ (cli.mjs, its chunks and the workers) and their licenses\n'];
   for (const dir of [...dirs].sort()) {
     const abs = path.resolve(root, dir);
     const { name, version, license } = JSON.parse(fs.readFileSync(path.join(abs, 'package.json'), 'utf8'));
