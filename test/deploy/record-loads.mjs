@@ -3,4 +3,4 @@
 // included). For test/deploy/lazy-commands.test.ts: which files of dist/ a command loads.
 import { register } from 'node:module';
 
-register(new URL('./record-loads-hooks.mjs', import.meta.url), { data: { file: process.env.SNAPFERRY_RECORD_LOADS } });
+register('./record-loads-hooks.mjs', import.meta.url, { data: { file: process.env.SNAPFERRY_RECORD_LOADS } });
