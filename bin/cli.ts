@@ -3,10 +3,12 @@
  * client side. Each command is a file of bin/commands/ (its options, its parsing, its output); the options several
  * commands share are built once in bin/options.ts; the work lives behind client/index.ts and server/index.ts. Here:
  * the program, in the order its help lists the commands, and the one place a command's error becomes an exit code.
+ * A command's file registers it with what its help needs (client/cli-options.ts, server/cli-options.ts) and imports
+ * the work (client/index.ts, server/index.ts) in its action only: a process loads the one side it runs (issue 22).
  */
 import { Command } from 'commander';
 import { describeError } from '../core/errors.ts';
-import { EXIT, exitCodeFor } from '../client/index.ts';
+import { EXIT, exitCodeFor } from '../client/cli-options.ts';
 import { applyConventions, exitCodeOf } from './conventions.ts';
 import { endIfInterrupted } from './interrupt.ts';
 import { addServeCommand } from './commands/serve.ts';

@@ -5,7 +5,7 @@
  */
 import { CommanderError, type Command } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
-import { EXIT } from '../client/index.ts';
+import { EXIT } from '../client/cli-options.ts';
 
 /** Help wraps at the terminal's width, but never wider than 80 columns (nor unwrapped when piped). */
 export const HELP_WIDTH = 80;

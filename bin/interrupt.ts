@@ -4,7 +4,7 @@
  * 130 and say that running the command again resumes (uploads and restores keep what arrived). A second Ctrl-C
  * kills at once, as people expect of a command that does not stop fast enough.
  */
-import { EXIT } from '../client/index.ts';
+import { EXIT } from '../client/cli-options.ts';
 
 export const INTERRUPTED = 'interrupted: run the same command again to resume';
 

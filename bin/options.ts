@@ -6,7 +6,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { describeError } from '../core/errors.ts';
 import { parseDuration, parseSize as parseSizeText } from '../core/units.ts';
-import { authHeaders, clientSettings, connectToServer, DEFAULT_CLIENT_CONFIG, readToken, TOKEN_ENV, type ClientConfig, type ClientFlags, type ClientSettings, type ServerApi } from '../client/index.ts';
+import { DEFAULT_CLIENT_CONFIG, TOKEN_ENV } from '../client/cli-options.ts';
+import type { ClientConfig, ClientFlags, ClientSettings, ServerApi } from '../client/index.ts';
 import { interruptSignal } from './interrupt.ts';
 
 /** A parser of core/, client/ or server/ as a commander argument parser: its message in commander's words. */
@@ -90,18 +91,23 @@ export function stallTimeoutOption(description: string): Option {
   return new Option('--stall-timeout <duration>', description).argParser(parseTimeout);
 }
 
+// The rest runs in a command's action: client/index.ts is imported then, not when the program starts (bin/cli.ts).
+
 /** The settings of a client command: its flags over the config file's keys. */
-export function settingsOf(cmd: Command, config: ClientConfig | null): ClientSettings {
+export async function settingsOf(cmd: Command, config: ClientConfig | null): Promise<ClientSettings> {
+  const { clientSettings } = await import('../client/index.ts');
   return clientSettings(givenOptions<ClientFlags>(cmd), config);
 }
 
 /** The Authorization header of the client's token (--token-file, or the environment). */
 export async function tokenHeaders(settings: ClientSettings): Promise<Record<string, string>> {
+  const { authHeaders, readToken } = await import('../client/index.ts');
   return authHeaders(await readToken({ tokenFile: settings.tokenFile }));
 }
 
 /** The server's API for a command that only asks, stopped by Ctrl-C. */
 export async function serverApi(settings: ClientSettings): Promise<ServerApi> {
   const headers = await tokenHeaders(settings);
+  const { connectToServer } = await import('../client/index.ts');
   return connectToServer({ server: settings.server, signal: interruptSignal(), headers, ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}) });
 }

@@ -4,7 +4,8 @@
  */
 import { Option } from 'commander';
 import { ValidationError } from '../core/errors.ts';
-import { clientSettings, DEFAULT_CLIENT_CONFIG, defaultLockFile, findClientConfig, runVolumes, textReporter, type ClientConfig, type RunOptions, type Step } from '../client/index.ts';
+import { DEFAULT_CLIENT_CONFIG, defaultLockFile } from '../client/cli-options.ts';
+import type { ClientConfig, RunOptions, Step } from '../client/index.ts';
 import { interruptSignal } from './interrupt.ts';
 import { tokenHeaders } from './options.ts';
 
@@ -33,6 +34,7 @@ export function lockFileOption(describe: (defaultFile: string) => string): Optio
 }
 
 async function requireConfig(file: string | undefined): Promise<ClientConfig> {
+  const { findClientConfig } = await import('../client/index.ts');
   const config = await findClientConfig(file);
   if (config === null) throw new ValidationError(`no config file: give --config FILE, or write ${DEFAULT_CLIENT_CONFIG} (see deploy/client.example.yaml)`);
   return config;
@@ -41,6 +43,7 @@ async function requireConfig(file: string | undefined): Promise<ClientConfig> {
 /** The steps of `run` for the volumes of the config; the exit code is the most serious of the volumes'. */
 export async function runSteps(steps: readonly Step[], flags: RunFlags, locked: boolean): Promise<void> {
   const config = await requireConfig(flags.config);
+  const { clientSettings, runVolumes, textReporter } = await import('../client/index.ts');
   const settings = clientSettings({}, config);
   const needsServer = steps.includes('push') || steps.includes('prune');
   const headers = needsServer ? await tokenHeaders(settings) : {};

@@ -13,7 +13,9 @@ import { absolutePathField, durationField, httpUrlField, parsedField, safeNameKe
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
 import { parseCompressSetting, type CompressSetting } from './push/compression.ts';
 
-export const DEFAULT_CLIENT_CONFIG = '/etc/snapferry/client.yaml';
+import { DEFAULT_CLIENT_CONFIG } from './defaults.ts';
+
+export { DEFAULT_CLIENT_CONFIG };
 
 /**
  * What `run` verifies after its push (client/verify/): `off` (the default), `newest` (the newest snapshot both sides

@@ -1,10 +1,16 @@
 // `npm run build` (and `prepare`, so `npm ci` and `npm pack` run it): the command's code as it ships, in dist/.
 //
-// dist/cli.mjs    bin/cli.ts and everything it imports from core/, client/ and server/, as one ESM file: node loads
-//                 one file instead of ~150 modules (through tsx that took ~0.6 s of every start).
+// dist/cli.mjs    bin/cli.ts and what every start needs (commander, the commands' options and help), as ESM: node
+//                 loads a few files instead of ~150 modules (through tsx that took ~0.6 s of every start).
+// dist/chunk-*.mjs  what a command's action imports (`await import('../../client/index.ts')`, server/index.ts) and
+//                 code the entries share: esbuild's code splitting. A process loads the chunks of the one command
+//                 it runs: `push` never loads hono or @tus/server, `serve` never tus-js-client (issue 22: 55 MB of
+//                 RSS went to modules a command never used). Chunks sit beside the entries, not in a folder: a
+//                 module in a chunk finds its worker by `new URL('./NAME-worker.mjs', import.meta.url)`, which is
+//                 then the chunk's URL. Workers share chunks with the CLI too, and load only the ones they reach.
 // dist/NAME.mjs   every worker thread's entry, core/**/NAME-worker.mjs: a worker is a file of its own that the code
 //                 starts by URL, `new Worker(new URL('./NAME-worker.mjs', import.meta.url))`. In the sources the URL
-//                 is the worker beside the module; in the bundle import.meta.url is dist/cli.mjs, so each worker is
+//                 is the worker beside the module; in the bundle import.meta.url is a file of dist/, so each worker is
 //                 bundled to dist/ under its own name. The naming convention is the list: a new worker needs
 //                 nothing here (test/deploy/build.test.ts checks that every such URL in the sources lands in dist/).
 // dist/.sources   the key of the sources bundled (bin/source-key.js): a checkout's bin/snapferry.js runs dist/ only
@@ -63,6 +69,8 @@ export async function buildDist(root = ROOT) {
       absWorkingDir: root,
       outExtension: { '.js': '.mjs' },
       bundle: true,
+      splitting: true,
+      chunkNames: 'chunk-[hash]',
       platform: 'node',
       format: 'esm',
       target: 'node20',
@@ -95,7 +103,7 @@ function licenses(root, inputs) {
     const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
     if (m) dirs.add(m[1]);
   }
-  const parts = ['# Packages bundled into dist/cli.mjs and their licenses\n'];
+  const parts = ['# Packages bundled into dist/ (cli.mjs, its chunks and the workers) and their licenses\n'];
   for (const dir of [...dirs].sort()) {
     const abs = path.resolve(root, dir);
     const { name, version, license } = JSON.parse(fs.readFileSync(path.join(abs, 'package.json'), 'utf8'));

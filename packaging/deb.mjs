@@ -121,7 +121,7 @@ export async function buildDeb(root = ROOT, outDir = root) {
     }
     fs.writeFileSync(
       path.join(doc, 'copyright'),
-      `snapferry ${pkg.version}\nLicense: ${pkg.license}\nThe licenses of the packages bundled into dist/cli.mjs: THIRD-PARTY-LICENSES.md\n\n${fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')}`,
+      `snapferry ${pkg.version}\nLicense: ${pkg.license}\nThe licenses of the packages bundled into dist/: THIRD-PARTY-LICENSES.md\n\n${fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')}`,
     );
 
     const debian = path.join(stage, 'DEBIAN');

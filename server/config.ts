@@ -15,23 +15,10 @@ import { parsePublicUrl } from './public-url.ts';
 import type { PrivilegedFiles } from './replication.ts';
 import type { ConnectionSettings, ServeOptions } from './serve.ts';
 
-export const DEFAULT_SERVER_CONFIG = '/etc/snapferry/server.yaml';
-export const DEFAULT_LISTEN = Object.freeze({ host: '127.0.0.1', port: 8080 });
+import { DEFAULT_LISTEN, DEFAULT_SERVER_CONFIG, parseListenAddress, PRIVILEGED_FILES_MODES, type ListenAddress } from './listen.ts';
+
+export { DEFAULT_LISTEN, DEFAULT_SERVER_CONFIG, parseListenAddress, PRIVILEGED_FILES_MODES, type ListenAddress };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-export const PRIVILEGED_FILES_MODES = ['allow', 'inert-mount', 'refuse'] as const satisfies readonly PrivilegedFiles[];
-
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-/** "HOST:PORT", "[::1]:PORT" or ":PORT" (loopback); throws ValidationError. */
-export function parseListenAddress(value: string): ListenAddress {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new ValidationError(`expected HOST:PORT, e.g. 127.0.0.1:8080, got ${JSON.stringify(value)}`);
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
-}
 
 /** "CLIENT/VOLUME", as the server lays volumes out (ROOT/volumes/CLIENT/VOLUME). */
 function isVolumeKey(key: string): boolean {

@@ -1,6 +1,5 @@
 /** `snapferry abort ID`: a transfer that is not being received thrown away, or a failed one's spool deleted. */
 import type { Command } from 'commander';
-import { abortTransfer, findClientConfig } from '../../client/index.ts';
 import { caFileOption, clientConfigOption, serverApi, serverOption, settingsOf, tokenFileOption } from '../options.ts';
 
 export function addAbortCommand(program: Command): void {
@@ -13,8 +12,9 @@ export function addAbortCommand(program: Command): void {
     .addOption(caFileOption())
     .argument('<id>', 'the transfer, by its id or the first digits of it that `snapferry status` shows')
     .action(async (id: string, opts: { config?: string }, cmd: Command) => {
+      const { abortTransfer, findClientConfig } = await import('../../client/index.ts');
       const config = await findClientConfig(opts.config);
-      const api = await serverApi(settingsOf(cmd, config));
+      const api = await serverApi(await settingsOf(cmd, config));
       process.stderr.write(`${await abortTransfer(api, id)}\n`);
     });
 }

@@ -1,8 +1,7 @@
 /** `snapferry client add NAME`: a client (or a read-only admin) in the server's tokens file, its token printed once. */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { TOKEN_ENV } from '../../client/index.ts';
-import { addClient, checkTokenStdout, openTokenFile } from '../../server/index.ts';
+import { TOKEN_ENV } from '../../client/cli-options.ts';
 
 export function addClientAddCommand(clients: Command): void {
   clients
@@ -13,6 +12,7 @@ export function addClientAddCommand(clients: Command): void {
     .option('--token-file <file>', 'write the token into this new file (mode 0600) instead of stdout')
     .option('--admin', "a token that reads every client's volumes and transfers and changes nothing", false)
     .action(async (name: string, opts: { tokens: string; tokenFile?: string; admin: boolean }) => {
+      const { addClient, checkTokenStdout, openTokenFile } = await import('../../server/index.ts');
       // Where the token goes is checked before the client exists: a token nobody can keep safely is no use.
       const out = opts.tokenFile === undefined ? (checkTokenStdout(), 1) : openTokenFile(opts.tokenFile);
       let added: Awaited<ReturnType<typeof addClient>>;

@@ -1,6 +1,5 @@
 /** `snapferry client remove NAME`: a client's token taken out of the server's tokens file; its data stays. */
 import type { Command } from 'commander';
-import { removeClient } from '../../server/index.ts';
 
 export function addClientRemoveCommand(clients: Command): void {
   clients
@@ -9,6 +8,7 @@ export function addClientRemoveCommand(clients: Command): void {
     .argument('<name>', 'the client to remove')
     .requiredOption('--tokens <file>', "the server's tokens file")
     .action(async (name: string, opts: { tokens: string }) => {
+      const { removeClient } = await import('../../server/index.ts');
       const entry = await removeClient(opts.tokens, name);
       process.stderr.write(`removed ${entry.role} ${entry.name}; its snapshots stay under the server root\n`);
     });

@@ -1,7 +1,8 @@
 /** `snapferry prune-server`: the server's retention policies applied now, on a root no server runs on. */
 import type { Command } from 'commander';
 import { ValidationError } from '../../core/errors.ts';
-import { createLogger, DEFAULT_SERVER_CONFIG, describeServerRetention, findServerConfig, pruneServerRoot, retentionFor, type RetentionLookup } from '../../server/index.ts';
+import { DEFAULT_SERVER_CONFIG } from '../../server/cli-options.ts';
+import type { RetentionLookup } from '../../server/index.ts';
 import { dryRunOption } from '../options.ts';
 
 export function addPruneServerCommand(program: Command): void {
@@ -12,6 +13,7 @@ export function addPruneServerCommand(program: Command): void {
     .option('--root <dir>', 'the server root (default: the config\'s root)')
     .addOption(dryRunOption('delete nothing: show what would be deleted, and why each snapshot is kept (works while the server runs)'))
     .action(async (flags: { config?: string; root?: string; dryRun: boolean }) => {
+      const { createLogger, describeServerRetention, findServerConfig, pruneServerRoot, retentionFor } = await import('../../server/index.ts');
       const config = await findServerConfig(flags.config);
       const root = flags.root ?? config?.root;
       if (root === undefined) throw new ValidationError(`give --root DIR, or a config file with root (--config FILE, or ${DEFAULT_SERVER_CONFIG})`);

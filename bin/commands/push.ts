@@ -1,11 +1,8 @@
 /** `snapferry push`: a volume's snapshots the server lacks, sent and received; with a config, volume after volume. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { describeError } from '../../core/errors.ts';
-import { sendCompressedModes, type SendCompressedMode } from '../../core/btrfs/features.ts';
-import {
-  describePlanned, exitCodeFor, findClientConfig, jsonReporter, MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY, parseCompressSetting, push, pushJobs, textReporter,
-  type CompressSetting,
-} from '../../client/index.ts';
+import { sendCompressedModes, type SendCompressedMode } from '../../core/btrfs/send-compressed.ts';
+import { exitCodeFor, MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY, parseCompressSetting, type CompressSetting } from '../../client/cli-options.ts';
 import { interruptSignal } from '../interrupt.ts';
 import {
   caFileOption, chunkSizeOption, clientConfigOption, dryRunOption, jsonOption, parseSize, retriesOption, serverOption, settingsOf, stallTimeoutOption,
@@ -52,9 +49,10 @@ export function addPushCommand(program: Command): void {
     .argument('[snapshot...]', 'read-only snapshots, or folders holding them (btrbk, snapper layouts)')
     .action(async (snapshots: string[], _opts: unknown, cmd: Command) => {
       const opts = cmd.opts<{ config?: string; volume?: string; chunkSize?: number; json: boolean; dryRun: boolean }>();
+      const { describePlanned, findClientConfig, jsonReporter, push, pushJobs, textReporter } = await import('../../client/index.ts');
       const config = await findClientConfig(opts.config);
       const jobs = pushJobs(snapshots, opts.volume, config);
-      const settings = settingsOf(cmd, config);
+      const settings = await settingsOf(cmd, config);
       const headers = await tokenHeaders(settings);
       const signal = interruptSignal();
       // Volume after volume; one that fails does not stop the others, and the first failure sets the exit code.

@@ -1,6 +1,5 @@
 /** `snapferry restore SNAPSHOT DEST_DIR`: a snapshot brought back from the server, resumable, checked at the end. */
 import type { Command } from 'commander';
-import { findClientConfig, formatBytes, jsonReporter, restore, textReporter } from '../../client/index.ts';
 import { interruptSignal } from '../interrupt.ts';
 import {
   caFileOption, chunkSizeOption, clientConfigOption, jsonOption, retriesOption, serverOption, settingsOf, stallTimeoutOption, tokenFileOption, tokenHeaders,
@@ -35,7 +34,8 @@ export function addRestoreCommand(program: Command): void {
     .argument('<snapshot>', "the snapshot's name on the server (see `snapferry status`)")
     .argument('<dest-dir>', 'a folder on btrfs; the snapshot is received into it under its name')
     .action(async (snapshot: string, destDir: string, opts: RestoreFlags, cmd: Command) => {
-      const settings = settingsOf(cmd, await findClientConfig(opts.config));
+      const { findClientConfig, formatBytes, jsonReporter, restore, textReporter } = await import('../../client/index.ts');
+      const settings = await settingsOf(cmd, await findClientConfig(opts.config));
       const headers = await tokenHeaders(settings);
       const report = opts.json ? jsonReporter() : textReporter();
       const result = await restore(

@@ -1,10 +1,8 @@
 /** `snapferry serve`: the server, until SIGINT or SIGTERM. */
 import { Option, type Command } from 'commander';
 import { parseDuration } from '../../core/units.ts';
-import {
-  createLogger, DEFAULT_SERVER_CONFIG, findServerConfig, logCrashes, parseListenAddress, PRIVILEGED_FILES_MODES, retentionFor, serveSettings,
-  startProcessMetrics, startServer, type ServeFlags,
-} from '../../server/index.ts';
+import { DEFAULT_SERVER_CONFIG, parseListenAddress, PRIVILEGED_FILES_MODES } from '../../server/cli-options.ts';
+import type { ServeFlags } from '../../server/index.ts';
 import { asArgument, givenOptions, parseTimeout } from '../options.ts';
 
 const parseListen = asArgument(parseListenAddress);
@@ -34,6 +32,8 @@ export function addServeCommand(program: Command): void {
     .option('--expire-after <duration>', 'delete an unfinished upload that got no request for this long, e.g. 7d or 36h; 0: never (default 7d; config: expireAfter)', asArgument(parseExpireAfter))
     .option('--idle-timeout <duration>', "end an upload's request whose body brought no byte for this long (its verified frames are kept and the upload is free for the client's next try; default 60s; config: idleTimeout)", parseTimeout)
     .action(async (_opts: unknown, cmd: Command) => {
+      // The server's work is loaded here, when serve runs: the program's start loads only the options' parsers.
+      const { createLogger, findServerConfig, logCrashes, retentionFor, serveSettings, startProcessMetrics, startServer } = await import('../../server/index.ts');
       const config = await findServerConfig(cmd.opts<{ config?: string }>().config);
       const { expireAfter, idleTimeout, ...flags } = givenOptions<ServeFlags & { expireAfter?: number; idleTimeout?: number }>(cmd);
       const { logLevel, options } = serveSettings(

@@ -1,7 +1,6 @@
 /** `snapferry snapshots`: the snapshots the server holds of the client's volumes. */
 import type { Command } from 'commander';
 import { parseName } from '../../core/names.ts';
-import { findClientConfig, listSnapshots, renderSnapshots } from '../../client/index.ts';
 import { caFileOption, clientConfigOption, jsonOption, serverApi, serverOption, settingsOf, tokenFileOption } from '../options.ts';
 
 export function addSnapshotsCommand(program: Command): void {
@@ -15,8 +14,9 @@ export function addSnapshotsCommand(program: Command): void {
     .addOption(tokenFileOption())
     .addOption(caFileOption())
     .action(async (opts: { config?: string; volume?: string; json: boolean }, cmd: Command) => {
+      const { findClientConfig, listSnapshots, renderSnapshots } = await import('../../client/index.ts');
       const config = await findClientConfig(opts.config);
-      const api = await serverApi(settingsOf(cmd, config));
+      const api = await serverApi(await settingsOf(cmd, config));
       const rows = await listSnapshots(api, opts.volume === undefined ? undefined : parseName(opts.volume, 'volume'));
       process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${renderSnapshots(rows)}\n`);
     });

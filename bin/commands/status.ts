@@ -1,7 +1,6 @@
 /** `snapferry status`: what the server holds and what is in flight, beside this machine's newest snapshots. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseName } from '../../core/names.ts';
-import { findClientConfig, gatherStatus, renderStatus } from '../../client/index.ts';
 import { asArgument, caFileOption, clientConfigOption, jsonOption, serverApi, serverOption, settingsOf, tokenFileOption } from '../options.ts';
 
 /** --snapshots-dir VOLUME=DIR, repeated: volume -> folder. */
@@ -22,8 +21,9 @@ export function addStatusCommand(program: Command): void {
     .addOption(caFileOption())
     .option('--snapshots-dir <volume=dir>', "this machine's snapshots of VOLUME are in DIR: show the newest and how many the server lacks (repeatable; default: the config file's snapshotDir of each volume)", collectSnapshotDir)
     .action(async (opts: { json: boolean; config?: string; snapshotsDir?: Record<string, string> }, cmd: Command) => {
+      const { findClientConfig, gatherStatus, renderStatus } = await import('../../client/index.ts');
       const config = await findClientConfig(opts.config);
-      const settings = settingsOf(cmd, config);
+      const settings = await settingsOf(cmd, config);
       const api = await serverApi(settings);
       const configured = Object.fromEntries(Object.entries(config?.volumes ?? {}).map(([name, v]) => [name, v.snapshotDir]));
       const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir });

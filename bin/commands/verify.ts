@@ -1,6 +1,6 @@
 /** `snapferry verify`: the server's copy of a snapshot proved equal to the local one, by digests only. */
 import type { Command } from 'commander';
-import { defaultDigestCache, findClientConfig, jsonView, pushJobs, textView, verify } from '../../client/index.ts';
+import { defaultDigestCache } from '../../client/cli-options.ts';
 import { interruptSignal } from '../interrupt.ts';
 import { caFileOption, clientConfigOption, jsonOption, serverOption, settingsOf, tokenFileOption, tokenHeaders } from '../options.ts';
 
@@ -28,8 +28,9 @@ export function addVerifyCommand(program: Command): void {
     .addOption(caFileOption())
     .argument('[snapshot...]', "read-only snapshots (each is checked), or folders of them (the newest the server holds is); default: each configured volume's snapshotDir")
     .action(async (snapshots: string[], opts: VerifyFlags, cmd: Command) => {
+      const { findClientConfig, jsonView, pushJobs, textView, verify } = await import('../../client/index.ts');
       const config = await findClientConfig(opts.config);
-      const settings = settingsOf(cmd, config);
+      const settings = await settingsOf(cmd, config);
       await verify(
         {
           server: settings.server, volumes: pushJobs(snapshots, opts.volume, config), readData: opts.readData, signal: interruptSignal(), digestCache: opts.digestCache,

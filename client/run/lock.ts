@@ -6,18 +6,13 @@
  * and start time, for the message of a run that finds it held.
  */
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { SnapferryError } from '../../core/errors.ts';
 import { isHeld, tryLock } from '../../core/file-lock.ts';
 
 export class RunLocked extends SnapferryError {}
 
-/** /run/snapferry/run.lock for root (what the systemd unit runs as); the user's runtime folder otherwise. */
-export function defaultLockFile(env: NodeJS.ProcessEnv = process.env): string {
-  if (process.getuid?.() === 0) return '/run/snapferry/run.lock';
-  return path.join(env.XDG_RUNTIME_DIR ?? os.tmpdir(), 'snapferry-run.lock');
-}
+export { defaultLockFile } from '../defaults.ts';
 
 export interface RunLock {
   file: string;

@@ -5,7 +5,6 @@
  * Only digests of snapshots that still exist here are kept.
  */
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { parseName, parseUuid } from '../../core/names.ts';
 import type { LocalSnapshot } from '../../core/plan.ts';
@@ -13,11 +12,7 @@ import { loadTree, saveTree, type DigestedTree } from '../../core/tree-digest/in
 
 const SUFFIX = '.digest';
 
-/** /var/cache/snapferry/digests for root (a timer's `run`), else under the user's cache folder. */
-export function defaultDigestCache(env: Record<string, string | undefined> = process.env): string {
-  if (process.getuid?.() === 0) return '/var/cache/snapferry/digests';
-  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'snapferry', 'digests');
-}
+export { defaultDigestCache } from '../defaults.ts';
 
 export class LocalDigests {
   constructor(readonly dir: string) {}

@@ -115,9 +115,9 @@ function unescapeOctal(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
-/** --send-compressed: 'auto' (where it helps and both ends can), 'on' (or fail), 'off' (version 1). */
-export const sendCompressedModes = ['auto', 'on', 'off'] as const;
-export type SendCompressedMode = (typeof sendCompressedModes)[number];
+import type { SendCompressedMode } from './send-compressed.ts';
+
+export { sendCompressedModes, type SendCompressedMode } from './send-compressed.ts';
 
 /** --send-compressed on, where this machine or the server cannot do it. Retrying cannot help. */
 export class SendCompressedUnsupported extends SnapferryError {
