@@ -35,6 +35,36 @@ export class ValidationError extends SnapferryError {
   }
 }
 
+/**
+ * The archive's object store (S3) could not be reached or failed: a refused or cut connection, a timeout, a 5xx or a
+ * "slow down". Waiting heals it, so it is retryable; the message names the endpoint, never the keys.
+ */
+export class StoreUnavailable extends SnapferryError {
+  constructor(message: string, options: Omit<SnapferryErrorOptions, 'retryable'> = {}) {
+    super('store_unavailable', message, { ...options, retryable: true });
+  }
+}
+
+/**
+ * The object store refused this server's credentials or their rights (403). Only the operator can heal it (the
+ * store's keys in the server's config, or the bucket's policy), so retrying cannot help.
+ */
+export class StoreForbidden extends SnapferryError {
+  constructor(message: string, options: Omit<SnapferryErrorOptions, 'retryable'> = {}) {
+    super('store_forbidden', message, { ...options, retryable: false });
+  }
+}
+
+/**
+ * An archive upload's lease passed to another instance (this one was paused or cut off past its lease) and the
+ * write it tried was refused, not made. The client's retry reaches whichever instance holds the upload now.
+ */
+export class LeaseLost extends SnapferryError {
+  constructor(message: string, options: Omit<SnapferryErrorOptions, 'retryable'> = {}) {
+    super('lease_lost', message, { ...options, retryable: true });
+  }
+}
+
 export function isSnapferryError(err: unknown): err is SnapferryError {
   return err instanceof SnapferryError;
 }

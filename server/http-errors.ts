@@ -27,6 +27,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   stream_mismatch: 409,
   transfer_locked: 409,
   transfer_not_uploading: 409,
+  // An archive upload taken over by another instance while this request wrote it: the client's retry finds the new one.
+  lease_lost: 409,
   // tus 1.0.0, expiration: a server that keeps track of expired uploads SHOULD answer 410 Gone.
   upload_expired: 410,
   // An upload whose record is there and whose data is not (@tus/file-store answered this 410 too).
@@ -41,6 +43,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   verify_busy: 409,
   verify_not_ready: 409,
   server_busy: 503,
+  // The archive's S3 store is down or failing: the client waits and tries again, as for a busy server.
+  store_unavailable: 503,
+  // The S3 store refused this server's keys: the operator's to fix, nothing the client can change.
+  store_forbidden: 500,
+  archive_format_unsupported: 500,
   disk_full: 507,
 };
 

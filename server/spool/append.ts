@@ -12,8 +12,9 @@
  * the upload's new offset is acknowledged.
  */
 import fs from 'node:fs/promises';
-import { FRAME_HEADER_SIZE, FrameError, FrameParser, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
+import { FRAME_HEADER_SIZE, FrameError, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
 import { SnapferryError } from '../../core/errors.ts';
+import { FrameCutter, takeFront } from './frame-cutter.ts';
 import { encodeIndexRecord, type IndexRecord } from './frame-index.ts';
 import { progressFromRecord, type SpoolProgress } from './progress.ts';
 
@@ -63,7 +64,7 @@ export interface AppendJob {
 /** Appends the verified frames of `job.body` to the spool; returns the spool's new size (verified end plus kept tail). */
 export async function appendFrames(job: AppendJob): Promise<number> {
   const { start, offset, sink } = job;
-  const parser = new FrameParser({
+  const cutter = new FrameCutter({
     state: { chunkSize: job.chunkSize, framesVerified: start.framesVerified, wireOffsetVerified: start.wireOffset, rawOffset: start.rawBytes, chain: start.chain, ended: start.complete },
     keepRaw: true,
   });
@@ -71,25 +72,19 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   const index = await fs.open(job.indexPath, 'a');
   let written = start.wireOffset;
   let unsynced = 0;
-  const pending: Buffer[] = [];
-  let pendingStart = start.wireOffset;
   let last = start;
   let failure: unknown = null;
 
   const take = async (chunk: Buffer): Promise<void> => {
-    pending.push(chunk);
-    const frames: VerifiedFrame[] = parser.push(chunk);
-    for (const frame of frames) {
+    const { frames, failure: failed } = cutter.push(chunk);
+    for (const { frame, parts: cut } of frames) {
       if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
-      // Write exactly this frame's bytes from what is pending (no copy), keeping any tail of the next frame. A
-      // frame that began in the kept tail is written whole again: the same bytes, and one write.
-      const frameLength = frame.wireEnd - pendingStart;
-      let parts = takeFront(pending, frameLength);
-      // A hostile client can send a frame in many tiny pieces: stay well under the kernel's IOV_MAX.
-      if (parts.length > MAX_WRITEV_PARTS) parts = [Buffer.concat(parts)];
+      // Exactly this frame's bytes (no copy). A frame that began in the kept tail is written whole again: the same
+      // bytes, and one write. A hostile client can send a frame in many tiny pieces: stay well under IOV_MAX.
+      const frameLength = frame.wireEnd - frame.wireStart;
+      const parts = cut.length > MAX_WRITEV_PARTS ? [Buffer.concat(cut)] : cut;
       await writeAllAt(spool, parts, frameLength, written);
       written += frameLength;
-      pendingStart = frame.wireEnd;
       const record: IndexRecord = {
         index: frame.index,
         wireEnd: frame.wireEnd,
@@ -107,6 +102,8 @@ export async function appendFrames(job: AppendJob): Promise<number> {
         unsynced = 0;
       }
     }
+    // The frames verified before a failure in the same chunk are written first: they are verified progress.
+    if (failed) throw failed;
   };
 
   let end = written;
@@ -127,7 +124,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   } finally {
     // A cut (the request's stream failed) keeps what arrived of the frame in flight; a verdict of ours on the bytes
     // (a frame that failed, a refused stream, the quota) keeps none of them.
-    end = await keepTail(spool, written, failure instanceof SnapferryError ? [] : pending, offset).finally(async () => {
+    end = await keepTail(spool, written, failure instanceof SnapferryError ? [] : cutter.rest(), offset).finally(async () => {
       await Promise.all([spool.sync(), index.sync()]).finally(async () => {
         await Promise.all([spool.close(), index.close()]);
       });
@@ -135,8 +132,8 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   }
   if (last.complete && !start.complete) sink.complete(last);
   // Converted, it is no end-frame refusal below: the end frame may only have been spliced, and comes again whole.
-  if (failure instanceof FrameError && pendingStart < offset) failure = new SnapferryError('partial_frame_mismatch',
-    `frame ${parser.state().framesVerified} did not verify with the part of it the server kept from the cut request (${failure.message}); ` +
+  if (failure instanceof FrameError && cutter.end < offset) failure = new SnapferryError('partial_frame_mismatch',
+    `frame ${cutter.parser.state().framesVerified} did not verify with the part of it the server kept from the cut request (${failure.message}); ` +
       'that part is dropped and the client sends the frame whole', { retryable: true, cause: failure, details: failure.details });
   if (failure instanceof FrameError && isEndFrameRefusal(failure)) sink.endRefused(failure);
   if (failure) throw failure;
@@ -178,24 +175,4 @@ async function writeAllAt(file: fs.FileHandle, parts: Buffer[], length: number, 
 /** An end frame whose chain, frame count or raw length disagrees with the frames verified before it. */
 function isEndFrameRefusal(err: FrameError): boolean {
   return err.code === 'frame_chain_mismatch' || err.details.endFrameCount !== undefined;
-}
-
-/** Removes the first `n` bytes from `buffers` (in place) and returns them as views, without copying. */
-function takeFront(buffers: Buffer[], n: number): Buffer[] {
-  const taken: Buffer[] = [];
-  let left = n;
-  while (left > 0) {
-    const head = buffers[0];
-    if (head === undefined) throw new RangeError(`${left} bytes short of a verified frame`);
-    if (head.length <= left) {
-      taken.push(head);
-      buffers.shift();
-      left -= head.length;
-    } else {
-      taken.push(head.subarray(0, left));
-      buffers[0] = head.subarray(left);
-      left = 0;
-    }
-  }
-  return taken;
 }

@@ -2,26 +2,39 @@
  * What every upload store must do, as tus sees it through its DataStore (server/upload-store/tus-store.ts), in the
  * manner of tus-node-server's shared store tests (packages/utils/src/test/stores.ts): each function registers its
  * cases against the stores a test file makes, so the bare spool store and the composed one (with its wrappers) are
- * held to the same rules. Real files in a temporary folder; the streams are real frames.
+ * held to the same rules, and so is the archive's store over a real S3 server (test/archive/segment-uploads.test.ts).
+ * A subject says how to look at what its store holds (a spool file, segment objects); the streams are real frames.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Upload, type DataStore } from '@tus/utils';
 import { META } from '../../core/protocol.ts';
-import type { ServerLayout } from '../../server/layout.ts';
-import type { Spool } from '../../server/spool/spool.ts';
 import { encode, mixedBytes } from '../wire/frame-helpers.ts';
 
 export const CONTRACT_CHUNK = 64 * 1024;
 
-/** A store under test, on its own folder. */
+/** A store under test, on its own folder or bucket, and how to look at what it holds. */
 export interface ContractSubject {
   store: DataStore;
-  spool: Spool;
-  layout: ServerLayout;
+  /** The bytes the store holds for an upload, in stream order (its spool file; its segments, concatenated). */
+  held(id: string): Promise<Buffer>;
+  /** The end of the last whole frame the store holds verified. */
+  verified(id: string): Promise<number>;
+  /** Deletes the upload's data and leaves what records it (a spool file; a segment object). */
+  loseData(id: string): Promise<void>;
+  /** What is left of an upload's data (paths, keys); none once it is removed. */
+  leftovers(id: string): Promise<string[]>;
+  /** Makes the upload look untouched since `when`, as expiry sees it. */
+  idleSince(id: string, when: Date): Promise<void>;
+  /**
+   * Whether a request cut mid-frame keeps the part of the frame that arrived (the local spool, on its own disk) or
+   * only the whole frames (the archive: the next request may reach another instance).
+   */
+  keepsCutTail: boolean;
+  /** Writes `bytes` as one request that is cut once the store has taken all of them; resolves with HEAD's offset. */
+  cut(id: string, offset: number, bytes: Buffer): Promise<number>;
 }
 
 export type MakeSubject = (t: TestContext) => Promise<ContractSubject>;
@@ -58,7 +71,7 @@ async function refusal(p: Promise<unknown>): Promise<{ code?: string; status_cod
 
 export function shouldCreateUploads(make: MakeSubject): void {
   test('contract: create reports the creation extensions and makes an empty upload with its metadata', async (t) => {
-    const { store, layout } = await make(t);
+    const { store, held } = await make(t);
     for (const ext of ['creation', 'creation-with-upload', 'creation-defer-length', 'termination']) assert.equal(store.hasExtension(ext), true, ext);
     const id = contractId();
     const created = await store.create(newUpload(id));
@@ -67,15 +80,17 @@ export function shouldCreateUploads(make: MakeSubject): void {
     assert.equal(got.offset, 0);
     assert.equal(got.size, undefined, 'a deferred length stays deferred');
     assert.deepEqual(got.metadata, { [META.chunkSize]: String(CONTRACT_CHUNK), name: 'snap-ü', empty: null });
-    assert.equal((await fs.stat(layout.spoolFile(id))).size, 0);
+    assert.equal((await held(id)).length, 0);
   });
 
   test('contract: getUpload of an upload that does not exist is a 404; of one whose data is gone (its record stays), a 410', async (t) => {
-    const { store, layout } = await make(t);
+    const { store, loseData } = await make(t);
     assert.equal((await refusal(store.getUpload(contractId()))).status_code, 404);
     const id = contractId();
     await store.create(newUpload(id));
-    await fs.rm(layout.spoolFile(id));
+    const { wire, ends } = await framed(2);
+    await writeAll(store, id, 0, wire.subarray(0, ends[0]!));
+    await loseData(id);
     const gone = await refusal(store.getUpload(id));
     assert.equal(gone.status_code, 410);
     assert.equal(gone.code, 'upload_gone');
@@ -84,7 +99,7 @@ export function shouldCreateUploads(make: MakeSubject): void {
 
 export function shouldWriteFrames(make: MakeSubject): void {
   test('contract: a write at the offset takes a whole stream; the length shows once its end frame verified', async (t) => {
-    const { store, layout } = await make(t);
+    const { store, held } = await make(t);
     const id = contractId();
     await store.create(newUpload(id));
     const { wire, ends } = await framed();
@@ -97,11 +112,11 @@ export function shouldWriteFrames(make: MakeSubject): void {
     const done = await store.getUpload(id);
     assert.equal(done.offset, wire.length);
     assert.equal(done.size, wire.length);
-    assert.deepEqual(await fs.readFile(layout.spoolFile(id)), wire);
+    assert.deepEqual(await held(id), wire);
   });
 
   test('contract: a write at another offset is a retryable 409 offset_mismatch, and changes nothing', async (t) => {
-    const { store, layout } = await make(t);
+    const { store, held } = await make(t);
     const id = contractId();
     await store.create(newUpload(id));
     const { wire, ends } = await framed();
@@ -113,11 +128,11 @@ export function shouldWriteFrames(make: MakeSubject): void {
       assert.equal(err.retryable, true);
     }
     assert.equal((await store.getUpload(id)).offset, ends[1]!);
-    assert.deepEqual(await fs.readFile(layout.spoolFile(id)), wire.subarray(0, ends[1]!));
+    assert.deepEqual(await held(id), wire.subarray(0, ends[1]!));
   });
 
   test('contract: bytes that are not frames are refused (460) and none of them are kept', async (t) => {
-    const { store, layout } = await make(t);
+    const { store, held } = await make(t);
     const id = contractId();
     await store.create(newUpload(id));
     const { wire, ends } = await framed();
@@ -127,36 +142,50 @@ export function shouldWriteFrames(make: MakeSubject): void {
     const err = await refusal(writeAll(store, id, ends[0]!, bad));
     assert.match(err.code ?? '', /^frame_/);
     assert.equal(err.status_code, 460);
-    assert.equal((await fs.stat(layout.spoolFile(id))).size, ends[0]!);
+    assert.deepEqual(await held(id), wire.subarray(0, ends[0]!));
+    assert.equal((await store.getUpload(id)).offset, ends[0]!);
+  });
+  test('contract: the whole frames before a corrupt one in the same request (one chunk) are kept, and nothing of it', async (t) => {
+    const { store, held } = await make(t);
+    const id = contractId();
+    await store.create(newUpload(id));
+    const { wire, ends } = await framed();
+    const bytes = Buffer.from(wire.subarray(0, ends[2]!));
+    bytes[ends[2]! - 1]! ^= 0xff;
+    const err = await refusal(writeAll(store, id, 0, bytes));
+    assert.equal(err.status_code, 460);
+    assert.equal((await store.getUpload(id)).offset, ends[1]!);
+    assert.deepEqual(await held(id), wire.subarray(0, ends[1]!));
   });
 }
 
-export function shouldResumeAfterCut(make: MakeSubject, cut: (s: ContractSubject, id: string, offset: number, bytes: Buffer) => Promise<number>): void {
-  test('contract: a write cut mid-frame keeps the whole frames and the part of the next; the client resumes from there', async (t) => {
+export function shouldResumeAfterCut(make: MakeSubject): void {
+  test('contract: a write cut mid-frame keeps the whole frames (and, where kept, the part of the next); the client resumes from there', async (t) => {
     const subject = await make(t);
-    const { store, spool, layout } = subject;
+    const { store, held, verified, keepsCutTail, cut } = subject;
     const id = contractId();
     await store.create(newUpload(id));
     const { wire, ends } = await framed();
     const cutAt = ends[3]! + Math.floor((ends[4]! - ends[3]!) / 2);
-    const offset = await cut(subject, id, 0, wire.subarray(0, cutAt));
-    assert.equal(offset, cutAt, 'every byte that arrived is kept');
-    assert.equal((await spool.progress(id)).wireOffset, ends[3]!, 'verified: the last whole frame');
+    const offset = await cut(id, 0, wire.subarray(0, cutAt));
+    assert.equal(offset, keepsCutTail ? cutAt : ends[3]!, keepsCutTail ? 'every byte that arrived is kept' : 'the whole frames are kept');
+    assert.equal(await verified(id), ends[3]!, 'verified: the last whole frame');
     assert.equal(await writeAll(store, id, offset, wire.subarray(offset)), wire.length);
-    assert.deepEqual(await fs.readFile(layout.spoolFile(id)), wire);
+    assert.deepEqual(await held(id), wire);
     assert.equal((await store.getUpload(id)).size, wire.length);
   });
 }
 
 export function shouldRemoveUploads(make: MakeSubject): void {
   test('contract: remove deletes the upload and every file of it; an upload that does not exist is a 404', async (t) => {
-    const { store, layout } = await make(t);
+    const { store, leftovers } = await make(t);
     const id = contractId();
     await store.create(newUpload(id));
     const { wire, ends } = await framed();
     await writeAll(store, id, 0, wire.subarray(0, ends[1]!));
+    assert.notDeepEqual(await leftovers(id), [], 'the upload holds data before');
     await store.remove(id);
-    for (const f of layout.spoolFiles(id)) await assert.rejects(fs.stat(f), { code: 'ENOENT' }, f);
+    assert.deepEqual(await leftovers(id), []);
     assert.equal((await refusal(store.getUpload(id))).status_code, 404);
     assert.equal((await refusal(store.remove(contractId()))).status_code, 404);
   });
@@ -191,7 +220,7 @@ export function shouldApplyLengthRules(make: MakeSubject): void {
 
 export function shouldExpireUploads(make: MakeSubject, periodMs: number): void {
   test('contract: expiry deletes an upload idle past the period, keeps a complete one, and reports the period', async (t) => {
-    const { store, layout } = await make(t);
+    const { store, leftovers, idleSince } = await make(t);
     assert.equal(store.hasExtension('expiration'), true);
     assert.equal(store.getExpiration(), periodMs);
     const old = new Date(Date.now() - 2 * periodMs);
@@ -204,10 +233,10 @@ export function shouldExpireUploads(make: MakeSubject, periodMs: number): void {
     const { wire, ends } = await framed(3);
     await writeAll(store, idle, 0, wire.subarray(0, ends[0]!));
     await writeAll(store, complete, 0, wire);
-    for (const id of [idle, complete]) await fs.utimes(layout.spoolFile(id), old, old);
+    for (const id of [idle, complete]) await idleSince(id, old);
     await sleep(5);
     assert.equal(await store.deleteExpired(), 1);
-    await assert.rejects(fs.stat(layout.spoolFile(idle)), { code: 'ENOENT' });
+    assert.deepEqual(await leftovers(idle), []);
     assert.equal((await store.getUpload(complete)).offset, wire.length);
     assert.equal((await store.getUpload(fresh)).offset, 0);
   });
