@@ -23,6 +23,7 @@ import { addSnapshotCommand } from './commands/snapshot.ts';
 import { addRunCommand } from './commands/run.ts';
 import { addPruneCommand } from './commands/prune.ts';
 import { addPruneServerCommand } from './commands/prune-server.ts';
+import { addKeyCommands } from './commands/key-generate.ts';
 
 const program = new Command('snapferry')
   .description('Resumable, verified replication of btrfs snapshots over HTTPS');
@@ -44,6 +45,7 @@ addSnapshotCommand(program);
 addRunCommand(program);
 addPruneCommand(program);
 addPruneServerCommand(program);
+addKeyCommands(program);
 applyConventions(program);
 
 try {

@@ -59,6 +59,7 @@ export async function runSteps(steps: readonly Step[], flags: RunFlags, locked: 
       ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
       ...(settings.limitRate !== undefined ? { limitRate: settings.limitRate } : {}),
       ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
+      ...(settings.encrypt !== undefined ? { encrypt: settings.encrypt } : {}),
     },
     reporter: () => textReporter(),
   };

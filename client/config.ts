@@ -56,6 +56,11 @@ export const ClientConfigSchema = z.strictObject({
   stallTimeout: durationField().optional(),
   /** What `run` verifies after each volume's push (VerifySettingSchema); missing: off. */
   verify: VerifySettingSchema.optional(),
+  /**
+   * A key file (`snapferry key generate PATH`): every frame is sealed with it before it leaves the client, and a
+   * restore opens them with it. Needs an archive server (`store:`); a server that receives into btrfs refuses it.
+   */
+  encrypt: absolutePathField().optional(),
   /** By volume name (the name on the server). */
   volumes: z.record(safeNameKey('volume'), VolumeConfigSchema).default({}),
 });
@@ -94,6 +99,8 @@ export interface ClientSettings {
   sendCompressed: SendCompressedMode;
   retries?: number;
   stallTimeout?: number;
+  /** The key file to seal with (config only: a key is a standing choice, not one push's). */
+  encrypt?: string;
 }
 
 const CONFIG_HINT = `(--config FILE, or ${DEFAULT_CLIENT_CONFIG})`;
@@ -117,6 +124,7 @@ export function clientSettings(flags: ClientFlags, config: ClientConfig | null):
     ...pick('limitRate'),
     ...pick('retries'),
     ...pick('stallTimeout'),
+    ...(config?.encrypt !== undefined ? { encrypt: config.encrypt } : {}),
   };
 }
 

@@ -27,6 +27,8 @@ export function exitCodeFor(err: unknown): number {
   // Another process holds the server root (server/root-lock.ts): waiting will not end a server, someone must decide.
   if (err.code === 'root_locked') return EXIT.failed;
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
+  // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.
+  if (err.code.startsWith('key_file_')) return EXIT.usage;
   // The server holds the whole stream and receives it once it can (a full disk): a later run finds it received.
   if (err.code === RECEIVE_WAITING) return EXIT.temporary;
   if (err.retryable) return EXIT.temporary;

@@ -36,6 +36,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   quota_exceeded: 413,
   length_mismatch: 400,
   stream_metadata_mismatch: 422,
+  // A sealed stream at a server that receives into btrfs: the content is well formed, and this server cannot use it.
+  encryption_needs_archive: 422,
   too_many_uploads: 429,
   too_many_creations: 429,
   too_many_connections: 429,

@@ -12,7 +12,7 @@ import type { Catalog } from './catalog.ts';
 import type { LiveReceives } from './live-receives.ts';
 import type { Logger } from './log.ts';
 import type { FrameSink, Spool, SpoolProgress } from './spool/spool.ts';
-import { assertStreamStart, readStreamStart } from './stream-start.ts';
+import { assertStreamStart, openedFrame, readStreamStart } from './stream-start.ts';
 
 export interface IngestDeps {
   spool: Spool;
@@ -27,7 +27,7 @@ export class Ingest {
   /** Appends a request's bytes to upload `id`'s spool at `offset`; each verified frame reaches the receive. */
   write(id: string, body: Readable, offset: number, chunkSize: number): Promise<number> {
     const sink: FrameSink = {
-      start: (raw) => this.checkStreamStart(id, raw),
+      start: (frame) => this.checkStreamStart(id, frame),
       stored: (frame: VerifiedFrame) => this.deps.receives.offer(id, frame),
       complete: (progress) => this.onStreamComplete(id, progress),
       endRefused: (err: FrameError) => void this.deps.receives.stop(id, `the end frame was refused: ${err.message}`),
@@ -52,12 +52,12 @@ export class Ingest {
    * verdict is final (the same bytes would come again), so the transfer fails with it, before the 422 is answered:
    * it no longer holds an open-upload slot or its volume, and the client's next push starts a new upload.
    */
-  private async checkStreamStart(id: string, raw: Buffer): Promise<void> {
+  private async checkStreamStart(id: string, frame: VerifiedFrame): Promise<void> {
     const { catalog, receives, log, spool } = this.deps;
     const t = catalog.transfer(id);
     if (!t) throw new SnapferryError('not_found', `transfer ${id} not found`);
     try {
-      assertStreamStart(readStreamStart(raw), t);
+      assertStreamStart(readStreamStart(openedFrame(frame)), t);
     } catch (err) {
       const e = err instanceof SnapferryError ? err : new SnapferryError('sendstream_bad_command', String(err));
       log.warn({ transfer: id, code: e.code, err: e.message }, 'stream refused at its first frame');

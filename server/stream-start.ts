@@ -4,7 +4,7 @@
  * catalog is about to record. Checked on frame 0 as it arrives, and again while receiving.
  */
 import { SnapferryError } from '../core/errors.ts';
-import { SendStreamParser, type SendStreamHeader } from '../core/wire/index.ts';
+import { SendStreamParser, type SendStreamHeader, type VerifiedFrame } from '../core/wire/index.ts';
 import { isSafeName } from '../core/names.ts';
 import { SEND_STREAM_VERSION, type SendStream } from '../core/protocol.ts';
 
@@ -41,6 +41,23 @@ export function assertStreamStart(header: SendStreamHeader, expected: ExpectedSt
       details: { expected },
     });
   }
+}
+
+/**
+ * A verified frame's raw bytes. A sealed frame (client-side encryption) has none here: this server receives into btrfs, and
+ * btrfs receive needs the plaintext, which only clients can make. An archive server (`store:`) keeps ciphertext as
+ * it comes; this one refuses the stream at its first sealed frame (frame 0 for a sealed push), for good.
+ */
+export function openedFrame(frame: VerifiedFrame): Buffer {
+  if (frame.sealed || frame.raw === undefined) {
+    throw new SnapferryError(
+      'encryption_needs_archive',
+      'this stream is sealed (client-side encryption, encrypt: in the client config), and this server receives into btrfs, ' +
+        'which needs the plaintext: push sealed streams to an archive server (store: in its config), or remove encrypt: to push to this one',
+      { details: { frameIndex: frame.index } },
+    );
+  }
+  return frame.raw;
 }
 
 /** Reads the first command from the start of a raw send stream (frame 0; a chunk is far larger than the command). */

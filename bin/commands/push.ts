@@ -71,6 +71,7 @@ export function addPushCommand(program: Command): void {
               ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
               ...(settings.limitRate !== undefined ? { limitRate: settings.limitRate } : {}),
               ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
+              ...(settings.encrypt !== undefined ? { encrypt: settings.encrypt } : {}),
             },
             report,
           ).finally(() => report.close?.());

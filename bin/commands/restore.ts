@@ -20,7 +20,7 @@ export function addRestoreCommand(program: Command): void {
   program
     .command('restore')
     .description('bring a snapshot back from the server into DEST_DIR (btrfs), incremental from the newest snapshot both sides hold; resumes after a cut or a crash')
-    .addOption(clientConfigOption('server, tokenFile, caFile, retries'))
+    .addOption(clientConfigOption('server, tokenFile, caFile, retries, encrypt'))
     .addOption(serverOption())
     .requiredOption('--volume <name>', 'the volume the snapshot belongs to on the server')
     .option('--parent-dir <dir>', 'look for a parent snapshot here instead of in DEST_DIR (same filesystem)')
@@ -47,6 +47,7 @@ export function addRestoreCommand(program: Command): void {
           ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
           ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
           ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
+          ...(settings.encrypt !== undefined ? { encrypt: settings.encrypt } : {}),
         },
         report,
       ).finally(() => report.close?.());

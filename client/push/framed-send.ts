@@ -12,7 +12,10 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { btrfsFeatures, sendOptionsFor } from '../../core/btrfs/features.ts';
 import type { SendStream } from '../../core/protocol.ts';
 import { SnapferryError } from '../../core/errors.ts';
-import { FrameEncoder, SendStreamCheck, hashRawPrefix, type CompressionPool, type EncodedFrameInfo, type LevelChooser, type HashedChunk, type SendStreamHeader } from '../../core/wire/index.ts';
+import {
+  DEFAULT_ZSTD_LEVEL, FrameEncoder, SendStreamCheck, hashRawPrefix, sealedFrameHash, type CompressionPool, type EncodedFrameInfo, type FrameSealing, type LevelChooser,
+  type HashedChunk, type SendStreamHeader,
+} from '../../core/wire/index.ts';
 import { FramedUploadSource } from '../upload/source.ts';
 
 export interface FramedSendOptions {
@@ -27,6 +30,8 @@ export interface FramedSendOptions {
   sendStream?: SendStream;
   signal?: AbortSignal;
   onFrame?: (frame: EncodedFrameInfo) => void;
+  /** Seal every frame (client-side encryption); give a fixed `level`, or a resume finds its sealed frames changed. */
+  sealing?: FrameSealing;
 }
 
 /** Where the server's upload stands, and how to check the regenerated stream against it. */
@@ -80,7 +85,9 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
       : undefined;
     let prefix;
     try {
-      prefix = await hashRawPrefix(checked, { chunkSize: options.chunkSize, frames: resume.frames, ...(accept ? { accept } : {}) });
+      // A sealed stream's chain is over its sealed frames: the prefix is compressed and sealed as it was sent.
+      const frameHash = options.sealing ? sealedFrameHash(options.sealing, typeof options.level === 'number' ? options.level : DEFAULT_ZSTD_LEVEL) : undefined;
+      prefix = await hashRawPrefix(checked, { chunkSize: options.chunkSize, frames: resume.frames, ...(accept ? { accept } : {}), ...(frameHash ? { frameHash } : {}) });
     } catch (err) {
       cancel();
       throw err;
@@ -109,6 +116,7 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     chunkSize: options.chunkSize,
     level: options.level,
     ...(options.pool ? { pool: options.pool } : {}),
+    ...(options.sealing ? { seal: options.sealing } : {}),
     ...(start.frames > 0 ? { start: { frames: start.frames, rawOffset: start.rawOffset, chain: start.chain, wireOffset: start.wireOffset } } : {}),
     onFrame: (frame) => {
       source.frameEnded(frame.wireOffset + frame.wireLength, frame.kind === 'end');

@@ -7,7 +7,8 @@ import { parseName } from '../../core/names.ts';
 import { planPush } from '../../core/plan.ts';
 import { SESSION_HEADER, type SendStream, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
-import { DEFAULT_CHUNK_SIZE } from '../../core/wire/index.ts';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL } from '../../core/wire/index.ts';
+import { readKeyFile } from '../../core/crypto/key-file.ts';
 import { ServerApi } from '../http/api.ts';
 import { createTransport } from '../http/transport.ts';
 import { findParentCandidates, resolveRequested } from '../local/snapshots.ts';
@@ -55,6 +56,8 @@ export interface PushOptions {
   caFile?: string;
   /** Where HTTPS_PROXY / NO_PROXY are read (default process.env). */
   env?: Record<string, string | undefined>;
+  /** The key file to seal every frame with (client-side encryption; `encrypt:` in the config). */
+  encrypt?: string;
 }
 
 export interface PushResult {
@@ -80,6 +83,8 @@ export function presentNote(names: readonly string[]): string | null {
 
 export async function push(options: PushOptions, report: Reporter): Promise<PushResult> {
   const volume = parseName(options.volume, 'volume');
+  // Read first: a missing, damaged or open key file is said before the server is asked anything.
+  const sealKey = options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt);
   const headers = { ...options.headers, [SESSION_HEADER]: crypto.randomUUID() };
   const transport = createTransport(options.server, {
     ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
@@ -115,7 +120,9 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   const ctx = {
     api, volume, report, headers,
     chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
-    compression: startCompression(options.compress ?? 'auto', (level, why) =>
+    // Sealed, `auto` is the default level: a resume compresses and seals the frames already sent again to compare
+    // them, and it can only if each was compressed at a level it knows (auto picks them frame by frame).
+    compression: startCompression(sealKey && (options.compress ?? 'auto') === 'auto' ? DEFAULT_ZSTD_LEVEL : (options.compress ?? 'auto'), (level, why) =>
       report.note(level === 0 ? `compression off: ${why}` : `compression level ${level}: ${why}`),
     ),
     patchBytes: options.patchBytes ?? DEFAULT_PATCH_BYTES,
@@ -125,6 +132,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     backoff: { ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) },
     sendStream,
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(sealKey ? { sealKey } : {}),
   };
   const sent: PushResult['sent'] = [];
   try {

@@ -22,6 +22,8 @@ import { TransferProgress } from './progress.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { formatDuration } from '../progress/math.ts';
 import { ReceiveWaiting, keepWaiting } from './receive-waiting.ts';
+import { streamIdentity } from '../../core/wire/index.ts';
+import type { SealKey } from '../../core/crypto/keys.ts';
 
 export interface SendContext {
   api: ServerApi;
@@ -38,6 +40,8 @@ export interface SendContext {
   /** How btrfs send makes a new transfer's stream (default 'v1'); a resumed one keeps the stream it began with. */
   sendStream?: SendStream;
   signal?: AbortSignal;
+  /** Seal every frame under this key (`encrypt:`), bound to each stream's snapshot and parent UUIDs. */
+  sealKey?: SealKey;
 }
 
 export class PushError extends SnapferryError {}
@@ -181,6 +185,7 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null,
     pool: ctx.compression.pool,
     maxSlice: ctx.patchBytes,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(ctx.sealKey ? { sealing: { key: ctx.sealKey, stream: streamIdentity(step.snapshot.uuid, step.parent?.uuid ?? null) } } : {}),
   };
   if (!resumeOf) return openFramedSend(options);
   const resume: ResumeFrom = { frames: resumeOf.framesVerified, wireOffset: resumeOf.wireOffset, chain: resumeOf.chain };

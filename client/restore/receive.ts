@@ -13,7 +13,8 @@ import { pipeline } from 'node:stream';
 import { checkedReceive } from '../../core/receive/checked-receive.ts';
 import { parentEntries } from '../../core/receive/parent-entries.ts';
 import { SnapferryError } from '../../core/errors.ts';
-import { FrameDecoder, SendStreamCheck, type SendStreamHeader } from '../../core/wire/index.ts';
+import { FrameDecoder, SendStreamCheck, streamIdentity, type SendStreamHeader } from '../../core/wire/index.ts';
+import type { SealKey } from '../../core/crypto/keys.ts';
 
 export interface SpoolReceive {
   framesFile: string;
@@ -28,6 +29,8 @@ export interface SpoolReceive {
   /** The local parent snapshot (the one with parentUuid's identity), whose symlinks the stream must not reach through. */
   parentPath?: string;
   signal?: AbortSignal;
+  /** Opens a sealed stream (bound to uuid and parentUuid); without it a sealed stream is refused at its first frame. */
+  sealKey?: SealKey;
 }
 
 export class RestoreReceiveError extends SnapferryError {}
@@ -39,7 +42,8 @@ export function stagingName(uuid: string): string {
 
 export async function receiveSpool(job: SpoolReceive): Promise<{ path: string; rawBytes: number }> {
   // The file's errors reach the decoder (pipeline destroys it with them), and so the receive.
-  const decoded = pipeline(createReadStream(job.framesFile), new FrameDecoder({ chunkSize: job.chunkSize }), () => undefined);
+  const sealing = job.sealKey ? { sealing: { key: job.sealKey, stream: streamIdentity(job.uuid, job.parentUuid) } } : {};
+  const decoded = pipeline(createReadStream(job.framesFile), new FrameDecoder({ chunkSize: job.chunkSize, ...sealing }), () => undefined);
   const got = await checkedReceive({
     dir: job.destDir,
     name: job.name,

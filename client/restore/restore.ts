@@ -24,6 +24,8 @@ import { lockDestDir } from './dest-lock.ts';
 import { RestoreProgress } from './progress.ts';
 import { checkRestored } from '../verify/after-restore.ts';
 import { onTheLine } from '../verify/view.ts';
+import { readKeyFile } from '../../core/crypto/key-file.ts';
+import type { SealKey } from '../../core/crypto/keys.ts';
 
 export interface RestoreOptions {
   server: string;
@@ -48,6 +50,8 @@ export interface RestoreOptions {
   env?: Record<string, string | undefined>;
   /** Check the restored snapshot against the server's digest (client/verify/after-restore.ts); default true. */
   verify?: boolean;
+  /** The key file sealed streams are opened with (`encrypt:` in the config); a sealed stream without it is refused. */
+  encrypt?: string;
 }
 
 export interface RestoreResult {
@@ -79,6 +83,7 @@ export async function restore(options: RestoreOptions, report: Reporter): Promis
   const parentDir = path.resolve(options.parentDir ?? destDir);
   const chunkSize = validateChunkSize(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
   const dest = await btrfsMountOf(destDir, 'DEST_DIR');
+  const sealKey = options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt);
   if (parentDir !== destDir && (await btrfsMountOf(parentDir, '--parent-dir')).source !== dest.source) {
     throw new RestoreTargetError('parent_dir_elsewhere', `--parent-dir ${parentDir} is on another filesystem than ${destDir}: btrfs receive finds the parent on its own filesystem only`);
   }
@@ -118,7 +123,7 @@ export async function restore(options: RestoreOptions, report: Reporter): Promis
       });
       try {
         if (discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${discarded})`);
-        result = await run({ options, report, http, volume, plan, spool, destDir });
+        result = await run({ options, report, http, volume, plan, spool, destDir, ...(sealKey ? { sealKey } : {}) });
       } finally {
         await spool.close();
       }
@@ -142,10 +147,11 @@ interface Run {
   plan: RestorePlan;
   spool: RestoreSpool;
   destDir: string;
+  sealKey?: SealKey;
 }
 
 /** Download (resuming), receive, clean up; retries what can heal, with backoff, and says what it does. */
-async function run({ options, report, http, volume, plan, spool, destDir }: Run): Promise<RestoreResult> {
+async function run({ options, report, http, volume, plan, spool, destDir, sealKey }: Run): Promise<RestoreResult> {
   const { target, parent } = plan;
   const signal = options.signal;
   const backoff = new Backoff({ ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) });
@@ -176,6 +182,7 @@ async function run({ options, report, http, volume, plan, spool, destDir }: Run)
       const got = await receiveSpool({
         framesFile: spool.framesFile, chunkSize: spool.identity.chunkSize, destDir, name: target.name,
         uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(parent ? { parentPath: parent.local.path } : {}), ...(signal ? { signal } : {}),
+        ...(sealKey ? { sealKey } : {}),
       });
       const wireBytes = spool.state.wireOffsetVerified;
       await spool.remove();

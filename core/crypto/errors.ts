@@ -12,7 +12,14 @@ export type SealErrorCode =
    * The sealed frame's header fails its CRC, names an unknown seal version, is too short, or its tag does not verify
    * under the right key: the bytes changed after sealing, or the frame was moved to another position or stream.
    */
-  | 'frame_corrupt';
+  | 'frame_corrupt'
+  /** A sealed stream came to be opened and no key is configured: set `encrypt:` to the key file it was sealed with. */
+  | 'key_required'
+  /**
+   * A key is configured and the frame is not sealed: whoever holds the archive can write plain frames (only sealing
+   * needs the key), so taking them would let it swap in content of its choosing. Restore it without `encrypt:`.
+   */
+  | 'not_sealed';
 
 export interface SealErrorDetails extends Record<string, unknown> {
   /** The frame's index (its position in its stream). */

@@ -1,18 +1,23 @@
 /**
  * FrameDecoder: framed bytes in, the verified raw `btrfs send` stream out (for `btrfs receive`). Built on
  * FrameParser, so every chunk is checked before a byte of it goes downstream, and a stream that stops before its
- * end frame fails with stream_truncated at the end instead of looking complete.
+ * end frame fails with stream_truncated at the end instead of looking complete. A sealed stream is opened with
+ * `sealing`, and refused at its first frame without it: nothing of it goes downstream.
  */
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { FrameParser } from './frame-parser.ts';
 import type { FrameParserState, VerifiedFrame } from './frame-parser.ts';
+import type { FrameSealing } from './frame-seal.ts';
+import { SealError } from '../crypto/errors.ts';
 
 export interface FrameDecoderOptions {
   /** Expected chunk size; if absent, learnt from the first frame. */
   chunkSize?: number;
   /** Called for each verified frame (also emitted as 'frame'); `raw` is not included. */
   onFrame?: (frame: VerifiedFrame) => void;
+  /** The key (and stream identity) to open sealed frames with; a sealed stream without it is refused (`key_required`). */
+  sealing?: FrameSealing;
 }
 
 export class FrameDecoder extends Transform {
@@ -21,7 +26,11 @@ export class FrameDecoder extends Transform {
 
   constructor(opts: FrameDecoderOptions = {}) {
     super();
-    this.#parser = new FrameParser({ keepRaw: true, ...(opts.chunkSize === undefined ? {} : { chunkSize: opts.chunkSize }) });
+    this.#parser = new FrameParser({
+      keepRaw: true,
+      ...(opts.chunkSize === undefined ? {} : { chunkSize: opts.chunkSize }),
+      ...(opts.sealing === undefined ? {} : { sealing: opts.sealing }),
+    });
     this.#onFrame = opts.onFrame;
   }
 
@@ -33,6 +42,13 @@ export class FrameDecoder extends Transform {
     try {
       for (const frame of this.#parser.push(chunk)) {
         const { raw, ...info } = frame;
+        if (info.kind === 'data' && raw === undefined) {
+          throw new SealError(
+            'key_required',
+            `frame ${info.index} is sealed (client-side encryption) and no key is configured: set encrypt: in the client config to the key file it was sealed with`,
+            { frameIndex: info.index },
+          );
+        }
         if (raw !== undefined) this.push(raw);
         this.#onFrame?.(info);
         this.emit('frame', info);

@@ -18,6 +18,7 @@ import { checkEncoderStart, type EncoderStart } from './encoder-start.ts';
 import { DEFAULT_CHUNK_SIZE, dataFrameHeader, encodeEndFrame, validateChunkSize } from './frame.ts';
 import type { LevelChooser } from './level-chooser.ts';
 import { RawChunker } from './raw-chunker.ts';
+import { sealFrame, type FrameSealing } from './frame-seal.ts';
 
 export type { CompressionSample, LevelChooser } from './level-chooser.ts';
 
@@ -34,6 +35,8 @@ export interface FrameEncoderOptions {
   start?: EncoderStart;
   /** Called after each frame is pushed (also emitted as the 'frame' event). */
   onFrame?: (frame: EncodedFrameInfo) => void;
+  /** Seal every data frame's payload under this key (frame-seal.ts); a resume's `start` chain is then over sealed frames. */
+  seal?: FrameSealing;
 }
 
 export interface EncodedFrameInfo {
@@ -64,6 +67,7 @@ export class FrameEncoder extends Transform {
   #roomWaiter: (() => void) | null = null;
   readonly #chain: ChainHasher;
   readonly #onFrame: ((frame: EncodedFrameInfo) => void) | undefined;
+  readonly #seal: FrameSealing | null;
   #rawOffset: number;
   #wireOffset: number;
   /** Set when resuming after a short (hence last) chunk: only the end frame may follow. */
@@ -79,6 +83,7 @@ export class FrameEncoder extends Transform {
     this.#pool = opts.pool ?? null;
     this.#compressor = this.#pool ? null : new ChunkCompressor(this.#fixedLevel);
     this.#onFrame = opts.onFrame;
+    this.#seal = opts.seal ?? null;
     const start = checkEncoderStart(opts.start, this.chunkSize);
     this.#chain = new ChainHasher({ chain: start.chain, frames: start.frames });
     this.#rawOffset = start.rawOffset;
@@ -211,19 +216,23 @@ export class FrameEncoder extends Transform {
 
   #pushData(rawLength: number, parts: CompressedParts): void {
     const index = this.#chain.frames;
-    const header = dataFrameHeader(rawLength, parts, { chunkSize: this.chunkSize, index });
+    // The seal is a step of its own, after compression (whose measure the chooser gets) and before the header.
+    const sent = this.#seal ? sealFrame(this.#seal, index, parts) : parts;
+    // A raw chunk sealed is copied into its seal: its memory is free to be filled again, as recycle() would have it.
+    if (sent !== parts && parts.codec === 'raw') this.#chunker.recycle(parts.payload);
+    const header = dataFrameHeader(rawLength, sent, { chunkSize: this.chunkSize, index });
     this.#chooser?.observe({ level: parts.level, rawLength, payloadLength: parts.payload.length, compressNs: parts.compressNs });
     this.push(header);
-    this.push(parts.payload);
-    const chain = this.#chain.update(parts.rawHash);
-    const wireLength = header.length + parts.payload.length;
+    this.push(sent.payload);
+    const chain = this.#chain.update(sent.rawHash);
+    const wireLength = header.length + sent.payload.length;
     this.#report({
       kind: 'data',
       index,
       codec: parts.codec,
       rawOffset: this.#rawOffset,
       rawLength,
-      payloadLength: parts.payload.length,
+      payloadLength: sent.payload.length,
       wireOffset: this.#wireOffset,
       wireLength,
       chain,

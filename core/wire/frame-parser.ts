@@ -6,6 +6,10 @@
  * payload, i.e. FRAME_HEADER_SIZE + chunkSize), and a header is judged before its payload is awaited, so a header
  * that claims a huge length is refused at once.
  *
+ * A sealed frame (frame-seal.ts) is verified the same way without a key: its header's hash is the SHA-256 of the
+ * sealed payload as it came. With `sealing` (a restore holding the key) it is then opened and decoded; without, it
+ * has no `raw`, and whoever wanted the raw bytes (FrameDecoder, a server feeding btrfs receive) refuses it.
+ *
  * State is a handful of numbers and the chain, all at a frame boundary (`wireOffsetVerified`). A server that saved
  * it can build a new parser from it after a restart and push bytes from `wireOffsetVerified` on.
  *
@@ -23,6 +27,8 @@ import type { FrameErrorCode } from './frame-error.ts';
 import { checkState, streamStart, type FrameParserState } from './frame-parser-state.ts';
 import { sequenceFault } from './frame-sequence.ts';
 import { asBuffer } from './raw-chunker.ts';
+import { openFrame, type FrameSealing } from './frame-seal.ts';
+import { SealError } from '../crypto/errors.ts';
 
 export type { FrameParserState } from './frame-parser-state.ts';
 
@@ -31,16 +37,18 @@ export interface VerifiedFrame {
   /** Data: the frame index. End: N, the number of data frames. */
   index: number;
   codec: FrameCodec;
+  /** The payload travels sealed (client-side encryption); `rawHash` is then the sealed payload's hash. */
+  sealed: boolean;
   wireStart: number;
   wireEnd: number;
   /** Data: raw offset of the chunk. End: total raw length. */
   rawOffset: number;
   rawLength: number;
-  /** SHA-256 of the raw chunk; null for the end frame. */
+  /** The hash the header carries, checked: of the raw chunk, or of the sealed payload; null for the end frame. */
   rawHash: Buffer | null;
   /** Chain after this frame (for the end frame: c_N, which it carried). */
   chain: Buffer;
-  /** The decoded chunk, with `keepRaw` (may be a view of a pushed buffer for raw frames). */
+  /** The decoded chunk, with `keepRaw` (may be a view of a pushed buffer for raw frames); a sealed frame's only with `sealing`. */
   raw?: Buffer;
 }
 
@@ -51,12 +59,15 @@ export interface FrameParserOptions {
   state?: FrameParserState;
   /** Keep each frame's decoded bytes in `raw` (FrameDecoder does; a verifying store does not need them). */
   keepRaw?: boolean;
+  /** Open sealed frames with this key (with `keepRaw`): a wrong key is SealError `wrong_key`, damage `frame_corrupt`. */
+  sealing?: FrameSealing;
   onFrame?: (frame: VerifiedFrame) => void;
 }
 
 export class FrameParser {
   readonly #decompressor = new ChunkDecompressor();
   readonly #keepRaw: boolean;
+  readonly #sealing: FrameSealing | null;
   readonly #onFrame: ((frame: VerifiedFrame) => void) | undefined;
   #chunkSize: number | null;
   #chain: ChainHasher;
@@ -71,6 +82,7 @@ export class FrameParser {
 
   constructor(opts: FrameParserOptions = {}) {
     this.#keepRaw = opts.keepRaw ?? false;
+    this.#sealing = opts.sealing ?? null;
     this.#onFrame = opts.onFrame;
     const s = opts.state ?? streamStart(opts.chunkSize ?? null);
     if (opts.chunkSize !== undefined && s.chunkSize !== opts.chunkSize) {
@@ -114,17 +126,19 @@ export class FrameParser {
         }
         const payloadLength = this.#header.kind === 'data' ? this.#header.payloadLength : 0;
         if (this.#pending.length < payloadLength) break;
-        // A zstd payload is only read by the decoder, here and now: it is joined in memory that the next one reuses.
-        // A raw payload is the frame's bytes and leaves with the frame, so it gets memory of its own.
-        const zstd = this.#header.kind === 'data' && this.#header.codec === 'zstd';
-        const payload = this.#pending.take(payloadLength, zstd ? zstdPayloadScratch(payloadLength) : undefined);
+        // A zstd or sealed payload is only read here and now (decoded, or hashed and opened into new memory): it is
+        // joined in memory that the next one reuses. A raw payload is the frame's bytes and leaves with the frame, so
+        // it gets memory of its own.
+        const h = this.#header;
+        const transient = h.kind === 'data' && (h.codec === 'zstd' || h.sealed);
+        const payload = this.#pending.take(payloadLength, transient ? zstdPayloadScratch(payloadLength) : undefined);
         const frame = this.#verify(this.#header, payload);
         this.#header = null;
         out.push(frame);
         this.#onFrame?.(frame);
       }
     } catch (err) {
-      // Anything but a FrameError is a bug here, not bad input: keep it as it is rather than blame the sender.
+      // Anything but a FrameError (or a SealError from opening) is a bug here, not bad input: keep it as it is.
       this.#failed = err as Error;
       throw err;
     }
@@ -166,17 +180,29 @@ export class FrameParser {
       this.#wireVerified = wireEnd;
       this.#ended = true;
       const { frameCount: index, totalRaw: rawOffset } = h;
-      return { kind: 'end', index, codec: 'raw', wireStart, wireEnd, rawOffset, rawLength: 0, rawHash: null, chain };
+      return { kind: 'end', index, codec: 'raw', sealed: false, wireStart, wireEnd, rawOffset, rawLength: 0, rawHash: null, chain };
     }
-    let raw: Buffer;
-    try {
-      raw = this.#decompressor.decode(h.codec, payload, h.rawLength);
-    } catch (err) {
-      if (!(err instanceof PayloadDecodeError)) throw err;
-      return this.#fail('frame_corrupt', err.message, { codec: h.codec });
+    let raw: Buffer | undefined;
+    let rawHash: Buffer;
+    if (this.#sealing !== null && !h.sealed) {
+      // With a key, only sealed frames are the user's: anyone can make a plain frame that verifies.
+      throw new SealError(
+        'not_sealed',
+        `frame ${h.index} is not sealed, and encrypt: is set: a stream sealed under your key cannot hold it (another stream, or one ` +
+          'forged by whoever stores it); to restore a snapshot pushed without encryption, run the restore without encrypt:',
+        { frameIndex: h.index, keyId: this.#sealing.key.id.toString('hex') },
+      );
     }
-    const rawHash = sha256(raw);
-    if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the ${h.codec} chunk differs from header`);
+    if (h.sealed) {
+      rawHash = sha256(payload);
+      if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the sealed ${h.codec} payload differs from header`);
+      // The GCM tag vouches for the bytes inside; their decoding is still checked (length, one zstd frame).
+      if (this.#sealing !== null && this.#keepRaw) raw = this.#decode(h, openFrame(this.#sealing, h.index, payload));
+    } else {
+      raw = this.#decode(h, payload);
+      rawHash = sha256(raw);
+      if (!rawHash.equals(h.rawHash)) this.#fail('frame_corrupt', `SHA-256 of the ${h.codec} chunk differs from header`);
+    }
     const chain = this.#chain.update(rawHash);
     this.#rawOffset += h.rawLength;
     this.#wireVerified = wireEnd;
@@ -184,6 +210,7 @@ export class FrameParser {
       kind: 'data',
       index: h.index,
       codec: h.codec,
+      sealed: h.sealed,
       wireStart,
       wireEnd,
       rawOffset: h.rawOffset,
@@ -191,8 +218,17 @@ export class FrameParser {
       rawHash,
       chain,
     };
-    if (this.#keepRaw) frame.raw = raw;
+    if (this.#keepRaw && raw !== undefined) frame.raw = raw;
     return frame;
+  }
+
+  #decode(h: FrameHeader & { kind: 'data' }, payload: Buffer): Buffer {
+    try {
+      return this.#decompressor.decode(h.codec, payload, h.rawLength);
+    } catch (err) {
+      if (!(err instanceof PayloadDecodeError)) throw err;
+      return this.#fail('frame_corrupt', err.message, { codec: h.codec, sealed: h.sealed });
+    }
   }
 
   #position(): { frameIndex: number; wireOffset: number } {

@@ -8,14 +8,16 @@
  * |--------|------|----------------|----------------------------------------------|---------------------------|
  * | 0      | 4    | magic          | "SFR1"                                       | "SFR1"                    |
  * | 4      | 1    | kind           | 1                                            | 2                         |
- * | 5      | 1    | codec          | 0 raw, 1 zstd                                | 0                         |
+ * | 5      | 1    | codec          | 0 raw, 1 zstd, 2 sealed raw, 3 sealed zstd   | 0                         |
  * | 6      | 2    | reserved       | 0                                            | 0                         |
  * | 8      | 4    | chunkSize      | the transfer's chunk size                    | same                      |
  * | 12     | 4    | rawLength      | 1..chunkSize                                 | 0                         |
- * | 16     | 4    | payloadLength  | raw: = rawLength; zstd: 1..rawLength-1       | 0                         |
+ * | 16     | 4    | payloadLength  | raw: = rawLength; zstd: 1..rawLength-1;      | 0                         |
+ * |        |      |                | sealed: the same + SEAL_OVERHEAD             |                           |
  * | 20     | 8    | index          | frame index i (0-based)                      | N, the data frame count   |
  * | 28     | 8    | rawOffset      | i * chunkSize                                | total raw length          |
- * | 36     | 32   | hash           | SHA-256 of the raw chunk                     | chain c_N (see chain.ts)  |
+ * | 36     | 32   | hash           | SHA-256 of the raw chunk; sealed: of the     | chain c_N (see chain.ts)  |
+ * |        |      |                | sealed payload, as it travels                |                           |
  * | 68     | 4    | headerCrc      | CRC32C of bytes 0..67                        | same                      |
  *
  * then `payloadLength` payload bytes (none for the end frame).
@@ -27,12 +29,18 @@
  * holds every later frame to it). The index and raw offset make a lost, repeated or reordered frame fail at once,
  * not only at the end frame's chain. Every data frame but the last has rawLength = chunkSize; an empty raw stream
  * is just the end frame with N = 0, total 0 and chain c_0.
+ *
+ * A sealed frame (client-side encryption, frame-seal.ts) carries its raw or zstd payload sealed with AES-256-GCM
+ * (core/crypto/seal.ts), SEAL_OVERHEAD bytes longer. Its hash is the SHA-256 of the sealed payload, not of the raw
+ * chunk: a server verifies, chains and stores it with no key (and a plaintext hash would let it confirm guessed
+ * content), and only a key holder gets at the raw chunk, whose integrity the GCM tag then vouches for.
  */
 import { crc32c } from '@node-rs/crc32';
 import { HASH_SIZE, sha256 } from './chain.ts';
 import { ChunkCompressor } from './codec.ts';
 import type { FrameCodec } from './codec.ts';
 import { FrameError } from './frame-error.ts';
+import { SEAL_OVERHEAD } from '../crypto/seal.ts';
 
 export const FRAME_MAGIC: Buffer = Buffer.from('SFR1', 'latin1');
 export const FRAME_HEADER_SIZE = 72;
@@ -43,11 +51,16 @@ export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 const KIND_DATA = 1;
 const KIND_END = 2;
 const CODEC_IDS: Record<FrameCodec, number> = { raw: 0, zstd: 1 };
+/** A sealed frame's codec id: its payload's codec's, plus this. */
+const SEALED_CODEC = 2;
 const CRC_OFFSET = 68;
 
 export interface DataFrameHeader {
   kind: 'data';
+  /** The codec of the payload (inside the seal, for a sealed frame). */
   codec: FrameCodec;
+  /** The payload is sealed (codec ids 2, 3): payloadLength counts the seal, rawHash is the sealed payload's hash. */
+  sealed: boolean;
   chunkSize: number;
   rawLength: number;
   payloadLength: number;
@@ -84,7 +97,7 @@ export function encodeFrameHeader(h: FrameHeader): Buffer {
   const b = Buffer.alloc(FRAME_HEADER_SIZE);
   FRAME_MAGIC.copy(b, 0);
   b.writeUInt8(h.kind === 'data' ? KIND_DATA : KIND_END, 4);
-  b.writeUInt8(h.kind === 'data' ? CODEC_IDS[h.codec] : 0, 5);
+  b.writeUInt8(h.kind === 'data' ? CODEC_IDS[h.codec] + (h.sealed ? SEALED_CODEC : 0) : 0, 5);
   b.writeUInt32BE(h.chunkSize, 8);
   b.writeUInt32BE(h.kind === 'data' ? h.rawLength : 0, 12);
   b.writeUInt32BE(h.kind === 'data' ? h.payloadLength : 0, 16);
@@ -137,15 +150,20 @@ export function parseFrameHeader(buf: Uint8Array, at: FramePosition = { frameInd
     return { kind: 'end', chunkSize, frameCount: index, totalRaw: rawOffset, chain: hash };
   }
   if (kind !== KIND_DATA) fail('frame_corrupt', `unknown frame kind ${kind}`, fields);
-  const codec = codecId === 0 ? 'raw' : codecId === 1 ? 'zstd' : fail('frame_corrupt', `unknown codec ${codecId}`);
+  if (codecId > 3) fail('frame_corrupt', `unknown codec ${codecId}`);
+  const codec = codecId % SEALED_CODEC === 0 ? 'raw' : 'zstd';
+  const sealed = codecId >= SEALED_CODEC;
+  // What the seal adds; the rules below are on the payload inside it.
+  const seal = sealed ? SEAL_OVERHEAD : 0;
   if (rawLength > chunkSize) fail('frame_too_large', `raw length ${rawLength} exceeds chunk size ${chunkSize}`, fields);
-  if (payloadLength > rawLength) fail('frame_too_large', `payload ${payloadLength} exceeds raw ${rawLength}`, fields);
+  if (payloadLength > rawLength + seal) fail('frame_too_large', `payload ${payloadLength} exceeds raw ${rawLength}${sealed ? ' and its seal' : ''}`, fields);
   if (rawLength === 0) fail('frame_corrupt', 'empty data frame', fields);
-  if (codec === 'raw' ? payloadLength !== rawLength : payloadLength === 0 || payloadLength === rawLength) {
-    fail('frame_corrupt', `${codec} payload length ${payloadLength} does not fit raw length ${rawLength}`, fields);
+  const inner = payloadLength - seal;
+  if (codec === 'raw' ? inner !== rawLength : inner <= 0 || inner === rawLength) {
+    fail('frame_corrupt', `${sealed ? 'sealed ' : ''}${codec} payload length ${payloadLength} does not fit raw length ${rawLength}`, fields);
   }
   if (rawOffset !== index * chunkSize) fail('frame_corrupt', `raw offset ${rawOffset} is not index * chunk size`, fields);
-  return { kind: 'data', codec, chunkSize, rawLength, payloadLength, index, rawOffset, rawHash: hash };
+  return { kind: 'data', codec, sealed, chunkSize, rawLength, payloadLength, index, rawOffset, rawHash: hash };
 }
 
 function readU53(b: Buffer, offset: number, fail: (code: 'frame_too_large', msg: string) => never): number {
@@ -177,10 +195,13 @@ export function encodeDataFrame(
   return { header: dataFrameHeader(raw.length, { codec, payload, rawHash }, opts), payload, rawHash, codec };
 }
 
-/** The header of data frame `index`, for a chunk hashed and compressed elsewhere (a compression worker). */
+/**
+ * The header of data frame `index`, for a chunk hashed and compressed elsewhere (a compression worker), and sealed
+ * (frame-seal.ts: then `rawHash` is the sealed payload's hash).
+ */
 export function dataFrameHeader(
   rawLength: number,
-  parts: { codec: FrameCodec; payload: Buffer; rawHash: Buffer },
+  parts: { codec: FrameCodec; payload: Buffer; rawHash: Buffer; sealed?: boolean },
   opts: { chunkSize: number; index: number },
 ): Buffer {
   checkDataFrame(rawLength, opts);
@@ -188,6 +209,7 @@ export function dataFrameHeader(
   return encodeFrameHeader({
     kind: 'data',
     codec: parts.codec,
+    sealed: parts.sealed ?? false,
     chunkSize,
     rawLength,
     payloadLength: parts.payload.length,

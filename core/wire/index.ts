@@ -6,6 +6,7 @@ export * from './frame-error.ts';
 export * from './frame-encoder.ts';
 export * from './frame-parser.ts';
 export * from './frame-decoder.ts';
+export * from './frame-seal.ts';
 export * from './raw-chunker.ts';
 export * from './raw-prefix.ts';
 export * from './sendstream-attributes.ts';

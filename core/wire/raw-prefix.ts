@@ -11,6 +11,10 @@
  * `accept` lets the caller check each chunk against the server's per-frame index as it goes, and stop before the
  * first chunk that differs: `rest` then starts with that chunk's bytes, so the upload can be rewound to it and go on
  * from the same run of `btrfs send`.
+ *
+ * The chain is over the hashes the frames carry. For plain frames that is the raw chunk's SHA-256, taken as the bytes
+ * stream by; a sealed stream's frames carry their sealed payload's hash, so `frameHash` gets each whole chunk and
+ * returns the hash of what the encoder would send for it (compressed and sealed: frame-seal.ts).
  */
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
@@ -22,6 +26,7 @@ export interface HashedChunk {
   index: number;
   rawOffset: number;
   rawLength: number;
+  /** The hash frame `index` carries: the raw chunk's SHA-256, or `frameHash`'s. */
   rawHash: Buffer;
   /** The chain including this chunk, c_{index+1}. */
   chain: Buffer;
@@ -48,7 +53,13 @@ export interface RawPrefix extends RawResumePoint {
 
 export async function hashRawPrefix(
   source: AsyncIterable<Uint8Array>,
-  opts: { chunkSize: number; frames: number; accept?: (chunk: HashedChunk) => boolean },
+  opts: {
+    chunkSize: number;
+    frames: number;
+    accept?: (chunk: HashedChunk) => boolean;
+    /** The hash frame `index` carries for this whole raw chunk, when it is not the chunk's SHA-256 (a sealed stream). */
+    frameHash?: (raw: Buffer, index: number) => Buffer;
+  },
 ): Promise<RawPrefix> {
   const chunkSize = validateChunkSize(opts.chunkSize);
   const target = opts.frames;
@@ -64,8 +75,11 @@ export async function hashRawPrefix(
   let sourceEnded = false;
   let stopped = false;
 
+  const frameHash = opts.frameHash;
+  // The chunk's pieces are held when someone needs them whole: to stop before it, or to hash it whole.
+  const hold = opts.accept !== undefined || frameHash !== undefined;
   const decide = (rawLength: number): boolean => {
-    const rawHash = hash.digest();
+    const rawHash = frameHash ? frameHash(Buffer.concat(held), chain.frames) : hash.digest();
     const next = chainStep(chain.digest(), rawHash);
     const info = { index: chain.frames, rawOffset, rawLength, rawHash, chain: next };
     if (opts.accept !== undefined && !opts.accept(info)) return false;
@@ -91,8 +105,8 @@ export async function hashRawPrefix(
     while (b.length > 0 && chain.frames < target) {
       const n = Math.min(chunkSize - fill, b.length);
       const piece = b.subarray(0, n);
-      hash.update(piece);
-      if (opts.accept !== undefined) held.push(piece);
+      if (frameHash === undefined) hash.update(piece);
+      if (hold) held.push(piece);
       fill += n;
       b = b.subarray(n);
       if (fill === chunkSize && !decide(chunkSize)) {

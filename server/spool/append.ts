@@ -15,6 +15,7 @@ import fs from 'node:fs/promises';
 import { FRAME_HEADER_SIZE, FrameError, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import { FrameCutter, takeFront } from './frame-cutter.ts';
+import { openedFrame } from '../stream-start.ts';
 import { encodeIndexRecord, type IndexRecord } from './frame-index.ts';
 import { progressFromRecord, type SpoolProgress } from './progress.ts';
 
@@ -29,8 +30,11 @@ export const MAX_TAIL = FRAME_HEADER_SIZE + MAX_CHUNK_SIZE;
 
 /** Where the verified frames of one request go on (server/ingest.ts): the spool knows nothing of receives. */
 export interface FrameSink {
-  /** The raw bytes of frame 0; throws (or rejects) to refuse the stream before any of it is kept. */
-  start(raw: Buffer): Promise<void> | void;
+  /**
+   * Frame 0, verified (with its raw bytes, unless it is sealed); throws (or rejects) to refuse the stream before any
+   * of it is kept.
+   */
+  start(frame: VerifiedFrame): Promise<void> | void;
   /**
    * Called after each data frame's bytes and index record are written (not yet synced), with the frame and its
    * decoded bytes. The upload goes on once it resolves, so a receive can pace it.
@@ -78,7 +82,10 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   const take = async (chunk: Buffer): Promise<void> => {
     const { frames, failure: failed } = cutter.push(chunk);
     for (const { frame, parts: cut } of frames) {
-      if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(frame.raw);
+      if (frame.kind === 'data' && frame.index === 0) await sink.start(frame);
+      // Every frame here goes to btrfs receive, which needs its raw bytes: a stream that turns sealed after a plain
+      // frame 0 is refused at its first sealed frame, before it is kept (its raw bytes would be missing downstream).
+      else if (frame.kind === 'data') openedFrame(frame);
       // Exactly this frame's bytes (no copy). A frame that began in the kept tail is written whole again: the same
       // bytes, and one write. A hostile client can send a frame in many tiny pieces: stay well under IOV_MAX.
       const frameLength = frame.wireEnd - frame.wireStart;

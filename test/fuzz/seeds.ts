@@ -10,6 +10,10 @@ import { frameStream } from '../fixtures/send-streams.ts';
 import { SendAttr, SendCmd } from '../../core/wire/sendstream-format.ts';
 import { dataTlv, tlv, u32, u64 } from '../wire/sendstream-builder.ts';
 import { policyInput } from './targets.ts';
+import { streamIdentity, type FrameSealing } from '../../core/wire/frame-seal.ts';
+import { deriveKeys } from '../../core/crypto/keys.ts';
+
+const SEALING: FrameSealing = { key: deriveKeys(Buffer.alloc(32, 0x17)), stream: streamIdentity('0ee74cad-645d-9f4f-ad2e-12a379694756', null) };
 import type { TargetName } from './targets.ts';
 
 const FIXTURES = new URL('../wire/fixtures-sendstream/', import.meta.url);
@@ -73,6 +77,8 @@ export async function seeds(): Promise<Record<TargetName, Buffer[]>> {
     ...(await Promise.all(small.map((s) => frameStream(s, 65536, 0)))),
     ...(await Promise.all(small.map((s) => frameStream(s, 65536, 3)))),
     await frameStream(Buffer.alloc(0), 65536),
+    // Sealed (client-side encryption), raw and zstd: verified without a key, by the hash of what travels.
+    ...(await Promise.all(small.slice(0, 3).map((s, i) => frameStream(s, 65536, i === 0 ? 0 : 3, SEALING)))),
   ];
   return { frames, sendstream: streams, policy: policyInputs() };
 }

@@ -32,8 +32,10 @@ export function repairFrames(input: Buffer): Buffer {
     const payloadLength = kind === KIND_DATA ? out.readUInt32BE(pos + 16) : 0;
     const payloadEnd = pos + FRAME_HEADER_SIZE + payloadLength;
     if (kind === KIND_DATA) {
-      const rawPayload = out[pos + 5] === 0 && payloadEnd <= out.length;
-      if (rawPayload) sha256(out.subarray(pos + FRAME_HEADER_SIZE, payloadEnd)).copy(out, pos + 36);
+      // Raw (0) and sealed (2, 3) frames carry the hash of their payload as it travels: made right, the fuzzer gets
+      // past it to what comes after (a sealed payload's decoding is the restore's, with a key: not here).
+      const payloadHashed = [0, 2, 3].includes(out[pos + 5]!) && payloadEnd <= out.length;
+      if (payloadHashed) sha256(out.subarray(pos + FRAME_HEADER_SIZE, payloadEnd)).copy(out, pos + 36);
       chain = chainStep(chain, out.subarray(pos + 36, pos + 68));
     } else if (kind === KIND_END) {
       chain.copy(out, pos + 36);
@@ -48,9 +50,17 @@ export function repairFrames(input: Buffer): Buffer {
 function parseFrames(chunks: readonly Buffer[]): { raw: Buffer } | { code: string; frameIndex: unknown } {
   const parser = new FrameParser({ keepRaw: true });
   const raw: Buffer[] = [];
+  let sealed = 0;
   try {
-    for (const chunk of chunks) for (const frame of parser.push(chunk)) if (frame.raw) raw.push(Buffer.from(frame.raw));
+    for (const chunk of chunks) {
+      for (const frame of parser.push(chunk)) {
+        if (frame.raw) raw.push(Buffer.from(frame.raw));
+        if (frame.sealed) sealed += 1;
+      }
+    }
     parser.finish();
+    // Sealed frames verify without a key and give no raw bytes: the verdict is the frames', with no stream to check.
+    if (sealed > 0) return { code: `verified, ${sealed} sealed`, frameIndex: null };
     return { raw: Buffer.concat(raw) };
   } catch (err) {
     const typed = expectTyped(err);

@@ -15,6 +15,8 @@ import { ServerLayout } from '../../server/layout.ts';
 import { Spool, type FrameSink } from '../../server/spool/spool.ts';
 import { readRecords } from '../../server/spool/frame-index.ts';
 import { encode, mixedBytes } from '../wire/frame-helpers.ts';
+import { streamIdentity } from '../../core/wire/frame-seal.ts';
+import { deriveKeys } from '../../core/crypto/keys.ts';
 
 const CHUNK = 64 * 1024;
 const ID = 'e'.repeat(32);
@@ -32,7 +34,7 @@ async function spoolIn(t: TestContext) {
 function recordingSink(over: Partial<FrameSink> = {}) {
   const events: string[] = [];
   const sink: FrameSink = {
-    start: (raw) => void events.push(`start ${raw.length}`),
+    start: (frame) => void events.push(`start ${frame.raw!.length}`),
     stored: (frame) => void events.push(`stored ${frame.index}`),
     complete: (p) => void events.push(`complete ${p.framesVerified} ${p.wireOffset}`),
     endRefused: (err: FrameError) => void events.push(`endRefused ${err.code}`),
@@ -138,4 +140,21 @@ test('rewind cuts spool and index back to N frames; past what it holds is invali
   for (const f of layout.spoolFiles(ID)) await assert.rejects(fs.stat(f), { code: 'ENOENT' });
   assert.equal(spool.arrived(ID), 0);
   await spool.drop(ID);
+});
+
+test('a stream that turns sealed after a plain frame 0 is refused at its first sealed frame, which is kept nowhere', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  const raw = mixedBytes(3 * CHUNK, CHUNK);
+  const plain = await encode(raw, { chunkSize: CHUNK, level: 1 });
+  const sealed = await encode(raw, { chunkSize: CHUNK, level: 1, seal: { key: deriveKeys(Buffer.alloc(32, 3)), stream: streamIdentity('u', null) } });
+  // Frame 0 plain (it passes the sink's check), then frame 1 of the sealed encoding: same index, same raw offset.
+  const mixed = Buffer.concat([
+    plain.wire.subarray(0, plain.frames[1]!.wireOffset),
+    sealed.wire.subarray(sealed.frames[1]!.wireOffset, sealed.frames[2]!.wireOffset),
+  ]);
+  const { events, sink } = recordingSink();
+  await assert.rejects(append(spool, 0, mixed, sink), (err: unknown) => err instanceof SnapferryError && err.code === 'encryption_needs_archive' && err.retryable === false);
+  assert.deepEqual(events, ['start 65536', 'stored 0']);
+  assert.equal((await spool.progress(ID)).framesVerified, 1);
+  assert.equal((await fs.stat(layout.spoolFile(ID))).size, plain.frames[1]!.wireOffset);
 });

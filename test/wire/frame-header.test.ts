@@ -23,6 +23,7 @@ const CHUNK = 64 * 1024;
 const dataHeader: DataFrameHeader = {
   kind: 'data',
   codec: 'zstd',
+  sealed: false,
   chunkSize: CHUNK,
   rawLength: CHUNK,
   payloadLength: 1000,
@@ -111,7 +112,7 @@ describe('frame header', () => {
       ['a raw offset of 2^53 - 1', (b) => b.writeBigUInt64BE(2n ** 53n - 1n, 28), 'frame_corrupt', /raw offset 9007199254740991 is not index \* chunk size/],
       ['reserved bits', (b) => b.writeUInt16BE(1, 6), 'frame_corrupt', /reserved header bits are set/],
       ['an unknown kind', (b) => b.writeUInt8(3, 4), 'frame_corrupt', /unknown frame kind 3/],
-      ['an unknown codec', (b) => b.writeUInt8(2, 5), 'frame_corrupt', /unknown codec 2/],
+      ['an unknown codec', (b) => b.writeUInt8(4, 5), 'frame_corrupt', /unknown codec 4/],
       ['an empty data frame', (b) => (b.writeUInt32BE(0, 12), b.writeUInt32BE(0, 16)), 'frame_corrupt', /./],
       ['an empty raw data frame', (b) => (b.writeUInt8(0, 5), b.writeUInt32BE(0, 12), b.writeUInt32BE(0, 16)), 'frame_corrupt', /empty data frame/],
       ['a zstd payload as long as the raw chunk', (b) => b.writeUInt32BE(CHUNK, 16), 'frame_corrupt', /zstd payload length 65536 does not fit raw length 65536/],
@@ -171,7 +172,7 @@ describe('encodeDataFrame / encodeEndFrame', () => {
     assert.equal(r.codec, 'raw');
     assert.equal(r.payload, raw);
     assert.deepEqual(parseFrameHeader(r.header), {
-      kind: 'data', codec: 'raw', chunkSize: CHUNK, rawLength: 1000, payloadLength: 1000,
+      kind: 'data', codec: 'raw', sealed: false, chunkSize: CHUNK, rawLength: 1000, payloadLength: 1000,
       index: 5, rawOffset: 5 * CHUNK, rawHash: sha256(raw),
     });
   });

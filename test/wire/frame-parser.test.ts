@@ -322,7 +322,7 @@ describe('FrameParser: restored from a saved state', () => {
   it('a state with the header CRC of frame N in a forged header is still caught', () => {
     // Restored mid-stream, the parser still checks each header's index against its state.
     const state = { chunkSize: CHUNK, framesVerified: 1, wireOffsetVerified: events[1]!.wireOffset, rawOffset: CHUNK, chain: events[0]!.chain, ended: false };
-    const h = encodeFrameHeader({ kind: 'data', codec: 'raw', chunkSize: CHUNK, rawLength: 10, payloadLength: 10, index: 2, rawOffset: 2 * CHUNK, rawHash: sha256(Buffer.alloc(10)) });
+    const h = encodeFrameHeader({ kind: 'data', codec: 'raw', sealed: false, chunkSize: CHUNK, rawLength: 10, payloadLength: 10, index: 2, rawOffset: 2 * CHUNK, rawHash: sha256(Buffer.alloc(10)) });
     expectFrameError(() => new FrameParser({ state }).push(h), 'frame_out_of_order', at(1));
   });
 });

@@ -1,0 +1,60 @@
+/**
+ * The seal step of a framed stream (client-side encryption, docs/archive.md "Client-side sealing"): between
+ * compression and the frame header on the way out, and between the payload's hash check and decompression on the
+ * way in. The AEAD itself is core/crypto/seal.ts; here is what a frame makes of it:
+ *
+ * - The sealed payload replaces the payload, and its SHA-256 replaces the raw chunk's hash in the header and in the
+ *   chain. A server checks and chains what it receives with the code it has, never holding a key, and a resumed
+ *   client compares chains over what it sends (hashRawPrefix with `frameHash`).
+ * - Sealing is bound to the frame's index and to the stream's identity (the snapshot's and its parent's UUIDs), so a
+ *   frame moved to another place or stream does not open; and it is deterministic, so a regenerated stream seals to
+ *   the same bytes.
+ */
+import { ChunkCompressor, type FrameCodec } from './codec.ts';
+import { sha256 } from './chain.ts';
+import { openPayload, sealPayload } from '../crypto/seal.ts';
+import type { SealKey } from '../crypto/keys.ts';
+
+/** The key and the stream a push seals (or a restore opens) frames under. */
+export interface FrameSealing {
+  readonly key: SealKey;
+  /** streamIdentity(...): the same bytes on both sides. */
+  readonly stream: Buffer;
+}
+
+/**
+ * What names a stream in its seals: the snapshot's UUID and its parent's (none for a full send). Both sides know them
+ * (the upload's metadata, the catalog's transfer), and they name exactly one send stream.
+ */
+export function streamIdentity(uuid: string, parentUuid: string | null): Buffer {
+  return Buffer.from(`snapferry stream v1\0${uuid}\0${parentUuid ?? ''}`, 'utf8');
+}
+
+export interface SealedParts {
+  codec: FrameCodec;
+  sealed: true;
+  /** The sealed payload, as it travels. */
+  payload: Buffer;
+  /** SHA-256 of the sealed payload: the hash its header carries and the chain folds in. */
+  rawHash: Buffer;
+}
+
+/** Frame `index`'s payload (raw or zstd, `codec`), sealed. */
+export function sealFrame(sealing: FrameSealing, index: number, parts: { codec: FrameCodec; payload: Buffer }): SealedParts {
+  const payload = sealPayload(sealing.key, { index, stream: sealing.stream }, parts.payload);
+  return { codec: parts.codec, sealed: true, payload, rawHash: sha256(payload) };
+}
+
+/**
+ * hashRawPrefix's `frameHash` for a sealed stream compressed at `level`: the hash of what the encoder sends for a raw
+ * chunk. It matches the frames sent before only if they were compressed at this same level (a fixed one).
+ */
+export function sealedFrameHash(sealing: FrameSealing, level: number): (raw: Buffer, index: number) => Buffer {
+  const compressor = new ChunkCompressor(level);
+  return (raw, index) => sealFrame(sealing, index, compressor.compress(raw)).rawHash;
+}
+
+/** The payload inside sealed frame `index`, or SealError (`wrong_key`, `frame_corrupt`). */
+export function openFrame(sealing: FrameSealing, index: number, sealed: Buffer): Buffer {
+  return openPayload(sealing.key, { index, stream: sealing.stream }, sealed);
+}
