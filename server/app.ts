@@ -136,6 +136,10 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
       const body = parseRecords(await readJsonBody(c.req.raw));
       return c.json(await jobs.records(jobOwner(caller(c)), c.req.param('id'), body.paths));
     });
+  }  else {
+    // A server with no tree of its own (archive mode keeps streams, sealed ones among them) has nothing to digest.
+    app.all(`${routes.verify}/*`, () => { throw noVerify(); });
+    app.all(routes.verify, () => { throw noVerify(); });
   }
   return app;
 
@@ -147,6 +151,10 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     const after = (await service.progress(id)).wireOffset;
     if (after < offset + length) await service.noteInterruption(id, after);
   }
+}
+
+function noVerify(): SnapferryError {
+  return new SnapferryError('verify_unavailable', 'this server keeps streams in an archive, not snapshots it could digest; restore a snapshot to check it');
 }
 
 /** Requests without a session header (curl, other tus clients) share one anonymous session. */

@@ -44,6 +44,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   too_many_verifies: 429,
   verify_busy: 409,
   verify_not_ready: 409,
+  // An archive server: no snapshot on disk to digest.
+  verify_unavailable: 409,
   server_busy: 503,
   // The archive's S3 store is down or failing: the client waits and tries again, as for a busy server.
   store_unavailable: 503,
