@@ -109,11 +109,16 @@ export const ServerConfigSchema = z.strictObject({
       z.strictObject({ retention: RetentionPolicy.optional() }),
     )
     .default({}),
-}).superRefine((c, ctx) => {
-  if (c.root !== undefined && c.store !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['store'], message: 'give root (receive into btrfs) or store (keep streams in an S3 bucket), not both' });
-  }
-});
+})
+  // Reported beside any other problem of the file (`when`): a config with neither is as wrong as a bad value.
+  .refine((c) => c.root !== undefined || c.store !== undefined, {
+    path: ['root'], message: 'expected root (an absolute path on btrfs) or store (an S3 bucket: archive mode)',
+    when: (payload) => typeof payload.value === 'object' && payload.value !== null,
+  })
+  .refine((c) => c.root === undefined || c.store === undefined, {
+    path: ['root'], message: 'expected no root with store: (an archive server receives nothing into btrfs); keep one of them',
+    when: (payload) => typeof payload.value === 'object' && payload.value !== null,
+  });
 
 export type ServerConfig = DeepReadonly<z.output<typeof ServerConfigSchema>>;
 

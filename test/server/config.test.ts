@@ -64,7 +64,7 @@ test('serve settings: flags over the config file over defaults', () => {
 
   // Without a config file, the flags' own defaults.
   const bare = serveSettings({ root: '/srv/c', auth: false }, null);
-  assert.deepEqual(bare, { logLevel: 'info', options: { root: '/srv/c', host: '127.0.0.1', port: 8080, behindProxy: false } });
+  assert.deepEqual(bare, { logLevel: 'info', store: null, options: { root: '/srv/c', host: '127.0.0.1', port: 8080, behindProxy: false } });
 });
 
 test('serve settings stay secure by default: tokens, or --no-auth on loopback only, which beats the file\'s tokens', () => {
