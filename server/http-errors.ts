@@ -20,6 +20,13 @@ const STATUS_BY_CODE: Record<string, number> = {
   parent_missing: 409,
   chain_broken: 409,
   parent_altered: 409,
+  // Archive mode (server/archive/chains.ts): the parent's chain takes no more incrementals; the client sends a full.
+  chain_full: 409,
+  // Archive mode: a stored stream is served only from the parent it was pushed on, and in its own chunk size.
+  restore_parent_unavailable: 409,
+  chunk_size_mismatch: 409,
+  // Archive mode: segments are write-once, an upload is not cut back.
+  rewind_unsupported: 409,
   volume_busy: 409,
   transfer_receiving: 409,
   offset_mismatch: 409,
@@ -52,6 +59,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   // The S3 store refused this server's keys: the operator's to fix, nothing the client can change.
   store_forbidden: 500,
   archive_format_unsupported: 500,
+  archive_object_corrupt: 500,
   disk_full: 507,
 };
 

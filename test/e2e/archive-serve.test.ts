@@ -18,16 +18,18 @@ import { generateKeyFile } from '../../core/crypto/key-file.ts';
 import { startArchiveServer } from '../../server/archive/archive-serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import type { ObjectStore } from '../../server/archive/object-store.ts';
+import type { ChainRules } from '../../server/archive/chains.ts';
+import { META, UPLOADS_PATH, WIRE_FORMAT } from '../../core/protocol.ts';
 import { sharedS3, type TestBucket } from '../archive/store-fixture.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 
 const s3 = sharedS3();
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 
-async function archiveServer(t: { after(fn: () => unknown): void }, bucket: TestBucket, prefix = 'archive') {
+async function archiveServer(t: { after(fn: () => unknown): void }, bucket: TestBucket, prefix = 'archive', chains?: ChainRules) {
   const { server } = bucket;
   const running = await startArchiveServer({
-    host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(),
+    host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), ...(chains ? { chains } : {}),
     store: { endpoint: server.endpoint, bucket: bucket.name, prefix, region: server.region, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } },
   });
   t.after(() => running.close());
@@ -129,4 +131,45 @@ test('encrypt: on, the bucket holds no plaintext; restore with the key is identi
   assert.equal(result.restored, true);
   await assertRestored(s1, path.join(dest, 's1'));
   assert.equal(await fs.readFile(path.join(dest, 's1', 'secret.txt'), 'utf8'), `${marker}\n`.repeat(2000));
+});
+
+/** A tus creation request for `snapshot` on `parentUuid`, as a push makes it; answers the status and error code. */
+async function create(url: string, volume: string, snapshot: string, uuid: string, parentUuid: string | null): Promise<[number, string | undefined]> {
+  const meta: Record<string, string> = {
+    [META.volume]: volume, [META.snapshot]: snapshot, [META.uuid]: uuid, [META.format]: WIRE_FORMAT, [META.chunkSize]: String(4 * 1024 * 1024),
+    ...(parentUuid ? { [META.parentUuid]: parentUuid } : {}),
+  };
+  const res = await fetch(`${url}${UPLOADS_PATH}`, {
+    method: 'POST',
+    headers: {
+      'Tus-Resumable': '1.0.0', 'Upload-Defer-Length': '1',
+      'Upload-Metadata': Object.entries(meta).map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`).join(','),
+    },
+  });
+  const body = (await res.json().catch(() => null)) as { error?: { code?: string } } | null;
+  return [res.status, body?.error?.code];
+}
+
+test('chains in the archive: an incremental on a missing parent or on a full chain is refused; the planner passes such a parent over', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1, seed: 'archive-chains' });
+  const bucket = await s3.bucket();
+  const server = await archiveServer(t, bucket, 'chains', { fullEveryIncrementals: 1, fullEveryDays: 30 });
+  const snaps: string[] = [];
+  for (let i = 1; i <= 3; i++) {
+    if (i > 1) await fs.writeFile(path.join(pair.source, `new-${i}`), crypto.randomBytes(100_000));
+    snaps.push(await pair.snapshot(`s${i}`));
+  }
+  const [u1, u2, u3] = await Promise.all(snaps.map(async (s) => (await btrfs.subvolumeShow(s)).uuid));
+  await push({ server: server.url, volume: 'v', snapshots: snaps.slice(0, 2), retries: 2 }, recordingReporter());
+  const api = new ServerApi({ server: server.url });
+  // s2 ends a chain of one incremental, the most allowed: listed as such, so no client takes it as a parent.
+  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid, s.altered?.what ?? null]), [
+    ['s1', null, null], ['s2', u1, ['chain_full']],
+  ]);
+  assert.deepEqual(await create(server.url, 'v', 's3', u3!, u2!), [409, 'chain_full']);
+  assert.deepEqual(await create(server.url, 'v', 's3', u3!, crypto.randomUUID()), [409, 'parent_missing']);
+  const report = recordingReporter();
+  await push({ server: server.url, volume: 'v', snapshots: [snaps[2]!], retries: 2 }, report);
+  assert.deepEqual(report.started, [{ snapshot: 's3', parent: 's1' }]);
+  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid]), [['s1', null], ['s2', u1], ['s3', u1]]);
 });
