@@ -22,6 +22,7 @@ import type { ChainRules } from '../../server/archive/chains.ts';
 import { META, UPLOADS_PATH, WIRE_FORMAT } from '../../core/protocol.ts';
 import { sharedS3, type TestBucket } from '../archive/store-fixture.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { startChaosProxy } from '../chaos/chaos-proxy.ts';
 
 const s3 = sharedS3();
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
@@ -172,4 +173,33 @@ test('chains in the archive: an incremental on a missing parent or on a full cha
   await push({ server: server.url, volume: 'v', snapshots: [snaps[2]!], retries: 2 }, report);
   assert.deepEqual(report.started, [{ snapshot: 's3', parent: 's1' }]);
   assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid]), [['s1', null], ['s2', u1], ['s3', u1]]);
+});
+
+test('a push into the archive cut midway resumes from the offset the bucket recorded, and restores identical', { ...rootOnly, timeout: 240_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 10, seed: 'archive-cut' });
+  const bucket = await s3.bucket();
+  const server = await archiveServer(t, bucket, 'cut');
+  const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: Number(new URL(server.url).port) } });
+  t.after(() => proxy.close());
+  proxy.setRate(8 * 1024 * 1024);
+  const s1 = await pair.snapshot('s1');
+  proxy.cutAfter(4 * 1024 * 1024);
+  const chunk = 256 * 1024;
+  const report = recordingReporter();
+  const { sent } = await push({ server: proxy.url, volume: 'v', snapshots: [s1], chunkSize: chunk, backoff: { baseMs: 100, maxMs: 1000 }, pollMs: 100, stallMs: 5000 }, report);
+  assert.equal(proxy.stats().cuts, 1);
+  const transfer = sent[0]!.transfer;
+  assert.equal(transfer.state, 'received');
+  assert.ok(transfer.wireOffset > 4 * 1024 * 1024, 'the cut fell inside the upload');
+  // What crossed: the stream once, plus what the cut lost (the frame in flight and what sat in socket buffers), plus
+  // requests; a push that started over would add the 4 MiB before the cut.
+  const crossed = proxy.stats().upstreamBytes;
+  t.diagnostic(`${crossed} bytes crossed for a ${transfer.wireOffset}-byte stream with one cut`);
+  assert.ok(crossed < transfer.wireOffset + 3 * 1024 * 1024, `${crossed} bytes crossed: the push started over instead of resuming`);
+
+  const fresh = await createBtrfs(t, { sizeMiB: 256 });
+  const dest = path.join(fresh.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest, chunkSize: chunk, retries: 0 }, recordingReporter());
+  await assertRestored(s1, path.join(dest, 's1'));
 });
