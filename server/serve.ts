@@ -127,7 +127,7 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
     const verify = new VerifyJobs(service, treeDigestEngine(options.log), options.log, options.verify);
     const dropped = await verify.saved.sweep({ allSnapshots: () => service.snapshotRecords() });
     if (dropped > 0) options.log.info({ dropped }, 'dropped the saved digests of snapshots the server no longer holds');
-    return { service, verify, close: () => service.close() };
+    return { service, verify, where: { root: options.root }, close: () => service.close() };
   });
 }
 
@@ -135,6 +135,8 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
 export interface ServerCore<S extends AppService> {
   service: S;
   verify?: VerifyJobs;
+  /** Where the server keeps what it receives, for the `listening` line ({root} or {store}). */
+  where: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -161,7 +163,7 @@ export async function startHttp<S extends AppService>(options: HttpOptions, open
     options.log,
   );
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
-  const { service, verify, close: closeCore } = await open();
+  const { service, verify, where, close: closeCore } = await open();
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
   const app = createApp(service, tus, options.log, gate, limits, verify);
@@ -202,7 +204,7 @@ export async function startHttp<S extends AppService>(options: HttpOptions, open
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   const url = `${tlsFiles ? 'https' : 'http'}://${host}:${port}`;
-  options.log.info({ url }, 'listening');
+  options.log.info({ url, ...where }, 'listening');
   return {
     url,
     service,

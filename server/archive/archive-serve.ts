@@ -23,15 +23,14 @@ export function startArchiveServer(options: ArchiveServeOptions): Promise<Runnin
   return startHttp(options, async () => {
     const { endpoint, bucket, prefix, region, credentials } = options.store;
     const objects = s3ObjectStore({ endpoint, bucket, prefix, region, ...credentials });
-    const where = `s3://${bucket}${prefix === '' ? '' : `/${prefix}`} at ${endpoint}`;
+    const where = storeLabel(options.store);
     const service = new ArchiveService({
       objects, where, log: options.log, expireAfterMs: options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS,
       holder: options.holder ?? `${os.hostname()}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`,
       ...(options.chains ? { chains: options.chains } : {}),
     });
     await service.start();
-    options.log.info({ store: where }, 'archive mode: streams are kept in the bucket');
-    return { service, close: () => service.close() };
+    return { service, where: { store: where }, close: () => service.close() };
   });
 }
 
