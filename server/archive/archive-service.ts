@@ -7,7 +7,7 @@
  */
 import { SnapferryError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
-import type { FrameRecord, Snapshot, Status, Transfer } from '../../core/protocol.ts';
+import type { FrameRecord, Status, Transfer } from '../../core/protocol.ts';
 import { VERSION } from '../../core/version.ts';
 import type { AppService } from '../app-service.ts';
 import { NotFound } from '../transfers/errors.ts';
@@ -15,7 +15,6 @@ import { parseCreation, type CreationMetadata } from '../transfers/creation.ts';
 import type { ClientFacts, SnapshotList, VolumeSummary } from '../views.ts';
 import type { SpoolProgress } from '../spool/progress.ts';
 import type { RestoreRequest, RestoreStream } from '../restore.ts';
-import { RestoreError } from '../restore.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from './object-store.ts';
 import { ensureFormat } from './format.ts';
@@ -24,10 +23,11 @@ import { SegmentUploads } from './segment-uploads.ts';
 import type { SegmentRecord } from './upload-state.ts';
 import { progressOf, uploadFolder } from './upload-state.ts';
 import { DEFAULT_CHAIN_RULES, mayExtend, type ChainRules } from './chains.ts';
-import { asArchived, catalogVolumes, readCatalog, recordStream, type CatalogEntry } from './volume-catalog.ts';
-import { readManifest, writeManifest, type ManifestSegment } from './manifest.ts';
+import { asArchived, catalogVolumes, readCatalog, recordStream, snapshotView, type CatalogEntry } from './volume-catalog.ts';
+import { writeManifest, type ManifestSegment } from './manifest.ts';
 import { readTransferRecord, readUploadState, transferView, writeTransferRecord, type TransferRecord } from './archive-transfer.ts';
-import { openStoredStream, storedFrameRecords } from './stored-stream.ts';
+import { storedFrameRecords } from './stored-stream.ts';
+import { openArchiveRestore } from './archive-restore.ts';
 import { CHAIN_ZERO } from '../../core/wire/index.ts';
 
 export interface ArchiveServiceOptions {
@@ -189,7 +189,7 @@ export class ArchiveService implements AppService {
     const streams = await readCatalog(this.objects, client, volume);
     const now = new Date();
     const archived = asArchived(streams);
-    return { snapshots: streams.map((s) => this.snapshotOf(s, mayExtend(archived, s.uuid, now, this.rules).ok, now)), removed: [] };
+    return { snapshots: streams.map((s) => snapshotView(s, mayExtend(archived, s.uuid, now, this.rules).ok, now)), removed: [] };
   }
 
   async volumes(client: SafeName): Promise<VolumeSummary[]> {
@@ -224,32 +224,9 @@ export class ArchiveService implements AppService {
     return { volumes: [], transfers: [], orphanedSpools: [] };
   }
 
-  /** The stored stream, as stored: its parent is the one it was pushed on, and nothing else can be asked for. */
-  async restoreStream(req: RestoreRequest): Promise<RestoreStream> {
-    const streams = await readCatalog(this.objects, req.client, req.volume);
-    const entry = streams.find((s) => s.name === req.snapshot);
-    if (!entry) throw new NotFound(`snapshot ${req.volume}/${req.snapshot}`);
-    if (entry.parentUuid !== req.parentUuid) {
-      const needs = entry.parentUuid === null ? 'in full' : `on ${streams.find((s) => s.uuid === entry.parentUuid)?.name ?? entry.parentUuid}`;
-      throw new RestoreError('restore_parent_unavailable', `the archive holds ${req.snapshot} only as it was pushed, ${needs}; restore the snapshots of its chain in order first`, {
-        details: { volume: req.volume, parentUuid: entry.parentUuid, asked: req.parentUuid },
-      });
-    }
-    if (entry.chunkSize !== req.chunkSize) {
-      throw new RestoreError('chunk_size_mismatch', `${req.snapshot} is stored in chunks of ${entry.chunkSize} bytes; restore with chunkSize ${entry.chunkSize}`, {
-        details: { chunkSize: entry.chunkSize, asked: req.chunkSize },
-      });
-    }
-    const manifest = await readManifest(this.objects, entry.manifest);
-    if (!manifest) throw new SnapferryError('archive_object_corrupt', `the archive's catalog names ${entry.manifest}, which is not in the bucket`, { details: { key: entry.manifest } });
-    const body = await openStoredStream(this.objects, manifest, { fromFrame: req.fromFrame, chain: req.fromFrame > 0 ? req.chain : null, skip: req.skip });
-    if (req.signal) req.signal.addEventListener('abort', () => body.destroy(), { once: true });
-    const now = new Date();
-    const parent = streams.find((s) => s.uuid === entry.parentUuid);
-    return {
-      snapshot: this.snapshotOf(entry, true, now), parent: parent ? this.snapshotOf(parent, true, now) : null,
-      chunkSize: entry.chunkSize, fromFrame: req.fromFrame, skip: req.skip, body,
-    };
+  /** The stored stream, as stored (archive-restore.ts). */
+  restoreStream(req: RestoreRequest): Promise<RestoreStream> {
+    return openArchiveRestore(this.objects, req);
   }
 
   // A request's life on an upload: the bucket's lease (segment-uploads.ts) is what keeps two writers apart here.
@@ -266,16 +243,6 @@ export class ArchiveService implements AppService {
   }
 
   async noteInterruption(): Promise<void> {}
-
-  private snapshotOf(s: CatalogEntry, extendable: boolean, now: Date): Snapshot {
-    return {
-      name: s.name, uuid: s.uuid, serverUuid: s.uuid, parentUuid: s.parentUuid, receivedAt: s.storedAt, rawBytes: s.rawBytes, wireBytes: s.wireBytes,
-      transferId: s.transferId, createdAt: s.createdAt, takenAt: s.takenAt,
-      // A snapshot whose chain is full is passed over as a parent by the client's planner (core/plan.ts), as one
-      // changed by hand is: it then sends a full, which begins a new chain.
-      altered: extendable ? null : { foundAt: now.toISOString(), what: ['chain_full'] },
-    };
-  }
 
   /** The transfer record of `id` if `client` owns it; another client's is reported as missing, like a missing one. */
   private async owned(client: SafeName, id: string): Promise<TransferRecord> {

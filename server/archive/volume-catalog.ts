@@ -9,6 +9,7 @@ import type { SafeName } from '../../core/names.ts';
 import type { ObjectStore } from './object-store.ts';
 import { readJson, updateJson } from './json-object.ts';
 import type { ArchivedStream } from './chains.ts';
+import type { Snapshot } from '../../core/protocol.ts';
 
 export const CATALOG_VERSION = 1 as const;
 
@@ -71,4 +72,15 @@ export function asArchived(entries: readonly CatalogEntry[]): ArchivedStream[] {
   return entries.map((e) => ({
     uuid: e.uuid, name: e.name, parentUuid: e.parentUuid, storedAt: new Date(e.storedAt), time: new Date(e.takenAt ?? e.createdAt ?? e.storedAt),
   }));
+}
+
+/** A stored stream as the API lists a snapshot. */
+export function snapshotView(s: CatalogEntry, extendable: boolean, now: Date): Snapshot {
+  return {
+    name: s.name, uuid: s.uuid, serverUuid: s.uuid, parentUuid: s.parentUuid, receivedAt: s.storedAt, rawBytes: s.rawBytes, wireBytes: s.wireBytes,
+    transferId: s.transferId, createdAt: s.createdAt, takenAt: s.takenAt,
+    // A snapshot whose chain is full is passed over as a parent by the client's planner (core/plan.ts), as one
+    // changed by hand is: it then sends a full, which begins a new chain.
+    altered: extendable ? null : { foundAt: now.toISOString(), what: ['chain_full'] },
+  };
 }
