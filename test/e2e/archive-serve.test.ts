@@ -175,7 +175,7 @@ test('chains in the archive: an incremental on a missing parent or on a full cha
   assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid]), [['s1', null], ['s2', u1], ['s3', u1]]);
 });
 
-test('a push into the archive cut midway resumes from the offset the bucket recorded, and restores identical', { ...rootOnly, timeout: 240_000 }, async (t) => {
+test('a push into the archive cut midway resumes from the offset the bucket recorded, and restores identical (also after a tus DELETE of it)', { ...rootOnly, timeout: 240_000 }, async (t) => {
   const pair = await createPair(t, { fillMB: 10, seed: 'archive-cut' });
   const bucket = await s3.bucket();
   const server = await archiveServer(t, bucket, 'cut');
@@ -196,6 +196,10 @@ test('a push into the archive cut midway resumes from the offset the bucket reco
   const crossed = proxy.stats().upstreamBytes;
   t.diagnostic(`${crossed} bytes crossed for a ${transfer.wireOffset}-byte stream with one cut`);
   assert.ok(crossed < transfer.wireOffset + 3 * 1024 * 1024, `${crossed} bytes crossed: the push started over instead of resuming`);
+
+  // A tus termination of the finished upload leaves the stored stream alone: its segments are what the manifest names.
+  const terminated = await fetch(`${server.url}${UPLOADS_PATH}/${transfer.id}`, { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0' } });
+  assert.equal(terminated.status, 204);
 
   const fresh = await createBtrfs(t, { sizeMiB: 256 });
   const dest = path.join(fresh.mountPoint, 'restored');
