@@ -44,6 +44,7 @@ export function judgeSnapshot(
 const WORDS: Record<Alteration, string> = {
   not_read_only: 'is no longer read-only',
   received_uuid_lost: 'has lost its Received UUID',
+  chain_full: "ends a chain of the archive that takes no more incrementals",
 };
 
 /** "is no longer read-only and has lost its Received UUID" */

@@ -10,11 +10,11 @@ import { uncopiedBody } from './upload-store/patch-body.ts';
 import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
-import type { ReplicationService } from './replication.ts';
+import type { AppService } from './app-service.ts';
 import { errorBody, errorHeaders, statusOf, withErrorHeaders } from './http-errors.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './views.ts';
-import { openRestoreStream, restoreHeaders } from './restore.ts';
+import { restoreHeaders } from './restore.ts';
 import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
 import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
 import type { ConnectionLimits, NodeBindings } from './connection-limits.ts';
@@ -26,7 +26,7 @@ export { DEFAULT_CLIENT } from './auth.ts';
 
 type Env = { Variables: { caller: Caller }; Bindings: NodeBindings | undefined };
 
-export function createApp(service: ReplicationService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits, verify?: VerifyJobs): Hono<Env> {
+export function createApp(service: AppService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits, verify?: VerifyJobs): Hono<Env> {
   const app = new Hono<Env>();
   const caller = (c: Context<Env>): Caller => c.get('caller');
   const client = (c: Context<Env>) => writerOf(caller(c));
@@ -64,6 +64,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
     // route to a GET handler, is how tus clients ask for the offset: it goes on to tus.)
     if (c.req.method === 'GET') throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
     if (c.req.method === 'OPTIONS') return tus.handleWeb(c.req.raw);
+    await service.lookUpUpload(id);
     assertOwnUpload(service, caller(c), id);
     service.enterRequest(id, session(c));
     try {
@@ -91,12 +92,13 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
   app.get(`${API_PREFIX}/volumes/:volume/snapshots/:name/stream`, async (c) => {
     const request = parseRestoreRequest(c.req.param(), c.req.query());
     const client = restoreOwner(caller(c), c.req.query('client'));
-    const stream = await openRestoreStream(service, { ...request, client, signal: c.req.raw.signal });
+    const stream = await service.restoreStream({ ...request, client, signal: c.req.raw.signal });
     return new Response(Readable.toWeb(stream.body) as ReadableStream<Uint8Array>, { headers: restoreHeaders(stream) });
   });
   app.get(`${API_PREFIX}/transfers`, async (c) => c.json({ transfers: await transfersFor(service, caller(c), c.req.query('client')) }));
   app.get(`${API_PREFIX}/transfers/:id`, async (c) => {
     const id = c.req.param('id');
+    await service.lookUpUpload(id);
     return c.json(await service.transfer(ownerOf(service, caller(c), id), id));
   });
   app.post(`${API_PREFIX}/transfers/:id/abort`, async (c) => c.json(await service.abort(client(c), c.req.param('id'))));
@@ -107,6 +109,7 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
       throw new ValidationError('from and limit must be whole numbers, from >= 0 and limit >= 1');
     }
     const id = c.req.param('id');
+    await service.lookUpUpload(id);
     return c.json({ frames: await service.frames(ownerOf(service, caller(c), id), id, from, limit) });
   });
   app.post(`${API_PREFIX}/transfers/:id/rewind`, async (c) => {
@@ -134,6 +137,10 @@ export function createApp(service: ReplicationService, tus: TusServer, log: Logg
       const body = parseRecords(await readJsonBody(c.req.raw));
       return c.json(await jobs.records(jobOwner(caller(c)), c.req.param('id'), body.paths));
     });
+  }  else {
+    // A server with no tree of its own (archive mode keeps streams, sealed ones among them) has nothing to digest.
+    app.all(`${routes.verify}/*`, () => { throw noVerify(); });
+    app.all(routes.verify, () => { throw noVerify(); });
   }
   return app;
 
@@ -159,6 +166,10 @@ function withUncopiedBody(c: Context<Env>): Request {
     Object.defineProperty(c.req.raw, 'body', { value: uncopiedBody(incoming), configurable: true });
   }
   return c.req.raw;
+}
+
+function noVerify(): SnapferryError {
+  return new SnapferryError('verify_unavailable', 'this server keeps streams in an archive, not snapshots it could digest; restore a snapshot to check it');
 }
 
 /** Requests without a session header (curl, other tus clients) share one anonymous session. */

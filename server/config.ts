@@ -12,8 +12,9 @@ import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/conf
 import { absolutePathField, durationField, NAME_RULE, parsedField, sizeField } from '../core/config-fields.ts';
 import { assertOpenAccessAllowed } from './auth.ts';
 import { parsePublicUrl } from './public-url.ts';
+import { StoreConfigSchema, type StoreConfig } from './archive/store-config.ts';
 import type { PrivilegedFiles } from './replication.ts';
-import type { ConnectionSettings, ServeOptions } from './serve.ts';
+import type { ConnectionSettings, HttpOptions, ServeOptions } from './serve.ts';
 
 import { DEFAULT_LISTEN, DEFAULT_SERVER_CONFIG, parseListenAddress, PRIVILEGED_FILES_MODES, type ListenAddress } from './listen.ts';
 
@@ -35,8 +36,10 @@ function secondsOrMoreField() {
 }
 
 export const ServerConfigSchema = z.strictObject({
-  /** On btrfs: spool, catalog and received snapshots. */
-  root: absolutePathField(),
+  /** On btrfs: spool, catalog and received snapshots. An archive server (store:) has none. */
+  root: absolutePathField().optional(),
+  /** Archive mode (docs/archive.md): verified streams kept in this S3 bucket, nothing received into btrfs. */
+  store: StoreConfigSchema.optional(),
   listen: parsedField('HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080', (v) => (typeof v === 'string' ? parseListenAddress(v) : undefined)).optional(),
   behindProxy: z.boolean().optional(),
   /** Where clients reach the server (server/public-url.ts); without it, upload URLs use the request's host[:port]. */
@@ -93,7 +96,16 @@ export const ServerConfigSchema = z.strictObject({
       z.strictObject({ retention: RetentionPolicy.optional() }),
     )
     .default({}),
-});
+})
+  // Reported beside any other problem of the file (`when`): a config with neither is as wrong as a bad value.
+  .refine((c) => c.root !== undefined || c.store !== undefined, {
+    path: ['root'], message: 'expected root (an absolute path on btrfs) or store (an S3 bucket: archive mode)',
+    when: (payload) => typeof payload.value === 'object' && payload.value !== null,
+  })
+  .refine((c) => c.root === undefined || c.store === undefined, {
+    path: ['root'], message: 'expected no root with store: (an archive server receives nothing into btrfs); keep one of them',
+    when: (payload) => typeof payload.value === 'object' && payload.value !== null,
+  });
 
 export type ServerConfig = DeepReadonly<z.output<typeof ServerConfigSchema>>;
 
@@ -128,17 +140,19 @@ export interface ServeFlags {
   idleTimeoutMs?: number;
 }
 
-export interface ServeSettings {
-  logLevel: string;
-  options: Omit<ServeOptions, 'log'>;
-}
+/** A btrfs server's settings (store: null), or an archive server's (its bucket; no root, nothing of btrfs). */
+export type ServeSettings =
+  | { logLevel: string; store: null; options: Omit<ServeOptions, 'log'> }
+  | { logLevel: string; store: StoreConfig; options: Omit<HttpOptions, 'log'> };
 
 const CONFIG_HINT = `(--config FILE, or ${DEFAULT_SERVER_CONFIG})`;
 
 /** Flags over config over defaults, checked as a whole: serve stays secure by default whichever way it was set. */
 export function serveSettings(flags: ServeFlags, config: ServerConfig | null): ServeSettings {
   const root = flags.root ?? config?.root;
-  if (root === undefined) throw new ValidationError(`serve needs --root DIR, or a config file with root ${CONFIG_HINT}`);
+  const store = config?.store;
+  if (root !== undefined && store !== undefined) throw new ValidationError('--root goes with a btrfs server; this config has store: (an archive server, which has no root)');
+  if (root === undefined && store === undefined) throw new ValidationError(`serve needs --root DIR, or a config file with root or store ${CONFIG_HINT}`);
   const { host, port } = flags.listen ?? config?.listen ?? DEFAULT_LISTEN;
   const behindProxy = flags.behindProxy ?? config?.behindProxy ?? false;
   const logLevel = flags.logLevel ?? config?.logLevel ?? 'info';
@@ -153,19 +167,23 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
   const connections = connectionSettings(config);
   const tls = tlsOf(flags, config);
   const tokensFile = tokensOf(flags, config, host, behindProxy);
-  return {
-    logLevel,
-    options: {
-      root, host, port, behindProxy,
+  const http = {
+      host, port, behindProxy,
       ...(config?.publicUrl !== undefined ? { publicUrl: config.publicUrl } : {}),
       ...(tokensFile !== undefined ? { tokensFile } : {}),
       ...(tls ? { tls } : {}),
       ...(expireAfterMs !== undefined ? { expireAfterMs } : {}),
       ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
+      ...(connections ? { connections } : {}),
+  };
+  if (store !== undefined) return { logLevel, store, options: http };
+  return {
+    logLevel, store: null,
+    options: {
+      ...http, root: root!,
       ...(privilegedFiles !== undefined ? { privilegedFiles } : {}),
       ...(limits !== undefined ? { limits } : {}),
       ...(endedTransfers !== undefined ? { endedTransfers } : {}),
-      ...(connections ? { connections } : {}),
     },
   };
 }

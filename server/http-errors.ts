@@ -20,6 +20,13 @@ const STATUS_BY_CODE: Record<string, number> = {
   parent_missing: 409,
   chain_broken: 409,
   parent_altered: 409,
+  // Archive mode (server/archive/chains.ts): the parent's chain takes no more incrementals; the client sends a full.
+  chain_full: 409,
+  // Archive mode: a stored stream is served only from the parent it was pushed on, and in its own chunk size.
+  restore_parent_unavailable: 409,
+  chunk_size_mismatch: 409,
+  // Archive mode: segments are write-once, an upload is not cut back.
+  rewind_unsupported: 409,
   volume_busy: 409,
   transfer_receiving: 409,
   offset_mismatch: 409,
@@ -44,6 +51,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   too_many_verifies: 429,
   verify_busy: 409,
   verify_not_ready: 409,
+  // An archive server: no snapshot on disk to digest.
+  verify_unavailable: 409,
   server_busy: 503,
   // The archive's S3 store is down or failing: the client waits and tries again, as for a busy server.
   store_unavailable: 503,

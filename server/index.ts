@@ -14,3 +14,5 @@ export {
 } from './config.ts';
 export type { RetentionLookup } from './retention.ts';
 export { describeServerRetention, pruneServerRoot } from './prune-server.ts';
+export { startArchiveServer, storeLabel } from './archive/archive-serve.ts';
+export { storeSettings } from './archive/store-config.ts';

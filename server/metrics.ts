@@ -12,7 +12,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { transferStates, waitingStates } from '../core/protocol.ts';
 import type { SafeName } from '../core/names.ts';
-import type { ReplicationService } from './replication.ts';
+import type { AppService } from './app-service.ts';
 import type { Caller } from './auth.ts';
 import { clientsFor } from './views.ts';
 
@@ -51,7 +51,10 @@ export interface Scrape {
 }
 
 /** The exposition for one scrape, of what `caller` may see. */
-export async function scrapeMetrics(service: ReplicationService, caller: Caller): Promise<Scrape> {
+/** What a scrape reads of the server's core. */
+type MetricsSource = Pick<AppService, 'status' | 'clients' | 'clientFacts'>;
+
+export async function scrapeMetrics(service: MetricsSource, caller: Caller): Promise<Scrape> {
   const registry = new Registry();
   await fillServer(registry, service);
   await fillClients(registry, service, clientsFor(service, caller, undefined));
@@ -60,7 +63,7 @@ export async function scrapeMetrics(service: ReplicationService, caller: Caller)
 }
 
 /** The series that carry no client: the same facts GET /v1/status gives every caller. */
-async function fillServer(registry: Registry, service: ReplicationService): Promise<void> {
+async function fillServer(registry: Registry, service: MetricsSource): Promise<void> {
   const registers = [registry];
   const status = await service.status();
   new Gauge({ name: 'snapferry_info', help: 'Always 1; the server version is in the label', labelNames: ['version'], registers }).set({ version: status.version }, 1);
@@ -69,7 +72,7 @@ async function fillServer(registry: Registry, service: ReplicationService): Prom
   }
 }
 
-async function fillClients(registry: Registry, service: ReplicationService, clients: readonly SafeName[]): Promise<void> {
+async function fillClients(registry: Registry, service: MetricsSource, clients: readonly SafeName[]): Promise<void> {
   const registers = [registry];
   const byVolume = ['client', 'volume'] as const;
   const byClient = ['client'] as const;

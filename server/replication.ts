@@ -41,13 +41,15 @@ import type { LiveReceives } from './live-receives.ts';
 import type { ReceiveRetries } from './receive-retries.ts';
 import { TransferConflict } from './transfers/errors.ts';
 import type { ServiceOptions } from './service-options.ts';
+import type { AppService } from './app-service.ts';
+import { openRestoreStream, type RestoreRequest, type RestoreStream } from './restore.ts';
 import type { Logger } from './log.ts';
 
 export { NotFound, TransferConflict } from './transfers/errors.ts';
 export type { PrivilegedFiles } from './mount-safety.ts';
 export type { ServiceOptions } from './service-options.ts';
 
-export class ReplicationService {
+export class ReplicationService implements AppService {
   private readonly store: Spool;
   /** The upload store tus writes through (server/upload-store/): the spool, with ownership, expiry and quota around it. */
   private readonly uploads: UploadStore;
@@ -167,6 +169,14 @@ export class ReplicationService {
   /** Deletes an upload's files, those that are there, and what the spool counted of its arrivals. */
   private async dropSpool(id: string): Promise<void> {
     await this.store.drop(id);
+  }
+
+  /** Every transfer is in this process's catalog: nothing to look up. */
+  async lookUpUpload(): Promise<void> {}
+
+  /** A received snapshot sent back by this server's own btrfs send (server/restore.ts). */
+  restoreStream(req: RestoreRequest): Promise<RestoreStream> {
+    return openRestoreStream(this, req);
   }
 
   /** The store tus writes uploads through (server/upload-store/tus-store.ts adapts it). */

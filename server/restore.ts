@@ -22,7 +22,9 @@ import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
 import { FRAMED_STREAM_TYPE, RESTORE_HEADERS, type Snapshot } from '../core/protocol.ts';
 import { DEFAULT_ZSTD_LEVEL, FRAME_HEADER_SIZE, FrameEncoder, SendStreamCheck, SendStreamUuidRewriter, hashRawPrefix, type SendStreamHeader } from '../core/wire/index.ts';
-import { NotFound, type ReplicationService } from './replication.ts';
+import { NotFound } from './transfers/errors.ts';
+import type { SendUuidMap } from '../core/wire/sendstream-uuids.ts';
+import type { SnapshotList } from './views.ts';
 import type { ParsedRestoreRequest } from './restore-request.ts';
 
 export interface RestoreRequest extends ParsedRestoreRequest {
@@ -51,7 +53,11 @@ export class RestoreError extends SnapferryError {}
  * What the restore needs of the replication service: the volume's snapshots (checked on disk), where they are, and
  * the client's UUIDs for the Received UUIDs on disk.
  */
-export type RestoreSource = Pick<ReplicationService, 'snapshots' | 'snapshotPath' | 'clientUuids'>;
+export interface RestoreSource {
+  snapshots(client: SafeName, volume: SafeName): Promise<SnapshotList>;
+  snapshotPath(client: SafeName, volume: SafeName, name: SafeName): string;
+  clientUuids(client: string): SendUuidMap;
+}
 
 export async function openRestoreStream(service: RestoreSource, req: RestoreRequest): Promise<RestoreStream> {
   const { snapshots } = await service.snapshots(req.client, req.volume);

@@ -12,6 +12,7 @@ import { ReplicationService, type ServiceOptions } from './replication.ts';
 import { createTusServer } from './upload-store/tus-server.ts';
 import { parsePublicUrl } from './public-url.ts';
 import { createApp } from './app.ts';
+import type { AppService } from './app-service.ts';
 import { openGate, tokenGate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
 import { lockRoot } from './root-lock.ts';
@@ -88,9 +89,9 @@ const SOCKET_TIMEOUT_MS = 10 * 60_000;
  */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
 
-export interface RunningServer {
+export interface RunningServer<S extends AppService = ReplicationService> {
   url: string;
-  service: ReplicationService;
+  service: S;
   http: HttpServer;
   close(): Promise<void>;
 }
@@ -110,6 +111,43 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 }
 
 async function startLocked(options: ServeOptions): Promise<RunningServer> {
+  return startHttp(options, async () => {
+    const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
+    const service = await ReplicationService.open(options.root, options.log, {
+      holdReceives: options.holdReceives ?? false,
+      expireAfterMs,
+      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+      ...(options.limits !== undefined ? { limits: options.limits } : {}),
+      ...(options.endedTransfers !== undefined ? { endedTransfers: options.endedTransfers } : {}),
+      ...(options.privilegedFiles !== undefined ? { privilegedFiles: options.privilegedFiles } : {}),
+      ...(options.retention !== undefined ? { retention: options.retention } : {}),
+      ...(options.receiveRetry !== undefined ? { receiveRetry: options.receiveRetry } : {}),
+    });
+    await service.start();
+    const verify = new VerifyJobs(service, treeDigestEngine(options.log), options.log, options.verify);
+    const dropped = await verify.saved.sweep({ allSnapshots: () => service.snapshotRecords() });
+    if (dropped > 0) options.log.info({ dropped }, 'dropped the saved digests of snapshots the server no longer holds');
+    return { service, verify, where: { root: options.root }, close: () => service.close() };
+  });
+}
+
+/** A server's core, as the HTTP layer starts and stops it: the service, and verify where the server has btrfs. */
+export interface ServerCore<S extends AppService> {
+  service: S;
+  verify?: VerifyJobs;
+  /** Where the server keeps what it receives, for the `listening` line ({root} or {store}). */
+  where: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** What the HTTP layer needs of the options: everything but what opens the core. */
+export type HttpOptions = Omit<ServeOptions, 'root' | 'holdReceives' | 'leaseMs' | 'limits' | 'endedTransfers' | 'privilegedFiles' | 'retention' | 'receiveRetry' | 'verify'>;
+
+/**
+ * The HTTP side of any server: the gate, the connection caps, tus over the core's upload store, the app, the Node
+ * server and its timeouts, and the expiry sweep. `open` makes the core once the figures are checked.
+ */
+export async function startHttp<S extends AppService>(options: HttpOptions, open: () => Promise<ServerCore<S>>): Promise<RunningServer<S>> {
   const tlsFiles = options.tls ? await readTlsFiles(options.tls) : null;
   const gate = options.tokensFile ? await tokenGate(options.tokensFile, options.log) : openGate();
   // Checked before anything starts: a bad figure stops the server here, with nothing to close.
@@ -125,22 +163,9 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
     options.log,
   );
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
-  const service = await ReplicationService.open(options.root, options.log, {
-    holdReceives: options.holdReceives ?? false,
-    expireAfterMs,
-    ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
-    ...(options.limits !== undefined ? { limits: options.limits } : {}),
-    ...(options.endedTransfers !== undefined ? { endedTransfers: options.endedTransfers } : {}),
-    ...(options.privilegedFiles !== undefined ? { privilegedFiles: options.privilegedFiles } : {}),
-    ...(options.retention !== undefined ? { retention: options.retention } : {}),
-    ...(options.receiveRetry !== undefined ? { receiveRetry: options.receiveRetry } : {}),
-  });
-  await service.start();
+  const { service, verify, where, close: closeCore } = await open();
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
-  const verify = new VerifyJobs(service, treeDigestEngine(options.log), options.log, options.verify);
-  const dropped = await verify.saved.sweep({ allSnapshots: () => service.snapshotRecords() });
-  if (dropped > 0) options.log.info({ dropped }, 'dropped the saved digests of snapshots the server no longer holds');
   const app = createApp(service, tus, options.log, gate, limits, verify);
   const server = await new Promise<HttpServer>((resolve, reject) => {
     const s = serve(
@@ -179,7 +204,7 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   const url = `${tlsFiles ? 'https' : 'http'}://${host}:${port}`;
-  options.log.info({ url, root: options.root }, 'listening');
+  options.log.info({ url, ...where }, 'listening');
   return {
     url,
     service,
@@ -187,11 +212,11 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
     close: () => {
       const swept = expiry.stop();
       slowBodies.stop();
-      verify.close();
+      verify?.close();
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }).then(() => Promise.all([swept, service.close()]).then(() => undefined));
+      }).then(() => Promise.all([swept, closeCore()]).then(() => undefined));
     },
   };
 }

@@ -15,7 +15,7 @@ function parseExpireAfter(value: string): number {
 export function addServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run the server: receive pushed snapshots into --root (a folder on btrfs)')
+    .description('run the server: receive pushed snapshots into --root (a folder on btrfs), or keep them in an S3 bucket (store: in the config file)')
     .option('--config <file>', `the server's config file (YAML; see deploy/server.example.yaml); without --config, ${DEFAULT_SERVER_CONFIG} when it exists. Flags override its keys`)
     .option('--root <dir>', 'server root on btrfs: spool, catalog and received snapshots live here (config: root)')
     .addOption(new Option('--listen <host:port>', 'address to listen on').argParser(parseListen).default({ host: '127.0.0.1', port: 8080 }, '127.0.0.1:8080'))
@@ -33,22 +33,28 @@ export function addServeCommand(program: Command): void {
     .option('--idle-timeout <duration>', "end an upload's request whose body brought no byte for this long (its verified frames are kept and the upload is free for the client's next try; default 60s; config: idleTimeout)", parseTimeout)
     .action(async (_opts: unknown, cmd: Command) => {
       // The server's work is loaded here, when serve runs: the program's start loads only the options' parsers.
-      const { createLogger, findServerConfig, logCrashes, retentionFor, serveSettings, startProcessMetrics, startServer } = await import('../../server/index.ts');
+      const {
+        createLogger, findServerConfig, logCrashes, retentionFor, serveSettings, startArchiveServer, startProcessMetrics, startServer, storeLabel, storeSettings,
+      } = await import('../../server/index.ts');
       const config = await findServerConfig(cmd.opts<{ config?: string }>().config);
       const { expireAfter, idleTimeout, ...flags } = givenOptions<ServeFlags & { expireAfter?: number; idleTimeout?: number }>(cmd);
-      const { logLevel, options } = serveSettings(
+      const settings = serveSettings(
         { ...flags, ...(expireAfter !== undefined ? { expireAfterMs: expireAfter } : {}), ...(idleTimeout !== undefined ? { idleTimeoutMs: idleTimeout } : {}) },
         config,
       );
+      const log = createLogger(settings.logLevel);
+      // An archive's keys are read before anything starts: missing or open to others, serve stops with nothing to close.
+      const mode = settings.store === null
+        ? { label: settings.options.root, start: () => startServer({ ...settings.options, log, retention: (client, volume) => retentionFor(config, client, volume) }) }
+        : await storeSettings(settings.store).then((store) => ({ label: storeLabel(store), start: () => startArchiveServer({ ...settings.options, log, store }) }));
       startProcessMetrics();
-      const log = createLogger(logLevel);
       const crashes = logCrashes(log);
-      const server = await startServer({ ...options, log, retention: (client, volume) => retentionFor(config, client, volume) }).catch((err: unknown) => {
+      const server = await mode.start().catch((err: unknown) => {
         // Said below as `snapferry: why` with its exit code: not a death to report.
         crashes.stopping('could not start');
         throw err;
       });
-      process.stderr.write(`snapferry serving ${options.root} on ${server.url}\n`);
+      process.stderr.write(`snapferry serving ${mode.label} on ${server.url}\n`);
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {
         // A second signal while the uploads' requests end changes nothing (systemd sends SIGKILL after its timeout).

@@ -146,9 +146,16 @@ export class SegmentUploads implements UploadStore {
     }
   }
 
-  /** tus's termination: the upload's state becomes a tombstone, then its segments (write-once objects) go. */
+  /**
+   * tus's termination: the upload's state becomes a tombstone, then its segments (write-once objects) go. A complete
+   * upload's segments are a stored stream (its manifest names them): that one is over, and terminating it changes
+   * nothing, as aborting a received transfer changes nothing on a btrfs server.
+   */
   remove(id: string): Promise<void> {
-    return this.busy.run(id, () => this.leased(id, (_lease, current) => this.bury(current, 'removed')));
+    return this.busy.run(id, () => this.leased(id, async (_lease, current) => {
+      if (progressOf(current.state).complete) return;
+      await this.bury(current, 'removed');
+    }));
   }
 
   /**

@@ -8,7 +8,7 @@ import { ERRORS } from '@tus/utils';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
 import type { SafeName } from '../../core/names.ts';
 import { SnapferryError } from '../../core/errors.ts';
-import type { ReplicationService } from '../replication.ts';
+import type { AppService } from '../app-service.ts';
 import { isTransferId } from '../layout.ts';
 import { publicBase, type PublicUrl } from '../public-url.ts';
 import { ownsUpload } from '../views.ts';
@@ -26,7 +26,7 @@ export interface TusOptions {
   clientOf(req: Request): SafeName;
 }
 
-export function createTusServer(service: ReplicationService, log: Logger, options: TusOptions): Server {
+export function createTusServer(service: Pick<AppService, 'uploadStore' | 'beginTransfer' | 'transferOwner'>, log: Logger, options: TusOptions): Server {
   return new Server({
     path: UPLOADS_PATH,
     datastore: new TusStore(service.uploadStore()),

@@ -64,7 +64,7 @@ test('serve settings: flags over the config file over defaults', () => {
 
   // Without a config file, the flags' own defaults.
   const bare = serveSettings({ root: '/srv/c', auth: false }, null);
-  assert.deepEqual(bare, { logLevel: 'info', options: { root: '/srv/c', host: '127.0.0.1', port: 8080, behindProxy: false } });
+  assert.deepEqual(bare, { logLevel: 'info', store: null, options: { root: '/srv/c', host: '127.0.0.1', port: 8080, behindProxy: false } });
 });
 
 test('serve settings stay secure by default: tokens, or --no-auth on loopback only, which beats the file\'s tokens', () => {
@@ -132,7 +132,9 @@ test('serve --config: the file sets the server up; --listen, --no-auth and --pri
 
 test('serve settings: the creation rate and how long the catalog keeps ended transfers come from the config file', () => {
   const c = config('root: /srv/a\ntokens: /t.json\nlimits: { creationsPerMinute: 10, creationBurst: 20 }\nendedTransfers: { keepFor: 2d, maxPerClient: 50 }\n');
-  const { options } = serveSettings({}, c);
+  const settings = serveSettings({}, c);
+  assert.equal(settings.store, null);
+  const options = settings.store === null ? settings.options : assert.fail('a btrfs server');
   assert.deepEqual(options.limits, { creationsPerMinute: 10, creationBurst: 20 });
   assert.deepEqual(options.endedTransfers, { keepForMs: 2 * 86_400_000, maxPerClient: 50 });
   const none = serveSettings({}, config('root: /srv/a\ntokens: /t.json\n')).options;

@@ -1,0 +1,41 @@
+/**
+ * What the HTTP layer (server/app.ts, server/upload-store/tus-server.ts, server/metrics.ts) needs of the server's core:
+ * the replication service that receives into btrfs (server/replication.ts) and the archive service that stores
+ * streams in a bucket (server/archive/archive-service.ts) each implement it, and the routes know nothing else.
+ */
+import type { SafeName } from '../core/names.ts';
+import type { FrameRecord, Status, Transfer } from '../core/protocol.ts';
+import type { SpoolProgress } from './spool/progress.ts';
+import type { UploadStore } from './upload-store/store.ts';
+import type { CreationMetadata } from './transfers/creation.ts';
+import type { ClientFacts, ServiceViews, SnapshotList, VolumeSummary } from './views.ts';
+import type { RestoreRequest, RestoreStream } from './restore.ts';
+
+export interface AppService extends ServiceViews {
+  /** The store tus writes uploads through. */
+  uploadStore(): UploadStore;
+  /** Validates a new upload's metadata (the tus creation request) and records the transfer. */
+  beginTransfer(client: SafeName, id: string, metadata: CreationMetadata): Promise<unknown>;
+  /**
+   * Makes transferOwner(id) answer for an upload this process may not have seen (an archive's upload begun on
+   * another instance is in the bucket); called before any ownership check of a request naming `id`.
+   */
+  lookUpUpload(id: string): Promise<void>;
+  transfer(client: SafeName, id: string): Promise<Transfer>;
+  frames(client: SafeName, id: string, from: number, limit: number): Promise<FrameRecord[]>;
+  abort(client: SafeName, id: string): Promise<Transfer>;
+  rewind(client: SafeName, id: string, session: string, frames: number): Promise<Transfer>;
+  snapshots(client: SafeName, volume: SafeName): Promise<SnapshotList>;
+  volumes(client: SafeName): Promise<VolumeSummary[]>;
+  status(client?: SafeName): Promise<Status>;
+  clientFacts(client: SafeName): Promise<ClientFacts>;
+  /** A snapshot's framed stream for a restore (server/restore.ts's protocol). */
+  restoreStream(req: RestoreRequest): Promise<RestoreStream>;
+  // A request's life on an upload: its session lease, its start offset, a cut body.
+  enterRequest(id: string, session: string): void;
+  leaveRequest(id: string): void;
+  noteUploadRequest(id: string, offset: number): void;
+  isUploading(id: string): boolean;
+  progress(id: string): Promise<SpoolProgress>;
+  noteInterruption(id: string, offset: number): Promise<void>;
+}

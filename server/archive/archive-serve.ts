@@ -1,0 +1,40 @@
+/**
+ * Starts an archive server (`serve` with `store:` in its config, docs/archive.md): the HTTP layer every server has
+ * (server/serve.ts startHttp) over the archive service on an S3 bucket. No btrfs root, no lock on a local folder:
+ * instances share the bucket, and what keeps their writes apart lives in it (leases, compare-and-swap).
+ */
+import crypto from 'node:crypto';
+import os from 'node:os';
+import { startHttp, type HttpOptions, type RunningServer } from '../serve.ts';
+import { DEFAULT_EXPIRE_AFTER_MS } from '../expiry.ts';
+import { s3ObjectStore } from './object-store.ts';
+import { ArchiveService } from './archive-service.ts';
+import type { ChainRules } from './chains.ts';
+import type { StoreSettings } from './store-config.ts';
+
+export interface ArchiveServeOptions extends HttpOptions {
+  store: StoreSettings;
+  /** This instance's name in the bucket's leases; default host, pid and a random part (unique per start). */
+  holder?: string;
+  chains?: ChainRules;
+}
+
+export function startArchiveServer(options: ArchiveServeOptions): Promise<RunningServer<ArchiveService>> {
+  return startHttp(options, async () => {
+    const { endpoint, bucket, prefix, region, credentials } = options.store;
+    const objects = s3ObjectStore({ endpoint, bucket, prefix, region, ...credentials });
+    const where = storeLabel(options.store);
+    const service = new ArchiveService({
+      objects, where, log: options.log, expireAfterMs: options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS,
+      holder: options.holder ?? `${os.hostname()}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`,
+      ...(options.chains ? { chains: options.chains } : {}),
+    });
+    await service.start();
+    return { service, where: { store: where }, close: () => service.close() };
+  });
+}
+
+/** Where an archive server keeps its streams, for the line `serve` prints. */
+export function storeLabel(store: StoreSettings): string {
+  return `s3://${store.bucket}${store.prefix === '' ? '' : `/${store.prefix}`} at ${store.endpoint}`;
+}

@@ -1,0 +1,259 @@
+/**
+ * Archive mode's core (docs/archive.md): what server/app.ts asks of a server (server/app-service.ts), over a bucket
+ * instead of a btrfs root. Uploads go through the tus adapter into SegmentUploads (the spool in the bucket); when
+ * an upload's end frame is stored, its manifest is written once and the volume's catalog records it by
+ * compare-and-swap; the views read the catalog, and a restore serves the stored frames. Nothing lives on local disk,
+ * and nothing in memory that another instance needs: any instance answers any request.
+ */
+import { SnapferryError } from '../../core/errors.ts';
+import type { SafeName } from '../../core/names.ts';
+import type { FrameRecord, Status, Transfer } from '../../core/protocol.ts';
+import { VERSION } from '../../core/version.ts';
+import type { AppService } from '../app-service.ts';
+import { NotFound } from '../transfers/errors.ts';
+import { parseCreation, type CreationMetadata } from '../transfers/creation.ts';
+import type { ClientFacts, SnapshotList, VolumeSummary } from '../views.ts';
+import type { SpoolProgress } from '../spool/progress.ts';
+import type { RestoreRequest, RestoreStream } from '../restore.ts';
+import type { Logger } from '../log.ts';
+import type { ObjectStore } from './object-store.ts';
+import { ensureFormat } from './format.ts';
+import { bucketLeases } from './upload-lease.ts';
+import { SegmentUploads } from './segment-uploads.ts';
+import type { SegmentRecord } from './upload-state.ts';
+import { progressOf, uploadFolder } from './upload-state.ts';
+import { DEFAULT_CHAIN_RULES, mayExtend, type ChainRules } from './chains.ts';
+import { asArchived, catalogVolumes, readCatalog, recordStream, snapshotView, type CatalogEntry } from './volume-catalog.ts';
+import { writeManifest, type ManifestSegment } from './manifest.ts';
+import { readTransferRecord, readUploadState, transferView, writeTransferRecord, type TransferRecord } from './archive-transfer.ts';
+import { storedFrameRecords } from './stored-stream.ts';
+import { openArchiveRestore } from './archive-restore.ts';
+import { CHAIN_ZERO } from '../../core/wire/index.ts';
+
+export interface ArchiveServiceOptions {
+  objects: ObjectStore;
+  /** Where the archive is, for messages (s3://BUCKET/PREFIX at ENDPOINT), never a key. */
+  where: string;
+  /** This instance's name in leases. */
+  holder: string;
+  log: Logger;
+  expireAfterMs?: number;
+  chains?: ChainRules;
+}
+
+/** Send stream versions an archive stores: it receives nothing, so the restoring client's btrfs decides. */
+const STORED_STREAM_VERSIONS = [1, 2];
+
+export class ArchiveService implements AppService {
+  private readonly objects: ObjectStore;
+  private readonly uploads: SegmentUploads;
+  private readonly rules: ChainRules;
+  /** Owners of the uploads this instance has looked up: an owner never changes, so the cache never goes stale. */
+  private readonly owners = new Map<string, string>();
+  /** Clients this instance has seen (an admin's listings; the bucket is not listed on every request). */
+  private readonly seen = new Set<SafeName>();
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly options: ArchiveServiceOptions) {
+    this.objects = options.objects;
+    this.rules = options.chains ?? DEFAULT_CHAIN_RULES;
+    this.uploads = new SegmentUploads({
+      objects: this.objects, leases: bucketLeases(this.objects, options.holder), expireAfterMs: options.expireAfterMs ?? 0,
+      // A sealed stream is stored as it is (the archive verifies ciphertext and never needs a key), as is a plain one.
+      sink: (id) => ({ start: () => undefined, complete: async (_p, segments) => void (await this.finish(id, segments)) }),
+    });
+  }
+
+  /** Checks (or creates) the archive's format.json before anything else is read or written. */
+  async start(): Promise<void> {
+    await ensureFormat(this.objects, this.options.where);
+  }
+
+  async close(): Promise<void> {}
+
+  uploadStore(): SegmentUploads {
+    return this.uploads;
+  }
+
+  /**
+   * A new upload: its metadata parsed as a btrfs server parses it, and the chain rule applied (chains.ts): an
+   * incremental needs its parent in the archive, and a parent whose chain is full takes none.
+   */
+  async beginTransfer(client: SafeName, id: string, metadata: CreationMetadata): Promise<TransferRecord> {
+    const c = parseCreation(metadata, { receiveStreamVersions: STORED_STREAM_VERSIONS, progs: null });
+    const streams = await readCatalog(this.objects, client, c.volume);
+    if (streams.some((s) => s.uuid === c.uuid)) {
+      throw new SnapferryError('snapshot_present', `the archive already holds ${c.volume}/${c.snapshot}`, { details: { volume: c.volume, uuid: c.uuid } });
+    }
+    if (c.parentUuid !== null) {
+      if (!streams.some((s) => s.uuid === c.parentUuid)) {
+        throw new SnapferryError('parent_missing', `the archive holds no snapshot ${c.parentUuid} in ${c.volume} to store ${c.snapshot} as an incremental on; push it in full`, {
+          details: { volume: c.volume, parentUuid: c.parentUuid },
+        });
+      }
+      const extend = mayExtend(asArchived(streams), c.parentUuid, new Date(), this.rules);
+      if (!extend.ok) {
+        throw new SnapferryError('chain_full', `${c.snapshot} cannot be stored as an incremental: ${extend.reason}; push it in full (the client's planner does when it reads the snapshot list again)`, {
+          details: { volume: c.volume, parentUuid: c.parentUuid },
+        });
+      }
+    }
+    const record = await writeTransferRecord(this.objects, client, id, c, new Date().toISOString());
+    this.owners.set(id, client);
+    this.seen.add(client);
+    return record;
+  }
+
+  async lookUpUpload(id: string): Promise<void> {
+    if (this.owners.has(id)) return;
+    // Not an id of ours: nothing to look up, and the ownership check answers 404.
+    if (!/^[0-9a-f]{32}$/.test(id)) return;
+    const record = await readTransferRecord(this.objects, id);
+    if (record) this.owners.set(id, record.client);
+  }
+
+  transferOwner(id: string): string | undefined {
+    return this.owners.get(id);
+  }
+
+  /**
+   * The stream is complete: its manifest (write-once), then its entry in the volume's catalog (CAS). Either may have
+   * been done by an earlier try; both are idempotent, so a transfer found complete and not catalogued is finished
+   * again (transfer()).
+   */
+  private async finish(id: string, segments: readonly SegmentRecord[]): Promise<CatalogEntry> {
+    const record = await this.record(id);
+    const end = segments.at(-1)!;
+    const manifestSegments: ManifestSegment[] = segments.map((s) => ({
+      key: `${uploadFolder(id)}${s.name}`, first: s.first, last: s.last, wireStart: s.wireStart, wireEnd: s.wireEnd, rawEnd: s.rawEnd, chain: s.chain, end: s.end,
+    }));
+    const manifest = await writeManifest(this.objects, {
+      version: 1, client: record.client, volume: record.volume, snapshot: record.snapshot, uuid: record.uuid, parentUuid: record.parentUuid,
+      transferId: id, chunkSize: record.chunkSize, frames: end.last, wireBytes: end.wireEnd, rawBytes: end.rawEnd, chain: end.chain, segments: manifestSegments,
+    });
+    const entry: CatalogEntry = {
+      name: record.snapshot, uuid: record.uuid, parentUuid: record.parentUuid, transferId: id, chunkSize: record.chunkSize,
+      rawBytes: end.rawEnd, wireBytes: end.wireEnd, storedAt: new Date().toISOString(), createdAt: record.snapshotCreatedAt,
+      takenAt: record.snapshotTakenAt, manifest,
+    };
+    await recordStream(this.objects, record.client as SafeName, record.volume as SafeName, entry);
+    this.options.log.info({ transferId: id, volume: record.volume, snapshot: record.snapshot, wireBytes: end.wireEnd }, 'stream stored in the archive');
+    return entry;
+  }
+
+  async transfer(client: SafeName, id: string): Promise<Transfer> {
+    const record = await this.owned(client, id);
+    const state = await readUploadState(this.objects, id);
+    let stored = (await readCatalog(this.objects, client, record.volume as SafeName)).find((s) => s.uuid === record.uuid && s.transferId === id);
+    if (!stored && state && state.tombstone === null && progressOf(state).complete) stored = await this.finish(id, state.segments);
+    return transferView(record, state, stored, this.uploads.arrived(id));
+  }
+
+  async transfers(client: SafeName): Promise<Transfer[]> {
+    const out: Transfer[] = [];
+    for await (const o of this.objects.list('uploads/')) {
+      const m = /^uploads\/([0-9a-f]{32})\/transfer\.json$/.exec(o.key);
+      if (!m) continue;
+      await this.lookUpUpload(m[1]!);
+      if (this.owners.get(m[1]!) === client) out.push(await this.transfer(client, m[1]!));
+    }
+    return out;
+  }
+
+  async frames(client: SafeName, id: string, from: number, limit: number): Promise<FrameRecord[]> {
+    const record = await this.owned(client, id);
+    const state = await readUploadState(this.objects, id);
+    if (!state) return [];
+    const segments = state.segments.map((s) => ({ ...s, key: `${uploadFolder(id)}${s.name}` }));
+    return storedFrameRecords(this.objects, segments, record.chunkSize, from, limit);
+  }
+
+  async abort(client: SafeName, id: string): Promise<Transfer> {
+    await this.owned(client, id);
+    const t = await this.transfer(client, id);
+    if (t.state === 'received' || t.state === 'aborted' || t.state === 'failed') return t;
+    await this.uploads.remove(id);
+    return this.transfer(client, id);
+  }
+
+  /** Segments are write-once and whole: an upload is not cut back (a push whose stream changed starts a new one). */
+  async rewind(client: SafeName, id: string): Promise<Transfer> {
+    await this.owned(client, id);
+    throw new SnapferryError('rewind_unsupported', `an archive upload cannot be cut back; abort transfer ${id} and push the snapshot again`, {
+      details: { transferId: id },
+    });
+  }
+
+  async snapshots(client: SafeName, volume: SafeName): Promise<SnapshotList> {
+    this.seen.add(client);
+    const streams = await readCatalog(this.objects, client, volume);
+    const now = new Date();
+    const archived = asArchived(streams);
+    return { snapshots: streams.map((s) => snapshotView(s, mayExtend(archived, s.uuid, now, this.rules).ok, now)), removed: [] };
+  }
+
+  async volumes(client: SafeName): Promise<VolumeSummary[]> {
+    const out: VolumeSummary[] = [];
+    for (const name of await catalogVolumes(this.objects, client)) {
+      const list = (await this.snapshots(client, name as SafeName)).snapshots;
+      out.push({ name, snapshots: list.length, newest: list.at(-1) ?? null, rawBytes: list.reduce((n, s) => n + s.rawBytes, 0), altered: [] });
+    }
+    return out;
+  }
+
+  async status(client?: SafeName): Promise<Status> {
+    let volumes = 0;
+    let snapshots = 0;
+    for (const c of client === undefined ? this.clients() : [client]) {
+      for (const v of await this.volumes(c)) {
+        volumes++;
+        snapshots += v.snapshots;
+      }
+    }
+    return {
+      service: 'snapferry', version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), freeBytes: null,
+      volumes, snapshots, transfers: {}, receiveStreamVersions: STORED_STREAM_VERSIONS, orphanedSpools: { count: 0, bytes: 0 },
+    };
+  }
+
+  clients(): SafeName[] {
+    return [...this.seen].sort();
+  }
+
+  async clientFacts(): Promise<ClientFacts> {
+    return { volumes: [], transfers: [], orphanedSpools: [] };
+  }
+
+  /** The stored stream, as stored (archive-restore.ts). */
+  restoreStream(req: RestoreRequest): Promise<RestoreStream> {
+    return openArchiveRestore(this.objects, req);
+  }
+
+  // A request's life on an upload: the bucket's lease (segment-uploads.ts) is what keeps two writers apart here.
+  enterRequest(): void {}
+  leaveRequest(): void {}
+  noteUploadRequest(): void {}
+  isUploading(): boolean {
+    return false;
+  }
+
+  async progress(id: string): Promise<SpoolProgress> {
+    const state = await readUploadState(this.objects, id);
+    return state ? progressOf(state) : { wireOffset: 0, framesVerified: 0, rawBytes: 0, chain: CHAIN_ZERO, complete: false };
+  }
+
+  async noteInterruption(): Promise<void> {}
+
+  /** The transfer record of `id` if `client` owns it; another client's is reported as missing, like a missing one. */
+  private async owned(client: SafeName, id: string): Promise<TransferRecord> {
+    const record = /^[0-9a-f]{32}$/.test(id) ? await readTransferRecord(this.objects, id) : null;
+    if (!record || record.client !== client) throw new NotFound(`transfer ${id}`);
+    return record;
+  }
+
+  private async record(id: string): Promise<TransferRecord> {
+    const record = await readTransferRecord(this.objects, id);
+    if (!record) throw new SnapferryError('archive_object_corrupt', `upload ${id} has no transfer record in the archive`, { details: { transferId: id } });
+    return record;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * An archive upload's transfer record, `uploads/ID/transfer.json`: who pushes which snapshot of which volume, written
+ * once when the upload is created (before state.json, so that an upload in the bucket always has an owner), and the
+ * Transfer the API shows of it, put together from it, the upload's state.json and the volume's catalog.
+ */
+import { z } from 'zod';
+import type { SafeName } from '../../core/names.ts';
+import type { FrameRecord, Transfer, TransferState } from '../../core/protocol.ts';
+import { SnapferryError } from '../../core/errors.ts';
+import type { Creation } from '../transfers/creation.ts';
+import type { ObjectStore } from './object-store.ts';
+import { encodeJson, readJson } from './json-object.ts';
+import { parseState, progressOf, stateKey, uploadFolder, type UploadState } from './upload-state.ts';
+import type { CatalogEntry } from './volume-catalog.ts';
+
+export const TransferRecord = z.strictObject({
+  id: z.string(),
+  client: z.string(),
+  volume: z.string(),
+  snapshot: z.string(),
+  uuid: z.string(),
+  parentUuid: z.string().nullable(),
+  chunkSize: z.number().int().positive(),
+  sendStream: z.enum(['v1', 'v2-compressed']),
+  rawEstimate: z.number().nullable(),
+  createdAt: z.string(),
+  snapshotCreatedAt: z.string().nullable(),
+  snapshotTakenAt: z.string().nullable(),
+});
+export type TransferRecord = z.infer<typeof TransferRecord>;
+
+export const transferKey = (id: string): string => `${uploadFolder(id)}transfer.json`;
+
+export async function writeTransferRecord(store: ObjectStore, client: SafeName, id: string, c: Creation, now: string): Promise<TransferRecord> {
+  const record: TransferRecord = {
+    id, client, volume: c.volume, snapshot: c.snapshot, uuid: c.uuid, parentUuid: c.parentUuid, chunkSize: c.chunkSize, sendStream: c.sendStream,
+    rawEstimate: c.rawEstimate, createdAt: now, snapshotCreatedAt: c.createdAt, snapshotTakenAt: c.takenAt,
+  };
+  if ((await store.putIfAbsent(transferKey(id), encodeJson(record))) === null) {
+    throw new SnapferryError('upload_exists', `upload ${id} already exists in the archive`, { details: { transferId: id } });
+  }
+  return record;
+}
+
+export async function readTransferRecord(store: ObjectStore, id: string): Promise<TransferRecord | null> {
+  return (await readJson(store, transferKey(id), TransferRecord))?.value ?? null;
+}
+
+export async function readUploadState(store: ObjectStore, id: string): Promise<UploadState | null> {
+  const got = await store.get(stateKey(id));
+  return got === null ? null : parseState(id, got.body);
+}
+
+/**
+ * Where the transfer stands: received once the catalog names it; aborted or failed once its upload is a tombstone;
+ * `receiving` between its end frame and the catalog's swap (the moment the manifest and the catalog are written);
+ * else uploading.
+ */
+export function transferState(state: UploadState | null, stored: CatalogEntry | undefined): TransferState {
+  if (stored) return 'received';
+  if (state?.tombstone === 'removed') return 'aborted';
+  if (state?.tombstone === 'expired') return 'failed';
+  if (state && progressOf(state).complete) return 'receiving';
+  return 'uploading';
+}
+
+export function transferView(record: TransferRecord, state: UploadState | null, stored: CatalogEntry | undefined, arrived: number): Transfer {
+  const p = state ? progressOf(state) : null;
+  const now = transferState(state, stored);
+  return {
+    id: record.id, client: record.client, volume: record.volume, snapshot: record.snapshot, uuid: record.uuid, parentUuid: record.parentUuid,
+    state: now, createdAt: record.createdAt, updatedAt: state?.touchedAt ?? record.createdAt, chunkSize: record.chunkSize,
+    wireOffset: p?.wireOffset ?? 0, framesVerified: p?.framesVerified ?? 0, rawBytes: p?.rawBytes ?? 0, rawEstimate: record.rawEstimate,
+    chain: (p?.chain ?? Buffer.alloc(32)).toString('hex'),
+    error: state?.tombstone === 'expired'
+      ? { code: 'upload_expired', message: 'nothing was sent for too long; the upload was deleted', at: state.touchedAt }
+      : null,
+    lastInterruption: null, interruptions: 0, sendStream: record.sendStream,
+    // Nothing is received on the archive: the stored raw bytes stand for it once the stream is complete.
+    rawReceived: now === 'received' ? (p?.rawBytes ?? 0) : 0,
+    wireArrived: arrived, wait: null, spoolBytes: 0, snapshotCreatedAt: record.snapshotCreatedAt, snapshotTakenAt: record.snapshotTakenAt,
+  };
+}
+
+export type { FrameRecord };

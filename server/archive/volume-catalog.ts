@@ -1,0 +1,86 @@
+/**
+ * The archive's catalog of one volume, `catalog/CLIENT/VOLUME.json` (docs/archive.md, "The catalog"): the streams
+ * stored for it, each pointing at its write-once manifest. Changed only by compare-and-swap (json-object.ts), with
+ * pure, idempotent changes: recording a stream sets its entry by UUID, so a change applied twice (a swap whose
+ * answer was lost, redone) is the same catalog.
+ */
+import { z } from 'zod';
+import type { SafeName } from '../../core/names.ts';
+import type { ObjectStore } from './object-store.ts';
+import { readJson, updateJson } from './json-object.ts';
+import type { ArchivedStream } from './chains.ts';
+import type { Snapshot } from '../../core/protocol.ts';
+
+export const CATALOG_VERSION = 1 as const;
+
+export const CatalogEntry = z.strictObject({
+  name: z.string(),
+  uuid: z.string(),
+  parentUuid: z.string().nullable(),
+  transferId: z.string(),
+  chunkSize: z.number().int().positive(),
+  rawBytes: z.number().int().nonnegative(),
+  wireBytes: z.number().int().nonnegative(),
+  /** When the stream was stored (the catalog swap's instance clock): a chain's age counts from its full's. */
+  storedAt: z.string(),
+  createdAt: z.string().nullable(),
+  takenAt: z.string().nullable(),
+  /** The stream's manifest (manifest.ts), relative to the archive's prefix. */
+  manifest: z.string(),
+});
+export type CatalogEntry = z.infer<typeof CatalogEntry>;
+
+export const VolumeCatalog = z.strictObject({
+  version: z.literal(CATALOG_VERSION),
+  streams: z.array(CatalogEntry),
+});
+export type VolumeCatalog = z.infer<typeof VolumeCatalog>;
+
+export const CATALOG_FOLDER = 'catalog/';
+
+export function catalogKey(client: SafeName, volume: SafeName): string {
+  return `${CATALOG_FOLDER}${client}/${volume}.json`;
+}
+
+/** The volume's streams, in the order they were stored; none when the volume has no catalog yet. */
+export async function readCatalog(store: ObjectStore, client: SafeName, volume: SafeName): Promise<CatalogEntry[]> {
+  return (await readJson(store, catalogKey(client, volume), VolumeCatalog))?.value.streams ?? [];
+}
+
+/** Records a stored stream (after its manifest is written); the same entry again changes nothing. */
+export async function recordStream(store: ObjectStore, client: SafeName, volume: SafeName, entry: CatalogEntry): Promise<void> {
+  await updateJson(store, catalogKey(client, volume), VolumeCatalog, (old) => {
+    const streams = old?.streams ?? [];
+    if (streams.some((s) => s.uuid === entry.uuid)) return old ?? { version: CATALOG_VERSION, streams };
+    return { version: CATALOG_VERSION, streams: [...streams, entry] };
+  });
+}
+
+/** The volumes of one client that have a catalog. */
+export async function catalogVolumes(store: ObjectStore, client: SafeName): Promise<string[]> {
+  const folder = `${CATALOG_FOLDER}${client}/`;
+  const names: string[] = [];
+  for await (const o of store.list(folder)) {
+    const m = /^([^/]+)\.json$/.exec(o.key.slice(folder.length));
+    if (m) names.push(m[1]!);
+  }
+  return names.sort();
+}
+
+/** The entries as chains.ts reads them. */
+export function asArchived(entries: readonly CatalogEntry[]): ArchivedStream[] {
+  return entries.map((e) => ({
+    uuid: e.uuid, name: e.name, parentUuid: e.parentUuid, storedAt: new Date(e.storedAt), time: new Date(e.takenAt ?? e.createdAt ?? e.storedAt),
+  }));
+}
+
+/** A stored stream as the API lists a snapshot. */
+export function snapshotView(s: CatalogEntry, extendable: boolean, now: Date): Snapshot {
+  return {
+    name: s.name, uuid: s.uuid, serverUuid: s.uuid, parentUuid: s.parentUuid, receivedAt: s.storedAt, rawBytes: s.rawBytes, wireBytes: s.wireBytes,
+    transferId: s.transferId, createdAt: s.createdAt, takenAt: s.takenAt,
+    // A snapshot whose chain is full is passed over as a parent by the client's planner (core/plan.ts), as one
+    // changed by hand is: it then sends a full, which begins a new chain.
+    altered: extendable ? null : { foundAt: now.toISOString(), what: ['chain_full'] },
+  };
+}
