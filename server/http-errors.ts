@@ -69,6 +69,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   upload_exists: 500,
   // Lost compare-and-swap races, many in a row: busy, so the client waits and tries again.
   store_contended: 503,
+  // The archive's keys, missing or open to others: serve stops at start (exit 2); should one reach a request, the
+  // operator's to fix.
+  store_credentials_missing: 500,
+  store_credentials_ambiguous: 500,
+  store_credentials_open: 500,
   disk_full: 507,
 };
 
