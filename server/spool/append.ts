@@ -78,9 +78,15 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   let unsynced = 0;
   let last = start;
   let failure: unknown = null;
+  /**
+   * The bytes of the frames cut but not yet in the spool: when a write fails (a full disk), they are what follows
+   * the spool's verified end, so they, and not only what came after them, are the tail a later request builds on.
+   */
+  let unwritten: Buffer[] = [];
 
   const take = async (chunk: Buffer): Promise<void> => {
     const { frames, failure: failed } = cutter.push(chunk);
+    unwritten = frames.flatMap((f) => f.parts);
     for (const { frame, parts: cut } of frames) {
       if (frame.kind === 'data' && frame.index === 0) await sink.start(frame);
       // Every frame here goes to btrfs receive, which needs its raw bytes: a stream that turns sealed after a plain
@@ -91,6 +97,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
       const frameLength = frame.wireEnd - frame.wireStart;
       const parts = cut.length > MAX_WRITEV_PARTS ? [Buffer.concat(cut)] : cut;
       await writeAllAt(spool, parts, frameLength, written);
+      takeFront(unwritten, frameLength);
       written += frameLength;
       const record: IndexRecord = {
         index: frame.index,
@@ -131,7 +138,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   } finally {
     // A cut (the request's stream failed) keeps what arrived of the frame in flight; a verdict of ours on the bytes
     // (a frame that failed, a refused stream, the quota) keeps none of them.
-    end = await keepTail(spool, written, failure instanceof SnapferryError ? [] : cutter.rest(), offset).finally(async () => {
+    end = await keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest()], offset).finally(async () => {
       await Promise.all([spool.sync(), index.sync()]).finally(async () => {
         await Promise.all([spool.close(), index.close()]);
       });
