@@ -18,11 +18,13 @@ const CHUNK = 64 * 1024;
 
 /** Until `flock` holds the folder (a nonblocking try of our own fails). */
 async function waitHeld(dir: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  // By the clock, not a count of tries: on a loaded machine each try's spawn alone can take a good part of a second.
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
     if ((await execa('flock', ['--exclusive', '--nonblock', dir, 'true'], { reject: false })).exitCode === 1) return;
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`flock never took ${dir}`);
+  throw new Error(`flock never took ${dir} within 60 s`);
 }
 
 test('a restore into a DEST_DIR another restore holds stops with dest_busy (exit 73) and writes nothing there', { ...rootOnly, timeout: 180_000 }, async (t) => {
@@ -36,8 +38,9 @@ test('a restore into a DEST_DIR another restore holds stops with dest_busy (exit
   const options = { server: server.url, volume: 'v', snapshot: 's1', destDir: dest, chunkSize: CHUNK, backoff: { baseMs: 50, maxMs: 200 }, stallMs: 5000 };
 
   // The first restore, as it holds the folder: another process with flock(2) on DEST_DIR, as util-linux takes it.
-  // `cat` holds it until its input ends.
-  const first = execa('flock', ['--exclusive', '--nonblock', dest, 'cat'], { reject: false, stdin: 'pipe', stdout: 'ignore' });
+  // `cat` holds it until its input ends. It waits for the lock rather than giving up: the probe below takes the
+  // same lock for a moment, and a holder started with --nonblock that met it gave up and left nothing to find.
+  const first = execa('flock', ['--exclusive', dest, 'cat'], { reject: false, stdin: 'pipe', stdout: 'ignore' });
   t.after(() => void first.stdin?.end());
   await waitHeld(dest);
   await assert.rejects(restore(options, recordingReporter()), (err: Error & { code?: string; retryable?: boolean }) => {
