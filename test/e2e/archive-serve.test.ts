@@ -163,16 +163,20 @@ test('chains in the archive: an incremental on a missing parent or on a full cha
   const [u1, u2, u3] = await Promise.all(snaps.map(async (s) => (await btrfs.subvolumeShow(s)).uuid));
   await push({ server: server.url, volume: 'v', snapshots: snaps.slice(0, 2), retries: 2 }, recordingReporter());
   const api = new ServerApi({ server: server.url });
-  // s2 ends a chain of one incremental, the most allowed: listed as such, so no client takes it as a parent.
+  // The chain s1 -> s2 holds one incremental, the most allowed: both are listed as such, so no client takes either as
+  // a parent (a branch on s1 would grow the chain too).
   assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid, s.altered?.what ?? null]), [
-    ['s1', null, null], ['s2', u1, ['chain_full']],
+    ['s1', null, ['chain_full']], ['s2', u1, ['chain_full']],
   ]);
   assert.deepEqual(await create(server.url, 'v', 's3', u3!, u2!), [409, 'chain_full']);
+  assert.deepEqual(await create(server.url, 'v', 's3', u3!, u1!), [409, 'chain_full']);
   assert.deepEqual(await create(server.url, 'v', 's3', u3!, crypto.randomUUID()), [409, 'parent_missing']);
   const report = recordingReporter();
   await push({ server: server.url, volume: 'v', snapshots: [snaps[2]!], retries: 2 }, report);
-  assert.deepEqual(report.started, [{ snapshot: 's3', parent: 's1' }]);
-  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid]), [['s1', null], ['s2', u1], ['s3', u1]]);
+  // The next push is a full: a new chain, not a second incremental on s1.
+  assert.deepEqual(report.started, [{ snapshot: 's3', parent: null }]);
+  assert.match(report.notes.join('\n'), /chain of s2 is full .*sending it in full/);
+  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid]), [['s1', null], ['s2', u1], ['s3', null]]);
 });
 
 test('a push into the archive cut midway resumes from the offset the bucket recorded, and restores identical (also after a tus DELETE of it)', { ...rootOnly, timeout: 240_000 }, async (t) => {
