@@ -52,7 +52,7 @@ async function allObjects(store: ObjectStore): Promise<Map<string, Buffer>> {
   return out;
 }
 
-test('a full and three incrementals pushed into the archive come back, each restored into a fresh btrfs, identical', rootOnly, async (t) => {
+test('a full and three incrementals pushed into the archive come back, each restored into a fresh btrfs, identical; the newest alone fetches its chain', { ...rootOnly, timeout: 300_000 }, async (t) => {
   const pair = await createPair(t, { fillMB: 6, seed: 'archive-chain' });
   const bucket = await s3.bucket();
   const server = await archiveServer(t, bucket);
@@ -89,6 +89,31 @@ test('a full and three incrementals pushed into the archive come back, each rest
     assert.equal(result.parent, i === 0 ? null : `s${i}`);
     await assertRestored(original, path.join(dest, `s${i + 1}`));
   }
+
+  // The newest alone into an empty fresh btrfs: the restore fetches its chain by itself, full then each incremental.
+  const empty = await createBtrfs(t, { sizeMiB: 512 });
+  const alone = path.join(empty.mountPoint, 'restored');
+  await fs.mkdir(alone);
+  const report = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: alone, retries: 0 }, report);
+  assert.deepEqual([result.restored, result.parent], [true, 's3']);
+  assert.match(report.notes.join('\n'), /restoring the chain from its full s1 first \(s1, s2, s3\)/);
+  for (const [i, original] of snaps.entries()) await assertRestored(original, path.join(alone, `s${i + 1}`));
+  const again = recordingReporter();
+  assert.equal((await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: alone, retries: 0 }, again)).restored, false);
+  assert.match(again.notes.join('\n'), /s4 is already here/);
+
+  // A folder that holds a member of the path (s2) starts after it: s1 and s2 are not fetched again.
+  const part = await createBtrfs(t, { sizeMiB: 512 });
+  const partDest = path.join(part.mountPoint, 'restored');
+  await fs.mkdir(partDest);
+  await restore({ server: server.url, volume: 'v', snapshot: 's2', destDir: partDest, retries: 0 }, recordingReporter());
+  const s1Before = await btrfs.subvolumeShow(path.join(partDest, 's1'));
+  const after = recordingReporter();
+  await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: partDest, retries: 0 }, after);
+  assert.match(after.notes.join('\n'), /restoring the chain after s2 \(held here\) first \(s3\)/);
+  assert.equal((await btrfs.subvolumeShow(path.join(partDest, 's1'))).uuid, s1Before.uuid, 's1 was received again');
+  for (const [i, original] of snaps.entries()) await assertRestored(original, path.join(partDest, `s${i + 1}`));
 });
 
 test('encrypt: on, the bucket holds no plaintext; restore with the key is identical, with another key refused (wrong_key)', rootOnly, async (t) => {
