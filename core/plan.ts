@@ -132,10 +132,19 @@ function noteAlteredParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null
   const would = chooseParent(snapshot, input, true);
   if (would === null || would.uuid === parent?.uuid) return;
   const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
-  const what = input.server.find((s) => s.uuid === would.uuid)?.altered?.what.join(', ') ?? '';
-  notes.push(
-    `the server's copy of ${would.name} was changed by hand on the server (${what}), so it cannot be the parent of ${snapshot.name}; ${instead}`,
-  );
+  const what = input.server.find((s) => s.uuid === would.uuid)?.altered?.what ?? [];
+  // An archive's chain_full is the server's own rule, not a change by hand: say what it means and what follows.
+  const byHand = what.filter((w) => w !== 'chain_full');
+  if (byHand.length > 0) {
+    notes.push(
+      `the server's copy of ${would.name} was changed by hand on the server (${byHand.join(', ')}), so it cannot be the parent of ${snapshot.name}; ${instead}`,
+    );
+  } else {
+    notes.push(
+      `the archive's chain of ${would.name} is full (it holds the server's fullEvery.incrementals, or its full is older than ` +
+        `fullEvery.days), so ${snapshot.name} cannot be an incremental on it and a full is sent again; ${instead}`,
+    );
+  }
 }
 
 function noteLostParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {

@@ -13,6 +13,7 @@ import { absolutePathField, durationField, NAME_RULE, parsedField, sizeField } f
 import { assertOpenAccessAllowed } from './auth.ts';
 import { parsePublicUrl } from './public-url.ts';
 import { StoreConfigSchema, type StoreConfig } from './archive/store-config.ts';
+import { DEFAULT_CHAIN_RULES, type ChainRules } from './archive/chains.ts';
 import type { PrivilegedFiles } from './replication.ts';
 import type { ConnectionSettings, HttpOptions, ServeOptions } from './serve.ts';
 
@@ -40,6 +41,12 @@ export const ServerConfigSchema = z.strictObject({
   root: absolutePathField().optional(),
   /** Archive mode (docs/archive.md): verified streams kept in this S3 bucket, nothing received into btrfs. */
   store: StoreConfigSchema.optional(),
+  /** Archive mode's chains (server/archive/chains.ts): after so many incrementals or days, the next push is a full. */
+  archive: z
+    .strictObject({
+      fullEvery: z.strictObject({ incrementals: z.number().int().min(1).optional(), days: z.number().positive().optional() }).optional(),
+    })
+    .optional(),
   listen: parsedField('HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080', (v) => (typeof v === 'string' ? parseListenAddress(v) : undefined)).optional(),
   behindProxy: z.boolean().optional(),
   /** Where clients reach the server (server/public-url.ts); without it, upload URLs use the request's host[:port]. */
@@ -102,6 +109,9 @@ export const ServerConfigSchema = z.strictObject({
     path: ['root'], message: 'expected root (an absolute path on btrfs) or store (an S3 bucket: archive mode)',
     when: (payload) => typeof payload.value === 'object' && payload.value !== null,
   })
+  .refine((c) => c.archive === undefined || c.store !== undefined, {
+    path: ['archive'], message: 'expected archive: only with store: (its chains are an archive server\'s); remove it or add store:',
+  })
   .refine((c) => c.root === undefined || c.store === undefined, {
     path: ['root'], message: 'expected no root with store: (an archive server receives nothing into btrfs); keep one of them',
     when: (payload) => typeof payload.value === 'object' && payload.value !== null,
@@ -143,7 +153,7 @@ export interface ServeFlags {
 /** A btrfs server's settings (store: null), or an archive server's (its bucket; no root, nothing of btrfs). */
 export type ServeSettings =
   | { logLevel: string; store: null; options: Omit<ServeOptions, 'log'> }
-  | { logLevel: string; store: StoreConfig; options: Omit<HttpOptions, 'log'> };
+  | { logLevel: string; store: StoreConfig; chains: ChainRules; options: Omit<HttpOptions, 'log'> };
 
 const CONFIG_HINT = `(--config FILE, or ${DEFAULT_SERVER_CONFIG})`;
 
@@ -176,7 +186,14 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
       ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       ...(connections ? { connections } : {}),
   };
-  if (store !== undefined) return { logLevel, store, options: http };
+  if (store !== undefined) {
+    const every = config?.archive?.fullEvery;
+    const chains = {
+      fullEveryIncrementals: every?.incrementals ?? DEFAULT_CHAIN_RULES.fullEveryIncrementals,
+      fullEveryDays: every?.days ?? DEFAULT_CHAIN_RULES.fullEveryDays,
+    };
+    return { logLevel, store, chains, options: http };
+  }
   return {
     logLevel, store: null,
     options: {

@@ -11,6 +11,10 @@
  *   and that the restoring machine holds: an incremental stream from it. With none, the restore is full.
  * - Never a parent the server flags as changed by hand (Snapshot.altered): the stream would be the difference from
  *   the changed copy, applied here to the unchanged one.
+ * - A snapshot the server holds as its pushed stream (Snapshot.storedStream, an archive) comes only on the parent it
+ *   was pushed on: the plan is its chain's path, from after the newest member held here (or from the chain's full),
+ *   each step on the one before. `before` lists the steps to restore ahead of the target, oldest first. A chain
+ *   member's `altered` (chain_full) does not matter here: the stored stream is what was pushed, unchanged.
  */
 import { SnapferryError } from '../../core/errors.ts';
 import type { Snapshot } from '../../core/protocol.ts';
@@ -27,9 +31,12 @@ export interface RestorePlanInput {
 
 export interface RestorePlan {
   target: Snapshot;
+  /** The held snapshot the first stream builds on (the target's, when `before` is empty); null: that stream is full. */
   parent: { server: Snapshot; local: LocalSubvolume } | null;
   /** The target is already here: nothing to do. */
   present: LocalSubvolume | null;
+  /** Snapshots of the target's chain to restore first, oldest first (a stored stream's path); empty otherwise. */
+  before: Snapshot[];
 }
 
 export class RestorePlanError extends SnapferryError {}
@@ -48,13 +55,42 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
   const byIdentity = new Map<string, LocalSubvolume>();
   for (const l of input.local) if (!byIdentity.has(l.identity)) byIdentity.set(l.identity, l);
   const present = byIdentity.get(target.uuid) ?? null;
-  if (present) return { target, parent: null, present };
+  if (present) return { target, parent: null, present, before: [] };
+  if (target.storedStream === true) return planChain(target, input.catalog, byIdentity);
   for (let i = at - 1; i >= 0; i--) {
     const server = input.catalog[i]!;
     const local = byIdentity.get(server.uuid);
-    if (local && server.altered === null) return { target, parent: { server, local }, present: null };
+    if (local && server.altered === null) return { target, parent: { server, local }, present: null, before: [] };
   }
-  return { target, parent: null, present: null };
+  return { target, parent: null, present: null, before: [] };
+}
+
+/** A stored stream's restore: the path from its chain's full, cut after the newest member held here. */
+function planChain(target: Snapshot, catalog: readonly Snapshot[], byIdentity: ReadonlyMap<string, LocalSubvolume>): RestorePlan {
+  const byUuid = new Map(catalog.map((s) => [s.uuid, s]));
+  const path: Snapshot[] = [];
+  const seen = new Set<string>();
+  for (let at: Snapshot | undefined = target; at !== undefined; ) {
+    path.unshift(at);
+    seen.add(at.uuid);
+    const local = at === target ? undefined : byIdentity.get(at.uuid);
+    if (local) return { target, parent: { server: at, local }, present: null, before: path.slice(1, -1) };
+    if (at.parentUuid === null) return { target, parent: null, present: null, before: path.slice(0, -1) };
+    const parentUuid: string = at.parentUuid;
+    if (seen.has(parentUuid)) {
+      throw new RestorePlanError('chain_broken', `the server's chain of ${target.name} loops back on itself; restore a snapshot of another chain`, {
+        details: { snapshot: target.name },
+      });
+    }
+    at = byUuid.get(parentUuid);
+    if (at === undefined) {
+      throw new RestorePlanError('chain_broken', `the server lacks ${parentUuid}, which the restore of ${target.name} needs (${path[0]!.name} is an incremental on it); restore a snapshot of another chain`, {
+        details: { snapshot: target.name, missing: parentUuid },
+      });
+    }
+  }
+  /* c8 ignore next */
+  throw new Error('unreachable');
 }
 
 function summary(names: readonly string[]): string {

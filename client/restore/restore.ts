@@ -76,7 +76,16 @@ export class RestoreFailed extends SnapferryError {}
 /** One frame failing verification this often in a row is not the link: the server sends it wrong every time. */
 const MAX_BAD_FRAME_REPEATS = 3;
 
-export async function restore(options: RestoreOptions, report: Reporter): Promise<RestoreResult> {
+export function restore(options: RestoreOptions, report: Reporter): Promise<RestoreResult> {
+  return restoreWith(options, report, true);
+}
+
+/**
+ * `withChain`: a stored stream (an archive's) whose chain is not held here restores the chain's path first, each
+ * step by a restore of its own (its spool, resume, verification and checked receive, as for any snapshot), then the
+ * target on the last. The steps' own restores find their parents held, so they never walk a chain again.
+ */
+async function restoreWith(options: RestoreOptions, report: Reporter, withChain: boolean): Promise<RestoreResult> {
   const volume = parseName(options.volume, 'volume');
   const name = parseName(options.snapshot, 'snapshot name');
   const destDir = path.resolve(options.destDir);
@@ -103,6 +112,17 @@ export async function restore(options: RestoreOptions, report: Reporter): Promis
     const local = await readonlySnapshotsIn(parentDir);
     if (parentDir !== destDir) local.push(...(await readonlySnapshotsIn(destDir)));
     const plan = planRestore({ name, catalog, local });
+    if (plan.before.length > 0) {
+      if (!withChain) {
+        throw new RestoreFailed('chain_broken', `${name} still lacks ${plan.before[0]!.name} of its chain after restoring it; restore ${plan.before[0]!.name} by itself to see why`, {
+          details: { snapshot: name, missing: plan.before[0]!.name },
+        });
+      }
+      const from = plan.parent ? `after ${plan.parent.local.name} (held here)` : `from its full ${plan.before[0]!.name}`;
+      report.note(`the server holds ${name} as a stream on its chain: restoring the chain ${from} first (${plan.before.map((s) => s.name).join(', ')})`);
+      for (const step of plan.before) await restoreWith({ ...options, snapshot: step.name }, report, false);
+      return await restoreWith(options, report, false);
+    }
     if (plan.present) {
       report.note(`${name} is already here, at ${plan.present.path}`);
       return { snapshot: name, path: plan.present.path, parent: null, restored: false, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null };

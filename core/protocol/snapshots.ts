@@ -42,6 +42,13 @@ export const Snapshot = z.object({
    * refuses one (409 parent_altered) and the client's planner passes it over.
    */
   altered: SnapshotAltered.nullable().default(null),
+  /**
+   * True where the server holds the snapshot as the stream that was pushed, not as a tree it can send from any
+   * parent (archive mode, docs/archive.md): a restore of it is served only on `parentUuid`, so a client that holds
+   * none of its chain restores the chain's path first, its full then each incremental (client/restore/plan.ts).
+   * Absent from a btrfs server.
+   */
+  storedStream: z.boolean().optional(),
 });
 export type Snapshot = z.infer<typeof Snapshot>;
 

@@ -31,7 +31,7 @@ export interface Chain {
 }
 
 export interface ChainRules {
-  /** The most incrementals between a full and any stream of its chain (the longest restore path, full excluded). */
+  /** The most incrementals a chain holds (all its members but the full); then the next push is a full. */
   fullEveryIncrementals: number;
   /** After this many days from its full, a chain takes no more incrementals. */
   fullEveryDays: number;
@@ -72,6 +72,10 @@ export function chainsOf(streams: readonly ArchivedStream[]): Chains {
 /**
  * Whether a new incremental on `parentUuid` may join the parent's chain, or must be a full: the chain's length and
  * age rules. The answer's `reason` is said to the user when it is no.
+ *
+ * The length counts every incremental of the chain, not only those on the parent's path: a chain that may branch
+ * without end is never closed, so no full would ever be sent again and a chain's streams (retention deletes only
+ * whole chains) would pile up for ever. A chain that holds `fullEveryIncrementals` takes no more.
  */
 export function mayExtend(
   streams: readonly ArchivedStream[],
@@ -79,11 +83,14 @@ export function mayExtend(
   now: Date,
   rules: ChainRules,
 ): { ok: true } | { ok: false; reason: string } {
-  const path = restorePath(streams, parentUuid);
-  const full = path[0]!;
-  // The parent's path holds path.length - 1 incrementals; the new stream would be one more.
-  if (path.length > rules.fullEveryIncrementals) {
-    return { ok: false, reason: `the chain from ${full.name} holds ${rules.fullEveryIncrementals} incrementals, the most allowed (fullEvery.incrementals)` };
+  const full = restorePath(streams, parentUuid)[0]!;
+  const chain = chainsOf(streams).chains.find((c) => c.full.uuid === full.uuid)!;
+  const incrementals = chain.members.length - 1;
+  if (incrementals >= rules.fullEveryIncrementals) {
+    return {
+      ok: false,
+      reason: `the chain from ${full.name} holds ${incrementals} incrementals, the most allowed (fullEvery.incrementals: ${rules.fullEveryIncrementals})`,
+    };
   }
   const ageDays = (now.getTime() - full.storedAt.getTime()) / 86_400_000;
   if (ageDays >= rules.fullEveryDays) {

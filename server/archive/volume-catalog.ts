@@ -82,5 +82,7 @@ export function snapshotView(s: CatalogEntry, extendable: boolean, now: Date): S
     // A snapshot whose chain is full is passed over as a parent by the client's planner (core/plan.ts), as one
     // changed by hand is: it then sends a full, which begins a new chain.
     altered: extendable ? null : { foundAt: now.toISOString(), what: ['chain_full'] },
+    // Served only on the parent it was pushed on (archive-restore.ts): the client restores its chain in order.
+    storedStream: true,
   };
 }

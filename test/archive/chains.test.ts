@@ -29,9 +29,39 @@ test('a chain takes incrementals up to fullEvery.incrementals, then asks for a f
   assert.deepEqual(mayExtend(streams, 'u2', now, RULES), { ok: true }, 'the third incremental fits');
   const full = mayExtend([...streams, stream(3, 2)], 'u3', now, RULES);
   assert.equal(full.ok, false);
-  assert.match(!full.ok ? full.reason : '', /home\.0 holds 3 incrementals/);
-  // Branching from an older member counts the path, not the chain's size: a restore walks only the path.
-  assert.deepEqual(mayExtend([...streams, stream(3, 2)], 'u1', now, RULES), { ok: true });
+  assert.match(!full.ok ? full.reason : '', /home\.0 holds 3 incrementals, the most allowed \(fullEvery\.incrementals: 3\)/);
+  // Branching from an older member counts the chain, not the path: a chain that may branch for ever never closes.
+  const branch = mayExtend([...streams, stream(3, 2)], 'u1', now, RULES);
+  assert.equal(branch.ok, false);
+  assert.match(!branch.ok ? branch.reason : '', /home\.0 holds 3 incrementals/);
+  // Another chain is counted on its own.
+  assert.deepEqual(mayExtend([...streams, stream(3, 2), stream(4, null)], 'u4', now, RULES), { ok: true });
+});
+
+test('with fullEvery.incrementals 1, a third snapshot starts a new chain instead of branching the first', () => {
+  const one: ChainRules = { fullEveryIncrementals: 1, fullEveryDays: 30 };
+  const streams = [stream(0, null), stream(1, 0)];
+  const now = new Date(T0 + 2 * DAY);
+  // The parent the planner would fall back to, the full itself, is refused too: the chain is full.
+  assert.equal(mayExtend(streams, 'u0', now, one).ok, false);
+  assert.equal(mayExtend(streams, 'u1', now, one).ok, false);
+  assert.deepEqual(mayExtend([stream(0, null)], 'u0', now, one), { ok: true });
+});
+
+test('property: no chain grows past fullEvery.incrementals when every incremental asks first', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 5 }), fc.array(fc.nat(), { minLength: 1, maxLength: 30 }), (n, picks) => {
+      const rules: ChainRules = { fullEveryIncrementals: n, fullEveryDays: 1000 };
+      const streams: ArchivedStream[] = [stream(0, null)];
+      for (const [i, pick] of picks.entries()) {
+        const parent = streams[pick % streams.length]!;
+        const ok = mayExtend(streams, parent.uuid, new Date(T0), rules).ok;
+        streams.push(stream(i + 1, ok ? Number(parent.uuid.slice(1)) : null));
+      }
+      for (const c of chainsOf(streams).chains) assert.ok(c.members.length - 1 <= n, `${c.full.name} holds ${c.members.length - 1} > ${n}`);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('a chain whose full is older than fullEvery.days takes no incremental', () => {

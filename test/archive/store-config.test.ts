@@ -33,6 +33,26 @@ test('deploy/archive.example.yaml is valid: an archive server, no root, its buck
   const settings = serveSettings({}, c);
   assert.equal(settings.store, c.store);
   assert.ok(!('root' in settings.options));
+  assert.deepEqual(settings.store !== null ? settings.chains : null, { fullEveryIncrementals: 14, fullEveryDays: 30 });
+});
+
+test('archive.fullEvery sets the chain rules; absent, the defaults; without store: it is refused', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-chain-config-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const write = async (name: string, text: string) => {
+    await fs.writeFile(path.join(dir, name), text);
+    return path.join(dir, name);
+  };
+  const storeYaml = 'store:\n  endpoint: http://127.0.0.1:7480\n  bucket: backups\n';
+  const chainsOf = async (file: string) => {
+    const settings = serveSettings({ auth: false }, await loadServerConfig(file));
+    return settings.store !== null ? settings.chains : null;
+  };
+  assert.deepEqual(await chainsOf(await write('a.yaml', `${storeYaml}archive:\n  fullEvery:\n    incrementals: 3\n`)), { fullEveryIncrementals: 3, fullEveryDays: 30 });
+  assert.deepEqual(await chainsOf(await write('b.yaml', `${storeYaml}archive:\n  fullEvery:\n    days: 7\n`)), { fullEveryIncrementals: 14, fullEveryDays: 7 });
+  assert.deepEqual(await chainsOf(await write('c.yaml', storeYaml)), { fullEveryIncrementals: 14, fullEveryDays: 30 });
+  await assert.rejects(loadServerConfig(await write('d.yaml', `${storeYaml}archive:\n  fullEvery:\n    incrementals: 0\n`)), /incrementals/);
+  await assert.rejects(loadServerConfig(await write('e.yaml', 'root: /srv/b\narchive:\n  fullEvery:\n    days: 7\n')), /archive: only with store:/);
 });
 
 test('store credentials: from a file (mode 600), or from the environment', async (t) => {

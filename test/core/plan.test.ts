@@ -196,6 +196,15 @@ test('a snapshot the server flags as changed by hand is never the parent: the ne
   assert.deepEqual(plan.notes, ["the server's copy of b was changed by hand on the server (not_read_only, received_uuid_lost), so it cannot be the parent of c; using a as parent instead"]);
 });
 
+test('a snapshot whose archive chain is full (chain_full) is passed over with a note that says so, not "changed by hand"', () => {
+  const server = [{ uuid: a.uuid, name: a.name, altered: { what: ['chain_full'] } }, { uuid: b.uuid, name: b.name, altered: { what: ['chain_full'] } }];
+  const plan = planPush({ requested: [c], candidates: [a, b, c], server });
+  assert.deepEqual(names(plan.steps), ['full->c']);
+  assert.equal(plan.notes.length, 1);
+  assert.doesNotMatch(plan.notes[0]!, /by hand/);
+  assert.match(plan.notes[0]!, /^the archive's chain of b is full .*fullEvery\.incrementals.*, so c cannot be an incremental on it and a full is sent again; sending it in full instead$/);
+});
+
 test('when the only common snapshot is flagged, the push goes in full; the flagged one still counts as held', () => {
   const server = [{ uuid: b.uuid, name: b.name, altered: { what: ['not_read_only'] } }];
   const plan = planPush({ requested: [b, c], candidates: [b, c], server });

@@ -52,7 +52,7 @@ async function allObjects(store: ObjectStore): Promise<Map<string, Buffer>> {
   return out;
 }
 
-test('a full and three incrementals pushed into the archive come back, each restored into a fresh btrfs, identical', rootOnly, async (t) => {
+test('a full and three incrementals pushed into the archive come back, each restored into a fresh btrfs, identical; the newest alone fetches its chain', { ...rootOnly, timeout: 300_000 }, async (t) => {
   const pair = await createPair(t, { fillMB: 6, seed: 'archive-chain' });
   const bucket = await s3.bucket();
   const server = await archiveServer(t, bucket);
@@ -89,6 +89,31 @@ test('a full and three incrementals pushed into the archive come back, each rest
     assert.equal(result.parent, i === 0 ? null : `s${i}`);
     await assertRestored(original, path.join(dest, `s${i + 1}`));
   }
+
+  // The newest alone into an empty fresh btrfs: the restore fetches its chain by itself, full then each incremental.
+  const empty = await createBtrfs(t, { sizeMiB: 512 });
+  const alone = path.join(empty.mountPoint, 'restored');
+  await fs.mkdir(alone);
+  const report = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: alone, retries: 0 }, report);
+  assert.deepEqual([result.restored, result.parent], [true, 's3']);
+  assert.match(report.notes.join('\n'), /restoring the chain from its full s1 first \(s1, s2, s3\)/);
+  for (const [i, original] of snaps.entries()) await assertRestored(original, path.join(alone, `s${i + 1}`));
+  const again = recordingReporter();
+  assert.equal((await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: alone, retries: 0 }, again)).restored, false);
+  assert.match(again.notes.join('\n'), /s4 is already here/);
+
+  // A folder that holds a member of the path (s2) starts after it: s1 and s2 are not fetched again.
+  const part = await createBtrfs(t, { sizeMiB: 512 });
+  const partDest = path.join(part.mountPoint, 'restored');
+  await fs.mkdir(partDest);
+  await restore({ server: server.url, volume: 'v', snapshot: 's2', destDir: partDest, retries: 0 }, recordingReporter());
+  const s1Before = await btrfs.subvolumeShow(path.join(partDest, 's1'));
+  const after = recordingReporter();
+  await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: partDest, retries: 0 }, after);
+  assert.match(after.notes.join('\n'), /restoring the chain after s2 \(held here\) first \(s3\)/);
+  assert.equal((await btrfs.subvolumeShow(path.join(partDest, 's1'))).uuid, s1Before.uuid, 's1 was received again');
+  for (const [i, original] of snaps.entries()) await assertRestored(original, path.join(partDest, `s${i + 1}`));
 });
 
 test('encrypt: on, the bucket holds no plaintext; restore with the key is identical, with another key refused (wrong_key)', rootOnly, async (t) => {
@@ -163,16 +188,20 @@ test('chains in the archive: an incremental on a missing parent or on a full cha
   const [u1, u2, u3] = await Promise.all(snaps.map(async (s) => (await btrfs.subvolumeShow(s)).uuid));
   await push({ server: server.url, volume: 'v', snapshots: snaps.slice(0, 2), retries: 2 }, recordingReporter());
   const api = new ServerApi({ server: server.url });
-  // s2 ends a chain of one incremental, the most allowed: listed as such, so no client takes it as a parent.
+  // The chain s1 -> s2 holds one incremental, the most allowed: both are listed as such, so no client takes either as
+  // a parent (a branch on s1 would grow the chain too).
   assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid, s.altered?.what ?? null]), [
-    ['s1', null, null], ['s2', u1, ['chain_full']],
+    ['s1', null, ['chain_full']], ['s2', u1, ['chain_full']],
   ]);
   assert.deepEqual(await create(server.url, 'v', 's3', u3!, u2!), [409, 'chain_full']);
+  assert.deepEqual(await create(server.url, 'v', 's3', u3!, u1!), [409, 'chain_full']);
   assert.deepEqual(await create(server.url, 'v', 's3', u3!, crypto.randomUUID()), [409, 'parent_missing']);
   const report = recordingReporter();
   await push({ server: server.url, volume: 'v', snapshots: [snaps[2]!], retries: 2 }, report);
-  assert.deepEqual(report.started, [{ snapshot: 's3', parent: 's1' }]);
-  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid]), [['s1', null], ['s2', u1], ['s3', u1]]);
+  // The next push is a full: a new chain, not a second incremental on s1.
+  assert.deepEqual(report.started, [{ snapshot: 's3', parent: null }]);
+  assert.match(report.notes.join('\n'), /chain of s2 is full .*sending it in full/);
+  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid]), [['s1', null], ['s2', u1], ['s3', null]]);
 });
 
 test('a push into the archive cut midway resumes from the offset the bucket recorded, and restores identical (also after a tus DELETE of it)', { ...rootOnly, timeout: 240_000 }, async (t) => {

@@ -55,3 +55,42 @@ test('a snapshot the server flags as changed by hand is never the parent: the ne
   const plan = planRestore({ name: 's3', catalog: flagged, local: [local('a', uuid(1)), local('b', uuid(2))] });
   assert.equal(plan.parent?.server.name, 's1');
 });
+
+/** The same catalog as an archive lists it: each snapshot only as the stream that was pushed (Snapshot.storedStream). */
+const stored = (n: number): Snapshot[] => catalog(n).map((s) => ({ ...s, storedStream: true }));
+
+test('a stored stream with none of its chain held here: the plan restores the chain from its full first', () => {
+  const plan = planRestore({ name: 's4', catalog: stored(4), local: [local('other', uuid(99))] });
+  assert.deepEqual(plan.before.map((s) => s.name), ['s1', 's2', 's3']);
+  assert.equal(plan.parent, null);
+  assert.equal(plan.target.name, 's4');
+  // A btrfs server's catalog (no storedStream) sends from any parent: a full restore, no chain.
+  assert.deepEqual(planRestore({ name: 's4', catalog: catalog(4), local: [] }).before, []);
+});
+
+test('a stored stream whose chain is held in part starts after the newest member held, never before it', () => {
+  const plan = planRestore({ name: 's4', catalog: stored(4), local: [local('one', uuid(1)), local('two', uuid(2))] });
+  assert.deepEqual(plan.before.map((s) => s.name), ['s3']);
+  assert.equal(plan.parent?.local.name, 'two');
+  const next = planRestore({ name: 's4', catalog: stored(4), local: [local('three', uuid(3))] });
+  assert.deepEqual(next.before, []);
+  assert.equal(next.parent?.server.name, 's3');
+  // Held already: nothing to restore.
+  assert.equal(planRestore({ name: 's4', catalog: stored(4), local: [local('s4', uuid(4))] }).present?.name, 's4');
+});
+
+test('a stored stream on another chain: only its own chain counts, and a chain_full flag does not stop it', () => {
+  // s1 -> s2 and a second full s3 -> s4; s2 held here is of the other chain.
+  const cat = stored(4).map((s) => (s.name === 's3' ? { ...s, parentUuid: null } : { ...s, altered: { foundAt: 'x', what: ['chain_full' as const] } }));
+  const plan = planRestore({ name: 's4', catalog: cat, local: [local('s2', uuid(2))] });
+  assert.deepEqual(plan.before.map((s) => s.name), ['s3']);
+  assert.equal(plan.parent, null);
+});
+
+test('a stored stream whose chain lacks a member is refused with chain_broken, naming what is missing', () => {
+  const cat = stored(4).filter((s) => s.name !== 's2');
+  assert.throws(
+    () => planRestore({ name: 's4', catalog: cat, local: [] }),
+    (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'chain_broken' && e.message.includes(`lacks ${uuid(2)}`) && e.message.includes('s3 is an incremental on it'),
+  );
+});
