@@ -34,7 +34,8 @@ export interface AppService extends ServiceViews {
   // A request's life on an upload: its session lease, its start offset, a cut body.
   enterRequest(id: string, session: string): void;
   leaveRequest(id: string): void;
-  noteUploadRequest(id: string, offset: number): void;
+  /** A PATCH begins; it may refuse it (an archive: another instance holds the upload's lease) before tus reads it. */
+  noteUploadRequest(id: string, offset: number): void | Promise<void>;
   isUploading(id: string): boolean;
   progress(id: string): Promise<SpoolProgress>;
   noteInterruption(id: string, offset: number): Promise<void>;

@@ -68,7 +68,7 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     assertOwnUpload(service, caller(c), id);
     service.enterRequest(id, session(c));
     try {
-      if (c.req.method === 'PATCH') service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
+      if (c.req.method === 'PATCH') await service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
       const res = await tus.handleWeb(withUncopiedBody(c));
       if (c.req.method === 'PATCH') await noteCut(c, id);
       return await withErrorHeaders(res);

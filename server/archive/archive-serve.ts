@@ -27,6 +27,7 @@ export function startArchiveServer(options: ArchiveServeOptions): Promise<Runnin
     const service = new ArchiveService({
       objects, where, log: options.log, expireAfterMs: options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS,
       holder: options.holder ?? `${os.hostname()}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`,
+      ...(options.store.leaseMs !== undefined ? { leaseMs: options.store.leaseMs } : {}),
       ...(options.chains ? { chains: options.chains } : {}),
     });
     await service.start();

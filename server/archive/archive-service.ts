@@ -19,6 +19,7 @@ import type { Logger } from '../log.ts';
 import type { ObjectStore } from './object-store.ts';
 import { ensureFormat } from './format.ts';
 import { bucketLeases } from './upload-lease.ts';
+import { assertNotLeasedByOther } from './lease.ts';
 import { SegmentUploads } from './segment-uploads.ts';
 import type { SegmentRecord } from './upload-state.ts';
 import { progressOf, uploadFolder } from './upload-state.ts';
@@ -36,6 +37,8 @@ export interface ArchiveServiceOptions {
   where: string;
   /** This instance's name in leases. */
   holder: string;
+  /** The lease on an upload (server/archive/lease.ts); default ARCHIVE_LEASE_MS. */
+  leaseMs?: number;
   log: Logger;
   expireAfterMs?: number;
   chains?: ChainRules;
@@ -58,7 +61,7 @@ export class ArchiveService implements AppService {
     this.objects = options.objects;
     this.rules = options.chains ?? DEFAULT_CHAIN_RULES;
     this.uploads = new SegmentUploads({
-      objects: this.objects, leases: bucketLeases(this.objects, options.holder), expireAfterMs: options.expireAfterMs ?? 0,
+      objects: this.objects, leases: bucketLeases(this.objects, options.holder, options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}), expireAfterMs: options.expireAfterMs ?? 0,
       // A sealed stream is stored as it is (the archive verifies ciphertext and never needs a key), as is a plain one.
       sink: (id) => ({ start: () => undefined, complete: async (_p, segments) => void (await this.finish(id, segments)) }),
     });
@@ -232,7 +235,13 @@ export class ArchiveService implements AppService {
   // A request's life on an upload: the bucket's lease (segment-uploads.ts) is what keeps two writers apart here.
   enterRequest(): void {}
   leaveRequest(): void {}
-  noteUploadRequest(): void {}
+  /**
+   * Another instance's live lease refuses a PATCH here, before tus compares its offset: a second push learns
+   * transfer_locked with when to come back, as from a btrfs server, not an offset_mismatch that sends it on to race.
+   */
+  noteUploadRequest(id: string): Promise<void> {
+    return assertNotLeasedByOther(this.objects, id, this.options.holder);
+  }
   isUploading(): boolean {
     return false;
   }

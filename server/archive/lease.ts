@@ -76,14 +76,8 @@ export async function acquireLease(store: ObjectStore, uploadId: string, holder:
     } else {
       from = parseJson(key, got.body, LeaseBody);
       ({ etag, date } = got);
-      const expiresAt = Date.parse(from.expiresAt);
-      if (!from.released && from.holder !== holder && date.getTime() < expiresAt) {
-        const retryAfterSeconds = Math.max(1, Math.ceil((expiresAt - date.getTime()) / 1000));
-        throw new TransferLocked('transfer_locked', `another server instance is writing upload ${uploadId} right now; this request waits ${retryAfterSeconds} s and tries again`, {
-          retryable: true,
-          details: { transferId: uploadId, retryAfterSeconds },
-        });
-      }
+      const locked = lockedFor(uploadId, from, date, holder);
+      if (locked) throw locked;
     }
     const body: LeaseBody = { holder, generation: from.generation + 1, expiresAt: expiry(date, leaseMs) };
     const taken = await store.swap(key, encodeJson(body), etag);
@@ -94,6 +88,30 @@ export async function acquireLease(store: ObjectStore, uploadId: string, holder:
       });
     }
   }
+}
+
+/**
+ * Throws transfer_locked while another holder's lease on UPLOADID runs, as acquireLease would, without taking it: what
+ * a request learns before anything else is looked at (its offset above all), as a btrfs server's second push learns
+ * it (server/leases.ts). Only an answer of the moment: the lease taken by the write itself is what keeps writers apart.
+ */
+export async function assertNotLeasedByOther(store: ObjectStore, uploadId: string, holder: string): Promise<void> {
+  const key = leaseKey(uploadId);
+  const got = await store.get(key);
+  if (got === null) return;
+  const locked = lockedFor(uploadId, parseJson(key, got.body, LeaseBody), got.date, holder);
+  if (locked) throw locked;
+}
+
+/** The refusal while FROM is another holder's live lease at the store's time DATE; null when HOLDER may take it. */
+function lockedFor(uploadId: string, from: LeaseBody, date: Date, holder: string): TransferLocked | null {
+  const expiresAt = Date.parse(from.expiresAt);
+  if (from.released || from.holder === holder || date.getTime() >= expiresAt) return null;
+  const retryAfterSeconds = Math.max(1, Math.ceil((expiresAt - date.getTime()) / 1000));
+  return new TransferLocked('transfer_locked', `another server instance is writing upload ${uploadId} right now; this request waits ${retryAfterSeconds} s and tries again`, {
+    retryable: true,
+    details: { transferId: uploadId, retryAfterSeconds },
+  });
 }
 
 function expiry(date: Date, leaseMs: number): string {

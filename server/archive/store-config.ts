@@ -23,6 +23,11 @@ export const StoreConfigSchema = z.strictObject({
   region: z.string().min(1).optional(),
   /** A YAML file with accessKeyId and secretAccessKey; without it, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
   credentials: absolutePathField().optional(),
+  /**
+   * How long an instance killed mid-upload keeps the upload from the others (server/archive/lease.ts), in seconds.
+   * Shorter: a takeover sooner, but a holder that cannot reach the bucket for a third of it loses its upload.
+   */
+  leaseSeconds: z.number().int().min(3).max(3600).optional(),
 });
 export type StoreConfig = Readonly<z.output<typeof StoreConfigSchema>>;
 
@@ -36,12 +41,15 @@ export interface StoreSettings {
   prefix: string;
   region: string;
   credentials: StoreCredentials;
+  /** The lease on an upload (server/archive/lease.ts), ms; default ARCHIVE_LEASE_MS. */
+  leaseMs?: number;
 }
 
 export async function storeSettings(config: StoreConfig, env: NodeJS.ProcessEnv = process.env): Promise<StoreSettings> {
   return {
     endpoint: config.endpoint, bucket: config.bucket, prefix: config.prefix ?? '', region: config.region ?? 'us-east-1',
     credentials: await credentialsOf(config, env),
+    ...(config.leaseSeconds !== undefined ? { leaseMs: config.leaseSeconds * 1000 } : {}),
   };
 }
 

@@ -70,3 +70,12 @@ test('store credentials: none, both, or a file others may read are refused with 
   const open = await credentialsFile(t, 0o644);
   await assert.rejects(storeSettings({ ...store, credentials: open }, {}), (err: SnapferryError) => err.code === 'store_credentials_open' && /chmod 600/.test(err.message));
 });
+
+test('store.leaseSeconds: the upload lease in ms when given, the default (lease.ts) when not; out of 3..3600 refused', async () => {
+  const env = { AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'sk' };
+  assert.equal((await storeSettings({ ...store, leaseSeconds: 5 }, env)).leaseMs, 5000);
+  assert.equal((await storeSettings(store, env)).leaseMs, undefined);
+  const { StoreConfigSchema } = await import('../../server/archive/store-config.ts');
+  for (const bad of [0, 2, 3601, 1.5]) assert.equal(StoreConfigSchema.safeParse({ ...store, leaseSeconds: bad }).success, false, String(bad));
+  assert.equal(StoreConfigSchema.safeParse({ ...store, leaseSeconds: 30 }).success, true);
+});
