@@ -54,7 +54,6 @@ export function addServeCommand(program: Command): void {
         crashes.stopping('could not start');
         throw err;
       });
-      process.stderr.write(`snapferry serving ${mode.label} on ${server.url}\n`);
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {
         // A second signal while the uploads' requests end changes nothing (systemd sends SIGKILL after its timeout).
@@ -67,5 +66,8 @@ export function addServeCommand(program: Command): void {
       // signal again when no other listener is left, before the server has closed and logged `stopped`.
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      // Said only once a stop is handled: a supervisor (or a test) that reads this line and at once sends SIGTERM
+      // must find the handler in place, not Node's default, which kills without closing (seen under load).
+      process.stderr.write(`snapferry serving ${mode.label} on ${server.url}\n`);
     });
 }
