@@ -135,7 +135,11 @@ test('keepAlive renews on its own until stopped; a takeover it meets stops it an
   // B holds it; a keepAlive B's takeover has hidden from C tells C at its next tick.
   const c = await acquireLease(b.store(), 'other', 'instance-c', { leaseMs: LEASE_MS });
   await b.store().swap(leaseKey('other'), Buffer.from(JSON.stringify({ holder: 'instance-d', generation: 9, expiresAt: new Date(Date.now() + 60_000).toISOString() })), (await b.store().get(leaseKey('other')))!.etag);
-  const lost = await new Promise<SnapferryError>((resolve) => c.keepAlive(resolve));
+  // keepAlive's timer is unref'd (it must not keep a server alive): the bounded wait beside it keeps this test alive.
+  const lost = await Promise.race([
+    new Promise<SnapferryError>((resolve) => c.keepAlive(resolve)),
+    sleep(20 * LEASE_MS).then(() => assert.fail('keepAlive never noticed the takeover')),
+  ]);
   assert.equal(lost.code, 'lease_lost');
   assert.throws(() => c.check(), { code: 'lease_lost', message: /another instance took it over/ });
   assert.ok(bLease.remainingMs() > 0);

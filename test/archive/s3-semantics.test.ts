@@ -19,14 +19,14 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { startS3, type S3Server } from '../fixtures/s3.ts';
+import { sharedOrOwnS3, type S3Server } from '../fixtures/s3.ts';
 
 const MiB = 1024 * 1024;
 let server: S3Server | undefined;
 let s3: S3Client;
 before(async () => {
   if (rootOnly.skip !== false) return;
-  server = await startS3();
+  server = await sharedOrOwnS3();
   s3 = server.client();
 });
 after(async () => {
@@ -36,7 +36,7 @@ after(async () => {
 
 let buckets = 0;
 async function bucket(): Promise<string> {
-  const Bucket = `semantics-${++buckets}`;
+  const Bucket = `semantics-${process.pid}-${++buckets}`;
   await s3.send(new CreateBucketCommand({ Bucket }));
   return Bucket;
 }

@@ -1,12 +1,12 @@
 /**
- * One RGW per test file (startS3 takes 10 to 30 s) and a bucket per test, with ObjectStores over it: each call of
+ * One RGW per test run (npm test's, else one per file: a start takes 10 to 30 s) and a bucket per test, with ObjectStores over it: each call of
  * `store()` is a separate client, as a separate server instance would have.
  */
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { startS3, type S3Server } from '../fixtures/s3.ts';
+import { sharedOrOwnS3, type S3Server } from '../fixtures/s3.ts';
 import { s3ObjectStore, type ObjectStore } from '../../server/archive/object-store.ts';
 
 export interface TestBucket {
@@ -21,7 +21,7 @@ export function sharedS3(): { bucket(): Promise<TestBucket> } {
   let server: S3Server | undefined;
   let count = 0;
   before(async () => {
-    if (rootOnly.skip === false) server = await startS3();
+    if (rootOnly.skip === false) server = await sharedOrOwnS3();
   });
   after(() => server?.close());
   return {

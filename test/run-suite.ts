@@ -1,0 +1,65 @@
+/**
+ * `npm test`: every test file under test/, two at a time, as `node --test` runs them, with one Ceph RGW started
+ * first and shared by the files that need an S3 server (test/fixtures/s3.ts sharedOrOwnS3). A start takes 10 to 30 s
+ * on a 2-core machine, and a cluster per archive file cost the suite minutes of CI's 30. Without root or radosgw
+ * nothing is started, and the files skip or start their own as they would alone. Arguments that name test files run
+ * those files only; others go to `node --test`.
+ */
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { isRoot } from './fixtures/btrfs.ts';
+import { startS3, suiteS3Env, SUITE_S3_ENV, type S3Server } from './fixtures/s3.ts';
+
+/**
+ * Files that spend minutes waiting on a slow line and almost no CPU (slow-patch.test.ts holds one PATCH open for
+ * 320 s): they run beside the two at a time instead of taking one of their places, and their report follows.
+ */
+const WAITING = new Set(['test/e2e/slow-patch.test.ts']);
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const named = args.filter((a) => a.endsWith('.test.ts'));
+const options = args.filter((a) => !a.endsWith('.test.ts'));
+const files = named.length > 0 ? named : readdirSync(root, { recursive: true, encoding: 'utf8' })
+  .filter((f) => f.endsWith('.test.ts'))
+  .map((f) => path.join('test', f))
+  .sort();
+
+const nodeTest = (concurrency: number, list: string[], env: Record<string, string>, stdout: 'inherit' | 'pipe') =>
+  execa(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...options, ...list], {
+    stdin: 'ignore', stdout, stderr: stdout, all: stdout === 'pipe', env, reject: false,
+  });
+
+const waiting = files.filter((f) => WAITING.has(f));
+const aside = waiting.length > 0 && waiting.length < files.length ? nodeTest(1, waiting, {}, 'pipe') : undefined;
+const main = files.filter((f) => aside === undefined || !WAITING.has(f));
+
+let s3: S3Server | undefined;
+if (isRoot && (await execa('radosgw', ['--version'], { reject: false })).exitCode === 0) {
+  try {
+    s3 = await startS3();
+  } catch (err) {
+    // Each file then tries a start of its own, and fails with its own error if RGW cannot start at all.
+    process.stderr.write(`run-suite: no shared S3 server (${(err as Error).message.split('\n')[0]}); the archive files start their own\n`);
+  }
+}
+
+const run = nodeTest(2, main, s3 ? { [SUITE_S3_ENV]: suiteS3Env(s3) } : {}, 'inherit');
+// The runners go down with the suite: a SIGTERM sent to this process alone (a CI timeout) must not leave them running.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    run.kill(signal);
+    aside?.kill(signal);
+  });
+}
+const results = [await run];
+await s3?.close();
+if (aside) {
+  const result = await aside;
+  process.stdout.write(`\n# ${waiting.join(', ')}, run beside the others:\n${result.all ?? ''}\n`);
+  results.push(result);
+}
+process.stdout.write(`# run-suite: ${results.map((r) => `${r === results[0] ? 'the two at a time' : 'beside them'} exited ${r.exitCode ?? r.signal}`).join(', ')}\n`);
+process.exitCode = results.every((r) => r.exitCode === 0) ? 0 : 1;
