@@ -6,7 +6,6 @@
  * (`wireArrived`, which a btrfs server counts in memory too).
  */
 import type { SafeName } from '../../core/names.ts';
-import { transferStates, type TransferState } from '../../core/protocol.ts';
 import type { SnapshotRecord, TransferRecord as CatalogTransfer } from '../catalog.ts';
 import type { ClientFacts } from '../views.ts';
 import type { ObjectStore } from './object-store.ts';
@@ -27,14 +26,13 @@ export async function archiveClients(objects: ObjectStore): Promise<string[]> {
   return [...names].sort();
 }
 
-/** The client's transfers by state, as GET /v1/status shows them (states with none left out, as a btrfs server does). */
-export async function transferCounts(objects: ObjectStore, client: SafeName): Promise<Partial<Record<TransferState, number>>> {
-  let received = 0;
-  for (const volume of await catalogVolumes(objects, client)) received += (await readCatalog(objects, client, volume as SafeName)).length;
+/**
+ * The client's transfers by state as its uploads index has them, for GET /v1/status; `received` is left to the
+ * caller, which reads the volumes' catalogs anyway (each stored stream is one).
+ */
+export async function uploadCounts(objects: ObjectStore, client: SafeName): Promise<Record<'uploading' | 'received' | 'aborted' | 'failed', number>> {
   const { open, ended } = await settle(objects, client);
-  const counts: Partial<Record<TransferState, number>> = { uploading: open.length, received, aborted: ended.aborted, failed: ended.failed };
-  for (const state of transferStates) if (counts[state] === 0) delete counts[state];
-  return counts;
+  return { uploading: open.length, received: 0, aborted: ended.aborted, failed: ended.failed };
 }
 
 /**

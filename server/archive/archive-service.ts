@@ -26,7 +26,7 @@ import { bucketLeases } from './upload-lease.ts';
 import { ARCHIVE_LEASE_MS, assertNotLeasedByOther } from './lease.ts';
 import { admitUpload, settle, withdrawUpload } from './client-uploads.ts';
 import { archiveQuota } from './archive-quota.ts';
-import { archiveClients, archiveFacts, transferCounts } from './archive-facts.ts';
+import { archiveClients, archiveFacts, uploadCounts } from './archive-facts.ts';
 import { SegmentUploads } from './segment-uploads.ts';
 import type { SegmentRecord } from './upload-state.ts';
 import { progressOf, uploadFolder } from './upload-state.ts';
@@ -88,7 +88,8 @@ export class ArchiveService implements AppService {
     });
     this.guarded = new QuotaUploads(this.uploads, archiveQuota({
       objects: this.objects, limits: this.limits, log: options.log,
-      clientOf: async (id) => (await this.record(id)).client as SafeName,
+      // Known from the request's ownership check (lookUpUpload) on every tus request: no read.
+      clientOf: async (id) => (this.owners.get(id) ?? (await this.record(id)).client) as SafeName,
       drop: (id) => this.endUpload(id),
     }), () => 0);
   }
@@ -262,11 +263,14 @@ export class ArchiveService implements AppService {
     let snapshots = 0;
     const transfers: Record<string, number> = {};
     for (const c of client === undefined ? this.clients() : [client]) {
+      const counts = await uploadCounts(this.objects, c);
       for (const v of await this.volumes(c)) {
         volumes++;
         snapshots += v.snapshots;
+        // Each stored stream is the transfer that stored it.
+        counts.received += v.snapshots;
       }
-      for (const [state, n] of Object.entries(await transferCounts(this.objects, c))) transfers[state] = (transfers[state] ?? 0) + n;
+      for (const [state, n] of Object.entries(counts)) if (n > 0) transfers[state] = (transfers[state] ?? 0) + n;
     }
     return {
       service: 'snapferry', version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), freeBytes: null,

@@ -23,4 +23,6 @@ test('limits: in an archive server\'s config reach the archive (quota, open uplo
     { quotaBytes: 1024 ** 3, maxOpenUploads: 3, creationsPerMinute: 5, creationBurst: 7 },
   );
   assert.equal(await limitsOf(storeYaml), undefined);
+  const example = serveSettings({}, await loadServerConfig(path.resolve(import.meta.dirname, '../../deploy/archive.example.yaml')));
+  assert.deepEqual(example.store !== null ? example.limits : null, { quotaBytes: 2 * 1024 ** 4, maxOpenUploads: 8 });
 });
