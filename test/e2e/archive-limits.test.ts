@@ -13,6 +13,10 @@ import type { UploadLimits } from '../../server/upload-limits.ts';
 import { META, SESSION_HEADER, UPLOADS_PATH, WIRE_FORMAT } from '../../core/protocol.ts';
 import { sharedS3, type TestBucket } from '../archive/store-fixture.ts';
 import { encode, seededBytes } from '../wire/frame-helpers.ts';
+import { archiveUploads } from '../archive/segment-fixture.ts';
+import { admitUpload, PENDING_MS, settle } from '../../server/archive/client-uploads.ts';
+import { uploadLimits } from '../../server/upload-limits.ts';
+import type { SafeName } from '../../core/names.ts';
 
 const s3 = sharedS3();
 const CHUNK = 64 * 1024;
@@ -188,4 +192,24 @@ test('a second push of one upload through the instance serving the first push\'s
     assert.notEqual(rest.code, 'transfer_locked');
   }
   assert.deepEqual([rest?.status, rest?.offset], [204, String(wire.length)]);
+});
+
+test('an entry left behind by an instance that died between an upload\'s end and its drop frees its slot at the next creation; a creation under way keeps its slot, one that never finished loses it', async () => {
+  const objects = (await s3.bucket()).store('index');
+  const client = 'laptop' as SafeName;
+  const limits = uploadLimits({ maxOpenUploads: 1 });
+  const id = (n: number) => n.toString(16).padStart(32, '0');
+  const t0 = Date.now();
+  // Upload 1 admitted, created, then terminated by a store that never tells the index (as an instance killed then).
+  await admitUpload(objects, client, id(1), limits, t0);
+  const uploads = archiveUploads(objects, 'instance-a');
+  await uploads.create({ id: id(1), metadata: { [META.chunkSize]: String(CHUNK) }, creationDate: new Date(t0).toISOString() });
+  await uploads.remove(id(1));
+  await admitUpload(objects, client, id(2), limits, t0);
+  assert.deepEqual(await settle(objects, client, t0), { open: [{ id: id(2), bytes: 0 }], ended: { aborted: 1, failed: 0 } });
+  // Upload 2 has no state.json: a creation under way holds its slot ...
+  await assert.rejects(admitUpload(objects, client, id(3), limits, t0 + 1000), { code: 'too_many_uploads' });
+  // ... until it is plainly a creation that failed.
+  await admitUpload(objects, client, id(3), limits, t0 + PENDING_MS + 1000);
+  assert.deepEqual((await settle(objects, client, t0 + PENDING_MS + 1000)).open, [{ id: id(3), bytes: 0 }]);
 });
