@@ -60,6 +60,11 @@ export interface ClientFacts {
   volumes: { name: string; snapshots: SnapshotRecord[] }[];
   transfers: { record: TransferRecord; wireBytes: number; spoolBytes: number; rawReceived: number }[];
   orphanedSpools: OrphanedSpool[];
+  /**
+   * Transfers that ended without a record to list, only counted: an archive keeps a count of its aborted and failed
+   * uploads (server/archive/client-uploads.ts), not each one's record. A btrfs server lists them all.
+   */
+  unlisted?: { aborted: number; failed: number };
 }
 
 export class Views {

@@ -11,12 +11,15 @@ import { s3ObjectStore } from './object-store.ts';
 import { ArchiveService } from './archive-service.ts';
 import type { ChainRules } from './chains.ts';
 import type { StoreSettings } from './store-config.ts';
+import type { UploadLimits } from '../upload-limits.ts';
 
 export interface ArchiveServeOptions extends HttpOptions {
   store: StoreSettings;
   /** This instance's name in the bucket's leases; default host, pid and a random part (unique per start). */
   holder?: string;
   chains?: ChainRules;
+  /** Per client, as on a btrfs server (quota, open uploads, creation rate), counted in the bucket across instances. */
+  limits?: Partial<UploadLimits>;
 }
 
 export function startArchiveServer(options: ArchiveServeOptions): Promise<RunningServer<ArchiveService>> {
@@ -29,6 +32,7 @@ export function startArchiveServer(options: ArchiveServeOptions): Promise<Runnin
       holder: options.holder ?? `${os.hostname()}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`,
       ...(options.store.leaseMs !== undefined ? { leaseMs: options.store.leaseMs } : {}),
       ...(options.chains ? { chains: options.chains } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
     });
     await service.start();
     return { service, where: { store: where }, close: () => service.close() };

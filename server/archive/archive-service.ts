@@ -10,6 +10,10 @@ import type { SafeName } from '../../core/names.ts';
 import type { FrameRecord, Status, Transfer } from '../../core/protocol.ts';
 import { VERSION } from '../../core/version.ts';
 import type { AppService } from '../app-service.ts';
+import { UploadLeases } from '../leases.ts';
+import { uploadLimits, type UploadLimits } from '../upload-limits.ts';
+import { QuotaUploads } from '../upload-store/quota.ts';
+import type { UploadStore } from '../upload-store/store.ts';
 import { NotFound } from '../transfers/errors.ts';
 import { parseCreation, type CreationMetadata } from '../transfers/creation.ts';
 import type { ClientFacts, SnapshotList, VolumeSummary } from '../views.ts';
@@ -19,7 +23,10 @@ import type { Logger } from '../log.ts';
 import type { ObjectStore } from './object-store.ts';
 import { ensureFormat } from './format.ts';
 import { bucketLeases } from './upload-lease.ts';
-import { assertNotLeasedByOther } from './lease.ts';
+import { ARCHIVE_LEASE_MS, assertNotLeasedByOther } from './lease.ts';
+import { admitUpload, settle, withdrawUpload } from './client-uploads.ts';
+import { archiveQuota } from './archive-quota.ts';
+import { archiveClients, archiveFacts, uploadCounts } from './archive-facts.ts';
 import { SegmentUploads } from './segment-uploads.ts';
 import type { SegmentRecord } from './upload-state.ts';
 import { progressOf, uploadFolder } from './upload-state.ts';
@@ -42,6 +49,8 @@ export interface ArchiveServiceOptions {
   log: Logger;
   expireAfterMs?: number;
   chains?: ChainRules;
+  /** Per client, as on a btrfs server (server/upload-limits.ts); counted in the bucket across instances. */
+  limits?: Partial<UploadLimits>;
 }
 
 /** Send stream versions an archive stores: it receives nothing, so the restoring client's btrfs decides. */
@@ -50,7 +59,17 @@ const STORED_STREAM_VERSIONS = [1, 2];
 export class ArchiveService implements AppService {
   private readonly objects: ObjectStore;
   private readonly uploads: SegmentUploads;
+  /** What tus writes through: the uploads in the bucket, inside the client's quota (server/upload-store/quota.ts). */
+  private readonly guarded: UploadStore;
   private readonly rules: ChainRules;
+  private readonly limits: Readonly<UploadLimits>;
+  /**
+   * Which push (session) has a request on each upload in this instance now. The bucket's lease is this instance's,
+   * so it admits any request that reaches here; this keeps a second push of one upload out while the first one's
+   * request runs, with the transfer_locked another instance would answer. Only while a request runs: between
+   * requests the bucket's lease is released and any instance admits either push.
+   */
+  private readonly sessions: UploadLeases;
   /** Owners of the uploads this instance has looked up: an owner never changes, so the cache never goes stale. */
   private readonly owners = new Map<string, string>();
   /** Clients this instance has seen (an admin's listings; the bucket is not listed on every request). */
@@ -60,11 +79,19 @@ export class ArchiveService implements AppService {
   constructor(private readonly options: ArchiveServiceOptions) {
     this.objects = options.objects;
     this.rules = options.chains ?? DEFAULT_CHAIN_RULES;
+    this.limits = uploadLimits(options.limits);
+    this.sessions = new UploadLeases(options.leaseMs ?? ARCHIVE_LEASE_MS);
     this.uploads = new SegmentUploads({
       objects: this.objects, leases: bucketLeases(this.objects, options.holder, options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}), expireAfterMs: options.expireAfterMs ?? 0,
       // A sealed stream is stored as it is (the archive verifies ciphertext and never needs a key), as is a plain one.
       sink: (id) => ({ start: () => undefined, complete: async (_p, segments) => void (await this.finish(id, segments)) }),
     });
+    this.guarded = new QuotaUploads(this.uploads, archiveQuota({
+      objects: this.objects, limits: this.limits, log: options.log,
+      // Known from the request's ownership check (lookUpUpload) on every tus request: no read.
+      clientOf: async (id) => (this.owners.get(id) ?? (await this.record(id)).client) as SafeName,
+      drop: (id) => this.endUpload(id),
+    }), () => 0);
   }
 
   /** Checks (or creates) the archive's format.json before anything else is read or written. */
@@ -74,8 +101,8 @@ export class ArchiveService implements AppService {
 
   async close(): Promise<void> {}
 
-  uploadStore(): SegmentUploads {
-    return this.uploads;
+  uploadStore(): UploadStore {
+    return this.guarded;
   }
 
   /**
@@ -101,7 +128,12 @@ export class ArchiveService implements AppService {
         });
       }
     }
-    const record = await writeTransferRecord(this.objects, client, id, c, new Date().toISOString());
+    // The client's rate and open uploads, across instances (client-uploads.ts); its bytes are the quota wrapper's.
+    await admitUpload(this.objects, client, id, this.limits);
+    const record = await writeTransferRecord(this.objects, client, id, c, new Date().toISOString()).catch(async (err: unknown) => {
+      await withdrawUpload(this.objects, client, id).catch(() => undefined);
+      throw err;
+    });
     this.owners.set(id, client);
     this.seen.add(client);
     return record;
@@ -140,6 +172,8 @@ export class ArchiveService implements AppService {
       takenAt: record.snapshotTakenAt, manifest,
     };
     await recordStream(this.objects, record.client as SafeName, record.volume as SafeName, entry);
+    // Its open-upload slot is free now; a later look would free it too (client-uploads.ts settle).
+    await settle(this.objects, record.client as SafeName).catch(() => undefined);
     this.options.log.info({ transferId: id, volume: record.volume, snapshot: record.snapshot, wireBytes: end.wireEnd }, 'stream stored in the archive');
     return entry;
   }
@@ -175,8 +209,23 @@ export class ArchiveService implements AppService {
     await this.owned(client, id);
     const t = await this.transfer(client, id);
     if (t.state === 'received' || t.state === 'aborted' || t.state === 'failed') return t;
-    await this.uploads.remove(id);
+    await this.endUpload(id);
     return this.transfer(client, id);
+  }
+
+  /** Terminates an upload (its state a tombstone, its segments gone) and frees its client's slot. */
+  private async endUpload(id: string): Promise<void> {
+    const client = (await this.record(id)).client as SafeName;
+    try {
+      await this.uploads.remove(id);
+    } catch (err) {
+      // Refused at its creation (a declared length over the quota) before its state.json was written: no upload to
+      // end, only its entry to drop.
+      if (!(err instanceof SnapferryError && err.code === 'not_found') || (await readUploadState(this.objects, id)) !== null) throw err;
+      await withdrawUpload(this.objects, client, id);
+      return;
+    }
+    await settle(this.objects, client).catch(() => undefined);
   }
 
   /** Segments are write-once and whole: an upload is not cut back (a push whose stream changed starts a new one). */
@@ -204,27 +253,41 @@ export class ArchiveService implements AppService {
     return out;
   }
 
+  /**
+   * The archive's status, read from the bucket, so that every instance answers the same (archive-facts.ts). The
+   * whole archive's also learns every client the bucket knows, for the admin's listings that follow (clients()).
+   */
   async status(client?: SafeName): Promise<Status> {
+    if (client === undefined) for (const name of await archiveClients(this.objects)) this.seen.add(name as SafeName);
     let volumes = 0;
     let snapshots = 0;
+    const transfers: Record<string, number> = {};
     for (const c of client === undefined ? this.clients() : [client]) {
+      const counts = await uploadCounts(this.objects, c);
       for (const v of await this.volumes(c)) {
         volumes++;
         snapshots += v.snapshots;
+        // Each stored stream is the transfer that stored it.
+        counts.received += v.snapshots;
       }
+      for (const [state, n] of Object.entries(counts)) if (n > 0) transfers[state] = (transfers[state] ?? 0) + n;
     }
     return {
       service: 'snapferry', version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), freeBytes: null,
-      volumes, snapshots, transfers: {}, receiveStreamVersions: STORED_STREAM_VERSIONS, orphanedSpools: { count: 0, bytes: 0 },
+      volumes, snapshots, transfers, receiveStreamVersions: STORED_STREAM_VERSIONS, orphanedSpools: { count: 0, bytes: 0 },
     };
   }
 
+  /**
+   * The clients this instance has seen, and every client the bucket held at the last status() of the whole archive
+   * (a scrape of /metrics asks it first): a list the routes need at once, and the bucket is not listed on each.
+   */
   clients(): SafeName[] {
     return [...this.seen].sort();
   }
 
-  async clientFacts(): Promise<ClientFacts> {
-    return { volumes: [], transfers: [], orphanedSpools: [] };
+  clientFacts(client: SafeName): Promise<ClientFacts> {
+    return archiveFacts(this.objects, client, this.rules, (id) => this.uploads.arrived(id));
   }
 
   /** The stored stream, as stored (archive-restore.ts). */
@@ -232,9 +295,20 @@ export class ArchiveService implements AppService {
     return openArchiveRestore(this.objects, req);
   }
 
-  // A request's life on an upload: the bucket's lease (segment-uploads.ts) is what keeps two writers apart here.
-  enterRequest(): void {}
-  leaveRequest(): void {}
+  /**
+   * A request's life on an upload. Across instances the bucket's lease (segment-uploads.ts) keeps two writers apart;
+   * within this one, `sessions` refuses another push's request while one runs (transfer_locked, Retry-After), and
+   * admits the same push at once (its request after a cut, while the cut one is still being taken apart).
+   */
+  enterRequest(id: string, session: string): void {
+    this.sessions.acquire(id, session);
+    this.sessions.enter(id);
+  }
+  leaveRequest(id: string): void {
+    this.sessions.leave(id);
+    // Only a running request holds an upload here: nothing is kept of one that ended (the bucket's lease is free too).
+    if (!this.sessions.inFlight(id)) this.sessions.release(id);
+  }
   /**
    * Another instance's live lease refuses a PATCH here, before tus compares its offset: a second push learns
    * transfer_locked with when to come back, as from a btrfs server, not an offset_mismatch that sends it on to race.

@@ -1,0 +1,73 @@
+/**
+ * A client's byte quota in an archive: the guard the upload store's quota wrapper asks (server/upload-store/quota.ts,
+ * the wrapper a btrfs server's store has too), over what the bucket holds of the client's uploads in progress. The
+ * rule is a btrfs server's (server/upload-quota.ts): the bytes of the client's unfinished uploads count, a stored
+ * stream does not (a received snapshot does not either). An upload holds the segments its state.json records;
+ * client-uploads.ts finds the client's open ones without listing the bucket.
+ *
+ * A write counts the client's other uploads at what they had recorded when it began, and looks again every
+ * REMEASURE_BYTES it grows and before it refuses: two uploads of one client written at once through two instances
+ * see each other's segments only as they are recorded (every 64 MiB or 30 s), so together they may pass the quota by
+ * about that much each, where a btrfs server counts each byte of both as it arrives.
+ */
+import type { SnapferryError } from '../../core/errors.ts';
+import type { SafeName } from '../../core/names.ts';
+import type { Logger } from '../log.ts';
+import type { UploadGuard, WriteMeter } from '../upload-store/quota.ts';
+import { quotaExceeded, type UploadLimits } from '../upload-limits.ts';
+import type { ObjectStore } from './object-store.ts';
+import { settle } from './client-uploads.ts';
+import { SEGMENT_LIMITS } from './segment-append.ts';
+
+/** A write looks at the client's other uploads again after growing this much (a segment's worth). */
+export const REMEASURE_BYTES = SEGMENT_LIMITS.segmentBytes;
+
+export interface ArchiveQuotaDeps {
+  objects: ObjectStore;
+  limits: Readonly<UploadLimits>;
+  log: Logger;
+  /** The client that owns upload `id` (its transfer.json). */
+  clientOf(id: string): Promise<SafeName>;
+  /** Ends an upload that can never fit (a final refusal): it then holds no quota and no open-upload slot. */
+  drop(id: string): Promise<void>;
+}
+
+export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
+  const { objects, limits, log } = deps;
+  const quota = limits.quotaBytes;
+  /** What the client's other open uploads hold in the bucket now. */
+  const othersOf = async (client: SafeName, id: string): Promise<number> =>
+    (await settle(objects, client)).open.filter((u) => u.id !== id).reduce((n, u) => n + u.bytes, 0);
+  return {
+    async checkSize(id: string, size: number): Promise<SnapferryError | null> {
+      const client = await deps.clientOf(id);
+      const others = await othersOf(client, id);
+      return size + others > quota ? quotaExceeded(client, size, quota, others, true) : null;
+    },
+
+    async openWrite(id: string, offset: number): Promise<WriteMeter> {
+      const client = await deps.clientOf(id);
+      let others = await othersOf(client, id);
+      let measuredAt = offset;
+      const measure = async (bytes: number): Promise<SnapferryError | null> => {
+        others = await othersOf(client, id);
+        measuredAt = bytes;
+        return bytes + others > quota ? quotaExceeded(client, bytes, quota, others, false) : null;
+      };
+      return {
+        // Over by a count that may be stale (another upload of the client ended since), or a segment's growth since
+        // the last look: the bucket decides.
+        admit: (bytes) => (bytes + others <= quota && bytes - measuredAt < REMEASURE_BYTES ? null : measure(bytes)),
+        close: () => undefined,
+      };
+    },
+
+    /** As on a btrfs server: an upload that can never fit is ended, so that it holds nothing of the client's. */
+    async onRefused(id: string, err: SnapferryError): Promise<void> {
+      log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
+      if (err.retryable) return;
+      // After the refusing request has let go of the upload.
+      setImmediate(() => void deps.drop(id).catch((e: unknown) => log.warn({ transfer: id, err: e }, 'could not end an upload over the quota')));
+    },
+  };
+}
