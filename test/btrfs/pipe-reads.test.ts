@@ -12,6 +12,7 @@ import { write as writeCb } from 'node:fs';
 import { describe, it } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import fc from 'fast-check';
+import { BtrfsCommandError, send } from '../../core/btrfs/index.ts';
 import { openOwnPipe } from '../../core/btrfs/own-pipe.ts';
 import { FilledReads } from '../../core/btrfs/pipe-reads.ts';
 
@@ -114,5 +115,30 @@ describe('FilledReads', () => {
     stream.destroy();
     await assert.rejects(writing, { code: 'EPIPE' });
     closeSync(pipe.writeFd);
+  });
+
+  it('a send whose pipe cannot be made fails as a btrfs command that could not start, saying why', async () => {
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = '/nonexistent/snapferry-no-tmp';
+    let handle;
+    try {
+      handle = send('/nowhere', { reads: { size: 64 * 1024 } });
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    await assert.rejects(handle.done, (err: unknown) => {
+      assert.ok(err instanceof BtrfsCommandError);
+      assert.equal(err.code, 'btrfs_failed');
+      assert.deepEqual(err.command, ['btrfs', 'send', '--', '/nowhere']);
+      assert.match(err.message, /could not start: no pipe could be made for its output \(.*ENOENT/);
+      return true;
+    });
+    await assert.rejects(
+      (async () => {
+        for await (const _ of handle.stream) void _;
+      })(),
+      BtrfsCommandError,
+    );
   });
 });
