@@ -5,7 +5,7 @@
 export { BtrfsCommandError, BtrfsOutputError, formatCommand } from './errors.ts';
 export type { BtrfsCommandErrorFields } from './errors.ts';
 export { send, sendArgs } from './send.ts';
-export type { SendHandle, SendOptions } from './send.ts';
+export type { SendHandle, SendOptions, SendReads } from './send.ts';
 export { estimateSend, type EstimateOptions, type SendEstimate } from './estimate.ts';
 export { receive, receiveArgs } from './receive.ts';
 export type { ReceiveOptions } from './receive.ts';

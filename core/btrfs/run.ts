@@ -20,8 +20,12 @@ export interface RunOptions {
 export interface StartOptions extends RunOptions {
   /** 'pipe' gives `stdin` to write to; default 'ignore'. */
   stdin?: 'pipe' | 'ignore';
-  /** 'stream' gives `stdout` that the caller must read; 'collect' keeps it for `stdoutText()`; default 'collect'. */
-  stdout?: 'stream' | 'collect' | 'ignore';
+  /**
+   * 'stream' gives `stdout` that the caller must read; 'collect' keeps it for `stdoutText()`; a number is a file
+   * descriptor of ours the process writes to instead (a pipe the caller reads itself, see own-pipe.ts); default
+   * 'collect'.
+   */
+  stdout?: 'stream' | 'collect' | 'ignore' | number;
 }
 
 export interface BtrfsProcess {
@@ -46,7 +50,8 @@ export function startBtrfs(args: readonly string[], options: StartOptions = {}):
   const stdoutMode = options.stdout ?? 'collect';
   const subprocess = execa(BTRFS, args, {
     stdin: options.stdin ?? 'ignore',
-    stdout: stdoutMode === 'ignore' ? 'ignore' : 'pipe',
+    // execa passes any descriptor of ours on to the child; its types list only 3..9 (the fds of extra stdio slots).
+    stdout: typeof stdoutMode === 'number' ? (stdoutMode as 3) : stdoutMode === 'ignore' ? 'ignore' : 'pipe',
     stderr: 'pipe',
     // We read both pipes ourselves: stdout is streamed (a send is many GB), stderr is kept as a bounded tail.
     buffer: false,

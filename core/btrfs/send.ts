@@ -1,6 +1,10 @@
-import { Transform } from 'node:stream';
-import type { Readable } from 'node:stream';
-import { startBtrfs } from './run.ts';
+import { closeSync } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { describeError } from '../errors.ts';
+import { BtrfsCommandError } from './errors.ts';
+import { openOwnPipe } from './own-pipe.ts';
+import { FilledReads } from './pipe-reads.ts';
+import { BTRFS, startBtrfs, type BtrfsProcess } from './run.ts';
 
 export interface SendOptions {
   /** Incremental send against this read-only snapshot (`-p`); the receiver must hold its received copy. */
@@ -13,6 +17,18 @@ export interface SendOptions {
   compressedData?: boolean;
   /** Aborting kills btrfs send: the stream errors and `done` rejects with code btrfs_cancelled. */
   signal?: AbortSignal;
+  /**
+   * Read the stream into buffers of `size` bytes, each filled in place by the pipe's reads and pushed when full
+   * (pipe-reads.ts), instead of one new buffer per pipe read: for a consumer that cuts the stream into chunks of that
+   * size anyway (the frame encoder), which then gets each chunk without a copy. `allocate` may give back memory of a
+   * chunk the consumer is done with. Without it, the stream's chunks are node's reads of the pipe (up to 64 KiB).
+   */
+  reads?: SendReads;
+}
+
+export interface SendReads {
+  size: number;
+  allocate?: () => Buffer | null;
 }
 
 export interface SendHandle {
@@ -47,7 +63,9 @@ export function sendArgs(subvolume: string, options: SendOptions = {}): string[]
 
 /** Starts `btrfs send` of a read-only subvolume. */
 export function send(subvolume: string, options: SendOptions = {}): SendHandle {
-  const proc = startBtrfs(sendArgs(subvolume, options), { signal: options.signal, stdout: 'stream' });
+  const args = sendArgs(subvolume, options);
+  if (options.reads !== undefined) return sendIntoChunks(args, options.reads, options.signal);
+  const proc = startBtrfs(args, { signal: options.signal, stdout: 'stream' });
   const stdout = proc.stdout;
   if (stdout === null) throw new Error('btrfs send started without a stdout pipe');
 
@@ -66,6 +84,41 @@ export function send(subvolume: string, options: SendOptions = {}): SendHandle {
   stdout.pipe(stream);
   stdout.on('error', () => {});
   proc.exited.catch((err: unknown) => stream.destroy(err as Error));
+  return handleOf(proc, stream);
+}
+
+/** `btrfs send` writing into a pipe of ours, read into chunk-sized buffers (SendOptions.reads). */
+function sendIntoChunks(args: readonly string[], reads: SendReads, signal: AbortSignal | undefined): SendHandle {
+  let pipe;
+  try {
+    pipe = openOwnPipe();
+  } catch (err) {
+    return failedHandle(
+      new BtrfsCommandError({
+        command: [BTRFS, ...args],
+        exitCode: null,
+        signal: null,
+        stderrTail: '',
+        reason: `could not start: no pipe could be made for its output (${describeError(err)})`,
+        cause: err,
+      }),
+    );
+  }
+  let proc: BtrfsProcess;
+  try {
+    proc = startBtrfs(args, { signal, stdout: pipe.writeFd });
+  } catch (err) {
+    closeSync(pipe.readFd);
+    throw err;
+  } finally {
+    // The child has its own copy now; ours would keep the pipe open after btrfs exits, and the reader without EOF.
+    closeSync(pipe.writeFd);
+  }
+  // The stream ends only once btrfs send exited 0, and is destroyed with its BtrfsCommandError otherwise.
+  return handleOf(proc, new FilledReads(pipe.readFd, proc.exited, reads));
+}
+
+function handleOf(proc: BtrfsProcess, stream: Readable): SendHandle {
   // `done` reports every failure too; a caller that stopped reading and only awaits `done` (after an abort, say)
   // must not have its process crash on an 'error' event no one listens to. pipeline() and for-await still see it.
   stream.on('error', () => {});
@@ -80,4 +133,13 @@ export function send(subvolume: string, options: SendOptions = {}): SendHandle {
   });
 
   return { stream, done: proc.exited, command: proc.argv };
+}
+
+function failedHandle(err: BtrfsCommandError): SendHandle {
+  const stream = new Readable({ read() {} });
+  stream.on('error', () => {});
+  stream.destroy(err);
+  const done = Promise.reject(err);
+  done.catch(() => {});
+  return { stream, done, command: err.command };
 }

@@ -100,6 +100,14 @@ export class FrameEncoder extends Transform {
     this.#chunker.recycle(payload);
   }
 
+  /**
+   * Memory of a chunk nothing uses any more (see recycle), for a source that reads the next chunk into it itself
+   * (btrfs send's reads, core/btrfs/pipe-reads.ts), or null. Written whole, it comes back as one input chunk.
+   */
+  takeSpare(): Buffer | null {
+    return this.#chunker.takeSpare();
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       if (this.#closedToData && chunk.length > 0) {

@@ -68,6 +68,14 @@ export class RawChunker {
     if (owned && this.#spares.length < MAX_SPARES) this.#spares.push(buffer);
   }
 
+  /**
+   * Hands out a spare chunk's memory (exactly chunkSize bytes, used by nothing) for the caller to fill with the next
+   * chunk's bytes itself, or null when none is spare. The caller owns it from then on.
+   */
+  takeSpare(): Buffer | null {
+    return this.#spares.pop() ?? null;
+  }
+
   /** Bytes held that do not make a full chunk yet. */
   get pendingBytes(): number {
     return this.#fill;

@@ -1,0 +1,144 @@
+/**
+ * core/btrfs/pipe-reads.ts reads btrfs send's pipe into chunk-sized buffers that the frame encoder takes whole, and
+ * refills memory the encoder hands back. A resume compares a regenerated stream with the one the server holds, so
+ * what comes out must be the bytes written, whatever sizes the writer's writes and the pipe's reads had, however
+ * slowly the consumer reads, and however soon it hands memory back; and the stream must never end for a writer
+ * that failed. No root needed: the writer is this process, through a pipe made as send() makes it.
+ */
+import assert from 'node:assert/strict';
+import { closeSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { write as writeCb } from 'node:fs';
+import { describe, it } from 'node:test';
+import { setImmediate as tick } from 'node:timers/promises';
+import fc from 'fast-check';
+import { BtrfsCommandError, send } from '../../core/btrfs/index.ts';
+import { openOwnPipe } from '../../core/btrfs/own-pipe.ts';
+import { FilledReads } from '../../core/btrfs/pipe-reads.ts';
+
+const writeFd = promisify(writeCb);
+
+/** Writes `data` into a fresh pipe in pieces of `writes` sizes (cycled), then closes the write end. */
+function pipeOf(data: Buffer, writes: number[]): { readFd: number; written: Promise<void> } {
+  const pipe = openOwnPipe();
+  const written = (async () => {
+    try {
+      for (let at = 0, i = 0; at < data.length; i++) {
+        const n = Math.min(writes[i % writes.length]!, data.length - at);
+        // A pipe may take less than asked when full: write the rest again.
+        for (let done = 0; done < n; ) done += (await writeFd(pipe.writeFd, data, at + done, n - done)).bytesWritten;
+        at += n;
+      }
+    } finally {
+      closeSync(pipe.writeFd);
+    }
+  })();
+  return { readFd: pipe.readFd, written };
+}
+
+const bytesOf = (length: number, seed: number): Buffer => {
+  const b = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) b[i] = (i * 31 + seed * 7 + (i >> 9)) & 0xff;
+  return b;
+};
+
+describe('FilledReads', () => {
+  it('gives back exactly the bytes written, in chunks of the size asked, for any writes, pace and reuse', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 600_000 }),
+        fc.array(fc.integer({ min: 1, max: 200_000 }), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 1, max: 300_000 }),
+        fc.array(fc.nat(3), { minLength: 1, maxLength: 5 }),
+        fc.boolean(),
+        async (length, writes, size, pauses, reuse) => {
+          const data = bytesOf(length, size);
+          const { readFd, written } = pipeOf(data, writes);
+          const spares: Buffer[] = [];
+          const given = new Set<ArrayBufferLike>();
+          const stream = new FilledReads(readFd, written, {
+            size,
+            allocate: () => {
+              const spare = spares.pop() ?? null;
+              if (spare) given.add(spare.buffer);
+              return spare;
+            },
+          });
+          const out: Buffer[] = [];
+          let i = 0;
+          for await (const chunk of stream as AsyncIterable<Buffer>) {
+            // Copied out, then (as the encoder does once a frame is acknowledged) handed back to be filled again: a
+            // chunk refilled while still unread would show up here as changed bytes.
+            out.push(Buffer.from(chunk));
+            if (reuse && chunk.length === size) {
+              chunk.fill(0xee);
+              spares.push(chunk);
+            }
+            for (let p = pauses[i++ % pauses.length]!; p > 0; p--) await tick();
+          }
+          assert.ok(Buffer.concat(out).equals(data));
+          for (const [k, chunk] of out.entries()) {
+            if (k < out.length - 1) assert.equal(chunk.length, size);
+            else assert.ok(chunk.length >= 1 && chunk.length <= size);
+          }
+          if (reuse && out.length > 2) assert.ok(given.size > 0, 'handed-back memory was filled again');
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('errors instead of ending when the writer failed, even though the pipe reached EOF', async () => {
+    const data = bytesOf(100_000, 1);
+    const { readFd, written } = pipeOf(data, [30_000]);
+    const failure = new Error('btrfs send exited with code 1');
+    const stream = new FilledReads(readFd, written.then(() => Promise.reject(failure)), { size: 64 * 1024 });
+    let ended = false;
+    stream.on('end', () => (ended = true));
+    const got: Buffer[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of stream as AsyncIterable<Buffer>) got.push(chunk);
+      })(),
+      (err: unknown) => err === failure,
+    );
+    assert.equal(ended, false);
+  });
+
+  it('closes its end of the pipe when destroyed early, so a writer blocked on a full pipe fails', async () => {
+    const pipe = openOwnPipe();
+    const stream = new FilledReads(pipe.readFd, new Promise(() => {}), { size: 64 * 1024 });
+    // Nothing reads: the pipe fills, then the next write waits until the reader goes away.
+    const big = Buffer.alloc(4 * 1024 * 1024);
+    const writing = writeFd(pipe.writeFd, big, 0, big.length).then(() => writeFd(pipe.writeFd, big, 0, big.length));
+    await tick();
+    stream.destroy();
+    await assert.rejects(writing, { code: 'EPIPE' });
+    closeSync(pipe.writeFd);
+  });
+
+  it('a send whose pipe cannot be made fails as a btrfs command that could not start, saying why', async () => {
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = '/nonexistent/snapferry-no-tmp';
+    let handle;
+    try {
+      handle = send('/nowhere', { reads: { size: 64 * 1024 } });
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    await assert.rejects(handle.done, (err: unknown) => {
+      assert.ok(err instanceof BtrfsCommandError);
+      assert.equal(err.code, 'btrfs_failed');
+      assert.deepEqual(err.command, ['btrfs', 'send', '--', '/nowhere']);
+      assert.match(err.message, /could not start: no pipe could be made for its output \(.*ENOENT/);
+      return true;
+    });
+    await assert.rejects(
+      (async () => {
+        for await (const _ of handle.stream) void _;
+      })(),
+      BtrfsCommandError,
+    );
+  });
+});
