@@ -153,7 +153,7 @@ export interface ServeFlags {
 /** A btrfs server's settings (store: null), or an archive server's (its bucket; no root, nothing of btrfs). */
 export type ServeSettings =
   | { logLevel: string; store: null; options: Omit<ServeOptions, 'log'> }
-  | { logLevel: string; store: StoreConfig; chains: ChainRules; options: Omit<HttpOptions, 'log'> };
+  | { logLevel: string; store: StoreConfig; chains: ChainRules; keepEndedMs?: number; options: Omit<HttpOptions, 'log'> };
 
 const CONFIG_HINT = `(--config FILE, or ${DEFAULT_SERVER_CONFIG})`;
 
@@ -192,7 +192,9 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
       fullEveryIncrementals: every?.incrementals ?? DEFAULT_CHAIN_RULES.fullEveryIncrementals,
       fullEveryDays: every?.days ?? DEFAULT_CHAIN_RULES.fullEveryDays,
     };
-    return { logLevel, store, chains, options: http };
+    // endedTransfers.keepFor: how long an ended upload's tombstone stays (server/archive/upload-sweep.ts).
+    const keepEndedMs = endedTransfers?.keepForMs;
+    return { logLevel, store, chains, ...(keepEndedMs !== undefined ? { keepEndedMs } : {}), options: http };
   }
   return {
     logLevel, store: null,

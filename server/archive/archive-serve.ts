@@ -10,6 +10,7 @@ import { DEFAULT_EXPIRE_AFTER_MS } from '../expiry.ts';
 import { s3ObjectStore } from './object-store.ts';
 import { ArchiveService } from './archive-service.ts';
 import type { ChainRules } from './chains.ts';
+import type { ArchiveRetentionLookup } from './archive-upkeep.ts';
 import type { StoreSettings } from './store-config.ts';
 
 export interface ArchiveServeOptions extends HttpOptions {
@@ -17,6 +18,12 @@ export interface ArchiveServeOptions extends HttpOptions {
   /** This instance's name in the bucket's leases; default host, pid and a random part (unique per start). */
   holder?: string;
   chains?: ChainRules;
+  /** Each volume's retention policy (server/config.ts retentionFor); default: keep everything. */
+  retention?: ArchiveRetentionLookup;
+  /** How long an ended upload's tombstone stays (endedTransfers.keepFor); default 7 days. */
+  keepEndedMs?: number;
+  /** How often the archive's upkeep (retention, sweep of ended uploads) runs, and once at start; default ARCHIVE_UPKEEP_MS; 0: never. */
+  upkeepEveryMs?: number;
 }
 
 export function startArchiveServer(options: ArchiveServeOptions): Promise<RunningServer<ArchiveService>> {
@@ -29,6 +36,9 @@ export function startArchiveServer(options: ArchiveServeOptions): Promise<Runnin
       holder: options.holder ?? `${os.hostname()}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`,
       ...(options.store.leaseMs !== undefined ? { leaseMs: options.store.leaseMs } : {}),
       ...(options.chains ? { chains: options.chains } : {}),
+      ...(options.retention ? { retention: options.retention } : {}),
+      ...(options.keepEndedMs !== undefined ? { keepEndedMs: options.keepEndedMs } : {}),
+      ...(options.upkeepEveryMs !== undefined ? { upkeepEveryMs: options.upkeepEveryMs } : {}),
     });
     await service.start();
     return { service, where: { store: where }, close: () => service.close() };
