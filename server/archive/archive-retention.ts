@@ -104,7 +104,7 @@ async function finishRetiring(objects: ObjectStore, ref: VolumeRef, options: Pru
     const keep = (old.retired ?? []).filter((r) => Date.parse(at) - Date.parse(r.at) < RETIRED_MEMORY_MS && !gone.has(r.transferId));
     return {
       ...old, streams: old.streams.filter((s) => !dropped.includes(s)),
-      retired: [...keep, ...dropped.map((s) => ({ uuid: s.uuid, transferId: s.transferId, at }))],
+      retired: [...keep, ...dropped.map((s) => ({ name: s.name, uuid: s.uuid, transferId: s.transferId, at }))],
     };
   });
   const names = deleting.map((s) => s.name);

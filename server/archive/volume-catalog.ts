@@ -37,7 +37,7 @@ export const CatalogEntry = z.strictObject({
 export type CatalogEntry = z.infer<typeof CatalogEntry>;
 
 /** A stream retention deleted, remembered for a while so that nothing records it again (recordStream). */
-export const RetiredStream = z.strictObject({ uuid: z.string(), transferId: z.string(), at: z.string() });
+export const RetiredStream = z.strictObject({ name: z.string(), uuid: z.string(), transferId: z.string(), at: z.string() });
 export type RetiredStream = z.infer<typeof RetiredStream>;
 
 export const VolumeCatalog = z.strictObject({
@@ -56,7 +56,12 @@ export function catalogKey(client: SafeName, volume: SafeName): string {
 
 /** The volume's streams, in the order they were stored; none when the volume has no catalog yet. */
 export async function readCatalog(store: ObjectStore, client: SafeName, volume: SafeName): Promise<CatalogEntry[]> {
-  return (await readJson(store, catalogKey(client, volume), VolumeCatalog))?.value.streams ?? [];
+  return (await readVolume(store, client, volume)).streams;
+}
+
+/** The volume's catalog whole (streams, and those retention deleted this last week); empty when there is none. */
+export async function readVolume(store: ObjectStore, client: SafeName, volume: SafeName): Promise<VolumeCatalog> {
+  return (await readJson(store, catalogKey(client, volume), VolumeCatalog))?.value ?? { version: CATALOG_VERSION, streams: [] };
 }
 
 /** Whether the stream is one views, parents and restores may use: not in a chain retention is deleting. */

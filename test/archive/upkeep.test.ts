@@ -152,7 +152,7 @@ test('retention deletes exactly the chains the plan gives up, and every kept sna
   }
   // A deleted snapshot is refused with a reason, and cannot be a parent.
   const gone = await failure(restored(svc, a2, a1));
-  assert.equal(gone.code, 'not_found');
+  assert.equal(gone.code, 'snapshot_retired');
   assert.equal((await failure(begin(svc, 'a3', 5, a2, 9))).code, 'parent_missing');
   // Again: nothing more to delete.
   assert.deepEqual(await pruneArchiveVolume(objects, { client: CLIENT, volume: VOLUME }, { last: 2 }, { log, now }), []);
@@ -310,5 +310,6 @@ test('a restore that opened a stream before its chain was deleted breaks off wit
   const retry = await failure(svc.restoreStream({
     client: CLIENT, volume: VOLUME, snapshot: b1.name as SafeName, parentUuid: null, chunkSize: CHUNK, fromFrame: 1, chain: crypto.randomBytes(32), skip: 0,
   }));
-  assert.equal(retry.code, 'not_found');
+  assert.equal(retry.code, 'snapshot_retired');
+  assert.equal(statusOf(retry), 410);
 });
