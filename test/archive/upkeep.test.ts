@@ -6,6 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { META, WIRE_FORMAT } from '../../core/protocol.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import type { SafeName, Uuid } from '../../core/names.ts';
@@ -13,6 +14,7 @@ import { silentLogger } from '../../server/log.ts';
 import { statusOf } from '../../server/http-errors.ts';
 import { ArchiveService } from '../../server/archive/archive-service.ts';
 import { ArchiveUpkeep } from '../../server/archive/archive-upkeep.ts';
+import { startArchiveServer } from '../../server/archive/archive-serve.ts';
 import { pruneArchiveVolume } from '../../server/archive/archive-retention.ts';
 import { sweepUploads } from '../../server/archive/upload-sweep.ts';
 import { planArchiveRetention } from '../../server/archive/chains.ts';
@@ -218,14 +220,24 @@ test('a marked chain an upload in progress builds on goes back to live; a new up
   assert.deepEqual((await readCatalog(objects, CLIENT, VOLUME)).map((s) => s.name).sort(), ['a1', 'a2', 'a3']);
 });
 
-test('two instances running retention at once, while a stream is stored, leave one consistent catalog', rootOnly, async (t) => {
+test('two instances running retention at once, while a stream is stored mid-deletion, leave one consistent catalog', rootOnly, async (t) => {
   const bucket = await s3.bucket();
   const svc = instance(t, bucket);
   const objects = bucket.store();
   const { c1 } = await threeChains(svc);
   const d1 = await begin(svc, 'd1', 6, null, 42);
-  const upkeeps = [1, 2].map(() => new ArchiveUpkeep({ objects: bucket.store(), log, retention: () => ({ last: 1 }), keepEndedMs: DAY }));
-  const [x, y] = await Promise.all([upkeeps[0]!.run(), upkeeps[1]!.run(), send(svc, d1.id, 0, d1.wire)]);
+  // The first instance's first delete waits for d1 to be stored and recorded: a stream recorded between its reading
+  // the streams to delete and its swap that drops them, every time (the second instance races as it may).
+  const first = bucket.store();
+  let recorded: Promise<number> | null = null;
+  const stalled: ObjectStore = { ...first, delete: async (key) => {
+    recorded ??= send(svc, d1.id, 0, d1.wire);
+    await recorded;
+    return first.delete(key);
+  } };
+  const upkeeps = [stalled, bucket.store()].map((o) => new ArchiveUpkeep({ objects: o, log, retention: () => ({ last: 1 }), keepEndedMs: DAY }));
+  const [x, y] = await Promise.all([upkeeps[0]!.run(), upkeeps[1]!.run()]);
+  assert.ok(recorded, 'the first instance deleted something');
   // One more pass, now that d1 is stored: it is the newest, so only its chain stays.
   const z = await upkeeps[0]!.run();
   const all = [...x.deleted, ...y.deleted, ...z.deleted].map((n) => n.split('/').at(-1)!);
@@ -312,4 +324,31 @@ test('a restore that opened a stream before its chain was deleted breaks off wit
   }));
   assert.equal(retry.code, 'snapshot_retired');
   assert.equal(statusOf(retry), 410);
+});
+
+test('a started archive server runs the upkeep: at start it finishes a chain left deleting, and after a stored stream it applies the policy', rootOnly, async (t) => {
+  const bucket = await s3.bucket();
+  const svc = instance(t, bucket);
+  const objects = bucket.store();
+  const a1 = await push(svc, 'a1', 0, null);
+  const b1 = await push(svc, 'b1', 1, null);
+  await leaveMarked(objects, ['a1'], 'deleting');
+  const { server } = bucket;
+  const running = await startArchiveServer({
+    host: '127.0.0.1', port: 0, behindProxy: false, log, retention: () => ({ last: 1 }), upkeepEveryMs: 3_600_000,
+    store: { endpoint: server.endpoint, bucket: bucket.name, prefix: 'archive', region: server.region, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } },
+  });
+  t.after(() => running.close());
+  const names = async () => (await readCatalog(objects, CLIENT, VOLUME)).map((s) => s.name);
+  const until = async (want: string[]) => {
+    for (let end = Date.now() + 20_000; Date.now() < end; await sleep(200)) if (JSON.stringify(await names()) === JSON.stringify(want)) return;
+    assert.deepEqual(await names(), want);
+  };
+  await until(['b1']);
+  assert.deepEqual(await keys(objects, uploadFolder(a1.id)), []);
+  // A stream stored through the server: b1 is no longer the newest, and its chain goes.
+  const c1 = await push(running.service, 'c1', 2, null);
+  await until(['c1']);
+  assert.deepEqual(await keys(objects, uploadFolder(b1.id)), []);
+  assert.deepEqual(await restored(running.service, c1, null), c1.wire);
 });
