@@ -21,7 +21,7 @@ import { planArchiveRetention } from '../../server/archive/chains.ts';
 import { acquireLease } from '../../server/archive/lease.ts';
 import { updateJson } from '../../server/archive/json-object.ts';
 import { readManifest } from '../../server/archive/manifest.ts';
-import { asArchived, catalogKey, readCatalog, VolumeCatalog, type CatalogEntry } from '../../server/archive/volume-catalog.ts';
+import { asArchived, catalogKey, readCatalog, recordStream, VolumeCatalog, type CatalogEntry } from '../../server/archive/volume-catalog.ts';
 import { stateKey, uploadFolder } from '../../server/archive/upload-state.ts';
 import type { ObjectStore } from '../../server/archive/object-store.ts';
 import { rootOnly } from '../fixtures/btrfs.ts';
@@ -181,6 +181,7 @@ test('a pass killed after its mark, or mid-deletion, is finished by the next pas
   }
   assert.equal((await failure(begin(svc, 'b3', 5, b2, 9))).code, 'parent_missing');
 
+  const entries = await readCatalog(objects, CLIENT, VOLUME);
   // Another instance, with no policy at all, finishes both.
   const other = new ArchiveUpkeep({ objects: bucket.store(), log, retention: () => ({}), keepEndedMs: DAY });
   const { deleted } = await other.run();
@@ -192,9 +193,12 @@ test('a pass killed after its mark, or mid-deletion, is finished by the next pas
     assert.deepEqual(await keys(objects, uploadFolder(s.id)), [], `${s.name}'s upload folder`);
   }
   assert.deepEqual(await restored(svc, c1, null), c1.wire);
-  // The retired uploads are not recorded again by an instance that read one complete before it went.
-  const recorded = await readCatalog(objects, CLIENT, VOLUME);
-  assert.equal(recorded.length, 1);
+  // An instance that read a2's upload complete before it went, and records it now (ArchiveService.finish), records
+  // nothing: its segments are gone.
+  const late = entries.find((s) => s.name === 'a2')!;
+  const { retention: _marked, ...asRecorded } = late;
+  assert.equal(await recordStream(objects, CLIENT, VOLUME, asRecorded), false);
+  assert.deepEqual((await readCatalog(objects, CLIENT, VOLUME)).map((s) => s.name), ['c1']);
 });
 
 test('a marked chain an upload in progress builds on goes back to live; a new upload on a marked parent is refused', rootOnly, async (t) => {
