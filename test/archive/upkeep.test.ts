@@ -356,3 +356,18 @@ test('a started archive server runs the upkeep: at start it finishes a chain lef
   assert.deepEqual(await keys(objects, uploadFolder(b1.id)), []);
   assert.deepEqual(await restored(running.service, c1, null), c1.wire);
 });
+
+test('always kept, whatever the policy: the newest stored snapshot (the next parent) and the parent of an upload in progress', rootOnly, async (t) => {
+  const bucket = await s3.bucket();
+  const svc = instance(t, bucket);
+  const objects = bucket.store();
+  const a1 = await push(svc, 'a1', 0, null);
+  await push(svc, 'b1', 5, null);
+  // Stored last, though taken before b1 (a backlog pushed late).
+  await push(svc, 'c1', 1, null);
+  await begin(svc, 'a2', 6, a1, 9);
+  const plan = planArchiveRetention(asArchived(await readCatalog(objects, CLIENT, VOLUME)), { last: 1 }, new Date());
+  assert.deepEqual(plan.deleteChains.map((c) => c.full.name).sort(), ['a1', 'c1'], 'the policy alone gives up a1 and c1');
+  assert.deepEqual(await pruneArchiveVolume(objects, { client: CLIENT, volume: VOLUME }, { last: 1 }, { log }), []);
+  assert.deepEqual((await readCatalog(objects, CLIENT, VOLUME)).map((s) => s.name), ['a1', 'b1', 'c1']);
+});
