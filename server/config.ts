@@ -153,7 +153,7 @@ export interface ServeFlags {
 /** A btrfs server's settings (store: null), or an archive server's (its bucket; no root, nothing of btrfs). */
 export type ServeSettings =
   | { logLevel: string; store: null; options: Omit<ServeOptions, 'log'> }
-  | { logLevel: string; store: StoreConfig; chains: ChainRules; limits?: ServeOptions['limits']; options: Omit<HttpOptions, 'log'> };
+  | { logLevel: string; store: StoreConfig; chains: ChainRules; limits?: ServeOptions['limits']; keepEndedMs?: number; options: Omit<HttpOptions, 'log'> };
 
 const CONFIG_HINT = `(--config FILE, or ${DEFAULT_SERVER_CONFIG})`;
 
@@ -193,7 +193,9 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
       fullEveryDays: every?.days ?? DEFAULT_CHAIN_RULES.fullEveryDays,
     };
     // limits: the same per-client limits, counted in the bucket (server/archive/client-uploads.ts).
-    return { logLevel, store, chains, ...(limits !== undefined ? { limits } : {}), options: http };
+    // endedTransfers.keepFor: how long an ended upload's tombstone stays (server/archive/upload-sweep.ts).
+    const keepEndedMs = endedTransfers?.keepForMs;
+    return { logLevel, store, chains, ...(limits !== undefined ? { limits } : {}), ...(keepEndedMs !== undefined ? { keepEndedMs } : {}), options: http };
   }
   return {
     logLevel, store: null,

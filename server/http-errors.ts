@@ -40,6 +40,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   upload_expired: 410,
   // An upload whose record is there and whose data is not (@tus/file-store answered this 410 too).
   upload_gone: 410,
+  // Archive mode: the snapshot's chain was deleted by the server's retention policy (server/archive/archive-retention.ts).
+  snapshot_retired: 410,
   quota_exceeded: 413,
   length_mismatch: 400,
   stream_metadata_mismatch: 422,

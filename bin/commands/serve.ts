@@ -46,7 +46,11 @@ export function addServeCommand(program: Command): void {
       // An archive's keys are read before anything starts: missing or open to others, serve stops with nothing to close.
       const mode = settings.store === null
         ? { label: settings.options.root, start: () => startServer({ ...settings.options, log, retention: (client, volume) => retentionFor(config, client, volume) }) }
-        : await storeSettings(settings.store).then((store) => ({ label: storeLabel(store), start: () => startArchiveServer({ ...settings.options, log, store, chains: settings.chains, ...(settings.limits ? { limits: settings.limits } : {}) }) }));
+        : await storeSettings(settings.store).then((store) => ({ label: storeLabel(store), start: () => startArchiveServer({
+          ...settings.options, log, store, chains: settings.chains, retention: (client, volume) => retentionFor(config, client, volume),
+          ...(settings.limits ? { limits: settings.limits } : {}),
+          ...(settings.keepEndedMs !== undefined ? { keepEndedMs: settings.keepEndedMs } : {}),
+        }) }));
       startProcessMetrics();
       const crashes = logCrashes(log);
       const server = await mode.start().catch((err: unknown) => {

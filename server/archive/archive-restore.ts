@@ -9,11 +9,21 @@ import { RestoreError, type RestoreRequest, type RestoreStream } from '../restor
 import type { ObjectStore } from './object-store.ts';
 import { readManifest } from './manifest.ts';
 import { openStoredStream } from './stored-stream.ts';
-import { readCatalog, snapshotView } from './volume-catalog.ts';
+import { isLive, readVolume, snapshotView } from './volume-catalog.ts';
 
 export async function openArchiveRestore(objects: ObjectStore, req: RestoreRequest): Promise<RestoreStream> {
-  const streams = await readCatalog(objects, req.client, req.volume);
+  const catalog = await readVolume(objects, req.client, req.volume);
+  const streams = catalog.streams;
   const entry = streams.find((s) => s.name === req.snapshot);
+  // Taken out by retention (archive-retention.ts): refused from the swap that marked it, before any of its objects
+  // goes, and for the week the catalog remembers it after. A restore that opened it before reads segments that may
+  // then vanish: its body breaks off with an error (never a clean end: the end frame is in the last segment), and
+  // the client's resume lands here.
+  if (entry ? !isLive(entry) : catalog.retired?.some((r) => r.name === req.snapshot)) {
+    throw new RestoreError('snapshot_retired', `${req.volume}/${req.snapshot} was deleted from the archive by the server's retention policy; restore a snapshot the archive still lists`, {
+      details: { volume: req.volume, snapshot: req.snapshot },
+    });
+  }
   if (!entry) throw new NotFound(`snapshot ${req.volume}/${req.snapshot}`);
   if (entry.parentUuid !== req.parentUuid) {
     const needs = entry.parentUuid === null ? 'in full' : `on ${streams.find((s) => s.uuid === entry.parentUuid)?.name ?? entry.parentUuid}`;

@@ -10,6 +10,7 @@ import { DEFAULT_EXPIRE_AFTER_MS } from '../expiry.ts';
 import { s3ObjectStore } from './object-store.ts';
 import { ArchiveService } from './archive-service.ts';
 import type { ChainRules } from './chains.ts';
+import type { ArchiveRetentionLookup } from './archive-upkeep.ts';
 import type { StoreSettings } from './store-config.ts';
 import type { UploadLimits } from '../upload-limits.ts';
 
@@ -20,6 +21,12 @@ export interface ArchiveServeOptions extends HttpOptions {
   chains?: ChainRules;
   /** Per client, as on a btrfs server (quota, open uploads, creation rate), counted in the bucket across instances. */
   limits?: Partial<UploadLimits>;
+  /** Each volume's retention policy (server/config.ts retentionFor); default: keep everything. */
+  retention?: ArchiveRetentionLookup;
+  /** How long an ended upload's tombstone stays (endedTransfers.keepFor); default 7 days. */
+  keepEndedMs?: number;
+  /** How often the archive's upkeep (retention, sweep of ended uploads) runs, and once at start; default ARCHIVE_UPKEEP_MS; 0: never. */
+  upkeepEveryMs?: number;
 }
 
 export function startArchiveServer(options: ArchiveServeOptions): Promise<RunningServer<ArchiveService>> {
@@ -33,6 +40,9 @@ export function startArchiveServer(options: ArchiveServeOptions): Promise<Runnin
       ...(options.store.leaseMs !== undefined ? { leaseMs: options.store.leaseMs } : {}),
       ...(options.chains ? { chains: options.chains } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.retention ? { retention: options.retention } : {}),
+      ...(options.keepEndedMs !== undefined ? { keepEndedMs: options.keepEndedMs } : {}),
+      ...(options.upkeepEveryMs !== undefined ? { upkeepEveryMs: options.upkeepEveryMs } : {}),
     });
     await service.start();
     return { service, where: { store: where }, close: () => service.close() };

@@ -31,12 +31,14 @@ import { SegmentUploads } from './segment-uploads.ts';
 import type { SegmentRecord } from './upload-state.ts';
 import { progressOf, uploadFolder } from './upload-state.ts';
 import { DEFAULT_CHAIN_RULES, mayExtend, type ChainRules } from './chains.ts';
-import { asArchived, catalogVolumes, readCatalog, recordStream, snapshotView, type CatalogEntry } from './volume-catalog.ts';
+import { asArchived, catalogVolumes, isLive, readCatalog, recordStream, snapshotView, type CatalogEntry } from './volume-catalog.ts';
 import { writeManifest, type ManifestSegment } from './manifest.ts';
 import { readTransferRecord, readUploadState, transferView, writeTransferRecord, type TransferRecord } from './archive-transfer.ts';
 import { storedFrameRecords } from './stored-stream.ts';
 import { openArchiveRestore } from './archive-restore.ts';
 import { CHAIN_ZERO } from '../../core/wire/index.ts';
+import { DEFAULT_TRANSFER_HISTORY } from '../transfer-history.ts';
+import { ARCHIVE_UPKEEP_MS, ArchiveUpkeep, type ArchiveRetentionLookup } from './archive-upkeep.ts';
 
 export interface ArchiveServiceOptions {
   objects: ObjectStore;
@@ -51,6 +53,12 @@ export interface ArchiveServiceOptions {
   chains?: ChainRules;
   /** Per client, as on a btrfs server (server/upload-limits.ts); counted in the bucket across instances. */
   limits?: Partial<UploadLimits>;
+  /** Each volume's retention policy (the `retention:` keys); default: keep everything. */
+  retention?: ArchiveRetentionLookup;
+  /** How long an ended upload's tombstone stays in the bucket (endedTransfers.keepFor); default 7 days. */
+  keepEndedMs?: number;
+  /** How often the upkeep runs (archive-upkeep.ts), once at start() too; 0: only when asked. Default ARCHIVE_UPKEEP_MS. */
+  upkeepEveryMs?: number;
 }
 
 /** Send stream versions an archive stores: it receives nothing, so the restoring client's btrfs decides. */
@@ -75,12 +83,20 @@ export class ArchiveService implements AppService {
   /** Clients this instance has seen (an admin's listings; the bucket is not listed on every request). */
   private readonly seen = new Set<SafeName>();
   private readonly startedAt = Date.now();
+  /** Retention and the sweep of ended uploads, for the whole bucket (any instance runs it). */
+  readonly upkeep: ArchiveUpkeep;
+  /** Retention passes started after a stream was stored, awaited by close(). */
+  private readonly pruning = new Set<Promise<unknown>>();
 
   constructor(private readonly options: ArchiveServiceOptions) {
     this.objects = options.objects;
     this.rules = options.chains ?? DEFAULT_CHAIN_RULES;
     this.limits = uploadLimits(options.limits);
     this.sessions = new UploadLeases(options.leaseMs ?? ARCHIVE_LEASE_MS);
+    this.upkeep = new ArchiveUpkeep({
+      objects: this.objects, log: options.log, retention: options.retention ?? (() => ({})),
+      keepEndedMs: options.keepEndedMs ?? DEFAULT_TRANSFER_HISTORY.keepForMs,
+    });
     this.uploads = new SegmentUploads({
       objects: this.objects, leases: bucketLeases(this.objects, options.holder, options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}), expireAfterMs: options.expireAfterMs ?? 0,
       // A sealed stream is stored as it is (the archive verifies ciphertext and never needs a key), as is a plain one.
@@ -97,9 +113,14 @@ export class ArchiveService implements AppService {
   /** Checks (or creates) the archive's format.json before anything else is read or written. */
   async start(): Promise<void> {
     await ensureFormat(this.objects, this.options.where);
+    const every = this.options.upkeepEveryMs ?? ARCHIVE_UPKEEP_MS;
+    if (every > 0) this.upkeep.start(every);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.upkeep.stop();
+    await Promise.all(this.pruning);
+  }
 
   uploadStore(): UploadStore {
     return this.guarded;
@@ -112,16 +133,14 @@ export class ArchiveService implements AppService {
   async beginTransfer(client: SafeName, id: string, metadata: CreationMetadata): Promise<TransferRecord> {
     const c = parseCreation(metadata, { receiveStreamVersions: STORED_STREAM_VERSIONS, progs: null });
     const streams = await readCatalog(this.objects, client, c.volume);
-    if (streams.some((s) => s.uuid === c.uuid)) {
-      throw new SnapferryError('snapshot_present', `the archive already holds ${c.volume}/${c.snapshot}`, { details: { volume: c.volume, uuid: c.uuid } });
+    const present = streams.find((s) => s.uuid === c.uuid);
+    if (present) {
+      const why = isLive(present) ? '' : ' (its chain is being deleted by the retention policy: push it again once that is done)';
+      throw new SnapferryError('snapshot_present', `the archive already holds ${c.volume}/${c.snapshot}${why}`, { details: { volume: c.volume, uuid: c.uuid } });
     }
     if (c.parentUuid !== null) {
-      if (!streams.some((s) => s.uuid === c.parentUuid)) {
-        throw new SnapferryError('parent_missing', `the archive holds no snapshot ${c.parentUuid} in ${c.volume} to store ${c.snapshot} as an incremental on; push it in full`, {
-          details: { volume: c.volume, parentUuid: c.parentUuid },
-        });
-      }
-      const extend = mayExtend(asArchived(streams), c.parentUuid, new Date(), this.rules);
+      this.assertParent(streams, c);
+      const extend = mayExtend(asArchived(streams.filter(isLive)), c.parentUuid, new Date(), this.rules);
       if (!extend.ok) {
         throw new SnapferryError('chain_full', `${c.snapshot} cannot be stored as an incremental: ${extend.reason}; push it in full (the client's planner does when it reads the snapshot list again)`, {
           details: { volume: c.volume, parentUuid: c.parentUuid },
@@ -134,9 +153,21 @@ export class ArchiveService implements AppService {
       await withdrawUpload(this.objects, client, id).catch(() => undefined);
       throw err;
     });
+    // Read again after the record is in the bucket: retention marks a chain, then lists uploads (archive-retention.ts),
+    // so either it finds this record and keeps the parent's chain, or this read finds the mark. The record left by a
+    // refusal here has no state.json and goes with the sweep of abandoned uploads (upload-sweep.ts).
+    if (c.parentUuid !== null) this.assertParent(await readCatalog(this.objects, client, c.volume), c);
     this.owners.set(id, client);
     this.seen.add(client);
     return record;
+  }
+
+  /** An incremental's parent must be a live stream of the archive (not one whose chain retention is taking out). */
+  private assertParent(streams: readonly CatalogEntry[], c: { volume: string; snapshot: string; parentUuid: string | null }): void {
+    if (streams.some((s) => s.uuid === c.parentUuid && isLive(s))) return;
+    throw new SnapferryError('parent_missing', `the archive holds no snapshot ${c.parentUuid} in ${c.volume} to store ${c.snapshot} as an incremental on; push it in full`, {
+      details: { volume: c.volume, parentUuid: c.parentUuid },
+    });
   }
 
   async lookUpUpload(id: string): Promise<void> {
@@ -156,7 +187,7 @@ export class ArchiveService implements AppService {
    * been done by an earlier try; both are idempotent, so a transfer found complete and not catalogued is finished
    * again (transfer()).
    */
-  private async finish(id: string, segments: readonly SegmentRecord[]): Promise<CatalogEntry> {
+  private async finish(id: string, segments: readonly SegmentRecord[]): Promise<CatalogEntry | undefined> {
     const record = await this.record(id);
     const end = segments.at(-1)!;
     const manifestSegments: ManifestSegment[] = segments.map((s) => ({
@@ -171,10 +202,14 @@ export class ArchiveService implements AppService {
       rawBytes: end.rawEnd, wireBytes: end.wireEnd, storedAt: new Date().toISOString(), createdAt: record.snapshotCreatedAt,
       takenAt: record.snapshotTakenAt, manifest,
     };
-    await recordStream(this.objects, record.client as SafeName, record.volume as SafeName, entry);
+    // Not recorded: retention deleted this upload's stream after this instance read it complete (archive-retention.ts).
+    if (!(await recordStream(this.objects, record.client as SafeName, record.volume as SafeName, entry))) return undefined;
     // Its open-upload slot is free now; a later look would free it too (client-uploads.ts settle).
     await settle(this.objects, record.client as SafeName).catch(() => undefined);
     this.options.log.info({ transferId: id, volume: record.volume, snapshot: record.snapshot, wireBytes: end.wireEnd }, 'stream stored in the archive');
+    // As a btrfs server prunes after each receive; in the background, and a failure is only logged.
+    const pass = this.upkeep.pruneVolume(record.client as SafeName, record.volume as SafeName).finally(() => this.pruning.delete(pass));
+    this.pruning.add(pass);
     return entry;
   }
 
@@ -238,7 +273,8 @@ export class ArchiveService implements AppService {
 
   async snapshots(client: SafeName, volume: SafeName): Promise<SnapshotList> {
     this.seen.add(client);
-    const streams = await readCatalog(this.objects, client, volume);
+    // A stream retention is taking out is no longer offered, as a snapshot or as a parent.
+    const streams = (await readCatalog(this.objects, client, volume)).filter(isLive);
     const now = new Date();
     const archived = asArchived(streams);
     return { snapshots: streams.map((s) => snapshotView(s, mayExtend(archived, s.uuid, now, this.rules).ok, now)), removed: [] };

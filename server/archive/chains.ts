@@ -136,12 +136,16 @@ export interface ArchiveRetention {
 /**
  * Retention over an archive: the policy chooses snapshots as it does on a btrfs server (core/retention.ts); a chain
  * goes only when it keeps none of them. Deleting single streams inside a chain would save little and risk much: a
- * stream's descendants all need it, and only whole chains keep that reasoning out of the way.
+ * stream's descendants all need it, and only whole chains keep that reasoning out of the way. `protecting` names
+ * snapshots kept whatever the policy says, with why (archive-retention.ts: the newest, the parents of uploads).
  */
-export function planArchiveRetention(streams: readonly ArchivedStream[], policy: RetentionPolicy, now: Date): ArchiveRetention {
+export function planArchiveRetention(
+  streams: readonly ArchivedStream[], policy: RetentionPolicy, now: Date, protecting: ReadonlyMap<string, string> = new Map(),
+): ArchiveRetention {
   const { chains, broken } = chainsOf(streams);
   // A broken stream is no use to a restore, yet deleting what we cannot explain is for a person to decide.
-  const protect = new Map(broken.map((s) => [s.name, 'its parent is missing from the archive: left for an operator']));
+  const protect = new Map(protecting);
+  for (const s of broken) protect.set(s.name, 'its parent is missing from the archive: left for an operator');
   const plan = planRetention(streams.map((s) => ({ name: s.name, time: s.time })), policy, protect, now);
   const kept = new Set(plan.keep.map((k) => k.name));
   const deleteChains: Chain[] = [];

@@ -27,12 +27,24 @@ export const CatalogEntry = z.strictObject({
   takenAt: z.string().nullable(),
   /** The stream's manifest (manifest.ts), relative to the archive's prefix. */
   manifest: z.string(),
+  /**
+   * Set when retention takes the stream's chain out (archive-retention.ts): `marked`, then `deleting` once no upload
+   * in progress was found on it, and only then are its objects deleted. Views, parents and restores pass over a
+   * stream in either state from the swap that set it on.
+   */
+  retention: z.strictObject({ state: z.enum(['marked', 'deleting']), at: z.string() }).optional(),
 });
 export type CatalogEntry = z.infer<typeof CatalogEntry>;
+
+/** A stream retention deleted, remembered for a while so that nothing records it again (recordStream). */
+export const RetiredStream = z.strictObject({ name: z.string(), uuid: z.string(), transferId: z.string(), at: z.string() });
+export type RetiredStream = z.infer<typeof RetiredStream>;
 
 export const VolumeCatalog = z.strictObject({
   version: z.literal(CATALOG_VERSION),
   streams: z.array(CatalogEntry),
+  /** Absent in catalogs no retention has touched. */
+  retired: z.array(RetiredStream).optional(),
 });
 export type VolumeCatalog = z.infer<typeof VolumeCatalog>;
 
@@ -44,16 +56,29 @@ export function catalogKey(client: SafeName, volume: SafeName): string {
 
 /** The volume's streams, in the order they were stored; none when the volume has no catalog yet. */
 export async function readCatalog(store: ObjectStore, client: SafeName, volume: SafeName): Promise<CatalogEntry[]> {
-  return (await readJson(store, catalogKey(client, volume), VolumeCatalog))?.value.streams ?? [];
+  return (await readVolume(store, client, volume)).streams;
 }
 
-/** Records a stored stream (after its manifest is written); the same entry again changes nothing. */
-export async function recordStream(store: ObjectStore, client: SafeName, volume: SafeName, entry: CatalogEntry): Promise<void> {
-  await updateJson(store, catalogKey(client, volume), VolumeCatalog, (old) => {
+/** The volume's catalog whole (streams, and those retention deleted this last week); empty when there is none. */
+export async function readVolume(store: ObjectStore, client: SafeName, volume: SafeName): Promise<VolumeCatalog> {
+  return (await readJson(store, catalogKey(client, volume), VolumeCatalog))?.value ?? { version: CATALOG_VERSION, streams: [] };
+}
+
+/** Whether the stream is one views, parents and restores may use: not in a chain retention is deleting. */
+export const isLive = (e: CatalogEntry): boolean => e.retention === undefined;
+
+/**
+ * Records a stored stream (after its manifest is written); the same entry again changes nothing, and neither does
+ * an upload retention has deleted: an instance that found it complete and uncatalogued just before the deletion
+ * (ArchiveService.transfer) would otherwise record a stream whose segments are gone. Returns whether it is recorded.
+ */
+export async function recordStream(store: ObjectStore, client: SafeName, volume: SafeName, entry: CatalogEntry): Promise<boolean> {
+  const written = await updateJson(store, catalogKey(client, volume), VolumeCatalog, (old) => {
     const streams = old?.streams ?? [];
-    if (streams.some((s) => s.uuid === entry.uuid)) return old ?? { version: CATALOG_VERSION, streams };
-    return { version: CATALOG_VERSION, streams: [...streams, entry] };
+    if (streams.some((s) => s.uuid === entry.uuid) || old?.retired?.some((r) => r.transferId === entry.transferId)) return old ?? { version: CATALOG_VERSION, streams };
+    return { ...old, version: CATALOG_VERSION, streams: [...streams, entry] };
   });
+  return written.value.streams.some((s) => s.transferId === entry.transferId && isLive(s));
 }
 
 /** The volumes of one client that have a catalog. */
@@ -67,7 +92,7 @@ export async function catalogVolumes(store: ObjectStore, client: SafeName): Prom
   return names.sort();
 }
 
-/** The entries as chains.ts reads them. */
+/** The entries as chains.ts reads them (the caller leaves out those that are not live when it must). */
 export function asArchived(entries: readonly CatalogEntry[]): ArchivedStream[] {
   return entries.map((e) => ({
     uuid: e.uuid, name: e.name, parentUuid: e.parentUuid, storedAt: new Date(e.storedAt), time: new Date(e.takenAt ?? e.createdAt ?? e.storedAt),

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadServerConfig, serveSettings } from '../../server/config.ts';
+import { loadServerConfig, retentionFor, serveSettings } from '../../server/config.ts';
 import { storeSettings, type StoreConfig } from '../../server/archive/store-config.ts';
 import type { SnapferryError } from '../../core/errors.ts';
 
@@ -34,6 +34,9 @@ test('deploy/archive.example.yaml is valid: an archive server, no root, its buck
   assert.equal(settings.store, c.store);
   assert.ok(!('root' in settings.options));
   assert.deepEqual(settings.store !== null ? settings.chains : null, { fullEveryIncrementals: 14, fullEveryDays: 30 });
+  // Retention as a btrfs server reads it, and how long ended uploads stay (server/archive/archive-upkeep.ts).
+  assert.deepEqual(retentionFor(c, 'laptop', 'home'), { daily: 14, weekly: 8, monthly: 12 });
+  assert.equal(settings.store !== null ? settings.keepEndedMs : null, 7 * 86_400_000);
 });
 
 test('archive.fullEvery sets the chain rules; absent, the defaults; without store: it is refused', async (t) => {
