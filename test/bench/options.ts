@@ -33,6 +33,8 @@ export interface Scale {
    * test RGW's OSD keeps the bucket in memory (2 GiB) and the stream is stored once per run.
    */
   archiveStream: 'full' | 'quarter';
+  /** Runs of each archive row, in alternating order; the fastest is kept (archive.ts). */
+  archiveRounds: number;
 }
 
 /** One silence of the shaped line during a push. */
@@ -70,6 +72,7 @@ const FULL: Scale = {
   // Room for one received full stream, its spool beside it, and the incremental; deletes are waited for between runs.
   serverImageMiB: 6144,
   archiveStream: 'quarter',
+  archiveRounds: 2,
 };
 
 const QUICK: Scale = {
@@ -83,6 +86,7 @@ const QUICK: Scale = {
   clientImageMiB: 1024,
   serverImageMiB: 1024,
   archiveStream: 'full',
+  archiveRounds: 2,
 };
 
 export const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--only ${SECTIONS.join(',')}]

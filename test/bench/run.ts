@@ -65,7 +65,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     ['onecore', async () => void (results.oneCore = await runOneCore(ctx))],
     ['slow', async () => void (results.slow = await runSlowLink(ctx, options.scale))],
     ['silent', async () => void (results.silent = await runSilentLine(ctx, options.scale))],
-    ['archive', async () => void (results.archive = await runArchive(ctx, options.scale.archiveStream === 'full' ? world.full : world.quarter))],
+    ['archive', async () => void (results.archive = await runArchive(ctx, options.scale.archiveStream === 'full' ? world.full : world.quarter, options.scale.archiveRounds))],
   ];
   for (const [name, run] of sections) {
     if (!options.only.has(name)) continue;
