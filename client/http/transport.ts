@@ -11,6 +11,7 @@ import { Agent, ProxyAgent, fetch as undiciFetch, type Dispatcher } from 'undici
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { DefaultHttpStack, type HttpStack } from 'tus-js-client';
 import { SnapferryError, ValidationError } from '../../core/errors.ts';
+import { stopBodyOnAnswer } from './stop-body-on-answer.ts';
 
 /** The part of fetch the JSON API uses: the same shape from global fetch and from undici's. */
 export type ApiFetch = (
@@ -64,7 +65,7 @@ export function createTransport(server: string | URL, options: TransportOptions 
   const ca = options.caFile === undefined ? undefined : [...tls.rootCertificates, ...readCaFile(options.caFile)];
   if (proxy === null && ca === undefined) {
     // Nothing configured: the platform defaults, exactly as without this module.
-    return { proxy, fetch: globalThis.fetch, httpStack: new DefaultHttpStack({}), close: () => Promise.resolve() };
+    return { proxy, fetch: globalThis.fetch, httpStack: stopBodyOnAnswer(new DefaultHttpStack({})), close: () => Promise.resolve() };
   }
   const tlsOptions = ca === undefined ? {} : { ca };
   const dispatcher: Dispatcher = proxy
@@ -76,7 +77,7 @@ export function createTransport(server: string | URL, options: TransportOptions 
   return {
     proxy,
     fetch,
-    httpStack: new DefaultHttpStack({ agent, ...tlsOptions }),
+    httpStack: stopBodyOnAnswer(new DefaultHttpStack({ agent, ...tlsOptions })),
     close: async () => {
       agent.destroy();
       await dispatcher.close();

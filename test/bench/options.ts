@@ -1,11 +1,11 @@
 /**
- * The bench's command line: `npm run bench [-- --quick] [--json FILE] [--only lan,rss,onecore,slow,silent,hash,digest]`, and the sizes
+ * The bench's command line: `npm run bench [-- --quick] [--json FILE] [--only lan,rss,onecore,slow,silent,hash,digest,archive]`, and the sizes
  * each mode uses. --quick (or SNAPFERRY_BENCH_QUICK=1) is a small run for working on the bench itself: its figures
  * are dominated by fixed costs and say little.
  */
 import { parseArgs } from 'node:util';
 
-export const SECTIONS = ['lan', 'rss', 'onecore', 'slow', 'silent', 'hash', 'digest'] as const;
+export const SECTIONS = ['lan', 'rss', 'onecore', 'slow', 'silent', 'hash', 'digest', 'archive'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface Scale {
@@ -28,6 +28,13 @@ export interface Scale {
   silences: readonly SilenceSpec[];
   clientImageMiB: number;
   serverImageMiB: number;
+  /**
+   * The stream the archive rows push (archive.ts): the full one with --quick; a quarter of it otherwise, because the
+   * test RGW's OSD keeps the bucket in memory (2 GiB) and the stream is stored once per run.
+   */
+  archiveStream: 'full' | 'quarter';
+  /** Runs of each archive row, in alternating order; the fastest is kept (archive.ts). */
+  archiveRounds: number;
 }
 
 /** One silence of the shaped line during a push. */
@@ -64,6 +71,8 @@ const FULL: Scale = {
   clientImageMiB: 4096,
   // Room for one received full stream, its spool beside it, and the incremental; deletes are waited for between runs.
   serverImageMiB: 6144,
+  archiveStream: 'quarter',
+  archiveRounds: 2,
 };
 
 const QUICK: Scale = {
@@ -76,6 +85,8 @@ const QUICK: Scale = {
   silences: [{ seconds: 10, forget: true }],
   clientImageMiB: 1024,
   serverImageMiB: 1024,
+  archiveStream: 'full',
+  archiveRounds: 2,
 };
 
 export const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--only ${SECTIONS.join(',')}]

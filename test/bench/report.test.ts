@@ -194,3 +194,29 @@ test('command line: --quick, --json, --only', () => {
   assert.throws(() => parseBenchArgs(['--only', 'lan,nope'], {}), /unknown section nope/);
   assert.equal(parseBenchArgs(['--help'], {}), 'help');
 });
+
+test('archive: one and two instances against the btrfs server of the same run, and two against one; skipped says what to install', () => {
+  const run = (mbps: number, serverCpuSeconds: number, storeCpuSeconds: number | null) => ({
+    seconds: 250 / mbps, mbps, clientCpuSeconds: 3, serverCpuSeconds, storeCpuSeconds,
+  });
+  const archive = { rawBytes: 250e6, ceph: 'ceph version 16.2.15 pacific (stable)', rounds: 2, btrfs: run(50, 2, null), one: run(40, 1.5, 2), two: run(44, 1.75, 2.5) };
+  const sections = buildSections(results({ archive }));
+  assert.equal(find(sections, /^Archive/, /one serve instance/).ratio, '0.80×', '40 MB/s against the btrfs server at 50');
+  assert.equal(find(sections, /^Archive/, /two serve instances/).ratio, '0.88×');
+  assert.equal(find(sections, /^Archive/, /two instances against one/).ratio, '1.10×');
+  const cpu = find(sections, /^Archive/, /CPU, serve .* one instance/);
+  assert.equal(cpu.measured, '6.00 s/GB', '1.5 s for 0.25 GB');
+  assert.equal(cpu.ratio, '0.75×', 'against the btrfs server at 8 s/GB');
+  assert.equal(find(sections, /^Archive/, /Ceph daemons/).measured, '8.00 s/GB / 10.00 s/GB');
+  const skipped = buildSections(results({ archive: { skipped: '/usr/bin/radosgw is missing: install Ceph (apt-get install -y radosgw)' } }));
+  const row = find(skipped, /^Archive/, /one and two instances/);
+  assert.equal(row.measured, 'skipped');
+  assert.match(row.baseline, /install Ceph/);
+  assert.ok(!buildSections(results()).some((s) => /^Archive/.test(s.title)), 'no archive section when it did not run');
+  const only = parseBenchArgs(['--only', 'archive', '--quick'], {});
+  assert.ok(only !== 'help');
+  assert.deepEqual([...only.only], ['archive']);
+  assert.equal(only.scale.archiveStream, 'full', '--quick pushes its whole (64 MiB) stream');
+  const full = parseBenchArgs([], {});
+  assert.ok(full !== 'help' && full.scale.archiveStream === 'quarter', 'a full run pushes the quarter stream: the OSD keeps the bucket in memory');
+});

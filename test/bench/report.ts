@@ -2,6 +2,7 @@
  * Turns the bench's figures into its table: each figure beside the baseline measured in the same run, and the
  * issue's targets (issue 6) judged where they apply. BenchResults is also what --json writes.
  */
+import { archiveSection, type ArchiveResult } from './archive.ts';
 import type { DigestBenchResult } from './digest.ts';
 import type { HashResult } from './hashing.ts';
 import type { LanResult, LanStreamResult, RunFigures, Skipped, SnapferryFigures } from './lan.ts';
@@ -32,6 +33,8 @@ export interface BenchResults {
   hashing: HashResult | null;
   /** The tree digest of verify (issue 18); absent in results written before it. */
   digest?: DigestBenchResult | null;
+  /** Archive mode on S3 against a btrfs server (issue 23); absent in results written before it. */
+  archive?: ArchiveResult | Skipped | null;
   /** Sections that threw, with their error. */
   failed: Partial<Record<Section, string>>;
 }
@@ -59,6 +62,7 @@ export function buildSections(r: BenchResults): TableSection[] {
   if (r.oneCore) sections.push(oneCoreSection(r.oneCore));
   if (r.hashing) sections.push(hashSection(r.hashing));
   if (r.digest) sections.push(digestSection(r.digest));
+  if (r.archive) sections.push(archiveSection(r.archive));
   const failed = Object.entries(r.failed).map(([name, message]) => row(name, 'FAILED', firstLine(message)));
   if (failed.length > 0) sections.push({ title: 'Sections that failed (their figures are missing above; the error is in the log)', rows: failed });
   return sections;

@@ -11,6 +11,7 @@ import { DEFAULT_CLIENT_CONFIG } from '../../client/config.ts';
 import { DEFAULT_SERVER_CONFIG } from '../../server/config.ts';
 import { isRoot, NOT_ROOT_MESSAGE } from '../fixtures/btrfs.ts';
 import { NGINX_BIN } from '../fixtures/nginx.ts';
+import { runArchive } from './archive.ts';
 import { Cleanup } from './cleanup.ts';
 import { runDigest } from './digest.ts';
 import { runHashing } from './hashing.ts';
@@ -46,6 +47,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     silent: null,
     hashing: null,
     digest: null,
+    archive: null,
     failed: {},
   };
   const world = await buildWorld(cleanup, options.scale, say);
@@ -63,6 +65,7 @@ async function main(options: BenchOptions, cleanup: Cleanup): Promise<void> {
     ['onecore', async () => void (results.oneCore = await runOneCore(ctx))],
     ['slow', async () => void (results.slow = await runSlowLink(ctx, options.scale))],
     ['silent', async () => void (results.silent = await runSilentLine(ctx, options.scale))],
+    ['archive', async () => void (results.archive = await runArchive(ctx, options.scale.archiveStream === 'full' ? world.full : world.quarter, options.scale.archiveRounds))],
   ];
   for (const [name, run] of sections) {
     if (!options.only.has(name)) continue;

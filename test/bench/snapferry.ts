@@ -57,7 +57,10 @@ function spawn(cleanup: Cleanup, args: readonly string[], env: Record<string, st
 }
 
 export interface ServerOptions {
-  root: string;
+  /** A btrfs server's root (--root); or: */
+  root?: string;
+  /** A config file to serve from instead (--config): an archive server's `store:` (archive.ts). */
+  config?: string;
   /** Default: a free one. */
   port?: number;
   /** The address to listen on (default 127.0.0.1); any other needs `auth`. */
@@ -89,7 +92,8 @@ export class BenchServer {
     const proxy = options.behindProxy === false ? [] : ['--behind-proxy'];
     const access = options.auth ? ['--tokens', options.auth.tokensFile, ...proxy] : ['--no-auth'];
     const listen = `${options.host ?? '127.0.0.1'}:${port}`;
-    const args = ['serve', '--root', options.root, '--listen', listen, '--log-level', options.logLevel ?? 'warn', ...access];
+    const from = options.config !== undefined ? ['--config', options.config] : ['--root', options.root ?? ''];
+    const args = ['serve', ...from, '--listen', listen, '--log-level', options.logLevel ?? 'warn', ...access];
     const child = spawn(cleanup, args, probeEnv(probeFile), options.netns);
     if (options.cpus !== undefined) await pinTo(child.pid, options.cpus);
     const m = await child.waitForStderr(/snapferry serving .* on (http:\/\/\S+)/, 60_000);

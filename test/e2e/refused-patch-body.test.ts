@@ -1,0 +1,48 @@
+// A PATCH refused before its body was read (409 transfer_locked, 429 with Retry-After) must stop sending its body:
+// on a slow line every byte after the answer is the line's time spent on nothing (client/http/stop-body-on-answer.ts).
+// The client's own HTTP stack (createTransport) sends a 4 MB body over a 1 MB/s line to a server that answers 409 at
+// once and reads nothing; the line counts what crossed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startChaosProxy } from '../chaos/chaos-proxy.ts';
+import { createTransport } from '../../client/http/transport.ts';
+import { patchBody } from '../../client/upload/patch-body.ts';
+
+const BODY = 4 * 1024 * 1024;
+const RATE = 1024 * 1024;
+
+test('a PATCH answered 409 before its body was read stops sending the body, and the answer still reaches the client', { timeout: 60_000 }, async (t) => {
+  let answered = 0;
+  const server = http.createServer((req, res) => {
+    answered++;
+    res.writeHead(409, { 'content-type': 'application/json', 'retry-after': '3' });
+    res.end(JSON.stringify({ error: { code: 'transfer_locked', message: 'another instance holds this upload', retryable: true } }));
+    // As @hono/node-server does: read and discard what still comes, so the refusal is not a reset.
+    req.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  t.after(() => server.closeAllConnections());
+  const port = (server.address() as { port: number }).port;
+  const line = await startChaosProxy({ target: { host: '127.0.0.1', port } });
+  t.after(() => line.close());
+  line.setRate(RATE);
+
+  const transport = createTransport(`http://127.0.0.1:${line.port}`);
+  t.after(() => transport.close());
+  const req = transport.httpStack.createRequest('PATCH', `http://127.0.0.1:${line.port}/v1/uploads/x`);
+  req.setHeader('Upload-Offset', '0');
+  const started = Date.now();
+  const res = await req.send(patchBody([Buffer.alloc(BODY, 7)]));
+  assert.equal(res.getStatus(), 409);
+  assert.match(res.getBody(), /transfer_locked/);
+  assert.equal(answered, 1);
+  t.diagnostic(`answer after ${Date.now() - started} ms, ${line.stats().upstreamBytes} bytes crossed by then`);
+  // Long enough for the whole body to cross the line had it kept going (4 s at 1 MB/s from the start).
+  await sleep(Math.max(0, (BODY / RATE) * 1000 + 1000 - (Date.now() - started)));
+  const crossed = line.stats().upstreamBytes;
+  t.diagnostic(`${crossed} bytes crossed in all`);
+  assert.ok(crossed < BODY / 4, `${crossed} bytes of a ${BODY}-byte body crossed the line after a 409 that read none of it`);
+});
