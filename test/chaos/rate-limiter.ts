@@ -35,13 +35,24 @@ export class RateLimiter {
     if (bytesPerSecond === null) this.#wakeAll();
   }
 
-  /** How many of `wanted` bytes may go now; the caller sends exactly that many. */
+  /**
+   * How many of `wanted` bytes may go now; the caller sends exactly that many. Nothing (wait for the next tick) rather
+   * than a sliver: tokens refill continuously, so a lane that asks again right after a write would be granted the few
+   * bytes of the microseconds between, and spin writing tens of bytes at a time. Thousands of tiny segments a tick
+   * kept the proxy's thread so busy that an answer coming the other way waited seconds to be read.
+   */
   grant(wanted: number): number {
     if (this.#rate === null) return wanted;
     this.#refill();
     const n = Math.min(wanted, Math.floor(this.#tokens));
+    if (n < wanted && n < this.#slice()) return 0;
     this.#tokens -= n;
     return n;
+  }
+
+  /** One tick's worth of the rate (at least a byte): the smallest part of a larger want that is granted. */
+  #slice(): number {
+    return Math.max(1, Math.floor(((this.#rate as number) * TICK_MS) / 1000));
   }
 
   /** Calls `wake` once, on a later tick, when some tokens are there again. */
