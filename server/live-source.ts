@@ -23,11 +23,12 @@ const HELD_BYTES = 8 * 1024 * 1024;
  * The most one push hands on. A zstd frame decodes into one buffer of the chunk size (4 MiB), and every stage after
  * this one (the send-stream check, the renamer, the pipe to btrfs receive) holds a whole chunk in its writable and
  * another in its readable buffer whatever its high-water mark: handed on whole, a frame's buffer sat in each of
- * them, up to ten frames alive on their way to btrfs receive (docs/performance.md, issue 22). In pieces, the stages
- * hold a piece or two each, and only the frame being fed besides those this source holds. Raw frames come as the
+ * them, five frames (20 MiB) on their way to btrfs receive besides the 8 MiB held here (docs/performance.md, issue 22).
+ * In pieces, the stages hold a piece or two each. 1 MiB, not less: at 256 KiB the pushes through the stages cost
+ * 0.1-0.2 CPU s/GB more (test/bench/live-source-cpu.ts), at 1 MiB no more than the noise. Raw frames come as the
  * request's pieces (64 KiB), already under it.
  */
-export const MAX_PIECE = 256 * 1024;
+export const MAX_PIECE = 1024 * 1024;
 
 export class LiveStreamSource extends Readable {
   private handle: fs.FileHandle | null = null;
