@@ -58,7 +58,10 @@ if (file && isMainThread) {
     writeFileSync(
       file,
       JSON.stringify({
-        maxRssKiB: usage.maxRSS,
+        // VmHWM: this process's own peak. Not usage.maxRSS (ru_maxrss), which Linux carries over from the parent
+        // this process was forked from until its exec: started by the bench, a process read at least as large as
+        // the bench was at that moment (test/bench/probe-own-peak.test.ts).
+        maxRssKiB: statusKiB().VmHWM,
         selfCpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6,
         childTicks: Number(fields[13]) + Number(fields[14]),
       }),
