@@ -19,6 +19,16 @@ import { CHAIN_ZERO } from '../core/wire/chain.ts';
 const READ_BYTES = 1024 * 1024;
 /** Decoded bytes held for btrfs receive before a verified frame is left to be read back from the spool instead. */
 const HELD_BYTES = 8 * 1024 * 1024;
+/**
+ * The most one push hands on. A zstd frame decodes into one buffer of the chunk size (4 MiB), and every stage after
+ * this one (the send-stream check, the renamer, the pipe to btrfs receive) holds a whole chunk in its writable and
+ * another in its readable buffer whatever its high-water mark: handed on whole, a frame's buffer sat in each of
+ * them, five frames (20 MiB) on their way to btrfs receive besides the 8 MiB held here (docs/performance.md, issue 22).
+ * In pieces, the stages hold a piece or two each. 1 MiB, not less: at 256 KiB the pushes through the stages cost
+ * 0.1-0.2 CPU s/GB more (test/bench/live-source-cpu.ts), at 1 MiB no more than the noise. Raw frames come as the
+ * request's pieces (64 KiB), already under it.
+ */
+export const MAX_PIECE = 1024 * 1024;
 
 export class LiveStreamSource extends Readable {
   private handle: fs.FileHandle | null = null;
@@ -105,7 +115,7 @@ export class LiveStreamSource extends Readable {
       this.chain = frame.chain;
       this.parser = null;
       if (frame.wireEnd > this.verifiedEnd) this.verifiedEnd = frame.wireEnd;
-      for (const piece of frame.raw as Buffer[]) this.push(piece);
+      this.pushPieces(frame.raw as Buffer[]);
       return;
     }
     this.advance(frame.wireEnd, false);
@@ -195,7 +205,16 @@ export class LiveStreamSource extends Readable {
     this.frames = frame.index + 1;
     this.rawPos = frame.rawOffset + frame.rawLength;
     this.chain = frame.chain;
-    for (const piece of frame.raw ?? []) this.room = this.push(piece);
+    this.room = this.pushPieces(frame.raw ?? []);
+  }
+
+  /** Hands `pieces` on in views of at most MAX_PIECE bytes; false once this source holds its high-water mark. */
+  private pushPieces(pieces: readonly Buffer[]): boolean {
+    let room = true;
+    for (const piece of pieces) {
+      for (let at = 0; at < piece.length; at += MAX_PIECE) room = this.push(piece.subarray(at, at + MAX_PIECE));
+    }
+    return room;
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
