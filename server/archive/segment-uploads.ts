@@ -74,8 +74,18 @@ export class SegmentUploads implements UploadStore {
     }
   }
 
-  /** The upload as a HEAD sees it: at the end of its last recorded segment, each of which must still be there. */
-  async get(id: string): Promise<UploadInfo> {
+  /**
+   * The upload as a HEAD sees it: at the end of its last recorded segment, each of which must still be there. It
+   * waits for this instance's request in progress on the upload, as the local spool's open() does: @tus/server lets
+   * a HEAD in as soon as a cut request's body failed, while its write still stores the frames that verified and swaps
+   * state.json. Read before that, the offset is the one before them; the client's next PATCH from there then meets
+   * offset_mismatch once the write lands, and its body (megabytes on a fast line) crossed for nothing.
+   */
+  get(id: string): Promise<UploadInfo> {
+    return this.busy.run(id, () => this.getNow(id));
+  }
+
+  private async getNow(id: string): Promise<UploadInfo> {
     const { state } = await this.live(id);
     const held = new Set<string>();
     for await (const o of this.objects.list(uploadFolder(id))) held.add(o.key.slice(uploadFolder(id).length));
