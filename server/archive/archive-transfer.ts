@@ -42,8 +42,22 @@ export async function writeTransferRecord(store: ObjectStore, client: SafeName, 
   return record;
 }
 
+/**
+ * The upload's record, or null when it has none. One that cannot be read stops every request on the upload (500):
+ * it says whose the upload is, and a listing that left it out would tell the client the upload is gone, and the
+ * client would send the whole stream again. So it is an error that says what to do, and nothing of the upload is
+ * touched: its state and segments stay, and once the record is back the push resumes where the bucket stands.
+ */
 export async function readTransferRecord(store: ObjectStore, id: string): Promise<TransferRecord | null> {
-  return (await readJson(store, transferKey(id), TransferRecord))?.value ?? null;
+  try {
+    return (await readJson(store, transferKey(id), TransferRecord))?.value ?? null;
+  } catch (err) {
+    if (!(err instanceof SnapferryError) || err.code !== 'archive_object_corrupt') throw err;
+    throw new SnapferryError('archive_object_corrupt',
+      `upload ${id}'s record in the archive (${transferKey(id)}) ${String(err.details.why ?? 'cannot be read')}; its state and segments are kept: put the ` +
+        "record back from the bucket's versions and the push resumes where it stopped, or delete the upload's folder and push the snapshot again",
+      { cause: err, details: { ...err.details, transferId: id } });
+  }
 }
 
 export async function readUploadState(store: ObjectStore, id: string): Promise<UploadState | null> {
