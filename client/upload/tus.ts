@@ -62,6 +62,15 @@ export function uploadErrorFrom(err: Error | DetailedError, server?: string): Sn
   const res = detailed.originalResponse;
   if (res) {
     const status = res.getStatus();
+    const method = detailed.originalRequest?.getMethod();
+    if ((status === 404 || status === 410) && (method === 'HEAD' || method === 'PATCH')) {
+      // tus: the upload is gone (aborted, expired, or the server lost it), whatever code the server gave it. A new
+      // upload can start over; the push loop decides from the server's transfer list.
+      const code = res.getHeader(ERROR_CODE_HEADER);
+      return new UploadError('upload_gone', `the server no longer has this upload (${status}${code ? ` ${code}` : ''}); starting over`, {
+        retryable: true, details: { status, ...(code ? { serverCode: code } : {}) },
+      });
+    }
     let parsed: ErrorBody | undefined;
     try {
       parsed = ErrorBody.parse(JSON.parse(res.getBody()));
