@@ -62,6 +62,15 @@ export function uploadErrorFrom(err: Error | DetailedError, server?: string): Sn
   const res = detailed.originalResponse;
   if (res) {
     const status = res.getStatus();
+    const method = detailed.originalRequest?.getMethod();
+    if ((status === 404 || status === 410) && (method === 'HEAD' || method === 'PATCH')) {
+      // tus: the upload is gone (aborted, expired, or the server lost it), whatever code the server gave it. A new
+      // upload can start over; the push loop decides from the server's transfer list.
+      const code = res.getHeader(ERROR_CODE_HEADER);
+      return new UploadError('upload_gone', `the server no longer has this upload (${status}${code ? ` ${code}` : ''}); starting over`, {
+        retryable: true, details: { status, ...(code ? { serverCode: code } : {}) },
+      });
+    }
     let parsed: ErrorBody | undefined;
     try {
       parsed = ErrorBody.parse(JSON.parse(res.getBody()));
@@ -196,6 +205,9 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         // A refusal that says when to come back (Retry-After) is the push loop's to wait out: tus-js-client would
         // come back after its own short delays (0, 1, 3 s) whatever the server asked.
         if (!mapped.retryable || retryAfterOf(mapped) !== null) return false;
+        // The server said the upload is gone (404/410): asking it again gets the same answer; the push loop decides
+        // from the server's transfer list whether to begin a new one.
+        if (mapped.code === 'upload_gone') return false;
         options.onRetry?.(mapped, retryAttempt);
         return true;
       },
@@ -211,10 +223,15 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         }
         if (upload.url) {
           createdUrl = upload.url;
+          // With an endpoint, tus-js-client answers any HEAD that is not 2xx (a 500 or 503 of a server that is failing
+          // for a while among them) by creating a new upload. Without one it reports the HEAD's answer as an error:
+          // a server error is retried (onShouldRetry, then the push loop's backoff) and the upload kept.
+          upload.options.endpoint = null;
           options.onUrl?.(upload.url);
         }
       },
-      // Once an upload exists, tus-js-client must never create another one behind our back (its issue 580).
+      // Once an upload exists, tus-js-client must never create another one behind our back (its issue 580); with
+      // the endpoint cleared it does not try, and this stays as the last guard.
       onBeforeRequest: (req) => {
         if (req.getMethod() === 'POST' && createdUrl !== null) {
           sourceFailure = new UploadError('upload_gone', 'the server no longer has this upload', { retryable: true });

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { SafeName } from '../../core/names.ts';
-import type { FrameRecord, Transfer, TransferState } from '../../core/protocol.ts';
+import { SendStreamName, Transfer, type FrameRecord, type TransferState } from '../../core/protocol.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import type { Creation } from '../transfers/creation.ts';
 import type { ObjectStore } from './object-store.ts';
@@ -13,17 +13,17 @@ import { encodeJson, readJson } from './json-object.ts';
 import { parseState, progressOf, stateKey, uploadFolder, type UploadState } from './upload-state.ts';
 import type { CatalogEntry } from './volume-catalog.ts';
 
+/**
+ * Fields that mean and look the same in a Transfer are core's (Transfer.pick). The record's own rules are stricter
+ * where it is written whole, once, by this version: core's Transfer takes answers and catalogs from before a key existed
+ * (sendStream defaults to 'v1', the snapshot times may be absent), a record never lacks one. sendStream is core's
+ * enum itself, so a way of sending that core learns is one a record can hold (a copy of its values would refuse it,
+ * and every request on the upload would fail as archive_object_corrupt).
+ */
 export const TransferRecord = z.strictObject({
-  id: z.string(),
-  client: z.string(),
-  volume: z.string(),
-  snapshot: z.string(),
-  uuid: z.string(),
-  parentUuid: z.string().nullable(),
+  ...Transfer.pick({ id: true, client: true, volume: true, snapshot: true, uuid: true, parentUuid: true, createdAt: true, rawEstimate: true }).shape,
   chunkSize: z.number().int().positive(),
-  sendStream: z.enum(['v1', 'v2-compressed']),
-  rawEstimate: z.number().nullable(),
-  createdAt: z.string(),
+  sendStream: SendStreamName,
   snapshotCreatedAt: z.string().nullable(),
   snapshotTakenAt: z.string().nullable(),
 });
@@ -42,8 +42,22 @@ export async function writeTransferRecord(store: ObjectStore, client: SafeName, 
   return record;
 }
 
+/**
+ * The upload's record, or null when it has none. One that cannot be read stops every request on the upload (500):
+ * it says whose the upload is, and a listing that left it out would tell the client the upload is gone, and the
+ * client would send the whole stream again. So it is an error that says what to do, and nothing of the upload is
+ * touched: its state and segments stay, and once the record is back the push resumes where the bucket stands.
+ */
 export async function readTransferRecord(store: ObjectStore, id: string): Promise<TransferRecord | null> {
-  return (await readJson(store, transferKey(id), TransferRecord))?.value ?? null;
+  try {
+    return (await readJson(store, transferKey(id), TransferRecord))?.value ?? null;
+  } catch (err) {
+    if (!(err instanceof SnapferryError) || err.code !== 'archive_object_corrupt') throw err;
+    throw new SnapferryError('archive_object_corrupt',
+      `upload ${id}'s record in the archive (${transferKey(id)}) ${String(err.details.why ?? 'cannot be read')}; its state and segments are kept: put the ` +
+        "record back from the bucket's versions and the push resumes where it stopped, or delete the upload's folder and push the snapshot again",
+      { cause: err, details: { ...err.details, transferId: id } });
+  }
 }
 
 export async function readUploadState(store: ObjectStore, id: string): Promise<UploadState | null> {

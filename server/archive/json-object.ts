@@ -36,7 +36,7 @@ export function parseJson<T>(key: string, body: Buffer, schema: z.ZodType<T>): T
 
 function corrupt(key: string, why: string, cause: unknown): SnapferryError {
   return new SnapferryError('archive_object_corrupt', `the archive's ${key} ${why}; it was not written by this snapferry: restore it from the bucket's versions or remove the archive`, {
-    cause, details: { key },
+    cause, details: { key, why },
   });
 }
 
