@@ -117,7 +117,7 @@ describe('FilledReads', () => {
     closeSync(pipe.writeFd);
   });
 
-  it('a send whose pipe cannot be made fails as a btrfs command that could not start, saying why', async () => {
+  it('a send whose pipe cannot be made runs with node\'s reads instead: btrfs itself answers', async () => {
     const saved = process.env.TMPDIR;
     process.env.TMPDIR = '/nonexistent/snapferry-no-tmp';
     let handle;
@@ -131,7 +131,9 @@ describe('FilledReads', () => {
       assert.ok(err instanceof BtrfsCommandError);
       assert.equal(err.code, 'btrfs_failed');
       assert.deepEqual(err.command, ['btrfs', 'send', '--', '/nowhere']);
-      assert.match(err.message, /could not start: no pipe could be made for its output \(.*ENOENT/);
+      // btrfs ran and refused the path (the fallback), or is not installed here: never a failure to make the pipe.
+      assert.doesNotMatch(err.message, /pipe/);
+      assert.ok(err.exitCode !== null || /ENOENT|not found/i.test(err.message), err.message);
       return true;
     });
     await assert.rejects(
