@@ -166,6 +166,26 @@ describe('--compress auto', () => {
   });
 });
 
+describe('--compress auto across a cut', () => {
+  it('frames the attempt after a cut at the level the line measured before it, not blind at the old level', () => {
+    // The bench's slow link: the first attempt framed its frames at level 3 before its line was measured (the
+    // upload reads ahead), then a cut; the next attempt's first frames are asked for before it has measured anything.
+    let now = 0;
+    const meter = new LinkMeter(() => now);
+    const auto = new AutoLevel({ workers: 2, linkRate: () => meter.rate() });
+    meter.restart();
+    for (let s = 0; s <= 30; s++) {
+      now = s * 1000;
+      meter.progress(s * 250_000, 0);
+    }
+    feed(auto, 3, 300 * MB, 0.4, 4);
+    meter.restart();
+    now = 35_000;
+    meter.progress(0, 0);
+    assert.equal(auto.next(), 19, 'the line is the one measured before the cut');
+  });
+});
+
 describe('link meter', () => {
   it('measures the link only over the time the upload had something to send', () => {
     let now = 0;
@@ -179,7 +199,7 @@ describe('link meter', () => {
     assert.equal(Math.round(meter.rate()!), 2 * MB);
   });
 
-  it('says nothing before two seconds of samples, and starts over after a cut', () => {
+  it('says nothing before two seconds of samples, and measures afresh after a cut, keeping the last rate until then', () => {
     let now = 0;
     const meter = new LinkMeter(() => now);
     meter.progress(0, 0);
@@ -189,15 +209,17 @@ describe('link meter', () => {
     now = 3000;
     meter.progress(11 * MB, 0);
     assert.ok(meter.rate()! > 0);
-    // A cut and 60 s of backoff: the next attempt counts from its own first sample, not across the gap.
+    const before = meter.rate();
+    // A cut and 60 s of backoff: the next attempt counts from its own first sample, not across the gap; until its
+    // own window is long enough, the line is the one the last attempt measured.
     meter.restart();
     now = 63_000;
-    meter.progress(11 * MB, 0);
+    meter.progress(0, 0);
     now = 64_000;
-    meter.progress(11.5 * MB, 0);
-    assert.equal(meter.rate(), null);
+    meter.progress(0.5 * MB, 0);
+    assert.equal(meter.rate(), before, 'the same line as before the cut');
     now = 65_000;
-    meter.progress(12 * MB, 0);
+    meter.progress(1 * MB, 0);
     assert.equal(Math.round(meter.rate()!), 0.5 * MB);
   });
 });
