@@ -43,7 +43,9 @@ const RELATIVE_SIZE: Readonly<Record<number, number>> = { 1: 1.1, 2: 1.05, 3: 1,
 
 /** A level is chosen only when the workers can compress this many times faster than the link carries. */
 const MARGIN_UP = 2;
-/** ... and one more than a step above the current one only when its estimate is this far ahead. */
+/** ... and kept while they stay this much ahead, so the choice does not flap on noise. */
+const MARGIN_KEEP = 1.3;
+/** More than one step above the current level only when its estimate is this far ahead. */
 const MARGIN_JUMP = 4;
 /**
  * Where the rest of the transfer keeps at most this share of one core busy (client side, at the raw rate the line
@@ -58,8 +60,6 @@ const LIGHT_TRANSFER_CORES = 0.1;
  * taken from the workers.
  */
 const OTHER_CPU_PER_RAW_BYTE = 6e-9;
-/** ... and kept while they stay this much ahead, so the choice does not flap on noise. */
-const MARGIN_KEEP = 1.3;
 const START_LEVEL = 3;
 /** EWMA weight of the newest frame. */
 const ALPHA = 0.2;
