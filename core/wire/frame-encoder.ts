@@ -106,7 +106,7 @@ export class FrameEncoder extends Transform {
         throw new RangeError('resumed after the short last chunk, yet more raw data came: the stream has changed');
       }
       for (const raw of this.#chunker.push(chunk)) this.#addChunk(raw);
-      this.#whenRoom(null, callback, true);
+      this.#whenRoom(this.#maxJobs(), callback, true);
     } catch (err) {
       callback(err as Error);
     }
@@ -130,25 +130,18 @@ export class FrameEncoder extends Transform {
     });
   }
 
-  /** Chunks that may wait for their workers: one per worker and one more, or none while the chooser is blind. */
   #maxJobs(): number {
-    return this.#pool && !this.#blind() ? this.#pool.size + 1 : 0;
-  }
-
-  #blind(): boolean {
-    return this.#chooser?.blind?.() ?? false;
+    return this.#pool ? this.#pool.size + 1 : 0;
   }
 
   /**
-   * Calls `done` once at most `max` chunks (null: #maxJobs(), as it stands when looked at) wait for their workers
-   * and, with `read`, once less than a chunk of frames waits to be read (none, while the chooser is blind). Frames
-   * from the pool are pushed when their worker answers, after Transform has already checked its readable side for
-   * this write: without the second condition a reader slower than `btrfs send` (an upload) let frames pile up here
-   * without bound (170 MB in one LAN push).
+   * Calls `done` once at most `max` chunks wait for their workers and, with `read`, once less than a chunk of frames
+   * waits to be read. Frames from the pool are pushed when their worker answers, after Transform has already
+   * checked its readable side for this write: without the second condition a reader slower than `btrfs send` (an
+   * upload) let frames pile up here without bound (170 MB in one LAN push).
    */
-  #whenRoom(max: number | null, done: () => void, read = false): void {
-    const room = () =>
-      this.#jobs.length <= (max ?? this.#maxJobs()) && (!read || this.readableLength < (this.#blind() ? 1 : this.chunkSize));
+  #whenRoom(max: number, done: () => void, read = false): void {
+    const room = () => this.#jobs.length <= max && (!read || this.readableLength < this.chunkSize);
     if (room()) {
       done();
       return;
@@ -164,16 +157,6 @@ export class FrameEncoder extends Transform {
     super._read(size);
     // Readable calls _read before it takes the bytes being read off the buffer: look once they are gone.
     process.nextTick(() => this.#roomWaiter?.());
-  }
-
-  /**
-   * Every read looks for room too, not only _read: Readable calls _read once and then not again until something is
-   * pushed, and a _read that found no room (a frame under the high-water mark unread, while blind) pushes nothing.
-   */
-  override read(size?: number): ReturnType<Transform['read']> {
-    const out: ReturnType<Transform['read']> = super.read(size);
-    if (this.#roomWaiter) process.nextTick(() => this.#roomWaiter?.());
-    return out;
   }
 
   #addChunk(raw: Buffer): void {

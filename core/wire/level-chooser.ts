@@ -7,13 +7,6 @@
 export interface LevelChooser {
   next(): number;
   observe(sample: CompressionSample): void;
-  /**
-   * True while the chooser has nothing to choose by yet (the line not measured): the encoder then compresses one
-   * chunk at a time and frames nothing ahead of what its reader has taken, so that few frames are framed at a level
-   * chosen blind. Otherwise the pipeline frames several chunks ahead of the line in its first two seconds, and on a
-   * slow line those stay at the blind level however long they wait for it.
-   */
-  blind?(): boolean;
 }
 
 export interface CompressionSample {

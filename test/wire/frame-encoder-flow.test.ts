@@ -40,34 +40,6 @@ describe('FrameEncoder flow control with a pool', () => {
     await once(enc, 'end');
   });
 
-  it('while the level chooser is blind, frames one chunk at a time and nothing ahead of the reader', async () => {
-    let blind = true;
-    const levels: number[] = [];
-    const chooser = { next: () => (blind ? 3 : 9), observe: (s: { level: number }) => void levels.push(s.level), blind: () => blind };
-    const framedBy = async (enc: FrameEncoder, writes: number) => {
-      let framed = 0;
-      enc.on('frame', () => framed++);
-      for (let i = 0; i < writes; i++) enc.write(compressibleBytes(CHUNK));
-      // Time for every worker to answer: what can be framed without a reader is framed by then.
-      for (let i = 0; i < 20 && framed < writes; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-      return framed;
-    };
-    const seeing = new FrameEncoder({ chunkSize: CHUNK, pool, level: { next: () => 3, observe: () => undefined } });
-    const seen = await framedBy(seeing, 6);
-    assert.ok(seen >= pool.size + 1, `not blind: a job per worker and one more, and frames unread (${seen} framed)`);
-    seeing.destroy();
-
-    const enc = new FrameEncoder({ chunkSize: CHUNK, pool, level: chooser });
-    assert.equal(await framedBy(enc, 6), 1, 'blind: one frame, waiting for its reader');
-    // The line is measured: the rest is framed at the level chosen then, as far ahead as usual.
-    blind = false;
-    const out: Buffer[] = [];
-    enc.on('data', (b: Buffer) => out.push(b));
-    enc.end();
-    await once(enc, 'end');
-    assert.deepEqual(levels, [3, 9, 9, 9, 9, 9]);
-  });
-
   it('a write waits while a chunk of frames is unread, and goes on once it is read', async () => {
     // Level 0: each frame carries its whole chunk, so one unread frame is more than a chunk of bytes.
     const enc = new FrameEncoder({ chunkSize: CHUNK, pool, level: 0 });
