@@ -5,17 +5,26 @@
  *
  * It learns two things as the push goes: how fast this machine compresses this data at each level it has tried
  * (raw bytes per second per worker, from the frames themselves), and how fast the link carries bytes when it has
- * something to carry (client/upload/link-meter.ts). Untried levels are estimated from the nearest tried one with zstd's
- * usual speed ratios, but it climbs one level at a time, and only once a few frames at the current level came back:
- * the ratios are far off on some data (random data at level 19 runs much slower than they say), and a jump straight
- * to a level that cannot keep up leaves the line idle for as long as its frames take.
+ * something to carry (client/upload/link-meter.ts). Untried levels are estimated from the nearest tried one with
+ * zstd's usual speed ratios. Once every worker has brought back a frame at the current level, it climbs: straight to
+ * the highest level the estimate puts far ahead of the line (MARGIN_JUMP: the ratios are far off on some data, random
+ * data at level 19 runs several times slower than they say), else one level up if that one is ahead. A level that
+ * turns out slower than the line is left at once, for the highest one whose measure or estimate keeps ahead. A seed
+ * on a slow line is days long, but the bench's slow-link stream is eleven frames: climbing one level per few frames
+ * (as before) left it at level 4.
+ *
+ * The cores: every worker, less what the rest of the push (btrfs send, the stream check, hashing, HTTP) takes at the
+ * raw rate the line carries. On 2 Mbit/s that is a hundredth of a core, and the compressor gets every worker; on a LAN
+ * it is most of one core.
  *
  * Keeping ahead is not enough on a fast line: there a level pays for little line time with much CPU, and on a LAN
  * the "link" is mostly the receiver's pace, which the compressor slows down when both share cores (the bench's LAN
- * push climbed to level 15 at 30 MB/s and ran at 0.4x the speed of level 1). So a level above 1 must also pay for
- * itself: the line time it saves against level 1 must be at least the CPU time it costs beyond level 1 on one core.
- * On 2 Mbit/s that holds up to level 19 (about 1 us of line time saved per raw byte, 0.3 us of CPU spent); on a LAN
- * it keeps auto at the cheap levels. The same test decides between level 1 and no compression at all.
+ * push climbed to level 15 at 30 MB/s and ran at 0.4x the speed of level 1). So where the transfer
+ * itself is heavy (more than a tenth of a core of other work at the line's raw rate, LIGHT_TRANSFER_CORES), a level
+ * above 1 must also pay for itself: the line time it saves against level 1 must be at least the CPU time it costs
+ * beyond level 1 on one core. On a slow line nothing competes for the spare cores, and the highest level that keeps
+ * ahead on them is taken for the bytes it saves: on the bench's mixed data level 19 saves 3% against level 3 for 100
+ * times the CPU, a trade the CPU test alone refuses, and the line then carries for days. The same test decides between level 1 and no compression at all.
  */
 import type { CompressionSample, LevelChooser } from '../../core/wire/index.ts';
 import { NO_COMPRESSION } from '../../core/wire/index.ts';
@@ -36,11 +45,26 @@ const RELATIVE_SIZE: Readonly<Record<number, number>> = { 1: 1.1, 2: 1.05, 3: 1,
 const MARGIN_UP = 2;
 /** ... and kept while they stay this much ahead, so the choice does not flap on noise. */
 const MARGIN_KEEP = 1.3;
+/** More than one step above the current level only when its estimate is this far ahead. */
+const MARGIN_JUMP = 4;
+/**
+ * Where the rest of the transfer keeps at most this share of one core busy (client side, at the raw rate the line
+ * takes: 16 MB/s raw at 6 s/GB), compression's CPU competes with nothing and need not pay for itself: the line is
+ * the bound, and the spare cores would idle. On a LAN the transfer's own work (and a receiver that may share the
+ * cores) is what compression would slow down.
+ */
+const LIGHT_TRANSFER_CORES = 0.1;
+/**
+ * CPU seconds per raw byte the rest of a push takes on the client (btrfs send, the stream check, SHA-256, framing,
+ * HTTP): about 6 s/GB without compression (docs/performance.md, "Client CPU per GB"). At most one core of it is
+ * taken from the workers.
+ */
+const OTHER_CPU_PER_RAW_BYTE = 6e-9;
 const START_LEVEL = 3;
 /** EWMA weight of the newest frame. */
 const ALPHA = 0.2;
 /** Frames at the current level, per worker, before a step up is considered. */
-const FRAMES_BEFORE_STEP_UP = 2;
+const FRAMES_BEFORE_STEP_UP = 1;
 
 interface LevelStats {
   /** Raw bytes per second on one worker. */
@@ -126,31 +150,36 @@ export class AutoLevel implements LevelChooser {
     return (lo.ratio - hi.ratio) / link >= hi.cpu - lo.cpu;
   }
 
+  /**
+   * The cores compression may use while the line carries `rawRate` raw bytes per second: every worker, less what the
+   * rest of the push takes at that rate (at most one core), and never less than a tenth of one.
+   */
+  #spareCores(rawRate: number): number {
+    return Math.max(0.1, this.#options.workers - Math.min(1, rawRate * OTHER_CPU_PER_RAW_BYTE));
+  }
+
   #choose(link: number): number {
-    // One core is left for everything else (btrfs send, hashing, the upload itself, and on a small machine the
-    // server too): compression that needs every core to keep up is not "well ahead".
-    const workers = Math.max(1, this.#options.workers - 1);
-    // Raw bytes per second the link can take at a level = its wire rate / the level's ratio.
-    const ahead = (level: number) => {
-      const { speed, ratio } = this.estimate(level);
-      return (workers * speed) / (link / Math.max(ratio, 0.01));
-    };
+    // How many times faster than the line takes raw bytes (its wire rate / the level's ratio) the spare cores make them.
+    const rawRate = (level: number) => link / Math.max(this.estimate(level).ratio, 0.01);
+    const ahead = (level: number) => (this.#spareCores(rawRate(level)) * this.estimate(level).speed) / rawRate(level);
     const levels = AUTO_LEVELS.filter((l) => l !== NO_COMPRESSION);
     const fastest = levels[0]!;
-    // Down as far as needed at once; up by one step, and only once the current level has been measured enough.
+    // Up only once the current level has been measured on every worker: one step where it is ahead, further where
+    // the estimate puts it far ahead; down as far as needed at once.
     const settled = this.#seenAtLevel >= FRAMES_BEFORE_STEP_UP * this.#options.workers;
     const oneUp = levels.find((l) => l > this.#level);
     let best: number | null = null;
     for (const level of levels) {
-      if (level > this.#level && (!settled || level !== oneUp)) continue;
-      const margin = level <= this.#level ? MARGIN_KEEP : MARGIN_UP;
-      if (ahead(level) >= margin && this.#pays(level, fastest, link)) best = level;
+      if (level > this.#level && !settled) continue;
+      const margin = level <= this.#level ? MARGIN_KEEP : level === oneUp ? MARGIN_UP : MARGIN_JUMP;
+      const light = rawRate(level) * OTHER_CPU_PER_RAW_BYTE <= LIGHT_TRANSFER_CORES;
+      if (ahead(level) >= margin && (light || this.#pays(level, fastest, link))) best = level;
     }
     if (best !== null && best !== fastest) return best;
     // Level 1 or raw. Level 1 where it pays for itself and, should it not stay ahead, still carries more than raw
     // would: the link takes raw bytes at its rate.
     const { speed, ratio } = this.estimate(fastest);
-    const compressed = Math.min(workers * speed, link / Math.max(ratio, 0.01));
+    const compressed = Math.min(this.#spareCores(link / Math.max(ratio, 0.01)) * speed, link / Math.max(ratio, 0.01));
     return compressed >= link && this.#pays(fastest, NO_COMPRESSION, link) ? fastest : NO_COMPRESSION;
   }
 }

@@ -2,6 +2,10 @@
  * How fast the link carries bytes when it has something to carry. The upload's own rate is not that: on a LAN the
  * upload waits for frames most of the time, and its rate is then the compressor's. So the time the upload spent
  * waiting for frames (FramedUploadSource.waitedMs) is taken out, and what is left is the link's.
+ *
+ * After a cut the new attempt measures afresh, and until it has, the rate is the one the attempt before measured:
+ * the line is the same line. Forgetting it left `--compress auto` blind after every cut on a slow link, framing the
+ * attempt's first frames at whatever level it had (in the bench's slow-link push, level 3 up to the fourth cut).
  */
 
 /** Measure over about this much recent time, so the rate follows a link that changes. */
@@ -22,6 +26,8 @@ interface Sample {
 
 export class LinkMeter {
   readonly #samples: Sample[] = [];
+  /** The rate an earlier attempt measured last, until this attempt's own is known. */
+  #before: number | null = null;
   #sent = 0;
   #waited = 0;
   /** The attempt's own counters at the last sample; null right after restart(). */
@@ -42,6 +48,7 @@ export class LinkMeter {
       this.#waited += Math.max(0, waitedMs - this.#last.waited);
     } else if (this.#samples.length > 0) {
       // Time between attempts (a cut, a backoff) is neither busy nor waiting: start the window over.
+      this.#before = this.rate();
       this.#samples.length = 0;
     }
     this.#last = { sent, waited: waitedMs };
@@ -51,6 +58,11 @@ export class LinkMeter {
 
   /** Wire bytes per second while the link had something to send, or null until that is known. */
   rate(): number | null {
+    return this.#measured() ?? this.#before;
+  }
+
+  /** This attempt's own measure, or null until its window is long and busy enough. */
+  #measured(): number | null {
     const first = this.#samples[0];
     const last = this.#samples.at(-1);
     if (!first || !last || first === last) return null;

@@ -5,6 +5,7 @@ import type { LanStreamResult, SnapferryFigures } from './lan.ts';
 import { parseBenchArgs } from './options.ts';
 import { buildSections, lostSeconds, type BenchResults } from './report.ts';
 import type { SilentPush } from './silent-line.ts';
+import type { SlowVariant } from './slow-link.ts';
 import { renderTable } from './table.ts';
 
 const push = (mbps: number, wireBytes: number): SnapferryFigures => ({
@@ -73,7 +74,10 @@ test('targets are judged as the issue states them', () => {
   assert.match(find(sections, /^LAN, full/, /against ssh/).target, /met/, '120 MB/s through nginx beats ssh at 110');
   assert.match(find(sections, /^LAN, incremental/, /against ssh/).target, /MISSED/, '100 MB/s does not');
   assert.match(find(sections, /^Slow link/, /wire bytes, --compress 3/).target, /MISSED/, '30.9 MB is 1.03× zstd -3');
-  assert.match(find(sections, /^Slow link/, /wire bytes, --compress auto/).target, /met/, 'auto below zstd -3');
+  assert.match(find(sections, /^Slow link/, /wire bytes, --compress auto/).target, /met/, 'auto at 0.90× zstd -3');
+  const slow = results().slow!;
+  slow.variants[1] = { ...(slow.variants[1] as SlowVariant), wireBytes: 28e6 };
+  assert.match(find(buildSections(results({ slow })), /^Slow link/, /wire bytes, --compress auto/).target, /MISSED/, '0.93× is not 0.90×');
   assert.match(find(sections, /^Slow link/, /re-sent per cut, --compress 3/).target, /met/, 'about a quarter frame per cut');
   assert.match(find(sections, /^Slow link/, /re-sent per cut, --compress auto/).target, /MISSED/, '5 MB per cut is more than a 4 MiB frame');
   assert.match(find(sections, /^Peak RSS/, /push$/).target, /met/, 'flat and under 128 MB');

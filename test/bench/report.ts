@@ -116,7 +116,7 @@ function slowSection(s: SlowResult): TableSection {
       continue;
     }
     const toZstd = v.wireBytes / s.zstd3Bytes;
-    const target = v.setting === 'auto' ? verdict('< 1.00×', toZstd < 1) : v.setting === '3' ? verdict('≤ 1.02×', toZstd <= 1.02) : '';
+    const target = v.setting === 'auto' ? verdict('≤ 0.90×', toZstd <= 0.9) : v.setting === '3' ? verdict('≤ 1.02×', toZstd <= 1.02) : '';
     rows.push(row(`wire bytes, ${name}`, `${megabytes(v.wireBytes)} (${times(v.wireBytes / s.rawBytes)} raw)`, `zstd -3 ${megabytes(s.zstd3Bytes)}`, times(toZstd), target));
     rows.push(row(`time, ${name}`, duration(v.seconds), `wire bytes at link rate ${duration(v.wireBytes / s.linkBytesPerSecond)}`, times(v.seconds / (v.wireBytes / s.linkBytesPerSecond))));
     rows.push(resentRow(name, v));
