@@ -84,6 +84,13 @@ class StoppingRequest implements HttpRequest {
 function resetConnection(req: ClientRequest): void {
   const socket = req.socket as Socket | null;
   if (socket === null || socket.destroyed) return;
+  // An answer with `Connection: close` has the agent end the socket first. libuv refuses to reset a handle that is
+  // shutting down, and Node 20 then never closes it: the process spun at exit for ever (its cleanup waits for every
+  // handle). A plain destroy still makes the kernel answer with RST if unread bytes remain.
+  if (socket.writableEnded || socket.connecting) {
+    socket.destroy();
+    return;
+  }
   try {
     socket.resetAndDestroy();
   } catch {

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startChaosProxy } from '../chaos/chaos-proxy.ts';
 import { createTransport } from '../../client/http/transport.ts';
@@ -45,4 +46,27 @@ test('a PATCH answered 409 before its body was read stops sending the body, and 
   const crossed = line.stats().upstreamBytes;
   t.diagnostic(`${crossed} bytes crossed in all`);
   assert.ok(crossed < BODY / 4, `${crossed} bytes of a ${BODY}-byte body crossed the line after a 409 that read none of it`);
+});
+
+test('a refusal that closes the connection (Connection: close) still lets the socket close, and the process exit', { timeout: 60_000 }, async (t) => {
+  const server = http.createServer((req, res) => {
+    res.writeHead(409, { 'content-type': 'application/json', connection: 'close' });
+    res.end(JSON.stringify({ error: { code: 'offset_mismatch', message: 'the upload is elsewhere', retryable: true } }));
+    req.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  t.after(() => server.closeAllConnections());
+  const port = (server.address() as { port: number }).port;
+  const transport = createTransport(`http://127.0.0.1:${port}`);
+  t.after(() => transport.close());
+  const req = transport.httpStack.createRequest('PATCH', `http://127.0.0.1:${port}/v1/uploads/x`);
+  req.setHeader('Upload-Offset', '0');
+  const sending = req.send(patchBody([Buffer.alloc(BODY, 7)]));
+  const socket = await new Promise<Socket>((resolve) => (req.getUnderlyingObject() as http.ClientRequest).once('socket', resolve));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  assert.equal((await sending).getStatus(), 409);
+  // A socket that never closes keeps node from exiting: it spins in its cleanup for ever (a CI run hung on it).
+  const outcome = await Promise.race([closed.then(() => 'closed'), sleep(5000).then(() => 'still open')]);
+  assert.equal(outcome, 'closed', 'the refused request\'s socket never closed');
 });
