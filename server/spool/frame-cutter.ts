@@ -61,22 +61,33 @@ export class FrameCutter {
   }
 }
 
-/** Removes the first `n` bytes from `buffers` (in place) and returns them as views, without copying. */
+/**
+ * Removes the first `n` bytes from `buffers` (in place) and returns them as views, without copying. One splice at
+ * the end, not a shift per buffer: a frame can come in hundreds of thousands of pieces (a line that delivers a few
+ * bytes a segment, or a client that writes them so), and V8 shifts an array that long by moving every element, so a
+ * shift per piece was quadratic: 220,000 pieces of one 4 MiB frame kept the server's only thread busy for minutes,
+ * reading no other request (the slow-link stall of issue 22).
+ */
 export function takeFront(buffers: Buffer[], n: number): Buffer[] {
   const taken: Buffer[] = [];
   let left = n;
+  let used = 0;
   while (left > 0) {
-    const head = buffers[0];
-    if (head === undefined) throw new RangeError(`${left} bytes short of a verified frame`);
+    const head = buffers[used];
+    if (head === undefined) {
+      buffers.splice(0, used);
+      throw new RangeError(`${left} bytes short of a verified frame`);
+    }
     if (head.length <= left) {
       taken.push(head);
-      buffers.shift();
+      used++;
       left -= head.length;
     } else {
       taken.push(head.subarray(0, left));
-      buffers[0] = head.subarray(left);
+      buffers[used] = head.subarray(left);
       left = 0;
     }
   }
+  buffers.splice(0, used);
   return taken;
 }

@@ -9,7 +9,7 @@
  *   await push({ server: proxy.url });                              // https: `https://127.0.0.1:${proxy.port}`
  *   assert.ok(proxy.stats().upstreamBytes <= streamBytes + proxy.stats().cuts * frameBytes + overhead);
  * cutAfter(n) is one-shot, cutRandomly({ meanBytes, seed }) repeats at seeded random points, await cutNow() breaks
- * all now, refuse(true) resets new connections at once (the link is down). Byte counts are what the kernel took for
+ * all now, refuse(true) resets new connections at once (the link is down), dribble(16) delivers upstream bytes a few at a time. Byte counts are what the kernel took for
  * the far end.
  *
  * The proxy runs in a worker thread, like a link that is not part of the program under test: on loopback a socket
@@ -70,6 +70,15 @@ export class ChaosProxy {
   /** A number (or null) sets the upstream rate only; an object sets each direction it names. In bytes per second. */
   setRate(rate: RateSetting): void {
     this.#send({ type: 'setRate', rate });
+  }
+
+  /**
+   * Upstream bytes go in writes of at most `bytes`, one per turn of the proxy's event loop, so the server reads them
+   * a few bytes at a time: a line that delivers tiny segments (the rate limiter once did so by accident, and a frame
+   * then reached the server in 220,000 pieces). Null: writes as large as the rate allows.
+   */
+  dribble(bytes: number | null): void {
+    this.#send({ type: 'dribble', bytes });
   }
 
   /** One cut, once `bytes` more have gone upstream (null: cancel). Replaces any other cut schedule. */

@@ -25,6 +25,8 @@ export interface LaneLink {
   crossed(n: number): void;
   /** The bytes before the cut point have gone out: break the link now. */
   cut(): void;
+  /** Null, or the most bytes per write, one write per turn of the event loop (ChaosProxy.dribble). */
+  dribble(): number | null;
 }
 
 export class Lane {
@@ -35,6 +37,8 @@ export class Lane {
   #blocked = false;
   #ended = false;
   #stopped = false;
+  /** When the last sliver went (ms, performance.now()), in dribble mode. */
+  #lastSliver = 0;
 
   constructor(source: Socket, dest: Socket, link: LaneLink) {
     this.#source = source;
@@ -79,7 +83,9 @@ export class Lane {
   #forward(): void {
     while (this.#queue.length > 0) {
       if (this.#link.frozen()) return;
-      const n = this.#link.limiter.grant(Math.min(this.#queue.length, MAX_SLICE, this.#link.untilCut()));
+      const dribble = this.#link.dribble();
+      if (dribble !== null && !this.#sliverDue(dribble)) return;
+      const n = this.#link.limiter.grant(Math.min(this.#queue.length, dribble ?? MAX_SLICE, this.#link.untilCut()));
       if (n === 0) {
         this.#blocked = true;
         this.#link.limiter.wait(() => this.#unblock());
@@ -100,7 +106,27 @@ export class Lane {
         this.#dest.once('drain', () => this.#unblock());
         return;
       }
+      if (dribble !== null) {
+        this.#lastSliver = performance.now();
+        this.#blocked = true;
+        setImmediate(() => this.#unblock());
+        return;
+      }
     }
+  }
+
+  /**
+   * Slivers go evenly spaced at the link's rate, one per turn of the event loop at most: written back to back, or in
+   * a burst after a tick of the limiter, the kernel would join them and the server would read them as one. True
+   * when the next one is due; otherwise it tries again on the next turn (the proxy's thread spins, as a line
+   * delivering tiny segments keeps its receiver busy too).
+   */
+  #sliverDue(bytes: number): boolean {
+    const rate = this.#link.limiter.rate;
+    if (rate === null || performance.now() - this.#lastSliver >= (bytes / rate) * 1000) return true;
+    this.#blocked = true;
+    setImmediate(() => this.#unblock());
+    return false;
   }
 
   #unblock(): void {

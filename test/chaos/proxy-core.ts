@@ -70,6 +70,7 @@ export class ChaosProxyCore {
   /** Set between the write that reaches a cut point and the cut itself: nothing else may cross meanwhile. */
   #pendingCut: { kind: CutKind; position: number } | null = null;
   #refusing = false;
+  #dribble: number | null = null;
   #closing: Promise<void> | null = null;
   readonly #up: LaneLink;
   readonly #down: LaneLink;
@@ -100,6 +101,7 @@ export class ChaosProxyCore {
         this.#pendingCut = null;
         if (pending !== null) this.#cut(pending.kind, pending.position);
       },
+      dribble: () => this.#dribble,
     };
     this.#down = {
       limiter: this.#downLimiter,
@@ -111,6 +113,7 @@ export class ChaosProxyCore {
         this.#changed();
       },
       cut: () => undefined,
+      dribble: () => null,
     };
     listener.on('connection', (socket) => this.#accept(socket));
   }
@@ -139,6 +142,14 @@ export class ChaosProxyCore {
     if (rate === null || typeof rate === 'number') return this.#upLimiter.setRate(rate);
     if (rate.upstream !== undefined) this.#upLimiter.setRate(rate.upstream);
     if (rate.downstream !== undefined) this.#downLimiter.setRate(rate.downstream);
+  }
+
+  /** Upstream bytes go in writes of at most `bytes`, one per turn of the event loop (null: as the rate allows). */
+  dribble(bytes: number | null): void {
+    if (bytes !== null && !(Number.isSafeInteger(bytes) && bytes > 0)) {
+      throw new ValidationError(`dribble takes a whole number of bytes above 0 or null, not ${bytes}`, { details: { bytes } });
+    }
+    this.#dribble = bytes;
   }
 
   /** One cut, once `bytes` more have gone upstream (null: cancel). Replaces any other cut schedule. */

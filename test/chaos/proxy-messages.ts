@@ -11,7 +11,7 @@ export interface WorkerSetup {
 
 export type ProxyCommand =
   | { type: 'setRate'; rate: RateSetting }
-  | { type: 'cutAfter' | 'cutEvery'; bytes: number | null }
+  | { type: 'cutAfter' | 'cutEvery' | 'dribble'; bytes: number | null }
   | { type: 'cutRandomly'; options: RandomCuts | null }
   | { type: 'refuse'; on: boolean }
   | { type: 'cutNow' | 'sync' | 'close'; id: number };

@@ -26,6 +26,7 @@ try {
       case 'setRate': return proxy.setRate(command.rate);
       case 'cutAfter': return proxy.cutAfter(command.bytes);
       case 'cutEvery': return proxy.cutEvery(command.bytes);
+      case 'dribble': return proxy.dribble(command.bytes);
       case 'cutRandomly': return proxy.cutRandomly(command.options);
       case 'refuse': return proxy.refuse(command.on);
       case 'cutNow': return post({ type: 'reply', id: command.id, value: proxy.cutNow() });
