@@ -67,6 +67,8 @@ export class ArrivalLocker {
         await this.waitTurn(place, stop);
         place.holding = true;
         place.release = release;
+        // The ones waiting behind it ask it to let go.
+        this.wake(id);
       },
       unlock: () => {
         if (place?.holding !== true) return Promise.reject(new Error('Releasing an unlocked lock!'));
@@ -121,7 +123,11 @@ export class ArrivalLocker {
     if (at < 0) return;
     line.splice(at, 1);
     if (line.length === 0) this.lines.delete(place.id);
-    for (const wake of [...(this.wakers.get(place.id) ?? [])]) wake();
+    this.wake(place.id);
+  }
+
+  private wake(id: string): void {
+    for (const check of [...(this.wakers.get(id) ?? [])]) check();
   }
 
   private lineOf(id: string): Place[] {
