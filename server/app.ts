@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
-import type { TusServer } from './upload-store/tus-server.ts';
+import { arrivalsOf, type TusServer } from './upload-store/tus-server.ts';
 import { uncopiedBody } from './upload-store/patch-body.ts';
 import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
@@ -28,6 +28,7 @@ type Env = { Variables: { caller: Caller }; Bindings: NodeBindings | undefined }
 
 export function createApp(service: AppService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits, verify?: VerifyJobs): Hono<Env> {
   const app = new Hono<Env>();
+  const arrivals = arrivalsOf(tus);
   const caller = (c: Context<Env>): Caller => c.get('caller');
   const client = (c: Context<Env>) => writerOf(caller(c));
 
@@ -64,16 +65,22 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     // route to a GET handler, is how tus clients ask for the offset: it goes on to tus.)
     if (c.req.method === 'GET') throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
     if (c.req.method === 'OPTIONS') return tus.handleWeb(c.req.raw);
-    await service.lookUpUpload(id);
-    assertOwnUpload(service, caller(c), id);
-    service.enterRequest(id, session(c));
+    // Its place among the upload's requests, taken before anything here waits: tus's lock goes by it.
+    const left = arrivals?.arrive(c.req.raw, id);
     try {
-      if (c.req.method === 'PATCH') await service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
-      const res = await tus.handleWeb(withUncopiedBody(c));
-      if (c.req.method === 'PATCH') await noteCut(c, id);
-      return await withErrorHeaders(res);
+      await service.lookUpUpload(id);
+      assertOwnUpload(service, caller(c), id);
+      service.enterRequest(id, session(c));
+      try {
+        if (c.req.method === 'PATCH') await service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
+        const res = await tus.handleWeb(withUncopiedBody(c));
+        if (c.req.method === 'PATCH') await noteCut(c, id);
+        return await withErrorHeaders(res);
+      } finally {
+        service.leaveRequest(id);
+      }
     } finally {
-      service.leaveRequest(id);
+      left?.();
     }
   });
 

@@ -79,7 +79,9 @@ export class SegmentUploads implements UploadStore {
    * waits for this instance's request in progress on the upload, as the local spool's open() does: @tus/server lets
    * a HEAD in as soon as a cut request's body failed, while its write still stores the frames that verified and swaps
    * state.json. Read before that, the offset is the one before them; the client's next PATCH from there then meets
-   * offset_mismatch once the write lands, and its body (megabytes on a fast line) crossed for nothing.
+   * offset_mismatch once the write lands, and its body (megabytes on a fast line) crossed for nothing. This orders
+   * only a write already under way; that the cut request's write gets there before the HEAD at all (it waits on the
+   * bucket before tus, the HEAD does not) is tus's lock's, in arrival order (server/upload-store/arrival-locker.ts).
    */
   get(id: string): Promise<UploadInfo> {
     return this.busy.run(id, () => this.getNow(id));

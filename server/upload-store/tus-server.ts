@@ -15,6 +15,7 @@ import { ownsUpload } from '../views.ts';
 import { errorBody, statusOf } from '../http-errors.ts';
 import type { Logger } from '../log.ts';
 import { TusStore } from './tus-store.ts';
+import { ArrivalLocker } from './arrival-locker.ts';
 
 export type { Server as TusServer } from '@tus/server';
 
@@ -26,8 +27,14 @@ export interface TusOptions {
   clientOf(req: Request): SafeName;
 }
 
+const ARRIVALS = new WeakMap<Server, ArrivalLocker>();
+
 export function createTusServer(service: Pick<AppService, 'uploadStore' | 'beginTransfer' | 'transferOwner'>, log: Logger, options: TusOptions): Server {
-  return new Server({
+  const arrivals = new ArrivalLocker(() => ERRORS.ERR_LOCK_TIMEOUT);
+  const server = new Server({
+    // Each upload's requests take tus's lock in the order they reached our route (arrival-locker.ts says why); the
+    // route tells it (arrivalsOf below).
+    locker: (req) => arrivals.lockerFor(req),
     path: UPLOADS_PATH,
     datastore: new TusStore(service.uploadStore()),
     respectForwardedHeaders: options.behindProxy,
@@ -63,6 +70,13 @@ export function createTusServer(service: Pick<AppService, 'uploadStore' | 'begin
       return undefined;
     },
   });
+  ARRIVALS.set(server, arrivals);
+  return server;
+}
+
+/** The locker of a server made by createTusServer, which the upload route tells when each request arrived. */
+export function arrivalsOf(tus: Server): ArrivalLocker | null {
+  return ARRIVALS.get(tus) ?? null;
 }
 
 /** The upload id of a URL whose path is exactly UPLOADS_PATH/ID (ID as server/layout.ts names them), else null. */
