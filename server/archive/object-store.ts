@@ -46,6 +46,9 @@ export function s3ObjectStore(opts: { endpoint: string; bucket: string; prefix: 
     credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey },
     requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
   };
+  // The SDK's first client warns on stderr that its releases after January 2027 need Node 22: a note for whoever
+  // updates the lock file (docs/archive.md), not for someone running serve, whose log it would clutter.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // Reads, lists and deletes may be retried by the SDK (3 tries, backoff): doing them twice changes nothing.
   const client = withServerDate(new S3Client(base));
   // A conditional PUT must not be: if its answer is lost and the SDK sends it again, the second one meets the first's
