@@ -14,8 +14,15 @@ export class ByteQueue {
   /** Adds a slice; the queue keeps a view of it, so the caller must not reuse the buffer. */
   push(slice: Buffer): void {
     if (slice.length === 0) return;
-    this.#slices.push(slice);
     this.#length += slice.length;
+    // A slice that continues the last one in memory (small network chunks copied into one slab by the server's frame
+    // cutter) joins it: a frame in a million 1-byte chunks is then a few slices, not a million Buffers held.
+    const last = this.#slices[this.#slices.length - 1];
+    if (last !== undefined && last.buffer === slice.buffer && last.byteOffset + last.length === slice.byteOffset) {
+      this.#slices[this.#slices.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + slice.length);
+      return;
+    }
+    this.#slices.push(slice);
   }
 
   /**

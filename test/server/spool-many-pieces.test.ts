@@ -13,7 +13,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ServerLayout } from '../../server/layout.ts';
 import { Spool, type FrameSink } from '../../server/spool/spool.ts';
-import { takeFront } from '../../server/spool/frame-cutter.ts';
+import { FrameCutter, takeFront } from '../../server/spool/frame-cutter.ts';
+import { CHAIN_ZERO } from '../../core/wire/index.ts';
 import { encode, seededBytes, MiB } from '../wire/frame-helpers.ts';
 
 const ID = 'f'.repeat(32);
@@ -62,4 +63,27 @@ test('takeFront takes exact lengths across and inside pieces, leaving the rest i
   const short = [Buffer.from('xy')];
   assert.throws(() => takeFront(short, 3), RangeError);
   assert.deepEqual(short, [], 'what was there is taken even when it falls short');
+});
+
+test('a frame in 1-byte network reads is held in a few pieces until it verifies, and cut byte for byte', async () => {
+  const { wire, frames } = await encode(seededBytes(CHUNK), { chunkSize: CHUNK, level: 1 });
+  assert.equal(frames[0]?.codec, 'raw');
+  const cutter = new FrameCutter({
+    state: { chunkSize: CHUNK, framesVerified: 0, wireOffsetVerified: 0, rawOffset: 0, chain: CHAIN_ZERO, ended: false },
+    keepRaw: true,
+  });
+  // Each read its own memory, as a socket's reads are: 256 KiB of the frame, a byte at a time.
+  const dribbled = 256 * 1024;
+  for (let at = 0; at < dribbled; at++) {
+    const read = Buffer.allocUnsafeSlow(1);
+    read[0] = wire[at]!;
+    assert.deepEqual(cutter.push(read).frames, []);
+  }
+  // Kept one Buffer per read (and again in the parser's queue), a 4 MiB frame in 1-byte reads held 1.7 GB of serve.
+  const held = cutter.rest().length;
+  assert.ok(held <= dribbled / (64 * 1024) + 1, `${dribbled} one-byte reads are held as ${held} pieces`);
+  const { frames: cut, failure } = cutter.push(wire.subarray(dribbled));
+  assert.equal(failure, null);
+  assert.equal(cut.length, frames.length);
+  assert.ok(Buffer.concat(cut.flatMap((c) => c.parts)).equals(wire), 'the frames are the wire bytes, byte for byte');
 });
