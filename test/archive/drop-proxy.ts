@@ -4,7 +4,7 @@
  * `request` mode the connection is cut before the PUT reaches the server. Every other request passes. It tells a PUT
  * by its request line, which our small bodies always share a first packet with.
  */
-import net from 'node:net';
+import { tcpRelay } from './tcp-relay.ts';
 
 export type DropMode = 'none' | 'answer' | 'request';
 
@@ -17,14 +17,10 @@ export interface DropProxy {
 }
 
 export async function dropProxy(target: string): Promise<DropProxy> {
-  const { hostname, port } = new URL(target);
-  const sockets = new Set<net.Socket>();
   const proxy: DropProxy = { endpoint: '', mode: 'none', dropped: 0, close: async () => {} };
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(port), hostname);
-    sockets.add(client).add(upstream);
+  const relay = await tcpRelay(target, (client, upstream) => {
     let swallow = false;
-    client.on('data', (chunk) => {
+    client.on('data', (chunk: Buffer) => {
       if (proxy.mode !== 'none' && chunk.subarray(0, 4).toString('latin1') === 'PUT ') {
         proxy.dropped++;
         if (proxy.mode === 'request') return client.destroy();
@@ -33,20 +29,6 @@ export async function dropProxy(target: string): Promise<DropProxy> {
       upstream.write(chunk);
     });
     upstream.on('data', (chunk) => (swallow ? client.destroy() : client.write(chunk)));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  Object.assign(proxy, {
-    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  });
-  return proxy;
+  return Object.assign(proxy, { endpoint: relay.endpoint, close: relay.close });
 }

@@ -4,7 +4,7 @@
  * (archive-service.ts noteUploadRequest), as a loaded RGW is. Everything else passes at once, in order. It tells a
  * read by its request line, which our requests always send in their first packet.
  */
-import net from 'node:net';
+import { tcpRelay } from './tcp-relay.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface SlowLeaseProxy {
@@ -16,12 +16,8 @@ export interface SlowLeaseProxy {
 }
 
 export async function slowLeaseProxy(target: string): Promise<SlowLeaseProxy> {
-  const { hostname, port } = new URL(target);
-  const sockets = new Set<net.Socket>();
   const proxy: SlowLeaseProxy = { endpoint: '', delayMs: 0, held: 0, close: async () => {} };
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(port), hostname);
-    sockets.add(client).add(upstream);
+  const relay = await tcpRelay(target, (client, upstream) => {
     // A connection's bytes go on in order: a held request holds what follows it on the same connection.
     let queue = Promise.resolve();
     client.on('data', (chunk: Buffer) => {
@@ -35,20 +31,6 @@ export async function slowLeaseProxy(target: string): Promise<SlowLeaseProxy> {
       });
     });
     upstream.on('data', (chunk) => client.write(chunk));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  Object.assign(proxy, {
-    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  });
-  return proxy;
+  return Object.assign(proxy, { endpoint: relay.endpoint, close: relay.close });
 }
