@@ -2,7 +2,7 @@
 // on a slow line every byte after the answer is the line's time spent on nothing (client/http/stop-body-on-answer.ts).
 // The client's own HTTP stack (createTransport) sends a 4 MB body over a 1 MB/s line to a server that answers 409 at
 // once and reads nothing; the line counts what crossed.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -16,17 +16,7 @@ const RATE = 1024 * 1024;
 
 test('a PATCH answered 409 before its body was read stops sending the body, and the answer still reaches the client', { timeout: 60_000 }, async (t) => {
   let answered = 0;
-  const server = http.createServer((req, res) => {
-    answered++;
-    res.writeHead(409, { 'content-type': 'application/json', 'retry-after': '3' });
-    res.end(JSON.stringify({ error: { code: 'transfer_locked', message: 'another instance holds this upload', retryable: true } }));
-    // As @hono/node-server does: read and discard what still comes, so the refusal is not a reset.
-    req.resume();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  t.after(() => server.closeAllConnections());
-  const port = (server.address() as { port: number }).port;
+  const port = await refusingServer(t, { 'retry-after': '3' }, 'transfer_locked', () => answered++);
   const line = await startChaosProxy({ target: { host: '127.0.0.1', port } });
   t.after(() => line.close());
   line.setRate(RATE);
@@ -49,15 +39,7 @@ test('a PATCH answered 409 before its body was read stops sending the body, and 
 });
 
 test('a refusal that closes the connection (Connection: close) still lets the socket close, and the process exit', { timeout: 60_000 }, async (t) => {
-  const server = http.createServer((req, res) => {
-    res.writeHead(409, { 'content-type': 'application/json', connection: 'close' });
-    res.end(JSON.stringify({ error: { code: 'offset_mismatch', message: 'the upload is elsewhere', retryable: true } }));
-    req.resume();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  t.after(() => server.closeAllConnections());
-  const port = (server.address() as { port: number }).port;
+  const port = await refusingServer(t, { connection: 'close' }, 'offset_mismatch');
   const transport = createTransport(`http://127.0.0.1:${port}`);
   t.after(() => transport.close());
   const req = transport.httpStack.createRequest('PATCH', `http://127.0.0.1:${port}/v1/uploads/x`);
@@ -70,3 +52,18 @@ test('a refusal that closes the connection (Connection: close) still lets the so
   const outcome = await Promise.race([closed.then(() => 'closed'), sleep(5000).then(() => 'still open')]);
   assert.equal(outcome, 'closed', 'the refused request\'s socket never closed');
 });
+
+/** A server that answers every request 409 with CODE and HEADERS before reading its body; returns its port. */
+async function refusingServer(t: TestContext, headers: Record<string, string>, code: string, onRequest = () => {}): Promise<number> {
+  const server = http.createServer((req, res) => {
+    onRequest();
+    res.writeHead(409, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify({ error: { code, message: 'refused before the body was read', retryable: true } }));
+    // As @hono/node-server does: read and discard what still comes, so the refusal is not a reset.
+    req.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  t.after(() => server.closeAllConnections());
+  return (server.address() as { port: number }).port;
+}
