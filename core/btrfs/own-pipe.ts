@@ -4,11 +4,20 @@
  * made by child_process is already being read (into a new 64 KiB buffer per read) by the time we could take it over
  * (issue 22, docs/performance.md). So: a FIFO in a fresh directory that only this user can enter, opened at both
  * ends and unlinked at once; from then on it is an anonymous pipe that nothing else can open.
+ *
+ * Every step is asynchronous: mkfifo is a process, and waiting for it synchronously (execFileSync) stopped the event
+ * loop for its whole start and exit, a few ms per snapshot pushed, and longer on a loaded machine; the uploads, the
+ * progress and the timers of a push run on that loop.
  */
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { close, constants, open } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { execa } from 'execa';
+
+const openFd = promisify(open);
+const closeFd = promisify(close);
 
 export interface OwnPipe {
   /** Non-blocking: for a net.Socket (epoll), never for fs.read. */
@@ -17,23 +26,23 @@ export interface OwnPipe {
   writeFd: number;
 }
 
-/** Throws (with the reason) when the pipe cannot be made: no mkfifo, no writable temporary directory. */
-export function openOwnPipe(): OwnPipe {
+/** Rejects (with the reason) when the pipe cannot be made: no mkfifo, no writable temporary directory. */
+export async function openOwnPipe(): Promise<OwnPipe> {
   // mkdtemp makes the directory 0700: nobody else can open the FIFO in the moment before it is unlinked.
-  const dir = mkdtempSync(join(tmpdir(), 'snapferry-pipe-'));
+  const dir = await mkdtemp(join(tmpdir(), 'snapferry-pipe-'));
   try {
     const path = join(dir, 'stdout');
-    execFileSync('mkfifo', ['-m', '600', '--', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await execa('mkfifo', ['-m', '600', '--', path], { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
     // The read end first and non-blocking (a FIFO's open for reading waits for a writer otherwise); the write end
     // then opens at once because a reader exists. libuv opens both with O_CLOEXEC: no other child inherits them.
-    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const readFd = await openFd(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
-      return { readFd, writeFd: openSync(path, constants.O_WRONLY) };
+      return { readFd, writeFd: await openFd(path, constants.O_WRONLY) };
     } catch (err) {
-      closeSync(readFd);
+      await closeFd(readFd);
       throw err;
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   }
 }
