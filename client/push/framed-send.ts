@@ -62,7 +62,7 @@ export class StreamMismatch extends SnapferryError {}
 export async function openFramedSend(options: FramedSendOptions, resume?: ResumeFrom): Promise<FramedSend> {
   // The encoder is made below, once a resume knows where framing starts; until then btrfs send's reads get fresh memory.
   const spares: { from: FrameEncoder | null } = { from: null };
-  const send = btrfs.send(options.snapshotPath, {
+  const send = await btrfs.sendInChunks(options.snapshotPath, {
     ...(options.parentPath ? { parent: options.parentPath } : {}),
     ...sendOptionsFor(options.sendStream ?? 'v1', await btrfsFeatures()),
     ...(options.signal ? { signal: options.signal } : {}),

@@ -4,8 +4,8 @@
  */
 export { BtrfsCommandError, BtrfsOutputError, formatCommand } from './errors.ts';
 export type { BtrfsCommandErrorFields } from './errors.ts';
-export { send, sendArgs } from './send.ts';
-export type { SendHandle, SendOptions, SendReads } from './send.ts';
+export { send, sendArgs, sendInChunks } from './send.ts';
+export type { ChunkedSendOptions, SendHandle, SendOptions, SendReads } from './send.ts';
 export { estimateSend, type EstimateOptions, type SendEstimate } from './estimate.ts';
 export { receive, receiveArgs } from './receive.ts';
 export type { ReceiveOptions } from './receive.ts';

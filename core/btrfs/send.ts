@@ -15,13 +15,16 @@ export interface SendOptions {
   compressedData?: boolean;
   /** Aborting kills btrfs send: the stream errors and `done` rejects with code btrfs_cancelled. */
   signal?: AbortSignal;
+}
+
+export interface ChunkedSendOptions extends SendOptions {
   /**
    * Read the stream into buffers of `size` bytes, each filled in place by the pipe's reads and pushed when full
    * (pipe-reads.ts), instead of one new buffer per pipe read: for a consumer that cuts the stream into chunks of that
    * size anyway (the frame encoder), which then gets each chunk without a copy. `allocate` may give back memory of a
-   * chunk the consumer is done with. Without it, the stream's chunks are node's reads of the pipe (up to 64 KiB).
+   * chunk the consumer is done with. send()'s chunks are node's reads of the pipe (up to 64 KiB).
    */
-  reads?: SendReads;
+  reads: SendReads;
 }
 
 export interface SendReads {
@@ -61,9 +64,12 @@ export function sendArgs(subvolume: string, options: SendOptions = {}): string[]
 
 /** Starts `btrfs send` of a read-only subvolume. */
 export function send(subvolume: string, options: SendOptions = {}): SendHandle {
-  const args = sendArgs(subvolume, options);
-  if (options.reads !== undefined) return sendIntoChunks(args, options.reads, options.signal);
-  return sendWithNodeReads(args, options.signal);
+  return sendWithNodeReads(sendArgs(subvolume, options), options.signal);
+}
+
+/** Starts `btrfs send` of a read-only subvolume, its stream read into chunks (ChunkedSendOptions.reads). */
+export function sendInChunks(subvolume: string, options: ChunkedSendOptions): Promise<SendHandle> {
+  return sendIntoChunks(sendArgs(subvolume, options), options.reads, options.signal);
 }
 
 /** `btrfs send` with its stdout read by node: a new buffer of up to 64 KiB per pipe read. */
@@ -96,10 +102,10 @@ function sendWithNodeReads(args: readonly string[], signal: AbortSignal | undefi
  * send runs with node's reads instead, slower by the buffers it allocates but the same bytes. A backup must not fail
  * for want of a way to save CPU.
  */
-function sendIntoChunks(args: readonly string[], reads: SendReads, signal: AbortSignal | undefined): SendHandle {
+async function sendIntoChunks(args: readonly string[], reads: SendReads, signal: AbortSignal | undefined): Promise<SendHandle> {
   let pipe: OwnPipe;
   try {
-    pipe = openOwnPipe();
+    pipe = await openOwnPipe();
   } catch {
     return sendWithNodeReads(args, signal);
   }

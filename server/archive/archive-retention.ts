@@ -8,13 +8,13 @@
  *    counted). From this swap on, views, parents and restores pass those streams over.
  * 2. `deleting`: the uploads in progress are listed again; a chain one of them names a parent in is unmarked, the rest
  *    swapped to `deleting`. Only `deleting` streams lose objects. Why two steps: a new upload checks its parent in
- *    the catalog, writes its transfer.json, then reads the catalog again (ArchiveService.beginTransfer). Either its
+ *    the catalog, writes its transfer.json, then reads the catalog again (archive-admission.ts). Either its
  *    second read comes after the mark (it sees the parent gone and stops), or its transfer.json came before the mark,
  *    and then this listing, which comes after the mark, finds it. So no upload goes on from a chain being deleted.
  * 3. Each `deleting` stream's manifest and its upload's folder (transfer.json first, then the segments, state.json
  *    and lease.json last) are deleted; deleting is idempotent.
  * 4. A last swap drops the streams from the catalog and remembers their uploads under `retired` for a week, so that
- *    an instance that read such an upload complete just before (ArchiveService.transfer) cannot record it again.
+ *    an instance that read such an upload complete just before (ArchiveViews.transfer) cannot record it again.
  *
  * An instance killed anywhere leaves `marked` or `deleting` streams, which the next pass of any instance (at start
  * and periodically, archive-upkeep.ts) carries on from the step they are at. Two instances doing it at once meet

@@ -40,6 +40,8 @@ export interface UpkeepResult {
 export class ArchiveUpkeep {
   private timer: Periodic | null = null;
   private running: Promise<UpkeepResult> | null = null;
+  /** Retention passes started after a stream was stored (pruneLater), awaited by stop(). */
+  private readonly pruning = new Set<Promise<unknown>>();
 
   constructor(private readonly options: UpkeepOptions) {}
 
@@ -57,6 +59,12 @@ export class ArchiveUpkeep {
     return pruneLogged(objects, { client, volume }, retention(client, volume), { log, now: this.now() });
   }
 
+  /** pruneVolume in the background, as a btrfs server prunes after each receive; a failure is only logged. */
+  pruneLater(client: SafeName, volume: SafeName): void {
+    const pass = this.pruneVolume(client, volume).finally(() => this.pruning.delete(pass));
+    this.pruning.add(pass);
+  }
+
   /** A pass now, and one every `everyMs` from now on; a failed pass is logged and the next goes on. */
   start(everyMs: number): void {
     const failed = (err: unknown) => this.options.log.error({ err: describeError(err) }, 'archive upkeep failed; the next pass tries again');
@@ -67,6 +75,7 @@ export class ArchiveUpkeep {
   async stop(): Promise<void> {
     await this.timer?.stop();
     await this.running?.catch(() => undefined);
+    await Promise.all(this.pruning);
   }
 
   private async pass(): Promise<UpkeepResult> {

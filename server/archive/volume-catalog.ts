@@ -70,7 +70,7 @@ export const isLive = (e: CatalogEntry): boolean => e.retention === undefined;
 /**
  * Records a stored stream (after its manifest is written); the same entry again changes nothing, and neither does
  * an upload retention has deleted: an instance that found it complete and uncatalogued just before the deletion
- * (ArchiveService.transfer) would otherwise record a stream whose segments are gone. Returns whether it is recorded.
+ * (ArchiveViews.transfer) would otherwise record a stream whose segments are gone. Returns whether it is recorded.
  */
 export async function recordStream(store: ObjectStore, client: SafeName, volume: SafeName, entry: CatalogEntry): Promise<boolean> {
   const written = await updateJson(store, catalogKey(client, volume), VolumeCatalog, (old) => {

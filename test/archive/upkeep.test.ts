@@ -193,7 +193,7 @@ test('a pass killed after its mark, or mid-deletion, is finished by the next pas
     assert.deepEqual(await keys(objects, uploadFolder(s.id)), [], `${s.name}'s upload folder`);
   }
   assert.deepEqual(await restored(svc, c1, null), c1.wire);
-  // An instance that read a2's upload complete before it went, and records it now (ArchiveService.finish), records
+  // An instance that read a2's upload complete before it went, and records it now (ArchiveLifecycle.finish), records
   // nothing: its segments are gone.
   const late = entries.find((s) => s.name === 'a2')!;
   const { retention: _marked, ...asRecorded } = late;

@@ -3,7 +3,7 @@
  * refills memory the encoder hands back. A resume compares a regenerated stream with the one the server holds, so
  * what comes out must be the bytes written, whatever sizes the writer's writes and the pipe's reads had, however
  * slowly the consumer reads, and however soon it hands memory back; and the stream must never end for a writer
- * that failed. No root needed: the writer is this process, through a pipe made as send() makes it.
+ * that failed. No root needed: the writer is this process, through a pipe made as sendInChunks() makes it.
  */
 import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
@@ -12,15 +12,15 @@ import { write as writeCb } from 'node:fs';
 import { describe, it } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import fc from 'fast-check';
-import { BtrfsCommandError, send } from '../../core/btrfs/index.ts';
+import { BtrfsCommandError, sendInChunks } from '../../core/btrfs/index.ts';
 import { openOwnPipe } from '../../core/btrfs/own-pipe.ts';
 import { FilledReads } from '../../core/btrfs/pipe-reads.ts';
 
 const writeFd = promisify(writeCb);
 
 /** Writes `data` into a fresh pipe in pieces of `writes` sizes (cycled), then closes the write end. */
-function pipeOf(data: Buffer, writes: number[]): { readFd: number; written: Promise<void> } {
-  const pipe = openOwnPipe();
+async function pipeOf(data: Buffer, writes: number[]): Promise<{ readFd: number; written: Promise<void> }> {
+  const pipe = await openOwnPipe();
   const written = (async () => {
     try {
       for (let at = 0, i = 0; at < data.length; i++) {
@@ -53,7 +53,7 @@ describe('FilledReads', () => {
         fc.boolean(),
         async (length, writes, size, pauses, reuse) => {
           const data = bytesOf(length, size);
-          const { readFd, written } = pipeOf(data, writes);
+          const { readFd, written } = await pipeOf(data, writes);
           const spares: Buffer[] = [];
           const given = new Set<ArrayBufferLike>();
           const stream = new FilledReads(readFd, written, {
@@ -90,7 +90,7 @@ describe('FilledReads', () => {
 
   it('errors instead of ending when the writer failed, even though the pipe reached EOF', async () => {
     const data = bytesOf(100_000, 1);
-    const { readFd, written } = pipeOf(data, [30_000]);
+    const { readFd, written } = await pipeOf(data, [30_000]);
     const failure = new Error('btrfs send exited with code 1');
     const stream = new FilledReads(readFd, written.then(() => Promise.reject(failure)), { size: 64 * 1024 });
     let ended = false;
@@ -106,7 +106,7 @@ describe('FilledReads', () => {
   });
 
   it('closes its end of the pipe when destroyed early, so a writer blocked on a full pipe fails', async () => {
-    const pipe = openOwnPipe();
+    const pipe = await openOwnPipe();
     const stream = new FilledReads(pipe.readFd, new Promise(() => {}), { size: 64 * 1024 });
     // Nothing reads: the pipe fills, then the next write waits until the reader goes away.
     const big = Buffer.alloc(4 * 1024 * 1024);
@@ -122,7 +122,7 @@ describe('FilledReads', () => {
     process.env.TMPDIR = '/nonexistent/snapferry-no-tmp';
     let handle;
     try {
-      handle = send('/nowhere', { reads: { size: 64 * 1024 } });
+      handle = await sendInChunks('/nowhere', { reads: { size: 64 * 1024 } });
     } finally {
       if (saved === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = saved;

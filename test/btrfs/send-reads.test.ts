@@ -1,4 +1,4 @@
-// btrfs send read into chunk-sized buffers (SendOptions.reads: a pipe of ours, core/btrfs/own-pipe.ts and
+// btrfs send read into chunk-sized buffers (sendInChunks, ChunkedSendOptions.reads: a pipe of ours, core/btrfs/own-pipe.ts and
 // pipe-reads.ts) against real btrfs: the same bytes as the plain send, and every failure surfaces as it does there:
 // the exit status and stderr reach the caller, a send that dies midway fails its stream instead of ending it, and
 // nothing is left open. Needs root (skipped with a message otherwise).
@@ -62,7 +62,7 @@ test('read into chunks: the same bytes as the plain send, full and incremental, 
     await plain.done;
     const handedBack: Buffer[] = [];
     const used = new Set<ArrayBufferLike>();
-    const chunked = btrfs.send(path, {
+    const chunked = await btrfs.sendInChunks(path, {
       ...options,
       reads: {
         size: SIZE,
@@ -89,7 +89,7 @@ test('read into chunks: the same bytes as the plain send, full and incremental, 
 
 test('read into chunks: a failed send rejects with its exit code and stderr, and its stream errors', rootOnly, async (t) => {
   const { fs, vol } = await sourceWithSnapshot(t, 1);
-  const missing = btrfs.send(`${fs.mountPoint}/no such snapshot`, { reads: { size: SIZE } });
+  const missing = await btrfs.sendInChunks(`${fs.mountPoint}/no such snapshot`, { reads: { size: SIZE } });
   await assert.rejects(chunksOf(missing.stream), BtrfsCommandError);
   await assert.rejects(missing.done, (err: unknown) => {
     assert.ok(err instanceof BtrfsCommandError);
@@ -100,7 +100,7 @@ test('read into chunks: a failed send rejects with its exit code and stderr, and
     return true;
   });
   // Not read-only: btrfs refuses after it started, with the pipe already at EOF: still an error, never an end.
-  const writable = btrfs.send(vol, { reads: { size: SIZE } });
+  const writable = await btrfs.sendInChunks(vol, { reads: { size: SIZE } });
   let ended = false;
   writable.stream.on('end', () => (ended = true));
   await assert.rejects(chunksOf(writable.stream), /is not read-only/);
@@ -110,7 +110,7 @@ test('read into chunks: a failed send rejects with its exit code and stderr, and
 
 test('read into chunks: a send killed midway fails the stream with how it died, never ends it', rootOnly, async (t) => {
   const { s1 } = await sourceWithSnapshot(t, 8);
-  const handle = btrfs.send(s1, { reads: { size: SIZE } });
+  const handle = await btrfs.sendInChunks(s1, { reads: { size: SIZE } });
   let ended = false;
   handle.stream.on('end', () => (ended = true));
   const reading = (async () => {
@@ -146,7 +146,7 @@ test('read into chunks: abort and an early close stop btrfs send and leave no de
   const before = openFds();
 
   const controller = new AbortController();
-  const aborted = btrfs.send(s1, { signal: controller.signal, reads: { size: SIZE } });
+  const aborted = await btrfs.sendInChunks(s1, { signal: controller.signal, reads: { size: SIZE } });
   // Read one chunk, then stop reading: btrfs send blocks on the full pipe until it is killed.
   for await (const chunk of aborted.stream as AsyncIterable<Buffer>) {
     assert.equal(chunk.length, SIZE);
@@ -155,14 +155,14 @@ test('read into chunks: abort and an early close stop btrfs send and leave no de
   controller.abort();
   await assert.rejects(aborted.done, (err: unknown) => err instanceof BtrfsCommandError && err.code === 'btrfs_cancelled');
 
-  const closed = btrfs.send(s1, { reads: { size: SIZE } });
+  const closed = await btrfs.sendInChunks(s1, { reads: { size: SIZE } });
   const reader = closed.stream[Symbol.asyncIterator]();
   await reader.next();
   await sleep(200);
   await reader.return?.();
   await assert.rejects(closed.done, /consumer closed the send stream/);
 
-  const whole = btrfs.send(s1, { reads: { size: SIZE } });
+  const whole = await btrfs.sendInChunks(s1, { reads: { size: SIZE } });
   await chunksOf(whole.stream);
   await whole.done;
 

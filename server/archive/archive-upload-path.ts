@@ -1,0 +1,56 @@
+/**
+ * The way a push's bytes come into the archive, put together, as server/upload-path.ts is a btrfs server's: the
+ * uploads in the bucket (segment-uploads.ts, the spool that any instance can take on) under the bucket's leases, and
+ * around them the client's byte quota (server/upload-store/quota.ts over archive-quota.ts), which is what tus writes
+ * through.
+ */
+import type { SafeName } from '../../core/names.ts';
+import type { Logger } from '../log.ts';
+import type { UploadLimits } from '../upload-limits.ts';
+import { QuotaUploads } from '../upload-store/quota.ts';
+import type { UploadStore } from '../upload-store/store.ts';
+import type { ObjectStore } from './object-store.ts';
+import { bucketLeases } from './upload-lease.ts';
+import { archiveQuota } from './archive-quota.ts';
+import { SegmentUploads } from './segment-uploads.ts';
+import type { SegmentRecord } from './upload-state.ts';
+
+export interface ArchiveUploadPathDeps {
+  objects: ObjectStore;
+  log: Logger;
+  /** This instance's name in the bucket's leases. */
+  holder: string;
+  /** The lease on an upload (lease.ts); undefined: its default. */
+  leaseMs: number | undefined;
+  /** 0: uploads never expire. */
+  expireAfterMs: number;
+  limits: Readonly<UploadLimits>;
+  clientOf(id: string): Promise<SafeName>;
+  /** Upload `id`'s end frame is stored: record the stream (archive-lifecycle.ts). */
+  complete(id: string, segments: readonly SegmentRecord[]): Promise<void>;
+  /** Ends an upload that can never fit (a final refusal of the quota). */
+  end(id: string): Promise<void>;
+}
+
+export interface ArchiveUploadPath {
+  /** The uploads in the bucket, unguarded (their progress, removal, what has arrived). */
+  uploads: SegmentUploads;
+  /** What tus writes through: the uploads, inside the client's quota. */
+  store: UploadStore;
+}
+
+export function archiveUploadPath(deps: ArchiveUploadPathDeps): ArchiveUploadPath {
+  const { objects, log, limits } = deps;
+  const uploads = new SegmentUploads({
+    objects, leases: bucketLeases(objects, deps.holder, deps.leaseMs !== undefined ? { leaseMs: deps.leaseMs } : {}), expireAfterMs: deps.expireAfterMs,
+    // A sealed stream is stored as it is (the archive verifies ciphertext and never needs a key), as is a plain one.
+    sink: (id) => ({ start: () => undefined, complete: (_p, segments) => deps.complete(id, segments) }),
+  });
+  const store = new QuotaUploads(uploads, archiveQuota({
+    objects, limits, log,
+    // Known from the request's ownership check (lookUpUpload) on every tus request: no read.
+    clientOf: (id) => deps.clientOf(id),
+    drop: (id) => deps.end(id),
+  }), () => 0);
+  return { uploads, store };
+}
