@@ -7,7 +7,7 @@
  * Only figures of the same run compare: other work on the machine moves them by 10-20%.
  *
  *   node --import tsx test/bench/push-cpu-ab.ts ROUNDS COMPRESS VARIANT...
- *     VARIANT: ssh | DIR (holding bin/snapferry.js and dist/, e.g. a copy of a build) | NAME=DIR[:NODE FLAGS]
+ *     VARIANT: ssh | DIR (holding bin/snapferry.js and dist/, e.g. a copy of a build) | NAME[@COMPRESS]=DIR[:NODE FLAGS]
  *     env: SNAP, SERVER (a btrfs mount; default /tmp/ccpu/server), SERVE_DIR (the build serve runs; default the
  *          first DIR), PUSH_NODE_FLAGS (for every push, e.g. --cpu-prof), PUSH_LOG (a file for each push's output)
  */
@@ -65,7 +65,7 @@ try {
       });
       const s0 = await processCpuSeconds(serve.pid!);
       const extra = `${process.env.PUSH_NODE_FLAGS ?? ''} ${flags}`;
-      const run = await timedShell(`node ${extra} "$1" push --server "$2" --volume bench --compress "$3" "$4" 2>&1 | tee "$5" | grep -E 'compression|error|snapferry:' | tail -4 || true`, [path.join(dir, 'bin/snapferry.js'), `http://127.0.0.1:${port}`, compress!, SNAP, process.env.PUSH_LOG ?? '/dev/null']);
+      const run = await timedShell(`node ${extra} "$1" push --server "$2" --volume bench --compress "$3" "$4" 2>&1 | tee "$5" | grep -E 'compression|error|snapferry:' | tail -4 || true`, [path.join(dir, 'bin/snapferry.js'), `http://127.0.0.1:${port}`, tag.includes('@') ? tag.slice(tag.indexOf('@') + 1) : compress!, SNAP, process.env.PUSH_LOG ?? '/dev/null']);
       await childrenReaped(serve.pid!, /^btrfs$/);
       const server = (await processCpuSeconds(serve.pid!)) - s0;
       serve.kill('SIGTERM');
