@@ -83,7 +83,11 @@ export async function estimateSend(subvolume: string, options: EstimateOptions =
   const stdout = proc.stdout;
   if (stdout === null) throw new Error('btrfs send --no-data started without a stdout pipe');
   const estimator = new SendEstimator();
-  const parser: SendStreamParser = new SendStreamParser({ onCommand: (c) => estimator.command(c, parser.version ?? 1) });
+  // Only UPDATE_EXTENTs count; the rest of the stream is still checked whole, but its attributes are not collected.
+  const parser: SendStreamParser = new SendStreamParser({
+    onCommand: (c) => estimator.command(c, parser.version ?? 1),
+    onlyCommands: [SendCmd.UPDATE_EXTENT],
+  });
   try {
     for await (const chunk of stdout) parser.push(chunk as Buffer);
   } catch (err) {

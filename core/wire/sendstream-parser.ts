@@ -8,6 +8,7 @@
  */
 import {
   isKnownSendCommand,
+  SEND_COMMAND_CRC_OFFSET,
   SEND_COMMAND_HEADER_LENGTH,
   SEND_MAX_COMMAND_LENGTH,
   SEND_STREAM_HEADER_LENGTH,
@@ -29,6 +30,12 @@ export type { SendCommand, SendStreamSummary } from './sendstream-command.ts';
 export interface SendStreamParserOptions {
   /** Called for every command once it has passed all checks. Attributes are collected only when this is set. */
   onCommand?: (command: SendCommand) => void;
+  /**
+   * Call onCommand only for these command numbers (default: every command). A caller that reads a few kinds of
+   * command (the size estimate reads UPDATE_EXTENT) spares the attributes of every other one: a stream of small
+   * files has about 130,000 commands a GB (issue 22). Every command is still checked.
+   */
+  onlyCommands?: readonly number[];
   /** Largest accepted command body; defaults to SEND_MAX_COMMAND_LENGTH (2 MiB). */
   maxCommandLength?: number;
 }
@@ -38,6 +45,8 @@ type Phase = 'stream_header' | 'commands' | 'after_end' | 'closed';
 
 export class SendStreamParser {
   readonly #onCommand: ((command: SendCommand) => void) | undefined;
+  /** Indexed by command number: whether onCommand wants it; null when it wants every command. */
+  readonly #wanted: boolean[] | null;
   readonly #maxCommandLength: number;
   #phase: Phase = 'stream_header';
   #failure: unknown;
@@ -59,6 +68,11 @@ export class SendStreamParser {
 
   constructor(options: SendStreamParserOptions = {}) {
     this.#onCommand = options.onCommand;
+    this.#wanted = null;
+    if (options.onlyCommands !== undefined) {
+      this.#wanted = [];
+      for (const cmd of options.onlyCommands) this.#wanted[cmd] = true;
+    }
     this.#maxCommandLength = options.maxCommandLength ?? SEND_MAX_COMMAND_LENGTH;
   }
 
@@ -145,11 +159,10 @@ export class SendStreamParser {
     if (this.#headFilled === 0) {
       // Fast path: whole commands inside this chunk are checked in place.
       while (end - pos >= SEND_COMMAND_HEADER_LENGTH) {
-        const header = buf.subarray(pos, pos + SEND_COMMAND_HEADER_LENGTH);
-        const length = this.#checkLength(header, this.#offset);
+        const length = this.#checkLength(buf, pos, this.#offset);
         const stop = pos + SEND_COMMAND_HEADER_LENGTH + length;
         if (stop > end) break;
-        this.#command(header, buf.subarray(pos + SEND_COMMAND_HEADER_LENGTH, stop), this.#offset);
+        this.#command(buf, pos, buf.subarray(pos + SEND_COMMAND_HEADER_LENGTH, stop), this.#offset);
         this.#offset += stop - pos;
         pos = stop;
         if (this.#phase !== 'commands') return pos;
@@ -164,7 +177,7 @@ export class SendStreamParser {
       this.#offset += take;
       pos += take;
       if (this.#headFilled < SEND_COMMAND_HEADER_LENGTH) return pos;
-      this.#bodyLength = this.#checkLength(this.#head.subarray(0, SEND_COMMAND_HEADER_LENGTH), this.#commandOffset);
+      this.#bodyLength = this.#checkLength(this.#head, 0, this.#commandOffset);
       this.#bodyFilled = 0;
       if (this.#scratch.length < this.#bodyLength) this.#scratch = Buffer.allocUnsafe(this.#bodyLength);
     }
@@ -174,49 +187,56 @@ export class SendStreamParser {
     this.#offset += take;
     pos += take;
     if (this.#bodyFilled === this.#bodyLength) {
-      const header = this.#head.subarray(0, SEND_COMMAND_HEADER_LENGTH);
-      this.#command(header, this.#scratch.subarray(0, this.#bodyLength), this.#commandOffset);
+      this.#command(this.#head, 0, this.#scratch.subarray(0, this.#bodyLength), this.#commandOffset);
       this.#headFilled = 0;
       this.#bodyLength = -1;
     }
     return pos;
   }
 
-  /** Reads a command header's length and rejects it before any body is gathered, so memory stays bounded. */
-  #checkLength(header: Buffer, offset: number): number {
-    const length = header.readUInt32LE(0);
+  /** Reads the length of the command header at `at` and rejects it before any body is gathered, so memory stays bounded. */
+  #checkLength(src: Buffer, at: number, offset: number): number {
+    const length = src.readUInt32LE(at);
     if (length <= this.#maxCommandLength) return length;
-    if (header.equals(SEND_STREAM_MAGIC.subarray(0, SEND_COMMAND_HEADER_LENGTH))) {
+    if (src.subarray(at, at + SEND_COMMAND_HEADER_LENGTH).equals(SEND_STREAM_MAGIC.subarray(0, SEND_COMMAND_HEADER_LENGTH))) {
       throw sendStreamErrors.secondStreamBeforeEnd(offset, this.#commands);
     }
     throw sendStreamErrors.tooLarge(offset, this.#commands, length, this.#maxCommandLength);
   }
 
-  #command(header: Buffer, body: Buffer, offset: number): void {
+  /**
+   * Checks the command whose header is at `at` in `src` (a chunk, or the gathering buffer) and whose body is `body`.
+   * Every command of a stream passes here (about 150,000 a GB, most of them small): nothing is allocated for one that
+   * passes unless the caller asked for attributes (issue 22, docs/performance.md).
+   */
+  #command(src: Buffer, at: number, body: Buffer, offset: number): void {
     const index = this.#commands;
-    const cmd = header.readUInt16LE(4);
-    const name = sendCommandName(cmd);
-    const place: CommandPlace = { offset, commandIndex: index, command: cmd, commandName: name };
-    const expected = header.readUInt32LE(6);
-    const actual = sendCommandCrc(header, body);
-    if (expected !== actual) throw sendStreamErrors.crc(place, expected, actual);
-    if (!isKnownSendCommand(cmd, this.#version)) throw sendStreamErrors.badCommand(place, this.#version);
-    const attributes: SendAttribute[] | undefined = index === 0 || this.#onCommand !== undefined ? [] : undefined;
+    const cmd = src.readUInt16LE(at + 4);
+    const expected = src.readUInt32LE(at + SEND_COMMAND_CRC_OFFSET);
+    const actual = sendCommandCrc(src, body, at);
+    if (expected !== actual) throw sendStreamErrors.crc(this.#place(cmd, offset, index), expected, actual);
+    if (!isKnownSendCommand(cmd, this.#version)) throw sendStreamErrors.badCommand(this.#place(cmd, offset, index), this.#version);
+    const visit = this.#onCommand !== undefined && (this.#wanted === null || this.#wanted[cmd] === true);
+    const attributes: SendAttribute[] | undefined = index === 0 || visit ? [] : undefined;
     const problem = walkSendAttributes(body, this.#version, attributes);
     if (problem !== undefined) {
       const attributeOffset = offset + SEND_COMMAND_HEADER_LENGTH + problem.at;
-      throw sendStreamErrors.badAttribute(place, problem.reason, attributeOffset, problem.type);
+      throw sendStreamErrors.badAttribute(this.#place(cmd, offset, index), problem.reason, attributeOffset, problem.type);
     }
     if (index === 0) {
       const subvolume = readSendSubvolume(cmd, attributes ?? []);
-      if (typeof subvolume === 'string') throw sendStreamErrors.badFirstCommand(place, subvolume);
+      if (typeof subvolume === 'string') throw sendStreamErrors.badFirstCommand(this.#place(cmd, offset, index), subvolume);
       this.#header = { ...subvolume, version: this.#version };
     } else if (cmd === SendCmd.SUBVOL || cmd === SendCmd.SNAPSHOT) {
-      throw sendStreamErrors.secondSubvolume(place);
+      throw sendStreamErrors.secondSubvolume(this.#place(cmd, offset, index));
     }
     this.#commands = index + 1;
     if (cmd === SendCmd.END) this.#phase = 'after_end';
-    this.#onCommand?.({ index, cmd, name, offset, length: body.length, attributes: attributes ?? [] });
+    if (visit) this.#onCommand?.({ index, cmd, name: sendCommandName(cmd), offset, length: body.length, attributes: attributes ?? [] });
+  }
+
+  #place(cmd: number, offset: number, commandIndex: number): CommandPlace {
+    return { offset, commandIndex, command: cmd, commandName: sendCommandName(cmd) };
   }
 
   /** After END only a restart's second stream could follow; it is named as such once its magic is complete. */

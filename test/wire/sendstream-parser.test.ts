@@ -362,6 +362,33 @@ void test('the command CRC is the kernel raw crc32c(0, ...) with the crc field z
   }
 });
 
+void test('the command CRC of a header read in place (inside a larger buffer) is the same, for empty bodies too', () => {
+  for (let i = 0; i < 40; i++) {
+    const at = i % 9;
+    const around = randomBytes(at + 10 + 5);
+    const header = around.subarray(at, at + 10);
+    const body = randomBytes(i % 4 === 0 ? 0 : i * 53);
+    const zeroed = Buffer.concat([header.subarray(0, 6), Buffer.alloc(4), body]);
+    assert.equal(sendCommandCrc(around, body, at), kernelCrc32c(0, zeroed));
+    assert.equal(sendCommandCrc(around, body, at), sendCommandCrc(Buffer.from(header), body));
+  }
+});
+
+void test('onlyCommands: onCommand sees only those commands, and every other command is still checked', () => {
+  const bytes = sampleStream();
+  const seen: string[] = [];
+  const summary = parse(slices(bytes, 7), { onCommand: (c) => seen.push(`${c.name}:${c.attributes.length}`), onlyCommands: [SendCmd.WRITE, SendCmd.CHMOD] });
+  assert.deepEqual(seen, ['WRITE:3', 'CHMOD:2']);
+  assert.equal(summary.commands, 7);
+  assert.equal(summary.header.path, SAMPLE.path);
+  // A flipped bit in a command nobody asked for (MKFILE) still fails the stream.
+  const mkfileAt = 17 + sampleBody(1)[0]!.length;
+  bytes[mkfileAt + 14]! ^= 0x01;
+  const { err } = failure([bytes], { onCommand: () => undefined, onlyCommands: [SendCmd.WRITE] });
+  assert.equal(err.code, 'sendstream_crc');
+  assert.equal(err.details.commandName, 'MKFILE');
+});
+
 void test('tables and UUID formatting', () => {
   assert.equal(sendCommandName(SendCmd.ENCODED_WRITE), 'ENCODED_WRITE');
   assert.equal(sendCommandName(SendCmd.END), 'END');
