@@ -67,6 +67,14 @@ test('push loads none of the server, serve none of the client, --help neither si
   assert.deepEqual([...serve.sources].filter(CLIENT_WORK), [], "serve loads none of the client's work");
   assert.deepEqual([...serve.sources].filter(ARCHIVE_WORK), [], 'serve on a btrfs root loads none of the archive mode (its S3 client)');
 
+  // With store: it does (loaded when it starts, from its own chunk), up to the bucket it cannot reach.
+  const dir = await tempDir(t, 'archive');
+  await fs.writeFile(path.join(dir, 'keys.yaml'), 'accessKeyId: a\nsecretAccessKey: b\n', { mode: 0o600 });
+  await fs.writeFile(path.join(dir, 'serve.yaml'), `store:\n  endpoint: http://127.0.0.1:9\n  bucket: none\n  credentials: ${path.join(dir, 'keys.yaml')}\n`);
+  const archive = await loadedBy(t, root, ['serve', '--config', path.join(dir, 'serve.yaml'), '--listen', '127.0.0.1:0', '--no-auth']);
+  assert.match(archive.stderr, /S3 store http:\/\/127\.0\.0\.1:9 could not be reached/, 'the archive server started and tried its bucket');
+  assert.ok([...archive.sources].some(ARCHIVE_WORK), `serve with store: loaded the archive mode (stderr: ${archive.stderr})`);
+
   for (const command of ['push', 'serve']) {
     const help = await loadedBy(t, root, [command, '--help']);
     assert.deepEqual([...help.sources].filter(SERVER_WORK), [], `${command} --help loads none of the server's work`);
