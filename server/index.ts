@@ -23,7 +23,7 @@ export { storeLabel, storeSettings } from './archive/store-config.ts';
 /**
  * Starts an archive server (`store:` in the config); its code is loaded only then. The S3 client (@aws-sdk, @smithy)
  * is more than half of the server's bundled code (1.2 of 2.2 MB), and a server on a btrfs root never runs it: loaded
- * at every start, it cost that server about N MiB of its peak RSS (docs/performance.md, issue 22).
+ * at every start, it took 6 MiB of that server's V8 heap (docs/performance.md, issue 22).
  */
 export async function startArchiveServer(options: ArchiveServeOptions): Promise<RunningServer<ArchiveService>> {
   const archive = await import('./archive/archive-serve.ts');
