@@ -11,7 +11,7 @@ import { s3ObjectStore } from './object-store.ts';
 import { ArchiveService } from './archive-service.ts';
 import type { ChainRules } from './chains.ts';
 import type { ArchiveRetentionLookup } from './archive-upkeep.ts';
-import type { StoreSettings } from './store-config.ts';
+import { storeLabel, type StoreSettings } from './store-config.ts';
 import type { UploadLimits } from '../upload-limits.ts';
 
 export interface ArchiveServeOptions extends HttpOptions {
@@ -50,6 +50,3 @@ export function startArchiveServer(options: ArchiveServeOptions): Promise<Runnin
 }
 
 /** Where an archive server keeps its streams, for the line `serve` prints. */
-export function storeLabel(store: StoreSettings): string {
-  return `s3://${store.bucket}${store.prefix === '' ? '' : `/${store.prefix}`} at ${store.endpoint}`;
-}

@@ -79,3 +79,8 @@ async function credentialsOf(config: StoreConfig, env: NodeJS.ProcessEnv): Promi
   }
   return { accessKeyId, secretAccessKey };
 }
+
+/** How serve names the archive it runs on (its start line, the service's log). */
+export function storeLabel(store: StoreSettings): string {
+  return `s3://${store.bucket}${store.prefix === '' ? '' : `/${store.prefix}`} at ${store.endpoint}`;
+}
