@@ -6,7 +6,7 @@
  * stream for each push, and each variant's mean. SNAPFERRY_BENCH_NODE_OPTIONS (measure.ts) adds node options to every
  * snapferry process, e.g. a preload that writes serve's CPU per thread or a CPU profile when it exits.
  *
- *   node --import tsx test/bench/serve-cpu-ab.ts [rounds=3] [full|quarter] [compress=none] variant...
+ *   node --import tsx test/bench/serve-cpu-ab.ts [rounds=3] [full|quarter] [compress=auto|none|1..19] variant...
  */
 import path from 'node:path';
 import { Cleanup } from './cleanup.ts';
@@ -37,7 +37,9 @@ try {
       const root = path.join(world.server.mountPoint, `root-ab-${r}-${variant}`);
       await settle(world.server);
       try {
-        const push = await pushOnce(ctx, { root, route: {}, stream, cpus: { ...ONE_CORE }, ...(compress && compress !== 'auto' ? { compress } : {}) });
+        // A variant named c1..c19 or cnone pushes with that --compress instead.
+        const level = /^c(\d+|none)$/.exec(variant)?.[1] ?? compress;
+        const push = await pushOnce(ctx, { root, route: {}, stream, cpus: { ...ONE_CORE }, ...(level && level !== 'auto' ? { compress: level } : {}) });
         const perGb = (push.serverCpuSeconds ?? Number.NaN) / (stream.rawBytes / 1e9);
         figures.get(variant)!.push(perGb);
         say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${push.seconds.toFixed(1)} s, wire ${(push.wireBytes / 1e6).toFixed(0)} MB, serve peak RSS ${((push.serverMaxRssBytes ?? 0) / 1e6).toFixed(0)} MB`);
