@@ -175,6 +175,8 @@ export interface PushOnceOptions {
   stream: Stream;
   /** CPUs for each side (taskset lists): a small machine at each end. */
   cpus?: { client: string; server: string };
+  /** `--compress` for the push (default: snapferry's own, auto). */
+  compress?: string;
 }
 
 export async function pushOnce(ctx: LanContext, o: PushOnceOptions): Promise<SnapferryFigures> {
@@ -193,6 +195,7 @@ export async function pushOnce(ctx: LanContext, o: PushOnceOptions): Promise<Sna
     ...(o.route.caFile ? { caFile: o.route.caFile } : {}),
     ...(o.route.tokens ? { tokenFile: o.route.tokens.tokenFile } : {}),
     ...(o.cpus ? { cpus: o.cpus.client } : {}),
+    ...(o.compress ? { compress: o.compress } : {}),
   });
   const serverCpu = (await server.cpuSeconds()) + ((await o.route.extraServerCpu?.()) ?? 0) - before;
   const name = path.basename(o.stream.snapshot);

@@ -23,7 +23,10 @@ export interface ProbeReport {
 
 /** Environment that makes a node process write a ProbeReport to `file` when it exits. */
 export function probeEnv(file: string): Record<string, string> {
-  return { NODE_OPTIONS: `--import=${pathToFileURL(PROBE).href}`, SNAPFERRY_BENCH_PROBE: file };
+  // SNAPFERRY_BENCH_NODE_OPTIONS: more node options for every snapferry process (a preload that profiles serve, a
+  // V8 flag to try), read when each process starts.
+  const more = process.env.SNAPFERRY_BENCH_NODE_OPTIONS ?? '';
+  return { NODE_OPTIONS: `--import=${pathToFileURL(PROBE).href}${more ? ` ${more}` : ''}`, SNAPFERRY_BENCH_PROBE: file };
 }
 
 export async function readProbe(file: string): Promise<ProbeReport> {

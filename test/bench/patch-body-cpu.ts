@@ -5,7 +5,7 @@
  * @tus/server's writeToStore does, then read to the end. The body comes over loopback from a child process, so the
  * CPU measured (this process: main thread from /proc, whole process, GC) is the receiving side's alone.
  *
- *   node --import tsx test/bench/patch-body-cpu.ts toweb|uncopied [MiB=1024] [reps=3]
+ *   node --import tsx test/bench/patch-body-cpu.ts toweb|uncopied|direct [MiB=1024] [reps=3]
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { uncopiedBody } from '../../server/upload-store/patch-body.ts';
 
 const MiB = 1024 * 1024;
 const mode = process.argv[2] ?? 'uncopied';
-if (mode !== 'toweb' && mode !== 'uncopied') throw new Error('mode: toweb or uncopied');
+if (mode !== 'toweb' && mode !== 'uncopied' && mode !== 'direct') throw new Error('mode: toweb, uncopied or direct');
 const size = Number(process.argv[3] ?? 1024) * MiB;
 const reps = Number(process.argv[4] ?? 3);
 
@@ -37,8 +37,9 @@ const done: ((bytes: number) => void)[] = [];
 const server = http.createServer((req, res) => {
   measure = { cpu: process.cpuUsage(), main: mainCpu(), t0: performance.now() };
   gcMs = 0;
-  const web = mode === 'toweb' ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : uncopiedBody(req);
-  const body = Readable.fromWeb(web as NodeWebStream).pipe(new PassThrough());
+  // direct: the request read as it is, the floor under both (socket reads, HTTP parsing, one async iterator).
+  const web = mode === 'toweb' ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : mode === 'uncopied' ? uncopiedBody(req) : null;
+  const body = web === null ? req : Readable.fromWeb(web as NodeWebStream).pipe(new PassThrough());
   void (async () => {
     let bytes = 0;
     for await (const chunk of body as AsyncIterable<Buffer>) bytes += chunk.length;

@@ -1,0 +1,55 @@
+/**
+ * Serve's CPU per GB for code variants side by side: the one-core row's push (push on CPU 0, serve on CPU 1, the
+ * bench's full or quarter stream), repeated with SNAPFERRY_AB_VARIANT set to each of the given values in turn, round
+ * after round, so that every variant sees the same minutes of a busy machine. What a variant changes is the code's
+ * business (read the variable where the experiment is); this prints serve's CPU (node + btrfs receive) per GB of raw
+ * stream for each push, and each variant's mean. SNAPFERRY_BENCH_NODE_OPTIONS (measure.ts) adds node options to every
+ * snapferry process, e.g. a preload that writes serve's CPU per thread or a CPU profile when it exits.
+ *
+ *   node --import tsx test/bench/serve-cpu-ab.ts [rounds=3] [full|quarter] [compress=auto|none|1..19] variant...
+ */
+import path from 'node:path';
+import { Cleanup } from './cleanup.ts';
+import { pushOnce, type LanContext } from './lan.ts';
+import { clientStartup, probeDir, removeServerRoot } from './snapferry.ts';
+import { ONE_CORE } from './one-core.ts';
+import { parseBenchArgs } from './options.ts';
+import { buildWorld, settle } from './world.ts';
+
+const [roundsArg, streamArg, compress, ...variants] = process.argv.slice(2);
+const rounds = Number(roundsArg ?? 3);
+if (variants.length === 0) variants.push('');
+const started = performance.now();
+const say = (line: string): void => void process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+const cleanup = new Cleanup();
+cleanup.installSignalHandlers();
+try {
+  const options = parseBenchArgs([]);
+  if (options === 'help') throw new Error('unreachable');
+  const world = await buildWorld(cleanup, options.scale, say);
+  const probes = await probeDir(cleanup);
+  const ctx: LanContext = { cleanup, world, probes, startup: await clientStartup(probes), say };
+  const stream = streamArg === 'quarter' ? world.quarter : world.full;
+  const figures = new Map<string, number[]>(variants.map((v) => [v, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const variant of r % 2 === 0 ? variants : [...variants].reverse()) {
+      process.env.SNAPFERRY_AB_VARIANT = variant;
+      const root = path.join(world.server.mountPoint, `root-ab-${r}-${variant}`);
+      await settle(world.server);
+      try {
+        // A variant named c1..c19 or cnone pushes with that --compress instead.
+        const level = /^c(\d+|none)$/.exec(variant)?.[1] ?? compress;
+        const push = await pushOnce(ctx, { root, route: {}, stream, cpus: { ...ONE_CORE }, ...(level && level !== 'auto' ? { compress: level } : {}) });
+        const perGb = (push.serverCpuSeconds ?? Number.NaN) / (stream.rawBytes / 1e9);
+        figures.get(variant)!.push(perGb);
+        say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${push.seconds.toFixed(1)} s, wire ${(push.wireBytes / 1e6).toFixed(0)} MB, serve peak RSS ${((push.serverMaxRssBytes ?? 0) / 1e6).toFixed(0)} MB`);
+      } finally {
+        await removeServerRoot(root);
+        await settle(world.server);
+      }
+    }
+  }
+  for (const [v, xs] of figures) say(`variant '${v}': ${xs.map((x) => x.toFixed(2)).join(', ')}; mean ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2)} s/GB`);
+} finally {
+  await cleanup.run();
+}
