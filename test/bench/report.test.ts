@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LanStreamResult, SnapferryFigures } from './lan.ts';
 import { parseBenchArgs } from './options.ts';
-import { buildSections, lineSecondsCutsAside, lostSeconds, type BenchResults } from './report.ts';
+import { buildSections, lineCutsAside, lostSeconds, type BenchResults } from './report.ts';
 import type { SilentPush } from './silent-line.ts';
 import type { LineTimeline, SlowVariant } from './slow-link.ts';
 import { renderTable } from './table.ts';
@@ -149,12 +149,15 @@ test('slow line: the time on the line with the cuts aside, from the first byte t
   const resent = 300 + 1000;
   // Truly: 2 s to 82 s less the gap of 1.45 s, less the re-sent bytes' line time (5.2 ms).
   const truly = 80 - 1.45 - resent / rate;
-  const onLine = lineSecondsCutsAside(line, rate, resent)!;
+  const figures = lineCutsAside(line, rate, resent)!;
+  const onLine = figures.seconds;
   assert.ok(onLine >= truly - 0.001 && onLine <= truly + 0.25, `${onLine} s: at most a sample longer than ${truly} s, never shorter`);
-  // Two cuts in one gap count once; a cut whose line never comes back ends its gap at the last byte.
-  assert.equal(lineSecondsCutsAside({ ...line, cuts: [30.05, 30.3] }, rate, resent), onLine);
-  assert.equal(lineSecondsCutsAside(timeline([[1.05, 0], [0.95, rate]], []), rate, 0), 1, 'from the sample before the first byte, 1.0 s, to the end');
-  assert.equal(lineSecondsCutsAside(timeline([[1, 0]], []), rate, 0), null, 'nothing crossed');
+  assert.ok(Math.abs(figures.idleSeconds - 5) <= 0.25, `the 5 s wait for frames is the idle time (${figures.idleSeconds} s)`);
+  assert.ok(Math.abs(figures.busyBytesPerSecond - rate) <= 0.02 * rate, `the line carried its rate when busy (${figures.busyBytesPerSecond})`);
+  // Two cuts in one gap count once.
+  assert.deepEqual(lineCutsAside({ ...line, cuts: [30.05, 30.3] }, rate, resent), figures);
+  assert.equal(lineCutsAside(timeline([[1.05, 0], [0.95, rate]], []), rate, 0)?.seconds, 1, 'from the sample before the first byte, 1.0 s, to the end');
+  assert.equal(lineCutsAside(timeline([[1, 0]], []), rate, 0), null, 'nothing crossed');
 
   const slow = results().slow!;
   const wireBytes = line.samples.at(-1)![1] - resent;
@@ -167,6 +170,7 @@ test('slow line: the time on the line with the cuts aside, from the first byte t
   const auto = find(waited, /^Slow link/, /on the line, cuts aside, --compress auto/);
   assert.equal(auto.ratio, `${(onLine / (wireBytes / rate)).toFixed(2)}×`);
   assert.match(auto.target, /≤ 1.05×: MISSED/, '5 s waiting for frames in 73.5 s is 1.07×');
+  assert.match(find(waited, /^Slow link/, /of it idle, --compress auto/).measured, /^5\.\d s$/);
   assert.equal(find(waited, /^Slow link/, /on the line, cuts aside, --compress 3/).target, '', 'the target is auto\'s');
   slow.variants = [variant(1, 'auto')];
   assert.match(find(buildSections(results({ slow })), /^Slow link/, /on the line, cuts aside, --compress auto/).target, /met/, 'a 1 s wait is 1.01×');

@@ -122,11 +122,13 @@ function slowSection(s: SlowResult): TableSection {
     rows.push(row(`wire bytes, ${name}`, `${megabytes(v.wireBytes)} (${times(v.wireBytes / s.rawBytes)} raw)`, `zstd -3 ${megabytes(s.zstd3Bytes)}`, times(toZstd), target));
     const atRate = v.wireBytes / s.linkBytesPerSecond;
     rows.push(row(`time, ${name}`, duration(v.seconds), `wire bytes at link rate ${duration(atRate)}`, times(v.seconds / atRate)));
-    const onLine = v.line ? lineSecondsCutsAside(v.line, s.linkBytesPerSecond, v.resentBytes) : null;
+    const onLine = v.line ? lineCutsAside(v.line, s.linkBytesPerSecond, v.resentBytes) : null;
     if (onLine !== null) {
-      const ratio = onLine / atRate;
+      const ratio = onLine.seconds / atRate;
       const limit = v.setting === 'auto' ? verdict(`≤ ${times(LINE_TIME_LIMIT)}`, ratio <= LINE_TIME_LIMIT) : '';
-      rows.push(row(`time on the line, cuts aside, ${name}`, duration(onLine), `wire bytes at link rate ${duration(atRate)}`, times(ratio), limit));
+      rows.push(row(`time on the line, cuts aside, ${name}`, duration(onLine.seconds), `wire bytes at link rate ${duration(atRate)}`, times(ratio), limit));
+      const carried = `line carried ${(onLine.busyBytesPerSecond / 1e3).toFixed(0)} kB/s when busy`;
+      rows.push(row(`  of it idle, ${name}`, duration(onLine.idleSeconds), carried, times(onLine.busyBytesPerSecond / s.linkBytesPerSecond)));
     }
     rows.push(resentRow(name, v));
   }
@@ -169,6 +171,16 @@ export function lostSeconds(s: Pick<SilentLineResult, 'baseline'>, p: Pick<Silen
   return p.seconds - s.baseline.seconds - p.silentSeconds;
 }
 
+/** The push on the slow line with its cuts set aside (lineCutsAside). */
+export interface LineCutsAside {
+  /** Time on the line, cuts aside. */
+  seconds: number;
+  /** Of it, sample intervals in which the line carried less than half its rate: the push's own idle time. */
+  idleSeconds: number;
+  /** What the line carried while it carried at least half its rate: the proxy's own rate, below the one set under load. */
+  busyBytesPerSecond: number;
+}
+
 /**
  * The push's time on the slow line with its cuts set aside, the issue's "time on the line ... cuts aside": from the
  * first byte upstream to the last, less each cut's gap (from the cut until the line carries at least half its rate
@@ -176,26 +188,25 @@ export function lostSeconds(s: Pick<SilentLineResult, 'baseline'>, p: Pick<Silen
  * the bytes sent again (parts of frames after a cut, and every request's headers). What is left is the line carrying
  * the upload and the idle time that is the push's own: frames not ready, turnarounds between PATCHes. Neither the
  * push's start before its first byte nor the server's receive after the last is time on the line. The samples bound
- * each moment to an interval; each is taken at the end that makes the result longer, so it never flatters the push.
+ * each moment to an interval; each is taken at the end that makes the time longer, so it never flatters the push.
  * Null when nothing crossed the line.
  */
-export function lineSecondsCutsAside(line: LineTimeline, bytesPerSecond: number, resentBytes: number): number | null {
+export function lineCutsAside(line: LineTimeline, bytesPerSecond: number, resentBytes: number): LineCutsAside | null {
   const samples = line.samples;
   const total = samples.at(-1)?.[1] ?? 0;
   const firstMoved = samples.findIndex(([, bytes]) => bytes > 0);
   if (total <= 0 || firstMoved < 0) return null;
   const first = samples[Math.max(0, firstMoved - 1)]![0];
   const last = samples.find(([, bytes]) => bytes >= total)![0];
+  const carries = (i: number): boolean => samples[i]![1] - samples[i - 1]![1] >= (bytesPerSecond * (samples[i]![0] - samples[i - 1]![0])) / 2;
   // Each cut's gap: from the cut until the line is back, the first sample interval after the cut in which it carried
   // at least half its rate; it came back at that interval's start, or anywhere in the one before if that one carried
   // anything. Gaps that overlap count once.
   const backAfter = (cut: number): number => {
     for (let i = 1; i < samples.length; i++) {
-      const [t0, b0] = samples[i - 1]!;
-      const [t1, b1] = samples[i]!;
-      if (t0 < cut || b1 - b0 < (bytesPerSecond * (t1 - t0)) / 2) continue;
+      if (samples[i - 1]![0] < cut || !carries(i)) continue;
       const before = samples[i - 2];
-      return before !== undefined && b0 > before[1] ? before[0] : t0;
+      return before !== undefined && samples[i - 1]![1] > before[1] ? before[0] : samples[i - 1]![0];
     }
     return last;
   };
@@ -207,7 +218,15 @@ export function lineSecondsCutsAside(line: LineTimeline, bytesPerSecond: number,
     if (back > from) gaps += back - from;
     counted = Math.max(counted, back);
   }
-  return last - first - gaps - resentBytes / bytesPerSecond;
+  let busy = 0;
+  let busyBytes = 0;
+  for (let i = 1; i < samples.length; i++) {
+    if (samples[i - 1]![0] < first || samples[i]![0] > last || !carries(i)) continue;
+    busy += samples[i]![0] - samples[i - 1]![0];
+    busyBytes += samples[i]![1] - samples[i - 1]![1];
+  }
+  const seconds = last - first - gaps - resentBytes / bytesPerSecond;
+  return { seconds, idleSeconds: Math.max(0, last - first - gaps - busy), busyBytesPerSecond: busy > 0 ? busyBytes / busy : 0 };
 }
 
 /** The first line of an error, short enough for a table cell. */

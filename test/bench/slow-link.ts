@@ -5,7 +5,7 @@
  * the bytes sent again after cuts: everything that crossed the proxy upstream minus the final upload length, as
  * test/e2e/resume-cuts.test.ts counts them (HTTP requests included). And the line's timeline as the proxy saw it
  * (its upstream count sampled, and when each cut fell), from which the report takes the time on the line with the
- * cuts set aside (report.ts, lineSecondsCutsAside).
+ * cuts set aside (report.ts, lineCutsAside).
  */
 import path from 'node:path';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
