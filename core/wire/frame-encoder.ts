@@ -7,8 +7,9 @@
  * The hold: while a level chooser has nothing to choose by (`blind()`: the line not measured yet), every frame framed
  * ahead of the line keeps the level guessed for it however long it then waits for the line, and the pipeline would
  * frame several chunks ahead in the line's first seconds. So while it is blind the encoder compresses one chunk at a
- * time and frames nothing ahead of what its reader has taken. The hold ends for good once the chooser sees, or
- * HOLD_LIMIT_MS after the first write whatever it says: it is a preference, never a wait without end.
+ * time and frames nothing ahead of what its reader has taken (less than the readable side's high-water mark, see
+ * #readAhead). The hold ends for good once the chooser sees, or HOLD_LIMIT_MS after the first write whatever it
+ * says: it is a preference, never a wait without end.
  *
  * A resumed upload starts mid-stream: `start` (from hashRawPrefix plus the server's wire offset) makes the first
  * frame out be frame N, with the chain and offsets it would have had in one uninterrupted run, so the bytes equal
