@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LanStreamResult, SnapferryFigures } from './lan.ts';
 import { parseBenchArgs } from './options.ts';
-import { buildSections, lostSeconds, type BenchResults } from './report.ts';
+import { buildSections, lineCutsAside, lostSeconds, type BenchResults } from './report.ts';
 import type { SilentPush } from './silent-line.ts';
-import type { SlowVariant } from './slow-link.ts';
+import type { LineTimeline, SlowVariant } from './slow-link.ts';
 import { renderTable } from './table.ts';
 
 const push = (mbps: number, wireBytes: number): SnapferryFigures => ({
@@ -125,6 +125,63 @@ test('one core each: snapferry against the pinned spooling pipe and ssh of the s
   assert.match(find(sections, /^One core each/, /server/).target, /MISSED/, '8 against 5 is 1.6×');
   const skipped = buildSections(results({ oneCore: { skipped: 'needs 2 CPUs: one for each side' } }));
   assert.match(find(skipped, /^One core each/, /one CPU each/).baseline, /needs 2 CPUs/);
+});
+
+/**
+ * A line sampled every 0.1 s as slow-link.ts samples the proxy: `spans` are [seconds, bytes per second] in order, and
+ * `extra` bytes cross at given moments (a request's headers while the line is otherwise idle).
+ */
+function timeline(spans: Array<[number, number]>, cuts: number[], extra: Array<[number, number]> = []): LineTimeline {
+  const bytesAt = (t: number): number => {
+    let bytes = 0;
+    let at = 0;
+    for (const [seconds, rate] of spans) {
+      bytes += Math.max(0, Math.min(t, at + seconds) - at) * rate;
+      at += seconds;
+    }
+    return Math.round(bytes + extra.filter(([when]) => when <= t).reduce((sum, [, n]) => sum + n, 0));
+  };
+  const end = spans.reduce((sum, [seconds]) => sum + seconds, 0);
+  const samples: Array<[number, number]> = [];
+  for (let i = 0; i * 0.1 <= end + 1e-9; i++) samples.push([i * 0.1, bytesAt(i * 0.1)]);
+  return { samples, cuts };
+}
+
+test('slow line: the time on the line with the cuts aside, from the first byte to the last, and judged for auto', () => {
+  const rate = 250_000;
+  // 2 s before the first byte; a cut at 30.05 s, the line idle until 31.5 s but for a HEAD's 300 bytes at 31.0 s; the
+  // push's own 5 s wait for frames at 60 s; the line idle for the last 5 s while the server receives.
+  const spans = (wait: number): Array<[number, number]> => [[2, 0], [28.05, rate], [1.45, 0], [28.5, rate], [wait, 0], [17, rate], [5, 0]];
+  const line = timeline(spans(5), [30.05], [[31, 300]]);
+  const resent = 300 + 1000;
+  // Truly: 2 s to 82 s less the gap of 1.45 s, less the re-sent bytes' line time (5.2 ms).
+  const truly = 80 - 1.45 - resent / rate;
+  const figures = lineCutsAside(line, rate, resent)!;
+  const onLine = figures.seconds;
+  assert.ok(onLine >= truly - 0.001 && onLine <= truly + 0.25, `${onLine} s: at most a sample longer than ${truly} s, never shorter`);
+  assert.ok(Math.abs(figures.idleSeconds - 5) <= 0.25, `the 5 s wait for frames is the idle time (${figures.idleSeconds} s)`);
+  assert.ok(Math.abs(figures.busyBytesPerSecond - rate) <= 0.02 * rate, `the line carried its rate when busy (${figures.busyBytesPerSecond})`);
+  // Two cuts in one gap count once.
+  assert.deepEqual(lineCutsAside({ ...line, cuts: [30.05, 30.3] }, rate, resent), figures);
+  assert.equal(lineCutsAside(timeline([[1.05, 0], [0.95, rate]], []), rate, 0)?.seconds, 1, 'from the sample before the first byte, 1.0 s, to the end');
+  assert.equal(lineCutsAside(timeline([[1, 0]], []), rate, 0), null, 'nothing crossed');
+
+  const slow = results().slow!;
+  const wireBytes = line.samples.at(-1)![1] - resent;
+  const variant = (wait: number, setting: string): SlowVariant => ({
+    setting, seconds: 92, wireBytes, upstreamBytes: wireBytes + resent, cuts: 1, resentBytes: resent, frameBytes: 4194376, levelNotes: [],
+    line: timeline(spans(wait), [30.05], [[31, 300]]),
+  });
+  slow.variants = [variant(5, '3'), variant(5, 'auto')];
+  const waited = buildSections(results({ slow }));
+  const auto = find(waited, /^Slow link/, /on the line, cuts aside, --compress auto/);
+  assert.equal(auto.ratio, `${(onLine / (wireBytes / rate)).toFixed(2)}×`);
+  assert.match(auto.target, /≤ 1.05×: MISSED/, '5 s waiting for frames in 73.5 s is 1.07×');
+  assert.match(find(waited, /^Slow link/, /of it idle, --compress auto/).measured, /^5\.\d s$/);
+  assert.equal(find(waited, /^Slow link/, /on the line, cuts aside, --compress 3/).target, '', 'the target is auto\'s');
+  slow.variants = [variant(1, 'auto')];
+  assert.match(find(buildSections(results({ slow })), /^Slow link/, /on the line, cuts aside, --compress auto/).target, /met/, 'a 1 s wait is 1.01×');
+  assert.ok(!buildSections(results()).some((s) => s.rows.some((r) => /cuts aside/.test(r.what))), 'no row from results without the line');
 });
 
 test('silent line: the seconds each silence lost beyond itself, against the stall timeout plus 15 s', () => {

@@ -9,7 +9,7 @@ import type { LanResult, LanStreamResult, RunFigures, Skipped, SnapferryFigures 
 import type { OneCoreResult } from './one-core.ts';
 import type { RssFigures, RssResult } from './rss.ts';
 import type { SilentLineResult, SilentPush } from './silent-line.ts';
-import type { SlowResult, SlowVariant } from './slow-link.ts';
+import type { LineTimeline, SlowResult, SlowVariant } from './slow-link.ts';
 import type { Section } from './options.ts';
 import type { ClientStartup } from './snapferry.ts';
 import { duration, megabytes, rate, times, verdict, type Row, type TableSection } from './table.ts';
@@ -42,6 +42,8 @@ export interface BenchResults {
 /** Peak RSS under this on each side, and the whole stream's within this factor of a quarter's (issue 22). */
 const RSS_LIMIT_BYTES = 128e6;
 const RSS_FLAT = 1.1;
+/** On the slow line, auto's time on the line with the cuts aside at most this times its wire bytes at the line's rate (issue 22). */
+const LINE_TIME_LIMIT = 1.05;
 /** Each side's CPU per GB at most this times ssh's side (issue 22). */
 const CPU_LIMIT = 1.5;
 /** snapferry over http at least this fraction of `btrfs send | tee spool | btrfs receive` (issue 22). */
@@ -123,10 +125,21 @@ function slowSection(s: SlowResult): TableSection {
     const toZstd = v.wireBytes / s.zstd3Bytes;
     const target = v.setting === 'auto' ? verdict('≤ 0.90×', toZstd <= 0.9) : v.setting === '3' ? verdict('≤ 1.02×', toZstd <= 1.02) : '';
     rows.push(row(`wire bytes, ${name}`, `${megabytes(v.wireBytes)} (${times(v.wireBytes / s.rawBytes)} raw)`, `zstd -3 ${megabytes(s.zstd3Bytes)}`, times(toZstd), target));
-    rows.push(row(`time, ${name}`, duration(v.seconds), `wire bytes at link rate ${duration(v.wireBytes / s.linkBytesPerSecond)}`, times(v.seconds / (v.wireBytes / s.linkBytesPerSecond))));
+    const atRate = v.wireBytes / s.linkBytesPerSecond;
+    rows.push(row(`time, ${name}`, duration(v.seconds), `wire bytes at link rate ${duration(atRate)}`, times(v.seconds / atRate)));
+    const onLine = v.line ? lineCutsAside(v.line, s.linkBytesPerSecond, v.resentBytes) : null;
+    if (onLine !== null) {
+      const ratio = onLine.seconds / atRate;
+      const limit = v.setting === 'auto' ? verdict(`≤ ${times(LINE_TIME_LIMIT)}`, ratio <= LINE_TIME_LIMIT) : '';
+      rows.push(row(`time on the line, cuts aside, ${name}`, duration(onLine.seconds), `wire bytes at link rate ${duration(atRate)}`, times(ratio), limit));
+      const carried = `line carried ${(onLine.busyBytesPerSecond / 1e3).toFixed(0)} kB/s when busy`;
+      rows.push(row(`  of it idle, ${name}`, duration(onLine.idleSeconds), carried, times(onLine.busyBytesPerSecond / s.linkBytesPerSecond)));
+    }
     rows.push(resentRow(name, v));
   }
-  const title = `Slow link: ${(s.linkBytesPerSecond * 8) / 1e6} Mbit/s, cut every ${megabytes(s.cutEveryBytes)} (${Math.round(s.cutEveryBytes / s.linkBytesPerSecond)} s), ${megabytes(s.rawBytes)} raw stream`;
+  const title =
+    `Slow link: ${(s.linkBytesPerSecond * 8) / 1e6} Mbit/s, cut every ${megabytes(s.cutEveryBytes)} (${Math.round(s.cutEveryBytes / s.linkBytesPerSecond)} s), ${megabytes(s.rawBytes)} raw stream; ` +
+    `time: the whole push; on the line, cuts aside: first byte to last, less each cut until the line carries again, less re-sent bytes`;
   return { title, rows };
 }
 
@@ -161,6 +174,64 @@ function silentSection(s: SilentLineResult): TableSection {
 /** What a silence cost beyond itself: the push's time less the push's with no silence, less the silence. */
 export function lostSeconds(s: Pick<SilentLineResult, 'baseline'>, p: Pick<SilentPush, 'seconds' | 'silentSeconds'>): number {
   return p.seconds - s.baseline.seconds - p.silentSeconds;
+}
+
+/** The push on the slow line with its cuts set aside (lineCutsAside). */
+export interface LineCutsAside {
+  /** Time on the line, cuts aside. */
+  seconds: number;
+  /** Of it, sample intervals in which the line carried less than half its rate: the push's own idle time. */
+  idleSeconds: number;
+  /** What the line carried while it carried at least half its rate: the proxy's own rate, below the one set under load. */
+  busyBytesPerSecond: number;
+}
+
+/**
+ * The push's time on the slow line with its cuts set aside, the issue's "time on the line ... cuts aside": from the
+ * first byte upstream to the last, less each cut's gap (from the cut until the line carries at least half its rate
+ * again: the push reconnects, runs btrfs send again and hashes it up to the server's offset), less the line time of
+ * the bytes sent again (parts of frames after a cut, and every request's headers). What is left is the line carrying
+ * the upload and the idle time that is the push's own: frames not ready, turnarounds between PATCHes. Neither the
+ * push's start before its first byte nor the server's receive after the last is time on the line. The samples bound
+ * each moment to an interval; each is taken at the end that makes the time longer, so it never flatters the push.
+ * Null when nothing crossed the line.
+ */
+export function lineCutsAside(line: LineTimeline, bytesPerSecond: number, resentBytes: number): LineCutsAside | null {
+  const samples = line.samples;
+  const total = samples.at(-1)?.[1] ?? 0;
+  const firstMoved = samples.findIndex(([, bytes]) => bytes > 0);
+  if (total <= 0 || firstMoved < 0) return null;
+  const first = samples[Math.max(0, firstMoved - 1)]![0];
+  const last = samples.find(([, bytes]) => bytes >= total)![0];
+  const carries = (i: number): boolean => samples[i]![1] - samples[i - 1]![1] >= (bytesPerSecond * (samples[i]![0] - samples[i - 1]![0])) / 2;
+  // Each cut's gap: from the cut until the line is back, the first sample interval after the cut in which it carried
+  // at least half its rate; it came back at that interval's start, or anywhere in the one before if that one carried
+  // anything. Gaps that overlap count once.
+  const backAfter = (cut: number): number => {
+    for (let i = 1; i < samples.length; i++) {
+      if (samples[i - 1]![0] < cut || !carries(i)) continue;
+      const before = samples[i - 2];
+      return before !== undefined && samples[i - 1]![1] > before[1] ? before[0] : samples[i - 1]![0];
+    }
+    return last;
+  };
+  let gaps = 0;
+  let counted = -Infinity;
+  for (const cut of [...line.cuts].sort((a, b) => a - b)) {
+    const from = Math.max(cut, counted);
+    const back = Math.min(backAfter(cut), last);
+    if (back > from) gaps += back - from;
+    counted = Math.max(counted, back);
+  }
+  let busy = 0;
+  let busyBytes = 0;
+  for (let i = 1; i < samples.length; i++) {
+    if (samples[i - 1]![0] < first || samples[i]![0] > last || !carries(i)) continue;
+    busy += samples[i]![0] - samples[i - 1]![0];
+    busyBytes += samples[i]![1] - samples[i - 1]![1];
+  }
+  const seconds = last - first - gaps - resentBytes / bytesPerSecond;
+  return { seconds, idleSeconds: Math.max(0, last - first - gaps - busy), busyBytesPerSecond: busy > 0 ? busyBytes / busy : 0 };
 }
 
 /** The first line of an error, short enough for a table cell. */

@@ -3,7 +3,9 @@
  * once with `--compress 3` and once with `--compress auto`. Against the raw stream and `zstd -3` of the whole stream
  * (what `btrfs send | zstd -3 | ssh` would put on the wire), it reports the wire bytes (the final upload length), and
  * the bytes sent again after cuts: everything that crossed the proxy upstream minus the final upload length, as
- * test/e2e/resume-cuts.test.ts counts them (HTTP requests included).
+ * test/e2e/resume-cuts.test.ts counts them (HTTP requests included). And the line's timeline as the proxy saw it
+ * (its upstream count sampled, and when each cut fell), from which the report takes the time on the line with the
+ * cuts set aside (report.ts, lineCutsAside).
  */
 import path from 'node:path';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
@@ -26,7 +28,20 @@ export interface SlowVariant {
   frameBytes: number;
   /** The push's notes on its compression level, in order. */
   levelNotes: string[];
+  /** The line during the push; absent in results written before it was recorded. */
+  line?: LineTimeline;
 }
+
+/** What crossed the proxy upstream during a push, seconds counted from the push's start. */
+export interface LineTimeline {
+  /** [seconds, upstream bytes so far], every LINE_SAMPLE_MS, from the push's start to its end. */
+  samples: Array<[number, number]>;
+  /** When each cut fell. */
+  cuts: number[];
+}
+
+/** Often enough that a cut's gap (the push reconnects, hashes the stream again to the offset) is seen to a tenth of a second. */
+const LINE_SAMPLE_MS = 100;
 
 export interface SlowResult {
   rawBytes: number;
@@ -70,10 +85,22 @@ async function pushOverLink(ctx: LanContext, scale: Scale, compress: string): Pr
   try {
     proxy.setRate(scale.linkBytesPerSecond);
     proxy.cutEvery(scale.cutEveryBytes);
-    proxy.onCut(() => ctx.say(`  cut #${proxy.stats().cuts}`));
     await proxy.settled();
     proxy.resetStats();
-    const run = await runPush(ctx.cleanup, ctx.probes, { target: server, url: proxy.url, volume: 'bench', snapshot: ctx.world.slow.snapshot, compress });
+    const line: LineTimeline = { samples: [], cuts: [] };
+    const started = performance.now();
+    const since = () => (performance.now() - started) / 1000;
+    const sample = () => line.samples.push([since(), proxy.stats().upstreamBytes]);
+    proxy.onCut(() => {
+      line.cuts.push(since());
+      ctx.say(`  cut #${proxy.stats().cuts}`);
+    });
+    sample();
+    const sampler = setInterval(sample, LINE_SAMPLE_MS);
+    const run = await runPush(ctx.cleanup, ctx.probes, { target: server, url: proxy.url, volume: 'bench', snapshot: ctx.world.slow.snapshot, compress }).finally(() => {
+      clearInterval(sampler);
+      sample();
+    });
     const stats = proxy.stats();
     const name = path.basename(ctx.world.slow.snapshot);
     const transfer = (await server.transfers()).find((t) => t.snapshot === name && t.state === 'received');
@@ -87,6 +114,7 @@ async function pushOverLink(ctx: LanContext, scale: Scale, compress: string): Pr
       resentBytes: stats.upstreamBytes - transfer.wireOffset,
       frameBytes: transfer.chunkSize + FRAME_HEADER_SIZE,
       levelNotes: run.levelNotes,
+      line,
     };
   } finally {
     await proxy.close();
