@@ -113,12 +113,6 @@ export class AutoLevel implements LevelChooser {
     return this.#level;
   }
 
-  /** Until the line is measured every level is a guess: the encoder frames as little ahead as it can meanwhile. */
-  blind(): boolean {
-    const link = this.#options.linkRate();
-    return link === null || link <= 0;
-  }
-
   observe(sample: CompressionSample): void {
     if (sample.level === this.#level) this.#seenAtLevel++;
     if (sample.level === NO_COMPRESSION || sample.rawLength === 0) return;

@@ -4,13 +4,6 @@
  * unread. With a compression pool, one chunk per worker and one more are in flight as well;
  * they come back in any order and leave in order, and a compressed chunk's raw memory comes back to be filled again.
  *
- * The hold: while a level chooser has nothing to choose by (`blind()`: the line not measured yet), every frame framed
- * ahead of the line keeps the level guessed for it however long it then waits for the line, and the pipeline would
- * frame several chunks ahead in the line's first seconds. So while it is blind the encoder compresses one chunk at a
- * time and frames nothing ahead of what its reader has taken (less than the readable side's high-water mark, see
- * #readAhead). The hold ends for good once the chooser sees, or HOLD_LIMIT_MS after the first write whatever it
- * says: it is a preference, never a wait without end.
- *
  * A resumed upload starts mid-stream: `start` (from hashRawPrefix plus the server's wire offset) makes the first
  * frame out be frame N, with the chain and offsets it would have had in one uninterrupted run, so the bytes equal
  * the tail of a single encoder's output from frame N on.
@@ -28,12 +21,6 @@ import { RawChunker } from './raw-chunker.ts';
 import { sealFrame, type FrameSealing } from './frame-seal.ts';
 
 export type { CompressionSample, LevelChooser } from './level-chooser.ts';
-
-/**
- * The longest the hold lasts. The link meter needs about 2 s of the upload to measure a line; on a LAN whose meter
- * does not measure (the upload mostly waiting for frames), this is all the hold can cost: one worker for 10 s.
- */
-export const HOLD_LIMIT_MS = 10_000;
 
 export interface FrameEncoderOptions {
   chunkSize?: number;
@@ -78,8 +65,6 @@ export class FrameEncoder extends Transform {
   /** Chunks handed to the pool, oldest first; each gets its parts when its worker answers. */
   readonly #jobs: { rawLength: number; parts: CompressedParts | null }[] = [];
   #roomWaiter: (() => void) | null = null;
-  /** The hold (see the top): 'off' without a chooser that can be blind, and once it ended; 'until' holds a deadline. */
-  #hold: { state: 'unstarted' } | { state: 'until'; deadline: number } | { state: 'off' };
   readonly #chain: ChainHasher;
   readonly #onFrame: ((frame: EncodedFrameInfo) => void) | undefined;
   readonly #seal: FrameSealing | null;
@@ -96,7 +81,6 @@ export class FrameEncoder extends Transform {
     this.#chooser = typeof level === 'number' ? null : level;
     this.#fixedLevel = typeof level === 'number' ? validateZstdLevel(level) : DEFAULT_ZSTD_LEVEL;
     this.#pool = opts.pool ?? null;
-    this.#hold = this.#chooser?.blind ? { state: 'unstarted' } : { state: 'off' };
     this.#compressor = this.#pool ? null : new ChunkCompressor(this.#fixedLevel);
     this.#onFrame = opts.onFrame;
     this.#seal = opts.seal ?? null;
@@ -130,7 +114,7 @@ export class FrameEncoder extends Transform {
         throw new RangeError('resumed after the short last chunk, yet more raw data came: the stream has changed');
       }
       for (const raw of this.#chunker.push(chunk)) this.#addChunk(raw);
-      this.#whenRoom(null, callback, true);
+      this.#whenRoom(this.#maxJobs(), callback, true);
     } catch (err) {
       callback(err as Error);
     }
@@ -154,43 +138,18 @@ export class FrameEncoder extends Transform {
     });
   }
 
-  /** Chunks that may wait for their workers: one per worker and one more, or none under the hold. */
   #maxJobs(): number {
-    return this.#pool && !this.#held() ? this.#pool.size + 1 : 0;
+    return this.#pool ? this.#pool.size + 1 : 0;
   }
 
   /**
-   * Frames may wait to be read while fewer bytes than this do: a chunk's worth, or under the hold fewer than the
-   * readable side's high-water mark. That is Readable's own rule for asking _read (it asks only once its buffer is
-   * below the mark, and not again until something is pushed), so a _read under the hold always finds room: a rule
-   * stricter than the mark ("nothing unread") left a _read that came with a small frame unread without room, and
-   * the stream stalled.
+   * Calls `done` once at most `max` chunks wait for their workers and, with `read`, once less than a chunk of frames
+   * waits to be read. Frames from the pool are pushed when their worker answers, after Transform has already
+   * checked its readable side for this write: without the second condition a reader slower than `btrfs send` (an
+   * upload) let frames pile up here without bound (170 MB in one LAN push).
    */
-  #readAhead(): number {
-    return this.#held() ? this.readableHighWaterMark : this.chunkSize;
-  }
-
-  /** Whether the hold is on now; its time starts with the first write and, once ended, it stays off. */
-  #held(): boolean {
-    const hold = this.#hold;
-    if (hold.state === 'off') return false;
-    const deadline = hold.state === 'until' ? hold.deadline : Date.now() + HOLD_LIMIT_MS;
-    const on = Date.now() < deadline && this.#chooser?.blind?.() === true;
-    this.#hold = on ? { state: 'until', deadline } : { state: 'off' };
-    return on;
-  }
-
-  /**
-   * Calls `done` once at most `max` chunks (null: #maxJobs() as it stands when looked at) wait for their workers
-   * and, with `read`, once fewer bytes of frames than #readAhead() wait to be read. Frames from the pool are pushed
-   * when their worker answers, after Transform has already checked its readable side for this write: without the
-   * second condition a reader slower than `btrfs send` (an upload) let frames pile up here without bound (170 MB in
-   * one LAN push). Looked at again on every _read and every worker's answer; the hold needs no timer of its own:
-   * under it a write waits either for its chunk's worker or for a _read, the same read Transform itself waits for
-   * with a high-water mark of frames unread, and whether the chooser sees (or the hold's time is up) is asked then.
-   */
-  #whenRoom(max: number | null, done: () => void, read = false): void {
-    const room = () => this.#jobs.length <= (max ?? this.#maxJobs()) && (!read || this.readableLength < this.#readAhead());
+  #whenRoom(max: number, done: () => void, read = false): void {
+    const room = () => this.#jobs.length <= max && (!read || this.readableLength < this.chunkSize);
     if (room()) {
       done();
       return;

@@ -7,13 +7,6 @@
 export interface LevelChooser {
   next(): number;
   observe(sample: CompressionSample): void;
-  /**
-   * True while the chooser has nothing to choose by yet (the line not measured): the encoder then holds, compressing
-   * one chunk at a time and framing nothing ahead of what its reader has taken (frame-encoder.ts), so that few frames
-   * go at a level chosen blind. Without it the pipeline frames several chunks ahead in the line's first seconds, and
-   * on a slow line they keep the blind level however long they then wait for it.
-   */
-  blind?(): boolean;
 }
 
 export interface CompressionSample {
