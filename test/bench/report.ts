@@ -116,6 +116,9 @@ function cpuSection(s: LanStreamResult): TableSection {
 
 function slowSection(s: SlowResult): TableSection {
   const rows = [row('zstd -3 of the whole stream', megabytes(s.zstd3Bytes), `raw ${megabytes(s.rawBytes)}`, times(s.zstd3Bytes / s.rawBytes))];
+  if (s.zstdBestBytes !== undefined) {
+    rows.push(row('zstd -19 --long=27 of the whole stream (about the best any compressor makes of it)', megabytes(s.zstdBestBytes), `zstd -3 ${megabytes(s.zstd3Bytes)}`, times(s.zstdBestBytes / s.zstd3Bytes)));
+  }
   for (const v of s.variants) {
     const name = `--compress ${v.setting}`;
     if ('failed' in v) {
