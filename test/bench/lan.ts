@@ -138,7 +138,7 @@ async function baseline(
   return figures as [RunFigures, RunFigures];
 }
 
-interface Route {
+export interface Route {
   /** Where the client connects (absent: straight to the server). */
   url?: (serverPort: number) => string;
   caFile?: string;
@@ -175,6 +175,8 @@ export interface PushOnceOptions {
   stream: Stream;
   /** CPUs for each side (taskset lists): a small machine at each end. */
   cpus?: { client: string; server: string };
+  /** `--compress` for the push; default: snapferry's own (auto). */
+  compress?: string;
 }
 
 export async function pushOnce(ctx: LanContext, o: PushOnceOptions): Promise<SnapferryFigures> {
@@ -193,6 +195,7 @@ export async function pushOnce(ctx: LanContext, o: PushOnceOptions): Promise<Sna
     ...(o.route.caFile ? { caFile: o.route.caFile } : {}),
     ...(o.route.tokens ? { tokenFile: o.route.tokens.tokenFile } : {}),
     ...(o.cpus ? { cpus: o.cpus.client } : {}),
+    ...(o.compress !== undefined ? { compress: o.compress } : {}),
   });
   const serverCpu = (await server.cpuSeconds()) + ((await o.route.extraServerCpu?.()) ?? 0) - before;
   const name = path.basename(o.stream.snapshot);
@@ -213,8 +216,11 @@ export async function pushOnce(ctx: LanContext, o: PushOnceOptions): Promise<Sna
   };
 }
 
-/** nginx with TLS in front of the server port, a CA the client trusts through --ca-file, and a client token. */
-async function nginxSetup(ctx: LanContext): Promise<Route> {
+/**
+ * nginx with TLS in front of the server port, a CA the client trusts through --ca-file, and a client token. `site`:
+ * another site file than the committed one, for a bench comparing a change to it (test/bench/tls-lan-ab.ts).
+ */
+export async function nginxSetup(ctx: LanContext, site?: string): Promise<Route> {
   const certs = await createTestCertificates(ctx.cleanup);
   const dir = await mkdtemp(path.join(os.tmpdir(), `snapferry-bench-token-${process.pid}-`));
   ctx.cleanup.after(() => rm(dir, { recursive: true, force: true }));
@@ -225,7 +231,12 @@ async function nginxSetup(ctx: LanContext): Promise<Route> {
     tokens: await createToken(dir),
     url: () => nginxUrl,
     start: async (serverPort) => {
-      const nginx = await startNginx(ctx.cleanup, { upstream: { host: '127.0.0.1', port: serverPort }, cert: certs.serverCert, key: certs.serverKey });
+      const nginx = await startNginx(ctx.cleanup, {
+        upstream: { host: '127.0.0.1', port: serverPort },
+        cert: certs.serverCert,
+        key: certs.serverKey,
+        ...(site !== undefined ? { site } : {}),
+      });
       nginxUrl = nginx.url;
       masterPid = Number((await readFile(path.join(nginx.prefix, 'nginx.pid'), 'utf8')).trim());
     },
