@@ -56,7 +56,7 @@ try {
     routes.push({ name: `nginx ${path.basename(site)}`, route, port });
   }
   const s = world.full;
-  process.stdout.write(`full stream ${(s.rawBytes / 1e6).toFixed(0)} MB raw, --compress ${compress ?? 'auto'}; CPU s/GB of raw stream\n`);
+  process.stdout.write(`full stream ${(s.rawBytes / 1e6).toFixed(0)} MB raw, --compress ${compress || 'auto'}; CPU s/GB of raw stream\n`);
   process.stdout.write('round  route                          wall s   push   serve  nginx   all   wire MB  levels\n');
   for (let round = 1; round <= rounds; round++) {
     for (const r of routes) {
