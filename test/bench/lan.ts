@@ -138,7 +138,7 @@ async function baseline(
   return figures as [RunFigures, RunFigures];
 }
 
-interface Route {
+export interface Route {
   /** Where the client connects (absent: straight to the server). */
   url?: (serverPort: number) => string;
   caFile?: string;
@@ -216,8 +216,11 @@ export async function pushOnce(ctx: LanContext, o: PushOnceOptions): Promise<Sna
   };
 }
 
-/** nginx with TLS in front of the server port, a CA the client trusts through --ca-file, and a client token. */
-async function nginxSetup(ctx: LanContext): Promise<Route> {
+/**
+ * nginx with TLS in front of the server port, a CA the client trusts through --ca-file, and a client token. `site`:
+ * another site file than the committed one, for a bench comparing a change to it (test/bench/tls-lan-ab.ts).
+ */
+export async function nginxSetup(ctx: LanContext, site?: string): Promise<Route> {
   const certs = await createTestCertificates(ctx.cleanup);
   const dir = await mkdtemp(path.join(os.tmpdir(), `snapferry-bench-token-${process.pid}-`));
   ctx.cleanup.after(() => rm(dir, { recursive: true, force: true }));
@@ -228,7 +231,12 @@ async function nginxSetup(ctx: LanContext): Promise<Route> {
     tokens: await createToken(dir),
     url: () => nginxUrl,
     start: async (serverPort) => {
-      const nginx = await startNginx(ctx.cleanup, { upstream: { host: '127.0.0.1', port: serverPort }, cert: certs.serverCert, key: certs.serverKey });
+      const nginx = await startNginx(ctx.cleanup, {
+        upstream: { host: '127.0.0.1', port: serverPort },
+        cert: certs.serverCert,
+        key: certs.serverKey,
+        ...(site !== undefined ? { site } : {}),
+      });
       nginxUrl = nginx.url;
       masterPid = Number((await readFile(path.join(nginx.prefix, 'nginx.pid'), 'utf8')).trim());
     },

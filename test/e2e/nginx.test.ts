@@ -6,11 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import os from 'node:os';
+import tls from 'node:tls';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { createTestCertificates, type TestCertificates } from '../fixtures/tls.ts';
-import { startNginx, type RunningNginx } from '../fixtures/nginx.ts';
+import { SITE_CONF, startNginx, type RunningNginx } from '../fixtures/nginx.ts';
 import { push, type PushOptions } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { META, UPLOADS_PATH, WIRE_FORMAT, type Transfer } from '../../core/protocol.ts';
@@ -184,4 +186,27 @@ test('spoofed Forwarded / X-Forwarded-* on the creation POST do not change the L
     headers: { 'tus-resumable': '1.0.0', 'upload-defer-length': '1', 'upload-metadata': metadata, 'x-forwarded-host': 'evil.example' },
   });
   assert.match(direct.headers.get('location') ?? '', /^http:\/\/evil\.example\//);
+});
+
+test('the ChaCha20 lines the site file offers for servers without AES instructions work once uncommented', rootOnly, async (t) => {
+  const certs = await createTestCertificates(t);
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-nginx-chacha-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const committed = await fs.readFile(SITE_CONF, 'utf8');
+  const lines = /^([ \t]*)#(ssl_prefer_server_ciphers on;|ssl_conf_command Ciphersuites TLS_CHACHA20_POLY1305_SHA256:[^;]*;)$/gm;
+  assert.equal(committed.match(lines)?.length, 2, 'the two commented lines are in the site file');
+  const site = path.join(dir, 'chacha.conf');
+  await fs.writeFile(site, committed.replace(lines, '$1$2'));
+  // Only the handshake is looked at: nothing behind nginx is needed.
+  const upstream = { host: '127.0.0.1', port: 9 };
+  const cipherOf = async (nginx: RunningNginx) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: nginx.port, ca: await fs.readFile(certs.caCert) });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    const name = socket.getCipher().name;
+    socket.destroy();
+    return name;
+  };
+  // Node's client lists AES-256-GCM first: as committed, that is what it gets; uncommented, nginx's order wins.
+  assert.equal(await cipherOf(await startNginx(t, { upstream, cert: certs.serverCert, key: certs.serverKey })), 'TLS_AES_256_GCM_SHA384');
+  assert.equal(await cipherOf(await startNginx(t, { upstream, cert: certs.serverCert, key: certs.serverKey, site })), 'TLS_CHACHA20_POLY1305_SHA256');
 });

@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import tls from 'node:tls';
 import fs from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { bypassesProxy, createTransport, proxyFor } from '../../../client/http/transport.ts';
 import { ServerApi } from '../../../client/http/api.ts';
+import { patchBody } from '../../../client/upload/patch-body.ts';
 import { createTestCertificates } from '../../fixtures/tls.ts';
 
 const url = (s: string) => new URL(s);
@@ -67,4 +69,46 @@ test('an untrusted certificate is a non-retryable certificate_untrusted error; t
   const other = createTransport(byName, { caFile: certs.caCert, env: {} });
   t.after(() => other.close());
   await assert.rejects(new ServerApi({ server: byName, transport: other }).status(), /reached/, 'localhost is in the certificate too');
+});
+
+test('with --ca-file, new connections reuse one TLS context: the CA bundle is not parsed again per connection', async (t) => {
+  const certs = await createTestCertificates(t);
+  // Connection: close on every answer, so that every request below needs a connection (and a handshake) of its own,
+  // as after a cut, a refused PATCH, or an idle pool.
+  const server = https.createServer({ cert: await fs.readFile(certs.serverCert), key: await fs.readFile(certs.serverKey), keepAlive: false }, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('connection', 'close');
+      res.statusCode = 204;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let connections = 0;
+  server.on('secureConnection', () => connections++);
+
+  // Each context built from `ca` parses Node's ~140 bundled roots and the CA file again: about 20 ms of CPU, per
+  // connection, on every connection the client opens.
+  const original = tls.createSecureContext;
+  let contexts = 0;
+  tls.createSecureContext = (options) => {
+    if (options?.ca !== undefined) contexts++;
+    return original(options);
+  };
+  t.after(() => void (tls.createSecureContext = original));
+
+  const transport = createTransport(base, { caFile: certs.caCert, env: {} });
+  t.after(() => transport.close());
+  const built = contexts;
+  for (let i = 0; i < 3; i++) {
+    const api = await transport.fetch(`${base}/v1/status`, { method: 'GET', headers: {} });
+    assert.equal(api.status, 204);
+    const patch = await transport.httpStack.createRequest('PATCH', `${base}/files/x`).send(patchBody([Buffer.alloc(100_000, i)]));
+    assert.equal(patch.getStatus(), 204);
+  }
+  assert.equal(connections, 6, 'every request came on a new connection');
+  assert.ok(built <= 1, `createTransport builds at most one context (${built})`);
+  assert.equal(contexts - built, 0, 'no connection built a context of its own from the CA bundle');
 });
