@@ -35,22 +35,44 @@ export class CompressionPoolClosed extends Error {
   }
 }
 
+/**
+ * Below this level one worker compresses faster than any link it will meet needs (level 3: about 300 MB/s raw on one
+ * core here, hashing included ~250; gigabit carries 117), so the jobs stay on one worker and a second is not started:
+ * each worker costs 13-25 MB of a push's peak RSS (its V8 isolate, its zstd context and compressBound scratch) for
+ * nothing where --compress auto settles at level 1 or raw, as on a LAN (issue 22, docs/performance.md). From this
+ * level on, as auto climbs on a slow line, every worker is used.
+ */
+export const SPREAD_FROM_LEVEL = 4;
+
 export class CompressionPool {
   readonly #pool: WorkerPool<CompressRequest, CompressResponse, CompressedParts, number>;
+  #spread = 1;
 
   constructor(size: number = defaultPoolSize()) {
     this.#pool = new WorkerPool({ url: WORKER, size, name: 'a compression worker', settle: partsOf });
   }
 
-  get size(): number {
+  /** Workers the pool may start: what a level chooser can count on at the levels that use them all. */
+  get maxSize(): number {
     return this.#pool.size;
+  }
+
+  /** Workers the last job's level spreads over: a caller keeps about this many jobs in flight (FrameEncoder). */
+  get size(): number {
+    return this.#spread;
+  }
+
+  /** Worker threads running now: one until a job's level spreads to more. */
+  get workersStarted(): number {
+    return this.#pool.started;
   }
 
   /** Hashes and compresses one chunk at `level` (0: raw). The chunk's memory may be moved to the worker. */
   run(raw: Buffer, level: number): Promise<CompressedParts> {
     validateZstdLevel(level);
     const data = owned(raw);
-    return this.#pool.run({ raw: data, level }, level, transferListOf(data));
+    this.#spread = level >= SPREAD_FROM_LEVEL ? this.#pool.size : 1;
+    return this.#pool.run({ raw: data, level }, level, transferListOf(data), this.#spread);
   }
 
   /** Stops the workers; jobs still running reject with CompressionPoolClosed. */
