@@ -63,6 +63,19 @@ export class WorkerPool<Req extends { id: number }, Res extends { id: number }, 
     return this.#slots.length;
   }
 
+  /**
+   * Stops the idle workers beyond the first `keep`, so their memory goes back; a later job that may go to them starts
+   * them again. A busy one is left running (a later call stops it).
+   */
+  retireBeyond(keep: number): void {
+    for (const slot of this.#slots.slice(keep)) {
+      if (slot.busy > 0) continue;
+      // Out of the list first: its exit is asked for, not a failure (see #spawn).
+      this.#slots.splice(this.#slots.indexOf(slot), 1);
+      void slot.worker.terminate();
+    }
+  }
+
   /** Stops the workers; jobs still running, and later ones, reject with `reason`. */
   async close(reason: Error): Promise<void> {
     this.#fail(reason);

@@ -43,10 +43,17 @@ export class CompressionPoolClosed extends Error {
  * level on, as auto climbs on a slow line, every worker is used.
  */
 export const SPREAD_FROM_LEVEL = 4;
+/**
+ * After this many jobs in a row below SPREAD_FROM_LEVEL (128 MiB raw at 4 MiB chunks) the workers beyond the first
+ * stop: auto climbs past level 3 while it learns the link and often comes back down, and a worker kept idle from then
+ * on held its memory for the rest of the push. Many jobs, so a level flapping around 4 does not restart a worker each time.
+ */
+export const RETIRE_AFTER_JOBS = 32;
 
 export class CompressionPool {
   readonly #pool: WorkerPool<CompressRequest, CompressResponse, CompressedParts, number>;
   #spread = 1;
+  #jobsBelowSpread = 0;
 
   constructor(size: number = defaultPoolSize()) {
     this.#pool = new WorkerPool({ url: WORKER, size, name: 'a compression worker', settle: partsOf });
@@ -71,7 +78,13 @@ export class CompressionPool {
   run(raw: Buffer, level: number): Promise<CompressedParts> {
     validateZstdLevel(level);
     const data = owned(raw);
-    this.#spread = level >= SPREAD_FROM_LEVEL ? this.#pool.size : 1;
+    if (level >= SPREAD_FROM_LEVEL) {
+      this.#spread = this.#pool.size;
+      this.#jobsBelowSpread = 0;
+    } else {
+      this.#spread = 1;
+      if (++this.#jobsBelowSpread >= RETIRE_AFTER_JOBS && this.#pool.started > 1) this.#pool.retireBeyond(1);
+    }
     return this.#pool.run({ raw: data, level }, level, transferListOf(data), this.#spread);
   }
 

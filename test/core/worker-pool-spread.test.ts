@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { WorkerPool } from '../../core/worker-pool.ts';
-import { CompressionPool, SPREAD_FROM_LEVEL } from '../../core/wire/compression-pool.ts';
+import { CompressionPool, RETIRE_AFTER_JOBS, SPREAD_FROM_LEVEL } from '../../core/wire/compression-pool.ts';
 
 /** A worker that answers each job after `ms`, with the id of the thread that ran it. */
 const ECHO = new URL(
@@ -45,4 +45,20 @@ it('the compression pool keeps levels below SPREAD_FROM_LEVEL on one worker and 
   await Promise.all([SPREAD_FROM_LEVEL, SPREAD_FROM_LEVEL, SPREAD_FROM_LEVEL].map((level) => pool.run(chunk(), level)));
   assert.equal(pool.size, 2);
   assert.equal(pool.workersStarted, 2);
+});
+
+it('the compression pool stops its extra workers after RETIRE_AFTER_JOBS jobs below SPREAD_FROM_LEVEL, and starts them again above', async (t) => {
+  const pool = new CompressionPool(2);
+  t.after(() => pool.close());
+  const chunk = () => Buffer.alloc(64 * 1024, 7);
+  const batch = (level: number, n: number) => Promise.all(Array.from({ length: n }, () => pool.run(chunk(), level)));
+  await batch(SPREAD_FROM_LEVEL, 4);
+  assert.equal(pool.workersStarted, 2);
+  await batch(1, RETIRE_AFTER_JOBS - 1);
+  assert.equal(pool.workersStarted, 2, 'a short spell at a low level keeps the second worker');
+  await batch(1, 2);
+  assert.equal(pool.workersStarted, 1, 'a long one stops it');
+  const parts = await batch(SPREAD_FROM_LEVEL, 4);
+  assert.equal(pool.workersStarted, 2);
+  assert.ok(parts.every((p) => p.codec === 'zstd'), 'the restarted worker compresses');
 });
