@@ -43,10 +43,13 @@ export class WorkerPool<Req extends { id: number }, Res extends { id: number }, 
     this.#options = options;
   }
 
-  /** Sends `request` (its id added here) to a worker; `transfer` moves memory to it instead of copying. */
-  run(request: Omit<Req, 'id'>, context: C, transfer: readonly Transferable[] = []): Promise<T> {
+  /**
+   * Sends `request` (its id added here) to a worker; `transfer` moves memory to it instead of copying. `spread` is how
+   * many workers the job may go to (default: all of the pool's size): a worker is started only when a job may use it.
+   */
+  run(request: Omit<Req, 'id'>, context: C, transfer: readonly Transferable[] = [], spread = this.size): Promise<T> {
     if (this.#failure) return Promise.reject(this.#failure);
-    const slot = this.#leastBusy();
+    const slot = this.#leastBusy(Math.max(1, Math.min(spread, this.size)));
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, slot, context });
@@ -55,19 +58,39 @@ export class WorkerPool<Req extends { id: number }, Res extends { id: number }, 
     });
   }
 
+  /** Workers running now (at most size; fewer where no job was let spread to more). */
+  get started(): number {
+    return this.#slots.length;
+  }
+
+  /**
+   * Stops the idle workers beyond the first `keep`, so their memory goes back; a later job that may go to them starts
+   * them again. A busy one is left running (a later call stops it).
+   */
+  retireBeyond(keep: number): void {
+    for (const slot of this.#slots.slice(keep)) {
+      if (slot.busy > 0) continue;
+      // Out of the list first: its exit is asked for, not a failure (see #spawn).
+      this.#slots.splice(this.#slots.indexOf(slot), 1);
+      void slot.worker.terminate();
+    }
+  }
+
   /** Stops the workers; jobs still running, and later ones, reject with `reason`. */
   async close(reason: Error): Promise<void> {
     this.#fail(reason);
     await Promise.all(this.#slots.splice(0).map((s) => s.worker.terminate()));
   }
 
-  #leastBusy(): Slot {
-    if (this.#slots.length < this.size) {
-      const idle = this.#slots.find((s) => s.busy === 0);
+  /** The least busy of the first `spread` workers, started if it is not yet running and none of them is idle. */
+  #leastBusy(spread: number): Slot {
+    const slots = this.#slots.slice(0, spread);
+    if (slots.length < spread) {
+      const idle = slots.find((s) => s.busy === 0);
       if (idle) return idle;
       return this.#spawn();
     }
-    return this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    return slots.reduce((a, b) => (b.busy < a.busy ? b : a));
   }
 
   #spawn(): Slot {

@@ -22,7 +22,7 @@ export function startCompression(setting: CompressSetting, onLevelChange?: (leve
   const linkMeter = new LinkMeter();
   const level =
     setting === 'auto'
-      ? new AutoLevel({ workers: pool.size, linkRate: () => linkMeter.rate(), ...(onLevelChange ? { onChange: onLevelChange } : {}) })
+      ? new AutoLevel({ workers: pool.maxSize, linkRate: () => linkMeter.rate(), ...(onLevelChange ? { onChange: onLevelChange } : {}) })
       : validateZstdLevel(setting);
   return { pool, level, linkMeter, close: () => pool.close() };
 }

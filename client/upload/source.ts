@@ -10,9 +10,10 @@
  * acknowledged offset on, so tus-js-client may ask again from any offset the server reports, and it says `done`
  * with the slice that carries the end frame, never later (so the last PATCH declares the length).
  *
- * While a PATCH goes out, the source reads the next one's frames in the background (up to one slice ahead), so on a
- * slow link the line never idles while zstd works, and on a fast one compression and upload overlap. The time a
- * slice had to wait for frames is counted: the link meter takes it out of the link's time.
+ * While a PATCH goes out, the source reads the next one's frames in the background (half a slice ahead; the encoder
+ * behind it holds the rest), so on a slow link the line never idles while zstd works, and on a fast one compression
+ * and upload overlap. The time a slice had to wait for frames is counted: the link meter takes it out of the link's
+ * time.
  *
  * Slices start at one frame and double up to maxSlice (a slow start): the first PATCHes measure the link within
  * seconds, before much is compressed ahead at a level chosen blind (--compress auto).
@@ -29,6 +30,9 @@ export interface FrameBoundarySource {
 }
 
 export class UploadSourceError extends SnapferryError {}
+
+/** The next slice is read ahead up to this share of its size (see readAhead). */
+const READ_AHEAD_SHARE = 0.5;
 
 /** One PATCH body: views of the frames held (never copied), in order; `size` bytes in all. */
 export interface FrameSlice {
@@ -142,13 +146,20 @@ export class FramedUploadSource {
     return this.producedEnd() > before;
   }
 
-  /** Reads in the background while less than two slices are held, or while a slice waits for bytes. */
+  /**
+   * Reads in the background while less than the slice in flight and half the next are held, or while a slice waits
+   * for bytes. Half, not a whole slice: the read-ahead fills only where frames come faster than the line takes them,
+   * and then the encoder behind the source is full as well: it holds a chunk of frames unread and the frames of its
+   * jobs in flight (core/wire/frame-encoder.ts), about 8 MiB or more at 4 MiB chunks, which the next slice takes at
+   * once when the PATCH in flight is answered. A whole slice read ahead on top of those was 8 MiB more of a push's
+   * peak RSS at 16 MiB PATCHes (issue 22, docs/performance.md).
+   */
   private readAhead(): void {
     if (this.reading || this.closed || this.ended || this.failure) return;
     this.reading = true;
     void (async () => {
       try {
-        while (!this.closed && (this.retainedBytes < 2 * this.sliceLimit || this.arrivals.length > 0)) {
+        while (!this.closed && (this.retainedBytes < (1 + READ_AHEAD_SHARE) * this.sliceLimit || this.arrivals.length > 0)) {
           const next = await this.iterator.next();
           if (next.done) {
             this.ended = true;

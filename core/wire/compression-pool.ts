@@ -35,22 +35,57 @@ export class CompressionPoolClosed extends Error {
   }
 }
 
+/**
+ * Below this level one worker compresses faster than any link it will meet needs (level 3: about 300 MB/s raw on one
+ * core here, hashing included ~250; gigabit carries 117), so the jobs stay on one worker and a second is not started:
+ * each worker costs 13-25 MB of a push's peak RSS (its V8 isolate, its zstd context and compressBound scratch) for
+ * nothing where --compress auto settles at level 1 or raw, as on a LAN (issue 22, docs/performance.md). From this
+ * level on, as auto climbs on a slow line, every worker is used.
+ */
+export const SPREAD_FROM_LEVEL = 4;
+/**
+ * After this many jobs in a row below SPREAD_FROM_LEVEL (128 MiB raw at 4 MiB chunks) the workers beyond the first
+ * stop: auto climbs past level 3 while it learns the link and often comes back down, and a worker kept idle from then
+ * on held its memory for the rest of the push. Many jobs, so a level flapping around 4 does not restart a worker each time.
+ */
+export const RETIRE_AFTER_JOBS = 32;
+
 export class CompressionPool {
   readonly #pool: WorkerPool<CompressRequest, CompressResponse, CompressedParts, number>;
+  #spread = 1;
+  #jobsBelowSpread = 0;
 
   constructor(size: number = defaultPoolSize()) {
     this.#pool = new WorkerPool({ url: WORKER, size, name: 'a compression worker', settle: partsOf });
   }
 
-  get size(): number {
+  /** Workers the pool may start: what a level chooser can count on at the levels that use them all. */
+  get maxSize(): number {
     return this.#pool.size;
+  }
+
+  /** Workers the last job's level spreads over: a caller keeps about this many jobs in flight (FrameEncoder). */
+  get size(): number {
+    return this.#spread;
+  }
+
+  /** Worker threads running now: one until a job's level spreads to more. */
+  get workersStarted(): number {
+    return this.#pool.started;
   }
 
   /** Hashes and compresses one chunk at `level` (0: raw). The chunk's memory may be moved to the worker. */
   run(raw: Buffer, level: number): Promise<CompressedParts> {
     validateZstdLevel(level);
     const data = owned(raw);
-    return this.#pool.run({ raw: data, level }, level, transferListOf(data));
+    if (level >= SPREAD_FROM_LEVEL) {
+      this.#spread = this.#pool.size;
+      this.#jobsBelowSpread = 0;
+    } else {
+      this.#spread = 1;
+      if (++this.#jobsBelowSpread >= RETIRE_AFTER_JOBS && this.#pool.started > 1) this.#pool.retireBeyond(1);
+    }
+    return this.#pool.run({ raw: data, level }, level, transferListOf(data), this.#spread);
   }
 
   /** Stops the workers; jobs still running reject with CompressionPoolClosed. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { spawn } from 'node:child_process';
 import { FrameEncoder, FrameParser } from '../../../core/wire/index.ts';
@@ -154,4 +154,39 @@ test('after a cut the server may hold part of a frame: a slice starts there, and
     if (last) break;
   }
   await done;
+});
+
+test('while a PATCH is out the source holds it and reads at most half a slice ahead, however fast frames come', async () => {
+  const frame = 1000;
+  const maxSlice = 8 * frame;
+  let pulled = 0;
+  const frames = 64;
+  // One frame buffered in the stream, as framed-send.ts's PassThrough holds one frame for the source.
+  const stream = new Readable({
+    objectMode: true,
+    highWaterMark: 1,
+    read() {
+      if (pulled === frames * frame) {
+        this.push(null);
+        return;
+      }
+      pulled += frame;
+      source.frameEnded(pulled, false);
+      this.push(Buffer.alloc(frame, pulled / frame));
+    },
+  });
+  const source: FramedUploadSource = new FramedUploadSource({ stream, startOffset: 0 }, maxSlice);
+  let offset = 0;
+  let mostHeld = 0;
+  while (offset < 48 * frame) {
+    const { value } = await source.slice(offset, offset + maxSlice);
+    assert.ok(value);
+    // The PATCH goes out; frames are there at once, so whatever the source reads ahead it reads now.
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    mostHeld = Math.max(mostHeld, pulled - offset);
+    offset += value.size;
+  }
+  source.close();
+  assert.ok(mostHeld > maxSlice, `it read ahead at all (${mostHeld} bytes held)`);
+  assert.ok(mostHeld <= maxSlice + maxSlice / 2 + 2 * frame, `held ${mostHeld} bytes with a ${maxSlice}-byte slice out`);
 });
