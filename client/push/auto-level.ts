@@ -28,6 +28,7 @@
  */
 import type { CompressionSample, LevelChooser } from '../../core/wire/index.ts';
 import { NO_COMPRESSION } from '../../core/wire/index.ts';
+import type { RawPace } from './raw-pace.ts';
 
 /** The levels auto moves between; 0 is "no compression". */
 export const AUTO_LEVELS = [NO_COMPRESSION, 1, 2, 3, 4, 6, 9, 12, 15, 19] as const;
@@ -61,6 +62,19 @@ const LIGHT_TRANSFER_CORES = 0.1;
  */
 const OTHER_CPU_PER_RAW_BYTE = 6e-9;
 const START_LEVEL = 3;
+/**
+ * The raw-rate test (RawPace) runs only on lines measured faster than this (wire bytes/s, 32 Mbit/s). Below it the
+ * line is the bound by far (compression raises the raw rate by 1/ratio there) and a probe of raw frames would cost
+ * seconds of line time each: on 2 Mbit/s eight raw 4 MiB frames take 45 s more than compressed ones.
+ */
+const PACE_MIN_LINK = 4e6;
+/** Compressing pays on a fast line only where it raises the raw rate by more than this (the noise of the measure). */
+const PACE_GAIN = 1.2;
+/** Frames of the other kind sent to measure it. */
+const PROBE_FRAMES = 8;
+/** Raw bytes framed between probes at first; doubled with each probe, up to PROBE_EVERY_MAX. */
+const PROBE_EVERY_FIRST = 96 * 2 ** 20;
+const PROBE_EVERY_MAX = 2 ** 30;
 /** EWMA weight of the newest frame. */
 const ALPHA = 0.2;
 /** Frames at the current level, per worker, before a step up is considered. */
@@ -80,6 +94,11 @@ export interface AutoLevelOptions {
   linkRate: () => number | null;
   /** Called when the level changes, for the push's log. */
   onChange?: (level: number, why: string) => void;
+  /**
+   * The raw rate with and without compression (client/push/raw-pace.ts). Without it, the wire rate alone decides;
+   * with it, on a fast line, compression must also raise the raw rate to be used.
+   */
+  pace?: RawPace;
 }
 
 export class AutoLevel implements LevelChooser {
@@ -88,6 +107,11 @@ export class AutoLevel implements LevelChooser {
   #level = START_LEVEL;
   /** Frames that came back at the current level since it was chosen. */
   #seenAtLevel = 0;
+  /** The raw-rate test's verdict: raw frames deliver as many raw bytes per second as compressed ones. */
+  #rawWins = false;
+  /** Frames of a probe still to frame, and of which kind. */
+  #probe: { compressed: boolean; left: number } | null = null;
+  #probeEvery = PROBE_EVERY_FIRST;
 
   constructor(options: AutoLevelOptions) {
     this.#options = options;
@@ -108,9 +132,47 @@ export class AutoLevel implements LevelChooser {
           ? `compression would cost more time than it saves on a link that carries ${formatRate(link)}`
           : `the link carries ${formatRate(link)}`;
       this.#level = chosen;
-      this.#options.onChange?.(chosen, why);
+      if (!this.#rawWins) this.#options.onChange?.(chosen, why);
     }
-    return this.#level;
+    return this.#paced(link);
+  }
+
+  /**
+   * The level to frame with, once the raw-rate test has had its say: on a fast line the chosen level only where the
+   * raw rate measured while compressing beats the one measured while sending raw frames by PACE_GAIN; raw frames
+   * otherwise. Each kind is measured again now and then (a probe of PROBE_FRAMES), further apart each time, so that
+   * a verdict made under a passing load is not kept for the whole push, and probes cost little once it holds.
+   */
+  #paced(link: number): number {
+    const pace = this.#options.pace;
+    if (!pace || link < PACE_MIN_LINK || this.#level === NO_COMPRESSION) {
+      this.#probe = null;
+      return this.#level;
+    }
+    if (this.#probe) {
+      const { compressed } = this.#probe;
+      if (--this.#probe.left <= 0) this.#probe = null;
+      return compressed ? this.#level : NO_COMPRESSION;
+    }
+    const raw = pace.rate(false);
+    const compressed = pace.rate(true);
+    if (raw !== null && compressed !== null && compressed < raw * PACE_GAIN !== this.#rawWins) {
+      this.#rawWins = !this.#rawWins;
+      this.#probeEvery = PROBE_EVERY_FIRST;
+      const rates = `${formatRate(raw)} of raw stream with raw frames, ${formatRate(compressed)} compressed`;
+      this.#options.onChange?.(
+        this.#rawWins ? NO_COMPRESSION : this.#level,
+        this.#rawWins ? `compressing does not raise the rate the stream goes through (${rates})` : `compressing raises the rate the stream goes through (${rates})`,
+      );
+    }
+    // The kind not in use, measured long enough ago (or never): probe it.
+    const other = this.#rawWins;
+    if (pace.framedSince(other) >= this.#probeEvery) {
+      this.#probeEvery = Math.min(this.#probeEvery * 2, PROBE_EVERY_MAX);
+      this.#probe = PROBE_FRAMES > 1 ? { compressed: other, left: PROBE_FRAMES - 1 } : null;
+      return other ? this.#level : NO_COMPRESSION;
+    }
+    return this.#rawWins ? NO_COMPRESSION : this.#level;
   }
 
   /** Until the line is measured every level is a guess: the encoder frames as little ahead as it can meanwhile. */
@@ -120,6 +182,7 @@ export class AutoLevel implements LevelChooser {
   }
 
   observe(sample: CompressionSample): void {
+    if (sample.rawOffset !== undefined) this.#options.pace?.framed(sample.rawOffset, sample.rawLength, sample.level !== NO_COMPRESSION);
     if (sample.level === this.#level) this.#seenAtLevel++;
     if (sample.level === NO_COMPRESSION || sample.rawLength === 0) return;
     const speed = sample.rawLength / Math.max(sample.compressNs / 1e9, 1e-6);
