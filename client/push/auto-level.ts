@@ -70,11 +70,17 @@ const START_LEVEL = 3;
 const PACE_MIN_LINK = 4e6;
 /** Compressing pays on a fast line only where it raises the raw rate by more than this (the noise of the measure). */
 const PACE_GAIN = 1.2;
-/** Frames of the other kind sent to measure it. */
-const PROBE_FRAMES = 8;
-/** Raw bytes framed between probes at first; doubled with each probe, up to PROBE_EVERY_MAX. */
-const PROBE_EVERY_FIRST = 96 * 2 ** 20;
-const PROBE_EVERY_MAX = 2 ** 30;
+/**
+ * A probe of the other kind of frames lasts about this long at the rate the stream goes through (at least
+ * PROBE_MIN_FRAMES, at most PROBE_MAX_FRAMES): long enough for RawPace to measure it (MIN_MEASURE_MS there) with the
+ * pipeline's buffers in between. On loopback 8 frames went through in 0.35 s and were never measured.
+ */
+const PROBE_SECONDS = 1.5;
+const PROBE_MIN_FRAMES = 8;
+const PROBE_MAX_FRAMES = 64;
+/** The kind not in use is probed again after this many probes' worth of frames; doubled each time, up to the max. */
+const PROBE_GAP_FIRST = 4;
+const PROBE_GAP_MAX = 64;
 /** EWMA weight of the newest frame. */
 const ALPHA = 0.2;
 /** Frames at the current level, per worker, before a step up is considered. */
@@ -111,7 +117,9 @@ export class AutoLevel implements LevelChooser {
   #rawWins = false;
   /** Frames of a probe still to frame, and of which kind. */
   #probe: { compressed: boolean; left: number } | null = null;
-  #probeEvery = PROBE_EVERY_FIRST;
+  #probeGap = PROBE_GAP_FIRST;
+  /** Raw bytes of the latest frame observed (the chunk size). */
+  #chunk = 0;
 
   constructor(options: AutoLevelOptions) {
     this.#options = options;
@@ -140,7 +148,7 @@ export class AutoLevel implements LevelChooser {
   /**
    * The level to frame with, once the raw-rate test has had its say: on a fast line the chosen level only where the
    * raw rate measured while compressing beats the one measured while sending raw frames by PACE_GAIN; raw frames
-   * otherwise. Each kind is measured again now and then (a probe of PROBE_FRAMES), further apart each time, so that
+   * otherwise. Each kind is measured again now and then (a probe of about PROBE_SECONDS), further apart each time, so that
    * a verdict made under a passing load is not kept for the whole push, and probes cost little once it holds.
    */
   #paced(link: number): number {
@@ -158,7 +166,7 @@ export class AutoLevel implements LevelChooser {
     const compressed = pace.rate(true);
     if (raw !== null && compressed !== null && compressed < raw * PACE_GAIN !== this.#rawWins) {
       this.#rawWins = !this.#rawWins;
-      this.#probeEvery = PROBE_EVERY_FIRST;
+      this.#probeGap = PROBE_GAP_FIRST;
       const rates = `${formatRate(raw)} of raw stream with raw frames, ${formatRate(compressed)} compressed`;
       this.#options.onChange?.(
         this.#rawWins ? NO_COMPRESSION : this.#level,
@@ -167,9 +175,11 @@ export class AutoLevel implements LevelChooser {
     }
     // The kind not in use, measured long enough ago (or never): probe it.
     const other = this.#rawWins;
-    if (pace.framedSince(other) >= this.#probeEvery) {
-      this.#probeEvery = Math.min(this.#probeEvery * 2, PROBE_EVERY_MAX);
-      this.#probe = PROBE_FRAMES > 1 ? { compressed: other, left: PROBE_FRAMES - 1 } : null;
+    const through = Math.max(raw ?? 0, compressed ?? 0, link / Math.max(this.estimate(this.#level).ratio, 0.01));
+    const frames = Math.min(PROBE_MAX_FRAMES, Math.max(PROBE_MIN_FRAMES, Math.ceil((PROBE_SECONDS * through) / Math.max(this.#chunk, 1))));
+    if (pace.framedSince(other) >= frames * this.#chunk * this.#probeGap) {
+      this.#probeGap = Math.min(this.#probeGap * 2, PROBE_GAP_MAX);
+      this.#probe = { compressed: other, left: frames - 1 };
       return other ? this.#level : NO_COMPRESSION;
     }
     return this.#rawWins ? NO_COMPRESSION : this.#level;
@@ -182,6 +192,7 @@ export class AutoLevel implements LevelChooser {
   }
 
   observe(sample: CompressionSample): void {
+    if (sample.rawLength > 0) this.#chunk = sample.rawLength;
     if (sample.rawOffset !== undefined) this.#options.pace?.framed(sample.rawOffset, sample.rawLength, sample.level !== NO_COMPRESSION);
     if (sample.level === this.#level) this.#seenAtLevel++;
     if (sample.level === NO_COMPRESSION || sample.rawLength === 0) return;

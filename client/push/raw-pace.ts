@@ -16,6 +16,11 @@
 
 /** A kind's rate needs samples inside one span this far apart: less is socket buffers and timer noise. */
 const MIN_MEASURE_MS = 500;
+/**
+ * Samples kept at most: beyond it every other one is dropped. A rate needs only the first and the last sample inside
+ * a span, and a push that never changes kind would otherwise keep one per progress event (16 per MiB).
+ */
+const MAX_SAMPLES = 4096;
 /** Spans kept (the latest of each kind is what counts). */
 const KEEP_SPANS = 8;
 
@@ -57,6 +62,7 @@ export class RawPace {
     let drop = 0;
     while (drop < this.#samples.length - 1 && this.#samples[drop + 1]!.raw <= oldest) drop++;
     if (drop > 64) this.#samples = this.#samples.slice(drop);
+    if (this.#samples.length > MAX_SAMPLES) this.#samples = this.#samples.filter((_, i, all) => i % 2 === 0 || i === all.length - 1);
   }
 
   /** A new upload attempt: the gap before it (a cut, a backoff) is no part of any rate. */
@@ -75,6 +81,11 @@ export class RawPace {
       if (first && last && last.at - first.at >= MIN_MEASURE_MS) return ((last.raw - first.raw) * 1000) / (last.at - first.at);
     }
     return null;
+  }
+
+  /** Samples kept, for tests of the memory bound. */
+  get kept(): number {
+    return this.#samples.length;
   }
 
   /** Raw bytes framed after the latest span of this kind ended (all of them if there was none): how long ago it was. */

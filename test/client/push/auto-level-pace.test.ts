@@ -143,4 +143,17 @@ describe('raw pace', () => {
     assert.equal(pace.rate(false), null);
     assert.equal(pace.framedSince(false), Infinity);
   });
+
+  it('keeps a bounded number of samples through a long span of one kind, and still measures it', () => {
+    let now = 0;
+    const pace = new RawPace(() => now);
+    pace.framed(0, 2 ** 40, false);
+    // 64 GiB at 64 KiB a progress event and 100 MB/s.
+    for (let raw = 0; raw <= 64 * 2 ** 30; raw += 2 ** 16) {
+      pace.sent(raw);
+      now += (2 ** 16 * 1000) / (100 * MB);
+    }
+    assert.ok(pace.kept <= 4096, `${pace.kept} samples kept`);
+    assert.equal(Math.round(pace.rate(false)! / MB), 100);
+  });
 });
