@@ -71,12 +71,11 @@ const PACE_MIN_LINK = 4e6;
 /** Compressing pays on a fast line only where it raises the raw rate by more than this (the noise of the measure). */
 const PACE_GAIN = 1.2;
 /**
- * A probe of the other kind of frames lasts about this long at the rate the stream goes through (at least
- * PROBE_MIN_FRAMES, at most PROBE_MAX_FRAMES): long enough for RawPace to measure it (MIN_MEASURE_MS there) with the
- * pipeline's buffers in between. On loopback 8 frames went through in 0.35 s and were never measured.
+ * A probe of the other kind of frames lasts until RawPace has measured it (its frames went out for MIN_MEASURE_MS
+ * there; the pipeline's buffers lie in between, so more frames are framed than that), and at most this many frames.
+ * A probe of a fixed number of frames was either unmeasured (8 frames went through loopback in 0.35 s) or followed
+ * by as many frames of the old kind while its measure was still on the way (about half the stream, on loopback).
  */
-const PROBE_SECONDS = 1.5;
-const PROBE_MIN_FRAMES = 8;
 const PROBE_MAX_FRAMES = 64;
 /** The kind not in use is probed again after this many probes' worth of frames; doubled each time, up to the max. */
 const PROBE_GAP_FIRST = 4;
@@ -115,8 +114,10 @@ export class AutoLevel implements LevelChooser {
   #seenAtLevel = 0;
   /** The raw-rate test's verdict: raw frames deliver as many raw bytes per second as compressed ones. */
   #rawWins = false;
-  /** Frames of a probe still to frame, and of which kind. */
-  #probe: { compressed: boolean; left: number } | null = null;
+  /** The probe under way: which kind, from which raw offset its span starts, frames framed so far. */
+  #probe: { compressed: boolean; from: number; frames: number } | null = null;
+  /** Raw bytes the last probe took. */
+  #probeBytes = 0;
   #probeGap = PROBE_GAP_FIRST;
   /** Raw bytes of the latest frame observed (the chunk size). */
   #chunk = 0;
@@ -148,7 +149,7 @@ export class AutoLevel implements LevelChooser {
   /**
    * The level to frame with, once the raw-rate test has had its say: on a fast line the chosen level only where the
    * raw rate measured while compressing beats the one measured while sending raw frames by PACE_GAIN; raw frames
-   * otherwise. Each kind is measured again now and then (a probe of about PROBE_SECONDS), further apart each time, so that
+   * otherwise. Each kind is measured again now and then (a probe, until it is measured), further apart each time, so that
    * a verdict made under a passing load is not kept for the whole push, and probes cost little once it holds.
    */
   #paced(link: number): number {
@@ -158,9 +159,13 @@ export class AutoLevel implements LevelChooser {
       return this.#level;
     }
     if (this.#probe) {
-      const { compressed } = this.#probe;
-      if (--this.#probe.left <= 0) this.#probe = null;
-      return compressed ? this.#level : NO_COMPRESSION;
+      const probe = this.#probe;
+      if (pace.rate(probe.compressed, probe.from) === null && probe.frames < PROBE_MAX_FRAMES) {
+        probe.frames++;
+        return probe.compressed ? this.#level : NO_COMPRESSION;
+      }
+      this.#probeBytes = probe.frames * this.#chunk;
+      this.#probe = null;
     }
     const raw = pace.rate(false);
     const compressed = pace.rate(true);
@@ -175,11 +180,9 @@ export class AutoLevel implements LevelChooser {
     }
     // The kind not in use, measured long enough ago (or never): probe it.
     const other = this.#rawWins;
-    const through = Math.max(raw ?? 0, compressed ?? 0, link / Math.max(this.estimate(this.#level).ratio, 0.01));
-    const frames = Math.min(PROBE_MAX_FRAMES, Math.max(PROBE_MIN_FRAMES, Math.ceil((PROBE_SECONDS * through) / Math.max(this.#chunk, 1))));
-    if (pace.framedSince(other) >= frames * this.#chunk * this.#probeGap) {
+    if (pace.framedSince(other) >= Math.max(this.#probeBytes, this.#chunk) * this.#probeGap) {
       this.#probeGap = Math.min(this.#probeGap * 2, PROBE_GAP_MAX);
-      this.#probe = { compressed: other, left: frames - 1 };
+      this.#probe = { compressed: other, from: pace.framedEnd(), frames: 1 };
       return other ? this.#level : NO_COMPRESSION;
     }
     return this.#rawWins ? NO_COMPRESSION : this.#level;

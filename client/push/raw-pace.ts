@@ -70,11 +70,14 @@ export class RawPace {
     this.#samples = [];
   }
 
-  /** Raw bytes per second delivered while frames of this kind went out (the latest span measured), or null. */
-  rate(compressed: boolean): number | null {
+  /**
+   * Raw bytes per second delivered while frames of this kind went out (the latest span measured, among those that
+   * start at `from` or later), or null.
+   */
+  rate(compressed: boolean, from = 0): number | null {
     for (let i = this.#spans.length - 1; i >= 0; i--) {
       const span = this.#spans[i]!;
-      if (span.compressed !== compressed) continue;
+      if (span.compressed !== compressed || span.start < from) continue;
       const inside = this.#samples.filter((s) => s.raw >= span.start && s.raw <= span.end);
       const first = inside[0];
       const last = inside.at(-1);
@@ -86,6 +89,11 @@ export class RawPace {
   /** Samples kept, for tests of the memory bound. */
   get kept(): number {
     return this.#samples.length;
+  }
+
+  /** Where the frames told so far end: a span that starts later was framed after this call. */
+  framedEnd(): number {
+    return this.#spans.at(-1)?.end ?? 0;
   }
 
   /** Raw bytes framed after the latest span of this kind ended (all of them if there was none): how long ago it was. */
