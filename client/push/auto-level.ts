@@ -25,6 +25,12 @@
  * beyond level 1 on one core. On a slow line nothing competes for the spare cores, and the highest level that keeps
  * ahead on them is taken for the bytes it saves: on the bench's mixed data level 19 saves 3% against level 3 for 100
  * times the CPU, a trade the CPU test alone refuses, and the line then carries for days. The same test decides between level 1 and no compression at all.
+ *
+ * The tests above take the line's bound to be on wire bytes. On loopback, or a LAN whose receiver shares the cores,
+ * it is the receiver's pace on raw bytes, and compressed frames save no time at all. So on a line faster than
+ * PACE_MIN_LINK compression must also raise the rate the raw stream goes through, measured per kind of frame
+ * (client/push/raw-pace.ts), with probes of the kind not in use (docs/performance.md, "`--compress auto` on a fast
+ * line: compression must raise the raw rate").
  */
 import type { CompressionSample, LevelChooser } from '../../core/wire/index.ts';
 import { NO_COMPRESSION } from '../../core/wire/index.ts';
@@ -160,7 +166,8 @@ export class AutoLevel implements LevelChooser {
     }
     if (this.#probe) {
       const probe = this.#probe;
-      if (pace.rate(probe.compressed, probe.from) === null && probe.frames < PROBE_MAX_FRAMES) {
+      // Unmeasured yet, unless the stream started over (the next snapshot, a resume) under it.
+      if (pace.rate(probe.compressed, probe.from) === null && probe.frames < PROBE_MAX_FRAMES && pace.framedEnd() >= probe.from) {
         probe.frames++;
         return probe.compressed ? this.#level : NO_COMPRESSION;
       }
