@@ -25,9 +25,16 @@
  * beyond level 1 on one core. On a slow line nothing competes for the spare cores, and the highest level that keeps
  * ahead on them is taken for the bytes it saves: on the bench's mixed data level 19 saves 3% against level 3 for 100
  * times the CPU, a trade the CPU test alone refuses, and the line then carries for days. The same test decides between level 1 and no compression at all.
+ *
+ * The tests above take the line's bound to be on wire bytes. On loopback, or a LAN whose receiver shares the cores,
+ * it is the receiver's pace on raw bytes, and compressed frames save no time at all. So on a line faster than
+ * PACE_MIN_LINK compression must also raise the rate the raw stream goes through, measured per kind of frame
+ * (client/push/raw-pace.ts), with probes of the kind not in use (docs/performance.md, "`--compress auto` on a fast
+ * line: compression must raise the raw rate").
  */
 import type { CompressionSample, LevelChooser } from '../../core/wire/index.ts';
 import { NO_COMPRESSION } from '../../core/wire/index.ts';
+import type { RawPace } from './raw-pace.ts';
 
 /** The levels auto moves between; 0 is "no compression". */
 export const AUTO_LEVELS = [NO_COMPRESSION, 1, 2, 3, 4, 6, 9, 12, 15, 19] as const;
@@ -61,6 +68,24 @@ const LIGHT_TRANSFER_CORES = 0.1;
  */
 const OTHER_CPU_PER_RAW_BYTE = 6e-9;
 const START_LEVEL = 3;
+/**
+ * The raw-rate test (RawPace) runs only on lines measured faster than this (wire bytes/s, 32 Mbit/s). Below it the
+ * line is the bound by far (compression raises the raw rate by 1/ratio there) and a probe of raw frames would cost
+ * seconds of line time each: on 2 Mbit/s eight raw 4 MiB frames take 45 s more than compressed ones.
+ */
+const PACE_MIN_LINK = 4e6;
+/** Compressing pays on a fast line only where it raises the raw rate by more than this (the noise of the measure). */
+const PACE_GAIN = 1.2;
+/**
+ * A probe of the other kind of frames lasts until RawPace has measured it (its frames went out for MIN_MEASURE_MS
+ * there; the pipeline's buffers lie in between, so more frames are framed than that), and at most this many frames.
+ * A probe of a fixed number of frames was either unmeasured (8 frames went through loopback in 0.35 s) or followed
+ * by as many frames of the old kind while its measure was still on the way (about half the stream, on loopback).
+ */
+const PROBE_MAX_FRAMES = 64;
+/** The kind not in use is probed again after this many probes' worth of frames; doubled each time, up to the max. */
+const PROBE_GAP_FIRST = 4;
+const PROBE_GAP_MAX = 64;
 /** EWMA weight of the newest frame. */
 const ALPHA = 0.2;
 /** Frames at the current level, per worker, before a step up is considered. */
@@ -80,6 +105,11 @@ export interface AutoLevelOptions {
   linkRate: () => number | null;
   /** Called when the level changes, for the push's log. */
   onChange?: (level: number, why: string) => void;
+  /**
+   * The raw rate with and without compression (client/push/raw-pace.ts). Without it, the wire rate alone decides;
+   * with it, on a fast line, compression must also raise the raw rate to be used.
+   */
+  pace?: RawPace;
 }
 
 export class AutoLevel implements LevelChooser {
@@ -88,6 +118,15 @@ export class AutoLevel implements LevelChooser {
   #level = START_LEVEL;
   /** Frames that came back at the current level since it was chosen. */
   #seenAtLevel = 0;
+  /** The raw-rate test's verdict: raw frames deliver as many raw bytes per second as compressed ones. */
+  #rawWins = false;
+  /** The probe under way: which kind, from which raw offset its span starts, frames framed so far. */
+  #probe: { compressed: boolean; from: number; frames: number } | null = null;
+  /** Raw bytes the last probe took. */
+  #probeBytes = 0;
+  #probeGap = PROBE_GAP_FIRST;
+  /** Raw bytes of the latest frame observed (the chunk size). */
+  #chunk = 0;
 
   constructor(options: AutoLevelOptions) {
     this.#options = options;
@@ -108,12 +147,57 @@ export class AutoLevel implements LevelChooser {
           ? `compression would cost more time than it saves on a link that carries ${formatRate(link)}`
           : `the link carries ${formatRate(link)}`;
       this.#level = chosen;
-      this.#options.onChange?.(chosen, why);
+      if (!this.#rawWins) this.#options.onChange?.(chosen, why);
     }
-    return this.#level;
+    return this.#paced(link);
+  }
+
+  /**
+   * The level to frame with, once the raw-rate test has had its say: on a fast line the chosen level only where the
+   * raw rate measured while compressing beats the one measured while sending raw frames by PACE_GAIN; raw frames
+   * otherwise. Each kind is measured again now and then (a probe, until it is measured), further apart each time, so that
+   * a verdict made under a passing load is not kept for the whole push, and probes cost little once it holds.
+   */
+  #paced(link: number): number {
+    const pace = this.#options.pace;
+    if (!pace || link < PACE_MIN_LINK || this.#level === NO_COMPRESSION) {
+      this.#probe = null;
+      return this.#level;
+    }
+    if (this.#probe) {
+      const probe = this.#probe;
+      // Unmeasured yet, unless the stream started over (the next snapshot, a resume) under it.
+      if (pace.rate(probe.compressed, probe.from) === null && probe.frames < PROBE_MAX_FRAMES && pace.framedEnd() >= probe.from) {
+        probe.frames++;
+        return probe.compressed ? this.#level : NO_COMPRESSION;
+      }
+      this.#probeBytes = probe.frames * this.#chunk;
+      this.#probe = null;
+    }
+    const raw = pace.rate(false);
+    const compressed = pace.rate(true);
+    if (raw !== null && compressed !== null && compressed < raw * PACE_GAIN !== this.#rawWins) {
+      this.#rawWins = !this.#rawWins;
+      this.#probeGap = PROBE_GAP_FIRST;
+      const rates = `${formatRate(raw)} of raw stream with raw frames, ${formatRate(compressed)} compressed`;
+      this.#options.onChange?.(
+        this.#rawWins ? NO_COMPRESSION : this.#level,
+        this.#rawWins ? `compressing does not raise the rate the stream goes through (${rates})` : `compressing raises the rate the stream goes through (${rates})`,
+      );
+    }
+    // The kind not in use, measured long enough ago (or never): probe it.
+    const other = this.#rawWins;
+    if (pace.framedSince(other) >= Math.max(this.#probeBytes, this.#chunk) * this.#probeGap) {
+      this.#probeGap = Math.min(this.#probeGap * 2, PROBE_GAP_MAX);
+      this.#probe = { compressed: other, from: pace.framedEnd(), frames: 1 };
+      return other ? this.#level : NO_COMPRESSION;
+    }
+    return this.#rawWins ? NO_COMPRESSION : this.#level;
   }
 
   observe(sample: CompressionSample): void {
+    if (sample.rawLength > 0) this.#chunk = sample.rawLength;
+    if (sample.rawOffset !== undefined) this.#options.pace?.framed(sample.rawOffset, sample.rawLength, sample.level !== NO_COMPRESSION);
     if (sample.level === this.#level) this.#seenAtLevel++;
     if (sample.level === NO_COMPRESSION || sample.rawLength === 0) return;
     const speed = sample.rawLength / Math.max(sample.compressNs / 1e9, 1e-6);

@@ -5,6 +5,7 @@
 import { CompressionPool, validateZstdLevel, type LevelChooser } from '../../core/wire/index.ts';
 import { AutoLevel } from './auto-level.ts';
 import { LinkMeter } from '../upload/link-meter.ts';
+import { RawPace } from './raw-pace.ts';
 
 import type { CompressSetting } from './compress-setting.ts';
 
@@ -14,15 +15,18 @@ export interface Compression {
   pool: CompressionPool;
   level: number | LevelChooser;
   linkMeter: LinkMeter;
+  /** The raw rate with and without compression, which `--compress auto` weighs on a fast line: fed by the upload's progress. */
+  rawPace: RawPace;
   close(): Promise<void>;
 }
 
 export function startCompression(setting: CompressSetting, onLevelChange?: (level: number, why: string) => void): Compression {
   const pool = new CompressionPool();
   const linkMeter = new LinkMeter();
+  const rawPace = new RawPace();
   const level =
     setting === 'auto'
-      ? new AutoLevel({ workers: pool.maxSize, linkRate: () => linkMeter.rate(), ...(onLevelChange ? { onChange: onLevelChange } : {}) })
+      ? new AutoLevel({ workers: pool.maxSize, linkRate: () => linkMeter.rate(), pace: rawPace, ...(onLevelChange ? { onChange: onLevelChange } : {}) })
       : validateZstdLevel(setting);
-  return { pool, level, linkMeter, close: () => pool.close() };
+  return { pool, level, linkMeter, rawPace, close: () => pool.close() };
 }

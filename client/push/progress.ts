@@ -82,9 +82,11 @@ export class TransferProgress {
     this.#wireRate.restartAt(t, start.wireOffset);
   }
 
-  /** The upload's wire offset (tus-js-client's onProgress); reports the figures. */
-  uploaded(wireOffset: number): void {
-    this.report.progress(this.figures(wireOffset));
+  /** The upload's wire offset (tus-js-client's onProgress); reports the figures, and returns them. */
+  uploaded(wireOffset: number): ProgressFigures {
+    const figures = this.figures(wireOffset);
+    this.report.progress(figures);
+    return figures;
   }
 
   figures(wireOffset: number): ProgressFigures {

@@ -137,6 +137,7 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   progress.newAttempt();
   const framed = await open(ctx, step, resumeOf, sendStream, progress);
   progress.begin(framed.start);
+  ctx.compression.rawPace.restart();
   let id = resumeOf?.id ?? null;
   try {
     await uploadFramed({
@@ -158,7 +159,7 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
         if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
         return (await ctx.api.transfer(id, { stallMs: timeoutMs })).wireArrived;
       },
-      onProgress: (wire) => progress.uploaded(wire),
+      onProgress: (wire) => ctx.compression.rawPace.sent(progress.uploaded(wire).rawBytes),
       onRetry: (err) => notes.retry(err, `${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });
     await framed.done;

@@ -229,7 +229,7 @@ export class FrameEncoder extends Transform {
     // A raw chunk sealed is copied into its seal: its memory is free to be filled again, as recycle() would have it.
     if (sent !== parts && parts.codec === 'raw') this.#chunker.recycle(parts.payload);
     const header = dataFrameHeader(rawLength, sent, { chunkSize: this.chunkSize, index });
-    this.#chooser?.observe({ level: parts.level, rawLength, payloadLength: parts.payload.length, compressNs: parts.compressNs });
+    this.#chooser?.observe({ level: parts.level, rawOffset: this.#rawOffset, rawLength, payloadLength: parts.payload.length, compressNs: parts.compressNs });
     this.push(header);
     this.push(sent.payload);
     const chain = this.#chain.update(sent.rawHash);

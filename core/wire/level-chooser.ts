@@ -11,6 +11,8 @@ export interface LevelChooser {
 
 export interface CompressionSample {
   level: number;
+  /** Where the frame's raw bytes start in the stream (frames are observed in stream order). */
+  rawOffset?: number;
   rawLength: number;
   payloadLength: number;
   /** Wall time of the compression alone, on the thread that did it. */
