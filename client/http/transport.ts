@@ -75,7 +75,7 @@ export function createTransport(server: string | URL, options: TransportOptions 
   const dispatcher: Dispatcher = proxy
     ? new ProxyAgent({ uri: proxy.toString(), requestTls: tlsOptions })
     : new Agent({ connect: tlsOptions });
-  // https-proxy-agent opens the tunnel; the TLS inside it takes `ca` from the request options below.
+  // https-proxy-agent opens the tunnel; the TLS inside it takes the secure context from the request options below.
   const agent = proxy ? new HttpsProxyAgent(proxy, { keepAlive: true }) : new https.Agent({ keepAlive: true, ...tlsOptions });
   const fetch: ApiFetch = (url, init) => undiciFetch(url, { ...init, dispatcher });
   return {

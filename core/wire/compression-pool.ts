@@ -60,12 +60,12 @@ export class CompressionPool {
   }
 
   /** Workers the pool may start: what a level chooser can count on at the levels that use them all. */
-  get maxSize(): number {
+  get size(): number {
     return this.#pool.size;
   }
 
   /** Workers the last job's level spreads over: a caller keeps about this many jobs in flight (FrameEncoder). */
-  get size(): number {
+  get inUse(): number {
     return this.#spread;
   }
 

@@ -139,7 +139,7 @@ export class FrameEncoder extends Transform {
   }
 
   #maxJobs(): number {
-    return this.#pool ? this.#pool.size + 1 : 0;
+    return this.#pool ? this.#pool.inUse + 1 : 0;
   }
 
   /**

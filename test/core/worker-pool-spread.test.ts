@@ -37,13 +37,13 @@ it('jobs spread over the whole pool use every worker once several wait at once',
 it('the compression pool keeps levels below SPREAD_FROM_LEVEL on one worker and spreads from it on', async (t) => {
   const pool = new CompressionPool(2);
   t.after(() => pool.close());
-  assert.equal(pool.maxSize, 2);
+  assert.equal(pool.size, 2);
   const chunk = () => Buffer.alloc(256 * 1024, 7);
   await Promise.all([0, 1, SPREAD_FROM_LEVEL - 1].map((level) => pool.run(chunk(), level)));
-  assert.equal(pool.size, 1, 'jobs in flight follow the one worker in use');
+  assert.equal(pool.inUse, 1, 'jobs in flight follow the one worker in use');
   assert.equal(pool.workersStarted, 1);
   await Promise.all([SPREAD_FROM_LEVEL, SPREAD_FROM_LEVEL, SPREAD_FROM_LEVEL].map((level) => pool.run(chunk(), level)));
-  assert.equal(pool.size, 2);
+  assert.equal(pool.inUse, 2);
   assert.equal(pool.workersStarted, 2);
 });
 

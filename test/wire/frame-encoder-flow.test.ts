@@ -35,7 +35,7 @@ describe('FrameEncoder flow control with a pool', () => {
         ),
     );
     await Promise.all(writes);
-    assert.equal(writtenAtFirstFrame, pool.size + 1);
+    assert.equal(writtenAtFirstFrame, pool.inUse + 1);
     enc.end();
     await once(enc, 'end');
   });
