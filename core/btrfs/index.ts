@@ -7,6 +7,7 @@ export type { BtrfsCommandErrorFields } from './errors.ts';
 export { send, sendArgs, sendInChunks } from './send.ts';
 export type { ChunkedSendOptions, SendHandle, SendOptions, SendReads } from './send.ts';
 export { estimateSend, type EstimateOptions, type SendEstimate } from './estimate.ts';
+export { estimateFullSend, type WalkEstimateOptions } from './walk-estimate.ts';
 export { receive, receiveArgs } from './receive.ts';
 export type { ReceiveOptions } from './receive.ts';
 export {

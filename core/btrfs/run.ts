@@ -1,7 +1,8 @@
 /**
  * The one gate through which snapferry runs btrfs: argv arrays (never a shell string), stderr kept as a bounded
  * tail for error messages, cancellation through an AbortSignal, and one mapping from "how the process ended" to
- * BtrfsCommandError. Commands (send.ts, receive.ts, subvolume.ts) build argv and parse output; nothing else spawns.
+ * BtrfsCommandError. Commands (send.ts, receive.ts, subvolume.ts, and walk-estimate.ts's `find`) build argv and parse
+ * output; nothing else spawns.
  */
 import { execa } from 'execa';
 import type { Readable, Writable } from 'node:stream';
@@ -46,9 +47,20 @@ export interface BtrfsProcess {
 }
 
 export function startBtrfs(args: readonly string[], options: StartOptions = {}): BtrfsProcess {
-  const argv = [BTRFS, ...args];
+  return startTool(BTRFS, args, options);
+}
+
+/** The package that installs each program run here, for "could not start" messages. */
+const PACKAGES: Record<string, string> = { [BTRFS]: 'btrfs-progs', find: 'findutils' };
+
+/**
+ * The same gate for the one other program the btrfs layer runs: `find`, whose walk of a snapshot predicts its full
+ * send (walk-estimate.ts). Its failures are BtrfsCommandErrors too: they stand for the same step.
+ */
+export function startTool(program: string, args: readonly string[], options: StartOptions = {}): BtrfsProcess {
+  const argv = [program, ...args];
   const stdoutMode = options.stdout ?? 'collect';
-  const subprocess = execa(BTRFS, args, {
+  const subprocess = execa(program, args, {
     stdin: options.stdin ?? 'ignore',
     // execa passes any descriptor of ours on to the child; its types list only 3..9 (the fds of extra stdio slots).
     stdout: typeof stdoutMode === 'number' ? (stdoutMode as 3) : stdoutMode === 'ignore' ? 'ignore' : 'pipe',
@@ -96,7 +108,7 @@ export function startBtrfs(args: readonly string[], options: StartOptions = {}):
       signal: result.signal ?? null,
       stderrTail: tailOf(stderrText()),
       cancelled: result.isCanceled || stopped,
-      reason: stopped ? `was stopped: ${stopReason}` : spawnFailed ? couldNotStart(result.cause) : undefined,
+      reason: stopped ? `was stopped: ${stopReason}` : spawnFailed ? couldNotStart(program, result.cause) : undefined,
       cause: result.cause,
     });
   });
@@ -117,9 +129,9 @@ export function startBtrfs(args: readonly string[], options: StartOptions = {}):
   };
 }
 
-function couldNotStart(cause: unknown): string {
+function couldNotStart(program: string, cause: unknown): string {
   const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return 'could not start: btrfs is not installed (install btrfs-progs)';
+  if (code === 'ENOENT') return `could not start: ${program} is not installed (install ${PACKAGES[program] ?? program})`;
   return `could not start: ${cause instanceof Error ? cause.message : String(cause)}`;
 }
 

@@ -1,8 +1,9 @@
-// The stream-size estimate (`btrfs send --no-data`) against the real streams it predicts, on loop-mounted btrfs:
-// full, incremental, a compressed filesystem, protocol 2; plus cancel and failure. Needs root.
+// The stream-size estimates against the real streams they predict, on loop-mounted btrfs: `btrfs send --no-data`
+// (full, incremental, a compressed filesystem, protocol 2) and the walk of a full send's tree; plus cancel and
+// failure. Needs root.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { link, stat, writeFile } from 'node:fs/promises';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { BtrfsCommandError } from '../../core/btrfs/index.ts';
 import { createBtrfs, fillVaried, mutate, rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
@@ -72,5 +73,65 @@ test('an estimate can be cancelled, and a failing btrfs send says why', rootOnly
   await assert.rejects(
     btrfs.estimateSend(vol),
     (err: unknown) => err instanceof BtrfsCommandError && err.code === 'btrfs_failed' && err.command.includes('--no-data'),
+  );
+});
+
+/**
+ * The walk's estimate of a full send against the real stream. It counts a reflinked copy's data again (the send
+ * carries it as a CLONE), so it is compared with the real stream plus `shared` bytes; within 1% of that.
+ */
+async function compareWalk(t: { diagnostic(m: string): void }, label: string, snapshot: string, shared: number, proto?: number) {
+  const estimate = await btrfs.estimateFullSend(snapshot, { version: proto ?? 1 });
+  const actual = await streamLength(snapshot, proto !== undefined ? { proto } : {});
+  const error = (estimate.rawBytes - shared - actual) / actual;
+  t.diagnostic(
+    `${label}: walk estimated ${estimate.rawBytes} B (${estimate.writes} writes, ${estimate.dataBytes} B of data, ${shared} B of it ` +
+      `shared); real stream ${actual} B; off by ${estimate.rawBytes - shared - actual} B besides the shared (${(error * 100).toFixed(3)}%)`,
+  );
+  assert.ok(Math.abs(error) <= 0.01, `${label}: estimate ${estimate.rawBytes} less ${shared} shared is ${(error * 100).toFixed(2)}% off the real ${actual}`);
+  assert.ok(estimate.rawBytes >= actual, `${label}: the walk never runs under the stream`);
+}
+
+test('the walk of a full send estimates its stream: hard links, holes, a nested subvolume, protocol 2', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const fs = await createBtrfs(t, { sizeMiB: 512 });
+  const vol = `${fs.mountPoint}/vol`;
+  await btrfs.createSubvolume(vol);
+  // fillVaried makes hard links, holes, symlinks, FIFOs, device nodes, xattrs and names that break quoting, and one
+  // reflinked copy.
+  await fillVaried(vol, { seed: 'walk-estimate', sizeMB: 24 });
+  await writeFile(`${vol}/odd-sizes.bin`, Buffer.alloc(3 * 49152 + 777, 7));
+  await writeFile(`${vol}/linked.bin`, Buffer.alloc(200_000, 3));
+  await link(`${vol}/linked.bin`, `${vol}/linked-again.bin`);
+  // A nested subvolume is sent as an empty directory: the walk must not count what is in it.
+  await btrfs.createSubvolume(`${vol}/nested`);
+  await writeFile(`${vol}/nested/not-sent.bin`, Buffer.alloc(4 * 1024 * 1024, 5));
+  await snapshotReadonly(vol, `${fs.mountPoint}/s1`);
+  const shared = (await stat(`${vol}/random/r-000.reflink`)).size;
+
+  await compareWalk(t, 'full', `${fs.mountPoint}/s1`, shared);
+  await compareWalk(t, 'full, protocol 2', `${fs.mountPoint}/s1`, shared, 2);
+});
+
+test('the walk on a compressed filesystem counts the data as the stream carries it, uncompressed', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const fs = await createBtrfs(t, { sizeMiB: 256, mountOptions: ['compress=zstd'] });
+  const vol = `${fs.mountPoint}/vol`;
+  await btrfs.createSubvolume(vol);
+  await fillVaried(vol, { seed: 'walk-zstd', sizeMB: 12 });
+  await snapshotReadonly(vol, `${fs.mountPoint}/s1`);
+  await compareWalk(t, 'full, compress=zstd', `${fs.mountPoint}/s1`, (await stat(`${vol}/random/r-000.reflink`)).size);
+});
+
+test('a walk can be cancelled, and a failing walk says what ran', rootOnly, async (t) => {
+  const fs = await createBtrfs(t, { sizeMiB: 256 });
+  const vol = `${fs.mountPoint}/vol`;
+  await btrfs.createSubvolume(vol);
+  await fillVaried(vol, { seed: 'walk-cancel', sizeMB: 2 });
+  const controller = new AbortController();
+  const walking = btrfs.estimateFullSend(vol, { version: 1, signal: controller.signal });
+  controller.abort();
+  await assert.rejects(walking, (err: unknown) => err instanceof BtrfsCommandError && err.code === 'btrfs_cancelled');
+  await assert.rejects(
+    btrfs.estimateFullSend(`${fs.mountPoint}/no-such-snapshot`, { version: 1 }),
+    (err: unknown) => err instanceof BtrfsCommandError && err.code === 'btrfs_failed' && err.command[0] === 'find' && /No such file/.test(err.message),
   );
 });
