@@ -1,5 +1,5 @@
 /**
- * A PATCH body made of the frames FramedUploadSource holds, handed out as views of them: no copy of a 16 MiB slice
+ * A PATCH body made of the frames FramedUploadSource holds, handed out as views of them: no copy of a slice (8 MiB)
  * per PATCH, and no wait for 'drain' after every 16 KiB as tus-js-client does with a Buffer body.
  *
  * The frames still go out in pieces, because tus-js-client counts progress as each piece enters the request and

@@ -152,7 +152,7 @@ export class FramedUploadSource {
    * and then the encoder behind the source is full as well: it holds a chunk of frames unread and the frames of its
    * jobs in flight (core/wire/frame-encoder.ts), about 8 MiB or more at 4 MiB chunks, which the next slice takes at
    * once when the PATCH in flight is answered. A whole slice read ahead on top of those was 8 MiB more of a push's
-   * peak RSS at 16 MiB PATCHes (issue 22, docs/performance.md).
+   * peak RSS at the 16 MiB PATCHes of then (issue 22, docs/performance.md).
    */
   private readAhead(): void {
     if (this.reading || this.closed || this.ended || this.failure) return;

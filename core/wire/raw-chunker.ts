@@ -14,9 +14,10 @@ export function asBuffer(data: Uint8Array): Buffer {
 }
 
 /**
- * Spare buffers kept at most: what one acknowledged PATCH gives back at once (16 MiB of 4 MiB raw frames), which the
- * next chunks use up before the next PATCH is acknowledged. More were held, not used: with 8, a push's peak RSS held
- * up to 16 MiB more of idle spares (issue 22, docs/performance.md).
+ * Spare buffers kept at most: about what the PATCH in flight and the read-ahead give back (8 MiB PATCHes of 4 MiB raw
+ * frames), which the next chunks use up before the next PATCH is acknowledged. More were held, not used: with 8, a
+ * push's peak RSS held up to 16 MiB more of idle spares; with 2, fresh chunks were allocated where spares ran out
+ * and peak RSS rose instead (issue 22, docs/performance.md).
  */
 const MAX_SPARES = 4;
 
