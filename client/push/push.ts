@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import { parseName } from '../../core/names.ts';
 import { planPush } from '../../core/plan.ts';
-import { SESSION_HEADER, type SendStream, type Transfer } from '../../core/protocol.ts';
+import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL } from '../../core/wire/index.ts';
 import { readKeyFile } from '../../core/crypto/key-file.ts';
@@ -69,15 +69,16 @@ export interface PushResult {
 }
 
 /**
- * The largest PATCH body. The client holds the PATCH in flight until it is answered (a cut resends from it) and
- * reads the next half ahead; serve holds a PATCH's pieces while it verifies and spools them. At 16 MiB both sides
- * ran many more of V8's full collections: against 8 MiB, a 1 GB push cost the client 0.4 and serve 1.1 CPU s per GB
- * more (Mark-Compacts: push 38 against 3, serve 89 against 46) and push about 10 MB more peak RSS; 4 MiB saved
- * nothing more (issue 22, docs/performance.md). The price is one answer's turnaround (round trip and fsync) per
- * 8 MiB instead of per 16: nothing on a slow line (32 s a PATCH at 2 Mbit/s) or a LAN, about 3% of a 100 Mbit/s
- * line with a 20 ms round trip.
+ * The largest PATCH body where the server does not say what it takes best (SnapshotList.patchBytes; an older
+ * server): what a server on btrfs asks for (server/views.ts SPOOL_PATCH_BYTES has the measurements).
  */
 const DEFAULT_PATCH_BYTES = 8 * 1024 * 1024;
+
+/** The server's PATCH size, kept within what the client will hold (PATCH_BYTES_MIN..MAX). */
+export function patchBytesFor(serverSays: number | undefined): number {
+  if (serverSays === undefined) return DEFAULT_PATCH_BYTES;
+  return Math.min(PATCH_BYTES_MAX, Math.max(PATCH_BYTES_MIN, serverSays));
+}
 
 /**
  * What is already on the server, in one line: `run` pushes a whole folder every hour, and a line per snapshot the
@@ -114,7 +115,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   if (present !== null) report.note(present);
   const sendStream = plan.steps.length === 0 ? 'v1' : await pickSendStream(options.sendCompressed ?? 'auto', requested[0]!.path, api, report);
   if (options.dryRun === true) {
-    // The estimate is `btrfs send --no-data` of each step (client/push/estimate.ts): metadata only, no upload.
+    // The estimate of each step (client/push/estimate.ts): a walk or `btrfs send --no-data`, no upload.
     const planned: PlannedSend[] = [];
     for (const step of plan.steps) {
       options.signal?.throwIfAborted();
@@ -133,7 +134,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     compression: startCompression(sealKey && (options.compress ?? 'auto') === 'auto' ? DEFAULT_ZSTD_LEVEL : (options.compress ?? 'auto'), (level, why) =>
       report.note(level === 0 ? `compression off: ${why}` : `compression level ${level}: ${why}`),
     ),
-    patchBytes: options.patchBytes ?? DEFAULT_PATCH_BYTES,
+    patchBytes: options.patchBytes ?? patchBytesFor(held.patchBytes),
     pollMs: options.pollMs ?? 250,
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
     ...(options.limitRate ? { rateLimit: new UploadRateLimit(options.limitRate) } : {}),

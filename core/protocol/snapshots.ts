@@ -65,6 +65,12 @@ export const SnapshotList = z.object({
   volume: z.string(),
   snapshots: z.array(Snapshot),
   removed: z.array(RemovedSnapshot),
+  /**
+   * The largest PATCH body this server takes best, for a push that reads this list before it sends: each request
+   * costs a server of its own (on btrfs an fsync; in archive mode a stored segment and its record), against what a
+   * large one costs both sides in memory and garbage collection. Absent from older servers.
+   */
+  patchBytes: z.number().int().positive().optional(),
 });
 export type SnapshotList = z.infer<typeof SnapshotList>;
 

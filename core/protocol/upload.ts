@@ -42,3 +42,10 @@ export const SendStreamName = z.enum(sendStreams);
 export type SendStream = z.infer<typeof SendStreamName>;
 /** The version in the stream header that each way of sending writes. */
 export const SEND_STREAM_VERSION: Readonly<Record<SendStream, number>> = { v1: 1, 'v2-compressed': 2 };
+
+/**
+ * The PATCH body a server takes best (SnapshotList.patchBytes), within these bounds on the client's side: the
+ * client holds a PATCH in flight and half the next, so a server cannot make it hold more than 48 MiB.
+ */
+export const PATCH_BYTES_MIN = 1024 * 1024;
+export const PATCH_BYTES_MAX = 32 * 1024 * 1024;

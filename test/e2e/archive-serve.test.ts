@@ -69,7 +69,10 @@ test('a full and three incrementals pushed into the archive come back, each rest
 
   // The catalog in the bucket: one full, each incremental on the one before, and each transfer received.
   const api = new ServerApi({ server: server.url });
-  const listed = (await api.snapshots('v')).snapshots;
+  const list = await api.snapshots('v');
+  const listed = list.snapshots;
+  // Each archive request ends in a stored segment: the server asks for larger PATCHes than one on btrfs.
+  assert.equal(list.patchBytes, 16 * 1024 * 1024);
   const uuids = await Promise.all(snaps.map(async (s) => (await btrfs.subvolumeShow(s)).uuid));
   assert.deepEqual(listed.map((s) => [s.name, s.uuid, s.parentUuid]), [
     ['s1', uuids[0], null], ['s2', uuids[1], uuids[0]], ['s3', uuids[2], uuids[1]], ['s4', uuids[3], uuids[2]],

@@ -34,6 +34,8 @@ test('a full push: the server receives, checks and catalogs the snapshot, and dr
   assert.deepEqual(await fs.readdir(path.join(pair.root, 'spool')), [], 'spool deleted after the receive');
   const listing = await fs.readdir(path.join(pair.root, 'volumes', 'default', 'home'));
   assert.deepEqual(listing, ['s1'], 'nothing but the snapshot in the volume folder');
+  // The PATCH body a server on btrfs takes best, which the next push reads with this list.
+  assert.equal((await new ServerApi({ server: server.url }).snapshots('home')).patchBytes, 8 * 1024 * 1024);
 });
 
 test('two incrementals take their parent from the server catalog; deletes and renames arrive', rootOnly, async (t) => {
