@@ -18,7 +18,6 @@ import type { UploadOwners } from './upload-owners.ts';
 import { progressOf, uploadFolder, type SegmentRecord } from './upload-state.ts';
 import { asArchived, catalogVolumes, isLive, readCatalog, snapshotView, type CatalogEntry } from './volume-catalog.ts';
 
-
 /**
  * Every archive request ends in a stored segment and its record in the bucket (segment-append.ts), which the client
  * waits for before its next PATCH: at 8 MiB PATCHes a push into the bench's bucket ran at half the rate of 16 MiB
