@@ -9,11 +9,10 @@
  * test/btrfs/estimate.test.ts). It overestimates streams made with --compressed-data (ENCODED_WRITE carries fewer
  * bytes than it unpacks to), which is why that option is not offered here.
  */
-import { describeError } from '../errors.ts';
 import { SendStreamParser, type SendCommand } from '../wire/sendstream-parser.ts';
 import { SEND_TLV_HEADER_LENGTH, SEND_COMMAND_HEADER_LENGTH, SendAttr, SendCmd } from '../wire/sendstream-format.ts';
 import { sendAttributeU64 } from '../wire/sendstream-attributes.ts';
-import { startBtrfs } from './run.ts';
+import { readStdout, startBtrfs } from './run.ts';
 import { sendArgs, type SendOptions } from './send.ts';
 import { BtrfsOutputError } from './errors.ts';
 
@@ -80,24 +79,13 @@ export async function estimateSend(subvolume: string, options: EstimateOptions =
   // sendArgs starts with 'send'; the flag goes right after it, before the `--` that ends the options.
   const args = ['send', '--no-data', ...sendArgs(subvolume, options).slice(1)];
   const proc = startBtrfs(args, { signal: options.signal, stdout: 'stream' });
-  const stdout = proc.stdout;
-  if (stdout === null) throw new Error('btrfs send --no-data started without a stdout pipe');
   const estimator = new SendEstimator();
   // Only UPDATE_EXTENTs count; the rest of the stream is still checked whole, but its attributes are not collected.
   const parser: SendStreamParser = new SendStreamParser({
     onCommand: (c) => estimator.command(c, parser.version ?? 1),
     onlyCommands: [SendCmd.UPDATE_EXTENT],
   });
-  try {
-    for await (const chunk of stdout) parser.push(chunk as Buffer);
-  } catch (err) {
-    proc.stop(`its stream could not be read: ${describeError(err)}`);
-    const exit = await proc.exited.then(() => null, (e: unknown) => e);
-    // Cancelled from outside: say so, rather than how the interrupted read failed.
-    throw options.signal?.aborted === true && exit !== null ? exit : err;
-  }
-  // The exit status first: a btrfs that failed midway leaves a truncated stream, and its own error says why.
-  await proc.exited;
+  await readStdout(proc, (chunk) => parser.push(chunk), options.signal);
   const summary = parser.end();
   return estimator.result(summary.bytes, summary.version);
 }

@@ -6,6 +6,7 @@
  */
 import { execa } from 'execa';
 import type { Readable, Writable } from 'node:stream';
+import { describeError } from '../errors.ts';
 import { BtrfsCommandError, tailOf } from './errors.ts';
 
 export const BTRFS = 'btrfs';
@@ -140,4 +141,22 @@ export async function runBtrfs(args: readonly string[], options: RunOptions = {}
   const proc = startBtrfs(args, { signal: options.signal, stdout: 'collect' });
   await proc.exited;
   return proc.stdoutText();
+}
+
+/**
+ * Hands each chunk of a process started with stdout 'stream' to `take`, then waits for its exit (its status first:
+ * a command that failed midway leaves truncated output, and its own error says why). Where reading or `take` fails,
+ * the process is stopped; an aborted `signal` is said rather than how the interrupted read failed.
+ */
+export async function readStdout(proc: BtrfsProcess, take: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
+  const stdout = proc.stdout;
+  if (stdout === null) throw new Error(`${proc.argv[0]} started without a stdout pipe`);
+  try {
+    for await (const chunk of stdout) take(chunk as Buffer);
+  } catch (err) {
+    proc.stop(`its output could not be read: ${describeError(err)}`);
+    const exit = await proc.exited.then(() => null, (e: unknown) => e);
+    throw signal?.aborted === true && exit !== null ? exit : err;
+  }
+  await proc.exited;
 }

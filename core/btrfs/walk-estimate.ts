@@ -17,7 +17,7 @@
  */
 import path from 'node:path';
 import { sendWriteSize, type SendEstimate } from './estimate.ts';
-import { startTool } from './run.ts';
+import { readStdout, startTool } from './run.ts';
 import { SEND_COMMAND_HEADER_LENGTH as CMD, SEND_STREAM_HEADER_LENGTH, SEND_TLV_HEADER_LENGTH as TLV } from '../wire/sendstream-format.ts';
 
 /** One entry of the walk: what `find -printf '%i %n %y %s %b %P\0'` prints, the path by its length alone. */
@@ -159,18 +159,9 @@ export async function estimateFullSend(snapshot: string, options: WalkEstimateOp
   // Absolute, so that a path starting with '-' is never read as one of find's expressions.
   const root = path.resolve(snapshot);
   const proc = startTool('find', [root, '-xdev', '-printf', '%i %n %y %s %b %P\\0'], { stdout: 'stream', ...(options.signal ? { signal: options.signal } : {}) });
-  const stdout = proc.stdout;
-  if (stdout === null) throw new Error('find started without a stdout pipe');
   const tally = new FullSendTally(path.basename(root), options.version);
   const records = new WalkRecords();
-  try {
-    for await (const chunk of stdout) records.push(chunk as Buffer, (e) => tally.entry(e));
-  } catch (err) {
-    proc.stop(`its output could not be read: ${err instanceof Error ? err.message : String(err)}`);
-    const exit = await proc.exited.then(() => null, (e: unknown) => e);
-    throw options.signal?.aborted === true && exit !== null ? exit : err;
-  }
-  await proc.exited;
+  await readStdout(proc, (chunk) => records.push(chunk, (e) => tally.entry(e)), options.signal);
   records.end();
   return tally.result();
 }
