@@ -134,7 +134,8 @@ function parseRecord(record: Buffer): WalkEntry {
     fields.push(record.toString('latin1', at, space));
     at = space + 1;
   }
-  const [ino, links, type, size, blocks] = fields.map((f, i) => (i === 2 ? f : Number(f))) as [number, number, string, number, number];
+  const [type = ''] = fields.splice(2, 1);
+  const [ino = -1, links = -1, size = -1, blocks = -1] = fields.map(Number);
   if (![ino, links, size, blocks].every((n) => Number.isSafeInteger(n) && n >= 0) || !/^[fdlpscbD]$/.test(type)) {
     throw new Error(`find printed an entry that does not parse: ${describe(record)}`);
   }
