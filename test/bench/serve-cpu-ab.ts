@@ -42,7 +42,7 @@ try {
         const push = await pushOnce(ctx, { root, route: {}, stream, cpus: { ...ONE_CORE }, ...(level && level !== 'auto' ? { compress: level } : {}) });
         const perGb = (push.serverCpuSeconds ?? Number.NaN) / (stream.rawBytes / 1e9);
         figures.get(variant)!.push(perGb);
-        say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${push.seconds.toFixed(1)} s, wire ${(push.wireBytes / 1e6).toFixed(0)} MB, serve peak RSS ${((push.serverMaxRssBytes ?? 0) / 1e6).toFixed(0)} MB, push's ${(push.clientMaxRssBytes / 1e6).toFixed(0)} MB`);
+        say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${push.seconds.toFixed(1)} s, wire ${(push.wireBytes / 1e6).toFixed(0)} MB, serve peak RSS ${((push.serverMaxRssBytes ?? 0) / 1e6).toFixed(0)} MB, push's ${(push.clientMaxRssBytes / 1e6).toFixed(0)} MB, push CPU ${(push.clientCpuSeconds / (stream.rawBytes / 1e9)).toFixed(2)} s/GB`);
       } finally {
         await removeServerRoot(root);
         await settle(world.server);
