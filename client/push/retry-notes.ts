@@ -10,6 +10,7 @@ const QUIET_WAITS = new Set(['transfer_locked', 'upload_busy', 'volume_busy']);
 
 export class RetryNotes {
   private waitingFor: string | null = null;
+  private readonly said = new Set<string>();
 
   constructor(private readonly note: (text: string) => void) {}
 
@@ -18,6 +19,13 @@ export class RetryNotes {
     const code = err instanceof SnapferryError && QUIET_WAITS.has(err.code) ? err.code : null;
     if (code !== null && code === this.waitingFor) return;
     this.waitingFor = code;
+    this.note(text);
+  }
+
+  /** Notes `text` the first time only: what each try finds again (a fact of the snapshot) is said once a push. */
+  once(text: string): void {
+    if (this.said.has(text)) return;
+    this.said.add(text);
     this.note(text);
   }
 }

@@ -85,15 +85,37 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
 
 /** The newest transfer of this snapshot that is not over (or is received). */
 async function findTransfer(ctx: SendContext, step: PlanStep): Promise<Transfer | undefined> {
-  return (await transfersOf(ctx, step)).find((t) => !['failed', 'aborted'].includes(t.state));
+  return (await transfersOf(ctx, step)).standing.find((t) => !['failed', 'aborted'].includes(t.state));
 }
 
-/** This snapshot's transfers on the server, newest first. */
-async function transfersOf(ctx: SendContext, step: PlanStep): Promise<Transfer[]> {
+interface SnapshotTransfers {
+  /** This snapshot's transfers that still stand, newest first. */
+  standing: Transfer[];
+  /** Why a received transfer of it no longer stands (the snapshot is gone from the server), or null. */
+  gone: string | null;
+}
+
+/**
+ * This snapshot's transfers on the server, newest first, less a received one whose snapshot the server no longer
+ * holds: deleted there by hand, by retention, or found altered, it leaves its transfer received in the history, and
+ * taking that for the answer reported a push done that sent nothing. The list is read after the transfers, so a
+ * transfer received in between is in it.
+ */
+async function transfersOf(ctx: SendContext, step: PlanStep): Promise<SnapshotTransfers> {
   const { transfers } = await ctx.api.transfers();
-  return transfers
+  const mine = transfers
     .filter((t) => t.volume === ctx.volume && t.uuid === step.snapshot.uuid)
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const received = mine.find((t) => t.state === 'received');
+  if (received === undefined) return { standing: mine, gone: null };
+  const list = await ctx.api.snapshots(ctx.volume);
+  if (list.snapshots.some((s) => s.uuid === step.snapshot.uuid)) return { standing: mine, gone: null };
+  const removed = list.removed.find((r) => r.uuid === step.snapshot.uuid);
+  const why = removed ? ` (${removed.reason})` : '';
+  return {
+    standing: mine.filter((t) => t.state !== 'received'),
+    gone: `${step.snapshot.name}: the server received it before (transfer ${received.id}) but no longer holds it${why}; sending it again`,
+  };
 }
 
 /** Why a new upload starts from zero when the newest one of this snapshot was expired by the server, or null. */
@@ -106,7 +128,8 @@ function expiredNote(snapshot: string, newest: Transfer | undefined): string | n
 }
 
 async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress, notes: RetryNotes): Promise<Transfer> {
-  const mine = await transfersOf(ctx, step);
+  const { standing: mine, gone } = await transfersOf(ctx, step);
+  if (gone !== null) notes.once(gone);
   const existing = mine.find((t) => !['failed', 'aborted'].includes(t.state));
   if (existing?.state === 'received') return reportReceived(ctx, existing);
   if (existing && existing.state !== 'uploading') return waitReceived(ctx, existing.id);

@@ -114,6 +114,30 @@ test('when an admin deleted the newest common snapshot, the client falls back an
   await assertReceived(s4, pair.receivedPath('v', 's4'));
 });
 
+test('a snapshot deleted on the server since it was received is sent again, not reported received from its old transfer', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 4 });
+  const server = await pair.startServer();
+  const api = new ServerApi({ server: server.url });
+  const s1 = await pair.snapshot('s1');
+  await mutate(pair.source, 'gone-1');
+  const s2 = await pair.snapshot('s2');
+  const first = await push({ server: server.url, volume: 'v', snapshots: [s1, s2] }, recordingReporter());
+  const before = first.sent[1]!.transfer;
+  await btrfs.deleteSubvolume(pair.receivedPath('v', 's2'));
+
+  const report = recordingReporter();
+  const again = await push({ server: server.url, volume: 'v', snapshots: [s2] }, report);
+  assert.deepEqual(again.sent.map((s) => [s.snapshot, s.parent]), [['s2', 's1']]);
+  assert.notEqual(again.sent[0]!.transfer.id, before.id, 'a new transfer, not the old one taken for the answer');
+  await assertReceived(s2, pair.receivedPath('v', 's2'));
+  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => s.name), ['s1', 's2']);
+  const said = report.notes.filter((n) => n.includes('no longer holds it'));
+  assert.deepEqual(said, [`s2: the server received it before (transfer ${before.id}) but no longer holds it (deleted from disk); sending it again`]);
+
+  const third = await push({ server: server.url, volume: 'v', snapshots: [pair.snaps] }, recordingReporter());
+  assert.equal(third.sent.length, 0, 'held again: nothing more to send');
+});
+
 test('a writable subvolume is refused with a message that says what to do', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
   const server = await pair.startServer();
