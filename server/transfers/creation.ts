@@ -118,10 +118,14 @@ export interface ClientHoldings {
  * client's UUIDs are in another namespace and change nothing here.
  */
 export function assertUuidFree(snapshots: readonly SnapshotRecord[], volume: string, uuid: string): void {
-  if (!snapshots.some((s) => s.uuid === uuid && s.volume !== volume)) return;
-  throw new TransferConflict('snapshot_uuid_taken', `the server already holds a snapshot with UUID ${uuid} outside ${volume}; a snapshot can be pushed to one volume only`, {
-    details: { uuid },
-  });
+  const held = snapshots.find((s) => s.uuid === uuid && s.volume !== volume);
+  if (held === undefined) return;
+  // The volume that holds it, not the one asked for: that is where the user looks (and what they may delete).
+  throw new TransferConflict(
+    'snapshot_uuid_taken',
+    `the server already holds this snapshot (UUID ${uuid}) in volume ${held.volume} as ${held.name}; a snapshot can be pushed to one volume only: push it to ${held.volume}, or push a new snapshot to ${volume}`,
+    { details: { uuid, heldIn: held.volume, heldAs: held.name } },
+  );
 }
 
 /** Throws the first conflict between the new upload and what the client holds or runs. */

@@ -60,7 +60,7 @@ test("a UUID another client holds is received in the caller's own namespace, ans
   const own = await createAs(h, keys.alice, 'other', u);
   assert.equal(own.status, 409, own.text);
   assert.equal(own.code, 'snapshot_uuid_taken');
-  assert.match(own.text, /outside other/);
+  assert.match(own.text, /in volume home as snap/);
 
   // Bob: his creation for Alice's UUID is answered exactly as one for a UUID no one has.
   const fresh = randomUuid();

@@ -134,7 +134,8 @@ test('snapshot_name_taken: another snapshot of the volume has the name', () => {
 
 test('snapshot_uuid_taken: the client holds the UUID in another volume; the same UUID of the same name elsewhere is no clash of names', () => {
   const e = refuses(() => admit(parsed(), { snapshots: [snapshot({ volume: 'etc', name: 'home.1', uuid: UUID })] }), 'snapshot_uuid_taken', 409);
-  assert.deepEqual(e.details, { uuid: UUID });
+  assert.deepEqual(e.details, { uuid: UUID, heldIn: 'etc', heldAs: 'home.1' });
+  assert.match(e.message, /in volume etc as home\.1/, 'names the volume that holds it, not the one asked for');
 });
 
 test('parent_missing: the parent is not in this volume (another volume\'s snapshot of that UUID does not count)', () => {
