@@ -91,17 +91,30 @@ export interface SubvolumeListEntry {
   receivedUuid: string | null;
 }
 
-/** Parses `btrfs subvolume list -u -q -R [-r] PATH`. */
+const SUBVOLUME_LIST_LINE = /^ID (\d+) gen (\d+) top level (\d+) parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.+)$/;
+
+/**
+ * Parses `btrfs subvolume list -u -q -R [-r] PATH`.
+ *
+ * A subvolume's name may hold newlines, and any user who may write a folder on the filesystem can make one; btrfs
+ * prints the path raw, as the last field. So a line that is not a record goes on the path of the record before it:
+ * one such name anywhere on the filesystem failed every incremental push. A name made to look like a record line
+ * yields an entry of its own; callers check each entry they use with `btrfs subvolume show` (findParentCandidates),
+ * so it can only hide its maker's own subvolume.
+ */
 export function parseSubvolumeList(text: string): SubvolumeListEntry[] {
   const what = 'btrfs subvolume list';
   const entries: SubvolumeListEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    const m =
-      /^ID (\d+) gen (\d+) top level (\d+) parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.+)$/.exec(
-        line,
-      );
-    if (m === null) throw new BtrfsOutputError(what, text, `unexpected line: ${line}`);
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop(); // the output's own last newline
+  for (const line of lines) {
+    const m = SUBVOLUME_LIST_LINE.exec(line);
+    if (m === null) {
+      const last = entries.at(-1);
+      if (last !== undefined) last.path += `\n${line}`;
+      else if (line.trim() !== '') throw new BtrfsOutputError(what, text, `unexpected line: ${line}`);
+      continue;
+    }
     const [, id = '', gen = '', topLevel = '', parentUuid = '', receivedUuid = '', uuid = '', path = ''] = m;
     const ownUuid = toUuid(uuid, what, text, 'uuid');
     if (ownUuid === null) throw new BtrfsOutputError(what, text, `no uuid in: ${line}`);

@@ -151,6 +151,17 @@ test('subvolume list -u -q -R: ids, uuids, and paths with spaces', () => {
   assert.throws(() => parseSubvolumeList('ID 256 gen 8 top level 5 path vol\n'), /unexpected line/);
 });
 
+test('subvolume list: a name holding newlines (any user may make one) stays one entry, its path whole', () => {
+  const [vol, snap1] = LIST.split('\n');
+  const odd = 'ID 259 gen 9 top level 5 parent_uuid -                                    received_uuid -                                    uuid 0e3c8d6a-1f32-4a7c-9b55-6f0d2a1c4e77 path home/user/x\ny\n\nz';
+  const entries = parseSubvolumeList(`${vol}\n${odd}\n${snap1}\n`);
+  assert.deepEqual(entries.map((e) => e.path), ['vol', 'home/user/x\ny\n\nz', 'snap1']);
+  assert.equal(entries[1]?.id, 259);
+  assert.equal(entries[2]?.uuid, '85f89309-8bea-6543-be5b-30f3f7770825');
+  // A name ending in a newline: its last line is empty, and the output's own last newline is not part of it.
+  assert.deepEqual(parseSubvolumeList(`${vol}\n${snap1}\n\n`).map((e) => e.path), ['vol', 'snap1\n']);
+});
+
 test('property get ro', () => {
   assert.equal(parseReadonlyProperty('ro=true\n'), true);
   assert.equal(parseReadonlyProperty('ro=false\n'), false);

@@ -65,6 +65,24 @@ test('two incrementals take their parent from the server catalog; deletes and re
   assert.deepEqual(list.snapshots.map((s) => s.name), ['s1', 's2', 's3']);
 });
 
+test('a subvolume whose name holds a newline, made by any user anywhere on the client filesystem, does not stop incrementals', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1] }, recordingReporter());
+  // What an unprivileged user can make in a folder of their own: btrfs subvolume create needs no root there, and its
+  // owner may make it read-only (the parent candidates are the filesystem's read-only subvolumes).
+  await fs.mkdir(path.join(pair.client.mountPoint, 'users'));
+  const odd = path.join(pair.client.mountPoint, 'users', 'x\ny');
+  await btrfs.createSubvolume(odd);
+  await btrfs.setReadonly(odd, true);
+  await mutate(pair.source, 'newline-name');
+  const s2 = await pair.snapshot('s2');
+  const result = await push({ server: server.url, volume: 'v', snapshots: [s2] }, recordingReporter());
+  assert.deepEqual(result.sent.map((s) => [s.snapshot, s.parent]), [['s2', 's1']]);
+  await assertReceived(s2, pair.receivedPath('v', 's2'));
+});
+
 test('a folder of five snapshots with two on the server sends the other three, oldest first', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 4 });
   const server = await pair.startServer();
