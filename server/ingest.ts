@@ -7,6 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import { SnapferryError } from '../core/errors.ts';
+import { isDiskFull } from './disk-full.ts';
 import type { FrameError, VerifiedFrame } from '../core/wire/index.ts';
 import type { Catalog } from './catalog.ts';
 import type { LiveReceives } from './live-receives.ts';
@@ -32,7 +33,11 @@ export class Ingest {
       complete: (progress) => this.onStreamComplete(id, progress),
       endRefused: (err: FrameError) => void this.deps.receives.stop(id, `the end frame was refused: ${err.message}`),
     };
-    return this.deps.spool.append(id, body, offset, chunkSize, sink);
+    return this.deps.spool.append(id, body, offset, chunkSize, sink).catch(async (err: unknown) => {
+      // Answered 507 all the same; what is kept of the upload is as it was. The receive's room goes to the upload.
+      if (isDiskFull(err)) await this.deps.receives.yieldSpace(id);
+      throw err;
+    });
   }
 
   /** Upload `id` expired and its spool is gone: its receive, if one runs, stops (and deletes what it wrote). */

@@ -48,6 +48,8 @@ export class LiveReceives {
   private readonly failing = new Set<string>();
   /** Receives being stopped that frames (or the end) arrived for meanwhile: started again once the stop is done. */
   private readonly wantedAfterStop = new Set<string>();
+  /** Uploads whose receive gave its room to the spool (yieldSpace): none runs until the stream is whole. */
+  private readonly untilWhole = new Set<string>();
 
   constructor(
     private readonly layout: ServerLayout,
@@ -59,7 +61,23 @@ export class LiveReceives {
 
   /** The spool of `id` holds verified frames up to `wireEnd` (`complete`: the end frame is one): its receive reads on. */
   advance(id: string, wireEnd: number, complete: boolean): void {
+    if (complete) this.untilWhole.delete(id);
     this.runFor(id, false)?.source.advance(wireEnd, complete);
+  }
+
+  /**
+   * The spool of `id` found the disk full: its receive, if one runs beside the upload, stops and deletes what it
+   * wrote, and none starts again until the stream is whole (then from the spool, waiting for space like any other).
+   * A receive beside the upload writes the snapshot as its frames come, and a compressed stream's snapshot is many
+   * times its spool: on a disk near full it took the room the rest of the upload needed, then waited for frames that
+   * could never arrive, and every PATCH was answered 507 for ever.
+   */
+  async yieldSpace(id: string): Promise<void> {
+    const live = this.runs.get(id);
+    if (live === undefined || live.stopped || live.source.complete) return;
+    this.untilWhole.add(id);
+    this.log.warn({ transfer: id }, 'disk full: the receive beside the upload stops and gives its room to the upload; it runs once the stream is whole');
+    await this.halt(id, 'the disk is full: the upload needs the room its receive took');
   }
 
   /**
@@ -85,6 +103,7 @@ export class LiveReceives {
       this.heldIds.add(id);
       return null;
     }
+    if (this.untilWhole.has(id)) return null;
     if (this.failing.has(id) && !recovering) return null;
     const live = this.runs.get(id);
     if (live?.stopped) {
@@ -99,8 +118,16 @@ export class LiveReceives {
     return this.runs.get(id)?.run.rawFed ?? 0;
   }
 
-  /** Kills the receive of `id`, if one runs, and resolves once its partial subvolume is deleted. */
+  /**
+   * Kills the receive of `id`, if one runs, and resolves once its partial subvolume is deleted. Whoever stops it
+   * (an expiry, a refusal, an abort, a restart) also ends a wait for the whole stream (yieldSpace).
+   */
   async stop(id: string, why: string): Promise<void> {
+    this.untilWhole.delete(id);
+    await this.halt(id, why);
+  }
+
+  private async halt(id: string, why: string): Promise<void> {
     const live = this.runs.get(id);
     if (!live) return;
     live.stopped = true;

@@ -82,6 +82,46 @@ test('disk full on the server: 507 and retries, nothing acknowledged lost, done 
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
+test('a receive beside the upload that fills the disk gives its room to the upload: the stream arrives whole and waits for space', { ...rootOnly, timeout: 240_000 }, async (t) => {
+  // Zeros: a snapshot far larger than its compressed stream, and than the room left on the server.
+  const pair = await createPair(t, { serverMiB: 256, fillMB: 2, seed: 'receive-takes-room' });
+  await execa('dd', ['if=/dev/zero', `of=${path.join(pair.source, 'zeros')}`, 'bs=1M', 'count=160', 'status=none']);
+  const s1 = await pair.snapshot('s1');
+  const server = await pair.startServer({ receiveRetry: { firstMs: 300_000, maxMs: 300_000, checkMs: 200 } });
+  const filler = path.join(pair.server.mountPoint, 'filler');
+  await fs.writeFile(filler, crypto.randomBytes(100 * 1024 * 1024));
+  await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+  const uploads = countUploads(server);
+
+  const stop = new AbortController();
+  t.after(() => stop.abort());
+  const report = recordingReporter();
+  // Small PATCHes: the receive beside the upload runs ahead of the disk's room while much of the stream is still to come.
+  const pushing = push(
+    { server: server.url, volume: 'v', snapshots: [s1], chunkSize: 256 * 1024, patchBytes: 1024 * 1024, pollMs: 50, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal },
+    report,
+  );
+  pushing.catch(() => undefined);
+  const api = new ServerApi({ server: server.url });
+  // Before, the receive held the room and waited for frames that the full disk kept out: 507 for ever, the transfer
+  // uploading. Now the upload ends whole, and the receive that follows it finds too little room and waits for it.
+  const waiting = await until('the whole stream waiting for space', async () => {
+    const [now] = (await api.transfers()).transfers;
+    return now?.state === 'waiting_for_space' && now;
+  }, 120_000, 100);
+  assert.equal(waiting.wait?.reason, 'disk_full');
+  const stopped = await pushing.then(() => null, (err: unknown) => err as SnapferryError);
+  assert.equal(stopped?.code, 'receive_waiting', stopped?.message);
+  const sent = { ...uploads };
+  assert.equal(sent.POST, 1, 'one upload');
+
+  await fs.rm(filler);
+  await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+  await until('the snapshot received', async () => (await api.transfer(waiting.id)).state === 'received', 90_000, 200);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+  assert.deepEqual(uploads, sent, 'nothing was sent again once the stream was whole');
+});
+
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 
 /** Upload requests a server saw: a creation (POST) or bytes (PATCH) after the stream arrived whole would be a resend. */
