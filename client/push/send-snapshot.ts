@@ -22,6 +22,7 @@ import { TransferProgress } from './progress.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { formatDuration } from '../progress/math.ts';
 import { ReceiveWaiting, keepWaiting } from './receive-waiting.ts';
+import { CANNOT_APPLY, cannotApplyAdvice } from './cannot-apply.ts';
 import { streamIdentity } from '../../core/wire/index.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
 
@@ -132,7 +133,7 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   if (gone !== null) notes.once(gone);
   const existing = mine.find((t) => !['failed', 'aborted'].includes(t.state));
   if (existing?.state === 'received') return reportReceived(ctx, existing);
-  if (existing && existing.state !== 'uploading') return waitReceived(ctx, existing.id);
+  if (existing && existing.state !== 'uploading') return waitReceived(ctx, step, existing.id);
   const expired = existing ? null : expiredNote(step.snapshot.name, mine[0]);
   if (expired !== null) ctx.report.note(expired);
 
@@ -194,7 +195,7 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   }
   if (id === null) throw new PushError('no_transfer_id', 'the server did not say where the upload went', { retryable: true });
   ctx.report.waiting(step.snapshot.name);
-  return waitReceived(ctx, id);
+  return waitReceived(ctx, step, id);
 }
 
 /** Starts the framed send, resuming where the server stands; rewinds the upload when the streams diverged. */
@@ -252,7 +253,7 @@ function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSna
  * spool was damaged on disk and rewound) is a retryable interruption, so the loop resumes it. A receive that waits
  * for the server (a full disk) ends the push with ReceiveWaiting, unless the server tries again soon (keepWaiting):
  * the server holds the whole stream already. */
-async function waitReceived(ctx: SendContext, id: string): Promise<Transfer> {
+async function waitReceived(ctx: SendContext, step: PlanStep, id: string): Promise<Transfer> {
   let waitingSince: number | null = null;
   for (;;) {
     ctx.signal?.throwIfAborted();
@@ -267,7 +268,9 @@ async function waitReceived(ctx: SendContext, id: string): Promise<Transfer> {
       throw new PushError('upload_rewound', `the server needs part of ${t.snapshot} again (${t.lastInterruption ?? 'rewound'})`, { retryable: true });
     }
     if (finalStates.includes(t.state)) {
-      throw new PushError(t.error?.code ?? 'transfer_failed', `the server could not receive ${t.snapshot}: ${t.error?.message ?? t.state}`, {
+      // A stream the server cannot apply fails the same way when sent again: say what will go through instead.
+      const advice = t.error?.code === CANNOT_APPLY ? `\n${cannotApplyAdvice(step, t.id)}` : '';
+      throw new PushError(t.error?.code ?? 'transfer_failed', `the server could not receive ${t.snapshot}: ${t.error?.message ?? t.state}${advice}`, {
         details: { transferId: t.id },
       });
     }

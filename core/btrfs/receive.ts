@@ -48,8 +48,8 @@ const DUMP_KEEP_BYTES = 64 * 1024;
  *
  * Rejects with BtrfsCommandError: btrfs_failed (its stderr tail in the message), btrfs_cancelled (signal), or
  * btrfs_input_failed (the input's error as `cause`, its `retryable` carried over), or sendstream_cannot_apply (a
- * chrooted receive of a stream that names a path its own snapshot does not have: the stream's fault, not retryable;
- * core/btrfs/receive-failure.ts). When btrfs had already created
+ * chrooted receive of a stream that names a path its own snapshot does not have, or has otherwise: the stream's
+ * fault, or its parent's, not retryable; core/btrfs/receive-failure.ts). When btrfs had already created
  * the subvolume, `details.subvolume` names it: the caller deletes that partial subvolume.
  */
 export async function receive(
@@ -114,7 +114,7 @@ export async function receive(
         signal: err.signal,
         stderrTail: err.stderrTail,
         code: 'sendstream_cannot_apply',
-        reason: `exited with code ${err.exitCode ?? 'unknown'}: the stream names a path that does not resolve in the snapshot it builds, so no receive of it can succeed (a broken or hostile stream; send it afresh from the snapshot)`,
+        reason: `exited with code ${err.exitCode ?? 'unknown'}: the stream names a path that the snapshot it builds does not have, or has as another kind of file, so no receive of it can succeed (a broken or hostile stream, or an incremental whose parent was changed after it was sent)`,
         retryable: false,
         cause: err,
         details: { subvolume, line: convicting },
