@@ -103,15 +103,26 @@ export function planPush(input: PlanInput): Plan {
  */
 function chooseParent(snapshot: LocalSnapshot, input: PlanInput, withAltered = false): LocalSnapshot | null {
   const usable = new Set(input.server.filter((s) => withAltered || !s.altered).map((s) => s.uuid));
-  const known = uniqueByUuid([...input.candidates, ...input.requested, snapshot]);
-  const source = sourceKeys(known);
-  const unknown = (s: LocalSnapshot) => source.get(s.localUuid)!.startsWith('received:');
-  const common = known
+  const relation = sourceRelation(snapshot, input);
+  const common = uniqueByUuid([...input.candidates, ...input.requested, snapshot])
     .filter((c) => usable.has(c.uuid) && c.uuid !== snapshot.uuid && byAge(c, snapshot) < 0)
     .sort(byAge);
-  const sameSource = common.filter((c) => source.get(c.localUuid) === source.get(snapshot.localUuid));
-  const ofUnknownSource = common.filter((c) => unknown(c) || unknown(snapshot));
+  const sameSource = common.filter((c) => relation(c) === 'same');
+  const ofUnknownSource = common.filter((c) => relation(c) === 'unknown');
   return (sameSource.length > 0 ? sameSource : ofUnknownSource).at(-1) ?? null;
+}
+
+/**
+ * How a local snapshot stands to `snapshot` as a possible parent, by source: of its own source; of one btrfs does
+ * not know, on either side (a received chain), which may serve when none of its own is held; or of another.
+ */
+function sourceRelation(snapshot: LocalSnapshot, input: PlanInput): (c: LocalSnapshot) => 'same' | 'unknown' | 'other' {
+  const source = sourceKeys(uniqueByUuid([...input.candidates, ...input.requested, snapshot]));
+  const unknown = (s: LocalSnapshot) => source.get(s.localUuid)?.startsWith('received:') ?? true;
+  return (c) => {
+    if (source.get(c.localUuid) === source.get(snapshot.localUuid)) return 'same';
+    return unknown(c) || unknown(snapshot) ? 'unknown' : 'other';
+  };
 }
 
 /** A full send because what the volume holds is of another subvolume: the user may have picked the wrong volume. */
@@ -149,9 +160,11 @@ function noteAlteredParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null
 
 function noteLostParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
   const local = new Map(uniqueByUuid([...input.candidates, ...input.requested]).map((c) => [c.uuid, c]));
+  // Only a snapshot chooseParent could have taken: one of another source was never going to be the parent.
+  const relation = sourceRelation(snapshot, input);
   const lost = (input.removed ?? [])
     .map((r) => ({ removed: r, local: local.get(r.uuid) }))
-    .filter((x): x is { removed: ServerRemovedView; local: LocalSnapshot } => x.local !== undefined)
+    .filter((x): x is { removed: ServerRemovedView; local: LocalSnapshot } => x.local !== undefined && relation(x.local) !== 'other')
     .filter((x) => byAge(x.local, snapshot) < 0 && (parent === null || byAge(x.local, parent) > 0))
     .sort((a, b) => byAge(a.local, b.local));
   const best = lost.at(-1);

@@ -64,6 +64,18 @@ test('an admin-deleted parent: falls back to the newest that remains and says so
   assert.match(plan.notes.join('\n'), /no longer holds c .*using b as parent/);
 });
 
+test('a snapshot of another source deleted on the server is not named as the parent it would have been', () => {
+  const other = snap('other', 25, 'elsewhere');
+  const plan = planPush({
+    requested: [c],
+    candidates: [a, other, c],
+    server: held(a),
+    removed: [{ uuid: other.uuid, name: 'other', reason: 'deleted from disk' }],
+  });
+  assert.deepEqual(names(plan.steps), ['a->c']);
+  assert.deepEqual(plan.notes, [], 'other could never have been the parent of c');
+});
+
 test('all parents deleted: a full send, and the note says so', () => {
   const plan = planPush({
     requested: [b],
