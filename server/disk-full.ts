@@ -9,7 +9,7 @@ export class DiskFullError extends SnapferryError {
   constructor(cause: unknown, details: Record<string, unknown> = {}) {
     super(
       'disk_full',
-      'the server is out of disk space (507 Insufficient Storage); nothing already acknowledged is lost: free space on the server (delete old snapshots or files) and the push goes on by itself',
+      'the server is out of disk space (507 Insufficient Storage); nothing already acknowledged is lost: free space on the server (delete old snapshots or files), and the upload goes on from where it stopped',
       { retryable: true, cause, details },
     );
   }

@@ -269,5 +269,7 @@ export class AutoLevel implements LevelChooser {
 }
 
 function formatRate(bytesPerSecond: number): string {
-  return bytesPerSecond >= 1e6 ? `${(bytesPerSecond / 1e6).toFixed(1)} MB/s` : `${(bytesPerSecond / 1e3).toFixed(0)} kB/s`;
+  if (bytesPerSecond >= 1e6) return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
+  // A link that barely moves (a server answering 507) carries bytes, not kilobytes: "0 kB/s" read as none at all.
+  return bytesPerSecond >= 1e4 ? `${(bytesPerSecond / 1e3).toFixed(0)} kB/s` : `${Math.round(bytesPerSecond)} B/s`;
 }

@@ -5,8 +5,11 @@
  */
 import { SnapferryError } from '../../core/errors.ts';
 
-/** Codes of refusals that last while someone else works: said once while they last. */
-const QUIET_WAITS = new Set(['transfer_locked', 'upload_busy', 'volume_busy']);
+/**
+ * Codes of refusals that last while someone else works, or until someone frees the server's disk: said once while
+ * they last (a full disk was said four times a round: by tus-js-client's own retries and by the push's backoff).
+ */
+const QUIET_WAITS = new Set(['transfer_locked', 'upload_busy', 'volume_busy', 'disk_full']);
 
 export class RetryNotes {
   private waitingFor: string | null = null;

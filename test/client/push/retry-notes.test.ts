@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SnapferryError } from '../../../core/errors.ts';
+import { RetryNotes } from '../../../client/push/retry-notes.ts';
+
+const failure = (code: string) => new SnapferryError(code, code, { retryable: true });
+
+test('a full server disk is said once while it lasts, however many retries wait it out, and again after something else', () => {
+  const said: string[] = [];
+  const notes = new RetryNotes((text) => said.push(text));
+  // What one round of a push against a full disk says: tus-js-client's retries, then the push's backoff.
+  notes.retry(failure('disk_full'), 'out of disk space; resuming from the server\'s offset');
+  notes.retry(failure('disk_full'), 'out of disk space; resuming from the server\'s offset');
+  notes.retry(failure('disk_full'), 'out of disk space; trying again in 1.0 s');
+  assert.deepEqual(said, ['out of disk space; resuming from the server\'s offset']);
+  notes.retry(failure('connection_reset'), 'cut; resuming');
+  notes.retry(failure('disk_full'), 'out of disk space again');
+  assert.deepEqual(said.slice(1), ['cut; resuming', 'out of disk space again']);
+});
+
+test('a cut is said every time: the reader sees the line\'s health', () => {
+  const said: string[] = [];
+  const notes = new RetryNotes((text) => said.push(text));
+  notes.retry(failure('connection_reset'), 'cut');
+  notes.retry(failure('connection_reset'), 'cut');
+  assert.equal(said.length, 2);
+});
+
+test('once: a fact found again by every try is said the first time only', () => {
+  const said: string[] = [];
+  const notes = new RetryNotes((text) => said.push(text));
+  notes.once('s2: the server no longer holds it');
+  notes.once('s2: the server no longer holds it');
+  assert.deepEqual(said, ['s2: the server no longer holds it']);
+});
