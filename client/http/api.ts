@@ -7,7 +7,7 @@ import { SnapferryError } from '../../core/errors.ts';
 import { ErrorBody, FrameList, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../../core/protocol.ts';
 import { retryAfterDetails } from './retry-after.ts';
 import { answerWithoutErrorBody } from './answer.ts';
-import { DEFAULT_STALL_MS, tlsErrorFrom, createTransport, type Transport } from './transport.ts';
+import { DEFAULT_STALL_MS, closedBeforeAnswer, createTransport, speaksTls, tlsErrorFrom, type Transport } from './transport.ts';
 
 export class ServerError extends SnapferryError {
   constructor(
@@ -122,6 +122,9 @@ export class ServerApi {
       const why = cause?.message ?? (err as Error).message;
       // The answer had begun: the connection broke under it, which is no unreachable server.
       if (res !== undefined) throw new ServerError('answer_interrupted', `the answer from ${this.base.origin} broke off: ${why}; trying again`, res.status, { retryable: true, cause: err });
+      if (this.base.protocol === 'http:' && this.transport.proxy === null && closedBeforeAnswer(err) && (await speaksTls(this.base))) {
+        throw new ServerError('wrong_scheme', `${this.base.origin} speaks HTTPS, not plain HTTP: give --server as https://${this.base.host}`, null, { retryable: false, cause: err });
+      }
       throw new ServerError('server_unreachable', `cannot reach ${this.base.origin}: ${why}`, null, {
         retryable: true,
         cause: err,

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import https from 'node:https';
+import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { Agent, ProxyAgent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { HttpsProxyAgent } from 'https-proxy-agent';
@@ -186,6 +187,34 @@ const INVALID = new Set([
  */
 function isPlainHttpPeer(code: string, message: string): boolean {
   return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || (code === 'EPROTO' && /wrong version number/i.test(message));
+}
+
+/**
+ * Whether `origin` (an http:// server that closed a request's connection without a byte of answer) speaks TLS on
+ * that port. A server started with --tls-cert does just that to plain HTTP: it read as an unreachable server, which a
+ * timer runs again for ever. Asked only after such a close, directly (a proxy would answer for itself): a TLS
+ * handshake, whatever the certificate.
+ */
+export function speaksTls(origin: URL, timeoutMs = 3000): Promise<boolean> {
+  const host = origin.hostname.replace(/^\[(.*)\]$/, '$1');
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host, port: Number(origin.port || 80), rejectUnauthorized: false, timeout: timeoutMs, ...(isIP(host) ? {} : { servername: host }) });
+    const done = (yes: boolean): void => {
+      socket.destroy();
+      resolve(yes);
+    };
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
+
+/** Whether a failed request's connection was closed by the server before any answer (undici's SocketError). */
+export function closedBeforeAnswer(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if ((e as { code?: unknown }).code === 'UND_ERR_SOCKET') return true;
+  }
+  return false;
 }
 
 /**

@@ -44,6 +44,18 @@ test('https:// to the plain-HTTP port of a server is not retryable (1) and says 
   assert.equal(count(push.stderr, 'speaks plain HTTP'), 1, push.stderr);
 });
 
+test('http:// to a server that terminates TLS itself is not retryable (1) and says to use https://', rootOnly, async (t) => {
+  const certs = await createTestCertificates(t);
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer({ tls: { cert: certs.serverCert, key: certs.serverKey } });
+  // It closes a plain-HTTP connection without a word: that read as an unreachable server, exit 75 for ever.
+  const wrong = server.url.replace(/^https:/, 'http:');
+  const r = await snapferry(['status', '--server', wrong]);
+  assert.equal(r.exitCode, EXIT.failed, r.stderr);
+  assert.match(r.stderr, /speaks HTTPS, not plain HTTP: give --server as https:\/\/127\.0\.0\.1:\d+/);
+  assert.doesNotMatch(r.stderr, /other side closed/);
+});
+
 test('behind nginx: a server without --behind-proxy is named with the fix, once; a server that is down is a retryable 502 without its page', rootOnly, async (t) => {
   const certs = await createTestCertificates(t);
   const pair = await createPair(t, { fillMB: 1 });
