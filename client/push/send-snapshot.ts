@@ -221,7 +221,7 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null,
     if (!(err instanceof StreamMismatch)) throw err;
     ctx.report.note(
       `${step.snapshot.name}: btrfs send now produces a different stream than the one the server holds ` +
-        '(btrfs-progs or the kernel changed?); looking for the last frame that still matches',
+        '(the snapshot was changed since, or btrfs-progs or the kernel was updated); looking for the last frame that still matches',
     );
     framed = await openFramedSend(options, { ...resume, records: await ctx.api.frames(resumeOf.id) });
   }
