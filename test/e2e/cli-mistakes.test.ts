@@ -8,6 +8,7 @@ import { rootOnly } from '../fixtures/btrfs.ts';
 import { createTestCertificates } from '../fixtures/tls.ts';
 import { startNginx } from '../fixtures/nginx.ts';
 import { EXIT } from '../../client/exit-codes.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { createPair } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
@@ -69,4 +70,27 @@ test('behind nginx: a server without --behind-proxy is named with the fix, once;
     assert.doesNotMatch(down.stderr, /<html|<center|nginx\//i);
     assert.doesNotMatch(down.stderr, /is --server the address/);
   }
+});
+
+test('a --chunk-size outside 64K..16M is refused (2) before anything is planned, also when there is nothing to send', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const base = ['--server', server.url, '--volume', 'home'];
+  assert.equal((await snapferry(['push', ...base, s1])).exitCode, EXIT.ok);
+  const api = new ServerApi({ server: server.url });
+  const before = (await api.transfers()).transfers.length;
+  // s1 is on the server: nothing to send, which let a bad value pass with exit 0.
+  for (const size of ['0', '1', '17M', '1G']) {
+    const r = await snapferry(['push', ...base, '--chunk-size', size, s1]);
+    assert.equal(r.exitCode, EXIT.usage, `--chunk-size ${size}: ${r.stderr}`);
+    assert.match(r.stderr, /chunk size must be .*64K\.\.16M.*\(see `snapferry push --help`\)/s);
+  }
+  const s2 = await pair.snapshot('s2');
+  const dry = await snapferry(['push', ...base, '--dry-run', '--chunk-size', '17M', s2]);
+  assert.equal(dry.exitCode, EXIT.usage, dry.stderr);
+  assert.equal(dry.stdout, '', 'no plan printed');
+  assert.equal((await api.transfers()).transfers.length, before, 'nothing was sent');
+  // The limits themselves are values like any other.
+  assert.equal((await snapferry(['push', ...base, '--chunk-size', '64K', s2])).exitCode, EXIT.ok);
 });
