@@ -2,6 +2,8 @@
 // said once, with what to do, and an exit code that tells a timer whether running again can help.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
@@ -93,4 +95,28 @@ test('a --chunk-size outside 64K..16M is refused (2) before anything is planned,
   assert.equal((await api.transfers()).transfers.length, before, 'nothing was sent');
   // The limits themselves are values like any other.
   assert.equal((await snapferry(['push', ...base, '--chunk-size', '64K', s2])).exitCode, EXIT.ok);
+});
+
+test('a token file that group or others can read is refused (2) with the chmod that fixes it, from --token-file and from the config', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-token-mode-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const token = path.join(dir, 'laptop.token');
+  await fs.writeFile(token, 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\n', { mode: 0o600 });
+  const config = path.join(dir, 'client.yaml');
+  await fs.writeFile(config, `server: http://127.0.0.1:9\ntokenFile: ${token}\n`, { mode: 0o600 });
+  for (const mode of [0o644, 0o640, 0o604]) {
+    await fs.chmod(token, mode);
+    for (const args of [['status', '--server', 'http://127.0.0.1:9', '--token-file', token], ['status', '--config', config], ['push', '--config', config, '--volume', 'v', '/nonexistent']]) {
+      const r = await snapferry(args);
+      assert.equal(r.exitCode, EXIT.usage, `${mode.toString(8)} ${args.join(' ')}: ${r.stderr}`);
+      const file = token.replace(/[.]/g, '\\.');
+      assert.match(r.stderr, new RegExp(`the token file ${file} is open to others \\(mode ${mode.toString(8)}\\).*: chmod 600 ${file}$`, 'm'), r.stderr);
+    }
+  }
+  // 0600 and 0400 are the owner's alone: read, and the command goes on to the server (which is not there: 75).
+  for (const mode of [0o600, 0o400]) {
+    await fs.chmod(token, mode);
+    const r = await snapferry(['status', '--server', 'http://127.0.0.1:9', '--token-file', token]);
+    assert.equal(r.exitCode, EXIT.temporary, `${mode.toString(8)}: ${r.stderr}`);
+  }
 });
