@@ -6,6 +6,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { describeError } from '../core/errors.ts';
 import { parseDuration, parseSize as parseSizeText } from '../core/units.ts';
+import { validateChunkSize } from '../core/wire/chunk-size.ts';
 import { DEFAULT_CLIENT_CONFIG, TOKEN_ENV } from '../client/cli-options.ts';
 import type { ClientConfig, ClientFlags, ClientSettings, ServerApi } from '../client/index.ts';
 import { interruptSignal } from './interrupt.ts';
@@ -79,8 +80,11 @@ export function dryRunOption(description: string): Option {
   return new Option('--dry-run', description).default(false);
 }
 
+/** The frames' own limit, checked as the flag is parsed: out of range, it failed only after the plan, or never when nothing was to be sent. */
+const parseChunkSize = asArgument((value: string) => validateChunkSize(parseSizeText(value)));
+
 export function chunkSizeOption(): Option {
-  return new Option('--chunk-size <size>', 'raw bytes per frame (64K..16M)').argParser(parseSize);
+  return new Option('--chunk-size <size>', 'raw bytes per frame (64K..16M)').argParser(parseChunkSize);
 }
 
 export function retriesOption(): Option {

@@ -29,6 +29,8 @@ export function exitCodeFor(err: unknown): number {
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
   // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.
   if (err.code.startsWith('key_file_')) return EXIT.usage;
+  // A token file open to others (client/http/token.ts): the user's chmod, as for a key file.
+  if (err.code.startsWith('token_file_')) return EXIT.usage;
   // An archive server's S3 keys missing, ambiguous or open to others: the operator's config to fix.
   if (err.code.startsWith('store_credentials_')) return EXIT.usage;
   // The server holds the whole stream and receives it once it can (a full disk): a later run finds it received.

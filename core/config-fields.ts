@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { isSafeName } from './names.ts';
+import { isSafeName, NAME_RULE } from './names.ts';
 import { parseServerUrl } from './server-url.ts';
 import { DURATION_EXAMPLE, parseDuration, parseSize, SIZE_EXAMPLE } from './units.ts';
 
@@ -75,8 +75,6 @@ export function httpUrlField() {
 }
 
 /** A key that names a volume or a client: one path component of the alphabet of core/names.ts. */
-export const NAME_RULE = 'letters, digits and . _ @ : + - (not first), no slashes or spaces';
-
 export function safeNameKey(what: string) {
   // A plain string key (not the SafeName brand): config maps are looked up by names from the command line.
   return z.string().refine((key): boolean => isSafeName(key), { message: `expected a ${what} name of ${NAME_RULE}` });

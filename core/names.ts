@@ -13,9 +13,12 @@ export type Uuid = string & { readonly [brand]: 'Uuid' };
 /** btrfs limits a name to 255 bytes; this alphabet is ASCII, so characters equal bytes. */
 export const MAX_NAME_LENGTH = 255;
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._@:+-]*$/;
+/** NAME_RE in words, for messages: "letters" alone reads as any script's, and é or ü is refused. */
+export const NAME_RULE = 'ASCII letters, digits and . _ @ : + - (not first), no slashes or spaces';
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function preview(value: string): string {
+/** A name as a message shows it: quoted (a space or a control character stays visible), cut at 40 characters. */
+export function preview(value: string): string {
   const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
   return JSON.stringify(shown);
 }
@@ -23,7 +26,7 @@ function preview(value: string): string {
 /** `what` names the field for the message ("volume", "snapshot name", "client"). */
 export function parseName(value: unknown, what: string): SafeName {
   if (typeof value !== 'string' || value.length === 0) {
-    throw new ValidationError(`${what} is missing: give a name of letters, digits and . _ @ : + -`, {
+    throw new ValidationError(`${what} is missing: give a name of ${NAME_RULE}`, {
       details: { field: what },
     });
   }
@@ -34,7 +37,7 @@ export function parseName(value: unknown, what: string): SafeName {
   }
   if (!NAME_RE.test(value)) {
     throw new ValidationError(
-      `${what} ${preview(value)} is not allowed: use letters, digits and . _ @ : + - (not first), no slashes or spaces`,
+      `${what} ${preview(value)} is not allowed: use ${NAME_RULE}`,
       { details: { field: what } },
     );
   }

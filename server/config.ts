@@ -5,11 +5,11 @@
  */
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
-import { isSafeName } from '../core/names.ts';
+import { isSafeName, NAME_RULE } from '../core/names.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
 import { parseDuration } from '../core/units.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
-import { absolutePathField, durationField, NAME_RULE, parsedField, sizeField } from '../core/config-fields.ts';
+import { absolutePathField, durationField, parsedField, sizeField } from '../core/config-fields.ts';
 import { assertOpenAccessAllowed } from './auth.ts';
 import { parsePublicUrl } from './public-url.ts';
 import { StoreConfigSchema, type StoreConfig } from './archive/store-config.ts';

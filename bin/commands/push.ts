@@ -64,7 +64,7 @@ export function addPushCommand(program: Command): void {
             {
               server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal, headers, dryRun: opts.dryRun,
               sendCompressed: settings.sendCompressed,
-              ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+              ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
               ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
               ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
               ...(settings.limitRate !== undefined ? { limitRate: settings.limitRate } : {}),

@@ -43,7 +43,7 @@ export function addRestoreCommand(program: Command): void {
           server: settings.server, volume: opts.volume, snapshot, destDir, headers, signal: interruptSignal(), verify: opts.verify,
           ...(opts.parentDir !== undefined ? { parentDir: opts.parentDir } : {}),
           ...(opts.client !== undefined ? { client: opts.client } : {}),
-          ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+          ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
           ...(settings.retries !== undefined ? { retries: settings.retries } : {}),
           ...(settings.stallTimeout !== undefined ? { stallMs: settings.stallTimeout } : {}),
           ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),

@@ -1,9 +1,13 @@
 /**
  * The client's bearer token, from a file (--token-file) or the environment (SNAPFERRY_TOKEN); never from a
- * command-line argument, which every user of the machine can read in `ps`.
+ * command-line argument, which every user of the machine can read in `ps`. A token file that others can read is
+ * refused, as a key file is (core/crypto/key-file.ts): whoever reads the token is this client to the server.
  */
 import fs from 'node:fs/promises';
-import { ValidationError } from '../../core/errors.ts';
+import { SnapferryError, ValidationError } from '../../core/errors.ts';
+
+/** `token_file_open`: group or others may read or write the token file. */
+export class TokenFileError extends SnapferryError {}
 
 export const TOKEN_ENV = 'SNAPFERRY_TOKEN';
 
@@ -18,13 +22,28 @@ export interface TokenSource {
 /** The token, or null when none is configured (a server without tokens then answers as before). */
 export async function readToken(source: TokenSource): Promise<string | null> {
   if (source.tokenFile !== undefined) {
+    const file = source.tokenFile;
     let text: string;
+    let mode: number;
     try {
-      text = await fs.readFile(source.tokenFile, 'utf8');
+      // The mode of the file read, not of the path: stat then read could look at two files.
+      const handle = await fs.open(file, 'r');
+      try {
+        mode = (await handle.stat()).mode;
+        text = await handle.readFile('utf8');
+      } finally {
+        await handle.close();
+      }
     } catch (err) {
-      throw new ValidationError(`cannot read the token file ${source.tokenFile}: ${(err as Error).message}`, { cause: err });
+      throw new ValidationError(`cannot read the token file ${file}: ${(err as Error).message}`, { cause: err });
     }
-    return checked(text.trim(), `the token file ${source.tokenFile}`);
+    if ((mode & 0o077) !== 0) {
+      const shown = (mode & 0o777).toString(8);
+      throw new TokenFileError('token_file_open', `the token file ${file} is open to others (mode ${shown}), and whoever reads it can act as this client on the server: chmod 600 ${file}`, {
+        details: { path: file, mode: shown },
+      });
+    }
+    return checked(text.trim(), `the token file ${file}`);
   }
   const fromEnv = (source.env ?? process.env)[TOKEN_ENV];
   if (fromEnv === undefined || fromEnv.trim() === '') return null;

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { SnapferryError } from '../../core/errors.ts';
-import { parseName } from '../../core/names.ts';
+import { isSafeName, MAX_NAME_LENGTH, NAME_RULE, parseName, preview } from '../../core/names.ts';
 import type { LocalSnapshot } from '../../core/plan.ts';
 import { snapshotTimes } from './taken-at.ts';
 import { SNAPPER_SNAPSHOT, snapperDate, snapperName } from './snapper.ts';
@@ -51,17 +51,24 @@ const byNumberOrName = (a: string, b: string): number =>
 
 /**
  * Read-only snapshots directly inside `dir` (btrbk, or any folder of snapshots), or as `dir/N/snapshot` (snapper's
- * `.snapshots`). Read-write subvolumes are skipped with a note: btrfs sends only read-only snapshots.
+ * `.snapshots`). Skipped with a note: read-write subvolumes (btrfs sends only read-only snapshots), and snapshots
+ * whose names cannot be names on the server. A folder is whatever its tools and people put there: one stray name
+ * must not keep the good snapshots beside it from being sent. A snapshot named on the command line is refused instead.
  */
 async function snapshotsIn(dir: string, note: (m: string) => void): Promise<LocalSnapshot[]> {
   const entries = await fs.readdir(dir, { withFileTypes: true });
   const found: LocalSnapshot[] = [];
   const writable: string[] = [];
+  const misnamed: string[] = [];
+  const take = async (p: string, name: string) => {
+    if (isSafeName(name)) found.push(await describe(p, name));
+    else misnamed.push(name);
+  };
   for (const e of entries.filter((x) => x.isDirectory()).sort((a, b) => byNumberOrName(a.name, b.name))) {
     const p = path.join(dir, e.name);
     const ro = await readonlySubvolume(p);
     if (ro === true) {
-      found.push(await describe(p, e.name));
+      await take(p, e.name);
       continue;
     }
     if (ro === false) {
@@ -70,13 +77,21 @@ async function snapshotsIn(dir: string, note: (m: string) => void): Promise<Loca
     }
     const snapper = path.join(p, SNAPPER_SNAPSHOT);
     const snapperRo = await readonlySubvolume(snapper);
-    if (snapperRo === true) found.push(await describe(snapper, e.name));
+    if (snapperRo === true) await take(snapper, e.name);
     else if (snapperRo === false) writable.push(path.join(e.name, SNAPPER_SNAPSHOT));
   }
   if (writable.length > 0) {
     note(
       `skipping ${writable.length} read-write subvolume${writable.length === 1 ? '' : 's'} in ${dir} (${writable.join(', ')}): btrfs sends ` +
         'only read-only snapshots (snapper makes them read-only unless told --read-write; btrbk always does)',
+    );
+  }
+  if (misnamed.length > 0) {
+    const several = misnamed.length > 1;
+    note(
+      `skipping ${misnamed.length} snapshot${several ? 's' : ''} in ${dir} whose name${several ? 's' : ''} snapferry cannot use ` +
+        `(${misnamed.map(preview).join(', ')}): a snapshot's name becomes its name on the server, so it must be 1 to ${MAX_NAME_LENGTH} characters: ${NAME_RULE}; ` +
+        `rename ${several ? 'them' : 'it'} (mv) to push ${several ? 'them' : 'it'}`,
     );
   }
   return found;

@@ -41,12 +41,12 @@ import { ChunkCompressor } from './codec.ts';
 import type { FrameCodec } from './codec.ts';
 import { FrameError } from './frame-error.ts';
 import { SEAL_OVERHEAD } from '../crypto/seal.ts';
+import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, validateChunkSize } from './chunk-size.ts';
+
+export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, validateChunkSize } from './chunk-size.ts';
 
 export const FRAME_MAGIC: Buffer = Buffer.from('SFR1', 'latin1');
 export const FRAME_HEADER_SIZE = 72;
-export const MIN_CHUNK_SIZE = 64 * 1024;
-export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
-export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
 const KIND_DATA = 1;
 const KIND_END = 2;
@@ -84,13 +84,6 @@ export type FrameHeader = DataFrameHeader | EndFrameHeader;
 export interface FramePosition {
   frameIndex: number;
   wireOffset: number;
-}
-
-export function validateChunkSize(chunkSize: number): number {
-  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
-    throw new RangeError(`chunk size must be an integer in ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE}, got ${chunkSize}`);
-  }
-  return chunkSize;
 }
 
 export function encodeFrameHeader(h: FrameHeader): Buffer {

@@ -63,3 +63,16 @@ test('help fits 80 columns for every command, and --listen shows its default as 
   const serve = await snapferry(['serve', '--help']);
   assert.match(serve.stdout, /--listen <host:port> +address to listen on \(default: 127\.0\.0\.1:8080\)/);
 });
+
+test('a --chunk-size outside 64K..16M (0 included) is a usage error at parse time, for push and restore alike', async () => {
+  // Bad paths and an unreachable server behind it: the value must be refused before any of them is looked at.
+  const commands = [['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '/nonexistent'], ['restore', '--server', 'http://127.0.0.1:9', '--volume', 'v', 's', '/nonexistent']];
+  for (const command of commands) {
+    for (const size of ['0', '1', '65535', '17M', '1G']) {
+      const r = await snapferry([...command, '--chunk-size', size]);
+      assert.equal(r.exitCode, EXIT.usage, `${command[0]} --chunk-size ${size}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`argument '${size}' is invalid\\. chunk size must be .*64K\\.\\.16M`), r.stderr);
+      assert.ok(r.stderr.includes(`(see \`snapferry ${command[0]} --help\`)`), r.stderr);
+    }
+  }
+});

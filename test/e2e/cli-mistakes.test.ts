@@ -2,12 +2,15 @@
 // said once, with what to do, and an exit code that tells a timer whether running again can help.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { createTestCertificates } from '../fixtures/tls.ts';
 import { startNginx } from '../fixtures/nginx.ts';
 import { EXIT } from '../../client/exit-codes.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { createPair } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
@@ -80,5 +83,52 @@ test('behind nginx: a server without --behind-proxy is named with the fix, once;
     assert.match(down.stderr, /answered 502: the snapferry server behind it is down/);
     assert.doesNotMatch(down.stderr, /<html|<center|nginx\//i);
     assert.doesNotMatch(down.stderr, /is --server the address/);
+  }
+});
+
+test('a --chunk-size outside 64K..16M is refused (2) before anything is planned, also when there is nothing to send', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const base = ['--server', server.url, '--volume', 'home'];
+  assert.equal((await snapferry(['push', ...base, s1])).exitCode, EXIT.ok);
+  const api = new ServerApi({ server: server.url });
+  const before = (await api.transfers()).transfers.length;
+  // s1 is on the server: nothing to send, which let a bad value pass with exit 0.
+  for (const size of ['0', '1', '17M', '1G']) {
+    const r = await snapferry(['push', ...base, '--chunk-size', size, s1]);
+    assert.equal(r.exitCode, EXIT.usage, `--chunk-size ${size}: ${r.stderr}`);
+    assert.match(r.stderr, /chunk size must be .*64K\.\.16M.*\(see `snapferry push --help`\)/s);
+  }
+  const s2 = await pair.snapshot('s2');
+  const dry = await snapferry(['push', ...base, '--dry-run', '--chunk-size', '17M', s2]);
+  assert.equal(dry.exitCode, EXIT.usage, dry.stderr);
+  assert.equal(dry.stdout, '', 'no plan printed');
+  assert.equal((await api.transfers()).transfers.length, before, 'nothing was sent');
+  // The limits themselves are values like any other.
+  assert.equal((await snapferry(['push', ...base, '--chunk-size', '64K', s2])).exitCode, EXIT.ok);
+});
+
+test('a token file that group or others can read is refused (2) with the chmod that fixes it, from --token-file and from the config', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-token-mode-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const token = path.join(dir, 'laptop.token');
+  await fs.writeFile(token, 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\n', { mode: 0o600 });
+  const config = path.join(dir, 'client.yaml');
+  await fs.writeFile(config, `server: http://127.0.0.1:9\ntokenFile: ${token}\n`, { mode: 0o600 });
+  for (const mode of [0o644, 0o640, 0o604]) {
+    await fs.chmod(token, mode);
+    for (const args of [['status', '--server', 'http://127.0.0.1:9', '--token-file', token], ['status', '--config', config], ['push', '--config', config, '--volume', 'v', '/nonexistent']]) {
+      const r = await snapferry(args);
+      assert.equal(r.exitCode, EXIT.usage, `${mode.toString(8)} ${args.join(' ')}: ${r.stderr}`);
+      const file = token.replace(/[.]/g, '\\.');
+      assert.match(r.stderr, new RegExp(`the token file ${file} is open to others \\(mode ${mode.toString(8)}\\).*: chmod 600 ${file}$`, 'm'), r.stderr);
+    }
+  }
+  // 0600 and 0400 are the owner's alone: read, and the command goes on to the server (which is not there: 75).
+  for (const mode of [0o600, 0o400]) {
+    await fs.chmod(token, mode);
+    const r = await snapferry(['status', '--server', 'http://127.0.0.1:9', '--token-file', token]);
+    assert.equal(r.exitCode, EXIT.temporary, `${mode.toString(8)}: ${r.stderr}`);
   }
 });

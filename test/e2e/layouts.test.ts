@@ -2,7 +2,7 @@
  * Issue 19, part 3: folders laid out as btrbk and snapper lay them out, each pushed in full and then incrementally.
  * btrbk: `NAME.YYYYMMDD[Thhmm[ss]][_N]` in one folder, several sources side by side; `--volume NAME` picks NAME.*.
  * snapper: `.snapshots/N/snapshot` with `N/info.xml` beside it, whose <date> is the snapshot's time.
- * Read-write subvolumes in either are skipped with a note.
+ * Read-write subvolumes in either are skipped with a note, and so are snapshots whose names snapferry cannot use.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,9 @@ import { rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
+import { EXIT } from '../../client/exit-codes.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { snapferry } from './processes.ts';
 
 test('a btrbk folder of two sources: --volume NAME pushes NAME.*, full and then incremental; a read-write one is skipped', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
@@ -81,4 +83,33 @@ test("a snapper .snapshots folder is read as such: N/snapshot named N, dated by 
   await assertReceived(path.join(dotSnapshots, '2', 'snapshot'), pair.receivedPath('root', '2'));
   const list = await new ServerApi({ server: server.url }).snapshots('root');
   assert.deepEqual(list.snapshots.map((s) => [s.name, s.takenAt]), [['1', '2026-11-01T01:00:00.000Z'], ['2', '2026-11-02T01:00:00.000Z']]);
+});
+
+test('a folder push skips badly named snapshots with a note naming each and sends the rest; one named directly is refused (2)', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  await pair.snapshot('bad name');
+  const good = await pair.snapshot('good.1');
+  await pair.snapshot('-dash');
+
+  const report = recordingReporter();
+  const r = await push({ server: server.url, volume: 'home', snapshots: [pair.snaps] }, report);
+  assert.deepEqual(r.sent.map((s) => [s.snapshot, s.parent]), [['good.1', null]]);
+  await assertReceived(good, pair.receivedPath('home', 'good.1'));
+  const note = report.notes.find((n) => n.startsWith('skipping 2 snapshots'));
+  assert.ok(note !== undefined, report.notes.join('\n'));
+  assert.match(note, new RegExp(`skipping 2 snapshots in ${pair.snaps} whose names snapferry cannot use \\("-dash", "bad name"\\)`));
+  assert.match(note, /ASCII letters, digits and \. _ @ : \+ - \(not first\)/);
+
+  // Named on the command line, the snapshot is what was asked for: refused, not skipped.
+  const direct = await snapferry(['push', '--server', server.url, '--volume', 'home', path.join(pair.snaps, 'bad name')]);
+  assert.equal(direct.exitCode, EXIT.usage, direct.stderr);
+  assert.match(direct.stderr, /snapshot name "bad name" is not allowed: use ASCII letters/);
+
+  // The fix the note gives: a read-only snapshot renamed is pushed by the next run.
+  await fs.rename(path.join(pair.snaps, '-dash'), path.join(pair.snaps, 'dash'));
+  const again = recordingReporter();
+  const r2 = await push({ server: server.url, volume: 'home', snapshots: [pair.snaps] }, again);
+  assert.deepEqual(r2.sent.map((s) => s.snapshot), ['dash']);
+  assert.ok(again.notes.some((n) => /skipping 1 snapshot in .* whose name snapferry cannot use \("bad name"\): .*rename it \(mv\) to push it$/.test(n)), again.notes.join('\n'));
 });

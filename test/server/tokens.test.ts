@@ -126,4 +126,10 @@ test('the client reads its token from --token-file, else SNAPFERRY_TOKEN, and se
   await rejectsWith(readToken({ tokenFile: path.join(dir, 'nope') }), 'invalid_input', /cannot read the token file/);
   await fs.writeFile(file, 'two words\n');
   await rejectsWith(readToken({ tokenFile: file }), 'invalid_input', /does not hold a token/);
+  // As a key file: one that group or others can read is refused, whatever it holds.
+  await fs.writeFile(file, `${token}\n`);
+  for (const mode of [0o644, 0o640, 0o620, 0o604]) {
+    await fs.chmod(file, mode);
+    await rejectsWith(readToken({ tokenFile: file }), 'token_file_open', new RegExp(`open to others \\(mode ${mode.toString(8)}\\).*: chmod 600 ${file}$`));
+  }
 });

@@ -183,7 +183,7 @@ describe('encodeDataFrame / encodeEndFrame', () => {
     assert.throws(() => encodeDataFrame(Buffer.alloc(1), { chunkSize: CHUNK, index: -1, compressor }), /frame index must be >= 0, got -1/);
     assert.throws(() => encodeDataFrame(Buffer.alloc(1), { chunkSize: CHUNK, index: 0.5, compressor }), /frame index must be >= 0, got 0\.5/);
     assert.throws(() => encodeDataFrame(Buffer.alloc(1), { chunkSize: CHUNK, index: 2 ** 53, compressor }), /frame index must be >= 0/);
-    assert.throws(() => encodeEndFrame({ chunkSize: 1000, frameCount: 0, totalRaw: 0, chain: CHAIN_ZERO }), /chunk size must be an integer in 65536\.\.16777216, got 1000/);
+    assert.throws(() => encodeEndFrame({ chunkSize: 1000, frameCount: 0, totalRaw: 0, chain: CHAIN_ZERO }), /chunk size must be an integer in 65536\.\.16777216 \(64K\.\.16M\), got 1000/);
     assert.throws(() => encodeEndFrame({ chunkSize: CHUNK, frameCount: 0, totalRaw: 0, chain: Buffer.alloc(31) }), /frame hash must be 32 bytes, got 31/);
   });
 
