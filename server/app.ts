@@ -11,7 +11,8 @@ import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { AppService } from './app-service.ts';
-import { errorBody, errorHeaders, statusOf, withErrorHeaders } from './http-errors.ts';
+import { errorBody, errorHeaders, reasonPhrase, statusOf } from './http-errors.ts';
+import { tusAnswer } from './upload-store/tus-refusals.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './views.ts';
 import { restoreHeaders } from './restore.ts';
@@ -43,6 +44,14 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
   });
   app.notFound((c) => c.json(errorBody(new SnapferryError('not_found', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404));
 
+  // A Response's statusText never reaches the wire (@hono/node-server writes the status alone), and Node names a status
+  // it does not know "unknown": tus's 460 went out as "460 unknown".
+  app.use('*', async (c, next) => {
+    await next();
+    const phrase = reasonPhrase(c.res.status);
+    if (phrase !== undefined && c.env?.outgoing) c.env.outgoing.statusMessage = phrase;
+  });
+
   // Everything needs a token, OPTIONS included: no snapferry client sends it, no browser (CORS preflights carry no
   // Authorization) is meant to reach this server, and one rule with no exceptions is the one that stays audited.
   // Connection caps (server/connection-limits.ts): the total before the token is even read, the caller's own once
@@ -57,14 +66,14 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     await next();
   });
 
-  app.all(UPLOADS_PATH, async (c) => withErrorHeaders(await tus.handleWeb(c.req.raw)));
-  app.all(`${UPLOADS_PATH}/`, async (c) => withErrorHeaders(await tus.handleWeb(c.req.raw)));
+  app.all(UPLOADS_PATH, async (c) => tusAnswer(await tus.handleWeb(c.req.raw)));
+  app.all(`${UPLOADS_PATH}/`, async (c) => tusAnswer(await tus.handleWeb(c.req.raw)));
   app.all(`${UPLOADS_PATH}/:id`, async (c) => {
     const id = c.req.param('id');
     // tus downloads (GET on an upload) stay off: the spool is not for reading back. (HEAD, which hono would also
     // route to a GET handler, is how tus clients ask for the offset: it goes on to tus.)
     if (c.req.method === 'GET') throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
-    if (c.req.method === 'OPTIONS') return tus.handleWeb(c.req.raw);
+    if (c.req.method === 'OPTIONS') return tusAnswer(await tus.handleWeb(c.req.raw));
     // Its place among the upload's requests, taken before anything here waits: tus's lock goes by it.
     const left = arrivals?.arrive(c.req.raw, id);
     try {
@@ -75,7 +84,7 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
         if (c.req.method === 'PATCH') await service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
         const res = await tus.handleWeb(withUncopiedBody(c));
         if (c.req.method === 'PATCH') await noteCut(c, id);
-        return await withErrorHeaders(res);
+        return await tusAnswer(res);
       } finally {
         service.leaveRequest(id);
       }

@@ -3,11 +3,25 @@
  * status itself; the JSON body is always `{ error: { code, message, retryable, details } }`.
  */
 import { SnapferryError } from '../core/errors.ts';
-import { ERROR_CODE_HEADER, ErrorBody } from '../core/protocol.ts';
+import { ERROR_CODE_HEADER, type ErrorBody } from '../core/protocol.ts';
 import { asDiskFull } from './disk-full.ts';
 
 const STATUS_BY_CODE: Record<string, number> = {
   invalid_input: 400,
+  // Upload requests that break tus 1.0.0 (server/upload-store/tus-refusals.ts): headers missing or malformed.
+  invalid_upload_offset: 400,
+  invalid_upload_length: 400,
+  invalid_upload_defer_length: 400,
+  invalid_upload_metadata: 400,
+  invalid_content_type: 400,
+  invalid_header: 400,
+  invalid_request: 400,
+  upload_offset_required: 400,
+  upload_length_required: 400,
+  tus_extension_unsupported: 400,
+  // tus 1.0.0: a request without a version the server speaks is 412 Precondition Failed.
+  tus_version_required: 412,
+  upload_size_exceeded: 413,
   unsupported_format: 400,
   unauthorized: 401,
   forbidden: 403,
@@ -118,20 +132,23 @@ export function errorHeaders(body: ErrorBody): Record<string, string> {
   return headers;
 }
 
-/** @tus/server writes its answers itself: an error one (our JSON body) gets the headers every other error gets. */
-export async function withErrorHeaders(res: Response): Promise<Response> {
-  if (res.status < 400) return res;
-  const text = await res.text();
-  const parsed = ErrorBody.safeParse(safeJson(text));
-  const headers = new Headers(res.headers);
-  if (parsed.success) for (const [k, v] of Object.entries(errorHeaders(parsed.data))) headers.set(k, v);
-  return new Response(res.status === 204 || res.status === 304 ? null : text, { status: res.status, statusText: res.statusText, headers });
+/**
+ * The reason phrase of a status Node does not know, which it would send as "unknown". 460 is tus's checksum
+ * extension's (a frame that did not verify), the name a tus client or a proxy's log shows.
+ */
+const REASON_PHRASES: Record<number, string> = { 460: 'Checksum Mismatch' };
+
+export function reasonPhrase(status: number): string | undefined {
+  return REASON_PHRASES[status];
 }
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
+/**
+ * An error's answer made outside hono's onError (@tus/server writes its own): JSON, with the headers every error
+ * answer gets. `headers` are the answer's others (tus's Tus-Resumable, a Connection: close).
+ */
+export function errorAnswer(body: ErrorBody, status: number, headers = new Headers()): Response {
+  for (const [name, value] of Object.entries(errorHeaders(body))) headers.set(name, value);
+  headers.set('content-type', 'application/json');
+  headers.delete('content-length');
+  return new Response(status === 204 || status === 304 ? null : JSON.stringify(body), { status, statusText: reasonPhrase(status) ?? '', headers });
 }

@@ -15,6 +15,7 @@ import { ownsUpload } from '../views.ts';
 import { errorBody, statusOf } from '../http-errors.ts';
 import type { Logger } from '../log.ts';
 import { TusStore } from './tus-store.ts';
+import { thrownByTus } from './tus-refusals.ts';
 import { ArrivalLocker } from './arrival-locker.ts';
 
 export type { Server as TusServer } from '@tus/server';
@@ -62,12 +63,13 @@ export function createTusServer(service: Pick<AppService, 'uploadStore' | 'begin
       }
       return {};
     },
-    onResponseError: (_req, err) => {
-      if (err instanceof SnapferryError) return asTusError(err);
-      const ours = TUS_ERRORS.get(err);
-      if (ours) return asTusError(ours());
+    // A thrown error's answer; tus writes the refusals of its header checks without this hook (tusAnswer has them).
+    onResponseError: (req, err) => {
+      const name = Object.entries(ERRORS).find(([, known]) => known === err)?.[0];
+      const ours = err instanceof SnapferryError ? err : name === undefined ? undefined : thrownByTus(name, req.method);
+      if (ours) return asTusError(ours);
       if (!('status_code' in err)) log.error({ err }, 'tus request failed');
-      return undefined;
+      return asTusError(err);
     },
   });
   ARRIVALS.set(server, arrivals);
@@ -87,21 +89,6 @@ export function uploadIdOf(url: string): string | null {
   const id = pathname.slice(prefix.length);
   return isTransferId(id) ? id : null;
 }
-
-/**
- * @tus/server's own refusals that a client meets in daily life, as our errors: a code, a reason and what happens
- * next, where tus would answer a bare status (a 409 whose body a client shows as nothing).
- */
-const TUS_ERRORS = new Map<unknown, () => SnapferryError>([
-  [ERRORS.INVALID_OFFSET, () => new SnapferryError('offset_mismatch',
-    "the request's Upload-Offset is not where the upload stands (a request before it was cut); the client asks the server's offset and goes on from there",
-    { retryable: true })],
-  [ERRORS.ABORTED, () => new SnapferryError('transfer_locked',
-    'a newer request on this upload took it over (the client reconnected); this one stopped, and the newer one goes on', { retryable: true })],
-  [ERRORS.ERR_LOCK_TIMEOUT, () => new SnapferryError('transfer_locked',
-    'an earlier request on this upload is still being finished (a cut the server is still taking apart); the client tries again shortly',
-    { retryable: true })],
-]);
 
 function asTusError(err: unknown): { status_code: number; body: string } {
   if (err && typeof err === 'object' && 'status_code' in err && 'body' in err) {
