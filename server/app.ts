@@ -35,14 +35,20 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
 
   app.onError((err, c) => {
     const status = statusOf(err);
-    if (status >= 500) log.error({ err, path: c.req.path }, 'request failed');
+    // A full disk is a condition the operator fixes, not a fault of the code: one line, no stack trace, per refusal.
+    if (status === 507) log.warn({ path: c.req.path, code: 'disk_full' }, 'disk full: refused with 507 until space is freed');
+    else if (status >= 500) log.error({ err, path: c.req.path }, 'request failed');
     // RFC 6750 section 3: a 401 names the scheme the client should use.
     if (status === 401) c.header('WWW-Authenticate', 'Bearer realm="snapferry"');
     const body = errorBody(err);
     for (const [name, value] of Object.entries(errorHeaders(body))) c.header(name, value);
     return c.json(body, status as 500);
   });
-  app.notFound((c) => c.json(errorBody(new SnapferryError('not_found', `no such endpoint: ${c.req.method} ${c.req.path}`)), 404));
+  app.notFound((c) => {
+    const body = errorBody(new SnapferryError('not_found', `no such endpoint: ${c.req.method} ${c.req.path}`));
+    for (const [name, value] of Object.entries(errorHeaders(body))) c.header(name, value);
+    return c.json(body, 404);
+  });
 
   // A Response's statusText never reaches the wire (@hono/node-server writes the status alone), and Node names a status
   // it does not know "unknown": tus's 460 went out as "460 unknown".

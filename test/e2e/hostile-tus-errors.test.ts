@@ -139,3 +139,9 @@ test('no tus answer carries CORS headers, even to a request that names an Origin
   assert.equal(options.headers.get('tus-version'), '1.0.0');
   assert.equal(answers[3]![1].headers.get('upload-offset'), '0');
 });
+
+test('an endpoint that does not exist is a JSON not_found with its code in snapferry-error-code, as every other error', rootOnly, async (t) => {
+  const { h, auth } = await serverWithToken(t);
+  const res = await fetch(`${h.server.url}/v1/no-such-thing`, { headers: auth });
+  assertJsonError({ status: res.status, statusText: res.statusText, headers: res.headers, text: await res.text() }, 404, 'not_found', 'GET /v1/no-such-thing');
+});
