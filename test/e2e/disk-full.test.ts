@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import pino from 'pino';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import type { SnapferryError } from '../../core/errors.ts';
@@ -42,7 +43,8 @@ async function fillUntilFull(file: string): Promise<number> {
 
 test('disk full on the server: 507 and retries, nothing acknowledged lost, done once space is freed', { ...rootOnly, timeout: 180_000 }, async (t) => {
   const pair = await createPair(t, { serverMiB: 128, fillMB: 16, seed: 'disk-full' });
-  const server = await pair.startServer();
+  const logged: { level: number; msg: string; err?: unknown }[] = [];
+  const server = await pair.startServer({ log: pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) }) });
   const s1 = await pair.snapshot('s1');
 
   // Leave a few MiB free: the upload starts, then runs out of space partway.
@@ -80,6 +82,10 @@ test('disk full on the server: 507 and retries, nothing acknowledged lost, done 
   // Resumed either within the upload (tus-js-client asks the offset) or by a new attempt that hashes up to it.
   assert.ok(report.notes.some((n) => /resuming at|resuming from the server's offset/.test(n)), `a resume from the acknowledged offset: ${report.notes.join(' | ')}`);
   await assertReceived(s1, pair.receivedPath('v', 's1'));
+  // The server's log: a full disk is the operator's to fix, said as a warning, not an error with a stack trace.
+  const faults = logged.filter((l) => l.level >= 50);
+  assert.deepEqual(faults.map((l) => l.msg), [], 'no error lines for a full disk');
+  assert.ok(logged.some((l) => l.level === 40 && /disk full/.test(l.msg)), `a warning says the disk is full: ${logged.map((l) => l.msg).join(' | ')}`);
 });
 
 test('a receive beside the upload that fills the disk gives its room to the upload: the stream arrives whole and waits for space', { ...rootOnly, timeout: 240_000 }, async (t) => {
