@@ -38,5 +38,6 @@ export interface AppService extends ServiceViews {
   noteUploadRequest(id: string, offset: number): void | Promise<void>;
   isUploading(id: string): boolean;
   progress(id: string): Promise<SpoolProgress>;
-  noteInterruption(id: string, offset: number): Promise<void>;
+  /** A PATCH on `id` ended before its body did, at `offset`; `refusedWith`: the code the server refused it with. */
+  noteInterruption(id: string, offset: number, refusedWith?: string | null): Promise<void>;
 }

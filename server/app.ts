@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import { arrivalsOf, type TusServer } from './upload-store/tus-server.ts';
 import { uncopiedBody } from './upload-store/patch-body.ts';
-import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
+import { API_PREFIX, ERROR_CODE_HEADER, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { AppService } from './app-service.ts';
@@ -88,9 +88,9 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
       service.enterRequest(id, session(c));
       try {
         if (c.req.method === 'PATCH') await service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
-        const res = await tus.handleWeb(withUncopiedBody(c));
-        if (c.req.method === 'PATCH') await noteCut(c, id);
-        return await tusAnswer(res);
+        const res = await tusAnswer(await tus.handleWeb(withUncopiedBody(c)));
+        if (c.req.method === 'PATCH') await noteCut(c, id, res);
+        return res;
       } finally {
         service.leaveRequest(id);
       }
@@ -167,12 +167,12 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
   return app;
 
   /** A PATCH that left the upload short of offset + body length: the body was cut off (the link broke). */
-  async function noteCut(c: Context<Env>, id: string): Promise<void> {
+  async function noteCut(c: Context<Env>, id: string, res: Response): Promise<void> {
     const offset = Number(c.req.header('upload-offset'));
     const length = Number(c.req.header('content-length'));
     if (!Number.isFinite(offset) || !Number.isFinite(length) || !service.isUploading(id)) return;
     const after = (await service.progress(id)).wireOffset;
-    if (after < offset + length) await service.noteInterruption(id, after);
+    if (after < offset + length) await service.noteInterruption(id, after, res.status >= 400 ? res.headers.get(ERROR_CODE_HEADER) : null);
   }
 }
 

@@ -216,11 +216,11 @@ export class ReplicationService implements AppService {
   }
 
   /** A PATCH ended before its body did: the link was cut. Kept so status can say when and where, and logged. */
-  async noteInterruption(id: string, offset: number): Promise<void> {
+  async noteInterruption(id: string, offset: number, refusedWith: string | null = null): Promise<void> {
     const t = this.catalog.transfer(id);
     if (t?.state !== 'uploading') return;
     const p = await this.store.progress(id);
-    await this.lifecycle.run(id, machine.noteInterruption(t, offset, p.framesVerified, new Date().toISOString()));
+    await this.lifecycle.run(id, machine.noteInterruption(t, offset, p.framesVerified, new Date().toISOString(), refusedWith));
     this.requests.cut(id);
   }
 

@@ -136,13 +136,23 @@ export function failOnAlteredParent(t: TransferRecord, parent: SnapshotRecord | 
 }
 
 /**
+ * How a PATCH that ended before its body did is told in the transfer's status: a cut of the line, or the server's
+ * refusal by its code. A full disk said "cut" in `snapferry status`, where the operator looks for what to fix.
+ */
+function interruptionOf(refusedWith: string | null): string {
+  if (refusedWith === null) return 'cut';
+  return refusedWith === 'disk_full' ? 'refused, the server\'s disk full,' : `refused (${refusedWith})`;
+}
+
+/**
  * A PATCH ended before its body did: the link was cut at `offset`, after `framesVerified` verified frames. Kept so
  * status can say when and where, and logged. Only an upload in progress takes note.
  */
-export function noteInterruption(t: TransferRecord | undefined, offset: number, framesVerified: number, now: string): Step[] {
+export function noteInterruption(t: TransferRecord | undefined, offset: number, framesVerified: number, now: string, refusedWith: string | null = null): Step[] {
   if (!t || t.state !== 'uploading') return [];
+  const what = interruptionOf(refusedWith);
   return [
-    { kind: 'record', change: { interruptions: t.interruptions + 1, lastInterruption: `${now}: cut at byte ${offset} (after ${framesVerified} verified frames)` } },
+    { kind: 'record', change: { interruptions: t.interruptions + 1, lastInterruption: `${now}: ${what} at byte ${offset} (after ${framesVerified} verified frames)` } },
     log('info', { transfer: t.id, volume: t.volume, snapshot: t.snapshot, wireOffset: offset, framesVerified }, 'upload cut; its verified frames are kept'),
   ];
 }

@@ -73,6 +73,8 @@ test('disk full on the server: 507 and retries, nothing acknowledged lost, done 
   assert.ok(transfer, 'the upload is still open, not failed');
   const held = (await server.service.progress(transfer.id)).wireOffset;
   assert.ok(held > 0, 'part of the stream was acknowledged before the disk filled');
+  // What `snapferry status` shows of it: the disk, not a cut of the line.
+  assert.match(transfer.lastInterruption ?? '', /refused, the server's disk full, at byte/);
 
   await fs.rm(filler);
   await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);

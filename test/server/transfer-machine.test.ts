@@ -158,6 +158,13 @@ test('a cut upload counts one more interruption and says where; one not uploadin
   assert.deepEqual(machine.noteInterruption(undefined, 0, 0, NOW), []);
 });
 
+test('a PATCH the server refused says so in the status, a full disk by name: "cut" sent the operator looking at the line', () => {
+  const full = machine.noteInterruption(transfer('uploading'), 4096, 5, NOW, 'disk_full');
+  assert.deepEqual(records(full), [{ interruptions: 3, lastInterruption: `${NOW}: refused, the server's disk full, at byte 4096 (after 5 verified frames)` }]);
+  const corrupt = machine.noteInterruption(transfer('uploading'), 4096, 5, NOW, 'frame_corrupt');
+  assert.deepEqual(records(corrupt), [{ interruptions: 3, lastInterruption: `${NOW}: refused (frame_corrupt) at byte 4096 (after 5 verified frames)` }]);
+});
+
 test('only an upload in progress can be rewound (409 transfer_not_uploading)', () => {
   assert.doesNotThrow(() => machine.assertRewindable(transfer('uploading')));
   for (const state of transferStates.filter((s) => s !== 'uploading')) {
