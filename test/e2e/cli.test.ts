@@ -49,6 +49,12 @@ test('serve refuses a root that is not on btrfs, and says why', async () => {
     const r = await snapferry(['serve', '--root', dir, '--listen', '127.0.0.1:0', '--no-auth']);
     assert.notEqual(r.exitCode, 0);
     assert.match(r.stderr, /not on a btrfs filesystem/);
+    // A root that does not exist yet is judged by the folder it would be made in, and not made.
+    const unmade = path.join(dir, 'backups', 'root');
+    const again = await snapferry(['serve', '--root', unmade, '--listen', '127.0.0.1:0', '--no-auth']);
+    assert.notEqual(again.exitCode, 0);
+    assert.match(again.stderr, /not on a btrfs filesystem/);
+    assert.deepEqual(await fs.readdir(dir), [], 'nothing made for a refused root');
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
