@@ -3,7 +3,7 @@
  * command-line argument, which every user of the machine can read in `ps`. A token file that others can read is
  * refused, as a key file is (core/crypto/key-file.ts): whoever reads the token is this client to the server.
  */
-import fs from 'node:fs/promises';
+import { openToOthers, readPrivateFile } from '../../core/private-file.ts';
 import { SnapferryError, ValidationError } from '../../core/errors.ts';
 
 /** `token_file_open`: group or others may read or write the token file. */
@@ -23,22 +23,11 @@ export interface TokenSource {
 export async function readToken(source: TokenSource): Promise<string | null> {
   if (source.tokenFile !== undefined) {
     const file = source.tokenFile;
-    let text: string;
-    let mode: number;
-    try {
-      // The mode of the file read, not of the path: stat then read could look at two files.
-      const handle = await fs.open(file, 'r');
-      try {
-        mode = (await handle.stat()).mode;
-        text = await handle.readFile('utf8');
-      } finally {
-        await handle.close();
-      }
-    } catch (err) {
+    const { text, mode } = await readPrivateFile(file).catch((err: unknown) => {
       throw new ValidationError(`cannot read the token file ${file}: ${(err as Error).message}`, { cause: err });
-    }
-    if ((mode & 0o077) !== 0) {
-      const shown = (mode & 0o777).toString(8);
+    });
+    const shown = openToOthers(mode);
+    if (shown !== null) {
       throw new TokenFileError('token_file_open', `the token file ${file} is open to others (mode ${shown}), and whoever reads it can act as this client on the server: chmod 600 ${file}`, {
         details: { path: file, mode: shown },
       });

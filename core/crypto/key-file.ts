@@ -18,6 +18,7 @@ import fs from 'node:fs/promises';
 import { KeyFileError } from './errors.ts';
 import { deriveKeys, SECRET_SIZE, type SealKey } from './keys.ts';
 import { syncFolder } from '../durable-file.ts';
+import { openToOthers, readPrivateFile } from '../private-file.ts';
 import path from 'node:path';
 
 export const KEY_FILE_VERSION = 1;
@@ -63,22 +64,11 @@ export function parseKeyFile(text: string, file: string): SealKey {
 
 /** Reads and parses the key file at `file`; refuses one that group or others can read or write. */
 export async function readKeyFile(file: string): Promise<SealKey> {
-  let text: string;
-  let mode: number;
-  try {
-    const handle = await fs.open(file, 'r');
-    try {
-      mode = (await handle.stat()).mode;
-      text = await handle.readFile('utf8');
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
+  const { text, mode } = await readPrivateFile(file).catch((err: unknown) => {
     throw new KeyFileError('key_file_unreadable', `cannot read the key file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { path: file, cause: err });
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new KeyFileError('key_file_invalid', `${file} is open to others (mode ${(mode & 0o777).toString(8)}): chmod 600 ${file}`, { path: file });
-  }
+  });
+  const shown = openToOthers(mode);
+  if (shown !== null) throw new KeyFileError('key_file_invalid', `${file} is open to others (mode ${shown}): chmod 600 ${file}`, { path: file });
   return parseKeyFile(text, file);
 }
 
