@@ -209,11 +209,14 @@ export function speaksTls(origin: URL, timeoutMs = 3000): Promise<boolean> {
   });
 }
 
+/** A failed request's error and its causes, outermost first: fetch wraps what undici and the socket said. */
+function* causes(err: unknown): Generator<Error> {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) yield e;
+}
+
 /** Whether a failed request's connection was closed by the server before any answer (undici's SocketError). */
 export function closedBeforeAnswer(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if ((e as { code?: unknown }).code === 'UND_ERR_SOCKET') return true;
-  }
+  for (const e of causes(err)) if ((e as { code?: unknown }).code === 'UND_ERR_SOCKET') return true;
   return false;
 }
 
@@ -224,7 +227,7 @@ export function closedBeforeAnswer(err: unknown): boolean {
  */
 export function tlsErrorFrom(err: unknown, server?: string | URL): CertificateError | null {
   const where = server === undefined ? '' : ` (${new URL(server).host})`;
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+  for (const e of causes(err)) {
     const code = (e as { code?: unknown }).code;
     if (typeof code !== 'string') continue;
     const details = { tlsCode: code, reason: e.message, ...(server === undefined ? {} : { server: new URL(server).origin }) };
