@@ -25,6 +25,8 @@ export interface AppService extends ServiceViews {
   frames(client: SafeName, id: string, from: number, limit: number): Promise<FrameRecord[]>;
   abort(client: SafeName, id: string): Promise<Transfer>;
   rewind(client: SafeName, id: string, session: string, frames: number): Promise<Transfer>;
+  /** The push of `session` stopped and lets go of upload `id` (server/leases.ts releaseBy); the upload stays. */
+  release(client: SafeName, id: string, session: string): Promise<Transfer>;
   snapshots(client: SafeName, volume: SafeName): Promise<SnapshotList>;
   volumes(client: SafeName): Promise<VolumeSummary[]>;
   status(client?: SafeName): Promise<Status>;

@@ -124,6 +124,7 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     return c.json(await service.transfer(ownerOf(service, caller(c), id), id));
   });
   app.post(`${API_PREFIX}/transfers/:id/abort`, async (c) => c.json(await service.abort(client(c), c.req.param('id'))));
+  app.post(`${API_PREFIX}/transfers/:id/release`, async (c) => c.json(await service.release(client(c), c.req.param('id'), session(c))));
   app.get(`${API_PREFIX}/transfers/:id/frames`, async (c) => {
     const from = Number(c.req.query('from') ?? 0);
     const limit = Number(c.req.query('limit') ?? MAX_FRAMES_PER_PAGE);

@@ -215,6 +215,16 @@ export class ReplicationService implements AppService {
     return this.transfer(client, id);
   }
 
+  /**
+   * The push of `session` has stopped (Ctrl-C) and lets go of upload `id`: the same command run again goes on at once
+   * instead of waiting out the lease. The transfer itself is untouched: what arrived stays, to be resumed.
+   */
+  async release(client: SafeName, id: string, session: string): Promise<Transfer> {
+    this.views.own(client, id);
+    if (this.requests.release(id, session)) this.log.debug({ transfer: id }, 'the push let go of its upload');
+    return this.transfer(client, id);
+  }
+
   /** A PATCH ended before its body did: the link was cut. Kept so status can say when and where, and logged. */
   async noteInterruption(id: string, offset: number, refusedWith: string | null = null): Promise<void> {
     const t = this.catalog.transfer(id);

@@ -38,6 +38,11 @@ export class UploadRequests {
     this.leases.acquire(id, session);
   }
 
+  /** The push of `session` stopped (Ctrl-C) and lets go of upload `id` (server/leases.ts releaseBy). */
+  release(id: string, session: string): boolean {
+    return this.leases.releaseBy(id, session);
+  }
+
   /** The upload's PATCH was cut: the next one resumes it. */
   cut(id: string): void {
     this.resumable.add(id);

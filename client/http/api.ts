@@ -75,6 +75,15 @@ export class ServerApi {
     return this.request('POST', routes.rewind(id), Transfer, { frames });
   }
 
+  /**
+   * Tells the server that this push (its session header) has stopped and lets go of upload `id`: the same command run
+   * again then goes on at once instead of waiting out the upload's lease. `stallMs`: how long the stopping command
+   * waits for the answer.
+   */
+  release(id: string, stallMs: number): Promise<Transfer> {
+    return this.request('POST', routes.release(id), Transfer, undefined, stallMs);
+  }
+
   /** Every verified frame's record, page by page. */
   async frames(id: string): Promise<FrameRecord[]> {
     const all: FrameRecord[] = [];

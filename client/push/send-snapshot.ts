@@ -26,6 +26,9 @@ import { CANNOT_APPLY, cannotApplyAdvice } from './cannot-apply.ts';
 import { streamIdentity } from '../../core/wire/index.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
 
+/** How long a stopped push waits for the server to take its lease back before it exits anyway. */
+const RELEASE_WAIT_MS = 2_000;
+
 export interface SendContext {
   api: ServerApi;
   volume: SafeName;
@@ -189,6 +192,9 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
     await framed.done;
   } catch (err) {
     framed.cancel();
+    // Stopped (Ctrl-C, SIGTERM): the upload's lease goes with this push, not LEASE_MS later, so the command run again
+    // resumes at once. A server that does not answer soon keeps the lease until it runs out, no worse than before.
+    if (ctx.signal?.aborted && id !== null) await ctx.api.release(id, RELEASE_WAIT_MS).catch(() => undefined);
     // The pipeline's own failure (btrfs send, a bad stream) explains more than the upload's.
     const pipelineFailure = await framed.done.then(() => null, (e: unknown) => e);
     throw pipelineFailure instanceof SnapferryError ? pipelineFailure : err;

@@ -52,7 +52,7 @@ export class UploadError extends SnapferryError {}
 
 /** What a refused HEAD (no body, only its code) means to the person watching the push. */
 const HEAD_REFUSALS: Record<string, string> = {
-  transfer_locked: 'another push holds this upload (one still running, or one stopped less than 15 s ago); waiting for it to let go',
+  transfer_locked: 'another push holds this upload (one still running, or one killed or cut off less than 15 s ago); waiting for it to let go',
 };
 
 /** Turns a tus-js-client error into ours, keeping the server's JSON error when it sent one. `server`: --server. */

@@ -12,6 +12,8 @@ export const routes = {
   transfer: (id: string) => `${API_PREFIX}/transfers/${encodeURIComponent(id)}`,
   abort: (id: string) => `${API_PREFIX}/transfers/${encodeURIComponent(id)}/abort`,
   rewind: (id: string) => `${API_PREFIX}/transfers/${encodeURIComponent(id)}/rewind`,
+  /** POST with the push's session header: that push has stopped and lets go of the upload (its lease), which stays. */
+  release: (id: string) => `${API_PREFIX}/transfers/${encodeURIComponent(id)}/release`,
   frames: (id: string, from: number, limit: number) =>
     `${API_PREFIX}/transfers/${encodeURIComponent(id)}/frames?from=${from}&limit=${limit}`,
   /** A received snapshot as a framed send stream, for restore (RESTORE_QUERY, RESTORE_HEADERS). */

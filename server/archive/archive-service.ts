@@ -147,6 +147,15 @@ export class ArchiveService implements AppService {
     });
   }
 
+  /**
+   * Nothing to let go of: an archive upload is leased only while a request runs (archive-requests.ts, and the bucket's
+   * lease per request), so a stopped push's rerun is admitted as soon as its last request has ended.
+   */
+  async release(client: SafeName, id: string): Promise<Transfer> {
+    await this.owners.owned(client, id);
+    return this.transfer(client, id);
+  }
+
   /** The stored stream, as stored (archive-restore.ts). */
   restoreStream(req: RestoreRequest): Promise<RestoreStream> {
     return openArchiveRestore(this.objects, req);

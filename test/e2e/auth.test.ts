@@ -62,7 +62,7 @@ test('every endpoint, tus and unknown paths included, answers 401 without a vali
   const requests: [string, string, Record<string, string>?][] = [
     ['GET', '/v1/status'], ['GET', '/v1/volumes'], ['GET', '/v1/volumes/home/snapshots'], ['GET', '/v1/transfers'],
     ['GET', `/v1/transfers/${MISSING}`], ['GET', `/v1/transfers/${MISSING}/frames`], ['POST', `/v1/transfers/${MISSING}/abort`],
-    ['POST', `/v1/transfers/${MISSING}/rewind`], ['GET', '/v1/nowhere'],
+    ['POST', `/v1/transfers/${MISSING}/rewind`], ['POST', `/v1/transfers/${MISSING}/release`], ['GET', '/v1/nowhere'],
     ['POST', `${UPLOADS_PATH}/`, creationHeaders({ volume: 'v' })], ['OPTIONS', `${UPLOADS_PATH}/`],
     ['PATCH', `${UPLOADS_PATH}/${MISSING}`, { ...TUS, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' }],
     ['DELETE', `${UPLOADS_PATH}/${MISSING}`, TUS], ['OPTIONS', `${UPLOADS_PATH}/${MISSING}`],
@@ -115,6 +115,7 @@ test("a client cannot see, resume, rewind, abort or read another client's things
     ['GET', (id) => `/v1/transfers/${id}/frames`],
     ['POST', (id) => `/v1/transfers/${id}/abort`],
     ['POST', (id) => `/v1/transfers/${id}/rewind`, { 'content-type': 'application/json' }, '{"frames":0}'],
+    ['POST', (id) => `/v1/transfers/${id}/release`],
     ['HEAD', (id) => `${UPLOADS_PATH}/${id}`, TUS],
     ['PATCH', (id) => `${UPLOADS_PATH}/${id}`, { ...TUS, ...patch }, 'x'.repeat(100)],
     ['DELETE', (id) => `${UPLOADS_PATH}/${id}`, TUS],
@@ -167,6 +168,7 @@ test("a client cannot see, resume, rewind, abort or read another client's things
   const writes: [string, string, Record<string, string>?, string?][] = [
     ['POST', `/v1/transfers/${open}/abort`],
     ['POST', `/v1/transfers/${open}/rewind`, { 'content-type': 'application/json' }, '{"frames":0}'],
+    ['POST', `/v1/transfers/${open}/release`],
     ['POST', `${UPLOADS_PATH}/`, creationHeaders({ ...metadata, volume: 'other' })],
     ['HEAD', `${UPLOADS_PATH}/${open}`, TUS],
     ['PATCH', `${UPLOADS_PATH}/${open}`, { ...TUS, ...patch }, 'x'.repeat(100)],

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { createPair } from './harness.ts';
+import { ServerApi } from '../../client/http/api.ts';
+import { assertReceived, createPair, until } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 
@@ -52,4 +53,27 @@ test('Ctrl-C exits 130 with "run the same command again to resume", for every cl
     assert.match(r.stderr, /interrupted: run the same command again to resume/, args[0]);
     assert.doesNotMatch(r.stderr, /This operation was aborted/, args[0]);
   }
+});
+
+test('a push stopped with Ctrl-C lets go of its upload: the same command run at once resumes it without waiting out the lease', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 6 });
+  // A lease far longer than the test's patience: a rerun that had to wait it out would say so, and take a minute.
+  const server = await pair.startServer({ leaseMs: 60_000 });
+  const s1 = await pair.snapshot('s1');
+  const args = ['push', '--server', server.url, '--volume', 'home', '--compress', 'none', '--limit-rate', '1M', s1];
+  const first = execa('node', [BIN, ...args], { reject: false, timeout: 120_000 });
+  const api = new ServerApi({ server: server.url });
+  const uploading = await until('the push uploads', async () => (await api.transfers()).transfers.find((x) => x.state === 'uploading' && x.wireOffset > 0));
+  first.kill('SIGINT');
+  const stopped = await first;
+  assert.equal(stopped.exitCode, EXIT.interrupted, stopped.stderr);
+  const started = performance.now();
+  const again = await execa('node', [BIN, ...args], { reject: false, timeout: 120_000 });
+  assert.equal(again.exitCode, EXIT.ok, again.stderr);
+  assert.doesNotMatch(again.stderr, /another push holds this upload|transfer_locked/, 'the rerun waited for the push it replaces');
+  assert.match(again.stderr, /resuming at/, 'the rerun resumed the upload instead of starting over');
+  assert.ok(performance.now() - started < 50_000, `the rerun took ${Math.round(performance.now() - started)} ms`);
+  const transfers = (await api.transfers()).transfers.filter((x) => x.snapshot === 's1');
+  assert.deepEqual(transfers.map((x) => [x.id, x.state]), [[uploading.id, 'received']], 'one transfer, resumed and received');
+  await assertReceived(s1, pair.receivedPath('home', 's1'));
 });
