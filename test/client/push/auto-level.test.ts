@@ -55,6 +55,15 @@ describe('--compress auto', () => {
     assert.match(changes[0]!.why, /250 kB\/s/);
   });
 
+  it('names a link that barely moves in bytes per second, not as "0 kB/s"', () => {
+    const { auto, changes } = autoOn(420);
+    climb(auto, (l) => 300 * MB * SPEED[l]!);
+    assert.match(changes[0]!.why, /the link carries 420 B\/s/);
+    const kB = autoOn(12_345);
+    climb(kB.auto, (l) => 300 * MB * SPEED[l]!);
+    assert.match(kB.changes[0]!.why, /the link carries 12 kB\/s/);
+  });
+
   it('on 2 Mbit/s takes level 19 for 3% fewer bytes at 100 times the CPU: the line is the bound, the cores idle', () => {
     // The bench's slow-link data (docs/performance.md): 45% random, level 19 makes 0.97x the bytes of level 3 at
     // 0.32 CPU s per MB (3 MB/s per worker) against 0.003. Before, the CPU test alone kept auto at level 9-12.
