@@ -255,8 +255,13 @@ export class AutoLevel implements LevelChooser {
     let best: number | null = null;
     for (const level of levels) {
       if (level > this.#level && !settled) continue;
-      const margin = level <= this.#level ? MARGIN_KEEP : level === oneUp ? MARGIN_UP : MARGIN_JUMP;
       const light = rawRate(level) * OTHER_CPU_PER_RAW_BYTE <= LIGHT_TRANSFER_CORES;
+      // Beyond one step only where the transfer is light. Elsewhere a level must pay for itself, and the estimate of
+      // an untried level cannot say whether it does: scaled from a level measured on data that barely compresses
+      // (zstd skims it at GB/s), it promised level 12 both cheap and smaller at 30 MB/s, and the push started its
+      // second worker for frames that came back neither (docs/performance.md, session 15).
+      if (level > this.#level && level !== oneUp && !light) continue;
+      const margin = level <= this.#level ? MARGIN_KEEP : level === oneUp ? MARGIN_UP : MARGIN_JUMP;
       if (ahead(level) >= margin && (light || this.#pays(level, fastest, link))) best = level;
     }
     if (best !== null && best !== fastest) return best;
