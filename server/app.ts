@@ -12,7 +12,7 @@ import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { AppService } from './app-service.ts';
 import { errorBody, errorHeaders, reasonPhrase, statusOf } from './http-errors.ts';
-import { tusAnswer } from './upload-store/tus-refusals.ts';
+import { REQUEST_CUT, tusAnswer } from './upload-store/tus-refusals.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './views.ts';
 import { restoreHeaders } from './restore.ts';
@@ -173,7 +173,11 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     const length = Number(c.req.header('content-length'));
     if (!Number.isFinite(offset) || !Number.isFinite(length) || !service.isUploading(id)) return;
     const after = (await service.progress(id)).wireOffset;
-    if (after < offset + length) await service.noteInterruption(id, after, res.status >= 400 ? res.headers.get(ERROR_CODE_HEADER) : null);
+    if (after < offset + length) {
+      // An answer with a code is a refusal, unless the code says the line was cut (what status calls a cut).
+      const code = res.status >= 400 ? res.headers.get(ERROR_CODE_HEADER) : null;
+      await service.noteInterruption(id, after, code === REQUEST_CUT ? null : code);
+    }
   }
 }
 

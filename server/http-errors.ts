@@ -47,6 +47,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   partial_frame_mismatch: 409,
   stream_mismatch: 409,
   transfer_locked: 409,
+  // A PATCH whose body broke off, or that a newer request of the same upload took over (server/upload-store/tus-refusals.ts).
+  request_cut: 409,
   transfer_not_uploading: 409,
   // An archive upload taken over by another instance while this request wrote it: the client's retry finds the new one.
   lease_lost: 409,

@@ -12,6 +12,9 @@ import { errorAnswer, errorBody, statusOf } from '../http-errors.ts';
 
 const refusal = (code: string, message: string, retryable = false) => new SnapferryError(code, message, { retryable });
 
+/** The code of a PATCH the line cut (tus's ABORTED): an interruption of the upload, not a refusal. */
+export const REQUEST_CUT = 'request_cut';
+
 const VERSION_REQUIRED = () => refusal('tus_version_required',
   'this server speaks tus 1.0.0: send "Tus-Resumable: 1.0.0" with every upload request but OPTIONS');
 
@@ -37,8 +40,10 @@ const THROWN = new Map<string, (method: string) => SnapferryError>([
   ['INVALID_OFFSET', () => refusal('offset_mismatch',
     "the request's Upload-Offset is not where the upload stands (a request before it was cut); the client asks the server's offset and goes on from there",
     true)],
-  ['ABORTED', () => refusal('transfer_locked',
-    'a newer request on this upload took it over (the client reconnected); this one stopped, and the newer one goes on', true)],
+  // tus throws ABORTED both when the request's body broke off and when a newer request took the upload's lock (the
+  // client reconnected after a cut it saw first): a cut of the line either way, and no refusal of anything sent.
+  ['ABORTED', () => refusal(REQUEST_CUT,
+    "this request's body broke off, or a newer request on this upload took its place (the client reconnected); what arrived is kept, and the upload goes on from its offset", true)],
   ['ERR_LOCK_TIMEOUT', () => refusal('transfer_locked',
     'an earlier request on this upload is still being finished (a cut the server is still taking apart); the client tries again shortly', true)],
   ['MISSING_OFFSET', () => refusal('upload_offset_required',

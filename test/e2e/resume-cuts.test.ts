@@ -93,6 +93,8 @@ test('an incremental cut midway resumes from the server offset', cutTest, async 
   assert.equal(sent[0]!.parent, 's1');
   assert.equal(proxy.stats().cuts, 1);
   assert.ok(sent[0]!.transfer.wireOffset > 4 * 1024 * 1024, 'the cut fell inside the upload');
+  // What status shows: a cut of the line, not a refusal by the server.
+  assert.match(sent[0]!.transfer.lastInterruption ?? '', /: cut at byte \d+/);
   assertWireBudget(t, proxy, sent[0]!.transfer.wireOffset, 1, chunk + 72);
   await assertReceived(s2, pair.receivedPath('v', 's2'));
 });
