@@ -1,7 +1,9 @@
 /**
  * `snapferry snapshots [--volume V]`: what the server holds of this client's volumes, oldest first in each, as text
- * for people or as JSON for scripts (the same rows). Taken is the snapshot's btrfs creation time on the client, when
- * the server knows it; received is when the server checked it in.
+ * for people or as JSON for scripts (the same rows). Taken is when the snapshot was taken (its name's time, snapper's
+ * date, else its btrfs creation time: README, "Snapshot times"), as retention and "newest" count it; a snapshot that
+ * was itself received or restored has a creation time of that moment, which would date it wrongly. Received is when
+ * the server checked it in.
  */
 import type { Snapshot } from '../../core/protocol.ts';
 import type { ServerApi } from '../http/api.ts';
@@ -10,7 +12,7 @@ import { formatBytes } from '../progress/format.ts';
 export interface SnapshotRow {
   volume: string;
   name: string;
-  /** The client snapshot's creation time, or null where the server does not know it. */
+  /** When the client snapshot was taken (else its creation time), or null where the server knows neither. */
   takenAt: string | null;
   receivedAt: string;
   rawBytes: number;
@@ -23,17 +25,22 @@ export async function listSnapshots(api: ServerApi, volume?: string): Promise<Sn
   const volumes = volume !== undefined ? [volume] : (await api.volumes()).volumes.map((v) => v.name);
   const rows: SnapshotRow[] = [];
   for (const name of volumes) {
-    const { snapshots } = await api.snapshots(name);
-    rows.push(...[...snapshots].sort((a, b) => order(a).localeCompare(order(b)) || a.receivedAt.localeCompare(b.receivedAt)).map((s) => row(name, s)));
+    rows.push(...snapshotRows(name, (await api.snapshots(name)).snapshots));
   }
   return rows;
 }
 
-const order = (s: Snapshot) => s.createdAt ?? s.receivedAt;
+/** One volume's rows, oldest taken first (then by arrival). */
+export function snapshotRows(volume: string, snapshots: readonly Snapshot[]): SnapshotRow[] {
+  const order = (s: Snapshot) => takenAt(s) ?? s.receivedAt;
+  return [...snapshots].sort((a, b) => order(a).localeCompare(order(b)) || a.receivedAt.localeCompare(b.receivedAt)).map((s) => row(volume, s));
+}
+
+const takenAt = (s: Snapshot): string | null => s.takenAt ?? s.createdAt ?? null;
 
 function row(volume: string, s: Snapshot): SnapshotRow {
   return {
-    volume, name: s.name, takenAt: s.createdAt ?? null, receivedAt: s.receivedAt, rawBytes: s.rawBytes, wireBytes: s.wireBytes,
+    volume, name: s.name, takenAt: takenAt(s), receivedAt: s.receivedAt, rawBytes: s.rawBytes, wireBytes: s.wireBytes,
     uuid: s.uuid, parentUuid: s.parentUuid,
   };
 }

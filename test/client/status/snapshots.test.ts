@@ -1,0 +1,31 @@
+// `snapferry snapshots`: a snapshot is dated, and ordered, by when it was taken, not by its btrfs creation time (which
+// a snapshot that was received or restored has of that moment).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Snapshot } from '../../../core/protocol.ts';
+import { snapshotRows } from '../../../client/status/snapshots.ts';
+
+function snapshot(name: string, times: { takenAt?: string | null; createdAt?: string | null; receivedAt: string }): Snapshot {
+  return { name, uuid: `u-${name}`, serverUuid: `s-${name}`, parentUuid: null, rawBytes: 1, wireBytes: 1, transferId: null, altered: null, ...times };
+}
+
+test('rows carry the time each snapshot was taken and go oldest taken first, whatever its creation time', () => {
+  const rows = snapshotRows('home', [
+    // Restored into the snapshot folder today and pushed again: created today, taken on the 1st.
+    snapshot('home.20261201T0100', { takenAt: '2026-12-01T01:00:00.000Z', createdAt: '2026-12-05T22:06:26.000Z', receivedAt: '2026-12-05T22:07:00.000Z' }),
+    snapshot('home.20261203T0100', { takenAt: '2026-12-03T01:00:00.000Z', createdAt: '2026-12-03T01:00:00.000Z', receivedAt: '2026-12-03T02:00:00.000Z' }),
+  ]);
+  assert.deepEqual(rows.map((r) => [r.name, r.takenAt]), [
+    ['home.20261201T0100', '2026-12-01T01:00:00.000Z'],
+    ['home.20261203T0100', '2026-12-03T01:00:00.000Z'],
+  ]);
+});
+
+test('a snapshot without a taken time is dated by its creation time, then by its arrival', () => {
+  const rows = snapshotRows('home', [
+    snapshot('c', { receivedAt: '2026-12-04T00:00:00.000Z' }),
+    snapshot('b', { createdAt: '2026-12-02T00:00:00.000Z', receivedAt: '2026-12-05T00:00:00.000Z' }),
+    snapshot('a', { takenAt: '2026-12-01T00:00:00.000Z', receivedAt: '2026-12-06T00:00:00.000Z' }),
+  ]);
+  assert.deepEqual(rows.map((r) => [r.name, r.takenAt]), [['a', '2026-12-01T00:00:00.000Z'], ['b', '2026-12-02T00:00:00.000Z'], ['c', null]]);
+});
