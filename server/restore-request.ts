@@ -58,7 +58,7 @@ export function parseRestoreRequest(params: Record<string, string | undefined>, 
 export function restoreOwner(caller: Caller, query: string | undefined): SafeName {
   if (caller.role === 'client') return caller.client;
   if (query === undefined || query === '') {
-    throw new ValidationError(`an admin token restores a client's snapshot: name the client with ?${RESTORE_QUERY.client}=NAME`);
+    throw new ValidationError(`an admin token restores a client's snapshot: name the client with ?${RESTORE_QUERY.client}=NAME (snapferry restore --client NAME)`);
   }
   return parseName(query, 'client');
 }

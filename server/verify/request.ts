@@ -16,7 +16,7 @@ import type { StartRequest } from './jobs.ts';
 export function verifyOwner(caller: Caller, query: string | undefined): SafeName {
   if (caller.role === 'client') return caller.client;
   if (query === undefined || query === '') {
-    throw new ValidationError(`an admin token verifies a client's snapshot: name the client with ?${VERIFY_QUERY.client}=NAME`);
+    throw new ValidationError(`an admin token verifies a client's snapshot: name the client with ?${VERIFY_QUERY.client}=NAME (snapferry verify --client NAME)`);
   }
   return parseName(query, 'client');
 }

@@ -66,7 +66,7 @@ test("another client's snapshot answers like a missing one; an admin restores it
 
   const noClient = await get(stream('s1'), admin);
   assert.equal(noClient.status, 400);
-  assert.match(noClient.json?.error?.message ?? '', /\?client=NAME/);
+  assert.match(noClient.json?.error?.message ?? '', /\?client=NAME \(snapferry restore --client NAME\)/);
   const dest = await freshDest(t);
   const done = await restore({ ...options(server.url, 's1', dest), volume: 'home', client: 'alice', headers: authHeaders(admin) }, recordingReporter());
   assert.equal(done.restored, true);

@@ -167,6 +167,7 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   // The admin names the client (a second job: the total limit is 2), and sees alice's job.
   const unnamed = await call(tokens.admin, 'POST', routes.verify, { volume: 'v', snapshot: 's2' });
   assert.equal(unnamed.status, 400);
+  assert.match(unnamed.body.error.message, /\?client=NAME \(snapferry verify --client NAME\)/, 'says how, by curl and by the command');
   const admin = await call(tokens.admin, 'POST', `${routes.verify}?client=alice`, { volume: 'v', snapshot: 's1' });
   assert.equal(admin.body.id, id, 'joins the job of the same snapshot');
   assert.equal((await call(tokens.admin, 'GET', routes.verifyJob(id))).body.client, 'alice');
