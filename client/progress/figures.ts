@@ -6,9 +6,11 @@
  */
 export interface ProgressFigures {
   snapshot: string;
+  /** Which way the framed stream goes: a push's upload or a restore's download. */
+  direction: 'upload' | 'download';
   /** Raw send-stream bytes the upload has carried, mapped from the wire offset through the frames. */
   rawBytes: number;
-  /** Bytes of the framed stream uploaded (the tus offset). */
+  /** Bytes of the framed stream carried: uploaded (the tus offset), or downloaded. */
   wireBytes: number;
   /** The raw stream's length: estimated before the send, exact once the whole stream is framed; null if unknown. */
   rawTotal: number | null;

@@ -27,7 +27,7 @@ export function formatProgress(f: ProgressFigures): string {
     const percent = f.rawTotal > 0 ? Math.min(100, Math.floor((f.rawBytes / f.rawTotal) * 100)) : 100;
     parts.push(`${formatBytes(f.rawBytes)} / ${f.rawTotalExact ? '' : '~'}${formatBytes(f.rawTotal)} raw  (${percent}%)`);
   }
-  parts.push(`${formatBytes(f.wireBytes)} sent`);
+  parts.push(`${formatBytes(f.wireBytes)} ${f.direction === 'download' ? 'downloaded' : 'sent'}`);
   if (f.ratio !== null) parts.push(`${f.ratio.toFixed(2)}x`);
   if (f.wireBytesPerSecond !== null) parts.push(`${formatBytes(f.wireBytesPerSecond)}/s`);
   if (f.etaSeconds !== null) parts.push(`ETA ${formatDuration(f.etaSeconds)}`);

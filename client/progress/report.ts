@@ -2,7 +2,7 @@
  * What a push tells its user, as events; the CLI picks text for people or JSON lines for scripts (docs/design.md, "Conventions" 12).
  * Both views get the same events and the same figures; they differ only in form and in how often progress shows:
  * a terminal line redrawn up to 4 times a second, a log line every 30 s, a JSON event at most once a second. The
- * last figures of an upload always show, whatever the rate.
+ * last figures of an upload always show, whatever the rate, and so do the figures before a note.
  */
 import type { Transfer } from '../../core/protocol.ts';
 import { formatBytes, formatProgress } from './format.ts';
@@ -55,7 +55,11 @@ export function textReporter(options: TextReporterOptions = {}): Reporter {
     else write(`  ${formatProgress(figures)}\n`);
   };
   return {
-    note: (m) => print(`note: ${m}`),
+    // Figures held back by the pace come first: a note (a cut, a download done) never hides the progress before it.
+    note: (m) => {
+      if (unshown) show(unshown);
+      print(`note: ${m}`);
+    },
     startTransfer: (s, p) => {
       line?.commit();
       unshown = null;
@@ -97,7 +101,10 @@ export function jsonReporter(write: (line: string) => void = (l) => process.stdo
     emit('progress', figures);
   };
   return {
-    note: (message) => emit('note', { message }),
+    note: (message) => {
+      if (unshown) show(unshown);
+      emit('note', { message });
+    },
     startTransfer: (snapshot, parent) => {
       unshown = null;
       every.restart();

@@ -98,6 +98,7 @@ export class TransferProgress {
     const rawBytesPerSecond = this.#rawRate.rate(t);
     return {
       snapshot: this.snapshot,
+      direction: 'upload',
       rawBytes,
       wireBytes: wireOffset,
       rawTotal,

@@ -45,6 +45,7 @@ export class RestoreProgress {
     const rawBytesPerSecond = this.#rawRate.rate(t);
     return {
       snapshot: this.snapshot,
+      direction: 'download',
       rawBytes,
       wireBytes,
       rawTotal,

@@ -33,19 +33,19 @@ function screen(text: string, columns = 200): string[] {
 
 function figures(rawBytes: number, more: Partial<ProgressFigures> = {}): ProgressFigures {
   return {
-    snapshot: 'home.20261125', rawBytes, wireBytes: Math.round(rawBytes / 2), rawTotal: 100 * MiB, rawTotalExact: false,
+    snapshot: 'home.20261125', direction: 'upload', rawBytes, wireBytes: Math.round(rawBytes / 2), rawTotal: 100 * MiB, rawTotalExact: false,
     rawBytesPerSecond: 2 * MiB, wireBytesPerSecond: MiB, ratio: 2, etaSeconds: (100 * MiB - rawBytes) / (2 * MiB), ...more,
   };
 }
 
 test('the progress line reads as the issue shows it, and leaves out what is unknown', () => {
   const line = formatProgress({
-    snapshot: 'home.20261125', rawBytes: 412.3 * MiB, wireBytes: 180.2 * MiB, rawTotal: 1.6 * 1024 * MiB, rawTotalExact: false,
+    snapshot: 'home.20261125', direction: 'upload', rawBytes: 412.3 * MiB, wireBytes: 180.2 * MiB, rawTotal: 1.6 * 1024 * MiB, rawTotalExact: false,
     rawBytesPerSecond: 4.3 * MiB, wireBytesPerSecond: 1.9 * MiB, ratio: 2.288, etaSeconds: 632,
   });
   assert.equal(line, 'home.20261125  412.3 MiB / ~1.6 GiB raw  (25%)  180.2 MiB sent  2.29x  1.9 MiB/s  ETA 10m32s');
   assert.equal(
-    formatProgress({ snapshot: 's', rawBytes: 0, wireBytes: 0, rawTotal: null, rawTotalExact: false, rawBytesPerSecond: null, wireBytesPerSecond: null, ratio: null, etaSeconds: null }),
+    formatProgress({ snapshot: 's', direction: 'upload', rawBytes: 0, wireBytes: 0, rawTotal: null, rawTotalExact: false, rawBytesPerSecond: null, wireBytesPerSecond: null, ratio: null, etaSeconds: null }),
     's  0 B raw  0 B sent',
   );
   assert.match(formatProgress(figures(100 * MiB, { rawTotalExact: true })), / 100.0 MiB \/ 100.0 MiB raw {2}\(100%\)/);
@@ -96,6 +96,24 @@ test('not on a terminal: a plain progress line every 30 s, and the last figures 
   assert.ok(progress.every((l) => !l.includes('\r') && !l.includes('\x1b') && l.endsWith('\n')));
   assert.ok(progress[0]!.includes('28.6 MiB'), progress[0]); // at 30 s, not at once
   assert.ok(progress[2]!.includes('62.0 MiB'), progress[2]); // the final figures, flushed by waiting()
+});
+
+test('a download (restore) says what came down, and a note shows the figures held back before it', () => {
+  assert.match(formatProgress(figures(100 * MiB, { direction: 'download', rawTotalExact: true })), / 50\.0 MiB downloaded /);
+  const lines: string[] = [];
+  let now = 0;
+  const report = textReporter({ terminal: false, write: (s) => lines.push(s), now: () => now });
+  // A restore: a note says it begins, progress comes as frames verify, a note says the download is done.
+  report.note('restoring home.20261125 into /mnt/restore (full)');
+  for (let t = 0; t <= 12_000; t += 500) {
+    now = t;
+    report.progress(figures(Math.min(100 * MiB, t * 10_000), { direction: 'download' }));
+  }
+  report.note('home.20261125: downloaded and verified 100.0 MiB; receiving it');
+  const progress = lines.filter((l) => l.startsWith('  home'));
+  assert.ok(progress.length >= 1 && progress.length <= 2, lines.join(''));
+  assert.match(progress.at(-1)!, / 100\.0 MiB \/ ~100\.0 MiB raw {2}\(100%\) {2}50\.0 MiB downloaded/);
+  assert.ok(lines.indexOf(progress.at(-1)!) === lines.length - 2, `the last figures come right before the note:\n${lines.join('')}`);
 });
 
 test('--json: progress at most once a second with every figure as a number or null, plus the other events', () => {
