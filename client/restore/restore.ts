@@ -152,7 +152,10 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     }
     if (options.verify === false) return result;
     // The restored tree against the server's digest of its copy: what btrfs receive wrote, not only what it was sent.
-    const checked = await checkRestored({ api: http.api, headers, volume, snapshot: name, path: result.path, ...(http.client !== undefined ? { client: http.client } : {}), ...(options.signal ? { signal: options.signal } : {}) }, report).catch((err: unknown) => {
+    const checked = await checkRestored({
+      api: http.api, headers, volume, snapshot: name, path: result.path, parentPath: plan.parent?.local.path ?? null,
+      ...(http.client !== undefined ? { client: http.client } : {}), ...(options.signal ? { signal: options.signal } : {}),
+    }, report).catch((err: unknown) => {
       // An archive server holds the stream, not a tree (and a sealed one it cannot read): nothing to compare with. The
       // stream was verified frame by frame and received with the checked receive; that is the check there is.
       if (!(err instanceof SnapferryError && err.code === 'verify_unavailable')) throw err;

@@ -16,6 +16,8 @@ export interface RestoredCheck {
   snapshot: string;
   /** Where the restored snapshot is. */
   path: string;
+  /** The local snapshot it was received on, or null for a full restore. */
+  parentPath?: string | null;
   client?: string;
   signal?: AbortSignal;
 }
@@ -39,7 +41,20 @@ export async function checkRestored(c: RestoredCheck, report: Reporter): Promise
   for (const line of describeOutcome(outcome)) report.note(line);
   throw new VerifyDifferences(
     `the restored ${c.snapshot} at ${c.path} differs from the server's copy in ${outcome.differences.length}${outcome.truncated ? '+' : ''} path(s) (listed above); ` +
-      `it is kept for inspection: delete it (btrfs subvolume delete ${c.path}) and restore again, and have the server's admin check the server's copy`,
-    { snapshot: c.snapshot, path: c.path, differences: outcome.differences.length },
+      `it is kept for inspection: delete it (btrfs subvolume delete ${c.path}) and ${whatNext(c.parentPath ?? null)}`,
+    { snapshot: c.snapshot, path: c.path, differences: outcome.differences.length, parent: c.parentPath ?? null },
+  );
+}
+
+/**
+ * An incremental restore is the server's difference applied to the local parent: a parent changed here since it was
+ * received (made writable and written) makes the result differ with the server's copy intact. So that is looked at
+ * first, and the server only once a full restore differs too.
+ */
+function whatNext(parentPath: string | null): string {
+  if (parentPath === null) return "restore again; if it differs again, have the server's admin check the server's copy";
+  return (
+    `restore it in full: it was received on ${parentPath} here, which may have been changed since it was itself received; ` +
+    "restore into a folder without that snapshot (or give --parent-dir an empty folder on the same filesystem), and if a full restore differs too, have the server's admin check the server's copy"
   );
 }
