@@ -102,6 +102,9 @@ test('a full and three incrementals pushed into the archive come back, each rest
   const result = await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: alone, retries: 0 }, report);
   assert.deepEqual([result.restored, result.parent], [true, 's3']);
   assert.match(report.notes.join('\n'), /restoring the chain from its full s1 first \(s1, s2, s3\)/);
+  // No digest to check against in an archive, and no promise of one: said once a snapshot, never "restore to check it".
+  assert.match(report.notes.join('\n'), /s4: every frame of its stream verified; an archive server keeps streams, not trees/);
+  assert.doesNotMatch(report.notes.join('\n'), /checking the restored snapshot|restore a snapshot to check it/);
   for (const [i, original] of snaps.entries()) await assertRestored(original, path.join(alone, `s${i + 1}`));
   const again = recordingReporter();
   assert.equal((await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: alone, retries: 0 }, again)).restored, false);
