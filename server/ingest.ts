@@ -14,6 +14,7 @@ import type { LiveReceives } from './live-receives.ts';
 import type { Logger } from './log.ts';
 import type { FrameSink, Spool, SpoolProgress } from './spool/spool.ts';
 import { assertStreamStart, openedFrame, readStreamStart } from './stream-start.ts';
+import { completedUpload } from './transfers/machine.ts';
 
 export interface IngestDeps {
   spool: Spool;
@@ -78,11 +79,13 @@ export class Ingest {
 
   private onStreamComplete(id: string, progress: SpoolProgress): void {
     const { catalog, receives, log } = this.deps;
-    const t = catalog.transfer(id);
     // An end frame sent again (a retried request) changes nothing once the stream is whole: its receive runs or waits.
-    if (!t || !(t.state === 'uploading' || t.state === 'verifying')) return;
+    const change = completedUpload(catalog.transfer(id), progress);
+    if (change === null) return;
+    // In memory at once; on disk a moment later, which may be after the PATCH is answered: a crash in between leaves
+    // the record `uploading` beside a whole spool, which the next start moves on the same way (server/reconcile.ts).
     void catalog
-      .updateTransfer(id, { state: 'receiving', wireBytes: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified })
+      .updateTransfer(id, change)
       // Only now may the receive end: the snapshot is complete once the end frame verified and that is on record.
       .then(() => receives.advance(id, progress.wireOffset, true))
       .catch((err: unknown) => log.error({ transfer: id, err }, 'could not record the end of the upload'));

@@ -1,7 +1,8 @@
 /**
  * The catalog meets the disk at start (docs/design.md, "Crash recovery and start-up"): an admin may have deleted received subvolumes by hand,
  * the server may have died mid-receive (a partial subvolume in a staging folder, and whatever the stream wrote beside
- * it through its own symlinks) or just after moving a snapshot into place but before recording it. Returns the transfers whose whole stream must be received (again).
+ * it through its own symlinks) or just after moving a snapshot into place but before recording it, or before the
+ * end of an upload reached the catalog on disk. Returns the transfers whose whole stream must be received (again).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +12,8 @@ import { inProgress } from '../core/protocol.ts';
 import type { Catalog } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
+import type { SpoolProgress } from './spool/progress.ts';
+import { completedUpload } from './transfers/machine.ts';
 import { removePartial } from '../core/receive/checked-receive.ts';
 import { INCOMING_PREFIX } from './layout.ts';
 import { recoverCutReceives } from './volume-folder.ts';
@@ -27,7 +30,10 @@ async function listDirs(dir: string): Promise<string[]> {
   }
 }
 
-export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Logger): Promise<string[]> {
+/** The verified progress of an upload's spool (server/spool/spool.ts `progress`). */
+export type SpoolProgressOf = (id: string) => Promise<SpoolProgress>;
+
+export async function reconcile(layout: ServerLayout, catalog: Catalog, progressOf: SpoolProgressOf, log: Logger): Promise<string[]> {
   // Snapshots the catalog lists but the disk no longer has (or has as something else), and those changed by hand:
   // flagged and kept (server/alterations.ts).
   for (const s of catalog.allSnapshots()) {
@@ -44,6 +50,9 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, log: Log
       );
     }
   }
+
+  // Before the adoptions below, which copy a transfer's figures into the snapshot they record.
+  await completeWholeUploads(catalog, progressOf, log);
 
   // Partial receives cut by a crash: deleted here; their transfers are still `receiving`, so they run again.
   for (const client of (await listDirs(layout.volumes)).filter(isSafeName)) {
@@ -86,5 +95,24 @@ async function adoptUnrecorded(layout: ServerLayout, catalog: Catalog, client: S
     });
     if (transfer && transfer.state !== 'received') await catalog.updateTransfer(transfer.id, { state: 'received', error: null });
     log.warn({ volume, snapshot: name }, 'recorded a received snapshot missing from the catalog');
+  }
+}
+
+/**
+ * Uploads whose spool holds the verified end frame but whose record still says `uploading`: the end frame's save
+ * had not reached the disk when the server died (it may come after the PATCH is answered, and its fsync waits behind
+ * whatever btrfs receive is writing). Moved on now as the end frame would have (machine.completedUpload), final
+ * figures and all: left `uploading`, the stream was received again all the same, but as an upload, shown as one
+ * (`status`: uploading, at its estimate's percentage), and recorded `received` without its figures (0 B in the
+ * push's received line, in GET /v1/transfers and in the /metrics byte counters).
+ */
+async function completeWholeUploads(catalog: Catalog, progressOf: SpoolProgressOf, log: Logger): Promise<void> {
+  for (const t of catalog.transfers().filter((x) => x.state === 'uploading' || x.state === 'verifying')) {
+    const progress = await progressOf(t.id).catch(() => null);
+    const change = progress && completedUpload(t, progress);
+    if (!change) continue;
+    await catalog.updateTransfer(t.id, change);
+    log.warn({ transfer: t.id, volume: t.volume, snapshot: t.snapshot, wireBytes: change.wireBytes, framesVerified: change.framesVerified },
+      'the upload\'s end frame was in its spool but not on record (a crash came first); recorded now, the stream is received from the spool');
   }
 }

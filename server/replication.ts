@@ -126,7 +126,7 @@ export class ReplicationService implements AppService {
    */
   async start(): Promise<void> {
     await checkMount(this.layout.volumes, this.privilegedFiles, this.log);
-    const reconciled = await reconcile(this.layout, this.catalog, this.log);
+    const reconciled = await reconcile(this.layout, this.catalog, (id) => this.store.progress(id), this.log);
     await this.lifecycle.failOnAlteredParents();
     const pending = reconciled.filter((id) => inProgress(this.catalog.transfer(id)?.state ?? 'failed'));
     await this.spools.sweep();

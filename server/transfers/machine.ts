@@ -12,6 +12,7 @@ import type { SnapshotRecord, TransferRecord } from '../catalog.ts';
 import { parentAltered } from '../alterations.ts';
 import { classifyReceiveFailure } from '../receive-wait.ts';
 import type { ReceivedSnapshot } from '../receiver.ts';
+import type { SpoolProgress } from '../spool/progress.ts';
 import { NotFound, TransferConflict } from './errors.ts';
 
 type LogLevel = 'info' | 'warn' | 'error';
@@ -42,6 +43,18 @@ const log = (level: LogLevel, fields: Record<string, unknown>, message: string):
 /** The error a failed transfer keeps, at `now`. */
 function failure(e: SnapferryError, now: string): Partial<TransferRecord> {
   return { state: 'failed', error: { code: e.code, message: e.message, at: now } };
+}
+
+/**
+ * The spool's end frame verified and is durable (`progress`): the stream is whole, so the transfer moves on to its
+ * receive with the spool's final figures, which the catalog keeps once the spool is gone (the API, `push`'s received
+ * line and /metrics read them there). Decided the same when the end frame lands (server/ingest.ts) and at start for
+ * a record a crash left `uploading` (server/reconcile.ts): the end frame's save may not have reached the disk. Null
+ * when there is nothing to record: not a whole stream, or a transfer already past its upload (an end frame sent again).
+ */
+export function completedUpload(t: TransferRecord | undefined, progress: SpoolProgress): Partial<TransferRecord> | null {
+  if (!t || !(t.state === 'uploading' || t.state === 'verifying') || !progress.complete) return null;
+  return { state: 'receiving', wireBytes: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified };
 }
 
 /** The stream was received and checked: the snapshot is on record, the transfer received, its spool gone. */

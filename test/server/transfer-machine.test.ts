@@ -46,6 +46,21 @@ function assertMovesAllowed(from: TransferState, steps: readonly Step[]): Transf
 
 const inProgressStates = ['uploading', 'verifying', 'receiving', 'waiting_for_space', 'waiting_to_retry'] as const;
 
+test('the end frame verified: the transfer moves on to receiving with the spool\'s final figures; nothing else does', () => {
+  const whole = { wireOffset: 5000, framesVerified: 4, rawBytes: 9000, chain: Buffer.alloc(32), complete: true };
+  const uploading = transfer('uploading', { wireBytes: null, rawBytes: null, framesVerified: null });
+  for (const state of ['uploading', 'verifying'] as const) {
+    const change = machine.completedUpload({ ...uploading, state }, whole);
+    assert.deepEqual(change, { state: 'receiving', wireBytes: 5000, rawBytes: 9000, framesVerified: 4 });
+    assert.ok(canMove(state, 'receiving'));
+  }
+  assert.equal(machine.completedUpload(uploading, { ...whole, complete: false }), null, 'a spool without its end frame is an upload going on');
+  for (const state of transferStates.filter((s) => s !== 'uploading' && s !== 'verifying')) {
+    assert.equal(machine.completedUpload(transfer(state), whole), null, `${state}: past its upload (an end frame sent again changes nothing)`);
+  }
+  assert.equal(machine.completedUpload(undefined, whole), null);
+});
+
 test('received: the snapshot is recorded with the transfer\'s facts, then the transfer, then retries forgotten, spool dropped, the volume pruned', () => {
   const steps = machine.onReceived(transfer('receiving'), GOT, NOW);
   assert.deepEqual(kinds(steps), ['addSnapshot', 'record', 'forgetRetries', 'dropSpool', 'log', 'prune']);
