@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { parseName } from '../../core/names.ts';
-import { planPush } from '../../core/plan.ts';
+import { planPush, type PlanStep } from '../../core/plan.ts';
 import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL } from '../../core/wire/index.ts';
@@ -142,17 +142,31 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     sendStream,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(sealKey ? { sealKey } : {}),
+    replan: (step: PlanStep) => stepNow(api, volume, step),
   };
   const sent: PushResult['sent'] = [];
   try {
     for (const step of plan.steps) {
-      const transfer = await sendSnapshot(ctx, step);
-      sent.push({ snapshot: step.snapshot.name, parent: step.parent?.name ?? null, transfer });
+      const { transfer, parent } = await sendSnapshot(ctx, step);
+      sent.push({ snapshot: step.snapshot.name, parent, transfer });
     }
   } finally {
     await ctx.compression.close();
   }
   return { sent, present: plan.present.map((s) => s.name), skipped: plan.skipped.map((s) => s.name) };
+}
+
+/**
+ * `step` planned again against what the server holds now: after a wait for another push into the volume, which may
+ * have sent a better parent meanwhile (the snapshot it sent, newer than the one this step was planned on). The step
+ * as it was when the plan now has nothing to send for it (the other push sent this very snapshot, or a newer one):
+ * the send then finds out what the server holds, as before.
+ */
+async function stepNow(api: ServerApi, volume: string, step: PlanStep): Promise<PlanStep> {
+  const held = await api.snapshots(volume);
+  const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
+  const candidates = await findParentCandidates(step.snapshot.path, wanted);
+  return planPush({ requested: [step.snapshot], candidates, server: held.snapshots, removed: held.removed }).steps[0] ?? step;
 }
 
 /** --send-compressed, decided once per push; a resumed transfer keeps its own (client/push/send-snapshot.ts). */

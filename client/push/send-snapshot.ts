@@ -46,25 +46,34 @@ export interface SendContext {
   signal?: AbortSignal;
   /** Seal every frame under this key (`encrypt:`), bound to each stream's snapshot and parent UUIDs. */
   sealKey?: SealKey;
+  /** `step` planned again on what the server holds now (client/push/push.ts), after waiting for another push. */
+  replan?: (step: PlanStep) => Promise<PlanStep>;
 }
 
 export class PushError extends SnapferryError {}
 
-export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Transfer> {
+/** What a step sent: the transfer, and the parent it was sent on (another than planned after a wait: replan). */
+export interface SentSnapshot {
+  transfer: Transfer;
+  parent: string | null;
+}
+
+export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise<SentSnapshot> {
+  let step = planned;
   const backoff = new Backoff(ctx.backoff);
   let lastOffset = -1;
   ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
-  const progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+  let progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
   const notes = new RetryNotes((text) => ctx.report.note(text));
   for (;;) {
     ctx.signal?.throwIfAborted();
     try {
-      return await attempt(ctx, step, progress, notes);
+      return { transfer: await attempt(ctx, step, progress, notes), parent: step.parent?.name ?? null };
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
       const now = await findTransfer(ctx, step).catch(() => undefined);
-      if (now?.state === 'received') return reportReceived(ctx, now);
+      if (now?.state === 'received') return { transfer: reportReceived(ctx, now), parent: step.parent?.name ?? null };
       // The server has the whole stream and receives it by itself: nothing to send, nothing to wait for here.
       if (err instanceof ReceiveWaiting) throw err;
       // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
@@ -83,8 +92,30 @@ export async function sendSnapshot(ctx: SendContext, step: PlanStep): Promise<Tr
       const wait = chooseWait(delay, err);
       notes.retry(err, `${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
       await backoff.wait(wait.ms, ctx.signal);
+      // Another push into the volume held it: it may have sent a parent newer than the one this step was planned on.
+      if (err.code === 'volume_busy' && ctx.replan) {
+        const now = await betterParent(ctx, step, ctx.replan);
+        if (now !== step) {
+          // Another stream: its own estimate and figures, and the line that says what is sent.
+          step = now;
+          ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+          progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+        }
+      }
     }
   }
+}
+
+/** `step` with the parent its plan picks now, said when that is another one than before. */
+async function betterParent(ctx: SendContext, step: PlanStep, replan: (step: PlanStep) => Promise<PlanStep>): Promise<PlanStep> {
+  const now = await replan(step).catch(() => step);
+  if ((now.parent?.uuid ?? null) === (step.parent?.uuid ?? null)) return step;
+  ctx.report.note(
+    now.parent
+      ? `${step.snapshot.name}: another push sent ${now.parent.name} meanwhile, a newer parent than ${step.parent?.name ?? 'none'}: planned again on it`
+      : `${step.snapshot.name}: ${step.parent?.name ?? 'its parent'} is no longer a parent on the server: planned again, in full`,
+  );
+  return now;
 }
 
 /** The newest transfer of this snapshot that is not over (or is received). */

@@ -208,6 +208,9 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         // The server said the upload is gone (404/410): asking it again gets the same answer; the push loop decides
         // from the server's transfer list whether to begin a new one.
         if (mapped.code === 'upload_gone') return false;
+        // Another push's transfer holds the volume: the push loop waits for it and plans this send again on what that
+        // push leaves behind (a newer parent); tus-js-client would only ask again at once and call it a resume.
+        if (mapped.code === 'volume_busy') return false;
         options.onRetry?.(mapped, retryAttempt);
         return true;
       },

@@ -2,12 +2,15 @@
 // repeating itself, says once why it waits, and both end well.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { rootOnly } from '../fixtures/btrfs.ts';
+import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/http/api.ts';
-import { assertReceived, createPair, until } from './harness.ts';
+import { push } from '../../client/push/push.ts';
+import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 
@@ -27,4 +30,27 @@ test('a second push of a snapshot another push is uploading waits quietly, namin
   const waits = second.stderr.split('\n').filter((l) => /another push holds this upload|409|transfer_locked/.test(l));
   assert.ok(waits.length <= 1, `said more than once:\n${second.stderr}`);
   assert.doesNotMatch(second.stderr, /answered 409: ?;/);
+});
+
+test('a push that waited for another push into the volume sends on the parent that push left, not on the older one it planned', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  assert.equal((await execa('node', [BIN, 'push', '--server', server.url, '--volume', 'home', s1], { reject: false })).exitCode, EXIT.ok);
+  // s2 carries 6 MB that s3 has too: on s1, s3's stream would carry them again; on s2, only what changed after it.
+  await fs.writeFile(path.join(pair.source, 'big'), crypto.randomBytes(6 * 1024 * 1024));
+  const s2 = await pair.snapshot('s2');
+  await mutate(pair.source, 'after-s2');
+  const s3 = await pair.snapshot('s3');
+  const first = execa('node', [BIN, 'push', '--server', server.url, '--volume', 'home', '--compress', 'none', '--limit-rate', '1M', s2], { reject: false, timeout: 120_000 });
+  const api = new ServerApi({ server: server.url });
+  await until('the first push uploads s2', async () => (await api.transfers()).transfers.find((x) => x.snapshot === 's2' && x.state === 'uploading' && x.wireOffset > 0));
+  const report = recordingReporter();
+  const second = await push({ server: server.url, volume: 'home', snapshots: [s3], backoff: { baseMs: 200, maxMs: 1000 } }, report);
+  assert.equal((await first).exitCode, EXIT.ok);
+  assert.equal(second.sent[0]!.parent, 's2', `sent on ${second.sent[0]!.parent}:\n${report.notes.join('\n')}`);
+  assert.ok(second.sent[0]!.transfer.rawBytes < 4 * 1024 * 1024, `s3 carried ${second.sent[0]!.transfer.rawBytes} raw bytes`);
+  assert.ok(report.notes.some((n) => /s3: another push sent s2 meanwhile, a newer parent than s1: planned again on it/.test(n)), report.notes.join('\n'));
+  assert.ok(!report.notes.some((n) => /resuming from the server's offset/.test(n)), `a wait for the volume is no resume:\n${report.notes.join('\n')}`);
+  await assertReceived(s3, pair.receivedPath('home', 's3'));
 });
