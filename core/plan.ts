@@ -5,6 +5,8 @@
  * Rules (docs/design.md, "Parent selection"):
  * - The server's snapshots carry the client snapshot's UUID (their Received UUID); a local snapshot with that UUID is
  *   held by both sides and can be a parent.
+ * - "Older" and "newest" are by when each snapshot was taken (core/taken-order.ts), never by btrfs generation: a
+ *   snapshot restored from the server is as old as when it was taken, not as the restore that made it here.
  * - Requested snapshots the server lacks go oldest first; the first uses the newest common snapshot older than
  *   itself as parent (full send when there is none), each later one uses the one sent before it.
  * - A requested snapshot older than the newest one the server already holds is skipped: sending it would not make
@@ -18,6 +20,7 @@
  *   plan passes it over, and says so when it would have been the parent.
  */
 import { sourceKeys } from './sources.ts';
+import { takenOrder, type AgeOrder } from './taken-order.ts';
 import type { LocalSnapshot } from './local-snapshot.ts';
 
 export type { LocalSnapshot } from './local-snapshot.ts';
@@ -25,6 +28,8 @@ export type { LocalSnapshot } from './local-snapshot.ts';
 export interface ServerSnapshotView {
   uuid: string;
   name: string;
+  /** When it was taken, as the client that pushed it said (Snapshot.takenAt): dates a restored snapshot here. */
+  takenAt?: string | null;
   /** Set when the server found it changed by hand (core/protocol.ts SnapshotAltered). */
   altered?: { what: readonly string[] } | null;
 }
@@ -59,15 +64,20 @@ export interface Plan {
   notes: string[];
 }
 
-const byAge = (a: LocalSnapshot, b: LocalSnapshot): number => a.generation - b.generation || a.name.localeCompare(b.name);
-
 function uniqueByUuid(list: readonly LocalSnapshot[]): LocalSnapshot[] {
   const seen = new Map<string, LocalSnapshot>();
   for (const s of list) if (!seen.has(s.uuid)) seen.set(s.uuid, s);
   return [...seen.values()];
 }
 
-export function planPush(input: PlanInput): Plan {
+/** The plan's facts, and the order by age of every snapshot in them. */
+interface Facts extends PlanInput {
+  byAge: AgeOrder;
+}
+
+export function planPush(planInput: PlanInput): Plan {
+  const byAge = takenOrder(uniqueByUuid([...planInput.candidates, ...planInput.requested]), planInput.server);
+  const input: Facts = { ...planInput, byAge };
   const onServer = new Set(input.server.map((s) => s.uuid));
   const requested = uniqueByUuid(input.requested).sort(byAge);
   const present = requested.filter((s) => onServer.has(s.uuid));
@@ -96,17 +106,16 @@ export function planPush(input: PlanInput): Plan {
 }
 
 /**
-/**
  * The newest snapshot both sides hold, intact on the server, that is older than `snapshot` and of its source; else
  * the newest of a source btrfs does not know (a received chain); never one of another known source. With
  * `withAltered`, the server's altered snapshots count too: the parent it would have been.
  */
-function chooseParent(snapshot: LocalSnapshot, input: PlanInput, withAltered = false): LocalSnapshot | null {
+function chooseParent(snapshot: LocalSnapshot, input: Facts, withAltered = false): LocalSnapshot | null {
   const usable = new Set(input.server.filter((s) => withAltered || !s.altered).map((s) => s.uuid));
   const relation = sourceRelation(snapshot, input);
   const common = uniqueByUuid([...input.candidates, ...input.requested, snapshot])
-    .filter((c) => usable.has(c.uuid) && c.uuid !== snapshot.uuid && byAge(c, snapshot) < 0)
-    .sort(byAge);
+    .filter((c) => usable.has(c.uuid) && c.uuid !== snapshot.uuid && input.byAge(c, snapshot) < 0)
+    .sort(input.byAge);
   const sameSource = common.filter((c) => relation(c) === 'same');
   const ofUnknownSource = common.filter((c) => relation(c) === 'unknown');
   return (sameSource.length > 0 ? sameSource : ofUnknownSource).at(-1) ?? null;
@@ -126,12 +135,12 @@ function sourceRelation(snapshot: LocalSnapshot, input: PlanInput): (c: LocalSna
 }
 
 /** A full send because what the volume holds is of another subvolume: the user may have picked the wrong volume. */
-function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
+function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: Facts, notes: string[]): void {
   if (parent !== null) return;
   const onServer = new Set(input.server.map((s) => s.uuid));
   const known = uniqueByUuid([...input.candidates, ...input.requested, snapshot]);
   const source = sourceKeys(known);
-  const other = known.filter((c) => onServer.has(c.uuid) && source.get(c.localUuid) !== source.get(snapshot.localUuid)).sort(byAge).at(-1);
+  const other = known.filter((c) => onServer.has(c.uuid) && source.get(c.localUuid) !== source.get(snapshot.localUuid)).sort(input.byAge).at(-1);
   if (!other) return;
   notes.push(
     `sending ${snapshot.name} in full: the snapshots this volume holds (${other.name}, ...) are of another subvolume, and a ` +
@@ -139,7 +148,7 @@ function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, 
   );
 }
 
-function noteAlteredParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
+function noteAlteredParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: Facts, notes: string[]): void {
   const would = chooseParent(snapshot, input, true);
   if (would === null || would.uuid === parent?.uuid) return;
   const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
@@ -158,15 +167,15 @@ function noteAlteredParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null
   }
 }
 
-function noteLostParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: PlanInput, notes: string[]): void {
+function noteLostParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: Facts, notes: string[]): void {
   const local = new Map(uniqueByUuid([...input.candidates, ...input.requested]).map((c) => [c.uuid, c]));
   // Only a snapshot chooseParent could have taken: one of another source was never going to be the parent.
   const relation = sourceRelation(snapshot, input);
   const lost = (input.removed ?? [])
     .map((r) => ({ removed: r, local: local.get(r.uuid) }))
     .filter((x): x is { removed: ServerRemovedView; local: LocalSnapshot } => x.local !== undefined && relation(x.local) !== 'other')
-    .filter((x) => byAge(x.local, snapshot) < 0 && (parent === null || byAge(x.local, parent) > 0))
-    .sort((a, b) => byAge(a.local, b.local));
+    .filter((x) => input.byAge(x.local, snapshot) < 0 && (parent === null || input.byAge(x.local, parent) > 0))
+    .sort((a, b) => input.byAge(a.local, b.local));
   const best = lost.at(-1);
   if (!best) return;
   const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';

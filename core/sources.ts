@@ -7,6 +7,7 @@
  * UUID is of that one's source, and a received chain is one source, whose origin btrfs does not know.
  */
 import { parseNameTime } from './snapshot-name.ts';
+import { takenOrder } from './taken-order.ts';
 import type { LocalSnapshot } from './local-snapshot.ts';
 
 type Lineage = Pick<LocalSnapshot, 'localUuid' | 'origin'>;
@@ -36,7 +37,7 @@ export interface SourceGroup {
   origin: string | null;
   /** btrbk's NAME (or our volume) when every name in the group has the same one; else null. */
   label: string | null;
-  /** Oldest first. */
+  /** Oldest first, by when each was taken (core/taken-order.ts). */
   snapshots: LocalSnapshot[];
 }
 
@@ -51,7 +52,7 @@ export function sourceGroups(snapshots: readonly LocalSnapshot[]): SourceGroup[]
     groups.set(key, group);
   }
   for (const g of groups.values()) {
-    g.snapshots.sort((a, b) => a.generation - b.generation || a.name.localeCompare(b.name));
+    g.snapshots.sort(takenOrder(g.snapshots));
     const prefixes = new Set(g.snapshots.map((s) => parseNameTime(s.name, 'local')?.prefix ?? null));
     const [only] = prefixes;
     g.label = prefixes.size === 1 && typeof only === 'string' ? only : null;

@@ -22,7 +22,7 @@ function identity(info: btrfs.SubvolumeInfo): string {
 
 /** A snapshot as the planner sees it; `snapperDate`: the <date> of snapper's info.xml beside it. */
 function local(p: string, name: string, info: btrfs.SubvolumeInfo, snapperDate: Date | null = null): LocalSnapshot {
-  const { time, created } = snapshotTimes(name, info.creationTime, snapperDate);
+  const { time, created } = snapshotTimes(name, info.creationTime, snapperDate, info.receivedUuid !== null);
   return { name, path: p, uuid: identity(info), localUuid: info.uuid, origin: info.parentUuid, generation: info.genAtCreation, created, time };
 }
 

@@ -11,6 +11,11 @@
  *   fall on the day it was copied, and retention would keep one of it.
  * The name's time is what btrbk users already rely on: btrbk's own retention reads it. The otime travels too, as
  * createdAt, so the server and the API still show when this subvolume was made.
+ *
+ * A received snapshot whose name and info.xml say nothing has no time: its otime is the receive, and btrfs keeps
+ * nothing of the original's (its Send time is the receive's too). Dated by the receive, a snapshot restored from the
+ * server today would be the newest of all, and push would skip the newer snapshots the server lacks. The server's
+ * catalog still knows when it was taken, where it holds it (core/taken-order.ts).
  */
 import { parseNameTime } from '../../core/snapshot-name.ts';
 
@@ -22,10 +27,14 @@ export interface SnapshotTimes {
   created: Date | null;
 }
 
-/** Pure: the name's time (read in this machine's time zone when the name has none), else snapper's, else otime. */
-export function snapshotTimes(name: string, created: Date | null, snapperDate: Date | null = null): SnapshotTimes {
+/**
+ * Pure: the name's time (read in this machine's time zone when the name has none), else snapper's, else otime unless
+ * the snapshot was `received` (its otime is the receive).
+ */
+export function snapshotTimes(name: string, created: Date | null, snapperDate: Date | null = null, received = false): SnapshotTimes {
   const named = parseNameTime(name, 'local');
   if (named) return { time: named.time, from: 'name', created };
   if (snapperDate) return { time: snapperDate, from: 'info.xml', created };
+  if (received) return { time: null, from: null, created };
   return { time: created, from: created ? 'creation time' : null, created };
 }

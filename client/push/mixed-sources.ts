@@ -7,6 +7,8 @@ import type { SourceGroup } from '../../core/sources.ts';
 import { PushError } from './send-snapshot.ts';
 
 const MAX_LISTED = 3;
+/** Beyond this many snapshots, a command that names each one is too long to be advice. */
+const MAX_PATHS = 5;
 
 function listNames(g: SourceGroup): string {
   const names = g.snapshots.map((s) => s.name);
@@ -18,15 +20,40 @@ function quote(arg: string): string {
   return /^[\w./@:+,=-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
 }
 
+/** How to push one group alone; null where no short command can (many snapshots under a name another source shares). */
+function pushCommand(g: SourceGroup, groups: readonly SourceGroup[], given: readonly string[]): string | null {
+  // btrbk's layout: `--volume NAME` picks NAME.* from the folder (client/local/snapshots.ts), which tells this source
+  // from the others only when no other shares its NAME. Else that very command is the one refused.
+  const nameIsItsOwn = g.label !== null && groups.filter((o) => o.label === g.label).length === 1;
+  if (!nameIsItsOwn && g.snapshots.length > MAX_PATHS) return null;
+  const paths = nameIsItsOwn ? given : g.snapshots.map((s) => s.path);
+  return `snapferry push --volume ${g.label ?? 'VOLUME'} ${paths.map(quote).join(' ')}`;
+}
+
+/**
+ * Received here under the NAME of a source of this machine: a restore into the folder push reads (a full one starts
+ * a chain btrfs knows no source of). Such snapshots came from the server, so the fix is to put them elsewhere, not push them.
+ */
+function restoredHere(g: SourceGroup, groups: readonly SourceGroup[]): boolean {
+  return g.origin === null && g.label !== null && groups.some((o) => o !== g && o.label === g.label);
+}
+
+// Not "move them out": btrfs refuses to move a read-only subvolume to another directory (EROFS).
+const RESTORED_ADVICE =
+  'received here (restored?) under the name of this machine\'s own snapshots: restore into another folder than the ' +
+  'one push reads (snapferry restore ... DEST_DIR), or delete these here (btrfs subvolume delete) if the server still ' +
+  'holds them, and push the folder again';
+
 /** `given`: the paths the user gave push, repeated in the advice for a source whose names share a prefix. */
 export function mixedSourcesError(groups: readonly SourceGroup[], given: readonly string[]): PushError {
   const lines = groups.map((g, i) => {
     const what = g.label ?? `source ${i + 1}`;
     const origin = g.origin ? `subvolume ${g.origin}` : 'received snapshots, source unknown';
-    // btrbk's layout: `--volume NAME` picks NAME.* from the folder (client/local/snapshots.ts).
-    const paths = g.label ? given : g.snapshots.map((s) => s.path);
-    const command = `snapferry push --volume ${g.label ?? 'VOLUME'} ${paths.map(quote).join(' ')}`;
-    return `  ${what} (${origin}): ${listNames(g)}\n    push it with: ${command}`;
+    const command = pushCommand(g, groups, given);
+    const how = restoredHere(g, groups)
+      ? RESTORED_ADVICE
+      : `push it with: ${command ?? `name its snapshots one by one: snapferry push --volume ${g.label ?? 'VOLUME'} PATH...`}`;
+    return `  ${what} (${origin}): ${listNames(g)}\n    ${how}`;
   });
   return new PushError(
     'mixed_sources',

@@ -9,6 +9,7 @@ import { inProgress, type ReceiveWait, type Status, type Transfer, type Volume }
 import type { LocalSnapshot } from '../../core/plan.ts';
 import type { ServerApi } from '../http/api.ts';
 import { resolveRequested } from '../local/snapshots.ts';
+import { takenOrder, type ServerTakenAt } from '../../core/taken-order.ts';
 
 export interface StatusReport {
   server: Status & { url: string };
@@ -94,8 +95,8 @@ export interface StatusInput {
   transfers: readonly Transfer[];
   /** By volume name. */
   local: Readonly<Record<string, LocalListing>>;
-  /** By volume name: the UUIDs (client side's) of the snapshots the server holds. */
-  serverUuids: Readonly<Record<string, ReadonlySet<string>>>;
+  /** By volume name: the snapshots the server holds, by their UUID (client side's), with when each was taken. */
+  serverSnapshots: Readonly<Record<string, readonly ServerTakenAt[]>>;
 }
 
 /** Pure: the report from what was fetched and listed. */
@@ -107,12 +108,12 @@ export function buildStatusReport(input: StatusInput): StatusReport {
     rawBytes: v.rawBytes,
     newest: v.newest ? { name: v.newest.name, receivedAt: v.newest.receivedAt } : null,
     altered: v.altered,
-    local: localStatus(input.local[v.name], input.serverUuids[v.name]),
+    local: localStatus(input.local[v.name], input.serverSnapshots[v.name] ?? []),
   }));
   // A configured volume that was never pushed is a row too: it is the one most worth seeing.
   for (const [name, listing] of Object.entries(input.local)) {
     if (rows.some((r) => r.name === name)) continue;
-    rows.push({ name, snapshots: 0, rawBytes: 0, newest: null, altered: [], local: localStatus(listing, undefined) });
+    rows.push({ name, snapshots: 0, rawBytes: 0, newest: null, altered: [], local: localStatus(listing, []) });
   }
   rows.sort((a, b) => `${a.client ?? ''}/${a.name}`.localeCompare(`${b.client ?? ''}/${b.name}`));
 
@@ -137,15 +138,17 @@ export function buildStatusReport(input: StatusInput): StatusReport {
   return { server: { url: input.url, ...input.status }, volumes: rows, inFlight, lastError, orphaned };
 }
 
-function localStatus(listing: LocalListing | undefined, onServer: ReadonlySet<string> | undefined): LocalStatus | null {
+function localStatus(listing: LocalListing | undefined, server: readonly ServerTakenAt[]): LocalStatus | null {
   if (listing === undefined) return null;
   if ('error' in listing) return listing;
-  const newest = [...listing.snapshots].sort((a, b) => a.generation - b.generation || a.name.localeCompare(b.name)).at(-1);
+  // Newest as push counts it: a snapshot restored into the folder is as old as when it was taken.
+  const newest = [...listing.snapshots].sort(takenOrder(listing.snapshots, server)).at(-1);
+  const onServer = new Set(server.map((s) => s.uuid));
   return {
     dir: listing.dir,
     snapshots: listing.snapshots.length,
     newest: newest?.name ?? null,
-    notOnServer: listing.snapshots.filter((s) => !onServer?.has(s.uuid)).length,
+    notOnServer: listing.snapshots.filter((s) => !onServer.has(s.uuid)).length,
   };
 }
 
@@ -177,11 +180,11 @@ export async function listLocal(dir: string, volume?: string): Promise<LocalList
 export async function gatherStatus(api: ServerApi, url: string, localDirs: Readonly<Record<string, string>>): Promise<StatusReport> {
   const [status, volumes, transfers] = await Promise.all([api.status(), api.volumes(), api.transfers()]);
   const local: Record<string, LocalListing> = {};
-  const serverUuids: Record<string, ReadonlySet<string>> = {};
+  const serverSnapshots: Record<string, readonly ServerTakenAt[]> = {};
   for (const [volume, dir] of Object.entries(localDirs)) {
     local[volume] = await listLocal(dir, volume);
     const held = volumes.volumes.some((v) => v.name === volume) ? (await api.snapshots(volume)).snapshots : [];
-    serverUuids[volume] = new Set(held.map((s) => s.uuid));
+    serverSnapshots[volume] = held;
   }
-  return buildStatusReport({ url, status, volumes: volumes.volumes, transfers: transfers.transfers, local, serverUuids });
+  return buildStatusReport({ url, status, volumes: volumes.volumes, transfers: transfers.transfers, local, serverSnapshots });
 }

@@ -6,6 +6,7 @@
 import { SnapferryError } from '../../core/errors.ts';
 import type { LocalSnapshot } from '../../core/plan.ts';
 import type { Snapshot } from '../../core/protocol.ts';
+import { takenOrder } from '../../core/taken-order.ts';
 
 export interface VerifyTarget {
   /** The local read-only snapshot. */
@@ -33,9 +34,11 @@ export function chooseTargets(input: { named: readonly LocalSnapshot[]; found: r
     }
     out.push({ local, server });
   }
-  const both = input.found
-    .filter((l) => byUuid.has(l.uuid))
-    .sort((a, b) => b.generation - a.generation)
+  const held = input.found.filter((l) => byUuid.has(l.uuid));
+  // Newest first by when each was taken (core/taken-order.ts): an old snapshot restored here is not the newest.
+  const byAge = takenOrder(held, input.server);
+  const both = held
+    .sort((a, b) => byAge(b, a))
     .map((local) => ({ local, server: byUuid.get(local.uuid)! }));
   if (input.found.length > 0 && both.length === 0) {
     throw new VerifyTargetError('snapshot_not_on_server', `none of the ${input.found.length} local snapshots of ${input.volume} is on the server: push first`, {

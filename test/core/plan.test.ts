@@ -224,3 +224,65 @@ test('when the only common snapshot is flagged, the push goes in full; the flagg
   assert.deepEqual(plan.present.map((s) => s.name), ['b'], 'it is on the server: never sent again');
   assert.match(plan.notes.join('\n'), /cannot be the parent of c; sending it in full instead/);
 });
+
+// Age is when a snapshot was taken (core/taken-order.ts), not its btrfs generation, which a receive makes anew.
+
+/** A snapshot dated by its name, as client/local/snapshots.ts dates btrbk's and ours. */
+const taken = (name: string, generation: number, iso: string, over: Partial<LocalSnapshot> = {}): LocalSnapshot => ({
+  ...snap(name, generation),
+  time: new Date(iso),
+  ...over,
+});
+/** Restored from the server onto `onto` (an incremental receive): the original's UUID, a new local one, a new generation. */
+const restored = (original: LocalSnapshot, onto: LocalSnapshot, generation: number, time: Date | null = original.time): LocalSnapshot => ({
+  ...original,
+  localUuid: `restored-${original.name}`,
+  origin: onto.localUuid,
+  generation,
+  time,
+});
+
+test('an older snapshot restored into the folder does not hide a newer one the server lacks (tester\'s repro)', () => {
+  const t1000 = taken('w2.20261205T1000', 10, '2026-12-05T10:00:00Z');
+  const t1100 = taken('w2.20261205T1100', 20, '2026-12-05T11:00:00Z');
+  const t1200 = taken('w2.20261205T1200', 30, '2026-12-05T12:00:00Z');
+  // 1100 was deleted here, then restored: the restore is the newest subvolume on this filesystem.
+  const back = restored(t1100, t1000, 40);
+  const plan = planPush({ requested: [t1000, back, t1200], candidates: [t1000, back], server: held(t1000, t1100) });
+  assert.deepEqual(plan.skipped.map((s) => s.name), []);
+  assert.deepEqual(names(plan.steps), ['w2.20261205T1100->w2.20261205T1200']);
+  assert.deepEqual(plan.present.map((s) => s.name), ['w2.20261205T1000', 'w2.20261205T1100']);
+  assert.deepEqual(plan.notes, []);
+});
+
+test('the parent is the newest common snapshot by time taken, not a restored older one made later', () => {
+  const h01 = taken('home.20261201T0100', 10, '2026-12-01T01:00:00Z');
+  const h02 = taken('home.20261202T0100', 20, '2026-12-02T01:00:00Z');
+  const h03 = taken('home.20261203T0100', 30, '2026-12-03T01:00:00Z');
+  const back = restored(h02, h01, 40);
+  const h04 = taken('home.20261204T0100', 50, '2026-12-04T01:00:00Z');
+  const plan = planPush({ requested: [h01, back, h03, h04], candidates: [h01, back, h03], server: held(h01, h02, h03) });
+  assert.deepEqual(names(plan.steps), ['home.20261203T0100->home.20261204T0100']);
+  assert.deepEqual(plan.skipped, []);
+});
+
+test('a restored snapshot whose name has no time is dated by the takenAt the server kept for it', () => {
+  const w10 = taken('w.20261205T1000', 10, '2026-12-05T10:00:00Z');
+  const manual = taken('manual', 15, '2026-12-05T10:30:00Z');
+  const w12 = taken('w.20261205T1200', 30, '2026-12-05T12:00:00Z');
+  // Its btrfs Creation time is the restore: the gatherer leaves its time empty (client/local/taken-at.ts).
+  const back = restored(manual, w10, 40, null);
+  const server = [...held(w10), { ...held(manual)[0]!, takenAt: '2026-12-05T10:30:00.000Z' }];
+  const plan = planPush({ requested: [w10, back, w12], candidates: [w10, back], server });
+  assert.deepEqual(names(plan.steps), ['manual->w.20261205T1200']);
+  assert.deepEqual(plan.skipped, []);
+});
+
+test('a snapshot dated by nothing at all puts every snapshot in generation order, as before snapshot times', () => {
+  const x = taken('x', 10, '2026-12-05T12:00:00Z');
+  const y = snap('y', 20);
+  const z = taken('z', 30, '2026-12-05T10:00:00Z');
+  // By time z would come before x; with y undated, no order by time can place it, so generation decides for all.
+  const plan = planPush({ requested: [z, y, x], candidates: [], server: [] });
+  assert.deepEqual(names(plan.steps), ['full->x', 'x->y', 'y->z']);
+});

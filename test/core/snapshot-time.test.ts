@@ -29,6 +29,10 @@ test("a snapshot's time: its name's, else snapper's info.xml, else its btrfs cre
   assert.deepEqual(snapshotTimes('12', otime, snapper), { time: snapper, from: 'info.xml', created: otime });
   assert.deepEqual(snapshotTimes('manual-copy', otime), { time: otime, from: 'creation time', created: otime });
   assert.deepEqual(snapshotTimes('manual-copy', null), { time: null, from: null, created: null });
+  // A received snapshot's creation time is the receive (a restore made today): not when it was taken.
+  assert.deepEqual(snapshotTimes('manual-copy', otime, null, true), { time: null, from: null, created: otime });
+  assert.deepEqual(snapshotTimes('data.20261101T0100', otime, null, true).from, 'name');
+  assert.deepEqual(snapshotTimes('12', otime, snapper, true).from, 'info.xml');
 });
 
 test("the server dates a snapshot by its client's time, else (catalogued before) its name in UTC, else its arrival", () => {

@@ -38,3 +38,16 @@ test('the refusal lists each source and the command that pushes it on its own', 
   assert.match(err.message, /source 3 \(subvolume third\): loose \(1 snapshot\)\n {4}push it with: snapferry push --volume VOLUME \/snapshots\/loose\n/);
   assert.match(err.message, /or give each source a volume in the client config/);
 });
+
+test('a restore into the folder (a received chain under the same NAME): the advice names the snapshots, never the folder that was refused', () => {
+  const own = [snap('work.20261205T1100', 20, 'work-src'), snap('work.20261205T1200', 30, 'work-src')];
+  const back = snap('work.20261205T1000', 40, null);
+  const err = mixedSourcesError(sourceGroups([back, ...own]), ['/mnt/c/wsnaps']);
+  assert.doesNotMatch(err.message, /push it with: snapferry push --volume work \/mnt\/c\/wsnaps\n/);
+  assert.match(err.message, /work \(subvolume work-src\): .*\n {4}push it with: snapferry push --volume work \/snapshots\/work\.20261205T1100 \/snapshots\/work\.20261205T1200\n/);
+  assert.match(err.message, /work \(received snapshots, source unknown\): work\.20261205T1000 \(1 snapshot\)\n {4}received here \(restored\?\) .*restore into another folder .*or delete these here/);
+  // Too many to name: says how, without a command a screen long.
+  const many = Array.from({ length: 6 }, (_, i) => snap(`work.2026120${i + 1}`, i + 1, 'work-src'));
+  const long = mixedSourcesError(sourceGroups([...many, back]), ['/mnt/c/wsnaps']);
+  assert.match(long.message, /push it with: name its snapshots one by one: snapferry push --volume work PATH\.\.\.\n/);
+});

@@ -33,7 +33,7 @@ function input(over: Partial<StatusInput> = {}): StatusInput {
     volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: [] }],
     transfers: [],
     local: {},
-    serverUuids: {},
+    serverSnapshots: {},
     ...over,
   };
 }
@@ -50,7 +50,7 @@ test('volumes: the newest snapshot on each side, and how many local ones the ser
       work: { dir: '/snaps-work', snapshots: [] },
       gone: { dir: '/nowhere', error: 'ENOENT: no such file or directory' },
     },
-    serverUuids: { home: new Set(['u1', 'u2']) },
+    serverSnapshots: { home: [{ uuid: 'u1' }, { uuid: 'u2' }] },
   }));
   assert.deepEqual(report.volumes.map((v) => [v.name, v.snapshots, v.newest?.name ?? null, v.local]), [
     ['gone', 0, null, { dir: '/nowhere', error: 'ENOENT: no such file or directory' }],
