@@ -15,6 +15,7 @@ import { findParentCandidates, resolveRequested } from '../local/snapshots.ts';
 import { PushError, sendSnapshot } from './send-snapshot.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { sourceGroups } from '../../core/sources.ts';
+import { sealingOfKey, sealingOfListed } from '../../core/sealing.ts';
 import { mixedSourcesError } from './mixed-sources.ts';
 import { UploadRateLimit } from '../upload/rate-limit.ts';
 import { startCompression, type CompressSetting } from './compression.ts';
@@ -109,7 +110,9 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   const held = await api.snapshots(volume);
   const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
   const candidates = await findParentCandidates(requested[0]!.path, wanted);
-  const plan = planPush({ requested, candidates, server: held.snapshots, removed: held.removed });
+  // Only a snapshot sealed as this push seals may be a parent (core/sealing.ts): a chain restores with one config.
+  const server = held.snapshots.map((s) => ({ ...s, sealedBy: sealingOfListed(s) }));
+  const plan = planPush({ requested, candidates, server, removed: held.removed, sealing: sealingOfKey(sealKey) });
   for (const note of plan.notes) report.note(note);
   const present = presentNote(plan.present.map((s) => s.name));
   if (present !== null) report.note(present);
