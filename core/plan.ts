@@ -18,9 +18,13 @@
  * - A snapshot the server flags as changed by hand (Snapshot.altered: made writable, its Received UUID cleared) is
  *   never a parent: an incremental on it would build on content that may no longer be the client's snapshot. The
  *   plan passes it over, and says so when it would have been the parent.
+ * - A snapshot sealed otherwise than this push (plain against `encrypt:`, or another key: core/sealing.ts) is passed
+ *   over the same way: a chain never mixes sealings, so that it restores in one run with one config. Turning
+ *   `encrypt:` on (or off, or changing the key) therefore starts a new chain with a full send, and the plan says why.
  */
 import { sourceKeys } from './sources.ts';
 import { takenOrder, type AgeOrder } from './taken-order.ts';
+import { describeSealing, mayChainOn, type Sealing } from './sealing.ts';
 import type { LocalSnapshot } from './local-snapshot.ts';
 
 export type { LocalSnapshot } from './local-snapshot.ts';
@@ -32,6 +36,8 @@ export interface ServerSnapshotView {
   takenAt?: string | null;
   /** Set when the server found it changed by hand (core/protocol.ts SnapshotAltered). */
   altered?: { what: readonly string[] } | null;
+  /** The key id its stream is sealed under, null: plain; undefined: the server does not say (core/sealing.ts). */
+  sealedBy?: Sealing | undefined;
 }
 
 export interface ServerRemovedView {
@@ -47,6 +53,8 @@ export interface PlanInput {
   candidates: readonly LocalSnapshot[];
   server: readonly ServerSnapshotView[];
   removed?: readonly ServerRemovedView[];
+  /** How this push seals its frames: the key id with `encrypt:`; null or absent: plain. */
+  sealing?: Sealing;
 }
 
 export interface PlanStep {
@@ -97,7 +105,7 @@ export function planPush(planInput: PlanInput): Plan {
     steps.push({ snapshot: first, parent });
     noteLostParent(first, parent, input, notes);
     noteOtherSource(first, parent, input, notes);
-    noteAlteredParent(first, parent, input, notes);
+    notePassedOverParent(first, parent, input, notes);
     for (let i = 1; i < toSend.length; i++) {
       steps.push({ snapshot: toSend[i]!, parent: toSend[i - 1]! });
     }
@@ -108,10 +116,10 @@ export function planPush(planInput: PlanInput): Plan {
 /**
  * The newest snapshot both sides hold, intact on the server, that is older than `snapshot` and of its source; else
  * the newest of a source btrfs does not know (a received chain); never one of another known source. With
- * `withAltered`, the server's altered snapshots count too: the parent it would have been.
+ * `withPassedOver`, the server's snapshots passedOver() excludes count too: the parent it would have been.
  */
-function chooseParent(snapshot: LocalSnapshot, input: Facts, withAltered = false): LocalSnapshot | null {
-  const usable = new Set(input.server.filter((s) => withAltered || !s.altered).map((s) => s.uuid));
+function chooseParent(snapshot: LocalSnapshot, input: Facts, withPassedOver = false): LocalSnapshot | null {
+  const usable = new Set(input.server.filter((s) => withPassedOver || passedOver(s, input) === null).map((s) => s.uuid));
   const relation = sourceRelation(snapshot, input);
   const common = uniqueByUuid([...input.candidates, ...input.requested, snapshot])
     .filter((c) => usable.has(c.uuid) && c.uuid !== snapshot.uuid && input.byAge(c, snapshot) < 0)
@@ -148,11 +156,26 @@ function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, 
   );
 }
 
-function noteAlteredParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: Facts, notes: string[]): void {
+/** Why a snapshot the server holds is never a parent in this push; null: it may be one. */
+function passedOver(s: ServerSnapshotView, input: PlanInput): 'altered' | 'sealing' | null {
+  if (s.altered) return 'altered';
+  if (!mayChainOn(input.sealing ?? null, s.sealedBy)) return 'sealing';
+  return null;
+}
+
+function notePassedOverParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: Facts, notes: string[]): void {
   const would = chooseParent(snapshot, input, true);
   if (would === null || would.uuid === parent?.uuid) return;
   const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
-  const what = input.server.find((s) => s.uuid === would.uuid)?.altered?.what ?? [];
+  const held = input.server.find((s) => s.uuid === would.uuid);
+  if (held !== undefined && passedOver(held, input) === 'sealing') {
+    notes.push(
+      `this push is ${describeSealing(input.sealing ?? null)} and the server's ${would.name} is ${describeSealing(held.sealedBy)}, so it cannot be ` +
+        `the parent of ${snapshot.name}: a chain is sealed one way throughout, so that it restores with one config; ${instead}`,
+    );
+    return;
+  }
+  const what = held?.altered?.what ?? [];
   // An archive's chain_full is the server's own rule, not a change by hand: say what it means and what follows.
   const byHand = what.filter((w) => w !== 'chain_full');
   if (byHand.length > 0) {

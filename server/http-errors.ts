@@ -36,6 +36,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   parent_altered: 409,
   // Archive mode (server/archive/chains.ts): the parent's chain takes no more incrementals; the client sends a full.
   chain_full: 409,
+  // Archive mode (server/archive/stream-sealing.ts): an incremental sealed otherwise than its parent; the client sends a full.
+  sealing_mismatch: 409,
   // Archive mode: a stored stream is served only from the parent it was pushed on, and in its own chunk size.
   restore_parent_unavailable: 409,
   chunk_size_mismatch: 409,

@@ -4,8 +4,8 @@
  */
 import crypto from 'node:crypto';
 import { parseName } from '../../core/names.ts';
-import { planPush, type PlanStep } from '../../core/plan.ts';
-import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type Transfer } from '../../core/protocol.ts';
+import { planPush, type LocalSnapshot, type Plan, type PlanStep } from '../../core/plan.ts';
+import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL } from '../../core/wire/index.ts';
 import { readKeyFile } from '../../core/crypto/key-file.ts';
@@ -15,6 +15,7 @@ import { findParentCandidates, resolveRequested } from '../local/snapshots.ts';
 import { PushError, sendSnapshot } from './send-snapshot.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { sourceGroups } from '../../core/sources.ts';
+import { sealingOfKey, sealingOfListed, type Sealing } from '../../core/sealing.ts';
 import { mixedSourcesError } from './mixed-sources.ts';
 import { UploadRateLimit } from '../upload/rate-limit.ts';
 import { startCompression, type CompressSetting } from './compression.ts';
@@ -106,10 +107,9 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   const groups = sourceGroups(requested);
   if (groups.length > 1) throw mixedSourcesError(groups, options.snapshots);
 
+  const sealing = sealingOfKey(sealKey);
   const held = await api.snapshots(volume);
-  const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
-  const candidates = await findParentCandidates(requested[0]!.path, wanted);
-  const plan = planPush({ requested, candidates, server: held.snapshots, removed: held.removed });
+  const plan = await planOn(held, requested, sealing);
   for (const note of plan.notes) report.note(note);
   const present = presentNote(plan.present.map((s) => s.name));
   if (present !== null) report.note(present);
@@ -142,7 +142,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     sendStream,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(sealKey ? { sealKey } : {}),
-    replan: (step: PlanStep) => stepNow(api, volume, step),
+    replan: async (step: PlanStep) => (await planOn(await api.snapshots(volume), [step.snapshot], sealing)).steps[0] ?? step,
   };
   const sent: PushResult['sent'] = [];
   try {
@@ -157,16 +157,16 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
 }
 
 /**
- * `step` planned again against what the server holds now: after a wait for another push into the volume, which may
- * have sent a better parent meanwhile (the snapshot it sent, newer than the one this step was planned on). The step
- * as it was when the plan now has nothing to send for it (the other push sent this very snapshot, or a newer one):
- * the send then finds out what the server holds, as before.
+ * The plan of `requested` on what the server holds (`held`): the first plan of a push, and a step's again after a
+ * wait for another push into the volume, which may have sent a newer parent meanwhile (a step it has nothing to send
+ * for then goes as first planned: the send finds out what the server holds). Only a snapshot sealed as this push
+ * seals may be a parent (core/sealing.ts): a chain restores with one config.
  */
-async function stepNow(api: ServerApi, volume: string, step: PlanStep): Promise<PlanStep> {
-  const held = await api.snapshots(volume);
+async function planOn(held: SnapshotList, requested: readonly LocalSnapshot[], sealing: Sealing): Promise<Plan> {
   const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
-  const candidates = await findParentCandidates(step.snapshot.path, wanted);
-  return planPush({ requested: [step.snapshot], candidates, server: held.snapshots, removed: held.removed }).steps[0] ?? step;
+  const candidates = await findParentCandidates(requested[0]!.path, wanted);
+  const server = held.snapshots.map((s) => ({ ...s, sealedBy: sealingOfListed(s) }));
+  return planPush({ requested, candidates, server, removed: held.removed, sealing });
 }
 
 /** --send-compressed, decided once per push; a resumed transfer keeps its own (client/push/send-snapshot.ts). */

@@ -103,6 +103,22 @@ export function openPayload(key: SealKey, at: SealPosition, sealed: Uint8Array):
   return body;
 }
 
+/**
+ * The id of the key a sealed payload was sealed under, from its seal header (its first SEAL_HEADER_SIZE bytes), with
+ * no key: an id is not secret (keys.ts). A server learns from it how a stored stream is sealed (core/sealing.ts).
+ * SealError `frame_corrupt` when the header's CRC or version does not hold: a damaged id is not believed.
+ */
+export function sealedKeyId(sealed: Uint8Array, frameIndex: number): Buffer {
+  const b = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+  const corrupt = (msg: string): never => {
+    throw new SealError('frame_corrupt', `sealed frame ${frameIndex}: ${msg}`, { frameIndex });
+  };
+  if (b.length < SEAL_HEADER_SIZE) corrupt(`${b.length} bytes is shorter than a seal header's ${SEAL_HEADER_SIZE}`);
+  if (b.readUInt32BE(CRC_OFFSET) !== crc32c(b.subarray(0, CRC_OFFSET))) corrupt('seal header CRC32C mismatch');
+  if (b.readUInt8(0) !== SEAL_VERSION) corrupt(`seal version ${b.readUInt8(0)} is not one this snapferry reads (${SEAL_VERSION})`);
+  return Buffer.from(b.subarray(1, 1 + KEY_ID_SIZE));
+}
+
 function associatedData(version: number, keyId: Buffer, at: SealPosition): Buffer {
   if (!Number.isSafeInteger(at.index) || at.index < 0) throw new RangeError(`a frame index is a safe integer >= 0, got ${at.index}`);
   const fixed = Buffer.alloc(1 + KEY_ID_SIZE + 4);

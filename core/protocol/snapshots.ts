@@ -49,6 +49,13 @@ export const Snapshot = z.object({
    * Absent from a btrfs server.
    */
   storedStream: z.boolean().optional(),
+  /**
+   * How the stored stream's frames are sealed (archive mode, core/sealing.ts): the id (hex) of the key they are sealed
+   * under (client-side encryption), or null for plain frames. A client's planner takes as a parent only a snapshot
+   * sealed as its push is, so that no chain mixes the two and every chain restores with one config. Absent from a
+   * btrfs server (all it holds is plain) and from archives older than this field.
+   */
+  sealedBy: z.string().regex(/^[0-9a-f]{16}$/).nullable().optional(),
 });
 export type Snapshot = z.infer<typeof Snapshot>;
 

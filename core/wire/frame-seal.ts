@@ -12,7 +12,8 @@
  */
 import { ChunkCompressor, type FrameCodec } from './codec.ts';
 import { sha256 } from './chain.ts';
-import { openPayload, sealPayload } from '../crypto/seal.ts';
+import { openPayload, SEAL_HEADER_SIZE, sealedKeyId, sealPayload } from '../crypto/seal.ts';
+import { FRAME_HEADER_SIZE, parseFrameHeader } from './frame.ts';
 import type { SealKey } from '../crypto/keys.ts';
 
 /** The key and the stream a push seals (or a restore opens) frames under. */
@@ -57,4 +58,19 @@ export function sealedFrameHash(sealing: FrameSealing, level: number): (raw: Buf
 /** The payload inside sealed frame `index`, or SealError (`wrong_key`, `frame_corrupt`). */
 export function openFrame(sealing: FrameSealing, index: number, sealed: Buffer): Buffer {
   return openPayload(sealing.key, { index, stream: sealing.stream }, sealed);
+}
+
+/** The bytes of a stream's start that say how it is sealed: its first frame's header and its payload's seal header. */
+export const SEALING_PREFIX_BYTES = FRAME_HEADER_SIZE + SEAL_HEADER_SIZE;
+
+/**
+ * How a stream is sealed, from its first SEALING_PREFIX_BYTES (fewer when the stream is shorter): the id (hex) of the
+ * key its first data frame is sealed under, or null when that frame is plain or there is none (an empty stream holds
+ * nothing to open either way). A push seals every frame of a stream or none, under one key, so frame 0 speaks for
+ * all. Throws FrameError or SealError (`frame_corrupt`) for a damaged header.
+ */
+export function streamSealing(start: Buffer): string | null {
+  const header = parseFrameHeader(start);
+  if (header.kind === 'end' || !header.sealed) return null;
+  return sealedKeyId(start.subarray(FRAME_HEADER_SIZE, SEALING_PREFIX_BYTES), header.index).toString('hex');
 }

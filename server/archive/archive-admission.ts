@@ -2,7 +2,8 @@
  * Whether a new archive upload may begin, and its record: the tus creation request's way in, as
  * server/transfers/admission.ts is a btrfs server's. Its metadata is parsed as a btrfs server parses it, the chain
  * rule applied (chains.ts): an incremental needs its parent in the archive, and a parent whose chain is full takes
- * none; the client's rate and open uploads are counted across instances (client-uploads.ts).
+ * none; the client's rate and open uploads are counted across instances (client-uploads.ts). How a stream is sealed
+ * is known only from its frame 0, so an incremental's sealing is held to its parent's there (firstFrame).
  */
 import { SnapferryError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
@@ -13,6 +14,8 @@ import { admitUpload, withdrawUpload } from './client-uploads.ts';
 import { mayExtend, type ChainRules } from './chains.ts';
 import { asArchived, isLive, readCatalog, type CatalogEntry } from './volume-catalog.ts';
 import { writeTransferRecord, type TransferRecord } from './archive-transfer.ts';
+import type { FirstFrame } from './segment-append.ts';
+import { assertSealedAsParent, type StoredSealings } from './stream-sealing.ts';
 
 /** Send stream versions an archive stores: it receives nothing, so the restoring client's btrfs decides. */
 export const STORED_STREAM_VERSIONS = [1, 2];
@@ -21,6 +24,7 @@ export interface ArchiveAdmissionDeps {
   objects: ObjectStore;
   rules: ChainRules;
   limits: Readonly<UploadLimits>;
+  sealings: StoredSealings;
 }
 
 export class ArchiveAdmission {
@@ -56,6 +60,22 @@ export class ArchiveAdmission {
     // refusal here has no state.json and goes with the sweep of abandoned uploads (upload-sweep.ts).
     if (c.parentUuid !== null) assertParent(await readCatalog(objects, client, c.volume), c);
     return record;
+  }
+
+  /**
+   * An incremental's frame 0: sealed as its parent's stream is (stream-sealing.ts), or refused before any of it is
+   * stored. The client's planner already keeps to this; this holds a client that does not (an older one).
+   */
+  async firstFrame(record: TransferRecord, first: FirstFrame): Promise<void> {
+    if (record.parentUuid === null) return;
+    const streams = await readCatalog(this.deps.objects, record.client as SafeName, record.volume as SafeName);
+    const parent = streams.find((s) => s.uuid === record.parentUuid && isLive(s));
+    // Gone since the upload began (retention took its chain): nothing to hold it to, and the chain rule's to answer.
+    if (parent === undefined) return;
+    assertSealedAsParent(
+      { volume: record.volume, snapshot: record.snapshot, sealing: first.sealedBy },
+      { name: parent.name, sealing: await this.deps.sealings.of(parent) },
+    );
   }
 }
 

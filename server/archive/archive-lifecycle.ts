@@ -14,6 +14,7 @@ import { uploadFolder, type SegmentRecord } from './upload-state.ts';
 import { recordStream, type CatalogEntry } from './volume-catalog.ts';
 import { writeManifest, type ManifestSegment } from './manifest.ts';
 import type { UploadOwners } from './upload-owners.ts';
+import { readStoredSealing } from './stream-sealing.ts';
 
 export interface ArchiveLifecycleDeps {
   objects: ObjectStore;
@@ -43,10 +44,12 @@ export class ArchiveLifecycle {
       version: 1, client: record.client, volume: record.volume, snapshot: record.snapshot, uuid: record.uuid, parentUuid: record.parentUuid,
       transferId: id, chunkSize: record.chunkSize, frames: end.last, wireBytes: end.wireEnd, rawBytes: end.rawEnd, chain: end.chain, segments: manifestSegments,
     });
+    // From the stored frames, not from what the client said: what a restore will have to open.
+    const sealedBy = await readStoredSealing(objects, manifestSegments[0]!);
     const entry: CatalogEntry = {
       name: record.snapshot, uuid: record.uuid, parentUuid: record.parentUuid, transferId: id, chunkSize: record.chunkSize,
       rawBytes: end.rawEnd, wireBytes: end.wireEnd, storedAt: new Date().toISOString(), createdAt: record.snapshotCreatedAt,
-      takenAt: record.snapshotTakenAt, manifest,
+      takenAt: record.snapshotTakenAt, manifest, sealedBy,
     };
     // Not recorded: retention deleted this upload's stream after this instance read it complete (archive-retention.ts).
     if (!(await recordStream(objects, record.client as SafeName, record.volume as SafeName, entry))) return undefined;

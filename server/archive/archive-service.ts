@@ -34,6 +34,7 @@ import { archiveUploadPath } from './archive-upload-path.ts';
 import { ArchiveViews } from './archive-views.ts';
 import type { SegmentUploads } from './segment-uploads.ts';
 import { UploadOwners } from './upload-owners.ts';
+import { StoredSealings } from './stream-sealing.ts';
 
 export interface ArchiveServiceOptions {
   objects: ObjectStore;
@@ -76,7 +77,9 @@ export class ArchiveService implements AppService {
     const limits = uploadLimits(options.limits);
     this.owners = new UploadOwners(objects);
     this.requests = new ArchiveRequests(objects, options.holder, options.leaseMs ?? ARCHIVE_LEASE_MS);
-    this.admission = new ArchiveAdmission({ objects, rules, limits });
+    // One per instance: what it read of streams stored before sealings were recorded, it reads once.
+    const sealings = new StoredSealings(objects);
+    this.admission = new ArchiveAdmission({ objects, rules, limits, sealings });
     this.upkeep = new ArchiveUpkeep({
       objects, log, retention: options.retention ?? (() => ({})),
       keepEndedMs: options.keepEndedMs ?? DEFAULT_TRANSFER_HISTORY.keepForMs,
@@ -84,6 +87,7 @@ export class ArchiveService implements AppService {
     const path = archiveUploadPath({
       objects, log, limits, holder: options.holder, leaseMs: options.leaseMs, expireAfterMs: options.expireAfterMs ?? 0,
       clientOf: (id) => this.owners.clientOf(id),
+      start: async (id, first) => this.admission.firstFrame(await this.owners.record(id), first),
       complete: async (id, segments) => void (await this.lifecycle.finish(id, segments)),
       end: (id) => this.lifecycle.end(id),
     });
@@ -94,7 +98,7 @@ export class ArchiveService implements AppService {
       stored: (client, volume) => this.upkeep.pruneLater(client, volume),
     });
     this.views = new ArchiveViews({
-      objects, rules, owners: this.owners,
+      objects, rules, owners: this.owners, sealings,
       arrived: (id) => this.uploads.arrived(id),
       finish: (id, segments) => this.lifecycle.finish(id, segments),
     });

@@ -14,6 +14,8 @@ import { bucketLeases } from './upload-lease.ts';
 import { archiveQuota } from './archive-quota.ts';
 import { SegmentUploads } from './segment-uploads.ts';
 import type { SegmentRecord } from './upload-state.ts';
+import type { FirstFrame } from './segment-append.ts';
+import { SnapferryError } from '../../core/errors.ts';
 
 export interface ArchiveUploadPathDeps {
   objects: ObjectStore;
@@ -26,6 +28,8 @@ export interface ArchiveUploadPathDeps {
   expireAfterMs: number;
   limits: Readonly<UploadLimits>;
   clientOf(id: string): Promise<SafeName>;
+  /** Upload `id`'s frame 0 has verified: throws to refuse the stream before any of it is stored (archive-admission.ts). */
+  start(id: string, first: FirstFrame): Promise<void>;
   /** Upload `id`'s end frame is stored: record the stream (archive-lifecycle.ts). */
   complete(id: string, segments: readonly SegmentRecord[]): Promise<void>;
   /** Ends an upload that can never fit (a final refusal of the quota). */
@@ -44,7 +48,7 @@ export function archiveUploadPath(deps: ArchiveUploadPathDeps): ArchiveUploadPat
   const uploads = new SegmentUploads({
     objects, leases: bucketLeases(objects, deps.holder, deps.leaseMs !== undefined ? { leaseMs: deps.leaseMs } : {}), expireAfterMs: deps.expireAfterMs,
     // A sealed stream is stored as it is (the archive verifies ciphertext and never needs a key), as is a plain one.
-    sink: (id) => ({ start: () => undefined, complete: (_p, segments) => deps.complete(id, segments) }),
+    sink: (id) => ({ start: (first) => startOrEnd(deps, id, first), complete: (_p, segments) => deps.complete(id, segments) }),
   });
   const store = new QuotaUploads(uploads, archiveQuota({
     objects, limits, log,
@@ -53,4 +57,21 @@ export function archiveUploadPath(deps: ArchiveUploadPathDeps): ArchiveUploadPat
     drop: (id) => deps.end(id),
   }), () => 0);
   return { uploads, store };
+}
+
+/**
+ * Frame 0 through deps.start. A final refusal (a stream that can never be stored, sealing_mismatch) also ends the
+ * upload, as the quota's does, so that it holds no open-upload slot of its client until it expires; after the
+ * refusing request has let go of it (the upload's lock is that request's until then).
+ */
+async function startOrEnd(deps: ArchiveUploadPathDeps, id: string, first: FirstFrame): Promise<void> {
+  try {
+    await deps.start(id, first);
+  } catch (err) {
+    if (err instanceof SnapferryError && !err.retryable) {
+      deps.log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
+      setImmediate(() => void deps.end(id).catch((e: unknown) => deps.log.warn({ transfer: id, err: e }, 'could not end a refused upload')));
+    }
+    throw err;
+  }
 }

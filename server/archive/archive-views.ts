@@ -14,6 +14,7 @@ import { STORED_STREAM_VERSIONS } from './archive-admission.ts';
 import { readUploadState, transferView } from './archive-transfer.ts';
 import { mayExtend, type ChainRules } from './chains.ts';
 import { storedFrameRecords } from './stored-stream.ts';
+import type { StoredSealings } from './stream-sealing.ts';
 import type { UploadOwners } from './upload-owners.ts';
 import { progressOf, uploadFolder, type SegmentRecord } from './upload-state.ts';
 import { asArchived, catalogVolumes, isLive, readCatalog, snapshotView, type CatalogEntry } from './volume-catalog.ts';
@@ -28,6 +29,8 @@ export const ARCHIVE_PATCH_BYTES = 16 * 1024 * 1024;
 export interface ArchiveViewsDeps {
   objects: ObjectStore;
   rules: ChainRules;
+  /** How each stored stream is sealed: listed, so that a push takes only a parent sealed as it is. */
+  sealings: StoredSealings;
   owners: UploadOwners;
   /** Bytes of upload `id` that reached this instance (segment-uploads.ts arrived). */
   arrived(id: string): number;
@@ -83,8 +86,11 @@ export class ArchiveViews {
     const streams = (await readCatalog(this.deps.objects, client, volume)).filter(isLive);
     const now = new Date();
     const archived = asArchived(streams);
+    // Unreadable (an older entry whose stream the store does not give now): unsaid, which a client takes as unknown,
+    // a parent of a plain push only (core/sealing.ts), and the upload's frame 0 is checked again (stream-sealing.ts).
+    const sealings = await Promise.all(streams.map((s) => this.deps.sealings.of(s).catch(() => undefined)));
     return {
-      snapshots: streams.map((s) => snapshotView(s, mayExtend(archived, s.uuid, now, this.deps.rules).ok, now)),
+      snapshots: streams.map((s, i) => snapshotView(s, mayExtend(archived, s.uuid, now, this.deps.rules).ok, now, sealings[i])),
       removed: [],
       patchBytes: ARCHIVE_PATCH_BYTES,
     };

@@ -7,15 +7,23 @@
  * frame's tail on its own disk, an instance keeps nothing the next request may need, because the next request may
  * reach another instance. A cut costs the client that part of a frame, sent again.
  */
-import type { VerifiedFrame } from '../../core/wire/index.ts';
+import { SEALING_PREFIX_BYTES, streamSealing, type VerifiedFrame } from '../../core/wire/index.ts';
 import { FrameCutter } from '../spool/frame-cutter.ts';
 import type { SpoolProgress } from '../spool/progress.ts';
 import { segmentName, type SegmentRecord } from './upload-state.ts';
 
+/** Frame 0 of a stream, as the sink hears of it. */
+export interface FirstFrame {
+  /** Its raw bytes; null for a sealed frame (the server holds no key). */
+  raw: Buffer | null;
+  /** The key id (hex) it is sealed under, null when plain (core/wire/frame-seal.ts streamSealing). */
+  sealedBy: string | null;
+}
+
 /** What the store learns of a stream as it is stored (the spool's FrameSink, for an archive upload). */
 export interface SegmentSink {
-  /** The raw bytes of frame 0; throws (or rejects) to refuse the stream before any of it is stored. */
-  start(raw: Buffer): Promise<void> | void;
+  /** Frame 0; throws (or rejects) to refuse the stream before any of it is stored. */
+  start(first: FirstFrame): Promise<void> | void;
   /**
    * The end frame is verified, stored and recorded in state.json: the stream is complete, its segments final (the
    * place to write its manifest and the catalog). Called once, by the request that stored the end frame.
@@ -92,7 +100,7 @@ export async function appendSegments(job: SegmentJob): Promise<SpoolProgress> {
       job.arrived(chunk.length);
       const { frames, failure: failed } = cutter.push(chunk);
       for (const { frame, parts } of frames) {
-        if (frame.index === 0 && frame.kind === 'data' && frame.raw) await sink.start(Buffer.concat(frame.raw));
+        if (frame.index === 0 && frame.kind === 'data') await sink.start(firstFrame(frame, parts));
         const length = frame.wireEnd - frame.wireStart;
         open ??= { first: frame.index, wireStart: frame.wireStart, parts: [], bytes: 0, since: job.now(), last: frame };
         open.parts.push(...parts);
@@ -110,4 +118,20 @@ export async function appendSegments(job: SegmentJob): Promise<SpoolProgress> {
   await flush();
   if (failure) throw failure;
   return progress;
+}
+
+/**
+ * Frame 0 as the sink hears of it; `parts` are its bytes as they came, header first. A sealed frame's seal header
+ * (after the frame header) names its key: only those first bytes are copied, not the chunk.
+ */
+function firstFrame(frame: VerifiedFrame, parts: readonly Buffer[]): FirstFrame {
+  if (!frame.sealed) return { raw: frame.raw ? Buffer.concat(frame.raw) : null, sealedBy: null };
+  const start: Buffer[] = [];
+  let length = 0;
+  for (const p of parts) {
+    if (length >= SEALING_PREFIX_BYTES) break;
+    start.push(p);
+    length += p.length;
+  }
+  return { raw: null, sealedBy: streamSealing(Buffer.concat(start, length).subarray(0, SEALING_PREFIX_BYTES)) };
 }

@@ -10,6 +10,7 @@ import type { ObjectStore } from './object-store.ts';
 import { readJson, updateJson } from './json-object.ts';
 import type { ArchivedStream } from './chains.ts';
 import type { Snapshot } from '../../core/protocol.ts';
+import type { Sealing } from '../../core/sealing.ts';
 
 export const CATALOG_VERSION = 1 as const;
 
@@ -27,6 +28,12 @@ export const CatalogEntry = z.strictObject({
   takenAt: z.string().nullable(),
   /** The stream's manifest (manifest.ts), relative to the archive's prefix. */
   manifest: z.string(),
+  /**
+   * How the stream's frames are sealed (core/sealing.ts): the key id, hex, or null for plain frames; read from its
+   * first frame when it was stored (stream-sealing.ts). Absent from entries stored before it was recorded, whose
+   * stream is read for it when asked (StoredSealings).
+   */
+  sealedBy: z.string().regex(/^[0-9a-f]{16}$/).nullable().optional(),
   /**
    * Set when retention takes the stream's chain out (archive-retention.ts): `marked`, then `deleting` once no upload
    * in progress was found on it, and only then are its objects deleted. Views, parents and restores pass over a
@@ -99,8 +106,11 @@ export function asArchived(entries: readonly CatalogEntry[]): ArchivedStream[] {
   }));
 }
 
-/** A stored stream as the API lists a snapshot. */
-export function snapshotView(s: CatalogEntry, extendable: boolean, now: Date): Snapshot {
+/**
+ * A stored stream as the API lists a snapshot. `sealedBy`: its sealing (StoredSealings, for an entry that has none
+ * recorded), undefined when not known; by default the recorded one.
+ */
+export function snapshotView(s: CatalogEntry, extendable: boolean, now: Date, sealedBy: Sealing | undefined = s.sealedBy): Snapshot {
   return {
     name: s.name, uuid: s.uuid, serverUuid: s.uuid, parentUuid: s.parentUuid, receivedAt: s.storedAt, rawBytes: s.rawBytes, wireBytes: s.wireBytes,
     transferId: s.transferId, createdAt: s.createdAt, takenAt: s.takenAt,
@@ -109,5 +119,7 @@ export function snapshotView(s: CatalogEntry, extendable: boolean, now: Date): S
     altered: extendable ? null : { foundAt: now.toISOString(), what: ['chain_full'] },
     // Served only on the parent it was pushed on (archive-restore.ts): the client restores its chain in order.
     storedStream: true,
+    // Only a push sealed the same way takes it as a parent (core/plan.ts), so that no chain mixes sealings.
+    ...(sealedBy !== undefined ? { sealedBy } : {}),
   };
 }

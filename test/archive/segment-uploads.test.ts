@@ -153,7 +153,7 @@ test('the sink hears of frame 0 before anything is stored (and can refuse it), a
   const heard: string[] = [];
   const ok = await instance({
     sink: (id) => ({
-      start: (raw) => void heard.push(`start ${id} ${raw.length}`),
+      start: (first) => void heard.push(`start ${id} ${first.raw?.length} ${first.sealedBy}`),
       complete: async (progress, segments) => {
         // Stored and recorded by now: what the manifest will be written from.
         assert.deepEqual((await readState(ok.objects, id)).segments, segments);
@@ -164,7 +164,7 @@ test('the sink hears of frame 0 before anything is stored (and can refuse it), a
   const id = await created(ok.uploads);
   assert.equal(await request(ok.uploads, id, 0, wire), wire.length);
   assert.equal(await request(ok.uploads, id, wire.length, Buffer.alloc(0)), wire.length, 'the end frame is not heard of twice');
-  assert.deepEqual(heard, [`start ${id} ${CONTRACT_CHUNK}`, `complete ${wire.length} 3 true`]);
+  assert.deepEqual(heard, [`start ${id} ${CONTRACT_CHUNK} null`, `complete ${wire.length} 3 true`]);
 });
 
 test('an upload begun by one instance (killed -9 mid-request) is refused to another while its lease runs, then finished by it', rootOnly, async (t) => {

@@ -286,3 +286,43 @@ test('a snapshot dated by nothing at all puts every snapshot in generation order
   const plan = planPush({ requested: [z, y, x], candidates: [], server: [] });
   assert.deepEqual(names(plan.steps), ['full->x', 'x->y', 'y->z']);
 });
+
+// Sealing (core/sealing.ts): a chain is sealed one way throughout, so a push sealed otherwise than the newest common
+// snapshot starts a new chain. Before the rule, a sealed incremental was planned on a plain full (the tester's case).
+const KEY = '0123456789abcdef';
+const OTHER_KEY = 'fedcba9876543210';
+const sealed = (by: string | null, ...s: LocalSnapshot[]) => s.map((x) => ({ uuid: x.uuid, name: x.name, sealedBy: by }));
+
+test('encrypt: turned on after plain pushes: a full send, not a sealed incremental on the plain chain, and a note says why once', () => {
+  const plan = planPush({ requested: [c, d], candidates: [a, b, c, d], server: sealed(null, a, b), sealing: KEY });
+  assert.deepEqual(names(plan.steps), ['full->c', 'c->d']);
+  assert.equal(plan.notes.length, 1, plan.notes.join('\n'));
+  assert.match(plan.notes[0]!, /this push is sealed under key 0123456789abcdef and the server's b is plain .*sending it in full instead/);
+});
+
+test('encrypt: turned off after sealed pushes: a full send, not a plain incremental on the sealed chain', () => {
+  const plan = planPush({ requested: [c], candidates: [a, b, c], server: sealed(KEY, a, b) });
+  assert.deepEqual(names(plan.steps), ['full->c']);
+  assert.match(plan.notes.join('\n'), /this push is plain \(no encrypt:\) and the server's b is sealed under key 0123456789abcdef/);
+});
+
+test('another key: a full send; the same key: an incremental as before', () => {
+  assert.deepEqual(names(planPush({ requested: [c], candidates: [a, b, c], server: sealed(KEY, a, b), sealing: OTHER_KEY }).steps), ['full->c']);
+  const same = planPush({ requested: [c], candidates: [a, b, c], server: sealed(KEY, a, b), sealing: KEY });
+  assert.deepEqual(names(same.steps), ['b->c']);
+  assert.deepEqual(same.notes, []);
+});
+
+test('the newest common snapshot sealed otherwise: the newest one sealed as this push is the parent', () => {
+  // a plain, b sealed (encrypt: was on for a while), then off again: c goes on a, the plain chain.
+  const plan = planPush({ requested: [c], candidates: [a, b, c], server: [...sealed(null, a), ...sealed(KEY, b)] });
+  assert.deepEqual(names(plan.steps), ['a->c']);
+  assert.match(plan.notes.join('\n'), /server's b is sealed under key .*using a as parent instead/);
+});
+
+test('a server that does not say how a snapshot is sealed (an older archive): a parent of a plain push, not of a sealed one', () => {
+  assert.deepEqual(names(planPush({ requested: [c], candidates: [a, b, c], server: held(a, b) }).steps), ['b->c']);
+  const plan = planPush({ requested: [c], candidates: [a, b, c], server: held(a, b), sealing: KEY });
+  assert.deepEqual(names(plan.steps), ['full->c']);
+  assert.match(plan.notes.join('\n'), /the server's b is sealed or not \(the server does not say\)/);
+});

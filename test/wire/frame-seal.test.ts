@@ -18,7 +18,7 @@ import { FrameParser } from '../../core/wire/frame-parser.ts';
 import { hashRawPrefix } from '../../core/wire/raw-prefix.ts';
 import { ChunkCompressor } from '../../core/wire/codec.ts';
 import { CompressionPool } from '../../core/wire/compression-pool.ts';
-import { sealFrame, streamIdentity, type FrameSealing } from '../../core/wire/frame-seal.ts';
+import { SEALING_PREFIX_BYTES, sealFrame, streamIdentity, streamSealing, type FrameSealing } from '../../core/wire/frame-seal.ts';
 import { KiB, encode, mixedBytes, parseAll, randomSizes, seededBytes, slices } from './frame-helpers.ts';
 
 const CHUNK = 64 * KiB;
@@ -271,4 +271,20 @@ test('sealed header lengths: exactly raw + overhead for sealed raw, strictly bet
   // Unsealed, the seal's allowance is not given.
   assert.equal(verdict(withCodec(0, CHUNK + 1)), 'frame_too_large');
   assert.equal(verdict(withCodec(1, CHUNK - 1)), 'zstd');
+});
+
+test('how a stream is sealed, from its first bytes and no key: the key id of frame 0, or null for a plain or empty stream', async () => {
+  const raw = mixedBytes(3 * CHUNK, CHUNK);
+  const sealedWire = (await encode(raw, { chunkSize: CHUNK, seal: KEY })).wire;
+  assert.equal(streamSealing(sealedWire.subarray(0, SEALING_PREFIX_BYTES)), KEY.key.id.toString('hex'));
+  assert.equal(streamSealing((await encode(raw, { chunkSize: CHUNK, seal: sealing(2) })).wire.subarray(0, SEALING_PREFIX_BYTES)), sealing(2).key.id.toString('hex'));
+  assert.equal(streamSealing((await encode(raw, { chunkSize: CHUNK })).wire.subarray(0, SEALING_PREFIX_BYTES)), null);
+  // An empty stream is its end frame alone, shorter than the prefix: nothing in it is sealed.
+  const empty = (await encode(Buffer.alloc(0), { chunkSize: CHUNK })).wire;
+  assert.equal(empty.length, FRAME_HEADER_SIZE);
+  assert.equal(streamSealing(empty), null);
+  // A flipped bit in the seal header's key id is damage, never taken for another key.
+  const damaged = Buffer.from(sealedWire.subarray(0, SEALING_PREFIX_BYTES));
+  damaged[FRAME_HEADER_SIZE + 3]! ^= 1;
+  assert.throws(() => streamSealing(damaged), (err: unknown) => err instanceof SealError && err.code === 'frame_corrupt');
 });

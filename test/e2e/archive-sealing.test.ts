@@ -1,0 +1,162 @@
+// Sealing and chains in the archive (core/sealing.ts, server/archive/stream-sealing.ts), end to end: a real `serve`
+// with store: on a real RGW bucket, real btrfs on both sides. Turning encrypt: on after plain pushes (the tester's
+// case), off again, or changing the key starts a new chain, so that every chain restores in one run with one config;
+// the archive lists each snapshot's sealing, reads it from the stream for entries stored before it was recorded, and
+// refuses an incremental sealed otherwise than its parent at its frame 0.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { push } from '../../client/push/push.ts';
+import { restore } from '../../client/restore/restore.ts';
+import { ServerApi } from '../../client/http/api.ts';
+import { generateKeyFile, readKeyFile } from '../../core/crypto/key-file.ts';
+import { encodeFrameHeader, sealFrame, streamIdentity } from '../../core/wire/index.ts';
+import { startArchiveServer } from '../../server/archive/archive-serve.ts';
+import { silentLogger } from '../../server/log.ts';
+import { META, UPLOADS_PATH, WIRE_FORMAT } from '../../core/protocol.ts';
+import { sharedS3, type TestBucket } from '../archive/store-fixture.ts';
+import { assertReceived, createPair, recordingReporter } from './harness.ts';
+
+const s3 = sharedS3();
+const CHUNK = 4 * 1024 * 1024;
+
+async function archiveServer(t: { after(fn: () => unknown): void }, bucket: TestBucket, prefix: string) {
+  const { server } = bucket;
+  const running = await startArchiveServer({
+    host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(),
+    store: { endpoint: server.endpoint, bucket: bucket.name, prefix, region: server.region, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } },
+  });
+  t.after(() => running.close());
+  return running;
+}
+
+async function keyFiles(t: { after(fn: () => unknown): void }): Promise<{ key: string; otherKey: string }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-archive-sealing-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const key = path.join(dir, 'archive.key');
+  const otherKey = path.join(dir, 'other.key');
+  await generateKeyFile(key);
+  await generateKeyFile(otherKey);
+  return { key, otherKey };
+}
+
+/** A fresh btrfs folder to restore into. */
+async function freshDest(t: { after(fn: () => unknown): void }): Promise<string> {
+  const fresh = await createBtrfs(t, { sizeMiB: 256 });
+  const dest = path.join(fresh.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  return dest;
+}
+
+test('encrypt: turned on after plain pushes, off again, then another key: each starts a new chain, and each chain restores in one run with one config', { ...rootOnly, timeout: 300_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1, seed: 'archive-sealing' });
+  const { key, otherKey } = await keyFiles(t);
+  const keyId = (await readKeyFile(key)).id.toString('hex');
+  const otherId = (await readKeyFile(otherKey)).id.toString('hex');
+  const bucket = await s3.bucket();
+  const server = await archiveServer(t, bucket, 'sealing');
+  const snaps: string[] = [];
+  const pushNext = async (encrypt: string | undefined) => {
+    await fs.writeFile(path.join(pair.source, `new-${snaps.length + 1}`), crypto.randomBytes(200_000));
+    snaps.push(await pair.snapshot(`s${snaps.length + 1}`));
+    const report = recordingReporter();
+    await push({ server: server.url, volume: 'v', snapshots: [snaps.at(-1)!], retries: 2, ...(encrypt ? { encrypt } : {}) }, report);
+    return report;
+  };
+
+  assert.deepEqual((await pushNext(undefined)).started, [{ snapshot: 's1', parent: null }]);
+  // The tester's case: encrypt: on. Before, s2 went as a sealed incremental on the plain s1.
+  const on = await pushNext(key);
+  assert.deepEqual(on.started, [{ snapshot: 's2', parent: null }]);
+  assert.match(on.notes.join('\n'), new RegExp(`this push is sealed under key ${keyId} and the server's s1 is plain .*sending it in full instead`));
+  const next = await pushNext(key);
+  assert.deepEqual(next.started, [{ snapshot: 's3', parent: 's2' }], 'the sealed chain goes on');
+  assert.deepEqual(next.notes.filter((n) => /sealed|plain/.test(n)), [], 'the note is said once, when the chain changes');
+  // Off again: not on the sealed s3, but on the plain s1, the newest of its own sealing.
+  const off = await pushNext(undefined);
+  assert.deepEqual(off.started, [{ snapshot: 's4', parent: 's1' }]);
+  assert.match(off.notes.join('\n'), /this push is plain \(no encrypt:\) and the server's s3 is sealed under key .*using s1 as parent instead/);
+  // Another key: nothing is sealed under it yet, so a full.
+  assert.deepEqual((await pushNext(otherKey)).started, [{ snapshot: 's5', parent: null }]);
+
+  const api = new ServerApi({ server: server.url });
+  const uuids = await Promise.all(snaps.map(async (s) => (await btrfs.subvolumeShow(s)).uuid));
+  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.parentUuid, s.sealedBy]), [
+    ['s1', null, null], ['s2', null, keyId], ['s3', uuids[1], keyId], ['s4', uuids[0], null], ['s5', null, otherId],
+  ]);
+
+  // Each chain in one run with one config, into a btrfs that holds none of it: the restore fetches the chain.
+  const sealedDest = await freshDest(t);
+  const sealed = await restore({ server: server.url, volume: 'v', snapshot: 's3', destDir: sealedDest, retries: 0, encrypt: key }, recordingReporter());
+  assert.deepEqual([sealed.restored, sealed.parent], [true, 's2']);
+  for (const i of [1, 2]) await assertReceived(snaps[i]!, path.join(sealedDest, `s${i + 1}`));
+  const plainDest = await freshDest(t);
+  const plain = await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: plainDest, retries: 0 }, recordingReporter());
+  assert.deepEqual([plain.restored, plain.parent], [true, 's1']);
+  for (const i of [0, 3]) await assertReceived(snaps[i]!, path.join(plainDest, `s${i + 1}`));
+});
+
+test('entries stored before sealings were recorded are listed with the sealing read from their stream; a sealed incremental on a plain parent is refused at frame 0 (sealing_mismatch) and its upload ended', { ...rootOnly, timeout: 240_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1, seed: 'archive-sealing-old' });
+  const { key } = await keyFiles(t);
+  const bucket = await s3.bucket();
+  const first = await archiveServer(t, bucket, 'old');
+  const s1 = await pair.snapshot('s1');
+  await fs.writeFile(path.join(pair.source, 'new-2'), crypto.randomBytes(200_000));
+  const s2 = await pair.snapshot('s2');
+  await push({ server: first.url, volume: 'v', snapshots: [s1], retries: 2 }, recordingReporter());
+  await push({ server: first.url, volume: 'v', snapshots: [s2], retries: 2, encrypt: key }, recordingReporter());
+  const keyId = (await readKeyFile(key)).id.toString('hex');
+
+  // The catalog as a server before this change wrote it: no sealedBy. Another instance (nothing read yet) reads it.
+  const store = bucket.store('old');
+  const catalogKey = 'catalog/default/v.json';
+  const got = (await store.get(catalogKey))!;
+  const catalog = JSON.parse(got.body.toString('utf8')) as { streams: { sealedBy?: unknown }[] };
+  assert.deepEqual(catalog.streams.map((s) => s.sealedBy), [null, keyId], 'recorded when stored');
+  for (const s of catalog.streams) delete s.sealedBy;
+  assert.ok(await store.swap(catalogKey, Buffer.from(JSON.stringify(catalog)), got.etag));
+  const second = await archiveServer(t, bucket, 'old');
+  const api = new ServerApi({ server: second.url });
+  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => [s.name, s.sealedBy]), [['s1', null], ['s2', keyId]]);
+
+  // What an older client would send: s3 sealed, on the plain s1. Refused at its frame 0, before anything is stored.
+  const [u1, u3] = [(await btrfs.subvolumeShow(s1)).uuid, crypto.randomUUID()];
+  const meta: Record<string, string> = {
+    [META.volume]: 'v', [META.snapshot]: 's3', [META.uuid]: u3, [META.parentUuid]: u1, [META.format]: WIRE_FORMAT, [META.chunkSize]: String(CHUNK),
+  };
+  const created = await fetch(`${second.url}${UPLOADS_PATH}`, {
+    method: 'POST',
+    headers: {
+      'Tus-Resumable': '1.0.0', 'Upload-Defer-Length': '1',
+      'Upload-Metadata': Object.entries(meta).map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`).join(','),
+    },
+  });
+  assert.equal(created.status, 201, await created.text());
+  const location = new URL(created.headers.get('location')!, second.url).toString();
+  const payload = crypto.randomBytes(1000);
+  const sealed = sealFrame({ key: await readKeyFile(key), stream: streamIdentity(u3, u1) }, 0, { codec: 'raw', payload });
+  const header = encodeFrameHeader({
+    kind: 'data', codec: 'raw', sealed: true, chunkSize: CHUNK, rawLength: payload.length, payloadLength: sealed.payload.length, index: 0, rawOffset: 0, rawHash: sealed.rawHash,
+  });
+  const patched = await fetch(location, {
+    method: 'PATCH',
+    headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+    body: Buffer.concat([header, sealed.payload]),
+  });
+  const body = (await patched.json()) as { error: { code: string; message: string; retryable: boolean } };
+  assert.equal(patched.status, 409, JSON.stringify(body));
+  assert.equal(body.error.code, 'sealing_mismatch');
+  assert.equal(body.error.retryable, false);
+  assert.match(body.error.message, new RegExp(`s3 is sealed under key ${keyId}, but its parent s1 in the archive is plain`));
+  const id = location.split('/').at(-1)!;
+  for (let i = 0; i < 50 && (await api.transfers()).transfers.find((x) => x.id === id)?.state !== 'aborted'; i++) await sleep(100);
+  assert.equal((await api.transfers()).transfers.find((x) => x.id === id)?.state, 'aborted', 'the refused upload is ended');
+  assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => s.name), ['s1', 's2']);
+});
