@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import { describeError, isSnapferryError } from '../../core/errors.ts';
 import { inProgress, type ReceiveWait, type Status, type Transfer, type Volume } from '../../core/protocol.ts';
-import type { LocalSnapshot } from '../../core/plan.ts';
+import { planPush, type LocalSnapshot } from '../../core/plan.ts';
 import type { ServerApi } from '../http/api.ts';
 import { resolveRequested } from '../local/snapshots.ts';
 import { takenOrder, type ServerTakenAt } from '../../core/taken-order.ts';
@@ -48,7 +48,16 @@ export interface VolumeStatus {
 }
 
 export type LocalStatus =
-  | { dir: string; snapshots: number; newest: string | null; notOnServer: number }
+  | {
+      dir: string;
+      snapshots: number;
+      newest: string | null;
+      /**
+       * How many a push would send (UNSENT): not on the server, and not older than the newest it holds, which push
+       * skips (core/plan.ts). One the server's retention deleted is not counted: nothing would send it again.
+       */
+      notOnServer: number;
+    }
   | { dir: string; error: string };
 
 export interface TransferStatus {
@@ -88,6 +97,9 @@ export interface LastError {
 /** A volume's snapshot folder as found: its read-only snapshots, or why they could not be listed. */
 export type LocalListing = { dir: string; snapshots: readonly LocalSnapshot[] } | { dir: string; error: string };
 
+/** A snapshot the server holds, as status needs it: its UUID (client side's), name and when it was taken. */
+type HeldSnapshot = ServerTakenAt & { name: string };
+
 export interface StatusInput {
   url: string;
   status: Status;
@@ -96,7 +108,7 @@ export interface StatusInput {
   /** By volume name. */
   local: Readonly<Record<string, LocalListing>>;
   /** By volume name: the snapshots the server holds, by their UUID (client side's), with when each was taken. */
-  serverSnapshots: Readonly<Record<string, readonly ServerTakenAt[]>>;
+  serverSnapshots: Readonly<Record<string, readonly HeldSnapshot[]>>;
 }
 
 /** Pure: the report from what was fetched and listed. */
@@ -138,17 +150,18 @@ export function buildStatusReport(input: StatusInput): StatusReport {
   return { server: { url: input.url, ...input.status }, volumes: rows, inFlight, lastError, orphaned };
 }
 
-function localStatus(listing: LocalListing | undefined, server: readonly ServerTakenAt[]): LocalStatus | null {
+function localStatus(listing: LocalListing | undefined, server: readonly HeldSnapshot[]): LocalStatus | null {
   if (listing === undefined) return null;
   if ('error' in listing) return listing;
   // Newest as push counts it: a snapshot restored into the folder is as old as when it was taken.
   const newest = [...listing.snapshots].sort(takenOrder(listing.snapshots, server)).at(-1);
-  const onServer = new Set(server.map((s) => s.uuid));
+  // Counted by push's own plan, so that status and `push --dry-run` agree (which parent each would go on does not count).
+  const unsent = planPush({ requested: listing.snapshots, candidates: [], server }).steps.length;
   return {
     dir: listing.dir,
     snapshots: listing.snapshots.length,
     newest: newest?.name ?? null,
-    notOnServer: listing.snapshots.filter((s) => !onServer.has(s.uuid)).length,
+    notOnServer: unsent,
   };
 }
 
@@ -180,7 +193,7 @@ export async function listLocal(dir: string, volume?: string): Promise<LocalList
 export async function gatherStatus(api: ServerApi, url: string, localDirs: Readonly<Record<string, string>>): Promise<StatusReport> {
   const [status, volumes, transfers] = await Promise.all([api.status(), api.volumes(), api.transfers()]);
   const local: Record<string, LocalListing> = {};
-  const serverSnapshots: Record<string, readonly ServerTakenAt[]> = {};
+  const serverSnapshots: Record<string, readonly HeldSnapshot[]> = {};
   for (const [volume, dir] of Object.entries(localDirs)) {
     local[volume] = await listLocal(dir, volume);
     const held = volumes.volumes.some((v) => v.name === volume) ? (await api.snapshots(volume)).snapshots : [];

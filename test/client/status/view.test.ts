@@ -50,7 +50,7 @@ test('volumes: the newest snapshot on each side, and how many local ones the ser
       work: { dir: '/snaps-work', snapshots: [] },
       gone: { dir: '/nowhere', error: 'ENOENT: no such file or directory' },
     },
-    serverSnapshots: { home: [{ uuid: 'u1' }, { uuid: 'u2' }] },
+    serverSnapshots: { home: [{ uuid: 'u1', name: 'home.20250227T0300' }, { uuid: 'u2', name: 'home.20250228T0300' }] },
   }));
   assert.deepEqual(report.volumes.map((v) => [v.name, v.snapshots, v.newest?.name ?? null, v.local]), [
     ['gone', 0, null, { dir: '/nowhere', error: 'ENOENT: no such file or directory' }],
@@ -64,6 +64,20 @@ test('volumes: the newest snapshot on each side, and how many local ones the ser
   assert.match(text, /^home +2 +home\.20250228T0300 +2h00m ago +home\.20250301T0300 +1$/m);
   assert.match(text, /^work +0 +- +- +\(none\) +0$/m);
   assert.match(text, /^gone .*\(cannot list\)\n {2}\/nowhere: ENOENT/m);
+});
+
+test('UNSENT counts what a push would send: not a snapshot older than the server\'s newest, which the server\'s retention deleted', () => {
+  // The server keeps 2, the client 4: u1 and u2 went to the server's retention; push skips them (older than u4).
+  const report = buildStatusReport(input({
+    local: { home: { dir: '/snaps', snapshots: [local('home.4', 'u4', 40), local('home.3', 'u3', 30), local('home.2', 'u2', 20), local('home.1', 'u1', 10)] } },
+    serverSnapshots: { home: [{ uuid: 'u3', name: 'home.3' }, { uuid: 'u4', name: 'home.4' }] },
+  }));
+  assert.equal((report.volumes.find((v) => v.name === 'home')!.local as { notOnServer: number }).notOnServer, 0);
+  const newer = buildStatusReport(input({
+    local: { home: { dir: '/snaps', snapshots: [local('home.5', 'u5', 50), local('home.4', 'u4', 40), local('home.1', 'u1', 10)] } },
+    serverSnapshots: { home: [{ uuid: 'u4', name: 'home.4' }] },
+  }));
+  assert.equal((newer.volumes.find((v) => v.name === 'home')!.local as { notOnServer: number }).notOnServer, 1, 'home.5 only');
 });
 
 test('without local folders there are no local columns', () => {
