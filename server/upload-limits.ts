@@ -44,8 +44,8 @@ export function quotaExceeded(client: string, size: number, quota: number, heldB
   const alone = size > quota;
   const what = sizeIsExact ? `an upload of ${size} bytes` : `this upload, at ${size} bytes and still growing,`;
   const message = alone
-    ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise quotaBytes`
-    : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers); let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise quotaBytes`;
+    ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise limits.quota in the server's config`
+    : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers); let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
   return new SnapferryError('quota_exceeded', message, { retryable: !alone, details: { client, size, quotaBytes: quota, heldByOthers } });
 }
 

@@ -175,7 +175,7 @@ test('quota (413) on Upload-Length, on a deferred length and on bytes; a flood o
   const big = await create(url, { 'Upload-Metadata': encodeMetadata(metadataFor('q1', 's', randomUuid())) }, quota + 1);
   assert.equal(big.status, 413, big.text);
   assert.equal(big.code, 'quota_exceeded');
-  assert.match(big.text, /quota of 200000 bytes.*raise quotaBytes/);
+  assert.match(big.text, /quota of 200000 bytes.*raise limits.quota in the server's config/);
   const failed = h.server.service.transferRecords({ volume: 'q1' })[0];
   assert.equal(failed?.state, 'failed', 'a refused creation does not keep the volume busy');
 
