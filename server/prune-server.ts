@@ -8,7 +8,7 @@ import { Catalog } from './catalog.ts';
 import { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
 import { catalogVolumes, describeServerPlans, ServerPruner, type RetentionLookup } from './retention.ts';
-import { lockRoot } from './root-lock.ts';
+import { assertRootExists, lockRoot } from './root-lock.ts';
 
 export interface PruneResult {
   /** What each volume's policy decided, as `--dry-run` shows it. */
@@ -22,6 +22,8 @@ export interface PruneResult {
  * Reads only: safe beside a running server, which may change the catalog under it (it then shows a moment ago).
  */
 export async function describeServerRetention(root: string, retention: RetentionLookup): Promise<string[]> {
+  // A root that is not there is said as the real run says it, not as a root that holds no snapshots.
+  await assertRootExists(root);
   const catalog = await Catalog.open(new ServerLayout(root).catalog);
   return describeServerPlans(catalog, retention);
 }
@@ -31,7 +33,7 @@ export async function pruneServerRoot(root: string, retention: RetentionLookup, 
   try {
     const layout = new ServerLayout(root);
     const catalog = await Catalog.open(layout.catalog);
-    const plan = describeServerPlans(catalog, retention);
+    const plan = describeServerPlans(catalog, retention, new Date(), false);
     const pruner = new ServerPruner(layout, catalog, log, retention);
     const deleted: string[] = [];
     for (const [client, volume] of catalogVolumes(catalog)) {

@@ -162,8 +162,11 @@ export class ServerPruner {
   }
 }
 
-/** For `snapferry prune-server --dry-run`: what each volume's policy would delete and why the rest stays. */
-export function describeServerPlans(catalog: Catalog, retention: RetentionLookup, now = new Date()): string[] {
+/**
+ * For `snapferry prune-server`: what each volume's policy deletes and why the rest stays; `dryRun`: said as what it
+ * would delete (nothing is).
+ */
+export function describeServerPlans(catalog: Catalog, retention: RetentionLookup, now = new Date(), dryRun = true): string[] {
   const lines: string[] = [];
   for (const [client, volume] of catalogVolumes(catalog)) {
     const policy = retention(client, volume);
@@ -171,7 +174,7 @@ export function describeServerPlans(catalog: Catalog, retention: RetentionLookup
     const head = `${client}/${volume}:`;
     if (!prunes(policy)) lines.push(`${head} no retention policy, all ${plan.keep.length} kept`);
     else if (busy !== null) lines.push(`${head} left alone: ${busy}`);
-    else lines.push(`${head} would delete ${plan.delete.length}, keep ${plan.keep.length}`, ...describePlan(plan).map((l) => `  ${l}`));
+    else lines.push(`${head} ${dryRun ? 'would delete' : 'deletes'} ${plan.delete.length}, ${dryRun ? 'keep' : 'keeps'} ${plan.keep.length}`, ...describePlan(plan).map((l) => `  ${l}`));
     if (prunes(policy) && busy === null) lines.push(...notes.map((n) => `  note: ${n}`));
   }
   return lines;

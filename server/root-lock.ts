@@ -7,17 +7,29 @@
  * The lock is the kernel's (core/file-lock.ts): released when its holder dies, whatever the death, so a server that
  * crashed or was killed with SIGKILL never keeps the next one from starting.
  */
+import fs from 'node:fs/promises';
 import { SnapferryError } from '../core/errors.ts';
 import { describeHolder, isHeld, tryLock, type HeldLock } from '../core/file-lock.ts';
 import { ServerLayout } from './layout.ts';
 
 export const ROOT_LOCKED = 'root_locked';
 
+function noRoot(layout: ServerLayout): SnapferryError {
+  return new SnapferryError('root_unusable', `there is no server root at ${layout.root}: give --root the folder \`snapferry serve\` uses`, { details: { root: layout.root } });
+}
+
+/** Throws `root_unusable` when there is no folder at `root` (a command that only reads the root, as --dry-run does). */
+export async function assertRootExists(root: string): Promise<void> {
+  const layout = new ServerLayout(root);
+  const isDir = await fs.stat(layout.root).then((st) => st.isDirectory(), () => false);
+  if (!isDir) throw noRoot(layout);
+}
+
 /** Takes the root's lock for `command`, or throws `root_locked` (exit 1) naming the process that holds it. */
 export async function lockRoot(root: string, command: string): Promise<HeldLock> {
   const layout = new ServerLayout(root);
   const got = await tryLock(layout.lockFile, command).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new SnapferryError('root_unusable', `there is no server root at ${layout.root}: give --root the folder \`snapferry serve\` uses`, { details: { root: layout.root } });
+    if (err.code === 'ENOENT') throw noRoot(layout);
     throw err;
   });
   if (isHeld(got)) return got;

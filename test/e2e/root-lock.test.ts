@@ -118,6 +118,15 @@ test('prune-server: refused while a server holds the root (dry run allowed), app
   const applied = await snapferry(['prune-server', '--config', config, '--root', pair.root]);
   assert.equal(applied.exitCode, EXIT.ok, applied.stderr);
   assert.match(applied.stdout, new RegExp(`deleted 2: default/home/${names[0]}, default/home/${names[1]}`));
+  assert.match(applied.stdout, /^default\/home: deletes 2, keeps 1$/m, 'said as done, not as "would"');
+  assert.doesNotMatch(applied.stdout, /would delete/);
+  // A root that is not there: the dry run says so as the real run does, not "the server holds no snapshots".
+  const nowhere = path.join(pair.server.mountPoint, 'no-such-root');
+  for (const dryRun of [['--dry-run'], []]) {
+    const r = await snapferry(['prune-server', '--config', config, '--root', nowhere, ...dryRun]);
+    assert.equal(r.exitCode, EXIT.failed, `${dryRun.join('')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /there is no server root at .*no-such-root/);
+  }
   assert.deepEqual(await onDisk(), [names[2]], 'the policy\'s deletions are gone from disk');
   const catalog = JSON.parse(await fs.readFile(new ServerLayout(pair.root).catalog, 'utf8')) as { snapshots: { name: string }[]; removed: { name: string; reason: string }[] };
   assert.deepEqual(catalog.snapshots.map((s) => s.name), [names[2]]);
