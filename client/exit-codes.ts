@@ -27,6 +27,8 @@ export function exitCodeFor(err: unknown): number {
   // Another process holds the server root (server/root-lock.ts): waiting will not end a server, someone must decide.
   if (err.code === 'root_locked') return EXIT.failed;
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
+  // A config file that does not validate: the same mistake given as a flag is a usage error too (a URL without a scheme).
+  if (err.code === 'config_invalid') return EXIT.usage;
   // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.
   if (err.code.startsWith('key_file_')) return EXIT.usage;
   // A token file open to others (client/http/token.ts): the user's chmod, as for a key file.

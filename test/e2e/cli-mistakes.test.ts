@@ -32,6 +32,17 @@ test('a server URL without its scheme, or with another scheme, is a usage error 
   assert.match(ftp.stderr, /scheme ftp: give an https:\/\//);
 });
 
+test('the same URL in a config file that does not validate is a usage error (2) too, with the line to fix', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-config-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'client.yaml');
+  await fs.writeFile(config, 'server: 127.0.0.1:28480\nvolumes:\n  home: { snapshotDir: /nowhere }\n');
+  const r = await snapferry(['status', '--config', config]);
+  assert.equal(r.exitCode, EXIT.usage, r.stderr);
+  assert.match(r.stderr, /client\.yaml is not valid/);
+  assert.match(r.stderr, /:1: server/);
+});
+
 test('https:// to the plain-HTTP port of a server is not retryable (1) and says to use http:// or put nginx in front', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
   const server = await pair.startServer();
