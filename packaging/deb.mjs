@@ -5,7 +5,7 @@
 //                                and architecture (so the package is Architecture: this machine's)
 //   /usr/bin/snapferry           a link to /usr/lib/snapferry/bin/snapferry.js
 //   /usr/lib/systemd/system/     the units of deploy/systemd, their ExecStart naming /usr/bin/snapferry
-//   /usr/share/doc/snapferry/    README.md, the bundled packages' licenses, examples/ (the example configs)
+//   /usr/share/doc/snapferry/    README.md, the bundled packages' licenses, examples/ (the example configs, the nginx site)
 //
 // Usage: node packaging/deb.mjs [--out DIR]   (default: this checkout's root). Prints the .deb's path.
 import { execFileSync } from 'node:child_process';
@@ -119,6 +119,8 @@ export async function buildDeb(root = ROOT, outDir = root) {
     for (const name of fs.readdirSync(path.join(root, 'deploy')).filter((n) => n.endsWith('.yaml'))) {
       fs.copyFileSync(path.join(root, 'deploy', name), path.join(doc, 'examples', name));
     }
+    // The nginx site the README's HTTPS steps copy: there is no clone to copy it from on a machine with the package.
+    fs.copyFileSync(path.join(root, 'nginx', 'snapferry.conf'), path.join(doc, 'examples', 'nginx-snapferry.conf'));
     fs.writeFileSync(
       path.join(doc, 'copyright'),
       `snapferry ${pkg.version}\nLicense: ${pkg.license}\nThe licenses of the packages bundled into dist/: THIRD-PARTY-LICENSES.md\n\n${fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')}`,

@@ -61,7 +61,7 @@ test('the package: the command in /usr/bin, runtime modules only, no tests or so
   assert.equal(INSTALLED_BIN, '/usr/bin/snapferry');
   const bin = path.join(into, INSTALLED_BIN);
   assert.equal(await fs.realpath(bin), path.join(into, 'usr/lib/snapferry/bin/snapferry.js'));
-  for (const example of ['server.example.yaml', 'client.example.yaml']) assert.ok(existsSync(path.join(into, 'usr/share/doc/snapferry/examples', example)));
+  for (const example of ['server.example.yaml', 'client.example.yaml', 'nginx-snapferry.conf']) assert.ok(existsSync(path.join(into, 'usr/share/doc/snapferry/examples', example)));
   assert.match(await fs.readFile(path.join(into, 'usr/share/doc/snapferry/copyright'), 'utf8'), /License: MIT[\s\S]*MIT License\n\nCopyright \(c\) 2026/, 'the copyright file holds the license');
 
   const units = (await fs.readdir(path.join(into, UNITS))).sort();

@@ -23,7 +23,7 @@ export async function tempDir(t: AfterHook, name: string): Promise<string> {
 /** The copy's root, with dist/ built. */
 export async function builtCopy(t: AfterHook): Promise<string> {
   const root = path.join(await tempDir(t, 'checkout'), 'snapferry');
-  for (const entry of ['bin', 'client', 'core', 'server', 'test', 'deploy', 'packaging', 'package.json', 'package-lock.json', 'README.md', 'LICENSE']) {
+  for (const entry of ['bin', 'client', 'core', 'server', 'test', 'deploy', 'nginx', 'packaging', 'package.json', 'package-lock.json', 'README.md', 'LICENSE']) {
     await fs.cp(path.join(ROOT, entry), path.join(root, entry), { recursive: true });
   }
   await fs.symlink(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
