@@ -26,7 +26,7 @@ async function pack(t: { after(fn: () => Promise<void>): void }): Promise<{ tarb
 
 test('the tarball holds dist/, the bin entry, deploy/ and the README: no tests, no TypeScript sources', async (t) => {
   const { files } = await pack(t);
-  for (const needed of ['package.json', 'README.md', 'LICENSE', 'bin/snapferry.js', 'dist/cli.mjs', 'dist/compression-worker.mjs', 'dist/THIRD-PARTY-LICENSES.md', 'deploy/server.example.yaml', 'deploy/systemd/snapferry-server.service']) {
+  for (const needed of ['package.json', 'README.md', 'LICENSE', 'bin/snapferry.js', 'dist/cli.mjs', 'dist/compression-worker.mjs', 'dist/THIRD-PARTY-LICENSES.md', 'deploy/server.example.yaml', 'deploy/systemd/snapferry-server.service', 'nginx/snapferry.conf']) {
     assert.ok(files.includes(needed), `the tarball lacks ${needed}: ${files.join(' ')}`);
   }
   const unwanted = files.filter((f) => f.startsWith('test/') || f.endsWith('.ts') || /^(core|client|server|packaging)\//.test(f) || f === 'bin/source-key.js');
