@@ -64,7 +64,10 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
   // it is known; either way before the body is read.
   app.use('*', async (c, next) => {
     limits?.checkAccepted(c.env);
-    const who = await gate.admit(c.req.raw);
+    const who = await gate.admit(c.req.raw).catch((err: unknown) => {
+      limits?.refusedUnknown(c.env);
+      throw err;
+    });
     const path = c.req.path;
     assertAllowed(who, c.req.method, path === UPLOADS_PATH || path.startsWith(`${UPLOADS_PATH}/`), path === routes.verify || path.startsWith(`${routes.verify}/`));
     limits?.enter(who, c.env);

@@ -139,6 +139,14 @@ export class ConnectionLimits {
     });
   }
 
+  /**
+   * A request refused before its caller is known (no token, a wrong one): its connection ends with the answer. Kept
+   * alive, sockets that nobody may use would hold the total cap against every client's requests.
+   */
+  refusedUnknown(env: NodeBindings | undefined): void {
+    closeAfterAnswer(env);
+  }
+
   /** Before anything else about a request: 503 server_busy if its socket came beyond the total cap. */
   checkAccepted(env: NodeBindings | undefined): void {
     const socket = env?.incoming?.socket;

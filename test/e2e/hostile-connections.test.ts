@@ -195,6 +195,21 @@ test('sockets beyond the total cap get 503 with Retry-After, and beyond the ceil
   await served.text();
 });
 
+test('connections refused for want of a token end with their 401: they cannot hold the total cap against the clients', { ...rootOnly, timeout: 60_000 }, async (t) => {
+  const { server, bob } = await tokenServer(t, { maxConnections: 4 });
+  const strangers = [];
+  for (let i = 0; i < 6; i++) {
+    const s = await rawSocket(t, server);
+    s.sock.write(`GET ${API_PREFIX}/status HTTP/1.1\r\nHost: ${new URL(server.url).host}\r\n\r\n`);
+    strangers.push(s);
+  }
+  for (const s of strangers) assert.ok(await within(s.closed, 5000), `a socket was kept after its answer: ${s.received().slice(0, 40)}`);
+  assert.ok(strangers.every((s) => s.received().startsWith('HTTP/1.1 401')), strangers.map((s) => s.received().slice(0, 20)).join(', '));
+  const served = await fetch(`${server.url}${API_PREFIX}/status`, { headers: bearer(bob) });
+  assert.equal(served.status, 200, 'a client is served: the strangers hold nothing');
+  await served.text();
+});
+
 test('with TLS: connections beyond the total cap get 503 once their handshake is done, and a silent handshake is cut', { ...rootOnly, timeout: 60_000 }, async (t) => {
   const certs = await createTestCertificates(t);
   const headersTimeoutMs = 3000;
