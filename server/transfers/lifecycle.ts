@@ -50,6 +50,9 @@ export class TransferLifecycle {
       received: (id, got) => this.run(id, machine.onReceived(catalog.transfer(id), got, new Date().toISOString())),
       failed: (id, err) => this.run(id, machine.onReceiveFailed(catalog.transfer(id), err, new Date().toISOString())),
     }, log, deps.holdReceives);
+    // Whatever ends a transfer without a snapshot (a quota refusal, an expiry, a refused stream, an abort) ends its
+    // receive, and the catalog's change is done only once the receive is stopped and its partial subvolume deleted.
+    catalog.onTransferEnd((t) => this.receives.stop(t.id, `the transfer ${t.state}${t.error ? `: ${t.error.message}` : ''}`));
     this.retries = new ReceiveRetries({
       catalog, log,
       freeBytes: () => deps.freeBytes(),
