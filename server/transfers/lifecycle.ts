@@ -15,6 +15,7 @@ import type { ReceiveJob } from '../receiver.ts';
 import { LiveReceives } from '../live-receives.ts';
 import { ReceiveRetries } from '../receive-retries.ts';
 import { toDiskMap } from '../uuid-namespace.ts';
+import { othersInFolder } from '../volume-folder.ts';
 import { parentEntries } from '../../core/receive/parent-entries.ts';
 import type { SafeName } from '../../core/names.ts';
 import { assertUuidFree } from './creation.ts';
@@ -99,6 +100,7 @@ export class TransferLifecycle {
       privilegedFiles: this.deps.privilegedFiles,
       toDisk: toDiskMap(catalog, t.client),
       confirm: () => assertUuidFree(catalog.snapshots(t.client), t.volume, t.uuid),
+      othersNames: () => othersInFolder(catalog, this.deps.layout, t.client, t.volume, t.id),
     });
   }
 }
