@@ -53,6 +53,8 @@ export class TransferLifecycle {
     }, log, deps.holdReceives);
     // Whatever ends a transfer without a snapshot (a quota refusal, an expiry, a refused stream, an abort) ends its
     // receive, and the catalog's change is done only once the receive is stopped and its partial subvolume deleted.
+    // Never from inside a run's own `received` hook (the run is still listed there, and stop waits for the hook):
+    // onReceived records only `received`, and `failed` is called once the run is no longer listed.
     catalog.onTransferEnd((t) => this.receives.stop(t.id, `the transfer ${t.state}${t.error ? `: ${t.error.message}` : ''}`));
     this.retries = new ReceiveRetries({
       catalog, log,
