@@ -10,7 +10,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { RemovedSnapshot, Snapshot, Transfer, alterations, finalStates, type Alteration } from '../core/protocol.ts';
 import { SnapferryError } from '../core/errors.ts';
-import { canMove } from './transfer-moves.ts';
+import { canMove, endsUnreceived } from './transfer-moves.ts';
 
 /** The catalog's own records are the API's shapes plus the owner, so the two cannot drift apart. */
 const owner = { client: z.string(), volume: z.string() };
@@ -49,9 +49,13 @@ const REMOVED_KEPT_PER_VOLUME = 20;
 
 export class CatalogError extends SnapferryError {}
 
+/** Told of a transfer that just ended without a snapshot (failed or aborted), as it now is. */
+export type TransferEndListener = (t: TransferRecord) => Promise<void>;
+
 export class Catalog {
   private data: CatalogFile;
   private saving: Promise<void> = Promise.resolve();
+  private endListener: TransferEndListener | null = null;
 
   private constructor(
     private readonly file: string,
@@ -113,8 +117,27 @@ export class Catalog {
       });
     }
     const next = { ...current, ...change, updatedAt: new Date().toISOString() };
-    await this.putTransfer(next);
+    // In memory before the first await (server/expiry.ts relies on it), on disk once saved.
+    const saved = this.putTransfer(next);
+    const ended = endsUnreceived(current.state, next.state) ? this.endListener?.(next) : undefined;
+    try {
+      await saved;
+    } finally {
+      // Even when the save failed: the change holds in memory, so the transfer has ended all the same.
+      await ended;
+    }
     return next;
+  }
+
+  /**
+   * `listener` is awaited by every change that ends a transfer without a snapshot, whoever makes it (a quota
+   * refusal, an expiry, a refused stream, a failed receive, an abort): the one place where such an end happens, so
+   * the one place that stops what still works for the transfer. A failed transfer's receive that ran on was unseen by
+   * volume_busy, and its cleanup, when it was stopped at last, deleted what the next receive in the volume had added.
+   * One listener: the transfer lifecycle's (server/transfers/lifecycle.ts).
+   */
+  onTransferEnd(listener: TransferEndListener): void {
+    this.endListener = listener;
   }
 
   /**

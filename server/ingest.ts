@@ -41,11 +41,6 @@ export class Ingest {
     });
   }
 
-  /** Upload `id` expired and its spool is gone: its receive, if one runs, stops (and deletes what it wrote). */
-  expired(id: string): void {
-    void this.deps.receives.stop(id, 'the upload expired');
-  }
-
   /** Why upload `id` takes no more bytes (its transfer failed, with that reason), or null. */
   closedError(id: string): SnapferryError | null {
     const t = this.deps.catalog.transfer(id);
@@ -59,7 +54,7 @@ export class Ingest {
    * it no longer holds an open-upload slot or its volume, and the client's next push starts a new upload.
    */
   private async checkStreamStart(id: string, frame: VerifiedFrame): Promise<void> {
-    const { catalog, receives, log, spool } = this.deps;
+    const { catalog, log, spool } = this.deps;
     const t = catalog.transfer(id);
     if (!t) throw new SnapferryError('not_found', `transfer ${id} not found`);
     try {
@@ -68,7 +63,7 @@ export class Ingest {
     } catch (err) {
       const e = err instanceof SnapferryError ? err : new SnapferryError('sendstream_bad_command', String(err));
       log.warn({ transfer: id, code: e.code, err: e.message }, 'stream refused at its first frame');
-      await receives.stop(id, `the stream was refused: ${e.message}`);
+      // Failed, its receive (if one runs) stops first (Catalog.onTransferEnd).
       await catalog.updateTransfer(id, { state: 'failed', error: { code: e.code, message: e.message, at: new Date().toISOString() } });
       // Nothing of a stream refused at its start is worth keeping: its spool goes (after the refusing request lets
       // go of it), so that it holds neither quota nor an open-upload slot.

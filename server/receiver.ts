@@ -43,6 +43,11 @@ export interface ReceiveJob {
   toDisk: SendUuidMap;
   /** Throws when the checked snapshot must not take its name after all (called just before the rename). */
   confirm?: () => void;
+  /**
+   * What others hold in the volume's folder, as the catalog has it when the receive's cleanup runs
+   * (server/volume-folder.ts othersInFolder): never deleted, though it appeared while this receive ran.
+   */
+  othersNames: () => readonly string[];
 }
 
 export interface ReceivedSnapshot {
@@ -109,13 +114,16 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
       uuidNote: `(${job.uuid} in ${job.client}'s namespace)`,
       taken: () => new ReceiveError('snapshot_exists', `${job.volume}/${job.snapshot} already exists on the server; delete it (btrfs subvolume delete) to receive it again`),
       ...(job.confirm ? { confirm: job.confirm } : {}),
+      othersNames: job.othersNames,
       signal,
     });
     // Anything the stream wrote through its own symlinks outside the snapshot (server/volume-folder.ts).
-    await removeAdded(volumeDir, before, [job.snapshot]);
+    await removeAdded(volumeDir, before, [...job.othersNames(), job.snapshot]);
     return { path: got.path, serverUuid: got.uuid, receivedUuid: got.receivedUuid, rawBytes: got.rawBytes, wireBytes: source.wireRead };
   } catch (err) {
-    await removeAdded(volumeDir, before);
+    // Never what others hold: a snapshot received into the volume while this ran (were two receives ever to run
+    // in one volume at once) is not this receive's to delete.
+    await removeAdded(volumeDir, before, job.othersNames());
     // Stopped, the run rejects with the reason it was stopped for.
     throw signal.aborted ? signal.reason : err;
   } finally {

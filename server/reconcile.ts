@@ -16,7 +16,7 @@ import type { SpoolProgress } from './spool/progress.ts';
 import { completedUpload } from './transfers/machine.ts';
 import { removePartial } from '../core/receive/checked-receive.ts';
 import { INCOMING_PREFIX } from './layout.ts';
-import { recoverCutReceives } from './volume-folder.ts';
+import { othersInFolder, recoverCutReceives } from './volume-folder.ts';
 import { toDiskMap } from './uuid-namespace.ts';
 import { describeAlterations, judgeSnapshot } from './alterations.ts';
 
@@ -66,8 +66,8 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, progress
     }
   }
   // What those receives wrote beside their subvolumes, through their own symlinks; snapshots just adopted stay.
-  const received = (client: SafeName, volume: SafeName) => catalog.snapshots(client, volume).map((s) => s.name);
-  for (const cut of await recoverCutReceives(layout, received)) {
+  const others = (client: SafeName, volume: SafeName, id: string) => othersInFolder(catalog, layout, client, volume, id);
+  for (const cut of await recoverCutReceives(layout, others)) {
     if (cut.removed.length > 0) log.warn({ transfer: cut.transferId, volume: cut.volume, removed: cut.removed }, 'removed what a receive cut by a crash wrote in its volume\'s folder');
   }
   // Whole streams: cut short in their receive, or waiting for one. (A spool whose transfer is over, received just

@@ -29,3 +29,11 @@ const MOVES: Readonly<Record<TransferState, readonly TransferState[]>> = {
 export function canMove(from: TransferState, to: TransferState): boolean {
   return from === to || to === 'received' || MOVES[from].includes(to);
 }
+
+/**
+ * Whether a move from `from` to `to` ends the transfer without a snapshot (failed or aborted, from any other state):
+ * its stream will never be received, so whatever still receives it must stop (server/catalog.ts onTransferEnd).
+ */
+export function endsUnreceived(from: TransferState, to: TransferState): boolean {
+  return from !== to && (to === 'failed' || to === 'aborted');
+}

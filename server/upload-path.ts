@@ -42,13 +42,8 @@ export function uploadPath(deps: UploadPathDeps): UploadStore {
     spool,
     ingest,
     owner: { closedError: (id) => ingest.closedError(id), terminate: deps.endTransfer },
-    expiry: {
-      ...expiry,
-      expired: (id, facts) => {
-        expiry.expired(id, facts);
-        ingest.expired(id);
-      },
-    },
+    // An expired upload's receive stops as its transfer fails (Catalog.onTransferEnd), before its spool goes.
+    expiry,
     expireAfterMs,
     quota: uploadQuota({ catalog, layout, usage, limits, log, drop: deps.dropSpool }),
   });

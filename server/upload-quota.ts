@@ -58,7 +58,10 @@ export function uploadQuota(deps: QuotaDeps): UploadGuard {
       };
     },
 
-    /** An upload refused for its size: one that can never fit is failed (and its spool freed) so the volume is free. */
+    /**
+     * An upload refused for its size: one that can never fit is failed (and its spool freed) so the volume is free.
+     * Its receive stops as it fails (Catalog.onTransferEnd), before the refusal is answered.
+     */
     async onRefused(id: string, err: SnapferryError): Promise<void> {
       log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
       if (err.retryable) return;

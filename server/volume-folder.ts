@@ -5,7 +5,8 @@
  * (server/replication.ts receivePolicy). But a stream can write through its own symlinks anywhere the chroot reaches:
  * with `up -> /` in the new subvolume, `up/x` is this folder's x. One receive runs in a volume at a time
  * (volume_busy), so what appeared in the folder while it ran, it wrote: that goes when the receive ends, received or
- * failed. What was there before stays, under whatever name (an admin's subvolume where the snapshot should go, say).
+ * failed, but for what the catalog says others hold there (othersInFolder). What was there before stays, under
+ * whatever name (an admin's subvolume where the snapshot should go, say).
  *
  * The record of what was there before is on disk (ROOT/receiving/ID.json, outside every chroot), written durably
  * before the receive starts and removed once its cleanup is done: a server killed mid-receive finds it at its next
@@ -17,11 +18,34 @@ import path from 'node:path';
 import { z } from 'zod';
 import { folderContents, folderEntries as entries, removeAdded, type FolderContents } from '../core/receive/added-entries.ts';
 import { isSafeName, type SafeName } from '../core/names.ts';
+import { inProgress } from '../core/protocol.ts';
+import type { Catalog } from './catalog.ts';
 import { isTransferId, type ServerLayout } from './layout.ts';
 
 /** What a receive added to the folder, by identity; the diff itself is core's (core/receive/added-entries.ts). */
 export type FolderSnapshot = FolderContents;
 export { folderContents, removeAdded };
+
+// --- what is not a receive's to delete -------------------------------------------------------------------------------
+
+/**
+ * The names in the folder of `client`/`volume` that are others' than transfer `id`'s, as the catalog has them: the
+ * snapshots it records there, and the staging and final names of the volume's other transfers in progress (one may
+ * be renaming its checked snapshot into place before it is recorded). The cleanup of `id`'s receive keeps them
+ * though they appeared while it ran: one receive per volume at a time is what makes "appeared meanwhile" mean
+ * "written by this receive", and a cleanup must not bet a received snapshot on that rule having held. The live
+ * receive's cleanup and the one at start after a crash (recoverCutReceives) both ask this.
+ */
+export function othersInFolder(catalog: Pick<Catalog, 'snapshots' | 'transfers'>, layout: ServerLayout, client: string, volume: string, id: string): string[] {
+  const others = catalog.transfers({ client, volume }).filter((t) => t.id !== id && inProgress(t.state));
+  return [
+    ...catalog.snapshots(client, volume).map((s) => s.name),
+    ...others.flatMap((t) => [layout.incomingName(t.id), t.snapshot]),
+  ];
+}
+
+/** othersInFolder, for the transfer `id` whose receive wrote in the folder of `client`/`volume`. */
+export type OthersInFolder = (client: SafeName, volume: SafeName, id: string) => readonly string[];
 
 // --- the record on disk ----------------------------------------------------------------------------------------------
 
@@ -63,10 +87,10 @@ export interface CutReceive {
 
 /**
  * At start, before any receive runs: a record left in ROOT/receiving is a receive the server's death cut short. What
- * it wrote in its folder is deleted: every entry not in the record, but for the snapshots `received(client, volume)`
- * names (one may have taken its name just before the crash). A record that cannot be read deletes nothing.
+ * it wrote in its folder is deleted: every entry not in the record, but for what `others` names (othersInFolder: a
+ * snapshot may have taken its name just before the crash). A record that cannot be read deletes nothing.
  */
-export async function recoverCutReceives(layout: ServerLayout, received: (client: SafeName, volume: SafeName) => readonly string[]): Promise<CutReceive[]> {
+export async function recoverCutReceives(layout: ServerLayout, others: OthersInFolder): Promise<CutReceive[]> {
   // Made now, before any receive: the folder is part of the server's root from its start.
   await fs.mkdir(layout.receiving, { recursive: true, mode: 0o700 });
   const out: CutReceive[] = [];
@@ -84,7 +108,7 @@ export async function recoverCutReceives(layout: ServerLayout, received: (client
       const client = record.client as SafeName;
       const volume = record.volume as SafeName;
       const before = new Set(record.entries.map((e) => e.id));
-      const removed = await removeAdded(layout.volumeDir(client, volume), before, received(client, volume));
+      const removed = await removeAdded(layout.volumeDir(client, volume), before, others(client, volume, id));
       out.push({ transferId: id, client, volume, removed });
     }
     await forgetFolder(file);

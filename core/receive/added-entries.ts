@@ -45,13 +45,20 @@ export async function folderContents(dir: string): Promise<FolderContents> {
 }
 
 /**
- * Deletes every entry of `dir` that was not there at `before` (by identity, so a pre-existing entry the stream
- * renamed stays too), but for the names in `keep`; returns the names deleted. Never follows a symlink.
+ * The entries a receive added: those not there at `before` (by identity, so a pre-existing entry the stream renamed
+ * is not one), but for the names in `keep` (what others wrote meanwhile, which the caller knows and this cannot).
  */
-export async function removeAdded(dir: string, before: FolderContents, keep: readonly string[] = []): Promise<string[]> {
+export function addedEntries(now: readonly FolderEntry[], before: FolderContents, keep: readonly string[]): FolderEntry[] {
+  return now.filter((e) => !before.has(e.id) && !keep.includes(e.name));
+}
+
+/**
+ * Deletes every entry of `dir` the receive added (addedEntries), but for the names in `keep`; returns the names
+ * deleted. Never follows a symlink.
+ */
+export async function removeAdded(dir: string, before: FolderContents, keep: readonly string[]): Promise<string[]> {
   const removed: string[] = [];
-  for (const e of await folderEntries(dir)) {
-    if (before.has(e.id) || keep.includes(e.name)) continue;
+  for (const e of addedEntries(await folderEntries(dir), before, keep)) {
     const p = path.join(dir, e.name);
     if (await btrfs.isSubvolume(p)) await btrfs.deleteSubvolume(p);
     // A plain folder may hold a writable subvolume the stream moved into it: rm empties it, and rmdir of an empty

@@ -57,6 +57,11 @@ export interface CheckedReceiveJob {
    * disk, to clean up after a crash); else it is read just before btrfs starts.
    */
   before?: FolderContents;
+  /**
+   * Names in `dir` that others wrote while this receive ran (the server: snapshots another transfer received into
+   * the volume meanwhile), asked for when the cleanup runs: it never deletes them, though they are new since `before`.
+   */
+  othersNames?: () => readonly string[];
 }
 
 export interface CheckedSnapshot {
@@ -112,7 +117,7 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
     if (!shown.readonly) throw new ReceiveError('receive_unchecked', `btrfs receive finished but ${name} is not read-only`);
     job.confirm?.();
     // Before the rename: an entry the stream made under the snapshot's name would otherwise take its place or stop it.
-    await removeAdded(dir, before, [job.stagingName]);
+    await removeAdded(dir, before, [...othersNames(job), job.stagingName]);
     await fs.rename(staged, finalPath);
     return { path: finalPath, uuid: shown.uuid, receivedUuid: job.receivedUuid, rawBytes: job.check.summary?.bytes ?? 0 };
   } catch (err) {
@@ -120,11 +125,15 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
     job.input.destroy();
     const killed = await received.then(() => undefined, (e: unknown) => e);
     await removePartial(staged);
-    await removeAdded(dir, before);
+    await removeAdded(dir, before, othersNames(job));
     // Cancelled, it says so as btrfs receive does (btrfs_cancelled), not as the stream it cut off.
     if (signal?.aborted) throw killed ?? signal.reason;
     throw err instanceof SnapferryError ? err : new ReceiveError('receive_failed', `receiving ${name} failed: ${(err as Error).message}`, { cause: err });
   }
+}
+
+function othersNames(job: CheckedReceiveJob): readonly string[] {
+  return job.othersNames?.() ?? [];
 }
 
 /** Deletes what an interrupted or failed `btrfs receive` left under a staging name. */

@@ -15,6 +15,7 @@ import type { ReceiveJob } from '../receiver.ts';
 import { LiveReceives } from '../live-receives.ts';
 import { ReceiveRetries } from '../receive-retries.ts';
 import { toDiskMap } from '../uuid-namespace.ts';
+import { othersInFolder } from '../volume-folder.ts';
 import { parentEntries } from '../../core/receive/parent-entries.ts';
 import type { SafeName } from '../../core/names.ts';
 import { assertUuidFree } from './creation.ts';
@@ -50,6 +51,11 @@ export class TransferLifecycle {
       received: (id, got) => this.run(id, machine.onReceived(catalog.transfer(id), got, new Date().toISOString())),
       failed: (id, err) => this.run(id, machine.onReceiveFailed(catalog.transfer(id), err, new Date().toISOString())),
     }, log, deps.holdReceives);
+    // Whatever ends a transfer without a snapshot (a quota refusal, an expiry, a refused stream, an abort) ends its
+    // receive, and the catalog's change is done only once the receive is stopped and its partial subvolume deleted.
+    // Never from inside a run's own `received` hook (the run is still listed there, and stop waits for the hook):
+    // onReceived records only `received`, and `failed` is called once the run is no longer listed.
+    catalog.onTransferEnd((t) => this.receives.stop(t.id, `the transfer ${t.state}${t.error ? `: ${t.error.message}` : ''}`));
     this.retries = new ReceiveRetries({
       catalog, log,
       freeBytes: () => deps.freeBytes(),
@@ -96,6 +102,7 @@ export class TransferLifecycle {
       privilegedFiles: this.deps.privilegedFiles,
       toDisk: toDiskMap(catalog, t.client),
       confirm: () => assertUuidFree(catalog.snapshots(t.client), t.volume, t.uuid),
+      othersNames: () => othersInFolder(catalog, this.deps.layout, t.client, t.volume, t.id),
     });
   }
 }

@@ -113,7 +113,8 @@ export function onReceiveFailed(t: TransferRecord | undefined, err: unknown, now
 /**
  * The transfer is thrown away on its client's request (the API's abort, a tus DELETE): one that is being received
  * refuses (btrfs is writing); one in progress (an upload, or a stream waiting for its receive) is aborted, spool and
- * all; one that is over only loses the spool it kept (a failed one stays failed, with its reason).
+ * all; one that is over only loses the spool it kept, and any receive still running (a failed one stays failed, with
+ * its reason).
  */
 export function endTransfer(id: string, t: TransferRecord | undefined): Step[] {
   if (!t) throw new NotFound(`transfer ${id}`);
@@ -129,7 +130,9 @@ export function endTransfer(id: string, t: TransferRecord | undefined): Step[] {
     ];
   }
   if (t.state === 'received') return [];
-  return [{ kind: 'dropSpool', report: { state: t.state } }];
+  // Its receive ended as it failed (Catalog.onTransferEnd); one that ran on all the same stops here, before the spool
+  // it reads goes, and deletes its partial subvolume.
+  return [{ kind: 'stopReceive', why: `the ${t.state} transfer was aborted` }, { kind: 'dropSpool', report: { state: t.state } }];
 }
 
 /**

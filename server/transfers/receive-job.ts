@@ -42,6 +42,8 @@ export interface JobFacts {
   parentEntries?: ParentEntryLookup;
   /** Throws when the UUID has been taken meanwhile (checked just before the snapshot takes its name). */
   confirm: () => void;
+  /** What others hold in the volume's folder when the receive's cleanup runs (server/volume-folder.ts othersInFolder). */
+  othersNames: () => readonly string[];
 }
 
 /**
@@ -56,5 +58,6 @@ export function receiveJobFor(t: TransferRecord | undefined, facts: JobFacts): R
     toDisk: facts.toDisk,
     // Checked again just before the snapshot takes its name: two uploads of one UUID into two volumes at once.
     confirm: facts.confirm,
+    othersNames: facts.othersNames,
   };
 }

@@ -140,8 +140,12 @@ test('abort of one in progress: its receive stops, its spool goes, then it is ab
   }
 });
 
-test('abort of one that is over: only the spool it kept goes (reported), its state stays; a received one has none', () => {
-  for (const state of ['failed', 'aborted'] as const) assert.deepEqual(machine.endTransfer(ID, transfer(state)), [{ kind: 'dropSpool', report: { state } }]);
+test('abort of one that is over: only the spool it kept goes (reported), and a receive that still runs stops first; its state stays; a received one has none', () => {
+  for (const state of ['failed', 'aborted'] as const) {
+    const steps = machine.endTransfer(ID, transfer(state));
+    assert.deepEqual(steps, [{ kind: 'stopReceive', why: `the ${state} transfer was aborted` }, { kind: 'dropSpool', report: { state } }]);
+    assert.equal(assertMovesAllowed(state, steps), state);
+  }
   assert.deepEqual(machine.endTransfer(ID, transfer('received')), []);
 });
 

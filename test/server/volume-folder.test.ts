@@ -11,7 +11,7 @@ import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import type { SafeName } from '../../core/names.ts';
 import { ServerLayout } from '../../server/layout.ts';
-import { recordFolder, recoverCutReceives } from '../../server/volume-folder.ts';
+import { othersInFolder, recordFolder, recoverCutReceives } from '../../server/volume-folder.ts';
 
 const ID = 'a'.repeat(32);
 const client = 'default' as SafeName;
@@ -66,4 +66,21 @@ test('a record that cannot be read deletes nothing, and goes; a temporary one a 
   const again = await recordFolder(layout.folderRecordFile(ID), dir, client, volume);
   assert.deepEqual([...again].sort(), [...first].sort());
   assert.equal(again.size, 4, 'the stray written since is not in it');
+});
+
+test("others in a volume's folder: the catalog's snapshots there, and the staging and final names of the volume's other transfers in progress", () => {
+  const layout = new ServerLayout('/srv/root');
+  const transfer = (id: string, state: string, snapshot: string, volume = 'v') => ({ id, state, snapshot, client: 'default', volume });
+  const transfers = [
+    transfer(ID, 'uploading', 'mine'),
+    transfer('b'.repeat(32), 'uploading', 'next'),
+    transfer('c'.repeat(32), 'waiting_for_space', 'waits'),
+    transfer('d'.repeat(32), 'failed', 'refused'),
+    transfer('e'.repeat(32), 'uploading', 'elsewhere', 'w'),
+  ];
+  const catalog = {
+    snapshots: (c: string, v?: string) => (c === 'default' && v === 'v' ? [{ name: 'home' }] : []),
+    transfers: (f: { client?: string; volume?: string } = {}) => transfers.filter((t) => t.client === f.client && t.volume === f.volume),
+  } as unknown as Parameters<typeof othersInFolder>[0];
+  assert.deepEqual(othersInFolder(catalog, layout, client, volume, ID), ['home', `.incoming-${'b'.repeat(32)}`, 'next', `.incoming-${'c'.repeat(32)}`, 'waits']);
 });

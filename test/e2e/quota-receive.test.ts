@@ -1,0 +1,71 @@
+/**
+ * A quota refusal fails its transfer, and a failed transfer's receive must end with it: the tester's data loss. The
+ * refused upload's `btrfs receive` ran on beside a failed transfer, unseen by the one-receive-per-volume rule, so the
+ * next push into the volume was received beside it; when the server stopped, the refused receive's cleanup deleted
+ * everything that had appeared in the folder since it started, the snapshot received and acknowledged meanwhile too.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { FRAME_HEADER_SIZE } from '../../core/wire/frame.ts';
+import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
+import { receiveRunsIn, until } from '../fixtures/receive-exit.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { startServer, type RunningServer } from '../../server/serve.ts';
+import { silentLogger } from '../../server/log.ts';
+import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile, uploadStream } from './hostile-client.ts';
+
+const MiB = 1024 * 1024;
+const QUOTA = 4 * MiB;
+
+test('a quota-refused upload stops its receive at once, and a snapshot received after it survives the server stopping and starting', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const fsx = await createBtrfs(t, { sizeMiB: 256 });
+  const root = path.join(fsx.mountPoint, 'root');
+  const running: RunningServer[] = [];
+  t.after(async () => {
+    for (const s of running) await s.close().catch(() => undefined);
+  });
+  const start = async () => {
+    const s = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500, limits: { quotaBytes: QUOTA } });
+    running.push(s);
+    return s;
+  };
+  const volumeDir = path.join(root, 'volumes', 'default', 'q1');
+  let server = await start();
+
+  // ~10 MB of incompressible data, without its end frame: the quota refuses it part way, with its receive running.
+  const bigUuid = randomUuid();
+  const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q1', 'big', bigUuid)) });
+  assert.equal(created.status, 201, created.text);
+  const framed = await frameStream(streamOfRandomFile(bigUuid, 200), CHUNK);
+  const refused = await patch(server.url, created.id!, 0, framed.subarray(0, framed.length - FRAME_HEADER_SIZE));
+  assert.equal(refused.status, 413, refused.text);
+  assert.equal(refused.code, 'quota_exceeded');
+  assert.equal(server.service.transferRecord(created.id!)?.state, 'failed');
+
+  // Answered only once its receive is stopped and what it wrote is gone.
+  assert.equal(await receiveRunsIn(volumeDir), false, 'the refused upload\'s btrfs receive no longer runs');
+  assert.deepEqual(await fs.readdir(volumeDir).catch(() => []), [], 'no partial subvolume of the refused upload is left');
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.doesNotMatch(metrics, /^snapferry_receiving_raw_bytes\{client="default"\} [1-9]/m, 'no bytes count as being received');
+
+  // The next snapshot into the same volume is received, and is there to stay.
+  const homeUuid = randomUuid();
+  const home = await uploadStream(server.url, metadataFor('q1', 'home', homeUuid), streamOfRandomFile(homeUuid, 8));
+  assert.equal(home.patched.status, 204, home.patched.text);
+  await until('the snapshot to be received', async () => {
+    await server.service.idle();
+    return server.service.transferRecord(home.id)?.state === 'received';
+  });
+  assert.deepEqual(await fs.readdir(volumeDir), ['home']);
+
+  // A graceful stop (SIGTERM does the same), then a start: the received snapshot is still on disk and on record.
+  await server.close();
+  running.pop();
+  assert.equal(await btrfs.isSubvolume(path.join(volumeDir, 'home')), true, 'the received snapshot survives the server stopping');
+  server = await start();
+  assert.deepEqual(server.service.snapshotRecords('default', 'q1').map((s) => s.name), ['home'], 'and stays on record after a start');
+  assert.deepEqual(await fs.readdir(volumeDir), ['home']);
+});
