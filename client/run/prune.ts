@@ -24,7 +24,7 @@ import { planRetention, type RetentionPlan } from '../../core/retention.ts';
 import { prunes, type RetentionPolicy } from '../../core/retention-policy.ts';
 import { inProgress, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import type { ServerApi } from '../http/api.ts';
-import { misdated, misdatedNote, takenTime } from '../../core/taken-order.ts';
+import { misdated, misdatedNote, takenOrder, takenTime } from '../../core/taken-order.ts';
 import { listOwnSnapshots, type OwnSnapshot } from '../local/take.ts';
 
 export interface PruneSettings {
@@ -58,13 +58,18 @@ export function localProtections(
   const protect = new Map<string, string>();
   const add = (name: string, reason: string) => protect.set(name, protect.has(name) ? `${protect.get(name)}; ${reason}` : reason);
   const parent = nextParent({ candidates: own, server: server.snapshots, now });
-  if (parent) add(parent.name, 'newest snapshot both sides hold, intact on the server: the parent of the next incremental');
+  if (parent) {
+    const held = own.filter((s) => server.snapshots.some((x) => x.uuid === s.uuid));
+    const newestHeld = held.sort(takenOrder(own, server.snapshots, now)).at(-1);
+    const which = newestHeld?.uuid === parent.uuid ? 'newest snapshot both sides hold' : 'newest snapshot both sides hold that the server has not altered';
+    add(parent.name, `${which}: the parent of the next incremental`);
+  }
   const plan = planPush({ requested: own, candidates: own, server: server.snapshots, now });
   const first = plan.steps[0];
   if (first?.parent && first.parent.uuid !== parent?.uuid) add(first.parent.name, `parent of ${first.snapshot.name}, which the next push sends`);
   for (const step of plan.steps) add(step.snapshot.name, 'not on the server yet');
-  const held = new Set(server.snapshots.map((s) => s.uuid));
-  const newestHeldGeneration = Math.max(-1, ...own.filter((s) => held.has(s.uuid)).map((s) => s.generation));
+  const onServer = new Set(server.snapshots.map((s) => s.uuid));
+  const newestHeldGeneration = Math.max(-1, ...own.filter((s) => onServer.has(s.uuid)).map((s) => s.generation));
   for (const s of plan.skipped.filter((x) => x.generation > newestHeldGeneration)) {
     add(s.name, 'not on the server, and made after every snapshot it holds: is the time in its name wrong?');
   }

@@ -37,7 +37,7 @@ test("an upload in progress protects its snapshot and its parent; finished ones 
   assert.deepEqual([...p.keys()].sort(), ['a', 'b', 'e']);
   assert.equal(p.get('a'), 'parent of transfer t1 in progress (uploading)');
   assert.equal(p.get('b'), 'being sent (transfer t4, receiving)');
-  assert.equal(p.get('e'), 'newest snapshot both sides hold, intact on the server: the parent of the next incremental; being sent (transfer t1, uploading)');
+  assert.equal(p.get('e'), 'newest snapshot both sides hold: the parent of the next incremental; being sent (transfer t1, uploading)');
 });
 
 /** A snapshot named by the time in `name`, made by btrfs at `created` as the `generation`-th. */
@@ -81,7 +81,7 @@ test("the server's altered snapshot is not the next parent: the newest intact on
   const [, , , r4, r5, r6] = r;
   const server = { snapshots: [{ uuid: r4.uuid, name: r4.name } as Snapshot, { uuid: r5.uuid, name: r5.name, altered: { foundAt: '2026-12-05T00:00:00Z', what: ['not_read_only' as const] } } as Snapshot] };
   const p = localProtections(r, server, [], 'home', now);
-  assert.match(p.get(r4.name)!, /parent of the next incremental/);
+  assert.equal(p.get(r4.name), 'newest snapshot both sides hold that the server has not altered: the parent of the next incremental');
   assert.equal(p.get(r6.name), 'not on the server yet');
   assert.equal(p.has(r5.name), false, "r5 is on the server; the policy decides");
   assert.ok(!deletedBy(r, p, 1).includes(r4.name));
