@@ -21,9 +21,14 @@
  * - A snapshot sealed otherwise than this push (plain against `encrypt:`, or another key: core/sealing.ts) is passed
  *   over the same way: a chain never mixes sealings, so that it restores in one run with one config. Turning
  *   `encrypt:` on (or off, or changing the key) therefore starts a new chain with a full send, and the plan says why.
+ * - A requested snapshot dated after now, or after btrfs made it (a name typed by hand, a clock that was wrong), is
+ *   dated by its Creation time instead (core/taken-order.ts), and a note says so: trusted, it would be "the newest"
+ *   the server holds, and every real snapshot after it would be skipped until that date.
+ *
+ * client/run/prune.ts keeps what these rules need (nextParent, and every step of a plan): one set of rules for both.
  */
 import { sourceKeys } from './sources.ts';
-import { takenOrder, type AgeOrder } from './taken-order.ts';
+import { misdated, misdatedNote, takenOrder, type AgeOrder } from './taken-order.ts';
 import { describeSealing, mayChainOn, type Sealing } from './sealing.ts';
 import type { LocalSnapshot } from './local-snapshot.ts';
 
@@ -55,6 +60,8 @@ export interface PlanInput {
   removed?: readonly ServerRemovedView[];
   /** How this push seals its frames: the key id with `encrypt:`; null or absent: plain. */
   sealing?: Sealing;
+  /** What "after now" is measured against (core/taken-order.ts); default the clock. */
+  now?: Date;
 }
 
 export interface PlanStep {
@@ -84,7 +91,8 @@ interface Facts extends PlanInput {
 }
 
 export function planPush(planInput: PlanInput): Plan {
-  const byAge = takenOrder(uniqueByUuid([...planInput.candidates, ...planInput.requested]), planInput.server);
+  const now = planInput.now ?? new Date();
+  const byAge = takenOrder(uniqueByUuid([...planInput.candidates, ...planInput.requested]), planInput.server, now);
   const input: Facts = { ...planInput, byAge };
   const onServer = new Set(input.server.map((s) => s.uuid));
   const requested = uniqueByUuid(input.requested).sort(byAge);
@@ -93,7 +101,7 @@ export function planPush(planInput: PlanInput): Plan {
   const missing = requested.filter((s) => !onServer.has(s.uuid));
   const skipped = newestPresent ? missing.filter((s) => byAge(s, newestPresent) < 0) : [];
   const toSend = missing.filter((s) => !skipped.includes(s));
-  const notes: string[] = [];
+  const notes: string[] = misdated(uniqueByUuid(input.requested), now).map(misdatedNote);
   for (const s of skipped) {
     notes.push(`skipping ${s.name}: the server already holds the newer ${newestPresent?.name}`);
   }
@@ -114,15 +122,28 @@ export function planPush(planInput: PlanInput): Plan {
 }
 
 /**
+ * The parent the next push would take for a snapshot newer than all of `candidates` (of the newest one's source):
+ * the newest snapshot both sides hold that is intact on the server. What local pruning must never delete.
+ */
+export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now'>): LocalSnapshot | null {
+  const candidates = uniqueByUuid(input.candidates);
+  const facts: Facts = { requested: [], candidates, server: input.server, byAge: takenOrder(candidates, input.server, input.now ?? new Date()) };
+  const newest = [...candidates].sort(facts.byAge).at(-1);
+  return newest ? chooseParent(newest, facts, { orItself: true }) : null;
+}
+
+/**
  * The newest snapshot both sides hold, intact on the server, that is older than `snapshot` and of its source; else
  * the newest of a source btrfs does not know (a received chain); never one of another known source. With
- * `withPassedOver`, the server's snapshots passedOver() excludes count too: the parent it would have been.
+ * `withPassedOver`, the server's snapshots passedOver() excludes count too: the parent it would have been. With
+ * `orItself`, `snapshot` itself may be the answer (nextParent: the parent of one newer still).
  */
-function chooseParent(snapshot: LocalSnapshot, input: Facts, withPassedOver = false): LocalSnapshot | null {
-  const usable = new Set(input.server.filter((s) => withPassedOver || passedOver(s, input) === null).map((s) => s.uuid));
+function chooseParent(snapshot: LocalSnapshot, input: Facts, options: { withPassedOver?: boolean; orItself?: boolean } = {}): LocalSnapshot | null {
+  const usable = new Set(input.server.filter((s) => options.withPassedOver === true || passedOver(s, input) === null).map((s) => s.uuid));
   const relation = sourceRelation(snapshot, input);
+  const olderOrItself = (c: LocalSnapshot) => (c.uuid === snapshot.uuid ? options.orItself === true : input.byAge(c, snapshot) < 0);
   const common = uniqueByUuid([...input.candidates, ...input.requested, snapshot])
-    .filter((c) => usable.has(c.uuid) && c.uuid !== snapshot.uuid && input.byAge(c, snapshot) < 0)
+    .filter((c) => usable.has(c.uuid) && olderOrItself(c))
     .sort(input.byAge);
   const sameSource = common.filter((c) => relation(c) === 'same');
   const ofUnknownSource = common.filter((c) => relation(c) === 'unknown');
@@ -164,7 +185,7 @@ function passedOver(s: ServerSnapshotView, input: PlanInput): 'altered' | 'seali
 }
 
 function notePassedOverParent(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: Facts, notes: string[]): void {
-  const would = chooseParent(snapshot, input, true);
+  const would = chooseParent(snapshot, input, { withPassedOver: true });
   if (would === null || would.uuid === parent?.uuid) return;
   const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
   const held = input.server.find((s) => s.uuid === would.uuid);

@@ -13,10 +13,66 @@
  * sender's filesystem. btrfs keeps nothing of when a received snapshot was taken. The gatherer
  * (client/local/snapshots.ts) leaves `time` null for one whose name and info.xml say nothing; the server's catalog,
  * which kept the takenAt the snapshot was first pushed with, fills it in where it holds the snapshot.
+ *
+ * A time that cannot be when the snapshot was taken is not used: one after now, or after btrfs made the subvolume
+ * (its Creation time), by more than FUTURE_SLACK_MS. Such a name was typed by hand or taken while the clock was
+ * wrong; trusted, one snapshot named 2030 would be "the newest" until 2030: push would skip every real snapshot as
+ * older than it, `snapshot` would find none due, prune would count the real ones as older than the parent. Instead
+ * the snapshot is dated by its Creation time, which btrfs set when it was made (unless that is in the future too, or
+ * it was received: then it has no time, and the rule below orders by generation). Every user of the order (plan,
+ * prune, snapshot, status, verify) goes through takenTime, so they all agree on it; misdated() names them for notes.
  */
 import type { LocalSnapshot } from './local-snapshot.ts';
 
-type Ordered = Pick<LocalSnapshot, 'uuid' | 'name' | 'generation' | 'time'>;
+type Ordered = Pick<LocalSnapshot, 'uuid' | 'name' | 'generation' | 'time'> & Partial<Pick<LocalSnapshot, 'created' | 'localUuid'>>;
+
+/**
+ * How far after now (or after its Creation time) a snapshot's time may lie and still be believed: a day. btrbk's
+ * zone-less names are read in this machine's zone, which may not be the zone they were written in (a laptop that
+ * travelled, a container in UTC): up to 14 hours off; clocks of machines without NTP drift by minutes. A clock that
+ * is wrong enough to matter (an RTC reset, a mistyped year) is off by far more. And a day is short enough that a
+ * snapshot inside it holds nothing up for longer than that.
+ */
+export const FUTURE_SLACK_MS = 24 * 3_600_000;
+
+const beyondSlack = (time: Date, limit: Date): boolean => time.getTime() > limit.getTime() + FUTURE_SLACK_MS;
+
+/** Whether `s` was received (a restore, a copy): its Creation time is the receive's, not when it was taken. */
+const received = (s: Ordered): boolean => s.localUuid !== undefined && s.localUuid !== s.uuid;
+
+/**
+ * When `s` was taken, as far as this machine can tell (see the comment at the top): its own time unless that lies
+ * after now or after its Creation time; then its Creation time, unless it was received or that too is after now.
+ */
+export function takenTime(s: Ordered, now: Date): Date | null {
+  const created = s.created ?? null;
+  if (s.time === null) return null;
+  if (!beyondSlack(s.time, now) && !(created !== null && beyondSlack(s.time, created))) return s.time;
+  return created !== null && !received(s) && !beyondSlack(created, now) ? created : null;
+}
+
+export interface Misdated {
+  name: string;
+  /** The time its name (or info.xml) gives. */
+  time: Date;
+  /** What it counts as instead (takenTime); null: no time, so generation orders. */
+  instead: Date | null;
+}
+
+/** The snapshots whose own time takenTime does not believe: for a note that tells the user to fix the name. */
+export function misdated(snapshots: readonly Ordered[], now: Date): Misdated[] {
+  return snapshots
+    .filter((s) => s.time !== null && takenTime(s, now) !== s.time)
+    .map((s) => ({ name: s.name, time: s.time!, instead: takenTime(s, now) }));
+}
+
+export function misdatedNote(m: Misdated): string {
+  const instead = m.instead ? `counted as taken when btrfs made it, ${m.instead.toISOString()}` : 'counted by btrfs generation';
+  return (
+    `${m.name} is dated ${m.time.toISOString()}, which is after now or after btrfs made it (is a clock wrong?); ${instead}. ` +
+    'Rename it (mv) to the time it was taken'
+  );
+}
 
 /** A snapshot the server holds, with the takenAt its catalog keeps (null or absent: catalogued before clients sent it). */
 export interface ServerTakenAt {
@@ -27,21 +83,22 @@ export interface ServerTakenAt {
 export type AgeOrder = (a: Ordered, b: Ordered) => number;
 
 /**
- * A comparator, oldest first, for `snapshots` (and any subset of them): by the time each was taken (its own `time`,
- * else the server's takenAt for it); then by generation, which orders two taken in the same second (or minute, for
+ * A comparator, oldest first, for `snapshots` (and any subset of them): by the time each was taken (takenTime, else
+ * the server's takenAt for it, each believed only up to FUTURE_SLACK_MS after `now`); then by generation, which orders two taken in the same second (or minute, for
  * btrbk's names) as btrfs made them; then by name.
  *
  * When any of `snapshots` has no time at all (btrfs without Creation times, a received snapshot the server does not
  * hold, named without one), all go by generation, as before snapshot times: a mixed order (time where both have one,
  * generation otherwise) is not an order at all (a < b < c < a happens), and sort() would give any answer.
  */
-export function takenOrder(snapshots: readonly Ordered[], server: readonly ServerTakenAt[] = []): AgeOrder {
+export function takenOrder(snapshots: readonly Ordered[], server: readonly ServerTakenAt[] = [], now: Date = new Date()): AgeOrder {
   const held = new Map<string, Date>();
   for (const s of server) {
     const at = s.takenAt ? new Date(s.takenAt) : null;
-    if (at && !Number.isNaN(at.getTime())) held.set(s.uuid, at);
+    if (at && !Number.isNaN(at.getTime()) && !beyondSlack(at, now)) held.set(s.uuid, at);
   }
-  const taken = (s: Ordered): Date | null => s.time ?? held.get(s.uuid) ?? null;
+  const own = new Map(snapshots.map((s) => [s, takenTime(s, now)]));
+  const taken = (s: Ordered): Date | null => (own.has(s) ? own.get(s)! : takenTime(s, now)) ?? held.get(s.uuid) ?? null;
   const byGeneration = (a: Ordered, b: Ordered) => a.generation - b.generation || a.name.localeCompare(b.name);
   if (!snapshots.every((s) => taken(s) !== null)) return byGeneration;
   return (a, b) => {

@@ -11,6 +11,7 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { SnapferryError, ValidationError } from '../../core/errors.ts';
 import { parseName } from '../../core/names.ts';
 import { parseSnapshotName, snapshotName } from '../../core/snapshot-name.ts';
+import { takenOrder, takenTime } from '../../core/taken-order.ts';
 import type { LocalSnapshot } from '../../core/plan.ts';
 
 /** What `snapshot` needs of a configured volume. */
@@ -30,7 +31,10 @@ export interface OwnSnapshot extends LocalSnapshot {
 
 export class SnapshotError extends SnapferryError {}
 
-/** The volume's snapshots in `snapshotDir`, oldest first (see the comment at the top). */
+/**
+ * The volume's snapshots in `snapshotDir`, by the time in their names (see the comment at the top). Which is newest is for
+ * core/taken-order.ts to say (newestTaken): a name can give a time that cannot be right.
+ */
 export async function listOwnSnapshots(volume: string, snapshotDir: string): Promise<OwnSnapshot[]> {
   let names: string[];
   try {
@@ -54,14 +58,28 @@ export async function listOwnSnapshots(volume: string, snapshotDir: string): Pro
   return own.sort((a, b) => a.time.getTime() - b.time.getTime() || a.generation - b.generation);
 }
 
+/**
+ * When the newest of `own` was taken, by the order and times push and prune go by (core/taken-order.ts): a snapshot
+ * named in the future is dated by when btrfs made it, so it cannot hold off new snapshots until that date. Null when
+ * there is none. Pure.
+ */
+export function newestTaken(own: readonly OwnSnapshot[], now: Date): Date | null {
+  const newest = [...own].sort(takenOrder(own, [], now)).at(-1);
+  // No believable time at all: its own, which snapshotDue finds after now (or it would have been believed).
+  return newest ? (takenTime(newest, now) ?? newest.time) : null;
+}
+
 /** Whether a new snapshot is due, and a few words on why (pure). */
 export function snapshotDue(newest: Date | null, every: number | undefined, now: Date, force = false): { due: boolean; why: string } {
   if (force) return { due: true, why: '--force' };
   if (newest === null) return { due: true, why: 'the volume has no snapshot yet' };
   if (every === undefined) return { due: true, why: 'no snapshotEvery: one each run' };
   const age = now.getTime() - newest.getTime();
+  // A newest dated after now says nothing about how long ago the last snapshot was: a clock is or was wrong. One
+  // snapshot too many costs little; none for as long as the clock is off would leave the source without backups.
+  if (age < 0) return { due: true, why: `the newest is dated ${formatAge(-age)} after now: is a clock wrong?` };
   if (age >= every) return { due: true, why: `the newest is ${formatAge(age)} old (snapshotEvery ${formatAge(every)})` };
-  return { due: false, why: `the newest is ${formatAge(Math.max(0, age))} old, under snapshotEvery ${formatAge(every)}` };
+  return { due: false, why: `the newest is ${formatAge(age)} old, under snapshotEvery ${formatAge(every)}` };
 }
 
 export interface TakeOptions {
@@ -83,8 +101,9 @@ export interface SnapshotOutcome {
 export async function takeSnapshot(volume: string, settings: SnapshotSettings, options: TakeOptions = {}): Promise<SnapshotOutcome> {
   const name = parseName(volume, 'volume');
   const now = options.now ?? new Date();
-  const newest = (await listOwnSnapshots(name, settings.snapshotDir)).at(-1) ?? null;
-  const decision = snapshotDue(newest?.time ?? null, settings.snapshotEvery, now, options.force);
+  const own = await listOwnSnapshots(name, settings.snapshotDir);
+  const decision = snapshotDue(newestTaken(own, now), settings.snapshotEvery, now, options.force);
+  const newest = [...own].sort(takenOrder(own, [], now)).at(-1) ?? null;
   if (!decision.due) return { taken: null, path: newest?.path ?? null, why: decision.why };
 
   if (!(await btrfs.isSubvolume(settings.source))) {

@@ -3,20 +3,29 @@
  * (client/local/take.ts), never deleting what the chain to the server still needs. It asks the server first and
  * prunes nothing when it cannot: only the server knows which snapshot the next incremental can start from.
  *
- * Always kept, whatever the policy says:
- * - the newest snapshot that both sides hold (the server's snapshots carry our UUID as their Received UUID): the
- *   parent of the next incremental; without it the next push would be a full one;
- * - every snapshot newer than that one: not on the server yet;
+ * Always kept, whatever the policy says, by push's own rules and order (core/plan.ts, core/taken-order.ts), so that
+ * the two never disagree on what "newest" or "not sent yet" means:
+ * - the parent the next push would take (nextParent): the newest snapshot both sides hold (the server's snapshots
+ *   carry our UUID as their Received UUID) that is not altered on the server; without it the next push is a full one;
+ * - every snapshot the next push would send (the steps of its plan), and the parent of the first;
+ * - a snapshot the server lacks that push skips as older than the newest it holds, when btrfs made it after every
+ *   snapshot the server holds (generation): the server cannot have received it and dropped it, so its name's time is
+ *   what is wrong (a clock set back). Those push skips and btrfs made earlier are left to the policy: they are, in the
+ *   main, what the server's own retention deleted, and keeping them for ever would fill the disk;
  * - the snapshot an upload in progress sends, and the parent it sends it from: a resume runs the same btrfs send.
+ *
+ * Not by listOwnSnapshots()'s order (names): a snapshot named with a wrong clock sorted after the real ones, so
+ * every unpushed snapshot before it counted as older than "the newest both sides hold", and was deleted.
  */
 import * as btrfs from '../../core/btrfs/index.ts';
 import { describeError } from '../../core/errors.ts';
+import { nextParent, planPush } from '../../core/plan.ts';
 import { planRetention, type RetentionPlan } from '../../core/retention.ts';
 import { prunes, type RetentionPolicy } from '../../core/retention-policy.ts';
 import { inProgress, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import type { ServerApi } from '../http/api.ts';
+import { misdated, misdatedNote, takenOrder, takenTime } from '../../core/taken-order.ts';
 import { listOwnSnapshots, type OwnSnapshot } from '../local/take.ts';
-
 
 export interface PruneSettings {
   snapshotDir: string;
@@ -34,16 +43,36 @@ export interface PruneOutcome {
   /** Deleted (with dryRun: would be deleted). */
   deleted: string[];
   failed: { name: string; error: string }[];
+  /** Sentences for the user: snapshots whose names give a time that cannot be right. */
+  notes: string[];
 }
 
-/** Which of `own` must stay, and why (pure; see the comment at the top). `own` is oldest first. */
-export function localProtections(own: readonly OwnSnapshot[], server: Pick<SnapshotList, 'snapshots'>, transfers: readonly Transfer[], volume: string): Map<string, string> {
+/** Which of `own` must stay, and why (pure; see the comment at the top). */
+export function localProtections(
+  own: readonly OwnSnapshot[],
+  server: Pick<SnapshotList, 'snapshots'>,
+  transfers: readonly Transfer[],
+  volume: string,
+  now: Date,
+): Map<string, string> {
   const protect = new Map<string, string>();
   const add = (name: string, reason: string) => protect.set(name, protect.has(name) ? `${protect.get(name)}; ${reason}` : reason);
-  const held = new Set(server.snapshots.map((s) => s.uuid));
-  const newestCommon = own.findLastIndex((s) => held.has(s.uuid));
-  if (newestCommon >= 0) add(own[newestCommon]!.name, 'newest snapshot both sides hold: the parent of the next incremental');
-  for (const s of own.slice(newestCommon + 1)) add(s.name, 'not on the server yet');
+  const parent = nextParent({ candidates: own, server: server.snapshots, now });
+  if (parent) {
+    const held = own.filter((s) => server.snapshots.some((x) => x.uuid === s.uuid));
+    const newestHeld = held.sort(takenOrder(own, server.snapshots, now)).at(-1);
+    const which = newestHeld?.uuid === parent.uuid ? 'newest snapshot both sides hold' : 'newest snapshot both sides hold that the server has not altered';
+    add(parent.name, `${which}: the parent of the next incremental`);
+  }
+  const plan = planPush({ requested: own, candidates: own, server: server.snapshots, now });
+  const first = plan.steps[0];
+  if (first?.parent && first.parent.uuid !== parent?.uuid) add(first.parent.name, `parent of ${first.snapshot.name}, which the next push sends`);
+  for (const step of plan.steps) add(step.snapshot.name, 'not on the server yet');
+  const onServer = new Set(server.snapshots.map((s) => s.uuid));
+  const newestHeldGeneration = Math.max(-1, ...own.filter((s) => onServer.has(s.uuid)).map((s) => s.generation));
+  for (const s of plan.skipped.filter((x) => x.generation > newestHeldGeneration)) {
+    add(s.name, 'not on the server, and made after every snapshot it holds: is the time in its name wrong?');
+  }
   for (const t of transfers.filter((x) => x.volume === volume && inProgress(x.state))) {
     for (const s of own) {
       if (s.uuid === t.uuid) add(s.name, `being sent (transfer ${t.id}, ${t.state})`);
@@ -57,14 +86,17 @@ export function localProtections(own: readonly OwnSnapshot[], server: Pick<Snaps
 export async function pruneLocal(api: ServerApi, volume: string, settings: PruneSettings, options: PruneOptions = {}): Promise<PruneOutcome> {
   const own = await listOwnSnapshots(volume, settings.snapshotDir);
   const policy = settings.retention ?? {};
-  const dated = own.map((s) => ({ name: s.name, time: s.time }));
   const now = options.now ?? new Date();
+  // Retention counts the times push and `snapshot` go by; one it cannot believe stays as it is, which retention
+  // keeps as dated after now.
+  const dated = own.map((s) => ({ name: s.name, time: takenTime(s, now) ?? s.time }));
+  const notes = misdated(own, now).map(misdatedNote);
   if (!prunes(policy) || own.length === 0) {
-    return { plan: planRetention(dated, {}, new Map(), now), deleted: [], failed: [] };
+    return { plan: planRetention(dated, {}, new Map(), now), deleted: [], failed: [], notes };
   }
   const [server, transfers] = await Promise.all([api.snapshots(volume), api.transfers()]);
-  const plan = planRetention(dated, policy, localProtections(own, server, transfers.transfers, volume), now);
-  const outcome: PruneOutcome = { plan, deleted: [], failed: [] };
+  const plan = planRetention(dated, policy, localProtections(own, server, transfers.transfers, volume, now), now);
+  const outcome: PruneOutcome = { plan, deleted: [], failed: [], notes };
   const paths = new Map(own.map((s) => [s.name, s.path]));
   for (const { name } of plan.delete) {
     if (options.dryRun === true) {

@@ -183,6 +183,7 @@ async function runVolume(name: string, volume: RunVolume, config: RunConfig, api
   if (steps.has('prune')) {
     try {
       const pruned = await pruneLocal(api, name, volume, { dryRun, now: now(), ...signal });
+      for (const line of pruned.notes) note(`${name}: ${line}`);
       if (dryRun) for (const line of describePlan(pruned.plan)) note(`${name}: ${line}`);
       result.pruned = pruned.deleted;
       parts.push(`${dryRun ? 'would prune' : 'pruned'} ${pruned.deleted.length}`);

@@ -326,3 +326,19 @@ test('a server that does not say how a snapshot is sealed (an older archive): a 
   assert.deepEqual(names(plan.steps), ['full->c']);
   assert.match(plan.notes.join('\n'), /the server's b is sealed or not \(the server does not say\)/);
 });
+
+test('a snapshot the server holds, named in the future, does not make the new ones "older": they are sent, on it', () => {
+  const now = new Date('2026-12-06T00:00:00Z');
+  const dated = (name: string, generation: number, time: string, created: string): LocalSnapshot => ({ ...snap(name, generation), time: new Date(time), created: new Date(created) });
+  const future = dated('home.20301201T000000Z', 1, '2030-12-01T00:00:00Z', '2026-12-05T22:43:00Z');
+  const fresh = dated('home.20261205T224401Z', 2, '2026-12-05T22:44:01Z', '2026-12-05T22:44:01Z');
+  const server = [{ uuid: future.uuid, name: future.name, takenAt: '2030-12-01T00:00:00Z' }];
+  const plan = planPush({ requested: [fresh, future], candidates: [fresh, future], server, now });
+  assert.deepEqual(names(plan.steps), ['home.20301201T000000Z->home.20261205T224401Z']);
+  assert.deepEqual(plan.skipped, []);
+  assert.match(plan.notes.join('\n'), /home\.20301201T000000Z is dated 2030-12-01T00:00:00\.000Z, .*counted as taken when btrfs made it, 2026-12-05T22:43:00\.000Z/);
+  // Taken while the clock said 2030 (btrfs's Creation time says so too): no time to believe, so by generation.
+  const wrongClock = { ...future, created: new Date('2030-12-01T00:00:00Z') };
+  const byGeneration = planPush({ requested: [fresh, wrongClock], candidates: [fresh, wrongClock], server, now });
+  assert.deepEqual(names(byGeneration.steps), ['home.20301201T000000Z->home.20261205T224401Z']);
+});

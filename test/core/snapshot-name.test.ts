@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatStamp, parseSnapshotName, parseStamp, snapshotName } from '../../core/snapshot-name.ts';
-import { snapshotDue } from '../../client/local/take.ts';
+import { newestTaken, snapshotDue, type OwnSnapshot } from '../../client/local/take.ts';
 
 test('names are VOLUME.YYYYMMDDTHHMMSSZ in UTC, and parse back to the second', () => {
   const t = new Date('2026-11-25T01:30:07.900Z');
@@ -25,4 +25,20 @@ test('a snapshot is due when the newest is at least snapshotEvery old, when ther
   assert.match(notYet.why, /59m old, under snapshotEvery 60m/);
   assert.equal(snapshotDue(new Date(now.getTime() - 1000), hour, now, true).due, true);
   assert.equal(snapshotDue(new Date(now.getTime() - 1000), undefined, now).due, true);
+});
+
+test('a snapshot dated in the future does not stop new ones until that date', () => {
+  const now = new Date('2026-12-06T00:00:00Z');
+  const hour = 3_600_000;
+  const future = snapshotDue(new Date('2030-12-01T00:00:00Z'), hour, now);
+  assert.equal(future.due, true);
+  assert.match(future.why, /after now: is a clock wrong/);
+  // The tester's folder: home.20301201T000000Z, made two hours ago, is not the newest; the one of 3 hours ago is...
+  const own = (name: string, generation: number, time: string, created: string): OwnSnapshot => ({
+    name, path: `/snaps/${name}`, uuid: `uuid-${name}`, localUuid: `uuid-${name}`, origin: 'src', generation, created: new Date(created), time: new Date(time),
+  });
+  const folder = [own('home.20261205T210000Z', 1, '2026-12-05T21:00:00Z', '2026-12-05T21:00:00Z'), own('home.20301201T000000Z', 2, '2030-12-01T00:00:00Z', '2026-12-05T22:00:00Z')];
+  assert.deepEqual(newestTaken(folder, now), new Date('2026-12-05T22:00:00Z'), 'dated by when btrfs made it');
+  assert.equal(snapshotDue(newestTaken(folder, now), hour, now).due, true);
+  assert.equal(snapshotDue(newestTaken(folder, now), 3 * hour, now).due, false, 'made 2 hours ago');
 });

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { localProtections } from '../../../client/run/prune.ts';
 import type { OwnSnapshot } from '../../../client/local/take.ts';
 import type { Snapshot, Transfer, TransferState } from '../../../core/protocol.ts';
+import { planRetention } from '../../../core/retention.ts';
+
+const now = new Date('2026-12-06T00:00:00Z');
 
 const own = (name: string, i: number): OwnSnapshot => ({
   name, path: `/snaps/${name}`, uuid: `uuid-${name}`, localUuid: `uuid-${name}`, origin: 'src', generation: i, created: null, time: new Date(Date.UTC(2026, 0, i)),
@@ -13,14 +16,14 @@ const transfer = (id: string, volume: string, state: TransferState, snap: OwnSna
   ({ id, volume, state, uuid: snap.uuid, parentUuid: parent?.uuid ?? null }) as Transfer;
 
 test('the newest snapshot both sides hold and everything newer are protected; older ones are not', () => {
-  const p = localProtections([a, b, c, d, e], held(a, c), [], 'home');
+  const p = localProtections([a, b, c, d, e], held(a, c), [], 'home', now);
   assert.deepEqual([...p.keys()], ['c', 'd', 'e']);
   assert.match(p.get('c')!, /newest snapshot both sides hold/);
   assert.equal(p.get('d'), 'not on the server yet');
 });
 
 test('with nothing in common, nothing is on the server yet: all are protected', () => {
-  const p = localProtections([a, b], held(), [], 'home');
+  const p = localProtections([a, b], held(), [], 'home', now);
   assert.deepEqual([...p.keys()], ['a', 'b']);
 });
 
@@ -30,9 +33,56 @@ test("an upload in progress protects its snapshot and its parent; finished ones 
     transfer('t2', 'home', 'received', d, b),
     transfer('t3', 'other', 'uploading', d, c),
     transfer('t4', 'home', 'receiving', b, null),
-  ], 'home');
+  ], 'home', now);
   assert.deepEqual([...p.keys()].sort(), ['a', 'b', 'e']);
   assert.equal(p.get('a'), 'parent of transfer t1 in progress (uploading)');
   assert.equal(p.get('b'), 'being sent (transfer t4, receiving)');
   assert.equal(p.get('e'), 'newest snapshot both sides hold: the parent of the next incremental; being sent (transfer t1, uploading)');
+});
+
+/** A snapshot named by the time in `name`, made by btrfs at `created` as the `generation`-th. */
+const named = (name: string, generation: number, created: string): OwnSnapshot => ({
+  name, path: `/snaps/${name}`, uuid: `uuid-${name}`, localUuid: `uuid-${name}`, origin: 'src', generation, created: new Date(created),
+  time: new Date(`${name.slice(5, 9)}-${name.slice(9, 11)}-${name.slice(11, 13)}T${name.slice(14, 16)}:${name.slice(16, 18)}:${name.slice(18, 20)}Z`),
+});
+const deletedBy = (own: OwnSnapshot[], protect: Map<string, string>, last: number) =>
+  planRetention(own.map((s) => ({ name: s.name, time: s.time })), { last }, protect, now).delete.map((d) => d.name);
+
+test('a pushed snapshot named in the future does not make the unpushed ones after it "older": they stay', () => {
+  // The tester's case: home.20301201T000000Z made (and pushed) on 5 December, then two snapshots the server lacks.
+  const future = named('home.20301201T000000Z', 1, '2026-12-05T22:43:00Z');
+  const first = named('home.20261205T224401Z', 2, '2026-12-05T22:44:01Z');
+  const second = named('home.20261205T224403Z', 3, '2026-12-05T22:44:03Z');
+  const p = localProtections([first, second, future], held(future), [], 'home', now);
+  assert.equal(p.get(first.name), 'not on the server yet');
+  assert.equal(p.get(second.name), 'not on the server yet');
+  assert.match(p.get(future.name)!, /parent of the next incremental/);
+  assert.deepEqual(deletedBy([first, second, future], p, 1), []);
+});
+
+test('a snapshot the server lacks, named before the ones it holds (a clock set back) but made after them, stays', () => {
+  const old = named('home.20261201T000000Z', 1, '2026-12-01T00:00:00Z');
+  const pushed = named('home.20261202T000000Z', 2, '2026-12-02T00:00:00Z');
+  const setBack = named('home.20000102T000000Z', 3, '2000-01-02T00:00:00Z');
+  const p = localProtections([setBack, old, pushed], held(old, pushed), [], 'home', now);
+  assert.match(p.get(setBack.name)!, /made after every snapshot it holds/);
+  assert.deepEqual(deletedBy([setBack, old, pushed], p, 1), [old.name]);
+});
+
+test("one the server dropped (its own retention) is the policy's to delete: older by time and by generation", () => {
+  const dropped = named('home.20261201T000000Z', 1, '2026-12-01T00:00:00Z');
+  const kept = named('home.20261202T000000Z', 2, '2026-12-02T00:00:00Z');
+  const p = localProtections([dropped, kept], held(kept), [], 'home', now);
+  assert.deepEqual([...p.keys()], [kept.name]);
+});
+
+test("the server's altered snapshot is not the next parent: the newest intact one both hold is kept instead", () => {
+  const r = [1, 2, 3, 4, 5, 6].map((i) => named(`home.2026120${i}T000000Z`, i, `2026-12-0${i}T00:00:00Z`)) as [OwnSnapshot, OwnSnapshot, OwnSnapshot, OwnSnapshot, OwnSnapshot, OwnSnapshot];
+  const [, , , r4, r5, r6] = r;
+  const server = { snapshots: [{ uuid: r4.uuid, name: r4.name } as Snapshot, { uuid: r5.uuid, name: r5.name, altered: { foundAt: '2026-12-05T00:00:00Z', what: ['not_read_only' as const] } } as Snapshot] };
+  const p = localProtections(r, server, [], 'home', now);
+  assert.equal(p.get(r4.name), 'newest snapshot both sides hold that the server has not altered: the parent of the next incremental');
+  assert.equal(p.get(r6.name), 'not on the server yet');
+  assert.equal(p.has(r5.name), false, "r5 is on the server; the policy decides");
+  assert.ok(!deletedBy(r, p, 1).includes(r4.name));
 });
