@@ -78,10 +78,17 @@ function protections(catalog: Catalog, client: string, volume: string): Map<stri
   // Newest by the time it was taken, and (the one use of arrival here, a keep and never a delete) the last to
   // arrive: the client's chain goes on from what it pushed last. The two agree unless a restart adopted an older
   // snapshot into the catalog (server/reconcile.ts), and then both stay rather than guess.
-  const received = [...held].sort((a, b) => a.receivedAt.localeCompare(b.receivedAt)).at(-1);
-  const taken = [...held].sort((a, b) => snapshotTime(a).getTime() - snapshotTime(b).getTime()).at(-1);
-  for (const newest of new Set([received, taken])) {
-    if (newest) add(newest.name, 'newest received snapshot: the parent of the next incremental');
+  const newestOf = (list: readonly SnapshotRecord[]) => [
+    [...list].sort((a, b) => a.receivedAt.localeCompare(b.receivedAt)).at(-1),
+    [...list].sort((a, b) => snapshotTime(a).getTime() - snapshotTime(b).getTime()).at(-1),
+  ];
+  // A snapshot changed by hand here is never a parent (core/plan.ts): the client's next incremental goes on the newest
+  // one that is intact, which must stay too, or that push goes out in full.
+  for (const newest of new Set(newestOf(held))) {
+    if (newest) add(newest.name, newest.altered ? 'newest received snapshot (changed by hand here: never a parent)' : 'newest received snapshot: the parent of the next incremental');
+  }
+  for (const intact of new Set(newestOf(held.filter((s) => !s.altered)))) {
+    if (intact && !protect.has(intact.name)) add(intact.name, 'newest snapshot not changed by hand: the parent of the next incremental');
   }
   for (const t of catalog.transfers({ client, volume })) {
     if (t.state !== 'uploading' || t.parentUuid === null) continue;

@@ -50,6 +50,17 @@ test('the newest received snapshot is kept whatever the policy', async (t) => {
   assert.deepEqual(none.plan.keep.map((k) => k.name), [names[3]]);
 });
 
+test('a newest snapshot changed by hand on the server is no parent: the newest intact one is kept as the next parent', async (t) => {
+  const catalog = await catalogWith(t, names);
+  await catalog.markAltered(catalog.snapshots('laptop', 'home').find((s) => s.name === names[3])!, ['not_read_only']);
+  const { plan } = planVolume(catalog, () => ({ last: 0, daily: 0 }), 'laptop', 'home');
+  assert.deepEqual(plan.keep.map((k) => [k.name, k.reasons]), [
+    [names[2], ['newest snapshot not changed by hand: the parent of the next incremental']],
+    [names[3], ['newest received snapshot (changed by hand here: never a parent)']],
+  ]);
+  assert.deepEqual(plan.delete.map((d) => d.name), [names[0], names[1]]);
+});
+
 test('when the newest received and the newest taken differ (an adopted snapshot), both are kept', async (t) => {
   // Received last, but named as the oldest.
   const catalog = await catalogWith(t, [names[1]!, names[2]!, names[0]!]);
