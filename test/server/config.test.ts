@@ -12,6 +12,7 @@ import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import { assertRejected, invalidSamples, readmeConfigExamples } from '../fixtures/configs/expect.ts';
 import { ChildProcesses, freePort, SNAPFERRY_BIN } from '../e2e/processes.ts';
 import type { SnapferryError } from '../../core/errors.ts';
+import { EXIT } from '../../client/exit-codes.ts';
 
 const EXAMPLE = path.resolve(import.meta.dirname, '../../deploy/server.example.yaml');
 const config = (text: string): ServerConfig => parseConfigText('server.yaml', text, ServerConfigSchema);
@@ -86,10 +87,10 @@ test('serve settings stay secure by default: tokens, or --no-auth on loopback on
   assert.deepEqual(serveSettings({ tlsCert: '/c2.pem', tlsKey: '/k2.pem' }, tls).options.tls, { cert: '/c2.pem', key: '/k2.pem' });
 });
 
-test('serve --config with a broken file exits non-zero and prints FILE:LINE: key', async () => {
+test('serve --config with a broken file exits 2 (usage, as for a wrong flag) and prints FILE:LINE: key', async () => {
   const bad = path.resolve(import.meta.dirname, '../fixtures/configs/server/bad-type.yaml');
   const r = await execa('node', [SNAPFERRY_BIN, 'serve', '--config', bad], { reject: false, timeout: 60_000 });
-  assert.equal(r.exitCode, 1, r.stderr);
+  assert.equal(r.exitCode, EXIT.usage, r.stderr);
   assert.match(r.stderr, /bad-type\.yaml:5: behindProxy: expected true or false, found "yes"/);
 });
 
