@@ -1,6 +1,7 @@
 // The pool starts a worker only when a job may go to it: jobs spread over fewer workers than the pool's size (the
 // compression pool at levels one worker keeps ahead with) leave the rest unstarted, and their memory unspent.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { it } from 'node:test';
 import { WorkerPool } from '../../core/worker-pool.ts';
 import { CompressionPool, RETIRE_AFTER_JOBS, SPREAD_FROM_LEVEL } from '../../core/wire/compression-pool.ts';
@@ -61,4 +62,22 @@ it('the compression pool stops its extra workers after RETIRE_AFTER_JOBS jobs be
   const parts = await batch(SPREAD_FROM_LEVEL, 4);
   assert.equal(pool.workersStarted, 2);
   assert.ok(parts.every((p) => p.codec === 'zstd'), 'the restarted worker compresses');
+});
+
+it('raw chunks are hashed without a worker: a push of raw frames starts none, and a long spell of them stops the ones running', async (t) => {
+  const pool = new CompressionPool(2);
+  t.after(() => pool.close());
+  const chunk = (fill: number) => Buffer.alloc(64 * 1024, fill);
+  const raw = await pool.run(chunk(1), 0);
+  assert.equal(pool.workersStarted, 0, 'raw frames need no worker');
+  assert.deepEqual([raw.codec, raw.level, raw.spare], ['raw', 0, null]);
+  assert.deepEqual(raw.rawHash, createHash('sha256').update(chunk(1)).digest(), 'the chunk is hashed all the same');
+  await Promise.all([1, 3].map((level) => pool.run(chunk(2), level)));
+  assert.equal(pool.workersStarted, 1);
+  for (let i = 0; i < RETIRE_AFTER_JOBS - 1; i++) await pool.run(chunk(3), 0);
+  assert.equal(pool.workersStarted, 1, 'a short spell of raw frames keeps the worker');
+  await pool.run(chunk(3), 0);
+  assert.equal(pool.workersStarted, 0, 'a long one stops it');
+  assert.equal((await pool.run(chunk(4), 1)).codec, 'zstd', 'and a compressed frame starts it again');
+  assert.equal(pool.workersStarted, 1);
 });
