@@ -7,12 +7,12 @@ import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import { arrivalsOf, type TusServer } from './upload-store/tus-server.ts';
 import { uncopiedBody } from './upload-store/patch-body.ts';
-import { API_PREFIX, ERROR_CODE_HEADER, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
+import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { AppService } from './app-service.ts';
 import { errorBody, errorHeaders, reasonPhrase, statusOf } from './http-errors.ts';
-import { REQUEST_CUT, tusAnswer } from './upload-store/tus-refusals.ts';
+import { refusalOf, tusAnswer } from './upload-store/tus-refusals.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './views.ts';
 import { restoreHeaders } from './restore.ts';
@@ -176,11 +176,7 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     const length = Number(c.req.header('content-length'));
     if (!Number.isFinite(offset) || !Number.isFinite(length) || !service.isUploading(id)) return;
     const after = (await service.progress(id)).wireOffset;
-    if (after < offset + length) {
-      // An answer with a code is a refusal, unless the code says the line was cut (what status calls a cut).
-      const code = res.status >= 400 ? res.headers.get(ERROR_CODE_HEADER) : null;
-      await service.noteInterruption(id, after, code === REQUEST_CUT ? null : code);
-    }
+    if (after < offset + length) await service.noteInterruption(id, after, refusalOf(res));
   }
 }
 

@@ -7,13 +7,13 @@
  * server/http-errors.ts.
  */
 import { SnapferryError } from '../../core/errors.ts';
-import { ErrorBody } from '../../core/protocol.ts';
+import { ERROR_CODE_HEADER, ErrorBody } from '../../core/protocol.ts';
 import { errorAnswer, errorBody, statusOf } from '../http-errors.ts';
 
 const refusal = (code: string, message: string, retryable = false) => new SnapferryError(code, message, { retryable });
 
 /** The code of a PATCH the line cut (tus's ABORTED): an interruption of the upload, not a refusal. */
-export const REQUEST_CUT = 'request_cut';
+const REQUEST_CUT = 'request_cut';
 
 const VERSION_REQUIRED = () => refusal('tus_version_required',
   'this server speaks tus 1.0.0: send "Tus-Resumable: 1.0.0" with every upload request but OPTIONS');
@@ -61,6 +61,15 @@ const THROWN = new Map<string, (method: string) => SnapferryError>([
   ['UNSUPPORTED_CONCATENATION_EXTENSION', () => refusal('tus_extension_unsupported',
     'this server does not take tus concatenation (Upload-Concat): send the upload as one, its PATCHes one after another')],
 ]);
+
+/**
+ * The code the server refused a tus request's answer `res` with, or null when it refused nothing: a success, or a
+ * request the line cut (REQUEST_CUT: what `status` calls a cut, not a refusal). `res` has passed through tusAnswer.
+ */
+export function refusalOf(res: Response): string | null {
+  const code = res.status >= 400 ? res.headers.get(ERROR_CODE_HEADER) : null;
+  return code === REQUEST_CUT ? null : code;
+}
 
 /** The typed error of the one of @tus/server's ERRORS named `name` (for `method`'s request), or undefined. */
 export function thrownByTus(name: string, method: string): SnapferryError | undefined {
