@@ -64,9 +64,14 @@ export async function listOwnSnapshots(volume: string, snapshotDir: string): Pro
  * there is none. Pure.
  */
 export function newestTaken(own: readonly OwnSnapshot[], now: Date): Date | null {
-  const newest = [...own].sort(takenOrder(own, [], now)).at(-1);
+  const newest = newestOf(own, now);
   // No believable time at all: its own, which snapshotDue finds after now (or it would have been believed).
   return newest ? (takenTime(newest, now) ?? newest.time) : null;
+}
+
+/** The newest of `own` by the order push and prune go by; null when there is none. */
+function newestOf(own: readonly OwnSnapshot[], now: Date): OwnSnapshot | null {
+  return [...own].sort(takenOrder(own, [], now)).at(-1) ?? null;
 }
 
 /** Whether a new snapshot is due, and a few words on why (pure). */
@@ -103,7 +108,7 @@ export async function takeSnapshot(volume: string, settings: SnapshotSettings, o
   const now = options.now ?? new Date();
   const own = await listOwnSnapshots(name, settings.snapshotDir);
   const decision = snapshotDue(newestTaken(own, now), settings.snapshotEvery, now, options.force);
-  const newest = [...own].sort(takenOrder(own, [], now)).at(-1) ?? null;
+  const newest = newestOf(own, now);
   if (!decision.due) return { taken: null, path: newest?.path ?? null, why: decision.why };
 
   if (!(await btrfs.isSubvolume(settings.source))) {

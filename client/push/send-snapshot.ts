@@ -68,12 +68,12 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
   for (;;) {
     ctx.signal?.throwIfAborted();
     try {
-      return { transfer: await attempt(ctx, step, progress, notes), parent: step.parent?.name ?? null };
+      return sentOn(step, await attempt(ctx, step, progress, notes));
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
       const now = await findTransfer(ctx, step).catch(() => undefined);
-      if (now?.state === 'received') return { transfer: reportReceived(ctx, now), parent: step.parent?.name ?? null };
+      if (now?.state === 'received') return sentOn(step, reportReceived(ctx, now));
       // The server has the whole stream and receives it by itself: nothing to send, nothing to wait for here.
       if (err instanceof ReceiveWaiting) throw err;
       // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
@@ -105,6 +105,8 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
     }
   }
 }
+
+const sentOn = (step: PlanStep, transfer: Transfer): SentSnapshot => ({ transfer, parent: step.parent?.name ?? null });
 
 /** `step` with the parent its plan picks now, said when that is another one than before. */
 async function betterParent(ctx: SendContext, step: PlanStep, replan: (step: PlanStep) => Promise<PlanStep>): Promise<PlanStep> {
