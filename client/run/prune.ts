@@ -57,10 +57,11 @@ export function localProtections(
 ): Map<string, string> {
   const protect = new Map<string, string>();
   const add = (name: string, reason: string) => protect.set(name, protect.has(name) ? `${protect.get(name)}; ${reason}` : reason);
+  const onServer = new Set(server.snapshots.map((s) => s.uuid));
+  const held = own.filter((s) => onServer.has(s.uuid));
   const parent = nextParent({ candidates: own, server: server.snapshots, now });
   if (parent) {
-    const held = own.filter((s) => server.snapshots.some((x) => x.uuid === s.uuid));
-    const newestHeld = held.sort(takenOrder(own, server.snapshots, now)).at(-1);
+    const newestHeld = [...held].sort(takenOrder(own, server.snapshots, now)).at(-1);
     const which = newestHeld?.uuid === parent.uuid ? 'newest snapshot both sides hold' : 'newest snapshot both sides hold that the server has not altered';
     add(parent.name, `${which}: the parent of the next incremental`);
   }
@@ -68,8 +69,7 @@ export function localProtections(
   const first = plan.steps[0];
   if (first?.parent && first.parent.uuid !== parent?.uuid) add(first.parent.name, `parent of ${first.snapshot.name}, which the next push sends`);
   for (const step of plan.steps) add(step.snapshot.name, 'not on the server yet');
-  const onServer = new Set(server.snapshots.map((s) => s.uuid));
-  const newestHeldGeneration = Math.max(-1, ...own.filter((s) => onServer.has(s.uuid)).map((s) => s.generation));
+  const newestHeldGeneration = Math.max(-1, ...held.map((s) => s.generation));
   for (const s of plan.skipped.filter((x) => x.generation > newestHeldGeneration)) {
     add(s.name, 'not on the server, and made after every snapshot it holds: is the time in its name wrong?');
   }
