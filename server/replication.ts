@@ -78,7 +78,6 @@ export class ReplicationService implements AppService {
     const limits = uploadLimits(options.limits);
     // What each client's uploads hold in the spool, which its quota bounds.
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
-    this.admission = new Admission(this.disk, limits);
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
     this.store = new Spool(layout);
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
@@ -88,6 +87,7 @@ export class ReplicationService implements AppService {
       holdReceives: options.holdReceives ?? false, retry: { ...DEFAULT_RETRY, ...options.receiveRetry },
     });
     this.receives = this.lifecycle.receives;
+    this.admission = new Admission(this.disk, limits, (id) => this.receives.isReceiving(id));
     this.retries = this.lifecycle.retries;
     this.uploads = uploadPath({
       layout, catalog, log, spool: this.store, receives: this.receives, leases, leaseMs: options.leaseMs ?? LEASE_MS,
