@@ -194,6 +194,26 @@ export class ReplicationService implements AppService {
     return this.transfer(client, id);
   }
 
+  /**
+   * Only uploads: they wait for a push the client can no longer make, their receive idle in the volume until they
+   * expire. A whole stream (receiving, or waiting for space or a retry) needs nothing more of the client and becomes a
+   * snapshot like those it already has, which stay.
+   */
+  async endUploadsOf(client: SafeName): Promise<string[]> {
+    const ended: string[] = [];
+    for (const t of this.catalog.transfers({ client })) {
+      if (t.state !== 'uploading') continue;
+      try {
+        await this.endTransfer(t.id);
+        ended.push(t.id);
+      } catch (err) {
+        // Its end frame verified meanwhile (transfer_receiving): a whole stream now. Anything else, the next one.
+        this.log.warn({ err, transfer: t.id, client }, 'an upload of a removed client could not be ended');
+      }
+    }
+    return ended;
+  }
+
   /** abort() for a caller already known to own the transfer: the API's abort, and a tus DELETE (termination). */
   private async endTransfer(id: string): Promise<void> {
     await this.lifecycle.run(id, machine.endTransfer(id, this.catalog.transfer(id)));
