@@ -24,6 +24,11 @@ export interface AppService extends ServiceViews {
   transfer(client: SafeName, id: string): Promise<Transfer>;
   frames(client: SafeName, id: string, from: number, limit: number): Promise<FrameRecord[]>;
   abort(client: SafeName, id: string): Promise<Transfer>;
+  /**
+   * The client's token left the tokens file (server/auth.ts RevokedListener): its uploads in progress end as an abort
+   * ends them. Returns the ids of those it ended.
+   */
+  endUploadsOf(client: SafeName): Promise<string[]>;
   rewind(client: SafeName, id: string, session: string, frames: number): Promise<Transfer>;
   /** The push of `session` stopped and lets go of upload `id` (server/leases.ts releaseBy); the upload stays. */
   release(client: SafeName, id: string, session: string): Promise<Transfer>;

@@ -21,7 +21,20 @@ export interface Gate {
   admit(req: Request): Promise<Caller>;
   /** The client that owns what this admitted request creates (tus creation hook). */
   clientOf(req: Request): SafeName;
+  /** `listener` is told of each client whose token leaves the tokens file, looked at every TOKENS_LOOK_MS from now. */
+  onRevoked(listener: RevokedListener): void;
+  /** Stops looking at the tokens file. */
+  close(): void;
 }
+
+/** Told of a client whose token was removed from the tokens file, or replaced (removed, then added again). */
+export type RevokedListener = (client: SafeName) => void;
+
+/**
+ * How often the server looks whether the tokens file changed (a stat), besides at every request: a removed client
+ * sends no request that would show it, and its uploads must end without one.
+ */
+export const TOKENS_LOOK_MS = 2000;
 
 const HOW_TO =
   'ask the server admin for a token (`snapferry client add NAME --tokens FILE` prints one) and send it as ' +
@@ -43,15 +56,23 @@ export class Forbidden extends SnapferryError {
 /** No tokens file: one client, no questions (today's behaviour for the library and for `serve --no-auth`). */
 export function openGate(): Gate {
   const caller: Caller = { role: 'client', client: DEFAULT_CLIENT };
-  return { admit: () => Promise.resolve(caller), clientOf: () => DEFAULT_CLIENT };
+  return { admit: () => Promise.resolve(caller), clientOf: () => DEFAULT_CLIENT, onRevoked: () => undefined, close: () => undefined };
 }
 
 /** A gate backed by a tokens file; opening it fails at start when the file is missing or invalid. */
-export async function tokenGate(file: string, log: Logger): Promise<Gate> {
+export async function tokenGate(file: string, log: Logger, lookEveryMs = TOKENS_LOOK_MS): Promise<Gate> {
   const registry = new TokenRegistry(file, log);
   await registry.load();
+  let stopLooking = (): void => undefined;
   const callers = new WeakMap<Request, Caller>();
   return {
+    onRevoked(listener) {
+      registry.onRevoked(listener);
+      // Looked at on a timer only once someone listens: a server that failed to start leaves no timer behind.
+      stopLooking();
+      stopLooking = registry.lookEvery(lookEveryMs);
+    },
+    close: () => stopLooking(),
     async admit(req) {
       const caller = await registry.identify(req.headers.get('authorization'));
       callers.set(req, caller);
@@ -77,6 +98,12 @@ export class TokenRegistry {
   private loaded: Loaded | null = null;
   private reloading: Promise<Loaded> | null = null;
   private started = false;
+  /**
+   * Each client's token hash as the file last read whole had it. Kept apart from `loaded`, which an unreadable file
+   * clears: a client removed by an edit that first broke the file is still found removed once it is fixed.
+   */
+  private clients: ReadonlyMap<string, string> | null = null;
+  private revoked: RevokedListener | null = null;
 
   constructor(
     readonly file: string,
@@ -84,8 +111,7 @@ export class TokenRegistry {
   ) {}
 
   async load(): Promise<Loaded> {
-    const stat = await fs.stat(this.file).catch(() => null);
-    const stamp = stat ? `${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}` : 'missing';
+    const stamp = await stampOf(this.file);
     if (this.loaded?.stamp === stamp) return this.loaded;
     // Requests arriving together share one read.
     this.reloading ??= readTokens(this.file)
@@ -94,6 +120,7 @@ export class TokenRegistry {
         this.started = true;
         this.loaded = { stamp, entries: entries.map((entry) => ({ entry, hash: Buffer.from(entry.sha256, 'hex') })) };
         this.log.info({ file: this.file, tokens: entries.length }, first ? 'tokens loaded' : 'tokens file changed; reloaded');
+        this.noteRevoked(entries);
         return this.loaded;
       })
       .catch((err: unknown) => {
@@ -113,6 +140,40 @@ export class TokenRegistry {
     return this.reloading;
   }
 
+  /** `listener` is told of every client whose token the file no longer holds, once per change read. */
+  onRevoked(listener: RevokedListener): void {
+    this.revoked = listener;
+  }
+
+  /**
+   * Looks at the file every `ms` besides at each request; returns what stops it. A file that stays unreadable is read
+   * again only once it changes, so its error is logged once, not at every look.
+   */
+  lookEvery(ms: number): () => void {
+    let seen: string | null = null;
+    const timer = setInterval(() => {
+      void stampOf(this.file).then((stamp) => {
+        if (stamp === seen) return;
+        seen = stamp;
+        return this.load().then(() => undefined);
+      }).catch(() => undefined);
+    }, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /**
+   * A client whose name is gone, or whose token changed: the token that began its uploads no longer works, and a
+   * replaced one (`client remove`, then `client add` again) ends them as well, whether or not the server read the
+   * file between the two commands. Admins own no uploads.
+   */
+  private noteRevoked(entries: readonly TokenEntry[]): void {
+    const before = this.clients;
+    this.clients = new Map(entries.filter((e) => e.role === 'client').map((e) => [e.name, e.sha256]));
+    if (before === null) return;
+    for (const [name, sha256] of before) if (this.clients.get(name) !== sha256) this.revoked?.(name as SafeName);
+  }
+
   async identify(authorization: string | null): Promise<Caller> {
     const { entries } = await this.load();
     const m = /^bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
@@ -130,6 +191,12 @@ export class TokenRegistry {
     if (!found) throw new Unauthorized(`this token is not known to the server (mistyped, removed, or meant for another server): ${HOW_TO}`);
     return found.role === 'admin' ? { role: 'admin', name: found.name } : { role: 'client', client: found.name };
   }
+}
+
+/** What the file is now: a change to any of these means it was replaced or edited. */
+async function stampOf(file: string): Promise<string> {
+  const stat = await fs.stat(file).catch(() => null);
+  return stat ? `${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}` : 'missing';
 }
 
 /**

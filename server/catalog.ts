@@ -117,7 +117,9 @@ export class Catalog {
       });
     }
     const next = { ...current, ...change, updatedAt: new Date().toISOString() };
-    // In memory before the first await (server/expiry.ts relies on it), on disk once saved.
+    // In memory before the first await (server/expiry.ts relies on it), on disk once saved. An ended transfer is thus
+    // final here while its receive is still being stopped: what must wait for the stop asks the receives too
+    // (server/transfers/volume-hold.ts).
     const saved = this.putTransfer(next);
     const ended = endsUnreceived(current.state, next.state) ? this.endListener?.(next) : undefined;
     try {

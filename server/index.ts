@@ -12,6 +12,7 @@ export { createLogger, type Logger } from './log.ts';
 export { startProcessMetrics } from './metrics.ts';
 export { logCrashes } from './crash-log.ts';
 export { addClient, readTokens, removeClient } from './tokens.ts';
+export { TOKENS_LOOK_MS } from './auth.ts';
 export { checkTokenStdout, openTokenFile } from './token-output.ts';
 export {
   DEFAULT_SERVER_CONFIG, findServerConfig, parseListenAddress, PRIVILEGED_FILES_MODES, retentionFor, serveSettings, type ServeFlags,

@@ -50,6 +50,8 @@ export class LiveReceives {
   private readonly wantedAfterStop = new Set<string>();
   /** Uploads whose receive gave its room to the spool (yieldSpace): none runs until the stream is whole. */
   private readonly untilWhole = new Set<string>();
+  /** Transfers whose `btrfs receive` runs, or whose stopped or failed run still cleans up in the volume's folder. */
+  private readonly inFolder = new Set<string>();
 
   constructor(
     private readonly layout: ServerLayout,
@@ -111,6 +113,15 @@ export class LiveReceives {
       return null;
     }
     return live ?? this.start(id);
+  }
+
+  /**
+   * Whether a receive of `id` still works in its volume's folder: btrfs receive runs, or its partial subvolume and
+   * what it added are being deleted. A transfer that ended is final in the catalog before its receive has stopped
+   * (the stop takes a while); the volume is not free for another receive until this says false.
+   */
+  isReceiving(id: string): boolean {
+    return this.inFolder.has(id);
   }
 
   /** Raw bytes of `id`'s stream handed to btrfs receive so far (0 when none runs). */
@@ -192,7 +203,10 @@ export class LiveReceives {
     const source = new LiveStreamSource(this.layout.spoolFile(id), job.chunkSize);
     const run = receiveStream(this.layout, job, source);
     const live: LiveRun = { source, run, stopped: false, settled: Promise.resolve() };
-    live.settled = run.done.then(
+    this.inFolder.add(id);
+    // Out of the folder once the run's cleanup is done (checkedReceive settles after it), before the hooks: a received
+    // snapshot is in place and the transfer still in progress until the core records it.
+    live.settled = run.done.finally(() => this.inFolder.delete(id)).then(
       async (got) => {
         // Read back: the part of the stream btrfs receive could not take as it verified (it fell behind, or restarted).
         this.log.debug({ transfer: id, spoolBytesRead: source.spoolBytesRead, wireBytes: source.wireRead }, 'receive finished');

@@ -65,8 +65,9 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, progress
       await adoptUnrecorded(layout, catalog, client, volume, log);
     }
   }
-  // What those receives wrote beside their subvolumes, through their own symlinks; snapshots just adopted stay.
-  const others = (client: SafeName, volume: SafeName, id: string) => othersInFolder(catalog, layout, client, volume, id);
+  // What those receives wrote beside their subvolumes, through their own symlinks; snapshots just adopted stay. No
+  // receive runs yet: only the catalog says who holds a folder.
+  const others = (client: SafeName, volume: SafeName, id: string) => othersInFolder(catalog, layout, client, volume, id, () => false);
   for (const cut of await recoverCutReceives(layout, others)) {
     if (cut.removed.length > 0) log.warn({ transfer: cut.transferId, volume: cut.volume, removed: cut.removed }, 'removed what a receive cut by a crash wrote in its volume\'s folder');
   }

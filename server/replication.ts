@@ -78,7 +78,6 @@ export class ReplicationService implements AppService {
     const limits = uploadLimits(options.limits);
     // What each client's uploads hold in the spool, which its quota bounds.
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
-    this.admission = new Admission(this.disk, limits);
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
     this.store = new Spool(layout);
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
@@ -88,6 +87,7 @@ export class ReplicationService implements AppService {
       holdReceives: options.holdReceives ?? false, retry: { ...DEFAULT_RETRY, ...options.receiveRetry },
     });
     this.receives = this.lifecycle.receives;
+    this.admission = new Admission(this.disk, limits, (id) => this.receives.isReceiving(id));
     this.retries = this.lifecycle.retries;
     this.uploads = uploadPath({
       layout, catalog, log, spool: this.store, receives: this.receives, leases, leaseMs: options.leaseMs ?? LEASE_MS,
@@ -192,6 +192,26 @@ export class ReplicationService implements AppService {
     this.views.own(client, id);
     await this.endTransfer(id);
     return this.transfer(client, id);
+  }
+
+  /**
+   * Only uploads: they wait for a push the client can no longer make, their receive idle in the volume until they
+   * expire. A whole stream (receiving, or waiting for space or a retry) needs nothing more of the client and becomes a
+   * snapshot like those it already has, which stay.
+   */
+  async endUploadsOf(client: SafeName): Promise<string[]> {
+    const ended: string[] = [];
+    for (const t of this.catalog.transfers({ client })) {
+      if (t.state !== 'uploading') continue;
+      try {
+        await this.endTransfer(t.id);
+        ended.push(t.id);
+      } catch (err) {
+        // Its end frame verified meanwhile (transfer_receiving): a whole stream now. Anything else, the next one.
+        this.log.warn({ err, transfer: t.id, client }, 'an upload of a removed client could not be ended');
+      }
+    }
+    return ended;
   }
 
   /** abort() for a caller already known to own the transfer: the API's abort, and a tus DELETE (termination). */

@@ -19,6 +19,7 @@ import { lockRoot } from './root-lock.ts';
 import { DEFAULT_EXPIRE_AFTER_MS, startExpirySweep } from './expiry.ts';
 import { connectionCaps, ConnectionLimits } from './connection-limits.ts';
 import { bodyFloor, endSlowBodies } from './slow-bodies.ts';
+import { endUploadsOfRevoked } from './revoked-clients.ts';
 import type { Logger } from './log.ts';
 import { VerifyJobs, type VerifyLimits } from './verify/jobs.ts';
 import { treeDigestEngine } from './verify/tree-engine.ts';
@@ -164,6 +165,7 @@ export async function startHttp<S extends AppService>(options: HttpOptions, open
   );
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
   const { service, verify, where, close: closeCore } = await open();
+  endUploadsOfRevoked(gate, service, options.log);
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
   const app = createApp(service, tus, options.log, gate, limits, verify);
@@ -211,6 +213,7 @@ export async function startHttp<S extends AppService>(options: HttpOptions, open
     http: server,
     close: () => {
       const swept = expiry.stop();
+      gate.close();
       slowBodies.stop();
       verify?.close();
       return new Promise<void>((resolve) => {

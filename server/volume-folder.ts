@@ -18,9 +18,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import { folderContents, folderEntries as entries, removeAdded, type FolderContents } from '../core/receive/added-entries.ts';
 import { isSafeName, type SafeName } from '../core/names.ts';
-import { inProgress } from '../core/protocol.ts';
 import type { Catalog } from './catalog.ts';
 import { isTransferId, type ServerLayout } from './layout.ts';
+import { holdsVolume, type ReceivingNow } from './transfers/volume-hold.ts';
 
 /** What a receive added to the folder, by identity; the diff itself is core's (core/receive/added-entries.ts). */
 export type FolderSnapshot = FolderContents;
@@ -30,14 +30,16 @@ export { folderContents, removeAdded };
 
 /**
  * The names in the folder of `client`/`volume` that are others' than transfer `id`'s, as the catalog has them: the
- * snapshots it records there, and the staging and final names of the volume's other transfers in progress (one may
- * be renaming its checked snapshot into place before it is recorded). The cleanup of `id`'s receive keeps them
+ * snapshots it records there, and the staging and final names of the volume's other transfers that hold it
+ * (server/transfers/volume-hold.ts: one may be renaming its checked snapshot into place before it is recorded). The cleanup of `id`'s receive keeps them
  * though they appeared while it ran: one receive per volume at a time is what makes "appeared meanwhile" mean
  * "written by this receive", and a cleanup must not bet a received snapshot on that rule having held. The live
  * receive's cleanup and the one at start after a crash (recoverCutReceives) both ask this.
  */
-export function othersInFolder(catalog: Pick<Catalog, 'snapshots' | 'transfers'>, layout: ServerLayout, client: string, volume: string, id: string): string[] {
-  const others = catalog.transfers({ client, volume }).filter((t) => t.id !== id && inProgress(t.state));
+export function othersInFolder(
+  catalog: Pick<Catalog, 'snapshots' | 'transfers'>, layout: ServerLayout, client: string, volume: string, id: string, receiving: ReceivingNow,
+): string[] {
+  const others = catalog.transfers({ client, volume }).filter((t) => t.id !== id && holdsVolume(t, receiving));
   return [
     ...catalog.snapshots(client, volume).map((s) => s.name),
     ...others.flatMap((t) => [layout.incomingName(t.id), t.snapshot]),

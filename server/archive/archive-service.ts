@@ -143,6 +143,19 @@ export class ArchiveService implements AppService {
     return this.transfer(client, id);
   }
 
+  /** As ReplicationService.endUploadsOf: only uploads, which wait for pushes the client can no longer make. */
+  async endUploadsOf(client: SafeName): Promise<string[]> {
+    const ended: string[] = [];
+    for (const t of await this.transfers(client)) {
+      if (t.state !== 'uploading') continue;
+      // Every instance on the bucket reads the same tokens file and ends what it finds: each may count one another
+      // ended a moment before. One that cannot be ended now expires as before.
+      const now = await this.abort(client, t.id).catch(() => null);
+      if (now?.state === 'aborted') ended.push(t.id);
+    }
+    return ended;
+  }
+
   /** Segments are write-once and whole: an upload is not cut back (a push whose stream changed starts a new one). */
   async rewind(client: SafeName, id: string): Promise<Transfer> {
     await this.owners.owned(client, id);

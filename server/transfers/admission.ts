@@ -13,6 +13,7 @@ import { lookAtParent, refreshVolume, type DiskTruth } from '../disk-truth.ts';
 import { spoolsOnDisk } from '../orphan-spools.ts';
 import type { SpoolFiles } from '../spool/usage.ts';
 import { tooManyCreations, type UploadLimits } from '../upload-limits.ts';
+import type { ReceivingNow } from './volume-hold.ts';
 import { admitTransfer, checkFreeSpace, checkOpenUploads, parseCreation, type CreationMetadata } from './creation.ts';
 
 export class Admission {
@@ -21,6 +22,8 @@ export class Admission {
   constructor(
     private readonly disk: DiskTruth,
     private readonly limits: Readonly<UploadLimits>,
+    /** Whose receive still works in its volume's folder (server/live-receives.ts isReceiving). */
+    private readonly receiving: ReceivingNow,
   ) {
     this.creations = new CreationRate(limits);
   }
@@ -39,7 +42,7 @@ export class Admission {
     if (c.parentUuid) await lookAtParent(this.disk, client, c.volume, c.parentUuid);
     // Looked at on disk before; the checks and the record must come in one turn (see ServerPruner.prune).
     const now = new Date().toISOString();
-    const record = admitTransfer(client, id, c, { snapshots: catalog.snapshots(client), transfers: catalog.transfers({ client }) }, now);
+    const record = admitTransfer(client, id, c, { snapshots: catalog.snapshots(client), transfers: catalog.transfers({ client }), receiving: this.receiving }, now);
     try {
       await catalog.putTransfer(record);
     } catch (err) {

@@ -16,6 +16,7 @@ import { DiskFullError } from '../disk-full.ts';
 import { parseTimeMetadata } from '../snapshot-time.ts';
 import { tooManyUploads } from '../upload-limits.ts';
 import { TransferConflict } from './errors.ts';
+import { holdsVolume, type ReceivingNow } from './volume-hold.ts';
 
 /** Below this much free space (plus two chunks) a new upload is refused at once: it could not get far. */
 export const MIN_FREE_BYTES = 4 * 1024 * 1024;
@@ -109,6 +110,8 @@ export interface ClientHoldings {
   snapshots: readonly SnapshotRecord[];
   /** Every transfer of the client the catalog holds. */
   transfers: readonly TransferRecord[];
+  /** Whose receive still works in its volume's folder (an ended transfer's, being stopped, too). */
+  receiving: ReceivingNow;
 }
 
 /**
@@ -147,9 +150,10 @@ export function checkConflicts(c: Creation, held: ClientHoldings): void {
     });
   }
   if (parent?.altered) throw parentAltered(parent);
-  const busy = held.transfers.find((t) => t.volume === volume && inProgress(t.state));
+  const busy = held.transfers.find((t) => t.volume === volume && holdsVolume(t, held.receiving));
   if (busy) {
-    throw new TransferConflict('volume_busy', `transfer ${busy.id} of ${volume}/${busy.snapshot} is already in progress (${busy.state}); wait for it or abort it`, {
+    const what = inProgress(busy.state) ? `is already in progress (${busy.state}); wait for it or abort it` : `is ${busy.state} and its receive is being stopped; try again shortly`;
+    throw new TransferConflict('volume_busy', `transfer ${busy.id} of ${volume}/${busy.snapshot} ${what}`, {
       retryable: true,
       details: { transferId: busy.id, snapshot: busy.snapshot, state: busy.state },
     });

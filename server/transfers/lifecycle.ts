@@ -102,7 +102,7 @@ export class TransferLifecycle {
       privilegedFiles: this.deps.privilegedFiles,
       toDisk: toDiskMap(catalog, t.client),
       confirm: () => assertUuidFree(catalog.snapshots(t.client), t.volume, t.uuid),
-      othersNames: () => othersInFolder(catalog, this.deps.layout, t.client, t.volume, t.id),
+      othersNames: () => othersInFolder(catalog, this.deps.layout, t.client, t.volume, t.id, (other) => this.receives.isReceiving(other)),
     });
   }
 }

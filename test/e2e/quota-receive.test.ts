@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/frame.ts';
 import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
-import { receiveRunsIn, until } from '../fixtures/receive-exit.ts';
+import { receivePidIn, receiveRunsIn, signalPending, until } from '../fixtures/receive-exit.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { startServer, type RunningServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
@@ -68,4 +68,49 @@ test('a quota-refused upload stops its receive at once, and a snapshot received 
   server = await start();
   assert.deepEqual(server.service.snapshotRecords('default', 'q1').map((s) => s.name), ['home'], 'and stays on record after a start');
   assert.deepEqual(await fs.readdir(volumeDir), ['home']);
+});
+
+test('a quota-refused upload holds its volume until its receive has stopped: a push into the volume meanwhile is volume_busy', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const fsx = await createBtrfs(t, { sizeMiB: 256 });
+  const root = path.join(fsx.mountPoint, 'root');
+  const server = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500, limits: { quotaBytes: QUOTA } });
+  let frozen: number | null = null;
+  t.after(async () => {
+    if (frozen !== null) process.kill(frozen, 'SIGCONT');
+    await server.close().catch(() => undefined);
+  });
+  const volumeDir = path.join(root, 'volumes', 'default', 'q2');
+  const bigUuid = randomUuid();
+  const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'big', bigUuid)) });
+  assert.equal(created.status, 201, created.text);
+  const framed = await frameStream(streamOfRandomFile(bigUuid, 200), CHUNK);
+  // Under the quota: its receive starts in the volume's folder.
+  const head = framed.subarray(0, 16 * (CHUNK + FRAME_HEADER_SIZE));
+  assert.equal((await patch(server.url, created.id!, 0, head)).status, 204);
+  await until('the receive to run', () => receiveRunsIn(volumeDir));
+  // A receive slow to stop: stopped (SIGSTOP), SIGTERM only stays pending, until SIGCONT (or execa's SIGKILL 5 s on).
+  frozen = await receivePidIn(volumeDir);
+  assert.notEqual(frozen, null);
+  process.kill(frozen!, 'SIGSTOP');
+
+  // Over the quota: the transfer fails, and the answer waits for its receive to stop.
+  const refused = patch(server.url, created.id!, head.length, framed.subarray(head.length, framed.length - FRAME_HEADER_SIZE));
+  await until('the server to stop the refused receive', () => signalPending(frozen!, 15));
+  assert.equal(server.service.transferRecord(created.id!)?.state, 'failed');
+  assert.equal(await receiveRunsIn(volumeDir), true, 'its btrfs receive still runs in the folder');
+
+  // The refused receive still writes in the folder: a second receive there must not start.
+  const early = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'home', randomUuid())) });
+  assert.equal(early.status, 409, early.text);
+  assert.equal(early.code, 'volume_busy');
+
+  process.kill(frozen!, 'SIGCONT');
+  frozen = null;
+  const answered = await refused;
+  assert.equal(answered.status, 413, answered.text);
+  assert.equal(await receiveRunsIn(volumeDir), false);
+  assert.deepEqual(await fs.readdir(volumeDir), [], 'no partial subvolume of the refused upload is left');
+  // Stopped and cleaned up: the volume is free.
+  const later = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'home', randomUuid())) });
+  assert.equal(later.status, 201, later.text);
 });

@@ -40,7 +40,7 @@ const transfer = (over: Partial<TransferRecord> = {}): TransferRecord => ({
 });
 
 const parsed = (over: CreationMetadata = {}): Creation => parseCreation(metadata(over), V1_V2);
-const admit = (c: Creation, held: Partial<ClientHoldings> = {}) => admitTransfer(CLIENT, 'b'.repeat(32), c, { snapshots: [], transfers: [], ...held }, NOW);
+const admit = (c: Creation, held: Partial<ClientHoldings> = {}) => admitTransfer(CLIENT, 'b'.repeat(32), c, { snapshots: [], transfers: [], receiving: () => false, ...held }, NOW);
 
 /** Asserts that `run` throws a SnapferryError with `code`, answered with `status`, and returns it. */
 function refuses(run: () => unknown, code: string, status: number): SnapferryError {
@@ -160,6 +160,16 @@ test('volume_busy: a transfer of the volume is in progress, waiting ones include
   }
   for (const state of ['received', 'failed', 'aborted'] as const) assert.doesNotThrow(() => admit(parsed(), { transfers: [transfer({ state })] }));
   assert.doesNotThrow(() => admit(parsed(), { transfers: [transfer({ volume: 'etc' })] }));
+});
+
+test('volume_busy: an ended transfer whose receive is still being stopped holds its volume until it has stopped', () => {
+  for (const state of ['failed', 'aborted'] as const) {
+    const ended = transfer({ state });
+    const e = refuses(() => admit(parsed(), { transfers: [ended], receiving: (id) => id === ended.id }), 'volume_busy', 409);
+    assert.equal(e.retryable, true);
+    assert.match(e.message, /its receive is being stopped; try again shortly/);
+    assert.doesNotThrow(() => admit(parsed(), { transfers: [ended], receiving: () => false }));
+  }
 });
 
 test('the refusals come in a fixed order: present before name before UUID before parent before busy', () => {

@@ -101,6 +101,44 @@ test('the registry knows each token, refuses others, and reloads when the file c
   await rejectsWith(registry.identify(`Bearer ${bob.token}`), 'unauthorized', /not known/);
 });
 
+test('the registry tells of each client whose token left the file: removed, or replaced under the same name; not of admins or added clients', async (t) => {
+  const file = path.join(await tempDir(t), 'tokens.json');
+  await addClient(file, 'alice');
+  await addClient(file, 'bob');
+  await addClient(file, 'carol');
+  await addClient(file, 'ops', 'admin');
+  const registry = new TokenRegistry(file, silentLogger());
+  const revoked: string[] = [];
+  registry.onRevoked((client) => revoked.push(client));
+  await registry.load();
+  assert.deepEqual(revoked, [], 'the first read revokes nothing');
+
+  await addClient(file, 'dave');
+  await removeClient(file, 'ops');
+  await registry.load();
+  assert.deepEqual(revoked, []);
+
+  await removeClient(file, 'alice');
+  await registry.load();
+  assert.deepEqual(revoked, ['alice']);
+  await registry.load();
+  assert.deepEqual(revoked, ['alice'], 'once per change');
+
+  // Replaced while the server did not look: the token that began its uploads is gone all the same.
+  await removeClient(file, 'bob');
+  await addClient(file, 'bob');
+  await registry.load();
+  assert.deepEqual(revoked, ['alice', 'bob']);
+
+  // Removed by an edit that broke the file on the way: found once the file is whole again.
+  const whole = await fs.readFile(file, 'utf8');
+  await fs.writeFile(file, '{');
+  await assert.rejects(registry.load());
+  await fs.writeFile(file, whole.replace(/\{[^{}]*"name": "carol"[^{}]*\},?/, '').replace(/,(\s*)\]/, '$1]'));
+  await registry.load();
+  assert.deepEqual(revoked, ['alice', 'bob', 'carol']);
+});
+
 test('--no-auth is for loopback addresses only, and never behind a proxy', () => {
   for (const host of ['127.0.0.1', '127.8.9.1', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1', '0:0:0:0:0:0:0:1']) {
     assert.ok(isLoopback(host), host);

@@ -68,7 +68,7 @@ test('a record that cannot be read deletes nothing, and goes; a temporary one a 
   assert.equal(again.size, 4, 'the stray written since is not in it');
 });
 
-test("others in a volume's folder: the catalog's snapshots there, and the staging and final names of the volume's other transfers in progress", () => {
+test("others in a volume's folder: the catalog's snapshots there, and the staging and final names of the volume's other transfers in progress or still receiving", () => {
   const layout = new ServerLayout('/srv/root');
   const transfer = (id: string, state: string, snapshot: string, volume = 'v') => ({ id, state, snapshot, client: 'default', volume });
   const transfers = [
@@ -82,5 +82,8 @@ test("others in a volume's folder: the catalog's snapshots there, and the stagin
     snapshots: (c: string, v?: string) => (c === 'default' && v === 'v' ? [{ name: 'home' }] : []),
     transfers: (f: { client?: string; volume?: string } = {}) => transfers.filter((t) => t.client === f.client && t.volume === f.volume),
   } as unknown as Parameters<typeof othersInFolder>[0];
-  assert.deepEqual(othersInFolder(catalog, layout, client, volume, ID), ['home', `.incoming-${'b'.repeat(32)}`, 'next', `.incoming-${'c'.repeat(32)}`, 'waits']);
+  assert.deepEqual(othersInFolder(catalog, layout, client, volume, ID, () => false), ['home', `.incoming-${'b'.repeat(32)}`, 'next', `.incoming-${'c'.repeat(32)}`, 'waits']);
+  // A failed transfer whose receive is still being stopped holds the folder as volume_busy counts it.
+  const stopping = othersInFolder(catalog, layout, client, volume, ID, (id) => id === 'd'.repeat(32));
+  assert.deepEqual(stopping.slice(-2), [`.incoming-${'d'.repeat(32)}`, 'refused']);
 });
