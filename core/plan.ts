@@ -25,12 +25,14 @@
  *   dated by its Creation time instead (core/taken-order.ts), and a note says so: trusted, it would be "the newest"
  *   the server holds, and every real snapshot after it would be skipped until that date.
  *
- * client/run/prune.ts keeps what these rules need (nextParent, and every step of a plan): one set of rules for both.
+ * client/run/prune.ts keeps what these rules need (nextParent, and every step of a plan): one set of rules for both,
+ * on the same facts (serverView, and the push's sealing).
  */
 import { sourceKeys } from './sources.ts';
 import { misdated, misdatedNote, takenOrder, type AgeOrder } from './taken-order.ts';
-import { describeSealing, mayChainOn, type Sealing } from './sealing.ts';
+import { describeSealing, mayChainOn, sealingOfListed, type Sealing } from './sealing.ts';
 import type { LocalSnapshot } from './local-snapshot.ts';
+import type { Snapshot } from './protocol/snapshots.ts';
 
 export type { LocalSnapshot } from './local-snapshot.ts';
 
@@ -43,6 +45,15 @@ export interface ServerSnapshotView {
   altered?: { what: readonly string[] } | null;
   /** The key id its stream is sealed under, null: plain; undefined: the server does not say (core/sealing.ts). */
   sealedBy?: Sealing | undefined;
+}
+
+/**
+ * The server's listing as the planner reads it: each snapshot's sealing as core/sealing.ts reads a listing (a btrfs
+ * server's are plain, an older archive's unknown). The raw listing leaves a btrfs server's `sealedBy` unset, which
+ * the planner would read as unknown, no parent for a sealed push: push and prune both plan on this.
+ */
+export function serverView(listed: readonly Snapshot[]): ServerSnapshotView[] {
+  return listed.map((s) => ({ ...s, sealedBy: sealingOfListed(s) }));
 }
 
 export interface ServerRemovedView {
@@ -123,11 +134,14 @@ export function planPush(planInput: PlanInput): Plan {
 
 /**
  * The parent the next push would take for a snapshot newer than all of `candidates` (of the newest one's source):
- * the newest snapshot both sides hold that is intact on the server. What local pruning must never delete.
+ * the newest snapshot both sides hold that is intact on the server and sealed as that push seals. What local pruning
+ * must never delete. `sealing` is required: with `encrypt:` the push's chain is the sealed one, and the plain
+ * snapshot newest by time is no parent of it (a prune that kept that one deleted the sealed parent: a full send).
  */
-export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now'>): LocalSnapshot | null {
+export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now'> & { sealing: Sealing }): LocalSnapshot | null {
   const candidates = uniqueByUuid(input.candidates);
-  const facts: Facts = { requested: [], candidates, server: input.server, byAge: takenOrder(candidates, input.server, input.now ?? new Date()) };
+  const byAge = takenOrder(candidates, input.server, input.now ?? new Date());
+  const facts: Facts = { requested: [], candidates, server: input.server, sealing: input.sealing, byAge };
   const newest = [...candidates].sort(facts.byAge).at(-1);
   return newest ? chooseParent(newest, facts, { orItself: true }) : null;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planPush, type LocalSnapshot } from '../../core/plan.ts';
+import { nextParent, planPush, serverView, type LocalSnapshot } from '../../core/plan.ts';
 
 const snap = (name: string, generation: number, origin: string | null = 'src'): LocalSnapshot => ({
   name,
@@ -341,4 +341,20 @@ test('a snapshot the server holds, named in the future, does not make the new on
   const wrongClock = { ...future, created: new Date('2030-12-01T00:00:00Z') };
   const byGeneration = planPush({ requested: [fresh, wrongClock], candidates: [fresh, wrongClock], server, now });
   assert.deepEqual(names(byGeneration.steps), ['home.20301201T000000Z->home.20261205T224401Z']);
+});
+
+test('nextParent is the parent push takes for a newer snapshot, sealing and all: the newest held sealed as the push is', () => {
+  // a, b plain on an archive, then encrypt: on: c in full sealed, d on it. e is new and the server lacks it.
+  const server = [...sealed(null, a, b), ...sealed(KEY, c, d)];
+  for (const [sealing, expected] of [[KEY, 'd'], [null, 'b'], [OTHER_KEY, null]] as const) {
+    const candidates = [a, b, c, d];
+    const taken = planPush({ requested: [e], candidates, server, sealing }).steps[0]!.parent?.name ?? null;
+    assert.equal(taken, expected, `the plan's parent, ${sealing ?? 'plain'}`);
+    assert.equal(nextParent({ candidates, server, sealing })?.name ?? null, expected, `nextParent, ${sealing ?? 'plain'}`);
+  }
+});
+
+test("serverView reads a listing's sealing as push does: a btrfs server's snapshots are plain, an old archive's unknown", () => {
+  const listed = (extra: object) => ({ name: 'b', uuid: b.uuid, serverUuid: 's', parentUuid: null, receivedAt: '', rawBytes: 0, wireBytes: 0, transferId: null, altered: null, ...extra });
+  assert.deepEqual(serverView([listed({}), listed({ storedStream: true }), listed({ storedStream: true, sealedBy: KEY })]).map((s) => s.sealedBy), [null, undefined, KEY]);
 });
