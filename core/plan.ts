@@ -5,7 +5,7 @@
  * Rules (docs/design.md, "Parent selection"):
  * - The server's snapshots carry the client snapshot's UUID (their Received UUID); a local snapshot with that UUID is
  *   held by both sides and can be a parent.
- * - "Older" and "newest" are by when each snapshot was taken (core/taken-order.ts), never by btrfs generation: a
+ * - "Older" and "newest" are by when each snapshot was taken (core/taken-order.ts), not by btrfs generation: a
  *   snapshot restored from the server is as old as when it was taken, not as the restore that made it here.
  * - Requested snapshots the server lacks go oldest first; the first uses the newest common snapshot older than
  *   itself as parent (full send when there is none), each later one uses the one sent before it.
@@ -24,12 +24,16 @@
  * - A requested snapshot dated after now, or after btrfs made it (a name typed by hand, a clock that was wrong), is
  *   dated by its Creation time instead (core/taken-order.ts), and a note says so: trusted, it would be "the newest"
  *   the server holds, and every real snapshot after it would be skipped until that date.
+ * - A snapshot made here by `btrfs subvolume snapshot` is never older than one btrfs had here before it (lower
+ *   generation), whatever its time says (core/taken-order.ts): after the clock was set back, new snapshots are named in
+ *   the past, and by their time alone push skipped them for ever as older than the newest the server holds. A note
+ *   says the clock looks wrong.
  *
  * client/run/prune.ts keeps what these rules need (nextParent, and every step of a plan): one set of rules for both,
  * on the same facts (serverView, and the push's sealing).
  */
 import { sourceKeys } from './sources.ts';
-import { misdated, misdatedNote, takenOrder, type AgeOrder } from './taken-order.ts';
+import { madeAfter, madeAfterNote, misdated, misdatedNote, takenOrder, type AgeOrder } from './taken-order.ts';
 import { describeSealing, mayChainOn, sealingOfListed, type Sealing } from './sealing.ts';
 import type { LocalSnapshot } from './local-snapshot.ts';
 import type { Snapshot } from './protocol/snapshots.ts';
@@ -103,7 +107,8 @@ interface Facts extends PlanInput {
 
 export function planPush(planInput: PlanInput): Plan {
   const now = planInput.now ?? new Date();
-  const byAge = takenOrder(uniqueByUuid([...planInput.candidates, ...planInput.requested]), planInput.server, now);
+  const known = uniqueByUuid([...planInput.candidates, ...planInput.requested]);
+  const byAge = takenOrder(known, planInput.server, now);
   const input: Facts = { ...planInput, byAge };
   const onServer = new Set(input.server.map((s) => s.uuid));
   const requested = uniqueByUuid(input.requested).sort(byAge);
@@ -116,6 +121,9 @@ export function planPush(planInput: PlanInput): Plan {
   for (const s of skipped) {
     notes.push(`skipping ${s.name}: the server already holds the newer ${newestPresent?.name}`);
   }
+  // Sent although its time says it is older than what the server holds: say why, once the clock can be looked at.
+  const sending = new Set(toSend.map((s) => s.name));
+  notes.push(...madeAfter(known, input.server, now).filter((m) => sending.has(m.name)).map(madeAfterNote));
 
   const steps: PlanStep[] = [];
   const first = toSend[0];

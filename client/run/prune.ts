@@ -9,11 +9,11 @@
  *   carry our UUID as their Received UUID) that is not altered on the server and is sealed as push seals (`encrypt:`,
  *   core/sealing.ts: after `encrypt:` was turned on, the newest sealed one, not the newest plain one); without it the
  *   next push is a full one;
- * - every snapshot the next push would send (the steps of its plan), and the parent of the first;
- * - a snapshot the server lacks that push skips as older than the newest it holds, when btrfs made it after every
- *   snapshot the server holds (generation): the server cannot have received it and dropped it, so its name's time is
- *   what is wrong (a clock set back). Those push skips and btrfs made earlier are left to the policy: they are, in the
- *   main, what the server's own retention deleted, and keeping them for ever would fill the disk;
+ * - every snapshot the next push would send (the steps of its plan), and the parent of the first; among them one the
+ *   server lacks that btrfs made after those it holds, though its time says older (a clock set back): push's order
+ *   counts it newer (core/taken-order.ts), so push sends it. Those push skips as older, btrfs having made them
+ *   earlier, are left to the policy: they are, in the main, what the server's own retention deleted, and keeping
+ *   them for ever would fill the disk;
  * - the snapshot an upload in progress sends, and the parent it sends it from: a resume runs the same btrfs send.
  *
  * Not by listOwnSnapshots()'s order (names): a snapshot named with a wrong clock sorted after the real ones, so
@@ -87,10 +87,6 @@ export function localProtections(
   const first = plan.steps[0];
   if (first?.parent && first.parent.uuid !== parent?.uuid) add(first.parent.name, `parent of ${first.snapshot.name}, which the next push sends`);
   for (const step of plan.steps) add(step.snapshot.name, 'not on the server yet');
-  const newestHeldGeneration = Math.max(-1, ...held.map((s) => s.generation));
-  for (const s of plan.skipped.filter((x) => x.generation > newestHeldGeneration)) {
-    add(s.name, 'not on the server, and made after every snapshot it holds: is the time in its name wrong?');
-  }
   for (const t of transfers.filter((x) => x.volume === volume && inProgress(x.state))) {
     for (const s of own) {
       if (s.uuid === t.uuid) add(s.name, `being sent (transfer ${t.id}, ${t.state})`);
