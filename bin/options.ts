@@ -7,7 +7,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { describeError } from '../core/errors.ts';
 import { parseDuration, parseSize as parseSizeText } from '../core/units.ts';
 import { validateChunkSize } from '../core/wire/chunk-size.ts';
-import { DEFAULT_CLIENT_CONFIG, TOKEN_ENV } from '../client/cli-options.ts';
+import { DEFAULT_CLIENT_CONFIG, defaultDigestCache, TOKEN_ENV } from '../client/cli-options.ts';
 import type { ClientConfig, ClientFlags, ClientSettings, ServerApi } from '../client/index.ts';
 import { interruptSignal } from './interrupt.ts';
 
@@ -93,6 +93,11 @@ export function retriesOption(): Option {
 
 export function stallTimeoutOption(description: string): Option {
   return new Option('--stall-timeout <duration>', description).argParser(parseTimeout);
+}
+
+/** --digest-cache of `verify` and of `run` (its `verify:` key): where this machine's digests are, whichever verifies. */
+export function digestCacheOption(): Option {
+  return new Option('--digest-cache <dir>', "where this machine keeps its snapshots' digests, so the next verify reads only what changed").default(defaultDigestCache());
 }
 
 // The rest runs in a command's action: client/index.ts is imported then, not when the program starts (bin/cli.ts).

@@ -15,6 +15,8 @@ export interface RunFlags {
   dryRun: boolean;
   force?: boolean;
   lockFile?: string;
+  /** `run` only: where its `verify:` keeps this machine's digests (--digest-cache). */
+  digestCache?: string;
 }
 
 /** --config of a scheduled command: it needs the file (its volumes), so no "when it exists". */
@@ -65,6 +67,7 @@ export async function runSteps(steps: readonly Step[], flags: RunFlags, locked: 
       ...(settings.encrypt !== undefined ? { encrypt: settings.encrypt } : {}),
     },
     reporter: () => textReporter(),
+    ...(flags.digestCache !== undefined ? { digestCache: flags.digestCache } : {}),
   };
   const { exitCode } = await runVolumes({ server: settings.server, volumes: config.volumes, verify: config.verify }, options);
   process.exitCode = exitCode;

@@ -5,7 +5,7 @@
  * Rules (docs/design.md, "Parent selection"):
  * - The server's snapshots carry the client snapshot's UUID (their Received UUID); a local snapshot with that UUID is
  *   held by both sides and can be a parent.
- * - "Older" and "newest" are by when each snapshot was taken (core/taken-order.ts), never by btrfs generation: a
+ * - "Older" and "newest" are by when each snapshot was taken (core/taken-order.ts), not by btrfs generation: a
  *   snapshot restored from the server is as old as when it was taken, not as the restore that made it here.
  * - Requested snapshots the server lacks go oldest first; the first uses the newest common snapshot older than
  *   itself as parent (full send when there is none), each later one uses the one sent before it.
@@ -24,13 +24,19 @@
  * - A requested snapshot dated after now, or after btrfs made it (a name typed by hand, a clock that was wrong), is
  *   dated by its Creation time instead (core/taken-order.ts), and a note says so: trusted, it would be "the newest"
  *   the server holds, and every real snapshot after it would be skipped until that date.
+ * - A snapshot made here by `btrfs subvolume snapshot` is never older than one btrfs had here before it (lower
+ *   generation), whatever its time says (core/taken-order.ts): after the clock was set back, new snapshots are named in
+ *   the past, and by their time alone push skipped them for ever as older than the newest the server holds. A note
+ *   says the clock looks wrong.
  *
- * client/run/prune.ts keeps what these rules need (nextParent, and every step of a plan): one set of rules for both.
+ * client/run/prune.ts keeps what these rules need (nextParent, and every step of a plan): one set of rules for both,
+ * on the same facts (serverView, and the push's sealing).
  */
 import { sourceKeys } from './sources.ts';
-import { misdated, misdatedNote, takenOrder, type AgeOrder } from './taken-order.ts';
-import { describeSealing, mayChainOn, type Sealing } from './sealing.ts';
+import { madeAfter, madeAfterNote, misdated, misdatedNote, takenOrder, type AgeOrder } from './taken-order.ts';
+import { describeSealing, mayChainOn, sealingOfListed, type Sealing } from './sealing.ts';
 import type { LocalSnapshot } from './local-snapshot.ts';
+import type { Snapshot } from './protocol/snapshots.ts';
 
 export type { LocalSnapshot } from './local-snapshot.ts';
 
@@ -43,6 +49,15 @@ export interface ServerSnapshotView {
   altered?: { what: readonly string[] } | null;
   /** The key id its stream is sealed under, null: plain; undefined: the server does not say (core/sealing.ts). */
   sealedBy?: Sealing | undefined;
+}
+
+/**
+ * The server's listing as the planner reads it: each snapshot's sealing as core/sealing.ts reads a listing (a btrfs
+ * server's are plain, an older archive's unknown). The raw listing leaves a btrfs server's `sealedBy` unset, which
+ * the planner would read as unknown, no parent for a sealed push: push and prune both plan on this.
+ */
+export function serverView(listed: readonly Snapshot[]): ServerSnapshotView[] {
+  return listed.map((s) => ({ ...s, sealedBy: sealingOfListed(s) }));
 }
 
 export interface ServerRemovedView {
@@ -92,7 +107,8 @@ interface Facts extends PlanInput {
 
 export function planPush(planInput: PlanInput): Plan {
   const now = planInput.now ?? new Date();
-  const byAge = takenOrder(uniqueByUuid([...planInput.candidates, ...planInput.requested]), planInput.server, now);
+  const known = uniqueByUuid([...planInput.candidates, ...planInput.requested]);
+  const byAge = takenOrder(known, planInput.server, now);
   const input: Facts = { ...planInput, byAge };
   const onServer = new Set(input.server.map((s) => s.uuid));
   const requested = uniqueByUuid(input.requested).sort(byAge);
@@ -105,6 +121,9 @@ export function planPush(planInput: PlanInput): Plan {
   for (const s of skipped) {
     notes.push(`skipping ${s.name}: the server already holds the newer ${newestPresent?.name}`);
   }
+  // Sent although its time says it is older than what the server holds: say why, once the clock can be looked at.
+  const sending = new Set(toSend.map((s) => s.name));
+  notes.push(...madeAfter(known, input.server, now).filter((m) => sending.has(m.name)).map(madeAfterNote));
 
   const steps: PlanStep[] = [];
   const first = toSend[0];
@@ -123,11 +142,14 @@ export function planPush(planInput: PlanInput): Plan {
 
 /**
  * The parent the next push would take for a snapshot newer than all of `candidates` (of the newest one's source):
- * the newest snapshot both sides hold that is intact on the server. What local pruning must never delete.
+ * the newest snapshot both sides hold that is intact on the server and sealed as that push seals. What local pruning
+ * must never delete. `sealing` is required: with `encrypt:` the push's chain is the sealed one, and the plain
+ * snapshot newest by time is no parent of it (a prune that kept that one deleted the sealed parent: a full send).
  */
-export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now'>): LocalSnapshot | null {
+export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now'> & { sealing: Sealing }): LocalSnapshot | null {
   const candidates = uniqueByUuid(input.candidates);
-  const facts: Facts = { requested: [], candidates, server: input.server, byAge: takenOrder(candidates, input.server, input.now ?? new Date()) };
+  const byAge = takenOrder(candidates, input.server, input.now ?? new Date());
+  const facts: Facts = { requested: [], candidates, server: input.server, sealing: input.sealing, byAge };
   const newest = [...candidates].sort(facts.byAge).at(-1);
   return newest ? chooseParent(newest, facts, { orItself: true }) : null;
 }

@@ -1,8 +1,7 @@
 /** `snapferry verify`: the server's copy of a snapshot proved equal to the local one, by digests only. */
 import type { Command } from 'commander';
-import { defaultDigestCache } from '../../client/cli-options.ts';
 import { interruptSignal } from '../interrupt.ts';
-import { caFileOption, clientConfigOption, jsonOption, serverOption, settingsOf, tokenFileOption, tokenHeaders } from '../options.ts';
+import { caFileOption, clientConfigOption, digestCacheOption, jsonOption, serverOption, settingsOf, tokenFileOption, tokenHeaders } from '../options.ts';
 
 interface VerifyFlags {
   config?: string;
@@ -23,7 +22,7 @@ export function addVerifyCommand(program: Command): void {
     .option('--read-data', 'both sides read every byte again instead of starting from their saved digests (bit rot that a scrub has not reported)', false)
     .option('--client <name>', 'with an admin token: the client whose snapshots to verify')
     .addOption(jsonOption('JSON lines of progress and results on stdout'))
-    .option('--digest-cache <dir>', "where this machine keeps its snapshots' digests, so the next verify reads only what changed", defaultDigestCache())
+    .addOption(digestCacheOption())
     .addOption(tokenFileOption())
     .addOption(caFileOption())
     .argument('[snapshot...]', "read-only snapshots (each is checked), or folders of them (the newest the server holds is); default: each configured volume's snapshotDir")

@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { parseName } from '../../core/names.ts';
-import { planPush, type LocalSnapshot, type Plan, type PlanStep } from '../../core/plan.ts';
+import { planPush, serverView, type LocalSnapshot, type Plan, type PlanStep } from '../../core/plan.ts';
 import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL } from '../../core/wire/index.ts';
@@ -15,7 +15,7 @@ import { findParentCandidates, resolveRequested } from '../local/snapshots.ts';
 import { PushError, sendSnapshot } from './send-snapshot.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { sourceGroups } from '../../core/sources.ts';
-import { sealingOfKey, sealingOfListed, type Sealing } from '../../core/sealing.ts';
+import { sealingOfKey, type Sealing } from '../../core/sealing.ts';
 import { mixedSourcesError } from './mixed-sources.ts';
 import { UploadRateLimit } from '../upload/rate-limit.ts';
 import { startCompression, type CompressSetting } from './compression.ts';
@@ -165,8 +165,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
 async function planOn(held: SnapshotList, requested: readonly LocalSnapshot[], sealing: Sealing): Promise<Plan> {
   const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
   const candidates = await findParentCandidates(requested[0]!.path, wanted);
-  const server = held.snapshots.map((s) => ({ ...s, sealedBy: sealingOfListed(s) }));
-  return planPush({ requested, candidates, server, removed: held.removed, sealing });
+  return planPush({ requested, candidates, server: serverView(held.snapshots), removed: held.removed, sealing });
 }
 
 /** --send-compressed, decided once per push; a resumed transfer keeps its own (client/push/send-snapshot.ts). */

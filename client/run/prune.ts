@@ -6,12 +6,14 @@
  * Always kept, whatever the policy says, by push's own rules and order (core/plan.ts, core/taken-order.ts), so that
  * the two never disagree on what "newest" or "not sent yet" means:
  * - the parent the next push would take (nextParent): the newest snapshot both sides hold (the server's snapshots
- *   carry our UUID as their Received UUID) that is not altered on the server; without it the next push is a full one;
- * - every snapshot the next push would send (the steps of its plan), and the parent of the first;
- * - a snapshot the server lacks that push skips as older than the newest it holds, when btrfs made it after every
- *   snapshot the server holds (generation): the server cannot have received it and dropped it, so its name's time is
- *   what is wrong (a clock set back). Those push skips and btrfs made earlier are left to the policy: they are, in the
- *   main, what the server's own retention deleted, and keeping them for ever would fill the disk;
+ *   carry our UUID as their Received UUID) that is not altered on the server and is sealed as push seals (`encrypt:`,
+ *   core/sealing.ts: after `encrypt:` was turned on, the newest sealed one, not the newest plain one); without it the
+ *   next push is a full one;
+ * - every snapshot the next push would send (the steps of its plan), and the parent of the first; among them one the
+ *   server lacks that btrfs made after those it holds, though its time says older (a clock set back): push's order
+ *   counts it newer (core/taken-order.ts), so push sends it. Those push skips as older, btrfs having made them
+ *   earlier, are left to the policy: they are, in the main, what the server's own retention deleted, and keeping
+ *   them for ever would fill the disk;
  * - the snapshot an upload in progress sends, and the parent it sends it from: a resume runs the same btrfs send.
  *
  * Not by listOwnSnapshots()'s order (names): a snapshot named with a wrong clock sorted after the real ones, so
@@ -19,7 +21,9 @@
  */
 import * as btrfs from '../../core/btrfs/index.ts';
 import { describeError } from '../../core/errors.ts';
-import { nextParent, planPush } from '../../core/plan.ts';
+import { nextParent, planPush, serverView } from '../../core/plan.ts';
+import { readKeyFile } from '../../core/crypto/key-file.ts';
+import { describeSealing, mayChainOn, sealingOfKey, type Sealing } from '../../core/sealing.ts';
 import { planRetention, type RetentionPlan } from '../../core/retention.ts';
 import { prunes, type RetentionPolicy } from '../../core/retention-policy.ts';
 import { inProgress, type SnapshotList, type Transfer } from '../../core/protocol.ts';
@@ -34,6 +38,8 @@ export interface PruneSettings {
 
 export interface PruneOptions {
   dryRun?: boolean;
+  /** The key file push seals with (`encrypt:`): which chain the next push builds on, so which parent to keep. */
+  encrypt?: string;
   now?: Date;
   signal?: AbortSignal;
 }
@@ -47,32 +53,40 @@ export interface PruneOutcome {
   notes: string[];
 }
 
+/** What the next push is, as far as prune must know: when it is, and how it seals (`encrypt:`). */
+export interface NextPush {
+  volume: string;
+  now: Date;
+  sealing: Sealing;
+}
+
 /** Which of `own` must stay, and why (pure; see the comment at the top). */
 export function localProtections(
   own: readonly OwnSnapshot[],
-  server: Pick<SnapshotList, 'snapshots'>,
+  listed: Pick<SnapshotList, 'snapshots'>,
   transfers: readonly Transfer[],
-  volume: string,
-  now: Date,
+  { volume, now, sealing }: NextPush,
 ): Map<string, string> {
   const protect = new Map<string, string>();
   const add = (name: string, reason: string) => protect.set(name, protect.has(name) ? `${protect.get(name)}; ${reason}` : reason);
-  const onServer = new Set(server.snapshots.map((s) => s.uuid));
+  // The facts push plans on (core/plan.ts serverView): prune keeps what push takes only if both read them alike.
+  const server = serverView(listed.snapshots);
+  const onServer = new Set(server.map((s) => s.uuid));
   const held = own.filter((s) => onServer.has(s.uuid));
-  const parent = nextParent({ candidates: own, server: server.snapshots, now });
+  const parent = nextParent({ candidates: own, server, now, sealing });
   if (parent) {
-    const newestHeld = [...held].sort(takenOrder(own, server.snapshots, now)).at(-1);
-    const which = newestHeld?.uuid === parent.uuid ? 'newest snapshot both sides hold' : 'newest snapshot both sides hold that the server has not altered';
+    const newestHeld = [...held].sort(takenOrder(own, server, now)).at(-1);
+    const newest = server.find((s) => s.uuid === newestHeld?.uuid);
+    const which =
+      newestHeld?.uuid === parent.uuid ? 'newest snapshot both sides hold'
+      : newest !== undefined && !newest.altered && !mayChainOn(sealing, newest.sealedBy) ? `newest snapshot both sides hold that is ${describeSealing(sealing)}, as push seals`
+      : 'newest snapshot both sides hold that the server has not altered';
     add(parent.name, `${which}: the parent of the next incremental`);
   }
-  const plan = planPush({ requested: own, candidates: own, server: server.snapshots, now });
+  const plan = planPush({ requested: own, candidates: own, server, now, sealing });
   const first = plan.steps[0];
   if (first?.parent && first.parent.uuid !== parent?.uuid) add(first.parent.name, `parent of ${first.snapshot.name}, which the next push sends`);
   for (const step of plan.steps) add(step.snapshot.name, 'not on the server yet');
-  const newestHeldGeneration = Math.max(-1, ...held.map((s) => s.generation));
-  for (const s of plan.skipped.filter((x) => x.generation > newestHeldGeneration)) {
-    add(s.name, 'not on the server, and made after every snapshot it holds: is the time in its name wrong?');
-  }
   for (const t of transfers.filter((x) => x.volume === volume && inProgress(x.state))) {
     for (const s of own) {
       if (s.uuid === t.uuid) add(s.name, `being sent (transfer ${t.id}, ${t.state})`);
@@ -95,7 +109,9 @@ export async function pruneLocal(api: ServerApi, volume: string, settings: Prune
     return { plan: planRetention(dated, {}, new Map(), now), deleted: [], failed: [], notes };
   }
   const [server, transfers] = await Promise.all([api.snapshots(volume), api.transfers()]);
-  const plan = planRetention(dated, policy, localProtections(own, server, transfers.transfers, volume, now), now);
+  // Read only once there is something to prune; a missing or damaged key file stops prune as it stops push.
+  const sealing = sealingOfKey(options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt));
+  const plan = planRetention(dated, policy, localProtections(own, server, transfers.transfers, { volume, now, sealing }), now);
   const outcome: PruneOutcome = { plan, deleted: [], failed: [], notes };
   const paths = new Map(own.map((s) => [s.name, s.path]));
   for (const { name } of plan.delete) {

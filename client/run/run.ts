@@ -182,7 +182,8 @@ async function runVolume(name: string, volume: RunVolume, config: RunConfig, api
 
   if (steps.has('prune')) {
     try {
-      const pruned = await pruneLocal(api, name, volume, { dryRun, now: now(), ...signal });
+      const encrypt = options.push?.encrypt !== undefined ? { encrypt: options.push.encrypt } : {};
+      const pruned = await pruneLocal(api, name, volume, { dryRun, now: now(), ...signal, ...encrypt });
       for (const line of pruned.notes) note(`${name}: ${line}`);
       if (dryRun) for (const line of describePlan(pruned.plan)) note(`${name}: ${line}`);
       result.pruned = pruned.deleted;

@@ -2,12 +2,15 @@
  * The client's own saved digests, so that verifying the newest snapshot each run costs about its changes, as on the
  * server: DIR/VOLUME/UUID.digest for each local snapshot verified, and the next digest starts from the snapshot's
  * own or from the newest older snapshot's (files whose inode, size, ctime and mtime match are not read again).
+ * "Older" is push's order (core/taken-order.ts), not generation: a snapshot restored here has the newest generation,
+ * and by it the newest snapshot's digest started from an older one's while the restored one, closer, was passed over.
  * Only digests of snapshots that still exist here are kept.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseName, parseUuid } from '../../core/names.ts';
 import type { LocalSnapshot } from '../../core/plan.ts';
+import { takenOrder, type ServerTakenAt } from '../../core/taken-order.ts';
 import { loadTree, saveTree, type DigestedTree } from '../../core/tree-digest/index.ts';
 
 const SUFFIX = '.digest';
@@ -21,9 +24,18 @@ export class LocalDigests {
     return path.join(this.dir, parseName(volume, 'volume'), `${parseUuid(uuid, 'snapshot uuid')}${SUFFIX}`);
   }
 
-  /** The snapshot's own saved digest, else the newest older snapshot's; `from` names which. */
-  async previous(volume: string, snapshot: LocalSnapshot, others: readonly LocalSnapshot[]): Promise<{ tree: DigestedTree; from: string } | null> {
-    const older = others.filter((o) => o.uuid !== snapshot.uuid && o.generation <= snapshot.generation).sort((a, b) => b.generation - a.generation);
+  /**
+   * The snapshot's own saved digest, else the newest older snapshot's; `from` names which. `server`: the server's
+   * listing, whose takenAt dates a snapshot that has no time here (a restore), as for push.
+   */
+  async previous(
+    volume: string,
+    snapshot: LocalSnapshot,
+    others: readonly LocalSnapshot[],
+    server: readonly ServerTakenAt[] = [],
+  ): Promise<{ tree: DigestedTree; from: string } | null> {
+    const byAge = takenOrder([snapshot, ...others], server);
+    const older = others.filter((o) => o.uuid !== snapshot.uuid && byAge(o, snapshot) < 0).sort((a, b) => byAge(b, a));
     for (const candidate of [snapshot, ...older]) {
       const file = this.file(volume, candidate.uuid);
       if (!(await fs.stat(file).then(() => true, () => false))) continue;

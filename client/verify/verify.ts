@@ -60,7 +60,7 @@ export async function verify(options: VerifyOptions, view: VerifyView): Promise<
       const targets = chooseTargets({ named, found, server: listed.snapshots, volume, ...(options.sample ? { sample: options.sample } : {}), ...(options.rotation !== undefined ? { rotation: options.rotation } : {}) });
       const here = [...named, ...found];
       for (const target of targets) {
-        const reuse = cache === null || options.readData ? null : await cache.previous(volume, target.local, here);
+        const reuse = cache === null || options.readData ? null : await cache.previous(volume, target.local, here, listed.snapshots);
         const outcome = await checkSnapshot(
           {
             api, line: count, volume, snapshot: target.server.name, path: target.local.path, readData: options.readData ?? false, reuse,

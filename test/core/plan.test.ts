@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planPush, type LocalSnapshot } from '../../core/plan.ts';
+import { nextParent, planPush, serverView, type LocalSnapshot } from '../../core/plan.ts';
 
 const snap = (name: string, generation: number, origin: string | null = 'src'): LocalSnapshot => ({
   name,
@@ -341,4 +341,39 @@ test('a snapshot the server holds, named in the future, does not make the new on
   const wrongClock = { ...future, created: new Date('2030-12-01T00:00:00Z') };
   const byGeneration = planPush({ requested: [fresh, wrongClock], candidates: [fresh, wrongClock], server, now });
   assert.deepEqual(names(byGeneration.steps), ['home.20301201T000000Z->home.20261205T224401Z']);
+});
+
+test('nextParent is the parent push takes for a newer snapshot, sealing and all: the newest held sealed as the push is', () => {
+  // a, b plain on an archive, then encrypt: on: c in full sealed, d on it. e is new and the server lacks it.
+  const server = [...sealed(null, a, b), ...sealed(KEY, c, d)];
+  for (const [sealing, expected] of [[KEY, 'd'], [null, 'b'], [OTHER_KEY, null]] as const) {
+    const candidates = [a, b, c, d];
+    const taken = planPush({ requested: [e], candidates, server, sealing }).steps[0]!.parent?.name ?? null;
+    assert.equal(taken, expected, `the plan's parent, ${sealing ?? 'plain'}`);
+    assert.equal(nextParent({ candidates, server, sealing })?.name ?? null, expected, `nextParent, ${sealing ?? 'plain'}`);
+  }
+});
+
+test("serverView reads a listing's sealing as push does: a btrfs server's snapshots are plain, an old archive's unknown", () => {
+  const listed = (extra: object) => ({ name: 'b', uuid: b.uuid, serverUuid: 's', parentUuid: null, receivedAt: '', rawBytes: 0, wireBytes: 0, transferId: null, altered: null, ...extra });
+  assert.deepEqual(serverView([listed({}), listed({ storedStream: true }), listed({ storedStream: true, sealedBy: KEY })]).map((s) => s.sealedBy), [null, undefined, KEY]);
+});
+
+test('a snapshot made after the clock was set back, named before what the server holds, is sent, with a note', () => {
+  const now = new Date('2026-12-06T00:00:00Z');
+  const h01 = taken('home.20261201T0100', 10, '2026-12-01T01:00:00Z');
+  const h02 = taken('home.20261202T0100', 20, '2026-12-02T01:00:00Z');
+  // The RTC battery died: btrfs made these after h02, and they are named in 2000.
+  const x1 = taken('home.20000101T0000', 30, '2000-01-01T00:00:00Z');
+  const x2 = taken('home.20000101T0100', 40, '2000-01-01T01:00:00Z');
+  const plan = planPush({ requested: [h01, h02, x1, x2], candidates: [h01, h02], server: held(h01, h02), now });
+  assert.deepEqual(plan.skipped, []);
+  assert.deepEqual(names(plan.steps), ['home.20261202T0100->home.20000101T0000', 'home.20000101T0000->home.20000101T0100']);
+  assert.equal(plan.notes.length, 2, plan.notes.join('\n'));
+  assert.match(plan.notes[0]!, /home\.20000101T0000 is dated 2000-01-01T00:00:00\.000Z, before home\.20261202T0100 .*was the clock set back\?/);
+  // Once sent, the server's newest is x2, and the next snapshot (the clock right again) goes on it.
+  const h07 = taken('home.20261207T0100', 50, '2026-12-07T01:00:00Z');
+  const next = planPush({ requested: [h07], candidates: [h01, h02, x1, x2], server: held(h01, h02, x1, x2), now: new Date('2026-12-07T02:00:00Z') });
+  assert.deepEqual(names(next.steps), ['home.20000101T0100->home.20261207T0100']);
+  assert.deepEqual(nextParent({ candidates: [h01, h02, x1, x2], server: held(h01, h02, x1, x2), sealing: null, now })?.name, x2.name);
 });

@@ -1,7 +1,8 @@
 /** core/taken-order.ts: snapshots by when they were taken; generation breaks ties, and stands in when a time is missing. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { misdated, takenOrder, takenTime } from '../../core/taken-order.ts';
+import fc from 'fast-check';
+import { madeAfter, madeAfterNote, misdated, takenOrder, takenTime } from '../../core/taken-order.ts';
 
 const s = (name: string, generation: number, iso: string | null) => ({ name, uuid: `uuid-${name}`, generation, time: iso === null ? null : new Date(iso) });
 
@@ -59,4 +60,60 @@ test("the server's takenAt after now is not believed either", () => {
   const list = [s('restored', 9, null), s('own', 5, '2026-12-05T11:00:00Z')];
   const order = takenOrder(list, [{ uuid: 'uuid-restored', takenAt: '2030-12-01T00:00:00Z' }], now);
   assert.deepEqual([...list].sort(order).map((x) => x.name), ['own', 'restored'], 'by generation');
+});
+
+// A clock set back (a dead RTC battery): new snapshots are named and dated in the past. btrfs's generation orders
+// what it made on this filesystem, and a snapshot made here (not received) was taken when it was made.
+const here = (name: string, generation: number, iso: string) => ({ ...s(name, generation, iso), localUuid: `uuid-${name}` });
+const received = (name: string, generation: number, iso: string) => ({ ...s(name, generation, iso), localUuid: `local-${name}` });
+
+test('a snapshot btrfs made here after others, dated before them (a clock set back), is newer than all of them', () => {
+  const now = new Date('2026-12-06T00:00:00Z');
+  const [h1, h2] = [here('h1', 10, '2026-12-01T00:00:00Z'), here('h2', 20, '2026-12-02T00:00:00Z')];
+  const [x1, x2] = [here('x1', 30, '2000-01-01T00:00:00Z'), here('x2', 40, '2000-01-02T00:00:00Z')];
+  const list = [x2, h2, x1, h1];
+  const server = [h1, h2].map((h) => ({ uuid: h.uuid, takenAt: h.time!.toISOString() }));
+  assert.deepEqual([...list].sort(takenOrder(list, server, now)).map((x) => x.name), ['h1', 'h2', 'x1', 'x2']);
+  assert.deepEqual(madeAfter(list, server, now), [
+    { name: 'x1', time: new Date('2000-01-01T00:00:00Z'), after: 'h2', at: new Date('2026-12-02T00:00:00Z') },
+    { name: 'x2', time: new Date('2000-01-02T00:00:00Z'), after: 'h2', at: new Date('2026-12-02T00:00:00Z') },
+  ]);
+  assert.match(madeAfterNote(madeAfter(list, server, now)[0]!), /x1 is dated 2000-01-01T00:00:00\.000Z, before h2 .*was the clock set back\?/);
+  // The clock put right again: a snapshot with a true time goes by it, after those.
+  const x3 = here('x3', 50, '2026-12-05T00:00:00Z');
+  assert.deepEqual([x3, ...list].sort(takenOrder([x3, ...list], server, now)).map((x) => x.name), ['h1', 'h2', 'x1', 'x2', 'x3']);
+});
+
+test('made after a snapshot received here, a snapshot is newer than it too: that one was taken before it arrived', () => {
+  const restored = received('restored', 10, '2026-12-03T00:00:00Z');
+  const setBack = here('set-back', 20, '2000-01-01T00:00:00Z');
+  assert.deepEqual([setBack, restored].sort(takenOrder([setBack, restored])).map((x) => x.name), ['restored', 'set-back']);
+});
+
+test("a received snapshot's age is never moved by its generation (a restore is as old as when it was taken)", () => {
+  const [older, newer] = [here('older', 10, '2026-12-01T00:00:00Z'), here('newer', 20, '2026-12-02T00:00:00Z')];
+  const restored = received('restored', 30, '2026-12-01T12:00:00Z');
+  const list = [restored, newer, older];
+  assert.deepEqual([...list].sort(takenOrder(list)).map((x) => x.name), ['older', 'restored', 'newer']);
+  assert.deepEqual(madeAfter(list), []);
+  // Without a local UUID (not known to be made here), nothing moves either.
+  const bare = [s('a', 10, '2026-12-02T00:00:00Z'), s('b', 20, '2026-12-01T00:00:00Z')];
+  assert.deepEqual([...bare].sort(takenOrder(bare)).map((x) => x.name), ['b', 'a']);
+});
+
+test('the order stays an order (antisymmetric, transitive) whatever the times, generations and origins', () => {
+  const snapshot = fc.record({ generation: fc.integer({ min: 1, max: 8 }), day: fc.integer({ min: 1, max: 6 }), received: fc.boolean() });
+  fc.assert(fc.property(fc.array(snapshot, { maxLength: 10 }), (specs) => {
+    const list = specs.map((x, i) => (x.received ? received : here)(`s${i}`, x.generation, `2026-12-0${x.day}T00:00:00Z`));
+    const order = takenOrder(list, [], new Date('2026-12-06T00:00:00Z'));
+    const sorted = [...list].sort(order);
+    for (let i = 0; i < sorted.length; i++) {
+      for (let j = i + 1; j < sorted.length; j++) {
+        assert.ok(order(sorted[i]!, sorted[j]!) <= 0 && order(sorted[j]!, sorted[i]!) >= 0, `${sorted[i]!.name} before ${sorted[j]!.name}`);
+      }
+    }
+    // What btrfs made here comes in the order it made them.
+    const made = sorted.filter((x) => x.localUuid === x.uuid).map((x) => x.generation);
+    assert.deepEqual(made, [...made].sort((a, b) => a - b));
+  }));
 });

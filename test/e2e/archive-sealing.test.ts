@@ -22,6 +22,7 @@ import { silentLogger } from '../../server/log.ts';
 import { META, UPLOADS_PATH, WIRE_FORMAT } from '../../core/protocol.ts';
 import { sharedS3, type TestBucket } from '../archive/store-fixture.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { runAt } from './run-helpers.ts';
 
 const s3 = sharedS3();
 const CHUNK = 4 * 1024 * 1024;
@@ -100,6 +101,34 @@ test('encrypt: turned on after plain pushes, off again, then another key: each s
   const plain = await restore({ server: server.url, volume: 'v', snapshot: 's4', destDir: plainDest, retries: 0 }, recordingReporter());
   assert.deepEqual([plain.restored, plain.parent], [true, 's1']);
   for (const i of [0, 3]) await assertReceived(snaps[i]!, path.join(plainDest, `s${i + 1}`));
+});
+
+test("prune (run's, with the config's encrypt:) keeps the sealed parent the next push takes, not the newest plain snapshot", { ...rootOnly, timeout: 240_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1, seed: 'archive-sealing-prune' });
+  const { key } = await keyFiles(t);
+  const bucket = await s3.bucket();
+  const server = await archiveServer(t, bucket, 'sealing-prune');
+  const names = [1, 2, 3, 4, 5].map((d) => `v.2026120${d}T000000Z`);
+  const paths: string[] = [];
+  for (const name of names) {
+    await fs.writeFile(path.join(pair.source, name), crypto.randomBytes(100_000));
+    paths.push(await pair.snapshot(name));
+  }
+  await push({ server: server.url, volume: 'v', snapshots: paths.slice(0, 2), retries: 2 }, recordingReporter());
+  const sealed = recordingReporter();
+  await push({ server: server.url, volume: 'v', snapshots: paths.slice(2, 4), retries: 2, encrypt: key }, sealed);
+  assert.deepEqual(sealed.started, [{ snapshot: names[2], parent: null }, { snapshot: names[3], parent: names[2] }]);
+
+  // The fifth is new here. Before, prune kept the newest plain snapshot (the second) as the next parent and deleted
+  // the fourth, which the next sealed push needed: a full send again.
+  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
+  const config = { server: server.url, volumes: { v: { source: pair.source, snapshotDir: pair.snaps, retention: { last: 1 } } } };
+  const pruned = await run(config, new Date().toISOString(), { steps: ['prune'], push: { encrypt: key } });
+  assert.equal(pruned.exitCode, 0, [...pruned.lines, ...pruned.notes].join('\n'));
+  assert.deepEqual((await fs.readdir(pair.snaps)).sort(), [names[3], names[4]]);
+  const next = recordingReporter();
+  await push({ server: server.url, volume: 'v', snapshots: [paths[4]!], retries: 2, encrypt: key }, next);
+  assert.deepEqual(next.started, [{ snapshot: names[4], parent: names[3] }]);
 });
 
 test('entries stored before sealings were recorded are listed with the sealing read from their stream; a sealed incremental on a plain parent is refused at frame 0 (sealing_mismatch) and its upload ended', { ...rootOnly, timeout: 240_000 }, async (t) => {

@@ -76,3 +76,14 @@ test('a --chunk-size outside 64K..16M (0 included) is a usage error at parse tim
     }
   }
 });
+
+test("run takes --digest-cache as verify does (run's verify: digests there): the same option, help and default", async () => {
+  // The option's help, from its line to the next option's (help wraps it over several lines).
+  const help = async (command: string) => {
+    const r = await snapferry([command, '--help']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    return /^ {2}--digest-cache <dir>[^]*?(?=^ {2}-)/m.exec(r.stdout)?.[0] ?? `no --digest-cache in ${command} --help`;
+  };
+  assert.equal(await help('run'), await help('verify'));
+  assert.match(await help('run'), /where this machine keeps its snapshots' digests/);
+});

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { createPair } from './harness.ts';
 
@@ -64,4 +65,28 @@ test('snapferry snapshot, run and prune-server from the command line; a second r
   const refused = await snapferry(['prune-server', '--root', pair.root]);
   assert.equal(refused.exitCode, EXIT.failed, refused.stderr);
   assert.match(refused.stderr, new RegExp(`in use by snapferry serve \\(pid ${process.pid}, since `));
+});
+
+test("run --digest-cache DIR: run's verify: keeps this machine's digests there, as verify --digest-cache does", rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  const dir = path.join(pair.client.mountPoint, 'etc');
+  await fs.mkdir(dir);
+  const config = path.join(dir, 'client.yaml');
+  await fs.writeFile(config, [
+    `server: ${server.url}`,
+    'verify: newest',
+    'volumes:',
+    '  home:',
+    `    source: ${pair.source}`,
+    `    snapshotDir: ${pair.snaps}`,
+    '',
+  ].join('\n'));
+  const cache = path.join(pair.client.mountPoint, 'digests');
+  const run = await snapferry(['run', '--config', config, '--lock-file', path.join(dir, `run-${process.pid}.lock`), '--digest-cache', cache]);
+  assert.equal(run.exitCode, EXIT.ok, run.stderr);
+  assert.match(run.stdout, /^home: snapshot home\.\d{8}T\d{6}Z, pushed 1 \(.+\), verified home\.\d{8}T\d{6}Z \(.+ on the line\), pruned 0$/);
+  const [snapshot] = await fs.readdir(pair.snaps);
+  const { uuid } = await btrfs.subvolumeShow(path.join(pair.snaps, snapshot!));
+  assert.deepEqual(await fs.readdir(path.join(cache, 'home')), [`${uuid}.digest`]);
 });

@@ -16,14 +16,14 @@ const transfer = (id: string, volume: string, state: TransferState, snap: OwnSna
   ({ id, volume, state, uuid: snap.uuid, parentUuid: parent?.uuid ?? null }) as Transfer;
 
 test('the newest snapshot both sides hold and everything newer are protected; older ones are not', () => {
-  const p = localProtections([a, b, c, d, e], held(a, c), [], 'home', now);
+  const p = localProtections([a, b, c, d, e], held(a, c), [], { volume: 'home', now, sealing: null });
   assert.deepEqual([...p.keys()], ['c', 'd', 'e']);
   assert.match(p.get('c')!, /newest snapshot both sides hold/);
   assert.equal(p.get('d'), 'not on the server yet');
 });
 
 test('with nothing in common, nothing is on the server yet: all are protected', () => {
-  const p = localProtections([a, b], held(), [], 'home', now);
+  const p = localProtections([a, b], held(), [], { volume: 'home', now, sealing: null });
   assert.deepEqual([...p.keys()], ['a', 'b']);
 });
 
@@ -33,7 +33,7 @@ test("an upload in progress protects its snapshot and its parent; finished ones 
     transfer('t2', 'home', 'received', d, b),
     transfer('t3', 'other', 'uploading', d, c),
     transfer('t4', 'home', 'receiving', b, null),
-  ], 'home', now);
+  ], { volume: 'home', now, sealing: null });
   assert.deepEqual([...p.keys()].sort(), ['a', 'b', 'e']);
   assert.equal(p.get('a'), 'parent of transfer t1 in progress (uploading)');
   assert.equal(p.get('b'), 'being sent (transfer t4, receiving)');
@@ -53,7 +53,7 @@ test('a pushed snapshot named in the future does not make the unpushed ones afte
   const future = named('home.20301201T000000Z', 1, '2026-12-05T22:43:00Z');
   const first = named('home.20261205T224401Z', 2, '2026-12-05T22:44:01Z');
   const second = named('home.20261205T224403Z', 3, '2026-12-05T22:44:03Z');
-  const p = localProtections([first, second, future], held(future), [], 'home', now);
+  const p = localProtections([first, second, future], held(future), [], { volume: 'home', now, sealing: null });
   assert.equal(p.get(first.name), 'not on the server yet');
   assert.equal(p.get(second.name), 'not on the server yet');
   assert.match(p.get(future.name)!, /parent of the next incremental/);
@@ -64,15 +64,16 @@ test('a snapshot the server lacks, named before the ones it holds (a clock set b
   const old = named('home.20261201T000000Z', 1, '2026-12-01T00:00:00Z');
   const pushed = named('home.20261202T000000Z', 2, '2026-12-02T00:00:00Z');
   const setBack = named('home.20000102T000000Z', 3, '2000-01-02T00:00:00Z');
-  const p = localProtections([setBack, old, pushed], held(old, pushed), [], 'home', now);
-  assert.match(p.get(setBack.name)!, /made after every snapshot it holds/);
+  const p = localProtections([setBack, old, pushed], held(old, pushed), [], { volume: 'home', now, sealing: null });
+  // Push's order counts it newer than those (btrfs made it after them), so push sends it: the plan keeps it.
+  assert.equal(p.get(setBack.name), 'not on the server yet');
   assert.deepEqual(deletedBy([setBack, old, pushed], p, 1), [old.name]);
 });
 
 test("one the server dropped (its own retention) is the policy's to delete: older by time and by generation", () => {
   const dropped = named('home.20261201T000000Z', 1, '2026-12-01T00:00:00Z');
   const kept = named('home.20261202T000000Z', 2, '2026-12-02T00:00:00Z');
-  const p = localProtections([dropped, kept], held(kept), [], 'home', now);
+  const p = localProtections([dropped, kept], held(kept), [], { volume: 'home', now, sealing: null });
   assert.deepEqual([...p.keys()], [kept.name]);
 });
 
@@ -80,9 +81,24 @@ test("the server's altered snapshot is not the next parent: the newest intact on
   const r = [1, 2, 3, 4, 5, 6].map((i) => named(`home.2026120${i}T000000Z`, i, `2026-12-0${i}T00:00:00Z`)) as [OwnSnapshot, OwnSnapshot, OwnSnapshot, OwnSnapshot, OwnSnapshot, OwnSnapshot];
   const [, , , r4, r5, r6] = r;
   const server = { snapshots: [{ uuid: r4.uuid, name: r4.name } as Snapshot, { uuid: r5.uuid, name: r5.name, altered: { foundAt: '2026-12-05T00:00:00Z', what: ['not_read_only' as const] } } as Snapshot] };
-  const p = localProtections(r, server, [], 'home', now);
+  const p = localProtections(r, server, [], { volume: 'home', now, sealing: null });
   assert.equal(p.get(r4.name), 'newest snapshot both sides hold that the server has not altered: the parent of the next incremental');
   assert.equal(p.get(r6.name), 'not on the server yet');
   assert.equal(p.has(r5.name), false, "r5 is on the server; the policy decides");
   assert.ok(!deletedBy(r, p, 1).includes(r4.name));
+});
+
+test('with encrypt: turned on after a plain chain, the sealed parent push takes is kept, not the newest plain one', () => {
+  // An archive server: a and b pushed plain, then encrypt: on, so c went in full sealed and d on c; e is new here.
+  const KEY = '0123456789abcdef';
+  const stored = (by: string | null, ...s: OwnSnapshot[]) => s.map((x) => ({ uuid: x.uuid, name: x.name, storedStream: true, sealedBy: by }) as Snapshot);
+  const server = { snapshots: [...stored(null, a, b), ...stored(KEY, c, d)] };
+  const p = localProtections([a, b, c, d, e], server, [], { volume: 'home', now, sealing: KEY });
+  assert.equal(p.get('d'), 'newest snapshot both sides hold: the parent of the next incremental');
+  assert.equal(p.has('b'), false, 'the plain chain is no parent of a sealed push');
+  assert.deepEqual(deletedBy([a, b, c, d, e], p, 1), ['a', 'b', 'c']);
+  // Plain again (encrypt: turned off): the plain chain's newest is the parent, and the reason says why not d.
+  const plain = localProtections([a, b, c, d, e], server, [], { volume: 'home', now, sealing: null });
+  assert.equal(plain.get('b'), 'newest snapshot both sides hold that is plain (no encrypt:), as push seals: the parent of the next incremental');
+  assert.equal(plain.has('d'), false);
 });

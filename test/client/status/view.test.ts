@@ -80,6 +80,18 @@ test('UNSENT counts what a push would send: not a snapshot older than the server
   assert.equal((newer.volumes.find((v) => v.name === 'home')!.local as { notOnServer: number }).notOnServer, 1, 'home.5 only');
 });
 
+test('UNSENT and NEWEST LOCAL count a snapshot made after the clock was set back (named before the server\'s newest) as push does', () => {
+  const dated = (name: string, uuid: string, generation: number, iso: string): LocalSnapshot => ({ ...local(name, uuid, generation), time: new Date(iso) });
+  const report = buildStatusReport(input({
+    local: { home: { dir: '/snaps', snapshots: [
+      dated('home.20250227T0300', 'u1', 10, '2025-02-27T03:00:00Z'), dated('home.20250228T0300', 'u2', 20, '2025-02-28T03:00:00Z'),
+      dated('home.20000101T0000', 'u3', 30, '2000-01-01T00:00:00Z'),
+    ] } },
+    serverSnapshots: { home: [{ uuid: 'u1', name: 'home.20250227T0300' }, { uuid: 'u2', name: 'home.20250228T0300' }] },
+  }));
+  assert.deepEqual(report.volumes.find((v) => v.name === 'home')!.local, { dir: '/snaps', snapshots: 3, newest: 'home.20000101T0000', notOnServer: 1 });
+});
+
 test('without local folders there are no local columns', () => {
   const text = renderStatus(buildStatusReport(input()), NOW);
   assert.match(text, /^VOLUME +SNAPSHOTS +NEWEST ON SERVER +RECEIVED$/m);
