@@ -82,6 +82,12 @@ export interface PlanInput {
 export interface PlanStep {
   snapshot: LocalSnapshot;
   parent: LocalSnapshot | null;
+  /**
+   * When the order counts it taken, where that is later than its own time (core/taken-order.ts madeAfter: made after
+   * a clock was set back). The server dates it by this: by its own time its retention would take the newest backup for
+   * the oldest, and delete it first.
+   */
+  takenAt?: Date;
 }
 
 export interface Plan {
@@ -123,18 +129,24 @@ export function planPush(planInput: PlanInput): Plan {
   }
   // Sent although its time says it is older than what the server holds: say why, once the clock can be looked at.
   const sending = new Set(toSend.map((s) => s.name));
-  notes.push(...madeAfter(known, input.server, now).filter((m) => sending.has(m.name)).map(madeAfterNote));
+  const madeLater = madeAfter(known, input.server, now).filter((m) => sending.has(m.name));
+  notes.push(...madeLater.map(madeAfterNote));
+  const takenAt = new Map(madeLater.map((m) => [m.name, m.at]));
+  const step = (snapshot: LocalSnapshot, parent: LocalSnapshot | null): PlanStep => {
+    const at = takenAt.get(snapshot.name);
+    return at === undefined ? { snapshot, parent } : { snapshot, parent, takenAt: at };
+  };
 
   const steps: PlanStep[] = [];
   const first = toSend[0];
   if (first) {
     const parent = chooseParent(first, input);
-    steps.push({ snapshot: first, parent });
+    steps.push(step(first, parent));
     noteLostParent(first, parent, input, notes);
     noteOtherSource(first, parent, input, notes);
     notePassedOverParent(first, parent, input, notes);
     for (let i = 1; i < toSend.length; i++) {
-      steps.push({ snapshot: toSend[i]!, parent: toSend[i - 1]! });
+      steps.push(step(toSend[i]!, toSend[i - 1]!));
     }
   }
   return { steps, present, skipped, notes };

@@ -6,7 +6,7 @@
  */
 import { SnapferryError, describeError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
-import type { LocalSnapshot, PlanStep } from '../../core/plan.ts';
+import type { PlanStep } from '../../core/plan.ts';
 import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, waitingStates, type SendStream, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, canSend } from '../../core/btrfs/features.ts';
 import type { ServerApi } from '../http/api.ts';
@@ -204,7 +204,7 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
       server: ctx.api.base.toString(),
       transport: ctx.api.transport,
       uploadUrl: resumeOf ? ctx.api.url(`${UPLOADS_PATH}/${resumeOf.id}`) : null,
-      metadata: { ...metadataFor(ctx.volume, step.snapshot, step.parent, ctx.chunkSize, sendStream), ...progress.estimateMetadata() },
+      metadata: { ...metadataFor(ctx.volume, step, ctx.chunkSize, sendStream), ...progress.estimateMetadata() },
       source: framed.source,
       chunkSize: ctx.patchBytes,
       headers: ctx.headers,
@@ -274,7 +274,8 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null,
   return framed;
 }
 
-function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSnapshot | null, chunkSize: number, sendStream: SendStream): Record<string, string> {
+function metadataFor(volume: SafeName, { snapshot, parent, takenAt }: PlanStep, chunkSize: number, sendStream: SendStream): Record<string, string> {
+  const taken = takenAt ?? snapshot.time;
   return {
     [META.volume]: volume,
     [META.snapshot]: snapshot.name,
@@ -284,7 +285,7 @@ function metadataFor(volume: SafeName, snapshot: LocalSnapshot, parent: LocalSna
     [META.chunkSize]: String(chunkSize),
     [META.sendStream]: sendStream,
     ...(snapshot.created ? { [META.createdAt]: snapshot.created.toISOString() } : {}),
-    ...(snapshot.time ? { [META.takenAt]: snapshot.time.toISOString() } : {}),
+    ...(taken ? { [META.takenAt]: taken.toISOString() } : {}),
   };
 }
 

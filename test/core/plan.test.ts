@@ -371,6 +371,11 @@ test('a snapshot made after the clock was set back, named before what the server
   assert.deepEqual(names(plan.steps), ['home.20261202T0100->home.20000101T0000', 'home.20000101T0000->home.20000101T0100']);
   assert.equal(plan.notes.length, 2, plan.notes.join('\n'));
   assert.match(plan.notes[0]!, /home\.20000101T0000 is dated 2000-01-01T00:00:00\.000Z, before home\.20261202T0100 .*was the clock set back\?/);
+  // The server is told they were taken no earlier than h02 (its retention would count them the oldest of all, and
+  // delete the newest backups first); a step the order does not move carries no time of its own.
+  assert.deepEqual(plan.steps.map((s) => s.takenAt?.toISOString()), ['2026-12-02T01:00:00.000Z', '2026-12-02T01:00:00.000Z']);
+  const plain = planPush({ requested: [h01, h02], candidates: [], server: [], now });
+  assert.deepEqual(plain.steps.map((s) => s.takenAt), [undefined, undefined]);
   // Once sent, the server's newest is x2, and the next snapshot (the clock right again) goes on it.
   const h07 = taken('home.20261207T0100', 50, '2026-12-07T01:00:00Z');
   const next = planPush({ requested: [h07], candidates: [h01, h02, x1, x2], server: held(h01, h02, x1, x2), now: new Date('2026-12-07T02:00:00Z') });

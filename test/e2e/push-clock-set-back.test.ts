@@ -40,4 +40,10 @@ test('a snapshot taken after the clock was set back is pushed, on the newest the
   assert.deepEqual(result.sent.map((s) => [s.parent, s.snapshot]), [[D2, SET_BACK]]);
   assert.match(report.notes.join('\n'), /data\.20000101T010000Z is dated 2000-01-01T01:00:00\.000Z, before data\.20261205T010000Z .*was the clock set back\?/);
   await assertReceived(setBack, pair.receivedPath('data', SET_BACK));
+  // The server dates it no earlier than the snapshot it came after: by its name its retention would take the newest
+  // backup for the oldest of all.
+  const listed = (await api.snapshots('data')).snapshots;
+  const takenAt = (name: string) => listed.find((s) => s.name === name)?.takenAt;
+  assert.equal(takenAt(SET_BACK), takenAt(D2));
+  assert.equal(takenAt(D2), '2026-12-05T01:00:00.000Z');
 });
