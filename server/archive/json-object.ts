@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { z } from 'zod';
 import { SnapferryError } from '../../core/errors.ts';
+import { VERSION } from '../../core/version.ts';
 import type { ObjectStore } from './object-store.ts';
 
 export interface JsonVersion<T> {
@@ -30,8 +31,32 @@ export function parseJson<T>(key: string, body: Buffer, schema: z.ZodType<T>): T
     throw corrupt(key, `is not JSON (${(err as Error).message})`, err);
   }
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw corrupt(key, `does not have the expected shape: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, parsed.error);
+  if (!parsed.success) {
+    const newer = fieldsOfNewer(parsed.error.issues);
+    if (newer !== null) throw writtenByNewer(key, newer, parsed.error);
+    throw corrupt(key, `does not have the expected shape: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, parsed.error);
+  }
   return parsed.data;
+}
+
+/**
+ * The fields a newer snapferry added, when they are all that is wrong: the objects' schemas are strict, so that an
+ * instance never acts on an object it only half understands (an older one ignoring `retention: marked` would restore
+ * from a chain being deleted). That is an upgrade to make, not damage: "corrupt ... remove the archive" would be the
+ * worst advice to an admin upgrading the instances on one archive one by one.
+ */
+function fieldsOfNewer(issues: readonly z.core.$ZodIssue[]): string[] | null {
+  if (!issues.every((i) => i.code === 'unrecognized_keys')) return null;
+  return issues.flatMap((i) => (i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : []));
+}
+
+function writtenByNewer(key: string, fields: readonly string[], cause: unknown): SnapferryError {
+  return new SnapferryError(
+    'archive_format_unsupported',
+    `the archive's ${key} holds ${fields.join(', ')}, which snapferry ${VERSION} does not know: a newer snapferry wrote it (another ` +
+      'instance on this archive?); upgrade this one: every instance on one archive must run the same snapferry',
+    { cause, details: { key, fields } },
+  );
 }
 
 function corrupt(key: string, why: string, cause: unknown): SnapferryError {

@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import { statusOf } from '../../server/http-errors.ts';
-import { readJson, updateJson } from '../../server/archive/json-object.ts';
+import { parseJson, readJson, updateJson } from '../../server/archive/json-object.ts';
+import { VolumeCatalog } from '../../server/archive/volume-catalog.ts';
 import { ensureFormat, FORMAT_KEY } from '../../server/archive/format.ts';
 import { sharedS3 } from './store-fixture.ts';
 
@@ -67,4 +68,22 @@ test('format.json is created once; the same version passes, another version or p
   const other = b.store('other');
   await other.putIfAbsent(FORMAT_KEY, Buffer.from('not json'));
   await assert.rejects(ensureFormat(other, 's3://bucket/other'), { code: 'archive_format_unsupported', message: /not a snapferry archive's/ });
+});
+
+test('an object with fields a newer snapferry added is refused as an upgrade to make, not as damage to remove', () => {
+  const entry = {
+    name: 's1', uuid: 'u1', parentUuid: null, transferId: 't1', chunkSize: 4194304, rawBytes: 1, wireBytes: 1, storedAt: '2026-12-06T00:00:00.000Z',
+    createdAt: null, takenAt: null, manifest: 'manifests/t1.json',
+  };
+  const newer = Buffer.from(JSON.stringify({ version: 1, streams: [{ ...entry, pinnedBy: 'x' }], shards: 2 }));
+  const err = (() => { try { parseJson('catalog/c/v.json', newer, VolumeCatalog); return null; } catch (e) { return e; } })();
+  assert.ok(err instanceof SnapferryError);
+  assert.equal(err.code, 'archive_format_unsupported');
+  assert.equal(statusOf(err), 500);
+  assert.match(err.message, /catalog\/c\/v\.json holds streams\.0\.pinnedBy, shards, which snapferry \S+ does not know: a newer snapferry wrote it .*upgrade this one/);
+  assert.doesNotMatch(err.message, /remove the archive/);
+  // A known field with a wrong value is still damage, whatever else the object holds.
+  const damaged = Buffer.from(JSON.stringify({ version: 1, streams: [{ ...entry, rawBytes: -1, pinnedBy: 'x' }] }));
+  assert.throws(() => parseJson('catalog/c/v.json', damaged, VolumeCatalog), { code: 'archive_object_corrupt' });
+  assert.deepEqual(parseJson('catalog/c/v.json', Buffer.from(JSON.stringify({ version: 1, streams: [entry] })), VolumeCatalog).streams[0]?.name, 's1');
 });
