@@ -6,6 +6,7 @@
  * the frame in flight, so a line that cuts more often than a frame takes still moves on; a bad frame costs that frame. Every failure is a typed error that says whether
  * another try can help (client/restore/restore.ts decides on it).
  */
+import { answerWithoutErrorBody } from '../http/answer.ts';
 import { retryAfterDetails } from '../http/retry-after.ts';
 import { ErrorBody, RESTORE_HEADERS, SnapshotList, routes, type Snapshot } from '../../core/protocol.ts';
 import { ByteQueue, FrameError, FrameParser, type FrameParserState } from '../../core/wire/index.ts';
@@ -150,11 +151,9 @@ async function send(http: RestoreHttp, url: string, signal?: AbortSignal, stalle
     const e = parsed.data.error;
     throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: { ...e.details, ...after } });
   }
-  throw new ServerError('http_error', `GET ${url} answered ${res.status} ${res.statusText} without a snapferry error: is --server the address of a snapferry server?`, res.status, {
-    // 429 (RFC 6585): a proxy's rate limit heals by waiting, like a 5xx.
-    retryable: res.status >= 500 || res.status === 429,
-    details: after,
-  });
+  // Said as push says it (client/http/answer.ts): a proxy's 502 is the server behind it down, not a wrong address.
+  const meaning = answerWithoutErrorBody(res.status, text, new URL(url).origin, `GET ${url}`);
+  throw new ServerError(meaning.code, meaning.message, res.status, { retryable: meaning.retryable, details: after });
 }
 
 /** The answer must be the stream asked for: another snapshot, parent or starting frame would spool foreign frames. */
