@@ -6,10 +6,11 @@
 import { SnapferryError } from '../../core/errors.ts';
 
 /**
- * Codes of refusals that last while someone else works, or until someone frees the server's disk: said once while
- * they last (a full disk was said four times a round: by tus-js-client's own retries and by the push's backoff).
+ * Codes of refusals that last while someone else works, until someone frees the server's disk, or while the server
+ * behind a proxy restarts: said once while they last (a full disk was said four times a round: by tus-js-client's own
+ * retries and by the push's backoff; a proxy's 502 five times in one restart of the server).
  */
-const QUIET_WAITS = new Set(['transfer_locked', 'upload_busy', 'volume_busy', 'disk_full']);
+const QUIET_WAITS = new Set(['transfer_locked', 'upload_busy', 'volume_busy', 'disk_full', 'upstream_down']);
 
 export class RetryNotes {
   private waitingFor: string | null = null;

@@ -18,6 +18,13 @@ test('a full server disk is said once while it lasts, however many retries wait 
   assert.deepEqual(said.slice(1), ['cut; resuming', 'out of disk space again']);
 });
 
+test("a proxy's 502 while the server behind it restarts is said once while it lasts", () => {
+  const said: string[] = [];
+  const notes = new RetryNotes((text) => said.push(text));
+  for (let i = 0; i < 5; i++) notes.retry(failure('upstream_down'), `the proxy answered 502: the server behind it is down; trying again in ${i + 1}.0 s`);
+  assert.deepEqual(said, ['the proxy answered 502: the server behind it is down; trying again in 1.0 s']);
+});
+
 test('a cut is said every time: the reader sees the line\'s health', () => {
   const said: string[] = [];
   const notes = new RetryNotes((text) => said.push(text));
