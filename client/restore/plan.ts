@@ -23,6 +23,8 @@ import type { LocalSubvolume } from './local.ts';
 export interface RestorePlanInput {
   /** The snapshot's name on the server. */
   name: string;
+  /** The volume it is asked from, for messages. */
+  volume?: string;
   /** The volume's snapshots on the server, oldest first (as GET /v1/volumes/:volume/snapshots lists them). */
   catalog: readonly Snapshot[];
   /** Read-only snapshots on the restoring machine that could be the parent or the target itself. */
@@ -48,7 +50,11 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
     const held = input.catalog.map((s) => s.name);
     throw new RestorePlanError(
       'snapshot_not_on_server',
-      `the server holds no snapshot ${input.name} in this volume` + (held.length > 0 ? `; it holds ${summary(held)}` : '; it holds none'),
+      held.length > 0
+        ? `the server holds no snapshot ${input.name} in ${volumeName(input)}; it holds ${summary(held)}`
+        // Nothing at all: most often a --volume that names no volume of this client's, not a snapshot name wrong.
+        : `the server holds no snapshot in ${volumeName(input)}: no such volume, or nothing received into it yet ` +
+          '(`snapferry status` lists the volumes the server holds and their snapshots); check --volume',
       { details: { snapshot: input.name, held: held.slice(-20) } },
     );
   }
@@ -64,6 +70,8 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
   }
   return { target, parent: null, present: null, before: [] };
 }
+
+const volumeName = (input: RestorePlanInput): string => (input.volume === undefined ? 'this volume' : `volume ${input.volume}`);
 
 /** A stored stream's restore: the path from its chain's full, cut after the newest member held here. */
 function planChain(target: Snapshot, catalog: readonly Snapshot[], byIdentity: ReadonlyMap<string, LocalSubvolume>): RestorePlan {

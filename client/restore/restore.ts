@@ -111,7 +111,7 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     const catalog = await fetchCatalog(http, volume);
     const local = await readonlySnapshotsIn(parentDir);
     if (parentDir !== destDir) local.push(...(await readonlySnapshotsIn(destDir)));
-    const plan = planRestore({ name, catalog, local });
+    const plan = planRestore({ name, volume, catalog, local });
     if (plan.before.length > 0) {
       if (!withChain) {
         throw new RestoreFailed('chain_broken', `${name} still lacks ${plan.before[0]!.name} of its chain after restoring it; restore ${plan.before[0]!.name} by itself to see why`, {

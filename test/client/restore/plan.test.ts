@@ -47,7 +47,7 @@ test('a snapshot the server does not hold is refused with what it holds', () => 
     () => planRestore({ name: 's9', catalog: catalog(2), local: [] }),
     (err: Error & { code?: string }) => err.code === 'snapshot_not_on_server' && /holds s1, s2/.test(err.message),
   );
-  assert.throws(() => planRestore({ name: 's1', catalog: [], local: [] }), /holds none/);
+  assert.throws(() => planRestore({ name: 's1', catalog: [], local: [] }), /holds no snapshot in this volume: no such volume, or nothing received into it yet/);
 });
 
 test('a snapshot the server flags as changed by hand is never the parent: the next older one held here is', () => {
@@ -92,5 +92,13 @@ test('a stored stream whose chain lacks a member is refused with chain_broken, n
   assert.throws(
     () => planRestore({ name: 's4', catalog: cat, local: [] }),
     (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'chain_broken' && e.message.includes(`lacks ${uuid(2)}`) && e.message.includes('s3 is an incremental on it'),
+  );
+});
+
+test('a volume with no snapshot at all is said to be a --volume to check, not a snapshot name to fix', () => {
+  assert.throws(
+    () => planRestore({ name: 'home.20261206T010000Z', volume: 'nope', catalog: [], local: [] }),
+    (err: Error & { code?: string }) =>
+      err.code === 'snapshot_not_on_server' && /holds no snapshot in volume nope: no such volume, or nothing received into it yet .*check --volume/.test(err.message),
   );
 });
