@@ -4,6 +4,7 @@
  * on the command line override their keys. deploy/client.example.yaml documents each key; a test loads it.
  */
 import { MIN_LIMIT_RATE, MIN_LIMIT_RATE_WHY } from './upload/rate-limit.ts';
+import path from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
@@ -137,13 +138,32 @@ export interface PushJob {
 }
 
 /**
+ * The config's volume whose snapshotDir holds every one of `paths` (a snapshot in it, or the folder itself): the
+ * volume they are snapshots of, so that `verify --config F SNAPSHOT` needs no --volume the config already says.
+ */
+function volumeHolding(paths: readonly string[], config: ClientConfig | null): string | undefined {
+  if (config === null) return undefined;
+  const holds = (dir: string, p: string) => {
+    const at = path.resolve(p);
+    return at === path.resolve(dir) || path.dirname(at) === path.resolve(dir);
+  };
+  const found = Object.entries(config.volumes).filter(([, v]) => paths.every((p) => holds(v.snapshotDir, p)));
+  return found.length === 1 ? found[0]![0] : undefined;
+}
+
+/**
  * What `push` sends. Snapshot paths on the command line go to --volume, as without a config. With none, the
  * config's volumes do: each one's snapshotDir under its name, or only --volume's.
  */
 export function pushJobs(snapshots: readonly string[], volume: string | undefined, config: ClientConfig | null): PushJob[] {
   if (snapshots.length > 0) {
-    if (volume === undefined) throw new ValidationError('give --volume NAME: the volume on the server these snapshots go to');
-    return [{ volume, snapshots: [...snapshots] }];
+    const to = volume ?? volumeHolding(snapshots, config);
+    if (to === undefined) {
+      throw new ValidationError(
+        `give --volume NAME: the volume on the server these snapshots go to${config === null ? '' : " (they are not all in one of the config's snapshotDir folders)"}`,
+      );
+    }
+    return [{ volume: to, snapshots: [...snapshots] }];
   }
   if (config === null) {
     throw new ValidationError(`give the snapshots to push (and --volume NAME), or a config file with volumes ${CONFIG_HINT}`);

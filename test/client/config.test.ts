@@ -69,7 +69,13 @@ test('push jobs: snapshots on the command line go to --volume; without them, the
   const c = config('server: http://s\nvolumes:\n  home: { source: /home, snapshotDir: /snaps/home }\n  root: { source: /, snapshotDir: /snaps/root }\n');
   assert.deepEqual(pushJobs(['/snaps/x'], 'v', c), [{ volume: 'v', snapshots: ['/snaps/x'] }]);
   assert.deepEqual(pushJobs(['/snaps/x'], 'v', null), [{ volume: 'v', snapshots: ['/snaps/x'] }]);
-  assert.throws(() => pushJobs(['/snaps/x'], undefined, c), /give --volume NAME/);
+  assert.throws(() => pushJobs(['/snaps/x'], undefined, c), /give --volume NAME: .*not all in one of the config's snapshotDir folders/);
+  assert.throws(() => pushJobs(['/snaps/x'], undefined, null), /give --volume NAME: the volume on the server these snapshots go to$/);
+  // Snapshots in one volume's snapshotDir (or the folder itself) are that volume's: the config already says it.
+  assert.deepEqual(pushJobs(['/snaps/home/home.20261206T010000Z', '/snaps/home/'], undefined, c), [
+    { volume: 'home', snapshots: ['/snaps/home/home.20261206T010000Z', '/snaps/home/'] },
+  ]);
+  assert.throws(() => pushJobs(['/snaps/home/a', '/snaps/root/b'], undefined, c), /give --volume NAME/);
   assert.deepEqual(pushJobs([], undefined, c), [
     { volume: 'home', snapshots: ['/snaps/home'] },
     { volume: 'root', snapshots: ['/snaps/root'] },
