@@ -120,6 +120,15 @@ test('in flight: progress against the estimate, wire bytes, frames, state, and t
   assert.doesNotMatch(text, /work\.1/, 'a received transfer is not in flight');
 });
 
+test('in flight: a volume the column cuts off is named on the line below', () => {
+  const report = buildStatusReport(input({ transfers: [transfer({ volume: 'home', snapshot: 'home.20261206T011500Z' })] }));
+  const text = renderStatus(report, NOW);
+  assertFits(text);
+  assert.match(text, /^…\/home\.20261206T011500Z +uploading/m);
+  assert.match(text, /^ {2}transfer 3f2a9c1e, volume home, started /m);
+  assert.doesNotMatch(renderStatus(buildStatusReport(input()), NOW), /, volume /, 'a name that fits says nothing more');
+});
+
 test('the last error: the newest any transfer recorded, wrapped to the width', () => {
   const message = 'no data arrived for 7d00h (the server expires unfinished uploads after 7d), so it deleted the upload and freed its spool; push again to start over';
   const report = buildStatusReport(input({
