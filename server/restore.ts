@@ -96,8 +96,12 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
   const check = new SendStreamCheck();
   send.stream.pipe(toClient).pipe(check);
   // pipe() carries no errors: a failed btrfs send fails the rewrite, which fails the check.
-  send.stream.once('error', (err) => toClient.destroy(err));
-  toClient.once('error', (err) => check.destroy(err));
+  send.stream.on('error', (err) => toClient.destroy(err));
+  toClient.on('error', (err) => check.destroy(err));
+  // The check's error is read from its `header` promise until the pipeline below takes it over. Without a listener
+  // of its own, a request dropped in between (btrfs send cancelled by its signal: an error cascading to here) was an
+  // 'error' event nobody heard, which ends the process: one client could stop the server.
+  check.on('error', () => undefined);
   // A stream that is only piped keeps btrfs send blocked on a full pipe when its consumer goes: stop them all.
   const stop = () => {
     check.destroy();

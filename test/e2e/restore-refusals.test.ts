@@ -185,3 +185,26 @@ test('a receive that fails (the disk fills) leaves no partial subvolume and keep
   assert.match(left[0]!, /^\.snapferry-restore-/);
   assert.deepEqual(await btrfs.subvolumeList(small.mountPoint), [], 'no subvolume, partial or whole, on the filesystem');
 });
+
+test('a restore request dropped while btrfs send starts ends that request only: the server stays up', restoreTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await pair.snapshot('s2');
+  await push({ server: server.url, volume: 'v', snapshots: [pair.snaps], retries: 0 }, recordingReporter());
+  const { snapshots } = await (await fetch(`${server.url}${routes.snapshots('v')}`)).json() as { snapshots: { name: string; uuid: string }[] };
+  const parent = snapshots.find((s) => s.name === 's1')!.uuid;
+  // Dropped at every moment of the answer's making: before btrfs send starts, while its first command is awaited
+  // (the window where its cancellation reached a stream nothing listened on yet, and serve exited), and after.
+  for (let ms = 0; ms <= 30; ms++) {
+    for (const query of [{}, { parent }]) {
+      const url = `${server.url}${routes.restoreStream('v', 's2', { chunkSize: CHUNK, ...query })}`;
+      await fetch(url, { signal: AbortSignal.timeout(ms) }).then((r) => r.body?.cancel(), () => undefined);
+    }
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const whole = await get(`${server.url}${routes.restoreStream('v', 's2', { chunkSize: CHUNK })}`);
+  assert.equal(whole.status, 200, 'the server still answers a restore');
+  assert.ok(whole.body.length > 0);
+  void s1;
+});
