@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import { SnapferryError } from '../../core/errors.ts';
-import { ErrorBody, FrameList, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../../core/protocol.ts';
+import { ErrorBody, FrameList, retryableAnswer, MAX_FRAMES_PER_PAGE, SnapshotList, Status, Transfer, TransferList, VolumeList, routes, type FrameRecord } from '../../core/protocol.ts';
 import { retryAfterDetails } from './retry-after.ts';
 import { answerWithoutErrorBody } from './answer.ts';
 import { DEFAULT_STALL_MS, closedBeforeAnswer, createTransport, speaksTls, tlsErrorFrom, type Transport } from './transport.ts';
@@ -150,7 +150,7 @@ export class ServerApi {
       const after = retryAfterDetails(res.headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
       if (parsed.success) {
         const e = parsed.data.error;
-        throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: { ...e.details, ...after } });
+        throw new ServerError(e.code, e.message, res.status, { retryable: retryableAnswer(e, res.status), details: { ...e.details, ...after } });
       }
       // No snapferry error body: something else answered (a proxy, a web server, a wrong port or path).
       const meaning = answerWithoutErrorBody(res.status, text, this.base.origin, `${method} ${url}`);

@@ -8,7 +8,7 @@
  */
 import { answerWithoutErrorBody } from '../http/answer.ts';
 import { retryAfterDetails } from '../http/retry-after.ts';
-import { ErrorBody, RESTORE_HEADERS, SnapshotList, routes, type Snapshot } from '../../core/protocol.ts';
+import { ErrorBody, RESTORE_HEADERS, retryableAnswer, SnapshotList, routes, type Snapshot } from '../../core/protocol.ts';
 import { ByteQueue, FrameError, FrameParser, type FrameParserState } from '../../core/wire/index.ts';
 import { ServerError, type ServerApi } from '../http/api.ts';
 import { tlsErrorFrom } from '../http/transport.ts';
@@ -149,7 +149,7 @@ async function send(http: RestoreHttp, url: string, signal?: AbortSignal, stalle
   const after = retryAfterDetails(res.headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
   if (parsed.success) {
     const e = parsed.data.error;
-    throw new ServerError(e.code, e.message, res.status, { retryable: e.retryable || res.status >= 500, details: { ...e.details, ...after } });
+    throw new ServerError(e.code, e.message, res.status, { retryable: retryableAnswer(e, res.status), details: { ...e.details, ...after } });
   }
   // Said as push says it (client/http/answer.ts): a proxy's 502 is the server behind it down, not a wrong address.
   const meaning = answerWithoutErrorBody(res.status, text, new URL(url).origin, `GET ${url}`);

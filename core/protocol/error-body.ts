@@ -16,3 +16,15 @@ export const ErrorBody = z.object({
   }),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/**
+ * Codes of a server fault that only its admin can mend: the archive's stored objects damaged or written by a newer
+ * snapferry. The client takes any other 5xx for one that may heal (a restart, a bucket slow for a moment) and tries
+ * again, but these come back unchanged on every try: a restore looped on a missing manifest until it was killed.
+ */
+export const ADMIN_MUST_MEND = new Set(['archive_object_corrupt', 'archive_format_unsupported']);
+
+/** Whether a client may try again after error `e`, answered with `status`: what the server says, and every other 5xx. */
+export function retryableAnswer(e: ErrorBody['error'], status: number): boolean {
+  return e.retryable || (status >= 500 && !ADMIN_MUST_MEND.has(e.code));
+}
