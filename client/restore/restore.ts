@@ -138,7 +138,7 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     let result: RestoreResult;
     try {
       const { spool, discarded } = await RestoreSpool.open(spoolDirFor(destDir, plan.target.uuid), {
-        server: http.api.base.toString(), client: http.client ?? null, volume, snapshot: name,
+        client: http.client ?? null, volume, snapshot: name,
         uuid: plan.target.uuid, parentUuid: plan.parent?.server.uuid ?? null, chunkSize,
       });
       try {

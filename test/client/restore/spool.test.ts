@@ -10,7 +10,7 @@ import { FrameEncoder, FrameParser, MIN_CHUNK_SIZE } from '../../../core/wire/in
 import { RestoreSpool, type SpoolIdentity } from '../../../client/restore/spool.ts';
 
 const CHUNK = MIN_CHUNK_SIZE;
-const identity: SpoolIdentity = { server: 'http://s/', client: null, volume: 'v', snapshot: 's1', uuid: 'u', parentUuid: null, chunkSize: CHUNK };
+const identity: SpoolIdentity = { client: null, volume: 'v', snapshot: 's1', uuid: 'u', parentUuid: null, chunkSize: CHUNK };
 
 async function framed(raw: Buffer): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -105,10 +105,25 @@ test('a spool of another stream (another parent) is started over, and says why',
   await feed(spool, wire, 1);
   await spool.close();
   const other = await RestoreSpool.open(dir, { ...identity, parentUuid: 'p' });
-  assert.match(other.discarded ?? '', /from nothing \(full\)/);
+  assert.match(other.discarded ?? '', /held v\/s1 from nothing \(full\) in chunks of \d+; this restore asks for v\/s1 from p /);
   assert.equal(other.spool.state.framesVerified, 0);
   assert.equal((await fs.stat(other.spool.framesFile)).size, 0);
   await other.spool.close();
+});
+
+test('a spool written by a restore from another address of the server is the same stream: resumed, not thrown away', async (t) => {
+  const dir = await tmpDir(t);
+  const wire = await framed(crypto.randomBytes(3 * CHUNK));
+  const { spool } = await RestoreSpool.open(dir, identity);
+  await feed(spool, wire, 2);
+  await spool.close();
+  // As an earlier version wrote it: with the URL it downloaded from (through a proxy, say).
+  const meta = path.join(dir, 'restore.json');
+  await fs.writeFile(meta, JSON.stringify({ ...identity, server: 'https://proxy.example:8443/snapferry/' }));
+  const again = await RestoreSpool.open(dir, identity);
+  assert.equal(again.discarded, null);
+  assert.equal(again.spool.state.framesVerified, 2);
+  await again.spool.close();
 });
 
 test('a tail of a whole frame or more past the last record is no part of a frame: cut off at open', async (t) => {
