@@ -109,7 +109,7 @@ export class RestoreSpool {
   async keepPartial(bytes: Buffer): Promise<void> {
     await this.dropPartial();
     if (bytes.length === 0 || bytes.length >= FRAME_HEADER_SIZE + this.identity.chunkSize) return;
-    await this.frames.write(bytes);
+    await writeAll(this.frames, bytes);
     await this.frames.datasync();
   }
 
@@ -125,10 +125,10 @@ export class RestoreSpool {
     }
     // The file is opened to append: a kept part of this frame goes first, and the whole frame is written after.
     await this.dropPartial();
-    await this.frames.write(wire);
+    await writeAll(this.frames, wire);
     await this.frames.datasync();
     const rawEnd = frame.kind === 'end' ? frame.rawOffset : frame.rawOffset + frame.rawLength;
-    await this.index.write(encodeRecord(frame.index, frame.wireEnd, rawEnd, frame.kind, frame.chain));
+    await writeAll(this.index, encodeRecord(frame.index, frame.wireEnd, rawEnd, frame.kind, frame.chain));
     this.#state = {
       chunkSize: this.identity.chunkSize,
       framesVerified: frame.kind === 'end' ? frame.index : frame.index + 1,
@@ -156,6 +156,18 @@ export class RestoreSpool {
   async remove(): Promise<void> {
     await this.close();
     await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * All of `bytes`, at the end of a file opened to append. A write may write less than asked (a disk filling up) and
+ * say so only in its count: a record must never vouch for bytes that did not reach the file.
+ */
+async function writeAll(file: fs.FileHandle, bytes: Buffer): Promise<void> {
+  for (let at = 0; at < bytes.length; ) {
+    const { bytesWritten } = await file.write(bytes, at, bytes.length - at);
+    if (bytesWritten === 0) throw Object.assign(new Error('no space left on device, write (nothing written)'), { code: 'ENOSPC' });
+    at += bytesWritten;
   }
 }
 

@@ -229,5 +229,6 @@ test('a download that fills the restoring disk exits 75 saying which disk, how m
   const again = await snapferry(args);
   assert.equal(again.exitCode, 0, again.stderr);
   assert.match(again.stderr, /resuming the download at frame [1-9]/);
+  assert.doesNotMatch(again.stderr, /frame \d+ at wire offset \d+:/, 'the spool held only whole frames and the part of the next, as its index says');
   await assertReceived(s1, path.join(dest, 's1'));
 });

@@ -8,6 +8,10 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FrameEncoder, FrameParser, MIN_CHUNK_SIZE } from '../../../core/wire/index.ts';
 import { RestoreSpool, type SpoolIdentity } from '../../../client/restore/spool.ts';
+import { downloadInto } from '../../../client/restore/http.ts';
+import { ServerApi } from '../../../client/http/api.ts';
+import type { Transport } from '../../../client/http/transport.ts';
+import { RESTORE_HEADERS } from '../../../core/protocol.ts';
 
 const CHUNK = MIN_CHUNK_SIZE;
 const identity: SpoolIdentity = { client: null, volume: 'v', snapshot: 's1', uuid: 'u', parentUuid: null, chunkSize: CHUNK };
@@ -151,5 +155,31 @@ test('keepPartial keeps what a cut brought of the next frame, and the frame appe
   await feed(spool, wire);
   assert.ok((await fs.readFile(spool.framesFile)).equals(wire));
   assert.equal((await spool.partial()).length, 0);
+  await spool.close();
+});
+
+test('a frame whose append fails (a full disk) leads what the download keeps: the rest goes on from its bytes, not the next frame\'s', async (t) => {
+  const dir = await tmpDir(t);
+  // Frames that compress well: frame 2 and those after it are less than one frame of the largest size together.
+  const wire = await framed(Buffer.alloc(4 * CHUNK, 'snapferry keeps what a download brought '));
+  // The whole stream in one piece: when frame 2 cannot be written, frame 3's bytes are already in hand.
+  const transport = {
+    proxy: null,
+    fetch: async () => new Response(wire, { headers: { [RESTORE_HEADERS.uuid]: 'u', [RESTORE_HEADERS.parentUuid]: 'none', [RESTORE_HEADERS.chunkSize]: String(CHUNK), [RESTORE_HEADERS.fromFrame]: '0' } }),
+    close: async () => undefined,
+  } as unknown as Transport;
+  const http = { api: new ServerApi({ server: 'http://s/', transport }), headers: {} };
+  const { spool } = await RestoreSpool.open(dir, identity);
+  const append = spool.append.bind(spool);
+  spool.append = async (bytes, frame) => {
+    if (frame.index === 2) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    return append(bytes, frame);
+  };
+  await assert.rejects(downloadInto(spool, http, { volume: 'v', snapshot: 's1', parentUuid: null, stallMs: 5000 }), { code: 'ENOSPC' });
+  assert.equal(spool.state.framesVerified, 2);
+  const kept = await spool.partial();
+  const from = spool.state.wireOffsetVerified;
+  assert.ok(kept.length > 0, 'the frame that was not written is kept as the part of the next');
+  assert.ok(kept.equals(wire.subarray(from, from + kept.length)), 'what is kept is the stream from the verified frames on');
   await spool.close();
 });
