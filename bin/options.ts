@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { describeError } from '../core/errors.ts';
-import { parseDuration, parseSize as parseSizeText } from '../core/units.ts';
+import { parseSize as parseSizeText, parseTimeout as parseTimeoutText } from '../core/units.ts';
 import { validateChunkSize } from '../core/wire/chunk-size.ts';
 import { DEFAULT_CLIENT_CONFIG, defaultDigestCache, TOKEN_ENV } from '../client/cli-options.ts';
 import type { ClientConfig, ClientFlags, ClientSettings, ServerApi } from '../client/index.ts';
@@ -30,13 +30,8 @@ export function parseCount(value: string): number {
   return n;
 }
 
-/** --stall-timeout, --idle-timeout: a duration of at least a second (a shorter one would fire on any healthy line). */
-function parseStallTimeout(value: string): number {
-  const ms = parseDuration(value);
-  if (ms < 1000) throw new InvalidArgumentError('expected a duration of at least 1s, like 30s or 2m');
-  return ms;
-}
-export const parseTimeout = asArgument(parseStallTimeout);
+/** --stall-timeout, --idle-timeout: the check their config keys get too (core/units.ts). */
+export const parseTimeout = asArgument(parseTimeoutText);
 
 /**
  * The options a person typed (or set in the environment), without commander's defaults: a default must not

@@ -10,7 +10,7 @@ import { ValidationError } from '../core/errors.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
 import { parseServerUrl } from '../core/server-url.ts';
-import { absolutePathField, durationField, httpUrlField, parsedField, safeNameKey, sizeField } from '../core/config-fields.ts';
+import { absolutePathField, durationField, httpUrlField, parsedField, safeNameKey, sizeField, timeoutField } from '../core/config-fields.ts';
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
 import { parseCompressSetting, type CompressSetting } from './push/compression.ts';
 
@@ -41,6 +41,13 @@ const VolumeConfigSchema = z.strictObject({
   retention: RetentionPolicy.optional(),
   /** This volume's verify after each push in `run`; missing: the top-level `verify`. */
   verify: VerifySettingSchema.optional(),
+}).refine((v) => path.resolve(v.snapshotDir) !== path.resolve(v.source), {
+  path: ['snapshotDir'],
+  // A folder inside source is refused where a snapshot is taken (client/local/take.ts): there it can be told whether
+  // the folder is a subvolume of its own (/.snapshots under source /, as snapper has it), which is right.
+  message:
+    'expected a folder other than source: each snapshot would be taken into the subvolume it is of, beside its ' +
+    'files, and every later one would hold an empty folder for each before it; put them beside it, e.g. /.snapshots/NAME',
 });
 
 export const ClientConfigSchema = z.strictObject({
@@ -56,7 +63,7 @@ export const ClientConfigSchema = z.strictObject({
   /** Retries in a row without progress before a push gives up; missing: forever. */
   retries: z.number().int().min(0).optional(),
   /** A request with no byte moving and no answer for this long is dropped and tried again (ms); missing: 30 s. */
-  stallTimeout: durationField().optional(),
+  stallTimeout: timeoutField().optional(),
   /** What `run` verifies after each volume's push (VerifySettingSchema); missing: off. */
   verify: VerifySettingSchema.optional(),
   /**

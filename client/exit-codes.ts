@@ -3,6 +3,7 @@
  */
 import { SnapferryError } from '../core/errors.ts';
 import { RECEIVE_WAITING } from './push/receive-waiting.ts';
+import { RESTORE_DISK_FULL } from './restore/disk-full.ts';
 
 export const EXIT = {
   ok: 0,
@@ -37,6 +38,9 @@ export function exitCodeFor(err: unknown): number {
   if (err.code.startsWith('store_credentials_')) return EXIT.usage;
   // The server holds the whole stream and receives it once it can (a full disk): a later run finds it received.
   if (err.code === RECEIVE_WAITING) return EXIT.temporary;
+  // A restore that filled this machine's disk: nothing is lost, and the same command resumes once space is freed. Not
+  // retryable (the restore does not wait for space by itself), yet temporary to a timer that runs it again.
+  if (err.code === RESTORE_DISK_FULL) return EXIT.temporary;
   if (err.retryable) return EXIT.temporary;
   return EXIT.failed;
 }

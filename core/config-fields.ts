@@ -7,7 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { isSafeName, NAME_RULE } from './names.ts';
 import { parseServerUrl } from './server-url.ts';
-import { DURATION_EXAMPLE, parseDuration, parseSize, SIZE_EXAMPLE } from './units.ts';
+import { DURATION_EXAMPLE, parseDuration, parseSize, parseTimeout, SIZE_EXAMPLE, TIMEOUT_EXAMPLE } from './units.ts';
 
 /** A field whose value `parse` turns into T, or refuses (by returning undefined or throwing) with `expected`. */
 export function parsedField<T>(expected: string, parse: (value: unknown) => T | undefined) {
@@ -45,6 +45,11 @@ export function sizeField(options: { min?: number; perSecond?: boolean; why?: st
 /** Milliseconds, from "90s", "1h", "7d", "1h30m" (a bare number is refused: seconds? days?). */
 export function durationField() {
   return parsedField(DURATION_EXAMPLE, (v) => (typeof v === 'string' ? parseDuration(v) : undefined));
+}
+
+/** A timeout in milliseconds: a duration of at least 1s (core/units.ts parseTimeout, which the flags use too). */
+export function timeoutField() {
+  return parsedField(TIMEOUT_EXAMPLE, (v) => (typeof v === 'string' ? parseTimeout(v) : undefined));
 }
 
 /**

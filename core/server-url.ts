@@ -1,7 +1,8 @@
 /**
  * The server's URL as a person gives it (--server, the client config's `server`), parsed once at the boundary. The
  * mistakes people make get a message that says the fix: a URL without its scheme (`127.0.0.1:8080`, which WHATWG
- * URL reads as an error or, for `backup:8080`, as the scheme "backup:"), or a scheme other than http and https.
+ * URL reads as an error or, for `backup:8080`, as the scheme "backup:"), a scheme other than http and https, or a
+ * query or fragment, which no request would carry.
  */
 import { ValidationError } from './errors.ts';
 
@@ -30,5 +31,12 @@ export function parseServerUrl(value: string): string {
     });
   }
   if (url.hostname === '') throw new ValidationError(`the server ${JSON.stringify(value)} names no host`, { details: { server: value } });
+  // Requests are built by appending paths to the URL, which drops a query or fragment: refused, not lost in silence.
+  if (/[?#]/.test(value)) {
+    throw new ValidationError(
+      `the server ${JSON.stringify(value)} has a ${value.includes('?') ? 'query (?...)' : 'fragment (#...)'}, which snapferry cannot send: every request's path is built on the URL and would drop it; give the URL without it, e.g. ${JSON.stringify(value.replace(/[?#].*$/s, ''))}`,
+      { details: { server: value } },
+    );
+  }
   return value;
 }

@@ -24,6 +24,10 @@ export function parseSize(value: string): number {
   return bytes;
 }
 
+/** A timeout's lower bound: 0 would turn it off (Node's, or the socket's), and less would cut healthy lines. */
+export const MIN_TIMEOUT_MS = 1000;
+export const TIMEOUT_EXAMPLE = 'a duration of at least 1s, like 30s or 2m';
+
 const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 } as const;
 const DURATION_RE = /^(?:\d+[smhdw])+$/i;
 const DURATION_PART = /(\d+)([smhdw])/gi;
@@ -44,5 +48,15 @@ export function parseDuration(value: string): number {
     ms += Number(n) * DURATION_UNITS[unit!.toLowerCase() as keyof typeof DURATION_UNITS];
   }
   if (!Number.isSafeInteger(ms)) throw new ValidationError(`${JSON.stringify(value)} is too long a duration`, { details: { value } });
+  return ms;
+}
+
+/**
+ * A timeout (--stall-timeout, --idle-timeout, and their config keys): a duration of at least MIN_TIMEOUT_MS. The one
+ * check for flag and config alike: `stallTimeout: 0s` in a config was taken while `--stall-timeout 0s` was refused.
+ */
+export function parseTimeout(value: string): number {
+  const ms = parseDuration(value);
+  if (ms < MIN_TIMEOUT_MS) throw new ValidationError(`expected ${TIMEOUT_EXAMPLE}, got ${JSON.stringify(value)}`, { details: { value } });
   return ms;
 }

@@ -7,9 +7,8 @@ import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { isSafeName, NAME_RULE } from '../core/names.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
-import { parseDuration } from '../core/units.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
-import { absolutePathField, durationField, parsedField, sizeField } from '../core/config-fields.ts';
+import { absolutePathField, durationField, parsedField, sizeField, timeoutField } from '../core/config-fields.ts';
 import { assertOpenAccessAllowed } from './auth.ts';
 import { parsePublicUrl } from './public-url.ts';
 import { StoreConfigSchema, type StoreConfig } from './archive/store-config.ts';
@@ -26,14 +25,6 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] a
 function isVolumeKey(key: string): boolean {
   const parts = key.split('/');
   return parts.length === 2 && parts.every(isSafeName);
-}
-
-/** A timeout of at least a second: 0 would turn the timeout off (Node's, or the socket's), and less would cut healthy lines. */
-function secondsOrMoreField() {
-  return parsedField('a duration of at least 1s, like 20s or 2m', (v) => {
-    const ms = typeof v === 'string' ? parseDuration(v) : undefined;
-    return ms !== undefined && ms >= 1000 ? ms : undefined;
-  });
 }
 
 export const ServerConfigSchema = z.strictObject({
@@ -78,7 +69,7 @@ export const ServerConfigSchema = z.strictObject({
   /** Abandoned uploads (no PATCH for this long) are deleted; "0s" never. */
   expireAfter: durationField().optional(),
   /** An upload's request body that brings no byte for this long is ended (its frames kept, its lock freed). */
-  idleTimeout: secondsOrMoreField().optional(),
+  idleTimeout: timeoutField().optional(),
   privilegedFiles: z.enum(PRIVILEGED_FILES_MODES).optional(),
   /** Connection caps and request pacing (server/connection-limits.ts, server/slow-bodies.ts); defaults in ServeOptions. */
   connections: z
@@ -88,10 +79,10 @@ export const ServerConfigSchema = z.strictObject({
       /** Connections one token holds at once (busy or kept alive): 429 beyond. */
       perClient: z.number().int().min(1).optional(),
       /** A request's headers must have arrived within this. */
-      headersTimeout: secondsOrMoreField().optional(),
+      headersTimeout: timeoutField().optional(),
       /** A request body slower than this, averaged over bodyRateWindow, is ended (its verified frames kept). */
       minBodyRate: sizeField({ min: 1, perSecond: true }).optional(),
-      bodyRateWindow: secondsOrMoreField().optional(),
+      bodyRateWindow: timeoutField().optional(),
     })
     .optional(),
   /** The default policy of every received volume; an empty or missing one prunes nothing. */

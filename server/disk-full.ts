@@ -4,6 +4,7 @@
  * turns the ENOSPC/EDQUOT that any write may raise into one typed, retryable error, answered 507.
  */
 import { SnapferryError } from '../core/errors.ts';
+import { isDiskFull as isFull } from '../core/disk-full.ts';
 
 export class DiskFullError extends SnapferryError {
   constructor(cause: unknown, details: Record<string, unknown> = {}) {
@@ -15,20 +16,9 @@ export class DiskFullError extends SnapferryError {
   }
 }
 
-const FULL_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
-
 /** Whether `err`, or anything in its cause chain, is the operating system saying the disk is full. */
 export function isDiskFull(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; e !== null && typeof e === 'object' && depth < 6; depth++) {
-    if (e instanceof DiskFullError) return true;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && FULL_CODES.has(code)) return true;
-    // btrfs receive reports it in its stderr, which its error message carries.
-    if (e instanceof Error && /No space left on device/.test(e.message)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return isFull(err, (e) => e instanceof DiskFullError);
 }
 
 /** `err` as a DiskFullError when the disk is full, else unchanged. */

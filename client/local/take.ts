@@ -116,6 +116,14 @@ export async function takeSnapshot(volume: string, settings: SnapshotSettings, o
       details: { volume: name, source: settings.source },
     });
   }
+  if (await inSourceSubvolume(settings.snapshotDir, settings.source)) {
+    throw new ValidationError(
+      `the snapshotDir of volume ${name}, ${settings.snapshotDir}, is inside its source ${settings.source}, in the same subvolume: ` +
+        'each snapshot would be taken into the subvolume it is of, and every later one would hold an empty folder for each before it; ' +
+        `put snapshotDir outside the source (e.g. /.snapshots/${name}), or make that folder a subvolume of its own (btrfs subvolume create)`,
+      { details: { volume: name, source: settings.source, snapshotDir: settings.snapshotDir } },
+    );
+  }
   const snapName = snapshotName(name, now);
   const destination = path.join(settings.snapshotDir, snapName);
   if (options.dryRun === true) return { taken: snapName, path: destination, why: decision.why };
@@ -137,4 +145,19 @@ export function formatAge(ms: number): string {
   if (s < 2 * 3600) return `${Math.floor(s / 60)}m`;
   if (s < 2 * 86_400) return `${Math.floor(s / 3600)}h`;
   return `${Math.floor(s / 86_400)}d`;
+}
+
+/**
+ * Whether `dir` (made by mkdir -p if missing) lies in the subvolume `source` itself: it is `source` or inside it, and
+ * no folder between them is a subvolume of its own. A nested subvolume is a boundary btrfs snapshots do not cross, so
+ * /.snapshots as a subvolume under source / is right (snapper's layout), and a plain folder there is not.
+ */
+export async function inSourceSubvolume(dir: string, source: string): Promise<boolean> {
+  const [folder, top] = [path.resolve(dir), path.resolve(source)];
+  const rel = path.relative(top, folder);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return false;
+  for (let at = folder; at !== top && at !== path.dirname(at); at = path.dirname(at)) {
+    if (await btrfs.isSubvolume(at)) return false;
+  }
+  return true;
 }

@@ -196,10 +196,11 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   if (!progress.estimated) progress.setEstimate(await estimateRawTotal(step, sendStream, ctx.report, ctx.signal));
   progress.newAttempt();
   const framed = await open(ctx, step, resumeOf, sendStream, progress);
-  progress.begin(framed.start);
-  ctx.compression.rawPace.restart();
+  // From here this attempt owns the framed send: every way out of the try below cancels it.
   let id = resumeOf?.id ?? null;
   try {
+    progress.begin(framed.start);
+    ctx.compression.rawPace.restart();
     await uploadFramed({
       server: ctx.api.base.toString(),
       transport: ctx.api.transport,
@@ -237,7 +238,13 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   return waitReceived(ctx, step, id);
 }
 
-/** Starts the framed send, resuming where the server stands; rewinds the upload when the streams diverged. */
+/**
+ * Starts the framed send, resuming where the server stands; rewinds the upload when the streams diverged. A framed
+ * send is owned by whoever opened it until it is handed on: open() cancels the one it made when anything after
+ * opening it fails (the rewind refused with transfer_locked, say), and attempt() owns what open() returns. A send
+ * dropped without cancel() leaves its `btrfs send` blocked on a pipe nobody reads, and that child kept `push` from
+ * ever exiting after "done".
+ */
 async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null, sendStream: SendStream, progress: TransferProgress): Promise<FramedSend> {
   const options = {
     onFrame: progress.onFrame,
@@ -257,6 +264,7 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null,
   try {
     framed = await openFramedSend(options, resume);
   } catch (err) {
+    // A failed openFramedSend has cancelled its own send.
     if (!(err instanceof StreamMismatch)) throw err;
     ctx.report.note(
       `${step.snapshot.name}: btrfs send now produces a different stream than the one the server holds ` +
@@ -264,14 +272,19 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null,
     );
     framed = await openFramedSend(options, { ...resume, records: await ctx.api.frames(resumeOf.id) });
   }
-  if (framed.rewindTo !== null) {
-    await ctx.api.rewind(resumeOf.id, framed.rewindTo);
-    ctx.report.note(`${step.snapshot.name}: rewound the upload from frame ${resumeOf.framesVerified} to ${framed.rewindTo}, where the streams still agree`);
+  try {
+    if (framed.rewindTo !== null) {
+      await ctx.api.rewind(resumeOf.id, framed.rewindTo);
+      ctx.report.note(`${step.snapshot.name}: rewound the upload from frame ${resumeOf.framesVerified} to ${framed.rewindTo}, where the streams still agree`);
+    }
+    if (framed.start.frames > 0) {
+      ctx.report.note(`${step.snapshot.name}: resuming at ${formatBytes(framed.start.wireOffset)} (frame ${framed.start.frames}); the rest was only hashed, not sent`);
+    }
+    return framed;
+  } catch (err) {
+    framed.cancel();
+    throw err;
   }
-  if (framed.start.frames > 0) {
-    ctx.report.note(`${step.snapshot.name}: resuming at ${formatBytes(framed.start.wireOffset)} (frame ${framed.start.frames}); the rest was only hashed, not sent`);
-  }
-  return framed;
 }
 
 function metadataFor(volume: SafeName, { snapshot, parent, takenAt }: PlanStep, chunkSize: number, sendStream: SendStream): Record<string, string> {

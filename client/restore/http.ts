@@ -93,9 +93,20 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
     const parser = new FrameParser({ chunkSize: spool.identity.chunkSize, state: from });
     // The bytes the parser holds, kept here too: a frame that verifies is written to the spool as it came.
     const wire = new ByteQueue();
+    // A verified frame whose append failed (a full disk): its bytes lead what is kept of the download, not the next
+    // frame's, which were kept as the start of this one and made the next run fail on a frame out of order.
+    let unwritten: Buffer = Buffer.alloc(0);
     const take = async (chunk: Buffer) => {
       wire.push(chunk);
-      for (const frame of parser.push(chunk)) await spool.append(wire.take(frame.wireEnd - frame.wireStart), frame);
+      for (const frame of parser.push(chunk)) {
+        const bytes = wire.take(frame.wireEnd - frame.wireStart);
+        try {
+          await spool.append(bytes, frame);
+        } catch (err) {
+          unwritten = bytes;
+          throw err;
+        }
+      }
     };
     const reader = res.body.getReader();
     try {
@@ -115,7 +126,7 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
     } catch (err) {
       // A cut keeps what arrived of the frame in flight; a frame that failed keeps nothing of itself. Either is
       // housekeeping: a spool that cannot be written must not hide why the download ended.
-      const housekeeping = err instanceof FrameError && err.code !== 'stream_truncated' ? spool.dropPartial() : spool.keepPartial(wire.take(wire.length));
+      const housekeeping = err instanceof FrameError && err.code !== 'stream_truncated' ? spool.dropPartial() : spool.keepPartial(Buffer.concat([unwritten, wire.take(wire.length)]));
       await housekeeping.catch(() => undefined);
       throw err;
     } finally {

@@ -18,6 +18,7 @@ import { formatBytes, type Reporter } from '../progress/report.ts';
 import { btrfsMountOf, readonlySnapshotsIn, RestoreTargetError } from './local.ts';
 import { planRestore, type RestorePlan } from './plan.ts';
 import { RestoreSpool, spoolDirFor } from './spool.ts';
+import { asRestoreDiskFull } from './disk-full.ts';
 import { downloadInto, fetchCatalog, type RestoreHttp } from './http.ts';
 import { receiveSpool } from './receive.ts';
 import { lockDestDir } from './dest-lock.ts';
@@ -136,18 +137,25 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     // Held until the snapshot has its name: another restore's spool or receive here would go with this one's cleanup.
     const lock = await lockDestDir(destDir);
     let result: RestoreResult;
+    let spool: RestoreSpool | null = null;
     try {
-      const { spool, discarded } = await RestoreSpool.open(spoolDirFor(destDir, plan.target.uuid), {
-        server: http.api.base.toString(), client: http.client ?? null, volume, snapshot: name,
+      const opened = await RestoreSpool.open(spoolDirFor(destDir, plan.target.uuid), {
+        client: http.client ?? null, volume, snapshot: name,
         uuid: plan.target.uuid, parentUuid: plan.parent?.server.uuid ?? null, chunkSize,
       });
-      try {
-        if (discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${discarded})`);
-        result = await run({ options, report, http, volume, plan, spool, destDir, ...(sealKey ? { sealKey } : {}) });
-      } finally {
-        await spool.close();
-      }
+      spool = opened.spool;
+      if (opened.discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${opened.discarded})`);
+      result = await run({ options, report, http, volume, plan, spool, destDir, ...(sealKey ? { sealKey } : {}) });
+    } catch (err) {
+      // The one place a full disk under DEST_DIR (the spool's writes, btrfs receive) becomes what to do about it.
+      const state = spool?.state;
+      throw await asRestoreDiskFull(err, {
+        destDir, mountPoint: dest.mountPoint, target: plan.target,
+        samePlanAsPush: (plan.parent?.server.uuid ?? null) === plan.target.parentUuid,
+        spool: spool && state ? { dir: spool.dir, wireBytes: state.wireOffsetVerified, complete: state.ended } : null,
+      });
     } finally {
+      await spool?.close();
       await lock.release();
     }
     if (options.verify === false) return result;

@@ -1,8 +1,11 @@
 /**
  * Where a restore keeps what it downloaded until the whole stream is in: DEST_DIR/.snapferry-restore-<uuid>/ with
  *
- *   restore.json    what is being restored (server, volume, snapshot, UUIDs, chunk size): a later run resumes only
- *                   the same stream, and starts over when anything of it changed (another parent, another server)
+ *   restore.json    which stream is being restored (client, volume, snapshot, UUIDs, chunk size): a later run resumes
+ *                   only the same stream, and starts over when anything of it changed (another parent, another chunk
+ *                   size). Not the server's URL: the same server reached by another address (a proxy, a name for
+ *                   its IP) sends the same stream, and a server whose stream differs after all says so when the
+ *                   download resumes (it checks the spool's chain: stream_mismatch), which starts it over then.
  *   frames          the verified frames, as they came over the wire (compressed), one after the other
  *   frames.index    one 64-byte record per frame, appended once the frame's bytes are on disk (fdatasync), so the
  *                   frames file never holds less than the index vouches for
@@ -24,9 +27,11 @@ import { CHAIN_ZERO, FRAME_HEADER_SIZE, HASH_SIZE, type FrameParserState, type V
 export const SPOOL_PREFIX = '.snapferry-restore-';
 const RECORD_SIZE = 64;
 
-/** What one spool holds the stream of; a spool is resumed only by a restore that asks for the very same. */
+/**
+ * What one spool holds the stream of; a spool is resumed only by a restore that asks for the very same. A spool
+ * written before the server's URL left this (it held `server` too) reads as the same stream: zod drops that key.
+ */
 export const SpoolIdentity = z.object({
-  server: z.string(),
   /** The client whose snapshot it is, when an admin token restores; null for one's own. */
   client: z.string().nullable(),
   volume: z.string(),
@@ -63,9 +68,7 @@ export class RestoreSpool {
     const metaFile = path.join(dir, 'restore.json');
     const before = await readJsonFile(metaFile, SpoolIdentity);
     let discarded: string | null = null;
-    if (before !== null && !sameIdentity(before, identity)) {
-      discarded = `it held ${before.snapshot} from ${before.parentUuid ?? 'nothing (full)'} in chunks of ${before.chunkSize} from ${before.server}`;
-    }
+    if (before !== null && !sameIdentity(before, identity)) discarded = `it held ${describe(before)}; this restore asks for ${describe(identity)}`;
     if (before === null || discarded !== null) {
       await fs.rm(path.join(dir, 'frames'), { force: true });
       await fs.rm(path.join(dir, 'frames.index'), { force: true });
@@ -106,7 +109,7 @@ export class RestoreSpool {
   async keepPartial(bytes: Buffer): Promise<void> {
     await this.dropPartial();
     if (bytes.length === 0 || bytes.length >= FRAME_HEADER_SIZE + this.identity.chunkSize) return;
-    await this.frames.write(bytes);
+    await writeAll(this.frames, bytes);
     await this.frames.datasync();
   }
 
@@ -122,10 +125,10 @@ export class RestoreSpool {
     }
     // The file is opened to append: a kept part of this frame goes first, and the whole frame is written after.
     await this.dropPartial();
-    await this.frames.write(wire);
+    await writeAll(this.frames, wire);
     await this.frames.datasync();
     const rawEnd = frame.kind === 'end' ? frame.rawOffset : frame.rawOffset + frame.rawLength;
-    await this.index.write(encodeRecord(frame.index, frame.wireEnd, rawEnd, frame.kind, frame.chain));
+    await writeAll(this.index, encodeRecord(frame.index, frame.wireEnd, rawEnd, frame.kind, frame.chain));
     this.#state = {
       chunkSize: this.identity.chunkSize,
       framesVerified: frame.kind === 'end' ? frame.index : frame.index + 1,
@@ -153,6 +156,18 @@ export class RestoreSpool {
   async remove(): Promise<void> {
     await this.close();
     await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * All of `bytes`, at the end of a file opened to append. A write may write less than asked (a disk filling up) and
+ * say so only in its count: a record must never vouch for bytes that did not reach the file.
+ */
+async function writeAll(file: fs.FileHandle, bytes: Buffer): Promise<void> {
+  for (let at = 0; at < bytes.length; ) {
+    const { bytesWritten } = await file.write(bytes, at, bytes.length - at);
+    if (bytesWritten === 0) throw Object.assign(new Error('no space left on device, write (nothing written)'), { code: 'ENOSPC' });
+    at += bytesWritten;
   }
 }
 
@@ -198,6 +213,11 @@ function decodeRecord(b: Buffer): { index: number; wireEnd: number; rawEnd: numb
     kind: b.readUInt8(24) === 1 ? 'end' : 'data',
     chain: Buffer.from(b.subarray(32, 32 + HASH_SIZE)),
   };
+}
+
+function describe(s: SpoolIdentity): string {
+  const whose = s.client === null ? '' : `${s.client}'s `;
+  return `${whose}${s.volume}/${s.snapshot} from ${s.parentUuid ?? 'nothing (full)'} in chunks of ${s.chunkSize}`;
 }
 
 function sameIdentity(a: SpoolIdentity, b: SpoolIdentity): boolean {

@@ -134,7 +134,10 @@ export function buildStatusReport(input: StatusInput): StatusReport {
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
     .map(transferStatus);
 
-  const newest = input.transfers.filter((t) => t.error !== null).sort((a, b) => b.error!.at.localeCompare(a.error!.at))[0];
+  // An error is news until the same snapshot is received after it: the push that followed the advice succeeded.
+  const receivedSince = (t: Transfer) =>
+    input.transfers.some((r) => r.state === 'received' && r.client === t.client && r.volume === t.volume && r.uuid === t.uuid && r.updatedAt > t.error!.at);
+  const newest = input.transfers.filter((t) => t.error !== null && !receivedSince(t)).sort((a, b) => b.error!.at.localeCompare(a.error!.at))[0];
   const lastError: LastError | null = newest
     ? {
         transferId: newest.id, client: newest.client, volume: newest.volume, snapshot: newest.snapshot, state: newest.state,

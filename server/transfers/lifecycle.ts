@@ -48,7 +48,7 @@ export class TransferLifecycle {
     this.receives = new LiveReceives(layout, {
       jobFor: (id) => this.receiveJob(id),
       progressOf: (id) => deps.spool.progress(id),
-      received: (id, got) => this.run(id, machine.onReceived(catalog.transfer(id), got, new Date().toISOString())),
+      received: (id, got) => this.run(id, machine.onReceived(catalog.transfer(id), got, new Date().toISOString(), catalog.transfers())),
       failed: (id, err) => this.run(id, machine.onReceiveFailed(catalog.transfer(id), err, new Date().toISOString())),
     }, log, deps.holdReceives);
     // Whatever ends a transfer without a snapshot (a quota refusal, an expiry, a refused stream, an abort) ends its

@@ -22,14 +22,17 @@ export type Step =
   /** Change the transfer's record (its state only as server/transfer-moves.ts allows). */
   | { kind: 'record'; change: Partial<TransferRecord> }
   | { kind: 'addSnapshot'; snapshot: SnapshotRecord }
-  /** Stop the transfer's running receive, if one runs. */
-  | { kind: 'stopReceive'; why: string }
+  /** Stop the transfer's running receive, if one runs; `of`: another transfer's than the one the steps are for. */
+  | { kind: 'stopReceive'; why: string; of?: string }
   /** Start the transfer's receive again from its spool's first byte. */
   | { kind: 'restartReceive'; why: string }
   /** Cut the spool back to its first `frames` frames. */
   | { kind: 'rewindSpool'; frames: number }
-  /** Delete the spool; `report`: log the bytes freed, if any, with the transfer's state (a spool deleted on request). */
-  | { kind: 'dropSpool'; report?: { state: TransferState } }
+  /**
+   * Delete the spool; `report`: log the bytes freed, if any, with the transfer's state and what happened (`why`,
+   * default "deleted on request"); `of`: another transfer's spool than the one the steps are for.
+   */
+  | { kind: 'dropSpool'; report?: { state: TransferState; why?: string }; of?: string }
   /** Nothing about the transfer's receive retries is to be remembered. */
   | { kind: 'forgetRetries' }
   /** The receive failed for the server's own reasons: server/receive-retries.ts runs it again later, or it waits. */
@@ -57,9 +60,15 @@ export function completedUpload(t: TransferRecord | undefined, progress: SpoolPr
   return { state: 'receiving', wireBytes: progress.wireOffset, rawBytes: progress.rawBytes, framesVerified: progress.framesVerified };
 }
 
-/** The stream was received and checked: the snapshot is on record, the transfer received, its spool gone. */
-export function onReceived(t: TransferRecord | undefined, got: ReceivedSnapshot, now: string): Step[] {
+/**
+ * The stream was received and checked: the snapshot is on record, the transfer received, its spool gone. So are the
+ * spools of the same snapshot's transfers that ended before (failed or aborted; `all`: the catalog's transfers): kept
+ * for a retry of the receive or for a look, they have nothing left to give once the snapshot is here, and were kept
+ * their whole expiry period, counted against the client's quota and listed by `status` as spools of ended transfers.
+ */
+export function onReceived(t: TransferRecord | undefined, got: ReceivedSnapshot, now: string, all: readonly TransferRecord[] = []): Step[] {
   if (!t) return [];
+  const superseded = all.filter((o) => o.id !== t.id && (o.state === 'failed' || o.state === 'aborted') && o.client === t.client && o.volume === t.volume && o.uuid === t.uuid);
   const snapshot: SnapshotRecord = {
     client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, receivedUuid: got.receivedUuid, serverUuid: got.serverUuid,
     parentUuid: t.parentUuid, receivedAt: now, rawBytes: got.rawBytes,
@@ -72,6 +81,10 @@ export function onReceived(t: TransferRecord | undefined, got: ReceivedSnapshot,
     { kind: 'forgetRetries' },
     { kind: 'dropSpool' },
     log('info', { transfer: t.id, volume: t.volume, snapshot: t.snapshot, path: got.path }, 'snapshot received'),
+    ...superseded.flatMap((o): Step[] => [
+      { kind: 'stopReceive', why: `${t.snapshot} was received by transfer ${t.id}`, of: o.id },
+      { kind: 'dropSpool', of: o.id, report: { state: o.state, why: `deleted: its snapshot was received since, by transfer ${t.id}` } },
+    ]),
     { kind: 'prune', client: t.client, volume: t.volume },
   ];
 }

@@ -33,15 +33,16 @@ async function runStep(id: string, step: Step, to: StepRunner): Promise<void> {
     case 'addSnapshot':
       return to.catalog.addSnapshot(step.snapshot);
     case 'stopReceive':
-      return to.stopReceive(id, step.why);
+      return to.stopReceive(step.of ?? id, step.why);
     case 'restartReceive':
       return to.restartReceive(id, step.why);
     case 'rewindSpool':
       return to.rewindSpool(id, step.frames);
     case 'dropSpool': {
-      const freed = step.report ? await to.spoolBytes(id) : 0;
-      await to.dropSpool(id);
-      if (freed > 0) to.log.info({ transfer: id, state: step.report?.state, freedBytes: freed }, 'spool of a transfer that is over deleted on request');
+      const of = step.of ?? id;
+      const freed = step.report ? await to.spoolBytes(of) : 0;
+      await to.dropSpool(of);
+      if (freed > 0) to.log.info({ transfer: of, state: step.report?.state, freedBytes: freed }, `spool of a transfer that is over ${step.report?.why ?? 'deleted on request'}`);
       return;
     }
     case 'forgetRetries':

@@ -44,6 +44,20 @@ for (const sample of await invalidSamples('client')) {
     assertRejected(sample, loadClientConfig));
 }
 
+test('a server URL with a query or fragment is refused, as a flag and in the config; one with a path is taken', () => {
+  assert.throws(() => config('server: "https://h/p#top"\n'), /server: the server "https:\/\/h\/p#top" has a fragment \(#\.\.\.\).*give the URL without it, e\.g\. "https:\/\/h\/p"/);
+  assert.throws(() => clientSettings({ server: 'https://h/some/path?x=1' }, null), /has a query \(\?\.\.\.\), which snapferry cannot send/);
+  assert.equal(config('server: https://h:8443/some/path\n').server, 'https://h:8443/some/path');
+});
+
+test('stallTimeout takes what --stall-timeout takes: at least a second', async () => {
+  assert.equal(config('server: http://s\nstallTimeout: 1s\n').stallTimeout, 1000);
+  assert.throws(() => config('server: http://s\nstallTimeout: 0s\n'), /stallTimeout: expected a duration of at least 1s, like 30s or 2m, found "0s"/);
+  const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '--stall-timeout', '0s', '/nonexistent']);
+  assert.equal(flag.exitCode, EXIT.usage);
+  assert.match(flag.stderr, /expected a duration of at least 1s, like 30s or 2m/);
+});
+
 test('compress and limitRate take what the flags take', () => {
   assert.equal(config('server: http://s\ncompress: none\n').compress, 0);
   assert.equal(config('server: http://s\ncompress: 7\n').compress, 7);
@@ -147,4 +161,21 @@ test("a config's server without its scheme gets the same fix as --server: give t
   assert.throws(() => config('server: 127.0.0.1:28480\n'), /client\.yaml:1: server: the server "127\.0\.0\.1:28480" has no scheme: give the URL with its scheme, e\.g\. https:\/\/127\.0\.0\.1:28480/);
   assert.throws(() => config('server: ftp://backup.example.net\n'), /server: the server "ftp:\/\/backup\.example\.net" has the scheme ftp/);
   assert.throws(() => config('server: 8080\n'), /server: expected an http:\/\/ or https:\/\/ URL/);
+});
+
+test('snapshot refuses a snapshotDir in the subvolume of its source, saying why; one that is a subvolume of its own is taken', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const inside = path.join(pair.source, '.snapshots');
+  const file = path.join(pair.client.mountPoint, 'client.yaml');
+  await fs.writeFile(file, `server: http://127.0.0.1:9\nvolumes:\n  home: { source: ${pair.source}, snapshotDir: ${inside} }\n`);
+  const refused = await snapferry(['snapshot', '--config', file, '--volume', 'home']);
+  assert.equal(refused.exitCode, EXIT.usage, refused.stderr);
+  assert.match(`${refused.stdout}${refused.stderr}`, /the snapshotDir of volume home, \S+\/data\/\.snapshots, is inside its source \S+\/data, in the same subvolume: each snapshot would be taken into the subvolume it is of/);
+  assert.deepEqual(await fs.readdir(pair.source).then((names) => names.filter((n) => n === '.snapshots')), [], 'nothing was made in the source');
+
+  await execa('btrfs', ['subvolume', 'create', inside]);
+  const taken = await snapferry(['snapshot', '--config', file, '--volume', 'home']);
+  assert.equal(taken.exitCode, 0, taken.stderr);
+  assert.equal((await fs.readdir(inside)).length, 1);
+  await execa('btrfs', ['subvolume', 'delete', path.join(inside, (await fs.readdir(inside))[0]!), inside]);
 });

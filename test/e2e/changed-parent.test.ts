@@ -68,4 +68,13 @@ test('an incremental from a parent changed on the client after it was pushed fai
   const fixed = await push({ server: server.url, volume: 'home', snapshots: [s3] }, recordingReporter());
   assert.deepEqual(fixed.sent.map((s) => [s.snapshot, s.parent]), [['s3', 's1']]);
   await assertReceived(s3, pair.receivedPath('home', 's3'));
+
+  // The two failed transfers of s3 have nothing left to give: their spools went when s3 was received, not 7 days
+  // later (they counted against the quota and were listed as spools of ended transfers until then).
+  const ended = (await api.transfers()).transfers.filter((x) => x.snapshot === 's3' && x.state === 'failed');
+  assert.equal(ended.length, 2);
+  assert.deepEqual(ended.map((x) => x.spoolBytes), [0, 0]);
+  const left = await fs.readdir(path.join(pair.root, 'spool'));
+  assert.deepEqual(left.filter((f) => ended.some((x) => f.startsWith(x.id))), [], 'no file of their spools is left');
+  assert.deepEqual((await api.status()).orphanedSpools, { count: 0, bytes: 0 });
 });

@@ -15,6 +15,9 @@ import { authHeaders } from '../../client/http/token.ts';
 import { routes, type RestoreQuery } from '../../core/protocol.ts';
 import { FrameParser } from '../../core/wire/index.ts';
 import { aliceBobAdmin, assertReceived, createPair, recordingReporter } from './harness.ts';
+import { snapferry } from './processes.ts';
+import crypto from 'node:crypto';
+import { execa } from 'execa';
 
 const restoreTest = { ...rootOnly, timeout: 180_000 };
 const CHUNK = 64 * 1024;
@@ -207,4 +210,48 @@ test('a restore request dropped while btrfs send starts ends that request only: 
   assert.equal(whole.status, 200, 'the server still answers a restore');
   assert.ok(whole.body.length > 0);
   void s1;
+});
+
+test('a download that fills the restoring disk exits 75 saying which disk, how much it needs, and that a rerun resumes; it does', restoreTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(12 * 1024 * 1024));
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
+  const small = await createSmallBtrfs(t);
+  const dest = path.join(small.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  // Fill the disk, then give back a few MiB: room for the spool's first frames, not for the 12 MiB stream (the spool and the received snapshot of it fit once the filler is gone).
+  const filler = path.join(small.mountPoint, 'filler');
+  const handle = await fs.open(filler, 'w');
+  const block = Buffer.alloc(1024 * 1024, 7);
+  let size = 0;
+  try {
+    // Each block made durable: buffered writes reserve more than they take, and stop long before the disk is full.
+    for (;;) {
+      size += (await handle.write(block)).bytesWritten;
+      await handle.datasync();
+    }
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  await handle.truncate(Math.max(0, size - 4 * 1024 * 1024));
+  await handle.close();
+  await execa('btrfs', ['filesystem', 'sync', small.mountPoint]);
+
+  const args = ['restore', '--server', server.url, '--volume', 'v', '--chunk-size', '256k', 's1', dest];
+  const full = await snapferry(args);
+  assert.equal(full.exitCode, 75, full.stderr);
+  assert.doesNotMatch(full.stderr, /snapferry: ENOSPC/);
+  assert.match(full.stderr, new RegExp(`the disk of ${dest} \\(the filesystem mounted at ${small.mountPoint}\\) is full`));
+  assert.match(full.stderr, /restoring s1 needs about \d+(\.\d+)? MiB more \(the rest of the download, about/);
+  assert.match(full.stderr, /the same restore run again goes on from the [\d.]+ [KM]iB of it already verified/);
+
+  await fs.rm(filler);
+  await execa('btrfs', ['filesystem', 'sync', small.mountPoint]);
+  const again = await snapferry(args);
+  assert.equal(again.exitCode, 0, again.stderr);
+  assert.match(again.stderr, /resuming the download at frame [1-9]/);
+  assert.doesNotMatch(again.stderr, /frame \d+ at wire offset \d+:/, 'the spool held only whole frames and the part of the next, as its index says');
+  await assertReceived(s1, path.join(dest, 's1'));
 });

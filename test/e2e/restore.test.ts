@@ -195,6 +195,26 @@ test('a restore killed midway goes on from its spool, downloading only the rest'
   await assertOnly(dest, ['s1']);
 });
 
+test('a restore stopped through a proxy goes on from its spool when run again with the server\'s direct address', restoreTest, async (t) => {
+  const { server, proxy, s1, dest } = await restoreWorld(t, 16);
+  proxy.setRate({ downstream: 2 * 1024 * 1024 });
+  const controller = new AbortController();
+  const first = restoreVia(proxy, 's1', dest, { signal: controller.signal });
+  first.result.catch(() => undefined);
+  const spooled = path.join(dest, (await until('the restore to make its spool folder', async () => (await fs.readdir(dest)).find((n) => n.startsWith('.snapferry-restore-')), 60_000, 20)), 'frames');
+  await until('2 MiB in the restore spool', async () => ((await fs.stat(spooled).catch(() => null))?.size ?? 0) > 2 * 1024 * 1024, 60_000, 20);
+  controller.abort();
+  await first.result.catch(() => undefined);
+
+  // Another URL of the same server (the proxy left out): the same stream, so the spool is the one to go on from.
+  const report = recordingReporter();
+  await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest, chunkSize: CHUNK, backoff: { baseMs: 50, maxMs: 500 }, stallMs: 5000 }, report);
+  const notes = report.notes.join('\n');
+  assert.doesNotMatch(notes, /started the download of s1 over/);
+  assert.match(notes, /resuming the download at frame [1-9]\d*/);
+  await assertRestored(s1, path.join(dest, 's1'));
+  await assertOnly(dest, ['s1']);
+});
 
 test('a restore through a link cut every 1 MB gets 4 MiB frames of random data down: each cut keeps what arrived of the frame', restoreTest, async (t) => {
   const { proxy, s2, dest } = await restoreWorld(t, 1);

@@ -77,6 +77,24 @@ test('received: the snapshot is recorded with the transfer\'s facts, then the tr
   assert.deepEqual(machine.onReceived(undefined, GOT, NOW), [], 'a transfer forgotten meanwhile: nothing to do');
 });
 
+test('received: the spools of the same snapshot\'s failed and aborted transfers go too (stopped first), no other', () => {
+  const failed = transfer('failed', { id: 'f'.repeat(32), error: { code: 'sendstream_cannot_apply', message: 'x', at: NOW } });
+  const aborted = transfer('aborted', { id: '9'.repeat(32) });
+  const others = [
+    transfer('failed', { id: 'b'.repeat(32), uuid: '22222222-2222-4222-8222-222222222222' }),
+    transfer('failed', { id: 'c'.repeat(32), client: 'bob' }),
+    transfer('failed', { id: 'd'.repeat(32), volume: 'work' }),
+    transfer('uploading', { id: 'e'.repeat(32) }),
+  ];
+  const t = transfer('receiving');
+  const steps = machine.onReceived(t, GOT, NOW, [t, failed, ...others, aborted]);
+  assert.deepEqual(kinds(steps), ['addSnapshot', 'record', 'forgetRetries', 'dropSpool', 'log', 'stopReceive', 'dropSpool', 'stopReceive', 'dropSpool', 'prune']);
+  const of = steps.flatMap((s) => (s.kind === 'dropSpool' || s.kind === 'stopReceive' ? [[s.kind, s.of ?? null]] : []));
+  assert.deepEqual(of, [['dropSpool', null], ['stopReceive', failed.id], ['dropSpool', failed.id], ['stopReceive', aborted.id], ['dropSpool', aborted.id]]);
+  assert.deepEqual(steps[6], { kind: 'dropSpool', of: failed.id, report: { state: 'failed', why: `deleted: its snapshot was received since, by transfer ${ID}` } });
+  assert.equal(assertMovesAllowed('receiving', steps), 'received');
+});
+
 test('receive failed on spool damage: the spool is rewound to the damaged frame, the upload goes on, the receive starts again', () => {
   const damage = new SnapferryError('receive_failed', 'read failed', { cause: new FrameError('frame_corrupt', 'frame 7 does not verify', { frameIndex: 7, wireOffset: 0 }) });
   for (const state of ['receiving', 'uploading'] as const) {

@@ -8,9 +8,13 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FrameEncoder, FrameParser, MIN_CHUNK_SIZE } from '../../../core/wire/index.ts';
 import { RestoreSpool, type SpoolIdentity } from '../../../client/restore/spool.ts';
+import { downloadInto } from '../../../client/restore/http.ts';
+import { ServerApi } from '../../../client/http/api.ts';
+import type { Transport } from '../../../client/http/transport.ts';
+import { RESTORE_HEADERS } from '../../../core/protocol.ts';
 
 const CHUNK = MIN_CHUNK_SIZE;
-const identity: SpoolIdentity = { server: 'http://s/', client: null, volume: 'v', snapshot: 's1', uuid: 'u', parentUuid: null, chunkSize: CHUNK };
+const identity: SpoolIdentity = { client: null, volume: 'v', snapshot: 's1', uuid: 'u', parentUuid: null, chunkSize: CHUNK };
 
 async function framed(raw: Buffer): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -105,10 +109,25 @@ test('a spool of another stream (another parent) is started over, and says why',
   await feed(spool, wire, 1);
   await spool.close();
   const other = await RestoreSpool.open(dir, { ...identity, parentUuid: 'p' });
-  assert.match(other.discarded ?? '', /from nothing \(full\)/);
+  assert.match(other.discarded ?? '', /held v\/s1 from nothing \(full\) in chunks of \d+; this restore asks for v\/s1 from p /);
   assert.equal(other.spool.state.framesVerified, 0);
   assert.equal((await fs.stat(other.spool.framesFile)).size, 0);
   await other.spool.close();
+});
+
+test('a spool written by a restore from another address of the server is the same stream: resumed, not thrown away', async (t) => {
+  const dir = await tmpDir(t);
+  const wire = await framed(crypto.randomBytes(3 * CHUNK));
+  const { spool } = await RestoreSpool.open(dir, identity);
+  await feed(spool, wire, 2);
+  await spool.close();
+  // As an earlier version wrote it: with the URL it downloaded from (through a proxy, say).
+  const meta = path.join(dir, 'restore.json');
+  await fs.writeFile(meta, JSON.stringify({ ...identity, server: 'https://proxy.example:8443/snapferry/' }));
+  const again = await RestoreSpool.open(dir, identity);
+  assert.equal(again.discarded, null);
+  assert.equal(again.spool.state.framesVerified, 2);
+  await again.spool.close();
 });
 
 test('a tail of a whole frame or more past the last record is no part of a frame: cut off at open', async (t) => {
@@ -136,5 +155,31 @@ test('keepPartial keeps what a cut brought of the next frame, and the frame appe
   await feed(spool, wire);
   assert.ok((await fs.readFile(spool.framesFile)).equals(wire));
   assert.equal((await spool.partial()).length, 0);
+  await spool.close();
+});
+
+test('a frame whose append fails (a full disk) leads what the download keeps: the rest goes on from its bytes, not the next frame\'s', async (t) => {
+  const dir = await tmpDir(t);
+  // Frames that compress well: frame 2 and those after it are less than one frame of the largest size together.
+  const wire = await framed(Buffer.alloc(4 * CHUNK, 'snapferry keeps what a download brought '));
+  // The whole stream in one piece: when frame 2 cannot be written, frame 3's bytes are already in hand.
+  const transport = {
+    proxy: null,
+    fetch: async () => new Response(wire, { headers: { [RESTORE_HEADERS.uuid]: 'u', [RESTORE_HEADERS.parentUuid]: 'none', [RESTORE_HEADERS.chunkSize]: String(CHUNK), [RESTORE_HEADERS.fromFrame]: '0' } }),
+    close: async () => undefined,
+  } as unknown as Transport;
+  const http = { api: new ServerApi({ server: 'http://s/', transport }), headers: {} };
+  const { spool } = await RestoreSpool.open(dir, identity);
+  const append = spool.append.bind(spool);
+  spool.append = async (bytes, frame) => {
+    if (frame.index === 2) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    return append(bytes, frame);
+  };
+  await assert.rejects(downloadInto(spool, http, { volume: 'v', snapshot: 's1', parentUuid: null, stallMs: 5000 }), { code: 'ENOSPC' });
+  assert.equal(spool.state.framesVerified, 2);
+  const kept = await spool.partial();
+  const from = spool.state.wireOffsetVerified;
+  assert.ok(kept.length > 0, 'the frame that was not written is kept as the part of the next');
+  assert.ok(kept.equals(wire.subarray(from, from + kept.length)), 'what is kept is the stream from the verified frames on');
   await spool.close();
 });

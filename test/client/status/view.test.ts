@@ -149,6 +149,27 @@ test('the last error: the newest any transfer recorded, wrapped to the width', (
   assert.equal(wrapped.join(' ').replace(/\s+/g, ' ').trim(), `upload_expired: ${message}`);
 });
 
+test('an error of a snapshot received since is no news: not the last error, nor its spool listed', () => {
+  const cannotApply = { code: 'sendstream_cannot_apply', message: 'btrfs receive cannot apply the stream', at: '2025-03-01T10:00:00Z' };
+  const report = buildStatusReport(input({
+    transfers: [
+      transfer({ id: 'ee'.repeat(16), state: 'failed', error: cannotApply, updatedAt: '2025-03-01T10:00:00Z', spoolBytes: 0 }),
+      transfer({ id: 'ff'.repeat(16), state: 'received', createdAt: '2025-03-01T11:00:00Z', updatedAt: '2025-03-01T11:30:00Z' }),
+    ],
+  }));
+  assert.equal(report.lastError, null);
+  assert.deepEqual(report.orphaned, []);
+  assert.doesNotMatch(renderStatus(report, NOW), /LAST ERROR|SPOOLS OF ENDED/);
+  // Received before it failed (sent again after the server lost it, say): the error is the news.
+  const later = buildStatusReport(input({
+    transfers: [
+      transfer({ id: 'ee'.repeat(16), state: 'failed', error: { ...cannotApply, at: '2025-03-01T12:00:00Z' } }),
+      transfer({ id: 'ff'.repeat(16), state: 'received', updatedAt: '2025-03-01T11:30:00Z' }),
+    ],
+  }));
+  assert.equal(later.lastError?.transferId, 'ee'.repeat(16));
+});
+
 test('long names keep their end; an admin sees whose volume', () => {
   assert.equal(fitEnd('a-very-long-volume-name-indeed', 10), '…me-indeed');
   assert.equal(fitEnd('short', 10), 'short');

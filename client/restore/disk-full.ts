@@ -1,0 +1,46 @@
+/**
+ * A restore that fills the disk it restores onto: the spool's frames or `btrfs receive` hit ENOSPC (or a quota's
+ * EDQUOT). Nothing is lost (every spooled frame was made durable before it was recorded), so it is a temporary
+ * failure (exit 75, client/exit-codes.ts) once space is freed; the restore's own retry loop does not wait for that
+ * (nothing frees the space by itself), so the error is not retryable, and it says which disk, how much the restore
+ * still needs there, and that the same command resumes.
+ */
+import fs from 'node:fs/promises';
+import { SnapferryError } from '../../core/errors.ts';
+import { isDiskFull } from '../../core/disk-full.ts';
+import type { Snapshot } from '../../core/protocol.ts';
+import { formatBytes } from '../progress/report.ts';
+
+export const RESTORE_DISK_FULL = 'restore_disk_full';
+
+export class RestoreDiskFull extends SnapferryError {}
+
+export interface DiskFullContext {
+  destDir: string;
+  /** Where the btrfs filesystem that holds destDir is mounted. */
+  mountPoint: string;
+  target: Snapshot;
+  /** The stream comes from the parent the push sent it on, so the catalog's sizes are the restore's too. */
+  samePlanAsPush: boolean;
+  /** The spool's folder and the wire bytes verified in it, or null when the spool could not even be made. */
+  spool: { dir: string; wireBytes: number; complete: boolean } | null;
+}
+
+/** `err` as a RestoreDiskFull when the disk under destDir is full, else unchanged. */
+export async function asRestoreDiskFull(err: unknown, at: DiskFullContext): Promise<unknown> {
+  if (!isDiskFull(err) || (err instanceof SnapferryError && err.code === RESTORE_DISK_FULL)) return err;
+  const free = await fs.statfs(at.destDir).then((s) => s.bavail * s.bsize, () => null);
+  const spooled = at.spool?.wireBytes ?? 0;
+  // The spool stays until the received snapshot is checked, so both take room at the same time.
+  const rest = at.spool?.complete ? 0 : Math.max(0, at.target.wireBytes - spooled);
+  const need = at.samePlanAsPush
+    ? `about ${formatBytes(rest + at.target.rawBytes)} more (${rest > 0 ? `the rest of the download, about ${formatBytes(rest)}, and ` : ''}the received snapshot, up to ${formatBytes(at.target.rawBytes)})`
+    : `more (how much is not known beforehand: the stream is an incremental from another parent than the push's; the snapshot holds ${formatBytes(at.target.rawBytes)})`;
+  const kept = at.spool === null ? '' : `; the download is kept in ${at.spool.dir}, and the same restore run again goes on from the ${formatBytes(spooled)} of it already verified`;
+  return new RestoreDiskFull(
+    RESTORE_DISK_FULL,
+    `the disk of ${at.destDir} (the filesystem mounted at ${at.mountPoint}) is full${free === null ? '' : ` (${formatBytes(free)} free)`}: restoring ${at.target.name} needs ${need}. ` +
+      `Free space there, or restore into a folder on another disk${kept}`,
+    { cause: err, details: { destDir: at.destDir, mountPoint: at.mountPoint, freeBytes: free, spooledBytes: spooled } },
+  );
+}
