@@ -6,7 +6,7 @@
  * bytes, found by parsing the segment that holds frame fromFrame from the state its predecessor recorded.
  */
 import { Readable } from 'node:stream';
-import { CHAIN_ZERO, FrameParser, type FrameParserState } from '../../core/wire/index.ts';
+import { CHAIN_ZERO, FrameError, FrameParser, type FrameParserState } from '../../core/wire/index.ts';
 import { SnapferryError, ValidationError } from '../../core/errors.ts';
 import type { ObjectStore } from './object-store.ts';
 import type { Manifest, ManifestSegment } from './manifest.ts';
@@ -38,7 +38,7 @@ export async function openStoredStream(store: ObjectStore, manifest: Manifest, r
   const parser = new FrameParser({ chunkSize, state: stateAfter(prev, chunkSize) });
   const first = segments[at]!;
   const bytes = await readSegment(store, first);
-  const frames = parser.push(bytes);
+  const frames = verified(manifest, first, () => parser.push(bytes));
   const before = read.fromFrame === first.first ? (prev ? Buffer.from(prev.chain, 'hex') : CHAIN_ZERO) : frames.find((f) => f.index === read.fromFrame - 1)?.chain;
   const start = frames.find((f) => f.index === read.fromFrame);
   if (before === undefined || start === undefined) throw damaged(manifest, first);
@@ -54,11 +54,11 @@ export async function openStoredStream(store: ObjectStore, manifest: Manifest, r
     for (const segment of segments.slice(at + 1)) {
       for (let from = 0; from < segment.wireEnd - segment.wireStart; from += READ_BYTES) {
         const piece = await store.getRange(segment.key, from, Math.min(from + READ_BYTES, segment.wireEnd - segment.wireStart));
-        parser.push(piece);
+        verified(manifest, segment, () => parser.push(piece));
         yield piece;
       }
     }
-    parser.finish();
+    verified(manifest, segments.at(-1)!, () => parser.finish());
   }
   return Readable.from(body(), { objectMode: false });
 }
@@ -76,10 +76,26 @@ async function readSegment(store: ObjectStore, segment: ManifestSegment): Promis
   return Buffer.concat(parts);
 }
 
-function damaged(manifest: Manifest, segment: ManifestSegment): SnapferryError {
-  return new SnapferryError('archive_object_corrupt', `the archive's segment ${segment.key} of ${manifest.snapshot} does not hold the frames its manifest says`, {
-    details: { key: segment.key },
-  });
+function damaged(manifest: Manifest, segment: ManifestSegment, why?: string): SnapferryError {
+  return new SnapferryError(
+    'archive_object_corrupt',
+    `the archive's segment ${segment.key} of ${manifest.snapshot} does not hold the frames its manifest says` +
+      `${why === undefined ? '' : ` (${why})`}: the stored copy is damaged in the bucket; restore it from the bucket's versions, or push the snapshot again`,
+    { details: { key: segment.key, ...(why === undefined ? {} : { why }) } },
+  );
+}
+
+/**
+ * Frames read back from the bucket that do not verify are the stored copy's damage, not the client's nor the line's:
+ * said as such, naming the object. A bare FrameError went out as 460 frame_corrupt, which names a frame of an upload.
+ */
+function verified<T>(manifest: Manifest, segment: ManifestSegment, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof FrameError) throw damaged(manifest, segment, err.message);
+    throw err;
+  }
 }
 
 /**
