@@ -21,6 +21,9 @@
  * - A snapshot sealed otherwise than this push (plain against `encrypt:`, or another key: core/sealing.ts) is passed
  *   over the same way: a chain never mixes sealings, so that it restores in one run with one config. Turning
  *   `encrypt:` on (or off, or changing the key) therefore starts a new chain with a full send, and the plan says why.
+ * - A local snapshot changed after it was sent (`changedParents`: the server refused an incremental on it with
+ *   parent_changed, server/stream-start.ts) is never a parent either: btrfs send describes changes from it as it is
+ *   now, and the server's copy is it as it was sent. The plan passes it over and says so, as for one altered there.
  * - A requested snapshot dated after now, or after btrfs made it (a name typed by hand, a clock that was wrong), is
  *   dated by its Creation time instead (core/taken-order.ts), and a note says so: trusted, it would be "the newest"
  *   the server holds, and every real snapshot after it would be skipped until that date.
@@ -77,6 +80,11 @@ export interface PlanInput {
   sealing?: Sealing;
   /** What "after now" is measured against (core/taken-order.ts); default the clock. */
   now?: Date;
+  /**
+   * UUIDs of snapshots here that were changed after they were sent (the server said so: parent_changed): the server's
+   * copy is not what an incremental from them describes changes from, so none is a parent.
+   */
+  changedParents?: ReadonlySet<string>;
 }
 
 export interface PlanStep {
@@ -212,8 +220,9 @@ function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, 
 }
 
 /** Why a snapshot the server holds is never a parent in this push; null: it may be one. */
-function passedOver(s: ServerSnapshotView, input: PlanInput): 'altered' | 'sealing' | null {
+function passedOver(s: ServerSnapshotView, input: PlanInput): 'altered' | 'sealing' | 'changed_here' | null {
   if (s.altered) return 'altered';
+  if (input.changedParents?.has(s.uuid) === true) return 'changed_here';
   if (!mayChainOn(input.sealing ?? null, s.sealedBy)) return 'sealing';
   return null;
 }
@@ -223,6 +232,13 @@ function notePassedOverParent(snapshot: LocalSnapshot, parent: LocalSnapshot | n
   if (would === null || would.uuid === parent?.uuid) return;
   const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
   const held = input.server.find((s) => s.uuid === would.uuid);
+  if (held !== undefined && passedOver(held, input) === 'changed_here') {
+    notes.push(
+      `${would.name} on this machine was changed after it was sent (the server refused an incremental on it: parent_changed), ` +
+        `so it cannot be the parent of ${snapshot.name}: the server's copy is ${would.name} as it was sent; ${instead}`,
+    );
+    return;
+  }
   if (held !== undefined && passedOver(held, input) === 'sealing') {
     notes.push(
       `this push is ${describeSealing(input.sealing ?? null)} and the server's ${would.name} is ${describeSealing(held.sealedBy)}, so it cannot be ` +
