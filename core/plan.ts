@@ -162,14 +162,18 @@ export function planPush(planInput: PlanInput): Plan {
 
 /**
  * The parent the next push would take for a snapshot newer than all of `candidates` (of the newest one's source):
- * the newest snapshot both sides hold that is intact on the server and sealed as that push seals. What local pruning
+ * the newest snapshot both sides hold that is intact on the server, sealed as that push seals and not changed here
+ * after it was sent (`changedParents`). What local pruning
  * must never delete. `sealing` is required: with `encrypt:` the push's chain is the sealed one, and the plain
  * snapshot newest by time is no parent of it (a prune that kept that one deleted the sealed parent: a full send).
  */
-export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now'> & { sealing: Sealing }): LocalSnapshot | null {
+export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now' | 'changedParents'> & { sealing: Sealing }): LocalSnapshot | null {
   const candidates = uniqueByUuid(input.candidates);
   const byAge = takenOrder(candidates, input.server, input.now ?? new Date());
-  const facts: Facts = { requested: [], candidates, server: input.server, sealing: input.sealing, byAge };
+  const facts: Facts = {
+    requested: [], candidates, server: input.server, sealing: input.sealing, byAge,
+    ...(input.changedParents ? { changedParents: input.changedParents } : {}),
+  };
   const newest = [...candidates].sort(facts.byAge).at(-1);
   return newest ? chooseParent(newest, facts, { orItself: true }) : null;
 }
