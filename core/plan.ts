@@ -21,6 +21,9 @@
  * - A snapshot sealed otherwise than this push (plain against `encrypt:`, or another key: core/sealing.ts) is passed
  *   over the same way: a chain never mixes sealings, so that it restores in one run with one config. Turning
  *   `encrypt:` on (or off, or changing the key) therefore starts a new chain with a full send, and the plan says why.
+ * - A local snapshot changed after it was sent (`changedParents`: the server refused an incremental on it with
+ *   parent_changed, server/stream-start.ts) is never a parent either: btrfs send describes changes from it as it is
+ *   now, and the server's copy is it as it was sent. The plan passes it over and says so, as for one altered there.
  * - A requested snapshot dated after now, or after btrfs made it (a name typed by hand, a clock that was wrong), is
  *   dated by its Creation time instead (core/taken-order.ts), and a note says so: trusted, it would be "the newest"
  *   the server holds, and every real snapshot after it would be skipped until that date.
@@ -77,6 +80,11 @@ export interface PlanInput {
   sealing?: Sealing;
   /** What "after now" is measured against (core/taken-order.ts); default the clock. */
   now?: Date;
+  /**
+   * UUIDs of snapshots here that were changed after they were sent (the server said so: parent_changed): the server's
+   * copy is not what an incremental from them describes changes from, so none is a parent.
+   */
+  changedParents?: ReadonlySet<string>;
 }
 
 export interface PlanStep {
@@ -154,14 +162,18 @@ export function planPush(planInput: PlanInput): Plan {
 
 /**
  * The parent the next push would take for a snapshot newer than all of `candidates` (of the newest one's source):
- * the newest snapshot both sides hold that is intact on the server and sealed as that push seals. What local pruning
+ * the newest snapshot both sides hold that is intact on the server, sealed as that push seals and not changed here
+ * after it was sent (`changedParents`). What local pruning
  * must never delete. `sealing` is required: with `encrypt:` the push's chain is the sealed one, and the plain
  * snapshot newest by time is no parent of it (a prune that kept that one deleted the sealed parent: a full send).
  */
-export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now'> & { sealing: Sealing }): LocalSnapshot | null {
+export function nextParent(input: Pick<PlanInput, 'candidates' | 'server' | 'now' | 'changedParents'> & { sealing: Sealing }): LocalSnapshot | null {
   const candidates = uniqueByUuid(input.candidates);
   const byAge = takenOrder(candidates, input.server, input.now ?? new Date());
-  const facts: Facts = { requested: [], candidates, server: input.server, sealing: input.sealing, byAge };
+  const facts: Facts = {
+    requested: [], candidates, server: input.server, sealing: input.sealing, byAge,
+    ...(input.changedParents ? { changedParents: input.changedParents } : {}),
+  };
   const newest = [...candidates].sort(facts.byAge).at(-1);
   return newest ? chooseParent(newest, facts, { orItself: true }) : null;
 }
@@ -212,8 +224,9 @@ function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, 
 }
 
 /** Why a snapshot the server holds is never a parent in this push; null: it may be one. */
-function passedOver(s: ServerSnapshotView, input: PlanInput): 'altered' | 'sealing' | null {
+function passedOver(s: ServerSnapshotView, input: PlanInput): 'altered' | 'sealing' | 'changed_here' | null {
   if (s.altered) return 'altered';
+  if (input.changedParents?.has(s.uuid) === true) return 'changed_here';
   if (!mayChainOn(input.sealing ?? null, s.sealedBy)) return 'sealing';
   return null;
 }
@@ -223,6 +236,13 @@ function notePassedOverParent(snapshot: LocalSnapshot, parent: LocalSnapshot | n
   if (would === null || would.uuid === parent?.uuid) return;
   const instead = parent ? `using ${parent.name} as parent instead` : 'sending it in full instead';
   const held = input.server.find((s) => s.uuid === would.uuid);
+  if (held !== undefined && passedOver(held, input) === 'changed_here') {
+    notes.push(
+      `${would.name} on this machine was changed after it was sent (the server refused an incremental on it: parent_changed), ` +
+        `so it cannot be the parent of ${snapshot.name}: the server's copy is ${would.name} as it was sent; ${instead}`,
+    );
+    return;
+  }
   if (held !== undefined && passedOver(held, input) === 'sealing') {
     notes.push(
       `this push is ${describeSealing(input.sealing ?? null)} and the server's ${would.name} is ${describeSealing(held.sealedBy)}, so it cannot be ` +

@@ -5,10 +5,11 @@
  */
 import * as btrfs from '../core/btrfs/index.ts';
 import type { SafeName } from '../core/names.ts';
-import type { Catalog } from './catalog.ts';
+import type { Catalog, TransferRecord } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
 import { describeAlterations, judgeSnapshot } from './alterations.ts';
+import type { ParentAsReceived } from './stream-start.ts';
 
 export interface DiskTruth {
   catalog: Catalog;
@@ -36,4 +37,18 @@ export async function lookAtParent({ catalog, layout, log }: DiskTruth, client: 
   if (!current) return;
   const flagged = await catalog.markAltered(current, verdict.what);
   log.warn({ client, volume, snapshot: record.name, altered: flagged.altered }, `received snapshot changed by hand: it ${describeAlterations(flagged.altered?.what ?? [])}; kept, but never used as a parent`);
+}
+
+/**
+ * The parent transfer `t` names, as the disk has it now: its name and Send transid (server/stream-start.ts
+ * parentChangedProblem). Null for a full send, or when the catalog or the disk has no such subvolume, or `subvolume
+ * show` fails: nothing to compare then, and a stream is not refused on a doubt of the server's own (a missing parent
+ * fails its receive anyway, as btrfs receive cannot find it).
+ */
+export async function parentAsReceived({ catalog, layout }: Pick<DiskTruth, 'catalog' | 'layout'>, t: TransferRecord): Promise<ParentAsReceived | null> {
+  if (t.parentUuid === null) return null;
+  const record = catalog.snapshots(t.client, t.volume).find((s) => s.uuid === t.parentUuid);
+  if (!record) return null;
+  const shown = await btrfs.subvolumeShow(layout.snapshotPath(t.client as SafeName, t.volume as SafeName, record.name as SafeName)).catch(() => null);
+  return shown === null ? null : { name: record.name, sendTransid: shown.sendTransid };
 }

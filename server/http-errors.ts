@@ -34,6 +34,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   parent_missing: 409,
   chain_broken: 409,
   parent_altered: 409,
+  // The client's parent changed after it was sent (server/stream-start.ts): the client sends from another parent.
+  parent_changed: 409,
   // Archive mode (server/archive/chains.ts): the parent's chain takes no more incrementals; the client sends a full.
   chain_full: 409,
   // Archive mode (server/archive/stream-sealing.ts): an incremental sealed otherwise than its parent; the client sends a full.

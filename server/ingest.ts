@@ -9,11 +9,11 @@ import type { Readable } from 'node:stream';
 import { SnapferryError } from '../core/errors.ts';
 import { isDiskFull } from './disk-full.ts';
 import type { FrameError, VerifiedFrame } from '../core/wire/index.ts';
-import type { Catalog } from './catalog.ts';
+import type { Catalog, TransferRecord } from './catalog.ts';
 import type { LiveReceives } from './live-receives.ts';
 import type { Logger } from './log.ts';
 import type { FrameSink, Spool, SpoolProgress } from './spool/spool.ts';
-import { assertStreamStart, openedFrame, readStreamStart } from './stream-start.ts';
+import { assertStreamStart, openedFrame, parentChangedProblem, readStreamStart, type ParentAsReceived } from './stream-start.ts';
 import { completedUpload } from './transfers/machine.ts';
 
 export interface IngestDeps {
@@ -21,6 +21,8 @@ export interface IngestDeps {
   catalog: Catalog;
   receives: LiveReceives;
   log: Logger;
+  /** The parent an incremental names, as received on disk (server/disk-truth.ts parentAsReceived). */
+  parentAsReceived: (t: TransferRecord) => Promise<ParentAsReceived | null>;
 }
 
 export class Ingest {
@@ -49,8 +51,9 @@ export class Ingest {
   }
 
   /**
-   * Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names. That
-   * verdict is final (the same bytes would come again), so the transfer fails with it, before the 422 is answered:
+   * Frame 0 holds the stream's first command: refuse a stream that is not the snapshot the metadata names, or an
+   * incremental from a parent the client changed after it was sent (`parent_changed`, server/stream-start.ts). That
+   * verdict is final (the same bytes would come again), so the transfer fails with it, before the refusal (422, 409) is answered:
    * it no longer holds an open-upload slot or its volume, and the client's next push starts a new upload.
    */
   private async checkStreamStart(id: string, frame: VerifiedFrame): Promise<void> {
@@ -59,7 +62,14 @@ export class Ingest {
     if (!t) throw new SnapferryError('not_found', `transfer ${id} not found`);
     try {
       // Frame 0 only, once a stream: joining its pieces costs nothing that counts.
-      assertStreamStart(readStreamStart(Buffer.concat(openedFrame(frame))), t);
+      const header = readStreamStart(Buffer.concat(openedFrame(frame)));
+      assertStreamStart(header, t);
+      // Here, where the stream first names its parent's state: btrfs receive would apply it on the server's copy
+      // without comparing, and report a snapshot received that differs from the client's.
+      if (header.kind === 'snapshot') {
+        const changed = parentChangedProblem(header, t.parentReceived === true, await this.deps.parentAsReceived(t));
+        if (changed) throw changed;
+      }
     } catch (err) {
       const e = err instanceof SnapferryError ? err : new SnapferryError('sendstream_bad_command', String(err));
       log.warn({ transfer: id, code: e.code, err: e.message }, 'stream refused at its first frame');

@@ -43,6 +43,45 @@ export function assertStreamStart(header: SendStreamHeader, expected: ExpectedSt
   }
 }
 
+/** The parent an incremental names, as the server received it: its name and its `btrfs subvolume show` Send transid. */
+export interface ParentAsReceived {
+  name: string;
+  /**
+   * The ctransid the client's parent had when it was sent (btrfs receive records the stream's CTRANSID as the
+   * subvolume's stransid). 0 where btrfs recorded none: nothing to compare.
+   */
+  sendTransid: number;
+}
+
+/**
+ * Whether the client's parent changed after it was sent: null when the stream may be received on the server's copy.
+ *
+ * An incremental describes its snapshot as changes from the client's parent as it is *now*; the server's copy is the
+ * parent as it was sent. btrfs receive looks the parent up by UUID alone and never compares the two, so when the
+ * client's parent was changed since (made writable, written to, made read-only again), the stream may apply
+ * cleanly and leave a snapshot that differs from the client's, reported received, and every later incremental on it
+ * inherits the difference. btrfs gives the evidence: the stream's first command carries the parent's ctransid now
+ * (CLONE_CTRANSID; a write moves it, a `property set ro` alone does not), and the server's copy keeps the ctransid it
+ * was sent with (Send transid). Where they differ the parent changed.
+ *
+ * Not judged: a parent that is a received copy on the client (a restore, `parentReceived`): btrfs send gives that
+ * copy's own ctransid, which never equals the Send transid of the original, changed or not.
+ */
+export function parentChangedProblem(header: SendStreamHeader, parentReceived: boolean, parent: ParentAsReceived | null): SnapferryError | null {
+  if (header.kind !== 'snapshot' || parentReceived || parent === null || parent.sendTransid === 0) return null;
+  if (header.cloneCtransid === parent.sendTransid) return null;
+  return new SnapferryError(
+    'parent_changed',
+    `the client's ${parent.name}, the parent of this incremental, was changed after it was sent (its transaction id is now ` +
+      `${header.cloneCtransid}; it was ${parent.sendTransid} when the server received it): an incremental on it would leave the ` +
+      `server's copy of this snapshot different from the client's without a word. Send this snapshot from another parent the ` +
+      `server holds, or in full (snapferry push does so by itself); ${parent.name} is no parent for new incrementals. (A ` +
+      `client older than this server does not say when its parent is a copy restored from the server, which is then ` +
+      `refused the same way: upgrade that client.)`,
+    { details: { parent: parent.name, parentUuid: header.cloneUuid, cloneCtransid: header.cloneCtransid, sendTransid: parent.sendTransid } },
+  );
+}
+
 /**
  * A verified frame's raw bytes. A sealed frame (client-side encryption) has none here: this server receives into btrfs, and
  * btrfs receive needs the plaintext, which only clients can make. An archive server (`store:`) keeps ciphertext as

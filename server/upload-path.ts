@@ -4,6 +4,7 @@
  * to the running receive (server/ingest.ts).
  */
 import type { Catalog } from './catalog.ts';
+import { parentAsReceived } from './disk-truth.ts';
 import { expiryHooks } from './expiry.ts';
 import { Ingest } from './ingest.ts';
 import type { ServerLayout } from './layout.ts';
@@ -36,7 +37,7 @@ export interface UploadPathDeps {
 
 export function uploadPath(deps: UploadPathDeps): UploadStore {
   const { layout, catalog, log, spool, receives, leases, leaseMs, expireAfterMs, usage, limits } = deps;
-  const ingest = new Ingest({ spool, catalog, receives, log });
+  const ingest = new Ingest({ spool, catalog, receives, log, parentAsReceived: (t) => parentAsReceived({ catalog, layout }, t) });
   const expiry = expiryHooks({ catalog, leases, leaseMs, expireAfterMs, log });
   return uploadStore({
     spool,

@@ -2,7 +2,9 @@
  * What a push says when the server could not apply a snapshot's stream (sendstream_cannot_apply,
  * core/btrfs/receive-failure.ts): the stream names a path that the snapshot it builds does not have. For an
  * incremental, the likeliest cause is on this machine: its parent was changed after it was sent (made writable, a
- * file written, made read-only again), so `btrfs send` describes the change from a parent the server never got.
+ * file written, made read-only again), so `btrfs send` describes the change from a parent the server never got. The
+ * server refuses most of those at frame 0 already (parent_changed, client/push/changed-parent.ts, which push goes
+ * around by itself); what reaches this is a parent whose change the server cannot see (a received copy here).
  * Sending again makes the same stream, and the server does not try again, so the push says what will go through.
  */
 import type { PlanStep } from '../../core/plan.ts';

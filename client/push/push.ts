@@ -17,6 +17,7 @@ import { estimateRawTotal } from './estimate.ts';
 import { sourceGroups } from '../../core/sources.ts';
 import { sealingOfKey, type Sealing } from '../../core/sealing.ts';
 import { mixedSourcesError } from './mixed-sources.ts';
+import { changedParentsOf } from './changed-parent.ts';
 import { UploadRateLimit } from '../upload/rate-limit.ts';
 import { startCompression, type CompressSetting } from './compression.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
@@ -109,7 +110,9 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
 
   const sealing = sealingOfKey(sealKey);
   const held = await api.snapshots(volume);
-  const plan = await planOn(held, requested, sealing);
+  // Parents the server refused before as changed here: a plan on one would be refused again (client/push/changed-parent.ts).
+  const changedParents = changedParentsOf((await api.transfers()).transfers, volume);
+  const plan = await planOn(held, requested, sealing, changedParents);
   for (const note of plan.notes) report.note(note);
   const present = presentNote(plan.present.map((s) => s.name));
   if (present !== null) report.note(present);
@@ -142,7 +145,9 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     sendStream,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(sealKey ? { sealKey } : {}),
-    replan: async (step: PlanStep) => (await planOn(await api.snapshots(volume), [step.snapshot], sealing)).steps[0] ?? step,
+    changedParents,
+    replan: async (step: PlanStep, changed: ReadonlySet<string> = changedParents) =>
+      (await planOn(await api.snapshots(volume), [step.snapshot], sealing, changed)).steps[0] ?? step,
   };
   const sent: PushResult['sent'] = [];
   try {
@@ -158,14 +163,15 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
 
 /**
  * The plan of `requested` on what the server holds (`held`): the first plan of a push, and a step's again after a
- * wait for another push into the volume, which may have sent a newer parent meanwhile (a step it has nothing to send
- * for then goes as first planned: the send finds out what the server holds). Only a snapshot sealed as this push
+ * wait for another push into the volume, which may have sent a newer parent meanwhile, or after the server refused its
+ * parent as changed here (`changedParents`, client/push/changed-parent.ts; a step it has nothing to send for then goes
+ * as first planned: the send finds out what the server holds). Only a snapshot sealed as this push
  * seals may be a parent (core/sealing.ts): a chain restores with one config.
  */
-async function planOn(held: SnapshotList, requested: readonly LocalSnapshot[], sealing: Sealing): Promise<Plan> {
+async function planOn(held: SnapshotList, requested: readonly LocalSnapshot[], sealing: Sealing, changedParents: ReadonlySet<string>): Promise<Plan> {
   const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
   const candidates = await findParentCandidates(requested[0]!.path, wanted);
-  return planPush({ requested, candidates, server: serverView(held.snapshots), removed: held.removed, sealing });
+  return planPush({ requested, candidates, server: serverView(held.snapshots), removed: held.removed, sealing, changedParents });
 }
 
 /** --send-compressed, decided once per push; a resumed transfer keeps its own (client/push/send-snapshot.ts). */

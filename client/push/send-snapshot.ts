@@ -23,6 +23,7 @@ import { estimateRawTotal } from './estimate.ts';
 import { formatDuration } from '../progress/math.ts';
 import { ReceiveWaiting, keepWaiting } from './receive-waiting.ts';
 import { CANNOT_APPLY, cannotApplyAdvice } from './cannot-apply.ts';
+import { PARENT_CHANGED, aroundChangedNote } from './changed-parent.ts';
 import { streamIdentity } from '../../core/wire/index.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
 
@@ -46,8 +47,13 @@ export interface SendContext {
   signal?: AbortSignal;
   /** Seal every frame under this key (`encrypt:`), bound to each stream's snapshot and parent UUIDs. */
   sealKey?: SealKey;
-  /** `step` planned again on what the server holds now (client/push/push.ts), after waiting for another push. */
-  replan?: (step: PlanStep) => Promise<PlanStep>;
+  /**
+   * `step` planned again on what the server holds now (client/push/push.ts), after waiting for another push, or
+   * without the parents in `changedParents` (client/push/changed-parent.ts).
+   */
+  replan?: (step: PlanStep, changedParents?: ReadonlySet<string>) => Promise<PlanStep>;
+  /** Parents the server refused as changed here (parent_changed), this push's and the ones its transfers recorded. */
+  changedParents?: Set<string>;
 }
 
 export class PushError extends SnapferryError {}
@@ -76,6 +82,14 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
       if (now?.state === 'received') return sentOn(step, reportReceived(ctx, now));
       // The server has the whole stream and receives it by itself: nothing to send, nothing to wait for here.
       if (err instanceof ReceiveWaiting) throw err;
+      // The parent changed here after it was sent: refused again however often it goes, so the step goes another way.
+      if (err instanceof SnapferryError && err.code === PARENT_CHANGED && ctx.replan) {
+        const now = await aroundChangedParent(ctx, step, ctx.replan, err);
+        step = now;
+        ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+        progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+        continue;
+      }
       // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
       if (!(err instanceof SnapferryError) || (!err.retryable && err.code !== 'upload_expired')) throw err;
       if (now && now.wireOffset > lastOffset) {
@@ -117,6 +131,20 @@ async function betterParent(ctx: SendContext, step: PlanStep, replan: (step: Pla
       ? `${step.snapshot.name}: another push sent ${now.parent.name} meanwhile, a newer parent than ${step.parent?.name ?? 'none'}: planned again on it`
       : `${step.snapshot.name}: ${step.parent?.name ?? 'its parent'} is no longer a parent on the server: planned again, in full`,
   );
+  return now;
+}
+
+/**
+ * `step` planned again without its parent, which the server refused as changed here (`err`). Throws `err` when the
+ * plan cannot go around it (no parent to drop, or it picked a refused one again): never the same refusal in a loop.
+ */
+async function aroundChangedParent(ctx: SendContext, step: PlanStep, replan: NonNullable<SendContext['replan']>, err: SnapferryError): Promise<PlanStep> {
+  if (step.parent === null) throw err;
+  const changed = ctx.changedParents ?? new Set<string>();
+  changed.add(step.parent.uuid);
+  const now = await replan(step, changed);
+  if (now.snapshot.uuid !== step.snapshot.uuid || (now.parent !== null && changed.has(now.parent.uuid))) throw err;
+  ctx.report.note(aroundChangedNote(step, now));
   return now;
 }
 
@@ -294,6 +322,8 @@ function metadataFor(volume: SafeName, { snapshot, parent, takenAt }: PlanStep, 
     [META.snapshot]: snapshot.name,
     [META.uuid]: snapshot.uuid,
     ...(parent ? { [META.parentUuid]: parent.uuid } : {}),
+    // A received copy here (a restore) sends its own ctransid, which the server cannot compare (server/stream-start.ts).
+    ...(parent && parent.uuid !== parent.localUuid ? { [META.parentReceived]: '1' } : {}),
     [META.format]: WIRE_FORMAT,
     [META.chunkSize]: String(chunkSize),
     [META.sendStream]: sendStream,

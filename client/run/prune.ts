@@ -7,8 +7,9 @@
  * the two never disagree on what "newest" or "not sent yet" means:
  * - the parent the next push would take (nextParent): the newest snapshot both sides hold (the server's snapshots
  *   carry our UUID as their Received UUID) that is not altered on the server and is sealed as push seals (`encrypt:`,
- *   core/sealing.ts: after `encrypt:` was turned on, the newest sealed one, not the newest plain one); without it the
- *   next push is a full one;
+ *   core/sealing.ts: after `encrypt:` was turned on, the newest sealed one, not the newest plain one), nor one the
+ *   server refused as changed here after it was sent (parent_changed, by the volume's failed transfers, as push reads
+ *   them); without it the next push is a full one;
  * - every snapshot the next push would send (the steps of its plan), and the parent of the first; among them one the
  *   server lacks that btrfs made after those it holds, though its time says older (a clock set back): push's order
  *   counts it newer (core/taken-order.ts), so push sends it. Those push skips as older, btrfs having made them
@@ -30,6 +31,7 @@ import { inProgress, type SnapshotList, type Transfer } from '../../core/protoco
 import type { ServerApi } from '../http/api.ts';
 import { misdated, misdatedNote, takenOrder, takenTime } from '../../core/taken-order.ts';
 import { listOwnSnapshots, type OwnSnapshot } from '../local/take.ts';
+import { changedParentsOf } from '../push/changed-parent.ts';
 
 export interface PruneSettings {
   snapshotDir: string;
@@ -71,19 +73,23 @@ export function localProtections(
   const add = (name: string, reason: string) => protect.set(name, protect.has(name) ? `${protect.get(name)}; ${reason}` : reason);
   // The facts push plans on (core/plan.ts serverView): prune keeps what push takes only if both read them alike.
   const server = serverView(listed.snapshots);
+  // So too the parents the server refused as changed here (client/push/changed-parent.ts): push passes them over, so
+  // the parent it takes instead is the one to keep, not the changed one.
+  const changedParents = changedParentsOf(transfers, volume);
   const onServer = new Set(server.map((s) => s.uuid));
   const held = own.filter((s) => onServer.has(s.uuid));
-  const parent = nextParent({ candidates: own, server, now, sealing });
+  const parent = nextParent({ candidates: own, server, now, sealing, changedParents });
   if (parent) {
     const newestHeld = [...held].sort(takenOrder(own, server, now)).at(-1);
     const newest = server.find((s) => s.uuid === newestHeld?.uuid);
     const which =
       newestHeld?.uuid === parent.uuid ? 'newest snapshot both sides hold'
       : newest !== undefined && !newest.altered && !mayChainOn(sealing, newest.sealedBy) ? `newest snapshot both sides hold that is ${describeSealing(sealing)}, as push seals`
+      : changedParents.has(newestHeld?.uuid ?? '') ? 'newest snapshot both sides hold that was not changed here after it was sent'
       : 'newest snapshot both sides hold that the server has not altered';
     add(parent.name, `${which}: the parent of the next incremental`);
   }
-  const plan = planPush({ requested: own, candidates: own, server, now, sealing });
+  const plan = planPush({ requested: own, candidates: own, server, now, sealing, changedParents });
   const first = plan.steps[0];
   if (first?.parent && first.parent.uuid !== parent?.uuid) add(first.parent.name, `parent of ${first.snapshot.name}, which the next push sends`);
   for (const step of plan.steps) add(step.snapshot.name, 'not on the server yet');

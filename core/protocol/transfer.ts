@@ -57,6 +57,8 @@ export const Transfer = z.object({
   snapshot: z.string(),
   uuid: z.string(),
   parentUuid: z.string().nullable(),
+  /** META.parentReceived: the parent on the client is a received copy, whose ctransid the server cannot compare. */
+  parentReceived: z.boolean().optional(),
   state: z.enum(transferStates),
   createdAt: z.string(),
   updatedAt: z.string(),

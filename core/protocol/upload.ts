@@ -17,6 +17,12 @@ export const META = {
   uuid: 'uuid',
   /** The UUID of the parent snapshot on the client; absent for a full send. */
   parentUuid: 'parentUuid',
+  /**
+   * '1' when that parent is itself a received subvolume on the client (a restore): btrfs send then gives that copy's
+   * own ctransid, which says nothing of the snapshot the server received, so the server cannot tell from it whether
+   * the parent changed since it was sent (server/stream-start.ts parentChangedProblem). Absent: the client's own.
+   */
+  parentReceived: 'parentReceived',
   format: 'format',
   chunkSize: 'chunkSize',
   /** The client's estimate of the raw stream size, for progress on the server side only. */

@@ -29,6 +29,8 @@ export interface Creation {
   snapshot: SafeName;
   uuid: string;
   parentUuid: string | null;
+  /** The parent on the client is a received copy (META.parentReceived): its ctransid is no evidence either way. */
+  parentReceived: boolean;
   chunkSize: number;
   sendStream: SendStream;
   /** The client's estimate of the raw stream's size, null when it gave none that makes sense. */
@@ -47,6 +49,7 @@ export function parseCreation(metadata: CreationMetadata, receivable: Receivable
   const uuid = parseUuid(metadata[META.uuid], 'snapshot UUID');
   const parentRaw = metadata[META.parentUuid];
   const parentUuid = parentRaw ? parseUuid(parentRaw, 'parent UUID') : null;
+  const parentReceived = parentUuid !== null && metadata[META.parentReceived] === '1';
   if (metadata[META.format] !== WIRE_FORMAT) {
     throw new SnapferryError('unsupported_format', `this server speaks wire format ${WIRE_FORMAT}; upgrade the client or the server so they match`);
   }
@@ -56,7 +59,7 @@ export function parseCreation(metadata: CreationMetadata, receivable: Receivable
   const createdAt = parseTimeMetadata(metadata[META.createdAt], META.createdAt);
   const takenAt = parseTimeMetadata(metadata[META.takenAt], META.takenAt);
   const rawEstimate = Number.isFinite(estimate) && estimate >= 0 ? estimate : null;
-  return { volume, snapshot, uuid, parentUuid, chunkSize, sendStream, rawEstimate, createdAt, takenAt };
+  return { volume, snapshot, uuid, parentUuid, parentReceived, chunkSize, sendStream, rawEstimate, createdAt, takenAt };
 }
 
 /** The metadata's chunk size, or the caller's mistake (400, not retryable): never a RangeError answered 500. */
@@ -164,6 +167,7 @@ export function checkConflicts(c: Creation, held: ClientHoldings): void {
 export function newTransfer(client: SafeName, id: string, c: Creation, now: string): TransferRecord {
   return {
     id, client, volume: c.volume, snapshot: c.snapshot, uuid: c.uuid, parentUuid: c.parentUuid, chunkSize: c.chunkSize, sendStream: c.sendStream,
+    ...(c.parentReceived ? { parentReceived: true } : {}),
     snapshotCreatedAt: c.createdAt, snapshotTakenAt: c.takenAt,
     state: 'uploading', createdAt: now, updatedAt: now, rawEstimate: c.rawEstimate,
     error: null, lastInterruption: null, interruptions: 0, wireBytes: null, rawBytes: null, framesVerified: null, wait: null,

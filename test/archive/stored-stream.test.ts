@@ -40,6 +40,7 @@ async function stored(): Promise<{ manifest: Manifest; objects: Map<string, Buff
 }
 
 const read = { fromFrame: 0, chain: null, skip: 0 };
+const flip = (b: Buffer, at: number) => void (b[at] = b[at]! ^ 0xff);
 
 test('a stored stream read back whole verifies, from its first frame to the end frame', async () => {
   const { manifest, store } = await stored();
@@ -51,7 +52,7 @@ test('a stored stream read back whole verifies, from its first frame to the end 
 
 test('damage in the first segment read refuses the restore as the archive\'s object damaged, naming it', async () => {
   const { manifest, objects, store } = await stored();
-  objects.get('seg-0')![200] ^= 0xff;
+  flip(objects.get('seg-0')!, 200);
   const err = await openStoredStream(store, manifest, read).then(() => null, (e: unknown) => e);
   assert.ok(err instanceof SnapferryError, String(err));
   assert.equal(err.code, 'archive_object_corrupt');
@@ -60,7 +61,7 @@ test('damage in the first segment read refuses the restore as the archive\'s obj
 
 test('damage in a segment read while the answer goes out breaks it off with the same error, naming that segment', async () => {
   const { manifest, objects, store } = await stored();
-  objects.get('seg-1')![100] ^= 0xff;
+  flip(objects.get('seg-1')!, 100);
   const body = await openStoredStream(store, manifest, read);
   const err = await (async () => {
     for await (const piece of body) void piece;

@@ -90,6 +90,8 @@ test('subvolume show: a read-only snapshot, with a name that has spaces and a ti
   assert.equal(info.topLevelId, 5);
   assert.equal(info.creationTime?.toISOString(), '2026-11-24T23:20:24.000Z');
   assert.equal(info.receiveTime, null);
+  // Never received: no Send transid to compare an incremental's CLONE_CTRANSID with (server/stream-start.ts).
+  assert.equal(info.sendTransid, 0);
   assert.deepEqual(info.snapshots, []);
 });
 

@@ -225,6 +225,21 @@ test('when the only common snapshot is flagged, the push goes in full; the flagg
   assert.match(plan.notes.join('\n'), /cannot be the parent of c; sending it in full instead/);
 });
 
+test('a snapshot changed here after it was sent (changedParents: the server refused it, parent_changed) is never the parent: the newest intact one is, with one note naming it', () => {
+  const plan = planPush({ requested: [c], candidates: [a, b, c], server: held(a, b), changedParents: new Set([b.uuid]) });
+  assert.deepEqual(names(plan.steps), ['a->c']);
+  assert.deepEqual(plan.notes, [
+    "b on this machine was changed after it was sent (the server refused an incremental on it: parent_changed), so it cannot be the parent of c: the server's copy is b as it was sent; using a as parent instead",
+  ]);
+  // It is still held by the server: never sent again, and with no other intact parent the send is full.
+  const alone = planPush({ requested: [b, c], candidates: [b, c], server: held(b), changedParents: new Set([b.uuid]) });
+  assert.deepEqual(names(alone.steps), ['full->c']);
+  assert.deepEqual(alone.present.map((s) => s.name), ['b']);
+  assert.match(alone.notes.join('\n'), /^b on this machine was changed after it was sent .*; sending it in full instead$/);
+  // Without the exclusion, b is the parent as before.
+  assert.deepEqual(names(planPush({ requested: [c], candidates: [a, b, c], server: held(a, b) }).steps), ['b->c']);
+});
+
 // Age is when a snapshot was taken (core/taken-order.ts), not its btrfs generation, which a receive makes anew.
 
 /** A snapshot dated by its name, as client/local/snapshots.ts dates btrbk's and ours. */

@@ -73,6 +73,15 @@ test('a raw estimate that makes no sense is recorded as none; absent send stream
   assert.equal(parsed({ [META.sendStream]: undefined }).sendStream, 'v1');
 });
 
+test('parentReceived: only "1" beside a parent UUID marks the parent a received copy on the client, recorded with the transfer', () => {
+  const c = parsed({ [META.parentUuid]: PARENT, [META.parentReceived]: '1' });
+  assert.equal(c.parentReceived, true);
+  assert.equal(admit(c, { snapshots: [snapshot()] }).parentReceived, true);
+  assert.equal(parsed({ [META.parentUuid]: PARENT, [META.parentReceived]: 'yes' }).parentReceived, false);
+  assert.equal(parsed({ [META.parentReceived]: '1' }).parentReceived, false, 'a full send has no parent to judge');
+  assert.equal('parentReceived' in admit(parsed({ [META.parentUuid]: PARENT }), { snapshots: [snapshot()] }), false, 'absent unless set');
+});
+
 test('metadata names that are not safe names or UUIDs are refused as the caller\'s mistake (400)', () => {
   refuses(() => parsed({ [META.volume]: '../etc' }), 'invalid_input', 400);
   refuses(() => parsed({ [META.volume]: undefined }), 'invalid_input', 400);

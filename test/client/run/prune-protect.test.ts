@@ -102,3 +102,15 @@ test('with encrypt: turned on after a plain chain, the sealed parent push takes 
   assert.equal(plain.get('b'), 'newest snapshot both sides hold that is plain (no encrypt:), as push seals: the parent of the next incremental');
   assert.equal(plain.has('d'), false);
 });
+
+test('a parent the server refused as changed here (parent_changed) is not the one kept as the next parent: the one push takes instead is', () => {
+  const refused = { ...transfer('t5', 'home', 'failed', e, d), error: { code: 'parent_changed', message: 'd changed', at: '2026-12-05T00:00:00Z' } } as Transfer;
+  const p = localProtections([a, b, c, d, e], held(a, b, c, d), [refused], { volume: 'home', now, sealing: null });
+  assert.equal(p.has('d'), false, 'no incremental can build on d: keeping it for that keeps nothing');
+  assert.equal(p.get('c'), 'newest snapshot both sides hold that was not changed here after it was sent: the parent of the next incremental');
+  assert.equal(p.get('e'), 'not on the server yet');
+  // Another volume's refusal changes nothing here.
+  const other = localProtections([a, b, c, d, e], held(a, b, c, d), [{ ...refused, volume: 'mail' }], { volume: 'home', now, sealing: null });
+  assert.match(other.get('d')!, /^newest snapshot both sides hold: the parent/);
+  assert.equal(other.has('c'), false);
+});
