@@ -61,7 +61,7 @@ export function parentAltered(parent: AlteredParent): SnapferryError {
     'parent_altered',
     `the server's copy of ${parent.volume}/${parent.name}, the parent this incremental would build on, was changed by hand on the ` +
       `server: it ${what} (found ${parent.altered?.foundAt ?? 'now'}), so its content may no longer be the snapshot that was sent and ` +
-      'nothing is built on it. Push again: the client then picks another parent, or sends in full. It stays on the server, flagged; ' +
+      'nothing is built on it. snapferry push sends on another parent, or in full, by itself (an older client: push again). It stays on the server, flagged; ' +
       'to use it as a parent again, delete it there (btrfs subvolume delete) and push it again',
     { details: { parentUuid: parent.uuid, snapshot: parent.name, altered: parent.altered } },
   );

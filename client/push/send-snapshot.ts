@@ -90,6 +90,14 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
         progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
         continue;
       }
+      // The server found the parent changed by hand there, and flags it now: planned again on its listing, the step goes
+      // on another parent or in full, at once (the refusal said "push again", which is all the user could do).
+      if (err instanceof SnapferryError && err.code === 'parent_altered' && ctx.replan) {
+        step = await aroundAlteredParent(ctx, step, ctx.replan, err);
+        ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+        progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+        continue;
+      }
       // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
       if (!(err instanceof SnapferryError) || (!err.retryable && err.code !== 'upload_expired')) throw err;
       if (now && now.wireOffset > lastOffset) {
@@ -145,6 +153,22 @@ async function aroundChangedParent(ctx: SendContext, step: PlanStep, replan: Non
   const now = await replan(step, changed);
   if (now.snapshot.uuid !== step.snapshot.uuid || (now.parent !== null && changed.has(now.parent.uuid))) throw err;
   ctx.report.note(aroundChangedNote(step, now));
+  return now;
+}
+
+/**
+ * `step` planned again on the server's listing, which now flags its parent as changed by hand there. Throws `err`
+ * when the plan still picks that parent (the listing does not flag it: an older server): never the same refusal in
+ * a loop.
+ */
+async function aroundAlteredParent(ctx: SendContext, step: PlanStep, replan: NonNullable<SendContext['replan']>, err: SnapferryError): Promise<PlanStep> {
+  if (step.parent === null) throw err;
+  const now = await replan(step);
+  if (now.snapshot.uuid !== step.snapshot.uuid || now.parent?.uuid === step.parent.uuid) throw err;
+  ctx.report.note(
+    `${step.snapshot.name}: not sent on ${step.parent.name}: the server's copy of it was changed by hand there (parent_altered), so ` +
+      `nothing is built on it; ${now.parent ? `sending it on ${now.parent.name} instead` : 'sending it in full instead'}`,
+  );
   return now;
 }
 
