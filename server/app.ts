@@ -3,7 +3,6 @@
  * curl can script. Errors become JSON in one place (server/http-errors.ts). Every request, tus included, is admitted
  * by the gate first (server/auth.ts), and sees only what its caller may (server/views.ts).
  */
-import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import { arrivalsOf, type TusServer } from './upload-store/tus-server.ts';
 import { uncopiedBody } from './upload-store/patch-body.ts';
@@ -16,6 +15,7 @@ import { refusalOf, tusAnswer } from './upload-store/tus-refusals.ts';
 import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './auth.ts';
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './views.ts';
 import { restoreHeaders } from './restore.ts';
+import { restoreBody } from './restore-body.ts';
 import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
 import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
 import type { ConnectionLimits, NodeBindings } from './connection-limits.ts';
@@ -118,7 +118,9 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     const request = parseRestoreRequest(c.req.param(), c.req.query());
     const client = restoreOwner(caller(c), c.req.query('client'));
     const stream = await service.restoreStream({ ...request, client, signal: c.req.raw.signal });
-    return new Response(Readable.toWeb(stream.body) as ReadableStream<Uint8Array>, { headers: restoreHeaders(stream) });
+    const broke = (err: Error) =>
+      log.warn({ err, client, volume: request.volume, snapshot: request.snapshot }, 'a restore stream broke off: the client resumes, and a lasting fault is refused then');
+    return new Response(restoreBody(stream.body, c.env?.outgoing, broke), { headers: restoreHeaders(stream) });
   });
   app.get(`${API_PREFIX}/transfers`, async (c) => c.json({ transfers: await transfersFor(service, caller(c), c.req.query('client')) }));
   app.get(`${API_PREFIX}/transfers/:id`, async (c) => {
