@@ -3,7 +3,10 @@
  */
 import { SnapferryError } from '../core/errors.ts';
 import { RECEIVE_WAITING } from './push/receive-waiting.ts';
-import { RESTORE_DISK_FULL } from './restore/disk-full.ts';
+
+/** A restore that filled the disk it restores onto (client/restore/disk-full.ts): temporary, once space is freed. Here, not
+ * there, so that every command's exit code is known without loading the restore. */
+export const RESTORE_DISK_FULL = 'restore_disk_full';
 
 export const EXIT = {
   ok: 0,

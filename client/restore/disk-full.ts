@@ -9,9 +9,9 @@ import fs from 'node:fs/promises';
 import { SnapferryError } from '../../core/errors.ts';
 import { isDiskFull } from '../../core/disk-full.ts';
 import type { Snapshot } from '../../core/protocol.ts';
-import { formatBytes } from '../progress/report.ts';
+import { formatBytes } from '../progress/format.ts';
+import { RESTORE_DISK_FULL } from '../exit-codes.ts';
 
-export const RESTORE_DISK_FULL = 'restore_disk_full';
 
 export class RestoreDiskFull extends SnapferryError {}
 
