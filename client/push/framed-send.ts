@@ -63,8 +63,6 @@ export interface FramedSend {
   start: { frames: number; wireOffset: number; rawOffset: number };
   /** Set when the regenerated stream matched the server's only up to this frame: the upload must rewind to it. */
   rewindTo: number | null;
-  /** The name the stream's first command carries: a UUID, or the directory's name an older snapferry framed it under. */
-  streamName: () => string | null;
   /** Stops btrfs send and the pipeline. */
   cancel(): void;
 }
@@ -81,7 +79,6 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     resume?.frameZero && resume.frames > 0
       ? resumeNaming({ chunkSize, chain: resume.frameZero.chain, ...(frameHash ? { frameHash } : {}) }, resume.frameZero.legacyNames)
       : stableNaming();
-  let named: string | null = null;
   const send = await btrfs.sendInChunks(options.snapshotPath, {
     ...(options.parentPath ? { parent: options.parentPath } : {}),
     ...sendOptionsFor(options.sendStream ?? 'v1', await btrfsFeatures()),
@@ -93,10 +90,7 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
   });
   const check = new SendStreamCheck();
   // Renamed after the check, which holds btrfs's own bytes to the format; the renamer recomputes the command's CRC.
-  const renamer = new FirstCommandRenamer({
-    lookahead: naming.lookahead,
-    choose: (head, ended) => (named = naming.choose(head, ended)),
-  });
+  const renamer = new FirstCommandRenamer(naming);
   const checked = send.stream.pipe(check).pipe(renamer);
   send.stream.once('error', (err) => check.destroy(err));
   check.once('error', (err) => renamer.destroy(err));
@@ -166,7 +160,6 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     done,
     start: { frames: start.frames, wireOffset: start.wireOffset, rawOffset: start.rawOffset },
     rewindTo,
-    streamName: () => named,
     cancel,
   };
 }

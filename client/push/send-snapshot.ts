@@ -157,7 +157,7 @@ async function transfersOf(ctx: SendContext, step: PlanStep): Promise<SnapshotTr
 }
 
 /** A snapshot renamed here after its upload began: the server holds it under the upload's name, which restore takes. */
-export function renamedNote(local: string, transfer: Transfer): string {
+function renamedNote(local: string, transfer: Transfer): string {
   return (
     `${local}: renamed here since its upload began as ${transfer.snapshot}; the server keeps that name ` +
     `(restore it as ${transfer.snapshot})`
