@@ -16,9 +16,10 @@ export interface ExpectedStart {
 }
 
 /**
- * The name in the stream is the sending side's directory name (snapper calls every snapshot `snapshot`); the server
- * receives it under that name in a staging folder and renames it to the catalog's name, so the name need only be a
- * safe one. The UUIDs are what identify the snapshot and its parent.
+ * The name in the stream is the snapshot's UUID from this version's clients (core/wire/stream-naming.ts: a `mv` on
+ * the client must not change the stream), the sending side's directory name from older ones (snapper calls every
+ * snapshot `snapshot`); the server receives it under a staging name and renames it to the catalog's name, so the
+ * name need only be a safe one. The UUIDs are what identify the snapshot and its parent.
  */
 export function streamStartProblems(header: SendStreamHeader, expected: ExpectedStart): string[] {
   const problems: string[] = [];

@@ -77,7 +77,8 @@ export function addPushCommand(program: Command): void {
             process.stdout.write(opts.json ? `${JSON.stringify({ event: 'plan', at: new Date().toISOString(), volume: job.volume, planned: result.planned, present: result.present })}\n` : describePlanned(prefix, result.planned));
             continue;
           }
-          const sent = result.sent.map((s) => s.snapshot);
+          // The server's names, which restore takes: a snapshot renamed here after its upload began keeps the old one there.
+          const sent = result.sent.map((s) => (s.transfer.snapshot === s.snapshot ? s.snapshot : `${s.transfer.snapshot}, renamed here to ${s.snapshot} since`));
           process.stderr.write(
             sent.length > 0 ? `${prefix}done: ${sent.length} snapshot(s) received by the server (${sent.join(', ')})\n` : `${prefix}done: the server already holds everything\n`,
           );

@@ -84,6 +84,12 @@ export class ServerApi {
     return this.request('POST', routes.release(id), Transfer, undefined, stallMs);
   }
 
+  /** The record of verified frame `index`, or null when the server holds fewer frames. */
+  async frame(id: string, index: number): Promise<FrameRecord | null> {
+    const page = await this.request('GET', routes.frames(id, index, 1), FrameList);
+    return page.frames.find((f) => f.index === index) ?? null;
+  }
+
   /** Every verified frame's record, page by page. */
   async frames(id: string): Promise<FrameRecord[]> {
     const all: FrameRecord[] = [];

@@ -1,11 +1,15 @@
 /**
- * `btrfs send` -> send-stream check -> (resume: hash to the server's offset) -> frame encoder, ready for tus.
+ * `btrfs send` -> send-stream check -> first command named after the snapshot's UUID -> (resume: hash to the
+ * server's offset) -> frame encoder, ready for tus.
  *
  * The check fails the pipeline on a bad stream (truncated, a second stream appended, wrong first command) before an
  * end frame could be made, and the send handle's stream only ends once btrfs send exited 0, so an end frame always
  * stands for a whole, good stream. On resume (docs/design.md, "Resume") the same send runs again and its first N chunks are
- * only hashed, not compressed or sent; framing starts at frame N with the chain the server holds.
+ * only hashed, not compressed or sent; framing starts at frame N with the chain the server holds. The name in the
+ * stream is the UUID, not the directory's (core/wire/stream-naming.ts), so a snapshot renamed here resumes too; an
+ * upload an older snapferry began under the directory's name goes on under that name, as its frame 0 shows.
  */
+import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as btrfs from '../../core/btrfs/index.ts';
@@ -13,8 +17,8 @@ import { btrfsFeatures, sendOptionsFor } from '../../core/btrfs/features.ts';
 import type { SendStream } from '../../core/protocol.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import {
-  DEFAULT_ZSTD_LEVEL, FrameEncoder, SendStreamCheck, hashRawPrefix, sealedFrameHash, type CompressionPool, type EncodedFrameInfo, type FrameSealing, type LevelChooser,
-  type HashedChunk, type SendStreamHeader,
+  DEFAULT_ZSTD_LEVEL, FirstCommandRenamer, FrameEncoder, SendStreamCheck, firstReadSize, hashRawPrefix, resumeNaming, sealedFrameHash, stableNaming,
+  type CompressionPool, type EncodedFrameInfo, type FrameSealing, type LevelChooser, type HashedChunk, type NameChooser, type SendStreamHeader,
 } from '../../core/wire/index.ts';
 import { FramedUploadSource } from '../upload/source.ts';
 
@@ -42,6 +46,12 @@ export interface ResumeFrom {
   chain: string;
   /** Per-frame chains (hex) and wire ends, when the fast check failed and the caller fetched them. */
   records?: readonly { index: number; wireEnd: number; chain: string }[];
+  /**
+   * Hex chain after frame 0 as the server recorded it, and the names an older snapferry may have framed the upload
+   * under (its stream named the snapshot's directory): frame 0 tells which naming the server holds (resumeNaming).
+   * Without it, the stable naming.
+   */
+  frameZero?: { chain: string; legacyNames: readonly string[] };
 }
 
 export interface FramedSend {
@@ -62,20 +72,31 @@ export class StreamMismatch extends SnapferryError {}
 export async function openFramedSend(options: FramedSendOptions, resume?: ResumeFrom): Promise<FramedSend> {
   // The encoder is made below, once a resume knows where framing starts; until then btrfs send's reads get fresh memory.
   const spares: { from: FrameEncoder | null } = { from: null };
+  const chunkSize = options.chunkSize;
+  // A sealed stream's chain is over its sealed frames: the prefix is compressed and sealed as it was sent.
+  const frameHash = options.sealing ? sealedFrameHash(options.sealing, typeof options.level === 'number' ? options.level : DEFAULT_ZSTD_LEVEL) : undefined;
+  const naming: NameChooser =
+    resume?.frameZero && resume.frames > 0
+      ? resumeNaming({ chunkSize, chain: resume.frameZero.chain, ...(frameHash ? { frameHash } : {}) }, resume.frameZero.legacyNames)
+      : stableNaming();
   const send = await btrfs.sendInChunks(options.snapshotPath, {
     ...(options.parentPath ? { parent: options.parentPath } : {}),
     ...sendOptionsFor(options.sendStream ?? 'v1', await btrfsFeatures()),
     ...(options.signal ? { signal: options.signal } : {}),
     // Read in whole chunks, into memory the encoder is done with: each chunk reaches the encoder as one buffer it
     // takes as it is (no copy), and no buffer is allocated per pipe read (issue 22, docs/performance.md).
-    reads: { size: options.chunkSize, allocate: () => spares.from?.takeSpare() ?? null },
+    // The renaming changes the first command's length: a first read that much shorter keeps every later one a chunk.
+    reads: { size: chunkSize, firstSize: firstReadSize(chunkSize, path.basename(options.snapshotPath)), allocate: () => spares.from?.takeSpare() ?? null },
   });
   const check = new SendStreamCheck();
-  const checked = send.stream.pipe(check);
+  // Renamed after the check, which holds btrfs's own bytes to the format; the renamer recomputes the command's CRC.
+  const renamer = new FirstCommandRenamer(naming);
+  const checked = send.stream.pipe(check).pipe(renamer);
   send.stream.once('error', (err) => check.destroy(err));
+  check.once('error', (err) => renamer.destroy(err));
   // Everything cancel() must destroy: a resumed pipeline reads from a generator (prefix.rest) that destroying its
   // source does not wake, so the downstream streams are destroyed too, or `done` would never settle.
-  const streams: { destroy(): unknown }[] = [check, send.stream];
+  const streams: { destroy(): unknown }[] = [renamer, check, send.stream];
   const cancel = () => {
     for (const stream of streams) stream.destroy();
   };
@@ -90,9 +111,7 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
       : undefined;
     let prefix;
     try {
-      // A sealed stream's chain is over its sealed frames: the prefix is compressed and sealed as it was sent.
-      const frameHash = options.sealing ? sealedFrameHash(options.sealing, typeof options.level === 'number' ? options.level : DEFAULT_ZSTD_LEVEL) : undefined;
-      prefix = await hashRawPrefix(checked, { chunkSize: options.chunkSize, frames: resume.frames, ...(accept ? { accept } : {}), ...(frameHash ? { frameHash } : {}) });
+      prefix = await hashRawPrefix(checked, { chunkSize, frames: resume.frames, ...(accept ? { accept } : {}), ...(frameHash ? { frameHash } : {}) });
     } catch (err) {
       cancel();
       throw err;
@@ -120,7 +139,7 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
   const out = new PassThrough({ writableHighWaterMark: 1, readableObjectMode: true, readableHighWaterMark: 2 });
   const source = new FramedUploadSource({ stream: out, startOffset: start.wireOffset, recycle: (b) => encoder.recycle(b) }, options.maxSlice);
   const encoder: FrameEncoder = new FrameEncoder({
-    chunkSize: options.chunkSize,
+    chunkSize,
     level: options.level,
     ...(options.pool ? { pool: options.pool } : {}),
     ...(options.sealing ? { seal: options.sealing } : {}),

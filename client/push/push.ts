@@ -114,7 +114,13 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   const changedParents = changedParentsOf((await api.transfers()).transfers, volume);
   const plan = await planOn(held, requested, sealing, changedParents);
   for (const note of plan.notes) report.note(note);
-  const present = presentNote(plan.present.map((s) => s.name));
+  // By the server's name where it differs (renamed here after it was pushed): the name `restore` takes.
+  const serverNames = new Map(held.snapshots.map((s) => [s.uuid, s.name]));
+  const shown = (s: LocalSnapshot): string => {
+    const there = serverNames.get(s.uuid);
+    return there === undefined || there === s.name ? s.name : `${s.name} (there as ${there})`;
+  };
+  const present = presentNote(plan.present.map(shown));
   if (present !== null) report.note(present);
   const sendStream = plan.steps.length === 0 ? 'v1' : await pickSendStream(options.sendCompressed ?? 'auto', requested[0]!.path, api, report);
   if (options.dryRun === true) {

@@ -4,6 +4,7 @@
  * `btrfs send` again, hashes its way to the server's offset and uploads the rest; a retryable failure waits with
  * backoff and tries again. It returns once the server has received and checked the snapshot.
  */
+import path from 'node:path';
 import { SnapferryError, describeError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
 import type { PlanStep } from '../../core/plan.ts';
@@ -207,6 +208,14 @@ async function transfersOf(ctx: SendContext, step: PlanStep): Promise<SnapshotTr
   };
 }
 
+/** A snapshot renamed here after its upload began: the server holds it under the upload's name, which restore takes. */
+function renamedNote(local: string, transfer: Transfer): string {
+  return (
+    `${local}: renamed here since its upload began as ${transfer.snapshot}; the server keeps that name ` +
+    `(restore it as ${transfer.snapshot})`
+  );
+}
+
 /** Why a new upload starts from zero when the newest one of this snapshot was expired by the server, or null. */
 function expiredNote(snapshot: string, newest: Transfer | undefined): string | null {
   if (newest?.state !== 'failed' || newest.error?.code !== 'upload_expired') return null;
@@ -220,6 +229,8 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   const { standing: mine, gone } = await transfersOf(ctx, step);
   if (gone !== null) notes.once(gone);
   const existing = mine.find((t) => !['failed', 'aborted'].includes(t.state));
+  // The server keeps the name an upload was created with: said before the received line names it.
+  if (existing && existing.snapshot !== step.snapshot.name) notes.once(renamedNote(step.snapshot.name, existing));
   if (existing?.state === 'received') return reportReceived(ctx, existing);
   if (existing && existing.state !== 'uploading') return waitReceived(ctx, step, existing.id);
   const expired = existing ? null : expiredNote(step.snapshot.name, mine[0]);
@@ -311,7 +322,10 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null,
     ...(ctx.sealKey ? { sealing: { key: ctx.sealKey, stream: streamIdentity(step.snapshot.uuid, step.parent?.uuid ?? null) } } : {}),
   };
   if (!resumeOf) return openFramedSend(options);
-  const resume: ResumeFrom = { frames: resumeOf.framesVerified, wireOffset: resumeOf.wireOffset, chain: resumeOf.chain };
+  const resume: ResumeFrom = {
+    frames: resumeOf.framesVerified, wireOffset: resumeOf.wireOffset, chain: resumeOf.chain,
+    ...(await frameZeroOf(ctx, step, resumeOf)),
+  };
   let framed: FramedSend;
   try {
     framed = await openFramedSend(options, resume);
@@ -337,6 +351,18 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null,
     framed.cancel();
     throw err;
   }
+}
+
+/**
+ * What frame 0 of the upload tells about how its stream names the snapshot (core/wire/stream-naming.ts): one this
+ * version began carries the UUID; one an older snapferry began, the directory's name then, which is the upload's
+ * snapshot name (the server keeps the name an upload was created with) or, for snapper's `N/snapshot`, `snapshot`.
+ */
+async function frameZeroOf(ctx: SendContext, step: PlanStep, resumeOf: Transfer): Promise<Pick<ResumeFrom, 'frameZero'>> {
+  if (resumeOf.framesVerified === 0) return {};
+  const record = await ctx.api.frame(resumeOf.id, 0);
+  if (record === null) return {};
+  return { frameZero: { chain: record.chain, legacyNames: [resumeOf.snapshot, path.basename(step.snapshot.path)] } };
 }
 
 function metadataFor(volume: SafeName, { snapshot, parent, takenAt }: PlanStep, chunkSize: number, sendStream: SendStream): Record<string, string> {

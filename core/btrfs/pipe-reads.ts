@@ -14,6 +14,12 @@ import { Readable } from 'node:stream';
 export interface FilledReadsOptions {
   /** Bytes per chunk pushed (the last may be shorter). */
   size: number;
+  /**
+   * Bytes of the first chunk pushed, when not `size`: a consumer that changes the stream's first command (push's
+   * renaming, core/wire/stream-naming.ts) makes its first read that much shorter or longer, so that every later
+   * read is still one whole chunk of what it passes on.
+   */
+  firstSize?: number;
   /** A buffer of exactly `size` bytes nobody uses any more, or null to allocate one. */
   allocate?: () => Buffer | null;
 }
@@ -23,6 +29,7 @@ export class FilledReads extends Readable {
   readonly #allocate: () => Buffer | null;
   readonly #socket: net.Socket;
   #current: Buffer;
+  #currentSize: number;
   #fill = 0;
 
   /**
@@ -35,7 +42,9 @@ export class FilledReads extends Readable {
     super({ highWaterMark: 1 });
     this.#size = options.size;
     this.#allocate = options.allocate ?? (() => null);
-    this.#current = this.#fresh();
+    this.#currentSize = options.firstSize ?? options.size;
+    if (!Number.isSafeInteger(this.#currentSize) || this.#currentSize < 1) throw new RangeError(`firstSize must be >= 1, got ${this.#currentSize}`);
+    this.#current = this.#currentSize === this.#size ? this.#fresh() : Buffer.allocUnsafe(this.#currentSize);
     // `onread` is honoured by the constructor as by connect() (node's net.js), but typed only for connect().
     this.#socket = new net.Socket({
       fd,
@@ -66,8 +75,9 @@ export class FilledReads extends Readable {
 
   #filled(nread: number): boolean {
     this.#fill += nread;
-    if (this.#fill < this.#size) return true;
+    if (this.#fill < this.#currentSize) return true;
     const full = this.#current;
+    this.#currentSize = this.#size;
     // The next read's memory is set before the chunk leaves: its reader may hand it to another thread at once.
     this.#current = this.#fresh();
     this.#fill = 0;

@@ -29,6 +29,8 @@ export interface ChunkedSendOptions extends SendOptions {
 
 export interface SendReads {
   size: number;
+  /** The first chunk's size, when not `size` (FilledReadsOptions.firstSize). */
+  firstSize?: number;
   allocate?: () => Buffer | null;
 }
 

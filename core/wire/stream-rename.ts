@@ -7,6 +7,9 @@
  * A half-received snapshot thus never carries a snapshot's name, and two streams that both call themselves
  * `snapshot` (snapper) never collide.
  *
+ * Push renames too, before framing (core/wire/stream-naming.ts): btrfs send writes the snapshot's directory name
+ * there, and a stream that changed with a `mv` of the snapshot could not be resumed after one.
+ *
  * Only the stream header and the first command are touched (length and CRC recomputed); every later byte passes
  * through unchanged.
  */
@@ -22,17 +25,25 @@ import {
 } from './sendstream-format.ts';
 import { walkSendAttributes, type SendAttribute } from './sendstream-attributes.ts';
 import { SnapferryError } from '../errors.ts';
+import { isSafeName } from '../names.ts';
+
+/** The attributes of the first command of `head` (the stream from its first byte, that command whole). */
+export function firstCommandAttributes(head: Buffer): SendAttribute[] {
+  const version = head.readUInt32LE(SEND_STREAM_HEADER_LENGTH - 4);
+  const bodyLength = head.readUInt32LE(SEND_STREAM_HEADER_LENGTH);
+  const bodyStart = SEND_STREAM_HEADER_LENGTH + SEND_COMMAND_HEADER_LENGTH;
+  const attrs: SendAttribute[] = [];
+  if (walkSendAttributes(head.subarray(bodyStart, bodyStart + bodyLength), version, attrs) !== undefined) {
+    throw new SnapferryError('sendstream_bad_command', 'the first command of the send stream is malformed');
+  }
+  return attrs;
+}
 
 export function renameFirstCommand(head: Buffer, newName: string): Buffer {
-  const version = head.readUInt32LE(SEND_STREAM_HEADER_LENGTH - 4);
   const cmdStart = SEND_STREAM_HEADER_LENGTH;
   const bodyLength = head.readUInt32LE(cmdStart);
   const bodyStart = cmdStart + SEND_COMMAND_HEADER_LENGTH;
-  const body = head.subarray(bodyStart, bodyStart + bodyLength);
-  const attrs: SendAttribute[] = [];
-  if (walkSendAttributes(body, version, attrs) !== undefined) {
-    throw new SnapferryError('sendstream_bad_command', 'the first command of the send stream is malformed');
-  }
+  const attrs = firstCommandAttributes(head);
   const name = Buffer.from(newName, 'utf8');
   const parts: Buffer[] = [];
   for (const a of attrs) {
@@ -50,17 +61,33 @@ export function renameFirstCommand(head: Buffer, newName: string): Buffer {
   return Buffer.concat([head.subarray(0, cmdStart), header, newBody, head.subarray(bodyStart + bodyLength)]);
 }
 
-/** The staging name is ours, yet it goes into a path btrfs receive joins: it must be one plain component. */
+/**
+ * The new name is ours, yet it goes into a path btrfs receive joins: it must be one plain component, a staging dot
+ * name (a receive) or a snapshot name (core/names.ts; a push's, stream-naming.ts).
+ */
 const STAGING_NAME_RE = /^\.[A-Za-z0-9._-]{1,200}$/;
+
+function assertPlainName(name: string): string {
+  if ((!STAGING_NAME_RE.test(name) && !isSafeName(name)) || name === '..') throw new Error(`bad name for a send stream ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** Decides the new name once the start of the stream is in (push's naming of a resumed upload: stream-naming.ts). */
+export interface NameChooser {
+  /** Bytes from the stream's first byte it needs to see (fewer only when the stream is shorter). */
+  readonly lookahead: number;
+  /** `head`: the stream from its first byte, the first command whole; `ended`: no byte follows it. */
+  choose(head: Buffer, ended: boolean): string;
+}
 
 export class FirstCommandRenamer extends Transform {
   private head: Buffer[] = [];
   private headBytes = 0;
   private done = false;
 
-  constructor(private readonly newName: string) {
+  constructor(private readonly naming: string | NameChooser) {
     super();
-    if (!STAGING_NAME_RE.test(newName) || newName === '..') throw new Error(`bad staging name ${JSON.stringify(newName)}`);
+    if (typeof naming === 'string') assertPlainName(naming);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -69,28 +96,39 @@ export class FirstCommandRenamer extends Transform {
     this.headBytes += chunk.length;
     const needHeader = SEND_STREAM_HEADER_LENGTH + SEND_COMMAND_HEADER_LENGTH;
     if (this.headBytes < needHeader) return callback();
-    const all = Buffer.concat(this.head);
-    const bodyLength = all.readUInt32LE(SEND_STREAM_HEADER_LENGTH);
+    // Only the headers are joined until the whole head is in: a chooser's lookahead may span many small reads.
+    const bodyLength = Buffer.concat(this.head, needHeader).readUInt32LE(SEND_STREAM_HEADER_LENGTH);
     // The check before this refuses such a length first; this keeps the renamer's memory bounded on its own.
     if (bodyLength > SEND_MAX_COMMAND_LENGTH) {
       return callback(new SnapferryError('sendstream_too_large', `the send stream's first command claims ${bodyLength} bytes`));
     }
-    const total = needHeader + bodyLength;
-    if (all.length < total) {
-      this.head = [all];
-      return callback();
-    }
-    this.done = true;
-    this.head = [];
+    const lookahead = typeof this.naming === 'string' ? 0 : this.naming.lookahead;
+    if (this.headBytes < Math.max(needHeader + bodyLength, lookahead)) return callback();
     try {
-      callback(null, renameFirstCommand(all, this.newName));
+      callback(null, this.renamed(false));
     } catch (err) {
       callback(err as Error);
     }
   }
 
   override _flush(callback: TransformCallback): void {
-    if (!this.done && this.headBytes > 0) return callback(new SnapferryError('sendstream_truncated', 'the send stream ends inside its first command'));
-    callback();
+    if (this.done || this.headBytes === 0) return callback();
+    const needHeader = SEND_STREAM_HEADER_LENGTH + SEND_COMMAND_HEADER_LENGTH;
+    const whole = this.headBytes >= needHeader && this.headBytes >= needHeader + Buffer.concat(this.head, needHeader).readUInt32LE(SEND_STREAM_HEADER_LENGTH);
+    if (!whole) return callback(new SnapferryError('sendstream_truncated', 'the send stream ends inside its first command'));
+    // A stream shorter than the chooser's lookahead: it decides on all there is.
+    try {
+      callback(null, this.renamed(true));
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  private renamed(ended: boolean): Buffer {
+    const all = Buffer.concat(this.head);
+    this.done = true;
+    this.head = [];
+    const name = typeof this.naming === 'string' ? this.naming : assertPlainName(this.naming.choose(all, ended));
+    return renameFirstCommand(all, name);
   }
 }

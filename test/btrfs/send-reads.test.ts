@@ -87,6 +87,21 @@ test('read into chunks: the same bytes as the plain send, full and incremental, 
   }
 });
 
+test('read into chunks with a first chunk of its own size (push renames the first command): every later chunk the size asked', rootOnly, async (t) => {
+  const { s1 } = await sourceWithSnapshot(t, 3);
+  const plain = btrfs.send(s1);
+  const whole = Buffer.concat(await chunksOf(plain.stream));
+  await plain.done;
+  for (const firstSize of [SIZE - 16, SIZE + 219]) {
+    const chunked = await btrfs.sendInChunks(s1, { reads: { size: SIZE, firstSize } });
+    const parts = (await chunksOf(chunked.stream)).map((b) => Buffer.from(b));
+    await chunked.done;
+    assert.equal(sha256(Buffer.concat(parts)), sha256(whole));
+    assert.equal(parts[0]!.length, firstSize);
+    for (const part of parts.slice(1, -1)) assert.equal(part.length, SIZE);
+  }
+});
+
 test('read into chunks: a failed send rejects with its exit code and stderr, and its stream errors', rootOnly, async (t) => {
   const { fs, vol } = await sourceWithSnapshot(t, 1);
   const missing = await btrfs.sendInChunks(`${fs.mountPoint}/no such snapshot`, { reads: { size: SIZE } });

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FrameEncoder } from '../../core/wire/index.ts';
+import { FirstCommandRenamer, FrameEncoder, stableNaming } from '../../core/wire/index.ts';
 import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -96,8 +96,11 @@ export function assertReceived(source: string, received: string): Promise<void> 
   return assertTreesEqual(source, received, { ignoreRootMtime: true });
 }
 
-/** The length of a snapshot's full framed stream, as a push with `compress: level` frames it (framing is deterministic). */
-export async function framedLength(snapshot: string, chunkSize: number, level = 3): Promise<number> {
+/**
+ * The length of a snapshot's full framed stream, as a push with `compress: level` frames it (framing is deterministic:
+ * named after its UUID, core/wire/stream-naming.ts), or with `asSent` as btrfs send names it (a server's restore stream).
+ */
+export async function framedLength(snapshot: string, chunkSize: number, level = 3, asSent = false): Promise<number> {
   const send = btrfs.send(snapshot);
   let bytes = 0;
   const count = new Writable({
@@ -106,7 +109,8 @@ export async function framedLength(snapshot: string, chunkSize: number, level = 
       callback();
     },
   });
-  await pipeline(send.stream, new FrameEncoder({ chunkSize, level }), count);
+  const named = asSent ? [] : [new FirstCommandRenamer(stableNaming())];
+  await pipeline([send.stream, ...named, new FrameEncoder({ chunkSize, level }), count]);
   await send.done;
   return bytes;
 }
