@@ -6,6 +6,7 @@
  * only come back in several runs with opposite configs, each stopping at the other's streams.
  */
 import type { Snapshot } from './protocol/snapshots.ts';
+import { keyRequiredError, notSealedError, wrongKeyError, type SealError } from './crypto/errors.ts';
 
 /** The id (hex, core/crypto/keys.ts) of the key a stream's frames are sealed under; null: plain frames. */
 export type Sealing = string | null;
@@ -41,4 +42,21 @@ export function mayChainOn(child: Sealing, parent: Sealing | undefined): boolean
 export function describeSealing(s: Sealing | undefined): string {
   if (s === undefined) return 'sealed or not (the server does not say)';
   return s === null ? 'plain (no encrypt:)' : `sealed under key ${s}`;
+}
+
+/**
+ * Why a restore configured `configured` (sealingOfKey) cannot open a stream sealed `stream`, as the receive would say
+ * at the stream's frame 0, or null when it can. The rules are the receive's (core/wire/frame-parser.ts, frame-decoder.ts,
+ * core/crypto/seal.ts): a sealed stream with no key is `key_required`, under another key `wrong_key`, and a plain one
+ * with a key `not_sealed` (whoever stores it can write plain frames). A stream's sealing is known before a byte of it
+ * is downloaded (the listing's sealedBy) or from its first bytes (frame-seal.ts sealingOfStart), and a push seals every
+ * frame of a stream or none, under one key: so the receive's refusal at frame 0 can be said before the download, with
+ * the same code and words, instead of after it. Used to refuse only, never to accept: the receive still opens and
+ * checks every frame, so a listing that says less than the truth costs at most the download it would have cost.
+ */
+export function restoreRefusal(stream: Sealing, configured: Sealing): SealError | null {
+  if (stream === configured) return null;
+  if (configured === null) return keyRequiredError(0);
+  if (stream === null) return notSealedError(0, configured);
+  return wrongKeyError(0, stream, configured);
 }

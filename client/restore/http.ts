@@ -3,13 +3,16 @@
  * asks the server to start at the spool's last verified frame (fromFrame, chain), past the part of the next frame
  * that a cut download left in the spool (skip), verifies every frame as it comes (core/wire FrameParser: decode,
  * length, SHA-256, order, chain, end frame), and records only verified frames. A cut or a stall keeps what arrived of
- * the frame in flight, so a line that cuts more often than a frame takes still moves on; a bad frame costs that frame. Every failure is a typed error that says whether
- * another try can help (client/restore/restore.ts decides on it).
+ * the frame in flight, so a line that cuts more often than a frame takes still moves on; a bad frame costs that frame. A
+ * stream the restore's key cannot open is refused at frame 0's seal header, as the receive would refuse it after the
+ * whole download (sealingWatch). Every failure is a typed error that says whether another try can help
+ * (client/restore/restore.ts decides on it).
  */
 import { answerWithoutErrorBody } from '../http/answer.ts';
 import { retryAfterDetails } from '../http/retry-after.ts';
 import { ErrorBody, RESTORE_HEADERS, retryableAnswer, SnapshotList, routes, type Snapshot } from '../../core/protocol.ts';
-import { ByteQueue, FrameError, FrameParser, type FrameParserState } from '../../core/wire/index.ts';
+import { ByteQueue, FrameError, FrameParser, SEALING_PREFIX_BYTES, sealingOfStart, type FrameParserState } from '../../core/wire/index.ts';
+import { restoreRefusal, type Sealing } from '../../core/sealing.ts';
 import { ServerError, type ServerApi } from '../http/api.ts';
 import { tlsErrorFrom } from '../http/transport.ts';
 import type { RestoreSpool } from './spool.ts';
@@ -55,6 +58,11 @@ export interface DownloadOptions {
   parentUuid: string | null;
   /** No byte for this long: the attempt is dropped (a link that hangs rather than breaks) and retried. */
   stallMs: number;
+  /**
+   * How the restore opens sealed frames: the configured key's id (hex), or null with no key. A stream whose first
+   * bytes say it cannot be opened so is refused there (core/sealing.ts restoreRefusal), before the rest is downloaded.
+   */
+  sealing: Sealing;
   /** After every read from the network: where the verified frames stand, and the unverified bytes after them. */
   onProgress?: (state: FrameParserState, pendingBytes: number) => void;
 }
@@ -64,6 +72,10 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
   const from = spool.state;
   if (from.ended) return;
   const partial = await spool.partial();
+  // A key the stream cannot be opened with is said at its frame 0, not once the whole stream is in and the receive
+  // opens it: over a slow line that is days. Looked at in what the spool holds first (a resumed download, or what a
+  // cut kept of frame 0), so that such a download is refused before it is asked for.
+  const watchStart = sealingWatch(await spool.head(SEALING_PREFIX_BYTES), opts.sealing);
   const url = http.api.url(
     routes.restoreStream(opts.volume, opts.snapshot, {
       parent: opts.parentUuid,
@@ -117,7 +129,10 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
         });
         if (done) break;
         alive();
-        await take(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+        const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+        // Before the bytes are verified or kept: a refused stream leaves the spool as it was.
+        watchStart(chunk);
+        await take(chunk);
         opts.onProgress?.(spool.state, wire.length);
         if (parser.state().ended) break;
       }
@@ -136,6 +151,27 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Looks at a stream's first bytes as they come, `start` (what the spool holds of them) and then each `more`, until
+ * they tell how it is sealed; throws the receive's SealError (core/sealing.ts restoreRefusal) when the restore cannot
+ * open it with `sealing`. SEALING_PREFIX_BYTES tell it or never will here (sealingOfStart); past them it looks no more.
+ */
+function sealingWatch(start: Buffer, sealing: Sealing): (more: Buffer) => void {
+  let seen: Buffer | null = Buffer.alloc(0);
+  const look = (more: Buffer) => {
+    if (seen === null) return;
+    seen = Buffer.concat([seen, more.subarray(0, Math.max(0, SEALING_PREFIX_BYTES - seen.length))]);
+    const found = sealingOfStart(seen);
+    if (found !== undefined) {
+      const refusal = restoreRefusal(found, sealing);
+      if (refusal !== null) throw refusal;
+    }
+    if (found !== undefined || seen.length >= SEALING_PREFIX_BYTES) seen = null;
+  };
+  look(start);
+  return look;
 }
 
 /** One GET; network failures and error answers become ServerErrors. */

@@ -27,6 +27,9 @@ import { checkRestored } from '../verify/after-restore.ts';
 import { onTheLine } from '../verify/view.ts';
 import { readKeyFile } from '../../core/crypto/key-file.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
+import { SealError } from '../../core/crypto/errors.ts';
+import { describeSealing, restoreRefusal, sealingOfKey, sealingOfListed, type Sealing } from '../../core/sealing.ts';
+import type { Snapshot } from '../../core/protocol.ts';
 
 export interface RestoreOptions {
   server: string;
@@ -113,6 +116,7 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     const local = await readonlySnapshotsIn(parentDir);
     if (parentDir !== destDir) local.push(...(await readonlySnapshotsIn(destDir)));
     const plan = planRestore({ name, volume, catalog, local });
+    if (plan.present === null) refuseBySealing([...plan.before, plan.target], sealingOfKey(sealKey));
     if (plan.before.length > 0) {
       if (!withChain) {
         throw new RestoreFailed('chain_broken', `${name} still lacks ${plan.before[0]!.name} of its chain after restoring it; restore ${plan.before[0]!.name} by itself to see why`, {
@@ -216,7 +220,7 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
         progress.begin(before);
         await downloadInto(spool, http, {
           volume, snapshot: target.name, parentUuid: parent?.server.uuid ?? null,
-          stallMs: options.stallMs ?? DEFAULT_STALL_MS,
+          stallMs: options.stallMs ?? DEFAULT_STALL_MS, sealing: sealingOfKey(sealKey),
           onProgress: (state, pending) => progress.update(state, pending),
         });
       }
@@ -239,7 +243,11 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
         // Verified when it came, different now: the disk under the spool. Those frames are downloaded again.
         await spool.rewind(damaged.details.frameIndex);
         report.note(`${target.name}: the spool no longer verifies at frame ${damaged.details.frameIndex} (${damaged.message}); downloading from there again`);
-      } else if (phase === 'receive') {
+      } else if (phase === 'receive' || err instanceof SealError) {
+        // A SealError in the download is the receive's refusal of the key (wrong_key, key_required, not_sealed) said
+        // at frame 0's seal header instead of after the whole stream (http.ts): the same error, worded the same. The
+        // spool stays either way: its frames are the stored stream's whatever key opens them (the key is not part of
+        // its identity), so the same restore with the right key goes on from them.
         throw err instanceof SnapferryError
           ? new RestoreFailed(err.code, `${err.message} (the download is kept in ${spool.dir}: run the restore again to retry the receive, or delete it)`, { cause: err, details: err.details })
           : err;
@@ -264,6 +272,23 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
       report.note(`${target.name}: ${wait.because ?? describeError(err)}; resuming from frame ${spool.state.framesVerified} in ${(wait.ms / 1000).toFixed(1)} s`);
       await backoff.wait(wait.ms, signal);
     }
+  }
+}
+
+/**
+ * A restore that the receive would refuse at the first frame of one of its streams (core/sealing.ts restoreRefusal),
+ * refused now, from the listing, before a byte is downloaded: a chain is restored in one run with one config, so the
+ * first step the key cannot open ends it, and the steps before it would be downloaded for nothing. Where the server does
+ * not list a stream's sealing (an archive older than sealedBy), its frame 0 tells as it arrives (http.ts).
+ */
+function refuseBySealing(streams: readonly Snapshot[], configured: Sealing): void {
+  for (const s of streams) {
+    const listed = sealingOfListed(s);
+    const refusal = listed === undefined ? null : restoreRefusal(listed, configured);
+    if (refusal === null) continue;
+    throw new RestoreFailed(refusal.code, `${refusal.message} (the server lists ${s.name} as ${describeSealing(listed)}; nothing was downloaded)`, {
+      cause: refusal, details: { ...refusal.details, snapshot: s.name },
+    });
   }
 }
 

@@ -105,6 +105,13 @@ export class RestoreSpool {
     return out.subarray(0, bytesRead);
   }
 
+  /** The stream's first `n` bytes the spool holds (fewer when it holds fewer), verified frames and kept part alike. */
+  async head(n: number): Promise<Buffer> {
+    const out = Buffer.alloc(n);
+    const { bytesRead } = await this.frames.read(out, 0, n, 0);
+    return out.subarray(0, bytesRead);
+  }
+
   /** Keeps `bytes`, the start of the frame after the verified ones, for the next download to go on from. */
   async keepPartial(bytes: Buffer): Promise<void> {
     await this.dropPartial();

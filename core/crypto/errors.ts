@@ -43,6 +43,40 @@ export class SealError extends SnapferryError {
   }
 }
 
+/*
+ * The three refusals of a stream sealed otherwise than the restore's config, each worded once: the receive raises them
+ * on the frame it opens, and a restore raises them earlier, from the listing's sealedBy or from frame 0's seal header
+ * as it arrives (core/sealing.ts restoreRefusal), so that a script sees the same code and message whenever it comes.
+ */
+
+/** Frame `frameIndex` names key `frameKeyId` (hex), the key file holds `keyId`. */
+export function wrongKeyError(frameIndex: number, frameKeyId: string, keyId: string): SealError {
+  return new SealError(
+    'wrong_key',
+    `sealed frame ${frameIndex} was sealed with key ${frameKeyId}, but the key file holds key ${keyId}: use the key file this archive was written with`,
+    { frameIndex, frameKeyId, keyId },
+  );
+}
+
+/** Frame `frameIndex` is sealed and no key is configured. */
+export function keyRequiredError(frameIndex: number): SealError {
+  return new SealError(
+    'key_required',
+    `frame ${frameIndex} is sealed (client-side encryption) and no key is configured: set encrypt: in the client config to the key file it was sealed with`,
+    { frameIndex },
+  );
+}
+
+/** Frame `frameIndex` is plain and key `keyId` (hex) is configured. */
+export function notSealedError(frameIndex: number, keyId: string): SealError {
+  return new SealError(
+    'not_sealed',
+    `frame ${frameIndex} is not sealed, and encrypt: is set: a stream sealed under your key cannot hold it (another stream, or one ` +
+      'forged by whoever stores it); to restore a snapshot pushed without encryption, run the restore without encrypt:',
+    { frameIndex, keyId },
+  );
+}
+
 export type KeyFileErrorCode =
   /** The key file is not a snapferry key file, of an unknown version, damaged, or readable by others. */
   | 'key_file_invalid'

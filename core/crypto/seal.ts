@@ -35,7 +35,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
-import { SealError } from './errors.ts';
+import { SealError, wrongKeyError } from './errors.ts';
 import { KEY_ID_SIZE, type SealKey } from './keys.ts';
 
 export const SEAL_VERSION = 1;
@@ -83,12 +83,7 @@ export function openPayload(key: SealKey, at: SealPosition, sealed: Uint8Array):
   if (version !== SEAL_VERSION) corrupt(`seal version ${version} is not one this snapferry opens (${SEAL_VERSION})`, { sealVersion: version });
   const frameKeyId = b.subarray(1, 1 + KEY_ID_SIZE);
   if (!frameKeyId.equals(key.id)) {
-    throw new SealError(
-      'wrong_key',
-      `sealed frame ${frameIndex} was sealed with key ${frameKeyId.toString('hex')}, but the key file holds key ${key.id.toString('hex')}: ` +
-        'use the key file this archive was written with',
-      { frameIndex, frameKeyId: frameKeyId.toString('hex'), keyId: key.id.toString('hex') },
-    );
+    throw wrongKeyError(frameIndex, frameKeyId.toString('hex'), key.id.toString('hex'));
   }
   const nonce = b.subarray(1 + KEY_ID_SIZE, CRC_OFFSET);
   const decipher = createDecipheriv('aes-256-gcm', key.sealKey, nonce, { authTagLength: TAG_SIZE });

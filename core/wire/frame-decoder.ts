@@ -9,7 +9,7 @@ import type { TransformCallback } from 'node:stream';
 import { FrameParser } from './frame-parser.ts';
 import type { FrameParserState, VerifiedFrame } from './frame-parser.ts';
 import type { FrameSealing } from './frame-seal.ts';
-import { SealError } from '../crypto/errors.ts';
+import { keyRequiredError } from '../crypto/errors.ts';
 
 export interface FrameDecoderOptions {
   /** Expected chunk size; if absent, learnt from the first frame. */
@@ -43,11 +43,7 @@ export class FrameDecoder extends Transform {
       for (const frame of this.#parser.push(chunk)) {
         const { raw, ...info } = frame;
         if (info.kind === 'data' && raw === undefined) {
-          throw new SealError(
-            'key_required',
-            `frame ${info.index} is sealed (client-side encryption) and no key is configured: set encrypt: in the client config to the key file it was sealed with`,
-            { frameIndex: info.index },
-          );
+          throw keyRequiredError(info.index);
         }
         for (const piece of raw ?? []) this.push(piece);
         this.#onFrame?.(info);

@@ -28,7 +28,7 @@ import { checkState, streamStart, type FrameParserState } from './frame-parser-s
 import { sequenceFault } from './frame-sequence.ts';
 import { asBuffer } from './raw-chunker.ts';
 import { openFrame, type FrameSealing } from './frame-seal.ts';
-import { SealError } from '../crypto/errors.ts';
+import { notSealedError } from '../crypto/errors.ts';
 
 export type { FrameParserState } from './frame-parser-state.ts';
 
@@ -189,12 +189,7 @@ export class FrameParser {
     let rawHash: Buffer;
     if (this.#sealing !== null && !h.sealed) {
       // With a key, only sealed frames are the user's: anyone can make a plain frame that verifies.
-      throw new SealError(
-        'not_sealed',
-        `frame ${h.index} is not sealed, and encrypt: is set: a stream sealed under your key cannot hold it (another stream, or one ` +
-          'forged by whoever stores it); to restore a snapshot pushed without encryption, run the restore without encrypt:',
-        { frameIndex: h.index, keyId: this.#sealing.key.id.toString('hex') },
-      );
+      throw notSealedError(h.index, this.#sealing.key.id.toString('hex'));
     }
     if (h.sealed) {
       rawHash = sha256Pieces(payload);

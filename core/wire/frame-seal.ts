@@ -74,3 +74,24 @@ export function streamSealing(start: Buffer): string | null {
   if (header.kind === 'end' || !header.sealed) return null;
   return sealedKeyId(start.subarray(FRAME_HEADER_SIZE, SEALING_PREFIX_BYTES), header.index).toString('hex');
 }
+
+/**
+ * A restore's early look at the stream it downloads (core/sealing.ts restoreRefusal): its sealing from its first bytes
+ * as they come, or undefined while they do not tell it yet (fewer than a header, or a sealed header without its seal
+ * header) and when they never will here: an end frame first (an empty stream: nothing to open), a frame 0 that is not
+ * frame 0, or a damaged header. Damage is left to the FrameParser, which says it in its own terms (and a restore
+ * fetches a damaged frame again), and a seal header's key id is believed only under its CRC (sealedKeyId), as the
+ * archive believes it when it records sealedBy. SEALING_PREFIX_BYTES always suffice: past them, undefined is final.
+ */
+export function sealingOfStart(start: Buffer): string | null | undefined {
+  if (start.length < FRAME_HEADER_SIZE) return undefined;
+  try {
+    const header = parseFrameHeader(start);
+    if (header.kind === 'end' || header.index !== 0) return undefined;
+    if (!header.sealed) return null;
+    if (start.length < SEALING_PREFIX_BYTES) return undefined;
+    return sealedKeyId(start.subarray(FRAME_HEADER_SIZE, SEALING_PREFIX_BYTES), 0).toString('hex');
+  } catch {
+    return undefined;
+  }
+}

@@ -102,7 +102,7 @@ test("a restore's download from a silent server gives up after the stall timeout
   const { spool } = await RestoreSpool.open(dir, identity);
   t.after(() => spool.close());
   const started = Date.now();
-  const err = await downloadInto(spool, { api: new ServerApi({ server: peer.url }), headers: {} }, { volume: 'v', snapshot: 's1', parentUuid: null, stallMs: 700 }).then(
+  const err = await downloadInto(spool, { api: new ServerApi({ server: peer.url }), headers: {} }, { volume: 'v', snapshot: 's1', parentUuid: null, stallMs: 700, sealing: null }).then(
     () => null,
     (e: unknown) => e,
   );

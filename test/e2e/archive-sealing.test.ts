@@ -2,11 +2,14 @@
 // with store: on a real RGW bucket, real btrfs on both sides. Turning encrypt: on after plain pushes (the tester's
 // case), off again, or changing the key starts a new chain, so that every chain restores in one run with one config;
 // the archive lists each snapshot's sealing, reads it from the stream for entries stored before it was recorded, and
-// refuses an incremental sealed otherwise than its parent at its frame 0.
+// refuses an incremental sealed otherwise than its parent at its frame 0. A restore whose key cannot open a chain is
+// refused before its download, from the listing's sealedBy, or at frame 0 where the listing does not say.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,12 +19,15 @@ import { push } from '../../client/push/push.ts';
 import { restore } from '../../client/restore/restore.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { generateKeyFile, readKeyFile } from '../../core/crypto/key-file.ts';
-import { encodeFrameHeader, sealFrame, streamIdentity } from '../../core/wire/index.ts';
+import { encodeFrameHeader, FRAME_HEADER_SIZE, sealFrame, streamIdentity } from '../../core/wire/index.ts';
+import { SEAL_OVERHEAD } from '../../core/crypto/seal.ts';
 import { startArchiveServer } from '../../server/archive/archive-serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import { META, UPLOADS_PATH, WIRE_FORMAT } from '../../core/protocol.ts';
 import { sharedS3, type TestBucket } from '../archive/store-fixture.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
+import { SPOOL_PREFIX } from '../../client/restore/spool.ts';
 import { runAt } from './run-helpers.ts';
 
 const s3 = sharedS3();
@@ -188,4 +194,109 @@ test('entries stored before sealings were recorded are listed with the sealing r
   for (let i = 0; i < 50 && (await api.transfers()).transfers.find((x) => x.id === id)?.state !== 'aborted'; i++) await sleep(100);
   assert.equal((await api.transfers()).transfers.find((x) => x.id === id)?.state, 'aborted', 'the refused upload is ended');
   assert.deepEqual((await api.snapshots('v')).snapshots.map((s) => s.name), ['s1', 's2']);
+});
+
+/**
+ * A proxy in front of the archive that counts the restore streams asked for and the bytes it passed of them, and with
+ * `hideSealedBy` lists the snapshots without sealedBy, as an archive older than that field does.
+ */
+async function listingProxy(t: { after(fn: () => unknown): void }, target: string) {
+  const seen = { streams: 0, streamBytes: 0, hideSealedBy: false };
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url!, target);
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k !== 'host' && k !== 'connection')) as Record<string, string>;
+      const up = await fetch(url, { method: req.method ?? 'GET', headers });
+      const out: Record<string, string> = {};
+      up.headers.forEach((v, k) => void (['content-length', 'content-encoding', 'transfer-encoding', 'connection'].includes(k) || (out[k] = v)));
+      if (seen.hideSealedBy && url.pathname.endsWith('/snapshots') && up.ok) {
+        const list = (await up.json()) as { snapshots: Record<string, unknown>[] };
+        for (const s of list.snapshots) delete s.sealedBy;
+        res.writeHead(up.status, out).end(JSON.stringify(list));
+        return;
+      }
+      const isStream = url.pathname.endsWith('/stream');
+      if (isStream) seen.streams++;
+      res.writeHead(up.status, out);
+      if (up.body === null) return void res.end();
+      for await (const chunk of up.body as AsyncIterable<Uint8Array>) {
+        if (res.destroyed) break;
+        if (isStream) seen.streamBytes += chunk.length;
+        if (!res.write(chunk)) {
+          await new Promise<void>((resolve) => {
+            const on = () => (res.off('drain', on).off('close', on), resolve());
+            res.on('drain', on).on('close', on);
+          });
+        }
+      }
+      res.end();
+    })().catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  t.after(() => server.closeAllConnections());
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+test('a sealed chain restored with another key or with none is refused before its download (listed sealedBy) or at its frame 0 (not listed), with the receive\'s code and words; the right key then restores it', { ...rootOnly, timeout: 300_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 3, seed: 'archive-sealing-early' });
+  const { key, otherKey } = await keyFiles(t);
+  const [keyId, otherId] = [(await readKeyFile(key)).id.toString('hex'), (await readKeyFile(otherKey)).id.toString('hex')];
+  const bucket = await s3.bucket();
+  const archive = await archiveServer(t, bucket, 'early');
+  // Small frames, so that a frame is a small part of the stream: the whole stream is many of them.
+  const chunkSize = 256 * 1024;
+  const s1 = await pair.snapshot('s1');
+  await fs.writeFile(path.join(pair.source, 'new-2'), crypto.randomBytes(300_000));
+  const s2 = await pair.snapshot('s2');
+  await push({ server: archive.url, volume: 'v', snapshots: [s1, s2], retries: 2, encrypt: key, chunkSize }, recordingReporter());
+  const proxy = await listingProxy(t, archive.url);
+  const dest = await freshDest(t);
+  const spoolDirs = async () => (await fs.readdir(dest)).filter((n) => n.startsWith(SPOOL_PREFIX));
+
+  // What the receive says at frame 0 once the whole stream is in (before, after downloading all of s1): the same code,
+  // the same words, the same exit code.
+  const refusals = [
+    { encrypt: otherKey, code: 'wrong_key', words: `sealed frame 0 was sealed with key ${keyId}, but the key file holds key ${otherId}: use the key file this archive was written with` },
+    { encrypt: undefined, code: 'key_required', words: 'frame 0 is sealed (client-side encryption) and no key is configured: set encrypt: in the client config to the key file it was sealed with' },
+  ];
+  const refused = async ({ encrypt, code, words }: (typeof refusals)[number]) => {
+    const report = recordingReporter();
+    const err = await restore({ server: proxy.url, volume: 'v', snapshot: 's2', destDir: dest, retries: 0, chunkSize, ...(encrypt ? { encrypt } : {}) }, report).then(
+      () => assert.fail('the restore went through'),
+      (e: unknown) => e as Error & { code: string },
+    );
+    assert.equal(err.code, code, String(err));
+    assert.ok(err.message.startsWith(words), err.message);
+    assert.equal(exitCodeFor(err), EXIT.failed);
+    assert.doesNotMatch(report.notes.join('\n'), /downloaded and verified/, 'nothing went to the receive');
+  };
+
+  // The listing says how s1 and s2 are sealed: refused before a byte of either is asked for.
+  for (const refusal of refusals) await refused(refusal);
+  assert.deepEqual(proxy.seen, { streams: 0, streamBytes: 0, hideSealedBy: false }, 'no stream was asked for');
+  assert.deepEqual(await spoolDirs(), [], 'no spool');
+
+  // An archive that does not list sealedBy: frame 0's seal header says it, and the rest of the stream is not read.
+  proxy.seen.hideSealedBy = true;
+  const frameBytes = FRAME_HEADER_SIZE + chunkSize + SEAL_OVERHEAD;
+  for (const refusal of refusals) {
+    await refused(refusal);
+    const [spool] = await spoolDirs();
+    assert.ok(spool !== undefined, 'the spool of s1 is there');
+    // Kept, and it holds no more than a frame: no frame verified (the index is empty), at most a part of frame 0.
+    const held = (await fs.stat(path.join(dest, spool, 'frames'))).size;
+    assert.equal((await fs.stat(path.join(dest, spool, 'frames.index'))).size, 0, 'no frame was spooled');
+    assert.ok(held < frameBytes, `the spool holds ${held} bytes`);
+  }
+  t.diagnostic(`frame-0 refusals: ${proxy.seen.streams} stream requests, ${proxy.seen.streamBytes} bytes passed the proxy (socket buffers included)`);
+  assert.ok(proxy.seen.streams <= 2, `${proxy.seen.streams} stream requests`);
+  assert.deepEqual((await btrfs.subvolumeList(path.dirname(dest))).map((s) => s.path), [], 'nothing was received');
+
+  // With the right key the same folder restores the chain: what the refusals left there does not stand in its way.
+  const done = await restore({ server: proxy.url, volume: 'v', snapshot: 's2', destDir: dest, retries: 0, chunkSize, encrypt: key }, recordingReporter());
+  assert.deepEqual([done.restored, done.parent], [true, 's1']);
+  await assertReceived(s1, path.join(dest, 's1'));
+  await assertReceived(s2, path.join(dest, 's2'));
+  assert.deepEqual(await spoolDirs(), []);
 });

@@ -18,7 +18,8 @@ import { FrameParser } from '../../core/wire/frame-parser.ts';
 import { hashRawPrefix } from '../../core/wire/raw-prefix.ts';
 import { ChunkCompressor } from '../../core/wire/codec.ts';
 import { CompressionPool } from '../../core/wire/compression-pool.ts';
-import { SEALING_PREFIX_BYTES, sealFrame, streamIdentity, streamSealing, type FrameSealing } from '../../core/wire/frame-seal.ts';
+import { SEALING_PREFIX_BYTES, sealFrame, sealingOfStart, streamIdentity, streamSealing, type FrameSealing } from '../../core/wire/frame-seal.ts';
+import { restoreRefusal, sealingOfKey } from '../../core/sealing.ts';
 import { KiB, encode, mixedBytes, parseAll, randomSizes, seededBytes, slices } from './frame-helpers.ts';
 
 const CHUNK = 64 * KiB;
@@ -287,4 +288,45 @@ test('how a stream is sealed, from its first bytes and no key: the key id of fra
   const damaged = Buffer.from(sealedWire.subarray(0, SEALING_PREFIX_BYTES));
   damaged[FRAME_HEADER_SIZE + 3]! ^= 1;
   assert.throws(() => streamSealing(damaged), (err: unknown) => err instanceof SealError && err.code === 'frame_corrupt');
+});
+
+test("a restore's look at a stream's first bytes refuses it as the receive does at frame 0: same code, words and details", async () => {
+  const raw = mixedBytes(2 * CHUNK, CHUNK);
+  const streams = { plain: (await encode(raw, { chunkSize: CHUNK })).wire, sealed: (await encode(raw, { chunkSize: CHUNK, seal: KEY })).wire };
+  const configs = { none: undefined, key: KEY, other: sealing(2) };
+  for (const [streamName, wire] of Object.entries(streams)) {
+    for (const [configName, config] of Object.entries(configs)) {
+      const received = await decodeWith(wire, { chunkSize: CHUNK, ...(config ? { sealing: config } : {}) });
+      const found = sealingOfStart(wire.subarray(0, SEALING_PREFIX_BYTES));
+      assert.equal(found, streamSealing(wire.subarray(0, SEALING_PREFIX_BYTES)), `${streamName}: what the archive lists as sealedBy`);
+      const early = restoreRefusal(found!, sealingOfKey(config?.key));
+      const what = `${streamName} stream, ${configName} key`;
+      if (received.err === null) {
+        assert.equal(early, null, what);
+        continue;
+      }
+      assert.ok(received.err instanceof SealError && early instanceof SealError, `${what}: ${String(received.err)}`);
+      assert.deepEqual([early.code, early.message, early.details, early.retryable], [received.err.code, received.err.message, received.err.details, received.err.retryable], what);
+    }
+  }
+});
+
+test("a stream's first bytes tell its sealing once they hold frame 0's header (plain) or its seal header (sealed), and only then", async () => {
+  const raw = mixedBytes(2 * CHUNK, CHUNK);
+  const plain = (await encode(raw, { chunkSize: CHUNK })).wire;
+  const sealed = (await encode(raw, { chunkSize: CHUNK, seal: KEY })).wire;
+  const keyId = KEY.key.id.toString('hex');
+  assert.equal(sealingOfStart(plain.subarray(0, FRAME_HEADER_SIZE - 1)), undefined);
+  assert.equal(sealingOfStart(plain.subarray(0, FRAME_HEADER_SIZE)), null, 'a plain header says it all');
+  assert.equal(sealingOfStart(sealed.subarray(0, FRAME_HEADER_SIZE)), undefined, 'a sealed header without its seal header');
+  assert.equal(sealingOfStart(sealed.subarray(0, SEALING_PREFIX_BYTES - 1)), undefined);
+  assert.equal(sealingOfStart(sealed.subarray(0, SEALING_PREFIX_BYTES)), keyId);
+  assert.equal(sealingOfStart(sealed), keyId, 'more bytes change nothing');
+  // Never from damage (the parser says that, and a restore fetches the frame again), nor from an empty stream.
+  const flipped = (wire: Buffer, at: number) => Buffer.from(wire.subarray(0, SEALING_PREFIX_BYTES)).fill(wire[at]! ^ 1, at, at + 1);
+  assert.equal(sealingOfStart(flipped(sealed, 10)), undefined, 'a damaged frame header');
+  assert.equal(sealingOfStart(flipped(sealed, FRAME_HEADER_SIZE + 3)), undefined, "a damaged key id (the seal header's CRC)");
+  const empty = (await encode(Buffer.alloc(0), { chunkSize: CHUNK, seal: KEY })).wire;
+  assert.equal(parseFrameHeader(empty).kind, 'end');
+  assert.equal(sealingOfStart(empty), undefined, 'an end frame first: nothing to open');
 });

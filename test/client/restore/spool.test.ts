@@ -175,7 +175,7 @@ test('a frame whose append fails (a full disk) leads what the download keeps: th
     if (frame.index === 2) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     return append(bytes, frame);
   };
-  await assert.rejects(downloadInto(spool, http, { volume: 'v', snapshot: 's1', parentUuid: null, stallMs: 5000 }), { code: 'ENOSPC' });
+  await assert.rejects(downloadInto(spool, http, { volume: 'v', snapshot: 's1', parentUuid: null, stallMs: 5000, sealing: null }), { code: 'ENOSPC' });
   assert.equal(spool.state.framesVerified, 2);
   const kept = await spool.partial();
   const from = spool.state.wireOffsetVerified;
