@@ -71,8 +71,11 @@ test('a push reports progress up to the whole stream, from an estimate within a 
   assert.ok(rated.length > 0 && resumed.figures.some((f) => f.etaSeconds !== null), 'a rate and an ETA once there is history');
   const fastest = Math.max(...rated.map((f) => f.wireBytesPerSecond!));
   t.diagnostic(`resumed from ${first.wireBytes} B; fastest wire rate shown ${(fastest / MiB).toFixed(2)} MiB/s against a limit of ${limit / MiB} MiB/s`);
-  // Counting the prefix as sent would show it as a burst far above the limit.
-  assert.ok(fastest <= limit * 1.15, `the rate ${fastest} counts bytes this run did not send`);
+  // Counting the prefix as sent (at least 2 MiB, checked above) would show a burst of at least twice the limit over
+  // the first 2 s. Sent bytes alone reach 1.125x there: the limiter's quarter second of credit (rate-limit.ts) spent
+  // at once over the shortest span a rate is shown for (MIN_RATE_SPAN_MS), and a loaded machine's timer adds a few %
+  // (1.16x seen in CI, 1.08-1.10x on a quiet one).
+  assert.ok(fastest <= limit * 1.3, `the rate ${fastest} counts bytes this run did not send`);
   const shared = (await stat(path.join(pair.source, 'random/r-000.reflink'))).size;
   checkFigures('full, resumed', resumed.figures.filter((f) => f.wireBytes >= first.wireBytes), transfer, (m) => t.diagnostic(m), shared);
   await assertReceived(s1, pair.receivedPath('v', 's1'));
