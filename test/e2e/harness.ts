@@ -143,6 +143,29 @@ export async function until<T>(
 }
 
 /**
+ * Makes the server's chain of upload `id` disagree with what btrfs send makes from frame `from` on, as a changed
+ * kernel or a renamed snapshot would: waits until the server has stopped appending frames (bytes already on their way
+ * still arrive after a push stops), flips a byte of every chain record from `from` (the chain is cumulative, so every
+ * later record differs too), then waits out the stopped push's lease (`leaseMs`).
+ */
+export async function disagreeFrom(pair: Pick<Pair, 'root'>, server: { url: string }, id: string, from: number, leaseMs: number): Promise<void> {
+  const api = new ServerApi({ server: server.url });
+  let seen = -1;
+  await until('the server to stop appending frames', async () => {
+    const now = (await api.transfer(id)).framesVerified;
+    const still = now === seen;
+    seen = now;
+    if (!still) await sleep(500);
+    return still;
+  });
+  const indexFile = path.join(pair.root, 'spool', `${id}.frames`);
+  const index = await fs.readFile(indexFile);
+  for (let at = from * 64 + 40; at < index.length; at += 64) index[at] = index[at]! ^ 0xff;
+  await fs.writeFile(indexFile, index);
+  await sleep(leaseMs + 100);
+}
+
+/**
  * Starts a push of `snapshot` to volume v (64 KiB frames at 1 MiB/s) and stops it once the server holds `frames`
  * verified frames: an upload left unfinished, as a client that went away leaves it. Returns the transfer then.
  */

@@ -6,12 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { ServerApi } from '../../client/http/api.ts';
 import { startFaultHttpProxy } from '../chaos/fault-http-proxy.ts';
-import { assertReceived, createPair, pushPart, until } from './harness.ts';
+import { assertReceived, createPair, disagreeFrom, pushPart } from './harness.ts';
 import { ChildProcesses } from './processes.ts';
 
 test('a rewind refused once: the push retries, finishes, exits, and leaves no btrfs send behind', { ...rootOnly, timeout: 150_000 }, async (t) => {
@@ -20,22 +17,9 @@ test('a rewind refused once: the push retries, finishes, exits, and leaves no bt
   const server = await pair.startServer({ leaseMs: 1000 });
   const s1 = await pair.snapshot('s1');
   const partial = await pushPart(server, s1, 12);
-  const api = new ServerApi({ server: server.url });
-  let seen = -1;
-  await until('the server to stop appending frames', async () => {
-    const now = (await api.transfer(partial.id)).framesVerified;
-    const still = now === seen;
-    seen = now;
-    if (!still) await new Promise((r) => setTimeout(r, 500));
-    return still;
-  });
   // The server's chain disagrees with what btrfs send makes from frame 5 on (as after `mv` of the snapshot, or a new
   // kernel): the push finds the last frame that matches with a second framed send, then asks for the rewind.
-  const indexFile = path.join(pair.root, 'spool', `${partial.id}.frames`);
-  const index = await fs.readFile(indexFile);
-  for (let at = 5 * 64 + 40; at < index.length; at += 64) index[at] = index[at]! ^ 0xff;
-  await fs.writeFile(indexFile, index);
-  await new Promise((r) => setTimeout(r, 1100)); // the first push's lease runs out
+  await disagreeFrom(pair, server, partial.id, 5, 1000);
 
   const faults = await startFaultHttpProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) });
   t.after(() => faults.close());

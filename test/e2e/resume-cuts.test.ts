@@ -12,7 +12,7 @@ import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import { push, type PushOptions } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
-import { assertReceived, createPair, framedLength, recordingReporter, until, type Pair } from './harness.ts';
+import { assertReceived, createPair, disagreeFrom, framedLength, recordingReporter, until, type Pair } from './harness.ts';
 import type { RunningServer } from '../../server/serve.ts';
 
 interface AfterHook {
@@ -238,22 +238,8 @@ test('a regenerated stream that differs from what the server holds: rewound to t
   const partial = await until('12 verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= 12), 60_000, 50);
   controller.abort();
   await firstRun.result.catch(() => undefined);
-  // Bytes already on their way still arrive after the abort: wait until the server has stopped appending frames.
-  let seen = -1;
-  await until('the server to stop appending frames', async () => {
-    const now = (await api.transfer(partial.id)).framesVerified;
-    const still = now === seen;
-    seen = now;
-    if (!still) await new Promise((r) => setTimeout(r, 500));
-    return still;
-  });
-  // Make the server's chain disagree with what btrfs send produces from frame 5 on, as a changed kernel would: the
-  // chain is cumulative, so every record from 5 to the last differs.
-  const indexFile = path.join(pair.root, 'spool', `${partial.id}.frames`);
-  const index = await fs.readFile(indexFile);
-  for (let at = 5 * 64 + 40; at < index.length; at += 64) index[at] = index[at]! ^ 0xff;
-  await fs.writeFile(indexFile, index);
-  await new Promise((r) => setTimeout(r, 1100)); // the aborted push's lease runs out
+  // As a changed kernel would: the server's chain disagrees with what btrfs send produces from frame 5 on.
+  await disagreeFrom(pair, server, partial.id, 5, 1000);
 
   proxy.setRate(24 * 1024 * 1024);
   const { result, report } = pushVia(proxy, [s1], { chunkSize: chunk });
