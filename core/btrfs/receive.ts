@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { finished } from 'node:stream';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { isSnapferryError } from '../errors.ts';
 import { BtrfsCommandError } from './errors.ts';
 import { parseDumpSubvolume, parseReceivedSubvolume } from './parse.ts';
@@ -22,6 +22,8 @@ export interface ReceiveOptions {
   endOnEndCommand?: boolean;
   /** `--dump`: parse and check the stream without writing anything; targetDir is not used. */
   dumpOnly?: boolean;
+  /** Called with each piece of `input` once it is in btrfs receive's pipe: its memory may be used again. */
+  taken?: (piece: Buffer) => void;
 }
 
 export function receiveArgs(targetDir: string, options: ReceiveOptions = {}): string[] {
@@ -77,7 +79,7 @@ export async function receive(
   // EPIPE when btrfs stops reading early (bad stream, -e at END): its exit status says which, so ignore it here.
   stdin.on('error', () => {});
   let inputError: unknown;
-  input.pipe(stdin, { end: false });
+  const stopPumping = pumpInto(input, stdin, options.taken);
   const stopWatching = finished(input, (err) => {
     if (err) {
       inputError = err;
@@ -124,12 +126,33 @@ export async function receive(
     throw err;
   } finally {
     stopWatching();
-    input.unpipe(stdin);
+    stopPumping();
     stdin.destroy();
     // btrfs reads no more: at a failure, or at END with -e (whatever follows END is not btrfs's).
     if (!input.readableEnded) input.destroy();
   }
   return dumpOnly ? parseDumpSubvolume(dumpHead) : receivedName();
+}
+
+/**
+ * `input.pipe(stdin, { end: false })`, with each piece's write callback: a piece is handed to `taken` once the write
+ * succeeded, i.e. its bytes are in the kernel's pipe (a write cut off by an error may still be in libuv's hands).
+ */
+function pumpInto(input: Readable, stdin: Writable, taken: ((piece: Buffer) => void) | undefined): () => void {
+  const write = (piece: Buffer): void => {
+    const more = taken === undefined ? stdin.write(piece) : stdin.write(piece, (err) => err == null && taken(piece));
+    if (!more) input.pause();
+  };
+  const drained = (): void => {
+    input.resume();
+  };
+  input.on('data', write);
+  stdin.on('drain', drained);
+  return () => {
+    input.off('data', write);
+    stdin.off('drain', drained);
+    input.pause();
+  };
 }
 
 /** Whether the subvolume a receive was building is still in its target folder. */

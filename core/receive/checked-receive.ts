@@ -26,6 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import * as btrfs from '../btrfs/index.ts';
 import { SnapferryError } from '../errors.ts';
 import { FirstCommandRenamer, SendStreamUuidRewriter, type SendStreamCheck, type SendUuidMap } from '../wire/index.ts';
+import { chunkTaken } from '../wire/chunk-memory.ts';
 import { folderContents, removeAdded, type FolderContents } from './added-entries.ts';
 import { feed } from './feed.ts';
 
@@ -94,7 +95,8 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
     throw signal?.aborted || err instanceof SnapferryError ? err : new ReceiveError('receive_failed', `receiving ${name} could not start: ${(err as Error).message}`, { cause: err });
   }
   const raw = new PassThrough();
-  const received = btrfs.receive(dir, raw, { chroot: true, endOnEndCommand: true, ...(signal ? { signal } : {}) });
+  // Decoded chunks' memory is used again once the pipe has it whole (core/wire/chunk-memory.ts).
+  const received = btrfs.receive(dir, raw, { chroot: true, endOnEndCommand: true, taken: chunkTaken, ...(signal ? { signal } : {}) });
   const stages = [job.input, job.check, renamer, ...(job.mapUuids ? [new SendStreamUuidRewriter(job.mapUuids)] : []), feed(raw)];
   const fed = pipeline(stages, signal ? { signal } : {});
   try {

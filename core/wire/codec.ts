@@ -7,6 +7,7 @@
  * buffer is exactly the frame header's rawLength, already checked against the transfer's chunk size.
  */
 import binding from 'zstd-napi/binding.js';
+import { chunkMemory } from './chunk-memory.ts';
 import { ZstdChunkCompressor } from './zstd-chunk.mjs';
 
 export type FrameCodec = 'raw' | 'zstd';
@@ -96,7 +97,8 @@ export class ChunkDecompressor {
     if (frameSize !== payload.length) {
       throw new PayloadDecodeError(`zstd payload holds ${payload.length - frameSize} bytes after its zstd frame`);
     }
-    const out = Buffer.allocUnsafe(rawLength);
+    // Memory a receive's pipe took whole is decoded into again (chunk-memory.ts); the decode fills every byte of it.
+    const out = chunkMemory(rawLength);
     let n: number;
     try {
       n = this.#dctx.decompress(out, payload);

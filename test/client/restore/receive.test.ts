@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +18,7 @@ import { FRAME_HEADER_SIZE } from '../../../core/wire/index.ts';
 import * as btrfs from '../../../core/btrfs/index.ts';
 import { receiveSpool } from '../../../client/restore/receive.ts';
 import { receiveExitedAtEnd } from '../../fixtures/receive-exit.ts';
+import { chunkMemoryCounts } from '../../../core/wire/chunk-memory.ts';
 import { SendAttr, SendCmd } from '../../../core/wire/sendstream-format.ts';
 import { tlv } from '../../wire/sendstream-builder.ts';
 
@@ -127,4 +129,29 @@ test("an incremental restore cannot reach DEST_DIR through a symlink its local p
     return true;
   });
   await assertUserFilesUntouched(dest, ['base']);
+});
+
+test("a restore's zstd frames decode into memory that btrfs receive's pipe took whole, and arrive intact", { ...rootOnly, timeout: 60_000 }, async (t) => {
+  const fsx = await createBtrfs(t);
+  const dest = path.join(fsx.mountPoint, 'dest');
+  await fs.mkdir(dest);
+  const uuid = randomUuid();
+  // 2 MiB of hex text, which zstd shrinks to about half, in 64 KiB chunks: 32 zstd frames, a read of the spool
+  // holding about two (text that shrank more would be decoded many frames a read, ahead of the pipe).
+  const content = Buffer.from(randomBytes(1024 * 1024).toString('hex'));
+  const stream = new SendStreamBuilder().subvol('snap', uuid).file('f', Buffer.alloc(0));
+  for (let at = 0; at < content.length; at += 48 * 1024) stream.write('f', content.subarray(at, at + 48 * 1024), at);
+  const framed = await frameStream(stream.end().build(), CHUNK, 3);
+  const framesFile = path.join(fsx.mountPoint, 'frames');
+  await fs.writeFile(framesFile, framed);
+
+  const before = chunkMemoryCounts();
+  await receiveSpool({ framesFile, chunkSize: CHUNK, destDir: dest, name: 'snap', uuid, parentUuid: null });
+  const after = chunkMemoryCounts();
+  const decoded = after.fresh + after.reused - (before.fresh + before.reused);
+  const reused = after.reused - before.reused;
+  assert.ok(decoded >= 32, `only ${decoded} chunks were decoded: the stream was not framed with zstd`);
+  // A chunk's memory goes back once the pipe took its last byte; the receive holds a few decoded chunks in flight.
+  assert.ok(reused >= decoded - 8, `${reused} of ${decoded} decoded chunks reused memory the pipe had taken`);
+  assert.ok((await fs.readFile(path.join(dest, 'snap', 'f'))).equals(content), 'the restored file differs from what was framed');
 });
