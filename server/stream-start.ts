@@ -73,12 +73,10 @@ export function parentChangedProblem(header: SendStreamHeader, parentReceived: b
   if (header.cloneCtransid === parent.sendTransid) return null;
   return new SnapferryError(
     'parent_changed',
-    `the client's ${parent.name}, the parent of this incremental, was changed after it was sent (its transaction id is now ` +
-      `${header.cloneCtransid}; it was ${parent.sendTransid} when the server received it): an incremental on it would leave the ` +
-      `server's copy of this snapshot different from the client's without a word. Send this snapshot from another parent the ` +
-      `server holds, or in full (snapferry push does so by itself); ${parent.name} is no parent for new incrementals. (A ` +
-      `client older than this server does not say when its parent is a copy restored from the server, which is then ` +
-      `refused the same way: upgrade that client.)`,
+    `the client's ${parent.name}, the parent of this incremental, was changed after it was sent (transaction id ` +
+      `${header.cloneCtransid}, ${parent.sendTransid} when the server received it): received on the server's copy, this ` +
+      `snapshot would differ from the client's. snapferry push sends it from another parent or in full by itself. An ` +
+      `older client does not, and is refused so even on a parent restored from the server: upgrade it.`,
     { details: { parent: parent.name, parentUuid: header.cloneUuid, cloneCtransid: header.cloneCtransid, sendTransid: parent.sendTransid } },
   );
 }

@@ -20,6 +20,34 @@ export class ServerError extends SnapferryError {
   }
 }
 
+/**
+ * The ServerError that an error answer (`status`, its body `text` and `headers`) means, for each request the client
+ * makes itself (the JSON API here; the restore's catalog and download, client/restore/http.ts): the server's own
+ * ErrorBody when it sent one, else what the status means from whatever answered in its place (client/http/answer.ts);
+ * either with the wait that Retry-After asks for. `origin` and `what` (e.g. "GET https://…/v1/status") name the server
+ * and the request in the latter's words.
+ */
+export function errorFromAnswer(status: number, text: string, headers: { get(name: string): string | null }, origin: string, what: string): ServerError {
+  const parsed = ErrorBody.safeParse(jsonOrNull(text));
+  const after = retryAfterDetails(headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
+  if (parsed.success) {
+    const e = parsed.data.error;
+    return new ServerError(e.code, e.message, status, { retryable: retryableAnswer(e, status), details: { ...e.details, ...after } });
+  }
+  // No snapferry error body: something else answered (a proxy, a web server, a wrong port or path).
+  const meaning = answerWithoutErrorBody(status, text, origin, what);
+  return new ServerError(meaning.code, meaning.message, status, { retryable: meaning.retryable, details: after });
+}
+
+/** A body's JSON, or null when it is empty or not JSON (a proxy's HTML page). */
+function jsonOrNull(text: string): unknown {
+  try {
+    return text.length > 0 ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface ApiOptions {
   server: string;
   headers?: Record<string, string>;
@@ -145,24 +173,8 @@ export class ServerApi {
         cause: err,
       });
     }
-    let answer: unknown;
-    try {
-      answer = text.length > 0 ? JSON.parse(text) : null;
-    } catch {
-      answer = null;
-    }
-    if (!res.ok) {
-      const parsed = ErrorBody.safeParse(answer);
-      const after = retryAfterDetails(res.headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
-      if (parsed.success) {
-        const e = parsed.data.error;
-        throw new ServerError(e.code, e.message, res.status, { retryable: retryableAnswer(e, res.status), details: { ...e.details, ...after } });
-      }
-      // No snapferry error body: something else answered (a proxy, a web server, a wrong port or path).
-      const meaning = answerWithoutErrorBody(res.status, text, this.base.origin, `${method} ${url}`);
-      throw new ServerError(meaning.code, meaning.message, res.status, { retryable: meaning.retryable, details: after });
-    }
-    const parsed = schema.safeParse(answer);
+    if (!res.ok) throw errorFromAnswer(res.status, text, res.headers, this.base.origin, `${method} ${url}`);
+    const parsed = schema.safeParse(jsonOrNull(text));
     if (!parsed.success) {
       throw new ServerError('bad_response', `${url} answered something that is not a snapferry response; is --server right?`, res.status, {
         retryable: false,

@@ -8,12 +8,10 @@
  * whole download (sealingWatch). Every failure is a typed error that says whether another try can help
  * (client/restore/restore.ts decides on it).
  */
-import { answerWithoutErrorBody } from '../http/answer.ts';
-import { retryAfterDetails } from '../http/retry-after.ts';
-import { ErrorBody, RESTORE_HEADERS, retryableAnswer, SnapshotList, routes, type Snapshot } from '../../core/protocol.ts';
+import { RESTORE_HEADERS, SnapshotList, routes, type Snapshot } from '../../core/protocol.ts';
 import { ByteQueue, FrameError, FrameParser, SEALING_PREFIX_BYTES, sealingOfStart, type FrameParserState } from '../../core/wire/index.ts';
 import { restoreRefusal, type Sealing } from '../../core/sealing.ts';
-import { ServerError, type ServerApi } from '../http/api.ts';
+import { ServerError, errorFromAnswer, type ServerApi } from '../http/api.ts';
 import { tlsErrorFrom } from '../http/transport.ts';
 import type { RestoreSpool } from './spool.ts';
 
@@ -186,21 +184,8 @@ async function send(http: RestoreHttp, url: string, signal?: AbortSignal, stalle
   }
   if (res.ok) return res;
   const text = await res.text().catch(() => '');
-  let body: unknown = null;
-  try {
-    body = text.length > 0 ? JSON.parse(text) : null;
-  } catch {
-    body = null;
-  }
-  const parsed = ErrorBody.safeParse(body);
-  const after = retryAfterDetails(res.headers.get('retry-after'), parsed.data?.error.details?.retryAfterSeconds, Date.now());
-  if (parsed.success) {
-    const e = parsed.data.error;
-    throw new ServerError(e.code, e.message, res.status, { retryable: retryableAnswer(e, res.status), details: { ...e.details, ...after } });
-  }
-  // Said as push says it (client/http/answer.ts): a proxy's 502 is the server behind it down, not a wrong address.
-  const meaning = answerWithoutErrorBody(res.status, text, new URL(url).origin, `GET ${url}`);
-  throw new ServerError(meaning.code, meaning.message, res.status, { retryable: meaning.retryable, details: after });
+  // Said as push says it: a proxy's 502 is the server behind it down, not a wrong address.
+  throw errorFromAnswer(res.status, text, res.headers, new URL(url).origin, `GET ${url}`);
 }
 
 /** The answer must be the stream asked for: another snapshot, parent or starting frame would spool foreign frames. */

@@ -14,14 +14,17 @@
  * renamed each way (resumeNaming), from the one run of btrfs send the resume makes anyway.
  */
 import { sha256, chainStep, CHAIN_ZERO } from './chain.ts';
-import { SendAttr } from './sendstream-format.ts';
+import { SendAttr, formatSendUuid } from './sendstream-format.ts';
 import { sendAttributeUuid } from './sendstream-attributes.ts';
 import { firstCommandAttributes, renameFirstCommand, type NameChooser } from './stream-rename.ts';
 import { SnapferryError } from '../errors.ts';
 import { MAX_NAME_LENGTH, isSafeName } from '../names.ts';
 
-/** A UUID's text: what stableStreamName gives, whatever the snapshot is called. */
-const STABLE_NAME_LENGTH = 36;
+/**
+ * The byte length of every stable name, whatever the snapshot is called: any first command's 16-byte UUID, written
+ * out as streamUuid writes it, named as stableStreamName names it. Derived from them, so it moves if either does.
+ */
+const STABLE_NAME_LENGTH = Buffer.byteLength(stableStreamName(formatSendUuid(new Uint8Array(16))));
 
 /** The name push gives a snapshot's stream: its UUID, as the first command carries it. */
 export function stableStreamName(uuid: string): string {

@@ -38,11 +38,24 @@ function options(server: string, snapshot: string, destDir: string, extra: Parti
   return { server, volume: 'v', snapshot, destDir, chunkSize: CHUNK, backoff: { baseMs: 50, maxMs: 200 }, stallMs: 5000, ...extra };
 }
 
-async function freshDest(t: { after(fn: () => Promise<void>): void }): Promise<string> {
-  const fresh = await createBtrfs(t, { sizeMiB: 256 });
-  const dest = path.join(fresh.mountPoint, 'restored');
+type Cleanup = { after(fn: () => Promise<void>): void };
+
+/** A folder to restore into on the filesystem mounted at `mountPoint`. */
+async function destOn(mountPoint: string): Promise<string> {
+  const dest = path.join(mountPoint, 'restored');
   await fs.mkdir(dest);
   return dest;
+}
+
+/** A folder to restore into, alone on a new filesystem. */
+async function freshDest(t: Cleanup): Promise<string> {
+  return destOn((await createBtrfs(t, { sizeMiB: 256 })).mountPoint);
+}
+
+/** A folder to restore into, alone on a small new filesystem (createSmallBtrfs) that a test fills; and its mount point. */
+async function smallDest(t: Cleanup): Promise<{ mountPoint: string; dest: string }> {
+  const { mountPoint } = await createSmallBtrfs(t);
+  return { mountPoint, dest: await destOn(mountPoint) };
 }
 
 test("another client's snapshot answers like a missing one; an admin restores it by naming the client", restoreTest, async (t) => {
@@ -174,9 +187,7 @@ test('a receive that fails (the disk fills) leaves no partial subvolume and keep
   const server = await pair.startServer();
   const s1 = await pair.snapshot('s1');
   await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
-  const small = await createSmallBtrfs(t);
-  const dest = path.join(small.mountPoint, 'restored');
-  await fs.mkdir(dest);
+  const { mountPoint, dest } = await smallDest(t);
 
   await assert.rejects(restore(options(server.url, 's1', dest, { chunkSize: 1024 * 1024 }), recordingReporter()), (err: Error & { code?: string }) => {
     assert.match(err.message, /No space left|ENOSPC|space/i);
@@ -186,7 +197,7 @@ test('a receive that fails (the disk fills) leaves no partial subvolume and keep
   const left = await fs.readdir(dest);
   assert.equal(left.length, 1, `only the spool is left: ${left.join(', ')}`);
   assert.match(left[0]!, /^\.snapferry-restore-/);
-  assert.deepEqual(await btrfs.subvolumeList(small.mountPoint), [], 'no subvolume, partial or whole, on the filesystem');
+  assert.deepEqual(await btrfs.subvolumeList(mountPoint), [], 'no subvolume, partial or whole, on the filesystem');
 });
 
 test('a restore request dropped while btrfs send starts ends that request only: the server stays up', restoreTest, async (t) => {
@@ -218,11 +229,9 @@ test('a download that fills the restoring disk exits 75 saying which disk, how m
   const server = await pair.startServer();
   const s1 = await pair.snapshot('s1');
   await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
-  const small = await createSmallBtrfs(t);
-  const dest = path.join(small.mountPoint, 'restored');
-  await fs.mkdir(dest);
+  const { mountPoint, dest } = await smallDest(t);
   // Fill the disk, then give back a few MiB: room for the spool's first frames, not for the 12 MiB stream (the spool and the received snapshot of it fit once the filler is gone).
-  const filler = path.join(small.mountPoint, 'filler');
+  const filler = path.join(mountPoint, 'filler');
   const handle = await fs.open(filler, 'w');
   const block = Buffer.alloc(1024 * 1024, 7);
   let size = 0;
@@ -237,18 +246,18 @@ test('a download that fills the restoring disk exits 75 saying which disk, how m
   }
   await handle.truncate(Math.max(0, size - 4 * 1024 * 1024));
   await handle.close();
-  await execa('btrfs', ['filesystem', 'sync', small.mountPoint]);
+  await execa('btrfs', ['filesystem', 'sync', mountPoint]);
 
   const args = ['restore', '--server', server.url, '--volume', 'v', '--chunk-size', '256k', 's1', dest];
   const full = await snapferry(args);
   assert.equal(full.exitCode, 75, full.stderr);
   assert.doesNotMatch(full.stderr, /snapferry: ENOSPC/);
-  assert.match(full.stderr, new RegExp(`the disk of ${dest} \\(the filesystem mounted at ${small.mountPoint}\\) is full`));
+  assert.match(full.stderr, new RegExp(`the disk of ${dest} \\(the filesystem mounted at ${mountPoint}\\) is full`));
   assert.match(full.stderr, /restoring s1 needs about \d+(\.\d+)? MiB more \(the rest of the download, about/);
   assert.match(full.stderr, /the same restore run again goes on from the [\d.]+ [KM]iB of it already verified/);
 
   await fs.rm(filler);
-  await execa('btrfs', ['filesystem', 'sync', small.mountPoint]);
+  await execa('btrfs', ['filesystem', 'sync', mountPoint]);
   const again = await snapferry(args);
   assert.equal(again.exitCode, 0, again.stderr);
   assert.match(again.stderr, /resuming the download at frame [1-9]/);
