@@ -102,6 +102,7 @@ export class ReplicationService implements AppService {
       progress: (id) => this.store.progress(id),
       frameRecords: (id, from, limit) => this.store.frames(id, from, limit),
       arrived: (id) => this.store.arrived(id),
+      held: (id) => this.store.held(id),
       rawReceived: (id) => this.rawReceived(id),
       freeBytes: () => this.freeBytes(),
       spoolBytes: (id) => spoolBytes(layout, id),

@@ -31,6 +31,8 @@ export interface ViewSource {
   frameRecords(id: string, from: number, limit: number): Promise<{ kind: string; index: number; wireEnd: number; rawEnd: number; chain: Buffer }[]>;
   /** Bytes that arrived for the upload (verified or not). */
   arrived(id: string): number;
+  /** Bytes of the framed stream the spool holds of an upload in progress, the part of a frame past its verified ones included. */
+  held(id: string): Promise<number>;
   /** Raw bytes fed to the transfer's running `btrfs receive`. */
   rawReceived(id: string): number;
   freeBytes(): Promise<number | null>;
@@ -108,6 +110,8 @@ export class Views {
       sendStream: t.sendStream,
       rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.src.rawReceived(t.id),
       wireArrived: this.src.arrived(t.id),
+      // Read after the progress, which an append that ended in between may have left behind: never shown below it.
+      wireHeld: t.state === 'uploading' ? Math.max(p.wireOffset, await this.src.held(t.id)) : p.wireOffset,
       // The catalog has the free space of the last failure; the caller wants it now, beside what is needed.
       wait: t.wait === null ? null : { ...t.wait, freeBytes: (await this.src.freeBytes()) ?? t.wait.freeBytes },
       spoolBytes: await this.src.spoolBytes(t.id),

@@ -40,6 +40,7 @@ function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans
     progress: async () => ({ wireOffset: 777, framesVerified: 7, rawBytes: 700, chain: Buffer.alloc(32, 1) }),
     frameRecords: async () => [],
     arrived: () => 800,
+    held: async () => 790,
     rawReceived: () => 50,
     freeBytes: async () => 1e9,
     spoolBytes: async () => 4096,
@@ -62,9 +63,9 @@ const admin = { role: 'admin' } as Caller;
 test('an upload in progress shows its live progress; one that is over its recorded figures; where it lies on disk is never shown', async () => {
   const { v } = views([transfer('up', 'alice', { state: 'uploading' }), transfer('done', 'alice')], [snapshot('s1', 'alice')]);
   const up = await v.transfer(alice, 'up');
-  assert.deepEqual([up.wireOffset, up.framesVerified, up.rawBytes, up.chain, up.rawReceived, up.wireArrived, up.spoolBytes], [777, 7, 700, '01'.repeat(32), 50, 800, 4096]);
+  assert.deepEqual([up.wireOffset, up.framesVerified, up.rawBytes, up.chain, up.rawReceived, up.wireArrived, up.wireHeld, up.spoolBytes], [777, 7, 700, '01'.repeat(32), 50, 800, 790, 4096]);
   const done = await v.transfer(alice, 'done');
-  assert.deepEqual([done.wireOffset, done.framesVerified, done.rawBytes, done.chain, done.rawReceived], [120, 2, 100, '', 100]);
+  assert.deepEqual([done.wireOffset, done.framesVerified, done.rawBytes, done.chain, done.rawReceived, done.wireHeld], [120, 2, 100, '', 100, 120]);
   const listed = (await v.snapshots(alice, 'home' as SafeName)).snapshots[0]!;
   assert.ok(!('receivedUuid' in listed) && !('client' in listed), 'the Received UUID on disk and the owner stay the server\'s');
 });
