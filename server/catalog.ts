@@ -164,12 +164,6 @@ export class Catalog {
     return this.data.removed.filter((r) => r.client === client && r.volume === volume);
   }
 
-  volumes(client: string): string[] {
-    const names = new Set(this.snapshots(client).map((s) => s.volume));
-    for (const t of this.transfers({ client })) names.add(t.volume);
-    return [...names].sort();
-  }
-
   async addSnapshot(record: SnapshotRecord): Promise<void> {
     const parsed = SnapshotRecord.parse(record);
     this.data.snapshots = this.data.snapshots.filter(

@@ -113,3 +113,40 @@ test('status: SENT counts the first frame while it arrives and what a cut reques
   const done = await api.transfer(id);
   assert.deepEqual([done.wireHeld, done.wireOffset], [framed.length, framed.length]);
 });
+
+test('status and /metrics list a volume once it holds something: not for a bare upload creation, from its first byte, and not after its abort', rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  const url = h.server.url;
+  const api = new ServerApi({ server: url });
+  const listed = async () => ({
+    volumes: (await api.volumes()).volumes.map((v) => [v.name, v.snapshots]),
+    count: (await api.status()).volumes,
+    metrics: /^snapferry_snapshots\{client="default",volume="home"\} \d+$/m.test(await (await fetch(`${url}/metrics`)).text()),
+  });
+  const uuid = randomUuid();
+  const framed = await frameStream(streamOfRandomFile(uuid, 4), CHUNK);
+  const created = await create(url, { 'Upload-Metadata': encodeMetadata(metadataFor('home', 'snap', uuid)) });
+  assert.equal(created.status, 201, created.text);
+  const id = created.id!;
+
+  // Created, no byte sent: the transfer is there (in flight), the volume is not yet.
+  assert.deepEqual((await api.transfers()).transfers.map((x) => [x.id, x.state]), [[id, 'uploading']]);
+  assert.deepEqual(await listed(), { volumes: [], count: 0, metrics: false });
+  assert.equal((await gatherStatus(api, url, {})).volumes.length, 0);
+
+  // Part of frame 0 is on the server: the first push into the volume is under way.
+  const part = await patch(url, id, 0, framed.subarray(0, 1000));
+  assert.equal(part.status, 204, part.text);
+  assert.deepEqual(await listed(), { volumes: [['home', 0]], count: 1, metrics: true });
+
+  // Aborted, it holds nothing any more, and the volume holds no snapshot.
+  assert.equal((await fetch(`${url}/v1/transfers/${id}/abort`, { method: 'POST' })).status, 200);
+  assert.deepEqual(await listed(), { volumes: [], count: 0, metrics: false });
+
+  // Received: listed for its snapshot.
+  const again = await create(url, { 'Upload-Metadata': encodeMetadata(metadataFor('home', 'snap', uuid)) });
+  const whole = await patch(url, again.id!, 0, framed, { 'Upload-Length': String(framed.length) });
+  assert.equal(whole.status, 204, whole.text);
+  assert.equal((await settled(h, again.id!)).state, 'received');
+  assert.deepEqual(await listed(), { volumes: [['home', 1]], count: 1, metrics: true });
+});

@@ -26,13 +26,12 @@ const snapshot = (name: string, client: string, volume = 'home'): SnapshotRecord
   createdAt: null, takenAt: null, altered: null, receivedUuid: `disk-${name}`,
 });
 
-function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans: OrphanedSpool[] = []) {
+function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans: OrphanedSpool[] = [], held: (id: string) => number = () => 790) {
   const catalog: CatalogReader = {
     transfer: (id) => transfers.find((t) => t.id === id),
     transfers: (f = {}) => transfers.filter((t) => (f.client === undefined || t.client === f.client) && (f.volume === undefined || t.volume === f.volume)),
     snapshots: (client, volume) => snapshots.filter((s) => s.client === client && (volume === undefined || s.volume === volume)),
     allSnapshots: () => [...snapshots],
-    volumes: (client) => [...new Set([...snapshots.filter((s) => s.client === client).map((s) => s.volume), ...transfers.filter((t) => t.client === client).map((t) => t.volume)])].sort(),
     removed: () => [],
   };
   const source: ViewSource = {
@@ -40,7 +39,7 @@ function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans
     progress: async () => ({ wireOffset: 777, framesVerified: 7, rawBytes: 700, chain: Buffer.alloc(32, 1) }),
     frameRecords: async () => [],
     arrived: () => 800,
-    held: async () => 790,
+    held: async (id) => held(id),
     rawReceived: () => 50,
     freeBytes: async () => 1e9,
     spoolBytes: async () => 4096,
@@ -94,6 +93,24 @@ test('status: a client counts its own snapshots, transfers and orphaned spools; 
   assert.equal(all.version, VERSION);
   assert.match(VERSION, /^\d+\.\d+\.\d+/);
   assert.deepEqual(all.receiveStreamVersions, [1, 2]);
+});
+
+test('a volume is listed for a snapshot or for a stream in progress, never for an upload created with nothing sent, nor for a transfer that ended', async () => {
+  const { v } = views(
+    [
+      transfer('bare', 'alice', { volume: 'created', state: 'uploading' }),
+      transfer('part', 'alice', { volume: 'first', state: 'uploading' }),
+      transfer('whole', 'alice', { volume: 'waits', state: 'waiting_for_space' }),
+      transfer('gone', 'alice', { volume: 'failed', state: 'failed' }),
+      transfer('done', 'alice', { volume: 'home' }),
+    ],
+    [snapshot('s1', 'alice')],
+    [],
+    (id) => (id === 'part' ? 40_000 : 0),
+  );
+  assert.deepEqual((await v.volumes(alice)).map((x) => [x.name, x.snapshots]), [['first', 0], ['home', 1], ['waits', 0]]);
+  assert.equal((await v.status(alice)).volumes, 3);
+  assert.deepEqual((await v.clientFacts(alice)).volumes.map((x) => x.name), ['first', 'home', 'waits']);
 });
 
 test('lists: a client sees its own transfers only; the admin every client\'s, narrowed by ?client=', async () => {
