@@ -215,6 +215,11 @@ export class ReplicationService implements AppService {
     return ended;
   }
 
+  /** The clients with an upload in the catalog (endUploadsOf's). */
+  async clientsWithUploads(): Promise<SafeName[]> {
+    return [...new Set(this.catalog.transfers().filter((t) => t.state === 'uploading').map((t) => t.client as SafeName))].sort();
+  }
+
   /** abort() for a caller already known to own the transfer: the API's abort, and a tus DELETE (termination). */
   private async endTransfer(id: string): Promise<void> {
     await this.lifecycle.run(id, machine.endTransfer(id, this.catalog.transfer(id)));
