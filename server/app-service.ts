@@ -29,6 +29,11 @@ export interface AppService extends ServiceViews {
    * ends them. Returns the ids of those it ended.
    */
   endUploadsOf(client: SafeName): Promise<string[]>;
+  /**
+   * The clients that may have an upload in progress (it may name more): at start, those no longer in the tokens file
+   * have them ended (server/revoked-clients.ts).
+   */
+  clientsWithUploads(): Promise<SafeName[]>;
   rewind(client: SafeName, id: string, session: string, frames: number): Promise<Transfer>;
   /** The push of `session` stopped and lets go of upload `id` (server/leases.ts releaseBy); the upload stays. */
   release(client: SafeName, id: string, session: string): Promise<Transfer>;

@@ -23,6 +23,11 @@ export interface Gate {
   clientOf(req: Request): SafeName;
   /** `listener` is told of each client whose token leaves the tokens file, looked at every TOKENS_LOOK_MS from now. */
   onRevoked(listener: RevokedListener): void;
+  /**
+   * Of `clients`, those the tokens file does not hold as clients now: removed before the server read the file (at
+   * start, the file as it was found). None without a tokens file: every caller is `default`, and nobody is removed.
+   */
+  absent(clients: readonly SafeName[]): SafeName[];
   /** Stops looking at the tokens file. */
   close(): void;
 }
@@ -56,7 +61,7 @@ export class Forbidden extends SnapferryError {
 /** No tokens file: one client, no questions (today's behaviour for the library and for `serve --no-auth`). */
 export function openGate(): Gate {
   const caller: Caller = { role: 'client', client: DEFAULT_CLIENT };
-  return { admit: () => Promise.resolve(caller), clientOf: () => DEFAULT_CLIENT, onRevoked: () => undefined, close: () => undefined };
+  return { admit: () => Promise.resolve(caller), clientOf: () => DEFAULT_CLIENT, onRevoked: () => undefined, absent: () => [], close: () => undefined };
 }
 
 /** A gate backed by a tokens file; opening it fails at start when the file is missing or invalid. */
@@ -73,6 +78,7 @@ export async function tokenGate(file: string, log: Logger, lookEveryMs = TOKENS_
       stopLooking = registry.lookEvery(lookEveryMs);
     },
     close: () => stopLooking(),
+    absent: (clients) => registry.absent(clients),
     async admit(req) {
       const caller = await registry.identify(req.headers.get('authorization'));
       callers.set(req, caller);
@@ -172,6 +178,11 @@ export class TokenRegistry {
     this.clients = new Map(entries.filter((e) => e.role === 'client').map((e) => [e.name, e.sha256]));
     if (before === null) return;
     for (const [name, sha256] of before) if (this.clients.get(name) !== sha256) this.revoked?.(name as SafeName);
+  }
+
+  /** Of `clients`, those the file last read whole does not hold as clients (all of them before it was read). */
+  absent(clients: readonly SafeName[]): SafeName[] {
+    return clients.filter((name) => !this.clients?.has(name));
   }
 
   async identify(authorization: string | null): Promise<Caller> {

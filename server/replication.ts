@@ -102,6 +102,7 @@ export class ReplicationService implements AppService {
       progress: (id) => this.store.progress(id),
       frameRecords: (id, from, limit) => this.store.frames(id, from, limit),
       arrived: (id) => this.store.arrived(id),
+      held: (id) => this.store.held(id),
       rawReceived: (id) => this.rawReceived(id),
       freeBytes: () => this.freeBytes(),
       spoolBytes: (id) => spoolBytes(layout, id),
@@ -212,6 +213,11 @@ export class ReplicationService implements AppService {
       }
     }
     return ended;
+  }
+
+  /** The clients with an upload in the catalog (endUploadsOf's). */
+  async clientsWithUploads(): Promise<SafeName[]> {
+    return [...new Set(this.catalog.transfers().filter((t) => t.state === 'uploading').map((t) => t.client as SafeName))].sort();
   }
 
   /** abort() for a caller already known to own the transfer: the API's abort, and a tus DELETE (termination). */

@@ -19,7 +19,7 @@ import { lockRoot } from './root-lock.ts';
 import { DEFAULT_EXPIRE_AFTER_MS, startExpirySweep } from './expiry.ts';
 import { connectionCaps, ConnectionLimits } from './connection-limits.ts';
 import { bodyFloor, endSlowBodies } from './slow-bodies.ts';
-import { endUploadsOfRevoked } from './revoked-clients.ts';
+import { endUploadsOfAbsent, endUploadsOfRevoked } from './revoked-clients.ts';
 import type { Logger } from './log.ts';
 import { VerifyJobs, type VerifyLimits } from './verify/jobs.ts';
 import { treeDigestEngine } from './verify/tree-engine.ts';
@@ -165,6 +165,7 @@ export async function startHttp<S extends AppService>(options: HttpOptions, open
   );
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
   const { service, verify, where, close: closeCore } = await open();
+  await endUploadsOfAbsent(gate, service, options.log);
   endUploadsOfRevoked(gate, service, options.log);
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });

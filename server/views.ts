@@ -9,7 +9,7 @@
  * `client` it belongs to, and may narrow any list with `?client=NAME`.
  */
 import { parseName, type SafeName } from '../core/names.ts';
-import { MAX_FRAMES_PER_PAGE, type FrameRecord, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
+import { inProgress, MAX_FRAMES_PER_PAGE, type FrameRecord, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
 import { VERSION } from '../core/version.ts';
 import type { Catalog, RemovedRecord, SnapshotRecord, TransferRecord } from './catalog.ts';
 import type { Caller } from './auth.ts';
@@ -20,7 +20,7 @@ import { NotFound } from './transfers/errors.ts';
 /** Stands for "every client" where a single client's name would be (the admin's VolumeList.client). */
 export const ALL_CLIENTS = '*';
 
-export type CatalogReader = Pick<Catalog, 'transfer' | 'transfers' | 'snapshots' | 'allSnapshots' | 'volumes' | 'removed'>;
+export type CatalogReader = Pick<Catalog, 'transfer' | 'transfers' | 'snapshots' | 'allSnapshots' | 'removed'>;
 
 /** What the views read, handed in by the service. */
 export interface ViewSource {
@@ -31,6 +31,8 @@ export interface ViewSource {
   frameRecords(id: string, from: number, limit: number): Promise<{ kind: string; index: number; wireEnd: number; rawEnd: number; chain: Buffer }[]>;
   /** Bytes that arrived for the upload (verified or not). */
   arrived(id: string): number;
+  /** Bytes of the framed stream the spool holds of an upload in progress, the part of a frame past its verified ones included. */
+  held(id: string): Promise<number>;
   /** Raw bytes fed to the transfer's running `btrfs receive`. */
   rawReceived(id: string): number;
   freeBytes(): Promise<number | null>;
@@ -108,6 +110,8 @@ export class Views {
       sendStream: t.sendStream,
       rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.src.rawReceived(t.id),
       wireArrived: this.src.arrived(t.id),
+      // Read after the progress, which an append that ended in between may have left behind: never shown below it.
+      wireHeld: t.state === 'uploading' ? Math.max(p.wireOffset, await this.src.held(t.id)) : p.wireOffset,
       // The catalog has the free space of the last failure; the caller wants it now, beside what is needed.
       wait: t.wait === null ? null : { ...t.wait, freeBytes: (await this.src.freeBytes()) ?? t.wait.freeBytes },
       spoolBytes: await this.src.spoolBytes(t.id),
@@ -136,7 +140,7 @@ export class Views {
 
   async volumes(client: SafeName): Promise<VolumeSummary[]> {
     const out = [];
-    for (const name of this.src.catalog.volumes(client)) {
+    for (const name of await this.volumeNames(client)) {
       const list = (await this.snapshots(client, name as SafeName)).snapshots;
       const altered = list.filter((s) => s.altered !== null).map((s) => s.name);
       out.push({ name, snapshots: list.length, newest: list.at(-1) ?? null, rawBytes: list.reduce((n, s) => n + s.rawBytes, 0), altered });
@@ -152,10 +156,12 @@ export class Views {
     const snapshots = client === undefined ? this.src.catalog.allSnapshots() : this.src.catalog.snapshots(client);
     const transfers: Record<string, number> = {};
     for (const t of this.src.catalog.transfers(client === undefined ? {} : { client })) transfers[t.state] = (transfers[t.state] ?? 0) + 1;
+    let volumes = 0;
+    for (const c of client === undefined ? this.clients() : [client]) volumes += (await this.volumeNames(c)).length;
     return {
       service: 'snapferry', version: VERSION, uptimeSeconds: Math.round((Date.now() - this.src.startedAt) / 1000),
       freeBytes: await this.src.freeBytes(),
-      volumes: new Set(snapshots.map((s) => `${s.client}/${s.volume}`)).size, snapshots: snapshots.length, transfers,
+      volumes, snapshots: snapshots.length, transfers,
       receiveStreamVersions: [...(await this.src.receiveStreamVersions())],
       orphanedSpools: countSpools(await this.src.orphanedSpools(client)),
     };
@@ -171,12 +177,29 @@ export class Views {
 
   /** What /metrics counts of one client, read at scrape time. */
   async clientFacts(client: SafeName): Promise<ClientFacts> {
-    const volumes = this.src.catalog.volumes(client).map((name) => ({ name, snapshots: this.src.catalog.snapshots(client, name) }));
+    const volumes = (await this.volumeNames(client)).map((name) => ({ name, snapshots: this.src.catalog.snapshots(client, name) }));
     const transfers = [];
     for (const record of this.src.catalog.transfers({ client })) {
       transfers.push({ record, wireBytes: await this.wireBytes(record), spoolBytes: await this.src.spoolBytes(record.id), rawReceived: this.src.rawReceived(record.id) });
     }
     return { volumes, transfers, orphanedSpools: await this.src.orphanedSpools(client) };
+  }
+
+  /**
+   * The client's volumes that hold something, sorted: a snapshot, or the stream of a transfer not over (the first push
+   * into the volume under way, or a whole stream waiting for its receive). A creation alone (a tus POST, no byte sent
+   * yet) makes no volume: a client may create uploads nobody will ever send, on as many volume names as it likes,
+   * and each listed an empty volume until it expired. Nor does a transfer that ended without a snapshot: its spool,
+   * when a failed one keeps it, is listed with the spools of ended transfers.
+   */
+  private async volumeNames(client: SafeName): Promise<string[]> {
+    const names = new Set(this.src.catalog.snapshots(client).map((s) => s.volume));
+    for (const t of this.src.catalog.transfers({ client })) {
+      if (names.has(t.volume) || !inProgress(t.state)) continue;
+      // Past uploading, the whole stream is in the spool.
+      if (t.state !== 'uploading' || (await this.src.held(t.id)) > 0) names.add(t.volume);
+    }
+    return [...names].sort();
   }
 
   /** Framed bytes the server verified for a transfer: live from the frame index while uploading, else as recorded. */

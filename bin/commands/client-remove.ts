@@ -17,7 +17,7 @@ export function addClientRemoveCommand(clients: Command): void {
       const ends =
         entry.role === 'client'
           ? `; a running server ends its uploads in progress within ${TOKENS_LOOK_MS / 1000} s (stops their receives, deletes their spools) ` +
-            'and its log says how many ("client removed from the tokens file")'
+            'and its log says how many ("client removed from the tokens file"); a stopped one, when it starts'
           : '';
       process.stderr.write(`removed ${entry.role} ${entry.name}${ends}; its snapshots stay under the server root\n`);
     });

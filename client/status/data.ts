@@ -70,6 +70,10 @@ export interface TransferStatus {
   rawEstimate: number | null;
   /** rawBytes of rawEstimate, 0..100, or null without an estimate. */
   percent: number | null;
+  /**
+   * Framed bytes the server holds (SENT), the part of a frame still arriving or kept from a cut request included;
+   * `frames` are the verified ones.
+   */
   wireBytes: number;
   frames: number;
   /** Raw bytes the server's btrfs receive has taken so far (it receives while the upload goes on). */
@@ -172,7 +176,7 @@ function transferStatus(t: Transfer): TransferStatus {
   const percent = t.rawEstimate !== null && t.rawEstimate > 0 ? Math.min(100, Math.floor((t.rawBytes / t.rawEstimate) * 100)) : null;
   return {
     id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, state: t.state,
-    rawBytes: t.rawBytes, rawEstimate: t.rawEstimate, percent, wireBytes: t.wireOffset, frames: t.framesVerified,
+    rawBytes: t.rawBytes, rawEstimate: t.rawEstimate, percent, wireBytes: t.wireHeld ?? t.wireOffset, frames: t.framesVerified,
     rawReceived: t.rawReceived, interruptions: t.interruptions, lastInterruption: t.lastInterruption, createdAt: t.createdAt,
     wait: t.wait, error: t.error ? { code: t.error.code, message: t.error.message } : null,
   };

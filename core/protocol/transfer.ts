@@ -88,6 +88,14 @@ export const Transfer = z.object({
    * socket buffers that can hold many seconds of a slow line) reads it to tell a slow line from a silent one.
    */
   wireArrived: z.number().default(0),
+  /**
+   * Bytes of the framed stream the server holds now: the verified frames (wireOffset) and what has arrived of the
+   * next one, kept from a cut request or still arriving. What `status` shows as sent, so that the first frame on a slow
+   * line shows moving (a 4 MiB frame takes 17 s at 2 Mbit/s). It vouches for nothing: the part of a frame may yet
+   * fail and go; a resume goes by wireOffset and chain, and only the state says that a stream is whole. A server that
+   * does not say it holds wireOffset.
+   */
+  wireHeld: z.number().optional(),
   /** Set while the receive waits (waiting_for_space, waiting_to_retry) and while it runs again after that; else null. */
   wait: ReceiveWait.nullable().default(null),
   /**

@@ -55,7 +55,7 @@ export async function archiveFacts(objects: ObjectStore, client: SafeName, rules
     const record = await readTransferRecord(objects, u.id);
     // An entry whose creation is still under way has no record yet: nothing to show of it.
     if (record === null) continue;
-    const { wireOffset, framesVerified, rawBytes, chain: _c, rawReceived: _r, wireArrived: _w, spoolBytes: _s, ...rest } =
+    const { wireOffset, framesVerified, rawBytes, chain: _c, rawReceived: _r, wireArrived: _w, wireHeld: _h, spoolBytes: _s, ...rest } =
       transferView(record, await readUploadState(objects, u.id), undefined, arrived(u.id));
     transfers.push({ record: { ...rest, wireBytes: wireOffset, framesVerified, rawBytes }, wireBytes: wireOffset, spoolBytes: u.bytes, rawReceived: 0 });
   }

@@ -9,7 +9,7 @@
  * instance answers any request. This class exposes methods, never its parts.
  */
 import { SnapferryError } from '../../core/errors.ts';
-import type { SafeName } from '../../core/names.ts';
+import { isSafeName, type SafeName } from '../../core/names.ts';
 import type { FrameRecord, Status, Transfer } from '../../core/protocol.ts';
 import type { AppService } from '../app-service.ts';
 import { uploadLimits, type UploadLimits } from '../upload-limits.ts';
@@ -32,6 +32,7 @@ import { ArchiveLifecycle } from './archive-lifecycle.ts';
 import { ArchiveRequests } from './archive-requests.ts';
 import { archiveUploadPath } from './archive-upload-path.ts';
 import { ArchiveViews } from './archive-views.ts';
+import { indexedClients } from './client-uploads.ts';
 import type { SegmentUploads } from './segment-uploads.ts';
 import { UploadOwners } from './upload-owners.ts';
 import { StoredSealings } from './stream-sealing.ts';
@@ -154,6 +155,11 @@ export class ArchiveService implements AppService {
       if (now?.state === 'aborted') ended.push(t.id);
     }
     return ended;
+  }
+
+  /** Every client that has ever created an upload in the bucket (its uploads index): few, and read once at start. */
+  async clientsWithUploads(): Promise<SafeName[]> {
+    return (await indexedClients(this.objects)).filter(isSafeName).sort();
   }
 
   /** Segments are write-once and whole: an upload is not cut back (a push whose stream changed starts a new one). */

@@ -92,6 +92,9 @@ export function transferView(record: TransferRecord, state: UploadState | null, 
     lastInterruption: null, interruptions: 0, sendStream: record.sendStream,
     // Nothing is received on the archive: the stored raw bytes stand for it once the stream is complete.
     rawReceived: now === 'received' ? (p?.rawBytes ?? 0) : 0,
+    // The bucket keeps no part of a frame (segment-append.ts); what a request under way has brought of one only the
+    // instance taking it knows: not counted here.
+    wireHeld: p?.wireOffset ?? 0,
     wireArrived: arrived, wait: null, spoolBytes: 0, snapshotCreatedAt: record.snapshotCreatedAt, snapshotTakenAt: record.snapshotTakenAt,
   };
 }

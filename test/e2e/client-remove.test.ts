@@ -16,6 +16,9 @@ import { authHeaders } from '../../client/http/token.ts';
 import { ChildProcesses, freePort, snapferry } from './processes.ts';
 import { aliceBobAdmin } from './harness.ts';
 import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile } from './hostile-client.ts';
+import { startServer } from '../../server/serve.ts';
+import { silentLogger } from '../../server/log.ts';
+import { removeClient } from '../../server/tokens.ts';
 
 test("removing a client ends its uploads in progress at once, as an abort does; another client's goes on", { ...rootOnly, timeout: 180_000 }, async (t) => {
   const children = new ChildProcesses(t);
@@ -60,4 +63,37 @@ test("removing a client ends its uploads in progress at once, as an abort does; 
   // Bob's upload is untouched, its receive still waiting for the rest.
   assert.equal(await stateOf(bobs.id, 'bob'), 'uploading');
   assert.equal(await receiveRunsIn(bobs.dir), true);
+});
+
+test('a client removed from the tokens file while the server was down has its uploads in progress ended as the server starts; another client\'s goes on', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const fsx = await createBtrfs(t, { sizeMiB: 256 });
+  const root = path.join(fsx.mountPoint, 'root');
+  const { file, alice, bob, admin } = await aliceBobAdmin(t);
+  const serve = () => startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), tokensFile: file });
+  const first = await serve();
+  const begin = async (token: string) => {
+    const uuid = randomUuid();
+    const created = await create(first.url, { ...authHeaders(token), 'Upload-Metadata': encodeMetadata(metadataFor('home', 'snap', uuid)) });
+    assert.equal(created.status, 201, created.text);
+    const framed = await frameStream(streamOfRandomFile(uuid, 40), CHUNK);
+    const part = await patch(first.url, created.id!, 0, framed.subarray(0, 8 * (CHUNK + FRAME_HEADER_SIZE)), authHeaders(token));
+    assert.equal(part.status, 204, part.text);
+    return created.id!;
+  };
+  const [alices, bobs] = await Promise.all([begin(alice), begin(bob)]).finally(() => first.close());
+
+  // alice is removed while no server runs: nothing sees the file change.
+  await removeClient(file, 'alice');
+  const second = await serve();
+  t.after(() => second.close());
+  const stateOf = async (id: string, client: string) =>
+    ((await (await fetch(`${second.url}/v1/transfers/${id}?client=${client}`, { headers: authHeaders(admin) })).json()) as { state: string }).state;
+  // Ended before the server answers anything, as an abort ends it.
+  assert.equal(await stateOf(alices, 'alice'), 'aborted');
+  const aliceDir = path.join(root, 'volumes', 'alice', 'home');
+  assert.equal(await receiveRunsIn(aliceDir), false, 'its btrfs receive, started again from the spool, was stopped');
+  assert.deepEqual(await fs.readdir(aliceDir), [], 'its partial subvolume was deleted');
+  assert.deepEqual((await fs.readdir(path.join(root, 'spool'))).filter((n) => n.startsWith(alices)), [], 'its spool was deleted');
+  assert.equal(await stateOf(bobs, 'bob'), 'uploading');
+  await until('bob\'s receive to run again', () => receiveRunsIn(path.join(root, 'volumes', 'bob', 'home')));
 });

@@ -11,9 +11,14 @@ import { fillVaried, rootOnly } from '../fixtures/btrfs.ts';
 import { push } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import type { StatusReport } from '../../client/status/data.ts';
+import { gatherStatus, type StatusReport } from '../../client/status/data.ts';
+import { renderStatus } from '../../client/status/view.ts';
+import { UPLOADS_PATH } from '../../core/protocol.ts';
+import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
+import { until } from '../fixtures/receive-exit.ts';
 import { createPair, recordingReporter } from './harness.ts';
 import { SNAPFERRY_BIN } from './processes.ts';
+import { CHUNK, create, encodeMetadata, hostileServer, metadataFor, patch, settled, streamOfRandomFile } from './hostile-client.ts';
 
 const snapferry = (args: string[]) => execa('node', [SNAPFERRY_BIN, ...args], { reject: false, timeout: 120_000, env: { SNAPFERRY_TOKEN: '' } });
 
@@ -65,4 +70,83 @@ test('status: newest snapshot on each side, what the server lacks, an upload in 
   const bad = await snapferry(['status', '--server', server.url, '--snapshots-dir', pair.snaps]);
   assert.notEqual(bad.exitCode, EXIT.ok);
   assert.match(bad.stderr, /VOLUME=DIR/);
+});
+
+test('status: SENT counts the first frame while it arrives and what a cut request left of it, though no frame verified yet', rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  const url = h.server.url;
+  const uuid = randomUuid();
+  const framed = await frameStream(streamOfRandomFile(uuid, 4), CHUNK);
+  const created = await create(url, { 'Upload-Metadata': encodeMetadata(metadataFor('home', 'snap', uuid)) });
+  assert.equal(created.status, 201, created.text);
+  const id = created.id!;
+  const api = new ServerApi({ server: url });
+  const inFlight = async () => (await gatherStatus(api, url, {})).inFlight.find((x) => x.id === id)!;
+
+  // A slow line: 40000 bytes of frame 0 (65608 on the wire) are on the server, the rest still to come.
+  const part = 40_000;
+  const cut = new AbortController();
+  const request = fetch(`${url}${UPLOADS_PATH}/${id}`, {
+    method: 'PATCH', signal: cut.signal, duplex: 'half',
+    headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+    body: new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(framed.subarray(0, part)) }),
+  } as RequestInit).catch((err: unknown) => err);
+  await until('the part to arrive', async () => (await api.transfer(id)).wireArrived === part);
+  const arriving = await inFlight();
+  assert.deepEqual([arriving.state, arriving.wireBytes, arriving.frames, arriving.rawBytes], ['uploading', part, 0, 0]);
+  assert.match(renderStatus(await gatherStatus(api, url, {})), /^home\/snap +uploading +0 B .* 39\.1 KiB +0$/m);
+  // Verified figures, the resume's, are as they were.
+  assert.deepEqual([(await api.transfer(id)).wireOffset, (await api.transfer(id)).chain], [0, '00'.repeat(32)]);
+
+  // The line is cut: the part is kept for the next request, and still counts.
+  cut.abort();
+  await request;
+  await until('the cut request to end', async () => !h.server.service.inFlight(id));
+  assert.deepEqual([(await inFlight()).wireBytes, (await inFlight()).frames], [part, 0]);
+  const head = await fetch(`${url}${UPLOADS_PATH}/${id}`, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+  assert.equal(head.headers.get('upload-offset'), String(part), 'the tus offset (where a push resumes) is the spool\'s, as before');
+
+  // The rest: the stream is whole and received, and held is what verified.
+  const rest = await patch(url, id, part, framed.subarray(part), { 'Upload-Length': String(framed.length) });
+  assert.equal(rest.status, 204, rest.text);
+  assert.equal((await settled(h, id)).state, 'received');
+  const done = await api.transfer(id);
+  assert.deepEqual([done.wireHeld, done.wireOffset], [framed.length, framed.length]);
+});
+
+test('status and /metrics list a volume once it holds something: not for a bare upload creation, from its first byte, and not after its abort', rootOnly, async (t) => {
+  const h = await hostileServer(t);
+  const url = h.server.url;
+  const api = new ServerApi({ server: url });
+  const listed = async () => ({
+    volumes: (await api.volumes()).volumes.map((v) => [v.name, v.snapshots]),
+    count: (await api.status()).volumes,
+    metrics: /^snapferry_snapshots\{client="default",volume="home"\} \d+$/m.test(await (await fetch(`${url}/metrics`)).text()),
+  });
+  const uuid = randomUuid();
+  const framed = await frameStream(streamOfRandomFile(uuid, 4), CHUNK);
+  const created = await create(url, { 'Upload-Metadata': encodeMetadata(metadataFor('home', 'snap', uuid)) });
+  assert.equal(created.status, 201, created.text);
+  const id = created.id!;
+
+  // Created, no byte sent: the transfer is there (in flight), the volume is not yet.
+  assert.deepEqual((await api.transfers()).transfers.map((x) => [x.id, x.state]), [[id, 'uploading']]);
+  assert.deepEqual(await listed(), { volumes: [], count: 0, metrics: false });
+  assert.equal((await gatherStatus(api, url, {})).volumes.length, 0);
+
+  // Part of frame 0 is on the server: the first push into the volume is under way.
+  const part = await patch(url, id, 0, framed.subarray(0, 1000));
+  assert.equal(part.status, 204, part.text);
+  assert.deepEqual(await listed(), { volumes: [['home', 0]], count: 1, metrics: true });
+
+  // Aborted, it holds nothing any more, and the volume holds no snapshot.
+  assert.equal((await fetch(`${url}/v1/transfers/${id}/abort`, { method: 'POST' })).status, 200);
+  assert.deepEqual(await listed(), { volumes: [], count: 0, metrics: false });
+
+  // Received: listed for its snapshot.
+  const again = await create(url, { 'Upload-Metadata': encodeMetadata(metadataFor('home', 'snap', uuid)) });
+  const whole = await patch(url, again.id!, 0, framed, { 'Upload-Length': String(framed.length) });
+  assert.equal(whole.status, 204, whole.text);
+  assert.equal((await settled(h, again.id!)).state, 'received');
+  assert.deepEqual(await listed(), { volumes: [['home', 1]], count: 1, metrics: true });
 });

@@ -158,3 +158,36 @@ test('a stream that turns sealed after a plain frame 0 is refused at its first s
   assert.equal((await spool.progress(ID)).framesVerified, 1);
   assert.equal((await fs.stat(layout.spoolFile(ID))).size, plain.frames[1]!.wireOffset);
 });
+
+test('held counts the part of a frame still arriving and the part a cut request left, never as verified; a part that fails is held no more', async (t) => {
+  const { spool } = await spoolIn(t);
+  const { wire, frames } = await encode(mixedBytes(3 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  const { sink } = recordingSink();
+  assert.equal(await spool.held(ID), 0);
+  // Half of frame 0 has arrived; the rest is on its way.
+  const half = Math.floor(frames[0]!.wireLength / 2);
+  const body = new PassThrough();
+  const appending = spool.append(ID, body, 0, CHUNK, sink);
+  body.write(wire.subarray(0, half));
+  for (const end = Date.now() + 5000; (await spool.held(ID)) !== half; await new Promise((r) => setTimeout(r, 10))) {
+    assert.ok(Date.now() < end, `held ${await spool.held(ID)}, not ${half}`);
+  }
+  assert.deepEqual([(await spool.progress(ID)).wireOffset, (await spool.progress(ID)).framesVerified], [0, 0]);
+  // The line is cut: the part is kept for the next request, and still held.
+  body.destroy(new Error('cut'));
+  await assert.rejects(appending);
+  assert.equal(await spool.held(ID), half);
+  assert.equal((await spool.progress(ID)).framesVerified, 0);
+  // The rest of frame 0 and a little of frame 1.
+  const into1 = frames[1]!.wireOffset + 10;
+  assert.equal(await append(spool, half, wire.subarray(half, into1), sink), into1);
+  assert.deepEqual([await spool.held(ID), (await spool.progress(ID)).wireOffset], [into1, frames[1]!.wireOffset]);
+  // The rest of frame 1, damaged: the part kept with it goes, and only the verified frame is held.
+  const damaged = Buffer.from(wire.subarray(into1, frames[2]!.wireOffset));
+  damaged[damaged.length - 1]! ^= 0xff;
+  await assert.rejects(append(spool, into1, damaged, sink), { code: 'partial_frame_mismatch' });
+  assert.equal(await spool.held(ID), frames[1]!.wireOffset);
+  // Whole: held is the stream, as verified.
+  assert.equal(await append(spool, frames[1]!.wireOffset, wire.subarray(frames[1]!.wireOffset), sink), wire.length);
+  assert.deepEqual([await spool.held(ID), (await spool.progress(ID)).wireOffset], [wire.length, wire.length]);
+});

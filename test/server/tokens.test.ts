@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { SnapferryError } from '../../core/errors.ts';
 import { addClient, hashToken, newToken, readTokens, removeClient } from '../../server/tokens.ts';
-import { TokenRegistry, assertOpenAccessAllowed, isLoopback } from '../../server/auth.ts';
+import { TokenRegistry, assertOpenAccessAllowed, isLoopback, openGate, tokenGate } from '../../server/auth.ts';
+import type { SafeName } from '../../core/names.ts';
 import { authHeaders, readToken } from '../../client/http/token.ts';
 import { silentLogger } from '../../server/log.ts';
 
@@ -170,4 +171,14 @@ test('the client reads its token from --token-file, else SNAPFERRY_TOKEN, and se
     await fs.chmod(file, mode);
     await rejectsWith(readToken({ tokenFile: file }), 'token_file_open', new RegExp(`open to others \\(mode ${mode.toString(8)}\\).*: chmod 600 ${file}$`));
   }
+});
+
+test('absent: of the clients asked, those the tokens file does not hold as clients (an admin\'s name owns no upload); none without a file', async (t) => {
+  const file = path.join(await tempDir(t), 'tokens.json');
+  await addClient(file, 'alice');
+  await addClient(file, 'ops', 'admin');
+  const gate = await tokenGate(file, silentLogger());
+  t.after(() => gate.close());
+  assert.deepEqual(gate.absent(['alice', 'bob', 'ops', 'default'] as SafeName[]), ['bob', 'ops', 'default']);
+  assert.deepEqual(openGate().absent(['alice', 'bob'] as SafeName[]), []);
 });

@@ -26,13 +26,12 @@ const snapshot = (name: string, client: string, volume = 'home'): SnapshotRecord
   createdAt: null, takenAt: null, altered: null, receivedUuid: `disk-${name}`,
 });
 
-function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans: OrphanedSpool[] = []) {
+function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans: OrphanedSpool[] = [], held: (id: string) => number = () => 790) {
   const catalog: CatalogReader = {
     transfer: (id) => transfers.find((t) => t.id === id),
     transfers: (f = {}) => transfers.filter((t) => (f.client === undefined || t.client === f.client) && (f.volume === undefined || t.volume === f.volume)),
     snapshots: (client, volume) => snapshots.filter((s) => s.client === client && (volume === undefined || s.volume === volume)),
     allSnapshots: () => [...snapshots],
-    volumes: (client) => [...new Set([...snapshots.filter((s) => s.client === client).map((s) => s.volume), ...transfers.filter((t) => t.client === client).map((t) => t.volume)])].sort(),
     removed: () => [],
   };
   const source: ViewSource = {
@@ -40,6 +39,7 @@ function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans
     progress: async () => ({ wireOffset: 777, framesVerified: 7, rawBytes: 700, chain: Buffer.alloc(32, 1) }),
     frameRecords: async () => [],
     arrived: () => 800,
+    held: async (id) => held(id),
     rawReceived: () => 50,
     freeBytes: async () => 1e9,
     spoolBytes: async () => 4096,
@@ -62,9 +62,9 @@ const admin = { role: 'admin' } as Caller;
 test('an upload in progress shows its live progress; one that is over its recorded figures; where it lies on disk is never shown', async () => {
   const { v } = views([transfer('up', 'alice', { state: 'uploading' }), transfer('done', 'alice')], [snapshot('s1', 'alice')]);
   const up = await v.transfer(alice, 'up');
-  assert.deepEqual([up.wireOffset, up.framesVerified, up.rawBytes, up.chain, up.rawReceived, up.wireArrived, up.spoolBytes], [777, 7, 700, '01'.repeat(32), 50, 800, 4096]);
+  assert.deepEqual([up.wireOffset, up.framesVerified, up.rawBytes, up.chain, up.rawReceived, up.wireArrived, up.wireHeld, up.spoolBytes], [777, 7, 700, '01'.repeat(32), 50, 800, 790, 4096]);
   const done = await v.transfer(alice, 'done');
-  assert.deepEqual([done.wireOffset, done.framesVerified, done.rawBytes, done.chain, done.rawReceived], [120, 2, 100, '', 100]);
+  assert.deepEqual([done.wireOffset, done.framesVerified, done.rawBytes, done.chain, done.rawReceived, done.wireHeld], [120, 2, 100, '', 100, 120]);
   const listed = (await v.snapshots(alice, 'home' as SafeName)).snapshots[0]!;
   assert.ok(!('receivedUuid' in listed) && !('client' in listed), 'the Received UUID on disk and the owner stay the server\'s');
 });
@@ -93,6 +93,24 @@ test('status: a client counts its own snapshots, transfers and orphaned spools; 
   assert.equal(all.version, VERSION);
   assert.match(VERSION, /^\d+\.\d+\.\d+/);
   assert.deepEqual(all.receiveStreamVersions, [1, 2]);
+});
+
+test('a volume is listed for a snapshot or for a stream in progress, never for an upload created with nothing sent, nor for a transfer that ended', async () => {
+  const { v } = views(
+    [
+      transfer('bare', 'alice', { volume: 'created', state: 'uploading' }),
+      transfer('part', 'alice', { volume: 'first', state: 'uploading' }),
+      transfer('whole', 'alice', { volume: 'waits', state: 'waiting_for_space' }),
+      transfer('gone', 'alice', { volume: 'failed', state: 'failed' }),
+      transfer('done', 'alice', { volume: 'home' }),
+    ],
+    [snapshot('s1', 'alice')],
+    [],
+    (id) => (id === 'part' ? 40_000 : 0),
+  );
+  assert.deepEqual((await v.volumes(alice)).map((x) => [x.name, x.snapshots]), [['first', 0], ['home', 1], ['waits', 0]]);
+  assert.equal((await v.status(alice)).volumes, 3);
+  assert.deepEqual((await v.clientFacts(alice)).volumes.map((x) => x.name), ['first', 'home', 'waits']);
 });
 
 test('lists: a client sees its own transfers only; the admin every client\'s, narrowed by ?client=', async () => {

@@ -120,6 +120,17 @@ test('in flight: progress against the estimate, wire bytes, frames, state, and t
   assert.doesNotMatch(text, /work\.1/, 'a received transfer is not in flight');
 });
 
+test('in flight: SENT is what the server holds, the frame still arriving included (a server that does not say: its verified bytes); FRAMES and % stay verified', () => {
+  const report = buildStatusReport(input({
+    transfers: [
+      transfer({ wireOffset: 0, framesVerified: 0, rawBytes: 0, wireHeld: 2 * MiB + 512 * 1024 }),
+      transfer({ id: 'cc'.repeat(16), volume: 'old', snapshot: 'o1', createdAt: '2025-03-01T09:00:00Z' }),
+    ],
+  }));
+  assert.deepEqual(report.inFlight.map((t) => [t.volume, t.percent, t.wireBytes, t.frames]), [['home', 0, 2.5 * MiB, 0], ['old', 30, 412 * MiB, 1234]]);
+  assert.match(renderStatus(report, NOW), /^home\/home\.20250301T0300 +uploading +0 B +\/ ~4\.0 GiB +0% +2\.5 MiB +0$/m);
+});
+
 test('in flight: a volume the column cuts off is named on the line below', () => {
   const report = buildStatusReport(input({ transfers: [transfer({ volume: 'home', snapshot: 'home.20261206T011500Z' })] }));
   const text = renderStatus(report, NOW);
