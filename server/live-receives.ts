@@ -85,14 +85,14 @@ export class LiveReceives {
   /**
    * A data frame of `id` just verified and written: its receive runs, and takes the frame's bytes if it keeps up.
    * Resolves when the store may go on with the upload: at once, or once the receive has room for the frame (up to
-   * RECEIVE_PACE_MS; see LiveStreamSource.roomFor).
+   * RECEIVE_PACE_MS; see LiveStreamSource.roomFor); true when the receive took the frame's decoded bytes.
    */
-  async offer(id: string, frame: VerifiedFrame): Promise<void> {
+  async offer(id: string, frame: VerifiedFrame): Promise<boolean> {
     const live = this.runFor(id, false);
-    if (live === null) return;
+    if (live === null) return false;
     await live.source.roomFor(frame, RECEIVE_PACE_MS);
     // A run stopped meanwhile takes nothing; whatever runs next catches up from the spool.
-    live.source.offer(frame);
+    return live.source.offer(frame);
   }
 
   /**

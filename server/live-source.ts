@@ -106,8 +106,11 @@ export class LiveStreamSource extends Readable {
     });
   }
 
-  /** A data frame the store has just verified and written: handed on as it is when nothing comes before it. */
-  offer(frame: VerifiedFrame): void {
+  /**
+   * A data frame the store has just verified and written: handed on as it is when nothing comes before it (true: its
+   * decoded bytes are taken, and btrfs receive's pipe says when it is done with them); else read back later (false).
+   */
+  offer(frame: VerifiedFrame): boolean {
     if (this.takesFromMemory(frame) && this.hasRoom()) {
       this.wirePos = this.diskPos = frame.wireEnd;
       this.frames = frame.index + 1;
@@ -116,9 +119,10 @@ export class LiveStreamSource extends Readable {
       this.parser = null;
       if (frame.wireEnd > this.verifiedEnd) this.verifiedEnd = frame.wireEnd;
       this.pushPieces(frame.raw as Buffer[]);
-      return;
+      return true;
     }
     this.advance(frame.wireEnd, false);
+    return false;
   }
 
   /** Whether `frame` is the next one and nothing is being read back before it. */

@@ -26,7 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import * as btrfs from '../btrfs/index.ts';
 import { SnapferryError } from '../errors.ts';
 import { FirstCommandRenamer, SendStreamUuidRewriter, type SendStreamCheck, type SendUuidMap } from '../wire/index.ts';
-import { chunkTaken } from '../wire/chunk-memory.ts';
+import { chunkDone } from '../wire/chunk-memory.ts';
 import { folderContents, removeAdded, type FolderContents } from './added-entries.ts';
 import { feed } from './feed.ts';
 
@@ -96,7 +96,7 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
   }
   const raw = new PassThrough();
   // Decoded chunks' memory is used again once the pipe has it whole (core/wire/chunk-memory.ts).
-  const received = btrfs.receive(dir, raw, { chroot: true, endOnEndCommand: true, taken: chunkTaken, ...(signal ? { signal } : {}) });
+  const received = btrfs.receive(dir, raw, { chroot: true, endOnEndCommand: true, taken: chunkDone, ...(signal ? { signal } : {}) });
   const stages = [job.input, job.check, renamer, ...(job.mapUuids ? [new SendStreamUuidRewriter(job.mapUuids)] : []), feed(raw)];
   const fed = pipeline(stages, signal ? { signal } : {});
   try {

@@ -1,3 +1,5 @@
+import { isChunkMemory } from './chunk-memory.ts';
+
 /**
  * A FIFO of received byte slices from which exact-length pieces are taken: a view when the piece lies in one
  * slice (the common case: a frame inside one network read), one copy when it spans several; or, with takePieces,
@@ -86,7 +88,8 @@ export class ByteQueue {
    */
   compactTail(): void {
     const last = this.#slices.at(-1);
-    if (last !== undefined && last.buffer.byteLength > 2 * last.length + 65536) {
+    // Chunk memory is used again once its bytes are done (chunk-memory.ts): a copy would leave them undone.
+    if (last !== undefined && last.buffer.byteLength > 2 * last.length + 65536 && !isChunkMemory(last)) {
       this.#slices[this.#slices.length - 1] = Buffer.from(last);
     }
   }

@@ -14,6 +14,8 @@
 import fs from 'node:fs/promises';
 import { FRAME_HEADER_SIZE, FrameError, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
 import { SnapferryError } from '../../core/errors.ts';
+import { chunkDone } from '../../core/wire/chunk-memory.ts';
+import { ArrivalMemory } from './arrival-memory.ts';
 import { FrameCutter, takeFront } from './frame-cutter.ts';
 import { openedFrame } from '../stream-start.ts';
 import { encodeIndexRecord, type IndexRecord } from './frame-index.ts';
@@ -37,9 +39,10 @@ export interface FrameSink {
   start(frame: VerifiedFrame): Promise<void> | void;
   /**
    * Called after each data frame's bytes and index record are written (not yet synced), with the frame and its
-   * decoded bytes. The upload goes on once it resolves, so a receive can pace it.
+   * decoded bytes. The upload goes on once it resolves, so a receive can pace it. True when a receive took the
+   * decoded bytes: it then says when it is done with them (chunk-memory.ts); false, nothing reads them again.
    */
-  stored(frame: VerifiedFrame): Promise<void> | void;
+  stored(frame: VerifiedFrame): Promise<boolean> | boolean;
   /** The end frame is verified and durable. A re-sent end frame does not call it again. */
   complete(progress: SpoolProgress): void;
   /**
@@ -83,6 +86,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
    * the spool's verified end, so they, and not only what came after them, are the tail a later request builds on.
    */
   let unwritten: Buffer[] = [];
+  const arrival = new ArrivalMemory();
 
   const take = async (chunk: Buffer): Promise<void> => {
     const { frames, failure: failed } = cutter.push(chunk);
@@ -109,7 +113,8 @@ export async function appendFrames(job: AppendJob): Promise<number> {
       await index.write(encodeIndexRecord(record));
       job.indexed();
       last = progressFromRecord(record);
-      if (frame.kind === 'data') await sink.stored(frame);
+      const taken = frame.kind === 'data' && (await sink.stored(frame));
+      frameDone(frame, cut, taken);
       unsynced += frameLength;
       if (unsynced >= SYNC_EVERY_BYTES) {
         await Promise.all([spool.sync(), index.sync()]);
@@ -131,7 +136,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     }
     for await (const chunk of job.body) {
       job.arrived(chunk.length);
-      await take(chunk);
+      for (const piece of arrival.copy(chunk)) await take(piece);
     }
   } catch (err) {
     failure = err;
@@ -143,6 +148,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
         await Promise.all([spool.close(), index.close()]);
       });
     });
+    arrival.close();
   }
   if (last.complete && !start.complete) sink.complete(last);
   // Converted, it is no end-frame refusal below: the end frame may only have been spliced, and comes again whole.
@@ -176,6 +182,28 @@ async function keepTail(spool: fs.FileHandle, verifiedEnd: number, tail: readonl
   }
   await spool.truncate(verifiedEnd + kept);
   return verifiedEnd + kept;
+}
+
+/**
+ * A frame written to the spool and handed to its receive (or not): the memory nothing reads again is done
+ * (core/wire/chunk-memory.ts). Its wire bytes, once written, unless a receive took them: a raw frame's payload is the
+ * bytes the receive took, and its pipe says when it is done with them (core/btrfs/receive.ts `taken`), so only the
+ * header is done here. A decoded frame nobody took is done too. Each byte is said done once: said twice, memory would
+ * be used again while a receive still reads it.
+ */
+function frameDone(frame: VerifiedFrame, wire: readonly Buffer[], taken: boolean): void {
+  const rawPayload = frame.kind === 'data' && frame.codec === 'raw' && !frame.sealed;
+  if (!taken) {
+    for (const piece of wire) chunkDone(piece);
+    if (frame.kind === 'data' && !rawPayload) for (const piece of frame.raw ?? []) chunkDone(piece);
+    return;
+  }
+  if (!rawPayload) {
+    for (const piece of wire) chunkDone(piece);
+    return;
+  }
+  const header = [...wire];
+  for (const piece of takeFront(header, FRAME_HEADER_SIZE)) chunkDone(piece);
 }
 
 /** Writes all of `parts` (`length` bytes) at `position`; a short write is a full disk. */

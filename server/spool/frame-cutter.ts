@@ -5,6 +5,7 @@
  * one) stays here until it verifies or the request ends.
  */
 import { FrameParser, type FrameParserOptions, type VerifiedFrame } from '../../core/wire/index.ts';
+import { isChunkMemory } from '../../core/wire/chunk-memory.ts';
 
 export interface CutFrame {
   frame: VerifiedFrame;
@@ -41,7 +42,8 @@ export class FrameCutter {
    * them, that failure: the frames verified before it in the same chunk are still frames the client sent, verified.
    */
   push(chunk: Buffer): CutResult {
-    const piece = chunk.length < SMALL_CHUNK ? this.#slabbed(chunk) : chunk;
+    // Chunk memory (a request's bytes as they arrived, server/spool/arrival-memory.ts) is in slabs already.
+    const piece = chunk.length < SMALL_CHUNK && !isChunkMemory(chunk) ? this.#slabbed(chunk) : chunk;
     appendJoined(this.#pending, piece);
     let failure: unknown = null;
     try {

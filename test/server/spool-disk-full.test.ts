@@ -33,7 +33,7 @@ async function nearlyFullDisk(t: TestContext, free: number): Promise<string> {
   return dir;
 }
 
-const sink: FrameSink = { start: () => undefined, stored: () => undefined, complete: () => undefined, endRefused: () => undefined };
+const sink: FrameSink = { start: () => undefined, stored: () => false, complete: () => undefined, endRefused: () => undefined };
 
 test('a full disk mid-request leaves the spool a prefix of the stream: no later bytes where a frame failed to go', rootOnly, async (t) => {
   // Room for the index and frame 0, not for frame 1: its write comes up short.

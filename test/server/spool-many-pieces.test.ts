@@ -26,7 +26,7 @@ const PIECE = 16;
  */
 const CPU_BOUND_S = 6;
 
-const sink: FrameSink = { start: () => undefined, stored: () => undefined, complete: () => undefined, endRefused: () => undefined };
+const sink: FrameSink = { start: () => undefined, stored: () => false, complete: () => undefined, endRefused: () => undefined };
 
 async function freshSpool(t: TestContext): Promise<{ spool: Spool; layout: ServerLayout }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-many-pieces-${process.pid}-`));

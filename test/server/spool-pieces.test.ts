@@ -36,7 +36,11 @@ async function appendInPieces(t: TestContext, wire: Buffer, pieces: Buffer[]): P
   const handed: string[] = [];
   const sink: FrameSink = {
     start: (frame) => void handed.push(`start ${Buffer.concat(frame.raw ?? []).toString('hex')}`),
-    stored: (frame) => void handed.push(`${frame.index} ${frame.codec} ${Buffer.concat(frame.raw ?? []).toString('hex')} ${frame.chain.toString('hex')}`),
+    // Copied here: nothing of the frame's memory is read after this returns.
+    stored: (frame) => {
+      handed.push(`${frame.index} ${frame.codec} ${Buffer.concat(frame.raw ?? []).toString('hex')} ${frame.chain.toString('hex')}`);
+      return false;
+    },
     complete: (p) => void handed.push(`complete ${p.framesVerified} ${p.wireOffset}`),
     endRefused: (err) => void handed.push(`endRefused ${err.code}`),
   };

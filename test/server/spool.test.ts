@@ -35,7 +35,10 @@ function recordingSink(over: Partial<FrameSink> = {}) {
   const events: string[] = [];
   const sink: FrameSink = {
     start: (frame) => void events.push(`start ${Buffer.concat(frame.raw ?? []).length}`),
-    stored: (frame) => void events.push(`stored ${frame.index}`),
+    stored: (frame) => {
+      events.push(`stored ${frame.index}`);
+      return false;
+    },
     complete: (p) => void events.push(`complete ${p.framesVerified} ${p.wireOffset}`),
     endRefused: (err: FrameError) => void events.push(`endRefused ${err.code}`),
     ...over,
@@ -60,7 +63,7 @@ test('append hands the sink frame 0 to check, each data frame once written and i
   sink.stored = async (frame) => {
     // Handed over only once its record is on the index: a receive may read the spool up to it.
     if (frame.index === 2) indexedWhenStored = (await readRecords(layout.frameIndexFile(ID), 0, 10)).length;
-    await stored(frame);
+    return stored(frame);
   };
   assert.equal(await append(spool, 0, wire, sink), wire.length);
   assert.deepEqual(events, ['start 65536', 'stored 0', 'stored 1', 'stored 2', 'stored 3', `complete 4 ${wire.length}`]);
@@ -93,7 +96,7 @@ test('the back-pressure of the sink holds the append: the next frame is not take
   const { wire } = await encode(mixedBytes(3 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
-  const { sink } = recordingSink({ stored: (frame) => (frame.index === 0 ? held : undefined) });
+  const { sink } = recordingSink({ stored: (frame) => (frame.index === 0 ? held.then(() => false) : false) });
   const appending = append(spool, 0, wire, sink);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal((await spool.progress(ID)).framesVerified, 1, 'frame 0 is written; frame 1 waits for the receive');

@@ -38,7 +38,7 @@ export async function uploadStoreIn(t: { after(fn: () => Promise<void>): void },
   const completed: number[] = [];
   const sink: FrameSink = {
     start: () => undefined,
-    stored: () => undefined,
+    stored: () => false,
     complete: (progress) => void completed.push(progress.wireOffset),
     endRefused: () => undefined,
     ...options.sink,

@@ -43,7 +43,7 @@ const composed: MakeSubject = async (t) => {
   return spoolSubject(store, spool, layout);
 };
 
-const SINK: FrameSink = { start: () => undefined, stored: () => undefined, complete: () => undefined, endRefused: () => undefined };
+const SINK: FrameSink = { start: () => undefined, stored: () => false, complete: () => undefined, endRefused: () => undefined };
 
 const bare: MakeSubject = async (t: TestContext) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-bare-${process.pid}-`));
