@@ -91,11 +91,12 @@ export interface PlanStep {
   snapshot: LocalSnapshot;
   parent: LocalSnapshot | null;
   /**
-   * When the order counts it taken, where that is later than its own time (core/taken-order.ts madeAfter: made after
-   * a clock was set back). The server dates it by this: by its own time its retention would take the newest backup for
-   * the oldest, and delete it first.
+   * When the order counts it taken, where that is not its own time: later (core/taken-order.ts madeAfter: made after
+   * a clock was set back), or, for a time not believed (misdated: after now or after btrfs made it), btrfs's Creation
+   * time, or null where nothing is believed. The server dates it by this: by its own time its retention would take
+   * the newest backup for the oldest and delete it first, or keep one named 2030 as the newest until 2030.
    */
-  takenAt?: Date;
+  takenAt?: Date | null;
 }
 
 export interface Plan {
@@ -131,7 +132,8 @@ export function planPush(planInput: PlanInput): Plan {
   const missing = requested.filter((s) => !onServer.has(s.uuid));
   const skipped = newestPresent ? missing.filter((s) => byAge(s, newestPresent) < 0) : [];
   const toSend = missing.filter((s) => !skipped.includes(s));
-  const notes: string[] = misdated(uniqueByUuid(input.requested), now).map(misdatedNote);
+  const wrongTimes = misdated(uniqueByUuid(input.requested), now);
+  const notes: string[] = wrongTimes.map(misdatedNote);
   for (const s of skipped) {
     notes.push(`skipping ${s.name}: the server already holds the newer ${newestPresent?.name}`);
   }
@@ -139,7 +141,7 @@ export function planPush(planInput: PlanInput): Plan {
   const sending = new Set(toSend.map((s) => s.name));
   const madeLater = madeAfter(known, input.server, now).filter((m) => sending.has(m.name));
   notes.push(...madeLater.map(madeAfterNote));
-  const takenAt = new Map(madeLater.map((m) => [m.name, m.at]));
+  const takenAt = new Map<string, Date | null>([...wrongTimes.map((m) => [m.name, m.instead] as const), ...madeLater.map((m) => [m.name, m.at] as const)]);
   const step = (snapshot: LocalSnapshot, parent: LocalSnapshot | null): PlanStep => {
     const at = takenAt.get(snapshot.name);
     return at === undefined ? { snapshot, parent } : { snapshot, parent, takenAt: at };

@@ -20,7 +20,7 @@ import type { SafeName } from '../core/names.ts';
 import { waitingStates, type TransferState } from '../core/protocol.ts';
 import { describePlan, planRetention, type RetentionPlan } from '../core/retention.ts';
 import { prunes, type RetentionPolicy } from '../core/retention-policy.ts';
-import { snapshotDating, snapshotTime } from './snapshot-time.ts';
+import { snapshotDating, snapshotTime, type DatedFrom } from './snapshot-time.ts';
 import type { Catalog, SnapshotRecord } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
@@ -47,12 +47,14 @@ export interface VolumePlan {
   notes: string[];
 }
 
-function datingNotes(held: readonly SnapshotRecord[]): string[] {
-  const by = (from: string) => held.filter((s) => snapshotDating(s).from === from).map((s) => s.name);
+function datingNotes(held: readonly SnapshotRecord[], now: Date): string[] {
+  const by = (from: DatedFrom) => held.filter((s) => snapshotDating(s, now).from === from).map((s) => s.name);
   const notes: string[] = [];
   const named = by('name');
+  const future = by('future');
   const arrived = by('arrival');
   if (named.length > 0) notes.push(`dated by the time in their names, read as UTC (catalogued before clients sent the time a snapshot was taken): ${named.join(', ')}`);
+  if (future.length > 0) notes.push(`dated by when they arrived: the time they came with lies in the future (a wrong clock or a name typed by hand): ${future.join(', ')}`);
   if (arrived.length > 0) notes.push(`dated by when they arrived (catalogued before clients sent the time a snapshot was taken, and no time in their names): ${arrived.join(', ')}`);
   return notes;
 }
@@ -62,8 +64,8 @@ export function planVolume(catalog: Catalog, retention: RetentionLookup, client:
   const held = catalog.snapshots(client, volume);
   const transfers = catalog.transfers({ client, volume });
   const receiving = transfers.find((t) => RECEIVING.includes(t.state));
-  const dated = held.map((s) => ({ name: s.name, time: snapshotTime(s) }));
-  const notes = datingNotes(held);
+  const dated = held.map((s) => ({ name: s.name, time: snapshotTime(s, now) }));
+  const notes = datingNotes(held, now);
   if (receiving) {
     const busy = `transfer ${receiving.id} of ${receiving.snapshot} is ${receiving.state}`;
     return { client, volume, busy, plan: planRetention(dated, {}, new Map(), now), notes };

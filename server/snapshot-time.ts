@@ -6,26 +6,34 @@
  * - Catalogued before clients sent it: the time in its name (ours or btrbk's, core/snapshot-name.ts), read as UTC,
  *   since a zone-less btrbk name is in the client's local time, which the server does not know (hours off at most,
  *   and a later push from an upgraded client carries the exact time).
+ * - Neither when it lies after now (by more than FUTURE_SLACK_MS): no snapshot is taken in the future.
  * - Else when it was received (receivedAt), as before. Not the received subvolume's own btrfs Creation time: on this
  *   side that is the time of `btrfs receive`, the same as receivedAt, never when the original was taken.
  */
 import { ValidationError } from '../core/errors.ts';
 import { parseNameTime } from '../core/snapshot-name.ts';
+import { FUTURE_SLACK_MS } from '../core/taken-order.ts';
 import type { Snapshot } from '../core/protocol.ts';
 
-export type DatedFrom = 'client' | 'name' | 'arrival';
+/** `future`: dated by its arrival because the time it came with (its client's or its name's) lies after now. */
+export type DatedFrom = 'client' | 'name' | 'future' | 'arrival';
 
 type Dateable = Pick<Snapshot, 'name' | 'receivedAt'> & Partial<Pick<Snapshot, 'takenAt'>>;
 
-export function snapshotDating(s: Dateable): { time: Date; from: DatedFrom } {
-  if (s.takenAt) return { time: new Date(s.takenAt), from: 'client' };
+export function snapshotDating(s: Dateable, now = new Date()): { time: Date; from: DatedFrom } {
+  const arrived = new Date(s.receivedAt);
+  // A time after now (by more than a zone's hours) is not when it was taken: a name typed by hand, a clock that was
+  // wrong, or a client older than the one that sends the time it believes (core/taken-order.ts, the same rule).
+  // Believed, one named 2030 would be the newest, kept by retention until 2030.
+  const believable = (time: Date): boolean => time.getTime() <= now.getTime() + FUTURE_SLACK_MS;
+  if (s.takenAt && believable(new Date(s.takenAt))) return { time: new Date(s.takenAt), from: 'client' };
   const named = parseNameTime(s.name, 'utc');
-  if (named) return { time: named.time, from: 'name' };
-  return { time: new Date(s.receivedAt), from: 'arrival' };
+  if (named && believable(named.time)) return { time: named.time, from: 'name' };
+  return { time: arrived, from: s.takenAt || named ? 'future' : 'arrival' };
 }
 
-export function snapshotTime(s: Dateable): Date {
-  return snapshotDating(s).time;
+export function snapshotTime(s: Dateable, now = new Date()): Date {
+  return snapshotDating(s, now).time;
 }
 
 /** Oldest first by when they were taken; arrival breaks ties. */

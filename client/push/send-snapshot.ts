@@ -366,7 +366,8 @@ async function frameZeroOf(ctx: SendContext, step: PlanStep, resumeOf: Transfer)
 }
 
 function metadataFor(volume: SafeName, { snapshot, parent, takenAt }: PlanStep, chunkSize: number, sendStream: SendStream): Record<string, string> {
-  const taken = takenAt ?? snapshot.time;
+  // The plan's time where the order does not believe the snapshot's own (null: none believed, so none is sent).
+  const taken = takenAt === undefined ? snapshot.time : takenAt;
   return {
     [META.volume]: volume,
     [META.snapshot]: snapshot.name,

@@ -358,6 +358,21 @@ test('a snapshot the server holds, named in the future, does not make the new on
   assert.deepEqual(names(byGeneration.steps), ['home.20301201T000000Z->home.20261205T224401Z']);
 });
 
+test('a snapshot named in the future is sent dated as the order counts it: btrfs\'s Creation time, else no time at all', () => {
+  const now = new Date('2026-12-06T00:00:00Z');
+  const dated = (name: string, generation: number, time: string, created: string): LocalSnapshot => ({ ...snap(name, generation), time: new Date(time), created: new Date(created) });
+  const future = dated('home.20301201T000000Z', 1, '2030-12-01T00:00:00Z', '2026-12-05T22:43:00Z');
+  const fresh = dated('home.20261205T224401Z', 2, '2026-12-05T22:44:01Z', '2026-12-05T22:44:01Z');
+  // Its name's 2030 would be the server's newest until 2030 (retention keeps it, status shows it newest).
+  const plan = planPush({ requested: [future, fresh], candidates: [future, fresh], server: [], now });
+  assert.deepEqual(names(plan.steps), ['full->home.20301201T000000Z', 'home.20301201T000000Z->home.20261205T224401Z']);
+  assert.deepEqual(plan.steps.map((s) => (s.takenAt === undefined ? 'own' : (s.takenAt?.toISOString() ?? 'none'))), ['2026-12-05T22:43:00.000Z', 'own']);
+  // Taken while the clock said 2030: btrfs's Creation time says 2030 too, so no time is believed, and none is sent.
+  const wrongClock = { ...future, created: new Date('2030-12-01T00:00:00Z') };
+  const none = planPush({ requested: [wrongClock], candidates: [wrongClock], server: [], now });
+  assert.deepEqual(none.steps.map((s) => s.takenAt), [null]);
+});
+
 test('nextParent is the parent push takes for a newer snapshot, sealing and all: the newest held sealed as the push is', () => {
   // a, b plain on an archive, then encrypt: on: c in full sealed, d on it. e is new and the server lacks it.
   const server = [...sealed(null, a, b), ...sealed(KEY, c, d)];

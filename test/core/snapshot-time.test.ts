@@ -65,3 +65,14 @@ test("snapper's info.xml <date> is UTC to the second; a missing or impossible on
   assert.equal(snapperName('/home/.snapshots/12/snapshot'), '12');
   assert.equal(snapperName('/snapshots/home.20261101'), null);
 });
+
+test('the server believes no time after now (a day of zones aside): a name or a takenAt of 2030 dates it by its arrival', () => {
+  const receivedAt = '2026-12-06T04:00:00.000Z';
+  const now = new Date('2026-12-06T05:00:00.000Z');
+  assert.deepEqual(snapshotDating({ name: 'odd.20301201T000000Z', receivedAt }, now), { time: new Date(receivedAt), from: 'future' });
+  // An older client sent the name's 2030; the name's own time is then no better: arrival.
+  assert.deepEqual(snapshotDating({ name: 'odd.20301201T000000Z', receivedAt, takenAt: '2030-12-01T00:00:00.000Z' }, now), { time: new Date(receivedAt), from: 'future' });
+  // Within a day after now (a zone-less btrbk name read as UTC), still believed.
+  assert.equal(snapshotDating({ name: 'data.20261206T1500', receivedAt }, now).from, 'name');
+  assert.equal(snapshotDating({ name: 'x', receivedAt, takenAt: '2026-12-06T20:00:00.000Z' }, now).from, 'client');
+});
