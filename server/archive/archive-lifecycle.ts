@@ -68,11 +68,16 @@ export class ArchiveLifecycle {
     try {
       await uploads.remove(id);
     } catch (err) {
+      if (!(err instanceof SnapferryError && err.code === 'not_found')) throw err;
+      const state = await readUploadState(objects, id);
       // Refused at its creation (a declared length over the quota) before its state.json was written: no upload to
       // end, only its entry to drop.
-      if (!(err instanceof SnapferryError && err.code === 'not_found') || (await readUploadState(objects, id)) !== null) throw err;
-      await withdrawUpload(objects, client, id);
-      return;
+      if (state === null) {
+        await withdrawUpload(objects, client, id);
+        return;
+      }
+      // Ended already (a stream refused for good at frame 0 is ended there, SegmentUploads): only its slot to free.
+      if (state.tombstone === null) throw err;
     }
     await settle(objects, client).catch(() => undefined);
   }

@@ -66,13 +66,15 @@ export async function readUploadState(store: ObjectStore, id: string): Promise<U
 }
 
 /**
- * Where the transfer stands: received once the catalog names it; aborted or failed once its upload is a tombstone;
+ * Where the transfer stands: received once the catalog names it; aborted or failed once its upload is a tombstone
+ * (failed: expired, or its stream refused for good at frame 0);
  * `receiving` between its end frame and the catalog's swap (the moment the manifest and the catalog are written);
  * else uploading.
  */
 export function transferState(state: UploadState | null, stored: CatalogEntry | undefined): TransferState {
   if (stored) return 'received';
-  if (state?.tombstone === 'removed') return 'aborted';
+  // Removed with an error: the server refused its stream for good (upload-state.ts), not the client's abort.
+  if (state?.tombstone === 'removed') return state.error ? 'failed' : 'aborted';
   if (state?.tombstone === 'expired') return 'failed';
   if (state && progressOf(state).complete) return 'receiving';
   return 'uploading';
@@ -88,7 +90,7 @@ export function transferView(record: TransferRecord, state: UploadState | null, 
     chain: (p?.chain ?? Buffer.alloc(32)).toString('hex'),
     error: state?.tombstone === 'expired'
       ? { code: 'upload_expired', message: 'nothing was sent for too long; the upload was deleted', at: state.touchedAt }
-      : null,
+      : (state?.error ?? null),
     lastInterruption: null, interruptions: 0, sendStream: record.sendStream,
     // Nothing is received on the archive: the stored raw bytes stand for it once the stream is complete.
     rawReceived: now === 'received' ? (p?.rawBytes ?? 0) : 0,
