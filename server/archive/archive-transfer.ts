@@ -26,6 +26,14 @@ export const TransferRecord = z.strictObject({
   sendStream: SendStreamName,
   snapshotCreatedAt: z.string().nullable(),
   snapshotTakenAt: z.string().nullable(),
+  /** The client's parent is a received copy (META.parentReceived): its ctransid is no evidence (parent-ctransid.ts). */
+  parentReceived: z.boolean().optional(),
+  /**
+   * The ctransids the client declared for the stream's first command (META.ctransid, META.parentCtransid), null where
+   * it declared none; absent from records written before they were kept. What the archive goes by for a sealed stream.
+   */
+  ctransid: z.number().int().nonnegative().nullable().optional(),
+  parentCtransid: z.number().int().nonnegative().nullable().optional(),
 });
 export type TransferRecord = z.infer<typeof TransferRecord>;
 
@@ -35,6 +43,7 @@ export async function writeTransferRecord(store: ObjectStore, client: SafeName, 
   const record: TransferRecord = {
     id, client, volume: c.volume, snapshot: c.snapshot, uuid: c.uuid, parentUuid: c.parentUuid, chunkSize: c.chunkSize, sendStream: c.sendStream,
     rawEstimate: c.rawEstimate, createdAt: now, snapshotCreatedAt: c.createdAt, snapshotTakenAt: c.takenAt,
+    ...(c.parentReceived ? { parentReceived: true } : {}), ctransid: c.ctransid, parentCtransid: c.parentCtransid,
   };
   if ((await store.putIfAbsent(transferKey(id), encodeJson(record))) === null) {
     throw new SnapferryError('upload_exists', `upload ${id} already exists in the archive`, { details: { transferId: id } });
