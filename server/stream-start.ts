@@ -44,7 +44,10 @@ export function assertStreamStart(header: SendStreamHeader, expected: ExpectedSt
   }
 }
 
-/** The parent an incremental names, as the server received it: its name and its `btrfs subvolume show` Send transid. */
+/**
+ * The parent an incremental names, as the server received it: its name and its `btrfs subvolume show` Send transid
+ * (an archive: the ctransid it recorded with the parent's stored stream).
+ */
 export interface ParentAsReceived {
   name: string;
   /**
@@ -53,6 +56,12 @@ export interface ParentAsReceived {
    */
   sendTransid: number;
 }
+
+/**
+ * What an incremental's first command says of its parent now (a SendStreamHeader is one): its UUID and ctransid. An
+ * archive makes one from a sealed stream's upload metadata, which it cannot read (server/archive/parent-ctransid.ts).
+ */
+export type StreamParentNow = { kind: 'subvol' } | { kind: 'snapshot'; cloneUuid: string; cloneCtransid: number };
 
 /**
  * Whether the client's parent changed after it was sent: null when the stream may be received on the server's copy.
@@ -68,7 +77,7 @@ export interface ParentAsReceived {
  * Not judged: a parent that is a received copy on the client (a restore, `parentReceived`): btrfs send gives that
  * copy's own ctransid, which never equals the Send transid of the original, changed or not.
  */
-export function parentChangedProblem(header: SendStreamHeader, parentReceived: boolean, parent: ParentAsReceived | null): SnapferryError | null {
+export function parentChangedProblem(header: StreamParentNow, parentReceived: boolean, parent: ParentAsReceived | null): SnapferryError | null {
   if (header.kind !== 'snapshot' || parentReceived || parent === null || parent.sendTransid === 0) return null;
   if (header.cloneCtransid === parent.sendTransid) return null;
   return new SnapferryError(

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { SnapferryError, describeError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
 import type { PlanStep } from '../../core/plan.ts';
-import { META, UPLOADS_PATH, WIRE_FORMAT, finalStates, waitingStates, type SendStream, type Transfer } from '../../core/protocol.ts';
+import { UPLOADS_PATH, finalStates, waitingStates, type SendStream, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, canSend } from '../../core/btrfs/features.ts';
 import type { ServerApi } from '../http/api.ts';
 import { openFramedSend, StreamMismatch, type FramedSend, type ResumeFrom } from './framed-send.ts';
@@ -25,6 +25,7 @@ import { formatDuration } from '../progress/math.ts';
 import { ReceiveWaiting, keepWaiting } from './receive-waiting.ts';
 import { CANNOT_APPLY, cannotApplyAdvice } from './cannot-apply.ts';
 import { PARENT_CHANGED, aroundChangedNote } from './changed-parent.ts';
+import { metadataFor } from './upload-metadata.ts';
 import { streamIdentity } from '../../core/wire/index.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
 
@@ -264,11 +265,13 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   try {
     progress.begin(framed.start);
     ctx.compression.rawPace.restart();
+    // btrfs send's first command, which comes at once: its ctransids go into a new upload's metadata.
+    const start = await framed.header;
     await uploadFramed({
       server: ctx.api.base.toString(),
       transport: ctx.api.transport,
       uploadUrl: resumeOf ? ctx.api.url(`${UPLOADS_PATH}/${resumeOf.id}`) : null,
-      metadata: { ...metadataFor(ctx.volume, step, ctx.chunkSize, sendStream), ...progress.estimateMetadata() },
+      metadata: { ...metadataFor(ctx.volume, step, ctx.chunkSize, sendStream, start), ...progress.estimateMetadata() },
       source: framed.source,
       chunkSize: ctx.patchBytes,
       headers: ctx.headers,
@@ -363,24 +366,6 @@ async function frameZeroOf(ctx: SendContext, step: PlanStep, resumeOf: Transfer)
   const record = await ctx.api.frame(resumeOf.id, 0);
   if (record === null) return {};
   return { frameZero: { chain: record.chain, legacyNames: [resumeOf.snapshot, path.basename(step.snapshot.path)] } };
-}
-
-function metadataFor(volume: SafeName, { snapshot, parent, takenAt }: PlanStep, chunkSize: number, sendStream: SendStream): Record<string, string> {
-  // The plan's time where the order does not believe the snapshot's own (null: none believed, so none is sent).
-  const taken = takenAt === undefined ? snapshot.time : takenAt;
-  return {
-    [META.volume]: volume,
-    [META.snapshot]: snapshot.name,
-    [META.uuid]: snapshot.uuid,
-    ...(parent ? { [META.parentUuid]: parent.uuid } : {}),
-    // A received copy here (a restore) sends its own ctransid, which the server cannot compare (server/stream-start.ts).
-    ...(parent && parent.uuid !== parent.localUuid ? { [META.parentReceived]: '1' } : {}),
-    [META.format]: WIRE_FORMAT,
-    [META.chunkSize]: String(chunkSize),
-    [META.sendStream]: sendStream,
-    ...(snapshot.created ? { [META.createdAt]: snapshot.created.toISOString() } : {}),
-    ...(taken ? { [META.takenAt]: taken.toISOString() } : {}),
-  };
 }
 
 /** Polls until the server has received (or failed) the transfer; an upload that went back to `uploading` (its

@@ -23,6 +23,19 @@ export const META = {
    * the parent changed since it was sent (server/stream-start.ts parentChangedProblem). Absent: the client's own.
    */
   parentReceived: 'parentReceived',
+  /**
+   * The snapshot's ctransid as its stream's first command carries it (CTRANSID), in decimal: what the snapshot was
+   * when it was sent. A btrfs server keeps it as the received copy's Send transid; an archive records it with the
+   * stored stream, from frame 0 for a plain stream and from this for a sealed one, which it cannot read. Absent from
+   * older clients.
+   */
+  ctransid: 'ctransid',
+  /**
+   * With parentUuid: the parent's ctransid now, as the stream's first command carries it (CLONE_CTRANSID), in decimal.
+   * Where it differs from the ctransid the parent was sent at, the client changed the parent since (server/stream-start.ts
+   * parentChangedProblem); an archive judges a sealed stream by this. Absent from older clients.
+   */
+  parentCtransid: 'parentCtransid',
   format: 'format',
   chunkSize: 'chunkSize',
   /** The client's estimate of the raw stream size, for progress on the server side only. */

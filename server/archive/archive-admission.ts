@@ -3,7 +3,8 @@
  * server/transfers/admission.ts is a btrfs server's. Its metadata is parsed as a btrfs server parses it, the chain
  * rule applied (chains.ts): an incremental needs its parent in the archive, and a parent whose chain is full takes
  * none; the client's rate and open uploads are counted across instances (client-uploads.ts). How a stream is sealed
- * is known only from its frame 0, so an incremental's sealing is held to its parent's there (firstFrame).
+ * is known only from its frame 0, so an incremental's sealing is held to its parent's there (firstFrame), and so is
+ * whether its parent changed on the client since it was sent.
  */
 import { SnapferryError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
@@ -16,6 +17,7 @@ import { asArchived, isLive, readCatalog, type CatalogEntry } from './volume-cat
 import { writeTransferRecord, type TransferRecord } from './archive-transfer.ts';
 import type { FirstFrame } from './segment-append.ts';
 import { assertSealedAsParent, type StoredSealings } from './stream-sealing.ts';
+import { parentChangedInArchive } from './parent-ctransid.ts';
 
 /** Send stream versions an archive stores: it receives nothing, so the restoring client's btrfs decides. */
 export const STORED_STREAM_VERSIONS = [1, 2];
@@ -63,8 +65,11 @@ export class ArchiveAdmission {
   }
 
   /**
-   * An incremental's frame 0: sealed as its parent's stream is (stream-sealing.ts), or refused before any of it is
-   * stored. The client's planner already keeps to this; this holds a client that does not (an older one).
+   * An incremental's frame 0, refused before any of it is stored unless it is sealed as its parent's stream is
+   * (stream-sealing.ts: the client's planner already keeps to this; this holds a client that does not, an older one),
+   * and its parent is as it was sent (parent-ctransid.ts: `parent_changed`, as a btrfs server refuses it at frame 0,
+   * server/ingest.ts). Either refusal is final: the upload ends failed with it (SegmentUploads), and push, which
+   * reads a parent_changed from the failed transfer, goes around that parent.
    */
   async firstFrame(record: TransferRecord, first: FirstFrame): Promise<void> {
     if (record.parentUuid === null) return;
@@ -76,6 +81,8 @@ export class ArchiveAdmission {
       { volume: record.volume, snapshot: record.snapshot, sealing: first.sealedBy },
       { name: parent.name, sealing: await this.deps.sealings.of(parent) },
     );
+    const changed = parentChangedInArchive(record, first, parent);
+    if (changed) throw changed;
   }
 }
 

@@ -15,6 +15,7 @@ import { recordStream, type CatalogEntry } from './volume-catalog.ts';
 import { writeManifest, type ManifestSegment } from './manifest.ts';
 import type { UploadOwners } from './upload-owners.ts';
 import { readStoredSealing } from './stream-sealing.ts';
+import { readStoredStart, sentCtransid } from './parent-ctransid.ts';
 
 export interface ArchiveLifecycleDeps {
   objects: ObjectStore;
@@ -46,10 +47,12 @@ export class ArchiveLifecycle {
     });
     // From the stored frames, not from what the client said: what a restore will have to open.
     const sealedBy = await readStoredSealing(objects, manifestSegments[0]!);
+    // So is the ctransid it was sent at, where the frames can be read (plain); a sealed stream's is the client's word.
+    const start = sealedBy === null ? await readStoredStart(objects, manifestSegments[0]!, record.chunkSize) : null;
     const entry: CatalogEntry = {
       name: record.snapshot, uuid: record.uuid, parentUuid: record.parentUuid, transferId: id, chunkSize: record.chunkSize,
       rawBytes: end.rawEnd, wireBytes: end.wireEnd, storedAt: new Date().toISOString(), createdAt: record.snapshotCreatedAt,
-      takenAt: record.snapshotTakenAt, manifest, sealedBy,
+      takenAt: record.snapshotTakenAt, manifest, sealedBy, ctransid: sentCtransid(record, sealedBy, start),
     };
     // Not recorded: retention deleted this upload's stream after this instance read it complete (archive-retention.ts).
     if (!(await recordStream(objects, record.client as SafeName, record.volume as SafeName, entry))) return undefined;
@@ -68,11 +71,16 @@ export class ArchiveLifecycle {
     try {
       await uploads.remove(id);
     } catch (err) {
+      if (!(err instanceof SnapferryError && err.code === 'not_found')) throw err;
+      const state = await readUploadState(objects, id);
       // Refused at its creation (a declared length over the quota) before its state.json was written: no upload to
       // end, only its entry to drop.
-      if (!(err instanceof SnapferryError && err.code === 'not_found') || (await readUploadState(objects, id)) !== null) throw err;
-      await withdrawUpload(objects, client, id);
-      return;
+      if (state === null) {
+        await withdrawUpload(objects, client, id);
+        return;
+      }
+      // Ended already (a stream refused for good at frame 0 is ended there, SegmentUploads): only its slot to free.
+      if (state.tombstone === null) throw err;
     }
     await settle(objects, client).catch(() => undefined);
   }

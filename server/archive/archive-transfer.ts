@@ -26,6 +26,14 @@ export const TransferRecord = z.strictObject({
   sendStream: SendStreamName,
   snapshotCreatedAt: z.string().nullable(),
   snapshotTakenAt: z.string().nullable(),
+  /** The client's parent is a received copy (META.parentReceived): its ctransid is no evidence (parent-ctransid.ts). */
+  parentReceived: z.boolean().optional(),
+  /**
+   * The ctransids the client declared for the stream's first command (META.ctransid, META.parentCtransid), null where
+   * it declared none; absent from records written before they were kept. What the archive goes by for a sealed stream.
+   */
+  ctransid: z.number().int().nonnegative().nullable().optional(),
+  parentCtransid: z.number().int().nonnegative().nullable().optional(),
 });
 export type TransferRecord = z.infer<typeof TransferRecord>;
 
@@ -35,6 +43,7 @@ export async function writeTransferRecord(store: ObjectStore, client: SafeName, 
   const record: TransferRecord = {
     id, client, volume: c.volume, snapshot: c.snapshot, uuid: c.uuid, parentUuid: c.parentUuid, chunkSize: c.chunkSize, sendStream: c.sendStream,
     rawEstimate: c.rawEstimate, createdAt: now, snapshotCreatedAt: c.createdAt, snapshotTakenAt: c.takenAt,
+    ...(c.parentReceived ? { parentReceived: true } : {}), ctransid: c.ctransid, parentCtransid: c.parentCtransid,
   };
   if ((await store.putIfAbsent(transferKey(id), encodeJson(record))) === null) {
     throw new SnapferryError('upload_exists', `upload ${id} already exists in the archive`, { details: { transferId: id } });
@@ -66,13 +75,15 @@ export async function readUploadState(store: ObjectStore, id: string): Promise<U
 }
 
 /**
- * Where the transfer stands: received once the catalog names it; aborted or failed once its upload is a tombstone;
+ * Where the transfer stands: received once the catalog names it; aborted or failed once its upload is a tombstone
+ * (failed: expired, or its stream refused for good at frame 0);
  * `receiving` between its end frame and the catalog's swap (the moment the manifest and the catalog are written);
  * else uploading.
  */
 export function transferState(state: UploadState | null, stored: CatalogEntry | undefined): TransferState {
   if (stored) return 'received';
-  if (state?.tombstone === 'removed') return 'aborted';
+  // Removed with an error: the server refused its stream for good (upload-state.ts), not the client's abort.
+  if (state?.tombstone === 'removed') return state.error ? 'failed' : 'aborted';
   if (state?.tombstone === 'expired') return 'failed';
   if (state && progressOf(state).complete) return 'receiving';
   return 'uploading';
@@ -88,7 +99,7 @@ export function transferView(record: TransferRecord, state: UploadState | null, 
     chain: (p?.chain ?? Buffer.alloc(32)).toString('hex'),
     error: state?.tombstone === 'expired'
       ? { code: 'upload_expired', message: 'nothing was sent for too long; the upload was deleted', at: state.touchedAt }
-      : null,
+      : (state?.error ?? null),
     lastInterruption: null, interruptions: 0, sendStream: record.sendStream,
     // Nothing is received on the archive: the stored raw bytes stand for it once the stream is complete.
     rawReceived: now === 'received' ? (p?.rawBytes ?? 0) : 0,

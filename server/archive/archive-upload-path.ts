@@ -60,8 +60,9 @@ export function archiveUploadPath(deps: ArchiveUploadPathDeps): ArchiveUploadPat
 }
 
 /**
- * Frame 0 through deps.start. A final refusal (a stream that can never be stored, sealing_mismatch) also ends the
- * upload, as the quota's does, so that it holds no open-upload slot of its client until it expires; after the
+ * Frame 0 through deps.start. A final refusal (a stream that can never be stored: sealing_mismatch, parent_changed)
+ * has ended the upload before the refusal is answered (SegmentUploads: a tombstone that carries it, so the transfer
+ * shows failed with it); deps.end then frees its client's open-upload slot, as the quota's refusal does, after the
  * refusing request has let go of it (the upload's lock is that request's until then).
  */
 async function startOrEnd(deps: ArchiveUploadPathDeps, id: string, first: FirstFrame): Promise<void> {

@@ -140,6 +140,8 @@ async function standOf(store: ObjectStore, id: string, since: number, now: numbe
   const got = await store.get(stateKey(id));
   if (got === null) return now - since < PENDING_MS ? { open: true, bytes: 0 } : { open: false, ended: null };
   const state = parseState(id, got.body);
+  // One refused for good at frame 0 (removed with an error) is listed failed, but counted here as aborted, as before
+  // the error was kept: `failed` counts expiries, which /metrics labels upload_expired (server/metrics.ts).
   if (state.tombstone === 'removed') return { open: false, ended: 'aborted' };
   if (state.tombstone === 'expired') return { open: false, ended: 'failed' };
   const progress = progressOf(state);

@@ -22,7 +22,10 @@ export interface FirstFrame {
 
 /** What the store learns of a stream as it is stored (the spool's FrameSink, for an archive upload). */
 export interface SegmentSink {
-  /** Frame 0; throws (or rejects) to refuse the stream before any of it is stored. */
+  /**
+   * Frame 0; throws (or rejects) to refuse the stream before any of it is stored. A SnapferryError that is not
+   * retryable is final: SegmentUploads ends the upload with it (failed) before the request answers.
+   */
   start(first: FirstFrame): Promise<void> | void;
   /**
    * The end frame is verified, stored and recorded in state.json: the stream is complete, its segments final (the

@@ -20,7 +20,7 @@ import type { ObjectStore } from './object-store.ts';
 import { withLease, type HeldLease, type UploadLeases } from './upload-lease.ts';
 import { appendSegments, SEGMENT_LIMITS, type SegmentLimits, type SegmentSink } from './segment-append.ts';
 import {
-  encodeState, parseState, progressOf, SEGMENT_PREFIX, STATE_VERSION, stateKey, uploadFolder, type UploadState,
+  encodeState, parseState, progressOf, SEGMENT_PREFIX, STATE_VERSION, stateKey, uploadFolder, type UploadError, type UploadState,
 } from './upload-state.ts';
 
 export interface SegmentUploadsOptions {
@@ -126,8 +126,20 @@ export class SegmentUploads implements UploadStore {
           });
         }
         const sink = this.sinkFor(id);
+        const refused: { err: SnapferryError | null } = { err: null };
+        const heard: SegmentSink = {
+          start: async (first) => {
+            try {
+              await sink.start(first);
+            } catch (err) {
+              if (err instanceof SnapferryError && !err.retryable) refused.err = err;
+              throw err;
+            }
+          },
+          complete: (progress, segments) => sink.complete(progress, segments),
+        };
         const end = await appendSegments({
-          start, sink, limits: this.limits, now: this.now,
+          start, sink: heard, limits: this.limits, now: this.now,
           // Validated when the upload was created (server/replication.ts beginTransfer).
           chunkSize: Number(current.state.metadata[META.chunkSize]),
           body: body as AsyncIterable<Buffer>,
@@ -142,6 +154,14 @@ export class SegmentUploads implements UploadStore {
             this.arrivedBytes.delete(id);
             await sink.complete(progressOf(current.state), current.state.segments);
           },
+        }).catch(async (err: unknown) => {
+          // Frame 0 refused for good (nothing of the stream is stored): the upload ends failed with the refusal, under
+          // this request's lease and before it answers, as a btrfs server fails the transfer (server/ingest.ts). A
+          // client that reads the refusal and lists its transfers then finds it failed, not still uploading.
+          if (refused.err !== null && err === refused.err) {
+            await this.bury(current, 'removed', { code: refused.err.code, message: refused.err.message, at: this.iso() });
+          }
+          throw err;
         });
         return end.wireOffset;
       }),
@@ -219,10 +239,10 @@ export class SegmentUploads implements UploadStore {
     });
   }
 
-  /** Marks the upload `tombstone` (a swap: the fence holds), then deletes its segments. */
-  private async bury(current: Current, tombstone: 'removed' | 'expired'): Promise<void> {
+  /** Marks the upload `tombstone` (a swap: the fence holds), with the refusal that ended it if any, then deletes its segments. */
+  private async bury(current: Current, tombstone: 'removed' | 'expired', error?: UploadError): Promise<void> {
     const { id } = current.state;
-    await this.swap(current, { ...current.state, tombstone, touchedAt: this.iso() });
+    await this.swap(current, { ...current.state, tombstone, touchedAt: this.iso(), ...(error ? { error } : {}) });
     this.arrivedBytes.delete(id);
     for await (const o of this.objects.list(`${uploadFolder(id)}${SEGMENT_PREFIX}`)) await this.objects.delete(o.key);
   }

@@ -50,6 +50,19 @@ export interface UploadState {
   segments: SegmentRecord[];
   /** Set when the upload was terminated or expired: its segments are going or gone. */
   tombstone: Tombstone | null;
+  /**
+   * Why the server ended the upload, when it refused its stream for good at frame 0 (sealing_mismatch,
+   * parent_changed): the transfer is `failed` with it, as on a btrfs server. Only beside the tombstone `removed`, so
+   * that an instance older than this field reads the upload as aborted instead of refusing its state.
+   */
+  error?: UploadError;
+}
+
+/** A final refusal, as a Transfer's error says it. */
+export interface UploadError {
+  code: string;
+  message: string;
+  at: string;
 }
 
 export function stateKey(id: string): string {
@@ -113,6 +126,7 @@ export function parseState(id: string, body: Buffer): UploadState {
   if (s.size !== null && !isCount(s.size)) throw corrupt(id, 'its declared size is not a byte count');
   if (!isCount(s.generation)) throw corrupt(id, 'its lease generation is not a count');
   if (s.tombstone !== null && s.tombstone !== 'removed' && s.tombstone !== 'expired') throw corrupt(id, 'its tombstone is unknown');
+  if (s.error !== undefined && !(s.tombstone === 'removed' && isUploadError(s.error))) throw corrupt(id, 'its error is not a removed upload\'s code, message and time');
   if (!Array.isArray(s.segments)) throw corrupt(id, 'its segments are not a list');
   // The segments must tile the stream from 0 in frame order, each a name of ours, the end frame only last.
   let wire = 0;
@@ -127,6 +141,11 @@ export function parseState(id: string, body: Buffer): UploadState {
     frame = g.last! + 1;
   });
   return s as UploadState;
+}
+
+function isUploadError(v: unknown): v is UploadError {
+  const e = v as Partial<UploadError> | null;
+  return typeof e === 'object' && e !== null && typeof e.code === 'string' && typeof e.message === 'string' && typeof e.at === 'string';
 }
 
 function isCount(v: unknown): v is number {

@@ -35,6 +35,13 @@ export const CatalogEntry = z.strictObject({
    */
   sealedBy: z.string().regex(/^[0-9a-f]{16}$/).nullable().optional(),
   /**
+   * The ctransid the snapshot was sent at (parent-ctransid.ts): a plain stream's first command, read from its stored
+   * frame 0, or a sealed stream's as its client declared it. An incremental on this stream whose parent's ctransid is
+   * another now is refused (`parent_changed`). Null where neither says (an older client's sealed stream); absent from
+   * entries stored before it was recorded. Either way nothing is compared.
+   */
+  ctransid: z.number().int().nonnegative().nullable().optional(),
+  /**
    * Set when retention takes the stream's chain out (archive-retention.ts): `marked`, then `deleting` once no upload
    * in progress was found on it, and only then are its objects deleted. Views, parents and restores pass over a
    * stream in either state from the swap that set it on.

@@ -37,6 +37,13 @@ export interface Creation {
   rawEstimate: number | null;
   createdAt: string | null;
   takenAt: string | null;
+  /**
+   * The ctransids the client says the stream's first command carries (META.ctransid, META.parentCtransid; the
+   * parent's only for an incremental), null where it said none (an older client). A btrfs server reads them from
+   * frame 0 instead; an archive takes them for a sealed stream, whose frame 0 it cannot read.
+   */
+  ctransid: number | null;
+  parentCtransid: number | null;
 }
 
 /** What this server's btrfs receive reads (core/btrfs/features.ts). */
@@ -59,7 +66,22 @@ export function parseCreation(metadata: CreationMetadata, receivable: Receivable
   const createdAt = parseTimeMetadata(metadata[META.createdAt], META.createdAt);
   const takenAt = parseTimeMetadata(metadata[META.takenAt], META.takenAt);
   const rawEstimate = Number.isFinite(estimate) && estimate >= 0 ? estimate : null;
-  return { volume, snapshot, uuid, parentUuid, parentReceived, chunkSize, sendStream, rawEstimate, createdAt, takenAt };
+  const ctransid = parseTransid(metadata[META.ctransid], META.ctransid);
+  const parentCtransid = parentUuid === null ? null : parseTransid(metadata[META.parentCtransid], META.parentCtransid);
+  return { volume, snapshot, uuid, parentUuid, parentReceived, chunkSize, sendStream, rawEstimate, createdAt, takenAt, ctransid, parentCtransid };
+}
+
+/**
+ * A transaction id the client declared (decimal, as btrfs's u64 fits a JS number up to 2^53), null when absent. One
+ * that is not a count is the client's mistake (400): taken as absent, it would let a sealed stream pass unjudged.
+ */
+function parseTransid(raw: string | null | undefined, key: string): number | null {
+  if (raw === undefined || raw === null) return null;
+  const n = Number(raw);
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(n)) {
+    throw new ValidationError(`upload metadata ${key} is ${JSON.stringify(raw.slice(0, 40))}, not a transaction id`, { details: { [key]: raw.slice(0, 40) } });
+  }
+  return n;
 }
 
 /** The metadata's chunk size, or the caller's mistake (400, not retryable): never a RangeError answered 500. */

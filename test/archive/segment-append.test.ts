@@ -1,12 +1,14 @@
 // appendSegments (server/archive/segment-append.ts) with the store replaced by a list: when segments are cut (by
 // size, by age, at the request's end however it ends), that they hold whole verified frames byte for byte, and that
-// nothing of a frame that failed or a frame in flight is stored. No S3 here: segment-uploads.test.ts has the bucket.
+// nothing of a frame that failed or a frame in flight is stored; how state.json is read. No S3 here:
+// segment-uploads.test.ts has the bucket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { CHAIN_ZERO } from '../../core/wire/index.ts';
 import { appendSegments, type SegmentJob } from '../../server/archive/segment-append.ts';
 import { parseState, progressOf, STATE_VERSION, type SegmentRecord, type UploadState } from '../../server/archive/upload-state.ts';
+import { transferState, transferView, type TransferRecord } from '../../server/archive/archive-transfer.ts';
 import type { SpoolProgress } from '../../server/spool/progress.ts';
 import { encode, mixedBytes } from '../wire/frame-helpers.ts';
 
@@ -101,4 +103,23 @@ test('a state.json whose segments do not tile the stream, or that names another 
   bad({ ...state, segments: [{ ...state.segments[0]!, name: '../x' }] });
   bad({ ...state, version: 2 });
   assert.throws(() => parseState(id, Buffer.from('{')), { code: 'archive_object_corrupt' });
+});
+
+test('a removed upload may carry the refusal that ended it: its transfer is failed with it (aborted without); an error beside another tombstone, or not a code, message and time, is refused', () => {
+  const id = 'a'.repeat(32);
+  const removed: UploadState = {
+    version: STATE_VERSION, id, metadata: {}, creationDate: 'x', size: null, generation: 1, touchedAt: 'y', segments: [], tombstone: 'removed',
+  };
+  const error = { code: 'parent_changed', message: 'the client\'s s1 ... was changed after it was sent', at: '2026-12-06T00:00:00.000Z' };
+  const refused = parseState(id, Buffer.from(JSON.stringify({ ...removed, error })));
+  assert.deepEqual([transferState(refused, undefined), transferState(removed, undefined)], ['failed', 'aborted']);
+  const record: TransferRecord = {
+    id, client: 'c', volume: 'v', snapshot: 's2', uuid: 'u', parentUuid: 'p', createdAt: 'x', rawEstimate: null, chunkSize: CHUNK, sendStream: 'v1',
+    snapshotCreatedAt: null, snapshotTakenAt: null,
+  };
+  assert.deepEqual(transferView(record, refused, undefined, 0).error, error, 'as core/plan.ts changedParents reads a failed transfer');
+  const bad = (s: unknown) => assert.throws(() => parseState(id, Buffer.from(JSON.stringify(s))), { code: 'archive_object_corrupt' });
+  bad({ ...removed, tombstone: 'expired', error });
+  bad({ ...removed, tombstone: null, error });
+  bad({ ...removed, error: { code: 'parent_changed' } });
 });

@@ -1,7 +1,8 @@
 // The archive's upload store (server/archive/segment-uploads.ts) against a real RGW (test/fixtures/s3.ts): the store
 // contract every upload store passes (test/server/store-contract.ts), then what is the archive's own: segments that
-// hold exactly the frames sent, nothing stored of a frame that failed, and an upload that one instance began (killed
-// with SIGKILL) finished through another once its lease ran out, refused as transfer_locked while it ran.
+// hold exactly the frames sent, nothing stored of a frame that failed nor of a stream refused at frame 0 (whose
+// upload a final refusal ends, failed), and an upload that one instance began (killed with SIGKILL) finished through
+// another once its lease ran out, refused as transfer_locked while it ran.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -142,13 +143,20 @@ test('a corrupt frame is refused (460) and nothing of it is stored; the frames b
 
 test('the sink hears of frame 0 before anything is stored (and can refuse it), and of the verified end once it is stored', rootOnly, async () => {
   const { wire } = await framed(3);
-  const refused = await instance({
-    sink: () => ({ start: () => { throw new SnapferryError('stream_mismatch', 'not the snapshot it claims'); }, complete: () => assert.fail('no end') }),
-  });
+  const refusing = (err: SnapferryError) => instance({ sink: () => ({ start: () => { throw err; }, complete: () => assert.fail('no end') }) });
+  const refused = await refusing(new SnapferryError('parent_changed', 'its parent changed on the client since it was sent'));
   const no = await created(refused.uploads);
-  assert.equal((await failure(request(refused.uploads, no, 0, wire))).code, 'stream_mismatch');
+  assert.equal((await failure(request(refused.uploads, no, 0, wire))).code, 'parent_changed');
   assert.deepEqual(await segmentKeys(refused.objects, no), [], 'nothing of a refused stream is stored');
-  assert.equal((await refused.uploads.get(no)).offset, 0);
+  // A final refusal (not retryable) ends the upload with it before the request answers: a tombstone that says why.
+  const ended = await readState(refused.objects, no);
+  assert.deepEqual([ended.tombstone, ended.error?.code, ended.error?.message], ['removed', 'parent_changed', 'its parent changed on the client since it was sent']);
+  // One that may heal (the bucket down a moment) leaves the upload as it was, for the client's retry.
+  const doubt = await refusing(new SnapferryError('store_unavailable', 'the store did not answer', { retryable: true }));
+  const maybe = await created(doubt.uploads);
+  assert.equal((await failure(request(doubt.uploads, maybe, 0, wire))).code, 'store_unavailable');
+  assert.equal((await doubt.uploads.get(maybe)).offset, 0);
+  assert.equal((await readState(doubt.objects, maybe)).tombstone, null);
 
   const heard: string[] = [];
   const ok = await instance({

@@ -8,6 +8,8 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { sharedOrOwnS3, type S3Server } from '../fixtures/s3.ts';
 import { s3ObjectStore, type ObjectStore } from '../../server/archive/object-store.ts';
+import { startArchiveServer } from '../../server/archive/archive-serve.ts';
+import { silentLogger } from '../../server/log.ts';
 
 export interface TestBucket {
   readonly name: string;
@@ -43,4 +45,15 @@ export function sharedS3(): { bucket(): Promise<TestBucket> } {
       };
     },
   };
+}
+
+/** A `serve` in archive mode on BUCKET under PREFIX, on a free loopback port, closed after the test. */
+export async function archiveServer(t: { after(fn: () => unknown): void }, bucket: TestBucket, prefix: string): Promise<Awaited<ReturnType<typeof startArchiveServer>>> {
+  const { server } = bucket;
+  const running = await startArchiveServer({
+    host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(),
+    store: { endpoint: server.endpoint, bucket: bucket.name, prefix, region: server.region, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } },
+  });
+  t.after(() => running.close());
+  return running;
 }

@@ -82,6 +82,18 @@ test('parentReceived: only "1" beside a parent UUID marks the parent a received 
   assert.equal('parentReceived' in admit(parsed({ [META.parentUuid]: PARENT }), { snapshots: [snapshot()] }), false, 'absent unless set');
 });
 
+test('ctransid and parentCtransid: the transaction ids the client declares, null when absent (an older client), the parent\'s only beside a parent UUID; one that is not a count is the caller\'s mistake', () => {
+  const c = parsed({ [META.parentUuid]: PARENT, [META.ctransid]: '41', [META.parentCtransid]: '7' });
+  assert.deepEqual([c.ctransid, c.parentCtransid], [41, 7]);
+  assert.deepEqual([parsed().ctransid, parsed({ [META.parentUuid]: PARENT }).parentCtransid], [null, null]);
+  assert.equal(parsed({ [META.parentCtransid]: '7' }).parentCtransid, null, 'a full send has no parent to judge');
+  assert.equal(parsed({ [META.ctransid]: '9007199254740991' }).ctransid, Number.MAX_SAFE_INTEGER);
+  for (const raw of ['', '-1', '1.5', '0x10', ' 7', '9007199254740992', 'seven']) {
+    refuses(() => parsed({ [META.parentUuid]: PARENT, [META.parentCtransid]: raw }), 'invalid_input', 400);
+    refuses(() => parsed({ [META.ctransid]: raw }), 'invalid_input', 400);
+  }
+});
+
 test('metadata names that are not safe names or UUIDs are refused as the caller\'s mistake (400)', () => {
   refuses(() => parsed({ [META.volume]: '../etc' }), 'invalid_input', 400);
   refuses(() => parsed({ [META.volume]: undefined }), 'invalid_input', 400);
