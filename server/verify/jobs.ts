@@ -35,6 +35,8 @@ export const DEFAULT_VERIFY_LIMITS: Readonly<VerifyLimits> = Object.freeze({ max
 
 /** When a refused start should come back: a digest of a small change takes seconds, a first one minutes. */
 const RETRY_AFTER_SECONDS = 15;
+/** A finished job asked about less recently than this gives its place to a new verify (makeRoom). */
+const FINISHED_IDLE_MS = 30_000;
 
 type JobState =
   | { state: 'digesting' }
@@ -145,6 +147,8 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
   }
 
   private checkLimits(client: SafeName): void {
+    this.makeRoom((j) => j.client === client, this.limits.maxPerClient);
+    this.makeRoom(() => true, this.limits.maxTotal);
     const ofClient = [...this.jobs.values()].filter((j) => j.client === client).length;
     if (ofClient >= this.limits.maxPerClient) {
       throw new SnapferryError('too_many_verifies', `client ${client} already has ${ofClient} verifies on the server, the limit is ${this.limits.maxPerClient} (429): let them finish, then try again`, {
@@ -156,6 +160,19 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
         retryable: true, details: { maxTotal: this.limits.maxTotal, retryAfterSeconds: RETRY_AFTER_SECONDS },
       });
     }
+  }
+
+  /**
+   * Where `among` holds `limit` jobs or more, the finished ones (ready or failed) nobody asked about for FINISHED_IDLE_MS
+   * go, least recently asked first. The limits are there for the disks and cores a digest takes, and a finished job
+   * takes none: an interrupted `verify` (Ctrl-C) left its job ready, and two of them refused the client's next verify
+   * for the 10 minutes of idleMs. Its digest is saved, so a client that comes back for it soon gets it again cheaply.
+   */
+  private makeRoom(among: (job: Job) => boolean, limit: number): void {
+    const cutoff = this.now() - FINISHED_IDLE_MS;
+    const jobs = [...this.jobs.values()].filter(among);
+    const idle = jobs.filter((j) => j.now.state !== 'digesting' && j.lastUsed <= cutoff).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (let over = jobs.length - limit + 1; over > 0 && idle.length > 0; over--) this.drop(idle.shift()!);
   }
 
   /** A job as `client` may see it (null: an admin, who sees every client's); another client's is not found. */

@@ -198,3 +198,23 @@ test('a directory bigger than one answer comes in pages, and the client puts the
   assert.equal(records.size, 2500);
   j.close();
 });
+
+test('finished jobs nobody asked about for 30 s give their place to a new verify; digesting or recently asked ones do not', async () => {
+  // An interrupted verify (Ctrl-C) leaves its job ready: two of them refused the client's next verify for 10 minutes.
+  let clock = 1_000_000;
+  const { engine, pending } = fakeEngine(null);
+  const j = jobs(engine, { maxPerClient: 2, maxTotal: 4 }, () => clock);
+  await start(j, 's1');
+  await start(j, 's2');
+  pending[0]!.resolve(fakeTree(1));
+  await new Promise((r) => setImmediate(r));
+  clock += 10_000;
+  // s1 is ready but was asked about 10 s ago, s2 still digesting: no place yet.
+  assert.equal(statusOf((await start(j, 's3').catch((e: SnapferryError) => e)) as SnapferryError), 429);
+  clock += 30_000;
+  // s1 is ready and idle for 40 s: it goes; s2, digesting, stays.
+  const s3 = await start(j, 's3');
+  assert.equal(s3.snapshot, 's3');
+  pending[1]!.resolve(fakeTree(1));
+  j.close();
+});
