@@ -4,7 +4,9 @@
 //                                runtime dependencies only: the native addons, as built here for this machine's node
 //                                and architecture (so the package is Architecture: this machine's)
 //   /usr/bin/snapferry           a link to /usr/lib/snapferry/bin/snapferry.js
-//   /usr/lib/systemd/system/     the units of deploy/systemd, their ExecStart naming /usr/bin/snapferry
+//   /usr/lib/systemd/system/     the units of deploy/systemd, their ExecStart naming /usr/bin/snapferry; the
+//                                maintainer scripts (maintainer-scripts.mjs) stop them on remove, restart them after
+//                                an upgrade, and clean up their enabled links
 //   /usr/share/doc/snapferry/    README.md, the bundled packages' licenses, examples/ (the example configs, the nginx site)
 //
 // Usage: node packaging/deb.mjs [--out DIR]   (default: this checkout's root). Prints the .deb's path.
@@ -13,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDist } from './build.mjs';
+import { maintainerScripts } from './maintainer-scripts.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -77,9 +80,6 @@ function control(pkg, arch, installedKb) {
   ].join('\n');
 }
 
-/** Tell a running systemd about the units (or that they are gone); they are enabled by hand once configured. */
-const RELOAD = '#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\n';
-
 function duKb(dir) {
   let bytes = 0;
   for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
@@ -108,8 +108,10 @@ export async function buildDeb(root = ROOT, outDir = root) {
     fs.symlinkSync(path.relative(path.dirname(INSTALLED_BIN), `/${LIB}/bin/snapferry.js`), path.join(stage, INSTALLED_BIN));
 
     fs.mkdirSync(path.join(stage, UNITS), { recursive: true });
+    const units = {};
     for (const name of fs.readdirSync(path.join(root, 'deploy', 'systemd'))) {
-      fs.writeFileSync(path.join(stage, UNITS, name), unitFor(fs.readFileSync(path.join(root, 'deploy', 'systemd', name), 'utf8')));
+      units[name] = unitFor(fs.readFileSync(path.join(root, 'deploy', 'systemd', name), 'utf8'));
+      fs.writeFileSync(path.join(stage, UNITS, name), units[name]);
     }
 
     const doc = path.join(stage, DOC);
@@ -129,7 +131,7 @@ export async function buildDeb(root = ROOT, outDir = root) {
     const debian = path.join(stage, 'DEBIAN');
     fs.mkdirSync(debian);
     fs.writeFileSync(path.join(debian, 'control'), control(pkg, arch, duKb(stage)));
-    for (const script of ['postinst', 'postrm']) fs.writeFileSync(path.join(debian, script), RELOAD, { mode: 0o755 });
+    for (const [script, text] of Object.entries(maintainerScripts(units))) fs.writeFileSync(path.join(debian, script), text, { mode: 0o755 });
 
     fs.mkdirSync(outDir, { recursive: true });
     const out = path.join(outDir, `snapferry_${pkg.version}_${arch}.deb`);
