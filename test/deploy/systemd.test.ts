@@ -107,3 +107,21 @@ test('systemd-analyze verify accepts the units', async (t) => {
   assert.equal(`${r.stdout}${r.stderr}`.trim(), '', `systemd-analyze verify:\n${r.stderr}`);
   assert.equal(r.exitCode, 0);
 });
+
+test('the README and the units start the client service by hand with --no-block: a oneshot start waits out the whole run', async () => {
+  const service = await readUnit('snapferry-client.service');
+  assert.equal(value(service, 'Service', 'Type'), 'oneshot');
+  const texts = [
+    ['README.md', await fs.readFile(path.resolve(import.meta.dirname, '../../README.md'), 'utf8')],
+    ...(await Promise.all((await fs.readdir(DIR)).map(async (n) => [n, await fs.readFile(path.join(DIR, n), 'utf8')]))),
+  ];
+  let starts = 0;
+  for (const [name, text] of texts) {
+    for (const m of text!.matchAll(/systemctl\s+(?:--\S+\s+)*(?:re)?start\b[^\n`]*\bsnapferry-client(?:\.service)?(?![.\w-])/g)) {
+      starts += 1;
+      assert.match(m[0], /--no-block/, `${name}: ${m[0]}`);
+    }
+  }
+  assert.ok(starts > 0, 'the README says how to start a first run now');
+  assert.match(texts[0]![1]!, /journalctl -fu snapferry-client\b/, 'and how to follow it');
+});
