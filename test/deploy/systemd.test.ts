@@ -125,3 +125,13 @@ test('the README and the units start the client service by hand with --no-block:
   assert.ok(starts > 0, 'the README says how to start a first run now');
   assert.match(texts[0]![1]!, /journalctl -fu snapferry-client\b/, 'and how to follow it');
 });
+
+test('the README\'s server roots are the one the server unit may write', async () => {
+  const unit = await readUnit('snapferry-server.service');
+  const writable = value(unit, 'Service', 'ReadWritePaths')!.replace(/^-/, '');
+  const readme = await fs.readFile(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+  const roots = [...readme.matchAll(/(?:--root\s+|^root:\s*)(\/\S+)/gm)].map((m) => m[1]);
+  assert.ok(roots.length > 0);
+  // Another root needs `systemctl edit snapferry-server` (the README says how), so its examples keep to this one.
+  assert.deepEqual([...new Set(roots)], [writable]);
+});
