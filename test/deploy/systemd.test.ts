@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { DEFAULT_SERVER_CONFIG, loadServerConfig } from '../../server/config.ts';
 import { DEFAULT_CLIENT_CONFIG } from '../../client/config.ts';
 import { SNAPFERRY_BIN } from '../e2e/processes.ts';
+import { EXIT } from '../../client/exit-codes.ts';
 // Where the .deb installs the command (and `npm install -g` with NodeSource's node, whose prefix is /usr).
 import { INSTALLED_BIN } from '../../packaging/deb.mjs';
 
@@ -134,4 +135,13 @@ test('the README\'s server roots are the one the server unit may write', async (
   assert.ok(roots.length > 0);
   // Another root needs `systemctl edit snapferry-server` (the README says how), so its examples keep to this one.
   assert.deepEqual([...new Set(roots)], [writable]);
+});
+
+test('a unit that restarts on failure does not restart what exits 2 (a config, a root or a key to fix) every 10 s for ever', async () => {
+  const server = await readUnit('snapferry-server.service');
+  assert.equal(value(server, 'Service', 'Restart'), 'on-failure', 'a crash or a lost disk heals with a restart');
+  assert.ok((value(server, 'Service', 'RestartPreventExitStatus') ?? '').split(/\s+/).includes(String(EXIT.usage)));
+  // The client does not restart itself: the timer runs it again within the hour.
+  const client = await readUnit('snapferry-client.service');
+  assert.equal(value(client, 'Service', 'Restart') ?? 'no', 'no');
 });
