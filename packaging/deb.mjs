@@ -1,8 +1,9 @@
 // `npm run package:deb`: snapferry as a Debian package, built with dpkg-deb from this checkout (no network).
 //
 //   /usr/lib/snapferry/          package.json, bin/snapferry.js, dist/ (npm run build) and node_modules/ with the
-//                                runtime dependencies only: the native addons, as built here for this machine's node
-//                                and architecture (so the package is Architecture: this machine's)
+//                                files the runtime dependencies load and their licenses (runtime-files.mjs): the
+//                                native addons, as built here for this machine's node and architecture (so the
+//                                package is Architecture: this machine's), without their build tree
 //   /usr/bin/snapferry           a link to /usr/lib/snapferry/bin/snapferry.js
 //   /usr/lib/systemd/system/     the units of deploy/systemd, their ExecStart naming /usr/bin/snapferry; the
 //                                maintainer scripts (maintainer-scripts.mjs) stop them on remove, restart them after
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDist } from './build.mjs';
 import { maintainerScripts } from './maintainer-scripts.mjs';
+import { runtimeFiles } from './runtime-files.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -40,25 +42,6 @@ export function nodeDependency(engines) {
 /** A unit of deploy/systemd with every ExecStart (and the like) running the packaged command. */
 export function unitFor(text, bin = INSTALLED_BIN) {
   return text.replace(/^(Exec\w+=[-@:+!]*)\S*\/snapferry(?=\s|$)/gm, `$1${bin}`);
-}
-
-/** The lock file's runtime packages (not dev), as paths like node_modules/zstd-napi, that are installed here. */
-function runtimePackages(root) {
-  const lock = JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8'));
-  return Object.entries(lock.packages)
-    .filter(([key, meta]) => key.startsWith('node_modules/') && !meta.dev && !meta.devOptional)
-    .map(([key]) => key)
-    // Optional packages of other platforms (@node-rs/crc32-darwin-arm64, ...) are in the lock but not installed.
-    .filter((key) => fs.existsSync(path.join(root, key)));
-}
-
-function copyPackage(root, key, into) {
-  const from = path.join(root, key);
-  // Nested node_modules are packages of their own in the lock: copied (or not) by their own key.
-  fs.cpSync(fs.realpathSync(from), path.join(into, key), {
-    recursive: true,
-    filter: (src) => !path.relative(fs.realpathSync(from), src).split(path.sep).includes('node_modules'),
-  });
 }
 
 function control(pkg, arch, installedKb) {
@@ -102,7 +85,10 @@ export async function buildDeb(root = ROOT, outDir = root) {
     fs.copyFileSync(path.join(root, 'bin', 'snapferry.js'), path.join(lib, 'bin', 'snapferry.js'));
     fs.chmodSync(path.join(lib, 'bin', 'snapferry.js'), 0o755);
     fs.cpSync(dist, path.join(lib, 'dist'), { recursive: true });
-    for (const key of runtimePackages(root)) copyPackage(root, key, lib);
+    for (const file of runtimeFiles(root)) {
+      fs.mkdirSync(path.join(lib, 'node_modules', path.dirname(file)), { recursive: true });
+      fs.copyFileSync(path.join(root, 'node_modules', file), path.join(lib, 'node_modules', file));
+    }
 
     fs.mkdirSync(path.join(stage, path.dirname(INSTALLED_BIN)), { recursive: true });
     fs.symlinkSync(path.relative(path.dirname(INSTALLED_BIN), `/${LIB}/bin/snapferry.js`), path.join(stage, INSTALLED_BIN));

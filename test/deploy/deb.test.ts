@@ -57,6 +57,13 @@ test('the package: the command in /usr/bin, runtime modules only, no tests or so
   const modules = await fs.readdir(path.join(into, 'usr/lib/snapferry/node_modules'));
   for (const devOnly of ['tsx', 'esbuild', 'typescript', 'eslint', 'commander']) assert.ok(!modules.includes(devOnly), `${devOnly} is in the package`);
   assert.ok(modules.includes('zstd-napi'));
+  // What runs, not what built it: no node-gyp build tree, zstd sources, types or install-time packages.
+  const shipped = files.filter((f) => f.startsWith('usr/lib/snapferry/node_modules/') && !f.endsWith('/'));
+  assert.deepEqual(shipped.filter((f) => /\.(o|a|c|h|cc|cpp|S|gyp|gypi|mk|d|d\.ts|stamp)$|(^|\/)(Makefile|ar-file-list)$|\/obj\.target\//.test(f)), [], 'build files');
+  for (const installOnly of ['@types', 'prebuild-install', 'node-addon-api', 'tar-fs', 'rc']) assert.ok(!modules.includes(installOnly), `${installOnly} is in the package`);
+  assert.deepEqual(shipped.filter((f) => f.endsWith('.node')).map((f) => f.replace(/^.*node_modules\//, '')).filter((f) => f.startsWith('zstd-napi/')), ['zstd-napi/build/Release/binding.node']);
+  const buildPaths = await execa('grep', ['-rlF', '-e', await fs.realpath(path.resolve(import.meta.dirname, '../../node_modules')), '-e', '/.cache/node-gyp', path.join(into, 'usr/lib/snapferry/node_modules')], { reject: false });
+  assert.equal(buildPaths.stdout, '', 'files that name the paths the addons were built in');
 
   assert.equal(INSTALLED_BIN, '/usr/bin/snapferry');
   const bin = path.join(into, INSTALLED_BIN);
