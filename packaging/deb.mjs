@@ -8,7 +8,9 @@
 //   /usr/lib/systemd/system/     the units of deploy/systemd, their ExecStart naming /usr/bin/snapferry; the
 //                                maintainer scripts (maintainer-scripts.mjs) stop them on remove, restart them after
 //                                an upgrade, and clean up their enabled links
-//   /usr/share/doc/snapferry/    README.md, the bundled packages' licenses, examples/ (the example configs, the nginx site)
+//   /usr/share/doc/snapferry/    README.md, the bundled packages' licenses, copyright
+//   /usr/share/snapferry/examples/  the example configs and the nginx site the README's steps copy: not under
+//                                /usr/share/doc, which minimized images (Ubuntu's minimal, Docker's) leave out
 //
 // Usage: node packaging/deb.mjs [--out DIR]   (default: this checkout's root). Prints the .deb's path.
 import { execFileSync } from 'node:child_process';
@@ -26,6 +28,7 @@ export const INSTALLED_BIN = '/usr/bin/snapferry';
 const LIB = 'usr/lib/snapferry';
 const UNITS = 'usr/lib/systemd/system';
 const DOC = 'usr/share/doc/snapferry';
+export const EXAMPLES = 'usr/share/snapferry/examples';
 /**
  * What the command runs besides node: btrfs (btrfs-progs), getfattr (attr: the tree digest reads xattrs), flock
  * (util-linux: the root lock).
@@ -101,14 +104,16 @@ export async function buildDeb(root = ROOT, outDir = root) {
     }
 
     const doc = path.join(stage, DOC);
-    fs.mkdirSync(path.join(doc, 'examples'), { recursive: true });
+    fs.mkdirSync(doc, { recursive: true });
+    const examples = path.join(stage, EXAMPLES);
+    fs.mkdirSync(examples, { recursive: true });
     fs.copyFileSync(path.join(root, 'README.md'), path.join(doc, 'README.md'));
     fs.copyFileSync(path.join(dist, 'THIRD-PARTY-LICENSES.md'), path.join(doc, 'THIRD-PARTY-LICENSES.md'));
     for (const name of fs.readdirSync(path.join(root, 'deploy')).filter((n) => n.endsWith('.yaml'))) {
-      fs.copyFileSync(path.join(root, 'deploy', name), path.join(doc, 'examples', name));
+      fs.copyFileSync(path.join(root, 'deploy', name), path.join(examples, name));
     }
     // The nginx site the README's HTTPS steps copy: there is no clone to copy it from on a machine with the package.
-    fs.copyFileSync(path.join(root, 'nginx', 'snapferry.conf'), path.join(doc, 'examples', 'nginx-snapferry.conf'));
+    fs.copyFileSync(path.join(root, 'nginx', 'snapferry.conf'), path.join(examples, 'nginx-snapferry.conf'));
     fs.writeFileSync(
       path.join(doc, 'copyright'),
       `snapferry ${pkg.version}\nLicense: ${pkg.license}\nThe licenses of the packages bundled into dist/: THIRD-PARTY-LICENSES.md\n\n${fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')}`,
