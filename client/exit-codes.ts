@@ -33,6 +33,9 @@ export function exitCodeFor(err: unknown): number {
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
   // A config file that does not validate: the same mistake given as a flag is a usage error too (a URL without a scheme).
   if (err.code === 'config_invalid') return EXIT.usage;
+  // A server root this process may not write (server/root-check.ts): the unit's ReadWritePaths= or a mount to fix,
+  // which a restart does not.
+  if (err.code === 'root_read_only') return EXIT.usage;
   // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.
   if (err.code.startsWith('key_file_')) return EXIT.usage;
   // A token file open to others (client/http/token.ts): the user's chmod, as for a key file.

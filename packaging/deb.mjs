@@ -1,11 +1,16 @@
 // `npm run package:deb`: snapferry as a Debian package, built with dpkg-deb from this checkout (no network).
 //
 //   /usr/lib/snapferry/          package.json, bin/snapferry.js, dist/ (npm run build) and node_modules/ with the
-//                                runtime dependencies only: the native addons, as built here for this machine's node
-//                                and architecture (so the package is Architecture: this machine's)
+//                                files the runtime dependencies load and their licenses (runtime-files.mjs): the
+//                                native addons, as built here for this machine's node and architecture (so the
+//                                package is Architecture: this machine's), without their build tree
 //   /usr/bin/snapferry           a link to /usr/lib/snapferry/bin/snapferry.js
-//   /usr/lib/systemd/system/     the units of deploy/systemd, their ExecStart naming /usr/bin/snapferry
-//   /usr/share/doc/snapferry/    README.md, the bundled packages' licenses, examples/ (the example configs, the nginx site)
+//   /usr/lib/systemd/system/     the units of deploy/systemd, their ExecStart naming /usr/bin/snapferry; the
+//                                maintainer scripts (maintainer-scripts.mjs) stop them on remove, restart them after
+//                                an upgrade, and clean up their enabled links
+//   /usr/share/doc/snapferry/    README.md, the bundled packages' licenses, copyright
+//   /usr/share/snapferry/examples/  the example configs and the nginx site the README's steps copy: not under
+//                                /usr/share/doc, which minimized images (Ubuntu's minimal, Docker's) leave out
 //
 // Usage: node packaging/deb.mjs [--out DIR]   (default: this checkout's root). Prints the .deb's path.
 import { execFileSync } from 'node:child_process';
@@ -13,6 +18,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDist } from './build.mjs';
+import { maintainerScripts } from './maintainer-scripts.mjs';
+import { runtimeFiles } from './runtime-files.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -21,6 +28,7 @@ export const INSTALLED_BIN = '/usr/bin/snapferry';
 const LIB = 'usr/lib/snapferry';
 const UNITS = 'usr/lib/systemd/system';
 const DOC = 'usr/share/doc/snapferry';
+export const EXAMPLES = 'usr/share/snapferry/examples';
 /**
  * What the command runs besides node: btrfs (btrfs-progs), getfattr (attr: the tree digest reads xattrs), flock
  * (util-linux: the root lock).
@@ -37,25 +45,6 @@ export function nodeDependency(engines) {
 /** A unit of deploy/systemd with every ExecStart (and the like) running the packaged command. */
 export function unitFor(text, bin = INSTALLED_BIN) {
   return text.replace(/^(Exec\w+=[-@:+!]*)\S*\/snapferry(?=\s|$)/gm, `$1${bin}`);
-}
-
-/** The lock file's runtime packages (not dev), as paths like node_modules/zstd-napi, that are installed here. */
-function runtimePackages(root) {
-  const lock = JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8'));
-  return Object.entries(lock.packages)
-    .filter(([key, meta]) => key.startsWith('node_modules/') && !meta.dev && !meta.devOptional)
-    .map(([key]) => key)
-    // Optional packages of other platforms (@node-rs/crc32-darwin-arm64, ...) are in the lock but not installed.
-    .filter((key) => fs.existsSync(path.join(root, key)));
-}
-
-function copyPackage(root, key, into) {
-  const from = path.join(root, key);
-  // Nested node_modules are packages of their own in the lock: copied (or not) by their own key.
-  fs.cpSync(fs.realpathSync(from), path.join(into, key), {
-    recursive: true,
-    filter: (src) => !path.relative(fs.realpathSync(from), src).split(path.sep).includes('node_modules'),
-  });
 }
 
 function control(pkg, arch, installedKb) {
@@ -76,9 +65,6 @@ function control(pkg, arch, installedKb) {
     '',
   ].join('\n');
 }
-
-/** Tell a running systemd about the units (or that they are gone); they are enabled by hand once configured. */
-const RELOAD = '#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\n';
 
 function duKb(dir) {
   let bytes = 0;
@@ -102,25 +88,32 @@ export async function buildDeb(root = ROOT, outDir = root) {
     fs.copyFileSync(path.join(root, 'bin', 'snapferry.js'), path.join(lib, 'bin', 'snapferry.js'));
     fs.chmodSync(path.join(lib, 'bin', 'snapferry.js'), 0o755);
     fs.cpSync(dist, path.join(lib, 'dist'), { recursive: true });
-    for (const key of runtimePackages(root)) copyPackage(root, key, lib);
+    for (const file of runtimeFiles(root)) {
+      fs.mkdirSync(path.join(lib, 'node_modules', path.dirname(file)), { recursive: true });
+      fs.copyFileSync(path.join(root, 'node_modules', file), path.join(lib, 'node_modules', file));
+    }
 
     fs.mkdirSync(path.join(stage, path.dirname(INSTALLED_BIN)), { recursive: true });
     fs.symlinkSync(path.relative(path.dirname(INSTALLED_BIN), `/${LIB}/bin/snapferry.js`), path.join(stage, INSTALLED_BIN));
 
     fs.mkdirSync(path.join(stage, UNITS), { recursive: true });
+    const units = {};
     for (const name of fs.readdirSync(path.join(root, 'deploy', 'systemd'))) {
-      fs.writeFileSync(path.join(stage, UNITS, name), unitFor(fs.readFileSync(path.join(root, 'deploy', 'systemd', name), 'utf8')));
+      units[name] = unitFor(fs.readFileSync(path.join(root, 'deploy', 'systemd', name), 'utf8'));
+      fs.writeFileSync(path.join(stage, UNITS, name), units[name]);
     }
 
     const doc = path.join(stage, DOC);
-    fs.mkdirSync(path.join(doc, 'examples'), { recursive: true });
+    fs.mkdirSync(doc, { recursive: true });
+    const examples = path.join(stage, EXAMPLES);
+    fs.mkdirSync(examples, { recursive: true });
     fs.copyFileSync(path.join(root, 'README.md'), path.join(doc, 'README.md'));
     fs.copyFileSync(path.join(dist, 'THIRD-PARTY-LICENSES.md'), path.join(doc, 'THIRD-PARTY-LICENSES.md'));
     for (const name of fs.readdirSync(path.join(root, 'deploy')).filter((n) => n.endsWith('.yaml'))) {
-      fs.copyFileSync(path.join(root, 'deploy', name), path.join(doc, 'examples', name));
+      fs.copyFileSync(path.join(root, 'deploy', name), path.join(examples, name));
     }
     // The nginx site the README's HTTPS steps copy: there is no clone to copy it from on a machine with the package.
-    fs.copyFileSync(path.join(root, 'nginx', 'snapferry.conf'), path.join(doc, 'examples', 'nginx-snapferry.conf'));
+    fs.copyFileSync(path.join(root, 'nginx', 'snapferry.conf'), path.join(examples, 'nginx-snapferry.conf'));
     fs.writeFileSync(
       path.join(doc, 'copyright'),
       `snapferry ${pkg.version}\nLicense: ${pkg.license}\nThe licenses of the packages bundled into dist/: THIRD-PARTY-LICENSES.md\n\n${fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')}`,
@@ -129,7 +122,7 @@ export async function buildDeb(root = ROOT, outDir = root) {
     const debian = path.join(stage, 'DEBIAN');
     fs.mkdirSync(debian);
     fs.writeFileSync(path.join(debian, 'control'), control(pkg, arch, duKb(stage)));
-    for (const script of ['postinst', 'postrm']) fs.writeFileSync(path.join(debian, script), RELOAD, { mode: 0o755 });
+    for (const [script, text] of Object.entries(maintainerScripts(units))) fs.writeFileSync(path.join(debian, script), text, { mode: 0o755 });
 
     fs.mkdirSync(outDir, { recursive: true });
     const out = path.join(outDir, `snapferry_${pkg.version}_${arch}.deb`);

@@ -8,16 +8,26 @@ const BTRFS_SUPER_MAGIC = 0x9123683e;
 export async function checkServerRoot(root: string): Promise<void> {
   // The filesystem is judged where the root is or would be, before anything is made: a refused root left an empty
   // folder behind, and one whose btrfs is not mounted yet would have been made on the filesystem below the mount.
-  const stats = await fs.statfs(await nearestExisting(root));
+  const existing = await nearestExisting(root);
+  const stats = await fs.statfs(existing);
   if (stats.type !== BTRFS_SUPER_MAGIC) {
     throw new SnapferryError(
       'root_not_btrfs',
       `the server root ${root} is not on a btrfs filesystem; give --root a folder on btrfs (received snapshots are subvolumes)`,
     );
   }
-  await fs.mkdir(root, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+  await fs.mkdir(root, { recursive: true, mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
+    // A recursive mkdir on a read-only filesystem says ENOENT (node 20), not EROFS: access(2) tells.
+    if (err.code === 'EROFS' || (await isReadOnly(existing))) throw readOnlyRoot(root);
     throw new SnapferryError('root_unusable', `cannot create the server root ${root}: ${err.message}`);
   });
+}
+
+async function isReadOnly(p: string): Promise<boolean> {
+  return fs.access(p, fs.constants.W_OK).then(
+    () => false,
+    (err: NodeJS.ErrnoException) => err.code === 'EROFS',
+  );
 }
 
 /** `p`, or the nearest folder above it that exists. */
@@ -30,4 +40,20 @@ async function nearestExisting(p: string): Promise<string> {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || at === path.dirname(at)) throw new SnapferryError('root_unusable', `cannot use the server root ${p}: ${(err as Error).message}`);
     }
   }
+}
+
+/**
+ * EROFS on the root: its filesystem is mounted read-only, or, far more often, serve runs under snapferry-server.service,
+ * whose ProtectSystem=strict leaves writable only the ReadWritePaths= it lists (/srv/snapferry): a bare
+ * "EROFS: read-only file system, open '.../serve.lock'" named neither.
+ */
+export function readOnlyRoot(root: string): SnapferryError {
+  const at = path.resolve(root);
+  return new SnapferryError(
+    'root_read_only',
+    `the server root ${at} is read-only for this process. Under snapferry-server.service, which may write only to ` +
+      `the ReadWritePaths= it lists, add it with \`systemctl edit snapferry-server\`:\n  [Service]\n  ReadWritePaths=${at}\n` +
+      'then `systemctl restart snapferry-server`. Otherwise its filesystem is mounted read-only: remount it read-write, or give --root another folder',
+    { details: { root: at } },
+  );
 }

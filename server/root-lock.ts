@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import { SnapferryError } from '../core/errors.ts';
 import { describeHolder, isHeld, tryLock, type HeldLock } from '../core/file-lock.ts';
 import { ServerLayout } from './layout.ts';
+import { readOnlyRoot } from './root-check.ts';
 
 export const ROOT_LOCKED = 'root_locked';
 
@@ -30,6 +31,7 @@ export async function lockRoot(root: string, command: string): Promise<HeldLock>
   const layout = new ServerLayout(root);
   const got = await tryLock(layout.lockFile, command).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') throw noRoot(layout);
+    if (err.code === 'EROFS') throw readOnlyRoot(layout.root);
     throw err;
   });
   if (isHeld(got)) return got;

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { buildDeb, INSTALLED_BIN } from '../../packaging/deb.mjs';
+import { buildDeb, EXAMPLES, INSTALLED_BIN } from '../../packaging/deb.mjs';
 import { Status } from '../../core/protocol.ts';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { assertReceived, createPair } from '../e2e/harness.ts';
@@ -57,11 +57,18 @@ test('the package: the command in /usr/bin, runtime modules only, no tests or so
   const modules = await fs.readdir(path.join(into, 'usr/lib/snapferry/node_modules'));
   for (const devOnly of ['tsx', 'esbuild', 'typescript', 'eslint', 'commander']) assert.ok(!modules.includes(devOnly), `${devOnly} is in the package`);
   assert.ok(modules.includes('zstd-napi'));
+  // What runs, not what built it: no node-gyp build tree, zstd sources, types or install-time packages.
+  const shipped = files.filter((f) => f.startsWith('usr/lib/snapferry/node_modules/') && !f.endsWith('/'));
+  assert.deepEqual(shipped.filter((f) => /\.(o|a|c|h|cc|cpp|S|gyp|gypi|mk|d|d\.ts|stamp)$|(^|\/)(Makefile|ar-file-list)$|\/obj\.target\//.test(f)), [], 'build files');
+  for (const installOnly of ['@types', 'prebuild-install', 'node-addon-api', 'tar-fs', 'rc']) assert.ok(!modules.includes(installOnly), `${installOnly} is in the package`);
+  assert.deepEqual(shipped.filter((f) => f.endsWith('.node')).map((f) => f.replace(/^.*node_modules\//, '')).filter((f) => f.startsWith('zstd-napi/')), ['zstd-napi/build/Release/binding.node']);
+  const buildPaths = await execa('grep', ['-rlF', '-e', await fs.realpath(path.resolve(import.meta.dirname, '../../node_modules')), '-e', '/.cache/node-gyp', path.join(into, 'usr/lib/snapferry/node_modules')], { reject: false });
+  assert.equal(buildPaths.stdout, '', 'files that name the paths the addons were built in');
 
   assert.equal(INSTALLED_BIN, '/usr/bin/snapferry');
   const bin = path.join(into, INSTALLED_BIN);
   assert.equal(await fs.realpath(bin), path.join(into, 'usr/lib/snapferry/bin/snapferry.js'));
-  for (const example of ['server.example.yaml', 'client.example.yaml', 'nginx-snapferry.conf']) assert.ok(existsSync(path.join(into, 'usr/share/doc/snapferry/examples', example)));
+  for (const example of ['server.example.yaml', 'client.example.yaml', 'nginx-snapferry.conf']) assert.ok(existsSync(path.join(into, EXAMPLES, example)));
   assert.match(await fs.readFile(path.join(into, 'usr/share/doc/snapferry/copyright'), 'utf8'), /License: MIT[\s\S]*MIT License\n\nCopyright \(c\) 2026/, 'the copyright file holds the license');
 
   const units = (await fs.readdir(path.join(into, UNITS))).sort();
@@ -79,6 +86,24 @@ test('the package: the command in /usr/bin, runtime modules only, no tests or so
   const verify = await execa('systemd-analyze', ['verify', ...units.map((u) => path.join(dir, u))], { reject: false });
   assert.equal(`${verify.stdout}${verify.stderr}`.trim(), '', 'systemd-analyze verify has findings');
   assert.equal(verify.exitCode, 0);
+});
+
+test('the examples are where minimized images keep them, and the README\'s steps copy them from there and write tokens under /etc/snapferry', async () => {
+  const { into } = await extracted();
+  // dpkg's path-exclude=/usr/share/doc/* (Ubuntu minimal, Docker images) leaves only the copyright file there.
+  assert.equal(EXAMPLES, 'usr/share/snapferry/examples');
+  assert.deepEqual((await fs.readdir(path.join(into, 'usr/share/doc/snapferry'), { recursive: true })).sort(), ['README.md', 'THIRD-PARTY-LICENSES.md', 'copyright']);
+  const readme = await fs.readFile(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+  assert.deepEqual(readme.match(/\/usr\/share\/doc\/snapferry\S*/g) ?? [], [], 'the README names files under /usr/share/doc/snapferry');
+  const named = [...readme.matchAll(new RegExp(`/${EXAMPLES}/([\\w.-]+)`, 'g'))].map((m) => m[1]!);
+  assert.ok(named.length >= 3, 'the README copies the examples from the package');
+  for (const example of named) assert.ok(existsSync(path.join(into, EXAMPLES, example)), `${example} is not in the package`);
+  // The service steps: a token is a secret, written where only root reads it, never beside the examples.
+  const service = readme.slice(readme.indexOf('## Run it as a service'), readme.indexOf('\n## ', readme.indexOf('## Run it as a service') + 1));
+  const tokenFiles = [...service.matchAll(/--token-file\s+(\S+)/g)].map((m) => m[1]!);
+  assert.ok(tokenFiles.length > 0);
+  for (const file of tokenFiles) assert.match(file, /^\/etc\/snapferry\//, `--token-file ${file}`);
+  assert.doesNotMatch(service, /^cd /m, 'the steps run from no particular folder');
 });
 
 test('the packaged command serves and pushes with plain node: the server answers /v1/status, workers compress', rootOnly, async (t) => {

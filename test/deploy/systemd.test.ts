@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { DEFAULT_SERVER_CONFIG, loadServerConfig } from '../../server/config.ts';
 import { DEFAULT_CLIENT_CONFIG } from '../../client/config.ts';
 import { SNAPFERRY_BIN } from '../e2e/processes.ts';
+import { EXIT } from '../../client/exit-codes.ts';
 // Where the .deb installs the command (and `npm install -g` with NodeSource's node, whose prefix is /usr).
 import { INSTALLED_BIN } from '../../packaging/deb.mjs';
 
@@ -106,4 +107,41 @@ test('systemd-analyze verify accepts the units', async (t) => {
   // verify warns about unknown keys and bad values on stderr but still exits 0: any output is a finding.
   assert.equal(`${r.stdout}${r.stderr}`.trim(), '', `systemd-analyze verify:\n${r.stderr}`);
   assert.equal(r.exitCode, 0);
+});
+
+test('the README and the units start the client service by hand with --no-block: a oneshot start waits out the whole run', async () => {
+  const service = await readUnit('snapferry-client.service');
+  assert.equal(value(service, 'Service', 'Type'), 'oneshot');
+  const texts = [
+    ['README.md', await fs.readFile(path.resolve(import.meta.dirname, '../../README.md'), 'utf8')],
+    ...(await Promise.all((await fs.readdir(DIR)).map(async (n) => [n, await fs.readFile(path.join(DIR, n), 'utf8')]))),
+  ];
+  let starts = 0;
+  for (const [name, text] of texts) {
+    for (const m of text!.matchAll(/systemctl\s+(?:--\S+\s+)*(?:re)?start\b[^\n`]*\bsnapferry-client(?:\.service)?(?![.\w-])/g)) {
+      starts += 1;
+      assert.match(m[0], /--no-block/, `${name}: ${m[0]}`);
+    }
+  }
+  assert.ok(starts > 0, 'the README says how to start a first run now');
+  assert.match(texts[0]![1]!, /journalctl -fu snapferry-client\b/, 'and how to follow it');
+});
+
+test('the README\'s server roots are the one the server unit may write', async () => {
+  const unit = await readUnit('snapferry-server.service');
+  const writable = value(unit, 'Service', 'ReadWritePaths')!.replace(/^-/, '');
+  const readme = await fs.readFile(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+  const roots = [...readme.matchAll(/(?:--root\s+|^root:\s*)(\/\S+)/gm)].map((m) => m[1]);
+  assert.ok(roots.length > 0);
+  // Another root needs `systemctl edit snapferry-server` (the README says how), so its examples keep to this one.
+  assert.deepEqual([...new Set(roots)], [writable]);
+});
+
+test('a unit that restarts on failure does not restart what exits 2 (a config, a root or a key to fix) every 10 s for ever', async () => {
+  const server = await readUnit('snapferry-server.service');
+  assert.equal(value(server, 'Service', 'Restart'), 'on-failure', 'a crash or a lost disk heals with a restart');
+  assert.ok((value(server, 'Service', 'RestartPreventExitStatus') ?? '').split(/\s+/).includes(String(EXIT.usage)));
+  // The client does not restart itself: the timer runs it again within the hour.
+  const client = await readUnit('snapferry-client.service');
+  assert.equal(value(client, 'Service', 'Restart') ?? 'no', 'no');
 });
