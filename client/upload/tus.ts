@@ -10,6 +10,7 @@ import type { FramedUploadSource } from './source.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
 import { patchBody } from './patch-body.ts';
 import { answerWithoutErrorBody } from '../http/answer.ts';
+import { onServer } from '../http/server-path.ts';
 import { DEFAULT_STALL_MS, tlsErrorFrom, type Transport } from '../http/transport.ts';
 import type { LinkMeter } from './link-meter.ts';
 import { StallWatch } from './stall-watch.ts';
@@ -172,7 +173,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       fn(v);
     };
     const upload = new Upload(Buffer.alloc(0), {
-      endpoint: createdUrl ? null : new URL(`${UPLOADS_PATH}/`, options.server).toString(),
+      endpoint: createdUrl ? null : onServer(options.server, `${UPLOADS_PATH}/`),
       ...(createdUrl ? { uploadUrl: createdUrl } : {}),
       metadata: options.metadata,
       uploadLengthDeferred: true,
