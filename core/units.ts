@@ -26,7 +26,13 @@ export function parseSize(value: string): number {
 
 /** A timeout's lower bound: 0 would turn it off (Node's, or the socket's), and less would cut healthy lines. */
 export const MIN_TIMEOUT_MS = 1000;
-export const TIMEOUT_EXAMPLE = 'a duration of at least 1s, like 30s or 2m';
+/**
+ * A timeout's upper bound. Every timeout ends up in a Node timer (setTimeout, a socket's or a server's timeout), which
+ * holds at most 2^31-1 ms (24.8 days): a longer one is set to 1 ms with a TimeoutOverflowWarning, so `--stall-timeout
+ * 25d` cut every request at once. A whole number of days under that limit is one a person can say back.
+ */
+export const MAX_TIMEOUT_MS = 24 * 86_400_000;
+export const TIMEOUT_EXAMPLE = 'a duration of at least 1s and at most 24d, like 30s or 2m';
 
 const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 } as const;
 const DURATION_RE = /^(?:\d+[smhdw])+$/i;
@@ -52,11 +58,15 @@ export function parseDuration(value: string): number {
 }
 
 /**
- * A timeout (--stall-timeout, --idle-timeout, and their config keys): a duration of at least MIN_TIMEOUT_MS. The one
- * check for flag and config alike: `stallTimeout: 0s` in a config was taken while `--stall-timeout 0s` was refused.
+ * A timeout (--stall-timeout, --idle-timeout, and their config keys): a duration of at least MIN_TIMEOUT_MS and at
+ * most MAX_TIMEOUT_MS. The one check for flag and config alike: `stallTimeout: 0s` in a config was taken while
+ * `--stall-timeout 0s` was refused.
  */
 export function parseTimeout(value: string): number {
   const ms = parseDuration(value);
   if (ms < MIN_TIMEOUT_MS) throw new ValidationError(`expected ${TIMEOUT_EXAMPLE}, got ${JSON.stringify(value)}`, { details: { value } });
+  if (ms > MAX_TIMEOUT_MS) {
+    throw new ValidationError(`${JSON.stringify(value)} is too long a timeout: at most 24d (a timer holds up to 2^31-1 ms, 24.8 days)`, { details: { value, maxMs: MAX_TIMEOUT_MS } });
+  }
   return ms;
 }

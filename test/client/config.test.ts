@@ -52,10 +52,19 @@ test('a server URL with a query or fragment is refused, as a flag and in the con
 
 test('stallTimeout takes what --stall-timeout takes: at least a second', async () => {
   assert.equal(config('server: http://s\nstallTimeout: 1s\n').stallTimeout, 1000);
-  assert.throws(() => config('server: http://s\nstallTimeout: 0s\n'), /stallTimeout: expected a duration of at least 1s, like 30s or 2m, found "0s"/);
+  assert.throws(() => config('server: http://s\nstallTimeout: 0s\n'), /stallTimeout: expected a duration of at least 1s and at most 24d, like 30s or 2m, found "0s"/);
   const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '--stall-timeout', '0s', '/nonexistent']);
   assert.equal(flag.exitCode, EXIT.usage);
-  assert.match(flag.stderr, /expected a duration of at least 1s, like 30s or 2m/);
+  assert.match(flag.stderr, /expected a duration of at least 1s and at most 24d, like 30s or 2m/);
+});
+
+test('a stall timeout longer than a timer holds (2^31-1 ms, 24.8 days) is refused, as a flag and in the config', async () => {
+  assert.equal(config('server: http://s\nstallTimeout: 24d\n').stallTimeout, 24 * 86_400_000);
+  assert.throws(() => config('server: http://s\nstallTimeout: 25d\n'), /stallTimeout: expected a duration of at least 1s and at most 24d, like 30s or 2m, found "25d"/);
+  const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '--stall-timeout', '25d', '/nonexistent']);
+  assert.equal(flag.exitCode, EXIT.usage);
+  assert.match(flag.stderr, /"25d" is too long a timeout: at most 24d/);
+  assert.doesNotMatch(flag.stderr, /TimeoutOverflowWarning/);
 });
 
 test('compress and limitRate take what the flags take', () => {

@@ -94,6 +94,13 @@ test('serve --config with a broken file exits 2 (usage, as for a wrong flag) and
   assert.match(r.stderr, /bad-type\.yaml:5: behindProxy: expected true or false, found "yes"/);
 });
 
+test('serve --idle-timeout longer than a timer holds (24.8 days) exits 2 and says the maximum, before it starts', async () => {
+  const r = await execa('node', [SNAPFERRY_BIN, 'serve', '--root', '/nonexistent', '--no-auth', '--idle-timeout', '4w'], { reject: false, timeout: 60_000 });
+  assert.equal(r.exitCode, EXIT.usage, r.stderr);
+  assert.match(r.stderr, /"4w" is too long a timeout: at most 24d/);
+  assert.doesNotMatch(r.stderr, /TimeoutOverflowWarning/);
+});
+
 test('serve --config: the file sets the server up; --listen, --no-auth and --privileged-files override it', rootOnly, async (t) => {
   const children = new ChildProcesses(t);
   const disk = await createBtrfs(t, { sizeMiB: 128 });
