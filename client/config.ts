@@ -10,7 +10,7 @@ import { ValidationError } from '../core/errors.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
 import { parseServerUrl } from '../core/server-url.ts';
-import { absolutePathField, durationField, httpUrlField, parsedField, safeNameKey, sizeField, timeoutField } from '../core/config-fields.ts';
+import { absolutePathField, durationField, httpUrlField, parsedField, sizeField, timeoutField, volumeNameKey } from '../core/config-fields.ts';
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
 import { parseCompressSetting, type CompressSetting } from './push/compression.ts';
 
@@ -72,7 +72,7 @@ export const ClientConfigSchema = z.strictObject({
    */
   encrypt: absolutePathField().optional(),
   /** By volume name (the name on the server). */
-  volumes: z.record(safeNameKey('volume'), VolumeConfigSchema).default({}),
+  volumes: z.record(volumeNameKey(), VolumeConfigSchema).default({}),
 });
 
 export type ClientConfig = DeepReadonly<z.output<typeof ClientConfigSchema>>;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { isSafeName, NAME_RULE } from './names.ts';
 import { parseServerUrl } from './server-url.ts';
+import { MAX_VOLUME_LENGTH, VOLUME_LENGTH_RULE } from './snapshot-name.ts';
 import { DURATION_EXAMPLE, parseDuration, parseSize, parseTimeout, SIZE_EXAMPLE, TIMEOUT_EXAMPLE } from './units.ts';
 
 /** A field whose value `parse` turns into T, or refuses (by returning undefined or throwing) with `expected`. */
@@ -53,6 +54,18 @@ export function timeoutField() {
 }
 
 /**
+ * A volume's key: one path component of the alphabet of core/names.ts, short enough for its snapshots' names
+ * (core/snapshot-name.ts). A plain string key (not the SafeName brand): config maps are looked up by names from the
+ * command line.
+ */
+export function volumeNameKey() {
+  return z.string().superRefine((key, ctx) => {
+    if (!isSafeName(key)) ctx.addIssue({ code: 'custom', message: `expected a volume name of ${NAME_RULE}` });
+    else if (key.length > MAX_VOLUME_LENGTH) ctx.addIssue({ code: 'custom', message: `expected a volume name of ${VOLUME_LENGTH_RULE}; this one has ${key.length}` });
+  });
+}
+
+/**
  * An absolute path. Relative ones are refused rather than guessed: under systemd the working directory is /, from
  * a shell it is wherever the admin stood, and the same file must mean the same thing in both.
  */
@@ -77,10 +90,4 @@ export function httpUrlField() {
       return z.NEVER;
     }
   });
-}
-
-/** A key that names a volume or a client: one path component of the alphabet of core/names.ts. */
-export function safeNameKey(what: string) {
-  // A plain string key (not the SafeName brand): config maps are looked up by names from the command line.
-  return z.string().refine((key): boolean => isSafeName(key), { message: `expected a ${what} name of ${NAME_RULE}` });
 }

@@ -3,7 +3,7 @@
  * returns only once the server has received and checked every one, or throws a typed error that says what to do.
  */
 import crypto from 'node:crypto';
-import { parseName } from '../../core/names.ts';
+import { parseVolumeName } from '../../core/snapshot-name.ts';
 import { planPush, serverView, type LocalSnapshot, type Plan, type PlanStep } from '../../core/plan.ts';
 import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
@@ -93,7 +93,7 @@ export function presentNote(names: readonly string[]): string | null {
 }
 
 export async function push(options: PushOptions, report: Reporter): Promise<PushResult> {
-  const volume = parseName(options.volume, 'volume');
+  const volume = parseVolumeName(options.volume);
   // Read first: a missing, damaged or open key file is said before the server is asked anything.
   const sealKey = options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt);
   const headers = { ...options.headers, [SESSION_HEADER]: crypto.randomUUID() };

@@ -67,6 +67,15 @@ test('a stall timeout longer than a timer holds (2^31-1 ms, 24.8 days) is refuse
   assert.doesNotMatch(flag.stderr, /TimeoutOverflowWarning/);
 });
 
+test('a volume name too long for its snapshots\' names is refused, as a config key and as push --volume', async () => {
+  const volume = (name: string) => `server: http://s\nvolumes:\n  ${name}:\n    source: /a\n    snapshotDir: /b\n`;
+  assert.deepEqual(Object.keys(config(volume('v'.repeat(238))).volumes), ['v'.repeat(238)]);
+  assert.throws(() => config(volume('v'.repeat(239))), /client\.yaml:3: volumes\.v+: expected a volume name of at most 238 characters, so that its snapshots' names \(<volume>\.YYYYMMDDTHHMMSSZ\) fit btrfs's 255; this one has 239/);
+  const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v'.repeat(239), '/nonexistent']);
+  assert.equal(flag.exitCode, EXIT.usage);
+  assert.match(flag.stderr, /is 239 characters long: a volume name has at most 238 characters/);
+});
+
 test('compress and limitRate take what the flags take', () => {
   assert.equal(config('server: http://s\ncompress: none\n').compress, 0);
   assert.equal(config('server: http://s\ncompress: 7\n').compress, 7);
