@@ -142,6 +142,8 @@ export function clientSettings(flags: ClientFlags, config: ClientConfig | null):
 export interface PushJob {
   volume: string;
   snapshots: string[];
+  /** The snapshots are the volume's configured snapshotDir (client/local/snapshots.ts ResolveOptions.snapshotDir). */
+  snapshotDir?: boolean;
 }
 
 /**
@@ -184,8 +186,8 @@ export function pushJobs(snapshots: readonly string[], volume: string | undefine
         { details: { volume } },
       );
     }
-    return [{ volume, snapshots: [v.snapshotDir] }];
+    return [{ volume, snapshots: [v.snapshotDir], snapshotDir: true }];
   }
   if (names.length === 0) throw new ValidationError('the config file has no volumes: add some under volumes:, or give snapshots to push');
-  return names.map((name) => ({ volume: name, snapshots: [config.volumes[name]!.snapshotDir] }));
+  return names.map((name) => ({ volume: name, snapshots: [config.volumes[name]!.snapshotDir], snapshotDir: true }));
 }

@@ -37,6 +37,8 @@ export interface PushOptions {
   dryRun?: boolean;
   volume: string;
   snapshots: readonly string[];
+  /** `snapshots` is the volume's configured snapshotDir (push --config): one with no snapshot yet says so. */
+  snapshotDir?: boolean;
   chunkSize?: number;
   /** zstd level (0: none) or 'auto' (default): the highest level that stays well ahead of the link. */
   compress?: CompressSetting;
@@ -102,7 +104,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.env ? { env: options.env } : {}),
   });
   const api = new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) });
-  const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m) });
+  const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m), ...(options.snapshotDir === true ? { snapshotDir: true } : {}) });
   if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
   // One volume, one source: checked before the server is asked anything.
   const groups = sourceGroups(requested);

@@ -189,10 +189,10 @@ export async function listLocal(dir: string, volume?: string): Promise<LocalList
   if (stat instanceof Error) return { dir, error: describeError(stat) };
   try {
     // As push reads the folder: in a folder shared by several sources (btrbk's layout), the volume's own.
-    return { dir, snapshots: await resolveRequested([dir], volume !== undefined ? { volume } : {}) };
+    return { dir, snapshots: await resolveRequested([dir], { snapshotDir: true, ...(volume !== undefined ? { volume } : {}) }) };
   } catch (err) {
     // A folder that holds no snapshot yet is not an error here, unlike for push.
-    if (isSnapferryError(err) && err.code === 'snapshot_not_found' && stat.isDirectory()) return { dir, snapshots: [] };
+    if (isSnapferryError(err) && err.code === 'snapshot_not_taken_yet') return { dir, snapshots: [] };
     return { dir, error: describeError(err) };
   }
 }

@@ -109,10 +109,10 @@ test('push jobs: snapshots on the command line go to --volume; without them, the
   ]);
   assert.throws(() => pushJobs(['/snaps/home/a', '/snaps/root/b'], undefined, c), /give --volume NAME/);
   assert.deepEqual(pushJobs([], undefined, c), [
-    { volume: 'home', snapshots: ['/snaps/home'] },
-    { volume: 'root', snapshots: ['/snaps/root'] },
+    { volume: 'home', snapshots: ['/snaps/home'], snapshotDir: true },
+    { volume: 'root', snapshots: ['/snaps/root'], snapshotDir: true },
   ]);
-  assert.deepEqual(pushJobs([], 'root', c), [{ volume: 'root', snapshots: ['/snaps/root'] }]);
+  assert.deepEqual(pushJobs([], 'root', c), [{ volume: 'root', snapshots: ['/snaps/root'], snapshotDir: true }]);
   assert.throws(() => pushJobs([], 'usr', c), /volume usr is not in the config file: it has home, root/);
   assert.throws(() => pushJobs([], undefined, null), /give the snapshots to push/);
   assert.throws(() => pushJobs([], undefined, config('server: http://s\n')), /has no volumes/);
@@ -146,7 +146,7 @@ test('push --config pushes every configured volume, flags override the file, sta
   const all = await snapferry(['push', '--config', file]);
   assert.notEqual(all.exitCode, EXIT.ok, all.stderr);
   assert.match(all.stderr, /^home: done: 1 snapshot\(s\) received by the server \(s1\)$/m);
-  assert.match(all.stderr, /^snapferry: empty: .*no-snapshots-here is neither a btrfs snapshot nor a folder holding read-only snapshots$/m);
+  assert.match(all.stderr, /^snapferry: empty: no snapshots yet in .*no-snapshots-here \(take one with `snapferry snapshot`\)$/m);
   await assertReceived(path.join(pair.snaps, 's1'), pair.receivedPath('home', 's1'));
 
   const one = await snapferry(['push', '--config', file, '--volume', 'home']);
