@@ -117,10 +117,9 @@ const CONFIG_HINT = `(--config FILE, or ${DEFAULT_CLIENT_CONFIG})`;
 
 /** Flags over config over defaults. */
 export function clientSettings(flags: ClientFlags, config: ClientConfig | null): ClientSettings {
-  const server = flags.server ?? config?.server;
-  if (server === undefined) throw new ValidationError(`give --server URL, or a config file with server: ${CONFIG_HINT}`);
   // The config's value is parsed on load; a flag's here, with the same message.
-  if (flags.server !== undefined) parseServerUrl(flags.server);
+  const server = flags.server !== undefined ? parseServerUrl(flags.server) : config?.server;
+  if (server === undefined) throw new ValidationError(`give --server URL, or a config file with server: ${CONFIG_HINT}`);
   const pick = <K extends 'tokenFile' | 'caFile' | 'limitRate' | 'retries' | 'stallTimeout'>(key: K) => {
     const value = flags[key] ?? config?.[key];
     return value === undefined ? {} : { [key]: value };

@@ -50,6 +50,17 @@ test('a server URL with a query or fragment is refused, as a flag and in the con
   assert.equal(config('server: https://h:8443/some/path\n').server, 'https://h:8443/some/path');
 });
 
+test('a server URL with credentials is refused (exit 2, --token-file named); empty path segments are dropped', async () => {
+  assert.throws(() => clientSettings({ server: 'https://user:pass@h' }, null), /given with credentials \(user:password@\), which snapferry does not use: give the URL without them, e\.g\. "https:\/\/h", and the client's token with --token-file/);
+  assert.throws(() => config('server: https://user@h/sf\n'), /server: the server "h" is given with credentials.*"https:\/\/h\/sf"/);
+  assert.equal(clientSettings({ server: 'https://h//' }, null).server, 'https://h');
+  assert.equal(clientSettings({ server: 'https://h:8443//sf//' }, null).server, 'https://h:8443/sf');
+  assert.equal(config('server: https://h/sf/\n').server, 'https://h/sf');
+  const flag = await snapferry(['status', '--server', 'https://user:pass@127.0.0.1:9']);
+  assert.equal(flag.exitCode, EXIT.usage, flag.stderr);
+  assert.doesNotMatch(flag.stderr, /cannot reach/);
+});
+
 test('stallTimeout takes what --stall-timeout takes: at least a second', async () => {
   assert.equal(config('server: http://s\nstallTimeout: 1s\n').stallTimeout, 1000);
   assert.throws(() => config('server: http://s\nstallTimeout: 0s\n'), /stallTimeout: expected a duration of at least 1s and at most 24d, like 30s or 2m, found "0s"/);
