@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { isSafeName, NAME_RULE } from './names.ts';
 import { parseServerUrl } from './server-url.ts';
 import { MAX_VOLUME_LENGTH, VOLUME_LENGTH_RULE } from './snapshot-name.ts';
-import { DURATION_EXAMPLE, parseDuration, parseSize, parseTimeout, SIZE_EXAMPLE, TIMEOUT_EXAMPLE } from './units.ts';
+import { DURATION_EXAMPLE, MAX_SIZE_TEXT, parseDuration, parseSize, parseTimeout, SIZE_EXAMPLE, SizeTooLarge, TIMEOUT_EXAMPLE } from './units.ts';
 
 /** A field whose value `parse` turns into T, or refuses (by returning undefined or throwing) with `expected`. */
 export function parsedField<T>(expected: string, parse: (value: unknown) => T | undefined) {
@@ -16,7 +16,12 @@ export function parsedField<T>(expected: string, parse: (value: unknown) => T | 
     let out: T | undefined;
     try {
       out = parse(value);
-    } catch {
+    } catch (err) {
+      // Written right but too large: "expected a size like 4M" would send the reader looking for a typo.
+      if (err instanceof SizeTooLarge) {
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}; this one is too large (at most ${MAX_SIZE_TEXT})` });
+        return z.NEVER;
+      }
       out = undefined;
     }
     if (out === undefined) {
@@ -36,7 +41,10 @@ export function sizeField(options: { min?: number; perSecond?: boolean; why?: st
   const expected = options.why === undefined ? bound : `${bound}; ${options.why}`;
   return parsedField(expected, (v) => {
     let bytes: number;
-    if (typeof v === 'number') bytes = v;
+    if (typeof v === 'number') {
+      if (Number.isInteger(v) && !Number.isSafeInteger(v)) throw new SizeTooLarge(String(v));
+      bytes = v;
+    }
     else if (typeof v === 'string') bytes = parseSize(options.perSecond ? v.replace(/\/s$/i, '') : v);
     else return undefined;
     return Number.isSafeInteger(bytes) && bytes >= min ? bytes : undefined;

@@ -10,7 +10,17 @@ const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i;
 
 export const SIZE_EXAMPLE = 'a size like 4M, 200k, 500G or 1048576';
 
-/** Bytes, a whole number; throws ValidationError on anything else. */
+/** The largest size a count of bytes holds exactly (2^53 - 1), as people read it. */
+export const MAX_SIZE_TEXT = '8P';
+
+/** A size written right that no count of bytes holds: said as too large, not as written wrong. */
+export class SizeTooLarge extends ValidationError {
+  constructor(value: string) {
+    super(`${JSON.stringify(value)} is too large a size: at most ${MAX_SIZE_TEXT}`, { details: { value } });
+  }
+}
+
+/** Bytes, a whole number; throws ValidationError on anything else (SizeTooLarge for one written right but too large). */
 export function parseSize(value: string): number {
   const m = SIZE_RE.exec(value.trim());
   const unit = m?.[2]?.toLowerCase() as keyof typeof SIZE_UNITS | undefined;
@@ -18,9 +28,7 @@ export function parseSize(value: string): number {
     throw new ValidationError(`expected ${SIZE_EXAMPLE}, got ${JSON.stringify(value)}`, { details: { value } });
   }
   const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[unit]);
-  if (!Number.isSafeInteger(bytes)) {
-    throw new ValidationError(`${JSON.stringify(value)} is too large a size`, { details: { value } });
-  }
+  if (!Number.isSafeInteger(bytes)) throw new SizeTooLarge(value);
   return bytes;
 }
 
