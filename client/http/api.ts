@@ -160,6 +160,10 @@ export class ServerApi {
           cause: err,
         });
       }
+      // The user stopped the command (Ctrl-C): said as such, never as a server that cannot be reached.
+      if (this.options.signal?.aborted) {
+        throw new ServerError('cancelled', `interrupted before ${this.base.origin} answered ${method} ${path}`, null, { retryable: false, cause: err });
+      }
       const untrusted = tlsErrorFrom(err, this.base);
       if (untrusted) throw untrusted;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
