@@ -10,7 +10,7 @@ import { ValidationError } from '../core/errors.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
 import { parseServerUrl } from '../core/server-url.ts';
-import { absolutePathField, durationField, httpUrlField, parsedField, safeNameKey, sizeField, timeoutField } from '../core/config-fields.ts';
+import { absolutePathField, durationField, httpUrlField, parsedField, sizeField, timeoutField, volumeNameKey } from '../core/config-fields.ts';
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
 import { parseCompressSetting, type CompressSetting } from './push/compression.ts';
 
@@ -72,7 +72,7 @@ export const ClientConfigSchema = z.strictObject({
    */
   encrypt: absolutePathField().optional(),
   /** By volume name (the name on the server). */
-  volumes: z.record(safeNameKey('volume'), VolumeConfigSchema).default({}),
+  volumes: z.record(volumeNameKey(), VolumeConfigSchema).default({}),
 });
 
 export type ClientConfig = DeepReadonly<z.output<typeof ClientConfigSchema>>;
@@ -117,10 +117,9 @@ const CONFIG_HINT = `(--config FILE, or ${DEFAULT_CLIENT_CONFIG})`;
 
 /** Flags over config over defaults. */
 export function clientSettings(flags: ClientFlags, config: ClientConfig | null): ClientSettings {
-  const server = flags.server ?? config?.server;
-  if (server === undefined) throw new ValidationError(`give --server URL, or a config file with server: ${CONFIG_HINT}`);
   // The config's value is parsed on load; a flag's here, with the same message.
-  if (flags.server !== undefined) parseServerUrl(flags.server);
+  const server = flags.server !== undefined ? parseServerUrl(flags.server) : config?.server;
+  if (server === undefined) throw new ValidationError(`give --server URL, or a config file with server: ${CONFIG_HINT}`);
   const pick = <K extends 'tokenFile' | 'caFile' | 'limitRate' | 'retries' | 'stallTimeout'>(key: K) => {
     const value = flags[key] ?? config?.[key];
     return value === undefined ? {} : { [key]: value };
@@ -142,6 +141,8 @@ export function clientSettings(flags: ClientFlags, config: ClientConfig | null):
 export interface PushJob {
   volume: string;
   snapshots: string[];
+  /** The snapshots are the volume's configured snapshotDir (client/local/snapshots.ts ResolveOptions.snapshotDir). */
+  snapshotDir?: boolean;
 }
 
 /**
@@ -184,8 +185,8 @@ export function pushJobs(snapshots: readonly string[], volume: string | undefine
         { details: { volume } },
       );
     }
-    return [{ volume, snapshots: [v.snapshotDir] }];
+    return [{ volume, snapshots: [v.snapshotDir], snapshotDir: true }];
   }
   if (names.length === 0) throw new ValidationError('the config file has no volumes: add some under volumes:, or give snapshots to push');
-  return names.map((name) => ({ volume: name, snapshots: [config.volumes[name]!.snapshotDir] }));
+  return names.map((name) => ({ volume: name, snapshots: [config.volumes[name]!.snapshotDir], snapshotDir: true }));
 }

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { isSafeName, NAME_RULE } from './names.ts';
 import { parseServerUrl } from './server-url.ts';
-import { DURATION_EXAMPLE, parseDuration, parseSize, parseTimeout, SIZE_EXAMPLE, TIMEOUT_EXAMPLE } from './units.ts';
+import { MAX_VOLUME_LENGTH, VOLUME_LENGTH_RULE } from './snapshot-name.ts';
+import { DURATION_EXAMPLE, MAX_SIZE_TEXT, parseDuration, parseSize, parseTimeout, SIZE_EXAMPLE, SizeTooLarge, TIMEOUT_EXAMPLE } from './units.ts';
 
 /** A field whose value `parse` turns into T, or refuses (by returning undefined or throwing) with `expected`. */
 export function parsedField<T>(expected: string, parse: (value: unknown) => T | undefined) {
@@ -15,7 +16,12 @@ export function parsedField<T>(expected: string, parse: (value: unknown) => T | 
     let out: T | undefined;
     try {
       out = parse(value);
-    } catch {
+    } catch (err) {
+      // Written right but too large: "expected a size like 4M" would send the reader looking for a typo.
+      if (err instanceof SizeTooLarge) {
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}; this one is too large (at most ${MAX_SIZE_TEXT})` });
+        return z.NEVER;
+      }
       out = undefined;
     }
     if (out === undefined) {
@@ -35,7 +41,10 @@ export function sizeField(options: { min?: number; perSecond?: boolean; why?: st
   const expected = options.why === undefined ? bound : `${bound}; ${options.why}`;
   return parsedField(expected, (v) => {
     let bytes: number;
-    if (typeof v === 'number') bytes = v;
+    if (typeof v === 'number') {
+      if (Number.isInteger(v) && !Number.isSafeInteger(v)) throw new SizeTooLarge(String(v));
+      bytes = v;
+    }
     else if (typeof v === 'string') bytes = parseSize(options.perSecond ? v.replace(/\/s$/i, '') : v);
     else return undefined;
     return Number.isSafeInteger(bytes) && bytes >= min ? bytes : undefined;
@@ -50,6 +59,18 @@ export function durationField() {
 /** A timeout in milliseconds: a duration of at least 1s (core/units.ts parseTimeout, which the flags use too). */
 export function timeoutField() {
   return parsedField(TIMEOUT_EXAMPLE, (v) => (typeof v === 'string' ? parseTimeout(v) : undefined));
+}
+
+/**
+ * A volume's key: one path component of the alphabet of core/names.ts, short enough for its snapshots' names
+ * (core/snapshot-name.ts). A plain string key (not the SafeName brand): config maps are looked up by names from the
+ * command line.
+ */
+export function volumeNameKey() {
+  return z.string().superRefine((key, ctx) => {
+    if (!isSafeName(key)) ctx.addIssue({ code: 'custom', message: `expected a volume name of ${NAME_RULE}` });
+    else if (key.length > MAX_VOLUME_LENGTH) ctx.addIssue({ code: 'custom', message: `expected a volume name of ${VOLUME_LENGTH_RULE}; this one has ${key.length}` });
+  });
 }
 
 /**
@@ -77,10 +98,4 @@ export function httpUrlField() {
       return z.NEVER;
     }
   });
-}
-
-/** A key that names a volume or a client: one path component of the alphabet of core/names.ts. */
-export function safeNameKey(what: string) {
-  // A plain string key (not the SafeName brand): config maps are looked up by names from the command line.
-  return z.string().refine((key): boolean => isSafeName(key), { message: `expected a ${what} name of ${NAME_RULE}` });
 }

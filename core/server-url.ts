@@ -8,7 +8,7 @@ import { ValidationError } from './errors.ts';
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 
-/** An http:// or https:// URL with a host, as given (the callers build their URLs from it). */
+/** An http:// or https:// URL with a host, without credentials, its path without empty segments or a trailing slash. */
 export function parseServerUrl(value: string): string {
   if (!SCHEME.test(value)) {
     throw new ValidationError(
@@ -38,5 +38,16 @@ export function parseServerUrl(value: string): string {
       { details: { server: value } },
     );
   }
-  return value;
+  // user:pass@ is no way to authenticate to snapferry (the token is), and the fetch would refuse such a URL or send the
+  // password on every request: refused with the way that works, not tried and called unreachable.
+  if (url.username !== '' || url.password !== '') {
+    throw new ValidationError(
+      `the server ${JSON.stringify(url.host)} is given with credentials (user:password@), which snapferry does not use: give the URL without them, e.g. ${JSON.stringify(`${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`)}, and the client's token with --token-file`,
+      { details: { server: `${url.protocol}//${url.host}` } },
+    );
+  }
+  // The API's paths are joined below the URL's own path: https://host// would make //v1/status, which no server
+  // routes. Empty segments and a trailing slash are dropped.
+  const path = url.pathname.split('/').filter((segment) => segment !== '').join('/');
+  return `${url.origin}${path === '' ? '' : `/${path}`}`;
 }

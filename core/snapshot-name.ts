@@ -3,7 +3,8 @@
  * say when they were taken whatever the machine's time zone, and carry that time to the server (whose retention
  * reads it from the name: the time a snapshot was received says nothing about when it was taken).
  */
-import { parseName, type SafeName } from './names.ts';
+import { ValidationError } from './errors.ts';
+import { MAX_NAME_LENGTH, parseName, preview, type SafeName } from './names.ts';
 
 const STAMP_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 const NAME_RE = /^(.+)\.(\d{8}T\d{6}Z)$/;
@@ -20,6 +21,28 @@ export function parseStamp(stamp: string): Date | null {
   const time = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
   // Date.UTC rolls 20260231 over into March: only a stamp that formats back to itself is a real time.
   return formatStamp(time) === stamp ? time : null;
+}
+
+/** The part snapshotName adds after the volume: a dot and a stamp, 17 characters. */
+const SUFFIX_LENGTH = `.${formatStamp(new Date(0))}`.length;
+
+/**
+ * The longest volume name whose snapshots' names (`<volume>.<stamp>`) still fit btrfs's 255: a longer one passed as a
+ * name and then made every snapshot of it fail.
+ */
+export const MAX_VOLUME_LENGTH = MAX_NAME_LENGTH - SUFFIX_LENGTH;
+
+export const VOLUME_LENGTH_RULE = `at most ${MAX_VOLUME_LENGTH} characters, so that its snapshots' names (<volume>.YYYYMMDDTHHMMSSZ) fit btrfs's ${MAX_NAME_LENGTH}`;
+
+/** A volume name as a person gives it (--volume, a config's volumes), refused where its snapshots could not be named. */
+export function parseVolumeName(value: unknown): SafeName {
+  const name = parseName(value, 'volume');
+  if (name.length > MAX_VOLUME_LENGTH) {
+    throw new ValidationError(`volume ${preview(name)} is ${name.length} characters long: a volume name has ${VOLUME_LENGTH_RULE}`, {
+      details: { field: 'volume', length: name.length, max: MAX_VOLUME_LENGTH },
+    });
+  }
+  return name;
 }
 
 export function snapshotName(volume: string, time: Date): SafeName {

@@ -75,14 +75,14 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
     await next();
   });
 
-  app.all(UPLOADS_PATH, async (c) => tusAnswer(await tus.handleWeb(c.req.raw)));
-  app.all(`${UPLOADS_PATH}/`, async (c) => tusAnswer(await tus.handleWeb(c.req.raw)));
+  app.all(UPLOADS_PATH, async (c) => tusAnswer(await tus.handleWeb(c.req.raw), c.req.raw.headers));
+  app.all(`${UPLOADS_PATH}/`, async (c) => tusAnswer(await tus.handleWeb(c.req.raw), c.req.raw.headers));
   app.all(`${UPLOADS_PATH}/:id`, async (c) => {
     const id = c.req.param('id');
     // tus downloads (GET on an upload) stay off: the spool is not for reading back. (HEAD, which hono would also
     // route to a GET handler, is how tus clients ask for the offset: it goes on to tus.)
     if (c.req.method === 'GET') throw new SnapferryError('method_not_allowed', 'uploads cannot be downloaded');
-    if (c.req.method === 'OPTIONS') return tusAnswer(await tus.handleWeb(c.req.raw));
+    if (c.req.method === 'OPTIONS') return tusAnswer(await tus.handleWeb(c.req.raw), c.req.raw.headers);
     // Its place among the upload's requests, taken before anything here waits: tus's lock goes by it.
     const left = arrivals?.arrive(c.req.raw, id);
     try {
@@ -91,7 +91,7 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
       service.enterRequest(id, session(c));
       try {
         if (c.req.method === 'PATCH') await service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
-        const res = await tusAnswer(await tus.handleWeb(withUncopiedBody(c)));
+        const res = await tusAnswer(await tus.handleWeb(withUncopiedBody(c)), c.req.raw.headers);
         if (c.req.method === 'PATCH') await noteCut(c, id, res);
         return res;
       } finally {

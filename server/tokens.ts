@@ -71,12 +71,22 @@ export function parseTokens(text: string, file: string): TokenEntry[] {
     });
   }
   const seen = new Set<string>();
+  // A token is looked up by its hash, and the first entry that holds it wins: one hash under two names would let an
+  // entry added before a client's take its token over, with that entry's role (an admin).
+  const hashes = new Map<string, string>();
   for (const entry of parsed.data.clients) {
     parseName(entry.name, `client name in ${file}`);
     if (seen.has(entry.name)) {
       throw new TokensError('tokens_file_invalid', `the tokens file ${file} names ${entry.name} twice; remove one entry`, { details: { file } });
     }
     seen.add(entry.name);
+    const other = hashes.get(entry.sha256);
+    if (other !== undefined) {
+      throw new TokensError('tokens_file_invalid', `the tokens file ${file} gives ${other} and ${entry.name} the same token (sha256); remove the entry that should not have it`, {
+        details: { file, names: [other, entry.name] },
+      });
+    }
+    hashes.set(entry.sha256, entry.name);
   }
   return parsed.data.clients as TokenEntry[];
 }

@@ -62,7 +62,7 @@ export function addPushCommand(program: Command): void {
         try {
           const result = await push(
             {
-              server: settings.server, volume: job.volume, snapshots: job.snapshots, compress: settings.compress, signal, headers, dryRun: opts.dryRun,
+              server: settings.server, volume: job.volume, snapshots: job.snapshots, snapshotDir: job.snapshotDir === true, compress: settings.compress, signal, headers, dryRun: opts.dryRun,
               sendCompressed: settings.sendCompressed,
               ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
               ...(settings.retries !== undefined ? { retries: settings.retries } : {}),

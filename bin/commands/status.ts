@@ -26,7 +26,7 @@ export function addStatusCommand(program: Command): void {
       const settings = await settingsOf(cmd, config);
       const api = await serverApi(settings);
       const configured = Object.fromEntries(Object.entries(config?.volumes ?? {}).map(([name, v]) => [name, v.snapshotDir]));
-      const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir });
+      const report = await gatherStatus(api, settings.server, { ...configured, ...opts.snapshotsDir }, { note: (m) => process.stderr.write(`snapferry: ${m}\n`) });
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
     });
 }

@@ -41,7 +41,9 @@ export function answerWithoutErrorBody(status: number, body: string, origin: str
   }
   if (status === 429) {
     // RFC 6585: a proxy's rate limit (nginx's per-address cap) heals by waiting.
-    return { code: 'http_error', message: `${origin} (or a proxy in front of it) asks to slow down (429); waiting`, retryable: true };
+    // It says no more: the loop that retries it says how long it waits (a one-shot command that said "waiting" and exited
+    // was wrong).
+    return { code: 'http_error', message: `${origin} (or a proxy in front of it) asks to slow down (429): too many requests or connections at once`, retryable: true };
   }
   return {
     code: 'http_error',

@@ -8,6 +8,7 @@ import { ErrorBody, FrameList, retryableAnswer, MAX_FRAMES_PER_PAGE, SnapshotLis
 import { retryAfterDetails } from './retry-after.ts';
 import { answerWithoutErrorBody } from './answer.ts';
 import { DEFAULT_STALL_MS, closedBeforeAnswer, createTransport, speaksTls, tlsErrorFrom, type Transport } from './transport.ts';
+import { onServer, serverBase } from './server-path.ts';
 
 export class ServerError extends SnapferryError {
   constructor(
@@ -66,12 +67,12 @@ export class ServerApi {
   readonly transport: Transport;
 
   constructor(private readonly options: ApiOptions) {
-    this.base = new URL(options.server.endsWith('/') ? options.server : `${options.server}/`);
+    this.base = serverBase(options.server);
     this.transport = options.transport ?? createTransport(this.base);
   }
 
   url(path: string): string {
-    return new URL(path.replace(/^\//, ''), this.base).toString();
+    return onServer(this.base, path);
   }
 
   status(): Promise<Status> {
@@ -158,6 +159,10 @@ export class ServerApi {
           retryable: true,
           cause: err,
         });
+      }
+      // The user stopped the command (Ctrl-C): said as such, never as a server that cannot be reached.
+      if (this.options.signal?.aborted) {
+        throw new ServerError('cancelled', `interrupted before ${this.base.origin} answered ${method} ${path}`, null, { retryable: false, cause: err });
       }
       const untrusted = tlsErrorFrom(err, this.base);
       if (untrusted) throw untrusted;

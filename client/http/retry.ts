@@ -3,6 +3,8 @@
  * say they are retryable are retried; the delay grows while nothing moves and starts small again after progress.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SnapferryError, describeError } from '../../core/errors.ts';
+import { chooseWait } from './retry-after.ts';
 
 export interface BackoffOptions {
   /** Failures in a row without progress before giving up; Infinity retries forever. */
@@ -39,5 +41,34 @@ export class Backoff {
 
   async wait(ms: number, signal?: AbortSignal): Promise<void> {
     await sleep(ms, undefined, signal ? { signal } : {});
+  }
+}
+
+export interface RetryingOptions {
+  backoff?: Partial<BackoffOptions>;
+  signal?: AbortSignal;
+  /** Told of each wait before a retry, for the user. */
+  note?: (message: string) => void;
+}
+
+/**
+ * Runs `fn` until it succeeds or fails in a way a retry cannot heal, waiting max(own backoff, the server's
+ * Retry-After) in between: for the commands made of a few requests (verify's, status's), as the push loop does for
+ * its own. A message that says "waiting" is then kept: the note says how long.
+ */
+export async function retrying<T>(fn: () => Promise<T>, options: RetryingOptions): Promise<T> {
+  const backoff = new Backoff({ ...DEFAULT_BACKOFF, ...options.backoff });
+  for (;;) {
+    options.signal?.throwIfAborted();
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof SnapferryError && err.retryable) || options.signal?.aborted) throw err;
+      const delay = backoff.next();
+      if (delay === null) throw err;
+      const wait = chooseWait(delay, err);
+      options.note?.(`${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
+      await backoff.wait(wait.ms, options.signal);
+    }
   }
 }

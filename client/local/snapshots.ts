@@ -44,6 +44,11 @@ export interface ResolveOptions {
   volume?: string;
   /** Sentences for the user: what was skipped or picked, and why. */
   note?: (message: string) => void;
+  /**
+   * The paths are a volume's configured snapshotDir, a folder of snapshots (a plain folder or a subvolume), never a
+   * snapshot to take: one that holds none yet says so, not how to snapshot the folder itself.
+   */
+  snapshotDir?: boolean;
 }
 
 const byNumberOrName = (a: string, b: string): number =>
@@ -124,6 +129,9 @@ export async function resolveRequested(args: readonly string[], options: Resolve
     if (inside.length > 0) {
       out.push(...inside);
       continue;
+    }
+    if (options.snapshotDir === true) {
+      throw new SnapshotArgumentError('snapshot_not_taken_yet', `no snapshots yet in ${arg} (take one with \`snapferry snapshot\`)`, { details: { dir: arg } });
     }
     if (ro === false) {
       throw new SnapshotArgumentError(

@@ -9,8 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { SnapferryError, ValidationError } from '../../core/errors.ts';
-import { parseName } from '../../core/names.ts';
-import { parseSnapshotName, snapshotName } from '../../core/snapshot-name.ts';
+import { parseSnapshotName, parseVolumeName, snapshotName } from '../../core/snapshot-name.ts';
 import { takenOrder, takenTime } from '../../core/taken-order.ts';
 import type { LocalSnapshot } from '../../core/plan.ts';
 
@@ -104,7 +103,7 @@ export interface SnapshotOutcome {
 
 /** Takes a read-only snapshot of the volume's source when one is due (see snapshotDue). */
 export async function takeSnapshot(volume: string, settings: SnapshotSettings, options: TakeOptions = {}): Promise<SnapshotOutcome> {
-  const name = parseName(volume, 'volume');
+  const name = parseVolumeName(volume);
   const now = options.now ?? new Date();
   const own = await listOwnSnapshots(name, settings.snapshotDir);
   const decision = snapshotDue(newestTaken(own, now), settings.snapshotEvery, now, options.force);

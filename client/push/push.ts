@@ -3,7 +3,7 @@
  * returns only once the server has received and checked every one, or throws a typed error that says what to do.
  */
 import crypto from 'node:crypto';
-import { parseName } from '../../core/names.ts';
+import { parseVolumeName } from '../../core/snapshot-name.ts';
 import { planPush, serverView, type LocalSnapshot, type Plan, type PlanStep } from '../../core/plan.ts';
 import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
@@ -37,6 +37,8 @@ export interface PushOptions {
   dryRun?: boolean;
   volume: string;
   snapshots: readonly string[];
+  /** `snapshots` is the volume's configured snapshotDir (push --config): one with no snapshot yet says so. */
+  snapshotDir?: boolean;
   chunkSize?: number;
   /** zstd level (0: none) or 'auto' (default): the highest level that stays well ahead of the link. */
   compress?: CompressSetting;
@@ -93,7 +95,7 @@ export function presentNote(names: readonly string[]): string | null {
 }
 
 export async function push(options: PushOptions, report: Reporter): Promise<PushResult> {
-  const volume = parseName(options.volume, 'volume');
+  const volume = parseVolumeName(options.volume);
   // Read first: a missing, damaged or open key file is said before the server is asked anything.
   const sealKey = options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt);
   const headers = { ...options.headers, [SESSION_HEADER]: crypto.randomUUID() };
@@ -102,7 +104,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.env ? { env: options.env } : {}),
   });
   const api = new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) });
-  const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m) });
+  const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m), ...(options.snapshotDir === true ? { snapshotDir: true } : {}) });
   if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
   // One volume, one source: checked before the server is asked anything.
   const groups = sourceGroups(requested);

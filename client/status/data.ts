@@ -8,6 +8,7 @@ import { describeError, isSnapferryError } from '../../core/errors.ts';
 import { inProgress, type ReceiveWait, type Status, type Transfer, type Volume } from '../../core/protocol.ts';
 import { planPush, type LocalSnapshot } from '../../core/plan.ts';
 import type { ServerApi } from '../http/api.ts';
+import { retrying, type RetryingOptions } from '../http/retry.ts';
 import { resolveRequested } from '../local/snapshots.ts';
 import { takenOrder, type ServerTakenAt } from '../../core/taken-order.ts';
 
@@ -188,22 +189,29 @@ export async function listLocal(dir: string, volume?: string): Promise<LocalList
   if (stat instanceof Error) return { dir, error: describeError(stat) };
   try {
     // As push reads the folder: in a folder shared by several sources (btrbk's layout), the volume's own.
-    return { dir, snapshots: await resolveRequested([dir], volume !== undefined ? { volume } : {}) };
+    return { dir, snapshots: await resolveRequested([dir], { snapshotDir: true, ...(volume !== undefined ? { volume } : {}) }) };
   } catch (err) {
     // A folder that holds no snapshot yet is not an error here, unlike for push.
-    if (isSnapferryError(err) && err.code === 'snapshot_not_found' && stat.isDirectory()) return { dir, snapshots: [] };
+    if (isSnapferryError(err) && err.code === 'snapshot_not_taken_yet') return { dir, snapshots: [] };
     return { dir, error: describeError(err) };
   }
 }
 
+/**
+ * A server (or the proxy in front of it) that asks to slow down (429) or is down for a moment is asked again a few
+ * times, after its Retry-After or a backoff, each wait said; then status stops with the last answer's words.
+ */
+export const STATUS_RETRIES = 3;
+
 /** Everything `snapferry status` shows: the server's answers, and the folders in `localDirs` (volume -> dir). */
-export async function gatherStatus(api: ServerApi, url: string, localDirs: Readonly<Record<string, string>>): Promise<StatusReport> {
-  const [status, volumes, transfers] = await Promise.all([api.status(), api.volumes(), api.transfers()]);
+export async function gatherStatus(api: ServerApi, url: string, localDirs: Readonly<Record<string, string>>, options: RetryingOptions = {}): Promise<StatusReport> {
+  const ask = <T>(fn: () => Promise<T>) => retrying(fn, { ...options, backoff: { retries: STATUS_RETRIES, ...options.backoff } });
+  const [status, volumes, transfers] = await ask(() => Promise.all([api.status(), api.volumes(), api.transfers()]));
   const local: Record<string, LocalListing> = {};
   const serverSnapshots: Record<string, readonly HeldSnapshot[]> = {};
   for (const [volume, dir] of Object.entries(localDirs)) {
     local[volume] = await listLocal(dir, volume);
-    const held = volumes.volumes.some((v) => v.name === volume) ? (await api.snapshots(volume)).snapshots : [];
+    const held = volumes.volumes.some((v) => v.name === volume) ? (await ask(() => api.snapshots(volume))).snapshots : [];
     serverSnapshots[volume] = held;
   }
   return buildStatusReport({ url, status, volumes: volumes.volumes, transfers: transfers.transfers, local, serverSnapshots });

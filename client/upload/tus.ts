@@ -10,6 +10,7 @@ import type { FramedUploadSource } from './source.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
 import { patchBody } from './patch-body.ts';
 import { answerWithoutErrorBody } from '../http/answer.ts';
+import { onServer } from '../http/server-path.ts';
 import { DEFAULT_STALL_MS, tlsErrorFrom, type Transport } from '../http/transport.ts';
 import type { LinkMeter } from './link-meter.ts';
 import { StallWatch } from './stall-watch.ts';
@@ -109,28 +110,48 @@ export function uploadErrorFrom(err: Error | DetailedError, server?: string): Sn
 }
 
 /**
- * The upload URL the server handed out (tus creation's Location) when it is plain http:// although --server is
- * https://: the server builds Location from what it sees, and behind a TLS-terminating proxy that it was not told of
- * it sees plain HTTP. Following it would fail in Node's https agent (`Protocol "http:" not supported`), or without
- * one send the token in the clear; no retry changes what the server hands out.
+ * The upload URL the server handed out (tus creation's Location) when its scheme is not --server's. No retry changes
+ * what the server hands out, and Node's agent for one scheme cannot follow the other (`Protocol "http:" not
+ * supported. Expected "https:"`), which a push retried for ever:
+ * - http:// for an https:// --server: the server builds Location from what it sees, and behind a TLS-terminating proxy
+ *   that it was not told of it sees plain HTTP; following it without the agent would send the token in the clear.
+ * - https:// for an http:// --server: the server's publicUrl is https (it is meant to be reached through its proxy),
+ *   and --server goes around that proxy, or publicUrl is wrong.
  */
-export function schemeDowngrade(server: string, uploadUrl: string): UploadError | null {
-  if (new URL(server).protocol !== 'https:' || new URL(uploadUrl, server).protocol === 'https:') return null;
+export function schemeMismatch(server: string, uploadUrl: string): UploadError | null {
+  const given = new URL(server);
+  const handed = new URL(uploadUrl, server);
+  if (given.protocol === handed.protocol) return null;
+  const details = { server: given.origin, uploadUrl };
+  if (given.protocol === 'https:') {
+    return new UploadError(
+      'upload_url_not_https',
+      `the server handed out an upload URL on plain http:// (${handed.origin}) although --server is https://: it runs behind a ` +
+        'reverse proxy (nginx) that terminates TLS and it does not know it; start `snapferry serve` with --behind-proxy (it then trusts ' +
+        "X-Forwarded-Proto from the proxy), or set publicUrl in the server's config",
+      { retryable: false, details },
+    );
+  }
+  // The server's public base is the upload URL up to its uploads path (publicUrl with any prefix): the --server to give.
+  const at = handed.pathname.lastIndexOf(`${UPLOADS_PATH}/`);
+  const publicBase = `${handed.origin}${at > 0 ? handed.pathname.slice(0, at) : ''}`;
   return new UploadError(
-    'upload_url_not_https',
-    `the server handed out an upload URL on plain http:// (${new URL(uploadUrl, server).origin}) although --server is https://: it runs behind a ` +
-      'reverse proxy (nginx) that terminates TLS and it does not know it; start `snapferry serve` with --behind-proxy (it then trusts ' +
-      "X-Forwarded-Proto from the proxy), or set publicUrl in the server's config",
-    { retryable: false, details: { server: new URL(server).origin, uploadUrl } },
+    'upload_url_scheme_mismatch',
+    `the server handed out an upload URL on https:// (${handed.origin}) although --server is http:// (${given.origin}): its publicUrl says ` +
+      `https; give --server as ${publicBase}, or fix publicUrl in the server's config if the server is not reached over https`,
+    { retryable: false, details },
   );
 }
 
 /**
- * Ends (tus termination, DELETE) an upload the client refuses to follow, at the same path on --server's origin. Best
+ * Ends (tus termination, DELETE) an upload the client refuses to follow, at its path on --server. Best
  * effort and bounded: if it fails, the upload still expires on the server.
  */
 async function endRefusedUpload(options: TusUploadOptions, uploadUrl: string): Promise<void> {
-  const onOrigin = new URL(new URL(uploadUrl, options.server).pathname, options.server).toString();
+  // The upload's path below the server's public base (publicUrl may carry a prefix --server does not have).
+  const path = new URL(uploadUrl, options.server).pathname;
+  const at = path.lastIndexOf(`${UPLOADS_PATH}/`);
+  const onOrigin = onServer(options.server, at >= 0 ? path.slice(at) : path);
   const ended = Upload.terminate(onOrigin, {
     retryDelays: [],
     ...(options.headers ? { headers: options.headers } : {}),
@@ -172,7 +193,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       fn(v);
     };
     const upload = new Upload(Buffer.alloc(0), {
-      endpoint: createdUrl ? null : new URL(`${UPLOADS_PATH}/`, options.server).toString(),
+      endpoint: createdUrl ? null : onServer(options.server, `${UPLOADS_PATH}/`),
       ...(createdUrl ? { uploadUrl: createdUrl } : {}),
       metadata: options.metadata,
       uploadLengthDeferred: true,
@@ -215,13 +236,13 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         return true;
       },
       onUploadUrlAvailable: () => {
-        const downgraded = upload.url ? schemeDowngrade(options.server, upload.url) : null;
-        if (downgraded) {
-          sourceFailure = downgraded;
+        const mismatch = upload.url ? schemeMismatch(options.server, upload.url) : null;
+        if (mismatch) {
+          sourceFailure = mismatch;
           void upload.abort(false);
           // The server has just created the upload and would hold it (and the volume) until it expires. It is
-          // ended where the client may talk to it, on --server's own https:// origin, never on the http:// URL.
-          void endRefusedUpload(options, upload.url!).finally(() => settle(reject)(downgraded));
+          // ended where the client may talk to it, on --server's own origin, never on the URL it refused.
+          void endRefusedUpload(options, upload.url!).finally(() => settle(reject)(mismatch));
           return;
         }
         if (upload.url) {

@@ -4,15 +4,14 @@
  * way that can heal (the line, a 5xx, a 429) is tried again with backoff, honouring Retry-After, as a push does.
  */
 import { z } from 'zod';
-import { SnapferryError, describeError } from '../../core/errors.ts';
+import { SnapferryError } from '../../core/errors.ts';
 import {
   ChildrenAnswer, RecordsAnswer, VERIFY_LIMITS, VERIFY_QUERY, VerifyJob, routes,
   type ChildrenRequest, type VerifyStart,
 } from '../../core/protocol.ts';
 import type { ChildDigest, EntryRecord, TreeDigestSource, TreePath, TreeSummary } from '../../core/tree-digest/types.ts';
 import type { ServerApi } from '../http/api.ts';
-import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
-import { chooseWait } from '../http/retry-after.ts';
+import { retrying, type BackoffOptions, type RetryingOptions } from '../http/retry.ts';
 
 export interface RemoteOptions {
   api: ServerApi;
@@ -40,7 +39,7 @@ export class RemoteTree implements TreeDigestSource {
   /** Starts (or joins) the server's digest of its copy of `volume/snapshot`. */
   static async start(options: RemoteOptions, start: VerifyStart): Promise<RemoteTree> {
     const query = options.client === undefined ? '' : `?${VERIFY_QUERY.client}=${encodeURIComponent(options.client)}`;
-    const job = await retrying(options, () => options.api.request('POST', `${routes.verify}${query}`, VerifyJob, start));
+    const job = await retrying(() => options.api.request('POST', `${routes.verify}${query}`, VerifyJob, start), retriesOf(options));
     return new RemoteTree(options, job);
   }
 
@@ -110,29 +109,16 @@ export class RemoteTree implements TreeDigestSource {
   }
 
   private call<T>(fn: () => Promise<T>): Promise<T> {
-    return retrying(this.options, () => {
+    return retrying(() => {
       this.requests++;
       return fn();
-    });
+    }, retriesOf(this.options));
   }
 }
 
-/** Runs `fn` until it succeeds or fails in a way a retry cannot heal. */
-async function retrying<T>(options: RemoteOptions, fn: () => Promise<T>): Promise<T> {
-  const backoff = new Backoff({ ...DEFAULT_BACKOFF, retries: 8, ...options.backoff });
-  for (;;) {
-    options.signal?.throwIfAborted();
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof SnapferryError && err.retryable) || options.signal?.aborted) throw err;
-      const delay = backoff.next();
-      if (delay === null) throw err;
-      const wait = chooseWait(delay, err);
-      options.note?.(`${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
-      await backoff.wait(wait.ms, options.signal);
-    }
-  }
+/** A request that fails in a way that can heal is tried 8 times. */
+function retriesOf({ backoff, signal, note }: RemoteOptions): RetryingOptions {
+  return { backoff: { retries: 8, ...backoff }, ...(signal ? { signal } : {}), ...(note ? { note } : {}) };
 }
 
 /** Paths in batches of at most maxPathsPerRequest and about BATCH_CHARS characters. */

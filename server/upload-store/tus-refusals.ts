@@ -18,13 +18,27 @@ const REQUEST_CUT = 'request_cut';
 const VERSION_REQUIRED = () => refusal('tus_version_required',
   'this server speaks tus 1.0.0: send "Tus-Resumable: 1.0.0" with every upload request but OPTIONS');
 
+/** The request's headers, read to say what exactly is wrong with them (tus says only which rule broke). */
+export interface RequestHeaders {
+  get(name: string): string | null;
+}
+
+const NO_HEADERS: RequestHeaders = { get: () => null };
+
 /** The refusal of each malformed header @tus/server checks (its HeaderValidator), by the header's lowercase name. */
-const INVALID_HEADER: Record<string, () => SnapferryError> = {
+const INVALID_HEADER: Record<string, (headers: RequestHeaders) => SnapferryError> = {
   'tus-resumable': VERSION_REQUIRED,
   'upload-offset': () => refusal('invalid_upload_offset',
     'Upload-Offset must be a whole number of bytes, 0 or more, in plain digits: the offset a HEAD on the upload answers'),
-  'upload-length': () => refusal('invalid_upload_length',
-    'Upload-Length must be a whole number of bytes, 0 or more, in plain digits; to give no length, send Upload-Defer-Length: 1 instead'),
+  'upload-length': (headers) => {
+    // Plain digits past 2^53 - 1 are written right and only too large: tus's check refuses them alike.
+    const given = headers.get('upload-length')?.trim() ?? '';
+    if (/^\d+$/.test(given) && !Number.isSafeInteger(Number(given))) {
+      return refusal('invalid_upload_length', `Upload-Length ${given} is too large: an upload holds at most ${Number.MAX_SAFE_INTEGER} bytes (2^53 - 1)`);
+    }
+    return refusal('invalid_upload_length',
+      'Upload-Length must be a whole number of bytes, 0 or more, in plain digits; to give no length, send Upload-Defer-Length: 1 instead');
+  },
   'upload-defer-length': () => refusal('invalid_upload_defer_length',
     'Upload-Defer-Length, when sent, must be 1; or send Upload-Length instead'),
   'upload-metadata': () => refusal('invalid_upload_metadata',
@@ -36,7 +50,7 @@ const INVALID_HEADER: Record<string, () => SnapferryError> = {
  * What each of the ERRORS @tus/server throws means here: a code, a reason and what to do next, where tus would answer
  * a bare text (and MISSING_OFFSET and INVALID_CONTENT_TYPE a 403, which says "your token may not" to an HTTP client).
  */
-const THROWN = new Map<string, (method: string) => SnapferryError>([
+const THROWN = new Map<string, (method: string, headers: RequestHeaders) => SnapferryError>([
   ['INVALID_OFFSET', () => refusal('offset_mismatch',
     "the request's Upload-Offset is not where the upload stands (a request before it was cut); the client asks the server's offset and goes on from there",
     true)],
@@ -48,10 +62,13 @@ const THROWN = new Map<string, (method: string) => SnapferryError>([
     'an earlier request on this upload is still being finished (a cut the server is still taking apart); the client tries again shortly', true)],
   ['MISSING_OFFSET', () => refusal('upload_offset_required',
     'a PATCH must say where its body goes: send Upload-Offset, the offset a HEAD on the upload answers')],
-  ['INVALID_CONTENT_TYPE', INVALID_HEADER['content-type']!],
+  ['INVALID_CONTENT_TYPE', (_method, headers) => INVALID_HEADER['content-type']!(headers)],
   // A creation without a length is refused for lacking one; a PATCH's length is refused for what it says.
-  ['INVALID_LENGTH', (method) => method === 'POST'
-    ? refusal('upload_length_required', "a creation must send Upload-Length (the upload's bytes) or Upload-Defer-Length: 1 (a push defers it: its end frame fixes the length)")
+  // tus refuses a creation with both as it does one with neither: which one it was, the headers say.
+  ['INVALID_LENGTH', (method, headers) => method === 'POST'
+    ? headers.get('upload-length') !== null && headers.get('upload-defer-length') !== null
+      ? refusal('invalid_upload_length', "a creation sends Upload-Length (the upload's bytes) or Upload-Defer-Length: 1, not both; a push sends only Upload-Defer-Length: 1")
+      : refusal('upload_length_required', "a creation must send Upload-Length (the upload's bytes) or Upload-Defer-Length: 1 (a push defers it: its end frame fixes the length)")
     : refusal('invalid_upload_length', "this PATCH's Upload-Length is refused: the upload's length is fixed already, or it is below the bytes the upload holds; send the PATCH without it")],
   ['ERR_SIZE_EXCEEDED', () => refusal('upload_size_exceeded', "the body goes past the upload's length: send at most its length minus Upload-Offset")],
   ['ERR_MAX_SIZE_EXCEEDED', () => refusal('upload_size_exceeded', 'the upload is longer than this server takes')],
@@ -72,8 +89,8 @@ export function refusalOf(res: Response): string | null {
 }
 
 /** The typed error of the one of @tus/server's ERRORS named `name` (for `method`'s request), or undefined. */
-export function thrownByTus(name: string, method: string): SnapferryError | undefined {
-  return THROWN.get(name)?.(method);
+export function thrownByTus(name: string, method: string, headers: RequestHeaders): SnapferryError | undefined {
+  return THROWN.get(name)?.(method, headers);
 }
 
 /**
@@ -81,28 +98,28 @@ export function thrownByTus(name: string, method: string): SnapferryError | unde
  * this server, and tus grants every origin by default), and an error answer is our JSON with our headers whatever tus
  * wrote. A body tus wrote as text is one of its own refusals: known by its text, since tus gives nothing else.
  */
-export async function tusAnswer(res: Response): Promise<Response> {
+export async function tusAnswer(res: Response, request: RequestHeaders = NO_HEADERS): Promise<Response> {
   const headers = new Headers(res.headers);
   for (const name of [...headers.keys()]) if (name.startsWith('access-control-')) headers.delete(name);
   if (res.status < 400) return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
   const text = await res.text();
   const ours = ErrorBody.safeParse(safeJson(text));
   if (ours.success) return errorAnswer(ours.data, res.status, headers);
-  const err = writtenByTus(res.status, text);
+  const err = writtenByTus(res.status, text, request);
   const body = errorBody(err);
   // tus 1.0.0: a 412 for the protocol's version names the versions the server speaks.
   if (body.error.code === 'tus_version_required') headers.set('Tus-Version', '1.0.0');
   return errorAnswer(body, statusOf(err), headers);
 }
 
-function writtenByTus(status: number, text: string): Error {
+function writtenByTus(status: number, text: string, headers: RequestHeaders): Error {
   const said = text.trim();
   if (status === 412) return VERSION_REQUIRED();
   const invalid = /^Invalid (.+)$/.exec(said);
   if (status === 400 && invalid) {
     const names = invalid[1]!.split(' ');
     const known = INVALID_HEADER[names[0]!.toLowerCase()];
-    return known?.() ?? refusal('invalid_header', `${names.join(', ')} ${names.length > 1 ? 'are' : 'is'} not as tus 1.0.0 defines ${names.length > 1 ? 'them' : 'it'}: correct or drop ${names.length > 1 ? 'them' : 'it'}`);
+    return known?.(headers) ?? refusal('invalid_header', `${names.join(', ')} ${names.length > 1 ? 'are' : 'is'} not as tus 1.0.0 defines ${names.length > 1 ? 'them' : 'it'}: correct or drop ${names.length > 1 ? 'them' : 'it'}`);
   }
   // tus's answer to a method it has no handler for.
   if (status === 404 && said === 'Not found') return refusal('method_not_allowed', 'the upload endpoints take POST, HEAD, PATCH, DELETE and OPTIONS');

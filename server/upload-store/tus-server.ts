@@ -66,7 +66,7 @@ export function createTusServer(service: Pick<AppService, 'uploadStore' | 'begin
     // A thrown error's answer; tus writes the refusals of its header checks without this hook (tusAnswer has them).
     onResponseError: (req, err) => {
       const name = Object.entries(ERRORS).find(([, known]) => known === err)?.[0];
-      const ours = err instanceof SnapferryError ? err : name === undefined ? undefined : thrownByTus(name, req.method);
+      const ours = err instanceof SnapferryError ? err : name === undefined ? undefined : thrownByTus(name, req.method, req.headers);
       if (ours) return asTusError(ours);
       if (!('status_code' in err)) log.error({ err }, 'tus request failed');
       return asTusError(err);

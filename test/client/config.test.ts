@@ -50,12 +50,41 @@ test('a server URL with a query or fragment is refused, as a flag and in the con
   assert.equal(config('server: https://h:8443/some/path\n').server, 'https://h:8443/some/path');
 });
 
+test('a server URL with credentials is refused (exit 2, --token-file named); empty path segments are dropped', async () => {
+  assert.throws(() => clientSettings({ server: 'https://user:pass@h' }, null), /given with credentials \(user:password@\), which snapferry does not use: give the URL without them, e\.g\. "https:\/\/h", and the client's token with --token-file/);
+  assert.throws(() => config('server: https://user@h/sf\n'), /server: the server "h" is given with credentials.*"https:\/\/h\/sf"/);
+  assert.equal(clientSettings({ server: 'https://h//' }, null).server, 'https://h');
+  assert.equal(clientSettings({ server: 'https://h:8443//sf//' }, null).server, 'https://h:8443/sf');
+  assert.equal(config('server: https://h/sf/\n').server, 'https://h/sf');
+  const flag = await snapferry(['status', '--server', 'https://user:pass@127.0.0.1:9']);
+  assert.equal(flag.exitCode, EXIT.usage, flag.stderr);
+  assert.doesNotMatch(flag.stderr, /cannot reach/);
+});
+
 test('stallTimeout takes what --stall-timeout takes: at least a second', async () => {
   assert.equal(config('server: http://s\nstallTimeout: 1s\n').stallTimeout, 1000);
-  assert.throws(() => config('server: http://s\nstallTimeout: 0s\n'), /stallTimeout: expected a duration of at least 1s, like 30s or 2m, found "0s"/);
+  assert.throws(() => config('server: http://s\nstallTimeout: 0s\n'), /stallTimeout: expected a duration of at least 1s and at most 24d, like 30s or 2m, found "0s"/);
   const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '--stall-timeout', '0s', '/nonexistent']);
   assert.equal(flag.exitCode, EXIT.usage);
-  assert.match(flag.stderr, /expected a duration of at least 1s, like 30s or 2m/);
+  assert.match(flag.stderr, /expected a duration of at least 1s and at most 24d, like 30s or 2m/);
+});
+
+test('a stall timeout longer than a timer holds (2^31-1 ms, 24.8 days) is refused, as a flag and in the config', async () => {
+  assert.equal(config('server: http://s\nstallTimeout: 24d\n').stallTimeout, 24 * 86_400_000);
+  assert.throws(() => config('server: http://s\nstallTimeout: 25d\n'), /stallTimeout: expected a duration of at least 1s and at most 24d, like 30s or 2m, found "25d"/);
+  const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '--stall-timeout', '25d', '/nonexistent']);
+  assert.equal(flag.exitCode, EXIT.usage);
+  assert.match(flag.stderr, /"25d" is too long a timeout: at most 24d/);
+  assert.doesNotMatch(flag.stderr, /TimeoutOverflowWarning/);
+});
+
+test('a volume name too long for its snapshots\' names is refused, as a config key and as push --volume', async () => {
+  const volume = (name: string) => `server: http://s\nvolumes:\n  ${name}:\n    source: /a\n    snapshotDir: /b\n`;
+  assert.deepEqual(Object.keys(config(volume('v'.repeat(238))).volumes), ['v'.repeat(238)]);
+  assert.throws(() => config(volume('v'.repeat(239))), /client\.yaml:3: volumes\.v+: expected a volume name of at most 238 characters, so that its snapshots' names \(<volume>\.YYYYMMDDTHHMMSSZ\) fit btrfs's 255; this one has 239/);
+  const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v'.repeat(239), '/nonexistent']);
+  assert.equal(flag.exitCode, EXIT.usage);
+  assert.match(flag.stderr, /is 239 characters long: a volume name has at most 238 characters/);
 });
 
 test('compress and limitRate take what the flags take', () => {
@@ -91,10 +120,10 @@ test('push jobs: snapshots on the command line go to --volume; without them, the
   ]);
   assert.throws(() => pushJobs(['/snaps/home/a', '/snaps/root/b'], undefined, c), /give --volume NAME/);
   assert.deepEqual(pushJobs([], undefined, c), [
-    { volume: 'home', snapshots: ['/snaps/home'] },
-    { volume: 'root', snapshots: ['/snaps/root'] },
+    { volume: 'home', snapshots: ['/snaps/home'], snapshotDir: true },
+    { volume: 'root', snapshots: ['/snaps/root'], snapshotDir: true },
   ]);
-  assert.deepEqual(pushJobs([], 'root', c), [{ volume: 'root', snapshots: ['/snaps/root'] }]);
+  assert.deepEqual(pushJobs([], 'root', c), [{ volume: 'root', snapshots: ['/snaps/root'], snapshotDir: true }]);
   assert.throws(() => pushJobs([], 'usr', c), /volume usr is not in the config file: it has home, root/);
   assert.throws(() => pushJobs([], undefined, null), /give the snapshots to push/);
   assert.throws(() => pushJobs([], undefined, config('server: http://s\n')), /has no volumes/);
@@ -128,7 +157,7 @@ test('push --config pushes every configured volume, flags override the file, sta
   const all = await snapferry(['push', '--config', file]);
   assert.notEqual(all.exitCode, EXIT.ok, all.stderr);
   assert.match(all.stderr, /^home: done: 1 snapshot\(s\) received by the server \(s1\)$/m);
-  assert.match(all.stderr, /^snapferry: empty: .*no-snapshots-here is neither a btrfs snapshot nor a folder holding read-only snapshots$/m);
+  assert.match(all.stderr, /^snapferry: empty: no snapshots yet in .*no-snapshots-here \(take one with `snapferry snapshot`\)$/m);
   await assertReceived(path.join(pair.snaps, 's1'), pair.receivedPath('home', 's1'));
 
   const one = await snapferry(['push', '--config', file, '--volume', 'home']);

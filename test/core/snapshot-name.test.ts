@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatStamp, parseSnapshotName, parseStamp, snapshotName } from '../../core/snapshot-name.ts';
+import { formatStamp, MAX_VOLUME_LENGTH, parseSnapshotName, parseStamp, parseVolumeName, snapshotName } from '../../core/snapshot-name.ts';
 import { newestTaken, snapshotDue, type OwnSnapshot } from '../../client/local/take.ts';
 
 test('names are VOLUME.YYYYMMDDTHHMMSSZ in UTC, and parse back to the second', () => {
@@ -13,6 +13,16 @@ test('names are VOLUME.YYYYMMDDTHHMMSSZ in UTC, and parse back to the second', (
   assert.equal(parseStamp('20260231T000000Z'), null, 'no 31 February');
   assert.equal(parseStamp('20260101T240000Z'), null);
   assert.throws(() => snapshotName('../etc', t), /not allowed/);
+});
+
+test('a volume name is refused where its snapshots could not be named: at most 255 - 17 characters', () => {
+  const t = new Date('2026-11-25T01:30:07Z');
+  assert.equal(MAX_VOLUME_LENGTH, 238);
+  const longest = 'v'.repeat(238);
+  assert.equal(parseVolumeName(longest), longest);
+  assert.equal(snapshotName(longest, t).length, 255);
+  assert.throws(() => parseVolumeName('v'.repeat(239)), /volume "v+…" is 239 characters long: a volume name has at most 238 characters, so that its snapshots' names \(<volume>\.YYYYMMDDTHHMMSSZ\) fit btrfs's 255/);
+  assert.throws(() => parseVolumeName('../etc'), /not allowed/);
 });
 
 test('a snapshot is due when the newest is at least snapshotEvery old, when there is none, or with --force', () => {

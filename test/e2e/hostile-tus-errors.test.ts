@@ -92,6 +92,20 @@ test("@tus/server's own refusals are JSON errors with a snake_case code in snapf
   assert.equal((await h.server.service.progress(id)).wireOffset, 0);
 });
 
+test('a creation\'s length refused says which fault it was: too large a Upload-Length, or both Upload-Length and Upload-Defer-Length', rootOnly, async (t) => {
+  const { h, auth } = await serverWithToken(t);
+  const meta = encodeMetadata(metadataFor('v', 'snap', randomUuid()));
+  const tus = { ...auth, 'Tus-Resumable': '1.0.0', 'Upload-Metadata': meta };
+  const messageOf = async (headers: Record<string, string>) => {
+    const r = await send(h, '', { what: 'creation', method: 'POST', at: '/', headers, status: 400, code: 'invalid_upload_length' });
+    assertJsonError(r, 400, 'invalid_upload_length', JSON.stringify(headers));
+    return (JSON.parse(r.text) as { error: { message: string } }).error.message;
+  };
+  assert.match(await messageOf({ ...tus, 'Upload-Length': '9223372036854775808' }), /^Upload-Length 9223372036854775808 is too large: an upload holds at most 9007199254740991 bytes/);
+  assert.match(await messageOf({ ...tus, 'Upload-Length': 'lots' }), /in plain digits/);
+  assert.match(await messageOf({ ...tus, 'Upload-Length': '100', 'Upload-Defer-Length': '1' }), /Upload-Length .* or Upload-Defer-Length: 1, not both/);
+});
+
 test('a frame that fails verification is 460 with the reason phrase "Checksum Mismatch" (tus checksum extension), not "460 unknown"', rootOnly, async (t) => {
   const { h, auth } = await serverWithToken(t);
   const uuid = randomUuid();

@@ -94,6 +94,19 @@ test('serve --config with a broken file exits 2 (usage, as for a wrong flag) and
   assert.match(r.stderr, /bad-type\.yaml:5: behindProxy: expected true or false, found "yes"/);
 });
 
+test('a size written right but too large for a count of bytes is said to be too large, not written wrong', () => {
+  assert.throws(() => config('root: /srv/a\ntokens: /t\nlimits: { quota: 99999999T }\n'), /limits\.quota: expected a size like .*; this one is too large \(at most 8P\), found "99999999T"/);
+  assert.throws(() => config('root: /srv/a\ntokens: /t\nlimits: { quota: 99999999999999999999 }\n'), /limits\.quota: .*this one is too large \(at most 8P\)/);
+  assert.throws(() => config('root: /srv/a\ntokens: /t\nlimits: { quota: 4 apples }\n'), /limits\.quota: expected a size like 4M, 200k, 500G or 1048576, at least 1 byte, found "4 apples"$/m);
+});
+
+test('serve --idle-timeout longer than a timer holds (24.8 days) exits 2 and says the maximum, before it starts', async () => {
+  const r = await execa('node', [SNAPFERRY_BIN, 'serve', '--root', '/nonexistent', '--no-auth', '--idle-timeout', '4w'], { reject: false, timeout: 60_000 });
+  assert.equal(r.exitCode, EXIT.usage, r.stderr);
+  assert.match(r.stderr, /"4w" is too long a timeout: at most 24d/);
+  assert.doesNotMatch(r.stderr, /TimeoutOverflowWarning/);
+});
+
 test('serve --config: the file sets the server up; --listen, --no-auth and --privileged-files override it', rootOnly, async (t) => {
   const children = new ChildProcesses(t);
   const disk = await createBtrfs(t, { sizeMiB: 128 });

@@ -73,6 +73,16 @@ test('a missing or broken tokens file is an error that says what to do', async (
   await rejectsWith(addClient(file, 'b'), 'tokens_file_invalid');
 });
 
+test('one token (sha256) under two names is refused, as one name twice is: the first entry would take the other\'s token', async (t) => {
+  const file = path.join(await tempDir(t), 'tokens.json');
+  const laptop = await addClient(file, 'laptop');
+  const text = JSON.parse(await fs.readFile(file, 'utf8')) as { clients: object[] };
+  text.clients.unshift({ name: 'evil', role: 'admin', sha256: laptop.entry.sha256, createdAt: laptop.entry.createdAt });
+  await fs.writeFile(file, JSON.stringify(text));
+  await rejectsWith(readTokens(file), 'tokens_file_invalid', /gives evil and laptop the same token \(sha256\); remove the entry that should not have it/);
+  await rejectsWith(addClient(file, 'b'), 'tokens_file_invalid');
+});
+
 test('the registry knows each token, refuses others, and reloads when the file changes', async (t) => {
   const file = path.join(await tempDir(t), 'tokens.json');
   const alice = await addClient(file, 'alice');

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DetailedError } from 'tus-js-client';
-import { schemeDowngrade, uploadErrorFrom } from '../../../client/upload/tus.ts';
+import { schemeMismatch, uploadErrorFrom } from '../../../client/upload/tus.ts';
 
 const NGINX_502 = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n';
 const NGINX_400_PLAIN = '<html><head><title>400 The plain HTTP request was sent to HTTPS port</title></head></html>';
@@ -42,11 +42,18 @@ test('a 409 without a body names its cause and is waited out; it never prints an
 });
 
 test('an upload URL on plain http:// for an https:// server is refused, naming --behind-proxy and publicUrl', () => {
-  const err = schemeDowngrade('https://backup.example.net', 'http://backup.example.net/v1/uploads/abc');
+  const err = schemeMismatch('https://backup.example.net', 'http://backup.example.net/v1/uploads/abc');
   assert.equal(err?.code, 'upload_url_not_https');
   assert.equal(err?.retryable, false);
   assert.match(err!.message, /--behind-proxy.*publicUrl/);
-  assert.equal(schemeDowngrade('https://backup.example.net', 'https://backup.example.net/v1/uploads/abc'), null);
-  assert.equal(schemeDowngrade('https://backup.example.net', '/v1/uploads/abc'), null, 'a relative Location keeps the scheme');
-  assert.equal(schemeDowngrade('http://127.0.0.1:8080', 'http://127.0.0.1:8080/v1/uploads/abc'), null);
+  assert.equal(schemeMismatch('https://backup.example.net', 'https://backup.example.net/v1/uploads/abc'), null);
+  assert.equal(schemeMismatch('https://backup.example.net', '/v1/uploads/abc'), null, 'a relative Location keeps the scheme');
+  assert.equal(schemeMismatch('http://127.0.0.1:8080', 'http://127.0.0.1:8080/v1/uploads/abc'), null);
+});
+
+test('an upload URL on https:// for an http:// server is refused, naming the --server to give and publicUrl', () => {
+  const err = schemeMismatch('http://127.0.0.1:8080', 'https://backup.example.net/sf/v1/uploads/abc');
+  assert.equal(err?.code, 'upload_url_scheme_mismatch');
+  assert.equal(err?.retryable, false);
+  assert.match(err!.message, /https:\/\/ \(https:\/\/backup\.example\.net\) although --server is http:\/\/ \(http:\/\/127\.0\.0\.1:8080\).*give --server as https:\/\/backup\.example\.net\/sf, or fix publicUrl/);
 });
