@@ -14,7 +14,8 @@ import { assertReceived, createPair, pushPart, recordingReporter, until } from '
 // Retries bounded, so a push that would wait for ever fails (retries_exhausted) instead of hanging the test.
 const quick = { backoff: { baseMs: 100, maxMs: 300 }, retries: 4 };
 
-test('an incremental whose parent an admin deleted on the server is ended, and the push goes on', rootOnly, async (t) => {
+/** s1 received, then s2's upload on it stopped after 2 frames: what an interrupted incremental leaves. */
+async function incrementalLeftUnfinished(t: Parameters<typeof createPair>[0]) {
   const pair = await createPair(t, { fillMB: 4 });
   const server = await pair.startServer();
   const s1 = await pair.snapshot('s1');
@@ -22,14 +23,31 @@ test('an incremental whose parent an admin deleted on the server is ended, and t
   await fs.writeFile(path.join(pair.source, 'big'), crypto.randomBytes(3 * 1024 * 1024));
   const s2 = await pair.snapshot('s2');
   const partial = await pushPart(server, s2, 2);
+  return { pair, server, s1, s2, partial };
+}
+
+test('an incremental whose parent an admin deleted on the server fails there (parent_missing), and the next push goes on', rootOnly, async (t) => {
+  const { pair, server, s1, s2, partial } = await incrementalLeftUnfinished(t);
   await execa('btrfs', ['subvolume', 'delete', pair.receivedPath('v', 's1')]);
   const report = recordingReporter();
   const result = await push({ server: server.url, volume: 'v', snapshots: [s1, s2], ...quick }, report);
   assert.deepEqual(result.sent.map((s) => s.snapshot), ['s1', 's2'], report.notes.join('\n'));
-  assert.ok(report.notes.some((n) => n.includes(`ending transfer ${partial.id}`) && /parent is gone from the server/.test(n)), report.notes.join('\n'));
+  assert.ok(!report.notes.some((n) => /holds the volume|already in progress/.test(n)), report.notes.join('\n'));
   const api = new ServerApi({ server: server.url });
-  assert.equal((await api.transfer(partial.id)).state, 'aborted');
+  const ended = await api.transfer(partial.id);
+  assert.equal(ended.state, 'failed');
+  assert.equal(ended.error?.code, 'parent_missing');
   await assertReceived(s2, pair.receivedPath('v', 's2'));
+});
+
+test('an upload whose parent was deleted while the server was down fails at start (parent_missing)', rootOnly, async (t) => {
+  const { pair, server, partial } = await incrementalLeftUnfinished(t);
+  await server.close();
+  await execa('btrfs', ['subvolume', 'delete', pair.receivedPath('v', 's1')]);
+  const again = await pair.startServer();
+  const ended = await new ServerApi({ server: again.url }).transfer(partial.id);
+  assert.equal(ended.state, 'failed', JSON.stringify(ended));
+  assert.equal(ended.error?.code, 'parent_missing');
 });
 
 test('an upload of a snapshot deleted here is ended, and the newer one is sent', rootOnly, async (t) => {
