@@ -9,6 +9,7 @@ import type { Catalog, TransferRecord } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
 import { describeAlterations, judgeSnapshot } from './alterations.ts';
+import { failOnMissingParent } from './transfers/machine.ts';
 import type { ParentAsReceived } from './stream-start.ts';
 
 export interface DiskTruth {
@@ -17,13 +18,31 @@ export interface DiskTruth {
   log: Logger;
 }
 
-/** Removes from the catalog the client's snapshots in `volume` that are no longer subvolumes (two cheap syscalls each). */
-export async function refreshVolume({ catalog, layout, log }: DiskTruth, client: SafeName, volume: SafeName): Promise<void> {
+/**
+ * Removes from the catalog the client's snapshots in `volume` that are no longer subvolumes (two cheap syscalls each),
+ * and fails the uploads built on one of them.
+ */
+export async function refreshVolume(disk: DiskTruth, client: SafeName, volume: SafeName): Promise<void> {
+  const { catalog, layout, log } = disk;
   for (const s of catalog.snapshots(client, volume)) {
     if (!(await btrfs.isSubvolume(layout.snapshotPath(client, volume, s.name as SafeName)))) {
       await catalog.removeSnapshot(s, 'deleted from disk');
       log.warn({ volume, snapshot: s.name }, 'snapshot gone from disk; removed from the catalog');
     }
+  }
+  await failUploadsWithoutParent(disk, { client, volume });
+}
+
+/**
+ * Fails every upload (of `where`, or all) whose parent the catalog no longer holds (machine.failOnMissingParent): it
+ * held its volume for ever. Its receive stops as it fails (Catalog.onTransferEnd); its spool stays until it expires.
+ */
+export async function failUploadsWithoutParent({ catalog, log }: Pick<DiskTruth, 'catalog' | 'log'>, where?: { client: SafeName; volume: SafeName }): Promise<void> {
+  for (const t of catalog.transfers(where)) {
+    const change = failOnMissingParent(t, catalog.snapshots(t.client, t.volume), new Date().toISOString());
+    if (change === null) continue;
+    await catalog.updateTransfer(t.id, change);
+    log.warn({ transfer: t.id, volume: t.volume, snapshot: t.snapshot, parentUuid: t.parentUuid }, change.error?.message ?? 'parent_missing');
   }
 }
 

@@ -31,7 +31,7 @@ import { spoolBytes, type OrphanedSpool } from './orphan-spools.ts';
 import { SpoolSweep } from './spool-sweep.ts';
 import { KEEP_EVERYTHING, ServerPruner } from './retention.ts';
 import { SavedDigests } from './verify/saved-digests.ts';
-import { refreshVolume, type DiskTruth } from './disk-truth.ts';
+import { failUploadsWithoutParent, refreshVolume, type DiskTruth } from './disk-truth.ts';
 import { Views, type ClientFacts, type SnapshotList, type VolumeSummary } from './views.ts';
 import type { CreationMetadata } from './transfers/creation.ts';
 import { Admission, clientSpools } from './transfers/admission.ts';
@@ -129,6 +129,8 @@ export class ReplicationService implements AppService {
     await checkMount(this.layout.volumes, this.privilegedFiles, this.log);
     const reconciled = await reconcile(this.layout, this.catalog, (id) => this.store.progress(id), this.log);
     await this.lifecycle.failOnAlteredParents();
+    // Parents reconcile found deleted by hand: their uploads would hold their volumes for ever.
+    await failUploadsWithoutParent(this.disk);
     const pending = reconciled.filter((id) => inProgress(this.catalog.transfer(id)?.state ?? 'failed'));
     await this.spools.sweep();
     for (const id of pending) await this.retries.receiveAgain(id, 'the server started');

@@ -154,6 +154,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.signal ? { signal: options.signal } : {}),
     ...(sealKey ? { sealKey } : {}),
     changedParents,
+    localSnapshot: async (uuid: string) => (await findParentCandidates(requested[0]!.path, new Set([uuid])))[0] ?? null,
     replan: async (step: PlanStep, changed: ReadonlySet<string> = changedParents) =>
       (await planOn(await api.snapshots(volume), [step.snapshot], sealing, changed)).steps[0] ?? step,
   };

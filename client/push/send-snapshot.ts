@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { SnapferryError, describeError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
-import type { PlanStep } from '../../core/plan.ts';
+import type { LocalSnapshot, PlanStep } from '../../core/plan.ts';
 import { UPLOADS_PATH, finalStates, waitingStates, type SendStream, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, canSend } from '../../core/btrfs/features.ts';
 import type { ServerApi } from '../http/api.ts';
@@ -28,6 +28,7 @@ import { PARENT_CHANGED, aroundChangedNote } from './changed-parent.ts';
 import { metadataFor } from './upload-metadata.ts';
 import { streamIdentity } from '../../core/wire/index.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
+import { busyTransferId, judgeBusy, waitNote, type BusyVerdict } from './busy-volume.ts';
 
 /** How long a stopped push waits for the server to take its lease back before it exits anyway. */
 const RELEASE_WAIT_MS = 2_000;
@@ -56,6 +57,8 @@ export interface SendContext {
   replan?: (step: PlanStep, changedParents?: ReadonlySet<string>) => Promise<PlanStep>;
   /** Parents the server refused as changed here (parent_changed), this push's and the ones its transfers recorded. */
   changedParents?: Set<string>;
+  /** This machine's read-only snapshot of that UUID, or null: what a transfer holding the volume would send. */
+  localSnapshot?: (uuid: string) => Promise<LocalSnapshot | null>;
 }
 
 export class PushError extends SnapferryError {}
@@ -106,6 +109,19 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
         if (lastOffset >= 0) backoff.reset();
         lastOffset = now.wireOffset;
       }
+      // Another transfer of this client holds the volume: one that can never end is ended, one this machine can send is
+      // sent first, and only what really goes on elsewhere is waited for (client/push/busy-volume.ts).
+      const busy = err.code === 'volume_busy' && ctx.replan && ctx.localSnapshot ? await lookAtBusy(ctx, step, err).catch(() => null) : null;
+      if (busy !== null && busy.kind !== 'wait' && (await clearBusy(ctx, step, busy))) {
+        const now = await betterParent(ctx, step, ctx.replan!);
+        // After another snapshot's lines, or on another parent: this one's own line again, and its own figures.
+        if (now !== step || busy.kind === 'sendFirst') {
+          step = now;
+          ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+          progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+        }
+        continue;
+      }
       const delay = backoff.next();
       if (delay === null) {
         throw new PushError('retries_exhausted', `gave up on ${step.snapshot.name} after ${backoff.attempts - 1} retries: ${err.message}`, {
@@ -114,7 +130,9 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
         });
       }
       const wait = chooseWait(delay, err);
-      notes.retry(err, `${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
+      // A wait for another push is said on every try, with the way to end it: said once, it looked like a hang.
+      if (busy?.kind === 'wait') ctx.report.note(waitNote(step, busy.transfer, wait.ms / 1000));
+      else notes.retry(err, `${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
       await backoff.wait(wait.ms, ctx.signal);
       // Another push into the volume held it: it may have sent a parent newer than the one this step was planned on.
       if (err.code === 'volume_busy' && ctx.replan) {
@@ -128,6 +146,31 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
       }
     }
   }
+}
+
+/** The transfer that holds the volume (named by the refusal `err`), judged on what this machine and the server hold. */
+async function lookAtBusy(ctx: SendContext, step: PlanStep, err: SnapferryError): Promise<BusyVerdict> {
+  const id = busyTransferId(err);
+  const transfer = id === null ? null : await ctx.api.transfer(id);
+  if (transfer === null || transfer.state !== 'uploading') return judgeBusy(step, { transfer, local: null, parentHeld: true });
+  const local = await ctx.localSnapshot!(transfer.uuid);
+  const parentHeld = transfer.parentUuid === null || (await ctx.api.snapshots(ctx.volume)).snapshots.some((s) => s.uuid === transfer.parentUuid);
+  return judgeBusy(step, { transfer, local, parentHeld });
+}
+
+/**
+ * Ends the transfer that can never finish, or sends the one this machine has first, each said in one line. False when
+ * that did not happen (the transfer moved on meanwhile, say): the push waits and looks again.
+ */
+async function clearBusy(ctx: SendContext, step: PlanStep, busy: Exclude<BusyVerdict, { kind: 'wait' }>): Promise<boolean> {
+  const t = busy.transfer;
+  if (busy.kind === 'end') {
+    ctx.report.note(`${step.snapshot.name}: ending transfer ${t.id} of ${ctx.volume}/${t.snapshot}, which held the volume: ${busy.why} (as \`snapferry abort ${t.id}\` does)`);
+    return ctx.api.abort(t.id).then(() => true, () => false);
+  }
+  ctx.report.note(`${step.snapshot.name}: the unfinished upload of ${busy.snapshot.name} (transfer ${t.id}) holds the volume: sending it first`);
+  await sendSnapshot(ctx, await ctx.replan!({ snapshot: busy.snapshot, parent: null }));
+  return true;
 }
 
 const sentOn = (step: PlanStep, transfer: Transfer): SentSnapshot => ({ transfer, parent: step.parent?.name ?? null });

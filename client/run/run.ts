@@ -1,7 +1,7 @@
 /**
- * `snapferry run`, for a systemd timer or cron: for every configured volume, a snapshot if one is due
- * (client/local/take.ts), a push of what the server lacks (client/push/push.ts), and pruning of local snapshots
- * (client/run/prune.ts). One summary line per volume; a failing volume does not stop the others; the exit code is the
+ * `snapferry run`, for a systemd timer or cron: first, for every configured volume, a snapshot if one is due
+ * (client/local/take.ts); then for each, a push of what the server lacks (client/push/push.ts) and pruning of local
+ * snapshots (client/run/prune.ts). One summary line per volume; a failing volume does not stop the others; the exit code is the
  * most serious of the volumes' (client/exit-codes.ts). Runs never overlap (client/run/lock.ts).
  */
 import { describeError, ValidationError } from '../../core/errors.ts';
@@ -79,7 +79,10 @@ export function worstExit(a: number, b: number): number {
   return SEVERITY.indexOf(b) > SEVERITY.indexOf(a) ? b : a;
 }
 
-/** Runs the steps for every selected volume under the run lock; throws RunLocked when another run holds it. */
+/**
+ * Runs the steps for every selected volume under the run lock: every volume's snapshot, then each volume's push and
+ * pruning. Throws RunLocked when another run holds the lock.
+ */
 export async function runVolumes(config: RunConfig, options: RunOptions): Promise<{ exitCode: number; volumes: VolumeResult[] }> {
   const names = selectVolumes(config, options.only);
   const note = options.note ?? ((line: string) => void process.stderr.write(`${line}\n`));
@@ -96,14 +99,24 @@ export async function runVolumes(config: RunConfig, options: RunOptions): Promis
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.push?.stallMs ? { stallMs: options.push.stallMs } : {}),
     });
-    const results: VolumeResult[] = [];
+    const steps = new Set<Step>(options.steps ?? ['snapshot', 'push', 'prune']);
+    const runs = names.map((name) => startVolume(name, config.volumes[name]!));
     let exitCode: number = EXIT.ok;
-    for (const name of names) {
+    // Every volume's snapshot first, then the pushes: a long push of one volume (a first seed takes days) kept every
+    // later volume from its snapshot for as long as it ran.
+    if (steps.has('snapshot')) {
+      for (const run of runs) {
+        if (options.signal?.aborted === true) break;
+        await snapshotStep(run, options);
+      }
+    }
+    const results: VolumeResult[] = [];
+    for (const run of runs) {
       if (options.signal?.aborted === true) {
         exitCode = worstExit(exitCode, EXIT.interrupted);
         break;
       }
-      const result = await runVolume(name, config.volumes[name]!, config, api, options, note);
+      const result = await pushAndPrune(run, steps, config, api, options, note);
       summary(result.line);
       results.push(result);
       exitCode = worstExit(exitCode, result.exitCode);
@@ -123,27 +136,44 @@ function selectVolumes(config: RunConfig, only: readonly string[] | undefined): 
   return [...only];
 }
 
-async function runVolume(name: string, volume: RunVolume, config: RunConfig, api: ServerApi, options: RunOptions, note: (line: string) => void): Promise<VolumeResult> {
-  const steps = new Set(options.steps ?? ['snapshot', 'push', 'prune']);
+/** One volume's run as its steps go: what each said so far (its summary line's parts) and the result. */
+interface VolumeRun {
+  name: string;
+  volume: RunVolume;
+  parts: string[];
+  result: VolumeResult;
+}
+
+function startVolume(name: string, volume: RunVolume): VolumeRun {
+  return { name, volume, parts: [], result: { volume: name, line: '', exitCode: EXIT.ok, snapshot: null, pushed: 0, pruned: [] } };
+}
+
+function failedStep(run: VolumeRun, what: string, err: unknown): void {
+  run.parts.push(`${what} failed: ${describeError(err)}`);
+  run.result.exitCode = worstExit(run.result.exitCode, exitCodeFor(err));
+}
+
+/** A snapshot of the volume if one is due (client/local/take.ts). */
+async function snapshotStep(run: VolumeRun, options: RunOptions): Promise<void> {
   const dryRun = options.dryRun === true;
   const now = options.now ?? (() => new Date());
-  const parts: string[] = [];
-  const result: VolumeResult = { volume: name, line: '', exitCode: EXIT.ok, snapshot: null, pushed: 0, pruned: [] };
-  const failed = (what: string, err: unknown) => {
-    parts.push(`${what} failed: ${describeError(err)}`);
-    result.exitCode = worstExit(result.exitCode, exitCodeFor(err));
-  };
   const signal = options.signal ? { signal: options.signal } : {};
-
-  if (steps.has('snapshot')) {
-    try {
-      const taken = await takeSnapshot(name, volume, { force: options.force ?? false, dryRun, now: now(), ...signal });
-      result.snapshot = taken.taken;
-      parts.push(taken.taken === null ? `no snapshot (${taken.why})` : `${dryRun ? 'would snapshot' : 'snapshot'} ${taken.taken}`);
-    } catch (err) {
-      failed('snapshot', err);
-    }
+  try {
+    const taken = await takeSnapshot(run.name, run.volume, { force: options.force ?? false, dryRun, now: now(), ...signal });
+    run.result.snapshot = taken.taken;
+    run.parts.push(taken.taken === null ? `no snapshot (${taken.why})` : `${dryRun ? 'would snapshot' : 'snapshot'} ${taken.taken}`);
+  } catch (err) {
+    failedStep(run, 'snapshot', err);
   }
+}
+
+/** The volume's push (and verify) and pruning, once every volume's snapshot is taken; returns its result, line and all. */
+async function pushAndPrune(run: VolumeRun, steps: ReadonlySet<Step>, config: RunConfig, api: ServerApi, options: RunOptions, note: (line: string) => void): Promise<VolumeResult> {
+  const { name, volume, parts, result } = run;
+  const dryRun = options.dryRun === true;
+  const now = options.now ?? (() => new Date());
+  const failed = (what: string, err: unknown) => failedStep(run, what, err);
+  const signal = options.signal ? { signal: options.signal } : {};
 
   if (steps.has('push') && !dryRun) {
     try {

@@ -165,6 +165,22 @@ export function failOnAlteredParent(t: TransferRecord, parent: SnapshotRecord | 
 }
 
 /**
+ * An upload whose parent the server no longer holds (deleted there by hand, found by a look at the disk) can never be
+ * received: btrfs receive finds no parent. Left `uploading`, it held its volume (volume_busy) until it expired, and
+ * every push of the volume waited for it; it fails now, with the reason, and the next push plans again. `held` is the
+ * volume's snapshots in the catalog; retention never deletes an upload's parent (server/retention.ts).
+ */
+export function failOnMissingParent(t: TransferRecord, held: readonly SnapshotRecord[], now: string): Partial<TransferRecord> | null {
+  if (t.state !== 'uploading' || t.parentUuid === null || held.some((s) => s.uuid === t.parentUuid)) return null;
+  const e = new TransferConflict(
+    'parent_missing',
+    `the parent ${t.parentUuid} of ${t.snapshot} is gone from the server (deleted there), so this upload can never be received; push again to send it on another parent`,
+    { details: { parentUuid: t.parentUuid } },
+  );
+  return failure(e, now);
+}
+
+/**
  * How a PATCH that ended before its body did is told in the transfer's status: a cut of the line, or the server's
  * refusal by its code. A full disk said "cut" in `snapferry status`, where the operator looks for what to fix.
  */

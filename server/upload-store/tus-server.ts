@@ -30,8 +30,11 @@ export interface TusOptions {
 
 const ARRIVALS = new WeakMap<Server, ArrivalLocker>();
 
-export function createTusServer(service: Pick<AppService, 'uploadStore' | 'beginTransfer' | 'transferOwner'>, log: Logger, options: TusOptions): Server {
+export function createTusServer(service: Pick<AppService, 'uploadStore' | 'beginTransfer' | 'transferOwner' | 'abort'>, log: Logger, options: TusOptions): Server {
   const arrivals = new ArrivalLocker(() => ERRORS.ERR_LOCK_TIMEOUT);
+  // The upload each creation request began, until its answer: one refused after that (its first bytes, in a
+  // creation-with-upload) goes without a Location, so no client can ever resume or end it.
+  const begun = new WeakMap<object, { client: SafeName; id: string }>();
   const server = new Server({
     // Each upload's requests take tus's lock in the order they reached our route (arrival-locker.ts says why); the
     // route tells it (arrivalsOf below).
@@ -57,14 +60,23 @@ export function createTusServer(service: Pick<AppService, 'uploadStore' | 'begin
     onUploadCreate: async (req, upload) => {
       try {
         publicBase(req as unknown as Request, options);
-        await service.beginTransfer(options.clientOf(req as unknown as Request), upload.id, upload.metadata ?? {});
+        const client = options.clientOf(req as unknown as Request);
+        await service.beginTransfer(client, upload.id, upload.metadata ?? {});
+        begun.set(req, { client, id: upload.id });
       } catch (err) {
         throw asTusError(err);
       }
       return {};
     },
     // A thrown error's answer; tus writes the refusals of its header checks without this hook (tusAnswer has them).
-    onResponseError: (req, err) => {
+    onResponseError: async (req, err) => {
+      // A creation refused after its upload began (a first frame that did not verify: 460, no Location) is ended
+      // here, as an abort ends it: left, it was shown uploading and held its volume (volume_busy) until it expired.
+      const refused = begun.get(req);
+      if (refused) {
+        begun.delete(req);
+        await service.abort(refused.client, refused.id).catch((e: unknown) => log.warn({ err: e, transfer: refused.id }, 'could not end a refused creation\'s upload'));
+      }
       const name = Object.entries(ERRORS).find(([, known]) => known === err)?.[0];
       const ours = err instanceof SnapferryError ? err : name === undefined ? undefined : thrownByTus(name, req.method, req.headers);
       if (ours) return asTusError(ours);

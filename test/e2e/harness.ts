@@ -177,7 +177,9 @@ export async function pushPart(server: RunningServer, snapshot: string, frames: 
   );
   run.catch(() => undefined);
   const api = new ServerApi({ server: server.url });
-  const partial = await until('verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= frames));
+  // Of this snapshot: a transfer of another one the server received before has verified frames too.
+  const name = path.basename(snapshot);
+  const partial = await until('verified frames', async () => (await api.transfers()).transfers.find((x) => x.snapshot === name && x.framesVerified >= frames));
   controller.abort();
   await run.catch(() => undefined);
   return partial;

@@ -159,3 +159,26 @@ test('an endpoint that does not exist is a JSON not_found with its code in snapf
   const res = await fetch(`${h.server.url}/v1/no-such-thing`, { headers: auth });
   assertJsonError({ status: res.status, statusText: res.statusText, headers: res.headers, text: await res.text() }, 404, 'not_found', 'GET /v1/no-such-thing');
 });
+
+test('a creation whose first frame fails verification (creation-with-upload, 460, no Location) leaves no upload holding the volume', rootOnly, async (t) => {
+  const { h, auth } = await serverWithToken(t);
+  const uuid = randomUuid();
+  const framed = await frameStream(new SendStreamBuilder().subvol('snap', uuid).file('f', Buffer.from('a file\n')).end().build());
+  framed[80] = framed[80]! ^ 0x01;
+  const res = await fetch(`${h.server.url}${UPLOADS_PATH}`, {
+    method: 'POST',
+    headers: {
+      ...auth, 'Tus-Resumable': '1.0.0', 'Upload-Defer-Length': '1', 'Content-Type': 'application/offset+octet-stream',
+      'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid)),
+    },
+    body: framed,
+  });
+  const text = await res.text();
+  assert.equal(res.status, 460, text);
+  assert.equal(res.headers.get('location'), null);
+  const list = (await (await fetch(`${h.server.url}/v1/transfers`, { headers: auth })).json()) as { transfers: { state: string }[] };
+  assert.deepEqual(list.transfers.filter((x) => x.state === 'uploading'), [], JSON.stringify(list));
+  // The volume is free: the same snapshot can begin again.
+  const again = await create(h.server.url, { ...auth, 'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid)) });
+  assert.equal(again.status, 201, again.text);
+});

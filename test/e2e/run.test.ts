@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { mutate, rootOnly } from '../fixtures/btrfs.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import type { RunConfig } from '../../client/run/run.ts';
-import { assertReceived, createPair } from './harness.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { assertReceived, createPair, until } from './harness.ts';
 import { runAt } from './run-helpers.ts';
 
 const T = ['2026-11-01T10:00:00Z', '2026-11-01T11:00:00Z', '2026-11-01T12:00:00Z', '2026-11-01T13:00:00Z'];
@@ -86,4 +89,32 @@ test('a failing volume does not stop the others; without the server nothing is p
   assert.equal(r3.exitCode, EXIT.ok, r3.lines.join('\n'));
   assert.match(r3.lines[0]!, /^home: snapshot home\.20261101T120000Z, pushed 2 \(.+\), pruned 2$/);
   await assert.rejects(run({ server: server.url, volumes: { home } }, T[3]!, { only: ['nope'] }), /no volume nope in the config; it has home/);
+});
+
+test('every volume gets its snapshot before the pushes: a push that does not end keeps no later volume from its snapshot', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  // A server that takes every request and never answers: the first volume's push waits on it as on a seed of days.
+  const held = http.createServer(() => undefined);
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    held.closeAllConnections();
+    held.close();
+  });
+  const url = `http://127.0.0.1:${(held.address() as AddressInfo).port}`;
+  const workSource = path.join(pair.client.mountPoint, 'work');
+  await btrfs.createSubvolume(workSource);
+  const workSnaps = path.join(pair.client.mountPoint, 'work-snaps');
+  await fs.mkdir(workSnaps);
+  const config: RunConfig = { server: url, volumes: { home: { source: pair.source, snapshotDir: pair.snaps }, work: { source: workSource, snapshotDir: workSnaps } } };
+  const stop = new AbortController();
+  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`))(config, T[0]!, { signal: stop.signal, push: { pollMs: 50, stallMs: 600_000 } });
+  run.catch(() => undefined);
+  try {
+    await until('work\'s snapshot', async () => (await fs.readdir(workSnaps)).includes('work.20261101T100000Z'), 10_000);
+  } finally {
+    stop.abort();
+  }
+  assert.deepEqual(await fs.readdir(pair.snaps), [NAME[0]]);
+  const record = await run;
+  assert.equal(record.exitCode, EXIT.interrupted, record.lines.join('\n'));
 });

@@ -187,6 +187,15 @@ test('at start, nothing happens to a full send, an intact parent, a parent gone 
   for (const state of ['received', 'failed', 'aborted'] as const) assert.deepEqual(machine.failOnAlteredParent(transfer(state, { parentUuid: PARENT }), altered, NOW), []);
 });
 
+test('an upload whose parent the catalog no longer holds fails with parent_missing; a full send, a held parent, a transfer past its upload do not', () => {
+  const change = machine.failOnMissingParent(transfer('uploading', { parentUuid: PARENT }), [], NOW);
+  assert.equal(change?.state, 'failed');
+  assert.equal(change?.error?.code, 'parent_missing');
+  assert.equal(machine.failOnMissingParent(transfer('uploading'), [], NOW), null);
+  assert.equal(machine.failOnMissingParent(transfer('uploading', { parentUuid: PARENT }), [parent()], NOW), null);
+  for (const state of transferStates.filter((s) => s !== 'uploading')) assert.equal(machine.failOnMissingParent(transfer(state, { parentUuid: PARENT }), [], NOW), null, state);
+});
+
 test('a cut upload counts one more interruption and says where; one not uploading takes no note', () => {
   const steps = machine.noteInterruption(transfer('uploading'), 4096, 5, NOW);
   assert.deepEqual(records(steps), [{ interruptions: 3, lastInterruption: `${NOW}: cut at byte 4096 (after 5 verified frames)` }]);

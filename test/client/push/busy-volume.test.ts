@@ -1,0 +1,29 @@
+// What a push does about the transfer of its own client that holds the volume (client/push/busy-volume.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LocalSnapshot, PlanStep } from '../../../core/plan.ts';
+import type { Transfer } from '../../../core/protocol.ts';
+import { judgeBusy, waitNote } from '../../../client/push/busy-volume.ts';
+
+const snap = (name: string, uuid: string): LocalSnapshot => ({ name, uuid, path: `/snaps/${name}` }) as unknown as LocalSnapshot;
+const S1 = snap('s1', '11111111-1111-4111-8111-111111111111');
+const S2 = snap('s2', '22222222-2222-4222-8222-222222222222');
+const step: PlanStep = { snapshot: S2, parent: null };
+const busy = (over: Partial<Transfer> = {}): Transfer =>
+  ({ id: 'f'.repeat(32), snapshot: 's1', uuid: S1.uuid, parentUuid: null, state: 'uploading', ...over }) as Transfer;
+
+test('an upload whose snapshot is gone here, or whose parent is gone from the server, is ended', () => {
+  assert.equal(judgeBusy(step, { transfer: busy(), local: null, parentHeld: true }).kind, 'end');
+  assert.equal(judgeBusy(step, { transfer: busy({ parentUuid: 'p' }), local: S1, parentHeld: false }).kind, 'end');
+});
+
+test('an upload of another snapshot this machine has is sent first; its own, or one being received, is waited for', () => {
+  assert.deepEqual(judgeBusy(step, { transfer: busy(), local: S1, parentHeld: true }), { kind: 'sendFirst', transfer: busy(), snapshot: S1 });
+  assert.equal(judgeBusy(step, { transfer: busy({ uuid: S2.uuid }), local: S2, parentHeld: true }).kind, 'wait');
+  assert.equal(judgeBusy(step, { transfer: busy({ state: 'receiving' }), local: null, parentHeld: false }).kind, 'wait');
+  assert.equal(judgeBusy(step, { transfer: null, local: null, parentHeld: true }).kind, 'wait');
+});
+
+test('a wait for another push names the transfer and snapferry abort', () => {
+  assert.match(waitNote(step, busy({ uuid: S2.uuid, snapshot: 's2' }), 2), /transfer f{32} of s2 holds the volume: another push of this client is sending it; `snapferry abort f{32}` ends it; trying again in 2\.0 s/);
+});

@@ -1,0 +1,84 @@
+// An unfinished upload holds its volume (one per volume): a push that meets one of its own client's it cannot wait
+// out ends it or sends it first, and says so; it waited in silence for ever before.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { rootOnly, mutate } from '../fixtures/btrfs.ts';
+import { ServerApi } from '../../client/http/api.ts';
+import { push } from '../../client/push/push.ts';
+import { assertReceived, createPair, pushPart, recordingReporter, until } from './harness.ts';
+
+// Retries bounded, so a push that would wait for ever fails (retries_exhausted) instead of hanging the test.
+const quick = { backoff: { baseMs: 100, maxMs: 300 }, retries: 4 };
+
+/** s1 received, then s2's upload on it stopped after 2 frames: what an interrupted incremental leaves. */
+async function incrementalLeftUnfinished(t: Parameters<typeof createPair>[0]) {
+  const pair = await createPair(t, { fillMB: 4 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1] }, recordingReporter());
+  await fs.writeFile(path.join(pair.source, 'big'), crypto.randomBytes(3 * 1024 * 1024));
+  const s2 = await pair.snapshot('s2');
+  const partial = await pushPart(server, s2, 2);
+  return { pair, server, s1, s2, partial };
+}
+
+test('an incremental whose parent an admin deleted on the server fails there (parent_missing), and the next push goes on', rootOnly, async (t) => {
+  const { pair, server, s1, s2, partial } = await incrementalLeftUnfinished(t);
+  await execa('btrfs', ['subvolume', 'delete', pair.receivedPath('v', 's1')]);
+  const report = recordingReporter();
+  const result = await push({ server: server.url, volume: 'v', snapshots: [s1, s2], ...quick }, report);
+  assert.deepEqual(result.sent.map((s) => s.snapshot), ['s1', 's2'], report.notes.join('\n'));
+  assert.ok(!report.notes.some((n) => /holds the volume|already in progress/.test(n)), report.notes.join('\n'));
+  const api = new ServerApi({ server: server.url });
+  const ended = await api.transfer(partial.id);
+  assert.equal(ended.state, 'failed');
+  assert.equal(ended.error?.code, 'parent_missing');
+  await assertReceived(s2, pair.receivedPath('v', 's2'));
+});
+
+test('an upload whose parent was deleted while the server was down fails at start (parent_missing)', rootOnly, async (t) => {
+  const { pair, server, partial } = await incrementalLeftUnfinished(t);
+  await server.close();
+  await execa('btrfs', ['subvolume', 'delete', pair.receivedPath('v', 's1')]);
+  const again = await pair.startServer();
+  const ended = await new ServerApi({ server: again.url }).transfer(partial.id);
+  assert.equal(ended.state, 'failed', JSON.stringify(ended));
+  assert.equal(ended.error?.code, 'parent_missing');
+});
+
+test('an upload of a snapshot deleted here is ended, and the newer one is sent', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 4 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const partial = await pushPart(server, s1, 2);
+  // The stopped push's btrfs send may hold s1 a moment longer (EPERM until it is gone).
+  await until('s1 deleted here', async () => (await execa('btrfs', ['subvolume', 'delete', s1], { reject: false })).exitCode === 0 || undefined);
+  await mutate(pair.source, 'after-s1');
+  const s2 = await pair.snapshot('s2');
+  const report = recordingReporter();
+  const result = await push({ server: server.url, volume: 'v', snapshots: [s2], ...quick }, report);
+  assert.deepEqual(result.sent.map((s) => s.snapshot), ['s2'], report.notes.join('\n'));
+  assert.ok(report.notes.some((n) => n.includes(`ending transfer ${partial.id}`) && /s1 is no longer here/.test(n)), report.notes.join('\n'));
+  await assertReceived(s2, pair.receivedPath('v', 's2'));
+});
+
+test('a push of a newer snapshot sends the older one whose upload holds the volume first, then its own on it', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 4 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const partial = await pushPart(server, s1, 2);
+  await mutate(pair.source, 'after-s1');
+  const s2 = await pair.snapshot('s2');
+  const report = recordingReporter();
+  const result = await push({ server: server.url, volume: 'v', snapshots: [s2], ...quick }, report);
+  assert.ok(report.notes.some((n) => n.includes(`(transfer ${partial.id}) holds the volume: sending it first`)), report.notes.join('\n'));
+  assert.equal(result.sent[0]?.parent, 's1', report.notes.join('\n'));
+  const api = new ServerApi({ server: server.url });
+  assert.equal((await api.transfer(partial.id)).state, 'received');
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+  await assertReceived(s2, pair.receivedPath('v', 's2'));
+});
