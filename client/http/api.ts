@@ -155,6 +155,8 @@ export class ServerApi {
       this.options.meter?.(body === undefined ? 0 : Buffer.byteLength(body), Buffer.byteLength(text));
     } catch (err) {
       if (stalled.aborted && !this.options.signal?.aborted) {
+        // Every connection open across the silence is as dead as this one: the next request takes a new one.
+        this.transport.dropConnections();
         throw new ServerError('server_stalled', `no answer from ${this.base.origin} for ${Math.round(stallMs / 1000)} s (the line may have gone silent); the connection was dropped`, null, {
           retryable: true,
           cause: err,

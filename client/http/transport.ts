@@ -5,6 +5,7 @@
  * route or the trust, and certificate failures become one clear, non-retryable error.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
@@ -43,6 +44,13 @@ export interface Transport {
   readonly fetch: ApiFetch;
   /** For tus-js-client's `httpStack` option. */
   readonly httpStack: HttpStack;
+  /**
+   * Drops every connection of both stacks, idle ones included, so the next request opens a new one. Called when a
+   * request stalled: a line that went silent (a NAT that forgot its state, a DSL reconnect) killed every connection
+   * open across it, not only the stalled one, and a request sent into another pooled one waited out a whole stall
+   * timeout again (the bench's silent line: 30 s more lost).
+   */
+  dropConnections(): void;
   /** Drops pooled connections (idle ones never keep the process alive). */
   close(): Promise<void>;
 }
@@ -64,25 +72,32 @@ export function createTransport(server: string | URL, options: TransportOptions 
   const target = new URL(server);
   const proxy = proxyFor(target, options.env ?? process.env);
   const ca = options.caFile === undefined ? undefined : [...tls.rootCertificates, ...readCaFile(options.caFile)];
-  if (proxy === null && ca === undefined) {
-    // Nothing configured: the platform defaults, exactly as without this module.
-    return { proxy, fetch: globalThis.fetch, httpStack: stopBodyOnAnswer(new DefaultHttpStack({})), close: () => Promise.resolve() };
-  }
   // One TLS context for every connection of both stacks. Given `ca`, Node builds a context per connection, parsing
   // its ~140 bundled roots and the CA file again: about 20 ms of CPU each time, on each connection a push opens (three
   // or more, and one after every cut or refused PATCH). Given `secureContext`, the agents' pools still key on the
   // origin, and the handshake checks the certificate and its name just the same.
   const tlsOptions = ca === undefined ? {} : { secureContext: tls.createSecureContext({ ca }) };
-  const dispatcher: Dispatcher = proxy
-    ? new ProxyAgent({ uri: proxy.toString(), requestTls: tlsOptions })
-    : new Agent({ connect: tlsOptions });
+  // Pools of our own, with nothing configured too, so that dropConnections() can empty them.
+  const newDispatcher = (): Dispatcher => (proxy ? new ProxyAgent({ uri: proxy.toString(), requestTls: tlsOptions }) : new Agent({ connect: tlsOptions }));
+  let dispatcher = newDispatcher();
   // https-proxy-agent opens the tunnel; the TLS inside it takes the secure context from the request options below.
-  const agent = proxy ? new HttpsProxyAgent(proxy, { keepAlive: true }) : new https.Agent({ keepAlive: true, ...tlsOptions });
+  const agent = proxy
+    ? new HttpsProxyAgent(proxy, { keepAlive: true })
+    : target.protocol === 'https:'
+      ? new https.Agent({ keepAlive: true, ...tlsOptions })
+      : new http.Agent({ keepAlive: true });
   const fetch: ApiFetch = (url, init) => undiciFetch(url, { ...init, dispatcher });
   return {
     proxy,
     fetch,
     httpStack: stopBodyOnAnswer(new DefaultHttpStack({ agent, ...tlsOptions })),
+    dropConnections: () => {
+      // The agent stays usable: it only destroys the sockets it has. A dispatcher once destroyed is not, so a new one.
+      agent.destroy();
+      const old = dispatcher;
+      dispatcher = newDispatcher();
+      void old.destroy().catch(() => undefined);
+    },
     close: async () => {
       agent.destroy();
       await dispatcher.close();

@@ -85,6 +85,8 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
     }),
   );
   const stall = new AbortController();
+  // A silence killed every connection open across it: the next try must not take one from a pool.
+  stall.signal.addEventListener('abort', () => http.api.transport.dropConnections(), { once: true });
   const signal = http.signal ? AbortSignal.any([http.signal, stall.signal]) : stall.signal;
   let timer: NodeJS.Timeout | undefined;
   const alive = () => {

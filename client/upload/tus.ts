@@ -174,6 +174,8 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
     const stall = new StallWatch(stallMs, () => (createdUrl !== null ? options.probeArrived : undefined), () => {
       done();
       void upload.abort(false);
+      // The silence killed every connection open across it: the next attempt must not take one from a pool.
+      options.transport?.dropConnections();
       reject(new UploadError('upload_stalled', `nothing moved for ${Math.round(stallMs / 1000)} s (the line may have gone silent); the connection was dropped`, { retryable: true }));
     });
     const watchdog = setInterval(() => stall.check(lastActivity), Math.max(50, Math.min(5000, stallMs / 8)));

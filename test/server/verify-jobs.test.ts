@@ -185,7 +185,7 @@ test('a directory bigger than one answer comes in pages, and the client puts the
     const text = JSON.stringify(answer);
     return { ok: true, status: 200, statusText: 'OK', headers: { get: () => null }, text: () => Promise.resolve(text) };
   };
-  const api = new ServerApi({ server: 'http://verify.invalid', transport: { proxy: null, fetch, httpStack: null as never, close: () => Promise.resolve() } });
+  const api = new ServerApi({ server: 'http://verify.invalid', transport: { proxy: null, fetch, httpStack: null as never, dropConnections: () => undefined, close: () => Promise.resolve() } });
   const remote = await RemoteTree.start({ api }, { volume: 'v', snapshot: 's1' });
   await new Promise((r) => setTimeout(r, 10));
   const got = await remote.children(['sub', '', 'nothing-here']);
