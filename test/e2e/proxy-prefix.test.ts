@@ -5,9 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { rootOnly } from '../fixtures/btrfs.ts';
+import { forwardingProxy } from '../fixtures/forwarding-proxy.ts';
 import { push } from '../../client/push/push.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
@@ -20,27 +19,13 @@ interface AfterHook {
 async function prefixProxy(t: AfterHook, prefix: string): Promise<{ url: string; seen: string[]; upstream(port: number): void }> {
   let upstreamPort = 0;
   const seen: string[] = [];
-  const server = http.createServer((req, res) => {
+  const url = await forwardingProxy(t, () => upstreamPort, (req, res) => {
     seen.push(`${req.method} ${req.url}`);
-    if (!req.url!.startsWith(`${prefix}/`)) {
-      res.writeHead(404).end('not under the prefix');
-      return;
-    }
-    const forwarded = http.request(
-      { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url!.slice(prefix.length), headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode!, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    forwarded.on('error', () => res.destroy());
-    req.pipe(forwarded);
+    if (req.url!.startsWith(`${prefix}/`)) return req.url!.slice(prefix.length);
+    res.writeHead(404).end('not under the prefix');
+    return null;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  t.after(() => server.closeAllConnections());
-  const port = (server.address() as AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}${prefix}`, seen, upstream: (p) => (upstreamPort = p) };
+  return { url: `${url}${prefix}`, seen, upstream: (p) => (upstreamPort = p) };
 }
 
 test('a push through a proxy that strips a path prefix creates its upload under the prefix and arrives', rootOnly, async (t) => {

@@ -5,10 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
+import { forwardingProxy } from '../fixtures/forwarding-proxy.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { createPair } from './harness.ts';
 import { SNAPFERRY_BIN } from './processes.ts';
@@ -22,23 +21,13 @@ const snapferry = (args: string[]) => execa('node', [SNAPFERRY_BIN, ...args], { 
 /** Answers the first `refusals` requests 429 (the first with Retry-After: 1), then forwards to `upstream`. */
 async function limitingProxy(t: AfterHook, upstream: number, refusals: number): Promise<{ url: string; refused: () => number }> {
   let refused = 0;
-  const server = http.createServer((req, res) => {
-    if (refused < refusals) {
-      res.writeHead(429, { 'content-type': 'text/html', ...(refused === 0 ? { 'retry-after': '1' } : {}) }).end('<html><body>429 Too Many Requests</body></html>');
-      refused++;
-      return;
-    }
-    const forwarded = http.request({ host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(res);
-    });
-    forwarded.on('error', () => res.destroy());
-    req.pipe(forwarded);
+  const url = await forwardingProxy(t, () => upstream, (req, res) => {
+    if (refused >= refusals) return req.url!;
+    res.writeHead(429, { 'content-type': 'text/html', ...(refused === 0 ? { 'retry-after': '1' } : {}) }).end('<html><body>429 Too Many Requests</body></html>');
+    refused++;
+    return null;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  t.after(() => server.closeAllConnections());
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, refused: () => refused };
+  return { url, refused: () => refused };
 }
 
 test('status told to slow down (429) waits, honouring Retry-After, and shows the server', { ...rootOnly, timeout: 120_000 }, async (t) => {
