@@ -61,6 +61,11 @@ export interface ApiOptions {
   meter?: (sent: number, received: number) => void;
 }
 
+interface RequestOptions {
+  stallMs?: number;
+  afterStop?: boolean;
+}
+
 export class ServerApi {
   readonly base: URL;
   /** Shared with the tus upload of the same server, so both take the same route with the same trust. */
@@ -93,7 +98,7 @@ export class ServerApi {
 
   /** `stallMs`: this request's own stall timeout (default the client's). */
   transfer(id: string, options: { stallMs?: number } = {}): Promise<Transfer> {
-    return this.request('GET', routes.transfer(id), Transfer, undefined, options.stallMs);
+    return this.request('GET', routes.transfer(id), Transfer, undefined, options);
   }
 
   abort(id: string): Promise<Transfer> {
@@ -107,10 +112,10 @@ export class ServerApi {
   /**
    * Tells the server that this push (its session header) has stopped and lets go of upload `id`: the same command run
    * again then goes on at once instead of waiting out the upload's lease. `stallMs`: how long the stopping command
-   * waits for the answer.
+   * waits for the answer. Sent after the stop, so the stop does not cancel it.
    */
   release(id: string, stallMs: number): Promise<Transfer> {
-    return this.request('POST', routes.release(id), Transfer, undefined, stallMs);
+    return this.request('POST', routes.release(id), Transfer, undefined, { stallMs, afterStop: true });
   }
 
   /** The record of verified frame `index`, or null when the server holds fewer frames. */
@@ -129,14 +134,19 @@ export class ServerApi {
     }
   }
 
-  /** One JSON request, its answer parsed with `schema`; every failure a ServerError that says if a retry can help. */
-  async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown, stallFor?: number): Promise<z.infer<T>> {
+  /**
+   * One JSON request, its answer parsed with `schema`; every failure a ServerError that says if a retry can help.
+   * `stallMs`: this request's own stall timeout; `afterStop`: the request is what a stopped command still says (the
+   * options' signal does not cancel it).
+   */
+  async request<T extends z.ZodType>(method: string, path: string, schema: T, json?: unknown, options: RequestOptions = {}): Promise<z.infer<T>> {
     const url = this.url(path);
     // The answers are small, so one deadline covers connecting, the answer and its body: on a line gone silent no
     // byte ever comes, and only giving up (which destroys the connection) lets the next try take a new one.
-    const stallMs = stallFor ?? this.options.stallMs ?? DEFAULT_STALL_MS;
+    const stallMs = options.stallMs ?? this.options.stallMs ?? DEFAULT_STALL_MS;
     const stalled = AbortSignal.timeout(stallMs);
-    const signal = this.options.signal ? AbortSignal.any([this.options.signal, stalled]) : stalled;
+    const stop = options.afterStop === true ? undefined : this.options.signal;
+    const signal = stop ? AbortSignal.any([stop, stalled]) : stalled;
     let res: Awaited<ReturnType<Transport['fetch']>> | undefined;
     let text: string;
     const body = json === undefined ? undefined : JSON.stringify(json);
@@ -154,7 +164,7 @@ export class ServerApi {
       text = await res.text();
       this.options.meter?.(body === undefined ? 0 : Buffer.byteLength(body), Buffer.byteLength(text));
     } catch (err) {
-      if (stalled.aborted && !this.options.signal?.aborted) {
+      if (stalled.aborted && !stop?.aborted) {
         // Every connection open across the silence is as dead as this one: the next request takes a new one.
         this.transport.dropConnections();
         throw new ServerError('server_stalled', `no answer from ${this.base.origin} for ${Math.round(stallMs / 1000)} s (the line may have gone silent); the connection was dropped`, null, {
@@ -163,7 +173,7 @@ export class ServerApi {
         });
       }
       // The user stopped the command (Ctrl-C): said as such, never as a server that cannot be reached.
-      if (this.options.signal?.aborted) {
+      if (stop?.aborted) {
         throw new ServerError('cancelled', `interrupted before ${this.base.origin} answered ${method} ${path}`, null, { retryable: false, cause: err });
       }
       const untrusted = tlsErrorFrom(err, this.base);

@@ -103,7 +103,13 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.caFile !== undefined ? { caFile: options.caFile } : {}),
     ...(options.env ? { env: options.env } : {}),
   });
-  const api = new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) });
+  // The stop (Ctrl-C, SIGTERM, a run's stop) cancels a request waiting on a server that does not answer, as it cancels
+  // the upload: otherwise the push went on until the request's stall timeout (minutes when configured so).
+  const api = new ServerApi({
+    server: options.server, headers, transport,
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m), ...(options.snapshotDir === true ? { snapshotDir: true } : {}) });
   if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
   // One volume, one source: checked before the server is asked anything.

@@ -106,7 +106,12 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     ...(options.env ? { env: options.env } : {}),
   });
   const http: RestoreHttp = {
-    api: new ServerApi({ server: options.server, headers, transport, ...(options.stallMs ? { stallMs: options.stallMs } : {}) }),
+    // The stop cancels a catalog request waiting on a server that does not answer too, not only the stream's.
+    api: new ServerApi({
+      server: options.server, headers, transport,
+      ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    }),
     headers,
     ...(options.client !== undefined ? { client: parseName(options.client, 'client') } : {}),
     ...(options.signal ? { signal: options.signal } : {}),

@@ -47,9 +47,13 @@ test('Ctrl-C exits 130 with "run the same command again to resume", for every cl
     const connected = silent.nextConnection();
     const child = execa('node', [BIN, ...args, '--server', silent.url], { reject: false, timeout: 60_000 });
     await connected;
+    const stopped = Date.now();
     child.kill('SIGINT');
     const r = await child;
     assert.equal(r.exitCode, EXIT.interrupted, `${args[0]}: ${r.stderr}`);
+    // At once, not after the request's stall timeout (30 s: restore's catalog request ignored the stop).
+    const waited = Date.now() - stopped;
+    assert.ok(waited < 10_000, `${args[0]} went on ${Math.round(waited / 1000)} s after Ctrl-C`);
     assert.match(r.stderr, /interrupted: run the same command again to resume/, args[0]);
     assert.doesNotMatch(r.stderr, /This operation was aborted/, args[0]);
   }

@@ -109,12 +109,18 @@ test('every volume gets its snapshot before the pushes: a push that does not end
   const stop = new AbortController();
   const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`))(config, T[0]!, { signal: stop.signal, push: { pollMs: 50, stallMs: 600_000 } });
   run.catch(() => undefined);
+  let stopped = 0;
   try {
     await until('work\'s snapshot', async () => (await fs.readdir(workSnaps)).includes('work.20261101T100000Z'), 10_000);
   } finally {
     stop.abort();
+    stopped = Date.now();
   }
   assert.deepEqual(await fs.readdir(pair.snaps), [NAME[0]]);
   const record = await run;
   assert.equal(record.exitCode, EXIT.interrupted, record.lines.join('\n'));
+  // The stop cancels the request that waits on the server, as Ctrl-C would: not its 10-minute stall timeout (nor
+  // undici's 300 s for headers, which is what ended it before).
+  const waited = Date.now() - stopped;
+  assert.ok(waited < 20_000, `the run went on ${Math.round(waited / 1000)} s after its stop`);
 });

@@ -27,3 +27,20 @@ test('a request stopped by the command\'s signal is "interrupted" (cancelled, ex
     return true;
   });
 });
+
+test('a release is what a stopped push still says: the stop does not cancel it', async (t) => {
+  const released: string[] = [];
+  const server = http.createServer((req, res) => {
+    released.push(`${req.method} ${req.url}`);
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'transfer_unknown', message: 'no such transfer' } }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const interrupt = new AbortController();
+  interrupt.abort();
+  const api = new ServerApi({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, signal: interrupt.signal });
+  await assert.rejects(api.status(), { code: 'cancelled' });
+  // The server's answer, not the stop's: the request went out.
+  await assert.rejects(api.release('abc', 5000), (err: Error & { code?: string }) => err.code !== 'cancelled');
+  assert.deepEqual(released, ['POST /v1/transfers/abc/release']);
+});

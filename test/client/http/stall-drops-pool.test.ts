@@ -46,7 +46,7 @@ test('dropConnections: the next request of the JSON API and of the upload stack 
   const before = sockets.size;
   silence();
   transport.dropConnections();
-  assert.deepEqual(await api.request('GET', '/c', Ok, undefined, 3000), { ok: true });
+  assert.deepEqual(await api.request('GET', '/c', Ok, undefined, { stallMs: 3000 }), { ok: true });
   assert.equal(await viaTus(), 200);
   assert.equal(sockets.size, before + 2, 'a request after dropConnections went on a pooled connection');
 });
@@ -62,8 +62,8 @@ test('a JSON request that stalled drops the pooled connections: the next one is 
   for (let i = 0; i < 4; i++) await api.request('GET', '/a', Ok);
   assert.equal(sockets.size, 2, 'the pool did not hold two connections');
   silence();
-  const stalled = await api.request('GET', '/b', Ok, undefined, 300).catch((e: unknown) => e);
+  const stalled = await api.request('GET', '/b', Ok, undefined, { stallMs: 300 }).catch((e: unknown) => e);
   assert.ok(stalled instanceof ServerError && stalled.code === 'server_stalled', String(stalled));
   assert.equal(dropped, 1, 'the stall left the pool as it was');
-  assert.deepEqual(await api.request('GET', '/c', Ok, undefined, 3000), { ok: true });
+  assert.deepEqual(await api.request('GET', '/c', Ok, undefined, { stallMs: 3000 }), { ok: true });
 });
