@@ -6,11 +6,19 @@
 import { SnapferryError } from '../../core/errors.ts';
 
 /**
- * Codes of refusals that last while someone else works, until someone frees the server's disk, or while the server
- * behind a proxy restarts: said once while they last (a full disk was said four times a round: by tus-js-client's own
- * retries and by the push's backoff; a proxy's 502 five times in one restart of the server).
+ * Refusals that last while someone else works, until someone frees the server's disk, or while the server behind a
+ * proxy restarts, by the cause each waits on: said once while that cause lasts (a full disk was said four times a
+ * round: by tus-js-client's own retries and by the push's backoff; a proxy's 502 five times in one restart of the
+ * server). Another holder of the upload answers transfer_locked, or a bare 409 (a proxy's, an older server's, a PATCH
+ * that met the holder's offset): one wait, said once.
  */
-const QUIET_WAITS = new Set(['transfer_locked', 'upload_busy', 'volume_busy', 'disk_full', 'upstream_down']);
+const QUIET_WAITS = new Map([
+  ['transfer_locked', 'upload held'],
+  ['upload_busy', 'upload held'],
+  ['volume_busy', 'volume held'],
+  ['disk_full', 'disk full'],
+  ['upstream_down', 'upstream down'],
+]);
 
 export class RetryNotes {
   private waitingFor: string | null = null;
@@ -18,11 +26,11 @@ export class RetryNotes {
 
   constructor(private readonly note: (text: string) => void) {}
 
-  /** Notes `text` for `err`, unless it is the same quiet wait as the last note. */
+  /** Notes `text` for `err`, unless it waits on the same cause as the last note. */
   retry(err: unknown, text: string): void {
-    const code = err instanceof SnapferryError && QUIET_WAITS.has(err.code) ? err.code : null;
-    if (code !== null && code === this.waitingFor) return;
-    this.waitingFor = code;
+    const cause = err instanceof SnapferryError ? (QUIET_WAITS.get(err.code) ?? null) : null;
+    if (cause !== null && cause === this.waitingFor) return;
+    this.waitingFor = cause;
     this.note(text);
   }
 

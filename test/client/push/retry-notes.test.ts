@@ -40,3 +40,16 @@ test('once: a fact found again by every try is said the first time only', () => 
   notes.once('s2: the server no longer holds it');
   assert.deepEqual(said, ['s2: the server no longer holds it']);
 });
+
+test('another holder of the upload is one wait, said once, whether it answers transfer_locked or a bare 409', () => {
+  const said: string[] = [];
+  const notes = new RetryNotes((text) => said.push(text));
+  notes.retry(failure('transfer_locked'), 'another push holds this upload; trying again in 1.0 s');
+  notes.retry(failure('upload_busy'), 'the server refused this request on the upload for now (409): another push holds this upload');
+  notes.retry(failure('transfer_locked'), 'another push holds this upload; trying again in 2.0 s');
+  assert.deepEqual(said, ['another push holds this upload; trying again in 1.0 s']);
+  // Another cause is said, and so is the first again after it.
+  notes.retry(failure('disk_full'), 'out of disk space');
+  notes.retry(failure('upload_busy'), 'held again');
+  assert.deepEqual(said.slice(1), ['out of disk space', 'held again']);
+});
