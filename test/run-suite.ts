@@ -5,7 +5,8 @@
  * nothing is started, and the files skip or start their own as they would alone. Arguments that name test files run
  * those files only; others go to `node --test`.
  */
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -27,13 +28,19 @@ const files = named.length > 0 ? named : readdirSync(root, { recursive: true, en
   .map((f) => path.join('test', f))
   .sort();
 
-const nodeTest = (concurrency: number, list: string[], env: Record<string, string>, stdout: 'inherit' | 'pipe') =>
-  execa(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...options, ...list], {
+// Each runner writes its failures, with their errors, to a file of its own beside its TAP (test/failures-reporter.mjs).
+const failuresDir = mkdtempSync(path.join(os.tmpdir(), 'snapferry-failures-'));
+const reporters = (name: string) => [
+  '--test-reporter=tap', '--test-reporter-destination=stdout',
+  `--test-reporter=${path.join(root, 'failures-reporter.mjs')}`, `--test-reporter-destination=${path.join(failuresDir, name)}`,
+];
+const nodeTest = (name: string, concurrency: number, list: string[], env: Record<string, string>, stdout: 'inherit' | 'pipe') =>
+  execa(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...reporters(name), ...options, ...list], {
     stdin: 'ignore', stdout, stderr: stdout, all: stdout === 'pipe', env, reject: false,
   });
 
 const waiting = files.filter((f) => WAITING.has(f));
-const aside = waiting.length > 0 && waiting.length < files.length ? nodeTest(1, waiting, {}, 'pipe') : undefined;
+const aside = waiting.length > 0 && waiting.length < files.length ? nodeTest('beside', 1, waiting, {}, 'pipe') : undefined;
 const main = files.filter((f) => aside === undefined || !WAITING.has(f));
 
 let s3: S3Server | undefined;
@@ -46,7 +53,7 @@ if (isRoot && (await execa('radosgw', ['--version'], { reject: false })).exitCod
   }
 }
 
-const run = nodeTest(2, main, s3 ? { [SUITE_S3_ENV]: suiteS3Env(s3) } : {}, 'inherit');
+const run = nodeTest('main', 2, main, s3 ? { [SUITE_S3_ENV]: suiteS3Env(s3) } : {}, 'inherit');
 // The runners go down with the suite: a SIGTERM sent to this process alone (a CI timeout) must not leave them running.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
@@ -61,5 +68,14 @@ if (aside) {
   process.stdout.write(`\n# ${waiting.join(', ')}, run beside the others:\n${result.all ?? ''}\n`);
   results.push(result);
 }
+const failed = ['main', 'beside'].map((name) => {
+  try {
+    return readFileSync(path.join(failuresDir, name), 'utf8');
+  } catch {
+    return '';
+  }
+}).join('');
+rmSync(failuresDir, { recursive: true, force: true });
+if (failed !== '') process.stdout.write(`\n# run-suite: what failed, and why (each is in the TAP above too):\n${failed}`);
 process.stdout.write(`# run-suite: ${results.map((r) => `${r === results[0] ? 'the two at a time' : 'beside them'} exited ${r.exitCode ?? r.signal}`).join(', ')}\n`);
 process.exitCode = results.every((r) => r.exitCode === 0) ? 0 : 1;
