@@ -8,7 +8,8 @@
  * node_modules linked in), all at once behind a switch that Stryker's environment variable flips; tsx strips the
  * types as it loads them, so no build and no type check stand between a mutant and the tests. The command runner
  * has no per-test coverage, so every mutant runs all of the target's tests (or, with `testsFor`, those of its file),
- * stopping at the first that fails (test/mutate/bail-reporter.mjs).
+ * stopping at the first that fails (test/mutate/bail-reporter.mjs). A target with `bundle: true` runs its tests from
+ * esbuild bundles built once in the sandbox (test/mutate/bundle-tests.mjs), not through tsx.
  */
 import { availableParallelism } from 'node:os';
 import { TARGETS } from './test/mutate/targets.mjs';
@@ -20,7 +21,9 @@ if (target === undefined) throw new Error(`SNAPFERRY_MUTATE=${name}: not one of 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'command',
-  commandRunner: { command: `node --import tsx --test-reporter=./test/mutate/bail-reporter.mjs test/mutate/run-tests.mjs ${name}` },
+  commandRunner: { command: `node --test-reporter=./test/mutate/bail-reporter.mjs test/mutate/run-tests.mjs ${name}` },
+  // Once, after the mutants are written: the tests bundled, so that each mutant's process starts without tsx.
+  ...(target.bundle === true ? { buildCommand: `node test/mutate/bundle-tests.mjs ${name}` } : {}),
   mutate: target.mutate,
   // Code under test and its tests; bench data, deploy files and the rest need not be copied per run.
   ignorePatterns: ['/.tmp', '/deploy', '/nginx', '/test/bench', '/test/e2e', '/test/chaos'],

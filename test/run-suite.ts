@@ -14,10 +14,19 @@ import { isRoot } from './fixtures/btrfs.ts';
 import { startS3, suiteS3Env, SUITE_S3_ENV, type S3Server } from './fixtures/s3.ts';
 
 /**
- * Files that spend minutes waiting on a slow line and almost no CPU (slow-patch.test.ts holds one PATCH open for
- * 320 s): they run beside the two at a time instead of taking one of their places, and their report follows.
+ * Files that spend minutes waiting on a slow or silent line and almost no CPU (slow-patch.test.ts holds one PATCH
+ * open for 320 s; each silent-line file waits out silences of 20 to 60 s): they run one at a time beside the two at a
+ * time instead of taking one of their places, and their report follows. About 640 s in all, against some 1100 s of
+ * the others; the files with bounds on CPU or answer times (slow-link-slivers.test.ts) stay with the others.
  */
-const WAITING = new Set(['test/e2e/slow-patch.test.ts']);
+const WAITING = new Set([
+  'test/e2e/slow-patch.test.ts',
+  'test/e2e/silent-line-cuts.test.ts',
+  'test/e2e/silent-line-kills.test.ts',
+  'test/e2e/silent-line-last-patch.test.ts',
+  'test/e2e/silent-line-minute.test.ts',
+  'test/e2e/silent-line-receive.test.ts',
+]);
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
