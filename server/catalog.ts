@@ -15,7 +15,7 @@ import { canMove, endsUnreceived } from './transfer-moves.ts';
 /** The catalog's own records are the API's shapes plus the owner, so the two cannot drift apart. */
 const owner = { client: z.string(), volume: z.string() };
 
-const TransferRecord = Transfer.omit({ wireOffset: true, framesVerified: true, rawBytes: true, chain: true, rawReceived: true, wireArrived: true, wireHeld: true, spoolBytes: true }).extend({
+const TransferRecord = Transfer.omit({ wireOffset: true, framesVerified: true, rawBytes: true, chain: true, rawReceived: true, wireArrived: true, wireHeld: true, heldByPush: true, spoolBytes: true }).extend({
   /** Final figures, kept once the spool (which holds the live ones) is gone. */
   wireBytes: z.number().nullable(),
   rawBytes: z.number().nullable(),

@@ -68,6 +68,16 @@ export class UploadLeases {
     return true;
   }
 
+  /**
+   * Whether a push holds upload `id` right now: a request in flight, or its last one within the lease. A lease given
+   * back (its push stopped) is held by nobody, even while that push's last request is taken apart.
+   */
+  held(id: string, now = Date.now()): boolean {
+    const l = this.leases.get(id);
+    if (!l || l.released) return false;
+    return l.inFlight > 0 || now - l.lastSeen < this.leaseMs;
+  }
+
   inFlight(id: string): boolean {
     return (this.leases.get(id)?.inFlight ?? 0) > 0;
   }

@@ -103,6 +103,7 @@ export class ReplicationService implements AppService {
       frameRecords: (id, from, limit) => this.store.frames(id, from, limit),
       arrived: (id) => this.store.arrived(id),
       held: (id) => this.store.held(id),
+      heldByPush: (id) => this.requests.held(id),
       rawReceived: (id) => this.rawReceived(id),
       freeBytes: () => this.freeBytes(),
       spoolBytes: (id) => spoolBytes(layout, id),

@@ -33,6 +33,11 @@ export class UploadRequests {
     return this.leases.inFlight(id);
   }
 
+  /** Whether a push holds upload `id` right now (server/leases.ts held). */
+  held(id: string): boolean {
+    return this.leases.held(id);
+  }
+
   /** Takes the lease for `session` (a rewind), refusing while another request of the upload is in flight. */
   acquire(id: string, session: string): void {
     this.leases.acquire(id, session);

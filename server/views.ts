@@ -33,6 +33,8 @@ export interface ViewSource {
   arrived(id: string): number;
   /** Bytes of the framed stream the spool holds of an upload in progress, the part of a frame past its verified ones included. */
   held(id: string): Promise<number>;
+  /** Whether a push holds the upload right now (its lease, server/leases.ts). */
+  heldByPush(id: string): boolean;
   /** Raw bytes fed to the transfer's running `btrfs receive`. */
   rawReceived(id: string): number;
   freeBytes(): Promise<number | null>;
@@ -112,6 +114,7 @@ export class Views {
       wireArrived: this.src.arrived(t.id),
       // Read after the progress, which an append that ended in between may have left behind: never shown below it.
       wireHeld: t.state === 'uploading' ? Math.max(p.wireOffset, await this.src.held(t.id)) : p.wireOffset,
+      heldByPush: t.state === 'uploading' && this.src.heldByPush(t.id),
       // The catalog has the free space of the last failure; the caller wants it now, beside what is needed.
       wait: t.wait === null ? null : { ...t.wait, freeBytes: (await this.src.freeBytes()) ?? t.wait.freeBytes },
       spoolBytes: await this.src.spoolBytes(t.id),

@@ -131,7 +131,7 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
       }
       const wait = chooseWait(delay, err);
       // A wait for another push is said on every try, with the way to end it: said once, it looked like a hang.
-      if (busy?.kind === 'wait') ctx.report.note(waitNote(step, busy.transfer, wait.ms / 1000));
+      if (busy?.kind === 'wait') ctx.report.note(waitNote(step, busy, wait.ms / 1000));
       else notes.retry(err, `${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
       await backoff.wait(wait.ms, ctx.signal);
       // Another push into the volume held it: it may have sent a parent newer than the one this step was planned on.

@@ -96,6 +96,12 @@ export const Transfer = z.object({
    * does not say it holds wireOffset.
    */
   wireHeld: z.number().optional(),
+  /**
+   * An upload a push holds right now (its lease, server/leases.ts: a request in flight, or one within the lease):
+   * someone is sending it, so another push must not end it as abandoned. Absent from servers that do not say it, and
+   * from an archive, which never refuses an upload as volume_busy; who holds it is never shown.
+   */
+  heldByPush: z.boolean().optional(),
   /** Set while the receive waits (waiting_for_space, waiting_to_retry) and while it runs again after that; else null. */
   wait: ReceiveWait.nullable().default(null),
   /**

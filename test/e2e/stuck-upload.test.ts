@@ -1,15 +1,20 @@
 // An unfinished upload holds its volume (one per volume): a push that meets one of its own client's it cannot wait
-// out ends it or sends it first, and says so; it waited in silence for ever before.
+// out ends it or sends it first, and says so; it waited in silence for ever before. One a live push sends it waits
+// for, even when it lacks its snapshot: that push may run on another machine under the same client name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { rootOnly, mutate } from '../fixtures/btrfs.ts';
+import { createBtrfs, fillVaried, rootOnly, mutate, snapshotReadonly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { push } from '../../client/push/push.ts';
 import { assertReceived, createPair, pushPart, recordingReporter, until } from './harness.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 
 // Retries bounded, so a push that would wait for ever fails (retries_exhausted) instead of hanging the test.
 const quick = { backoff: { baseMs: 100, maxMs: 300 }, retries: 4 };
@@ -81,4 +86,33 @@ test('a push of a newer snapshot sends the older one whose upload holds the volu
   assert.equal((await api.transfer(partial.id)).state, 'received');
   await assertReceived(s1, pair.receivedPath('v', 's1'));
   await assertReceived(s2, pair.receivedPath('v', 's2'));
+});
+
+test('a push from another machine under the same client name waits for the upload a live push sends, and does not end it', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 6 });
+  const server = await pair.startServer();
+  const sA = await pair.snapshot('sA');
+  // Machine B: its own filesystem, so sA is not there, with its own source pushed to the same volume name.
+  const b = await createBtrfs(t, { sizeMiB: 256 });
+  const sourceB = path.join(b.mountPoint, 'data');
+  await btrfs.createSubvolume(sourceB);
+  await fillVaried(sourceB, { seed: 'machine-b', sizeMB: 1 });
+  const sB = path.join(b.mountPoint, 'sB');
+  await snapshotReadonly(sourceB, sB);
+  const pushA = execa('node', [BIN, 'push', '--server', server.url, '--volume', 'v', '--compress', 'none', '--limit-rate', '1M', sA], { reject: false, timeout: 120_000 });
+  const api = new ServerApi({ server: server.url });
+  const sending = await until('A uploads sA', async () => (await api.transfers()).transfers.find((x) => x.snapshot === 'sA' && x.state === 'uploading' && x.wireOffset > 0));
+  const report = recordingReporter();
+  const stopB = new AbortController();
+  // Retries enough to outlast A's upload: B is stopped once A is over, whatever it does then.
+  const pushB = push({ server: server.url, volume: 'v', snapshots: [sB], backoff: { baseMs: 200, maxMs: 1000 }, retries: 1000, signal: stopB.signal }, report).catch((err: unknown) => err);
+  const a = await pushA;
+  stopB.abort();
+  await pushB;
+  const said = `A:\n${a.stderr}\nB:\n${report.notes.join('\n')}`;
+  assert.ok(!report.notes.some((n) => n.includes('ending transfer')), said);
+  assert.equal((await api.transfer(sending.id)).state, 'received', said);
+  assert.equal(a.exitCode, EXIT.ok, said);
+  assert.ok(report.notes.some((n) => n.includes(`transfer ${sending.id} of sA holds the volume: another push of this client is sending it right now, from a machine that has sA`)), said);
+  await assertReceived(sA, pair.receivedPath('v', 'sA'));
 });

@@ -65,3 +65,18 @@ test('a holder that lets go and comes back with a request holds the lease as bef
   leases.leave('u', 7);
   assert.equal(locked(() => leases.acquire('u', 'b', 8)), 15, 'taken back, the lease runs its full length again');
 });
+
+test('an upload is held by a push while a request runs and within the lease after its last, by nobody once let go', () => {
+  const leases = new UploadLeases(LEASE);
+  assert.equal(leases.held('u', 0), false, 'never leased');
+  leases.acquire('u', 'a', 0);
+  leases.enter('u');
+  assert.equal(leases.held('u', 10 * LEASE), true, 'a request in flight');
+  leases.leave('u', 1_000);
+  assert.equal(leases.held('u', LEASE), true);
+  assert.equal(leases.held('u', 1_000 + LEASE), false, 'the lease ran out');
+  leases.acquire('u', 'a', 2_000 + LEASE);
+  leases.enter('u');
+  leases.releaseBy('u', 'a');
+  assert.equal(leases.held('u', 2_001 + LEASE), false, 'its push stopped: its last request is no push holding it');
+});

@@ -40,6 +40,7 @@ function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans
     frameRecords: async () => [],
     arrived: () => 800,
     held: async (id) => held(id),
+    heldByPush: () => true,
     rawReceived: () => 50,
     freeBytes: async () => 1e9,
     spoolBytes: async () => 4096,
@@ -65,6 +66,7 @@ test('an upload in progress shows its live progress; one that is over its record
   assert.deepEqual([up.wireOffset, up.framesVerified, up.rawBytes, up.chain, up.rawReceived, up.wireArrived, up.wireHeld, up.spoolBytes], [777, 7, 700, '01'.repeat(32), 50, 800, 790, 4096]);
   const done = await v.transfer(alice, 'done');
   assert.deepEqual([done.wireOffset, done.framesVerified, done.rawBytes, done.chain, done.rawReceived, done.wireHeld], [120, 2, 100, '', 100, 120]);
+  assert.deepEqual([up.heldByPush, done.heldByPush], [true, false], 'only an upload is held by a push');
   const listed = (await v.snapshots(alice, 'home' as SafeName)).snapshots[0]!;
   assert.ok(!('receivedUuid' in listed) && !('client' in listed), 'the Received UUID on disk and the owner stay the server\'s');
 });
