@@ -4,7 +4,9 @@
  * snapshots (client/run/prune.ts). One summary line per volume; a failing volume does not stop the others; the exit code is the
  * most serious of the volumes' (client/exit-codes.ts). Runs never overlap (client/run/lock.ts).
  */
+import fs from 'node:fs/promises';
 import { describeError, ValidationError } from '../../core/errors.ts';
+import { parseNameTime } from '../../core/snapshot-name.ts';
 import { describePlan } from '../../core/retention.ts';
 import type { RetentionPolicy } from '../../core/retention-policy.ts';
 import { ServerApi } from '../http/api.ts';
@@ -14,7 +16,7 @@ import { pruneLocal } from './prune.ts';
 import { push, type PushOptions } from '../push/push.ts';
 import type { Reporter } from '../progress/report.ts';
 import { acquireRunLock } from './lock.ts';
-import { listOwnSnapshots, takeSnapshot, type SnapshotSettings } from '../local/take.ts';
+import { takeSnapshot, type SnapshotSettings } from '../local/take.ts';
 import { createTransport } from '../http/transport.ts';
 import type { VerifySetting } from '../config.ts';
 import { verifyAfterPush } from '../verify/after-push.ts';
@@ -177,13 +179,16 @@ async function pushAndPrune(run: VolumeRun, steps: ReadonlySet<Step>, config: Ru
 
   if (steps.has('push') && !dryRun) {
     try {
-      const own = await listOwnSnapshots(name, volume.snapshotDir);
-      if (own.length === 0) {
+      if (!(await holdsSnapshotsOf(name, volume.snapshotDir))) {
         parts.push('nothing to push');
       } else {
         const reporter = options.reporter(name);
+        // What `push --config` pushes: every read-only snapshot of the volume in its folder, those taken by hand or by
+        // btrbk too (VOLUME.<date> in any of the forms push reads), not only run's own. With its own alone, run sent
+        // its new snapshot on the older parent and every later push skipped the one taken between as older than the
+        // server's newest: never sent, and nothing said so.
         const pushed = await push(
-          { ...options.push, server: config.server, volume: name, snapshots: own.map((s) => s.path), headers: options.headers ?? {}, ...signal },
+          { ...options.push, server: config.server, volume: name, snapshots: [volume.snapshotDir], snapshotDir: true, headers: options.headers ?? {}, ...signal },
           reporter,
         ).finally(() => reporter.close?.());
         result.pushed = pushed.sent.length;
@@ -229,4 +234,17 @@ async function pushAndPrune(run: VolumeRun, steps: ReadonlySet<Step>, config: Ru
   }
   result.line = `${name}: ${parts.join(', ')}`;
   return result;
+}
+
+/**
+ * Whether `dir` holds a snapshot named after `volume` (VOLUME.<date>, in any form push reads). Without one there is
+ * nothing of this volume to push, and a push of the folder would take whatever it holds (another volume's snapshots
+ * in a shared folder) for this volume's.
+ */
+async function holdsSnapshotsOf(volume: string, dir: string): Promise<boolean> {
+  const names = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  return names.some((n) => parseNameTime(n, 'local')?.prefix === volume);
 }

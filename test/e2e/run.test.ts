@@ -91,6 +91,26 @@ test('a failing volume does not stop the others; without the server nothing is p
   await assert.rejects(run({ server: server.url, volumes: { home } }, T[3]!, { only: ['nope'] }), /no volume nope in the config; it has home/);
 });
 
+test('run pushes the snapshots taken by hand or by btrbk in the snapshotDir too, not only its own', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 2 });
+  const server = await pair.startServer();
+  const api = new ServerApi({ server: server.url });
+  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
+  const config: RunConfig = { server: server.url, volumes: { home: { source: pair.source, snapshotDir: pair.snaps } } };
+  assert.equal((await run(config, T[0]!)).exitCode, EXIT.ok);
+  // Between two runs, a snapshot in btrbk's name format (no seconds, no Z), as the README says one may take.
+  await mutate(pair.source, 'by-hand');
+  const byHand = await pair.snapshot('home.20261101T1030');
+  await mutate(pair.source, 'after-hand');
+  const r2 = await run(config, T[1]!);
+  assert.equal(r2.exitCode, EXIT.ok, r2.lines.join('\n'));
+  // Sent in order, each on the one before: before, run sent only its own, on NAME[0], and every later push skipped
+  // the hand-made one as older than the server's newest.
+  assert.deepEqual(r2.started, [{ snapshot: 'home.20261101T1030', parent: NAME[0] }, { snapshot: NAME[1], parent: 'home.20261101T1030' }]);
+  assert.deepEqual((await api.snapshots('home')).snapshots.map((s) => s.name), [NAME[0], 'home.20261101T1030', NAME[1]]);
+  await assertReceived(byHand, pair.receivedPath('home', 'home.20261101T1030'));
+});
+
 test('every volume gets its snapshot before the pushes: a push that does not end keeps no later volume from its snapshot', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
   // A server that takes every request and never answers: the first volume's push waits on it as on a seed of days.
