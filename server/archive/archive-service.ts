@@ -144,6 +144,13 @@ export class ArchiveService implements AppService {
     return this.transfer(client, id);
   }
 
+  async endRefusedCreation(client: SafeName, id: string, refusal: SnapferryError): Promise<void> {
+    await this.owners.owned(client, id);
+    // Ended already (a stream refused for good at frame 0 is ended with its refusal, SegmentUploads), or whole.
+    if ((await this.transfer(client, id)).state !== 'uploading') return;
+    await this.lifecycle.end(id, refusal);
+  }
+
   /** As ReplicationService.endUploadsOf: only uploads, which wait for pushes the client can no longer make. */
   async endUploadsOf(client: SafeName): Promise<string[]> {
     const ended: string[] = [];

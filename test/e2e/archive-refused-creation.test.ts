@@ -1,6 +1,7 @@
 /**
  * An archive upload the server ended for refusing its first frame, on a real RGW over real sockets: its transfer is
  * `failed` with the refusal's code and message, and GET /v1/status and /metrics count it so, by that code. Before, a
+ * creation-with-upload whose frame did not verify (460, no Location) was ended as an abort (listed aborted), and a
  * stream refused for good at frame 0 was listed failed while status and /metrics counted it aborted.
  */
 import { test, type TestContext } from 'node:test';
@@ -83,6 +84,20 @@ async function assertCountedFailed(url: string, refusals: readonly Told['error']
   assert.deepEqual(states, { failed: refusals.length }, 'snapferry_transfers');
   assert.deepEqual(await metricsBy(url, 'snapferry_failed_transfers', 'code'), byCode, 'snapferry_failed_transfers');
 }
+
+test('a creation-with-upload whose first frame does not verify (460, no Location) ends failed with that refusal, not aborted; status and /metrics count it so', async (t) => {
+  const server = await archiveServer(t, await s3.bucket(), 'refused');
+  const uuid = randomUuid();
+  const framed = await frameStream(new SendStreamBuilder().subvol('s1', uuid).file('f', Buffer.from('a file\n')).end().build(), CHUNK);
+  framed[80] = framed[80]! ^ 0x01;
+  const refused = await told(await create(server.url, 's1', uuid, null, framed));
+  assert.equal(refused.status, 460, JSON.stringify(refused));
+  assert.equal(refused.location, null);
+  assert.match(refused.error.code, /^frame_/);
+  await assertCountedFailed(server.url, [refused.error]);
+  // The client's next creation of the same snapshot is admitted: the refused one holds no open-upload slot.
+  assert.equal((await create(server.url, 's1', uuid, null)).status, 201);
+});
 
 async function sealKey(t: TestContext) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-archive-refused-'));
