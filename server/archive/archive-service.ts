@@ -90,7 +90,7 @@ export class ArchiveService implements AppService {
       clientOf: (id) => this.owners.clientOf(id),
       start: async (id, first) => this.admission.firstFrame(await this.owners.record(id), first),
       complete: async (id, segments) => void (await this.lifecycle.finish(id, segments)),
-      end: (id) => this.lifecycle.end(id),
+      end: (id, refusal) => this.lifecycle.end(id, refusal),
     });
     this.uploads = path.uploads;
     this.guarded = path.store;

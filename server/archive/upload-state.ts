@@ -52,7 +52,7 @@ export interface UploadState {
   tombstone: Tombstone | null;
   /**
    * Why the server ended the upload, when it refused its stream for good at frame 0 (sealing_mismatch,
-   * parent_changed), or refused the creation that began it (server/upload-store/tus-server.ts): the transfer is
+   * parent_changed) or for the quota, or refused the creation that began it (server/upload-store/tus-server.ts): the transfer is
    * `failed` with it, as on a btrfs server. Only beside the tombstone `removed`, so that an instance older than this
    * field reads the upload as aborted instead of refusing its state.
    */
@@ -77,7 +77,7 @@ export interface UploadEnd {
  * listing (archive-transfer.ts) and its client's counts for GET /v1/status and /metrics (client-uploads.ts) both take
  * it from here, so that they cannot tell one upload two ways (the counts said aborted of an upload listed failed).
  * Expired: failed, upload_expired. Removed with an error: the server refused it (failed, with the refusal); without
- * one: its client's abort, or an end the server keeps no reason for (a final quota refusal).
+ * one: its client's abort (or an end recorded before tombstones kept the server's reasons).
  */
 export function uploadEnd(state: UploadState): UploadEnd | null {
   switch (state.tombstone) {
