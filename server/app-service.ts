@@ -3,6 +3,7 @@
  * the replication service that receives into btrfs (server/replication.ts) and the archive service that stores
  * streams in a bucket (server/archive/archive-service.ts) each implement it, and the routes know nothing else.
  */
+import type { SnapferryError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
 import type { FrameRecord, Status, Transfer } from '../core/protocol.ts';
 import type { SpoolProgress } from './spool/progress.ts';
@@ -24,6 +25,11 @@ export interface AppService extends ServiceViews {
   transfer(client: SafeName, id: string): Promise<Transfer>;
   frames(client: SafeName, id: string, from: number, limit: number): Promise<FrameRecord[]>;
   abort(client: SafeName, id: string): Promise<Transfer>;
+  /**
+   * A creation refused after its upload began (server/upload-store/tus-server.ts: answered without a Location, so no
+   * client can ever resume or end that upload): the upload ends, failed with `refusal`, what its client was told.
+   */
+  endRefusedCreation(client: SafeName, id: string, refusal: SnapferryError): Promise<void>;
   /**
    * The client's token left the tokens file (server/auth.ts RevokedListener): its uploads in progress end as an abort
    * ends them. Returns the ids of those it ended.

@@ -130,10 +130,10 @@ async function fillClients(registry: Registry, service: MetricsSource, clients: 
     }
     const mine = facts.transfers.map((f) => f.record);
     // Every state, zeros included: a series that is absent cannot be told from one that is 0.
-    const unlisted: Partial<Record<string, number>> = facts.unlisted ?? {};
+    const failedByCode = Object.entries(facts.unlisted?.failedByCode ?? {});
+    const unlisted: Partial<Record<string, number>> = { aborted: facts.unlisted?.aborted ?? 0, failed: failedByCode.reduce((n, [, count]) => n + count, 0) };
     for (const state of transferStates) transfers.set({ client, state }, mine.filter((t) => t.state === state).length + (unlisted[state] ?? 0));
-    // An archive's failed uploads are the expired ones: it fails an upload for nothing else.
-    if (facts.unlisted && facts.unlisted.failed > 0) failed.inc({ client, code: 'upload_expired' }, facts.unlisted.failed);
+    for (const [code, count] of failedByCode) if (count > 0) failed.inc({ client, code }, count);
     for (const counter of [uploaded, received, interruptions, receiveFailures]) counter.inc({ client }, 0);
     for (const gauge of [spool, receiving, waitingRaw, neededFree]) gauge.set({ client }, 0);
     const orphaned = facts.orphanedSpools;

@@ -8,6 +8,7 @@
  * methods, never its parts; server/app.ts and server/upload-store/tus-server.ts are thin layers over it.
  */
 import fs from 'node:fs/promises';
+import type { SnapferryError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
 import { inProgress, type FrameRecord, type Status, type Transfer } from '../core/protocol.ts';
 import { btrfsFeatures } from '../core/btrfs/features.ts';
@@ -196,6 +197,11 @@ export class ReplicationService implements AppService {
     this.views.own(client, id);
     await this.endTransfer(id);
     return this.transfer(client, id);
+  }
+
+  async endRefusedCreation(client: SafeName, id: string, refusal: SnapferryError): Promise<void> {
+    this.views.own(client, id);
+    await this.lifecycle.run(id, machine.onCreationRefused(this.catalog.transfer(id), refusal, new Date().toISOString()));
   }
 
   /**

@@ -74,10 +74,11 @@ export interface ClientFacts {
   transfers: { record: TransferRecord; wireBytes: number; spoolBytes: number; rawReceived: number }[];
   orphanedSpools: OrphanedSpool[];
   /**
-   * Transfers that ended without a record to list, only counted: an archive keeps a count of its aborted and failed
-   * uploads (server/archive/client-uploads.ts), not each one's record. A btrfs server lists them all.
+   * Transfers that ended without a record to list, only counted: an archive keeps a count of its aborted uploads and
+   * of its failed ones by error code (server/archive/client-uploads.ts), not each one's record. A btrfs server lists
+   * them all.
    */
-  unlisted?: { aborted: number; failed: number };
+  unlisted?: { aborted: number; failedByCode: Record<string, number> };
 }
 
 export class Views {

@@ -9,7 +9,7 @@ import type { SafeName } from '../../core/names.ts';
 import type { SnapshotRecord, TransferRecord as CatalogTransfer } from '../catalog.ts';
 import type { ClientFacts } from '../views.ts';
 import type { ObjectStore } from './object-store.ts';
-import { CLIENTS_FOLDER, settle } from './client-uploads.ts';
+import { CLIENTS_FOLDER, failedByCode, settle } from './client-uploads.ts';
 import { asArchived, CATALOG_FOLDER, catalogVolumes, readCatalog, snapshotView, type CatalogEntry } from './volume-catalog.ts';
 import { mayExtend, type ChainRules } from './chains.ts';
 import { readTransferRecord, readUploadState, transferView } from './archive-transfer.ts';
@@ -37,8 +37,8 @@ export async function uploadCounts(objects: ObjectStore, client: SafeName): Prom
 
 /**
  * What /metrics counts of one client: its stored streams as snapshots and as received transfers, its open uploads
- * with the bytes they hold in the bucket (a btrfs server's spool bytes), and the aborted and failed ones by count
- * (the archive keeps no record of each beyond its tombstone).
+ * with the bytes they hold in the bucket (a btrfs server's spool bytes), and the aborted and failed ones by count,
+ * the failed by code (the archive keeps no record of each beyond its tombstone).
  */
 export async function archiveFacts(objects: ObjectStore, client: SafeName, rules: ChainRules, arrived: (id: string) => number): Promise<ClientFacts> {
   const now = new Date();
@@ -59,7 +59,7 @@ export async function archiveFacts(objects: ObjectStore, client: SafeName, rules
       transferView(record, await readUploadState(objects, u.id), undefined, arrived(u.id));
     transfers.push({ record: { ...rest, wireBytes: wireOffset, framesVerified, rawBytes }, wireBytes: wireOffset, spoolBytes: u.bytes, rawReceived: 0 });
   }
-  return { volumes, transfers, orphanedSpools: [], unlisted: { aborted: ended.aborted, failed: ended.failed } };
+  return { volumes, transfers, orphanedSpools: [], unlisted: { aborted: ended.aborted, failedByCode: failedByCode(ended) } };
 }
 
 /** A stored stream as the transfer that stored it (its catalog entry has all /metrics reads of it). */

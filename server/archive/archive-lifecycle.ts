@@ -64,12 +64,15 @@ export class ArchiveLifecycle {
     return entry;
   }
 
-  /** Terminates an upload (its state a tombstone, its segments gone) and frees its client's slot. */
-  async end(id: string): Promise<void> {
+  /**
+   * Terminates an upload (its state a tombstone, its segments gone) and frees its client's slot. `refusal`: the
+   * server's, which ended it (SegmentUploads.remove): its transfer fails with it instead of being aborted.
+   */
+  async end(id: string, refusal?: SnapferryError): Promise<void> {
     const { objects, owners, uploads } = this.deps;
     const client = (await owners.record(id)).client as SafeName;
     try {
-      await uploads.remove(id);
+      await uploads.remove(id, refusal);
     } catch (err) {
       if (!(err instanceof SnapferryError && err.code === 'not_found')) throw err;
       const state = await readUploadState(objects, id);

@@ -28,8 +28,11 @@ export interface ArchiveQuotaDeps {
   log: Logger;
   /** The client that owns upload `id` (its transfer.json). */
   clientOf(id: string): Promise<SafeName>;
-  /** Ends an upload that can never fit (a final refusal): it then holds no quota and no open-upload slot. */
-  drop(id: string): Promise<void>;
+  /**
+   * Ends an upload that can never fit (a final refusal, `err`): it then holds no quota and no open-upload slot, and
+   * its transfer is failed with the refusal, as on a btrfs server (server/upload-quota.ts).
+   */
+  drop(id: string, err: SnapferryError): Promise<void>;
 }
 
 export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
@@ -67,7 +70,7 @@ export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
       log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
       if (err.retryable) return;
       // After the refusing request has let go of the upload.
-      setImmediate(() => void deps.drop(id).catch((e: unknown) => log.warn({ transfer: id, err: e }, 'could not end an upload over the quota')));
+      setImmediate(() => void deps.drop(id, err).catch((e: unknown) => log.warn({ transfer: id, err: e }, 'could not end an upload over the quota')));
     },
   };
 }

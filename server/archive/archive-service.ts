@@ -90,7 +90,7 @@ export class ArchiveService implements AppService {
       clientOf: (id) => this.owners.clientOf(id),
       start: async (id, first) => this.admission.firstFrame(await this.owners.record(id), first),
       complete: async (id, segments) => void (await this.lifecycle.finish(id, segments)),
-      end: (id) => this.lifecycle.end(id),
+      end: (id, refusal) => this.lifecycle.end(id, refusal),
     });
     this.uploads = path.uploads;
     this.guarded = path.store;
@@ -142,6 +142,13 @@ export class ArchiveService implements AppService {
     if (t.state === 'received' || t.state === 'aborted' || t.state === 'failed') return t;
     await this.lifecycle.end(id);
     return this.transfer(client, id);
+  }
+
+  async endRefusedCreation(client: SafeName, id: string, refusal: SnapferryError): Promise<void> {
+    await this.owners.owned(client, id);
+    // Ended already (a stream refused for good at frame 0 is ended with its refusal, SegmentUploads), or whole.
+    if ((await this.transfer(client, id)).state !== 'uploading') return;
+    await this.lifecycle.end(id, refusal);
   }
 
   /** As ReplicationService.endUploadsOf: only uploads, which wait for pushes the client can no longer make. */

@@ -10,7 +10,7 @@ import { SnapferryError } from '../../core/errors.ts';
 import type { Creation } from '../transfers/creation.ts';
 import type { ObjectStore } from './object-store.ts';
 import { encodeJson, readJson } from './json-object.ts';
-import { parseState, progressOf, stateKey, uploadFolder, type UploadState } from './upload-state.ts';
+import { parseState, progressOf, stateKey, uploadEnd, uploadFolder, type UploadState } from './upload-state.ts';
 import type { CatalogEntry } from './volume-catalog.ts';
 
 /**
@@ -76,15 +76,13 @@ export async function readUploadState(store: ObjectStore, id: string): Promise<U
 
 /**
  * Where the transfer stands: received once the catalog names it; aborted or failed once its upload is a tombstone
- * (failed: expired, or its stream refused for good at frame 0);
- * `receiving` between its end frame and the catalog's swap (the moment the manifest and the catalog are written);
- * else uploading.
+ * (as upload-state.ts uploadEnd reads it); `receiving` between its end frame and the catalog's swap (the moment the
+ * manifest and the catalog are written); else uploading.
  */
 export function transferState(state: UploadState | null, stored: CatalogEntry | undefined): TransferState {
   if (stored) return 'received';
-  // Removed with an error: the server refused its stream for good (upload-state.ts), not the client's abort.
-  if (state?.tombstone === 'removed') return state.error ? 'failed' : 'aborted';
-  if (state?.tombstone === 'expired') return 'failed';
+  const ended = state && uploadEnd(state);
+  if (ended) return ended.state;
   if (state && progressOf(state).complete) return 'receiving';
   return 'uploading';
 }
@@ -97,9 +95,7 @@ export function transferView(record: TransferRecord, state: UploadState | null, 
     state: now, createdAt: record.createdAt, updatedAt: state?.touchedAt ?? record.createdAt, chunkSize: record.chunkSize,
     wireOffset: p?.wireOffset ?? 0, framesVerified: p?.framesVerified ?? 0, rawBytes: p?.rawBytes ?? 0, rawEstimate: record.rawEstimate,
     chain: (p?.chain ?? Buffer.alloc(32)).toString('hex'),
-    error: state?.tombstone === 'expired'
-      ? { code: 'upload_expired', message: 'nothing was sent for too long; the upload was deleted', at: state.touchedAt }
-      : (state?.error ?? null),
+    error: (state && uploadEnd(state)?.error) ?? null,
     lastInterruption: null, interruptions: 0, sendStream: record.sendStream,
     // Nothing is received on the archive: the stored raw bytes stand for it once the stream is complete.
     rawReceived: now === 'received' ? (p?.rawBytes ?? 0) : 0,

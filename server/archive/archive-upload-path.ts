@@ -32,8 +32,8 @@ export interface ArchiveUploadPathDeps {
   start(id: string, first: FirstFrame): Promise<void>;
   /** Upload `id`'s end frame is stored: record the stream (archive-lifecycle.ts). */
   complete(id: string, segments: readonly SegmentRecord[]): Promise<void>;
-  /** Ends an upload that can never fit (a final refusal of the quota). */
-  end(id: string): Promise<void>;
+  /** Ends an upload the server refused for good (the quota's, frame 0's), failed with `refusal` (archive-lifecycle.ts). */
+  end(id: string, refusal: SnapferryError): Promise<void>;
 }
 
 export interface ArchiveUploadPath {
@@ -54,7 +54,7 @@ export function archiveUploadPath(deps: ArchiveUploadPathDeps): ArchiveUploadPat
     objects, limits, log,
     // Known from the request's ownership check (lookUpUpload) on every tus request: no read.
     clientOf: (id) => deps.clientOf(id),
-    drop: (id) => deps.end(id),
+    drop: (id, err) => deps.end(id, err),
   }), () => 0);
   return { uploads, store };
 }
@@ -71,7 +71,7 @@ async function startOrEnd(deps: ArchiveUploadPathDeps, id: string, first: FirstF
   } catch (err) {
     if (err instanceof SnapferryError && !err.retryable) {
       deps.log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
-      setImmediate(() => void deps.end(id).catch((e: unknown) => deps.log.warn({ transfer: id, err: e }, 'could not end a refused upload')));
+      setImmediate(() => void deps.end(id, err).catch((e: unknown) => deps.log.warn({ transfer: id, err: e }, 'could not end a refused upload')));
     }
     throw err;
   }

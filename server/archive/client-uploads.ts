@@ -11,8 +11,9 @@
  *   nothing another instance cannot clear.
  * - `creations`: the client's token bucket (server/creation-rate.ts), on the instances' clocks (a rate of a minute
  *   does not need the S3 server's time: a clock a second off gives a token's fraction).
- * - `ended`: how many uploads were found over, by how they ended (aborted, failed), counted once each by the swap
- *   that drops its entry: the archive's transfer counts for GET /v1/status and /metrics.
+ * - `ended`: how many uploads were found over, by how they ended (aborted, failed, and the failed by code), counted
+ *   once each by the swap that drops its entry, as upload-state.ts uploadEnd reads its tombstone (as the transfer is
+ *   listed): the archive's transfer counts for GET /v1/status and /metrics.
  *
  * The bytes an upload holds are read from its own state.json (the end of its last recorded segment), never kept
  * here: a count kept beside it could only fall behind.
@@ -23,7 +24,7 @@ import { takeCreation } from '../creation-rate.ts';
 import { tooManyCreations, tooManyUploads, type UploadLimits } from '../upload-limits.ts';
 import type { ObjectStore } from './object-store.ts';
 import { readJson, updateJson } from './json-object.ts';
-import { parseState, progressOf, stateKey } from './upload-state.ts';
+import { parseState, progressOf, stateKey, uploadEnd, type UploadEnd } from './upload-state.ts';
 
 /**
  * An entry with no state.json yet is an upload being created (the index is written first) for this long; after it,
@@ -38,7 +39,15 @@ export const ClientUploads = z.strictObject({
   /** Upload id -> when it was admitted (ISO, the admitting instance's clock). */
   open: z.record(z.string().regex(/^[0-9a-f]{32}$/), z.strictObject({ since: z.iso.datetime() })),
   creations: z.strictObject({ tokens: z.number().nonnegative(), at: z.number().nonnegative() }).nullable(),
-  ended: z.strictObject({ aborted: Count, failed: Count }),
+  ended: z.strictObject({
+    aborted: Count,
+    failed: Count,
+    /**
+     * `failed` by the code each upload failed with (upload_expired, or the refusal that ended it), for /metrics.
+     * Absent from an index written before the codes were kept, whose `failed` were all expiries (failedByCode).
+     */
+    failedBy: z.record(z.string(), Count).optional(),
+  }),
 });
 export type ClientUploads = z.infer<typeof ClientUploads>;
 
@@ -56,8 +65,24 @@ export interface OpenUpload {
   bytes: number;
 }
 
-/** How an entry stands by its upload's state.json: still open (with its bytes), or over and how. */
-type Standing = { open: true; bytes: number } | { open: false; ended: 'aborted' | 'failed' | null };
+/** How an entry stands by its upload's state.json: still open (with its bytes), or over and how (null: not counted). */
+type Standing = { open: true; bytes: number } | { open: false; ended: UploadEnd | null };
+
+type Ended = ClientUploads['ended'];
+
+/** The index's failed uploads by code. One written before the codes were kept counted only expiries as failed. */
+export function failedByCode(ended: Ended): Record<string, number> {
+  return ended.failedBy ?? (ended.failed > 0 ? { upload_expired: ended.failed } : {});
+}
+
+/** `ended` with one more upload, ended as `end` says. */
+function countEnd(ended: Ended, end: UploadEnd): Ended {
+  if (end.state === 'aborted') return { ...ended, aborted: ended.aborted + 1 };
+  // uploadEnd gives every failure its error; 'unknown' is what /metrics calls a failure without one.
+  const code = end.error?.code ?? 'unknown';
+  const by = failedByCode(ended);
+  return { ...ended, failed: ended.failed + 1, failedBy: { ...by, [code]: (by[code] ?? 0) + 1 } };
+}
 
 /** At the open-upload limit: admit() settles the entries and tries once more before it refuses. */
 class AtLimit extends Error {
@@ -118,13 +143,13 @@ export async function settle(store: ObjectStore, client: SafeName, now = Date.no
     const written = await updateJson(store, clientUploadsKey(client), ClientUploads, (old) => {
       const v = old ?? EMPTY;
       const open = { ...v.open };
-      const count = { ...v.ended };
+      let count = v.ended;
       let changed = false;
       for (const [id, s] of over) {
         // Another instance's settle may have dropped (and counted) it already: each entry counts once.
         if (s.open || !open[id]) continue;
         delete open[id];
-        if (s.ended !== null) count[s.ended]++;
+        if (s.ended !== null) count = countEnd(count, s.ended);
         changed = true;
       }
       return changed ? { ...v, open, ended: count } : v;
@@ -140,10 +165,9 @@ async function standOf(store: ObjectStore, id: string, since: number, now: numbe
   const got = await store.get(stateKey(id));
   if (got === null) return now - since < PENDING_MS ? { open: true, bytes: 0 } : { open: false, ended: null };
   const state = parseState(id, got.body);
-  // One refused for good at frame 0 (removed with an error) is listed failed, but counted here as aborted, as before
-  // the error was kept: `failed` counts expiries, which /metrics labels upload_expired (server/metrics.ts).
-  if (state.tombstone === 'removed') return { open: false, ended: 'aborted' };
-  if (state.tombstone === 'expired') return { open: false, ended: 'failed' };
+  // Counted as the transfer is listed (archive-transfer.ts): both read the tombstone through uploadEnd.
+  const ended = uploadEnd(state);
+  if (ended) return { open: false, ended };
   const progress = progressOf(state);
   // Complete: its segments are a stored stream now (the catalog counts it), no longer an upload's.
   if (progress.complete) return { open: false, ended: null };

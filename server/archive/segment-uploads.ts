@@ -181,12 +181,13 @@ export class SegmentUploads implements UploadStore {
   /**
    * tus's termination: the upload's state becomes a tombstone, then its segments (write-once objects) go. A complete
    * upload's segments are a stored stream (its manifest names them): that one is over, and terminating it changes
-   * nothing, as aborting a received transfer changes nothing on a btrfs server.
+   * nothing, as aborting a received transfer changes nothing on a btrfs server. `refusal`: the server ended it, having
+   * refused the creation that began it (the tombstone carries it, so the transfer is failed with it).
    */
-  remove(id: string): Promise<void> {
+  remove(id: string, refusal?: Pick<UploadError, 'code' | 'message'>): Promise<void> {
     return this.busy.run(id, () => this.leased(id, async (_lease, current) => {
       if (progressOf(current.state).complete) return;
-      await this.bury(current, 'removed');
+      await this.bury(current, 'removed', refusal && { code: refusal.code, message: refusal.message, at: this.iso() });
     }));
   }
 

@@ -52,8 +52,9 @@ export interface UploadState {
   tombstone: Tombstone | null;
   /**
    * Why the server ended the upload, when it refused its stream for good at frame 0 (sealing_mismatch,
-   * parent_changed): the transfer is `failed` with it, as on a btrfs server. Only beside the tombstone `removed`, so
-   * that an instance older than this field reads the upload as aborted instead of refusing its state.
+   * parent_changed) or for the quota, or refused the creation that began it (server/upload-store/tus-server.ts): the transfer is
+   * `failed` with it, as on a btrfs server. Only beside the tombstone `removed`, so that an instance older than this
+   * field reads the upload as aborted instead of refusing its state.
    */
   error?: UploadError;
 }
@@ -63,6 +64,30 @@ export interface UploadError {
   code: string;
   message: string;
   at: string;
+}
+
+/** How an upload that is over ended: its transfer's state, and the error it failed with. */
+export interface UploadEnd {
+  state: 'aborted' | 'failed';
+  error: UploadError | null;
+}
+
+/**
+ * How the upload ended, or null while it has not (no tombstone). The one reading of a tombstone: the transfer's
+ * listing (archive-transfer.ts) and its client's counts for GET /v1/status and /metrics (client-uploads.ts) both take
+ * it from here, so that they cannot tell one upload two ways (the counts said aborted of an upload listed failed).
+ * Expired: failed, upload_expired. Removed with an error: the server refused it (failed, with the refusal); without
+ * one: its client's abort (or an end recorded before tombstones kept the server's reasons).
+ */
+export function uploadEnd(state: UploadState): UploadEnd | null {
+  switch (state.tombstone) {
+    case null:
+      return null;
+    case 'expired':
+      return { state: 'failed', error: { code: 'upload_expired', message: 'nothing was sent for too long; the upload was deleted', at: state.touchedAt } };
+    case 'removed':
+      return state.error ? { state: 'failed', error: state.error } : { state: 'aborted', error: null };
+  }
 }
 
 export function stateKey(id: string): string {

@@ -149,6 +149,27 @@ export function endTransfer(id: string, t: TransferRecord | undefined): Step[] {
 }
 
 /**
+ * A creation refused after its upload began (a creation-with-upload whose bytes were refused: tus answers it without
+ * a Location, server/upload-store/tus-server.ts), so no client can ever resume or end the upload. An upload still in
+ * progress fails with that refusal, spool and all: the client was refused, not aborted, and `status` and the
+ * transfer listing must say with what. One failed already (frame 0 refused, server/ingest.ts; a final quota refusal)
+ * keeps its own error and loses the spool, as an abort of it would; a whole stream goes on to its receive.
+ */
+export function onCreationRefused(t: TransferRecord | undefined, refusal: SnapferryError, now: string): Step[] {
+  if (!t) return [];
+  if (t.state === 'uploading') {
+    return [
+      { kind: 'stopReceive', why: `its creation was refused: ${refusal.message}` },
+      { kind: 'dropSpool' },
+      { kind: 'forgetRetries' },
+      { kind: 'record', change: failure(refusal, now) },
+      log('warn', { transfer: t.id, volume: t.volume, snapshot: t.snapshot, code: refusal.code }, 'creation refused after its upload began; the upload failed'),
+    ];
+  }
+  return inProgress(t.state) ? [] : endTransfer(t.id, t);
+}
+
+/**
  * At start, once reconcile has flagged what was changed by hand: a transfer in progress whose parent (`parent`, as
  * the catalog has it) is flagged would be received onto changed content (or fail late, once btrfs receive finds no
  * parent), so it fails now, with the reason. The client's next push picks another parent.

@@ -88,6 +88,11 @@ export function refusalOf(res: Response): string | null {
   return code === REQUEST_CUT ? null : code;
 }
 
+/** Whether `code` is a request the line cut (tus's ABORTED), which refused nothing. */
+export function isRequestCut(code: string): boolean {
+  return code === REQUEST_CUT;
+}
+
 /** The typed error of the one of @tus/server's ERRORS named `name` (for `method`'s request), or undefined. */
 export function thrownByTus(name: string, method: string, headers: RequestHeaders): SnapferryError | undefined {
   return THROWN.get(name)?.(method, headers);

@@ -15,7 +15,7 @@ import { ownsUpload } from '../views.ts';
 import { errorBody, statusOf } from '../http-errors.ts';
 import type { Logger } from '../log.ts';
 import { TusStore } from './tus-store.ts';
-import { thrownByTus } from './tus-refusals.ts';
+import { isRequestCut, thrownByTus } from './tus-refusals.ts';
 import { ArrivalLocker } from './arrival-locker.ts';
 
 export type { Server as TusServer } from '@tus/server';
@@ -30,7 +30,7 @@ export interface TusOptions {
 
 const ARRIVALS = new WeakMap<Server, ArrivalLocker>();
 
-export function createTusServer(service: Pick<AppService, 'uploadStore' | 'beginTransfer' | 'transferOwner' | 'abort'>, log: Logger, options: TusOptions): Server {
+export function createTusServer(service: Pick<AppService, 'uploadStore' | 'beginTransfer' | 'transferOwner' | 'abort' | 'endRefusedCreation'>, log: Logger, options: TusOptions): Server {
   const arrivals = new ArrivalLocker(() => ERRORS.ERR_LOCK_TIMEOUT);
   // The upload each creation request began, until its answer: one refused after that (its first bytes, in a
   // creation-with-upload) goes without a Location, so no client can ever resume or end it.
@@ -70,15 +70,22 @@ export function createTusServer(service: Pick<AppService, 'uploadStore' | 'begin
     },
     // A thrown error's answer; tus writes the refusals of its header checks without this hook (tusAnswer has them).
     onResponseError: async (req, err) => {
-      // A creation refused after its upload began (a first frame that did not verify: 460, no Location) is ended
-      // here, as an abort ends it: left, it was shown uploading and held its volume (volume_busy) until it expired.
+      const name = Object.entries(ERRORS).find(([, known]) => known === err)?.[0];
+      const ours = err instanceof SnapferryError ? err : name === undefined ? undefined : thrownByTus(name, req.method, req.headers);
+      // A creation refused after its upload began (its first frame refused: 460, 422, 409; no Location) is ended here,
+      // before the answer: left, it was shown uploading and held its volume (volume_busy) until it expired. It ends
+      // failed with what its client is told, not aborted: nobody aborted it, and `status` must say why it ended. A
+      // body the line cut is no refusal (its client hears nothing, and request_cut's words say the upload goes on):
+      // that one ends as an abort does.
       const refused = begun.get(req);
       if (refused) {
         begun.delete(req);
-        await service.abort(refused.client, refused.id).catch((e: unknown) => log.warn({ err: e, transfer: refused.id }, 'could not end a refused creation\'s upload'));
+        const told = errorBody(ours ?? err).error;
+        const ending = isRequestCut(told.code)
+          ? service.abort(refused.client, refused.id)
+          : service.endRefusedCreation(refused.client, refused.id, new SnapferryError(told.code, told.message));
+        await ending.catch((e: unknown) => log.warn({ err: e, transfer: refused.id }, 'could not end a refused creation\'s upload'));
       }
-      const name = Object.entries(ERRORS).find(([, known]) => known === err)?.[0];
-      const ours = err instanceof SnapferryError ? err : name === undefined ? undefined : thrownByTus(name, req.method, req.headers);
       if (ours) return asTusError(ours);
       if (!('status_code' in err)) log.error({ err }, 'tus request failed');
       return asTusError(err);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { CHAIN_ZERO } from '../../core/wire/index.ts';
 import { appendSegments, type SegmentJob } from '../../server/archive/segment-append.ts';
-import { parseState, progressOf, STATE_VERSION, type SegmentRecord, type UploadState } from '../../server/archive/upload-state.ts';
+import { parseState, progressOf, STATE_VERSION, uploadEnd, type SegmentRecord, type UploadState } from '../../server/archive/upload-state.ts';
 import { transferState, transferView, type TransferRecord } from '../../server/archive/archive-transfer.ts';
 import type { SpoolProgress } from '../../server/spool/progress.ts';
 import { encode, mixedBytes } from '../wire/frame-helpers.ts';
@@ -122,4 +122,18 @@ test('a removed upload may carry the refusal that ended it: its transfer is fail
   bad({ ...removed, tombstone: 'expired', error });
   bad({ ...removed, tombstone: null, error });
   bad({ ...removed, error: { code: 'parent_changed' } });
+});
+
+test('uploadEnd is the one reading of a tombstone, which the listing and the counts share: expired is failed upload_expired, removed with an error failed with it, removed without aborted, none not over', () => {
+  const id = 'a'.repeat(32);
+  const open: UploadState = {
+    version: STATE_VERSION, id, metadata: {}, creationDate: 'x', size: null, generation: 1, touchedAt: '2026-12-06T01:00:00.000Z', segments: [], tombstone: null,
+  };
+  const error = { code: 'frame_corrupt', message: 'frame 0 does not verify', at: '2026-12-06T00:00:00.000Z' };
+  assert.equal(uploadEnd(open), null);
+  assert.deepEqual(uploadEnd({ ...open, tombstone: 'removed' }), { state: 'aborted', error: null });
+  assert.deepEqual(uploadEnd({ ...open, tombstone: 'removed', error }), { state: 'failed', error });
+  assert.deepEqual(uploadEnd({ ...open, tombstone: 'expired' }), {
+    state: 'failed', error: { code: 'upload_expired', message: 'nothing was sent for too long; the upload was deleted', at: open.touchedAt },
+  });
 });

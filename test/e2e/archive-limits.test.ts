@@ -6,15 +6,17 @@
 // admitted at once after its own cut. Real servers over real sockets on a real RGW; frames made by the real encoder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startArchiveServer } from '../../server/archive/archive-serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import type { UploadLimits } from '../../server/upload-limits.ts';
 import { META, SESSION_HEADER, UPLOADS_PATH, WIRE_FORMAT } from '../../core/protocol.ts';
+import { SnapferryError } from '../../core/errors.ts';
 import { sharedS3, type TestBucket } from '../archive/store-fixture.ts';
 import { encode, seededBytes } from '../wire/frame-helpers.ts';
 import { archiveUploads } from '../archive/segment-fixture.ts';
-import { admitUpload, PENDING_MS, settle } from '../../server/archive/client-uploads.ts';
+import { admitUpload, clientUploadsKey, failedByCode, PENDING_MS, settle } from '../../server/archive/client-uploads.ts';
 import { uploadLimits } from '../../server/upload-limits.ts';
 import type { SafeName } from '../../core/names.ts';
 
@@ -154,7 +156,11 @@ test('the byte quota counts what the bucket holds of the client\'s open uploads:
   const alone = await answer(await patch(url, second.id!, ends[2]!, wire.subarray(ends[2]!)));
   assert.deepEqual([alone.status, alone.code, alone.retryable], [413, 'quota_exceeded', false]);
   for (let end = Date.now() + 10_000; (await status(url)).uploading !== undefined && Date.now() < end; ) await sleep(100);
-  assert.deepEqual(await status(url), { aborted: 2 });
+  // Failed with the refusal, as on a btrfs server, in the listing and the counts; the first upload was aborted.
+  assert.deepEqual(await status(url), { aborted: 1, failed: 1 });
+  const ended = ((await (await fetch(`${url}/v1/transfers/${second.id}`)).json()) as { state: string; error: { code: string } | null });
+  assert.deepEqual([ended.state, ended.error?.code], ['failed', 'quota_exceeded']);
+  assert.equal(await metricTransfers(url, 'failed'), 1);
 });
 
 test('a second push of one upload through the instance serving the first push\'s request: 409 transfer_locked with Retry-After; the first push after its own cut is admitted at once', async (t) => {
@@ -212,4 +218,28 @@ test('an entry left behind by an instance that died between an upload\'s end and
   // ... until it is plainly a creation that failed.
   await admitUpload(objects, client, id(3), limits, t0 + PENDING_MS + 1000);
   assert.deepEqual((await settle(objects, client, t0 + PENDING_MS + 1000)).open, [{ id: id(3), bytes: 0 }]);
+});
+
+test('an upload the server ended with a refusal (frame 0 refused for good) counts as failed, by its code, as its transfer is listed; an index from before the codes keeps its failed as expiries', async () => {
+  const objects = (await s3.bucket()).store('index');
+  const client = 'laptop' as SafeName;
+  const limits = uploadLimits({ maxOpenUploads: 4 });
+  const id = (n: number) => (0x100 + n).toString(16).padStart(32, '0');
+  const refusal = new SnapferryError('parent_changed', 'the client\'s s1, the parent of this incremental, was changed after it was sent');
+  const uploads = archiveUploads(objects, 'instance-a', { sink: () => ({ start: () => { throw refusal; }, complete: () => assert.fail('no end') }) });
+  // An index as a snapferry before the codes wrote it: two failed, which were expiries then.
+  assert.ok(await objects.putIfAbsent(clientUploadsKey(client), Buffer.from(JSON.stringify({ version: 1, open: {}, creations: null, ended: { aborted: 0, failed: 2 } }))));
+  for (const n of [1, 2, 3]) {
+    await admitUpload(objects, client, id(n), limits);
+    await uploads.create({ id: id(n), metadata: { [META.chunkSize]: String(CHUNK) }, creationDate: new Date().toISOString() });
+  }
+  const body = new PassThrough();
+  const writing = uploads.write(id(1), body, 0);
+  body.end((await framed(1, 5)).wire);
+  await assert.rejects(writing, { code: 'parent_changed' });
+  await uploads.remove(id(2));
+  const { open, ended } = await settle(objects, client);
+  assert.deepEqual(open.map((u) => u.id), [id(3)]);
+  assert.deepEqual(ended, { aborted: 1, failed: 3, failedBy: { upload_expired: 2, parent_changed: 1 } });
+  assert.deepEqual(failedByCode({ aborted: 0, failed: 2 }), { upload_expired: 2 });
 });

@@ -160,25 +160,42 @@ test('an endpoint that does not exist is a JSON not_found with its code in snapf
   assertJsonError({ status: res.status, statusText: res.statusText, headers: res.headers, text: await res.text() }, 404, 'not_found', 'GET /v1/no-such-thing');
 });
 
-test('a creation whose first frame fails verification (creation-with-upload, 460, no Location) leaves no upload holding the volume', rootOnly, async (t) => {
-  const { h, auth } = await serverWithToken(t);
-  const uuid = randomUuid();
-  const framed = await frameStream(new SendStreamBuilder().subvol('snap', uuid).file('f', Buffer.from('a file\n')).end().build());
-  framed[80] = framed[80]! ^ 0x01;
-  const res = await fetch(`${h.server.url}${UPLOADS_PATH}`, {
+/** A creation-with-upload of `body` for `snap` of volume v as `uuid`: tus's creation that carries the first bytes. */
+async function createWithUpload(url: string, auth: Record<string, string>, uuid: string, body: Buffer) {
+  const res = await fetch(`${url}${UPLOADS_PATH}`, {
     method: 'POST',
     headers: {
       ...auth, 'Tus-Resumable': '1.0.0', 'Upload-Defer-Length': '1', 'Content-Type': 'application/offset+octet-stream',
       'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid)),
     },
-    body: framed,
+    body,
   });
-  const text = await res.text();
-  assert.equal(res.status, 460, text);
-  assert.equal(res.headers.get('location'), null);
-  const list = (await (await fetch(`${h.server.url}/v1/transfers`, { headers: auth })).json()) as { transfers: { state: string }[] };
-  assert.deepEqual(list.transfers.filter((x) => x.state === 'uploading'), [], JSON.stringify(list));
-  // The volume is free: the same snapshot can begin again.
-  const again = await create(h.server.url, { ...auth, 'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid)) });
-  assert.equal(again.status, 201, again.text);
-});
+  return { status: res.status, location: res.headers.get('location'), text: await res.text() };
+}
+
+// A refusal of the creation's first frame ends its upload (no Location: no client can resume or end it). It fails with
+// what its client was told, in the listing and in status's counts; it was listed aborted when its frame did not verify.
+for (const refusal of [
+  { what: 'fails verification', status: 460, code: /^frame_/, spoil: (framed: Buffer) => { framed[80] = framed[80]! ^ 0x01; } },
+  { what: 'is another snapshot than the metadata names', status: 422, code: /^stream_metadata_mismatch$/, spoil: null },
+]) {
+  test(`a creation whose first frame ${refusal.what} (creation-with-upload, ${refusal.status}, no Location) ends failed with that refusal and leaves no upload holding the volume`, rootOnly, async (t) => {
+    const { h, auth } = await serverWithToken(t);
+    const uuid = randomUuid();
+    // The stream's own UUID: the metadata's, or another one for the mismatch.
+    const framed = await frameStream(new SendStreamBuilder().subvol('snap', refusal.spoil ? uuid : randomUuid()).file('f', Buffer.from('a file\n')).end().build());
+    refusal.spoil?.(framed);
+    const res = await createWithUpload(h.server.url, auth, uuid, framed);
+    assert.equal(res.status, refusal.status, res.text);
+    assert.equal(res.location, null);
+    const told = (JSON.parse(res.text) as { error: { code: string; message: string } }).error;
+    assert.match(told.code, refusal.code);
+    const list = (await (await fetch(`${h.server.url}/v1/transfers`, { headers: auth })).json()) as { transfers: { state: string; error: { code: string; message: string } | null }[] };
+    assert.deepEqual(list.transfers.map((x) => [x.state, x.error?.code, x.error?.message]), [['failed', told.code, told.message]], JSON.stringify(list));
+    const status = (await (await fetch(`${h.server.url}/v1/status`, { headers: auth })).json()) as { transfers: Record<string, number> };
+    assert.deepEqual(status.transfers, { failed: 1 });
+    // The volume is free: the same snapshot can begin again.
+    const again = await create(h.server.url, { ...auth, 'Upload-Metadata': encodeMetadata(metadataFor('v', 'snap', uuid)) });
+    assert.equal(again.status, 201, again.text);
+  });
+}

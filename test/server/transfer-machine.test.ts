@@ -167,6 +167,27 @@ test('abort of one that is over: only the spool it kept goes (reported), and a r
   assert.deepEqual(machine.endTransfer(ID, transfer('received')), []);
 });
 
+test('a creation refused after its upload began: the upload fails with the refusal (not aborted: nobody aborted it), its receive stopped and its spool gone', () => {
+  const refusal = new FrameError('frame_corrupt', 'frame 0 does not verify', { frameIndex: 0, wireOffset: 0 });
+  const steps = machine.onCreationRefused(transfer('uploading'), refusal, NOW);
+  assert.deepEqual(steps.slice(0, 4), [
+    { kind: 'stopReceive', why: 'its creation was refused: frame 0 does not verify' }, { kind: 'dropSpool' }, { kind: 'forgetRetries' },
+    { kind: 'record', change: { state: 'failed', error: { code: 'frame_corrupt', message: 'frame 0 does not verify', at: NOW } } },
+  ]);
+  assert.deepEqual(kinds(steps.slice(4)), ['log']);
+  assert.equal(assertMovesAllowed('uploading', steps), 'failed');
+});
+
+test('a creation refused after its upload began that failed already (frame 0 refused) keeps its own error and loses its spool; a whole stream goes on; an unknown one is nothing', () => {
+  const refusal = new SnapferryError('stream_metadata_mismatch', 'another snapshot');
+  for (const state of ['failed', 'aborted'] as const) {
+    assert.deepEqual(machine.onCreationRefused(transfer(state), refusal, NOW), machine.endTransfer(ID, transfer(state)));
+    assert.deepEqual(records(machine.onCreationRefused(transfer(state), refusal, NOW)), []);
+  }
+  for (const state of ['receiving', 'waiting_for_space', 'waiting_to_retry', 'received'] as const) assert.deepEqual(machine.onCreationRefused(transfer(state), refusal, NOW), [], state);
+  assert.deepEqual(machine.onCreationRefused(undefined, refusal, NOW), []);
+});
+
 test('at start, a transfer in progress on a parent changed by hand fails with parent_altered; a waiting one goes through receiving', () => {
   const altered = parent({ altered: { foundAt: NOW, what: ['received_uuid_lost'] } });
   for (const state of inProgressStates) {
