@@ -105,6 +105,8 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     // The one place that feeds btrfs receive (live, from the spool after a restart, on a retry): UUIDs mapped here.
     const got = await checkedReceive({
       dir: volumeDir,
+      // Only this server writes in a volume's folder, one receive at a time (volume_busy).
+      folder: 'exclusive',
       name: job.snapshot,
       stagingName: layout.incomingName(job.id),
       input: source,

@@ -20,8 +20,11 @@ export interface DiskFullContext {
   /** Where the btrfs filesystem that holds destDir is mounted. */
   mountPoint: string;
   target: Snapshot;
-  /** The stream comes from the parent the push sent it on, so the catalog's sizes are the restore's too. */
-  samePlanAsPush: boolean;
+  /**
+   * The snapshot the restore's stream is an incremental from (null: a full stream). On the push's own parent, the
+   * catalog's sizes are the restore's too; on any other, or full, they are the push's only.
+   */
+  streamParent: Pick<Snapshot, 'name' | 'uuid'> | null;
   /** The spool's folder and the wire bytes verified in it, or null when the spool could not even be made. */
   spool: { dir: string; wireBytes: number; complete: boolean } | null;
 }
@@ -33,9 +36,10 @@ export async function asRestoreDiskFull(err: unknown, at: DiskFullContext): Prom
   const spooled = at.spool?.wireBytes ?? 0;
   // The spool stays until the received snapshot is checked, so both take room at the same time.
   const rest = at.spool?.complete ? 0 : Math.max(0, at.target.wireBytes - spooled);
-  const need = at.samePlanAsPush
+  const samePlanAsPush = (at.streamParent?.uuid ?? null) === at.target.parentUuid;
+  const need = samePlanAsPush
     ? `about ${formatBytes(rest + at.target.rawBytes)} more (${rest > 0 ? `the rest of the download, about ${formatBytes(rest)}, and ` : ''}the received snapshot, up to ${formatBytes(at.target.rawBytes)})`
-    : `more (how much is not known beforehand: the stream is an incremental from another parent than the push's; the snapshot holds ${formatBytes(at.target.rawBytes)})`;
+    : `more (${unknownNeed(at.target, at.streamParent)})`;
   const kept = at.spool === null ? '' : `; the download is kept in ${at.spool.dir}, and the same restore run again goes on from the ${formatBytes(spooled)} of it already verified`;
   return new RestoreDiskFull(
     RESTORE_DISK_FULL,
@@ -43,4 +47,22 @@ export async function asRestoreDiskFull(err: unknown, at: DiskFullContext): Prom
       `Free space there, or restore into a folder on another disk${kept}`,
     { cause: err, details: { destDir: at.destDir, mountPoint: at.mountPoint, freeBytes: free, spooledBytes: spooled } },
   );
+}
+
+/**
+ * Why the catalog cannot say how much a stream on another plan than the push's needs, and what it does know. Its
+ * rawBytes is the push's stream: the whole snapshot only when the push was full; after an incremental push, only
+ * what changed since that push's parent, which says nothing of what a full stream or another parent's brings.
+ */
+function unknownNeed(target: Snapshot, streamParent: Pick<Snapshot, 'name'> | null): string {
+  const pushed = formatBytes(target.rawBytes);
+  if (streamParent === null) {
+    // The push was an incremental (else the plans would be the same): its size is not the snapshot's.
+    return `how much is not known beforehand: this is a full stream, the whole snapshot, and the server knows only the ${pushed} of the incremental it was pushed as; ` +
+      `free at least what ${target.name} holds where it was taken (its \`du -s\` there), plus its download, which stays until the receive is checked`;
+  }
+  const fromParent = `how much is not known beforehand: the stream is an incremental from ${streamParent.name}, another parent than the push's`;
+  return target.parentUuid === null
+    ? `${fromParent}; the whole snapshot holds ${pushed} (it was pushed full), so no more than that`
+    : `${fromParent}, and the server knows only the ${pushed} of the incremental it was pushed as`;
 }

@@ -46,6 +46,8 @@ export async function receiveSpool(job: SpoolReceive): Promise<{ path: string; r
   const decoded = pipeline(createReadStream(job.framesFile), new FrameDecoder({ chunkSize: job.chunkSize, ...sealing }), () => undefined);
   const got = await checkedReceive({
     dir: job.destDir,
+    // DEST_DIR is shared: the volume's snapshots may be taken into it while this runs (docs/design.md, "Restore").
+    folder: 'shared',
     name: job.name,
     stagingName: stagingName(job.uuid),
     input: decoded,

@@ -160,7 +160,7 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
       const state = spool?.state;
       throw await asRestoreDiskFull(err, {
         destDir, mountPoint: dest.mountPoint, target: plan.target,
-        samePlanAsPush: (plan.parent?.server.uuid ?? null) === plan.target.parentUuid,
+        streamParent: plan.parent?.server ?? null,
         spool: spool && state ? { dir: spool.dir, wireBytes: state.wireOffsetVerified, complete: state.ended } : null,
       });
     } finally {

@@ -5,8 +5,9 @@
  * receiver gives its parent's entries, the parent's; this cleanup stays behind it for whatever gets past. What
  * appeared in the folder while the receive ran, it wrote, so that goes when the receive ends, received or failed;
  * what was there before stays, under whatever name. That holds while nothing else writes in the folder during a
- * receive: on the server, one receive runs in a volume's folder at a time (volume_busy); a restore holds DEST_DIR's
- * lock (client/restore/dest-lock.ts, dest_busy) against other restores, but not against other programs.
+ * receive: on the server, one receive runs in a volume's folder at a time (volume_busy). A restore's DEST_DIR is
+ * shared with other programs (`snapferry snapshot`, the timer, people), so checkedReceive never sweeps a folder it
+ * was told is shared (`folder: 'shared'`).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -16,8 +16,12 @@
  * - whatever fails, the partial subvolume is deleted; the error says why (`receive_failed` for what had no code, a
  *   stream btrfs cannot apply is `sendstream_cannot_apply`: core/btrfs/receive-failure.ts);
  * - the caller's policy refuses a path through a symlink (core/wire/sendstream-symlinks.ts): the chroot is the
- *   folder, so `up -> /` then `up/x` would be the folder's x; received or failed, what the stream still wrote in the
- *   folder beside its subvolume is deleted, and what the folder held before stays (core/receive/added-entries.ts).
+ *   folder, so `up -> /` then `up/x` would be the folder's x. In a folder that is the caller's alone (the server's
+ *   volume folders), what the stream still wrote beside its subvolume is deleted, received or failed, and what the
+ *   folder held before stays (core/receive/added-entries.ts). In a shared folder (a restore's DEST_DIR, where
+ *   `snapferry snapshot`, the client's timer or a person may write while the receive runs) nothing tells the
+ *   stream's entries from theirs, so nothing is swept: only the staging subvolume, which is the receive's own, is
+ *   ever deleted there, and the policy is the one defence against a stream writing beside it.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -33,6 +37,12 @@ import { feed } from './feed.ts';
 export interface CheckedReceiveJob {
   /** The folder the snapshot is received into; btrfs receive is chrooted to it. */
   dir: string;
+  /**
+   * Who writes in `dir`: `exclusive` (only this side's receives, the others named by othersNames): what appeared in
+   * it during the receive is the stream's and is deleted after; `shared` (others may write meanwhile): only the
+   * staging subvolume is ever deleted, never another entry, whenever it appeared.
+   */
+  folder: 'exclusive' | 'shared';
   /** The snapshot's name in `dir`, once it is checked. */
   name: string;
   /** The dot name (one path component) it is received under until then. */
@@ -82,13 +92,13 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
   const finalPath = path.join(dir, name);
   const staged = path.join(dir, job.stagingName);
   let renamer: FirstCommandRenamer;
-  let before: FolderContents;
+  let before: FolderContents | null;
   try {
     renamer = new FirstCommandRenamer(job.stagingName);
     // What a killed run left under the staging name is this receive's to delete.
     await removePartial(staged);
     if (await exists(finalPath)) throw job.taken(finalPath);
-    before = job.before ?? (await folderContents(dir));
+    before = job.folder === 'shared' ? null : (job.before ?? (await folderContents(dir)));
     signal?.throwIfAborted();
   } catch (err) {
     job.input.destroy();
@@ -119,7 +129,9 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
     if (!shown.readonly) throw new ReceiveError('receive_unchecked', `btrfs receive finished but ${name} is not read-only`);
     job.confirm?.();
     // Before the rename: an entry the stream made under the snapshot's name would otherwise take its place or stop it.
-    await removeAdded(dir, before, [...othersNames(job), job.stagingName]);
+    if (before) await removeAdded(dir, before, [...othersNames(job), job.stagingName]);
+    // rename() would replace an empty folder someone made under the name meanwhile: it is theirs, not this receive's.
+    else if (await exists(finalPath)) throw job.taken(finalPath);
     await fs.rename(staged, finalPath);
     return { path: finalPath, uuid: shown.uuid, receivedUuid: job.receivedUuid, rawBytes: job.check.summary?.bytes ?? 0 };
   } catch (err) {
@@ -127,7 +139,7 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
     job.input.destroy();
     const killed = await received.then(() => undefined, (e: unknown) => e);
     await removePartial(staged);
-    await removeAdded(dir, before, othersNames(job));
+    if (before) await removeAdded(dir, before, othersNames(job));
     // Cancelled, it says so as btrfs receive does (btrfs_cancelled), not as the stream it cut off.
     if (signal?.aborted) throw killed ?? signal.reason;
     throw err instanceof SnapferryError ? err : new ReceiveError('receive_failed', `receiving ${name} failed: ${(err as Error).message}`, { cause: err });

@@ -28,7 +28,7 @@ async function started(t: Parameters<typeof createBtrfs>[0], raw: Buffer, more: 
   const uuid = randomUuid();
   let settled = false;
   const outcome = checkedReceive({
-    dir, name: 'snap', stagingName: '.incoming-1', input, check: new SendStreamCheck(), receivedUuid: uuid,
+    dir, folder: 'exclusive', name: 'snap', stagingName: '.incoming-1', input, check: new SendStreamCheck(), receivedUuid: uuid,
     taken: (p) => new SnapferryError('taken', `${p} is taken`), ...more,
   }).then((got) => ({ got }), (err: unknown) => ({ err }));
   void outcome.then(() => (settled = true));
@@ -75,7 +75,7 @@ test('a subvolume without the expected Received UUID is receive_unchecked, and d
 
 /**
  * `--chroot` keeps a stream's symlinks inside the folder, not inside its subvolume: with `up -> /` in the snapshot,
- * `up/x` is the folder's x. A restore receives into the user's DEST_DIR, so what the stream put there would stay.
+ * `up/x` is the folder's x. In a folder that is the receiver's alone (the server's), what the stream put there goes.
  */
 const planted = (uuid: string) =>
   new SendStreamBuilder()
@@ -111,4 +111,61 @@ test('a stream that fails after writing beside its snapshot leaves nothing of it
   const result = await outcome;
   assert.ok('err' in result, 'it failed');
   assert.deepEqual((await fs.readdir(dir)).sort(), ['kept', 'kept-link']);
+});
+
+/**
+ * A shared folder (a restore's DEST_DIR): a snapshot another program takes into it and a file a person writes there
+ * while the receive runs are theirs, not the stream's, though both are new since the receive started. Taken from the
+ * folder's own subvolume twice, as `snapferry snapshot` does: snapshots of one subvolume share their root's inode and
+ * birth time, so an identity by those could not tell them apart either.
+ */
+async function othersWrite(dir: string): Promise<void> {
+  const source = path.join(path.dirname(dir), 'home');
+  if (!(await btrfs.isSubvolume(source))) await btrfs.createSubvolume(source);
+  await btrfs.snapshot(source, path.join(dir, 'home.Y'), { readonly: true });
+  await fs.writeFile(path.join(dir, 'NOTES.txt'), 'note\n');
+}
+
+async function startedShared(t: Parameters<typeof createBtrfs>[0], raw: Buffer, more: Partial<CheckedReceiveJob> = {}) {
+  return started(t, raw, { folder: 'shared', ...more }, async (dir) => {
+    // One snapshot of the same source there before: same root inode and birth time as the one taken meanwhile.
+    const source = path.join(path.dirname(dir), 'home');
+    await btrfs.createSubvolume(source);
+    await btrfs.snapshot(source, path.join(dir, 'home.X'), { readonly: true });
+  });
+}
+
+test('in a shared folder, what others wrote while the receive ran stays when it ends received', receiveTest, async (t) => {
+  const uuid = randomUuid();
+  const raw = new SendStreamBuilder().subvol('snap', uuid).file('f', Buffer.from('x\n')).end().build();
+  const { dir, input, outcome } = await startedShared(t, raw, { receivedUuid: uuid });
+  await othersWrite(dir);
+  input.end();
+  const result = await outcome;
+  assert.ok('got' in result, String((result as { err: unknown }).err));
+  assert.deepEqual((await fs.readdir(dir)).sort(), ['NOTES.txt', 'home.X', 'home.Y', 'snap']);
+  assert.equal(await btrfs.isSubvolume(path.join(dir, 'home.Y')), true);
+});
+
+test('in a shared folder, a failed receive deletes its own partial only, never what others wrote meanwhile', receiveTest, async (t) => {
+  const raw = new SendStreamBuilder().subvol('snap', randomUuid()).file('f', Buffer.from('x\n')).end().build();
+  const { dir, input, outcome } = await startedShared(t, raw);
+  await othersWrite(dir);
+  input.destroy(new SnapferryError('frame_chain_mismatch', 'the end frame does not match'));
+  const result = await outcome;
+  assert.ok('err' in result, 'it failed');
+  assert.deepEqual((await fs.readdir(dir)).sort(), ['NOTES.txt', 'home.X', 'home.Y']);
+});
+
+test('in a shared folder, an entry made under the snapshot\'s name meanwhile is not replaced: the name is taken', receiveTest, async (t) => {
+  const uuid = randomUuid();
+  const raw = new SendStreamBuilder().subvol('snap', uuid).end().build();
+  const { dir, input, outcome } = await startedShared(t, raw, { receivedUuid: uuid });
+  await fs.mkdir(path.join(dir, 'snap'));
+  input.end();
+  const result = await outcome;
+  assert.ok('err' in result && result.err instanceof SnapferryError, 'it failed');
+  assert.equal(result.err.code, 'taken');
+  assert.deepEqual((await fs.readdir(dir)).sort(), ['home.X', 'snap']);
+  assert.equal(await btrfs.isSubvolume(path.join(dir, 'snap')), false, 'the empty folder someone made is still there');
 });

@@ -1,7 +1,6 @@
 /**
- * One restore at a time into a DEST_DIR (client/restore/dest-lock.ts): a receive deletes what appeared in its folder
- * while it ran, so a second restore there would lose its spool or its snapshot to the first's cleanup, or delete the
- * first's. The second stops before it writes anything, with `dest_busy` (exit 73), and says what to do.
+ * One restore at a time into a DEST_DIR (client/restore/dest-lock.ts): two restores of one snapshot there would share
+ * a spool and a staging name, and each delete what the other is receiving under it. The second stops before it writes anything, with `dest_busy` (exit 73), and says what to do.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
