@@ -173,8 +173,14 @@ function localStatus(listing: LocalListing | undefined, server: readonly HeldSna
   };
 }
 
+/** States in which the server holds the whole stream: its raw bytes are the stream's, whatever the estimate said. */
+const WHOLE: readonly Transfer['state'][] = ['verifying', 'receiving', 'waiting_for_space', 'waiting_to_retry', 'received'];
+
 function transferStatus(t: Transfer): TransferStatus {
-  const percent = t.rawEstimate !== null && t.rawEstimate > 0 ? Math.min(100, Math.floor((t.rawBytes / t.rawEstimate) * 100)) : null;
+  // A whole stream is 100%, not the 99% an estimate a little high made of it.
+  const percent = WHOLE.includes(t.state)
+    ? 100
+    : t.rawEstimate !== null && t.rawEstimate > 0 ? Math.min(100, Math.floor((t.rawBytes / t.rawEstimate) * 100)) : null;
   return {
     id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, state: t.state,
     rawBytes: t.rawBytes, rawEstimate: t.rawEstimate, percent, wireBytes: t.wireHeld ?? t.wireOffset, frames: t.framesVerified,

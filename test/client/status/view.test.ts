@@ -226,3 +226,13 @@ test('a volume with snapshots changed by hand on the server names them, in the d
   assertFits(text);
   assert.match(text.replace(/\n\s+/g, ' '), /CHANGED BY HAND on the server \(made writable or its Received UUID cleared\), kept but never a parent: home\.20250227T0300/);
 });
+
+test('a whole stream on the server is 100%, whatever the estimate said; an upload is measured against it', () => {
+  const report = buildStatusReport(input({
+    transfers: [
+      transfer({ state: 'waiting_for_space', rawBytes: 1358 * MiB, rawEstimate: 1359 * MiB }),
+      transfer({ id: 'dd'.repeat(16), volume: 'work', state: 'uploading', rawBytes: 1358 * MiB, rawEstimate: 1359 * MiB }),
+    ],
+  }));
+  assert.deepEqual(report.inFlight.map((t) => [t.state, t.percent]), [['waiting_for_space', 100], ['uploading', 99]]);
+});
