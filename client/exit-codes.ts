@@ -33,6 +33,8 @@ export function exitCodeFor(err: unknown): number {
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
   // A config file that does not validate: the same mistake given as a flag is a usage error too (a URL without a scheme).
   if (err.code === 'config_invalid') return EXIT.usage;
+  // A config file that is missing or that this user may not read (--config mistyped, a sudo forgotten): the same.
+  if (err.code === 'config_unreadable') return EXIT.usage;
   // A server root this process may not write (server/root-check.ts): the unit's ReadWritePaths= or a mount to fix,
   // which a restart does not.
   if (err.code === 'root_read_only') return EXIT.usage;
