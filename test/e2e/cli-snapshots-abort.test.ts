@@ -37,6 +37,14 @@ test('snapferry snapshots lists each volume\'s snapshots on the server with take
 
   const bad = await snapferry(['snapshots', '--server', server.url, '--volume', '../etc']);
   assert.equal(bad.exitCode, EXIT.usage, bad.stderr);
+
+  // A volume the server holds nothing of says so, as restore does, instead of an empty table and exit 0.
+  for (const json of [[], ['--json']]) {
+    const none = await snapferry(['snapshots', '--server', server.url, '--volume', 'nosuch', ...json]);
+    assert.equal(none.exitCode, EXIT.usage, none.stderr);
+    assert.equal(none.stdout, '');
+    assert.equal(none.stderr.trim(), 'snapferry: the server holds nothing of volume nosuch: no such volume, or nothing received into it yet (it holds etc, home); check --volume');
+  }
 });
 
 test('snapferry abort ID ends an upload in progress by the first digits of its id', rootOnly, async (t) => {
