@@ -8,6 +8,10 @@ import { RECEIVE_WAITING } from './push/receive-waiting.ts';
  * there, so that every command's exit code is known without loading the restore. */
 export const RESTORE_DISK_FULL = 'restore_disk_full';
 
+/** `snapshots --volume V` of a volume the server holds nothing of (client/status/snapshots.ts): a name to check, as
+ * restore's snapshot_not_on_server. Here, so that the code is known without loading the command. */
+export const VOLUME_NOT_ON_SERVER = 'volume_not_on_server';
+
 export const EXIT = {
   ok: 0,
   /** Something failed that retrying will not fix: read the message. */
@@ -30,9 +34,11 @@ export function exitCodeFor(err: unknown): number {
   if (err.code === 'verify_differences') return EXIT.differences;
   // Another process holds the server root (server/root-lock.ts): waiting will not end a server, someone must decide.
   if (err.code === 'root_locked') return EXIT.failed;
-  if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_')) return EXIT.usage;
+  if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_') || err.code === VOLUME_NOT_ON_SERVER) return EXIT.usage;
   // A config file that does not validate: the same mistake given as a flag is a usage error too (a URL without a scheme).
   if (err.code === 'config_invalid') return EXIT.usage;
+  // A config file that is missing or that this user may not read (--config mistyped, a sudo forgotten): the same.
+  if (err.code === 'config_unreadable') return EXIT.usage;
   // A server root this process may not write (server/root-check.ts): the unit's ReadWritePaths= or a mount to fix,
   // which a restart does not.
   if (err.code === 'root_read_only') return EXIT.usage;

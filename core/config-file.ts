@@ -52,12 +52,30 @@ export async function loadConfigFile<S extends z.ZodType>(file: string, schema: 
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (err) {
-    throw new SnapferryError('config_unreadable', `cannot read the config file ${file}: ${(err as Error).message}`, {
-      cause: err,
-      details: { file },
-    });
+    throw new SnapferryError('config_unreadable', unreadableMessage(file, err), { cause: err, details: { file, errno: (err as NodeJS.ErrnoException).code ?? null } });
   }
   return parseConfigText(file, text, schema);
+}
+
+/**
+ * Why FILE could not be read, and what to do, for the person who gave --config: the bare errno line (`ENOENT: no such
+ * file or directory, open ...`) said neither. A config the command cannot read is the user's to fix, as one that does
+ * not validate: no retry reads it.
+ */
+export function unreadableMessage(file: string, err: unknown): string {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return `the config file ${file} does not exist: check the path given with --config`;
+    case 'ENOTDIR':
+      return `the config file ${file} does not exist (a part of its path is not a folder): give the path of an existing one with --config`;
+    case 'EACCES':
+    case 'EPERM':
+      return `the config file ${file} cannot be read by this user (permission denied): run the command as a user that may read it (root), or fix the file's mode`;
+    case 'EISDIR':
+      return `the config file ${file} is a folder, not a file: give the path of the YAML file itself with --config`;
+    default:
+      return `cannot read the config file ${file}: ${(err as Error).message}; check the path given with --config`;
+  }
 }
 
 /**

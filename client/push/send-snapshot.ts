@@ -29,6 +29,7 @@ import { metadataFor } from './upload-metadata.ts';
 import { streamIdentity } from '../../core/wire/index.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
 import { busyTransferId, judgeBusy, waitNote, type BusyVerdict } from './busy-volume.ts';
+import { abortedError, judgeGoneUpload } from './gone-upload.ts';
 
 /** How long a stopped push waits for the server to take its lease back before it exits anyway. */
 const RELEASE_WAIT_MS = 2_000;
@@ -76,10 +77,12 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
   ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
   let progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
   const notes = new RetryNotes((text) => ctx.report.note(text));
+  // The transfers this push has sent to: one of them found aborted was ended by someone else (gone-upload.ts).
+  const sentTo = new Set<string>();
   for (;;) {
     ctx.signal?.throwIfAborted();
     try {
-      return sentOn(step, await attempt(ctx, step, progress, notes));
+      return sentOn(step, await attempt(ctx, step, progress, notes, sentTo));
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
@@ -269,9 +272,11 @@ function expiredNote(snapshot: string, newest: Transfer | undefined): string | n
   return `${snapshot}: the server expired the unfinished upload${after}${lost}; starting over`;
 }
 
-async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress, notes: RetryNotes): Promise<Transfer> {
+async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress, notes: RetryNotes, sentTo: Set<string>): Promise<Transfer> {
   const { standing: mine, gone } = await transfersOf(ctx, step);
   if (gone !== null) notes.once(gone);
+  // Aborted while this push waited to try again (its upload's 404 never came): the same decision, not a new upload.
+  if (mine[0]?.state === 'aborted' && sentTo.has(mine[0].id)) throw abortedError(step.snapshot.name, mine[0]);
   const existing = mine.find((t) => !['failed', 'aborted'].includes(t.state));
   // The server keeps the name an upload was created with: said before the received line names it.
   if (existing && existing.snapshot !== step.snapshot.name) notes.once(renamedNote(step.snapshot.name, existing));
@@ -291,6 +296,8 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
     if (why === null) resumeOf = existing;
     else {
       ctx.report.note(`aborting transfer ${existing.id}: ${why}`);
+      // This push's own decision: the transfer, aborted now, is no longer one whose abort stops the push.
+      sentTo.delete(existing.id);
       await ctx.api.abort(existing.id);
     }
   }
@@ -305,6 +312,7 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   const framed = await open(ctx, step, resumeOf, sendStream, progress);
   // From here this attempt owns the framed send: every way out of the try below cancels it.
   let id = resumeOf?.id ?? null;
+  if (id !== null) sentTo.add(id);
   try {
     progress.begin(framed.start);
     ctx.compression.rawPace.restart();
@@ -324,6 +332,7 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onUrl: (url) => {
         id = url.split('/').pop() ?? null;
+        if (id !== null) sentTo.add(id);
       },
       probeArrived: async (timeoutMs) => {
         if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
@@ -340,11 +349,32 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
     if (ctx.signal?.aborted && id !== null) await ctx.api.release(id, RELEASE_WAIT_MS).catch(() => undefined);
     // The pipeline's own failure (btrfs send, a bad stream) explains more than the upload's.
     const pipelineFailure = await framed.done.then(() => null, (e: unknown) => e);
-    throw pipelineFailure instanceof SnapferryError ? pipelineFailure : err;
+    if (pipelineFailure instanceof SnapferryError) throw pipelineFailure;
+    if (err instanceof SnapferryError && err.code === 'upload_gone' && id !== null && !ctx.signal?.aborted) throw await whyGone(ctx, step, id, err);
+    throw err;
   }
   if (id === null) throw new PushError('no_transfer_id', 'the server did not say where the upload went', { retryable: true });
   ctx.report.waiting(step.snapshot.name);
   return waitReceived(ctx, step, id);
+}
+
+/**
+ * The error to go on with when the server no longer has transfer `id`'s upload (`gone`, retryable): the transfer's
+ * state decides (client/push/gone-upload.ts). Said here, once, why a new upload starts; a server that cannot say
+ * leaves `gone` as it is, and the next attempt reads the transfer list.
+ */
+async function whyGone(ctx: SendContext, step: PlanStep, id: string, gone: SnapferryError): Promise<SnapferryError> {
+  let transfer: Transfer | null;
+  try {
+    transfer = await ctx.api.transfer(id);
+  } catch (err) {
+    if (!(err instanceof SnapferryError && err.code === 'not_found')) return gone;
+    transfer = null;
+  }
+  const verdict = judgeGoneUpload(step.snapshot.name, id, transfer);
+  if (verdict.kind === 'stop') return verdict.error;
+  if (verdict.note !== null) ctx.report.note(verdict.note);
+  return gone;
 }
 
 /**
@@ -429,6 +459,8 @@ async function waitReceived(ctx: SendContext, step: PlanStep, id: string): Promi
     if (t.state === 'uploading') {
       throw new PushError('upload_rewound', `the server needs part of ${t.snapshot} again (${t.lastInterruption ?? 'rewound'})`, { retryable: true });
     }
+    // Its whole stream waited for the server, and someone threw it away (snapferry abort).
+    if (t.state === 'aborted') throw abortedError(step.snapshot.name, t);
     if (finalStates.includes(t.state)) {
       // A stream the server cannot apply fails the same way when sent again: say what will go through instead.
       const advice = t.error?.code === CANNOT_APPLY ? `\n${cannotApplyAdvice(step, t.id)}` : '';

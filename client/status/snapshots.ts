@@ -5,7 +5,9 @@
  * was itself received or restored has a creation time of that moment, which would date it wrongly. Received is when
  * the server checked it in.
  */
+import { SnapferryError } from '../../core/errors.ts';
 import type { Snapshot } from '../../core/protocol.ts';
+import { VOLUME_NOT_ON_SERVER } from '../exit-codes.ts';
 import type { ServerApi } from '../http/api.ts';
 import { formatBytes } from '../progress/format.ts';
 
@@ -21,8 +23,27 @@ export interface SnapshotRow {
   parentUuid: string | null;
 }
 
+/**
+ * --volume that the server holds nothing of (no snapshot, no upload under way). Its snapshot list is empty as an
+ * existing volume's can be, and an empty table with exit 0 read as "the server has none of my backups" where the
+ * name was mistyped; restore of the same says so (snapshot_not_on_server), and so does this, with the same exit code.
+ */
+export class VolumeNotOnServer extends SnapferryError {
+  constructor(volume: string, held: readonly string[]) {
+    const listed = held.length > 0 ? `it holds ${held.join(', ')}` : 'it holds no volume of this client';
+    super(
+      VOLUME_NOT_ON_SERVER,
+      `the server holds nothing of volume ${volume}: no such volume, or nothing received into it yet (${listed}); check --volume`,
+      { details: { volume, held: [...held] } },
+    );
+  }
+}
+
 export async function listSnapshots(api: ServerApi, volume?: string): Promise<SnapshotRow[]> {
-  const volumes = volume !== undefined ? [volume] : (await api.volumes()).volumes.map((v) => v.name);
+  const known = (await api.volumes()).volumes.map((v) => v.name);
+  // A volume listed with no snapshot (its first upload under way, or all of them pruned) is empty, not unknown.
+  if (volume !== undefined && !known.includes(volume)) throw new VolumeNotOnServer(volume, known);
+  const volumes = volume !== undefined ? [volume] : known;
   const rows: SnapshotRow[] = [];
   for (const name of volumes) {
     rows.push(...snapshotRows(name, (await api.snapshots(name)).snapshots));

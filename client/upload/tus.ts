@@ -65,10 +65,11 @@ export function uploadErrorFrom(err: Error | DetailedError, server?: string): Sn
     const status = res.getStatus();
     const method = detailed.originalRequest?.getMethod();
     if ((status === 404 || status === 410) && (method === 'HEAD' || method === 'PATCH')) {
-      // tus: the upload is gone (aborted, expired, or the server lost it), whatever code the server gave it. A new
-      // upload can start over; the push loop decides from the server's transfer list.
+      // tus: the upload is gone (aborted, expired, or the server lost it), whatever code the server gave it. Retryable,
+      // but whether a new upload starts over is the push's to decide from the transfer's state on the server: one that
+      // someone aborted stops the push (client/push/gone-upload.ts).
       const code = res.getHeader(ERROR_CODE_HEADER);
-      return new UploadError('upload_gone', `the server no longer has this upload (${status}${code ? ` ${code}` : ''}); starting over`, {
+      return new UploadError('upload_gone', `the server no longer has this upload (${status}${code ? ` ${code}` : ''})`, {
         retryable: true, details: { status, ...(code ? { serverCode: code } : {}) },
       });
     }
@@ -94,8 +95,8 @@ export function uploadErrorFrom(err: Error | DetailedError, server?: string): Sn
       return new UploadError(code, HEAD_REFUSALS[code] ?? `the server answered ${status} (${code})`, { retryable, details: { status, ...after } });
     }
     if (status === 404 || status === 410) {
-      // tus: the upload is gone (aborted, expired, or the server lost it). A new upload can start over.
-      return new UploadError('upload_gone', `the server no longer has this upload (${status}); starting over`, { retryable: true, details: { status } });
+      // tus: the upload is gone (aborted, expired, or the server lost it); the push decides, as above.
+      return new UploadError('upload_gone', `the server no longer has this upload (${status})`, { retryable: true, details: { status } });
     }
     const meaning = answerWithoutErrorBody(status, res.getBody(), server === undefined ? 'the server' : new URL(server).origin, `the upload's ${status} answer`);
     return new UploadError(meaning.code, meaning.message, { retryable: meaning.retryable || status === 423, details: { status, ...after } });

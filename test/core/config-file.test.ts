@@ -4,7 +4,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, configFileToUse, loadConfigFile, parseConfigText } from '../../core/config-file.ts';
+import { ConfigError, configFileToUse, loadConfigFile, parseConfigText, unreadableMessage } from '../../core/config-file.ts';
+import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
 import { durationField, sizeField } from '../../core/config-fields.ts';
 import { parseDuration, parseSize } from '../../core/units.ts';
 import type { SnapferryError } from '../../core/errors.ts';
@@ -91,9 +92,23 @@ test('loadConfigFile reads the file; an unreadable one is its own error, naming 
   assert.deepEqual(await loadConfigFile(file, Schema), { name: 'from-file' });
   await assert.rejects(loadConfigFile(path.join(dir, 'missing.yaml'), Schema), (err: SnapferryError) => {
     assert.equal(err.code, 'config_unreadable');
-    assert.match(err.message, /missing\.yaml.*ENOENT/);
+    assert.match(err.message, /^the config file \S*missing\.yaml does not exist: check the path given with --config$/);
+    assert.equal(exitCodeFor(err), EXIT.usage);
     return true;
   });
+  await assert.rejects(loadConfigFile(dir, Schema), (err: SnapferryError) => {
+    assert.equal(err.code, 'config_unreadable');
+    assert.match(err.message, /is a folder, not a file/);
+    assert.equal(exitCodeFor(err), EXIT.usage);
+    return true;
+  });
+});
+
+test('unreadableMessage says what went wrong with the file and what to do', () => {
+  const errno = (code: string) => Object.assign(new Error(`${code}: boom`), { code });
+  assert.match(unreadableMessage('/c.yaml', errno('EACCES')), /^the config file \/c\.yaml cannot be read by this user \(permission denied\): run the command as a user/);
+  assert.match(unreadableMessage('/c.yaml', errno('ENOTDIR')), /does not exist \(a part of its path is not a folder\)/);
+  assert.equal(unreadableMessage('/c.yaml', errno('EIO')), 'cannot read the config file /c.yaml: EIO: boom; check the path given with --config');
 });
 
 test('the default config file is used only when it exists, and never over an explicit one', async (t) => {

@@ -143,3 +143,21 @@ test('a token file that group or others can read is refused (2) with the chmod t
     assert.equal(r.exitCode, EXIT.temporary, `${mode.toString(8)}: ${r.stderr}`);
   }
 });
+
+test('a --config file that is missing, or a folder, is a config error (2) naming the path, for every command that takes --config', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-missing-config-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const missing = path.join(dir, 'missing.yaml');
+  const commands = [
+    ['serve'], ['push'], ['status'], ['snapshots'], ['abort', 'deadbeef'], ['restore', '--volume', 'home', 's1', path.join(dir, 'dest')],
+    ['verify'], ['snapshot'], ['run'], ['prune'], ['prune-server'],
+  ];
+  for (const command of commands) {
+    const r = await snapferry([...command, '--config', missing]);
+    assert.equal(r.exitCode, EXIT.usage, `${command[0]}: ${r.stderr}`);
+    assert.equal(r.stderr.trim(), `snapferry: the config file ${missing} does not exist: check the path given with --config`, command[0]);
+  }
+  const folder = await snapferry(['run', '--config', dir]);
+  assert.equal(folder.exitCode, EXIT.usage, folder.stderr);
+  assert.match(folder.stderr, /is a folder, not a file: give the path of the YAML file itself with --config/);
+});

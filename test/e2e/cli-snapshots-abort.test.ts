@@ -37,6 +37,14 @@ test('snapferry snapshots lists each volume\'s snapshots on the server with take
 
   const bad = await snapferry(['snapshots', '--server', server.url, '--volume', '../etc']);
   assert.equal(bad.exitCode, EXIT.usage, bad.stderr);
+
+  // A volume the server holds nothing of says so, as restore does, instead of an empty table and exit 0.
+  for (const json of [[], ['--json']]) {
+    const none = await snapferry(['snapshots', '--server', server.url, '--volume', 'nosuch', ...json]);
+    assert.equal(none.exitCode, EXIT.usage, none.stderr);
+    assert.equal(none.stdout, '');
+    assert.equal(none.stderr.trim(), 'snapferry: the server holds nothing of volume nosuch: no such volume, or nothing received into it yet (it holds etc, home); check --volume');
+  }
 });
 
 test('snapferry abort ID ends an upload in progress by the first digits of its id', rootOnly, async (t) => {
@@ -53,4 +61,26 @@ test('snapferry abort ID ends an upload in progress by the first digits of its i
   assert.equal((await api.transfer(uploading.id)).state, 'aborted');
   const pushed = await push;
   assert.notEqual(pushed.exitCode, EXIT.ok, 'the push learns that its upload was aborted');
+});
+
+test('snapferry abort of the upload a push is sending stops that push (exit 1, saying so): the stream is not sent again as a new upload', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 24 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  // No --retries: a push that took the abort for a lost upload would start over and go on until it was done.
+  const push = execa('node', [SNAPFERRY_BIN, 'push', '--server', server.url, '--volume', 'home', '--compress', 'none', '--limit-rate', '4M', s1], { reject: false, timeout: 120_000 });
+  t.after(() => void push.kill('SIGKILL'));
+  const api = new ServerApi({ server: server.url });
+  const uploading = await until('1 MiB uploaded', async () => (await api.transfers()).transfers.find((x) => x.state === 'uploading' && x.wireOffset > 1024 * 1024), 60_000, 50);
+  const r = await snapferry(['abort', uploading.id.slice(0, 8), '--server', server.url]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const pushed = await push;
+  t.diagnostic(pushed.stderr);
+  assert.equal(pushed.exitCode, EXIT.failed, pushed.stderr);
+  assert.match(pushed.stderr, new RegExp(`transfer ${uploading.id} of s1 was aborted on the server \\(snapferry abort\\); not sent again: push it again to start over`));
+  assert.doesNotMatch(pushed.stderr, /starting over|no longer has this upload \(404/);
+  // One transfer, the aborted one: no second upload began, so no byte of the stream went again.
+  const { transfers } = await api.transfers();
+  assert.deepEqual(transfers.map((x) => [x.id, x.state]), [[uploading.id, 'aborted']]);
+  assert.deepEqual((await api.snapshots('home')).snapshots, []);
 });

@@ -14,6 +14,7 @@ import { ServerApi } from '../../client/http/api.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
 import { assertReceived, createPair, disagreeFrom, framedLength, recordingReporter, until, type Pair } from './harness.ts';
 import type { RunningServer } from '../../server/serve.ts';
+import type { SnapferryError } from '../../core/errors.ts';
 
 interface AfterHook {
   after(fn: () => Promise<void> | void): void;
@@ -188,18 +189,29 @@ test('a PATCH exactly as long as the stream (tus-js-client issue 779) completes'
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
-test('an upload the server dropped (404 on resume) starts over and says why, never at a wrong offset', cutTest, async (t) => {
+test('an upload someone aborted on the server (404 on resume) stops the push: never begun again from zero, no byte sent twice', cutTest, async (t) => {
   const { pair, proxy } = await linkedPair(t, 8);
   const s1 = await pair.snapshot('s1');
   proxy.setRate(2 * 1024 * 1024);
   const { result, report } = pushVia(proxy, [s1], { chunkSize: 128 * 1024, patchBytes: 512 * 1024 });
   const api = new ServerApi({ server: proxy.url });
   const first = await until('1 MiB uploaded', async () => (await api.transfers()).transfers.find((x) => x.wireOffset > 1024 * 1024), 60_000, 50);
+  const crossedAtAbort = proxy.stats().upstreamBytes;
   await api.abort(first.id);
-  const { sent } = await result;
-  assert.notEqual(sent[0]!.transfer.id, first.id, 'a new upload');
-  assert.match(report.notes.join('\n'), /no longer has this upload|not found/);
-  await assertReceived(s1, pair.receivedPath('v', 's1'));
+  await assert.rejects(result, (err: SnapferryError) => {
+    assert.equal(err.code, 'transfer_aborted');
+    assert.equal(err.retryable, false);
+    assert.match(err.message, new RegExp(`^transfer ${first.id} of s1 was aborted on the server \\(snapferry abort\\); not sent again: push it again to start over$`));
+    return true;
+  });
+  assert.doesNotMatch(report.notes.join('\n'), /starting over/);
+  const { transfers } = await api.transfers();
+  assert.deepEqual(transfers.map((x) => [x.id, x.state]), [[first.id, 'aborted']], 'no new upload');
+  // After the abort only what was in flight crossed (the PATCH the server cut, HEADs, the transfer's state): less than
+  // a PATCH and the socket buffers, never the stream again.
+  const after = proxy.stats().upstreamBytes - crossedAtAbort;
+  t.diagnostic(`${after} bytes crossed after the abort`);
+  assert.ok(after < 512 * 1024 + BUFFERED_PER_CUT + OVERHEAD, `${after} bytes crossed after the abort`);
 });
 
 test('bytes damaged in the spool never reach btrfs receive: the upload is rewound and resent', cutTest, async (t) => {

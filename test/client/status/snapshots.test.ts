@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Snapshot } from '../../../core/protocol.ts';
-import { snapshotRows } from '../../../client/status/snapshots.ts';
+import { listSnapshots, snapshotRows } from '../../../client/status/snapshots.ts';
+import type { ServerApi } from '../../../client/http/api.ts';
+import type { SnapferryError } from '../../../core/errors.ts';
+import { EXIT, exitCodeFor } from '../../../client/exit-codes.ts';
 
 function snapshot(name: string, times: { takenAt?: string | null; createdAt?: string | null; receivedAt: string }): Snapshot {
   return { name, uuid: `u-${name}`, serverUuid: `s-${name}`, parentUuid: null, rawBytes: 1, wireBytes: 1, transferId: null, altered: null, ...times };
@@ -28,4 +31,18 @@ test('a snapshot without a taken time is dated by its creation time, then by its
     snapshot('a', { takenAt: '2026-12-01T00:00:00.000Z', receivedAt: '2026-12-06T00:00:00.000Z' }),
   ]);
   assert.deepEqual(rows.map((r) => [r.name, r.takenAt]), [['a', '2026-12-01T00:00:00.000Z'], ['b', '2026-12-02T00:00:00.000Z'], ['c', null]]);
+});
+
+test('--volume that the server holds nothing of is an error naming the volumes it holds (exit 2); an empty listed volume is not', async () => {
+  const api = (volumes: { name: string; snapshots: number }[]) =>
+    ({ volumes: async () => ({ client: 'laptop', volumes }), snapshots: async () => ({ snapshots: [], removed: [] }) }) as unknown as ServerApi;
+  await assert.rejects(listSnapshots(api([{ name: 'home', snapshots: 2 }, { name: 'etc', snapshots: 1 }]), 'nosuch'), (err: SnapferryError) => {
+    assert.equal(err.code, 'volume_not_on_server');
+    assert.equal(err.message, 'the server holds nothing of volume nosuch: no such volume, or nothing received into it yet (it holds home, etc); check --volume');
+    assert.equal(exitCodeFor(err), EXIT.usage);
+    return true;
+  });
+  await assert.rejects(listSnapshots(api([]), 'home'), /\(it holds no volume of this client\); check --volume$/);
+  // Listed with no snapshot (its first upload under way): an empty list, not an error.
+  assert.deepEqual(await listSnapshots(api([{ name: 'home', snapshots: 0 }]), 'home'), []);
 });
