@@ -104,6 +104,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Before anything reads or changes the root (reconcile would take a running server's receive for a crash's
   // leftover), and for the server's whole life (server/root-lock.ts).
   const lock = await lockRoot(options.root, 'snapferry serve');
+  if (lock.noteError) {
+    // Started all the same: reads (status, snapshots, restore) are what a full backup disk needs, and uploads get the
+    // usual 507 disk_full.
+    options.log.warn({ file: lock.file, err: lock.noteError.message }, `could not write who holds the root's lock into ${lock.file}; the lock holds all the same (a second server is still refused, without a name)`);
+  }
   try {
     const server = await startLocked(options);
     return { ...server, close: () => server.close().finally(() => lock.release()) };
