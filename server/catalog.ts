@@ -5,7 +5,7 @@
  * lives in each upload's frame index (server/spool/frame-index.ts).
  */
 import fs from 'node:fs/promises';
-import { writeFileDurably } from '../core/durable-file.ts';
+import { writeWithReserve } from './catalog-reserve.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { RemovedSnapshot, Snapshot, Transfer, alterations, finalStates, type Alteration } from '../core/protocol.ts';
@@ -52,7 +52,7 @@ export class CatalogError extends SnapferryError {}
 /** Told of a transfer that just ended without a snapshot (failed or aborted), as it now is. */
 export type TransferEndListener = (t: TransferRecord) => Promise<void>;
 
-/** Writes the catalog file's text durably (core/durable-file.ts); a seam for tests of a write that fails. */
+/** Writes the catalog file's text durably (server/catalog-reserve.ts); a seam for tests of a write that fails. */
 export type CatalogWriter = (file: string, text: string) => Promise<void>;
 
 /** One change to the catalog, as a pure function of what it changes: run on the view now, on the file's data later. */
@@ -83,7 +83,7 @@ export class Catalog {
     this.durable = data;
   }
 
-  static async open(file: string, writer: CatalogWriter = writeFileDurably): Promise<Catalog> {
+  static async open(file: string, writer: CatalogWriter = writeWithReserve): Promise<Catalog> {
     let text: string;
     try {
       text = await fs.readFile(file, 'utf8');
