@@ -11,7 +11,8 @@
  * (btrfs send, btrfs receive) never inherit the lock and cannot hold it after this process is gone.
  *
  * Whoever holds the lock writes who it is into the file (pid, start time, command), for the refusal message of the
- * next one; the content is only ever a note, the lock itself is the kernel's.
+ * next one; the content is only ever a note, the lock itself is the kernel's, so a note that cannot be written (a full
+ * disk) is told to the caller (`noteError`) and never costs the lock.
  */
 import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +26,12 @@ export type LockHolder = z.infer<typeof LockHolder>;
 
 export interface HeldLock {
   file: string;
+  /**
+   * Why the holder's note could not be written (a full disk), or null. The lock holds all the same: the note only
+   * names the holder to the next one, which then says "not written yet". A full backup disk is when reads (status,
+   * snapshots, restore) matter most, and a failed note once kept `serve` from starting at all.
+   */
+  noteError: Error | null;
   /** Gives the lock up (closes the fd); safe to call more than once. */
   release(): Promise<void>;
 }
@@ -54,16 +61,16 @@ export async function tryLock(file: string, command: string): Promise<HeldLock |
     if (flock.exitCode !== 0) {
       throw new SnapferryError('lock_unavailable', `cannot lock ${file} with flock(1): ${flock.why}; it comes with util-linux`, { details: { file } });
     }
-    const note: LockHolder = { pid: process.pid, startedAt: new Date().toISOString(), command };
-    await handle.truncate(0);
-    await handle.write(`${JSON.stringify(note)}\n`, 0);
   } catch (err) {
     await handle.close().catch(() => undefined);
     throw err;
   }
+  const note: LockHolder = { pid: process.pid, startedAt: new Date().toISOString(), command };
+  const noteError = await handle.truncate(0).then(() => handle.write(`${JSON.stringify(note)}\n`, 0)).then(() => null, (err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   let released: Promise<void> | null = null;
   return {
     file,
+    noteError,
     release: () => {
       // The note goes first: a holder that takes the lock next and has not written its own yet is not mistaken for us.
       released ??= handle.truncate(0).catch(() => undefined).then(() => handle.close());
@@ -94,7 +101,7 @@ export async function tryLockFolder(dir: string): Promise<HeldLock | LockBusy> {
     throw err;
   }
   let released: Promise<void> | null = null;
-  return { file: dir, release: () => (released ??= handle.close()) };
+  return { file: dir, noteError: null, release: () => (released ??= handle.close()) };
 }
 
 /**

@@ -5,7 +5,7 @@
  * lives in each upload's frame index (server/spool/frame-index.ts).
  */
 import fs from 'node:fs/promises';
-import { writeFileDurably } from '../core/durable-file.ts';
+import { writeWithReserve } from './catalog-reserve.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { RemovedSnapshot, Snapshot, Transfer, alterations, finalStates, type Alteration } from '../core/protocol.ts';
@@ -52,25 +52,44 @@ export class CatalogError extends SnapferryError {}
 /** Told of a transfer that just ended without a snapshot (failed or aborted), as it now is. */
 export type TransferEndListener = (t: TransferRecord) => Promise<void>;
 
+/** Writes the catalog file's text durably (server/catalog-reserve.ts); a seam for tests of a write that fails. */
+export type CatalogWriter = (file: string, text: string) => Promise<void>;
+
+/** One change to the catalog, as a pure function of what it changes: run on the view now, on the file's data later. */
+type Change = (data: CatalogFile) => CatalogFile;
+
 export class Catalog {
+  /**
+   * What readers see: the file's data with the changes still being written on top. A change shows here at once
+   * (the checks that run with a record in one turn rely on it, see Admission.begin), and is taken back if its write
+   * fails: memory never keeps a state the file did not take. Before, a failed save left it in memory alone, and the
+   * core went on as if it were on record (an end frame recorded `receiving` in memory while the file said
+   * `uploading`, and no receive ran for ever).
+   */
   private data: CatalogFile;
+  /** What the file holds: the last write that succeeded. */
+  private durable: CatalogFile;
+  /** Changes shown in `data` and not yet written, in order. */
+  private pending: Change[] = [];
   private saving: Promise<void> = Promise.resolve();
   private endListener: TransferEndListener | null = null;
 
   private constructor(
     private readonly file: string,
     data: CatalogFile,
+    private readonly writer: CatalogWriter,
   ) {
     this.data = data;
+    this.durable = data;
   }
 
-  static async open(file: string): Promise<Catalog> {
+  static async open(file: string, writer: CatalogWriter = writeWithReserve): Promise<Catalog> {
     let text: string;
     try {
       text = await fs.readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return new Catalog(file, { version: 1, transfers: [], snapshots: [], removed: [] });
+        return new Catalog(file, { version: 1, transfers: [], snapshots: [], removed: [] }, writer);
       }
       throw err;
     }
@@ -82,7 +101,7 @@ export class Catalog {
           'backup or move it away to rebuild it from the subvolumes on disk',
       );
     }
-    return new Catalog(file, parsed.data);
+    return new Catalog(file, parsed.data, writer);
   }
 
   transfers(filter: { client?: string; volume?: string } = {}): TransferRecord[] {
@@ -97,38 +116,47 @@ export class Catalog {
 
   async putTransfer(record: TransferRecord): Promise<void> {
     const parsed = TransferRecord.parse(record);
-    const i = this.data.transfers.findIndex((t) => t.id === record.id);
-    if (i === -1) this.data.transfers.push(parsed);
-    else this.data.transfers[i] = parsed;
-    await this.save();
+    await this.change((data) => ({
+      ...data,
+      transfers: data.transfers.some((t) => t.id === parsed.id) ? data.transfers.map((t) => (t.id === parsed.id ? parsed : t)) : [...data.transfers, parsed],
+    }));
   }
 
   /**
-   * Changes a transfer, in memory at once and then on disk: a caller that cannot save (a full disk) still finds the
-   * change here, and the next save that succeeds writes it. A change of state must be one server/transfer-moves.ts
-   * allows.
+   * Changes a transfer: shown here at once, kept once on disk, taken back if the write fails (the promise rejects
+   * with the write's error, a full disk's ENOSPC say, and the transfer is as the file has it). A change of state must
+   * be one server/transfer-moves.ts allows, from the state the file has when the change is written too.
    */
   async updateTransfer(id: string, change: Partial<TransferRecord>): Promise<TransferRecord> {
     const current = this.transfer(id);
     if (!current) throw new CatalogError('transfer_not_found', `no transfer ${id}`);
-    if (change.state !== undefined && !canMove(current.state, change.state)) {
-      throw new CatalogError('transfer_state_conflict', `transfer ${id} cannot go from ${current.state} to ${change.state}`, {
-        details: { transferId: id, from: current.state, to: change.state },
-      });
-    }
-    const next = { ...current, ...change, updatedAt: new Date().toISOString() };
-    // In memory before the first await (server/expiry.ts relies on it), on disk once saved. An ended transfer is thus
-    // final here while its receive is still being stopped: what must wait for the stop asks the receives too
+    const updatedAt = new Date().toISOString();
+    const apply = (t: TransferRecord): TransferRecord => {
+      if (change.state !== undefined && !canMove(t.state, change.state)) {
+        throw new CatalogError('transfer_state_conflict', `transfer ${id} cannot go from ${t.state} to ${change.state}`, {
+          details: { transferId: id, from: t.state, to: change.state },
+        });
+      }
+      return { ...t, ...change, updatedAt };
+    };
+    const next = apply(current);
+    // Shown before the first await (server/expiry.ts relies on it). An ended transfer is thus final here while its
+    // receive is still being stopped: what must wait for the stop asks the receives too
     // (server/transfers/volume-hold.ts).
-    const saved = this.putTransfer(next);
+    const saved = this.change((data) => {
+      const t = data.transfers.find((x) => x.id === id);
+      if (!t) throw new CatalogError('transfer_not_found', `no transfer ${id}`);
+      return { ...data, transfers: data.transfers.map((x) => (x === t ? apply(x) : x)) };
+    });
     const ended = endsUnreceived(current.state, next.state) ? this.endListener?.(next) : undefined;
     try {
       await saved;
     } finally {
-      // Even when the save failed: the change holds in memory, so the transfer has ended all the same.
+      // Even when the save failed: its receive was stopped, and one that is still to run starts again (with the next
+      // frame, or from the spool: the state the file has says which).
       await ended;
     }
-    return next;
+    return this.transfer(id) ?? next;
   }
 
   /**
@@ -148,8 +176,7 @@ export class Catalog {
    */
   async forgetTransfers(ids: ReadonlySet<string>): Promise<void> {
     if (ids.size === 0) return;
-    this.data.transfers = this.data.transfers.filter((t) => !(ids.has(t.id) && finalStates.includes(t.state)));
-    await this.save();
+    await this.change((data) => ({ ...data, transfers: data.transfers.filter((t) => !(ids.has(t.id) && finalStates.includes(t.state))) }));
   }
 
   snapshots(client: string, volume?: string): SnapshotRecord[] {
@@ -166,12 +193,11 @@ export class Catalog {
 
   async addSnapshot(record: SnapshotRecord): Promise<void> {
     const parsed = SnapshotRecord.parse(record);
-    this.data.snapshots = this.data.snapshots.filter(
-      (s) => !(s.client === record.client && s.volume === record.volume && s.name === record.name),
-    );
-    this.data.snapshots.push(parsed);
-    this.data.removed = this.data.removed.filter((r) => r.uuid !== record.uuid || r.client !== record.client);
-    await this.save();
+    await this.change((data) => ({
+      ...data,
+      snapshots: [...data.snapshots.filter((s) => !sameSnapshot(s, parsed)), parsed],
+      removed: data.removed.filter((r) => r.uuid !== record.uuid || r.client !== record.client),
+    }));
   }
 
   /**
@@ -179,39 +205,73 @@ export class Catalog {
    * finding, `what` gathers every change found since.
    */
   async markAltered(record: SnapshotRecord, what: readonly Alteration[]): Promise<SnapshotRecord> {
-    const i = this.data.snapshots.indexOf(record);
-    if (i === -1) throw new CatalogError('snapshot_not_found', `no snapshot ${record.volume}/${record.name} in the catalog`);
+    if (!this.data.snapshots.includes(record)) throw new CatalogError('snapshot_not_found', `no snapshot ${record.volume}/${record.name} in the catalog`);
     const known = record.altered?.what ?? [];
     const all = alterations.filter((a) => known.includes(a) || what.includes(a));
     if (record.altered !== null && all.length === known.length) return record;
     const next = { ...record, altered: { foundAt: record.altered?.foundAt ?? new Date().toISOString(), what: all } };
-    this.data.snapshots[i] = next;
-    await this.save();
+    await this.change((data) => ({ ...data, snapshots: data.snapshots.map((s) => (sameSnapshot(s, record) ? next : s)) }));
     return next;
   }
 
   async removeSnapshot(record: SnapshotRecord, reason: string): Promise<void> {
-    this.data.snapshots = this.data.snapshots.filter((s) => s !== record);
     const { client, volume, name, uuid } = record;
-    this.data.removed.push({ client, volume, name, uuid, reason, removedAt: new Date().toISOString() });
-    const ofVolume = this.removed(client, volume);
-    if (ofVolume.length > REMOVED_KEPT_PER_VOLUME) {
-      const drop = new Set(ofVolume.slice(0, ofVolume.length - REMOVED_KEPT_PER_VOLUME));
-      this.data.removed = this.data.removed.filter((r) => !drop.has(r));
-    }
-    await this.save();
+    const note: RemovedRecord = { client, volume, name, uuid, reason, removedAt: new Date().toISOString() };
+    await this.change((data) => {
+      let removed = [...data.removed, note];
+      const ofVolume = removed.filter((r) => r.client === client && r.volume === volume);
+      if (ofVolume.length > REMOVED_KEPT_PER_VOLUME) {
+        const drop = new Set(ofVolume.slice(0, ofVolume.length - REMOVED_KEPT_PER_VOLUME));
+        removed = removed.filter((r) => !drop.has(r));
+      }
+      return { ...data, snapshots: data.snapshots.filter((s) => !sameSnapshot(s, record)), removed };
+    });
   }
 
-  /** Saves are queued so two changes never interleave their writes; each save writes the newest state. */
-  private save(): Promise<void> {
-    const next = this.saving.then(() => this.writeAtomically());
-    this.saving = next.catch(() => undefined);
-    return next;
+  /**
+   * Shows `apply` at once (it throws, changing nothing, when it does not apply) and writes it after the changes
+   * before it, each on what the file holds then. Writes are queued so that two never interleave. A write that fails
+   * takes its change back: what readers see is again the file's data with the changes still to be written on top.
+   */
+  private change(apply: Change): Promise<void> {
+    this.data = apply(this.data);
+    this.pending.push(apply);
+    const written = this.saving.then(async () => {
+      try {
+        const next = apply(this.durable);
+        await this.writeAtomically(next);
+        this.durable = next;
+        this.pending = this.pending.filter((c) => c !== apply);
+      } catch (err) {
+        this.pending = this.pending.filter((c) => c !== apply);
+        this.data = this.pending.reduce(applyIfAllowed, this.durable);
+        throw err;
+      }
+    });
+    this.saving = written.catch(() => undefined);
+    return written;
   }
 
-  private async writeAtomically(): Promise<void> {
+  private async writeAtomically(data: CatalogFile): Promise<void> {
     await fs.mkdir(path.dirname(this.file), { recursive: true });
-    await writeFileDurably(this.file, JSON.stringify(this.data, null, 1));
+    await this.writer(this.file, JSON.stringify(data, null, 1));
   }
 
+}
+
+/** The same snapshot record: one name per volume. */
+function sameSnapshot(a: SnapshotRecord, b: SnapshotRecord): boolean {
+  return a.client === b.client && a.volume === b.volume && a.name === b.name;
+}
+
+/**
+ * A change still to be written, shown again over the file's data after another's write failed; one that no longer
+ * applies (it built on the change taken back) shows nothing, and its own write fails the same way.
+ */
+function applyIfAllowed(data: CatalogFile, apply: Change): CatalogFile {
+  try {
+    return apply(data);
+  } catch {
+    return data;
+  }
 }

@@ -23,6 +23,12 @@ export interface IngestDeps {
   log: Logger;
   /** The parent an incremental names, as received on disk (server/disk-truth.ts parentAsReceived). */
   parentAsReceived: (t: TransferRecord) => Promise<ParentAsReceived | null>;
+  /**
+   * The end frame verified but the catalog could not record `change`, the move to `receiving` (`err`: a full disk,
+   * mostly): the lifecycle tries again and, once recorded, the stream waits like any whose receive found the disk
+   * full (server/transfers/lifecycle.ts endNotRecorded).
+   */
+  endNotRecorded: (id: string, change: Partial<TransferRecord>, err: unknown) => Promise<void>;
 }
 
 export class Ingest {
@@ -87,12 +93,14 @@ export class Ingest {
     // An end frame sent again (a retried request) changes nothing once the stream is whole: its receive runs or waits.
     const change = completedUpload(catalog.transfer(id), progress);
     if (change === null) return;
-    // In memory at once; on disk a moment later, which may be after the PATCH is answered: a crash in between leaves
+    // Shown at once; on disk a moment later, which may be after the PATCH is answered: a crash in between leaves
     // the record `uploading` beside a whole spool, which the next start moves on the same way (server/reconcile.ts).
-    void catalog
-      .updateTransfer(id, change)
+    void catalog.updateTransfer(id, change).then(
       // Only now may the receive end: the snapshot is complete once the end frame verified and that is on record.
-      .then(() => receives.advance(id, progress.wireOffset, true))
-      .catch((err: unknown) => log.error({ transfer: id, err }, 'could not record the end of the upload'));
+      () => receives.advance(id, progress.wireOffset, true),
+      // Not recorded, so not made (the catalog took it back): left here, the transfer stayed `uploading` (shown as
+      // `receiving`, before the catalog took failed writes back) with no receive running and nothing to start one.
+      (err: unknown) => this.deps.endNotRecorded(id, change, err),
+    ).catch((err: unknown) => log.error({ transfer: id, err }, 'could not deal with the end of the upload that was not recorded'));
   }
 }

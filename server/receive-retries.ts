@@ -28,6 +28,13 @@ export class ReceiveRetries {
   private timer: Periodic | null = null;
   /** Receives beside an upload still going on that failed in a row, by transfer. */
   private readonly besideUpload = new Map<string, number>();
+  /** Failures in a row of whole streams whose wait the catalog could not record, by transfer: their timers run here. */
+  private readonly unrecorded = new Map<string, number>();
+  /**
+   * Whole streams whose end frame verified but whose move to `receiving` the catalog could not record (a full disk):
+   * that record, tried again at every look (server/ingest.ts). The file says `uploading`, and so does memory.
+   */
+  private readonly ends = new Map<string, { change: Partial<TransferRecord>; reason: ReceiveWait['reason']; error: SnapferryError; tried: boolean }>();
   /** Free space when each receive of a whole stream started again: one that ran out of it anyway needs more. */
   private readonly freeAtStart = new Map<string, number | null>();
 
@@ -65,7 +72,16 @@ export class ReceiveRetries {
     );
     this.freeAtStart.delete(t.id);
     const state = waitingState(reason);
-    await this.record(t.id, { state, wait, error: { code: err.code, message: err.message, at: new Date().toISOString() } });
+    if (!(await this.record(t.id, { state, wait, error: { code: err.code, message: err.message, at: new Date().toISOString() } }))) {
+      // The file still says receiving and no receive runs: the wait lives here, in memory, as a timer (a restart
+      // receives the stream again from its spool all the same). Left so, the stream waited for nothing, for ever.
+      const tries = (this.unrecorded.get(t.id) ?? 0) + 1;
+      this.unrecorded.set(t.id, tries);
+      log.warn({ transfer: t.id, code: err.code, err: err.message, tries }, 'the receive failed and its wait could not be recorded; receiving again from the spool later');
+      this.deps.startLater(t.id, retryDelayMs(tries, this.schedule));
+      return;
+    }
+    this.unrecorded.delete(t.id);
     log.warn(
       { transfer: t.id, state, code: err.code, err: err.message, tries: wait.tries, nextTryAt: wait.nextTryAt, neededBytes: wait.neededBytes, freeBytes: wait.freeBytes },
       'the receive failed for the server\'s own reasons; the whole stream waits in its spool to be received again',
@@ -74,6 +90,7 @@ export class ReceiveRetries {
 
   /** One look at the waiting transfers: each whose time has come, or whose free space is there, is received again. */
   async check(): Promise<void> {
+    for (const id of [...this.ends.keys()]) await this.recordEnd(id);
     const waiting = this.deps.catalog.transfers().filter((t) => waitingStates.includes(t.state));
     if (waiting.length === 0) return;
     const free = await this.deps.freeBytes();
@@ -88,28 +105,62 @@ export class ReceiveRetries {
     const t = this.deps.catalog.transfer(id);
     if (!t) return;
     this.freeAtStart.set(id, free === undefined ? await this.deps.freeBytes() : free);
-    if (t.state !== 'receiving') await this.record(id, { state: 'receiving' });
+    // Not recorded (a full disk): it stays waiting, and the next look tries again.
+    if (t.state !== 'receiving' && !(await this.record(id, { state: 'receiving' }))) return;
     this.deps.log.info({ transfer: id, why }, 'receiving the whole stream from the spool');
     this.deps.startFromSpool(id);
+  }
+
+  /**
+   * The end frame of `id` verified, but the catalog could not record its move to `receiving` (`change`) for the
+   * server's own reasons (`reason`, `error`: a full disk, mostly). Its receive has been stopped (its room goes to the
+   * record); the move is tried again now and at every look, and once recorded the stream waits as any whose receive
+   * failed so (waiting_for_space, with its wait), so that a push is told and freed space starts its receive.
+   */
+  async endNotRecorded(id: string, change: Partial<TransferRecord>, reason: ReceiveWait['reason'], error: SnapferryError): Promise<void> {
+    this.ends.set(id, { change, reason, error, tried: false });
+    await this.recordEnd(id);
+  }
+
+  private async recordEnd(id: string): Promise<void> {
+    const end = this.ends.get(id);
+    if (!end) return;
+    // Aborted, expired or otherwise ended meanwhile: nothing to record.
+    if (this.deps.catalog.transfer(id)?.state !== 'uploading') {
+      this.ends.delete(id);
+      return;
+    }
+    if (!(await this.record(id, end.change, end.tried))) {
+      end.tried = true;
+      return;
+    }
+    this.ends.delete(id);
+    const t = this.deps.catalog.transfer(id);
+    if (t) await this.failed(t, end.reason, end.error);
   }
 
   /** The transfer was received, or is over: nothing to remember about it. */
   forget(id: string): void {
     this.besideUpload.delete(id);
     this.freeAtStart.delete(id);
+    this.unrecorded.delete(id);
+    this.ends.delete(id);
   }
 
   /**
-   * Records a change. On a full disk the catalog may not save: the change holds in memory all the same (see
-   * Catalog.updateTransfer), the next save that succeeds writes it, and a restart before that receives the stream
-   * again from its spool either way.
+   * Records a change; false when the catalog could not save it (a full disk): the change is then not made, in
+   * memory either (Catalog.updateTransfer), and the caller keeps the wait going by its own timer. `quiet`: a try
+   * again, not logged.
    */
-  private async record(id: string, change: Partial<TransferRecord>): Promise<void> {
+  private async record(id: string, change: Partial<TransferRecord>, quiet = false): Promise<boolean> {
     try {
       await this.deps.catalog.updateTransfer(id, change);
+      return true;
     } catch (err) {
       if (err instanceof CatalogError) throw err;
-      this.deps.log.error({ transfer: id, err, state: change.state }, 'could not save the catalog; the change holds in memory until the next save');
+      // Said once for a record tried again at every look, not every 5 s for as long as the disk stays full.
+      if (!quiet) this.deps.log.warn({ transfer: id, err, state: change.state }, 'could not save the catalog; the change is not made');
+      return false;
     }
   }
 }

@@ -93,6 +93,7 @@ export class ReplicationService implements AppService {
     this.uploads = uploadPath({
       layout, catalog, log, spool: this.store, receives: this.receives, leases, leaseMs: options.leaseMs ?? LEASE_MS,
       expireAfterMs: options.expireAfterMs ?? 0, usage, limits, endTransfer: (id) => this.endTransfer(id), dropSpool: (id) => this.dropSpool(id),
+      endNotRecorded: (id, change, err) => this.lifecycle.endNotRecorded(id, change, err),
     });
     const keepFailedMs = options.expireAfterMs ?? 0;
     const history = { ...DEFAULT_TRANSFER_HISTORY, ...options.endedTransfers };
@@ -118,7 +119,7 @@ export class ReplicationService implements AppService {
     const layout = new ServerLayout(root);
     await fs.mkdir(layout.spool, { recursive: true, mode: 0o700 });
     await fs.mkdir(layout.volumes, { recursive: true, mode: 0o700 });
-    const catalog = await Catalog.open(layout.catalog);
+    const catalog = await Catalog.open(layout.catalog, options.catalogWriter);
     return new ReplicationService(layout, catalog, log, options);
   }
 

@@ -50,6 +50,8 @@ export interface ServeOptions {
   retention?: ServiceOptions['retention'];
   /** When a receive that failed for the server's own reasons runs again; tests shorten it. */
   receiveRetry?: ServiceOptions['receiveRetry'];
+  /** Tests only: how the catalog file is written (ServiceOptions.catalogWriter). */
+  catalogWriter?: ServiceOptions['catalogWriter'];
   /** Terminate TLS here (PEM file paths: certificate chain, private key); the url becomes https://. */
   tls?: { cert: string; key: string };
   /** Require a bearer token from this file (server/tokens.ts) on every request; without it every caller is `default`. */
@@ -102,6 +104,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Before anything reads or changes the root (reconcile would take a running server's receive for a crash's
   // leftover), and for the server's whole life (server/root-lock.ts).
   const lock = await lockRoot(options.root, 'snapferry serve');
+  if (lock.noteError) {
+    // Started all the same: reads (status, snapshots, restore) are what a full backup disk needs, and uploads get the
+    // usual 507 disk_full.
+    options.log.warn({ file: lock.file, err: lock.noteError.message }, `could not write who holds the root's lock into ${lock.file}; the lock holds all the same (a second server is still refused, without a name)`);
+  }
   try {
     const server = await startLocked(options);
     return { ...server, close: () => server.close().finally(() => lock.release()) };
@@ -123,6 +130,7 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
       ...(options.privilegedFiles !== undefined ? { privilegedFiles: options.privilegedFiles } : {}),
       ...(options.retention !== undefined ? { retention: options.retention } : {}),
       ...(options.receiveRetry !== undefined ? { receiveRetry: options.receiveRetry } : {}),
+      ...(options.catalogWriter !== undefined ? { catalogWriter: options.catalogWriter } : {}),
     });
     await service.start();
     const verify = new VerifyJobs(service, treeDigestEngine(options.log), options.log, options.verify);
@@ -142,7 +150,7 @@ export interface ServerCore<S extends AppService> {
 }
 
 /** What the HTTP layer needs of the options: everything but what opens the core. */
-export type HttpOptions = Omit<ServeOptions, 'root' | 'holdReceives' | 'leaseMs' | 'limits' | 'endedTransfers' | 'privilegedFiles' | 'retention' | 'receiveRetry' | 'verify'>;
+export type HttpOptions = Omit<ServeOptions, 'root' | 'holdReceives' | 'leaseMs' | 'limits' | 'endedTransfers' | 'privilegedFiles' | 'retention' | 'receiveRetry' | 'verify' | 'catalogWriter'>;
 
 /**
  * The HTTP side of any server: the gate, the connection caps, tus over the core's upload store, the app, the Node

@@ -1,4 +1,5 @@
 /** How the replication service (server/replication.ts) is set up; server/serve.ts fills it from the config. */
+import type { CatalogWriter } from './catalog.ts';
 import type { PrivilegedFiles } from './mount-safety.ts';
 import type { RetentionLookup } from './retention.ts';
 import type { RetrySchedule } from './receive-wait.ts';
@@ -26,4 +27,6 @@ export interface ServiceOptions {
   retention?: RetentionLookup;
   /** When a receive that failed for the server's own reasons runs again (server/receive-wait.ts); tests shorten it. */
   receiveRetry?: Partial<RetrySchedule>;
+  /** How the catalog file is written (default core/durable-file.ts); tests make one write fail as a full disk does. */
+  catalogWriter?: CatalogWriter;
 }

@@ -6,7 +6,7 @@
 import type { Catalog } from './catalog.ts';
 import { parentAsReceived } from './disk-truth.ts';
 import { expiryHooks } from './expiry.ts';
-import { Ingest } from './ingest.ts';
+import { Ingest, type IngestDeps } from './ingest.ts';
 import type { ServerLayout } from './layout.ts';
 import type { UploadLeases } from './leases.ts';
 import type { LiveReceives } from './live-receives.ts';
@@ -33,11 +33,15 @@ export interface UploadPathDeps {
   endTransfer: (id: string) => Promise<void>;
   /** Deletes an upload's files (an upload that can never fit is failed and its spool freed). */
   dropSpool: (id: string) => Promise<void>;
+  /** An end frame whose record the catalog could not save (server/ingest.ts IngestDeps). */
+  endNotRecorded: IngestDeps['endNotRecorded'];
 }
 
 export function uploadPath(deps: UploadPathDeps): UploadStore {
   const { layout, catalog, log, spool, receives, leases, leaseMs, expireAfterMs, usage, limits } = deps;
-  const ingest = new Ingest({ spool, catalog, receives, log, parentAsReceived: (t) => parentAsReceived({ catalog, layout }, t) });
+  const ingest = new Ingest({
+    spool, catalog, receives, log, parentAsReceived: (t) => parentAsReceived({ catalog, layout }, t), endNotRecorded: deps.endNotRecorded,
+  });
   const expiry = expiryHooks({ catalog, leases, leaseMs, expireAfterMs, log });
   return uploadStore({
     spool,

@@ -46,8 +46,7 @@ export class Admission {
     try {
       await catalog.putTransfer(record);
     } catch (err) {
-      // The record is in memory even when saving it failed: it must not hold the volume busy.
-      await catalog.updateTransfer(id, { state: 'failed', error: { code: 'create_failed', message: String(err), at: now } }).catch(() => undefined);
+      // A record whose write failed is taken back (Catalog.change): it holds neither the volume nor a slot.
       throw asDiskFull(err, { transferId: id });
     }
     log.info({ transfer: id, client, volume: c.volume, snapshot: c.snapshot, parentUuid: c.parentUuid }, 'transfer created');

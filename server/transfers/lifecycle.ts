@@ -4,7 +4,9 @@
  * transfer machine decides (server/transfers/machine.ts), run on them (server/transfers/steps.ts). The service
  * hands every event here; nothing here decides what an event means.
  */
-import type { Catalog } from '../catalog.ts';
+import type { Catalog, TransferRecord } from '../catalog.ts';
+import { SnapferryError } from '../../core/errors.ts';
+import { isDiskFull } from '../disk-full.ts';
 import type { ServerLayout } from '../layout.ts';
 import type { Logger } from '../log.ts';
 import type { PrivilegedFiles } from '../mount-safety.ts';
@@ -78,6 +80,20 @@ export class TransferLifecycle {
   /** Runs the steps the transfer machine decided for transfer `id`. */
   run(id: string, steps: readonly machine.Step[]): Promise<void> {
     return runSteps(id, steps, this.steps);
+  }
+
+  /**
+   * The end frame of `id` verified but the catalog could not record the move to `receiving` (`change`), for `err`.
+   * Its receive, which ran beside the upload and waited for that record, stops and deletes what it wrote: on a full
+   * disk that room is what the record needs. Then the move is recorded as soon as it can be, and the stream waits as
+   * one whose receive failed the same way (server/receive-retries.ts endNotRecorded).
+   */
+  async endNotRecorded(id: string, change: Partial<TransferRecord>, err: unknown): Promise<void> {
+    const full = isDiskFull(err);
+    const why = `could not record the end of the upload: ${err instanceof Error ? err.message : String(err)}`;
+    this.deps.log.warn({ transfer: id, err }, full ? 'disk full: could not record the end of the upload; its receive stops and gives its room to the record' : why);
+    await this.receives.stop(id, why);
+    await this.retries.endNotRecorded(id, change, full ? 'disk_full' : 'server_fault', new SnapferryError('end_not_recorded', why, { cause: err, retryable: true }));
   }
 
   /** At start: every transfer in progress whose parent was found changed by hand fails (machine.failOnAlteredParent). */

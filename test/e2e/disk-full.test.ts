@@ -21,25 +21,8 @@ import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
 import type { RunningServer } from '../../server/serve.ts';
 import { DEFAULT_CLIENT } from '../../server/auth.ts';
 import { namespacedUuid } from '../../server/uuid-namespace.ts';
+import { fillUntilFull } from './fill-disk.ts';
 import { assertReceived, createPair, recordingReporter, until, type Pair } from './harness.ts';
-
-/** Writes random data to `file` until the filesystem says it is full; returns the bytes written. */
-async function fillUntilFull(file: string): Promise<number> {
-  const handle = await fs.open(file, 'w');
-  let written = 0;
-  try {
-    for (;;) {
-      await handle.write(crypto.randomBytes(1024 * 1024));
-      written += 1024 * 1024;
-      await handle.sync();
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
-  return written;
-}
 
 test('disk full on the server: 507 and retries, nothing acknowledged lost, done once space is freed', { ...rootOnly, timeout: 180_000 }, async (t) => {
   const pair = await createPair(t, { serverMiB: 128, fillMB: 16, seed: 'disk-full' });

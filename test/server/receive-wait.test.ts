@@ -170,7 +170,8 @@ test('an I/O error waits on its timer; a receive beside an upload starts again l
   assert.deepEqual(later, [['c', 5000], ['c', 20_000]]);
   assert.equal(catalog.transfer('c')!.state, 'uploading');
 
-  // The catalog cannot be saved (its folder is gone, as a full disk refuses a write): the change holds in memory.
+  // The catalog cannot be saved (its folder is gone, as a full disk refuses a write): the change is not made, in
+  // memory either, and the stream is received again later by a timer here, not left `receiving` with nothing running.
   const brokenDir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-receive-wait-broken-'));
   const broken = await Catalog.open(path.join(brokenDir, 'catalog.json'));
   await broken.putTransfer(record('d', 'receiving'));
@@ -179,7 +180,9 @@ test('an I/O error waits on its timer; a receive beside an upload starts again l
   t.after(() => fs.rm(brokenDir, { force: true }));
   const onBroken = retriesOver(broken, { bytes: 0 });
   await onBroken.retries.failed(broken.transfer('d')!, 'disk_full', btrfsFailure('No space left on device'));
-  assert.equal(broken.transfer('d')!.state, 'waiting_for_space');
+  await onBroken.retries.failed(broken.transfer('d')!, 'disk_full', btrfsFailure('No space left on device'));
+  assert.equal(broken.transfer('d')!.state, 'receiving');
+  assert.deepEqual(onBroken.later, [['d', 5000], ['d', 20_000]]);
 });
 
 test('the catalog refuses a move the table does not allow', async (t) => {

@@ -1,0 +1,83 @@
+/**
+ * The disk fills up just as the end of an upload is recorded: the end frame is spooled and verified, and the
+ * catalog's write of the move to `receiving` fails with ENOSPC. Before, the catalog kept the move in memory only,
+ * the receive never learned of the end, and the transfer showed `receiving` for ever with nothing running; the push
+ * waited for ever and only a restart got it going. Now the move is taken back, made once it can be recorded, and the
+ * stream waits for space as any other whose receive found the disk full: the push exits 75, and freed space is
+ * enough for the server to receive it.
+ *
+ * The one failing write is made to fail (a writer that throws ENOSPC), because which write of a filling disk fails
+ * first cannot be chosen; the disk is filled for real at that moment, all but 2 MiB (room for the catalog, not for
+ * the stream), so everything after it meets a full disk.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { rootOnly } from '../fixtures/btrfs.ts';
+import type { SnapferryError } from '../../core/errors.ts';
+import { writeFileDurably } from '../../core/durable-file.ts';
+import { push } from '../../client/push/push.ts';
+import { ServerApi } from '../../client/http/api.ts';
+import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
+import { fillUntilFull } from './fill-disk.ts';
+import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
+
+test('disk full as the end of the upload is recorded: the stream waits for space, push exits 75, received once space is freed', { ...rootOnly, timeout: 240_000 }, async (t) => {
+  const pair = await createPair(t, { serverMiB: 128, fillMB: 4, seed: 'end-record-full' });
+  const filler = path.join(pair.server.mountPoint, 'filler');
+  const failed: string[] = [];
+  // The first write that records a transfer `receiving` (the end frame's) finds the disk full: filled for real, and
+  // refused as btrfs refuses a write then.
+  const catalogWriter = async (file: string, text: string): Promise<void> => {
+    const receiving = (JSON.parse(text) as { transfers: { id: string; state: string }[] }).transfers.find((x) => x.state === 'receiving');
+    if (receiving && failed.length === 0) {
+      failed.push(receiving.id);
+      // Full but for a little room, less than the stream needs: the catalog's next writes fit, the receive does not.
+      const room = path.join(pair.server.mountPoint, 'room');
+      await fs.writeFile(room, Buffer.alloc(2 * 1024 * 1024, 1));
+      await fillUntilFull(filler);
+      await fs.rm(room);
+      await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+      throw Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    }
+    await writeFileDurably(file, text);
+  };
+  // Receives held: none runs beside the upload, so the room the stream needs is all the filler's to give back.
+  const server = await pair.startServer({ holdReceives: true, catalogWriter, receiveRetry: { firstMs: 300_000, maxMs: 300_000, checkMs: 200 } });
+  const s1 = await pair.snapshot('s1');
+
+  const stop = new AbortController();
+  t.after(() => stop.abort());
+  const pushing = push({ server: server.url, volume: 'v', snapshots: [s1], pollMs: 50, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal }, recordingReporter());
+  pushing.catch(() => undefined);
+  const api = new ServerApi({ server: server.url });
+
+  // Before the fix: `receiving` in memory, `uploading` on disk, no wait, for ever (until this gives up).
+  const waiting = await until('the whole stream waiting for space', async () => {
+    const [now] = (await api.transfers()).transfers;
+    return now?.state === 'waiting_for_space' && now;
+  }, 60_000, 100);
+  assert.deepEqual(failed, [waiting.id], 'the end record was the write that failed');
+  assert.equal(waiting.wait?.reason, 'disk_full');
+  assert.ok((waiting.wait?.neededBytes ?? 0) >= waiting.rawBytes, `needs at least the raw stream: ${JSON.stringify(waiting.wait)}`);
+  assert.ok(waiting.rawBytes > 0 && waiting.framesVerified > 0, 'the final figures are on record');
+  assert.match(waiting.error?.message ?? '', /no space left on device/i);
+  const onDisk = JSON.parse(await fs.readFile(path.join(pair.root, 'catalog.json'), 'utf8')) as { transfers: { id: string; state: string }[] };
+  assert.equal(onDisk.transfers.find((x) => x.id === waiting.id)?.state, 'waiting_for_space', 'the file says what memory says');
+
+  // The push is told as on any full disk: exit 75, the server holds the stream.
+  const stopped = await pushing.then(() => null, (err: unknown) => err as SnapferryError);
+  assert.ok(stopped, 'the push did not succeed');
+  assert.equal(stopped.code, 'receive_waiting', stopped.message);
+  assert.equal(exitCodeFor(stopped), EXIT.temporary);
+  assert.match(stopped.message, /disk is full/);
+
+  // Space freed: the server receives the stream by itself, from its spool.
+  await fs.rm(filler);
+  await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+  server.service.resumeReceives();
+  await until('the snapshot received', async () => (await api.transfer(waiting.id)).state === 'received', 90_000, 200);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+});

@@ -1,0 +1,134 @@
+/**
+ * A catalog write that fails (a full disk) takes its change back: memory never holds a state the file did not take
+ * (server/catalog.ts). And an end frame whose record failed so is recorded once it can be, then waits for space as
+ * any whole stream whose receive found the disk full (server/receive-retries.ts endNotRecorded). No root, no btrfs:
+ * a real file, written through a writer that refuses while told to.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SnapferryError } from '../../core/errors.ts';
+import { writeFileDurably } from '../../core/durable-file.ts';
+import { Catalog, type TransferRecord } from '../../server/catalog.ts';
+import { ReceiveRetries } from '../../server/receive-retries.ts';
+import { silentLogger } from '../../server/log.ts';
+import type { TransferState } from '../../core/protocol.ts';
+
+const MiB = 1024 * 1024;
+const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+
+async function fullable(t: { after(fn: () => Promise<void>): void }) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-catalog-full-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'catalog.json');
+  const disk = { full: false, writes: 0 };
+  const catalog = await Catalog.open(file, async (f, text) => {
+    disk.writes++;
+    if (disk.full) throw enospc();
+    await writeFileDurably(f, text);
+  });
+  const onFile = async (id: string) => (JSON.parse(await fs.readFile(file, 'utf8')) as { transfers: TransferRecord[] }).transfers.find((x) => x.id === id);
+  return { catalog, disk, onFile };
+}
+
+function record(id: string, state: TransferState): TransferRecord {
+  const at = new Date().toISOString();
+  return {
+    id, client: 'laptop', volume: 'home', snapshot: 's1', uuid: 'u', parentUuid: null, state, createdAt: at, updatedAt: at,
+    chunkSize: MiB, rawEstimate: null, error: null, lastInterruption: null, interruptions: 0, sendStream: 'v1',
+    wireBytes: null, rawBytes: null, framesVerified: null, wait: null,
+  };
+}
+
+test('a change whose write fails is taken back; shown at once while it is written', async (t) => {
+  const { catalog, disk, onFile } = await fullable(t);
+  await catalog.putTransfer(record('a', 'uploading'));
+  disk.full = true;
+  const moving = catalog.updateTransfer('a', { state: 'receiving', rawBytes: 100 });
+  assert.equal(catalog.transfer('a')!.state, 'receiving', 'shown before it is written (the checks in one turn rely on it)');
+  await assert.rejects(moving, (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
+  assert.equal(catalog.transfer('a')!.state, 'uploading', 'taken back: as the file has it');
+  assert.equal(catalog.transfer('a')!.rawBytes, null);
+  assert.equal((await onFile('a'))!.state, 'uploading');
+
+  // A new record whose write fails is gone again; the next write that succeeds writes only what was kept.
+  await assert.rejects(catalog.putTransfer(record('b', 'uploading')));
+  assert.equal(catalog.transfer('b'), undefined);
+  disk.full = false;
+  await catalog.updateTransfer('a', { state: 'receiving' });
+  assert.equal((await onFile('a'))!.state, 'receiving');
+  assert.equal(await onFile('b'), undefined);
+});
+
+test('a change queued behind one that fails is judged again on what the file holds', async (t) => {
+  const { catalog, disk, onFile } = await fullable(t);
+  await catalog.putTransfer(record('a', 'uploading'));
+  await catalog.putTransfer(record('c', 'uploading'));
+  // Full for the first write only: the move to receiving fails, the move built on it (to waiting) cannot apply to
+  // `uploading`, and a change of another transfer queued behind both is written.
+  const writes = disk.writes;
+  disk.full = true;
+  const first = catalog.updateTransfer('a', { state: 'receiving' });
+  const second = catalog.updateTransfer('a', { state: 'waiting_for_space' });
+  const other = catalog.updateTransfer('c', { interruptions: 1 });
+  assert.equal(catalog.transfer('a')!.state, 'waiting_for_space');
+  await assert.rejects(first);
+  disk.full = false;
+  await assert.rejects(second, (err: SnapferryError) => err.code === 'transfer_state_conflict');
+  await other;
+  assert.ok(disk.writes > writes);
+  assert.equal(catalog.transfer('a')!.state, 'uploading');
+  assert.equal((await onFile('a'))!.state, 'uploading');
+  assert.equal(catalog.transfer('c')!.interruptions, 1);
+  assert.equal((await onFile('c'))!.interruptions, 1);
+});
+
+test('an end frame whose record failed is recorded at the next look, then waits for space with its wait', async (t) => {
+  const { catalog, disk, onFile } = await fullable(t);
+  await catalog.putTransfer(record('e', 'uploading'));
+  const started: string[] = [];
+  const later: [string, number][] = [];
+  const free = { bytes: 0 };
+  const retries = new ReceiveRetries(
+    { catalog, log: silentLogger(), freeBytes: () => Promise.resolve(free.bytes), startFromSpool: (id) => started.push(id), startLater: (id, ms) => later.push([id, ms]) },
+    { firstMs: 5000, maxMs: 300_000, checkMs: 10_000 },
+  );
+  const change = { state: 'receiving' as const, wireBytes: 60 * MiB, rawBytes: 100 * MiB, framesVerified: 100 };
+  const error = new SnapferryError('end_not_recorded', 'could not record the end of the upload: ENOSPC: no space left on device, write', { cause: enospc() });
+
+  disk.full = true;
+  await retries.endNotRecorded('e', change, 'disk_full', error);
+  assert.equal(catalog.transfer('e')!.state, 'uploading', 'not recorded, so not made');
+  await retries.check();
+  assert.equal(catalog.transfer('e')!.state, 'uploading', 'still full: tried again, still not made');
+
+  disk.full = false;
+  await retries.check();
+  const waiting = catalog.transfer('e')!;
+  assert.equal(waiting.state, 'waiting_for_space');
+  assert.deepEqual([waiting.wait?.reason, waiting.wait?.tries, waiting.wait?.neededBytes, waiting.rawBytes], ['disk_full', 1, 100 * MiB, 100 * MiB]);
+  assert.equal((await onFile('e'))!.state, 'waiting_for_space');
+  assert.deepEqual(started, [], 'nothing free yet');
+
+  free.bytes = 200 * MiB;
+  await retries.check();
+  assert.deepEqual(started, ['e'], 'freed space starts its receive from the spool');
+  assert.deepEqual(later, []);
+});
+
+test('an end not recorded is forgotten when its transfer ended meanwhile', async (t) => {
+  const { catalog, disk } = await fullable(t);
+  await catalog.putTransfer(record('f', 'uploading'));
+  const retries = new ReceiveRetries(
+    { catalog, log: silentLogger(), freeBytes: () => Promise.resolve(0), startFromSpool: () => undefined, startLater: () => undefined },
+    { firstMs: 5000, maxMs: 300_000, checkMs: 10_000 },
+  );
+  disk.full = true;
+  await retries.endNotRecorded('f', { state: 'receiving' }, 'disk_full', new SnapferryError('end_not_recorded', 'full'));
+  disk.full = false;
+  await catalog.updateTransfer('f', { state: 'aborted' });
+  await retries.check();
+  assert.equal(catalog.transfer('f')!.state, 'aborted');
+});
