@@ -144,10 +144,11 @@ export async function listTree(dir: string): Promise<Set<string>> {
 
 /**
  * What appeared under `mount` since `before`, outside what the server may change for one client's volume: its
- * spool, its catalog, and `volumes/default/VOLUME/` (and the folders leading to it).
+ * spool, its catalog (and the reserve beside it, server/catalog-reserve.ts), and `volumes/default/VOLUME/` (and the
+ * folders leading to it).
  */
 export async function writtenOutside(mount: string, before: Set<string>, volume: string): Promise<string[]> {
-  const allowed = [/^root\/spool\//, /^root\/catalog\.json(\.tmp)?$/, new RegExp(`^root/volumes/default/${volume}/`)];
+  const allowed = [/^root\/spool\//, /^root\/catalog\.json(\.tmp|\.reserve)?$/, new RegExp(`^root/volumes/default/${volume}/`)];
   const folders = ['root/', 'root/spool/', 'root/volumes/', 'root/volumes/default/'];
   const after = await listTree(mount);
   return [...after].filter((p) => !before.has(p) && !folders.includes(p) && !allowed.some((re) => re.test(p)));
