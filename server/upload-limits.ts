@@ -37,16 +37,28 @@ export function uploadLimits(given: Partial<UploadLimits> = {}): Readonly<Upload
 }
 
 /**
- * An upload that would not fit the client's quota. Retryable only when it would fit alone: the client's other
- * uploads may finish and free their share.
+ * An upload that would not fit the client's quota; `size` is what the upload itself would hold (all its files), and
+ * `heldByOthers` what the client's other uploads hold. Retryable only when it would fit alone: the client's other
+ * uploads may finish and free their share. `keptAs`: the transfer id of an upload that keeps what has arrived of it
+ * (every refusal but a creation's): refused, it stays an unfinished upload, so that once the quota is raised the next
+ * push resumes it from the server's offset instead of sending it all again; it counts against the quota meanwhile,
+ * and goes with an abort or the server's expiry of unfinished uploads.
  */
-export function quotaExceeded(client: string, size: number, quota: number, heldByOthers: number, sizeIsExact: boolean): SnapferryError {
+export function quotaExceeded(client: string, size: number, quota: number, heldByOthers: number, sizeIsExact: boolean, keptAs: string | null = null): SnapferryError {
   const alone = size > quota;
   const what = sizeIsExact ? `an upload of ${size} bytes` : `this upload, at ${size} bytes and still growing,`;
+  const abort = keptAs === null ? 'snapferry abort ID' : `snapferry abort ${keptAs}`;
+  const kept =
+    keptAs === null
+      ? ''
+      : `; the server keeps what has arrived of it (transfer ${keptAs}; it counts against the quota until it is received, aborted or expires)`;
   const message = alone
-    ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise limits.quota in the server's config`
-    : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers); let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
-  return new SnapferryError('quota_exceeded', message, { retryable: !alone, details: { client, size, quotaBytes: quota, heldByOthers } });
+    ? keptAs === null
+      ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise limits.quota in the server's config`
+      : `${what} is over client ${client}'s quota of ${quota} bytes (413)${kept}: ask the server's admin to raise limits.quota in the server's config (and restart serve), then push again and it resumes from there; or free it with ${abort}`
+    : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers)${kept}; let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
+  const details = { client, size, quotaBytes: quota, heldByOthers, ...(keptAs === null ? {} : { transferId: keptAs, kept: true }) };
+  return new SnapferryError('quota_exceeded', message, { retryable: !alone, details });
 }
 
 /** `open` counts the client's uploads in progress and the spools its failed transfers keep (`keptByFailed` of them). */

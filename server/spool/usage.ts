@@ -29,6 +29,11 @@ export interface WriteUsage {
   total(): number | null;
   /** The client's total, measured again from the disk. */
   measure(): Promise<number>;
+  /**
+   * What this upload holds itself, as the last measure counts it (its record and frame index as measured, its stream
+   * at what the write has reached): the client's total less this is what its other uploads hold.
+   */
+  held(): number;
   /** The write is over: from now on the disk says what the upload holds. */
   end(): void;
 }
@@ -72,6 +77,7 @@ export class SpoolUsage {
         last = await this.take(client);
         return this.sum(client, last);
       },
+      held: () => this.heldBy(client, id, last),
       end: () => {
         this.stopCounting(client, id);
         this.changed(client);
@@ -99,9 +105,16 @@ export class SpoolUsage {
   private sum(client: string, m: Measure): number {
     const live = this.writing.get(client) ?? new Map<string, number>();
     let total = 0;
-    for (const s of m.spools) total += s.otherBytes + Math.max(s.streamBytes, live.get(s.id) ?? 0);
+    for (const s of m.spools) total += this.heldBy(client, s.id, m);
     const measured = new Set(m.spools.map((s) => s.id));
     for (const [id, n] of live) if (!measured.has(id)) total += n;
     return total;
+  }
+
+  /** Upload `id`'s part of sum(). */
+  private heldBy(client: string, id: string, m: Measure): number {
+    const s = m.spools.find((x) => x.id === id);
+    const live = this.writing.get(client)?.get(id) ?? 0;
+    return s === undefined ? live : s.otherBytes + Math.max(s.streamBytes, live);
   }
 }
