@@ -48,6 +48,6 @@ export function uploadPath(deps: UploadPathDeps): UploadStore {
     // An expired upload's receive stops as its transfer fails (Catalog.onTransferEnd), before its spool goes.
     expiry,
     expireAfterMs,
-    quota: uploadQuota({ catalog, layout, usage, limits, log }),
+    quota: uploadQuota({ catalog, layout, usage, limits, log, sending: (id) => leases.held(id) }),
   });
 }

@@ -5,6 +5,7 @@
  * (UploadGuard.onRefused says why).
  */
 import { SnapferryError } from '../core/errors.ts';
+import { inProgress } from '../core/protocol.ts';
 import type { Catalog } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
@@ -19,6 +20,8 @@ export interface QuotaDeps {
   usage: SpoolUsage;
   limits: Readonly<UploadLimits>;
   log: Logger;
+  /** Whether a push holds upload `id` right now (its lease, server/leases.ts). */
+  sending(id: string): boolean;
 }
 
 export function uploadQuota(deps: QuotaDeps): UploadGuard {
@@ -27,6 +30,21 @@ export function uploadQuota(deps: QuotaDeps): UploadGuard {
     const t = catalog.transfer(id);
     if (!t) throw new SnapferryError('not_found', `transfer ${id} not found`);
     return t;
+  };
+  /**
+   * Whether upload `id`'s bytes will go without anyone's doing: one a push is sending, or a whole stream waiting for
+   * or in its receive. An upload nobody sends (a quota refusal keeps it, a cut leaves it) or a failed transfer's spool
+   * holds its bytes until it is aborted or expires.
+   */
+  const moving = (id: string) => {
+    const t = catalog.transfer(id);
+    if (t === undefined) return false;
+    return t.state === 'uploading' ? deps.sending(id) : inProgress(t.state);
+  };
+  const idleAmong = (each: ReadonlyMap<string, number>, own: string) => {
+    let idle = 0;
+    for (const [id, n] of each) if (id !== own && !moving(id)) idle += n;
+    return idle;
   };
   return {
     /** An upload that declares its whole stream to be `size` bytes: it must fit beside what the client holds. */
@@ -37,8 +55,13 @@ export function uploadQuota(deps: QuotaDeps): UploadGuard {
       // index) are its own too, never its client's other uploads'.
       const spool = (await spoolsOnDisk(layout)).find((s) => s.id === id);
       const whole = size + (spool ? spool.bytes - spool.streamBytes : 0);
-      const others = (await usage.total(t.client)) - (spool?.bytes ?? 0);
-      return whole + others > limits.quotaBytes ? quotaExceeded(t.client, whole, limits.quotaBytes, others, true, kept ? id : null) : null;
+      const each = await usage.each(t.client);
+      let others = 0;
+      for (const [other, n] of each) if (other !== id) others += n;
+      if (whole + others <= limits.quotaBytes) return null;
+      return quotaExceeded({
+        client: t.client, size: whole, quota: limits.quotaBytes, heldByOthers: others, heldByIdle: idleAmong(each, id), sizeIsExact: true, keptAs: kept ? id : null,
+      });
     },
 
     /** The quota's meter for one write: the client's bytes as the upload grows, the disk looked at again when stale. */
@@ -49,8 +72,9 @@ export function uploadQuota(deps: QuotaDeps): UploadGuard {
       // Judged on what the upload holds whole, its record and frame index too: counted as its other uploads', they
       // made a refusal that waiting can never heal look retryable, and the push tried it again and again.
       const judge = (total: number) => {
+        if (total <= quota) return null;
         const own = writing.held();
-        return total > quota ? quotaExceeded(t.client, own, quota, total - own, false, id) : null;
+        return quotaExceeded({ client: t.client, size: own, quota, heldByOthers: total - own, heldByIdle: idleAmong(writing.each(), id), sizeIsExact: false, keptAs: id });
       };
       return {
         admit: (bytes) => {

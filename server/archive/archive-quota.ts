@@ -40,7 +40,7 @@ export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
     async checkSize(id: string, size: number, kept: boolean): Promise<SnapferryError | null> {
       const client = await deps.clientOf(id);
       const others = await othersOf(client, id);
-      return size + others > quota ? quotaExceeded(client, size, quota, others, true, kept ? id : null) : null;
+      return size + others > quota ? quotaExceeded({ client, size, quota, heldByOthers: others, sizeIsExact: true, keptAs: kept ? id : null }) : null;
     },
 
     async openWrite(id: string, offset: number): Promise<WriteMeter> {
@@ -50,7 +50,7 @@ export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
       const measure = async (bytes: number): Promise<SnapferryError | null> => {
         others = await othersOf(client, id);
         measuredAt = bytes;
-        return bytes + others > quota ? quotaExceeded(client, bytes, quota, others, false, id) : null;
+        return bytes + others > quota ? quotaExceeded({ client, size: bytes, quota, heldByOthers: others, sizeIsExact: false, keptAs: id }) : null;
       };
       return {
         // Over by a count that may be stale (another upload of the client ended since), or a segment's growth since

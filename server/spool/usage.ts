@@ -34,6 +34,8 @@ export interface WriteUsage {
    * at what the write has reached): the client's total less this is what its other uploads hold.
    */
   held(): number;
+  /** What each of the client's uploads holds, as the last measure counts it (this one's included). */
+  each(): Map<string, number>;
   /** The write is over: from now on the disk says what the upload holds. */
   end(): void;
 }
@@ -78,6 +80,7 @@ export class SpoolUsage {
         return this.sum(client, last);
       },
       held: () => this.heldBy(client, id, last),
+      each: () => this.eachOf(client, last),
       end: () => {
         this.stopCounting(client, id);
         this.changed(client);
@@ -101,14 +104,24 @@ export class SpoolUsage {
     return { generation, spools: await this.measureDisk(client) };
   }
 
-  /** Pure over the measure: each upload's files as measured, its stream at what a write has reached instead. */
+  /** What each of the client's uploads holds now, measured from the disk, its writes counted at what arrived. */
+  async each(client: string): Promise<Map<string, number>> {
+    return this.eachOf(client, await this.take(client));
+  }
+
+  /** Pure over the measure: the sum of eachOf. */
   private sum(client: string, m: Measure): number {
-    const live = this.writing.get(client) ?? new Map<string, number>();
     let total = 0;
-    for (const s of m.spools) total += this.heldBy(client, s.id, m);
-    const measured = new Set(m.spools.map((s) => s.id));
-    for (const [id, n] of live) if (!measured.has(id)) total += n;
+    for (const n of this.eachOf(client, m).values()) total += n;
     return total;
+  }
+
+  /** Pure over the measure: each upload's files as measured, its stream at what a write has reached instead. */
+  private eachOf(client: string, m: Measure): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of m.spools) out.set(s.id, this.heldBy(client, s.id, m));
+    for (const [id, n] of this.writing.get(client) ?? []) if (!out.has(id)) out.set(id, n);
+    return out;
   }
 
   /** Upload `id`'s part of sum(). */

@@ -7,9 +7,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { rootOnly } from '../fixtures/btrfs.ts';
+import { rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
+import { createSubvolume } from '../../core/btrfs/index.ts';
 import { forwardingProxy } from '../fixtures/forwarding-proxy.ts';
 import { push } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
@@ -37,7 +39,7 @@ test('a push refused by the quota keeps what crossed on the server; with the quo
   const snapshot = await pair.snapshot('home.1');
   const whole = await framedLength(snapshot, CHUNK);
   const quota = Math.floor(whole * 0.6);
-  let server = await pair.startServer({ limits: { quotaBytes: quota, maxOpenUploads: 1 } });
+  let server = await pair.startServer({ limits: { quotaBytes: quota, maxOpenUploads: 2 } });
   const proxy = await countingProxy(t, () => server);
   const options = { server: proxy.url, volume: 'v', snapshots: [snapshot], chunkSize: CHUNK, patchBytes: 256 * 1024, pollMs: 100, backoff: { baseMs: 200, maxMs: 1000, retries: 3 } };
 
@@ -60,7 +62,20 @@ test('a push refused by the quota keeps what crossed on the server; with the quo
   assert.match(refused.message, /keeps what has arrived of it/);
   assert.match(refused.message, /raise limits\.quota .*push again and it resumes/);
   assert.match(refused.message, new RegExp(`snapferry abort ${kept.id}`));
-  // It counts as an open upload (and against the quota): another upload of the client is refused meanwhile.
+  // It counts against the quota, and nothing frees it by itself once its push has gone (its lease, 1 s here): a push
+  // of a smaller snapshot of another volume, which would fit alone, is refused for good at once, saying what to do;
+  // told to wait for it, the push tried again every 15 s for as long as it was kept.
+  await new Promise((r) => setTimeout(r, 1500));
+  const small = path.join(pair.client.mountPoint, 'small');
+  await createSubvolume(small);
+  // Random, so it stays this size framed: under the quota, over what the kept upload leaves of it.
+  await fs.writeFile(path.join(small, 'f'), crypto.randomBytes(Math.floor(quota / 2) + 512 * 1024));
+  await snapshotReadonly(small, path.join(pair.snaps, 'small.1'));
+  const beside = await push({ ...options, volume: 'w', snapshots: [path.join(pair.snaps, 'small.1')] }, recordingReporter()).then(() => assert.fail('the push went through'), (err: unknown) => err);
+  assert.ok(beside instanceof SnapferryError, String(beside));
+  assert.deepEqual([beside.code, beside.retryable], ['quota_exceeded', false], beside.message);
+  assert.match(beside.message, /do not free themselves.*abort the ones not needed/);
+  // Both count as open uploads: another upload of the client is refused meanwhile.
   const other = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('other', 'snap', '00000000-0000-4000-8000-000000000001')) });
   assert.equal(other.code, 'too_many_uploads', other.text);
 
