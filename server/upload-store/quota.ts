@@ -18,7 +18,7 @@ export interface UploadGuard {
   /** Starts metering a write of upload `id`, whose stream holds `offset` bytes when it starts. */
   openWrite(id: string, offset: number): Promise<WriteMeter>;
   /**
-   * Upload `id` was refused with `err`, final or not (its `retryable`): the core records it. The upload keeps what it
+   * Upload `id` was refused with `err`, final or not (its `retryable`): the core logs it. The upload keeps what it
    * holds either way, to be resumed once it fits (server/upload-quota.ts says why); a refused creation is ended by
    * the tus server (server/upload-store/tus-server.ts), as any refused creation.
    */
