@@ -92,7 +92,7 @@ export class ReplicationService implements AppService {
     this.retries = this.lifecycle.retries;
     this.uploads = uploadPath({
       layout, catalog, log, spool: this.store, receives: this.receives, leases, leaseMs: options.leaseMs ?? LEASE_MS,
-      expireAfterMs: options.expireAfterMs ?? 0, usage, limits, endTransfer: (id) => this.endTransfer(id), dropSpool: (id) => this.dropSpool(id),
+      expireAfterMs: options.expireAfterMs ?? 0, usage, limits, endTransfer: (id) => this.endTransfer(id),
       endNotRecorded: (id, change, err) => this.lifecycle.endNotRecorded(id, change, err),
     });
     const keepFailedMs = options.expireAfterMs ?? 0;

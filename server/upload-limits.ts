@@ -36,17 +36,56 @@ export function uploadLimits(given: Partial<UploadLimits> = {}): Readonly<Upload
   return Object.freeze(limits);
 }
 
+/** What a quota refusal is judged on. */
+export interface QuotaShortfall {
+  client: string;
+  /** What the upload itself would hold (all its files). */
+  size: number;
+  quota: number;
+  /** What the client's other uploads hold. */
+  heldByOthers: number;
+  /**
+   * Of heldByOthers, what nothing will free by itself: uploads no push is sending now (kept after a refusal or a cut),
+   * and failed transfers' kept spools; they go only when aborted, or expire. Default 0: every other upload may end.
+   */
+  heldByIdle?: number;
+  /** `size` is a declared length, not what has arrived so far. */
+  sizeIsExact: boolean;
+  /**
+   * The transfer id of an upload that keeps what has arrived of it (every refusal but a creation's): refused, it stays
+   * an unfinished upload, so that once it fits the next push resumes it from the server's offset instead of sending
+   * it all again; it counts against the quota meanwhile, and goes with an abort or the server's expiry.
+   */
+  keptAs?: string | null;
+}
+
 /**
- * An upload that would not fit the client's quota. Retryable only when it would fit alone: the client's other
- * uploads may finish and free their share.
+ * An upload that would not fit the client's quota. Retryable only when waiting can make it fit: when it fits beside
+ * what the client's idle uploads hold, the others, which are being sent or received, may finish and free their share.
+ * Otherwise final: retried, it was refused again and again (every 15 s, for as long as the idle ones were kept).
  */
-export function quotaExceeded(client: string, size: number, quota: number, heldByOthers: number, sizeIsExact: boolean): SnapferryError {
+export function quotaExceeded(f: QuotaShortfall): SnapferryError {
+  const { client, size, quota, heldByOthers, sizeIsExact } = f;
+  const idle = f.heldByIdle ?? 0;
+  const keptAs = f.keptAs ?? null;
   const alone = size > quota;
+  const final = size + idle > quota;
   const what = sizeIsExact ? `an upload of ${size} bytes` : `this upload, at ${size} bytes and still growing,`;
+  const abort = keptAs === null ? 'snapferry abort ID' : `snapferry abort ${keptAs}`;
+  const kept =
+    keptAs === null
+      ? ''
+      : `; the server keeps what has arrived of it (transfer ${keptAs}; it counts against the quota until it is received, aborted or expires)`;
+  const resume = keptAs === null ? '' : ' (and restart serve), then push again and it resumes from there';
   const message = alone
-    ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise limits.quota in the server's config`
-    : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers); let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
-  return new SnapferryError('quota_exceeded', message, { retryable: !alone, details: { client, size, quotaBytes: quota, heldByOthers } });
+    ? keptAs === null
+      ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise limits.quota in the server's config`
+      : `${what} is over client ${client}'s quota of ${quota} bytes (413)${kept}: ask the server's admin to raise limits.quota in the server's config${resume}; or free it with ${abort}`
+    : final
+      ? `${what} does not fit client ${client}'s quota of ${quota} bytes (413): its other uploads hold ${heldByOthers} in the spool, ${idle} of it in uploads no push is sending now (kept after a refusal or a cut) and spools kept by failed transfers, which do not free themselves${kept}: abort the ones not needed (snapferry status lists them; snapferry abort ID), or ask the server's admin to raise limits.quota in the server's config${resume}`
+      : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers)${kept}; let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
+  const details = { client, size, quotaBytes: quota, heldByOthers, heldByIdle: idle, ...(keptAs === null ? {} : { transferId: keptAs, kept: true }) };
+  return new SnapferryError('quota_exceeded', message, { retryable: !final, details });
 }
 
 /** `open` counts the client's uploads in progress and the spools its failed transfers keep (`keptByFailed` of them). */

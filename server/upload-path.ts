@@ -31,8 +31,6 @@ export interface UploadPathDeps {
   limits: Readonly<UploadLimits>;
   /** Ends a transfer (a tus DELETE of an upload in progress aborts it). */
   endTransfer: (id: string) => Promise<void>;
-  /** Deletes an upload's files (an upload that can never fit is failed and its spool freed). */
-  dropSpool: (id: string) => Promise<void>;
   /** An end frame whose record the catalog could not save (server/ingest.ts IngestDeps). */
   endNotRecorded: IngestDeps['endNotRecorded'];
 }
@@ -50,6 +48,6 @@ export function uploadPath(deps: UploadPathDeps): UploadStore {
     // An expired upload's receive stops as its transfer fails (Catalog.onTransferEnd), before its spool goes.
     expiry,
     expireAfterMs,
-    quota: uploadQuota({ catalog, layout, usage, limits, log, drop: deps.dropSpool }),
+    quota: uploadQuota({ catalog, layout, usage, limits, log, sending: (id) => leases.held(id) }),
   });
 }

@@ -1,9 +1,11 @@
 /**
  * The core's side of a client's byte quota (server/upload-limits.ts), as the guard the upload store's quota wrapper
  * asks (server/upload-store/quota.ts): what the client's uploads hold in the spool (server/spool/usage.ts), whether a
- * declared length fits beside it, a meter for each write, and what a refusal does to the transfer.
+ * declared length fits beside it, and a meter for each write. A refusal ends nothing: the upload keeps what arrived
+ * (UploadGuard.onRefused says why).
  */
 import { SnapferryError } from '../core/errors.ts';
+import { inProgress } from '../core/protocol.ts';
 import type { Catalog } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
@@ -18,8 +20,8 @@ export interface QuotaDeps {
   usage: SpoolUsage;
   limits: Readonly<UploadLimits>;
   log: Logger;
-  /** Deletes an upload's spool (server/spool/spool.ts drop). */
-  drop(id: string): Promise<void>;
+  /** Whether a push holds upload `id` right now (its lease, server/leases.ts). */
+  sending(id: string): boolean;
 }
 
 export function uploadQuota(deps: QuotaDeps): UploadGuard {
@@ -29,15 +31,37 @@ export function uploadQuota(deps: QuotaDeps): UploadGuard {
     if (!t) throw new SnapferryError('not_found', `transfer ${id} not found`);
     return t;
   };
+  /**
+   * Whether upload `id`'s bytes will go without anyone's doing: one a push is sending, or a whole stream waiting for
+   * or in its receive. An upload nobody sends (a quota refusal keeps it, a cut leaves it) or a failed transfer's spool
+   * holds its bytes until it is aborted or expires.
+   */
+  const moving = (id: string) => {
+    const t = catalog.transfer(id);
+    if (t === undefined) return false;
+    return t.state === 'uploading' ? deps.sending(id) : inProgress(t.state);
+  };
+  const idleAmong = (each: ReadonlyMap<string, number>, own: string) => {
+    let idle = 0;
+    for (const [id, n] of each) if (id !== own && !moving(id)) idle += n;
+    return idle;
+  };
   return {
     /** An upload that declares its whole stream to be `size` bytes: it must fit beside what the client holds. */
-    async checkSize(id: string, size: number): Promise<SnapferryError | null> {
+    async checkSize(id: string, size: number, kept: boolean): Promise<SnapferryError | null> {
       const t = catalog.transfer(id);
       if (!t) return new SnapferryError('not_found', `transfer ${id} not found`);
-      // What the upload holds of its stream already is part of `size`.
-      const own = (await spoolsOnDisk(layout)).find((s) => s.id === id)?.streamBytes ?? 0;
-      const others = (await usage.total(t.client)) - own;
-      return size + others > limits.quotaBytes ? quotaExceeded(t.client, size, limits.quotaBytes, others, true) : null;
+      // What the upload holds of its stream already is part of `size`; its other files (tus's record, the frame
+      // index) are its own too, never its client's other uploads'.
+      const spool = (await spoolsOnDisk(layout)).find((s) => s.id === id);
+      const whole = size + (spool ? spool.bytes - spool.streamBytes : 0);
+      const each = await usage.each(t.client);
+      let others = 0;
+      for (const [other, n] of each) if (other !== id) others += n;
+      if (whole + others <= limits.quotaBytes) return null;
+      return quotaExceeded({
+        client: t.client, size: whole, quota: limits.quotaBytes, heldByOthers: others, heldByIdle: idleAmong(each, id), sizeIsExact: true, keptAs: kept ? id : null,
+      });
     },
 
     /** The quota's meter for one write: the client's bytes as the upload grows, the disk looked at again when stale. */
@@ -45,29 +69,34 @@ export function uploadQuota(deps: QuotaDeps): UploadGuard {
       const t = transferOf(id);
       const quota = limits.quotaBytes;
       const writing = await usage.begin(t.client, id, offset);
-      const judge = (bytes: number, total: number) => (total > quota ? quotaExceeded(t.client, bytes, quota, total - bytes, false) : null);
+      // Judged on what the upload holds whole, its record and frame index too: counted as its other uploads', they
+      // made a refusal that waiting can never heal look retryable, and the push tried it again and again.
+      const judge = (total: number) => {
+        if (total <= quota) return null;
+        const own = writing.held();
+        return quotaExceeded({ client: t.client, size: own, quota, heldByOthers: total - own, heldByIdle: idleAmong(writing.each(), id), sizeIsExact: false, keptAs: id });
+      };
       return {
         admit: (bytes) => {
           writing.reach(bytes);
           const now = writing.total();
           // Over by a measure that may be stale (a spool deleted since), or no measure to go by: the disk decides.
           if (now !== null && now <= quota) return null;
-          return writing.measure().then((total) => judge(bytes, total));
+          return writing.measure().then(judge);
         },
         close: () => writing.end(),
       };
     },
 
     /**
-     * An upload refused for its size: one that can never fit is failed (and its spool freed) so the volume is free.
-     * Its receive stops as it fails (Catalog.onTransferEnd), before the refusal is answered.
+     * A refusal, final or not, ends nothing: the upload stays unfinished with what has arrived, counted against the
+     * quota, as a cut one does. Failed and deleted, it threw away days of a slow line's upload, which the next push,
+     * once the admin had raised the quota, sent again from byte 0; kept, that push resumes it. It goes as any
+     * unfinished upload goes: received, aborted (snapferry abort ID, a tus DELETE), or expired when no push comes back.
      */
-    async onRefused(id: string, err: SnapferryError): Promise<void> {
+    onRefused(id: string, err: SnapferryError): Promise<void> {
       log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
-      if (err.retryable) return;
-      await catalog.updateTransfer(id, { state: 'failed', error: { code: err.code, message: err.message, at: new Date().toISOString() } });
-      // After the refusing request has let go of the spool.
-      setImmediate(() => void deps.drop(id).catch(() => undefined));
+      return Promise.resolve();
     },
   };
 }

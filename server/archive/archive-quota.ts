@@ -28,11 +28,6 @@ export interface ArchiveQuotaDeps {
   log: Logger;
   /** The client that owns upload `id` (its transfer.json). */
   clientOf(id: string): Promise<SafeName>;
-  /**
-   * Ends an upload that can never fit (a final refusal, `err`): it then holds no quota and no open-upload slot, and
-   * its transfer is failed with the refusal, as on a btrfs server (server/upload-quota.ts).
-   */
-  drop(id: string, err: SnapferryError): Promise<void>;
 }
 
 export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
@@ -42,10 +37,10 @@ export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
   const othersOf = async (client: SafeName, id: string): Promise<number> =>
     (await settle(objects, client)).open.filter((u) => u.id !== id).reduce((n, u) => n + u.bytes, 0);
   return {
-    async checkSize(id: string, size: number): Promise<SnapferryError | null> {
+    async checkSize(id: string, size: number, kept: boolean): Promise<SnapferryError | null> {
       const client = await deps.clientOf(id);
       const others = await othersOf(client, id);
-      return size + others > quota ? quotaExceeded(client, size, quota, others, true) : null;
+      return size + others > quota ? quotaExceeded({ client, size, quota, heldByOthers: others, sizeIsExact: true, keptAs: kept ? id : null }) : null;
     },
 
     async openWrite(id: string, offset: number): Promise<WriteMeter> {
@@ -55,7 +50,7 @@ export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
       const measure = async (bytes: number): Promise<SnapferryError | null> => {
         others = await othersOf(client, id);
         measuredAt = bytes;
-        return bytes + others > quota ? quotaExceeded(client, bytes, quota, others, false) : null;
+        return bytes + others > quota ? quotaExceeded({ client, size: bytes, quota, heldByOthers: others, sizeIsExact: false, keptAs: id }) : null;
       };
       return {
         // Over by a count that may be stale (another upload of the client ended since), or a segment's growth since
@@ -65,12 +60,13 @@ export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
       };
     },
 
-    /** As on a btrfs server: an upload that can never fit is ended, so that it holds nothing of the client's. */
-    async onRefused(id: string, err: SnapferryError): Promise<void> {
+    /**
+     * As on a btrfs server (server/upload-quota.ts): a refusal ends nothing; the upload keeps the segments it has, to
+     * be resumed once the quota is raised, and goes as any open upload goes (stored, aborted, or expired).
+     */
+    onRefused(id: string, err: SnapferryError): Promise<void> {
       log.warn({ transfer: id, code: err.code, details: err.details }, err.message);
-      if (err.retryable) return;
-      // After the refusing request has let go of the upload.
-      setImmediate(() => void deps.drop(id, err).catch((e: unknown) => log.warn({ transfer: id, err: e }, 'could not end an upload over the quota')));
+      return Promise.resolve();
     },
   };
 }

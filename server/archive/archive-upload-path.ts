@@ -32,7 +32,7 @@ export interface ArchiveUploadPathDeps {
   start(id: string, first: FirstFrame): Promise<void>;
   /** Upload `id`'s end frame is stored: record the stream (archive-lifecycle.ts). */
   complete(id: string, segments: readonly SegmentRecord[]): Promise<void>;
-  /** Ends an upload the server refused for good (the quota's, frame 0's), failed with `refusal` (archive-lifecycle.ts). */
+  /** Ends an upload the server refused for good (frame 0's), failed with `refusal` (archive-lifecycle.ts). */
   end(id: string, refusal: SnapferryError): Promise<void>;
 }
 
@@ -54,7 +54,6 @@ export function archiveUploadPath(deps: ArchiveUploadPathDeps): ArchiveUploadPat
     objects, limits, log,
     // Known from the request's ownership check (lookUpUpload) on every tus request: no read.
     clientOf: (id) => deps.clientOf(id),
-    drop: (id, err) => deps.end(id, err),
   }), () => 0);
   return { uploads, store };
 }
@@ -62,7 +61,7 @@ export function archiveUploadPath(deps: ArchiveUploadPathDeps): ArchiveUploadPat
 /**
  * Frame 0 through deps.start. A final refusal (a stream that can never be stored: sealing_mismatch, parent_changed)
  * has ended the upload before the refusal is answered (SegmentUploads: a tombstone that carries it, so the transfer
- * shows failed with it); deps.end then frees its client's open-upload slot, as the quota's refusal does, after the
+ * shows failed with it); deps.end then frees its client's open-upload slot, after the
  * refusing request has let go of it (the upload's lock is that request's until then).
  */
 async function startOrEnd(deps: ArchiveUploadPathDeps, id: string, first: FirstFrame): Promise<void> {

@@ -52,7 +52,8 @@ export interface UploadState {
   tombstone: Tombstone | null;
   /**
    * Why the server ended the upload, when it refused its stream for good at frame 0 (sealing_mismatch,
-   * parent_changed) or for the quota, or refused the creation that began it (server/upload-store/tus-server.ts): the transfer is
+   * parent_changed), or refused the creation that began it (server/upload-store/tus-server.ts; a declared length over
+   * the quota, say): the transfer is
    * `failed` with it, as on a btrfs server. Only beside the tombstone `removed`, so that an instance older than this
    * field reads the upload as aborted instead of refusing its state.
    */

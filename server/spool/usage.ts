@@ -29,6 +29,13 @@ export interface WriteUsage {
   total(): number | null;
   /** The client's total, measured again from the disk. */
   measure(): Promise<number>;
+  /**
+   * What this upload holds itself, as the last measure counts it (its record and frame index as measured, its stream
+   * at what the write has reached): the client's total less this is what its other uploads hold.
+   */
+  held(): number;
+  /** What each of the client's uploads holds, as the last measure counts it (this one's included). */
+  each(): Map<string, number>;
   /** The write is over: from now on the disk says what the upload holds. */
   end(): void;
 }
@@ -72,6 +79,8 @@ export class SpoolUsage {
         last = await this.take(client);
         return this.sum(client, last);
       },
+      held: () => this.heldBy(client, id, last),
+      each: () => this.eachOf(client, last),
       end: () => {
         this.stopCounting(client, id);
         this.changed(client);
@@ -95,13 +104,30 @@ export class SpoolUsage {
     return { generation, spools: await this.measureDisk(client) };
   }
 
-  /** Pure over the measure: each upload's files as measured, its stream at what a write has reached instead. */
+  /** What each of the client's uploads holds now, measured from the disk, its writes counted at what arrived. */
+  async each(client: string): Promise<Map<string, number>> {
+    return this.eachOf(client, await this.take(client));
+  }
+
+  /** Pure over the measure: the sum of eachOf. */
   private sum(client: string, m: Measure): number {
-    const live = this.writing.get(client) ?? new Map<string, number>();
     let total = 0;
-    for (const s of m.spools) total += s.otherBytes + Math.max(s.streamBytes, live.get(s.id) ?? 0);
-    const measured = new Set(m.spools.map((s) => s.id));
-    for (const [id, n] of live) if (!measured.has(id)) total += n;
+    for (const n of this.eachOf(client, m).values()) total += n;
     return total;
+  }
+
+  /** Pure over the measure: each upload's files as measured, its stream at what a write has reached instead. */
+  private eachOf(client: string, m: Measure): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of m.spools) out.set(s.id, this.heldBy(client, s.id, m));
+    for (const [id, n] of this.writing.get(client) ?? []) if (!out.has(id)) out.set(id, n);
+    return out;
+  }
+
+  /** Upload `id`'s part of sum(). */
+  private heldBy(client: string, id: string, m: Measure): number {
+    const s = m.spools.find((x) => x.id === id);
+    const live = this.writing.get(client)?.get(id) ?? 0;
+    return s === undefined ? live : s.otherBytes + Math.max(s.streamBytes, live);
   }
 }

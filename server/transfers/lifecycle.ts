@@ -53,7 +53,7 @@ export class TransferLifecycle {
       received: (id, got) => this.run(id, machine.onReceived(catalog.transfer(id), got, new Date().toISOString(), catalog.transfers())),
       failed: (id, err) => this.run(id, machine.onReceiveFailed(catalog.transfer(id), err, new Date().toISOString())),
     }, log, deps.holdReceives);
-    // Whatever ends a transfer without a snapshot (a quota refusal, an expiry, a refused stream, an abort) ends its
+    // Whatever ends a transfer without a snapshot (an expiry, a refused stream, an abort) ends its
     // receive, and the catalog's change is done only once the receive is stopped and its partial subvolume deleted.
     // Never from inside a run's own `received` hook (the run is still listed there, and stop waits for the hook):
     // onReceived records only `received`, and `failed` is called once the run is no longer listed.

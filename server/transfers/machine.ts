@@ -152,7 +152,7 @@ export function endTransfer(id: string, t: TransferRecord | undefined): Step[] {
  * A creation refused after its upload began (a creation-with-upload whose bytes were refused: tus answers it without
  * a Location, server/upload-store/tus-server.ts), so no client can ever resume or end the upload. An upload still in
  * progress fails with that refusal, spool and all: the client was refused, not aborted, and `status` and the
- * transfer listing must say with what. One failed already (frame 0 refused, server/ingest.ts; a final quota refusal)
+ * transfer listing must say with what. One failed already (frame 0 refused, server/ingest.ts)
  * keeps its own error and loses the spool, as an abort of it would; a whole stream goes on to its receive.
  */
 export function onCreationRefused(t: TransferRecord | undefined, refusal: SnapferryError, now: string): Step[] {

@@ -10,11 +10,18 @@ import { INDEX_RECORD_SIZE } from '../spool/frame-index.ts';
 import { ForwardingStore, type NewUpload, type UploadStore } from './store.ts';
 
 export interface UploadGuard {
-  /** The refusal for an upload whose whole stream is declared to be `size` bytes, or null when it fits. */
-  checkSize(id: string, size: number): Promise<SnapferryError | null>;
+  /**
+   * The refusal for an upload whose whole stream is declared to be `size` bytes, or null when it fits; `kept`: the
+   * upload exists and keeps what it holds when refused (a deferred length declared), not a creation, which is ended.
+   */
+  checkSize(id: string, size: number, kept: boolean): Promise<SnapferryError | null>;
   /** Starts metering a write of upload `id`, whose stream holds `offset` bytes when it starts. */
   openWrite(id: string, offset: number): Promise<WriteMeter>;
-  /** The refusal is final or not (its `retryable`): the core records it. */
+  /**
+   * Upload `id` was refused with `err`, final or not (its `retryable`): the core logs it. The upload keeps what it
+   * holds either way, to be resumed once it fits (server/upload-quota.ts says why); a refused creation is ended by
+   * the tus server (server/upload-store/tus-server.ts), as any refused creation.
+   */
   onRefused(id: string, err: SnapferryError): Promise<void>;
 }
 
@@ -36,12 +43,12 @@ export class QuotaUploads extends ForwardingStore {
   }
 
   override async create(upload: NewUpload): Promise<void> {
-    if (upload.size !== undefined) await this.refuseOver(upload.id, upload.size);
+    if (upload.size !== undefined) await this.refuseOver(upload.id, upload.size, false);
     await this.inner.create(upload);
   }
 
   override async declareLength(id: string, size: number): Promise<void> {
-    await this.refuseOver(id, size);
+    await this.refuseOver(id, size, true);
     await this.inner.declareLength(id, size);
   }
 
@@ -89,8 +96,8 @@ export class QuotaUploads extends ForwardingStore {
     }
   }
 
-  private async refuseOver(id: string, size: number): Promise<void> {
-    const err = await this.guard.checkSize(id, size);
+  private async refuseOver(id: string, size: number, kept: boolean): Promise<void> {
+    const err = await this.guard.checkSize(id, size, kept);
     if (err === null) return;
     await this.guard.onRefused(id, err);
     throw err;

@@ -1,8 +1,10 @@
 /**
- * A quota refusal fails its transfer, and a failed transfer's receive must end with it: the tester's data loss. The
- * refused upload's `btrfs receive` ran on beside a failed transfer, unseen by the one-receive-per-volume rule, so the
- * next push into the volume was received beside it; when the server stopped, the refused receive's cleanup deleted
+ * A transfer that ends must end its receive with it: the tester's data loss. A quota-refused upload (then failed by
+ * the refusal) had its `btrfs receive` run on beside a failed transfer, unseen by the one-receive-per-volume rule, so
+ * the next push into the volume was received beside it; when the server stopped, the refused receive's cleanup deleted
  * everything that had appeared in the folder since it started, the snapshot received and acknowledged meanwhile too.
+ * A quota refusal now keeps the upload (test/e2e/quota-resume.test.ts), in progress with its receive, holding its
+ * volume; it ends when it is aborted or expires, and its receive must stop with it all the same.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +22,7 @@ import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile, 
 const MiB = 1024 * 1024;
 const QUOTA = 4 * MiB;
 
-test('a quota-refused upload stops its receive at once, and a snapshot received after it survives the server stopping and starting', { ...rootOnly, timeout: 120_000 }, async (t) => {
+test('a quota-refused upload holds its volume; aborted, its receive stops at once, and a snapshot received after it survives the server stopping and starting', { ...rootOnly, timeout: 120_000 }, async (t) => {
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const running: RunningServer[] = [];
@@ -43,9 +45,14 @@ test('a quota-refused upload stops its receive at once, and a snapshot received 
   const refused = await patch(server.url, created.id!, 0, framed.subarray(0, framed.length - FRAME_HEADER_SIZE));
   assert.equal(refused.status, 413, refused.text);
   assert.equal(refused.code, 'quota_exceeded');
-  assert.equal(server.service.transferRecord(created.id!)?.state, 'failed');
+  // Kept, to be resumed once the quota is raised: in progress, it holds its volume.
+  assert.equal(server.service.transferRecord(created.id!)?.state, 'uploading');
+  const busy = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q1', 'home', randomUuid())) });
+  assert.equal(busy.code, 'volume_busy', busy.text);
 
-  // Answered only once its receive is stopped and what it wrote is gone.
+  // Aborted, answered only once its receive is stopped and what it wrote is gone.
+  assert.equal((await fetch(`${server.url}/v1/transfers/${created.id}/abort`, { method: 'POST' })).status, 200);
+  assert.equal(server.service.transferRecord(created.id!)?.state, 'aborted');
   assert.equal(await receiveRunsIn(volumeDir), false, 'the refused upload\'s btrfs receive no longer runs');
   assert.deepEqual(await fs.readdir(volumeDir).catch(() => []), [], 'no partial subvolume of the refused upload is left');
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
@@ -70,10 +77,10 @@ test('a quota-refused upload stops its receive at once, and a snapshot received 
   assert.deepEqual(await fs.readdir(volumeDir), ['home']);
 });
 
-test('a quota-refused upload holds its volume until its receive has stopped: a push into the volume meanwhile is volume_busy', { ...rootOnly, timeout: 120_000 }, async (t) => {
+test('an upload that ends (expired) holds its volume until its receive has stopped: a push into the volume meanwhile is volume_busy', { ...rootOnly, timeout: 120_000 }, async (t) => {
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const root = path.join(fsx.mountPoint, 'root');
-  const server = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500, limits: { quotaBytes: QUOTA } });
+  const server = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500, expireAfterMs: 3000, limits: { quotaBytes: QUOTA } });
   let frozen: number | null = null;
   t.after(async () => {
     if (frozen !== null) process.kill(frozen, 'SIGCONT');
@@ -84,7 +91,7 @@ test('a quota-refused upload holds its volume until its receive has stopped: a p
   const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'big', bigUuid)) });
   assert.equal(created.status, 201, created.text);
   const framed = await frameStream(streamOfRandomFile(bigUuid, 200), CHUNK);
-  // Under the quota: its receive starts in the volume's folder.
+  // Its receive starts in the volume's folder.
   const head = framed.subarray(0, 16 * (CHUNK + FRAME_HEADER_SIZE));
   assert.equal((await patch(server.url, created.id!, 0, head)).status, 204);
   await until('the receive to run', () => receiveRunsIn(volumeDir));
@@ -93,24 +100,25 @@ test('a quota-refused upload holds its volume until its receive has stopped: a p
   assert.notEqual(frozen, null);
   process.kill(frozen!, 'SIGSTOP');
 
-  // Over the quota: the transfer fails, and the answer waits for its receive to stop.
-  const refused = patch(server.url, created.id!, head.length, framed.subarray(head.length, framed.length - FRAME_HEADER_SIZE));
-  await until('the server to stop the refused receive', () => signalPending(frozen!, 15));
+  // Nothing more comes: the upload expires, its transfer fails, and the server stops its receive.
+  await until('the server to stop the expired upload\'s receive', () => signalPending(frozen!, 15));
   assert.equal(server.service.transferRecord(created.id!)?.state, 'failed');
   assert.equal(await receiveRunsIn(volumeDir), true, 'its btrfs receive still runs in the folder');
 
-  // The refused receive still writes in the folder: a second receive there must not start.
+  // The ended upload's receive still writes in the folder: a second receive there must not start.
   const early = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'home', randomUuid())) });
   assert.equal(early.status, 409, early.text);
   assert.equal(early.code, 'volume_busy');
 
   process.kill(frozen!, 'SIGCONT');
   frozen = null;
-  const answered = await refused;
-  assert.equal(answered.status, 413, answered.text);
-  assert.equal(await receiveRunsIn(volumeDir), false);
-  assert.deepEqual(await fs.readdir(volumeDir), [], 'no partial subvolume of the refused upload is left');
-  // Stopped and cleaned up: the volume is free.
-  const later = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'home', randomUuid())) });
+  // Stopped and cleaned up: the volume is free, and nothing of the ended upload is left in it.
+  let later = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'home', randomUuid())) });
+  for (let end = Date.now() + 20_000; later.code === 'volume_busy' && Date.now() < end; ) {
+    await new Promise((r) => setTimeout(r, 250));
+    later = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'home', randomUuid())) });
+  }
   assert.equal(later.status, 201, later.text);
+  assert.equal(await receiveRunsIn(volumeDir), false);
+  assert.deepEqual(await fs.readdir(volumeDir), [], 'no partial subvolume of the ended upload is left');
 });
