@@ -7,7 +7,7 @@
  * to fail (server/replication.ts).
  */
 import type { SnapferryError } from '../core/errors.ts';
-import { waitingStates, type ReceiveWait } from '../core/protocol.ts';
+import { waitingStates, type ReceiveWait, type TransferError, type TransferState } from '../core/protocol.ts';
 import { CatalogError, type Catalog, type TransferRecord } from './catalog.ts';
 import type { Logger } from './log.ts';
 import { runEvery, type Periodic } from './periodic.ts';
@@ -24,6 +24,18 @@ export interface RetryDeps {
   startLater(id: string, ms: number): void;
 }
 
+/** An end frame's record the catalog could not make yet, and its tries (ReceiveRetries.endNotRecorded). */
+interface UnrecordedEnd {
+  change: Partial<TransferRecord>;
+  reason: ReceiveWait['reason'];
+  error: SnapferryError;
+  /** Whether its failure was logged already: once, not at every look. */
+  tried: boolean;
+  since: number;
+  tries: number;
+  lastTryMs: number;
+}
+
 export class ReceiveRetries {
   private timer: Periodic | null = null;
   /** Receives beside an upload still going on that failed in a row, by transfer. */
@@ -32,9 +44,10 @@ export class ReceiveRetries {
   private readonly unrecorded = new Map<string, number>();
   /**
    * Whole streams whose end frame verified but whose move to `receiving` the catalog could not record (a full disk):
-   * that record, tried again at every look (server/ingest.ts). The file says `uploading`, and so does memory.
+   * that record, tried again at every look (server/ingest.ts). The file says `uploading`, and so does memory; what
+   * the API shows is the wait (unrecordedEnd), since the time it began and the tries made.
    */
-  private readonly ends = new Map<string, { change: Partial<TransferRecord>; reason: ReceiveWait['reason']; error: SnapferryError; tried: boolean }>();
+  private readonly ends = new Map<string, UnrecordedEnd>();
   /** Free space when each receive of a whole stream started again: one that ran out of it anyway needs more. */
   private readonly freeAtStart = new Map<string, number | null>();
 
@@ -118,8 +131,31 @@ export class ReceiveRetries {
    * failed so (waiting_for_space, with its wait), so that a push is told and freed space starts its receive.
    */
   async endNotRecorded(id: string, change: Partial<TransferRecord>, reason: ReceiveWait['reason'], error: SnapferryError): Promise<void> {
-    this.ends.set(id, { change, reason, error, tried: false });
+    const now = Date.now();
+    this.ends.set(id, { change, reason, error, tried: false, since: now, tries: 1, lastTryMs: now });
     await this.recordEnd(id);
+  }
+
+  /**
+   * What the API shows of a whole stream whose end is not on record yet: the wait it is in, from memory. The file
+   * says `uploading` until the record is made, which took a disk that stays full (the catalog's reserve used up) for
+   * as long as it stayed full; shown so, `status` said `uploading` at 100% and the push waited without a word of the
+   * disk. Null for any other transfer.
+   */
+  unrecordedEnd(id: string, freeBytes: number | null): { state: TransferState; wait: ReceiveWait; error: TransferError } | null {
+    const end = this.ends.get(id);
+    if (!end) return null;
+    const wait: ReceiveWait = {
+      reason: end.reason,
+      since: new Date(end.since).toISOString(),
+      tries: end.tries,
+      // The record is tried again at every look.
+      nextTryAt: new Date(end.lastTryMs + this.schedule.checkMs).toISOString(),
+      // Once recorded, the receive needs about the raw stream (receive-wait.ts); the record itself, a catalog's worth.
+      neededBytes: end.reason === 'disk_full' ? (end.change.rawBytes ?? 0) : null,
+      freeBytes,
+    };
+    return { state: waitingState(end.reason), wait, error: { code: end.error.code, message: end.error.message, at: wait.since } };
   }
 
   private async recordEnd(id: string): Promise<void> {
@@ -132,6 +168,8 @@ export class ReceiveRetries {
     }
     if (!(await this.record(id, end.change, end.tried))) {
       end.tried = true;
+      end.tries++;
+      end.lastTryMs = Date.now();
       return;
     }
     this.ends.delete(id);
