@@ -11,13 +11,20 @@ import { waitingStates, type ReceiveWait, type TransferError, type TransferState
 import { CatalogError, type Catalog, type TransferRecord } from './catalog.ts';
 import type { Logger } from './log.ts';
 import { runEvery, type Periodic } from './periodic.ts';
-import { retryDelayMs, retryDue, waitAfter, waitingState, type RetrySchedule } from './receive-wait.ts';
+import type { FilesystemSize } from './filesystem-size.ts';
+import { filesystemTooSmall, retryDelayMs, retryDue, tooSmallFor, waitAfter, waitingState, type RetrySchedule } from './receive-wait.ts';
 
 export interface RetryDeps {
   catalog: Catalog;
   log: Logger;
   /** Free bytes on the server's filesystem, or null when they cannot be read. */
   freeBytes(): Promise<number | null>;
+  /** The server's filesystem: its whole size, and whether its mount compresses; null when it cannot be read. */
+  filesystem(): Promise<FilesystemSize | null>;
+  /** Bytes the transfer's spool holds on the server's disk. */
+  spoolBytes(id: string): Promise<number>;
+  /** The server root, as messages name it. */
+  root: string;
   /** Starts the transfer's receive from its spool's first byte (server/live-receives.ts). */
   startFromSpool(id: string): void;
   /** The same, after `ms`. */
@@ -85,6 +92,13 @@ export class ReceiveRetries {
     );
     this.freeAtStart.delete(t.id);
     const state = waitingState(reason);
+    const spool = reason === 'disk_full' ? await this.deps.spoolBytes(t.id) : 0;
+    const disk = reason === 'disk_full' ? await this.deps.filesystem() : null;
+    if (disk !== null && tooSmallFor(wait, spool, disk)) {
+      // Waiting for freed space would be for ever: said as such, and the spool kept for a bigger filesystem.
+      wait.filesystemBytes = disk.totalBytes;
+      err = filesystemTooSmall(this.deps.root, wait, spool, disk.totalBytes, err);
+    }
     if (!(await this.record(t.id, { state, wait, error: { code: err.code, message: err.message, at: new Date().toISOString() } }))) {
       // The file still says receiving and no receive runs: the wait lives here, in memory, as a timer (a restart
       // receives the stream again from its spool all the same). Left so, the stream waited for nothing, for ever.
@@ -96,8 +110,8 @@ export class ReceiveRetries {
     }
     this.unrecorded.delete(t.id);
     log.warn(
-      { transfer: t.id, state, code: err.code, err: err.message, tries: wait.tries, nextTryAt: wait.nextTryAt, neededBytes: wait.neededBytes, freeBytes: wait.freeBytes },
-      'the receive failed for the server\'s own reasons; the whole stream waits in its spool to be received again',
+      { transfer: t.id, state, code: err.code, err: err.message, tries: wait.tries, nextTryAt: wait.nextTryAt, neededBytes: wait.neededBytes, freeBytes: wait.freeBytes, filesystemBytes: wait.filesystemBytes },
+      wait.filesystemBytes === undefined ? 'the receive failed for the server\'s own reasons; the whole stream waits in its spool to be received again' : err.message,
     );
   }
 

@@ -15,6 +15,7 @@ import type { ServerPruner } from '../retention.ts';
 import type { RetrySchedule } from '../receive-wait.ts';
 import type { ReceiveJob } from '../receiver.ts';
 import { LiveReceives } from '../live-receives.ts';
+import { filesystemSize } from '../filesystem-size.ts';
 import { ReceiveRetries } from '../receive-retries.ts';
 import { toDiskMap } from '../uuid-namespace.ts';
 import { othersInFolder } from '../volume-folder.ts';
@@ -61,6 +62,9 @@ export class TransferLifecycle {
     this.retries = new ReceiveRetries({
       catalog, log,
       freeBytes: () => deps.freeBytes(),
+      filesystem: () => filesystemSize(layout.root),
+      spoolBytes: (id) => deps.spoolBytes(id),
+      root: layout.root,
       startFromSpool: (id) => this.receives.startFromSpool(id),
       startLater: (id, ms) => this.receives.restartLater(id, ms),
     }, deps.retry);
