@@ -163,8 +163,9 @@ export class ReceiveRetries {
       reason: end.reason,
       since: new Date(end.since).toISOString(),
       tries: end.tries,
-      // The record is tried again at every look.
-      nextTryAt: new Date(end.lastTryMs + this.schedule.checkMs).toISOString(),
+      // The record is tried again at the next look; once made, the receive waits as after a first failure (failed()),
+      // unless the space it needs is there by then. What a push weighs is the receive's next try, not the record's.
+      nextTryAt: new Date(end.lastTryMs + this.schedule.checkMs + retryDelayMs(1, this.schedule)).toISOString(),
       // Once recorded, the receive needs about the raw stream (receive-wait.ts); the record itself, a catalog's worth.
       neededBytes: end.reason === 'disk_full' ? (end.change.rawBytes ?? 0) : null,
       freeBytes,

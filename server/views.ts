@@ -195,8 +195,12 @@ export class Views {
   async clientFacts(client: SafeName): Promise<ClientFacts> {
     const volumes = (await this.volumeNames(client)).map((name) => ({ name, snapshots: this.src.catalog.snapshots(client, name) }));
     const transfers = [];
+    const free = await this.src.freeBytes();
     for (const record of this.src.catalog.transfers({ client })) {
-      transfers.push({ record, wireBytes: await this.wireBytes(record), spoolBytes: await this.src.spoolBytes(record.id), rawReceived: this.src.rawReceived(record.id) });
+      // A whole stream whose end is not on record yet counts as the wait it is in, with its whole stream's figures.
+      const shown = record.state === 'uploading' ? this.src.unrecordedEnd(record.id, free) : null;
+      const counted = shown === null ? record : { ...record, ...shown, rawBytes: (await this.src.progress(record.id)).rawBytes };
+      transfers.push({ record: counted, wireBytes: await this.wireBytes(record), spoolBytes: await this.src.spoolBytes(record.id), rawReceived: this.src.rawReceived(record.id) });
     }
     return { volumes, transfers, orphanedSpools: await this.src.orphanedSpools(client) };
   }

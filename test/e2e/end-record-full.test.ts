@@ -137,6 +137,9 @@ test('disk full for the end record, reserve used up: status shows the stream wai
   assert.equal(onDisk.transfers.find((x) => x.id === waiting.id)?.state, 'uploading', 'the record is still not made');
   const status = await api.status();
   assert.deepEqual(status.transfers, { waiting_for_space: 1 });
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, /snapferry_transfers\{client="default",state="waiting_for_space"\} 1/);
+  assert.match(metrics, /snapferry_waiting_raw_bytes\{client="default"\} [1-9]/);
 
   const stopped = await pushing.then(() => null, (err: unknown) => err as SnapferryError);
   assert.ok(stopped, 'the push did not succeed');
