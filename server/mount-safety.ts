@@ -15,20 +15,36 @@ export interface MountSafety {
   nodev: boolean;
 }
 
-/** The per-mount options (mountinfo field 6) of the mount holding `dir`. */
-export async function mountSafety(dir: string): Promise<MountSafety> {
+/** The mount holding a folder: where, its per-mount options (mountinfo field 6), and its filesystem's (after "-"). */
+export interface MountHolding {
+  mountPoint: string;
+  options: string[];
+  superOptions: string[];
+}
+
+/** The mount holding `dir` (the topmost of the longest mount points it is under), or null when none is listed. */
+export async function mountHolding(dir: string): Promise<MountHolding | null> {
   const [resolved, text] = await Promise.all([realpath(dir), readFile('/proc/self/mountinfo', 'utf8')]);
   const target = path.resolve(resolved);
-  let best: { mountPoint: string; options: string[] } | null = null;
+  let best: MountHolding | null = null;
   for (const line of text.split('\n')) {
     const fields = line.split(' ');
     const mountPoint = fields[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
     const options = fields[5];
     if (mountPoint === undefined || options === undefined) continue;
+    // Optional fields (field 7 on) end at a lone "-": then the filesystem type, the source, and its own options.
+    const dash = fields.indexOf('-', 6);
+    const superOptions = dash === -1 ? [] : (fields[dash + 3] ?? '').split(',');
     const inside = mountPoint === '/' || target === mountPoint || target.startsWith(`${mountPoint}/`);
     // The last of equally long mount points is the one on top.
-    if (inside && (best === null || mountPoint.length >= best.mountPoint.length)) best = { mountPoint, options: options.split(',') };
+    if (inside && (best === null || mountPoint.length >= best.mountPoint.length)) best = { mountPoint, options: options.split(','), superOptions };
   }
+  return best;
+}
+
+/** The per-mount options of the mount holding `dir`. */
+export async function mountSafety(dir: string): Promise<MountSafety> {
+  const best = await mountHolding(dir);
   if (best === null) return { mountPoint: '/', nosuid: false, nodev: false };
   return { mountPoint: best.mountPoint, nosuid: best.options.includes('nosuid'), nodev: best.options.includes('nodev') };
 }

@@ -7,21 +7,40 @@
  * to fail (server/replication.ts).
  */
 import type { SnapferryError } from '../core/errors.ts';
-import { waitingStates, type ReceiveWait } from '../core/protocol.ts';
+import { waitingStates, type ReceiveWait, type TransferError, type TransferState } from '../core/protocol.ts';
 import { CatalogError, type Catalog, type TransferRecord } from './catalog.ts';
 import type { Logger } from './log.ts';
 import { runEvery, type Periodic } from './periodic.ts';
-import { retryDelayMs, retryDue, waitAfter, waitingState, type RetrySchedule } from './receive-wait.ts';
+import type { FilesystemSize } from './filesystem-size.ts';
+import { filesystemTooSmall, retryDelayMs, retryDue, tooSmallFor, waitAfter, waitingState, type RetrySchedule } from './receive-wait.ts';
 
 export interface RetryDeps {
   catalog: Catalog;
   log: Logger;
   /** Free bytes on the server's filesystem, or null when they cannot be read. */
   freeBytes(): Promise<number | null>;
+  /** The server's filesystem: its whole size, and whether its mount compresses; null when it cannot be read. */
+  filesystem(): Promise<FilesystemSize | null>;
+  /** Bytes the transfer's spool holds on the server's disk. */
+  spoolBytes(id: string): Promise<number>;
+  /** The server root, as messages name it. */
+  root: string;
   /** Starts the transfer's receive from its spool's first byte (server/live-receives.ts). */
   startFromSpool(id: string): void;
   /** The same, after `ms`. */
   startLater(id: string, ms: number): void;
+}
+
+/** An end frame's record the catalog could not make yet, and its tries (ReceiveRetries.endNotRecorded). */
+interface UnrecordedEnd {
+  change: Partial<TransferRecord>;
+  reason: ReceiveWait['reason'];
+  error: SnapferryError;
+  /** Whether its failure was logged already: once, not at every look. */
+  tried: boolean;
+  since: number;
+  tries: number;
+  lastTryMs: number;
 }
 
 export class ReceiveRetries {
@@ -32,9 +51,10 @@ export class ReceiveRetries {
   private readonly unrecorded = new Map<string, number>();
   /**
    * Whole streams whose end frame verified but whose move to `receiving` the catalog could not record (a full disk):
-   * that record, tried again at every look (server/ingest.ts). The file says `uploading`, and so does memory.
+   * that record, tried again at every look (server/ingest.ts). The file says `uploading`, and so does memory; what
+   * the API shows is the wait (unrecordedEnd), since the time it began and the tries made.
    */
-  private readonly ends = new Map<string, { change: Partial<TransferRecord>; reason: ReceiveWait['reason']; error: SnapferryError; tried: boolean }>();
+  private readonly ends = new Map<string, UnrecordedEnd>();
   /** Free space when each receive of a whole stream started again: one that ran out of it anyway needs more. */
   private readonly freeAtStart = new Map<string, number | null>();
 
@@ -72,6 +92,13 @@ export class ReceiveRetries {
     );
     this.freeAtStart.delete(t.id);
     const state = waitingState(reason);
+    const spool = reason === 'disk_full' ? await this.deps.spoolBytes(t.id) : 0;
+    const disk = reason === 'disk_full' ? await this.deps.filesystem() : null;
+    if (disk !== null && tooSmallFor(wait, spool, disk)) {
+      // Waiting for freed space would be for ever: said as such, and the spool kept for a bigger filesystem.
+      wait.filesystemBytes = disk.totalBytes;
+      err = filesystemTooSmall(this.deps.root, wait, spool, disk.totalBytes, err);
+    }
     if (!(await this.record(t.id, { state, wait, error: { code: err.code, message: err.message, at: new Date().toISOString() } }))) {
       // The file still says receiving and no receive runs: the wait lives here, in memory, as a timer (a restart
       // receives the stream again from its spool all the same). Left so, the stream waited for nothing, for ever.
@@ -83,8 +110,8 @@ export class ReceiveRetries {
     }
     this.unrecorded.delete(t.id);
     log.warn(
-      { transfer: t.id, state, code: err.code, err: err.message, tries: wait.tries, nextTryAt: wait.nextTryAt, neededBytes: wait.neededBytes, freeBytes: wait.freeBytes },
-      'the receive failed for the server\'s own reasons; the whole stream waits in its spool to be received again',
+      { transfer: t.id, state, code: err.code, err: err.message, tries: wait.tries, nextTryAt: wait.nextTryAt, neededBytes: wait.neededBytes, freeBytes: wait.freeBytes, filesystemBytes: wait.filesystemBytes },
+      wait.filesystemBytes === undefined ? 'the receive failed for the server\'s own reasons; the whole stream waits in its spool to be received again' : err.message,
     );
   }
 
@@ -118,8 +145,32 @@ export class ReceiveRetries {
    * failed so (waiting_for_space, with its wait), so that a push is told and freed space starts its receive.
    */
   async endNotRecorded(id: string, change: Partial<TransferRecord>, reason: ReceiveWait['reason'], error: SnapferryError): Promise<void> {
-    this.ends.set(id, { change, reason, error, tried: false });
+    const now = Date.now();
+    this.ends.set(id, { change, reason, error, tried: false, since: now, tries: 1, lastTryMs: now });
     await this.recordEnd(id);
+  }
+
+  /**
+   * What the API shows of a whole stream whose end is not on record yet: the wait it is in, from memory. The file
+   * says `uploading` until the record is made, which took a disk that stays full (the catalog's reserve used up) for
+   * as long as it stayed full; shown so, `status` said `uploading` at 100% and the push waited without a word of the
+   * disk. Null for any other transfer.
+   */
+  unrecordedEnd(id: string, freeBytes: number | null): { state: TransferState; wait: ReceiveWait; error: TransferError } | null {
+    const end = this.ends.get(id);
+    if (!end) return null;
+    const wait: ReceiveWait = {
+      reason: end.reason,
+      since: new Date(end.since).toISOString(),
+      tries: end.tries,
+      // The record is tried again at the next look; once made, the receive waits as after a first failure (failed()),
+      // unless the space it needs is there by then. What a push weighs is the receive's next try, not the record's.
+      nextTryAt: new Date(end.lastTryMs + this.schedule.checkMs + retryDelayMs(1, this.schedule)).toISOString(),
+      // Once recorded, the receive needs about the raw stream (receive-wait.ts); the record itself, a catalog's worth.
+      neededBytes: end.reason === 'disk_full' ? (end.change.rawBytes ?? 0) : null,
+      freeBytes,
+    };
+    return { state: waitingState(end.reason), wait, error: { code: end.error.code, message: end.error.message, at: wait.since } };
   }
 
   private async recordEnd(id: string): Promise<void> {
@@ -132,6 +183,8 @@ export class ReceiveRetries {
     }
     if (!(await this.record(id, end.change, end.tried))) {
       end.tried = true;
+      end.tries++;
+      end.lastTryMs = Date.now();
       return;
     }
     this.ends.delete(id);

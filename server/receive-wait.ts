@@ -5,9 +5,10 @@
  * server refuses (or a snapshot that cannot take its name) fails it. The core (server/replication.ts) applies
  * these decisions.
  */
-import type { SnapferryError } from '../core/errors.ts';
+import { SnapferryError } from '../core/errors.ts';
 import type { ReceiveWait, TransferState } from '../core/protocol.ts';
 import { isDiskFull } from './disk-full.ts';
+import type { FilesystemSize } from './filesystem-size.ts';
 
 /** What went wrong with a receive: the server's disk, the server otherwise, or the stream (or the snapshot). */
 export type ReceiveFault = ReceiveWait['reason'] | 'refused';
@@ -102,6 +103,41 @@ export function retryDue(wait: ReceiveWait, nowMs: number, freeBytes: number | n
   if (wait.reason === 'disk_full' && wait.neededBytes !== null && freeBytes !== null && freeBytes >= wait.neededBytes) {
     return `${freeBytes} bytes are free, of the ${wait.neededBytes} the receive needs`;
   }
+  // Too small for it: a try only fills the disk again, for everyone, and fails. Grown, it has the free space.
+  if (wait.filesystemBytes !== undefined) return null;
   if (nowMs >= Date.parse(wait.nextTryAt)) return `try ${wait.tries + 1}, as scheduled`;
   return null;
+}
+
+export const FILESYSTEM_TOO_SMALL = 'filesystem_too_small';
+
+/**
+ * Whether a whole stream whose receive found the disk full can never be received on this filesystem, however much
+ * is freed: its spool (kept until the snapshot is received) and the room its receive needs (wait.neededBytes, at
+ * least the raw stream) are more than the filesystem's whole size. Only that is certain: the usable room of a btrfs
+ * is less than its size (metadata, DUP), so a stream just under it may not fit either, and goes on waiting. Undecided
+ * (false) where the mount compresses, since a received snapshot may then take far less than its raw stream.
+ */
+export function tooSmallFor(wait: ReceiveWait, spoolBytes: number, disk: FilesystemSize | null): boolean {
+  if (wait.reason !== 'disk_full' || wait.neededBytes === null || disk === null || disk.compresses) return false;
+  return spoolBytes + wait.neededBytes > disk.totalBytes;
+}
+
+/** The error a whole stream too big for the server's filesystem waits with (tooSmallFor), `cause` the receive's. */
+export function filesystemTooSmall(root: string, wait: ReceiveWait, spoolBytes: number, totalBytes: number, cause: SnapferryError): SnapferryError {
+  const need = spoolBytes + (wait.neededBytes ?? 0);
+  return new SnapferryError(
+    FILESYSTEM_TOO_SMALL,
+    `the server's filesystem is too small for this stream: it needs about ${mib(need)} (its spool, ${mib(spoolBytes)}, ` +
+      `kept until it is received, and about ${mib(wait.neededBytes ?? 0)} for the snapshot), and the filesystem of ${root} ` +
+      `is ${mib(totalBytes)} in all, so no space freed there can make room. Give the server root a bigger disk (grow its ` +
+      'btrfs: `btrfs device add`, or `btrfs filesystem resize max` on a larger device): the server then receives the ' +
+      'stream from its spool by itself, and nothing is sent again. (The receive said: ' +
+      `${cause.message.split('\n').filter(Boolean).at(-1) ?? cause.code})`,
+    { cause, retryable: false, details: { spoolBytes, neededBytes: wait.neededBytes, filesystemBytes: totalBytes } },
+  );
+}
+
+function mib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -80,7 +80,7 @@ export class ReplicationService implements AppService {
     // What each client's uploads hold in the spool, which its quota bounds.
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
-    this.store = new Spool(layout);
+    this.store = new Spool(layout, (id, message) => log.warn({ transfer: id }, message));
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
     this.lifecycle = new TransferLifecycle({
       layout, catalog, log, spool: this.store, pruner: this.pruner, privilegedFiles: this.privilegedFiles,
@@ -108,6 +108,7 @@ export class ReplicationService implements AppService {
       heldByPush: (id) => this.requests.held(id),
       rawReceived: (id) => this.rawReceived(id),
       freeBytes: () => this.freeBytes(),
+      unrecordedEnd: (id, free) => this.retries.unrecordedEnd(id, free),
       spoolBytes: (id) => spoolBytes(layout, id),
       orphanedSpools: (client) => this.orphanedSpools(client),
       refreshVolume: (client, volume) => refreshVolume(this.disk, client, volume),

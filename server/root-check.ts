@@ -43,17 +43,27 @@ async function nearestExisting(p: string): Promise<string> {
 }
 
 /**
- * EROFS on the root: its filesystem is mounted read-only, or, far more often, serve runs under snapferry-server.service,
- * whose ProtectSystem=strict leaves writable only the ReadWritePaths= it lists (/srv/snapferry): a bare
- * "EROFS: read-only file system, open '.../serve.lock'" named neither.
+ * Whether this process runs as a systemd service: systemd sets INVOCATION_ID in every service's environment
+ * (systemd.exec(5), "Environment variables in spawned processes"), and a shell an operator types `snapferry serve`
+ * into has none. Where it is unset, a message about snapferry-server.service's ReadWritePaths= sends the operator to
+ * a unit that is not running this server.
  */
-export function readOnlyRoot(root: string): SnapferryError {
+export function runsUnderSystemd(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.INVOCATION_ID ?? '') !== '';
+}
+
+/**
+ * EROFS on the root. Under snapferry-server.service, most often its ProtectSystem=strict, which leaves writable only
+ * the ReadWritePaths= it lists (/srv/snapferry): a bare "EROFS: read-only file system, open '.../serve.lock'" named
+ * neither. Run by hand, only the filesystem's own mount can be read-only, and the unit is no part of it.
+ */
+export function readOnlyRoot(root: string, underSystemd: boolean = runsUnderSystemd()): SnapferryError {
   const at = path.resolve(root);
-  return new SnapferryError(
-    'root_read_only',
-    `the server root ${at} is read-only for this process. Under snapferry-server.service, which may write only to ` +
+  const message = underSystemd
+    ? `the server root ${at} is read-only for this process. Under snapferry-server.service, which may write only to ` +
       `the ReadWritePaths= it lists, add it with \`systemctl edit snapferry-server\`:\n  [Service]\n  ReadWritePaths=${at}\n` +
-      'then `systemctl restart snapferry-server`. Otherwise its filesystem is mounted read-only: remount it read-write, or give --root another folder',
-    { details: { root: at } },
-  );
+      'then `systemctl restart snapferry-server`. Otherwise its filesystem is mounted read-only: remount it read-write, or give --root another folder'
+    : `the server root ${at} is read-only for this process: its filesystem is mounted read-only (\`findmnt -T ${at}\` shows ` +
+      'the mount and its options). Remount it read-write (`mount -o remount,rw MOUNTPOINT`), or give --root a folder on a btrfs mounted read-write';
+  return new SnapferryError('root_read_only', message, { details: { root: at, underSystemd } });
 }

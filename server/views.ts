@@ -38,6 +38,11 @@ export interface ViewSource {
   /** Raw bytes fed to the transfer's running `btrfs receive`. */
   rawReceived(id: string): number;
   freeBytes(): Promise<number | null>;
+  /**
+   * The wait of a whole stream whose end the catalog could not record yet (a full disk), shown in place of the
+   * `uploading` its record still says (server/receive-retries.ts unrecordedEnd); null for any other transfer.
+   */
+  unrecordedEnd(id: string, freeBytes: number | null): Pick<Transfer, 'state' | 'wait' | 'error'> | null;
   spoolBytes(id: string): Promise<number>;
   orphanedSpools(client?: string): Promise<OrphanedSpool[]>;
   /** Drops from the catalog the client's snapshots in `volume` that are gone from disk. */
@@ -105,11 +110,13 @@ export class Views {
       t.state === 'uploading'
         ? await this.src.progress(t.id)
         : { wireOffset: t.wireBytes ?? 0, framesVerified: t.framesVerified ?? 0, rawBytes: t.rawBytes ?? 0, chain: null };
+    const free = await this.src.freeBytes();
+    const shown = t.state === 'uploading' ? this.src.unrecordedEnd(t.id, free) : null;
     return {
       id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, uuid: t.uuid, parentUuid: t.parentUuid,
-      state: t.state, createdAt: t.createdAt, updatedAt: t.updatedAt, chunkSize: t.chunkSize,
+      state: shown?.state ?? t.state, createdAt: t.createdAt, updatedAt: t.updatedAt, chunkSize: t.chunkSize,
       wireOffset: p.wireOffset, framesVerified: p.framesVerified, rawBytes: p.rawBytes, rawEstimate: t.rawEstimate,
-      chain: p.chain?.toString('hex') ?? '', error: t.error, lastInterruption: t.lastInterruption, interruptions: t.interruptions,
+      chain: p.chain?.toString('hex') ?? '', error: shown?.error ?? t.error, lastInterruption: t.lastInterruption, interruptions: t.interruptions,
       sendStream: t.sendStream,
       rawReceived: t.state === 'received' ? (t.rawBytes ?? p.rawBytes) : this.src.rawReceived(t.id),
       wireArrived: this.src.arrived(t.id),
@@ -117,7 +124,7 @@ export class Views {
       wireHeld: t.state === 'uploading' ? Math.max(p.wireOffset, await this.src.held(t.id)) : p.wireOffset,
       heldByPush: t.state === 'uploading' && this.src.heldByPush(t.id),
       // The catalog has the free space of the last failure; the caller wants it now, beside what is needed.
-      wait: t.wait === null ? null : { ...t.wait, freeBytes: (await this.src.freeBytes()) ?? t.wait.freeBytes },
+      wait: shown?.wait ?? (t.wait === null ? null : { ...t.wait, freeBytes: free ?? t.wait.freeBytes }),
       spoolBytes: await this.src.spoolBytes(t.id),
     };
   }
@@ -159,12 +166,17 @@ export class Views {
   async status(client?: SafeName): Promise<Status> {
     const snapshots = client === undefined ? this.src.catalog.allSnapshots() : this.src.catalog.snapshots(client);
     const transfers: Record<string, number> = {};
-    for (const t of this.src.catalog.transfers(client === undefined ? {} : { client })) transfers[t.state] = (transfers[t.state] ?? 0) + 1;
+    const free = await this.src.freeBytes();
+    for (const t of this.src.catalog.transfers(client === undefined ? {} : { client })) {
+      // A whole stream whose end is not on record yet counts as the wait it is in, as its transfer shows.
+      const state = (t.state === 'uploading' ? this.src.unrecordedEnd(t.id, free)?.state : undefined) ?? t.state;
+      transfers[state] = (transfers[state] ?? 0) + 1;
+    }
     let volumes = 0;
     for (const c of client === undefined ? this.clients() : [client]) volumes += (await this.volumeNames(c)).length;
     return {
       service: 'snapferry', version: VERSION, uptimeSeconds: Math.round((Date.now() - this.src.startedAt) / 1000),
-      freeBytes: await this.src.freeBytes(),
+      freeBytes: free,
       volumes, snapshots: snapshots.length, transfers,
       receiveStreamVersions: [...(await this.src.receiveStreamVersions())],
       orphanedSpools: countSpools(await this.src.orphanedSpools(client)),
@@ -183,8 +195,12 @@ export class Views {
   async clientFacts(client: SafeName): Promise<ClientFacts> {
     const volumes = (await this.volumeNames(client)).map((name) => ({ name, snapshots: this.src.catalog.snapshots(client, name) }));
     const transfers = [];
+    const free = await this.src.freeBytes();
     for (const record of this.src.catalog.transfers({ client })) {
-      transfers.push({ record, wireBytes: await this.wireBytes(record), spoolBytes: await this.src.spoolBytes(record.id), rawReceived: this.src.rawReceived(record.id) });
+      // A whole stream whose end is not on record yet counts as the wait it is in, with its whole stream's figures.
+      const shown = record.state === 'uploading' ? this.src.unrecordedEnd(record.id, free) : null;
+      const counted = shown === null ? record : { ...record, ...shown, rawBytes: (await this.src.progress(record.id)).rawBytes };
+      transfers.push({ record: counted, wireBytes: await this.wireBytes(record), spoolBytes: await this.src.spoolBytes(record.id), rawReceived: this.src.rawReceived(record.id) });
     }
     return { volumes, transfers, orphanedSpools: await this.src.orphanedSpools(client) };
   }

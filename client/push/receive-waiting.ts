@@ -10,6 +10,11 @@ import { formatBytes } from '../progress/format.ts';
 import { formatDuration } from '../progress/math.ts';
 
 export const RECEIVE_WAITING = 'receive_waiting';
+/**
+ * The server holds the whole stream, but its filesystem is too small for it even empty (ReceiveWait.filesystemBytes):
+ * running push again cannot help until the server root has a bigger disk, so not a temporary failure.
+ */
+export const SERVER_TOO_SMALL = 'server_filesystem_too_small';
 
 /**
  * A push goes on waiting while the server's next try is this close, or while the space it waits for is already
@@ -21,7 +26,7 @@ export const WAIT_SOON_MS = 30_000;
 
 /** Pure: whether a push that has seen `t` waiting for `waitedMs` keeps polling rather than stop with ReceiveWaiting. */
 export function keepWaiting(t: Transfer, nowMs: number, waitedMs: number): boolean {
-  if (t.wait === null || waitedMs > 2 * WAIT_SOON_MS) return false;
+  if (t.wait === null || waitedMs > 2 * WAIT_SOON_MS || t.wait.filesystemBytes !== undefined) return false;
   const { reason, neededBytes, freeBytes, nextTryAt } = t.wait;
   if (reason === 'disk_full' && neededBytes !== null && freeBytes !== null && freeBytes >= neededBytes) return true;
   return Date.parse(nextTryAt) - nowMs <= WAIT_SOON_MS;
@@ -29,8 +34,9 @@ export function keepWaiting(t: Transfer, nowMs: number, waitedMs: number): boole
 
 export class ReceiveWaiting extends SnapferryError {
   constructor(t: Transfer, nowMs: number = Date.now()) {
-    super(RECEIVE_WAITING, receiveWaitingMessage(t, nowMs), {
-      retryable: true,
+    const tooSmall = t.wait?.filesystemBytes !== undefined;
+    super(tooSmall ? SERVER_TOO_SMALL : RECEIVE_WAITING, receiveWaitingMessage(t, nowMs), {
+      retryable: !tooSmall,
       details: { transferId: t.id, state: t.state, rawBytes: t.rawBytes, ...(t.wait ?? {}) },
     });
   }
@@ -39,6 +45,8 @@ export class ReceiveWaiting extends SnapferryError {
 /** Pure: what a person reads when a push finds its transfer waiting. */
 export function receiveWaitingMessage(t: Transfer, nowMs: number): string {
   const head = `${t.snapshot}: the server has the whole stream (${formatBytes(t.rawBytes)}) but has not received it yet`;
+  // The server's own words say it all: how big the stream and the filesystem are, and what to do.
+  if (t.wait?.filesystemBytes !== undefined && t.error) return `${head}: ${t.error.message}`;
   const wait = t.wait === null ? 'it will try again' : describeWait(t.wait, nowMs);
   // A full disk says it all; any other fault is worth its own words (`status` shows the whole message).
   const last = t.error && t.wait?.reason !== 'disk_full' ? ` (last failure: ${lastWords(t.error.message)})` : '';
@@ -59,6 +67,10 @@ export function describeWait(wait: ReceiveWait, nowMs: number): string {
   const next = Date.parse(wait.nextTryAt) - nowMs;
   const when = Number.isFinite(next) && next > 0 ? `in ${formatDuration(next / 1000)}` : 'now';
   const tries = `${wait.tries} ${wait.tries === 1 ? 'try' : 'tries'} so far`;
+  if (wait.reason === 'disk_full' && wait.filesystemBytes !== undefined) {
+    return `its filesystem is too small for this stream (with its spool it needs more than the ${formatBytes(wait.filesystemBytes)} the ` +
+      'filesystem has in all, so freeing space cannot help): give the server root a bigger disk, and it receives by itself once it has the room';
+  }
   if (wait.reason === 'disk_full') {
     const need = wait.neededBytes === null ? 'more space' : `about ${formatBytes(wait.neededBytes)} free`;
     const has = wait.freeBytes === null ? '' : `, has ${formatBytes(wait.freeBytes)}`;

@@ -410,7 +410,8 @@ async function open(ctx: SendContext, step: PlanStep, resumeOf: Transfer | null,
     if (!(err instanceof StreamMismatch)) throw err;
     ctx.report.note(
       `${step.snapshot.name}: btrfs send now produces a different stream than the one the server holds ` +
-        '(the snapshot was changed since, or btrfs-progs or the kernel was updated); looking for the last frame that still matches',
+        '(the snapshot was changed since, btrfs-progs or the kernel was updated, or the server\'s copy was changed on its disk); ' +
+        'looking for the last frame that still matches',
     );
     framed = await openFramedSend(options, { ...resume, records: await ctx.api.frames(resumeOf.id) });
   }

@@ -38,6 +38,11 @@ export const ReceiveWait = z.object({
   neededBytes: z.number().nullable(),
   /** Free space on the server's filesystem now (in the catalog: when the receive last failed). */
   freeBytes: z.number().nullable(),
+  /**
+   * disk_full, set when the stream cannot fit on the server's filesystem even empty (its spool and neededBytes are
+   * more than this, the filesystem's whole size): freeing space cannot help, only a bigger filesystem. Absent else.
+   */
+  filesystemBytes: z.number().optional(),
 });
 export type ReceiveWait = z.infer<typeof ReceiveWait>;
 

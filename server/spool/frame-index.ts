@@ -39,6 +39,45 @@ export function decodeIndexRecord(b: Buffer): IndexRecord {
   };
 }
 
+/**
+ * What is wrong with `b` as record number `position` of an index, or null when the server may have written it: every
+ * record says its own position (an end frame's index is the count of data frames before it, which is its position),
+ * a kind of 0 or 1, zero padding, and a frame that ends past the stream's first byte. An index damaged on disk (bytes
+ * zeroed or overwritten) fails one of these; a changed chain alone passes, and shows as a stream that differs.
+ */
+export function recordProblem(b: Buffer, position: number): string | null {
+  const index = b.readBigUInt64BE(0);
+  if (index !== BigInt(position)) return `it says frame ${index}, not ${position}`;
+  const kind = b.readUInt8(24);
+  if (kind > 1) return `its kind is ${kind}, not 0 (data) or 1 (end)`;
+  if (b.subarray(25, 32).some((x) => x !== 0)) return 'its padding bytes are not zero';
+  const wireEnd = b.readBigUInt64BE(8);
+  if (wireEnd === 0n || wireEnd > BigInt(Number.MAX_SAFE_INTEGER)) return `it says its frame ends at byte ${wireEnd}`;
+  if (b.readBigUInt64BE(16) > BigInt(Number.MAX_SAFE_INTEGER)) return 'its raw length is out of range';
+  return null;
+}
+
+/** Record `i` as it is on disk with what is wrong with it (recordProblem), or null past the end. */
+export async function readCheckedRecord(file: string, i: number): Promise<{ record: IndexRecord; problem: string | null } | null> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(INDEX_RECORD_SIZE);
+    const { bytesRead } = await handle.read(buf, 0, INDEX_RECORD_SIZE, i * INDEX_RECORD_SIZE);
+    return bytesRead === INDEX_RECORD_SIZE ? { record: decodeIndexRecord(buf), problem: recordProblem(buf, i) } : null;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The number of whole records in the index (a torn last one not counted); 0 when there is no index yet. */
+export async function countRecords(file: string): Promise<number> {
+  const size = await fs.stat(file).then((st) => st.size, (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return 0;
+    throw err;
+  });
+  return Math.floor(size / INDEX_RECORD_SIZE);
+}
+
 /** The last complete record, or null for an empty index. A torn last record (a crash mid-append) is ignored. */
 export async function readLastRecord(file: string): Promise<IndexRecord | null> {
   let handle: fs.FileHandle;

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { SnapferryError } from '../../core/errors.ts';
-import { INDEX_RECORD_SIZE, readLastRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
+import { countRecords, readCheckedRecord, readRecord, readRecords, trimIndex, truncateIndex, type IndexRecord } from './frame-index.ts';
 import type { ServerLayout } from '../layout.ts';
 import { UploadMutex } from './mutex.ts';
 import { deleteSpool } from '../orphan-spools.ts';
@@ -32,7 +32,14 @@ export class Spool {
   /** Where each append in progress has reached on the wire: the offset it began at, and its body's bytes since. */
   private readonly reached = new Map<string, number>();
 
-  constructor(readonly layout: ServerLayout) {}
+  /**
+   * `onDamage`: told, with a message for the server's log, when repair cut back an index damaged on disk (not a
+   * crash's torn or lost tail, which repair mends quietly).
+   */
+  constructor(
+    readonly layout: ServerLayout,
+    private readonly onDamage: (id: string, message: string) => void = () => undefined,
+  ) {}
 
   /** An empty spool for a new upload. */
   async create(id: string): Promise<void> {
@@ -64,21 +71,25 @@ export class Spool {
   }
 
   /**
-   * The index's records up to its last frame that the spool holds whole: all of them, unless the spool lost bytes the
-   * index vouches for (a power cut can keep the index's appends and lose the spool's). The index is read before the
-   * spool's size: a frame's bytes reach the spool before its record, so a write in flight never looks like a loss.
+   * The index's records up to its last frame that the spool holds whole and that is as the server wrote it: all of
+   * them, unless the spool lost bytes the index vouches for (a power cut can keep the index's appends and lose the
+   * spool's), or the index's last records are damaged on disk (recordProblem: `damaged` says the first of them). The
+   * index is read before the spool's size: a frame's bytes reach the spool before its record, so a write in flight
+   * never looks like a loss.
    */
-  private async wholeFrames(id: string, spoolSize: () => Promise<number>): Promise<{ records: number; held: number; last: IndexRecord | null; size: number }> {
+  private async wholeFrames(id: string, spoolSize: () => Promise<number>): Promise<{ records: number; held: number; last: IndexRecord | null; size: number; damaged: { record: number; problem: string } | null }> {
     const indexFile = this.layout.frameIndexFile(id);
-    let last = await readLastRecord(indexFile);
-    const held = last === null ? 0 : Math.floor((await fs.stat(indexFile)).size / INDEX_RECORD_SIZE);
+    const held = await countRecords(indexFile);
     const size = await spoolSize();
     let records = held;
-    while (last !== null && last.wireEnd > size) {
+    let damaged: { record: number; problem: string } | null = null;
+    let last = records === 0 ? null : await readCheckedRecord(indexFile, records - 1);
+    while (last !== null && (last.problem !== null || last.record.wireEnd > size)) {
+      if (last.problem !== null) damaged = { record: records - 1, problem: last.problem };
       records--;
-      last = records === 0 ? null : await readRecord(indexFile, records - 1);
+      last = records === 0 ? null : await readCheckedRecord(indexFile, records - 1);
     }
-    return { records, held, last, size };
+    return { records, held, last: last?.record ?? null, size, damaged };
   }
 
   /** Brings spool and index into agreement after a crash (see repairNow). */
@@ -108,10 +119,11 @@ export class Spool {
     const indexFile = this.layout.frameIndexFile(id);
     await trimIndex(indexFile);
     const spool = this.layout.spoolFile(id);
-    const { records, held, last, size } = await this.wholeFrames(id, async () => (await fs.stat(spool)).size);
+    const { records, held, last, size, damaged } = await this.wholeFrames(id, async () => (await fs.stat(spool)).size);
     if (records < held) await truncateIndex(indexFile, records);
     const progress = progressFromRecord(last);
     if (keptOf(progress, size) < size) await fs.truncate(spool, progress.wireOffset);
+    if (damaged !== null) this.onDamage(id, damagedIndexMessage(indexFile, damaged, progress));
     return progress;
   }
 
@@ -190,6 +202,20 @@ export class Spool {
     this.arrivedBytes.delete(id);
     await deleteSpool(this.layout, id);
   }
+}
+
+/**
+ * What the server's log says of an index repair found damaged on disk and cut back: which file, where and how it was
+ * damaged, and what was done. Before, nothing said it: the server offered the damaged record's offset and chain, and
+ * the push resuming from them blamed an update of btrfs-progs or the kernel for a stream that no longer matched.
+ */
+export function damagedIndexMessage(file: string, damaged: { record: number; problem: string }, kept: SpoolProgress): string {
+  return (
+    `the frame index ${file} is damaged on disk at record ${damaged.record} (${damaged.problem}): the upload was cut back to ` +
+    `the ${kept.framesVerified} frames before it (${kept.wireOffset} bytes), spool and index, and the client sends the rest ` +
+    'again by itself; nothing needs doing for this upload (to give it up instead: snapferry abort). Something other than ' +
+    'the server wrote there, or the disk is failing: look at the disk (dmesg, `btrfs device stats`, `btrfs scrub`)'
+  );
 }
 
 /**

@@ -15,6 +15,7 @@ import type { ServerPruner } from '../retention.ts';
 import type { RetrySchedule } from '../receive-wait.ts';
 import type { ReceiveJob } from '../receiver.ts';
 import { LiveReceives } from '../live-receives.ts';
+import { filesystemSize } from '../filesystem-size.ts';
 import { ReceiveRetries } from '../receive-retries.ts';
 import { toDiskMap } from '../uuid-namespace.ts';
 import { othersInFolder } from '../volume-folder.ts';
@@ -61,6 +62,9 @@ export class TransferLifecycle {
     this.retries = new ReceiveRetries({
       catalog, log,
       freeBytes: () => deps.freeBytes(),
+      filesystem: () => filesystemSize(layout.root),
+      spoolBytes: (id) => deps.spoolBytes(id),
+      root: layout.root,
       startFromSpool: (id) => this.receives.startFromSpool(id),
       startLater: (id, ms) => this.receives.restartLater(id, ms),
     }, deps.retry);
@@ -90,7 +94,11 @@ export class TransferLifecycle {
    */
   async endNotRecorded(id: string, change: Partial<TransferRecord>, err: unknown): Promise<void> {
     const full = isDiskFull(err);
-    const why = `could not record the end of the upload: ${err instanceof Error ? err.message : String(err)}`;
+    const said = err instanceof Error ? err.message : String(err);
+    const why = full
+      ? `the server's disk is full: the whole stream is in its spool, but the end of the upload could not be recorded (${said}); ` +
+        'free space on the server, and it records it and receives the stream by itself'
+      : `could not record the end of the upload: ${said}`;
     this.deps.log.warn({ transfer: id, err }, full ? 'disk full: could not record the end of the upload; its receive stops and gives its room to the record' : why);
     await this.receives.stop(id, why);
     await this.retries.endNotRecorded(id, change, full ? 'disk_full' : 'server_fault', new SnapferryError('end_not_recorded', why, { cause: err, retryable: true }));

@@ -9,6 +9,10 @@
  * The one failing write is made to fail (a writer that throws ENOSPC), because which write of a filling disk fails
  * first cannot be chosen; the disk is filled for real at that moment, all but 2 MiB (room for the catalog, not for
  * the stream), so everything after it meets a full disk.
+ *
+ * When even the catalog's reserve is used up and the disk stays full, the record fails at every look for as long as
+ * that lasts. Before, `status` and /v1/status showed such a transfer `uploading` at 100%, with no word of the disk, and
+ * its push waited; now they show the wait it is in, from memory, as for any stream whose receive found the disk full.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +27,13 @@ import { ServerApi } from '../../client/http/api.ts';
 import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
 import { fillUntilFull } from './fill-disk.ts';
 import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
+
+/** ENOSPC as btrfs refuses a write on a full disk. */
+function enospc(): Error {
+  return Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+}
 
 test('disk full as the end of the upload is recorded: the stream waits for space, push exits 75, received once space is freed', { ...rootOnly, timeout: 240_000 }, async (t) => {
   const pair = await createPair(t, { serverMiB: 128, fillMB: 4, seed: 'end-record-full' });
@@ -40,7 +51,7 @@ test('disk full as the end of the upload is recorded: the stream waits for space
       await fillUntilFull(filler);
       await fs.rm(room);
       await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
-      throw Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+      throw enospc();
     }
     await writeFileDurably(file, text);
   };
@@ -75,6 +86,73 @@ test('disk full as the end of the upload is recorded: the stream waits for space
   assert.match(stopped.message, /disk is full/);
 
   // Space freed: the server receives the stream by itself, from its spool.
+  await fs.rm(filler);
+  await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+  server.service.resumeReceives();
+  await until('the snapshot received', async () => (await api.transfer(waiting.id)).state === 'received', 90_000, 200);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+});
+
+test('disk full for the end record, reserve used up: status shows the stream waiting for space and why, the push exits 75', { ...rootOnly, timeout: 240_000 }, async (t) => {
+  const pair = await createPair(t, { serverMiB: 128, fillMB: 4, seed: 'end-record-stuck' });
+  const filler = path.join(pair.server.mountPoint, 'filler');
+  let stuck = true;
+  let refused = 0;
+  // Every write that records the transfer `receiving` finds the disk full, as one does once the reserve was given to
+  // an earlier write and the disk stays full: filled for real at the first, all but a little room.
+  const catalogWriter = async (file: string, text: string): Promise<void> => {
+    const receiving = (JSON.parse(text) as { transfers: { state: string }[] }).transfers.some((x) => x.state === 'receiving');
+    if (receiving && stuck) {
+      if (refused++ === 0) {
+        const room = path.join(pair.server.mountPoint, 'room');
+        await fs.writeFile(room, Buffer.alloc(2 * 1024 * 1024, 1));
+        await fillUntilFull(filler);
+        await fs.rm(room);
+        await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+      }
+      throw enospc();
+    }
+    await writeFileDurably(file, text);
+  };
+  const server = await pair.startServer({ holdReceives: true, catalogWriter, receiveRetry: { firstMs: 300_000, maxMs: 300_000, checkMs: 200 } });
+  const s1 = await pair.snapshot('s1');
+  const stop = new AbortController();
+  t.after(() => stop.abort());
+  const pushing = push({ server: server.url, volume: 'v', snapshots: [s1], pollMs: 50, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal }, recordingReporter());
+  pushing.catch(() => undefined);
+  const api = new ServerApi({ server: server.url });
+
+  // Before the fix: `uploading`, at 100%, no wait and no error, for as long as the disk stayed full.
+  const waiting = await until('the stream shown waiting for space', async () => {
+    const [now] = (await api.transfers()).transfers;
+    return now?.state === 'waiting_for_space' && now;
+  }, 30_000, 100);
+  assert.ok(refused >= 2, 'the record was tried again and refused again');
+  assert.equal(waiting.wait?.reason, 'disk_full');
+  assert.ok((waiting.wait?.neededBytes ?? 0) >= waiting.rawBytes && waiting.rawBytes > 0, JSON.stringify(waiting.wait));
+  assert.equal(waiting.error?.code, 'end_not_recorded');
+  assert.match(waiting.error?.message ?? '', /the server's disk is full: the whole stream is in its spool/);
+  assert.match(waiting.error?.message ?? '', /free space on the server/);
+  const onDisk = JSON.parse(await fs.readFile(path.join(pair.root, 'catalog.json'), 'utf8')) as { transfers: { id: string; state: string }[] };
+  assert.equal(onDisk.transfers.find((x) => x.id === waiting.id)?.state, 'uploading', 'the record is still not made');
+  const status = await api.status();
+  assert.deepEqual(status.transfers, { waiting_for_space: 1 });
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, /snapferry_transfers\{client="default",state="waiting_for_space"\} 1/);
+  assert.match(metrics, /snapferry_waiting_raw_bytes\{client="default"\} [1-9]/);
+
+  const stopped = await pushing.then(() => null, (err: unknown) => err as SnapferryError);
+  assert.ok(stopped, 'the push did not succeed');
+  assert.equal(stopped.code, 'receive_waiting', stopped.message);
+  assert.equal(exitCodeFor(stopped), EXIT.temporary);
+  assert.match(stopped.message, /disk is full/);
+  const shown = await execa('node', [BIN, 'status', '--server', server.url], { reject: false, timeout: 60_000 });
+  assert.equal(shown.exitCode, 0, shown.stderr);
+  assert.match(shown.stdout, /waiting_for_space/);
+  assert.match(shown.stdout, /disk is full/);
+
+  // Space freed: the record is made, and the stream is received from its spool.
+  stuck = false;
   await fs.rm(filler);
   await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
   server.service.resumeReceives();

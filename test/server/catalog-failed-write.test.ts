@@ -92,7 +92,7 @@ test('an end frame whose record failed is recorded at the next look, then waits 
   const later: [string, number][] = [];
   const free = { bytes: 0 };
   const retries = new ReceiveRetries(
-    { catalog, log: silentLogger(), freeBytes: () => Promise.resolve(free.bytes), startFromSpool: (id) => started.push(id), startLater: (id, ms) => later.push([id, ms]) },
+    { catalog, log: silentLogger(), freeBytes: () => Promise.resolve(free.bytes), filesystem: async () => null, spoolBytes: async () => 0, root: '/srv/snapferry', startFromSpool: (id) => started.push(id), startLater: (id, ms) => later.push([id, ms]) },
     { firstMs: 5000, maxMs: 300_000, checkMs: 10_000 },
   );
   const change = { state: 'receiving' as const, wireBytes: 60 * MiB, rawBytes: 100 * MiB, framesVerified: 100 };
@@ -122,7 +122,7 @@ test('an end not recorded is forgotten when its transfer ended meanwhile', async
   const { catalog, disk } = await fullable(t);
   await catalog.putTransfer(record('f', 'uploading'));
   const retries = new ReceiveRetries(
-    { catalog, log: silentLogger(), freeBytes: () => Promise.resolve(0), startFromSpool: () => undefined, startLater: () => undefined },
+    { catalog, log: silentLogger(), freeBytes: () => Promise.resolve(0), filesystem: async () => null, spoolBytes: async () => 0, root: '/srv/snapferry', startFromSpool: () => undefined, startLater: () => undefined },
     { firstMs: 5000, maxMs: 300_000, checkMs: 10_000 },
   );
   disk.full = true;

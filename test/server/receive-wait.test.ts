@@ -11,7 +11,7 @@ import path from 'node:path';
 import { SnapferryError } from '../../core/errors.ts';
 import { BtrfsCommandError } from '../../core/btrfs/errors.ts';
 import { DiskFullError } from '../../server/disk-full.ts';
-import { classifyReceiveFailure, retryDelayMs, retryDue, waitAfter, waitingState, type RetrySchedule } from '../../server/receive-wait.ts';
+import { classifyReceiveFailure, retryDelayMs, retryDue, tooSmallFor, waitAfter, waitingState, type RetrySchedule } from '../../server/receive-wait.ts';
 import { canMove } from '../../server/transfer-moves.ts';
 import { ReceiveRetries } from '../../server/receive-retries.ts';
 import { Catalog, type TransferRecord } from '../../server/catalog.ts';
@@ -84,6 +84,19 @@ test('a waiting receive runs once its space is there, or when its time comes', (
   assert.notEqual(retryDue(fault, T0 + 60_000, 0), null);
 });
 
+test('a stream too big for the filesystem even empty: told apart from a full disk, and no timer tries it again', () => {
+  const wait: ReceiveWait = { reason: 'disk_full', since: 'x', tries: 1, nextTryAt: new Date(T0 + 60_000).toISOString(), neededBytes: 100 * MiB, freeBytes: 0 };
+  const disk = { totalBytes: 190 * MiB, compresses: false };
+  assert.equal(tooSmallFor(wait, 95 * MiB, disk), true, 'spool and receive are more than the whole filesystem');
+  assert.equal(tooSmallFor(wait, 90 * MiB, disk), false, 'as much as the filesystem: freeing space may still do');
+  assert.equal(tooSmallFor(wait, 95 * MiB, { ...disk, compresses: true }), false, 'a compressing mount: the snapshot may take far less');
+  assert.equal(tooSmallFor(wait, 95 * MiB, null), false, 'the filesystem unknown');
+  assert.equal(tooSmallFor({ ...wait, reason: 'server_fault', neededBytes: null }, 95 * MiB, disk), false);
+  const tooSmall: ReceiveWait = { ...wait, filesystemBytes: disk.totalBytes };
+  assert.equal(retryDue(tooSmall, T0 + 60_000, 0), null, 'its time alone does not run it: it would only fill the disk again');
+  assert.match(retryDue(tooSmall, T0, 100 * MiB) ?? '', /free/, 'a filesystem grown to hold it does');
+});
+
 test('the moves a transfer may make: a whole stream never fails for waiting, nothing leaves an end', () => {
   const ok: [TransferState, TransferState][] = [
     ['uploading', 'receiving'], ['receiving', 'waiting_for_space'], ['receiving', 'waiting_to_retry'], ['waiting_for_space', 'receiving'],
@@ -119,7 +132,7 @@ function retriesOver(catalog: Catalog, free: { bytes: number | null }) {
   const started: string[] = [];
   const later: [string, number][] = [];
   const retries = new ReceiveRetries(
-    { catalog, log: silentLogger(), freeBytes: () => Promise.resolve(free.bytes), startFromSpool: (id) => started.push(id), startLater: (id, ms) => later.push([id, ms]) },
+    { catalog, log: silentLogger(), freeBytes: () => Promise.resolve(free.bytes), filesystem: async () => null, spoolBytes: async () => 0, root: '/srv/snapferry', startFromSpool: (id) => started.push(id), startLater: (id, ms) => later.push([id, ms]) },
     SCHEDULE,
   );
   return { retries, started, later };

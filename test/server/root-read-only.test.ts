@@ -1,15 +1,17 @@
 /**
  * A server root the process may not write: its filesystem mounted read-only here, as snapferry-server.service's
  * ProtectSystem=strict makes every path outside its ReadWritePaths= (the README's /srv/backup/snapferry, say). serve
- * says so, and how to let the unit write there, rather than a bare EROFS on serve.lock.
+ * says so, and how to let the unit write there, rather than a bare EROFS on serve.lock. Run by hand (no
+ * INVOCATION_ID, which systemd sets for its services), the unit is no part of it: the message says the mount is
+ * read-only and how to remount, and names no unit (before, it sent the operator to snapferry-server.service all the same).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execa } from 'execa';
 import { SnapferryError } from '../../core/errors.ts';
-import { exitCodeFor } from '../../client/exit-codes.ts';
-import { checkServerRoot } from '../../server/root-check.ts';
+import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
+import { checkServerRoot, readOnlyRoot } from '../../server/root-check.ts';
 import { lockRoot } from '../../server/root-lock.ts';
 import { createSmallBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 
@@ -19,7 +21,7 @@ function assertReadOnlyRoot(err: unknown, root: string): true {
   assert.match(err.message, new RegExp(`^the server root ${root} is read-only for this process\\.`));
   assert.match(err.message, /`systemctl edit snapferry-server`:\n {2}\[Service\]\n {2}ReadWritePaths=/);
   assert.ok(err.message.includes(`ReadWritePaths=${root}\n`), err.message);
-  assert.deepEqual(err.details, { root });
+  assert.deepEqual(err.details, { root, underSystemd: true });
   // The operator's setup to fix, as a config that does not validate: the unit does not restart it (RestartPreventExitStatus=2).
   assert.equal(exitCodeFor(err), 2);
   return true;
@@ -32,8 +34,42 @@ test('a read-only root: serve\'s lock and a root to make are refused as root_rea
 
   // A root that exists: it is on btrfs, and the lock file is where the write fails.
   await checkServerRoot(btrfs.mountPoint);
+  const had = process.env.INVOCATION_ID;
+  // As systemd runs the unit: INVOCATION_ID set.
+  process.env.INVOCATION_ID = '0123456789abcdef0123456789abcdef';
+  t.after(() => (had === undefined ? delete process.env.INVOCATION_ID : (process.env.INVOCATION_ID = had)));
   await assert.rejects(lockRoot(btrfs.mountPoint, 'snapferry serve'), (err) => assertReadOnlyRoot(err, btrfs.mountPoint));
   // One not made yet: the mkdir fails.
   const missing = path.join(btrfs.mountPoint, 'backup', 'snapferry');
   await assert.rejects(checkServerRoot(missing), (err) => assertReadOnlyRoot(err, missing));
+});
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
+
+/** `snapferry serve` on `root` with this environment: its exit and what it said. */
+async function serveOn(root: string, env: NodeJS.ProcessEnv) {
+  return execa('node', [BIN, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--no-auth'], { env, extendEnv: false, reject: false, timeout: 60_000 });
+}
+
+test('a read-only root, serve run by hand: says the mount is read-only and names no systemd unit; under the unit, its ReadWritePaths=', rootOnly, async (t) => {
+  const btrfs = await createSmallBtrfs(t, 128);
+  await execa('mount', ['-o', 'remount,ro', btrfs.mountPoint]);
+  t.after(() => execa('mount', ['-o', 'remount,rw', btrfs.mountPoint]).then(() => undefined, () => undefined));
+  const { INVOCATION_ID: _ignored, ...byHand } = process.env;
+
+  const typed = await serveOn(btrfs.mountPoint, byHand);
+  assert.equal(typed.exitCode, EXIT.usage, typed.stderr);
+  assert.match(typed.stderr, new RegExp(`the server root ${btrfs.mountPoint} is read-only for this process: its filesystem is mounted read-only`));
+  assert.match(typed.stderr, /mount -o remount,rw/);
+  assert.doesNotMatch(typed.stderr, /systemctl|snapferry-server|ReadWritePaths/, typed.stderr);
+
+  const unit = await serveOn(btrfs.mountPoint, { ...byHand, INVOCATION_ID: '0123456789abcdef0123456789abcdef' });
+  assert.equal(unit.exitCode, EXIT.usage, unit.stderr);
+  assert.ok(unit.stderr.includes(`ReadWritePaths=${btrfs.mountPoint}\n`), unit.stderr);
+  assert.match(unit.stderr, /systemctl edit snapferry-server/);
+});
+
+test('the message for a read-only root, by hand and under the unit', () => {
+  assert.doesNotMatch(readOnlyRoot('/srv/x', false).message, /systemctl|ReadWritePaths/);
+  assert.match(readOnlyRoot('/srv/x', true).message, /ReadWritePaths=\/srv\/x\n/);
 });

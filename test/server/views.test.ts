@@ -43,6 +43,7 @@ function views(transfers: TransferRecord[], snapshots: SnapshotRecord[], orphans
     heldByPush: () => true,
     rawReceived: () => 50,
     freeBytes: async () => 1e9,
+    unrecordedEnd: () => null,
     spoolBytes: async () => 4096,
     orphanedSpools: async (client) => orphans.filter((o) => client === undefined || o.client === client),
     refreshVolume: async () => undefined,

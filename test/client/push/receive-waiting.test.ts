@@ -38,6 +38,20 @@ test('a stream waiting for space: exit 75, and the push says the server has it a
   );
 });
 
+test('a stream too big for the server\'s filesystem: exit 1 at once, in the server\'s words; status says a bigger disk', () => {
+  const t = transfer({
+    wait: { reason: 'disk_full', since: '2026-12-04T11:00:00Z', tries: 1, nextTryAt: '2026-12-04T12:00:10Z', neededBytes: 114.5 * MiB, freeBytes: 3 * MiB, filesystemBytes: 128 * MiB },
+    error: { code: 'filesystem_too_small', message: "the server's filesystem is too small for this stream: ... Give the server root a bigger disk ...", at: 'x' },
+  });
+  assert.equal(keepWaiting(t, NOW, 0), false, 'no try soon can help');
+  const err = new ReceiveWaiting(t, NOW);
+  assert.equal(err.code, 'server_filesystem_too_small');
+  assert.equal(err.retryable, false);
+  assert.equal(exitCodeFor(err), EXIT.failed);
+  assert.match(err.message, /^home\.20261204T0100: the server has the whole stream \(114\.5 MiB\) but has not received it yet: the server's filesystem is too small/);
+  assert.match(describeWait(t.wait!, NOW), /^its filesystem is too small for this stream \(with its spool it needs more than the 128\.0 MiB the filesystem has in all, so freeing space cannot help\): give the server root a bigger disk/);
+});
+
 test('another fault of the server: its own words, last line first', () => {
   const t = transfer({
     state: 'waiting_to_retry',
