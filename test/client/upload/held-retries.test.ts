@@ -42,3 +42,20 @@ test('an upload that ends gone drops what was held (the push says what that mean
   c.retries.ended(null);
   assert.deepEqual(c.said, ['0 write EPIPE']);
 });
+
+test('a retry nobody answers is said after the hold, not kept from the user until the upload ends', async () => {
+  const said: string[] = [];
+  const retries = new HeldRetries((err, attempt) => said.push(`${attempt} ${err.message}`), 50);
+  retries.failed(refused, 0);
+  assert.deepEqual(said, []);
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(said, ['0 connect ECONNREFUSED']);
+  retries.answered(204);
+  retries.ended(null);
+  assert.equal(said.length, 1, 'said once');
+  const quick = told();
+  quick.retries.failed(cut, 0);
+  quick.retries.ended(gone);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(quick.said, [], 'gone before the hold ends: dropped, and the timer with it');
+});
