@@ -202,16 +202,27 @@ export class Catalog {
 
   /**
    * Flags a snapshot changed by hand (server/alterations.ts). Once set the flag stays: `foundAt` keeps the first
-   * finding, `what` gathers every change found since.
+   * finding, `what` gathers every change found since. The record is found by what names it (client, volume, name)
+   * and the subvolume it stands for (uuid), never by identity: a record the caller read earlier may have been
+   * replaced since (flagged by another finding, or shown again over the file's data after a write failed), and the
+   * finding still holds for the snapshot it was made of. Another snapshot received under the name since is not it.
    */
   async markAltered(record: SnapshotRecord, what: readonly Alteration[]): Promise<SnapshotRecord> {
-    if (!this.data.snapshots.includes(record)) throw new CatalogError('snapshot_not_found', `no snapshot ${record.volume}/${record.name} in the catalog`);
-    const known = record.altered?.what ?? [];
-    const all = alterations.filter((a) => known.includes(a) || what.includes(a));
-    if (record.altered !== null && all.length === known.length) return record;
-    const next = { ...record, altered: { foundAt: record.altered?.foundAt ?? new Date().toISOString(), what: all } };
-    await this.change((data) => ({ ...data, snapshots: data.snapshots.map((s) => (sameSnapshot(s, record) ? next : s)) }));
-    return next;
+    const isIt = (s: SnapshotRecord) => sameSnapshot(s, record) && s.uuid === record.uuid;
+    const current = this.data.snapshots.find(isIt);
+    if (!current) throw new CatalogError('snapshot_not_found', `no snapshot ${record.volume}/${record.name} in the catalog`);
+    const foundAt = new Date().toISOString();
+    // On the record as each view holds it (the file's may differ from the one shown): what it was found with stays.
+    const flag = (s: SnapshotRecord): SnapshotRecord => {
+      const known = s.altered?.what ?? [];
+      const all = alterations.filter((a) => known.includes(a) || what.includes(a));
+      if (s.altered !== null && all.length === known.length) return s;
+      return { ...s, altered: { foundAt: s.altered?.foundAt ?? foundAt, what: all } };
+    };
+    const next = flag(current);
+    if (next === current) return current;
+    await this.change((data) => ({ ...data, snapshots: data.snapshots.map((s) => (s === current ? next : isIt(s) ? flag(s) : s)) }));
+    return this.data.snapshots.find(isIt) ?? next;
   }
 
   async removeSnapshot(record: SnapshotRecord, reason: string): Promise<void> {

@@ -82,6 +82,11 @@ export interface TransferStatus {
   interruptions: number;
   lastInterruption: string | null;
   createdAt: string;
+  /**
+   * For an upload: whether a push is sending it right now (the server's lease on it, Transfer.heldByPush), or left
+   * waiting for the next push to resume it. Null when the server does not say, and for a stream no longer uploading.
+   */
+  heldByPush: boolean | null;
   /** Why and until when its receive waits (a full disk on the server), or null. */
   wait: ReceiveWait | null;
   /** The last failure it recorded (for a waiting one: the receive's), or null. */
@@ -185,6 +190,7 @@ function transferStatus(t: Transfer): TransferStatus {
     id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, state: t.state,
     rawBytes: t.rawBytes, rawEstimate: t.rawEstimate, percent, wireBytes: t.wireHeld ?? t.wireOffset, frames: t.framesVerified,
     rawReceived: t.rawReceived, interruptions: t.interruptions, lastInterruption: t.lastInterruption, createdAt: t.createdAt,
+    heldByPush: t.state === 'uploading' ? (t.heldByPush ?? null) : null,
     wait: t.wait, error: t.error ? { code: t.error.code, message: t.error.message } : null,
   };
 }

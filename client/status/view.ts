@@ -86,6 +86,8 @@ function transferTable(transfers: readonly TransferStatus[], now: number): strin
       `${left(`${t.volume}/${t.snapshot}`, 23)}  ${left(t.state, 17)}  ${right(formatBytes(t.rawBytes), 10)}  ${left(of, 12)}  ${right(percent, 4)}  ${right(formatBytes(t.wireBytes), 10)}  ${right(String(t.frames), 7)}`,
     );
     const detail = [`transfer ${t.id.slice(0, 8)}`, `started ${ago(t.createdAt, now)}`, `${formatBytes(t.rawReceived)} received`];
+    // Whether anyone is sending it: an upload nobody sends waits for a push (of this snapshot, from its client).
+    if (t.heldByPush !== null) detail.splice(1, 0, t.heldByPush ? 'being sent by a push now' : 'waiting for a push to resume it');
     // The column keeps the end of VOLUME/SNAPSHOT, the snapshot's time: a volume cut off is named here instead.
     if (`${t.volume}/${t.snapshot}`.length > 23) detail.splice(1, 0, `volume ${t.volume}`);
     if (t.interruptions > 0) detail.push(`cut ${t.interruptions} time${t.interruptions === 1 ? '' : 's'}`);

@@ -15,6 +15,7 @@ import { DEFAULT_STALL_MS, tlsErrorFrom, type Transport } from '../http/transpor
 import type { LinkMeter } from './link-meter.ts';
 import { StallWatch } from './stall-watch.ts';
 import { retryAfterDetails, retryAfterOf } from '../http/retry-after.ts';
+import { HeldRetries, type RetryListener } from './held-retries.ts';
 
 export interface TusUploadOptions {
   server: string;
@@ -34,8 +35,11 @@ export interface TusUploadOptions {
   onProgress?: (sent: number) => void;
   /** Caps the upload's rate (--limit-rate); shared by every upload of a push. */
   rateLimit?: UploadRateLimit;
-  /** Told when tus-js-client is about to retry within this upload (it asks the server's offset and goes on). */
-  onRetry?: (err: SnapferryError, attempt: number) => void;
+  /**
+   * Told when tus-js-client retried within this upload (it asks the server's offset and goes on): once the server
+   * answered the retry, never when it found the upload gone (client/upload/held-retries.ts).
+   */
+  onRetry?: RetryListener;
   /** Told how fast bytes go out, and how long the upload waited for frames (for --compress auto). */
   linkMeter?: LinkMeter;
   /** Give up on the upload (retryably) when no byte moved and no response came for this long (default DEFAULT_STALL_MS). */
@@ -164,7 +168,17 @@ async function endRefusedUpload(options: TusUploadOptions, uploadUrl: string): P
 }
 
 export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolveUpload, rejectUpload) => {
+    // However the upload ends (a stall and Ctrl-C end it too), the retries held are told, or dropped, first.
+    const retries = new HeldRetries(options.onRetry);
+    const resolve = (v: { url: string }) => {
+      retries.ended(null);
+      resolveUpload(v);
+    };
+    const reject = (err: unknown) => {
+      retries.ended(err);
+      rejectUpload(err);
+    };
     let sourceFailure: unknown = null;
     let createdUrl: string | null = options.uploadUrl ?? null;
     let lastActivity = Date.now();
@@ -195,6 +209,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       done();
       fn(v);
     };
+
     const upload = new Upload(Buffer.alloc(0), {
       endpoint: createdUrl ? null : onServer(options.server, `${UPLOADS_PATH}/`),
       ...(createdUrl ? { uploadUrl: createdUrl } : {}),
@@ -235,7 +250,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         // Another push's transfer holds the volume: the push loop waits for it and plans this send again on what that
         // push leaves behind (a newer parent); tus-js-client would only ask again at once and call it a resume.
         if (mapped.code === 'volume_busy') return false;
-        options.onRetry?.(mapped, retryAttempt);
+        retries.failed(mapped, retryAttempt);
         return true;
       },
       onUploadUrlAvailable: () => {
@@ -270,8 +285,9 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         options.linkMeter?.progress(sent, options.source.waitedMs);
         options.onProgress?.(sent);
       },
-      onAfterResponse: () => {
+      onAfterResponse: (_req, res) => {
         lastActivity = Date.now();
+        retries.answered(res.getStatus());
       },
       onSuccess: settle(() => resolve({ url: upload.url ?? '' })),
       onError: settle((err: Error) => reject(sourceFailure instanceof Error ? sourceFailure : uploadErrorFrom(err, options.server))),

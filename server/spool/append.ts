@@ -66,6 +66,11 @@ export interface AppendJob {
   arrived(bytes: number): void;
   /** Each frame whose record was written (the quota counts the index's growth). */
   indexed(): void;
+  /**
+   * Aborted when the upload's spool is deleted under the request (an abort, say), as the body is ended with the same
+   * reason (server/spool/spool.ts drop): the append writes nothing more, not even the part of a frame a cut keeps.
+   */
+  stop?: AbortSignal;
 }
 
 /** Appends the verified frames of `job.body` to the spool; returns the spool's new size (verified end plus kept tail). */
@@ -92,6 +97,8 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     const { frames, failure: failed } = cutter.push(chunk);
     unwritten = frames.flatMap((f) => f.parts);
     for (const { frame, parts: cut } of frames) {
+      // Each frame waits on its receive (sink.stored): the spool may have been deleted meanwhile.
+      job.stop?.throwIfAborted();
       if (frame.kind === 'data' && frame.index === 0) await sink.start(frame);
       // Every frame here goes to btrfs receive, which needs its raw bytes: a stream that turns sealed after a plain
       // frame 0 is refused at its first sealed frame, before it is kept (its raw bytes would be missing downstream).
@@ -142,8 +149,10 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     failure = err;
   } finally {
     // A cut (the request's stream failed) keeps what arrived of the frame in flight; a verdict of ours on the bytes
-    // (a frame that failed, a refused stream, the quota) keeps none of them.
-    end = await keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest()], offset).finally(async () => {
+    // (a frame that failed, a refused stream, the quota) keeps none of them. A spool deleted under the request is
+    // written no more, not even cut back.
+    const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest()], offset);
+    end = await kept.finally(async () => {
       await Promise.all([spool.sync(), index.sync()]).finally(async () => {
         await Promise.all([spool.close(), index.close()]);
       });

@@ -31,6 +31,8 @@ export class Spool {
   private readonly indexedNow = new Map<string, number>();
   /** Where each append in progress has reached on the wire: the offset it began at, and its body's bytes since. */
   private readonly reached = new Map<string, number>();
+  /** Stops each append in progress: drop() deletes the spool it writes. */
+  private readonly appending = new Map<string, AbortController>();
 
   /**
    * `onDamage`: told, with a message for the server's log, when repair cut back an index damaged on disk (not a
@@ -167,9 +169,15 @@ export class Spool {
       this.indexedNow.set(id, 0);
       // Every byte of the body is in the spool or in the frame being cut until the append ends (and the spool says).
       this.reached.set(id, offset);
+      const stop = new AbortController();
+      this.appending.set(id, stop);
+      // Ended with the reason, the body's reader (the append) throws it at once, not once the next chunk comes: a
+      // second away on a slow line, never on a silent one. Only this reader's stream: a request's is answered with
+      // the reason (server/upload-store/tus-store.ts), which ends it.
+      stop.signal.addEventListener('abort', () => body.destroy(stop.signal.reason as Error), { once: true });
       try {
         return await appendFrames({
-          spoolPath, indexPath: this.layout.frameIndexFile(id), offset, start, chunkSize, sink,
+          spoolPath, indexPath: this.layout.frameIndexFile(id), offset, start, chunkSize, sink, stop: stop.signal,
           body: body as AsyncIterable<Buffer>,
           arrived: (bytes) => {
             this.arrivedBytes.set(id, this.arrived(id) + bytes);
@@ -178,6 +186,7 @@ export class Spool {
           indexed: () => this.indexedNow.set(id, (this.indexedNow.get(id) ?? 0) + 1),
         });
       } finally {
+        this.appending.delete(id);
         this.indexedNow.delete(id);
         this.reached.delete(id);
       }
@@ -196,9 +205,17 @@ export class Spool {
 
   /**
    * Deletes an upload's files, those that are there (the orphan sweep may have been first), tus's record beside them
-   * included, and what was counted of its arrivals.
+   * included, and what was counted of its arrivals. An append in progress stops first, at once: it reads no more of
+   * its request's body and writes nothing more, and its request is answered upload_gone (410), so that the push
+   * learns now, not once the rest of the request (up to 8 MiB, half a minute on a 2 Mbit/s line) has crossed for
+   * nothing. Whoever deleted the upload (an abort, an expiry, a final refusal) has the transfer say why.
    */
   async drop(id: string): Promise<void> {
+    this.appending.get(id)?.abort(
+      new SnapferryError('upload_gone', `upload ${id} was deleted on the server while this request was writing to it; it takes no more bytes`, {
+        details: { transferId: id },
+      }),
+    );
     this.arrivedBytes.delete(id);
     await deleteSpool(this.layout, id);
   }

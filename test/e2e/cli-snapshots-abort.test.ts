@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/http/api.ts';
+import { startChaosProxy } from '../chaos/chaos-proxy.ts';
 import { createPair, until } from './harness.ts';
 import { SNAPFERRY_BIN, snapferry } from './processes.ts';
 
@@ -79,8 +80,34 @@ test('snapferry abort of the upload a push is sending stops that push (exit 1, s
   assert.equal(pushed.exitCode, EXIT.failed, pushed.stderr);
   assert.match(pushed.stderr, new RegExp(`transfer ${uploading.id} of s1 was aborted on the server \\(snapferry abort\\); not sent again: push it again to start over`));
   assert.doesNotMatch(pushed.stderr, /starting over|no longer has this upload \(404/);
+  // Only the error: not a line that says it resumes (an interrupted request, "write EPIPE") just before it stops.
+  assert.doesNotMatch(pushed.stderr, /resuming|interrupted/);
   // One transfer, the aborted one: no second upload began, so no byte of the stream went again.
   const { transfers } = await api.transfers();
   assert.deepEqual(transfers.map((x) => [x.id, x.state]), [[uploading.id, 'aborted']]);
   assert.deepEqual((await api.snapshots('home')).snapshots, []);
+});
+
+test('an abort that the push learns of through a request that failed (a line cut, "write EPIPE") stops it with the error alone: no line that says it resumes', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 24 });
+  const server = await pair.startServer();
+  const proxy = await startChaosProxy({ target: { host: '127.0.0.1', port: Number(new URL(server.url).port) } });
+  t.after(() => proxy.close());
+  const s1 = await pair.snapshot('s1');
+  const push = execa('node', [SNAPFERRY_BIN, 'push', '--server', proxy.url, '--volume', 'home', '--compress', 'none', '--limit-rate', '4M', s1], { reject: false, timeout: 120_000 });
+  t.after(() => void push.kill('SIGKILL'));
+  const api = new ServerApi({ server: server.url });
+  const uploading = await until('1 MiB uploaded', async () => (await api.transfers()).transfers.find((x) => x.state === 'uploading' && x.wireOffset > 1024 * 1024), 60_000, 50);
+  // The push's request fails with no answer as the abort comes, and the line stays down until the abort is done:
+  // tus-js-client retries (the request cut, then a connection refused), and its next request finds the upload gone.
+  proxy.refuse(true);
+  await proxy.cutNow();
+  const r = await snapferry(['abort', uploading.id.slice(0, 8), '--server', server.url]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  proxy.refuse(false);
+  const pushed = await push;
+  t.diagnostic(pushed.stderr);
+  assert.equal(pushed.exitCode, EXIT.failed, pushed.stderr);
+  assert.match(pushed.stderr, new RegExp(`transfer ${uploading.id} of s1 was aborted on the server \\(snapferry abort\\); not sent again: push it again to start over`));
+  assert.doesNotMatch(pushed.stderr, /resuming|interrupted|starting over/);
 });

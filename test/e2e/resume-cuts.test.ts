@@ -217,6 +217,39 @@ test('an upload someone aborted on the server (404 on resume) stops the push: ne
   assert.ok(after < 512 * 1024 + BUFFERED_PER_CUT + OVERHEAD, `${after} bytes crossed after the abort`);
 });
 
+test('an abort ends the PATCH in flight at once: on a slow line the push stops with transfer_aborted in seconds, and the server writes nothing more of it', cutTest, async (t) => {
+  const { pair, proxy } = await linkedPair(t, 10);
+  const s1 = await pair.snapshot('s1');
+  // PATCHes double from one frame up to 4 MiB (client/upload/source.ts); the 4 MiB one begins at about 4 MiB.
+  const patchBytes = 4 * 1024 * 1024;
+  proxy.setRate(1024 * 1024);
+  const { result, report } = pushVia(proxy, [s1], { chunkSize: 128 * 1024, patchBytes, compress: 0, stallMs: 60_000 });
+  // Handled from the start: the push may learn of the abort before the abort's own answer comes back.
+  result.catch(() => undefined);
+  const api = new ServerApi({ server: proxy.url });
+  const held = (x: { wireOffset: number; wireHeld?: number | undefined }) => x.wireHeld ?? x.wireOffset;
+  const first = await until('4.5 MiB uploaded', async () => (await api.transfers()).transfers.find((x) => held(x) > 4.5 * 1024 * 1024), 60_000, 50);
+  // Then 2 Mbit/s up: the rest of that PATCH takes over ten seconds.
+  const rate = 256 * 1024;
+  proxy.setRate({ upstream: rate, downstream: null });
+  await new Promise((r) => setTimeout(r, 500));
+  // The spool as the PATCH writes it: held open here, it can still be looked at once the abort deleted it.
+  const spool = await fs.open(path.join(pair.root, 'spool', first.id), 'r');
+  t.after(() => spool.close());
+  await api.abort(first.id);
+  const aborted = Date.now();
+  const atAbort = (await spool.stat()).size;
+  await assert.rejects(result, (err: SnapferryError) => err.code === 'transfer_aborted');
+  const took = Date.now() - aborted;
+  const rest = (2 * patchBytes - atAbort) / rate;
+  t.diagnostic(`the push stopped ${took} ms after the abort, at ${atAbort} bytes; the rest of its PATCH would have taken ${rest.toFixed(1)} s; notes: ${report.notes.join(' | ')}`);
+  assert.ok(rest > 8, `the abort came ${rest.toFixed(1)} s before the PATCH's end: too late to tell`);
+  assert.ok(took < 3000, `the push stopped ${took} ms after the abort`);
+  // Time for a PATCH still read to write another frame (128 KiB at this rate: half a second).
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await spool.stat()).size, atAbort, 'nothing written to the spool after the abort');
+});
+
 test('bytes damaged in the spool never reach btrfs receive: the upload is rewound and resent', cutTest, async (t) => {
   const { pair, server, proxy } = await linkedPair(t, 6, { holdReceives: true });
   const s1 = await pair.snapshot('s1');

@@ -132,3 +132,29 @@ test('an end not recorded is forgotten when its transfer ended meanwhile', async
   await retries.check();
   assert.equal(catalog.transfer('f')!.state, 'aborted');
 });
+
+test('markAltered finds its snapshot by what names it, not by the object a caller holds: read before a write was taken back, or before another finding', async (t) => {
+  const { catalog, disk } = await fullable(t);
+  await catalog.addSnapshot({
+    client: 'laptop', volume: 'home', name: 's1', uuid: 'client-uuid', serverUuid: 'server-uuid', parentUuid: null,
+    receivedAt: '2026-01-01T00:00:00.000Z', rawBytes: 1, wireBytes: 1, transferId: null, altered: null,
+  });
+  const before = catalog.snapshots('laptop', 'home')[0]!;
+  // A finding whose write fails: shown at once (a reader takes that record), then taken back.
+  disk.full = true;
+  const failing = catalog.markAltered(before, ['not_read_only']);
+  const shownWhileWritten = catalog.snapshots('laptop', 'home')[0]!;
+  assert.deepEqual(shownWhileWritten.altered?.what, ['not_read_only']);
+  await assert.rejects(failing, (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
+  assert.equal(catalog.snapshots('laptop', 'home')[0]!.altered, null, 'taken back');
+  disk.full = false;
+  // The reader's record is no longer the view's object; the snapshot is still there, and its finding is recorded.
+  const flagged = await catalog.markAltered(shownWhileWritten, ['received_uuid_lost']);
+  assert.deepEqual(flagged.altered?.what, ['received_uuid_lost'], 'only what was found and written: the failed finding is not made up');
+  // A record from before that finding: the flag gathers both, and keeps the time of the first.
+  const both = await catalog.markAltered(before, ['not_read_only']);
+  assert.deepEqual(both.altered, { foundAt: flagged.altered!.foundAt, what: ['not_read_only', 'received_uuid_lost'] });
+  assert.deepEqual(catalog.snapshots('laptop', 'home')[0], both);
+  // Another subvolume received under the name since is not the one the finding was about.
+  await assert.rejects(catalog.markAltered({ ...before, uuid: 'another' }, ['not_read_only']), (err: SnapferryError) => err.code === 'snapshot_not_found');
+});

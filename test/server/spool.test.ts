@@ -225,3 +225,34 @@ test('held counts the part of a frame still arriving and the part a cut request 
   assert.equal(await append(spool, frames[1]!.wireOffset, wire.subarray(frames[1]!.wireOffset), sink), wire.length);
   assert.deepEqual([await spool.held(ID), (await spool.progress(ID)).wireOffset], [wire.length, wire.length]);
 });
+
+test('drop during an append stops it at once: it rejects with upload_gone without waiting for the body, and writes nothing more', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  const { wire, frames } = await encode(mixedBytes(4 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  const { events, sink } = recordingSink();
+  // Frame 0 and half of frame 1 have arrived; the rest is on its way, and takes its time (a slow line).
+  const body = new PassThrough();
+  const appending = spool.append(ID, body, 0, CHUNK, sink);
+  appending.catch(() => undefined);
+  const into1 = frames[1]!.wireOffset + 100;
+  body.write(wire.subarray(0, into1));
+  for (const end = Date.now() + 5000; (await spool.held(ID)) !== into1; await new Promise((r) => setTimeout(r, 10))) {
+    assert.ok(Date.now() < end, `held ${await spool.held(ID)}, not ${into1}`);
+  }
+  // Open, as the append has it, to see what is written once the files are deleted.
+  const file = await fs.open(layout.spoolFile(ID), 'r');
+  t.after(() => file.close());
+  const before = (await file.stat()).size;
+  await spool.drop(ID);
+  const stopped = await Promise.race([
+    appending.then(() => 'resolved', (err: SnapferryError) => err.code),
+    new Promise((r) => setTimeout(r, 1000, 'still reading')),
+  ]);
+  assert.equal(stopped, 'upload_gone');
+  // The body is ended (nobody reads the rest of frame 1), and nothing more is written: not a kept tail either.
+  assert.ok(body.destroyed);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await file.stat()).size, before);
+  assert.deepEqual(events, [`start ${CHUNK}`, 'stored 0'], 'no frame after the drop reached the sink');
+  assert.equal(spool.arrived(ID), 0, 'nothing counted as arrived after the drop');
+});

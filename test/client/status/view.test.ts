@@ -131,6 +131,25 @@ test('in flight: SENT is what the server holds, the frame still arriving include
   assert.match(renderStatus(report, NOW), /^home\/home\.20250301T0300 +uploading +0 B +\/ ~4\.0 GiB +0% +2\.5 MiB +0$/m);
 });
 
+test('in flight: whether a push is sending an upload right now (the server\'s lease on it), or it waits for the next push; a server that does not say, nothing', () => {
+  const report = buildStatusReport(input({
+    transfers: [
+      transfer({ heldByPush: true }),
+      transfer({ id: 'dd'.repeat(16), volume: 'work', snapshot: 'w1', heldByPush: false, createdAt: '2025-03-01T08:00:00Z' }),
+      transfer({ id: 'ee'.repeat(16), volume: 'old', snapshot: 'o1', createdAt: '2025-03-01T09:00:00Z' }),
+      // A whole stream is no upload: nobody sends it, and nobody needs to.
+      transfer({ id: 'ff'.repeat(16), volume: 'media', snapshot: 'm1', state: 'receiving', heldByPush: false, createdAt: '2025-03-01T10:00:00Z' }),
+    ],
+  }));
+  assert.deepEqual(report.inFlight.map((t) => [t.volume, t.heldByPush]), [['home', true], ['work', false], ['old', null], ['media', null]]);
+  const text = renderStatus(report, NOW);
+  assertFits(text);
+  assert.match(text, /^ {2}transfer 3f2a9c1e, being sent by a push now, started 5h00m ago, 0 B received$/m);
+  assert.match(text, /^ {2}transfer dddddddd, waiting for a push to resume it, started 4h00m ago, 0 B received$/m);
+  assert.match(text, /^ {2}transfer eeeeeeee, started 3h00m ago, 0 B received$/m);
+  assert.match(text, /^ {2}transfer ffffffff, started 2h00m ago, 0 B received$/m);
+});
+
 test('in flight: a volume the column cuts off is named on the line below', () => {
   const report = buildStatusReport(input({ transfers: [transfer({ volume: 'home', snapshot: 'home.20261206T011500Z' })] }));
   const text = renderStatus(report, NOW);
