@@ -11,7 +11,7 @@
  */
 import type { SnapferryError } from '../../core/errors.ts';
 
-export const HOLD_MS = 2000;
+export const HOLD_MS = 5000;
 
 export type RetryListener = (err: SnapferryError, attempt: number) => void;
 

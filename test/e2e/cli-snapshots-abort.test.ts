@@ -100,10 +100,11 @@ test('an abort that the push learns of through a request that failed (a line cut
   const uploading = await until('1 MiB uploaded', async () => (await api.transfers()).transfers.find((x) => x.state === 'uploading' && x.wireOffset > 1024 * 1024), 60_000, 50);
   // The push's request fails with no answer as the abort comes, and the line stays down until the abort is done:
   // tus-js-client retries (the request cut, then a connection refused), and its next request finds the upload gone.
+  // The abort goes straight to the server from here, as quickly as the server's own close races the push's write:
+  // a line that stayed down for seconds would be an interruption the push rightly names (HOLD_MS).
   proxy.refuse(true);
   await proxy.cutNow();
-  const r = await snapferry(['abort', uploading.id.slice(0, 8), '--server', server.url]);
-  assert.equal(r.exitCode, 0, r.stderr);
+  assert.equal((await api.abort(uploading.id)).state, 'aborted');
   proxy.refuse(false);
   const pushed = await push;
   t.diagnostic(pushed.stderr);
