@@ -10,7 +10,7 @@ import { ValidationError } from '../core/errors.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
 import { parseServerUrl } from '../core/server-url.ts';
-import { absolutePathField, durationField, httpUrlField, parsedField, sizeField, timeoutField, volumeNameKey } from '../core/config-fields.ts';
+import { absolutePathField, durationField, httpUrlField, parsedField, sizeField, timeoutField, volumeNameKey, namedEntries, whenParsed } from '../core/config-fields.ts';
 import { sendCompressedModes, type SendCompressedMode } from '../core/btrfs/features.ts';
 import { parseCompressSetting, type CompressSetting } from './push/compression.ts';
 
@@ -48,6 +48,7 @@ const VolumeConfigSchema = z.strictObject({
   message:
     'expected a folder other than source: each snapshot would be taken into the subvolume it is of, beside its ' +
     'files, and every later one would hold an empty folder for each before it; put them beside it, e.g. /.snapshots/NAME',
+  when: whenParsed('source', 'snapshotDir'),
 });
 
 export const ClientConfigSchema = z.strictObject({
@@ -72,7 +73,7 @@ export const ClientConfigSchema = z.strictObject({
    */
   encrypt: absolutePathField().optional(),
   /** By volume name (the name on the server). */
-  volumes: z.record(volumeNameKey(), VolumeConfigSchema).default({}),
+  volumes: namedEntries(volumeNameKey(), VolumeConfigSchema).default({}),
 });
 
 export type ClientConfig = DeepReadonly<z.output<typeof ClientConfigSchema>>;

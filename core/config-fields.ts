@@ -99,3 +99,35 @@ export function httpUrlField() {
     }
   });
 }
+
+/**
+ * A map of named entries (volumes) whose names follow KEY. zod's record does not look at an entry's value when its
+ * key is refused, so a bad name hid every mistake inside that entry until the name was fixed: here the names are
+ * checked beside the values, each entry's value is validated whatever its name, and the file's mistakes come in one
+ * report.
+ */
+export function namedEntries<V extends z.ZodType>(key: z.ZodType<string>, value: V) {
+  return z.record(z.string(), value).superRefine(
+    (entries, ctx) => {
+      for (const name of Object.keys(entries)) {
+        const checked = key.safeParse(name);
+        if (!checked.success) ctx.addIssue({ code: 'invalid_key', origin: 'record', issues: checked.error.issues, input: name, path: [name] });
+      }
+    },
+    // By default a check is skipped once a value had an issue: that was the hiding.
+    { when: (payload) => isMapValue(payload.value) },
+  );
+}
+
+/**
+ * A `when` for a check across fields: run it once those FIELDS parsed, whatever else in the map did not, so that
+ * it is reported beside the other mistakes instead of in a second round after they are fixed.
+ */
+export function whenParsed(...fields: string[]) {
+  return (payload: { value: unknown; issues: readonly { path?: readonly PropertyKey[] | undefined }[] }): boolean =>
+    isMapValue(payload.value) && !payload.issues.some((issue) => fields.includes(String(issue.path?.[0])));
+}
+
+function isMapValue(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -211,17 +211,23 @@ function sourceRelation(snapshot: LocalSnapshot, input: PlanInput): (c: LocalSna
   };
 }
 
-/** A full send because what the volume holds is of another subvolume: the user may have picked the wrong volume. */
+/**
+ * A full send because what the volume holds is of another subvolume: the user may have picked the wrong volume. Only
+ * for a source btrfs names on both sides (sourceRelation's 'other', the rule chooseParent passes over), and the note
+ * names both subvolumes: a received copy (a restore) is of no known source, and was never the reason.
+ */
 function noteOtherSource(snapshot: LocalSnapshot, parent: LocalSnapshot | null, input: Facts, notes: string[]): void {
   if (parent !== null) return;
   const onServer = new Set(input.server.map((s) => s.uuid));
   const known = uniqueByUuid([...input.candidates, ...input.requested, snapshot]);
-  const source = sourceKeys(known);
-  const other = known.filter((c) => onServer.has(c.uuid) && source.get(c.localUuid) !== source.get(snapshot.localUuid)).sort(input.byAge).at(-1);
+  const relation = sourceRelation(snapshot, input);
+  const other = known.filter((c) => onServer.has(c.uuid) && relation(c) === 'other').sort(input.byAge).at(-1);
   if (!other) return;
+  const source = sourceKeys(known);
   notes.push(
-    `sending ${snapshot.name} in full: the snapshots this volume holds (${other.name}, ...) are of another subvolume, and a ` +
-      'snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)',
+    `sending ${snapshot.name} in full: the snapshots this volume holds (${other.name}, ...) are of another subvolume ` +
+      `(${other.name} is a snapshot of subvolume ${source.get(other.localUuid)}, ${snapshot.name} of ${source.get(snapshot.localUuid)}), ` +
+      'and a snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)',
   );
 }
 

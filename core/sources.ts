@@ -4,17 +4,20 @@
  * btrfs records a snapshot's source as its Parent UUID: every snapshot of one subvolume has that subvolume's UUID
  * there. A snapshot that was received (a restore, a btrbk target) has instead the local UUID of the snapshot it was
  * received onto, or none at all for a full receive; so a snapshot whose Parent UUID is another known snapshot's own
- * UUID is of that one's source, and a received chain is one source, whose origin btrfs does not know.
+ * UUID is of that one's source, and a received chain is one source, whose origin btrfs does not know. A received
+ * snapshot whose Parent UUID is no known snapshot (the one it was received onto was deleted since, or is not among
+ * those given) is of such a chain too: that UUID names a copy here, never a source subvolume, and taken for one it
+ * made a restored copy "another subvolume's snapshot" (a full send, and a note to give it a volume of its own).
  */
 import { parseNameTime } from './snapshot-name.ts';
 import { takenOrder } from './taken-order.ts';
 import type { LocalSnapshot } from './local-snapshot.ts';
 
-type Lineage = Pick<LocalSnapshot, 'localUuid' | 'origin'>;
+type Lineage = Pick<LocalSnapshot, 'uuid' | 'localUuid' | 'origin'>;
 
 /**
- * Each snapshot's source, by its local UUID: the source subvolume's UUID, or `received:<UUID of the first of its
- * chain>` for a chain that starts with a full receive (btrfs keeps no source for it).
+ * Each snapshot's source, by its local UUID: the source subvolume's UUID, or `received:<UUID of the first known of
+ * its chain>` for a received chain (btrfs keeps no source for one).
  */
 export function sourceKeys(snapshots: readonly Lineage[]): Map<string, string> {
   const byLocalUuid = new Map(snapshots.map((s) => [s.localUuid, s]));
@@ -27,7 +30,9 @@ export function sourceKeys(snapshots: readonly Lineage[]): Map<string, string> {
       seen.add(at.localUuid);
       at = byLocalUuid.get(at.origin)!;
     }
-    keys.set(s.localUuid, at.origin ?? `received:${at.localUuid}`);
+    // A Received UUID (uuid, the identity, differs from its own UUID): its Parent UUID is what it was received onto.
+    const received = at.uuid !== at.localUuid;
+    keys.set(s.localUuid, at.origin !== null && !received ? at.origin : `received:${at.localUuid}`);
   }
   return keys;
 }

@@ -8,7 +8,7 @@ import { ValidationError } from '../core/errors.ts';
 import { isSafeName, NAME_RULE } from '../core/names.ts';
 import { RetentionPolicy } from '../core/retention-policy.ts';
 import { configFileToUse, loadConfigFile, type DeepReadonly } from '../core/config-file.ts';
-import { absolutePathField, durationField, parsedField, sizeField, timeoutField } from '../core/config-fields.ts';
+import { absolutePathField, durationField, namedEntries, parsedField, sizeField, timeoutField, whenParsed } from '../core/config-fields.ts';
 import { assertOpenAccessAllowed } from './auth.ts';
 import { parsePublicUrl } from './public-url.ts';
 import { StoreConfigSchema, type StoreConfig } from './archive/store-config.ts';
@@ -88,12 +88,10 @@ export const ServerConfigSchema = z.strictObject({
   /** The default policy of every received volume; an empty or missing one prunes nothing. */
   retention: RetentionPolicy.optional(),
   /** Per "CLIENT/VOLUME": a `retention` that replaces the default one as a whole. */
-  volumes: z
-    .record(
-      z.string().refine(isVolumeKey, { message: `expected CLIENT/VOLUME, each a name of ${NAME_RULE}` }),
-      z.strictObject({ retention: RetentionPolicy.optional() }),
-    )
-    .default({}),
+  volumes: namedEntries(
+    z.string().refine(isVolumeKey, { message: `expected CLIENT/VOLUME, each a name of ${NAME_RULE}` }),
+    z.strictObject({ retention: RetentionPolicy.optional() }),
+  ).default({}),
 })
   // Reported beside any other problem of the file (`when`): a config with neither is as wrong as a bad value.
   .refine((c) => c.root !== undefined || c.store !== undefined, {
@@ -102,6 +100,7 @@ export const ServerConfigSchema = z.strictObject({
   })
   .refine((c) => c.archive === undefined || c.store !== undefined, {
     path: ['archive'], message: 'expected archive: only with store: (its chains are an archive server\'s); remove it or add store:',
+    when: whenParsed('archive', 'store'),
   })
   .refine((c) => c.root === undefined || c.store === undefined, {
     path: ['root'], message: 'expected no root with store: (an archive server receives nothing into btrfs); keep one of them',

@@ -1,6 +1,7 @@
 /** The server root must be a directory on btrfs: `btrfs receive` can write nowhere else. Say so before listening. */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { readOnlySubvolumeHolding } from '../core/btrfs/index.ts';
 import { SnapferryError } from '../core/errors.ts';
 
 const BTRFS_SUPER_MAGIC = 0x9123683e;
@@ -18,7 +19,7 @@ export async function checkServerRoot(root: string): Promise<void> {
   }
   await fs.mkdir(root, { recursive: true, mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
     // A recursive mkdir on a read-only filesystem says ENOENT (node 20), not EROFS: access(2) tells.
-    if (err.code === 'EROFS' || (await isReadOnly(existing))) throw readOnlyRoot(root);
+    if (err.code === 'EROFS' || (await isReadOnly(existing))) throw await whyReadOnly(root);
     throw new SnapferryError('root_unusable', `cannot create the server root ${root}: ${err.message}`);
   });
 }
@@ -66,4 +67,28 @@ export function readOnlyRoot(root: string, underSystemd: boolean = runsUnderSyst
     : `the server root ${at} is read-only for this process: its filesystem is mounted read-only (\`findmnt -T ${at}\` shows ` +
       'the mount and its options). Remount it read-write (`mount -o remount,rw MOUNTPOINT`), or give --root a folder on a btrfs mounted read-write';
   return new SnapferryError('root_read_only', message, { details: { root: at, underSystemd } });
+}
+
+/**
+ * The root could not be written (EROFS): why. A read-only subvolume (a snapshot given as --root, or a folder in one)
+ * refuses every write whatever the mount and the unit, so neither ReadWritePaths= nor a remount would help: it is
+ * looked for first, through btrfs's own `ro` property. Else, as readOnlyRoot says, the mount or the unit.
+ */
+export async function whyReadOnly(root: string): Promise<SnapferryError> {
+  // The query only picks the message: one that fails (no btrfs command) leaves the mount's, not a second error.
+  const subvolume = await readOnlySubvolumeHolding(root).catch(() => null);
+  return subvolume === null ? readOnlyRoot(root) : readOnlySubvolumeRoot(root, subvolume);
+}
+
+/** The root is, or is in, a read-only subvolume: the same code (exit 2), the cause and the two ways out. */
+export function readOnlySubvolumeRoot(root: string, subvolume: string): SnapferryError {
+  const at = path.resolve(root);
+  const what = at === subvolume ? 'is a read-only btrfs subvolume (a read-only snapshot)' : `is in ${subvolume}, a read-only btrfs subvolume (a read-only snapshot)`;
+  return new SnapferryError(
+    'root_read_only',
+    `the server root ${at} ${what}, where nothing can be written, whatever the mount. The root must be a writable ` +
+      'subvolume or folder: make one (`btrfs subvolume create DIR`) and give --root DIR, or, if this snapshot is ' +
+      `meant to become the root, make it writable: \`btrfs property set -ts ${subvolume} ro false\``,
+    { details: { root: at, readOnlySubvolume: subvolume } },
+  );
 }

@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import { SnapferryError } from '../core/errors.ts';
 import { describeHolder, isHeld, tryLock, type HeldLock } from '../core/file-lock.ts';
 import { ServerLayout } from './layout.ts';
-import { readOnlyRoot } from './root-check.ts';
+import { whyReadOnly } from './root-check.ts';
 
 export const ROOT_LOCKED = 'root_locked';
 
@@ -29,9 +29,9 @@ export async function assertRootExists(root: string): Promise<void> {
 /** Takes the root's lock for `command`, or throws `root_locked` (exit 1) naming the process that holds it. */
 export async function lockRoot(root: string, command: string): Promise<HeldLock> {
   const layout = new ServerLayout(root);
-  const got = await tryLock(layout.lockFile, command).catch((err: NodeJS.ErrnoException) => {
+  const got = await tryLock(layout.lockFile, command).catch(async (err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') throw noRoot(layout);
-    if (err.code === 'EROFS') throw readOnlyRoot(layout.root);
+    if (err.code === 'EROFS') throw await whyReadOnly(layout.root);
     throw err;
   });
   if (isHeld(got)) return got;

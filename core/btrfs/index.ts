@@ -15,6 +15,7 @@ export {
   deleteSubvolume,
   getReadonly,
   isSubvolume,
+  readOnlySubvolumeHolding,
   setReadonly,
   snapshot,
   subvolumeList,

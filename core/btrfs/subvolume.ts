@@ -87,6 +87,19 @@ export async function getReadonly(subvolume: string, options: RunOptions = {}): 
   return parseReadonlyProperty(await runBtrfs(['property', 'get', '-ts', '--', subvolume, 'ro'], options));
 }
 
+/**
+ * The read-only subvolume (a snapshot, most often) that holds `p`, or null when the one holding it is writable. The
+ * subvolume holding a path is the nearest folder at or above it that is a subvolume's root; a path not made yet is
+ * judged by the folders above it, where it would be made. A filesystem mounted read-only is not this: its
+ * subvolumes' own `ro` property stays false.
+ */
+export async function readOnlySubvolumeHolding(p: string, options: RunOptions = {}): Promise<string | null> {
+  for (let at = path.resolve(p); ; at = path.dirname(at)) {
+    if (await isSubvolume(at)) return (await getReadonly(at, options)) ? at : null;
+    if (at === path.dirname(at)) return null;
+  }
+}
+
 export interface SetReadonlyOptions extends RunOptions {
   /**
    * Needed to make a received subvolume writable (`-f`): btrfs then clears its Received UUID, so it can no longer

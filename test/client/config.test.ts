@@ -87,6 +87,15 @@ test('a volume name too long for its snapshots\' names is refused, as a config k
   assert.match(flag.stderr, /is 239 characters long: a volume name has at most 238 characters/);
 });
 
+test('push --config reports every mistake of the file in one run, each with its line (exit 2)', async () => {
+  const sample = path.resolve(import.meta.dirname, '../fixtures/configs/client/bad-all-at-once.yaml');
+  const expected = (await invalidSamples('client')).find((s) => s.file === sample)!.expected;
+  const run = await snapferry(['push', '--config', sample]);
+  assert.equal(run.exitCode, EXIT.usage, run.stderr);
+  assert.match(run.stderr, /is not valid \(6 problems\):/);
+  for (const line of expected) assert.ok(run.stderr.includes(line), `missing from the one report: ${line}\n${run.stderr}`);
+});
+
 test('compress and limitRate take what the flags take', () => {
   assert.equal(config('server: http://s\ncompress: none\n').compress, 0);
   assert.equal(config('server: http://s\ncompress: 7\n').compress, 7);

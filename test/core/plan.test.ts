@@ -122,7 +122,7 @@ test('a snapshot of another source is never a parent, even when none of its own 
   const other = snap('other', 25, 'elsewhere');
   const plan = planPush({ requested: [c], candidates: [other, c], server: held(other) });
   assert.deepEqual(names(plan.steps), ['full->c']);
-  assert.deepEqual(plan.notes, ['sending c in full: the snapshots this volume holds (other, ...) are of another subvolume, and a snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)']);
+  assert.deepEqual(plan.notes, ['sending c in full: the snapshots this volume holds (other, ...) are of another subvolume (other is a snapshot of subvolume elsewhere, c of src), and a snapshot of another subvolume is never a parent; give each source a volume of its own (--volume NAME)']);
   // With a parent of its own source, nothing to say about the other.
   assert.deepEqual(planPush({ requested: [c], candidates: [b, other, c], server: held(b, other) }).notes, []);
 });
@@ -291,6 +291,20 @@ test('a restored snapshot whose name has no time is dated by the takenAt the ser
   const plan = planPush({ requested: [w10, back, w12], candidates: [w10, back], server });
   assert.deepEqual(names(plan.steps), ['manual->w.20261205T1200']);
   assert.deepEqual(plan.skipped, []);
+});
+
+test('a restored copy received onto one deleted since is a parent, not "another subvolume" (explorer\'s repro)', () => {
+  // Pushed h01, h02; restored both into another folder (h02 onto the restored h01); that h01 copy and the originals
+  // deleted since. The h02 copy's Parent UUID names the deleted copy: before, that was taken for another source, and
+  // push sent h06 in full with a note to give "each source a volume of its own".
+  const h01 = taken('home.20261201T0100', 10, '2026-12-01T01:00:00Z');
+  const h02 = taken('home.20261202T0100', 20, '2026-12-02T01:00:00Z');
+  const copy01 = { ...restored(h01, h01, 30), origin: null }; // a full receive: no Parent UUID
+  const copy02 = restored(h02, copy01, 40);
+  const h06 = taken('home.20261206T0100', 50, '2026-12-06T01:00:00Z');
+  const plan = planPush({ requested: [h06], candidates: [copy02], server: held(h01, h02) });
+  assert.deepEqual(names(plan.steps), ['home.20261202T0100->home.20261206T0100']);
+  assert.deepEqual(plan.notes, []);
 });
 
 test('a snapshot dated by nothing at all puts every snapshot in generation order, as before snapshot times', () => {

@@ -4,9 +4,11 @@ import type { LocalSnapshot } from '../../core/plan.ts';
 import { sourceGroups } from '../../core/sources.ts';
 import { mixedSourcesError } from '../../client/push/mixed-sources.ts';
 
+// A snapshot taken here: its identity is its own UUID (a received one's is its Received UUID, `received` below).
 const snap = (name: string, generation: number, origin: string | null, localUuid = `local-${name}`): LocalSnapshot => ({
-  name, path: `/snapshots/${name}`, uuid: `uuid-${name}`, localUuid, origin, generation, created: null, time: null,
+  name, path: `/snapshots/${name}`, uuid: localUuid, localUuid, origin, generation, created: null, time: null,
 });
+const received = (s: LocalSnapshot, receivedUuid: string): LocalSnapshot => ({ ...s, uuid: receivedUuid });
 
 test('snapshots group by their source (Parent UUID), oldest first, labelled by their common btrbk NAME', () => {
   const given = [snap('home.20261204T0400', 40, 'home-src'), snap('data.20261204T0200', 20, 'data-src'), snap('data.20261204T0100', 10, 'data-src')];
@@ -25,6 +27,18 @@ test('a received chain is one source: a full receive, then each snapshot receive
   assert.deepEqual(sourceGroups(chain).map((g) => [g.origin, g.snapshots.length]), [[null, 3]]);
   // Two full receives are two sources: nothing says they are of one.
   assert.equal(sourceGroups([snap('x', 1, null), snap('y', 2, null)]).length, 2);
+});
+
+test('a received copy whose Parent UUID is no known snapshot (the one it was received onto is gone) is of no known source', () => {
+  // Restored onto an earlier restored copy that was deleted since: its Parent UUID names that copy, not a subvolume.
+  const own = snap('home.20261206T0100', 30, 'home-src');
+  const back = received(snap('home.20261202T0100', 20, 'deleted-restored-copy'), 'uuid-of-the-original');
+  assert.deepEqual(sourceGroups([own, back]).map((g) => [g.origin, g.snapshots.map((s) => s.name)]), [
+    ['home-src', ['home.20261206T0100']],
+    [null, ['home.20261202T0100']],
+  ]);
+  // Taken here from a subvolume no longer listed: that is its source, as btrfs says.
+  assert.deepEqual(sourceGroups([snap('x', 1, 'gone-src')]).map((g) => g.origin), ['gone-src']);
 });
 
 test('the refusal lists each source and the command that pushes it on its own', () => {

@@ -13,7 +13,7 @@ import { SnapferryError } from '../../core/errors.ts';
 import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
 import { checkServerRoot, readOnlyRoot } from '../../server/root-check.ts';
 import { lockRoot } from '../../server/root-lock.ts';
-import { createSmallBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { createSmallBtrfs, rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
 
 function assertReadOnlyRoot(err: unknown, root: string): true {
   assert.ok(err instanceof SnapferryError, String(err));
@@ -72,4 +72,40 @@ test('a read-only root, serve run by hand: says the mount is read-only and names
 test('the message for a read-only root, by hand and under the unit', () => {
   assert.doesNotMatch(readOnlyRoot('/srv/x', false).message, /systemctl|ReadWritePaths/);
   assert.match(readOnlyRoot('/srv/x', true).message, /ReadWritePaths=\/srv\/x\n/);
+});
+
+test('a read-only snapshot as root (or a folder in one): says so and how to get a writable root, not ReadWritePaths= or a remount (exit 2)', rootOnly, async (t) => {
+  const btrfs = await createSmallBtrfs(t, 128);
+  const source = path.join(btrfs.mountPoint, 'root');
+  await execa('btrfs', ['subvolume', 'create', source]);
+  const snapshot = path.join(btrfs.mountPoint, 'root.ro');
+  await snapshotReadonly(source, snapshot);
+  const { INVOCATION_ID: _ignored, ...byHand } = process.env;
+
+  for (const env of [byHand, { ...byHand, INVOCATION_ID: '0123456789abcdef0123456789abcdef' }]) {
+    const run = await serveOn(snapshot, env);
+    assert.equal(run.exitCode, EXIT.usage, run.stderr);
+    assert.ok(run.stderr.includes(`the server root ${snapshot} is a read-only btrfs subvolume (a read-only snapshot)`), run.stderr);
+    assert.match(run.stderr, /The root must be a writable subvolume or folder: make one \(`btrfs subvolume create DIR`\)/);
+    assert.ok(run.stderr.includes(`\`btrfs property set -ts ${snapshot} ro false\``), run.stderr);
+    assert.doesNotMatch(run.stderr, /read-only for this process|ReadWritePaths|remount/, run.stderr);
+  }
+
+  // A root to make inside the snapshot (checkServerRoot's mkdir), and one that exists in it (the lock file).
+  const inside = path.join(snapshot, 'srv', 'snapferry');
+  await assert.rejects(checkServerRoot(inside), (err) => {
+    assert.ok(err instanceof SnapferryError && err.code === 'root_read_only', String(err));
+    assert.ok(err.message.startsWith(`the server root ${inside} is in ${snapshot}, a read-only btrfs subvolume`), err.message);
+    assert.deepEqual(err.details, { root: inside, readOnlySubvolume: snapshot });
+    assert.equal(exitCodeFor(err), 2);
+    return true;
+  });
+  await execa('btrfs', ['property', 'set', '-ts', snapshot, 'ro', 'false']);
+  await execa('mkdir', ['-p', inside]);
+  await execa('btrfs', ['property', 'set', '-ts', snapshot, 'ro', 'true']);
+  await assert.rejects(lockRoot(inside, 'snapferry prune-server'), (err) => {
+    assert.ok(err instanceof SnapferryError && err.code === 'root_read_only', String(err));
+    assert.ok(err.message.includes(`is in ${snapshot}, a read-only btrfs subvolume`), err.message);
+    return true;
+  });
 });
