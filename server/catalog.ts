@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { RemovedSnapshot, Snapshot, Transfer, alterations, finalStates, type Alteration } from '../core/protocol.ts';
 import { SnapferryError } from '../core/errors.ts';
 import { canMove, endsUnreceived } from './transfer-moves.ts';
+import { namespacedUuid } from '../core/uuid-namespace.ts';
 
 /** The catalog's own records are the API's shapes plus the owner, so the two cannot drift apart. */
 const owner = { client: z.string(), volume: z.string() };
@@ -30,6 +31,8 @@ const SnapshotRecord = Snapshot.extend(owner).extend({
    * word, never shown to a client.
    */
   receivedUuid: z.string().optional(),
+  // `uuidUnknown` (from Snapshot): adopted from the disk without its transfer; `uuid` is then the Received UUID, until
+  // learnUuids finds the client's.
 });
 export type SnapshotRecord = z.infer<typeof SnapshotRecord>;
 
@@ -93,14 +96,15 @@ export class Catalog {
       }
       throw err;
     }
-    const parsed = CatalogFile.safeParse(JSON.parse(text));
-    if (!parsed.success) {
-      throw new CatalogError(
-        'catalog_corrupt',
-        `the catalog ${file} is not valid (${parsed.error.issues[0]?.message ?? 'unknown'}); restore it from a ` +
-          'backup or move it away to rebuild it from the subvolumes on disk',
-      );
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      // Cut short or garbled (a disk that lost its tail, an edit by hand): the same advice as a record that is wrong.
+      throw corrupt(file, `not JSON: ${(err as Error).message}`);
     }
+    const parsed = CatalogFile.safeParse(json);
+    if (!parsed.success) throw corrupt(file, parsed.error.issues[0]?.message ?? 'unknown');
     return new Catalog(file, parsed.data, writer);
   }
 
@@ -191,6 +195,29 @@ export class Catalog {
     return this.data.removed.filter((r) => r.client === client && r.volume === volume);
   }
 
+  /**
+   * Learns the client UUIDs of `client`'s snapshots adopted without them (`uuidUnknown`, server/uuid-namespace.ts):
+   * one of `uuids` is a snapshot's when namespacedUuid(client, it) is its Received UUID on disk, proof enough (a v5
+   * UUID of another name cannot be it). Kept on disk, so that lookups by UUID, a restore's toClient and the saved
+   * digest's name are right from then on. Returns the snapshots learnt. Called wherever a client names its UUIDs,
+   * before they are looked up.
+   */
+  async learnUuids(client: string, uuids: Iterable<string | null | undefined>): Promise<SnapshotRecord[]> {
+    const unknown = this.data.snapshots.filter((s) => s.client === client && s.uuidUnknown);
+    if (unknown.length === 0) return [];
+    const byDisk = new Map<string, string>();
+    for (const u of uuids) if (u) byDisk.set(namespacedUuid(client, u), u.toLowerCase());
+    const learnt = (s: SnapshotRecord): SnapshotRecord | null => {
+      const own = s.client === client && s.uuidUnknown && s.receivedUuid !== undefined ? byDisk.get(s.receivedUuid) : undefined;
+      if (own === undefined) return null;
+      const { uuidUnknown: _u, ...known } = s;
+      return { ...known, uuid: own };
+    };
+    if (!unknown.some((s) => learnt(s) !== null)) return [];
+    await this.change((data) => ({ ...data, snapshots: data.snapshots.map((s) => learnt(s) ?? s) }));
+    return this.data.snapshots.filter((s) => s.client === client && unknown.some((o) => sameSnapshot(o, s)) && !s.uuidUnknown);
+  }
+
   async addSnapshot(record: SnapshotRecord): Promise<void> {
     const parsed = SnapshotRecord.parse(record);
     await this.change((data) => ({
@@ -268,6 +295,14 @@ export class Catalog {
     await this.writer(this.file, JSON.stringify(data, null, 1));
   }
 
+}
+
+function corrupt(file: string, why: string): CatalogError {
+  return new CatalogError(
+    'catalog_corrupt',
+    `the catalog ${file} is not valid (${why}); restore it from a backup or move it away to rebuild it from the ` +
+      'subvolumes on disk',
+  );
 }
 
 /** The same snapshot record: one name per volume. */

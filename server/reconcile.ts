@@ -86,9 +86,12 @@ async function adoptUnrecorded(layout: ServerLayout, catalog: Catalog, client: S
     // Its transfer says which client UUID it is: the one whose Received UUID on disk it has (server/uuid-namespace.ts).
     const toDisk = toDiskMap(catalog, client);
     const transfer = catalog.transfers({ client, volume }).find((t) => toDisk(t.uuid) === shown.receivedUuid);
+    // Without its transfer (long forgotten, or lost with the catalog) only the Received UUID is left, which is not
+    // the client's UUID and cannot be computed back to it: recorded as unknown, the Received UUID standing in, until
+    // the client names its UUID (Catalog.learnUuids; server/uuid-namespace.ts).
+    const id = transfer ? { uuid: transfer.uuid } : { uuid: shown.receivedUuid, uuidUnknown: true as const };
     await catalog.addSnapshot({
-      // Without its transfer (long forgotten), only the Received UUID is known: recorded as the UUID too, as before.
-      client, volume, name, uuid: transfer?.uuid ?? shown.receivedUuid, receivedUuid: shown.receivedUuid,
+      client, volume, name, ...id, receivedUuid: shown.receivedUuid,
       serverUuid: shown.uuid, parentUuid: transfer?.parentUuid ?? null,
       receivedAt: new Date().toISOString(), rawBytes: transfer?.rawBytes ?? 0, wireBytes: transfer?.wireBytes ?? 0,
       transferId: transfer?.id ?? null, createdAt: transfer?.snapshotCreatedAt ?? null, takenAt: transfer?.snapshotTakenAt ?? null,

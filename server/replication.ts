@@ -182,7 +182,9 @@ export class ReplicationService implements AppService {
   async lookUpUpload(): Promise<void> {}
 
   /** A received snapshot sent back by this server's own btrfs send (server/restore.ts). */
-  restoreStream(req: RestoreRequest): Promise<RestoreStream> {
+  async restoreStream(req: RestoreRequest): Promise<RestoreStream> {
+    // The parent the client names may be one the catalog holds without its client UUID (server/uuid-namespace.ts).
+    await this.catalog.learnUuids(req.client, [req.parentUuid]);
     return openRestoreStream(this, req);
   }
 
@@ -329,6 +331,11 @@ export class ReplicationService implements AppService {
   }
 
   /** Of one client (and volume), or of all. */
+  /** Catalog.learnUuids: the client UUIDs of snapshots adopted without them (server/uuid-namespace.ts). */
+  learnUuids(client: string, uuids: Iterable<string | null | undefined>): Promise<SnapshotRecord[]> {
+    return this.catalog.learnUuids(client, uuids);
+  }
+
   snapshotRecords(client?: string, volume?: string): SnapshotRecord[] {
     return (client === undefined ? this.catalog.allSnapshots() : this.catalog.snapshots(client, volume)).map((s) => ({ ...s }));
   }

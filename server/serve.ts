@@ -134,7 +134,7 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
     });
     await service.start();
     const verify = new VerifyJobs(service, treeDigestEngine(options.log), options.log, options.verify);
-    const dropped = await verify.saved.sweep({ allSnapshots: () => service.snapshotRecords() });
+    const dropped = await verify.saved.sweep({ allSnapshots: () => service.snapshotRecords(), learnUuids: (client, uuids) => service.learnUuids(client, uuids) });
     if (dropped > 0) options.log.info({ dropped }, 'dropped the saved digests of snapshots the server no longer holds');
     return { service, verify, where: { root: options.root }, close: () => service.close() };
   });

@@ -12,31 +12,24 @@
  * Another client's subvolume is out of reach: its Received UUID is a v5 of another name (finding a preimage of
  * SHA-1 under a fixed prefix is out of reach) or, from before namespacing, a raw UUID that only its own client's
  * catalog maps to.
+ *
+ * A snapshot adopted from the disk without its transfer (the catalog was lost and rebuilt, server/reconcile.ts) has
+ * only its Received UUID left, and a v5 UUID cannot be computed back to the client's: its record says so
+ * (`uuidUnknown`, with `uuid` holding the Received UUID, which matches no client UUID). It is the client's UUID u
+ * when namespacedUuid(client, u) is its Received UUID, and the catalog learns u the first time the client names it
+ * (Catalog.learnUuids: a creation's uuid and parent, a restore's parent, a saved digest's file name); a client
+ * knows it in a listing the same way (core/uuid-namespace.ts withClientUuids). toDisk needs nothing of it: the
+ * namespaced UUID is what the second rule gives for u, and the first for the Received UUID itself (what a client
+ * that restored the snapshot before u was learnt holds it as). Until then a restore of it carries the Received UUID.
  */
-import crypto from 'node:crypto';
 import type { SendUuidMap } from '../core/wire/index.ts';
+import { namespacedUuid } from '../core/uuid-namespace.ts';
 
-/** Fixed for ever: every namespaced Received UUID on every server is derived from it. */
-export const SNAPFERRY_UUID_NAMESPACE = '00dbbc7b-956c-4286-a4b2-a2a5d20b844b';
+export { SNAPFERRY_UUID_NAMESPACE, namespacedUuid, uuidV5 } from '../core/uuid-namespace.ts';
 
 /** What the maps need of the catalog: one client's snapshots. */
 export interface NamespacedSnapshots {
   snapshots(client: string): readonly { uuid: string; receivedUuid?: string | undefined }[];
-}
-
-/** UUIDv5 of `name` in `namespace`: SHA-1 of the namespace's 16 bytes and the name, version and variant bits set. */
-export function uuidV5(namespace: string, name: string): string {
-  const hash = crypto.createHash('sha1').update(Buffer.from(namespace.replaceAll('-', ''), 'hex')).update(name, 'utf8').digest();
-  const b = hash.subarray(0, 16);
-  b[6] = (b[6]! & 0x0f) | 0x50;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const hex = b.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
-}
-
-/** The Received UUID a new snapshot of `client` with UUID `uuid` gets on disk. (Client names hold no `/`.) */
-export function namespacedUuid(client: string, uuid: string): string {
-  return uuidV5(SNAPFERRY_UUID_NAMESPACE, `${client}/${uuid.toLowerCase()}`);
 }
 
 /** The Received UUID on disk of a catalogued snapshot. */
@@ -63,7 +56,8 @@ export function toDiskMap(catalog: NamespacedSnapshots, client: string): SendUui
 
 /**
  * toClient for `client`'s restores: a Received UUID on disk back to the client's UUID, over the client's catalog
- * only. A UUID it does not know passes unchanged (a subvolume's own UUID, which the client's receive does not use).
+ * only. A UUID it does not know passes unchanged (a subvolume's own UUID, which the client's receive does not use);
+ * so does the Received UUID of a snapshot whose client UUID the catalog has not learnt yet (`uuidUnknown`).
  */
 export function toClientMap(catalog: NamespacedSnapshots, client: string): SendUuidMap {
   const back = new Map(catalog.snapshots(client).map((s) => [receivedUuidOf(s), s.uuid]));

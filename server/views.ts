@@ -290,7 +290,8 @@ export async function volumesFor(service: Pick<ServiceViews, 'volumes' | 'client
 }
 
 export async function snapshotsFor(service: Pick<ServiceViews, 'snapshots' | 'clients'>, caller: Caller, volume: SafeName, query: string | undefined) {
-  if (caller.role === 'client') return { volume, ...(await service.snapshots(caller.client, volume)) };
+  // `client`: what a snapshot whose UUID the server lost is namespaced under (Snapshot.uuidUnknown).
+  if (caller.role === 'client') return { volume, client: caller.client, ...(await service.snapshots(caller.client, volume)) };
   const snapshots: (Snapshot & { client: string })[] = [];
   // Removed-snapshot notes already carry their `client`.
   const removed = [];

@@ -13,6 +13,7 @@ import type { LocalSnapshot } from '../../core/plan.ts';
 import { snapshotTimes } from './taken-at.ts';
 import { SNAPPER_SNAPSHOT, snapperDate, snapperName } from './snapper.ts';
 import { parseNameTime } from '../../core/snapshot-name.ts';
+import { namespacedUuid } from '../../core/uuid-namespace.ts';
 
 export class SnapshotArgumentError extends SnapferryError {}
 
@@ -149,13 +150,16 @@ export async function resolveRequested(args: readonly string[], options: Resolve
  * Read-only subvolumes of the filesystem holding `near` whose identity is in `wanted` (the server's snapshots):
  * the possible parents. Only these few are looked at closely.
  */
-export async function findParentCandidates(near: string, wanted: ReadonlySet<string>): Promise<LocalSnapshot[]> {
+export async function findParentCandidates(near: string, wanted: ReadonlySet<string>, namespacedFor?: string): Promise<LocalSnapshot[]> {
   if (wanted.size === 0) return [];
   const listed = await btrfs.subvolumeList(near, { readonlyOnly: true });
   const out: LocalSnapshot[] = [];
+  // With `namespacedFor` (a client name), a UUID is wanted in that client's namespace on the server too: a snapshot
+  // the server lists without knowing its UUID (Snapshot.uuidUnknown, core/uuid-namespace.ts).
+  const isWanted = (id: string) => wanted.has(id) || (namespacedFor !== undefined && wanted.has(namespacedUuid(namespacedFor, id)));
   for (const entry of listed) {
     const id = entry.receivedUuid ?? entry.uuid;
-    if (!wanted.has(id) || entry.absolutePath === null) continue;
+    if (!isWanted(id) || entry.absolutePath === null) continue;
     const info = await btrfs.subvolumeShow(entry.absolutePath).catch(() => null);
     if (!info || identity(info) !== id) continue;
     const snapper = snapperName(entry.absolutePath);

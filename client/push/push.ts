@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import { parseVolumeName } from '../../core/snapshot-name.ts';
 import { planPush, serverView, type LocalSnapshot, type Plan, type PlanStep } from '../../core/plan.ts';
+import { withClientUuids } from '../../core/uuid-namespace.ts';
 import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL } from '../../core/wire/index.ts';
@@ -185,8 +186,11 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
  */
 async function planOn(held: SnapshotList, requested: readonly LocalSnapshot[], sealing: Sealing, changedParents: ReadonlySet<string>): Promise<Plan> {
   const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
-  const candidates = await findParentCandidates(requested[0]!.path, wanted);
-  return planPush({ requested, candidates, server: serverView(held.snapshots), removed: held.removed, sealing, changedParents });
+  // A snapshot the server lost the UUID of is listed by its namespaced one (Snapshot.uuidUnknown): found here by it.
+  const lost = held.snapshots.some((s) => s.uuidUnknown) ? held.client : undefined;
+  const candidates = await findParentCandidates(requested[0]!.path, wanted, lost);
+  const server = withClientUuids(held.snapshots, held.client, [...requested, ...candidates].map((s) => s.uuid));
+  return planPush({ requested, candidates, server: serverView(server), removed: held.removed, sealing, changedParents });
 }
 
 /** --send-compressed, decided once per push; a resumed transfer keeps its own (client/push/send-snapshot.ts). */

@@ -8,6 +8,7 @@
  * whole download (sealingWatch). Every failure is a typed error that says whether another try can help
  * (client/restore/restore.ts decides on it).
  */
+import { withClientUuids } from '../../core/uuid-namespace.ts';
 import { RESTORE_HEADERS, SnapshotList, routes, type Snapshot } from '../../core/protocol.ts';
 import { ByteQueue, FrameError, FrameParser, SEALING_PREFIX_BYTES, sealingOfStart, type FrameParserState } from '../../core/wire/index.ts';
 import { restoreRefusal, type Sealing } from '../../core/sealing.ts';
@@ -37,14 +38,21 @@ interface StreamingResponse {
   body: ReadableStream<Uint8Array> | null;
 }
 
-/** The volume's snapshots on the server, oldest first. */
-export async function fetchCatalog(http: RestoreHttp, volume: string): Promise<Snapshot[]> {
-  if (http.client === undefined) return (await http.api.snapshots(volume)).snapshots;
+/**
+ * The volume's snapshots on the server, oldest first, each as `own` (the UUIDs of the snapshots here) knows it: one
+ * whose UUID the server lost is listed by its namespaced one (Snapshot.uuidUnknown, core/uuid-namespace.ts).
+ */
+export async function fetchCatalog(http: RestoreHttp, volume: string, own: readonly string[] = []): Promise<Snapshot[]> {
+  if (http.client === undefined) {
+    const list = await http.api.snapshots(volume);
+    return withClientUuids(list.snapshots, list.client, own);
+  }
   const url = http.api.url(`${routes.snapshots(volume)}?client=${encodeURIComponent(http.client)}`);
   const res = await send(http, url, http.signal);
   const parsed = SnapshotList.safeParse(await res.json());
   if (!parsed.success) throw new ServerError('bad_response', `${url} answered something that is not a snapferry snapshot list; is --server right?`, res.status, { retryable: false });
-  return parsed.data.snapshots;
+  // An admin's listing of one client: that client's namespace.
+  return withClientUuids(parsed.data.snapshots, http.client, own);
 }
 
 /** The slowest pace at which a server regenerates and hashes the frames a resumed restore skips. */

@@ -117,9 +117,9 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     ...(options.signal ? { signal: options.signal } : {}),
   };
   try {
-    const catalog = await fetchCatalog(http, volume);
     const local = await readonlySnapshotsIn(parentDir);
     if (parentDir !== destDir) local.push(...(await readonlySnapshotsIn(destDir)));
+    const catalog = await fetchCatalog(http, volume, local.map((l) => l.identity));
     const plan = planRestore({ name, volume, catalog, local });
     if (plan.present === null) refuseBySealing([...plan.before, plan.target], sealingOfKey(sealKey));
     if (plan.before.length > 0) {

@@ -20,6 +20,7 @@
  * Not by listOwnSnapshots()'s order (names): a snapshot named with a wrong clock sorted after the real ones, so
  * every unpushed snapshot before it counted as older than "the newest both sides hold", and was deleted.
  */
+import { withClientUuids } from '../../core/uuid-namespace.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { describeError } from '../../core/errors.ts';
 import { nextParent, planPush, serverView } from '../../core/plan.ts';
@@ -114,7 +115,9 @@ export async function pruneLocal(api: ServerApi, volume: string, settings: Prune
   if (!prunes(policy) || own.length === 0) {
     return { plan: planRetention(dated, {}, new Map(), now), deleted: [], failed: [], notes };
   }
-  const [server, transfers] = await Promise.all([api.snapshots(volume), api.transfers()]);
+  const [list, transfers] = await Promise.all([api.snapshots(volume), api.transfers()]);
+  // As push plans on it: a snapshot whose UUID the server lost is known by its namespaced one (core/uuid-namespace.ts).
+  const server = { ...list, snapshots: withClientUuids(list.snapshots, list.client, own.map((s) => s.uuid)) };
   // Read only once there is something to prune; a missing or damaged key file stops prune as it stops push.
   const sealing = sealingOfKey(options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt));
   const plan = planRetention(dated, policy, localProtections(own, server, transfers.transfers, { volume, now, sealing }), now);

@@ -3,6 +3,7 @@
  * each checked against the server's copy (client/verify/check.ts). Every snapshot is checked and shown; then a
  * difference anywhere is a VerifyDifferences error (its own exit code, client/exit-codes.ts).
  */
+import { withClientUuids } from '../../core/uuid-namespace.ts';
 import path from 'node:path';
 import { parseName } from '../../core/names.ts';
 import type { LocalSnapshot } from '../../core/plan.ts';
@@ -56,7 +57,9 @@ export async function verify(options: VerifyOptions, view: VerifyView): Promise<
     for (const spec of options.volumes) {
       const volume = parseName(spec.volume, 'volume');
       const { named, found } = await localSnapshots(spec.snapshots);
-      const listed = await api.snapshots(volume);
+      const list = await api.snapshots(volume);
+      // A snapshot the server lost the UUID of is known here by its namespaced one (core/uuid-namespace.ts).
+      const listed = { ...list, snapshots: withClientUuids(list.snapshots, list.client, [...named, ...found].map((s) => s.uuid)) };
       const targets = chooseTargets({ named, found, server: listed.snapshots, volume, ...(options.sample ? { sample: options.sample } : {}), ...(options.rotation !== undefined ? { rotation: options.rotation } : {}) });
       const here = [...named, ...found];
       for (const target of targets) {

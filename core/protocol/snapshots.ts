@@ -22,6 +22,12 @@ export const Snapshot = z.object({
   name: z.string(),
   /** The client snapshot's UUID, which is the received subvolume's Received UUID on the server. */
   uuid: z.string(),
+  /**
+   * True where the server no longer knows the client's UUID (it rebuilt its catalog from the disk, where only the
+   * Received UUID in the client's namespace is left): `uuid` is then that Received UUID, namespacedUuid(client, the
+   * client's UUID) (core/uuid-namespace.ts), which a client matches with withClientUuids. Absent otherwise.
+   */
+  uuidUnknown: z.literal(true).optional(),
   /** The received subvolume's own UUID on the server. */
   serverUuid: z.string(),
   parentUuid: z.string().nullable(),
@@ -70,6 +76,8 @@ export type RemovedSnapshot = z.infer<typeof RemovedSnapshot>;
 
 export const SnapshotList = z.object({
   volume: z.string(),
+  /** Whose snapshots: the name a snapshot's `uuidUnknown` UUID is namespaced under. Absent from older servers. */
+  client: z.string().optional(),
   snapshots: z.array(Snapshot),
   removed: z.array(RemovedSnapshot),
   /**

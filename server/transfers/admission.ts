@@ -34,6 +34,9 @@ export class Admission {
     const wait = this.creations.take(client);
     if (wait > 0) throw tooManyCreations(client, this.limits, wait);
     const c = parseCreation(metadata, await btrfsFeatures());
+    // Before anything looks them up: a snapshot the catalog holds without its client UUID (rebuilt from the disk) is
+    // the one this upload names, or its parent (server/uuid-namespace.ts).
+    await catalog.learnUuids(client, [c.uuid, c.parentUuid]);
     const stats = await fs.statfs(layout.spool);
     checkFreeSpace(stats.bavail * stats.bsize, c.chunkSize);
     const spools = await clientSpools(this.disk, client);

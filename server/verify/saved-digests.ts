@@ -23,8 +23,20 @@ export class SavedDigests {
     await fs.rm(this.file(client, volume, uuid), { force: true });
   }
 
-  /** Deletes the digests of snapshots the catalog does not hold; returns how many. */
-  async sweep(catalog: Pick<Catalog, 'allSnapshots'>): Promise<number> {
+  /**
+   * Deletes the digests of snapshots the catalog does not hold; returns how many. A digest is named by the client's
+   * UUID, so one of a snapshot the catalog holds without it (rebuilt from the disk, server/uuid-namespace.ts) tells
+   * the catalog that UUID, and stays.
+   */
+  async sweep(catalog: Pick<Catalog, 'allSnapshots' | 'learnUuids'>): Promise<number> {
+    const named = new Map<string, string[]>();
+    for (const client of await names(this.layout.digests)) {
+      for (const volume of await names(path.join(this.layout.digests, client))) {
+        const files = await names(path.join(this.layout.digests, client, volume));
+        named.set(client, [...(named.get(client) ?? []), ...files.filter((f) => f.endsWith(SUFFIX)).map((f) => f.slice(0, -SUFFIX.length))]);
+      }
+    }
+    for (const [client, uuids] of named) await catalog.learnUuids(client, uuids);
     const held = new Set(catalog.allSnapshots().map((s) => `${s.client}/${s.volume}/${s.uuid}${SUFFIX}`));
     let dropped = 0;
     for (const client of await names(this.layout.digests)) {
