@@ -58,6 +58,11 @@ export interface RestoreSource {
   snapshots(client: SafeName, volume: SafeName): Promise<SnapshotList>;
   snapshotPath(client: SafeName, volume: SafeName, name: SafeName): string;
   clientUuids(client: string): SendUuidMap;
+  /**
+   * Marks the snapshots as being sent until the returned function is called, so that retention does not delete them
+   * under their btrfs send (server/sends.ts).
+   */
+  holdSend?(client: SafeName, volume: SafeName, uuids: string[]): () => void;
 }
 
 export async function openRestoreStream(service: RestoreSource, req: RestoreRequest): Promise<RestoreStream> {
@@ -85,14 +90,24 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
     throw new ValidationError(`${req.snapshot} cannot be its own parent`, { details: { parentUuid: parent.uuid } });
   }
   const path = (s: Snapshot) => service.snapshotPath(req.client, req.volume, s.name as SafeName);
+  // Held from the turn the snapshots were found in (no await since): a pruning pass after it passes them over.
+  const release = service.holdSend?.(req.client, req.volume, parent ? [snapshot.uuid, parent.uuid] : [snapshot.uuid]) ?? (() => undefined);
 
   // Stream version 1, asked for by name: what every btrfs receive reads, and what a later btrfs-progs with another
   // default still regenerates for a resume.
-  const send = btrfs.send(path(snapshot), {
-    ...(parent ? { parent: path(parent) } : {}),
-    ...sendOptionsFor('v1', await btrfsFeatures()),
-    ...(req.signal ? { signal: req.signal } : {}),
-  });
+  let send: ReturnType<typeof btrfs.send>;
+  try {
+    send = btrfs.send(path(snapshot), {
+      ...(parent ? { parent: path(parent) } : {}),
+      ...sendOptionsFor('v1', await btrfsFeatures()),
+      ...(req.signal ? { signal: req.signal } : {}),
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  // Held until btrfs send has exited, whichever way: stopped, failed or done.
+  send.done.then(release, release);
   // The subvolume sends its Received UUIDs on disk, in the client's namespace (server/uuid-namespace.ts): mapped
   // back to the client's, from the catalog alone, so the same send gives the same bytes for a resume to compare.
   const toClient = new SendStreamUuidRewriter(service.clientUuids(req.client));
