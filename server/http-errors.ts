@@ -74,6 +74,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   too_many_creations: 429,
   too_many_connections: 429,
   too_many_verifies: 429,
+  too_many_restores: 429,
   verify_busy: 409,
   verify_not_ready: 409,
   // An archive server: no snapshot on disk to digest.
