@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { ServerApi } from '../../client/http/api.ts';
@@ -136,4 +138,37 @@ test('a snapshot a restore is sending is not pruned under it: kept until the sen
   assert.deepEqual(removed.snapshots.map((s) => s.name), [name(2)]);
   assert.equal(removed.removed.find((r) => r.name === name(1))?.reason, PRUNED_REASON);
   assert.equal(await btrfs.isSubvolume(pair.receivedPath('home', name(1))), false, 'deleted from disk');
+});
+
+test('a delete btrfs refuses (a btrfs send the server does not run reads the snapshot) records no removal: it stays listed, and a later pruning deletes it', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(16 * 1024 * 1024));
+  const server = await serverWith(t, pair, { last: 1 });
+  const pushed = async (hour: number) => {
+    await fs.writeFile(path.join(pair.source, `change-${hour}`), `${hour}\n`);
+    await push({ server: server.url, volume: 'home', snapshots: [await pair.snapshot(name(hour))] }, recordingReporter());
+    await server.service.idle();
+  };
+  await pushed(1);
+  // An admin's send, its output never read: it stays in progress, and btrfs refuses to delete what it reads (EPERM).
+  const foreign = spawn('btrfs', ['send', pair.receivedPath('home', name(1))], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const exited = once(foreign, 'exit');
+  t.after(() => void foreign.kill('SIGKILL'));
+  foreign.stdout.pause();
+  await sleep(1000);
+
+  await pushed(2);
+  const api = new ServerApi({ server: server.url });
+  const during = await api.snapshots('home');
+  assert.deepEqual(during.snapshots.map((s) => s.name), [name(1), name(2)], 'still listed: it is still on disk');
+  assert.deepEqual(during.removed, [], 'no removal recorded that did not happen');
+  assert.ok(await btrfs.isSubvolume(pair.receivedPath('home', name(1))));
+
+  foreign.kill('SIGKILL');
+  await exited;
+  await pushed(3);
+  const after = await api.snapshots('home');
+  assert.deepEqual(after.snapshots.map((s) => s.name), [name(3)]);
+  assert.deepEqual(after.removed.map((r) => [r.name, r.reason]), [[name(1), PRUNED_REASON], [name(2), PRUNED_REASON]]);
+  assert.equal(await btrfs.isSubvolume(pair.receivedPath('home', name(1))), false);
 });
