@@ -15,7 +15,10 @@ import { rootOnly } from '../fixtures/btrfs.ts';
 import { push } from '../../client/push/push.ts';
 import { routes } from '../../core/protocol.ts';
 import { ChildProcesses, freePort, type ServeProcess } from './processes.ts';
-import { createPair, recordingReporter, until } from './harness.ts';
+import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
+import { restore } from '../../client/restore/restore.ts';
+import { startServer } from '../../server/serve.ts';
+import { silentLogger } from '../../server/log.ts';
 import { execa } from 'execa';
 
 const MiB = 1024 * 1024;
@@ -106,4 +109,28 @@ test('a third restore stream of one client at once is refused with 429 and Retry
   assert.ok(read > 0, 'it read');
   assert.equal(closed, false, 'still open after more than twice the idle timeout');
   assert.equal(server.stderr.match(/a restore download made no progress/g)?.length, 2, 'the two unread ones only');
+});
+
+test('a restore refused for too many streams (429) waits out Retry-After and goes on once a stream ends', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1, seed: 'limits-retry' });
+  // More than the buffers on the way take: the held stream stays open while nobody reads it.
+  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(32 * MiB));
+  const server = await startServer({ root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000, restore: { maxPerClient: 1 } });
+  t.after(() => server.close());
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
+  const held = await stalledGet(`${server.url}${routes.restoreStream('v', 's1', { chunkSize: 64 * 1024 })}`);
+  assert.equal(held.status, 200);
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  const report = recordingReporter();
+  const restoring = restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest, chunkSize: 64 * 1024, backoff: { baseMs: 50, maxMs: 200 }, verify: false }, report);
+  await until('the restore refused once', () => report.notes.some((n) => /too_many_restores|restore streams/.test(n)), 20_000).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}: ${report.notes.join(' / ')}`);
+  });
+  held.request.destroy();
+  const result = await restoring;
+  assert.equal(result.restored, true);
+  assert.match(report.notes.join('\n'), /client default already has 1 restore streams from the server, the limit is 1 \(429\)[^\n]*resuming from frame 0 in 1[45]\.\d s/);
+  await assertReceived(s1, path.join(dest, 's1'));
 });
