@@ -10,8 +10,9 @@
  * - the parent an upload in progress names (transfer.parentUuid): its receive needs it;
  * - a snapshot the server is sending (a restore's btrfs send, of it or from it as parent: server/sends.ts), until
  *   that send ends; its volume is pruned again then;
- * - everything of a volume that has a receive under way (verifying or receiving): that volume is left alone until
- *   the receive is over, and is pruned right after it.
+ * - everything of a volume that has a whole stream being received or waiting for its receive (verifying, receiving,
+ *   waiting): that volume is left alone until the receive is over, and is pruned right after it. A receive that runs
+ *   beside an upload still `uploading` does not count: only that upload's parent is kept then.
  *
  * A snapshot's time is when it was taken, as the client sent it (server/snapshot-time.ts); snapshots catalogued
  * before clients sent it are dated by their name, else by their arrival, and `--dry-run` says which were. A backlog
