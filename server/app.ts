@@ -16,6 +16,7 @@ import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './aut
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './views.ts';
 import { restoreHeaders } from './restore.ts';
 import { restoreBody } from './restore-body.ts';
+import { RestoreSlots } from './restore-slots.ts';
 import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
 import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
 import type { ConnectionLimits, NodeBindings } from './connection-limits.ts';
@@ -27,7 +28,13 @@ export { DEFAULT_CLIENT } from './auth.ts';
 
 type Env = { Variables: { caller: Caller }; Bindings: NodeBindings | undefined };
 
-export function createApp(service: AppService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits, verify?: VerifyJobs): Hono<Env> {
+/** What bounds restore downloads: streams at once (RestoreSlots), and how long one may make no progress (ms). */
+export interface RestoreBounds {
+  slots: RestoreSlots;
+  idleMs?: number;
+}
+
+export function createApp(service: AppService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits, verify?: VerifyJobs, restore: RestoreBounds = { slots: new RestoreSlots() }): Hono<Env> {
   const app = new Hono<Env>();
   const arrivals = arrivalsOf(tus);
   const caller = (c: Context<Env>): Caller => c.get('caller');
@@ -116,11 +123,22 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
   // Restore: the snapshot as a framed send stream (server/restore.ts); a read, so an admin token may too.
   app.get(`${API_PREFIX}/volumes/:volume/snapshots/:name/stream`, async (c) => {
     const request = parseRestoreRequest(c.req.param(), c.req.query());
-    const client = restoreOwner(caller(c), c.req.query('client'));
-    const stream = await service.restoreStream({ ...request, client, signal: c.req.raw.signal });
-    const broke = (err: Error) =>
-      log.warn({ err, client, volume: request.volume, snapshot: request.snapshot }, 'a restore stream broke off: the client resumes, and a lasting fault is refused then');
-    return new Response(restoreBody(stream.body, c.env?.outgoing, broke), { headers: restoreHeaders(stream) });
+    const who = caller(c);
+    const client = restoreOwner(who, c.req.query('client'));
+    // Taken before btrfs send starts, given back when the body closes (ended, failed, or its reader gone).
+    const slot = restore.slots.take(who.role === 'client' ? who.client : `admin ${who.name}`);
+    let stream;
+    try {
+      stream = await service.restoreStream({ ...request, client, signal: c.req.raw.signal });
+    } catch (err) {
+      slot();
+      throw err;
+    }
+    stream.body.once('close', slot);
+    const where = { client, volume: request.volume, snapshot: request.snapshot };
+    const broke = (err: Error) => log.warn({ err, ...where }, 'a restore stream broke off: the client resumes, and a lasting fault is refused then');
+    const idle = restore.idleMs === undefined ? undefined : { ms: restore.idleMs, ended: () => log.warn({ ...where, idleMs: restore.idleMs }, 'a restore download made no progress for the idle timeout: ended, its send stopped') };
+    return new Response(restoreBody(stream.body, c.env?.outgoing, broke, idle), { headers: restoreHeaders(stream) });
   });
   app.get(`${API_PREFIX}/transfers`, async (c) => c.json({ transfers: await transfersFor(service, caller(c), c.req.query('client')) }));
   app.get(`${API_PREFIX}/transfers/:id`, async (c) => {

@@ -76,6 +76,12 @@ export class Catalog {
   private pending: Change[] = [];
   private saving: Promise<void> = Promise.resolve();
   private endListener: TransferEndListener | null = null;
+  /**
+   * Snapshots whose subvolume the server's retention is deleting now (server/retention.ts), in memory only. It records
+   * the removal, with its reason, once the delete has succeeded; a look at the disk meanwhile (refreshVolume) that
+   * finds the subvolume gone leaves the record to it.
+   */
+  private readonly deleting = new Set<string>();
 
   private constructor(
     private readonly file: string,
@@ -252,6 +258,21 @@ export class Catalog {
     return this.data.snapshots.find(isIt) ?? next;
   }
 
+  /** Marks a snapshot as being deleted (see `deleting`) while `work` runs. */
+  async whileDeleting<T>(record: SnapshotRecord, work: () => Promise<T>): Promise<T> {
+    const key = deletingKey(record);
+    this.deleting.add(key);
+    try {
+      return await work();
+    } finally {
+      this.deleting.delete(key);
+    }
+  }
+
+  beingDeleted(record: SnapshotRecord): boolean {
+    return this.deleting.has(deletingKey(record));
+  }
+
   async removeSnapshot(record: SnapshotRecord, reason: string): Promise<void> {
     const { client, volume, name, uuid } = record;
     const note: RemovedRecord = { client, volume, name, uuid, reason, removedAt: new Date().toISOString() };
@@ -320,4 +341,8 @@ function applyIfAllowed(data: CatalogFile, apply: Change): CatalogFile {
   } catch {
     return data;
   }
+}
+
+function deletingKey(record: SnapshotRecord): string {
+  return `${record.client}/${record.volume}/${record.uuid}`;
 }

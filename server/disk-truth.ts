@@ -25,6 +25,8 @@ export interface DiskTruth {
 export async function refreshVolume(disk: DiskTruth, client: SafeName, volume: SafeName): Promise<void> {
   const { catalog, layout, log } = disk;
   for (const s of catalog.snapshots(client, volume)) {
+    // Retention records its own deletions, with their reason, once they are done.
+    if (catalog.beingDeleted(s)) continue;
     if (!(await btrfs.isSubvolume(layout.snapshotPath(client, volume, s.name as SafeName)))) {
       await catalog.removeSnapshot(s, 'deleted from disk');
       log.warn({ volume, snapshot: s.name }, 'snapshot gone from disk; removed from the catalog');

@@ -42,6 +42,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   sealing_mismatch: 409,
   // Archive mode: a stored stream is served only from the parent it was pushed on, and in its own chunk size.
   restore_parent_unavailable: 409,
+  // A snapshot changed on the server after it was received (server/restore.ts): final, every try would send the same.
+  snapshot_altered: 409,
+  restore_source_mismatch: 409,
   chunk_size_mismatch: 409,
   // Archive mode: segments are write-once, an upload is not cut back.
   rewind_unsupported: 409,
@@ -71,6 +74,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   too_many_creations: 429,
   too_many_connections: 429,
   too_many_verifies: 429,
+  too_many_restores: 429,
   verify_busy: 409,
   verify_not_ready: 409,
   // An archive server: no snapshot on disk to digest.

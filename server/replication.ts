@@ -31,6 +31,7 @@ import { DEFAULT_RETRY } from './receive-wait.ts';
 import { spoolBytes, type OrphanedSpool } from './orphan-spools.ts';
 import { SpoolSweep } from './spool-sweep.ts';
 import { KEEP_EVERYTHING, ServerPruner } from './retention.ts';
+import { SendsInProgress } from './sends.ts';
 import { SavedDigests } from './verify/saved-digests.ts';
 import { failUploadsWithoutParent, refreshVolume, type DiskTruth } from './disk-truth.ts';
 import { Views, type ClientFacts, type SnapshotList, type VolumeSummary } from './views.ts';
@@ -58,6 +59,8 @@ export class ReplicationService implements AppService {
   private readonly retries: ReceiveRetries;
   private readonly admission: Admission;
   private readonly pruner: ServerPruner;
+  /** Snapshots a restore is sending now: retention passes them over (server/sends.ts). */
+  private readonly sends = new SendsInProgress();
   private readonly spools: SpoolSweep;
   /** How often the spool sweep runs: often enough for the expiry period and the transfer history alike. */
   private readonly sweepMs: number;
@@ -81,7 +84,9 @@ export class ReplicationService implements AppService {
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
     this.store = new Spool(layout, (id, message) => log.warn({ transfer: id }, message));
-    this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING);
+    this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING, this.sends);
+    // What retention passed over while it was being sent goes once the send has ended.
+    this.sends.onVolumeIdle((client, volume) => void this.pruner.pruneVolume(client, volume));
     this.lifecycle = new TransferLifecycle({
       layout, catalog, log, spool: this.store, pruner: this.pruner, privilegedFiles: this.privilegedFiles,
       freeBytes: () => this.freeBytes(), spoolBytes: (id) => spoolBytes(layout, id), dropSpool: (id) => this.dropSpool(id),
@@ -315,6 +320,8 @@ export class ReplicationService implements AppService {
   transferOwner(id: string): string | undefined { return this.catalog.transfer(id)?.client; }
   /** Where a received snapshot is on disk (restore and verify read it). */
   snapshotPath(client: SafeName, volume: SafeName, name: SafeName): string { return this.layout.snapshotPath(client, volume, name); }
+
+  holdSend(client: SafeName, volume: SafeName, uuids: string[]): () => void { return this.sends.hold(client, volume, uuids); }
   /** The client's own UUIDs for the Received UUIDs on disk (server/uuid-namespace.ts), for a restore's stream. */
   clientUuids(client: string): SendUuidMap { return toClientMap(this.catalog, client); }
   /** Where each snapshot's tree digest is kept (server/verify/saved-digests.ts). */

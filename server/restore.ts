@@ -23,6 +23,7 @@ import type { SafeName } from '../core/names.ts';
 import { FRAMED_STREAM_TYPE, RESTORE_HEADERS, type Snapshot } from '../core/protocol.ts';
 import { DEFAULT_ZSTD_LEVEL, FRAME_HEADER_SIZE, FrameEncoder, SendStreamCheck, SendStreamUuidRewriter, hashRawPrefix, type SendStreamHeader } from '../core/wire/index.ts';
 import { NotFound } from './transfers/errors.ts';
+import { describeAlterations } from './alterations.ts';
 import type { SendUuidMap } from '../core/wire/sendstream-uuids.ts';
 import type { SnapshotList } from './views.ts';
 import type { ParsedRestoreRequest } from './restore-request.ts';
@@ -57,6 +58,11 @@ export interface RestoreSource {
   snapshots(client: SafeName, volume: SafeName): Promise<SnapshotList>;
   snapshotPath(client: SafeName, volume: SafeName, name: SafeName): string;
   clientUuids(client: string): SendUuidMap;
+  /**
+   * Marks the snapshots as being sent until the returned function is called, so that retention does not delete them
+   * under their btrfs send (server/sends.ts).
+   */
+  holdSend?(client: SafeName, volume: SafeName, uuids: string[]): () => void;
 }
 
 export async function openRestoreStream(service: RestoreSource, req: RestoreRequest): Promise<RestoreStream> {
@@ -64,6 +70,9 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
   const snapshot = snapshots.find((s) => s.name === req.snapshot);
   // Another client's snapshot is not in this client's list: it is reported exactly like a missing one.
   if (!snapshot) throw new NotFound(`snapshot ${req.volume}/${req.snapshot}`);
+  // Its stream would be of the changed tree, not of the snapshot the client pushed: refused as final (409), before
+  // btrfs send runs. As a 500 it was a fault the client retried for ever, every try the same.
+  if (snapshot.altered) throw snapshotAltered(req.volume, snapshot, `it ${describeAlterations(snapshot.altered.what)}`);
   const parent = req.parentUuid === null ? null : (snapshots.find((s) => s.uuid === req.parentUuid) ?? null);
   if (req.parentUuid !== null && parent === null) {
     throw new RestoreError('parent_missing', `the server holds no snapshot ${req.parentUuid} in ${req.volume} to send ${req.snapshot} from; restore in full or from another parent`, {
@@ -81,14 +90,24 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
     throw new ValidationError(`${req.snapshot} cannot be its own parent`, { details: { parentUuid: parent.uuid } });
   }
   const path = (s: Snapshot) => service.snapshotPath(req.client, req.volume, s.name as SafeName);
+  // Held from the turn the snapshots were found in (no await since): a pruning pass after it passes them over.
+  const release = service.holdSend?.(req.client, req.volume, parent ? [snapshot.uuid, parent.uuid] : [snapshot.uuid]) ?? (() => undefined);
 
   // Stream version 1, asked for by name: what every btrfs receive reads, and what a later btrfs-progs with another
   // default still regenerates for a resume.
-  const send = btrfs.send(path(snapshot), {
-    ...(parent ? { parent: path(parent) } : {}),
-    ...sendOptionsFor('v1', await btrfsFeatures()),
-    ...(req.signal ? { signal: req.signal } : {}),
-  });
+  let send: ReturnType<typeof btrfs.send>;
+  try {
+    send = btrfs.send(path(snapshot), {
+      ...(parent ? { parent: path(parent) } : {}),
+      ...sendOptionsFor('v1', await btrfsFeatures()),
+      ...(req.signal ? { signal: req.signal } : {}),
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  // Held until btrfs send has exited, whichever way: stopped, failed or done.
+  send.done.then(release, release);
   // The subvolume sends its Received UUIDs on disk, in the client's namespace (server/uuid-namespace.ts): mapped
   // back to the client's, from the catalog alone, so the same send gives the same bytes for a resume to compare.
   const toClient = new SendStreamUuidRewriter(service.clientUuids(req.client));
@@ -112,7 +131,7 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
   let head: Readable = check;
   let start: ConstructorParameters<typeof FrameEncoder>[0] = {};
   try {
-    assertHeader(await check.header, snapshot, parent);
+    assertHeader(req.volume, await check.header, snapshot, parent);
     if (req.fromFrame > 0) {
       const prefix = await hashRawPrefix(check, { chunkSize: req.chunkSize, frames: req.fromFrame });
       if (prefix.frames < req.fromFrame || !prefix.chain.equals(req.chain!)) {
@@ -153,13 +172,27 @@ export function restoreHeaders(stream: RestoreStream): Record<string, string> {
   };
 }
 
-/** The subvolume on disk must be the snapshot the catalog names, sent from the parent asked for. */
-function assertHeader(header: SendStreamHeader, snapshot: Snapshot, parent: Snapshot | null): void {
+/**
+ * The subvolume on disk must be the snapshot the catalog names, sent from the parent asked for. One that is not was
+ * changed on the server since it was received (its Received UUID cleared by `btrfs property set -f ... ro false`)
+ * before a restart could flag it: refused as final, like a flagged one, since every try sends the same.
+ */
+function assertHeader(volume: string, header: SendStreamHeader, snapshot: Snapshot, parent: Snapshot | null): void {
   const clone = header.kind === 'snapshot' ? header.cloneUuid : null;
   if (header.uuid === snapshot.uuid && clone === (parent?.uuid ?? null)) return;
-  throw new RestoreError('restore_source_mismatch', `the server's subvolume of ${snapshot.name} sends as ${header.uuid} from ${clone ?? 'nothing'}, not as ${snapshot.uuid} from ${parent?.uuid ?? 'nothing'}; its admin must check the volume`, {
-    details: { expected: snapshot.uuid, found: header.uuid, expectedParent: parent?.uuid ?? null, foundParent: clone },
-  });
+  const found = `it sends as ${header.uuid} from ${clone ?? 'nothing'}, not as ${snapshot.uuid} from ${parent?.uuid ?? 'nothing'}`;
+  throw snapshotAltered(volume, snapshot, found, { code: 'restore_source_mismatch', details: { expected: snapshot.uuid, found: header.uuid, expectedParent: parent?.uuid ?? null, foundParent: clone } });
+}
+
+/** The refusal of a restore of a snapshot whose copy on the server was changed there (server/alterations.ts). */
+function snapshotAltered(volume: string, snapshot: Snapshot, what: string, extra: { code?: string; details?: Record<string, unknown> } = {}): RestoreError {
+  return new RestoreError(
+    extra.code ?? 'snapshot_altered',
+    `the server's copy of ${volume}/${snapshot.name} was changed on the server after it was received (${what}), so it is no longer the ` +
+      'snapshot that was pushed and cannot be restored as it. Restore another snapshot; or the server\'s admin can copy its files out of the ' +
+      'subvolume by hand, or delete it there (btrfs subvolume delete) and push it again from a client that still holds it',
+    { details: { volume, snapshot: snapshot.name, uuid: snapshot.uuid, altered: snapshot.altered ?? null, ...extra.details } },
+  );
 }
 
 /** Passes a byte stream on without its first `n` bytes. */

@@ -1,14 +1,18 @@
 /**
  * The server's retention: after each received snapshot, and at start, it applies the volume's policy
  * (core/retention.ts) to the snapshots the catalog holds, deletes the subvolumes the policy lets go, and records
- * each in the catalog's `removed` list, so a client that would have used one as a parent says why it picks another.
+ * each in the catalog's `removed` list once it is deleted, so a client that would have used one as a parent says why
+ * it picks another.
  *
  * Always kept, whatever the policy says:
  * - the newest received snapshot of the volume (by the time it was received, and by the time it was taken): the
  *   parent of the client's next incremental;
  * - the parent an upload in progress names (transfer.parentUuid): its receive needs it;
- * - everything of a volume that has a receive under way (verifying or receiving): that volume is left alone until
- *   the receive is over, and is pruned right after it.
+ * - a snapshot the server is sending (a restore's btrfs send, of it or from it as parent: server/sends.ts), until
+ *   that send ends; its volume is pruned again then;
+ * - everything of a volume that has a whole stream being received or waiting for its receive (verifying, receiving,
+ *   waiting): that volume is left alone until the receive is over, and is pruned right after it. A receive that runs
+ *   beside an upload still `uploading` does not count: only that upload's parent is kept then.
  *
  * A snapshot's time is when it was taken, as the client sent it (server/snapshot-time.ts); snapshots catalogued
  * before clients sent it are dated by their name, else by their arrival, and `--dry-run` says which were. A backlog
@@ -25,6 +29,8 @@ import type { Catalog, SnapshotRecord } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
 import { SavedDigests } from './verify/saved-digests.ts';
+import { failUploadsWithoutParent } from './disk-truth.ts';
+import type { SendsInProgress } from './sends.ts';
 
 /** The policy of one received volume (server/config.ts retentionFor: its own, else the default, else none). */
 export type RetentionLookup = (client: string, volume: string) => RetentionPolicy;
@@ -117,6 +123,8 @@ export class ServerPruner {
     private readonly catalog: Catalog,
     private readonly log: Logger,
     private readonly retention: RetentionLookup,
+    /** Snapshots this server is sending now (a restore): never deleted under their send. */
+    private readonly sends?: SendsInProgress,
   ) {}
 
   /** Prunes one volume; failures are logged, never thrown: a pruning problem must not fail a receive. */
@@ -143,19 +151,28 @@ export class ServerPruner {
     }
     const deleted: string[] = [];
     for (const { name } of plan.delete) {
-      // Checked and dropped from the catalog in one turn of the event loop: an upload created from now on cannot
-      // name it as parent (beginTransfer checks the catalog in one turn too), one created before is seen here.
       const record = this.catalog.snapshots(client, volume).find((s) => s.name === name);
       if (!record || this.inUse(record)) continue;
-      await this.catalog.removeSnapshot(record, PRUNED_REASON);
-      const p = this.layout.snapshotPath(client as SafeName, volume as SafeName, name as SafeName);
-      try {
-        await btrfs.deleteSubvolume(p);
-      } catch (err) {
-        // Still on disk, so the next start's reconcile records it again from the subvolume itself.
-        this.log.error({ client, volume, snapshot: name, err: describeError(err) }, 'could not delete a pruned snapshot');
+      if (this.sends?.sending(client, volume, record.uuid)) {
+        // Its volume is pruned again when the send ends (SendsInProgress.onVolumeIdle).
+        this.log.info({ client, volume, snapshot: name }, 'not deleting a snapshot while the server sends it (a restore); pruned once the send ends');
         continue;
       }
+      const p = this.layout.snapshotPath(client as SafeName, volume as SafeName, name as SafeName);
+      // Deleted first, recorded after: a removal is recorded only once it happened. A delete that fails (a send
+      // this server does not run, "send may be in progress") leaves the record as it was, and the next pass
+      // (after the next receive, at start, when a restore of the volume ends) tries again.
+      try {
+        await this.catalog.whileDeleting(record, () => btrfs.deleteSubvolume(p));
+      } catch (err) {
+        this.log.warn({ client, volume, snapshot: name, err: describeError(err) }, 'could not delete a pruned snapshot: kept in the catalog, tried again at the next pruning');
+        continue;
+      }
+      const current = this.catalog.snapshots(client, volume).find((s) => s.name === name && s.uuid === record.uuid);
+      if (current) await this.catalog.removeSnapshot(current, PRUNED_REASON);
+      // An upload admitted on it while it was being deleted can never be received: failed now, so its client goes
+      // around it (parent_missing) instead of its receive failing later.
+      await failUploadsWithoutParent({ catalog: this.catalog, log: this.log }, { client: client as SafeName, volume: volume as SafeName });
       deleted.push(name);
       // Its saved digest (server/verify/) goes with it: a digest of nothing the server holds.
       await new SavedDigests(this.layout).drop(client as SafeName, volume as SafeName, record.uuid).catch(() => undefined);

@@ -12,6 +12,7 @@ import { ReplicationService, type ServiceOptions } from './replication.ts';
 import { createTusServer } from './upload-store/tus-server.ts';
 import { parsePublicUrl } from './public-url.ts';
 import { createApp } from './app.ts';
+import { RestoreSlots, type RestoreLimits } from './restore-slots.ts';
 import type { AppService } from './app-service.ts';
 import { openGate, tokenGate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
@@ -56,12 +57,17 @@ export interface ServeOptions {
   tls?: { cert: string; key: string };
   /** Require a bearer token from this file (server/tokens.ts) on every request; without it every caller is `default`. */
   tokensFile?: string;
-  /** An upload's request body that brings no byte for this long is ended (default DEFAULT_IDLE_TIMEOUT_MS). */
+  /**
+   * An upload's request body that brings no byte for this long is ended, and a restore download whose reader takes no
+   * byte for this long (default DEFAULT_IDLE_TIMEOUT_MS).
+   */
   idleTimeoutMs?: number;
   /** Connection caps and request pacing; each left out takes its default (server/connection-limits.ts, slow-bodies.ts). */
   connections?: ConnectionSettings;
   /** Verify jobs per client, in total, and how long an idle one lives (server/verify/jobs.ts). */
   verify?: Partial<VerifyLimits>;
+  /** Restore streams per client and in total (server/restore-slots.ts). */
+  restore?: Partial<RestoreLimits>;
 }
 
 export interface ConnectionSettings {
@@ -177,7 +183,7 @@ export async function startHttp<S extends AppService>(options: HttpOptions, open
   endUploadsOfRevoked(gate, service, options.log);
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
-  const app = createApp(service, tus, options.log, gate, limits, verify);
+  const app = createApp(service, tus, options.log, gate, limits, verify, { slots: new RestoreSlots(options.restore), idleMs: idleTimeoutMs });
   const server = await new Promise<HttpServer>((resolve, reject) => {
     const s = serve(
       {

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { ServerApi } from '../../client/http/api.ts';
@@ -12,7 +14,10 @@ import type { RetentionPolicy } from '../../core/retention-policy.ts';
 import { startServer, type RunningServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import { PRUNED_REASON } from '../../server/retention.ts';
-import { assertReceived, createPair, type Pair } from './harness.ts';
+import { assertReceived, createPair, recordingReporter, until, type Pair } from './harness.ts';
+import { push } from '../../client/push/push.ts';
+import { routes } from '../../core/protocol.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
 import { runAt } from './run-helpers.ts';
 
 const at = (hour: number) => `2026-11-02T${String(hour).padStart(2, '0')}:00:00Z`;
@@ -100,4 +105,70 @@ test('an upload in progress survives a stricter policy at restart: its parent is
   assert.deepEqual(after.map((x) => [x.id, x.state]), [[cutId, 'received']], 'the same upload, resumed');
   await strict.service.idle();
   assert.deepEqual((await new ServerApi({ server: strict.url }).snapshots('home')).snapshots.map((s) => s.name), [name(3)]);
+});
+
+test('a snapshot a restore is sending is not pruned under it: kept until the send ends, then deleted, and recorded as removed only once it is', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  // Far more than the server and the sockets buffer for a reader that does not read: its btrfs send stays blocked.
+  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(48 * 1024 * 1024));
+  const server = await serverWith(t, pair, { last: 1 });
+  const s1 = await pair.snapshot(name(1));
+  await push({ server: server.url, volume: 'home', snapshots: [s1] }, recordingReporter());
+  const res = await fetch(`${server.url}${routes.restoreStream('home', name(1), { chunkSize: 64 * 1024 })}`);
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  await reader.read();
+
+  await fs.writeFile(path.join(pair.source, 'more'), 'after s1\n');
+  const s2 = await pair.snapshot(name(2));
+  await push({ server: server.url, volume: 'home', snapshots: [s2] }, recordingReporter());
+  await server.service.idle();
+  const api = new ServerApi({ server: server.url });
+  const during = await api.snapshots('home');
+  assert.deepEqual(during.snapshots.map((s) => s.name), [name(1), name(2)], 'kept while the restore sends it');
+  assert.deepEqual(during.removed, [], 'no removal recorded that did not happen');
+  assert.ok(await btrfs.isSubvolume(pair.receivedPath('home', name(1))));
+
+  // The restore reads on to the end: its send ends, and the policy deletes what it passed over.
+  for (;;) if ((await reader.read()).done) break;
+  const removed = await until('name(1) pruned after its send ended', async () => {
+    const list = await api.snapshots('home');
+    return list.removed.some((r) => r.name === name(1)) && list;
+  });
+  assert.deepEqual(removed.snapshots.map((s) => s.name), [name(2)]);
+  assert.equal(removed.removed.find((r) => r.name === name(1))?.reason, PRUNED_REASON);
+  assert.equal(await btrfs.isSubvolume(pair.receivedPath('home', name(1))), false, 'deleted from disk');
+});
+
+test('a delete btrfs refuses (a btrfs send the server does not run reads the snapshot) records no removal: it stays listed, and a later pruning deletes it', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(16 * 1024 * 1024));
+  const server = await serverWith(t, pair, { last: 1 });
+  const pushed = async (hour: number) => {
+    await fs.writeFile(path.join(pair.source, `change-${hour}`), `${hour}\n`);
+    await push({ server: server.url, volume: 'home', snapshots: [await pair.snapshot(name(hour))] }, recordingReporter());
+    await server.service.idle();
+  };
+  await pushed(1);
+  // An admin's send, its output never read: it stays in progress, and btrfs refuses to delete what it reads (EPERM).
+  const foreign = spawn('btrfs', ['send', pair.receivedPath('home', name(1))], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const exited = once(foreign, 'exit');
+  t.after(() => void foreign.kill('SIGKILL'));
+  foreign.stdout.pause();
+  await sleep(1000);
+
+  await pushed(2);
+  const api = new ServerApi({ server: server.url });
+  const during = await api.snapshots('home');
+  assert.deepEqual(during.snapshots.map((s) => s.name), [name(1), name(2)], 'still listed: it is still on disk');
+  assert.deepEqual(during.removed, [], 'no removal recorded that did not happen');
+  assert.ok(await btrfs.isSubvolume(pair.receivedPath('home', name(1))));
+
+  foreign.kill('SIGKILL');
+  await exited;
+  await pushed(3);
+  const after = await api.snapshots('home');
+  assert.deepEqual(after.snapshots.map((s) => s.name), [name(3)]);
+  assert.deepEqual(after.removed.map((r) => [r.name, r.reason]), [[name(1), PRUNED_REASON], [name(2), PRUNED_REASON]]);
+  assert.equal(await btrfs.isSubvolume(pair.receivedPath('home', name(1))), false);
 });
