@@ -40,6 +40,20 @@ export function stagingName(uuid: string): string {
   return `.snapferry-incoming-${uuid}`;
 }
 
+/**
+ * The dot name a received snapshot waits under for the restore's final check (client/restore/restore.ts): whole and
+ * read-only, received from a spool that verified, but not yet compared with the server's digest. A run that finds it
+ * checks it without downloading again; only a check that passed gives it the snapshot's name.
+ */
+export function uncheckedName(uuid: string): string {
+  return `.snapferry-unchecked-${uuid}`;
+}
+
+/** The dot name a restored snapshot that failed the final check is kept under for inspection, never the snapshot's. */
+export function differsName(name: string): string {
+  return `.snapferry-differs-${name}`;
+}
+
 export async function receiveSpool(job: SpoolReceive): Promise<{ path: string; rawBytes: number }> {
   // The file's errors reach the decoder (pipeline destroys it with them), and so the receive.
   const sealing = job.sealKey ? { sealing: { key: job.sealKey, stream: streamIdentity(job.uuid, job.parentUuid) } } : {};

@@ -14,7 +14,7 @@ function catalog(n: number): Snapshot[] {
   }));
 }
 
-const local = (name: string, identity: string): LocalSubvolume => ({ name, path: `/r/${name}`, identity });
+const local = (name: string, identity: string): LocalSubvolume => ({ name, path: `/r/${name}`, identity, received: false });
 
 test('with nothing in common the restore is full', () => {
   const plan = planRestore({ name: 's2', catalog: catalog(3), local: [local('other', uuid(99))] });
@@ -54,6 +54,21 @@ test('a snapshot the server flags as changed by hand is never the parent: the ne
   const flagged = catalog(4).map((s) => (s.name === 's2' ? { ...s, altered: { foundAt: '2026-01-05T00:00:00.000Z', what: ['not_read_only' as const] } } : s));
   const plan = planRestore({ name: 's3', catalog: flagged, local: [local('a', uuid(1)), local('b', uuid(2))] });
   assert.equal(plan.parent?.server.name, 's1');
+});
+
+test('only a target held in DEST_DIR is present; one held in --parent-dir only is restored into DEST_DIR all the same', () => {
+  const inParentDir: LocalSubvolume = { name: 's2', path: '/p/s2', identity: uuid(2), received: false };
+  const plan = planRestore({ name: 's2', catalog: catalog(3), local: [local('s1', uuid(1)), inParentDir], destDir: '/r' });
+  assert.equal(plan.present, null);
+  assert.equal(plan.elsewhere?.path, '/p/s2');
+  assert.equal(plan.parent?.local.name, 's1');
+  assert.equal(planRestore({ name: 's2', catalog: catalog(3), local: [inParentDir, local('s2', uuid(2))], destDir: '/r' }).present?.path, '/r/s2');
+});
+
+test('a parent changed here after it was sent (parent_changed) is passed over: the next older one held, else full', () => {
+  const held = [local('a', uuid(1)), local('b', uuid(2))];
+  assert.equal(planRestore({ name: 's3', catalog: catalog(3), local: held, changedParents: new Set([uuid(2)]) }).parent?.server.name, 's1');
+  assert.equal(planRestore({ name: 's3', catalog: catalog(3), local: held, changedParents: new Set([uuid(1), uuid(2)]) }).parent, null);
 });
 
 /** The same catalog as an archive lists it: each snapshot only as the stream that was pushed (Snapshot.storedStream). */
