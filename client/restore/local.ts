@@ -17,6 +17,8 @@ export interface LocalSubvolume {
   path: string;
   /** Received UUID, or UUID when it has none. */
   identity: string;
+  /** Its own UUID on this filesystem. */
+  uuid: string;
   /** A received copy (an earlier restore), not the original a push sent: its ctransid is its own, not comparable. */
   received: boolean;
 }
@@ -31,9 +33,23 @@ export async function readonlySnapshotsIn(dir: string): Promise<LocalSubvolume[]
     const p = path.join(dir, e.name);
     if (!(await btrfs.isSubvolume(p)) || !(await btrfs.getReadonly(p))) continue;
     const info = await btrfs.subvolumeShow(p);
-    found.push({ name: e.name, path: p, identity: info.receivedUuid ?? info.uuid, received: info.receivedUuid !== null });
+    found.push({ name: e.name, path: p, identity: info.receivedUuid ?? info.uuid, uuid: info.uuid, received: info.receivedUuid !== null });
   }
   return found;
+}
+
+/**
+ * Other subvolumes of the filesystem that `btrfs receive` could build an incremental on instead of `parent`. btrfs
+ * receive takes no parent path: it looks the stream's parent UUID up in the whole filesystem, first as a Received
+ * UUID, then as a UUID, and takes the first it finds (checked with btrfs-progs 6.2: an original named as the parent
+ * lost to an earlier restore's copy of it in another folder). The parent named is the one used only when no other
+ * subvolume answers to its identity: none with it as Received UUID, besides the parent itself.
+ */
+export async function rivalParents(parent: LocalSubvolume): Promise<string[]> {
+  const all = await btrfs.subvolumeList(parent.path);
+  return all
+    .filter((s) => s.receivedUuid === parent.identity && s.uuid !== parent.uuid)
+    .map((s) => s.absolutePath ?? s.path);
 }
 
 /**

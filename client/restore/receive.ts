@@ -28,6 +28,8 @@ export interface SpoolReceive {
   parentUuid: string | null;
   /** The local parent snapshot (the one with parentUuid's identity), whose symlinks the stream must not reach through. */
   parentPath?: string;
+  /** That parent's own UUID here: the received snapshot must have been received on it, not on another copy. */
+  parentLocalUuid?: string;
   signal?: AbortSignal;
   /** Opens a sealed stream (bound to uuid and parentUuid); without it a sealed stream is refused at its first frame. */
   sealKey?: SealKey;
@@ -67,6 +69,7 @@ export async function receiveSpool(job: SpoolReceive): Promise<{ path: string; r
     input: decoded,
     check: checkFor(job),
     receivedUuid: job.uuid,
+    ...(job.parentLocalUuid !== undefined ? { receivedOn: job.parentLocalUuid } : {}),
     taken: (path) => new RestoreReceiveError('restore_target_exists', `${path} already exists; move it away or restore into another folder`, { details: { path } }),
     ...(job.signal ? { signal: job.signal } : {}),
   });

@@ -17,8 +17,11 @@ import { DEFAULT_STALL_MS, createTransport } from '../http/transport.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
 import { chooseWait } from '../http/retry-after.ts';
 import { formatBytes, type Reporter } from '../progress/report.ts';
-import { assertWritable, btrfsMountOf, ctransidNow, readonlySnapshotsIn, RestoreTargetError } from './local.ts';
+import { assertWritable, btrfsMountOf, ctransidNow, readonlySnapshotsIn, rivalParents, RestoreTargetError } from './local.ts';
 import { PARENT_CHANGED } from '../push/changed-parent.ts';
+
+/** The parent named is not the one btrfs receive would build on (local.ts rivalParents): planned again without it. */
+const PARENT_AMBIGUOUS = 'parent_ambiguous';
 import { planRestore, type RestorePlan } from './plan.ts';
 import { RestoreSpool, spoolDirFor } from './spool.ts';
 import { asRestoreDiskFull } from './disk-full.ts';
@@ -175,8 +178,10 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
       await fs.rename(unchecked, finalPath);
       return { ...result, path: finalPath, verifiedLineBytes: checked === null ? null : onTheLine(checked) };
     } catch (err) {
-      if (!(plan.parent && err instanceof SnapferryError && err.code === PARENT_CHANGED)) throw err;
-      changed = plan.parent.local.name;
+      if (!(plan.parent && err instanceof SnapferryError && (err.code === PARENT_CHANGED || err.code === PARENT_AMBIGUOUS))) throw err;
+      changed = err.code === PARENT_CHANGED
+        ? `${plan.parent.local.path} here was changed after it was sent, and a restore on it would differ from the server's copy (parent_changed)`
+        : err.message;
     } finally {
       await lock.release();
     }
@@ -185,7 +190,7 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     const again = new Set([...changedParents, plan.parent!.server.uuid]);
     const next = planRestore({ name, volume, catalog, local, destDir, changedParents: again });
     const instead = next.parent ? `restoring it on ${next.parent.local.name} instead` : 'restoring it in full instead';
-    report.note(`${name}: not restored on ${changed}: ${plan.parent!.local.path} here was changed after it was sent, and a restore on it would differ from the server's copy (parent_changed); ${instead}`);
+    report.note(`${name}: not restored on ${plan.parent!.local.name}: ${changed}; ${instead}`);
     return await restoreWith(options, report, withChain, again);
   } finally {
     await transport.close();
@@ -299,6 +304,12 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
   // The original that was pushed is held against the ctransid the server's copy was sent at; a received copy's
   // ctransid is its own, which says nothing of that (as for push: server/stream-start.ts).
   const parentCtransid = parent && !parent.local.received ? await ctransidNow(parent.local.path) : undefined;
+  const rivals = parent ? await rivalParents(parent.local) : [];
+  if (rivals.length > 0) {
+    throw new RestoreFailed(PARENT_AMBIGUOUS, `btrfs receive would take its parent by identity and could build on ${rivals.join(', ')} (another copy of ${parent!.server.name} on this filesystem) instead of ${parent!.local.path}`, {
+      details: { parent: parent!.local.path, rivals },
+    });
+  }
   const signal = options.signal;
   const backoff = new Backoff({ ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) });
   // Same-parent restores transfer about what the push did; from another parent nothing tells the size beforehand.
@@ -328,7 +339,7 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
       report.note(`${target.name}: downloaded and verified ${formatBytes(spool.state.rawOffset)}; receiving it`);
       const got = await receiveSpool({
         framesFile: spool.framesFile, chunkSize: spool.identity.chunkSize, destDir, name: uncheckedName(target.uuid),
-        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(parent ? { parentPath: parent.local.path } : {}), ...(signal ? { signal } : {}),
+        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(parent ? { parentPath: parent.local.path, parentLocalUuid: parent.local.uuid } : {}), ...(signal ? { signal } : {}),
         ...(sealKey ? { sealKey } : {}),
       });
       const wireBytes = spool.state.wireOffsetVerified;

@@ -148,3 +148,29 @@ test('a local parent changed after it was sent is not built on: the restore says
   assert.match(said, /^s2: identical to the server's copy/m, said);
   await assertReceived(s2Copy, result.path);
 });
+
+test('a parent btrfs receive would not take (another copy with its identity elsewhere on the filesystem) is not built on', slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 4, seed: 'check-rival-parent' });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await mutate(pair.source, 'check-rival-parent');
+  const s2 = await pair.snapshot('s2');
+  await push({ server: server.url, volume: 'v', snapshots: [s1, s2], retries: 0 }, recordingReporter());
+  const s2Copy = path.join(pair.client.mountPoint, 's2-as-pushed');
+  await btrfs.snapshot(s2, s2Copy, { readonly: true });
+  await btrfs.deleteSubvolume(s2);
+  // An earlier restore of s1 in another folder: its Received UUID is s1's UUID, which btrfs receive looks up first.
+  const earlier = path.join(pair.client.mountPoint, 'earlier');
+  await fs.mkdir(earlier);
+  await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: earlier }, recordingReporter());
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(dest);
+
+  const report = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's2', destDir: dest, parentDir: pair.snaps }, report);
+  const said = report.notes.join('\n');
+  assert.match(said, new RegExp(`s2: not restored on s1: btrfs receive would take its parent by identity and could build on ${path.join(earlier, 's1')} .* instead of ${s1}; restoring it in full instead`), said);
+  assert.equal(result.parent, null, 'a full restore');
+  await assertReceived(s2Copy, result.path);
+  assert.equal((await btrfs.subvolumeShow(result.path)).parentUuid, null, 'received on nothing');
+});

@@ -14,7 +14,7 @@ function catalog(n: number): Snapshot[] {
   }));
 }
 
-const local = (name: string, identity: string): LocalSubvolume => ({ name, path: `/r/${name}`, identity, received: false });
+const local = (name: string, identity: string): LocalSubvolume => ({ name, path: `/r/${name}`, identity, uuid: identity, received: false });
 
 test('with nothing in common the restore is full', () => {
   const plan = planRestore({ name: 's2', catalog: catalog(3), local: [local('other', uuid(99))] });
@@ -57,7 +57,7 @@ test('a snapshot the server flags as changed by hand is never the parent: the ne
 });
 
 test('only a target held in DEST_DIR is present; one held in --parent-dir only is restored into DEST_DIR all the same', () => {
-  const inParentDir: LocalSubvolume = { name: 's2', path: '/p/s2', identity: uuid(2), received: false };
+  const inParentDir: LocalSubvolume = { name: 's2', path: '/p/s2', identity: uuid(2), uuid: uuid(2), received: false };
   const plan = planRestore({ name: 's2', catalog: catalog(3), local: [local('s1', uuid(1)), inParentDir], destDir: '/r' });
   assert.equal(plan.present, null);
   assert.equal(plan.elsewhere?.path, '/p/s2');
