@@ -73,7 +73,7 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
   const present = copies.find((l) => input.destDir === undefined || path.dirname(l.path) === input.destDir) ?? null;
   if (present) return { target, parent: null, present, before: [] };
   const elsewhere = copies.length > 0 ? { elsewhere: copies[0]! } : {};
-  if (target.storedStream === true) return { ...planChain(target, input.catalog, byIdentity), ...elsewhere };
+  if (target.storedStream === true) return { ...planChain(target, input.catalog, byIdentity, input.changedParents ?? new Set()), ...elsewhere };
   for (let i = at - 1; i >= 0; i--) {
     const server = input.catalog[i]!;
     const local = byIdentity.get(server.uuid);
@@ -85,14 +85,14 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
 const volumeName = (input: RestorePlanInput): string => (input.volume === undefined ? 'this volume' : `volume ${input.volume}`);
 
 /** A stored stream's restore: the path from its chain's full, cut after the newest member held here. */
-function planChain(target: Snapshot, catalog: readonly Snapshot[], byIdentity: ReadonlyMap<string, LocalSubvolume>): RestorePlan {
+function planChain(target: Snapshot, catalog: readonly Snapshot[], byIdentity: ReadonlyMap<string, LocalSubvolume>, changed: ReadonlySet<string>): RestorePlan {
   const byUuid = new Map(catalog.map((s) => [s.uuid, s]));
   const path: Snapshot[] = [];
   const seen = new Set<string>();
   for (let at: Snapshot | undefined = target; at !== undefined; ) {
     path.unshift(at);
     seen.add(at.uuid);
-    const local = at === target ? undefined : byIdentity.get(at.uuid);
+    const local = at === target || changed.has(at.uuid) ? undefined : byIdentity.get(at.uuid);
     if (local) return { target, parent: { server: at, local }, present: null, before: path.slice(1, -1) };
     if (at.parentUuid === null) return { target, parent: null, present: null, before: path.slice(0, -1) };
     const parentUuid: string = at.parentUuid;

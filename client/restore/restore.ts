@@ -188,6 +188,10 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     // The local parent was changed after it was sent (the server compared its ctransid now with its copy's): the
     // stream from it would be applied to a tree the server never saw. Planned again without it, as push does.
     const again = new Set([...changedParents, plan.parent!.server.uuid]);
+    /* c8 ignore next 3 */
+    if (again.size === changedParents.size) {
+      throw new RestoreFailed('restore_plan_loop', `${name}: the plan took ${plan.parent!.local.path} again after passing it over (${changed}); restore into a folder without it`);
+    }
     const next = planRestore({ name, volume, catalog, local, destDir, changedParents: again });
     const instead = next.parent ? `restoring it on ${next.parent.local.name} instead` : 'restoring it in full instead';
     report.note(`${name}: not restored on ${plan.parent!.local.name}: ${changed}; ${instead}`);

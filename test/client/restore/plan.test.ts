@@ -102,6 +102,12 @@ test('a stored stream on another chain: only its own chain counts, and a chain_f
   assert.equal(plan.parent, null);
 });
 
+test('a stored stream whose held chain member was passed over (changedParents) restores its chain from the full', () => {
+  const plan = planRestore({ name: 's3', catalog: stored(3), local: [local('a', uuid(2))], changedParents: new Set([uuid(2)]) });
+  assert.equal(plan.parent, null);
+  assert.deepEqual(plan.before.map((s) => s.name), ['s1', 's2']);
+});
+
 test('a stored stream whose chain lacks a member is refused with chain_broken, naming what is missing', () => {
   const cat = stored(4).filter((s) => s.name !== 's2');
   assert.throws(
