@@ -19,9 +19,6 @@ import { chooseWait } from '../http/retry-after.ts';
 import { formatBytes, type Reporter } from '../progress/report.ts';
 import { assertWritable, btrfsMountOf, ctransidNow, readonlySnapshotsIn, rivalParents, RestoreTargetError } from './local.ts';
 import { PARENT_CHANGED } from '../push/changed-parent.ts';
-
-/** The parent named is not the one btrfs receive would build on (local.ts rivalParents): planned again without it. */
-const PARENT_AMBIGUOUS = 'parent_ambiguous';
 import { planRestore, type RestorePlan } from './plan.ts';
 import { RestoreSpool, spoolDirFor } from './spool.ts';
 import { asRestoreDiskFull } from './disk-full.ts';
@@ -85,6 +82,9 @@ export interface RestoreResult {
 }
 
 export class RestoreFailed extends SnapferryError {}
+
+/** The parent named is not the one btrfs receive would build on (local.ts rivalParents): planned again without it. */
+const PARENT_AMBIGUOUS = 'parent_ambiguous';
 
 /** One frame failing verification this often in a row is not the link: the server sends it wrong every time. */
 const MAX_BAD_FRAME_REPEATS = 3;
@@ -185,8 +185,9 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     } finally {
       await lock.release();
     }
-    // The local parent was changed after it was sent (the server compared its ctransid now with its copy's): the
-    // stream from it would be applied to a tree the server never saw. Planned again without it, as push does.
+    // The local parent was changed after it was sent (the server compared its ctransid now with its copy's), or btrfs
+    // receive could take another copy for it: the stream would be applied to a tree the server never saw, or to one
+    // the policy did not look at. Planned again without it, as push does.
     const again = new Set([...changedParents, plan.parent!.server.uuid]);
     /* c8 ignore next 3 */
     if (again.size === changedParents.size) {
