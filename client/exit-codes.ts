@@ -42,6 +42,8 @@ export function exitCodeFor(err: unknown): number {
   // A server root this process may not write (server/root-check.ts): the unit's ReadWritePaths= or a mount to fix,
   // which a restart does not.
   if (err.code === 'root_read_only') return EXIT.usage;
+  // A restore's DEST_DIR that cannot be written (a read-only snapshot): the user picks another folder.
+  if (err.code === 'restore_target_read_only') return EXIT.usage;
   // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.
   if (err.code.startsWith('key_file_')) return EXIT.usage;
   // A token file open to others (client/http/token.ts): the user's chmod, as for a key file.

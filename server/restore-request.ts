@@ -19,6 +19,8 @@ export interface ParsedRestoreRequest {
   chain: Buffer | null;
   /** Bytes of frame `fromFrame` the client holds: the body starts that far into it. */
   skip: number;
+  /** The client's parent's ctransid now (its original, not a received copy), to hold against the one it was sent at. */
+  parentCtransid?: number;
 }
 
 const HEX_CHAIN = new RegExp(`^[0-9a-f]{${HASH_SIZE * 2}}$`);
@@ -38,15 +40,17 @@ export function parseRestoreRequest(params: Record<string, string | undefined>, 
   if (skip >= FRAME_HEADER_SIZE + chunkSize) {
     throw new ValidationError(`${RESTORE_QUERY.skip} must be under one frame (${FRAME_HEADER_SIZE + chunkSize} bytes), not ${skip}`, { details: { skip } });
   }
+  const parentCtransid = query[RESTORE_QUERY.parentCtransid] === undefined ? null : wholeNumber(query[RESTORE_QUERY.parentCtransid], RESTORE_QUERY.parentCtransid);
+  if (parentCtransid !== null && parentUuid === null) throw new ValidationError(`${RESTORE_QUERY.parentCtransid} goes with ${RESTORE_QUERY.parent} only`);
   const chainRaw = query[RESTORE_QUERY.chain]?.toLowerCase();
   if (fromFrame === 0) {
     if (chainRaw !== undefined) throw new ValidationError(`${RESTORE_QUERY.chain} goes with ${RESTORE_QUERY.fromFrame} above 0 only`);
-    return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: null, skip };
+    return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: null, skip, ...(parentCtransid === null ? {} : { parentCtransid }) };
   }
   if (chainRaw === undefined || !HEX_CHAIN.test(chainRaw)) {
     throw new ValidationError(`resuming at ${RESTORE_QUERY.fromFrame}=${fromFrame} needs ${RESTORE_QUERY.chain}: the ${HASH_SIZE * 2} hex digits of the chain hash after those frames`);
   }
-  return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: Buffer.from(chainRaw, 'hex'), skip };
+  return { volume, snapshot, parentUuid, chunkSize, fromFrame, chain: Buffer.from(chainRaw, 'hex'), skip, ...(parentCtransid === null ? {} : { parentCtransid }) };
 }
 
 /**

@@ -92,6 +92,14 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
   const path = (s: Snapshot) => service.snapshotPath(req.client, req.volume, s.name as SafeName);
   // Held from the turn the snapshots were found in (no await since): a pruning pass after it passes them over.
   const release = service.holdSend?.(req.client, req.volume, parent ? [snapshot.uuid, parent.uuid] : [snapshot.uuid]) ?? (() => undefined);
+  if (parent && req.parentCtransid !== undefined) {
+    try {
+      await refuseChangedParent(parent, path(parent), req.parentCtransid);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
 
   // Stream version 1, asked for by name: what every btrfs receive reads, and what a later btrfs-progs with another
   // default still regenerates for a resume.
@@ -170,6 +178,20 @@ export function restoreHeaders(stream: RestoreStream): Record<string, string> {
     [RESTORE_HEADERS.fromFrame]: String(stream.fromFrame),
     [RESTORE_HEADERS.skip]: String(stream.skip),
   };
+}
+
+/**
+ * The client's parent changed after it was sent, as a push's (server/stream-start.ts): its ctransid now differs from
+ * the one the server's copy was received at (its Send transid). The stream would be the difference from the copy as it
+ * was sent, applied there to the parent as it is now: a tree that exists nowhere. 0: btrfs recorded none, nothing to
+ * compare.
+ */
+async function refuseChangedParent(parent: Snapshot, copy: string, ctransidNow: number): Promise<void> {
+  const { sendTransid } = await btrfs.subvolumeShow(copy);
+  if (sendTransid === 0 || sendTransid === ctransidNow) return;
+  throw new RestoreError('parent_changed', `the client's ${parent.name}, the parent asked for, was changed after it was sent (transaction id ${ctransidNow}, ${sendTransid} when the server received it): a restore on it would differ from the server's copy; restore in full or from another parent`, {
+    details: { parent: parent.name, parentUuid: parent.uuid, parentCtransid: ctransidNow, sendTransid },
+  });
 }
 
 /**

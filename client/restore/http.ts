@@ -62,6 +62,8 @@ export interface DownloadOptions {
   volume: string;
   snapshot: string;
   parentUuid: string | null;
+  /** The local parent's ctransid now, where it is the original that was pushed (the server refuses a changed one). */
+  parentCtransid?: number;
   /** No byte for this long: the attempt is dropped (a link that hangs rather than breaks) and retried. */
   stallMs: number;
   /**
@@ -89,6 +91,7 @@ export async function downloadInto(spool: RestoreSpool, http: RestoreHttp, opts:
       fromFrame: from.framesVerified,
       chain: from.chain.toString('hex'),
       skip: partial.length,
+      ...(opts.parentCtransid !== undefined ? { parentCtransid: opts.parentCtransid } : {}),
       ...(http.client !== undefined ? { client: http.client } : {}),
     }),
   );

@@ -4,17 +4,23 @@
  * `btrfs send` puts in its stream and the server's catalog lists: its Received UUID if it was itself received (a
  * restored snapshot), its own UUID otherwise (the original a push once sent).
  */
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { findMount, type MountEntry } from '../../core/btrfs/mounts.ts';
 import { SnapferryError } from '../../core/errors.ts';
+import { SendStreamCheck } from '../../core/wire/index.ts';
 
 export interface LocalSubvolume {
   name: string;
   path: string;
   /** Received UUID, or UUID when it has none. */
   identity: string;
+  /** Its own UUID on this filesystem. */
+  uuid: string;
+  /** A received copy (an earlier restore), not the original a push sent: its ctransid is its own, not comparable. */
+  received: boolean;
 }
 
 export class RestoreTargetError extends SnapferryError {}
@@ -27,9 +33,43 @@ export async function readonlySnapshotsIn(dir: string): Promise<LocalSubvolume[]
     const p = path.join(dir, e.name);
     if (!(await btrfs.isSubvolume(p)) || !(await btrfs.getReadonly(p))) continue;
     const info = await btrfs.subvolumeShow(p);
-    found.push({ name: e.name, path: p, identity: info.receivedUuid ?? info.uuid });
+    found.push({ name: e.name, path: p, identity: info.receivedUuid ?? info.uuid, uuid: info.uuid, received: info.receivedUuid !== null });
   }
   return found;
+}
+
+/**
+ * Other subvolumes of the filesystem that `btrfs receive` could build an incremental on instead of `parent`. btrfs
+ * receive takes no parent path: it looks the stream's parent UUID up in the whole filesystem, first as a Received
+ * UUID, then as a UUID, and takes the first it finds (checked with btrfs-progs 6.2: an original named as the parent
+ * lost to an earlier restore's copy of it in another folder). The parent named is the one used only when no other
+ * subvolume answers to its identity: none with it as Received UUID, besides the parent itself.
+ */
+export async function rivalParents(parent: LocalSubvolume): Promise<string[]> {
+  const all = await btrfs.subvolumeList(parent.path);
+  return all
+    .filter((s) => s.receivedUuid === parent.identity && s.uuid !== parent.uuid)
+    .map((s) => s.absolutePath ?? s.path);
+}
+
+/**
+ * A snapshot's ctransid now, as `btrfs send` puts it in its first command (btrfs-progs prints it nowhere else): what
+ * push compares with the ctransid the server's copy was sent at (its Send transid) to tell a parent changed since it
+ * was sent. Only the first command is read; the send is stopped there.
+ */
+export async function ctransidNow(snapshot: string): Promise<number> {
+  const send = btrfs.send(snapshot);
+  const check = new SendStreamCheck();
+  send.stream.on('error', (err) => check.destroy(err));
+  check.on('error', () => undefined);
+  send.stream.pipe(check);
+  try {
+    return (await check.header).ctransid;
+  } finally {
+    check.destroy();
+    send.stream.destroy();
+    await send.done.catch(() => undefined);
+  }
 }
 
 /** The btrfs mount that holds `dir`, or a restore_target_not_btrfs error that names the flag to fix. */
@@ -45,4 +85,19 @@ export async function btrfsMountOf(dir: string, what: string): Promise<MountEntr
     });
   }
   return mount;
+}
+
+/**
+ * DEST_DIR must take the spool and the received snapshot: a read-only snapshot (or a folder in one, or a filesystem
+ * mounted read-only) cannot, and its mkdir would fail with a bare errno deep in the download.
+ */
+export async function assertWritable(dir: string, what: string): Promise<void> {
+  const err = await fs.access(dir, fsConstants.W_OK).then(() => null, (e: NodeJS.ErrnoException) => e);
+  if (err === null) return;
+  const why = err.code === 'EROFS'
+    ? 'is read-only (a read-only snapshot, or in one, or on a filesystem mounted read-only)'
+    : `is not writable by this user (${err.code ?? err.message})`;
+  throw new RestoreTargetError('restore_target_read_only', `${what} ${dir} ${why}: the restore writes its download and the snapshot there; choose another folder on that btrfs filesystem`, {
+    details: { dir, errno: err.code ?? null },
+  });
 }

@@ -28,6 +28,8 @@ export interface SpoolReceive {
   parentUuid: string | null;
   /** The local parent snapshot (the one with parentUuid's identity), whose symlinks the stream must not reach through. */
   parentPath?: string;
+  /** That parent's own UUID here: the received snapshot must have been received on it, not on another copy. */
+  parentLocalUuid?: string;
   signal?: AbortSignal;
   /** Opens a sealed stream (bound to uuid and parentUuid); without it a sealed stream is refused at its first frame. */
   sealKey?: SealKey;
@@ -38,6 +40,20 @@ export class RestoreReceiveError extends SnapferryError {}
 /** The dot name a restore receives under until it is checked; the spool's own folder is `.snapferry-restore-`. */
 export function stagingName(uuid: string): string {
   return `.snapferry-incoming-${uuid}`;
+}
+
+/**
+ * The dot name a received snapshot waits under for the restore's final check (client/restore/restore.ts): whole and
+ * read-only, received from a spool that verified, but not yet compared with the server's digest. A run that finds it
+ * checks it without downloading again; only a check that passed gives it the snapshot's name.
+ */
+export function uncheckedName(uuid: string): string {
+  return `.snapferry-unchecked-${uuid}`;
+}
+
+/** The dot name a restored snapshot that failed the final check is kept under for inspection, never the snapshot's. */
+export function differsName(name: string): string {
+  return `.snapferry-differs-${name}`;
 }
 
 export async function receiveSpool(job: SpoolReceive): Promise<{ path: string; rawBytes: number }> {
@@ -53,6 +69,7 @@ export async function receiveSpool(job: SpoolReceive): Promise<{ path: string; r
     input: decoded,
     check: checkFor(job),
     receivedUuid: job.uuid,
+    ...(job.parentLocalUuid !== undefined ? { receivedOn: job.parentLocalUuid } : {}),
     taken: (path) => new RestoreReceiveError('restore_target_exists', `${path} already exists; move it away or restore into another folder`, { details: { path } }),
     ...(job.signal ? { signal: job.signal } : {}),
   });

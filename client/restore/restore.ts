@@ -3,7 +3,9 @@
  * push rides out. The plan (client/restore/plan.ts) picks the parent from the catalog and the snapshots here; the
  * download (client/restore/http.ts) spools verified frames in DEST_DIR/.snapferry-restore-<uuid>/ and, after a cut,
  * a stall or a killed run, goes on from the last verified frame; only once the end frame has verified does the
- * spool go through `btrfs receive` (client/restore/receive.ts), and only a checked subvolume takes the name.
+ * spool go through `btrfs receive` (client/restore/receive.ts); the received snapshot waits under a dot name for the
+ * check against the server's digest, and only one that passed takes the snapshot's name (a failed or unfinished check
+ * never reads as a complete restore).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -15,16 +17,20 @@ import { DEFAULT_STALL_MS, createTransport } from '../http/transport.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
 import { chooseWait } from '../http/retry-after.ts';
 import { formatBytes, type Reporter } from '../progress/report.ts';
-import { btrfsMountOf, readonlySnapshotsIn, RestoreTargetError } from './local.ts';
+import { assertWritable, btrfsMountOf, ctransidNow, readonlySnapshotsIn, rivalParents, RestoreTargetError } from './local.ts';
+import { PARENT_CHANGED } from '../push/changed-parent.ts';
 import { planRestore, type RestorePlan } from './plan.ts';
 import { RestoreSpool, spoolDirFor } from './spool.ts';
 import { asRestoreDiskFull } from './disk-full.ts';
 import { downloadInto, fetchCatalog, type RestoreHttp } from './http.ts';
-import { receiveSpool } from './receive.ts';
+import { differsName, receiveSpool, uncheckedName } from './receive.ts';
+import { removePartial } from '../../core/receive/checked-receive.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
 import { lockDestDir } from './dest-lock.ts';
 import { RestoreProgress } from './progress.ts';
 import { checkRestored } from '../verify/after-restore.ts';
 import { onTheLine } from '../verify/view.ts';
+import { VerifyDifferences, type VerifyOutcome } from '../verify/check.ts';
 import { readKeyFile } from '../../core/crypto/key-file.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
 import { SealError } from '../../core/crypto/errors.ts';
@@ -77,6 +83,9 @@ export interface RestoreResult {
 
 export class RestoreFailed extends SnapferryError {}
 
+/** The parent named is not the one btrfs receive would build on (local.ts rivalParents): planned again without it. */
+const PARENT_AMBIGUOUS = 'parent_ambiguous';
+
 /** One frame failing verification this often in a row is not the link: the server sends it wrong every time. */
 const MAX_BAD_FRAME_REPEATS = 3;
 
@@ -89,13 +98,14 @@ export function restore(options: RestoreOptions, report: Reporter): Promise<Rest
  * step by a restore of its own (its spool, resume, verification and checked receive, as for any snapshot), then the
  * target on the last. The steps' own restores find their parents held, so they never walk a chain again.
  */
-async function restoreWith(options: RestoreOptions, report: Reporter, withChain: boolean): Promise<RestoreResult> {
+async function restoreWith(options: RestoreOptions, report: Reporter, withChain: boolean, changedParents: ReadonlySet<string> = new Set()): Promise<RestoreResult> {
   const volume = parseName(options.volume, 'volume');
   const name = parseName(options.snapshot, 'snapshot name');
   const destDir = path.resolve(options.destDir);
   const parentDir = path.resolve(options.parentDir ?? destDir);
   const chunkSize = validateChunkSize(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
   const dest = await btrfsMountOf(destDir, 'DEST_DIR');
+  await assertWritable(destDir, 'DEST_DIR');
   const sealKey = options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt);
   if (parentDir !== destDir && (await btrfsMountOf(parentDir, '--parent-dir')).source !== dest.source) {
     throw new RestoreTargetError('parent_dir_elsewhere', `--parent-dir ${parentDir} is on another filesystem than ${destDir}: btrfs receive finds the parent on its own filesystem only`);
@@ -120,7 +130,7 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     const local = await readonlySnapshotsIn(parentDir);
     if (parentDir !== destDir) local.push(...(await readonlySnapshotsIn(destDir)));
     const catalog = await fetchCatalog(http, volume, local.map((l) => l.identity));
-    const plan = planRestore({ name, volume, catalog, local });
+    const plan = planRestore({ name, volume, catalog, local, destDir, changedParents });
     if (plan.present === null) refuseBySealing([...plan.before, plan.target], sealingOfKey(sealKey));
     if (plan.before.length > 0) {
       if (!withChain) {
@@ -130,64 +140,155 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
       }
       const from = plan.parent ? `after ${plan.parent.local.name} (held here)` : `from its full ${plan.before[0]!.name}`;
       report.note(`the server holds ${name} as a stream on its chain: restoring the chain ${from} first (${plan.before.map((s) => s.name).join(', ')})`);
-      for (const step of plan.before) await restoreWith({ ...options, snapshot: step.name }, report, false);
-      return await restoreWith(options, report, false);
+      for (const step of plan.before) await restoreWith({ ...options, snapshot: step.name }, report, false, changedParents);
+      return await restoreWith(options, report, false, changedParents);
     }
     if (plan.present) {
       report.note(`${name} is already here, at ${plan.present.path}`);
       return { snapshot: name, path: plan.present.path, parent: null, restored: false, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null };
     }
+    if (plan.elsewhere) report.note(`${name} is already at ${plan.elsewhere.path} (--parent-dir), not in ${destDir}: restoring it into ${destDir} as asked`);
     const finalPath = path.join(destDir, name);
     if (await fs.lstat(finalPath).then(() => true, () => false)) {
       throw new RestoreTargetError('restore_target_exists', `${finalPath} already exists and is not ${name} from the server; move it away or restore into another folder`, {
         details: { path: finalPath },
       });
     }
-    // Held until the snapshot has its name: another restore's spool or receive here would go with this one's cleanup.
+    // Held until the snapshot has its name: another restore's spool, receive or check here would go with this one's
+    // cleanup, and its copy waiting for the check is this one's by name.
     const lock = await lockDestDir(destDir);
-    let result: RestoreResult;
-    let spool: RestoreSpool | null = null;
+    let changed: string | null = null;
     try {
-      const opened = await RestoreSpool.open(spoolDirFor(destDir, plan.target.uuid), {
-        client: http.client ?? null, volume, snapshot: name,
-        uuid: plan.target.uuid, parentUuid: plan.parent?.server.uuid ?? null, chunkSize,
-      });
-      spool = opened.spool;
-      if (opened.discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${opened.discarded})`);
-      result = await run({ options, report, http, volume, plan, spool, destDir, ...(sealKey ? { sealKey } : {}) });
+      const unchecked = path.join(destDir, uncheckedName(plan.target.uuid));
+      let result: RestoreResult;
+      if (await receivedEarlier(unchecked, plan.target.uuid)) {
+        report.note(`${name}: an earlier run received it and did not finish checking it (${unchecked}); checking it now, without downloading it again`);
+        result = { snapshot: name, path: unchecked, parent: plan.parent?.local.name ?? null, restored: true, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null };
+      } else {
+        await removePartial(unchecked);
+        result = await download({ options, report, http, volume, plan, destDir, chunkSize, mountPoint: dest.mountPoint, ...(sealKey ? { sealKey } : {}) });
+      }
+      const checked = await finalCheck({ options, report, http, volume, plan, path: unchecked, kept: path.join(destDir, differsName(name)) });
+      // Only now the snapshot's name: a restore whose check failed or never ended must never read as complete.
+      if (await fs.lstat(finalPath).then(() => true, () => false)) {
+        throw new RestoreTargetError('restore_target_exists', `${finalPath} appeared while ${name} was restored; the restored snapshot is kept at ${unchecked}: move ${finalPath} away and run the restore again to give it its name`, {
+          details: { path: finalPath, kept: unchecked },
+        });
+      }
+      await fs.rename(unchecked, finalPath);
+      return { ...result, path: finalPath, verifiedLineBytes: checked === null ? null : onTheLine(checked) };
     } catch (err) {
-      // The one place a full disk under DEST_DIR (the spool's writes, btrfs receive) becomes what to do about it.
-      const state = spool?.state;
-      throw await asRestoreDiskFull(err, {
-        destDir, mountPoint: dest.mountPoint, target: plan.target,
-        streamParent: plan.parent?.server ?? null,
-        spool: spool && state ? { dir: spool.dir, wireBytes: state.wireOffsetVerified, complete: state.ended } : null,
-      });
+      if (!(plan.parent && err instanceof SnapferryError && (err.code === PARENT_CHANGED || err.code === PARENT_AMBIGUOUS))) throw err;
+      changed = err.code === PARENT_CHANGED
+        ? `${plan.parent.local.path} here was changed after it was sent, and a restore on it would differ from the server's copy (parent_changed)`
+        : err.message;
     } finally {
-      await spool?.close();
       await lock.release();
     }
-    if (options.verify === false) return result;
-    // An archive holds the pushed stream, not a tree it could digest (and a sealed one it cannot even read): the
-    // check there is every frame verified on its way down and the checked receive, which are done.
-    if (plan.target.storedStream === true) {
-      report.note(`${name}: every frame of its stream verified; an archive server keeps streams, not trees, so there is no digest of its copy to compare with`);
-      return result;
+    // The local parent was changed after it was sent (the server compared its ctransid now with its copy's), or btrfs
+    // receive could take another copy for it: the stream would be applied to a tree the server never saw, or to one
+    // the policy did not look at. Planned again without it, as push does.
+    const again = new Set([...changedParents, plan.parent!.server.uuid]);
+    /* c8 ignore next 3 */
+    if (again.size === changedParents.size) {
+      throw new RestoreFailed('restore_plan_loop', `${name}: the plan took ${plan.parent!.local.path} again after passing it over (${changed}); restore into a folder without it`);
     }
-    // The restored tree against the server's digest of its copy: what btrfs receive wrote, not only what it was sent.
-    const checked = await checkRestored({
-      api: http.api, headers, volume, snapshot: name, path: result.path, parentPath: plan.parent?.local.path ?? null,
-      ...(http.client !== undefined ? { client: http.client } : {}), ...(options.signal ? { signal: options.signal } : {}),
-    }, report).catch((err: unknown) => {
-      // An archive server holds the stream, not a tree (and a sealed one it cannot read): nothing to compare with. The
-      // stream was verified frame by frame and received with the checked receive; that is the check there is.
-      if (!(err instanceof SnapferryError && err.code === 'verify_unavailable')) throw err;
-      report.note(`${name}: not checked against a digest (${err.message}); every frame of its stream was verified`);
-      return null;
-    });
-    return { ...result, verifiedLineBytes: checked === null ? null : onTheLine(checked) };
+    const next = planRestore({ name, volume, catalog, local, destDir, changedParents: again });
+    const instead = next.parent ? `restoring it on ${next.parent.local.name} instead` : 'restoring it in full instead';
+    report.note(`${name}: not restored on ${plan.parent!.local.name}: ${changed}; ${instead}`);
+    return await restoreWith(options, report, withChain, again);
   } finally {
     await transport.close();
+  }
+}
+
+interface Download {
+  options: RestoreOptions;
+  report: Reporter;
+  http: RestoreHttp;
+  volume: string;
+  plan: RestorePlan;
+  destDir: string;
+  chunkSize: number;
+  mountPoint: string;
+  sealKey?: SealKey;
+}
+
+/** The spool, downloaded (resuming) and received under the unchecked name; a full disk said as what to do about it. */
+async function download({ options, report, http, volume, plan, destDir, chunkSize, mountPoint, sealKey }: Download): Promise<RestoreResult> {
+  const name = plan.target.name;
+  let spool: RestoreSpool | null = null;
+  try {
+    const opened = await RestoreSpool.open(spoolDirFor(destDir, plan.target.uuid), {
+      client: http.client ?? null, volume, snapshot: name,
+      uuid: plan.target.uuid, parentUuid: plan.parent?.server.uuid ?? null, chunkSize,
+    });
+    spool = opened.spool;
+    if (opened.discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${opened.discarded})`);
+    return await run({ options, report, http, volume, plan, spool, destDir, ...(sealKey ? { sealKey } : {}) });
+  } catch (err) {
+    // The one place a full disk under DEST_DIR (the spool's writes, btrfs receive) becomes what to do about it.
+    const state = spool?.state;
+    throw await asRestoreDiskFull(err, {
+      destDir, mountPoint, target: plan.target,
+      streamParent: plan.parent?.server ?? null,
+      spool: spool && state ? { dir: spool.dir, wireBytes: state.wireOffsetVerified, complete: state.ended } : null,
+    });
+  } finally {
+    await spool?.close();
+  }
+}
+
+/** A copy an earlier run received and did not check to the end: whole (read-only, the stream's Received UUID). */
+async function receivedEarlier(p: string, uuid: string): Promise<boolean> {
+  if (!(await btrfs.isSubvolume(p))) return false;
+  const shown = await btrfs.subvolumeShow(p);
+  return shown.readonly && shown.receivedUuid === uuid;
+}
+
+interface FinalCheck {
+  options: RestoreOptions;
+  report: Reporter;
+  http: RestoreHttp;
+  volume: string;
+  plan: RestorePlan;
+  /** The received snapshot, under its unchecked name. */
+  path: string;
+  /** Where it goes when it differs. */
+  kept: string;
+}
+
+/**
+ * The restored tree against the server's digest of its copy: what btrfs receive wrote, not only what it was sent.
+ * Null where no digest is compared (--no-verify, an archive). A difference moves the copy to `kept` (or leaves it
+ * under its unchecked name when an earlier one is kept there) and fails the restore (exit 3); an interrupted check or
+ * one that could not reach the server leaves it unchecked, for the next run to check.
+ */
+async function finalCheck({ options, report, http, volume, plan, path: at, kept }: FinalCheck): Promise<VerifyOutcome | null> {
+  const name = plan.target.name;
+  if (options.verify === false) return null;
+  // An archive holds the pushed stream, not a tree it could digest (and a sealed one it cannot even read): the
+  // check there is every frame verified on its way down and the checked receive, which are done.
+  if (plan.target.storedStream === true) {
+    report.note(`${name}: every frame of its stream verified; an archive server keeps streams, not trees, so there is no digest of its copy to compare with`);
+    return null;
+  }
+  const keptAt = (await fs.lstat(kept).then(() => true, () => false)) ? at : kept;
+  try {
+    return await checkRestored({
+      api: http.api, headers: http.headers, volume, snapshot: name, path: at, keptAt, parentPath: plan.parent?.local.path ?? null,
+      ...(http.client !== undefined ? { client: http.client } : {}), ...(options.signal ? { signal: options.signal } : {}),
+    }, report);
+  } catch (err) {
+    if (err instanceof VerifyDifferences) {
+      if (keptAt !== at) await fs.rename(at, keptAt);
+      throw err;
+    }
+    // An archive server holds the stream, not a tree (and a sealed one it cannot read): nothing to compare with. The
+    // stream was verified frame by frame and received with the checked receive; that is the check there is.
+    if (!(err instanceof SnapferryError && err.code === 'verify_unavailable')) throw err;
+    report.note(`${name}: not checked against a digest (${err.message}); every frame of its stream was verified`);
+    return null;
   }
 }
 
@@ -205,6 +306,15 @@ interface Run {
 /** Download (resuming), receive, clean up; retries what can heal, with backoff, and says what it does. */
 async function run({ options, report, http, volume, plan, spool, destDir, sealKey }: Run): Promise<RestoreResult> {
   const { target, parent } = plan;
+  // The original that was pushed is held against the ctransid the server's copy was sent at; a received copy's
+  // ctransid is its own, which says nothing of that (as for push: server/stream-start.ts).
+  const parentCtransid = parent && !parent.local.received ? await ctransidNow(parent.local.path) : undefined;
+  const rivals = parent ? await rivalParents(parent.local) : [];
+  if (rivals.length > 0) {
+    throw new RestoreFailed(PARENT_AMBIGUOUS, `btrfs receive would take its parent by identity and could build on ${rivals.join(', ')} (another copy of ${parent!.server.name} on this filesystem) instead of ${parent!.local.path}`, {
+      details: { parent: parent!.local.path, rivals },
+    });
+  }
   const signal = options.signal;
   const backoff = new Backoff({ ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) });
   // Same-parent restores transfer about what the push did; from another parent nothing tells the size beforehand.
@@ -225,6 +335,7 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
         progress.begin(before);
         await downloadInto(spool, http, {
           volume, snapshot: target.name, parentUuid: parent?.server.uuid ?? null,
+          ...(parentCtransid !== undefined ? { parentCtransid } : {}),
           stallMs: options.stallMs ?? DEFAULT_STALL_MS, sealing: sealingOfKey(sealKey),
           onProgress: (state, pending) => progress.update(state, pending),
         });
@@ -232,8 +343,8 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
       phase = 'receive';
       report.note(`${target.name}: downloaded and verified ${formatBytes(spool.state.rawOffset)}; receiving it`);
       const got = await receiveSpool({
-        framesFile: spool.framesFile, chunkSize: spool.identity.chunkSize, destDir, name: target.name,
-        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(parent ? { parentPath: parent.local.path } : {}), ...(signal ? { signal } : {}),
+        framesFile: spool.framesFile, chunkSize: spool.identity.chunkSize, destDir, name: uncheckedName(target.uuid),
+        uuid: target.uuid, parentUuid: parent?.server.uuid ?? null, ...(parent ? { parentPath: parent.local.path, parentLocalUuid: parent.local.uuid } : {}), ...(signal ? { signal } : {}),
         ...(sealKey ? { sealKey } : {}),
       });
       const wireBytes = spool.state.wireOffsetVerified;

@@ -16,6 +16,8 @@ export interface RestoredCheck {
   snapshot: string;
   /** Where the restored snapshot is. */
   path: string;
+  /** Where it is kept when it differs (the restore moves it there after this throws); `path` by default. */
+  keptAt?: string;
   /** The local snapshot it was received on, or null for a full restore. */
   parentPath?: string | null;
   client?: string;
@@ -39,10 +41,11 @@ export async function checkRestored(c: RestoredCheck, report: Reporter): Promise
     return outcome;
   }
   for (const line of describeOutcome(outcome)) report.note(line);
+  const kept = c.keptAt ?? c.path;
   throw new VerifyDifferences(
-    `the restored ${c.snapshot} at ${c.path} differs from the server's copy in ${outcome.differences.length}${outcome.truncated ? '+' : ''} path(s) (listed above); ` +
-      `it is kept for inspection: delete it (btrfs subvolume delete ${c.path}) and ${whatNext(c.parentPath ?? null)}`,
-    { snapshot: c.snapshot, path: c.path, differences: outcome.differences.length, parent: c.parentPath ?? null },
+    `the restored ${c.snapshot} differs from the server's copy in ${outcome.differences.length}${outcome.truncated ? '+' : ''} path(s) (listed above); ` +
+      `it is kept for inspection at ${kept}, not under its name: delete it (btrfs subvolume delete ${kept}) and ${whatNext(c.parentPath ?? null)}`,
+    { snapshot: c.snapshot, path: kept, differences: outcome.differences.length, parent: c.parentPath ?? null },
   );
 }
 

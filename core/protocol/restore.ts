@@ -6,7 +6,8 @@
  * frames the client already holds verified, and the hex chain hash after them (the server regenerates the stream and
  * refuses with 409 stream_mismatch when its chain differs). `skip`: bytes of frame `fromFrame` the client already
  * holds (what a cut download brought of it): the answer starts that far into the frame. `client`: whose snapshot,
- * for an admin token only.
+ * for an admin token only. `parentCtransid`: the local parent's ctransid now, where it is the original that was
+ * pushed (not a received copy): the server refuses with 409 parent_changed when its copy was sent at another one.
  */
 export interface RestoreQuery {
   parent?: string | null;
@@ -15,9 +16,10 @@ export interface RestoreQuery {
   chain?: string;
   skip?: number;
   client?: string;
+  parentCtransid?: number;
 }
 
-export const RESTORE_QUERY = { parent: 'parent', chunkSize: 'chunkSize', fromFrame: 'fromFrame', chain: 'chain', skip: 'skip', client: 'client' } as const;
+export const RESTORE_QUERY = { parent: 'parent', chunkSize: 'chunkSize', fromFrame: 'fromFrame', chain: 'chain', skip: 'skip', client: 'client', parentCtransid: 'parentCtransid' } as const;
 
 export function restoreQueryString(q: RestoreQuery): string {
   const params = new URLSearchParams({ [RESTORE_QUERY.chunkSize]: String(q.chunkSize) });
@@ -26,6 +28,7 @@ export function restoreQueryString(q: RestoreQuery): string {
   if (q.chain !== undefined && q.fromFrame) params.set(RESTORE_QUERY.chain, q.chain);
   if (q.skip) params.set(RESTORE_QUERY.skip, String(q.skip));
   if (q.client !== undefined) params.set(RESTORE_QUERY.client, q.client);
+  if (q.parent && q.parentCtransid !== undefined) params.set(RESTORE_QUERY.parentCtransid, String(q.parentCtransid));
   return params.toString();
 }
 

@@ -55,6 +55,12 @@ export interface CheckedReceiveJob {
   mapUuids?: SendUuidMap;
   /** The Received UUID the new subvolume must have. */
   receivedUuid: string;
+  /**
+   * An incremental's: the UUID (its own, on this filesystem) of the subvolume it must have been received on. btrfs
+   * receive finds the parent by identity anywhere on the filesystem, and the new subvolume's Parent UUID says which
+   * one it took.
+   */
+  receivedOn?: string;
   /** Said after the expected UUID when it is not the stream's own, e.g. "(U in alice's namespace)". */
   uuidNote?: string;
   /** The error when `name` is already taken in `dir` (each side says what to do about it). */
@@ -127,6 +133,11 @@ export async function checkedReceive(job: CheckedReceiveJob): Promise<CheckedSna
       throw new ReceiveError('receive_unchecked', `btrfs receive finished but ${name} has Received UUID ${shown.receivedUuid ?? 'none'}, not ${job.receivedUuid}${note}`);
     }
     if (!shown.readonly) throw new ReceiveError('receive_unchecked', `btrfs receive finished but ${name} is not read-only`);
+    if (job.receivedOn !== undefined && shown.parentUuid !== job.receivedOn) {
+      throw new ReceiveError('receive_wrong_parent', `btrfs receive built ${name} on subvolume ${shown.parentUuid ?? 'none'}, not on the parent named (${job.receivedOn}): another subvolume on this filesystem has the parent's identity`, {
+        details: { receivedOn: shown.parentUuid, expected: job.receivedOn },
+      });
+    }
     job.confirm?.();
     // Before the rename: an entry the stream made under the snapshot's name would otherwise take its place or stop it.
     if (before) await removeAdded(dir, before, [...othersNames(job), job.stagingName]);

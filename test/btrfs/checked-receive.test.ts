@@ -73,6 +73,21 @@ test('a subvolume without the expected Received UUID is receive_unchecked, and d
   assert.deepEqual(await fs.readdir(dir), []);
 });
 
+test('a subvolume not received on the subvolume it was to be received on (receivedOn) is receive_wrong_parent, and deleted', receiveTest, async (t) => {
+  // btrfs receive takes an incremental's parent by identity anywhere on the filesystem; its Parent UUID tells which.
+  // Here a full stream, received on nothing, where an incremental on a given subvolume was expected.
+  const uuid = randomUuid();
+  const raw = new SendStreamBuilder().subvol('snap', uuid).end().build();
+  const expected = randomUuid();
+  const { dir, input, outcome } = await started(t, raw, { receivedUuid: uuid, receivedOn: expected });
+  input.end();
+  const result = await outcome;
+  assert.ok('err' in result && result.err instanceof SnapferryError, 'it failed');
+  assert.equal(result.err.code, 'receive_wrong_parent');
+  assert.match(result.err.message, new RegExp(`built snap on subvolume none, not on the parent named \\(${expected}\\)`));
+  assert.deepEqual(await fs.readdir(dir), []);
+});
+
 /**
  * `--chroot` keeps a stream's symlinks inside the folder, not inside its subvolume: with `up -> /` in the snapshot,
  * `up/x` is the folder's x. In a folder that is the receiver's alone (the server's), what the stream put there goes.

@@ -110,7 +110,8 @@ test('restore ends with the check against the server\'s digest: identical after 
   const err = await restoring.then(() => null, (e: unknown) => e);
   assert.ok(err instanceof Error, 'the restore failed');
   assert.equal(exitCodeFor(err), EXIT.differences, String(err));
-  assert.match(err.message, /the restored s2 at .* differs from the server's copy in 1 path\(s\)/);
+  assert.match(err.message, /the restored s2 differs from the server's copy in 1 path\(s\) \(listed above\); it is kept for inspection at .*\/restored\/.snapferry-differs-s2, not under its name/);
+  assert.equal(await fs.stat(path.join(dest, 's2')).then(() => true, () => false), false, 'the copy that differs does not have its name');
   // An incremental restore: the local parent, which may have been changed here, is what to rule out first.
   assert.match(err.message, /restore it in full: it was received on .*\/restored\/s1 here, which may have been changed .* if a full restore differs too, have the server's admin check/);
   assert.ok(failing.notes.some((n) => n.startsWith('  text/t-001.txt: content differs')), failing.notes.join('\n'));

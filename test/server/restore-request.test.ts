@@ -13,3 +13,11 @@ test('skip: the bytes of the next frame the client holds, under one frame, and 0
   assert.throws(() => parseRestoreRequest(params, { chunkSize: '65536', skip: '-1' }), /skip/);
   assert.throws(() => parseRestoreRequest(params, { chunkSize: '65536', skip: '1e3x' }), /skip/);
 });
+
+test('parentCtransid: a whole number with a parent only, absent when not given', () => {
+  const parent = '0b5d7c6e-1f2a-4b3c-8d4e-5f6a7b8c9d0e';
+  assert.equal(parseRestoreRequest(params, { chunkSize: '65536', parent }).parentCtransid, undefined);
+  assert.equal(parseRestoreRequest(params, { chunkSize: '65536', parent, parentCtransid: '1234' }).parentCtransid, 1234);
+  assert.throws(() => parseRestoreRequest(params, { chunkSize: '65536', parentCtransid: '1234' }), /parentCtransid goes with parent only/);
+  assert.throws(() => parseRestoreRequest(params, { chunkSize: '65536', parent, parentCtransid: 'x' }), /parentCtransid/);
+});

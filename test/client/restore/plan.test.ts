@@ -14,7 +14,7 @@ function catalog(n: number): Snapshot[] {
   }));
 }
 
-const local = (name: string, identity: string): LocalSubvolume => ({ name, path: `/r/${name}`, identity });
+const local = (name: string, identity: string): LocalSubvolume => ({ name, path: `/r/${name}`, identity, uuid: identity, received: false });
 
 test('with nothing in common the restore is full', () => {
   const plan = planRestore({ name: 's2', catalog: catalog(3), local: [local('other', uuid(99))] });
@@ -56,6 +56,21 @@ test('a snapshot the server flags as changed by hand is never the parent: the ne
   assert.equal(plan.parent?.server.name, 's1');
 });
 
+test('only a target held in DEST_DIR is present; one held in --parent-dir only is restored into DEST_DIR all the same', () => {
+  const inParentDir: LocalSubvolume = { name: 's2', path: '/p/s2', identity: uuid(2), uuid: uuid(2), received: false };
+  const plan = planRestore({ name: 's2', catalog: catalog(3), local: [local('s1', uuid(1)), inParentDir], destDir: '/r' });
+  assert.equal(plan.present, null);
+  assert.equal(plan.elsewhere?.path, '/p/s2');
+  assert.equal(plan.parent?.local.name, 's1');
+  assert.equal(planRestore({ name: 's2', catalog: catalog(3), local: [inParentDir, local('s2', uuid(2))], destDir: '/r' }).present?.path, '/r/s2');
+});
+
+test('a parent changed here after it was sent (parent_changed) is passed over: the next older one held, else full', () => {
+  const held = [local('a', uuid(1)), local('b', uuid(2))];
+  assert.equal(planRestore({ name: 's3', catalog: catalog(3), local: held, changedParents: new Set([uuid(2)]) }).parent?.server.name, 's1');
+  assert.equal(planRestore({ name: 's3', catalog: catalog(3), local: held, changedParents: new Set([uuid(1), uuid(2)]) }).parent, null);
+});
+
 /** The same catalog as an archive lists it: each snapshot only as the stream that was pushed (Snapshot.storedStream). */
 const stored = (n: number): Snapshot[] => catalog(n).map((s) => ({ ...s, storedStream: true }));
 
@@ -85,6 +100,12 @@ test('a stored stream on another chain: only its own chain counts, and a chain_f
   const plan = planRestore({ name: 's4', catalog: cat, local: [local('s2', uuid(2))] });
   assert.deepEqual(plan.before.map((s) => s.name), ['s3']);
   assert.equal(plan.parent, null);
+});
+
+test('a stored stream whose held chain member was passed over (changedParents) restores its chain from the full', () => {
+  const plan = planRestore({ name: 's3', catalog: stored(3), local: [local('a', uuid(2))], changedParents: new Set([uuid(2)]) });
+  assert.equal(plan.parent, null);
+  assert.deepEqual(plan.before.map((s) => s.name), ['s1', 's2']);
 });
 
 test('a stored stream whose chain lacks a member is refused with chain_broken, naming what is missing', () => {

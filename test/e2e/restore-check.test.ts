@@ -1,0 +1,176 @@
+/**
+ * A restore is complete only once its final check passed: the snapshot's name in DEST_DIR says so. A check that was
+ * interrupted leaves the received copy under a dot name for the next run to check (not to download again), and one
+ * that found a difference keeps the copy for inspection under a name that says so, never under the snapshot's name.
+ * A local parent changed after it was sent is refused by the server (parent_changed) and the restore goes around it.
+ * Also what DEST_DIR may be: not a read-only snapshot (a clear error, exit 2), and a snapshot held in --parent-dir
+ * only is restored into DEST_DIR all the same.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { mutate, rootOnly } from '../fixtures/btrfs.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
+import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
+import { push } from '../../client/push/push.ts';
+import { restore } from '../../client/restore/restore.ts';
+import type { Reporter } from '../../client/progress/report.ts';
+import { assertReceived, createPair, recordingReporter } from './harness.ts';
+
+const slow = { ...rootOnly, timeout: 240_000 };
+
+/** s1 pushed, and an empty DEST_DIR on the client's filesystem. */
+async function world(t: Parameters<typeof createPair>[0], seed: string) {
+  const pair = await createPair(t, { fillMB: 4, seed });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  return { pair, server, s1, dest };
+}
+
+/** A reporter that runs `then` (synchronously) when the final check starts, before it reads a byte. */
+function atCheck(then: () => void): Reporter & { notes: string[] } {
+  const r = recordingReporter();
+  return {
+    ...r,
+    note: (m) => {
+      r.note(m);
+      if (/^s1: checking the restored snapshot/.test(m)) then();
+    },
+  };
+}
+
+/** The copy being checked: under the snapshot's name (before), or the dot name it waits under for the check. */
+function beingChecked(dest: string): string {
+  if (existsSync(path.join(dest, 's1'))) return path.join(dest, 's1');
+  const waiting = readdirSync(dest).find((n) => n.startsWith('.snapferry-unchecked-'));
+  assert.ok(waiting, `a copy being checked in ${readdirSync(dest).join(', ')}`);
+  return path.join(dest, waiting);
+}
+
+test('a restore whose final check was interrupted is not complete: the next run checks it, without downloading it again', slow, async (t) => {
+  const { server, s1, dest } = await world(t, 'check-interrupted');
+  const stop = new AbortController();
+  const first = atCheck(() => stop.abort());
+  const err = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest, signal: stop.signal }, first).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof Error, 'the interrupted restore failed');
+  // In process the stop is the signal's AbortError; the CLI says it as `interrupted` (exit 130).
+  assert.ok(err.name === 'AbortError' || exitCodeFor(err) === EXIT.interrupted, String(err));
+  assert.equal(existsSync(path.join(dest, 's1')), false, 'an unchecked restore does not have the snapshot\'s name');
+
+  const again = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest }, again);
+  const said = again.notes.join('\n');
+  assert.doesNotMatch(said, /already here/, said);
+  assert.match(said, /an earlier run received it and did not finish checking it .*; checking it now, without downloading it again/, said);
+  assert.doesNotMatch(said, /downloaded and verified/, 'nothing downloaded again');
+  assert.match(said, /^s1: identical to the server's copy/m, said);
+  assert.equal(result.path, path.join(dest, 's1'));
+  assert.ok(result.verifiedLineBytes !== null);
+  await assertReceived(s1, result.path);
+  assert.equal((await btrfs.subvolumeShow(result.path)).receivedUuid, (await btrfs.subvolumeShow(s1)).uuid);
+  assert.deepEqual(await fs.readdir(dest), ['s1'], 'no spool or unchecked copy left');
+});
+
+test('a restore whose final check finds a difference keeps the copy for inspection under a name that says so; a rerun restores again', slow, async (t) => {
+  const { server, s1, dest } = await world(t, 'check-differs');
+  // The received copy changed between the receive and the check (as a disk or a hand might): the check must see it.
+  const first = atCheck(() => {
+    const at = beingChecked(dest);
+    execFileSync('btrfs', ['property', 'set', '-f', '-ts', at, 'ro', 'false']);
+    writeFileSync(path.join(at, 'not-from-the-server'), 'x');
+    execFileSync('btrfs', ['property', 'set', '-ts', at, 'ro', 'true']);
+  });
+  const err = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest }, first).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof Error, 'the restore failed');
+  assert.equal(exitCodeFor(err), EXIT.differences, String(err));
+  const kept = path.join(dest, '.snapferry-differs-s1');
+  assert.equal(existsSync(path.join(dest, 's1')), false, 'a copy that differs does not have the snapshot\'s name');
+  assert.ok(existsSync(path.join(kept, 'not-from-the-server')), 'the copy that differs is kept');
+  assert.match(err.message, new RegExp(`kept for inspection at ${kept.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, not under its name`));
+
+  const again = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest }, again);
+  const said = again.notes.join('\n');
+  assert.doesNotMatch(said, /already here/, said);
+  assert.match(said, /^s1: identical to the server's copy/m, said);
+  await assertReceived(s1, result.path);
+  assert.deepEqual((await fs.readdir(dest)).sort(), ['.snapferry-differs-s1', 's1']);
+});
+
+test('restore into a read-only snapshot says so and what to do, exit 2', slow, async (t) => {
+  const { server, s1 } = await world(t, 'check-readonly');
+  const err = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: s1 }, recordingReporter()).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof Error, 'the restore failed');
+  assert.equal((err as { code?: string }).code, 'restore_target_read_only', String(err));
+  assert.equal(exitCodeFor(err), EXIT.usage);
+  assert.match(err.message, new RegExp(`^DEST_DIR ${s1} is read-only .*; choose another folder`));
+});
+
+test('a snapshot held in --parent-dir but not in DEST_DIR is restored into DEST_DIR', slow, async (t) => {
+  const { pair, server, s1, dest } = await world(t, 'check-parent-dir');
+  const report = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest, parentDir: pair.snaps }, report);
+  assert.equal(result.restored, true, report.notes.join('\n'));
+  assert.equal(result.path, path.join(dest, 's1'));
+  assert.match(report.notes.join('\n'), new RegExp(`s1 is already at ${s1} \\(--parent-dir\\), not in ${dest}: restoring it into ${dest} as asked`));
+  await assertReceived(s1, result.path);
+  assert.equal((await btrfs.subvolumeShow(result.path)).receivedUuid, (await btrfs.subvolumeShow(s1)).uuid);
+});
+
+test('a local parent changed after it was sent is not built on: the restore says so and restores in full, as push refuses it', slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 4, seed: 'check-changed-parent' });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await mutate(pair.source, 'check-changed-parent');
+  const s2 = await pair.snapshot('s2');
+  await push({ server: server.url, volume: 'v', snapshots: [s1, s2], retries: 0 }, recordingReporter());
+  // s2 lost here; then s1 changed by hand (writable, one byte, read-only again), as `btrfs property set` allows.
+  const s2Copy = path.join(pair.client.mountPoint, 's2-as-pushed');
+  await btrfs.snapshot(s2, s2Copy, { readonly: true });
+  await btrfs.deleteSubvolume(s2);
+  await btrfs.setReadonly(s1, false);
+  await fs.appendFile(path.join(s1, 'changed-here'), 'x');
+  await btrfs.setReadonly(s1, true);
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(dest);
+
+  const report = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's2', destDir: dest, parentDir: pair.snaps }, report);
+  const said = report.notes.join('\n');
+  assert.match(said, new RegExp(`s2: not restored on s1: ${s1} here was changed after it was sent, .*\\(parent_changed\\); restoring it in full instead`), said);
+  assert.equal(result.parent, null, 'a full restore');
+  assert.match(said, /^s2: identical to the server's copy/m, said);
+  await assertReceived(s2Copy, result.path);
+});
+
+test('a parent btrfs receive would not take (another copy with its identity elsewhere on the filesystem) is not built on', slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 4, seed: 'check-rival-parent' });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await mutate(pair.source, 'check-rival-parent');
+  const s2 = await pair.snapshot('s2');
+  await push({ server: server.url, volume: 'v', snapshots: [s1, s2], retries: 0 }, recordingReporter());
+  const s2Copy = path.join(pair.client.mountPoint, 's2-as-pushed');
+  await btrfs.snapshot(s2, s2Copy, { readonly: true });
+  await btrfs.deleteSubvolume(s2);
+  // An earlier restore of s1 in another folder: its Received UUID is s1's UUID, which btrfs receive looks up first.
+  const earlier = path.join(pair.client.mountPoint, 'earlier');
+  await fs.mkdir(earlier);
+  await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: earlier }, recordingReporter());
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(dest);
+
+  const report = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's2', destDir: dest, parentDir: pair.snaps }, report);
+  const said = report.notes.join('\n');
+  assert.match(said, new RegExp(`s2: not restored on s1: btrfs receive would take its parent by identity and could build on ${path.join(earlier, 's1')} .* instead of ${s1}; restoring it in full instead`), said);
+  assert.equal(result.parent, null, 'a full restore');
+  await assertReceived(s2Copy, result.path);
+  assert.equal((await btrfs.subvolumeShow(result.path)).parentUuid, null, 'received on nothing');
+});
