@@ -56,7 +56,12 @@ const setXattr = (b: SendStreamBuilder, file: string, name: string, value: Buffe
 async function privileged(dir: string): Promise<string[]> {
   const found: string[] = [];
   for (const rel of await listTree(dir)) {
-    const st = await fs.lstat(path.join(dir, rel));
+    // The server may be writing its own files beside (the catalog's temporary copy comes and goes).
+    const st = await fs.lstat(path.join(dir, rel)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (st === null) continue;
     if (st.isCharacterDevice() || st.isBlockDevice()) found.push(`device ${rel}`);
     if (st.isFile() && (st.mode & 0o6000) !== 0) found.push(`setuid/setgid ${rel} (${(st.mode & 0o7777).toString(8)})`);
   }
