@@ -349,9 +349,16 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
     if (ctx.signal?.aborted && id !== null) await ctx.api.release(id, RELEASE_WAIT_MS).catch(() => undefined);
     // The pipeline's own failure (btrfs send, a bad stream) explains more than the upload's.
     const pipelineFailure = await framed.done.then(() => null, (e: unknown) => e);
-    if (pipelineFailure instanceof SnapferryError) throw pipelineFailure;
-    if (err instanceof SnapferryError && err.code === 'upload_gone' && id !== null && !ctx.signal?.aborted) throw await whyGone(ctx, step, id, err);
-    throw err;
+    const failure =
+      pipelineFailure instanceof SnapferryError ? pipelineFailure
+      : err instanceof SnapferryError && err.code === 'upload_gone' && id !== null && !ctx.signal?.aborted ? await whyGone(ctx, step, id, err)
+      : err;
+    // A failure the push will not retry (a quota refusal, say) ends this push's hold on the upload too: held on, the
+    // server said "being sent by a push now" of an upload nobody sent, and the next push waited out the lease.
+    if (!ctx.signal?.aborted && id !== null && failure instanceof SnapferryError && !failure.retryable) {
+      await ctx.api.release(id, RELEASE_WAIT_MS).catch(() => undefined);
+    }
+    throw failure;
   }
   if (id === null) throw new PushError('no_transfer_id', 'the server did not say where the upload went', { retryable: true });
   ctx.report.waiting(step.snapshot.name);

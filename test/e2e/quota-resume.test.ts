@@ -57,6 +57,9 @@ test('a push refused by the quota keeps what crossed on the server; with the quo
   const spool = (await fs.stat(path.join(pair.root, 'spool', kept.id))).size;
   assert.equal(spool, kept.wireOffset);
   assert.ok(kept.wireOffset > quota / 2, `the server holds ${kept.wireOffset} of ${whole} bytes`);
+  // The refused push let go of it as it stopped: held on, the server said a push was sending it, and the next push
+  // waited out the lease.
+  assert.equal(kept.heldByPush, false, 'the upload is not held by the push that stopped');
   assert.ok(proxy.patched() < quota + 1024 * 1024, `the refused push sent ${proxy.patched()} bytes`);
   // Said to the user: what is kept, and the two ways on.
   assert.match(refused.message, /keeps what has arrived of it/);
