@@ -110,7 +110,12 @@ export class Catalog {
       throw corrupt(file, `not JSON: ${(err as Error).message}`);
     }
     const parsed = CatalogFile.safeParse(json);
-    if (!parsed.success) throw corrupt(file, parsed.error.issues[0]?.message ?? 'unknown');
+    if (!parsed.success) {
+      // Where in the file, so that an admin can mend one record by hand rather than rebuild and lose the history.
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? `at ${issue.path.map(String).join('.')}: ` : '';
+      throw corrupt(file, `${where}${issue?.message ?? 'unknown'}`);
+    }
     return new Catalog(file, parsed.data, writer);
   }
 

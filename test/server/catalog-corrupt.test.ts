@@ -26,3 +26,18 @@ test('a truncated catalog is catalog_corrupt, naming the file and how to rebuild
     return true;
   });
 });
+
+test('a catalog record that does not parse is catalog_corrupt naming where in the file, so that it can be mended by hand', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-catalog-corrupt-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'catalog.json');
+  // A snapshot record without its volume, as an edit by hand could leave it.
+  await fs.writeFile(file, JSON.stringify({ version: 1, transfers: [], snapshots: [{ name: 's1' }], removed: [] }));
+  await assert.rejects(Catalog.open(file), (err: unknown) => {
+    assert.ok(err instanceof SnapferryError, String(err));
+    assert.equal(err.code, 'catalog_corrupt');
+    assert.ok(err.message.includes(file), err.message);
+    assert.match(err.message, /at snapshots\.0\.\w+: /);
+    return true;
+  });
+});
