@@ -260,9 +260,9 @@ interface FinalCheck {
 
 /**
  * The restored tree against the server's digest of its copy: what btrfs receive wrote, not only what it was sent.
- * Null where no digest is compared (--no-verify, an archive). A difference moves the copy to `kept` (or leaves it
- * under its unchecked name when an earlier one is kept there) and fails the restore (exit 3); an interrupted check or
- * one that could not reach the server leaves it unchecked, for the next run to check.
+ * Null where no digest is compared (--no-verify, an archive). A difference moves the copy to `kept` (`kept-2`, ... when
+ * an earlier one is kept there) and fails the restore (exit 3); an interrupted check or one that could not reach the
+ * server leaves it unchecked, for the next run to check.
  */
 async function finalCheck({ options, report, http, volume, plan, path: at, kept }: FinalCheck): Promise<VerifyOutcome | null> {
   const name = plan.target.name;
@@ -273,7 +273,7 @@ async function finalCheck({ options, report, http, volume, plan, path: at, kept 
     report.note(`${name}: every frame of its stream verified; an archive server keeps streams, not trees, so there is no digest of its copy to compare with`);
     return null;
   }
-  const keptAt = (await fs.lstat(kept).then(() => true, () => false)) ? at : kept;
+  const keptAt = await freeName(kept);
   try {
     return await checkRestored({
       api: http.api, headers: http.headers, volume, snapshot: name, path: at, keptAt, parentPath: plan.parent?.local.path ?? null,
@@ -290,6 +290,18 @@ async function finalCheck({ options, report, http, volume, plan, path: at, kept 
     report.note(`${name}: not checked against a digest (${err.message}); every frame of its stream was verified`);
     return null;
   }
+}
+
+/**
+ * `wanted`, or `wanted-2`, `wanted-3`, ... when it is taken: a second copy that differs is kept beside the first. Left
+ * under its unchecked name instead, it was checked again by every later run, which failed the same way until the user
+ * deleted it by hand.
+ */
+async function freeName(wanted: string): Promise<string> {
+  const taken = (p: string) => fs.lstat(p).then(() => true, () => false);
+  let candidate = wanted;
+  for (let n = 2; await taken(candidate); n++) candidate = `${wanted}-${n}`;
+  return candidate;
 }
 
 interface Run {

@@ -94,13 +94,19 @@ test('a restore whose final check finds a difference keeps the copy for inspecti
   assert.ok(existsSync(path.join(kept, 'not-from-the-server')), 'the copy that differs is kept');
   assert.match(err.message, new RegExp(`kept for inspection at ${kept.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, not under its name`));
 
+  // A second copy that differs is kept beside the first, not left unchecked for every later run to fail on.
+  const second = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest }, first).then(() => null, (e: unknown) => e);
+  assert.equal(exitCodeFor(second), EXIT.differences, String(second));
+  assert.ok(existsSync(path.join(`${kept}-2`, 'not-from-the-server')), `the second copy that differs is kept: ${readdirSync(dest).join(', ')}`);
+  assert.match(String(second), /kept for inspection at \S+-differs-s1-2, not under its name/);
+
   const again = recordingReporter();
   const result = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest }, again);
   const said = again.notes.join('\n');
   assert.doesNotMatch(said, /already here/, said);
   assert.match(said, /^s1: identical to the server's copy/m, said);
   await assertReceived(s1, result.path);
-  assert.deepEqual((await fs.readdir(dest)).sort(), ['.snapferry-differs-s1', 's1']);
+  assert.deepEqual((await fs.readdir(dest)).sort(), ['.snapferry-differs-s1', '.snapferry-differs-s1-2', 's1']);
 });
 
 test('restore into a read-only snapshot says so and what to do, exit 2', slow, async (t) => {
