@@ -14,7 +14,7 @@
  * that lasts. Before, `status` and /v1/status showed such a transfer `uploading` at 100%, with no word of the disk, and
  * its push waited; now they show the wait it is in, from memory, as for any stream whose receive found the disk full.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -26,13 +26,37 @@ import { push } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
 import { fillUntilFull } from './fill-disk.ts';
-import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
+import { assertReceived, createPair, recordingReporter, until, type Pair } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 
 /** ENOSPC as btrfs refuses a write on a full disk. */
 function enospc(): Error {
   return Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+}
+
+/** Fills the server's disk for real, all but a little room: less than the stream needs, enough for the catalog's writes. */
+async function fillLeavingRoom(mountPoint: string, filler: string): Promise<void> {
+  const room = path.join(mountPoint, 'room');
+  await fs.writeFile(room, Buffer.alloc(2 * 1024 * 1024, 1));
+  await fillUntilFull(filler);
+  await fs.rm(room);
+  await execa('btrfs', ['filesystem', 'sync', mountPoint]);
+}
+
+/**
+ * A server whose receives are held (none runs beside the upload, so the room the stream needs is all the filler's to
+ * give back) and whose catalog writes go through `catalogWriter`; s1 pushed to it in the background, stopped when the
+ * test ends, its outcome read by the test.
+ */
+async function pushOnto(t: TestContext, pair: Pair, catalogWriter: (file: string, text: string) => Promise<void>) {
+  const server = await pair.startServer({ holdReceives: true, catalogWriter, receiveRetry: { firstMs: 300_000, maxMs: 300_000, checkMs: 200 } });
+  const s1 = await pair.snapshot('s1');
+  const stop = new AbortController();
+  t.after(() => stop.abort());
+  const pushing = push({ server: server.url, volume: 'v', snapshots: [s1], pollMs: 50, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal }, recordingReporter());
+  pushing.catch(() => undefined);
+  return { server, s1, pushing, api: new ServerApi({ server: server.url }) };
 }
 
 test('disk full as the end of the upload is recorded: the stream waits for space, push exits 75, received once space is freed', { ...rootOnly, timeout: 240_000 }, async (t) => {
@@ -46,24 +70,12 @@ test('disk full as the end of the upload is recorded: the stream waits for space
     if (receiving && failed.length === 0) {
       failed.push(receiving.id);
       // Full but for a little room, less than the stream needs: the catalog's next writes fit, the receive does not.
-      const room = path.join(pair.server.mountPoint, 'room');
-      await fs.writeFile(room, Buffer.alloc(2 * 1024 * 1024, 1));
-      await fillUntilFull(filler);
-      await fs.rm(room);
-      await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
+      await fillLeavingRoom(pair.server.mountPoint, filler);
       throw enospc();
     }
     await writeFileDurably(file, text);
   };
-  // Receives held: none runs beside the upload, so the room the stream needs is all the filler's to give back.
-  const server = await pair.startServer({ holdReceives: true, catalogWriter, receiveRetry: { firstMs: 300_000, maxMs: 300_000, checkMs: 200 } });
-  const s1 = await pair.snapshot('s1');
-
-  const stop = new AbortController();
-  t.after(() => stop.abort());
-  const pushing = push({ server: server.url, volume: 'v', snapshots: [s1], pollMs: 50, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal }, recordingReporter());
-  pushing.catch(() => undefined);
-  const api = new ServerApi({ server: server.url });
+  const { server, s1, pushing, api } = await pushOnto(t, pair, catalogWriter);
 
   // Before the fix: `receiving` in memory, `uploading` on disk, no wait, for ever (until this gives up).
   const waiting = await until('the whole stream waiting for space', async () => {
@@ -103,24 +115,12 @@ test('disk full for the end record, reserve used up: status shows the stream wai
   const catalogWriter = async (file: string, text: string): Promise<void> => {
     const receiving = (JSON.parse(text) as { transfers: { state: string }[] }).transfers.some((x) => x.state === 'receiving');
     if (receiving && stuck) {
-      if (refused++ === 0) {
-        const room = path.join(pair.server.mountPoint, 'room');
-        await fs.writeFile(room, Buffer.alloc(2 * 1024 * 1024, 1));
-        await fillUntilFull(filler);
-        await fs.rm(room);
-        await execa('btrfs', ['filesystem', 'sync', pair.server.mountPoint]);
-      }
+      if (refused++ === 0) await fillLeavingRoom(pair.server.mountPoint, filler);
       throw enospc();
     }
     await writeFileDurably(file, text);
   };
-  const server = await pair.startServer({ holdReceives: true, catalogWriter, receiveRetry: { firstMs: 300_000, maxMs: 300_000, checkMs: 200 } });
-  const s1 = await pair.snapshot('s1');
-  const stop = new AbortController();
-  t.after(() => stop.abort());
-  const pushing = push({ server: server.url, volume: 'v', snapshots: [s1], pollMs: 50, backoff: { baseMs: 200, maxMs: 1000 }, signal: stop.signal }, recordingReporter());
-  pushing.catch(() => undefined);
-  const api = new ServerApi({ server: server.url });
+  const { server, s1, pushing, api } = await pushOnto(t, pair, catalogWriter);
 
   // Before the fix: `uploading`, at 100%, no wait and no error, for as long as the disk stayed full.
   const waiting = await until('the stream shown waiting for space', async () => {
