@@ -45,6 +45,11 @@ export interface PruneOptions {
   encrypt?: string;
   now?: Date;
   signal?: AbortSignal;
+  /**
+   * Snapshots whose server copy this run's verify found different: each is kept, the local one being the only copy
+   * as it was sent (the run exits 3, and the user decides what to mend).
+   */
+  differs?: readonly string[];
 }
 
 export interface PruneOutcome {
@@ -79,6 +84,12 @@ export function localProtections(
   const changedParents = changedParentsOf(transfers, volume);
   const onServer = new Set(server.map((s) => s.uuid));
   const held = own.filter((s) => onServer.has(s.uuid));
+  // The server's copy was changed after its receive (server/alterations.ts): the local one is the only copy as sent,
+  // so retention must not take it, however old, for as long as the server says so.
+  for (const s of held) {
+    const theirs = server.find((x) => x.uuid === s.uuid);
+    if (theirs?.altered) add(s.name, `the server's copy was changed after it was received (${theirs.altered.what.join(', ') || 'changed'}): this is the only copy as sent`);
+  }
   const parent = nextParent({ candidates: own, server, now, sealing, changedParents });
   if (parent) {
     const newestHeld = [...held].sort(takenOrder(own, server, now)).at(-1);
@@ -120,7 +131,12 @@ export async function pruneLocal(api: ServerApi, volume: string, settings: Prune
   const server = { ...list, snapshots: withClientUuids(list.snapshots, list.client, own.map((s) => s.uuid)) };
   // Read only once there is something to prune; a missing or damaged key file stops prune as it stops push.
   const sealing = sealingOfKey(options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt));
-  const plan = planRetention(dated, policy, localProtections(own, server, transfers.transfers, { volume, now, sealing }), now);
+  const protections = localProtections(own, server, transfers.transfers, { volume, now, sealing });
+  for (const name of options.differs ?? []) {
+    const reason = "verify found the server's copy different: this is the only copy as sent";
+    protections.set(name, protections.has(name) ? `${protections.get(name)}; ${reason}` : reason);
+  }
+  const plan = planRetention(dated, policy, protections, now);
   const outcome: PruneOutcome = { plan, deleted: [], failed: [], notes };
   const paths = new Map(own.map((s) => [s.name, s.path]));
   for (const { name } of plan.delete) {

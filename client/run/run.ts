@@ -20,6 +20,7 @@ import { takeSnapshot, type SnapshotSettings } from '../local/take.ts';
 import { createTransport } from '../http/transport.ts';
 import type { VerifySetting } from '../config.ts';
 import { verifyAfterPush } from '../verify/after-push.ts';
+import { VerifyDifferences } from '../verify/check.ts';
 
 /** What `run` needs of a configured volume (client/config.ts has the whole of it). */
 export interface RunVolume extends SnapshotSettings {
@@ -176,6 +177,8 @@ async function pushAndPrune(run: VolumeRun, steps: ReadonlySet<Step>, config: Ru
   const now = options.now ?? (() => new Date());
   const failed = (what: string, err: unknown) => failedStep(run, what, err);
   const signal = options.signal ? { signal: options.signal } : {};
+  /** Snapshots whose server copy verify found different: prune keeps them. */
+  const differs: string[] = [];
 
   if (steps.has('push') && !dryRun) {
     try {
@@ -207,6 +210,7 @@ async function pushAndPrune(run: VolumeRun, steps: ReadonlySet<Step>, config: Ru
             }));
           } catch (err) {
             failed('verify', err);
+            if (err instanceof VerifyDifferences) differs.push(...differingSnapshots(err));
           }
         }
       }
@@ -218,7 +222,7 @@ async function pushAndPrune(run: VolumeRun, steps: ReadonlySet<Step>, config: Ru
   if (steps.has('prune')) {
     try {
       const encrypt = options.push?.encrypt !== undefined ? { encrypt: options.push.encrypt } : {};
-      const pruned = await pruneLocal(api, name, volume, { dryRun, now: now(), ...signal, ...encrypt });
+      const pruned = await pruneLocal(api, name, volume, { dryRun, now: now(), differs, ...signal, ...encrypt });
       for (const line of pruned.notes) note(`${name}: ${line}`);
       if (dryRun) for (const line of describePlan(pruned.plan)) note(`${name}: ${line}`);
       result.pruned = pruned.deleted;
@@ -247,4 +251,10 @@ async function holdsSnapshotsOf(volume: string, dir: string): Promise<boolean> {
     throw err;
   });
   return names.some((n) => parseNameTime(n, 'local')?.prefix === volume);
+}
+
+/** The snapshots a VerifyDifferences names (its details, as client/verify/verify.ts makes them). */
+function differingSnapshots(err: VerifyDifferences): string[] {
+  const named = err.details['snapshots'];
+  return Array.isArray(named) ? named.filter((n): n is string => typeof n === 'string') : [];
 }

@@ -78,6 +78,32 @@ test('run with verify: newest checks each push; { sample: 1 } goes round the old
   assert.ok(r5.notes.some((n) => n.startsWith('home:   text/t-000.txt: content differs')), r5.notes.join('\n'));
 });
 
+test('run keeps a snapshot whose server copy its verify found different, however old: the local one is the only copy as sent', slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 2, seed: 'verify-keep' });
+  const server = await pair.startServer();
+  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
+  const digestCache = path.join(pair.client.mountPoint, 'digest-cache');
+  const home = { source: pair.source, snapshotDir: pair.snaps, retention: { last: 1 }, verify: { sample: 1, readData: false } };
+  const config: RunConfig = { server: server.url, volumes: { home } };
+
+  const r1 = await run(config, T[0]!, { digestCache });
+  assert.equal(r1.exitCode, EXIT.ok, [...r1.lines, ...r1.notes].join('\n'));
+  changeByHandNow(pair.receivedPath('home', NAME[0]!), 'text/t-000.txt');
+  await mutate(pair.source, 'verify-keep-1');
+  // NAME[1] is taken and pushed, and retention (last: 1) would take NAME[0]; the sample verifies NAME[0] and finds it
+  // changed on the server, so the local NAME[0] is the only good copy of that point in time.
+  const r2 = await run(config, T[1]!, { digestCache });
+  assert.equal(r2.exitCode, EXIT.differences, [...r2.lines, ...r2.notes].join('\n'));
+  assert.match(r2.lines[0]!, new RegExp(`verify failed: the server's copy differs in ${NAME[0]}`), r2.lines[0]);
+  assert.ok((await fs.readdir(pair.snaps)).includes(NAME[0]!), `${NAME[0]} was pruned: ${r2.lines[0]}`);
+  assert.match(r2.lines[0]!, /pruned 0/, r2.lines[0]);
+
+  // A later run without verify keeps it too, for as long as the server flags its copy as changed.
+  await mutate(pair.source, 'verify-keep-2');
+  const r3 = await run({ server: server.url, volumes: { home: { ...home, verify: null } } }, T[2]!, { digestCache });
+  assert.ok((await fs.readdir(pair.snaps)).includes(NAME[0]!), `${NAME[0]} was pruned later: ${[...r3.lines, ...r3.notes].join('\n')}`);
+});
+
 test('restore ends with the check against the server\'s digest: identical after a good restore, and a failure when the server\'s copy differs', slow, async (t) => {
   const pair = await createPair(t, { fillMB: 6, seed: 'verify-restore' });
   const server = await pair.startServer();
