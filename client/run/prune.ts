@@ -86,9 +86,10 @@ export function localProtections(
   const held = own.filter((s) => onServer.has(s.uuid));
   // The server's copy was changed after its receive (server/alterations.ts): the local one is the only copy as sent,
   // so retention must not take it, however old, for as long as the server says so.
+  // (An archive's chain_full is its own rule, not a change.)
   for (const s of held) {
-    const theirs = server.find((x) => x.uuid === s.uuid);
-    if (theirs?.altered) add(s.name, `the server's copy was changed after it was received (${theirs.altered.what.join(', ') || 'changed'}): this is the only copy as sent`);
+    const byHand = server.find((x) => x.uuid === s.uuid)?.altered?.what.filter((w) => w !== 'chain_full') ?? [];
+    if (byHand.length > 0) add(s.name, `the server's copy was changed by hand after it was received (${byHand.join(', ')}): this is the only copy as sent`);
   }
   const parent = nextParent({ candidates: own, server, now, sealing, changedParents });
   if (parent) {

@@ -84,8 +84,19 @@ test("the server's altered snapshot is not the next parent: the newest intact on
   const p = localProtections(r, server, [], { volume: 'home', now, sealing: null });
   assert.equal(p.get(r4.name), 'newest snapshot both sides hold that the server has not altered: the parent of the next incremental');
   assert.equal(p.get(r6.name), 'not on the server yet');
-  assert.equal(p.has(r5.name), false, "r5 is on the server; the policy decides");
+  // The server's copy of r5 is not what was sent: the local one is the only copy as sent.
+  assert.equal(p.get(r5.name), "the server's copy was changed by hand after it was received (not_read_only): this is the only copy as sent");
+  assert.ok(!deletedBy(r, p, 1).includes(r5.name));
   assert.ok(!deletedBy(r, p, 1).includes(r4.name));
+});
+
+test("an archive's full chain is its own rule, not a change by hand: that snapshot is the policy's", () => {
+  const r = [1, 2, 3].map((i) => named(`home.2026120${i}T000000Z`, i, `2026-12-0${i}T00:00:00Z`)) as [OwnSnapshot, OwnSnapshot, OwnSnapshot];
+  const [r1, r2, r3] = r;
+  const full = { foundAt: '2026-12-02T00:00:00Z', what: ['chain_full' as const] };
+  const server = { snapshots: [{ uuid: r1.uuid, name: r1.name, altered: full } as Snapshot, { uuid: r2.uuid, name: r2.name, altered: full } as Snapshot, { uuid: r3.uuid, name: r3.name } as Snapshot] };
+  const p = localProtections(r, server, [], { volume: 'home', now, sealing: null });
+  assert.deepEqual([...p.keys()], [r3.name]);
 });
 
 test('with encrypt: turned on after a plain chain, the sealed parent push takes is kept, not the newest plain one', () => {
