@@ -82,24 +82,50 @@ export function quotaExceeded(f: QuotaShortfall): QuotaExceeded {
   const { client, size, quota, heldByOthers, sizeIsExact } = f;
   const idle = f.heldByIdle ?? 0;
   const keptAs = f.keptAs ?? null;
-  const alone = size > quota;
-  const final = size + idle > quota;
+  const standing = standingOf(size, idle, quota);
   const what = sizeIsExact ? `an upload of ${size} bytes` : `this upload, at ${size} bytes and still growing,`;
-  const abort = keptAs === null ? 'snapferry abort ID' : `snapferry abort ${keptAs}`;
-  const kept =
-    keptAs === null
-      ? ''
-      : `; the server keeps what has arrived of it (transfer ${keptAs}; it counts against the quota until it is received, aborted or expires)`;
-  const resume = keptAs === null ? '' : ' (and restart serve), then push again and it resumes from there';
-  const message = alone
-    ? keptAs === null
-      ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise limits.quota in the server's config`
-      : `${what} is over client ${client}'s quota of ${quota} bytes (413)${kept}: ask the server's admin to raise limits.quota in the server's config${resume}; or free it with ${abort}`
-    : final
-      ? `${what} does not fit client ${client}'s quota of ${quota} bytes (413): its other uploads hold ${heldByOthers} in the spool, ${idle} of it in uploads no push is sending now (kept after a refusal or a cut) and spools kept by failed transfers, which do not free themselves${kept}: abort the ones not needed (snapferry status lists them; snapferry abort ID), or ask the server's admin to raise limits.quota in the server's config${resume}`
-      : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers)${kept}; let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
+  const message = refusalSentence(standing, { what, client, quota, heldByOthers, idle, kept: keptParts(keptAs) });
   const details = { client, size, quotaBytes: quota, heldByOthers, heldByIdle: idle, ...(keptAs === null ? {} : { transferId: keptAs, kept: true }) };
-  return new QuotaExceeded(message, { retryable: !final, details, over: size + heldByOthers - quota });
+  return new QuotaExceeded(message, { retryable: standing === 'besideMoving', details, over: size + heldByOthers - quota });
+}
+
+/**
+ * Why an upload does not fit: over the quota by itself, or beside what nothing frees by itself (final both), or
+ * beside uploads that will end by themselves (retryable).
+ */
+type Standing = 'alone' | 'besideIdle' | 'besideMoving';
+
+function standingOf(size: number, idle: number, quota: number): Standing {
+  if (size > quota) return 'alone';
+  return size + idle > quota ? 'besideIdle' : 'besideMoving';
+}
+
+/** What a refusal says of an upload it keeps (each empty for a creation's, which keeps nothing). */
+interface KeptParts {
+  held: string;
+  resume: string;
+  free: string;
+}
+
+function keptParts(keptAs: string | null): KeptParts {
+  if (keptAs === null) return { held: '', resume: '', free: '' };
+  return {
+    held: `; the server keeps what has arrived of it (transfer ${keptAs}; it counts against the quota until it is received, aborted or expires)`,
+    resume: ' (and restart serve), then push again and it resumes from there',
+    free: `; or free it with snapferry abort ${keptAs}`,
+  };
+}
+
+function refusalSentence(standing: Standing, p: { what: string; client: string; quota: number; heldByOthers: number; idle: number; kept: KeptParts }): string {
+  const { what, client, quota, heldByOthers, idle, kept } = p;
+  switch (standing) {
+    case 'alone':
+      return `${what} is over client ${client}'s quota of ${quota} bytes (413)${kept.held}: ask the server's admin to raise limits.quota in the server's config${kept.resume}${kept.free}`;
+    case 'besideIdle':
+      return `${what} does not fit client ${client}'s quota of ${quota} bytes (413): its other uploads hold ${heldByOthers} in the spool, ${idle} of it in uploads no push is sending now (kept after a refusal or a cut) and spools kept by failed transfers, which do not free themselves${kept.held}: abort the ones not needed (snapferry status lists them; snapferry abort ID), or ask the server's admin to raise limits.quota in the server's config${kept.resume}`;
+    case 'besideMoving':
+      return `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers)${kept.held}; let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
+  }
 }
 
 /** `open` counts the client's uploads in progress and the spools its failed transfers keep (`keptByFailed` of them). */
