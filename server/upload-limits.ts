@@ -4,7 +4,7 @@
  * spool or are open, and how fast it may create new ones. Defaults are generous: they stop a runaway or hostile
  * client from filling the disk, the spool directory or the catalog, not a first seed of a large volume or a push.
  */
-import { SnapferryError, ValidationError } from '../core/errors.ts';
+import { SnapferryError, ValidationError, type SnapferryErrorOptions } from '../core/errors.ts';
 
 export interface UploadLimits {
   /** Most bytes one client's uploads may hold in the spool together (every file of each, as on disk). */
@@ -59,33 +59,73 @@ export interface QuotaShortfall {
   keptAs?: string | null;
 }
 
+/** A quota refusal (quotaExceeded). */
+export class QuotaExceeded extends SnapferryError {
+  /**
+   * How many of the bytes judged lie past the quota's line: those before it fit, and a write keeps them
+   * (server/upload-store/quota.ts).
+   */
+  readonly over: number;
+
+  constructor(message: string, options: SnapferryErrorOptions & { over: number }) {
+    super('quota_exceeded', message, options);
+    this.over = options.over;
+  }
+}
+
 /**
  * An upload that would not fit the client's quota. Retryable only when waiting can make it fit: when it fits beside
  * what the client's idle uploads hold, the others, which are being sent or received, may finish and free their share.
  * Otherwise final: retried, it was refused again and again (every 15 s, for as long as the idle ones were kept).
  */
-export function quotaExceeded(f: QuotaShortfall): SnapferryError {
+export function quotaExceeded(f: QuotaShortfall): QuotaExceeded {
   const { client, size, quota, heldByOthers, sizeIsExact } = f;
   const idle = f.heldByIdle ?? 0;
   const keptAs = f.keptAs ?? null;
-  const alone = size > quota;
-  const final = size + idle > quota;
+  const standing = standingOf(size, idle, quota);
   const what = sizeIsExact ? `an upload of ${size} bytes` : `this upload, at ${size} bytes and still growing,`;
-  const abort = keptAs === null ? 'snapferry abort ID' : `snapferry abort ${keptAs}`;
-  const kept =
-    keptAs === null
-      ? ''
-      : `; the server keeps what has arrived of it (transfer ${keptAs}; it counts against the quota until it is received, aborted or expires)`;
-  const resume = keptAs === null ? '' : ' (and restart serve), then push again and it resumes from there';
-  const message = alone
-    ? keptAs === null
-      ? `${what} is over client ${client}'s quota of ${quota} bytes (413): ask the server's admin to raise limits.quota in the server's config`
-      : `${what} is over client ${client}'s quota of ${quota} bytes (413)${kept}: ask the server's admin to raise limits.quota in the server's config${resume}; or free it with ${abort}`
-    : final
-      ? `${what} does not fit client ${client}'s quota of ${quota} bytes (413): its other uploads hold ${heldByOthers} in the spool, ${idle} of it in uploads no push is sending now (kept after a refusal or a cut) and spools kept by failed transfers, which do not free themselves${kept}: abort the ones not needed (snapferry status lists them; snapferry abort ID), or ask the server's admin to raise limits.quota in the server's config${resume}`
-      : `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers)${kept}; let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
+  const message = refusalSentence(standing, { what, client, quota, heldByOthers, idle, kept: keptParts(keptAs) });
   const details = { client, size, quotaBytes: quota, heldByOthers, heldByIdle: idle, ...(keptAs === null ? {} : { transferId: keptAs, kept: true }) };
-  return new SnapferryError('quota_exceeded', message, { retryable: !final, details });
+  return new QuotaExceeded(message, { retryable: standing === 'besideMoving', details, over: size + heldByOthers - quota });
+}
+
+/**
+ * Why an upload does not fit: over the quota by itself, or beside what nothing frees by itself (final both), or
+ * beside uploads that will end by themselves (retryable).
+ */
+type Standing = 'alone' | 'besideIdle' | 'besideMoving';
+
+function standingOf(size: number, idle: number, quota: number): Standing {
+  if (size > quota) return 'alone';
+  return size + idle > quota ? 'besideIdle' : 'besideMoving';
+}
+
+/** What a refusal says of an upload it keeps (each empty for a creation's, which keeps nothing). */
+interface KeptParts {
+  held: string;
+  resume: string;
+  free: string;
+}
+
+function keptParts(keptAs: string | null): KeptParts {
+  if (keptAs === null) return { held: '', resume: '', free: '' };
+  return {
+    held: `; the server keeps what has arrived of it (transfer ${keptAs}; it counts against the quota until it is received, aborted or expires)`,
+    resume: ' (and restart serve), then push again and it resumes from there',
+    free: `; or free it with snapferry abort ${keptAs}`,
+  };
+}
+
+function refusalSentence(standing: Standing, p: { what: string; client: string; quota: number; heldByOthers: number; idle: number; kept: KeptParts }): string {
+  const { what, client, quota, heldByOthers, idle, kept } = p;
+  switch (standing) {
+    case 'alone':
+      return `${what} is over client ${client}'s quota of ${quota} bytes (413)${kept.held}: ask the server's admin to raise limits.quota in the server's config${kept.resume}${kept.free}`;
+    case 'besideIdle':
+      return `${what} does not fit client ${client}'s quota of ${quota} bytes (413): its other uploads hold ${heldByOthers} in the spool, ${idle} of it in uploads no push is sending now (kept after a refusal or a cut) and spools kept by failed transfers, which do not free themselves${kept.held}: abort the ones not needed (snapferry status lists them; snapferry abort ID), or ask the server's admin to raise limits.quota in the server's config${kept.resume}`;
+    case 'besideMoving':
+      return `${what} does not fit client ${client}'s quota of ${quota} bytes: its other uploads hold ${heldByOthers} in the spool (open ones, and spools kept by failed transfers)${kept.held}; let them finish or abort them (snapferry abort ID, or POST /v1/transfers/ID/abort), or ask the admin to raise limits.quota in the server's config`;
+  }
 }
 
 /** `open` counts the client's uploads in progress and the spools its failed transfers keep (`keptByFailed` of them). */

@@ -14,7 +14,7 @@ import type { SnapferryError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
 import type { Logger } from '../log.ts';
 import type { UploadGuard, WriteMeter } from '../upload-store/quota.ts';
-import { quotaExceeded, type UploadLimits } from '../upload-limits.ts';
+import { quotaExceeded, type QuotaExceeded, type UploadLimits } from '../upload-limits.ts';
 import type { ObjectStore } from './object-store.ts';
 import { settle } from './client-uploads.ts';
 import { SEGMENT_LIMITS } from './segment-append.ts';
@@ -47,7 +47,7 @@ export function archiveQuota(deps: ArchiveQuotaDeps): UploadGuard {
       const client = await deps.clientOf(id);
       let others = await othersOf(client, id);
       let measuredAt = offset;
-      const measure = async (bytes: number): Promise<SnapferryError | null> => {
+      const measure = async (bytes: number): Promise<QuotaExceeded | null> => {
         others = await othersOf(client, id);
         measuredAt = bytes;
         return bytes + others > quota ? quotaExceeded({ client, size: bytes, quota, heldByOthers: others, sizeIsExact: false, keptAs: id }) : null;

@@ -148,9 +148,9 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   } catch (err) {
     failure = err;
   } finally {
-    // A cut (the request's stream failed) keeps what arrived of the frame in flight; a verdict of ours on the bytes
-    // (a frame that failed, a refused stream, the quota) keeps none of them. A spool deleted under the request is
-    // written no more, not even cut back.
+    // A cut (the request's stream failed) keeps what arrived of the frame in flight, as does a body the quota ended
+    // at its line (server/upload-store/quota.ts); a verdict of ours on the bytes (a frame that failed, a refused
+    // stream) keeps none of them. A spool deleted under the request is written no more, not even cut back.
     const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest()], offset);
     end = await kept.finally(async () => {
       await Promise.all([spool.sync(), index.sync()]).finally(async () => {

@@ -7,6 +7,7 @@
 import { Transform, finished, type Readable, type TransformCallback } from 'node:stream';
 import type { SnapferryError } from '../../core/errors.ts';
 import { INDEX_RECORD_SIZE } from '../spool/frame-index.ts';
+import type { QuotaExceeded } from '../upload-limits.ts';
 import { ForwardingStore, type NewUpload, type UploadStore } from './store.ts';
 
 export interface UploadGuard {
@@ -26,8 +27,11 @@ export interface UploadGuard {
 }
 
 export interface WriteMeter {
-  /** The refusal once the upload would hold `bytes`, or null; at once when the meter can tell without the disk. */
-  admit(bytes: number): SnapferryError | null | Promise<SnapferryError | null>;
+  /**
+   * The refusal once the upload would hold `bytes`, or null; at once when the meter can tell without the disk. Its
+   * `over` says how many of `bytes` lie past the quota's line.
+   */
+  admit(bytes: number): QuotaExceeded | null | Promise<QuotaExceeded | null>;
   /** The write is over. */
   close(): void;
 }
@@ -54,23 +58,27 @@ export class QuotaUploads extends ForwardingStore {
 
   override async write(id: string, readable: Readable, offset: number): Promise<number> {
     let usage: WriteMeter | null = null;
-    let refused: SnapferryError | null = null;
+    let refused: QuotaExceeded | null = null;
     let seen = offset;
-    const refuse = (err: SnapferryError | null) => {
-      refused = err;
-      return err;
-    };
-    // Bytes beyond the limit are never handed to the spool, so nothing over the quota reaches the disk.
+    // Bytes beyond the limit are never handed to the spool, so nothing over the quota reaches the disk. Those before
+    // it are, and then the body ends there, as a request cut at the line would: the spool keeps the frame in flight's
+    // part as it keeps a cut one's (server/spool/append.ts), and the refusal is answered once they are stored. Failed
+    // with the refusal instead, the write kept none of the frame in flight, and the next push sent it again (up to a
+    // frame, 4 MiB by default, for each refusal: each retry of one that waiting can heal).
     const meter = new Transform({
       transform: (chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback) => {
+        if (refused !== null) return callback();
         seen += chunk.length;
+        const admitted = (err: QuotaExceeded | null) => {
+          if (err === null) return callback(null, chunk);
+          refused = err;
+          if (err.over < chunk.length) meter.push(chunk.subarray(0, chunk.length - err.over));
+          meter.push(null);
+          callback();
+        };
         const verdict = usage!.admit(seen + this.framesIndexed(id) * INDEX_RECORD_SIZE);
-        if (verdict === null) return callback(null, chunk);
-        if (!(verdict instanceof Promise)) return callback(refuse(verdict));
-        verdict.then((err) => {
-          const failure = refuse(err);
-          callback(failure, failure === null ? chunk : undefined);
-        }, callback);
+        if (!(verdict instanceof Promise)) return admitted(verdict);
+        verdict.then(admitted, callback);
       },
     });
     // A request that fails or is destroyed, even before the meter is ready (the cut came while it looked at the
@@ -86,7 +94,8 @@ export class QuotaUploads extends ForwardingStore {
     usage = await this.guard.openWrite(id, offset);
     readable.pipe(meter);
     try {
-      return await this.inner.write(id, meter, offset);
+      const end = await this.inner.write(id, meter, offset);
+      if (refused === null) return end;
     } catch (err) {
       if (refused !== null) await this.guard.onRefused(id, refused);
       throw err;
@@ -94,6 +103,8 @@ export class QuotaUploads extends ForwardingStore {
       readable.unpipe(meter);
       usage.close();
     }
+    await this.guard.onRefused(id, refused);
+    throw refused;
   }
 
   private async refuseOver(id: string, size: number, kept: boolean): Promise<void> {

@@ -17,6 +17,7 @@ import { push } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
 import { SnapferryError } from '../../core/errors.ts';
+import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
 import type { RunningServer } from '../../server/serve.ts';
 import { assertReceived, createPair, framedLength, recordingReporter, until } from './harness.ts';
@@ -54,8 +55,9 @@ test('a push refused by the quota keeps what crossed on the server; with the quo
   const api = new ServerApi({ server: server.url });
   const [kept] = (await api.transfers()).transfers;
   assert.equal(kept?.state, 'uploading', JSON.stringify(kept));
+  // Its verified frames, and the part of the next one that fit under the quota.
   const spool = (await fs.stat(path.join(pair.root, 'spool', kept.id))).size;
-  assert.equal(spool, kept.wireOffset);
+  assert.equal(spool, kept.wireHeld);
   assert.ok(kept.wireOffset > quota / 2, `the server holds ${kept.wireOffset} of ${whole} bytes`);
   // The refused push let go of it as it stopped: held on, the server said a push was sending it, and the next push
   // waited out the lease.
@@ -95,6 +97,43 @@ test('a push refused by the quota keeps what crossed on the server; with the quo
   assert.ok(rest <= whole - kept.wireOffset + 2 * CHUNK, `the second push sent ${rest} bytes; the server had ${kept.wireOffset} of ${whole}`);
   assert.ok(rest < whole * 0.6, `the second push sent ${rest} of ${whole} bytes`);
   await assertReceived(snapshot, pair.receivedPath('v', 'home.1'));
+});
+
+test('a quota refusal keeps the part of the frame in flight that fit under the quota, as a cut does: the resume sends only what the server does not have', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1, seed: 'quota-tail' });
+  // Random, so every frame is its header and a whole chunk: the quota's line falls half way through frame 3.
+  const chunk = 1024 * 1024;
+  const source = path.join(pair.client.mountPoint, 'random');
+  await createSubvolume(source);
+  await fs.writeFile(path.join(source, 'f'), crypto.randomBytes(6 * chunk));
+  const snapshot = path.join(pair.snaps, 'random.1');
+  await snapshotReadonly(source, snapshot);
+  const whole = await framedLength(snapshot, chunk);
+  const quota = Math.floor(3.5 * chunk);
+  let server = await pair.startServer({ limits: { quotaBytes: quota } });
+  const proxy = await countingProxy(t, () => server);
+  const options = { server: proxy.url, volume: 'r', snapshots: [snapshot], chunkSize: chunk, patchBytes: 64 * 1024, pollMs: 100, backoff: { baseMs: 200, maxMs: 1000, retries: 3 } };
+  await assert.rejects(push(options, recordingReporter()), { code: 'quota_exceeded', retryable: false });
+
+  const [kept] = (await new ServerApi({ server: server.url }).transfers()).transfers;
+  assert.equal(kept?.state, 'uploading', JSON.stringify(kept));
+  assert.equal(kept.framesVerified, 3, JSON.stringify(kept));
+  const held = kept.wireHeld ?? kept.wireOffset;
+  // Dropped, the half frame (up to a whole chunk, 4 MiB by default) was sent again by every push the quota refused.
+  assert.ok(held > 3.4 * chunk, `the server holds ${held} bytes, ${kept.wireOffset} of them verified, under a quota of ${quota}`);
+  assert.equal((await fs.stat(path.join(pair.root, 'spool', kept.id))).size, held);
+
+  await server.close();
+  server = await pair.startServer({ limits: { quotaBytes: whole * 4 } });
+  const before = proxy.patched();
+  await push(options, recordingReporter());
+  assert.ok(proxy.patched() - before <= whole - held, `the resume sent ${proxy.patched() - before} bytes; the server had ${held} of ${whole}`);
+  // A PATCH holds whole frames, and the refused one crossed whole: what crossed twice is only what it carried past
+  // the quota's line (the rest of frame 3), and a little for the upload's record and frame index, which count too.
+  const resent = proxy.patched() - whole;
+  const pastTheLine = 4 * (chunk + FRAME_HEADER_SIZE) - quota;
+  assert.ok(resent <= pastTheLine + 4096, `${resent} bytes crossed twice (${proxy.patched()} sent in all for ${whole}); ${pastTheLine} were past the quota`);
+  await assertReceived(snapshot, pair.receivedPath('r', 'random.1'));
 });
 
 test('a quota-refused upload can be aborted, which frees its spool at once', { ...rootOnly, timeout: 120_000 }, async (t) => {

@@ -5,10 +5,13 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import type { WriteMeter } from '../../server/upload-store/index.ts';
 import { INDEX_RECORD_SIZE } from '../../server/spool/frame-index.ts';
+import { quotaExceeded } from '../../server/upload-limits.ts';
+import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { frameStream } from '../fixtures/send-streams.ts';
 import { NO_LIMIT, uploadStoreIn } from './upload-store-fixture.ts';
 
@@ -87,4 +90,20 @@ test("the quota's meter counts what the frame index grows by too: tiny frames co
   request.end(framed.subarray(last));
   assert.equal(await writing, framed.length);
   assert.ok(admitted.at(-1)! >= framed.length + before, `last admitted ${admitted.at(-1)}, stream ${framed.length}, index ${before}`);
+});
+
+test('a write the quota refuses keeps the bytes before its line, the part of the frame in flight included, as a cut keeps them', async (t) => {
+  const id = 'a'.repeat(32);
+  const frame = FRAME_HEADER_SIZE + 64 * 1024;
+  const line = 2 * frame + 1000;
+  const refusal = (bytes: number) => quotaExceeded({ client: 'alice', size: bytes, quota: line, heldByOthers: 0, sizeIsExact: false, keptAs: id });
+  const { store } = await storeIn(t, () => Promise.resolve({ admit: (bytes: number) => (bytes > line ? refusal(bytes) : null), close: () => undefined }));
+  // Random, so each frame is its header and a whole chunk: the line falls 1000 bytes into frame 2.
+  const framed = await frameStream(crypto.randomBytes(4 * 64 * 1024), 64 * 1024);
+  const request = new PassThrough();
+  const writing = store.write(request, id, 0);
+  request.end(framed);
+  await assert.rejects(writing, { code: 'quota_exceeded' });
+  // Dropped with the refusal, the next push sent those 1000 bytes again: up to a frame each time it was refused.
+  assert.equal((await store.getUpload(id)).offset, line);
 });
