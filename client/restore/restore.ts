@@ -227,6 +227,12 @@ async function download({ options, report, http, volume, plan, destDir, chunkSiz
     if (opened.discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${opened.discarded})`);
     return await run({ options, report, http, volume, plan, spool, destDir, ...(sealKey ? { sealKey } : {}) });
   } catch (err) {
+    // A spool that holds no byte has nothing to resume: a refusal (snapshot_altered, not_found, parent_changed, ...)
+    // or a stop before the first byte leaves DEST_DIR as it was found, not with an empty dot folder in it.
+    if (spool && (await spool.holdsNothing().catch(() => false))) {
+      await spool.remove();
+      spool = null;
+    }
     // The one place a full disk under DEST_DIR (the spool's writes, btrfs receive) becomes what to do about it.
     const state = spool?.state;
     throw await asRestoreDiskFull(err, {
