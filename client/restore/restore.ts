@@ -161,14 +161,20 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     try {
       const unchecked = path.join(destDir, uncheckedName(plan.target.uuid));
       let result: RestoreResult;
-      if (await receivedEarlier(unchecked, plan.target.uuid)) {
-        report.note(`${name}: an earlier run received it and did not finish checking it (${unchecked}); checking it now, without downloading it again`);
+      // --no-verify spares the check of what this run downloads. A copy an earlier run left unchecked is there because
+      // its check failed to end (stopped, the server out of reach) or never started (killed): nothing says it is
+      // whole, and checking it costs no download, so it is checked all the same rather than named unchecked.
+      const waiting = await receivedEarlier(unchecked, plan.target.uuid);
+      if (waiting) {
+        const anyway = options.verify === false ? ' all the same (--no-verify skips the check of a copy this run downloads, not of one left unchecked)' : '';
+        report.note(`${name}: an earlier run received it and did not finish checking it (${unchecked}); checking it now${anyway}, without downloading it again`);
         result = { snapshot: name, path: unchecked, parent: plan.parent?.local.name ?? null, restored: true, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null };
       } else {
         await removePartial(unchecked);
         result = await download({ options, report, http, volume, plan, destDir, chunkSize, mountPoint: dest.mountPoint, ...(sealKey ? { sealKey } : {}) });
       }
-      const checked = await finalCheck({ options, report, http, volume, plan, path: unchecked, kept: path.join(destDir, differsName(name)) });
+      const verify = waiting || options.verify !== false;
+      const checked = await finalCheck({ options, report, http, volume, plan, verify, path: unchecked, kept: path.join(destDir, differsName(name)) });
       // Only now the snapshot's name: a restore whose check failed or never ended must never read as complete.
       if (await fs.lstat(finalPath).then(() => true, () => false)) {
         throw new RestoreTargetError('restore_target_exists', `${finalPath} appeared while ${name} was restored; the restored snapshot is kept at ${unchecked}: move ${finalPath} away and run the restore again to give it its name`, {
@@ -258,6 +264,8 @@ interface FinalCheck {
   http: RestoreHttp;
   volume: string;
   plan: RestorePlan;
+  /** False to skip the check (--no-verify, for a copy this run downloaded). */
+  verify: boolean;
   /** The received snapshot, under its unchecked name. */
   path: string;
   /** Where it goes when it differs. */
@@ -270,9 +278,9 @@ interface FinalCheck {
  * an earlier one is kept there) and fails the restore (exit 3); an interrupted check or one that could not reach the
  * server leaves it unchecked, for the next run to check.
  */
-async function finalCheck({ options, report, http, volume, plan, path: at, kept }: FinalCheck): Promise<VerifyOutcome | null> {
+async function finalCheck({ options, report, http, volume, plan, verify, path: at, kept }: FinalCheck): Promise<VerifyOutcome | null> {
   const name = plan.target.name;
-  if (options.verify === false) return null;
+  if (!verify) return null;
   // An archive holds the pushed stream, not a tree it could digest (and a sealed one it cannot even read): the
   // check there is every frame verified on its way down and the checked receive, which are done.
   if (plan.target.storedStream === true) {
