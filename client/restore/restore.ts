@@ -35,7 +35,7 @@ import { readKeyFile } from '../../core/crypto/key-file.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
 import { SealError } from '../../core/crypto/errors.ts';
 import { describeSealing, restoreRefusal, sealingOfKey, sealingOfListed, type Sealing } from '../../core/sealing.ts';
-import type { Snapshot } from '../../core/protocol.ts';
+import { pushedSizeKnown, type Snapshot } from '../../core/protocol.ts';
 
 export interface RestoreOptions {
   server: string;
@@ -343,8 +343,9 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
   }
   const signal = options.signal;
   const backoff = new Backoff({ ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) });
-  // Same-parent restores transfer about what the push did; from another parent nothing tells the size beforehand.
-  const estimate = (parent?.server.uuid ?? null) === target.parentUuid ? target.rawBytes : null;
+  // Same-parent restores transfer about what the push did; from another parent nothing tells the size beforehand,
+  // nor for a snapshot the server adopted without its push's record (shown as of unknown size, not as ~0 B).
+  const estimate = (parent?.server.uuid ?? null) === target.parentUuid && pushedSizeKnown(target) ? target.rawBytes : null;
   const progress = new RestoreProgress(report, target.name, estimate);
   report.note(`restoring ${target.name} into ${destDir} ` + (parent ? `(incremental from ${parent.local.name})` : '(full)'));
   if (spool.state.framesVerified > 0 && !spool.state.ended) {
