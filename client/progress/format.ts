@@ -18,11 +18,12 @@ export function formatBytes(n: number): string {
 
 /**
  * The rate shown is the wire rate, what the link carries (the figure to hold against --limit-rate or the line's
- * speed); the ETA comes from the raw rate, since the total is in raw bytes. Unknown figures are left out.
+ * speed); the ETA comes from the raw rate, since the total is in raw bytes. Unknown figures are left out, but for the
+ * total, which is said to be unknown: a line without it read as if the bytes so far were all there is.
  */
 export function formatProgress(f: ProgressFigures): string {
   const parts = [f.snapshot];
-  if (f.rawTotal === null) parts.push(`${formatBytes(f.rawBytes)} raw`);
+  if (f.rawTotal === null) parts.push(`${formatBytes(f.rawBytes)} raw (size unknown)`);
   else {
     const percent = f.rawTotal > 0 ? Math.min(100, Math.floor((f.rawBytes / f.rawTotal) * 100)) : 100;
     parts.push(`${formatBytes(f.rawBytes)} / ${f.rawTotalExact ? '' : '~'}${formatBytes(f.rawTotal)} raw  (${percent}%)`);

@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises';
 import { SnapferryError } from '../../core/errors.ts';
 import { isDiskFull } from '../../core/disk-full.ts';
-import type { Snapshot } from '../../core/protocol.ts';
+import { pushedSizeKnown, type Snapshot } from '../../core/protocol.ts';
 import { formatBytes } from '../progress/format.ts';
 import { RESTORE_DISK_FULL } from '../exit-codes.ts';
 
@@ -36,8 +36,8 @@ export async function asRestoreDiskFull(err: unknown, at: DiskFullContext): Prom
   const spooled = at.spool?.wireBytes ?? 0;
   // The spool stays until the received snapshot is checked, so both take room at the same time.
   const rest = at.spool?.complete ? 0 : Math.max(0, at.target.wireBytes - spooled);
-  const samePlanAsPush = (at.streamParent?.uuid ?? null) === at.target.parentUuid;
-  const need = samePlanAsPush
+  const sizesKnown = (at.streamParent?.uuid ?? null) === at.target.parentUuid && pushedSizeKnown(at.target);
+  const need = sizesKnown
     ? `about ${formatBytes(rest + at.target.rawBytes)} more (${rest > 0 ? `the rest of the download, about ${formatBytes(rest)}, and ` : ''}the received snapshot, up to ${formatBytes(at.target.rawBytes)})`
     : `more (${unknownNeed(at.target, at.streamParent)})`;
   const kept = at.spool === null ? '' : `; the download is kept in ${at.spool.dir}, and the same restore run again goes on from the ${formatBytes(spooled)} of it already verified`;
@@ -55,6 +55,10 @@ export async function asRestoreDiskFull(err: unknown, at: DiskFullContext): Prom
  * what changed since that push's parent, which says nothing of what a full stream or another parent's brings.
  */
 function unknownNeed(target: Snapshot, streamParent: Pick<Snapshot, 'name'> | null): string {
+  if (!pushedSizeKnown(target)) {
+    return `how much is not known beforehand: the server adopted ${target.name} from its disk without the record of its push, so it knows no size of it; ` +
+      `free at least what ${target.name} holds where it was taken (its \`du -s\` there), plus its download, which stays until the receive is checked`;
+  }
   const pushed = formatBytes(target.rawBytes);
   if (streamParent === null) {
     // The push was an incremental (else the plans would be the same): its size is not the snapshot's.

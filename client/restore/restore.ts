@@ -35,7 +35,7 @@ import { readKeyFile } from '../../core/crypto/key-file.ts';
 import type { SealKey } from '../../core/crypto/keys.ts';
 import { SealError } from '../../core/crypto/errors.ts';
 import { describeSealing, restoreRefusal, sealingOfKey, sealingOfListed, type Sealing } from '../../core/sealing.ts';
-import type { Snapshot } from '../../core/protocol.ts';
+import { pushedSizeKnown, type Snapshot } from '../../core/protocol.ts';
 
 export interface RestoreOptions {
   server: string;
@@ -161,14 +161,20 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
     try {
       const unchecked = path.join(destDir, uncheckedName(plan.target.uuid));
       let result: RestoreResult;
-      if (await receivedEarlier(unchecked, plan.target.uuid)) {
-        report.note(`${name}: an earlier run received it and did not finish checking it (${unchecked}); checking it now, without downloading it again`);
+      // --no-verify spares the check of what this run downloads. A copy an earlier run left unchecked is there because
+      // its check failed to end (stopped, the server out of reach) or never started (killed): nothing says it is
+      // whole, and checking it costs no download, so it is checked all the same rather than named unchecked.
+      const waiting = await receivedEarlier(unchecked, plan.target.uuid);
+      if (waiting) {
+        const anyway = options.verify === false ? ' all the same (--no-verify skips the check of a copy this run downloads, not of one left unchecked)' : '';
+        report.note(`${name}: an earlier run received it and did not finish checking it (${unchecked}); checking it now${anyway}, without downloading it again`);
         result = { snapshot: name, path: unchecked, parent: plan.parent?.local.name ?? null, restored: true, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null };
       } else {
         await removePartial(unchecked);
         result = await download({ options, report, http, volume, plan, destDir, chunkSize, mountPoint: dest.mountPoint, ...(sealKey ? { sealKey } : {}) });
       }
-      const checked = await finalCheck({ options, report, http, volume, plan, path: unchecked, kept: path.join(destDir, differsName(name)) });
+      const verify = waiting || options.verify !== false;
+      const checked = await finalCheck({ options, report, http, volume, plan, verify, path: unchecked, kept: path.join(destDir, differsName(name)) });
       // Only now the snapshot's name: a restore whose check failed or never ended must never read as complete.
       if (await fs.lstat(finalPath).then(() => true, () => false)) {
         throw new RestoreTargetError('restore_target_exists', `${finalPath} appeared while ${name} was restored; the restored snapshot is kept at ${unchecked}: move ${finalPath} away and run the restore again to give it its name`, {
@@ -227,6 +233,12 @@ async function download({ options, report, http, volume, plan, destDir, chunkSiz
     if (opened.discarded) report.note(`started the download of ${name} over: the spool in ${spool.dir} was of another stream (${opened.discarded})`);
     return await run({ options, report, http, volume, plan, spool, destDir, ...(sealKey ? { sealKey } : {}) });
   } catch (err) {
+    // A spool that holds no byte has nothing to resume: a refusal (snapshot_altered, not_found, parent_changed, ...)
+    // or a stop before the first byte leaves DEST_DIR as it was found, not with an empty dot folder in it.
+    if (spool && (await spool.holdsNothing().catch(() => false))) {
+      await spool.remove();
+      spool = null;
+    }
     // The one place a full disk under DEST_DIR (the spool's writes, btrfs receive) becomes what to do about it.
     const state = spool?.state;
     throw await asRestoreDiskFull(err, {
@@ -252,6 +264,8 @@ interface FinalCheck {
   http: RestoreHttp;
   volume: string;
   plan: RestorePlan;
+  /** False to skip the check (--no-verify, for a copy this run downloaded). */
+  verify: boolean;
   /** The received snapshot, under its unchecked name. */
   path: string;
   /** Where it goes when it differs. */
@@ -264,9 +278,9 @@ interface FinalCheck {
  * an earlier one is kept there) and fails the restore (exit 3); an interrupted check or one that could not reach the
  * server leaves it unchecked, for the next run to check.
  */
-async function finalCheck({ options, report, http, volume, plan, path: at, kept }: FinalCheck): Promise<VerifyOutcome | null> {
+async function finalCheck({ options, report, http, volume, plan, verify, path: at, kept }: FinalCheck): Promise<VerifyOutcome | null> {
   const name = plan.target.name;
-  if (options.verify === false) return null;
+  if (!verify) return null;
   // An archive holds the pushed stream, not a tree it could digest (and a sealed one it cannot even read): the
   // check there is every frame verified on its way down and the checked receive, which are done.
   if (plan.target.storedStream === true) {
@@ -329,8 +343,9 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
   }
   const signal = options.signal;
   const backoff = new Backoff({ ...DEFAULT_BACKOFF, ...options.backoff, ...(options.retries !== undefined ? { retries: options.retries } : {}) });
-  // Same-parent restores transfer about what the push did; from another parent nothing tells the size beforehand.
-  const estimate = (parent?.server.uuid ?? null) === target.parentUuid ? target.rawBytes : null;
+  // Same-parent restores transfer about what the push did; from another parent nothing tells the size beforehand,
+  // nor for a snapshot the server adopted without its push's record (shown as of unknown size, not as ~0 B).
+  const estimate = (parent?.server.uuid ?? null) === target.parentUuid && pushedSizeKnown(target) ? target.rawBytes : null;
   const progress = new RestoreProgress(report, target.name, estimate);
   report.note(`restoring ${target.name} into ${destDir} ` + (parent ? `(incremental from ${parent.local.name})` : '(full)'));
   if (spool.state.framesVerified > 0 && !spool.state.ended) {

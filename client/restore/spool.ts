@@ -159,6 +159,11 @@ export class RestoreSpool {
     await this.index.close().catch(() => undefined);
   }
 
+  /** True while no byte of the stream is kept: nothing a later run could resume from. */
+  async holdsNothing(): Promise<boolean> {
+    return this.#state.wireOffsetVerified === 0 && (await this.frames.stat()).size === 0;
+  }
+
   /** Deletes the spool (after a checked receive, or when it will never be used). */
   async remove(): Promise<void> {
     await this.close();

@@ -65,6 +65,16 @@ export const Snapshot = z.object({
 });
 export type Snapshot = z.infer<typeof Snapshot>;
 
+/**
+ * Whether `rawBytes` and `wireBytes` are the sizes of the stream the snapshot was pushed as. A snapshot the server
+ * adopted from its disk without that transfer's record (its catalog rebuilt: server/reconcile.ts) has neither a
+ * transfer nor sizes, recorded as 0: no send stream is 0 bytes long (a header and an end command at least), so a 0
+ * there means unknown, never empty.
+ */
+export function pushedSizeKnown(s: Pick<Snapshot, 'rawBytes' | 'transferId'>): boolean {
+  return s.transferId !== null || s.rawBytes > 0;
+}
+
 /** A snapshot the catalog once held that is gone from disk (an admin deleted it); kept so clients can say so. */
 export const RemovedSnapshot = z.object({
   name: z.string(),

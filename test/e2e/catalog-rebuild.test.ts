@@ -18,6 +18,8 @@ import { restore } from '../../client/restore/restore.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { ServerLayout } from '../../server/layout.ts';
+import { formatProgress } from '../../client/progress/format.ts';
+import type { ProgressFigures } from '../../client/progress/figures.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
@@ -52,7 +54,14 @@ test('a catalog moved away and rebuilt from the disk: verify passes, the next pu
   const fresh = await createBtrfs(t, { sizeMiB: 256 });
   const dest = path.join(fresh.mountPoint, 'restored');
   await fs.mkdir(dest);
-  await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest }, recordingReporter());
+  // The adopted snapshot's size is not known (its push's record went with the catalog): said so, not `0 B / ~0 B`.
+  const figures: ProgressFigures[] = [];
+  await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest, chunkSize: 256 * 1024 }, { ...recordingReporter(), progress: (f) => figures.push(f) });
+  const before = figures.filter((f) => !f.rawTotalExact);
+  assert.ok(before.length > 0, 'progress before the end frame');
+  assert.deepEqual([...new Set(before.map((f) => f.rawTotal))], [null], 'no total before the end frame tells it');
+  assert.match(formatProgress(before.at(-1)!), /^s1 {2}[\d.]+ [KMG]?i?B raw \(size unknown\) {2}/);
+  assert.ok(before.every((f) => f.etaSeconds === null), 'no ETA without a total');
   const restored = await btrfs.subvolumeShow(path.join(dest, 's1'));
   assert.equal(restored.receivedUuid, s1Uuid, 'the client\'s UUID, not the server\'s Received UUID');
 

@@ -2,6 +2,7 @@
  * A restore is complete only once its final check passed: the snapshot's name in DEST_DIR says so. A check that was
  * interrupted leaves the received copy under a dot name for the next run to check (not to download again), and one
  * that found a difference keeps the copy for inspection under a name that says so, never under the snapshot's name.
+ * --no-verify spares the check of what a run downloads, never of a copy an earlier run left unchecked.
  * A local parent changed after it was sent is refused by the server (parent_changed) and the restore goes around it.
  * Also what DEST_DIR may be: not a read-only snapshot (a clear error, exit 2), and a snapshot held in --parent-dir
  * only is restored into DEST_DIR all the same.
@@ -75,6 +76,23 @@ test('a restore whose final check was interrupted is not complete: the next run 
   await assertReceived(s1, result.path);
   assert.equal((await btrfs.subvolumeShow(result.path)).receivedUuid, (await btrfs.subvolumeShow(s1)).uuid);
   assert.deepEqual(await fs.readdir(dest), ['s1'], 'no spool or unchecked copy left');
+});
+
+test('--no-verify does not name a copy an earlier run left unchecked: it is checked all the same, without downloading it again', slow, async (t) => {
+  const { server, s1, dest } = await world(t, 'check-no-verify');
+  const stop = new AbortController();
+  await assert.rejects(restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest, signal: stop.signal }, atCheck(() => stop.abort())));
+  assert.match(readdirSync(dest).join(','), /^\.snapferry-unchecked-[0-9a-f-]+$/, 'the copy waits for its check');
+
+  const again = recordingReporter();
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: dest, verify: false }, again);
+  const said = again.notes.join('\n');
+  assert.ok(result.verifiedLineBytes !== null, `the check was made: ${said}`);
+  assert.match(said, /^s1: identical to the server's copy/m, said);
+  assert.doesNotMatch(said, /downloaded and verified/, 'nothing downloaded again');
+  assert.match(said, /did not finish checking it .*; checking it now all the same \(--no-verify skips the check of a copy this run downloads, not of one left unchecked\)/, said);
+  await assertReceived(s1, result.path);
+  assert.deepEqual(await fs.readdir(dest), ['s1']);
 });
 
 test('a restore whose final check finds a difference keeps the copy for inspection under a name that says so; a rerun restores again', slow, async (t) => {

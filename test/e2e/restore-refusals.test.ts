@@ -1,7 +1,8 @@
 /**
  * What a restore refuses, and what it leaves when it fails: another client's snapshot (404, like a missing one), a
  * resume whose chain differs from the server's regenerated stream (409), a spool damaged on disk (never fed to
- * btrfs receive: downloaded again), and a receive that fails (no partial subvolume left).
+ * btrfs receive: downloaded again), a receive that fails (no partial subvolume left), and a final refusal (no empty
+ * spool folder left in DEST_DIR; one that holds part of the stream stays).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -263,4 +264,40 @@ test('a download that fills the restoring disk exits 75 saying which disk, how m
   assert.match(again.stderr, /resuming the download at frame [1-9]/);
   assert.doesNotMatch(again.stderr, /frame \d+ at wire offset \d+:/, 'the spool held only whole frames and the part of the next, as its index says');
   await assertReceived(s1, path.join(dest, 's1'));
+});
+
+test('a final refusal leaves DEST_DIR as it found it: no empty spool folder; a spool an earlier run filled stays for resuming', restoreTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 4 });
+  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(4 * 1024 * 1024));
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
+
+  // A download broken off after its first frames: its spool is what the next run resumes from.
+  const kept = await freshDest(t);
+  const stop = new AbortController();
+  await assert.rejects(restore(options(server.url, 's1', kept, { signal: stop.signal }), {
+    ...recordingReporter(),
+    progress: (f) => {
+      if (f.rawBytes > 0) stop.abort();
+    },
+  }));
+  const [spoolName] = await fs.readdir(kept);
+  assert.match(spoolName ?? '', /^\.snapferry-restore-/);
+  const framesBefore = (await fs.stat(path.join(kept, spoolName!, 'frames'))).size;
+  assert.ok(framesBefore > 0, 'the broken-off download spooled frames');
+
+  // The server's copy changed by hand: its send names another subvolume (restore_source_mismatch, final).
+  const received = pair.receivedPath('v', 's1');
+  await execa('btrfs', ['property', 'set', '-f', '-ts', received, 'ro', 'false']);
+  await execa('btrfs', ['property', 'set', '-ts', received, 'ro', 'true']);
+  const refused = (err: Error & { code?: string }) => err.code === 'restore_source_mismatch' || err.code === 'snapshot_altered';
+
+  const fresh = await freshDest(t);
+  await assert.rejects(restore(options(server.url, 's1', fresh, { retries: 0 }), recordingReporter()), refused);
+  assert.deepEqual(await fs.readdir(fresh), [], 'nothing left in a DEST_DIR that was empty');
+
+  await assert.rejects(restore(options(server.url, 's1', kept, { retries: 0 }), recordingReporter()), refused);
+  assert.deepEqual(await fs.readdir(kept), [spoolName], 'the earlier spool stays');
+  assert.equal((await fs.stat(path.join(kept, spoolName!, 'frames'))).size, framesBefore, 'with every byte it held');
 });

@@ -46,7 +46,7 @@ test('the progress line reads as the issue shows it, and leaves out what is unkn
   assert.equal(line, 'home.20261125  412.3 MiB / ~1.6 GiB raw  (25%)  180.2 MiB sent  2.29x  1.9 MiB/s  ETA 10m32s');
   assert.equal(
     formatProgress({ snapshot: 's', direction: 'upload', rawBytes: 0, wireBytes: 0, rawTotal: null, rawTotalExact: false, rawBytesPerSecond: null, wireBytesPerSecond: null, ratio: null, etaSeconds: null }),
-    's  0 B raw  0 B sent',
+    's  0 B raw (size unknown)  0 B sent',
   );
   assert.match(formatProgress(figures(100 * MiB, { rawTotalExact: true })), / 100.0 MiB \/ 100.0 MiB raw {2}\(100%\)/);
 });

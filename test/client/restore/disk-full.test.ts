@@ -52,6 +52,15 @@ test('an incremental from another parent than the push\'s names it; the size is 
   assert.match(pushedFull, /an incremental from home\.0, another parent than the push's; the whole snapshot holds 400\.0 MiB \(it was pushed full\), so no more than that/);
 });
 
+test('a snapshot the server adopted without its push\'s record (sizes unknown, recorded as 0) is not said to need 0 B', async () => {
+  const adopted = snapshot('home.A', 'uA', null, 0);
+  const said = await message({ ...adopted, wireBytes: 0 }, null);
+  assert.match(said, /needs more \(how much is not known beforehand: the server adopted home\.A from its disk without the record of its push/);
+  assert.match(said, /free at least what home\.A holds where it was taken/);
+  assert.doesNotMatch(said, /0 B/);
+  assert.match(await message({ ...adopted, rawBytes: 5 * MiB, transferId: 't1' }, null), /needs about 5\.0 MiB more/, 'a known size is used');
+});
+
 test('what is not a full disk passes through unchanged', async () => {
   const other = new Error('connection reset');
   assert.equal(await asRestoreDiskFull(other, { destDir: '/', mountPoint: '/', target: inc, streamParent: null, spool: null }), other);
