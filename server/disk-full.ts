@@ -16,13 +16,23 @@ export class DiskFullError extends SnapferryError {
   }
 }
 
+/**
+ * A full disk that no freeing can cure: the stream is more than the server's filesystem holds empty (a whole stream's
+ * receive, server/receive-wait.ts; an upload partway, server/upload-room.ts). Final, and said with both sizes.
+ */
+export const FILESYSTEM_TOO_SMALL = 'filesystem_too_small';
+
 /** Whether `err`, or anything in its cause chain, is the operating system saying the disk is full. */
 export function isDiskFull(err: unknown): boolean {
   return isFull(err, (e) => e instanceof DiskFullError);
 }
 
-/** `err` as a DiskFullError when the disk is full, else unchanged. */
+/**
+ * `err` as a DiskFullError when the disk is full, else unchanged; a full disk already judged too small for its stream
+ * (its cause the DiskFullError) stays that, the exacter word.
+ */
 export function asDiskFull(err: unknown, details?: Record<string, unknown>): unknown {
   if (err instanceof DiskFullError || !isDiskFull(err)) return err;
+  if (err instanceof SnapferryError && err.code === FILESYSTEM_TOO_SMALL) return err;
   return new DiskFullError(err, details);
 }

@@ -101,6 +101,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   store_credentials_ambiguous: 500,
   store_credentials_open: 500,
   disk_full: 507,
+  // An upload more than the server's whole filesystem holds (server/upload-room.ts): final, until it has a bigger disk.
+  filesystem_too_small: 507,
 };
 
 export function statusOf(raw: unknown): number {

@@ -7,7 +7,7 @@
  */
 import { SnapferryError } from '../core/errors.ts';
 import type { ReceiveWait, TransferState } from '../core/protocol.ts';
-import { isDiskFull } from './disk-full.ts';
+import { FILESYSTEM_TOO_SMALL, isDiskFull } from './disk-full.ts';
 import type { FilesystemSize } from './filesystem-size.ts';
 
 /** What went wrong with a receive: the server's disk, the server otherwise, or the stream (or the snapshot). */
@@ -109,7 +109,7 @@ export function retryDue(wait: ReceiveWait, nowMs: number, freeBytes: number | n
   return null;
 }
 
-export const FILESYSTEM_TOO_SMALL = 'filesystem_too_small';
+export { FILESYSTEM_TOO_SMALL };
 
 /**
  * Whether a whole stream whose receive found the disk full can never be received on this filesystem, however much

@@ -15,6 +15,7 @@ import type { Spool } from './spool/spool.ts';
 import type { SpoolUsage } from './spool/usage.ts';
 import type { UploadLimits } from './upload-limits.ts';
 import { uploadQuota } from './upload-quota.ts';
+import { uploadRoom } from './upload-room.ts';
 import { uploadStore, type UploadStore } from './upload-store/index.ts';
 
 export interface UploadPathDeps {
@@ -49,5 +50,6 @@ export function uploadPath(deps: UploadPathDeps): UploadStore {
     expiry,
     expireAfterMs,
     quota: uploadQuota({ catalog, layout, usage, limits, log, sending: (id) => leases.held(id) }),
+    fullDisk: uploadRoom({ layout, catalog, spool, log }),
   });
 }

@@ -290,6 +290,8 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       },
       onAfterResponse: (_req, res) => {
         lastActivity = Date.now();
+        // Until the next request's bytes, and for a refusal since its last ones: the server's time, not the line's.
+        options.linkMeter?.answered(options.source.waitedMs, res.getStatus() >= 400);
         retries.answered(res.getStatus());
       },
       onSuccess: settle(() => resolve({ url: upload.url ?? '' })),

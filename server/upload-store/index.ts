@@ -5,7 +5,7 @@
  * adapter (tus-store.ts).
  */
 import type { Spool } from '../spool/spool.ts';
-import { DiskFullUploads } from './full-disk.ts';
+import { DiskFullUploads, type FullDiskJudge } from './full-disk.ts';
 import { ExpiringUploads, type ExpiryHooks } from './expiry.ts';
 import { OwnedUploads, type UploadOwner } from './ownership.ts';
 import { QuotaUploads, type UploadGuard } from './quota.ts';
@@ -17,6 +17,7 @@ export type { ExpiryHooks, ExpiredUpload } from './expiry.ts';
 export type { UploadGuard, WriteMeter } from './quota.ts';
 export type { UploadOwner } from './ownership.ts';
 export type { FrameIngest } from './spool-uploads.ts';
+export type { FullDiskJudge } from './full-disk.ts';
 
 export interface UploadStoreParts {
   spool: Spool;
@@ -27,11 +28,13 @@ export interface UploadStoreParts {
   /** 0: uploads never expire. */
   expireAfterMs: number;
   quota: UploadGuard;
+  /** Whether an upload that found the disk full could ever fit on the filesystem (server/upload-room.ts). */
+  fullDisk: FullDiskJudge;
 }
 
 export function uploadStore(parts: UploadStoreParts): UploadStore {
   const { spool } = parts;
   const owned = new OwnedUploads(new SpoolUploads(spool, parts.ingest), parts.owner);
   const expiring = new ExpiringUploads(owned, spool, parts.expiry, parts.expireAfterMs);
-  return new DiskFullUploads(new QuotaUploads(expiring, parts.quota, (id) => spool.indexedByAppend(id)));
+  return new DiskFullUploads(new QuotaUploads(expiring, parts.quota, (id) => spool.indexedByAppend(id)), parts.fullDisk);
 }

@@ -58,6 +58,8 @@ export async function uploadStoreIn(t: { after(fn: () => Promise<void>): void },
     expiry: { expire: () => null, expired: () => undefined, expiredError: () => null, ...options.expiry },
     expireAfterMs: options.expireAfterMs ?? 0,
     quota: { checkSize: () => Promise.resolve(null), openWrite: () => Promise.resolve(NO_LIMIT), onRefused: () => Promise.resolve(), ...options.quota },
+    // A full disk is the pause, as on a filesystem the upload fits.
+    fullDisk: () => Promise.resolve(null),
   });
   const store = new TusStore(uploads);
   /** Creates upload `id` as a tus POST does (no length: deferred), dated `created`. */

@@ -246,6 +246,56 @@ describe('link meter', () => {
   });
 });
 
+describe('link meter, a server that keeps the upload waiting', () => {
+  it('does not count the waits for a server that refuses bytes (a 507, its retries and their delays) as the line\'s', () => {
+    let now = 0;
+    const meter = new LinkMeter(() => now);
+    const auto = new AutoLevel({ workers: 2, linkRate: () => meter.rate() });
+    feed(auto, 3, 300 * MB, 0.4, 4);
+    meter.restart();
+    // 10 s at 1 MB/s, each request answered as the next begins.
+    for (let s = 0; s <= 10; s++) {
+      now = s * 1000;
+      meter.progress(s * MB, 0);
+      meter.answered(0, false);
+    }
+    // The disk fills: for 30 s each retry asks the offset (HEAD), hands 64 kB of the next request to the socket, and
+    // is refused (507) 2 s later, btrfs having looked for the space; then tus-js-client's delay before the next.
+    for (let at = 10_000; at < 40_000; at += 3000) {
+      now = at + 50;
+      meter.answered(0, false);
+      now = at + 60;
+      meter.progress(10 * MB + 64_000, 0);
+      now = at + 2060;
+      meter.answered(0, true);
+    }
+    // Space freed: 1 MB/s again, for a second.
+    for (let i = 1; i <= 10; i++) {
+      now = 40_000 + i * 100;
+      meter.progress(10 * MB + i * 0.1 * MB, 0);
+    }
+    // Before: about 43 kB/s, the 30 s of waiting counted as the line's.
+    assert.ok(meter.rate()! > 0.5 * MB, `the line's rate: ${meter.rate()} B/s`);
+    assert.ok(auto.next() < 19, 'no level 19 for a line as fast as before');
+  });
+
+  it('counts an accepted request\'s wait for its answer (a slow line draining socket buffers), and not the gap after it', () => {
+    let now = 0;
+    const meter = new LinkMeter(() => now);
+    meter.restart();
+    // 2 MB handed to the socket at once, carried in 4 s: the answer comes when they have arrived.
+    meter.progress(0, 0);
+    now = 10;
+    meter.progress(2 * MB, 0);
+    now = 4000;
+    meter.answered(0, false);
+    // The next request, 3 s later (a HEAD, a retry's delay), 1 of them spent waiting for its first frame.
+    now = 7000;
+    meter.progress(2 * MB, 1000);
+    assert.equal(Math.round(meter.rate()! / 1000), 500, 'kB/s: 2 MB in 4 s of the line');
+  });
+});
+
 describe('--compress values', () => {
   it('takes auto, none and levels 1..19, and refuses the rest with the choices', () => {
     assert.equal(parseCompressSetting('auto'), 'auto');
