@@ -16,7 +16,8 @@ import { assertAllowed, openGate, writerOf, type Caller, type Gate } from './aut
 import { assertOwnUpload, ownerOf, snapshotsFor, statusFor, transfersFor, volumesFor } from './views.ts';
 import { restoreHeaders } from './restore.ts';
 import { restoreBody } from './restore-body.ts';
-import { RestoreSlots } from './restore-slots.ts';
+import { restoreSlots } from './restore-slots.ts';
+import type { ClientCaps } from './client-caps.ts';
 import { parseRestoreRequest, restoreOwner } from './restore-request.ts';
 import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
 import type { ConnectionLimits, NodeBindings } from './connection-limits.ts';
@@ -28,13 +29,13 @@ export { DEFAULT_CLIENT } from './auth.ts';
 
 type Env = { Variables: { caller: Caller }; Bindings: NodeBindings | undefined };
 
-/** What bounds restore downloads: streams at once (RestoreSlots), and how long one may make no progress (ms). */
+/** What bounds restore downloads: streams at once (server/restore-slots.ts), and how long one may make no progress (ms). */
 export interface RestoreBounds {
-  slots: RestoreSlots;
+  slots: ClientCaps;
   idleMs?: number;
 }
 
-export function createApp(service: AppService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits, verify?: VerifyJobs, restore: RestoreBounds = { slots: new RestoreSlots() }): Hono<Env> {
+export function createApp(service: AppService, tus: TusServer, log: Logger, gate: Gate = openGate(), limits?: ConnectionLimits, verify?: VerifyJobs, restore: RestoreBounds = { slots: restoreSlots() }): Hono<Env> {
   const app = new Hono<Env>();
   const arrivals = arrivalsOf(tus);
   const caller = (c: Context<Env>): Caller => c.get('caller');

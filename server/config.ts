@@ -85,6 +85,15 @@ export const ServerConfigSchema = z.strictObject({
       bodyRateWindow: timeoutField().optional(),
     })
     .optional(),
+  /** Restore streams at once (server/restore-slots.ts), each a btrfs send and a frame or two of memory; 429 beyond. */
+  restores: z
+    .strictObject({
+      /** Streams one token has at once. */
+      perClient: z.number().int().min(1).optional(),
+      /** Streams the server sends at once in all. */
+      max: z.number().int().min(1).optional(),
+    })
+    .optional(),
   /** The default policy of every received volume; an empty or missing one prunes nothing. */
   retention: RetentionPolicy.optional(),
   /** Per "CLIENT/VOLUME": a `retention` that replaces the default one as a whole. */
@@ -165,6 +174,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
   const limits = uploadLimitsOf(config);
   const endedTransfers = endedTransfersOf(config);
   const connections = connectionSettings(config);
+  const restore = restoreLimitsOf(config);
   const tls = tlsOf(flags, config);
   const tokensFile = tokensOf(flags, config, host, behindProxy);
   const http = {
@@ -175,6 +185,7 @@ export function serveSettings(flags: ServeFlags, config: ServerConfig | null): S
       ...(expireAfterMs !== undefined ? { expireAfterMs } : {}),
       ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
       ...(connections ? { connections } : {}),
+      ...(restore ? { restore } : {}),
   };
   if (store !== undefined) {
     const every = config?.archive?.fullEvery;
@@ -223,6 +234,13 @@ function connectionSettings(config: ServerConfig | null): ConnectionSettings | u
     ...(c.bodyRateWindow !== undefined ? { bodyRateWindowMs: c.bodyRateWindow } : {}),
   };
   return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** The config's `restores` keys as ServeOptions names them; undefined when none is given. */
+function restoreLimitsOf(config: ServerConfig | null): ServeOptions['restore'] {
+  const r = config?.restores;
+  if (r?.perClient === undefined && r?.max === undefined) return undefined;
+  return { ...(r.perClient !== undefined ? { maxPerClient: r.perClient } : {}), ...(r.max !== undefined ? { maxTotal: r.max } : {}) };
 }
 
 function tlsOf(flags: ServeFlags, config: ServerConfig | null): { cert: string; key: string } | undefined {

@@ -16,7 +16,11 @@
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 
-/** 16 KiB: one TLS record; a reader at 1 KiB/s still takes a piece well within the idle timeout. */
+/**
+ * 16 KiB: one TLS record; a reader at 1 KiB/s still takes a piece well within the idle timeout (a piece's write must
+ * end within it). 64 KiB saved no CPU that could be measured on a LAN restore, and held no less memory per stuck
+ * reader (docs/performance.md, "Restore's piece size"), while it would cut readers slower than 1.1 KB/s.
+ */
 export const RESTORE_PIECE_BYTES = 16 * 1024;
 
 /**

@@ -12,7 +12,7 @@ import { ReplicationService, type ServiceOptions } from './replication.ts';
 import { createTusServer } from './upload-store/tus-server.ts';
 import { parsePublicUrl } from './public-url.ts';
 import { createApp } from './app.ts';
-import { RestoreSlots, type RestoreLimits } from './restore-slots.ts';
+import { restoreSlots, type RestoreLimits } from './restore-slots.ts';
 import type { AppService } from './app-service.ts';
 import { openGate, tokenGate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
@@ -183,7 +183,7 @@ export async function startHttp<S extends AppService>(options: HttpOptions, open
   endUploadsOfRevoked(gate, service, options.log);
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
-  const app = createApp(service, tus, options.log, gate, limits, verify, { slots: new RestoreSlots(options.restore), idleMs: idleTimeoutMs });
+  const app = createApp(service, tus, options.log, gate, limits, verify, { slots: restoreSlots(options.restore), idleMs: idleTimeoutMs });
   const server = await new Promise<HttpServer>((resolve, reject) => {
     const s = serve(
       {

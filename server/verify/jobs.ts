@@ -21,6 +21,7 @@ import { NotFound, type ReplicationService } from '../replication.ts';
 import type { Logger } from '../log.ts';
 import type { DigestEngine, DigestProgress } from './engine.ts';
 import type { SavedDigests } from './saved-digests.ts';
+import { ClientCaps } from '../client-caps.ts';
 
 export interface VerifyLimits {
   /** Jobs one client may hold at once. */
@@ -54,6 +55,8 @@ interface Job {
   now: JobState;
   stop: AbortController;
   lastUsed: number;
+  /** Gives the job's place under the caps back (once). */
+  release: () => void;
 }
 
 export interface StartRequest {
@@ -66,6 +69,7 @@ export interface StartRequest {
 export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
   private readonly jobs = new Map<string, Job>();
   private readonly limits: Readonly<VerifyLimits>;
+  private readonly caps: ClientCaps;
   private readonly sweep: NodeJS.Timeout;
   readonly saved: SavedDigests;
 
@@ -77,6 +81,7 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
     private readonly now: () => number = Date.now,
   ) {
     this.limits = { ...DEFAULT_VERIFY_LIMITS, ...limits };
+    this.caps = new ClientCaps({ maxPerClient: this.limits.maxPerClient, maxTotal: this.limits.maxTotal }, { code: 'too_many_verifies', held: 'verifies on the server', serverHolds: (n) => `runs ${n} verifies` });
     this.saved = service.savedDigests();
     this.sweep = setInterval(() => this.releaseIdle(), Math.max(50, Math.min(60_000, this.limits.idleMs / 4)));
     this.sweep.unref();
@@ -99,13 +104,15 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
       });
     }
     if (running) this.drop(running);
-    this.checkLimits(req.client);
+    this.makeRoom((j) => j.client === req.client, this.limits.maxPerClient);
+    this.makeRoom(() => true, this.limits.maxTotal);
+    const release = this.caps.take(req.client);
 
     const dir = this.service.snapshotPath(req.client, req.volume, req.snapshot);
     const own = this.saved.file(req.client, req.volume, snapshot.uuid);
     const job: Job = {
       id: crypto.randomBytes(16).toString('hex'), client: req.client, volume: req.volume, snapshot: req.snapshot, readData: req.readData,
-      reused: null, progress: { bytes: 0, total: null, entries: 0 }, now: { state: 'digesting' }, stop: new AbortController(), lastUsed: this.now(),
+      reused: null, progress: { bytes: 0, total: null, entries: 0 }, now: { state: 'digesting' }, stop: new AbortController(), lastUsed: this.now(), release,
     };
     this.jobs.set(job.id, job);
     void this.run(job, dir, own, snapshot.parentUuid);
@@ -144,22 +151,6 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
       return tree;
     }
     return null;
-  }
-
-  private checkLimits(client: SafeName): void {
-    this.makeRoom((j) => j.client === client, this.limits.maxPerClient);
-    this.makeRoom(() => true, this.limits.maxTotal);
-    const ofClient = [...this.jobs.values()].filter((j) => j.client === client).length;
-    if (ofClient >= this.limits.maxPerClient) {
-      throw new SnapferryError('too_many_verifies', `client ${client} already has ${ofClient} verifies on the server, the limit is ${this.limits.maxPerClient} (429): let them finish, then try again`, {
-        retryable: true, details: { client, maxPerClient: this.limits.maxPerClient, retryAfterSeconds: RETRY_AFTER_SECONDS },
-      });
-    }
-    if (this.jobs.size >= this.limits.maxTotal) {
-      throw new SnapferryError('too_many_verifies', `the server runs ${this.jobs.size} verifies, its limit (429); try again later`, {
-        retryable: true, details: { maxTotal: this.limits.maxTotal, retryAfterSeconds: RETRY_AFTER_SECONDS },
-      });
-    }
   }
 
   /**
@@ -238,6 +229,7 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
 
   private drop(job: Job): void {
     job.stop.abort();
+    job.release();
     this.jobs.delete(job.id);
   }
 

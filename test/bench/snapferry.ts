@@ -188,6 +188,25 @@ export async function runPush(cleanup: Cleanup, probes: Probes, options: PushOpt
   return { seconds, probe: await readProbe(probeFile), levelNotes, stderr: child.stderr };
 }
 
+export interface RestoreRun {
+  /** From starting the command until it exited: downloaded, received and checked. */
+  seconds: number;
+  probe: ProbeReport;
+}
+
+/** `snapferry restore --no-verify` of `snapshot` into `destDir` (the restore's own CPU in `probe`). */
+export async function runRestore(cleanup: Cleanup, probes: Probes, options: { target: BenchServer; volume: string; snapshot: string; destDir: string; cpus?: string }): Promise<RestoreRun> {
+  const probeFile = probes.next('restore');
+  const args = ['restore', '--server', options.target.url, '--volume', options.volume, '--no-verify', options.snapshot, options.destDir];
+  const started = performance.now();
+  const child = spawn(cleanup, args, probeEnv(probeFile));
+  if (options.cpus !== undefined) await pinTo(child.pid, options.cpus);
+  const exit = await child.exited;
+  const seconds = (performance.now() - started) / 1000;
+  if (exit.code !== 0) throw new Error(`restore of ${options.snapshot} failed: exit ${exit.code ?? exit.signal}: ${lastError(child.stderr)}\n${child.stderr.slice(-3000)}`);
+  return { seconds, probe: await readProbe(probeFile) };
+}
+
 /** Why serve died: what server/crash-log.ts logged (a crash, or an exit nobody asked for), else a stack trace's first line. */
 function deathOf(stderr: string): string {
   for (const line of stderr.trim().split('\n').reverse()) {

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
@@ -51,13 +52,13 @@ function stalledGet(url: string): Promise<{ status: number; headers: http.Incomi
   });
 }
 
-/** A pushed snapshot of 64 MiB that does not compress, on a serve process of its own with `args`. */
-async function served(t: { after(fn: () => Promise<void> | void): void }, args: string[]): Promise<{ server: ServeProcess; url: string }> {
+/** A pushed snapshot of 64 MiB that does not compress, on a serve process of its own with `args` (or those made for its root). */
+async function served(t: { after(fn: () => Promise<void> | void): void }, args: string[] | ((root: string) => Promise<string[]>)): Promise<{ server: ServeProcess; url: string }> {
   const children = new ChildProcesses(t);
   const pair = await createPair(t, { fillMB: 1, seed: 'limits' });
   await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(64 * MiB));
   const s1 = await pair.snapshot('s1');
-  const server = await children.serve({ root: pair.root, port: await freePort(), args });
+  const server = await children.serve({ root: pair.root, port: await freePort(), args: typeof args === 'function' ? await args(pair.root) : args });
   await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
   return { server, url: `${server.url}${routes.restoreStream('v', 's1', { chunkSize: CHUNK })}` };
 }
@@ -109,6 +110,24 @@ test('a third restore stream of one client at once is refused with 429 and Retry
   assert.ok(read > 0, 'it read');
   assert.equal(closed, false, 'still open after more than twice the idle timeout');
   assert.equal(server.stderr.match(/a restore download made no progress/g)?.length, 2, 'the two unread ones only');
+});
+
+test('restores.perClient of the config file takes effect: with 1, a second restore stream of one client at once is refused with 429', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const { server, url } = await served(t, async (root) => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-restores-config-'));
+    t.after(() => fs.rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'server.yaml');
+    await fs.writeFile(file, `root: ${root}\nrestores: { perClient: 1 }\n`);
+    return ['--config', file];
+  });
+  const first = await stalledGet(url);
+  t.after(() => first.request.destroy());
+  assert.equal(first.status, 200);
+  const second = await stalledGet(url);
+  assert.equal(second.status, 429, second.body);
+  assert.equal(second.headers['retry-after'], '15');
+  assert.match(second.body, /client default already has 1 restore streams from the server, the limit is 1 \(429\)/);
+  assert.equal(await sends(server.pid), 1);
 });
 
 test('a restore refused for too many streams (429) waits out Retry-After and goes on once a stream ends', { ...rootOnly, timeout: 180_000 }, async (t) => {
