@@ -30,7 +30,7 @@ import { toClientMap } from './uuid-namespace.ts';
 import { DEFAULT_RETRY } from './receive-wait.ts';
 import { spoolBytes, type OrphanedSpool } from './orphan-spools.ts';
 import { SpoolSweep } from './spool-sweep.ts';
-import { KEEP_EVERYTHING, ServerPruner } from './retention.ts';
+import { DEFAULT_PRUNE_RETRY, KEEP_EVERYTHING, ServerPruner } from './retention.ts';
 import { SendsInProgress } from './sends.ts';
 import { SavedDigests } from './verify/saved-digests.ts';
 import { failUploadsWithoutParent, lookAtSent, refreshVolume, type DiskTruth } from './disk-truth.ts';
@@ -84,7 +84,7 @@ export class ReplicationService implements AppService {
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
     this.store = new Spool(layout, (id, message) => log.warn({ transfer: id }, message));
-    this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING, this.sends);
+    this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING, this.sends, { ...DEFAULT_PRUNE_RETRY, ...options.pruneRetry });
     // What retention passed over while it was being sent goes once the send has ended.
     this.sends.onVolumeIdle((client, volume) => void this.pruner.pruneVolume(client, volume));
     this.lifecycle = new TransferLifecycle({
@@ -161,6 +161,7 @@ export class ReplicationService implements AppService {
 
   /** A graceful shutdown: receives of uploads in progress are stopped (and started again at the next start). */
   async close(): Promise<void> {
+    this.pruner.stop();
     await Promise.all([this.retries.stop(), this.spools.stop()]);
     await this.receives.close();
   }
