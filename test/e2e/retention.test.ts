@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { pino } from 'pino';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
@@ -177,7 +178,9 @@ test('a delete btrfs refuses (a btrfs send the server does not run reads the sna
 test('a delete btrfs refused is tried again on a timer: once the send that held it is gone, the snapshot goes without another push', { ...rootOnly, timeout: 180_000 }, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
   await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(16 * 1024 * 1024));
-  const server = await serverWith(t, pair, { last: 1 }, { pruneRetry: { firstMs: 300, maxMs: 1000 } });
+  const logged: { msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { msg: string }) });
+  const server = await serverWith(t, pair, { last: 1 }, { pruneRetry: { firstMs: 300, maxMs: 1000 }, log });
   const pushed = async (hour: number) => {
     await fs.writeFile(path.join(pair.source, `change-${hour}`), `${hour}\n`);
     await push({ server: server.url, volume: 'home', snapshots: [await pair.snapshot(name(hour))] }, recordingReporter());
@@ -196,6 +199,7 @@ test('a delete btrfs refused is tried again on a timer: once the send that held 
   await sleep(2500);
   assert.deepEqual((await api.snapshots('home')).snapshots.map((s) => s.name), [name(1), name(2)]);
   assert.ok(await btrfs.isSubvolume(pair.receivedPath('home', name(1))));
+  assert.equal(logged.filter((l) => l.msg.startsWith('could not delete a pruned snapshot')).length, 1, 'logged once, not at every try');
 
   foreign.kill('SIGKILL');
   await exited;
