@@ -49,13 +49,19 @@ export async function failUploadsWithoutParent({ catalog, log }: Pick<DiskTruth,
 }
 
 /**
- * What the disk says of a snapshot now (server/alterations.ts). Its ctransid is read where btrfs send can (a
- * read-only subvolume; a writable one is flagged for that already); a record without one learns it here.
+ * What the disk says of a snapshot now (server/alterations.ts). With `ctransid`, it is read where btrfs send can (a
+ * read-only subvolume; a writable one is flagged for that already), and a record without one learns it here. Start-up
+ * reads none: one btrfs send each (about 0.1 s, and a commit) would hold serve's start for minutes on a root of
+ * thousands of snapshots; a restore's own send and a push's parent are where a change must be seen.
  */
-export async function lookAtSnapshot({ catalog, layout }: Pick<DiskTruth, 'catalog' | 'layout'>, record: SnapshotRecord): Promise<Verdict> {
+export async function lookAtSnapshot(
+  { catalog, layout }: Pick<DiskTruth, 'catalog' | 'layout'>,
+  record: SnapshotRecord,
+  { readCtransid = true }: { readCtransid?: boolean } = {},
+): Promise<Verdict> {
   const p = layout.snapshotPath(record.client as SafeName, record.volume as SafeName, record.name as SafeName);
   const shown = await btrfs.subvolumeShow(p).catch(() => null);
-  const ctransid = shown?.readonly ? await btrfs.ctransidOf(p).catch(() => null) : null;
+  const ctransid = readCtransid && shown?.readonly ? await btrfs.ctransidOf(p).catch(() => null) : null;
   const verdict = judgeSnapshot(record, shown && { ...shown, ctransid });
   if (verdict.kind === 'intact' && record.ctransid === undefined && ctransid !== null) await catalog.noteCtransid(record, ctransid);
   return verdict;

@@ -38,7 +38,7 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, progress
   // Snapshots the catalog lists but the disk no longer has (or has as something else), and those changed by hand:
   // flagged and kept (server/alterations.ts).
   for (const s of catalog.allSnapshots()) {
-    const verdict = await lookAtSnapshot({ catalog, layout }, s);
+    const verdict = await lookAtSnapshot({ catalog, layout }, s, { readCtransid: false });
     if (verdict.kind === 'gone') {
       await catalog.removeSnapshot(s, verdict.reason);
       log.warn({ volume: s.volume, snapshot: s.name, reason: verdict.reason }, 'snapshot gone from disk; removed from the catalog');
