@@ -7,6 +7,12 @@
  * flagged, kept in the catalog and shown rather than forgotten (it may be the only copy of something; retention
  * still deletes it in its turn like any other snapshot, as the policy asked), and never a parent.
  *
+ * Flags and Received UUID can be put back as they were, and the SUBVOL_SETFLAGS ioctl leaves the Received UUID alone:
+ * a snapshot made writable, changed and made read-only again looks as received in every flag. Its ctransid does not:
+ * btrfs moves it on with any change to a file in it (a balance, which moves the Generation, leaves it), so the one
+ * recorded at its receive tells it (`changed_since_received`). A record from before it was recorded learns it at the
+ * first look (Catalog.noteCtransid).
+ *
  * The flag stays once set: making the subvolume read-only again does not prove that nothing changed while it was
  * writable, and a lost Received UUID cannot be set back by hand. Deleting the subvolume (btrfs subvolume delete) and
  * pushing the snapshot again is what clears it.
@@ -24,11 +30,18 @@ export type Verdict =
   /** No subvolume there, or another one than was received. */
   | { kind: 'gone'; reason: string };
 
-/** Pure: what the disk says of a catalog record (`shown`: `btrfs subvolume show` of its path, null when none). */
-export function judgeSnapshot(
-  record: { uuid: string; receivedUuid?: string | undefined; serverUuid: string },
-  shown: Pick<SubvolumeInfo, 'uuid' | 'receivedUuid' | 'readonly'> | null,
-): Verdict {
+/** What the disk says of a snapshot: `btrfs subvolume show`, and its ctransid (null where it could not be read). */
+export type ShownSnapshot = Pick<SubvolumeInfo, 'uuid' | 'receivedUuid' | 'readonly'> & { ctransid: number | null };
+
+type JudgedRecord = { uuid: string; receivedUuid?: string | undefined; serverUuid: string; ctransid?: number | undefined };
+
+/** Pure: whether a snapshot's ctransid now (`found`) says it was changed since it was received. */
+export function changedSinceReceived(record: Pick<JudgedRecord, 'ctransid'>, found: number | null): boolean {
+  return record.ctransid !== undefined && found !== null && found !== record.ctransid;
+}
+
+/** Pure: what the disk says of a catalog record (`shown`: what its path holds, null when no subvolume). */
+export function judgeSnapshot(record: JudgedRecord, shown: ShownSnapshot | null): Verdict {
   if (shown === null) return { kind: 'gone', reason: 'deleted from disk' };
   // What the disk should say is the client's UUID in its namespace (server/uuid-namespace.ts).
   const expected = receivedUuidOf(record);
@@ -38,12 +51,14 @@ export function judgeSnapshot(
   const what: Alteration[] = [];
   if (!shown.readonly) what.push('not_read_only');
   if (shown.receivedUuid !== expected) what.push('received_uuid_lost');
+  if (changedSinceReceived(record, shown.ctransid)) what.push('changed_since_received');
   return what.length === 0 ? { kind: 'intact' } : { kind: 'altered', what };
 }
 
 const WORDS: Record<Alteration, string> = {
   not_read_only: 'is no longer read-only',
   received_uuid_lost: 'has lost its Received UUID',
+  changed_since_received: 'has been written to since it was received (its ctransid moved on)',
   chain_full: "ends a chain of the archive that takes no more incrementals",
 };
 

@@ -31,6 +31,12 @@ const SnapshotRecord = Snapshot.extend(owner).extend({
    * word, never shown to a client.
    */
   receivedUuid: z.string().optional(),
+  /**
+   * The subvolume's ctransid once received (core/btrfs/ctransid.ts): any change to it since moves it on, whatever was
+   * done to its flags and Received UUID (server/alterations.ts). Absent on snapshots received before it was recorded,
+   * and where it could not be read: learnt at the next look at the disk (Catalog.noteCtransid), not called a change.
+   */
+  ctransid: z.number().int().nonnegative().optional(),
   // `uuidUnknown` (from Snapshot): adopted from the disk without its transfer; `uuid` is then the Received UUID, until
   // learnUuids finds the client's.
 });
@@ -261,6 +267,16 @@ export class Catalog {
     if (next === current) return current;
     await this.change((data) => ({ ...data, snapshots: data.snapshots.map((s) => (s === current ? next : isIt(s) ? flag(s) : s)) }));
     return this.data.snapshots.find(isIt) ?? next;
+  }
+
+  /**
+   * Records the ctransid of a snapshot that has none on record (catalogued before it was recorded): what the disk
+   * says at the first look is taken as it was received, as nothing else can tell. One that has one keeps it.
+   */
+  async noteCtransid(record: SnapshotRecord, ctransid: number): Promise<void> {
+    const isIt = (s: SnapshotRecord) => sameSnapshot(s, record) && s.uuid === record.uuid && s.ctransid === undefined;
+    if (!this.data.snapshots.some(isIt)) return;
+    await this.change((data) => ({ ...data, snapshots: data.snapshots.map((s) => (isIt(s) ? { ...s, ctransid } : s)) }));
   }
 
   /** Marks a snapshot as being deleted (see `deleting`) while `work` runs. */

@@ -5,10 +5,10 @@
  */
 import * as btrfs from '../core/btrfs/index.ts';
 import type { SafeName } from '../core/names.ts';
-import type { Catalog, TransferRecord } from './catalog.ts';
+import type { Catalog, SnapshotRecord, TransferRecord } from './catalog.ts';
 import type { ServerLayout } from './layout.ts';
 import type { Logger } from './log.ts';
-import { describeAlterations, judgeSnapshot } from './alterations.ts';
+import { changedSinceReceived, describeAlterations, judgeSnapshot, type Verdict } from './alterations.ts';
 import { failOnMissingParent } from './transfers/machine.ts';
 import type { ParentAsReceived } from './stream-start.ts';
 
@@ -48,11 +48,49 @@ export async function failUploadsWithoutParent({ catalog, log }: Pick<DiskTruth,
   }
 }
 
+/**
+ * What the disk says of a snapshot now (server/alterations.ts). With `ctransid`, it is read where btrfs send can (a
+ * read-only subvolume; a writable one is flagged for that already), and a record without one learns it here. Start-up
+ * reads none: one btrfs send each (about 0.1 s, and a commit) would hold serve's start for minutes on a root of
+ * thousands of snapshots; a restore's own send and a push's parent are where a change must be seen.
+ */
+export async function lookAtSnapshot(
+  { catalog, layout }: Pick<DiskTruth, 'catalog' | 'layout'>,
+  record: SnapshotRecord,
+  { readCtransid = true }: { readCtransid?: boolean } = {},
+): Promise<Verdict> {
+  const p = layout.snapshotPath(record.client as SafeName, record.volume as SafeName, record.name as SafeName);
+  const shown = await btrfs.subvolumeShow(p).catch(() => null);
+  const ctransid = readCtransid && shown?.readonly ? await btrfs.ctransidOf(p).catch(() => null) : null;
+  const verdict = judgeSnapshot(record, shown && { ...shown, ctransid });
+  if (verdict.kind === 'intact' && record.ctransid === undefined && ctransid !== null) await catalog.noteCtransid(record, ctransid);
+  return verdict;
+}
+
+/**
+ * A snapshot as the server's own btrfs send of it (a restore's) says it is now: its ctransid against the one it was
+ * received at. Changed since, it is flagged and returned as flagged; else null (a record without a ctransid learns
+ * it). Its send, already running, says this at no cost, and at the last moment before its bytes go out.
+ */
+export async function lookAtSent({ catalog, log }: Pick<DiskTruth, 'catalog' | 'log'>, client: SafeName, volume: SafeName, uuid: string, ctransid: number): Promise<SnapshotRecord | null> {
+  const record = catalog.snapshots(client, volume).find((s) => s.uuid === uuid);
+  if (!record) return null;
+  if (record.ctransid === undefined) {
+    await catalog.noteCtransid(record, ctransid);
+    return null;
+  }
+  if (!changedSinceReceived(record, ctransid)) return null;
+  const flagged = await catalog.markAltered(record, ['changed_since_received']);
+  log.warn({ client, volume, snapshot: record.name, altered: flagged.altered, ctransid, receivedAt: record.ctransid }, `received snapshot changed by hand: it ${describeAlterations(['changed_since_received'])}; kept, but never restored nor used as a parent`);
+  return flagged;
+}
+
 /** The parent a new incremental names, as the disk has it now: flagged in the catalog when it was changed by hand. */
-export async function lookAtParent({ catalog, layout, log }: DiskTruth, client: SafeName, volume: SafeName, parentUuid: string): Promise<void> {
+export async function lookAtParent(disk: DiskTruth, client: SafeName, volume: SafeName, parentUuid: string): Promise<void> {
+  const { catalog, log } = disk;
   const record = catalog.snapshots(client, volume).find((s) => s.uuid === parentUuid);
   if (!record) return;
-  const verdict = judgeSnapshot(record, await btrfs.subvolumeShow(layout.snapshotPath(client, volume, record.name as SafeName)).catch(() => null));
+  const verdict = await lookAtSnapshot(disk, record);
   if (verdict.kind !== 'altered') return;
   const current = catalog.snapshots(client, volume).find((s) => s.uuid === parentUuid);
   if (!current) return;

@@ -16,6 +16,7 @@
  * server's death cut short). The spool stays, and the error says why.
  */
 import fs from 'node:fs/promises';
+import * as btrfs from '../core/btrfs/index.ts';
 import { SendStreamCheck, type SendStreamHeader, type SendUuidMap } from '../core/wire/index.ts';
 import type { LiveStreamSource } from './live-source.ts';
 import { checkedReceive, ReceiveError } from '../core/receive/checked-receive.ts';
@@ -57,6 +58,8 @@ export interface ReceivedSnapshot {
   receivedUuid: string;
   rawBytes: number;
   wireBytes: number;
+  /** Its ctransid as received (core/btrfs/ctransid.ts), the mark of a change made since; null when unread. */
+  ctransid: number | null;
 }
 
 export interface ReceiveRun {
@@ -121,7 +124,9 @@ async function runReceive(layout: ServerLayout, job: ReceiveJob, source: LiveStr
     });
     // Anything the stream wrote through its own symlinks outside the snapshot (server/volume-folder.ts).
     await removeAdded(volumeDir, before, [...job.othersNames(), job.snapshot]);
-    return { path: got.path, serverUuid: got.uuid, receivedUuid: got.receivedUuid, rawBytes: got.rawBytes, wireBytes: source.wireRead };
+    // Unread (it never failed in testing), the snapshot is no less received: its record learns it at the next look.
+    const ctransid = await btrfs.ctransidOf(got.path, { signal }).catch(() => null);
+    return { path: got.path, serverUuid: got.uuid, receivedUuid: got.receivedUuid, rawBytes: got.rawBytes, wireBytes: source.wireRead, ctransid };
   } catch (err) {
     // Never what others hold: a snapshot received into the volume while this ran (were two receives ever to run
     // in one volume at once) is not this receive's to delete.

@@ -18,7 +18,8 @@ import { removePartial } from '../core/receive/checked-receive.ts';
 import { INCOMING_PREFIX } from './layout.ts';
 import { othersInFolder, recoverCutReceives } from './volume-folder.ts';
 import { toDiskMap } from './uuid-namespace.ts';
-import { describeAlterations, judgeSnapshot } from './alterations.ts';
+import { describeAlterations } from './alterations.ts';
+import { lookAtSnapshot } from './disk-truth.ts';
 
 async function listDirs(dir: string): Promise<string[]> {
   try {
@@ -37,8 +38,7 @@ export async function reconcile(layout: ServerLayout, catalog: Catalog, progress
   // Snapshots the catalog lists but the disk no longer has (or has as something else), and those changed by hand:
   // flagged and kept (server/alterations.ts).
   for (const s of catalog.allSnapshots()) {
-    const p = layout.snapshotPath(s.client as SafeName, s.volume as SafeName, s.name as SafeName);
-    const verdict = judgeSnapshot(s, await btrfs.subvolumeShow(p).catch(() => null));
+    const verdict = await lookAtSnapshot({ catalog, layout }, s, { readCtransid: false });
     if (verdict.kind === 'gone') {
       await catalog.removeSnapshot(s, verdict.reason);
       log.warn({ volume: s.volume, snapshot: s.name, reason: verdict.reason }, 'snapshot gone from disk; removed from the catalog');

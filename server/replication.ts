@@ -10,7 +10,7 @@
 import fs from 'node:fs/promises';
 import type { SnapferryError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
-import { inProgress, type FrameRecord, type Status, type Transfer } from '../core/protocol.ts';
+import { inProgress, type FrameRecord, type SnapshotAltered, type Status, type Transfer } from '../core/protocol.ts';
 import { btrfsFeatures } from '../core/btrfs/features.ts';
 import type { SendUuidMap } from '../core/wire/sendstream-uuids.ts';
 import { LEASE_MS, UploadLeases } from './leases.ts';
@@ -30,10 +30,10 @@ import { toClientMap } from './uuid-namespace.ts';
 import { DEFAULT_RETRY } from './receive-wait.ts';
 import { spoolBytes, type OrphanedSpool } from './orphan-spools.ts';
 import { SpoolSweep } from './spool-sweep.ts';
-import { KEEP_EVERYTHING, ServerPruner } from './retention.ts';
+import { DEFAULT_PRUNE_RETRY, KEEP_EVERYTHING, ServerPruner } from './retention.ts';
 import { SendsInProgress } from './sends.ts';
 import { SavedDigests } from './verify/saved-digests.ts';
-import { failUploadsWithoutParent, refreshVolume, type DiskTruth } from './disk-truth.ts';
+import { failUploadsWithoutParent, lookAtSent, refreshVolume, type DiskTruth } from './disk-truth.ts';
 import { Views, type ClientFacts, type SnapshotList, type VolumeSummary } from './views.ts';
 import type { CreationMetadata } from './transfers/creation.ts';
 import { Admission, clientSpools } from './transfers/admission.ts';
@@ -84,7 +84,7 @@ export class ReplicationService implements AppService {
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
     this.store = new Spool(layout, (id, message) => log.warn({ transfer: id }, message));
-    this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING, this.sends);
+    this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING, this.sends, { ...DEFAULT_PRUNE_RETRY, ...options.pruneRetry });
     // What retention passed over while it was being sent goes once the send has ended.
     this.sends.onVolumeIdle((client, volume) => void this.pruner.pruneVolume(client, volume));
     this.lifecycle = new TransferLifecycle({
@@ -161,6 +161,7 @@ export class ReplicationService implements AppService {
 
   /** A graceful shutdown: receives of uploads in progress are stopped (and started again at the next start). */
   async close(): Promise<void> {
+    this.pruner.stop();
     await Promise.all([this.retries.stop(), this.spools.stop()]);
     await this.receives.close();
   }
@@ -322,6 +323,10 @@ export class ReplicationService implements AppService {
   snapshotPath(client: SafeName, volume: SafeName, name: SafeName): string { return this.layout.snapshotPath(client, volume, name); }
 
   holdSend(client: SafeName, volume: SafeName, uuids: string[]): () => void { return this.sends.hold(client, volume, uuids); }
+  /** A restore's send of a snapshot against its record: flagged when changed since its receive (server/disk-truth.ts). */
+  async lookAtSent(client: SafeName, volume: SafeName, uuid: string, ctransid: number): Promise<SnapshotAltered | null> {
+    return (await lookAtSent(this.disk, client, volume, uuid, ctransid))?.altered ?? null;
+  }
   /** The client's own UUIDs for the Received UUIDs on disk (server/uuid-namespace.ts), for a restore's stream. */
   clientUuids(client: string): SendUuidMap { return toClientMap(this.catalog, client); }
   /** Where each snapshot's tree digest is kept (server/verify/saved-digests.ts). */

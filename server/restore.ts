@@ -20,7 +20,7 @@ import * as btrfs from '../core/btrfs/index.ts';
 import { btrfsFeatures, sendOptionsFor } from '../core/btrfs/features.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { SafeName } from '../core/names.ts';
-import { FRAMED_STREAM_TYPE, RESTORE_HEADERS, type Snapshot } from '../core/protocol.ts';
+import { FRAMED_STREAM_TYPE, RESTORE_HEADERS, type Snapshot, type SnapshotAltered } from '../core/protocol.ts';
 import { DEFAULT_ZSTD_LEVEL, FRAME_HEADER_SIZE, FrameEncoder, SendStreamCheck, SendStreamUuidRewriter, hashRawPrefix, type SendStreamHeader } from '../core/wire/index.ts';
 import { NotFound } from './transfers/errors.ts';
 import { describeAlterations } from './alterations.ts';
@@ -63,6 +63,11 @@ export interface RestoreSource {
    * under their btrfs send (server/sends.ts).
    */
   holdSend?(client: SafeName, volume: SafeName, uuids: string[]): () => void;
+  /**
+   * Compares the ctransid a snapshot's send states with the one it was received at (server/disk-truth.ts lookAtSent):
+   * the snapshot's alterations when it was changed since (it is flagged), else null.
+   */
+  lookAtSent?(client: SafeName, volume: SafeName, uuid: string, ctransid: number): Promise<SnapshotAltered | null>;
 }
 
 export async function openRestoreStream(service: RestoreSource, req: RestoreRequest): Promise<RestoreStream> {
@@ -79,13 +84,7 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
       details: { volume: req.volume, parentUuid: req.parentUuid },
     });
   }
-  // The stream would carry the difference from the changed copy, and the client would apply it to its own, unchanged
-  // one: a tree that exists nowhere (server/alterations.ts).
-  if (parent?.altered) {
-    throw new RestoreError('parent_altered', `the server's copy of ${req.volume}/${parent.name} was changed by hand on the server (${parent.altered.what.join(', ')}), so a restore cannot be sent from it; restore in full or from another parent`, {
-      details: { volume: req.volume, parentUuid: parent.uuid, altered: parent.altered },
-    });
-  }
+  if (parent?.altered) throw parentAltered(req.volume, parent, parent.altered);
   if (parent?.uuid === snapshot.uuid) {
     throw new ValidationError(`${req.snapshot} cannot be its own parent`, { details: { parentUuid: parent.uuid } });
   }
@@ -139,7 +138,9 @@ export async function openRestoreStream(service: RestoreSource, req: RestoreRequ
   let head: Readable = check;
   let start: ConstructorParameters<typeof FrameEncoder>[0] = {};
   try {
-    assertHeader(req.volume, await check.header, snapshot, parent);
+    const header = await check.header;
+    assertHeader(req.volume, header, snapshot, parent);
+    await refuseChangedSinceReceived(service, req, header, snapshot, parent);
     if (req.fromFrame > 0) {
       const prefix = await hashRawPrefix(check, { chunkSize: req.chunkSize, frames: req.fromFrame });
       if (prefix.frames < req.fromFrame || !prefix.chain.equals(req.chain!)) {
@@ -204,6 +205,30 @@ function assertHeader(volume: string, header: SendStreamHeader, snapshot: Snapsh
   if (header.uuid === snapshot.uuid && clone === (parent?.uuid ?? null)) return;
   const found = `it sends as ${header.uuid} from ${clone ?? 'nothing'}, not as ${snapshot.uuid} from ${parent?.uuid ?? 'nothing'}`;
   throw snapshotAltered(volume, snapshot, found, { code: 'restore_source_mismatch', details: { expected: snapshot.uuid, found: header.uuid, expectedParent: parent?.uuid ?? null, foundParent: clone } });
+}
+
+/**
+ * The copies this send reads, changed since they were received though their flags and Received UUIDs are as they
+ * were (server/alterations.ts): refused as final, as flagged ones are. Their send states their ctransids, so this is
+ * known before the answer starts.
+ */
+async function refuseChangedSinceReceived(service: RestoreSource, req: RestoreRequest, header: SendStreamHeader, snapshot: Snapshot, parent: Snapshot | null): Promise<void> {
+  if (!service.lookAtSent) return;
+  const altered = await service.lookAtSent(req.client, req.volume, snapshot.uuid, header.ctransid);
+  if (altered) throw snapshotAltered(req.volume, { ...snapshot, altered }, `it ${describeAlterations(altered.what)}`);
+  if (parent === null || header.kind !== 'snapshot') return;
+  const parentChanged = await service.lookAtSent(req.client, req.volume, parent.uuid, header.cloneCtransid);
+  if (parentChanged) throw parentAltered(req.volume, parent, parentChanged);
+}
+
+/**
+ * The stream would carry the difference from the changed copy, and the client would apply it to its own, unchanged
+ * one: a tree that exists nowhere (server/alterations.ts).
+ */
+function parentAltered(volume: string, parent: Snapshot, altered: SnapshotAltered): RestoreError {
+  return new RestoreError('parent_altered', `the server's copy of ${volume}/${parent.name} was changed by hand on the server (${altered.what.join(', ')}), so a restore cannot be sent from it; restore in full or from another parent`, {
+    details: { volume, parentUuid: parent.uuid, altered },
+  });
 }
 
 /** The refusal of a restore of a snapshot whose copy on the server was changed there (server/alterations.ts). */

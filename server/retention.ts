@@ -114,9 +114,25 @@ export function catalogVolumes(catalog: Catalog): [string, string][] {
 
 export const PRUNED_REASON = "pruned by the server's retention policy";
 
+/**
+ * When a volume whose delete failed is pruned again: after `firstMs`, doubling up to `maxMs` while it keeps failing.
+ * Without it, the next pruning was the next push's, days later maybe, and the snapshot held its space till then.
+ */
+export interface PruneRetry {
+  firstMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_PRUNE_RETRY: PruneRetry = { firstMs: 60_000, maxMs: 15 * 60_000 };
+
 /** Applies the policies; one pruning at a time, so a start-up pass and a receive's pass never overlap. */
 export class ServerPruner {
   private chain: Promise<unknown> = Promise.resolve();
+  /** Volumes with a delete that failed: the timer of their next pruning and the delay it was set with. */
+  private readonly retries = new Map<string, { timer: NodeJS.Timeout | null; delayMs: number }>();
+  /** Per snapshot whose delete keeps failing, the failure last logged: logged once, not at every retry. */
+  private readonly failing = new Map<string, string>();
+  private stopped = false;
 
   constructor(
     private readonly layout: ServerLayout,
@@ -125,7 +141,15 @@ export class ServerPruner {
     private readonly retention: RetentionLookup,
     /** Snapshots this server is sending now (a restore): never deleted under their send. */
     private readonly sends?: SendsInProgress,
+    private readonly retry: PruneRetry = DEFAULT_PRUNE_RETRY,
   ) {}
+
+  /** No more retries (the server is closing). */
+  stop(): void {
+    this.stopped = true;
+    for (const r of this.retries.values()) if (r.timer) clearTimeout(r.timer);
+    this.retries.clear();
+  }
 
   /** Prunes one volume; failures are logged, never thrown: a pruning problem must not fail a receive. */
   pruneVolume(client: string, volume: string): Promise<string[]> {
@@ -150,6 +174,7 @@ export class ServerPruner {
       return [];
     }
     const deleted: string[] = [];
+    let failed = false;
     for (const { name } of plan.delete) {
       const record = this.catalog.snapshots(client, volume).find((s) => s.name === name);
       if (!record || this.inUse(record)) continue;
@@ -160,14 +185,21 @@ export class ServerPruner {
       }
       const p = this.layout.snapshotPath(client as SafeName, volume as SafeName, name as SafeName);
       // Deleted first, recorded after: a removal is recorded only once it happened. A delete that fails (a send
-      // this server does not run, "send may be in progress") leaves the record as it was, and the next pass
-      // (after the next receive, at start, when a restore of the volume ends) tries again.
+      // this server does not run, "send may be in progress") leaves the record as it was, and the volume is pruned
+      // again on a timer (scheduleRetry), as well as at the next receive, at start, when a restore of it ends.
+      const key = `${client}/${volume}/${record.uuid}`;
       try {
         await this.catalog.whileDeleting(record, () => btrfs.deleteSubvolume(p));
       } catch (err) {
-        this.log.warn({ client, volume, snapshot: name, err: describeError(err) }, 'could not delete a pruned snapshot: kept in the catalog, tried again at the next pruning');
+        failed = true;
+        const described = describeError(err);
+        if (this.failing.get(key) !== described) {
+          this.failing.set(key, described);
+          this.log.warn({ client, volume, snapshot: name, err: described }, 'could not delete a pruned snapshot: kept in the catalog, tried again in a few minutes');
+        }
         continue;
       }
+      this.failing.delete(key);
       const current = this.catalog.snapshots(client, volume).find((s) => s.name === name && s.uuid === record.uuid);
       if (current) await this.catalog.removeSnapshot(current, PRUNED_REASON);
       // An upload admitted on it while it was being deleted can never be received: failed now, so its client goes
@@ -178,7 +210,29 @@ export class ServerPruner {
       await new SavedDigests(this.layout).drop(client as SafeName, volume as SafeName, record.uuid).catch(() => undefined);
       this.log.info({ client, volume, snapshot: name }, 'snapshot deleted by the retention policy');
     }
+    this.scheduleRetry(client, volume, failed);
     return deleted;
+  }
+
+  /** After a failed delete, the volume's next pruning on a timer, later each time it fails again; none after a pass without one. */
+  private scheduleRetry(client: string, volume: string, failed: boolean): void {
+    const key = `${client}/${volume}`;
+    const current = this.retries.get(key);
+    if (!failed || this.stopped) {
+      if (current?.timer) clearTimeout(current.timer);
+      this.retries.delete(key);
+      return;
+    }
+    if (current?.timer) return;
+    const delayMs = current ? Math.min(current.delayMs * 2, this.retry.maxMs) : this.retry.firstMs;
+    const entry: { timer: NodeJS.Timeout | null; delayMs: number } = { timer: null, delayMs };
+    entry.timer = setTimeout(() => {
+      entry.timer = null;
+      void this.pruneVolume(client, volume);
+    }, delayMs);
+    // A server closing does not wait for it.
+    entry.timer.unref();
+    this.retries.set(key, entry);
   }
 
   private inUse(record: SnapshotRecord): boolean {

@@ -51,6 +51,7 @@ export interface ServeOptions {
   retention?: ServiceOptions['retention'];
   /** When a receive that failed for the server's own reasons runs again; tests shorten it. */
   receiveRetry?: ServiceOptions['receiveRetry'];
+  pruneRetry?: ServiceOptions['pruneRetry'];
   /** Tests only: how the catalog file is written (ServiceOptions.catalogWriter). */
   catalogWriter?: ServiceOptions['catalogWriter'];
   /** Terminate TLS here (PEM file paths: certificate chain, private key); the url becomes https://. */
@@ -136,6 +137,7 @@ async function startLocked(options: ServeOptions): Promise<RunningServer> {
       ...(options.privilegedFiles !== undefined ? { privilegedFiles: options.privilegedFiles } : {}),
       ...(options.retention !== undefined ? { retention: options.retention } : {}),
       ...(options.receiveRetry !== undefined ? { receiveRetry: options.receiveRetry } : {}),
+      ...(options.pruneRetry !== undefined ? { pruneRetry: options.pruneRetry } : {}),
       ...(options.catalogWriter !== undefined ? { catalogWriter: options.catalogWriter } : {}),
     });
     await service.start();
@@ -156,7 +158,7 @@ export interface ServerCore<S extends AppService> {
 }
 
 /** What the HTTP layer needs of the options: everything but what opens the core. */
-export type HttpOptions = Omit<ServeOptions, 'root' | 'holdReceives' | 'leaseMs' | 'limits' | 'endedTransfers' | 'privilegedFiles' | 'retention' | 'receiveRetry' | 'verify' | 'catalogWriter'>;
+export type HttpOptions = Omit<ServeOptions, 'root' | 'holdReceives' | 'leaseMs' | 'limits' | 'endedTransfers' | 'privilegedFiles' | 'retention' | 'receiveRetry' | 'pruneRetry' | 'verify' | 'catalogWriter'>;
 
 /**
  * The HTTP side of any server: the gate, the connection caps, tus over the core's upload store, the app, the Node

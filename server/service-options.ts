@@ -1,7 +1,7 @@
 /** How the replication service (server/replication.ts) is set up; server/serve.ts fills it from the config. */
 import type { CatalogWriter } from './catalog.ts';
 import type { PrivilegedFiles } from './mount-safety.ts';
-import type { RetentionLookup } from './retention.ts';
+import type { PruneRetry, RetentionLookup } from './retention.ts';
 import type { RetrySchedule } from './receive-wait.ts';
 import type { TransferHistory } from './transfer-history.ts';
 import type { UploadLimits } from './upload-limits.ts';
@@ -25,6 +25,8 @@ export interface ServiceOptions {
   privilegedFiles?: PrivilegedFiles;
   /** Each received volume's retention policy (server/retention.ts), applied after each receive and at start. */
   retention?: RetentionLookup;
+  /** When a volume whose pruned snapshot could not be deleted is pruned again (server/retention.ts); tests shorten it. */
+  pruneRetry?: Partial<PruneRetry>;
   /** When a receive that failed for the server's own reasons runs again (server/receive-wait.ts); tests shorten it. */
   receiveRetry?: Partial<RetrySchedule>;
   /** How the catalog file is written (default core/durable-file.ts); tests make one write fail as a full disk does. */

@@ -145,7 +145,7 @@ export class Views {
       .snapshots(client, volume)
       .sort(byTaken)
       // Where it is on disk is the server's own business (server/uuid-namespace.ts).
-      .map(({ client: _c, volume: _v, receivedUuid: _r, ...s }) => s);
+      .map(({ client: _c, volume: _v, receivedUuid: _r, ctransid: _t, ...s }) => s);
     return { snapshots, removed: this.src.catalog.removed(client, volume), patchBytes: SPOOL_PATCH_BYTES };
   }
 

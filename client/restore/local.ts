@@ -10,7 +10,6 @@ import path from 'node:path';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { findMount, type MountEntry } from '../../core/btrfs/mounts.ts';
 import { SnapferryError } from '../../core/errors.ts';
-import { SendStreamCheck } from '../../core/wire/index.ts';
 
 export interface LocalSubvolume {
   name: string;
@@ -50,26 +49,6 @@ export async function rivalParents(parent: LocalSubvolume): Promise<string[]> {
   return all
     .filter((s) => s.receivedUuid === parent.identity && s.uuid !== parent.uuid)
     .map((s) => s.absolutePath ?? s.path);
-}
-
-/**
- * A snapshot's ctransid now, as `btrfs send` puts it in its first command (btrfs-progs prints it nowhere else): what
- * push compares with the ctransid the server's copy was sent at (its Send transid) to tell a parent changed since it
- * was sent. Only the first command is read; the send is stopped there.
- */
-export async function ctransidNow(snapshot: string): Promise<number> {
-  const send = btrfs.send(snapshot);
-  const check = new SendStreamCheck();
-  send.stream.on('error', (err) => check.destroy(err));
-  check.on('error', () => undefined);
-  send.stream.pipe(check);
-  try {
-    return (await check.header).ctransid;
-  } finally {
-    check.destroy();
-    send.stream.destroy();
-    await send.done.catch(() => undefined);
-  }
 }
 
 /** The btrfs mount that holds `dir`, or a restore_target_not_btrfs error that names the flag to fix. */

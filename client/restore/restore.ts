@@ -17,7 +17,7 @@ import { DEFAULT_STALL_MS, createTransport } from '../http/transport.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
 import { chooseWait } from '../http/retry-after.ts';
 import { formatBytes, type Reporter } from '../progress/report.ts';
-import { assertWritable, btrfsMountOf, ctransidNow, readonlySnapshotsIn, rivalParents, RestoreTargetError } from './local.ts';
+import { assertWritable, btrfsMountOf, readonlySnapshotsIn, rivalParents, RestoreTargetError } from './local.ts';
 import { PARENT_CHANGED } from '../push/changed-parent.ts';
 import { planRestore, type RestorePlan } from './plan.ts';
 import { RestoreSpool, spoolDirFor } from './spool.ts';
@@ -334,7 +334,7 @@ async function run({ options, report, http, volume, plan, spool, destDir, sealKe
   const { target, parent } = plan;
   // The original that was pushed is held against the ctransid the server's copy was sent at; a received copy's
   // ctransid is its own, which says nothing of that (as for push: server/stream-start.ts).
-  const parentCtransid = parent && !parent.local.received ? await ctransidNow(parent.local.path) : undefined;
+  const parentCtransid = parent && !parent.local.received ? await btrfs.ctransidOf(parent.local.path) : undefined;
   const rivals = parent ? await rivalParents(parent.local) : [];
   if (rivals.length > 0) {
     throw new RestoreFailed(PARENT_AMBIGUOUS, `btrfs receive would take its parent by identity and could build on ${rivals.join(', ')} (another copy of ${parent!.server.name} on this filesystem) instead of ${parent!.local.path}`, {

@@ -4,11 +4,13 @@ import { z } from 'zod';
 /**
  * What was changed by hand on a received snapshot (found when the server starts, or when a push names it as parent):
  * `not_read_only` (`btrfs property set ro false`), `received_uuid_lost` (that command with -f clears it, and nothing
- * but a receive can set it again). Its content may no longer be what the client sent, so it is never a parent.
+ * but a receive can set it again), `changed_since_received` (its ctransid moved on since its receive: something in it
+ * was changed, even with its flags and Received UUID put back, or kept by the SUBVOL_SETFLAGS ioctl). Its content may
+ * no longer be what the client sent, so it is never a parent.
  * `chain_full` (archive mode, server/archive/chains.ts): the snapshot's chain takes no more incrementals (fullEvery),
  * so it is passed over as a parent the same way and the client sends a full instead.
  */
-export const alterations = ['not_read_only', 'received_uuid_lost', 'chain_full'] as const;
+export const alterations = ['not_read_only', 'received_uuid_lost', 'changed_since_received', 'chain_full'] as const;
 export type Alteration = (typeof alterations)[number];
 
 export const SnapshotAltered = z.object({

@@ -71,7 +71,7 @@ export function onReceived(t: TransferRecord | undefined, got: ReceivedSnapshot,
   const superseded = all.filter((o) => o.id !== t.id && (o.state === 'failed' || o.state === 'aborted') && o.client === t.client && o.volume === t.volume && o.uuid === t.uuid);
   const snapshot: SnapshotRecord = {
     client: t.client, volume: t.volume, name: t.snapshot, uuid: t.uuid, receivedUuid: got.receivedUuid, serverUuid: got.serverUuid,
-    parentUuid: t.parentUuid, receivedAt: now, rawBytes: got.rawBytes,
+    ...(got.ctransid !== null ? { ctransid: got.ctransid } : {}), parentUuid: t.parentUuid, receivedAt: now, rawBytes: got.rawBytes,
     wireBytes: got.wireBytes, transferId: t.id, createdAt: t.snapshotCreatedAt ?? null, takenAt: t.snapshotTakenAt ?? null,
     altered: null,
   };

@@ -168,7 +168,47 @@ test('a snapshot made writable by hand and read-only again is not restored: 409 
   assert.deepEqual([body.error.code, body.error.retryable], ['snapshot_altered', false]);
   const after = await restoreCli();
   assert.equal(after.exitCode, 1, after.stderr);
+  // Found at start, where its flags and Received UUID are read (not its ctransid: a btrfs send each).
   assert.match(after.stderr, /home\/s1 was changed on the server after it was received \(it is no longer read-only and has lost its Received UUID\)|home\/s1 was changed on the server after it was received \(it has lost its Received UUID\)/);
   assert.doesNotMatch(after.stderr, /resuming/);
   assert.deepEqual(await fs.readdir(dest).then((l) => l.filter((n) => n === 's1')), [], 'nothing received');
+});
+
+test('made writable by the ioctl, changed and made read-only again while serve runs (Received UUID kept): told by its ctransid, not restored (409, exit 1); a balance is no change', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  let server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'home', snapshots: [s1] }, recordingReporter());
+  // A balance moves every subvolume's Generation on, and changes nothing in one: not an alteration, at restart either.
+  await execa('btrfs', ['balance', 'start', '--full-balance', pair.server.mountPoint]);
+  await server.close();
+  server = await pair.startServer();
+  const api = () => new ServerApi({ server: server.url });
+  assert.deepEqual((await api().snapshots('home')).snapshots.map((s) => s.altered), [null]);
+
+  const received = pair.receivedPath('home', 's1');
+  await clearReadOnlyByIoctl(received);
+  await fs.writeFile(path.join(received, 'extra'), 'not from the client\n');
+  await execa('btrfs', ['property', 'set', '-ts', received, 'ro', 'true']);
+  const shown = await btrfs.subvolumeShow(received);
+  assert.deepEqual([shown.readonly, shown.receivedUuid !== null], [true, true], 'every flag as btrfs receive left it');
+
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  const restored = await snapferry(['restore', '--server', server.url, '--volume', 'home', '--chunk-size', '64k', 's1', dest]);
+  assert.equal(restored.exitCode, 1, restored.stderr);
+  assert.match(restored.stderr, /the server's copy of home\/s1 was changed on the server after it was received \(it has been written to since it was received \(its ctransid moved on\)\)/);
+  assert.match(restored.stderr, /delete it there \(btrfs subvolume delete\) and push it again/);
+  assert.doesNotMatch(restored.stderr, /resuming/, 'no retry: every try would send the same');
+  assert.deepEqual(await fs.readdir(dest).then((l) => l.filter((n) => n === 's1')), [], 'nothing received');
+
+  const res = await fetch(`${server.url}${routes.restoreStream('home', 's1', { chunkSize: 64 * 1024 })}`);
+  assert.equal(res.status, 409);
+  const body = (await res.json()) as { error: { code: string; retryable: boolean } };
+  assert.deepEqual([body.error.code, body.error.retryable], ['snapshot_altered', false]);
+  // Flagged, and found so again at the restart's look at the disk.
+  assert.deepEqual((await api().snapshots('home')).snapshots.map((s) => s.altered?.what), [['changed_since_received']]);
+  await server.close();
+  server = await pair.startServer();
+  assert.deepEqual((await api().snapshots('home')).snapshots.map((s) => s.altered?.what), [['changed_since_received']]);
 });

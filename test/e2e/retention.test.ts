@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { pino } from 'pino';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
@@ -11,7 +12,7 @@ import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import type { RunConfig } from '../../client/run/run.ts';
 import type { RetentionPolicy } from '../../core/retention-policy.ts';
-import { startServer, type RunningServer } from '../../server/serve.ts';
+import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import { PRUNED_REASON } from '../../server/retention.ts';
 import { assertReceived, createPair, recordingReporter, until, type Pair } from './harness.ts';
@@ -23,10 +24,11 @@ import { runAt } from './run-helpers.ts';
 const at = (hour: number) => `2026-11-02T${String(hour).padStart(2, '0')}:00:00Z`;
 const name = (hour: number) => `home.20261102T${String(hour).padStart(2, '0')}0000Z`;
 
-async function serverWith(t: { after(fn: () => Promise<void>): void }, pair: Pair, policy: RetentionPolicy): Promise<RunningServer> {
+async function serverWith(t: { after(fn: () => Promise<void>): void }, pair: Pair, policy: RetentionPolicy, extra: Partial<ServeOptions> = {}): Promise<RunningServer> {
   const server = await startServer({
     root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000,
     retention: (client, volume) => (client === 'default' && volume === 'home' ? policy : {}),
+    ...extra,
   });
   t.after(() => server.close());
   return server;
@@ -170,5 +172,42 @@ test('a delete btrfs refuses (a btrfs send the server does not run reads the sna
   const after = await api.snapshots('home');
   assert.deepEqual(after.snapshots.map((s) => s.name), [name(3)]);
   assert.deepEqual(after.removed.map((r) => [r.name, r.reason]), [[name(1), PRUNED_REASON], [name(2), PRUNED_REASON]]);
+  assert.equal(await btrfs.isSubvolume(pair.receivedPath('home', name(1))), false);
+});
+
+test('a delete btrfs refused is tried again on a timer: once the send that held it is gone, the snapshot goes without another push', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(16 * 1024 * 1024));
+  const logged: { msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { msg: string }) });
+  const server = await serverWith(t, pair, { last: 1 }, { pruneRetry: { firstMs: 300, maxMs: 1000 }, log });
+  const pushed = async (hour: number) => {
+    await fs.writeFile(path.join(pair.source, `change-${hour}`), `${hour}\n`);
+    await push({ server: server.url, volume: 'home', snapshots: [await pair.snapshot(name(hour))] }, recordingReporter());
+    await server.service.idle();
+  };
+  await pushed(1);
+  // An admin's send, its output never read: btrfs refuses to delete what it reads (EPERM) until it ends.
+  const foreign = spawn('btrfs', ['send', pair.receivedPath('home', name(1))], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const exited = once(foreign, 'exit');
+  t.after(() => void foreign.kill('SIGKILL'));
+  foreign.stdout.pause();
+  await sleep(1000);
+  await pushed(2);
+  const api = new ServerApi({ server: server.url });
+  // Several retries fail meanwhile (300 ms, then 600, then every second): it stays, listed.
+  await sleep(2500);
+  assert.deepEqual((await api.snapshots('home')).snapshots.map((s) => s.name), [name(1), name(2)]);
+  assert.ok(await btrfs.isSubvolume(pair.receivedPath('home', name(1))));
+  assert.equal(logged.filter((l) => l.msg.startsWith('could not delete a pruned snapshot')).length, 1, 'logged once, not at every try');
+
+  foreign.kill('SIGKILL');
+  await exited;
+  const after = await until('name(1) deleted by a retry', async () => {
+    const list = await api.snapshots('home');
+    return list.removed.length > 0 && list;
+  }, 10_000);
+  assert.deepEqual(after.snapshots.map((s) => s.name), [name(2)]);
+  assert.deepEqual(after.removed.map((r) => [r.name, r.reason]), [[name(1), PRUNED_REASON]]);
   assert.equal(await btrfs.isSubvolume(pair.receivedPath('home', name(1))), false);
 });

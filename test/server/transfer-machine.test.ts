@@ -17,7 +17,7 @@ import type { Step } from '../../server/transfers/machine.ts';
 const NOW = '2026-12-05T04:00:00.000Z';
 const ID = 'a'.repeat(32);
 const PARENT = '22222222-2222-4222-8222-222222222222';
-const GOT = { path: '/root/volumes/alice/home/home.1', serverUuid: 'srv', receivedUuid: 'rcv', rawBytes: 100, wireBytes: 120 };
+const GOT = { path: '/root/volumes/alice/home/home.1', serverUuid: 'srv', receivedUuid: 'rcv', rawBytes: 100, wireBytes: 120, ctransid: 42 };
 
 const transfer = (state: TransferState, over: Partial<TransferRecord> = {}): TransferRecord => ({
   id: ID, client: 'alice', volume: 'home', snapshot: 'home.1', uuid: '11111111-1111-4111-8111-111111111111', parentUuid: null, chunkSize: 65536,
@@ -67,7 +67,7 @@ test('received: the snapshot is recorded with the transfer\'s facts, then the tr
   assert.deepEqual(steps[0], {
     kind: 'addSnapshot',
     snapshot: {
-      client: 'alice', volume: 'home', name: 'home.1', uuid: transfer('receiving').uuid, receivedUuid: 'rcv', serverUuid: 'srv', parentUuid: null,
+      client: 'alice', volume: 'home', name: 'home.1', uuid: transfer('receiving').uuid, receivedUuid: 'rcv', serverUuid: 'srv', ctransid: 42, parentUuid: null,
       receivedAt: NOW, rawBytes: 100, wireBytes: 120, transferId: ID, createdAt: '2026-12-01T00:00:00.000Z', takenAt: null, altered: null,
     },
   });
