@@ -30,6 +30,8 @@ export interface PlannedSend {
   snapshot: string;
   parent: string | null;
   rawBytes: number | null;
+  /** Not taken yet (`run --dry-run`'s new snapshot): it would be sent once taken. */
+  toBeTaken?: boolean;
 }
 
 export interface PushOptions {

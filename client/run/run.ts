@@ -13,6 +13,7 @@ import { ServerApi } from '../http/api.ts';
 import { EXIT, exitCodeFor } from '../exit-codes.ts';
 import { formatBytes } from '../progress/format.ts';
 import { pruneLocal } from './prune.ts';
+import { previewPush } from './push-preview.ts';
 import { push, type PushOptions } from '../push/push.ts';
 import type { Reporter } from '../progress/report.ts';
 import { acquireRunLock } from './lock.ts';
@@ -176,6 +177,20 @@ async function pushAndPrune(run: VolumeRun, steps: ReadonlySet<Step>, config: Ru
   const now = options.now ?? (() => new Date());
   const failed = (what: string, err: unknown) => failedStep(run, what, err);
   const signal = options.signal ? { signal: options.signal } : {};
+
+  if (steps.has('push') && dryRun) {
+    try {
+      const reporter = options.reporter(name);
+      const preview = await previewPush(
+        { ...options.push, server: config.server, volume: name, snapshots: [volume.snapshotDir], snapshotDir: true, headers: options.headers ?? {}, ...signal },
+        reporter, result.snapshot, await holdsSnapshotsOf(name, volume.snapshotDir),
+      ).finally(() => reporter.close?.());
+      for (const line of preview.lines) note(`${name}: ${line}`);
+      parts.push(preview.part);
+    } catch (err) {
+      failed('push', err);
+    }
+  }
 
   if (steps.has('push') && !dryRun) {
     try {
