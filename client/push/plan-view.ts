@@ -9,6 +9,8 @@ export function describePlanned(prefix: string, planned: readonly PlannedSend[])
   if (planned.length === 0) return `${prefix}nothing to send: the server holds every snapshot given\n`;
   const lines = planned.map((p) => {
     const how = p.parent === null ? 'full' : `incremental from ${p.parent}`;
+    // `run --dry-run`'s snapshot to take: nothing to estimate from yet.
+    if (p.toBeTaken === true) return `${prefix}would send ${p.snapshot} once taken (${how}), size unknown until then`;
     const size = p.rawBytes === null ? 'size unknown' : `about ${formatBytes(p.rawBytes)} raw`;
     return `${prefix}would send ${p.snapshot} (${how}), ${size}`;
   });

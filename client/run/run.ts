@@ -13,6 +13,7 @@ import { ServerApi } from '../http/api.ts';
 import { EXIT, exitCodeFor } from '../exit-codes.ts';
 import { formatBytes } from '../progress/format.ts';
 import { pruneLocal } from './prune.ts';
+import { previewPush } from './push-preview.ts';
 import { push, type PushOptions } from '../push/push.ts';
 import type { Reporter } from '../progress/report.ts';
 import { acquireRunLock } from './lock.ts';
@@ -179,6 +180,20 @@ async function pushAndPrune(run: VolumeRun, steps: ReadonlySet<Step>, config: Ru
   const signal = options.signal ? { signal: options.signal } : {};
   /** Snapshots whose server copy verify found different: prune keeps them. */
   const differs: string[] = [];
+
+  if (steps.has('push') && dryRun) {
+    try {
+      const reporter = options.reporter(name);
+      const preview = await previewPush(
+        { ...options.push, server: config.server, volume: name, snapshots: [volume.snapshotDir], snapshotDir: true, headers: options.headers ?? {}, ...signal },
+        reporter, result.snapshot, await holdsSnapshotsOf(name, volume.snapshotDir),
+      ).finally(() => reporter.close?.());
+      for (const line of preview.lines) note(`${name}: ${line}`);
+      parts.push(preview.part);
+    } catch (err) {
+      failed('push', err);
+    }
+  }
 
   if (steps.has('push') && !dryRun) {
     try {

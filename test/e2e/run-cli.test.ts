@@ -55,7 +55,8 @@ test('snapferry snapshot, run and prune-server from the command line; a second r
 
   const dry = await snapferry(['run', '--config', config, '--lock-file', lockFile, '--dry-run', '--force']);
   assert.equal(dry.exitCode, EXIT.ok, dry.stderr);
-  assert.match(dry.stdout, /^home: would snapshot home\.\d{8}T\d{6}Z, would prune 0$/);
+  assert.match(dry.stdout, /^home: would snapshot home\.\d{8}T\d{6}Z, would push 1, would prune 0$/);
+  assert.match(dry.stderr, /^home: would send home\.\d{8}T\d{6}Z once taken \(incremental from home\.\d{8}T\d{6}Z\), size unknown until then$/m);
   assert.match(dry.stderr, /home: keep {3}home\.\d{8}T\d{6}Z {2}\(newest snapshot both sides hold/);
 
   const preview = await snapferry(['prune-server', '--root', pair.root, '--dry-run']);

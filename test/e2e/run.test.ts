@@ -43,8 +43,10 @@ test('run twice with a change between: two snapshots pushed, the second incremen
   const pruning: RunConfig = { server: server.url, volumes: { home: { ...home, retention: { last: 1 } } } };
   const dry = await run(pruning, T[2]!, { dryRun: true });
   assert.equal(dry.exitCode, EXIT.ok);
-  assert.deepEqual(dry.lines, [`home: would snapshot ${NAME[2]}, would prune 1`]);
+  assert.deepEqual(dry.lines, [`home: would snapshot ${NAME[2]}, would push 1, would prune 1`]);
   assert.deepEqual(dry.notes, [
+    `home: would send ${NAME[2]} once taken (incremental from ${NAME[1]}), size unknown until then`,
+    'home: 1 snapshot(s) would be sent; nothing was sent (--dry-run)',
     `home: delete ${NAME[0]}`,
     `home: keep   ${NAME[1]}  (newest snapshot both sides hold: the parent of the next incremental; one of the last 1)`,
   ]);
