@@ -14,6 +14,7 @@ export { formatBytes, jsonReporter, textReporter } from './progress/report.ts';
 export { push } from './push/push.ts';
 export { describePlanned } from './push/plan-view.ts';
 export { restore } from './restore/restore.ts';
+export { describeRestored } from './restore/done-line.ts';
 export { gatherStatus } from './status/data.ts';
 export { renderStatus } from './status/view.ts';
 export { listSnapshots, renderSnapshots } from './status/snapshots.ts';

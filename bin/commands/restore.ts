@@ -34,7 +34,7 @@ export function addRestoreCommand(program: Command): void {
     .argument('<snapshot>', "the snapshot's name on the server (see `snapferry status`)")
     .argument('<dest-dir>', 'a folder on btrfs; the snapshot is received into it under its name')
     .action(async (snapshot: string, destDir: string, opts: RestoreFlags, cmd: Command) => {
-      const { findClientConfig, formatBytes, jsonReporter, restore, textReporter } = await import('../../client/index.ts');
+      const { describeRestored, findClientConfig, jsonReporter, restore, textReporter } = await import('../../client/index.ts');
       const settings = await settingsOf(cmd, await findClientConfig(opts.config));
       const headers = await tokenHeaders(settings);
       const report = opts.json ? jsonReporter() : textReporter();
@@ -51,11 +51,6 @@ export function addRestoreCommand(program: Command): void {
         },
         report,
       ).finally(() => report.close?.());
-      process.stderr.write(
-        result.restored
-          ? `done: restored ${result.snapshot} to ${result.path} (${result.parent ? `incremental from ${result.parent}` : 'full'}, ${formatBytes(result.rawBytes)})` +
-            `${result.verifiedLineBytes === null ? '' : `, identical to the server's copy (${formatBytes(result.verifiedLineBytes)} on the line to check)`}\n`
-          : `done: ${result.snapshot} is already at ${result.path}\n`,
-      );
+      process.stderr.write(`${describeRestored(result)}\n`);
     });
 }

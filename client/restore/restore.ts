@@ -79,6 +79,8 @@ export interface RestoreResult {
   interruptions: number;
   /** The final check's bytes on the line, or null when it was not made. */
   verifiedLineBytes: number | null;
+  /** This run only checked (and named) a copy an earlier run had received: its sizes and parent are not this run's. */
+  receivedEarlier?: boolean;
 }
 
 export class RestoreFailed extends SnapferryError {}
@@ -168,7 +170,7 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
       if (waiting) {
         const anyway = options.verify === false ? ' all the same (--no-verify skips the check of a copy this run downloads, not of one left unchecked)' : '';
         report.note(`${name}: an earlier run received it and did not finish checking it (${unchecked}); checking it now${anyway}, without downloading it again`);
-        result = { snapshot: name, path: unchecked, parent: plan.parent?.local.name ?? null, restored: true, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null };
+        result = { snapshot: name, path: unchecked, parent: null, restored: true, rawBytes: 0, wireBytes: 0, interruptions: 0, verifiedLineBytes: null, receivedEarlier: true };
       } else {
         await removePartial(unchecked);
         result = await download({ options, report, http, volume, plan, destDir, chunkSize, mountPoint: dest.mountPoint, ...(sealKey ? { sealKey } : {}) });

@@ -18,6 +18,7 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { EXIT, exitCodeFor } from '../../client/exit-codes.ts';
 import { push } from '../../client/push/push.ts';
 import { restore } from '../../client/restore/restore.ts';
+import { describeRestored } from '../../client/restore/done-line.ts';
 import type { Reporter } from '../../client/progress/report.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 
@@ -73,6 +74,8 @@ test('a restore whose final check was interrupted is not complete: the next run 
   assert.match(said, /^s1: identical to the server's copy/m, said);
   assert.equal(result.path, path.join(dest, 's1'));
   assert.ok(result.verifiedLineBytes !== null);
+  // The last line says what this run did: it checked an earlier run's copy, not a full restore of 0 B.
+  assert.match(describeRestored(result), /^done: restored s1 to .*\(received by an earlier run, checked now\), identical to the server's copy/, describeRestored(result));
   await assertReceived(s1, result.path);
   assert.equal((await btrfs.subvolumeShow(result.path)).receivedUuid, (await btrfs.subvolumeShow(s1)).uuid);
   assert.deepEqual(await fs.readdir(dest), ['s1'], 'no spool or unchecked copy left');
