@@ -12,6 +12,9 @@ export const RESTORE_DISK_FULL = 'restore_disk_full';
  * restore's snapshot_not_on_server. Here, so that the code is known without loading the command. */
 export const VOLUME_NOT_ON_SERVER = 'volume_not_on_server';
 
+/** `serve`'s mistakes that no restart heals (server/root-check.ts, server/tokens.ts); tokens_file_locked is a wait. */
+const SERVE_MISTAKES = new Set(['root_not_btrfs', 'tokens_file_missing', 'tokens_file_unreadable', 'tokens_file_invalid']);
+
 export const EXIT = {
   ok: 0,
   /** Something failed that retrying will not fix: read the message. */
@@ -42,6 +45,10 @@ export function exitCodeFor(err: unknown): number {
   // A server root this process may not write (server/root-check.ts): the unit's ReadWritePaths= or a mount to fix,
   // which a restart does not.
   if (err.code === 'root_read_only') return EXIT.usage;
+  // A server root off btrfs, or a tokens file that is missing, unreadable or invalid (server/root-check.ts,
+  // server/tokens.ts): the operator's to fix. Under snapferry-server.service, exit 1 restarted it every 10 s for ever;
+  // 2 is its RestartPreventExitStatus=.
+  if (SERVE_MISTAKES.has(err.code)) return EXIT.usage;
   // A restore's DEST_DIR that cannot be written (a read-only snapshot): the user picks another folder.
   if (err.code === 'restore_target_read_only') return EXIT.usage;
   // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.

@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { rootOnly } from '../fixtures/btrfs.ts';
+import { createBtrfs, MIN_BTRFS_MIB, rootOnly } from '../fixtures/btrfs.ts';
 import { createTestCertificates } from '../fixtures/tls.ts';
 import { startNginx } from '../fixtures/nginx.ts';
 import { EXIT } from '../../client/exit-codes.ts';
@@ -160,4 +160,21 @@ test('a --config file that is missing, or a folder, is a config error (2) naming
   const folder = await snapferry(['run', '--config', dir]);
   assert.equal(folder.exitCode, EXIT.usage, folder.stderr);
   assert.match(folder.stderr, /is a folder, not a file: give the path of the YAML file itself with --config/);
+});
+
+test('serve refuses a root off btrfs and a missing tokens file as mistakes (2), which systemd does not restart, and makes no root folder', rootOnly, async (t) => {
+  const fs1 = await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 });
+  const root = path.join(fs1.mountPoint, 'srv', 'root2');
+  const tokens = path.join(fs1.mountPoint, 'tokens.json');
+  const missing = await snapferry(['serve', '--root', root, '--listen', '127.0.0.1:0', '--tokens', tokens]);
+  assert.equal(missing.exitCode, EXIT.usage, missing.stderr);
+  assert.match(missing.stderr, /the tokens file .*tokens\.json does not exist; create it with `snapferry client add NAME --tokens /);
+  await assert.rejects(fs.stat(path.join(fs1.mountPoint, 'srv')), { code: 'ENOENT' }, 'a refused start made the root folder');
+
+  const ext4 = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-ext4-root-'));
+  t.after(() => fs.rm(ext4, { recursive: true, force: true }));
+  const off = await snapferry(['serve', '--root', path.join(ext4, 'root'), '--listen', '127.0.0.1:0', '--no-auth']);
+  assert.equal(off.exitCode, EXIT.usage, off.stderr);
+  assert.match(off.stderr, /is not on a btrfs filesystem; give --root a folder on btrfs/);
+  assert.deepEqual(await fs.readdir(ext4), []);
 });
