@@ -15,6 +15,9 @@ export const VOLUME_NOT_ON_SERVER = 'volume_not_on_server';
 /** `serve`'s mistakes that no restart heals (server/root-check.ts, server/tokens.ts); tokens_file_locked is a wait. */
 const SERVE_MISTAKES = new Set(['root_not_btrfs', 'tokens_file_missing', 'tokens_file_unreadable', 'tokens_file_invalid']);
 
+/** client/restore/local.ts and restore.ts; restore_target_exists is not here: a snapshot in the way is looked at, not retyped. */
+const RESTORE_FOLDER_MISTAKES = new Set(['restore_target_missing', 'restore_target_not_btrfs', 'restore_target_read_only', 'parent_dir_elsewhere']);
+
 export const EXIT = {
   ok: 0,
   /** Something failed that retrying will not fix: read the message. */
@@ -49,8 +52,9 @@ export function exitCodeFor(err: unknown): number {
   // server/tokens.ts): the operator's to fix. Under snapferry-server.service, exit 1 restarted it every 10 s for ever;
   // 2 is its RestartPreventExitStatus=.
   if (SERVE_MISTAKES.has(err.code)) return EXIT.usage;
-  // A restore's DEST_DIR that cannot be written (a read-only snapshot): the user picks another folder.
-  if (err.code === 'restore_target_read_only') return EXIT.usage;
+  // A restore's DEST_DIR or --parent-dir that cannot take it (missing, off btrfs, a read-only snapshot, the two on
+  // different filesystems): the user picks another folder.
+  if (RESTORE_FOLDER_MISTAKES.has(err.code)) return EXIT.usage;
   // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.
   if (err.code.startsWith('key_file_')) return EXIT.usage;
   // A token file open to others (client/http/token.ts): the user's chmod, as for a key file.

@@ -178,3 +178,23 @@ test('serve refuses a root off btrfs and a missing tokens file as mistakes (2), 
   assert.match(off.stderr, /is not on a btrfs filesystem; give --root a folder on btrfs/);
   assert.deepEqual(await fs.readdir(ext4), []);
 });
+
+test('restore into folders that cannot take it is a usage error (2): a --parent-dir or DEST_DIR that does not exist says so, one off btrfs names its filesystem', rootOnly, async (t) => {
+  const fs1 = await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 });
+  // Refused before the server is asked: none listens on port 9.
+  const restore = (dest: string, ...more: string[]) => snapferry(['restore', '--server', 'http://127.0.0.1:9', '--volume', 'home', 's1', dest, ...more]);
+  // Not /nonexistent: this machine has one.
+  const gone = path.join(os.tmpdir(), `sf-gone-${process.pid}`);
+  const noParent = await restore(fs1.mountPoint, '--parent-dir', gone);
+  assert.equal(noParent.exitCode, EXIT.usage, noParent.stderr);
+  assert.ok(noParent.stderr.includes(`--parent-dir ${gone} does not exist`), noParent.stderr);
+  assert.doesNotMatch(noParent.stderr, /ext4/);
+  const noDest = await restore(path.join(fs1.mountPoint, 'nowhere'));
+  assert.equal(noDest.exitCode, EXIT.usage, noDest.stderr);
+  assert.match(noDest.stderr, /DEST_DIR .*nowhere does not exist/);
+  const ext4 = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-ext4-dest-'));
+  t.after(() => fs.rm(ext4, { recursive: true, force: true }));
+  const off = await restore(ext4);
+  assert.equal(off.exitCode, EXIT.usage, off.stderr);
+  assert.match(off.stderr, /DEST_DIR .* is on ext4, not btrfs/);
+});
