@@ -37,6 +37,8 @@ export function exitCodeFor(err: unknown): number {
   if (!(err instanceof SnapferryError)) return EXIT.failed;
   if (err.code === 'cancelled' || err.code === 'btrfs_cancelled') return EXIT.interrupted;
   if (err.code === 'run_locked' || err.code === 'dest_busy') return EXIT.locked;
+  // A --lock-file that cannot be a lock file (a folder, a path this user may not write): another path to give.
+  if (err.code === 'lock_file_unusable') return EXIT.usage;
   if (err.code === 'verify_differences') return EXIT.differences;
   // Another process holds the server root (server/root-lock.ts): waiting will not end a server, someone must decide.
   if (err.code === 'root_locked') return EXIT.failed;

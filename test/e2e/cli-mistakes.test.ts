@@ -198,3 +198,18 @@ test('restore into folders that cannot take it is a usage error (2): a --parent-
   assert.equal(off.exitCode, EXIT.usage, off.stderr);
   assert.match(off.stderr, /DEST_DIR .* is on ext4, not btrfs/);
 });
+
+test('a --lock-file that is a folder, or under a file, is a usage error (2) naming the flag, not a bare EISDIR', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-lockfile-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'client.yaml');
+  await fs.writeFile(config, `server: http://127.0.0.1:9\nvolumes:\n  home: { source: ${dir}/src, snapshotDir: ${dir}/snaps }\n`);
+  for (const [lockFile, why] of [[dir, 'is a folder'], [path.join(config, 'run.lock'), 'is under a file, not a folder']] as const) {
+    for (const command of ['run', 'prune']) {
+      const r = await snapferry([command, '--config', config, '--lock-file', lockFile]);
+      assert.equal(r.exitCode, EXIT.usage, `${command} --lock-file ${lockFile}: ${r.stderr}`);
+      assert.ok(r.stderr.includes(`the run lock file ${lockFile} (--lock-file) ${why}: give --lock-file the path of a file`), r.stderr);
+      assert.doesNotMatch(r.stderr, /EISDIR|ENOTDIR/);
+    }
+  }
+});
