@@ -43,6 +43,8 @@ export function exitCodeFor(err: unknown): number {
   // Another process holds the server root (server/root-lock.ts): waiting will not end a server, someone must decide.
   if (err.code === 'root_locked') return EXIT.failed;
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_') || err.code === VOLUME_NOT_ON_SERVER) return EXIT.usage;
+  // --server given as the API's URL (…/v1), which the server's answer showed: the URL to give instead is in the message.
+  if (err.code === 'server_url_api_path') return EXIT.usage;
   // A config file that does not validate: the same mistake given as a flag is a usage error too (a URL without a scheme).
   if (err.code === 'config_invalid') return EXIT.usage;
   // A config file that is missing or that this user may not read (--config mistyped, a sudo forgotten): the same.

@@ -213,3 +213,17 @@ test('a --lock-file that is a folder, or under a file, is a usage error (2) nami
     }
   }
 });
+
+test('a server URL given with the API\'s /v1 is a usage error (2) that names the base URL to give, not "no such endpoint: GET /v1/v1/status"', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  for (const given of [`${server.url}/v1`, `${server.url}/v1/`]) {
+    const r = await snapferry(['status', '--server', given]);
+    assert.equal(r.exitCode, EXIT.usage, r.stderr);
+    assert.ok(r.stderr.includes(`the server URL ends in /v1, which snapferry adds itself; give the server's base URL without it: ${server.url}`), r.stderr);
+  }
+  const s1 = await pair.snapshot('s1');
+  const push = await snapferry(['push', '--server', `${server.url}/v1`, '--volume', 'home', s1]);
+  assert.equal(push.exitCode, EXIT.usage, push.stderr);
+  assert.equal(count(push.stderr, 'ends in /v1'), 1, push.stderr);
+});
