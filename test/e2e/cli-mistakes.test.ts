@@ -11,6 +11,7 @@ import { createTestCertificates } from '../fixtures/tls.ts';
 import { startNginx } from '../fixtures/nginx.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/http/api.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
 import { createPair } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
@@ -226,4 +227,20 @@ test('a server URL given with the API\'s /v1 is a usage error (2) that names the
   const push = await snapferry(['push', '--server', `${server.url}/v1`, '--volume', 'home', s1]);
   assert.equal(push.exitCode, EXIT.usage, push.stderr);
   assert.equal(count(push.stderr, 'ends in /v1'), 1, push.stderr);
+});
+
+test('a snapshotDir on another filesystem than the source is a usage error (2) that says it must be on the source\'s btrfs, not "Invalid cross-device link"', rootOnly, async (t) => {
+  const [one, two] = [await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 }), await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 })];
+  const source = path.join(one.mountPoint, 'data');
+  await btrfs.createSubvolume(source);
+  const config = path.join(one.mountPoint, 'client.yaml');
+  // Not made yet: judged by the folder it would be made in.
+  await fs.writeFile(config, `server: http://127.0.0.1:9\nvolumes:\n  home: { source: ${source}, snapshotDir: ${two.mountPoint}/snaps/home }\n`);
+  for (const command of ['run', 'snapshot']) {
+    const r = await snapferry([command, '--config', config]);
+    assert.equal(r.exitCode, EXIT.usage, `${command}: ${r.stderr}`);
+    assert.match(r.stderr + r.stdout, /snapshotDir of volume home, .*\/snaps\/home, is on another btrfs filesystem \(\/dev\/loop\d+\), not on the btrfs filesystem of its source .*data \(\/dev\/loop\d+\)/);
+    assert.doesNotMatch(r.stderr + r.stdout, /cross-device/);
+  }
+  assert.deepEqual(await fs.readdir(two.mountPoint), [], 'nothing made on the other filesystem');
 });
