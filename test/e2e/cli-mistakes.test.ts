@@ -244,3 +244,17 @@ test('a snapshotDir on another filesystem than the source is a usage error (2) t
   }
   assert.deepEqual(await fs.readdir(two.mountPoint), [], 'nothing made on the other filesystem');
 });
+
+test('status --snapshots-dir VOLUME=DIR with a DIR that does not exist, or is a file, is a usage error (2) saying so, not a volume with no snapshot', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-status-dir-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'file');
+  await fs.writeFile(file, '');
+  // Refused before the server is asked: none listens on port 9.
+  for (const [given, said] of [[path.join(dir, 'gone'), `the folder ${path.join(dir, 'gone')} does not exist`], [file, `${file} is not a folder`]] as const) {
+    const r = await snapferry(['status', '--server', 'http://127.0.0.1:9', '--snapshots-dir', `bad=${given}`]);
+    assert.equal(r.exitCode, EXIT.usage, r.stderr);
+    assert.ok(r.stderr.includes(`${said}: give the folder that holds this machine's snapshots of bad`), r.stderr);
+    assert.ok(r.stderr.includes('(see `snapferry status --help`)'), r.stderr);
+  }
+});
