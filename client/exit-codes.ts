@@ -12,6 +12,12 @@ export const RESTORE_DISK_FULL = 'restore_disk_full';
  * restore's snapshot_not_on_server. Here, so that the code is known without loading the command. */
 export const VOLUME_NOT_ON_SERVER = 'volume_not_on_server';
 
+/** `serve`'s mistakes that no restart heals (server/root-check.ts, server/tokens.ts); tokens_file_locked is a wait. */
+const SERVE_MISTAKES = new Set(['root_not_btrfs', 'tokens_file_missing', 'tokens_file_unreadable', 'tokens_file_invalid']);
+
+/** client/restore/local.ts and restore.ts; restore_target_exists is not here: a snapshot in the way is looked at, not retyped. */
+const RESTORE_FOLDER_MISTAKES = new Set(['restore_target_missing', 'restore_target_not_btrfs', 'restore_target_read_only', 'parent_dir_elsewhere']);
+
 export const EXIT = {
   ok: 0,
   /** Something failed that retrying will not fix: read the message. */
@@ -31,10 +37,14 @@ export function exitCodeFor(err: unknown): number {
   if (!(err instanceof SnapferryError)) return EXIT.failed;
   if (err.code === 'cancelled' || err.code === 'btrfs_cancelled') return EXIT.interrupted;
   if (err.code === 'run_locked' || err.code === 'dest_busy') return EXIT.locked;
+  // A --lock-file that cannot be a lock file (a folder, a path this user may not write): another path to give.
+  if (err.code === 'lock_file_unusable') return EXIT.usage;
   if (err.code === 'verify_differences') return EXIT.differences;
   // Another process holds the server root (server/root-lock.ts): waiting will not end a server, someone must decide.
   if (err.code === 'root_locked') return EXIT.failed;
   if (err.code === 'invalid_input' || err.code === 'mixed_sources' || err.code.startsWith('snapshot_not_') || err.code === VOLUME_NOT_ON_SERVER) return EXIT.usage;
+  // --server given as the API's URL (…/v1), which the server's answer showed: the URL to give instead is in the message.
+  if (err.code === 'server_url_api_path') return EXIT.usage;
   // A config file that does not validate: the same mistake given as a flag is a usage error too (a URL without a scheme).
   if (err.code === 'config_invalid') return EXIT.usage;
   // A config file that is missing or that this user may not read (--config mistyped, a sudo forgotten): the same.
@@ -42,8 +52,13 @@ export function exitCodeFor(err: unknown): number {
   // A server root this process may not write (server/root-check.ts): the unit's ReadWritePaths= or a mount to fix,
   // which a restart does not.
   if (err.code === 'root_read_only') return EXIT.usage;
-  // A restore's DEST_DIR that cannot be written (a read-only snapshot): the user picks another folder.
-  if (err.code === 'restore_target_read_only') return EXIT.usage;
+  // A server root off btrfs, or a tokens file that is missing, unreadable or invalid (server/root-check.ts,
+  // server/tokens.ts): the operator's to fix. Under snapferry-server.service, exit 1 restarted it every 10 s for ever;
+  // 2 is its RestartPreventExitStatus=.
+  if (SERVE_MISTAKES.has(err.code)) return EXIT.usage;
+  // A restore's DEST_DIR or --parent-dir that cannot take it (missing, off btrfs, a read-only snapshot, the two on
+  // different filesystems): the user picks another folder.
+  if (RESTORE_FOLDER_MISTAKES.has(err.code)) return EXIT.usage;
   // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.
   if (err.code.startsWith('key_file_')) return EXIT.usage;
   // A token file open to others (client/http/token.ts): the user's chmod, as for a key file.

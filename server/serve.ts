@@ -14,7 +14,7 @@ import { parsePublicUrl } from './public-url.ts';
 import { createApp } from './app.ts';
 import { restoreSlots, type RestoreLimits } from './restore-slots.ts';
 import type { AppService } from './app-service.ts';
-import { openGate, tokenGate } from './auth.ts';
+import { openGate, tokenGate, type Gate } from './auth.ts';
 import { checkServerRoot } from './root-check.ts';
 import { lockRoot } from './root-lock.ts';
 import { DEFAULT_EXPIRE_AFTER_MS, startExpirySweep } from './expiry.ts';
@@ -107,6 +107,8 @@ export interface RunningServer<S extends AppService = ReplicationService> {
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  // The files and figures first: a refused start (a missing tokens file) must not leave a new, empty root behind.
+  const http = await prepareHttp(options);
   await checkServerRoot(options.root);
   // Before anything reads or changes the root (reconcile would take a running server's receive for a crash's
   // leftover), and for the server's whole life (server/root-lock.ts).
@@ -117,7 +119,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     options.log.warn({ file: lock.file, err: lock.noteError.message }, `could not write who holds the root's lock into ${lock.file}; the lock holds all the same (a second server is still refused, without a name)`);
   }
   try {
-    const server = await startLocked(options);
+    const server = await startLocked(options, http);
     return { ...server, close: () => server.close().finally(() => lock.release()) };
   } catch (err) {
     await lock.release();
@@ -125,8 +127,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
 }
 
-async function startLocked(options: ServeOptions): Promise<RunningServer> {
-  return startHttp(options, async () => {
+async function startLocked(options: ServeOptions, http: PreparedHttp): Promise<RunningServer> {
+  return listenWith(options, http, async () => {
     const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
     const service = await ReplicationService.open(options.root, options.log, {
       holdReceives: options.holdReceives ?? false,
@@ -165,9 +167,25 @@ export type HttpOptions = Omit<ServeOptions, 'root' | 'holdReceives' | 'leaseMs'
  * server and its timeouts, and the expiry sweep. `open` makes the core once the figures are checked.
  */
 export async function startHttp<S extends AppService>(options: HttpOptions, open: () => Promise<ServerCore<S>>): Promise<RunningServer<S>> {
+  return listenWith(options, await prepareHttp(options), open);
+}
+
+/** What the HTTP side reads and checks before it opens the core: the TLS files, the tokens, the figures. */
+interface PreparedHttp {
+  tlsFiles: { cert: Buffer; key: Buffer } | null;
+  gate: Gate;
+  publicUrl: ReturnType<typeof parsePublicUrl> | undefined;
+  idleTimeoutMs: number;
+  headersTimeout: number;
+  floor: ReturnType<typeof bodyFloor>;
+  limits: ConnectionLimits;
+}
+
+/** Checked before anything starts: a missing file or a bad figure stops the server here, with nothing made or to close. */
+async function prepareHttp(options: HttpOptions): Promise<PreparedHttp> {
   const tlsFiles = options.tls ? await readTlsFiles(options.tls) : null;
+  // The gate looks at its file on a timer only once listening (tokenGate's onRevoked): nothing to stop if a later step fails.
   const gate = options.tokensFile ? await tokenGate(options.tokensFile, options.log) : openGate();
-  // Checked before anything starts: a bad figure stops the server here, with nothing to close.
   const connections = options.connections ?? {};
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const headersTimeout = connections.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
@@ -179,11 +197,16 @@ export async function startHttp<S extends AppService>(options: HttpOptions, open
     }),
     options.log,
   );
+  const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
+  return { tlsFiles, gate, publicUrl, idleTimeoutMs, headersTimeout, floor, limits };
+}
+
+async function listenWith<S extends AppService>(options: HttpOptions, prepared: PreparedHttp, open: () => Promise<ServerCore<S>>): Promise<RunningServer<S>> {
+  const { tlsFiles, gate, publicUrl, idleTimeoutMs, headersTimeout, floor, limits } = prepared;
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS;
   const { service, verify, where, close: closeCore } = await open();
   await endUploadsOfAbsent(gate, service, options.log);
   endUploadsOfRevoked(gate, service, options.log);
-  const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const tus = createTusServer(service, options.log, { behindProxy: options.behindProxy, publicUrl, clientOf: gate.clientOf });
   const app = createApp(service, tus, options.log, gate, limits, verify, { slots: restoreSlots(options.restore), idleMs: idleTimeoutMs });
   const server = await new Promise<HttpServer>((resolve, reject) => {

@@ -1,4 +1,5 @@
 /** `snapferry status`: what the server holds and what is in flight, beside this machine's newest snapshots. */
+import { statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseName } from '../../core/names.ts';
 import { asArgument, caFileOption, clientConfigOption, jsonOption, serverApi, serverOption, settingsOf, tokenFileOption } from '../options.ts';
@@ -7,6 +8,11 @@ import { asArgument, caFileOption, clientConfigOption, jsonOption, serverApi, se
 function collectSnapshotDir(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const m = /^([^=]+)=(.+)$/.exec(value);
   if (!m) throw new InvalidArgumentError('expected VOLUME=DIR, e.g. home=/snapshots/home');
+  // A folder named on the command line is one the user means to exist: a mistyped one showed its volume as having
+  // no snapshot. (A config's snapshotDir may not exist yet: the first snapshot makes it, and status shows why.)
+  const stat = statSync(m[2]!, { throwIfNoEntry: false });
+  if (stat === undefined) throw new InvalidArgumentError(`the folder ${m[2]!} does not exist: give the folder that holds this machine's snapshots of ${m[1]!}`);
+  if (!stat.isDirectory()) throw new InvalidArgumentError(`${m[2]!} is not a folder: give the folder that holds this machine's snapshots of ${m[1]!}`);
   return { ...previous, [asArgument((v: string) => parseName(v, 'volume'))(m[1]!)]: m[2]! };
 }
 

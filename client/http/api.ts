@@ -8,7 +8,7 @@ import { ErrorBody, FrameList, retryableAnswer, MAX_FRAMES_PER_PAGE, SnapshotLis
 import { retryAfterDetails } from './retry-after.ts';
 import { answerWithoutErrorBody } from './answer.ts';
 import { DEFAULT_STALL_MS, closedBeforeAnswer, createTransport, speaksTls, tlsErrorFrom, type Transport } from './transport.ts';
-import { onServer, serverBase } from './server-path.ts';
+import { apiPrefixGiven, onServer, serverBase } from './server-path.ts';
 
 export class ServerError extends SnapferryError {
   constructor(
@@ -190,7 +190,13 @@ export class ServerApi {
         cause: err,
       });
     }
-    if (!res.ok) throw errorFromAnswer(res.status, text, res.headers, this.base.origin, `${method} ${url}`);
+    if (!res.ok) {
+      const err = errorFromAnswer(res.status, text, res.headers, this.base.origin, `${method} ${url}`);
+      const prefixed = apiPrefixGiven(this.base, res.status, err.code, err.message);
+      // A mistake in --server (or the config's server), which no retry heals: a usage error, as a URL without a scheme.
+      if (prefixed) throw new ServerError('server_url_api_path', prefixed.message, res.status, { retryable: false, details: { server: prefixed.suggestion }, cause: err });
+      throw err;
+    }
     const parsed = schema.safeParse(jsonOrNull(text));
     if (!parsed.success) {
       throw new ServerError('bad_response', `${url} answered something that is not a snapferry response; is --server right?`, res.status, {

@@ -8,6 +8,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as btrfs from '../../core/btrfs/index.ts';
+import { findMount } from '../../core/btrfs/mounts.ts';
 import { SnapferryError, ValidationError } from '../../core/errors.ts';
 import { parseSnapshotName, parseVolumeName, snapshotName } from '../../core/snapshot-name.ts';
 import { takenOrder, takenTime } from '../../core/taken-order.ts';
@@ -123,6 +124,16 @@ export async function takeSnapshot(volume: string, settings: SnapshotSettings, o
       { details: { volume: name, source: settings.source, snapshotDir: settings.snapshotDir } },
     );
   }
+  const [from, into] = await Promise.all([findMount(settings.source), findMount(await nearestExisting(settings.snapshotDir))]);
+  // btrfs snapshots only within one filesystem: else its bare "Invalid cross-device link", after the run had begun.
+  if (from !== null && into !== null && from.source !== into.source) {
+    throw new ValidationError(
+      `the snapshotDir of volume ${name}, ${settings.snapshotDir}, is on ${into.fsType === 'btrfs' ? 'another btrfs filesystem' : into.fsType} (${into.source}), ` +
+        `not on the btrfs filesystem of its source ${settings.source} (${from.source}): btrfs takes a snapshot only on the source's own filesystem; ` +
+        `give snapshotDir a folder there (e.g. /.snapshots/${name} on it)`,
+      { details: { volume: name, source: settings.source, snapshotDir: settings.snapshotDir } },
+    );
+  }
   const snapName = snapshotName(name, now);
   const destination = path.join(settings.snapshotDir, snapName);
   if (options.dryRun === true) return { taken: snapName, path: destination, why: decision.why };
@@ -159,4 +170,11 @@ export async function inSourceSubvolume(dir: string, source: string): Promise<bo
     if (await btrfs.isSubvolume(at)) return false;
   }
   return true;
+}
+
+/** `p`, or the nearest folder above it that exists: where snapshotDir will be made (mkdir -p). */
+async function nearestExisting(p: string): Promise<string> {
+  let at = path.resolve(p);
+  while (at !== path.dirname(at) && !(await fs.stat(at).then(() => true, () => false))) at = path.dirname(at);
+  return at;
 }

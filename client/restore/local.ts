@@ -55,7 +55,9 @@ export async function rivalParents(parent: LocalSubvolume): Promise<string[]> {
 export async function btrfsMountOf(dir: string, what: string): Promise<MountEntry> {
   const stat = await fs.stat(dir).catch(() => null);
   if (!stat?.isDirectory()) {
-    throw new RestoreTargetError('restore_target_missing', `${what} ${dir} is not a directory: create it on the btrfs filesystem to restore into`, { details: { dir } });
+    // A missing folder named "not a directory", or worse, judged by the filesystem above it, sent people to mkfs.
+    const is = stat === null ? 'does not exist' : 'is not a directory';
+    throw new RestoreTargetError('restore_target_missing', `${what} ${dir} ${is}: give a folder on the btrfs filesystem to restore into (mkdir it)`, { details: { dir } });
   }
   const mount = await findMount(dir);
   if (mount?.fsType !== 'btrfs') {

@@ -6,11 +6,12 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { rootOnly } from '../fixtures/btrfs.ts';
+import { createBtrfs, MIN_BTRFS_MIB, rootOnly } from '../fixtures/btrfs.ts';
 import { createTestCertificates } from '../fixtures/tls.ts';
 import { startNginx } from '../fixtures/nginx.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/http/api.ts';
+import * as btrfs from '../../core/btrfs/index.ts';
 import { createPair } from './harness.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
@@ -160,4 +161,100 @@ test('a --config file that is missing, or a folder, is a config error (2) naming
   const folder = await snapferry(['run', '--config', dir]);
   assert.equal(folder.exitCode, EXIT.usage, folder.stderr);
   assert.match(folder.stderr, /is a folder, not a file: give the path of the YAML file itself with --config/);
+});
+
+test('serve refuses a root off btrfs and a missing tokens file as mistakes (2), which systemd does not restart, and makes no root folder', rootOnly, async (t) => {
+  const fs1 = await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 });
+  const root = path.join(fs1.mountPoint, 'srv', 'root2');
+  const tokens = path.join(fs1.mountPoint, 'tokens.json');
+  const missing = await snapferry(['serve', '--root', root, '--listen', '127.0.0.1:0', '--tokens', tokens]);
+  assert.equal(missing.exitCode, EXIT.usage, missing.stderr);
+  assert.match(missing.stderr, /the tokens file .*tokens\.json does not exist; create it with `snapferry client add NAME --tokens /);
+  await assert.rejects(fs.stat(path.join(fs1.mountPoint, 'srv')), { code: 'ENOENT' }, 'a refused start made the root folder');
+
+  const ext4 = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-ext4-root-'));
+  t.after(() => fs.rm(ext4, { recursive: true, force: true }));
+  const off = await snapferry(['serve', '--root', path.join(ext4, 'root'), '--listen', '127.0.0.1:0', '--no-auth']);
+  assert.equal(off.exitCode, EXIT.usage, off.stderr);
+  assert.match(off.stderr, /is not on a btrfs filesystem; give --root a folder on btrfs/);
+  assert.deepEqual(await fs.readdir(ext4), []);
+});
+
+test('restore into folders that cannot take it is a usage error (2): a --parent-dir or DEST_DIR that does not exist says so, one off btrfs names its filesystem', rootOnly, async (t) => {
+  const fs1 = await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 });
+  // Refused before the server is asked: none listens on port 9.
+  const restore = (dest: string, ...more: string[]) => snapferry(['restore', '--server', 'http://127.0.0.1:9', '--volume', 'home', 's1', dest, ...more]);
+  // Not /nonexistent: this machine has one.
+  const gone = path.join(os.tmpdir(), `sf-gone-${process.pid}`);
+  const noParent = await restore(fs1.mountPoint, '--parent-dir', gone);
+  assert.equal(noParent.exitCode, EXIT.usage, noParent.stderr);
+  assert.ok(noParent.stderr.includes(`--parent-dir ${gone} does not exist`), noParent.stderr);
+  assert.doesNotMatch(noParent.stderr, /ext4/);
+  const noDest = await restore(path.join(fs1.mountPoint, 'nowhere'));
+  assert.equal(noDest.exitCode, EXIT.usage, noDest.stderr);
+  assert.match(noDest.stderr, /DEST_DIR .*nowhere does not exist/);
+  const ext4 = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-ext4-dest-'));
+  t.after(() => fs.rm(ext4, { recursive: true, force: true }));
+  const off = await restore(ext4);
+  assert.equal(off.exitCode, EXIT.usage, off.stderr);
+  assert.match(off.stderr, /DEST_DIR .* is on ext4, not btrfs/);
+});
+
+test('a --lock-file that is a folder, or under a file, is a usage error (2) naming the flag, not a bare EISDIR', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-lockfile-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'client.yaml');
+  await fs.writeFile(config, `server: http://127.0.0.1:9\nvolumes:\n  home: { source: ${dir}/src, snapshotDir: ${dir}/snaps }\n`);
+  for (const [lockFile, why] of [[dir, 'is a folder'], [path.join(config, 'run.lock'), 'is under a file, not a folder']] as const) {
+    for (const command of ['run', 'prune']) {
+      const r = await snapferry([command, '--config', config, '--lock-file', lockFile]);
+      assert.equal(r.exitCode, EXIT.usage, `${command} --lock-file ${lockFile}: ${r.stderr}`);
+      assert.ok(r.stderr.includes(`the run lock file ${lockFile} (--lock-file) ${why}: give --lock-file the path of a file`), r.stderr);
+      assert.doesNotMatch(r.stderr, /EISDIR|ENOTDIR/);
+    }
+  }
+});
+
+test('a server URL given with the API\'s /v1 is a usage error (2) that names the base URL to give, not "no such endpoint: GET /v1/v1/status"', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  for (const given of [`${server.url}/v1`, `${server.url}/v1/`]) {
+    const r = await snapferry(['status', '--server', given]);
+    assert.equal(r.exitCode, EXIT.usage, r.stderr);
+    assert.ok(r.stderr.includes(`the server URL ends in /v1, which snapferry adds itself; give the server's base URL without it: ${server.url}`), r.stderr);
+  }
+  const s1 = await pair.snapshot('s1');
+  const push = await snapferry(['push', '--server', `${server.url}/v1`, '--volume', 'home', s1]);
+  assert.equal(push.exitCode, EXIT.usage, push.stderr);
+  assert.equal(count(push.stderr, 'ends in /v1'), 1, push.stderr);
+});
+
+test('a snapshotDir on another filesystem than the source is a usage error (2) that says it must be on the source\'s btrfs, not "Invalid cross-device link"', rootOnly, async (t) => {
+  const [one, two] = [await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 }), await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 })];
+  const source = path.join(one.mountPoint, 'data');
+  await btrfs.createSubvolume(source);
+  const config = path.join(one.mountPoint, 'client.yaml');
+  // Not made yet: judged by the folder it would be made in.
+  await fs.writeFile(config, `server: http://127.0.0.1:9\nvolumes:\n  home: { source: ${source}, snapshotDir: ${two.mountPoint}/snaps/home }\n`);
+  for (const command of ['run', 'snapshot']) {
+    const r = await snapferry([command, '--config', config]);
+    assert.equal(r.exitCode, EXIT.usage, `${command}: ${r.stderr}`);
+    assert.match(r.stderr + r.stdout, /snapshotDir of volume home, .*\/snaps\/home, is on another btrfs filesystem \(\/dev\/loop\d+\), not on the btrfs filesystem of its source .*data \(\/dev\/loop\d+\)/);
+    assert.doesNotMatch(r.stderr + r.stdout, /cross-device/);
+  }
+  assert.deepEqual(await fs.readdir(two.mountPoint), [], 'nothing made on the other filesystem');
+});
+
+test('status --snapshots-dir VOLUME=DIR with a DIR that does not exist, or is a file, is a usage error (2) saying so, not a volume with no snapshot', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-status-dir-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'file');
+  await fs.writeFile(file, '');
+  // Refused before the server is asked: none listens on port 9.
+  for (const [given, said] of [[path.join(dir, 'gone'), `the folder ${path.join(dir, 'gone')} does not exist`], [file, `${file} is not a folder`]] as const) {
+    const r = await snapferry(['status', '--server', 'http://127.0.0.1:9', '--snapshots-dir', `bad=${given}`]);
+    assert.equal(r.exitCode, EXIT.usage, r.stderr);
+    assert.ok(r.stderr.includes(`${said}: give the folder that holds this machine's snapshots of bad`), r.stderr);
+    assert.ok(r.stderr.includes('(see `snapferry status --help`)'), r.stderr);
+  }
 });
