@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -142,22 +142,38 @@ test('a snapshot a restore is sending is not pruned under it: kept until the sen
   assert.equal(await btrfs.isSubvolume(pair.receivedPath('home', name(1))), false, 'deleted from disk');
 });
 
-test('a delete btrfs refuses (a btrfs send the server does not run reads the snapshot) records no removal: it stays listed, and a later pruning deletes it', { ...rootOnly, timeout: 180_000 }, async (t) => {
-  const pair = await createPair(t, { fillMB: 1 });
-  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(16 * 1024 * 1024));
-  const server = await serverWith(t, pair, { last: 1 });
-  const pushed = async (hour: number) => {
+/** Pushes the next snapshot (a change, then NAME(hour)) and waits for the server's pruning after it. */
+function pusher(pair: Pair, server: { url: string; service: { idle(): Promise<void> } }) {
+  return async (hour: number): Promise<void> => {
     await fs.writeFile(path.join(pair.source, `change-${hour}`), `${hour}\n`);
     await push({ server: server.url, volume: 'home', snapshots: [await pair.snapshot(name(hour))] }, recordingReporter());
     await server.service.idle();
   };
-  await pushed(1);
-  // An admin's send, its output never read: it stays in progress, and btrfs refuses to delete what it reads (EPERM).
-  const foreign = spawn('btrfs', ['send', pair.receivedPath('home', name(1))], { stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
+/**
+ * An admin's `btrfs send` of `snapshot`, its output never read: it stays in progress, and btrfs refuses to delete what
+ * it reads (EPERM) until it ends. Resolves once it runs; the function it gives ends it.
+ */
+async function heldBySend(t: TestContext, snapshot: string): Promise<() => Promise<void>> {
+  const foreign = spawn('btrfs', ['send', snapshot], { stdio: ['ignore', 'pipe', 'ignore'] });
   const exited = once(foreign, 'exit');
   t.after(() => void foreign.kill('SIGKILL'));
   foreign.stdout.pause();
   await sleep(1000);
+  return async () => {
+    foreign.kill('SIGKILL');
+    await exited;
+  };
+}
+
+test('a delete btrfs refuses (a btrfs send the server does not run reads the snapshot) records no removal: it stays listed, and a later pruning deletes it', { ...rootOnly, timeout: 180_000 }, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(16 * 1024 * 1024));
+  const server = await serverWith(t, pair, { last: 1 });
+  const pushed = pusher(pair, server);
+  await pushed(1);
+  const release = await heldBySend(t, pair.receivedPath('home', name(1)));
 
   await pushed(2);
   const api = new ServerApi({ server: server.url });
@@ -166,8 +182,7 @@ test('a delete btrfs refuses (a btrfs send the server does not run reads the sna
   assert.deepEqual(during.removed, [], 'no removal recorded that did not happen');
   assert.ok(await btrfs.isSubvolume(pair.receivedPath('home', name(1))));
 
-  foreign.kill('SIGKILL');
-  await exited;
+  await release();
   await pushed(3);
   const after = await api.snapshots('home');
   assert.deepEqual(after.snapshots.map((s) => s.name), [name(3)]);
@@ -181,18 +196,9 @@ test('a delete btrfs refused is tried again on a timer: once the send that held 
   const logged: { msg: string }[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { msg: string }) });
   const server = await serverWith(t, pair, { last: 1 }, { pruneRetry: { firstMs: 300, maxMs: 1000 }, log });
-  const pushed = async (hour: number) => {
-    await fs.writeFile(path.join(pair.source, `change-${hour}`), `${hour}\n`);
-    await push({ server: server.url, volume: 'home', snapshots: [await pair.snapshot(name(hour))] }, recordingReporter());
-    await server.service.idle();
-  };
+  const pushed = pusher(pair, server);
   await pushed(1);
-  // An admin's send, its output never read: btrfs refuses to delete what it reads (EPERM) until it ends.
-  const foreign = spawn('btrfs', ['send', pair.receivedPath('home', name(1))], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const exited = once(foreign, 'exit');
-  t.after(() => void foreign.kill('SIGKILL'));
-  foreign.stdout.pause();
-  await sleep(1000);
+  const release = await heldBySend(t, pair.receivedPath('home', name(1)));
   await pushed(2);
   const api = new ServerApi({ server: server.url });
   // Several retries fail meanwhile (300 ms, then 600, then every second): it stays, listed.
@@ -201,8 +207,7 @@ test('a delete btrfs refused is tried again on a timer: once the send that held 
   assert.ok(await btrfs.isSubvolume(pair.receivedPath('home', name(1))));
   assert.equal(logged.filter((l) => l.msg.startsWith('could not delete a pruned snapshot')).length, 1, 'logged once, not at every try');
 
-  foreign.kill('SIGKILL');
-  await exited;
+  await release();
   const after = await until('name(1) deleted by a retry', async () => {
     const list = await api.snapshots('home');
     return list.removed.length > 0 && list;
