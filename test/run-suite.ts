@@ -37,14 +37,23 @@ const files = named.length > 0 ? named : readdirSync(root, { recursive: true, en
   .map((f) => path.join('test', f))
   .sort();
 
-// Each runner writes its failures, with their errors, to a file of its own beside its TAP (test/failures-reporter.mjs).
-const failuresDir = mkdtempSync(path.join(os.tmpdir(), 'snapferry-failures-'));
+/**
+ * How long one file may run before node:test cancels it (Node 20 applies --test-timeout to a whole file). The
+ * slowest, slow-patch.test.ts, takes about 6 minutes; a file that hangs is then named in the report instead of
+ * holding the suite until CI's own limit cuts it off with nothing said.
+ */
+const FILE_TIMEOUT_MS = 12 * 60_000;
+
+// Each runner writes its failures, with their errors, to a file of its own beside its TAP (test/failures-reporter.mjs),
+// and the time each file's tests took (test/timings-reporter.mjs).
+const reportsDir = mkdtempSync(path.join(os.tmpdir(), 'snapferry-failures-'));
 const reporters = (name: string) => [
   '--test-reporter=tap', '--test-reporter-destination=stdout',
-  `--test-reporter=${path.join(root, 'failures-reporter.mjs')}`, `--test-reporter-destination=${path.join(failuresDir, name)}`,
+  `--test-reporter=${path.join(root, 'failures-reporter.mjs')}`, `--test-reporter-destination=${path.join(reportsDir, name)}`,
+  `--test-reporter=${path.join(root, 'timings-reporter.mjs')}`, `--test-reporter-destination=${path.join(reportsDir, `${name}.timings`)}`,
 ];
 const nodeTest = (name: string, concurrency: number, list: string[], env: Record<string, string>, stdout: 'inherit' | 'pipe') =>
-  execa(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...reporters(name), ...options, ...list], {
+  execa(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${FILE_TIMEOUT_MS}`, ...reporters(name), ...options, ...list], {
     stdin: 'ignore', stdout, stderr: stdout, all: stdout === 'pipe', env, reject: false,
   });
 
@@ -77,14 +86,18 @@ if (aside) {
   process.stdout.write(`\n# ${waiting.join(', ')}, run beside the others:\n${result.all ?? ''}\n`);
   results.push(result);
 }
-const failed = ['main', 'beside'].map((name) => {
+const report = (name: string): string => {
   try {
-    return readFileSync(path.join(failuresDir, name), 'utf8');
+    return readFileSync(path.join(reportsDir, name), 'utf8');
   } catch {
     return '';
   }
-}).join('');
-rmSync(failuresDir, { recursive: true, force: true });
+};
+const failed = report('main') + report('beside');
+const timings = [report('main.timings'), report('beside.timings')];
+rmSync(reportsDir, { recursive: true, force: true });
+if (timings[0] !== '') process.stdout.write(`\n# run-suite: the two at a time\n${timings[0]}`);
+if (timings[1] !== '') process.stdout.write(`# run-suite: beside them\n${timings[1]}`);
 if (failed !== '') process.stdout.write(`\n# run-suite: what failed, and why (each is in the TAP above too):\n${failed}`);
 process.stdout.write(`# run-suite: ${results.map((r) => `${r === results[0] ? 'the two at a time' : 'beside them'} exited ${r.exitCode ?? r.signal}`).join(', ')}\n`);
 process.exitCode = results.every((r) => r.exitCode === 0) ? 0 : 1;
