@@ -79,9 +79,25 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
   const notes = new RetryNotes((text) => ctx.report.note(text));
   // The transfers this push has sent to: one of them found aborted was ended by someone else (gone-upload.ts).
   const sentTo = new Set<string>();
+  // The refusal of the last wait for another transfer that held the volume, until the step is planned again.
+  let waitedFor: SnapferryError | null = null;
   for (;;) {
     ctx.signal?.throwIfAborted();
     try {
+      if (waitedFor !== null && ctx.replan) {
+        // Planned again only once that transfer is over. Planned while it still receives, the step misses the parent
+        // it leaves, and the volume is free by the attempt after: sent on the older parent, the stream carries again
+        // what that parent has. While it still holds the volume, this try is refused as the server would refuse it.
+        if (await stillHolds(ctx, step, waitedFor)) throw waitedFor;
+        waitedFor = null;
+        const now = await betterParent(ctx, step, ctx.replan);
+        if (now !== step) {
+          // Another stream: its own estimate and figures, and the line that says what is sent.
+          step = now;
+          ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+          progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+        }
+      }
       return sentOn(step, await attempt(ctx, step, progress, notes, sentTo));
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
@@ -138,15 +154,7 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
       else notes.retry(err, `${step.snapshot.name}: ${wait.because ?? describeError(err)}; trying again in ${(wait.ms / 1000).toFixed(1)} s`);
       await backoff.wait(wait.ms, ctx.signal);
       // Another push into the volume held it: it may have sent a parent newer than the one this step was planned on.
-      if (err.code === 'volume_busy' && ctx.replan) {
-        const now = await betterParent(ctx, step, ctx.replan);
-        if (now !== step) {
-          // Another stream: its own estimate and figures, and the line that says what is sent.
-          step = now;
-          ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
-          progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
-        }
-      }
+      if (err.code === 'volume_busy') waitedFor = err;
     }
   }
 }
@@ -174,6 +182,17 @@ async function clearBusy(ctx: SendContext, step: PlanStep, busy: Exclude<BusyVer
   ctx.report.note(`${step.snapshot.name}: the unfinished upload of ${busy.snapshot.name} (transfer ${t.id}) holds the volume: sending it first`);
   await sendSnapshot(ctx, await ctx.replan!({ snapshot: busy.snapshot, parent: null }));
   return true;
+}
+
+/**
+ * Whether the transfer a volume_busy refusal named still goes on, as another snapshot's: false when it named none (an
+ * older server), and for an upload of `step`'s own snapshot, which the attempt resumes.
+ */
+async function stillHolds(ctx: SendContext, step: PlanStep, refusal: SnapferryError): Promise<boolean> {
+  const id = busyTransferId(refusal);
+  if (id === null) return false;
+  const transfer = await ctx.api.transfer(id).catch(() => null);
+  return transfer !== null && transfer.uuid !== step.snapshot.uuid && !finalStates.includes(transfer.state);
 }
 
 const sentOn = (step: PlanStep, transfer: Transfer): SentSnapshot => ({ transfer, parent: step.parent?.name ?? null });
