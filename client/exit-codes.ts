@@ -15,8 +15,14 @@ export const VOLUME_NOT_ON_SERVER = 'volume_not_on_server';
 /** `serve`'s mistakes that no restart heals (server/root-check.ts, server/tokens.ts); tokens_file_locked is a wait. */
 const SERVE_MISTAKES = new Set(['root_not_btrfs', 'tokens_file_missing', 'tokens_file_unreadable', 'tokens_file_invalid']);
 
-/** client/restore/local.ts and restore.ts; restore_target_exists is not here: a snapshot in the way is looked at, not retyped. */
-const RESTORE_FOLDER_MISTAKES = new Set(['restore_target_missing', 'restore_target_not_btrfs', 'restore_target_read_only', 'parent_dir_elsewhere']);
+/**
+ * client/restore/local.ts, restore.ts and receive.ts. restore_target_exists among them: what is in the way may want a
+ * look before it is moved, but no run again gets past it, as no second `key generate` gets past a key file that exists.
+ */
+const RESTORE_FOLDER_MISTAKES = new Set(['restore_target_missing', 'restore_target_not_btrfs', 'restore_target_read_only', 'parent_dir_elsewhere', 'restore_target_exists']);
+
+/** `client add` of a name the tokens file has, `client remove` of one it has not (server/tokens.ts): a name to change. */
+const CLIENT_NAME_MISTAKES = new Set(['client_exists', 'client_not_found']);
 
 export const EXIT = {
   ok: 0,
@@ -57,8 +63,9 @@ export function exitCodeFor(err: unknown): number {
   // 2 is its RestartPreventExitStatus=.
   if (SERVE_MISTAKES.has(err.code)) return EXIT.usage;
   // A restore's DEST_DIR or --parent-dir that cannot take it (missing, off btrfs, a read-only snapshot, the two on
-  // different filesystems): the user picks another folder.
+  // different filesystems, the snapshot's name taken): the user picks another folder or clears the way.
   if (RESTORE_FOLDER_MISTAKES.has(err.code)) return EXIT.usage;
+  if (CLIENT_NAME_MISTAKES.has(err.code)) return EXIT.usage;
   // A key file that exists (key generate never replaces one), is missing, damaged or open to others: the user picks the path.
   if (err.code.startsWith('key_file_')) return EXIT.usage;
   // A token file open to others (client/http/token.ts): the user's chmod, as for a key file.

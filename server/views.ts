@@ -9,7 +9,7 @@
  * `client` it belongs to, and may narrow any list with `?client=NAME`.
  */
 import { parseName, type SafeName } from '../core/names.ts';
-import { inProgress, MAX_FRAMES_PER_PAGE, type FrameRecord, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
+import { inProgress, MAX_FRAMES_PER_PAGE, pushedSizeKnown, type FrameRecord, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
 import { VERSION } from '../core/version.ts';
 import type { Catalog, RemovedRecord, SnapshotRecord, TransferRecord } from './catalog.ts';
 import type { Caller } from './auth.ts';
@@ -71,6 +71,15 @@ export interface VolumeSummary {
   newest: Snapshot | null;
   rawBytes: number;
   altered: string[];
+  sizeUnknown: string[];
+}
+
+/** A volume as GET /v1/volumes lists it, from its snapshots oldest first (core/protocol Volume). */
+export function volumeSummary(name: string, list: readonly Snapshot[], altered: string[]): VolumeSummary {
+  return {
+    name, snapshots: list.length, newest: list.at(-1) ?? null, rawBytes: list.reduce((n, s) => n + s.rawBytes, 0), altered,
+    sizeUnknown: list.filter((s) => !pushedSizeKnown(s)).map((s) => s.name),
+  };
 }
 
 /** What /metrics counts of one client (server/metrics.ts). */
@@ -153,8 +162,7 @@ export class Views {
     const out = [];
     for (const name of await this.volumeNames(client)) {
       const list = (await this.snapshots(client, name as SafeName)).snapshots;
-      const altered = list.filter((s) => s.altered !== null).map((s) => s.name);
-      out.push({ name, snapshots: list.length, newest: list.at(-1) ?? null, rawBytes: list.reduce((n, s) => n + s.rawBytes, 0), altered });
+      out.push(volumeSummary(name, list, list.filter((s) => s.altered !== null).map((s) => s.name)));
     }
     return out;
   }

@@ -40,7 +40,8 @@ export interface VolumeStatus {
   name: string;
   /** On the server. */
   snapshots: number;
-  rawBytes: number;
+  /** Their raw send streams' bytes, or null where the server does not know one's size (Volume.sizeUnknown). */
+  rawBytes: number | null;
   newest: { name: string; receivedAt: string } | null;
   /** Snapshots the server found changed by hand since it received them: kept there, never used as parents. */
   altered: string[];
@@ -127,7 +128,8 @@ export function buildStatusReport(input: StatusInput): StatusReport {
     ...(v.client !== undefined ? { client: v.client } : {}),
     name: v.name,
     snapshots: v.snapshots,
-    rawBytes: v.rawBytes,
+    // The server counts a size it does not know as 0: a sum without it would pass for the volume's size.
+    rawBytes: v.sizeUnknown.length > 0 ? null : v.rawBytes,
     newest: v.newest ? { name: v.newest.name, receivedAt: v.newest.receivedAt } : null,
     altered: v.altered,
     local: localStatus(input.local[v.name], input.serverSnapshots[v.name] ?? []),

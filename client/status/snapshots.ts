@@ -3,10 +3,11 @@
  * for people or as JSON for scripts (the same rows). Taken is when the snapshot was taken (its name's time, snapper's
  * date, else its btrfs creation time: README, "Snapshot times"), as retention and "newest" count it; a snapshot that
  * was itself received or restored has a creation time of that moment, which would date it wrongly. Received is when
- * the server checked it in.
+ * the server checked it in. Size is the raw send stream's, unknown for a snapshot the server adopted from its disk
+ * (its catalog rebuilt: README, "A damaged catalog"), which it lists as 0.
  */
 import { SnapferryError } from '../../core/errors.ts';
-import type { Snapshot } from '../../core/protocol.ts';
+import { pushedSizeKnown, type Snapshot } from '../../core/protocol.ts';
 import { VOLUME_NOT_ON_SERVER } from '../exit-codes.ts';
 import type { ServerApi } from '../http/api.ts';
 import { formatBytes } from '../progress/format.ts';
@@ -17,8 +18,10 @@ export interface SnapshotRow {
   /** When the client snapshot was taken (else its creation time), or null where the server knows neither. */
   takenAt: string | null;
   receivedAt: string;
-  rawBytes: number;
-  wireBytes: number;
+  /** The raw send stream's bytes, or null where the server does not know them (pushedSizeKnown). */
+  rawBytes: number | null;
+  /** The framed bytes its push sent, or null where the server does not know them. */
+  wireBytes: number | null;
   uuid: string;
   parentUuid: string | null;
 }
@@ -60,8 +63,9 @@ export function snapshotRows(volume: string, snapshots: readonly Snapshot[]): Sn
 const takenAt = (s: Snapshot): string | null => s.takenAt ?? s.createdAt ?? null;
 
 function row(volume: string, s: Snapshot): SnapshotRow {
+  const known = pushedSizeKnown(s);
   return {
-    volume, name: s.name, takenAt: takenAt(s), receivedAt: s.receivedAt, rawBytes: s.rawBytes, wireBytes: s.wireBytes,
+    volume, name: s.name, takenAt: takenAt(s), receivedAt: s.receivedAt, rawBytes: known ? s.rawBytes : null, wireBytes: known ? s.wireBytes : null,
     uuid: s.uuid, parentUuid: s.parentUuid,
   };
 }
@@ -71,7 +75,7 @@ const when = (iso: string | null) => (iso === null ? '-' : `${iso.slice(0, 10)} 
 
 /** Aligned columns, one snapshot a line. */
 export function renderSnapshots(rows: readonly SnapshotRow[]): string {
-  const table = [['VOLUME', 'SNAPSHOT', 'TAKEN', 'RECEIVED', 'SIZE'], ...rows.map((r) => [r.volume, r.name, when(r.takenAt), when(r.receivedAt), formatBytes(r.rawBytes)])];
+  const table = [['VOLUME', 'SNAPSHOT', 'TAKEN', 'RECEIVED', 'SIZE'], ...rows.map((r) => [r.volume, r.name, when(r.takenAt), when(r.receivedAt), r.rawBytes === null ? 'unknown' : formatBytes(r.rawBytes)])];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((cells) => cells[i]!.length)));
   return table.map((cells) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }

@@ -110,6 +110,11 @@ export const Volume = z.object({
   rawBytes: z.number(),
   /** Names of the volume's snapshots changed by hand on the server (Snapshot.altered): never used as parents. */
   altered: z.array(z.string()).default([]),
+  /**
+   * Names of the volume's snapshots whose size the server does not know (pushedSizeKnown): `rawBytes` counts each as
+   * 0, so it is the volume's size only where this is empty. Absent from older servers.
+   */
+  sizeUnknown: z.array(z.string()).default([]),
 });
 export type Volume = z.infer<typeof Volume>;
 

@@ -6,7 +6,7 @@ import type { SafeName } from '../../core/names.ts';
 import type { FrameRecord, Status, Transfer } from '../../core/protocol.ts';
 import { VERSION } from '../../core/version.ts';
 import { CHAIN_ZERO } from '../../core/wire/index.ts';
-import type { ClientFacts, SnapshotList, VolumeSummary } from '../views.ts';
+import { volumeSummary, type ClientFacts, type SnapshotList, type VolumeSummary } from '../views.ts';
 import type { SpoolProgress } from '../spool/progress.ts';
 import type { ObjectStore } from './object-store.ts';
 import { archiveClients, archiveFacts, uploadCounts } from './archive-facts.ts';
@@ -99,8 +99,8 @@ export class ArchiveViews {
   async volumes(client: SafeName): Promise<VolumeSummary[]> {
     const out: VolumeSummary[] = [];
     for (const name of await catalogVolumes(this.deps.objects, client)) {
-      const list = (await this.snapshots(client, name as SafeName)).snapshots;
-      out.push({ name, snapshots: list.length, newest: list.at(-1) ?? null, rawBytes: list.reduce((n, s) => n + s.rawBytes, 0), altered: [] });
+      // A chain that is full (its snapshots' `altered`) is the archive's rule, not a change by hand.
+      out.push(volumeSummary(name, (await this.snapshots(client, name as SafeName)).snapshots, []));
     }
     return out;
   }

@@ -13,26 +13,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdir, rm } from 'node:fs/promises';
 import * as btrfs from '../../core/btrfs/index.ts';
-import { Cleanup } from './cleanup.ts';
-import { BenchServer, probeDir, removeServerRoot, runPush, runRestore } from './snapferry.ts';
+import { alternateVariants, withAbBench } from './ab-rounds.ts';
+import { BenchServer, removeServerRoot, runPush, runRestore } from './snapferry.ts';
 import { ONE_CORE } from './one-core.ts';
-import { parseBenchArgs } from './options.ts';
-import { buildWorld, settle } from './world.ts';
+import { settle } from './world.ts';
 
 const [roundsArg, streamArg, ...variants] = process.argv.slice(2);
-const rounds = Number(roundsArg ?? 3);
-if (variants.length === 0) variants.push('');
-const started = performance.now();
-const say = (line: string): void => void process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
 const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-const cleanup = new Cleanup();
-cleanup.installSignalHandlers();
-try {
-  const options = parseBenchArgs([]);
-  if (options === 'help') throw new Error('unreachable');
-  const world = await buildWorld(cleanup, options.scale, say);
-  const probes = await probeDir(cleanup);
-  const stream = streamArg === 'quarter' ? world.quarter : world.full;
+await withAbBench(streamArg, async (bench) => {
+  const { cleanup, world, probes, stream, say } = bench;
   const name = path.basename(stream.snapshot);
   const root = path.join(world.server.mountPoint, 'root-restore-ab');
   cleanup.after(() => removeServerRoot(root));
@@ -40,31 +29,24 @@ try {
   await runPush(cleanup, probes, { target: pusher, volume: 'bench', snapshot: stream.snapshot });
   await pusher.stop();
   say(`pushed ${name}: ${(stream.rawBytes / 1e6).toFixed(0)} MB of raw stream`);
-  const figures = new Map<string, number[]>(variants.map((v) => [v, []]));
-  for (let r = 0; r < rounds; r++) {
-    for (const variant of r % 2 === 0 ? variants : [...variants].reverse()) {
-      process.env.SNAPFERRY_AB_VARIANT = variant;
-      const dest = path.join(world.client.mountPoint, `restore-ab-${r}-${variant}`);
-      await mkdir(dest);
-      await settle(world.server);
-      await settle(world.client);
-      const server = await BenchServer.start(cleanup, probes, { root, cpus: ONE_CORE.server });
-      try {
-        const loadBefore = load();
-        const before = await server.cpuSeconds();
-        const run = await runRestore(cleanup, probes, { target: server, volume: 'bench', snapshot: name, destDir: dest, cpus: ONE_CORE.client });
-        const perGb = ((await server.cpuSeconds()) - before) / (stream.rawBytes / 1e9);
-        const probe = await server.stop();
-        figures.get(variant)!.push(perGb);
-        say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${run.seconds.toFixed(1)} s, serve peak RSS ${(probe.maxRssBytes / 1e6).toFixed(0)} MB, restore CPU ${(run.probe.cpuSeconds / (stream.rawBytes / 1e9)).toFixed(2)} s/GB; load ${loadBefore} -> ${load()}`);
-      } finally {
-        const restored = path.join(dest, name);
-        if (await btrfs.isSubvolume(restored)) await btrfs.deleteSubvolume(restored);
-        await rm(dest, { recursive: true, force: true });
-      }
+  await alternateVariants(bench, Number(roundsArg ?? 3), variants, async (variant, r) => {
+    const dest = path.join(world.client.mountPoint, `restore-ab-${r}-${variant}`);
+    await mkdir(dest);
+    await settle(world.server);
+    await settle(world.client);
+    const server = await BenchServer.start(cleanup, probes, { root, cpus: ONE_CORE.server });
+    try {
+      const loadBefore = load();
+      const before = await server.cpuSeconds();
+      const run = await runRestore(cleanup, probes, { target: server, volume: 'bench', snapshot: name, destDir: dest, cpus: ONE_CORE.client });
+      const perGb = ((await server.cpuSeconds()) - before) / (stream.rawBytes / 1e9);
+      const probe = await server.stop();
+      say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${run.seconds.toFixed(1)} s, serve peak RSS ${(probe.maxRssBytes / 1e6).toFixed(0)} MB, restore CPU ${(run.probe.cpuSeconds / (stream.rawBytes / 1e9)).toFixed(2)} s/GB; load ${loadBefore} -> ${load()}`);
+      return perGb;
+    } finally {
+      const restored = path.join(dest, name);
+      if (await btrfs.isSubvolume(restored)) await btrfs.deleteSubvolume(restored);
+      await rm(dest, { recursive: true, force: true });
     }
-  }
-  for (const [v, xs] of figures) say(`variant '${v}': ${xs.map((x) => x.toFixed(2)).join(', ')}; mean ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2)} s/GB`);
-} finally {
-  await cleanup.run();
-}
+  });
+});

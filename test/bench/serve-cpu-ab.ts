@@ -9,47 +9,29 @@
  *   node --import tsx test/bench/serve-cpu-ab.ts [rounds=3] [full|quarter] [compress=auto|none|1..19] variant...
  */
 import path from 'node:path';
-import { Cleanup } from './cleanup.ts';
+import { alternateVariants, withAbBench } from './ab-rounds.ts';
 import { pushOnce, type LanContext } from './lan.ts';
-import { clientStartup, probeDir, removeServerRoot } from './snapferry.ts';
+import { clientStartup, removeServerRoot } from './snapferry.ts';
 import { ONE_CORE } from './one-core.ts';
-import { parseBenchArgs } from './options.ts';
-import { buildWorld, settle } from './world.ts';
+import { settle } from './world.ts';
 
 const [roundsArg, streamArg, compress, ...variants] = process.argv.slice(2);
-const rounds = Number(roundsArg ?? 3);
-if (variants.length === 0) variants.push('');
-const started = performance.now();
-const say = (line: string): void => void process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
-const cleanup = new Cleanup();
-cleanup.installSignalHandlers();
-try {
-  const options = parseBenchArgs([]);
-  if (options === 'help') throw new Error('unreachable');
-  const world = await buildWorld(cleanup, options.scale, say);
-  const probes = await probeDir(cleanup);
+await withAbBench(streamArg, async (bench) => {
+  const { cleanup, world, probes, stream, say } = bench;
   const ctx: LanContext = { cleanup, world, probes, startup: await clientStartup(probes), say };
-  const stream = streamArg === 'quarter' ? world.quarter : world.full;
-  const figures = new Map<string, number[]>(variants.map((v) => [v, []]));
-  for (let r = 0; r < rounds; r++) {
-    for (const variant of r % 2 === 0 ? variants : [...variants].reverse()) {
-      process.env.SNAPFERRY_AB_VARIANT = variant;
-      const root = path.join(world.server.mountPoint, `root-ab-${r}-${variant}`);
+  await alternateVariants(bench, Number(roundsArg ?? 3), variants, async (variant, r) => {
+    const root = path.join(world.server.mountPoint, `root-ab-${r}-${variant}`);
+    await settle(world.server);
+    try {
+      // A variant named c1..c19 or cnone pushes with that --compress instead.
+      const level = /^c(\d+|none)$/.exec(variant)?.[1] ?? compress;
+      const push = await pushOnce(ctx, { root, route: {}, stream, cpus: { ...ONE_CORE }, ...(level && level !== 'auto' ? { compress: level } : {}) });
+      const perGb = (push.serverCpuSeconds ?? Number.NaN) / (stream.rawBytes / 1e9);
+      say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${push.seconds.toFixed(1)} s, wire ${(push.wireBytes / 1e6).toFixed(0)} MB, serve peak RSS ${((push.serverMaxRssBytes ?? 0) / 1e6).toFixed(0)} MB, push's ${(push.clientMaxRssBytes / 1e6).toFixed(0)} MB, push CPU ${(push.clientCpuSeconds / (stream.rawBytes / 1e9)).toFixed(2)} s/GB`);
+      return perGb;
+    } finally {
+      await removeServerRoot(root);
       await settle(world.server);
-      try {
-        // A variant named c1..c19 or cnone pushes with that --compress instead.
-        const level = /^c(\d+|none)$/.exec(variant)?.[1] ?? compress;
-        const push = await pushOnce(ctx, { root, route: {}, stream, cpus: { ...ONE_CORE }, ...(level && level !== 'auto' ? { compress: level } : {}) });
-        const perGb = (push.serverCpuSeconds ?? Number.NaN) / (stream.rawBytes / 1e9);
-        figures.get(variant)!.push(perGb);
-        say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${push.seconds.toFixed(1)} s, wire ${(push.wireBytes / 1e6).toFixed(0)} MB, serve peak RSS ${((push.serverMaxRssBytes ?? 0) / 1e6).toFixed(0)} MB, push's ${(push.clientMaxRssBytes / 1e6).toFixed(0)} MB, push CPU ${(push.clientCpuSeconds / (stream.rawBytes / 1e9)).toFixed(2)} s/GB`);
-      } finally {
-        await removeServerRoot(root);
-        await settle(world.server);
-      }
     }
-  }
-  for (const [v, xs] of figures) say(`variant '${v}': ${xs.map((x) => x.toFixed(2)).join(', ')}; mean ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2)} s/GB`);
-} finally {
-  await cleanup.run();
-}
+  });
+});

@@ -210,7 +210,7 @@ test('client add on a running server works at once, push and status take the tok
   const listed = await snapferry(['client', 'list', '--tokens', file, '--json']);
   assert.deepEqual(JSON.parse(listed.stdout).map((e: { name: string; role: string }) => [e.name, e.role]), [['ops', 'admin'], ['carol', 'client']]);
   const again = await snapferry(['client', 'add', 'carol', '--tokens', file]);
-  assert.equal(again.exitCode, EXIT.failed);
+  assert.equal(again.exitCode, EXIT.usage);
   assert.match(again.stderr, /already has a client named carol/);
   assert.equal(again.stdout, '');
 

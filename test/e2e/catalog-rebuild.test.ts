@@ -40,6 +40,14 @@ test('a catalog moved away and rebuilt from the disk: verify passes, the next pu
   };
   await rebuild();
 
+  // Its size went with the catalog: `snapshots` and `status` say it is unknown, not 0 B (and not a volume of 0 B).
+  const cli = async (...args: string[]) => (await execa('node', [BIN, ...args, '--server', server.url], { timeout: 60_000 })).stdout;
+  assert.match(await cli('snapshots', '--volume', 'v'), /^v +s1 +.+ unknown$/m);
+  const rows = JSON.parse(await cli('snapshots', '--volume', 'v', '--json')) as { name: string; rawBytes: number | null; wireBytes: number | null }[];
+  assert.deepEqual(rows.map((r) => [r.name, r.rawBytes, r.wireBytes]), [['s1', null, null]]);
+  const status = JSON.parse(await cli('status', '--json')) as { volumes: { name: string; rawBytes: number | null }[] };
+  assert.deepEqual(status.volumes.map((v) => [v.name, v.rawBytes]), [['v', null]]);
+
   const verified = await verifyCli(server.url, s1);
   assert.equal(verified.exitCode, EXIT.ok, verified.stderr);
 

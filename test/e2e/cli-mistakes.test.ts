@@ -258,3 +258,29 @@ test('status --snapshots-dir VOLUME=DIR with a DIR that does not exist, or is a 
     assert.ok(r.stderr.includes('(see `snapferry status --help`)'), r.stderr);
   }
 });
+
+test('restore into a DEST_DIR that already has something of the snapshot\'s name is a usage error (2): the user moves it away or picks another folder', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const pushed = await snapferry(['push', '--server', server.url, '--volume', 'home', s1]);
+  assert.equal(pushed.exitCode, EXIT.ok, pushed.stderr);
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(path.join(dest, 's1'), { recursive: true });
+  const r = await snapferry(['restore', '--server', server.url, '--volume', 'home', 's1', dest]);
+  assert.equal(r.exitCode, EXIT.usage, r.stderr);
+  assert.match(r.stderr, /restored\/s1 already exists and is not s1 from the server; move it away or restore into another folder/);
+});
+
+test('client add of a name the tokens file has, and client remove of one it has not, are usage errors (2) that say what to do', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-tokens-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const tokens = path.join(dir, 'tokens.json');
+  assert.equal((await snapferry(['client', 'add', 'alice', '--tokens', tokens])).exitCode, EXIT.ok);
+  const again = await snapferry(['client', 'add', 'alice', '--tokens', tokens]);
+  assert.equal(again.exitCode, EXIT.usage, again.stderr);
+  assert.match(again.stderr, /already has a client named alice; pick another name/);
+  const gone = await snapferry(['client', 'remove', 'bob', '--tokens', tokens]);
+  assert.equal(gone.exitCode, EXIT.usage, gone.stderr);
+  assert.match(gone.stderr, /has no client named bob; `snapferry client list --tokens .*` shows who is there/);
+});

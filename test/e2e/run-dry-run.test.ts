@@ -2,23 +2,15 @@
 // it said only "would snapshot X", and the real run then said "pushed 2".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { mutate, rootOnly } from '../fixtures/btrfs.ts';
-import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import type { RunConfig } from '../../client/run/run.ts';
-import { createPair } from './harness.ts';
-import { runAt } from './run-helpers.ts';
+import { homeRun } from './run-helpers.ts';
 
 const T = ['2026-11-01T10:00:00Z', '2026-11-01T12:00:00Z'];
 const NAME = ['home.20261101T100000Z', 'home.20261101T110000Z', 'home.20261101T120000Z'];
 
 test('run --dry-run prints the push plan: the snapshots not yet sent, and the one it would take, each with its parent', rootOnly, async (t) => {
-  const pair = await createPair(t, { fillMB: 4 });
-  const server = await pair.startServer();
-  const api = new ServerApi({ server: server.url });
-  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
-  const config: RunConfig = { server: server.url, volumes: { home: { source: pair.source, snapshotDir: pair.snaps } } };
+  const { pair, api, run, config } = await homeRun(t, { fillMB: 4 });
   assert.equal((await run(config, T[0]!)).exitCode, EXIT.ok);
   // Taken by hand since, and not pushed yet.
   await mutate(pair.source, 'by-hand');

@@ -1,6 +1,9 @@
 /** `runVolumes` as a test drives it: a fixed clock per run, and what it printed kept for assertions. */
+import path from 'node:path';
+import type { RunningServer } from '../../server/serve.ts';
+import { ServerApi } from '../../client/http/api.ts';
 import { runVolumes, type RunConfig, type RunOptions } from '../../client/run/run.ts';
-import { recordingReporter } from './harness.ts';
+import { createPair, recordingReporter, type Pair } from './harness.ts';
 
 export interface RunRecord {
   exitCode: number;
@@ -12,8 +15,10 @@ export interface RunRecord {
   started: { snapshot: string; parent: string | null }[];
 }
 
-export function runAt(lockFile: string) {
-  return async (config: RunConfig, at: string, extra: Partial<RunOptions> = {}): Promise<RunRecord> => {
+export type Run = (config: RunConfig, at: string, extra?: Partial<RunOptions>) => Promise<RunRecord>;
+
+export function runAt(lockFile: string): Run {
+  return async (config, at, extra = {}) => {
     const lines: string[] = [];
     const notes: string[] = [];
     const report = recordingReporter();
@@ -27,5 +32,31 @@ export function runAt(lockFile: string) {
       ...extra,
     });
     return { exitCode, lines, notes, started: report.started };
+  };
+}
+
+export interface HomeRun {
+  pair: Pair;
+  server: RunningServer;
+  api: ServerApi;
+  run: Run;
+  /** One volume on the pair's source and snapshot folder, no retention. */
+  home: { source: string; snapshotDir: string };
+  /** `home` alone, to the server. */
+  config: RunConfig;
+}
+
+/** A pair with its server up, and `run` with its lock on the client's btrfs, configured for one volume, home. */
+export async function homeRun(t: Parameters<typeof createPair>[0], options: { fillMB: number }): Promise<HomeRun> {
+  const pair = await createPair(t, options);
+  const server = await pair.startServer();
+  const home = { source: pair.source, snapshotDir: pair.snaps };
+  return {
+    pair,
+    server,
+    api: new ServerApi({ server: server.url }),
+    run: runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`)),
+    home,
+    config: { server: server.url, volumes: { home } },
   };
 }

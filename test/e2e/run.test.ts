@@ -5,23 +5,17 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { mutate, rootOnly } from '../fixtures/btrfs.ts';
-import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import type { RunConfig } from '../../client/run/run.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { assertReceived, createPair, until } from './harness.ts';
-import { runAt } from './run-helpers.ts';
+import { homeRun, runAt } from './run-helpers.ts';
 
 const T = ['2026-11-01T10:00:00Z', '2026-11-01T11:00:00Z', '2026-11-01T12:00:00Z', '2026-11-01T13:00:00Z'];
 const NAME = ['home.20261101T100000Z', 'home.20261101T110000Z', 'home.20261101T120000Z', 'home.20261101T130000Z'];
 
 test('run twice with a change between: two snapshots pushed, the second incremental; dry-run changes nothing; pruning keeps the next parent', rootOnly, async (t) => {
-  const pair = await createPair(t, { fillMB: 4 });
-  const server = await pair.startServer();
-  const api = new ServerApi({ server: server.url });
-  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
-  const home = { source: pair.source, snapshotDir: pair.snaps };
-  const config: RunConfig = { server: server.url, volumes: { home } };
+  const { pair, server, api, run, home, config } = await homeRun(t, { fillMB: 4 });
   const local = async () => (await fs.readdir(pair.snaps)).sort();
 
   const r1 = await run(config, T[0]!);
@@ -68,10 +62,8 @@ test('run twice with a change between: two snapshots pushed, the second incremen
 });
 
 test('a failing volume does not stop the others; without the server nothing is pruned', rootOnly, async (t) => {
-  const pair = await createPair(t, { fillMB: 1 });
-  const server = await pair.startServer();
-  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
-  const home = { source: pair.source, snapshotDir: pair.snaps, retention: { last: 1 } };
+  const { pair, server, run, home: plain } = await homeRun(t, { fillMB: 1 });
+  const home = { ...plain, retention: { last: 1 } };
   const broken = { source: path.join(pair.client.mountPoint, 'no-such-subvolume'), snapshotDir: path.join(pair.client.mountPoint, 'broken-snaps') };
 
   const r1 = await run({ server: server.url, volumes: { broken, home } }, T[0]!);
@@ -94,11 +86,7 @@ test('a failing volume does not stop the others; without the server nothing is p
 });
 
 test('run pushes the snapshots taken by hand or by btrbk in the snapshotDir too, not only its own', rootOnly, async (t) => {
-  const pair = await createPair(t, { fillMB: 2 });
-  const server = await pair.startServer();
-  const api = new ServerApi({ server: server.url });
-  const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
-  const config: RunConfig = { server: server.url, volumes: { home: { source: pair.source, snapshotDir: pair.snaps } } };
+  const { pair, api, run, config } = await homeRun(t, { fillMB: 2 });
   assert.equal((await run(config, T[0]!)).exitCode, EXIT.ok);
   // Between two runs, a snapshot in btrbk's name format (no seconds, no Z), as the README says one may take.
   await mutate(pair.source, 'by-hand');

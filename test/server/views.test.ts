@@ -123,3 +123,9 @@ test('lists: a client sees its own transfers only; the admin every client\'s, na
   assert.deepEqual((await transfersFor(service, admin, 'bob')).map((t) => t.id), ['b1']);
   assert.deepEqual(service.clients(), ['alice', 'bob', 'carol']);
 });
+
+test('a volume names its snapshots whose size the server does not know (adopted from the disk: no transfer, sizes 0)', async () => {
+  const adopted: SnapshotRecord = { ...snapshot('s1', 'alice'), rawBytes: 0, wireBytes: 0 };
+  const { v } = views([], [adopted, { ...snapshot('s2', 'alice'), transferId: 't2' }]);
+  assert.deepEqual((await v.volumes(alice)).map((x) => [x.name, x.rawBytes, x.sizeUnknown]), [['home', 10, ['s1']]]);
+});

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Snapshot } from '../../../core/protocol.ts';
-import { listSnapshots, snapshotRows } from '../../../client/status/snapshots.ts';
+import { listSnapshots, renderSnapshots, snapshotRows } from '../../../client/status/snapshots.ts';
 import type { ServerApi } from '../../../client/http/api.ts';
 import type { SnapferryError } from '../../../core/errors.ts';
 import { EXIT, exitCodeFor } from '../../../client/exit-codes.ts';
@@ -45,4 +45,13 @@ test('--volume that the server holds nothing of is an error naming the volumes i
   await assert.rejects(listSnapshots(api([]), 'home'), /\(it holds no volume of this client\); check --volume$/);
   // Listed with no snapshot (its first upload under way): an empty list, not an error.
   assert.deepEqual(await listSnapshots(api([{ name: 'home', snapshots: 0 }]), 'home'), []);
+});
+
+test('a snapshot the server adopted without its size (a catalog rebuilt from its disk) has no size in its row, and the table says unknown, not 0 B', () => {
+  const adopted = { ...snapshot('home.20261201T0100', { receivedAt: '2026-12-05T00:00:00.000Z' }), rawBytes: 0, wireBytes: 0, transferId: null };
+  const pushed = { ...snapshot('home.20261202T0100', { receivedAt: '2026-12-06T00:00:00.000Z' }), rawBytes: 3 * 1024 * 1024, wireBytes: 1024 * 1024, transferId: 't2' };
+  const rows = snapshotRows('home', [adopted, pushed]);
+  assert.deepEqual(rows.map((r) => [r.name, r.rawBytes, r.wireBytes]), [['home.20261201T0100', null, null], ['home.20261202T0100', 3 * 1024 * 1024, 1024 * 1024]]);
+  const sizes = renderSnapshots(rows).split('\n').map((l) => l.split(/\s{2,}/).at(-1));
+  assert.deepEqual(sizes, ['SIZE', 'unknown', '3.0 MiB']);
 });

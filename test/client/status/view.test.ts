@@ -30,7 +30,7 @@ function input(over: Partial<StatusInput> = {}): StatusInput {
   return {
     url: 'https://backup.example.net',
     status: { service: 'snapferry', version: '0.1.0', uptimeSeconds: 3 * 86_400 + 4 * 3600, freeBytes: 812 * 1024 * MiB, volumes: 1, snapshots: 2, transfers: {}, receiveStreamVersions: [1, 2], orphanedSpools: { count: 0, bytes: 0 } },
-    volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: [] }],
+    volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: [], sizeUnknown: [] }],
     transfers: [],
     local: {},
     serverSnapshots: {},
@@ -204,7 +204,7 @@ test('long names keep their end; an admin sees whose volume', () => {
   assert.equal(fitEnd('a-very-long-volume-name-indeed', 10), '…me-indeed');
   assert.equal(fitEnd('short', 10), 'short');
   const report = buildStatusReport(input({
-    volumes: [{ client: 'alice', name: 'photos-archive-2025', snapshots: 12345, rawBytes: 0, newest: snapshot('photos-archive-2025.20250301T030000Z', 'p', '2025-03-01T11:00:00Z'), altered: [] }],
+    volumes: [{ client: 'alice', name: 'photos-archive-2025', snapshots: 12345, rawBytes: 0, newest: snapshot('photos-archive-2025.20250301T030000Z', 'p', '2025-03-01T11:00:00Z'), altered: [], sizeUnknown: [] }],
   }));
   const text = renderStatus(report, NOW);
   assertFits(text);
@@ -238,12 +238,18 @@ test('a stream waiting for space is in flight, saying what it needs; spools of e
 
 test('a volume with snapshots changed by hand on the server names them, in the data and the text', () => {
   const report = buildStatusReport(input({
-    volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: ['home.20250227T0300'] }],
+    volumes: [{ name: 'home', snapshots: 2, rawBytes: 20 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: ['home.20250227T0300'], sizeUnknown: [] }],
   }));
   assert.deepEqual(report.volumes.map((v) => [v.name, v.altered]), [['home', ['home.20250227T0300']]]);
   const text = renderStatus(report, NOW);
   assertFits(text);
   assert.match(text.replace(/\n\s+/g, ' '), /CHANGED BY HAND on the server \(made writable or its Received UUID cleared\), kept but never a parent: home\.20250227T0300/);
+});
+
+test('a volume holding a snapshot whose size the server does not know (adopted after a catalog rebuild) has no size in the data, not the others\' sum', () => {
+  const volume = { name: 'home', snapshots: 2, rawBytes: 10 * MiB, newest: snapshot('home.20250228T0300', 'u2', '2025-03-01T10:00:00Z'), altered: [] };
+  const report = buildStatusReport(input({ volumes: [{ ...volume, sizeUnknown: ['home.20250227T0300'] }, { ...volume, name: 'etc', sizeUnknown: [] }] }));
+  assert.deepEqual(report.volumes.map((v) => [v.name, v.rawBytes]), [['etc', 10 * MiB], ['home', null]]);
 });
 
 test('a whole stream on the server is 100%, whatever the estimate said; an upload is measured against it', () => {
