@@ -41,6 +41,12 @@ interface UnrecordedEnd {
   since: number;
   tries: number;
   lastTryMs: number;
+  /**
+   * The try under way, if one is: a look meanwhile waits for it. The move it writes is shown while it is written
+   * (Catalog.updateTransfer), and a second try read it as the transfer having moved on, dropped the end, and the
+   * refusal then took the move back: `uploading` for ever, with no wait shown.
+   */
+  trying: Promise<void> | null;
 }
 
 export class ReceiveRetries {
@@ -145,8 +151,11 @@ export class ReceiveRetries {
    * failed so (waiting_for_space, with its wait), so that a push is told and freed space starts its receive.
    */
   async endNotRecorded(id: string, change: Partial<TransferRecord>, reason: ReceiveWait['reason'], error: SnapferryError): Promise<void> {
+    // The same end again (a spool rewound and completed again): after the try under way, not beside it; that try's
+    // own failure is its caller's to report.
+    await this.ends.get(id)?.trying?.catch(() => undefined);
     const now = Date.now();
-    this.ends.set(id, { change, reason, error, tried: false, since: now, tries: 1, lastTryMs: now });
+    this.ends.set(id, { change, reason, error, tried: false, since: now, tries: 1, lastTryMs: now, trying: null });
     await this.recordEnd(id);
   }
 
@@ -173,12 +182,20 @@ export class ReceiveRetries {
     return { state: waitingState(end.reason), wait, error: { code: end.error.code, message: end.error.message, at: wait.since } };
   }
 
-  private async recordEnd(id: string): Promise<void> {
+  /** Tries the end's record again, unless a try is under way: then it waits for that one. */
+  private recordEnd(id: string): Promise<void> {
     const end = this.ends.get(id);
-    if (!end) return;
+    if (!end) return Promise.resolve();
+    end.trying ??= this.tryEnd(id, end).finally(() => {
+      end.trying = null;
+    });
+    return end.trying;
+  }
+
+  private async tryEnd(id: string, end: UnrecordedEnd): Promise<void> {
     // Aborted, expired or otherwise ended meanwhile: nothing to record.
     if (this.deps.catalog.transfer(id)?.state !== 'uploading') {
-      this.ends.delete(id);
+      this.dropEnd(id, end);
       return;
     }
     if (!(await this.record(id, end.change, end.tried))) {
@@ -187,9 +204,14 @@ export class ReceiveRetries {
       end.lastTryMs = Date.now();
       return;
     }
-    this.ends.delete(id);
+    this.dropEnd(id, end);
     const t = this.deps.catalog.transfer(id);
     if (t) await this.failed(t, end.reason, end.error);
+  }
+
+  /** Drops `end`, unless a later end of the same transfer took its place meanwhile. */
+  private dropEnd(id: string, end: UnrecordedEnd): void {
+    if (this.ends.get(id) === end) this.ends.delete(id);
   }
 
   /** The transfer was received, or is over: nothing to remember about it. */
