@@ -163,11 +163,14 @@ export class ReceiveRetries {
    * What the API shows of a whole stream whose end is not on record yet: the wait it is in, from memory. The file
    * says `uploading` until the record is made, which took a disk that stays full (the catalog's reserve used up) for
    * as long as it stayed full; shown so, `status` said `uploading` at 100% and the push waited without a word of the
-   * disk. Null for any other transfer.
+   * disk. Null for any other transfer. `t` is the record as a reader took it, which says `receiving` while a try of
+   * the record is being written (or was, when the reader took it): the wait is shown then too, since a refused try is
+   * taken back and a recorded one waits all the same (the end is remembered until its wait is recorded). Status said
+   * `receiving` for that moment at every try, for as long as the disk stayed full.
    */
-  unrecordedEnd(id: string, freeBytes: number | null): { state: TransferState; wait: ReceiveWait; error: TransferError } | null {
-    const end = this.ends.get(id);
-    if (!end) return null;
+  unrecordedEnd(t: Pick<TransferRecord, 'id' | 'state'>, freeBytes: number | null): { state: TransferState; wait: ReceiveWait; error: TransferError } | null {
+    const end = this.ends.get(t.id);
+    if (!end || !(t.state === 'uploading' || t.state === 'receiving')) return null;
     const wait: ReceiveWait = {
       reason: end.reason,
       since: new Date(end.since).toISOString(),
@@ -204,9 +207,13 @@ export class ReceiveRetries {
       end.lastTryMs = Date.now();
       return;
     }
-    this.dropEnd(id, end);
-    const t = this.deps.catalog.transfer(id);
-    if (t) await this.failed(t, end.reason, end.error);
+    // Kept until its wait is recorded, so that the API shows the wait meanwhile, not the `receiving` in between.
+    try {
+      const t = this.deps.catalog.transfer(id);
+      if (t) await this.failed(t, end.reason, end.error);
+    } finally {
+      this.dropEnd(id, end);
+    }
   }
 
   /** Drops `end`, unless a later end of the same transfer took its place meanwhile. */
