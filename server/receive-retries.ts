@@ -41,6 +41,12 @@ interface UnrecordedEnd {
   since: number;
   tries: number;
   lastTryMs: number;
+  /**
+   * The try under way, if one is: a look meanwhile waits for it. The move it writes is shown while it is written
+   * (Catalog.updateTransfer), and a second try read it as the transfer having moved on, dropped the end, and the
+   * refusal then took the move back: `uploading` for ever, with no wait shown.
+   */
+  trying: Promise<void> | null;
 }
 
 export class ReceiveRetries {
@@ -145,8 +151,11 @@ export class ReceiveRetries {
    * failed so (waiting_for_space, with its wait), so that a push is told and freed space starts its receive.
    */
   async endNotRecorded(id: string, change: Partial<TransferRecord>, reason: ReceiveWait['reason'], error: SnapferryError): Promise<void> {
+    // The same end again (a spool rewound and completed again): after the try under way, not beside it; that try's
+    // own failure is its caller's to report.
+    await this.ends.get(id)?.trying?.catch(() => undefined);
     const now = Date.now();
-    this.ends.set(id, { change, reason, error, tried: false, since: now, tries: 1, lastTryMs: now });
+    this.ends.set(id, { change, reason, error, tried: false, since: now, tries: 1, lastTryMs: now, trying: null });
     await this.recordEnd(id);
   }
 
@@ -154,11 +163,14 @@ export class ReceiveRetries {
    * What the API shows of a whole stream whose end is not on record yet: the wait it is in, from memory. The file
    * says `uploading` until the record is made, which took a disk that stays full (the catalog's reserve used up) for
    * as long as it stayed full; shown so, `status` said `uploading` at 100% and the push waited without a word of the
-   * disk. Null for any other transfer.
+   * disk. Null for any other transfer. `t` is the record as a reader took it, which says `receiving` while a try of
+   * the record is being written (or was, when the reader took it): the wait is shown then too, since a refused try is
+   * taken back and a recorded one waits all the same (the end is remembered until its wait is recorded). Status said
+   * `receiving` for that moment at every try, for as long as the disk stayed full.
    */
-  unrecordedEnd(id: string, freeBytes: number | null): { state: TransferState; wait: ReceiveWait; error: TransferError } | null {
-    const end = this.ends.get(id);
-    if (!end) return null;
+  unrecordedEnd(t: Pick<TransferRecord, 'id' | 'state'>, freeBytes: number | null): { state: TransferState; wait: ReceiveWait; error: TransferError } | null {
+    const end = this.ends.get(t.id);
+    if (!end || !(t.state === 'uploading' || t.state === 'receiving')) return null;
     const wait: ReceiveWait = {
       reason: end.reason,
       since: new Date(end.since).toISOString(),
@@ -173,12 +185,20 @@ export class ReceiveRetries {
     return { state: waitingState(end.reason), wait, error: { code: end.error.code, message: end.error.message, at: wait.since } };
   }
 
-  private async recordEnd(id: string): Promise<void> {
+  /** Tries the end's record again, unless a try is under way: then it waits for that one. */
+  private recordEnd(id: string): Promise<void> {
     const end = this.ends.get(id);
-    if (!end) return;
+    if (!end) return Promise.resolve();
+    end.trying ??= this.tryEnd(id, end).finally(() => {
+      end.trying = null;
+    });
+    return end.trying;
+  }
+
+  private async tryEnd(id: string, end: UnrecordedEnd): Promise<void> {
     // Aborted, expired or otherwise ended meanwhile: nothing to record.
     if (this.deps.catalog.transfer(id)?.state !== 'uploading') {
-      this.ends.delete(id);
+      this.dropEnd(id, end);
       return;
     }
     if (!(await this.record(id, end.change, end.tried))) {
@@ -187,9 +207,18 @@ export class ReceiveRetries {
       end.lastTryMs = Date.now();
       return;
     }
-    this.ends.delete(id);
-    const t = this.deps.catalog.transfer(id);
-    if (t) await this.failed(t, end.reason, end.error);
+    // Kept until its wait is recorded, so that the API shows the wait meanwhile, not the `receiving` in between.
+    try {
+      const t = this.deps.catalog.transfer(id);
+      if (t) await this.failed(t, end.reason, end.error);
+    } finally {
+      this.dropEnd(id, end);
+    }
+  }
+
+  /** Drops `end`, unless a later end of the same transfer took its place meanwhile. */
+  private dropEnd(id: string, end: UnrecordedEnd): void {
+    if (this.ends.get(id) === end) this.ends.delete(id);
   }
 
   /** The transfer was received, or is over: nothing to remember about it. */

@@ -113,7 +113,7 @@ export class ReplicationService implements AppService {
       heldByPush: (id) => this.requests.held(id),
       rawReceived: (id) => this.rawReceived(id),
       freeBytes: () => this.freeBytes(),
-      unrecordedEnd: (id, free) => this.retries.unrecordedEnd(id, free),
+      unrecordedEnd: (t, free) => this.retries.unrecordedEnd(t, free),
       spoolBytes: (id) => spoolBytes(layout, id),
       orphanedSpools: (client) => this.orphanedSpools(client),
       refreshVolume: (client, volume) => refreshVolume(this.disk, client, volume),

@@ -40,9 +40,9 @@ export interface ViewSource {
   freeBytes(): Promise<number | null>;
   /**
    * The wait of a whole stream whose end the catalog could not record yet (a full disk), shown in place of the
-   * `uploading` its record still says (server/receive-retries.ts unrecordedEnd); null for any other transfer.
+   * state its record says (server/receive-retries.ts unrecordedEnd); null for any other transfer.
    */
-  unrecordedEnd(id: string, freeBytes: number | null): Pick<Transfer, 'state' | 'wait' | 'error'> | null;
+  unrecordedEnd(t: Pick<TransferRecord, 'id' | 'state'>, freeBytes: number | null): Pick<Transfer, 'state' | 'wait' | 'error'> | null;
   spoolBytes(id: string): Promise<number>;
   orphanedSpools(client?: string): Promise<OrphanedSpool[]>;
   /** Drops from the catalog the client's snapshots in `volume` that are gone from disk. */
@@ -120,7 +120,7 @@ export class Views {
         ? await this.src.progress(t.id)
         : { wireOffset: t.wireBytes ?? 0, framesVerified: t.framesVerified ?? 0, rawBytes: t.rawBytes ?? 0, chain: null };
     const free = await this.src.freeBytes();
-    const shown = t.state === 'uploading' ? this.src.unrecordedEnd(t.id, free) : null;
+    const shown = this.src.unrecordedEnd(t, free);
     return {
       id: t.id, client: t.client, volume: t.volume, snapshot: t.snapshot, uuid: t.uuid, parentUuid: t.parentUuid,
       state: shown?.state ?? t.state, createdAt: t.createdAt, updatedAt: t.updatedAt, chunkSize: t.chunkSize,
@@ -177,7 +177,7 @@ export class Views {
     const free = await this.src.freeBytes();
     for (const t of this.src.catalog.transfers(client === undefined ? {} : { client })) {
       // A whole stream whose end is not on record yet counts as the wait it is in, as its transfer shows.
-      const state = (t.state === 'uploading' ? this.src.unrecordedEnd(t.id, free)?.state : undefined) ?? t.state;
+      const state = this.src.unrecordedEnd(t, free)?.state ?? t.state;
       transfers[state] = (transfers[state] ?? 0) + 1;
     }
     let volumes = 0;
@@ -206,7 +206,7 @@ export class Views {
     const free = await this.src.freeBytes();
     for (const record of this.src.catalog.transfers({ client })) {
       // A whole stream whose end is not on record yet counts as the wait it is in, with its whole stream's figures.
-      const shown = record.state === 'uploading' ? this.src.unrecordedEnd(record.id, free) : null;
+      const shown = this.src.unrecordedEnd(record, free);
       const counted = shown === null ? record : { ...record, ...shown, rawBytes: (await this.src.progress(record.id)).rawBytes };
       transfers.push({ record: counted, wireBytes: await this.wireBytes(record), spoolBytes: await this.src.spoolBytes(record.id), rawReceived: this.src.rawReceived(record.id) });
     }

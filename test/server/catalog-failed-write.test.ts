@@ -23,10 +23,13 @@ async function fullable(t: { after(fn: () => Promise<void>): void }) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'snapferry-catalog-full-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'catalog.json');
-  const disk = { full: false, writes: 0 };
+  const disk: { full: boolean; writes: number; refusing?: () => Promise<void> } = { full: false, writes: 0 };
   const catalog = await Catalog.open(file, async (f, text) => {
     disk.writes++;
-    if (disk.full) throw enospc();
+    if (disk.full) {
+      await disk.refusing?.();
+      throw enospc();
+    }
     await writeFileDurably(f, text);
   });
   const onFile = async (id: string) => (JSON.parse(await fs.readFile(file, 'utf8')) as { transfers: TransferRecord[] }).transfers.find((x) => x.id === id);
@@ -131,6 +134,60 @@ test('an end not recorded is forgotten when its transfer ended meanwhile', async
   await catalog.updateTransfer('f', { state: 'aborted' });
   await retries.check();
   assert.equal(catalog.transfer('f')!.state, 'aborted');
+});
+
+test('a look while the end record is being tried again waits for that try: a refused try keeps the end remembered, and shown', async (t) => {
+  const { catalog, disk } = await fullable(t);
+  await catalog.putTransfer(record('g', 'uploading'));
+  // Once the move is recorded, the wait is made after a look at the free space: held here while the test looks.
+  let freeAsked: (() => void) | null = null;
+  let answerFree: () => void = () => undefined;
+  const freeBytes = () => new Promise<number>((resolve) => {
+    answerFree = () => resolve(0);
+    if (freeAsked) freeAsked();
+    else resolve(0);
+  });
+  const retries = new ReceiveRetries(
+    { catalog, log: silentLogger(), freeBytes, filesystem: async () => null, spoolBytes: async () => 0, root: '/srv/snapferry', startFromSpool: () => undefined, startLater: () => undefined },
+    { firstMs: 5000, maxMs: 300_000, checkMs: 10_000 },
+  );
+  const change = { state: 'receiving' as const, wireBytes: 60 * MiB, rawBytes: 100 * MiB, framesVerified: 100 };
+  // The first try's refusal takes a while (a full btrfs flushes before it says ENOSPC), and the periodic look comes
+  // meanwhile: the move being written is shown (Catalog.updateTransfer), and read as the transfer having moved on, the
+  // look dropped the end; the refusal then took the move back and the transfer said `uploading` for ever, no wait shown.
+  let entered!: () => void;
+  let release!: () => void;
+  const inWrite = new Promise<void>((resolve) => (entered = resolve));
+  disk.refusing = () => {
+    disk.refusing = undefined;
+    entered();
+    return new Promise<void>((resolve) => (release = resolve));
+  };
+  disk.full = true;
+  const ending = retries.endNotRecorded('g', change, 'disk_full', new SnapferryError('end_not_recorded', 'full'));
+  await inWrite;
+  assert.equal(catalog.transfer('g')!.state, 'receiving', 'the try is shown while it is written');
+  // A reader (the API's view of a transfer) takes the record now, and asks what to show after its other reads.
+  const taken = catalog.transfer('g')!;
+  assert.equal(retries.unrecordedEnd(taken, 0)?.state, 'waiting_for_space', 'and the API shows the wait meanwhile');
+  const looking = retries.check();
+  release();
+  await Promise.all([ending, looking]);
+  assert.equal(catalog.transfer('g')!.state, 'uploading', 'refused: taken back');
+  assert.equal(retries.unrecordedEnd(catalog.transfer('g')!, 0)?.state, 'waiting_for_space', 'the end is still remembered, and shown as the wait it is in');
+  assert.equal(retries.unrecordedEnd(taken, 0)?.state, 'waiting_for_space', 'so is the record taken while the try was written');
+
+  disk.full = false;
+  const asked = new Promise<void>((resolve) => (freeAsked = resolve));
+  const recording = retries.check();
+  await asked;
+  assert.equal(catalog.transfer('g')!.state, 'receiving', 'the move is on record, its wait not yet');
+  assert.equal(retries.unrecordedEnd(catalog.transfer('g')!, 0)?.state, 'waiting_for_space', 'shown as the wait it is about to be on record');
+  freeAsked = null;
+  answerFree();
+  await recording;
+  assert.equal(catalog.transfer('g')!.state, 'waiting_for_space', 'recorded at the next look once the disk takes it');
+  assert.equal(retries.unrecordedEnd(catalog.transfer('g')!, 0), null, 'then shown as the catalog has it');
 });
 
 test('markAltered finds its snapshot by what names it, not by the object a caller holds: read before a write was taken back, or before another finding', async (t) => {
