@@ -81,6 +81,52 @@ describe('compression pool', () => {
     assert.ok(mostAhead <= 2 * pool.inUse + 4, `the encoder ran ${mostAhead} frames ahead of its consumer`);
   });
 
+  it("a zstd payload's memory, once recycled, is where a later payload is made", async () => {
+    // As an upload does (client/upload/source.ts): each frame read, then handed back once the server holds it.
+    const own = new CompressionPool(1);
+    try {
+      const chunkSize = 64 * KiB;
+      const raw = compressibleBytes(40 * chunkSize);
+      const encoder = new FrameEncoder({ chunkSize, level: 3, pool: own });
+      const out: Buffer[] = [];
+      const acknowledging = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          out.push(Buffer.from(chunk));
+          encoder.recycle(chunk);
+          cb();
+        },
+      });
+      const pieces = Array.from({ length: raw.length / (16 * KiB) }, (_, i) => raw.subarray(i * 16 * KiB, (i + 1) * 16 * KiB));
+      await pipeline(Readable.from(pieces), encoder, acknowledging);
+      assert.deepEqual(await decode(Buffer.concat(out), chunkSize), raw);
+      const { payloads, fresh } = own.payloadCounts;
+      assert.equal(payloads, 40);
+      // New memory only for the payloads made before the first one came back: the jobs in flight and a frame read.
+      assert.ok(fresh <= own.inUse + 3, `${fresh} of ${payloads} payloads in new memory`);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('takes back only the whole of its own payloads', async () => {
+    const own = new CompressionPool(1);
+    try {
+      const chunk = (): Buffer => compressibleBytes(64 * KiB);
+      const first = await own.run(chunk(), 3);
+      assert.equal(first.codec, 'zstd');
+      own.recycle(first.payload.subarray(0, 10)); // a piece that does not end the payload: still in use
+      own.recycle(Buffer.alloc(first.payload.length)); // memory of its own, not the pool's
+      await own.run(chunk(), 3);
+      assert.deepEqual(own.payloadCounts, { payloads: 2, fresh: 2 });
+      own.recycle(first.payload.subarray(10)); // the rest: the whole payload is back
+      await own.run(chunk(), 3);
+      assert.deepEqual(own.payloadCounts, { payloads: 3, fresh: 2 });
+      assert.equal(first.payload.length, 0, 'the memory moved to the worker');
+    } finally {
+      await own.close();
+    }
+  });
+
   it('rejects bad levels at once, and jobs after close', async () => {
     assert.throws(() => pool.run(Buffer.alloc(10), 99), RangeError);
     const closing = new CompressionPool(1);
