@@ -79,9 +79,15 @@ export class CompressionPool {
     const end = this.#lent.get(memory);
     if (end === undefined || piece.byteOffset + piece.byteLength !== end) return;
     this.#lent.delete(memory);
-    if (this.#returnedBytes + memory.byteLength > SHELF_BYTES) return;
+    // With no worker running (raw frames for a while), no job would take it back: held here it would only be held.
+    if (this.#pool.started === 0 || this.#returnedBytes + memory.byteLength > SHELF_BYTES) return;
     this.#returned.push(memory);
     this.#returnedBytes += memory.byteLength;
+  }
+
+  /** Bytes of payload memory held here for the next job. */
+  get heldPayloadBytes(): number {
+    return this.#returnedBytes;
   }
 
   /** zstd payloads made so far, and how many of them in new memory (for tests and the bench). */
@@ -114,7 +120,10 @@ export class CompressionPool {
   run(raw: Buffer, level: number): Promise<CompressedParts> {
     validateZstdLevel(level);
     if (level === NO_COMPRESSION) {
-      if (++this.#rawJobsInRow >= RETIRE_AFTER_JOBS && this.#pool.started > 0) this.#pool.retireBeyond(0);
+      if (++this.#rawJobsInRow >= RETIRE_AFTER_JOBS && this.#pool.started > 0) {
+        this.#pool.retireBeyond(0);
+        this.#takeReturned();
+      }
       return Promise.resolve({ codec: 'raw', payload: raw, rawHash: sha256(raw), compressNs: 0, level, spare: null });
     }
     this.#rawJobsInRow = 0;
@@ -126,10 +135,16 @@ export class CompressionPool {
       this.#spread = 1;
       if (++this.#jobsBelowSpread >= RETIRE_AFTER_JOBS && this.#pool.started > 1) this.#pool.retireBeyond(1);
     }
-    const reuse = this.#returned;
+    const reuse = this.#takeReturned();
+    return this.#pool.run({ raw: data, level, reuse }, level, [...transferListOf(data), ...reuse], this.#spread);
+  }
+
+  /** The payload memory held for the next job, no longer held here (a worker's, or the collector's once dropped). */
+  #takeReturned(): ArrayBuffer[] {
+    const taken = this.#returned;
     this.#returned = [];
     this.#returnedBytes = 0;
-    return this.#pool.run({ raw: data, level, reuse }, level, [...transferListOf(data), ...reuse], this.#spread);
+    return taken;
   }
 
   /** Stops the workers; jobs still running reject with CompressionPoolClosed. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { CompressionPool, CompressionPoolClosed } from '../../core/wire/compression-pool.ts';
+import { CompressionPool, CompressionPoolClosed, RETIRE_AFTER_JOBS } from '../../core/wire/compression-pool.ts';
 import type { CompressionSample, LevelChooser } from '../../core/wire/frame-encoder.ts';
 import { sha256 } from '../../core/wire/chain.ts';
 import { Readable, Writable } from 'node:stream';
@@ -122,6 +122,23 @@ describe('compression pool', () => {
       await own.run(chunk(), 3);
       assert.deepEqual(own.payloadCounts, { payloads: 3, fresh: 2 });
       assert.equal(first.payload.length, 0, 'the memory moved to the worker');
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('lets payload memory go once a long spell of raw frames has stopped the workers', async () => {
+    const own = new CompressionPool(1);
+    try {
+      const zstd = await own.run(compressibleBytes(64 * KiB), 3);
+      const inFlight = await own.run(compressibleBytes(64 * KiB), 3);
+      own.recycle(zstd.payload);
+      assert.ok(own.heldPayloadBytes > 0, 'held for the next job');
+      for (let i = 0; i < RETIRE_AFTER_JOBS; i++) await own.run(compressibleBytes(64 * KiB), 0);
+      assert.equal(own.workersStarted, 0);
+      assert.equal(own.heldPayloadBytes, 0, 'no job will take it back');
+      own.recycle(inFlight.payload);
+      assert.equal(own.heldPayloadBytes, 0, 'nor a payload acknowledged after');
     } finally {
       await own.close();
     }
