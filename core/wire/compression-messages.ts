@@ -5,6 +5,8 @@ export interface CompressRequest {
   id: number;
   raw: Uint8Array;
   level: number;
+  /** Payload memory the server has acknowledged, for the worker to copy later payloads into (payload-shelf.mjs). */
+  reuse?: ArrayBuffer[];
 }
 
 export type CompressResponse =
@@ -16,6 +18,8 @@ export type CompressResponse =
       compressNs: number;
       /** The raw chunk's memory, sent back for reuse when the payload is not the chunk itself. */
       spare?: Uint8Array;
+      /** Whether a zstd payload's memory was made new, not used again. */
+      freshPayload: boolean;
       error?: undefined;
     }
   | { id: number; error: string };

@@ -10,6 +10,7 @@ import { NO_COMPRESSION, validateZstdLevel } from './codec.ts';
 import type { CompressRequest, CompressResponse } from './compression-messages.ts';
 import { sha256 } from './chain.ts';
 import { owned, transferListOf } from './transferable.mjs';
+import { SHELF_BYTES } from './payload-shelf.mjs';
 import { WorkerPool } from '../worker-pool.ts';
 
 export interface CompressedParts {
@@ -56,9 +57,42 @@ export class CompressionPool {
   #spread = 1;
   #jobsBelowSpread = 0;
   #rawJobsInRow = 0;
+  /** zstd payload memory handed out, by its memory: where the payload ends in it (its last byte recycled frees it). */
+  readonly #lent = new WeakMap<ArrayBuffer, number>();
+  /** Payload memory recycled since the last job, sent back to a worker with the next one (payload-shelf.mjs). */
+  #returned: ArrayBuffer[] = [];
+  #returnedBytes = 0;
+  #freshPayloads = 0;
+  #payloads = 0;
 
   constructor(size: number = defaultPoolSize()) {
-    this.#pool = new WorkerPool({ url: WORKER, size, name: 'a compression worker', settle: partsOf });
+    this.#pool = new WorkerPool({ url: WORKER, size, name: 'a compression worker', settle: (res, level) => this.#partsOf(res, level) });
+  }
+
+  /**
+   * Takes back a piece of a zstd payload from this pool once nothing reads it any more (the server acknowledged it):
+   * once its last byte is back, its memory goes to a worker with the next job and a later payload is copied into it,
+   * instead of each payload being new memory that only a mark-compact frees (issue 22). Anything else is ignored.
+   */
+  recycle(piece: Uint8Array): void {
+    const memory = piece.buffer as ArrayBuffer;
+    const end = this.#lent.get(memory);
+    if (end === undefined || piece.byteOffset + piece.byteLength !== end) return;
+    this.#lent.delete(memory);
+    // With no worker running (raw frames for a while), no job would take it back: held here it would only be held.
+    if (this.#pool.started === 0 || this.#returnedBytes + memory.byteLength > SHELF_BYTES) return;
+    this.#returned.push(memory);
+    this.#returnedBytes += memory.byteLength;
+  }
+
+  /** Bytes of payload memory held here for the next job. */
+  get heldPayloadBytes(): number {
+    return this.#returnedBytes;
+  }
+
+  /** zstd payloads made so far, and how many of them in new memory (for tests and the bench). */
+  get payloadCounts(): { payloads: number; fresh: number } {
+    return { payloads: this.#payloads, fresh: this.#freshPayloads };
   }
 
   /** Workers the pool may start: what a level chooser can count on at the levels that use them all. */
@@ -86,7 +120,10 @@ export class CompressionPool {
   run(raw: Buffer, level: number): Promise<CompressedParts> {
     validateZstdLevel(level);
     if (level === NO_COMPRESSION) {
-      if (++this.#rawJobsInRow >= RETIRE_AFTER_JOBS && this.#pool.started > 0) this.#pool.retireBeyond(0);
+      if (++this.#rawJobsInRow >= RETIRE_AFTER_JOBS && this.#pool.started > 0) {
+        this.#pool.retireBeyond(0);
+        this.#takeReturned();
+      }
       return Promise.resolve({ codec: 'raw', payload: raw, rawHash: sha256(raw), compressNs: 0, level, spare: null });
     }
     this.#rawJobsInRow = 0;
@@ -98,17 +135,35 @@ export class CompressionPool {
       this.#spread = 1;
       if (++this.#jobsBelowSpread >= RETIRE_AFTER_JOBS && this.#pool.started > 1) this.#pool.retireBeyond(1);
     }
-    return this.#pool.run({ raw: data, level }, level, transferListOf(data), this.#spread);
+    const reuse = this.#takeReturned();
+    return this.#pool.run({ raw: data, level, reuse }, level, [...transferListOf(data), ...reuse], this.#spread);
+  }
+
+  /** The payload memory held for the next job, no longer held here (a worker's, or the collector's once dropped). */
+  #takeReturned(): ArrayBuffer[] {
+    const taken = this.#returned;
+    this.#returned = [];
+    this.#returnedBytes = 0;
+    return taken;
   }
 
   /** Stops the workers; jobs still running reject with CompressionPoolClosed. */
   close(): Promise<void> {
     return this.#pool.close(new CompressionPoolClosed());
   }
+
+  #partsOf(res: CompressResponse, level: number): CompressedParts {
+    if (res.error !== undefined) throw new Error(`compression failed: ${res.error}`);
+    if (res.codec === 'zstd') {
+      this.#lent.set(res.payload.buffer as ArrayBuffer, res.payload.byteOffset + res.payload.byteLength);
+      this.#payloads++;
+      if (res.freshPayload) this.#freshPayloads++;
+    }
+    return partsOf(res, level);
+  }
 }
 
-function partsOf(res: CompressResponse, level: number): CompressedParts {
-  if (res.error !== undefined) throw new Error(`compression failed: ${res.error}`);
+function partsOf(res: CompressResponse & { error?: undefined }, level: number): CompressedParts {
   return {
     codec: res.codec,
     payload: Buffer.from(res.payload.buffer, res.payload.byteOffset, res.payload.byteLength),

@@ -93,11 +93,13 @@ export class FrameEncoder extends Transform {
 
   /**
    * Takes back a frame's payload once nothing reads it any more (the server acknowledged it). A raw frame's payload
-   * is a whole chunk's memory, and the next chunk is filled in it instead of in a new 4 MiB buffer; the chunker
-   * keeps only such memory and ignores anything else.
+   * is a whole chunk's memory, and the next chunk is filled in it instead of in a new 4 MiB buffer; a zstd payload
+   * from the pool goes back to it for a later payload (CompressionPool.recycle). Each keeps only its own memory and
+   * ignores anything else.
    */
   recycle(payload: Buffer): void {
     this.#chunker.recycle(payload);
+    this.#pool?.recycle(payload);
   }
 
   /**
@@ -226,8 +228,8 @@ export class FrameEncoder extends Transform {
     const index = this.#chain.frames;
     // The seal is a step of its own, after compression (whose measure the chooser gets) and before the header.
     const sent = this.#seal ? sealFrame(this.#seal, index, parts) : parts;
-    // A raw chunk sealed is copied into its seal: its memory is free to be filled again, as recycle() would have it.
-    if (sent !== parts && parts.codec === 'raw') this.#chunker.recycle(parts.payload);
+    // A payload sealed is copied into its seal: its memory is free to be used again, as recycle() would have it.
+    if (sent !== parts) this.recycle(parts.payload);
     const header = dataFrameHeader(rawLength, sent, { chunkSize: this.chunkSize, index });
     this.#chooser?.observe({ level: parts.level, rawOffset: this.#rawOffset, rawLength, payloadLength: parts.payload.length, compressNs: parts.compressNs });
     this.push(header);

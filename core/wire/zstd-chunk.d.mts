@@ -4,5 +4,5 @@ export declare const TABLE_LOG_CAP: number;
 
 export declare class ZstdChunkCompressor {
   /** Level 0 keeps the chunk raw. `payload.length <= raw.length` always; zstd only when strictly smaller. */
-  compress(raw: Buffer, level: number): { codec: 'raw' | 'zstd'; payload: Buffer };
+  compress(raw: Buffer, level: number, allocate?: (n: number) => Buffer): { codec: 'raw' | 'zstd'; payload: Buffer };
 }

@@ -16,12 +16,18 @@ export const TABLE_LOG_CAP = 21;
 
 const { compressionLevel, hashLog, chainLog } = binding.CParameter;
 
+// allocUnsafeSlow: the payload owns its memory, so it can move to another thread without a copy.
+function allocatePayload(n) {
+  return Buffer.allocUnsafeSlow(n);
+}
+
 export class ZstdChunkCompressor {
   #cctx = new binding.CCtx();
   #scratch = Buffer.alloc(0);
   #level = 0;
 
-  compress(raw, level) {
+  /** `allocate(n)`: memory for an n-byte payload (by default new memory each time; a worker's comes from its shelf). */
+  compress(raw, level, allocate = allocatePayload) {
     if (raw.length === 0 || level === 0) return { codec: 'raw', payload: raw };
     const bound = binding.compressBound(raw.length);
     if (this.#scratch.length < bound) this.#scratch = Buffer.allocUnsafe(bound);
@@ -29,9 +35,8 @@ export class ZstdChunkCompressor {
     const n = this.#cctx.compress2(this.#scratch, raw);
     // Equal length would decode fine, but raw is cheaper to check and keeps "zstd => smaller" a wire invariant.
     if (n >= raw.length) return { codec: 'raw', payload: raw };
-    // Copied out of the scratch, which the next chunk reuses; allocUnsafeSlow so the copy owns its memory and can
-    // move to another thread without a copy.
-    const payload = Buffer.allocUnsafeSlow(n);
+    // Copied out of the scratch, which the next chunk reuses.
+    const payload = allocate(n);
     this.#scratch.copy(payload, 0, 0, n);
     return { codec: 'zstd', payload };
   }

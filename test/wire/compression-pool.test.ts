@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { CompressionPool, CompressionPoolClosed } from '../../core/wire/compression-pool.ts';
+import { CompressionPool, CompressionPoolClosed, RETIRE_AFTER_JOBS } from '../../core/wire/compression-pool.ts';
 import type { CompressionSample, LevelChooser } from '../../core/wire/frame-encoder.ts';
 import { sha256 } from '../../core/wire/chain.ts';
 import { Readable, Writable } from 'node:stream';
@@ -79,6 +79,69 @@ describe('compression pool', () => {
     assert.equal(framed, 65, '64 data frames and the end frame');
     t.diagnostic(`at most ${mostAhead} frames ahead`);
     assert.ok(mostAhead <= 2 * pool.inUse + 4, `the encoder ran ${mostAhead} frames ahead of its consumer`);
+  });
+
+  it("a zstd payload's memory, once recycled, is where a later payload is made", async () => {
+    // As an upload does (client/upload/source.ts): each frame read, then handed back once the server holds it.
+    const own = new CompressionPool(1);
+    try {
+      const chunkSize = 64 * KiB;
+      const raw = compressibleBytes(40 * chunkSize);
+      const encoder = new FrameEncoder({ chunkSize, level: 3, pool: own });
+      const out: Buffer[] = [];
+      const acknowledging = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          out.push(Buffer.from(chunk));
+          encoder.recycle(chunk);
+          cb();
+        },
+      });
+      const pieces = Array.from({ length: raw.length / (16 * KiB) }, (_, i) => raw.subarray(i * 16 * KiB, (i + 1) * 16 * KiB));
+      await pipeline(Readable.from(pieces), encoder, acknowledging);
+      assert.deepEqual(await decode(Buffer.concat(out), chunkSize), raw);
+      const { payloads, fresh } = own.payloadCounts;
+      assert.equal(payloads, 40);
+      // New memory only for the payloads made before the first one came back: the jobs in flight and a frame read.
+      assert.ok(fresh <= own.inUse + 3, `${fresh} of ${payloads} payloads in new memory`);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('takes back only the whole of its own payloads', async () => {
+    const own = new CompressionPool(1);
+    try {
+      const chunk = (): Buffer => compressibleBytes(64 * KiB);
+      const first = await own.run(chunk(), 3);
+      assert.equal(first.codec, 'zstd');
+      own.recycle(first.payload.subarray(0, 10)); // a piece that does not end the payload: still in use
+      own.recycle(Buffer.alloc(first.payload.length)); // memory of its own, not the pool's
+      await own.run(chunk(), 3);
+      assert.deepEqual(own.payloadCounts, { payloads: 2, fresh: 2 });
+      own.recycle(first.payload.subarray(10)); // the rest: the whole payload is back
+      await own.run(chunk(), 3);
+      assert.deepEqual(own.payloadCounts, { payloads: 3, fresh: 2 });
+      assert.equal(first.payload.length, 0, 'the memory moved to the worker');
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('lets payload memory go once a long spell of raw frames has stopped the workers', async () => {
+    const own = new CompressionPool(1);
+    try {
+      const zstd = await own.run(compressibleBytes(64 * KiB), 3);
+      const inFlight = await own.run(compressibleBytes(64 * KiB), 3);
+      own.recycle(zstd.payload);
+      assert.ok(own.heldPayloadBytes > 0, 'held for the next job');
+      for (let i = 0; i < RETIRE_AFTER_JOBS; i++) await own.run(compressibleBytes(64 * KiB), 0);
+      assert.equal(own.workersStarted, 0);
+      assert.equal(own.heldPayloadBytes, 0, 'no job will take it back');
+      own.recycle(inFlight.payload);
+      assert.equal(own.heldPayloadBytes, 0, 'nor a payload acknowledged after');
+    } finally {
+      await own.close();
+    }
   });
 
   it('rejects bad levels at once, and jobs after close', async () => {
