@@ -341,7 +341,14 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
       onProgress: (wire) => ctx.compression.rawPace.sent(progress.uploaded(wire).rawBytes),
       onRetry: (err) => notes.retry(err, `${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });
-    await framed.done;
+    // An upload whose HEAD showed it whole ends without reading the source: its rest arrived while this attempt hashed
+    // its way to the offset (from another push of it, say). Nothing reads this send's rest now, so its btrfs send
+    // blocks on a full pipe: waited for, the push hung for ever after the upload was done.
+    if (framed.source.endTaken) await framed.done;
+    else {
+      framed.cancel();
+      ctx.report.note(`${step.snapshot.name}: the server has the whole upload already (the rest arrived while this push looked for where to resume); nothing more to send`);
+    }
   } catch (err) {
     framed.cancel();
     // Stopped (Ctrl-C, SIGTERM): the upload's lease goes with this push, not LEASE_MS later, so the command run again
