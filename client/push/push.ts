@@ -13,7 +13,7 @@ import { readKeyFile } from '../../core/crypto/key-file.ts';
 import { ServerApi } from '../http/api.ts';
 import { createTransport } from '../http/transport.ts';
 import { findParentCandidates, resolveRequested } from '../local/snapshots.ts';
-import { PushError, sendSnapshot } from './send-snapshot.ts';
+import { PushError, sendSnapshot, type SentSnapshot } from './send-snapshot.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { sourceGroups } from '../../core/sources.ts';
 import { sealingOfKey, type Sealing } from '../../core/sealing.ts';
@@ -163,6 +163,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.signal ? { signal: options.signal } : {}),
     ...(sealKey ? { sealKey } : {}),
     changedParents,
+    sent: new Map<string, SentSnapshot>(),
     localSnapshot: async (uuid: string) => (await findParentCandidates(requested[0]!.path, new Set([uuid])))[0] ?? null,
     replan: async (step: PlanStep, changed: ReadonlySet<string> = changedParents) =>
       (await planOn(await api.snapshots(volume), [step.snapshot], sealing, changed)).steps[0] ?? step,

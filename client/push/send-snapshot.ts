@@ -60,6 +60,11 @@ export interface SendContext {
   changedParents?: Set<string>;
   /** This machine's read-only snapshot of that UUID, or null: what a transfer holding the volume would send. */
   localSnapshot?: (uuid: string) => Promise<LocalSnapshot | null>;
+  /**
+   * What this push has sent, by snapshot UUID: one sent first because its upload held the volume is its own step
+   * later in the plan, and that step was announced and reported received a second time, on the plan's parent.
+   */
+  sent?: Map<string, SentSnapshot>;
 }
 
 export class PushError extends SnapferryError {}
@@ -71,10 +76,25 @@ export interface SentSnapshot {
 }
 
 export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise<SentSnapshot> {
+  const before = ctx.sent?.get(planned.snapshot.uuid);
+  if (before !== undefined) return before;
+  const sent = await sendOnce(ctx, planned);
+  ctx.sent?.set(planned.snapshot.uuid, sent);
+  return sent;
+}
+
+async function sendOnce(ctx: SendContext, planned: PlanStep): Promise<SentSnapshot> {
   let step = planned;
   const backoff = new Backoff(ctx.backoff);
   let lastOffset = -1;
-  ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+  // Said once the attempt knows which upload goes on (attempt()): a resumed or received one may have begun on
+  // another parent than this plan's, and one the server holds already is not sent at all.
+  let announced = false;
+  const announce = (parent: string | null) => {
+    if (announced) return;
+    announced = true;
+    ctx.report.startTransfer(step.snapshot.name, parent);
+  };
   let progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
   const notes = new RetryNotes((text) => ctx.report.note(text));
   // The transfers this push has sent to: one of them found aborted was ended by someone else (gone-upload.ts).
@@ -94,23 +114,23 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
         if (now !== step) {
           // Another stream: its own estimate and figures, and the line that says what is sent.
           step = now;
-          ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+          announced = false;
           progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
         }
       }
-      return sentOn(step, await attempt(ctx, step, progress, notes, sentTo));
+      return await sentOn(ctx, step, await attempt(ctx, step, progress, notes, sentTo, announce));
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       // Whatever went wrong, the server may have finished anyway (the last response was lost).
       const now = await findTransfer(ctx, step).catch(() => undefined);
-      if (now?.state === 'received') return sentOn(step, reportReceived(ctx, now));
+      if (now?.state === 'received') return await sentOn(ctx, step, reportReceived(ctx, now));
       // The server has the whole stream and receives it by itself: nothing to send, nothing to wait for here.
       if (err instanceof ReceiveWaiting) throw err;
       // The parent changed here after it was sent: refused again however often it goes, so the step goes another way.
       if (err instanceof SnapferryError && err.code === PARENT_CHANGED && ctx.replan) {
         const now = await aroundChangedParent(ctx, step, ctx.replan, err);
         step = now;
-        ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+        announced = false;
         progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
         continue;
       }
@@ -118,7 +138,7 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
       // on another parent or in full, at once (the refusal said "push again", which is all the user could do).
       if (err instanceof SnapferryError && err.code === 'parent_altered' && ctx.replan) {
         step = await aroundAlteredParent(ctx, step, ctx.replan, err);
-        ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+        announced = false;
         progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
         continue;
       }
@@ -136,7 +156,7 @@ export async function sendSnapshot(ctx: SendContext, planned: PlanStep): Promise
         // After another snapshot's lines, or on another parent: this one's own line again, and its own figures.
         if (now !== step || busy.kind === 'sendFirst') {
           step = now;
-          ctx.report.startTransfer(step.snapshot.name, step.parent?.name ?? null);
+          announced = false;
           progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
         }
         continue;
@@ -195,7 +215,20 @@ async function stillHolds(ctx: SendContext, step: PlanStep, refusal: SnapferryEr
   return transfer !== null && transfer.uuid !== step.snapshot.uuid && !finalStates.includes(transfer.state);
 }
 
-const sentOn = (step: PlanStep, transfer: Transfer): SentSnapshot => ({ transfer, parent: step.parent?.name ?? null });
+const sentOn = async (ctx: SendContext, step: PlanStep, transfer: Transfer): Promise<SentSnapshot> => ({ transfer, parent: await parentOf(ctx, step, transfer) });
+
+/**
+ * The name of the parent `transfer` is sent on: the plan's, unless the upload began on another one (a push of this
+ * snapshot alone, say, before a newer parent was sent) and the server holds or received it that way.
+ */
+async function parentOf(ctx: SendContext, step: PlanStep, transfer: Transfer): Promise<string | null> {
+  const uuid = transfer.parentUuid;
+  if (uuid === null) return null;
+  if (uuid === step.parent?.uuid) return step.parent.name;
+  const there = (await ctx.api.snapshots(ctx.volume).catch(() => null))?.snapshots.find((s) => s.uuid === uuid);
+  if (there !== undefined) return there.name;
+  return (await ctx.localSnapshot?.(uuid).catch(() => null))?.name ?? uuid;
+}
 
 /** `step` with the parent its plan picks now, said when that is another one than before. */
 async function betterParent(ctx: SendContext, step: PlanStep, replan: (step: PlanStep) => Promise<PlanStep>): Promise<PlanStep> {
@@ -291,7 +324,9 @@ function expiredNote(snapshot: string, newest: Transfer | undefined): string | n
   return `${snapshot}: the server expired the unfinished upload${after}${lost}; starting over`;
 }
 
-async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgress, notes: RetryNotes, sentTo: Set<string>): Promise<Transfer> {
+async function attempt(
+  ctx: SendContext, step: PlanStep, progress: TransferProgress, notes: RetryNotes, sentTo: Set<string>, announce: (parent: string | null) => void,
+): Promise<Transfer> {
   const { standing: mine, gone } = await transfersOf(ctx, step);
   if (gone !== null) notes.once(gone);
   // Aborted while this push waited to try again (its upload's 404 never came): the same decision, not a new upload.
@@ -300,7 +335,12 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
   // The server keeps the name an upload was created with: said before the received line names it.
   if (existing && existing.snapshot !== step.snapshot.name) notes.once(renamedNote(step.snapshot.name, existing));
   if (existing?.state === 'received') return reportReceived(ctx, existing);
-  if (existing && existing.state !== 'uploading') return waitReceived(ctx, step, existing.id);
+  if (existing && existing.state !== 'uploading') {
+    announce(await parentOf(ctx, step, existing));
+    return waitReceived(ctx, step, existing.id);
+  }
+  // An uploading one on another parent is aborted below, so what goes on goes on the plan's parent.
+  announce(step.parent?.name ?? null);
   const expired = existing ? null : expiredNote(step.snapshot.name, mine[0]);
   if (expired !== null) ctx.report.note(expired);
 
@@ -360,7 +400,14 @@ async function attempt(ctx: SendContext, step: PlanStep, progress: TransferProgr
       onProgress: (wire) => ctx.compression.rawPace.sent(progress.uploaded(wire).rawBytes),
       onRetry: (err) => notes.retry(err, `${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });
-    await framed.done;
+    // An upload whose HEAD showed it whole ends without reading the source: its rest arrived while this attempt hashed
+    // its way to the offset (from another push of it, say). Nothing reads this send's rest now, so its btrfs send
+    // blocks on a full pipe: waited for, the push hung for ever after the upload was done.
+    if (framed.source.endTaken) await framed.done;
+    else {
+      framed.cancel();
+      ctx.report.note(`${step.snapshot.name}: the server has the whole upload already (the rest arrived while this push looked for where to resume); nothing more to send`);
+    }
   } catch (err) {
     framed.cancel();
     // Stopped (Ctrl-C, SIGTERM): the upload's lease goes with this push, not LEASE_MS later, so the command run again

@@ -55,6 +55,7 @@ export class FramedUploadSource {
   private closed = false;
   private ended = false;
   private reading = false;
+  private endTakenYet = false;
   /** Slices waiting for the background reader to bring more bytes. */
   private arrivals: (() => void)[] = [];
   private waitedNs = 0n;
@@ -73,6 +74,14 @@ export class FramedUploadSource {
   /** Time slices spent waiting for frames so far: the upload had nothing to send. */
   get waitedMs(): number {
     return Number(this.waitedNs / 1_000_000n);
+  }
+
+  /**
+   * Whether a slice has carried the end frame. An upload can succeed without it: tus-js-client takes a HEAD that
+   * shows the upload whole for the end, and reads none of the source (the rest came from elsewhere meanwhile).
+   */
+  get endTaken(): boolean {
+    return this.endTakenYet;
   }
 
   /** Called by the encoder for every frame it emits (before its bytes can be read). */
@@ -103,12 +112,17 @@ export class FramedUploadSource {
       cut = this.boundaryWithin(start, want) ?? cut;
     }
     if (cut === null) {
-      if (this.endOffset !== null && start === this.endOffset) return { value: null, done: true };
+      if (this.endOffset !== null && start === this.endOffset) {
+        this.endTakenYet = true;
+        return { value: null, done: true };
+      }
       throw new UploadSourceError('source_ended_early', `the framed stream ended at ${this.producedEnd()} without an end frame`);
     }
     this.sliceLimit = Math.min(2 * (cut - start), this.maxSlice);
     const value = { pieces: this.pieces(start, cut), size: cut - start };
-    return { value, done: this.endOffset !== null && cut === this.endOffset };
+    const done = this.endOffset !== null && cut === this.endOffset;
+    if (done) this.endTakenYet = true;
+    return { value, done };
   }
 
   close(): void {

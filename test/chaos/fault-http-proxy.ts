@@ -7,6 +7,9 @@
  *   const faults = await startFaultHttpProxy({ host: '127.0.0.1', port: server.port });
  *   t.after(() => faults.close());
  *   faults.fail({ status: 500, when: (req) => req.method === 'HEAD' }, 3000);   // HEADs answer 500 for 3 s
+ *   const held = faults.hold((req) => req.method === 'HEAD');  // the next HEAD waits at the proxy...
+ *   await held.arrived;                                          // ...the test changes the server meanwhile...
+ *   held.release();                                              // ...and the HEAD goes on
  *
  * The TCP-level faults (rate, cuts) are the chaos proxy's (chaos-proxy.ts); put it in front of this one.
  */
@@ -32,6 +35,11 @@ export interface FaultHttpProxy {
   /** Answers matching requests with the fault, from now for `ms` (or until fail(null)). */
   fail(fault: Fault | null, ms?: number): void;
   /**
+   * Holds the next request that matches `when` at the proxy, unanswered, until release(): the client has sent it, and
+   * the test changes what the server will answer before the server sees it. `arrived` resolves once it is held.
+   */
+  hold(when: (req: { method: string; path: string }) => boolean): { arrived: Promise<void>; release(): void };
+  /**
    * Requests seen, by "METHOD", by "METHOD STATUS [CODE]" for the server's answers (CODE: its error code header) and
    * by "METHOD answered STATUS" for those the fault answered.
    */
@@ -47,11 +55,19 @@ export async function startFaultHttpProxy(first: { host: string; port: number })
   const count = (key: string) => void (counts[key] = (counts[key] ?? 0) + 1);
   const sockets = new Set<Socket>();
   const agent = new http.Agent({ keepAlive: true });
+  let held: { when: (req: { method: string; path: string }) => boolean; arrived: () => void; released: Promise<void> } | null = null;
 
   const server = http.createServer((req, res) => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
     count(method);
+    if (!held?.when({ method, path })) return pass(req, res, method, path);
+    const { arrived, released } = held;
+    held = null;
+    arrived();
+    void released.then(() => pass(req, res, method, path));
+  });
+  const pass = (req: http.IncomingMessage, res: http.ServerResponse, method: string, path: string): void => {
     if (fault && Date.now() >= until) fault = null;
     if (fault?.when({ method, path })) {
       count(`${method} answered ${fault.status}`);
@@ -73,7 +89,7 @@ export async function startFaultHttpProxy(first: { host: string; port: number })
       if (!req.complete) upstream.destroy();
     });
     pipeline(req, upstream).catch(() => upstream.destroy());
-  });
+  };
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -89,6 +105,13 @@ export async function startFaultHttpProxy(first: { host: string; port: number })
     fail(next, ms) {
       fault = next;
       until = ms === undefined ? Infinity : Date.now() + ms;
+    },
+    hold(when) {
+      let arrived!: () => void;
+      let release!: () => void;
+      const hold = { arrived: new Promise<void>((resolve) => (arrived = resolve)), released: new Promise<void>((resolve) => (release = resolve)) };
+      held = { when, arrived, released: hold.released };
+      return { arrived: hold.arrived, release };
     },
     counts: () => ({ ...counts }),
     async close() {

@@ -70,13 +70,14 @@ export async function createPair(t: AfterHook, options: { clientMiB?: number; se
 }
 
 /** A reporter that keeps what it was told, for assertions. */
-export function recordingReporter(): Reporter & { notes: string[]; started: { snapshot: string; parent: string | null }[] } {
+export function recordingReporter(): Reporter & { notes: string[]; started: { snapshot: string; parent: string | null }[]; receivedSnapshots: string[] } {
   const notes: string[] = [];
   const started: { snapshot: string; parent: string | null }[] = [];
+  const received: string[] = [];
   // SNAPFERRY_TEST_VERBOSE=FILE appends what the pushes in a test say to FILE.
   const echo = process.env.SNAPFERRY_TEST_VERBOSE ? (m: string) => appendFileSync(process.env.SNAPFERRY_TEST_VERBOSE!, `${new Date().toISOString()} ${m}\n`) : () => undefined;
   return {
-    notes, started,
+    notes, started, receivedSnapshots: received,
     note: (m) => {
       notes.push(m);
       echo(m);
@@ -84,7 +85,7 @@ export function recordingReporter(): Reporter & { notes: string[]; started: { sn
     startTransfer: (snapshot, parent) => started.push({ snapshot, parent }),
     progress: () => undefined,
     waiting: () => undefined,
-    received: () => undefined,
+    received: (snapshot) => void received.push(snapshot),
   };
 }
 

@@ -12,7 +12,8 @@ import { rootOnly, mutate } from '../fixtures/btrfs.ts';
 import { push, type PushOptions } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
-import { assertReceived, createPair, disagreeFrom, framedLength, recordingReporter, until, type Pair } from './harness.ts';
+import { startFaultHttpProxy } from '../chaos/fault-http-proxy.ts';
+import { assertReceived, createPair, disagreeFrom, framedLength, pushPart, recordingReporter, until, type Pair } from './harness.ts';
 import type { RunningServer } from '../../server/serve.ts';
 import type { SnapferryError } from '../../core/errors.ts';
 
@@ -42,7 +43,7 @@ async function linkedPair(t: AfterHook, fillMB: number, opts: { holdReceives?: b
   return { pair, server, proxy };
 }
 
-function pushVia(proxy: ChaosProxy, snapshots: string[], extra: Partial<PushOptions> = {}) {
+function pushVia(proxy: Pick<ChaosProxy, 'url'>, snapshots: string[], extra: Partial<PushOptions> = {}) {
   const report = recordingReporter();
   const result = push(
     { server: proxy.url, volume: 'v', snapshots, backoff: { baseMs: 100, maxMs: 1000 }, pollMs: 100, stallMs: 5000, ...extra },
@@ -179,6 +180,48 @@ test('two pushes of the same snapshot at once: one uploads, the other waits, not
   assertWireBudget(t, proxy, transfers[0]!.wireOffset, 2, 256 * 1024 + 72);
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
+
+// What the case above met now and then under load: the waiting push read the upload's offset, hashed its way to it,
+// and by the time its HEAD came the other push had sent the end. Here the HEAD is held at a proxy until that happened.
+test('a resume whose HEAD finds the upload whole (the rest sent by another push meanwhile) ends, without waiting for its own btrfs send', cutTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 8 });
+  const server = await pair.startServer({ holdReceives: true });
+  const s1 = await pair.snapshot('s1');
+  const partial = await pushPart(server, s1, 2);
+  const faults = await startFaultHttpProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) });
+  t.after(() => faults.close());
+  const held = faults.hold((req) => req.method === 'HEAD');
+  const stop = new AbortController();
+  const late = pushVia({ url: faults.url }, [s1], { signal: stop.signal, retries: 4 });
+  late.result.catch(() => undefined);
+  try {
+    await held.arrived;
+    const other = push({ server: server.url, volume: 'v', snapshots: [s1], pollMs: 100 }, recordingReporter());
+    other.catch(() => undefined);
+    const api = new ServerApi({ server: server.url });
+    await until('the other push to send the end', async () => (await api.transfer(partial.id)).state !== 'uploading');
+    held.release();
+    server.service.resumeReceives();
+    const ended = await within(30_000, late.result);
+    const said = late.report.notes.join('\n');
+    assert.ok(ended !== null, `the late push did not end within 30 s of the upload's end:\n${said}`);
+    assert.equal(ended.sent[0]!.transfer.id, partial.id, said);
+    assert.match(said, /s1: the server has the whole upload already/);
+    await other;
+  } finally {
+    // Stopped, the hung push still waited for its send (a stop kills btrfs send, but nothing ended the pipeline).
+    stop.abort();
+    await within(10_000, late.result.catch(() => undefined));
+  }
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+});
+
+/** `promise`'s value, or null when it takes longer than `ms`. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => (timer = setTimeout(resolve, ms, null)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 test('a PATCH exactly as long as the stream (tus-js-client issue 779) completes', cutTest, async (t) => {
   const { pair, proxy } = await linkedPair(t, 4);

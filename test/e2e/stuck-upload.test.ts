@@ -116,3 +116,27 @@ test('a push from another machine under the same client name waits for the uploa
   assert.ok(report.notes.some((n) => n.includes(`transfer ${sending.id} of sA holds the volume: another push of this client is sending it right now, from a machine that has sA`)), said);
   await assertReceived(sA, pair.receivedPath('v', 'sA'));
 });
+
+test('a folder push that sends first an upload begun on an older parent names that parent, and sends and receives it once', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 4 });
+  const server = await pair.startServer();
+  const s0 = await pair.snapshot('s0');
+  await push({ server: server.url, volume: 'v', snapshots: [s0] }, recordingReporter());
+  await mutate(pair.source, 'after-s0');
+  const s1 = await pair.snapshot('s1');
+  await fs.writeFile(path.join(pair.source, 'big'), crypto.randomBytes(3 * 1024 * 1024));
+  const s2 = await pair.snapshot('s2');
+  // s2 alone: its upload goes on s0, the newest the server has; the folder's plan puts it on s1.
+  const partial = await pushPart(server, s2, 2);
+  const report = recordingReporter();
+  const result = await push({ server: server.url, volume: 'v', snapshots: [pair.snaps], ...quick }, report);
+  const said = JSON.stringify({ started: report.started, received: report.receivedSnapshots, notes: report.notes }, null, 1);
+  const api = new ServerApi({ server: server.url });
+  const s0Uuid = (await btrfs.subvolumeShow(s0)).uuid;
+  assert.equal((await api.transfer(partial.id)).parentUuid, s0Uuid, said);
+  assert.deepEqual(report.started.filter((s) => s.snapshot === 's2'), [{ snapshot: 's2', parent: 's0' }], said);
+  assert.deepEqual(report.receivedSnapshots.filter((s) => s === 's2'), ['s2'], said);
+  assert.deepEqual(result.sent.filter((s) => s.snapshot === 's2').map((s) => s.parent), ['s0'], said);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+  await assertReceived(s2, pair.receivedPath('v', 's2'));
+});

@@ -61,8 +61,11 @@ for (const [label, size] of [
   test(`every byte arrives, whole frames per slice, done with the last (${label})`, async () => {
     const raw = crypto.randomBytes(size);
     const { source, done } = sourceFor(raw, 65536, 100_000);
+    assert.equal(source.endTaken, false);
     const { slices } = await drain(source, 100_000);
     await done;
+    // What the push asks before it waits for the pipeline: a source whose end was never taken would not end it.
+    assert.equal(source.endTaken, true);
     const wire = Buffer.concat(slices);
     // Every slice ends on a frame boundary: a parser fed slice by slice holds nothing pending after each.
     const parser = new FrameParser({ chunkSize: 65536, keepRaw: true });
