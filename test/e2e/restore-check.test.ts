@@ -139,6 +139,51 @@ test('restore into a read-only snapshot says so and what to do, exit 2', slow, a
   assert.match(err.message, new RegExp(`^DEST_DIR ${s1} is read-only .*; choose another folder`));
 });
 
+/** The uid that stands for another user of the restoring machine (nobody): it owns what it plants, nothing more. */
+const OTHER_UID = 65534;
+
+test('a DEST_DIR another user can write, or a folder above it they can rename, is refused before anything is written through it, exit 2', slow, async (t) => {
+  const { pair, server, s1 } = await world(t, 'check-unsafe-dest');
+  const victim = path.join(pair.client.mountPoint, 'victim');
+  await fs.mkdir(victim);
+  const uuid = (await btrfs.subvolumeShow(s1)).uuid;
+  const refused = async (destDir: string, blamed: string, why: RegExp): Promise<void> => {
+    const err = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir }, recordingReporter()).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof Error, `the restore into ${destDir} was refused`);
+    assert.equal((err as { code?: string }).code, 'restore_target_unsafe', String(err));
+    assert.equal(exitCodeFor(err), EXIT.usage);
+    assert.ok(err.message.includes(blamed), err.message);
+    assert.match(err.message, why);
+    assert.deepEqual(await fs.readdir(victim), [], 'nothing was written where the planted symlink leads');
+  };
+
+  // The other user's own folder, with the spool's name (the server lists the UUID) planted as a symlink by them.
+  const theirs = path.join(pair.client.mountPoint, 'theirs');
+  await fs.mkdir(theirs);
+  await fs.chown(theirs, OTHER_UID, OTHER_UID);
+  await fs.symlink(victim, path.join(theirs, `.snapferry-restore-${uuid}`));
+  await fs.lchown(path.join(theirs, `.snapferry-restore-${uuid}`), OTHER_UID, OTHER_UID);
+  await refused(theirs, `DEST_DIR ${theirs} is owned by uid ${OTHER_UID}`, /chown root and chmod go-w/);
+
+  // Root's folder that every user may write, sticky or not: anyone may plant their own entry there.
+  const open = path.join(pair.client.mountPoint, 'open');
+  await fs.mkdir(open);
+  await fs.chmod(open, 0o1777);
+  await refused(open, `DEST_DIR ${open} is writable by every user`, /or restore into a folder whose path only root can change$/);
+
+  // Root's own 0755 folder inside a folder others may write without the sticky bit: it can be renamed and replaced.
+  const shared = path.join(pair.client.mountPoint, 'shared');
+  const inside = path.join(shared, 'restored');
+  await fs.mkdir(inside, { recursive: true });
+  await fs.chmod(shared, 0o777);
+  await refused(inside, `${shared}, a folder on its way, is writable by every user without the sticky bit`, /: restore into a folder whose path only root can change$/);
+
+  // With the sticky bit (as /tmp), no other user can rename root's folder in it: restored as asked.
+  await fs.chmod(shared, 0o1777);
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: inside }, recordingReporter());
+  await assertReceived(s1, result.path);
+});
+
 test('a snapshot held in --parent-dir but not in DEST_DIR is restored into DEST_DIR', slow, async (t) => {
   const { pair, server, s1, dest } = await world(t, 'check-parent-dir');
   const report = recordingReporter();
