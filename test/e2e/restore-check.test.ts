@@ -35,14 +35,14 @@ async function world(t: Parameters<typeof createPair>[0], seed: string) {
   return { pair, server, s1, dest };
 }
 
-/** A reporter that runs `then` (synchronously) when the final check starts, before it reads a byte. */
-function atCheck(then: () => void): Reporter & { notes: string[] } {
+/** A reporter that runs `then` (synchronously) when the final check of `name` starts, before it reads a byte. */
+function atCheck(then: () => void, name = 's1'): Reporter & { notes: string[] } {
   const r = recordingReporter();
   return {
     ...r,
     note: (m) => {
       r.note(m);
-      if (/^s1: checking the restored snapshot/.test(m)) then();
+      if (m.startsWith(`${name}: checking the restored snapshot`)) then();
     },
   };
 }
@@ -128,6 +128,30 @@ test('a restore whose final check finds a difference keeps the copy for inspecti
   assert.match(said, /^s1: identical to the server's copy/m, said);
   await assertReceived(s1, result.path);
   assert.deepEqual((await fs.readdir(dest)).sort(), ['.snapferry-differs-s1', '.snapferry-differs-s1-2', 's1']);
+});
+
+test('a copy of a snapshot whose name takes all 255 bytes is kept for inspection when its check differs, exit 3, and again beside it', slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 1, seed: 'check-long-name' });
+  const server = await pair.startServer();
+  const name = `s${'x'.repeat(254)}`;
+  const snap = await pair.snapshot(name);
+  await push({ server: server.url, volume: 'v', snapshots: [snap], retries: 0 }, recordingReporter());
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  const changed = atCheck(() => {
+    const at = path.join(dest, readdirSync(dest).find((n) => n.startsWith('.snapferry-unchecked-')) ?? name);
+    execFileSync('btrfs', ['property', 'set', '-f', '-ts', at, 'ro', 'false']);
+    writeFileSync(path.join(at, 'not-from-the-server'), 'x');
+    execFileSync('btrfs', ['property', 'set', '-ts', at, 'ro', 'true']);
+  }, name);
+  for (const run of [1, 2]) {
+    const err = await restore({ server: server.url, volume: 'v', snapshot: name, destDir: dest }, changed).then(() => null, (e: unknown) => e);
+    assert.equal(exitCodeFor(err), EXIT.differences, `run ${run}: ${String(err)}`);
+    const kept = readdirSync(dest).filter((n) => n.startsWith('.snapferry-differs-')).sort();
+    assert.equal(kept.length, run, `run ${run} kept its copy: ${readdirSync(dest).join(', ')}`);
+    for (const k of kept) assert.ok(existsSync(path.join(dest, k, 'not-from-the-server')), k);
+    assert.deepEqual(readdirSync(dest).filter((n) => n.startsWith('.snapferry-unchecked-')), [], 'no copy left unchecked');
+  }
 });
 
 test('restore into a read-only snapshot says so and what to do, exit 2', slow, async (t) => {
