@@ -16,10 +16,11 @@ export const VOLUME_NOT_ON_SERVER = 'volume_not_on_server';
 const SERVE_MISTAKES = new Set(['root_not_btrfs', 'tokens_file_missing', 'tokens_file_unreadable', 'tokens_file_invalid']);
 
 /**
- * client/restore/local.ts, restore.ts and receive.ts. restore_target_exists among them: what is in the way may want a
- * look before it is moved, but no run again gets past it, as no second `key generate` gets past a key file that exists.
+ * client/restore/local.ts, target-owner.ts, restore.ts and receive.ts. restore_target_exists among them: what is in
+ * the way may want a look before it is moved, but no run again gets past it, as no second `key generate` gets past a
+ * key file that exists.
  */
-const RESTORE_FOLDER_MISTAKES = new Set(['restore_target_missing', 'restore_target_not_btrfs', 'restore_target_read_only', 'parent_dir_elsewhere', 'restore_target_exists']);
+const RESTORE_FOLDER_MISTAKES = new Set(['restore_target_missing', 'restore_target_not_btrfs', 'restore_target_read_only', 'parent_dir_elsewhere', 'restore_target_exists', 'restore_target_unsafe']);
 
 /** `client add` of a name the tokens file has, `client remove` of one it has not (server/tokens.ts): a name to change. */
 const CLIENT_NAME_MISTAKES = new Set(['client_exists', 'client_not_found']);

@@ -51,9 +51,19 @@ export function uncheckedName(uuid: string): string {
   return `.snapferry-unchecked-${uuid}`;
 }
 
-/** The dot name a restored snapshot that failed the final check is kept under for inspection, never the snapshot's. */
+const DIFFERS_PREFIX = '.snapferry-differs-';
+/** A file name's most bytes (NAME_MAX); a snapshot's name may take all of them (names are ASCII: a char is a byte). */
+const NAME_MAX = 255;
+/** Left free for the `-2`, `-3`, ... that a copy kept beside an earlier one gets (restore.ts freeName). */
+const SUFFIX_ROOM = 4;
+
+/**
+ * The dot name a restored snapshot that failed the final check is kept under for inspection, never the snapshot's.
+ * A long name is cut to fit: whole, the rename failed with ENAMETOOLONG, the restore exited 1 instead of 3 and left
+ * the copy unchecked for every later run to fail on the same way.
+ */
 export function differsName(name: string): string {
-  return `.snapferry-differs-${name}`;
+  return `${DIFFERS_PREFIX}${name.slice(0, NAME_MAX - DIFFERS_PREFIX.length - SUFFIX_ROOM)}`;
 }
 
 export async function receiveSpool(job: SpoolReceive): Promise<{ path: string; rawBytes: number }> {

@@ -21,6 +21,7 @@ import { assertWritable, btrfsMountOf, readonlySnapshotsIn, rivalParents, Restor
 import { PARENT_CHANGED } from '../push/changed-parent.ts';
 import { planRestore, type RestorePlan } from './plan.ts';
 import { RestoreSpool, spoolDirFor } from './spool.ts';
+import { assertOnlyWeWrite } from './target-owner.ts';
 import { asRestoreDiskFull } from './disk-full.ts';
 import { downloadInto, fetchCatalog, type RestoreHttp } from './http.ts';
 import { differsName, receiveSpool, uncheckedName } from './receive.ts';
@@ -108,6 +109,7 @@ async function restoreWith(options: RestoreOptions, report: Reporter, withChain:
   const chunkSize = validateChunkSize(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
   const dest = await btrfsMountOf(destDir, 'DEST_DIR');
   await assertWritable(destDir, 'DEST_DIR');
+  await assertOnlyWeWrite(destDir);
   const sealKey = options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt);
   if (parentDir !== destDir && (await btrfsMountOf(parentDir, '--parent-dir')).source !== dest.source) {
     throw new RestoreTargetError('parent_dir_elsewhere', `--parent-dir ${parentDir} is on another filesystem than ${destDir}: btrfs receive finds the parent on its own filesystem only`);

@@ -55,6 +55,12 @@ interface Job {
   now: JobState;
   stop: AbortController;
   lastUsed: number;
+  /**
+   * The starts not yet released: a job is shared by every start of its snapshot (a timer's `run` and a `verify` by
+   * hand, an admin's and the client's own), and the first to finish took it from under the others, whose next
+   * question was answered 404 `not_found` and failed them.
+   */
+  holders: number;
   /** Gives the job's place under the caps back (once). */
   release: () => void;
 }
@@ -96,6 +102,7 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
     const running = [...this.jobs.values()].find((j) => j.client === req.client && j.volume === req.volume && j.snapshot === req.snapshot);
     if (running && running.now.state !== 'failed' && (running.readData || !req.readData)) {
       running.lastUsed = this.now();
+      running.holders += 1;
       return view(running);
     }
     if (running?.now.state === 'digesting') {
@@ -112,7 +119,7 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
     const own = this.saved.file(req.client, req.volume, snapshot.uuid);
     const job: Job = {
       id: crypto.randomBytes(16).toString('hex'), client: req.client, volume: req.volume, snapshot: req.snapshot, readData: req.readData,
-      reused: null, progress: { bytes: 0, total: null, entries: 0 }, now: { state: 'digesting' }, stop: new AbortController(), lastUsed: this.now(), release,
+      reused: null, progress: { bytes: 0, total: null, entries: 0 }, now: { state: 'digesting' }, stop: new AbortController(), lastUsed: this.now(), holders: 1, release,
     };
     this.jobs.set(job.id, job);
     void this.run(job, dir, own, snapshot.parentUuid);
@@ -206,9 +213,14 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
     return { records: [...found].map(([path, record]) => ({ path, record })) };
   }
 
-  /** The caller is done with the job: it goes (a digest under way is stopped; a finished one stays saved on disk). */
+  /**
+   * A caller is done with the job: once every start of it is, it goes (a digest under way is stopped; a finished one
+   * stays saved on disk). A holder that never says so is let go with the job when nobody asks for idleMs.
+   */
   release(client: SafeName | null, id: string): void {
-    this.drop(this.job(client, id));
+    const job = this.job(client, id);
+    job.holders -= 1;
+    if (job.holders <= 0) this.drop(job);
   }
 
   /** Stops every job (the server is closing). */

@@ -35,14 +35,14 @@ async function world(t: Parameters<typeof createPair>[0], seed: string) {
   return { pair, server, s1, dest };
 }
 
-/** A reporter that runs `then` (synchronously) when the final check starts, before it reads a byte. */
-function atCheck(then: () => void): Reporter & { notes: string[] } {
+/** A reporter that runs `then` (synchronously) when the final check of `name` starts, before it reads a byte. */
+function atCheck(then: () => void, name = 's1'): Reporter & { notes: string[] } {
   const r = recordingReporter();
   return {
     ...r,
     note: (m) => {
       r.note(m);
-      if (/^s1: checking the restored snapshot/.test(m)) then();
+      if (m.startsWith(`${name}: checking the restored snapshot`)) then();
     },
   };
 }
@@ -130,6 +130,30 @@ test('a restore whose final check finds a difference keeps the copy for inspecti
   assert.deepEqual((await fs.readdir(dest)).sort(), ['.snapferry-differs-s1', '.snapferry-differs-s1-2', 's1']);
 });
 
+test('a copy of a snapshot whose name takes all 255 bytes is kept for inspection when its check differs, exit 3, and again beside it', slow, async (t) => {
+  const pair = await createPair(t, { fillMB: 1, seed: 'check-long-name' });
+  const server = await pair.startServer();
+  const name = `s${'x'.repeat(254)}`;
+  const snap = await pair.snapshot(name);
+  await push({ server: server.url, volume: 'v', snapshots: [snap], retries: 0 }, recordingReporter());
+  const dest = path.join(pair.client.mountPoint, 'restored');
+  await fs.mkdir(dest);
+  const changed = atCheck(() => {
+    const at = path.join(dest, readdirSync(dest).find((n) => n.startsWith('.snapferry-unchecked-')) ?? name);
+    execFileSync('btrfs', ['property', 'set', '-f', '-ts', at, 'ro', 'false']);
+    writeFileSync(path.join(at, 'not-from-the-server'), 'x');
+    execFileSync('btrfs', ['property', 'set', '-ts', at, 'ro', 'true']);
+  }, name);
+  for (const run of [1, 2]) {
+    const err = await restore({ server: server.url, volume: 'v', snapshot: name, destDir: dest }, changed).then(() => null, (e: unknown) => e);
+    assert.equal(exitCodeFor(err), EXIT.differences, `run ${run}: ${String(err)}`);
+    const kept = readdirSync(dest).filter((n) => n.startsWith('.snapferry-differs-')).sort();
+    assert.equal(kept.length, run, `run ${run} kept its copy: ${readdirSync(dest).join(', ')}`);
+    for (const k of kept) assert.ok(existsSync(path.join(dest, k, 'not-from-the-server')), k);
+    assert.deepEqual(readdirSync(dest).filter((n) => n.startsWith('.snapferry-unchecked-')), [], 'no copy left unchecked');
+  }
+});
+
 test('restore into a read-only snapshot says so and what to do, exit 2', slow, async (t) => {
   const { server, s1 } = await world(t, 'check-readonly');
   const err = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: s1 }, recordingReporter()).then(() => null, (e: unknown) => e);
@@ -137,6 +161,51 @@ test('restore into a read-only snapshot says so and what to do, exit 2', slow, a
   assert.equal((err as { code?: string }).code, 'restore_target_read_only', String(err));
   assert.equal(exitCodeFor(err), EXIT.usage);
   assert.match(err.message, new RegExp(`^DEST_DIR ${s1} is read-only .*; choose another folder`));
+});
+
+/** The uid that stands for another user of the restoring machine (nobody): it owns what it plants, nothing more. */
+const OTHER_UID = 65534;
+
+test('a DEST_DIR another user can write, or a folder above it they can rename, is refused before anything is written through it, exit 2', slow, async (t) => {
+  const { pair, server, s1 } = await world(t, 'check-unsafe-dest');
+  const victim = path.join(pair.client.mountPoint, 'victim');
+  await fs.mkdir(victim);
+  const uuid = (await btrfs.subvolumeShow(s1)).uuid;
+  const refused = async (destDir: string, blamed: string, why: RegExp): Promise<void> => {
+    const err = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir }, recordingReporter()).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof Error, `the restore into ${destDir} was refused`);
+    assert.equal((err as { code?: string }).code, 'restore_target_unsafe', String(err));
+    assert.equal(exitCodeFor(err), EXIT.usage);
+    assert.ok(err.message.includes(blamed), err.message);
+    assert.match(err.message, why);
+    assert.deepEqual(await fs.readdir(victim), [], 'nothing was written where the planted symlink leads');
+  };
+
+  // The other user's own folder, with the spool's name (the server lists the UUID) planted as a symlink by them.
+  const theirs = path.join(pair.client.mountPoint, 'theirs');
+  await fs.mkdir(theirs);
+  await fs.chown(theirs, OTHER_UID, OTHER_UID);
+  await fs.symlink(victim, path.join(theirs, `.snapferry-restore-${uuid}`));
+  await fs.lchown(path.join(theirs, `.snapferry-restore-${uuid}`), OTHER_UID, OTHER_UID);
+  await refused(theirs, `DEST_DIR ${theirs} is owned by uid ${OTHER_UID}`, /chown root and chmod go-w/);
+
+  // Root's folder that every user may write, sticky or not: anyone may plant their own entry there.
+  const open = path.join(pair.client.mountPoint, 'open');
+  await fs.mkdir(open);
+  await fs.chmod(open, 0o1777);
+  await refused(open, `DEST_DIR ${open} is writable by every user`, /or restore into a folder whose path only root can change$/);
+
+  // Root's own 0755 folder inside a folder others may write without the sticky bit: it can be renamed and replaced.
+  const shared = path.join(pair.client.mountPoint, 'shared');
+  const inside = path.join(shared, 'restored');
+  await fs.mkdir(inside, { recursive: true });
+  await fs.chmod(shared, 0o777);
+  await refused(inside, `${shared}, a folder on its way, is writable by every user without the sticky bit`, /: restore into a folder whose path only root can change$/);
+
+  // With the sticky bit (as /tmp), no other user can rename root's folder in it: restored as asked.
+  await fs.chmod(shared, 0o1777);
+  const result = await restore({ server: server.url, volume: 'v', snapshot: 's1', destDir: inside }, recordingReporter());
+  await assertReceived(s1, result.path);
 });
 
 test('a snapshot held in --parent-dir but not in DEST_DIR is restored into DEST_DIR', slow, async (t) => {

@@ -183,8 +183,12 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   const notJson = await call(tokens.alice, 'POST', routes.verifyRecords(id), 'just a string');
   assert.equal(notJson.status, 400);
 
-  // Released, the slot is free again.
+  // Held until each of its three starts (alice's two, the admin's) has released it; then the slot is free again.
   assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(id))).status, 204);
+  assert.equal((await call(tokens.admin, 'DELETE', routes.verifyJob(id))).status, 204);
+  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(id))).status, 200, 'alice\'s other start still has it');
+  assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(id))).status, 204);
+  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(id))).status, 404, 'released by every start');
   assert.equal((await call(tokens.alice, 'POST', routes.verify, { volume: 'v', snapshot: 's2' })).status, 200);
 });
 

@@ -83,6 +83,24 @@ test('one job per snapshot: a second start joins it; another client\'s snapshot 
   j.close();
 });
 
+test('a job two starts share stays until both release it: the first done does not take it from the other', async () => {
+  const tree = fakeTree(3);
+  const { engine } = fakeEngine(tree);
+  const j = jobs(engine, { maxPerClient: 1 });
+  const a = await start(j, 's1');
+  const b = await start(j, 's1');
+  assert.equal(b.id, a.id, 'joined');
+  j.release(alice, a.id);
+  assert.equal(j.get(alice, b.id).id, b.id, 'the second start still has the job after the first released it');
+  while (j.get(alice, b.id).state === 'digesting') await new Promise((resolve) => setImmediate(resolve));
+  const answer = await j.children(alice, b.id, parseChildren({ dirs: [{ path: 'sub' }] }));
+  assert.deepEqual(answer.children.map((c) => c.entries.length), [3]);
+  j.release(alice, b.id);
+  assert.equal(await codeOf(() => j.get(alice, a.id)), 'not_found', 'released by both: gone');
+  await start(j, 's2');
+  j.close();
+});
+
 test('limits per client and in total answer 429 with when to come back; a released job frees its place', async () => {
   const { engine } = fakeEngine(null);
   const j = jobs(engine, { maxPerClient: 2, maxTotal: 2 });
