@@ -31,7 +31,7 @@ export function addRestoreCommand(program: Command): void {
     .option('--no-verify', "skip the last step: the restored snapshot checked against the server's digest of its copy (exit 3 when it differs)")
     .addOption(tokenFileOption(true))
     .addOption(caFileOption())
-    .argument('<snapshot>', "the snapshot's name on the server (see `snapferry status`)")
+    .argument('<snapshot>', "the snapshot's name on the server (`snapferry snapshots` lists them)")
     .argument('<dest-dir>', 'a folder on btrfs; the snapshot is received into it under its name')
     .action(async (snapshot: string, destDir: string, opts: RestoreFlags, cmd: Command) => {
       const { describeRestored, findClientConfig, jsonReporter, restore, textReporter } = await import('../../client/index.ts');

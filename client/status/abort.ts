@@ -3,7 +3,7 @@
  * waiting for its receive), or deletes the spool a transfer that is over still holds on the server (a failed one
  * keeps it; `status` lists them). ID is the transfer's id or a prefix of it that names one, as `status` shows it.
  */
-import { SnapferryError, ValidationError } from '../../core/errors.ts';
+import { ValidationError } from '../../core/errors.ts';
 import { inProgress, type Transfer } from '../../core/protocol.ts';
 import type { ServerApi } from '../http/api.ts';
 import { formatBytes } from '../progress/format.ts';
@@ -17,7 +17,8 @@ export async function abortTransfer(api: ServerApi, given: string): Promise<stri
     throw new ValidationError(`${JSON.stringify(given)} is not a transfer id: give its hex digits as \`snapferry status\` shows them (at least ${MIN_PREFIX})`);
   }
   const matches = (await api.transfers()).transfers.filter((t) => t.id.startsWith(id));
-  if (matches.length === 0) throw new SnapferryError('not_found', `no transfer ${id} on the server`);
+  // A mistake, not a wait: a transfer that ended stays listed until it is forgotten, and no rerun brings one back.
+  if (matches.length === 0) throw new ValidationError(`no transfer ${id} on the server: \`snapferry status\` lists the transfers in flight and those that kept a spool`);
   if (matches.length > 1) {
     throw new ValidationError(`${id} names ${matches.length} transfers (${matches.map((t) => t.id).join(', ')}): give more of the id`);
   }

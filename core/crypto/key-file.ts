@@ -72,6 +72,14 @@ export async function readKeyFile(file: string): Promise<SealKey> {
   return parseKeyFile(text, file);
 }
 
+/** Why `file` could not be made, with what to do where the cause is a common one. */
+function whyNotCreated(file: string, err: NodeJS.ErrnoException): string {
+  const folder = path.dirname(path.resolve(file));
+  if (err.code === 'ENOENT') return `its folder ${folder} does not exist (ENOENT): create it first (mkdir -p ${folder}), or choose another path`;
+  if (err.code === 'EACCES') return `this user may not write in ${folder} (EACCES): choose another path, or run it as a user who may`;
+  return err.code ?? String(err);
+}
+
 /**
  * Writes a new key file at `file`, mode 0600, durably, and returns its key. Never replaces a file: data sealed under
  * the old key would be lost with it. `secret` is for tests; a key is random otherwise.
@@ -88,7 +96,7 @@ export async function generateKeyFile(file: string, secret: Uint8Array = randomB
         cause: err,
       });
     }
-    throw new KeyFileError('key_file_unreadable', `cannot create the key file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { path: file, cause: err });
+    throw new KeyFileError('key_file_unreadable', `cannot create the key file ${file}: ${whyNotCreated(file, err as NodeJS.ErrnoException)}`, { path: file, cause: err });
   }
   try {
     // The file is new (O_EXCL), so its mode is 0600 less the umask's bits: never more open than 0600.

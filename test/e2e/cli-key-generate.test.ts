@@ -45,5 +45,5 @@ test('key generate into a folder that is not there is exit 2 with what failed', 
   const file = path.join(await folder(t), 'no-such-folder', 'archive.key');
   const r = await snapferry(['key', 'generate', file]);
   assert.equal(r.exitCode, EXIT.usage, r.stderr);
-  assert.match(r.stderr, /cannot create the key file .*ENOENT/);
+  assert.match(r.stderr, /cannot create the key file .*: its folder .*no-such-folder does not exist \(ENOENT\): create it first \(mkdir -p /);
 });

@@ -62,6 +62,12 @@ test('snapferry abort ID ends an upload in progress by the first digits of its i
   assert.equal((await api.transfer(uploading.id)).state, 'aborted');
   const pushed = await push;
   assert.notEqual(pushed.exitCode, EXIT.ok, 'the push learns that its upload was aborted');
+  // An id no transfer has: no rerun finds it, so a mistake (2), like a snapshot name the server does not hold.
+  const unknown = uploading.id.startsWith('ffff') ? '0000' : 'ffff';
+  const wrong = await snapferry(['abort', unknown, '--server', server.url]);
+  assert.equal(wrong.exitCode, EXIT.usage, wrong.stderr);
+  assert.match(wrong.stderr, /no transfer ffff|no transfer 0000/);
+  assert.match(wrong.stderr, /snapferry status/);
 });
 
 test('snapferry abort of the upload a push is sending stops that push (exit 1, saying so): the stream is not sent again as a new upload', rootOnly, async (t) => {
