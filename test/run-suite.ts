@@ -17,9 +17,9 @@ import { startS3, suiteS3Env, SUITE_S3_ENV, type S3Server } from './fixtures/s3.
  * Files that spend minutes waiting and little CPU (slow-patch.test.ts holds one PATCH open for 320 s; each silent-line
  * file waits out silences of 20 to 60 s; restore-limits waits out Retry-After and an idle timeout, 31 s of CPU in 82 s
  * alone; expiry waits out its expiry periods, 16 s of CPU in 56 s): they run one at a time beside the two at a time
- * instead of taking one of their places, and their report follows. About 800 s in all, against some 1700 s of the
- * others (the times the log ends with); the files with bounds on CPU or answer times (slow-link-slivers.test.ts) stay
- * with the others.
+ * instead of taking one of their places, and their report follows. About 1100 s in all with the mutation test below,
+ * against some 1550 s of the others (the times the log ends with); the files with bounds on CPU or answer times
+ * (slow-link-slivers.test.ts) stay with the others.
  */
 const WAITING = new Set([
   'test/e2e/slow-patch.test.ts',
@@ -30,23 +30,10 @@ const WAITING = new Set([
   'test/e2e/silent-line-receive.test.ts',
   'test/e2e/restore-limits.test.ts',
   'test/e2e/expiry.test.ts',
-]);
-
-/**
- * The files that take longest (over a minute each, by the times the log ends with), started first: begun last, as
- * their names sort, the mutation test ran its 5 minutes nearly alone at the end of the suite.
- */
-const LONGEST_FIRST = [
+  // Not a waiting file (Stryker keeps both cores busy for 5 minutes), but node:test sorts its files by path, and the
+  // two at a time began it last and ran it nearly alone at the suite's end; beside them it ends long before they do.
   'test/mutate/policy.test.ts',
-  'test/e2e/resume-cuts.test.ts',
-  'test/e2e/cli-mistakes.test.ts',
-  'test/e2e/resume-kill.test.ts',
-  'test/e2e/restore.test.ts',
-  'test/e2e/slow-link-slivers.test.ts',
-  'test/e2e/archive-serve.test.ts',
-  'test/e2e/restore-check.test.ts',
-];
-const startOrder = (f: string) => (LONGEST_FIRST.includes(f) ? LONGEST_FIRST.indexOf(f) : LONGEST_FIRST.length);
+]);
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -55,8 +42,7 @@ const options = args.filter((a) => !a.endsWith('.test.ts'));
 const files = named.length > 0 ? named : readdirSync(root, { recursive: true, encoding: 'utf8' })
   .filter((f) => f.endsWith('.test.ts'))
   .map((f) => path.join('test', f))
-  .sort()
-  .sort((a, b) => startOrder(a) - startOrder(b));
+  .sort();
 
 /**
  * How long one file may run before node:test cancels it (Node 20 applies --test-timeout to a whole file). The
