@@ -22,10 +22,37 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { readJsonFile, writeFileDurably } from '../../core/durable-file.ts';
+import { RestoreTargetError } from './local.ts';
 import { CHAIN_ZERO, FRAME_HEADER_SIZE, HASH_SIZE, type FrameParserState, type VerifiedFrame } from '../../core/wire/index.ts';
 
 export const SPOOL_PREFIX = '.snapferry-restore-';
 const RECORD_SIZE = 64;
+// 'a+' that refuses a symlink in the file's place instead of writing where it points.
+const APPEND_NOFOLLOW = fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW;
+
+/**
+ * The spool folder is written by path, as root. DEST_DIR was found safe at the start (target-owner.ts); this holds
+ * the folder itself to the same rule whatever happened since, or was left there before: a real folder, not a symlink
+ * to one elsewhere, that only root or this user owns and can write. Inside it nobody else can then plant a symlink on
+ * the names written next (restore.json.tmp, frames, frames.index).
+ */
+async function assertOwnFolder(dir: string): Promise<void> {
+  const st = await fs.lstat(dir);
+  const me = process.geteuid?.() ?? 0;
+  const why = !st.isDirectory()
+    ? 'is not a folder (a symlink?)'
+    : st.uid !== 0 && st.uid !== me
+      ? `is owned by uid ${st.uid}`
+      : (st.mode & 0o022) !== 0
+        ? 'is writable by others'
+        : null;
+  if (why === null) return;
+  throw new RestoreTargetError(
+    'restore_target_unsafe',
+    `the restore's spool ${dir} ${why}, and the restore would write the download through it: remove it (rm -r ${dir}) and restore again`,
+    { details: { dir } },
+  );
+}
 
 /**
  * What one spool holds the stream of; a spool is resumed only by a restore that asks for the very same. A spool
@@ -65,6 +92,7 @@ export class RestoreSpool {
    */
   static async open(dir: string, identity: SpoolIdentity): Promise<{ spool: RestoreSpool; discarded: string | null }> {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await assertOwnFolder(dir);
     const metaFile = path.join(dir, 'restore.json');
     const before = await readJsonFile(metaFile, SpoolIdentity);
     let discarded: string | null = null;
@@ -74,8 +102,8 @@ export class RestoreSpool {
       await fs.rm(path.join(dir, 'frames.index'), { force: true });
       await writeFileDurably(metaFile, `${JSON.stringify(identity, null, 2)}\n`);
     }
-    const frames = await fs.open(path.join(dir, 'frames'), 'a+');
-    const index = await fs.open(path.join(dir, 'frames.index'), 'a+');
+    const frames = await fs.open(path.join(dir, 'frames'), APPEND_NOFOLLOW, 0o600);
+    const index = await fs.open(path.join(dir, 'frames.index'), APPEND_NOFOLLOW, 0o600);
     try {
       const state = await recover(frames, index, identity.chunkSize);
       return { spool: new RestoreSpool(dir, identity, frames, index, state), discarded };

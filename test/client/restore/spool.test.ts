@@ -183,3 +183,33 @@ test('a frame whose append fails (a full disk) leads what the download keeps: th
   assert.ok(kept.equals(wire.subarray(from, from + kept.length)), 'what is kept is the stream from the verified frames on');
   await spool.close();
 });
+
+test('a spool folder that is a symlink, another user\'s, or open to others is refused, and nothing is written through it; a file in it that is a symlink is not followed', async (t) => {
+  const dir = await tmpDir(t);
+  const elsewhere = `${dir}-elsewhere`;
+  await fs.mkdir(elsewhere);
+  await fs.symlink(elsewhere, dir);
+  await assert.rejects(RestoreSpool.open(dir, identity), (err: Error & { code?: string }) => err.code === 'restore_target_unsafe' && /not a folder/.test(err.message));
+  assert.deepEqual(await fs.readdir(elsewhere), []);
+  await fs.rm(dir);
+
+  await fs.mkdir(dir, { mode: 0o700 });
+  await fs.chmod(dir, 0o777);
+  await assert.rejects(RestoreSpool.open(dir, identity), /writable by others/);
+  if (process.geteuid?.() === 0) {
+    await fs.chmod(dir, 0o700);
+    await fs.chown(dir, 65534, 65534);
+    await assert.rejects(RestoreSpool.open(dir, identity), /owned by uid 65534/);
+    await fs.chown(dir, 0, 0);
+  }
+
+  await fs.chmod(dir, 0o700);
+  // A spool of this stream, so that the next open resumes it and opens its files as they are.
+  await (await RestoreSpool.open(dir, identity)).spool.close();
+  const victim = path.join(elsewhere, 'victim');
+  await fs.writeFile(victim, 'keep me');
+  await fs.rm(path.join(dir, 'frames'));
+  await fs.symlink(victim, path.join(dir, 'frames'));
+  await assert.rejects(RestoreSpool.open(dir, identity), /ELOOP/);
+  assert.equal(await fs.readFile(victim, 'utf8'), 'keep me');
+});
