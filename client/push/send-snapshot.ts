@@ -96,6 +96,13 @@ async function sendOnce(ctx: SendContext, planned: PlanStep): Promise<SentSnapsh
     ctx.report.startTransfer(step.snapshot.name, parent);
   };
   let progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+  // Another stream from here on (another parent, or after another snapshot's lines): its own line that says what is
+  // sent, and its own estimate and figures.
+  const goOn = (now: PlanStep) => {
+    step = now;
+    announced = false;
+    progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+  };
   const notes = new RetryNotes((text) => ctx.report.note(text));
   // The transfers this push has sent to: one of them found aborted was ended by someone else (gone-upload.ts).
   const sentTo = new Set<string>();
@@ -111,12 +118,7 @@ async function sendOnce(ctx: SendContext, planned: PlanStep): Promise<SentSnapsh
         if (await stillHolds(ctx, step, waitedFor)) throw waitedFor;
         waitedFor = null;
         const now = await betterParent(ctx, step, ctx.replan);
-        if (now !== step) {
-          // Another stream: its own estimate and figures, and the line that says what is sent.
-          step = now;
-          announced = false;
-          progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
-        }
+        if (now !== step) goOn(now);
       }
       return await sentOn(ctx, step, await attempt(ctx, step, progress, notes, sentTo, announce));
     } catch (err) {
@@ -128,18 +130,13 @@ async function sendOnce(ctx: SendContext, planned: PlanStep): Promise<SentSnapsh
       if (err instanceof ReceiveWaiting) throw err;
       // The parent changed here after it was sent: refused again however often it goes, so the step goes another way.
       if (err instanceof SnapferryError && err.code === PARENT_CHANGED && ctx.replan) {
-        const now = await aroundChangedParent(ctx, step, ctx.replan, err);
-        step = now;
-        announced = false;
-        progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+        goOn(await aroundChangedParent(ctx, step, ctx.replan, err));
         continue;
       }
       // The server found the parent changed by hand there, and flags it now: planned again on its listing, the step goes
       // on another parent or in full, at once (the refusal said "push again", which is all the user could do).
       if (err instanceof SnapferryError && err.code === 'parent_altered' && ctx.replan) {
-        step = await aroundAlteredParent(ctx, step, ctx.replan, err);
-        announced = false;
-        progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
+        goOn(await aroundAlteredParent(ctx, step, ctx.replan, err));
         continue;
       }
       // An upload the server expired cannot be resumed, but a new one can start: the next attempt does, and says so.
@@ -154,11 +151,7 @@ async function sendOnce(ctx: SendContext, planned: PlanStep): Promise<SentSnapsh
       if (busy !== null && busy.kind !== 'wait' && (await clearBusy(ctx, step, busy))) {
         const now = await betterParent(ctx, step, ctx.replan!);
         // After another snapshot's lines, or on another parent: this one's own line again, and its own figures.
-        if (now !== step || busy.kind === 'sendFirst') {
-          step = now;
-          announced = false;
-          progress = new TransferProgress(ctx.report, step.snapshot.name, { patchBytes: ctx.patchBytes });
-        }
+        if (now !== step || busy.kind === 'sendFirst') goOn(now);
         continue;
       }
       const delay = backoff.next();
