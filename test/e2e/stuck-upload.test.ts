@@ -90,7 +90,8 @@ test('a push of a newer snapshot sends the older one whose upload holds the volu
 
 test('a push from another machine under the same client name waits for the upload a live push sends, and does not end it', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 6 });
-  const server = await pair.startServer();
+  // A lease that outlasts A being held still below, between two of its PATCHes too.
+  const server = await pair.startServer({ leaseMs: 30_000 });
   const sA = await pair.snapshot('sA');
   // Machine B: its own filesystem, so sA is not there, with its own source pushed to the same volume name.
   const b = await createBtrfs(t, { sizeMiB: 256 });
@@ -102,10 +103,16 @@ test('a push from another machine under the same client name waits for the uploa
   const pushA = execa('node', [BIN, 'push', '--server', server.url, '--volume', 'v', '--compress', 'none', '--limit-rate', '1M', sA], { reject: false, timeout: 120_000 });
   const api = new ServerApi({ server: server.url });
   const sending = await until('A uploads sA', async () => (await api.transfers()).transfers.find((x) => x.snapshot === 'sA' && x.state === 'uploading' && x.wireOffset > 0));
+  // A is held still until B has found the volume held: at 1 MB/s A's upload could end before B's first try on a busy
+  // machine (in CI, B's first try came while sA was being received).
+  process.kill(pushA.pid!, 'SIGSTOP');
+  const goOn = () => void (pushA.exitCode === null && pushA.signalCode === null && process.kill(pushA.pid!, 'SIGCONT'));
+  t.after(goOn);
   const report = recordingReporter();
   const stopB = new AbortController();
   // Retries enough to outlast A's upload: B is stopped once A is over, whatever it does then.
   const pushB = push({ server: server.url, volume: 'v', snapshots: [sB], backoff: { baseMs: 200, maxMs: 1000 }, retries: 1000, signal: stopB.signal }, report).catch((err: unknown) => err);
+  await until('B finds the volume held', () => report.notes.some((n) => n.includes(`transfer ${sending.id} of sA holds the volume`)), 30_000).finally(goOn);
   const a = await pushA;
   stopB.abort();
   await pushB;
