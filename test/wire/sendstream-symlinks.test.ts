@@ -172,3 +172,11 @@ test('what the symlink tree holds does not grow with every file a stream moves o
   assert.equal(over.visit({ cmd: SendCmd.WRITE, attributes: [attr(SendAttr.PATH, 'up/x')] } as never), undefined, 'the parent\'s symlink is gone once unlinked');
   assert.equal(over.tracked, 1);
 });
+
+test('the refusal names the command, the attribute that reaches through the symlink and its path', async () => {
+  const err = await outcome((b) => rename(b.symlink('up', '/').mkfileAt('f'), 'f', 'up/mine'), FULL);
+  assert.ok(err instanceof SendStreamPolicyError, String(err));
+  assert.equal(err.details.attribute, 'PATH_TO');
+  assert.equal(err.details.commandName, 'RENAME');
+  assert.match(err.message, /\(RENAME\) of the btrfs send stream has PATH_TO "up\/mine", which could leave the snapshot/);
+});
