@@ -20,10 +20,20 @@ if (target === undefined) throw new Error(`SNAPFERRY_MUTATE=${name}: not one of 
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
-  testRunner: 'command',
-  commandRunner: { command: `node --test-reporter=./test/mutate/bail-reporter.mjs test/mutate/run-tests.mjs ${name}` },
-  // Once, after the mutants are written: the tests bundled, so that each mutant's process starts without tsx.
-  ...(target.bundle === true ? { buildCommand: `node test/mutate/bundle-tests.mjs ${name}` } : {}),
+  // A bundled target runs in Stryker's worker (test/mutate/in-process-runner.mjs), each mutant against the tests that
+  // reach it; the others as one process per mutant that runs all of the target's tests.
+  ...(target.bundle === true
+    ? {
+      testRunner: 'snapferry-in-process',
+      plugins: ['@stryker-mutator/*', './test/mutate/in-process-runner.mjs'],
+      coverageAnalysis: 'perTest',
+      // Once, after the mutants are written: the tests bundled, with node:test replaced by what the runner calls.
+      buildCommand: `node test/mutate/bundle-tests.mjs ${name}`,
+    }
+    : {
+      testRunner: 'command',
+      commandRunner: { command: `node --test-reporter=./test/mutate/bail-reporter.mjs test/mutate/run-tests.mjs ${name}` },
+    }),
   mutate: target.mutate,
   // Code under test and its tests; bench data, deploy files and the rest need not be copied per run.
   ignorePatterns: ['/.tmp', '/deploy', '/nginx', '/test/bench', '/test/e2e', '/test/chaos'],

@@ -19,8 +19,7 @@ import { startS3, suiteS3Env, SUITE_S3_ENV, type S3Server } from './fixtures/s3.
  * alone; expiry waits out its expiry periods, 16 s of CPU in 56 s): they run one at a time beside the two at a time
  * instead of taking one of their places, and their report follows. About 800 s in all, against some 1700 s of the
  * others (the times the log ends with); the files with bounds on CPU or answer times (slow-link-slivers.test.ts) stay
- * with the others, and so does the mutation test (Stryker keeps both cores busy for 5 minutes): run beside them, it
- * starved refused-patch-body, which then saw 1.3 MB cross after its 409.
+ * with the others.
  */
 const WAITING = new Set([
   'test/e2e/slow-patch.test.ts',

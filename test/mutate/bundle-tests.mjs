@@ -9,6 +9,7 @@
  * files next to its own module (the compression and hash workers) would look beside the bundle instead, so targets
  * whose tests start workers stay on tsx.
  */
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { TARGETS, bundleOf } from './targets.mjs';
 
@@ -32,6 +33,13 @@ await build({
   entryNames: '[dir]/[name]',
   outExtension: { '.js': '.bundle.mjs' },
   logLevel: 'warning',
+  // node:test cannot run a test twice in one process: the bundles record their tests for in-process-runner.mjs.
+  plugins: [{
+    name: 'record-tests',
+    setup(b) {
+      b.onResolve({ filter: /^node:test$/ }, () => ({ path: fileURLToPath(import.meta.resolve('./collect-tests.mjs')) }));
+    },
+  }],
 });
 // Checked here, not left to the first mutant: a bundle with the wrong name would send every mutant to tsx.
 for (const file of tests) await import('node:fs').then((fs) => fs.accessSync(bundleOf(file)));
