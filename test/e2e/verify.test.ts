@@ -44,6 +44,17 @@ function outcomes(stdout: string): JsonOutcome[] {
   return stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as JsonOutcome).filter((e) => e.event === 'verified' || e.event === 'differs');
 }
 
+/** One JSON request to the server's API with a token: its status, headers and parsed body. */
+function jsonCaller(url: string) {
+  return async (token: string, method: string, route: string, body?: unknown) => {
+    const res = await fetch(`${url}${route}`, {
+      method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+  };
+}
+
 test('verify: an identical copy costs kilobytes and exits 0; a copy changed by hand names each difference and exits 3', verifyTest, async (t) => {
   const pair = await createPair(t, { fillMB: 24, seed: 'verify' });
   await manyFiles(pair.source, 3000);
@@ -126,13 +137,7 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   const s2 = await pair.snapshot('s2');
   await push({ server: server.url, volume: 'v', snapshots: [s1, s2], retries: 0, headers: { authorization: `Bearer ${tokens.alice}` } }, recordingReporter());
 
-  const call = async (token: string, method: string, route: string, body?: unknown) => {
-    const res = await fetch(`${server.url}${route}`, {
-      method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
-  };
+  const call = jsonCaller(server.url);
 
   const mine = await call(tokens.alice, 'POST', routes.verify, { volume: 'v', snapshot: 's1' });
   assert.equal(mine.status, 200, JSON.stringify(mine.body));
@@ -160,16 +165,17 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   assert.equal(second.body.error.code, 'too_many_verifies');
   assert.equal(second.body.error.retryable, true);
   assert.ok(Number(second.headers.get('retry-after')) > 0);
-  // The same snapshot again joins the job there.
+  // The same snapshot again joins the job there (a job of its own would be over her limit), with a hold of its own.
   const again = await call(tokens.alice, 'POST', routes.verify, { volume: 'v', snapshot: 's1' });
-  assert.equal(again.body.id, id);
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  assert.notEqual(again.body.id, id);
 
   // The admin names the client (a second job: the total limit is 2), and sees alice's job.
   const unnamed = await call(tokens.admin, 'POST', routes.verify, { volume: 'v', snapshot: 's2' });
   assert.equal(unnamed.status, 400);
   assert.match(unnamed.body.error.message, /\?client=NAME \(snapferry verify --client NAME\)/, 'says how, by curl and by the command');
   const admin = await call(tokens.admin, 'POST', `${routes.verify}?client=alice`, { volume: 'v', snapshot: 's1' });
-  assert.equal(admin.body.id, id, 'joins the job of the same snapshot');
+  assert.equal(admin.status, 200, JSON.stringify(admin.body));
   assert.equal((await call(tokens.admin, 'GET', routes.verifyJob(id))).body.client, 'alice');
 
   // Bad batches: 400 invalid_input, not retryable.
@@ -183,12 +189,12 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   const notJson = await call(tokens.alice, 'POST', routes.verifyRecords(id), 'just a string');
   assert.equal(notJson.status, 400);
 
-  // Held until each of its three starts (alice's two, the admin's) has released it; then the slot is free again.
+  // Held until each of its three starts (alice's two, the admin's) has released its hold; then the slot is free again.
   assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(id))).status, 204);
-  assert.equal((await call(tokens.admin, 'DELETE', routes.verifyJob(id))).status, 204);
-  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(id))).status, 200, 'alice\'s other start still has it');
-  assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(id))).status, 204);
-  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(id))).status, 404, 'released by every start');
+  assert.equal((await call(tokens.admin, 'DELETE', routes.verifyJob(admin.body.id))).status, 204);
+  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(again.body.id))).status, 200, 'alice\'s other start still has it');
+  assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(again.body.id))).status, 204);
+  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(again.body.id))).status, 404, 'released by every start');
   assert.equal((await call(tokens.alice, 'POST', routes.verify, { volume: 'v', snapshot: 's2' })).status, 200);
 });
 
