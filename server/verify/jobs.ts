@@ -6,7 +6,7 @@
  * - One job per snapshot at a time: a second start of the same snapshot joins the job that is there. Each start gets a
  *   hold of its own (its id is the one the caller names): a job is shared by a timer's `run`, a `verify` by hand and an
  *   admin's `--client`, and a release that counted down a shared id let one caller's second DELETE, or an admin's,
- *   take the job from under the others. A hold is released once.
+ *   take the job from under the others. A hold is released once, by the caller that started it.
  * - At most `maxPerClient` jobs per client and `maxTotal` in all: each holds a tree's digest in memory and hashes on
  *   the server's disks and cores; past either, a start is refused (429, with when to come back).
  * - A job that nobody asked about for `idleMs` is released (a digest that was under way is stopped).
@@ -25,7 +25,7 @@ import type { Logger } from '../log.ts';
 import type { DigestEngine, DigestProgress } from './engine.ts';
 import type { SavedDigests } from './saved-digests.ts';
 import { ClientCaps } from '../client-caps.ts';
-import type { Caller } from '../auth.ts';
+import { Forbidden, type Caller } from '../auth.ts';
 
 export interface VerifyLimits {
   /** Jobs one client may hold at once. */
@@ -64,7 +64,7 @@ interface Job {
   release: () => void;
 }
 
-/** One start's share of a job. */
+/** One start's share of a job, released by the caller that started it and by no other. */
 interface Hold {
   id: string;
   job: Job;
@@ -72,7 +72,7 @@ interface Hold {
 }
 
 export interface StartRequest {
-  /** Who starts it. */
+  /** Who starts it: the only caller that may release the hold it gets. */
   by: Caller;
   client: SafeName;
   volume: SafeName;
@@ -239,10 +239,12 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
   /**
    * The caller that started a hold is done with it: once every hold of the job is released, the job goes (a digest
    * under way is stopped; a finished one stays saved on disk). A hold released already is not found, so a second
-   * DELETE takes nothing from the other holds. A hold never released goes with its job when nobody asks for idleMs.
+   * DELETE takes nothing from the other holds. An admin token writes nothing of a client's (README): it releases
+   * only the holds it started itself. A hold never released goes with its job when nobody asks for idleMs.
    */
   release(caller: Caller, id: string): void {
     const hold = this.visible(caller, id);
+    if (!sameCaller(hold.by, caller)) throw notYours(caller, hold);
     this.holds.delete(hold.id);
     hold.job.holds.delete(hold.id);
     if (hold.job.holds.size === 0) this.drop(hold.job);
@@ -283,6 +285,18 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
 
 function keyOf(job: Pick<Job, 'client' | 'volume' | 'snapshot'>): string {
   return `${job.client}/${job.volume}/${job.snapshot}`;
+}
+
+function sameCaller(a: Caller, b: Caller): boolean {
+  return a.role === 'client' ? b.role === 'client' && a.client === b.client : b.role === 'admin' && a.name === b.name;
+}
+
+function notYours(caller: Caller, hold: Hold): Forbidden {
+  const owner = hold.by.role === 'admin' ? `the admin ${hold.by.name}` : hold.by.client;
+  if (caller.role === 'admin') {
+    return new Forbidden(`${caller.name} has an admin token, which reads every client's verifies but releases only those it started itself (--client); verify ${hold.id} is ${owner}'s, released by its own verify or once nobody asks about it`);
+  }
+  return new Forbidden(`verify ${hold.id} was started by ${owner}, who releases it (or it goes once nobody asks about it); release the id your own start answered`);
 }
 
 function view(hold: Hold): VerifyJob {

@@ -263,6 +263,24 @@ test('each start releases its own hold, once: a second release by the same start
   j.close();
 });
 
+test('an admin token releases no client\'s hold, only those it started itself', async () => {
+  const j = jobs(fakeEngine(fakeTree(3)).engine, { maxPerClient: 1 });
+  const hers = await start(j, 's1');
+  const its = await start(j, 's1', false, alice, ops);
+  const refused = catchSync(() => j.release(ops, hers.id));
+  assert.ok(refused instanceof SnapferryError);
+  assert.equal(refused.code, 'forbidden');
+  assert.equal(statusOf(refused), 403);
+  assert.match(refused.message, /admin token.*releases only those it started itself/);
+  assert.equal(j.get(asAlice, hers.id).snapshot, 's1', 'alice still has her job');
+  assert.equal(await codeOf(() => j.release(asAlice, its.id)), 'forbidden', 'nor does alice release the admin\'s');
+  j.release(ops, its.id);
+  assert.equal(j.get(asAlice, hers.id).snapshot, 's1');
+  j.release(asAlice, hers.id);
+  await start(j, 's2');
+  j.close();
+});
+
 test('a --read-data start beside a finished plain job leaves that job to the starts that hold it', async () => {
   const { engine, pending } = fakeEngine(null);
   const j = jobs(engine);
