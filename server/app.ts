@@ -23,7 +23,7 @@ import { METRICS_PATH, scrapeMetrics } from './metrics.ts';
 import type { ConnectionLimits, NodeBindings } from './connection-limits.ts';
 import type { Logger } from './log.ts';
 import type { VerifyJobs } from './verify/jobs.ts';
-import { jobOwner, parseChildren, parseRecords, parseStart, readJsonBody } from './verify/request.ts';
+import { parseChildren, parseRecords, parseStart, readJsonBody } from './verify/request.ts';
 
 export { DEFAULT_CLIENT } from './auth.ts';
 
@@ -171,18 +171,18 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
       const start = parseStart(caller(c), c.req.query(VERIFY_QUERY.client), await readJsonBody(c.req.raw));
       return c.json(await jobs.start(start));
     });
-    app.get(`${routes.verify}/:id`, (c) => c.json(jobs.get(jobOwner(caller(c)), c.req.param('id'))));
+    app.get(`${routes.verify}/:id`, (c) => c.json(jobs.get(caller(c), c.req.param('id'))));
     app.delete(`${routes.verify}/:id`, (c) => {
-      jobs.release(jobOwner(caller(c)), c.req.param('id'));
+      jobs.release(caller(c), c.req.param('id'));
       return c.body(null, 204);
     });
     app.post(`${routes.verify}/:id/children`, async (c) => {
       const body = parseChildren(await readJsonBody(c.req.raw));
-      return c.json(await jobs.children(jobOwner(caller(c)), c.req.param('id'), body));
+      return c.json(await jobs.children(caller(c), c.req.param('id'), body));
     });
     app.post(`${routes.verify}/:id/records`, async (c) => {
       const body = parseRecords(await readJsonBody(c.req.raw));
-      return c.json(await jobs.records(jobOwner(caller(c)), c.req.param('id'), body.paths));
+      return c.json(await jobs.records(caller(c), c.req.param('id'), body.paths));
     });
   }  else {
     // A server with no tree of its own (archive mode keeps streams, sealed ones among them) has nothing to digest.

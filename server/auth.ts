@@ -213,7 +213,8 @@ async function stampOf(file: string): Promise<string> {
 /**
  * Reads (GET, HEAD) of the JSON API are all an admin token may do, and verify's requests: they change nothing the
  * server holds (they digest a snapshot and answer digests; their batches need a body, so they are POSTs), and an
- * admin's restore of a client's snapshot ends with one.
+ * admin's restore of a client's snapshot ends with one. Its DELETE releases only a verify the admin started: that is
+ * decided where the hold is resolved (server/verify/jobs.ts `release`).
  */
 export function assertAllowed(caller: Caller, method: string, isUpload: boolean, isVerify = false): void {
   // A HEAD on an upload is how a push claims it to resume (it takes the upload's lease): not a read here.

@@ -103,7 +103,7 @@ export class RemoteTree implements TreeDigestSource {
     return out;
   }
 
-  /** The server may let the job go (best effort: an idle job goes by itself). */
+  /** This start's hold is released, no other's (best effort: an idle job goes by itself). */
   async release(): Promise<void> {
     await this.options.api.request('DELETE', routes.verifyJob(this.job.id), z.unknown()).catch(() => undefined);
   }

@@ -21,7 +21,7 @@ export const routes = {
     `${API_PREFIX}/volumes/${encodeURIComponent(volume)}/snapshots/${encodeURIComponent(snapshot)}/stream?${restoreQueryString(query)}`,
   /** Verify (issue 18): POST VerifyStart starts or joins the digest of the server's copy of a snapshot. */
   verify: `${API_PREFIX}/verify`,
-  /** GET: the job's VerifyJob; DELETE: this caller is done with it. */
+  /** GET: the job's VerifyJob; DELETE: the start that was given this id (its hold) is done with the job. */
   verifyJob: (id: string) => `${API_PREFIX}/verify/${encodeURIComponent(id)}`,
   /** POST ChildrenRequest -> ChildrenAnswer. */
   verifyChildren: (id: string) => `${API_PREFIX}/verify/${encodeURIComponent(id)}/children`,

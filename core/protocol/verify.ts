@@ -54,6 +54,10 @@ export const EntryRecordSchema = z.object({
 });
 
 export const VerifyJob = z.object({
+  /**
+   * This start's hold on the job: each start has its own, also one that joined a job already there, and the requests
+   * name it. DELETE releases it, by the caller that started it only, and once (then it is not found).
+   */
   id: z.string(),
   /** Whose snapshot: in an admin's answers only. */
   client: z.string().optional(),

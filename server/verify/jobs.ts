@@ -3,7 +3,10 @@
  * the client's questions about that digest (summary, children, records) until the client releases it or goes quiet.
  * It knows nothing of HTTP; server/app.ts is thin over it.
  *
- * - One job per snapshot at a time: a second start of the same snapshot joins the job that is there.
+ * - One job per snapshot at a time: a second start of the same snapshot joins the job that is there. Each start gets a
+ *   hold of its own (its id is the one the caller names): a job is shared by a timer's `run`, a `verify` by hand and an
+ *   admin's `--client`, and a release that counted down a shared id let one caller's second DELETE, or an admin's,
+ *   take the job from under the others. A hold is released once, by the caller that started it.
  * - At most `maxPerClient` jobs per client and `maxTotal` in all: each holds a tree's digest in memory and hashes on
  *   the server's disks and cores; past either, a start is refused (429, with when to come back).
  * - A job that nobody asked about for `idleMs` is released (a digest that was under way is stopped).
@@ -22,6 +25,7 @@ import type { Logger } from '../log.ts';
 import type { DigestEngine, DigestProgress } from './engine.ts';
 import type { SavedDigests } from './saved-digests.ts';
 import { ClientCaps } from '../client-caps.ts';
+import { Forbidden, type Caller } from '../auth.ts';
 
 export interface VerifyLimits {
   /** Jobs one client may hold at once. */
@@ -45,7 +49,6 @@ type JobState =
   | { state: 'failed'; error: { code: string; message: string; retryable: boolean } };
 
 interface Job {
-  id: string;
   client: SafeName;
   volume: SafeName;
   snapshot: SafeName;
@@ -55,17 +58,22 @@ interface Job {
   now: JobState;
   stop: AbortController;
   lastUsed: number;
-  /**
-   * The starts not yet released: a job is shared by every start of its snapshot (a timer's `run` and a `verify` by
-   * hand, an admin's and the client's own), and the first to finish took it from under the others, whose next
-   * question was answered 404 `not_found` and failed them.
-   */
-  holders: number;
+  /** Its starts not yet released (ids of `holds`): the job goes when the last is. */
+  holds: Set<string>;
   /** Gives the job's place under the caps back (once). */
   release: () => void;
 }
 
+/** One start's share of a job, released by the caller that started it and by no other. */
+interface Hold {
+  id: string;
+  job: Job;
+  by: Caller;
+}
+
 export interface StartRequest {
+  /** Who starts it: the only caller that may release the hold it gets. */
+  by: Caller;
   client: SafeName;
   volume: SafeName;
   snapshot: SafeName;
@@ -73,7 +81,10 @@ export interface StartRequest {
 }
 
 export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
-  private readonly jobs = new Map<string, Job>();
+  private readonly jobs = new Set<Job>();
+  /** The job a start of a snapshot joins, by client, volume and snapshot. */
+  private readonly current = new Map<string, Job>();
+  private readonly holds = new Map<string, Hold>();
   private readonly limits: Readonly<VerifyLimits>;
   private readonly caps: ClientCaps;
   private readonly sweep: NodeJS.Timeout;
@@ -93,24 +104,23 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
     this.sweep.unref();
   }
 
-  /** Starts the digest of the server's copy of a snapshot, or joins the job already on it. */
+  /** Starts the digest of the server's copy of a snapshot, or joins the job already on it: either way, a new hold. */
   async start(req: StartRequest): Promise<VerifyJob> {
     const { snapshots } = await this.service.snapshots(req.client, req.volume);
     const snapshot = snapshots.find((s) => s.name === req.snapshot);
     // Another client's snapshot is not in this client's list: it is reported exactly like a missing one.
     if (!snapshot) throw new NotFound(`snapshot ${req.volume}/${req.snapshot}`);
-    const running = [...this.jobs.values()].find((j) => j.client === req.client && j.volume === req.volume && j.snapshot === req.snapshot);
+    const key = keyOf(req);
+    const running = this.current.get(key);
     if (running && running.now.state !== 'failed' && (running.readData || !req.readData)) {
       running.lastUsed = this.now();
-      running.holders += 1;
-      return view(running);
+      return view(this.hold(running, req.by));
     }
     if (running?.now.state === 'digesting') {
       throw new SnapferryError('verify_busy', `${req.volume}/${req.snapshot} is being digested without --read-data; try again once it is done`, {
         retryable: true, details: { retryAfterSeconds: RETRY_AFTER_SECONDS },
       });
     }
-    if (running) this.drop(running);
     this.makeRoom((j) => j.client === req.client, this.limits.maxPerClient);
     this.makeRoom(() => true, this.limits.maxTotal);
     const release = this.caps.take(req.client);
@@ -118,12 +128,22 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
     const dir = this.service.snapshotPath(req.client, req.volume, req.snapshot);
     const own = this.saved.file(req.client, req.volume, snapshot.uuid);
     const job: Job = {
-      id: crypto.randomBytes(16).toString('hex'), client: req.client, volume: req.volume, snapshot: req.snapshot, readData: req.readData,
-      reused: null, progress: { bytes: 0, total: null, entries: 0 }, now: { state: 'digesting' }, stop: new AbortController(), lastUsed: this.now(), holders: 1, release,
+      client: req.client, volume: req.volume, snapshot: req.snapshot, readData: req.readData,
+      reused: null, progress: { bytes: 0, total: null, entries: 0 }, now: { state: 'digesting' }, stop: new AbortController(), lastUsed: this.now(), holds: new Set(), release,
     };
-    this.jobs.set(job.id, job);
+    this.jobs.add(job);
+    // A failed job, or a plain one this --read-data start outdoes, stays for the holds it has (dropped, it answered
+    // their next question 404) until they release it; it is no longer the one a start joins.
+    this.current.set(key, job);
     void this.run(job, dir, own, snapshot.parentUuid);
-    return view(job);
+    return view(this.hold(job, req.by));
+  }
+
+  private hold(job: Job, by: Caller): Hold {
+    const hold: Hold = { id: crypto.randomBytes(16).toString('hex'), job, by };
+    job.holds.add(hold.id);
+    this.holds.set(hold.id, hold);
+    return hold;
   }
 
   private async run(job: Job, dir: string, own: string, parentUuid: string | null): Promise<void> {
@@ -168,26 +188,29 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
    */
   private makeRoom(among: (job: Job) => boolean, limit: number): void {
     const cutoff = this.now() - FINISHED_IDLE_MS;
-    const jobs = [...this.jobs.values()].filter(among);
+    const jobs = [...this.jobs].filter(among);
     const idle = jobs.filter((j) => j.now.state !== 'digesting' && j.lastUsed <= cutoff).sort((a, b) => a.lastUsed - b.lastUsed);
     for (let over = jobs.length - limit + 1; over > 0 && idle.length > 0; over--) this.drop(idle.shift()!);
   }
 
-  /** A job as `client` may see it (null: an admin, who sees every client's); another client's is not found. */
-  private job(client: SafeName | null, id: string): Job {
-    const job = this.jobs.get(id);
-    if (!job || (client !== null && job.client !== client)) throw new NotFound(`verify ${id}`);
-    job.lastUsed = this.now();
-    return job;
+  /**
+   * A hold as `caller` may see it: a client the holds on its own snapshots, an admin every client's. Another
+   * client's, like one released or never given, is not found.
+   */
+  private visible(caller: Caller, id: string): Hold {
+    const hold = this.holds.get(id);
+    if (!hold || (caller.role === 'client' && hold.job.client !== caller.client)) throw new NotFound(`verify ${id}`);
+    hold.job.lastUsed = this.now();
+    return hold;
   }
 
-  get(client: SafeName | null, id: string): VerifyJob {
-    const job = this.job(client, id);
-    return client === null ? { ...view(job), client: job.client } : view(job);
+  get(caller: Caller, id: string): VerifyJob {
+    const hold = this.visible(caller, id);
+    return caller.role === 'admin' ? { ...view(hold), client: hold.job.client } : view(hold);
   }
 
-  async children(client: SafeName | null, id: string, req: ChildrenRequest): Promise<ChildrenAnswer> {
-    const tree = this.ready(this.job(client, id));
+  async children(caller: Caller, id: string, req: ChildrenRequest): Promise<ChildrenAnswer> {
+    const tree = this.ready(this.visible(caller, id).job);
     const found = await tree.children(req.dirs.map((d) => d.path));
     const answer: ChildrenAnswer = { children: [], notDirectories: [] };
     let room: number = VERIFY_LIMITS.maxEntriesPerAnswer;
@@ -207,32 +230,36 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
     return answer;
   }
 
-  async records(client: SafeName | null, id: string, paths: readonly string[]): Promise<RecordsAnswer> {
-    const tree = this.ready(this.job(client, id));
+  async records(caller: Caller, id: string, paths: readonly string[]): Promise<RecordsAnswer> {
+    const tree = this.ready(this.visible(caller, id).job);
     const found = await tree.records(paths);
     return { records: [...found].map(([path, record]) => ({ path, record })) };
   }
 
   /**
-   * A caller is done with the job: once every start of it is, it goes (a digest under way is stopped; a finished one
-   * stays saved on disk). A holder that never says so is let go with the job when nobody asks for idleMs.
+   * The caller that started a hold is done with it: once every hold of the job is released, the job goes (a digest
+   * under way is stopped; a finished one stays saved on disk). A hold released already is not found, so a second
+   * DELETE takes nothing from the other holds. An admin token writes nothing of a client's (README): it releases
+   * only the holds it started itself. A hold never released goes with its job when nobody asks for idleMs.
    */
-  release(client: SafeName | null, id: string): void {
-    const job = this.job(client, id);
-    job.holders -= 1;
-    if (job.holders <= 0) this.drop(job);
+  release(caller: Caller, id: string): void {
+    const hold = this.visible(caller, id);
+    if (!sameCaller(hold.by, caller)) throw notYours(caller, hold);
+    this.holds.delete(hold.id);
+    hold.job.holds.delete(hold.id);
+    if (hold.job.holds.size === 0) this.drop(hold.job);
   }
 
   /** Stops every job (the server is closing). */
   close(): void {
     clearInterval(this.sweep);
-    for (const job of [...this.jobs.values()]) this.drop(job);
+    for (const job of [...this.jobs]) this.drop(job);
   }
 
   /** Jobs nobody asked about for idleMs. */
   releaseIdle(): void {
     const cutoff = this.now() - this.limits.idleMs;
-    for (const job of [...this.jobs.values()]) {
+    for (const job of [...this.jobs]) {
       if (job.lastUsed > cutoff) continue;
       this.log.info({ client: job.client, volume: job.volume, snapshot: job.snapshot, state: job.now.state }, 'released a verify nobody asked about');
       this.drop(job);
@@ -242,7 +269,9 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
   private drop(job: Job): void {
     job.stop.abort();
     job.release();
-    this.jobs.delete(job.id);
+    for (const id of job.holds) this.holds.delete(id);
+    this.jobs.delete(job);
+    if (this.current.get(keyOf(job)) === job) this.current.delete(keyOf(job));
   }
 
   private ready(job: Job): TreeDigestSource {
@@ -254,10 +283,27 @@ export class VerifyJobs<T extends TreeDigestSource = TreeDigestSource> {
   }
 }
 
-function view(job: Job): VerifyJob {
+function keyOf(job: Pick<Job, 'client' | 'volume' | 'snapshot'>): string {
+  return `${job.client}/${job.volume}/${job.snapshot}`;
+}
+
+function sameCaller(a: Caller, b: Caller): boolean {
+  return a.role === 'client' ? b.role === 'client' && a.client === b.client : b.role === 'admin' && a.name === b.name;
+}
+
+function notYours(caller: Caller, hold: Hold): Forbidden {
+  const owner = hold.by.role === 'admin' ? `the admin ${hold.by.name}` : hold.by.client;
+  if (caller.role === 'admin') {
+    return new Forbidden(`${caller.name} has an admin token, which reads every client's verifies but releases only those it started itself (--client); verify ${hold.id} is ${owner}'s, released by its own verify or once nobody asks about it`);
+  }
+  return new Forbidden(`verify ${hold.id} was started by ${owner}, who releases it (or it goes once nobody asks about it); release the id your own start answered`);
+}
+
+function view(hold: Hold): VerifyJob {
+  const { job } = hold;
   const now = job.now;
   return {
-    id: job.id, volume: job.volume, snapshot: job.snapshot, readData: job.readData, state: now.state,
+    id: hold.id, volume: job.volume, snapshot: job.snapshot, readData: job.readData, state: now.state,
     progress: job.progress, reused: job.reused,
     summary: now.state === 'ready' ? now.summary : null,
     error: now.state === 'failed' ? now.error : null,

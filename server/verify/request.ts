@@ -21,14 +21,9 @@ export function verifyOwner(caller: Caller, query: string | undefined): SafeName
   return parseName(query, 'client');
 }
 
-/** Whose jobs the caller may see: a client its own; an admin (null) every client's. */
-export function jobOwner(caller: Caller): SafeName | null {
-  return caller.role === 'client' ? caller.client : null;
-}
-
 export function parseStart(caller: Caller, query: string | undefined, body: unknown): StartRequest {
   const start = parseBody(VerifyStart, body, '{"volume": "home", "snapshot": "home.20261125T013000Z", "readData": false}');
-  return { client: verifyOwner(caller, query), volume: parseName(start.volume, 'volume'), snapshot: parseName(start.snapshot, 'snapshot name'), readData: start.readData };
+  return { by: caller, client: verifyOwner(caller, query), volume: parseName(start.volume, 'volume'), snapshot: parseName(start.snapshot, 'snapshot name'), readData: start.readData };
 }
 
 export function parseChildren(body: unknown): ChildrenRequest {

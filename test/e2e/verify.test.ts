@@ -13,7 +13,7 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push/push.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { VERIFY_LIMITS, routes } from '../../core/protocol.ts';
-import { aliceBobAdmin, createPair, recordingReporter } from './harness.ts';
+import { aliceBobAdmin, createPair, recordingReporter, until } from './harness.ts';
 import { ServerLayout } from '../../server/layout.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
@@ -42,6 +42,17 @@ interface JsonOutcome {
 
 function outcomes(stdout: string): JsonOutcome[] {
   return stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as JsonOutcome).filter((e) => e.event === 'verified' || e.event === 'differs');
+}
+
+/** One JSON request to the server's API with a token: its status, headers and parsed body. */
+function jsonCaller(url: string) {
+  return async (token: string, method: string, route: string, body?: unknown) => {
+    const res = await fetch(`${url}${route}`, {
+      method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+  };
 }
 
 test('verify: an identical copy costs kilobytes and exits 0; a copy changed by hand names each difference and exits 3', verifyTest, async (t) => {
@@ -126,13 +137,7 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   const s2 = await pair.snapshot('s2');
   await push({ server: server.url, volume: 'v', snapshots: [s1, s2], retries: 0, headers: { authorization: `Bearer ${tokens.alice}` } }, recordingReporter());
 
-  const call = async (token: string, method: string, route: string, body?: unknown) => {
-    const res = await fetch(`${server.url}${route}`, {
-      method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
-  };
+  const call = jsonCaller(server.url);
 
   const mine = await call(tokens.alice, 'POST', routes.verify, { volume: 'v', snapshot: 's1' });
   assert.equal(mine.status, 200, JSON.stringify(mine.body));
@@ -160,16 +165,17 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   assert.equal(second.body.error.code, 'too_many_verifies');
   assert.equal(second.body.error.retryable, true);
   assert.ok(Number(second.headers.get('retry-after')) > 0);
-  // The same snapshot again joins the job there.
+  // The same snapshot again joins the job there (a job of its own would be over her limit), with a hold of its own.
   const again = await call(tokens.alice, 'POST', routes.verify, { volume: 'v', snapshot: 's1' });
-  assert.equal(again.body.id, id);
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  assert.notEqual(again.body.id, id);
 
   // The admin names the client (a second job: the total limit is 2), and sees alice's job.
   const unnamed = await call(tokens.admin, 'POST', routes.verify, { volume: 'v', snapshot: 's2' });
   assert.equal(unnamed.status, 400);
   assert.match(unnamed.body.error.message, /\?client=NAME \(snapferry verify --client NAME\)/, 'says how, by curl and by the command');
   const admin = await call(tokens.admin, 'POST', `${routes.verify}?client=alice`, { volume: 'v', snapshot: 's1' });
-  assert.equal(admin.body.id, id, 'joins the job of the same snapshot');
+  assert.equal(admin.status, 200, JSON.stringify(admin.body));
   assert.equal((await call(tokens.admin, 'GET', routes.verifyJob(id))).body.client, 'alice');
 
   // Bad batches: 400 invalid_input, not retryable.
@@ -183,13 +189,51 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   const notJson = await call(tokens.alice, 'POST', routes.verifyRecords(id), 'just a string');
   assert.equal(notJson.status, 400);
 
-  // Held until each of its three starts (alice's two, the admin's) has released it; then the slot is free again.
+  // Held until each of its three starts (alice's two, the admin's) has released its hold; then the slot is free again.
   assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(id))).status, 204);
-  assert.equal((await call(tokens.admin, 'DELETE', routes.verifyJob(id))).status, 204);
-  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(id))).status, 200, 'alice\'s other start still has it');
-  assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(id))).status, 204);
-  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(id))).status, 404, 'released by every start');
+  assert.equal((await call(tokens.admin, 'DELETE', routes.verifyJob(admin.body.id))).status, 204);
+  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(again.body.id))).status, 200, 'alice\'s other start still has it');
+  assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(again.body.id))).status, 204);
+  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(again.body.id))).status, 404, 'released by every start');
   assert.equal((await call(tokens.alice, 'POST', routes.verify, { volume: 'v', snapshot: 's2' })).status, 200);
+});
+
+test('verify: each start releases its own hold on a shared job, once; an admin token releases no client\'s hold', verifyTest, async (t) => {
+  const tokens = await aliceBobAdmin(t);
+  const pair = await createPair(t, { fillMB: 2, seed: 'verify-holds' });
+  const server = await pair.startServer({ tokensFile: tokens.file });
+  const s1 = await pair.snapshot('s1');
+  await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0, headers: { authorization: `Bearer ${tokens.alice}` } }, recordingReporter());
+  const call = jsonCaller(server.url);
+  const start = { volume: 'v', snapshot: 's1' };
+
+  // A timer's run and a verify by hand of alice's, and the admin's --client: three starts of one job.
+  const timer = await call(tokens.alice, 'POST', routes.verify, start);
+  const byHand = await call(tokens.alice, 'POST', routes.verify, start);
+  const admin = await call(tokens.admin, 'POST', `${routes.verify}?client=alice`, start);
+  for (const s of [timer, byHand, admin]) assert.equal(s.status, 200, JSON.stringify(s.body));
+
+  // An admin token writes nothing of a client's: alice's holds stay hers.
+  for (const hers of [timer, byHand]) {
+    const refused = await call(tokens.admin, 'DELETE', routes.verifyJob(hers.body.id));
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'forbidden');
+    assert.match(refused.body.error.message, /admin token/);
+  }
+  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(timer.body.id))).status, 200, 'the admin took nothing from alice');
+  // Its own hold it releases, once: a second release takes no one else's.
+  assert.equal((await call(tokens.admin, 'DELETE', routes.verifyJob(admin.body.id))).status, 204);
+  assert.equal((await call(tokens.admin, 'DELETE', routes.verifyJob(admin.body.id))).status, 404);
+
+  // The timer's run releases twice (a retried DELETE): the verify by hand still has the job, and finishes.
+  assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(timer.body.id))).status, 204);
+  assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(timer.body.id))).status, 404);
+  await until('the server\'s digest', async () => (await call(tokens.alice, 'GET', routes.verifyJob(byHand.body.id))).body.state === 'ready');
+  const records = await call(tokens.alice, 'POST', routes.verifyRecords(byHand.body.id), { paths: [''] });
+  assert.equal(records.status, 200, JSON.stringify(records.body));
+  assert.equal(records.body.records[0].record.kind, 'dir');
+  assert.equal((await call(tokens.alice, 'DELETE', routes.verifyJob(byHand.body.id))).status, 204);
+  assert.equal((await call(tokens.alice, 'GET', routes.verifyJob(byHand.body.id))).status, 404, 'released by its last start');
 });
 
 test('verify: the server keeps each digest beside the catalog and starts from it or from the parent\'s; --read-data reads again; a pruned snapshot drops its digest', verifyTest, async (t) => {

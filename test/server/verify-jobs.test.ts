@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SnapferryError } from '../../core/errors.ts';
 import type { SafeName } from '../../core/names.ts';
+import type { Caller } from '../../server/auth.ts';
 import { VERIFY_LIMITS, routes } from '../../core/protocol.ts';
 import type { ChildDigest, EntryRecord, TreeDigestSource, TreePath } from '../../core/tree-digest/types.ts';
 import { ServerApi } from '../../client/http/api.ts';
@@ -20,6 +21,9 @@ import { statusOf } from '../../server/http-errors.ts';
 import { parseChildren, parseRecords } from '../../server/verify/request.ts';
 
 const alice = 'alice' as SafeName;
+const asAlice: Caller = { role: 'client', client: alice };
+const asBob: Caller = { role: 'client', client: 'bob' as SafeName };
+const ops: Caller = { role: 'admin', name: 'ops' as SafeName };
 const v = 'v' as SafeName;
 const UUID = ['11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222', '33333333-3333-3333-3333-333333333333'];
 
@@ -62,7 +66,7 @@ function jobs(engine: DigestEngine, limits: Partial<VerifyLimits> = {}, now = ()
   return new VerifyJobs(service as never, engine, silentLogger(), limits, now);
 }
 
-const start = (j: VerifyJobs, snapshot: string, readData = false, client = alice) => j.start({ client, volume: v, snapshot: snapshot as SafeName, readData });
+const start = (j: VerifyJobs, snapshot: string, readData = false, client = alice, by: Caller = { role: 'client', client }) => j.start({ by, client, volume: v, snapshot: snapshot as SafeName, readData });
 const codeOf = async (p: Promise<unknown> | (() => unknown)) => {
   try {
     await (typeof p === 'function' ? p() : p);
@@ -72,14 +76,17 @@ const codeOf = async (p: Promise<unknown> | (() => unknown)) => {
   return null;
 };
 
-test('one job per snapshot: a second start joins it; another client\'s snapshot is not found', async () => {
-  const { engine } = fakeEngine(null);
+test('one job per snapshot: a second start joins it, with a hold of its own; another client\'s snapshot is not found', async () => {
+  const { engine, pending } = fakeEngine(null);
   const j = jobs(engine);
   const a = await start(j, 's1');
-  assert.equal((await start(j, 's1')).id, a.id);
+  const b = await start(j, 's1');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(pending.length, 1, 'one digest for both');
+  assert.notEqual(b.id, a.id, 'each start names its own hold');
   assert.equal(await codeOf(start(j, 's1', false, 'bob' as SafeName)), 'not_found');
-  assert.equal(await codeOf(() => j.get('bob' as SafeName, a.id)), 'not_found');
-  assert.equal(j.get(null, a.id).client, 'alice', 'an admin sees whose job it is');
+  assert.equal(await codeOf(() => j.get(asBob, a.id)), 'not_found');
+  assert.equal(j.get(ops, a.id).client, 'alice', 'an admin sees whose job it is');
   j.close();
 });
 
@@ -89,14 +96,13 @@ test('a job two starts share stays until both release it: the first done does no
   const j = jobs(engine, { maxPerClient: 1 });
   const a = await start(j, 's1');
   const b = await start(j, 's1');
-  assert.equal(b.id, a.id, 'joined');
-  j.release(alice, a.id);
-  assert.equal(j.get(alice, b.id).id, b.id, 'the second start still has the job after the first released it');
-  while (j.get(alice, b.id).state === 'digesting') await new Promise((resolve) => setImmediate(resolve));
-  const answer = await j.children(alice, b.id, parseChildren({ dirs: [{ path: 'sub' }] }));
+  j.release(asAlice, a.id);
+  assert.equal(j.get(asAlice, b.id).id, b.id, 'the second start still has the job after the first released it');
+  while (j.get(asAlice, b.id).state === 'digesting') await new Promise((resolve) => setImmediate(resolve));
+  const answer = await j.children(asAlice, b.id, parseChildren({ dirs: [{ path: 'sub' }] }));
   assert.deepEqual(answer.children.map((c) => c.entries.length), [3]);
-  j.release(alice, b.id);
-  assert.equal(await codeOf(() => j.get(alice, a.id)), 'not_found', 'released by both: gone');
+  j.release(asAlice, b.id);
+  assert.equal(await codeOf(() => j.get(asAlice, a.id)), 'not_found', 'released by both: gone');
   await start(j, 's2');
   j.close();
 });
@@ -111,7 +117,7 @@ test('limits per client and in total answer 429 with when to come back; a releas
   assert.equal(statusOf(refused), 429);
   assert.equal(refused.retryable, true);
   assert.ok(Number(refused.details.retryAfterSeconds) > 0);
-  j.release(alice, a.id);
+  j.release(asAlice, a.id);
   await start(j, 's3');
   j.close();
 });
@@ -122,13 +128,13 @@ test('a job nobody asks about is released, and its digest stopped', async () => 
   const j = jobs(engine, { idleMs: 1000 }, () => clock);
   const a = await start(j, 's1');
   clock = 500;
-  j.get(alice, a.id);
+  j.get(asAlice, a.id);
   clock = 1400;
   j.releaseIdle();
-  assert.equal(j.get(alice, a.id).state, 'digesting', 'asked about 900 ms ago');
+  assert.equal(j.get(asAlice, a.id).state, 'digesting', 'asked about 900 ms ago');
   clock = 2500;
   j.releaseIdle();
-  assert.equal(await codeOf(() => j.get(alice, a.id)), 'not_found');
+  assert.equal(await codeOf(() => j.get(asAlice, a.id)), 'not_found');
   assert.equal(pending[0]!.signal.aborted, true);
   j.close();
 });
@@ -143,12 +149,15 @@ test('--read-data while a plain digest of the snapshot runs: 409 verify_busy, re
   assert.equal((await start(j, 's1', true).catch(() => null)) === null, true);
   pending[0]!.resolve(fakeTree(3));
   await new Promise((r) => setTimeout(r, 10));
-  assert.equal(j.get(alice, plain.id).state, 'ready');
+  assert.equal(j.get(asAlice, plain.id).state, 'ready');
   const reading = await start(j, 's1', true);
   assert.notEqual(reading.id, plain.id);
   assert.equal(reading.readData, true);
   // A plain start joins a --read-data job: what it reads is as good.
-  assert.equal((await start(j, 's1')).id, reading.id);
+  const joined = await start(j, 's1');
+  assert.equal(joined.readData, true);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(pending.length, 2, 'no digest of its own');
   j.close();
 });
 
@@ -156,10 +165,10 @@ test('questions before the digest is ready are 409 verify_not_ready (retryable);
   const { engine, pending } = fakeEngine(null);
   const j = jobs(engine);
   const a = await start(j, 's1');
-  assert.equal(await codeOf(j.records(alice, a.id, [''])), 'verify_not_ready');
+  assert.equal(await codeOf(j.records(asAlice, a.id, [''])), 'verify_not_ready');
   pending[0]!.reject(new SnapferryError('tree_read_failed', 'cannot read'));
   await new Promise((r) => setTimeout(r, 10));
-  const failed = j.get(alice, a.id);
+  const failed = j.get(asAlice, a.id);
   assert.equal(failed.state, 'failed');
   assert.equal(failed.error?.code, 'tree_read_failed');
   assert.equal((await start(j, 's1')).id !== a.id, true, 'a failed job is started again');
@@ -193,13 +202,13 @@ test('a directory bigger than one answer comes in pages, and the client puts the
     const body = init.body === undefined ? undefined : JSON.parse(init.body);
     const id = path.split('/')[3] ?? '';
     let answer: unknown;
-    if (path === routes.verify) answer = await j.start({ client: alice, volume: v, snapshot: body.snapshot, readData: false });
+    if (path === routes.verify) answer = await j.start({ by: asAlice, client: alice, volume: v, snapshot: body.snapshot, readData: false });
     else if (path === routes.verifyChildren(id)) {
-      const a = await j.children(alice, id, parseChildren(body));
+      const a = await j.children(asAlice, id, parseChildren(body));
       answers.push(a.children.reduce((k, c) => k + c.entries.length, 0));
       answer = a;
-    } else if (path === routes.verifyRecords(id)) answer = await j.records(alice, id, parseRecords(body).paths);
-    else answer = j.get(alice, id);
+    } else if (path === routes.verifyRecords(id)) answer = await j.records(asAlice, id, parseRecords(body).paths);
+    else answer = j.get(asAlice, id);
     const text = JSON.stringify(answer);
     return { ok: true, status: 200, statusText: 'OK', headers: { get: () => null }, text: () => Promise.resolve(text) };
   };
@@ -234,5 +243,57 @@ test('finished jobs nobody asked about for 30 s give their place to a new verify
   const s3 = await start(j, 's3');
   assert.equal(s3.snapshot, 's3');
   pending[1]!.resolve(fakeTree(1));
+  j.close();
+});
+
+test('each start releases its own hold, once: a second release by the same start takes nothing from the other', async () => {
+  const tree = fakeTree(3);
+  const j = jobs(fakeEngine(tree).engine);
+  const timer = await start(j, 's1');
+  const byHand = await start(j, 's1');
+  j.release(asAlice, timer.id);
+  // A retried DELETE: the hold is gone, and the job stays for the other start.
+  assert.equal(await codeOf(() => j.release(asAlice, timer.id)), 'not_found');
+  assert.equal(await codeOf(() => j.get(asAlice, timer.id)), 'not_found', 'a released hold is not asked about again');
+  assert.equal(await codeOf(() => j.release(asBob, byHand.id)), 'not_found', 'another client\'s hold is not found');
+  while (j.get(asAlice, byHand.id).state === 'digesting') await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual((await j.records(asAlice, byHand.id, ['sub'])).records.map((r) => r.path), ['sub']);
+  j.release(asAlice, byHand.id);
+  assert.equal(await codeOf(() => j.get(asAlice, byHand.id)), 'not_found', 'released by its last start: gone');
+  j.close();
+});
+
+test('an admin token releases no client\'s hold, only those it started itself', async () => {
+  const j = jobs(fakeEngine(fakeTree(3)).engine, { maxPerClient: 1 });
+  const hers = await start(j, 's1');
+  const its = await start(j, 's1', false, alice, ops);
+  const refused = catchSync(() => j.release(ops, hers.id));
+  assert.ok(refused instanceof SnapferryError);
+  assert.equal(refused.code, 'forbidden');
+  assert.equal(statusOf(refused), 403);
+  assert.match(refused.message, /admin token.*releases only those it started itself/);
+  assert.equal(j.get(asAlice, hers.id).snapshot, 's1', 'alice still has her job');
+  assert.equal(await codeOf(() => j.release(asAlice, its.id)), 'forbidden', 'nor does alice release the admin\'s');
+  j.release(ops, its.id);
+  assert.equal(j.get(asAlice, hers.id).snapshot, 's1');
+  j.release(asAlice, hers.id);
+  await start(j, 's2');
+  j.close();
+});
+
+test('a --read-data start beside a finished plain job leaves that job to the starts that hold it', async () => {
+  const { engine, pending } = fakeEngine(null);
+  const j = jobs(engine);
+  const plain = await start(j, 's1');
+  while (pending.length === 0) await new Promise((r) => setImmediate(r));
+  pending[0]!.resolve(fakeTree(3));
+  while (j.get(asAlice, plain.id).state === 'digesting') await new Promise((r) => setImmediate(r));
+  const reading = await start(j, 's1', true);
+  while (pending.length < 2) await new Promise((r) => setImmediate(r));
+  assert.equal(j.get(asAlice, plain.id).state, 'ready', 'the plain job is still there for its start');
+  assert.deepEqual((await j.records(asAlice, plain.id, ['sub'])).records.map((r) => r.path), ['sub']);
+  assert.equal(j.get(asAlice, (await start(j, 's1')).id).readData, true, 'a new start joins the --read-data job');
+  j.release(asAlice, plain.id);
+  assert.equal(j.get(asAlice, reading.id).state, 'digesting');
   j.close();
 });
