@@ -216,6 +216,44 @@ test('a resume whose HEAD finds the upload whole (the rest sent by another push 
   await assertReceived(s1, pair.receivedPath('v', 's1'));
 });
 
+// The same race, with the other push stopping midway: its frames, at its own compression level, lie past where the
+// late push hashed to, and the late push's frames there are cut elsewhere. It sliced its own stream at the server's
+// offset and sent from inside a frame: refused as a frame with a bad header (frame_corrupt), the push failed.
+test('a resume whose HEAD finds frames another push sent at another compression level resumes from them, sending nothing misaligned', cutTest, async (t) => {
+  const pair = await createPair(t, { fillMB: 16 });
+  const server = await pair.startServer();
+  const s1 = await pair.snapshot('s1');
+  const partial = await pushPart(server, s1, 2);
+  const faults = await startFaultHttpProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) });
+  t.after(() => faults.close());
+  const line = await startChaosProxy({ target: { host: '127.0.0.1', port: faults.port } });
+  t.after(() => line.close());
+  const held = faults.hold((req) => req.method === 'HEAD');
+  const late = pushVia(line, [s1], { chunkSize: 64 * 1024, compress: 1 });
+  late.result.catch(() => undefined);
+  await held.arrived;
+  const stop = new AbortController();
+  const other = push({ server: server.url, volume: 'v', snapshots: [s1], chunkSize: 64 * 1024, compress: 19, limitRate: 2 * 1024 * 1024, signal: stop.signal }, recordingReporter());
+  other.catch(() => undefined);
+  const api = new ServerApi({ server: server.url });
+  await until('the other push to send 20 frames more', async () => (await api.transfer(partial.id)).framesVerified >= partial.framesVerified + 20);
+  stop.abort();
+  await other.catch(() => undefined);
+  const stoppedAt = (await api.transfer(partial.id)).wireOffset;
+  const before = line.stats().upstreamBytes;
+  held.release();
+  const { sent } = await late.result;
+  const said = late.report.notes.join('\n');
+  assert.equal(sent[0]!.transfer.id, partial.id, said);
+  assert.match(said, /s1: another push sent part of this upload meanwhile/);
+  // The rest of the stream from where the other push stopped, and requests: no PATCH sent from inside a frame.
+  const rest = sent[0]!.transfer.wireOffset - stoppedAt;
+  const crossed = line.stats().upstreamBytes - before;
+  t.diagnostic(`${crossed} bytes crossed for the ${rest} left after the other push`);
+  assert.ok(crossed <= rest + OVERHEAD, `${crossed} bytes crossed for the ${rest} left`);
+  await assertReceived(s1, pair.receivedPath('v', 's1'));
+});
+
 /** `promise`'s value, or null when it takes longer than `ms`. */
 function within<T>(ms: number, promise: Promise<T>): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined;
