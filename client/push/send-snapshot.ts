@@ -390,6 +390,10 @@ async function attempt(
         if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
         return (await ctx.api.transfer(id, { stallMs: timeoutMs })).wireArrived;
       },
+      verifiedOffset: async () => {
+        if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
+        return (await ctx.api.transfer(id)).wireOffset;
+      },
       onProgress: (wire) => ctx.compression.rawPace.sent(progress.uploaded(wire).rawBytes),
       onRetry: (err) => notes.retry(err, `${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });

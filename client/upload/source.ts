@@ -61,6 +61,8 @@ export class FramedUploadSource {
   private waitedNs = 0n;
   /** The largest slice for now: twice the last one, up to maxSlice; the first is one frame. */
   private sliceLimit = 1;
+  /** The end of the furthest slice handed out: bytes of the server's past it came from elsewhere. */
+  private handedTo: number;
 
   constructor(
     private readonly framed: FrameBoundarySource,
@@ -68,6 +70,7 @@ export class FramedUploadSource {
     private readonly maxSlice: number,
   ) {
     this.retainedStart = framed.startOffset;
+    this.handedTo = framed.startOffset;
     this.iterator = (framed.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
@@ -82,6 +85,15 @@ export class FramedUploadSource {
    */
   get endTaken(): boolean {
     return this.endTakenYet;
+  }
+
+  /**
+   * Where this source's bytes end on the server at most: where it began, or the end of its furthest slice. The frames
+   * past a later offset are another push's, cut where that push's compression cut them: this source's own frames
+   * there lie elsewhere (client/upload/tus.ts checks that before it slices there).
+   */
+  get handedOutTo(): number {
+    return this.handedTo;
   }
 
   /** Called by the encoder for every frame it emits (before its bytes can be read). */
@@ -122,6 +134,7 @@ export class FramedUploadSource {
     const value = { pieces: this.pieces(start, cut), size: cut - start };
     const done = this.endOffset !== null && cut === this.endOffset;
     if (done) this.endTakenYet = true;
+    this.handedTo = Math.max(this.handedTo, cut);
     return { value, done };
   }
 

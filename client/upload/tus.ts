@@ -50,6 +50,11 @@ export interface TusUploadOptions {
    * the server saw no byte arrive meanwhile either.
    */
   probeArrived?: (timeoutMs: number) => Promise<number>;
+  /**
+   * The upload's verified end on the server (Transfer.wireOffset), asked when the server's offset is past every byte
+   * this upload sent: another push of the snapshot sent frames meanwhile (see movedOn).
+   */
+  verifiedOffset?: () => Promise<number>;
 }
 
 
@@ -167,6 +172,28 @@ async function endRefusedUpload(options: TusUploadOptions, uploadUrl: string): P
   await Promise.race([ended, bound]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Before a slice from `start`: when the server holds verified frames past every byte this upload sent, another push
+ * of the same snapshot sent them while this one hashed its way to where it resumed (two timers overlapping; the
+ * server's lease passes between them whenever one stops for a moment). Its frames were cut where its compression
+ * level cut them (--compress auto picks one frame by frame, each push its own), so `start` is no frame boundary of
+ * this upload's stream: the bytes sent from there were refused as a frame with a bad header, a PATCH of waste and
+ * a push failed. Retried instead, the push resumes where that push left off, from the server's frame count. What
+ * lies past this upload's end unverified is only part of the frame in flight (a cut): it is checked against this
+ * upload's own frame, as after any cut.
+ */
+async function movedOn(options: TusUploadOptions, start: number): Promise<void> {
+  const own = options.source.handedOutTo;
+  if (start <= own || !options.verifiedOffset) return;
+  const verified = await options.verifiedOffset();
+  if (verified <= own) return;
+  throw new UploadError(
+    'upload_moved_on',
+    `another push sent part of this upload meanwhile (the server holds ${verified} bytes, this push had reached ${own}); resuming from the server's frames`,
+    { retryable: true, details: { verified, own } },
+  );
+}
+
 export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }> {
   return new Promise((resolveUpload, rejectUpload) => {
     // However the upload ends (a stall and Ctrl-C end it too), the retries held are told, or dropped, first.
@@ -228,7 +255,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
           Promise.resolve({
             size: null as unknown as number,
             slice: (start: number, end: number) =>
-              options.source.slice(start, end).then(
+              movedOn(options, start).then(() => options.source.slice(start, end)).then(
                 ({ value, done }) => ({ value: value && patchBody(value.pieces, options.rateLimit), done }),
                 (err: unknown) => {
                   sourceFailure = err;

@@ -15,6 +15,8 @@ import { EXIT } from '../../client/exit-codes.ts';
 import { VERIFY_LIMITS, routes } from '../../core/protocol.ts';
 import { aliceBobAdmin, createPair, recordingReporter, until } from './harness.ts';
 import { ServerLayout } from '../../server/layout.ts';
+import { writeWithReserve } from '../../server/catalog-reserve.ts';
+import { PRUNED_REASON } from '../../server/retention.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 const snapferry = (args: string[], env: Record<string, string> = {}) => execa('node', [BIN, ...args], { reject: false, timeout: 240_000, env });
@@ -238,7 +240,17 @@ test('verify: each start releases its own hold on a shared job, once; an admin t
 
 test('verify: the server keeps each digest beside the catalog and starts from it or from the parent\'s; --read-data reads again; a pruned snapshot drops its digest', verifyTest, async (t) => {
   const pair = await createPair(t, { fillMB: 8, seed: 'verify-saved' });
-  const server = await pair.startServer({ retention: () => ({ last: 2 }) });
+  // The server prunes after it recorded the snapshot received, so a push can be back before the pruning is done; here
+  // the record of s1's removal, between its subvolume's delete and its digest's, is held a while to show it.
+  let held = false;
+  const catalogWriter = async (file: string, text: string): Promise<void> => {
+    if (!held && text.includes(PRUNED_REASON)) {
+      held = true;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    await writeWithReserve(file, text);
+  };
+  const server = await pair.startServer({ retention: () => ({ last: 2 }), catalogWriter });
   const layout = new ServerLayout(pair.root);
   const s1 = await pair.snapshot('s1');
   await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
@@ -272,6 +284,9 @@ test('verify: the server keeps each digest beside the catalog and starts from it
   await fs.writeFile(path.join(pair.source, 'another-file'), 'another\n');
   const s3 = await pair.snapshot('s3');
   await push({ server: server.url, volume: 'v', snapshots: [s3], retries: 0 }, recordingReporter());
+  // The push ends when s3 is recorded received; the pruning that follows is done when the server is idle.
+  await server.service.idle();
+  assert.equal(held, true, "s1's removal went through the writer that holds it");
   await assert.rejects(fs.access(pair.receivedPath('v', 's1')), 's1 was pruned');
   await assert.rejects(fs.access(saved), "s1's digest went with it");
   await fs.access(layout.digestFile('default' as never, 'v' as never, (await btrfs.subvolumeShow(s2)).uuid as never));
