@@ -1,5 +1,5 @@
 /**
- * `npm test`: every test file under test/, two at a time, as `node --test` runs them, with one Ceph RGW started
+ * `npm test`: every test file under test/, three at a time (MAIN_CONCURRENCY), as `node --test` runs them, with one Ceph RGW started
  * first and shared by the files that need an S3 server (test/fixtures/s3.ts sharedOrOwnS3). A start takes 10 to 30 s
  * on a 2-core machine, and a cluster per archive file cost the suite minutes of CI's 30. Without root or radosgw
  * nothing is started, and the files skip or start their own as they would alone. Arguments that name test files run
@@ -16,7 +16,7 @@ import { startS3, suiteS3Env, SUITE_S3_ENV, type S3Server } from './fixtures/s3.
 /**
  * Files that spend minutes waiting and little CPU (slow-patch.test.ts holds one PATCH open for 320 s; each silent-line
  * file waits out silences of 20 to 60 s; restore-limits waits out Retry-After and an idle timeout, 31 s of CPU in 82 s
- * alone; expiry waits out its expiry periods, 16 s of CPU in 56 s): they run one at a time beside the two at a time
+ * alone; expiry waits out its expiry periods, 16 s of CPU in 56 s): they run one at a time beside the others
  * instead of taking one of their places, and their report follows. About 800 s in all, against some 1700 s of the
  * others (the times the log ends with); the files with bounds on CPU or answer times (slow-link-slivers.test.ts) stay
  * with the others.
@@ -48,6 +48,13 @@ const files = named.length > 0 ? named : readdirSync(root, { recursive: true, en
  */
 const FILE_TIMEOUT_MS = 12 * 60_000;
 
+/**
+ * How many of the other files run at once. Three on CI's two cores: the files spend most of their time waiting (on
+ * rate-limited lines, leases, timeouts and btrfs), 20% of it on their own CPU and their children's in a sampled run,
+ * so a third file fills the cores the two left idle. SNAPFERRY_TEST_CONCURRENCY sets another number.
+ */
+const MAIN_CONCURRENCY = Number(process.env.SNAPFERRY_TEST_CONCURRENCY ?? 3);
+
 // Each runner writes its failures, with their errors, to a file of its own beside its TAP (test/failures-reporter.mjs),
 // and the time each file's tests took (test/timings-reporter.mjs).
 const reportsDir = mkdtempSync(path.join(os.tmpdir(), 'snapferry-failures-'));
@@ -75,7 +82,7 @@ if (isRoot && (await execa('radosgw', ['--version'], { reject: false })).exitCod
   }
 }
 
-const run = nodeTest('main', 2, main, s3 ? { [SUITE_S3_ENV]: suiteS3Env(s3) } : {}, 'inherit');
+const run = nodeTest('main', MAIN_CONCURRENCY, main, s3 ? { [SUITE_S3_ENV]: suiteS3Env(s3) } : {}, 'inherit');
 // The runners go down with the suite: a SIGTERM sent to this process alone (a CI timeout) must not leave them running.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
@@ -100,8 +107,8 @@ const report = (name: string): string => {
 const failed = report('main') + report('beside');
 const timings = [report('main.timings'), report('beside.timings')];
 rmSync(reportsDir, { recursive: true, force: true });
-if (timings[0] !== '') process.stdout.write(`\n# run-suite: the two at a time\n${timings[0]}`);
+if (timings[0] !== '') process.stdout.write(`\n# run-suite: the ${MAIN_CONCURRENCY} at a time\n${timings[0]}`);
 if (timings[1] !== '') process.stdout.write(`# run-suite: beside them\n${timings[1]}`);
 if (failed !== '') process.stdout.write(`\n# run-suite: what failed, and why (each is in the TAP above too):\n${failed}`);
-process.stdout.write(`# run-suite: ${results.map((r) => `${r === results[0] ? 'the two at a time' : 'beside them'} exited ${r.exitCode ?? r.signal}`).join(', ')}\n`);
+process.stdout.write(`# run-suite: ${results.map((r) => `${r === results[0] ? 'the ${MAIN_CONCURRENCY} at a time' : 'beside them'} exited ${r.exitCode ?? r.signal}`).join(', ')}\n`);
 process.exitCode = results.every((r) => r.exitCode === 0) ? 0 : 1;
