@@ -110,5 +110,5 @@ rmSync(reportsDir, { recursive: true, force: true });
 if (timings[0] !== '') process.stdout.write(`\n# run-suite: the ${MAIN_CONCURRENCY} at a time\n${timings[0]}`);
 if (timings[1] !== '') process.stdout.write(`# run-suite: beside them\n${timings[1]}`);
 if (failed !== '') process.stdout.write(`\n# run-suite: what failed, and why (each is in the TAP above too):\n${failed}`);
-process.stdout.write(`# run-suite: ${results.map((r) => `${r === results[0] ? 'the ${MAIN_CONCURRENCY} at a time' : 'beside them'} exited ${r.exitCode ?? r.signal}`).join(', ')}\n`);
+process.stdout.write(`# run-suite: ${results.map((r) => `${r === results[0] ? `the ${MAIN_CONCURRENCY} at a time` : 'beside them'} exited ${r.exitCode ?? r.signal}`).join(', ')}\n`);
 process.exitCode = results.every((r) => r.exitCode === 0) ? 0 : 1;
