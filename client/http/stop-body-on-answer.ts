@@ -10,8 +10,8 @@
  * answer while the body is still going out), it stops feeding the body, and once the answer has ended (tus-js-client
  * has it whole) it resets the connection. The reset matters more than the stop: the kernel takes a body into the
  * socket's send buffer (megabytes on a fast first hop) long before a slow line carries it, and a plain close would
- * still send all of it before the FIN; a TCP reset drops it (test/e2e/refused-patch-body.test.ts: 4 MB crossed a
- * 1 MB/s line before, 0.4 MB after). A connection whose body was cut short can never carry another request (its
+ * still send all of it before the FIN; a TCP reset drops it (test/e2e/refused-patch-body.test.ts: a 4 MB body had
+ * gone whole into the kernels before a 409 sent at once, 3-3.7 MB of it still in the client's send buffer). A connection whose body was cut short can never carry another request (its
  * framing is broken), so nothing reusable is lost; a refusal that did read the whole body costs one keep-alive
  * connection. A success (the server read the body whole) is left alone.
  */

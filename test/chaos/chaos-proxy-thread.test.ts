@@ -21,7 +21,8 @@ test('the threaded proxy carries bytes, counts them in shared memory, and resets
   // The proxy counts a connection as gone once both of its sockets closed, a moment after the client saw the end.
   await until('the counts', () => proxy.stats().downstreamBytes === data.length && proxy.stats().live === 0);
   assert.deepEqual(proxy.stats(), {
-    upstreamBytes: data.length, downstreamBytes: data.length, connections: 1, refused: 0, cuts: 0, live: 0, queuedBytes: 0,
+    upstreamBytes: data.length, downstreamBytes: data.length, connections: 1, refused: 0, cuts: 0, clientResets: 0, live: 0,
+    queuedBytes: 0,
   });
   proxy.resetStats();
   assert.equal(proxy.stats().upstreamBytes, 0);

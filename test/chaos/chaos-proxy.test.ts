@@ -32,7 +32,8 @@ test('passes 5 MB both ways unchanged and counts it', { timeout: 20_000 }, async
   // A connection counts as gone once both of its sockets closed, a moment after the client saw the end.
   await until('the counts', () => proxy.stats().downstreamBytes === data.length && proxy.stats().live === 0);
   assert.deepEqual(proxy.stats(), {
-    upstreamBytes: data.length, downstreamBytes: data.length, connections: 1, refused: 0, cuts: 0, live: 0, queuedBytes: 0,
+    upstreamBytes: data.length, downstreamBytes: data.length, connections: 1, refused: 0, cuts: 0, clientResets: 0, live: 0,
+    queuedBytes: 0,
   });
 });
 
@@ -142,6 +143,25 @@ test('holds back a fast sender instead of buffering it', { timeout: 10_000 }, as
   sent.socket.destroy();
 });
 
+test('a client\'s reset ends its connection at once: what the proxy took but had not passed on is dropped', { timeout: 10_000 }, async (t) => {
+  const sink = await startSink(t);
+  const proxy = await proxyTo(t, sink.port);
+  proxy.setRate(1 << 20);
+  // More than the kernel buffers can hold, so the proxy's side holds as much as the kernel lets it.
+  const sent = send(proxy.port, Buffer.alloc(16 << 20));
+  await until('some bytes to cross', () => proxy.stats().upstreamBytes > 300_000);
+  sent.socket.resetAndDestroy();
+  const atReset = proxy.stats().upstreamBytes;
+  await until('the connection to end', () => proxy.stats().live === 0, 3000);
+  const after = proxy.stats().upstreamBytes - atReset;
+  t.diagnostic(`${after} bytes crossed after the client's reset`);
+  // What a tick or two of the limiter lets out while the reset is noticed (30 KB each at 1 MB/s), not the
+  // hundreds of KB the proxy's kernel had taken (they crossed before, until the proxy read its way to the reset).
+  assert.ok(after <= 96 * 1024, `${after} bytes crossed after the client's reset`);
+  assert.equal(proxy.stats().clientResets, 1);
+  assert.ok(['ECONNRESET', 'end'].includes(await sink.connections[0]!.done));
+});
+
 test('cutAfter(N) delivers exactly N bytes upstream, then both ends see a reset', { timeout: 10_000 }, async (t) => {
   const sink = await startSink(t);
   const proxy = await proxyTo(t, sink.port);
@@ -213,7 +233,8 @@ test('cutEvery cuts at every N upstream bytes, across connections one after anot
   assert.equal(sink.connections[6]!.bytes, 250_000);
   await until('the last connection to be counted gone', () => proxy.stats().live === 0);
   assert.deepEqual(proxy.stats(), {
-    upstreamBytes: 750_000, downstreamBytes: 0, connections: 7, refused: 0, cuts: 5, live: 0, queuedBytes: 0,
+    upstreamBytes: 750_000, downstreamBytes: 0, connections: 7, refused: 0, cuts: 5, clientResets: 0, live: 0,
+    queuedBytes: 0,
   });
 });
 

@@ -23,8 +23,8 @@ import { STAT_FIELDS, type ProxyCommand, type ProxyEvent, type WorkerSetup } fro
 
 export type { ChaosProxyOptions, ChaosStats, CutEvent, RandomCuts, RateSetting } from './proxy-core.ts';
 
-type Counter = 'upstreamBytes' | 'downstreamBytes' | 'connections' | 'refused' | 'cuts';
-const COUNTERS: readonly Counter[] = ['upstreamBytes', 'downstreamBytes', 'connections', 'refused', 'cuts'];
+type Counter = 'upstreamBytes' | 'downstreamBytes' | 'connections' | 'refused' | 'cuts' | 'clientResets';
+const COUNTERS: readonly Counter[] = ['upstreamBytes', 'downstreamBytes', 'connections', 'refused', 'cuts', 'clientResets'];
 
 export class ChaosProxy {
   readonly #worker: Worker;
@@ -32,7 +32,7 @@ export class ChaosProxy {
   readonly #cutListeners = new Set<(event: CutEvent) => void>();
   readonly #replies = new Map<number, (value: number) => void>();
   #nextId = 0;
-  #baseline: Record<Counter, number> = { upstreamBytes: 0, downstreamBytes: 0, connections: 0, refused: 0, cuts: 0 };
+  #baseline: Record<Counter, number> = { upstreamBytes: 0, downstreamBytes: 0, connections: 0, refused: 0, cuts: 0, clientResets: 0 };
   #closing: Promise<void> | null = null;
 
   private constructor(worker: Worker, shared: Float64Array, readonly host: string, readonly port: number) {

@@ -22,7 +22,8 @@ export class ProxiedConnection {
   /** Settles when both sockets are closed, however that came about. */
   readonly closed: Promise<void>;
 
-  constructor(client: Socket, target: Target, links: { up: LaneLink; down: LaneLink }) {
+  /** `onClientReset` is called if the client breaks the connection with a reset (not the proxy's own cut). */
+  constructor(client: Socket, target: Target, links: { up: LaneLink; down: LaneLink }, onClientReset: () => void) {
     this.#client = client;
     this.#server = net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
     // Pacing sends small slices on purpose; Nagle would glue them back together.
@@ -38,7 +39,10 @@ export class ProxiedConnection {
     this.closed = Promise.all([whenClosed(this.#client), whenClosed(this.#server)]).then(() => undefined);
     for (const socket of [this.#client, this.#server]) {
       // A refused target, a peer's reset or a write into a closed socket: pass the break on to the other end.
-      socket.on('error', () => this.reset());
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        if (socket === client && !this.#broken && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) onClientReset();
+        this.reset();
+      });
       socket.once('close', (hadError) => {
         if (hadError) this.reset();
       });

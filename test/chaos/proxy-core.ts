@@ -33,6 +33,8 @@ export interface ChaosStats {
   refused: number;
   /** Cuts that broke at least one connection. */
   cuts: number;
+  /** Connections the client broke off with a reset (a cut by the proxy not included). */
+  clientResets: number;
   /** Open now (a gauge, not reset). */
   live: number;
   /** Bytes waiting inside the proxy now (a gauge): stays small when backpressure works. */
@@ -49,8 +51,8 @@ export interface CutEvent {
 
 export type RateSetting = number | null | { upstream?: number | null; downstream?: number | null };
 
-type Counters = Pick<ChaosStats, 'upstreamBytes' | 'downstreamBytes' | 'connections' | 'refused' | 'cuts'>;
-const zeroCounters = (): Counters => ({ upstreamBytes: 0, downstreamBytes: 0, connections: 0, refused: 0, cuts: 0 });
+type Counters = Pick<ChaosStats, 'upstreamBytes' | 'downstreamBytes' | 'connections' | 'refused' | 'cuts' | 'clientResets'>;
+const zeroCounters = (): Counters => ({ upstreamBytes: 0, downstreamBytes: 0, connections: 0, refused: 0, cuts: 0, clientResets: 0 });
 
 export class ChaosProxyCore {
   readonly host: string;
@@ -218,7 +220,10 @@ export class ChaosProxyCore {
       return;
     }
     this.#counters.connections++;
-    const connection = new ProxiedConnection(client, this.#target, { up: this.#up, down: this.#down });
+    const connection = new ProxiedConnection(client, this.#target, { up: this.#up, down: this.#down }, () => {
+      this.#counters.clientResets++;
+      this.#changed();
+    });
     this.#connections.add(connection);
     this.#changed();
     void connection.closed.then(() => {

@@ -2,7 +2,7 @@
 import type { ChaosProxyOptions, ChaosStats, CutEvent, RandomCuts, RateSetting } from './proxy-core.ts';
 
 /** The counters, in this order, as float64s in the shared buffer. */
-export const STAT_FIELDS = ['upstreamBytes', 'downstreamBytes', 'connections', 'refused', 'cuts', 'live', 'queuedBytes'] as const satisfies readonly (keyof ChaosStats)[];
+export const STAT_FIELDS = ['upstreamBytes', 'downstreamBytes', 'connections', 'refused', 'cuts', 'clientResets', 'live', 'queuedBytes'] as const satisfies readonly (keyof ChaosStats)[];
 
 export interface WorkerSetup {
   options: ChaosProxyOptions;
