@@ -5,7 +5,6 @@
 import crypto from 'node:crypto';
 import { parseVolumeName } from '../../core/snapshot-name.ts';
 import { planPush, serverView, type LocalSnapshot, type Plan, type PlanStep } from '../../core/plan.ts';
-import { withClientUuids } from '../../core/uuid-namespace.ts';
 import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL } from '../../core/wire/index.ts';
@@ -19,6 +18,7 @@ import { sourceGroups } from '../../core/sources.ts';
 import { sealingOfKey, type Sealing } from '../../core/sealing.ts';
 import { mixedSourcesError } from './mixed-sources.ts';
 import { changedParentsOf } from './changed-parent.ts';
+import { planFacts } from './plan-facts.ts';
 import { UploadRateLimit } from '../upload/rate-limit.ts';
 import { startCompression, type CompressSetting } from './compression.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
@@ -188,11 +188,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
  * seals may be a parent (core/sealing.ts): a chain restores with one config.
  */
 async function planOn(held: SnapshotList, requested: readonly LocalSnapshot[], sealing: Sealing, changedParents: ReadonlySet<string>): Promise<Plan> {
-  const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
-  // A snapshot the server lost the UUID of is listed by its namespaced one (Snapshot.uuidUnknown): found here by it.
-  const lost = held.snapshots.some((s) => s.uuidUnknown) ? held.client : undefined;
-  const candidates = await findParentCandidates(requested[0]!.path, wanted, lost);
-  const server = withClientUuids(held.snapshots, held.client, [...requested, ...candidates].map((s) => s.uuid));
+  const { candidates, server } = await planFacts(held, requested);
   return planPush({ requested, candidates, server: serverView(server), removed: held.removed, sealing, changedParents });
 }
 

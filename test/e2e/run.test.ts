@@ -99,6 +99,16 @@ test('run pushes the snapshots taken by hand or by btrbk in the snapshotDir too,
   assert.deepEqual(r2.started, [{ snapshot: 'home.20261101T1030', parent: NAME[0] }, { snapshot: NAME[1], parent: 'home.20261101T1030' }]);
   assert.deepEqual((await api.snapshots('home')).snapshots.map((s) => s.name), [NAME[0], 'home.20261101T1030', NAME[1]]);
   await assertReceived(byHand, pair.receivedPath('home', 'home.20261101T1030'));
+
+  // One more by hand, after run's newest, and pushed: the next incremental is from it, not from run's NAME[1], and
+  // prune --dry-run says so. Before, prune planned on run's own snapshots alone and named NAME[1] the next parent.
+  await mutate(pair.source, 'by-hand-2');
+  await pair.snapshot('home.20261101T1130');
+  assert.equal((await run(config, T[2]!, { steps: ['push'] })).exitCode, EXIT.ok);
+  const pruning: RunConfig = { ...config, volumes: { home: { ...config.volumes['home']!, retention: { last: 5 } } } };
+  const dry = await run(pruning, T[2]!, { steps: ['prune'], dryRun: true });
+  assert.equal(dry.exitCode, EXIT.ok, dry.lines.join('\n'));
+  assert.deepEqual(dry.notes, [`home: keep   ${NAME[0]}  (one of the last 5)`, `home: keep   ${NAME[1]}  (one of the last 5)`]);
 });
 
 test('every volume gets its snapshot before the pushes: a push that does not end keeps no later volume from its snapshot', rootOnly, async (t) => {
