@@ -10,6 +10,7 @@ import type { RunConfig } from '../../client/run/run.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { assertReceived, createPair, until } from './harness.ts';
 import { homeRun, runAt } from './run-helpers.ts';
+import { unreachableServer } from '../fixtures/local-port.ts';
 
 const T = ['2026-11-01T10:00:00Z', '2026-11-01T11:00:00Z', '2026-11-01T12:00:00Z', '2026-11-01T13:00:00Z'];
 const NAME = ['home.20261101T100000Z', 'home.20261101T110000Z', 'home.20261101T120000Z', 'home.20261101T130000Z'];
@@ -73,7 +74,7 @@ test('a failing volume does not stop the others; without the server nothing is p
   assert.equal(r1.exitCode, EXIT.usage, 'the most serious of the volumes: a config mistake');
 
   // The server unreachable: the snapshot is still taken, the push is a temporary failure, and nothing is deleted.
-  const r2 = await run({ server: 'http://127.0.0.1:9', volumes: { home } }, T[1]!);
+  const r2 = await run({ server: await unreachableServer(), volumes: { home } }, T[1]!);
   assert.equal(r2.exitCode, EXIT.temporary, r2.lines.join('\n'));
   assert.match(r2.lines[0]!, /^home: snapshot home\.20261101T110000Z, push failed: cannot reach .*, prune failed: cannot reach /);
   assert.deepEqual((await fs.readdir(pair.snaps)).sort(), [NAME[0], NAME[1]]);
