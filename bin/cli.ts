@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { describeError } from '../core/errors.ts';
 import { EXIT, exitCodeFor } from '../client/cli-options.ts';
 import { applyConventions, exitCodeOf } from './conventions.ts';
-import { endIfInterrupted } from './interrupt.ts';
+import { endIfInterrupted, stopsOnInterrupt } from './interrupt.ts';
 import { addServeCommand } from './commands/serve.ts';
 import { addPushCommand } from './commands/push.ts';
 import { addStatusCommand } from './commands/status.ts';
@@ -48,6 +48,10 @@ addRunCommand(program);
 addPruneCommand(program);
 addPruneServerCommand(program);
 addKeyCommands(program);
+// The client's commands that stop on Ctrl-C (bin/interrupt.ts), each from its start.
+for (const name of ['push', 'status', 'snapshots', 'abort', 'restore', 'verify', 'snapshot', 'run', 'prune']) {
+  stopsOnInterrupt(program.commands.find((c) => c.name() === name)!);
+}
 applyConventions(program);
 
 try {

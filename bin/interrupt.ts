@@ -4,6 +4,7 @@
  * 130 and say that running the command again resumes (uploads and restores keep what arrived). A second Ctrl-C
  * kills at once, as people expect of a command that does not stop fast enough.
  */
+import type { Command } from 'commander';
 import { EXIT } from '../client/cli-options.ts';
 
 export const INTERRUPTED = 'interrupted: run the same command again to resume';
@@ -25,6 +26,16 @@ export function interruptSignal(): AbortSignal {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, onSignal);
   }
   return controller.signal;
+}
+
+/**
+ * The handlers from the moment `command` is known to run, not from when its work first asks for the signal: before
+ * that (loading the client's code, reading the config and the token: push's first second), Ctrl-C found no handler,
+ * and Node's default ended the process with 130 and without the line that says to run it again. Work begun after an
+ * early Ctrl-C finds the signal aborted, and stops as at a later one. Not for `serve`, which stops in its own way.
+ */
+export function stopsOnInterrupt(command: Command): Command {
+  return command.hook('preAction', () => void interruptSignal());
 }
 
 /** When the command was interrupted, says so and sets exit code 130; returns whether it was. */

@@ -83,8 +83,8 @@ export function absolutePathField() {
   );
 }
 
-/** An http:// or https:// URL with a host (the server a client pushes to). */
-export function httpUrlField() {
+/** An http:// or https:// URL with a host; `parse`: by default the server a client pushes to (core/server-url.ts). */
+export function httpUrlField(parse: (value: string) => string = parseServerUrl) {
   // parseServerUrl's own message says the fix (the scheme to add, the one to drop): a config gets the one --server gets.
   return z.unknown().transform((value, ctx): string => {
     if (typeof value !== 'string') {
@@ -92,7 +92,7 @@ export function httpUrlField() {
       return z.NEVER;
     }
     try {
-      return parseServerUrl(value);
+      return parse(value);
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
       return z.NEVER;

@@ -50,6 +50,32 @@ export interface ResolveOptions {
    * snapshot to take: one that holds none yet says so, not how to snapshot the folder itself.
    */
   snapshotDir?: boolean;
+  /**
+   * Instead of the note on the snapshots pickVolume leaves out (not named after the volume): the caller says it once it
+   * knows which of them the server holds in this volume (push: those are this volume's, and may be parents).
+   */
+  setAside?: (aside: SetAside) => void;
+}
+
+/** A folder's snapshots not named after the volume, left out of the push (btrbk's layout). */
+export interface SetAside {
+  dir: string;
+  volume: string;
+  /** How many are named after the volume, and pushed. */
+  named: number;
+  others: LocalSnapshot[];
+}
+
+/**
+ * The note on a folder's snapshots left out. One of them the server holds in this volume (pushed by its path) is
+ * this volume's whatever its name, and push may build on it: it is not counted among "not this volume's".
+ */
+export function setAsideNote({ dir, volume, named, others }: SetAside, heldHere: (s: LocalSnapshot) => boolean = () => false): string {
+  const held = others.filter(heldHere).length;
+  const notOurs = others.length - held;
+  const heldPart = held === 0 ? '' : `${held} not so named the server holds in this volume (not sent again; the next may build on them)`;
+  const rest = notOurs === 0 ? `; ${heldPart}` : `; the other ${notOurs} are not this volume's${held === 0 ? '' : `, and ${heldPart}`}`;
+  return `${dir}: pushing the ${named} snapshots named ${volume}.<date> (btrbk's layout)${rest}`;
 }
 
 const byNumberOrName = (a: string, b: string): number =>
@@ -104,11 +130,13 @@ async function snapshotsIn(dir: string, note: (m: string) => void): Promise<Loca
 }
 
 /** btrbk's layout: of a folder's snapshots, those named `VOLUME.<date>`, when any are. */
-function pickVolume(dir: string, found: LocalSnapshot[], volume: string | undefined, note: (m: string) => void): LocalSnapshot[] {
+function pickVolume(dir: string, found: LocalSnapshot[], volume: string | undefined, options: ResolveOptions & { note: (m: string) => void }): LocalSnapshot[] {
   if (volume === undefined) return found;
   const named = found.filter((s) => parseNameTime(s.name, 'local')?.prefix === volume);
   if (named.length === 0 || named.length === found.length) return found;
-  note(`${dir}: pushing the ${named.length} snapshots named ${volume}.<date> (btrbk's layout); the other ${found.length - named.length} are not this volume's`);
+  const aside = { dir, volume, named: named.length, others: found.filter((s) => !named.includes(s)) };
+  if (options.setAside) options.setAside(aside);
+  else options.note(setAsideNote(aside));
   return named;
 }
 
@@ -126,7 +154,7 @@ export async function resolveRequested(args: readonly string[], options: Resolve
       out.push(await describe(p, snapperName(p) ?? path.basename(p)));
       continue;
     }
-    const inside = pickVolume(arg, await snapshotsIn(p, note), options.volume, note);
+    const inside = pickVolume(arg, await snapshotsIn(p, note), options.volume, { ...options, note });
     if (inside.length > 0) {
       out.push(...inside);
       continue;

@@ -5,20 +5,21 @@
 import crypto from 'node:crypto';
 import { parseVolumeName } from '../../core/snapshot-name.ts';
 import { planPush, serverView, type LocalSnapshot, type Plan, type PlanStep } from '../../core/plan.ts';
-import { withClientUuids } from '../../core/uuid-namespace.ts';
 import { PATCH_BYTES_MAX, PATCH_BYTES_MIN, SESSION_HEADER, type SendStream, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import { btrfsFeatures, chooseSendStream, mountCompression, type SendCompressedMode } from '../../core/btrfs/features.ts';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL } from '../../core/wire/index.ts';
 import { readKeyFile } from '../../core/crypto/key-file.ts';
 import { ServerApi } from '../http/api.ts';
 import { createTransport } from '../http/transport.ts';
-import { findParentCandidates, resolveRequested } from '../local/snapshots.ts';
+import { findParentCandidates, resolveRequested, setAsideNote, type SetAside } from '../local/snapshots.ts';
+import { withClientUuids } from '../../core/uuid-namespace.ts';
 import { PushError, sendSnapshot, type SentSnapshot } from './send-snapshot.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { sourceGroups } from '../../core/sources.ts';
 import { sealingOfKey, type Sealing } from '../../core/sealing.ts';
 import { mixedSourcesError } from './mixed-sources.ts';
 import { changedParentsOf } from './changed-parent.ts';
+import { planFacts } from './plan-facts.ts';
 import { UploadRateLimit } from '../upload/rate-limit.ts';
 import { startCompression, type CompressSetting } from './compression.ts';
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../http/retry.ts';
@@ -113,7 +114,10 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  const requested = await resolveRequested(options.snapshots, { volume, note: (m) => report.note(m), ...(options.snapshotDir === true ? { snapshotDir: true } : {}) });
+  const asides: SetAside[] = [];
+  const requested = await resolveRequested(options.snapshots, {
+    volume, note: (m) => report.note(m), setAside: (a) => asides.push(a), ...(options.snapshotDir === true ? { snapshotDir: true } : {}),
+  });
   if (requested.length === 0) throw new PushError('nothing_to_push', 'no read-only snapshots found in the paths given');
   // One volume, one source: checked before the server is asked anything.
   const groups = sourceGroups(requested);
@@ -121,6 +125,8 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
 
   const sealing = sealingOfKey(sealKey);
   const held = await api.snapshots(volume);
+  const heldHere = new Set(withClientUuids(held.snapshots, held.client, asides.flatMap((a) => a.others.map((s) => s.uuid))).map((s) => s.uuid));
+  for (const aside of asides) report.note(setAsideNote(aside, (s) => heldHere.has(s.uuid)));
   // Parents the server refused before as changed here: a plan on one would be refused again (client/push/changed-parent.ts).
   const changedParents = changedParentsOf((await api.transfers()).transfers, volume);
   const plan = await planOn(held, requested, sealing, changedParents);
@@ -188,11 +194,7 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
  * seals may be a parent (core/sealing.ts): a chain restores with one config.
  */
 async function planOn(held: SnapshotList, requested: readonly LocalSnapshot[], sealing: Sealing, changedParents: ReadonlySet<string>): Promise<Plan> {
-  const wanted = new Set([...held.snapshots, ...held.removed].map((s) => s.uuid));
-  // A snapshot the server lost the UUID of is listed by its namespaced one (Snapshot.uuidUnknown): found here by it.
-  const lost = held.snapshots.some((s) => s.uuidUnknown) ? held.client : undefined;
-  const candidates = await findParentCandidates(requested[0]!.path, wanted, lost);
-  const server = withClientUuids(held.snapshots, held.client, [...requested, ...candidates].map((s) => s.uuid));
+  const { candidates, server } = await planFacts(held, requested);
   return planPush({ requested, candidates, server: serverView(server), removed: held.removed, sealing, changedParents });
 }
 

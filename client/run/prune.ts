@@ -19,11 +19,13 @@
  *
  * Not by listOwnSnapshots()'s order (names): a snapshot named with a wrong clock sorted after the real ones, so
  * every unpushed snapshot before it counted as older than "the newest both sides hold", and was deleted.
+ *
+ * Nor on its own snapshots alone: push plans on every snapshot in the folder (those taken by hand or by btrbk) and on
+ * parents elsewhere on the filesystem (client/push/plan-facts.ts), and so does this; only its own are its to delete.
  */
-import { withClientUuids } from '../../core/uuid-namespace.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { describeError } from '../../core/errors.ts';
-import { nextParent, planPush, serverView } from '../../core/plan.ts';
+import { nextParent, planPush, serverView, type LocalSnapshot } from '../../core/plan.ts';
 import { readKeyFile } from '../../core/crypto/key-file.ts';
 import { describeSealing, mayChainOn, sealingOfKey, type Sealing } from '../../core/sealing.ts';
 import { planRetention, type RetentionPlan } from '../../core/retention.ts';
@@ -33,6 +35,8 @@ import type { ServerApi } from '../http/api.ts';
 import { misdated, misdatedNote, takenOrder, takenTime } from '../../core/taken-order.ts';
 import { listOwnSnapshots, type OwnSnapshot } from '../local/take.ts';
 import { changedParentsOf } from '../push/changed-parent.ts';
+import { planFacts } from '../push/plan-facts.ts';
+import { resolveRequested } from '../local/snapshots.ts';
 
 export interface PruneSettings {
   snapshotDir: string;
@@ -66,6 +70,13 @@ export interface NextPush {
   volume: string;
   now: Date;
   sealing: Sealing;
+  /**
+   * What push sends from the volume's folder (client/local/snapshots.ts resolveRequested): run's own snapshots and
+   * those taken there by hand or by btrbk; default `own`. Push's parent may be one of those, or of `parents`.
+   */
+  sends?: readonly LocalSnapshot[];
+  /** Read-only subvolumes elsewhere on the filesystem that push may take as parent (client/push/plan-facts.ts). */
+  parents?: readonly LocalSnapshot[];
 }
 
 /** Which of `own` must stay, and why (pure; see the comment at the top). */
@@ -73,46 +84,57 @@ export function localProtections(
   own: readonly OwnSnapshot[],
   listed: Pick<SnapshotList, 'snapshots'>,
   transfers: readonly Transfer[],
-  { volume, now, sealing }: NextPush,
+  { volume, now, sealing, sends = own, parents = [] }: NextPush,
 ): Map<string, string> {
-  const protect = new Map<string, string>();
-  const add = (name: string, reason: string) => protect.set(name, protect.has(name) ? `${protect.get(name)}; ${reason}` : reason);
+  // Push plans on more than run's own snapshots (those taken by hand, in the folder or elsewhere): by own alone, prune
+  // named an older one of its own as the next parent when push would start from a newer one taken by hand. Reasons
+  // go by subvolume (local UUID), and only run's own are returned: the others are not prune's to keep or delete.
+  const seen = uniqueByLocalUuid([...own, ...sends, ...parents]);
+  const byId = new Map<string, string>();
+  const add = (s: LocalSnapshot, reason: string) => byId.set(s.localUuid, byId.has(s.localUuid) ? `${byId.get(s.localUuid)}; ${reason}` : reason);
   // The facts push plans on (core/plan.ts serverView): prune keeps what push takes only if both read them alike.
   const server = serverView(listed.snapshots);
   // So too the parents the server refused as changed here (client/push/changed-parent.ts): push passes them over, so
   // the parent it takes instead is the one to keep, not the changed one.
   const changedParents = changedParentsOf(transfers, volume);
   const onServer = new Set(server.map((s) => s.uuid));
-  const held = own.filter((s) => onServer.has(s.uuid));
+  const held = seen.filter((s) => onServer.has(s.uuid));
   // The server's copy was changed after its receive (server/alterations.ts): the local one is the only copy as sent,
   // so retention must not take it, however old, for as long as the server says so.
   // (An archive's chain_full is its own rule, not a change.)
   for (const s of held) {
     const byHand = server.find((x) => x.uuid === s.uuid)?.altered?.what.filter((w) => w !== 'chain_full') ?? [];
-    if (byHand.length > 0) add(s.name, `the server's copy was changed by hand after it was received (${byHand.join(', ')}): this is the only copy as sent`);
+    if (byHand.length > 0) add(s, `the server's copy was changed by hand after it was received (${byHand.join(', ')}): this is the only copy as sent`);
   }
-  const parent = nextParent({ candidates: own, server, now, sealing, changedParents });
+  const parent = nextParent({ candidates: seen, server, now, sealing, changedParents });
   if (parent) {
-    const newestHeld = [...held].sort(takenOrder(own, server, now)).at(-1);
+    const newestHeld = [...held].sort(takenOrder(seen, server, now)).at(-1);
     const newest = server.find((s) => s.uuid === newestHeld?.uuid);
     const which =
       newestHeld?.uuid === parent.uuid ? 'newest snapshot both sides hold'
       : newest !== undefined && !newest.altered && !mayChainOn(sealing, newest.sealedBy) ? `newest snapshot both sides hold that is ${describeSealing(sealing)}, as push seals`
       : changedParents.has(newestHeld?.uuid ?? '') ? 'newest snapshot both sides hold that was not changed here after it was sent'
       : 'newest snapshot both sides hold that the server has not altered';
-    add(parent.name, `${which}: the parent of the next incremental`);
+    add(parent, `${which}: the parent of the next incremental`);
   }
-  const plan = planPush({ requested: own, candidates: own, server, now, sealing, changedParents });
+  const plan = planPush({ requested: uniqueByLocalUuid([...own, ...sends]), candidates: seen, server, now, sealing, changedParents });
   const first = plan.steps[0];
-  if (first?.parent && first.parent.uuid !== parent?.uuid) add(first.parent.name, `parent of ${first.snapshot.name}, which the next push sends`);
-  for (const step of plan.steps) add(step.snapshot.name, 'not on the server yet');
+  if (first?.parent && first.parent.uuid !== parent?.uuid) add(first.parent, `parent of ${first.snapshot.name}, which the next push sends`);
+  for (const step of plan.steps) add(step.snapshot, 'not on the server yet');
   for (const t of transfers.filter((x) => x.volume === volume && inProgress(x.state))) {
     for (const s of own) {
-      if (s.uuid === t.uuid) add(s.name, `being sent (transfer ${t.id}, ${t.state})`);
-      if (s.uuid === t.parentUuid) add(s.name, `parent of transfer ${t.id} in progress (${t.state})`);
+      if (s.uuid === t.uuid) add(s, `being sent (transfer ${t.id}, ${t.state})`);
+      if (s.uuid === t.parentUuid) add(s, `parent of transfer ${t.id} in progress (${t.state})`);
     }
   }
-  return protect;
+  const names = new Map(own.map((s) => [s.localUuid, s.name]));
+  return new Map([...byId].flatMap(([id, reason]) => (names.has(id) ? [[names.get(id)!, reason] as const] : [])));
+}
+
+function uniqueByLocalUuid(list: readonly LocalSnapshot[]): LocalSnapshot[] {
+  const first = new Map<string, LocalSnapshot>();
+  for (const s of list) if (!first.has(s.localUuid)) first.set(s.localUuid, s);
+  return [...first.values()];
 }
 
 /** Plans and (unless dryRun) deletes; throws, deleting nothing, when the server cannot be asked. */
@@ -128,11 +150,12 @@ export async function pruneLocal(api: ServerApi, volume: string, settings: Prune
     return { plan: planRetention(dated, {}, new Map(), now), deleted: [], failed: [], notes };
   }
   const [list, transfers] = await Promise.all([api.snapshots(volume), api.transfers()]);
-  // As push plans on it: a snapshot whose UUID the server lost is known by its namespaced one (core/uuid-namespace.ts).
-  const server = { ...list, snapshots: withClientUuids(list.snapshots, list.client, own.map((s) => s.uuid)) };
+  // What push would send from the folder, and the parents it would look for, read as push reads them.
+  const sends = await resolveRequested([settings.snapshotDir], { volume, snapshotDir: true });
+  const { candidates: parents, server } = await planFacts(list, [...own, ...sends]);
   // Read only once there is something to prune; a missing or damaged key file stops prune as it stops push.
   const sealing = sealingOfKey(options.encrypt === undefined ? undefined : await readKeyFile(options.encrypt));
-  const protections = localProtections(own, server, transfers.transfers, { volume, now, sealing });
+  const protections = localProtections(own, { snapshots: server }, transfers.transfers, { volume, now, sealing, sends, parents });
   for (const name of options.differs ?? []) {
     const reason = "verify found the server's copy different: this is the only copy as sent";
     protections.set(name, protections.has(name) ? `${protections.get(name)}; ${reason}` : reason);

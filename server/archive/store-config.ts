@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import { z } from 'zod';
 import { loadConfigFile } from '../../core/config-file.ts';
 import { absolutePathField, httpUrlField } from '../../core/config-fields.ts';
+import { parseHttpUrl } from '../../core/server-url.ts';
 import { SnapferryError } from '../../core/errors.ts';
 
 /** S3's bucket naming rules (lowercase letters, digits, dots and hyphens, 3 to 63), which RGW and AWS both apply. */
@@ -17,7 +18,8 @@ const PREFIX = /^[A-Za-z0-9][A-Za-z0-9._@:+-]*(\/[A-Za-z0-9][A-Za-z0-9._@:+-]*)*
 
 export const StoreConfigSchema = z.strictObject({
   /** The S3 endpoint, e.g. https://s3.eu-central-1.amazonaws.com or http://127.0.0.1:7480 (path-style addressing). */
-  endpoint: httpUrlField(),
+  // Reached by the AWS SDK over node:http, which blocks no port: fetch's bad ports are no mistake here.
+  endpoint: httpUrlField(parseHttpUrl),
   bucket: z.string().regex(BUCKET, { message: 'expected an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens' }),
   prefix: z.string().regex(PREFIX, { message: 'expected folder names joined by /, e.g. snapferry or backups/office, without a leading or trailing /' }).optional(),
   region: z.string().min(1).optional(),

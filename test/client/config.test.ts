@@ -5,11 +5,13 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { ClientConfigSchema, clientSettings, loadClientConfig, pushJobs, type ClientConfig } from '../../client/config.ts';
 import { parseConfigText } from '../../core/config-file.ts';
+import { FETCH_BAD_PORTS } from '../../core/server-url.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { assertRejected, invalidSamples, readmeConfigExamples } from '../fixtures/configs/expect.ts';
 import { assertReceived, createPair } from '../e2e/harness.ts';
 import { SNAPFERRY_BIN } from '../e2e/processes.ts';
+import { unreachableServer } from '../fixtures/local-port.ts';
 
 const EXAMPLE = path.resolve(import.meta.dirname, '../../deploy/client.example.yaml');
 const config = (text: string): ClientConfig => parseConfigText('client.yaml', text, ClientConfigSchema);
@@ -61,10 +63,29 @@ test('a server URL with credentials is refused (exit 2, --token-file named); emp
   assert.doesNotMatch(flag.stderr, /cannot reach/);
 });
 
+test("a server URL on a port the client's HTTP library blocks (fetch's bad ports) is refused at once (exit 2), as a flag and in the config", async () => {
+  assert.throws(() => clientSettings({ server: 'http://127.0.0.1:6000' }, null), /the server "127\.0\.0\.1:6000" is on port 6000, which the client's HTTP library \(fetch\) blocks.*use another port/);
+  assert.throws(() => config('server: https://backup:10080/sf\n'), /server: the server "backup:10080" is on port 10080, which the client's HTTP library \(fetch\) blocks/);
+  assert.equal(config('server: https://backup:8443\n').server, 'https://backup:8443');
+  // Before, it was "bad port; trying again" until the retries ran out: exit 75, as for a server that is down.
+  const started = Date.now();
+  const flag = await snapferry(['status', '--server', 'http://127.0.0.1:6000']);
+  assert.equal(flag.exitCode, EXIT.usage, flag.stderr);
+  assert.match(flag.stderr, /is on port 6000, which the client's HTTP library \(fetch\) blocks/);
+  assert.doesNotMatch(flag.stderr, /trying again|cannot reach/);
+  assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+});
+
+test("the ports refused are undici's own list (the Fetch standard's bad ports): an upgrade that changes it changes them", async () => {
+  // @ts-expect-error: undici's internal module, which has no types; read here only to hold the two lists together.
+  const { badPorts } = (await import('undici/lib/web/fetch/constants.js')) as { badPorts: readonly string[] };
+  assert.deepEqual([...FETCH_BAD_PORTS].sort(), [...badPorts].sort());
+});
+
 test('stallTimeout takes what --stall-timeout takes: at least a second', async () => {
   assert.equal(config('server: http://s\nstallTimeout: 1s\n').stallTimeout, 1000);
   assert.throws(() => config('server: http://s\nstallTimeout: 0s\n'), /stallTimeout: expected a duration of at least 1s and at most 24d, like 30s or 2m, found "0s"/);
-  const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '--stall-timeout', '0s', '/nonexistent']);
+  const flag = await snapferry(['push', '--server', await unreachableServer(), '--volume', 'v', '--stall-timeout', '0s', '/nonexistent']);
   assert.equal(flag.exitCode, EXIT.usage);
   assert.match(flag.stderr, /expected a duration of at least 1s and at most 24d, like 30s or 2m/);
 });
@@ -72,7 +93,7 @@ test('stallTimeout takes what --stall-timeout takes: at least a second', async (
 test('a stall timeout longer than a timer holds (2^31-1 ms, 24.8 days) is refused, as a flag and in the config', async () => {
   assert.equal(config('server: http://s\nstallTimeout: 24d\n').stallTimeout, 24 * 86_400_000);
   assert.throws(() => config('server: http://s\nstallTimeout: 25d\n'), /stallTimeout: expected a duration of at least 1s and at most 24d, like 30s or 2m, found "25d"/);
-  const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '--stall-timeout', '25d', '/nonexistent']);
+  const flag = await snapferry(['push', '--server', await unreachableServer(), '--volume', 'v', '--stall-timeout', '25d', '/nonexistent']);
   assert.equal(flag.exitCode, EXIT.usage);
   assert.match(flag.stderr, /"25d" is too long a timeout: at most 24d/);
   assert.doesNotMatch(flag.stderr, /TimeoutOverflowWarning/);
@@ -82,7 +103,7 @@ test('a volume name too long for its snapshots\' names is refused, as a config k
   const volume = (name: string) => `server: http://s\nvolumes:\n  ${name}:\n    source: /a\n    snapshotDir: /b\n`;
   assert.deepEqual(Object.keys(config(volume('v'.repeat(238))).volumes), ['v'.repeat(238)]);
   assert.throws(() => config(volume('v'.repeat(239))), /client\.yaml:3: volumes\.v+: expected a volume name of at most 238 characters, so that its snapshots' names \(<volume>\.YYYYMMDDTHHMMSSZ\) fit btrfs's 255; this one has 239/);
-  const flag = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v'.repeat(239), '/nonexistent']);
+  const flag = await snapferry(['push', '--server', await unreachableServer(), '--volume', 'v'.repeat(239), '/nonexistent']);
   assert.equal(flag.exitCode, EXIT.usage);
   assert.match(flag.stderr, /is 239 characters long: a volume name has at most 238 characters/);
 });
@@ -157,8 +178,8 @@ test('push --config pushes every configured volume, flags override the file, sta
     ].join('\n'),
   );
 
-  // --server beats the file's server: nothing listens on port 9.
-  const elsewhere = await snapferry(['push', '--config', file, '--volume', 'home', '--server', 'http://127.0.0.1:9']);
+  // --server beats the file's server: nothing listens on its port.
+  const elsewhere = await snapferry(['push', '--config', file, '--volume', 'home', '--server', await unreachableServer()]);
   assert.equal(elsewhere.exitCode, EXIT.temporary, elsewhere.stderr);
   assert.match(elsewhere.stderr, /cannot reach/);
 
@@ -205,7 +226,7 @@ test('snapshot refuses a snapshotDir in the subvolume of its source, saying why;
   const pair = await createPair(t, { fillMB: 1 });
   const inside = path.join(pair.source, '.snapshots');
   const file = path.join(pair.client.mountPoint, 'client.yaml');
-  await fs.writeFile(file, `server: http://127.0.0.1:9\nvolumes:\n  home: { source: ${pair.source}, snapshotDir: ${inside} }\n`);
+  await fs.writeFile(file, `server: ${await unreachableServer()}\nvolumes:\n  home: { source: ${pair.source}, snapshotDir: ${inside} }\n`);
   const refused = await snapferry(['snapshot', '--config', file, '--volume', 'home']);
   assert.equal(refused.exitCode, EXIT.usage, refused.stderr);
   assert.match(`${refused.stdout}${refused.stderr}`, /the snapshotDir of volume home, \S+\/data\/\.snapshots, is inside its source \S+\/data, in the same subvolume: each snapshot would be taken into the subvolume it is of/);

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { builtCopy, tempDir } from './package-copy.ts';
+import { unreachableServer } from '../fixtures/local-port.ts';
 
 const RECORDER = path.join(import.meta.dirname, 'record-loads.mjs');
 
@@ -58,7 +59,7 @@ const CLIENT_OPTIONS = new Set([
 test('push loads none of the server, serve none of the client, --help neither side', async (t) => {
   const root = await builtCopy(t);
 
-  const push = await loadedBy(t, root, ['push', '--server', 'http://127.0.0.1:9', '--volume', 'home', '/nonexistent/snapshots']);
+  const push = await loadedBy(t, root, ['push', '--server', await unreachableServer(), '--volume', 'home', '/nonexistent/snapshots']);
   assert.ok(push.sources.has('client/push/push.ts') && push.sources.has('node_modules/tus-js-client'), `push's action loaded the client (stderr: ${push.stderr})`);
   assert.deepEqual([...push.sources].filter(SERVER_WORK), [], "push loads none of the server's work");
 

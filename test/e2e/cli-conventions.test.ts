@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { EXIT } from '../../client/exit-codes.ts';
+import { unreachableServer } from '../fixtures/local-port.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/snapferry.js');
@@ -66,7 +67,7 @@ test('help fits 80 columns for every command, and --listen shows its default as 
 
 test('a --chunk-size outside 64K..16M (0 included) is a usage error at parse time, for push and restore alike', async () => {
   // Bad paths and an unreachable server behind it: the value must be refused before any of them is looked at.
-  const commands = [['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', '/nonexistent'], ['restore', '--server', 'http://127.0.0.1:9', '--volume', 'v', 's', '/nonexistent']];
+  const commands = [['push', '--server', await unreachableServer(), '--volume', 'v', '/nonexistent'], ['restore', '--server', await unreachableServer(), '--volume', 'v', 's', '/nonexistent']];
   for (const command of commands) {
     for (const size of ['0', '1', '65535', '17M', '1G']) {
       const r = await snapferry([...command, '--chunk-size', size]);

@@ -2,8 +2,10 @@
 // exits 130, whatever was in flight (here a request to a server that accepted the connection and never answers).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
@@ -80,4 +82,24 @@ test('a push stopped with Ctrl-C lets go of its upload: the same command run at 
   const transfers = (await api.transfers()).transfers.filter((x) => x.snapshot === 's1');
   assert.deepEqual(transfers.map((x) => [x.id, x.state]), [[uploading.id, 'received']], 'one transfer, resumed and received');
   await assertReceived(s1, pair.receivedPath('home', 's1'));
+});
+
+test('Ctrl-C before push has begun its work (reading its config) says to run it again and exits 130, as a later one does', rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const s1 = await pair.snapshot('s1');
+  const silent = await silentServer(t);
+  // The config is a FIFO: push waits in reading it, in its first moments, until this test writes it.
+  const config = path.join(pair.client.mountPoint, 'client.yaml');
+  await execa('mkfifo', [config]);
+  const child = execa('node', [BIN, 'push', '--config', config, '--volume', 'home', s1], { reject: false, timeout: 60_000 });
+  // Opening a FIFO to write waits for its reader: push is then reading its config.
+  const writer = await fs.open(config, 'w');
+  child.kill('SIGINT');
+  // Time for the signal to be handled before push reads on: before, Node's default had ended it with no word.
+  await sleep(500);
+  await writer.writeFile(`server: ${silent.url}\n`).catch(() => undefined);
+  await writer.close().catch(() => undefined);
+  const r = await child;
+  assert.equal(r.exitCode, EXIT.interrupted, `signal ${r.signal}: ${r.stderr}`);
+  assert.match(r.stderr, /interrupted: run the same command again to resume/);
 });

@@ -13,6 +13,7 @@ import { EXIT } from '../../client/exit-codes.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { createPair } from './harness.ts';
+import { unreachableServer } from '../fixtures/local-port.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 // No proxy from the environment: these talk to loopback.
@@ -127,10 +128,10 @@ test('a token file that group or others can read is refused (2) with the chmod t
   const token = path.join(dir, 'laptop.token');
   await fs.writeFile(token, 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\n', { mode: 0o600 });
   const config = path.join(dir, 'client.yaml');
-  await fs.writeFile(config, `server: http://127.0.0.1:9\ntokenFile: ${token}\n`, { mode: 0o600 });
+  await fs.writeFile(config, `server: ${await unreachableServer()}\ntokenFile: ${token}\n`, { mode: 0o600 });
   for (const mode of [0o644, 0o640, 0o604]) {
     await fs.chmod(token, mode);
-    for (const args of [['status', '--server', 'http://127.0.0.1:9', '--token-file', token], ['status', '--config', config], ['push', '--config', config, '--volume', 'v', '/nonexistent']]) {
+    for (const args of [['status', '--server', await unreachableServer(), '--token-file', token], ['status', '--config', config], ['push', '--config', config, '--volume', 'v', '/nonexistent']]) {
       const r = await snapferry(args);
       assert.equal(r.exitCode, EXIT.usage, `${mode.toString(8)} ${args.join(' ')}: ${r.stderr}`);
       const file = token.replace(/[.]/g, '\\.');
@@ -140,7 +141,7 @@ test('a token file that group or others can read is refused (2) with the chmod t
   // 0600 and 0400 are the owner's alone: read, and the command goes on to the server (which is not there: 75).
   for (const mode of [0o600, 0o400]) {
     await fs.chmod(token, mode);
-    const r = await snapferry(['status', '--server', 'http://127.0.0.1:9', '--token-file', token]);
+    const r = await snapferry(['status', '--server', await unreachableServer(), '--token-file', token]);
     assert.equal(r.exitCode, EXIT.temporary, `${mode.toString(8)}: ${r.stderr}`);
   }
 });
@@ -182,8 +183,9 @@ test('serve refuses a root off btrfs and a missing tokens file as mistakes (2), 
 
 test('restore into folders that cannot take it is a usage error (2): a --parent-dir or DEST_DIR that does not exist says so, one off btrfs names its filesystem', rootOnly, async (t) => {
   const fs1 = await createBtrfs(t, { sizeMiB: MIN_BTRFS_MIB + 19 });
-  // Refused before the server is asked: none listens on port 9.
-  const restore = (dest: string, ...more: string[]) => snapferry(['restore', '--server', 'http://127.0.0.1:9', '--volume', 'home', 's1', dest, ...more]);
+  // Refused before the server is asked: none listens there.
+  const server = await unreachableServer();
+  const restore = (dest: string, ...more: string[]) => snapferry(['restore', '--server', server, '--volume', 'home', 's1', dest, ...more]);
   // Not /nonexistent: this machine has one.
   const gone = path.join(os.tmpdir(), `sf-gone-${process.pid}`);
   const noParent = await restore(fs1.mountPoint, '--parent-dir', gone);
@@ -204,7 +206,7 @@ test('a --lock-file that is a folder, or under a file, is a usage error (2) nami
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sf-lockfile-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const config = path.join(dir, 'client.yaml');
-  await fs.writeFile(config, `server: http://127.0.0.1:9\nvolumes:\n  home: { source: ${dir}/src, snapshotDir: ${dir}/snaps }\n`);
+  await fs.writeFile(config, `server: ${await unreachableServer()}\nvolumes:\n  home: { source: ${dir}/src, snapshotDir: ${dir}/snaps }\n`);
   for (const [lockFile, why] of [[dir, 'is a folder'], [path.join(config, 'run.lock'), 'is under a file, not a folder']] as const) {
     for (const command of ['run', 'prune']) {
       const r = await snapferry([command, '--config', config, '--lock-file', lockFile]);
@@ -235,7 +237,7 @@ test('a snapshotDir on another filesystem than the source is a usage error (2) t
   await btrfs.createSubvolume(source);
   const config = path.join(one.mountPoint, 'client.yaml');
   // Not made yet: judged by the folder it would be made in.
-  await fs.writeFile(config, `server: http://127.0.0.1:9\nvolumes:\n  home: { source: ${source}, snapshotDir: ${two.mountPoint}/snaps/home }\n`);
+  await fs.writeFile(config, `server: ${await unreachableServer()}\nvolumes:\n  home: { source: ${source}, snapshotDir: ${two.mountPoint}/snaps/home }\n`);
   for (const command of ['run', 'snapshot']) {
     const r = await snapferry([command, '--config', config]);
     assert.equal(r.exitCode, EXIT.usage, `${command}: ${r.stderr}`);
@@ -250,9 +252,9 @@ test('status --snapshots-dir VOLUME=DIR with a DIR that does not exist, or is a 
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'file');
   await fs.writeFile(file, '');
-  // Refused before the server is asked: none listens on port 9.
+  // Refused before the server is asked: none listens on its port.
   for (const [given, said] of [[path.join(dir, 'gone'), `the folder ${path.join(dir, 'gone')} does not exist`], [file, `${file} is not a folder`]] as const) {
-    const r = await snapferry(['status', '--server', 'http://127.0.0.1:9', '--snapshots-dir', `bad=${given}`]);
+    const r = await snapferry(['status', '--server', await unreachableServer(), '--snapshots-dir', `bad=${given}`]);
     assert.equal(r.exitCode, EXIT.usage, r.stderr);
     assert.ok(r.stderr.includes(`${said}: give the folder that holds this machine's snapshots of bad`), r.stderr);
     assert.ok(r.stderr.includes('(see `snapferry status --help`)'), r.stderr);

@@ -7,6 +7,7 @@ import { rootOnly } from '../fixtures/btrfs.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { assertReceived, createPair } from './harness.ts';
 import { snapferry } from './processes.ts';
+import { unreachableServer } from '../fixtures/local-port.ts';
 
 
 test('snapferry push and status from the command line, with exit codes a timer can act on', rootOnly, async (t) => {
@@ -38,7 +39,7 @@ test('snapferry push and status from the command line, with exit codes a timer c
 test('an unreachable server is a temporary failure (exit 75): run again later', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
   const s1 = await pair.snapshot('s1');
-  const r = await snapferry(['push', '--server', 'http://127.0.0.1:9', '--volume', 'v', s1]);
+  const r = await snapferry(['push', '--server', await unreachableServer(), '--volume', 'v', s1]);
   assert.equal(r.exitCode, EXIT.temporary, r.stderr);
   assert.match(r.stderr, /cannot reach/);
 });

@@ -53,6 +53,28 @@ test('a btrbk folder of two sources: --volume NAME pushes NAME.*, full and then 
   ]);
 });
 
+test("a snapshot not named VOLUME.<date> that the server holds in this volume is not called another volume's: the next push builds on it", rootOnly, async (t) => {
+  const pair = await createPair(t, { fillMB: 1 });
+  const server = await pair.startServer();
+  const folder = pair.snaps;
+  await snapshotReadonly(pair.source, path.join(folder, 'home.20261203T2300'));
+  assert.equal((await push({ server: server.url, volume: 'home', snapshots: [folder] }, recordingReporter())).sent.length, 1);
+  // Taken by hand under a name of the longest kind, and pushed into the volume by its path.
+  await fs.writeFile(path.join(pair.source, 'by-hand'), 'by hand\n');
+  const byHand = `home.${'x'.repeat(250)}`;
+  await snapshotReadonly(pair.source, path.join(folder, byHand));
+  assert.deepEqual((await push({ server: server.url, volume: 'home', snapshots: [path.join(folder, byHand)] }, recordingReporter())).sent.map((s) => s.snapshot), [byHand]);
+
+  await fs.writeFile(path.join(pair.source, 'after'), 'after\n');
+  await snapshotReadonly(pair.source, path.join(folder, 'home.20261205T2300'));
+  const report = recordingReporter();
+  const r = await push({ server: server.url, volume: 'home', snapshots: [folder] }, report);
+  assert.deepEqual(r.sent.map((s) => [s.snapshot, s.parent]), [['home.20261205T2300', byHand]]);
+  // Before, the note called it "not this volume's", and the push sent an incremental from it all the same.
+  assert.ok(!report.notes.some((n) => n.includes("not this volume's")), report.notes.join('\n'));
+  assert.ok(report.notes.some((n) => /pushing the 2 snapshots named home\.<date> \(btrbk's layout\); 1 not so named the server holds in this volume/.test(n)), report.notes.join('\n'));
+});
+
 const infoXml = (num: number, date: string, type = 'single') =>
   `<?xml version="1.0"?>\n<snapshot>\n  <type>${type}</type>\n  <num>${num}</num>\n  <date>${date}</date>\n  <description>timeline</description>\n  <cleanup>timeline</cleanup>\n</snapshot>\n`;
 

@@ -10,6 +10,7 @@ import type { RunConfig } from '../../client/run/run.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { assertReceived, createPair, until } from './harness.ts';
 import { homeRun, runAt } from './run-helpers.ts';
+import { unreachableServer } from '../fixtures/local-port.ts';
 
 const T = ['2026-11-01T10:00:00Z', '2026-11-01T11:00:00Z', '2026-11-01T12:00:00Z', '2026-11-01T13:00:00Z'];
 const NAME = ['home.20261101T100000Z', 'home.20261101T110000Z', 'home.20261101T120000Z', 'home.20261101T130000Z'];
@@ -73,7 +74,7 @@ test('a failing volume does not stop the others; without the server nothing is p
   assert.equal(r1.exitCode, EXIT.usage, 'the most serious of the volumes: a config mistake');
 
   // The server unreachable: the snapshot is still taken, the push is a temporary failure, and nothing is deleted.
-  const r2 = await run({ server: 'http://127.0.0.1:9', volumes: { home } }, T[1]!);
+  const r2 = await run({ server: await unreachableServer(), volumes: { home } }, T[1]!);
   assert.equal(r2.exitCode, EXIT.temporary, r2.lines.join('\n'));
   assert.match(r2.lines[0]!, /^home: snapshot home\.20261101T110000Z, push failed: cannot reach .*, prune failed: cannot reach /);
   assert.deepEqual((await fs.readdir(pair.snaps)).sort(), [NAME[0], NAME[1]]);
@@ -99,6 +100,16 @@ test('run pushes the snapshots taken by hand or by btrbk in the snapshotDir too,
   assert.deepEqual(r2.started, [{ snapshot: 'home.20261101T1030', parent: NAME[0] }, { snapshot: NAME[1], parent: 'home.20261101T1030' }]);
   assert.deepEqual((await api.snapshots('home')).snapshots.map((s) => s.name), [NAME[0], 'home.20261101T1030', NAME[1]]);
   await assertReceived(byHand, pair.receivedPath('home', 'home.20261101T1030'));
+
+  // One more by hand, after run's newest, and pushed: the next incremental is from it, not from run's NAME[1], and
+  // prune --dry-run says so. Before, prune planned on run's own snapshots alone and named NAME[1] the next parent.
+  await mutate(pair.source, 'by-hand-2');
+  await pair.snapshot('home.20261101T1130');
+  assert.equal((await run(config, T[2]!, { steps: ['push'] })).exitCode, EXIT.ok);
+  const pruning: RunConfig = { ...config, volumes: { home: { ...config.volumes['home']!, retention: { last: 5 } } } };
+  const dry = await run(pruning, T[2]!, { steps: ['prune'], dryRun: true });
+  assert.equal(dry.exitCode, EXIT.ok, dry.lines.join('\n'));
+  assert.deepEqual(dry.notes, [`home: keep   ${NAME[0]}  (one of the last 5)`, `home: keep   ${NAME[1]}  (one of the last 5)`]);
 });
 
 test('every volume gets its snapshot before the pushes: a push that does not end keeps no later volume from its snapshot', rootOnly, async (t) => {

@@ -11,6 +11,7 @@ import { createTestCertificates } from '../fixtures/tls.ts';
 import { push } from '../../client/push/push.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
+import { unreachableServer } from '../fixtures/local-port.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/snapferry.js');
 const snapferry = (args: string[]) => execa('node', [BIN, ...args], { reject: false, timeout: 60_000 });
@@ -42,10 +43,10 @@ test('a server with --tls-cert/--tls-key serves https://, and a client with --ca
 
 test('a --ca-file that holds no certificate is a usage error, not a TLS failure later', async (t) => {
   const certs = await createTestCertificates(t);
-  const res = await snapferry(['status', '--server', 'https://127.0.0.1:9', '--ca-file', certs.serverKey]);
+  const res = await snapferry(['status', '--server', await unreachableServer('https'), '--ca-file', certs.serverKey]);
   assert.equal(res.exitCode, EXIT.usage, res.stderr);
   assert.match(res.stderr, /--ca-file .* holds no PEM certificate/);
-  const missing = await snapferry(['status', '--server', 'https://127.0.0.1:9', '--ca-file', path.join(certs.dir, 'nope.pem')]);
+  const missing = await snapferry(['status', '--server', await unreachableServer('https'), '--ca-file', path.join(certs.dir, 'nope.pem')]);
   assert.equal(missing.exitCode, EXIT.usage, missing.stderr);
   assert.match(missing.stderr, /cannot read --ca-file/);
 });

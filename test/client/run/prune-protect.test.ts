@@ -125,3 +125,16 @@ test('a parent the server refused as changed here (parent_changed) is not the on
   assert.match(other.get('d')!, /^newest snapshot both sides hold: the parent/);
   assert.equal(other.has('c'), false);
 });
+
+test("the next parent is the one push takes among every snapshot it plans on, not only run's own: a newer one taken by hand is that parent", () => {
+  // a and c are run's (VOLUME.<time>); h, taken by hand in btrbk's form between them and pushed, is newer than a,
+  // and push plans on it as on a (client/push/plan-facts.ts): the next incremental is from h, not a.
+  const h = { ...own('home.20260102T1200', 2), time: new Date('2026-01-02T12:00:00Z') };
+  const p = localProtections([a, c], held(a, h), [], { volume: 'home', now, sealing: null, sends: [a, h, c] });
+  assert.equal(p.has('a'), false, `a is not the next parent: ${p.get('a')}`);
+  assert.equal(p.get('c'), 'not on the server yet');
+  assert.equal(p.has(h.name), false, 'only run\'s own snapshots are its to keep or delete');
+  // One the push would send from the folder, taken by hand, keeps its parent among run's own.
+  const unsent = localProtections([a, c], held(a), [], { volume: 'home', now, sealing: null, sends: [a, h, c] });
+  assert.equal(unsent.get('a'), 'newest snapshot both sides hold: the parent of the next incremental');
+});
