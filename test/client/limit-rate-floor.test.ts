@@ -26,11 +26,11 @@ test('limitRate in the config file is at least 1k, and the error says why', () =
 });
 
 test('--limit-rate below 1k is refused before anything runs, and says why', async () => {
-  const low = await execa('node', [SNAPFERRY_BIN, 'push', '--limit-rate', '1000', '--server', 'http://127.0.0.1:1', '--volume', 'v', MISSING], { reject: false });
+  const low = await execa('node', [SNAPFERRY_BIN, 'push', '--limit-rate', '1000', '--server', 'http://127.0.0.1:2', '--volume', 'v', MISSING], { reject: false });
   assert.notEqual(low.exitCode, 0);
   assert.match(low.stderr, /--limit-rate.*'1000' is invalid\. expected at least 1k \(1024 bytes per second\): the server closes an upload .*minBodyRate, 256 B\/s by default/);
   // 1k passes the flag and fails later, on the snapshot path that is not there.
-  const ok = await execa('node', [SNAPFERRY_BIN, 'push', '--limit-rate', '1k', '--server', 'http://127.0.0.1:1', '--volume', 'v', MISSING], { reject: false });
+  const ok = await execa('node', [SNAPFERRY_BIN, 'push', '--limit-rate', '1k', '--server', 'http://127.0.0.1:2', '--volume', 'v', MISSING], { reject: false });
   assert.doesNotMatch(ok.stderr, /limit-rate/);
   assert.match(ok.stderr, new RegExp(`${MISSING} is not a directory`));
 });
