@@ -122,6 +122,8 @@ export class AutoLevel implements LevelChooser {
   #rawWins = false;
   /** The probe under way: which kind, from which raw offset its span starts, frames framed so far. */
   #probe: { compressed: boolean; from: number; frames: number } | null = null;
+  /** Where the span of compressed frames last judged against the raw frames beside it starts. */
+  #judged: number | null = null;
   /** Raw bytes the last probe took. */
   #probeBytes = 0;
   #probeGap = PROBE_GAP_FIRST;
@@ -174,16 +176,25 @@ export class AutoLevel implements LevelChooser {
       this.#probeBytes = probe.frames * this.#chunk;
       this.#probe = null;
     }
-    const raw = pace.rate(false);
-    const compressed = pace.rate(true);
-    if (raw !== null && compressed !== null && compressed < raw * PACE_GAIN !== this.#rawWins) {
-      this.#rawWins = !this.#rawWins;
-      this.#probeGap = PROBE_GAP_FIRST;
-      const rates = `${formatRate(raw)} of raw stream with raw frames, ${formatRate(compressed)} compressed`;
-      this.#options.onChange?.(
-        this.#rawWins ? NO_COMPRESSION : this.#level,
-        this.#rawWins ? `compressing does not raise the rate the stream goes through (${rates})` : `compressing raises the rate the stream goes through (${rates})`,
-      );
+    if (!this.#rawWins) {
+      const raw = pace.rate(false);
+      const compressed = pace.rate(true);
+      if (raw !== null && compressed !== null && compressed < raw * PACE_GAIN) this.#verdict(true, raw, compressed);
+    } else {
+      // Back to compressed frames, the dearer kind, only where they beat the raw frames next to them on both sides,
+      // judged once per span of them: the machine's load comes and goes, and a probe that fell in a quick spell beat
+      // raw frames measured in a slow one, or raw frames in a slow spell beat compressed ones measured long before
+      // (the bench's LAN push under load flipped six times in 1 GB, compressing each time for nothing). Raw frames, the
+      // cheaper kind, win at once (above).
+      const probe = pace.compressedBetween();
+      if (probe !== null && probe.start !== this.#judged && probe.after !== null) {
+        this.#judged = probe.start;
+        const beats = (raw: number | null) => raw === null || probe.rate >= raw * PACE_GAIN;
+        if (beats(probe.before) && beats(probe.after)) this.#verdict(false, probe.after, probe.rate);
+        // Beaten on one side only: the load moved, or the line did. Look again soon, not after a doubled gap: a line
+        // that became the bound is then compressed a probe later.
+        else if (probe.before !== null && beats(probe.before) !== beats(probe.after)) this.#probeGap = PROBE_GAP_FIRST;
+      }
     }
     // The kind not in use, measured long enough ago (or never): probe it.
     const other = this.#rawWins;
@@ -193,6 +204,16 @@ export class AutoLevel implements LevelChooser {
       return other ? this.#level : NO_COMPRESSION;
     }
     return this.#rawWins ? NO_COMPRESSION : this.#level;
+  }
+
+  #verdict(rawWins: boolean, raw: number, compressed: number): void {
+    this.#rawWins = rawWins;
+    this.#probeGap = PROBE_GAP_FIRST;
+    const rates = `${formatRate(raw)} of raw stream with raw frames, ${formatRate(compressed)} compressed`;
+    this.#options.onChange?.(
+      rawWins ? NO_COMPRESSION : this.#level,
+      rawWins ? `compressing does not raise the rate the stream goes through (${rates})` : `compressing raises the rate the stream goes through (${rates})`,
+    );
   }
 
   observe(sample: CompressionSample): void {

@@ -78,12 +78,48 @@ export class RawPace {
     for (let i = this.#spans.length - 1; i >= 0; i--) {
       const span = this.#spans[i]!;
       if (span.compressed !== compressed || span.start < from) continue;
-      const inside = this.#samples.filter((s) => s.raw >= span.start && s.raw <= span.end);
-      const first = inside[0];
-      const last = inside.at(-1);
-      if (first && last && last.at - first.at >= MIN_MEASURE_MS) return ((last.raw - first.raw) * 1000) / (last.at - first.at);
+      const rate = this.#over(this.#inside(span), 'whole');
+      if (rate !== null) return rate;
     }
     return null;
+  }
+
+  /**
+   * The latest span of compressed frames measured, beside the raw rate just before it and just after it: over the last
+   * and the first MIN_MEASURE_MS of the raw frames on either side, each null while unmeasured or where no raw frames
+   * adjoin it. Whole-span rates drift with the machine's load over a long span; these compare like with like.
+   */
+  compressedBetween(): { start: number; rate: number; before: number | null; after: number | null } | null {
+    for (let i = this.#spans.length - 1; i >= 0; i--) {
+      const span = this.#spans[i]!;
+      if (!span.compressed) continue;
+      const rate = this.#over(this.#inside(span), 'whole');
+      if (rate === null) continue;
+      const prev = this.#spans[i - 1];
+      const next = this.#spans[i + 1];
+      return {
+        start: span.start,
+        rate,
+        before: prev && !prev.compressed && prev.end === span.start ? this.#over(this.#inside(prev), 'tail') : null,
+        after: next && !next.compressed && next.start === span.end ? this.#over(this.#inside(next), 'head') : null,
+      };
+    }
+    return null;
+  }
+
+  #inside(span: Span): Sample[] {
+    return this.#samples.filter((s) => s.raw >= span.start && s.raw <= span.end);
+  }
+
+  /** The rate over all the samples, or over the first or the last MIN_MEASURE_MS of them; null with less time than that. */
+  #over(inside: Sample[], part: 'whole' | 'head' | 'tail'): number | null {
+    let first = inside[0];
+    let last = inside.at(-1);
+    if (!first || !last) return null;
+    if (part === 'head') last = inside.find((s) => s.at - first!.at >= MIN_MEASURE_MS);
+    if (part === 'tail') first = inside.findLast((s) => last!.at - s.at >= MIN_MEASURE_MS);
+    if (!first || !last || last.at - first.at < MIN_MEASURE_MS) return null;
+    return ((last.raw - first.raw) * 1000) / (last.at - first.at);
   }
 
   /** Samples kept, for tests of the memory bound. */

@@ -312,10 +312,14 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         options.linkMeter?.progress(sent, options.source.waitedMs);
         options.onProgress?.(sent);
       },
-      onAfterResponse: (_req, res) => {
+      onAfterResponse: (req, res) => {
         lastActivity = Date.now();
         // Until the next request's bytes, and for a refusal since its last ones: the server's time, not the line's.
         options.linkMeter?.answered(options.source.waitedMs, res.getStatus() >= 400);
+        const acknowledged = Number(res.getHeader('Upload-Offset'));
+        if (req.getMethod() === 'PATCH' && res.getStatus() < 300 && Number.isSafeInteger(acknowledged)) {
+          options.linkMeter?.acknowledged(acknowledged, options.source.waitedMs);
+        }
         retries.answered(res.getStatus());
       },
       onSuccess: settle(() => resolve({ url: upload.url ?? '' })),

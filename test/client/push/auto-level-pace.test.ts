@@ -11,13 +11,20 @@ const SPEED: Record<number, number> = { 1: 1.5, 2: 1.2, 3: 1, 4: 0.8, 6: 0.45, 9
 const RATIO: Record<number, number> = { 0: 1, 1: 0.68, 2: 0.665, 3: 0.661, 4: 0.66, 6: 0.657, 9: 0.655, 12: 0.657, 15: 0.65, 19: 0.641 };
 
 interface Line {
-  /** Seconds the line takes to carry a frame of `raw` raw bytes that went `wire` bytes on the wire. */
-  seconds(raw: number, wire: number): number;
+  /** Seconds the line takes to carry a frame of `raw` raw bytes that went `wire` bytes on the wire, starting at `atMs`. */
+  seconds(raw: number, wire: number, atMs: number): number;
 }
 /** A receiver that takes raw bytes at its own pace (loopback, a LAN whose receiver shares the cores). */
 export const receiverPaced = (rawRate: number): Line => ({ seconds: (raw) => raw / rawRate });
 /** A line that carries wire bytes at its rate, whatever they stand for. */
 export const wireBound = (wireRate: number): Line => ({ seconds: (_raw, wire) => wire / wireRate });
+/**
+ * A receiver-paced line on a machine whose load comes and goes (other work on the shared cores): its raw rate drifts
+ * between 0.55 and 1.45 times `rawRate` over `periodMs`, whatever the frames are.
+ */
+export const drifting = (rawRate: number, periodMs: number): Line => ({
+  seconds: (raw, _wire, atMs) => raw / (rawRate * (1 + 0.45 * Math.sin((2 * Math.PI * atMs) / periodMs))),
+});
 
 /**
  * A push as the chooser sees it: the encoder frames `ahead` frames before the upload sends them (the pipeline's
@@ -57,7 +64,7 @@ export function push(line: Line, frames: number, options: { l3Speed?: number; ah
       framed++;
     }
     const frame = queue.shift()!;
-    const seconds = line.seconds(frame.raw, frame.wire);
+    const seconds = line.seconds(frame.raw, frame.wire, now);
     for (let q = 1; q <= 4; q++) {
       now += (seconds * 1000) / 4;
       meter.progress(wireSent + (frame.wire * q) / 4, 0);
@@ -65,6 +72,8 @@ export function push(line: Line, frames: number, options: { l3Speed?: number; ah
     }
     wireSent += frame.wire;
     rawSent += frame.raw;
+    // The server's answer to each PATCH of two frames.
+    if (sent % 2 === 1) meter.acknowledged(wireSent, 0);
   }
   return { levels, changes };
 }
@@ -82,6 +91,39 @@ describe('--compress auto: compression must raise the raw rate on a fast line', 
     assert.match(changes.find((c) => c.level === 0)?.why ?? '', /does not raise the rate the stream goes through/);
     // Decided once, not flapping: probes of compressed frames come further apart each time.
     assert.ok(changes.filter((c) => /the rate the stream goes through/.test(c.why)).length <= 2, changes.map((c) => `${c.level}: ${c.why}`).join('\n'));
+  });
+
+  it('on a receiver-paced line whose pace drifts with the machine\'s load, compresses only in its probes', () => {
+    // The bench's LAN push under load flipped six times in 1 GB ("compressing raises the rate ... 63.9 MB/s of raw
+    // stream with raw frames, 76.7 MB/s compressed", then "42.7 MB/s compressed"): a compressed probe measured in a
+    // quick spell beat raw frames measured in a slow one, and every flip compressed frames for nothing.
+    for (const periodMs of [8_000, 20_000, 45_000]) {
+      const { levels, changes } = push(drifting(40 * MB, periodMs), 400);
+      const after = levels.slice(levels.indexOf(0));
+      const raises = changes.filter((c) => /compressing raises/.test(c.why));
+      const said = `period ${periodMs} ms: compressed share after the first raw frame ${share(after, (l) => l > 0).toFixed(2)}:\n${changes.map((c) => `${c.level}: ${c.why}`).join('\n')}`;
+      // Before: 1-5 flips, and 13-44% of the frames compressed.
+      assert.equal(raises.length, 0, said);
+      assert.ok(share(after, (l) => l > 0) <= 0.15, said);
+    }
+  });
+
+  it('on a LAN frames few chunks blind: the first PATCH\'s answer measures the line, not two seconds of the upload', () => {
+    // Before: 25 frames (100 MiB) at level 3 before the first raw one, framed while the meter waited for its window.
+    const { levels } = push(receiverPaced(40 * MB), 60);
+    const blind = levels.indexOf(0);
+    assert.ok(blind > 0 && blind <= 10, `frames before the first raw one: ${blind}; ${levels.join(' ')}`);
+  });
+
+  it('goes back to compressing once it raises the rate again: a receiver-paced line that becomes the bound', () => {
+    // 40 MB/s of raw stream paced by the receiver for the first 20 s, then a line that carries 8 MB/s of wire (another
+    // transfer took the rest): raw frames then deliver 8 MB/s of stream, compressed ones about 12. Found at the next
+    // probe of compressed frames, however far apart the probes have come by then.
+    const line: Line = { seconds: (raw, wire, atMs) => (atMs < 20_000 ? raw / (40 * MB) : wire / (8 * MB)) };
+    const { levels, changes } = push(line, 600);
+    assert.ok(levels.slice(0, 150).includes(0), `raw frames while the receiver was the bound: ${levels.join(' ')}`);
+    const tail = levels.slice(-100);
+    assert.ok(share(tail, (l) => l > 0) >= 0.85, `compressed share of the last 100 frames ${share(tail, (l) => l > 0)}:\n${changes.map((c) => `${c.level}: ${c.why}`).join('\n')}`);
   });
 
   it('on a fast line that is the bound (wire rate fixed) keeps compressing: the raw rate rises by 1/ratio', () => {
@@ -142,6 +184,25 @@ describe('raw pace', () => {
     pace.framed(0, FRAME, true);
     assert.equal(pace.rate(false), null);
     assert.equal(pace.framedSince(false), Infinity);
+  });
+
+  it('gives a compressed span\'s rate beside the raw rate just before and just after it, not over the whole raw spans', () => {
+    let now = 0;
+    const pace = new RawPace(() => now);
+    // 20 raw frames, 4 compressed, 20 raw; the raw ones at 10 MB/s early and 40 MB/s in the frames next to the
+    // compressed ones (the load moved), the compressed ones at 30 MB/s.
+    for (let i = 0; i < 44; i++) pace.framed(i * FRAME, FRAME, i >= 20 && i < 24);
+    const rateOf = (frame: number) => (frame >= 20 && frame < 24 ? 30 : frame >= 12 && frame < 32 ? 40 : 10) * MB;
+    for (let raw = 0; raw <= 44 * FRAME; raw += FRAME / 4) {
+      pace.sent(raw);
+      now += ((FRAME / 4) * 1000) / rateOf(Math.floor(raw / FRAME));
+    }
+    const between = pace.compressedBetween()!;
+    assert.equal(between.start, 20 * FRAME);
+    assert.equal(Math.round(between.rate / MB), 30);
+    assert.equal(Math.round(between.before! / MB), 40, 'the last half second before it');
+    assert.equal(Math.round(between.after! / MB), 40, 'the first half second after it');
+    assert.ok(pace.rate(false)! < 20 * MB, 'the whole raw span\'s rate is another figure');
   });
 
   it('keeps a bounded number of samples through a long span of one kind, and still measures it', () => {

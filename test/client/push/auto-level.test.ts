@@ -246,6 +246,58 @@ describe('link meter', () => {
   });
 });
 
+describe('link meter, acknowledged bytes', () => {
+  it('gives a rate from the first answer on a fast line, never more than the line carried, and none from a burst alone', () => {
+    let now = 0;
+    const meter = new LinkMeter(() => now);
+    meter.restart();
+    // 100 MB/s: 8 MB handed to the socket over 100 ms, 20 of them waiting for frames (80 ms of the line); the answer
+    // 10 ms later (the server's work and the round trip).
+    meter.progress(0, 0);
+    now = 100;
+    meter.progress(8 * MB, 20);
+    assert.equal(meter.rate(), null, 'handed to the socket is not carried');
+    now = 110;
+    meter.acknowledged(8 * MB, 20);
+    const early = meter.rate()!;
+    assert.ok(early > 50 * MB && early <= 100 * MB, `${early} B/s`);
+    // A cut: the next attempt has its own answers to wait for, and the window's rate outranks an early one.
+    meter.restart();
+    now = 5000;
+    meter.progress(8 * MB, 20);
+    now = 5010;
+    meter.progress(9 * MB, 20);
+    assert.equal(meter.rate(), null, 'no window, no answer yet, and the attempt before had no window either');
+  });
+
+  it('takes no early rate that could be a slow line\'s: the first answer of a loaded machine is late', () => {
+    let now = 0;
+    const meter = new LinkMeter(() => now);
+    meter.restart();
+    // 8 MB answered 2 s after the first bytes (the server starting up under load) of a line that carries 40 MB/s:
+    // the bound says at least 4 MB/s, and auto took that for a line of 4 MB/s and compressed at level 15.
+    meter.progress(0, 0);
+    now = 200;
+    meter.progress(8 * MB, 0);
+    now = 1900;
+    meter.acknowledged(8 * MB, 0);
+    assert.equal(meter.rate(), null);
+  });
+
+  it('on a slow line takes nothing from an answer that comes before a megabyte crossed', () => {
+    let now = 0;
+    const meter = new LinkMeter(() => now);
+    meter.restart();
+    // 2 Mbit/s: 4 MB into socket buffers at once, a small request answered after 2 s.
+    meter.progress(0, 0);
+    now = 10;
+    meter.progress(4 * MB, 0);
+    now = 1500;
+    meter.acknowledged(0.4 * MB, 0);
+    assert.equal(meter.rate(), null);
+  });
+});
+
 describe('link meter, a server that keeps the upload waiting', () => {
   it('does not count the waits for a server that refuses bytes (a 507, its retries and their delays) as the line\'s', () => {
     let now = 0;
