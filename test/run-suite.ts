@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { isRoot } from './fixtures/btrfs.ts';
 import { startS3, suiteS3Env, SUITE_S3_ENV, type S3Server } from './fixtures/s3.ts';
+import { CONCURRENCY_VAR, testConcurrency } from './suite-concurrency.ts';
 
 /**
  * Files that spend minutes waiting and little CPU (slow-patch.test.ts holds one PATCH open for 320 s; each silent-line
@@ -53,7 +54,15 @@ const FILE_TIMEOUT_MS = 12 * 60_000;
  * rate-limited lines, leases, timeouts and btrfs), 20% of it on their own CPU and their children's in a sampled run,
  * so a third file fills the cores the two left idle. SNAPFERRY_TEST_CONCURRENCY sets another number.
  */
-const MAIN_CONCURRENCY = Number(process.env.SNAPFERRY_TEST_CONCURRENCY ?? 3);
+const MAIN_CONCURRENCY = (() => {
+  try {
+    return testConcurrency(process.env[CONCURRENCY_VAR], 3);
+  } catch (err) {
+    // Before any runner starts: a suite run at a number nobody chose is worse than none.
+    process.stderr.write(`run-suite: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+})();
 
 // Each runner writes its failures, with their errors, to a file of its own beside its TAP (test/failures-reporter.mjs),
 // and the time each file's tests took (test/timings-reporter.mjs).

@@ -365,6 +365,11 @@ async function attempt(
   // From here this attempt owns the framed send: every way out of the try below cancels it.
   let id = resumeOf?.id ?? null;
   if (id !== null) sentTo.add(id);
+  // The transfer as the server has it now; a new upload's id comes with the server's first answer (onUrl below).
+  const transferNow = async (options: { stallMs?: number } = {}): Promise<Transfer> => {
+    if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
+    return ctx.api.transfer(id, options);
+  };
   try {
     progress.begin(framed.start);
     ctx.compression.rawPace.restart();
@@ -386,14 +391,8 @@ async function attempt(
         id = url.split('/').pop() ?? null;
         if (id !== null) sentTo.add(id);
       },
-      probeArrived: async (timeoutMs) => {
-        if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
-        return (await ctx.api.transfer(id, { stallMs: timeoutMs })).wireArrived;
-      },
-      verifiedOffset: async () => {
-        if (id === null) throw new PushError('no_transfer_id', 'the upload has no id yet', { retryable: true });
-        return (await ctx.api.transfer(id)).wireOffset;
-      },
+      probeArrived: async (timeoutMs) => (await transferNow({ stallMs: timeoutMs })).wireArrived,
+      verifiedOffset: async () => (await transferNow()).wireOffset,
       onProgress: (wire) => ctx.compression.rawPace.sent(progress.uploaded(wire).rawBytes),
       onRetry: (err) => notes.retry(err, `${step.snapshot.name}: ${describeError(err)}; resuming from the server's offset`),
     });

@@ -23,6 +23,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { readJsonFile, writeFileDurably } from '../../core/durable-file.ts';
 import { RestoreTargetError } from './local.ts';
+import { unsafeBecause } from './target-owner.ts';
 import { CHAIN_ZERO, FRAME_HEADER_SIZE, HASH_SIZE, type FrameParserState, type VerifiedFrame } from '../../core/wire/index.ts';
 
 export const SPOOL_PREFIX = '.snapferry-restore-';
@@ -32,24 +33,17 @@ const APPEND_NOFOLLOW = fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constant
 
 /**
  * The spool folder is written by path, as root. DEST_DIR was found safe at the start (target-owner.ts); this holds
- * the folder itself to the same rule whatever happened since, or was left there before: a real folder, not a symlink
- * to one elsewhere, that only root or this user owns and can write. Inside it nobody else can then plant a symlink on
- * the names written next (restore.json.tmp, frames, frames.index).
+ * the folder itself to the same rule whatever happened since, or was left there before, and first to being a real
+ * folder, not a symlink to one elsewhere (lstat). Inside it nobody else can then plant a symlink on the names written
+ * next (restore.json.tmp, frames, frames.index).
  */
 async function assertOwnFolder(dir: string): Promise<void> {
   const st = await fs.lstat(dir);
-  const me = process.geteuid?.() ?? 0;
-  const why = !st.isDirectory()
-    ? 'is not a folder (a symlink?)'
-    : st.uid !== 0 && st.uid !== me
-      ? `is owned by uid ${st.uid}`
-      : (st.mode & 0o022) !== 0
-        ? 'is writable by others'
-        : null;
+  const why = st.isDirectory() ? unsafeBecause(st, true) : 'is not a folder (a symlink?)';
   if (why === null) return;
   throw new RestoreTargetError(
     'restore_target_unsafe',
-    `the restore's spool ${dir} ${why}, and the restore would write the download through it: remove it (rm -r ${dir}) and restore again`,
+    `the restore's spool ${dir} ${why}; the restore runs as root and would write the download through it: remove it (rm -r ${dir}) and restore again`,
     { details: { dir } },
   );
 }

@@ -28,7 +28,13 @@ export async function assertOnlyWeWrite(destDir: string): Promise<void> {
   }
 }
 
-function unsafeBecause(stat: { uid: number; gid: number; mode: number }, isTarget: boolean): string | null {
+/**
+ * Why a folder lets a user other than root or this one put a symlink where the restore writes, or null when it does
+ * not. `isTarget`: the restore writes in this folder itself (DEST_DIR, the spool), where the sticky bit is no help,
+ * since anyone who may write there may create a name of their own in it; a folder above only needs to keep its
+ * entries from being renamed. The one rule for DEST_DIR and the spool (spool.ts), so that both say the same.
+ */
+export function unsafeBecause(stat: { uid: number; gid: number; mode: number }, isTarget: boolean): string | null {
   const me = process.geteuid?.() ?? 0;
   if (stat.uid !== 0 && stat.uid !== me) return `is owned by uid ${stat.uid}, who can put a symlink in it`;
   const othersWrite = stat.mode & GROUP_OR_OTHER_WRITE;

@@ -150,7 +150,12 @@ export async function pruneLocal(api: ServerApi, volume: string, settings: Prune
     return { plan: planRetention(dated, {}, new Map(), now), deleted: [], failed: [], notes };
   }
   const [list, transfers] = await Promise.all([api.snapshots(volume), api.transfers()]);
-  // What push would send from the folder, and the parents it would look for, read as push reads them.
+  // What push would send from the folder, and the parents it would look for, read as push reads them. Read here again,
+  // not handed over from the push `run` made just before: that push planned on the server's listing before it sent
+  // (what it sent is a parent now), and on the filesystem as it was when it began, hours ago for a long upload. A
+  // parent elsewhere deleted or made writable since (snapper's cleanup, say) is one the next push passes over: taken
+  // from the old scan as the next parent (a push cut off before its new snapshot was across), it would leave the
+  // snapshot of our own that push falls back on to the policy.
   const sends = await resolveRequested([settings.snapshotDir], { volume, snapshotDir: true });
   const { candidates: parents, server } = await planFacts(list, [...own, ...sends]);
   // Read only once there is something to prune; a missing or damaged key file stops prune as it stops push.

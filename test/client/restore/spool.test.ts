@@ -194,12 +194,18 @@ test('a spool folder that is a symlink, another user\'s, or open to others is re
   await fs.rm(dir);
 
   await fs.mkdir(dir, { mode: 0o700 });
+  // Worded as DEST_DIR's refusal (target-owner.ts), with this folder's own remedy.
   await fs.chmod(dir, 0o777);
-  await assert.rejects(RestoreSpool.open(dir, identity), /writable by others/);
+  await assert.rejects(RestoreSpool.open(dir, identity), new RegExp(`: the restore's spool ${dir} is writable by every user, who can put a symlink where the restore writes; .*: remove it \\(rm -r ${dir}\\) and restore again$`));
+  // The sticky bit keeps others from renaming an entry, not from making one of their own in the folder.
+  await fs.chmod(dir, 0o1777);
+  await assert.rejects(RestoreSpool.open(dir, identity), /is writable by every user, who can put a symlink/);
+  await fs.chmod(dir, 0o770);
+  await assert.rejects(RestoreSpool.open(dir, identity), /is writable by group \d+, who can put a symlink/);
   if (process.geteuid?.() === 0) {
     await fs.chmod(dir, 0o700);
     await fs.chown(dir, 65534, 65534);
-    await assert.rejects(RestoreSpool.open(dir, identity), /owned by uid 65534/);
+    await assert.rejects(RestoreSpool.open(dir, identity), /is owned by uid 65534, who can put a symlink in it/);
     await fs.chown(dir, 0, 0);
   }
 
