@@ -8,7 +8,7 @@ import { SnapferryError } from '../../core/errors.ts';
 import { ERROR_CODE_HEADER, ErrorBody, UPLOADS_PATH } from '../../core/protocol.ts';
 import type { FramedUploadSource } from './source.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
-import { patchBody } from './patch-body.ts';
+import { bodyPieceFor, patchBody } from './patch-body.ts';
 import { answerWithoutErrorBody } from '../http/answer.ts';
 import { onServer } from '../http/server-path.ts';
 import { DEFAULT_STALL_MS, tlsErrorFrom, type Transport } from '../http/transport.ts';
@@ -256,7 +256,10 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
             size: null as unknown as number,
             slice: (start: number, end: number) =>
               movedOn(options, start).then(() => options.source.slice(start, end)).then(
-                ({ value, done }) => ({ value: value && patchBody(value.pieces, options.rateLimit), done }),
+                ({ value, done }) => ({
+                  value: value && patchBody(value.pieces, options.rateLimit, bodyPieceFor(options.linkMeter?.rate() ?? null)),
+                  done,
+                }),
                 (err: unknown) => {
                   sourceFailure = err;
                   throw err;

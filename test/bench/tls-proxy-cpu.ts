@@ -7,6 +7,9 @@
  * the same; every figure is CPU seconds per GiB of body from the kernel's accounting, per process.
  *
  *   node --import tsx test/bench/tls-proxy-cpu.ts [GiB=1] [rounds=3] direct nginx=nginx/snapferry.conf nginx=/tmp/b.conf
+ *
+ * PIECE_KIB sets the bodies' piece size (default BODY_PIECE, what a push writes before it has measured the link;
+ * on a fast link it writes up to LARGEST_BODY_PIECE).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +18,7 @@ import type { TLSSocket } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createTransport, type Transport } from '../../client/http/transport.ts';
-import { patchBody } from '../../client/upload/patch-body.ts';
+import { BODY_PIECE, patchBody } from '../../client/upload/patch-body.ts';
 import { startNginx } from '../fixtures/nginx.ts';
 import { createTestCertificates } from '../fixtures/tls.ts';
 import { Cleanup } from './cleanup.ts';
@@ -24,6 +27,7 @@ import { childrenOf, processCpuSeconds } from './measure.ts';
 const GiB = 1024 ** 3;
 const PATCH = 16 * 1024 * 1024;
 const FRAME = 4 * 1024 * 1024;
+const PIECE = process.env.PIECE_KIB ? Number(process.env.PIECE_KIB) * 1024 : BODY_PIECE;
 
 const [gibArg, roundsArg, ...routeArgs] = process.argv.slice(2);
 const total = Number(gibArg ?? 1) * GiB;
@@ -80,7 +84,7 @@ try {
       const patches = Math.round(total / PATCH);
       for (let i = 0; i < patches; i++) {
         const req = transport.httpStack.createRequest('PATCH', r.url);
-        const answer = req.send(patchBody(frames));
+        const answer = req.send(patchBody(frames, undefined, PIECE));
         if (round === 1 && i === 0 && r.site !== null) {
           // The socket goes back to the agent's pool once the answer ended: ask while the answer is in.
           (req.getUnderlyingObject() as ClientRequest).once('response', (m: IncomingMessage) => {
