@@ -60,8 +60,9 @@ export interface SnapshotList {
 
 /**
  * A server on btrfs: at 16 MiB both sides ran many more of V8's full collections than at 8 (a 1 GB push, against
- * 8 MiB: serve 1.1 and the client 0.4 CPU s per GB more, push about 10 MB more peak RSS; 4 MiB saved nothing more),
- * for one turnaround (round trip and fsync) less per 16 MiB (issue 22, docs/performance.md).
+ * 8 MiB: serve 1.1 and the client 0.4 CPU s per GB more, push about 10 MB more peak RSS), for one turnaround (round
+ * trip and fsync) less per 16 MiB (issue 22, docs/performance.md). Fewer than 8 MiB cost serve more: raw frames sent
+ * one to a PATCH (4 MiB) took serve 11.7-12.8 CPU s per GB against 9.0-10.8 two to a PATCH (session 23).
  */
 export const SPOOL_PATCH_BYTES = 8 * 1024 * 1024;
 

@@ -47,6 +47,8 @@ export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, validateChunkSize }
 
 export const FRAME_MAGIC: Buffer = Buffer.from('SFR1', 'latin1');
 export const FRAME_HEADER_SIZE = 72;
+/** The most a frame adds to the bytes it carries: its header, and the seal's when sealed. */
+export const FRAME_FRAMING_MAX = FRAME_HEADER_SIZE + SEAL_OVERHEAD;
 
 const KIND_DATA = 1;
 const KIND_END = 2;

@@ -193,3 +193,19 @@ test('while a PATCH is out the source holds it and reads at most half a slice ah
   assert.ok(mostHeld > maxSlice, `it read ahead at all (${mostHeld} bytes held)`);
   assert.ok(mostHeld <= maxSlice + maxSlice / 2 + 2 * frame, `held ${mostHeld} bytes with a ${maxSlice}-byte slice out`);
 });
+
+test('a slice counts its frames\' data, not their headers: 8 chunks\' worth of raw frames go in one PATCH, not seven', async () => {
+  // Raw frames (level 0, as --compress auto sends on a LAN) of random data are each a chunk plus a 72-byte header;
+  // counted whole, a limit of 8 chunks took 7 frames, and at the push's 8 MiB with 4 MiB chunks one frame a PATCH.
+  const chunk = 65536;
+  const raw = crypto.randomBytes(32 * chunk);
+  const { source, done } = sourceFor(raw, chunk, 8 * chunk, { recycled: [] });
+  const { slices } = await drain(source, 8 * chunk);
+  await done;
+  const parser = new FrameParser({ chunkSize: chunk });
+  // Slices end on frame boundaries: what one parser makes of each slice is its frames.
+  const perSlice = slices.map((s) => parser.push(s).filter((f) => f.kind === 'data').length);
+  // The slow start: 1, 2, 4 frames, then the limit.
+  assert.deepEqual(perSlice.slice(0, 4), [1, 2, 4, 8], `frames per slice: ${perSlice.join(', ')}`);
+  assert.ok(slices.every((s) => s.length <= 8 * chunk + 8 * 72 + 64), 'no slice over the limit by more than its frames\' framing');
+});
