@@ -103,6 +103,11 @@ export interface AutoLevelOptions {
   workers: number;
   /** The link's rate in wire bytes per second while it had something to send, or null before it is known. */
   linkRate: () => number | null;
+  /**
+   * Before linkRate is known, what the line carries at least (LinkMeter.atLeast), or null: a line shown fast this way
+   * gets the raw-rate test at once, at the level it has; no level is chosen on a lower bound.
+   */
+  linkAtLeast?: () => number | null;
   /** Called when the level changes, for the push's log. */
   onChange?: (level: number, why: string) => void;
   /**
@@ -140,7 +145,10 @@ export class AutoLevel implements LevelChooser {
 
   next(): number {
     const link = this.#options.linkRate();
-    if (link === null || link <= 0 || this.#stats.size === 0) return this.#level;
+    if (link === null || link <= 0 || this.#stats.size === 0) {
+      const atLeast = this.#options.linkAtLeast?.() ?? null;
+      return atLeast !== null && atLeast >= PACE_MIN_LINK ? this.#paced(atLeast) : this.#level;
+    }
     const chosen = this.#choose(link);
     if (chosen !== this.#level) {
       this.#seenAtLevel = 0;

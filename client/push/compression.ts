@@ -26,7 +26,7 @@ export function startCompression(setting: CompressSetting, onLevelChange?: (leve
   const rawPace = new RawPace();
   const level =
     setting === 'auto'
-      ? new AutoLevel({ workers: pool.size, linkRate: () => linkMeter.rate(), pace: rawPace, ...(onLevelChange ? { onChange: onLevelChange } : {}) })
+      ? new AutoLevel({ workers: pool.size, linkRate: () => linkMeter.rate(), linkAtLeast: () => linkMeter.atLeast(), pace: rawPace, ...(onLevelChange ? { onChange: onLevelChange } : {}) })
       : validateZstdLevel(setting);
   return { pool, level, linkMeter, rawPace, close: () => pool.close() };
 }

@@ -257,7 +257,7 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
             slice: (start: number, end: number) =>
               movedOn(options, start).then(() => options.source.slice(start, end)).then(
                 ({ value, done }) => ({
-                  value: value && patchBody(value.pieces, options.rateLimit, bodyPieceFor(options.linkMeter?.rate() ?? null)),
+                  value: value && patchBody(value.pieces, options.rateLimit, bodyPieceFor(options.linkMeter?.atLeast() ?? null)),
                   done,
                 }),
                 (err: unknown) => {

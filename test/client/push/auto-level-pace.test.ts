@@ -39,6 +39,7 @@ export function push(line: Line, frames: number, options: { l3Speed?: number; ah
   const auto = new AutoLevel({
     workers: 2,
     linkRate: () => meter.rate(),
+    linkAtLeast: () => meter.atLeast(),
     ...(options.pace === false ? {} : { pace }),
     onChange: (level, why) => changes.push({ level, why }),
   });

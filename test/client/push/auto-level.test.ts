@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AutoLevel } from '../../../client/push/auto-level.ts';
 import { LinkMeter } from '../../../client/upload/link-meter.ts';
+import { RawPace } from '../../../client/push/raw-pace.ts';
 import { parseCompressSetting } from '../../../client/push/compression.ts';
 
 const MB = 1e6;
@@ -256,10 +257,11 @@ describe('link meter, acknowledged bytes', () => {
     meter.progress(0, 0);
     now = 100;
     meter.progress(8 * MB, 20);
-    assert.equal(meter.rate(), null, 'handed to the socket is not carried');
+    assert.equal(meter.atLeast(), null, 'handed to the socket is not carried');
     now = 110;
     meter.acknowledged(8 * MB, 20);
-    const early = meter.rate()!;
+    assert.equal(meter.rate(), null, 'a lower bound is not the rate');
+    const early = meter.atLeast()!;
     assert.ok(early > 50 * MB && early <= 100 * MB, `${early} B/s`);
     // A cut: the next attempt has its own answers to wait for, and the window's rate outranks an early one.
     meter.restart();
@@ -267,7 +269,7 @@ describe('link meter, acknowledged bytes', () => {
     meter.progress(8 * MB, 20);
     now = 5010;
     meter.progress(9 * MB, 20);
-    assert.equal(meter.rate(), null, 'no window, no answer yet, and the attempt before had no window either');
+    assert.equal(meter.atLeast(), null, 'no window, no answer yet, and the attempt before had no window either');
   });
 
   it('takes no early rate that could be a slow line\'s: the first answer of a loaded machine is late', () => {
@@ -281,7 +283,19 @@ describe('link meter, acknowledged bytes', () => {
     meter.progress(8 * MB, 0);
     now = 1900;
     meter.acknowledged(8 * MB, 0);
-    assert.equal(meter.rate(), null);
+    assert.equal(meter.atLeast(), null);
+  });
+
+  it('on a line shown fast by a lower bound, tests raw frames at once and chooses no level on it', () => {
+    // The bench on loopback: the first answers proved 28 MB/s, auto took that for the rate and climbed to level 4 (a
+    // second worker started) before its raw frames were measured.
+    const auto = new AutoLevel({
+      workers: 2, linkRate: () => null, linkAtLeast: () => 28 * MB, pace: new RawPace(), onChange: (level) => assert.fail(`chose level ${level}`),
+    });
+    feed(auto, 3, 300 * MB, 0.66, 2);
+    assert.equal(auto.next(), 0, 'a raw probe');
+    feed(auto, 0, 0, 1, 1);
+    assert.ok([0, 3].includes(auto.next()));
   });
 
   it('on a slow line takes nothing from an answer that comes before a megabyte crossed', () => {
@@ -294,7 +308,7 @@ describe('link meter, acknowledged bytes', () => {
     meter.progress(4 * MB, 0);
     now = 1500;
     meter.acknowledged(0.4 * MB, 0);
-    assert.equal(meter.rate(), null);
+    assert.equal(meter.atLeast(), null);
   });
 });
 
