@@ -114,15 +114,17 @@ export class FramedUploadSource {
     this.dropBefore(start);
     this.readAhead();
     const want = Math.max(Math.min(end - start, this.sliceLimit), 1);
-    let cut = this.boundaryWithin(start, want);
-    while (cut === null) {
+    let within = this.boundaryWithin(start, want);
+    while (within.cut === null) {
       if (!(await this.readMore())) break;
-      cut = this.boundaryWithin(start, want);
+      within = this.boundaryWithin(start, want);
     }
+    let cut = within.cut;
     // Read on while the next frame may still fit, so a PATCH carries as much as allowed.
-    while (cut !== null && cut !== this.endOffset && this.producedEnd() - start < want + (this.framesEnding(start) + 1) * FRAME_FRAMING_MAX) {
+    while (cut !== null && cut !== this.endOffset && this.producedEnd() - start < want + (within.framesRead + 1) * FRAME_FRAMING_MAX) {
       if (!(await this.readMore())) break;
-      cut = this.boundaryWithin(start, want) ?? cut;
+      within = this.boundaryWithin(start, want);
+      cut = within.cut ?? cut;
     }
     if (cut === null) {
       if (this.endOffset !== null && start === this.endOffset) {
@@ -149,29 +151,25 @@ export class FramedUploadSource {
     return this.retainedStart + this.retainedBytes;
   }
 
-  /** Frames that end after `start` within what has been read. */
-  private framesEnding(start: number): number {
-    let n = 0;
-    for (const b of this.boundaries) if (b > start && b <= this.producedEnd()) n++;
-    return n;
-  }
-
   /**
    * The last frame boundary within `want` bytes of `start`, the frames' framing (header, seal) not counted: a PATCH
    * of 8 MiB takes two raw 4 MiB frames, which are 144 bytes over. Counted, a push of raw frames (incompressible
    * data, or `--compress auto` on a LAN) sent one frame a PATCH, twice the requests, each with its turnaround and the
-   * server's syncs: serve 11.7-12.8 CPU s per GB against 9.0-10.8 (docs/performance.md, session 23).
+   * server's syncs: serve 11.7-12.8 CPU s per GB against 9.0-10.8 (docs/performance.md, session 23). With it, the
+   * frames that end after `start` within what has been read, whose framing the next frame's room counts too.
    */
-  private boundaryWithin(start: number, want: number): number | null {
-    let best: number | null = null;
-    let frames = 0;
+  private boundaryWithin(start: number, want: number): { cut: number | null; framesRead: number } {
+    const readTo = this.producedEnd();
+    let cut: number | null = null;
+    let framesRead = 0;
+    let over = false;
     for (const b of this.boundaries) {
-      if (b <= start || b > this.producedEnd()) continue;
-      const allowed = want + ++frames * FRAME_FRAMING_MAX;
-      if (b - start <= allowed || best === null) best = b;
-      if (b - start > allowed) break;
+      if (b <= start || b > readTo) continue;
+      const allowed = want + ++framesRead * FRAME_FRAMING_MAX;
+      if (!over && (b - start <= allowed || cut === null)) cut = b;
+      if (b - start > allowed) over = true;
     }
-    return best;
+    return { cut, framesRead };
   }
 
   /** Waits until the background reader brought more bytes (true) or the stream ended (false). */

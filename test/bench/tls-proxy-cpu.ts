@@ -27,7 +27,14 @@ import { childrenOf, processCpuSeconds } from './measure.ts';
 const GiB = 1024 ** 3;
 const PATCH = 16 * 1024 * 1024;
 const FRAME = 4 * 1024 * 1024;
-const PIECE = process.env.PIECE_KIB ? Number(process.env.PIECE_KIB) * 1024 : BODY_PIECE;
+const PIECE = pieceBytes(process.env.PIECE_KIB);
+
+function pieceBytes(kib: string | undefined): number {
+  if (kib === undefined || kib === '') return BODY_PIECE;
+  const n = Number(kib);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`PIECE_KIB must be a whole number of KiB, 1 or more (e.g. PIECE_KIB=256), not ${JSON.stringify(kib)}`);
+  return n * 1024;
+}
 
 const [gibArg, roundsArg, ...routeArgs] = process.argv.slice(2);
 const total = Number(gibArg ?? 1) * GiB;
