@@ -50,10 +50,8 @@ export class LiveStreamSource extends Readable {
   /** Whether the last frame read back fitted under the high-water mark. */
   private room = true;
   private again = false;
-  /** Callers of roomFor() waiting for the receive to take what it holds or catch up; each checks its own frame. */
+  /** Callers of roomFor() waiting for the receive to take what it holds. */
   private roomWaiters = new Set<() => void>();
-  /** When btrfs receive last took bytes: one that stopped taking paces nothing. */
-  private lastTaken = performance.now();
 
   constructor(
     private readonly file: string,
@@ -89,41 +87,23 @@ export class LiveStreamSource extends Readable {
   }
 
   /**
-   * Resolves once `frame` can be offered and handed on from memory, or could not be anyway (it is gone), or after
-   * `ms`. The store waits on it, so a receive slower than the upload paces the upload instead of falling behind: a
-   * frame that misses memory is read back, decoded and hashed a second time, and that work then slows everything on
-   * the server. A receive that stalls longer than `ms` does fall behind, and while it takes nothing the upload goes on
-   * at its own pace. Once it takes bytes again, each frame waits (up to `ms`) for it to read back what it missed, so
-   * that it catches up and takes frames from memory again: let go on at once, an upload that outran the read-back
-   * kept the receive behind until the upload ended: on loopback, a receive that stalled for 2 s at its start read the
-   * whole 1 GB stream back, 6-7 s more than a 12 s push and serve's CPU 1.6 times (docs/performance.md). Capped at `ms` a frame, a long read-back (a restart's) slows the
-   * upload by that at most.
+   * Resolves once `frame` can be offered and handed on from memory, or could not be anyway (the source is behind,
+   * reading the spool; it is gone), or after `ms`. The store waits on it, so a receive slower than the upload paces
+   * the upload instead of falling behind: a frame that misses memory is read back, decoded and hashed a second time,
+   * and that work then slows everything on the server. A receive that stalls longer than `ms` does fall behind, and
+   * the upload goes on at its own pace until the receive has caught up.
    */
   roomFor(frame: VerifiedFrame, ms: number): Promise<void> {
-    if (this.readyFor(frame) || !this.mayCatchUp(frame)) return Promise.resolve();
-    if (!this.takesFromMemory(frame) && performance.now() - this.lastTaken >= ms) return Promise.resolve();
+    if (!this.takesFromMemory(frame) || this.hasRoom()) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.roomWaiters.delete(check);
+        this.roomWaiters.delete(done);
         resolve();
       };
-      const check = () => {
-        if (this.destroyed || this.readyFor(frame)) done();
-      };
       const timer = setTimeout(done, ms);
-      this.roomWaiters.add(check);
+      this.roomWaiters.add(done);
     });
-  }
-
-  /** Whether `frame` would be handed on from memory if offered now. */
-  private readyFor(frame: VerifiedFrame): boolean {
-    return this.takesFromMemory(frame) && this.hasRoom();
-  }
-
-  /** Whether waiting can let `frame` be taken from memory: a data frame with its bytes, with nothing after it taken. */
-  private mayCatchUp(frame: VerifiedFrame): boolean {
-    return frame.kind === 'data' && frame.raw !== undefined && frame.wireStart >= this.wirePos && !this.destroyed;
   }
 
   /**
@@ -157,21 +137,8 @@ export class LiveStreamSource extends Readable {
   }
 
   override _read(): void {
-    // Flowing into a pipe that keeps up, bytes are handed on as they are pushed, never through read(): asked for more, the
-    // pipe has taken what it had.
-    this.lastTaken = performance.now();
     this.wakeRoomWaiters();
     this.pump();
-  }
-
-  /** Every take of btrfs receive's side, flowing or not, comes here; _read() only once it is under its high-water mark. */
-  override read(size?: number): unknown {
-    const taken: unknown = super.read(size);
-    if (taken !== null) {
-      this.lastTaken = performance.now();
-      if (this.roomWaiters.size > 0) this.wakeRoomWaiters();
-    }
-    return taken;
   }
 
   private wakeRoomWaiters(): void {
@@ -197,8 +164,6 @@ export class LiveStreamSource extends Readable {
       .finally(() => {
         this.reading = false;
         if (this.again) this.pump();
-        // Caught up with what the spool holds: a frame waiting for that can now be taken from memory.
-        else this.wakeRoomWaiters();
       });
   }
 
