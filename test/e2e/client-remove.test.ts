@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/frame.ts';
 import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { receiveRunsIn, until } from '../fixtures/receive-exit.ts';
@@ -66,6 +66,7 @@ test("removing a client ends its uploads in progress at once, as an abort does; 
 });
 
 test('a client removed from the tokens file while the server was down has its uploads in progress ended as the server starts; another client\'s goes on', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const closeFirst = beforeTakeDown(t);
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const { file, alice, bob, admin } = await aliceBobAdmin(t);
@@ -85,7 +86,7 @@ test('a client removed from the tokens file while the server was down has its up
   // alice is removed while no server runs: nothing sees the file change.
   await removeClient(file, 'alice');
   const second = await serve();
-  t.after(() => second.close());
+  closeFirst(() => second.close());
   const stateOf = async (id: string, client: string) =>
     ((await (await fetch(`${second.url}/v1/transfers/${id}?client=${client}`, { headers: authHeaders(admin) })).json()) as { state: string }).state;
   // Ended before the server answers anything, as an abort ends it.

@@ -11,7 +11,7 @@ import { UPLOADS_PATH } from '../../core/protocol.ts';
 import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
 import type { ServiceOptions } from '../../server/replication.ts';
-import { createBtrfs } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, createBtrfs } from '../fixtures/btrfs.ts';
 import { SendStreamBuilder, frameStream } from '../fixtures/send-streams.ts';
 import { addClient } from '../../server/tokens.ts';
 import { authHeaders } from '../../client/http/token.ts';
@@ -48,6 +48,7 @@ export interface HostileOptions extends Partial<ServiceOptions> {
 }
 
 export async function hostileServer(t: AfterHook, options: HostileOptions = {}): Promise<HostileServer> {
+  const closeFirst = beforeTakeDown(t);
   const fsx = await createBtrfs(t, { sizeMiB: options.sizeMiB ?? 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const server = await startServer({
@@ -60,7 +61,7 @@ export async function hostileServer(t: AfterHook, options: HostileOptions = {}):
     ...(options.expireAfterMs !== undefined ? { expireAfterMs: options.expireAfterMs } : {}),
     ...(options.endedTransfers ? { endedTransfers: options.endedTransfers } : {}),
   });
-  t.after(() => server.close());
+  closeFirst(() => server.close());
   return { server, mount: fsx.mountPoint, root, volumeDir: (v) => path.join(root, 'volumes', 'default', v) };
 }
 

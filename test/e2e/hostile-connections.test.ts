@@ -15,7 +15,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { execa } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { API_PREFIX, UPLOADS_PATH } from '../../core/protocol.ts';
@@ -31,13 +31,14 @@ interface AfterHook {
 }
 
 async function tokenServer(t: AfterHook, connections: ConnectionSettings, idleTimeoutMs?: number, tlsFiles?: { cert: string; key: string }) {
+  const closeFirst = beforeTakeDown(t);
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const tokens = await aliceBobAdmin(t);
   const server = await startServer({
     root: path.join(fsx.mountPoint, 'root'), host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500,
     tokensFile: tokens.file, connections, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}), ...(tlsFiles ? { tls: tlsFiles } : {}),
   });
-  t.after(() => server.close());
+  closeFirst(() => server.close());
   return { server, ...tokens };
 }
 

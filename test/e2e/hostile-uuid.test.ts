@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { authHeaders } from '../../client/http/token.ts';
 import { restore } from '../../client/restore/restore.ts';
@@ -162,6 +162,7 @@ test("a stream naming another client's UUID as its parent or clone source fails 
 });
 
 test('a snapshot received before namespacing (its raw UUID on disk, no receivedUuid in the catalog) still takes incrementals, and both restore with the client\'s UUIDs', uuidTest, async (t) => {
+  const closeFirst = beforeTakeDown(t);
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const volumeDir = path.join(root, 'volumes', 'default', 'home');
@@ -175,7 +176,7 @@ test('a snapshot received before namespacing (its raw UUID on disk, no receivedU
   await fs.writeFile(path.join(root, 'catalog.json'), JSON.stringify({ version: 1, transfers: [], snapshots: [record], removed: [] }));
 
   const server = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500 });
-  t.after(() => server.close());
+  closeFirst(() => server.close());
   assert.deepEqual(server.service.snapshotRecords('default').map((s) => [s.name, s.uuid, s.receivedUuid]), [['snap', legacy, undefined]], 'kept at start');
   const h: HostileServer = { server, mount: fsx.mountPoint, root, volumeDir: (v) => path.join(root, 'volumes', 'default', v) };
 
@@ -201,6 +202,8 @@ test('a snapshot received before namespacing (its raw UUID on disk, no receivedU
 });
 
 test('at start, a snapshot moved into place whose catalog entry a crash lost is adopted under the client\'s UUID, found through its transfer by its namespaced Received UUID', uuidTest, async (t) => {
+  // Its second server runs on h's filesystem: closed before that filesystem's take-down, which hostileServer registers.
+  const closeFirst = beforeTakeDown(t);
   const h = await hostileServer(t);
   const u = randomUuid();
   const { id } = await uploadStream(h.server.url, metadataFor('home', 'snap', u), full(u).file('f', Buffer.from('one\n')).end().build());
@@ -214,7 +217,7 @@ test('at start, a snapshot moved into place whose catalog entry a crash lost is 
   await fs.writeFile(file, JSON.stringify(catalog));
 
   const server = await startServer({ root: h.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500 });
-  t.after(() => server.close());
+  closeFirst(() => server.close());
   await server.service.idle();
   assert.deepEqual(
     server.service.snapshotRecords('default').map((s) => [s.name, s.uuid, s.receivedUuid, s.transferId]),

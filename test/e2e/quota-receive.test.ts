@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/frame.ts';
 import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { receivePidIn, receiveRunsIn, signalPending, until } from '../fixtures/receive-exit.ts';
@@ -23,10 +23,11 @@ const MiB = 1024 * 1024;
 const QUOTA = 4 * MiB;
 
 test('a quota-refused upload holds its volume; aborted, its receive stops at once, and a snapshot received after it survives the server stopping and starting', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const closeFirst = beforeTakeDown(t);
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const running: RunningServer[] = [];
-  t.after(async () => {
+  closeFirst(async () => {
     for (const s of running) await s.close().catch(() => undefined);
   });
   const start = async () => {
@@ -78,11 +79,12 @@ test('a quota-refused upload holds its volume; aborted, its receive stops at onc
 });
 
 test('an upload that ends (expired) holds its volume until its receive has stopped: a push into the volume meanwhile is volume_busy', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const closeFirst = beforeTakeDown(t);
   const fsx = await createBtrfs(t, { sizeMiB: 256 });
   const root = path.join(fsx.mountPoint, 'root');
   const server = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500, expireAfterMs: 3000, limits: { quotaBytes: QUOTA } });
   let frozen: number | null = null;
-  t.after(async () => {
+  closeFirst(async () => {
     if (frozen !== null) process.kill(frozen, 'SIGCONT');
     await server.close().catch(() => undefined);
   });

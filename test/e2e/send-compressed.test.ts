@@ -14,7 +14,7 @@ import { push, type PushOptions } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { startServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
-import { createBtrfs, fillVaried, mutate, rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, createBtrfs, fillVaried, mutate, rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
 import { startChaosProxy } from '../chaos/chaos-proxy.ts';
 import { assertReceived, recordingReporter, until } from './harness.ts';
 
@@ -42,6 +42,7 @@ async function writeLog(file: string, bytes: number): Promise<void> {
 
 /** A client filesystem mounted compress=zstd and a server on plain btrfs, as the two ends usually are. */
 async function compressedPair(t: AfterHook, fillMB: number) {
+  const closeFirst = beforeTakeDown(t);
   const client = await createBtrfs(t, { sizeMiB: 512, mountOptions: ['compress=zstd'] });
   const serverFs = await createBtrfs(t, { sizeMiB: 512 });
   const source = path.join(client.mountPoint, 'data');
@@ -52,7 +53,7 @@ async function compressedPair(t: AfterHook, fillMB: number) {
   await writeLog(path.join(source, 'access.log'), 6 * 1024 * 1024);
   const root = path.join(serverFs.mountPoint, 'root');
   const server = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000 });
-  t.after(() => server.close());
+  closeFirst(() => server.close());
   return {
     source, server,
     async snapshot(name: string): Promise<string> {
