@@ -155,8 +155,8 @@ export class FramedUploadSource {
    * The last frame boundary within `want` bytes of `start`, the frames' framing (header, seal) not counted: a PATCH
    * of 8 MiB takes two raw 4 MiB frames, which are 144 bytes over. Counted, a push of raw frames (incompressible
    * data, or `--compress auto` on a LAN) sent one frame a PATCH, twice the requests, each with its turnaround and the
-   * server's syncs: serve 11.7-12.8 CPU s per GB against 9.0-10.8 (docs/performance.md, session 23). With it, the
-   * frames that end after `start` within what has been read, whose framing the next frame's room counts too.
+   * server's syncs: serve 11.7-12.8 CPU s per GB against 9.0-10.8 (docs/performance.md, session 23). Also how many
+   * frames read so far end after `start`: slice() allows their framing too when it asks whether one more frame fits.
    */
   private boundaryWithin(start: number, want: number): { cut: number | null; framesRead: number } {
     const readTo = this.producedEnd();

@@ -10,7 +10,7 @@ import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import { addClient } from '../../server/tokens.ts';
-import { createBtrfs, fillVaried, snapshotReadonly, type BtrfsFixture } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, createBtrfs, fillVaried, snapshotReadonly, type BtrfsFixture } from '../fixtures/btrfs.ts';
 import { assertTreesEqual } from '../fixtures/tree.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
@@ -41,13 +41,8 @@ export interface Pair {
 }
 
 export async function createPair(t: AfterHook, options: { clientMiB?: number; serverMiB?: number; fillMB?: number; seed?: string } = {}): Promise<Pair> {
-  // Registered before the filesystems' take-downs, so that it runs before them (node:test runs a test's after hooks in
-  // the order they were given): a server still running holds files open under its root, and the filesystem would
-  // not unmount. Registered after them, every test spent 20 `umount` tries 100 ms apart on it, then a lazy unmount.
-  const servers: RunningServer[] = [];
-  t.after(async () => {
-    for (const s of servers) await s.close().catch(() => undefined);
-  });
+  // Servers close before the filesystems' take-downs: one still running holds files open under its root.
+  const closeFirst = beforeTakeDown(t);
   const client = await createBtrfs(t, { sizeMiB: options.clientMiB ?? 512 });
   const server = await createBtrfs(t, { sizeMiB: options.serverMiB ?? 512 });
   const source = path.join(client.mountPoint, 'data');
@@ -65,7 +60,7 @@ export async function createPair(t: AfterHook, options: { clientMiB?: number; se
     },
     async startServer(opts = {}) {
       const s = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000, ...opts });
-      servers.push(s);
+      closeFirst(() => s.close().catch(() => undefined));
       return s;
     },
     receivedPath: (volume, name) => path.join(root, 'volumes', 'default', volume, name),
