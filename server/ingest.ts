@@ -95,12 +95,12 @@ export class Ingest {
     if (change === null) return;
     // Shown at once; on disk a moment later, which may be after the PATCH is answered: a crash in between leaves
     // the record `uploading` beside a whole spool, which the next start moves on the same way (server/reconcile.ts).
-    void catalog.updateTransfer(id, change).then(
+    receives.whenDone(catalog.updateTransfer(id, change).then(
       // Only now may the receive end: the snapshot is complete once the end frame verified and that is on record.
       () => receives.advance(id, progress.wireOffset, true),
       // Not recorded, so not made (the catalog took it back): left here, the transfer stayed `uploading` (shown as
       // `receiving`, before the catalog took failed writes back) with no receive running and nothing to start one.
       (err: unknown) => this.deps.endNotRecorded(id, change, err),
-    ).catch((err: unknown) => log.error({ transfer: id, err }, 'could not deal with the end of the upload that was not recorded'));
+    ).catch((err: unknown) => log.error({ transfer: id, err }, 'could not deal with the end of the upload that was not recorded')));
   }
 }

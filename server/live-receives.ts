@@ -52,6 +52,8 @@ export class LiveReceives {
   private readonly untilWhole = new Set<string>();
   /** Transfers whose `btrfs receive` runs, or whose stopped or failed run still cleans up in the volume's folder. */
   private readonly inFolder = new Set<string>();
+  /** Set by close(): no receive starts from then on (the next server start catches each up from its spool). */
+  private closing = false;
 
   constructor(
     private readonly layout: ServerLayout,
@@ -112,6 +114,7 @@ export class LiveReceives {
       this.wantedAfterStop.add(id);
       return null;
     }
+    if (live === undefined && this.closing) return null;
     return live ?? this.start(id);
   }
 
@@ -158,6 +161,14 @@ export class LiveReceives {
     this.track(started);
   }
 
+  /**
+   * Work under way that ends in advance() or a start (the record of an upload's end, which its receive waits for):
+   * idle() and close() wait for it, so that a close cannot come between it and the run it reaches.
+   */
+  whenDone(work: Promise<unknown>): void {
+    this.track(work);
+  }
+
   /** Starts `id`'s receive from its spool, as far as it holds verified frames (the server's start). */
   startFromSpool(id: string): void {
     this.track(this.catchUp(id));
@@ -183,8 +194,13 @@ export class LiveReceives {
     }
   }
 
-  /** Stops every receive whose upload is still in progress (a server shutting down) and waits for the rest. */
+  /**
+   * A server shutting down: starts nothing more, lets work under way that ends in a receive (an upload's end being
+   * recorded) reach its run, stops every receive whose upload is still in progress, and waits for the rest.
+   */
   async close(): Promise<void> {
+    this.closing = true;
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     const open = [...this.runs.entries()].filter(([, l]) => !l.source.complete).map(([id]) => this.stop(id, 'the server is shutting down'));
     await Promise.all(open);
     await this.idle();
