@@ -235,7 +235,7 @@ async function listenWith<S extends AppService>(options: HttpOptions, prepared: 
   });
   server.setTimeout(SOCKET_TIMEOUT_MS);
   endIdleBodies(server, idleTimeoutMs);
-  const slowBodies = endSlowBodies(server, floor, options.log);
+  const slowBodies = endSlowBodies(server, floor, idleTimeoutMs, options.log);
   // A client that goes away mid-body is daily life here. Node emits a request's 'aborted' error only when it has an
   // 'error' listener, and @hono/node-server adds and removes its own (draining a body it did not read): one removed
   // between Node's check and the emit made an uncaught exception that killed the server (seen in the e2e tests). A

@@ -8,6 +8,11 @@
  * The floor is far below any real line: 256 B/s is 2 kbit/s, a 48 kbit/s modem is over 20 times faster. The window
  * is at least twice the idle timeout, so one pause the idle timeout allows costs at most half the window: a line
  * that moves at twice the floor around such a pause is never cut.
+ *
+ * Both clocks, the floor's and the idle timeout's, count only the client's time. While the server holds bytes of the
+ * body it has not read (the store waits for a receive behind on a slow disk, a loaded machine's write or sync), the
+ * socket stops reading and no byte arrives, through no fault of the client's: that time restarts the floor's window
+ * and the socket's idle timer instead of counting against them.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { ValidationError } from '../core/errors.ts';
@@ -63,17 +68,41 @@ export class RateFloor {
     if (ref.at > edge) return false;
     return ((bytes - ref.bytes) * 1000) / (now - ref.at) < this.floor.minBytesPerSecond;
   }
+
+  /** The server held the body back until `now` (bytes so far: `bytes`): only what comes after counts, a window of it. */
+  heldUntil(now: number, bytes: number): void {
+    this.samples.splice(0, this.samples.length, { at: now, bytes });
+  }
 }
 
-/** Watches the body of every request that has one, on one timer for all; a body below the floor is ended. */
-export function endSlowBodies(server: HttpServer, floor: BodyFloor, log: Logger): { stop(): void } {
+/**
+ * Whether the server holds bytes of `req`'s body that it has not read: buffered in the request (nobody reads yet, or
+ * the reader is behind), or the reader paused it (server/upload-store/patch-body.ts pauses while its queue is full).
+ * Then the socket reads nothing more, and a client that sends is not the one being slow.
+ */
+export function serverHoldsBody(req: IncomingMessage): boolean {
+  return req.readableLength > 0 || req.readableFlowing === false;
+}
+
+/**
+ * Watches the body of every request that has one, on one timer for all; a body below the floor is ended. Ticks at
+ * least four times an idle timeout, so that a hold the server started is seen before the socket's timer runs out.
+ */
+export function endSlowBodies(server: HttpServer, floor: BodyFloor, idleMs: number, log: Logger): { stop(): void } {
   const reading = new Map<IncomingMessage, { rule: RateFloor; base: number }>();
-  const tickMs = Math.max(50, Math.floor(floor.windowMs / 10));
+  const tickMs = Math.max(50, Math.floor(Math.min(floor.windowMs / 10, idleMs / 4)));
   const timer = setInterval(() => {
     const now = Date.now();
     for (const [req, watch] of reading) {
       // bytesRead counts the socket's bytes, headers of this request included: a few hundred bytes, once.
-      if (!watch.rule.tooSlow(now, req.socket.bytesRead - watch.base)) continue;
+      const bytes = req.socket.bytesRead - watch.base;
+      if (serverHoldsBody(req)) {
+        watch.rule.heldUntil(now, bytes);
+        // Setting the timeout again starts its count again (the socket's own, whatever this request set it to).
+        if (req.socket.timeout) req.socket.setTimeout(req.socket.timeout);
+        continue;
+      }
+      if (!watch.rule.tooSlow(now, bytes)) continue;
       reading.delete(req);
       log.info({ method: req.method, url: req.url, minBytesPerSecond: floor.minBytesPerSecond, windowMs: floor.windowMs }, 'request body slower than the floor; ended');
       // As the idle timeout does (Node destroys a socket that timed out): the body's reader sees it aborted.

@@ -50,3 +50,20 @@ test('the window defaults to 2 minutes, or twice a longer idle timeout, and is n
   assert.throws(() => bodyFloor({ windowMs: 90_000 }, 60_000), /must be at least twice idleTimeout \(60s\)/);
   assert.throws(() => bodyFloor({ minBytesPerSecond: 0 }, 60_000), /at least 1 byte per second/);
 });
+
+test('time the server held the body back does not count: the window starts again where the hold ends', () => {
+  // Fast, then five minutes in which the server read nothing (ticks every 12 s see it holding), then fast again.
+  const rule = new RateFloor(floor, 0);
+  let bytes = 0;
+  for (let t = 12_000; t <= 60_000; t += 12_000) assert.equal(rule.tooSlow(t, (bytes += 1_000_000)), false);
+  for (let t = 72_000; t <= 360_000; t += 12_000) rule.heldUntil(t, bytes);
+  assert.equal(rule.tooSlow(372_000, (bytes += 50_000)), false, 'not cut for the server\'s own five minutes');
+  // A body that, let go, trickles is cut one window after the hold ended, not earlier.
+  let cutAt: number | null = null;
+  for (let t = 384_000; t <= 900_000 && cutAt === null; t += 12_000) if (rule.tooSlow(t, (bytes += 10))) cutAt = t;
+  assert.equal(cutAt, 360_000 + floor.windowMs + 12_000);
+  // Without the hold the same body is cut at once when it ends.
+  const unheld = new RateFloor(floor, 0);
+  assert.equal(unheld.tooSlow(60_000, 5_000_000), false);
+  assert.equal(unheld.tooSlow(372_000, 5_050_000), true);
+});

@@ -1,0 +1,59 @@
+/**
+ * The idle timeout and the body rate floor end a PATCH whose client stopped sending. Neither may end one that the
+ * server itself stopped reading: the store waits for a receive that holds frames it has not taken (up to 2 s, a
+ * slow disk under btrfs receive), and a loaded machine stalls its own writes. That wait is the server's; a client
+ * cut for it sends the frame again, and on a machine always that slow, never gets anywhere.
+ *
+ * The server is made to hold the body as a slow disk makes it: its `btrfs receive` is stopped (SIGSTOP) mid-upload,
+ * so that the receive's memory fills and the store waits for it, longer than the idle timeout and the floor's window.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { beforeTakeDown, createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
+import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
+import { receivePidIn, receiveRunsIn, until } from '../fixtures/receive-exit.ts';
+import { startServer } from '../../server/serve.ts';
+import { silentLogger } from '../../server/log.ts';
+import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile } from './hostile-client.ts';
+
+test('a PATCH body the server holds back (its receive stalled) is not ended by the idle timeout nor the rate floor', { ...rootOnly, timeout: 120_000 }, async (t) => {
+  const closeFirst = beforeTakeDown(t);
+  const fsx = await createBtrfs(t, { sizeMiB: 256 });
+  const root = path.join(fsx.mountPoint, 'root');
+  // An idle timeout of 0.5 s and a floor over a 1 s window far above what a stalled server reads: either would end
+  // the body the store holds back for 2 s, were it counting the server's wait against the client.
+  const server = await startServer({
+    root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500,
+    idleTimeoutMs: 500, connections: { minBodyBytesPerSecond: 64 * 1024, bodyRateWindowMs: 1000 },
+  });
+  let frozen: number | null = null;
+  closeFirst(async () => {
+    if (frozen !== null) process.kill(frozen, 'SIGCONT');
+    await server.close();
+  });
+  const volumeDir = path.join(root, 'volumes', 'default', 'held');
+  const uuid = randomUuid();
+  const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('held', 'snap', uuid)) });
+  assert.equal(created.status, 201, created.text);
+  // About 12 MB of incompressible data: more than the 8 MiB a receive holds in memory before the store waits for it.
+  const framed = await frameStream(streamOfRandomFile(uuid, 250), CHUNK);
+  const head = 8 * (CHUNK + FRAME_HEADER_SIZE);
+  assert.equal((await patch(server.url, created.id!, 0, framed.subarray(0, head))).status, 204);
+  await until('the receive to run', () => receiveRunsIn(volumeDir));
+  frozen = await receivePidIn(volumeDir);
+  assert.notEqual(frozen, null);
+  process.kill(frozen!, 'SIGSTOP');
+
+  const rest = await patch(server.url, created.id!, head, framed.subarray(head), { 'Upload-Length': String(framed.length) });
+  assert.equal(rest.status, 204, `the PATCH the server held back was ended: ${rest.status} ${rest.text}`);
+  assert.equal(rest.headers.get('upload-offset'), String(framed.length));
+
+  process.kill(frozen!, 'SIGCONT');
+  frozen = null;
+  await until('the snapshot to be received', async () => {
+    await server.service.idle();
+    return server.service.transferRecord(created.id!)?.state === 'received';
+  });
+});
