@@ -18,15 +18,13 @@ import { ServerApi } from '../../client/http/api.ts';
 import { gatherStatus } from '../../client/status/data.ts';
 import { NO_COMPRESSION } from '../../core/wire/index.ts';
 import { UPLOADS_PATH } from '../../core/protocol.ts';
-import { startServer } from '../../server/serve.ts';
-import { silentLogger } from '../../server/log.ts';
 import { assertReceived, createPair, pushPart, recordingReporter, until, type Pair } from './harness.ts';
 import { SNAPFERRY_BIN } from './processes.ts';
 
 const slow = { ...rootOnly, timeout: 300_000 };
 
 /** A server whose log lines the test can read. */
-async function serverWithLog(t: { after(fn: () => Promise<void>): void }, pair: Pair, options: { expireAfterMs: number; leaseMs: number }) {
+async function serverWithLog(pair: Pair, options: { expireAfterMs: number; leaseMs: number }) {
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -34,15 +32,14 @@ async function serverWithLog(t: { after(fn: () => Promise<void>): void }, pair: 
       done();
     },
   });
-  const server = await startServer({ root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: pino({ level: 'info' }, sink), ...options });
-  t.after(() => server.close());
+  const server = await pair.startServer({ log: pino({ level: 'info' }, sink), ...options });
   return { server, logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
 test('an abandoned upload expires once idle past the period and its lease: spool freed, transfer failed, logged; the client starts over and says why', slow, async (t) => {
   const pair = await createPair(t, { fillMB: 12, seed: 'expiry' });
   const leaseMs = 6000;
-  const { server, logs } = await serverWithLog(t, pair, { expireAfterMs: 1500, leaseMs });
+  const { server, logs } = await serverWithLog(pair, { expireAfterMs: 1500, leaseMs });
   const s1 = await pair.snapshot('s1');
   const api = new ServerApi({ server: server.url });
 
@@ -100,8 +97,7 @@ test('an abandoned upload expires once idle past the period and its lease: spool
 
 test('a push whose frames each take longer than the expiry period is never expired while its PATCH is in flight', slow, async (t) => {
   const pair = await createPair(t, { fillMB: 3, seed: 'expiry-slow' });
-  const server = await startServer({ root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), expireAfterMs: 1000, leaseMs: 500 });
-  t.after(() => server.close());
+  const server = await pair.startServer({ expireAfterMs: 1000, leaseMs: 500 });
   const s1 = await pair.snapshot('s1');
   const report = recordingReporter();
   const started = Date.now();

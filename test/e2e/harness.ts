@@ -36,7 +36,7 @@ export interface Pair {
   root: string;
   /** Takes a read-only snapshot of the source named `name`; returns its path. */
   snapshot(name: string): Promise<string>;
-  startServer(options?: Partial<Pick<ServeOptions, 'holdReceives' | 'expireAfterMs' | 'leaseMs' | 'port' | 'tls' | 'behindProxy' | 'publicUrl' | 'tokensFile' | 'receiveRetry' | 'verify' | 'retention' | 'log' | 'catalogWriter' | 'limits'>>): Promise<RunningServer>;
+  startServer(options?: Partial<Pick<ServeOptions, 'holdReceives' | 'expireAfterMs' | 'leaseMs' | 'port' | 'tls' | 'behindProxy' | 'publicUrl' | 'tokensFile' | 'receiveRetry' | 'verify' | 'retention' | 'pruneRetry' | 'log' | 'catalogWriter' | 'limits' | 'restore'>>): Promise<RunningServer>;
   receivedPath(volume: string, name: string): string;
 }
 

@@ -18,8 +18,6 @@ import { routes } from '../../core/protocol.ts';
 import { ChildProcesses, freePort, type ServeProcess } from './processes.ts';
 import { assertReceived, createPair, recordingReporter, until } from './harness.ts';
 import { restore } from '../../client/restore/restore.ts';
-import { startServer } from '../../server/serve.ts';
-import { silentLogger } from '../../server/log.ts';
 import { execa } from 'execa';
 
 const MiB = 1024 * 1024;
@@ -134,8 +132,7 @@ test('a restore refused for too many streams (429) waits out Retry-After and goe
   const pair = await createPair(t, { fillMB: 1, seed: 'limits-retry' });
   // More than the buffers on the way take: the held stream stays open while nobody reads it.
   await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(32 * MiB));
-  const server = await startServer({ root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000, restore: { maxPerClient: 1 } });
-  t.after(() => server.close());
+  const server = await pair.startServer({ restore: { maxPerClient: 1 } });
   const s1 = await pair.snapshot('s1');
   await push({ server: server.url, volume: 'v', snapshots: [s1], retries: 0 }, recordingReporter());
   const held = await stalledGet(`${server.url}${routes.restoreStream('v', 's1', { chunkSize: 64 * 1024 })}`);

@@ -12,8 +12,7 @@ import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import type { RunConfig } from '../../client/run/run.ts';
 import type { RetentionPolicy } from '../../core/retention-policy.ts';
-import { startServer, type RunningServer, type ServeOptions } from '../../server/serve.ts';
-import { silentLogger } from '../../server/log.ts';
+import type { RunningServer } from '../../server/serve.ts';
 import { PRUNED_REASON } from '../../server/retention.ts';
 import { assertReceived, createPair, recordingReporter, until, type Pair } from './harness.ts';
 import { push } from '../../client/push/push.ts';
@@ -24,19 +23,13 @@ import { runAt } from './run-helpers.ts';
 const at = (hour: number) => `2026-11-02T${String(hour).padStart(2, '0')}:00:00Z`;
 const name = (hour: number) => `home.20261102T${String(hour).padStart(2, '0')}0000Z`;
 
-async function serverWith(t: { after(fn: () => Promise<void>): void }, pair: Pair, policy: RetentionPolicy, extra: Partial<ServeOptions> = {}): Promise<RunningServer> {
-  const server = await startServer({
-    root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000,
-    retention: (client, volume) => (client === 'default' && volume === 'home' ? policy : {}),
-    ...extra,
-  });
-  t.after(() => server.close());
-  return server;
+function serverWith(pair: Pair, policy: RetentionPolicy, extra: Parameters<Pair['startServer']>[0] = {}): Promise<RunningServer> {
+  return pair.startServer({ retention: (client, volume) => (client === 'default' && volume === 'home' ? policy : {}), ...extra });
 }
 
 test('retention on both sides: each side deletes what its policy lets go, and the next incremental still has its parent', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 2 });
-  let server = await serverWith(t, pair, { last: 2 });
+  let server = await serverWith(pair, { last: 2 });
   const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
   const config = (url: string): RunConfig => ({ server: url, volumes: { home: { source: pair.source, snapshotDir: pair.snaps, retention: { last: 1 } } } });
   const onServer = async () => (await fs.readdir(path.join(pair.root, 'volumes', 'default', 'home'))).sort();
@@ -57,7 +50,7 @@ test('retention on both sides: each side deletes what its policy lets go, and th
 
   // A stricter policy is applied at start.
   await server.close();
-  server = await serverWith(t, pair, { last: 1, daily: 0 });
+  server = await serverWith(pair, { last: 1, daily: 0 });
   assert.deepEqual(await onServer(), [name(4)]);
 
   await fs.writeFile(path.join(pair.source, 'change-5'), 'hour 5\n');
@@ -71,7 +64,7 @@ test('retention on both sides: each side deletes what its policy lets go, and th
 
 test('an upload in progress survives a stricter policy at restart: its parent is kept, and it resumes onto it', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 2 });
-  const server = await serverWith(t, pair, {});
+  const server = await serverWith(pair, {});
   const run = runAt(path.join(pair.client.mountPoint, `run-${process.pid}.lock`));
   const config: RunConfig = { server: server.url, volumes: { home: { source: pair.source, snapshotDir: pair.snaps } } };
   for (const hour of [1, 2]) assert.equal((await run(config, at(hour))).exitCode, EXIT.ok);
@@ -97,7 +90,7 @@ test('an upload in progress survives a stricter policy at restart: its parent is
   await server.close();
   // Restarted with last: 1, the server prunes at start: name(1) goes, name(2) stays as the upload's parent (which
   // one upload at a time per volume makes the newest received too; test/server/retention.test.ts parts the two).
-  const strict = await serverWith(t, pair, { last: 1 });
+  const strict = await serverWith(pair, { last: 1 });
   const list = await new ServerApi({ server: strict.url }).snapshots('home');
   assert.deepEqual(list.snapshots.map((s) => s.name), [name(2)]);
   // The interrupted upload resumes onto the parent that was kept.
@@ -113,7 +106,7 @@ test('a snapshot a restore is sending is not pruned under it: kept until the sen
   const pair = await createPair(t, { fillMB: 1 });
   // Far more than the server and the sockets buffer for a reader that does not read: its btrfs send stays blocked.
   await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(48 * 1024 * 1024));
-  const server = await serverWith(t, pair, { last: 1 });
+  const server = await serverWith(pair, { last: 1 });
   const s1 = await pair.snapshot(name(1));
   await push({ server: server.url, volume: 'home', snapshots: [s1] }, recordingReporter());
   const res = await fetch(`${server.url}${routes.restoreStream('home', name(1), { chunkSize: 64 * 1024 })}`);
@@ -170,7 +163,7 @@ async function heldBySend(t: TestContext, snapshot: string): Promise<() => Promi
 test('a delete btrfs refuses (a btrfs send the server does not run reads the snapshot) records no removal: it stays listed, and a later pruning deletes it', { ...rootOnly, timeout: 180_000 }, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
   await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(16 * 1024 * 1024));
-  const server = await serverWith(t, pair, { last: 1 });
+  const server = await serverWith(pair, { last: 1 });
   const pushed = pusher(pair, server);
   await pushed(1);
   const release = await heldBySend(t, pair.receivedPath('home', name(1)));
@@ -195,7 +188,7 @@ test('a delete btrfs refused is tried again on a timer: once the send that held 
   await fs.writeFile(path.join(pair.source, 'random.bin'), crypto.randomBytes(16 * 1024 * 1024));
   const logged: { msg: string }[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { msg: string }) });
-  const server = await serverWith(t, pair, { last: 1 }, { pruneRetry: { firstMs: 300, maxMs: 1000 }, log });
+  const server = await serverWith(pair, { last: 1 }, { pruneRetry: { firstMs: 300, maxMs: 1000 }, log });
   const pushed = pusher(pair, server);
   await pushed(1);
   const release = await heldBySend(t, pair.receivedPath('home', name(1)));

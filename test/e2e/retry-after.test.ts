@@ -7,18 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rootOnly } from '../fixtures/btrfs.ts';
 import { push } from '../../client/push/push.ts';
-import { startServer } from '../../server/serve.ts';
-import { silentLogger } from '../../server/log.ts';
 import { assertReceived, createPair, recordingReporter } from './harness.ts';
 
 test('a push refused with 429 and Retry-After waits at least that long, once, then succeeds', rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
   // One creation at once, then one every 15 s: the second push's creation is refused with Retry-After ~15.
-  const server = await startServer({
-    root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000,
-    limits: { creationBurst: 1, creationsPerMinute: 4 },
-  });
-  t.after(() => server.close());
+  const server = await pair.startServer({ limits: { creationBurst: 1, creationsPerMinute: 4 } });
   const s1 = await pair.snapshot('s1');
   await push({ server: server.url, volume: 'home', snapshots: [s1] }, recordingReporter());
   const firstCreatedAt = Date.now();

@@ -17,8 +17,6 @@ import * as btrfs from '../../core/btrfs/index.ts';
 import { push } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { silentLogger } from '../../server/log.ts';
-import { startServer } from '../../server/serve.ts';
 import { createPair, recordingReporter, type Pair } from './harness.ts';
 import { META } from '../../core/protocol.ts';
 import { pruneLocal } from '../../client/run/prune.ts';
@@ -80,11 +78,7 @@ test('a backlog pushed in one go keeps its own dates: prune-server --dry-run kee
 
 test("the server's own prune after each receive keeps the three newest by their own dates", rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
-  const server = await startServer({
-    root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000,
-    retention: () => ({ daily: 3 }),
-  });
-  t.after(() => server.close());
+  const server = await pair.startServer({ retention: () => ({ daily: 3 }) });
   await takeBacklog(pair);
   const result = await push({ server: server.url, volume: 'data', snapshots: [pair.snaps] }, recordingReporter());
   assert.deepEqual(result.sent.map((s) => [s.snapshot, s.parent]), backlog.map((n, i) => [n, i === 0 ? null : backlog[i - 1]]));
@@ -107,11 +101,7 @@ test('the server validates the time metadata when the upload is created, and ref
 
 test("the client's own prune of a backlog in snapferry's names goes by their dates too, and both sides keep the same three", rootOnly, async (t) => {
   const pair = await createPair(t, { fillMB: 1 });
-  const server = await startServer({
-    root: pair.root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 1000,
-    retention: () => ({ daily: 3 }),
-  });
-  t.after(() => server.close());
+  const server = await pair.startServer({ retention: () => ({ daily: 3 }) });
   const names = [1, 2, 3, 4, 5].map((d) => `data.202611${String(d).padStart(2, '0')}T010000Z`);
   for (const [i, name] of names.entries()) {
     await fs.writeFile(path.join(pair.source, `day-${i}`), `day ${i}\n`);
