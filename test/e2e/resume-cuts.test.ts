@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { rootOnly, mutate } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, mutate, rootOnly } from '../fixtures/btrfs.ts';
 import { push, type PushOptions } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
@@ -323,6 +323,8 @@ test('an upload someone aborted on the server (404 on resume) stops the push: ne
 });
 
 test('an abort ends the PATCH in flight at once: on a slow line the push stops with transfer_aborted in seconds, and the server writes nothing more of it', cutTest, async (t) => {
+  // The spool held open below is closed before the server's filesystem comes down.
+  const closeFirst = beforeTakeDown(t);
   const { pair, proxy } = await linkedPair(t, 10);
   const s1 = await pair.snapshot('s1');
   // PATCHes double from one frame up to 4 MiB (client/upload/source.ts); the 4 MiB one begins at about 4 MiB.
@@ -340,7 +342,7 @@ test('an abort ends the PATCH in flight at once: on a slow line the push stops w
   await new Promise((r) => setTimeout(r, 500));
   // The spool as the PATCH writes it: held open here, it can still be looked at once the abort deleted it.
   const spool = await fs.open(path.join(pair.root, 'spool', first.id), 'r');
-  t.after(() => spool.close());
+  closeFirst(() => spool.close());
   await api.abort(first.id);
   const aborted = Date.now();
   const atAbort = (await spool.stat()).size;
