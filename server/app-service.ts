@@ -52,8 +52,13 @@ export interface AppService extends ServiceViews {
   // A request's life on an upload: its session lease, its start offset, a cut body.
   enterRequest(id: string, session: string): void;
   leaveRequest(id: string): void;
-  /** A PATCH begins; it may refuse it (an archive: another instance holds the upload's lease) before tus reads it. */
-  noteUploadRequest(id: string, offset: number): void | Promise<void>;
+  /**
+   * A PATCH begins; it may refuse it (an archive: another instance holds the upload's lease) before tus reads it.
+   * `answerWhenWritten`: its client keeps its bytes back to the synced offset (ACK_HEADER).
+   */
+  noteUploadRequest(id: string, offset: number, answerWhenWritten: boolean): void | Promise<void>;
+  /** Where upload `id` is on disk for certain, for a PATCH's answer; null when answers come after the sync only. */
+  syncedOffset(id: string): number | null;
   isUploading(id: string): boolean;
   progress(id: string): Promise<SpoolProgress>;
   /** A PATCH on `id` ended before its body did, at `offset`; `refusedWith`: the code the server refused it with. */

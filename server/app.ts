@@ -6,7 +6,7 @@
 import { Hono, type Context } from 'hono';
 import { arrivalsOf, type TusServer } from './upload-store/tus-server.ts';
 import { uncopiedBody } from './upload-store/patch-body.ts';
-import { API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
+import { ACK_HEADER, ACK_SYNCED_OFFSET_HEADER, ACK_WRITTEN, API_PREFIX, MAX_FRAMES_PER_PAGE, RewindRequest, SESSION_HEADER, UPLOADS_PATH, VERIFY_QUERY, routes } from '../core/protocol.ts';
 import { parseName } from '../core/names.ts';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
 import type { AppService } from './app-service.ts';
@@ -98,9 +98,13 @@ export function createApp(service: AppService, tus: TusServer, log: Logger, gate
       assertOwnUpload(service, caller(c), id);
       service.enterRequest(id, session(c));
       try {
-        if (c.req.method === 'PATCH') await service.noteUploadRequest(id, Number(c.req.header('upload-offset')));
+        if (c.req.method === 'PATCH') await service.noteUploadRequest(id, Number(c.req.header('upload-offset')), c.req.header(ACK_HEADER) === ACK_WRITTEN);
         const res = await tusAnswer(await tus.handleWeb(withUncopiedBody(c)), c.req.raw.headers);
-        if (c.req.method === 'PATCH') await noteCut(c, id, res);
+        if (c.req.method === 'PATCH') {
+          const synced = res.ok ? service.syncedOffset(id) : null;
+          if (synced !== null) res.headers.set(ACK_SYNCED_OFFSET_HEADER, String(synced));
+          await noteCut(c, id, res);
+        }
         return res;
       } finally {
         service.leaveRequest(id);

@@ -83,7 +83,11 @@ export class ReplicationService implements AppService {
     // What each client's uploads hold in the spool, which its quota bounds.
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
-    this.store = new Spool(layout, (id, message) => log.warn({ transfer: id }, message));
+    this.store = new Spool(
+      layout,
+      (id, message) => log.warn({ transfer: id }, message),
+      (id, err) => log.error({ transfer: id, err }, 'syncing an upload\'s spool failed after its request was answered; its client keeps those bytes until a later sync'),
+    );
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING, this.sends, { ...DEFAULT_PRUNE_RETRY, ...options.pruneRetry });
     // What retention passed over while it was being sent goes once the send has ended.
     this.sends.onVolumeIdle((client, volume) => void this.pruner.pruneVolume(client, volume));
@@ -280,9 +284,14 @@ export class ReplicationService implements AppService {
   }
 
   /** A PATCH begins at `offset` (server/upload-requests.ts logs a resume). */
-  noteUploadRequest(id: string, offset: number): void {
+  noteUploadRequest(id: string, offset: number, answerWhenWritten: boolean): void {
     const t = this.catalog.transfer(id);
     this.requests.patch(id, offset, { volume: t?.volume, snapshot: t?.snapshot });
+    this.store.answerWhenWritten(id, answerWhenWritten);
+  }
+
+  syncedOffset(id: string): number | null {
+    return this.store.syncedOffset(id);
   }
 
   /** A tus request on upload `id` begins (leased to its push while it takes bytes); pair with leaveRequest. */

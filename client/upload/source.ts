@@ -7,7 +7,9 @@
  * Every PATCH body ends on a frame boundary, so the server's offset after a whole PATCH is exactly what was sent.
  * After a cut the server keeps what arrived of the frame in flight, and its offset may fall inside a frame: a slice
  * may start anywhere, and goes on to a frame boundary. The source keeps every frame from the one holding the last
- * acknowledged offset on, so tus-js-client may ask again from any offset the server reports, and it says `done`
+ * offset the server has on disk on (the synced offset a server that syncs after answering reports, else the
+ * acknowledged one), so tus-js-client may ask again from any offset the server reports, even after a power cut there
+ * took back what it had not synced, and it says `done`
  * with the slice that carries the end frame, never later (so the last PATCH declares the length).
  *
  * While a PATCH goes out, the source reads the next one's frames in the background (half a slice ahead; the encoder
@@ -31,6 +33,12 @@ export interface FrameBoundarySource {
 }
 
 export class UploadSourceError extends SnapferryError {}
+
+/**
+ * Slices of acknowledged bytes kept while the server has not synced them: it syncs one request's frames while the
+ * next crosses the line, so it is one behind; the second is slack for a sync slower than a request.
+ */
+const HELD_UNSYNCED = 2;
 
 /** The next slice is read ahead up to this share of its size (see readAhead). */
 const READ_AHEAD_SHARE = 0.5;
@@ -64,6 +72,8 @@ export class FramedUploadSource {
   private sliceLimit = 1;
   /** The end of the furthest slice handed out: bytes of the server's past it came from elsewhere. */
   private handedTo: number;
+  /** Where the server said the upload is on disk for certain (ACK_SYNCED_OFFSET_HEADER); null: it never said. */
+  private syncedTo: number | null = null;
 
   constructor(
     private readonly framed: FrameBoundarySource,
@@ -97,6 +107,15 @@ export class FramedUploadSource {
     return this.handedTo;
   }
 
+  /**
+   * The server says the upload is on disk up to `offset`: the bytes after it are kept, though acknowledged, until it
+   * says more (a power cut there would take them back). At most HELD_UNSYNCED slices' worth, so that a server that
+   * stops saying it cannot grow the memory held.
+   */
+  synced(offset: number): void {
+    if (Number.isSafeInteger(offset) && offset >= 0 && offset > (this.syncedTo ?? -1)) this.syncedTo = offset;
+  }
+
   /** Called by the encoder for every frame it emits (before its bytes can be read). */
   frameEnded(wireEnd: number, isEnd: boolean): void {
     this.boundaries.push(wireEnd);
@@ -107,11 +126,11 @@ export class FramedUploadSource {
   async slice(start: number, end: number): Promise<{ value: FrameSlice | null; done: boolean }> {
     if (this.failure) throw this.failure;
     if (start < this.retainedStart) {
-      throw new UploadSourceError('source_rewound', `the server asked for offset ${start}, before ${this.retainedStart} which it had already acknowledged`, {
+      throw new UploadSourceError('source_rewound', `the server asked for offset ${start}, before ${this.retainedStart} which it had already acknowledged as on disk`, {
         details: { start, retainedStart: this.retainedStart },
       });
     }
-    this.dropBefore(start);
+    this.dropBefore(this.keptFrom(start));
     this.readAhead();
     const want = Math.max(Math.min(end - start, this.sliceLimit), 1);
     let within = this.boundaryWithin(start, want);
@@ -217,6 +236,12 @@ export class FramedUploadSource {
         this.wake();
       }
     })();
+  }
+
+  /** Where the bytes kept begin when the next slice starts at `start`: the synced offset, if it is not too far back. */
+  private keptFrom(start: number): number {
+    if (this.syncedTo === null) return start;
+    return Math.min(start, Math.max(this.syncedTo, start - HELD_UNSYNCED * this.maxSlice));
   }
 
   private wake(): void {

@@ -5,7 +5,7 @@
  */
 import { Upload, type DetailedError } from 'tus-js-client';
 import { SnapferryError } from '../../core/errors.ts';
-import { ERROR_CODE_HEADER, ErrorBody, UPLOADS_PATH } from '../../core/protocol.ts';
+import { ACK_HEADER, ACK_SYNCED_OFFSET_HEADER, ACK_WRITTEN, ERROR_CODE_HEADER, ErrorBody, UPLOADS_PATH } from '../../core/protocol.ts';
 import type { FramedUploadSource } from './source.ts';
 import type { UploadRateLimit } from './rate-limit.ts';
 import { bodyPieceFor, patchBody } from './patch-body.ts';
@@ -248,7 +248,8 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
       retryDelays: options.retryDelays ?? [0, 1000, 3000],
       storeFingerprintForResuming: false,
       removeFingerprintOnSuccess: true,
-      ...(options.headers ? { headers: options.headers } : {}),
+      // The source keeps its bytes back to the synced offset (onAfterResponse): the server may answer before its sync.
+      headers: { ...options.headers, [ACK_HEADER]: ACK_WRITTEN },
       ...(options.transport ? { httpStack: options.transport.httpStack } : {}),
       fileReader: {
         openFile: () =>
@@ -322,6 +323,8 @@ export function uploadFramed(options: TusUploadOptions): Promise<{ url: string }
         const acknowledged = Number(res.getHeader('Upload-Offset'));
         if (req.getMethod() === 'PATCH' && res.getStatus() < 300 && Number.isSafeInteger(acknowledged)) {
           options.linkMeter?.acknowledged(acknowledged, options.source.waitedMs);
+          const synced = res.getHeader(ACK_SYNCED_OFFSET_HEADER);
+          if (synced) options.source.synced(Number(synced));
         }
         retries.answered(res.getStatus());
       },

@@ -7,6 +7,19 @@ import { z } from 'zod';
  */
 export const SESSION_HEADER = 'snapferry-session';
 
+/**
+ * Sent on a PATCH by a client that keeps its bytes back to the synced offset (ACK_SYNCED_OFFSET_HEADER), not only
+ * to the acknowledged one: the server may then answer once the request's frames are written, and sync them to disk
+ * while the next request crosses the line. Value: ACK_WRITTEN. A client without it is answered after the sync.
+ */
+export const ACK_HEADER = 'snapferry-ack';
+export const ACK_WRITTEN = 'written';
+/**
+ * On a PATCH's answer from a server that syncs after answering: the offset up to which the upload is on disk for
+ * certain, which a power cut cannot take back. A server that does not send it answers after the sync.
+ */
+export const ACK_SYNCED_OFFSET_HEADER = 'snapferry-synced-offset';
+
 /** The wire format this build speaks; a server refuses an upload in any other. */
 export const WIRE_FORMAT = 'sfr1';
 

@@ -197,6 +197,8 @@ export class ArchiveService implements AppService {
   leaveRequest(id: string): void { this.requests.leave(id); }
   /** Another instance's live lease refuses a PATCH here, before tus compares its offset (transfer_locked). */
   noteUploadRequest(id: string): Promise<void> { return this.requests.patch(id); }
+  /** A part is answered once the bucket has it: nothing is acknowledged before it is kept. */
+  syncedOffset(): null { return null; }
   /** An archive records no cut requests: false keeps app.ts's noteCut from looking for one. */
   isUploading(): boolean { return false; }
   async noteInterruption(): Promise<void> {}

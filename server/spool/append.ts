@@ -8,8 +8,10 @@
  * upload on. The kept part is never trusted: the next request parses it again before its own bytes, and the frame is
  * verified whole before its record is written. A frame that then fails and began in the kept part may have been
  * spliced from two encodings (a client that compressed it again at another level): the kept part goes, and the client
- * sends that frame whole (a retryable partial_frame_mismatch). Data is fsynced before append returns, which is before
- * the upload's new offset is acknowledged.
+ * sends that frame whole (a retryable partial_frame_mismatch). Data is fsynced before append returns. The upload's
+ * new offset is acknowledged after that, or, for a client that keeps its bytes back to the synced offset, once the
+ * frames are written (`written`): the sync then runs while the next request crosses the line, and that request
+ * waits for it (server/spool/spool.ts).
  */
 import fs from 'node:fs/promises';
 import { FRAME_HEADER_SIZE, FrameError, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
@@ -66,6 +68,14 @@ export interface AppendJob {
   arrived(bytes: number): void;
   /** Each frame whose record was written (the quota counts the index's growth). */
   indexed(): void;
+  /**
+   * Called with the spool's new size once the request's frames and the kept tail are written, before their sync,
+   * when nothing failed and the end frame is not among them (the end is answered durable, as it completes the
+   * stream).
+   */
+  written?(end: number): void;
+  /** Called each time the spool and index are synced, with the offset up to which they are on disk. */
+  synced(to: number): void;
   /**
    * Aborted when the upload's spool is deleted under the request (an abort, say), as the body is ended with the same
    * reason (server/spool/spool.ts drop): the append writes nothing more, not even the part of a frame a cut keeps.
@@ -125,6 +135,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
       unsynced += frameLength;
       if (unsynced >= SYNC_EVERY_BYTES) {
         await Promise.all([spool.sync(), index.sync()]);
+        job.synced(written);
         unsynced = 0;
       }
     }
@@ -153,9 +164,12 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     // stream) keeps none of them. A spool deleted under the request is written no more, not even cut back.
     const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest()], offset);
     end = await kept.finally(async () => {
+      const keptEnd = await kept.catch(() => null);
+      if (keptEnd !== null && failure === null && !last.complete) job.written?.(keptEnd);
       await Promise.all([spool.sync(), index.sync()]).finally(async () => {
         await Promise.all([spool.close(), index.close()]);
       });
+      if (keptEnd !== null) job.synced(keptEnd);
     });
     arrival.close();
   }

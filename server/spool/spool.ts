@@ -33,6 +33,13 @@ export class Spool {
   private readonly reached = new Map<string, number>();
   /** Stops each append in progress: drop() deletes the spool it writes. */
   private readonly appending = new Map<string, AbortController>();
+  /**
+   * How far each upload's spool is on disk for certain, as this process synced it (absent: not synced by this process
+   * yet, so its next append answers after its sync).
+   */
+  private readonly durable = new Map<string, number>();
+  /** Uploads whose requests may be answered once written, before their sync (ACK_HEADER; the client holds back). */
+  private readonly answerWritten = new Map<string, boolean>();
 
   /**
    * `onDamage`: told, with a message for the server's log, when repair cut back an index damaged on disk (not a
@@ -41,12 +48,29 @@ export class Spool {
   constructor(
     readonly layout: ServerLayout,
     private readonly onDamage: (id: string, message: string) => void = () => undefined,
+    /** A sync that failed after its request was answered (the synced offset stays where it was). */
+    private readonly onLateFailure: (id: string, err: unknown) => void = () => undefined,
   ) {}
 
   /** An empty spool for a new upload. */
   async create(id: string): Promise<void> {
     await fs.mkdir(this.layout.spool, { recursive: true });
     await fs.writeFile(this.layout.spoolFile(id), '');
+    this.durable.set(id, 0);
+  }
+
+  /**
+   * Whether the requests of `id` from now on may be answered once their frames are written (the client keeps its
+   * bytes back to syncedOffset(), so a power cut before the sync costs it nothing).
+   */
+  answerWhenWritten(id: string, allowed: boolean): void {
+    if (allowed) this.answerWritten.set(id, true);
+    else this.answerWritten.delete(id);
+  }
+
+  /** Where `id`'s spool is on disk for certain, as far as this process knows (null: it has not synced it yet). */
+  syncedOffset(id: string): number | null {
+    return this.durable.get(id) ?? null;
   }
 
   /**
@@ -124,7 +148,10 @@ export class Spool {
     const { records, held, last, size, damaged } = await this.wholeFrames(id, async () => (await fs.stat(spool)).size);
     if (records < held) await truncateIndex(indexFile, records);
     const progress = progressFromRecord(last);
-    if (keptOf(progress, size) < size) await fs.truncate(spool, progress.wireOffset);
+    if (keptOf(progress, size) < size) {
+      await fs.truncate(spool, progress.wireOffset);
+      this.cutDurable(id, progress.wireOffset);
+    }
     if (damaged !== null) this.onDamage(id, damagedIndexMessage(indexFile, damaged, progress));
     return progress;
   }
@@ -149,15 +176,28 @@ export class Spool {
       const last = frames === 0 ? null : await readRecord(indexFile, frames - 1);
       await truncateIndex(indexFile, frames);
       await fs.truncate(this.layout.spoolFile(id), last?.wireEnd ?? 0);
+      this.cutDurable(id, last?.wireEnd ?? 0);
       return progressFromRecord(last);
     });
   }
 
   /**
    * Appends a request's bytes at `offset` (the spool's size), verifying each frame and handing it to `sink`;
-   * returns the new size. A wrong offset is a retryable offset_mismatch.
+   * returns the new size. A wrong offset is a retryable offset_mismatch. For an upload answered once written
+   * (answerWhenWritten), resolves before the sync, which goes on holding the upload: its next request, or a HEAD,
+   * waits for it. Never for the first append this process makes to a spool, whose sync says where it stands.
    */
   append(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink): Promise<number> {
+    if (this.answerWritten.get(id) !== true || !this.durable.has(id)) return this.appendNow(id, body, offset, chunkSize, sink);
+    let answer!: (end: number) => void;
+    const answered = new Promise<number>((resolve) => (answer = resolve));
+    const whole = this.appendNow(id, body, offset, chunkSize, sink, answer);
+    // A failure before the answer is the request's own; one after it (the sync) has nobody else to tell.
+    whole.catch((err: unknown) => void answered.then(() => this.onLateFailure(id, err)));
+    return Promise.race([answered, whole]);
+  }
+
+  private appendNow(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink, written?: (end: number) => void): Promise<number> {
     return this.busy.run(id, async () => {
       const start = await this.repairNow(id);
       const spoolPath = this.layout.spoolFile(id);
@@ -184,6 +224,8 @@ export class Spool {
             this.reached.set(id, (this.reached.get(id) ?? offset) + bytes);
           },
           indexed: () => this.indexedNow.set(id, (this.indexedNow.get(id) ?? 0) + 1),
+          synced: (to) => this.durable.set(id, to),
+          ...(written ? { written } : {}),
         });
       } finally {
         this.appending.delete(id);
@@ -217,7 +259,15 @@ export class Spool {
       }),
     );
     this.arrivedBytes.delete(id);
+    this.durable.delete(id);
+    this.answerWritten.delete(id);
     await deleteSpool(this.layout, id);
+  }
+
+  /** The spool was cut back to `size`: what was synced past it is gone. */
+  private cutDurable(id: string, size: number): void {
+    const was = this.durable.get(id);
+    if (was !== undefined && was > size) this.durable.set(id, size);
   }
 }
 

@@ -17,7 +17,7 @@ import { prng } from '../fixtures/prng.ts';
 import { startChaosProxy, type ChaosProxy } from '../chaos/chaos-proxy.ts';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
-import { SESSION_HEADER, type Transfer } from '../../core/protocol.ts';
+import { ACK_SYNCED_OFFSET_HEADER, SESSION_HEADER, type Transfer } from '../../core/protocol.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { readLastRecord, readRecord } from '../../server/spool/frame-index.ts';
 import { push } from '../../client/push/push.ts';
@@ -336,6 +336,55 @@ test(
       report.notes.some((n) => n.includes(`(frame ${whole.index + 1})`)),
       `the push resumed at the last whole frame (${whole.index + 1}):\n${report.notes.join('\n')}`,
     );
+    await assertReceived(s1, pair.receivedPath('v', 's1'));
+  },
+);
+
+/**
+ * What the server told the push, as the push read it: the last Upload-Offset a PATCH was answered with, and the last
+ * synced offset (ACK_SYNCED_OFFSET_HEADER).
+ */
+function answersSeen(t: TestContext, port: number): { acknowledged: number; synced: number | null } {
+  const seen = { acknowledged: 0, synced: null as number | null };
+  const onResponse = (message: unknown) => {
+    const { request, response } = message as { request: ClientRequest; response: IncomingMessage };
+    if (request.method !== 'PATCH' || !String(request.getHeader('host')).endsWith(`:${port}`) || (response.statusCode ?? 0) >= 300) return;
+    seen.acknowledged = Number(response.headers['upload-offset']);
+    const synced = response.headers[ACK_SYNCED_OFFSET_HEADER];
+    if (typeof synced === 'string') seen.synced = Number(synced);
+  };
+  dc.subscribe('http.client.response.finish', onResponse);
+  t.after(() => void dc.unsubscribe('http.client.response.finish', onResponse));
+  return seen;
+}
+
+test(
+  'a power cut that took back what the server answered before syncing: the push resumes from the synced offset, whose bytes it kept',
+  rootOnly,
+  async (t) => {
+    const { children, pair, s1, wire, port, proxy, server, api } = await serverBehindLink(t, 'lost-unsynced', 48);
+    proxy.setRate({ upstream: 6_000_000 });
+    const answers = answersSeen(t, proxy.port);
+    const { pushing, before } = await pushPastFortyPercent(t, proxy.url, s1, api, wire);
+    proxy.refuse(true);
+    assert.equal((await server.kill9()).signal, 'SIGKILL');
+
+    // The server answers a PATCH once its frames are written and syncs them while the next one comes: a power cut
+    // then takes back everything after the synced offset it last gave, acknowledged or not (kill -9 loses nothing,
+    // so the test takes it).
+    const { acknowledged, synced } = answers;
+    assert.ok(synced !== null && synced < acknowledged, `answered before synced: synced ${synced}, acknowledged ${acknowledged}`);
+    await fs.truncate(new ServerLayout(pair.root).spoolFile(before.id), synced);
+    // Back within tus-js-client's own retries: the same source goes on, and is asked for bytes it had acknowledged.
+    await children.serve({ root: pair.root, port });
+    proxy.refuse(false);
+    t.diagnostic(`acknowledged ${acknowledged} B, synced ${synced} B: the spool was cut back ${acknowledged - synced} B`);
+
+    const result = await withTimeout('the push', pushing, 60_000);
+    const done = result.sent[0]!.transfer;
+    assert.equal(done.id, before.id, 'the same upload went on');
+    assert.equal(done.state, 'received');
+    assert.equal(done.wireOffset, wire);
     await assertReceived(s1, pair.receivedPath('v', 's1'));
   },
 );

@@ -256,3 +256,33 @@ test('drop during an append stops it at once: it rejects with upload_gone withou
   assert.deepEqual(events, [`start ${CHUNK}`, 'stored 0'], 'no frame after the drop reached the sink');
   assert.equal(spool.arrived(ID), 0, 'nothing counted as arrived after the drop');
 });
+
+test('an upload answered once written: append resolves before the sync, the synced offset one request behind; never so after a restart', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  const raw = mixedBytes(6 * CHUNK, CHUNK);
+  const { wire, frames } = await encode(raw, { chunkSize: CHUNK, level: 1 });
+  const at = (i: number) => frames[i]!.wireOffset;
+  const { sink } = recordingSink();
+  spool.answerWhenWritten(ID, true);
+  assert.equal(spool.syncedOffset(ID), 0, 'a new spool is on disk at 0');
+  assert.equal(await append(spool, 0, wire.subarray(0, at(2)), sink), at(2));
+  assert.equal(spool.syncedOffset(ID), 0, 'answered before its sync');
+  assert.equal(await append(spool, at(2), wire.subarray(at(2), at(4)), sink), at(4));
+  assert.equal(spool.syncedOffset(ID), at(2), 'the next request waited for the sync before it');
+  // A HEAD (open) waits for the sync under way.
+  assert.equal((await spool.open(ID)).size, at(4));
+  assert.equal(spool.syncedOffset(ID), at(4));
+
+  // A server started again knows nothing synced: its first request is answered after its sync.
+  const restarted = new Spool(layout);
+  restarted.answerWhenWritten(ID, true);
+  assert.equal(restarted.syncedOffset(ID), null);
+  assert.equal(await append(restarted, at(4), wire.subarray(at(4), at(5)), sink), at(5));
+  assert.equal(restarted.syncedOffset(ID), at(5), 'answered after its sync');
+  // The end frame too, whoever asks.
+  assert.equal(await append(restarted, at(5), wire.subarray(at(5)), sink), wire.length);
+  assert.equal(restarted.syncedOffset(ID), wire.length, 'the end is answered on disk');
+  // Cut back (a rewind), what was synced past the cut is no longer there.
+  await restarted.rewind(ID, 3);
+  assert.equal(restarted.syncedOffset(ID), at(3));
+});

@@ -209,3 +209,73 @@ test('a slice counts its frames\' data, not their headers: 8 chunks\' worth of r
   assert.deepEqual(perSlice.slice(0, 4), [1, 2, 4, 8], `frames per slice: ${perSlice.join(', ')}`);
   assert.ok(slices.every((s) => s.length <= 8 * chunk + 8 * 72 + 64), 'no slice over the limit by more than its frames\' framing');
 });
+
+test('with a synced offset behind the acknowledged one, the source keeps the bytes after it: a power cut on the server costs nothing', async () => {
+  const raw = crypto.randomBytes(24 * 65536);
+  const frame = 72 + 65536;
+  const maxSlice = 2 * frame;
+  const { source, done } = sourceFor(raw, 65536, maxSlice);
+  // As the server that syncs after answering says it: each answer's synced offset is where the PATCH before began.
+  const starts: number[] = [];
+  let offset = 0;
+  const sent: Buffer[] = [];
+  for (let i = 0; i < 6; i++) {
+    const { value } = await source.slice(offset, offset + maxSlice);
+    const bytes = Buffer.concat(value!.pieces);
+    sent.push(bytes);
+    starts.push(offset);
+    offset += bytes.length;
+    source.synced(starts.at(-2) ?? 0);
+  }
+  // The power cut took back what had not been synced: the server comes back at the last synced offset.
+  const syncedTo = starts.at(-2)!;
+  const again = await source.slice(syncedTo, syncedTo + maxSlice);
+  const whole = Buffer.concat(sent);
+  assert.deepEqual(Buffer.concat(again.value!.pieces), whole.subarray(syncedTo, syncedTo + again.value!.size), 'the same bytes again, from the synced offset');
+  // Before it, the bytes are gone: the server had them on disk.
+  await assert.rejects(source.slice(starts.at(-3)!, starts.at(-3)! + maxSlice), /already acknowledged/);
+  await readToEnd(source, syncedTo + again.value!.size, maxSlice);
+  await done;
+});
+
+test('without a synced offset, and with one that never moves, the source keeps no more than it may', async () => {
+  const raw = crypto.randomBytes(24 * 65536);
+  const frame = 72 + 65536;
+  const maxSlice = 2 * frame;
+  // Never said: the acknowledged offset is on disk (a server that answers after its sync), as before.
+  {
+    const { source, done } = sourceFor(raw, 65536, maxSlice);
+    const first = await source.slice(0, maxSlice);
+    await source.slice(first.value!.size, first.value!.size + maxSlice);
+    await assert.rejects(source.slice(0, maxSlice), /already acknowledged/);
+    await readToEnd(source, first.value!.size, maxSlice);
+    await done;
+  }
+  // Said once, at 0, and never again: the source holds two slices back at most, not the whole stream.
+  {
+    const { source, done } = sourceFor(raw, 65536, maxSlice);
+    source.synced(0);
+    let offset = 0;
+    let lastStart = 0;
+    for (let i = 0; i < 8; i++) {
+      const { value } = await source.slice(offset, offset + maxSlice);
+      lastStart = offset;
+      offset += value!.size;
+    }
+    assert.ok(lastStart - 2 * maxSlice > 0);
+    await assert.rejects(source.slice(lastStart - 2 * maxSlice - frame, offset), /already acknowledged/);
+    const oldest = await source.slice(lastStart - 2 * maxSlice, offset);
+    assert.ok(oldest.value!.size > 0);
+    await readToEnd(source, offset, maxSlice);
+    await done;
+  }
+});
+
+/** Slices on from `offset` to the end frame, as tus-js-client goes on after a resume. */
+async function readToEnd(source: FramedUploadSource, offset: number, maxSlice: number): Promise<void> {
+  for (;;) {
+    const { value, done } = await source.slice(offset, offset + maxSlice);
+    if (value) offset += value.size;
+    if (done) return;
+  }
+}
