@@ -54,6 +54,8 @@ export class LiveReceives {
   private readonly inFolder = new Set<string>();
   /** Set by close(): no receive starts from then on (the next server start catches each up from its spool). */
   private closing = false;
+  /** Cuts short each restartLater() still waiting. */
+  private readonly delays = new Set<() => void>();
 
   constructor(
     private readonly layout: ServerLayout,
@@ -155,10 +157,24 @@ export class LiveReceives {
     await this.catchUp(id);
   }
 
-  /** Starts `id`'s receive after `ms` (a failure for the server's own reasons: a full disk may be freed). */
+  /**
+   * Starts `id`'s receive after `ms` (a failure for the server's own reasons: a full disk may be freed). A close cuts
+   * the wait short, and the start then starts nothing: a stop waited up to the longest retry delay (5 minutes).
+   */
   restartLater(id: string, ms: number): void {
-    const started = new Promise<void>((resolve) => setTimeout(resolve, ms).unref()).then(() => this.catchUp(id));
-    this.track(started);
+    let cut!: () => void;
+    const waited = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms).unref();
+      cut = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.delays.add(cut);
+    this.track(waited.then(() => {
+      this.delays.delete(cut);
+      return this.catchUp(id);
+    }));
   }
 
   /**
@@ -200,6 +216,7 @@ export class LiveReceives {
    */
   async close(): Promise<void> {
     this.closing = true;
+    for (const cut of this.delays) cut();
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     const open = [...this.runs.entries()].filter(([, l]) => !l.source.complete).map(([id]) => this.stop(id, 'the server is shutting down'));
     await Promise.all(open);
