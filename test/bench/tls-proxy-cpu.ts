@@ -36,9 +36,19 @@ function pieceBytes(kib: string | undefined): number {
   return n * 1024;
 }
 
+/** A positional argument as a number above 0 (`whole`: an integer too), or its default; anything else is refused. */
+function positiveArg(arg: string | undefined, name: string, fallback: number, whole: boolean): number {
+  if (arg === undefined) return fallback;
+  const n = Number(arg);
+  if (!Number.isFinite(n) || n <= 0 || (whole && !Number.isInteger(n))) {
+    throw new Error(`${name} must be ${whole ? 'a whole number' : 'a number'} above 0 (usage: tls-proxy-cpu.ts [GIB] [ROUNDS] [ROUTE...]), not ${JSON.stringify(arg)}`);
+  }
+  return n;
+}
+
 const [gibArg, roundsArg, ...routeArgs] = process.argv.slice(2);
-const total = Number(gibArg ?? 1) * GiB;
-const rounds = Number(roundsArg ?? 3);
+const total = positiveArg(gibArg, 'GIB', 1, false) * GiB;
+const rounds = positiveArg(roundsArg, 'ROUNDS', 3, true);
 const routes = (routeArgs.length > 0 ? routeArgs : ['direct', 'nginx=nginx/snapferry.conf']).map((arg) => {
   const [kind, site] = arg.split('=');
   if (kind === 'direct') return { name: 'direct', site: null };
