@@ -12,33 +12,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { beforeTakeDown, createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { rootOnly } from '../fixtures/btrfs.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { ACK_HEADER, ACK_SYNCED_OFFSET_HEADER, ACK_WRITTEN, UPLOADS_PATH } from '../../core/protocol.ts';
 import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { until } from '../fixtures/receive-exit.ts';
 import { ServerLayout } from '../../server/layout.ts';
-import { startServer, type RunningServer } from '../../server/serve.ts';
-import { silentLogger } from '../../server/log.ts';
-import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile } from './hostile-client.ts';
+import { CHUNK, create, encodeMetadata, metadataFor, patch, restartableRoot, streamOfRandomFile } from './hostile-client.ts';
 
 const FRAME = FRAME_HEADER_SIZE + CHUNK;
 const early = { [ACK_HEADER]: ACK_WRITTEN };
 
 test('answered once written, the synced offset one request behind and caught up; a power cut back to it resumes and the snapshot is received', { ...rootOnly, timeout: 120_000 }, async (t) => {
-  const closeFirst = beforeTakeDown(t);
-  const fsx = await createBtrfs(t, { sizeMiB: 256 });
-  const root = path.join(fsx.mountPoint, 'root');
-  const running = new Set<RunningServer>();
-  closeFirst(async () => {
-    for (const s of running) await s.close();
-  });
-  const start = async () => {
-    const s = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500 });
-    running.add(s);
-    return s;
-  };
+  const { root, start, stop } = await restartableRoot(t);
   let server = await start();
   const uuid = randomUuid();
   const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('synced', 'snap', uuid)) });
@@ -62,8 +48,7 @@ test('answered once written, the synced offset one request behind and caught up;
   assert.equal(lastSynced, cuts[3]);
 
   // The power cut: the server gone, the spool back to the last offset it said was synced.
-  await server.close();
-  running.delete(server);
+  await stop(server);
   const spool = new ServerLayout(root).spoolFile(id);
   assert.equal((await fs.stat(spool)).size, cuts[4], 'everything written before the cut');
   await fs.truncate(spool, lastSynced);

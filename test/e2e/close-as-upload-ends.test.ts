@@ -14,23 +14,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { beforeTakeDown, createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { rootOnly } from '../fixtures/btrfs.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { writeFileDurably } from '../../core/durable-file.ts';
 import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { receiveRunsIn, until } from '../fixtures/receive-exit.ts';
-import { startServer, type RunningServer } from '../../server/serve.ts';
-import { silentLogger } from '../../server/log.ts';
-import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile } from './hostile-client.ts';
+import { CHUNK, create, encodeMetadata, metadataFor, patch, restartableRoot, streamOfRandomFile } from './hostile-client.ts';
 
 test('a close as an upload ends waits for its end to be recorded, starts no receive after it, and the next start receives the snapshot', { ...rootOnly, timeout: 120_000 }, async (t) => {
-  const closeFirst = beforeTakeDown(t);
-  const fsx = await createBtrfs(t, { sizeMiB: 256 });
-  const root = path.join(fsx.mountPoint, 'root');
-  const running = new Set<RunningServer>();
-  closeFirst(async () => {
-    for (const s of running) await s.close();
-  });
   let holdEnd: Promise<void> | null = null;
   let endHeld = false;
   const catalogWriter = async (file: string, text: string): Promise<void> => {
@@ -41,11 +32,7 @@ test('a close as an upload ends waits for its end to be recorded, starts no rece
     }
     await writeFileDurably(file, text);
   };
-  const start = async () => {
-    const s = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500, catalogWriter });
-    running.add(s);
-    return s;
-  };
+  const { root, start, stop } = await restartableRoot(t, { catalogWriter });
   const volumeDir = path.join(root, 'volumes', 'default', 'ending');
   let server = await start();
   const uuid = randomUuid();
@@ -62,8 +49,7 @@ test('a close as an upload ends waits for its end to be recorded, starts no rece
   const rest = await patch(server.url, created.id!, head, framed.subarray(head), { 'Upload-Length': String(framed.length) });
   assert.equal(rest.status, 204, rest.text);
   let closed = false;
-  const closing = server.close().then(() => (closed = true));
-  running.delete(server);
+  const closing = stop(server).then(() => (closed = true));
   await sleep(300);
   assert.ok(endHeld, 'the record of the end is being written');
   assert.equal(closed, false, 'the close did not wait for the record of the end');

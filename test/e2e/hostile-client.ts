@@ -47,6 +47,36 @@ export interface HostileOptions extends Partial<ServiceOptions> {
   endedTransfers?: ServeOptions['endedTransfers'];
 }
 
+/** A server root on btrfs that a test stops and starts servers on (a restart, a power cut between two). */
+export interface RestartableRoot {
+  root: string;
+  /** A server on the root, closed before the filesystem comes down unless the test stopped it. */
+  start(): Promise<RunningServer>;
+  stop(server: RunningServer): Promise<void>;
+}
+
+export async function restartableRoot(t: AfterHook, options: Partial<Omit<ServeOptions, 'root' | 'host' | 'port'>> = {}): Promise<RestartableRoot> {
+  const closeFirst = beforeTakeDown(t);
+  const fsx = await createBtrfs(t, { sizeMiB: 256 });
+  const root = path.join(fsx.mountPoint, 'root');
+  const running = new Set<RunningServer>();
+  closeFirst(async () => {
+    for (const s of running) await s.close();
+  });
+  return {
+    root,
+    async start() {
+      const s = await startServer({ root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500, ...options });
+      running.add(s);
+      return s;
+    },
+    async stop(server) {
+      running.delete(server);
+      await server.close();
+    },
+  };
+}
+
 export async function hostileServer(t: AfterHook, options: HostileOptions = {}): Promise<HostileServer> {
   const closeFirst = beforeTakeDown(t);
   const fsx = await createBtrfs(t, { sizeMiB: options.sizeMiB ?? 256 });

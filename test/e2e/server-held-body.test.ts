@@ -10,29 +10,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { beforeTakeDown, createBtrfs, rootOnly } from '../fixtures/btrfs.ts';
+import { rootOnly } from '../fixtures/btrfs.ts';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { receivePidIn, receiveRunsIn, until } from '../fixtures/receive-exit.ts';
-import { startServer } from '../../server/serve.ts';
-import { silentLogger } from '../../server/log.ts';
-import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile } from './hostile-client.ts';
+import { CHUNK, create, encodeMetadata, metadataFor, patch, restartableRoot, streamOfRandomFile } from './hostile-client.ts';
 
 test('a PATCH body the server holds back (its receive stalled) is not ended by the idle timeout nor the rate floor', { ...rootOnly, timeout: 120_000 }, async (t) => {
-  const closeFirst = beforeTakeDown(t);
-  const fsx = await createBtrfs(t, { sizeMiB: 256 });
-  const root = path.join(fsx.mountPoint, 'root');
+  // Let go first among the after hooks: a server closing waits for its stopped receive.
+  let frozen: number | null = null;
+  t.after(() => {
+    if (frozen !== null) process.kill(frozen, 'SIGCONT');
+  });
   // An idle timeout of 0.5 s and a floor over a 1 s window far above what a stalled server reads: either would end
   // the body the store holds back for 2 s, were it counting the server's wait against the client.
-  const server = await startServer({
-    root, host: '127.0.0.1', port: 0, behindProxy: false, log: silentLogger(), leaseMs: 500,
-    idleTimeoutMs: 500, connections: { minBodyBytesPerSecond: 64 * 1024, bodyRateWindowMs: 1000 },
-  });
-  let frozen: number | null = null;
-  closeFirst(async () => {
-    if (frozen !== null) process.kill(frozen, 'SIGCONT');
-    await server.close();
-  });
+  const { root, start } = await restartableRoot(t, { idleTimeoutMs: 500, connections: { minBodyBytesPerSecond: 64 * 1024, bodyRateWindowMs: 1000 } });
+  const server = await start();
   const volumeDir = path.join(root, 'volumes', 'default', 'held');
   const uuid = randomUuid();
   const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('held', 'snap', uuid)) });
