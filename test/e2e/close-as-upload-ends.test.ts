@@ -12,14 +12,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
 import { writeFileDurably } from '../../core/durable-file.ts';
-import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { receiveRunsIn, until } from '../fixtures/receive-exit.ts';
-import { CHUNK, create, encodeMetadata, metadataFor, patch, restartableRoot, streamOfRandomFile } from './hostile-client.ts';
+import { patch, restartableRoot, uploadWithReceiveRunning } from './hostile-client.ts';
 
 test('a close as an upload ends waits for its end to be recorded, starts no receive after it, and the next start receives the snapshot', { ...rootOnly, timeout: 120_000 }, async (t) => {
   let holdEnd: Promise<void> | null = null;
@@ -33,20 +30,13 @@ test('a close as an upload ends waits for its end to be recorded, starts no rece
     await writeFileDurably(file, text);
   };
   const { root, start, stop } = await restartableRoot(t, { catalogWriter });
-  const volumeDir = path.join(root, 'volumes', 'default', 'ending');
   let server = await start();
-  const uuid = randomUuid();
-  const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('ending', 'snap', uuid)) });
-  assert.equal(created.status, 201, created.text);
-  const framed = await frameStream(streamOfRandomFile(uuid, 40), CHUNK);
-  const head = 8 * (CHUNK + FRAME_HEADER_SIZE);
-  assert.equal((await patch(server.url, created.id!, 0, framed.subarray(0, head))).status, 204);
-  await until('the receive to run beside the upload', () => receiveRunsIn(volumeDir));
+  const { id, framed, head, volumeDir } = await uploadWithReceiveRunning(server, root, { volume: 'ending', pieces: 40 });
 
   // The end frame is answered; its record waits until the close has begun.
   let letGo!: () => void;
   holdEnd = new Promise((resolve) => (letGo = resolve));
-  const rest = await patch(server.url, created.id!, head, framed.subarray(head), { 'Upload-Length': String(framed.length) });
+  const rest = await patch(server.url, id, head, framed.subarray(head), { 'Upload-Length': String(framed.length) });
   assert.equal(rest.status, 204, rest.text);
   let closed = false;
   const closing = stop(server).then(() => (closed = true));
@@ -67,6 +57,6 @@ test('a close as an upload ends waits for its end to be recorded, starts no rece
   server = await start();
   await until('the snapshot to be received after the start', async () => {
     await server.service.idle();
-    return server.service.transferRecord(created.id!)?.state === 'received';
+    return server.service.transferRecord(id)?.state === 'received';
   });
 });

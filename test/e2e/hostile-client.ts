@@ -16,6 +16,10 @@ import { SendStreamBuilder, frameStream } from '../fixtures/send-streams.ts';
 import { addClient } from '../../server/tokens.ts';
 import { authHeaders } from '../../client/http/token.ts';
 import os from 'node:os';
+import assert from 'node:assert/strict';
+import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
+import { randomUuid } from '../fixtures/send-streams.ts';
+import { receiveRunsIn, until } from '../fixtures/receive-exit.ts';
 
 export const CHUNK = 65536;
 
@@ -75,6 +79,27 @@ export async function restartableRoot(t: AfterHook, options: Partial<Omit<ServeO
       await server.close();
     },
   };
+}
+
+/**
+ * An upload of `pieces` random pieces (48 KiB each) of snapshot `snapshot` into `volume` on `server` (whose --root is
+ * `root`), its first `headFrames` frames sent: resolves once its receive runs beside it, in the volume's folder.
+ */
+export async function uploadWithReceiveRunning(
+  server: RunningServer,
+  root: string,
+  options: { volume: string; snapshot?: string; pieces: number; headFrames?: number },
+): Promise<{ id: string; framed: Buffer; head: number; volumeDir: string }> {
+  const volumeDir = path.join(root, 'volumes', 'default', options.volume);
+  const uuid = randomUuid();
+  const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor(options.volume, options.snapshot ?? 'snap', uuid)) });
+  assert.equal(created.status, 201, created.text);
+  const framed = await frameStream(streamOfRandomFile(uuid, options.pieces), CHUNK);
+  const head = (options.headFrames ?? 8) * (CHUNK + FRAME_HEADER_SIZE);
+  const sent = await patch(server.url, created.id!, 0, framed.subarray(0, head));
+  assert.equal(sent.status, 204, sent.text);
+  await until('the receive to run beside the upload', () => receiveRunsIn(volumeDir));
+  return { id: created.id!, framed, head, volumeDir };
 }
 
 export async function hostileServer(t: AfterHook, options: HostileOptions = {}): Promise<HostileServer> {

@@ -17,7 +17,7 @@ import { receivePidIn, receiveRunsIn, signalPending, until } from '../fixtures/r
 import * as btrfs from '../../core/btrfs/index.ts';
 import { startServer, type RunningServer } from '../../server/serve.ts';
 import { silentLogger } from '../../server/log.ts';
-import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile, uploadStream } from './hostile-client.ts';
+import { CHUNK, create, encodeMetadata, metadataFor, patch, streamOfRandomFile, uploadStream, uploadWithReceiveRunning } from './hostile-client.ts';
 
 const MiB = 1024 * 1024;
 const QUOTA = 4 * MiB;
@@ -88,15 +88,8 @@ test('an upload that ends (expired) holds its volume until its receive has stopp
     if (frozen !== null) process.kill(frozen, 'SIGCONT');
     await server.close().catch(() => undefined);
   });
-  const volumeDir = path.join(root, 'volumes', 'default', 'q2');
-  const bigUuid = randomUuid();
-  const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('q2', 'big', bigUuid)) });
-  assert.equal(created.status, 201, created.text);
-  const framed = await frameStream(streamOfRandomFile(bigUuid, 200), CHUNK);
   // Its receive starts in the volume's folder.
-  const head = framed.subarray(0, 16 * (CHUNK + FRAME_HEADER_SIZE));
-  assert.equal((await patch(server.url, created.id!, 0, head)).status, 204);
-  await until('the receive to run', () => receiveRunsIn(volumeDir));
+  const { id, volumeDir } = await uploadWithReceiveRunning(server, root, { volume: 'q2', snapshot: 'big', pieces: 200, headFrames: 16 });
   // A receive slow to stop: stopped (SIGSTOP), SIGTERM only stays pending, until SIGCONT (or execa's SIGKILL 5 s on).
   frozen = await receivePidIn(volumeDir);
   assert.notEqual(frozen, null);
@@ -104,7 +97,7 @@ test('an upload that ends (expired) holds its volume until its receive has stopp
 
   // Nothing more comes: the upload expires, its transfer fails, and the server stops its receive.
   await until('the server to stop the expired upload\'s receive', () => signalPending(frozen!, 15));
-  assert.equal(server.service.transferRecord(created.id!)?.state, 'failed');
+  assert.equal(server.service.transferRecord(id)?.state, 'failed');
   assert.equal(await receiveRunsIn(volumeDir), true, 'its btrfs receive still runs in the folder');
 
   // The ended upload's receive still writes in the folder: a second receive there must not start.

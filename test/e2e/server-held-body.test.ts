@@ -9,12 +9,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { rootOnly } from '../fixtures/btrfs.ts';
-import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
-import { frameStream, randomUuid } from '../fixtures/send-streams.ts';
-import { receivePidIn, receiveRunsIn, until } from '../fixtures/receive-exit.ts';
-import { CHUNK, create, encodeMetadata, metadataFor, patch, restartableRoot, streamOfRandomFile } from './hostile-client.ts';
+import { receivePidIn, until } from '../fixtures/receive-exit.ts';
+import { patch, restartableRoot, uploadWithReceiveRunning } from './hostile-client.ts';
 
 test('a PATCH body the server holds back (its receive stalled) is not ended by the idle timeout nor the rate floor', { ...rootOnly, timeout: 120_000 }, async (t) => {
   // Let go first among the after hooks: a server closing waits for its stopped receive.
@@ -26,20 +23,13 @@ test('a PATCH body the server holds back (its receive stalled) is not ended by t
   // the body the store holds back for 2 s, were it counting the server's wait against the client.
   const { root, start } = await restartableRoot(t, { idleTimeoutMs: 500, connections: { minBodyBytesPerSecond: 64 * 1024, bodyRateWindowMs: 1000 } });
   const server = await start();
-  const volumeDir = path.join(root, 'volumes', 'default', 'held');
-  const uuid = randomUuid();
-  const created = await create(server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('held', 'snap', uuid)) });
-  assert.equal(created.status, 201, created.text);
   // About 12 MB of incompressible data: more than the 8 MiB a receive holds in memory before the store waits for it.
-  const framed = await frameStream(streamOfRandomFile(uuid, 250), CHUNK);
-  const head = 8 * (CHUNK + FRAME_HEADER_SIZE);
-  assert.equal((await patch(server.url, created.id!, 0, framed.subarray(0, head))).status, 204);
-  await until('the receive to run', () => receiveRunsIn(volumeDir));
+  const { id, framed, head, volumeDir } = await uploadWithReceiveRunning(server, root, { volume: 'held', pieces: 250 });
   frozen = await receivePidIn(volumeDir);
   assert.notEqual(frozen, null);
   process.kill(frozen!, 'SIGSTOP');
 
-  const rest = await patch(server.url, created.id!, head, framed.subarray(head), { 'Upload-Length': String(framed.length) });
+  const rest = await patch(server.url, id, head, framed.subarray(head), { 'Upload-Length': String(framed.length) });
   assert.equal(rest.status, 204, `the PATCH the server held back was ended: ${rest.status} ${rest.text}`);
   assert.equal(rest.headers.get('upload-offset'), String(framed.length));
 
@@ -47,6 +37,6 @@ test('a PATCH body the server holds back (its receive stalled) is not ended by t
   frozen = null;
   await until('the snapshot to be received', async () => {
     await server.service.idle();
-    return server.service.transferRecord(created.id!)?.state === 'received';
+    return server.service.transferRecord(id)?.state === 'received';
   });
 });
