@@ -39,7 +39,7 @@ export class Spool {
    */
   private readonly durable = new Map<string, number>();
   /** Uploads whose requests may be answered once written, before their sync (ACK_HEADER; the client holds back). */
-  private readonly answerWritten = new Map<string, boolean>();
+  private readonly answerWritten = new Set<string>();
 
   /**
    * `onDamage`: told, with a message for the server's log, when repair cut back an index damaged on disk (not a
@@ -64,7 +64,7 @@ export class Spool {
    * bytes back to syncedOffset(), so a power cut before the sync costs it nothing).
    */
   answerWhenWritten(id: string, allowed: boolean): void {
-    if (allowed) this.answerWritten.set(id, true);
+    if (allowed) this.answerWritten.add(id);
     else this.answerWritten.delete(id);
   }
 
@@ -188,7 +188,7 @@ export class Spool {
    * waits for it. Never for the first append this process makes to a spool, whose sync says where it stands.
    */
   append(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink): Promise<number> {
-    if (this.answerWritten.get(id) !== true || !this.durable.has(id)) return this.appendNow(id, body, offset, chunkSize, sink);
+    if (!this.answerWritten.has(id) || !this.durable.has(id)) return this.appendNow(id, body, offset, chunkSize, sink);
     let answer!: (end: number) => void;
     const answered = new Promise<number>((resolve) => (answer = resolve));
     const whole = this.appendNow(id, body, offset, chunkSize, sink, answer);
