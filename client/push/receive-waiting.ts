@@ -24,6 +24,20 @@ export const SERVER_TOO_SMALL = 'server_filesystem_too_small';
  */
 export const WAIT_SOON_MS = 30_000;
 
+/**
+ * The first second after the upload, polls come this many times as often as `pollMs`. The receive usually ends a
+ * fraction of a second after the last byte (it runs beside the upload and has only the tail left), and a push that
+ * polled every 250 ms learnt it 125 ms late on average: 5% of a daily incremental's time on a LAN. A receive that takes
+ * longer is polled at `pollMs` from then on, as before.
+ */
+export const EARLY_POLLS_FASTER = 5;
+const EARLY_POLL_SPAN_MS = 1_000;
+
+/** Pure: how long to wait before the next poll, `sinceUploadMs` after the upload ended. */
+export function receivePollDelay(sinceUploadMs: number, pollMs: number): number {
+  return sinceUploadMs < EARLY_POLL_SPAN_MS ? Math.max(1, Math.round(pollMs / EARLY_POLLS_FASTER)) : pollMs;
+}
+
 /** Pure: whether a push that has seen `t` waiting for `waitedMs` keeps polling rather than stop with ReceiveWaiting. */
 export function keepWaiting(t: Transfer, nowMs: number, waitedMs: number): boolean {
   if (t.wait === null || waitedMs > 2 * WAIT_SOON_MS || t.wait.filesystemBytes !== undefined) return false;

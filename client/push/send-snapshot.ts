@@ -22,7 +22,7 @@ import { formatBytes, type Reporter } from '../progress/report.ts';
 import { TransferProgress } from './progress.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { formatDuration } from '../progress/math.ts';
-import { ReceiveWaiting, keepWaiting } from './receive-waiting.ts';
+import { ReceiveWaiting, keepWaiting, receivePollDelay } from './receive-waiting.ts';
 import { CANNOT_APPLY, cannotApplyAdvice } from './cannot-apply.ts';
 import { PARENT_CHANGED, aroundChangedNote } from './changed-parent.ts';
 import { metadataFor } from './upload-metadata.ts';
@@ -517,6 +517,7 @@ async function frameZeroOf(ctx: SendContext, step: PlanStep, resumeOf: Transfer)
  * the server holds the whole stream already. */
 async function waitReceived(ctx: SendContext, step: PlanStep, id: string): Promise<Transfer> {
   let waitingSince: number | null = null;
+  const since = Date.now();
   for (;;) {
     ctx.signal?.throwIfAborted();
     const t = await ctx.api.transfer(id);
@@ -538,7 +539,7 @@ async function waitReceived(ctx: SendContext, step: PlanStep, id: string): Promi
         details: { transferId: t.id },
       });
     }
-    await new Promise((r) => setTimeout(r, ctx.pollMs));
+    await new Promise((r) => setTimeout(r, receivePollDelay(Date.now() - since, ctx.pollMs)));
   }
 }
 
