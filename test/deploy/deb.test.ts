@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { buildDeb, EXAMPLES, INSTALLED_BIN } from '../../packaging/deb.mjs';
 import { Status } from '../../core/protocol.ts';
-import { rootOnly } from '../fixtures/btrfs.ts';
+import { beforeTakeDown, rootOnly } from '../fixtures/btrfs.ts';
 import { assertReceived, createPair } from '../e2e/harness.ts';
 import { builtCopy, tempDir } from './package-copy.ts';
 
@@ -109,11 +109,13 @@ test('the examples are where minimized images keep them, and the README\'s steps
 test('the packaged command serves and pushes with plain node: the server answers /v1/status, workers compress', rootOnly, async (t) => {
   const { into } = await extracted();
   const bin = path.join(into, INSTALLED_BIN);
+  // Given before the pair, so that serve is stopped before its filesystem's take-down (it holds files there).
+  const closeFirst = beforeTakeDown(t);
   const pair = await createPair(t, { fillMB: 4 });
   const s1 = await pair.snapshot('s1');
 
   const serve = execa(bin, ['serve', '--root', pair.root, '--listen', '127.0.0.1:0', '--no-auth'], { reject: false, buffer: false, cwd: into });
-  t.after(async () => {
+  closeFirst(async () => {
     serve.kill('SIGTERM');
     await serve;
   });
