@@ -127,8 +127,10 @@ export async function push(options: PushOptions, report: Reporter): Promise<Push
   // Both at once: on a line of 600 ms round trips, one round trip less before the push starts. Settled both before
   // either is looked at, so that a failure is always the snapshot list's, as when they were asked one after another.
   const [heldAnswer, transfersAnswer] = await Promise.allSettled([api.snapshots(volume), api.transfers()]);
-  const held = settledValue(heldAnswer);
-  const { transfers } = settledValue(transfersAnswer);
+  if (heldAnswer.status === 'rejected') throw heldAnswer.reason;
+  if (transfersAnswer.status === 'rejected') throw transfersAnswer.reason;
+  const held = heldAnswer.value;
+  const { transfers } = transfersAnswer.value;
   const heldHere = new Set(withClientUuids(held.snapshots, held.client, asides.flatMap((a) => a.others.map((s) => s.uuid))).map((s) => s.uuid));
   for (const aside of asides) report.note(setAsideNote(aside, (s) => heldHere.has(s.uuid)));
   // Parents the server refused before as changed here: a plan on one would be refused again (client/push/changed-parent.ts).
@@ -212,9 +214,4 @@ async function pickSendStream(mode: SendCompressedMode, snapshotPath: string, ap
   if (choice.stream === 'v2-compressed') report.note(`sending compressed extents as they are (btrfs send --proto 2 --compressed-data): ${choice.why}`);
   else if (choice.fellBack) report.note(`sending without --compressed-data: ${choice.why}`);
   return choice.stream;
-}
-
-function settledValue<T>(answer: PromiseSettledResult<T>): T {
-  if (answer.status === 'rejected') throw answer.reason;
-  return answer.value;
 }
