@@ -54,7 +54,8 @@ export function archiveUploadPath(deps: ArchiveUploadPathDeps): ArchiveUploadPat
     objects, limits, log,
     // Known from the request's ownership check (lookUpUpload) on every tus request: no read.
     clientOf: (id) => deps.clientOf(id),
-  }), () => 0);
+    // Segments in the bucket have no frame index to grow: the meter counts their bytes only.
+  }), () => () => undefined);
   return { uploads, store };
 }
 

@@ -66,8 +66,13 @@ export interface AppendJob {
   sink: FrameSink;
   /** Each request body chunk as it arrives (the arrivals counter). */
   arrived(bytes: number): void;
-  /** Each frame whose record was written (the quota counts the index's growth). */
-  indexed(): void;
+  /**
+   * Asked before each frame is written and its record added to the index (the quota counts what the index grows by,
+   * server/upload-store/quota.ts): false ends the request there, as a body that ended would. That frame and those
+   * after it are the spool's tail, kept up to a frame as a cut's part of a frame is (the next request verifies them
+   * again), and no record the quota did not admit reaches the disk.
+   */
+  admitRecord(): boolean | Promise<boolean>;
   /**
    * Called with the spool's new size once the request's frames and the kept tail are written, before their sync,
    * when nothing failed and the end frame is not among them (the end is answered durable, as it completes the
@@ -96,6 +101,8 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   let unsynced = 0;
   let last = start;
   let failure: unknown = null;
+  /** admitRecord refused a frame: nothing more of the request is taken. */
+  let stopped = false;
   /**
    * The bytes of the frames cut but not yet in the spool: when a write fails (a full disk), they are what follows
    * the spool's verified end, so they, and not only what came after them, are the tail a later request builds on.
@@ -109,6 +116,11 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     for (const { frame, parts: cut } of frames) {
       // Each frame waits on its receive (sink.stored): the spool may have been deleted meanwhile.
       job.stop?.throwIfAborted();
+      // Before the frame's bytes, so that a refused one stays whole in `unwritten`, the tail kept below.
+      if (!(await job.admitRecord())) {
+        stopped = true;
+        return;
+      }
       if (frame.kind === 'data' && frame.index === 0) await sink.start(frame);
       // Every frame here goes to btrfs receive, which needs its raw bytes: a stream that turns sealed after a plain
       // frame 0 is refused at its first sealed frame, before it is kept (its raw bytes would be missing downstream).
@@ -128,7 +140,6 @@ export async function appendFrames(job: AppendJob): Promise<number> {
         chain: frame.chain,
       };
       await index.write(encodeIndexRecord(record));
-      job.indexed();
       last = progressFromRecord(record);
       const taken = frame.kind === 'data' && (await sink.stored(frame));
       frameDone(frame, cut, taken);
@@ -152,15 +163,18 @@ export async function appendFrames(job: AppendJob): Promise<number> {
       if (bytesRead !== tail.length) throw new Error(`the spool's tail is ${bytesRead} bytes, not ${tail.length}`);
       await take(tail);
     }
-    for await (const chunk of job.body) {
-      job.arrived(chunk.length);
-      for (const piece of arrival.copy(chunk)) await take(piece);
+    if (!stopped) {
+      for await (const chunk of job.body) {
+        job.arrived(chunk.length);
+        for (const piece of arrival.copy(chunk)) if (!stopped) await take(piece);
+        if (stopped) break;
+      }
     }
   } catch (err) {
     failure = err;
   } finally {
     // A cut (the request's stream failed) keeps what arrived of the frame in flight, as does a body the quota ended
-    // at its line (server/upload-store/quota.ts); a verdict of ours on the bytes (a frame that failed, a refused
+    // at its line (server/upload-store/quota.ts) or a frame whose record it refused; a verdict of ours on the bytes (a frame that failed, a refused
     // stream) keeps none of them. A spool deleted under the request is written no more, not even cut back.
     const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest()], offset);
     end = await kept.finally(async () => {
@@ -184,27 +198,25 @@ export async function appendFrames(job: AppendJob): Promise<number> {
 }
 
 /**
- * After a request, the spool holds its verified frames up to `verifiedEnd`, and then exactly `tail`: what arrived
- * of the next frame (kept for the client's next request), or nothing (a frame that failed: none of it may stay).
- * The spool already holds the tail's bytes up to `onDiskTo` (the part a cut left before this request): only the
- * rest is written. Keeping it is worth a try, never a failure: a short write keeps a shorter part, still a prefix.
+ * After a request, the spool holds its verified frames up to `verifiedEnd`, and then `tail`, or as much of it as
+ * repair keeps (MAX_TAIL): what arrived past the last indexed frame (kept for the client's next request, which
+ * verifies it again), or nothing (a frame that failed: none of it may stay). The spool already holds the tail's
+ * bytes up to `onDiskTo` (the part a cut left before this request): only the rest is written. Keeping it is worth a
+ * try, never a failure: a short write keeps a shorter part, still a prefix.
  */
 async function keepTail(spool: fs.FileHandle, verifiedEnd: number, tail: readonly Buffer[], onDiskTo: number): Promise<number> {
-  const length = tail.reduce((n, b) => n + b.length, 0);
-  let kept = 0;
-  if (length > 0 && length <= MAX_TAIL) {
-    kept = Math.min(Math.max(0, onDiskTo - verifiedEnd), length);
-    const rest = [...tail];
-    takeFront(rest, kept);
-    if (rest.length > 0) {
-      kept += await spool.writev(rest.length > MAX_WRITEV_PARTS ? [Buffer.concat(rest)] : rest, verifiedEnd + kept).then(
-        ({ bytesWritten }) => bytesWritten,
-        () => 0,
-      );
-    }
-  }
-  await spool.truncate(verifiedEnd + kept);
-  return verifiedEnd + kept;
+  // Frames whose records the quota refused (admitRecord) may run past a frame's length: their first MAX_TAIL bytes.
+  const length = Math.min(MAX_TAIL, tail.reduce((n, b) => n + b.length, 0));
+  const kept = Math.min(Math.max(0, onDiskTo - verifiedEnd), length);
+  const rest = [...tail];
+  takeFront(rest, kept);
+  const unkept = takeFront(rest, length - kept);
+  const added = unkept.length === 0 ? 0 : await spool.writev(unkept.length > MAX_WRITEV_PARTS ? [Buffer.concat(unkept)] : unkept, verifiedEnd + kept).then(
+    ({ bytesWritten }) => bytesWritten,
+    () => 0,
+  );
+  await spool.truncate(verifiedEnd + kept + added);
+  return verifiedEnd + kept + added;
 }
 
 /**

@@ -16,6 +16,9 @@ import { progressFromRecord, type SpoolProgress } from './progress.ts';
 export type { FrameSink } from './append.ts';
 export { progressFromRecord, type SpoolProgress } from './progress.ts';
 
+/** Whether the frame index of an upload may grow by one more record (Spool.gateIndex). */
+export type IndexGate = () => boolean | Promise<boolean>;
+
 /** What an upload's spool holds after repair: its verified progress, and its size (the offset a HEAD reports). */
 export interface OpenSpool {
   progress: SpoolProgress;
@@ -27,8 +30,8 @@ export class Spool {
   private readonly busy = new UploadMutex();
   /** Request body bytes that reached append(), by upload, since the server started (Transfer.wireArrived). */
   private readonly arrivedBytes = new Map<string, number>();
-  /** Frames each append in progress has indexed so far: the index grows by a record each, which the quota counts. */
-  private readonly indexedNow = new Map<string, number>();
+  /** Asked before each record an append of the upload adds to its frame index (gateIndex). */
+  private readonly indexGates = new Map<string, IndexGate>();
   /** Where each append in progress has reached on the wire: the offset it began at, and its body's bytes since. */
   private readonly reached = new Map<string, number>();
   /** Stops each append in progress: drop() deletes the spool it writes. */
@@ -206,7 +209,6 @@ export class Spool {
         // The caller checked the offset against the spool's size, which repair may just have cut back.
         throw new SnapferryError('offset_mismatch', `the upload is at ${held}, not ${offset}`, { retryable: true, details: { offset: held } });
       }
-      this.indexedNow.set(id, 0);
       // Every byte of the body is in the spool or in the frame being cut until the append ends (and the spool says).
       this.reached.set(id, offset);
       const stop = new AbortController();
@@ -223,21 +225,27 @@ export class Spool {
             this.arrivedBytes.set(id, this.arrived(id) + bytes);
             this.reached.set(id, (this.reached.get(id) ?? offset) + bytes);
           },
-          indexed: () => this.indexedNow.set(id, (this.indexedNow.get(id) ?? 0) + 1),
+          admitRecord: () => this.indexGates.get(id)?.() ?? true,
           synced: (to) => this.durable.set(id, to),
           ...(written ? { written } : {}),
         });
       } finally {
         this.appending.delete(id);
-        this.indexedNow.delete(id);
         this.reached.delete(id);
       }
     });
   }
 
-  /** Frames the append in progress of `id` has indexed so far (0 when none runs). */
-  indexedByAppend(id: string): number {
-    return this.indexedNow.get(id) ?? 0;
+  /**
+   * Until the returned function is called, appends of `id` ask `admit` before each record they add to the frame index
+   * (the quota, server/upload-store/quota.ts, counts what the index grows by): refused, the append ends there, and
+   * that frame and those after it stay as the spool's tail, up to a frame (server/spool/append.ts admitRecord).
+   */
+  gateIndex(id: string, admit: IndexGate): () => void {
+    this.indexGates.set(id, admit);
+    return () => {
+      if (this.indexGates.get(id) === admit) this.indexGates.delete(id);
+    };
   }
 
   /** Bytes of request bodies that reached the server for `id` so far: moves while any arrive, even mid-frame. */

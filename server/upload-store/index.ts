@@ -36,5 +36,5 @@ export function uploadStore(parts: UploadStoreParts): UploadStore {
   const { spool } = parts;
   const owned = new OwnedUploads(new SpoolUploads(spool, parts.ingest), parts.owner);
   const expiring = new ExpiringUploads(owned, spool, parts.expiry, parts.expireAfterMs);
-  return new DiskFullUploads(new QuotaUploads(expiring, parts.quota, (id) => spool.indexedByAppend(id)), parts.fullDisk);
+  return new DiskFullUploads(new QuotaUploads(expiring, parts.quota, (id, admit) => spool.gateIndex(id, admit)), parts.fullDisk);
 }

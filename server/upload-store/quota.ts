@@ -40,8 +40,11 @@ export class QuotaUploads extends ForwardingStore {
   constructor(
     inner: UploadStore,
     private readonly guard: UploadGuard,
-    /** Frames the write in progress of an upload has indexed so far (server/spool/spool.ts indexedByAppend). */
-    private readonly framesIndexed: (id: string) => number,
+    /**
+     * Has the writes of upload `id` ask `admit` before each record they add to its frame index, until the returned
+     * function is called (server/spool/spool.ts gateIndex).
+     */
+    private readonly gateIndex: (id: string, admit: () => boolean | Promise<boolean>) => () => void,
   ) {
     super(inner);
   }
@@ -59,7 +62,10 @@ export class QuotaUploads extends ForwardingStore {
   override async write(id: string, readable: Readable, offset: number): Promise<number> {
     let usage: WriteMeter | null = null;
     let refused: QuotaExceeded | null = null;
-    let seen = offset;
+    // What the upload may hold by now: its stream's bytes handed to the spool, and the index records let through.
+    // Each claim is added before it is judged, so that a chunk and a record judged at once each count the other.
+    let claimed = offset;
+    const claim = (bytes: number) => usage!.admit((claimed += bytes));
     // Bytes beyond the limit are never handed to the spool, so nothing over the quota reaches the disk. Those before
     // it are, and then the body ends there, as a request cut at the line would: the spool keeps the frame in flight's
     // part as it keeps a cut one's (server/spool/append.ts), and the refusal is answered once they are stored. Failed
@@ -68,19 +74,33 @@ export class QuotaUploads extends ForwardingStore {
     const meter = new Transform({
       transform: (chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback) => {
         if (refused !== null) return callback();
-        seen += chunk.length;
         const admitted = (err: QuotaExceeded | null) => {
+          // A record refused while this chunk was judged has ended the write: nothing more goes to the spool.
+          if (refused !== null) return callback();
           if (err === null) return callback(null, chunk);
           refused = err;
           if (err.over < chunk.length) meter.push(chunk.subarray(0, chunk.length - err.over));
           meter.push(null);
           callback();
         };
-        const verdict = usage!.admit(seen + this.framesIndexed(id) * INDEX_RECORD_SIZE);
+        const verdict = claim(chunk.length);
         if (!(verdict instanceof Promise)) return admitted(verdict);
         verdict.then(admitted, callback);
       },
     });
+    // Each frame a chunk completes adds a record to the frame index after the chunk was admitted; the last chunk's
+    // records were followed by no admission, and a body of tiny frames took the index tens of KB past the quota.
+    // So each record is admitted on its own, before it is written; refused, its frame stays as the spool's tail.
+    const admitRecord = (): boolean | Promise<boolean> => {
+      if (refused !== null) return false;
+      const judged = (err: QuotaExceeded | null) => {
+        if (err === null) return true;
+        refused ??= err;
+        return false;
+      };
+      const verdict = claim(INDEX_RECORD_SIZE);
+      return verdict instanceof Promise ? verdict.then(judged) : judged(verdict);
+    };
     // A request that fails or is destroyed, even before the meter is ready (the cut came while it looked at the
     // disk), fails the meter: pipe() alone would leave it waiting for ever, and the store's write with it, holding the
     // upload's lock (server/spool/mutex.ts) against every later request of the upload.
@@ -92,6 +112,7 @@ export class QuotaUploads extends ForwardingStore {
     // unheard, an 'error' event crashes the whole server.
     meter.on('error', () => {});
     usage = await this.guard.openWrite(id, offset);
+    const ungate = this.gateIndex(id, admitRecord);
     readable.pipe(meter);
     try {
       const end = await this.inner.write(id, meter, offset);
@@ -100,6 +121,7 @@ export class QuotaUploads extends ForwardingStore {
       if (refused !== null) await this.guard.onRefused(id, refused);
       throw err;
     } finally {
+      ungate();
       readable.unpipe(meter);
       usage.close();
     }

@@ -1,7 +1,7 @@
 /**
  * The plain spool (server/spool/spool.ts), with no tus around it and no receive behind it, on a real folder: what it
  * hands its FrameSink and when, what a refused first frame or end frame leaves, rewind, the arrivals counter, the
- * frames the append in progress indexed, and drop.
+ * gate each index record passes (the quota's), and drop.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -98,13 +98,30 @@ test('the back-pressure of the sink holds the append: the next frame is not take
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   const { sink } = recordingSink({ stored: (frame) => (frame.index === 0 ? held.then(() => false) : false) });
+  let asked = 0;
+  spool.gateIndex(ID, () => (asked++, true));
   const appending = append(spool, 0, wire, sink);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal((await spool.progress(ID)).framesVerified, 1, 'frame 0 is written; frame 1 waits for the receive');
-  assert.equal(spool.indexedByAppend(ID), 1);
+  assert.equal(asked, 1, 'only frame 0 asked the gate for its record');
   release();
   assert.equal(await appending, wire.length);
-  assert.equal(spool.indexedByAppend(ID), 0, 'no append runs');
+  assert.equal(asked, 4, 'each frame asked once: three data frames and the end');
+});
+
+test('a frame whose record the gate refuses ends the append there: it and the frames after it stay as the tail, and the next append indexes them', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  const { wire } = await encode(mixedBytes(3 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  const { events, sink } = recordingSink();
+  let admit = 2;
+  const ungate = spool.gateIndex(ID, () => admit-- > 0);
+  assert.equal(await append(spool, 0, wire, sink), wire.length, 'the refused frames are kept, not sent again');
+  assert.equal((await readRecords(layout.frameIndexFile(ID), 0, 10)).length, 2, 'no record past the refusal');
+  assert.deepEqual(events, ['start ' + CHUNK, 'stored 0', 'stored 1']);
+  ungate();
+  assert.equal(await append(spool, wire.length, Buffer.alloc(0), sink), wire.length);
+  assert.equal((await readRecords(layout.frameIndexFile(ID), 0, 10)).length, 4);
+  assert.deepEqual(events.slice(3), ['stored 2', `complete 3 ${wire.length}`]);
 });
 
 test('an end frame whose chain disagrees is refused: the sink hears it, the frames before it stay, nothing completes', async (t) => {

@@ -107,3 +107,28 @@ test('a write the quota refuses keeps the bytes before its line, the part of the
   // Dropped with the refusal, the next push sent those 1000 bytes again: up to a frame each time it was refused.
   assert.equal((await store.getUpload(id)).offset, line);
 });
+
+test("each index record is admitted before it is written: a write's last frames cannot take the index past the quota", async (t) => {
+  const id = 'a'.repeat(32);
+  // Zeros compress to a few dozen bytes a frame: one network read completes dozens of frames, each adding a record.
+  const framed = await frameStream(Buffer.alloc(40 * 64 * 1024), 64 * 1024);
+  let line = framed.length + 10 * INDEX_RECORD_SIZE;
+  const refusal = (bytes: number) => quotaExceeded({ client: 'alice', size: bytes, quota: line, heldByOthers: 0, sizeIsExact: false, keptAs: id });
+  const { store, layout } = await storeIn(t, () => Promise.resolve({ admit: (bytes: number) => (bytes > line ? refusal(bytes) : null), close: () => undefined }));
+  const onDisk = async () => (await fs.stat(layout.spoolFile(id))).size + (await fs.stat(layout.frameIndexFile(id))).size;
+  const request = new PassThrough();
+  const writing = store.write(request, id, 0);
+  // One piece: the meter admits the whole stream before any of its frames is cut, and the body ends with it.
+  request.end(framed);
+  await assert.rejects(writing, { code: 'quota_exceeded' });
+  assert.ok(await onDisk() <= line, `the upload holds ${await onDisk()} bytes on disk, over the quota's line at ${line}`);
+  // The frames past the line stay as the spool's tail, not lost: once the quota allows, they are indexed without
+  // a byte sent again, and the stream completes.
+  assert.equal((await store.getUpload(id)).offset, framed.length);
+  line = Infinity;
+  const next = new PassThrough();
+  const resumed = store.write(next, id, framed.length);
+  next.end();
+  assert.equal(await resumed, framed.length);
+  assert.equal(await onDisk(), framed.length + 41 * INDEX_RECORD_SIZE);
+});
