@@ -6,6 +6,7 @@
  */
 import { SnapferryError } from '../../core/errors.ts';
 import type { ReceiveWait, Transfer } from '../../core/protocol.ts';
+import { pollDelay } from '../http/poll-schedule.ts';
 import { formatBytes } from '../progress/format.ts';
 import { formatDuration } from '../progress/math.ts';
 
@@ -35,7 +36,7 @@ const EARLY_POLL_SPAN_MS = 1_000;
 
 /** Pure: how long to wait before the next poll, `sinceUploadMs` after the upload ended. */
 export function receivePollDelay(sinceUploadMs: number, pollMs: number): number {
-  return sinceUploadMs < EARLY_POLL_SPAN_MS ? Math.max(1, Math.round(pollMs / EARLY_POLLS_FASTER)) : pollMs;
+  return pollDelay(sinceUploadMs, { earlyMs: pollMs / EARLY_POLLS_FASTER, earlyForMs: EARLY_POLL_SPAN_MS, lateMs: pollMs });
 }
 
 /** Pure: whether a push that has seen `t` waiting for `waitedMs` keeps polling rather than stop with ReceiveWaiting. */

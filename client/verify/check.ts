@@ -9,6 +9,7 @@ import type { DigestedTree } from '../../core/tree-digest/index.ts';
 import type { VerifyJob } from '../../core/protocol.ts';
 import type { TreeDifference } from '../../core/tree-digest/types.ts';
 import type { ServerApi } from '../http/api.ts';
+import { pollDelay } from '../http/poll-schedule.ts';
 import type { BackoffOptions } from '../http/retry.ts';
 import { VerifyProgress, type VerifyFigures } from './progress.ts';
 import { RemoteTree } from './remote.ts';
@@ -141,13 +142,14 @@ export async function checkSnapshot(req: CheckRequest, events: VerifyEvents): Pr
  */
 async function waitForServer(remote: RemoteTree, progress: VerifyProgress, events: VerifyEvents, signal: AbortSignal, pollMs: number, localFinished: AbortSignal): Promise<VerifyJob> {
   let ready: VerifyJob | null = null;
-  for (let polls = 0; ; polls++) {
+  const started = Date.now();
+  for (;;) {
     const now = await remote.ready();
     progress.server = { bytes: now.progress.bytes, total: now.progress.total, done: now.state === 'ready' };
     events.progress(progress.figures());
     if (now.state === 'ready') ready = now;
     if (ready && localFinished.aborted) return ready;
-    const wait = ready ? KEEPALIVE_MS : polls < 10 ? pollMs : pollMs * 5;
+    const wait = ready ? KEEPALIVE_MS : pollDelay(Date.now() - started, { earlyMs: pollMs, earlyForMs: 10 * pollMs, lateMs: 5 * pollMs });
     await sleep(wait, undefined, { signal: ready ? AbortSignal.any([signal, localFinished]) : signal }).catch((err: unknown) => {
       if (signal.aborted) throw err;
     });

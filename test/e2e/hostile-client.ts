@@ -12,13 +12,12 @@ import { startServer, type RunningServer, type ServeOptions } from '../../server
 import { silentLogger } from '../../server/log.ts';
 import type { ServiceOptions } from '../../server/replication.ts';
 import { beforeTakeDown, createBtrfs } from '../fixtures/btrfs.ts';
-import { SendStreamBuilder, frameStream } from '../fixtures/send-streams.ts';
+import { SendStreamBuilder, frameStream, randomUuid } from '../fixtures/send-streams.ts';
 import { addClient } from '../../server/tokens.ts';
 import { authHeaders } from '../../client/http/token.ts';
 import os from 'node:os';
 import assert from 'node:assert/strict';
 import { FRAME_HEADER_SIZE } from '../../core/wire/index.ts';
-import { randomUuid } from '../fixtures/send-streams.ts';
 import { receiveRunsIn, until } from '../fixtures/receive-exit.ts';
 
 export const CHUNK = 65536;
