@@ -6,7 +6,6 @@
  */
 import { SnapferryError } from '../../core/errors.ts';
 import type { ReceiveWait, Transfer } from '../../core/protocol.ts';
-import { pollDelay } from '../http/poll-schedule.ts';
 import { formatBytes } from '../progress/format.ts';
 import { formatDuration } from '../progress/math.ts';
 
@@ -24,20 +23,6 @@ export const SERVER_TOO_SMALL = 'server_filesystem_too_small';
  * push soon with exit 75 instead of holding a timer's run for hours.
  */
 export const WAIT_SOON_MS = 30_000;
-
-/**
- * The first second after the upload, polls come this many times as often as `pollMs`. The receive usually ends a
- * fraction of a second after the last byte (it runs beside the upload and has only the tail left), and a push that
- * polled every 250 ms learnt it 125 ms late on average: 5% of a daily incremental's time on a LAN. A receive that takes
- * longer is polled at `pollMs` from then on, as before.
- */
-export const EARLY_POLLS_FASTER = 5;
-const EARLY_POLL_SPAN_MS = 1_000;
-
-/** Pure: how long to wait before the next poll, `sinceUploadMs` after the upload ended. */
-export function receivePollDelay(sinceUploadMs: number, pollMs: number): number {
-  return pollDelay(sinceUploadMs, { earlyMs: pollMs / EARLY_POLLS_FASTER, earlyForMs: EARLY_POLL_SPAN_MS, lateMs: pollMs });
-}
 
 /** Pure: whether a push that has seen `t` waiting for `waitedMs` keeps polling rather than stop with ReceiveWaiting. */
 export function keepWaiting(t: Transfer, nowMs: number, waitedMs: number): boolean {

@@ -22,7 +22,8 @@ import { formatBytes, type Reporter } from '../progress/report.ts';
 import { TransferProgress } from './progress.ts';
 import { estimateRawTotal } from './estimate.ts';
 import { formatDuration } from '../progress/math.ts';
-import { ReceiveWaiting, keepWaiting, receivePollDelay } from './receive-waiting.ts';
+import { ReceiveWaiting, keepWaiting } from './receive-waiting.ts';
+import { pollDelay, receiveSchedule } from '../http/poll-schedule.ts';
 import { CANNOT_APPLY, cannotApplyAdvice } from './cannot-apply.ts';
 import { PARENT_CHANGED, aroundChangedNote } from './changed-parent.ts';
 import { metadataFor } from './upload-metadata.ts';
@@ -539,7 +540,7 @@ async function waitReceived(ctx: SendContext, step: PlanStep, id: string): Promi
         details: { transferId: t.id },
       });
     }
-    await new Promise((r) => setTimeout(r, receivePollDelay(Date.now() - since, ctx.pollMs)));
+    await new Promise((r) => setTimeout(r, pollDelay(Date.now() - since, receiveSchedule(ctx.pollMs))));
   }
 }
 

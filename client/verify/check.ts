@@ -9,7 +9,7 @@ import type { DigestedTree } from '../../core/tree-digest/index.ts';
 import type { VerifyJob } from '../../core/protocol.ts';
 import type { TreeDifference } from '../../core/tree-digest/types.ts';
 import type { ServerApi } from '../http/api.ts';
-import { pollDelay } from '../http/poll-schedule.ts';
+import { digestSchedule, pollDelay } from '../http/poll-schedule.ts';
 import type { BackoffOptions } from '../http/retry.ts';
 import { VerifyProgress, type VerifyFigures } from './progress.ts';
 import { RemoteTree } from './remote.ts';
@@ -149,7 +149,7 @@ async function waitForServer(remote: RemoteTree, progress: VerifyProgress, event
     events.progress(progress.figures());
     if (now.state === 'ready') ready = now;
     if (ready && localFinished.aborted) return ready;
-    const wait = ready ? KEEPALIVE_MS : pollDelay(Date.now() - started, { earlyMs: pollMs, earlyForMs: 10 * pollMs, lateMs: 5 * pollMs });
+    const wait = ready ? KEEPALIVE_MS : pollDelay(Date.now() - started, digestSchedule(pollMs));
     await sleep(wait, undefined, { signal: ready ? AbortSignal.any([signal, localFinished]) : signal }).catch((err: unknown) => {
       if (signal.aborted) throw err;
     });

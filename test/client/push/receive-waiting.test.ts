@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Transfer } from '../../../core/protocol.ts';
-import { EARLY_POLLS_FASTER, ReceiveWaiting, WAIT_SOON_MS, describeWait, keepWaiting, lastWords, receivePollDelay, receiveWaitingMessage } from '../../../client/push/receive-waiting.ts';
+import { ReceiveWaiting, WAIT_SOON_MS, describeWait, keepWaiting, lastWords, receiveWaitingMessage } from '../../../client/push/receive-waiting.ts';
 import { EXIT, exitCodeFor } from '../../../client/exit-codes.ts';
 import { describeAbort } from '../../../client/status/abort.ts';
 
@@ -83,21 +83,4 @@ test('abort says what it did', () => {
   assert.equal(describeAbort(failed, { ...failed, spoolBytes: 0 }), 'transfer 9ac10b2d00000000000000000000abcd (home/home.20261204T0100) was failed; deleted its spool (60.0 MiB)');
   const received = transfer({ state: 'received', wait: null, spoolBytes: 0 });
   assert.match(describeAbort(received, received), /was received and held no spool: nothing to do$/);
-});
-
-test('the receive is polled more often in the first second after the upload, then at the poll period', () => {
-  // Where a receive that ends 170 ms after the upload is learnt of: the first poll at or after it.
-  const learnt = (endsAtMs: number, pollMs: number) => {
-    let at = 0;
-    while (at < endsAtMs) at += receivePollDelay(at, pollMs);
-    return at;
-  };
-  assert.equal(receivePollDelay(0, 250), 250 / EARLY_POLLS_FASTER);
-  assert.equal(receivePollDelay(999, 250), 50);
-  assert.equal(receivePollDelay(1000, 250), 250);
-  assert.equal(receivePollDelay(60_000, 250), 250);
-  assert.equal(learnt(170, 250), 200);
-  // Never more than a poll period late, early or late in the wait; never a busy loop, whatever the period.
-  for (const ends of [1, 170, 250, 999, 1000, 1001, 4321]) assert.ok(learnt(ends, 250) - ends < 250, `ends at ${ends}`);
-  assert.equal(receivePollDelay(0, 1), 1);
 });
