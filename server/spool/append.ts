@@ -166,6 +166,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     if (!stopped) {
       for await (const chunk of job.body) {
         job.arrived(chunk.length);
+        // A refusal in a chunk's first piece leaves the rest untaken: the tail is a prefix, and the client sends on.
         for (const piece of arrival.copy(chunk)) if (!stopped) await take(piece);
         if (stopped) break;
       }
@@ -174,8 +175,9 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     failure = err;
   } finally {
     // A cut (the request's stream failed) keeps what arrived of the frame in flight, as does a body the quota ended
-    // at its line (server/upload-store/quota.ts) or a frame whose record it refused; a verdict of ours on the bytes (a frame that failed, a refused
-    // stream) keeps none of them. A spool deleted under the request is written no more, not even cut back.
+    // at its line (server/upload-store/quota.ts) or a frame whose record it refused; a verdict of ours on the bytes
+    // (a frame that failed, a refused stream) keeps none of them. A spool deleted under the request is written no
+    // more, not even cut back.
     const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest()], offset);
     end = await kept.finally(async () => {
       const keptEnd = await kept.catch(() => null);
