@@ -91,6 +91,24 @@ test('uploads sent at once cannot each take the whole quota: concurrent PATCHes 
   assert.ok(replies.some((r) => r.code === 'quota_exceeded'), replies.map((r) => r.status).join(', '));
 });
 
+test('a body of tiny frames cannot take the frame index past the quota: each record is counted before it is written', rootOnly, async (t) => {
+  const uuid = randomUuid();
+  // Zeros in 48 KiB writes: each 64 KiB frame compresses to about a hundred bytes, and adds a 64-byte index record.
+  const zeros = Buffer.alloc(48 * KiB);
+  const b = new SendStreamBuilder().subvol('snap', uuid).file('zeros', zeros);
+  for (let at = zeros.length; at < 24 * 1024 * KiB; at += zeros.length) b.write('zeros', zeros, at);
+  const body = await framedWithoutEnd(b.end().build());
+  // Room for the stream and the upload's record, not for the index of its four hundred frames: one PATCH of it all,
+  // admitted in a chunk or two, used to write every record after its chunk's admission, past the quota's line.
+  const quota = body.length + 4 * KiB;
+  const h = await hostileServer(t, { limits: { quotaBytes: quota } });
+  const created = await create(h.server.url, { 'Upload-Metadata': encodeMetadata(metadataFor('tiny', 'snap', uuid)) });
+  assert.equal(created.status, 201, created.text);
+  const reply = await patch(h.server.url, created.id!, 0, body);
+  assert.equal(reply.code, 'quota_exceeded', `${reply.status} ${reply.text}`);
+  assert.ok(await spoolOnDisk(h) <= quota, `the spool holds ${await spoolOnDisk(h)} bytes, over the quota of ${quota}`);
+});
+
 test("a failed transfer's kept spool counts against the quota and as an open upload, until abort or a tus DELETE frees it", rootOnly, async (t) => {
   const quota = 3 * 1024 * KiB;
   const h = await hostileServer(t, { limits: { quotaBytes: quota, maxOpenUploads: 2 } });
