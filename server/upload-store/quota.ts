@@ -41,7 +41,7 @@ export class QuotaUploads extends ForwardingStore {
     inner: UploadStore,
     private readonly guard: UploadGuard,
     /**
-     * Has the writes of upload `id` ask `admit` before each record they add to its frame index, until the returned
+     * Makes the writes of upload `id` ask `admit` before each record they add to its frame index, until the returned
      * function is called (server/spool/spool.ts gateIndex).
      */
     private readonly gateIndex: (id: string, admit: () => boolean | Promise<boolean>) => () => void,
