@@ -48,7 +48,9 @@ test('Ctrl-C exits 130 with "run the same command again to resume", for every cl
   for (const args of commands) {
     const connected = silent.nextConnection();
     const child = execa('node', [BIN, ...args, '--server', silent.url], { reject: false, timeout: 60_000 });
-    await connected;
+    // A command that ends before it connects (it failed to start) would leave this waiting until the file's timeout.
+    const ended = await Promise.race([connected.then(() => null), child]);
+    assert.equal(ended, null, `${args[0]} ended before it connected: ${ended?.stderr ?? ''}`);
     const stopped = Date.now();
     child.kill('SIGINT');
     const r = await child;
