@@ -103,6 +103,8 @@ export async function appendFrames(job: AppendJob): Promise<number> {
   let failure: unknown = null;
   /** admitRecord refused a frame: nothing more of the request is taken. */
   let stopped = false;
+  /** What arrived after the refusal in the same read: it follows the refused frames in the tail. */
+  const untaken: Buffer[] = [];
   /**
    * The bytes of the frames cut but not yet in the spool: when a write fails (a full disk), they are what follows
    * the spool's verified end, so they, and not only what came after them, are the tail a later request builds on.
@@ -166,8 +168,10 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     if (!stopped) {
       for await (const chunk of job.body) {
         job.arrived(chunk.length);
-        // A refusal in a chunk's first piece leaves the rest untaken: the tail is a prefix, and the client sends on.
-        for (const piece of arrival.copy(chunk)) if (!stopped) await take(piece);
+        for (const piece of arrival.copy(chunk)) {
+          if (stopped) untaken.push(piece);
+          else await take(piece);
+        }
         if (stopped) break;
       }
     }
@@ -178,7 +182,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     // at its line (server/upload-store/quota.ts) or a frame whose record it refused; a verdict of ours on the bytes
     // (a frame that failed, a refused stream) keeps none of them. A spool deleted under the request is written no
     // more, not even cut back.
-    const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest()], offset);
+    const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest(), ...untaken], offset);
     end = await kept.finally(async () => {
       const keptEnd = await kept.catch(() => null);
       if (keptEnd !== null && failure === null && !last.complete) job.written?.(keptEnd);

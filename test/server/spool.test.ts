@@ -14,6 +14,7 @@ import type { FrameError } from '../../core/wire/index.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { Spool, type FrameSink } from '../../server/spool/spool.ts';
 import { readRecords } from '../../server/spool/frame-index.ts';
+import { SLAB_BYTES } from '../../server/spool/arrival-memory.ts';
 import { encode, mixedBytes } from '../wire/frame-helpers.ts';
 import { streamIdentity } from '../../core/wire/frame-seal.ts';
 import { deriveKeys } from '../../core/crypto/keys.ts';
@@ -122,6 +123,22 @@ test('a frame whose record the gate refuses ends the append there: it and the fr
   assert.equal(await append(spool, wire.length, Buffer.alloc(0), sink), wire.length);
   assert.equal((await readRecords(layout.frameIndexFile(ID), 0, 10)).length, 4);
   assert.deepEqual(events.slice(3), ['stored 2', `complete 3 ${wire.length}`]);
+});
+
+test('what arrived after a refused record in the same read is kept after it: the client sends none of it again', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  // Half the chunks random: more than a slab of arrival memory (1 MiB), so the one read is taken in two pieces.
+  const { wire } = await encode(mixedBytes(40 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  assert.ok(wire.length > SLAB_BYTES + CHUNK, `${wire.length} bytes`);
+  const { sink } = recordingSink();
+  let admit = 2;
+  const ungate = spool.gateIndex(ID, () => admit-- > 0);
+  // Refused at frame 2, in the first piece: the second piece, already here, is part of the tail too.
+  assert.equal(await append(spool, 0, wire, sink), wire.length);
+  assert.equal((await readRecords(layout.frameIndexFile(ID), 0, 50)).length, 2);
+  ungate();
+  assert.equal(await append(spool, wire.length, Buffer.alloc(0), sink), wire.length);
+  assert.equal((await spool.progress(ID)).complete, true);
 });
 
 test('an end frame whose chain disagrees is refused: the sink hears it, the frames before it stay, nothing completes', async (t) => {
