@@ -7,6 +7,7 @@
 import { Transform, finished, type Readable, type TransformCallback } from 'node:stream';
 import type { SnapferryError } from '../../core/errors.ts';
 import { INDEX_RECORD_SIZE } from '../spool/frame-index.ts';
+import type { IndexGate } from '../spool/spool.ts';
 import type { QuotaExceeded } from '../upload-limits.ts';
 import { ForwardingStore, type NewUpload, type UploadStore } from './store.ts';
 
@@ -44,7 +45,7 @@ export class QuotaUploads extends ForwardingStore {
      * Makes the writes of upload `id` ask `admit` before each record they add to its frame index, until the returned
      * function is called (server/spool/spool.ts gateIndex).
      */
-    private readonly gateIndex: (id: string, admit: () => boolean | Promise<boolean>) => () => void,
+    private readonly gateIndex: (id: string, admit: IndexGate) => () => void,
   ) {
     super(inner);
   }
@@ -91,7 +92,7 @@ export class QuotaUploads extends ForwardingStore {
     // Each frame a chunk completes adds a record to the frame index after the chunk was admitted; the last chunk's
     // records were followed by no admission, and a body of tiny frames took the index tens of KB past the quota.
     // So each record is admitted on its own, before it is written; refused, its frame stays as the spool's tail.
-    const admitRecord = (): boolean | Promise<boolean> => {
+    const admitRecord: IndexGate = () => {
       if (refused !== null) return false;
       const judged = (err: QuotaExceeded | null) => {
         if (err === null) return true;
