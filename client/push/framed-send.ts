@@ -1,6 +1,6 @@
 /**
- * `btrfs send` -> send-stream check -> first command named after the snapshot's UUID -> (resume: hash to the
- * server's offset) -> frame encoder, ready for tus.
+ * `btrfs send` -> send-stream check -> first command named after the snapshot's UUID (both inside the send's reads)
+ * -> (resume: hash to the server's offset) -> frame encoder, ready for tus.
  *
  * The check fails the pipeline on a bad stream (truncated, a second stream appended, wrong first command) before an
  * end frame could be made, and the send handle's stream only ends once btrfs send exited 0, so an end frame always
@@ -10,14 +10,14 @@
  * upload an older snapferry began under the directory's name goes on under that name, as its frame 0 shows.
  */
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { btrfsFeatures, sendOptionsFor } from '../../core/btrfs/features.ts';
 import type { SendStream } from '../../core/protocol.ts';
 import { SnapferryError } from '../../core/errors.ts';
 import {
-  DEFAULT_ZSTD_LEVEL, FirstCommandRenamer, FrameEncoder, SendStreamCheck, firstReadSize, hashRawPrefix, resumeNaming, sealedFrameHash, stableNaming,
+  DEFAULT_ZSTD_LEVEL, FirstCommandRename, FrameEncoder, SendStreamChecker, firstReadSize, hashRawPrefix, resumeNaming, sealedFrameHash, stableNaming,
   type CompressionPool, type EncodedFrameInfo, type FrameSealing, type LevelChooser, type HashedChunk, type NameChooser, type SendStreamHeader,
 } from '../../core/wire/index.ts';
 import { FramedUploadSource } from '../upload/source.ts';
@@ -79,6 +79,11 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     resume?.frameZero && resume.frames > 0
       ? resumeNaming({ chunkSize, chain: resume.frameZero.chain, ...(frameHash ? { frameHash } : {}) }, resume.frameZero.legacyNames)
       : stableNaming();
+  // Checked and renamed inside the reads, not in stream stages of their own: each stage held a chunk or two whenever
+  // the encoder was behind (16 MiB at 4 MiB chunks, issue 22). The renaming follows the check, which holds btrfs's
+  // own bytes to the format; the renamer recomputes the command's CRC.
+  const check = new SendStreamChecker();
+  const rename = new FirstCommandRename(naming);
   const send = await btrfs.sendInChunks(options.snapshotPath, {
     ...(options.parentPath ? { parent: options.parentPath } : {}),
     ...sendOptionsFor(options.sendStream ?? 'v1', await btrfsFeatures()),
@@ -86,17 +91,28 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     // Read in whole chunks, into memory the encoder is done with: each chunk reaches the encoder as one buffer it
     // takes as it is (no copy), and no buffer is allocated per pipe read (issue 22, docs/performance.md).
     // The renaming changes the first command's length: a first read that much shorter keeps every later one a chunk.
-    reads: { size: chunkSize, firstSize: firstReadSize(chunkSize, path.basename(options.snapshotPath)), allocate: () => spares.from?.takeSpare() ?? null },
+    reads: {
+      size: chunkSize,
+      firstSize: firstReadSize(chunkSize, path.basename(options.snapshotPath)),
+      allocate: () => spares.from?.takeSpare() ?? null,
+      step: {
+        take: (chunk) => {
+          check.take(chunk);
+          return rename.take(chunk);
+        },
+        end: () => {
+          check.end();
+          return rename.end();
+        },
+      },
+    },
   });
-  const check = new SendStreamCheck();
-  // Renamed after the check, which holds btrfs's own bytes to the format; the renamer recomputes the command's CRC.
-  const renamer = new FirstCommandRenamer(naming);
-  const checked = send.stream.pipe(check).pipe(renamer);
-  send.stream.once('error', (err) => check.destroy(err));
-  check.once('error', (err) => renamer.destroy(err));
+  const checked = send.stream;
+  checked.once('error', (err) => check.stopped(err));
+  checked.once('close', () => check.stopped(null));
   // Everything cancel() must destroy: a resumed pipeline reads from a generator (prefix.rest) that destroying its
   // source does not wake, so the downstream streams are destroyed too, or `done` would never settle.
-  const streams: { destroy(): unknown }[] = [renamer, check, send.stream];
+  const streams: { destroy(): unknown }[] = [checked];
   const cancel = () => {
     for (const stream of streams) stream.destroy();
   };
@@ -132,15 +148,13 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
     rest = prefix.rest;
   }
 
-  // Object mode on the way out: each frame's header and payload reach the upload source as the buffers the encoder
-  // made. A byte-mode stream read by an async iterator joins whatever it holds into a new buffer (a copy per frame).
-  // It holds one frame (header and payload) waiting for the source: the source reads ahead a whole PATCH body on its
-  // own, and frames held here on top of that were only memory (up to 12 MiB more of a push's peak RSS).
-  const out = new PassThrough({ writableHighWaterMark: 1, readableObjectMode: true, readableHighWaterMark: 2 });
-  const source = new FramedUploadSource({ stream: out, startOffset: start.wireOffset, recycle: (b) => encoder.recycle(b) }, options.maxSlice);
+  // The encoder hands out each frame's header and payload as the buffers it made (a stream read as bytes would join
+  // them into a new one), and makes the next frame only once the source has read the last: the source reads ahead a
+  // PATCH body on its own, and frames held before it on top of that were only memory (issue 22, docs/performance.md).
   const encoder: FrameEncoder = new FrameEncoder({
     chunkSize,
     level: options.level,
+    frameBuffers: true,
     ...(options.pool ? { pool: options.pool } : {}),
     ...(options.sealing ? { seal: options.sealing } : {}),
     ...(start.frames > 0 ? { start: { frames: start.frames, rawOffset: start.rawOffset, chain: start.chain, wireOffset: start.wireOffset } } : {}),
@@ -149,10 +163,11 @@ export async function openFramedSend(options: FramedSendOptions, resume?: Resume
       options.onFrame?.(frame);
     },
   });
+  const source = new FramedUploadSource({ stream: encoder, startOffset: start.wireOffset, recycle: (b) => encoder.recycle(b) }, options.maxSlice);
   spares.from = encoder;
   const head = rest === checked ? checked : Readable.from(rest);
-  streams.push(head, encoder, out);
-  const done = pipeline(head, encoder, out);
+  streams.push(head, encoder);
+  const done = pipeline(head, encoder);
   done.catch(() => undefined);
   return {
     source,

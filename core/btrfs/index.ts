@@ -6,6 +6,7 @@ export { BtrfsCommandError, BtrfsOutputError, formatCommand } from './errors.ts'
 export type { BtrfsCommandErrorFields } from './errors.ts';
 export { send, sendArgs, sendInChunks } from './send.ts';
 export type { ChunkedSendOptions, SendHandle, SendOptions, SendReads } from './send.ts';
+export type { ReadStep } from './pipe-reads.ts';
 export { ctransidOf } from './ctransid.ts';
 export { estimateSend, type EstimateOptions, type SendEstimate } from './estimate.ts';
 export { estimateFullSend, type WalkEstimateOptions } from './walk-estimate.ts';

@@ -22,11 +22,29 @@ export interface FilledReadsOptions {
   firstSize?: number;
   /** A buffer of exactly `size` bytes nobody uses any more, or null to allocate one. */
   allocate?: () => Buffer | null;
+  /** What to do with each chunk as it is read, before it is pushed (ReadStep). */
+  step?: ReadStep;
 }
+
+/**
+ * Work on each chunk done inside the read that filled it (push's send-stream check and renaming): a stream stage of
+ * its own between the reads and their consumer holds a chunk or two of its own whenever the consumer is behind, 8 MiB
+ * each at 4 MiB chunks (issue 22, docs/performance.md).
+ */
+export interface ReadStep {
+  /** Takes each chunk in order; returns what to pass on in its place (none, it, or others). Throws to fail the stream. */
+  take(chunk: Buffer): readonly Buffer[];
+  /** The writer succeeded and every chunk was taken: what is left to pass on. Throws to fail the stream. */
+  end(): readonly Buffer[];
+}
+
+/** Passes each chunk on as it is. */
+export const AS_READ: ReadStep = { take: (chunk) => [chunk], end: () => [] };
 
 export class FilledReads extends Readable {
   readonly #size: number;
   readonly #allocate: () => Buffer | null;
+  readonly #step: ReadStep;
   readonly #socket: net.Socket;
   #current: Buffer;
   #currentSize: number;
@@ -42,6 +60,7 @@ export class FilledReads extends Readable {
     super({ highWaterMark: 1 });
     this.#size = options.size;
     this.#allocate = options.allocate ?? (() => null);
+    this.#step = options.step ?? AS_READ;
     this.#currentSize = options.firstSize ?? options.size;
     if (!Number.isSafeInteger(this.#currentSize) || this.#currentSize < 1) throw new RangeError(`firstSize must be >= 1, got ${this.#currentSize}`);
     this.#current = this.#currentSize === this.#size ? this.#fresh() : Buffer.allocUnsafe(this.#currentSize);
@@ -59,9 +78,11 @@ export class FilledReads extends Readable {
     } as net.SocketConstructorOpts);
     this.#socket.on('error', (err) => this.destroy(err));
     this.#socket.on('end', () => {
-      if (this.#fill > 0) this.push(this.#current.subarray(0, this.#fill));
+      if (this.#fill > 0 && !this.#pass(() => this.#step.take(this.#current.subarray(0, this.#fill))).ok) return;
       ended.then(
-        () => this.push(null),
+        () => {
+          if (this.#pass(() => this.#step.end()).ok) this.push(null);
+        },
         (err: unknown) => this.destroy(err as Error),
       );
     });
@@ -81,7 +102,22 @@ export class FilledReads extends Readable {
     // The next read's memory is set before the chunk leaves: its reader may hand it to another thread at once.
     this.#current = this.#fresh();
     this.#fill = 0;
-    return this.push(full);
+    const passed = this.#pass(() => this.#step.take(full));
+    return passed.ok && passed.more;
+  }
+
+  /** Pushes what the step makes of a chunk; a step that throws destroys the stream with its error. */
+  #pass(step: () => readonly Buffer[]): { ok: boolean; more: boolean } {
+    let out: readonly Buffer[];
+    try {
+      out = step();
+    } catch (err) {
+      this.destroy(err as Error);
+      return { ok: false, more: false };
+    }
+    let more = true;
+    for (const chunk of out) more = this.push(chunk);
+    return { ok: true, more };
   }
 
   override _read(): void {

@@ -37,6 +37,12 @@ export interface FrameEncoderOptions {
   onFrame?: (frame: EncodedFrameInfo) => void;
   /** Seal every data frame's payload under this key (frame-seal.ts); a resume's `start` chain is then over sealed frames. */
   seal?: FrameSealing;
+  /**
+   * Hand each frame's header and payload out as the buffers they are (object mode), and take the next chunk only once
+   * every frame made is read. For a reader that keeps frames as they come (the upload source): read as bytes, a
+   * stream joins what it holds into one new buffer, and a stream put in between to undo that held two frames more.
+   */
+  frameBuffers?: boolean;
 }
 
 export interface EncodedFrameInfo {
@@ -74,7 +80,7 @@ export class FrameEncoder extends Transform {
   readonly #closedToData: boolean;
 
   constructor(opts: FrameEncoderOptions = {}) {
-    super();
+    super(opts.frameBuffers ? { readableObjectMode: true, readableHighWaterMark: 2 } : {});
     this.chunkSize = validateChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
     this.#chunker = new RawChunker(this.chunkSize);
     const level = opts.level ?? DEFAULT_ZSTD_LEVEL;
@@ -151,7 +157,9 @@ export class FrameEncoder extends Transform {
    * upload) let frames pile up here without bound (170 MB in one LAN push).
    */
   #whenRoom(max: number, done: () => void, read = false): void {
-    const room = () => this.#jobs.length <= max && (!read || this.readableLength < this.chunkSize);
+    // In object mode readableLength counts buffers: no frame may wait unread there.
+    const unread = () => (this.readableObjectMode ? this.readableLength > 0 : this.readableLength >= this.chunkSize);
+    const room = () => this.#jobs.length <= max && (!read || !unread());
     if (room()) {
       done();
       return;

@@ -23,10 +23,11 @@ export interface SendStreamCheckOptions extends SendStreamParserOptions {
 }
 
 /**
- * Events: 'header' (SendStreamHeader) once the first command is checked; 'summary' (SendStreamSummary) once the
- * whole stream is, just before 'end'/'finish'.
+ * The check itself, without a stream of its own: `take` each chunk in order, then `end`. Each throws the
+ * SendStreamError of the first problem. For a reader that runs it inside its own reads (push's send reads,
+ * client/push/framed-send.ts), where a stream stage of its own would hold chunks of its own.
  */
-export class SendStreamCheck extends Transform {
+export class SendStreamChecker {
   readonly parser: SendStreamParser;
   /** Resolves with the first command's subvolume; rejects when the stream fails or closes before it. */
   readonly header: Promise<SendStreamHeader>;
@@ -34,9 +35,10 @@ export class SendStreamCheck extends Transform {
   #rejectHeader!: (err: unknown) => void;
   #headerSettled = false;
   #summary: SendStreamSummary | undefined;
+  /** Told once the first command has passed. */
+  onHeader: ((header: SendStreamHeader) => void) | undefined;
 
   constructor(options: SendStreamCheckOptions = {}) {
-    super();
     const { policy, ...parserOptions } = options;
     if (policy !== undefined) {
       const rules = new SendStreamPolicyCheck(policy);
@@ -60,44 +62,85 @@ export class SendStreamCheck extends Transform {
     return this.#summary;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    try {
-      this.parser.push(chunk);
-    } catch (err) {
-      callback(err as Error);
-      return;
-    }
+  take(chunk: Buffer): void {
+    this.parser.push(chunk);
     if (!this.#headerSettled && this.parser.header !== undefined) {
       this.#headerSettled = true;
       this.#resolveHeader(this.parser.header);
-      this.emit('header', this.parser.header);
+      this.onHeader?.(this.parser.header);
+    }
+  }
+
+  end(): SendStreamSummary {
+    this.#summary = this.parser.end();
+    return this.#summary;
+  }
+
+  /** The stream stopped (with `err`, or closed early): a header not read yet never will be. */
+  stopped(err: Error | null): void {
+    if (this.#headerSettled) return;
+    this.#headerSettled = true;
+    this.#rejectHeader(
+      err ??
+        new SendStreamError('sendstream_truncated', `the btrfs send stream was closed at byte ${this.parser.bytes}, before its first command was read`, {
+          offset: this.parser.bytes,
+          commandIndex: 0,
+        }),
+    );
+  }
+}
+
+/**
+ * The check as a stream stage. Events: 'header' (SendStreamHeader) once the first command is checked; 'summary'
+ * (SendStreamSummary) once the whole stream is, just before 'end'/'finish'.
+ */
+export class SendStreamCheck extends Transform {
+  readonly #checker: SendStreamChecker;
+
+  constructor(options: SendStreamCheckOptions = {}) {
+    super();
+    this.#checker = new SendStreamChecker(options);
+    this.#checker.onHeader = (header) => this.emit('header', header);
+  }
+
+  get parser(): SendStreamParser {
+    return this.#checker.parser;
+  }
+
+  /** Resolves with the first command's subvolume; rejects when the stream fails or closes before it. */
+  get header(): Promise<SendStreamHeader> {
+    return this.#checker.header;
+  }
+
+  /** Set once the whole stream has passed. */
+  get summary(): SendStreamSummary | undefined {
+    return this.#checker.summary;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.#checker.take(chunk);
+    } catch (err) {
+      callback(err as Error);
+      return;
     }
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
+    let summary: SendStreamSummary;
     try {
-      this.#summary = this.parser.end();
+      summary = this.#checker.end();
     } catch (err) {
       callback(err as Error);
       return;
     }
-    this.emit('summary', this.#summary);
+    this.emit('summary', summary);
     callback();
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    if (!this.#headerSettled) {
-      this.#headerSettled = true;
-      this.#rejectHeader(
-        err ??
-          new SendStreamError(
-            'sendstream_truncated',
-            `the btrfs send stream was closed at byte ${this.parser.bytes}, before its first command was read`,
-            { offset: this.parser.bytes, commandIndex: 0 },
-          ),
-      );
-    }
+    this.#checker.stopped(err);
     callback(err);
   }
 }

@@ -80,48 +80,44 @@ export interface NameChooser {
   choose(head: Buffer, ended: boolean): string;
 }
 
-export class FirstCommandRenamer extends Transform {
+/**
+ * The renaming itself, without a stream of its own: `take` each chunk in order and pass on what it returns, then
+ * what `end` returns. The first command is held until it is whole (and the chooser's lookahead is in); every later
+ * chunk comes back as it is. Throws on a first command that cannot be renamed.
+ */
+export class FirstCommandRename {
   private head: Buffer[] = [];
   private headBytes = 0;
   private done = false;
 
   constructor(private readonly naming: string | NameChooser) {
-    super();
     if (typeof naming === 'string') assertPlainName(naming);
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    if (this.done) return callback(null, chunk);
+  take(chunk: Buffer): Buffer[] {
+    if (this.done) return [chunk];
     this.head.push(chunk);
     this.headBytes += chunk.length;
     const needHeader = SEND_STREAM_HEADER_LENGTH + SEND_COMMAND_HEADER_LENGTH;
-    if (this.headBytes < needHeader) return callback();
+    if (this.headBytes < needHeader) return [];
     // Only the headers are joined until the whole head is in: a chooser's lookahead may span many small reads.
     const bodyLength = Buffer.concat(this.head, needHeader).readUInt32LE(SEND_STREAM_HEADER_LENGTH);
     // The check before this refuses such a length first; this keeps the renamer's memory bounded on its own.
     if (bodyLength > SEND_MAX_COMMAND_LENGTH) {
-      return callback(new SnapferryError('sendstream_too_large', `the send stream's first command claims ${bodyLength} bytes`));
+      throw new SnapferryError('sendstream_too_large', `the send stream's first command claims ${bodyLength} bytes`);
     }
     const lookahead = typeof this.naming === 'string' ? 0 : this.naming.lookahead;
-    if (this.headBytes < Math.max(needHeader + bodyLength, lookahead)) return callback();
-    try {
-      callback(null, this.renamed(false));
-    } catch (err) {
-      callback(err as Error);
-    }
+    if (this.headBytes < Math.max(needHeader + bodyLength, lookahead)) return [];
+    return [this.renamed(false)];
   }
 
-  override _flush(callback: TransformCallback): void {
-    if (this.done || this.headBytes === 0) return callback();
+  end(): Buffer[] {
+    if (this.done || this.headBytes === 0) return [];
     const needHeader = SEND_STREAM_HEADER_LENGTH + SEND_COMMAND_HEADER_LENGTH;
     const whole = this.headBytes >= needHeader && this.headBytes >= needHeader + Buffer.concat(this.head, needHeader).readUInt32LE(SEND_STREAM_HEADER_LENGTH);
-    if (!whole) return callback(new SnapferryError('sendstream_truncated', 'the send stream ends inside its first command'));
+    if (!whole) throw new SnapferryError('sendstream_truncated', 'the send stream ends inside its first command');
     // A stream shorter than the chooser's lookahead: it decides on all there is.
-    try {
-      callback(null, this.renamed(true));
-    } catch (err) {
-      callback(err as Error);
-    }
+    return [this.renamed(true)];
   }
 
   private renamed(ended: boolean): Buffer {
@@ -130,5 +126,35 @@ export class FirstCommandRenamer extends Transform {
     this.head = [];
     const name = typeof this.naming === 'string' ? this.naming : assertPlainName(this.naming.choose(all, ended));
     return renameFirstCommand(all, name);
+  }
+}
+
+/** The renaming as a stream stage. */
+export class FirstCommandRenamer extends Transform {
+  readonly #rename: FirstCommandRename;
+
+  constructor(naming: string | NameChooser) {
+    super();
+    this.#rename = new FirstCommandRename(naming);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.#pass(() => this.#rename.take(chunk), callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#pass(() => this.#rename.end(), callback);
+  }
+
+  #pass(step: () => Buffer[], callback: TransformCallback): void {
+    let out: Buffer[];
+    try {
+      out = step();
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    for (const b of out) this.push(b);
+    callback();
   }
 }

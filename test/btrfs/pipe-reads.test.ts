@@ -123,6 +123,58 @@ describe('FilledReads', () => {
     assert.equal(ended, false);
   });
 
+  it('passes on what its step makes of each chunk, and what the step gives at the end before ending', async () => {
+    const data = bytesOf(300_000, 7);
+    const { readFd, written } = await pipeOf(data, [50_000, 120_000]);
+    const taken: number[] = [];
+    const stream = new FilledReads(readFd, written, {
+      size: 64 * 1024,
+      step: {
+        take: (chunk) => {
+          taken.push(chunk.length);
+          // Held back, then passed on with the next: a step may hold, split or join.
+          return taken.length === 1 ? [] : taken.length === 2 ? [data.subarray(0, 64 * 1024), Buffer.from(chunk)] : [chunk];
+        },
+        end: () => [Buffer.from('end of stream')],
+      },
+    });
+    const out: Buffer[] = [];
+    for await (const chunk of stream as AsyncIterable<Buffer>) out.push(Buffer.from(chunk));
+    assert.deepEqual(taken, [...Array(4).fill(64 * 1024), 300_000 - 4 * 64 * 1024]);
+    assert.ok(Buffer.concat(out).equals(Buffer.concat([data, Buffer.from('end of stream')])));
+  });
+
+  it('fails with the error its step throws, on a chunk or at the end, instead of ending', async () => {
+    for (const where of ['take', 'end'] as const) {
+      const data = bytesOf(200_000, 3);
+      const { readFd, written } = await pipeOf(data, [200_000]);
+      const refusal = new Error(`refused at ${where}`);
+      let takes = 0;
+      const stream = new FilledReads(readFd, written, {
+        size: 64 * 1024,
+        step: {
+          take: (chunk) => {
+            if (where === 'take' && ++takes === 2) throw refusal;
+            return [chunk];
+          },
+          end: () => {
+            if (where === 'end') throw refusal;
+            return [];
+          },
+        },
+      });
+      let ended = false;
+      stream.on('end', () => (ended = true));
+      await assert.rejects(
+        (async () => {
+          for await (const _ of stream as AsyncIterable<Buffer>) void _;
+        })(),
+        (err: unknown) => err === refusal,
+      );
+      assert.equal(ended, false, where);
+    }
+  });
+
   it('closes its end of the pipe when destroyed early, so a writer blocked on a full pipe fails', async () => {
     const pipe = await openOwnPipe();
     const stream = new FilledReads(pipe.readFd, new Promise(() => {}), { size: 64 * 1024 });

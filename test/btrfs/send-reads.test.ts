@@ -5,12 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as btrfs from '../../core/btrfs/index.ts';
 import { BtrfsCommandError } from '../../core/btrfs/index.ts';
 import { createBtrfs, fillVaried, mutate, rootOnly, snapshotReadonly } from '../fixtures/btrfs.ts';
+import { sendChildren } from '../fixtures/send-children.ts';
 
 const SIZE = 64 * 1024;
 
@@ -29,23 +30,6 @@ async function sourceWithSnapshot(t: Parameters<typeof createBtrfs>[0], sizeMB =
   await fillVaried(vol, { seed: 11, sizeMB });
   await snapshotReadonly(vol, `${fs.mountPoint}/s1`);
   return { fs, vol, s1: `${fs.mountPoint}/s1` };
-}
-
-/** This process's `btrfs send` children, by pid (from /proc: ppid and argv). */
-function sendChildren(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (ppid === process.pid && argv[0] === 'btrfs' && argv[1] === 'send') pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
@@ -99,6 +83,41 @@ test('read into chunks with a first chunk of its own size (push renames the firs
     assert.equal(sha256(Buffer.concat(parts)), sha256(whole));
     assert.equal(parts[0]!.length, firstSize);
     for (const part of parts.slice(1, -1)) assert.equal(part.length, SIZE);
+  }
+});
+
+test('a step takes every chunk of the send, through our pipe and through node\'s reads where no pipe can be made', rootOnly, async (t) => {
+  const { s1 } = await sourceWithSnapshot(t, 2);
+  const plain = btrfs.send(s1);
+  const whole = Buffer.concat(await chunksOf(plain.stream));
+  await plain.done;
+  for (const tmpdir of [process.env.TMPDIR, '/nonexistent/snapferry-no-tmp']) {
+    let taken = 0;
+    const saved = process.env.TMPDIR;
+    if (tmpdir === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = tmpdir;
+    let chunked;
+    try {
+      chunked = await btrfs.sendInChunks(s1, {
+        reads: {
+          size: SIZE,
+          step: {
+            take: (chunk) => {
+              taken += chunk.length;
+              return [chunk];
+            },
+            end: () => [Buffer.from('the end')],
+          },
+        },
+      });
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    const out = Buffer.concat(await chunksOf(chunked.stream));
+    await chunked.done;
+    assert.equal(taken, whole.length, `TMPDIR ${tmpdir}`);
+    assert.ok(out.equals(Buffer.concat([whole, Buffer.from('the end')])), `TMPDIR ${tmpdir}`);
   }
 });
 

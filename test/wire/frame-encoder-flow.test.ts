@@ -62,4 +62,31 @@ describe('FrameEncoder flow control with a pool', () => {
     enc.end();
     await once(enc, 'end');
   });
+
+  it('with frameBuffers, each header and payload comes as its own buffer, and a write waits while any frame is unread', async () => {
+    // zstd frames are far smaller than a chunk: by bytes, several would wait unread before a write waited.
+    const enc = new FrameEncoder({ chunkSize: CHUNK, pool, level: 3, frameBuffers: true });
+    const first = once(enc, 'frame');
+    enc.write(compressibleBytes(CHUNK));
+    const [info] = (await first) as [{ payloadLength: number }];
+    assert.ok(info.payloadLength < CHUNK / 4, 'a compressible chunk compresses');
+    let written = false;
+    const second = new Promise<void>((resolve) =>
+      enc.write(compressibleBytes(CHUNK), () => {
+        written = true;
+        resolve();
+      }),
+    );
+    await once(enc, 'frame');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(written, false, 'the write completed with a frame unread');
+    const header = enc.read() as Buffer;
+    const payload = enc.read() as Buffer;
+    assert.equal(payload.length, info.payloadLength, 'the payload is a buffer of its own');
+    assert.ok(header.length < 128, 'the header is a buffer of its own');
+    enc.resume();
+    await second;
+    enc.end();
+    await once(enc, 'end');
+  });
 });
