@@ -10,6 +10,7 @@
  */
 import net from 'node:net';
 import { Readable } from 'node:stream';
+import { AS_IS, type ChunkStep } from '../wire/chunk-step.ts';
 
 export interface FilledReadsOptions {
   /** Bytes per chunk pushed (the last may be shorter). */
@@ -29,17 +30,9 @@ export interface FilledReadsOptions {
 /**
  * Work on each chunk done inside the read that filled it (push's send-stream check and renaming): a stream stage of
  * its own between the reads and their consumer holds a chunk or two of its own whenever the consumer is behind, 8 MiB
- * each at 4 MiB chunks (issue 22, docs/performance.md).
+ * each at 4 MiB chunks (issue 22, docs/performance.md). `end` runs once the writer has succeeded.
  */
-export interface ReadStep {
-  /** Takes each chunk in order; returns what to pass on in its place (none, it, or others). Throws to fail the stream. */
-  take(chunk: Buffer): readonly Buffer[];
-  /** The writer succeeded and every chunk was taken: what is left to pass on. Throws to fail the stream. */
-  end(): readonly Buffer[];
-}
-
-/** Passes each chunk on as it is. */
-export const AS_READ: ReadStep = { take: (chunk) => [chunk], end: () => [] };
+export type ReadStep = ChunkStep;
 
 export class FilledReads extends Readable {
   readonly #size: number;
@@ -60,7 +53,7 @@ export class FilledReads extends Readable {
     super({ highWaterMark: 1 });
     this.#size = options.size;
     this.#allocate = options.allocate ?? (() => null);
-    this.#step = options.step ?? AS_READ;
+    this.#step = options.step ?? AS_IS;
     this.#currentSize = options.firstSize ?? options.size;
     if (!Number.isSafeInteger(this.#currentSize) || this.#currentSize < 1) throw new RangeError(`firstSize must be >= 1, got ${this.#currentSize}`);
     this.#current = this.#currentSize === this.#size ? this.#fresh() : Buffer.allocUnsafe(this.#currentSize);

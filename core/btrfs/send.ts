@@ -1,7 +1,8 @@
 import { closeSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import { openOwnPipe, type OwnPipe } from './own-pipe.ts';
-import { AS_READ, FilledReads, type ReadStep } from './pipe-reads.ts';
+import { FilledReads, type ReadStep } from './pipe-reads.ts';
+import { AS_IS, pushStep } from '../wire/chunk-step.ts';
 import { startBtrfs, type BtrfsProcess } from './run.ts';
 
 export interface SendOptions {
@@ -77,7 +78,7 @@ export function sendInChunks(subvolume: string, options: ChunkedSendOptions): Pr
 }
 
 /** `btrfs send` with its stdout read by node: a new buffer of up to 64 KiB per pipe read. */
-function sendWithNodeReads(args: readonly string[], signal: AbortSignal | undefined, step: ReadStep = AS_READ): SendHandle {
+function sendWithNodeReads(args: readonly string[], signal: AbortSignal | undefined, step: ReadStep = AS_IS): SendHandle {
   const proc = startBtrfs(args, { signal, stdout: 'stream' });
   const stdout = proc.stdout;
   if (stdout === null) throw new Error('btrfs send started without a stdout pipe');
@@ -86,10 +87,10 @@ function sendWithNodeReads(args: readonly string[], signal: AbortSignal | undefi
   // flush() until the exit status is in makes 'end' mean "btrfs send succeeded", not merely "the pipe closed".
   const stream = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      passOn(this, () => step.take(chunk), callback);
+      pushStep(this, () => step.take(chunk), callback);
     },
     flush(callback) {
-      proc.exited.then(() => passOn(this, () => step.end(), callback), (err: unknown) => callback(err as Error));
+      proc.exited.then(() => pushStep(this, () => step.end(), callback), (err: unknown) => callback(err as Error));
     },
   });
   // pipe() (not pipeline) keeps backpressure without forwarding stdout's own errors or early close: the
@@ -98,18 +99,6 @@ function sendWithNodeReads(args: readonly string[], signal: AbortSignal | undefi
   stdout.on('error', () => {});
   proc.exited.catch((err: unknown) => stream.destroy(err as Error));
   return handleOf(proc, stream);
-}
-
-function passOn(stream: Transform, step: () => readonly Buffer[], callback: (err?: Error | null) => void): void {
-  let out: readonly Buffer[];
-  try {
-    out = step();
-  } catch (err) {
-    callback(err as Error);
-    return;
-  }
-  for (const chunk of out) stream.push(chunk);
-  callback();
 }
 
 /**

@@ -16,5 +16,6 @@ export * from './sendstream-format.ts';
 export * from './sendstream-parser.ts';
 export * from './sendstream-uuids.ts';
 export * from './stream-rename.ts';
+export * from './chunk-step.ts';
 export * from './stream-naming.ts';
 export * from './compression-pool.ts';

@@ -25,6 +25,7 @@ import {
 } from './sendstream-format.ts';
 import { walkSendAttributes, type SendAttribute } from './sendstream-attributes.ts';
 import { SnapferryError } from '../errors.ts';
+import { pushStep, type ChunkStep } from './chunk-step.ts';
 import { isSafeName } from '../names.ts';
 
 /** The attributes of the first command of `head` (the stream from its first byte, that command whole). */
@@ -85,7 +86,7 @@ export interface NameChooser {
  * what `end` returns. The first command is held until it is whole (and the chooser's lookahead is in); every later
  * chunk comes back as it is. Throws on a first command that cannot be renamed.
  */
-export class FirstCommandRename {
+export class FirstCommandRename implements ChunkStep {
   private head: Buffer[] = [];
   private headBytes = 0;
   private done = false;
@@ -139,22 +140,10 @@ export class FirstCommandRenamer extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    this.#pass(() => this.#rename.take(chunk), callback);
+    pushStep(this, () => this.#rename.take(chunk), callback);
   }
 
   override _flush(callback: TransformCallback): void {
-    this.#pass(() => this.#rename.end(), callback);
-  }
-
-  #pass(step: () => Buffer[], callback: TransformCallback): void {
-    let out: Buffer[];
-    try {
-      out = step();
-    } catch (err) {
-      callback(err as Error);
-      return;
-    }
-    for (const b of out) this.push(b);
-    callback();
+    pushStep(this, () => this.#rename.end(), callback);
   }
 }
