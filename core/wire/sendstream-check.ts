@@ -35,11 +35,12 @@ export class SendStreamChecker {
   #rejectHeader!: (err: unknown) => void;
   #headerSettled = false;
   #summary: SendStreamSummary | undefined;
-  /** Told once the first command has passed. */
-  onHeader: ((header: SendStreamHeader) => void) | undefined;
+  readonly #onHeader: ((header: SendStreamHeader) => void) | undefined;
 
-  constructor(options: SendStreamCheckOptions = {}) {
-    const { policy, ...parserOptions } = options;
+  /** `onHeader` is told once the first command has passed. */
+  constructor(options: SendStreamCheckOptions & { onHeader?: (header: SendStreamHeader) => void } = {}) {
+    const { policy, onHeader, ...parserOptions } = options;
+    this.#onHeader = onHeader;
     if (policy !== undefined) {
       const rules = new SendStreamPolicyCheck(policy);
       const next = parserOptions.onCommand;
@@ -67,7 +68,7 @@ export class SendStreamChecker {
     if (!this.#headerSettled && this.parser.header !== undefined) {
       this.#headerSettled = true;
       this.#resolveHeader(this.parser.header);
-      this.onHeader?.(this.parser.header);
+      this.#onHeader?.(this.parser.header);
     }
   }
 
@@ -99,8 +100,7 @@ export class SendStreamCheck extends Transform {
 
   constructor(options: SendStreamCheckOptions = {}) {
     super();
-    this.#checker = new SendStreamChecker(options);
-    this.#checker.onHeader = (header) => this.emit('header', header);
+    this.#checker = new SendStreamChecker({ ...options, onHeader: (header) => this.emit('header', header) });
   }
 
   get parser(): SendStreamParser {
