@@ -19,6 +19,11 @@ export class PayloadShelf {
   /** Pieces made new so far. */
   fresh = 0;
 
+  /** Bytes of memory kept for later payloads. */
+  get bytes() {
+    return this.#bytes;
+  }
+
   /** Takes back memory nothing reads any more; beyond SHELF_BYTES it is left to the collector. */
   put(memory) {
     if (this.#bytes + memory.byteLength > SHELF_BYTES) return;

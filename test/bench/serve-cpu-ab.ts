@@ -7,6 +7,8 @@
  * snapferry process, e.g. a preload that writes serve's CPU per thread or a CPU profile when it exits.
  *
  *   node --import tsx test/bench/serve-cpu-ab.ts [rounds=3] [full|quarter] [compress=auto|none|1..19] variant...
+ *
+ * SNAPFERRY_AB_UNPINNED=1 lets push and serve run on every core, as the bench's LAN rows do, instead of one each.
  */
 import path from 'node:path';
 import { alternateVariants, withAbBench } from './ab-rounds.ts';
@@ -25,7 +27,7 @@ await withAbBench(streamArg, async (bench) => {
     try {
       // A variant named c1..c19 or cnone pushes with that --compress instead.
       const level = /^c(\d+|none)$/.exec(variant)?.[1] ?? compress;
-      const push = await pushOnce(ctx, { root, route: {}, stream, cpus: { ...ONE_CORE }, ...(level && level !== 'auto' ? { compress: level } : {}) });
+      const push = await pushOnce(ctx, { root, route: {}, stream, ...(process.env.SNAPFERRY_AB_UNPINNED ? {} : { cpus: { ...ONE_CORE } }), ...(level && level !== 'auto' ? { compress: level } : {}) });
       const perGb = (push.serverCpuSeconds ?? Number.NaN) / (stream.rawBytes / 1e9);
       say(`round ${r + 1} variant '${variant}': serve ${perGb.toFixed(2)} s/GB, ${push.seconds.toFixed(1)} s, wire ${(push.wireBytes / 1e6).toFixed(0)} MB, serve peak RSS ${((push.serverMaxRssBytes ?? 0) / 1e6).toFixed(0)} MB, push's ${(push.clientMaxRssBytes / 1e6).toFixed(0)} MB, push CPU ${(push.clientCpuSeconds / (stream.rawBytes / 1e9)).toFixed(2)} s/GB`);
       return perGb;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { CompressionPool, CompressionPoolClosed, RETIRE_AFTER_JOBS } from '../../core/wire/compression-pool.ts';
+import { CompressionPool, CompressionPoolClosed, RETIRE_AFTER_JOBS, WORKERS_FROM_LEVEL } from '../../core/wire/compression-pool.ts';
 import type { CompressionSample, LevelChooser } from '../../core/wire/frame-encoder.ts';
 import { sha256 } from '../../core/wire/chain.ts';
 import { Readable, Writable } from 'node:stream';
@@ -50,19 +50,19 @@ describe('compression pool', () => {
     const big = compressibleBytes(256 * KiB);
     const view = big.subarray(1000, 1000 + 64 * KiB);
     const expected = sha256(view);
-    const parts = await pool.run(view, 3);
+    const parts = await pool.run(view, WORKERS_FROM_LEVEL);
     assert.ok(parts.rawHash.equals(expected));
     assert.equal(big.length, 256 * KiB, 'the caller still has its buffer');
     assert.ok(sha256(view).equals(expected));
   });
 
-  it('a slow consumer holds the encoder back: frames do not pile up compressed ahead of it', async (t) => {
+  for (const level of [WORKERS_FROM_LEVEL - 1, WORKERS_FROM_LEVEL]) it(`a slow consumer holds the encoder back: frames do not pile up compressed ahead of it (level ${level})`, async (t) => {
     const chunkSize = 64 * KiB;
     const raw = mixedBytes(64 * chunkSize, chunkSize);
     let framed = 0;
     let consumed = 0;
     let mostAhead = 0;
-    const encoder = new FrameEncoder({ chunkSize, pool, onFrame: () => framed++ });
+    const encoder = new FrameEncoder({ chunkSize, level, pool, onFrame: () => framed++ });
     const slow = new Writable({
       highWaterMark: 1,
       async write(chunk: Buffer, _encoding, callback) {
@@ -81,13 +81,13 @@ describe('compression pool', () => {
     assert.ok(mostAhead <= 2 * pool.inUse + 4, `the encoder ran ${mostAhead} frames ahead of its consumer`);
   });
 
-  it("a zstd payload's memory, once recycled, is where a later payload is made", async () => {
+  for (const level of [WORKERS_FROM_LEVEL - 1, WORKERS_FROM_LEVEL]) it(`a zstd payload's memory, once recycled, is where a later payload is made (level ${level})`, async () => {
     // As an upload does (client/upload/source.ts): each frame read, then handed back once the server holds it.
     const own = new CompressionPool(1);
     try {
       const chunkSize = 64 * KiB;
       const raw = compressibleBytes(40 * chunkSize);
-      const encoder = new FrameEncoder({ chunkSize, level: 3, pool: own });
+      const encoder = new FrameEncoder({ chunkSize, level, pool: own });
       const out: Buffer[] = [];
       const acknowledging = new Writable({
         write(chunk: Buffer, _enc, cb) {
@@ -108,30 +108,33 @@ describe('compression pool', () => {
     }
   });
 
-  it('takes back only the whole of its own payloads', async () => {
+  for (const level of [WORKERS_FROM_LEVEL - 1, WORKERS_FROM_LEVEL]) it(`takes back only the whole of its own payloads (level ${level})`, async () => {
     const own = new CompressionPool(1);
     try {
       const chunk = (): Buffer => compressibleBytes(64 * KiB);
-      const first = await own.run(chunk(), 3);
+      const first = await own.run(chunk(), level);
       assert.equal(first.codec, 'zstd');
+      const memory = first.payload.buffer;
       own.recycle(first.payload.subarray(0, 10)); // a piece that does not end the payload: still in use
       own.recycle(Buffer.alloc(first.payload.length)); // memory of its own, not the pool's
-      await own.run(chunk(), 3);
+      const second = await own.run(chunk(), level);
       assert.deepEqual(own.payloadCounts, { payloads: 2, fresh: 2 });
       own.recycle(first.payload.subarray(10)); // the rest: the whole payload is back
-      await own.run(chunk(), 3);
+      const third = await own.run(chunk(), level);
       assert.deepEqual(own.payloadCounts, { payloads: 3, fresh: 2 });
-      assert.equal(first.payload.length, 0, 'the memory moved to the worker');
+      if (level >= WORKERS_FROM_LEVEL) assert.equal(first.payload.length, 0, 'the memory moved to the worker');
+      else assert.equal(third.payload.buffer, memory, 'the third payload is made in the first one\'s memory');
+      assert.notEqual(second.payload.buffer, memory);
     } finally {
       await own.close();
     }
   });
 
-  it('lets payload memory go once a long spell of raw frames has stopped the workers', async () => {
+  for (const level of [WORKERS_FROM_LEVEL - 1, WORKERS_FROM_LEVEL]) it(`lets payload memory go once a long spell of raw frames has stopped the workers (level ${level})`, async () => {
     const own = new CompressionPool(1);
     try {
-      const zstd = await own.run(compressibleBytes(64 * KiB), 3);
-      const inFlight = await own.run(compressibleBytes(64 * KiB), 3);
+      const zstd = await own.run(compressibleBytes(64 * KiB), level);
+      const inFlight = await own.run(compressibleBytes(64 * KiB), level);
       own.recycle(zstd.payload);
       assert.ok(own.heldPayloadBytes > 0, 'held for the next job');
       for (let i = 0; i < RETIRE_AFTER_JOBS; i++) await own.run(compressibleBytes(64 * KiB), 0);
@@ -147,9 +150,10 @@ describe('compression pool', () => {
   it('rejects bad levels at once, and jobs after close', async () => {
     assert.throws(() => pool.run(Buffer.alloc(10), 99), RangeError);
     const closing = new CompressionPool(1);
-    await closing.run(Buffer.alloc(100), 1);
+    await closing.run(Buffer.alloc(100), WORKERS_FROM_LEVEL);
     await closing.close();
     await assert.rejects(closing.run(Buffer.alloc(100), 1), CompressionPoolClosed);
+    await assert.rejects(closing.run(Buffer.alloc(100), WORKERS_FROM_LEVEL), CompressionPoolClosed);
   });
 });
 

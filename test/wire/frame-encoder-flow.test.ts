@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
-import { CompressionPool } from '../../core/wire/compression-pool.ts';
+import { CompressionPool, WORKERS_FROM_LEVEL } from '../../core/wire/compression-pool.ts';
 import { FrameEncoder } from '../../core/wire/frame-encoder.ts';
 import { KiB, compressibleBytes, seededBytes } from './frame-helpers.ts';
 
@@ -17,7 +17,7 @@ describe('FrameEncoder flow control with a pool', () => {
   after(() => pool.close());
 
   it('one chunk per worker and one more are in flight before a write waits', async () => {
-    const enc = new FrameEncoder({ chunkSize: CHUNK, pool });
+    const enc = new FrameEncoder({ chunkSize: CHUNK, pool, level: WORKERS_FROM_LEVEL });
     let written = 0;
     let writtenAtFirstFrame = -1;
     enc.once('frame', () => {
