@@ -12,6 +12,11 @@ export interface ProgressFigures {
   rawBytes: number;
   /** Bytes of the framed stream carried: uploaded (the tus offset), or downloaded. */
   wireBytes: number;
+  /**
+   * Of wireBytes, what was already there when this run began: the server's offset of an upload resumed from an
+   * earlier run, a restore's spool. Not moved by this run, and not to be shown as sent (it was only hashed).
+   */
+  wireBytesBefore: number;
   /** The raw stream's length: estimated before the send, exact once the whole stream is framed; null if unknown. */
   rawTotal: number | null;
   rawTotalExact: boolean;

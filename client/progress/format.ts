@@ -17,7 +17,8 @@ export function formatBytes(n: number): string {
 }
 
 /**
- * The rate shown is the wire rate, what the link carries (the figure to hold against --limit-rate or the line's
+ * The bytes shown as sent (or downloaded) are this run's: after a resume, what the server (or the spool) already held
+ * is shown apart, since this run only hashed it. The rate shown is the wire rate, what the link carries (the figure to hold against --limit-rate or the line's
  * speed); the ETA comes from the raw rate, since the total is in raw bytes. Unknown figures are left out, but for the
  * total, which is said to be unknown: a line without it read as if the bytes so far were all there is.
  */
@@ -28,7 +29,8 @@ export function formatProgress(f: ProgressFigures): string {
     const percent = f.rawTotal > 0 ? Math.min(100, Math.floor((f.rawBytes / f.rawTotal) * 100)) : 100;
     parts.push(`${formatBytes(f.rawBytes)} / ${f.rawTotalExact ? '' : '~'}${formatBytes(f.rawTotal)} raw  (${percent}%)`);
   }
-  parts.push(`${formatBytes(f.wireBytes)} ${f.direction === 'download' ? 'downloaded' : 'sent'}`);
+  const moved = `${formatBytes(Math.max(0, f.wireBytes - f.wireBytesBefore))} ${f.direction === 'download' ? 'downloaded' : 'sent'}`;
+  parts.push(f.wireBytesBefore > 0 ? `${moved} (+${formatBytes(f.wireBytesBefore)} from an earlier run)` : moved);
   if (f.ratio !== null) parts.push(`${f.ratio.toFixed(2)}x`);
   if (f.wireBytesPerSecond !== null) parts.push(`${formatBytes(f.wireBytesPerSecond)}/s`);
   if (f.etaSeconds !== null) parts.push(`ETA ${formatDuration(f.etaSeconds)}`);

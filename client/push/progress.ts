@@ -31,6 +31,8 @@ export class TransferProgress {
   #exactTotal: number | null = null;
   #map: WireToRaw | null = null;
   #start = { wireOffset: 0, rawOffset: 0 };
+  /** Where this run's first attempt started: what the server held from an earlier run. */
+  #before: number | null = null;
 
   constructor(
     private readonly report: Reporter,
@@ -78,6 +80,7 @@ export class TransferProgress {
   begin(start: { wireOffset: number; rawOffset: number }): void {
     const t = this.#now();
     this.#start = { wireOffset: start.wireOffset, rawOffset: start.rawOffset };
+    this.#before ??= start.wireOffset;
     this.#rawRate.restartAt(t, start.rawOffset);
     this.#wireRate.restartAt(t, start.wireOffset);
   }
@@ -101,6 +104,7 @@ export class TransferProgress {
       direction: 'upload',
       rawBytes,
       wireBytes: wireOffset,
+      wireBytesBefore: Math.min(this.#before ?? 0, wireOffset),
       rawTotal,
       rawTotalExact: this.#exactTotal !== null,
       rawBytesPerSecond,

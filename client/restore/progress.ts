@@ -12,6 +12,8 @@ export class RestoreProgress {
   readonly #now: () => number;
   readonly #rawRate = new RateWindow();
   readonly #wireRate = new RateWindow();
+  /** The spool's verified bytes when this run's first attempt started: downloaded by an earlier run. */
+  #before: number | null = null;
 
   constructor(
     private readonly report: Reporter,
@@ -28,6 +30,7 @@ export class RestoreProgress {
     const t = this.#now();
     this.#rawRate.restartAt(t, state.rawOffset);
     this.#wireRate.restartAt(t, state.wireOffsetVerified);
+    this.#before ??= state.wireOffsetVerified;
   }
 
   update(state: FrameParserState, pendingBytes: number): void {
@@ -48,6 +51,7 @@ export class RestoreProgress {
       direction: 'download',
       rawBytes,
       wireBytes,
+      wireBytesBefore: Math.min(this.#before ?? 0, wireBytes),
       rawTotal,
       rawTotalExact: state.ended,
       rawBytesPerSecond,

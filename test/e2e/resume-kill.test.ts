@@ -23,6 +23,7 @@ import { readLastRecord, readRecord } from '../../server/spool/frame-index.ts';
 import { push } from '../../client/push/push.ts';
 import { ServerApi } from '../../client/http/api.ts';
 import { EXIT } from '../../client/exit-codes.ts';
+import { formatBytes } from '../../client/progress/format.ts';
 import { assertReceived, createPair, framedLength, recordingReporter, until } from './harness.ts';
 import { ChildProcesses, freePort } from './processes.ts';
 
@@ -220,6 +221,9 @@ test(
     const exit = await withTimeout('the last push', last.exited, 60_000);
     assert.equal(exit.code, EXIT.ok, last.stderr);
     assert.match(last.stderr, /resuming at .*the rest was only hashed, not sent/);
+    // Its figures count as sent only what it sent; what the server held from the killed runs is shown apart.
+    const figures = `${formatBytes(wire - from)} sent (+${formatBytes(from)} from an earlier run)`;
+    assert.ok(last.stderr.includes(figures), `"${figures}" in:\n${last.stderr}`);
 
     const { transfers } = await api.transfers();
     assert.equal(transfers.length, 1, 'one upload from start to end: no kill made the client start a second one');

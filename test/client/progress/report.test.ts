@@ -33,22 +33,28 @@ function screen(text: string, columns = 200): string[] {
 
 function figures(rawBytes: number, more: Partial<ProgressFigures> = {}): ProgressFigures {
   return {
-    snapshot: 'home.20261125', direction: 'upload', rawBytes, wireBytes: Math.round(rawBytes / 2), rawTotal: 100 * MiB, rawTotalExact: false,
+    snapshot: 'home.20261125', direction: 'upload', rawBytes, wireBytes: Math.round(rawBytes / 2), wireBytesBefore: 0, rawTotal: 100 * MiB, rawTotalExact: false,
     rawBytesPerSecond: 2 * MiB, wireBytesPerSecond: MiB, ratio: 2, etaSeconds: (100 * MiB - rawBytes) / (2 * MiB), ...more,
   };
 }
 
 test('the progress line reads as the issue shows it, and leaves out what is unknown', () => {
   const line = formatProgress({
-    snapshot: 'home.20261125', direction: 'upload', rawBytes: 412.3 * MiB, wireBytes: 180.2 * MiB, rawTotal: 1.6 * 1024 * MiB, rawTotalExact: false,
+    snapshot: 'home.20261125', direction: 'upload', rawBytes: 412.3 * MiB, wireBytes: 180.2 * MiB, wireBytesBefore: 0, rawTotal: 1.6 * 1024 * MiB, rawTotalExact: false,
     rawBytesPerSecond: 4.3 * MiB, wireBytesPerSecond: 1.9 * MiB, ratio: 2.288, etaSeconds: 632,
   });
   assert.equal(line, 'home.20261125  412.3 MiB / ~1.6 GiB raw  (25%)  180.2 MiB sent  2.29x  1.9 MiB/s  ETA 10m32s');
   assert.equal(
-    formatProgress({ snapshot: 's', direction: 'upload', rawBytes: 0, wireBytes: 0, rawTotal: null, rawTotalExact: false, rawBytesPerSecond: null, wireBytesPerSecond: null, ratio: null, etaSeconds: null }),
+    formatProgress({ snapshot: 's', direction: 'upload', rawBytes: 0, wireBytes: 0, wireBytesBefore: 0, rawTotal: null, rawTotalExact: false, rawBytesPerSecond: null, wireBytesPerSecond: null, ratio: null, etaSeconds: null }),
     's  0 B raw (size unknown)  0 B sent',
   );
   assert.match(formatProgress(figures(100 * MiB, { rawTotalExact: true })), / 100.0 MiB \/ 100.0 MiB raw {2}\(100%\)/);
+});
+
+test('after a resume, only what this run moved reads as sent or downloaded; what was there before is shown apart', () => {
+  const resumed = figures(80 * MiB, { wireBytes: 40 * MiB, wireBytesBefore: 16 * MiB, rawTotalExact: true, rawTotal: 80 * MiB });
+  assert.match(formatProgress(resumed), / {2}24\.0 MiB sent \(\+16\.0 MiB from an earlier run\) {2}2\.00x /);
+  assert.match(formatProgress({ ...resumed, direction: 'download' }), / {2}24\.0 MiB downloaded \(\+16\.0 MiB from an earlier run\) /);
 });
 
 test('on a terminal: one line redrawn at most 4 times a second, notes above it, the final figures kept', () => {

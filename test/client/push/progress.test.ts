@@ -96,6 +96,7 @@ test('a resumed attempt counts its prefix in the bytes, not in the rate; the ETA
   }
   const last = report.figures.at(-1)!;
   assert.equal(last.wireBytes, 3_000_000);
+  assert.equal(last.wireBytesBefore, 2_000_000, 'what the server held when this run began');
   assert.equal(last.rawBytes, 6_000_000);
   assert.equal(last.ratio, 2);
   assert.ok(Math.abs(last.wireBytesPerSecond! - 100_000) < 1_000, `wire rate ${last.wireBytesPerSecond}`);
@@ -128,4 +129,21 @@ test('without an estimate there is no total and no ETA, until the end frame give
   assert.equal(last.rawTotal, 1_500_000);
   assert.equal(last.rawTotalExact, true);
   assert.notEqual(last.etaSeconds, null);
+});
+
+test("what the server held when this run began stays apart from what it sent, through the run's own cuts", () => {
+  const report = recorder();
+  const progress = new TransferProgress(report, 's1', { patchBytes: 1 << 20, now: () => 0 });
+  progress.newAttempt();
+  progress.begin({ wireOffset: 2_000_000, rawOffset: 4_000_000 });
+  progress.uploaded(2_500_000);
+  // A cut: the next attempt resumes from what this run itself sent.
+  progress.newAttempt();
+  progress.begin({ wireOffset: 2_400_000, rawOffset: 4_800_000 });
+  assert.equal(progress.uploaded(3_000_000).wireBytesBefore, 2_000_000);
+  const fresh = new TransferProgress(recorder(), 's2', { patchBytes: 1 << 20, now: () => 0 });
+  fresh.begin({ wireOffset: 0, rawOffset: 0 });
+  fresh.newAttempt();
+  fresh.begin({ wireOffset: 700_000, rawOffset: 1_400_000 });
+  assert.equal(fresh.uploaded(900_000).wireBytesBefore, 0, 'a run that started at 0 sent all of it');
 });
