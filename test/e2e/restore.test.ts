@@ -187,6 +187,8 @@ test('a restore killed midway goes on from its spool, downloading only the rest'
   assert.equal(exit.code, 0, second.stderr);
   assert.match(second.stderr, /resuming the download at frame \d+/);
   assert.match(second.stderr, /done: restored s1 to .*s1 \(full/);
+  // Its figures count as downloaded what it downloaded; what the spool kept from the killed run is shown apart.
+  assert.match(second.stderr, / downloaded \(\+[\d.]+ [KM]iB from an earlier run\)/);
   // The server frames its own send of what it received, as push frames: same chunk size, zstd level 3.
   const total = await framedLength(pair.receivedPath('v', 's1'), CHUNK, 3, true);
   t.diagnostic(`first run: ${firstRun} bytes down, ${kept} spooled; second run: ${proxy.stats().downstreamBytes} of a ${total}-byte stream`);
