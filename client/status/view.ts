@@ -90,7 +90,7 @@ function transferTable(transfers: readonly TransferStatus[], now: number): strin
     if (t.heldByPush !== null) detail.splice(1, 0, t.heldByPush ? 'being sent by a push now' : 'waiting for a push to resume it');
     // The column keeps the end of VOLUME/SNAPSHOT, the snapshot's time: a volume cut off is named here instead.
     if (`${t.volume}/${t.snapshot}`.length > 23) detail.splice(1, 0, `volume ${t.volume}`);
-    if (t.interruptions > 0) detail.push(`cut ${t.interruptions} time${t.interruptions === 1 ? '' : 's'}`);
+    if (t.interruptions > 0) detail.push(`interrupted ${t.interruptions} time${t.interruptions === 1 ? '' : 's'}`);
     const cut = t.lastInterruption === null ? null : /^(\S+?): (.*)$/.exec(t.lastInterruption);
     if (cut) detail.push(`last ${ago(cut[1]!, now)}: ${cut[2]}`);
     lines.push(...wrap(detail.join(', '), STATUS_WIDTH, '  '));

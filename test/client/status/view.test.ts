@@ -115,7 +115,7 @@ test('in flight: progress against the estimate, wire bytes, frames, state, and t
   const text = renderStatus(report, NOW);
   assertFits(text);
   assert.match(text, /^home\/home\.20250301T0300 +uploading +1\.2 GiB +\/ ~4\.0 GiB +30% +412\.0 MiB +1234$/m);
-  assert.match(text, /^ {2}transfer 3f2a9c1e, started 5h00m ago, 1\.1 GiB received, cut 3 times, last 12m00s ago: cut at byte\n {2}431882240 \(after 1030 verified frames\)$/m);
+  assert.match(text, /^ {2}transfer 3f2a9c1e, started 5h00m ago, 1\.1 GiB received, interrupted 3 times, last 12m00s ago: cut\n {2}at byte 431882240 \(after 1030 verified frames\)$/m);
   assert.match(text, /^media\/m1 +uploading +5\.0 MiB +412\.0 MiB +1234$/m, 'no estimate, no percentage');
   assert.doesNotMatch(text, /work\.1/, 'a received transfer is not in flight');
 });
