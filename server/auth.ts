@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import { SnapferryError, ValidationError } from '../core/errors.ts';
-import type { SafeName } from '../core/names.ts';
+import { parseName, type SafeName } from '../core/names.ts';
 import { readTokens, type TokenEntry } from './tokens.ts';
 import type { Logger } from './log.ts';
 
@@ -219,6 +219,22 @@ async function stampOf(file: string): Promise<string> {
 export function assertAllowed(caller: Caller, method: string, isUpload: boolean, isVerify = false): void {
   // A HEAD on an upload is how a push claims it to resume (it takes the upload's lease): not a read here.
   if (isUpload || (!isVerify && method !== 'GET' && method !== 'HEAD')) writerOf(caller);
+}
+
+/**
+ * The client a request's `?client=NAME` names, as this caller may name it: an admin token any client (undefined when
+ * it names none), a client token only itself, named or not. A client token that names another client is refused
+ * rather than answered with its own: two clients' snapshots often share names (home.20261204T0100Z from the same
+ * timer), and a restore or verify meant for the other client that quietly read the caller's own would be the wrong
+ * data, and a list the wrong list.
+ */
+export function clientNamed(caller: Caller, query: string | undefined): SafeName | undefined {
+  const named = query === undefined || query === '' ? undefined : parseName(query, 'client');
+  if (caller.role === 'admin') return named;
+  if (named !== undefined && named !== caller.client) {
+    throw new Forbidden(`this is ${caller.client}'s token, which reads only ${caller.client}'s volumes, not ${named}'s: naming a client (?client=, --client) takes an admin token`);
+  }
+  return caller.client;
 }
 
 /** The client a change is made for; an admin token changes nothing. */

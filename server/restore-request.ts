@@ -6,7 +6,7 @@ import { ValidationError } from '../core/errors.ts';
 import { parseName, parseUuid, type SafeName, type Uuid } from '../core/names.ts';
 import { RESTORE_QUERY } from '../core/protocol.ts';
 import { FRAME_HEADER_SIZE, HASH_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../core/wire/index.ts';
-import type { Caller } from './auth.ts';
+import { clientNamed, type Caller } from './auth.ts';
 
 export interface ParsedRestoreRequest {
   volume: SafeName;
@@ -55,16 +55,16 @@ export function parseRestoreRequest(params: Record<string, string | undefined>, 
 
 /**
  * Whose snapshot a restore reads. A client restores from its own namespace only: another client's snapshot is not
- * found, like anything else of theirs (server/views.ts), and `?client=` does not change that. An admin token
+ * found, like anything else of theirs (server/views.ts), and a `?client=` naming another is refused (clientNamed). An admin token
  * may restore any client's, naming it with `?client=NAME`: a restore is a read that changes nothing on the server,
  * and the person holding the admin token is who restores a machine whose own token was lost with it.
  */
 export function restoreOwner(caller: Caller, query: string | undefined): SafeName {
-  if (caller.role === 'client') return caller.client;
-  if (query === undefined || query === '') {
+  const owner = clientNamed(caller, query);
+  if (owner === undefined) {
     throw new ValidationError(`an admin token restores a client's snapshot: name the client with ?${RESTORE_QUERY.client}=NAME (snapferry restore --client NAME)`);
   }
-  return parseName(query, 'client');
+  return owner;
 }
 
 function wholeNumber(raw: string | undefined, what: string): number {

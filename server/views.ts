@@ -8,11 +8,11 @@
  * that does not exist, so ids and names cannot be probed. An admin sees every client's, each item tagged with the
  * `client` it belongs to, and may narrow any list with `?client=NAME`.
  */
-import { parseName, type SafeName } from '../core/names.ts';
+import type { SafeName } from '../core/names.ts';
 import { inProgress, MAX_FRAMES_PER_PAGE, pushedSizeKnown, type FrameRecord, type Snapshot, type Status, type Transfer } from '../core/protocol.ts';
 import { VERSION } from '../core/version.ts';
 import type { Catalog, RemovedRecord, SnapshotRecord, TransferRecord } from './catalog.ts';
-import type { Caller } from './auth.ts';
+import { clientNamed, type Caller } from './auth.ts';
 import type { OrphanedSpool } from './orphan-spools.ts';
 import { byTaken } from './snapshot-time.ts';
 import { NotFound } from './transfers/errors.ts';
@@ -259,9 +259,8 @@ export interface ServiceViews {
 
 /** The clients whose things a request covers. */
 export function clientsFor(service: Pick<ServiceViews, 'clients'>, caller: Caller, query: string | undefined): SafeName[] {
-  if (caller.role === 'client') return [caller.client];
-  if (query !== undefined) return [parseName(query, 'client')];
-  return service.clients();
+  const named = clientNamed(caller, query);
+  return named === undefined ? service.clients() : [named];
 }
 
 /** The client that owns transfer `id` as this caller may see it; a client always gets its own name back. */

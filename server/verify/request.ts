@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { ValidationError } from '../../core/errors.ts';
 import { parseName, type SafeName } from '../../core/names.ts';
 import { ChildrenRequest, RecordsRequest, VERIFY_LIMITS, VERIFY_QUERY, VerifyStart } from '../../core/protocol.ts';
-import type { Caller } from '../auth.ts';
+import { clientNamed, type Caller } from '../auth.ts';
 import type { StartRequest } from './jobs.ts';
 
 /**
@@ -14,11 +14,11 @@ import type { StartRequest } from './jobs.ts';
  * client's snapshot is not found. An admin token names the client, as for a restore (which ends with a verify).
  */
 export function verifyOwner(caller: Caller, query: string | undefined): SafeName {
-  if (caller.role === 'client') return caller.client;
-  if (query === undefined || query === '') {
+  const owner = clientNamed(caller, query);
+  if (owner === undefined) {
     throw new ValidationError(`an admin token verifies a client's snapshot: name the client with ?${VERIFY_QUERY.client}=NAME (snapferry verify --client NAME)`);
   }
-  return parseName(query, 'client');
+  return owner;
 }
 
 export function parseStart(caller: Caller, query: string | undefined, body: unknown): StartRequest {

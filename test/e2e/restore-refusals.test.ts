@@ -73,8 +73,12 @@ test("another client's snapshot answers like a missing one; an admin restores it
   assert.equal(theirs.status, 404);
   assert.deepEqual([theirs.json?.error?.code, theirs.json?.error?.message], ['not_found', 'snapshot home/s1 not found']);
   assert.deepEqual([missing.status, missing.json?.error?.code], [404, 'not_found'], 'the same answer as for a name that never existed');
-  // ?client= does not open another namespace to a client token.
-  assert.equal((await get(stream('s1', { client: 'alice' }), bob)).status, 404);
+  // ?client= does not open another namespace to a client token: naming another client is refused, not answered with
+  // the caller's own snapshot of the same name; naming itself is its own namespace.
+  const named = await get(stream('s1', { client: 'alice' }), bob);
+  assert.deepEqual([named.status, named.json?.error?.code], [403, 'forbidden']);
+  assert.match(named.json?.error?.message ?? '', /reads only bob's volumes, not alice's: naming a client \(\?client=, --client\) takes an admin token/);
+  assert.equal((await get(stream('s1', { client: 'bob' }), bob)).status, 404);
   assert.equal((await get(stream('s1'))).status, 401);
   await assert.rejects(
     restore({ ...options(server.url, 's1', await freshDest(t)), volume: 'home', headers: authHeaders(bob) }, recordingReporter()),

@@ -116,9 +116,12 @@ test('a volume is listed for a snapshot or for a stream in progress, never for a
   assert.deepEqual((await v.clientFacts(alice)).volumes.map((x) => x.name), ['first', 'home', 'waits']);
 });
 
-test('lists: a client sees its own transfers only; the admin every client\'s, narrowed by ?client=', async () => {
+test('lists: a client sees its own transfers only, and may not name another; the admin every client\'s, narrowed by ?client=', async () => {
   const { service } = views([transfer('a1', 'alice'), transfer('b1', 'bob')], [snapshot('s9', 'carol')]);
-  assert.deepEqual((await transfersFor(service, clientCaller(alice), 'bob')).map((t) => t.id), ['a1']);
+  assert.deepEqual((await transfersFor(service, clientCaller(alice), undefined)).map((t) => t.id), ['a1']);
+  assert.deepEqual((await transfersFor(service, clientCaller(alice), 'alice')).map((t) => t.id), ['a1']);
+  // Another client's name is refused, not answered with alice's own list as if it were bob's.
+  await assert.rejects(async () => transfersFor(service, clientCaller(alice), 'bob'), (err: Error & { code?: string }) => err.code === 'forbidden' && /admin token/.test(err.message));
   assert.deepEqual((await transfersFor(service, admin, undefined)).map((t) => t.id), ['a1', 'b1']);
   assert.deepEqual((await transfersFor(service, admin, 'bob')).map((t) => t.id), ['b1']);
   assert.deepEqual(service.clients(), ['alice', 'bob', 'carol']);
