@@ -5,7 +5,7 @@
 import { ValidationError } from '../core/errors.ts';
 import { parseName, parseUuid, type SafeName, type Uuid } from '../core/names.ts';
 import { RESTORE_QUERY } from '../core/protocol.ts';
-import { FRAME_HEADER_SIZE, HASH_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../core/wire/index.ts';
+import { DEFAULT_CHUNK_SIZE, FRAME_HEADER_SIZE, HASH_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../core/wire/index.ts';
 import { clientNamed, type Caller } from './auth.ts';
 
 export interface ParsedRestoreRequest {
@@ -30,7 +30,11 @@ export function parseRestoreRequest(params: Record<string, string | undefined>, 
   const snapshot = parseName(params.name, 'snapshot name');
   const parentRaw = query[RESTORE_QUERY.parent];
   const parentUuid = parentRaw === undefined || parentRaw === '' ? null : parseUuid(parentRaw, 'parent');
-  const chunkSize = wholeNumber(query[RESTORE_QUERY.chunkSize], RESTORE_QUERY.chunkSize);
+  const chunkRaw = query[RESTORE_QUERY.chunkSize];
+  if (chunkRaw === undefined || chunkRaw === '') {
+    throw new ValidationError(`${RESTORE_QUERY.chunkSize}=BYTES is required: the frames' chunk size, ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes (snapferry restore sends ${DEFAULT_CHUNK_SIZE})`, { details: { field: RESTORE_QUERY.chunkSize } });
+  }
+  const chunkSize = wholeNumber(chunkRaw, RESTORE_QUERY.chunkSize);
   if (chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new ValidationError(`${RESTORE_QUERY.chunkSize} must be ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes, not ${chunkSize}`, { details: { chunkSize } });
   }

@@ -21,3 +21,10 @@ test('parentCtransid: a whole number with a parent only, absent when not given',
   assert.throws(() => parseRestoreRequest(params, { chunkSize: '65536', parentCtransid: '1234' }), /parentCtransid goes with parent only/);
   assert.throws(() => parseRestoreRequest(params, { chunkSize: '65536', parent, parentCtransid: 'x' }), /parentCtransid/);
 });
+
+test('a missing chunk size says it is required and what it may be, not that null is not a number', () => {
+  for (const query of [{}, { chunkSize: '' }]) {
+    assert.throws(() => parseRestoreRequest(params, query), /^ValidationError: chunkSize=BYTES is required: the frames' chunk size, 65536\.\.16777216 bytes/);
+  }
+  assert.throws(() => parseRestoreRequest(params, { chunkSize: '1' }), /chunkSize must be 65536\.\.16777216 bytes, not 1/);
+});
