@@ -59,6 +59,19 @@ export async function listOwnSnapshots(volume: string, snapshotDir: string): Pro
 }
 
 /**
+ * Names in `snapshotDir` that look like `volume`'s (`VOLUME.` and more) but are not in the form `snapshot` gives its
+ * snapshots: made by hand or by another tool, so retention leaves them alone, which a dry run says (a new user's
+ * `home.20261201T0100` would otherwise seem overlooked).
+ */
+export async function otherNamed(volume: string, snapshotDir: string): Promise<string[]> {
+  const names = await fs.readdir(snapshotDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  return names.filter((name) => name.startsWith(`${volume}.`) && parseSnapshotName(name) === null).sort();
+}
+
+/**
  * When the newest of `own` was taken, by the order and times push and prune go by (core/taken-order.ts): a snapshot
  * named in the future is dated by when btrfs made it, so it cannot hold off new snapshots until that date. Null when
  * there is none. Pure.

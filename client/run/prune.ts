@@ -33,7 +33,7 @@ import { prunes, type RetentionPolicy } from '../../core/retention-policy.ts';
 import { inProgress, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import type { ServerApi } from '../http/api.ts';
 import { misdated, misdatedNote, takenOrder, takenTime } from '../../core/taken-order.ts';
-import { listOwnSnapshots, type OwnSnapshot } from '../local/take.ts';
+import { listOwnSnapshots, otherNamed, type OwnSnapshot } from '../local/take.ts';
 import { changedParentsOf } from '../push/changed-parent.ts';
 import { planFacts } from '../push/plan-facts.ts';
 import { resolveRequested } from '../local/snapshots.ts';
@@ -137,6 +137,11 @@ function uniqueByLocalUuid(list: readonly LocalSnapshot[]): LocalSnapshot[] {
   return [...first.values()];
 }
 
+function leftAloneNote(volume: string, names: readonly string[]): string {
+  const shown = names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', ');
+  return `left alone whatever the retention: ${shown} (retention prunes only the names snapferry snapshot gives, ${volume}.YYYYMMDDTHHMMSSZ)`;
+}
+
 /** Plans and (unless dryRun) deletes; throws, deleting nothing, when the server cannot be asked. */
 export async function pruneLocal(api: ServerApi, volume: string, settings: PruneSettings, options: PruneOptions = {}): Promise<PruneOutcome> {
   const own = await listOwnSnapshots(volume, settings.snapshotDir);
@@ -146,6 +151,10 @@ export async function pruneLocal(api: ServerApi, volume: string, settings: Prune
   // keeps as dated after now.
   const dated = own.map((s) => ({ name: s.name, time: takenTime(s, now) ?? s.time }));
   const notes = misdated(own, now).map(misdatedNote);
+  if (options.dryRun === true) {
+    const others = await otherNamed(volume, settings.snapshotDir);
+    if (others.length > 0) notes.push(leftAloneNote(volume, others));
+  }
   if (!prunes(policy) || own.length === 0) {
     return { plan: planRetention(dated, {}, new Map(), now), deleted: [], failed: [], notes };
   }
