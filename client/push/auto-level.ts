@@ -90,6 +90,13 @@ const PROBE_GAP_MAX = 64;
 const ALPHA = 0.2;
 /** Frames at the current level, per worker, before a step up is considered. */
 const FRAMES_BEFORE_STEP_UP = 1;
+/**
+ * At or above this ratio at the current level (zstd kept the frames raw, or all but), the data has nothing a higher
+ * level would find: random, encrypted or already compressed bytes. zstd's usual ratios, which the estimate of an
+ * untried level scales by, hold for data that compresses; on these bytes a climb to level 19 on a slow line made the
+ * same bytes with every spare core busy (an explorer's push of random data at 4 MB/s: level 19, ratio 1.00).
+ */
+const NOTHING_TO_FIND = 0.995;
 
 interface LevelStats {
   /** Raw bytes per second on one worker. */
@@ -280,10 +287,12 @@ export class AutoLevel implements LevelChooser {
     // Up only once the current level has been measured on every worker: one step where it is ahead, further where
     // the estimate puts it far ahead; down as far as needed at once.
     const settled = this.#seenAtLevel >= FRAMES_BEFORE_STEP_UP * this.#options.workers;
+    // Up only while the frames at this level compress: the first frame that does lets the climb go on.
+    const nothingToFind = (this.#stats.get(this.#level)?.ratio ?? 0) >= NOTHING_TO_FIND;
     const oneUp = levels.find((l) => l > this.#level);
     let best: number | null = null;
     for (const level of levels) {
-      if (level > this.#level && !settled) continue;
+      if (level > this.#level && (!settled || nothingToFind)) continue;
       const light = rawRate(level) * OTHER_CPU_PER_RAW_BYTE <= LIGHT_TRANSFER_CORES;
       // Beyond one step only where the transfer is light. Elsewhere a level must pay for itself, and the estimate of
       // an untried level cannot say whether it does: scaled from a level measured on data that barely compresses

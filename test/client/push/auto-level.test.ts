@@ -56,6 +56,16 @@ describe('--compress auto', () => {
     assert.match(changes[0]!.why, /250 kB\/s/);
   });
 
+  it('on a slow line does not climb on data that level 3 cannot shrink, and climbs at the first frames that do', () => {
+    // Random bytes: zstd keeps each frame raw (ratio 1) and skims it fast, so every level's estimate looks ahead.
+    const { auto } = autoOn(250_000, 2400 * MB, 1);
+    const flat = climb(auto, (l) => 2400 * MB * SPEED[l]!, 10, () => 1);
+    assert.deepEqual([...new Set(flat)], [3], `levels on random data: ${flat.join(' ')}`);
+    const mixed = climb(auto, (l) => 300 * MB * SPEED[l]!, 10);
+    assert.equal(mixed.at(-1), 19, `levels once the data compresses: ${mixed.join(' ')}`);
+    assert.ok(mixed.indexOf(19) <= 2, `climbed within a frame or two: ${mixed.join(' ')}`);
+  });
+
   it('names a link that barely moves in bytes per second, not as "0 kB/s"', () => {
     const { auto, changes } = autoOn(420);
     climb(auto, (l) => 300 * MB * SPEED[l]!);
