@@ -152,8 +152,11 @@ test('verify: another client\'s snapshot and job are not found, an admin names t
   assert.equal(none.status, 404);
   assert.equal(hers.body.error.code, none.body.error.code);
   assert.equal(hers.body.error.message, none.body.error.message.replace('no-such', 's1'));
+  // A client token cannot name another client: refused whoever it names, so the answer tells nothing of alice.
   const hersAsClient = await call(tokens.bob, 'POST', `${routes.verify}?client=alice`, { volume: 'v', snapshot: 's1' });
-  assert.equal(hersAsClient.status, 404, 'a client token cannot name another client');
+  const nobodyAsClient = await call(tokens.bob, 'POST', `${routes.verify}?client=nobody`, { volume: 'v', snapshot: 's1' });
+  assert.deepEqual([hersAsClient.status, hersAsClient.body.error.code], [403, 'forbidden']);
+  assert.equal(hersAsClient.body.error.message, nobodyAsClient.body.error.message.replace('nobody', 'alice'));
   for (const [method, route] of [['GET', routes.verifyJob(id)], ['DELETE', routes.verifyJob(id)], ['POST', routes.verifyRecords(id)]] as const) {
     const r = await call(tokens.bob, method, route, method === 'POST' ? { paths: [''] } : undefined);
     assert.equal(r.status, 404, `${method} ${route}`);
