@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as btrfs from '../../../core/btrfs/index.ts';
 import { FrameDecoder, SEND_COMMAND_HEADER_LENGTH, SEND_STREAM_HEADER_LENGTH, stableStreamName } from '../../../core/wire/index.ts';
 import { openFramedSend } from '../../../client/push/framed-send.ts';
-import { createBtrfs, rootOnly, snapshotReadonly } from '../../fixtures/btrfs.ts';
+import { beforeTakeDown, createBtrfs, rootOnly, snapshotReadonly } from '../../fixtures/btrfs.ts';
 import { bytesWritten, sendChildren } from '../../fixtures/send-children.ts';
 
 const MiB = 1024 * 1024;
@@ -42,9 +42,11 @@ async function writtenWhenStalled(pid: number, quietMs: number): Promise<number>
 
 test('with the upload reading nothing, btrfs send is read at most a few chunks ahead of it', rootOnly, async (t) => {
   const chunkSize = 1 * MiB;
+  // The send still runs at the test's end: stopped before the filesystem is taken down, which it holds.
+  const closeFirst = beforeTakeDown(t);
   const s1 = await randomSnapshot(t, 24);
   const framed = await openFramedSend({ snapshotPath: s1, parentPath: null, chunkSize, level: 0, maxSlice: 2 * chunkSize });
-  t.after(async () => {
+  closeFirst(async () => {
     framed.cancel();
     await framed.done.catch(() => undefined);
   });
