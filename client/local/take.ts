@@ -31,21 +31,36 @@ export interface OwnSnapshot extends LocalSnapshot {
 
 export class SnapshotError extends SnapferryError {}
 
+/** What listOwnSnapshots finds in a volume's snapshot folder. */
+export interface OwnSnapshots {
+  /** The volume's snapshots, by the time in their names. */
+  snapshots: OwnSnapshot[];
+  /**
+   * Names that look like the volume's (`VOLUME.` and more) but are not in the form `snapshot` gives its snapshots,
+   * sorted: made by hand or by another tool, so retention leaves them alone, which a dry run says (a new user's
+   * `home.20261201T0100` would otherwise seem overlooked).
+   */
+  passedOver: string[];
+}
+
 /**
- * The volume's snapshots in `snapshotDir`, by the time in their names (see the comment at the top). Which is newest is for
- * core/taken-order.ts to say (newestTaken): a name can give a time that cannot be right.
+ * The volume's snapshots in `snapshotDir`, by the time in their names (see the comment at the top), and the names it
+ * passes over, from one read of the folder. Which is newest is for core/taken-order.ts to say (newestTaken): a name can
+ * give a time that cannot be right.
  */
-export async function listOwnSnapshots(volume: string, snapshotDir: string): Promise<OwnSnapshot[]> {
+export async function listOwnSnapshots(volume: string, snapshotDir: string): Promise<OwnSnapshots> {
   let names: string[];
   try {
     names = await fs.readdir(snapshotDir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { snapshots: [], passedOver: [] };
     throw err;
   }
   const own: OwnSnapshot[] = [];
+  const passedOver: string[] = [];
   for (const name of names.sort()) {
     const parsed = parseSnapshotName(name);
+    if (parsed === null && name.startsWith(`${volume}.`)) passedOver.push(name);
     if (parsed?.prefix !== volume) continue;
     const p = path.join(snapshotDir, name);
     if (!(await btrfs.isSubvolume(p))) continue;
@@ -55,20 +70,8 @@ export async function listOwnSnapshots(volume: string, snapshotDir: string): Pro
     // Our names carry the time they were taken (client/local/taken-at.ts: a name's time wins over the otime).
     own.push({ name, path: p, uuid: info.receivedUuid ?? info.uuid, localUuid: info.uuid, origin: info.parentUuid, generation: info.genAtCreation, created: info.creationTime, time: parsed.time });
   }
-  return own.sort((a, b) => a.time.getTime() - b.time.getTime() || a.generation - b.generation);
-}
-
-/**
- * Names in `snapshotDir` that look like `volume`'s (`VOLUME.` and more) but are not in the form `snapshot` gives its
- * snapshots: made by hand or by another tool, so retention leaves them alone, which a dry run says (a new user's
- * `home.20261201T0100` would otherwise seem overlooked).
- */
-export async function otherNamed(volume: string, snapshotDir: string): Promise<string[]> {
-  const names = await fs.readdir(snapshotDir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [];
-    throw err;
-  });
-  return names.filter((name) => name.startsWith(`${volume}.`) && parseSnapshotName(name) === null).sort();
+  own.sort((a, b) => a.time.getTime() - b.time.getTime() || a.generation - b.generation);
+  return { snapshots: own, passedOver };
 }
 
 /**
@@ -119,7 +122,7 @@ export interface SnapshotOutcome {
 export async function takeSnapshot(volume: string, settings: SnapshotSettings, options: TakeOptions = {}): Promise<SnapshotOutcome> {
   const name = parseVolumeName(volume);
   const now = options.now ?? new Date();
-  const own = await listOwnSnapshots(name, settings.snapshotDir);
+  const { snapshots: own } = await listOwnSnapshots(name, settings.snapshotDir);
   const decision = snapshotDue(newestTaken(own, now), settings.snapshotEvery, now, options.force);
   const newest = newestOf(own, now);
   if (!decision.due) return { taken: null, path: newest?.path ?? null, why: decision.why };

@@ -33,7 +33,7 @@ import { prunes, type RetentionPolicy } from '../../core/retention-policy.ts';
 import { inProgress, type SnapshotList, type Transfer } from '../../core/protocol.ts';
 import type { ServerApi } from '../http/api.ts';
 import { misdated, misdatedNote, takenOrder, takenTime } from '../../core/taken-order.ts';
-import { listOwnSnapshots, otherNamed, type OwnSnapshot } from '../local/take.ts';
+import { listOwnSnapshots, type OwnSnapshot } from '../local/take.ts';
 import { changedParentsOf } from '../push/changed-parent.ts';
 import { planFacts } from '../push/plan-facts.ts';
 import { resolveRequested } from '../local/snapshots.ts';
@@ -144,17 +144,14 @@ function leftAloneNote(volume: string, names: readonly string[]): string {
 
 /** Plans and (unless dryRun) deletes; throws, deleting nothing, when the server cannot be asked. */
 export async function pruneLocal(api: ServerApi, volume: string, settings: PruneSettings, options: PruneOptions = {}): Promise<PruneOutcome> {
-  const own = await listOwnSnapshots(volume, settings.snapshotDir);
+  const { snapshots: own, passedOver } = await listOwnSnapshots(volume, settings.snapshotDir);
   const policy = settings.retention ?? {};
   const now = options.now ?? new Date();
   // Retention counts the times push and `snapshot` go by; one it cannot believe stays as it is, which retention
   // keeps as dated after now.
   const dated = own.map((s) => ({ name: s.name, time: takenTime(s, now) ?? s.time }));
   const notes = misdated(own, now).map(misdatedNote);
-  if (options.dryRun === true) {
-    const others = await otherNamed(volume, settings.snapshotDir);
-    if (others.length > 0) notes.push(leftAloneNote(volume, others));
-  }
+  if (options.dryRun === true && passedOver.length > 0) notes.push(leftAloneNote(volume, passedOver));
   if (!prunes(policy) || own.length === 0) {
     return { plan: planRetention(dated, {}, new Map(), now), deleted: [], failed: [], notes };
   }

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ServerApi } from '../../../client/http/api.ts';
-import { otherNamed } from '../../../client/local/take.ts';
+import { listOwnSnapshots } from '../../../client/local/take.ts';
 import { pruneLocal } from '../../../client/run/prune.ts';
 
 test("a dry run names the volume's snapshots whose names retention does not prune; a real one does not", async (t) => {
@@ -19,8 +19,9 @@ test("a dry run names the volume's snapshots whose names retention does not prun
   for (const name of [...hand, 'home.20261203T010000Z', 'home.x.20261203T010000Z', 'work.20261201T0100', 'homework.1']) {
     await fs.mkdir(path.join(dir, name));
   }
-  assert.deepEqual(await otherNamed('home', dir), hand, "ours, another volume's (home.x, work) and a longer name are not");
-  assert.deepEqual(await otherNamed('home', path.join(dir, 'missing')), []);
+  const passedOver = async (at: string) => (await listOwnSnapshots('home', at)).passedOver;
+  assert.deepEqual(await passedOver(dir), hand, "ours, another volume's (home.x, work) and a longer name are not");
+  assert.deepEqual(await passedOver(path.join(dir, 'missing')), []);
 
   // No retention set: prune asks the server nothing, so no server is needed here.
   const api = {} as ServerApi;
