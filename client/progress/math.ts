@@ -1,6 +1,6 @@
 /**
  * The arithmetic behind the progress line, kept pure (times are passed in) so it is tested with a fake clock:
- * a rate over a sliding window, the ETA, and how durations read.
+ * a rate over a sliding window, what an earlier run left, the ETA, and how durations read.
  */
 
 /** Long enough to ride over the pauses between PATCH requests, short enough to follow a link that changes speed. */
@@ -76,6 +76,24 @@ export class RateWindow {
     let drop = 0;
     while (drop + 1 < this.#samples.length && this.#samples[drop + 1]!.t <= cutoff) drop++;
     if (drop > 0) this.#samples.splice(0, drop);
+  }
+}
+
+/**
+ * What an earlier run left of a transfer (a resumed upload's server offset, a restore's spool), to show apart from what
+ * this run moved: only this run's first attempt says so, since a later one resumes from what this run moved itself.
+ */
+export class EarlierRun {
+  #wireBytes: number | null = null;
+
+  /** An attempt of this run starts at `wireOffset`. */
+  begin(wireOffset: number): void {
+    this.#wireBytes ??= wireOffset;
+  }
+
+  /** Of `wireBytes` now, what an earlier run left: capped, should a later attempt start lower than the first. */
+  of(wireBytes: number): number {
+    return Math.min(this.#wireBytes ?? 0, wireBytes);
   }
 }
 

@@ -9,7 +9,7 @@
 import { FRAME_HEADER_SIZE, MAX_CHUNK_SIZE, type EncodedFrameInfo } from '../../core/wire/index.ts';
 import { META } from '../../core/protocol.ts';
 import { WireToRaw } from './wire-to-raw.ts';
-import { RateWindow, etaSeconds } from '../progress/math.ts';
+import { EarlierRun, RateWindow, etaSeconds } from '../progress/math.ts';
 import type { ProgressFigures } from '../progress/figures.ts';
 import type { Reporter } from '../progress/report.ts';
 
@@ -31,8 +31,8 @@ export class TransferProgress {
   #exactTotal: number | null = null;
   #map: WireToRaw | null = null;
   #start = { wireOffset: 0, rawOffset: 0 };
-  /** Where this run's first attempt started: what the server held from an earlier run. */
-  #before: number | null = null;
+  /** What the server held from an earlier run. */
+  readonly #before = new EarlierRun();
 
   constructor(
     private readonly report: Reporter,
@@ -80,7 +80,7 @@ export class TransferProgress {
   begin(start: { wireOffset: number; rawOffset: number }): void {
     const t = this.#now();
     this.#start = { wireOffset: start.wireOffset, rawOffset: start.rawOffset };
-    this.#before ??= start.wireOffset;
+    this.#before.begin(start.wireOffset);
     this.#rawRate.restartAt(t, start.rawOffset);
     this.#wireRate.restartAt(t, start.wireOffset);
   }
@@ -104,7 +104,7 @@ export class TransferProgress {
       direction: 'upload',
       rawBytes,
       wireBytes: wireOffset,
-      wireBytesBefore: Math.min(this.#before ?? 0, wireOffset),
+      wireBytesBefore: this.#before.of(wireOffset),
       rawTotal,
       rawTotalExact: this.#exactTotal !== null,
       rawBytesPerSecond,

@@ -4,7 +4,7 @@
  * still move the line. Bytes already spooled before this run count in the totals, not in the rates.
  */
 import type { FrameParserState } from '../../core/wire/index.ts';
-import { RateWindow, etaSeconds } from '../progress/math.ts';
+import { EarlierRun, RateWindow, etaSeconds } from '../progress/math.ts';
 import type { ProgressFigures } from '../progress/figures.ts';
 import type { Reporter } from '../progress/report.ts';
 
@@ -12,8 +12,8 @@ export class RestoreProgress {
   readonly #now: () => number;
   readonly #rawRate = new RateWindow();
   readonly #wireRate = new RateWindow();
-  /** The spool's verified bytes when this run's first attempt started: downloaded by an earlier run. */
-  #before: number | null = null;
+  /** The spool's verified bytes downloaded by an earlier run. */
+  readonly #before = new EarlierRun();
 
   constructor(
     private readonly report: Reporter,
@@ -30,7 +30,7 @@ export class RestoreProgress {
     const t = this.#now();
     this.#rawRate.restartAt(t, state.rawOffset);
     this.#wireRate.restartAt(t, state.wireOffsetVerified);
-    this.#before ??= state.wireOffsetVerified;
+    this.#before.begin(state.wireOffsetVerified);
   }
 
   update(state: FrameParserState, pendingBytes: number): void {
@@ -51,7 +51,7 @@ export class RestoreProgress {
       direction: 'download',
       rawBytes,
       wireBytes,
-      wireBytesBefore: Math.min(this.#before ?? 0, wireBytes),
+      wireBytesBefore: this.#before.of(wireBytes),
       rawTotal,
       rawTotalExact: state.ended,
       rawBytesPerSecond,

@@ -1,7 +1,7 @@
-// The pure arithmetic of the progress line, on a fake clock: rate over a sliding window, ETA, durations, throttle.
+// The pure arithmetic of the progress line, on a fake clock: rate over a sliding window, an earlier run's bytes, ETA, durations, throttle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Every, RateWindow, etaSeconds, formatDuration } from '../../../client/progress/math.ts';
+import { EarlierRun, Every, RateWindow, etaSeconds, formatDuration } from '../../../client/progress/math.ts';
 
 /** Feeds `w` a steady `bytesPerSecond` from `from` ms for `forMs`, every `stepMs`; returns the end time and position. */
 function steady(w: RateWindow, from: { t: number; position: number }, bytesPerSecond: number, forMs: number, stepMs = 100) {
@@ -79,4 +79,13 @@ test('Every lets one event through per period', () => {
   every.restart(1_000);
   assert.equal(every.pass(1_100), false);
   assert.equal(every.pass(1_250), true);
+});
+
+test("an earlier run's bytes are where this run's first attempt began, never more than there are now", () => {
+  const before = new EarlierRun();
+  assert.equal(before.of(500), 0, 'before any attempt');
+  before.begin(2_000);
+  before.begin(2_400);
+  assert.equal(before.of(3_000), 2_000, "a later attempt resumes from this run's own bytes");
+  assert.equal(before.of(700), 700, 'a later attempt that started lower');
 });
