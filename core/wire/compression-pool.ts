@@ -10,8 +10,8 @@ import { NO_COMPRESSION, validateZstdLevel } from './codec.ts';
 import type { CompressRequest, CompressResponse } from './compression-messages.ts';
 import { sha256 } from './chain.ts';
 import { owned, transferListOf } from './transferable.mjs';
-import { PayloadShelf, SHELF_BYTES } from './payload-shelf.mjs';
-import { ZstdChunkCompressor } from './zstd-chunk.mjs';
+import { SHELF_BYTES } from './payload-shelf.mjs';
+import { ChunkCompression } from './chunk-compression.mjs';
 import { WorkerPool } from '../worker-pool.ts';
 
 export interface CompressedParts {
@@ -58,18 +58,13 @@ export const WORKERS_FROM_LEVEL = 4;
  */
 export const RETIRE_AFTER_JOBS = 32;
 
-/** What compressing here keeps between jobs: made at the first such job, let go after a long spell of raw ones. */
-interface HereState {
-  compressor: ZstdChunkCompressor;
-  shelf: PayloadShelf;
-}
-
 export class CompressionPool {
   readonly #pool: WorkerPool<CompressRequest, CompressResponse, CompressedParts, number>;
   #spread = 1;
   #hereInRow = 0;
   #rawInRow = 0;
-  #here: HereState | null = null;
+  /** What compressing here keeps between jobs: made at the first such job, let go after a long spell of raw ones. */
+  #here: ChunkCompression | null = null;
   #closed = false;
   /**
    * zstd payload memory handed out, by its memory: where the payload ends in it (its last byte recycled frees it), and
@@ -97,7 +92,7 @@ export class CompressionPool {
     if (lent === undefined || piece.byteOffset + piece.byteLength !== lent.end) return;
     this.#lent.delete(memory);
     if (lent.here) {
-      this.#here?.shelf.put(memory);
+      this.#here?.reuse(memory);
       return;
     }
     // With no worker running (raw frames for a while), no job would take it back: held here it would only be held.
@@ -108,7 +103,7 @@ export class CompressionPool {
 
   /** Bytes of payload memory held here for the next job. */
   get heldPayloadBytes(): number {
-    return this.#returnedBytes + (this.#here?.shelf.bytes ?? 0);
+    return this.#returnedBytes + (this.#here?.shelfBytes ?? 0);
   }
 
   /** zstd payloads made so far, and how many of them in new memory (for tests and the bench). */
@@ -159,21 +154,16 @@ export class CompressionPool {
   }
 
   /**
-   * As a worker does (compression-worker.mjs), on this thread: the payload in memory used again once the server has
-   * it, and the raw chunk's memory free for the next chunk once it is compressed.
+   * As a worker does (compression-worker.mjs, the same ChunkCompression), on this thread: the payload in memory used
+   * again once the server has it, and the raw chunk's memory free for the next chunk once it is compressed.
    */
   #compressHere(raw: Buffer, level: number): CompressedParts {
-    const rawHash = sha256(raw);
-    if (level === NO_COMPRESSION) return { codec: 'raw', payload: raw, rawHash, compressNs: 0, level, spare: null };
-    const here = (this.#here ??= { compressor: new ZstdChunkCompressor(), shelf: new PayloadShelf() });
-    const freshBefore = here.shelf.fresh;
-    const started = process.hrtime.bigint();
-    const { codec, payload } = here.compressor.compress(raw, level, (n) => here.shelf.take(n));
-    const compressNs = Number(process.hrtime.bigint() - started);
+    if (level === NO_COMPRESSION) return { codec: 'raw', payload: raw, rawHash: sha256(raw), compressNs: 0, level, spare: null };
+    const { codec, payload, rawHash, compressNs, freshPayload } = (this.#here ??= new ChunkCompression()).run(raw, level);
     if (codec === 'raw') return { codec, payload, rawHash, compressNs, level, spare: null };
     this.#lent.set(payload.buffer as ArrayBuffer, { end: payload.byteOffset + payload.byteLength, here: true });
     this.#payloads++;
-    if (here.shelf.fresh > freshBefore) this.#freshPayloads++;
+    if (freshPayload) this.#freshPayloads++;
     return { codec, payload, rawHash, compressNs, level, spare: raw };
   }
 

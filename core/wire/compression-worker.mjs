@@ -6,31 +6,23 @@
 // here it would be garbage that this thread's GC, which sees almost no JavaScript allocation, frees only every few
 // tens of MB: 4 MiB chunks piled up to over 100 MB per worker before it ran. A zstd payload's memory comes back the
 // same way once the server has acknowledged it (`reuse`), and the next payload is copied into it (payload-shelf.mjs).
-import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { transferListOf, owned } from './transferable.mjs';
-import { PayloadShelf } from './payload-shelf.mjs';
-import { ZstdChunkCompressor } from './zstd-chunk.mjs';
+import { ChunkCompression } from './chunk-compression.mjs';
 
-const compressor = new ZstdChunkCompressor();
-const shelf = new PayloadShelf();
-const fromShelf = (n) => shelf.take(n);
+const compression = new ChunkCompression();
 
 parentPort.on('message', (req) => {
   try {
-    for (const memory of req.reuse ?? []) shelf.put(memory);
+    for (const memory of req.reuse ?? []) compression.reuse(memory);
     const raw = Buffer.from(req.raw.buffer, req.raw.byteOffset, req.raw.byteLength);
-    const rawHash = owned(createHash('sha256').update(raw).digest());
-    const freshBefore = shelf.fresh;
-    const started = process.hrtime.bigint();
-    const { codec, payload } = compressor.compress(raw, req.level, fromShelf);
-    const compressNs = Number(process.hrtime.bigint() - started);
+    const { codec, payload, rawHash: hash, compressNs, freshPayload } = compression.run(raw, req.level);
+    const rawHash = owned(hash);
     // A zstd payload is the start of its shelf memory, which moves whole (owned() would copy the view).
     const out = codec === 'zstd' ? payload : owned(payload);
     // Kept raw, the payload is the chunk itself and already goes back.
     const spare = codec === 'zstd' ? req.raw : undefined;
     const sent = spare ? [out, rawHash, spare] : [out, rawHash];
-    const freshPayload = shelf.fresh > freshBefore;
     parentPort.postMessage({ id: req.id, codec, payload: out, rawHash, compressNs, spare, freshPayload }, transferListOf(...sent));
   } catch (err) {
     parentPort.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) });
