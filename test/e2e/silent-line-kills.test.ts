@@ -61,7 +61,7 @@ test('both ends killed with SIGKILL during a silence, the client\'s state delete
   await assertPushFinishes(t, world, again, silence);
   assert.match(again.stderr, RESUMED);
   await assertArrived(world);
-  assertSentOnce(t, world, before, await world.line.upstream(), 1);
+  assertSentOnce(t, world, before, await world.line.upstream(), 1, 2);
 });
 
 test('the client killed during a silence, the server left running: a new push takes the upload over once the line speaks', lineTest, async (t) => {
@@ -86,5 +86,5 @@ test('the client killed during a silence, the server left running: a new push ta
   await assertPushFinishes(t, world, again, silence);
   assert.match(again.stderr, RESUMED);
   await assertArrived(world);
-  assertSentOnce(t, world, before, await world.line.upstream(), 1);
+  assertSentOnce(t, world, before, await world.line.upstream(), 1, 2);
 });

@@ -245,12 +245,13 @@ export async function assertArrived(world: SilentLineWorld): Promise<void> {
 
 /**
  * What crossed the line upstream since `before`: the framed stream, and at most one frame per interruption sent
- * twice, plus the requests' own bytes. (What sat in the line's queue when it fell silent never crossed: a silence
- * drops it, shaped-line.ts.)
+ * twice, plus the requests' own bytes, those of each push run (one that starts again after a kill asks for the plan,
+ * the upload and its frame 0 again, and polls its receive anew). (What sat in the line's queue when it fell silent
+ * never crossed: a silence drops it, shaped-line.ts.)
  */
-export function assertSentOnce(t: TestContext, world: SilentLineWorld, before: LineCount, after: LineCount, interruptions: number): void {
+export function assertSentOnce(t: TestContext, world: SilentLineWorld, before: LineCount, after: LineCount, interruptions: number, pushes = 1): void {
   const crossed = after.payload - before.payload;
-  const budget = world.wire + interruptions * world.frameBytes + REQUESTS_BYTES;
+  const budget = world.wire + interruptions * world.frameBytes + pushes * REQUESTS_BYTES;
   t.diagnostic(
     `${crossed} B of payload crossed upstream for a ${world.wire} B stream: ${crossed - world.wire} B more, ` +
       `${interruptions} interruption(s) allowed ${budget - world.wire} B more`,
