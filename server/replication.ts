@@ -83,11 +83,10 @@ export class ReplicationService implements AppService {
     // What each client's uploads hold in the spool, which its quota bounds.
     const usage = new SpoolUsage((client) => clientSpools(this.disk, client));
     this.privilegedFiles = options.privilegedFiles ?? 'allow';
-    this.store = new Spool(
-      layout,
-      (id, message) => log.warn({ transfer: id }, message),
-      (id, err) => log.error({ transfer: id, err }, 'syncing an upload\'s spool failed after its request was answered; its client keeps those bytes until a later sync'),
-    );
+    this.store = new Spool(layout, {
+      onDamage: (id, message) => log.warn({ transfer: id }, message),
+      onLateFailure: (id, err) => log.error({ transfer: id, err }, 'syncing an upload\'s spool failed after its request was answered; its client keeps those bytes until a later sync'),
+    });
     this.pruner = new ServerPruner(layout, catalog, log, options.retention ?? KEEP_EVERYTHING, this.sends, { ...DEFAULT_PRUNE_RETRY, ...options.pruneRetry });
     // What retention passed over while it was being sent goes once the send has ended.
     this.sends.onVolumeIdle((client, volume) => void this.pruner.pruneVolume(client, volume));

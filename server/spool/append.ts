@@ -10,8 +10,8 @@
  * spliced from two encodings (a client that compressed it again at another level): the kept part goes, and the client
  * sends that frame whole (a retryable partial_frame_mismatch). Data is fsynced before append returns. The upload's
  * new offset is acknowledged after that, or, for a client that keeps its bytes back to the synced offset, once the
- * frames are written (`written`): the sync then runs while the next request crosses the line, and that request
- * waits for it (server/spool/spool.ts).
+ * frames are written (`written`): the sync then runs while the next request crosses the line, and that request's
+ * answer waits for it (server/spool/spool.ts).
  */
 import fs from 'node:fs/promises';
 import { FRAME_HEADER_SIZE, FrameError, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
@@ -76,11 +76,13 @@ export interface AppendJob {
   /**
    * Called with the spool's new size once the request's frames and the kept tail are written, before their sync,
    * when nothing failed and the end frame is not among them (the end is answered durable, as it completes the
-   * stream).
+   * stream). From then on the append only syncs and closes its files.
    */
   written?(end: number): void;
   /** Called each time the spool and index are synced, with the offset up to which they are on disk. */
   synced(to: number): void;
+  /** Syncs a file to disk (fsync). */
+  syncFile(file: fs.FileHandle): Promise<void>;
   /**
    * Aborted when the upload's spool is deleted under the request (an abort, say), as the body is ended with the same
    * reason (server/spool/spool.ts drop): the append writes nothing more, not even the part of a frame a cut keeps.
@@ -147,7 +149,7 @@ export async function appendFrames(job: AppendJob): Promise<number> {
       frameDone(frame, cut, taken);
       unsynced += frameLength;
       if (unsynced >= SYNC_EVERY_BYTES) {
-        await Promise.all([spool.sync(), index.sync()]);
+        await Promise.all([job.syncFile(spool), job.syncFile(index)]);
         job.synced(written);
         unsynced = 0;
       }
@@ -185,13 +187,14 @@ export async function appendFrames(job: AppendJob): Promise<number> {
     const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest(), ...untaken], offset);
     end = await kept.finally(async () => {
       const keptEnd = await kept.catch(() => null);
+      // No more of the request's bytes come: the rest of the last slab is free before the sync, which may outlast it.
+      arrival.close();
       if (keptEnd !== null && failure === null && !last.complete) job.written?.(keptEnd);
-      await Promise.all([spool.sync(), index.sync()]).finally(async () => {
+      await Promise.all([job.syncFile(spool), job.syncFile(index)]).finally(async () => {
         await Promise.all([spool.close(), index.close()]);
       });
       if (keptEnd !== null) job.synced(keptEnd);
     });
-    arrival.close();
   }
   if (last.complete && !start.complete) sink.complete(last);
   // Converted, it is no end-frame refusal below: the end frame may only have been spliced, and comes again whole.

@@ -7,20 +7,26 @@
 export class UploadMutex {
   private readonly tails = new Map<string, Promise<void>>();
 
-  /** Runs `fn` once every earlier holder of `id` has finished, and keeps later ones waiting until it has. */
-  async run<T>(id: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` once every earlier holder of `id` has finished, and keeps later ones waiting until it has, or until it
+   * calls `release` (its work on the files is done, and what is left of it, a sync, needs no lock).
+   */
+  async run<T>(id: string, fn: (release: () => void) => Promise<T>): Promise<T> {
     const before = this.tails.get(id) ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));
     const tail = before.then(() => mine);
     this.tails.set(id, tail);
-    await before;
-    try {
-      return await fn();
-    } finally {
+    const leave = () => {
       release();
       // The last holder leaves no entry behind: ids are not kept for ever.
       if (this.tails.get(id) === tail) this.tails.delete(id);
+    };
+    await before;
+    try {
+      return await fn(leave);
+    } finally {
+      leave();
     }
   }
 }

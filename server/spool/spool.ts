@@ -19,6 +19,18 @@ export { progressFromRecord, type SpoolProgress } from './progress.ts';
 /** Whether the frame index of an upload may grow by one more record (Spool.gateIndex). */
 export type IndexGate = () => boolean | Promise<boolean>;
 
+export interface SpoolHooks {
+  /**
+   * Told, with a message for the server's log, when repair cut back an index damaged on disk (not a crash's torn or
+   * lost tail, which repair mends quietly).
+   */
+  onDamage?: (id: string, message: string) => void;
+  /** A sync that failed after its request was answered (the synced offset stays where it was). */
+  onLateFailure?: (id: string, err: unknown) => void;
+  /** How a spool or index file is synced (fsync): a test makes it a slow disk's. */
+  syncFile?: (file: fs.FileHandle) => Promise<void>;
+}
+
 /** What an upload's spool holds after repair: its verified progress, and its size (the offset a HEAD reports). */
 export interface OpenSpool {
   progress: SpoolProgress;
@@ -43,17 +55,24 @@ export class Spool {
   private readonly durable = new Map<string, number>();
   /** Uploads whose requests may be answered once written, before their sync (ACK_HEADER; the client holds back). */
   private readonly answerWritten = new Set<string>();
-
   /**
-   * `onDamage`: told, with a message for the server's log, when repair cut back an index damaged on disk (not a
-   * crash's torn or lost tail, which repair mends quietly).
+   * The last append of each upload that was answered once written, settled (either way) once its sync is: the sync
+   * runs without the upload's lock, while the next request's bytes cross the line and are verified and written.
    */
+  private readonly syncing = new Map<string, Promise<void>>();
+
+  private readonly onDamage: (id: string, message: string) => void;
+  private readonly onLateFailure: (id: string, err: unknown) => void;
+  private readonly syncFile: (file: fs.FileHandle) => Promise<void>;
+
   constructor(
     readonly layout: ServerLayout,
-    private readonly onDamage: (id: string, message: string) => void = () => undefined,
-    /** A sync that failed after its request was answered (the synced offset stays where it was). */
-    private readonly onLateFailure: (id: string, err: unknown) => void = () => undefined,
-  ) {}
+    hooks: SpoolHooks = {},
+  ) {
+    this.onDamage = hooks.onDamage ?? noop;
+    this.onLateFailure = hooks.onLateFailure ?? noop;
+    this.syncFile = hooks.syncFile ?? ((file) => file.sync());
+  }
 
   /** An empty spool for a new upload. */
   async create(id: string): Promise<void> {
@@ -123,7 +142,10 @@ export class Spool {
 
   /** Brings spool and index into agreement after a crash (see repairNow). */
   repair(id: string): Promise<SpoolProgress> {
-    return this.busy.run(id, () => this.repairNow(id));
+    return this.busy.run(id, async () => {
+      await this.syncing.get(id);
+      return this.repairNow(id);
+    });
   }
 
   /**
@@ -132,6 +154,7 @@ export class Spool {
    */
   open(id: string): Promise<OpenSpool> {
     return this.busy.run(id, async () => {
+      await this.syncing.get(id);
       const progress = await this.repairNow(id);
       return { progress, size: (await fs.stat(this.layout.spoolFile(id))).size };
     });
@@ -171,6 +194,8 @@ export class Spool {
    */
   rewind(id: string, frames: number): Promise<SpoolProgress> {
     return this.busy.run(id, async () => {
+      // A sync still under way would say the spool is on disk past the cut.
+      await this.syncing.get(id);
       const before = await this.repairNow(id);
       if (frames > before.framesVerified) {
         throw new SnapferryError('invalid_input', `cannot rewind to frame ${frames}: the server holds ${before.framesVerified}`);
@@ -187,21 +212,32 @@ export class Spool {
   /**
    * Appends a request's bytes at `offset` (the spool's size), verifying each frame and handing it to `sink`;
    * returns the new size. A wrong offset is a retryable offset_mismatch. For an upload answered once written
-   * (answerWhenWritten), resolves before the sync, which goes on holding the upload: its next request, or a HEAD,
-   * waits for it. Never for the first append this process makes to a spool, whose sync says where it stands.
+   * (answerWhenWritten), resolves before the sync, which runs without the upload's lock: the next request's bytes are
+   * verified and written meanwhile (on a LAN the sync of 8 MiB took as long as the next request's crossing), and it
+   * is answered once that sync is done, so the synced offset it reports is always its predecessor's end. A HEAD waits
+   * for the sync. Never for the first append this process makes to a spool, whose sync says where it stands.
    */
   append(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink): Promise<number> {
     if (!this.answerWritten.has(id) || !this.durable.has(id)) return this.appendNow(id, body, offset, chunkSize, sink);
     let answer!: (end: number) => void;
     const answered = new Promise<number>((resolve) => (answer = resolve));
-    const whole = this.appendNow(id, body, offset, chunkSize, sink, answer);
+    const whole = this.appendNow(id, body, offset, chunkSize, sink, { answer, after: this.syncing.get(id) ?? Promise.resolve() });
+    const settled = whole.then(noop, noop);
+    this.syncing.set(id, settled);
+    void settled.then(() => {
+      if (this.syncing.get(id) === settled) this.syncing.delete(id);
+    });
     // A failure before the answer is the request's own; one after it (the sync) has nobody else to tell.
     whole.catch((err: unknown) => void answered.then(() => this.onLateFailure(id, err)));
     return Promise.race([answered, whole]);
   }
 
-  private appendNow(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink, written?: (end: number) => void): Promise<number> {
-    return this.busy.run(id, async () => {
+  /**
+   * `early`: answer once written, and let go of the upload's lock then; `after` is the sync of the append before,
+   * which the answer and the synced offset wait for (so that they never run ahead of it).
+   */
+  private appendNow(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink, early?: { answer: (end: number) => void; after: Promise<void> }): Promise<number> {
+    return this.busy.run(id, async (release) => {
       const start = await this.repairNow(id);
       const spoolPath = this.layout.spoolFile(id);
       const held = (await fs.stat(spoolPath)).size;
@@ -213,6 +249,12 @@ export class Spool {
       this.reached.set(id, offset);
       const stop = new AbortController();
       this.appending.set(id, stop);
+      // Once the lock is let go, the next append of the upload may have taken these over.
+      const leave = () => {
+        if (this.appending.get(id) !== stop) return;
+        this.appending.delete(id);
+        this.reached.delete(id);
+      };
       // Ended with the reason, the body's reader (the append) throws it at once, not once the next chunk comes: a
       // second away on a slow line, never on a silent one. Only this reader's stream: a request's is answered with
       // the reason (server/upload-store/tus-store.ts), which ends it.
@@ -226,12 +268,22 @@ export class Spool {
             this.reached.set(id, (this.reached.get(id) ?? offset) + bytes);
           },
           admitRecord: () => this.indexGates.get(id)?.() ?? true,
-          synced: (to) => this.durable.set(id, to),
-          ...(written ? { written } : {}),
+          syncFile: this.syncFile,
+          synced: (to) => {
+            if (!early) this.durable.set(id, to);
+            // In order after the append before; not once the upload is dropped.
+            else void early.after.then(() => this.durable.has(id) && this.durable.set(id, to));
+          },
+          ...(early ? {
+            written: (end: number) => {
+              leave();
+              release();
+              void early.after.then(() => early.answer(end));
+            },
+          } : {}),
         });
       } finally {
-        this.appending.delete(id);
-        this.reached.delete(id);
+        leave();
       }
     });
   }
@@ -300,6 +352,8 @@ export function damagedIndexMessage(file: string, damaged: { record: number; pro
 function keptOf(progress: SpoolProgress, size: number): number {
   return size > progress.wireOffset + (progress.complete ? 0 : MAX_TAIL) ? progress.wireOffset : size;
 }
+
+function noop(): void {}
 
 async function sizeOrZero(file: string): Promise<number> {
   return fs.stat(file).then(

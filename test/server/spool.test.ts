@@ -27,7 +27,7 @@ async function spoolIn(t: TestContext) {
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
   const layout = new ServerLayout(dir);
   const damage: string[] = [];
-  const spool = new Spool(layout, (id, message) => void damage.push(`${id}: ${message}`));
+  const spool = new Spool(layout, { onDamage: (id, message) => void damage.push(`${id}: ${message}`) });
   await spool.create(ID);
   return { layout, spool, damage };
 }
@@ -289,6 +289,61 @@ test('drop during an append stops it at once: it rejects with upload_gone withou
   assert.equal((await file.stat()).size, before);
   assert.deepEqual(events, [`start ${CHUNK}`, 'stored 0'], 'no frame after the drop reached the sink');
   assert.equal(spool.arrived(ID), 0, 'nothing counted as arrived after the drop');
+});
+
+test('a slow disk: the next request is written while the sync before it runs, answered once that sync is done; a HEAD waits for it; a drop outlives it', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-spool-${process.pid}-`));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const layout = new ServerLayout(dir);
+  // Each sync waits for the disk (the test) to let it through, as a sync of 8 MiB on a slow disk takes its time.
+  let disk: { open: Promise<void>; let: () => void } | null = null;
+  /** The syncs started from now on wait until `let` is called. */
+  const slowDisk = () => {
+    let open!: () => void;
+    const gate = { open: new Promise<void>((resolve) => (open = resolve)), let: () => open() };
+    disk = gate;
+    return gate;
+  };
+  const spool = new Spool(layout, { syncFile: async (file) => {
+    await disk?.open;
+    await file.sync();
+  } });
+  await spool.create(ID);
+  spool.answerWhenWritten(ID, true);
+  const raw = mixedBytes(6 * CHUNK, CHUNK);
+  const { wire, frames } = await encode(raw, { chunkSize: CHUNK, level: 1 });
+  const at = (i: number) => frames[i]!.wireOffset;
+  const { events, sink } = recordingSink();
+  const sizeOnDisk = async () => (await fs.stat(layout.spoolFile(ID))).size;
+  const pending = (p: Promise<unknown>) => Promise.race([p.then(() => 'settled', () => 'settled'), new Promise((r) => setTimeout(r, 100, 'pending'))]);
+
+  const first = slowDisk();
+  assert.equal(await append(spool, 0, wire.subarray(0, at(2)), sink), at(2), 'answered once written, its sync held');
+  assert.equal(spool.syncedOffset(ID), 0);
+  const secondSync = slowDisk();
+  const second = append(spool, at(2), wire.subarray(at(2), at(4)), sink);
+  second.catch(() => undefined);
+  for (const end = Date.now() + 5000; (await sizeOnDisk()) !== at(4); await new Promise((r) => setTimeout(r, 10))) {
+    assert.ok(Date.now() < end, `the next request's frames were not written while the sync before it ran: the spool holds ${await sizeOnDisk()} bytes, not ${at(4)}`);
+  }
+  assert.deepEqual(events, [`start ${CHUNK}`, 'stored 0', 'stored 1', 'stored 2', 'stored 3'], 'its frames went on to the receive');
+  assert.equal(await pending(second), 'pending', 'not answered before the sync of the request before it');
+  const head = spool.open(ID);
+  first.let();
+  assert.equal(await second, at(4));
+  assert.equal(spool.syncedOffset(ID), at(2), 'the synced offset its answer carries is the request before it, on disk');
+  assert.equal(await pending(head), 'pending', 'a HEAD waits for the sync under way');
+  secondSync.let();
+  assert.equal((await head).size, at(4));
+  assert.equal(spool.syncedOffset(ID), at(4));
+
+  // Dropped (an abort) while a sync is under way: that sync says nothing once it is done.
+  const third = slowDisk();
+  assert.equal(await append(spool, at(4), wire.subarray(at(4), at(5)), sink), at(5));
+  await spool.drop(ID);
+  third.let();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(spool.syncedOffset(ID), null);
 });
 
 test('an upload answered once written: append resolves before the sync, the synced offset one request behind; never so after a restart', async (t) => {
