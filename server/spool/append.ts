@@ -5,13 +5,14 @@
  *
  * A request cut mid-frame keeps what arrived of the frame in flight (the spool's tail past the index's last frame),
  * so the client sends only the rest: on a line that cuts more often than a frame takes, every cut still moves the
- * upload on. The kept part is never trusted: the next request parses it again before its own bytes, and the frame is
- * verified whole before its record is written. A frame that then fails and began in the kept part may have been
- * spliced from two encodings (a client that compressed it again at another level): the kept part goes, and the client
- * sends that frame whole (a retryable partial_frame_mismatch). Data is fsynced before append returns. The upload's
- * new offset is acknowledged after that, or, for a client that keeps its bytes back to the synced offset, once the
- * frames are written (`written`): the sync then runs while the next request crosses the line, and that request's
- * answer waits for it (server/spool/spool.ts).
+ * upload on. It is written while it arrives, not only once the request ends, so a server killed mid-request keeps
+ * it too (server/spool/tail-writes.ts). The kept part is never trusted: the next request parses it again before its
+ * own bytes, and the frame is verified whole before its record is written. A frame that then fails and began in the
+ * kept part may have been spliced from two encodings (a client that compressed it again at another level): the kept
+ * part goes, and the client sends that frame whole (a retryable partial_frame_mismatch). Data is fsynced before
+ * append returns. The upload's new offset is acknowledged after that, or, for a client that keeps its bytes back to
+ * the synced offset, once the frames are written (`written`): the sync then runs while the next request crosses the
+ * line, and that request's answer waits for it (server/spool/spool.ts).
  */
 import fs from 'node:fs/promises';
 import { FRAME_HEADER_SIZE, FrameError, MAX_CHUNK_SIZE, type VerifiedFrame } from '../../core/wire/index.ts';
@@ -19,6 +20,7 @@ import { SnapferryError } from '../../core/errors.ts';
 import { chunkDone } from '../../core/wire/chunk-memory.ts';
 import { ArrivalMemory } from './arrival-memory.ts';
 import { FrameCutter, takeFront } from './frame-cutter.ts';
+import { TailWrites } from './tail-writes.ts';
 import { openedFrame } from '../stream-start.ts';
 import { encodeIndexRecord, type IndexRecord } from './frame-index.ts';
 import { progressFromRecord, type SpoolProgress } from './progress.ts';
@@ -113,6 +115,12 @@ export async function appendFrames(job: AppendJob): Promise<number> {
    */
   let unwritten: Buffer[] = [];
   const arrival = new ArrivalMemory();
+  /** The request's bytes so far end here on the wire. */
+  let arrivedTo = offset;
+  // What arrived past the last verified frame, written while the request waits for more (a server killed keeps it).
+  const arriving = new TailWrites(spool, offset, () =>
+    stopped || failure !== null || job.stop?.aborted === true || cutter.end !== written ? null : { at: written, bytes: cutter.rest(), max: written + MAX_TAIL },
+  );
 
   const take = async (chunk: Buffer): Promise<void> => {
     const { frames, failure: failed } = cutter.push(chunk);
@@ -129,13 +137,18 @@ export async function appendFrames(job: AppendJob): Promise<number> {
       // Every frame here goes to btrfs receive, which needs its raw bytes: a stream that turns sealed after a plain
       // frame 0 is refused at its first sealed frame, before it is kept (its raw bytes would be missing downstream).
       else if (frame.kind === 'data') openedFrame(frame);
-      // Exactly this frame's bytes (no copy). A frame that began in the kept tail is written whole again: the same
-      // bytes, and one write. A hostile client can send a frame in many tiny pieces: stay well under IOV_MAX.
+      // Exactly this frame's bytes (no copy), less the part the spool holds already (a cut's tail, or what was
+      // written while it arrived: the same bytes). A hostile client can send a frame in many tiny pieces: stay well
+      // under IOV_MAX.
       const frameLength = frame.wireEnd - frame.wireStart;
-      const parts = cut.length > MAX_WRITEV_PARTS ? [Buffer.concat(cut)] : cut;
-      await writeAllAt(spool, parts, frameLength, written);
+      const held = Math.min(frameLength, Math.max(0, arriving.onDisk - written));
+      const fresh = [...cut];
+      takeFront(fresh, held);
+      const parts = fresh.length > MAX_WRITEV_PARTS ? [Buffer.concat(fresh)] : fresh;
+      if (held < frameLength) await writeAllAt(spool, parts, frameLength - held, written + held);
       takeFront(unwritten, frameLength);
       written += frameLength;
+      arriving.wrote(written);
       const record: IndexRecord = {
         index: frame.index,
         wireEnd: frame.wireEnd,
@@ -168,23 +181,29 @@ export async function appendFrames(job: AppendJob): Promise<number> {
       await take(tail);
     }
     if (!stopped) {
+      arriving.waiting(arrivedTo);
       for await (const chunk of job.body) {
+        const writing = arriving.busy();
+        if (writing !== null) await writing;
         job.arrived(chunk.length);
+        arrivedTo += chunk.length;
         for (const piece of arrival.copy(chunk)) {
           if (stopped) untaken.push(piece);
           else await take(piece);
         }
         if (stopped) break;
+        arriving.waiting(arrivedTo);
       }
     }
   } catch (err) {
     failure = err;
   } finally {
+    await arriving.close();
     // A cut (the request's stream failed) keeps what arrived of the frame in flight, as does a body the quota ended
     // at its line (server/upload-store/quota.ts) or a frame whose record it refused; a verdict of ours on the bytes
     // (a frame that failed, a refused stream) keeps none of them. A spool deleted under the request is written no
     // more, not even cut back.
-    const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest(), ...untaken], offset);
+    const kept = job.stop?.aborted === true ? Promise.resolve(written) : keepTail(spool, written, failure instanceof SnapferryError ? [] : [...unwritten, ...cutter.rest(), ...untaken], arriving.onDisk);
     end = await kept.finally(async () => {
       const keptEnd = await kept.catch(() => null);
       // No more of the request's bytes come: the rest of the last slab is free before the sync, which may outlast it.
@@ -210,8 +229,9 @@ export async function appendFrames(job: AppendJob): Promise<number> {
  * After a request, the spool holds its verified frames up to `verifiedEnd`, and then `tail`, or as much of it as
  * repair keeps (MAX_TAIL): what arrived past the last indexed frame (kept for the client's next request, which
  * verifies it again), or nothing (a frame that failed: none of it may stay). The spool already holds the tail's
- * bytes up to `onDiskTo` (the part a cut left before this request): only the rest is written. Keeping it is worth a
- * try, never a failure: a short write keeps a shorter part, still a prefix.
+ * bytes up to `onDiskTo` (the part a cut left before this request, and what was written while it arrived,
+ * server/spool/tail-writes.ts): only the rest is written. Keeping it is worth a try, never a failure: a short write
+ * keeps a shorter part, still a prefix.
  */
 async function keepTail(spool: fs.FileHandle, verifiedEnd: number, tail: readonly Buffer[], onDiskTo: number): Promise<number> {
   // Frames whose records the quota refused (admitRecord) may run past a frame's length: their first MAX_TAIL bytes.
