@@ -53,8 +53,12 @@ test('both ends killed with SIGKILL during a silence, the client\'s state delete
       await killClient(world, push);
     },
   });
-  t.diagnostic(`both killed with ${held.wireEnd} of ${world.wire} B held; ${silence.heldAfter} B held when the line spoke again`);
+  // What reached the server of the frame in flight was written to its spool as it arrived (server/spool/tail-writes.ts).
+  // Before, it was held in memory until its request ended, died with the server, and the push sent the frame again.
+  const spooled = await world.spoolBytes();
+  t.diagnostic(`both killed with ${held.wireEnd} of ${world.wire} B held; ${silence.heldAfter} B held when the line spoke again, and ${spooled - silence.heldAfter} B of the next frame`);
   assert.ok(silence.heldAfter >= held.wireEnd, 'the killed server kept every verified frame');
+  assert.ok(spooled > silence.heldAfter, 'the killed server kept the part of the frame in flight that had reached it');
 
   await world.serve();
   const again = world.push();

@@ -78,6 +78,8 @@ export interface SilentLineWorld {
   held(): Promise<IndexRecord | null>;
   /** The end of the server's last verified frame, or once the spool is gone (received), the stream's length. */
   heldBytes(): Promise<number>;
+  /** The size of the server's spool file: its verified frames and the part of a frame after them (0 once it is gone). */
+  spoolBytes(): Promise<number>;
   /** The server's catalog record of the transfer (null before it exists). */
   transfer(): Promise<TransferOnDisk | null>;
 }
@@ -145,6 +147,10 @@ export async function silentLineWorld(t: TestContext, options: WorldOptions): Pr
       const x = await transfer();
       if (x === null) return 0;
       return x.wireBytes ?? (await readLastRecord(layout.frameIndexFile(x.id)))?.wireEnd ?? 0;
+    },
+    async spoolBytes() {
+      const x = await transfer();
+      return x === null ? 0 : ((await fs.stat(layout.spoolFile(x.id)).catch(() => null))?.size ?? 0);
     },
     transfer,
   };
