@@ -6,7 +6,10 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { describe, test, type TestContext } from 'node:test';
+import { PassThrough } from 'node:stream';
+import { deleteSpool } from '../../server/orphan-spools.ts';
 import { ServerLayout } from '../../server/layout.ts';
 import { Spool, type FrameSink } from '../../server/spool/spool.ts';
 import { SpoolUploads } from '../../server/upload-store/spool-uploads.ts';
@@ -64,3 +67,18 @@ for (const [name, make] of [['the composed store', composed], ['the spool store 
     if (make === composed) shouldExpireUploads(make, PERIOD_MS);
   });
 }
+
+// The spool's store keeps the records it read (a record never changes): one whose files are all deleted behind it,
+// as the orphan sweep deletes them, must not answer from memory.
+test('an upload read, then deleted behind the store, every file (the orphan sweep): not found for a HEAD and a PATCH, as one never created', async (t) => {
+  const { store, layout, create } = await uploadStoreIn(t);
+  const id = 'd'.repeat(32);
+  await create(id);
+  assert.equal((await store.getUpload(id)).offset, 0, "read once: its record is kept");
+  await deleteSpool(layout, id);
+  const code = (p: Promise<unknown>) => p.then(() => 'answered', (err: { code?: string; status_code?: number }) => `${err.code} ${err.status_code}`);
+  assert.equal(await code(store.getUpload(id)), 'not_found 404');
+  const body = new PassThrough();
+  body.end(Buffer.alloc(100));
+  assert.equal(await code(store.write(body, id, 0)), 'not_found 404');
+});
