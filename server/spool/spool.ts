@@ -150,11 +150,11 @@ export class Spool {
 
   /**
    * The spool as a request finds it: repaired, with its size. Waits for a write in progress, so the size is never
-   * that of a frame half written (and the offset never goes back). Throws ENOENT when the spool is gone.
+   * that of a frame half written (and the offset never goes back), but not for a sync under way: every PATCH asks
+   * this first, while the sync of the request before it runs (Spool.append). Throws ENOENT when the spool is gone.
    */
   open(id: string): Promise<OpenSpool> {
     return this.busy.run(id, async () => {
-      await this.syncing.get(id);
       const progress = await this.repairNow(id);
       return { progress, size: (await fs.stat(this.layout.spoolFile(id))).size };
     });
@@ -214,29 +214,31 @@ export class Spool {
    * returns the new size. A wrong offset is a retryable offset_mismatch. For an upload answered once written
    * (answerWhenWritten), resolves before the sync, which runs without the upload's lock: the next request's bytes are
    * verified and written meanwhile (on a LAN the sync of 8 MiB took as long as the next request's crossing), and it
-   * is answered once that sync is done, so the synced offset it reports is always its predecessor's end. A HEAD waits
-   * for the sync. Never for the first append this process makes to a spool, whose sync says where it stands.
+   * is answered once that sync is done, so the synced offset it reports is always its predecessor's end. Never for
+   * the first append this process makes to a spool, whose sync says where it stands.
    */
   append(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink): Promise<number> {
-    if (!this.answerWritten.has(id) || !this.durable.has(id)) return this.appendNow(id, body, offset, chunkSize, sink);
+    const early = this.answerWritten.has(id) && this.durable.has(id);
     let answer!: (end: number) => void;
     const answered = new Promise<number>((resolve) => (answer = resolve));
-    const whole = this.appendNow(id, body, offset, chunkSize, sink, { answer, after: this.syncing.get(id) ?? Promise.resolve() });
+    const whole = this.appendNow(id, body, offset, chunkSize, sink, this.syncing.get(id) ?? Promise.resolve(), early ? answer : null);
     const settled = whole.then(noop, noop);
     this.syncing.set(id, settled);
     void settled.then(() => {
       if (this.syncing.get(id) === settled) this.syncing.delete(id);
     });
+    if (!early) return whole;
     // A failure before the answer is the request's own; one after it (the sync) has nobody else to tell.
     whole.catch((err: unknown) => void answered.then(() => this.onLateFailure(id, err)));
     return Promise.race([answered, whole]);
   }
 
   /**
-   * `early`: answer once written, and let go of the upload's lock then; `after` is the sync of the append before,
-   * which the answer and the synced offset wait for (so that they never run ahead of it).
+   * `after`: the append before and its sync, which may still run; the synced offsets this one reports, and its early
+   * answer, wait for it, so that they never run ahead of it nor are overtaken by it. `answer`: answered once written,
+   * when the upload's lock is let go too.
    */
-  private appendNow(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink, early?: { answer: (end: number) => void; after: Promise<void> }): Promise<number> {
+  private appendNow(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink, after: Promise<void>, answer: ((end: number) => void) | null): Promise<number> {
     return this.busy.run(id, async (release) => {
       const start = await this.repairNow(id);
       const spoolPath = this.layout.spoolFile(id);
@@ -259,8 +261,9 @@ export class Spool {
       // second away on a slow line, never on a silent one. Only this reader's stream: a request's is answered with
       // the reason (server/upload-store/tus-store.ts), which ends it.
       stop.signal.addEventListener('abort', () => body.destroy(stop.signal.reason as Error), { once: true });
+      let syncedSaid = Promise.resolve();
       try {
-        return await appendFrames({
+        const end = await appendFrames({
           spoolPath, indexPath: this.layout.frameIndexFile(id), offset, start, chunkSize, sink, stop: stop.signal,
           body: body as AsyncIterable<Buffer>,
           arrived: (bytes) => {
@@ -270,18 +273,19 @@ export class Spool {
           admitRecord: () => this.indexGates.get(id)?.() ?? true,
           syncFile: this.syncFile,
           synced: (to) => {
-            if (!early) this.durable.set(id, to);
-            // In order after the append before; not once the upload is dropped.
-            else void early.after.then(() => this.durable.has(id) && this.durable.set(id, to));
+            // Not once the upload is dropped under an early answer (then nobody waits for this append).
+            syncedSaid = after.then(() => void ((!answer || this.durable.has(id)) && this.durable.set(id, to)));
           },
-          ...(early ? {
+          ...(answer ? {
             written: (end: number) => {
               leave();
               release();
-              void early.after.then(() => early.answer(end));
+              void after.then(() => answer(end));
             },
           } : {}),
         });
+        await syncedSaid;
+        return end;
       } finally {
         leave();
       }
