@@ -56,8 +56,8 @@ export class Spool {
   /** Uploads whose requests may be answered once written, before their sync (ACK_HEADER; the client holds back). */
   private readonly answerWritten = new Set<string>();
   /**
-   * The last append of each upload that was answered once written, settled (either way) once its sync is: the sync
-   * runs without the upload's lock, while the next request's bytes cross the line and are verified and written.
+   * The last append of each upload, settled (either way) once its sync is: for an upload answered once written the
+   * sync runs without the upload's lock, while the next request's bytes cross the line and are verified and written.
    */
   private readonly syncing = new Map<string, Promise<void>>();
 

@@ -5,6 +5,7 @@
  * nothing touched for the period, once the core agrees.
  */
 import fs from 'node:fs/promises';
+import { LRUCache } from 'lru-cache';
 import type { SnapferryError } from '../../core/errors.ts';
 import { isTransferId } from '../layout.ts';
 import type { Spool } from '../spool/spool.ts';
@@ -40,13 +41,12 @@ const TOUCHES_KEPT = 256;
 export class ExpiringUploads extends ForwardingStore {
   private sweeping: Promise<void> = Promise.resolve();
   /**
-   * When this process last dated each upload's activity. On a LAN a PATCH comes every 50-100 ms, and dating each
+   * The uploads whose activity this process dated lately. On a LAN a PATCH comes every 50-100 ms, and dating each
    * one set the spool's mtime while the sync of the request before it ran, which waits for that sync's inode lock (3
    * ms of each request, session 31). Dated again only after a thousandth of the period (at most a minute), it may
    * look that much longer idle to the sweep: a minute of the default 7 days.
    */
-  private readonly touched = new Map<string, number>();
-  private readonly touchEveryMs: number;
+  private readonly dated: LRUCache<string, true>;
 
   constructor(
     inner: UploadStore,
@@ -55,7 +55,7 @@ export class ExpiringUploads extends ForwardingStore {
     private readonly periodMs: number,
   ) {
     super(inner);
-    this.touchEveryMs = Math.min(60_000, periodMs / 1000);
+    this.dated = new LRUCache({ max: TOUCHES_KEPT, ttl: Math.max(1, Math.min(60_000, Math.round(periodMs / 1000))) });
   }
 
   override get expireAfterMs(): number {
@@ -116,20 +116,11 @@ export class ExpiringUploads extends ForwardingStore {
     // Upload-Expires are creation + period); handed the last activity instead, it agrees with the sweep, and a seed
     // longer than the period is not cut off.
     const now = new Date();
-    if (this.periodMs > 0 && !(now.getTime() - (this.touched.get(id) ?? Number.NEGATIVE_INFINITY) < this.touchEveryMs)) {
+    if (this.periodMs > 0 && !this.dated.has(id)) {
       await fs.utimes(this.spool.layout.spoolFile(id), now, now).catch(() => undefined);
-      this.dated(id, now.getTime());
+      this.dated.set(id, true);
     }
     return { ...upload, creationDate: now.toISOString() };
-  }
-
-  private dated(id: string, at: number): void {
-    this.touched.delete(id);
-    this.touched.set(id, at);
-    for (const oldest of this.touched.keys()) {
-      if (this.touched.size <= TOUCHES_KEPT) break;
-      this.touched.delete(oldest);
-    }
   }
 
   /** The uploads in the spool: an id with tus's record beside it. */

@@ -4,6 +4,7 @@
  * receive. The concerns around it (whose upload it is, expiry, quota, a full disk) are wrappers (index.ts).
  */
 import type { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { SnapferryError } from '../../core/errors.ts';
 import { META } from '../../core/protocol.ts';
 import type { Spool } from '../spool/spool.ts';
@@ -23,11 +24,11 @@ export class SpoolUploads implements UploadStore {
   readonly expireAfterMs = 0;
   private readonly layout: ServerLayout;
   /**
-   * tus's records read lately, oldest first. A record never changes once written, and every HEAD and PATCH asks for
+   * tus's records read lately. A record never changes once written, and every HEAD and PATCH asks for
    * it, a PATCH twice (the upload, then its chunk size): read each time, it cost a PATCH about 4 ms of the time the
    * line waits between two. A spool found gone forgets its record (goneError).
    */
-  private readonly records = new Map<string, UploadRecord>();
+  private readonly records = new LRUCache<string, UploadRecord>({ max: RECORDS_KEPT });
 
   constructor(
     private readonly spool: Spool,
@@ -39,7 +40,7 @@ export class SpoolUploads implements UploadStore {
   async create(upload: NewUpload): Promise<void> {
     await this.spool.create(upload.id);
     await writeUploadRecord(this.layout, upload);
-    this.remember({ id: upload.id, metadata: upload.metadata, creationDate: upload.creationDate });
+    this.records.set(upload.id, { id: upload.id, metadata: upload.metadata, creationDate: upload.creationDate });
   }
 
   /**
@@ -96,17 +97,8 @@ export class SpoolUploads implements UploadStore {
     if (known) return known;
     const record = await readUploadRecord(this.layout, id);
     if (record === null) throw notFound(id);
-    this.remember(record);
+    this.records.set(id, record);
     return record;
-  }
-
-  private remember(record: UploadRecord): void {
-    this.records.delete(record.id);
-    this.records.set(record.id, record);
-    for (const oldest of this.records.keys()) {
-      if (this.records.size <= RECORDS_KEPT) break;
-      this.records.delete(oldest);
-    }
   }
 
   /**
