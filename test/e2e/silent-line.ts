@@ -260,7 +260,7 @@ export function assertSentOnce(t: TestContext, world: SilentLineWorld, before: L
   const budget = world.wire + interruptions * world.frameBytes + pushes * REQUESTS_BYTES;
   t.diagnostic(
     `${crossed} B of payload crossed upstream for a ${world.wire} B stream: ${crossed - world.wire} B more, ` +
-      `${interruptions} interruption(s) allowed ${budget - world.wire} B more`,
+      `${interruptions} interruption(s) (a frame each) and ${pushes} push run(s) (their requests) allowed ${budget - world.wire} B more`,
   );
   assert.ok(crossed >= world.wire, 'at least the whole stream crossed');
   assert.ok(crossed <= budget, `${crossed} B crossed, more than the ${budget} B allowed: more than a frame per interruption was sent twice`);
