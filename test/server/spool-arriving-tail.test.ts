@@ -7,27 +7,18 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SnapferryError } from '../../core/errors.ts';
-import { ServerLayout } from '../../server/layout.ts';
 import { Spool, type FrameSink } from '../../server/spool/spool.ts';
 import { TAIL_WRITE_MS } from '../../server/spool/tail-writes.ts';
 import { encode, mixedBytes } from '../wire/frame-helpers.ts';
+import { appendBody, spoolWith } from './spool-fixture.ts';
 
 const CHUNK = 64 * 1024;
 const ID = 'f'.repeat(32);
 
-async function spoolIn(t: TestContext) {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-tail-${process.pid}-`));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const layout = new ServerLayout(dir);
-  const spool = new Spool(layout);
-  await spool.create(ID);
-  return { layout, spool };
-}
+const spoolIn = (t: TestContext) => spoolWith(t, ID);
 
 const sink: FrameSink = { start: () => undefined, stored: () => false, complete: () => undefined, endRefused: () => undefined };
 
@@ -43,10 +34,7 @@ async function untilOnDisk(file: string, size: number): Promise<void> {
 }
 
 function append(spool: Spool, offset: number, bytes: Buffer): Promise<number> {
-  const body = new PassThrough();
-  const appending = spool.append(ID, body, offset, CHUNK, sink);
-  body.end(bytes);
-  return appending;
+  return appendBody(spool, ID, offset, bytes, CHUNK, sink);
 }
 
 test('what arrived of a frame is written to the spool while its request waits for the rest: a server that dies then keeps it, and the next request sends only the rest', async (t) => {

@@ -6,16 +6,14 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { SnapferryError } from '../../core/errors.ts';
 import type { FrameError } from '../../core/wire/index.ts';
-import { ServerLayout } from '../../server/layout.ts';
 import { Spool, type FrameSink } from '../../server/spool/spool.ts';
 import { readRecords } from '../../server/spool/frame-index.ts';
 import { SLAB_BYTES } from '../../server/spool/arrival-memory.ts';
 import { encode, mixedBytes } from '../wire/frame-helpers.ts';
+import { appendBody, spoolWith } from './spool-fixture.ts';
 import { streamIdentity } from '../../core/wire/frame-seal.ts';
 import { deriveKeys } from '../../core/crypto/keys.ts';
 
@@ -23,12 +21,8 @@ const CHUNK = 64 * 1024;
 const ID = 'e'.repeat(32);
 
 async function spoolIn(t: TestContext) {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-spool-${process.pid}-`));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const layout = new ServerLayout(dir);
   const damage: string[] = [];
-  const spool = new Spool(layout, { onDamage: (id, message) => void damage.push(`${id}: ${message}`) });
-  await spool.create(ID);
+  const { layout, spool } = await spoolWith(t, ID, { onDamage: (id, message) => void damage.push(`${id}: ${message}`) });
   return { layout, spool, damage };
 }
 
@@ -49,10 +43,7 @@ function recordingSink(over: Partial<FrameSink> = {}) {
 }
 
 function append(spool: Spool, offset: number, bytes: Buffer, sink: FrameSink): Promise<number> {
-  const body = new PassThrough();
-  const appending = spool.append(ID, body, offset, CHUNK, sink);
-  body.end(bytes);
-  return appending;
+  return appendBody(spool, ID, offset, bytes, CHUNK, sink);
 }
 
 test('append hands the sink frame 0 to check, each data frame once written and indexed, and the end once', async (t) => {
@@ -292,9 +283,6 @@ test('drop during an append stops it at once: it rejects with upload_gone withou
 });
 
 test('a slow disk: the next request is written while the sync before it runs, answered once that sync is done; a HEAD waits for none; a later sync is never overtaken; a drop outlives it', async (t) => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `snapferry-spool-${process.pid}-`));
-  t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const layout = new ServerLayout(dir);
   // Each sync waits for the disk (the test) to let it through, as a sync of 8 MiB on a slow disk takes its time.
   let disk: { open: Promise<void>; let: () => void } | null = null;
   /** The syncs started from now on wait until `let` is called. */
@@ -304,11 +292,10 @@ test('a slow disk: the next request is written while the sync before it runs, an
     disk = gate;
     return gate;
   };
-  const spool = new Spool(layout, { syncFile: async (file) => {
+  const { layout, spool } = await spoolWith(t, ID, { syncFile: async (file) => {
     await disk?.open;
     await file.sync();
   } });
-  await spool.create(ID);
   spool.answerWhenWritten(ID, true);
   const raw = mixedBytes(6 * CHUNK, CHUNK);
   const { wire, frames } = await encode(raw, { chunkSize: CHUNK, level: 1 });
