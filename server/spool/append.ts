@@ -142,8 +142,9 @@ export async function appendFrames(job: AppendJob): Promise<number> {
       // under IOV_MAX.
       const frameLength = frame.wireEnd - frame.wireStart;
       const held = Math.min(frameLength, Math.max(0, arriving.onDisk - written));
-      const fresh = [...cut];
-      takeFront(fresh, held);
+      // A copy only when some of it is on disk: `cut` itself is said done below (frameDone).
+      const fresh = held === 0 ? cut : [...cut];
+      if (held > 0) takeFront(fresh, held);
       const parts = fresh.length > MAX_WRITEV_PARTS ? [Buffer.concat(fresh)] : fresh;
       if (held < frameLength) await writeAllAt(spool, parts, frameLength - held, written + held);
       takeFront(unwritten, frameLength);

@@ -218,16 +218,17 @@ export class Spool {
    * the first append this process makes to a spool, whose sync says where it stands.
    */
   append(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink): Promise<number> {
+    const after = this.syncing.get(id) ?? Promise.resolve();
     const early = this.answerWritten.has(id) && this.durable.has(id);
-    let answer!: (end: number) => void;
-    const answered = new Promise<number>((resolve) => (answer = resolve));
-    const whole = this.appendNow(id, body, offset, chunkSize, sink, this.syncing.get(id) ?? Promise.resolve(), early ? answer : null);
+    let answer: ((end: number) => void) | null = null;
+    const answered = early ? new Promise<number>((resolve) => (answer = resolve)) : null;
+    const whole = this.appendNow(id, body, offset, chunkSize, sink, after, answer);
     const settled = whole.then(noop, noop);
     this.syncing.set(id, settled);
     void settled.then(() => {
       if (this.syncing.get(id) === settled) this.syncing.delete(id);
     });
-    if (!early) return whole;
+    if (answered === null) return whole;
     // A failure before the answer is the request's own; one after it (the sync) has nobody else to tell.
     whole.catch((err: unknown) => void answered.then(() => this.onLateFailure(id, err)));
     return Promise.race([answered, whole]);
@@ -273,8 +274,10 @@ export class Spool {
           admitRecord: () => this.indexGates.get(id)?.() ?? true,
           syncFile: this.syncFile,
           synced: (to) => {
-            // Not once the upload is dropped under an early answer (then nobody waits for this append).
-            syncedSaid = after.then(() => void ((!answer || this.durable.has(id)) && this.durable.set(id, to)));
+            syncedSaid = after.then(() => {
+              // Not once the upload is dropped under an early answer (then nobody waits for this append).
+              if (answer === null || this.durable.has(id)) this.durable.set(id, to);
+            });
           },
           ...(answer ? {
             written: (end: number) => {
