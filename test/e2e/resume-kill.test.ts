@@ -192,12 +192,16 @@ test(
       const child = children.run(args, { cwd: home, env });
       // Each push gets 1-4 MB of its own through before its kill, wherever that falls in a frame.
       const target = from + random.int(1_000_000, 4_000_000);
+      let latest: Transfer | undefined;
       const reached = await until(`push ${kill} to take the upload past ${target} bytes`, async () => {
         if (!child.running) throw new Error(`push ${kill} exited (${JSON.stringify(await child.exited)}) before its kill:\n${child.stderr}`);
-        const x = await onlyTransfer(api);
+        const x = (latest = await onlyTransfer(api));
         observe(x);
         return x?.state === 'uploading' && x.wireOffset >= target ? x : undefined;
-      }, 30_000, 25);
+      }, 30_000, 25).catch((err: Error) => {
+        // What the push and the server were doing when it stalled: the timeout alone says nothing of why.
+        throw new Error(`${err.message}; the server last said ${JSON.stringify(latest)}; push ${kill}'s stderr:\n${child.stderr}`);
+      });
       await sleep(random.int(0, 200));
       const exit = await child.kill9();
       assert.equal(exit.signal, 'SIGKILL', `push ${kill} was killed, not finished: ${child.stderr}`);
