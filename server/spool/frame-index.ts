@@ -111,14 +111,19 @@ export async function readRecord(file: string, i: number): Promise<IndexRecord |
   }
 }
 
-/** Cuts a torn tail record off the index so the next append lands on a record boundary. */
-export async function trimIndex(file: string): Promise<void> {
+/**
+ * Cuts a torn tail record off the index so the next append lands on a record boundary; returns its whole records (0
+ * when there is no index yet), as countRecords would after it.
+ */
+export async function trimIndex(file: string): Promise<number> {
   try {
     const { size } = await fs.stat(file);
     const whole = Math.floor(size / INDEX_RECORD_SIZE) * INDEX_RECORD_SIZE;
     if (whole !== size) await fs.truncate(file, whole);
+    return whole / INDEX_RECORD_SIZE;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return 0;
   }
 }
 

@@ -60,6 +60,13 @@ export class Spool {
    * sync runs without the upload's lock, while the next request's bytes cross the line and are verified and written.
    */
   private readonly syncing = new Map<string, Promise<void>>();
+  /**
+   * Each upload's spool as open() repaired it, kept for the append of the same request: tus looks at the upload
+   * (open) just before it writes, under the same lock, so the append's own repair would read again what open() just
+   * read (five file operations per PATCH on the request's path). Taken by the next append; forgotten by anything else
+   * here that changes the files (create, repair, rewind, drop). A process that restarts starts with none.
+   */
+  private readonly opened = new Map<string, OpenSpool>();
 
   private readonly onDamage: (id: string, message: string) => void;
   private readonly onLateFailure: (id: string, err: unknown) => void;
@@ -76,6 +83,7 @@ export class Spool {
 
   /** An empty spool for a new upload. */
   async create(id: string): Promise<void> {
+    this.opened.delete(id);
     await fs.mkdir(this.layout.spool, { recursive: true });
     await fs.writeFile(this.layout.spoolFile(id), '');
     this.durable.set(id, 0);
@@ -125,9 +133,9 @@ export class Spool {
    * index is read before the spool's size: a frame's bytes reach the spool before its record, so a write in flight
    * never looks like a loss.
    */
-  private async wholeFrames(id: string, spoolSize: () => Promise<number>): Promise<{ records: number; held: number; last: IndexRecord | null; size: number; damaged: { record: number; problem: string } | null }> {
+  private async wholeFrames(id: string, spoolSize: () => Promise<number>, counted?: number): Promise<{ records: number; held: number; last: IndexRecord | null; size: number; damaged: { record: number; problem: string } | null }> {
     const indexFile = this.layout.frameIndexFile(id);
-    const held = await countRecords(indexFile);
+    const held = counted ?? (await countRecords(indexFile));
     const size = await spoolSize();
     let records = held;
     let damaged: { record: number; problem: string } | null = null;
@@ -143,8 +151,9 @@ export class Spool {
   /** Brings spool and index into agreement after a crash (see repairNow). */
   repair(id: string): Promise<SpoolProgress> {
     return this.busy.run(id, async () => {
+      this.opened.delete(id);
       await this.syncing.get(id);
-      return this.repairNow(id);
+      return (await this.repairNow(id)).progress;
     });
   }
 
@@ -155,8 +164,9 @@ export class Spool {
    */
   open(id: string): Promise<OpenSpool> {
     return this.busy.run(id, async () => {
-      const progress = await this.repairNow(id);
-      return { progress, size: (await fs.stat(this.layout.spoolFile(id))).size };
+      const opened = await this.repairNow(id);
+      this.opened.set(id, opened);
+      return opened;
     });
   }
 
@@ -165,21 +175,22 @@ export class Spool {
    * crash lost): kept, up to one frame, for the next request to verify; a longer tail is cut back to the last record.
    * A spool shorter than the index (bytes lost that the index vouches for) cuts the index back to the last frame
    * the spool still holds whole, so the offset never points past the data. A complete upload keeps no tail. Only
-   * with `busy` held.
+   * with `busy` held. Returns the spool's progress and its size after the repair. Throws ENOENT when the spool is gone.
    */
-  private async repairNow(id: string): Promise<SpoolProgress> {
+  private async repairNow(id: string): Promise<OpenSpool> {
     const indexFile = this.layout.frameIndexFile(id);
-    await trimIndex(indexFile);
+    const whole = await trimIndex(indexFile);
     const spool = this.layout.spoolFile(id);
-    const { records, held, last, size, damaged } = await this.wholeFrames(id, async () => (await fs.stat(spool)).size);
+    const { records, held, last, size, damaged } = await this.wholeFrames(id, async () => (await fs.stat(spool)).size, whole);
     if (records < held) await truncateIndex(indexFile, records);
     const progress = progressFromRecord(last);
-    if (keptOf(progress, size) < size) {
-      await fs.truncate(spool, progress.wireOffset);
-      this.cutDurable(id, progress.wireOffset);
+    const kept = keptOf(progress, size);
+    if (kept < size) {
+      await fs.truncate(spool, kept);
+      this.cutDurable(id, kept);
     }
     if (damaged !== null) this.onDamage(id, damagedIndexMessage(indexFile, damaged, progress));
-    return progress;
+    return { progress, size: kept };
   }
 
   /** Index records from..from+limit-1: each verified frame's end on the wire and the chain after it. */
@@ -194,9 +205,10 @@ export class Spool {
    */
   rewind(id: string, frames: number): Promise<SpoolProgress> {
     return this.busy.run(id, async () => {
+      this.opened.delete(id);
       // A sync still under way would say the spool is on disk past the cut.
       await this.syncing.get(id);
-      const before = await this.repairNow(id);
+      const { progress: before } = await this.repairNow(id);
       if (frames > before.framesVerified) {
         throw new SnapferryError('invalid_input', `cannot rewind to frame ${frames}: the server holds ${before.framesVerified}`);
       }
@@ -241,9 +253,10 @@ export class Spool {
    */
   private appendNow(id: string, body: Readable, offset: number, chunkSize: number, sink: FrameSink, after: Promise<void>, answer: ((end: number) => void) | null): Promise<number> {
     return this.busy.run(id, async (release) => {
-      const start = await this.repairNow(id);
+      const opened = this.opened.get(id);
+      this.opened.delete(id);
+      const { progress: start, size: held } = opened ?? (await this.repairNow(id));
       const spoolPath = this.layout.spoolFile(id);
-      const held = (await fs.stat(spoolPath)).size;
       if (offset !== held || offset < start.wireOffset) {
         // The caller checked the offset against the spool's size, which repair may just have cut back.
         throw new SnapferryError('offset_mismatch', `the upload is at ${held}, not ${offset}`, { retryable: true, details: { offset: held } });
@@ -328,6 +341,7 @@ export class Spool {
     this.arrivedBytes.delete(id);
     this.durable.delete(id);
     this.answerWritten.delete(id);
+    this.opened.delete(id);
     await deleteSpool(this.layout, id);
   }
 

@@ -171,6 +171,34 @@ test('rewind cuts spool and index back to N frames; past what it holds is invali
   await spool.drop(ID);
 });
 
+test('an append takes the spool as the open() just before it left it, once: a later append, or a rewind, repair or drop in between, looks at the files again', async (t) => {
+  const { layout, spool } = await spoolIn(t);
+  const { wire, frames } = await encode(mixedBytes(6 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
+  const { sink } = recordingSink();
+  const at = (i: number) => frames[i]!.wireOffset;
+  // tus's order for a PATCH: open (its look at the upload), then append. The next append has no open before it: it
+  // must see the files as the first left them, not as that open did.
+  assert.equal((await spool.open(ID)).size, 0);
+  assert.equal(await append(spool, 0, wire.subarray(0, at(2)), sink), at(2));
+  assert.equal(await append(spool, at(2), wire.subarray(at(2), at(3)), sink), at(3));
+  // A rewind between an open and its append: the append starts from the rewound spool, not from what open read.
+  assert.equal((await spool.open(ID)).size, at(3));
+  await spool.rewind(ID, 1);
+  await assert.rejects(append(spool, at(3), wire.subarray(at(3), at(4)), sink), { code: 'offset_mismatch' });
+  assert.equal(await append(spool, at(1), wire.subarray(at(1), at(4)), sink), at(4));
+  // A repair between them, after the spool was cut from outside: the append sees the cut.
+  assert.equal((await spool.open(ID)).size, at(4));
+  await fs.truncate(layout.spoolFile(ID), at(3));
+  assert.equal((await spool.repair(ID)).wireOffset, at(3));
+  await assert.rejects(append(spool, at(4), wire.subarray(at(4)), sink), { code: 'offset_mismatch' });
+  assert.equal(await append(spool, at(3), wire.subarray(at(3)), sink), wire.length);
+  // A drop between them: the append finds no spool, and makes none.
+  await spool.open(ID);
+  await spool.drop(ID);
+  await assert.rejects(append(spool, wire.length, Buffer.alloc(0), sink), { code: 'ENOENT' });
+  for (const f of layout.spoolFiles(ID)) await assert.rejects(fs.stat(f), { code: 'ENOENT' });
+});
+
 test('an index damaged on disk is cut back to the frames before the damage, said so naming the file, and the upload goes on from there', async (t) => {
   const { layout, spool, damage } = await spoolIn(t);
   const { wire, frames } = await encode(mixedBytes(4 * CHUNK, CHUNK), { chunkSize: CHUNK, level: 1 });
@@ -310,8 +338,9 @@ test('a slow disk: the next request is written while the sync before it runs, an
   const secondSync = slowDisk();
   const second = append(spool, at(2), wire.subarray(at(2), at(4)), sink);
   second.catch(() => undefined);
-  for (const end = Date.now() + 5000; (await sizeOnDisk()) !== at(4); await new Promise((r) => setTimeout(r, 10))) {
-    assert.ok(Date.now() < end, `the next request's frames were not written while the sync before it ran: the spool holds ${await sizeOnDisk()} bytes, not ${at(4)}`);
+  // Its last frame's bytes reach the spool before its record and the receive: wait for both.
+  for (const end = Date.now() + 5000; (await sizeOnDisk()) !== at(4) || events.length < 5; await new Promise((r) => setTimeout(r, 10))) {
+    assert.ok(Date.now() < end, `the next request's frames were not written while the sync before it ran: the spool holds ${await sizeOnDisk()} bytes, not ${at(4)}; the receive had ${events.join(', ')}`);
   }
   assert.deepEqual(events, [`start ${CHUNK}`, 'stored 0', 'stored 1', 'stored 2', 'stored 3'], 'its frames went on to the receive');
   assert.equal(await pending(second), 'pending', 'not answered before the sync of the request before it');
