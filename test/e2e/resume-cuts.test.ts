@@ -220,20 +220,26 @@ test('a resume whose HEAD finds the upload whole (the rest sent by another push 
   late.result.catch(() => undefined);
   try {
     await held.arrived;
-    const other = push({ server: server.url, volume: 'v', snapshots: [s1], pollMs: 100 }, recordingReporter());
+    const other = push({ server: server.url, volume: 'v', snapshots: [s1], pollMs: 100, signal: stop.signal }, recordingReporter());
     other.catch(() => undefined);
     const api = new ServerApi({ server: server.url });
-    await until('the other push to send the end', async () => (await api.transfer(partial.id)).state !== 'uploading');
+    const whole = await until('the other push to send the end', async () => {
+      const x = await api.transfer(partial.id);
+      return x.state !== 'uploading' ? x : undefined;
+    });
     held.release();
     server.service.resumeReceives();
     const ended = await within(30_000, late.result);
-    const said = late.report.notes.join('\n');
+    // When it fails, what the server said when the end had come, and what it says now.
+    const said = `${late.report.notes.join('\n')}\nthe server, once the other push had sent the end: ${JSON.stringify(whole)}\nnow: ${JSON.stringify(await api.transfer(partial.id))}`;
     assert.ok(ended !== null, `the late push did not end within 30 s of the upload's end:\n${said}`);
     assert.equal(ended.sent[0]!.transfer.id, partial.id, said);
     assert.match(said, /s1: the server has the whole upload already/);
     await other;
   } finally {
-    // Stopped, the hung push still waited for its send (a stop kills btrfs send, but nothing ended the pipeline).
+    // Stopped, the hung push still waited for its send (a stop kills btrfs send, but nothing ended the pipeline). The
+    // other push too: after a failure here it waited for a receive nobody would finish, and the file ran into its
+    // timeout (12 minutes) instead of ending with the failure.
     stop.abort();
     await within(10_000, late.result.catch(() => undefined));
   }
