@@ -52,6 +52,13 @@ function pushVia(proxy: Pick<ChaosProxy, 'url'>, snapshots: string[], extra: Par
   return { result, report };
 }
 
+/**
+ * The stall timeout of a push whose request a test holds at the proxy on purpose, until another push has done
+ * something: pushVia's 5 s let the held request count as a silent line on a loaded machine (the other push took
+ * longer to send its stream), and the push dropped it and started again from what it read then.
+ */
+const HELD_REQUEST_STALL_MS = 60_000;
+
 /** Asserts the bytes that crossed the proxy, and prints them. */
 function assertWireBudget(t: AfterHook, proxy: ChaosProxy, wire: number, interruptions: number, frameBytes: number) {
   const crossed = proxy.stats().upstreamBytes;
@@ -178,8 +185,8 @@ test('two pushes of the same snapshot at once: one uploads, the other waits, not
   // at the proxy until the other push has taken the upload and sent frames of its own.
   let armed = false;
   const held = faults.hold((req) => armed && req.method === 'PATCH');
-  const a = pushVia(proxy, [s1], { chunkSize: 256 * 1024, patchBytes });
-  const b = pushVia(proxy, [s1], { chunkSize: 256 * 1024, patchBytes });
+  const a = pushVia(proxy, [s1], { chunkSize: 256 * 1024, patchBytes, stallMs: HELD_REQUEST_STALL_MS });
+  const b = pushVia(proxy, [s1], { chunkSize: 256 * 1024, patchBytes, stallMs: HELD_REQUEST_STALL_MS });
   const api = new ServerApi({ server: server.url });
   const atHold = await until('10 verified frames', async () => (await api.transfers()).transfers.find((x) => x.framesVerified >= 10), 60_000, 50);
   armed = true;
@@ -216,7 +223,7 @@ test('a resume whose HEAD finds the upload whole (the rest sent by another push 
   t.after(() => faults.close());
   const held = faults.hold((req) => req.method === 'HEAD');
   const stop = new AbortController();
-  const late = pushVia({ url: faults.url }, [s1], { signal: stop.signal, retries: 4 });
+  const late = pushVia({ url: faults.url }, [s1], { signal: stop.signal, retries: 4, stallMs: HELD_REQUEST_STALL_MS });
   late.result.catch(() => undefined);
   try {
     await held.arrived;
@@ -259,7 +266,7 @@ test('a resume whose HEAD finds frames another push sent at another compression 
   const line = await startChaosProxy({ target: { host: '127.0.0.1', port: faults.port } });
   t.after(() => line.close());
   const held = faults.hold((req) => req.method === 'HEAD');
-  const late = pushVia(line, [s1], { chunkSize: 64 * 1024, compress: 1 });
+  const late = pushVia(line, [s1], { chunkSize: 64 * 1024, compress: 1, stallMs: HELD_REQUEST_STALL_MS });
   late.result.catch(() => undefined);
   await held.arrived;
   const stop = new AbortController();
